@@ -1,0 +1,1 @@
+"""Copier blueprints shipped with mlscaffold (package data; see ``ml-project/copier.yml``)."""

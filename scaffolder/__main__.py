@@ -1,0 +1,5 @@
+"""`python -m mlscaffold`."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,49 @@
+"""The errors mlscaffold's core raises. The CLI turns them into one-line messages and exit codes."""
+
+from __future__ import annotations
+
+__all__ = ["BlueprintError", "DestinationError", "MlscaffoldError", "SpecError", "UsageError"]
+
+
+class MlscaffoldError(Exception):
+    """Base of every error the core raises on purpose.
+
+    ``message`` says what is wrong and names the value; ``hint`` says how to fix it.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}; {self.hint}" if self.hint else self.message
+
+
+class UsageError(MlscaffoldError):
+    """The user's input is wrong (an option, a file, a destination): exit status 2."""
+
+    exit_code = 2
+
+
+class SpecError(UsageError):
+    """A project spec value is invalid. ``field`` is the spec field, so the CLI can name its option."""
+
+    def __init__(self, field: str, value: object, message: str, *, hint: str | None = None,
+                 source: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.field = field
+        self.value = value
+        self.source = source
+
+
+class DestinationError(UsageError):
+    """The destination folder cannot take a new project."""
+
+
+class BlueprintError(MlscaffoldError):
+    """The blueprint could not be found or failed to render."""
+
+    exit_code = 2

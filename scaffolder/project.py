@@ -1,0 +1,188 @@
+"""Make a new project: render a blueprint with Copier, add the spec and sample data, commit.
+
+Everything happens in a temporary folder beside the destination, which is renamed into
+place only when the project is complete: a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import BlueprintError, DestinationError, MlscaffoldError
+from .spec import SPEC_FILENAME, ProjectSpec
+
+__all__ = ["ProjectResult", "bundled_blueprint", "create_project", "render_into"]
+
+# a fixed identity for the initial commit when the user has none configured
+_FALLBACK_GIT_IDENTITY = {"user.name": "mlscaffold", "user.email": "mlscaffold@localhost"}
+
+
+@dataclass(frozen=True)
+class ProjectResult:
+    """What :func:`create_project` made."""
+
+    path: Path
+    spec: ProjectSpec
+    blueprint: str
+    files: list[str]
+    git_commit: str | None
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "package": self.spec.package,
+            "blueprint": self.blueprint,
+            "files": self.files,
+            "git_commit": self.git_commit,
+            "seconds": round(self.seconds, 3),
+            "notes": self.notes,
+            "spec": self.spec.model_dump(mode="json"),
+        }
+
+
+def bundled_blueprint(name: str = "ml-project") -> Path:
+    """The folder of a blueprint shipped inside the package."""
+    from importlib.resources import files
+
+    return Path(str(files("mlscaffold.blueprints") / name))
+
+
+def _is_remote(source: str) -> bool:
+    return "://" in source or source.startswith(("git@", "gh:", "gl:"))
+
+
+def _check_destination(dest: Path) -> None:
+    if dest.exists() and not dest.is_dir():
+        raise DestinationError(f"destination {dest} exists and is a file",
+                               hint="choose a new folder name")
+    if dest.is_dir() and any(dest.iterdir()):
+        raise DestinationError(f"destination {dest} exists and is not empty",
+                               hint="choose a new or empty folder; mlscaffold never overwrites files")
+
+
+def render_into(target: Path, spec: ProjectSpec, blueprint: str,
+                data: Mapping[str, Any] | None = None, vcs_ref: str | None = None) -> None:
+    """Render `blueprint` with the spec's answers (plus `data`) into the empty folder `target`."""
+    import copier
+    from copier.errors import CopierError
+    from jinja2 import TemplateError
+
+    answers = {**spec.blueprint_answers(), **(data or {})}
+    try:
+        copier.run_copy(blueprint, target, data=answers, defaults=True, quiet=True,
+                        unsafe=False, vcs_ref=vcs_ref, overwrite=True)
+    except CopierError as error:
+        raise BlueprintError(f"blueprint {blueprint} could not be rendered: {error}") from error
+    except TemplateError as error:
+        raise BlueprintError(f"blueprint {blueprint} failed to render: {error}",
+                             hint="fix the template or pass the missing value with --data") from error
+    except (OSError, ValueError) as error:
+        raise BlueprintError(f"blueprint {blueprint} could not be read: {error}") from error
+
+
+def _write_project_files(root: Path, spec: ProjectSpec) -> list[str]:
+    """Files mlscaffold adds to whatever the blueprint rendered, never over the blueprint's own."""
+    from .sample_data import write_sample_datasets
+
+    notes = []
+    (root / SPEC_FILENAME).write_text(spec.to_yaml(), encoding="utf-8")
+    datasets = root / "datasets"
+    if not (datasets / "train.csv").exists():
+        write_sample_datasets(datasets, spec.task, spec.label)
+    else:
+        notes.append("the blueprint ships its own datasets; no sample data written")
+    return notes
+
+
+def _git(root: Path, *args: str) -> str:
+    completed = subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
+                               text=True)
+    return completed.stdout.strip()
+
+
+def _git_commit_all(root: Path, message: str) -> str:
+    """Initialise a repository in `root` and commit everything; returns the commit id."""
+    _git(root, "-c", "init.defaultBranch=main", "init", "-q")
+    identity: list[str] = []
+    for key, value in _FALLBACK_GIT_IDENTITY.items():
+        has_value = subprocess.run(["git", "config", "--get", key], cwd=root,
+                                   capture_output=True).returncode == 0
+        if not has_value:
+            identity += ["-c", f"{key}={value}"]
+    _git(root, "add", "-A")
+    _git(root, *identity, "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify",
+         "-m", message)
+    return _git(root, "rev-parse", "HEAD")
+
+
+def _list_files(root: Path) -> list[str]:
+    return sorted(
+        path.relative_to(root).as_posix()
+        for path in root.rglob("*")
+        if path.is_file() and ".git" not in path.relative_to(root).parts[:1]
+    )
+
+
+def create_project(dest: Path, spec: ProjectSpec, *, blueprint: str | None = None,
+                   data: Mapping[str, Any] | None = None, git: bool = True,
+                   vcs_ref: str | None = None) -> ProjectResult:
+    """Make a complete project at `dest` (new or empty) from `spec`.
+
+    Raises :class:`DestinationError` or :class:`BlueprintError`; on any failure `dest` is as
+    it was before the call.
+    """
+    started = time.perf_counter()
+    dest = dest.expanduser().absolute()
+    _check_destination(dest)
+    source = blueprint or str(bundled_blueprint())
+    if not _is_remote(source):
+        source_path = Path(source).expanduser()
+        if not source_path.is_dir():
+            raise BlueprintError(f"blueprint {source} is not a folder or a git URL",
+                                 hint="pass a Copier template folder or git URL to --blueprint")
+        source = str(source_path.absolute())
+
+    dest_was_empty_dir = dest.is_dir()
+    missing_parents = [p for p in reversed(dest.parents) if not p.exists()]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.mlscaffold-", dir=dest.parent))
+    try:
+        render_into(staging, spec, source, data, vcs_ref)
+        notes = _write_project_files(staging, spec)
+        commit = None
+        if git:
+            if shutil.which("git") is None:
+                notes.append("git was not found: the project is not a git repository yet")
+            else:
+                try:
+                    commit = _git_commit_all(staging, f"Create {spec.name} with mlscaffold")
+                except subprocess.CalledProcessError as error:
+                    raise MlscaffoldError(
+                        f"git failed in the new project: {error.stderr.strip() or error}",
+                        hint="check `git --version` works, or pass --no-git") from error
+        files = _list_files(staging)
+        if dest.is_dir():
+            dest.rmdir()  # empty (checked above); rename needs the name free
+        os.rename(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if dest_was_empty_dir and not dest.exists():
+            dest.mkdir()
+        for parent in reversed(missing_parents):
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+        raise
+    return ProjectResult(path=dest, spec=spec, blueprint=source, files=files, git_commit=commit,
+                         seconds=time.perf_counter() - started, notes=notes)

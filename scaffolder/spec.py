@@ -1,0 +1,217 @@
+"""The project spec: one pydantic model validated once, from which everything else is derived.
+
+``mlscaffold new`` builds it from the CLI, writes it into the project as ``mlscaffold.yaml``,
+and derives the blueprint's answers from it (later also the stack and policy config).
+"""
+
+from __future__ import annotations
+
+import keyword
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from . import catalog
+from .catalog import CiName, FeatureStoreName, ServingName, TaskName
+from .errors import SpecError
+
+__all__ = [
+    "SPEC_FILENAME",
+    "ProjectSpec",
+    "load_spec",
+    "spec_error_from",
+    "spec_json_schema",
+    "validate_spec",
+]
+
+SPEC_FILENAME = "mlscaffold.yaml"
+SPEC_VERSION = 1
+
+
+def _check_project_name(name: str) -> str:
+    package = catalog.package_name_for(name)
+    if not package or not package.isidentifier() or package[0].isdigit():
+        raise ValueError(
+            f"project name {name!r} does not make a Python package name (got {package!r}); "
+            "use letters, digits and dashes, starting with a letter, e.g. churn-model"
+        )
+    if keyword.iskeyword(package):
+        raise ValueError(f"project name {name!r} makes the package {package!r}, a Python keyword; "
+                         "choose another name, e.g. my-" + name)
+    if package in sys.stdlib_module_names or package in catalog.RESERVED_PACKAGE_NAMES:
+        raise ValueError(f"project name {name!r} makes the package {package!r}, which would shadow "
+                         "a module the project imports; choose another name, e.g. my-" + name)
+    return name
+
+
+def _check_region(region: str) -> str:
+    if not catalog.AWS_REGION_PATTERN.match(region):
+        raise ValueError(f"{region!r} is not an AWS region code; use one such as us-east-1, "
+                         "eu-west-1 or ap-southeast-2")
+    return region
+
+
+def _check_environments(names: list[str]) -> list[str]:
+    if not names:
+        raise ValueError("at least one environment is needed, e.g. dev,staging,prod")
+    for name in names:
+        if len(name) > catalog.ENVIRONMENT_MAX_LENGTH or not catalog.ENVIRONMENT_PATTERN.match(name):
+            raise ValueError(
+                f"environment name {name!r} is not valid; use lower-case letters, digits and "
+                f"single dashes, starting with a letter, at most {catalog.ENVIRONMENT_MAX_LENGTH} "
+                "characters, e.g. dev,staging,prod"
+            )
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"environment {', '.join(map(repr, duplicates))} is listed more than "
+                         "once; list each environment once, e.g. dev,staging,prod")
+    return names
+
+
+def _check_column(name: str) -> str:
+    if not name.strip() or any(ch in name for ch in ',"\n\r') or name != name.strip():
+        raise ValueError(f"label column {name!r} is not a usable CSV column name; use a plain "
+                         "name without commas, quotes or surrounding spaces, e.g. label")
+    return name
+
+
+ProjectName = Annotated[str, Field(min_length=1, max_length=40), AfterValidator(_check_project_name)]
+Region = Annotated[str, AfterValidator(_check_region)]
+Environments = Annotated[list[str], AfterValidator(_check_environments)]
+ColumnName = Annotated[str, AfterValidator(_check_column)]
+TagValue = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w .:/=+@-]+$")]
+
+
+class ProjectSpec(BaseModel):
+    """An ML project as mlscaffold makes it: its ML task, platform choices and ownership."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: int = Field(SPEC_VERSION, description="Spec format version.")
+    name: ProjectName = Field(description="Project name (kebab-case); the package is its "
+                                          "snake_case form.")
+    task: TaskName = Field("binary-classification", description="The ML task.")
+    label: ColumnName = Field("label", description="The label column of the datasets.")
+    # metric and threshold default by task (filled in before validation)
+    metric: str = Field(description="Metric that selects and gates models.")
+    metric_threshold: float = Field(
+        description="Quality gate: a model must reach this metric to be promoted."
+    )
+    serving: ServingName = Field("sagemaker", description="Where models are served.")
+    feature_store: FeatureStoreName = Field("none", description="Feature store.")
+    ci: CiName = Field("github", description="CI/CD provider.")
+    region: Region = Field("us-east-1", description="AWS region code.")
+    environments: Environments = Field(
+        default_factory=lambda: list(catalog.DEFAULT_ENVIRONMENTS),
+        description="Deployment environments, one Pulumi stack each.",
+    )
+    owner: TagValue = Field("ml-platform", description="Owner tag on every resource.")
+    cost_center: TagValue = Field("ml", description="Cost-center tag on every resource.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            task = data.get("task", "binary-classification")
+            info = catalog.TASKS.get(task) if isinstance(task, str) else None
+            if info is not None:
+                data = dict(data)
+                if data.get("metric") in (None, ""):
+                    data["metric"] = info.default_metric
+                if data.get("metric_threshold") is None:
+                    data["metric_threshold"] = info.default_threshold
+        return data
+
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, version: int) -> int:
+        if version != SPEC_VERSION:
+            raise ValueError(f"spec version {version} is not supported; this mlscaffold reads "
+                             f"version {SPEC_VERSION}")
+        return version
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_fits_task(cls, metric: str, info: ValidationInfo) -> str:
+        task = info.data.get("task")
+        if task in catalog.TASKS and metric not in catalog.TASKS[task].metrics:
+            raise ValueError(f"metric {metric!r} does not fit task {task}; choose one of: "
+                             f"{', '.join(catalog.TASKS[task].metrics)}")
+        return metric
+
+    @property
+    def package(self) -> str:
+        """The project's Python package name."""
+        return catalog.package_name_for(self.name)
+
+    def blueprint_answers(self) -> dict[str, Any]:
+        """The answers the ml-project blueprint takes (its copier.yml questions)."""
+        answers = self.model_dump(mode="json", exclude={"version", "name"})
+        return {"project_name": self.name, "package_name": self.package, **answers}
+
+    def to_yaml(self) -> str:
+        """The spec as the project's ``mlscaffold.yaml``."""
+        import yaml
+
+        header = (
+            "# The project's spec, read by the project's code, its infra/ and mlscaffold.\n"
+            "# JSON Schema: `mlscaffold schema`.\n"
+        )
+        return header + yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def spec_error_from(error: ValidationError, *, source: str | None = None) -> SpecError:
+    """Turn pydantic's first error into a one-line :class:`SpecError` naming the field."""
+    first = error.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in first["loc"]) or "spec"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = f"unknown key {field!r}; valid keys are: {', '.join(ProjectSpec.model_fields)}"
+    elif first["type"] == "literal_error":
+        message = f"{first['input']!r} is not valid; " + message[0].lower() + message[1:]
+    return SpecError(field.split(".")[0], first.get("input"), message, source=source)
+
+
+def validate_spec(values: dict[str, Any]) -> ProjectSpec:
+    """Validate raw values into a spec, raising :class:`SpecError` on the first problem."""
+    try:
+        return ProjectSpec.model_validate(values)
+    except ValidationError as error:
+        raise spec_error_from(error) from None
+
+
+def load_spec(path: Path) -> ProjectSpec:
+    """Read and validate an ``mlscaffold.yaml``."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError("spec", str(path), f"{path} does not exist",
+                        hint="run the command inside a project made by `mlscaffold new`") from None
+    except yaml.YAMLError as error:
+        raise SpecError("spec", str(path), f"{path} is not valid YAML ({error})") from None
+    if not isinstance(raw, dict):
+        raise SpecError("spec", str(path), f"{path} must hold a mapping of spec keys")
+    try:
+        return ProjectSpec.model_validate(raw)
+    except ValidationError as error:
+        raise spec_error_from(error, source=str(path)) from None
+
+
+def spec_json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of ``mlscaffold.yaml``."""
+    schema = ProjectSpec.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "mlscaffold project spec", **schema}

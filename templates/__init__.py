@@ -1,0 +1,1 @@
+"""Jinja2 templates mlscaffold renders into projects (CI pipelines); package data."""

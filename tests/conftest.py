@@ -1,0 +1,42 @@
+"""Shared fixtures: the CLI in-process, and the bundled blueprint's option matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from mlscaffold.cli import cli
+
+REPO = Path(__file__).resolve().parents[1]
+BLUEPRINT = REPO / "blueprints" / "ml-project"
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def _run(args: list[str], input: str | None = None) -> CliResult:
+    result = CliRunner().invoke(cli, args, input=input, prog_name="mlscaffold")
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., CliResult]:
+    """Run `mlscaffold ARGS` in-process; returns exit code, stdout and stderr."""
+    return _run
+
+
+def blueprint_choices(question: str) -> list[str]:
+    """The choices of a question in the bundled blueprint's copier.yml (the option matrix)."""
+    config = yaml.safe_load((BLUEPRINT / "copier.yml").read_text())
+    return list(config[question]["choices"])

@@ -1,0 +1,114 @@
+"""The project spec: defaults, validation messages, round trips, and the blueprint in step."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlscaffold import catalog
+from mlscaffold.errors import SpecError
+from mlscaffold.spec import ProjectSpec, load_spec, spec_json_schema, validate_spec
+
+from .conftest import BLUEPRINT
+
+
+def test_defaults_follow_the_task():
+    for task, info in catalog.TASKS.items():
+        spec = validate_spec({"name": "churn", "task": task})
+        assert spec.metric == info.default_metric
+        assert spec.metric_threshold == info.default_threshold
+    assert validate_spec({"name": "x1"}).environments == ["dev", "staging", "prod"]
+
+
+def test_package_is_the_snake_case_name():
+    assert validate_spec({"name": "Churn-Model.v2"}).package == "churn_model_v2"
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "fragment"),
+    [
+        ({"name": "123-model"}, "name", "does not make a Python package name"),
+        ({"name": "class"}, "name", "Python keyword"),
+        ({"name": "json"}, "name", "would shadow"),
+        ({"name": "--"}, "name", "does not make a Python package name"),
+        ({"name": "x", "task": "clustering"}, "task", "'clustering' is not valid"),
+        ({"name": "x", "serving": "lambda"}, "serving", "'sagemaker', 'kserve' or 'none'"),
+        ({"name": "x", "ci": "jenkins"}, "ci", "'github', 'gitlab' or 'none'"),
+        ({"name": "x", "region": "mars-east-1"}, "region", "not an AWS region code"),
+        ({"name": "x", "region": "US-EAST-1"}, "region", "not an AWS region code"),
+        ({"name": "x", "environments": ["dev", "dev"]}, "environments", "more than once"),
+        ({"name": "x", "environments": ["Dev"]}, "environments", "'Dev' is not valid"),
+        ({"name": "x", "environments": ["dev_1"]}, "environments", "'dev_1' is not valid"),
+        ({"name": "x", "environments": []}, "environments", "at least one environment"),
+        ({"name": "x", "label": "a,b"}, "label", "not a usable CSV column name"),
+        ({"name": "x", "task": "regression", "metric": "roc_auc"}, "metric",
+         "does not fit task regression"),
+        ({"name": "x", "colour": "red"}, "colour", "unknown key 'colour'"),
+        ({"name": "x", "version": 2}, "version", "spec version 2 is not supported"),
+    ],
+)
+def test_invalid_values_name_the_field_and_the_fix(values, field, fragment):
+    with pytest.raises(SpecError) as caught:
+        validate_spec(values)
+    assert caught.value.field == field
+    assert fragment in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_yaml_round_trip(tmp_path: Path):
+    spec = validate_spec({"name": "ltv", "task": "regression", "label": "revenue",
+                          "environments": ["dev", "prod"], "region": "eu-west-1"})
+    path = tmp_path / "mlscaffold.yaml"
+    path.write_text(spec.to_yaml())
+    assert load_spec(path) == spec
+
+
+def test_load_spec_errors_name_the_file(tmp_path: Path):
+    path = tmp_path / "mlscaffold.yaml"
+    path.write_text("name: x\ntask: clustering\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert caught.value.source == str(path)
+    with pytest.raises(SpecError, match="does not exist"):
+        load_spec(tmp_path / "missing.yaml")
+    path.write_text("- a list\n")
+    with pytest.raises(SpecError, match="must hold a mapping"):
+        load_spec(path)
+
+
+def test_json_schema_validates_a_written_spec(tmp_path: Path):
+    import jsonschema
+
+    schema = spec_json_schema()
+    json.dumps(schema)  # must be plain JSON
+    spec = validate_spec({"name": "x", "task": "multiclass-classification"})
+    jsonschema.validate(yaml.safe_load(spec.to_yaml()), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**spec.model_dump(mode="json"), "ci": "jenkins"}, schema)
+
+
+def test_blueprint_questions_are_the_spec_fields():
+    """copier.yml mirrors the spec: same answers, same choices, same per-task defaults."""
+    questions = {k: v for k, v in yaml.safe_load((BLUEPRINT / "copier.yml").read_text()).items()
+                 if not k.startswith("_")}
+    answers = validate_spec({"name": "x"}).blueprint_answers()
+    assert set(questions) == set(answers)
+    assert questions["task"]["choices"] == list(catalog.TASKS)
+    assert questions["serving"]["choices"] == list(catalog.SERVING_PLATFORMS)
+    assert questions["feature_store"]["choices"] == list(catalog.FEATURE_STORES)
+    assert questions["ci"]["choices"] == list(catalog.CI_PROVIDERS)
+    for field in ("label", "serving", "feature_store", "ci", "region", "owner", "cost_center",
+                  "environments"):
+        assert questions[field]["default"] == answers[field], field
+    for task, info in catalog.TASKS.items():
+        assert f"'{task}': '{info.default_metric}'" in questions["metric"]["default"]
+        assert f"'{task}': {info.default_threshold}" in questions["metric_threshold"]["default"]
+
+
+def test_spec_is_frozen():
+    spec = ProjectSpec(name="x")
+    with pytest.raises(ValueError):
+        spec.task = "regression"  # type: ignore[misc]
