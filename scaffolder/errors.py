@@ -29,10 +29,10 @@ class UsageError(MlscaffoldError):
 
 
 class SpecError(UsageError):
-    """A project spec value is invalid. ``field`` is the spec field, so the CLI can name its option."""
+    """A project spec value is invalid; ``field`` lets the CLI name the option that set it."""
 
-    def __init__(self, field: str, value: object, message: str, *, hint: str | None = None,
-                 source: str | None = None) -> None:
+    def __init__(self, field: str, value: object, message: str, *,
+                 hint: str | None = None, source: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.field = field
         self.value = value

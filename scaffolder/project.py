@@ -67,7 +67,8 @@ def _check_destination(dest: Path) -> None:
                                hint="choose a new folder name")
     if dest.is_dir() and any(dest.iterdir()):
         raise DestinationError(f"destination {dest} exists and is not empty",
-                               hint="choose a new or empty folder; mlscaffold never overwrites files")
+                               hint="choose a new or empty folder; "
+                                    "mlscaffold never overwrites files")
 
 
 def render_into(target: Path, spec: ProjectSpec, blueprint: str,
@@ -85,17 +86,26 @@ def render_into(target: Path, spec: ProjectSpec, blueprint: str,
         raise BlueprintError(f"blueprint {blueprint} could not be rendered: {error}") from error
     except TemplateError as error:
         raise BlueprintError(f"blueprint {blueprint} failed to render: {error}",
-                             hint="fix the template or pass the missing value with --data") from error
+                             hint="fix the template or pass the missing value with --data",
+                             ) from error
     except (OSError, ValueError) as error:
         raise BlueprintError(f"blueprint {blueprint} could not be read: {error}") from error
 
 
 def _write_project_files(root: Path, spec: ProjectSpec) -> list[str]:
     """Files mlscaffold adds to whatever the blueprint rendered, never over the blueprint's own."""
+    from .ci import render_pipeline
     from .sample_data import write_sample_datasets
 
     notes = []
     (root / SPEC_FILENAME).write_text(spec.to_yaml(), encoding="utf-8")
+    for relative, content in render_pipeline(spec).items():
+        target = root / relative
+        if target.exists():
+            notes.append(f"the blueprint ships {relative}; mlscaffold's pipeline not written")
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content, encoding="utf-8")
     datasets = root / "datasets"
     if not (datasets / "train.csv").exists():
         write_sample_datasets(datasets, spec.task, spec.label)

@@ -71,7 +71,7 @@ def _label(task: str, rng: random.Random, tenure: int, spend: float, tickets: in
 
 
 def sample_rows(task: str, rows: int, seed: int) -> Iterator[dict[str, str]]:
-    """Yield `rows` deterministic records (strings, '' for missing) for `task`; label under key ''."""
+    """Yield `rows` deterministic records for `task`: strings, '' for missing, label under ''."""
     rng = random.Random(seed)
     for i in range(rows):
         tenure = rng.randint(1, 72)

@@ -66,7 +66,8 @@ def _check_environments(names: list[str]) -> list[str]:
     if not names:
         raise ValueError("at least one environment is needed, e.g. dev,staging,prod")
     for name in names:
-        if len(name) > catalog.ENVIRONMENT_MAX_LENGTH or not catalog.ENVIRONMENT_PATTERN.match(name):
+        too_long = len(name) > catalog.ENVIRONMENT_MAX_LENGTH
+        if too_long or not catalog.ENVIRONMENT_PATTERN.match(name):
             raise ValueError(
                 f"environment name {name!r} is not valid; use lower-case letters, digits and "
                 f"single dashes, starting with a letter, at most {catalog.ENVIRONMENT_MAX_LENGTH} "
@@ -86,7 +87,9 @@ def _check_column(name: str) -> str:
     return name
 
 
-ProjectName = Annotated[str, Field(min_length=1, max_length=40), AfterValidator(_check_project_name)]
+ProjectName = Annotated[
+    str, Field(min_length=1, max_length=40), AfterValidator(_check_project_name)
+]
 Region = Annotated[str, AfterValidator(_check_region)]
 Environments = Annotated[list[str], AfterValidator(_check_environments)]
 ColumnName = Annotated[str, AfterValidator(_check_column)]

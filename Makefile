@@ -1,0 +1,48 @@
+# mlscaffold: `make demo` (set up, scaffold a project, train it, show it) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-fast lint examples docs bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(STAMP) ## .venv with mlscaffold (editable) and its test tools
+
+demo: $(STAMP) ## scaffold a project into a temporary folder, test and train it, show it
+	@dir=$$(mktemp -d)/churn-model; set -e; \
+	$(VENV)/bin/mlscaffold new $$dir --no-input --task binary-classification --serving sagemaker --ci github; \
+	echo; echo "== the project's own tests"; \
+	$(MAKE) -s -C $$dir test PY=$(abspath $(PY)); \
+	echo; echo "== a 15-second model search"; \
+	$(MAKE) -s -C $$dir train TIME=15 PY=$(abspath $(PY)); \
+	$(MAKE) -s -C $$dir list PY=$(abspath $(PY)); \
+	echo; echo "The project is in $$dir (cd there and run 'make help')."
+
+test: $(STAMP) ## the whole test suite, slow tiers included
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+test-fast: $(STAMP) ## the suite without the slow tier (rendered projects' own tests, pip install)
+	$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP) ## ruff
+	$(PY) -m ruff check .
+
+examples: $(STAMP) ## regenerate examples/ from what `mlscaffold new` makes
+	$(PY) tests/tools/regenerate.py examples
+
+docs: $(STAMP) ## regenerate docs/cli.md from the CLI's help
+	$(PY) tests/tools/regenerate.py docs
+
+bench: $(STAMP) ## benchmarks: CLI start-up, `new` against plain copier
+	$(PY) tests/bench/bench_new.py

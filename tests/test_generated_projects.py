@@ -1,0 +1,36 @@
+"""Every option combination renders a project whose own lint and tests pass."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlscaffold.project import create_project
+from mlscaffold.spec import validate_spec
+
+from .test_new import MATRIX
+
+pytestmark = pytest.mark.slow
+
+
+def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+@pytest.mark.parametrize(("task", "serving", "ci"), MATRIX)
+def test_generated_project_passes_its_own_lint_and_tests(tmp_path: Path, task, serving, ci):
+    spec = validate_spec({"name": "gen-proj", "task": task, "serving": serving, "ci": ci})
+    root = create_project(tmp_path / "gen-proj", spec).path
+    lint = _run([sys.executable, "-m", "ruff", "check", "--no-cache", "src", "tests"], root)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    tests = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], root)
+    assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
+    assert " passed" in tests.stdout
+    status = _run(["git", "status", "--porcelain", "--untracked-files=all"], root)
+    assert status.stdout == "", f"the tests left files git would commit:\n{status.stdout}"

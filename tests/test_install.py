@@ -1,0 +1,44 @@
+"""A non-editable `pip install .` into a fresh venv runs `mlscaffold new` from anywhere."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_wheel_install_makes_a_project_from_another_directory(tmp_path: Path):
+    # install from a copy of the tracked files, so the repo gets no build/ or egg-info
+    source = tmp_path / "src"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True,
+                             check=True).stdout.decode().split("\0")
+    for name in filter(None, tracked):
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            (source / name).write_bytes((REPO / name).read_bytes())
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(source)],
+                   check=True)
+    workdir = tmp_path / "elsewhere"
+    workdir.mkdir()
+    completed = subprocess.run([str(venv / "bin" / "mlscaffold"), "new", "churn", "--no-input",
+                                "--serving", "kserve", "--ci", "gitlab"],
+                               cwd=workdir, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+    project = workdir / "churn"
+    for name in ("mlscaffold.yaml", "Dockerfile", ".gitlab-ci.yml", "src/churn/model.py",
+                 "datasets/train.csv", "infra/Pulumi.yaml"):
+        assert (project / name).is_file(), name
+    site = subprocess.run([str(venv / "bin" / "python"), "-c",
+                           "import mlscaffold, os; print(os.path.dirname(mlscaffold.__file__))"],
+                          capture_output=True, text=True, check=True, cwd=workdir).stdout.strip()
+    assert "site-packages" in site, "the installed package, not the source tree, was used"
+    answers = (project / ".copier-answers.yml").read_text()
+    assert "site-packages/mlscaffold/blueprints/ml-project" in answers

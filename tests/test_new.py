@@ -1,0 +1,148 @@
+"""`mlscaffold new`: the file set each option promises, clean rendering, atomicity, git."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlscaffold.errors import BlueprintError
+from mlscaffold.project import create_project
+from mlscaffold.spec import load_spec, validate_spec
+
+from .conftest import blueprint_choices
+
+MATRIX = list(itertools.product(blueprint_choices("task"), blueprint_choices("serving"),
+                                blueprint_choices("ci")))
+
+# files every project has, whatever the options ({pkg} is the package name)
+CORE_FILES = {
+    ".copier-answers.yml", ".gitignore", "Makefile", "README.md", "mlscaffold.yaml",
+    "pyproject.toml", "datasets/train.csv", "datasets/validation.csv", "datasets/test.csv",
+    "experiments/.gitkeep", "models/staging/.gitkeep", "models/production/.gitkeep",
+    "infra/Pulumi.yaml", "infra/__main__.py", "infra/requirements.txt",
+    "src/{pkg}/__init__.py", "src/{pkg}/__main__.py", "src/{pkg}/model.py",
+    "src/{pkg}/serve.py", "tests/test_project.py",
+}
+SERVING_FILES = {"Dockerfile", ".dockerignore"}
+CI_FILES = {"github": {".github/workflows/ci.yml"}, "gitlab": {".gitlab-ci.yml"}, "none": set()}
+# GitHub Actions expressions are the one place where `${{` is meant to survive
+TEMPLATE_SYNTAX = re.compile(r"(?<!\$)\{\{|\{%|<<\s*\w|<%")
+
+
+def _render(tmp_path: Path, task: str, serving: str, ci: str, **extra) -> tuple[Path, object]:
+    spec = validate_spec({"name": "demo-proj", "task": task, "serving": serving, "ci": ci,
+                          **extra})
+    result = create_project(tmp_path / "demo-proj", spec, git=False)
+    return result.path, result
+
+
+@pytest.mark.parametrize(("task", "serving", "ci"), MATRIX)
+def test_matrix_renders_the_promised_files(tmp_path: Path, task, serving, ci):
+    root, result = _render(tmp_path, task, serving, ci)
+    files = set(result.files)
+    expected = {f.format(pkg="demo_proj") for f in CORE_FILES} | CI_FILES[ci]
+    if serving != "none":
+        expected |= SERVING_FILES
+    assert expected <= files, sorted(expected - files)
+    assert not (SERVING_FILES & files) if serving == "none" else True
+    for other in set(CI_FILES) - {ci}:
+        assert not (CI_FILES[other] & files)
+    # nothing outside the known folders, no stray template names
+    assert {f.split("/")[0] for f in files} <= {
+        ".copier-answers.yml", ".gitignore", "Makefile", "README.md", "mlscaffold.yaml",
+        "pyproject.toml", "datasets", "experiments", "models", "infra", "src", "tests",
+        "Dockerfile", ".dockerignore", ".github", ".gitlab-ci.yml"}
+    for name in files:
+        assert not name.endswith(".jinja") and "{{" not in name, name
+        text = (root / name).read_text(encoding="utf-8")
+        leftover = TEMPLATE_SYNTAX.search(text)
+        assert leftover is None, f"{name}: template syntax left: {text[leftover.start():][:60]!r}"
+    assert load_spec(root / "mlscaffold.yaml") == result.spec
+    answers = yaml.safe_load((root / ".copier-answers.yml").read_text())
+    assert answers["task"] == task and answers["serving"] == serving and answers["ci"] == ci
+    header = (root / "datasets" / "train.csv").read_text().splitlines()[0].split(",")
+    assert header[-1] == "label"
+
+
+def test_label_column_and_package_follow_the_spec(tmp_path: Path):
+    spec = validate_spec({"name": "Revenue-Forecast", "task": "regression", "label": "revenue"})
+    result = create_project(tmp_path / "rf", spec, git=False)
+    assert (result.path / "src" / "revenue_forecast" / "__init__.py").is_file()
+    for split in ("train", "validation", "test"):
+        lines = (result.path / "datasets" / f"{split}.csv").read_text().splitlines()
+        assert lines[0].endswith(",revenue") and len(lines) > 100
+    pyproject = (result.path / "pyproject.toml").read_text()
+    assert 'name = "Revenue-Forecast"' in pyproject
+    assert 'Revenue-Forecast = "revenue_forecast.__main__:main"' in pyproject
+
+
+def test_sample_data_is_deterministic(tmp_path: Path):
+    a, _ = _render(tmp_path / "a", "multiclass-classification", "none", "none")
+    b, _ = _render(tmp_path / "b", "multiclass-classification", "none", "none")
+    for split in ("train", "validation", "test"):
+        assert (a / "datasets" / f"{split}.csv").read_bytes() == \
+            (b / "datasets" / f"{split}.csv").read_bytes()
+
+
+def test_project_is_a_clean_git_repository(tmp_path: Path):
+    spec = validate_spec({"name": "gitproj"})
+    result = create_project(tmp_path / "gitproj", spec)
+    assert result.git_commit and len(result.git_commit) == 40
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=result.path, capture_output=True, text=True,
+                              check=True).stdout
+
+    assert git("status", "--porcelain") == ""
+    tracked = set(git("ls-files").split())
+    assert tracked == set(result.files)
+    assert git("rev-parse", "--abbrev-ref", "HEAD").strip() == "main"
+
+
+def test_empty_destination_is_used(tmp_path: Path):
+    dest = tmp_path / "empty"
+    dest.mkdir()
+    result = create_project(dest, validate_spec({"name": "empty"}), git=False)
+    assert (result.path / "mlscaffold.yaml").is_file()
+
+
+def _tiny_blueprint(root: Path, body: str) -> Path:
+    (root / "template").mkdir(parents=True)
+    (root / "copier.yml").write_text(
+        "_subdirectory: template\n_envops:\n  undefined: jinja2.StrictUndefined\n"
+        "project_name: {type: str}\ncolour: {type: str, default: blue}\n")
+    (root / "template" / "a.txt").write_text("first file\n")
+    (root / "template" / "b.txt.jinja").write_text(body)
+    return root
+
+
+def test_failure_mid_render_leaves_nothing(tmp_path: Path):
+    blueprint = _tiny_blueprint(tmp_path / "bp", "{{ project_name }} {{ not_defined }}\n")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    dest = workdir / "deep" / "proj"
+    with pytest.raises(BlueprintError, match="not_defined"):
+        create_project(dest, validate_spec({"name": "proj"}), blueprint=str(blueprint))
+    assert list(workdir.iterdir()) == [], "no half project, no temporary folder, no parents"
+
+
+def test_custom_blueprint_gets_spec_answers_and_data(tmp_path: Path):
+    blueprint = _tiny_blueprint(tmp_path / "bp", "{{ project_name }} is {{ colour }}\n")
+    result = create_project(tmp_path / "proj", validate_spec({"name": "proj"}),
+                            blueprint=str(blueprint), data={"colour": "green"}, git=False)
+    assert (result.path / "b.txt").read_text() == "proj is green\n"
+    assert (result.path / "mlscaffold.yaml").is_file()
+    assert (result.path / "datasets" / "train.csv").is_file()
+
+
+def test_cli_new_prints_what_it_made(run_cli, tmp_path: Path):
+    result = run_cli(["new", str(tmp_path / "churn"), "--no-input", "--serving", "kserve"])
+    assert result.exit_code == 0, result.stderr
+    assert f"Created churn in {tmp_path / 'churn'}" in result.stdout
+    assert "datasets/" in result.stdout and "make train" in result.stdout
+    assert "Git repository initialised" in result.stdout
