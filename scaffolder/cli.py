@@ -62,6 +62,8 @@ class _Cli(click.Group):
             _fail(f"{where}{option if not where else error.field}: {error}", error.exit_code)
         except MlscaffoldError as error:
             _fail(str(error), error.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -208,6 +210,74 @@ def schema() -> None:
     from .spec import spec_json_schema
 
     click.echo(json.dumps(spec_json_schema(), indent=2))
+
+
+_PROJECT_ARGUMENT = click.argument(
+    "project", type=click.Path(path_type=Path, file_okay=False), default=".", required=False)
+_STACK_OPTION = click.option(
+    "--stack", "-s", metavar="ENV", help="Environment (stack) [default: the first in the spec].")
+
+
+def _preview(project: Path, stack: str | None) -> Any:
+    from .infra import find_project, preview_stack
+    from .spec import SPEC_FILENAME, load_spec
+
+    root = find_project(project)
+    stack = stack or load_spec(root / SPEC_FILENAME).environments[0]
+    return preview_stack(root, stack)
+
+
+@cli.command()
+@_PROJECT_ARGUMENT
+@_STACK_OPTION
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]),
+              default="table", show_default=True)
+def preview(project: Path, stack: str | None, output_format: str) -> None:
+    """Run PROJECT's infra/ program for a stack under Pulumi's mocks and list its resources.
+
+    No cloud account and no Pulumi CLI needed: the program runs in-process as `pulumi up`
+    would run it, against a mock engine. Errors in the stack config name the key; errors in
+    the program name its file and line.
+
+    \b
+    Examples:
+      mlscaffold preview --stack dev
+      mlscaffold preview path/to/project --stack prod --format json
+    """
+    graph = _preview(project, stack)
+    if output_format == "json":
+        click.echo(graph.to_json())
+        return
+    from .diagram import key_inputs, short_type
+
+    rows = [(short_type(r.type), "  " * depth + r.name,
+             ", ".join(f"{k}={v}" for k, v in key_inputs(r).items()))
+            for depth, r in graph.tree()]
+    width_type = max((len(r[0]) for r in rows), default=4)
+    width_name = max((len(r[1]) for r in rows), default=4)
+    click.echo(f"{'TYPE':<{width_type}}  {'NAME':<{width_name}}  KEY INPUTS")
+    for kind, name, inputs in rows:
+        click.echo(f"{kind:<{width_type}}  {name:<{width_name}}  {inputs}".rstrip())
+    custom = sum(1 for r in graph.resources if r.custom)
+    click.echo(f"\n{graph.project}/{graph.stack}: {custom} resources in "
+               f"{len(graph.resources) - custom} components (under mocks; nothing deployed)")
+
+
+@cli.command()
+@_PROJECT_ARGUMENT
+@_STACK_OPTION
+@click.option("--format", "output_format", type=click.Choice(["mermaid", "dot"]),
+              default="mermaid", show_default=True)
+def graph(project: Path, stack: str | None, output_format: str) -> None:
+    """Print an architecture diagram of a stack: components and their main resources.
+
+    Mermaid renders on GitHub and GitLab (paste it in a ```mermaid block); dot renders with
+    Graphviz: `mlscaffold graph --format dot | dot -Tpng > platform.png`.
+    """
+    from .diagram import to_dot, to_mermaid
+
+    resources = _preview(project, stack)
+    click.echo(to_mermaid(resources) if output_format == "mermaid" else to_dot(resources), nl=False)
 
 
 def main() -> None:

@@ -1,0 +1,313 @@
+"""Run a Pulumi program under Pulumi's mocks and record its resource graph.
+
+No Pulumi CLI and no cloud: the program runs in-process against a mock resource monitor
+that records every registration (type, name, parent, dependencies, inputs). The graph is what
+``preview``, ``graph``, ``check`` and ``cost`` work on.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["MOCK_ACCOUNT_ID", "GraphResource", "ProgramError", "ResourceGraph", "run_program",
+           "run_under_mocks"]
+
+# the documentation account id AWS uses in its examples; never a real account
+MOCK_ACCOUNT_ID = "123456789012"
+_RUN_LOCK = threading.Lock()  # the Pulumi runtime is process-global: one run at a time
+
+
+@dataclass(frozen=True)
+class GraphResource:
+    """One registered resource: a custom resource (cloud object) or a component."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str | None
+    dependencies: tuple[str, ...]
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def component(self) -> bool:
+        return not self.custom
+
+
+@dataclass
+class ResourceGraph:
+    """All resources a program registered (sorted by URN), plus its stack outputs."""
+
+    project: str
+    stack: str
+    resources: list[GraphResource]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def by_urn(self) -> dict[str, GraphResource]:
+        return {r.urn: r for r in self.resources}
+
+    def of_type(self, *types: str) -> list[GraphResource]:
+        return [r for r in self.resources if r.type in types]
+
+    def named(self, name: str) -> GraphResource:
+        matches = [r for r in self.resources if r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name!r}")
+        return matches[0]
+
+    def children(self, urn: str) -> list[GraphResource]:
+        return [r for r in self.resources if r.parent == urn]
+
+    def tree(self) -> list[tuple[int, GraphResource]]:
+        """(depth, resource) in tree order: each parent before its children, by name."""
+        kids: dict[str | None, list[GraphResource]] = {}
+        known = {r.urn for r in self.resources}
+        for resource in self.resources:
+            parent = resource.parent if resource.parent in known else None
+            kids.setdefault(parent, []).append(resource)
+        ordered: list[tuple[int, GraphResource]] = []
+
+        def walk(parent: str | None, depth: int) -> None:
+            for child in sorted(kids.get(parent, []), key=lambda r: (r.name, r.type)):
+                ordered.append((depth, child))
+                walk(child.urn, depth + 1)
+
+        walk(None, 0)
+        return ordered
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "stack": self.stack,
+            "resources": [{k: v for k, v in asdict(r).items() if k != "outputs"}
+                          for r in self.resources],
+            "outputs": self.outputs,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=2, default=str)
+
+
+class ProgramError(Exception):
+    """The program raised; ``location`` is the innermost frame in the user's program file."""
+
+    def __init__(self, error: BaseException, location: str | None) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.error = error
+        self.location = location
+
+
+def _arn(resource_type: str, name: str, region: str) -> str:
+    # aws:s3/bucket:Bucket -> service s3, kind bucket
+    service = resource_type.split(":")[1].split("/")[0].lower()
+    kind = resource_type.rsplit(":", 1)[-1].lower()
+    if service in {"s3"}:
+        return f"arn:aws:s3:::{name}"
+    if service in {"iam"}:
+        return f"arn:aws:iam::{MOCK_ACCOUNT_ID}:{kind}/{name}"
+    return f"arn:aws:{service}:{region}:{MOCK_ACCOUNT_ID}:{kind}/{name}"
+
+
+# outputs a real provider computes that components read; keyed by resource type
+def _computed_outputs(resource_type: str, name: str, inputs: Mapping[str, Any],
+                      region: str) -> dict[str, Any]:
+    physical = inputs.get("name") or inputs.get("bucket") or name
+    outputs: dict[str, Any] = {"arn": _arn(resource_type, str(physical), region),
+                               "name": physical, "tagsAll": inputs.get("tags", {})}
+    if resource_type == "aws:s3/bucket:Bucket":
+        outputs.update(bucket=physical, bucketRegionalDomainName=f"{physical}.s3.mock")
+    elif resource_type == "aws:eks/cluster:Cluster":
+        outputs.update(
+            endpoint=f"https://{physical}.eks.mock",
+            certificateAuthority={"data": "bW9jay1jYQ=="},
+            identities=[{"oidcs": [{"issuer": f"https://oidc.eks.{region}.mock/id/{physical}"}]}],
+            vpcConfig={**inputs.get("vpcConfig", {}), "clusterSecurityGroupId": "sg-cluster"},
+            version=inputs.get("version"),
+        )
+    elif resource_type == "aws:ecr/repository:Repository":
+        outputs["repositoryUrl"] = f"{MOCK_ACCOUNT_ID}.dkr.ecr.{region}.mock/{physical}"
+    elif resource_type == "aws:kms/key:Key":
+        outputs["keyId"] = f"key-{name}"
+    elif resource_type == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+        outputs["url"] = inputs.get("url", "")
+    elif resource_type == "aws:ec2/launchTemplate:LaunchTemplate":
+        outputs["latestVersion"] = 1
+    elif resource_type == "aws:sns/topic:Topic":
+        outputs["arn"] = f"arn:aws:sns:{region}:{MOCK_ACCOUNT_ID}:{physical}"
+    return outputs
+
+
+def _invoke(token: str, args: Mapping[str, Any], region: str) -> dict[str, Any]:
+    if token == "aws:index/getCallerIdentity:getCallerIdentity":
+        return {"accountId": MOCK_ACCOUNT_ID, "arn": f"arn:aws:iam::{MOCK_ACCOUNT_ID}:user/mock",
+                "userId": "MOCK", "id": MOCK_ACCOUNT_ID}
+    if token == "aws:index/getRegion:getRegion":
+        return {"name": region, "region": region, "id": region,
+                "description": "mock", "endpoint": f"ec2.{region}.mock"}
+    if token == "aws:index/getPartition:getPartition":
+        return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
+    if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+        names = [f"{region}{suffix}" for suffix in "abcdef"]
+        return {"names": names, "zoneIds": [f"z-{n}" for n in names], "id": region}
+    if token == "aws:ssm/getParameter:getParameter":
+        return {"value": "ami-0mock", "name": args.get("name"), "type": "String",
+                "id": args.get("name")}
+    if token == "aws:ec2/getAmi:getAmi":
+        return {"id": "ami-0mock", "imageId": "ami-0mock"}
+    if token == "aws:iam/getPolicyDocument:getPolicyDocument":
+        return {"json": json.dumps({"Version": "2012-10-17", "Statement": []}), "id": "mock"}
+    return {}
+
+
+class _Recorder:
+    """Builds the mock monitor and mocks; collects registrations in order."""
+
+    def __init__(self, region: str) -> None:
+        import pulumi
+        from pulumi.runtime import mocks, rpc
+
+        recorder = self
+        self.region = region
+        self.resources: list[GraphResource] = []
+        self.stack_outputs: dict[str, Any] = {}
+        self.stack_urn: str | None = None
+
+        class Mocks(pulumi.runtime.Mocks):
+            def new_resource(self, args: pulumi.runtime.MockResourceArgs):  # type: ignore[override]
+                if not args.custom:
+                    return None, {}
+                outputs = {**_computed_outputs(args.typ, args.name, args.inputs, region),
+                           **args.inputs}
+                return f"{args.name}-id", outputs
+
+            def call(self, args: pulumi.runtime.MockCallArgs):  # type: ignore[override]
+                return _invoke(args.token, args.args, region), []
+
+        class Monitor(mocks.MockMonitor):
+            def RegisterResource(self, request):  # type: ignore[no-untyped-def]
+                response = super().RegisterResource(request)
+                if request.type == "pulumi:pulumi:Stack":
+                    recorder.stack_urn = response.urn
+                    return response
+                inputs = rpc.deserialize_properties(request.object)
+                state = self.resources[response.urn].state if response.urn in self.resources \
+                    else {}
+                parent = request.parent or None
+                recorder.resources.append(GraphResource(
+                    urn=response.urn, type=request.type, name=request.name,
+                    custom=bool(request.custom),
+                    parent=None if parent == recorder.stack_urn else parent,
+                    dependencies=tuple(request.dependencies), inputs=_plain(inputs),
+                    outputs=_plain(state)))
+                return response
+
+        self.mocks = Mocks()
+        self.monitor = Monitor(self.mocks)
+
+
+def _plain(value: Any) -> Any:
+    """Deserialized properties as plain JSON-like data (unknowns become None)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # the wire carries every number as a float
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return None
+
+
+@contextmanager
+def _quiet_pulumi_logs() -> Iterator[None]:
+    import logging
+
+    logger = logging.getLogger("pulumi")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def run_under_mocks(program: Callable[[], Any], *, project: str = "project",
+                    stack: str = "stack", config: Mapping[str, str] | None = None,
+                    region: str = "us-east-1", preview: bool = False) -> ResourceGraph:
+    """Run `program` (a function that declares resources) under mocks; return its graph.
+
+    `config` maps full keys (``aws:region``, ``<project>:platform``) to strings, JSON for
+    objects, as the Pulumi CLI passes them.
+    """
+    import pulumi
+    import pulumi.runtime
+
+    with _RUN_LOCK, _quiet_pulumi_logs():
+        recorder = _Recorder(region)
+        pulumi.runtime.set_all_config({"aws:region": region, **(config or {})}, [])
+        pulumi.runtime.set_mocks(recorder.mocks, project=project, stack=stack, preview=preview,
+                                 monitor=recorder.monitor)
+        failure: list[BaseException] = []
+
+        @pulumi.runtime.test
+        def _run() -> Any:
+            try:
+                program()
+            except BaseException as error:  # reported after the runtime settles
+                failure.append(error)
+                return None
+            # mocks finish the root stack before the program runs, so exports are never
+            # registered: resolve them here instead
+            root = pulumi.runtime.settings.get_root_resource()
+            exports = getattr(root, "outputs", {}) or {}
+            return pulumi.Output.from_input(exports).apply(
+                lambda values: recorder.stack_outputs.update(_plain(values)))
+
+        _run()
+        if failure:
+            raise failure[0]
+        # registration order under mocks varies between runs; URN order does not
+        resources = sorted(recorder.resources, key=lambda r: r.urn)
+        return ResourceGraph(project=project, stack=stack, resources=resources,
+                             outputs=recorder.stack_outputs)
+
+
+def _user_frame(error: BaseException, program: Path) -> str | None:
+    """The innermost traceback frame inside the user's infra/ folder, as 'file:line'."""
+    location = None
+    traceback = error.__traceback__
+    folder = str(program.parent.resolve())
+    while traceback is not None:
+        filename = traceback.tb_frame.f_code.co_filename
+        if str(Path(filename).resolve()).startswith(folder):
+            location = f"{filename}:{traceback.tb_lineno}"
+        traceback = traceback.tb_next
+    return location
+
+
+def run_program(program: Path, *, project: str, stack: str, config: Mapping[str, str],
+                region: str) -> ResourceGraph:
+    """Run a Pulumi program file (``infra/__main__.py``) under mocks, as `pulumi up` would.
+
+    Raises :class:`ProgramError` naming the file and line in the program when it fails.
+    """
+    program = program.resolve()
+    added = str(program.parent)
+    sys.path.insert(0, added)
+    try:
+        return run_under_mocks(lambda: runpy.run_path(str(program), run_name="__main__"),
+                               project=project, stack=stack, config=config, region=region)
+    except Exception as error:
+        raise ProgramError(error, _user_frame(error, program)) from error
+    finally:
+        if added in sys.path:
+            sys.path.remove(added)

@@ -1,0 +1,100 @@
+"""A project's infra/: its stack config files, and running its program offline.
+
+``Pulumi.<env>.yaml`` holds the settings mlscaffold derives from the spec for that environment
+(under ``<project>:platform``); users edit it, and ``preview`` validates and runs the program
+with it under Pulumi's mocks, as ``pulumi up`` would with the real engine.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import MlscaffoldError, UsageError
+from .spec import SPEC_FILENAME, ProjectSpec, load_spec
+
+__all__ = ["InfraProgramError", "find_project", "preview_stack", "stack_config",
+           "stack_config_files"]
+
+PROGRAM = Path("infra") / "__main__.py"
+
+
+class InfraProgramError(MlscaffoldError):
+    """The project's infra program failed under mocks."""
+
+
+def stack_config_files(spec: ProjectSpec) -> dict[Path, str]:
+    """``infra/Pulumi.<env>.yaml`` for every environment of the spec."""
+    import yaml
+
+    from .stacks.config import environment_profile, stack_settings
+
+    files = {}
+    for environment in spec.environments:
+        document = {"config": {"aws:region": spec.region,
+                               f"{spec.name}:platform": stack_settings(spec, environment)}}
+        header = (f"# Stack {environment} of {spec.name} ({environment_profile(environment)} "
+                  "sizing), derived from mlscaffold.yaml.\n"
+                  f"# Edit freely; `mlscaffold preview --stack {environment}` validates it.\n")
+        files[Path("infra") / f"Pulumi.{environment}.yaml"] = header + yaml.safe_dump(
+            document, sort_keys=False)
+    return files
+
+
+def find_project(start: Path) -> Path:
+    """The project folder: `start` or the nearest parent holding mlscaffold.yaml."""
+    start = start.expanduser().absolute()
+    for folder in (start, *start.parents):
+        if (folder / SPEC_FILENAME).is_file():
+            return folder
+    raise UsageError(f"{start} is not inside an mlscaffold project (no {SPEC_FILENAME} found)",
+                     hint="pass the project folder, or run `mlscaffold new` first")
+
+
+def stack_config(project: Path, spec: ProjectSpec, stack: str) -> dict[str, str]:
+    """The config of `stack` as the Pulumi CLI would pass it: full keys to strings."""
+    import yaml
+
+    if stack not in spec.environments:
+        raise UsageError(f"--stack {stack!r} is not an environment of {project / SPEC_FILENAME}",
+                         hint=f"use one of: {', '.join(spec.environments)}")
+    path = project / "infra" / f"Pulumi.{stack}.yaml"
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise UsageError(f"{path} does not exist",
+                         hint=f"create it with `pulumi stack init {stack}` in infra/") from None
+    except yaml.YAMLError as error:
+        raise UsageError(f"{path} is not valid YAML: {error}") from None
+    raw = document.get("config", {}) if isinstance(document, dict) else None
+    if not isinstance(raw, dict):
+        raise UsageError(f"{path}: `config` must be a mapping of keys to values")
+    config = {}
+    for key, value in raw.items():
+        full_key = key if ":" in key else f"{spec.name}:{key}"
+        config[full_key] = value if isinstance(value, str) else json.dumps(value)
+    return config
+
+
+def preview_stack(project: Path, stack: str) -> Any:
+    """Run the project's infra program for `stack` under mocks; returns its ResourceGraph."""
+    from .graph import ProgramError, run_program
+    from .stacks.config import StackConfigError
+
+    spec = load_spec(project / SPEC_FILENAME)
+    config = stack_config(project, spec, stack)
+    region = config.get("aws:region", spec.region)
+    program = project / PROGRAM
+    if not program.is_file():
+        raise UsageError(f"{program} does not exist", hint="the project has no Pulumi program")
+    try:
+        return run_program(program, project=spec.name, stack=stack, config=config,
+                           region=region)
+    except ProgramError as failure:
+        if isinstance(failure.error, StackConfigError):
+            raise UsageError(f"infra/Pulumi.{stack}.yaml: {failure.error}") from None
+        where = f" at {failure.location}" if failure.location else ""
+        raise InfraProgramError(f"infra program of stack {stack} failed{where}: {failure}",
+                                hint="fix the program; it runs the same way under `pulumi up`"
+                                ) from None

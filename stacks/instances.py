@@ -1,0 +1,80 @@
+"""Facts about EC2 and SageMaker instance types: vCPUs, memory and NVIDIA GPUs.
+
+One table for the stack config validators, the policies (GPU limits, schedulability) and the
+cost estimator (which keeps its prices in its own dated table). Figures are AWS's published
+instance specifications.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["EC2_INSTANCES", "SAGEMAKER_INSTANCES", "InstanceType", "gpu_count", "is_gpu"]
+
+
+@dataclass(frozen=True)
+class InstanceType:
+    vcpus: int
+    memory_gib: float
+    gpus: int = 0
+    gpu_model: str | None = None
+
+
+def _family(gpu_model: str | None, sizes: dict[str, tuple[int, float, int]]) -> dict:
+    return {size: InstanceType(v, m, g, gpu_model if g else None)
+            for size, (v, m, g) in sizes.items()}
+
+
+EC2_INSTANCES: dict[str, InstanceType] = {
+    **{f"m6i.{s}": i for s, i in _family(None, {
+        "large": (2, 8, 0), "xlarge": (4, 16, 0), "2xlarge": (8, 32, 0),
+        "4xlarge": (16, 64, 0)}).items()},
+    **{f"m7i.{s}": i for s, i in _family(None, {
+        "large": (2, 8, 0), "xlarge": (4, 16, 0), "2xlarge": (8, 32, 0)}).items()},
+    **{f"c6i.{s}": i for s, i in _family(None, {
+        "large": (2, 4, 0), "xlarge": (4, 8, 0), "2xlarge": (8, 16, 0)}).items()},
+    **{f"t3.{s}": i for s, i in _family(None, {
+        "medium": (2, 4, 0), "large": (2, 8, 0), "xlarge": (4, 16, 0)}).items()},
+    **{f"g4dn.{s}": i for s, i in _family("T4", {
+        "xlarge": (4, 16, 1), "2xlarge": (8, 32, 1), "4xlarge": (16, 64, 1),
+        "8xlarge": (32, 128, 1), "12xlarge": (48, 192, 4), "16xlarge": (64, 256, 1)}).items()},
+    **{f"g5.{s}": i for s, i in _family("A10G", {
+        "xlarge": (4, 16, 1), "2xlarge": (8, 32, 1), "4xlarge": (16, 64, 1),
+        "8xlarge": (32, 128, 1), "12xlarge": (48, 192, 4), "16xlarge": (64, 256, 1),
+        "24xlarge": (96, 384, 4), "48xlarge": (192, 768, 8)}).items()},
+    **{f"g6.{s}": i for s, i in _family("L4", {
+        "xlarge": (4, 16, 1), "2xlarge": (8, 32, 1), "4xlarge": (16, 64, 1),
+        "8xlarge": (32, 128, 1), "12xlarge": (48, 192, 4), "16xlarge": (64, 256, 1),
+        "24xlarge": (96, 384, 4), "48xlarge": (192, 768, 8)}).items()},
+    **{f"g6e.{s}": i for s, i in _family("L40S", {
+        "xlarge": (4, 32, 1), "2xlarge": (8, 64, 1), "4xlarge": (16, 128, 1),
+        "12xlarge": (48, 384, 4), "48xlarge": (192, 1536, 8)}).items()},
+    "p3.2xlarge": InstanceType(8, 61, 1, "V100"),
+    "p3.8xlarge": InstanceType(32, 244, 4, "V100"),
+    "p4d.24xlarge": InstanceType(96, 1152, 8, "A100"),
+    "p5.48xlarge": InstanceType(192, 2048, 8, "H100"),
+}
+
+SAGEMAKER_INSTANCES: dict[str, InstanceType] = {
+    "ml.t2.medium": InstanceType(2, 4),
+    "ml.m5.large": InstanceType(2, 8),
+    "ml.m5.xlarge": InstanceType(4, 16),
+    "ml.m5.2xlarge": InstanceType(8, 32),
+    "ml.c5.large": InstanceType(2, 4),
+    "ml.c5.xlarge": InstanceType(4, 8),
+    "ml.c5.2xlarge": InstanceType(8, 16),
+    "ml.g4dn.xlarge": InstanceType(4, 16, 1, "T4"),
+    "ml.g5.xlarge": InstanceType(4, 16, 1, "A10G"),
+    "ml.g5.2xlarge": InstanceType(8, 32, 1, "A10G"),
+    "ml.g6.xlarge": InstanceType(4, 16, 1, "L4"),
+}
+
+
+def gpu_count(instance_type: str) -> int:
+    """NVIDIA GPUs of an EC2 or SageMaker instance type (0 when unknown or CPU-only)."""
+    info = EC2_INSTANCES.get(instance_type) or SAGEMAKER_INSTANCES.get(instance_type)
+    return info.gpus if info else 0
+
+
+def is_gpu(instance_type: str) -> bool:
+    return gpu_count(instance_type) > 0

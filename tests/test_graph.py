@@ -1,0 +1,95 @@
+"""The mocked runner records the whole graph; diagrams and the preview tree are stable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+import pytest
+
+from mlscaffold.diagram import key_inputs, short_type, to_dot, to_mermaid
+from mlscaffold.graph import MOCK_ACCOUNT_ID, ProgramError, run_program, run_under_mocks
+
+
+class _Store(pulumi.ComponentResource):
+    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlscaffold:stacks:Store", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.key = aws.kms.Key(f"{name}-key", enable_key_rotation=True, opts=child)
+        self.bucket = aws.s3.Bucket(f"{name}-bucket", tags={"env": "dev"}, opts=child)
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption", bucket=self.bucket.id,
+            rules=[{"apply_server_side_encryption_by_default": {
+                "sse_algorithm": "aws:kms", "kms_master_key_id": self.key.arn}}], opts=child)
+        self.register_outputs({"bucket": self.bucket.bucket})
+
+
+def _program() -> None:
+    store = _Store("store")
+    identity = aws.get_caller_identity_output()
+    aws.sns.Topic("alerts", kms_master_key_id=store.key.arn,
+                  opts=pulumi.ResourceOptions(depends_on=[store]))
+    pulumi.export("bucket", store.bucket.bucket)
+    pulumi.export("account", identity.account_id)
+
+
+def test_graph_records_types_parents_dependencies_inputs_and_outputs():
+    graph = run_under_mocks(_program, project="demo", stack="dev")
+    store = graph.named("store")
+    assert store.component and store.type == "mlscaffold:stacks:Store"
+    encryption = graph.named("store-encryption")
+    assert encryption.parent == store.urn
+    assert {graph.named("store-key").urn, graph.named("store-bucket").urn} <= set(
+        encryption.dependencies)
+    rule = encryption.inputs["rules"][0]["applyServerSideEncryptionByDefault"]
+    assert rule["sseAlgorithm"] == "aws:kms"
+    assert rule["kmsMasterKeyId"].startswith("arn:aws:kms:us-east-1:")
+    assert graph.named("alerts").parent is None
+    assert graph.outputs == {"bucket": "store-bucket", "account": MOCK_ACCOUNT_ID}
+
+
+def test_runs_are_repeatable():
+    first = run_under_mocks(_program, project="demo", stack="dev")
+    second = run_under_mocks(_program, project="demo", stack="dev")
+    assert first.to_json() == second.to_json()
+    assert json.loads(first.to_json())["resources"][0]["urn"].startswith("urn:pulumi:dev::demo")
+
+
+def test_tree_puts_parents_before_children():
+    graph = run_under_mocks(_program, project="demo", stack="dev")
+    tree = [(depth, r.name) for depth, r in graph.tree()]
+    assert tree == [(0, "alerts"), (0, "store"), (1, "store-bucket"),
+                    (1, "store-encryption"), (1, "store-key")]
+
+
+def test_diagrams_group_main_resources_by_component():
+    graph = run_under_mocks(_program, project="demo", stack="dev")
+    mermaid = to_mermaid(graph)
+    assert mermaid.startswith("flowchart LR\n")
+    assert 'subgraph store_' in mermaid and '["Store: store"]' in mermaid
+    assert "S3 bucket<br/>store-bucket" in mermaid and "SNS alerts<br/>alerts" in mermaid
+    assert "store-encryption" not in mermaid  # plumbing is hidden
+    # alerts depends on the whole component, lifted to the drawn resources
+    alerts_id = next(line.split("[")[0].strip() for line in mermaid.splitlines()
+                     if "SNS alerts" in line)
+    assert sum(line.strip().startswith(f"{alerts_id} -->") for line in mermaid.splitlines()) == 2
+    dot = to_dot(graph)
+    assert dot.startswith("digraph platform {") and "subgraph cluster_store_" in dot
+    assert to_mermaid(run_under_mocks(_program, project="demo", stack="dev")) == mermaid
+
+
+def test_key_inputs_and_short_types():
+    graph = run_under_mocks(_program, project="demo", stack="dev")
+    assert key_inputs(graph.named("store-bucket")) == {}  # name is computed, not an input
+    assert short_type("aws:eks/nodeGroup:NodeGroup") == "aws:eks:NodeGroup"
+
+
+def test_program_errors_name_the_users_file_and_line(tmp_path: Path):
+    program = tmp_path / "__main__.py"
+    program.write_text("import pulumi\n\nraise ValueError('bad setting')\n")
+    with pytest.raises(ProgramError) as caught:
+        run_program(program, project="demo", stack="dev", config={}, region="us-east-1")
+    assert caught.value.location == f"{program}:3"
+    assert "ValueError: bad setting" in str(caught.value)
