@@ -185,8 +185,9 @@ class _Recorder:
             def new_resource(self, args: pulumi.runtime.MockResourceArgs):  # type: ignore[override]
                 if not args.custom:
                     return None, {}
-                outputs = {**_computed_outputs(args.typ, args.name, args.inputs, region),
-                           **args.inputs}
+                # computed outputs win: some extend an input (an EKS cluster's vpcConfig)
+                outputs = {**args.inputs,
+                           **_computed_outputs(args.typ, args.name, args.inputs, region)}
                 return f"{args.name}-id", outputs
 
             def call(self, args: pulumi.runtime.MockCallArgs):  # type: ignore[override]

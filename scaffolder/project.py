@@ -102,7 +102,7 @@ def _write_project_files(root: Path, spec: ProjectSpec) -> list[str]:
     for relative, content in render_pipeline(spec).items():
         target = root / relative
         if target.exists():
-            notes.append(f"the blueprint ships {relative}; mlscaffold's pipeline not written")
+            notes.append(f"the blueprint ships {relative}; mlscaffold's version not written")
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content, encoding="utf-8")

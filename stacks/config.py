@@ -19,6 +19,7 @@ from .instances import EC2_INSTANCES, SAGEMAKER_INSTANCES, gpu_count
 
 __all__ = [
     "DEFAULT_KUBERNETES_VERSION",
+    "GPU_POOL_LABEL",
     "GPU_TAINT",
     "SUPPORTED_KUBERNETES_VERSIONS",
     "ClusterConfig",
@@ -130,6 +131,14 @@ class GpuNodeGroupConfig(_NodeGroupConfig):
     name: str = Field("gpu", pattern=r"^[a-z][a-z0-9-]{0,20}$",
                       description="Pool name; nodes are labelled mlscaffold.io/node-pool=NAME.")
 
+    @field_validator("name")
+    @classmethod
+    def _not_system(cls, name: str) -> str:
+        if name == "system":
+            raise ValueError("'system' is the CPU node group's pool; name GPU pools otherwise, "
+                             "e.g. gpu or gpu-large")
+        return name
+
     @field_validator("instance_types")
     @classmethod
     def _gpu_only(cls, types: list[str]) -> list[str]:
@@ -155,7 +164,7 @@ class ClusterConfig(_Strict):
         description="CIDRs allowed to reach the public API endpoint; empty: private only.")
     system_node_group: SystemNodeGroupConfig
     gpu_node_groups: list[GpuNodeGroupConfig] = Field(min_length=1)
-    autoscaler: Literal["cluster-autoscaler", "karpenter"] = "cluster-autoscaler"
+    autoscaler: Literal["cluster-autoscaler"] = "cluster-autoscaler"
 
     @field_validator("kubernetes_version")
     @classmethod

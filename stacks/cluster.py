@@ -1,0 +1,423 @@
+"""The EKS cluster for training and serving: a private control plane with encrypted secrets,
+a CPU system node group, tainted GPU node groups that scale from zero, IRSA, the NVIDIA device
+plugin and the Cluster Autoscaler."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from ._common import assume_role_policy, child_options, policy_document, resource_tags, token
+from .config import (
+    GPU_POOL_LABEL,
+    GPU_TAINT,
+    ClusterConfig,
+    GpuNodeGroupConfig,
+    SystemNodeGroupConfig,
+)
+from .instances import gpu_count
+
+__all__ = [
+    "CLUSTER_AUTOSCALER_CHART",
+    "CLUSTER_AUTOSCALER_IMAGE_TAGS",
+    "CLUSTER_LOG_TYPES",
+    "NODE_POLICIES",
+    "NVIDIA_DEVICE_PLUGIN_CHART",
+    "GpuCluster",
+    "GpuClusterArgs",
+    "autoscaler_tags",
+    "kubeconfig",
+]
+
+CLUSTER_LOG_TYPES: tuple[str, ...] = (
+    "api", "audit", "authenticator", "controllerManager", "scheduler")
+# AWS managed policies of the node role, nothing broader (ECR pull-only, not read-only)
+NODE_POLICIES: tuple[str, ...] = (
+    "AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonEKS_CNI_Policy")
+
+NVIDIA_DEVICE_PLUGIN_REPO = "https://nvidia.github.io/k8s-device-plugin"
+NVIDIA_DEVICE_PLUGIN_CHART = "0.19.3"
+CLUSTER_AUTOSCALER_REPO = "https://kubernetes.github.io/autoscaler"
+CLUSTER_AUTOSCALER_CHART = "9.59.0"
+# the autoscaler simulates the scheduler: its minor version must match the cluster's
+CLUSTER_AUTOSCALER_IMAGE_TAGS: dict[str, str] = {
+    "1.32": "v1.32.7", "1.33": "v1.33.6", "1.34": "v1.34.5", "1.35": "v1.35.2",
+    "1.36": "v1.36.1",
+}
+AUTOSCALER_NAMESPACE = "kube-system"
+AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
+SYSTEM_POOL = "system"
+
+_AUTOSCALER_TAG = "k8s.io/cluster-autoscaler"
+# EKS API taint effects -> Kubernetes taint effects
+_TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute",
+                  "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
+
+
+@dataclass
+class GpuClusterArgs:
+    """Inputs of :class:`GpuCluster`."""
+
+    config: ClusterConfig
+    """Kubernetes version, API access, node groups."""
+    tags: Mapping[str, str]
+    """The platform's tags (project, env, owner, cost-center, managed-by)."""
+    region: str
+    """AWS region (kubeconfig, autoscaler, KMS key policy)."""
+    vpc_id: pulumi.Input[str]
+    """VPC of the cluster security group."""
+    vpc_cidr: pulumi.Input[str]
+    """Clients in the VPC (CI runners, VPN) may reach the private API endpoint."""
+    private_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    """Subnets of the control plane's network interfaces and of every node."""
+    cluster_name: str
+    """EKS cluster name, e.g. ``<project>-<env>-eks``."""
+    log_retention_days: int = 30
+    """Retention of the control-plane log group."""
+
+
+def autoscaler_tags(cluster_name: str, group: GpuNodeGroupConfig) -> dict[str, str]:
+    """Cluster Autoscaler discovery and node-template tags of a GPU node group.
+
+    The templates tell the autoscaler the labels, taint and GPUs a node of an empty group
+    would have, so that it can scale the group up from zero.
+    """
+    template = f"{_AUTOSCALER_TAG}/node-template"
+    tags = {f"{_AUTOSCALER_TAG}/enabled": "true", f"{_AUTOSCALER_TAG}/{cluster_name}": "owned"}
+    tags.update({f"{template}/label/{key}": value for key, value in group.labels.items()})
+    tags[f"{template}/taint/{GPU_TAINT['key']}"] = (
+        f"{GPU_TAINT['value']}:{_TAINT_EFFECTS[GPU_TAINT['effect']]}")
+    tags[f"{template}/resources/nvidia.com/gpu"] = str(
+        min(gpu_count(t) for t in group.instance_types))
+    return tags
+
+
+def kubeconfig(cluster_name: str, endpoint: str, certificate_authority: str,
+               region: str) -> str:
+    """A kubeconfig (JSON) that authenticates with ``aws eks get-token``."""
+    return json.dumps({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster_name, "cluster": {
+            "server": endpoint, "certificate-authority-data": certificate_authority}}],
+        "contexts": [{"name": cluster_name,
+                      "context": {"cluster": cluster_name, "user": cluster_name}}],
+        "current-context": cluster_name,
+        "users": [{"name": cluster_name, "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": "aws",
+            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region],
+            "interactiveMode": "Never",
+        }}}],
+    })
+
+
+def _toleration(taint: Mapping[str, str]) -> dict[str, str]:
+    return {"key": taint["key"], "operator": "Equal", "value": taint["value"],
+            "effect": _TAINT_EFFECTS[taint["effect"]]}
+
+
+class GpuCluster(pulumi.ComponentResource):
+    """An EKS cluster whose GPU node groups only run pods that tolerate the GPU taint.
+
+    The API endpoint is private (public only for ``public_access_cidrs``); secrets are
+    envelope-encrypted with a rotating KMS key; all control-plane logs go to a log group with
+    bounded retention. Nodes require IMDSv2 with a hop limit of 1, so pods cannot borrow the
+    node role: add-ons get AWS access through IRSA (:meth:`irsa_trust_policy`).
+    """
+
+    cluster_name: pulumi.Output[str]
+    cluster_arn: pulumi.Output[str]
+    cluster_endpoint: pulumi.Output[str]
+    oidc_provider_arn: pulumi.Output[str]
+    oidc_issuer: pulumi.Output[str]
+    node_role_arn: pulumi.Output[str]
+    node_security_group_id: pulumi.Output[str]
+    kms_key_arn: pulumi.Output[str]
+    kubernetes_provider: k8s.Provider
+    system_node_group: aws.eks.NodeGroup
+    gpu_node_groups: dict[str, aws.eks.NodeGroup]
+
+    def __init__(self, name: str, args: GpuClusterArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(token("GpuCluster"), name, None, opts)
+        self._name = name
+        self._args = args
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        self._account = aws.get_caller_identity_output(opts=invoke).account_id
+        self._partition = aws.get_partition_output(opts=invoke).partition
+
+        cluster, key = self._control_plane()
+        self.kms_key_arn = key.arn
+        self.cluster_name = cluster.name
+        self.cluster_arn = cluster.arn
+        self.cluster_endpoint = cluster.endpoint
+        self.node_security_group_id = cluster.vpc_config.cluster_security_group_id
+        self.oidc_issuer = cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
+        self.oidc_provider_arn = aws.iam.OpenIdConnectProvider(
+            f"{name}-oidc", url=self.oidc_issuer, client_id_lists=["sts.amazonaws.com"],
+            tags=self._tags("oidc"), opts=child_options(self)).arn
+
+        self._cluster = cluster
+        self._node_role, self._node_policies = self._node_role_and_policies()
+        self.node_role_arn = self._node_role.arn
+        config = args.config
+        self.system_node_group = self._node_group(
+            SYSTEM_POOL, config.system_node_group, ami_type="AL2023_x86_64_STANDARD",
+            labels={GPU_POOL_LABEL: SYSTEM_POOL})
+        self.gpu_node_groups = {
+            group.name: self._node_group(
+                group.name, group, ami_type="AL2023_x86_64_NVIDIA", labels=group.labels,
+                taints=[GPU_TAINT],
+                extra_tags=autoscaler_tags(args.cluster_name, group))
+            for group in config.gpu_node_groups
+        }
+
+        self.kubernetes_provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=pulumi.Output.all(
+                cluster.name, cluster.endpoint,
+                cluster.certificate_authority.apply(lambda ca: ca.data),
+            ).apply(lambda values: kubeconfig(*values, args.region)),
+            opts=child_options(self))
+        self._addons()
+
+        self.register_outputs({
+            "cluster_name": self.cluster_name,
+            "cluster_arn": self.cluster_arn,
+            "cluster_endpoint": self.cluster_endpoint,
+            "oidc_provider_arn": self.oidc_provider_arn,
+            "oidc_issuer": self.oidc_issuer,
+            "node_role_arn": self.node_role_arn,
+            "node_security_group_id": self.node_security_group_id,
+            "kms_key_arn": self.kms_key_arn,
+        })
+
+    def irsa_trust_policy(self, namespace: str, service_account: str) -> pulumi.Output[str]:
+        """Trust policy letting one Kubernetes service account assume a role (IRSA)."""
+
+        def document(values: list[str]) -> str:
+            provider_arn, issuer = values
+            host = issuer.removeprefix("https://")
+            return json.dumps({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow",
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Principal": {"Federated": provider_arn},
+                "Condition": {"StringEquals": {
+                    f"{host}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+                    f"{host}:aud": "sts.amazonaws.com",
+                }},
+            }]})
+
+        return pulumi.Output.all(self.oidc_provider_arn, self.oidc_issuer).apply(document)
+
+    def _tags(self, resource: str, **extra: str) -> dict[str, str]:
+        return resource_tags(self._args.tags, name=f"{self._name}-{resource}", **extra)
+
+    def _arn(self, service: str, resource: str, region: str = "") -> pulumi.Output[str]:
+        return pulumi.Output.format("arn:{0}:{1}:{2}:{3}:{4}", self._partition, service,
+                                    region, self._account, resource)
+
+    def _managed_policy(self, policy: str) -> pulumi.Output[str]:
+        return pulumi.Output.format("arn:{0}:iam::aws:policy/{1}", self._partition, policy)
+
+    def _control_plane(self) -> tuple[aws.eks.Cluster, aws.kms.Key]:
+        """KMS key, log group, role and security group, then the cluster."""
+        name, args = self._name, self._args
+        log_group_name = f"/aws/eks/{args.cluster_name}/cluster"
+        key = aws.kms.Key(
+            f"{name}-key", description=f"EKS secrets and control-plane logs of "
+            f"{args.cluster_name}", enable_key_rotation=True, deletion_window_in_days=30,
+            policy=policy_document([
+                {"Sid": "AccountAdministers", "Effect": "Allow",
+                 "Principal": {"AWS": self._arn("iam", "root")},
+                 "Action": "kms:*", "Resource": "*"},
+                {"Sid": "ControlPlaneLogs", "Effect": "Allow",
+                 "Principal": {"Service": f"logs.{args.region}.amazonaws.com"},
+                 "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*",
+                            "kms:GenerateDataKey*", "kms:Describe*"],
+                 "Resource": "*",
+                 "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": self._arn(
+                     "logs", f"log-group:{log_group_name}", args.region)}}},
+            ]),
+            tags=self._tags("key"), opts=child_options(self))
+        # created before the cluster, else EKS creates it without retention or encryption
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-control-plane-logs", name=log_group_name,
+            retention_in_days=args.log_retention_days, kms_key_id=key.arn,
+            tags=self._tags("control-plane-logs"), opts=child_options(self))
+
+        role = aws.iam.Role(
+            f"{name}-cluster-role", assume_role_policy=assume_role_policy("eks.amazonaws.com"),
+            description=f"EKS control plane of {args.cluster_name}",
+            tags=self._tags("cluster-role"), opts=child_options(self))
+        cluster_policy = aws.iam.RolePolicyAttachment(
+            f"{name}-cluster-policy", role=role.name,
+            policy_arn=self._managed_policy("AmazonEKSClusterPolicy"), opts=child_options(self))
+        key_policy = aws.iam.RolePolicy(
+            f"{name}-cluster-kms", role=role.id, policy=policy_document([{
+                "Effect": "Allow",
+                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"],
+                "Resource": key.arn,
+            }]),
+            opts=child_options(self))
+        security_group = aws.ec2.SecurityGroup(
+            f"{name}-cluster-sg", vpc_id=args.vpc_id,
+            description=f"Extra access to the API endpoint of {args.cluster_name}",
+            ingress=[aws.ec2.SecurityGroupIngressArgs(
+                protocol="tcp", from_port=443, to_port=443, cidr_blocks=[args.vpc_cidr],
+                description="Kubernetes API from the VPC")],
+            tags=self._tags("cluster-sg"), opts=child_options(self))
+
+        public_cidrs = list(args.config.public_access_cidrs)
+        cluster = aws.eks.Cluster(
+            f"{name}-eks", name=args.cluster_name, role_arn=role.arn,
+            version=args.config.kubernetes_version,
+            vpc_config=aws.eks.ClusterVpcConfigArgs(
+                subnet_ids=args.private_subnet_ids, security_group_ids=[security_group.id],
+                endpoint_private_access=True, endpoint_public_access=bool(public_cidrs),
+                public_access_cidrs=public_cidrs or None),
+            encryption_config=aws.eks.ClusterEncryptionConfigArgs(
+                provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=key.arn),
+                resources=["secrets"]),
+            enabled_cluster_log_types=list(CLUSTER_LOG_TYPES),
+            access_config=aws.eks.ClusterAccessConfigArgs(
+                authentication_mode="API", bootstrap_cluster_creator_admin_permissions=True),
+            tags=self._tags("eks"),
+            opts=child_options(self, depends_on=[log_group, cluster_policy, key_policy],
+                               delete_before_replace=True))
+        return cluster, key
+
+    def _node_role_and_policies(
+            self) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+        role = aws.iam.Role(
+            f"{self._name}-node-role", assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
+            description=f"Nodes of {self._args.cluster_name}", tags=self._tags("node-role"),
+            opts=child_options(self))
+        attachments = [
+            aws.iam.RolePolicyAttachment(
+                f"{self._name}-node-{policy}", role=role.name,
+                policy_arn=self._managed_policy(policy), opts=child_options(self))
+            for policy in NODE_POLICIES
+        ]
+        return role, attachments
+
+    def _node_group(self, pool: str, group: SystemNodeGroupConfig | GpuNodeGroupConfig, *,
+                    ami_type: str, labels: Mapping[str, str],
+                    taints: Sequence[Mapping[str, str]] = (),
+                    extra_tags: Mapping[str, str] | None = None) -> aws.eks.NodeGroup:
+        """A managed node group of `pool` with its own hardened launch template."""
+        name = self._name
+        node_tags = self._tags(f"{pool}-node", **{GPU_POOL_LABEL: pool})
+        template = aws.ec2.LaunchTemplate(
+            f"{name}-{pool}-lt",
+            description=f"{pool} nodes of {self._args.cluster_name}",
+            update_default_version=True,
+            # IMDSv2 only; hop limit 1 keeps pods (one hop further) away from node credentials
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1),
+            # the default EBS key: a customer key would need a grant for the Auto Scaling role
+            block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                device_name="/dev/xvda",
+                ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                    volume_size=group.disk_size_gib, volume_type="gp3", encrypted="true",
+                    delete_on_termination="true"))],
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=node_tags)
+                for kind in ("instance", "volume")
+            ],
+            tags=self._tags(f"{pool}-lt"), opts=child_options(self))
+        return aws.eks.NodeGroup(
+            f"{name}-{pool}",
+            cluster_name=self._cluster.name, version=self._cluster.version,
+            node_role_arn=self._node_role.arn,
+            subnet_ids=self._args.private_subnet_ids, ami_type=ami_type,
+            instance_types=list(group.instance_types), capacity_type=group.capacity_type,
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=group.min_size, desired_size=group.desired_size,
+                max_size=group.max_size),
+            update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=template.id, version=template.latest_version.apply(str)),
+            labels=dict(labels),
+            taints=[aws.eks.NodeGroupTaintArgs(**taint) for taint in taints] or None,
+            tags={**self._tags(pool), **(extra_tags or {})},
+            # the autoscaler owns the desired size once the group exists
+            opts=child_options(self, depends_on=self._node_policies,
+                               ignore_changes=["scalingConfig.desiredSize"]))
+
+    def _addons(self) -> None:
+        """The NVIDIA device plugin and the Cluster Autoscaler (IRSA role, Helm release)."""
+        name, args = self._name, self._args
+        node_groups = [self.system_node_group, *self.gpu_node_groups.values()]
+        k8s.helm.v3.Release(
+            f"{name}-nvidia-device-plugin", name="nvidia-device-plugin",
+            chart="nvidia-device-plugin", version=NVIDIA_DEVICE_PLUGIN_CHART,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=NVIDIA_DEVICE_PLUGIN_REPO),
+            namespace="kube-system",
+            values={"tolerations": [_toleration(GPU_TAINT)],
+                    "nodeSelector": {"nvidia.com/gpu.present": "true"}},
+            opts=child_options(self, provider=self.kubernetes_provider,
+                               depends_on=node_groups))
+
+        role = aws.iam.Role(
+            f"{name}-autoscaler-role",
+            assume_role_policy=self.irsa_trust_policy(
+                AUTOSCALER_NAMESPACE, AUTOSCALER_SERVICE_ACCOUNT),
+            description=f"Cluster Autoscaler of {args.cluster_name} (IRSA)",
+            tags=self._tags("autoscaler-role"), opts=child_options(self))
+        policy = aws.iam.RolePolicy(
+            f"{name}-autoscaler-policy", role=role.id, policy=policy_document([
+                {"Sid": "Discover", "Effect": "Allow", "Resource": "*", "Action": [
+                    "autoscaling:DescribeAutoScalingGroups",
+                    "autoscaling:DescribeAutoScalingInstances",
+                    "autoscaling:DescribeLaunchConfigurations",
+                    "autoscaling:DescribeScalingActivities",
+                    "autoscaling:DescribeTags",
+                    "ec2:DescribeImages",
+                    "ec2:DescribeInstanceTypes",
+                    "ec2:DescribeLaunchTemplateVersions",
+                    "ec2:GetInstanceTypesFromInstanceRequirements",
+                ]},
+                {"Sid": "NodeGroupTemplates", "Effect": "Allow",
+                 "Action": "eks:DescribeNodegroup",
+                 "Resource": self._arn("eks", f"nodegroup/{args.cluster_name}/*", args.region)},
+                {"Sid": "ScaleOwnedGroups", "Effect": "Allow",
+                 "Action": ["autoscaling:SetDesiredCapacity",
+                            "autoscaling:TerminateInstanceInAutoScalingGroup"],
+                 "Resource": "*",
+                 "Condition": {"StringEquals": {
+                     f"aws:ResourceTag/{_AUTOSCALER_TAG}/{args.cluster_name}": "owned"}}},
+            ]),
+            opts=child_options(self))
+        k8s.helm.v3.Release(
+            f"{name}-cluster-autoscaler", name="cluster-autoscaler",
+            chart="cluster-autoscaler", version=CLUSTER_AUTOSCALER_CHART,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CLUSTER_AUTOSCALER_REPO),
+            namespace=AUTOSCALER_NAMESPACE,
+            values={
+                "cloudProvider": "aws",
+                "awsRegion": args.region,
+                "autoDiscovery": {"clusterName": args.cluster_name},
+                "image": {"tag": CLUSTER_AUTOSCALER_IMAGE_TAGS[args.config.kubernetes_version]},
+                "rbac": {"serviceAccount": {
+                    "create": True, "name": AUTOSCALER_SERVICE_ACCOUNT,
+                    "annotations": {"eks.amazonaws.com/role-arn": role.arn}}},
+                "extraArgs": {"expander": "least-waste", "balance-similar-node-groups": True},
+                "resources": {"requests": {"cpu": "100m", "memory": "300Mi"},
+                              "limits": {"cpu": "500m", "memory": "600Mi"}},
+                "securityContext": {"runAsNonRoot": True, "runAsUser": 65534,
+                                    "runAsGroup": 65534, "fsGroup": 65534,
+                                    "seccompProfile": {"type": "RuntimeDefault"}},
+                "containerSecurityContext": {"allowPrivilegeEscalation": False,
+                                             "readOnlyRootFilesystem": True,
+                                             "capabilities": {"drop": ["ALL"]}},
+                "nodeSelector": {GPU_POOL_LABEL: SYSTEM_POOL},
+            },
+            opts=child_options(self, provider=self.kubernetes_provider,
+                               depends_on=[*node_groups, policy]))

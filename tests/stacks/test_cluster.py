@@ -1,0 +1,445 @@
+"""GpuCluster under mocks: control plane, node groups, IAM, IRSA, Helm add-ons."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import kubernetes_validate
+import pulumi
+import pytest
+
+from mlscaffold.graph import GraphResource, ResourceGraph
+from mlscaffold.stacks.cluster import (
+    CLUSTER_AUTOSCALER_IMAGE_TAGS,
+    CLUSTER_LOG_TYPES,
+    NODE_POLICIES,
+    GpuCluster,
+    GpuClusterArgs,
+    autoscaler_tags,
+)
+from mlscaffold.stacks.config import SUPPORTED_KUBERNETES_VERSIONS, GpuNodeGroupConfig
+
+PLATFORM_TAGS = {"project", "env", "owner", "cost-center", "managed-by"}
+UNTAGGABLE = {"aws:iam/rolePolicy:RolePolicy",
+              "aws:iam/rolePolicyAttachment:RolePolicyAttachment"}
+SUBNETS = ["subnet-a", "subnet-b"]
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+OUTPUTS = ("cluster_name", "cluster_arn", "cluster_endpoint", "oidc_provider_arn", "oidc_issuer",
+           "node_role_arn", "node_security_group_id", "kms_key_arn")
+ISSUER = "oidc.eks.us-east-1.mock/id/demo-dev-eks"
+TWO_GPU_POOLS = {"cluster": {"gpu_node_groups": [
+    {"name": "train", "instance_types": ["p4d.24xlarge"], "capacity_type": "SPOT",
+     "max_size": 2},
+    {"name": "infer", "instance_types": ["g6.xlarge"], "min_size": 1, "desired_size": 1,
+     "max_size": 4},
+]}}
+
+
+@pytest.fixture(scope="module")
+def graphs() -> dict[str, ResourceGraph]:
+    """Graphs already built in this module, by their arguments (the runs are deterministic)."""
+    return {}
+
+
+@pytest.fixture
+def build(config_for: Callable[..., Any], run_mocked: Callable[..., ResourceGraph],
+          graphs: dict[str, ResourceGraph]) -> Callable[..., ResourceGraph]:
+    """Declare a GpuCluster for an environment and export its outputs; return the graph."""
+
+    def run(environment: str = "dev", overrides: dict[str, Any] | None = None,
+            preview: bool = False) -> ResourceGraph:
+        key = json.dumps([environment, overrides, preview], sort_keys=True)
+        if key in graphs:
+            return graphs[key]
+        config = config_for(environment, overrides)
+
+        def program() -> None:
+            cluster = GpuCluster("demo", GpuClusterArgs(
+                config=config.cluster, tags=config.tags, region=config.region,
+                vpc_id="vpc-123", vpc_cidr="10.0.0.0/16", private_subnet_ids=SUBNETS,
+                cluster_name=f"demo-{environment}-eks", log_retention_days=90))
+            for output in OUTPUTS:
+                pulumi.export(output, getattr(cluster, output))
+            pulumi.export("gpu_pools", sorted(cluster.gpu_node_groups))
+            pulumi.export("provider_is_kubernetes",
+                          cluster.kubernetes_provider.package == "kubernetes")
+
+        graphs[key] = run_mocked(program, stack=environment, preview=preview)
+        return graphs[key]
+
+    return run
+
+
+def node_groups(graph: ResourceGraph) -> dict[str, GraphResource]:
+    return {r.name.removeprefix("demo-"): r for r in graph.of_type(NODE_GROUP)}
+
+
+def releases(graph: ResourceGraph) -> dict[str, dict[str, Any]]:
+    return {r.inputs["chart"]: r for r in graph.of_type(RELEASE)}
+
+
+def attached_policies(graph: ResourceGraph, role: str) -> set[str]:
+    role_name = graph.named(role).outputs["name"]
+    return {a.inputs["policyArn"].rsplit("/", 1)[-1] for a in graph.of_type(ATTACHMENT)
+            if a.inputs["role"] == role_name}
+
+
+def policy_statements(graph: ResourceGraph) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every statement of every IAM document in the graph (trust, inline and key policies)."""
+    for resource in graph.resources:
+        for field in ("assumeRolePolicy", "policy"):
+            document = resource.inputs.get(field)
+            if isinstance(document, str):
+                for statement in json.loads(document)["Statement"]:
+                    yield resource.name, statement
+
+
+def as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
+def test_component_token_and_every_child_parented(build) -> None:
+    graph = build()
+    (component,) = graph.of_type("mlscaffold:stacks:GpuCluster")
+    children = [r for r in graph.resources if r is not component]
+    assert children and all(r.parent == component.urn for r in children)
+    assert all(r.name.startswith("demo-") for r in children)
+
+
+def test_outputs(build) -> None:
+    outputs = build().outputs
+    assert outputs["cluster_name"] == "demo-dev-eks"
+    assert outputs["cluster_arn"].endswith(":cluster/demo-dev-eks")
+    assert outputs["cluster_endpoint"] == "https://demo-dev-eks.eks.mock"
+    assert outputs["oidc_issuer"] == f"https://{ISSUER}"
+    assert outputs["oidc_provider_arn"].endswith("/demo-oidc")
+    assert outputs["node_role_arn"].endswith("role/demo-node-role")
+    assert outputs["kms_key_arn"].endswith("key/demo-key")
+    assert outputs["gpu_pools"] == ["gpu"]
+    assert outputs["provider_is_kubernetes"] is True
+
+
+def test_node_security_group_is_the_clusters(build) -> None:
+    assert build().outputs["node_security_group_id"] == "sg-cluster"
+
+
+def test_private_api_endpoint_by_default(build) -> None:
+    vpc = build().named("demo-eks").inputs["vpcConfig"]
+    assert vpc["endpointPrivateAccess"] is True
+    assert vpc["endpointPublicAccess"] is False
+    assert "publicAccessCidrs" not in vpc
+    assert vpc["subnetIds"] == SUBNETS
+    assert vpc["securityGroupIds"] == ["demo-cluster-sg-id"]
+
+
+def test_public_api_endpoint_only_for_listed_cidrs(build) -> None:
+    graph = build(overrides={"cluster": {"public_access_cidrs": ["203.0.113.0/24"]}})
+    vpc = graph.named("demo-eks").inputs["vpcConfig"]
+    assert vpc["endpointPrivateAccess"] is True
+    assert vpc["endpointPublicAccess"] is True
+    assert vpc["publicAccessCidrs"] == ["203.0.113.0/24"]
+
+
+def test_secrets_encrypted_with_a_rotating_key(build) -> None:
+    graph = build()
+    key = graph.named("demo-key")
+    assert key.inputs["enableKeyRotation"] is True
+    encryption = graph.named("demo-eks").inputs["encryptionConfig"]
+    assert encryption == {"resources": ["secrets"], "provider": {"keyArn": key.outputs["arn"]}}
+    (kms,) = json.loads(graph.named("demo-cluster-kms").inputs["policy"])["Statement"]
+    assert kms["Resource"] == key.outputs["arn"]
+
+
+def test_control_plane_logs_complete_bounded_and_created_first(build) -> None:
+    graph = build()
+    cluster = graph.named("demo-eks")
+    assert cluster.inputs["enabledClusterLogTypes"] == list(CLUSTER_LOG_TYPES)
+    assert set(CLUSTER_LOG_TYPES) == {"api", "audit", "authenticator", "controllerManager",
+                                      "scheduler"}
+    logs = graph.named("demo-control-plane-logs")
+    assert logs.inputs["name"] == "/aws/eks/demo-dev-eks/cluster"
+    assert logs.inputs["retentionInDays"] == 90
+    assert logs.inputs["kmsKeyId"] == graph.named("demo-key").outputs["arn"]
+    assert logs.urn in cluster.dependencies
+    # the key lets CloudWatch Logs use it for this log group only
+    logs_statement = next(s for _, s in policy_statements(graph)
+                          if s.get("Sid") == "ControlPlaneLogs")
+    assert logs_statement["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"] == (
+        "arn:aws:logs:us-east-1:123456789012:log-group:/aws/eks/demo-dev-eks/cluster")
+
+
+@pytest.mark.parametrize("version", ["1.32", "1.36"])
+def test_kubernetes_version_is_the_configured_supported_one(build, version: str) -> None:
+    graph = build(overrides={"cluster": {"kubernetes_version": version}})
+    assert graph.named("demo-eks").inputs["version"] == version
+    assert version in SUPPORTED_KUBERNETES_VERSIONS
+    autoscaler = releases(graph)["cluster-autoscaler"]
+    assert autoscaler.inputs["values"]["image"]["tag"].startswith(f"v{version}.")
+
+
+def test_autoscaler_image_for_every_supported_version() -> None:
+    assert set(CLUSTER_AUTOSCALER_IMAGE_TAGS) == set(SUPPORTED_KUBERNETES_VERSIONS)
+    for version, tag in CLUSTER_AUTOSCALER_IMAGE_TAGS.items():
+        assert re.fullmatch(rf"v{re.escape(version)}\.\d+", tag)
+
+
+def test_api_authentication_by_access_entries(build) -> None:
+    access = build().named("demo-eks").inputs["accessConfig"]
+    assert access == {"authenticationMode": "API",
+                      "bootstrapClusterCreatorAdminPermissions": True}
+
+
+def test_no_security_group_open_to_the_internet(build) -> None:
+    graph = build()
+    groups = graph.of_type("aws:ec2/securityGroup:SecurityGroup")
+    assert groups
+    for group in groups:
+        for rule in group.inputs.get("ingress", []):
+            assert "0.0.0.0/0" not in rule.get("cidrBlocks", []), group.name
+    (rule,) = graph.named("demo-cluster-sg").inputs["ingress"]
+    assert (rule["fromPort"], rule["toPort"], rule["cidrBlocks"]) == (443, 443, ["10.0.0.0/16"])
+
+
+def test_cluster_role_has_only_the_cluster_policy(build) -> None:
+    graph = build()
+    assert attached_policies(graph, "demo-cluster-role") == {"AmazonEKSClusterPolicy"}
+    trust = json.loads(graph.named("demo-cluster-role").inputs["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"] == {"Service": "eks.amazonaws.com"}
+
+
+def test_node_role_has_exactly_the_node_policies(build) -> None:
+    graph = build()
+    assert attached_policies(graph, "demo-node-role") == set(NODE_POLICIES) == {
+        "AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly",
+        "AmazonEKS_CNI_Policy"}
+    for attachment in graph.of_type(ATTACHMENT):
+        policy = attachment.inputs["policyArn"]
+        assert policy.startswith("arn:aws:iam::aws:policy/")
+        assert "FullAccess" not in policy and "AdministratorAccess" not in policy
+
+
+def test_no_iam_statement_grants_everything(build) -> None:
+    statements = list(policy_statements(build()))
+    assert len(statements) >= 7
+    for name, statement in statements:
+        actions = as_list(statement.get("Action", []))
+        assert "*" not in actions, name
+        assert "NotAction" not in statement and "NotResource" not in statement, name
+
+
+def test_autoscaler_role_trusts_only_its_service_account(build) -> None:
+    graph = build()
+    (statement,) = json.loads(graph.named("demo-autoscaler-role").inputs["assumeRolePolicy"])[
+        "Statement"]
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Principal"] == {"Federated": graph.named("demo-oidc").outputs["arn"]}
+    assert statement["Condition"] == {"StringEquals": {
+        f"{ISSUER}:sub": "system:serviceaccount:kube-system:cluster-autoscaler",
+        f"{ISSUER}:aud": "sts.amazonaws.com"}}
+
+
+def test_autoscaler_can_only_scale_the_clusters_own_groups(build) -> None:
+    graph = build()
+    statements = json.loads(graph.named("demo-autoscaler-policy").inputs["policy"])["Statement"]
+    reads = ("Describe", "Get")
+    writes = [s for s in statements
+              if any(not a.split(":")[1].startswith(reads) for a in as_list(s["Action"]))]
+    (write,) = writes
+    assert write["Action"] == ["autoscaling:SetDesiredCapacity",
+                               "autoscaling:TerminateInstanceInAutoScalingGroup"]
+    assert write["Condition"] == {"StringEquals": {
+        "aws:ResourceTag/k8s.io/cluster-autoscaler/demo-dev-eks": "owned"}}
+    describe_node_groups = next(s for s in statements if s["Action"] == "eks:DescribeNodegroup")
+    assert describe_node_groups["Resource"] == (
+        "arn:aws:eks:us-east-1:123456789012:nodegroup/demo-dev-eks/*")
+
+
+def test_oidc_provider_for_irsa(build) -> None:
+    provider = build().named("demo-oidc")
+    assert provider.inputs["url"] == f"https://{ISSUER}"
+    assert provider.inputs["clientIdLists"] == ["sts.amazonaws.com"]
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_launch_templates_are_hardened(build, config_for, environment: str) -> None:
+    graph = build(environment)
+    templates = graph.of_type("aws:ec2/launchTemplate:LaunchTemplate")
+    assert len(templates) == 2
+    disk = config_for(environment).cluster.system_node_group.disk_size_gib
+    for template in templates:
+        inputs = template.inputs
+        assert inputs["metadataOptions"] == {"httpEndpoint": "enabled", "httpTokens": "required",
+                                             "httpPutResponseHopLimit": 1}
+        (device,) = inputs["blockDeviceMappings"]
+        assert device["deviceName"] == "/dev/xvda"
+        assert device["ebs"] == {"volumeSize": disk, "volumeType": "gp3", "encrypted": "true",
+                                 "deleteOnTermination": "true"}
+        for absent in ("keyName", "instanceType", "imageId", "userData", "networkInterfaces"):
+            assert absent not in inputs, (template.name, absent)
+        specs = {s["resourceType"]: s["tags"] for s in inputs["tagSpecifications"]}
+        assert set(specs) == {"instance", "volume"}
+        assert all(set(tags) >= PLATFORM_TAGS for tags in specs.values())
+
+
+def test_node_groups_wired_to_cluster_role_and_template(build) -> None:
+    graph = build()
+    cluster = graph.named("demo-eks")
+    for pool, group in node_groups(graph).items():
+        inputs = group.inputs
+        assert inputs["clusterName"] == "demo-dev-eks"
+        assert cluster.urn in group.dependencies
+        assert inputs["version"] == "1.34"
+        assert inputs["nodeRoleArn"] == graph.named("demo-node-role").outputs["arn"]
+        assert inputs["subnetIds"] == SUBNETS
+        assert inputs["launchTemplate"] == {"id": f"demo-{pool}-lt-id", "version": "1"}
+        assert inputs["updateConfig"] == {"maxUnavailable": 1}
+        assert "remoteAccess" not in inputs and "diskSize" not in inputs
+        policies = {a.urn for a in graph.of_type(ATTACHMENT) if "-node-" in a.name}
+        assert policies <= set(group.dependencies)
+
+
+def test_system_node_group(build, config_for) -> None:
+    system = config_for("dev").cluster.system_node_group
+    inputs = node_groups(build())["system"].inputs
+    assert inputs["amiType"] == "AL2023_x86_64_STANDARD"
+    assert inputs["labels"] == {"mlscaffold.io/node-pool": "system"}
+    assert "taints" not in inputs
+    assert inputs["instanceTypes"] == system.instance_types
+    assert inputs["capacityType"] == "ON_DEMAND"
+    assert inputs["scalingConfig"] == {"minSize": system.min_size, "maxSize": system.max_size,
+                                       "desiredSize": system.desired_size}
+
+
+@pytest.mark.parametrize(("environment", "capacity", "min_size"),
+                         [("dev", "SPOT", 0), ("prod", "ON_DEMAND", 1)])
+def test_gpu_node_group(build, environment: str, capacity: str, min_size: int) -> None:
+    inputs = node_groups(build(environment))["gpu"].inputs
+    assert inputs["amiType"] == "AL2023_x86_64_NVIDIA"
+    assert inputs["capacityType"] == capacity
+    assert inputs["scalingConfig"]["minSize"] == min_size
+    assert inputs["taints"] == [{"key": "nvidia.com/gpu", "value": "true",
+                                 "effect": "NO_SCHEDULE"}]
+    assert inputs["labels"] == {"mlscaffold.io/node-pool": "gpu",
+                                "nvidia.com/gpu.present": "true"}
+    tags = inputs["tags"]
+    cluster = f"demo-{environment}-eks"
+    template = "k8s.io/cluster-autoscaler/node-template"
+    assert tags["k8s.io/cluster-autoscaler/enabled"] == "true"
+    assert tags[f"k8s.io/cluster-autoscaler/{cluster}"] == "owned"
+    assert tags[f"{template}/label/mlscaffold.io/node-pool"] == "gpu"
+    assert tags[f"{template}/label/nvidia.com/gpu.present"] == "true"
+    assert tags[f"{template}/taint/nvidia.com/gpu"] == "true:NoSchedule"
+    assert tags[f"{template}/resources/nvidia.com/gpu"] == "1"
+
+
+def test_one_node_group_per_gpu_pool(build) -> None:
+    graph = build(overrides=TWO_GPU_POOLS)
+    groups = node_groups(graph)
+    assert set(groups) == {"system", "train", "infer"}
+    assert groups["train"].inputs["instanceTypes"] == ["p4d.24xlarge"]
+    assert groups["train"].inputs["tags"][
+        "k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu"] == "8"
+    assert groups["infer"].inputs["labels"]["mlscaffold.io/node-pool"] == "infer"
+    assert len(graph.of_type("aws:ec2/launchTemplate:LaunchTemplate")) == 3
+    assert graph.outputs["gpu_pools"] == ["infer", "train"]
+    device_plugin = releases(graph)["nvidia-device-plugin"]
+    assert {groups["train"].urn, groups["infer"].urn} <= set(device_plugin.dependencies)
+
+
+def test_autoscaler_tags_use_the_fewest_gpus_of_a_mixed_pool() -> None:
+    group = GpuNodeGroupConfig(name="mixed", instance_types=["g5.12xlarge", "g5.2xlarge"])
+    tags = autoscaler_tags("c", group)
+    assert tags["k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu"] == "1"
+    assert tags["k8s.io/cluster-autoscaler/node-template/label/mlscaffold.io/node-pool"] == (
+        "mixed")
+
+
+def test_helm_releases_pinned_and_after_the_node_groups(build) -> None:
+    graph = build()
+    found = releases(graph)
+    assert set(found) == {"nvidia-device-plugin", "cluster-autoscaler"}
+    repos = {"nvidia-device-plugin": "https://nvidia.github.io/k8s-device-plugin",
+             "cluster-autoscaler": "https://kubernetes.github.io/autoscaler"}
+    group_urns = {g.urn for g in node_groups(graph).values()}
+    for chart, release in found.items():
+        assert re.fullmatch(r"\d+\.\d+\.\d+", release.inputs["version"]), chart
+        assert release.inputs["repositoryOpts"] == {"repo": repos[chart]}
+        assert release.inputs["namespace"] == "kube-system"
+        assert group_urns <= set(release.dependencies), chart
+
+
+def test_device_plugin_runs_on_gpu_nodes_only(build) -> None:
+    values = releases(build())["nvidia-device-plugin"].inputs["values"]
+    assert values["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Equal",
+                                      "value": "true", "effect": "NoSchedule"}]
+    assert values["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+
+
+def test_cluster_autoscaler_values(build) -> None:
+    graph = build()
+    release = releases(graph)["cluster-autoscaler"]
+    values = release.inputs["values"]
+    assert values["autoDiscovery"] == {"clusterName": "demo-dev-eks"}
+    assert values["awsRegion"] == "us-east-1"
+    assert values["image"]["tag"] == CLUSTER_AUTOSCALER_IMAGE_TAGS["1.34"]
+    role = graph.named("demo-autoscaler-role")
+    assert values["rbac"]["serviceAccount"] == {
+        "create": True, "name": "cluster-autoscaler",
+        "annotations": {"eks.amazonaws.com/role-arn": role.outputs["arn"]}}
+    assert values["nodeSelector"] == {"mlscaffold.io/node-pool": "system"}
+    assert values["securityContext"]["runAsNonRoot"] is True
+    assert values["containerSecurityContext"]["readOnlyRootFilesystem"] is True
+    assert values["containerSecurityContext"]["allowPrivilegeEscalation"] is False
+    assert set(values["resources"]) == {"requests", "limits"}
+    assert graph.named("demo-autoscaler-policy").urn in release.dependencies
+
+
+@pytest.mark.parametrize("version", SUPPORTED_KUBERNETES_VERSIONS)
+def test_helm_values_are_valid_kubernetes(build, version: str) -> None:
+    """The pod-level fragments of the charts' values, as a Pod, pass the Kubernetes schema."""
+    found = releases(build())
+    autoscaler = found["cluster-autoscaler"].inputs["values"]
+    device_plugin = found["nvidia-device-plugin"].inputs["values"]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "values"}, "spec": {
+        "securityContext": autoscaler["securityContext"],
+        "nodeSelector": {**autoscaler["nodeSelector"], **device_plugin["nodeSelector"]},
+        "tolerations": device_plugin["tolerations"],
+        "containers": [{"name": "autoscaler", "image": "registry.k8s.io/autoscaling/"
+                        f"cluster-autoscaler:{CLUSTER_AUTOSCALER_IMAGE_TAGS[version]}",
+                        "resources": autoscaler["resources"],
+                        "securityContext": autoscaler["containerSecurityContext"]}],
+    }}
+    kubernetes_validate.validate(pod, f"{version}.0", strict=True)
+
+
+def test_kubernetes_provider_uses_the_cluster_and_aws_tokens(build) -> None:
+    graph = build()
+    (provider,) = graph.of_type("pulumi:providers:kubernetes")
+    config = json.loads(provider.inputs["kubeconfig"])
+    (cluster,) = config["clusters"]
+    assert cluster["cluster"] == {"server": "https://demo-dev-eks.eks.mock",
+                                  "certificate-authority-data": "bW9jay1jYQ=="}
+    exec_ = config["users"][0]["user"]["exec"]
+    assert exec_["command"] == "aws"
+    assert exec_["args"] == ["eks", "get-token", "--cluster-name", "demo-dev-eks",
+                             "--region", "us-east-1"]
+    assert config["current-context"] == "demo-dev-eks"
+
+
+def test_every_taggable_resource_carries_the_platform_tags(build) -> None:
+    for resource in build("prod").resources:
+        if resource.type.startswith("aws:") and resource.type not in UNTAGGABLE:
+            tags = resource.inputs.get("tags") or {}
+            assert set(tags) >= PLATFORM_TAGS, resource.name
+            assert tags["Name"] == resource.name, resource.name
+
+
+def test_preview_with_unknown_outputs(build) -> None:
+    graph = build("prod", preview=True)
+    assert len(node_groups(graph)) == 2
+    assert len(graph.of_type(RELEASE)) == 2
