@@ -31,7 +31,7 @@ CORE_FILES = {
 SERVING_FILES = {"Dockerfile", ".dockerignore"}
 CI_FILES = {"github": {".github/workflows/ci.yml"}, "gitlab": {".gitlab-ci.yml"}, "none": set()}
 # GitHub Actions expressions are the one place where `${{` is meant to survive
-TEMPLATE_SYNTAX = re.compile(r"(?<!\$)\{\{|\{%|<<\s*\w|<%")
+TEMPLATE_SYNTAX = re.compile(r"(?<!\$)\{\{|\{%|<<\s*\w[^<>\n]*>>|<%")
 
 
 def _render(tmp_path: Path, task: str, serving: str, ci: str, **extra) -> tuple[Path, object]:

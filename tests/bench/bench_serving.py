@@ -1,0 +1,477 @@
+#!/usr/bin/env python3
+"""Benchmark the generated project's model server against MLServer on loopback.
+
+What it does, bounded in count and time:
+
+1. Builds a throw-away project in a temporary directory: the blueprint's package (linked as
+   ``mlproject``), the sample data for ``--task`` and a model fitted on it (impute + scale /
+   impute + one-hot, then logistic regression, or ridge for regression), saved as a model bundle.
+   ``--model-dir`` benchmarks an existing bundle instead (e.g. one made by ``train`` + ``promote``).
+2. Makes sure MLServer and its scikit-learn runtime are installed in their own virtual environment
+   (default ``~/.cache/mlscaffold-bench/mlserver-venv``, created on first use with the same
+   scikit-learn, numpy and joblib versions as this interpreter; the first install takes a few
+   minutes), or uses ``--mlserver-python``. The environment running this script is not modified.
+3. Starts both servers on free 127.0.0.1 ports, serving the same ``model.joblib`` under the same
+   name, and checks that they give the same predictions. Then it sends both the same v2 request
+   bodies (``POST /v2/models/<name>/infer``, one tensor per column, one row per request, with
+   ``"parameters": {"content_type": "pd"}`` so that MLServer decodes a DataFrame): a warm-up, then
+   ``--rounds`` rounds of ``--requests`` requests over ``--concurrency`` connections, the servers
+   taking turns round by round.
+4. Prints each server's throughput (req/s) and p50 and p99 latency (medians across rounds) and the
+   ratios ours/MLServer, then stops both servers (SIGTERM, SIGKILL after a grace period).
+
+Load generator: Python threads, each with one keep-alive ``http.client`` connection and
+TCP_NODELAY (wrk is not assumed installed, and it runs for a duration rather than a request
+count). It shares the machine's cores with the server under test, the same for both servers;
+latencies include its own overhead.
+
+MLServer runs with its default settings except ``debug: false`` (no access log per request, like
+our server's default); ``--mlserver-workers`` sets its ``parallel_workers`` (default 1).
+
+Run: ``.venv/bin/python tests/bench/bench_serving.py [--task regression] [--rounds 3]``.
+Exit code 1 if any request failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import venv
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE_DIR = REPO / "blueprints" / "ml-project" / "template" / "src" / "{{ package_name }}"
+PACKAGE = "mlproject"
+MODEL_NAME = "bench-model"
+TASKS = ("binary-classification", "multiclass-classification", "regression")
+LOOPBACK = "127.0.0.1"
+# uvloop 0.22 breaks MLServer 1.7's inference workers ("There is no current event loop").
+MLSERVER_REQUIREMENTS = ["mlserver>=1.6,<1.8", "mlserver-sklearn>=1.6,<1.8", "uvloop<0.22"]
+INSTALL_TIMEOUT = 1800
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlscaffold-bench"
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", choices=TASKS, default="binary-classification")
+    parser.add_argument("--model-dir", type=Path,
+                        help="benchmark this model bundle instead of fitting one")
+    parser.add_argument("--requests", type=int, default=2000,
+                        help="requests per round (default: 2000)")
+    parser.add_argument("--concurrency", type=int, default=8,
+                        help="client connections (default: 8)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="measured rounds per server (default: 5)")
+    parser.add_argument("--warmup", type=int, default=300,
+                        help="warm-up requests per server (default: 300)")
+    parser.add_argument("--round-timeout", type=float, default=120.0,
+                        help="end a round after this many seconds (default: 120)")
+    parser.add_argument("--mlserver-python", type=Path,
+                        help="python of an environment that has mlserver and mlserver-sklearn")
+    parser.add_argument("--cache-dir", type=Path, default=cache,
+                        help=f"where the MLServer environment is made (default: {cache})")
+    parser.add_argument("--mlserver-workers", type=int,
+                        help="MLServer's parallel_workers (default: MLServer's default, 1)")
+    parser.add_argument("--no-fast-path", action="store_true",
+                        help="run our server with --no-fast-path (pandas and the full pipeline)")
+    parser.add_argument("--skip-mlserver", action="store_true", help="benchmark our server only")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temporary directory (logs, model)")
+    args = parser.parse_args(argv)
+    if min(args.requests, args.concurrency, args.rounds) < 1 or args.warmup < 0:
+        parser.error("--requests, --concurrency and --rounds must be positive")
+    return args
+
+
+# ---------------------------------------------------------------------------- project and model
+
+
+def make_project(workdir: Path, task: str) -> Path:
+    """A project directory with the package (linked) and the sample data; returns its src dir."""
+    src = workdir / "src"
+    src.mkdir(parents=True)
+    (src / PACKAGE).symlink_to(PACKAGE_DIR, target_is_directory=True)
+    sys.path.insert(0, str(REPO))
+    from scaffolder.sample_data import write_sample_datasets
+
+    write_sample_datasets(workdir / "datasets", task, "label")
+    return src
+
+
+def fit_bundle(workdir: Path, task: str, model_dir: Path) -> None:
+    """Fit a small pipeline on datasets/train.csv and save it as a model bundle."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    model = __import__(f"{PACKAGE}.model", fromlist=["ModelBundle", "save_bundle"])
+    frame = pd.read_csv(workdir / "datasets" / "train.csv")
+    features: dict[str, str] = {}
+    for name in frame.columns.drop("label"):
+        column = frame[name].dropna()
+        numeric = pd.api.types.is_numeric_dtype(column)
+        if column.nunique() <= 1 or (not numeric and column.nunique() > 0.95 * len(column)):
+            features[name] = "dropped"  # constant or identifier
+        else:
+            features[name] = "numeric" if numeric else "categorical"
+    numeric_columns = [c for c, kind in features.items() if kind == "numeric"]
+    categorical_columns = [c for c, kind in features.items() if kind == "categorical"]
+    numeric_steps = Pipeline([("impute", SimpleImputer(strategy="median")),
+                              ("scale", StandardScaler())])
+    categorical_steps = Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
+                                  ("one_hot", OneHotEncoder(handle_unknown="ignore"))])
+    preprocess = ColumnTransformer([("numeric", numeric_steps, numeric_columns),
+                                    ("categorical", categorical_steps, categorical_columns)],
+                                   remainder="drop", sparse_threshold=0.0)
+    estimator = Ridge() if task == "regression" else LogisticRegression(max_iter=1000)
+    pipeline = Pipeline([("preprocess", preprocess), ("model", estimator)])
+    pipeline.fit(frame[numeric_columns + categorical_columns], frame["label"])
+    classes = None if task == "regression" else pipeline.classes_.tolist()
+    bundle = model.ModelBundle(pipeline=pipeline, task=task, label="label", features=features,
+                               classes=classes, metric="n/a", metrics={}, name=MODEL_NAME)
+    model.save_bundle(bundle, model_dir)
+
+
+def request_bodies(test_csv: Path, model_dir: Path, limit: int = 200) -> list[bytes]:
+    """v2 request bodies, each one complete row (no missing value) of the test split."""
+    import pandas as pd
+
+    features = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))["features"]
+    columns = [c for c, kind in features.items() if kind != "dropped"]
+    frame = pd.read_csv(test_csv)[columns].dropna().head(limit)
+    bodies = []
+    for row in frame.itertuples(index=False):
+        inputs = []
+        for name, value in zip(columns, row, strict=True):
+            numeric = features[name] == "numeric"
+            inputs.append({"name": name, "shape": [1], "datatype": "FP64" if numeric else "BYTES",
+                           "data": [float(value) if numeric else str(value)]})
+        bodies.append(json.dumps({"parameters": {"content_type": "pd"}, "inputs": inputs}).encode())
+    if not bodies:
+        raise SystemExit(f"{test_csv} has no complete rows to send")
+    return bodies
+
+
+# ---------------------------------------------------------------------------- servers
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def _clean_env() -> dict[str, str]:
+    drop = ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def ensure_mlserver(args: argparse.Namespace) -> Path:
+    """Python of an environment with MLServer; made under the cache dir when missing."""
+    if args.mlserver_python:
+        return args.mlserver_python
+    import joblib
+    import numpy
+    import sklearn
+
+    wanted = [*MLSERVER_REQUIREMENTS, f"scikit-learn=={sklearn.__version__}",
+              f"numpy=={numpy.__version__}", f"joblib=={joblib.__version__}"]
+    env_dir = args.cache_dir / "mlserver-venv"
+    python = env_dir / "bin" / "python"
+    marker = env_dir / ".mlscaffold-requirements"
+    if python.exists() and marker.exists() and marker.read_text() == "\n".join(wanted):
+        return python
+    print(f"installing MLServer into {env_dir} (once; takes a few minutes)", flush=True)
+    if not python.exists():
+        venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
+    log = args.cache_dir / "mlserver-install.log"
+    with log.open("w") as handle:
+        done = subprocess.run([str(python), "-m", "pip", "install", *wanted], stdout=handle,
+                              stderr=subprocess.STDOUT, timeout=INSTALL_TIMEOUT, env=_clean_env())
+    if done.returncode != 0:
+        raise SystemExit(f"installing MLServer failed; see {log}")
+    marker.write_text("\n".join(wanted))
+    return python
+
+
+class Server:
+    """A server subprocess in a process group of its own, logging to a file."""
+
+    def __init__(self, label: str, command: list[str], port: int, cwd: Path,
+                 env: dict[str, str], log: Path):
+        self.label, self.port, self.log = label, port, log
+        self._log_handle = log.open("w")
+        self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=self._log_handle,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"{self.label} exited with code {self.process.returncode}:\n"
+                                 f"{self.tail()}")
+            with contextlib.suppress(OSError):
+                if get(self.port, f"/v2/models/{MODEL_NAME}/ready")[0] == 200:
+                    return
+            time.sleep(0.25)
+        raise SystemExit(f"{self.label} not ready after {timeout:.0f} s:\n{self.tail()}")
+
+    def tail(self, lines: int = 30) -> str:
+        self._log_handle.flush()
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, grace: float = 15.0) -> int | None:
+        """SIGTERM the process group, SIGKILL it after `grace` seconds; returns the exit code."""
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+            except ProcessLookupError:
+                pass
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # workers left in the group
+        self._log_handle.close()
+        return self.process.returncode
+
+
+def start_ours(workdir: Path, src: Path, model_dir: Path, fast_path: bool) -> Server:
+    port = free_port()
+    code = f"import sys; from {PACKAGE}.serve import serve; sys.exit(serve(sys.argv[1:]))"
+    command = [sys.executable, "-c", code, "--host", LOOPBACK, "--port", str(port),
+               "--model-dir", str(model_dir), "--model-name", MODEL_NAME]
+    if not fast_path:
+        command.append("--no-fast-path")
+    env = _clean_env()
+    env["PYTHONPATH"] = str(src)
+    return Server("ours", command, port, workdir, env, workdir / "ours.log")
+
+
+def start_mlserver(workdir: Path, python: Path, model_dir: Path, workers: int | None) -> Server:
+    root = workdir / "mlserver"
+    model_root = root / "models" / MODEL_NAME
+    model_root.mkdir(parents=True)
+    shutil.copy(model_dir / "model.joblib", model_root / "model.joblib")
+    (model_root / "model-settings.json").write_text(json.dumps({
+        "name": MODEL_NAME, "implementation": "mlserver_sklearn.SKLearnModel",
+        "parameters": {"uri": "./model.joblib"},
+    }))
+    port = free_port()
+    settings = {"host": LOOPBACK, "http_port": port, "grpc_port": free_port(),
+                "metrics_port": free_port(), "debug": False}
+    if workers is not None:
+        settings["parallel_workers"] = workers
+    (root / "settings.json").write_text(json.dumps(settings))
+    command = [str(python.parent / "mlserver"), "start", str(root)]
+    return Server("MLServer", command, port, root, _clean_env(), workdir / "mlserver.log")
+
+
+# ---------------------------------------------------------------------------- client and load
+
+
+def _connect(port: int) -> http.client.HTTPConnection:
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
+    conn.connect()
+    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return conn
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=5)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def infer(port: int, body: bytes) -> list:
+    """The predict output for one request body."""
+    conn = _connect(port)
+    try:
+        conn.request("POST", f"/v2/models/{MODEL_NAME}/infer", body,
+                     {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        data = response.read()
+        if response.status != 200:
+            raise SystemExit(f"port {port}: HTTP {response.status}: {data[:300]!r}")
+        outputs = {o["name"]: o for o in json.loads(data)["outputs"]}
+        return outputs["predict"]["data"]
+    finally:
+        conn.close()
+
+
+def run_load(port: int, bodies: list[bytes], total: int, concurrency: int,
+             timeout: float) -> dict:
+    """Send `total` requests over `concurrency` keep-alive connections; the round's figures."""
+    path = f"/v2/models/{MODEL_NAME}/infer"
+    headers = {"Content-Type": "application/json"}
+    counter = itertools.count()
+    latencies: list[list[float]] = [[] for _ in range(concurrency)]
+    errors = [0] * concurrency
+    start = threading.Barrier(concurrency + 1)
+    deadline = time.monotonic() + timeout
+
+    def worker(slot: int) -> None:
+        conn = _connect(port)
+        mine = latencies[slot]
+        start.wait()
+        try:
+            while (n := next(counter)) < total and time.monotonic() < deadline:
+                began = time.perf_counter()
+                try:
+                    conn.request("POST", path, bodies[n % len(bodies)], headers)
+                    response = conn.getresponse()
+                    response.read()
+                    ok = response.status == 200
+                except (OSError, http.client.HTTPException):
+                    ok = False
+                    conn.close()
+                    conn = _connect(port)
+                mine.append(time.perf_counter() - began)
+                errors[slot] += not ok
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join(timeout + 30)
+    wall = time.perf_counter() - began
+    samples = sorted(x for mine in latencies for x in mine)
+    if not samples:
+        raise SystemExit(f"port {port}: no request completed")
+    return {
+        "requests": len(samples),
+        "errors": sum(errors),
+        "throughput": len(samples) / wall,
+        "p50_ms": 1000 * samples[round(0.50 * (len(samples) - 1))],
+        "p99_ms": 1000 * samples[round(0.99 * (len(samples) - 1))],
+    }
+
+
+def _same(a: list, b: list) -> bool:
+    """Same predictions (numbers equal within 1e-9 relative)."""
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x, int | float) and isinstance(y, int | float):
+            if abs(x - y) > 1e-9 * max(1.0, abs(x), abs(y)):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def measure(servers: list[Server], bodies: list[bytes], args: argparse.Namespace) -> dict:
+    """Warm up, then run the rounds, servers taking turns; per-server list of round figures."""
+    for server in servers:
+        run_load(server.port, bodies, args.warmup, args.concurrency, args.round_timeout)
+    results: dict[str, list[dict]] = {server.label: [] for server in servers}
+    for number in range(args.rounds):
+        for server in servers if number % 2 == 0 else servers[::-1]:
+            figures = run_load(server.port, bodies, args.requests, args.concurrency,
+                               args.round_timeout)
+            results[server.label].append(figures)
+            print(f"  round {number + 1} {server.label:9s} {figures['throughput']:8.1f} req/s"
+                  f"  p50 {figures['p50_ms']:7.2f} ms  p99 {figures['p99_ms']:7.2f} ms"
+                  f"  errors {figures['errors']}", flush=True)
+    return results
+
+
+def report(results: dict[str, list[dict]]) -> None:
+    summary = {label: {key: statistics.median(r[key] for r in rounds)
+                       for key in ("throughput", "p50_ms", "p99_ms")}
+               for label, rounds in results.items()}
+    print("\nmedians across rounds:")
+    print(f"  {'server':9s} {'req/s':>9s} {'p50 ms':>9s} {'p99 ms':>9s}")
+    for label, figures in summary.items():
+        print(f"  {label:9s} {figures['throughput']:9.1f} {figures['p50_ms']:9.2f}"
+              f" {figures['p99_ms']:9.2f}")
+    if "MLServer" in summary:
+        ours, theirs = summary["ours"], summary["MLServer"]
+        print(f"  ours/MLServer: throughput x{ours['throughput'] / theirs['throughput']:.2f},"
+              f" p50 x{ours['p50_ms'] / theirs['p50_ms']:.2f},"
+              f" p99 x{ours['p99_ms'] / theirs['p99_ms']:.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    mlserver_python = None if args.skip_mlserver else ensure_mlserver(args)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    servers: list[Server] = []
+    try:
+        src = make_project(workdir, args.task)
+        sys.path.insert(0, str(src))
+        model_dir = workdir / "model"
+        if args.model_dir:
+            shutil.copytree(args.model_dir, model_dir)
+        else:
+            fit_bundle(workdir, args.task, model_dir)
+        bodies = request_bodies(workdir / "datasets" / "test.csv", model_dir)
+
+        servers.append(start_ours(workdir, src, model_dir, not args.no_fast_path))
+        if mlserver_python:
+            servers.append(start_mlserver(workdir, mlserver_python, model_dir,
+                                          args.mlserver_workers))
+        for server in servers:
+            server.wait_ready()
+        fast = [line for line in servers[0].tail(50).splitlines() if "fast path" in line]
+        print(f"our server: {fast[-1].split(': ', 1)[-1] if fast else 'fast path: unknown'}")
+
+        sample = bodies[:20]
+        reference = [infer(servers[0].port, body) for body in sample]
+        for server in servers[1:]:
+            same = sum(_same(a, infer(server.port, body)) for a, body in zip(reference, sample,
+                                                                              strict=True))
+            print(f"predictions agree with {server.label} on {same}/{len(sample)} requests")
+            if same != len(sample):
+                print("warning: the servers disagree; the comparison is not like for like")
+
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"task {args.task}; {args.rounds} rounds x {args.requests} requests, concurrency "
+              f"{args.concurrency}, one row per request, v2 infer, HTTP/1.1 keep-alive on "
+              f"{LOOPBACK}; {os.cpu_count()} CPUs, load average {load:.2f}")
+        results = measure(servers, bodies, args)
+        report(results)
+        return 1 if any(r["errors"] for rounds in results.values() for r in rounds) else 0
+    finally:
+        for server in servers:
+            code = server.stop()
+            if server.label == "ours" and code not in (0, None):
+                print(f"note: our server exited with code {code} on SIGTERM:\n{server.tail()}")
+        if args.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
