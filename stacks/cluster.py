@@ -16,6 +16,8 @@ from ._common import assume_role_policy, child_options, policy_document, resourc
 from .config import (
     GPU_POOL_LABEL,
     GPU_TAINT,
+    GPU_TOLERATION,
+    TAINT_EFFECTS,
     ClusterConfig,
     GpuNodeGroupConfig,
     SystemNodeGroupConfig,
@@ -55,8 +57,6 @@ SYSTEM_POOL = "system"
 
 _AUTOSCALER_TAG = "k8s.io/cluster-autoscaler"
 # EKS API taint effects -> Kubernetes taint effects
-_TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute",
-                  "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
 
 
 @dataclass
@@ -91,7 +91,7 @@ def autoscaler_tags(cluster_name: str, group: GpuNodeGroupConfig) -> dict[str, s
     tags = {f"{_AUTOSCALER_TAG}/enabled": "true", f"{_AUTOSCALER_TAG}/{cluster_name}": "owned"}
     tags.update({f"{template}/label/{key}": value for key, value in group.labels.items()})
     tags[f"{template}/taint/{GPU_TAINT['key']}"] = (
-        f"{GPU_TAINT['value']}:{_TAINT_EFFECTS[GPU_TAINT['effect']]}")
+        f"{GPU_TAINT['value']}:{TAINT_EFFECTS[GPU_TAINT['effect']]}")
     tags[f"{template}/resources/nvidia.com/gpu"] = str(
         min(gpu_count(t) for t in group.instance_types))
     return tags
@@ -115,11 +115,6 @@ def kubeconfig(cluster_name: str, endpoint: str, certificate_authority: str,
             "interactiveMode": "Never",
         }}}],
     })
-
-
-def _toleration(taint: Mapping[str, str]) -> dict[str, str]:
-    return {"key": taint["key"], "operator": "Equal", "value": taint["value"],
-            "effect": _TAINT_EFFECTS[taint["effect"]]}
 
 
 class GpuCluster(pulumi.ComponentResource):
@@ -360,7 +355,7 @@ class GpuCluster(pulumi.ComponentResource):
             chart="nvidia-device-plugin", version=NVIDIA_DEVICE_PLUGIN_CHART,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=NVIDIA_DEVICE_PLUGIN_REPO),
             namespace="kube-system",
-            values={"tolerations": [_toleration(GPU_TAINT)],
+            values={"tolerations": [GPU_TOLERATION],
                     "nodeSelector": {"nvidia.com/gpu.present": "true"}},
             opts=child_options(self, provider=self.kubernetes_provider,
                                depends_on=node_groups))

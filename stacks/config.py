@@ -19,9 +19,12 @@ from .instances import EC2_INSTANCES, SAGEMAKER_INSTANCES, gpu_count
 
 __all__ = [
     "DEFAULT_KUBERNETES_VERSION",
+    "GPU_NODE_SELECTOR",
     "GPU_POOL_LABEL",
     "GPU_TAINT",
+    "GPU_TOLERATION",
     "SUPPORTED_KUBERNETES_VERSIONS",
+    "TAINT_EFFECTS",
     "ClusterConfig",
     "FeatureStoreConfig",
     "GpuNodeGroupConfig",
@@ -40,9 +43,17 @@ __all__ = [
 # EKS versions in standard or extended support in 2026-11; the default is in standard support
 SUPPORTED_KUBERNETES_VERSIONS: tuple[str, ...] = ("1.32", "1.33", "1.34", "1.35", "1.36")
 DEFAULT_KUBERNETES_VERSION = "1.34"
-# the taint every GPU node carries, so only pods that tolerate it land there
+# the taint every GPU node carries (EKS API form), so only pods that tolerate it land there
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
+# EKS API taint effects -> Kubernetes effects
+TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute",
+                 "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
+# the Kubernetes toleration of GPU_TAINT, for every pod that must run on GPU nodes
+GPU_TOLERATION = {"key": GPU_TAINT["key"], "operator": "Equal", "value": GPU_TAINT["value"],
+                  "effect": TAINT_EFFECTS[GPU_TAINT["effect"]]}
 GPU_POOL_LABEL = "mlscaffold.io/node-pool"
+# the label every GPU node carries, whatever its pool
+GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
 
 Profile = Literal["dev", "staging", "prod"]
 _PRODUCTION_NAMES = {"prod", "production", "prd", "live"}
@@ -152,7 +163,7 @@ class GpuNodeGroupConfig(_NodeGroupConfig):
 
     @property
     def labels(self) -> dict[str, str]:
-        return {GPU_POOL_LABEL: self.name, "nvidia.com/gpu.present": "true"}
+        return {GPU_POOL_LABEL: self.name, **GPU_NODE_SELECTOR}
 
 
 class ClusterConfig(_Strict):

@@ -1,0 +1,521 @@
+"""Model serving: a SageMaker endpoint with guarded blue/green deployments and autoscaling, or a
+KServe InferenceService on the cluster's GPU nodes.
+
+:func:`inference_service_manifest` builds the InferenceService as plain data, so that its pod
+template can be checked without Pulumi.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from ._common import assume_role_policy, child_options, policy_document, resource_tags, token
+from .config import GPU_TOLERATION, GpuNodeGroupConfig, MonitoringConfig, ServingConfig
+
+__all__ = [
+    "CERT_MANAGER_VERSION",
+    "DATA_CAPTURE_PREFIX",
+    "KSERVE_VERSION",
+    "SAGEMAKER_VPC_ACTIONS",
+    "SERVING_PORT",
+    "VARIANT_NAME",
+    "Serving",
+    "ServingArgs",
+    "inference_service_manifest",
+]
+
+# one production variant, whose name must stay the same across blue/green deployments
+VARIANT_NAME = "primary"
+DATA_CAPTURE_PREFIX = "data-capture"
+SERVING_PORT = 8080
+RUN_AS_USER = 10001
+MODEL_MOUNT = "/mnt/models"  # where KServe's storage initializer puts the model
+SAGEMAKER_MODEL_DIR = "/opt/ml/model"
+
+CERT_MANAGER_REPO = "https://charts.jetstack.io"
+CERT_MANAGER_VERSION = "v1.19.1"
+KSERVE_CHARTS = "oci://ghcr.io/kserve/charts"
+KSERVE_VERSION = "v0.15.2"
+
+# SageMaker instance families with local NVMe storage: it is always encrypted, and an endpoint
+# configuration with a KMS key is refused for them
+_INSTANCE_STORE_FAMILIES = frozenset({"c5d", "g4dn", "g5", "g6", "g6e", "m5d", "p3dn", "p4d",
+                                      "p4de", "p5", "r5d"})
+_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_ISVC_NAME_MAX = 53  # leaves room for the "-predictor" suffix of its Service
+# what SageMaker needs to run an endpoint or job in a VPC (its network interfaces); EC2 has no
+# resource-level permission for the Describe actions
+SAGEMAKER_VPC_ACTIONS: tuple[str, ...] = (
+    "ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
+    "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission",
+    "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions",
+    "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups")
+_ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
+                     "ecr:GetDownloadUrlForLayer"]
+
+
+def inference_service_manifest(
+        name: str, namespace: str, image: pulumi.Input[str], config: ServingConfig, *,
+        storage_uri: pulumi.Input[str], service_account_name: str,
+        gpu_node_group: GpuNodeGroupConfig | None = None) -> dict[str, Any]:
+    """The KServe ``InferenceService`` (serving.kserve.io/v1beta1) of a custom predictor.
+
+    One container, ``kserve-container``, runs ``serve --port 8080`` on the model KServe's
+    storage initializer downloads from `storage_uri` to ``/mnt/models``. It runs as user 10001
+    with a read-only root file system (``/tmp`` is an emptyDir), no privilege escalation and no
+    capabilities, probed on the Open Inference health routes. With ``config.gpus`` it asks for
+    that many ``nvidia.com/gpu``, tolerates the GPU taint and selects `gpu_node_group`'s nodes.
+    RawDeployment mode: a Deployment scaled by an HPA between the replica bounds.
+    """
+    _check_predictor(name, config, gpu_node_group)
+    limits: dict[str, str] = {"cpu": config.cpu, "memory": config.memory}
+    if config.gpus:
+        limits["nvidia.com/gpu"] = str(config.gpus)
+
+    def probe(path: str, delay: int, period: int) -> dict[str, Any]:
+        return {"httpGet": {"path": path, "port": SERVING_PORT}, "initialDelaySeconds": delay,
+                "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": 3}
+
+    container = {
+        "name": "kserve-container",
+        "image": image,
+        "args": ["serve", "--port", str(SERVING_PORT)],
+        "ports": [{"name": "http1", "containerPort": SERVING_PORT, "protocol": "TCP"}],
+        "env": [
+            {"name": "STORAGE_URI", "value": storage_uri},
+            {"name": "MODEL_DIR", "value": MODEL_MOUNT},
+            {"name": "MODEL_NAME", "value": name},
+            {"name": "SERVE_HOST", "value": "0.0.0.0"},
+        ],
+        "resources": {"requests": {"cpu": config.cpu, "memory": config.memory},
+                      "limits": limits},
+        "readinessProbe": probe("/v2/health/ready", 5, 10),
+        "livenessProbe": probe("/v2/health/live", 15, 20),
+        "securityContext": {
+            "runAsNonRoot": True, "runAsUser": RUN_AS_USER, "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    predictor: dict[str, Any] = {
+        "serviceAccountName": service_account_name,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_USER,
+                            "runAsGroup": RUN_AS_USER, "fsGroup": RUN_AS_USER,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+        "minReplicas": config.min_replicas,
+        "maxReplicas": config.max_replicas,
+        "scaleMetric": "cpu",
+        "scaleTarget": 70,
+    }
+    if gpu_node_group is not None and config.gpus:
+        predictor["tolerations"] = [dict(GPU_TOLERATION)]
+        predictor["nodeSelector"] = dict(gpu_node_group.labels)
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {
+            "name": name, "namespace": namespace,
+            "labels": {"app.kubernetes.io/name": name, "app.kubernetes.io/component": "model"},
+            "annotations": {"serving.kserve.io/deploymentMode": "RawDeployment",
+                            "serving.kserve.io/autoscalerClass": "hpa"},
+        },
+        "spec": {"predictor": predictor},
+    }
+
+
+@dataclass
+class ServingArgs:
+    """Inputs of :class:`Serving`. SageMaker uses the VPC, repository and capture fields;
+    KServe the Kubernetes ones."""
+
+    config: ServingConfig
+    """Platform, sizes, autoscaling, data capture (``platform`` must not be ``none``)."""
+    monitoring: MonitoringConfig
+    """Log retention and the thresholds of the SageMaker rollback alarms."""
+    prefix: str
+    """Resource-name prefix, ``<project>-<env>``; also the SageMaker endpoint's name."""
+    tags: Mapping[str, str]
+    """The platform's tags."""
+    kms_key_arn: pulumi.Input[str]
+    """Platform data key: model artifacts, captured data, volumes, logs."""
+    model_name: str
+    """Name of the model in the KServe routes and of the InferenceService."""
+    image_uri: pulumi.Input[str]
+    """Serving image, ``<repository_url>:<config.image_tag>``."""
+    model_data_bucket: pulumi.Input[str]
+    """Artifact bucket holding the model."""
+    model_data_key: str = "models/production/model.tar.gz"
+    """Key of the model archive; read access covers its folder."""
+    # SageMaker
+    repository_arn: pulumi.Input[str] | None = None
+    """ECR repository of the serving image (pull permission of the execution role)."""
+    capture_bucket_name: pulumi.Input[str] | None = None
+    """Bucket receiving captured requests and responses under ``data-capture/``."""
+    private_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
+    """Subnets of the endpoint's network interfaces."""
+    security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
+    """Security groups of the endpoint; without them one is created from the VPC fields."""
+    vpc_id: pulumi.Input[str] | None = None
+    """VPC of the created security group."""
+    vpc_cidr: pulumi.Input[str] | None = None
+    """HTTPS egress to the VPC (its interface endpoints)."""
+    s3_prefix_list_id: pulumi.Input[str] | None = None
+    """Prefix list of the VPC's S3 gateway endpoint: HTTPS egress to S3."""
+    # KServe
+    kubernetes_provider: pulumi.ProviderResource | None = None
+    """Provider of the EKS cluster."""
+    gpu_node_group: GpuNodeGroupConfig | None = None
+    """Node group the predictor runs on when ``config.gpus`` > 0."""
+    irsa_trust_policy: Callable[[str, str], pulumi.Input[str]] | None = None
+    """(namespace, service account) -> trust policy of an IRSA role, e.g.
+    ``GpuCluster.irsa_trust_policy``; the predictor reads its model with that role."""
+    namespace: str = "ml-serving"
+    """Namespace of the InferenceService."""
+    install_cert_manager: bool = True
+    """Install cert-manager (KServe's webhook certificates); off if the cluster has it."""
+
+
+class Serving(pulumi.ComponentResource):
+    """Serves the registry's model on SageMaker or KServe (``config.platform``).
+
+    SageMaker: a network-isolated model in the private subnets (a security group allowing
+    only HTTPS to the VPC and S3 unless groups are given), an endpoint configuration with
+    KMS and data capture, an endpoint whose updates are blue/green (canary when it has two or
+    more instances) and roll back on its 5xx-rate and p99-latency alarms, target-tracking
+    autoscaling on invocations per instance, and a least-privilege execution role.
+
+    KServe: cert-manager and KServe (RawDeployment, no Knative or Istio) as Helm releases, a
+    namespace, an IRSA service account that can read only the model, and the InferenceService.
+    """
+
+    endpoint_name: pulumi.Output[str] | None = None
+    endpoint_arn: pulumi.Output[str] | None = None
+    execution_role_arn: pulumi.Output[str] | None = None
+    security_group_ids: pulumi.Output[list[str]] | None = None
+    inference_service_name: pulumi.Output[str] | None = None
+    namespace: pulumi.Output[str] | None = None
+
+    def __init__(self, name: str, args: ServingArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        platform = args.config.platform
+        if platform == "none":
+            raise ValueError("serving.platform is 'none': do not create a Serving component")
+        _check_args(args)
+        super().__init__(token("Serving"), name, None, opts)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        self._partition = aws.get_partition_output(opts=invoke).partition
+        # the model's folder (new versions replace the archive), or the archive alone
+        model_folder = posixpath.dirname(args.model_data_key)
+        self._model_objects = pulumi.Output.format(
+            "arn:{0}:s3:::{1}/{2}", self._partition, args.model_data_bucket,
+            f"{model_folder}/*" if model_folder else args.model_data_key)
+        self._model_url = pulumi.Output.format("s3://{0}/{1}", args.model_data_bucket,
+                                               args.model_data_key)
+        if platform == "sagemaker":
+            outputs = self._sagemaker(name, args)
+        else:
+            outputs = self._kserve(name, args)
+        for key, value in outputs.items():
+            setattr(self, key, value)
+        self.register_outputs(outputs)
+
+    # ------------------------------------------------------------------ SageMaker
+
+    def _sagemaker(self, name: str, args: ServingArgs) -> dict[str, pulumi.Output[Any]]:
+        config = args.config
+        endpoint_name = args.prefix
+
+        def tags(resource: str) -> dict[str, str]:
+            return resource_tags(args.tags, name=f"{name}-{resource}")
+
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-endpoint-logs", name=f"/aws/sagemaker/Endpoints/{endpoint_name}",
+            retention_in_days=args.monitoring.log_retention_days, kms_key_id=args.kms_key_arn,
+            tags=tags("endpoint-logs"), opts=child_options(self))
+        role, policy = self._execution_role(name, args, log_group)
+
+        security_groups = args.security_group_ids
+        if security_groups is None:
+            group = aws.ec2.SecurityGroup(
+                f"{name}-sg", vpc_id=args.vpc_id,
+                description=f"SageMaker endpoint {endpoint_name}: HTTPS to the VPC and S3 only",
+                egress=[
+                    aws.ec2.SecurityGroupEgressArgs(
+                        protocol="tcp", from_port=443, to_port=443,
+                        cidr_blocks=[args.vpc_cidr],
+                        description="HTTPS to the VPC's interface endpoints"),
+                    aws.ec2.SecurityGroupEgressArgs(
+                        protocol="tcp", from_port=443, to_port=443,
+                        prefix_list_ids=[args.s3_prefix_list_id],
+                        description="HTTPS to S3 through the gateway endpoint"),
+                ],
+                tags=tags("sg"), opts=child_options(self))
+            security_groups = [group.id]
+
+        model = aws.sagemaker.Model(
+            f"{name}-model", execution_role_arn=role.arn, enable_network_isolation=True,
+            primary_container=aws.sagemaker.ModelPrimaryContainerArgs(
+                image=args.image_uri, model_data_url=self._model_url,
+                environment={"MODEL_DIR": SAGEMAKER_MODEL_DIR, "MODEL_NAME": args.model_name,
+                             "SERVE_HOST": "0.0.0.0"}),
+            vpc_config=aws.sagemaker.ModelVpcConfigArgs(
+                subnets=args.private_subnet_ids, security_group_ids=security_groups),
+            tags=tags("model"), opts=child_options(self, depends_on=[policy]))
+
+        family = config.instance_type.split(".")[1]
+        endpoint_config = aws.sagemaker.EndpointConfiguration(
+            f"{name}-endpoint-config",
+            production_variants=[aws.sagemaker.EndpointConfigurationProductionVariantArgs(
+                variant_name=VARIANT_NAME, model_name=model.name,
+                instance_type=config.instance_type,
+                initial_instance_count=config.initial_instance_count,
+                initial_variant_weight=1)],
+            kms_key_arn=None if family in _INSTANCE_STORE_FAMILIES else args.kms_key_arn,
+            data_capture_config=aws.sagemaker.EndpointConfigurationDataCaptureConfigArgs(
+                enable_capture=config.data_capture_percent > 0,
+                initial_sampling_percentage=config.data_capture_percent,
+                destination_s3_uri=pulumi.Output.format(
+                    "s3://{0}/{1}", args.capture_bucket_name, DATA_CAPTURE_PREFIX),
+                kms_key_id=args.kms_key_arn,
+                capture_options=[
+                    aws.sagemaker.EndpointConfigurationDataCaptureConfigCaptureOptionArgs(
+                        capture_mode=mode) for mode in ("Input", "Output")],
+                capture_content_type_header=aws.sagemaker.
+                EndpointConfigurationDataCaptureConfigCaptureContentTypeHeaderArgs(
+                    csv_content_types=["text/csv"], json_content_types=["application/json"])),
+            tags=tags("endpoint-config"), opts=child_options(self))
+
+        alarms = self._rollback_alarms(name, args, endpoint_name)
+        endpoint = aws.sagemaker.Endpoint(
+            f"{name}-endpoint", name=endpoint_name, endpoint_config_name=endpoint_config.name,
+            deployment_config=aws.sagemaker.EndpointDeploymentConfigArgs(
+                blue_green_update_policy=_blue_green(config),
+                auto_rollback_configuration=aws.sagemaker.
+                EndpointDeploymentConfigAutoRollbackConfigurationArgs(alarms=[
+                    aws.sagemaker.EndpointDeploymentConfigAutoRollbackConfigurationAlarmArgs(
+                        alarm_name=alarm.name) for alarm in alarms])),
+            tags=tags("endpoint"), opts=child_options(self))
+
+        target = aws.appautoscaling.Target(
+            f"{name}-scaling-target", service_namespace="sagemaker",
+            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            resource_id=pulumi.Output.format("endpoint/{0}/variant/{1}", endpoint.name,
+                                             VARIANT_NAME),
+            min_capacity=config.min_instances, max_capacity=config.max_instances,
+            tags=tags("scaling-target"), opts=child_options(self))
+        aws.appautoscaling.Policy(
+            f"{name}-scaling-policy", name=f"{endpoint_name}-invocations",
+            policy_type="TargetTrackingScaling", service_namespace=target.service_namespace,
+            scalable_dimension=target.scalable_dimension, resource_id=target.resource_id,
+            target_tracking_scaling_policy_configuration=aws.appautoscaling.
+            PolicyTargetTrackingScalingPolicyConfigurationArgs(
+                target_value=float(config.target_invocations_per_instance),
+                predefined_metric_specification=aws.appautoscaling.
+                PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
+                    predefined_metric_type="SageMakerVariantInvocationsPerInstance"),
+                scale_in_cooldown=300, scale_out_cooldown=60),
+            opts=child_options(self))
+        return {"endpoint_name": endpoint.name, "endpoint_arn": endpoint.arn,
+                "execution_role_arn": role.arn,
+                "security_group_ids": pulumi.Output.from_input(security_groups)}
+
+    def _execution_role(self, name: str, args: ServingArgs, log_group: aws.cloudwatch.LogGroup
+                        ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        """The role SageMaker hosts the model with: read the model, pull the image, write
+        captured data and logs, manage the endpoint's network interfaces."""
+        role = aws.iam.Role(
+            f"{name}-execution-role", assume_role_policy=assume_role_policy(
+                "sagemaker.amazonaws.com"),
+            description=f"SageMaker endpoint {args.prefix}: hosts the model",
+            tags=resource_tags(args.tags, name=f"{name}-execution-role"),
+            opts=child_options(self))
+        policy = aws.iam.RolePolicy(
+            f"{name}-execution-policy", role=role.id, policy=policy_document([
+                {"Sid": "ModelArtifacts", "Effect": "Allow", "Action": "s3:GetObject",
+                 "Resource": self._model_objects},
+                {"Sid": "DataCapture", "Effect": "Allow", "Action": "s3:PutObject",
+                 "Resource": pulumi.Output.format("arn:{0}:s3:::{1}/{2}/*", self._partition,
+                                                  args.capture_bucket_name,
+                                                  DATA_CAPTURE_PREFIX)},
+                {"Sid": "Key", "Effect": "Allow",
+                 "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                 "Resource": args.kms_key_arn},
+                {"Sid": "ImagePull", "Effect": "Allow", "Action": _ECR_PULL_ACTIONS,
+                 "Resource": args.repository_arn},
+                # the registry token has no resource-level permission
+                {"Sid": "RegistryToken", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken",
+                 "Resource": "*"},
+                {"Sid": "Logs", "Effect": "Allow",
+                 "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
+                            "logs:DescribeLogStreams"],
+                 "Resource": [log_group.arn, pulumi.Output.concat(log_group.arn, ":*")]},
+                {"Sid": "Metrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData",
+                 "Resource": "*", "Condition": {"StringLike": {
+                     "cloudwatch:namespace": ["AWS/SageMaker", "/aws/sagemaker/*"]}}},
+                # VPC mode: SageMaker attaches network interfaces in the private subnets
+                {"Sid": "NetworkInterfaces", "Effect": "Allow",
+                 "Action": list(SAGEMAKER_VPC_ACTIONS), "Resource": "*"},
+            ]),
+            opts=child_options(self))
+        return role, policy
+
+    def _rollback_alarms(self, name: str, args: ServingArgs,
+                         endpoint_name: str) -> list[aws.cloudwatch.MetricAlarm]:
+        """Alarms a deployment rolls back on: 5xx rate and p99 latency over 1-minute periods.
+
+        They name the endpoint, not depend on it (the endpoint depends on them)."""
+        dimensions = {"EndpointName": endpoint_name, "VariantName": VARIANT_NAME}
+        tags = resource_tags(args.tags, name=f"{name}-rollback")
+
+        def metric(metric_id: str, metric_name: str) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
+            return aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                id=metric_id, return_data=False,
+                metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
+                    namespace="AWS/SageMaker", metric_name=metric_name, period=60, stat="Sum",
+                    dimensions=dimensions))
+
+        errors = aws.cloudwatch.MetricAlarm(
+            f"{name}-rollback-5xx", name=f"{endpoint_name}-rollback-5xx",
+            alarm_description="5xx rate (%) of the endpoint; rolls back deployments",
+            comparison_operator="GreaterThanThreshold",
+            threshold=args.monitoring.error_rate_5xx, evaluation_periods=2,
+            datapoints_to_alarm=2, treat_missing_data="notBreaching",
+            metric_queries=[
+                metric("errors", "Invocation5XXErrors"), metric("invocations", "Invocations"),
+                aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                    id="rate", label="5xx rate (%)", return_data=True,
+                    expression="IF(invocations > 0, 100 * errors / invocations, 0)"),
+            ],
+            tags=tags, opts=child_options(self))
+        latency = aws.cloudwatch.MetricAlarm(
+            f"{name}-rollback-latency", name=f"{endpoint_name}-rollback-latency-p99",
+            alarm_description="p99 model latency of the endpoint; rolls back deployments",
+            namespace="AWS/SageMaker", metric_name="ModelLatency", dimensions=dimensions,
+            extended_statistic="p99", period=60, evaluation_periods=2, datapoints_to_alarm=2,
+            comparison_operator="GreaterThanThreshold",
+            threshold=args.monitoring.latency_p99_ms * 1000,  # ModelLatency is in microseconds
+            treat_missing_data="notBreaching", tags=tags, opts=child_options(self))
+        return [errors, latency]
+
+    # ------------------------------------------------------------------ KServe
+
+    def _kserve(self, name: str, args: ServingArgs) -> dict[str, pulumi.Output[Any]]:
+        def options(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+            return child_options(self, provider=args.kubernetes_provider,
+                                 depends_on=list(depends_on))
+
+        prerequisites: list[pulumi.Resource] = []
+        if args.install_cert_manager:
+            prerequisites.append(k8s.helm.v3.Release(
+                f"{name}-cert-manager", name="cert-manager", chart="cert-manager",
+                version=CERT_MANAGER_VERSION,
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CERT_MANAGER_REPO),
+                namespace="cert-manager", create_namespace=True,
+                values={"crds": {"enabled": True}}, opts=options()))
+        prerequisites.append(k8s.helm.v3.Release(
+            f"{name}-kserve-crd", name="kserve-crd", chart=f"{KSERVE_CHARTS}/kserve-crd",
+            version=KSERVE_VERSION, namespace="kserve", create_namespace=True, opts=options()))
+        kserve = k8s.helm.v3.Release(
+            f"{name}-kserve", name="kserve", chart=f"{KSERVE_CHARTS}/kserve",
+            version=KSERVE_VERSION, namespace="kserve",
+            values={"kserve": {"controller": {
+                "deploymentMode": "RawDeployment",
+                # in-cluster Service only; exposing the model is a separate decision
+                "gateway": {"disableIngressCreation": True}}}},
+            opts=options(*prerequisites))
+
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace", metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=args.namespace, labels={
+                    "app.kubernetes.io/part-of": args.prefix,
+                    "pod-security.kubernetes.io/enforce": "baseline",
+                    "pod-security.kubernetes.io/warn": "restricted",
+                    "pod-security.kubernetes.io/audit": "restricted"}),
+            opts=options())
+        account_name = f"{args.model_name}-predictor"
+        role = aws.iam.Role(
+            f"{name}-predictor-role",
+            assume_role_policy=args.irsa_trust_policy(args.namespace, account_name),
+            description=f"KServe predictor {args.namespace}/{args.model_name}: reads its model",
+            tags=resource_tags(args.tags, name=f"{name}-predictor-role"),
+            opts=child_options(self))
+        policy = aws.iam.RolePolicy(
+            f"{name}-predictor-policy", role=role.id, policy=policy_document([
+                {"Sid": "ModelArtifacts", "Effect": "Allow", "Action": "s3:GetObject",
+                 "Resource": self._model_objects},
+                {"Sid": "ModelListing", "Effect": "Allow", "Action": "s3:ListBucket",
+                 "Resource": pulumi.Output.format("arn:{0}:s3:::{1}", self._partition,
+                                                  args.model_data_bucket),
+                 "Condition": {"StringLike": {"s3:prefix": f"{args.model_data_key}*"}}},
+                {"Sid": "Key", "Effect": "Allow", "Action": "kms:Decrypt",
+                 "Resource": args.kms_key_arn},
+            ]),
+            opts=child_options(self))
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-service-account", metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=account_name, namespace=namespace.metadata.name,
+                annotations={"eks.amazonaws.com/role-arn": role.arn}),
+            automount_service_account_token=False, opts=options())
+
+        manifest = inference_service_manifest(
+            args.model_name, args.namespace, args.image_uri, args.config,
+            storage_uri=self._model_url, service_account_name=account_name,
+            gpu_node_group=args.gpu_node_group)
+        service = k8s.apiextensions.CustomResource(
+            f"{name}-inference-service", api_version=manifest["apiVersion"],
+            kind=manifest["kind"], metadata=manifest["metadata"], spec=manifest["spec"],
+            opts=options(kserve, namespace, account, policy))
+        return {"inference_service_name": service.metadata["name"],
+                "namespace": namespace.metadata.name}
+
+
+def _blue_green(config: ServingConfig
+                ) -> aws.sagemaker.EndpointDeploymentConfigBlueGreenUpdatePolicyArgsDict:
+    """Canary (one instance first, 10 minutes of baking) when the endpoint has two or more
+    instances, else all at once after 5 minutes; the old fleet stays 5 more minutes."""
+    if config.initial_instance_count >= 2:  # a canary is at most half of the fleet
+        traffic = {"type": "CANARY", "wait_interval_in_seconds": 600,
+                   "canary_size": {"type": "INSTANCE_COUNT", "value": 1}}
+    else:
+        traffic = {"type": "ALL_AT_ONCE", "wait_interval_in_seconds": 300}
+    return {"traffic_routing_configuration": traffic, "termination_wait_in_seconds": 300,
+            "maximum_execution_timeout_in_seconds": 3600}
+
+
+def _check_args(args: ServingArgs) -> None:
+    """Fail before any resource exists when the platform's inputs are missing."""
+    if args.config.platform == "sagemaker":
+        missing = [field for field in ("repository_arn", "capture_bucket_name",
+                                       "private_subnet_ids") if getattr(args, field) is None]
+        if args.security_group_ids is None:
+            missing += [field for field in ("vpc_id", "vpc_cidr", "s3_prefix_list_id")
+                        if getattr(args, field) is None]
+        if missing:
+            raise ValueError(f"SageMaker serving needs {', '.join(missing)}")
+        return
+    if args.irsa_trust_policy is None:
+        raise ValueError("KServe serving needs irsa_trust_policy (e.g. "
+                         "GpuCluster.irsa_trust_policy): the predictor reads its model from S3")
+    _check_predictor(args.model_name, args.config, args.gpu_node_group)
+
+
+def _check_predictor(name: str, config: ServingConfig,
+                     gpu_node_group: GpuNodeGroupConfig | None) -> None:
+    if config.gpus and gpu_node_group is None:
+        raise ValueError(f"serving.gpus is {config.gpus} but no GPU node group was given; "
+                         "pass one of cluster.gpu_node_groups or set serving.gpus to 0")
+    if not _DNS_1035.match(name) or len(name) > _ISVC_NAME_MAX:
+        raise ValueError(f"InferenceService name {name!r} must be lower-case letters, digits "
+                         f"and '-', start with a letter, at most {_ISVC_NAME_MAX} characters")
+    if config.min_replicas < 1:
+        raise ValueError("serving.min_replicas must be at least 1 with KServe RawDeployment "
+                         "(it does not scale to zero)")

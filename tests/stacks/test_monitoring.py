@@ -1,0 +1,245 @@
+"""Monitoring under mocks: alert topic, endpoint alarms, drift schedule, Prometheus and DCGM."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pytest
+
+from mlscaffold.graph import GraphResource, ResourceGraph
+from mlscaffold.stacks.config import GPU_TAINT
+from mlscaffold.stacks.monitoring import (
+    DCGM_EXPORTER_VERSION,
+    KUBE_PROMETHEUS_STACK_VERSION,
+    Monitoring,
+    MonitoringArgs,
+    model_monitor_image_uri,
+)
+
+EMAILS = ["ml-oncall@example.com", "owner@example.com"]
+OUTPUTS = ("alert_topic_arn", "dashboard_name", "alarm_names")
+
+
+def _trust_policy(namespace: str, service_account: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sts:AssumeRoleWithWebIdentity",
+        "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/mock"},
+        "Condition": {"StringEquals": {
+            "mock:sub": f"system:serviceaccount:{namespace}:{service_account}"}}}]})
+
+
+def _args(config, key_arn: Any = "arn:aws:kms:us-east-1:123456789012:key/mock",
+          **changes: Any) -> MonitoringArgs:
+    values: dict[str, Any] = {
+        "config": config.monitoring, "serving": config.serving, "prefix": config.prefix,
+        "tags": config.tags, "kms_key_arn": key_arn, "region": config.region,
+        "endpoint_name": config.prefix, "artifact_bucket_name": "demo-dev-artifacts",
+        "capture_bucket_name": "demo-dev-capture", "private_subnet_ids": ["subnet-a"],
+        "security_group_ids": ["sg-serving"], "irsa_trust_policy": _trust_policy,
+    }
+    values.update(changes)
+    return MonitoringArgs(**values)
+
+
+@pytest.fixture
+def monitoring_graph(config_for, run_mocked):
+    def build(platform: str = "sagemaker", overrides: dict | None = None) -> ResourceGraph:
+        config = config_for("dev", {"monitoring": {"alert_emails": EMAILS}, **(overrides or {})},
+                            serving=platform)
+
+        def program() -> None:
+            key = aws.kms.Key("data-key")
+            monitoring = Monitoring("monitoring", _args(config, key.arn))
+            pulumi.export("monitoring", {name: getattr(monitoring, name) for name in OUTPUTS})
+
+        return run_mocked(program)
+
+    return build
+
+
+def _one(graph: ResourceGraph, type_: str) -> GraphResource:
+    (resource,) = graph.of_type(type_)
+    return resource
+
+
+def _alarms(graph: ResourceGraph) -> dict[str, dict]:
+    return {a.inputs["name"]: a.inputs
+            for a in graph.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+
+
+def _no_wildcard_pairs(policy: str) -> None:
+    for statement in json.loads(policy)["Statement"]:
+        actions = [statement["Action"]] if isinstance(statement["Action"], str) else \
+            statement["Action"]
+        assert not ("*" in actions and statement["Resource"] == "*")
+        assert not any(a == "*" or a.endswith(":*") for a in actions)
+
+
+def test_component_shape_and_outputs(monitoring_graph):
+    graph = monitoring_graph()
+    component = _one(graph, "mlscaffold:stacks:Monitoring")
+    children = [r for r in graph.resources if r.urn != component.urn and r.name != "data-key"]
+    assert children and all(r.parent == component.urn for r in children)
+    outputs = graph.outputs["monitoring"]
+    assert outputs["alert_topic_arn"] == "arn:aws:sns:us-east-1:123456789012:demo-dev-alerts"
+    assert outputs["dashboard_name"] == "demo-dev-ml-platform"
+    assert sorted(outputs["alarm_names"]) == sorted(_alarms(graph))
+
+
+def test_alert_topic_is_encrypted_and_tls_only(monitoring_graph):
+    graph = monitoring_graph()
+    topic = _one(graph, "aws:sns/topic:Topic").inputs
+    assert topic["kmsMasterKeyId"].startswith("arn:aws:kms:")
+    statements = {s["Sid"]: s for s in json.loads(
+        _one(graph, "aws:sns/topicPolicy:TopicPolicy").inputs["policy"])["Statement"]}
+    assert statements["CloudWatchAlarms"]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert statements["CloudWatchAlarms"]["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"}}
+    assert statements["DenyInsecureTransport"]["Effect"] == "Deny"
+    subscriptions = graph.of_type("aws:sns/topicSubscription:TopicSubscription")
+    assert sorted(s.inputs["endpoint"] for s in subscriptions) == sorted(EMAILS)
+    assert {s.inputs["protocol"] for s in subscriptions} == {"email"}
+
+
+def test_endpoint_alarms(monitoring_graph, config_for):
+    graph = monitoring_graph()
+    monitoring = config_for("dev").monitoring
+    alarms = _alarms(graph)
+    assert set(alarms) == {"demo-dev-endpoint-5xx-rate", "demo-dev-endpoint-latency-p99",
+                           "demo-dev-endpoint-cpu", "demo-dev-endpoint-invocations-low"}
+    topic_arn = "arn:aws:sns:us-east-1:123456789012:demo-dev-alerts"
+    assert all(a["alarmActions"] == [topic_arn] for a in alarms.values())
+    dimensions = {"EndpointName": "demo-dev", "VariantName": "primary"}
+
+    latency = alarms["demo-dev-endpoint-latency-p99"]
+    assert (latency["metricName"], latency["extendedStatistic"]) == ("ModelLatency", "p99")
+    assert latency["threshold"] == monitoring.latency_p99_ms * 1000  # microseconds
+    assert latency["dimensions"] == dimensions
+
+    errors = alarms["demo-dev-endpoint-5xx-rate"]
+    assert errors["threshold"] == monitoring.error_rate_5xx
+    (rate,) = [q for q in errors["metricQueries"] if q.get("returnData")]
+    assert "100 * errors / invocations" in rate["expression"]
+    assert {q["metric"]["metricName"] for q in errors["metricQueries"] if "metric" in q} == {
+        "Invocation5XXErrors", "Invocations"}
+
+    low = alarms["demo-dev-endpoint-invocations-low"]
+    assert (low["comparisonOperator"], low["threshold"]) == (
+        "LessThanThreshold", monitoring.min_invocations_per_hour)
+    assert (low["period"], low["treatMissingData"]) == (3600, "breaching")
+
+    cpu = alarms["demo-dev-endpoint-cpu"]
+    assert cpu["namespace"] == "/aws/sagemaker/Endpoints"
+    assert cpu["threshold"] == 80 * 2  # ml.m5.large: 2 vCPUs
+
+    body = json.loads(_one(graph, "aws:cloudwatch/dashboard:Dashboard").inputs["dashboardBody"])
+    metrics = {m[1] for w in body["widgets"] if w["type"] == "metric"
+               for m in w["properties"]["metrics"]}
+    assert {"Invocations", "Invocation5XXErrors", "ModelLatency", "CPUUtilization"} <= metrics
+    (alarm_widget,) = [w for w in body["widgets"] if w["type"] == "alarm"]
+    assert len(alarm_widget["properties"]["alarms"]) == 4
+
+
+def test_no_invocation_alarm_without_a_minimum(monitoring_graph):
+    alarms = _alarms(monitoring_graph(overrides={"monitoring": {
+        "alert_emails": EMAILS, "min_invocations_per_hour": 0}}))
+    assert "demo-dev-endpoint-invocations-low" not in alarms
+
+
+def test_drift_schedule_is_isolated_and_encrypted(monitoring_graph, config_for):
+    graph = monitoring_graph()
+    job = _one(graph, "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition")
+    inputs = job.inputs
+    assert inputs["dataQualityAppSpecification"]["imageUri"] == (
+        "156813124566.dkr.ecr.us-east-1.amazonaws.com/sagemaker-model-monitor-analyzer")
+    baseline = inputs["dataQualityBaselineConfig"]
+    assert baseline["statisticsResource"]["s3Uri"] == (
+        "s3://demo-dev-artifacts/monitoring/baseline/statistics.json")
+    assert baseline["constraintsResource"]["s3Uri"] == (
+        "s3://demo-dev-artifacts/monitoring/baseline/constraints.json")
+    assert inputs["dataQualityJobInput"]["endpointInput"]["endpointName"] == "demo-dev"
+    assert inputs["dataQualityJobOutputConfig"]["kmsKeyId"].startswith("arn:aws:kms:")
+    assert inputs["jobResources"]["clusterConfig"]["volumeKmsKeyId"].startswith("arn:aws:kms:")
+    network = inputs["networkConfig"]
+    assert network["enableNetworkIsolation"] is True
+    assert network["enableInterContainerTrafficEncryption"] is True
+    assert network["vpcConfig"] == {"subnets": ["subnet-a"], "securityGroupIds": ["sg-serving"]}
+
+    schedule = _one(graph, "aws:sagemaker/monitoringSchedule:MonitoringSchedule")
+    config = schedule.inputs["monitoringScheduleConfig"]
+    assert config["monitoringType"] == "DataQuality"
+    assert config["monitoringJobDefinitionName"] == "monitoring-data-quality"
+    assert config["scheduleConfig"]["scheduleExpression"] == config_for(
+        "dev").monitoring.drift_schedule
+    assert job.urn in schedule.dependencies
+
+    (policy,) = graph.of_type("aws:iam/rolePolicy:RolePolicy")
+    _no_wildcard_pairs(policy.inputs["policy"])
+    statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+    assert statements["WriteReports"]["Resource"] == (
+        "arn:aws:s3:::demo-dev-artifacts/monitoring/reports/*")
+    assert "arn:aws:s3:::demo-dev-capture/data-capture/*" in statements[
+        "ReadCapturedDataAndBaseline"]["Resource"]
+
+
+def test_no_drift_schedule_without_captured_data(monitoring_graph):
+    graph = monitoring_graph(overrides={"serving": {"data_capture_percent": 0}})
+    assert not graph.of_type("aws:sagemaker/monitoringSchedule:MonitoringSchedule")
+
+
+def test_model_monitor_image_per_region():
+    assert model_monitor_image_uri("eu-west-1").startswith("468650794304.dkr.ecr.eu-west-1.")
+    with pytest.raises(ValueError, match=r"no SageMaker Model Monitor image .* 'xx-east-9'"):
+        model_monitor_image_uri("xx-east-9")
+
+
+def test_kserve_prometheus_and_dcgm(monitoring_graph):
+    graph = monitoring_graph("kserve")
+    assert not graph.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    assert graph.outputs["monitoring"]["alarm_names"] == []
+    releases = {r.inputs["name"]: r for r in graph.of_type("kubernetes:helm.sh/v3:Release")}
+    stack, dcgm = releases["kube-prometheus-stack"], releases["dcgm-exporter"]
+    assert stack.inputs["version"] == KUBE_PROMETHEUS_STACK_VERSION
+    assert dcgm.inputs["version"] == DCGM_EXPORTER_VERSION
+    assert stack.urn in dcgm.dependencies
+
+    values = dcgm.inputs["values"]
+    assert values["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert values["tolerations"] == [{"key": GPU_TAINT["key"], "operator": "Equal",
+                                      "value": GPU_TAINT["value"], "effect": "NoSchedule"}]
+    assert values["serviceMonitor"]["enabled"] is True
+
+    values = stack.inputs["values"]
+    spec = values["prometheus"]["prometheusSpec"]
+    assert spec["serviceMonitorSelectorNilUsesHelmValues"] is False
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    (rule,) = values["additionalPrometheusRulesMap"]["gpu"]["groups"][0]["rules"]
+    assert rule["expr"] == "DCGM_FI_DEV_GPU_UTIL > 90"
+    alertmanager = values["alertmanager"]
+    assert alertmanager["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"] == (
+        "arn:aws:iam::123456789012:role/monitoring-alertmanager-role")
+    (sns,) = next(r for r in alertmanager["config"]["receivers"] if r["name"] == "sns")[
+        "sns_configs"]
+    assert sns["topic_arn"] == "arn:aws:sns:us-east-1:123456789012:demo-dev-alerts"
+    assert values["grafana"]["adminPassword"] == ""
+
+    (role,) = graph.of_type("aws:iam/role:Role")
+    (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Condition"]["StringEquals"]["mock:sub"] == (
+        "system:serviceaccount:monitoring:alertmanager")
+    (policy,) = graph.of_type("aws:iam/rolePolicy:RolePolicy")
+    _no_wildcard_pairs(policy.inputs["policy"])
+
+
+def test_missing_inputs_are_refused(config_for):
+    with pytest.raises(ValueError, match="needs endpoint_name, security_group_ids"):
+        Monitoring("monitoring", _args(config_for("dev"), endpoint_name=None,
+                                       security_group_ids=None))
+    with pytest.raises(ValueError, match="no SageMaker Model Monitor image"):
+        Monitoring("monitoring", _args(config_for("dev"), region="xx-east-9"))
+    with pytest.raises(ValueError, match="needs irsa_trust_policy"):
+        Monitoring("monitoring", _args(config_for("dev", serving="kserve"),
+                                       irsa_trust_policy=None))

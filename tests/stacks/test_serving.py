@@ -1,0 +1,334 @@
+"""Serving under mocks: the SageMaker endpoint and the KServe InferenceService."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import kubernetes_validate
+import pulumi
+import pulumi_aws as aws
+import pytest
+
+from mlscaffold.graph import GraphResource, ResourceGraph
+from mlscaffold.stacks.config import GPU_TAINT, SUPPORTED_KUBERNETES_VERSIONS
+from mlscaffold.stacks.serving import (
+    CERT_MANAGER_VERSION,
+    KSERVE_VERSION,
+    VARIANT_NAME,
+    Serving,
+    ServingArgs,
+    inference_service_manifest,
+)
+
+MODEL_URL = "s3://demo-dev-artifacts/models/production/model.tar.gz"
+REPOSITORY_ARN = "arn:aws:ecr:us-east-1:123456789012:repository/demo-dev-serving"
+OUTPUTS = ("endpoint_name", "endpoint_arn", "execution_role_arn", "security_group_ids",
+           "inference_service_name", "namespace")
+# predictor fields of the InferenceService that are not part of a pod spec
+EXTENSION_FIELDS = ("minReplicas", "maxReplicas", "scaleMetric", "scaleTarget")
+
+
+def _trust_policy(namespace: str, service_account: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sts:AssumeRoleWithWebIdentity",
+        "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/mock"},
+        "Condition": {"StringEquals": {
+            "mock:sub": f"system:serviceaccount:{namespace}:{service_account}"}}}]})
+
+
+def _args(config, key_arn: Any = "arn:aws:kms:us-east-1:123456789012:key/mock",
+          **changes: Any) -> ServingArgs:
+    values: dict[str, Any] = {
+        "config": config.serving, "monitoring": config.monitoring, "prefix": config.prefix,
+        "tags": config.tags, "kms_key_arn": key_arn, "model_name": "demo",
+        "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/demo-dev-serving:0.1.0",
+        "model_data_bucket": "demo-dev-artifacts", "repository_arn": REPOSITORY_ARN,
+        "capture_bucket_name": "demo-dev-artifacts",
+        "private_subnet_ids": ["subnet-a", "subnet-b"], "vpc_id": "vpc-1",
+        "vpc_cidr": "10.0.0.0/16", "s3_prefix_list_id": "pl-s3",
+        "gpu_node_group": config.cluster.gpu_node_groups[0],
+        "irsa_trust_policy": _trust_policy,
+    }
+    values.update(changes)
+    return ServingArgs(**values)
+
+
+@pytest.fixture
+def serving_graph(config_for, run_mocked):
+    def build(platform: str = "sagemaker", environment: str = "dev",
+              overrides: dict | None = None) -> ResourceGraph:
+        config = config_for(environment, overrides, serving=platform)
+
+        def program() -> None:
+            key = aws.kms.Key("data-key")
+            serving = Serving("serving", _args(config, key.arn))
+            pulumi.export("serving", {name: getattr(serving, name) for name in OUTPUTS
+                                      if getattr(serving, name) is not None})
+
+        return run_mocked(program, stack=environment)
+
+    return build
+
+
+def _one(graph: ResourceGraph, type_: str) -> GraphResource:
+    (resource,) = graph.of_type(type_)
+    return resource
+
+
+def _statements(policy: str) -> dict[str, dict]:
+    return {s["Sid"]: s for s in json.loads(policy)["Statement"]}
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
+# ---------------------------------------------------------------------------- SageMaker
+
+
+def test_sagemaker_component_shape(serving_graph):
+    graph = serving_graph()
+    component = _one(graph, "mlscaffold:stacks:Serving")
+    children = [r for r in graph.resources if r.urn != component.urn and r.name != "data-key"]
+    assert children and all(r.parent == component.urn for r in children)
+    outputs = graph.outputs["serving"]
+    assert outputs["endpoint_name"] == "demo-dev"
+    assert set(outputs) == {"endpoint_name", "endpoint_arn", "execution_role_arn",
+                            "security_group_ids"}
+    assert all(outputs.values())
+    assert outputs["security_group_ids"] == ["serving-sg-id"]
+
+
+def test_model_is_network_isolated_in_the_vpc(serving_graph):
+    graph = serving_graph()
+    model = _one(graph, "aws:sagemaker/model:Model").inputs
+    assert model["enableNetworkIsolation"] is True
+    assert model["vpcConfig"]["subnets"] == ["subnet-a", "subnet-b"]
+    (group_id,) = model["vpcConfig"]["securityGroupIds"]
+    assert group_id == "serving-sg-id"
+    container = model["primaryContainer"]
+    assert container["modelDataUrl"] == MODEL_URL
+    assert container["image"].endswith(":0.1.0")
+    assert not any(key.startswith("SAGEMAKER_") for key in container["environment"])
+
+    group = _one(graph, "aws:ec2/securityGroup:SecurityGroup").inputs
+    assert not group.get("ingress")
+    assert {(e["fromPort"], e["toPort"]) for e in group["egress"]} == {(443, 443)}
+    assert [e.get("cidrBlocks") for e in group["egress"]] == [["10.0.0.0/16"], None]
+    assert group["egress"][1]["prefixListIds"] == ["pl-s3"]
+
+
+def test_endpoint_configuration_encrypts_and_captures(serving_graph):
+    config = _one(serving_graph(), "aws:sagemaker/endpointConfiguration:"
+                                   "EndpointConfiguration").inputs
+    assert config["kmsKeyArn"].startswith("arn:aws:kms:")
+    (variant,) = config["productionVariants"]
+    assert variant["variantName"] == VARIANT_NAME
+    assert (variant["instanceType"], variant["initialInstanceCount"]) == ("ml.m5.large", 1)
+    capture = config["dataCaptureConfig"]
+    assert capture["enableCapture"] is True
+    assert capture["initialSamplingPercentage"] == 20
+    assert capture["destinationS3Uri"] == "s3://demo-dev-artifacts/data-capture"
+    assert capture["kmsKeyId"].startswith("arn:aws:kms:")
+    assert [o["captureMode"] for o in capture["captureOptions"]] == ["Input", "Output"]
+
+
+def test_no_volume_key_on_instances_with_local_nvme(serving_graph):
+    graph = serving_graph(overrides={"serving": {"instance_type": "ml.g5.xlarge"}})
+    config = _one(graph, "aws:sagemaker/endpointConfiguration:EndpointConfiguration").inputs
+    assert "kmsKeyArn" not in config
+    assert config["dataCaptureConfig"]["kmsKeyId"].startswith("arn:aws:kms:")
+
+
+@pytest.mark.parametrize(("environment", "routing", "bounds"), [
+    ("dev", "ALL_AT_ONCE", (1, 2)), ("prod", "CANARY", (2, 6))])
+def test_blue_green_rollback_and_autoscaling(serving_graph, config_for, environment, routing,
+                                             bounds):
+    graph = serving_graph(environment=environment)
+    prefix = f"demo-{environment}"
+    endpoint = _one(graph, "aws:sagemaker/endpoint:Endpoint")
+    assert endpoint.inputs["name"] == prefix
+    deployment = endpoint.inputs["deploymentConfig"]
+    policy = deployment["blueGreenUpdatePolicy"]
+    traffic = policy["trafficRoutingConfiguration"]
+    assert traffic["type"] == routing
+    assert traffic["waitIntervalInSeconds"] > 0 and policy["terminationWaitInSeconds"] > 0
+    if routing == "CANARY":
+        assert traffic["canarySize"] == {"type": "INSTANCE_COUNT", "value": 1}
+
+    alarms = {a.inputs["name"]: a for a in graph.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert {a["alarmName"] for a in deployment["autoRollbackConfiguration"]["alarms"]} == set(
+        alarms) == {f"{prefix}-rollback-5xx", f"{prefix}-rollback-latency-p99"}
+    # alarms name the endpoint without depending on it: no cycle
+    assert all(endpoint.urn not in a.dependencies for a in alarms.values())
+    assert all(a.urn in endpoint.dependencies for a in alarms.values())
+    monitoring = config_for(environment).monitoring
+    latency = alarms[f"{prefix}-rollback-latency-p99"].inputs
+    assert (latency["metricName"], latency["extendedStatistic"]) == ("ModelLatency", "p99")
+    assert latency["threshold"] == monitoring.latency_p99_ms * 1000
+    assert latency["dimensions"] == {"EndpointName": prefix, "VariantName": VARIANT_NAME}
+    errors = alarms[f"{prefix}-rollback-5xx"].inputs
+    assert errors["threshold"] == monitoring.error_rate_5xx
+    assert {q["metric"]["metricName"] for q in errors["metricQueries"] if q.get("metric")} == {
+        "Invocation5XXErrors", "Invocations"}
+
+    target = _one(graph, "aws:appautoscaling/target:Target").inputs
+    assert (target["minCapacity"], target["maxCapacity"]) == bounds
+    assert target["resourceId"] == f"endpoint/{prefix}/variant/{VARIANT_NAME}"
+    assert target["scalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
+    scaling = _one(graph, "aws:appautoscaling/policy:Policy").inputs
+    assert scaling["policyType"] == "TargetTrackingScaling"
+    tracking = scaling["targetTrackingScalingPolicyConfiguration"]
+    serving = config_for(environment).serving
+    assert tracking["targetValue"] == serving.target_invocations_per_instance
+    assert tracking["predefinedMetricSpecification"]["predefinedMetricType"] == (
+        "SageMakerVariantInvocationsPerInstance")
+
+
+def test_execution_role_is_least_privilege(serving_graph):
+    graph = serving_graph()
+    (trust,) = json.loads(_one(graph, "aws:iam/role:Role").inputs["assumeRolePolicy"])[
+        "Statement"]
+    assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    statements = _statements(_one(graph, "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    assert statements["ModelArtifacts"]["Resource"] == (
+        "arn:aws:s3:::demo-dev-artifacts/models/production/*")
+    assert statements["DataCapture"]["Resource"] == "arn:aws:s3:::demo-dev-artifacts/data-capture/*"
+    assert statements["ImagePull"]["Resource"] == REPOSITORY_ARN
+    assert {"ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface",
+            "ec2:DescribeNetworkInterfaces"} <= set(statements["NetworkInterfaces"]["Action"])
+    for statement in statements.values():
+        assert "*" not in _as_list(statement["Action"])
+        assert not any(a.endswith(":*") for a in _as_list(statement["Action"]))
+
+    logs = _one(graph, "aws:cloudwatch/logGroup:LogGroup").inputs
+    assert logs["name"] == "/aws/sagemaker/Endpoints/demo-dev"
+    assert logs["retentionInDays"] == 30 and logs["kmsKeyId"].startswith("arn:aws:kms:")
+
+
+def test_given_security_groups_are_used(config_for, run_mocked):
+    config = config_for("dev")
+    graph = run_mocked(lambda: Serving("serving", _args(
+        config, security_group_ids=["sg-given"], vpc_id=None, vpc_cidr=None,
+        s3_prefix_list_id=None)))
+    assert not graph.of_type("aws:ec2/securityGroup:SecurityGroup")
+    model = _one(graph, "aws:sagemaker/model:Model").inputs
+    assert model["vpcConfig"]["securityGroupIds"] == ["sg-given"]
+
+
+def test_missing_inputs_are_refused(config_for):
+    config = config_for("dev")
+    with pytest.raises(ValueError, match="needs repository_arn, vpc_cidr"):
+        Serving("serving", _args(config, repository_arn=None, vpc_cidr=None))
+    with pytest.raises(ValueError, match="platform is 'none'"):
+        Serving("serving", _args(config_for("dev", serving="none")))
+    with pytest.raises(ValueError, match="needs irsa_trust_policy"):
+        Serving("serving", _args(config_for("dev", serving="kserve"), irsa_trust_policy=None))
+
+
+# ---------------------------------------------------------------------------- KServe
+
+
+def test_kserve_install_and_namespace(serving_graph):
+    graph = serving_graph("kserve")
+    component = _one(graph, "mlscaffold:stacks:Serving")
+    assert all(r.parent == component.urn for r in graph.resources
+               if r.urn != component.urn and r.name != "data-key")
+    releases = {r.inputs["name"]: r for r in graph.of_type("kubernetes:helm.sh/v3:Release")}
+    assert releases["cert-manager"].inputs["version"] == CERT_MANAGER_VERSION
+    assert releases["cert-manager"].inputs["values"] == {"crds": {"enabled": True}}
+    for release in ("kserve-crd", "kserve"):
+        assert releases[release].inputs["chart"] == f"oci://ghcr.io/kserve/charts/{release}"
+        assert releases[release].inputs["version"] == KSERVE_VERSION
+    controller = releases["kserve"].inputs["values"]["kserve"]["controller"]
+    assert controller["deploymentMode"] == "RawDeployment"
+    assert {releases["kserve-crd"].urn, releases["cert-manager"].urn} <= set(
+        releases["kserve"].dependencies)
+
+    namespace = _one(graph, "kubernetes:core/v1:Namespace").inputs["metadata"]
+    assert namespace["name"] == "ml-serving" != "default"
+    assert namespace["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    account = _one(graph, "kubernetes:core/v1:ServiceAccount").inputs
+    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith(
+        "arn:aws:iam::")
+    assert account["automountServiceAccountToken"] is False
+    (trust,) = json.loads(_one(graph, "aws:iam/role:Role").inputs["assumeRolePolicy"])[
+        "Statement"]
+    assert trust["Condition"]["StringEquals"]["mock:sub"] == (
+        "system:serviceaccount:ml-serving:demo-predictor")
+    statements = _statements(_one(graph, "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    assert statements["ModelArtifacts"]["Resource"] == (
+        "arn:aws:s3:::demo-dev-artifacts/models/production/*")
+    assert graph.outputs["serving"] == {"inference_service_name": "demo",
+                                        "namespace": "ml-serving"}
+
+
+def test_inference_service_runs_on_gpu_nodes_hardened(serving_graph, config_for):
+    graph = serving_graph("kserve")
+    service = _one(graph, "kubernetes:serving.kserve.io/v1beta1:InferenceService")
+    release = next(r for r in graph.of_type("kubernetes:helm.sh/v3:Release")
+                   if r.inputs["name"] == "kserve")
+    assert release.urn in service.dependencies
+    assert service.inputs["metadata"]["namespace"] == "ml-serving"
+    predictor = service.inputs["spec"]["predictor"]
+    gpu_group = config_for("dev").cluster.gpu_node_groups[0]
+    assert predictor["nodeSelector"] == gpu_group.labels
+    (toleration,) = predictor["tolerations"]
+    assert toleration == {"key": GPU_TAINT["key"], "operator": "Equal",
+                          "value": GPU_TAINT["value"], "effect": "NoSchedule"}
+    (container,) = predictor["containers"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert container["args"] == ["serve", "--port", "8080"]
+    context = container["securityContext"]
+    assert context["runAsNonRoot"] is True and context["runAsUser"] == 10001
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": 8080}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": 8080}
+    assert {"name": "STORAGE_URI", "value": MODEL_URL} in container["env"]
+    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (1, 2)
+
+
+def _deployment(manifest: dict) -> dict:
+    """An apps/v1 Deployment with the InferenceService's pod template (what RawDeployment
+    creates), for the upstream schemas: the InferenceService CRD is not among them."""
+    pod = {k: v for k, v in copy.deepcopy(manifest["spec"]["predictor"]).items()
+           if k not in EXTENSION_FIELDS}
+    labels = {"app": manifest["metadata"]["name"]}
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": manifest["metadata"]["name"],
+                         "namespace": manifest["metadata"]["namespace"]},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": pod}}}
+
+
+@pytest.mark.parametrize("gpus", [1, 0])
+def test_pod_template_is_valid_kubernetes(config_for, gpus):
+    config = config_for("prod", {"serving": {"gpus": gpus}}, serving="kserve")
+    manifest = inference_service_manifest(
+        "demo", "ml-serving", "registry/demo:0.1.0", config.serving,
+        storage_uri=MODEL_URL, service_account_name="demo-predictor",
+        gpu_node_group=config.cluster.gpu_node_groups[0])
+    for version in SUPPORTED_KUBERNETES_VERSIONS:
+        kubernetes_validate.validate(_deployment(manifest), f"{version}.0", strict=True)
+    predictor = manifest["spec"]["predictor"]
+    assert ("tolerations" in predictor) is bool(gpus)
+    assert ("nvidia.com/gpu" in predictor["containers"][0]["resources"]["limits"]) is bool(gpus)
+    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (2, 6)
+
+
+def test_manifest_refuses_what_cannot_run(config_for):
+    config = config_for("dev", serving="kserve").serving
+    common = {"storage_uri": MODEL_URL, "service_account_name": "demo-predictor"}
+    with pytest.raises(ValueError, match="no GPU node group"):
+        inference_service_manifest("demo", "ml-serving", "image", config, **common)
+    with pytest.raises(ValueError, match="must be lower-case"):
+        inference_service_manifest("Demo_Model", "ml-serving", "image",
+                                   config.model_copy(update={"gpus": 0}), **common)
+    with pytest.raises(ValueError, match="min_replicas must be at least 1"):
+        inference_service_manifest("demo", "ml-serving", "image",
+                                   config.model_copy(update={"gpus": 0, "min_replicas": 0}),
+                                   **common)
