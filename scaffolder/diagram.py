@@ -18,7 +18,6 @@ __all__ = ["MAIN_RESOURCE_TYPES", "key_inputs", "short_type", "to_dot", "to_merm
 MAIN_RESOURCE_TYPES: dict[str, str] = {
     "aws:ec2/vpc:Vpc": "VPC",
     "aws:ec2/natGateway:NatGateway": "NAT gateway",
-    "aws:ec2/vpcEndpoint:VpcEndpoint": "VPC endpoint",
     "aws:eks/cluster:Cluster": "EKS cluster",
     "aws:eks/nodeGroup:NodeGroup": "node group",
     "kubernetes:helm.sh/v3:Release": "Helm release",

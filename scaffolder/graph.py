@@ -141,6 +141,8 @@ def _computed_outputs(resource_type: str, name: str, inputs: Mapping[str, Any],
         outputs["url"] = inputs.get("url", "")
     elif resource_type == "aws:ec2/launchTemplate:LaunchTemplate":
         outputs["latestVersion"] = 1
+    elif resource_type == "aws:ec2/vpcEndpoint:VpcEndpoint":
+        outputs["prefixListId"] = f"pl-{name}"
     elif resource_type == "aws:sns/topic:Topic":
         outputs["arn"] = f"arn:aws:sns:{region}:{MOCK_ACCOUNT_ID}:{physical}"
     return outputs
@@ -203,11 +205,12 @@ class _Recorder:
                 state = self.resources[response.urn].state if response.urn in self.resources \
                     else {}
                 parent = request.parent or None
+                if parent == recorder.stack_urn or "::pulumi:pulumi:Stack::" in (parent or ""):
+                    parent = None  # top-level resources belong to the stack itself
                 recorder.resources.append(GraphResource(
                     urn=response.urn, type=request.type, name=request.name,
-                    custom=bool(request.custom),
-                    parent=None if parent == recorder.stack_urn else parent,
-                    dependencies=tuple(request.dependencies), inputs=_plain(inputs),
+                    custom=bool(request.custom), parent=parent,
+                    dependencies=tuple(sorted(request.dependencies)), inputs=_plain(inputs),
                     outputs=_plain(state)))
                 return response
 
@@ -254,6 +257,8 @@ def run_under_mocks(program: Callable[[], Any], *, project: str = "project",
 
     with _RUN_LOCK, _quiet_pulumi_logs():
         recorder = _Recorder(region)
+        # a fresh root stack per run: the previous run's would keep its exports
+        pulumi.runtime.settings.ROOT.set(None)
         pulumi.runtime.set_all_config({"aws:region": region, **(config or {})}, [])
         pulumi.runtime.set_mocks(recorder.mocks, project=project, stack=stack, preview=preview,
                                  monitor=recorder.monitor)

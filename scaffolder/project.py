@@ -95,11 +95,15 @@ def render_into(target: Path, spec: ProjectSpec, blueprint: str,
 def _write_project_files(root: Path, spec: ProjectSpec) -> list[str]:
     """Files mlscaffold adds to whatever the blueprint rendered, never over the blueprint's own."""
     from .ci import render_pipeline
+    from .infra import stack_config_files
     from .sample_data import write_sample_datasets
 
     notes = []
     (root / SPEC_FILENAME).write_text(spec.to_yaml(), encoding="utf-8")
-    for relative, content in render_pipeline(spec).items():
+    generated = render_pipeline(spec)
+    if (root / "infra" / "Pulumi.yaml").is_file():
+        generated.update(stack_config_files(spec))
+    for relative, content in generated.items():
         target = root / relative
         if target.exists():
             notes.append(f"the blueprint ships {relative}; mlscaffold's version not written")
@@ -112,6 +116,26 @@ def _write_project_files(root: Path, spec: ProjectSpec) -> list[str]:
     else:
         notes.append("the blueprint ships its own datasets; no sample data written")
     return notes
+
+
+ARCHITECTURE_MARKERS = ("<!-- mlscaffold:architecture:start -->",
+                        "<!-- mlscaffold:architecture:end -->")
+
+
+def _embed_architecture(root: Path, spec: ProjectSpec) -> None:
+    """Draw the first stack's platform into the README, between the blueprint's markers."""
+    readme = root / "README.md"
+    start, end = ARCHITECTURE_MARKERS
+    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+    if start not in text or end not in text:
+        return
+    from .diagram import to_mermaid
+    from .infra import preview_stack
+
+    diagram = to_mermaid(preview_stack(root, spec.environments[0]))
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    readme.write_text(f"{head}{start}\n```mermaid\n{diagram}```\n{end}{tail}", encoding="utf-8")
 
 
 def _git(root: Path, *args: str) -> str:
@@ -169,6 +193,8 @@ def create_project(dest: Path, spec: ProjectSpec, *, blueprint: str | None = Non
     try:
         render_into(staging, spec, source, data, vcs_ref)
         notes = _write_project_files(staging, spec)
+        if (staging / "infra" / "__main__.py").is_file():
+            _embed_architecture(staging, spec)
         commit = None
         if git:
             if shutil.which("git") is None:

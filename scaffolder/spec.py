@@ -160,8 +160,11 @@ class ProjectSpec(BaseModel):
 
     def blueprint_answers(self) -> dict[str, Any]:
         """The answers the ml-project blueprint takes (its copier.yml questions)."""
+        from . import __version__
+
         answers = self.model_dump(mode="json", exclude={"version", "name"})
-        return {"project_name": self.name, "package_name": self.package, **answers}
+        return {"project_name": self.name, "package_name": self.package,
+                "mlscaffold_version": __version__, **answers}
 
     def to_yaml(self) -> str:
         """The spec as the project's ``mlscaffold.yaml``."""

@@ -67,6 +67,7 @@ class Network(pulumi.ComponentResource):
     private_subnet_ids: pulumi.Output[list[str]]
     public_subnet_ids: pulumi.Output[list[str]]
     endpoint_security_group_id: pulumi.Output[str]
+    s3_prefix_list_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: NetworkArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -154,7 +155,7 @@ class Network(pulumi.ComponentResource):
                 protocol="tcp", from_port=443, to_port=443, cidr_blocks=[config.cidr],
                 description="HTTPS from the VPC")],
             tags=tags("endpoints-sg"), opts=child_options(self))
-        aws.ec2.VpcEndpoint(
+        s3_endpoint = aws.ec2.VpcEndpoint(
             f"{name}-s3-endpoint", vpc_id=vpc.id, service_name=f"com.amazonaws.{args.region}.s3",
             vpc_endpoint_type="Gateway", route_table_ids=[rt.id for rt in private_routes],
             tags=tags("s3-endpoint"), opts=child_options(self))
@@ -175,12 +176,14 @@ class Network(pulumi.ComponentResource):
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
         self.endpoint_security_group_id = endpoint_group.id
+        self.s3_prefix_list_id = s3_endpoint.prefix_list_id
         self.register_outputs({
             "vpc_id": self.vpc_id,
             "vpc_cidr": self.vpc_cidr,
             "private_subnet_ids": self.private_subnet_ids,
             "public_subnet_ids": self.public_subnet_ids,
             "endpoint_security_group_id": self.endpoint_security_group_id,
+            "s3_prefix_list_id": self.s3_prefix_list_id,
         })
 
     def _flow_logs(self, name: str, vpc: aws.ec2.Vpc, args: NetworkArgs,

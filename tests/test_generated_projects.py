@@ -27,10 +27,14 @@ def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_generated_project_passes_its_own_lint_and_tests(tmp_path: Path, task, serving, ci):
     spec = validate_spec({"name": "gen-proj", "task": task, "serving": serving, "ci": ci})
     root = create_project(tmp_path / "gen-proj", spec).path
-    lint = _run([sys.executable, "-m", "ruff", "check", "--no-cache", "src", "tests"], root)
+    lint = _run([sys.executable, "-m", "ruff", "check", "--no-cache", "src", "tests", "infra"],
+                root)
     assert lint.returncode == 0, lint.stdout + lint.stderr
     tests = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], root)
     assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
     assert " passed" in tests.stdout
+    infra = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "infra/tests"],
+                 root)
+    assert infra.returncode == 0, infra.stdout[-4000:] + infra.stderr[-2000:]
     status = _run(["git", "status", "--porcelain", "--untracked-files=all"], root)
     assert status.stdout == "", f"the tests left files git would commit:\n{status.stdout}"

@@ -25,6 +25,8 @@ CORE_FILES = {
     "pyproject.toml", "datasets/train.csv", "datasets/validation.csv", "datasets/test.csv",
     "experiments/.gitkeep", "models/staging/.gitkeep", "models/production/.gitkeep",
     "infra/Pulumi.yaml", "infra/__main__.py", "infra/requirements.txt",
+    "infra/tests/test_program.py", "infra/Pulumi.dev.yaml", "infra/Pulumi.staging.yaml",
+    "infra/Pulumi.prod.yaml",
     "src/{pkg}/__init__.py", "src/{pkg}/__main__.py", "src/{pkg}/model.py",
     "src/{pkg}/serve.py", "tests/test_project.py",
 }

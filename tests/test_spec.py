@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlscaffold import catalog
+from mlscaffold import __version__, catalog
 from mlscaffold.errors import SpecError
 from mlscaffold.spec import ProjectSpec, load_spec, spec_json_schema, validate_spec
 
@@ -103,6 +103,7 @@ def test_blueprint_questions_are_the_spec_fields():
     for field in ("label", "serving", "feature_store", "ci", "region", "owner", "cost_center",
                   "environments"):
         assert questions[field]["default"] == answers[field], field
+    assert questions["mlscaffold_version"]["default"] == __version__
     for task, info in catalog.TASKS.items():
         assert f"'{task}': '{info.default_metric}'" in questions["metric"]["default"]
         assert f"'{task}': {info.default_threshold}" in questions["metric_threshold"]["default"]

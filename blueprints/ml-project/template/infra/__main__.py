@@ -1,24 +1,22 @@
-"""Pulumi program of this project's ML platform.
+"""Pulumi program of this project's ML platform: one stack per environment.
 
-It reads the project's spec (../mlscaffold.yaml) and exports what every stack shares.
-Resources come with mlscaffold's stacks; until then `pulumi up` creates none.
+`pulumi up` deploys it; `mlscaffold preview --stack ENV` runs it offline under Pulumi's mocks.
+The project's spec is ../mlscaffold.yaml; each stack's settings are in Pulumi.<stack>.yaml
+(key `platform`), validated before any resource is created.
 """
 
 from pathlib import Path
 
 import pulumi
 import yaml
+from mlscaffold.stacks import MlPlatform, MlPlatformArgs, platform_config
 
-spec = yaml.safe_load((Path(__file__).resolve().parent.parent / "mlscaffold.yaml").read_text())
-environment = pulumi.get_stack()
-if environment not in spec["environments"]:
-    raise ValueError(
-        f"stack {environment!r} is not an environment of mlscaffold.yaml "
-        f"({', '.join(spec['environments'])}); run `pulumi stack select` with one of them"
-    )
+PROJECT = Path(__file__).resolve().parent.parent
 
-pulumi.export("project", spec["name"])
-pulumi.export("environment", environment)
-pulumi.export("region", spec["region"])
-pulumi.export("tags", {"project": spec["name"], "env": environment, "owner": spec["owner"],
-                       "cost-center": spec["cost_center"]})
+spec = yaml.safe_load((PROJECT / "mlscaffold.yaml").read_text(encoding="utf-8"))
+config = platform_config(spec, pulumi.get_stack(), pulumi.Config().get_object("platform"))
+platform = MlPlatform(config.prefix, MlPlatformArgs(config=config,
+                                                    dataset=PROJECT / "datasets" / "train.csv"))
+
+for name, value in platform.exports().items():
+    pulumi.export(name, value)

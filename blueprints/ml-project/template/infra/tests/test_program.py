@@ -1,0 +1,38 @@
+"""The infra program builds every environment's platform under Pulumi's mocks.
+
+Run with mlscaffold installed: `python -m pytest infra/tests`. No cloud account is used.
+"""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from mlscaffold.infra import preview_stack
+
+PROJECT = Path(__file__).resolve().parents[2]
+SPEC = yaml.safe_load((PROJECT / "mlscaffold.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("environment", SPEC["environments"])
+def test_every_environment_builds(environment):
+    graph = preview_stack(PROJECT, environment)
+    types = {resource.type for resource in graph.resources}
+    assert "aws:eks/cluster:Cluster" in types
+    assert "aws:sagemaker/modelPackageGroup:ModelPackageGroup" in types
+    if SPEC["serving"] == "sagemaker":
+        assert "aws:sagemaker/endpoint:Endpoint" in types
+    if SPEC["serving"] == "kserve":
+        assert "kubernetes:serving.kserve.io/v1beta1:InferenceService" in types
+    if SPEC["feature_store"] == "sagemaker":
+        assert "aws:sagemaker/featureGroup:FeatureGroup" in types
+    assert graph.outputs["cluster_name"] == f"{SPEC['name']}-{environment}-eks"
+
+
+@pytest.mark.parametrize("environment", SPEC["environments"])
+def test_every_taggable_resource_carries_the_platform_tags(environment):
+    graph = preview_stack(PROJECT, environment)
+    tagged = [r for r in graph.resources if isinstance(r.inputs.get("tags"), dict)]
+    assert tagged
+    for resource in tagged:
+        assert resource.inputs["tags"].get("env") == environment, resource.name
+        assert resource.inputs["tags"].get("project") == SPEC["name"], resource.name

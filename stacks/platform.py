@@ -1,0 +1,174 @@
+"""MlPlatform: the whole ML platform of one environment, composed from one validated config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+
+from ._common import child_options, policy_document, resource_tags, token
+from .cluster import GpuCluster, GpuClusterArgs
+from .config import PlatformConfig
+from .feature_store import FeatureStore, FeatureStoreArgs, feature_definitions_from_csv
+from .monitoring import Monitoring, MonitoringArgs
+from .network import Network, NetworkArgs
+from .registry import ModelRegistry, ModelRegistryArgs
+from .serving import Serving, ServingArgs
+
+__all__ = ["MlPlatform", "MlPlatformArgs"]
+
+
+@dataclass
+class MlPlatformArgs:
+    """Inputs of :class:`MlPlatform`."""
+
+    #: the environment's validated config (:func:`~mlscaffold.stacks.config.platform_config`)
+    config: PlatformConfig
+    #: the training data, whose columns become the feature group's features
+    dataset: Path | None = None
+
+
+def _data_key_policy(config: PlatformConfig) -> pulumi.Output[str]:
+    """Key policy of the platform's data key: IAM in this account, plus the AWS services
+    that encrypt with it on the platform's behalf (CloudWatch Logs, alarms publishing to the
+    encrypted SNS topic) and, if configured, read-only use by the production account."""
+    identity = aws.get_caller_identity_output()
+    partition = aws.get_partition_output().partition
+    account = identity.account_id
+    root = pulumi.Output.format("arn:{0}:iam::{1}:root", partition, account)
+    statements: list[dict] = [
+        {"Sid": "AccountIam", "Effect": "Allow", "Principal": {"AWS": root},
+         "Action": "kms:*", "Resource": "*"},
+        {"Sid": "CloudWatchLogs", "Effect": "Allow",
+         "Principal": {"Service": f"logs.{config.region}.amazonaws.com"},
+         "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
+                    "kms:Describe*"],
+         "Resource": "*",
+         "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": pulumi.Output.format(
+             "arn:{0}:logs:{1}:{2}:log-group:*", partition, config.region, account)}}},
+        {"Sid": "CloudWatchAlarmsToSns", "Effect": "Allow",
+         "Principal": {"Service": "cloudwatch.amazonaws.com"},
+         "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"},
+    ]
+    if config.registry.prod_account_id:
+        statements.append({
+            "Sid": "ProductionAccountReads", "Effect": "Allow",
+            "Principal": {"AWS": pulumi.Output.format(
+                "arn:{0}:iam::{1}:root", partition, config.registry.prod_account_id)},
+            "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": "*"})
+    return policy_document(statements)
+
+
+class MlPlatform(pulumi.ComponentResource):
+    """Network, GPU cluster, model registry, feature store, serving and monitoring.
+
+    Every component shares one KMS data key (rotated yearly) and the platform's tags
+    (project, env, owner, cost-center). Serving and feature store are built only when the
+    spec asks for them.
+    """
+
+    data_key_arn: pulumi.Output[str]
+    vpc_id: pulumi.Output[str]
+    cluster_name: pulumi.Output[str]
+    artifact_bucket: pulumi.Output[str]
+    repository_url: pulumi.Output[str]
+    model_package_group: pulumi.Output[str]
+    alert_topic_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: MlPlatformArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(token("MlPlatform"), name, None, opts)
+        config = args.config
+        tags = config.tags
+        retention = config.monitoring.log_retention_days
+
+        key = aws.kms.Key(
+            f"{name}-data-key", description=f"Data key of the {config.prefix} ML platform",
+            enable_key_rotation=True, deletion_window_in_days=30,
+            policy=_data_key_policy(config), tags=resource_tags(tags, f"{name}-data-key"),
+            opts=child_options(self))
+        aws.kms.Alias(f"{name}-data-key-alias", name=f"alias/{config.prefix}-data",
+                      target_key_id=key.key_id, opts=child_options(self))
+
+        cluster_name = f"{config.prefix}-eks"
+        network = Network(f"{name}-network", NetworkArgs(
+            config=config.network, tags=tags, region=config.region, cluster_name=cluster_name,
+            kms_key_arn=key.arn, log_retention_days=retention), child_options(self))
+        cluster = GpuCluster(f"{name}-cluster", GpuClusterArgs(
+            config=config.cluster, tags=tags, region=config.region, vpc_id=network.vpc_id,
+            vpc_cidr=network.vpc_cidr, private_subnet_ids=network.private_subnet_ids,
+            cluster_name=cluster_name, log_retention_days=retention), child_options(self))
+        registry = ModelRegistry(f"{name}-registry", ModelRegistryArgs(
+            config=config.registry, prefix=config.prefix, tags=tags, kms_key_arn=key.arn),
+            child_options(self))
+
+        self.feature_group_name: pulumi.Output[str] | None = None
+        if config.feature_store.enabled:
+            if args.dataset is None:
+                raise ValueError("the feature store needs the dataset whose columns it stores; "
+                                 "pass MlPlatformArgs(dataset=...)")
+            schema = feature_definitions_from_csv(args.dataset, config.label)
+            feature_store = FeatureStore(f"{name}-features", FeatureStoreArgs(
+                config=config.feature_store, prefix=config.prefix, tags=tags,
+                kms_key_arn=key.arn, feature_definitions=schema.feature_definitions,
+                record_identifier=schema.record_identifier,
+                event_time_feature=schema.event_time_feature), child_options(self))
+            self.feature_group_name = feature_store.feature_group_name
+
+        serving_config = config.serving
+        serving = None
+        if serving_config.platform != "none":
+            gpu_pool = config.cluster.gpu_node_groups[0]
+            serving = Serving(f"{name}-serving", ServingArgs(
+                config=serving_config, monitoring=config.monitoring, prefix=config.prefix,
+                tags=tags, kms_key_arn=key.arn, model_name=config.project,
+                image_uri=pulumi.Output.concat(registry.repository_url, ":",
+                                               serving_config.image_tag),
+                model_data_bucket=registry.artifact_bucket_name,
+                repository_arn=registry.repository_arn,
+                capture_bucket_name=registry.artifact_bucket_name,
+                private_subnet_ids=network.private_subnet_ids, vpc_id=network.vpc_id,
+                vpc_cidr=network.vpc_cidr, s3_prefix_list_id=network.s3_prefix_list_id,
+                kubernetes_provider=cluster.kubernetes_provider, gpu_node_group=gpu_pool,
+                irsa_trust_policy=cluster.irsa_trust_policy), child_options(self))
+
+        sagemaker = serving_config.platform == "sagemaker"
+        monitoring = Monitoring(f"{name}-monitoring", MonitoringArgs(
+            config=config.monitoring, serving=serving_config, prefix=config.prefix, tags=tags,
+            kms_key_arn=key.arn, region=config.region,
+            endpoint_name=serving.endpoint_name if sagemaker and serving else None,
+            artifact_bucket_name=registry.artifact_bucket_name if sagemaker else None,
+            capture_bucket_name=registry.artifact_bucket_name if sagemaker else None,
+            private_subnet_ids=network.private_subnet_ids if sagemaker else None,
+            security_group_ids=serving.security_group_ids if sagemaker and serving else None,
+            kubernetes_provider=cluster.kubernetes_provider if not sagemaker else None,
+            irsa_trust_policy=cluster.irsa_trust_policy if not sagemaker else None),
+            child_options(self))
+
+        self.data_key_arn = key.arn
+        self.vpc_id = network.vpc_id
+        self.cluster_name = cluster.cluster_name
+        self.artifact_bucket = registry.artifact_bucket_name
+        self.repository_url = registry.repository_url
+        self.model_package_group = registry.model_package_group_name
+        self.alert_topic_arn = monitoring.alert_topic_arn
+        self.endpoint_name = serving.endpoint_name if serving else None
+        self.inference_service = serving.inference_service_name if serving else None
+        self.register_outputs(self.exports())
+
+    def exports(self) -> dict[str, pulumi.Output]:
+        """The stack outputs a project exports (None values left out)."""
+        outputs = {
+            "vpc_id": self.vpc_id,
+            "cluster_name": self.cluster_name,
+            "artifact_bucket": self.artifact_bucket,
+            "repository_url": self.repository_url,
+            "model_package_group": self.model_package_group,
+            "alert_topic_arn": self.alert_topic_arn,
+            "feature_group": self.feature_group_name,
+            "endpoint_name": self.endpoint_name,
+            "inference_service": self.inference_service,
+        }
+        return {k: v for k, v in outputs.items() if v is not None}

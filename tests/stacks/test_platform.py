@@ -1,0 +1,149 @@
+"""The whole platform: every serving x feature-store x environment combination builds under
+mocks with the expected resources, wired, tagged and valid for Kubernetes."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import kubernetes_validate
+import pulumi
+import pytest
+
+from mlscaffold.graph import ResourceGraph, run_under_mocks
+from mlscaffold.sample_data import write_sample_datasets
+from mlscaffold.stacks import MlPlatform, MlPlatformArgs
+from mlscaffold.stacks.config import PlatformConfig
+
+from .conftest import make_config
+
+COMBINATIONS = list(itertools.product(("sagemaker", "kserve", "none"), ("sagemaker", "none"),
+                                      ("dev", "staging", "prod")))
+ALWAYS = {
+    "mlscaffold:stacks:MlPlatform", "mlscaffold:stacks:Network", "mlscaffold:stacks:GpuCluster",
+    "mlscaffold:stacks:ModelRegistry", "mlscaffold:stacks:Monitoring",
+    "aws:ec2/vpc:Vpc", "aws:eks/cluster:Cluster", "aws:eks/nodeGroup:NodeGroup",
+    "aws:ec2/launchTemplate:LaunchTemplate", "kubernetes:helm.sh/v3:Release",
+    "aws:sagemaker/modelPackageGroup:ModelPackageGroup", "aws:ecr/repository:Repository",
+    "aws:s3/bucket:Bucket", "aws:kms/key:Key", "aws:sns/topic:Topic",
+    "aws:cloudwatch/dashboard:Dashboard",
+}
+BY_SERVING = {
+    "sagemaker": {"mlscaffold:stacks:Serving", "aws:sagemaker/model:Model",
+                  "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+                  "aws:sagemaker/endpoint:Endpoint", "aws:appautoscaling/policy:Policy",
+                  "aws:sagemaker/monitoringSchedule:MonitoringSchedule"},
+    "kserve": {"mlscaffold:stacks:Serving",
+               "kubernetes:serving.kserve.io/v1beta1:InferenceService",
+               "kubernetes:core/v1:Namespace"},
+    "none": set(),
+}
+FEATURE_STORE = {"mlscaffold:stacks:FeatureStore", "aws:sagemaker/featureGroup:FeatureGroup",
+                 "aws:glue/catalogDatabase:CatalogDatabase"}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("data")
+    return write_sample_datasets(folder, "binary-classification", "label")[0]
+
+
+def _build(config: PlatformConfig, dataset: Path) -> ResourceGraph:
+    def program() -> None:
+        platform = MlPlatform(config.prefix, MlPlatformArgs(config=config, dataset=dataset))
+        for name, value in platform.exports().items():
+            pulumi.export(name, value)
+
+    return run_under_mocks(program, project=config.project, stack=config.environment,
+                           region=config.region)
+
+
+@pytest.mark.parametrize(("serving", "feature_store", "environment"), COMBINATIONS)
+def test_platform_builds_with_the_expected_resources(dataset, serving, feature_store,
+                                                     environment):
+    config = make_config(environment, serving=serving, feature_store=feature_store)
+    graph = _build(config, dataset)
+    types = {r.type for r in graph.resources}
+    expected = ALWAYS | BY_SERVING[serving] | (FEATURE_STORE if feature_store != "none" else set())
+    assert expected <= types, sorted(expected - types)
+    if serving == "none":
+        assert "mlscaffold:stacks:Serving" not in types
+    if feature_store == "none":
+        assert not FEATURE_STORE & types
+
+    # one tree: every resource descends from the platform component
+    by_urn = graph.by_urn()
+    root = graph.named(config.prefix)
+    for resource in graph.resources:
+        node = resource
+        while node.parent:
+            node = by_urn[node.parent]
+        assert node.urn == root.urn, f"{resource.name} is outside the platform"
+
+    # every taggable AWS resource carries the platform's tags
+    for resource in graph.resources:
+        if resource.type.startswith("aws:") and isinstance(resource.inputs.get("tags"), dict):
+            for key, value in config.tags.items():
+                assert resource.inputs["tags"].get(key) == value, (resource.name, key)
+
+    gpu_groups = [r for r in graph.of_type("aws:eks/nodeGroup:NodeGroup")
+                  if r.inputs.get("taints")]
+    assert len(gpu_groups) == len(config.cluster.gpu_node_groups)
+    capacity = "ON_DEMAND" if environment == "prod" else "SPOT"
+    assert {g.inputs["capacityType"] for g in gpu_groups} == {capacity}
+
+
+def test_stack_outputs_are_wired(dataset):
+    config = make_config("dev", serving="sagemaker", feature_store="sagemaker")
+    outputs = _build(config, dataset).outputs
+    assert outputs["cluster_name"] == "demo-dev-eks"
+    assert outputs["endpoint_name"] == "demo-dev"
+    assert outputs["feature_group"] == "demo-dev"
+    for key in ("vpc_id", "artifact_bucket", "repository_url", "model_package_group",
+                "alert_topic_arn"):
+        assert outputs[key], key
+
+
+def test_data_key_policy_lets_only_the_services_that_need_it_use_the_key(dataset):
+    import json
+
+    config = make_config("dev")
+    key = _build(config, dataset).named("demo-dev-data-key")
+    assert key.inputs["enableKeyRotation"] is True
+    statements = json.loads(key.inputs["policy"])["Statement"]
+    services = {s["Principal"].get("Service") for s in statements} - {None}
+    assert services == {"logs.us-east-1.amazonaws.com", "cloudwatch.amazonaws.com"}
+
+
+def _kubernetes_version(config: PlatformConfig) -> str:
+    return f"{config.cluster.kubernetes_version}.0"
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_kubernetes_objects_validate_against_the_cluster_version(dataset, environment):
+    config = make_config(environment, serving="kserve")
+    graph = _build(config, dataset)
+    objects = [r for r in graph.resources if r.type.startswith("kubernetes:")
+               and r.type.split(":")[1].split("/")[0] in {"core", "apps", "rbac", "batch"}]
+    assert objects, "the KServe platform declares Kubernetes objects"
+    for resource in objects:
+        kubernetes_validate.validate(resource.inputs, _kubernetes_version(config), strict=True)
+
+
+def test_inference_service_pod_validates_as_a_deployment(dataset):
+    config = make_config("dev", serving="kserve")
+    graph = _build(config, dataset)
+    service = graph.of_type("kubernetes:serving.kserve.io/v1beta1:InferenceService")[0]
+    predictor = service.inputs["spec"]["predictor"]
+    pod = {key: predictor[key] for key in ("containers", "tolerations", "nodeSelector",
+                                           "serviceAccountName", "securityContext")
+           if key in predictor}
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "predictor", "namespace": service.inputs["metadata"]["namespace"]},
+        "spec": {"selector": {"matchLabels": {"app": "predictor"}},
+                 "template": {"metadata": {"labels": {"app": "predictor"}}, "spec": pod}},
+    }
+    kubernetes_validate.validate(deployment, _kubernetes_version(config), strict=True)
+    gpu_pool = config.cluster.gpu_node_groups[0]
+    assert predictor["nodeSelector"].items() <= gpu_pool.labels.items()
