@@ -1,0 +1,125 @@
+"""Evaluate the packs on a resource graph offline, through pulumi_policy's public API.
+
+Each resource becomes a ``ResourceValidationArgs`` with its inputs behind pulumi_policy's
+unknown-checking proxy; each stack rule gets a ``StackValidationArgs``. A rule that reads a
+value unknown before deployment is reported as the engine does: an advisory note, not a
+violation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pulumi_policy import (
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    StackValidationArgs,
+)
+from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
+
+from .crossguard import to_policy
+from .rule import RULES, Rule, rules_of
+
+__all__ = ["CheckResult", "Finding", "evaluate"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A violation (or, with level 'unknown', a rule that could not run before deployment)."""
+
+    rule: str
+    pack: str
+    severity: str
+    level: str
+    urn: str
+    resource: str
+    resource_type: str
+    message: str
+
+
+@dataclass
+class CheckResult:
+    """Findings of every pack on one stack."""
+
+    project: str
+    stack: str
+    resources: int
+    rules: int
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def mandatory(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "mandatory"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.mandatory
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"project": self.project, "stack": self.stack, "resources": self.resources,
+                "rules": self.rules, "passed": self.passed,
+                "findings": [asdict(f) for f in self.findings]}
+
+
+def _options(parent: str | None) -> PolicyResourceOptions:
+    return PolicyResourceOptions(protect=False, ignore_changes=[], delete_before_replace=None,
+                                 aliases=[], custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
+                                 additional_secret_outputs=[], parent=parent)
+
+
+def _finding(rule: Rule, level: str, resource: Any, message: str) -> Finding:
+    return Finding(rule.name, rule.pack, rule.severity, level, resource.urn, resource.name,
+                   resource.type, message)
+
+
+def evaluate(graph: Any, configs: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> CheckResult:
+    """Run every enabled rule of the packs in `configs` ({pack: pack_config}) on `graph`."""
+    rules = [RULES[name] for pack in configs for name in configs[pack]
+             if configs[pack][name].get("enforcementLevel", "mandatory") != "disabled"]
+    rules_of("security")  # make sure the table is loaded before looking rules up
+    result = CheckResult(graph.project, graph.stack, sum(r.custom for r in graph.resources),
+                         len(rules))
+    by_type: dict[str, list[Rule]] = {}
+    for rule in rules:
+        for resource_type in () if rule.stack else rule.resource_types:
+            by_type.setdefault(resource_type, []).append(rule)
+    resources = [r for r in graph.resources if r.custom]
+    by_urn = {r.urn: r for r in resources}
+
+    for rule in rules:
+        config = configs[rule.pack][rule.name]
+        level = config.get("enforcementLevel", rule.level)
+        policy = to_policy(rule)
+
+        def report(message: str, urn: str | None, rule: Rule = rule, level: str = level,
+                   current: Any = None) -> None:
+            target = by_urn.get(urn or "") or current
+            result.findings.append(_finding(rule, level, target, message))
+
+        if rule.stack:
+            stack_args = StackValidationArgs(
+                [PolicyResource(r.type, unknown_checking_proxy(r.inputs), r.urn, r.name,
+                                _options(r.parent), None, None, [], {}) for r in resources],
+                config)
+            try:
+                policy.validate(stack_args, report)
+            except UnknownValueError as error:
+                result.findings.append(Finding(rule.name, rule.pack, rule.severity, "unknown",
+                                               "", "", "", error.message))
+            continue
+        for resource in resources:
+            if rule not in by_type.get(resource.type, ()):
+                continue
+            args = ResourceValidationArgs(resource.type, unknown_checking_proxy(resource.inputs),
+                                          resource.urn, resource.name, _options(resource.parent),
+                                          None, config)
+            try:
+                policy.validate(args, lambda m, u, r=resource, rep=report: rep(m, u, current=r))
+            except UnknownValueError as error:
+                result.findings.append(_finding(rule, "unknown", resource, error.message))
+    result.findings.sort(key=lambda f: (f.level != "mandatory", f.resource, f.rule))
+    return result

@@ -1,0 +1,11 @@
+"""Pulumi CrossGuard pack: mlscaffold's cost rules.
+
+    pulumi preview --policy-pack <this folder> --policy-pack-config <config.json>
+
+The rules live in mlscaffold.policies; constructing the pack starts the policy server.
+"""
+
+from mlscaffold.policies.crossguard import pack_policies
+from pulumi_policy import PolicyPack
+
+PolicyPack(name="mlscaffold-cost", policies=pack_policies("cost"))
