@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..errors import describe_yaml_error
 from .rule import RULES, Rule, rules_of
 
 __all__ = ["CONTEXT_SETTINGS", "PolicyConfigError", "PolicyFile", "load_policy_file",
@@ -98,9 +99,11 @@ def load_policy_file(path: Path) -> PolicyFile:
         raise PolicyConfigError(f"policy config {path} cannot be read: {error.strerror}") from None
     try:
         raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise PolicyConfigError(f"policy config {path} is not valid "
-                                f"{'JSON' if path.suffix == '.json' else 'YAML'}: {error}") from None
+    except json.JSONDecodeError as error:
+        raise PolicyConfigError(f"policy config {path} is not valid JSON: {error}") from None
+    except yaml.YAMLError as error:
+        raise PolicyConfigError(f"policy config {path} is not valid YAML: "
+                                f"{describe_yaml_error(error)}") from None
     try:
         return PolicyFile.model_validate(raw or {})
     except ValidationError as error:

@@ -12,9 +12,9 @@ from typing import Any
 from pulumi_policy import (
     EnforcementLevel,
     PolicyConfigSchema,
+    ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
-    ReportViolation,
     Severity,
     StackValidationArgs,
     StackValidationPolicy,

@@ -29,6 +29,7 @@ _OPTION_FOR_FIELD = {
     "environments": "--environments",
     "owner": "--owner",
     "cost_center": "--cost-center",
+    "policy_config": "--org-config",
 }
 
 
@@ -80,6 +81,17 @@ def cli() -> None:
     A new project trains, serves and tests with scikit-learn on the first command, and its
     infra/ is a Pulumi program for a production ML platform.
     """
+
+
+def _load_policy_file(path: Path) -> Any:
+    from .errors import UsageError
+    from .policies.config import PolicyConfigError, load_policy_file
+
+    try:
+        return load_policy_file(path)
+    except PolicyConfigError as error:
+        raise UsageError(str(error), hint="`mlscaffold policy schema` prints the file's JSON "
+                                          "Schema") from None
 
 
 def _parse_data(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -163,12 +175,16 @@ def _print_result(result: Any) -> None:
 @click.option("--vcs-ref", metavar="REF", help="Git tag or commit of a --blueprint URL.")
 @click.option("--data", "data_pairs", multiple=True, metavar="KEY=VALUE",
               help="Extra answer for the blueprint (repeatable).")
+@click.option("--org-config", type=click.Path(path_type=Path, dir_okay=False),
+              help="The organisation's policy file (YAML or JSON): validated, copied into the "
+                   "project and used by `check` and CI.")
 @click.option("--no-input", is_flag=True, help="Never ask; take defaults for what is not given.")
 @click.option("--no-git", is_flag=True, help="Do not make the project a git repository.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Output for people or for machines.")
 def new(dest: Path, data_pairs: tuple[str, ...], no_input: bool, no_git: bool,
-        blueprint: str | None, vcs_ref: str | None, output_format: str, **options: Any) -> None:
+        blueprint: str | None, vcs_ref: str | None, output_format: str,
+        org_config: Path | None, **options: Any) -> None:
     """Make a new ML project in DEST (a new or empty folder).
 
     The project gets sample data, a scikit-learn lifecycle (analyze, train, evaluate, promote,
@@ -185,6 +201,10 @@ def new(dest: Path, data_pairs: tuple[str, ...], no_input: bool, no_git: bool,
     from .spec import validate_spec
 
     data = _parse_data(data_pairs)
+    if org_config is not None:
+        _load_policy_file(org_config)
+        options["policy_config"] = "policy" + (".json" if org_config.suffix == ".json"
+                                               else ".yaml")
     if not no_input and _stdin_is_tty():
         _ask(options)
     if options.get("name") is None:
@@ -193,7 +213,7 @@ def new(dest: Path, data_pairs: tuple[str, ...], no_input: bool, no_git: bool,
         options["environments"] = [e.strip() for e in options["environments"].split(",")]
     spec = validate_spec({k: v for k, v in options.items() if v is not None})
     result = create_project(dest, spec, blueprint=blueprint, data=data, git=not no_git,
-                            vcs_ref=vcs_ref)
+                            vcs_ref=vcs_ref, org_config=org_config)
     if output_format == "json":
         import json
 
@@ -278,6 +298,201 @@ def graph(project: Path, stack: str | None, output_format: str) -> None:
 
     resources = _preview(project, stack)
     click.echo(to_mermaid(resources) if output_format == "mermaid" else to_dot(resources), nl=False)
+
+
+_STACKS_OPTION = click.option(
+    "--stack", "-s", metavar="ENV|all", default="all", show_default=True,
+    help="Environment (stack) to evaluate, or all of them.")
+
+
+def _write_output(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text)
+        return
+    from .files import atomic_write_text
+
+    atomic_write_text(output, text + "\n")
+    click.echo(f"wrote {output}", err=True)
+
+
+def _print_check(checks: list[Any]) -> None:
+    from .diagram import short_type
+
+    for check in checks:
+        result = check.result
+        mandatory = len(result.mandatory)
+        advisory = sum(f.level == "advisory" for f in result.findings)
+        unknown = sum(f.level == "unknown" for f in result.findings)
+        verdict = "FAILED" if mandatory else "passed"
+        click.echo(f"{result.stack}: {verdict}: {mandatory} mandatory, {advisory} advisory"
+                   f"{f', {unknown} not checkable before deployment' if unknown else ''} "
+                   f"({result.rules} rules on {result.resources} resources)")
+        current = None
+        for finding in result.findings:
+            if (finding.resource, finding.resource_type) != current:
+                current = (finding.resource, finding.resource_type)
+                where = f"{short_type(finding.resource_type)} {finding.resource}".strip()
+                click.echo(f"  {where or 'stack'}")
+            click.echo(f"    [{finding.level}/{finding.severity}] {finding.rule}: "
+                       f"{finding.message}")
+
+
+@cli.command()
+@_PROJECT_ARGUMENT
+@_STACKS_OPTION
+@click.option("--format", "output_format", type=click.Choice(["table", "json", "sarif"]),
+              default="table", show_default=True)
+@click.option("--policy-config", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="The organisation's policy file [default: the project's, if it has one].")
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the report to a file instead of standard output.")
+def check(project: Path, stack: str, output_format: str, policy_config: Path | None,
+          output: Path | None) -> None:
+    """Check PROJECT's stacks against the security and cost policy packs, offline.
+
+    Each stack's infra/ program runs under Pulumi's mocks and every rule of both packs is
+    evaluated through pulumi_policy, with the settings `pulumi preview --policy-pack` would
+    get. Exit status: 1 when a mandatory rule fails, 0 otherwise (advisory findings are
+    printed).
+
+    \b
+    Examples:
+      mlscaffold check
+      mlscaffold check --stack prod --policy-config org-policy.yaml
+      mlscaffold check --format sarif --output mlscaffold.sarif
+    """
+    import json
+
+    from . import __version__
+    from .checks import check_project, to_sarif
+    from .infra import find_project
+
+    checks = check_project(find_project(project), stack, policy_config)
+    if output_format == "sarif":
+        _write_output(json.dumps(to_sarif(checks, __version__), indent=2), output)
+    elif output_format == "json":
+        _write_output(json.dumps([c.result.as_dict() for c in checks], indent=2), output)
+    else:
+        _print_check(checks)
+    if any(not c.result.passed for c in checks):
+        sys.exit(1)
+
+
+@cli.command()
+@_PROJECT_ARGUMENT
+@_STACKS_OPTION
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]),
+              default="table", show_default=True)
+def cost(project: Path, stack: str, output_format: str) -> None:
+    """Estimate the monthly cost of PROJECT's stacks, offline.
+
+    Prices come from the dated price table shipped with mlscaffold (its date and source are
+    printed); node groups and endpoints are priced at their desired size, with the figure at
+    full scale (maximum sizes) beside it. The same estimator backs the monthly-budget rule.
+    """
+    import json
+
+    from .checks import cost_project
+    from .infra import find_project
+
+    estimates = cost_project(find_project(project), stack)
+    if output_format == "json":
+        click.echo(json.dumps({env: e.as_dict() for env, e in estimates}, indent=2))
+        return
+    for environment, estimate in estimates:
+        lines = sorted(estimate.lines, key=lambda line: -line.monthly_usd)
+        width = max((len(line.resource) for line in lines), default=8)
+        click.echo(f"{environment} ({estimate.region}, prices as of {estimate.as_of}, "
+                   f"{estimate.currency} per month)")
+        click.echo(f"  {'RESOURCE':<{width}}  {'MONTHLY':>10}  {'FULL SCALE':>10}  BASIS")
+        for line in lines:
+            click.echo(f"  {line.resource:<{width}}  {line.monthly_usd:>10,.2f}  "
+                       f"{line.at_full_scale_usd:>10,.2f}  {line.basis}")
+        click.echo(f"  {'TOTAL':<{width}}  {estimate.total:>10,.2f}  "
+                   f"{estimate.at_full_scale:>10,.2f}\n")
+    click.echo("Assumptions:")
+    for assumption in dict.fromkeys(a for _, e in estimates for a in e.assumptions):
+        click.echo(f"  - {assumption}")
+
+
+@cli.group()
+def policy() -> None:
+    """The policy packs: list the rules, find a pack's folder, print settings and schemas."""
+
+
+@policy.command("list")
+@click.option("--pack", type=click.Choice(["security", "cost"]), help="Only this pack.")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]),
+              default="table", show_default=True)
+def policy_list(pack: str | None, output_format: str) -> None:
+    """Every rule with its pack, default level, severity and description."""
+    import json
+
+    from .policies import PACKS
+    from .policies.rule import rules_of
+
+    rules = [r for p in PACKS if pack in (None, p) for r in rules_of(p)]  # type: ignore[arg-type]
+    if output_format == "json":
+        click.echo(json.dumps([{"name": r.name, "pack": r.pack, "level": r.level,
+                                "severity": r.severity, "description": r.description,
+                                "resource_types": list(r.resource_types), "stack": r.stack,
+                                "settings": r.defaults()} for r in rules], indent=2))
+        return
+    width = max(len(r.name) for r in rules)
+    click.echo(f"{'RULE':<{width}}  PACK      LEVEL      SEVERITY  DESCRIPTION")
+    for r in rules:
+        click.echo(f"{r.name:<{width}}  {r.pack:<8}  {r.level:<9}  {r.severity:<8}  "
+                   f"{r.description}")
+    click.echo(f"\n{len(rules)} rules")
+
+
+@policy.command("path")
+@click.argument("name", type=click.Choice(["security", "cost"]))
+def policy_path(name: str) -> None:
+    """Print the installed folder of pack NAME, for `pulumi preview --policy-pack`."""
+    from .policies import pack_directory
+
+    click.echo(str(pack_directory(name)))
+
+
+@policy.command("config")
+@_PROJECT_ARGUMENT
+@click.option("--stack", "-s", metavar="ENV", required=True, help="Environment (stack).")
+@click.option("--pack", type=click.Choice(["security", "cost"]), required=True)
+@click.option("--policy-config", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="The organisation's policy file [default: the project's, if it has one].")
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write to a file instead of standard output.")
+def policy_config(project: Path, stack: str, pack: str, policy_config: Path | None,
+                  output: Path | None) -> None:
+    """Print a pack's settings for a stack: the file `--policy-pack-config` takes.
+
+    \b
+    pulumi preview --stack dev \\
+      --policy-pack "$(mlscaffold policy path security)" \\
+      --policy-pack-config <(mlscaffold policy config --stack dev --pack security)
+    """
+    import json
+
+    from .checks import policy_configs, resolve_stacks
+    from .infra import find_project
+    from .spec import SPEC_FILENAME, load_spec
+
+    root = find_project(project)
+    spec = load_spec(root / SPEC_FILENAME)
+    resolve_stacks(spec, stack)
+    configs = policy_configs(root, spec, stack, policy_config)
+    _write_output(json.dumps(configs[pack], indent=2), output)
+
+
+@policy.command("schema")
+def policy_schema() -> None:
+    """Print the JSON Schema of an organisation policy file."""
+    import json
+
+    from .policies.config import policy_file_schema
+
+    click.echo(json.dumps(policy_file_schema(), indent=2))
 
 
 def main() -> None:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["BlueprintError", "DestinationError", "MlscaffoldError", "SpecError", "UsageError"]
+__all__ = [
+    "BlueprintError",
+    "DestinationError",
+    "MlscaffoldError",
+    "SpecError",
+    "UsageError",
+    "describe_yaml_error",
+]
 
 
 class MlscaffoldError(Exception):
@@ -47,3 +54,10 @@ class BlueprintError(MlscaffoldError):
     """The blueprint could not be found or failed to render."""
 
     exit_code = 2
+
+
+def describe_yaml_error(error: Exception) -> str:
+    """A YAML parser error on one line: what is wrong and where."""
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    mark = getattr(error, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import MlscaffoldError, UsageError
+from .errors import MlscaffoldError, UsageError, describe_yaml_error
 from .spec import SPEC_FILENAME, ProjectSpec, load_spec
 
 __all__ = ["InfraProgramError", "find_project", "preview_stack", "stack_config",
@@ -66,7 +66,7 @@ def stack_config(project: Path, spec: ProjectSpec, stack: str) -> dict[str, str]
         raise UsageError(f"{path} does not exist",
                          hint=f"create it with `pulumi stack init {stack}` in infra/") from None
     except yaml.YAMLError as error:
-        raise UsageError(f"{path} is not valid YAML: {error}") from None
+        raise UsageError(f"{path} is not valid YAML: {describe_yaml_error(error)}") from None
     raw = document.get("config", {}) if isinstance(document, dict) else None
     if not isinstance(raw, dict):
         raise UsageError(f"{path}: `config` must be a mapping of keys to values")

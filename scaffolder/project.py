@@ -169,8 +169,10 @@ def _list_files(root: Path) -> list[str]:
 
 def create_project(dest: Path, spec: ProjectSpec, *, blueprint: str | None = None,
                    data: Mapping[str, Any] | None = None, git: bool = True,
-                   vcs_ref: str | None = None) -> ProjectResult:
+                   vcs_ref: str | None = None, org_config: Path | None = None) -> ProjectResult:
     """Make a complete project at `dest` (new or empty) from `spec`.
+
+    `org_config` is the organisation's policy file: it is copied to ``spec.policy_config``.
 
     Raises :class:`DestinationError` or :class:`BlueprintError`; on any failure `dest` is as
     it was before the call.
@@ -193,6 +195,8 @@ def create_project(dest: Path, spec: ProjectSpec, *, blueprint: str | None = Non
     try:
         render_into(staging, spec, source, data, vcs_ref)
         notes = _write_project_files(staging, spec)
+        if org_config is not None and spec.policy_config:
+            shutil.copyfile(org_config, staging / spec.policy_config)
         if (staging / "infra" / "__main__.py").is_file():
             _embed_architecture(staging, spec)
         commit = None

@@ -24,7 +24,7 @@ from pydantic import (
 
 from . import catalog
 from .catalog import CiName, FeatureStoreName, ServingName, TaskName
-from .errors import SpecError
+from .errors import SpecError, describe_yaml_error
 
 __all__ = [
     "SPEC_FILENAME",
@@ -121,6 +121,9 @@ class ProjectSpec(BaseModel):
     )
     owner: TagValue = Field("ml-platform", description="Owner tag on every resource.")
     cost_center: TagValue = Field("ml", description="Cost-center tag on every resource.")
+    policy_config: str | None = Field(
+        None, pattern=r"^[\w./-]+\.(ya?ml|json)$",
+        description="The organisation's policy file, relative to the project (check, CI).")
 
     @model_validator(mode="before")
     @classmethod
@@ -162,7 +165,7 @@ class ProjectSpec(BaseModel):
         """The answers the ml-project blueprint takes (its copier.yml questions)."""
         from . import __version__
 
-        answers = self.model_dump(mode="json", exclude={"version", "name"})
+        answers = self.model_dump(mode="json", exclude={"version", "name", "policy_config"})
         return {"project_name": self.name, "package_name": self.package,
                 "mlscaffold_version": __version__, **answers}
 
@@ -174,7 +177,8 @@ class ProjectSpec(BaseModel):
             "# The project's spec, read by the project's code, its infra/ and mlscaffold.\n"
             "# JSON Schema: `mlscaffold schema`.\n"
         )
-        return header + yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        return header + yaml.safe_dump(self.model_dump(mode="json", exclude_none=True),
+                                       sort_keys=False)
 
 
 def spec_error_from(error: ValidationError, *, source: str | None = None) -> SpecError:
@@ -207,7 +211,8 @@ def load_spec(path: Path) -> ProjectSpec:
         raise SpecError("spec", str(path), f"{path} does not exist",
                         hint="run the command inside a project made by `mlscaffold new`") from None
     except yaml.YAMLError as error:
-        raise SpecError("spec", str(path), f"{path} is not valid YAML ({error})") from None
+        raise SpecError("spec", str(path),
+                        f"{path} is not valid YAML: {describe_yaml_error(error)}") from None
     if not isinstance(raw, dict):
         raise SpecError("spec", str(path), f"{path} must hold a mapping of spec keys")
     try:

@@ -331,10 +331,11 @@ _PROFILES: dict[str, dict[str, Any]] = {
                                  "capacity_type": "SPOT", "min_size": 0, "desired_size": 0,
                                  "max_size": 2}],
         },
+        # KServe in dev serves on CPU nodes: a GPU predictor would keep a GPU node running
         "serving": {"instance_type": "ml.m5.large", "initial_instance_count": 1,
                     "min_instances": 1, "max_instances": 2, "min_replicas": 1,
-                    "max_replicas": 2},
-        "monitoring": {"log_retention_days": 30},
+                    "max_replicas": 2, "gpus": 0},
+        "monitoring": {"log_retention_days": 30, "drift_schedule": "cron(0 6 ? * * *)"},
         "registry": {"artifact_retention_days": 90},
     },
     "staging": {

@@ -1,4 +1,4 @@
-"""Facts about EC2 and SageMaker instance types: vCPUs, memory and NVIDIA GPUs.
+"""Facts about EC2 and SageMaker instance types: vCPUs, memory, NVIDIA GPUs, local storage.
 
 One table for the stack config validators, the policies (GPU limits, schedulability) and the
 cost estimator (which keeps its prices in its own dated table). Figures are AWS's published
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["EC2_INSTANCES", "SAGEMAKER_INSTANCES", "InstanceType", "gpu_count", "is_gpu"]
+__all__ = ["EC2_INSTANCES", "INSTANCE_STORE_FAMILIES", "SAGEMAKER_INSTANCES", "InstanceType",
+           "gpu_count", "has_instance_store", "is_gpu"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,18 @@ SAGEMAKER_INSTANCES: dict[str, InstanceType] = {
     "ml.g5.2xlarge": InstanceType(8, 32, 1, "A10G"),
     "ml.g6.xlarge": InstanceType(4, 16, 1, "L4"),
 }
+
+# instance families with local NVMe instance storage: it is encrypted by the instance's hardware,
+# and SageMaker refuses a KMS key for their storage volume (an endpoint configuration's
+# KmsKeyId, a job's VolumeKmsKeyId) when any of its instances has one
+INSTANCE_STORE_FAMILIES = frozenset({"c5d", "g4dn", "g5", "g6", "g6e", "m5d", "p3dn", "p4d",
+                                     "p4de", "p5", "p5e", "p5en", "r5d", "trn1", "trn1n"})
+
+
+def has_instance_store(instance_type: str) -> bool:
+    """Whether an EC2 (``g5.xlarge``) or SageMaker (``ml.g5.xlarge``) type has instance storage."""
+    parts = instance_type.removeprefix("ml.").split(".")
+    return len(parts) == 2 and parts[0] in INSTANCE_STORE_FAMILIES
 
 
 def gpu_count(instance_type: str) -> int:

@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 
 from ._common import assume_role_policy, child_options, policy_document, resource_tags, token
 from .config import GPU_TOLERATION, GpuNodeGroupConfig, MonitoringConfig, ServingConfig
+from .instances import has_instance_store
 
 __all__ = [
     "CERT_MANAGER_VERSION",
@@ -45,10 +46,6 @@ CERT_MANAGER_VERSION = "v1.19.1"
 KSERVE_CHARTS = "oci://ghcr.io/kserve/charts"
 KSERVE_VERSION = "v0.15.2"
 
-# SageMaker instance families with local NVMe storage: it is always encrypted, and an endpoint
-# configuration with a KMS key is refused for them
-_INSTANCE_STORE_FAMILIES = frozenset({"c5d", "g4dn", "g5", "g6", "g6e", "m5d", "p3dn", "p4d",
-                                      "p4de", "p5", "r5d"})
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _ISVC_NAME_MAX = 53  # leaves room for the "-predictor" suffix of its Service
 # what SageMaker needs to run an endpoint or job in a VPC (its network interfaces); EC2 has no
@@ -271,7 +268,6 @@ class Serving(pulumi.ComponentResource):
                 subnets=args.private_subnet_ids, security_group_ids=security_groups),
             tags=tags("model"), opts=child_options(self, depends_on=[policy]))
 
-        family = config.instance_type.split(".")[1]
         endpoint_config = aws.sagemaker.EndpointConfiguration(
             f"{name}-endpoint-config",
             production_variants=[aws.sagemaker.EndpointConfigurationProductionVariantArgs(
@@ -279,7 +275,8 @@ class Serving(pulumi.ComponentResource):
                 instance_type=config.instance_type,
                 initial_instance_count=config.initial_instance_count,
                 initial_variant_weight=1)],
-            kms_key_arn=None if family in _INSTANCE_STORE_FAMILIES else args.kms_key_arn,
+            # AWS refuses a KMS key for instance types with (hardware-encrypted) local storage
+            kms_key_arn=None if has_instance_store(config.instance_type) else args.kms_key_arn,
             data_capture_config=aws.sagemaker.EndpointConfigurationDataCaptureConfigArgs(
                 enable_capture=config.data_capture_percent > 0,
                 initial_sampling_percentage=config.data_capture_percent,

@@ -130,8 +130,9 @@ def test_kubernetes_objects_validate_against_the_cluster_version(dataset, enviro
         kubernetes_validate.validate(resource.inputs, _kubernetes_version(config), strict=True)
 
 
-def test_inference_service_pod_validates_as_a_deployment(dataset):
-    config = make_config("dev", serving="kserve")
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_inference_service_pod_validates_as_a_deployment(dataset, environment):
+    config = make_config(environment, serving="kserve")
     graph = _build(config, dataset)
     service = graph.of_type("kubernetes:serving.kserve.io/v1beta1:InferenceService")[0]
     predictor = service.inputs["spec"]["predictor"]
@@ -145,5 +146,8 @@ def test_inference_service_pod_validates_as_a_deployment(dataset):
                  "template": {"metadata": {"labels": {"app": "predictor"}}, "spec": pod}},
     }
     kubernetes_validate.validate(deployment, _kubernetes_version(config), strict=True)
-    gpu_pool = config.cluster.gpu_node_groups[0]
-    assert predictor["nodeSelector"].items() <= gpu_pool.labels.items()
+    if config.serving.gpus:  # on GPU nodes: selects a GPU pool's labels
+        gpu_pool = config.cluster.gpu_node_groups[0]
+        assert predictor["nodeSelector"].items() <= gpu_pool.labels.items()
+    else:  # dev serves on CPU: no GPU placement at all
+        assert "nodeSelector" not in predictor and "tolerations" not in predictor

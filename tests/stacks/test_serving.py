@@ -266,14 +266,14 @@ def test_kserve_install_and_namespace(serving_graph):
 
 
 def test_inference_service_runs_on_gpu_nodes_hardened(serving_graph, config_for):
-    graph = serving_graph("kserve")
+    graph = serving_graph("kserve", "prod")
     service = _one(graph, "kubernetes:serving.kserve.io/v1beta1:InferenceService")
     release = next(r for r in graph.of_type("kubernetes:helm.sh/v3:Release")
                    if r.inputs["name"] == "kserve")
     assert release.urn in service.dependencies
     assert service.inputs["metadata"]["namespace"] == "ml-serving"
     predictor = service.inputs["spec"]["predictor"]
-    gpu_group = config_for("dev").cluster.gpu_node_groups[0]
+    gpu_group = config_for("prod").cluster.gpu_node_groups[0]
     assert predictor["nodeSelector"] == gpu_group.labels
     (toleration,) = predictor["tolerations"]
     assert toleration == {"key": GPU_TAINT["key"], "operator": "Equal",
@@ -289,7 +289,7 @@ def test_inference_service_runs_on_gpu_nodes_hardened(serving_graph, config_for)
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": 8080}
     assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": 8080}
     assert {"name": "STORAGE_URI", "value": MODEL_URL} in container["env"]
-    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (1, 2)
+    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (2, 6)  # prod sizing
 
 
 def _deployment(manifest: dict) -> dict:
@@ -321,7 +321,7 @@ def test_pod_template_is_valid_kubernetes(config_for, gpus):
 
 
 def test_manifest_refuses_what_cannot_run(config_for):
-    config = config_for("dev", serving="kserve").serving
+    config = config_for("prod", serving="kserve").serving
     common = {"storage_uri": MODEL_URL, "service_account_name": "demo-predictor"}
     with pytest.raises(ValueError, match="no GPU node group"):
         inference_service_manifest("demo", "ml-serving", "image", config, **common)

@@ -5,7 +5,8 @@
 The rules live in mlscaffold.policies; constructing the pack starts the policy server.
 """
 
-from mlscaffold.policies.crossguard import pack_policies
 from pulumi_policy import PolicyPack
+
+from mlscaffold.policies.crossguard import pack_policies
 
 PolicyPack(name="mlscaffold-cost", policies=pack_policies("cost"))

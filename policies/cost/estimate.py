@@ -1,0 +1,657 @@
+"""Monthly cost estimate of a stack from its resources' inputs and the pinned price table.
+
+``estimate(resources, region)`` takes ``(type, name, props)`` triples, props being the resource's
+inputs under Pulumi's wire names (as the policy engine passes them; plain dicts or
+pulumi_policy's unknown-checking proxies). :func:`graph_resources` and
+:func:`policy_resources` turn a mocked ``ResourceGraph`` or pulumi_policy ``PolicyResource``
+items into triples.
+
+Each priced resource gets a line: monthly USD at its baseline size, the same at full scale, and
+the basis of the figure. Baseline means node groups at ``scalingConfig.desiredSize`` and
+SageMaker variants at ``initialInstanceCount``; full scale means ``maxSize`` and the variant's
+autoscaling ``maxCapacity``. The ``monthly-budget`` rule compares the baseline total with its
+budget unless its ``scale`` setting says ``max``. Resource types that cost nothing by themselves
+(IAM, VPC plumbing, S3 bucket settings, Kubernetes objects) get no line; AWS types the estimator
+has no model for are listed in ``unpriced``. Every figure comes from ``prices.json``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pulumi_policy.proxy import UnknownValueError
+
+from mlscaffold.stacks.instances import gpu_count
+
+from .prices import PriceError, PriceTable, prices
+
+__all__ = ["CostEstimate", "CostLine", "estimate", "graph_resources", "plain_resources",
+           "policy_resources", "sagemaker_variants"]
+
+Triple = tuple[str, str, Mapping[str, Any]]
+
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
+ENDPOINT_CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
+SCALING_TARGET = "aws:appautoscaling/target:Target"
+MONITORING_SCHEDULE = "aws:sagemaker/monitoringSchedule:MonitoringSchedule"
+INFERENCE_SERVICE = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
+_JOB_DEFINITIONS = (
+    "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition",
+    "aws:sagemaker/modelQualityJobDefinition:ModelQualityJobDefinition",
+    "aws:sagemaker/modelBiasJobDefinition:ModelBiasJobDefinition",
+    "aws:sagemaker/modelExplainabilityJobDefinition:ModelExplainabilityJobDefinition",
+)
+# AWS types that cost nothing by themselves, or whose cost is on another line
+_FREE = frozenset({
+    "aws:appautoscaling/policy:Policy", SCALING_TARGET,
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "aws:ec2/flowLog:FlowLog",
+    "aws:ec2/internetGateway:InternetGateway", LAUNCH_TEMPLATE, "aws:ec2/route:Route",
+    "aws:ec2/routeTable:RouteTable", "aws:ec2/routeTableAssociation:RouteTableAssociation",
+    "aws:ec2/securityGroup:SecurityGroup", "aws:ec2/securityGroupRule:SecurityGroupRule",
+    "aws:ec2/subnet:Subnet", "aws:ec2/vpc:Vpc", "aws:ecr/lifecyclePolicy:LifecyclePolicy",
+    "aws:ecr/repositoryPolicy:RepositoryPolicy", "aws:eks/accessEntry:AccessEntry",
+    "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
+    "aws:glue/catalogDatabase:CatalogDatabase", "aws:kms/alias:Alias",
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+    "aws:s3/bucketPolicy:BucketPolicy",
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    "aws:s3/bucketVersioning:BucketVersioning", ENDPOINT, "aws:sagemaker/model:Model",
+    "aws:sagemaker/modelPackageGroup:ModelPackageGroup",
+    "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy", *_JOB_DEFINITIONS,
+    "aws:sns/topicPolicy:TopicPolicy", "aws:sns/topicSubscription:TopicSubscription",
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+})
+_FREE_PREFIXES = ("aws:iam/",)
+
+
+@dataclass(frozen=True)
+class CostLine:
+    """One priced resource."""
+
+    resource: str
+    type: str
+    #: USD per month at the baseline size (desired nodes, initial instances)
+    monthly_usd: float
+    #: how the figure was computed, e.g. "2 x m6i.large on-demand x 730 h + 2 x 100 GiB gp3"
+    basis: str
+    #: USD per month at full scale (maxSize, autoscaling maxCapacity); = monthly_usd if fixed
+    at_full_scale_usd: float
+    #: the input the cost comes from, for rule messages
+    prop: str = ""
+
+    @property
+    def kind(self) -> str:
+        return self.type.rsplit(":", 1)[-1]
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """A stack's estimated monthly cost, line by line, with the assumptions behind it."""
+
+    region: str
+    multiplier: float
+    currency: str
+    as_of: str
+    lines: tuple[CostLine, ...]
+    assumptions: tuple[str, ...]
+    #: AWS resource types present that the estimator has no price model for
+    unpriced: tuple[str, ...] = field(default=())
+
+    @property
+    def total(self) -> float:
+        """USD per month at the baseline size."""
+        return sum(line.monthly_usd for line in self.lines)
+
+    @property
+    def at_full_scale(self) -> float:
+        """USD per month with every node group and endpoint at its maximum size."""
+        return sum(line.at_full_scale_usd for line in self.lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "region": self.region, "multiplier": self.multiplier, "currency": self.currency,
+            "prices_as_of": self.as_of, "total_monthly_usd": round(self.total, 2),
+            "at_full_scale_monthly_usd": round(self.at_full_scale, 2),
+            "lines": [{"resource": line.resource, "type": line.type,
+                       "monthly_usd": round(line.monthly_usd, 2),
+                       "at_full_scale_usd": round(line.at_full_scale_usd, 2),
+                       "basis": line.basis} for line in self.lines],
+            "assumptions": list(self.assumptions), "unpriced": list(self.unpriced),
+        }
+
+
+# ----------------------------------------------------------------------------- adapters
+
+def graph_resources(graph: Any) -> list[Triple]:
+    """Triples of a mocked ``ResourceGraph``'s custom resources (components cost nothing)."""
+    return [(r.type, r.name, r.inputs) for r in graph.resources if r.custom]
+
+
+def policy_resources(resources: Iterable[Any]) -> list[Triple]:
+    """Triples of pulumi_policy ``PolicyResource`` items (``StackValidationArgs.resources``)."""
+    return [(r.resource_type, r.name, r.props) for r in resources]
+
+
+# ----------------------------------------------------------------------------- prop access
+
+def _plain(value: Any, path: str, unknown: list[str]) -> Any:
+    """`value` as plain dicts and lists; values unknown before deployment become None and their
+    paths are appended to `unknown` (pulumi_policy's proxies raise on reading them)."""
+    if isinstance(value, Mapping):
+        plain: dict[str, Any] = {}
+        for key in value:
+            try:
+                item = value[key]
+            except UnknownValueError:
+                unknown.append(f"{path}.{key}" if path else str(key))
+                item = None
+            plain[key] = _plain(item, f"{path}.{key}" if path else str(key), unknown)
+        return plain
+    if _is_list(value):
+        items = []
+        for index in range(len(value)):
+            try:
+                item = value[index]
+            except UnknownValueError:
+                unknown.append(f"{path}[{index}]")
+                item = None
+            items.append(_plain(item, f"{path}[{index}]", unknown))
+        return items
+    return value
+
+
+def plain_resources(resources: Iterable[Triple]) -> tuple[list[Triple], dict[str, list[str]]]:
+    """Triples with plain props, and per resource name the inputs unknown before deployment."""
+    plain, unknown = [], {}
+    for kind, name, props in resources:
+        paths: list[str] = []
+        plain.append((kind, name, _plain(props, "", paths)))
+        if paths:
+            unknown[name] = paths
+    return plain, unknown
+
+
+def _get(props: Any, path: str, default: Any = None) -> Any:
+    """``props["a"]["b"][0]`` for ``"a.b[0]"``; `default` when a step is missing."""
+    value = props
+    for step in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        if step.startswith("["):
+            index = int(step[1:-1])
+            if not _is_list(value) or index >= len(value):
+                return default
+            value = value[index]
+        elif isinstance(value, Mapping) and step in value:
+            value = value[step]
+        else:
+            return default
+    return default if value is None else value
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
+
+
+def _number(value: Any, default: float = 0.0) -> float:
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return default
+    return default
+
+
+def _count(value: Any, default: int = 0) -> int:
+    return int(_number(value, default))
+
+
+def _rate(value: float) -> str:
+    return f"${value:g}"
+
+
+# ----------------------------------------------------------------------------- context
+
+class _Context:
+    """Prices, region multiplier, the stack's resources by type, and assumptions used."""
+
+    def __init__(self, resources: list[Triple], region: str, table: PriceTable) -> None:
+        self.table = table
+        self.region = region
+        self.multiplier, region_note = table.region_multiplier(region)
+        self.hours = table.hours_per_month
+        self.by_type: dict[str, list[Triple]] = {}
+        for resource in resources:
+            self.by_type.setdefault(resource[0], []).append(resource)
+        self.notes: list[str] = [region_note] if region_note else []
+        self.used: set[str] = set()
+        self.spot_used = False
+
+    def of(self, resource_type: str) -> list[Triple]:
+        return self.by_type.get(resource_type, [])
+
+    def usage(self, key: str) -> float:
+        self.used.add(key)
+        return self.table.usage(key)
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def assumptions(self) -> tuple[str, ...]:
+        t = self.table
+        listed = [
+            f"prices as of {t.as_of.isoformat()}: {t.currency}, {t.base_region} on-demand list "
+            "prices (sources in mlscaffold/policies/cost/prices.json)",
+            f"{t.hours_per_month:g} hours per month; resources run all month",
+        ]
+        if self.multiplier != 1.0 and self.region in t.regions.multipliers:
+            listed.append(f"region {self.region}: {t.base_region} prices x {self.multiplier:g} "
+                          "(approximation)")
+        if self.spot_used:
+            listed.append(f"spot price = on-demand x (1 - {t.spot_discount:g}); real spot "
+                          "prices vary by zone and over time")
+        listed += [f"{key}: {t.assumptions[key].value:g} {t.assumptions[key].unit} "
+                   f"({t.assumptions[key].note})" for key in sorted(self.used)]
+        return tuple(listed + self.notes)
+
+
+# ----------------------------------------------------------------------------- node groups
+
+def _names(resource: Triple) -> set[str]:
+    """Names another resource may use to refer to `resource`: its name, its physical name
+    input, and the ID the mocks give it (``<name>-id``)."""
+    _, name, props = resource
+    names = {name, f"{name}-id"}
+    for key in ("name", "id"):
+        value = props.get(key) if isinstance(props, Mapping) else None
+        if isinstance(value, str):
+            names.add(value)
+    return names
+
+
+def _launch_template_disk(ctx: _Context, group: str, reference: Any) -> int | None:
+    """GiB of EBS volumes in the node group's launch template, matched by the reference's id
+    or name, or (when those are unknown before deployment or are real ids) by mlscaffold's
+    naming: the template of node group ``x`` is ``x-lt``."""
+    if not isinstance(reference, Mapping):
+        return None
+    wanted = {v for v in (reference.get("id"), reference.get("name")) if isinstance(v, str)}
+    templates = ctx.of(LAUNCH_TEMPLATE)
+    templates = [t for t in templates if wanted & _names(t)] or [
+        t for t in templates if t[1] == f"{group}-lt"]
+    if not templates:
+        return None
+    sizes = [_count(_get(m, "ebs.volumeSize")) for m in
+             _get(templates[0][2], "blockDeviceMappings", [])]
+    return sum(sizes) or None
+
+
+@dataclass(frozen=True)
+class _NodeRate:
+    instance_type: str
+    capacity: str
+    disk_gib: int
+    #: USD per node-month in the region: instance hours and its disk
+    monthly: float
+    label: str
+
+
+def _node_rate(ctx: _Context, name: str, props: Mapping[str, Any]) -> _NodeRate | None:
+    types = [t for t in _get(props, "instanceTypes", []) if isinstance(t, str)]
+    instance_type = types[0] if types else "t3.medium"
+    if not types:
+        ctx.note(f"node group '{name}': instanceTypes not set or unknown before deployment; "
+                 "priced as EKS's default t3.medium")
+    try:
+        hourly = ctx.table.ec2(instance_type)
+    except PriceError as error:
+        ctx.note(f"node group '{name}' not priced: {error}")
+        return None
+    capacity = str(_get(props, "capacityType", "ON_DEMAND"))
+    label = "on-demand"
+    if capacity == "SPOT":
+        ctx.spot_used = True
+        hourly = ctx.table.spot(hourly)
+        label = f"spot (on-demand - {ctx.table.spot_discount:.0%})"
+    disk = _count(_get(props, "diskSize")) or _launch_template_disk(
+        ctx, name, _get(props, "launchTemplate"))
+    if not disk:
+        disk = int(ctx.usage("node_disk_gib_default"))
+    monthly = (hourly * ctx.hours + disk * ctx.table.service("ebs_gp3_gb_month")) * ctx.multiplier
+    return _NodeRate(instance_type, capacity, disk, monthly, label)
+
+
+def _node_group(ctx: _Context, resource: Triple) -> CostLine | None:
+    _, name, props = resource
+    rate = _node_rate(ctx, name, props)
+    if rate is None:
+        return None
+    desired = _count(_get(props, "scalingConfig.desiredSize"),
+                     _count(_get(props, "scalingConfig.minSize")))
+    maximum = max(_count(_get(props, "scalingConfig.maxSize"), desired), desired)
+    basis = (f"{desired} x {rate.instance_type} {rate.label} x {ctx.hours:g} h + {desired} x "
+             f"{rate.disk_gib} GiB gp3; full scale {maximum} nodes")
+    return CostLine(name, NODE_GROUP, desired * rate.monthly, basis, maximum * rate.monthly,
+                    "scalingConfig.desiredSize")
+
+
+# ----------------------------------------------------------------------------- SageMaker
+
+def sagemaker_variants(resources: Iterable[Triple]) -> list[tuple[Triple, str, str, int, int]]:
+    """(endpoint configuration, variant name, instance type, initial count, max count) of every
+    instance-backed production variant; max count from the variant's autoscaling target."""
+    resources, _ = plain_resources(resources)
+    configs = [r for r in resources if r[0] == ENDPOINT_CONFIG]
+    endpoints = [r for r in resources if r[0] == ENDPOINT]
+    maxima: dict[tuple[str, str], int] = {}
+    for _, _, props in (r for r in resources if r[0] == SCALING_TARGET):
+        if _get(props, "serviceNamespace") != "sagemaker":
+            continue
+        # resourceId is endpoint/<endpoint name>/variant/<variant>; unknown before deployment
+        # when the endpoint's name is computed: then a lone configuration is the one
+        match = re.fullmatch(r"endpoint/([^/]+)/variant/([^/]+)",
+                             str(_get(props, "resourceId", "")))
+        endpoint_name, variant = match.groups() if match else (None, None)
+        config_name = next((_get(e[2], "endpointConfigName") for e in endpoints
+                            if endpoint_name in _names(e)), None)
+        config = next((c for c in configs if config_name in _names(c)), None)
+        if config is None and len(configs) == 1:
+            config = configs[0]
+        if config is None:
+            continue
+        if variant is None:
+            names = [_get(v, "variantName") for v in _get(config[2], "productionVariants", [])]
+            variant = names[0] if len(names) == 1 else None
+        maxima[(config[1], str(variant))] = _count(_get(props, "maxCapacity"))
+    variants = []
+    for config in configs:
+        for index, variant in enumerate(_get(config[2], "productionVariants", [])):
+            instance_type = _get(variant, "instanceType")
+            if not isinstance(instance_type, str):
+                continue  # serverless variants have no instances
+            name = str(_get(variant, "variantName", f"variant-{index}"))
+            initial = _count(_get(variant, "initialInstanceCount"), 1)
+            variants.append((config, name, instance_type, initial,
+                             max(maxima.get((config[1], name), initial), initial)))
+    return variants
+
+
+def _endpoint_configs(ctx: _Context, resources: list[Triple]) -> list[CostLine]:
+    lines: dict[str, list[tuple[str, float, float]]] = {}
+    for config, variant, instance_type, initial, maximum in sagemaker_variants(resources):
+        try:
+            hourly = ctx.table.sagemaker_hosting(instance_type)
+        except PriceError as error:
+            ctx.note(f"endpoint configuration '{config[1]}' variant {variant} not priced: "
+                     f"{error}")
+            continue
+        per_instance = hourly * ctx.hours * ctx.multiplier
+        basis = (f"{variant}: {initial} x {instance_type} x {ctx.hours:g} h "
+                 f"({_rate(hourly)}/h); full scale {maximum}")
+        lines.setdefault(config[1], []).append((basis, initial * per_instance,
+                                                maximum * per_instance))
+    for _, name, props in ctx.of(ENDPOINT_CONFIG):
+        if any(_get(v, "serverlessConfig") for v in _get(props, "productionVariants", [])):
+            ctx.note(f"endpoint configuration '{name}': serverless variants are billed per "
+                     "request and not priced")
+    return [CostLine(name, ENDPOINT_CONFIG, sum(p[1] for p in parts), " + ".join(p[0] for p in
+                     parts), sum(p[2] for p in parts),
+                     "productionVariants[].instanceType x initialInstanceCount")
+            for name, parts in lines.items()]
+
+
+def _runs_per_month(ctx: _Context, name: str, expression: str) -> float:
+    """Runs a month of a SageMaker cron schedule (hours field; every day of the month)."""
+    match = re.fullmatch(r"cron\((\S+) (\S+) \S+ \S+ \S+ \S+\)", expression.strip())
+    days = ctx.hours / 24
+    if not match:
+        ctx.note(f"monitoring schedule '{name}': schedule {expression!r} not understood; "
+                 "priced as hourly")
+        return ctx.hours
+    minutes, hours = match.groups()
+    per_hour = len(minutes.split(",")) if re.fullmatch(r"[\d,]+", minutes) else 1
+    if hours in ("*", "*/1"):
+        per_day = 24
+    elif step := re.fullmatch(r"(?:\*|(\d+)(?:-(\d+))?)/(\d+)", hours):
+        first, last, every = int(step[1] or 0), int(step[2] or 23), int(step[3])
+        per_day = len(range(first, last + 1, every))
+    elif span := re.fullmatch(r"(\d+)-(\d+)", hours):
+        per_day = int(span[2]) - int(span[1]) + 1
+    elif re.fullmatch(r"[\d,]+", hours):
+        per_day = len(hours.split(","))
+    else:
+        ctx.note(f"monitoring schedule '{name}': hours field {hours!r} not understood; "
+                 "priced as hourly")
+        per_day = 24
+    return per_hour * per_day * days
+
+
+def _monitoring_schedule(ctx: _Context, resource: Triple) -> CostLine | None:
+    _, name, props = resource
+    config = _get(props, "monitoringScheduleConfig", {})
+    cluster = _get(config, "monitoringJobDefinition.monitoringResources.clusterConfig")
+    if cluster is None:
+        wanted = _get(config, "monitoringJobDefinitionName")
+        jobs = [j for t in _JOB_DEFINITIONS for j in ctx.of(t)]
+        job = next((j for j in jobs if wanted in _names(j)), jobs[0] if len(jobs) == 1 else None)
+        cluster = _get(job[2], "jobResources.clusterConfig") if job else None
+    instance_type = str(_get(cluster or {}, "instanceType", "ml.m5.xlarge"))
+    count = _count(_get(cluster or {}, "instanceCount"), 1)
+    if cluster is None:
+        ctx.note(f"monitoring schedule '{name}': job definition not found; priced as 1 x "
+                 "ml.m5.xlarge")
+    try:
+        hourly = ctx.table.sagemaker_processing(instance_type)
+    except PriceError as error:
+        ctx.note(f"monitoring schedule '{name}' not priced: {error}")
+        return None
+    expression = str(_get(config, "scheduleConfig.scheduleExpression", "cron(0 * ? * * *)"))
+    runs = _runs_per_month(ctx, name, expression)
+    hours = ctx.usage("model_monitor_hours_per_run")
+    monthly = runs * hours * count * hourly * ctx.multiplier
+    basis = (f"{runs:g} runs ({expression}) x {hours:g} h x {count} x {instance_type} "
+             f"({_rate(hourly)}/h processing)")
+    return CostLine(name, MONITORING_SCHEDULE, monthly, basis, monthly,
+                    "monitoringScheduleConfig.scheduleConfig.scheduleExpression")
+
+
+# ----------------------------------------------------------------------------- KServe
+
+def _gpu_limit(predictor: Any) -> int:
+    """GPUs one replica of a KServe predictor asks for (every container, model spec too)."""
+    containers = list(_get(predictor, "containers", []))
+    for key in ("model", "pytorch", "sklearn", "xgboost", "tensorflow", "triton", "onnx"):
+        if isinstance(_get(predictor, key), Mapping):
+            containers.append(_get(predictor, key))
+    return sum(_count(_get(c, "resources.limits", {}).get("nvidia.com/gpu"))
+               for c in containers if isinstance(_get(c, "resources.limits"), Mapping))
+
+
+def _inference_service(ctx: _Context, resource: Triple) -> CostLine:
+    _, name, props = resource
+    predictor = _get(props, "spec.predictor", {})
+    gpus = _gpu_limit(predictor)
+    replicas = _count(_get(predictor, "minReplicas"), 1)
+    on_nodes = "runs on the cluster's nodes, priced with the node groups"
+    if gpus == 0 or replicas == 0:
+        return CostLine(name, INFERENCE_SERVICE, 0.0, f"no extra cost: {on_nodes}", 0.0,
+                        "spec.predictor.minReplicas")
+    selector = _get(predictor, "nodeSelector", {})
+    selector = dict(selector) if isinstance(selector, Mapping) else {}
+    for _, group, group_props in ctx.of(NODE_GROUP):
+        labels = _get(group_props, "labels", {})
+        types = _get(group_props, "instanceTypes", [])
+        per_node = gpu_count(types[0]) if _is_list(types) and types else 0
+        if not per_node or not all(
+                isinstance(labels, Mapping) and labels.get(k) == v for k, v in selector.items()):
+            continue
+        desired = _count(_get(group_props, "scalingConfig.desiredSize"))
+        maximum = _count(_get(group_props, "scalingConfig.maxSize"), desired)
+        extra = min(max(math.ceil((replicas * gpus - desired * per_node) / per_node), 0),
+                    max(maximum - desired, 0))
+        rate = _node_rate(ctx, group, group_props) if extra else None
+        if rate is None:
+            return CostLine(name, INFERENCE_SERVICE, 0.0, f"no extra cost: {on_nodes} "
+                            f"(node group '{group}')", 0.0, "spec.predictor.minReplicas")
+        basis = (f"minReplicas {replicas} x {gpus} GPU keep {extra} x {rate.instance_type} "
+                 f"{rate.label} of node group '{group}' up beyond its desired size {desired}")
+        # at full scale the node group's maxSize already counts these nodes
+        return CostLine(name, INFERENCE_SERVICE, extra * rate.monthly, basis, 0.0,
+                        "spec.predictor.minReplicas")
+    return CostLine(name, INFERENCE_SERVICE, 0.0, f"no extra cost: {on_nodes} (no GPU node "
+                    "group matches its nodeSelector)", 0.0, "spec.predictor.minReplicas")
+
+
+# ----------------------------------------------------------------------------- the rest
+
+def _simple(ctx: _Context, resource: Triple) -> CostLine | None:
+    """Resources priced from their own inputs: fixed monthly or usage-driven charges."""
+    kind, name, props = resource
+    t, m, hours = ctx.table, ctx.multiplier, ctx.hours
+
+    def line(usd: float, basis: str, prop: str = "") -> CostLine:
+        return CostLine(name, kind, usd * m, basis, usd * m, prop)
+
+    if kind == "aws:eks/cluster:Cluster":
+        rate = t.service("eks_cluster_hour")
+        return line(rate * hours, f"1 cluster x {hours:g} h x {_rate(rate)} (standard support)",
+                    "version")
+    if kind == "aws:ec2/natGateway:NatGateway":
+        rate, per_gb, gb = (t.service("nat_gateway_hour"), t.service("nat_gateway_gb"),
+                            ctx.usage("nat_gb_processed_per_gateway_month"))
+        return line(rate * hours + gb * per_gb, f"{hours:g} h x {_rate(rate)} + {gb:g} GB x "
+                    f"{_rate(per_gb)} processed", "subnetId")
+    if kind == "aws:ec2/eip:Eip":
+        rate = t.service("public_ipv4_hour")
+        return line(rate * hours, f"1 public IPv4 x {hours:g} h x {_rate(rate)}", "domain")
+    if kind == "aws:ec2/vpcEndpoint:VpcEndpoint":
+        if _get(props, "vpcEndpointType", "Gateway") != "Interface":
+            return None  # gateway endpoints (S3, DynamoDB) are free
+        zones = len(_get(props, "subnetIds", [])) or 1
+        rate = t.service("vpc_interface_endpoint_az_hour")
+        return line(zones * rate * hours, f"{zones} AZ x {hours:g} h x {_rate(rate)}",
+                    "subnetIds")
+    if kind == "aws:kms/key:Key":
+        rate = t.service("kms_key_month")
+        return line(rate, f"1 key x {_rate(rate)}/month")
+    if kind == "aws:cloudwatch/dashboard:Dashboard":
+        rate = t.service("cloudwatch_dashboard_month")
+        return line(rate, f"1 dashboard x {_rate(rate)}/month")
+    if kind == "aws:cloudwatch/metricAlarm:MetricAlarm":
+        queries = _get(props, "metricQueries", [])
+        metrics = sum(1 for q in queries if _get(q, "metric")) if _is_list(queries) else 0
+        metrics = max(metrics, 1)
+        rate = t.service("cloudwatch_alarm_metric_month")
+        return line(metrics * rate, f"{metrics} alarm metric(s) x {_rate(rate)}/month")
+    if kind == "aws:cloudwatch/logGroup:LogGroup":
+        gb = ctx.usage("logs_gb_ingested_per_group_month")
+        days = _number(_get(props, "retentionInDays"))
+        months = days / (hours / 24) if days > 0 else 12.0
+        ingest, store = t.service("cloudwatch_logs_ingested_gb"), t.service(
+            "cloudwatch_logs_stored_gb_month")
+        kept = f"{days:g} days" if days > 0 else "unset, 12 months assumed"
+        return line(gb * ingest + gb * months * store,
+                    f"{gb:g} GB x {_rate(ingest)} ingested + {gb * months:.1f} GB stored "
+                    f"(retention {kept}) x {_rate(store)}", "retentionInDays")
+    if kind in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"):
+        gb, rate = ctx.usage("s3_gb_per_bucket"), t.service("s3_standard_gb_month")
+        return line(gb * rate, f"{gb:g} GB x {_rate(rate)} S3 Standard")
+    if kind == "aws:ecr/repository:Repository":
+        gb, rate = ctx.usage("ecr_gb_per_repository"), t.service("ecr_storage_gb_month")
+        return line(gb * rate, f"{gb:g} GB x {_rate(rate)}")
+    if kind == "aws:sagemaker/featureGroup:FeatureGroup":
+        if not _get(props, "onlineStoreConfig.enableOnlineStore", False):
+            return None  # the offline store is the S3 bucket's line
+        writes, reads, gb = (ctx.usage("feature_store_online_write_million_units_month"),
+                             ctx.usage("feature_store_online_read_million_units_month"),
+                             ctx.usage("feature_store_online_gb"))
+        w, r, s = (t.service("feature_store_write_million_units"),
+                   t.service("feature_store_read_million_units"),
+                   t.service("feature_store_storage_gb_month"))
+        return line(writes * w + reads * r + gb * s,
+                    f"online store: {writes:g}M writes x {_rate(w)} + {reads:g}M reads x "
+                    f"{_rate(r)} + {gb:g} GB x {_rate(s)}", "onlineStoreConfig.enableOnlineStore")
+    if kind == "aws:sns/topic:Topic":
+        return line(t.service("sns_topic_month"), "negligible: alert e-mails within the free "
+                    "tier")
+    if kind == "aws:ec2/instance:Instance":
+        instance_type = str(_get(props, "instanceType", ""))
+        try:
+            rate = t.ec2(instance_type)
+        except PriceError as error:
+            ctx.note(f"instance '{name}' not priced: {error}")
+            return None
+        disk = _count(_get(props, "rootBlockDevice.volumeSize"), 8)
+        gp3 = t.service("ebs_gp3_gb_month")
+        return line(rate * hours + disk * gp3, f"1 x {instance_type} on-demand x {hours:g} h + "
+                    f"{disk} GiB gp3", "instanceType")
+    if kind == "aws:ebs/volume:Volume":
+        size, gp3 = _count(_get(props, "size")), t.service("ebs_gp3_gb_month")
+        return line(size * gp3, f"{size} GiB x {_rate(gp3)} (gp3 price)", "size")
+    return None
+
+
+_MODELLED = frozenset({
+    "aws:eks/cluster:Cluster", "aws:ec2/natGateway:NatGateway", "aws:ec2/eip:Eip",
+    "aws:ec2/vpcEndpoint:VpcEndpoint", "aws:kms/key:Key", "aws:cloudwatch/dashboard:Dashboard",
+    "aws:cloudwatch/metricAlarm:MetricAlarm", "aws:cloudwatch/logGroup:LogGroup",
+    "aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2", "aws:ecr/repository:Repository",
+    "aws:sagemaker/featureGroup:FeatureGroup", "aws:sns/topic:Topic",
+    "aws:ec2/instance:Instance", "aws:ebs/volume:Volume", NODE_GROUP, ENDPOINT_CONFIG,
+    MONITORING_SCHEDULE,
+})
+
+
+def estimate(resources: Iterable[Triple], region: str, *,
+             table: PriceTable | None = None) -> CostEstimate:
+    """Estimate the monthly cost of `resources` ((type, name, props) triples) in `region`.
+
+    A region missing from the price table is priced with the table's default multiplier and
+    the estimate's assumptions say so (see :meth:`PriceTable.region_multiplier`).
+    """
+    resources, unknown = plain_resources(resources)
+    table = table or prices()
+    ctx = _Context(resources, region, table)
+    lines: list[CostLine] = []
+    unpriced: set[str] = set()
+    for resource in resources:
+        kind = resource[0]
+        if kind == NODE_GROUP:
+            priced = _node_group(ctx, resource)
+        elif kind == MONITORING_SCHEDULE:
+            priced = _monitoring_schedule(ctx, resource)
+        elif kind == INFERENCE_SERVICE:
+            priced = _inference_service(ctx, resource)
+        elif kind in _MODELLED:
+            priced = _simple(ctx, resource) if kind != ENDPOINT_CONFIG else None
+        else:
+            if kind.startswith("aws:") and kind not in _FREE and not kind.startswith(
+                    _FREE_PREFIXES):
+                unpriced.add(kind)
+            priced = None
+        if priced is not None:
+            lines.append(priced)
+    lines += _endpoint_configs(ctx, resources)
+    for line in lines:
+        roots = set(re.findall(r"[A-Za-z]\w*", line.prop.split(" ", 1)[0]))
+        missing = [p for p in unknown.get(line.resource, ()) if re.match(r"[A-Za-z]\w*", p)
+                   and re.match(r"[A-Za-z]\w*", p)[0] in roots]
+        if missing:
+            ctx.note(f"{line.kind} '{line.resource}': {', '.join(missing)} unknown before "
+                     "deployment; priced with defaults")
+    if unpriced:
+        ctx.note(f"not priced (no price model): {', '.join(sorted(unpriced))}")
+    return CostEstimate(region, ctx.multiplier, table.currency, table.as_of.isoformat(),
+                        tuple(sorted(lines, key=lambda line: (-line.monthly_usd, line.resource))),
+                        ctx.assumptions(), tuple(sorted(unpriced)))

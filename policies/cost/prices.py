@@ -1,0 +1,136 @@
+"""The pinned price table (``prices.json``): typed access for the estimator and the cost rules.
+
+The table is dated (``as_of``), names its ``source`` and holds every price mlscaffold uses:
+hourly on-demand prices of EC2 and SageMaker instance types, unit prices of the other services,
+the spot discount, per-region multipliers and the usage figures the usage-driven charges are
+estimated from. It is validated once when first loaded; a missing price raises
+:class:`PriceError` naming what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from functools import lru_cache
+from importlib.resources import files
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["PriceError", "PriceTable", "Service", "Usage", "prices"]
+
+
+class PriceError(KeyError):
+    """The price table has no price for something; the message names it and the fix."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Usd = Annotated[float, Field(ge=0)]
+
+
+class Service(_Strict):
+    """A unit price of a service."""
+
+    usd: Usd
+    unit: str
+    source: str
+
+
+class Usage(_Strict):
+    """A usage figure a usage-driven charge is estimated from (an assumption)."""
+
+    value: Annotated[float, Field(ge=0)]
+    unit: str
+    note: str
+
+
+class Regions(_Strict):
+    multipliers: dict[str, Annotated[float, Field(gt=0)]]
+    default_multiplier: Annotated[float, Field(gt=0)]
+    note: str
+
+
+class PriceTable(_Strict):
+    """The price table; figures are USD in ``base_region``."""
+
+    as_of: date
+    source: str
+    currency: str
+    base_region: str
+    hours_per_month: Annotated[float, Field(gt=0)]
+    notes: list[str]
+    sources: dict[str, str]
+    approximate: list[str]
+    spot_discount: Annotated[float, Field(ge=0, lt=1)]
+    regions: Regions
+    assumptions: dict[str, Usage]
+    ec2_hourly: dict[str, Usd]
+    sagemaker_hosting_hourly: dict[str, Usd]
+    sagemaker_processing_hourly: dict[str, Usd]
+    services: dict[str, Service]
+
+    def ec2(self, instance_type: str) -> float:
+        """On-demand USD per hour of an EC2 instance type in the base region."""
+        return self._lookup(self.ec2_hourly, instance_type, "EC2 instance type", "ec2_hourly")
+
+    def sagemaker_hosting(self, instance_type: str) -> float:
+        """USD per hour of a SageMaker real-time inference instance in the base region."""
+        return self._lookup(self.sagemaker_hosting_hourly, instance_type,
+                            "SageMaker hosting instance type", "sagemaker_hosting_hourly")
+
+    def sagemaker_processing(self, instance_type: str) -> float:
+        """USD per hour of a SageMaker processing instance (Model Monitor) in the base region."""
+        return self._lookup(self.sagemaker_processing_hourly, instance_type,
+                            "SageMaker processing instance type", "sagemaker_processing_hourly")
+
+    def service(self, key: str) -> float:
+        """A service's unit price in the base region (unit: ``services[key].unit``)."""
+        if key not in self.services:
+            raise PriceError(f"the price table has no service price {key!r}; add it to "
+                             "policies/cost/prices.json under services")
+        return self.services[key].usd
+
+    def usage(self, key: str) -> float:
+        """A usage figure under ``assumptions``."""
+        if key not in self.assumptions:
+            raise PriceError(f"the price table has no usage assumption {key!r}; add it to "
+                             "policies/cost/prices.json under assumptions")
+        return self.assumptions[key].value
+
+    def spot(self, on_demand: float) -> float:
+        """Spot price = on-demand x (1 - spot_discount)."""
+        return on_demand * (1 - self.spot_discount)
+
+    def region_multiplier(self, region: str) -> tuple[float, str | None]:
+        """The multiplier of `region`, and an assumption to print when the region is not listed.
+
+        A region missing from the table is priced with ``regions.default_multiplier`` rather than
+        refused, so that estimates and the budget rule keep working in new regions; the returned
+        text names the region, the multiplier used and the regions the table knows.
+        """
+        if region in self.regions.multipliers:
+            return self.regions.multipliers[region], None
+        known = ", ".join(sorted(self.regions.multipliers))
+        return self.regions.default_multiplier, (
+            f"region {region!r} is not in the price table; priced at {self.base_region} x "
+            f"{self.regions.default_multiplier:g} (default multiplier). Known regions: {known}")
+
+    @staticmethod
+    def _lookup(table: dict[str, float], key: str, what: str, section: str) -> float:
+        if key not in table:
+            raise PriceError(f"the price table has no price for {what} {key!r}; add it to "
+                             f"policies/cost/prices.json under {section}")
+        return table[key]
+
+
+@lru_cache(maxsize=1)
+def prices() -> PriceTable:
+    """The shipped price table, loaded and validated once."""
+    text = (files("mlscaffold.policies.cost") / "prices.json").read_text(encoding="utf-8")
+    return PriceTable.model_validate(json.loads(text))

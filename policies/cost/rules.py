@@ -1,0 +1,448 @@
+"""Cost rules: instance types, sizes, GPUs, SPOT, tags, log retention and the monthly budget.
+
+Props are a resource's inputs under Pulumi's wire names; numbers may arrive as floats. Limits
+differ by environment profile: the schema default of each setting is the dev value, and
+``profiles=`` gives staging and prod theirs. Every stack ``mlscaffold new`` generates meets them
+(tests/policies/test_cost.py runs the examples); a mistake such as p5.48xlarge in dev, 50 GPUs
+in dev, on-demand GPUs outside prod or a blown budget does not.
+
+Instance facts (GPUs per type) come from :mod:`mlscaffold.stacks.instances`; prices from the
+one price table through :mod:`.estimate`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from pulumi_policy.proxy import UnknownValueError
+
+from mlscaffold.stacks.instances import EC2_INSTANCES, SAGEMAKER_INSTANCES, gpu_count
+
+from ..rule import Subject, rule, stack_rule, violation
+from .estimate import (
+    ENDPOINT_CONFIG,
+    NODE_GROUP,
+    SCALING_TARGET,
+    CostEstimate,
+    estimate,
+    sagemaker_variants,
+)
+
+__all__ = ["TAGGABLE_TYPES", "is_accelerated"]
+
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+
+#: AWS resource types whose inputs take ``tags`` (checked against the pulumi_aws SDK by the
+#: tests): every type mlscaffold's stacks create, and the common ones of ML platforms
+TAGGABLE_TYPES: tuple[str, ...] = (
+    "aws:acm/certificate:Certificate", "aws:apigateway/restApi:RestApi",
+    "aws:apigatewayv2/api:Api", "aws:appautoscaling/target:Target",
+    "aws:athena/workgroup:Workgroup", "aws:autoscaling/group:Group",
+    "aws:batch/computeEnvironment:ComputeEnvironment", "aws:batch/jobQueue:JobQueue",
+    "aws:cloudtrail/trail:Trail", "aws:cloudwatch/compositeAlarm:CompositeAlarm",
+    "aws:cloudwatch/eventRule:EventRule", LOG_GROUP, "aws:cloudwatch/metricAlarm:MetricAlarm",
+    "aws:codebuild/project:Project", "aws:dynamodb/table:Table", "aws:ebs/volume:Volume",
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "aws:ec2/eip:Eip",
+    "aws:ec2/flowLog:FlowLog", "aws:ec2/instance:Instance",
+    "aws:ec2/internetGateway:InternetGateway", "aws:ec2/launchTemplate:LaunchTemplate",
+    "aws:ec2/natGateway:NatGateway", "aws:ec2/networkAcl:NetworkAcl",
+    "aws:ec2/networkInterface:NetworkInterface", "aws:ec2/routeTable:RouteTable",
+    "aws:ec2/securityGroup:SecurityGroup", "aws:ec2/subnet:Subnet", "aws:ec2/vpc:Vpc",
+    "aws:ec2/vpcEndpoint:VpcEndpoint", "aws:ec2/vpcPeeringConnection:VpcPeeringConnection",
+    "aws:ecr/repository:Repository", "aws:ecs/cluster:Cluster", "aws:ecs/service:Service",
+    "aws:efs/fileSystem:FileSystem", "aws:eks/addon:Addon", "aws:eks/cluster:Cluster",
+    "aws:eks/fargateProfile:FargateProfile", NODE_GROUP,
+    "aws:elasticache/replicationGroup:ReplicationGroup", "aws:emr/cluster:Cluster",
+    "aws:fsx/lustreFileSystem:LustreFileSystem", "aws:glue/catalogDatabase:CatalogDatabase",
+    "aws:glue/crawler:Crawler", "aws:glue/job:Job", "aws:iam/instanceProfile:InstanceProfile",
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider", "aws:iam/policy:Policy",
+    "aws:iam/role:Role", "aws:iam/user:User", "aws:kinesis/stream:Stream", "aws:kms/key:Key",
+    "aws:lambda/function:Function", "aws:lb/loadBalancer:LoadBalancer",
+    "aws:lb/targetGroup:TargetGroup", "aws:opensearch/domain:Domain", "aws:rds/cluster:Cluster",
+    "aws:rds/instance:Instance", "aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2",
+    "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition",
+    "aws:sagemaker/domain:Domain", "aws:sagemaker/endpoint:Endpoint", ENDPOINT_CONFIG,
+    "aws:sagemaker/featureGroup:FeatureGroup", "aws:sagemaker/model:Model",
+    "aws:sagemaker/modelPackageGroup:ModelPackageGroup",
+    "aws:sagemaker/monitoringSchedule:MonitoringSchedule",
+    "aws:sagemaker/notebookInstance:NotebookInstance", "aws:sagemaker/pipeline:Pipeline",
+    "aws:secretsmanager/secret:Secret", "aws:sfn/stateMachine:StateMachine",
+    "aws:sns/topic:Topic", "aws:sqs/queue:Queue", "aws:ssm/parameter:Parameter",
+)
+
+_ACCELERATED = re.compile(r"^(g|p|inf|trn|dl)\d")
+
+
+def is_accelerated(instance_type: str) -> bool:
+    """GPU (or other accelerator) instance: known GPU types, and unknown types of the g, p,
+    inf, trn and dl families, so that a new GPU type is not judged as a CPU type."""
+    return gpu_count(instance_type) > 0 or (
+        instance_type not in EC2_INSTANCES and bool(_ACCELERATED.match(instance_type)))
+
+
+def _items(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _n(value: float) -> str:
+    return f"{value:g}"
+
+
+def _types(subject: Subject) -> list[tuple[int, str]]:
+    return [(i, t) for i, t in enumerate(_items(subject.props.get("instanceTypes")))
+            if isinstance(t, str)]
+
+
+def _gpu_group(subject: Subject) -> bool:
+    return any(is_accelerated(t) for _, t in _types(subject))
+
+
+def _list(values: Sequence[str]) -> str:
+    return ", ".join(values) if values else "(none)"
+
+
+def _schema_list(description: str, default: list[str]) -> dict[str, Any]:
+    return {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
+            "description": description, "default": default}
+
+
+# ------------------------------------------------------------------ instance types
+
+_CPU_DEV = ["t3.medium", "t3.large", "m6i.large", "m6i.xlarge", "m7i.large", "m7i.xlarge",
+            "c6i.large", "c6i.xlarge"]
+_CPU_STAGING = [*_CPU_DEV, "t3.xlarge", "m6i.2xlarge", "m7i.2xlarge", "c6i.2xlarge"]
+_CPU_PROD = [t for t in EC2_INSTANCES if not is_accelerated(t)]
+
+_GPU_DEV = ["g4dn.xlarge", "g4dn.2xlarge", "g5.xlarge", "g5.2xlarge", "g6.xlarge", "g6.2xlarge"]
+_GPU_STAGING = [*_GPU_DEV, "g4dn.4xlarge", "g5.4xlarge", "g6.4xlarge", "g6e.xlarge",
+                "g6e.2xlarge", "g5.12xlarge", "g6.12xlarge"]
+# every GPU type but the previous-generation V100 family (p3), slower per dollar than g5/g6
+_GPU_PROD = [t for t in EC2_INSTANCES if is_accelerated(t) and not t.startswith("p3.")]
+
+_SM_DEV = ["ml.t2.medium", "ml.m5.large", "ml.m5.xlarge", "ml.c5.large", "ml.c5.xlarge"]
+_SM_STAGING = [*_SM_DEV, "ml.m5.2xlarge", "ml.c5.2xlarge", "ml.g4dn.xlarge", "ml.g5.xlarge",
+               "ml.g6.xlarge"]
+_SM_PROD = list(SAGEMAKER_INSTANCES)
+
+
+@rule("cpu-instance-types", pack="cost", severity="medium", resource_types=[NODE_GROUP],
+      description="EKS node groups use CPU instance types from the environment's allow-list.",
+      config={"allowed": _schema_list("CPU instance types node groups may use.", _CPU_DEV)},
+      profiles={"staging": {"allowed": _CPU_STAGING}, "prod": {"allowed": _CPU_PROD}})
+def cpu_instance_types(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    allowed = list(config["allowed"])
+    for index, instance_type in _types(subject):
+        if not is_accelerated(instance_type) and instance_type not in allowed:
+            yield violation(subject, f"instanceTypes[{index}]",
+                            f"is {instance_type}, not an allowed CPU instance type in this "
+                            "environment",
+                            f"use one of {_list(allowed)}, or add it to "
+                            "cpu-instance-types.allowed in the policy file")
+
+
+@rule("gpu-instance-types", pack="cost", severity="high", resource_types=[NODE_GROUP],
+      description="EKS node groups use GPU instance types from the environment's allow-list "
+                  "(small single-GPU types outside production).",
+      config={"allowed": _schema_list("GPU instance types node groups may use.", _GPU_DEV)},
+      profiles={"staging": {"allowed": _GPU_STAGING}, "prod": {"allowed": _GPU_PROD}})
+def gpu_instance_types(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    allowed = list(config["allowed"])
+    for index, instance_type in _types(subject):
+        if is_accelerated(instance_type) and instance_type not in allowed:
+            gpus = gpu_count(instance_type)
+            what = f"{instance_type} ({gpus} GPU{'s' if gpus != 1 else ''})" if gpus else \
+                instance_type
+            yield violation(subject, f"instanceTypes[{index}]",
+                            f"is {what}, not an allowed GPU instance type in this environment",
+                            f"use one of {_list(allowed)}, or add it to "
+                            "gpu-instance-types.allowed in the policy file")
+
+
+@rule("sagemaker-instance-types", pack="cost", severity="medium",
+      resource_types=[ENDPOINT_CONFIG],
+      description="SageMaker endpoint variants use instance types from the environment's "
+                  "allow-list (no GPU endpoints in dev).",
+      config={"allowed": _schema_list("SageMaker hosting instance types endpoints may use.",
+                                      _SM_DEV)},
+      profiles={"staging": {"allowed": _SM_STAGING}, "prod": {"allowed": _SM_PROD}})
+def sagemaker_instance_types(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    allowed = list(config["allowed"])
+    for index, variant in enumerate(_items(subject.props.get("productionVariants"))):
+        instance_type = _mapping(variant).get("instanceType")
+        if isinstance(instance_type, str) and instance_type not in allowed:
+            yield violation(subject, f"productionVariants[{index}].instanceType",
+                            f"is {instance_type}, not an allowed SageMaker instance type in "
+                            "this environment",
+                            f"use one of {_list(allowed)}, or add it to "
+                            "sagemaker-instance-types.allowed in the policy file")
+
+
+# ------------------------------------------------------------------ sizes and GPUs
+
+
+@rule("max-nodes", pack="cost", severity="medium", resource_types=[NODE_GROUP],
+      description="EKS node groups scale to at most the environment's node limit.",
+      config={"max_nodes": {"type": "integer", "minimum": 1, "default": 5,
+                            "description": "Largest scalingConfig.maxSize of a node group."}},
+      profiles={"staging": {"max_nodes": 10}, "prod": {"max_nodes": 20}})
+def max_nodes(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    limit = int(config["max_nodes"])
+    size = _number(_mapping(subject.props.get("scalingConfig")).get("maxSize"))
+    if size is not None and size > limit:
+        yield violation(subject, "scalingConfig.maxSize",
+                        f"is {_n(size)}, above the limit of {limit} nodes per node group in "
+                        "this environment",
+                        f"lower it to {limit} or less, or raise max-nodes.max_nodes in the "
+                        "policy file")
+
+
+def _gpu_capacity(subjects: Sequence[Subject]) -> list[tuple[Subject, str, int, str]]:
+    """(subject, property, GPUs at full scale, description) of every GPU node group and
+    GPU-backed SageMaker variant."""
+    found = []
+    for subject in subjects:
+        if subject.type != NODE_GROUP or not _gpu_group(subject):
+            continue
+        size = _number(_mapping(subject.props.get("scalingConfig")).get("maxSize")) or 0
+        widest = max((t for _, t in _types(subject)), key=gpu_count)
+        per_node = gpu_count(widest)
+        if size and per_node:
+            found.append((subject, "scalingConfig.maxSize", int(size) * per_node,
+                          f"{subject.name}: {_n(size)} x {widest} ({per_node} GPU)"))
+    by_name = {s.name: s for s in subjects if s.type == ENDPOINT_CONFIG}
+    variants = sagemaker_variants((s.type, s.name, s.props) for s in subjects
+                                  if s.type in (ENDPOINT_CONFIG, SCALING_TARGET,
+                                                "aws:sagemaker/endpoint:Endpoint"))
+    for config, variant, instance_type, _, maximum in variants:
+        if gpu_count(instance_type):
+            gpus = maximum * gpu_count(instance_type)
+            found.append((by_name[config[1]], "productionVariants", gpus,
+                          f"{config[1]}/{variant}: {maximum} x {instance_type} "
+                          f"({gpu_count(instance_type)} GPU)"))
+    return found
+
+
+@stack_rule("max-gpus", pack="cost", severity="high",
+            resource_types=[NODE_GROUP, ENDPOINT_CONFIG, SCALING_TARGET],
+            description="The GPUs a stack can scale to (GPU node groups' maxSize x GPUs per "
+                        "instance, plus GPU endpoints at their maximum instance count) stay "
+                        "within the environment's limit.",
+            config={"max_gpus": {"type": "integer", "minimum": 0, "default": 4,
+                                 "description": "Most GPUs the stack may scale to."}},
+            profiles={"staging": {"max_gpus": 8}, "prod": {"max_gpus": 32}})
+def max_gpus(subjects: Sequence[Subject], config: Mapping[str, Any]
+             ) -> Iterator[tuple[Subject, str]]:
+    limit = int(config["max_gpus"])
+    found = _gpu_capacity(subjects)
+    total = sum(gpus for _, _, gpus, _ in found)
+    if total <= limit:
+        return
+    found.sort(key=lambda item: -item[2])
+    subject, prop, _, _ = found[0]
+    yield subject, violation(
+        subject, prop,
+        f"lets the stack scale to {total} GPUs ({'; '.join(d for *_, d in found)}), above the "
+        f"limit of {limit} GPUs in this environment",
+        "lower the GPU node groups' scalingConfig.maxSize or the GPU endpoints' maximum "
+        "instances, or raise max-gpus.max_gpus in the policy file")
+
+
+# ------------------------------------------------------------------ SPOT and scale to zero
+
+
+@rule("gpu-spot-outside-prod", pack="cost", severity="medium", resource_types=[NODE_GROUP],
+      description="GPU node groups run on SPOT capacity outside production.",
+      config={"required": {"type": "boolean", "default": True,
+                           "description": "Require SPOT for GPU node groups (off in prod)."}},
+      profiles={"prod": {"required": False}})
+def gpu_spot_outside_prod(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    if not config["required"] or not _gpu_group(subject):
+        return
+    capacity = subject.props.get("capacityType") or "ON_DEMAND"
+    if capacity != "SPOT":
+        yield violation(subject, "capacityType",
+                        f"is {capacity} on a GPU node group outside production",
+                        "set it to SPOT (about 65% cheaper; training and test workloads "
+                        "tolerate interruptions), or turn gpu-spot-outside-prod.required off "
+                        "in the policy file")
+
+
+@rule("gpu-scale-to-zero-outside-prod", pack="cost", severity="medium",
+      resource_types=[NODE_GROUP],
+      description="GPU node groups can scale to zero (minSize 0) outside production, so idle "
+                  "GPU nodes are removed.",
+      config={"required": {"type": "boolean", "default": True,
+                           "description": "Require minSize 0 for GPU node groups (off in "
+                                          "prod)."}},
+      profiles={"prod": {"required": False}})
+def gpu_scale_to_zero_outside_prod(subject: Subject, config: Mapping[str, Any]
+                                   ) -> Iterator[str]:
+    if not config["required"] or not _gpu_group(subject):
+        return
+    minimum = _number(_mapping(subject.props.get("scalingConfig")).get("minSize"))
+    if minimum:
+        yield violation(subject, "scalingConfig.minSize",
+                        f"is {_n(minimum)} on a GPU node group outside production (idle GPU "
+                        "nodes keep running)",
+                        "set it to 0 so that the cluster autoscaler removes idle GPU nodes, "
+                        "or turn gpu-scale-to-zero-outside-prod.required off in the policy "
+                        "file")
+
+
+# ------------------------------------------------------------------ tags
+
+
+@rule("required-tags", pack="cost", severity="medium", resource_types=TAGGABLE_TYPES,
+      description="Every taggable AWS resource carries the cost-allocation tags (project, env, "
+                  "owner, cost-center) with non-empty values.",
+      config={"tags": {"type": "array", "items": {"type": "string", "minLength": 1},
+                       "uniqueItems": True, "default": ["project", "env", "owner", "cost-center"],
+                       "description": "Tag keys every taggable resource must carry."}})
+def required_tags(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    required = list(config["tags"])
+    fix = (f"tag it with {', '.join(required)} (mlscaffold's components pass the platform's "
+           "tags; provider default tags are not seen by policies)")
+    try:
+        tags = subject.props["tags"] if "tags" in list(subject.props) else None
+    except UnknownValueError:
+        return  # computed before deployment: set
+    if tags is None:
+        yield violation(subject, "tags", "are not set", fix)
+        return
+    tags = _mapping(tags)
+    missing = [key for key in required if key not in list(tags)]
+    if missing:
+        yield violation(subject, "tags", f"lack {', '.join(missing)}", fix)
+    for key in required:
+        if key in missing:
+            continue
+        try:
+            value = tags[key]
+        except UnknownValueError:
+            continue  # known after deployment: set
+        if not isinstance(value, str) or not value.strip():
+            yield violation(subject, f"tags.{key}", "is empty", f"give {key} a value")
+
+
+# ------------------------------------------------------------------ endpoints and logs
+
+
+@rule("endpoint-instance-count", pack="cost", severity="medium",
+      resource_types=[ENDPOINT_CONFIG, SCALING_TARGET],
+      description="SageMaker endpoint variants start with, and autoscale to, at most the "
+                  "environment's instance limit.",
+      config={"max_instances": {"type": "integer", "minimum": 1, "default": 2,
+                                "description": "Most instances per endpoint variant "
+                                               "(initialInstanceCount and autoscaling "
+                                               "maxCapacity)."}},
+      profiles={"staging": {"max_instances": 4}, "prod": {"max_instances": 10}})
+def endpoint_instance_count(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    limit = int(config["max_instances"])
+    fix = (f"lower it to {limit} or less, or raise endpoint-instance-count.max_instances in the "
+           "policy file")
+    if subject.type == SCALING_TARGET:
+        if subject.props.get("serviceNamespace") != "sagemaker":
+            return
+        maximum = _number(subject.props.get("maxCapacity"))
+        if maximum is not None and maximum > limit:
+            yield violation(subject, "maxCapacity",
+                            f"is {_n(maximum)}, above the limit of {limit} instances per "
+                            "endpoint variant in this environment", fix)
+        return
+    for index, variant in enumerate(_items(subject.props.get("productionVariants"))):
+        count = _number(_mapping(variant).get("initialInstanceCount"))
+        if count is not None and count > limit:
+            yield violation(subject, f"productionVariants[{index}].initialInstanceCount",
+                            f"is {_n(count)}, above the limit of {limit} instances per "
+                            "endpoint variant in this environment", fix)
+
+
+@rule("log-retention-bounded", pack="cost", severity="low", resource_types=[LOG_GROUP],
+      description="CloudWatch log groups expire their events (retentionInDays set, at most the "
+                  "environment's maximum).",
+      config={"max_days": {"type": "integer", "minimum": 1, "default": 90,
+                           "description": "Longest retentionInDays of a log group."}},
+      profiles={"staging": {"max_days": 180}, "prod": {"max_days": 731}})
+def log_retention_bounded(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    limit = int(config["max_days"])
+    days = _number(subject.props.get("retentionInDays"))
+    if not days or days <= 0:
+        yield violation(subject, "retentionInDays",
+                        "is not set (events are kept forever and storage grows every month)",
+                        f"set it to at most {limit} days, e.g. 30")
+    elif days > limit:
+        yield violation(subject, "retentionInDays",
+                        f"is {_n(days)}, above the limit of {limit} days in this environment",
+                        f"lower it to {limit} days or less (export older logs to S3 if they "
+                        "must be kept), or raise log-retention-bounded.max_days in the policy "
+                        "file")
+
+
+# ------------------------------------------------------------------ budget
+
+
+def _budget_estimate(subjects: Sequence[Subject], region: str) -> CostEstimate:
+    return estimate([(s.type, s.name, s.props) for s in subjects], region)
+
+
+@stack_rule("monthly-budget", pack="cost", severity="high",
+            resource_types=[NODE_GROUP, ENDPOINT_CONFIG, "aws:eks/cluster:Cluster",
+                            "aws:ec2/natGateway:NatGateway"],
+            description="The stack's estimated monthly cost (mlscaffold's price table, baseline "
+                        "size: node groups at desiredSize, endpoints at initialInstanceCount) "
+                        "stays under the environment's budget.",
+            config={
+                "budget_usd": {"type": "number", "exclusiveMinimum": 0, "default": 1500,
+                               "description": "Monthly budget of the stack in USD."},
+                "scale": {"enum": ["desired", "max"], "default": "desired",
+                          "description": "Compare the budget with the estimate at the baseline "
+                                         "size (desired) or at full scale (max)."},
+                "region": {"type": "string", "default": "us-east-1",
+                           "description": "AWS region of the stack (set by mlscaffold)."},
+                "environment": {"type": "string", "default": "dev",
+                                "description": "Environment of the stack (set by mlscaffold)."},
+            },
+            profiles={"staging": {"budget_usd": 2500}, "prod": {"budget_usd": 6000}})
+def monthly_budget(subjects: Sequence[Subject], config: Mapping[str, Any]
+                   ) -> Iterator[tuple[Subject, str]]:
+    budget = float(config["budget_usd"])
+    full = config["scale"] == "max"
+    result = _budget_estimate(subjects, str(config["region"]))
+    total = result.at_full_scale if full else result.total
+    if total <= budget or not result.lines:
+        return
+
+    def cost(line: Any) -> float:
+        return float(line.at_full_scale_usd if full else line.monthly_usd)
+
+    lines = sorted(result.lines, key=lambda line: -cost(line))
+    top = lines[0]
+    subject = next(s for s in subjects if s.name == top.resource and s.type == top.type)
+    largest = ", ".join(f"{line.resource} ${cost(line):,.2f}" for line in lines[:3])
+    scale = "at full scale" if full else "at baseline size"
+    yield subject, violation(
+        subject, top.prop or "inputs",
+        f"costs ${cost(top):,.2f}/month, the largest item of the stack's estimate of "
+        f"${total:,.2f}/month {scale} in {result.region}, above the {config['environment']} "
+        f"budget of ${budget:,.2f} (largest items: {largest})",
+        "use smaller or fewer instances or SPOT capacity (`mlscaffold cost` shows every item), "
+        "or raise monthly-budget.budget_usd in the policy file")

@@ -1,0 +1,271 @@
+"""Compute security: the EKS control plane, managed node groups, launch templates, instances.
+
+Props are a resource's inputs under Pulumi's wire names. A missing key counts as AWS's
+default, which is the insecure one here (public API endpoint, unencrypted secrets, no control
+plane logs, IMDSv1, the AMI's hop limit and volume settings). Values only known after
+deployment (KMS key ARNs, launch template ids) are checked for presence, never read.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from pulumi_policy.proxy import UnknownValueError
+
+from mlscaffold.stacks.config import SUPPORTED_KUBERNETES_VERSIONS
+
+from ..rule import Subject, rule, violation
+
+__all__ = ["EKS_LOG_TYPES"]
+
+EKS_CLUSTER = "aws:eks/cluster:Cluster"
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+INSTANCE = "aws:ec2/instance:Instance"
+
+#: every EKS control plane log type (AWS's list; stacks/cluster.py enables the same)
+EKS_LOG_TYPES: tuple[str, ...] = (
+    "api", "audit", "authenticator", "controllerManager", "scheduler")
+_SSM = "use SSM Session Manager (the AmazonSSMManagedInstanceCore policy) for shell access"
+
+
+def _is_set(props: Mapping[str, Any], key: str) -> bool:
+    """Whether `key` holds a value; a value unknown before deployment counts as set."""
+    if key not in list(props):
+        return False
+    try:
+        value = props[key]
+    except UnknownValueError:
+        return True
+    if isinstance(value, Sequence | Mapping):
+        return len(value) > 0
+    return value is not None
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """An object input; a one-element list (older provider schemas) is read as its element."""
+    if isinstance(value, Mapping):
+        return value
+    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) > 0:
+        return _mapping(value[0])
+    return {}
+
+
+def _items(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
+
+
+def _true(value: Any) -> bool:
+    """A boolean input; launch templates pass booleans as the strings "true"/"false"."""
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _open_to_world(cidr: Any) -> bool:
+    try:
+        return ipaddress.ip_network(str(cidr), strict=False).prefixlen == 0
+    except ValueError:
+        return False
+
+
+# ------------------------------------------------------------------ EKS control plane
+
+
+@rule("eks-private-endpoint", pack="security", severity="high", resource_types=[EKS_CLUSTER],
+      description="EKS clusters enable the private API endpoint, so nodes and operators reach "
+                  "the API inside the VPC.")
+def eks_private_endpoint(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    vpc = _mapping(subject.props.get("vpcConfig"))
+    if not _true(vpc.get("endpointPrivateAccess")):
+        yield violation(subject, "vpcConfig.endpointPrivateAccess", "is not true",
+                        "set it to true so that nodes and operators reach the API inside the "
+                        "VPC")
+
+
+@rule("eks-public-endpoint-restricted", pack="security", severity="high",
+      resource_types=[EKS_CLUSTER],
+      description="EKS clusters turn the public API endpoint off, or restrict it to listed "
+                  "CIDR ranges other than 0.0.0.0/0.")
+def eks_public_endpoint_restricted(subject: Subject, config: Mapping[str, Any]
+                                   ) -> Iterator[str]:
+    vpc = _mapping(subject.props.get("vpcConfig"))
+    public = vpc.get("endpointPublicAccess", True)  # AWS's default: on
+    if public is False or (isinstance(public, str) and public.lower() == "false"):
+        return
+    fix = ("set vpcConfig.endpointPublicAccess to false, or list your office or VPN ranges in "
+           "vpcConfig.publicAccessCidrs")
+    cidrs = _items(vpc.get("publicAccessCidrs"))
+    if not cidrs:
+        yield violation(subject, "vpcConfig.endpointPublicAccess",
+                        "is on without publicAccessCidrs (the API is open to 0.0.0.0/0)", fix)
+    for cidr in cidrs:
+        if _open_to_world(cidr):
+            yield violation(subject, "vpcConfig.publicAccessCidrs",
+                            f"includes {cidr} (the API is open to the internet)", fix)
+
+
+@rule("eks-secrets-encryption", pack="security", severity="high", resource_types=[EKS_CLUSTER],
+      description="EKS clusters envelope-encrypt Kubernetes secrets with a KMS key.")
+def eks_secrets_encryption(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    fix = 'set encryptionConfig with resources ["secrets"] and provider.keyArn of a KMS key'
+    if not _is_set(subject.props, "encryptionConfig"):
+        yield violation(subject, "encryptionConfig",
+                        "is not set (secrets are stored without envelope encryption)", fix)
+        return
+    encryption = _mapping(subject.props["encryptionConfig"])
+    if "secrets" not in _items(encryption.get("resources")):
+        yield violation(subject, "encryptionConfig.resources", 'does not include "secrets"', fix)
+    if not _is_set(_mapping(encryption.get("provider")), "keyArn"):
+        yield violation(subject, "encryptionConfig.provider.keyArn", "is not set", fix)
+
+
+@rule("eks-control-plane-logging", pack="security", severity="medium",
+      resource_types=[EKS_CLUSTER],
+      description="EKS clusters send every control plane log type to CloudWatch Logs.",
+      config={"log_types": {
+          "type": "array", "items": {"enum": list(EKS_LOG_TYPES)}, "uniqueItems": True,
+          "default": list(EKS_LOG_TYPES),
+          "description": "Log types every cluster must enable."}})
+def eks_control_plane_logging(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    enabled = set(_items(subject.props.get("enabledClusterLogTypes")))
+    missing = [t for t in config["log_types"] if t not in enabled]
+    if missing:
+        yield violation(subject, "enabledClusterLogTypes", f"lacks {', '.join(missing)}",
+                        f"enable {', '.join(config['log_types'])}")
+
+
+@rule("eks-supported-version", pack="security", severity="medium",
+      resource_types=[EKS_CLUSTER],
+      description="EKS clusters pin a Kubernetes version that EKS still supports (and patches).",
+      config={"supported_versions": {
+          "type": "array", "items": {"type": "string", "pattern": r"^1\.\d+$"}, "minItems": 1,
+          "default": list(SUPPORTED_KUBERNETES_VERSIONS),
+          "description": "Kubernetes versions clusters may run."}})
+def eks_supported_version(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    supported = list(config["supported_versions"])
+    fix = f"set version to one of {', '.join(supported)}"
+    if not _is_set(subject.props, "version"):
+        yield violation(subject, "version",
+                        "is not set (EKS picks a version and upgrades go unreviewed)", fix)
+    elif str(subject.props["version"]) not in supported:
+        yield violation(subject, "version",
+                        f"{subject.props['version']} is not a supported Kubernetes version", fix)
+
+
+# ------------------------------------------------------------------ node groups
+
+
+@rule("eks-node-group-no-ssh", pack="security", severity="high", resource_types=[NODE_GROUP],
+      description="EKS node groups do not open SSH to their nodes (no remoteAccess).")
+def eks_node_group_no_ssh(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    if _is_set(subject.props, "remoteAccess"):
+        yield violation(subject, "remoteAccess", "is set (SSH to the nodes)",
+                        f"remove it and {_SSM}")
+
+
+@rule("eks-node-group-launch-template", pack="security", severity="medium",
+      resource_types=[NODE_GROUP],
+      description="EKS node groups use a launch template, so that the instance metadata "
+                  "service and the node volumes are configured, not left to EKS's defaults.")
+def eks_node_group_launch_template(subject: Subject, config: Mapping[str, Any]
+                                   ) -> Iterator[str]:
+    template = _mapping(subject.props.get("launchTemplate"))
+    if not (_is_set(template, "id") or _is_set(template, "name")):
+        yield violation(subject, "launchTemplate", "is not set (IMDS and disks take EKS's "
+                        "defaults)", "set launchTemplate.id and version of a launch template "
+                        "that requires IMDSv2 and encrypts its volumes")
+
+
+# ------------------------------------------------------------------ launch templates, instances
+
+
+def _imdsv2(subject: Subject) -> Iterator[str]:
+    options = _mapping(subject.props.get("metadataOptions"))
+    tokens = options.get("httpTokens")
+    if options.get("httpEndpoint") == "disabled" or tokens == "required":
+        return
+    yield violation(subject, "metadataOptions.httpTokens",
+                    f'is "{tokens}" (IMDSv1 is allowed)' if tokens
+                    else "is not set (IMDSv1 is allowed)", 'set it to "required" (IMDSv2 only)')
+
+
+@rule("launch-template-imdsv2", pack="security", severity="high",
+      resource_types=[LAUNCH_TEMPLATE],
+      description="Launch templates require IMDSv2 session tokens for instance metadata.")
+def launch_template_imdsv2(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    yield from _imdsv2(subject)
+
+
+@rule("launch-template-imds-hop-limit", pack="security", severity="medium",
+      resource_types=[LAUNCH_TEMPLATE],
+      description="Launch templates cap the IMDS response hop limit, so that pods (one hop "
+                  "further than the node) cannot read the node role's credentials.",
+      config={"max_hop_limit": {
+          "type": "integer", "minimum": 1, "maximum": 64, "default": 1,
+          "description": "Highest httpPutResponseHopLimit allowed; 1 keeps pods away from "
+                         "the node's credentials."}})
+def launch_template_imds_hop_limit(subject: Subject, config: Mapping[str, Any]
+                                   ) -> Iterator[str]:
+    options = _mapping(subject.props.get("metadataOptions"))
+    if options.get("httpEndpoint") == "disabled":
+        return
+    limit = int(config["max_hop_limit"])
+    hops = options.get("httpPutResponseHopLimit")
+    fix = f"set metadataOptions.httpPutResponseHopLimit to {limit}"
+    if hops is None:
+        yield violation(subject, "metadataOptions.httpPutResponseHopLimit",
+                        "is not set (EKS AMIs default to 2)", fix)
+    elif float(hops) > limit:
+        yield violation(subject, "metadataOptions.httpPutResponseHopLimit",
+                        f"is {int(hops)}, above {limit}", fix)
+
+
+@rule("launch-template-no-ssh-key", pack="security", severity="medium",
+      resource_types=[LAUNCH_TEMPLATE],
+      description="Launch templates carry no EC2 key pair (no SSH keys on nodes).")
+def launch_template_no_ssh_key(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    if _is_set(subject.props, "keyName"):
+        yield violation(subject, "keyName", "is set (an SSH key pair on every instance)",
+                        f"remove it and {_SSM}")
+
+
+@rule("launch-template-encrypted-volumes", pack="security", severity="high",
+      resource_types=[LAUNCH_TEMPLATE],
+      description="Launch templates map their EBS volumes, the root one included, encrypted.")
+def launch_template_encrypted_volumes(subject: Subject, config: Mapping[str, Any]
+                                      ) -> Iterator[str]:
+    fix = 'set ebs.encrypted to "true"'
+    mappings = _items(subject.props.get("blockDeviceMappings"))
+    if not mappings:
+        yield violation(subject, "blockDeviceMappings", "is not set (the root volume takes the "
+                        "AMI's settings, unencrypted)", "map the root device (e.g. /dev/xvda) "
+                        'with ebs.encrypted "true"')
+    for index, mapping in enumerate(mappings):
+        mapping = _mapping(mapping)
+        if "ebs" in list(mapping) and not _true(_mapping(mapping["ebs"]).get("encrypted")):
+            device = mapping.get("deviceName", "?")
+            yield violation(subject, f"blockDeviceMappings[{index}].ebs.encrypted",
+                            f"is not true ({device} is unencrypted)", fix)
+
+
+@rule("ec2-instance-imdsv2", pack="security", severity="high", resource_types=[INSTANCE],
+      description="EC2 instances require IMDSv2 session tokens for instance metadata.")
+def ec2_instance_imdsv2(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    yield from _imdsv2(subject)
+
+
+@rule("ec2-instance-encrypted-volumes", pack="security", severity="high",
+      resource_types=[INSTANCE],
+      description="EC2 instances encrypt their root volume and every attached EBS volume.")
+def ec2_instance_encrypted_volumes(subject: Subject, config: Mapping[str, Any]
+                                   ) -> Iterator[str]:
+    root = _mapping(subject.props.get("rootBlockDevice"))
+    if not _true(root.get("encrypted")):
+        yield violation(subject, "rootBlockDevice.encrypted",
+                        "is not true (the root volume takes the AMI's settings, unencrypted)",
+                        "set rootBlockDevice.encrypted to true")
+    for index, device in enumerate(_items(subject.props.get("ebsBlockDevices"))):
+        if not _true(_mapping(device).get("encrypted")):
+            yield violation(subject, f"ebsBlockDevices[{index}].encrypted", "is not true",
+                            "set encrypted to true")

@@ -1,0 +1,164 @@
+"""IAM security: no administrator or service-wide grants, no broad AWS managed policies.
+
+Policy documents are JSON text (the ``policy`` input of policies, role/user/group policies and a
+role's ``inlinePolicies``); ``Action``, ``NotAction``, ``Resource`` and ``Statement`` may each be
+a string or a list. A document unknown before deployment stops the rule as undecided during a
+preview; Pulumi checks it again when it is known. A policy ARN unknown before deployment is a
+policy of the program, not an AWS managed one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import suppress
+from typing import Any
+
+from pulumi_policy.proxy import UnknownValueError
+
+from ..rule import Subject, rule, violation
+
+__all__ = ["broad_managed_policy"]
+
+DOCUMENT_TYPES = ("aws:iam/policy:Policy", "aws:iam/rolePolicy:RolePolicy",
+                  "aws:iam/userPolicy:UserPolicy", "aws:iam/groupPolicy:GroupPolicy")
+ROLE = "aws:iam/role:Role"
+ATTACHMENT_TYPES = ("aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+                    "aws:iam/userPolicyAttachment:UserPolicyAttachment",
+                    "aws:iam/groupPolicyAttachment:GroupPolicyAttachment",
+                    "aws:iam/policyAttachment:PolicyAttachment")
+EXCLUSIVE_ATTACHMENT_TYPES = (
+    "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive",
+    "aws:iam/userPolicyAttachmentsExclusive:UserPolicyAttachmentsExclusive",
+    "aws:iam/groupPolicyAttachmentsExclusive:GroupPolicyAttachmentsExclusive")
+
+_AWS_MANAGED_ARN = re.compile(r"^arn:aws[a-z-]*:iam::aws:policy/(?:.+/)?(?P<name>[^/]+)$")
+_SERVICE_WILDCARD = re.compile(r"^[a-z0-9-]+:\*$")
+_LEAST_PRIVILEGE = "list only the actions the principal needs, on the ARNs it needs them on"
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _items(value: Any) -> list[Any]:
+    if isinstance(value, str):
+        return [value]
+    return list(value) if isinstance(value, Sequence) else []
+
+
+def _document(value: Any) -> Mapping[str, Any]:
+    """A policy document given as JSON text or as an object; {} when it is neither (IAM
+    refuses such a document at deployment)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return _mapping(value)
+
+
+def _documents(subject: Subject) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(property, document) of every policy document of a resource."""
+    if subject.type == ROLE:
+        for index, inline in enumerate(_items(subject.props.get("inlinePolicies"))):
+            yield f"inlinePolicies[{index}].policy", _document(_mapping(inline).get("policy"))
+    else:
+        yield "policy", _document(subject.props.get("policy"))
+
+
+def _allow_statements(subject: Subject
+                      ) -> Iterator[tuple[str, list[str], Mapping[str, Any]]]:
+    """(property, actions, statement) of every Allow statement on every resource ("*", or
+    NotResource: everything but some)."""
+    for prop, document in _documents(subject):
+        statements = document.get("Statement")
+        if isinstance(statements, Mapping):  # a lone statement
+            statements = [statements]
+        for index, statement in enumerate(_items(statements)):
+            statement = _mapping(statement)
+            every_resource = ("NotResource" in list(statement)
+                              or "*" in _items(statement.get("Resource")))
+            if statement.get("Effect") == "Allow" and every_resource:
+                actions = [str(a) for a in _items(statement.get("Action"))]
+                yield f"{prop}.Statement[{index}]", actions, statement
+
+
+@rule("iam-no-wildcard-admin", pack="security", severity="critical",
+      resource_types=[*DOCUMENT_TYPES, ROLE],
+      description='IAM policies allow no action "*" (nor every action but a few, NotAction) '
+                  'on every resource: no administrator access.')
+def iam_no_wildcard_admin(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    for prop, actions, statement in _allow_statements(subject):
+        if any(action in {"*", "*:*"} for action in actions):
+            yield violation(subject, prop, 'allows Action "*" on Resource "*" (administrator '
+                            "access)", _LEAST_PRIVILEGE)
+        elif "NotAction" in list(statement):
+            yield violation(subject, prop, 'allows every action but its NotAction on Resource '
+                            '"*" (near-administrator access)', _LEAST_PRIVILEGE)
+
+
+@rule("iam-no-service-wildcard", pack="security", severity="high",
+      resource_types=[*DOCUMENT_TYPES, ROLE],
+      description='IAM policies allow no whole service ("s3:*") on every resource.',
+      config={"allowed_services": {
+          "type": "array", "items": {"type": "string", "pattern": "^[a-z0-9-]+$"},
+          "uniqueItems": True, "default": [],
+          "description": 'Services whose "<service>:*" may be allowed on every resource.'}})
+def iam_no_service_wildcard(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    allowed = set(config["allowed_services"])
+    for prop, actions, _ in _allow_statements(subject):
+        for action in actions:
+            service = action.lower().split(":")[0]
+            if _SERVICE_WILDCARD.match(action.lower()) and service not in allowed:
+                yield violation(subject, prop, f'allows "{action}" on Resource "*" (every '
+                                f"{service} action on every resource)", _LEAST_PRIVILEGE)
+
+
+def broad_managed_policy(arn: str) -> str | None:
+    """The name of an AWS managed policy granting administrator, power-user or a service's
+    full access (``AdministratorAccess``, ``PowerUserAccess``, ``*FullAccess*``), else None."""
+    match = _AWS_MANAGED_ARN.match(arn)
+    if not match:
+        return None
+    name = match["name"]
+    broad = (name == "PowerUserAccess" or name.startswith("AdministratorAccess")
+             or "FullAccess" in name)
+    return name if broad else None
+
+
+def _policy_arns(subject: Subject) -> Iterator[tuple[str, Any]]:
+    """(property, ARN) of every policy a resource attaches. An ARN unknown before deployment
+    is skipped: it is a policy of the program, not an AWS managed one."""
+    if subject.type in ATTACHMENT_TYPES:
+        with suppress(UnknownValueError):
+            yield "policyArn", subject.props.get("policyArn")
+        return
+    key = "managedPolicyArns" if subject.type == ROLE else "policyArns"
+    try:
+        arns = subject.props.get(key)
+    except UnknownValueError:
+        return
+    if isinstance(arns, str):
+        arns = [arns]
+    for index in range(len(arns) if isinstance(arns, Sequence) else 0):
+        with suppress(UnknownValueError):
+            yield f"{key}[{index}]", arns[index]
+
+
+@rule("iam-no-admin-managed-policy", pack="security", severity="critical",
+      resource_types=[*ATTACHMENT_TYPES, *EXCLUSIVE_ATTACHMENT_TYPES, ROLE],
+      description="No role, user or group gets AdministratorAccess, PowerUserAccess or a "
+                  "*FullAccess AWS managed policy.",
+      config={"allowed_policies": {
+          "type": "array", "items": {"type": "string"}, "uniqueItems": True, "default": [],
+          "description": "AWS managed policy names allowed anyway (e.g. a reviewed "
+                         "AmazonSageMakerFullAccess)."}})
+def iam_no_admin_managed_policy(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    for prop, arn in _policy_arns(subject):
+        name = broad_managed_policy(arn) if isinstance(arn, str) else None
+        if name and name not in config["allowed_policies"]:
+            yield violation(subject, prop, f'attaches the AWS managed policy "{name}" (broad '
+                            "access)", "attach a customer managed policy with only the actions "
+                            "needed, or list the policy in this rule's allowed_policies")

@@ -1,0 +1,407 @@
+"""Kubernetes workload security, and whether GPU workloads can be scheduled at all.
+
+Workloads are Pods, Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs and
+KServe InferenceServices, whose ``predictor``, ``transformer`` and ``explainer`` are pod specs
+(plus a ``model`` container run by a serving runtime). Every container, init containers
+included, is checked. Helm releases are not: their ``values`` follow each chart's own layout.
+
+``gpu-workload-schedulable`` is a stack rule. A pod asking for ``nvidia.com/gpu`` only starts
+on a node of a GPU node group; EKS node groups carry taints (EKS form ``NO_SCHEDULE``,
+Kubernetes ``NoSchedule``) and labels, and a pod that does not tolerate the taints, or selects
+labels no GPU node group carries, stays Pending and the autoscaler never adds a node for it.
+A GPU node group is one with GPU instance types, an NVIDIA AMI, the GPU taint or the GPU
+label; its nodes carry its ``labels`` plus the well-known ones EKS sets (instance type,
+capacity type, arch, os, node group, zone), which a selector may use too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pulumi_policy.proxy import UnknownValueError
+
+from mlscaffold.stacks.config import GPU_NODE_SELECTOR, GPU_TAINT, TAINT_EFFECTS
+from mlscaffold.stacks.instances import is_gpu
+
+from ..rule import Subject, rule, stack_rule, violation
+
+__all__ = ["GPU_RESOURCE", "WORKLOAD_TYPES"]
+
+GPU_RESOURCE = "nvidia.com/gpu"
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+INFERENCE_SERVICE = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
+_TEMPLATE = ("spec", "template", "spec")
+#: workload type -> where its pod spec is
+_POD_SPECS: dict[str, tuple[str, ...]] = {
+    "kubernetes:core/v1:Pod": ("spec",),
+    "kubernetes:apps/v1:Deployment": _TEMPLATE,
+    "kubernetes:apps/v1:StatefulSet": _TEMPLATE,
+    "kubernetes:apps/v1:DaemonSet": _TEMPLATE,
+    "kubernetes:apps/v1:ReplicaSet": _TEMPLATE,
+    "kubernetes:batch/v1:Job": _TEMPLATE,
+    "kubernetes:batch/v1:CronJob": ("spec", "jobTemplate", *_TEMPLATE),
+}
+WORKLOAD_TYPES: tuple[str, ...] = (*_POD_SPECS, INFERENCE_SERVICE)
+_KSERVE_COMPONENTS = ("predictor", "transformer", "explainer")
+# containers of a KServe component whose image the serving runtime may provide
+_KSERVE_MODELS = ("model", "sklearn", "xgboost", "lightgbm", "tensorflow", "pytorch",
+                  "triton", "onnx", "huggingface", "pmml", "paddle")
+# taint effects that keep pods without a toleration off a node
+_BLOCKING = ("NoSchedule", "NoExecute")
+
+
+@dataclass(frozen=True)
+class _Pod:
+    path: str
+    spec: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class _Container:
+    path: str
+    props: Mapping[str, Any]
+    pod: _Pod
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _items(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
+
+
+def _pods(subject: Subject) -> list[_Pod]:
+    """The pod specs of a workload, with their paths in its props."""
+    if subject.type == INFERENCE_SERVICE:
+        spec = _mapping(subject.props.get("spec"))
+        return [_Pod(f"spec.{name}", _mapping(spec[name]))
+                for name in _KSERVE_COMPONENTS if isinstance(spec.get(name), Mapping)]
+    value: Any = subject.props
+    for key in _POD_SPECS[subject.type]:
+        value = _mapping(value).get(key)
+    return [_Pod(".".join(_POD_SPECS[subject.type]), value)] if isinstance(value, Mapping) else []
+
+
+def _containers(pod: _Pod, kserve: bool) -> Iterator[_Container]:
+    for key in ("initContainers", "containers"):
+        for index, container in enumerate(_items(pod.spec.get(key))):
+            yield _Container(f"{pod.path}.{key}[{index}]", _mapping(container), pod)
+    for key in _KSERVE_MODELS if kserve else ():
+        if isinstance(pod.spec.get(key), Mapping):
+            yield _Container(f"{pod.path}.{key}", pod.spec[key], pod)
+
+
+def _all_containers(subject: Subject) -> Iterator[_Container]:
+    for pod in _pods(subject):
+        yield from _containers(pod, subject.type == INFERENCE_SERVICE)
+
+
+def _security(container: _Container) -> Mapping[str, Any]:
+    return _mapping(container.props.get("securityContext"))
+
+
+# ------------------------------------------------------------------ workload rules
+
+
+@rule("k8s-resource-limits", pack="security", severity="medium", resource_types=WORKLOAD_TYPES,
+      description="Every container sets CPU and memory requests and limits, so that one "
+                  "workload cannot starve its node.")
+def k8s_resource_limits(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    for container in _all_containers(subject):
+        resources = _mapping(container.props.get("resources"))
+        missing = [f"{kind}.{name}" for kind in ("requests", "limits")
+                   for name in ("cpu", "memory") if name not in list(_mapping(resources.get(kind)))]
+        if missing:
+            yield violation(subject, f"{container.path}.resources", f"lacks {', '.join(missing)}",
+                            "set requests and limits of both cpu and memory")
+
+
+@rule("k8s-run-as-non-root", pack="security", severity="high", resource_types=WORKLOAD_TYPES,
+      description="Every container runs as a non-root user (runAsNonRoot on the container or "
+                  "its pod).")
+def k8s_run_as_non_root(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    for container in _all_containers(subject):
+        own = _security(container)
+        pod = _mapping(container.pod.spec.get("securityContext"))
+        value = own["runAsNonRoot"] if "runAsNonRoot" in list(own) else pod.get("runAsNonRoot")
+        if value is not True:
+            yield violation(subject, f"{container.path}.securityContext.runAsNonRoot",
+                            "is false" if value is False else
+                            "is not set on the container or its pod",
+                            f"set runAsNonRoot: true and a non-zero runAsUser in "
+                            f"{container.path}.securityContext or {container.pod.path}"
+                            ".securityContext")
+
+
+@rule("k8s-no-privilege-escalation", pack="security", severity="high",
+      resource_types=WORKLOAD_TYPES,
+      description="Every container forbids privilege escalation (allowPrivilegeEscalation: "
+                  "false).")
+def k8s_no_privilege_escalation(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    for container in _all_containers(subject):
+        if _security(container).get("allowPrivilegeEscalation") is not False:
+            yield violation(subject,
+                            f"{container.path}.securityContext.allowPrivilegeEscalation",
+                            "is not false (setuid binaries can gain privileges)",
+                            "set it to false")
+
+
+@rule("k8s-read-only-root-filesystem", pack="security", severity="medium",
+      resource_types=WORKLOAD_TYPES,
+      description="Every container has a read-only root file system.")
+def k8s_read_only_root_filesystem(subject: Subject, config: Mapping[str, Any]
+                                  ) -> Iterator[str]:
+    for container in _all_containers(subject):
+        if _security(container).get("readOnlyRootFilesystem") is not True:
+            yield violation(subject, f"{container.path}.securityContext.readOnlyRootFilesystem",
+                            "is not true", "set it to true and mount an emptyDir volume where "
+                            "the process writes (e.g. /tmp)")
+
+
+def _image_problem(image: str, require_digest: bool) -> str | None:
+    if "@sha256:" in image:
+        return None
+    name = image.rsplit("/", 1)[-1]
+    if ":" not in name:
+        return f"'{image}' has no tag (it pulls :latest)"
+    if name.rsplit(":", 1)[1] == "latest":
+        return f"'{image}' uses the moving tag :latest"
+    if require_digest:
+        return f"'{image}' is not pinned by digest"
+    return None
+
+
+@rule("k8s-image-pinned", pack="security", severity="medium", resource_types=WORKLOAD_TYPES,
+      description="Every container image is pinned to a release tag or a digest, never "
+                  "untagged or :latest.",
+      config={"require_digest": {
+          "type": "boolean", "default": False,
+          "description": "Require image@sha256:... digests, not tags."}})
+def k8s_image_pinned(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    fix = ("pin a digest (image@sha256:...)" if config["require_digest"]
+           else "pin a release tag (e.g. :1.4.2) or a digest (@sha256:...)")
+    for container in _all_containers(subject):
+        image = container.props.get("image")
+        problem = _image_problem(str(image), config["require_digest"]) if image else None
+        if problem:
+            yield violation(subject, f"{container.path}.image", problem, fix)
+
+
+@rule("k8s-no-default-namespace", pack="security", severity="low",
+      resource_types=WORKLOAD_TYPES,
+      description="Workloads live in their own namespace, not in default.")
+def k8s_no_default_namespace(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    namespace = _mapping(subject.props.get("metadata")).get("namespace")
+    if not namespace or namespace == "default":
+        yield violation(subject, "metadata.namespace",
+                        "is default" if namespace else "is not set (the default namespace)",
+                        "set it to the application's namespace (e.g. ml-serving)")
+
+
+# ------------------------------------------------------------------ GPU schedulability
+
+
+# labels EKS puts on every node whatever its group: a node selector may use them
+_ANY_VALUE = ("kubernetes.io/hostname", "topology.kubernetes.io/zone",
+              "topology.kubernetes.io/region", "eks.amazonaws.com/nodegroup-image",
+              "eks.amazonaws.com/sourceLaunchTemplateId",
+              "eks.amazonaws.com/sourceLaunchTemplateVersion")
+#: label -> the values a group's nodes may carry (None: any value)
+_NodeLabels = Mapping[str, frozenset[str] | None]
+
+
+@dataclass(frozen=True)
+class _NodeGroup:
+    name: str
+    #: the group's own labels (what a fix names)
+    labels: dict[str, str]
+    #: those plus the labels EKS and the kubelet add to its nodes
+    node_labels: _NodeLabels
+    #: (key, value, Kubernetes effect) of the taints that keep pods off
+    taints: tuple[tuple[str, str, str], ...]
+
+
+def _is_gpu_group(props: Mapping[str, Any]) -> bool:
+    ami = str(props.get("amiType") or "")
+    labels = _mapping(props.get("labels"))
+    return (any(is_gpu(str(t)) for t in _items(props.get("instanceTypes")))
+            or "NVIDIA" in ami or ami.endswith("_GPU")
+            or any(_mapping(t).get("key") == GPU_TAINT["key"] for t in _items(props.get("taints")))
+            or any(labels.get(k) == v for k, v in GPU_NODE_SELECTOR.items()))
+
+
+def _node_labels(props: Mapping[str, Any], own: Mapping[str, str]) -> _NodeLabels:
+    """The group's labels and the well-known ones of its nodes (EKS managed node groups)."""
+    ami = str(props.get("amiType") or "")
+    types = frozenset(str(t) for t in _items(props.get("instanceTypes"))) or None
+    try:
+        name = props.get("nodeGroupName")
+    except UnknownValueError:  # named by the provider
+        name = None
+    labels: dict[str, frozenset[str] | None] = {key: None for key in _ANY_VALUE}
+    labels.update({
+        "eks.amazonaws.com/nodegroup": frozenset({str(name)}) if name else None,
+        "eks.amazonaws.com/capacityType": frozenset({str(props.get("capacityType")
+                                                         or "ON_DEMAND")}),
+        "node.kubernetes.io/instance-type": types,
+        "beta.kubernetes.io/instance-type": types,
+        "kubernetes.io/os": frozenset({"windows" if ami.startswith("WINDOWS") else "linux"}),
+        "kubernetes.io/arch": frozenset({"arm64" if "ARM" in ami else "amd64"}) if ami else None,
+    })
+    labels.update({key: frozenset({value}) for key, value in own.items()})
+    return labels
+
+
+def _gpu_node_groups(subjects: Sequence[Subject]) -> list[_NodeGroup]:
+    groups = []
+    for subject in subjects:
+        if subject.type != NODE_GROUP or not _is_gpu_group(subject.props):
+            continue
+        taints = []
+        for taint in map(_mapping, _items(subject.props.get("taints"))):
+            effect = TAINT_EFFECTS.get(str(taint.get("effect")), str(taint.get("effect")))
+            if effect in _BLOCKING:
+                taints.append((str(taint.get("key")), str(taint.get("value") or ""), effect))
+        labels = {str(k): str(v) for k, v in _mapping(subject.props.get("labels")).items()}
+        groups.append(_NodeGroup(subject.name, labels, _node_labels(subject.props, labels),
+                                 tuple(taints)))
+    return sorted(groups, key=lambda g: g.name)
+
+
+def _requests_gpu(container: _Container) -> bool:
+    resources = _mapping(container.props.get("resources"))
+    for kind in ("limits", "requests"):
+        value = _mapping(resources.get(kind)).get(GPU_RESOURCE)
+        if value is not None:
+            try:
+                return float(str(value)) > 0
+            except ValueError:
+                return True
+    return False
+
+
+def _tolerates(toleration: Mapping[str, Any], taint: tuple[str, str, str]) -> bool:
+    key, value, effect = taint
+    if toleration.get("effect") and toleration["effect"] != effect:
+        return False
+    if (toleration.get("operator") or "Equal") == "Exists":
+        return (toleration.get("key") or "") in ("", key)
+    return toleration.get("key") == key and str(toleration.get("value") or "") == value
+
+
+def _untolerated(pod: _Pod, group: _NodeGroup) -> list[tuple[str, str, str]]:
+    tolerations = [_mapping(t) for t in _items(pod.spec.get("tolerations"))]
+    return [taint for taint in group.taints
+            if not any(_tolerates(t, taint) for t in tolerations)]
+
+
+def _carries(labels: _NodeLabels, key: str, value: str) -> bool:
+    if key not in labels:
+        return False
+    values = labels[key]
+    return values is None or value in values
+
+
+def _expression_holds(expression: Mapping[str, Any], labels: _NodeLabels) -> bool:
+    """Whether some node of a group with `labels` satisfies a node selector requirement."""
+    key, operator = str(expression.get("key")), expression.get("operator")
+    values = [str(v) for v in _items(expression.get("values"))]
+    if operator in ("Exists", "DoesNotExist"):
+        return (key in labels) == (operator == "Exists")
+    if operator == "NotIn":
+        return key not in labels or labels[key] is None or bool(labels[key] - set(values))
+    if operator == "In":
+        return any(_carries(labels, key, value) for value in values)
+    try:  # Gt, Lt: compared as integers
+        bound = int(values[0])
+        numbers = [int(v) for v in labels[key] or ()]
+    except (KeyError, IndexError, ValueError):
+        return False
+    if labels[key] is None:
+        return True
+    return any(n > bound if operator == "Gt" else n < bound for n in numbers)
+
+
+def _required_terms(pod: _Pod) -> list[Mapping[str, Any]]:
+    affinity = _mapping(_mapping(pod.spec.get("affinity")).get("nodeAffinity"))
+    required = _mapping(affinity.get("requiredDuringSchedulingIgnoredDuringExecution"))
+    return [_mapping(t) for t in _items(required.get("nodeSelectorTerms"))]
+
+
+def _selection_problem(pod: _Pod, group: _NodeGroup) -> str | None:
+    """Why the pod's node selection misses `group` (None when it selects it)."""
+    selector = _mapping(pod.spec.get("nodeSelector"))
+    terms = _required_terms(pod)
+    if not selector and not terms:
+        return "unset"
+    lacking = [f"{k}={v}" for k, v in selector.items()
+               if not _carries(group.node_labels, str(k), str(v))]
+    if lacking:
+        return f"lacks {', '.join(lacking)}"
+    if terms and not any(all(_expression_holds(_mapping(e), group.node_labels)
+                             for e in _items(t.get("matchExpressions"))) for t in terms):
+        return "affinity"
+    return None
+
+
+def _taint(taint: tuple[str, str, str]) -> str:
+    key, value, effect = taint
+    return f"{key}={value}:{effect}" if value else f"{key}:{effect}"
+
+
+def _gpu_pods(subject: Subject) -> Iterator[tuple[_Pod, _Container]]:
+    for pod in _pods(subject):
+        gpu = [c for c in _containers(pod, subject.type == INFERENCE_SERVICE) if _requests_gpu(c)]
+        if gpu:
+            yield pod, gpu[0]
+
+
+def _placement(subject: Subject, pod: _Pod, groups: list[_NodeGroup]) -> Iterator[str]:
+    """Messages for a GPU pod that fits no GPU node group, against the nearest one."""
+    problems = [(_untolerated(pod, g), _selection_problem(pod, g), g) for g in groups]
+    if any(not taints and selection is None for taints, selection, _ in problems):
+        return
+    taints, selection, group = min(problems, key=lambda p: len(p[0]) + (p[1] is not None))
+    labels = json.dumps(dict(sorted(group.labels.items())))
+    if taints:
+        yield violation(subject, f"{pod.path}.tolerations",
+                        f"do not tolerate the taint {', '.join(map(_taint, taints))} of GPU "
+                        f"node group '{group.name}' (the pod stays Pending)",
+                        f"add toleration {', '.join(map(_taint, taints))}")
+    fix = f"set nodeSelector to labels of node group '{group.name}': {labels}"
+    if selection == "unset":
+        yield violation(subject, f"{pod.path}.nodeSelector",
+                        "is not set (the pod is not pinned to a GPU node group)", fix)
+    elif selection == "affinity":
+        yield violation(subject, f"{pod.path}.affinity.nodeAffinity",
+                        "requires labels no GPU node group carries", fix)
+    elif selection:
+        yield violation(subject, f"{pod.path}.nodeSelector",
+                        f"selects no GPU node group (node group '{group.name}' {selection})", fix)
+
+
+@stack_rule("gpu-workload-schedulable", pack="security", severity="high",
+            resource_types=[*WORKLOAD_TYPES, NODE_GROUP],
+            description="Workloads requesting nvidia.com/gpu tolerate the taints of a GPU node "
+                        "group of the stack and select its labels, so they do not stay Pending.")
+def gpu_workload_schedulable(subjects: Sequence[Subject], config: Mapping[str, Any]
+                             ) -> Iterator[tuple[Subject, str]]:
+    groups = _gpu_node_groups(subjects)
+    taint = _taint((GPU_TAINT["key"], GPU_TAINT["value"], TAINT_EFFECTS[GPU_TAINT["effect"]]))
+    for subject in subjects:
+        if subject.type not in WORKLOAD_TYPES:
+            continue
+        for pod, container in _gpu_pods(subject):
+            if not groups:
+                yield subject, violation(
+                    subject, f"{container.path}.resources",
+                    f"requests {GPU_RESOURCE} but the stack has no GPU node group",
+                    f"add an EKS node group of GPU instances tainted {taint}, or drop the "
+                    "GPU request")
+                continue
+            for message in _placement(subject, pod, groups):
+                yield subject, message

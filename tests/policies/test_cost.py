@@ -1,0 +1,665 @@
+"""Cost pack: the price table, the estimator and every cost rule.
+
+Rules run through pulumi_policy's public API (see conftest): each test builds the passing
+props, changes one field and asserts the exact messages. Estimates are compared with the
+arithmetic of the price table's own figures, never with hard-coded totals. The example
+projects' stacks must pass the pack with each environment's profile defaults, and the same
+defaults must catch the mistakes they exist for.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib
+import inspect
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pulumi_policy import PolicyCustomTimeouts, PolicyResource, PolicyResourceOptions
+from pulumi_policy.proxy import UNKNOWN_NUMBER_VALUE, UNKNOWN_STRING_VALUE, unknown_checking_proxy
+
+from mlscaffold.policies.config import pack_config
+from mlscaffold.policies.cost.estimate import estimate, graph_resources, policy_resources
+from mlscaffold.policies.cost.prices import PriceError, prices
+from mlscaffold.policies.cost.rules import TAGGABLE_TYPES, is_accelerated
+from mlscaffold.policies.engine import evaluate
+from mlscaffold.policies.rule import RULES, rules_of
+from mlscaffold.stacks.config import environment_profile
+from mlscaffold.stacks.instances import EC2_INSTANCES, SAGEMAKER_INSTANCES
+
+from .conftest import check, check_stack
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+STACKS = [("churn-model", "dev"), ("churn-model", "staging"), ("churn-model", "prod"),
+          ("lifetime-value", "dev"), ("lifetime-value", "prod")]
+
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
+ENDPOINT_CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
+TARGET = "aws:appautoscaling/target:Target"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+CLUSTER = "aws:eks/cluster:Cluster"
+NAT = "aws:ec2/natGateway:NatGateway"
+EIP = "aws:ec2/eip:Eip"
+SCHEDULE = "aws:sagemaker/monitoringSchedule:MonitoringSchedule"
+JOB = "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition"
+ISVC = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
+
+TAGS = {"project": "demo", "env": "dev", "owner": "ml-platform", "cost-center": "ml"}
+CPU_GROUP = {"instanceTypes": ["m6i.large"], "capacityType": "ON_DEMAND", "tags": TAGS,
+             "scalingConfig": {"minSize": 1.0, "desiredSize": 2.0, "maxSize": 3.0},
+             "launchTemplate": {"id": "system-lt-id", "version": "1"},
+             "labels": {"mlscaffold.io/node-pool": "system"}}
+GPU_GROUP = {"instanceTypes": ["g5.xlarge", "g6.xlarge"], "capacityType": "SPOT", "tags": TAGS,
+             "scalingConfig": {"minSize": 0.0, "desiredSize": 0.0, "maxSize": 2.0},
+             "labels": {"mlscaffold.io/node-pool": "gpu", "nvidia.com/gpu.present": "true"}}
+TEMPLATE = {"tags": TAGS, "blockDeviceMappings": [
+    {"deviceName": "/dev/xvda", "ebs": {"volumeSize": 100, "volumeType": "gp3"}}]}
+ENDPOINT_CONFIG_PROPS = {"tags": TAGS, "productionVariants": [
+    {"variantName": "primary", "instanceType": "ml.m5.large", "initialInstanceCount": 1.0}]}
+ENDPOINT_PROPS = {"name": "demo", "endpointConfigName": "endpoint-config", "tags": TAGS}
+TARGET_PROPS = {"serviceNamespace": "sagemaker", "resourceId": "endpoint/demo/variant/primary",
+                "scalableDimension": "sagemaker:variant:DesiredInstanceCount",
+                "minCapacity": 1.0, "maxCapacity": 2.0, "tags": TAGS}
+
+
+def changed(props: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A deep copy of `props` with `path` (``a.b[0].c``) set to `value`."""
+    new = copy.deepcopy(props)
+    keys = [int(k) if k.isdigit() else k for k in re.findall(r"[^.\[\]]+", path)]
+    target: Any = new
+    for key in keys[:-1]:
+        target = target[key]
+    target[keys[-1]] = value
+    return new
+
+
+# ------------------------------------------------------------------ price table
+
+
+def test_price_table_is_dated_sourced_and_complete() -> None:
+    table = prices()
+    assert table.as_of.isoformat() == "2026-11-01"
+    assert "AWS" in table.source and table.sources["ec2"].startswith("https://aws.amazon.com/")
+    assert (table.currency, table.base_region, table.hours_per_month) == ("USD", "us-east-1",
+                                                                        730)
+    assert 0 < table.spot_discount < 1
+    assert [t for t in EC2_INSTANCES if t not in table.ec2_hourly] == []
+    assert [t for t in SAGEMAKER_INSTANCES if t not in table.sagemaker_hosting_hourly] == []
+    assert all(price > 0 for price in table.ec2_hourly.values())
+    assert {entry.source for entry in table.services.values()} <= set(table.sources)
+    with pytest.raises(PriceError, match=r"no price for EC2 instance type 'x9\.huge'; add it "
+                                         r"to policies/cost/prices.json under ec2_hourly"):
+        table.ec2("x9.huge")
+
+
+def test_prices_live_in_one_table() -> None:
+    """Distinctive figures of the table appear in no other source file."""
+    figures = re.compile(r"\b(1\.006|16\.288|13\.3504|30\.13118|55\.04|0\.7364)\b")
+    holders = [path.relative_to(REPO) for folder in ("policies", "stacks", "scaffolder",
+                                                     "blueprints", "templates")
+               for path in (REPO / folder).rglob("*") if path.is_file()
+               and path.suffix in {".py", ".json", ".yaml", ".yml", ".jinja", ".md"}
+               and path.name != "prices.json" and figures.search(path.read_text(errors="ignore"))]
+    assert holders == []
+
+
+def test_unknown_region_uses_the_default_multiplier_and_says_so() -> None:
+    table = prices()
+    assert table.region_multiplier("eu-west-1") == (table.regions.multipliers["eu-west-1"],
+                                                    None)
+    multiplier, note = table.region_multiplier("mx-central-1")
+    assert multiplier == table.regions.default_multiplier
+    assert note is not None and note.startswith(
+        f"region 'mx-central-1' is not in the price table; priced at us-east-1 x "
+        f"{table.regions.default_multiplier:g} (default multiplier). Known regions: ")
+    assert all(region in note for region in table.regions.multipliers)
+
+
+# ------------------------------------------------------------------ estimator
+
+HOURS = 730
+
+
+def small_stack(capacity: str = "ON_DEMAND") -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (CLUSTER, "eks", {"version": "1.34", "tags": TAGS}),
+        (LAUNCH_TEMPLATE, "system-lt", TEMPLATE),
+        (NODE_GROUP, "system", changed(CPU_GROUP, "capacityType", capacity)),
+        (ENDPOINT_CONFIG, "endpoint-config", ENDPOINT_CONFIG_PROPS),
+        (ENDPOINT, "endpoint", ENDPOINT_PROPS),
+        (TARGET, "scaling", TARGET_PROPS),
+        (NAT, "nat", {"subnetId": "subnet-1", "tags": TAGS}),
+        (EIP, "nat-eip", {"domain": "vpc", "tags": TAGS}),
+        ("aws:iam/role:Role", "role", {"tags": TAGS}),
+    ]
+
+
+def expected_small_stack(rate: float) -> tuple[float, float]:
+    """(baseline, full scale) of small_stack from the table's figures; `rate` per node-hour."""
+    t = prices()
+    gp3, node = t.service("ebs_gp3_gb_month"), rate * HOURS
+    nodes = (2 * node + 2 * 100 * gp3, 3 * node + 3 * 100 * gp3)
+    sagemaker = t.sagemaker_hosting("ml.m5.large") * HOURS
+    fixed = (t.service("eks_cluster_hour") * HOURS + t.service("nat_gateway_hour") * HOURS
+             + t.usage("nat_gb_processed_per_gateway_month") * t.service("nat_gateway_gb")
+             + t.service("public_ipv4_hour") * HOURS)
+    return nodes[0] + 1 * sagemaker + fixed, nodes[1] + 2 * sagemaker + fixed
+
+
+def test_estimate_of_a_small_stack() -> None:
+    t = prices()
+    result = estimate(small_stack(), "us-east-1")
+    baseline, full = expected_small_stack(t.ec2("m6i.large"))
+    assert result.total == pytest.approx(baseline)
+    assert result.at_full_scale == pytest.approx(full)
+    lines = {line.resource: line for line in result.lines}
+    assert set(lines) == {"eks", "system", "endpoint-config", "nat", "nat-eip"}
+    assert lines["system"].basis == ("2 x m6i.large on-demand x 730 h + 2 x 100 GiB gp3; full "
+                                     "scale 3 nodes")
+    assert lines["endpoint-config"].basis == ("primary: 1 x ml.m5.large x 730 h ($0.115/h); "
+                                              "full scale 2")
+    assert result.unpriced == () and result.multiplier == 1.0
+    assert result.assumptions[:2] == (
+        "prices as of 2026-11-01: USD, us-east-1 on-demand list prices (sources in "
+        "mlscaffold/policies/cost/prices.json)",
+        "730 hours per month; resources run all month")
+    assert result.as_dict()["total_monthly_usd"] == round(baseline, 2)
+
+
+def test_spot_capacity_gets_the_spot_discount() -> None:
+    t = prices()
+    result = estimate(small_stack("SPOT"), "us-east-1")
+    spot = t.ec2("m6i.large") * (1 - t.spot_discount)
+    assert result.total == pytest.approx(expected_small_stack(spot)[0])
+    line = next(line for line in result.lines if line.resource == "system")
+    assert line.basis.startswith("2 x m6i.large spot (on-demand - 65%) x 730 h")
+    assert f"spot price = on-demand x (1 - {t.spot_discount:g}); real spot prices vary by zone " \
+           "and over time" in result.assumptions
+
+
+def test_region_multiplier_scales_every_line() -> None:
+    t = prices()
+    base = estimate(small_stack(), "us-east-1")
+    eu = estimate(small_stack(), "eu-west-1")
+    assert eu.multiplier == t.regions.multipliers["eu-west-1"] != 1.0
+    assert eu.total == pytest.approx(base.total * eu.multiplier)
+    assert "region eu-west-1: us-east-1 prices x 1.11 (approximation)" in eu.assumptions
+
+
+def test_unknown_region_is_estimated_with_a_printed_assumption() -> None:
+    t = prices()
+    result = estimate(small_stack(), "mx-central-1")
+    assert result.multiplier == t.regions.default_multiplier
+    assert result.total == pytest.approx(
+        estimate(small_stack(), "us-east-1").total * t.regions.default_multiplier)
+    assert any(a.startswith("region 'mx-central-1' is not in the price table")
+               for a in result.assumptions)
+
+
+def test_node_disk_from_disk_size_or_the_default() -> None:
+    t = prices()
+    gp3, node = t.service("ebs_gp3_gb_month"), t.ec2("m6i.large") * HOURS
+    own_disk = changed(CPU_GROUP, "diskSize", 50)
+    del own_disk["launchTemplate"]
+    assert estimate([(NODE_GROUP, "g", own_disk)], "us-east-1").total == pytest.approx(
+        2 * (node + 50 * gp3))
+    no_template = estimate([(NODE_GROUP, "g", CPU_GROUP)], "us-east-1")
+    default = t.usage("node_disk_gib_default")
+    assert no_template.total == pytest.approx(2 * (node + default * gp3))
+
+
+def test_usage_driven_and_fixed_monthly_items() -> None:
+    t = prices()
+    resources = [
+        (LOG_GROUP, "logs", {"retentionInDays": 365.0, "tags": TAGS}),
+        (LOG_GROUP, "forever", {"tags": TAGS}),
+        ("aws:kms/key:Key", "key", {"tags": TAGS}),
+        ("aws:cloudwatch/metricAlarm:MetricAlarm", "alarm", {"metricQueries": [
+            {"id": "a", "metric": {"metricName": "Errors"}},
+            {"id": "b", "metric": {"metricName": "Invocations"}},
+            {"id": "rate", "expression": "a / b"}], "tags": TAGS}),
+        ("aws:ec2/vpcEndpoint:VpcEndpoint", "ecr", {"vpcEndpointType": "Interface",
+                                                    "subnetIds": ["a", "b", "c"]}),
+        ("aws:ec2/vpcEndpoint:VpcEndpoint", "s3", {"vpcEndpointType": "Gateway"}),
+        ("aws:s3/bucket:Bucket", "bucket", {"tags": TAGS}),
+        ("aws:sagemaker/featureGroup:FeatureGroup", "features",
+         {"onlineStoreConfig": {"enableOnlineStore": True}}),
+        ("aws:rds/instance:Instance", "db", {"instanceClass": "db.r6g.large"}),
+    ]
+    result = estimate(resources, "us-east-1")
+    lines = {line.resource: line.monthly_usd for line in result.lines}
+    gb = t.usage("logs_gb_ingested_per_group_month")
+    ingest, store = t.service("cloudwatch_logs_ingested_gb"), t.service(
+        "cloudwatch_logs_stored_gb_month")
+    assert lines["logs"] == pytest.approx(gb * ingest + gb * 365 / (HOURS / 24) * store)
+    assert lines["forever"] == pytest.approx(gb * ingest + gb * 12 * store)
+    assert lines["key"] == t.service("kms_key_month")
+    assert lines["alarm"] == pytest.approx(2 * t.service("cloudwatch_alarm_metric_month"))
+    assert lines["ecr"] == pytest.approx(3 * t.service("vpc_interface_endpoint_az_hour") * HOURS)
+    assert lines["bucket"] == pytest.approx(t.usage("s3_gb_per_bucket")
+                                            * t.service("s3_standard_gb_month"))
+    assert lines["features"] == pytest.approx(
+        t.usage("feature_store_online_write_million_units_month")
+        * t.service("feature_store_write_million_units")
+        + t.usage("feature_store_online_read_million_units_month")
+        * t.service("feature_store_read_million_units")
+        + t.usage("feature_store_online_gb") * t.service("feature_store_storage_gb_month"))
+    assert "s3" not in lines and "db" not in lines
+    assert result.unpriced == ("aws:rds/instance:Instance",)
+    assert "not priced (no price model): aws:rds/instance:Instance" in result.assumptions
+
+
+@pytest.mark.parametrize(("expression", "runs"), [
+    ("cron(0 * ? * * *)", HOURS), ("cron(0 0 ? * * *)", HOURS / 24),
+    ("cron(0 */6 ? * * *)", 4 * HOURS / 24), ("cron(0 8-17 ? * * *)", 10 * HOURS / 24),
+])
+def test_model_monitor_schedule(expression: str, runs: float) -> None:
+    t = prices()
+    job = {"jobResources": {"clusterConfig": {"instanceType": "ml.m5.xlarge",
+                                              "instanceCount": 1.0}}, "tags": TAGS}
+    schedule = {"monitoringScheduleConfig": {"monitoringJobDefinitionName": "quality",
+                                             "scheduleConfig": {"scheduleExpression":
+                                                                expression}}}
+    result = estimate([(JOB, "quality", job), (SCHEDULE, "drift", schedule)], "us-east-1")
+    assert result.total == pytest.approx(runs * t.usage("model_monitor_hours_per_run")
+                                         * t.sagemaker_processing("ml.m5.xlarge"))
+
+
+def test_kserve_costs_only_the_gpu_nodes_its_replicas_keep_up() -> None:
+    t = prices()
+    isvc = {"spec": {"predictor": {
+        "minReplicas": 1.0, "nodeSelector": {"nvidia.com/gpu.present": "true"},
+        "containers": [{"resources": {"limits": {"cpu": "1", "nvidia.com/gpu": "1"}}}]}}}
+    resources = [(NODE_GROUP, "gpu", GPU_GROUP), (ISVC, "model", isvc)]
+    line = next(line for line in estimate(resources, "us-east-1").lines
+                if line.resource == "model")
+    node = (t.spot(t.ec2("g5.xlarge")) * HOURS
+            + t.usage("node_disk_gib_default") * t.service("ebs_gp3_gb_month"))
+    assert line.monthly_usd == pytest.approx(node) and line.at_full_scale_usd == 0
+    assert line.basis == ("minReplicas 1 x 1 GPU keep 1 x g5.xlarge spot (on-demand - 65%) of "
+                          "node group 'gpu' up beyond its desired size 0")
+    warm = changed(GPU_GROUP, "scalingConfig.desiredSize", 1.0)
+    cpu_only = changed(isvc, "spec.predictor.containers[0].resources.limits", {"cpu": "1"})
+    for group, service in ((warm, isvc), (GPU_GROUP, cpu_only)):
+        line = next(line for line in estimate([(NODE_GROUP, "gpu", group), (ISVC, "m", service)],
+                                              "us-east-1").lines if line.resource == "m")
+        assert line.monthly_usd == 0
+        assert line.basis.startswith("no extra cost: runs on the cluster's nodes, priced with "
+                                     "the node groups")
+
+
+def test_adapters_and_values_unknown_before_deployment() -> None:
+    options = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], None)
+    # a real preview: ids and computed names are unknown; mlscaffold's `<group>-lt` naming and
+    # the lone endpoint configuration still link the resources
+    preview = [
+        (LAUNCH_TEMPLATE, "system-lt", TEMPLATE),
+        (NODE_GROUP, "system", changed(CPU_GROUP, "launchTemplate.id", UNKNOWN_STRING_VALUE)),
+        (ENDPOINT_CONFIG, "endpoint-config", ENDPOINT_CONFIG_PROPS),
+        (ENDPOINT, "endpoint", changed(ENDPOINT_PROPS, "endpointConfigName",
+                                       UNKNOWN_STRING_VALUE)),
+        (TARGET, "scaling", changed(TARGET_PROPS, "resourceId", UNKNOWN_STRING_VALUE)),
+    ]
+    items = [PolicyResource(t, unknown_checking_proxy(p), f"urn:{n}", n, options, None, None, [],
+                            {}) for t, n, p in preview]
+    known = estimate([r for r in small_stack() if r[0] in {t for t, _, _ in preview}],
+                     "us-east-1")
+    unknown = estimate(policy_resources(items), "us-east-1")
+    assert unknown.total == pytest.approx(known.total)
+    assert unknown.at_full_scale == pytest.approx(known.at_full_scale)
+    unknown_type = changed(changed(CPU_GROUP, "instanceTypes", [UNKNOWN_STRING_VALUE]),
+                           "scalingConfig.desiredSize", UNKNOWN_NUMBER_VALUE)
+    result = estimate([(NODE_GROUP, "g", unknown_checking_proxy(unknown_type))], "us-east-1")
+    assert result.assumptions[-2:] == (
+        "node group 'g': instanceTypes not set or unknown before deployment; priced as EKS's "
+        "default t3.medium",
+        "NodeGroup 'g': scalingConfig.desiredSize unknown before deployment; priced with "
+        "defaults")
+
+
+def test_graph_adapter_skips_components(graphs: dict[tuple[str, str], Any]) -> None:
+    graph = graphs[("churn-model", "dev")]
+    triples = graph_resources(graph)
+    assert len(triples) == sum(r.custom for r in graph.resources)
+    assert not any(t.startswith("mlscaffold:") for t, _, _ in triples)
+
+
+# ------------------------------------------------------------------ rule table
+
+COST_RULES = {"cpu-instance-types", "gpu-instance-types", "sagemaker-instance-types",
+              "max-nodes", "max-gpus", "gpu-spot-outside-prod", "gpu-scale-to-zero-outside-prod",
+              "required-tags", "endpoint-instance-count", "log-retention-bounded",
+              "monthly-budget"}
+
+
+def test_rule_table_entries() -> None:
+    rules = {r.name: r for r in rules_of("cost")}
+    assert set(rules) == COST_RULES
+    for entry in rules.values():
+        assert entry.level == "mandatory" and entry.description.endswith(".")
+        assert entry.resource_types and entry.config_schema
+    assert {r.name for r in rules.values() if r.stack} == {"max-gpus", "monthly-budget"}
+    config = pack_config("cost", environment="prod", profile="prod", region="eu-west-1")
+    assert config["monthly-budget"] == {"enforcementLevel": "mandatory", "budget_usd": 6000,
+                                        "scale": "desired", "region": "eu-west-1",
+                                        "environment": "prod"}
+
+
+def test_taggable_types_take_tags_in_the_sdk(graphs: dict[tuple[str, str], Any]) -> None:
+    def takes_tags(resource_type: str) -> bool:
+        module, cls = resource_type.split(":")[1].split("/")[0], resource_type.split(":")[2]
+        module = {"index": "", "lambda": "lambda_"}.get(module, module)
+        sdk = importlib.import_module(f"pulumi_aws.{module}" if module else "pulumi_aws")
+        return "tags" in inspect.signature(getattr(sdk, cls)._internal_init).parameters
+
+    assert [t for t in TAGGABLE_TYPES if not takes_tags(t)] == []
+    seen = {r.type for g in graphs.values() for r in g.resources if r.type.startswith("aws:")}
+    assert sorted(t for t in seen if takes_tags(t) and t not in TAGGABLE_TYPES) == []
+
+
+# ------------------------------------------------------------------ instance types
+
+CPU_FIX = ("use one of t3.medium, t3.large, m6i.large, m6i.xlarge, m7i.large, m7i.xlarge, "
+           "c6i.large, c6i.xlarge, or add it to cpu-instance-types.allowed in the policy file")
+
+
+def test_cpu_instance_types() -> None:
+    assert check("cpu-instance-types", NODE_GROUP, CPU_GROUP) == []
+    assert check("cpu-instance-types", NODE_GROUP, GPU_GROUP) == []  # the GPU rule's business
+    big = changed(CPU_GROUP, "instanceTypes", ["m6i.large", "m6i.4xlarge"])
+    assert check("cpu-instance-types", NODE_GROUP, big, name="system") == [
+        "NodeGroup 'system': instanceTypes[1] is m6i.4xlarge, not an allowed CPU instance type "
+        f"in this environment; {CPU_FIX}"]
+    assert check("cpu-instance-types", NODE_GROUP, big, profile="prod") == []
+    assert check("cpu-instance-types", NODE_GROUP, big, allowed=["m6i.4xlarge", "m6i.large"]) \
+        == []
+
+
+def test_gpu_instance_types() -> None:
+    assert check("gpu-instance-types", NODE_GROUP, GPU_GROUP) == []
+    p5 = changed(GPU_GROUP, "instanceTypes", ["p5.48xlarge"])
+    assert check("gpu-instance-types", NODE_GROUP, p5, name="gpu") == [
+        "NodeGroup 'gpu': instanceTypes[0] is p5.48xlarge (8 GPUs), not an allowed GPU instance "
+        "type in this environment; use one of g4dn.xlarge, g4dn.2xlarge, g5.xlarge, g5.2xlarge, "
+        "g6.xlarge, g6.2xlarge, or add it to gpu-instance-types.allowed in the policy file"]
+    assert check("gpu-instance-types", NODE_GROUP, p5, profile="staging")[0].startswith(
+        "NodeGroup 'res': instanceTypes[0] is p5.48xlarge (8 GPUs), not an allowed GPU")
+    assert check("gpu-instance-types", NODE_GROUP, p5, profile="prod") == []
+    # a GPU type the instance table does not know yet is still judged as a GPU type
+    new = changed(GPU_GROUP, "instanceTypes", ["p6-b200.48xlarge"])
+    assert is_accelerated("p6-b200.48xlarge") and not is_accelerated("m8g.large")
+    assert check("gpu-instance-types", NODE_GROUP, new, profile="prod")[0].startswith(
+        "NodeGroup 'res': instanceTypes[0] is p6-b200.48xlarge, not an allowed GPU")
+    assert check("cpu-instance-types", NODE_GROUP, new) == []
+    old = changed(GPU_GROUP, "instanceTypes", ["p3.2xlarge"])
+    assert len(check("gpu-instance-types", NODE_GROUP, old, profile="prod")) == 1
+
+
+def test_sagemaker_instance_types() -> None:
+    assert check("sagemaker-instance-types", ENDPOINT_CONFIG, ENDPOINT_CONFIG_PROPS) == []
+    gpu = changed(ENDPOINT_CONFIG_PROPS, "productionVariants[0].instanceType", "ml.g5.2xlarge")
+    assert check("sagemaker-instance-types", ENDPOINT_CONFIG, gpu, name="cfg") == [
+        "EndpointConfiguration 'cfg': productionVariants[0].instanceType is ml.g5.2xlarge, not "
+        "an allowed SageMaker instance type in this environment; use one of ml.t2.medium, "
+        "ml.m5.large, ml.m5.xlarge, ml.c5.large, ml.c5.xlarge, or add it to "
+        "sagemaker-instance-types.allowed in the policy file"]
+    assert check("sagemaker-instance-types", ENDPOINT_CONFIG, gpu, profile="prod") == []
+    serverless = {"productionVariants": [{"variantName": "a", "serverlessConfig": {
+        "maxConcurrency": 5, "memorySizeInMb": 2048}}]}
+    assert check("sagemaker-instance-types", ENDPOINT_CONFIG, serverless) == []
+
+
+# ------------------------------------------------------------------ sizes and GPUs
+
+
+def test_max_nodes() -> None:
+    assert check("max-nodes", NODE_GROUP, CPU_GROUP) == []
+    big = changed(CPU_GROUP, "scalingConfig.maxSize", 12.0)
+    assert check("max-nodes", NODE_GROUP, big, name="system") == [
+        "NodeGroup 'system': scalingConfig.maxSize is 12, above the limit of 5 nodes per node "
+        "group in this environment; lower it to 5 or less, or raise max-nodes.max_nodes in the "
+        "policy file"]
+    assert check("max-nodes", NODE_GROUP, big, profile="staging")[0].endswith(
+        "lower it to 10 or less, or raise max-nodes.max_nodes in the policy file")
+    assert check("max-nodes", NODE_GROUP, big, profile="prod") == []
+
+
+def test_max_gpus() -> None:
+    stack = [(NODE_GROUP, "system", CPU_GROUP), (NODE_GROUP, "gpu", GPU_GROUP),
+             (ENDPOINT_CONFIG, "cfg", ENDPOINT_CONFIG_PROPS)]
+    assert check_stack("max-gpus", stack) == []
+    fifty = changed(GPU_GROUP, "scalingConfig.maxSize", 50.0)
+    assert check_stack("max-gpus", [(NODE_GROUP, "gpu", fifty)]) == [(
+        "gpu", "NodeGroup 'gpu': scalingConfig.maxSize lets the stack scale to 50 GPUs (gpu: 50 x "
+               "g5.xlarge (1 GPU)), above the limit of 4 GPUs in this environment; lower the GPU "
+               "node groups' scalingConfig.maxSize or the GPU endpoints' maximum instances, or "
+               "raise max-gpus.max_gpus in the policy file")]
+    assert check_stack("max-gpus", [(NODE_GROUP, "gpu", fifty)], profile="prod")[0][1].startswith(
+        "NodeGroup 'gpu': scalingConfig.maxSize lets the stack scale to 50 GPUs")
+    # multi-GPU types count every GPU; GPU endpoints count at their autoscaling maximum
+    eight = changed(GPU_GROUP, "instanceTypes", ["g5.xlarge", "g5.48xlarge"])
+    gpu_endpoint = changed(ENDPOINT_CONFIG_PROPS, "productionVariants[0].instanceType",
+                           "ml.g5.xlarge")
+    found = check_stack("max-gpus", [
+        (NODE_GROUP, "gpu", eight), (ENDPOINT_CONFIG, "endpoint-config", gpu_endpoint),
+        (ENDPOINT, "endpoint", ENDPOINT_PROPS), (TARGET, "scaling", TARGET_PROPS)],
+        profile="staging")
+    assert found == [("gpu", "NodeGroup 'gpu': scalingConfig.maxSize lets the stack scale to 18 "
+                             "GPUs (gpu: 2 x g5.48xlarge (8 GPU); endpoint-config/primary: 2 x "
+                             "ml.g5.xlarge (1 GPU)), above the limit of 8 GPUs in this "
+                             "environment; lower the GPU node groups' scalingConfig.maxSize or "
+                             "the GPU endpoints' maximum instances, or raise max-gpus.max_gpus "
+                             "in the policy file")]
+
+
+# ------------------------------------------------------------------ SPOT and scale to zero
+
+
+def test_gpu_spot_outside_prod() -> None:
+    assert check("gpu-spot-outside-prod", NODE_GROUP, GPU_GROUP) == []
+    assert check("gpu-spot-outside-prod", NODE_GROUP, CPU_GROUP) == []  # CPU groups: free
+    on_demand = changed(GPU_GROUP, "capacityType", "ON_DEMAND")
+    message = ("NodeGroup 'gpu': capacityType is ON_DEMAND on a GPU node group outside "
+               "production; set it to SPOT (about 65% cheaper; training and test workloads "
+               "tolerate interruptions), or turn gpu-spot-outside-prod.required off in the "
+               "policy file")
+    assert check("gpu-spot-outside-prod", NODE_GROUP, on_demand, name="gpu") == [message]
+    unset = {k: v for k, v in GPU_GROUP.items() if k != "capacityType"}  # AWS's default
+    assert check("gpu-spot-outside-prod", NODE_GROUP, unset, name="gpu") == [message]
+    assert len(check("gpu-spot-outside-prod", NODE_GROUP, on_demand, profile="staging")) == 1
+    assert check("gpu-spot-outside-prod", NODE_GROUP, on_demand, profile="prod") == []
+
+
+def test_gpu_scale_to_zero_outside_prod() -> None:
+    assert check("gpu-scale-to-zero-outside-prod", NODE_GROUP, GPU_GROUP) == []
+    warm = changed(GPU_GROUP, "scalingConfig.minSize", 1.0)
+    assert check("gpu-scale-to-zero-outside-prod", NODE_GROUP, warm, name="gpu") == [
+        "NodeGroup 'gpu': scalingConfig.minSize is 1 on a GPU node group outside production "
+        "(idle GPU nodes keep running); set it to 0 so that the cluster autoscaler removes idle "
+        "GPU nodes, or turn gpu-scale-to-zero-outside-prod.required off in the policy file"]
+    assert check("gpu-scale-to-zero-outside-prod", NODE_GROUP, warm, profile="prod") == []
+    assert check("gpu-scale-to-zero-outside-prod", NODE_GROUP,
+                 changed(CPU_GROUP, "scalingConfig.minSize", 2.0)) == []
+
+
+# ------------------------------------------------------------------ tags
+
+TAG_FIX = ("tag it with project, env, owner, cost-center (mlscaffold's components pass the "
+           "platform's tags; provider default tags are not seen by policies)")
+
+
+def test_required_tags() -> None:
+    bucket = "aws:s3/bucket:Bucket"
+    assert check("required-tags", bucket, {"tags": {**TAGS, "Name": "b"}}) == []
+    assert check("required-tags", bucket, {"bucketPrefix": "b-"}, name="artifacts") == [
+        f"Bucket 'artifacts': tags are not set; {TAG_FIX}"]
+    partial = {"tags": {"project": "demo", "env": "dev"}}
+    assert check("required-tags", bucket, partial, name="artifacts") == [
+        f"Bucket 'artifacts': tags lack owner, cost-center; {TAG_FIX}"]
+    empty = {"tags": {**TAGS, "owner": " "}}
+    assert check("required-tags", bucket, empty, name="artifacts") == [
+        "Bucket 'artifacts': tags.owner is empty; give owner a value"]
+    computed = {"tags": {**TAGS, "owner": UNKNOWN_STRING_VALUE}}
+    assert check("required-tags", bucket, computed) == []
+    assert check("required-tags", bucket, partial, tags=["project"]) == []
+    # types that take no tags are not looked at
+    assert check("required-tags", "aws:s3/bucketPolicy:BucketPolicy", {"bucket": "b"}) == []
+
+
+# ------------------------------------------------------------------ endpoints and logs
+
+
+def test_endpoint_instance_count() -> None:
+    assert check("endpoint-instance-count", ENDPOINT_CONFIG, ENDPOINT_CONFIG_PROPS) == []
+    assert check("endpoint-instance-count", TARGET, TARGET_PROPS) == []
+    many = changed(ENDPOINT_CONFIG_PROPS, "productionVariants[0].initialInstanceCount", 4.0)
+    assert check("endpoint-instance-count", ENDPOINT_CONFIG, many, name="cfg") == [
+        "EndpointConfiguration 'cfg': productionVariants[0].initialInstanceCount is 4, above the "
+        "limit of 2 instances per endpoint variant in this environment; lower it to 2 or less, "
+        "or raise endpoint-instance-count.max_instances in the policy file"]
+    wide = changed(TARGET_PROPS, "maxCapacity", 20.0)
+    assert check("endpoint-instance-count", TARGET, wide, name="scaling") == [
+        "Target 'scaling': maxCapacity is 20, above the limit of 2 instances per endpoint "
+        "variant in this environment; lower it to 2 or less, or raise "
+        "endpoint-instance-count.max_instances in the policy file"]
+    assert check("endpoint-instance-count", TARGET, wide, profile="prod")[0].startswith(
+        "Target 'res': maxCapacity is 20, above the limit of 10 instances")
+    assert check("endpoint-instance-count", ENDPOINT_CONFIG, many, profile="staging") == []
+    ecs = changed(wide, "serviceNamespace", "ecs")
+    assert check("endpoint-instance-count", TARGET, ecs) == []
+
+
+def test_log_retention_bounded() -> None:
+    logs = {"retentionInDays": 30.0, "tags": TAGS}
+    assert check("log-retention-bounded", LOG_GROUP, logs) == []
+    assert check("log-retention-bounded", LOG_GROUP, {"tags": TAGS}, name="flow-logs") == [
+        "LogGroup 'flow-logs': retentionInDays is not set (events are kept forever and storage "
+        "grows every month); set it to at most 90 days, e.g. 30"]
+    assert check("log-retention-bounded", LOG_GROUP, changed(logs, "retentionInDays", 0))[0] \
+        .startswith("LogGroup 'res': retentionInDays is not set")
+    year = changed(logs, "retentionInDays", 365.0)
+    assert check("log-retention-bounded", LOG_GROUP, year, name="flow-logs") == [
+        "LogGroup 'flow-logs': retentionInDays is 365, above the limit of 90 days in this "
+        "environment; lower it to 90 days or less (export older logs to S3 if they must be "
+        "kept), or raise log-retention-bounded.max_days in the policy file"]
+    assert check("log-retention-bounded", LOG_GROUP, year, profile="staging") != []
+    assert check("log-retention-bounded", LOG_GROUP, year, profile="prod") == []
+
+
+# ------------------------------------------------------------------ budget
+
+
+def test_monthly_budget() -> None:
+    stack = small_stack()
+    total = estimate(stack, "us-east-1").total
+    assert check_stack("monthly-budget", stack) == []
+    found = check_stack("monthly-budget", stack, budget_usd=100, environment="dev")
+    t = prices()
+    nodes = 2 * (t.ec2("m6i.large") * HOURS + 100 * t.service("ebs_gp3_gb_month"))
+    assert found == [("system", (
+        f"NodeGroup 'system': scalingConfig.desiredSize costs ${nodes:,.2f}/month, the largest "
+        f"item of the stack's estimate of ${total:,.2f}/month at baseline size in us-east-1, "
+        "above the dev budget of $100.00 (largest items: "
+        + ", ".join(f"{line.resource} ${line.monthly_usd:,.2f}"
+                    for line in estimate(stack, "us-east-1").lines[:3])
+        + "); use smaller or fewer instances or SPOT capacity (`mlscaffold cost` shows every "
+          "item), or raise monthly-budget.budget_usd in the policy file"))]
+    # the region and the scale setting change the figure compared with the budget
+    full = estimate(stack, "us-east-1").at_full_scale
+    between = (total + full) / 2
+    assert check_stack("monthly-budget", stack, budget_usd=between) == []
+    assert check_stack("monthly-budget", stack, budget_usd=between, scale="max") != []
+    assert check_stack("monthly-budget", stack, budget_usd=total * 1.05) == []
+    assert check_stack("monthly-budget", stack, budget_usd=total * 1.05, region="sa-east-1") != []
+
+
+def test_budget_catches_a_large_gpu_fleet_in_dev() -> None:
+    p5 = changed(changed(GPU_GROUP, "instanceTypes", ["p5.48xlarge"]),
+                 "scalingConfig.desiredSize", 1.0)
+    found = check_stack("monthly-budget", [*small_stack(), (NODE_GROUP, "gpu", p5)])
+    assert [name for name, _ in found] == ["gpu"]
+    assert found[0][1].startswith("NodeGroup 'gpu': scalingConfig.desiredSize costs $")
+
+
+# ------------------------------------------------------------------ the examples
+
+
+@pytest.fixture(scope="module")
+def graphs() -> dict[tuple[str, str], Any]:
+    from mlscaffold.infra import preview_stack
+
+    return {(project, stack): preview_stack(EXAMPLES / project, stack)
+            for project, stack in STACKS}
+
+
+def _configs(project: str, stack: str, region: str | None = None) -> dict[str, Any]:
+    from mlscaffold.spec import load_spec
+
+    spec = load_spec(EXAMPLES / project / "mlscaffold.yaml")
+    return {"cost": pack_config("cost", environment=stack, profile=environment_profile(stack),
+                                region=region or spec.region)}
+
+
+@pytest.mark.parametrize(("project", "stack"), STACKS)
+def test_examples_pass_the_cost_pack(graphs: dict[tuple[str, str], Any], project: str,
+                                     stack: str) -> None:
+    result = evaluate(graphs[(project, stack)], _configs(project, stack))
+    assert result.rules == len(COST_RULES)
+    assert result.findings == []
+
+
+@pytest.mark.parametrize(("project", "stack"), STACKS)
+def test_examples_fit_the_budget_in_every_priced_region(graphs: dict[tuple[str, str], Any],
+                                                        project: str, stack: str) -> None:
+    """A generated stack stays under its profile's budget wherever the user deploys it."""
+    t = prices()
+    costliest = max(t.regions.multipliers, key=t.regions.multipliers.__getitem__)
+    budget = RULES["monthly-budget"].defaults(environment_profile(stack))["budget_usd"]
+    resources = graph_resources(graphs[(project, stack)])
+    for region in (costliest, "mx-central-1"):
+        assert estimate(resources, region).total < budget
+    assert estimate(resources, "us-east-1").unpriced == ()
+
+
+def _with(graph: Any, edits: list[tuple[str, str, Any]]) -> Any:
+    """A copy of `graph` with each (resource name suffix, input path, value) edit applied."""
+    resources = list(graph.resources)
+    for suffix, path, value in edits:
+        resources = [dataclasses.replace(r, inputs=changed(r.inputs, path, value))
+                     if r.name.endswith(suffix) else r for r in resources]
+    return dataclasses.replace(graph, resources=resources)
+
+
+GPU, SYSTEM = "-cluster-gpu", "-cluster-system"
+MISTAKES = {
+    "p5 in dev": ([(GPU, "instanceTypes", ["p5.48xlarge"])],
+                  {"gpu-instance-types", "max-gpus"}),
+    "50 GPUs in dev": ([(GPU, "scalingConfig.maxSize", 50)], {"max-gpus", "max-nodes"}),
+    "no SPOT in dev": ([(GPU, "capacityType", "ON_DEMAND")], {"gpu-spot-outside-prod"}),
+    "warm GPUs in dev": ([(GPU, "scalingConfig.minSize", 2)],
+                         {"gpu-scale-to-zero-outside-prod"}),
+    # every setting within its own limit, the sum over the budget
+    "budget blown": ([(SYSTEM, "instanceTypes", ["m6i.xlarge"]),
+                      (SYSTEM, "scalingConfig.desiredSize", 5),
+                      (SYSTEM, "scalingConfig.maxSize", 5),
+                      (GPU, "instanceTypes", ["g6.2xlarge"]),
+                      (GPU, "scalingConfig.desiredSize", 2),
+                      ("-serving-endpoint-config", "productionVariants[0].initialInstanceCount",
+                       2)],
+                     {"monthly-budget"}),
+}
+
+
+@pytest.mark.parametrize("mistake", MISTAKES)
+def test_dev_defaults_catch_real_mistakes(graphs: dict[tuple[str, str], Any],
+                                          mistake: str) -> None:
+    edits, rules = MISTAKES[mistake]
+    result = evaluate(_with(graphs[("churn-model", "dev")], edits),
+                      _configs("churn-model", "dev"))
+    assert {f.rule for f in result.mandatory} == rules
