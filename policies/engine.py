@@ -83,12 +83,12 @@ def evaluate(graph: Any, configs: Mapping[str, Mapping[str, Mapping[str, Any]]])
     rules_of("security")  # make sure the table is loaded before looking rules up
     result = CheckResult(graph.project, graph.stack, sum(r.custom for r in graph.resources),
                          len(rules))
-    by_type: dict[str, list[Rule]] = {}
-    for rule in rules:
-        for resource_type in () if rule.stack else rule.resource_types:
-            by_type.setdefault(resource_type, []).append(rule)
     resources = [r for r in graph.resources if r.custom]
     by_urn = {r.urn: r for r in resources}
+    of_type: dict[str, list[Any]] = {}
+    for resource in resources:
+        of_type.setdefault(resource.type, []).append(resource)
+    stack_resources: list[PolicyResource] = []  # built for the first stack rule
 
     for rule in rules:
         config = configs[rule.pack][rule.name]
@@ -101,19 +101,18 @@ def evaluate(graph: Any, configs: Mapping[str, Mapping[str, Mapping[str, Any]]])
             result.findings.append(_finding(rule, level, target, message))
 
         if rule.stack:
-            stack_args = StackValidationArgs(
-                [PolicyResource(r.type, unknown_checking_proxy(r.inputs), r.urn, r.name,
-                                _options(r.parent), None, None, [], {}) for r in resources],
-                config)
+            if not stack_resources:
+                stack_resources.extend(
+                    PolicyResource(r.type, unknown_checking_proxy(r.inputs), r.urn, r.name,
+                                   _options(r.parent), None, None, [], {}) for r in resources)
+            stack_args = StackValidationArgs(stack_resources, config)
             try:
                 policy.validate(stack_args, report)
             except UnknownValueError as error:
                 result.findings.append(Finding(rule.name, rule.pack, rule.severity, "unknown",
                                                "", "", "", error.message))
             continue
-        for resource in resources:
-            if rule not in by_type.get(resource.type, ()):
-                continue
+        for resource in (r for t in rule.resource_types for r in of_type.get(t, ())):
             args = ResourceValidationArgs(resource.type, unknown_checking_proxy(resource.inputs),
                                           resource.urn, resource.name, _options(resource.parent),
                                           None, config)

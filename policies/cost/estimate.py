@@ -21,6 +21,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from pulumi_policy.proxy import UnknownValueError
@@ -240,6 +241,15 @@ class _Context:
     def of(self, resource_type: str) -> list[Triple]:
         return self.by_type.get(resource_type, [])
 
+    @cached_property
+    def launch_templates(self) -> dict[str, Triple]:
+        """Launch templates by every name a node group may refer to them with."""
+        index: dict[str, Triple] = {}
+        for template in self.of(LAUNCH_TEMPLATE):
+            for name in _names(template):
+                index.setdefault(name, template)
+        return index
+
     def usage(self, key: str) -> float:
         self.used.add(key)
         return self.table.usage(key)
@@ -286,14 +296,13 @@ def _launch_template_disk(ctx: _Context, group: str, reference: Any) -> int | No
     naming: the template of node group ``x`` is ``x-lt``."""
     if not isinstance(reference, Mapping):
         return None
-    wanted = {v for v in (reference.get("id"), reference.get("name")) if isinstance(v, str)}
-    templates = ctx.of(LAUNCH_TEMPLATE)
-    templates = [t for t in templates if wanted & _names(t)] or [
-        t for t in templates if t[1] == f"{group}-lt"]
-    if not templates:
+    wanted = [v for v in (reference.get("id"), reference.get("name")) if isinstance(v, str)]
+    index = ctx.launch_templates
+    template = next((index[v] for v in wanted if v in index), None) or index.get(f"{group}-lt")
+    if template is None:
         return None
     sizes = [_count(_get(m, "ebs.volumeSize")) for m in
-             _get(templates[0][2], "blockDeviceMappings", [])]
+             _get(template[2], "blockDeviceMappings", [])]
     return sum(sizes) or None
 
 

@@ -15,24 +15,14 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
+from timing import run_command, timed
 
 BIN = Path(sys.executable).parent
-
-
-def _time(command: list[str], runs: int) -> list[float]:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        times.append(time.perf_counter() - started)
-    return times
 
 
 def _line(label: str, times: list[float]) -> float:
@@ -53,8 +43,9 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="mlscaffold-bench-"))
     try:
         print(f"mlscaffold benchmarks ({runs} runs each, fresh processes)")
-        _line("python -c pass", _time([sys.executable, "-c", "pass"], runs))
-        help_median = _line("mlscaffold --help", _time([str(BIN / "mlscaffold"), "--help"], runs))
+        _line("python -c pass", timed(lambda: run_command([sys.executable, "-c", "pass"]), runs))
+        help_command = [str(BIN / "mlscaffold"), "--help"]
+        help_median = _line("mlscaffold --help", timed(lambda: run_command(help_command), runs))
 
         new_times, copier_times = [], []
         answers = scratch / "answers.yml"
@@ -67,9 +58,7 @@ def main() -> None:
                     else [str(BIN / "copier"), "copy", "--quiet", "--defaults", "--data-file",
                           str(answers), str(bundled_blueprint()), str(dest)]
                 )
-                started = time.perf_counter()
-                subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-                bucket.append(time.perf_counter() - started)
+                bucket.extend(timed(lambda command=command: run_command(command), 1))
         new_median = _line("mlscaffold new (render, data, git commit)", new_times)
         copier_median = _line("copier copy (render only)", copier_times)
         print(f"\n  ratio new / copier copy: {new_median / copier_median:.2f}x")

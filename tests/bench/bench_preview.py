@@ -15,26 +15,13 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from timing import median_ms, run_command, slope, timed
+
 BIN = Path(sys.executable).parent
-
-
-def _median_ms(samples: list[float]) -> float:
-    return statistics.median(samples) * 1000
-
-
-def _timed(function, runs: int) -> list[float]:
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        function()
-        samples.append(time.perf_counter() - started)
-    return samples
 
 
 def _synthetic(count: int) -> None:
@@ -66,28 +53,23 @@ def main() -> None:
                                   "feature_store": "sagemaker"})
             project = create_project(scratch / spec.name, spec, git=False).path
             for stack in spec.environments:
-                cold = _timed(lambda stack=stack, project=project: subprocess.run(
-                    [str(BIN / "mlscaffold"), "preview", str(project), "--stack", stack],
-                    check=True, stdout=subprocess.DEVNULL), runs)
+                cold = timed(lambda stack=stack, project=project: run_command(
+                    [str(BIN / "mlscaffold"), "preview", str(project), "--stack", stack]), runs)
                 graph = preview_stack(project, stack)
-                warm = _timed(lambda stack=stack, project=project: preview_stack(project, stack),
+                warm = timed(lambda stack=stack, project=project: preview_stack(project, stack),
                               runs)
                 print(f"  {serving:<9} {stack:<8} {len(graph.resources):>4} resources   "
-                      f"mlscaffold preview {_median_ms(cold):7.0f} ms   "
-                      f"graph in-process {_median_ms(warm):6.0f} ms")
+                      f"mlscaffold preview {median_ms(cold):7.0f} ms   "
+                      f"graph in-process {median_ms(warm):6.0f} ms")
 
         sizes = (250, 500, 1000)
         medians = {}
         for size in sizes:
-            samples = _timed(lambda size=size: run_under_mocks(lambda: _synthetic(size)), runs)
+            samples = timed(lambda size=size: run_under_mocks(lambda: _synthetic(size)), runs)
             medians[size] = statistics.median(samples)
             print(f"  synthetic {size:>5} resources   {medians[size] * 1000:7.0f} ms   "
                   f"({medians[size] / size * 1000:.2f} ms per resource)")
-        mean_x = statistics.mean(sizes)
-        mean_y = statistics.mean(medians.values())
-        slope = (sum((x - mean_x) * (medians[x] - mean_y) for x in sizes)
-                 / sum((x - mean_x) ** 2 for x in sizes))
-        print(f"\n  marginal cost: {slope * 1000:.2f} ms per resource; "
+        print(f"\n  marginal cost: {slope(medians) * 1000:.2f} ms per resource; "
               f"1,000 / 250 resources: {medians[1000] / medians[250]:.2f}x (linear: 4.00x)")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
