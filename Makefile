@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint examples docs bench
+.PHONY: help install demo test test-fast lint examples docs bench bench-serving
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## .venv with mlscaffold (editable) and its test tools
 
-demo: $(STAMP) ## scaffold a project into a temporary folder, test and train it, show it
+demo: $(STAMP) ## scaffold a project into a temporary folder, test, train and check it
 	@dir=$$(mktemp -d)/churn-model; set -e; \
 	$(VENV)/bin/mlscaffold new $$dir --no-input --task binary-classification --serving sagemaker --ci github; \
 	echo; echo "== the project's own tests"; \
@@ -26,6 +26,8 @@ demo: $(STAMP) ## scaffold a project into a temporary folder, test and train it,
 	echo; echo "== a 15-second model search"; \
 	$(MAKE) -s -C $$dir train TIME=15 PY=$(abspath $(PY)); \
 	$(MAKE) -s -C $$dir list PY=$(abspath $(PY)); \
+	echo; echo "== its Pulumi stacks against the security and cost policies (offline)"; \
+	$(VENV)/bin/mlscaffold check $$dir; \
 	echo; echo "The project is in $$dir (cd there and run 'make help')."
 
 test: $(STAMP) ## the whole test suite, slow tiers included
@@ -44,5 +46,11 @@ examples: $(STAMP) ## regenerate examples/ from what `mlscaffold new` makes
 docs: $(STAMP) ## regenerate docs/cli.md from the CLI's help
 	$(PY) tests/tools/regenerate.py docs
 
-bench: $(STAMP) ## benchmarks: CLI start-up, `new` against plain copier
+bench: $(STAMP) ## benchmarks: start-up, `new` against copier, preview, check, train
 	$(PY) tests/bench/bench_new.py
+	$(PY) tests/bench/bench_preview.py
+	$(PY) tests/bench/bench_check.py
+	$(PY) tests/bench/bench_train.py
+
+bench-serving: $(STAMP) ## serving throughput and latency against MLServer (makes its own venv)
+	$(PY) tests/bench/bench_serving.py
