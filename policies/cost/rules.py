@@ -20,6 +20,7 @@ from pulumi_policy.proxy import UnknownValueError
 
 from mlscaffold.stacks.instances import EC2_INSTANCES, SAGEMAKER_INSTANCES, gpu_count
 
+from ..props import as_mapping, items_of, number
 from ..rule import Subject, rule, stack_rule, violation
 from .estimate import (
     ENDPOINT_CONFIG,
@@ -82,33 +83,12 @@ def is_accelerated(instance_type: str) -> bool:
         instance_type not in EC2_INSTANCES and bool(_ACCELERATED.match(instance_type)))
 
 
-def _items(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
 def _n(value: float) -> str:
     return f"{value:g}"
 
 
 def _types(subject: Subject) -> list[tuple[int, str]]:
-    return [(i, t) for i, t in enumerate(_items(subject.props.get("instanceTypes")))
+    return [(i, t) for i, t in enumerate(items_of(subject.props.get("instanceTypes")))
             if isinstance(t, str)]
 
 
@@ -186,8 +166,8 @@ def gpu_instance_types(subject: Subject, config: Mapping[str, Any]) -> Iterator[
       profiles={"staging": {"allowed": _SM_STAGING}, "prod": {"allowed": _SM_PROD}})
 def sagemaker_instance_types(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
     allowed = list(config["allowed"])
-    for index, variant in enumerate(_items(subject.props.get("productionVariants"))):
-        instance_type = _mapping(variant).get("instanceType")
+    for index, variant in enumerate(items_of(subject.props.get("productionVariants"))):
+        instance_type = as_mapping(variant).get("instanceType")
         if isinstance(instance_type, str) and instance_type not in allowed:
             yield violation(subject, f"productionVariants[{index}].instanceType",
                             f"is {instance_type}, not an allowed SageMaker instance type in "
@@ -206,7 +186,7 @@ def sagemaker_instance_types(subject: Subject, config: Mapping[str, Any]) -> Ite
       profiles={"staging": {"max_nodes": 10}, "prod": {"max_nodes": 20}})
 def max_nodes(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
     limit = int(config["max_nodes"])
-    size = _number(_mapping(subject.props.get("scalingConfig")).get("maxSize"))
+    size = number(as_mapping(subject.props.get("scalingConfig")).get("maxSize"))
     if size is not None and size > limit:
         yield violation(subject, "scalingConfig.maxSize",
                         f"is {_n(size)}, above the limit of {limit} nodes per node group in "
@@ -222,7 +202,7 @@ def _gpu_capacity(subjects: Sequence[Subject]) -> list[tuple[Subject, str, int, 
     for subject in subjects:
         if subject.type != NODE_GROUP or not _gpu_group(subject):
             continue
-        size = _number(_mapping(subject.props.get("scalingConfig")).get("maxSize")) or 0
+        size = number(as_mapping(subject.props.get("scalingConfig")).get("maxSize")) or 0
         widest = max((t for _, t in _types(subject)), key=gpu_count)
         per_node = gpu_count(widest)
         if size and per_node:
@@ -298,7 +278,7 @@ def gpu_scale_to_zero_outside_prod(subject: Subject, config: Mapping[str, Any]
                                    ) -> Iterator[str]:
     if not config["required"] or not _gpu_group(subject):
         return
-    minimum = _number(_mapping(subject.props.get("scalingConfig")).get("minSize"))
+    minimum = number(as_mapping(subject.props.get("scalingConfig")).get("minSize"))
     if minimum:
         yield violation(subject, "scalingConfig.minSize",
                         f"is {_n(minimum)} on a GPU node group outside production (idle GPU "
@@ -328,7 +308,7 @@ def required_tags(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
     if tags is None:
         yield violation(subject, "tags", "are not set", fix)
         return
-    tags = _mapping(tags)
+    tags = as_mapping(tags)
     missing = [key for key in required if key not in list(tags)]
     if missing:
         yield violation(subject, "tags", f"lack {', '.join(missing)}", fix)
@@ -362,14 +342,14 @@ def endpoint_instance_count(subject: Subject, config: Mapping[str, Any]) -> Iter
     if subject.type == SCALING_TARGET:
         if subject.props.get("serviceNamespace") != "sagemaker":
             return
-        maximum = _number(subject.props.get("maxCapacity"))
+        maximum = number(subject.props.get("maxCapacity"))
         if maximum is not None and maximum > limit:
             yield violation(subject, "maxCapacity",
                             f"is {_n(maximum)}, above the limit of {limit} instances per "
                             "endpoint variant in this environment", fix)
         return
-    for index, variant in enumerate(_items(subject.props.get("productionVariants"))):
-        count = _number(_mapping(variant).get("initialInstanceCount"))
+    for index, variant in enumerate(items_of(subject.props.get("productionVariants"))):
+        count = number(as_mapping(variant).get("initialInstanceCount"))
         if count is not None and count > limit:
             yield violation(subject, f"productionVariants[{index}].initialInstanceCount",
                             f"is {_n(count)}, above the limit of {limit} instances per "
@@ -384,7 +364,7 @@ def endpoint_instance_count(subject: Subject, config: Mapping[str, Any]) -> Iter
       profiles={"staging": {"max_days": 180}, "prod": {"max_days": 731}})
 def log_retention_bounded(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
     limit = int(config["max_days"])
-    days = _number(subject.props.get("retentionInDays"))
+    days = number(subject.props.get("retentionInDays"))
     if not days or days <= 0:
         yield violation(subject, "retentionInDays",
                         "is not set (events are kept forever and storage grows every month)",

@@ -9,13 +9,12 @@ deployment (KMS key ARNs, launch template ids) are checked for presence, never r
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
-
-from pulumi_policy.proxy import UnknownValueError
 
 from mlscaffold.stacks.config import SUPPORTED_KUBERNETES_VERSIONS
 
+from ..props import as_mapping, is_set, is_true, items_of
 from ..rule import Subject, rule, violation
 
 __all__ = ["EKS_LOG_TYPES"]
@@ -29,37 +28,6 @@ INSTANCE = "aws:ec2/instance:Instance"
 EKS_LOG_TYPES: tuple[str, ...] = (
     "api", "audit", "authenticator", "controllerManager", "scheduler")
 _SSM = "use SSM Session Manager (the AmazonSSMManagedInstanceCore policy) for shell access"
-
-
-def _is_set(props: Mapping[str, Any], key: str) -> bool:
-    """Whether `key` holds a value; a value unknown before deployment counts as set."""
-    if key not in list(props):
-        return False
-    try:
-        value = props[key]
-    except UnknownValueError:
-        return True
-    if isinstance(value, Sequence | Mapping):
-        return len(value) > 0
-    return value is not None
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    """An object input; a one-element list (older provider schemas) is read as its element."""
-    if isinstance(value, Mapping):
-        return value
-    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) > 0:
-        return _mapping(value[0])
-    return {}
-
-
-def _items(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
-
-
-def _true(value: Any) -> bool:
-    """A boolean input; launch templates pass booleans as the strings "true"/"false"."""
-    return value is True or (isinstance(value, str) and value.lower() == "true")
 
 
 def _open_to_world(cidr: Any) -> bool:
@@ -76,8 +44,8 @@ def _open_to_world(cidr: Any) -> bool:
       description="EKS clusters enable the private API endpoint, so nodes and operators reach "
                   "the API inside the VPC.")
 def eks_private_endpoint(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
-    vpc = _mapping(subject.props.get("vpcConfig"))
-    if not _true(vpc.get("endpointPrivateAccess")):
+    vpc = as_mapping(subject.props.get("vpcConfig"))
+    if not is_true(vpc.get("endpointPrivateAccess")):
         yield violation(subject, "vpcConfig.endpointPrivateAccess", "is not true",
                         "set it to true so that nodes and operators reach the API inside the "
                         "VPC")
@@ -89,13 +57,13 @@ def eks_private_endpoint(subject: Subject, config: Mapping[str, Any]) -> Iterato
                   "CIDR ranges other than 0.0.0.0/0.")
 def eks_public_endpoint_restricted(subject: Subject, config: Mapping[str, Any]
                                    ) -> Iterator[str]:
-    vpc = _mapping(subject.props.get("vpcConfig"))
+    vpc = as_mapping(subject.props.get("vpcConfig"))
     public = vpc.get("endpointPublicAccess", True)  # AWS's default: on
     if public is False or (isinstance(public, str) and public.lower() == "false"):
         return
     fix = ("set vpcConfig.endpointPublicAccess to false, or list your office or VPN ranges in "
            "vpcConfig.publicAccessCidrs")
-    cidrs = _items(vpc.get("publicAccessCidrs"))
+    cidrs = items_of(vpc.get("publicAccessCidrs"))
     if not cidrs:
         yield violation(subject, "vpcConfig.endpointPublicAccess",
                         "is on without publicAccessCidrs (the API is open to 0.0.0.0/0)", fix)
@@ -109,14 +77,14 @@ def eks_public_endpoint_restricted(subject: Subject, config: Mapping[str, Any]
       description="EKS clusters envelope-encrypt Kubernetes secrets with a KMS key.")
 def eks_secrets_encryption(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
     fix = 'set encryptionConfig with resources ["secrets"] and provider.keyArn of a KMS key'
-    if not _is_set(subject.props, "encryptionConfig"):
+    if not is_set(subject.props, "encryptionConfig"):
         yield violation(subject, "encryptionConfig",
                         "is not set (secrets are stored without envelope encryption)", fix)
         return
-    encryption = _mapping(subject.props["encryptionConfig"])
-    if "secrets" not in _items(encryption.get("resources")):
+    encryption = as_mapping(subject.props["encryptionConfig"])
+    if "secrets" not in items_of(encryption.get("resources")):
         yield violation(subject, "encryptionConfig.resources", 'does not include "secrets"', fix)
-    if not _is_set(_mapping(encryption.get("provider")), "keyArn"):
+    if not is_set(as_mapping(encryption.get("provider")), "keyArn"):
         yield violation(subject, "encryptionConfig.provider.keyArn", "is not set", fix)
 
 
@@ -128,7 +96,7 @@ def eks_secrets_encryption(subject: Subject, config: Mapping[str, Any]) -> Itera
           "default": list(EKS_LOG_TYPES),
           "description": "Log types every cluster must enable."}})
 def eks_control_plane_logging(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
-    enabled = set(_items(subject.props.get("enabledClusterLogTypes")))
+    enabled = set(items_of(subject.props.get("enabledClusterLogTypes")))
     missing = [t for t in config["log_types"] if t not in enabled]
     if missing:
         yield violation(subject, "enabledClusterLogTypes", f"lacks {', '.join(missing)}",
@@ -145,7 +113,7 @@ def eks_control_plane_logging(subject: Subject, config: Mapping[str, Any]) -> It
 def eks_supported_version(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
     supported = list(config["supported_versions"])
     fix = f"set version to one of {', '.join(supported)}"
-    if not _is_set(subject.props, "version"):
+    if not is_set(subject.props, "version"):
         yield violation(subject, "version",
                         "is not set (EKS picks a version and upgrades go unreviewed)", fix)
     elif str(subject.props["version"]) not in supported:
@@ -159,7 +127,7 @@ def eks_supported_version(subject: Subject, config: Mapping[str, Any]) -> Iterat
 @rule("eks-node-group-no-ssh", pack="security", severity="high", resource_types=[NODE_GROUP],
       description="EKS node groups do not open SSH to their nodes (no remoteAccess).")
 def eks_node_group_no_ssh(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
-    if _is_set(subject.props, "remoteAccess"):
+    if is_set(subject.props, "remoteAccess"):
         yield violation(subject, "remoteAccess", "is set (SSH to the nodes)",
                         f"remove it and {_SSM}")
 
@@ -170,8 +138,8 @@ def eks_node_group_no_ssh(subject: Subject, config: Mapping[str, Any]) -> Iterat
                   "service and the node volumes are configured, not left to EKS's defaults.")
 def eks_node_group_launch_template(subject: Subject, config: Mapping[str, Any]
                                    ) -> Iterator[str]:
-    template = _mapping(subject.props.get("launchTemplate"))
-    if not (_is_set(template, "id") or _is_set(template, "name")):
+    template = as_mapping(subject.props.get("launchTemplate"))
+    if not (is_set(template, "id") or is_set(template, "name")):
         yield violation(subject, "launchTemplate", "is not set (IMDS and disks take EKS's "
                         "defaults)", "set launchTemplate.id and version of a launch template "
                         "that requires IMDSv2 and encrypts its volumes")
@@ -181,7 +149,7 @@ def eks_node_group_launch_template(subject: Subject, config: Mapping[str, Any]
 
 
 def _imdsv2(subject: Subject) -> Iterator[str]:
-    options = _mapping(subject.props.get("metadataOptions"))
+    options = as_mapping(subject.props.get("metadataOptions"))
     tokens = options.get("httpTokens")
     if options.get("httpEndpoint") == "disabled" or tokens == "required":
         return
@@ -207,7 +175,7 @@ def launch_template_imdsv2(subject: Subject, config: Mapping[str, Any]) -> Itera
                          "the node's credentials."}})
 def launch_template_imds_hop_limit(subject: Subject, config: Mapping[str, Any]
                                    ) -> Iterator[str]:
-    options = _mapping(subject.props.get("metadataOptions"))
+    options = as_mapping(subject.props.get("metadataOptions"))
     if options.get("httpEndpoint") == "disabled":
         return
     limit = int(config["max_hop_limit"])
@@ -225,7 +193,7 @@ def launch_template_imds_hop_limit(subject: Subject, config: Mapping[str, Any]
       resource_types=[LAUNCH_TEMPLATE],
       description="Launch templates carry no EC2 key pair (no SSH keys on nodes).")
 def launch_template_no_ssh_key(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
-    if _is_set(subject.props, "keyName"):
+    if is_set(subject.props, "keyName"):
         yield violation(subject, "keyName", "is set (an SSH key pair on every instance)",
                         f"remove it and {_SSM}")
 
@@ -236,14 +204,14 @@ def launch_template_no_ssh_key(subject: Subject, config: Mapping[str, Any]) -> I
 def launch_template_encrypted_volumes(subject: Subject, config: Mapping[str, Any]
                                       ) -> Iterator[str]:
     fix = 'set ebs.encrypted to "true"'
-    mappings = _items(subject.props.get("blockDeviceMappings"))
+    mappings = items_of(subject.props.get("blockDeviceMappings"))
     if not mappings:
         yield violation(subject, "blockDeviceMappings", "is not set (the root volume takes the "
                         "AMI's settings, unencrypted)", "map the root device (e.g. /dev/xvda) "
                         'with ebs.encrypted "true"')
     for index, mapping in enumerate(mappings):
-        mapping = _mapping(mapping)
-        if "ebs" in list(mapping) and not _true(_mapping(mapping["ebs"]).get("encrypted")):
+        mapping = as_mapping(mapping)
+        if "ebs" in list(mapping) and not is_true(as_mapping(mapping["ebs"]).get("encrypted")):
             device = mapping.get("deviceName", "?")
             yield violation(subject, f"blockDeviceMappings[{index}].ebs.encrypted",
                             f"is not true ({device} is unencrypted)", fix)
@@ -260,12 +228,12 @@ def ec2_instance_imdsv2(subject: Subject, config: Mapping[str, Any]) -> Iterator
       description="EC2 instances encrypt their root volume and every attached EBS volume.")
 def ec2_instance_encrypted_volumes(subject: Subject, config: Mapping[str, Any]
                                    ) -> Iterator[str]:
-    root = _mapping(subject.props.get("rootBlockDevice"))
-    if not _true(root.get("encrypted")):
+    root = as_mapping(subject.props.get("rootBlockDevice"))
+    if not is_true(root.get("encrypted")):
         yield violation(subject, "rootBlockDevice.encrypted",
                         "is not true (the root volume takes the AMI's settings, unencrypted)",
                         "set rootBlockDevice.encrypted to true")
-    for index, device in enumerate(_items(subject.props.get("ebsBlockDevices"))):
-        if not _true(_mapping(device).get("encrypted")):
+    for index, device in enumerate(items_of(subject.props.get("ebsBlockDevices"))):
+        if not is_true(as_mapping(device).get("encrypted")):
             yield violation(subject, f"ebsBlockDevices[{index}].encrypted", "is not true",
                             "set encrypted to true")

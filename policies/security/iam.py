@@ -9,7 +9,6 @@ policy of the program, not an AWS managed one.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import suppress
@@ -17,6 +16,7 @@ from typing import Any
 
 from pulumi_policy.proxy import UnknownValueError
 
+from ..props import as_mapping, document, one_or_many
 from ..rule import Subject, rule, violation
 
 __all__ = ["broad_managed_policy"]
@@ -38,50 +38,29 @@ _SERVICE_WILDCARD = re.compile(r"^[a-z0-9-]+:\*$")
 _LEAST_PRIVILEGE = "list only the actions the principal needs, on the ARNs it needs them on"
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _items(value: Any) -> list[Any]:
-    if isinstance(value, str):
-        return [value]
-    return list(value) if isinstance(value, Sequence) else []
-
-
-def _document(value: Any) -> Mapping[str, Any]:
-    """A policy document given as JSON text or as an object; {} when it is neither (IAM
-    refuses such a document at deployment)."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
-    return _mapping(value)
-
-
 def _documents(subject: Subject) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """(property, document) of every policy document of a resource."""
     if subject.type == ROLE:
-        for index, inline in enumerate(_items(subject.props.get("inlinePolicies"))):
-            yield f"inlinePolicies[{index}].policy", _document(_mapping(inline).get("policy"))
+        for index, inline in enumerate(one_or_many(subject.props.get("inlinePolicies"))):
+            yield f"inlinePolicies[{index}].policy", document(as_mapping(inline).get("policy"))
     else:
-        yield "policy", _document(subject.props.get("policy"))
+        yield "policy", document(subject.props.get("policy"))
 
 
 def _allow_statements(subject: Subject
                       ) -> Iterator[tuple[str, list[str], Mapping[str, Any]]]:
     """(property, actions, statement) of every Allow statement on every resource ("*", or
     NotResource: everything but some)."""
-    for prop, document in _documents(subject):
-        statements = document.get("Statement")
+    for prop, policy in _documents(subject):
+        statements = policy.get("Statement")
         if isinstance(statements, Mapping):  # a lone statement
             statements = [statements]
-        for index, statement in enumerate(_items(statements)):
-            statement = _mapping(statement)
+        for index, statement in enumerate(one_or_many(statements)):
+            statement = as_mapping(statement)
             every_resource = ("NotResource" in list(statement)
-                              or "*" in _items(statement.get("Resource")))
+                              or "*" in one_or_many(statement.get("Resource")))
             if statement.get("Effect") == "Allow" and every_resource:
-                actions = [str(a) for a in _items(statement.get("Action"))]
+                actions = [str(a) for a in one_or_many(statement.get("Action"))]
                 yield f"{prop}.Statement[{index}]", actions, statement
 
 

@@ -26,6 +26,7 @@ from pulumi_policy.proxy import UnknownValueError
 from mlscaffold.stacks.config import GPU_NODE_SELECTOR, GPU_TAINT, TAINT_EFFECTS
 from mlscaffold.stacks.instances import is_gpu
 
+from ..props import as_mapping, items_of
 from ..rule import Subject, rule, stack_rule, violation
 
 __all__ = ["GPU_RESOURCE", "WORKLOAD_TYPES"]
@@ -66,30 +67,22 @@ class _Container:
     pod: _Pod
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _items(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
-
-
 def _pods(subject: Subject) -> list[_Pod]:
     """The pod specs of a workload, with their paths in its props."""
     if subject.type == INFERENCE_SERVICE:
-        spec = _mapping(subject.props.get("spec"))
-        return [_Pod(f"spec.{name}", _mapping(spec[name]))
+        spec = as_mapping(subject.props.get("spec"))
+        return [_Pod(f"spec.{name}", as_mapping(spec[name]))
                 for name in _KSERVE_COMPONENTS if isinstance(spec.get(name), Mapping)]
     value: Any = subject.props
     for key in _POD_SPECS[subject.type]:
-        value = _mapping(value).get(key)
+        value = as_mapping(value).get(key)
     return [_Pod(".".join(_POD_SPECS[subject.type]), value)] if isinstance(value, Mapping) else []
 
 
 def _containers(pod: _Pod, kserve: bool) -> Iterator[_Container]:
     for key in ("initContainers", "containers"):
-        for index, container in enumerate(_items(pod.spec.get(key))):
-            yield _Container(f"{pod.path}.{key}[{index}]", _mapping(container), pod)
+        for index, container in enumerate(items_of(pod.spec.get(key))):
+            yield _Container(f"{pod.path}.{key}[{index}]", as_mapping(container), pod)
     for key in _KSERVE_MODELS if kserve else ():
         if isinstance(pod.spec.get(key), Mapping):
             yield _Container(f"{pod.path}.{key}", pod.spec[key], pod)
@@ -101,7 +94,7 @@ def _all_containers(subject: Subject) -> Iterator[_Container]:
 
 
 def _security(container: _Container) -> Mapping[str, Any]:
-    return _mapping(container.props.get("securityContext"))
+    return as_mapping(container.props.get("securityContext"))
 
 
 # ------------------------------------------------------------------ workload rules
@@ -112,9 +105,10 @@ def _security(container: _Container) -> Mapping[str, Any]:
                   "workload cannot starve its node.")
 def k8s_resource_limits(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
     for container in _all_containers(subject):
-        resources = _mapping(container.props.get("resources"))
+        resources = as_mapping(container.props.get("resources"))
         missing = [f"{kind}.{name}" for kind in ("requests", "limits")
-                   for name in ("cpu", "memory") if name not in list(_mapping(resources.get(kind)))]
+                   for name in ("cpu", "memory")
+                   if name not in list(as_mapping(resources.get(kind)))]
         if missing:
             yield violation(subject, f"{container.path}.resources", f"lacks {', '.join(missing)}",
                             "set requests and limits of both cpu and memory")
@@ -126,7 +120,7 @@ def k8s_resource_limits(subject: Subject, config: Mapping[str, Any]) -> Iterator
 def k8s_run_as_non_root(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
     for container in _all_containers(subject):
         own = _security(container)
-        pod = _mapping(container.pod.spec.get("securityContext"))
+        pod = as_mapping(container.pod.spec.get("securityContext"))
         value = own["runAsNonRoot"] if "runAsNonRoot" in list(own) else pod.get("runAsNonRoot")
         if value is not True:
             yield violation(subject, f"{container.path}.securityContext.runAsNonRoot",
@@ -195,7 +189,7 @@ def k8s_image_pinned(subject: Subject, config: Mapping[str, Any]) -> Iterator[st
       resource_types=WORKLOAD_TYPES,
       description="Workloads live in their own namespace, not in default.")
 def k8s_no_default_namespace(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
-    namespace = _mapping(subject.props.get("metadata")).get("namespace")
+    namespace = as_mapping(subject.props.get("metadata")).get("namespace")
     if not namespace or namespace == "default":
         yield violation(subject, "metadata.namespace",
                         "is default" if namespace else "is not set (the default namespace)",
@@ -227,17 +221,18 @@ class _NodeGroup:
 
 def _is_gpu_group(props: Mapping[str, Any]) -> bool:
     ami = str(props.get("amiType") or "")
-    labels = _mapping(props.get("labels"))
-    return (any(is_gpu(str(t)) for t in _items(props.get("instanceTypes")))
+    labels = as_mapping(props.get("labels"))
+    return (any(is_gpu(str(t)) for t in items_of(props.get("instanceTypes")))
             or "NVIDIA" in ami or ami.endswith("_GPU")
-            or any(_mapping(t).get("key") == GPU_TAINT["key"] for t in _items(props.get("taints")))
+            or any(as_mapping(t).get("key") == GPU_TAINT["key"]
+                   for t in items_of(props.get("taints")))
             or any(labels.get(k) == v for k, v in GPU_NODE_SELECTOR.items()))
 
 
 def _node_labels(props: Mapping[str, Any], own: Mapping[str, str]) -> _NodeLabels:
     """The group's labels and the well-known ones of its nodes (EKS managed node groups)."""
     ami = str(props.get("amiType") or "")
-    types = frozenset(str(t) for t in _items(props.get("instanceTypes"))) or None
+    types = frozenset(str(t) for t in items_of(props.get("instanceTypes"))) or None
     try:
         name = props.get("nodeGroupName")
     except UnknownValueError:  # named by the provider
@@ -262,20 +257,20 @@ def _gpu_node_groups(subjects: Sequence[Subject]) -> list[_NodeGroup]:
         if subject.type != NODE_GROUP or not _is_gpu_group(subject.props):
             continue
         taints = []
-        for taint in map(_mapping, _items(subject.props.get("taints"))):
+        for taint in map(as_mapping, items_of(subject.props.get("taints"))):
             effect = TAINT_EFFECTS.get(str(taint.get("effect")), str(taint.get("effect")))
             if effect in _BLOCKING:
                 taints.append((str(taint.get("key")), str(taint.get("value") or ""), effect))
-        labels = {str(k): str(v) for k, v in _mapping(subject.props.get("labels")).items()}
+        labels = {str(k): str(v) for k, v in as_mapping(subject.props.get("labels")).items()}
         groups.append(_NodeGroup(subject.name, labels, _node_labels(subject.props, labels),
                                  tuple(taints)))
     return sorted(groups, key=lambda g: g.name)
 
 
 def _requests_gpu(container: _Container) -> bool:
-    resources = _mapping(container.props.get("resources"))
+    resources = as_mapping(container.props.get("resources"))
     for kind in ("limits", "requests"):
-        value = _mapping(resources.get(kind)).get(GPU_RESOURCE)
+        value = as_mapping(resources.get(kind)).get(GPU_RESOURCE)
         if value is not None:
             try:
                 return float(str(value)) > 0
@@ -294,7 +289,7 @@ def _tolerates(toleration: Mapping[str, Any], taint: tuple[str, str, str]) -> bo
 
 
 def _untolerated(pod: _Pod, group: _NodeGroup) -> list[tuple[str, str, str]]:
-    tolerations = [_mapping(t) for t in _items(pod.spec.get("tolerations"))]
+    tolerations = [as_mapping(t) for t in items_of(pod.spec.get("tolerations"))]
     return [taint for taint in group.taints
             if not any(_tolerates(t, taint) for t in tolerations)]
 
@@ -309,7 +304,7 @@ def _carries(labels: _NodeLabels, key: str, value: str) -> bool:
 def _expression_holds(expression: Mapping[str, Any], labels: _NodeLabels) -> bool:
     """Whether some node of a group with `labels` satisfies a node selector requirement."""
     key, operator = str(expression.get("key")), expression.get("operator")
-    values = [str(v) for v in _items(expression.get("values"))]
+    values = [str(v) for v in items_of(expression.get("values"))]
     if operator in ("Exists", "DoesNotExist"):
         return (key in labels) == (operator == "Exists")
     if operator == "NotIn":
@@ -327,14 +322,14 @@ def _expression_holds(expression: Mapping[str, Any], labels: _NodeLabels) -> boo
 
 
 def _required_terms(pod: _Pod) -> list[Mapping[str, Any]]:
-    affinity = _mapping(_mapping(pod.spec.get("affinity")).get("nodeAffinity"))
-    required = _mapping(affinity.get("requiredDuringSchedulingIgnoredDuringExecution"))
-    return [_mapping(t) for t in _items(required.get("nodeSelectorTerms"))]
+    affinity = as_mapping(as_mapping(pod.spec.get("affinity")).get("nodeAffinity"))
+    required = as_mapping(affinity.get("requiredDuringSchedulingIgnoredDuringExecution"))
+    return [as_mapping(t) for t in items_of(required.get("nodeSelectorTerms"))]
 
 
 def _selection_problem(pod: _Pod, group: _NodeGroup) -> str | None:
     """Why the pod's node selection misses `group` (None when it selects it)."""
-    selector = _mapping(pod.spec.get("nodeSelector"))
+    selector = as_mapping(pod.spec.get("nodeSelector"))
     terms = _required_terms(pod)
     if not selector and not terms:
         return "unset"
@@ -342,8 +337,8 @@ def _selection_problem(pod: _Pod, group: _NodeGroup) -> str | None:
                if not _carries(group.node_labels, str(k), str(v))]
     if lacking:
         return f"lacks {', '.join(lacking)}"
-    if terms and not any(all(_expression_holds(_mapping(e), group.node_labels)
-                             for e in _items(t.get("matchExpressions"))) for t in terms):
+    if terms and not any(all(_expression_holds(as_mapping(e), group.node_labels)
+                             for e in items_of(t.get("matchExpressions"))) for t in terms):
         return "affinity"
     return None
 

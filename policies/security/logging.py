@@ -8,25 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pulumi_policy.proxy import UnknownValueError
-
+from ..props import is_set
 from ..rule import Subject, rule, violation
 
 __all__: list[str] = []
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 SNS_TOPIC = "aws:sns/topic:Topic"
-
-def _is_set(props: Mapping[str, Any], key: str) -> bool:
-    """Whether `key` holds a value; a value unknown before deployment counts as set."""
-    if key not in list(props):
-        return False
-    try:
-        value = props[key]
-    except UnknownValueError:
-        return True
-    return value not in (None, "")
-
 
 @rule("cloudwatch-log-retention", pack="security", severity="medium",
       resource_types=[LOG_GROUP],
@@ -51,7 +39,7 @@ def cloudwatch_log_retention(subject: Subject, config: Mapping[str, Any]) -> Ite
       resource_types=[LOG_GROUP],
       description="CloudWatch log groups encrypt their events with a KMS key.")
 def cloudwatch_log_group_kms(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
-    if not _is_set(subject.props, "kmsKeyId"):
+    if not is_set(subject.props, "kmsKeyId"):
         yield violation(subject, "kmsKeyId", "is not set",
                         "set kms_key_id to the ARN of a KMS key whose policy lets "
                         "logs.<region>.amazonaws.com use it")
@@ -60,7 +48,7 @@ def cloudwatch_log_group_kms(subject: Subject, config: Mapping[str, Any]) -> Ite
 @rule("sns-topic-kms", pack="security", severity="medium", resource_types=[SNS_TOPIC],
       description="SNS topics encrypt their messages with a KMS key.")
 def sns_topic_kms(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
-    if not _is_set(subject.props, "kmsMasterKeyId"):
+    if not is_set(subject.props, "kmsMasterKeyId"):
         yield violation(subject, "kmsMasterKeyId", "is not set",
                         "set kms_master_key_id to a customer managed KMS key whose policy lets "
                         "the publishing services (e.g. cloudwatch.amazonaws.com) use it")

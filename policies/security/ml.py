@@ -9,13 +9,12 @@ subnet or security group unknown before deployment (one of the program) counts a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
-
-from pulumi_policy.proxy import UnknownValueError
 
 from mlscaffold.stacks.instances import has_instance_store
 
+from ..props import as_mapping, is_false, is_set, is_true, items_of
 from ..rule import Subject, rule, violation
 
 __all__: list[str] = []
@@ -26,48 +25,14 @@ FEATURE_GROUP = "aws:sagemaker/featureGroup:FeatureGroup"
 MONITORING_JOB_TYPES = ("aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition",)
 
 
-def _is_set(props: Mapping[str, Any], key: str) -> bool:
-    """Whether `key` holds a value; a value unknown before deployment counts as set."""
-    if key not in list(props):
-        return False
-    try:
-        value = props[key]
-    except UnknownValueError:
-        return True
-    if isinstance(value, Sequence | Mapping):
-        return len(value) > 0
-    return value is not None
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    """An object input; a one-element list (older provider schemas) is read as its element."""
-    if isinstance(value, Mapping):
-        return value
-    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) > 0:
-        return _mapping(value[0])
-    return {}
-
-
-def _items(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
-
-
-def _true(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.lower() == "true")
-
-
-def _false(value: Any) -> bool:
-    return value is False or (isinstance(value, str) and value.lower() == "false")
-
-
 # ------------------------------------------------------------------ endpoints
 
 
 def _instance_store_type(subject: Subject) -> str | None:
     """The first instance type of the endpoint's variants with local instance storage."""
-    variants = [*_items(subject.props.get("productionVariants")),
-                *_items(subject.props.get("shadowProductionVariants"))]
-    types = [_mapping(v).get("instanceType") for v in variants]
+    variants = [*items_of(subject.props.get("productionVariants")),
+                *items_of(subject.props.get("shadowProductionVariants"))]
+    types = [as_mapping(v).get("instanceType") for v in variants]
     return next((t for t in types if isinstance(t, str) and has_instance_store(t)), None)
 
 
@@ -77,13 +42,13 @@ def _instance_store_type(subject: Subject) -> str | None:
                   "(and asynchronous inference results) with a KMS key; instance types with "
                   "hardware-encrypted local storage take none.")
 def sagemaker_endpoint_kms(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
-    if not _is_set(subject.props, "kmsKeyArn") and _instance_store_type(subject) is None:
+    if not is_set(subject.props, "kmsKeyArn") and _instance_store_type(subject) is None:
         yield violation(subject, "kmsKeyArn", "is not set (storage volumes use the AWS "
                         "managed key)", "set kms_key_arn to a KMS key ARN, or serve on an "
                         "instance type with local NVMe storage (e.g. ml.g5), which is "
                         "hardware-encrypted")
-    asynchronous = _mapping(subject.props.get("asyncInferenceConfig"))
-    if asynchronous and not _is_set(_mapping(asynchronous.get("outputConfig")), "kmsKeyId"):
+    asynchronous = as_mapping(subject.props.get("asyncInferenceConfig"))
+    if asynchronous and not is_set(as_mapping(asynchronous.get("outputConfig")), "kmsKeyId"):
         yield violation(subject, "asyncInferenceConfig.outputConfig.kmsKeyId", "is not set",
                         "set it to a KMS key ARN for the inference results written to S3")
 
@@ -91,9 +56,9 @@ def sagemaker_endpoint_kms(subject: Subject, config: Mapping[str, Any]) -> Itera
 def _capture_enabled(subject: Subject) -> bool | None:
     """Whether the endpoint captures data: None without dataCaptureConfig; AWS's default when
     enableCapture is not set is to capture."""
-    if not _is_set(subject.props, "dataCaptureConfig"):
+    if not is_set(subject.props, "dataCaptureConfig"):
         return None
-    return not _false(_mapping(subject.props["dataCaptureConfig"]).get("enableCapture"))
+    return not is_false(as_mapping(subject.props["dataCaptureConfig"]).get("enableCapture"))
 
 
 @rule("sagemaker-data-capture-kms", pack="security", severity="high",
@@ -101,8 +66,8 @@ def _capture_enabled(subject: Subject) -> bool | None:
       description="SageMaker endpoints that capture requests and responses encrypt the "
                   "captured data with a KMS key.")
 def sagemaker_data_capture_kms(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
-    capture = _mapping(subject.props.get("dataCaptureConfig"))
-    if _capture_enabled(subject) and not _is_set(capture, "kmsKeyId"):
+    capture = as_mapping(subject.props.get("dataCaptureConfig"))
+    if _capture_enabled(subject) and not is_set(capture, "kmsKeyId"):
         yield violation(subject, "dataCaptureConfig.kmsKeyId", "is not set (captured requests "
                         "and responses use the bucket's default encryption)",
                         "set it to the KMS key ARN of the capture bucket")
@@ -119,8 +84,8 @@ def sagemaker_data_capture_kms(subject: Subject, config: Mapping[str, Any]) -> I
 def sagemaker_data_capture(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
     if not config["require_capture"]:
         return
-    capture = _mapping(subject.props.get("dataCaptureConfig"))
-    if not _true(capture.get("enableCapture")):
+    capture = as_mapping(subject.props.get("dataCaptureConfig"))
+    if not is_true(capture.get("enableCapture")):
         yield violation(subject, "dataCaptureConfig.enableCapture",
                         "is not true" if capture else "is not set (dataCaptureConfig is "
                         "missing)", "capture Input and Output to S3 (serving."
@@ -136,7 +101,7 @@ def sagemaker_data_capture(subject: Subject, config: Mapping[str, Any]) -> Itera
                   "calls.")
 def sagemaker_model_network_isolation(subject: Subject, config: Mapping[str, Any]
                                       ) -> Iterator[str]:
-    if not _true(subject.props.get("enableNetworkIsolation")):
+    if not is_true(subject.props.get("enableNetworkIsolation")):
         yield violation(subject, "enableNetworkIsolation", "is not true (the model container "
                         "can reach the network)", "set enable_network_isolation=True and "
                         "package everything the model needs into the image or model data")
@@ -145,13 +110,13 @@ def sagemaker_model_network_isolation(subject: Subject, config: Mapping[str, Any
 @rule("sagemaker-model-vpc", pack="security", severity="high", resource_types=[MODEL],
       description="SageMaker models run in the VPC's private subnets with security groups.")
 def sagemaker_model_vpc(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
-    vpc = _mapping(subject.props.get("vpcConfig"))
+    vpc = as_mapping(subject.props.get("vpcConfig"))
     fix = "set vpc_config with the private subnets and a security group of the endpoint"
     if not vpc:
         yield violation(subject, "vpcConfig", "is not set (the model runs outside the VPC)", fix)
         return
     for key in ("subnets", "securityGroupIds"):
-        if not _is_set(vpc, key):
+        if not is_set(vpc, key):
             yield violation(subject, f"vpcConfig.{key}", "is empty", fix)
 
 
@@ -163,13 +128,13 @@ def sagemaker_model_vpc(subject: Subject, config: Mapping[str, Any]) -> Iterator
       description="SageMaker feature groups encrypt the offline store (S3) and the online "
                   "store with KMS keys.")
 def sagemaker_feature_group_kms(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
-    offline = _mapping(subject.props.get("offlineStoreConfig"))
-    if offline and not _is_set(_mapping(offline.get("s3StorageConfig")), "kmsKeyId"):
+    offline = as_mapping(subject.props.get("offlineStoreConfig"))
+    if offline and not is_set(as_mapping(offline.get("s3StorageConfig")), "kmsKeyId"):
         yield violation(subject, "offlineStoreConfig.s3StorageConfig.kmsKeyId", "is not set",
                         "set it to the KMS key ARN of the offline store bucket")
-    online = _mapping(subject.props.get("onlineStoreConfig"))
-    if _true(online.get("enableOnlineStore")) and not _is_set(
-            _mapping(online.get("securityConfig")), "kmsKeyId"):
+    online = as_mapping(subject.props.get("onlineStoreConfig"))
+    if is_true(online.get("enableOnlineStore")) and not is_set(
+            as_mapping(online.get("securityConfig")), "kmsKeyId"):
         yield violation(subject, "onlineStoreConfig.securityConfig.kmsKeyId",
                         "is not set (the online store uses an AWS owned key)",
                         "set it to a KMS key ARN")
@@ -182,7 +147,7 @@ def _output_config(subject: Subject) -> tuple[str, Mapping[str, Any]]:
     """The job's output configuration (``dataQualityJobOutputConfig`` and the like)."""
     key = next((k for k in list(subject.props) if k.endswith("JobOutputConfig")),
                "dataQualityJobOutputConfig")
-    return key, _mapping(subject.props.get(key))
+    return key, as_mapping(subject.props.get(key))
 
 
 @rule("sagemaker-monitoring-job-kms", pack="security", severity="high",
@@ -191,13 +156,13 @@ def _output_config(subject: Subject) -> tuple[str, Mapping[str, Any]]:
                   "volume with KMS keys.")
 def sagemaker_monitoring_job_kms(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
     key, output = _output_config(subject)
-    if not _is_set(output, "kmsKeyId"):
+    if not is_set(output, "kmsKeyId"):
         yield violation(subject, f"{key}.kmsKeyId", "is not set",
                         "set it to the KMS key ARN for the reports written to S3")
-    cluster = _mapping(_mapping(subject.props.get("jobResources")).get("clusterConfig"))
+    cluster = as_mapping(as_mapping(subject.props.get("jobResources")).get("clusterConfig"))
     instance_type = cluster.get("instanceType")
     local_storage = isinstance(instance_type, str) and has_instance_store(instance_type)
-    if not local_storage and not _is_set(cluster, "volumeKmsKeyId"):
+    if not local_storage and not is_set(cluster, "volumeKmsKeyId"):
         yield violation(subject, "jobResources.clusterConfig.volumeKmsKeyId", "is not set",
                         "set it to a KMS key ARN for the processing volume")
 
@@ -208,13 +173,13 @@ def sagemaker_monitoring_job_kms(subject: Subject, config: Mapping[str, Any]) ->
                   "traffic between their containers.")
 def sagemaker_monitoring_job_network(subject: Subject, config: Mapping[str, Any]
                                      ) -> Iterator[str]:
-    network = _mapping(subject.props.get("networkConfig"))
+    network = as_mapping(subject.props.get("networkConfig"))
     for key in ("enableNetworkIsolation", "enableInterContainerTrafficEncryption"):
-        if not _true(network.get(key)):
+        if not is_true(network.get(key)):
             yield violation(subject, f"networkConfig.{key}", "is not true",
                             f"set network_config {_snake(key)}=True")
-    vpc = _mapping(network.get("vpcConfig"))
-    if not (_is_set(vpc, "subnets") and _is_set(vpc, "securityGroupIds")):
+    vpc = as_mapping(network.get("vpcConfig"))
+    if not (is_set(vpc, "subnets") and is_set(vpc, "securityGroupIds")):
         yield violation(subject, "networkConfig.vpcConfig", "does not name subnets and "
                         "security groups (the job runs outside the VPC)",
                         "set network_config vpc_config with the private subnets and a "

@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..props import items_of
 from ..rule import Subject, rule, violation
 
 __all__ = ["LOAD_BALANCER_TAG"]
@@ -60,10 +61,6 @@ class _Ingress:
         return f"{name} {self.from_port}-{self.to_port}"
 
 
-def _items(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
-
-
 def _port(value: Any) -> int:
     return int(float(value)) if value is not None else 0
 
@@ -75,10 +72,10 @@ def _ingress(path: str, key: str, protocol: Any, props: Mapping[str, Any],
 
 
 def _inline(props: Mapping[str, Any]) -> Iterator[_Ingress]:
-    for index, entry in enumerate(_items(props.get("ingress"))):
+    for index, entry in enumerate(items_of(props.get("ingress"))):
         for key in ("cidrBlocks", "ipv6CidrBlocks"):
             yield _ingress(f"ingress[{index}].{key}", key, entry.get("protocol", "-1"), entry,
-                           _items(entry.get(key)))
+                           items_of(entry.get(key)))
 
 
 def _standalone(subject: Subject) -> Iterator[_Ingress]:
@@ -89,7 +86,7 @@ def _standalone(subject: Subject) -> Iterator[_Ingress]:
                 yield _ingress(key, key, props.get("ipProtocol", "-1"), props, [props[key]])
     elif props.get("type") == "ingress":
         for key in ("cidrBlocks", "ipv6CidrBlocks"):
-            yield _ingress(key, key, props.get("protocol", "-1"), props, _items(props.get(key)))
+            yield _ingress(key, key, props.get("protocol", "-1"), props, items_of(props.get(key)))
 
 
 def _open_to_world(cidr: Any) -> bool:

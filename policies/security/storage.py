@@ -16,7 +16,6 @@ it can and then stops as undecided, which Pulumi shows as an advisory note.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
@@ -24,6 +23,7 @@ from typing import Any
 
 from pulumi_policy.proxy import UnknownValueError
 
+from ..props import as_mapping, document, is_set, is_true, one_or_many
 from ..rule import Subject, rule, stack_rule, violation
 
 __all__ = ["BUCKET_TYPES", "denies_insecure_transport"]
@@ -63,57 +63,15 @@ _VERSIONING_FIX = ('add an aws.s3.BucketVersioning with bucket=<the bucket>.id a
 # ------------------------------------------------------------------ reading props
 
 
-def _is_set(props: Mapping[str, Any], key: str) -> bool:
-    """Whether `key` holds a value; a value unknown before deployment counts as set."""
-    if key not in list(props):
-        return False
-    try:
-        value = props[key]
-    except UnknownValueError:
-        return True
-    if isinstance(value, Sequence | Mapping):
-        return len(value) > 0
-    return value is not None
-
-
 def _customer_key(props: Mapping[str, Any], key: str) -> bool:
     """Whether `key` names a KMS key other than an AWS managed ``alias/aws/...`` one."""
-    if not _is_set(props, key):
+    if not is_set(props, key):
         return False
     try:
         value = props[key]
     except UnknownValueError:
         return True  # computed from a key of the program, not an AWS managed alias
     return not (isinstance(value, str) and _AWS_MANAGED_KEY.search(value))
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    """An object input; a one-element list (older provider schemas) is read as its element."""
-    if isinstance(value, Mapping):
-        return value
-    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) > 0:
-        return _mapping(value[0])
-    return {}
-
-
-def _items(value: Any) -> list[Any]:
-    if isinstance(value, str):
-        return [value]
-    return list(value) if isinstance(value, Sequence) else []
-
-
-def _true(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.lower() == "true")
-
-
-def _document(value: Any) -> Mapping[str, Any]:
-    """A policy document given as JSON text or as an object; {} when it is neither."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
-    return value if isinstance(value, Mapping) else {}
 
 
 # ------------------------------------------------------------------ buckets and configurations
@@ -183,7 +141,7 @@ def _every_bucket(subjects: Sequence[Subject], config_types: Sequence[str], prob
 
 def _sse_rule_problems(subject: Subject, prop: str, entry: Any, config: Mapping[str, Any]
                        ) -> Iterator[str]:
-    default = _mapping(_mapping(entry).get("applyServerSideEncryptionByDefault"))
+    default = as_mapping(as_mapping(entry).get("applyServerSideEncryptionByDefault"))
     prop = f"{prop}.applyServerSideEncryptionByDefault"
     algorithm = default.get("sseAlgorithm")
     fix = 'set sse_algorithm="aws:kms" and kms_master_key_id to a customer managed KMS key'
@@ -198,7 +156,7 @@ def _sse_rule_problems(subject: Subject, prop: str, entry: Any, config: Mapping[
 
 def _encryption_problems(config: Mapping[str, Any]) -> Problems:
     def problems(subject: Subject) -> Iterator[str]:
-        entries = _items(subject.props.get("rules"))
+        entries = one_or_many(subject.props.get("rules"))
         if not entries:
             yield violation(subject, "rules", "is empty", _ENCRYPTION_FIX)
         for index, entry in enumerate(entries):
@@ -209,12 +167,12 @@ def _encryption_problems(config: Mapping[str, Any]) -> Problems:
 
 def _inline_encryption(config: Mapping[str, Any]) -> Inline:
     def inline(bucket: Subject) -> list[str] | None:
-        if not _is_set(bucket.props, "serverSideEncryptionConfiguration"):
+        if not is_set(bucket.props, "serverSideEncryptionConfiguration"):
             return None
-        setting = _mapping(bucket.props["serverSideEncryptionConfiguration"])
+        setting = as_mapping(bucket.props["serverSideEncryptionConfiguration"])
         prop = "serverSideEncryptionConfiguration"
         if "rules" in list(setting):  # older schemas: a list of rules
-            return [message for index, entry in enumerate(_items(setting["rules"]))
+            return [message for index, entry in enumerate(one_or_many(setting["rules"]))
                     for message in _sse_rule_problems(bucket, f"{prop}.rules[{index}]", entry,
                                                       config)]
         return list(_sse_rule_problems(bucket, f"{prop}.rule", setting.get("rule"), config))
@@ -240,7 +198,7 @@ def s3_bucket_kms_encryption(subjects: Sequence[Subject], config: Mapping[str, A
 
 def _public_access_problems(subject: Subject) -> Iterator[str]:
     for flag in PUBLIC_ACCESS_FLAGS:
-        if not _true(subject.props.get(flag)):
+        if not is_true(subject.props.get(flag)):
             yield violation(subject, flag, "is not true", f"set {_snake(flag)}=True")
 
 
@@ -271,15 +229,15 @@ def s3_bucket_public_access_block(subjects: Sequence[Subject], config: Mapping[s
 def _everyone(principal: Any) -> bool:
     if principal == "*":
         return True
-    return "*" in _items(_mapping(principal).get("AWS"))
+    return "*" in one_or_many(as_mapping(principal).get("AWS"))
 
 
 def _insecure_transport_condition(condition: Any) -> bool:
-    for operator, tests in _mapping(condition).items():
+    for operator, tests in as_mapping(condition).items():
         if operator.lower() not in {"bool", "boolifexists"}:
             continue
-        for key, value in _mapping(tests).items():
-            values = [value] if isinstance(value, str | bool) else _items(value)
+        for key, value in as_mapping(tests).items():
+            values = [value] if isinstance(value, str | bool) else one_or_many(value)
             if key.lower() == "aws:securetransport" and "false" in {str(v).lower()
                                                                      for v in values}:
                 return True
@@ -289,11 +247,11 @@ def _insecure_transport_condition(condition: Any) -> bool:
 def denies_insecure_transport(policy: Any) -> bool:
     """Whether a bucket policy denies every S3 action on the bucket's objects to everyone over
     plain HTTP (``aws:SecureTransport`` false)."""
-    statements = _document(policy).get("Statement")
-    for statement in [statements] if isinstance(statements, Mapping) else _items(statements):
-        statement = _mapping(statement)
-        actions = {str(a).lower() for a in _items(statement.get("Action"))}
-        resources = [str(r) for r in _items(statement.get("Resource"))]
+    statements = document(policy).get("Statement")
+    for statement in [statements] if isinstance(statements, Mapping) else one_or_many(statements):
+        statement = as_mapping(statement)
+        actions = {str(a).lower() for a in one_or_many(statement.get("Action"))}
+        resources = [str(r) for r in one_or_many(statement.get("Resource"))]
         if (statement.get("Effect") == "Deny" and _everyone(statement.get("Principal"))
                 and actions & {"s3:*", "*"}
                 and any(r == "*" or r.endswith("/*") for r in resources)
@@ -308,7 +266,7 @@ def _tls_problems(subject: Subject) -> Iterator[str]:
 
 
 def _inline_tls(bucket: Subject) -> list[str] | None:
-    if not _is_set(bucket.props, "policy"):
+    if not is_set(bucket.props, "policy"):
         return None
     return list(_tls_problems(bucket))
 
@@ -329,7 +287,7 @@ def s3_bucket_tls_only(subjects: Sequence[Subject], config: Mapping[str, Any]
 
 
 def _versioning_problems(subject: Subject) -> Iterator[str]:
-    status = _mapping(subject.props.get("versioningConfiguration")).get("status")
+    status = as_mapping(subject.props.get("versioningConfiguration")).get("status")
     if status != "Enabled":
         yield violation(subject, "versioningConfiguration.status",
                         f'is "{status}"' if status else "is not set",
@@ -337,9 +295,9 @@ def _versioning_problems(subject: Subject) -> Iterator[str]:
 
 
 def _inline_versioning(bucket: Subject) -> list[str] | None:
-    if not _is_set(bucket.props, "versioning"):
+    if not is_set(bucket.props, "versioning"):
         return None
-    if _true(_mapping(bucket.props["versioning"]).get("enabled")):
+    if is_true(as_mapping(bucket.props["versioning"]).get("enabled")):
         return []
     return [violation(bucket, "versioning.enabled", "is not true", _VERSIONING_FIX)]
 
@@ -363,9 +321,9 @@ def s3_bucket_versioning(subjects: Sequence[Subject], config: Mapping[str, Any]
       description="Symmetric KMS keys rotate their key material automatically.")
 def kms_key_rotation(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
     spec = subject.props.get("customerMasterKeySpec") or "SYMMETRIC_DEFAULT"
-    if spec != "SYMMETRIC_DEFAULT" or _is_set(subject.props, "customKeyStoreId"):
+    if spec != "SYMMETRIC_DEFAULT" or is_set(subject.props, "customKeyStoreId"):
         return  # AWS rotates only symmetric keys whose material it holds
-    if not _true(subject.props.get("enableKeyRotation")):
+    if not is_true(subject.props.get("enableKeyRotation")):
         yield violation(subject, "enableKeyRotation", "is not true",
                         "set enable_key_rotation=True (AWS rotates the key material yearly)")
 
@@ -376,8 +334,8 @@ def kms_key_rotation(subject: Subject, config: Mapping[str, Any]) -> Iterator[st
 @rule("ecr-scan-on-push", pack="security", severity="medium", resource_types=[ECR_REPOSITORY],
       description="ECR repositories scan every pushed image for vulnerabilities.")
 def ecr_scan_on_push(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
-    scanning = _mapping(subject.props.get("imageScanningConfiguration"))
-    if not _true(scanning.get("scanOnPush")):
+    scanning = as_mapping(subject.props.get("imageScanningConfiguration"))
+    if not is_true(scanning.get("scanOnPush")):
         yield violation(subject, "imageScanningConfiguration.scanOnPush", "is not true",
                         "set image_scanning_configuration scan_on_push=True")
 
@@ -398,7 +356,7 @@ def ecr_immutable_tags(subject: Subject, config: Mapping[str, Any]) -> Iterator[
       description="ECR repositories encrypt images with a KMS key.")
 def ecr_kms_encryption(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
     fix = 'set encryption_configurations encryption_type="KMS" with kms_key=<a KMS key ARN>'
-    encryption = _mapping(subject.props.get("encryptionConfigurations"))
+    encryption = as_mapping(subject.props.get("encryptionConfigurations"))
     kind = encryption.get("encryptionType") or "AES256"  # AWS's default
     if kind not in {"KMS", "KMS_DSSE"}:
         yield violation(subject, "encryptionConfigurations[0].encryptionType", f'is "{kind}"',

@@ -8,7 +8,10 @@ returns (resource name, message) pairs. Settings start from the rule's dev defau
 
 from __future__ import annotations
 
+import copy
+import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from pulumi_policy import (
@@ -52,3 +55,23 @@ def check_stack(rule: str, resources: Iterable[tuple[str, str, Mapping[str, Any]
     to_policy(RULES[rule]).validate(args, lambda message, urn=None: found.append(
         (names.get(urn or "", ""), message)))
     return found
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DELETE = object()
+
+
+def changed(props: dict[str, Any], path: str, value: Any = DELETE) -> dict[str, Any]:
+    """A deep copy of `props` with `path` (``a.b[0].c``, ``labels["x.io/y"]``) set to `value`,
+    or deleted: the failing case is the passing one with one field changed."""
+    new = copy.deepcopy(props)
+    keys: list[Any] = [quoted or (int(k) if k.isdigit() else k)
+                       for quoted, k in re.findall(r'\["([^"]+)"\]|([^.\[\]]+)', path)]
+    target: Any = new
+    for key in keys[:-1]:
+        target = target[key]
+    if value is DELETE:
+        del target[keys[-1]]
+    else:
+        target[keys[-1]] = value
+    return new

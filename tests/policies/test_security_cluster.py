@@ -8,8 +8,6 @@ pass every one of these rules.
 from __future__ import annotations
 
 import copy
-import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +22,7 @@ from mlscaffold.stacks.config import (
     SUPPORTED_KUBERNETES_VERSIONS,
 )
 
-from .conftest import check, check_stack
+from .conftest import EXAMPLES, changed, check, check_stack
 
 MINE = frozenset({
     "sg-no-public-ingress",
@@ -38,26 +36,6 @@ MINE = frozenset({
     "gpu-workload-schedulable",
 })
 MODULES = {f"mlscaffold.policies.security.{m}" for m in ("network", "compute", "kubernetes")}
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-DELETE = object()
-
-
-def changed(props: dict[str, Any], path: str, value: Any = DELETE) -> dict[str, Any]:
-    """A deep copy of `props` with `path` (``a.b[0].c``, ``labels["x.io/y"]``) set to `value`,
-    or deleted."""
-    new = copy.deepcopy(props)
-    keys: list[Any] = [quoted or (int(k) if k.isdigit() else k)
-                       for quoted, k in re.findall(r'\["([^"]+)"\]|([^.\[\]]+)', path)]
-    target: Any = new
-    for key in keys[:-1]:
-        target = target[key]
-    if value is DELETE:
-        del target[keys[-1]]
-    else:
-        target[keys[-1]] = value
-    return new
-
-
 def test_rule_table_entries() -> None:
     mine = {r.name: r for r in RULES.values() if r.check.__module__ in MODULES}
     assert set(mine) == MINE

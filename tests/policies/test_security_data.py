@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +23,7 @@ from mlscaffold.policies.security.iam import broad_managed_policy
 from mlscaffold.policies.security.storage import denies_insecure_transport
 from mlscaffold.stacks.instances import has_instance_store
 
-from .conftest import check, check_stack
+from .conftest import DELETE, EXAMPLES, changed, check, check_stack
 
 MINE = frozenset({
     "s3-bucket-kms-encryption", "s3-bucket-public-access-block", "s3-bucket-tls-only",
@@ -37,23 +36,7 @@ MINE = frozenset({
     "sagemaker-monitoring-job-kms", "sagemaker-monitoring-job-network",
 })
 MODULES = {f"mlscaffold.policies.security.{m}" for m in ("storage", "iam", "logging", "ml")}
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 KEY = "arn:aws:kms:us-east-1:123456789012:key/data"
-DELETE = object()
-
-
-def changed(props: dict[str, Any], path: str, value: Any = DELETE) -> dict[str, Any]:
-    """A deep copy of `props` with `path` (``a.b[0].c``) set to `value`, or deleted."""
-    new = copy.deepcopy(props)
-    keys: list[Any] = [int(k) if k.isdigit() else k for k in re.findall(r"[^.\[\]]+", path)]
-    target: Any = new
-    for key in keys[:-1]:
-        target = target[key]
-    if value is DELETE:
-        del target[keys[-1]]
-    else:
-        target[keys[-1]] = value
-    return new
 
 
 def test_rule_table_entries() -> None:
