@@ -62,6 +62,9 @@ class _Cli(click.Group):
             option = _OPTION_FOR_FIELD.get(error.field, error.field)
             _fail(f"{where}{option if not where else error.field}: {error}", error.exit_code)
         except MlscaffoldError as error:
+            if error.details:
+                click.echo(f"Traceback (the project's code only):\n{error.details}", err=True,
+                           nl=False)
             _fail(str(error), error.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)

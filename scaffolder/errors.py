@@ -20,10 +20,12 @@ class MlscaffoldError(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, details: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        #: more lines for the user (a traceback of their own code), printed after the message
+        self.details = details
 
     def __str__(self) -> str:
         return f"{self.message}; {self.hint}" if self.hint else self.message

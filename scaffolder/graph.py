@@ -98,12 +98,15 @@ class ResourceGraph:
 
 
 class ProgramError(Exception):
-    """The program raised; ``location`` is the innermost frame in the user's program file."""
+    """The program raised. ``location`` is the innermost frame in the user's program folder,
+    ``traceback`` the frames in that folder only (mlscaffold's and Pulumi's are left out)."""
 
-    def __init__(self, error: BaseException, location: str | None) -> None:
+    def __init__(self, error: BaseException, location: str | None,
+                 traceback: str = "") -> None:
         super().__init__(f"{type(error).__name__}: {error}")
         self.error = error
         self.location = location
+        self.traceback = traceback
 
 
 def _arn(resource_type: str, name: str, region: str) -> str:
@@ -287,17 +290,13 @@ def run_under_mocks(program: Callable[[], Any], *, project: str = "project",
                              outputs=recorder.stack_outputs)
 
 
-def _user_frame(error: BaseException, program: Path) -> str | None:
-    """The innermost traceback frame inside the user's infra/ folder, as 'file:line'."""
-    location = None
-    traceback = error.__traceback__
-    folder = str(program.parent.resolve())
-    while traceback is not None:
-        filename = traceback.tb_frame.f_code.co_filename
-        if str(Path(filename).resolve()).startswith(folder):
-            location = f"{filename}:{traceback.tb_lineno}"
-        traceback = traceback.tb_next
-    return location
+def _user_frames(error: BaseException, program: Path) -> list[Any]:
+    """The traceback frames inside the user's infra/ folder, outermost first."""
+    import traceback
+
+    folder = program.parent.resolve()
+    return [frame for frame in traceback.extract_tb(error.__traceback__)
+            if Path(frame.filename).resolve().is_relative_to(folder)]
 
 
 def run_program(program: Path, *, project: str, stack: str, config: Mapping[str, str],
@@ -313,7 +312,11 @@ def run_program(program: Path, *, project: str, stack: str, config: Mapping[str,
         return run_under_mocks(lambda: runpy.run_path(str(program), run_name="__main__"),
                                project=project, stack=stack, config=config, region=region)
     except Exception as error:
-        raise ProgramError(error, _user_frame(error, program)) from error
+        import traceback
+
+        frames = _user_frames(error, program)
+        location = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
+        raise ProgramError(error, location, "".join(traceback.format_list(frames))) from error
     finally:
         if added in sys.path:
             sys.path.remove(added)

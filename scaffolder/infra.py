@@ -95,6 +95,7 @@ def preview_stack(project: Path, stack: str) -> Any:
         if isinstance(failure.error, StackConfigError):
             raise UsageError(f"infra/Pulumi.{stack}.yaml: {failure.error}") from None
         where = f" at {failure.location}" if failure.location else ""
-        raise InfraProgramError(f"infra program of stack {stack} failed{where}: {failure}",
-                                hint="fix the program; it runs the same way under `pulumi up`"
-                                ) from None
+        raise InfraProgramError(
+            f"infra program of stack {stack} failed{where}: {failure}",
+            hint="fix the program; it runs the same way under `pulumi up`",
+            details=failure.traceback) from None

@@ -93,3 +93,5 @@ def test_program_errors_name_the_users_file_and_line(tmp_path: Path):
         run_program(program, project="demo", stack="dev", config={}, region="us-east-1")
     assert caught.value.location == f"{program}:3"
     assert "ValueError: bad setting" in str(caught.value)
+    assert caught.value.traceback == (f'  File "{program}", line 3, in <module>\n'
+                                      "    raise ValueError('bad setting')\n")

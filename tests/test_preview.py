@@ -1,0 +1,96 @@
+"""`preview` and `graph` on a generated project, and how their bad input is reported."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlscaffold.project import create_project
+from mlscaffold.spec import validate_spec
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory) -> Path:
+    spec = validate_spec({"name": "shown", "serving": "kserve", "environments": ["dev", "prod"]})
+    return create_project(tmp_path_factory.mktemp("p") / "shown", spec, git=False).path
+
+
+@pytest.fixture
+def project(made, tmp_path) -> Path:
+    copy = tmp_path / "shown"
+    shutil.copytree(made, copy)
+    return copy
+
+
+def test_preview_table_lists_resources_as_a_tree(run_cli, made):
+    result = run_cli(["preview", str(made), "--stack", "prod"])
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["TYPE", "NAME", "KEY", "INPUTS"]
+    assert any(line.startswith("mlscaffold:stacks:MlPlatform") and " shown-prod" in line
+               for line in lines)
+    node_group = next(line for line in lines if "shown-prod-cluster-gpu " in line)
+    assert "capacityType=ON_DEMAND" in node_group and "instanceTypes=['g5.2xlarge']" in node_group
+    assert lines[-1].startswith("shown/prod: ") and "nothing deployed" in lines[-1]
+
+
+def test_preview_json_is_the_graph(run_cli, made):
+    graph = json.loads(run_cli(["preview", str(made), "--format", "json"]).stdout)
+    assert graph["stack"] == "dev"  # the first environment by default
+    types = {r["type"] for r in graph["resources"]}
+    assert "kubernetes:serving.kserve.io/v1beta1:InferenceService" in types
+    assert graph["outputs"]["cluster_name"] == "shown-dev-eks"
+
+
+def test_preview_finds_the_project_from_a_subfolder(run_cli, made, monkeypatch):
+    monkeypatch.chdir(made / "src")
+    assert run_cli(["preview", "--stack", "dev"]).exit_code == 0
+
+
+def test_graph_mermaid_and_dot(run_cli, made):
+    mermaid = run_cli(["graph", str(made), "--stack", "prod"]).stdout
+    assert mermaid.startswith("flowchart LR") and "InferenceService<br/>" in mermaid
+    dot = run_cli(["graph", str(made), "--format", "dot"]).stdout
+    assert dot.startswith("digraph platform {") and dot.rstrip().endswith("}")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda p: p["cluster"]["gpu_node_groups"][0].update(instance_types=["m6i.large"]),
+     "infra/Pulumi.dev.yaml: stack config platform.cluster.gpu_node_groups[0].instance_types: "
+     "'m6i.large' has no GPU"),
+    (lambda p: p["cluster"]["gpu_node_groups"][0].update(min_size=3, desired_size=3),
+     "platform.cluster.gpu_node_groups[0]: max_size 2 is below min_size 3"),
+    (lambda p: p.update(colour="blue"), "platform.colour: unknown key"),
+])
+def test_bad_stack_config_names_the_key(run_cli, project, change, message):
+    path = project / "infra" / "Pulumi.dev.yaml"
+    document = yaml.safe_load(path.read_text())
+    change(document["config"]["shown:platform"])
+    path.write_text(yaml.safe_dump(document))
+    result = run_cli(["preview", str(project), "--stack", "dev"])
+    assert result.exit_code == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_unknown_stack_and_missing_project(run_cli, made, tmp_path):
+    result = run_cli(["preview", str(made), "--stack", "qa"])
+    assert result.exit_code == 2 and "--stack 'qa' is not an environment" in result.stderr
+    assert "use one of: dev, prod" in result.stderr
+    result = run_cli(["preview", str(tmp_path)])
+    assert result.exit_code == 2 and "is not inside an mlscaffold project" in result.stderr
+
+
+def test_program_error_shows_the_users_frames_only(run_cli, project):
+    program = project / "infra" / "__main__.py"
+    program.write_text(program.read_text() + "\nraise RuntimeError('no quota')\n")
+    result = run_cli(["preview", str(project)])
+    assert result.exit_code == 1
+    assert f'File "{program}", line' in result.stderr
+    assert "raise RuntimeError('no quota')" in result.stderr
+    assert "site-packages" not in result.stderr and "scaffolder" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith(
+        f"error: infra program of stack dev failed at {program}:")
