@@ -113,20 +113,40 @@ def _parse_data(pairs: tuple[str, ...]) -> dict[str, str]:
     return data
 
 
+def _checked(check: Any) -> Any:
+    """A prompt's value_proc: the spec's own validator, so a bad answer is asked again."""
+
+    def value_proc(answer: str) -> Any:
+        try:
+            return check(answer)
+        except ValueError as error:
+            raise click.UsageError(str(error)) from None
+
+    return value_proc
+
+
 def _ask(values: dict[str, Any]) -> None:
     """Ask on the terminal for each spec value not given as an option."""
-    questions: list[tuple[str, str, Any, click.ParamType | None]] = [
-        ("task", "ML task", "binary-classification", click.Choice(list(catalog.TASKS))),
-        ("label", "Label column", "label", None),
-        ("serving", "Serving", "sagemaker", click.Choice(catalog.SERVING_PLATFORMS)),
-        ("feature_store", "Feature store", "none", click.Choice(catalog.FEATURE_STORES)),
-        ("ci", "CI/CD", "github", click.Choice(catalog.CI_PROVIDERS)),
-        ("region", "AWS region", "us-east-1", None),
-        ("environments", "Environments", ",".join(catalog.DEFAULT_ENVIRONMENTS), None),
+    from . import spec
+
+    def environments(answer: str) -> list[str]:
+        return spec.check_environments([e.strip() for e in answer.split(",")])
+
+    questions: list[tuple[str, str, Any, dict[str, Any]]] = [
+        ("task", "ML task", "binary-classification",
+         {"type": click.Choice(list(catalog.TASKS))}),
+        ("label", "Label column", "label", {"value_proc": _checked(spec.check_column)}),
+        ("serving", "Serving", "sagemaker", {"type": click.Choice(catalog.SERVING_PLATFORMS)}),
+        ("feature_store", "Feature store", "none",
+         {"type": click.Choice(catalog.FEATURE_STORES)}),
+        ("ci", "CI/CD", "github", {"type": click.Choice(catalog.CI_PROVIDERS)}),
+        ("region", "AWS region", "us-east-1", {"value_proc": _checked(spec.check_region)}),
+        ("environments", "Environments", ",".join(catalog.DEFAULT_ENVIRONMENTS),
+         {"value_proc": _checked(environments)}),
     ]
     for field, text, default, kind in questions:
         if values.get(field) is None:
-            values[field] = click.prompt(text, default=default, type=kind)
+            values[field] = click.prompt(text, default=default, **kind)
 
 
 def _print_result(result: Any) -> None:

@@ -29,6 +29,10 @@ from .errors import SpecError, describe_yaml_error
 __all__ = [
     "SPEC_FILENAME",
     "ProjectSpec",
+    "check_column",
+    "check_environments",
+    "check_project_name",
+    "check_region",
     "load_spec",
     "spec_error_from",
     "spec_json_schema",
@@ -39,7 +43,7 @@ SPEC_FILENAME = "mlscaffold.yaml"
 SPEC_VERSION = 1
 
 
-def _check_project_name(name: str) -> str:
+def check_project_name(name: str) -> str:
     package = catalog.package_name_for(name)
     if not package or not package.isidentifier() or package[0].isdigit():
         raise ValueError(
@@ -55,14 +59,14 @@ def _check_project_name(name: str) -> str:
     return name
 
 
-def _check_region(region: str) -> str:
+def check_region(region: str) -> str:
     if not catalog.AWS_REGION_PATTERN.match(region):
         raise ValueError(f"{region!r} is not an AWS region code; use one such as us-east-1, "
                          "eu-west-1 or ap-southeast-2")
     return region
 
 
-def _check_environments(names: list[str]) -> list[str]:
+def check_environments(names: list[str]) -> list[str]:
     if not names:
         raise ValueError("at least one environment is needed, e.g. dev,staging,prod")
     for name in names:
@@ -80,7 +84,7 @@ def _check_environments(names: list[str]) -> list[str]:
     return names
 
 
-def _check_column(name: str) -> str:
+def check_column(name: str) -> str:
     if not name.strip() or any(ch in name for ch in ',"\n\r') or name != name.strip():
         raise ValueError(f"label column {name!r} is not a usable CSV column name; use a plain "
                          "name without commas, quotes or surrounding spaces, e.g. label")
@@ -88,11 +92,11 @@ def _check_column(name: str) -> str:
 
 
 ProjectName = Annotated[
-    str, Field(min_length=1, max_length=40), AfterValidator(_check_project_name)
+    str, Field(min_length=1, max_length=40), AfterValidator(check_project_name)
 ]
-Region = Annotated[str, AfterValidator(_check_region)]
-Environments = Annotated[list[str], AfterValidator(_check_environments)]
-ColumnName = Annotated[str, AfterValidator(_check_column)]
+Region = Annotated[str, AfterValidator(check_region)]
+Environments = Annotated[list[str], AfterValidator(check_environments)]
+ColumnName = Annotated[str, AfterValidator(check_column)]
 TagValue = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w .:/=+@-]+$")]
 
 

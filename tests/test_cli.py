@@ -107,6 +107,17 @@ def test_prompts_on_a_terminal(run_cli, tmp_path: Path, monkeypatch):
                                       ["dev", "prod"])
 
 
+def test_a_bad_answer_is_asked_again(run_cli, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr("mlscaffold.cli._stdin_is_tty", lambda: True)
+    answers = "\nlabel\n\n\n\nmoon-1\neu-west-1\ndev,dev\ndev\n"
+    result = run_cli(["new", str(tmp_path / "p"), "--no-git"], input=answers)
+    assert result.exit_code == 0, result.stderr
+    assert "'moon-1' is not an AWS region code" in result.stdout
+    assert "'dev' is listed more than once" in result.stdout
+    spec = (tmp_path / "p" / "mlscaffold.yaml").read_text()
+    assert "region: eu-west-1" in spec and "environments:\n- dev\n" in spec
+
+
 def test_given_options_are_not_asked(run_cli, tmp_path: Path, monkeypatch):
     monkeypatch.setattr("mlscaffold.cli._stdin_is_tty", lambda: True)
     # only the options not given are asked: task, serving and ci are on the command line
