@@ -42,3 +42,12 @@ def test_wheel_install_makes_a_project_from_another_directory(tmp_path: Path):
     assert "site-packages" in site, "the installed package, not the source tree, was used"
     answers = (project / ".copier-answers.yml").read_text()
     assert "site-packages/mlscaffold/blueprints/ml-project" in answers
+    # the packs, the price table and the stacks ship in the wheel too
+    checked = subprocess.run([str(venv / "bin" / "mlscaffold"), "check", "churn", "--stack",
+                              "dev"], cwd=workdir, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    pack = subprocess.run([str(venv / "bin" / "mlscaffold"), "policy", "path", "security"],
+                          cwd=workdir, capture_output=True, text=True, check=True).stdout.strip()
+    assert "site-packages" in pack
+    assert {p.name for p in Path(pack).iterdir()} >= {"PulumiPolicy.yaml", "requirements.txt",
+                                                      "__main__.py"}
