@@ -71,19 +71,25 @@ def _options(parent: str | None) -> PolicyResourceOptions:
                                  additional_secret_outputs=[], parent=parent)
 
 
-def _finding(rule: Rule, level: str, resource: Any, message: str) -> Finding:
-    return Finding(rule.name, rule.pack, rule.severity, level, resource.urn, resource.name,
-                   resource.type, message)
+def _finding(rule: Rule, level: str, resource: Any | None, message: str) -> Finding:
+    """A finding on `resource` (None: on the stack as a whole)."""
+    return Finding(rule.name, rule.pack, rule.severity, level,
+                   resource.urn if resource else "", resource.name if resource else "",
+                   resource.type if resource else "", message)
+
+
+def _policy_resources(resources: list[Any]) -> list[PolicyResource]:
+    return [PolicyResource(r.type, unknown_checking_proxy(r.inputs), r.urn, r.name,
+                           _options(r.parent), None, None, [], {}) for r in resources]
 
 
 def evaluate(graph: Any, configs: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> CheckResult:
     """Run every enabled rule of the packs in `configs` ({pack: pack_config}) on `graph`."""
+    rules_of("security")  # make sure the table is loaded before looking rules up
     rules = [RULES[name] for pack in configs for name in configs[pack]
              if configs[pack][name].get("enforcementLevel", "mandatory") != "disabled"]
-    rules_of("security")  # make sure the table is loaded before looking rules up
-    result = CheckResult(graph.project, graph.stack, sum(r.custom for r in graph.resources),
-                         len(rules))
     resources = [r for r in graph.resources if r.custom]
+    result = CheckResult(graph.project, graph.stack, len(resources), len(rules))
     by_urn = {r.urn: r for r in resources}
     of_type: dict[str, list[Any]] = {}
     for resource in resources:
@@ -94,30 +100,24 @@ def evaluate(graph: Any, configs: Mapping[str, Mapping[str, Mapping[str, Any]]])
         config = configs[rule.pack][rule.name]
         level = config.get("enforcementLevel", rule.level)
         policy = to_policy(rule)
-
-        def report(message: str, urn: str | None, rule: Rule = rule, level: str = level,
-                   current: Any = None) -> None:
-            target = by_urn.get(urn or "") or current
-            result.findings.append(_finding(rule, level, target, message))
-
         if rule.stack:
-            if not stack_resources:
-                stack_resources.extend(
-                    PolicyResource(r.type, unknown_checking_proxy(r.inputs), r.urn, r.name,
-                                   _options(r.parent), None, None, [], {}) for r in resources)
-            stack_args = StackValidationArgs(stack_resources, config)
+            stack_resources = stack_resources or _policy_resources(resources)
             try:
-                policy.validate(stack_args, report)
+                policy.validate(StackValidationArgs(stack_resources, config),
+                                lambda message, urn=None, rule=rule, level=level:
+                                result.findings.append(
+                                    _finding(rule, level, by_urn.get(urn or ""), message)))
             except UnknownValueError as error:
-                result.findings.append(Finding(rule.name, rule.pack, rule.severity, "unknown",
-                                               "", "", "", error.message))
+                result.findings.append(_finding(rule, "unknown", None, error.message))
             continue
         for resource in (r for t in rule.resource_types for r in of_type.get(t, ())):
             args = ResourceValidationArgs(resource.type, unknown_checking_proxy(resource.inputs),
                                           resource.urn, resource.name, _options(resource.parent),
                                           None, config)
             try:
-                policy.validate(args, lambda m, u, r=resource, rep=report: rep(m, u, current=r))
+                policy.validate(args, lambda message, urn=None, rule=rule, level=level,
+                                resource=resource: result.findings.append(
+                                    _finding(rule, level, resource, message)))
             except UnknownValueError as error:
                 result.findings.append(_finding(rule, "unknown", resource, error.message))
     result.findings.sort(key=lambda f: (f.level != "mandatory", f.resource, f.rule))

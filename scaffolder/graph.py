@@ -178,7 +178,9 @@ class _Recorder:
 
     def __init__(self, region: str) -> None:
         import pulumi
-        from pulumi.runtime import mocks, rpc
+        from google.protobuf import json_format
+        from pulumi.runtime import mocks
+        from pulumi_policy.deserialize import deserialize_properties as policy_properties
 
         recorder = self
         self.region = region
@@ -204,7 +206,9 @@ class _Recorder:
                 if request.type == "pulumi:pulumi:Stack":
                     recorder.stack_urn = response.urn
                     return response
-                inputs = rpc.deserialize_properties(request.object)
+                # decoded as Pulumi's policy engine decodes them: values unknown before
+                # deployment stay as pulumi_policy's sentinels, so rules see what they would
+                inputs = policy_properties(json_format.MessageToDict(request.object))
                 state = self.resources[response.urn].state if response.urn in self.resources \
                     else {}
                 parent = request.parent or None
