@@ -170,26 +170,46 @@ def _print_result(result: Any) -> None:
     click.echo(f"  make train        # a time-bounded model search on datasets/ ({spec.metric})")
 
 
+# spec options that `new` and `ci` share (`ci` takes them for a repository without a spec)
+def _name_option(folder: str) -> Any:
+    return click.option("--name", help=f"Project name [default: {folder}'s folder name].")
+
+
+_TASK_OPTION = click.option("--task", type=click.Choice(list(catalog.TASKS)),
+                            help="ML task [default: binary-classification].")
+_LABEL_OPTION = click.option("--label", metavar="COLUMN",
+                             help="Label column of the datasets [default: label].")
+_METRIC_OPTION = click.option("--metric", metavar="NAME",
+                              help="Metric that selects and gates models [default: by task].")
+_SERVING_OPTION = click.option("--serving", type=click.Choice(catalog.SERVING_PLATFORMS),
+                               help="Where models are served [default: sagemaker].")
+_REGION_OPTION = click.option("--region", metavar="CODE",
+                              help="AWS region code [default: us-east-1].")
+_ENVIRONMENTS_OPTION = click.option(
+    "--environments", metavar="LIST",
+    help="Comma-separated environments, one Pulumi stack each [default: dev,staging,prod].")
+
+
+def _split_environments(options: dict[str, Any]) -> None:
+    if isinstance(options.get("environments"), str):
+        options["environments"] = [e.strip() for e in options["environments"].split(",")]
+
+
 @cli.command()
 @click.argument("dest", type=click.Path(path_type=Path, file_okay=True, dir_okay=True))
-@click.option("--name", help="Project name [default: DEST's folder name].")
-@click.option("--task", type=click.Choice(list(catalog.TASKS)),
-              help="ML task [default: binary-classification].")
-@click.option("--label", metavar="COLUMN", help="Label column of the datasets [default: label].")
-@click.option("--metric", metavar="NAME",
-              help="Metric that selects and gates models [default: by task].")
+@_name_option("DEST")
+@_TASK_OPTION
+@_LABEL_OPTION
+@_METRIC_OPTION
 @click.option("--metric-threshold", type=float, metavar="X",
               help="Quality gate for promotion [default: by task].")
-@click.option("--serving", type=click.Choice(catalog.SERVING_PLATFORMS),
-              help="Where models are served [default: sagemaker].")
+@_SERVING_OPTION
 @click.option("--feature-store", type=click.Choice(catalog.FEATURE_STORES),
               help="Feature store [default: none].")
 @click.option("--ci", type=click.Choice(catalog.CI_PROVIDERS),
               help="CI/CD provider [default: github].")
-@click.option("--region", metavar="CODE", help="AWS region code [default: us-east-1].")
-@click.option("--environments", metavar="LIST",
-              help="Comma-separated environments, one Pulumi stack each "
-                   "[default: dev,staging,prod].")
+@_REGION_OPTION
+@_ENVIRONMENTS_OPTION
 @click.option("--owner", help="Owner tag on every resource [default: ml-platform].")
 @click.option("--cost-center", help="Cost-center tag on every resource [default: ml].")
 @click.option("--blueprint", metavar="SRC",
@@ -232,8 +252,7 @@ def new(dest: Path, data_pairs: tuple[str, ...], no_input: bool, no_git: bool,
         _ask(options)
     if options.get("name") is None:
         options["name"] = dest.expanduser().absolute().name
-    if isinstance(options.get("environments"), str):
-        options["environments"] = [e.strip() for e in options["environments"].split(",")]
+    _split_environments(options)
     spec = validate_spec({k: v for k, v in options.items() if v is not None})
     result = create_project(dest, spec, blueprint=blueprint, data=data, git=not no_git,
                             vcs_ref=vcs_ref, org_config=org_config)
@@ -243,6 +262,71 @@ def new(dest: Path, data_pairs: tuple[str, ...], no_input: bool, no_git: bool,
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:
         _print_result(result)
+
+
+# change status -> (what happened, what a dry run would do)
+_CI_VERBS = {"create": ("created", "would create"), "update": ("overwritten", "would overwrite"),
+             "unchanged": ("unchanged", "unchanged"),
+             "conflict": ("differs", "differs (--force overwrites)")}
+
+
+def _print_ci(result: Any, dry_run: bool) -> None:
+    if dry_run:
+        for change in result.changes:
+            click.echo(change.diff, nl=False)
+    for change in result.changes:
+        click.echo(f"{_CI_VERBS[change.status][dry_run]}: {change.path.as_posix()}")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    if dry_run:
+        click.echo("dry run: nothing written")
+
+
+@cli.command("ci")
+@click.argument("project", type=click.Path(path_type=Path, file_okay=False), default=".",
+                required=False)
+@click.option("--provider", type=click.Choice([p for p in catalog.CI_PROVIDERS if p != "none"]),
+              help="CI/CD provider [default: the ci of the project's mlscaffold.yaml].")
+@click.option("--force", is_flag=True,
+              help="Overwrite pipeline files whose content differs from what mlscaffold writes.")
+@click.option("--dry-run", is_flag=True, help="Print what would change (a diff); write nothing.")
+@_name_option("PROJECT")
+@_TASK_OPTION
+@_LABEL_OPTION
+@_METRIC_OPTION
+@_SERVING_OPTION
+@_REGION_OPTION
+@_ENVIRONMENTS_OPTION
+def ci_command(project: Path, provider: str | None, force: bool, dry_run: bool,
+               **options: Any) -> None:
+    """Write the CI/CD pipeline into PROJECT, an existing repository (default: here).
+
+    The pipeline is the one `new` writes: checks, previews and a training smoke run on every
+    pull/merge request; train, quality gate, promotion, image and deployment on main (the
+    production environment after approval); a scheduled drift check that starts retraining.
+    A file whose content differs is refused, its diff printed, unless --force.
+
+    A repository without mlscaffold.yaml gets one too, from --provider and the options below
+    (they describe only such a repository); targets the pipeline runs that its Makefile lacks
+    are listed.
+
+    \b
+    Examples:
+      mlscaffold ci --dry-run
+      mlscaffold ci path/to/project --provider gitlab --force
+      mlscaffold ci ../fraud-model --provider github --task regression --environments dev,prod
+    """
+    from .ci import PipelineConflictError, write_pipeline
+
+    _split_environments(options)
+    try:
+        result = write_pipeline(project, provider, force=force, dry_run=dry_run,
+                                spec_values=options)
+    except PipelineConflictError as error:
+        for change in error.result.conflicts:
+            click.echo(change.diff, nl=False)
+        raise
+    _print_ci(result, dry_run)
 
 
 @cli.command()

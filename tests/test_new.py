@@ -31,7 +31,8 @@ CORE_FILES = {
     "src/{pkg}/serve.py", "tests/test_project.py",
 }
 SERVING_FILES = {"Dockerfile", ".dockerignore"}
-CI_FILES = {"github": {".github/workflows/ci.yml"}, "gitlab": {".gitlab-ci.yml"}, "none": set()}
+CI_FILES = {"github": {".github/workflows/ci.yml", ".github/workflows/drift.yml"},
+            "gitlab": {".gitlab-ci.yml"}, "none": set()}
 # GitHub Actions expressions are the one place where `${{` is meant to survive
 TEMPLATE_SYNTAX = re.compile(r"(?<!\$)\{\{|\{%|<<\s*\w[^<>\n]*>>|<%")
 

@@ -1,0 +1,720 @@
+"""CI pipelines: schema-valid for every option combination, every command they run exists in
+the generated project, no secrets, least privilege; and `mlscaffold ci` on existing repos."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import itertools
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import click
+import pytest
+import yaml
+
+from mlscaffold.ci import (
+    ACTIONS,
+    PIPELINE_FILES,
+    deploy_stages,
+    make_targets_called,
+    makefile_targets,
+    pipeline_commands,
+    render_pipeline,
+)
+from mlscaffold.cli import cli
+from mlscaffold.project import create_project
+from mlscaffold.spec import SPEC_FILENAME, load_spec, validate_spec
+
+from .conftest import blueprint_choices
+from .test_new import TEMPLATE_SYNTAX
+
+PROVIDERS = [p for p in blueprint_choices("ci") if p != "none"]
+SERVINGS = blueprint_choices("serving")
+ENVIRONMENTS = [["dev", "staging", "prod"], ["dev", "prod"], ["qa"]]
+FEATURE_STORES = blueprint_choices("feature_store")
+COMBOS = list(itertools.product(SERVINGS, ENVIRONMENTS, FEATURE_STORES))
+CHECK_JSONSCHEMA = Path(sys.executable).with_name("check-jsonschema")
+SCHEMAS = {"github": "vendor.github-workflows", "gitlab": "vendor.gitlab-ci"}
+# a commit pin with its release in a comment, or an exact release tag
+PINNED_USES = re.compile(r"^[\w.-]+/[\w./-]+@(?:[0-9a-f]{40} # v\d+\.\d+\.\d+|v\d+\.\d+\.\d+)$")
+
+
+def _spec(provider: str, serving: str = "sagemaker", environments: list[str] | None = None,
+          feature_store: str = "none", **extra):
+    return validate_spec({"name": "ci-proj", "ci": provider, "serving": serving,
+                          "feature_store": feature_store,
+                          "environments": environments or ["dev", "staging", "prod"], **extra})
+
+
+def _combo_id(combo) -> str:
+    serving, environments, feature_store = combo
+    return f"{serving}-{'+'.join(environments)}-fs_{feature_store}"
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> dict[tuple[str, str], dict[Path, Path]]:
+    """Every provider x combination rendered to disk: {(provider, combo id): {rel: file}}."""
+    root = tmp_path_factory.mktemp("pipelines")
+    out = {}
+    for provider, combo in itertools.product(PROVIDERS, COMBOS):
+        serving, environments, feature_store = combo
+        folder = root / provider / _combo_id(combo)
+        files = {}
+        for relative, text in render_pipeline(_spec(provider, serving, environments,
+                                                     feature_store)).items():
+            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+            (folder / relative).write_text(text, encoding="utf-8")
+            files[relative] = folder / relative
+        out[provider, _combo_id(combo)] = files
+    return out
+
+
+def _documents(provider: str, **spec_values) -> dict[str, dict]:
+    return {path.name: yaml.safe_load(text)
+            for path, text in render_pipeline(_spec(provider, **spec_values)).items()}
+
+
+# ---------------------------------------------------------------- schema and rendering
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_every_combination_validates_against_the_providers_schema(rendered, provider):
+    files = [str(path) for (p, _), paths in rendered.items() if p == provider
+             for path in paths.values()]
+    assert len(files) == len(COMBOS) * len(PIPELINE_FILES[provider])
+    completed = subprocess.run([str(CHECK_JSONSCHEMA), "--builtin-schema", SCHEMAS[provider],
+                                *files], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-2000:]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_the_schema_check_does_reject_a_broken_pipeline(tmp_path, provider):
+    """The validation above is not vacuous: one misspelt key fails it."""
+    text = next(iter(render_pipeline(_spec(provider)).values()))
+    broken = text.replace("timeout-minutes:", "timeout-minute:", 1) if provider == "github" \
+        else text.replace("  script:\n", "  scripts:\n", 1)
+    assert broken != text
+    (tmp_path / "broken.yml").write_text(broken)
+    completed = subprocess.run([str(CHECK_JSONSCHEMA), "--builtin-schema", SCHEMAS[provider],
+                                str(tmp_path / "broken.yml")], capture_output=True, text=True)
+    assert completed.returncode == 1, completed.stdout
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("combo", COMBOS, ids=_combo_id)
+def test_rendering_leaves_no_template_syntax(rendered, provider, combo):
+    for relative, path in rendered[provider, _combo_id(combo)].items():
+        text = path.read_text()
+        leftover = TEMPLATE_SYNTAX.search(text)
+        assert leftover is None, f"{relative}: {text[leftover.start():][:60]!r}"
+        assert "\n\n\n" not in text, f"{relative}: stray blank lines"
+        assert isinstance(yaml.safe_load(text), dict)
+
+
+def test_pipeline_files_per_provider():
+    assert set(render_pipeline(_spec("github"))) == {Path(".github/workflows/ci.yml"),
+                                                     Path(".github/workflows/drift.yml")}
+    assert set(render_pipeline(_spec("gitlab"))) == {Path(".gitlab-ci.yml")}
+    assert render_pipeline(_spec("none")) == {}
+
+
+@pytest.mark.parametrize(("environments", "production"), [
+    (["dev", "staging", "prod"], ["prod"]),
+    (["dev", "prod"], ["prod"]),
+    (["dev", "qa"], ["qa"]),
+    (["dev", "live", "sandbox"], ["live"]),
+    (["qa"], []),
+])
+def test_deploy_stages_mark_production(environments, production):
+    stages = deploy_stages(environments)
+    assert [s.name for s in stages] == environments
+    assert [s.name for s in stages if s.production] == production
+    assert [s.previous for s in stages] == [None, *environments[:-1]]
+    assert {s.model_stage for s in stages if s.production} <= {"production"}
+
+
+# ---------------------------------------------------------------- GitHub Actions
+
+
+def _jobs(doc: dict) -> dict[str, dict]:
+    return doc["jobs"]
+
+
+def _run_lines(job: dict) -> str:
+    return "\n".join(step.get("run", "") for step in job.get("steps", []))
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=_combo_id)
+def test_github_least_privilege_timeouts_and_pins(combo):
+    serving, environments, feature_store = combo
+    docs = _documents("github", serving=serving, environments=environments,
+                      feature_store=feature_store)
+    for name, doc in docs.items():
+        assert doc["permissions"] == {"contents": "read"}, name
+        for job_id, job in _jobs(doc).items():
+            assert isinstance(job.get("timeout-minutes"), int), (name, job_id)
+            permissions = job.get("permissions", {})
+            assert set(permissions.values()) <= {"read", "write", "none"}
+            uses = [step["uses"] for step in job.get("steps", []) if "uses" in step]
+            oidc = any(u.startswith("aws-actions/configure-aws-credentials@") for u in uses)
+            sarif = any(u.startswith("github/codeql-action/upload-sarif@") for u in uses)
+            assert (permissions.get("id-token") == "write") == oidc, (name, job_id)
+            assert (permissions.get("security-events") == "write") == sarif, (name, job_id)
+            assert permissions.get("actions") != "write" or job_id == "retrain"
+            assert "contents" not in permissions or permissions["contents"] == "read"
+            for step in job.get("steps", []):
+                if step.get("uses", "").startswith("actions/setup-python@"):
+                    assert step["with"]["cache"] == "pip"
+    text = "\n".join(render_pipeline(_spec("github", serving=serving,
+                                            environments=environments)).values())
+    for line in re.findall(r"uses: (.+)", text):
+        assert PINNED_USES.match(line.strip()), line
+        action = line.split("@")[0]
+        assert action in {a for a, _, _ in ACTIONS.values()}, action
+
+
+def test_github_pins_come_from_the_actions_table():
+    for action, commit, release in ACTIONS.values():
+        assert re.fullmatch(r"v\d+\.\d+\.\d+", release), action
+        assert commit is None or re.fullmatch(r"[0-9a-f]{40}", commit), action
+
+
+@pytest.mark.parametrize(("serving", "environments"),
+                         [("sagemaker", ["dev", "staging", "prod"]), ("none", ["dev", "prod"]),
+                          ("kserve", ["qa"])])
+def test_github_main_path_deploys_in_order_with_approval_and_no_overlap(serving, environments):
+    jobs = _jobs(_documents("github", serving=serving, environments=environments)["ci.yml"])
+    stages = deploy_stages(environments)
+    assert ("image" in jobs) == (serving != "none")
+    if serving != "none":
+        assert "make image-archive" in _run_lines(jobs["image"])
+    train = _run_lines(jobs["train"])
+    assert train.index("make train") < train.index("make evaluate") \
+        < train.index("STAGE=staging")
+    for stage in stages:
+        job = jobs[f"deploy-{stage.name}"]
+        assert job["environment"] == {"name": stage.name}
+        assert job["concurrency"] == {"group": f"deploy-{stage.name}",
+                                      "cancel-in-progress": False}
+        expected_needs = {"train"} | ({"image"} if serving != "none" else set()) \
+            | ({f"deploy-{stage.previous}"} if stage.previous else set())
+        assert set(job["needs"]) == expected_needs
+        assert "vars.AWS_ROLE_ARN != ''" in job["if"]
+        runs = _run_lines(job)
+        assert f"make deploy STACK={stage.name} STAGE={stage.model_stage}" in runs
+        assert ("STAGE=production" in runs.split("make deploy")[0]) == stage.production
+    assert not any(name.startswith("deploy-") for name in set(jobs) - {
+        f"deploy-{s.name}" for s in stages})
+
+
+def test_github_pull_requests_preview_every_stack_only_with_a_role():
+    jobs = _jobs(_documents("github", environments=["dev", "qa", "prod"])["ci.yml"])
+    preview = jobs["preview"]
+    assert preview["strategy"]["matrix"]["stack"] == ["dev", "qa", "prod"]
+    assert "github.event_name == 'pull_request'" in preview["if"]
+    assert "vars.AWS_ROLE_ARN != ''" in preview["if"]
+    step = next(s for s in preview["steps"] if "aws-actions" in s.get("uses", ""))
+    assert step["with"]["role-to-assume"] == "${{ vars.AWS_ROLE_ARN }}"
+    assert "make preview" in _run_lines(preview)
+    assert "make train TIME=" in _run_lines(jobs["test"])
+    policy = _run_lines(jobs["policy"])
+    assert "make check SARIF=mlscaffold.sarif" in policy and "make -s cost" in policy
+
+
+def test_github_drift_schedule_starts_retraining():
+    doc = _documents("github")["drift.yml"]
+    assert "schedule" in doc[True] and "workflow_dispatch" in doc[True]  # `on` reads as True
+    retrain = doc["jobs"]["retrain"]
+    assert retrain["needs"] == "drift" and retrain["if"] == "failure()"
+    assert retrain["permissions"] == {"actions": "write"}
+    assert "gh workflow run ci.yml" in _run_lines(retrain)
+    assert "make drift-incoming" in _run_lines(doc["jobs"]["drift"])
+    ci = _documents("github")["ci.yml"]
+    assert "workflow_dispatch" in ci[True]
+
+
+def _secret_locations(node, path=()):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _secret_locations(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _secret_locations(value, (*path, index))
+    elif isinstance(node, str) and "secrets." in node:
+        yield path, node
+
+
+@pytest.mark.parametrize("serving", SERVINGS)
+def test_github_secrets_only_referenced_in_the_env_of_pulumi_steps(serving):
+    for name, doc in _documents("github", serving=serving).items():
+        for path, value in _secret_locations(doc):
+            assert re.fullmatch(r"\$\{\{ secrets\.[A-Z_]+ \}\}", value), (name, path, value)
+            assert path[0] == "jobs" and path[2] == "steps" and path[4] == "env", (name, path)
+            step = doc["jobs"][path[1]]["steps"][path[3]]
+            assert re.search(r"make (preview|deploy)\b", step["run"]), (name, path)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_no_static_cloud_keys_or_literal_secrets(provider):
+    for text in render_pipeline(_spec(provider)).values():
+        for forbidden in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "aws-access-key-id",
+                          "aws-secret-access-key", "password:", "BEGIN "):
+            assert forbidden not in text
+        assert not re.search(r"(?<![\d.])\d{12}(?![\d.])", text)
+        assert not re.search(r"arn:aws[\w-]*:", text)
+        assert not re.search(r"https?://", text)
+
+
+# ---------------------------------------------------------------- GitLab CI
+
+
+def _gitlab_jobs(doc: dict) -> dict[str, dict]:
+    reserved = {"workflow", "stages", "variables", "default", "include"}
+    return {k: v for k, v in doc.items() if k not in reserved and not k.startswith(".")}
+
+
+def _resolved(doc: dict, job: dict) -> dict:
+    merged: dict = {}
+    extends = job.get("extends", [])
+    for parent in [extends] if isinstance(extends, str) else extends:
+        merged.update(_resolved(doc, doc[parent]))
+    merged.update({k: v for k, v in job.items() if k != "extends"})
+    return merged
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=_combo_id)
+def test_gitlab_jobs_have_timeouts_rules_and_oidc(combo):
+    serving, environments, feature_store = combo
+    doc = _documents("gitlab", serving=serving, environments=environments,
+                     feature_store=feature_store)[".gitlab-ci.yml"]
+    jobs = {name: _resolved(doc, job) for name, job in _gitlab_jobs(doc).items()}
+    stages = deploy_stages(environments)
+    for name, job in jobs.items():
+        assert "rules" in job, name
+        assert job["stage"] in doc["stages"], name
+        if "trigger" in job:  # GitLab allows no timeout on trigger jobs
+            continue
+        assert re.fullmatch(r"\d+m", job["timeout"]), name
+        script = "\n".join(job["script"])
+        if re.search(r"make (preview|deploy)\b", script):
+            assert job["id_tokens"] == {"AWS_ID_TOKEN": {"aud": "sts.amazonaws.com"}}, name
+            assert "AWS_WEB_IDENTITY_TOKEN_FILE" in "\n".join(job["before_script"])
+    assert ("build-image" in jobs) == (serving != "none")
+    for stage in stages:
+        job = jobs[f"deploy:{stage.name}"]
+        assert job["resource_group"] == stage.name
+        assert job["environment"] == {"name": stage.name}
+        assert job["interruptible"] is False
+        assert "$AWS_ROLE_ARN" in job["rules"][0]["if"]
+        assert (job["rules"][0].get("when") == "manual") == stage.production
+        needs = {n["job"] for n in job["needs"]}
+        assert needs == {"train"} | ({"build-image"} if serving != "none" else set()) \
+            | ({f"deploy:{stage.previous}"} if stage.previous else set())
+        assert f"make deploy STACK={stage.name} STAGE={stage.model_stage}" in job["script"][-1]
+    assert jobs["preview"]["parallel"]["matrix"] == [{"STACK": environments}]
+    assert jobs["preview"]["rules"] == [
+        {"if": '$CI_PIPELINE_SOURCE == "merge_request_event" && $AWS_ROLE_ARN'}]
+    for cached in ("test", "policy", "train"):
+        assert jobs[cached]["cache"] == {"key": {"files": ["pyproject.toml",
+                                                         "infra/requirements.txt"]},
+                                         "paths": [".cache/pip"]}
+
+
+def test_gitlab_schedule_runs_drift_and_retrains_on_failure():
+    doc = _documents("gitlab")[".gitlab-ci.yml"]
+    jobs = {name: _resolved(doc, job) for name, job in _gitlab_jobs(doc).items()}
+    assert jobs["drift"]["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "schedule"'}]
+    assert "make drift-incoming" in jobs["drift"]["script"]
+    assert jobs["retrain"]["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "schedule"',
+                                         "when": "on_failure"}]
+    assert jobs["retrain"]["trigger"]["branch"] == "$CI_DEFAULT_BRANCH"
+    assert doc["stages"].index("retrain") > doc["stages"].index("drift")
+    scheduled = [n for n, j in jobs.items()
+                 if any("schedule" in r.get("if", "") and "!=" not in r.get("if", "")
+                        for r in j["rules"])]
+    assert sorted(scheduled) == ["drift", "retrain"]
+    assert jobs["policy"]["artifacts"]["paths"] == ["mlscaffold.sarif"]
+    assert jobs["policy"]["artifacts"]["when"] == "always"
+    assert jobs["data-drift"]["allow_failure"] is True
+
+
+# ---------------------------------------------------------------- commands exist
+
+_PROJECT_COMBOS = [(p, s) for p in PROVIDERS for s in SERVINGS]
+@pytest.fixture(scope="module")
+def projects(tmp_path_factory) -> dict[tuple[str, str], Path]:
+    root = tmp_path_factory.mktemp("ci-projects")
+    return {(provider, serving): create_project(
+        root / f"{provider}-{serving}", _spec(provider, serving), git=False).path
+        for provider, serving in _PROJECT_COMBOS}
+
+
+@pytest.fixture(scope="module")
+def project_parser(projects):
+    """The argparse parser of the generated projects' CLI (the same in every one)."""
+    import importlib
+
+    root = next(iter(projects.values()))
+    package = load_spec(root / SPEC_FILENAME).package
+    sys.path.insert(0, str(root / "src"))
+    try:
+        yield importlib.import_module(f"{package}.cli").build_parser()
+    finally:
+        sys.path.remove(str(root / "src"))
+        for name in [m for m in sys.modules if m == package or m.startswith(f"{package}.")]:
+            del sys.modules[name]
+
+
+def _argparse_error(parser, argv: list[str]) -> str | None:
+    with contextlib.redirect_stderr(io.StringIO()) as stderr:
+        try:
+            parser.parse_args(argv)
+        except SystemExit:
+            return f"{argv}: {stderr.getvalue().strip()}"
+    return None
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "MAKE"))}
+
+
+def _expanded_recipes(root: Path, target: str) -> list[str]:
+    """`make -n TARGET`: the commands make would run, variables expanded."""
+    completed = subprocess.run(
+        ["make", "-n", "--no-print-directory", target, "PY=python3", "MLSCAFFOLD=mlscaffold",
+         "PULUMI=pulumi", "EXP=exp-001", "IMAGE_TAG=abc123"],
+        cwd=root, capture_output=True, text=True, env=_clean_env(), timeout=60)
+    assert completed.returncode == 0, f"make -n {target}: {completed.stderr}"
+    return re.sub(r"[ \t]*\\\n\s*", " ", completed.stdout).splitlines()
+
+
+def _click_errors(argv: list[str]) -> str | None:
+    """Parse `mlscaffold ARGV` as the CLI would, without running it; the error if any."""
+    command: click.Command = cli
+    # contexts as the CLI makes them (click caches each command's help option from them)
+    ctx = click.Context(cli, info_name="mlscaffold", **cli.context_settings)
+    while isinstance(command, click.Group):
+        if not argv or argv[0] not in command.commands:
+            return f"{ctx.command_path} has no command {argv[:1]}"
+        name, argv = argv[0], argv[1:]
+        command = command.commands[name]
+        if isinstance(command, click.Group):
+            ctx = click.Context(command, info_name=name, parent=ctx)
+    try:
+        command.make_context(name, list(argv), parent=ctx)
+    except click.UsageError as error:
+        return f"{ctx.command_path} {name}: {error.format_message()}"
+    return None
+
+
+@pytest.mark.parametrize(("provider", "serving"), _PROJECT_COMBOS)
+def test_every_command_the_pipeline_runs_exists_in_the_project(projects, project_parser,
+                                                               provider, serving):
+    root = projects[provider, serving]
+    spec = load_spec(root / SPEC_FILENAME)
+    files = {path: (root / path).read_text() for path in render_pipeline(spec)}
+    commands = pipeline_commands(files)
+    called = make_targets_called(commands)
+    assert {"install", "lint", "test", "analyze", "train", "check", "cost", "preview",
+            "evaluate", "promote", "deploy", "drift-incoming", "best"} <= called
+    assert ("image-archive" in called) == (serving != "none")
+    defined = makefile_targets((root / "Makefile").read_text())
+    assert called <= defined, sorted(called - defined)
+
+    # expand every target the pipeline calls; collect mlscaffold and project CLI invocations
+    recipe_lines = commands + [line for target in sorted(called)
+                               for line in _expanded_recipes(root, target)]
+    mlscaffold_calls, project_calls = [], []
+    for line in recipe_lines:
+        for part in re.split(r"\$\(|\)|&&|\|\||[;|`]", line):
+            try:
+                words = shlex.split(part)
+            except ValueError:  # quotes cut apart by the split: words are still words
+                words = part.split()
+            if words[:1] == ["mlscaffold"]:
+                mlscaffold_calls.append(words[1:])
+            for index in range(len(words) - 2):
+                if words[index] == "-m" and words[index + 1] == spec.package:
+                    project_calls.append(words[index + 2:])
+    assert {c[0] for c in mlscaffold_calls} >= {"check", "cost", "policy"}
+    errors = [error for argv in mlscaffold_calls if (error := _click_errors(argv))]
+    assert errors == []
+    assert {c[0] for c in project_calls} >= {"analyze", "train", "evaluate", "promote",
+                                             "drift", "list"}
+    errors = [error for argv in project_calls if (error := _argparse_error(project_parser,
+                                                                            argv))]
+    assert errors == []
+
+
+def test_the_command_checks_catch_wrong_commands(project_parser):
+    assert _click_errors(["check", "--format", "sarif", "--output", "x.sarif"]) is None
+    assert _click_errors(["policy", "config", "--stack", "dev", "--pack", "cost"]) is None
+    assert "no such option" in _click_errors(["check", "--colour"]).lower()
+    assert "has no command" in _click_errors(["policy", "show"])
+    assert "has no command" in _click_errors(["deploy"])
+    assert _argparse_error(project_parser, ["train", "--time", "5"]) is None
+    assert _argparse_error(project_parser, ["retrain"]) is not None
+    assert _argparse_error(project_parser, ["drift"]) is not None  # --input is required
+
+
+def test_make_target_helpers_on_small_inputs():
+    makefile = textwrap.dedent("""\
+        PY := python
+        export PATH := x
+        .PHONY: a b
+        a b: ## two targets
+        \techo a
+        c: a
+        %.o: %.c
+        not-a-rule = x:y
+        """)
+    assert makefile_targets(makefile) == {"a", "b", "c"}
+    lines = ["make install lint TIME=3", 'echo "x=$(make -s best)" >> out',
+             "make --no-print-directory cost | tee c", "FOO=1 make -s deploy STACK=dev",
+             "python -m pkg train", "echo make-believe"]
+    assert make_targets_called(lines) == {"install", "lint", "best", "cost", "deploy"}
+    files = {Path("x.yml"): "jobs:\n  a:\n    steps:\n      - run: |\n          make a \\\n"
+                            "            B=1\n          # comment\n"}
+    assert pipeline_commands(files) == ["make a B=1"]
+
+
+# ---------------------------------------------------------------- the deploy recipe
+
+
+_STUB = textwrap.dedent("""\
+    #!{python}
+    import os, sys
+    with open(os.environ["STUB_LOG"], "a") as log:
+        log.write(os.path.basename(sys.argv[0]) + " " + " ".join(sys.argv[1:]) + "\\n")
+    args = sys.argv[1:]
+    state = os.environ["STUB_LOG"] + ".deployed"
+    if "output" in args:
+        if not os.path.exists(state):
+            sys.exit(1)
+        print("stub.dkr.ecr.eu-west-1.example/ci-proj-dev-serving" if "repository_url" in args
+              else "ci-proj-dev-artifacts")
+    if args[:1] == ["up"] or (len(args) > 2 and args[2] == "up"):
+        open(state, "w").close()
+    if "describe-images" in args:
+        sys.exit(254)
+    if "get-login-password" in args:
+        print("token")
+    """)
+
+
+def test_deploy_bootstraps_pushes_uploads_and_updates_with_the_policy_packs(projects, tmp_path):
+    """`make deploy` against stand-ins of pulumi, aws and skopeo that record their calls."""
+    root = shutil.copytree(projects["github", "sagemaker"], tmp_path / "project")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("pulumi", "aws", "skopeo", "docker"):
+        (bin_dir / tool).write_text(_STUB.format(python=sys.executable))
+        (bin_dir / tool).chmod(0o755)
+    (root / "models" / "staging" / "v1").mkdir(parents=True)
+    (root / "models" / "staging" / "v1" / "model.json").write_text("{}")
+    staging = {"current": 1, "history": [1], "versions": [{"version": 1,
+                                                           "path": "models/staging/v1"}]}
+    (root / "models" / "registry.json").write_text(json.dumps({"stages": {"staging": staging}}))
+    (root / "dist").mkdir()
+    (root / "dist" / "image.tar").write_text("image")
+    log = tmp_path / "calls.log"
+    env = {**_clean_env(), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+           "STUB_LOG": str(log), "PULUMI_CONFIG_PASSPHRASE": ""}
+    completed = subprocess.run(
+        ["make", "deploy", "STACK=dev", "STAGE=staging", "IMAGE_TAG=abc123",
+         f"MLSCAFFOLD={sys.executable} -m mlscaffold"], cwd=root, capture_output=True,
+        text=True, env=env, timeout=300)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    calls = log.read_text().splitlines()
+    pulumi = [c for c in calls if c.startswith("pulumi ")]
+    assert pulumi[0] == "pulumi --cwd infra install"
+    assert pulumi[1] == "pulumi --cwd infra stack select --create dev"
+    ups = [c for c in pulumi if " up " in c]
+    assert len(ups) == 2  # the first deployment makes the platform without serving first
+    for up in ups:
+        assert up.count("--policy-pack ") == 2 and up.count("--policy-pack-config ") == 2
+        assert "dist/policy/dev-security.json" in up and "dist/policy/dev-cost.json" in up
+    config_sets = [c for c in pulumi if " config set " in c]
+    assert "--path platform.serving.platform none" in config_sets[0]
+    assert "--path platform.serving.image_tag abc123" in config_sets[1]
+    order = [c.split()[0] + (" up" if " up " in c else "") for c in calls]
+    assert order.index("skopeo") < len(order) - 1 - order[::-1].index("pulumi up")
+    assert "skopeo copy docker-archive:dist/image.tar " \
+           "docker://stub.dkr.ecr.eu-west-1.example/ci-proj-dev-serving:abc123" in calls
+    assert any(c.startswith("aws s3 cp dist/model.tar.gz s3://ci-proj-dev-artifacts/models/"
+                            "production/model.tar.gz") for c in calls)
+    assert not any("--region example" in c for c in calls)
+    assert (root / "infra" / "Pulumi.dev.yaml").read_text().count("image_tag") == 0
+
+
+# ---------------------------------------------------------------- mlscaffold ci
+
+
+def _project(tmp_path: Path, ci: str = "github", **extra) -> Path:
+    spec = validate_spec({"name": "ci-cmd", "ci": ci, **extra})
+    return create_project(tmp_path / "ci-cmd", spec, git=False).path
+
+
+def test_ci_writes_the_pipeline_into_a_project_without_one(tmp_path, run_cli):
+    root = _project(tmp_path, ci="none")
+    result = run_cli(["ci", str(root), "--provider", "github"])
+    assert result.exit_code == 0, result.stderr
+    spec = load_spec(root / SPEC_FILENAME)
+    for relative, text in render_pipeline(spec, "github").items():
+        assert (root / relative).read_text() == text
+        assert f"created: {relative.as_posix()}" in result.stdout
+    assert "says ci: none" in result.stdout
+    again = run_cli(["ci", str(root), "--provider", "github"])
+    assert again.exit_code == 0 and "unchanged: .github/workflows/ci.yml" in again.stdout
+
+
+def test_ci_agrees_with_what_new_wrote(tmp_path, run_cli):
+    root = _project(tmp_path, ci="gitlab")
+    result = run_cli(["ci", str(root)])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "unchanged: .gitlab-ci.yml"
+    assert "lacks" not in result.stdout  # the generated Makefile has every target
+
+
+def test_ci_refuses_a_changed_file_and_shows_the_diff(tmp_path, run_cli):
+    root = _project(tmp_path)
+    workflow = root / ".github" / "workflows" / "ci.yml"
+    edited = workflow.read_text().replace("timeout-minutes: 30", "timeout-minutes: 45", 1)
+    workflow.write_text(edited)
+    result = run_cli(["ci", str(root)])
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert ".github/workflows/ci.yml differs" in result.stderr
+    assert "--force" in result.stderr
+    assert "-    timeout-minutes: 45\n+    timeout-minutes: 30\n" in result.stdout
+    assert result.stdout.startswith("--- a/.github/workflows/ci.yml")
+    assert workflow.read_text() == edited
+
+
+def test_ci_force_overwrites(tmp_path, run_cli):
+    root = _project(tmp_path)
+    workflow = root / ".github" / "workflows" / "drift.yml"
+    workflow.write_text("name: mine\n")
+    result = run_cli(["ci", str(root), "--force"])
+    assert result.exit_code == 0, result.stderr
+    assert "overwritten: .github/workflows/drift.yml" in result.stdout
+    spec = load_spec(root / SPEC_FILENAME)
+    assert workflow.read_text() == render_pipeline(spec)[Path(".github/workflows/drift.yml")]
+
+
+def test_ci_dry_run_writes_nothing(tmp_path, run_cli):
+    root = _project(tmp_path, ci="none")
+    (root / ".gitlab-ci.yml").write_text("stages: [x]\n")
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    result = run_cli(["ci", str(root), "--provider", "gitlab", "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    assert "-stages: [x]" in result.stdout and "+workflow:" in result.stdout
+    assert "differs (--force overwrites): .gitlab-ci.yml" in result.stdout
+    assert "nothing written" in result.stdout
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+
+
+def test_ci_on_a_foreign_repository_writes_the_spec_and_names_missing_targets(tmp_path,
+                                                                                run_cli):
+    repo = tmp_path / "fraud-model"
+    repo.mkdir()
+    (repo / "Makefile").write_text("test:\n\tpytest\n\nlint install:\n\truff check .\n")
+    result = run_cli(["ci", str(repo), "--provider", "gitlab", "--task", "regression",
+                      "--environments", "dev, prod", "--region", "eu-west-1",
+                      "--serving", "none"])
+    assert result.exit_code == 0, result.stderr
+    spec = load_spec(repo / SPEC_FILENAME)
+    assert (spec.name, spec.task, spec.environments, spec.region, spec.serving, spec.ci) == (
+        "fraud-model", "regression", ["dev", "prod"], "eu-west-1", "none", "gitlab")
+    assert (repo / ".gitlab-ci.yml").read_text() == render_pipeline(spec)[Path(".gitlab-ci.yml")]
+    assert "created: mlscaffold.yaml" in result.stdout
+    note = next(line for line in result.stdout.splitlines() if "lacks targets" in line)
+    missing = set(note.split(": ", 2)[-1].split(", "))
+    assert {"deploy", "check", "cost", "train", "drift-incoming"} <= missing
+    assert not {"test", "lint", "install"} & missing
+    assert "infra/ has no Pulumi program" in result.stdout
+
+
+def test_ci_never_overwrites_a_spec_and_needs_a_provider_without_one(tmp_path, run_cli):
+    root = _project(tmp_path)
+    spec_text = (root / SPEC_FILENAME).read_text()
+    result = run_cli(["ci", str(root), "--task", "regression"])
+    assert result.exit_code == 2 and "--task only apply" in result.stderr
+    assert (root / SPEC_FILENAME).read_text() == spec_text
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    result = run_cli(["ci", str(bare)])
+    assert result.exit_code == 2 and "pass --provider github" in result.stderr
+    result = run_cli(["ci", str(bare), "--provider", "github", "--environments", "Prod"])
+    assert result.exit_code == 2 and result.stderr.startswith("error: --environments:")
+    assert list(bare.iterdir()) == []
+    result = run_cli(["ci", str(tmp_path / "missing"), "--provider", "github"])
+    assert result.exit_code == 2 and "is not a folder" in result.stderr
+
+
+# ---------------------------------------------------------------- the PR pipeline, for real
+
+
+def _shifted(source: Path, target: Path, label: str) -> None:
+    """`source` with every numeric feature scaled: data that drifted."""
+    with source.open() as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        for key, value in row.items():
+            if key != label:
+                with contextlib.suppress(ValueError):
+                    row[key] = str(float(value) * 10 + 100)
+    with target.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@pytest.mark.slow
+def test_the_local_steps_of_the_pipeline_run_in_a_generated_project(tmp_path):
+    root = _project(tmp_path, ci="github", serving="sagemaker")
+    spec = load_spec(root / SPEC_FILENAME)
+    base = ["make", "--no-print-directory", f"PY={sys.executable}",
+            f"MLSCAFFOLD={sys.executable} -m mlscaffold"]
+
+    def make(*args: str, expect: int = 0) -> str:
+        completed = subprocess.run([*base, *args], cwd=root, capture_output=True, text=True,
+                                   env=_clean_env(), timeout=900)
+        assert completed.returncode == expect, \
+            f"make {' '.join(args)}:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
+        return completed.stdout
+
+    # pull request: lint, tests, data report, drift of new data, smoke run, policies, cost
+    make("lint")
+    assert " passed" in make("test")
+    make("analyze")
+    assert "no new data" in make("drift-incoming")
+    incoming = root / "datasets" / "incoming"
+    incoming.mkdir()
+    shutil.copy(root / "datasets" / "test.csv", incoming / "same.csv")
+    make("drift-incoming")
+    _shifted(root / "datasets" / "test.csv", incoming / "shifted.csv", spec.label)
+    make("drift-incoming", expect=2)
+    report = json.loads((root / "experiments" / "drift" / "shifted.json").read_text())
+    assert report["drifted"]  # the features that drifted
+    make("train", "TIME=5")
+    make("check", "SARIF=mlscaffold.sarif")
+    sarif = json.loads((root / "mlscaffold.sarif").read_text())
+    assert sarif["version"] == "2.1.0" and sarif["runs"]
+    assert "TOTAL" in make("cost")
+    # main: the best experiment, the quality gate, promotion to staging
+    experiment = make("-s", "best").strip()
+    assert re.fullmatch(r"exp-\d+", experiment)
+    assert "quality gate passed" in make("evaluate", f"EXP={experiment}")
+    make("promote", f"EXP={experiment}", "STAGE=staging")
+    registry = json.loads((root / "models" / "registry.json").read_text())
+    assert registry["stages"]["staging"]["current"] == 1
