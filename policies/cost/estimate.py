@@ -28,6 +28,7 @@ from pulumi_policy.proxy import UnknownValueError
 
 from mlscaffold.stacks.instances import gpu_count
 
+from ..props import number
 from .prices import PriceError, PriceTable, prices
 
 __all__ = ["CostEstimate", "CostLine", "estimate", "graph_resources", "plain_resources",
@@ -201,16 +202,8 @@ def _is_list(value: Any) -> bool:
 
 
 def _number(value: Any, default: float = 0.0) -> float:
-    if isinstance(value, bool):
-        return default
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return default
-    return default
+    parsed = number(value)
+    return default if parsed is None else parsed
 
 
 def _count(value: Any, default: int = 0) -> int:
