@@ -154,6 +154,8 @@ def render_pipeline(spec: ProjectSpec, provider: str | None = None) -> dict[Path
         "spec": spec,
         "stages": deploy_stages(spec.environments),
         "serving_enabled": spec.serving != "none",
+        # SageMaker endpoints are watched by Model Monitor, whose baseline deploys remake
+        "baseline": spec.serving == "sagemaker",
         "default_branch": DEFAULT_BRANCH,
         "uses": {key: _uses(key) for key in ACTIONS},
         "tools": TOOLS,

@@ -4,13 +4,22 @@ for data drift (SageMaker serving), and Prometheus with GPU metrics (KServe serv
 GPU alerting for KServe is done in the cluster: dcgm-exporter's metrics are scraped by the
 kube-prometheus-stack Prometheus, a rule fires on ``DCGM_FI_DEV_GPU_UTIL`` above
 ``config.gpu_utilization_percent`` for 15 minutes, and Alertmanager publishes to the same SNS
-topic (IRSA role). This needs nothing beyond what this component installs, unlike a CloudWatch
-alarm on Container Insights' ``node_gpu_utilization``, which would need the CloudWatch
-Observability add-on in the cluster.
+topic (IRSA role). KServe stacks already run that Prometheus, so they do not also get the
+CloudWatch Observability add-on: two agents would scrape the same GPUs twice.
+
+Every other stack (SageMaker serving, and no serving at all) still has the EKS cluster with its
+GPU node groups for training, but no Prometheus. There the AWS-native path is used: the EKS
+add-on ``amazon-cloudwatch-observability`` (CloudWatch agent with its own DCGM exporter, IRSA
+role with ``CloudWatchAgentServerPolicy``; Fluent Bit container logs off, only metrics) publishes
+Container Insights metrics, and CloudWatch alarms on ``node_gpu_utilization`` and
+``node_cpu_utilization`` (namespace ``ContainerInsights``, dimension ``ClusterName``) notify the
+alert topic. The log group the agent writes those metrics to as performance events is created
+here first, KMS-encrypted and with bounded retention.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +34,9 @@ from .instances import SAGEMAKER_INSTANCES
 from .serving import DATA_CAPTURE_PREFIX, SAGEMAKER_VPC_ACTIONS, VARIANT_NAME
 
 __all__ = [
+    "CLOUDWATCH_AGENT_SERVICE_ACCOUNT",
+    "CLOUDWATCH_NAMESPACE",
+    "CLOUDWATCH_OBSERVABILITY_ADDON",
     "DCGM_EXPORTER_VERSION",
     "KUBE_PROMETHEUS_STACK_VERSION",
     "MODEL_MONITOR_REGISTRIES",
@@ -64,7 +76,28 @@ DCGM_EXPORTER_VERSION = "4.1.1"
 MONITORING_NAMESPACE = "monitoring"
 ALERTMANAGER_SERVICE_ACCOUNT = "alertmanager"
 
-BASELINE_PREFIX = "monitoring/baseline"
+# EKS add-on of the CloudWatch agent (Container Insights with enhanced observability, NVIDIA GPU
+# metrics through its own DCGM exporter). Its agent runs as this service account in this
+# namespace (AWS docs: "Install the CloudWatch agent with the Amazon CloudWatch Observability EKS
+# add-on", IRSA option; helm chart aws-observability/amazon-cloudwatch-observability).
+CLOUDWATCH_OBSERVABILITY_ADDON = "amazon-cloudwatch-observability"
+CLOUDWATCH_NAMESPACE = "amazon-cloudwatch"
+CLOUDWATCH_AGENT_SERVICE_ACCOUNT = "cloudwatch-agent"
+CLOUDWATCH_AGENT_POLICY = "CloudWatchAgentServerPolicy"
+CONTAINER_INSIGHTS_NAMESPACE = "ContainerInsights"
+# node_cpu_utilization counts all of a node's CPUs as 100%
+NODE_CPU_ALARM_PERCENT = 80
+# Only metrics: Fluent Bit's container logs are off. Tolerations replace the add-on's default
+# (``operator: Exists``, every taint; it already covers the GPU taint) with the GPU taint, the
+# only one the cluster's nodes carry, so the agent and its DCGM exporter run on the GPU nodes.
+ADDON_CONFIGURATION: dict[str, Any] = {
+    "containerLogs": {"enabled": False},
+    "tolerations": [dict(GPU_TOLERATION)],
+}
+
+BASELINE_PREFIX = "monitoring/baseline"  # what the schedule compares with
+BASELINE_DATA_PREFIX = "monitoring/baseline-data"  # training data a baseline job analyzes
+BASELINE_RUNS_PREFIX = "monitoring/baseline-runs"  # results of each job, before publication
 REPORTS_PREFIX = "monitoring/reports"
 # CPUUtilization of an endpoint instance counts every vCPU as 100%
 CPU_ALARM_PERCENT_PER_VCPU = 80
@@ -83,7 +116,8 @@ def model_monitor_image_uri(region: str) -> str:
 @dataclass
 class MonitoringArgs:
     """Inputs of :class:`Monitoring`. SageMaker serving uses the endpoint, bucket and VPC
-    fields; KServe serving the Kubernetes ones."""
+    fields; KServe serving the Kubernetes ones; every platform but KServe the cluster ones
+    (GPU and CPU alarms of the cluster's nodes through the CloudWatch Observability add-on)."""
 
     config: MonitoringConfig
     """Thresholds, retention, drift schedule, alert e-mails."""
@@ -111,11 +145,18 @@ class MonitoringArgs:
     """Security groups of the drift jobs (HTTPS to S3 and the VPC endpoints)."""
     drift_instance_type: str = "ml.m5.xlarge"
     """Instance type of the drift jobs."""
+    # the EKS cluster
+    cluster_name: pulumi.Input[str] | None = None
+    """Name of the EKS cluster (``GpuCluster.cluster_name``): the CloudWatch Observability
+    add-on goes there and the node alarms watch it (all platforms but KServe)."""
+    node_groups: Sequence[pulumi.Resource] = ()
+    """The cluster's node groups: the add-on waits for them, its pods need nodes to run on."""
+    irsa_trust_policy: Callable[[str, str], pulumi.Input[str]] | None = None
+    """(namespace, service account) -> IRSA trust policy: Alertmanager (KServe) publishes with
+    it, the CloudWatch agent (other platforms) sends metrics with it."""
     # KServe
     kubernetes_provider: pulumi.ProviderResource | None = None
     """Provider of the EKS cluster."""
-    irsa_trust_policy: Callable[[str, str], pulumi.Input[str]] | None = None
-    """(namespace, service account) -> IRSA trust policy; Alertmanager publishes with it."""
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -124,14 +165,20 @@ class Monitoring(pulumi.ComponentResource):
     SageMaker serving: alarms on the endpoint's 5xx rate, p99 model latency, invocation drop
     and CPU, and (when data is captured) a Model Monitor data-quality schedule comparing
     captured requests with the baseline (network-isolated, in the VPC, KMS-encrypted). The
-    baseline (``statistics.json``, ``constraints.json`` under ``monitoring/baseline/``) comes
-    from the project's pipeline; scheduled runs fail until it exists.
+    baseline (``statistics.json``, ``constraints.json`` under ``monitoring/baseline/``) is made
+    by the project's ``baseline`` command with a processing job under its own role, both
+    described by :attr:`drift_baseline`; scheduled runs fail until it exists.
     KServe serving: kube-prometheus-stack and dcgm-exporter, GPU alerts through Alertmanager.
+    Other platforms (SageMaker, none): the CloudWatch Observability add-on on the cluster and
+    alarms on the nodes' GPU and CPU utilisation.
     """
 
     alert_topic_arn: pulumi.Output[str]
     dashboard_name: pulumi.Output[str]
     alarm_names: pulumi.Output[list[str]]
+    drift_baseline: pulumi.Output[dict[str, Any]] | None
+    """Where and as whom the project's ``baseline`` command runs its Model Monitor job
+    (SageMaker serving with data capture; else None)."""
 
     def __init__(self, name: str, args: MonitoringArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -143,24 +190,32 @@ class Monitoring(pulumi.ComponentResource):
         self._partition = aws.get_partition_output(opts=invoke).partition
 
         topic = self._alert_topic()
+        self.drift_baseline = None
         alarms: list[aws.cloudwatch.MetricAlarm] = []
         widgets: list[dict[str, Any]] = []
         if args.serving.platform == "sagemaker":
             alarms = self._endpoint_alarms(topic)
-            widgets = self._endpoint_widgets(alarms)
+            widgets = self._endpoint_widgets()
             if args.serving.data_capture_percent > 0:  # drift is measured on captured data
                 self._drift_schedule()
-        elif args.serving.platform == "kserve":
+        if args.serving.platform == "kserve":  # GPUs watched by its Prometheus
             self._prometheus(topic)
             widgets = [{"type": "text", "properties": {"markdown": (
                 "KServe: model and GPU metrics are in the cluster's Grafana "
                 f"(`kubectl -n {MONITORING_NAMESPACE} port-forward "
                 "svc/kube-prometheus-stack-grafana 3000:80`); GPU alerts reach the alert "
                 "topic through Alertmanager.")}}]
+        else:  # GPUs watched by CloudWatch: Container Insights from the add-on
+            self._cloudwatch_observability()
+            alarms += self._node_alarms(topic)
+            widgets.append(self._node_widget())
         widgets.append(_widget("Alerts", [
             ["AWS/SNS", "NumberOfMessagesPublished", "TopicName", topic.name],
             ["AWS/SNS", "NumberOfNotificationsFailed", "TopicName", topic.name]],
             args.region, "Sum"))
+        if alarms:
+            widgets.append({"type": "alarm", "properties": {
+                "title": "Alarms", "alarms": [alarm.arn for alarm in alarms]}})
         dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard", dashboard_name=f"{args.prefix}-ml-platform",
             dashboard_body=pulumi.Output.json_dumps({"widgets": _layout(widgets)}),
@@ -173,6 +228,7 @@ class Monitoring(pulumi.ComponentResource):
             "alert_topic_arn": self.alert_topic_arn,
             "dashboard_name": self.dashboard_name,
             "alarm_names": self.alarm_names,
+            "drift_baseline": self.drift_baseline,
         })
 
     def _tags(self, resource: str) -> dict[str, str]:
@@ -213,19 +269,23 @@ class Monitoring(pulumi.ComponentResource):
 
     # ------------------------------------------------------------------ SageMaker
 
+    def _alarm(self, topic: aws.sns.Topic, resource: str, alarm_name: str, description: str,
+               **settings: Any) -> aws.cloudwatch.MetricAlarm:
+        """A CloudWatch alarm notifying the alert topic when it fires and when it clears."""
+        return aws.cloudwatch.MetricAlarm(
+            f"{self._name}-{resource}", name=alarm_name, alarm_description=description,
+            alarm_actions=[topic.arn], ok_actions=[topic.arn], tags=self._tags(resource),
+            opts=child_options(self), **settings)
+
     def _endpoint_alarms(self, topic: aws.sns.Topic) -> list[aws.cloudwatch.MetricAlarm]:
         """5xx rate, p99 latency, invocation drop and CPU of the endpoint's variant."""
-        name, args = self._name, self._args
+        args = self._args
         config = args.config
         dimensions = {"EndpointName": args.endpoint_name, "VariantName": VARIANT_NAME}
         prefix = f"{args.prefix}-endpoint"
 
         def alarm(resource: str, description: str, **settings: Any) -> aws.cloudwatch.MetricAlarm:
-            return aws.cloudwatch.MetricAlarm(
-                f"{name}-{resource}", name=f"{prefix}-{resource}",
-                alarm_description=description, alarm_actions=[topic.arn],
-                ok_actions=[topic.arn], tags=self._tags(resource), opts=child_options(self),
-                **settings)
+            return self._alarm(topic, resource, f"{prefix}-{resource}", description, **settings)
 
         def metric(metric_id: str, metric_name: str) -> dict[str, Any]:
             return {"id": metric_id, "return_data": False, "metric": {
@@ -267,7 +327,7 @@ class Monitoring(pulumi.ComponentResource):
                 treat_missing_data="breaching"))  # no data: no traffic at all
         return alarms
 
-    def _endpoint_widgets(self, alarms: list[aws.cloudwatch.MetricAlarm]) -> list[dict]:
+    def _endpoint_widgets(self) -> list[dict[str, Any]]:
         args = self._args
         dimensions = ["EndpointName", args.endpoint_name, "VariantName", VARIANT_NAME]
         return [
@@ -282,8 +342,6 @@ class Monitoring(pulumi.ComponentResource):
                 ["/aws/sagemaker/Endpoints", "CPUUtilization", *dimensions],
                 ["/aws/sagemaker/Endpoints", "MemoryUtilization", *dimensions]],
                 args.region, "Average"),
-            {"type": "alarm", "properties": {"title": "Alarms",
-                                             "alarms": [alarm.arn for alarm in alarms]}},
         ]
 
     def _drift_schedule(self) -> None:
@@ -362,6 +420,124 @@ class Monitoring(pulumi.ComponentResource):
                 "monitoring_job_definition_name": job.name,
                 "schedule_config": {"schedule_expression": args.config.drift_schedule}},
             tags=self._tags("drift-schedule"), opts=child_options(self))
+        self.drift_baseline = self._baseline_job(artifacts, processing_logs)
+
+    def _baseline_job(self, artifacts: pulumi.Output[str],
+                      processing_logs: pulumi.Output[str]) -> pulumi.Output[dict[str, Any]]:
+        """The role of the project's baseline processing job (reads the data set it is given,
+        writes its results, nothing else) and what the job needs to know, as one output."""
+        name, args = self._name, self._args
+        role = aws.iam.Role(
+            f"{name}-baseline-role", assume_role_policy=assume_role_policy(
+                "sagemaker.amazonaws.com"),
+            description=f"Model Monitor baseline jobs of {args.prefix}: training data in, "
+                        "statistics and constraints out",
+            tags=self._tags("baseline-role"), opts=child_options(self))
+        policy = aws.iam.RolePolicy(
+            f"{name}-baseline-policy", role=role.id, policy=policy_document([
+                {"Sid": "ReadBaselineData", "Effect": "Allow", "Action": "s3:GetObject",
+                 "Resource": pulumi.Output.concat(artifacts, f"/{BASELINE_DATA_PREFIX}/*")},
+                {"Sid": "WriteResults", "Effect": "Allow", "Action": "s3:PutObject",
+                 "Resource": pulumi.Output.concat(artifacts, f"/{BASELINE_RUNS_PREFIX}/*")},
+                {"Sid": "ListBaselineData", "Effect": "Allow", "Action": "s3:ListBucket",
+                 "Resource": artifacts, "Condition": {"StringLike": {
+                     "s3:prefix": [f"{BASELINE_DATA_PREFIX}/*"]}}},
+                {"Sid": "Key", "Effect": "Allow",
+                 "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                 "Resource": args.kms_key_arn},
+                {"Sid": "Logs", "Effect": "Allow",
+                 "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
+                            "logs:DescribeLogStreams"],
+                 "Resource": [processing_logs, pulumi.Output.concat(processing_logs, ":*")]},
+                {"Sid": "NetworkInterfaces", "Effect": "Allow",
+                 "Action": list(SAGEMAKER_VPC_ACTIONS), "Resource": "*"},
+            ]),
+            opts=child_options(self))
+        # read by `python -m <package> baseline` from `pulumi stack output --json`; the role
+        # is given out only once its policy is attached, so a job started then may use it
+        return pulumi.Output.from_input({
+            "region": args.region,
+            "bucket": args.artifact_bucket_name,
+            "role_arn": pulumi.Output.all(role.arn, policy.id).apply(lambda ids: ids[0]),
+            "image_uri": model_monitor_image_uri(args.region),
+            "kms_key_arn": args.kms_key_arn,
+            "subnet_ids": args.private_subnet_ids,
+            "security_group_ids": args.security_group_ids,
+            "instance_type": args.drift_instance_type,
+            "data_prefix": BASELINE_DATA_PREFIX,
+            "runs_prefix": BASELINE_RUNS_PREFIX,
+            "baseline_prefix": BASELINE_PREFIX,
+        })
+
+    # ------------------------------------------------------------------ cluster nodes
+
+    def _cloudwatch_observability(self) -> aws.eks.Addon:
+        """The CloudWatch Observability add-on (IRSA role), after the log group it writes the
+        Container Insights performance events to."""
+        name, args = self._name, self._args
+        role = aws.iam.Role(
+            f"{name}-cloudwatch-agent-role", assume_role_policy=args.irsa_trust_policy(
+                CLOUDWATCH_NAMESPACE, CLOUDWATCH_AGENT_SERVICE_ACCOUNT),
+            description=f"CloudWatch agent of {args.prefix}: sends Container Insights metrics",
+            tags=self._tags("cloudwatch-agent-role"), opts=child_options(self))
+        # the managed policy the add-on documents: PutMetricData, log streams and events, EC2
+        # and EBS describes; it grants no administration
+        policy = aws.iam.RolePolicyAttachment(
+            f"{name}-cloudwatch-agent-policy", role=role.name,
+            policy_arn=pulumi.Output.format("arn:{0}:iam::aws:policy/{1}", self._partition,
+                                            CLOUDWATCH_AGENT_POLICY),
+            opts=child_options(self))
+        # created before the agent runs, else it creates the group unencrypted and unexpiring
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-container-insights-logs",
+            name=pulumi.Output.format("/aws/containerinsights/{0}/performance", args.cluster_name),
+            retention_in_days=args.config.log_retention_days, kms_key_id=args.kms_key_arn,
+            tags=self._tags("container-insights-logs"), opts=child_options(self))
+        return aws.eks.Addon(
+            f"{name}-cloudwatch-observability", cluster_name=args.cluster_name,
+            addon_name=CLOUDWATCH_OBSERVABILITY_ADDON,
+            # no addon_version: EKS installs its default version for the cluster's Kubernetes
+            # version (none is pinned here that could be checked against every supported one)
+            service_account_role_arn=role.arn,
+            configuration_values=json.dumps(ADDON_CONFIGURATION),
+            # Pulumi's configuration is the truth: fields edited in the cluster are overwritten
+            resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE",
+            tags=self._tags("cloudwatch-observability"),
+            opts=child_options(self, depends_on=[*args.node_groups, policy, log_group]))
+
+    def _node_alarms(self, topic: aws.sns.Topic) -> list[aws.cloudwatch.MetricAlarm]:
+        """GPU utilisation of the GPU nodes and CPU utilisation of all nodes, cluster-wide
+        averages over 15 minutes; no data (GPU pools scaled to zero) is not an alarm."""
+        args = self._args
+        gpu_percent = args.config.gpu_utilization_percent
+        dimensions = {"ClusterName": args.cluster_name}
+        common: dict[str, Any] = {
+            "namespace": CONTAINER_INSIGHTS_NAMESPACE, "dimensions": dimensions,
+            "statistic": "Average", "period": 300, "evaluation_periods": 3,
+            "comparison_operator": "GreaterThanThreshold", "treat_missing_data": "notBreaching"}
+        return [
+            self._alarm(
+                topic, "cluster-gpu-utilization", f"{args.prefix}-cluster-gpu-utilization",
+                f"GPU utilisation of the cluster's GPU nodes averaged above {gpu_percent}% for "
+                "15 minutes: add GPU nodes (raise max_size of a GPU node group) or check the "
+                "training jobs for stuck or runaway work",
+                metric_name="node_gpu_utilization", threshold=gpu_percent, **common),
+            self._alarm(
+                topic, "cluster-node-cpu", f"{args.prefix}-cluster-node-cpu",
+                f"CPU utilisation of the cluster's nodes averaged above {NODE_CPU_ALARM_PERCENT}%"
+                " for 15 minutes: check the training jobs' data loading (CPU-bound input "
+                "pipelines starve the GPUs) or add nodes",
+                metric_name="node_cpu_utilization", threshold=NODE_CPU_ALARM_PERCENT, **common),
+        ]
+
+    def _node_widget(self) -> dict[str, Any]:
+        args = self._args
+        return _widget("GPU nodes: GPU and CPU (%)", [
+            [CONTAINER_INSIGHTS_NAMESPACE, "node_gpu_utilization", "ClusterName",
+             args.cluster_name],
+            [CONTAINER_INSIGHTS_NAMESPACE, "node_cpu_utilization", "ClusterName",
+             args.cluster_name]], args.region, "Average",
+            threshold=args.config.gpu_utilization_percent)
 
     # ------------------------------------------------------------------ KServe
 
@@ -466,6 +642,16 @@ def _check_args(args: MonitoringArgs) -> None:
         if missing:
             raise ValueError(f"monitoring of SageMaker serving needs {', '.join(missing)}")
         model_monitor_image_uri(args.region)
-    elif args.serving.platform == "kserve" and args.irsa_trust_policy is None:
-        raise ValueError("monitoring of KServe serving needs irsa_trust_policy (e.g. "
-                         "GpuCluster.irsa_trust_policy): Alertmanager publishes to SNS with it")
+    if args.serving.platform == "kserve":
+        if args.irsa_trust_policy is None:
+            raise ValueError("monitoring of KServe serving needs irsa_trust_policy (e.g. "
+                             "GpuCluster.irsa_trust_policy): Alertmanager publishes to SNS "
+                             "with it")
+        return
+    missing = [field for field in ("cluster_name", "irsa_trust_policy")
+               if getattr(args, field) is None]
+    if missing:
+        raise ValueError(
+            f"monitoring of the cluster's GPU nodes (serving {args.serving.platform!r}) needs "
+            f"{', '.join(missing)} (GpuCluster.cluster_name, GpuCluster.irsa_trust_policy): the "
+            "CloudWatch Observability add-on is installed there with an IRSA role")

@@ -135,6 +135,9 @@ class MlPlatform(pulumi.ComponentResource):
                 irsa_trust_policy=cluster.irsa_trust_policy), child_options(self))
 
         sagemaker = serving_config.platform == "sagemaker"
+        kserve = serving_config.platform == "kserve"
+        # every platform watches the cluster: KServe with its Prometheus (Kubernetes provider),
+        # the others with the CloudWatch Observability add-on once the node groups exist
         monitoring = Monitoring(f"{name}-monitoring", MonitoringArgs(
             config=config.monitoring, serving=serving_config, prefix=config.prefix, tags=tags,
             kms_key_arn=key.arn, region=config.region,
@@ -143,8 +146,11 @@ class MlPlatform(pulumi.ComponentResource):
             capture_bucket_name=registry.artifact_bucket_name if sagemaker else None,
             private_subnet_ids=network.private_subnet_ids if sagemaker else None,
             security_group_ids=serving.security_group_ids if sagemaker and serving else None,
-            kubernetes_provider=cluster.kubernetes_provider if not sagemaker else None,
-            irsa_trust_policy=cluster.irsa_trust_policy if not sagemaker else None),
+            cluster_name=cluster.cluster_name if not kserve else None,
+            node_groups=[cluster.system_node_group, *cluster.gpu_node_groups.values()]
+            if not kserve else (),
+            irsa_trust_policy=cluster.irsa_trust_policy,
+            kubernetes_provider=cluster.kubernetes_provider if kserve else None),
             child_options(self))
 
         self.data_key_arn = key.arn
@@ -154,6 +160,7 @@ class MlPlatform(pulumi.ComponentResource):
         self.repository_url = registry.repository_url
         self.model_package_group = registry.model_package_group_name
         self.alert_topic_arn = monitoring.alert_topic_arn
+        self.drift_baseline = monitoring.drift_baseline
         self.endpoint_name = serving.endpoint_name if serving else None
         self.inference_service = serving.inference_service_name if serving else None
         self.register_outputs(self.exports())
@@ -170,5 +177,6 @@ class MlPlatform(pulumi.ComponentResource):
             "feature_group": self.feature_group_name,
             "endpoint_name": self.endpoint_name,
             "inference_service": self.inference_service,
+            "drift_baseline": self.drift_baseline,
         }
         return {k: v for k, v in outputs.items() if v is not None}

@@ -212,6 +212,11 @@ def test_github_main_path_deploys_in_order_with_approval_and_no_overlap(serving,
         runs = _run_lines(job)
         assert f"make deploy STACK={stage.name} STAGE={stage.model_stage}" in runs
         assert ("STAGE=production" in runs.split("make deploy")[0]) == stage.production
+        # SageMaker: the drift baseline follows the deploy, in the same approved job
+        baseline = f"make baseline STACK={stage.name}"
+        assert (baseline in runs.split("make deploy")[1]) == (serving == "sagemaker")
+        if serving == "sagemaker":
+            assert "make install install-infra" in runs and job["timeout-minutes"] == 90
     assert not any(name.startswith("deploy-") for name in set(jobs) - {
         f"deploy-{s.name}" for s in stages})
 
@@ -260,7 +265,7 @@ def test_github_secrets_only_referenced_in_the_env_of_pulumi_steps(serving):
             assert re.fullmatch(r"\$\{\{ secrets\.[A-Z_]+ \}\}", value), (name, path, value)
             assert path[0] == "jobs" and path[2] == "steps" and path[4] == "env", (name, path)
             step = doc["jobs"][path[1]]["steps"][path[3]]
-            assert re.search(r"make (preview|deploy)\b", step["run"]), (name, path)
+            assert re.search(r"make (preview|deploy|baseline)\b", step["run"]), (name, path)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -319,7 +324,13 @@ def test_gitlab_jobs_have_timeouts_rules_and_oidc(combo):
         needs = {n["job"] for n in job["needs"]}
         assert needs == {"train"} | ({"build-image"} if serving != "none" else set()) \
             | ({f"deploy:{stage.previous}"} if stage.previous else set())
-        assert f"make deploy STACK={stage.name} STAGE={stage.model_stage}" in job["script"][-1]
+        deploy = [line for line in job["script"] if line.startswith("make deploy ")]
+        assert deploy == [f"make deploy STACK={stage.name} STAGE={stage.model_stage} "
+                          "IMAGE_TAG=$CI_COMMIT_SHA"]
+        # SageMaker: the drift baseline follows the deploy, in the same approved job
+        baseline = f"make baseline STACK={stage.name}"
+        assert (job["script"][-1] == baseline) == (serving == "sagemaker")
+        assert job["timeout"] == ("90m" if serving == "sagemaker" else "60m")
     assert jobs["preview"]["parallel"]["matrix"] == [{"STACK": environments}]
     assert jobs["preview"]["rules"] == [
         {"if": '$CI_PIPELINE_SOURCE == "merge_request_event" && $AWS_ROLE_ARN'}]

@@ -49,6 +49,8 @@ _JOB_DEFINITIONS = (
     "aws:sagemaker/modelBiasJobDefinition:ModelBiasJobDefinition",
     "aws:sagemaker/modelExplainabilityJobDefinition:ModelExplainabilityJobDefinition",
 )
+ADDON = "aws:eks/addon:Addon"
+CONTAINER_INSIGHTS_ADDON = "amazon-cloudwatch-observability"
 # AWS types that cost nothing by themselves, or whose cost is on another line
 _FREE = frozenset({
     "aws:appautoscaling/policy:Policy", SCALING_TARGET,
@@ -58,6 +60,7 @@ _FREE = frozenset({
     "aws:ec2/securityGroup:SecurityGroup", "aws:ec2/securityGroupRule:SecurityGroupRule",
     "aws:ec2/subnet:Subnet", "aws:ec2/vpc:Vpc", "aws:ecr/lifecyclePolicy:LifecyclePolicy",
     "aws:ecr/repositoryPolicy:RepositoryPolicy", "aws:eks/accessEntry:AccessEntry",
+    ADDON,  # add-ons are free; what they run is on node and usage lines
     "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
     "aws:glue/catalogDatabase:CatalogDatabase", "aws:kms/alias:Alias",
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
@@ -641,6 +644,9 @@ def estimate(resources: Iterable[Triple], region: str, *,
             if kind.startswith("aws:") and kind not in _FREE and not kind.startswith(
                     _FREE_PREFIXES):
                 unpriced.add(kind)
+            elif kind == ADDON and _get(resource[2], "addonName") == CONTAINER_INSIGHTS_ADDON:
+                ctx.note(f"add-on '{resource[1]}': Container Insights bills by usage; its "
+                         "performance log group is priced, its metrics are not")
             priced = None
         if priced is not None:
             lines.append(priced)

@@ -1,4 +1,5 @@
-"""Monitoring under mocks: alert topic, endpoint alarms, drift schedule, Prometheus and DCGM."""
+"""Monitoring under mocks: alert topic, endpoint alarms, drift schedule, Prometheus and DCGM,
+and the cluster's GPU/CPU alarms through the CloudWatch Observability add-on."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import pulumi_aws as aws
 import pytest
 
 from mlscaffold.graph import GraphResource, ResourceGraph
-from mlscaffold.stacks.config import GPU_TAINT
+from mlscaffold.stacks.config import GPU_TAINT, TAINT_EFFECTS
 from mlscaffold.stacks.monitoring import (
+    BASELINE_DATA_PREFIX,
+    BASELINE_RUNS_PREFIX,
+    CLOUDWATCH_OBSERVABILITY_ADDON,
     DCGM_EXPORTER_VERSION,
     KUBE_PROMETHEUS_STACK_VERSION,
     Monitoring,
@@ -20,7 +24,11 @@ from mlscaffold.stacks.monitoring import (
 )
 
 EMAILS = ["ml-oncall@example.com", "owner@example.com"]
-OUTPUTS = ("alert_topic_arn", "dashboard_name", "alarm_names")
+OUTPUTS = ("alert_topic_arn", "dashboard_name", "alarm_names", "drift_baseline")
+CLUSTER = "demo-dev-eks"
+TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:demo-dev-alerts"
+ADDON = "aws:eks/addon:Addon"
+CLUSTER_ALARMS = {"demo-dev-cluster-gpu-utilization", "demo-dev-cluster-node-cpu"}
 
 
 def _trust_policy(namespace: str, service_account: str) -> str:
@@ -39,6 +47,7 @@ def _args(config, key_arn: Any = "arn:aws:kms:us-east-1:123456789012:key/mock",
         "endpoint_name": config.prefix, "artifact_bucket_name": "demo-dev-artifacts",
         "capture_bucket_name": "demo-dev-capture", "private_subnet_ids": ["subnet-a"],
         "security_group_ids": ["sg-serving"], "irsa_trust_policy": _trust_policy,
+        "cluster_name": CLUSTER,
     }
     values.update(changes)
     return MonitoringArgs(**values)
@@ -52,7 +61,12 @@ def monitoring_graph(config_for, run_mocked):
 
         def program() -> None:
             key = aws.kms.Key("data-key")
-            monitoring = Monitoring("monitoring", _args(config, key.arn))
+            node_group = aws.eks.NodeGroup(
+                "gpu-nodes", cluster_name=CLUSTER, node_role_arn="arn:aws:iam::1:role/nodes",
+                subnet_ids=["subnet-a"],
+                scaling_config={"min_size": 0, "max_size": 2, "desired_size": 0})
+            monitoring = Monitoring("monitoring", _args(config, key.arn,
+                                                        node_groups=[node_group]))
             pulumi.export("monitoring", {name: getattr(monitoring, name) for name in OUTPUTS})
 
         return run_mocked(program)
@@ -81,7 +95,8 @@ def _no_wildcard_pairs(policy: str) -> None:
 def test_component_shape_and_outputs(monitoring_graph):
     graph = monitoring_graph()
     component = _one(graph, "mlscaffold:stacks:Monitoring")
-    children = [r for r in graph.resources if r.urn != component.urn and r.name != "data-key"]
+    children = [r for r in graph.resources if r.urn != component.urn
+                and r.name not in ("data-key", "gpu-nodes")]
     assert children and all(r.parent == component.urn for r in children)
     outputs = graph.outputs["monitoring"]
     assert outputs["alert_topic_arn"] == "arn:aws:sns:us-east-1:123456789012:demo-dev-alerts"
@@ -109,9 +124,9 @@ def test_endpoint_alarms(monitoring_graph, config_for):
     monitoring = config_for("dev").monitoring
     alarms = _alarms(graph)
     assert set(alarms) == {"demo-dev-endpoint-5xx-rate", "demo-dev-endpoint-latency-p99",
-                           "demo-dev-endpoint-cpu", "demo-dev-endpoint-invocations-low"}
-    topic_arn = "arn:aws:sns:us-east-1:123456789012:demo-dev-alerts"
-    assert all(a["alarmActions"] == [topic_arn] for a in alarms.values())
+                           "demo-dev-endpoint-cpu", "demo-dev-endpoint-invocations-low",
+                           *CLUSTER_ALARMS}
+    assert all(a["alarmActions"] == [TOPIC_ARN] for a in alarms.values())
     dimensions = {"EndpointName": "demo-dev", "VariantName": "primary"}
 
     latency = alarms["demo-dev-endpoint-latency-p99"]
@@ -140,7 +155,7 @@ def test_endpoint_alarms(monitoring_graph, config_for):
                for m in w["properties"]["metrics"]}
     assert {"Invocations", "Invocation5XXErrors", "ModelLatency", "CPUUtilization"} <= metrics
     (alarm_widget,) = [w for w in body["widgets"] if w["type"] == "alarm"]
-    assert len(alarm_widget["properties"]["alarms"]) == 4
+    assert len(alarm_widget["properties"]["alarms"]) == 6
 
 
 def test_no_invocation_alarm_without_a_minimum(monitoring_graph):
@@ -176,7 +191,7 @@ def test_drift_schedule_is_isolated_and_encrypted(monitoring_graph, config_for):
         "dev").monitoring.drift_schedule
     assert job.urn in schedule.dependencies
 
-    (policy,) = graph.of_type("aws:iam/rolePolicy:RolePolicy")
+    policy = _named(graph, "monitoring-monitor-policy")
     _no_wildcard_pairs(policy.inputs["policy"])
     statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
     assert statements["WriteReports"]["Resource"] == (
@@ -185,9 +200,46 @@ def test_drift_schedule_is_isolated_and_encrypted(monitoring_graph, config_for):
         "ReadCapturedDataAndBaseline"]["Resource"]
 
 
+def _named(graph: ResourceGraph, name: str) -> GraphResource:
+    (resource,) = [r for r in graph.resources if r.name == name]
+    return resource
+
+
+def test_baseline_job_role_reads_its_data_and_writes_its_results_only(monitoring_graph):
+    graph = monitoring_graph()
+    role = _named(graph, "monitoring-baseline-role")
+    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "sagemaker.amazonaws.com"}]
+    policy = _named(graph, "monitoring-baseline-policy")
+    _no_wildcard_pairs(policy.inputs["policy"])
+    statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+    bucket = "arn:aws:s3:::demo-dev-artifacts"
+    assert statements["ReadBaselineData"]["Resource"] == f"{bucket}/{BASELINE_DATA_PREFIX}/*"
+    assert statements["WriteResults"] == {
+        "Sid": "WriteResults", "Effect": "Allow", "Action": "s3:PutObject",
+        "Resource": f"{bucket}/{BASELINE_RUNS_PREFIX}/*"}
+    s3_actions = {a for s in statements.values() for a in
+                  ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+                  if a.startswith("s3:")}
+    assert s3_actions == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}
+
+    # everything the project's baseline command needs, in one stack output
+    target = graph.outputs["monitoring"]["drift_baseline"]
+    assert target == {
+        "region": "us-east-1", "bucket": "demo-dev-artifacts",
+        "role_arn": "arn:aws:iam::123456789012:role/monitoring-baseline-role",
+        "image_uri": model_monitor_image_uri("us-east-1"),
+        "kms_key_arn": target["kms_key_arn"], "subnet_ids": ["subnet-a"],
+        "security_group_ids": ["sg-serving"], "instance_type": "ml.m5.xlarge",
+        "data_prefix": BASELINE_DATA_PREFIX, "runs_prefix": BASELINE_RUNS_PREFIX,
+        "baseline_prefix": "monitoring/baseline"}
+    assert target["kms_key_arn"].startswith("arn:aws:kms:")
+
+
 def test_no_drift_schedule_without_captured_data(monitoring_graph):
     graph = monitoring_graph(overrides={"serving": {"data_capture_percent": 0}})
     assert not graph.of_type("aws:sagemaker/monitoringSchedule:MonitoringSchedule")
+    assert graph.outputs["monitoring"]["drift_baseline"] is None
 
 
 def test_model_monitor_image_per_region():
@@ -200,6 +252,9 @@ def test_kserve_prometheus_and_dcgm(monitoring_graph):
     graph = monitoring_graph("kserve")
     assert not graph.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
     assert graph.outputs["monitoring"]["alarm_names"] == []
+    # the cluster's GPUs are watched by Prometheus: no CloudWatch agent besides it
+    assert not graph.of_type(ADDON)
+    assert not graph.of_type("aws:cloudwatch/logGroup:LogGroup")
     releases = {r.inputs["name"]: r for r in graph.of_type("kubernetes:helm.sh/v3:Release")}
     stack, dcgm = releases["kube-prometheus-stack"], releases["dcgm-exporter"]
     assert stack.inputs["version"] == KUBE_PROMETHEUS_STACK_VERSION
@@ -243,3 +298,95 @@ def test_missing_inputs_are_refused(config_for):
     with pytest.raises(ValueError, match="needs irsa_trust_policy"):
         Monitoring("monitoring", _args(config_for("dev", serving="kserve"),
                                        irsa_trust_policy=None))
+    with pytest.raises(ValueError, match=r"serving 'sagemaker'\) needs cluster_name "):
+        Monitoring("monitoring", _args(config_for("dev"), cluster_name=None))
+    with pytest.raises(ValueError, match=r"serving 'none'\) needs cluster_name, "
+                                         r"irsa_trust_policy "):
+        Monitoring("monitoring", _args(config_for("dev", serving="none"), cluster_name=None,
+                                       irsa_trust_policy=None))
+    # KServe does not install the add-on: no cluster name needed
+    Monitoring("monitoring", _args(config_for("dev", serving="kserve"), cluster_name=None))
+
+
+def _tolerates(toleration: dict[str, str], taint: dict[str, str]) -> bool:
+    """Kubernetes' matching of a toleration against a taint (EKS API taint form)."""
+    effect = TAINT_EFFECTS[taint["effect"]]
+    if toleration.get("effect") not in (None, "", effect):
+        return False
+    if toleration.get("operator", "Equal") == "Exists":
+        return toleration.get("key") in (None, "", taint["key"])
+    return toleration.get("key") == taint["key"] and toleration.get("value") == taint["value"]
+
+
+@pytest.mark.parametrize("platform", ["sagemaker", "none"])
+def test_cloudwatch_observability_addon(monitoring_graph, config_for, platform):
+    graph = monitoring_graph(platform)
+    addon = _one(graph, ADDON)
+    inputs = addon.inputs
+    assert inputs["addonName"] == CLOUDWATCH_OBSERVABILITY_ADDON == (
+        "amazon-cloudwatch-observability")
+    assert inputs["clusterName"] == CLUSTER
+    assert "addonVersion" not in inputs  # EKS picks the default for the cluster's version
+    assert (inputs["resolveConflictsOnCreate"], inputs["resolveConflictsOnUpdate"]) == (
+        "OVERWRITE", "OVERWRITE")
+
+    # IRSA: the agent's service account assumes a role with the managed agent policy
+    role = graph.named("monitoring-cloudwatch-agent-role")
+    assert inputs["serviceAccountRoleArn"] == (
+        "arn:aws:iam::123456789012:role/monitoring-cloudwatch-agent-role")
+    (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Condition"]["StringEquals"]["mock:sub"] == (
+        "system:serviceaccount:amazon-cloudwatch:cloudwatch-agent")
+    (attachment,) = graph.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    assert attachment.inputs["policyArn"] == (
+        "arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy")
+    assert role.urn in attachment.dependencies
+
+    # only metrics, and the agent and its DCGM exporter tolerate the GPU nodes' taint
+    values = json.loads(inputs["configurationValues"])
+    assert values["containerLogs"] == {"enabled": False}
+    assert any(_tolerates(t, GPU_TAINT) for t in values["tolerations"])
+
+    # the performance log group exists first: encrypted, bounded retention
+    log_group = _one(graph, "aws:cloudwatch/logGroup:LogGroup")
+    assert log_group.inputs["name"] == f"/aws/containerinsights/{CLUSTER}/performance"
+    assert log_group.inputs["kmsKeyId"].startswith("arn:aws:kms:")
+    assert log_group.inputs["retentionInDays"] == config_for("dev").monitoring.log_retention_days
+    # pods need nodes: the add-on waits for the node groups, its policy and its log group
+    assert {graph.named("gpu-nodes").urn, attachment.urn, log_group.urn} <= set(
+        addon.dependencies)
+
+
+@pytest.mark.parametrize("platform", ["sagemaker", "none"])
+def test_cluster_node_alarms(monitoring_graph, config_for, platform):
+    graph = monitoring_graph(platform)
+    monitoring = config_for("dev").monitoring
+    alarms = _alarms(graph)
+    others = {name for name in alarms if name.startswith("demo-dev-endpoint-")}
+    assert set(alarms) == CLUSTER_ALARMS | others
+    assert bool(others) == (platform == "sagemaker")  # "none" has only the cluster alarms
+    assert sorted(graph.outputs["monitoring"]["alarm_names"]) == sorted(alarms)
+
+    gpu = alarms["demo-dev-cluster-gpu-utilization"]
+    cpu = alarms["demo-dev-cluster-node-cpu"]
+    assert (gpu["namespace"], gpu["metricName"]) == ("ContainerInsights", "node_gpu_utilization")
+    assert (cpu["namespace"], cpu["metricName"]) == ("ContainerInsights", "node_cpu_utilization")
+    assert gpu["threshold"] == monitoring.gpu_utilization_percent
+    assert cpu["threshold"] == 80
+    assert "add GPU nodes" in gpu["alarmDescription"]
+    for alarm in (gpu, cpu):
+        assert alarm["dimensions"] == {"ClusterName": CLUSTER}
+        assert alarm["statistic"] == "Average"
+        assert alarm["comparisonOperator"] == "GreaterThanThreshold"
+        assert alarm["period"] * alarm["evaluationPeriods"] == 15 * 60
+        assert alarm["treatMissingData"] == "notBreaching"  # GPU pools scale to zero
+        assert alarm["alarmActions"] == alarm["okActions"] == [TOPIC_ARN]
+
+    body = json.loads(_one(graph, "aws:cloudwatch/dashboard:Dashboard").inputs["dashboardBody"])
+    (widget,) = [w for w in body["widgets"]
+                 if w["properties"].get("title") == "GPU nodes: GPU and CPU (%)"]
+    assert widget["properties"]["metrics"] == [
+        ["ContainerInsights", "node_gpu_utilization", "ClusterName", CLUSTER],
+        ["ContainerInsights", "node_cpu_utilization", "ClusterName", CLUSTER]]
+    (alarm_widget,) = [w for w in body["widgets"] if w["type"] == "alarm"]
+    assert len(alarm_widget["properties"]["alarms"]) == len(alarms)

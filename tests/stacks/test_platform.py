@@ -4,6 +4,7 @@ mocks with the expected resources, wired, tagged and valid for Kubernetes."""
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import kubernetes_validate
@@ -28,15 +29,19 @@ ALWAYS = {
     "aws:s3/bucket:Bucket", "aws:kms/key:Key", "aws:sns/topic:Topic",
     "aws:cloudwatch/dashboard:Dashboard",
 }
+# the cluster's GPU and CPU alarms come from the CloudWatch Observability add-on, except with
+# KServe, whose Prometheus watches the GPUs
+NODE_ALARMS = {"aws:eks/addon:Addon", "aws:cloudwatch/metricAlarm:MetricAlarm",
+               "aws:cloudwatch/logGroup:LogGroup"}
 BY_SERVING = {
     "sagemaker": {"mlscaffold:stacks:Serving", "aws:sagemaker/model:Model",
                   "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
                   "aws:sagemaker/endpoint:Endpoint", "aws:appautoscaling/policy:Policy",
-                  "aws:sagemaker/monitoringSchedule:MonitoringSchedule"},
+                  "aws:sagemaker/monitoringSchedule:MonitoringSchedule", *NODE_ALARMS},
     "kserve": {"mlscaffold:stacks:Serving",
                "kubernetes:serving.kserve.io/v1beta1:InferenceService",
                "kubernetes:core/v1:Namespace"},
-    "none": set(),
+    "none": NODE_ALARMS,
 }
 FEATURE_STORE = {"mlscaffold:stacks:FeatureStore", "aws:sagemaker/featureGroup:FeatureGroup",
                  "aws:glue/catalogDatabase:CatalogDatabase"}
@@ -68,6 +73,8 @@ def test_platform_builds_with_the_expected_resources(dataset, serving, feature_s
     assert expected <= types, sorted(expected - types)
     if serving == "none":
         assert "mlscaffold:stacks:Serving" not in types
+    if serving == "kserve":
+        assert "aws:eks/addon:Addon" not in types
     if feature_store == "none":
         assert not FEATURE_STORE & types
 
@@ -104,9 +111,28 @@ def test_stack_outputs_are_wired(dataset):
         assert outputs[key], key
 
 
-def test_data_key_policy_lets_only_the_services_that_need_it_use_the_key(dataset):
-    import json
+@pytest.mark.parametrize("serving", ["sagemaker", "none"])
+def test_cloudwatch_observability_addon_is_wired_to_the_cluster(dataset, serving):
+    config = make_config("dev", serving=serving)
+    graph = _build(config, dataset)
+    (addon,) = graph.of_type("aws:eks/addon:Addon")
+    assert addon.inputs["clusterName"] == "demo-dev-eks"
+    node_groups = {g.urn for g in graph.of_type("aws:eks/nodeGroup:NodeGroup")}
+    assert len(node_groups) == 1 + len(config.cluster.gpu_node_groups)
+    assert node_groups <= set(addon.dependencies)  # its pods need nodes
+    # trusted through the cluster's OIDC provider, for the agent's service account only
+    role = graph.named("demo-dev-monitoring-cloudwatch-agent-role")
+    (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert "system:serviceaccount:amazon-cloudwatch:cloudwatch-agent" in (
+        trust["Condition"]["StringEquals"].values())
+    alarms = {a.inputs["name"]: a.inputs
+              for a in graph.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert alarms["demo-dev-cluster-gpu-utilization"]["dimensions"] == {
+        "ClusterName": "demo-dev-eks"}
 
+
+def test_data_key_policy_lets_only_the_services_that_need_it_use_the_key(dataset):
     config = make_config("dev")
     key = _build(config, dataset).named("demo-dev-data-key")
     assert key.inputs["enableKeyRotation"] is True

@@ -5,9 +5,13 @@ Run with mlscaffold installed: `python -m pytest infra/tests`. No cloud account 
 
 from pathlib import Path
 
+import json
+
 import pytest
 import yaml
 from mlscaffold.infra import preview_stack
+
+from churn_model.baseline import load_target
 
 PROJECT = Path(__file__).resolve().parents[2]
 SPEC = yaml.safe_load((PROJECT / "mlscaffold.yaml").read_text(encoding="utf-8"))
@@ -36,3 +40,16 @@ def test_every_taggable_resource_carries_the_platform_tags(environment):
     for resource in tagged:
         assert resource.inputs["tags"].get("env") == environment, resource.name
         assert resource.inputs["tags"].get("project") == SPEC["name"], resource.name
+
+
+@pytest.mark.parametrize("environment", SPEC["environments"])
+def test_the_baseline_command_reads_the_stack_outputs(environment):
+    """`make baseline` pipes `pulumi stack output --json` into the project's baseline command."""
+    graph = preview_stack(PROJECT, environment)
+    monitored = "aws:sagemaker/monitoringSchedule:MonitoringSchedule" in {
+        resource.type for resource in graph.resources}
+    assert ("drift_baseline" in graph.outputs) == monitored
+    if monitored:
+        target = load_target(json.dumps(graph.outputs))
+        assert target.bucket == graph.outputs["artifact_bucket"]
+        assert target.baseline_prefix == "monitoring/baseline"

@@ -16,12 +16,13 @@ from .drift import DEFAULT_THRESHOLD, detect_drift
 from .errors import COMMAND, ProjectError
 from .evaluate import evaluate
 from .experiments import get_experiment
+from .files import to_json
 from .listing import list_experiments
 from .metrics import get_metric
 from .predict import predict_file
 from .registry import promote, rollback
 from .serve import add_serve_arguments, run_serve
-from .text import number
+from .text import number, say
 from .train import train
 
 
@@ -90,6 +91,25 @@ def _predict(args: argparse.Namespace) -> int:
 def _drift(args: argparse.Namespace) -> int:
     report = detect_drift(_config(args), args.input, args.reference, args.threshold, args.report)
     return 1 if report["drifted"] else 0
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    from . import baseline  # boto3 is imported only by this command
+
+    config = _config(args)
+    source = "standard input" if args.outputs == "-" else args.outputs
+    text = sys.stdin.read() if args.outputs == "-" else Path(args.outputs).read_text("utf-8")
+    target = baseline.load_target(text, f"the stack outputs on {source}")
+    if args.dry_run:
+        print(to_json(baseline.describe_request(config, target)), end="")
+        return 0
+    with baseline.aws_errors():
+        published = baseline.make_baseline(
+            config, target, baseline.BaselineClient(target), force=args.force, say=say
+        )
+    for uri in published:
+        print(f"published {uri}")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -186,6 +206,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="PATH",
         help="JSON report path (default: experiments/drift-report.json)",
+    )
+
+    sub = command(
+        "baseline",
+        _baseline,
+        "SageMaker Model Monitor baseline of the training data, made in the stack's account",
+    )
+    sub.add_argument(
+        "--outputs",
+        default="-",
+        metavar="JSON|-",
+        help="file holding `pulumi stack output --json` of the stack (default: - reads stdin)",
+    )
+    sub.add_argument(
+        "--dry-run", action="store_true", help="print the upload and job request; call no AWS API"
+    )
+    sub.add_argument(
+        "--force", action="store_true", help="remake it even if it describes the current data"
     )
 
     sub = command("serve", _serve, "serve the model over HTTP (SageMaker and KServe protocols)")
