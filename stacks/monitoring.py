@@ -579,14 +579,24 @@ class Monitoring(pulumi.ComponentResource):
                     "config": _alertmanager_config(topic.arn, args.region, args.prefix)},
                 # empty: the chart generates a random password instead of its well-known one
                 "grafana": {"adminPassword": ""},
-                "additionalPrometheusRulesMap": {"gpu": {"groups": [{
-                    "name": "gpu", "rules": [{
+                "additionalPrometheusRulesMap": {
+                    "gpu": {"groups": [{"name": "gpu", "rules": [{
                         "alert": "GpuUtilizationHigh",
                         "expr": f"DCGM_FI_DEV_GPU_UTIL > {args.config.gpu_utilization_percent}",
                         "for": "15m", "labels": {"severity": "warning"},
                         "annotations": {"summary": (
                             f"GPU utilisation above {args.config.gpu_utilization_percent}% "
-                            "for 15 minutes: add GPU nodes or replicas")}}]}]}},
+                            "for 15 minutes: add GPU nodes or replicas")}}]}]},
+                    # the same threshold as the CloudWatch node alarm of the other platforms,
+                    # from the chart's node-exporter
+                    "nodes": {"groups": [{"name": "nodes", "rules": [{
+                        "alert": "NodeCpuUtilizationHigh",
+                        "expr": ("100 * (1 - avg by (instance) (rate(node_cpu_seconds_total"
+                                 f'{{mode="idle"}}[5m]))) > {NODE_CPU_ALARM_PERCENT}'),
+                        "for": "15m", "labels": {"severity": "warning"},
+                        "annotations": {"summary": (
+                            f"node CPU above {NODE_CPU_ALARM_PERCENT}% for 15 minutes: check "
+                            "the predictors' CPU requests or add nodes")}}]}]}},
             },
             opts=child_options(self, provider=args.kubernetes_provider, depends_on=[policy]))
         k8s.helm.v3.Release(

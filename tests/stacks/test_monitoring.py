@@ -18,6 +18,7 @@ from mlscaffold.stacks.monitoring import (
     CLOUDWATCH_OBSERVABILITY_ADDON,
     DCGM_EXPORTER_VERSION,
     KUBE_PROMETHEUS_STACK_VERSION,
+    NODE_CPU_ALARM_PERCENT,
     Monitoring,
     MonitoringArgs,
     model_monitor_image_uri,
@@ -273,6 +274,10 @@ def test_kserve_prometheus_and_dcgm(monitoring_graph):
     assert spec["securityContext"]["runAsNonRoot"] is True
     (rule,) = values["additionalPrometheusRulesMap"]["gpu"]["groups"][0]["rules"]
     assert rule["expr"] == "DCGM_FI_DEV_GPU_UTIL > 90"
+    (cpu,) = values["additionalPrometheusRulesMap"]["nodes"]["groups"][0]["rules"]
+    assert cpu["expr"].startswith('100 * (1 - avg by (instance) (rate(node_cpu_seconds_total'
+                                  '{mode="idle"}[5m])))')
+    assert cpu["expr"].endswith(f"> {NODE_CPU_ALARM_PERCENT}") and cpu["for"] == "15m"
     alertmanager = values["alertmanager"]
     assert alertmanager["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"] == (
         "arn:aws:iam::123456789012:role/monitoring-alertmanager-role")

@@ -3,9 +3,8 @@
 Run with mlscaffold installed: `python -m pytest infra/tests`. No cloud account is used.
 """
 
-from pathlib import Path
-
 import json
+from pathlib import Path
 
 import pytest
 import yaml

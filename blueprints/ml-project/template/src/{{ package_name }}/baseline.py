@@ -21,7 +21,6 @@ exports; nothing about the account is written in this project.
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import json
 import re
@@ -31,6 +30,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import pandas as pd
 
 from .config import ProjectConfig
 from .data import read_csv, require_label
@@ -137,12 +138,17 @@ def load_target(text: str, source: str = "the stack outputs") -> BaselineTarget:
     return BaselineTarget(**{name: document[name] for name in _TARGET_FIELDS})
 
 
-def baseline_dataset(config: ProjectConfig) -> bytes:
-    """The training data as the analyzer wants it: label first, then the features, a header."""
+def baseline_frame(config: ProjectConfig) -> pd.DataFrame:
+    """The training data as the analyzer wants it: label first, then the features."""
     path = config.layout.dataset("train")
     frame = read_csv(path)
     require_label(frame, config.label, path)
-    frame = frame[[config.label, *(column for column in frame.columns if column != config.label)]]
+    return frame[[config.label, *(column for column in frame.columns if column != config.label)]]
+
+
+def baseline_dataset(config: ProjectConfig, frame: pd.DataFrame | None = None) -> bytes:
+    """The baseline data set (`frame`, default: baseline_frame) as CSV under a header row."""
+    frame = baseline_frame(config) if frame is None else frame
     return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 
@@ -255,21 +261,27 @@ class BaselineClient:
             ServerSideEncryption="aws:kms", SSEKMSKeyId=self.target.kms_key_arn)
 
 
-def start_baseline(config: ProjectConfig, target: BaselineTarget, client: BaselineClient,
-                   tags: Mapping[str, str] | None = None, now: datetime | None = None,
-                   ) -> BaselineJob:
-    """Upload the baseline data set and start the processing job that analyzes it."""
-    dataset = baseline_dataset(config)
-    digest = hashlib.sha256(dataset).hexdigest()
+def plan_job(config: ProjectConfig, target: BaselineTarget, dataset: bytes,
+             now: datetime | None = None) -> tuple[BaselineJob, dict[str, Any]]:
+    """The job that would analyze `dataset`, and its CreateProcessingJob request."""
     name = job_name(config.name, now)
-    data_key = f"{target.data_prefix.strip('/')}/{name}/{DATASET_FILE}"
-    runs_key = f"{target.runs_prefix.strip('/')}/{name}"
-    client.put(data_key, dataset, {SHA_METADATA: digest})
-    request = processing_job_request(
-        target, name, data_key.rsplit("/", 1)[0], runs_key,
-        {"project": config.name, "managed-by": "mlscaffold", **(tags or {})})
+    data_folder = f"{target.data_prefix.strip('/')}/{name}"
+    job = BaselineJob(name=name, dataset_sha256=hashlib.sha256(dataset).hexdigest(),
+                      data_key=f"{data_folder}/{DATASET_FILE}",
+                      runs_key=f"{target.runs_prefix.strip('/')}/{name}")
+    request = processing_job_request(target, name, data_folder, job.runs_key,
+                                     {"project": config.name, "managed-by": "mlscaffold"})
+    return job, request
+
+
+def start_baseline(config: ProjectConfig, target: BaselineTarget, client: BaselineClient,
+                   dataset: bytes | None = None, now: datetime | None = None) -> BaselineJob:
+    """Upload the baseline data set and start the processing job that analyzes it."""
+    dataset = baseline_dataset(config) if dataset is None else dataset
+    job, request = plan_job(config, target, dataset, now)
+    client.put(job.data_key, dataset, {SHA_METADATA: job.dataset_sha256})
     client.sagemaker.create_processing_job(**request)
-    return BaselineJob(name=name, dataset_sha256=digest, data_key=data_key, runs_key=runs_key)
+    return job
 
 
 def wait_for_job(client: BaselineClient, job: BaselineJob,
@@ -345,12 +357,13 @@ def make_baseline(config: ProjectConfig, target: BaselineTarget, client: Baselin
 
     Returns the URIs of the published files ([] when the baseline was already current).
     """
-    digest = hashlib.sha256(baseline_dataset(config)).hexdigest()
+    dataset = baseline_dataset(config)
+    digest = hashlib.sha256(dataset).hexdigest()
     if not force and client.published_sha256() == digest:
         say(f"the baseline in {target.uri(target.baseline_prefix)} already describes "
             f"datasets/train.csv (sha256 {digest[:12]}); nothing to do (--force remakes it)")
         return []
-    job = start_baseline(config, target, client)
+    job = start_baseline(config, target, client, dataset)
     say(f"started processing job {job.name} ({target.instance_type}) on "
         f"{target.uri(job.data_key)}")
 
@@ -363,18 +376,11 @@ def make_baseline(config: ProjectConfig, target: BaselineTarget, client: Baselin
 
 def describe_request(config: ProjectConfig, target: BaselineTarget) -> dict[str, Any]:
     """What a run would upload and request, without calling AWS (for --dry-run)."""
-    dataset = baseline_dataset(config)
-    name = job_name(config.name)
-    data_key = f"{target.data_prefix.strip('/')}/{name}/{DATASET_FILE}"
+    frame = baseline_frame(config)
+    job, request = plan_job(config, target, baseline_dataset(config, frame))
     return {
-        "dataset": {
-            "uri": target.uri(data_key),
-            "sha256": hashlib.sha256(dataset).hexdigest(),
-            "rows": dataset.count(b"\n") - 1,
-            "columns": next(csv.reader([dataset.split(b"\n", 1)[0].decode("utf-8")])),
-        },
-        "processing_job": processing_job_request(
-            target, name, data_key.rsplit("/", 1)[0], f"{target.runs_prefix.strip('/')}/{name}",
-            {"project": config.name, "managed-by": "mlscaffold"}),
+        "dataset": {"uri": target.uri(job.data_key), "sha256": job.dataset_sha256,
+                    "rows": len(frame), "columns": [str(c) for c in frame.columns]},
+        "processing_job": request,
         "publishes_to": [target.uri(target.baseline_prefix, file) for file in RESULT_FILES],
     }
