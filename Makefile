@@ -30,9 +30,10 @@ demo: $(STAMP) ## scaffold a project into a temporary folder, test, train and ch
 	$(VENV)/bin/mlscaffold check $$dir; \
 	echo; echo "The project is in $$dir (cd there and run 'make help')."
 
-test: $(STAMP) ## the whole test suite, slow tiers included
+# one pytest worker per core: the slow tier (27 rendered projects) spreads over them
+test: $(STAMP) ## the whole test suite, slow tiers included, on every core
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto
 
 test-fast: $(STAMP) ## the suite without the slow tier (rendered projects' own tests, pip install)
 	$(PY) -m pytest -m "not slow"
