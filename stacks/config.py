@@ -17,7 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .instances import EC2_INSTANCES, SAGEMAKER_INSTANCES, gpu_count
 
+# EKS add-on that watches the nodes of every platform but KServe (Container Insights); the cost
+# estimator reads the name from here too
+CLOUDWATCH_OBSERVABILITY_ADDON = "amazon-cloudwatch-observability"
+
 __all__ = [
+    "CLOUDWATCH_OBSERVABILITY_ADDON",
     "DEFAULT_KUBERNETES_VERSION",
     "GPU_NODE_SELECTOR",
     "GPU_POOL_LABEL",

@@ -29,7 +29,13 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from ._common import assume_role_policy, child_options, policy_document, resource_tags, token
-from .config import GPU_NODE_SELECTOR, GPU_TOLERATION, MonitoringConfig, ServingConfig
+from .config import (
+    CLOUDWATCH_OBSERVABILITY_ADDON,
+    GPU_NODE_SELECTOR,
+    GPU_TOLERATION,
+    MonitoringConfig,
+    ServingConfig,
+)
 from .instances import SAGEMAKER_INSTANCES
 from .serving import DATA_CAPTURE_PREFIX, SAGEMAKER_VPC_ACTIONS, VARIANT_NAME
 
@@ -80,7 +86,6 @@ ALERTMANAGER_SERVICE_ACCOUNT = "alertmanager"
 # metrics through its own DCGM exporter). Its agent runs as this service account in this
 # namespace (AWS docs: "Install the CloudWatch agent with the Amazon CloudWatch Observability EKS
 # add-on", IRSA option; helm chart aws-observability/amazon-cloudwatch-observability).
-CLOUDWATCH_OBSERVABILITY_ADDON = "amazon-cloudwatch-observability"
 CLOUDWATCH_NAMESPACE = "amazon-cloudwatch"
 CLOUDWATCH_AGENT_SERVICE_ACCOUNT = "cloudwatch-agent"
 CLOUDWATCH_AGENT_POLICY = "CloudWatchAgentServerPolicy"
@@ -372,18 +377,10 @@ class Monitoring(pulumi.ComponentResource):
                  "Resource": [capture, artifacts],
                  "Condition": {"StringLike": {"s3:prefix": [f"{DATA_CAPTURE_PREFIX}/*",
                                                             "monitoring/*"]}}},
-                {"Sid": "Key", "Effect": "Allow",
-                 "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-                 "Resource": args.kms_key_arn},
-                {"Sid": "Logs", "Effect": "Allow",
-                 "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
-                            "logs:DescribeLogStreams"],
-                 "Resource": [processing_logs, pulumi.Output.concat(processing_logs, ":*")]},
+                *self._processing_job_statements(processing_logs),
                 {"Sid": "DriftMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData",
                  "Resource": "*", "Condition": {"StringEquals": {
                      "cloudwatch:namespace": "aws/sagemaker/Endpoints/data-metrics"}}},
-                {"Sid": "NetworkInterfaces", "Effect": "Allow",
-                 "Action": list(SAGEMAKER_VPC_ACTIONS), "Resource": "*"},
             ]),
             opts=child_options(self))
         job = aws.sagemaker.DataQualityJobDefinition(
@@ -422,6 +419,21 @@ class Monitoring(pulumi.ComponentResource):
             tags=self._tags("drift-schedule"), opts=child_options(self))
         self.drift_baseline = self._baseline_job(artifacts, processing_logs)
 
+    def _processing_job_statements(self, processing_logs: pulumi.Output[str]) -> list[dict]:
+        """What every Model Monitor processing job of the platform needs: the data key, its
+        log group, and network interfaces in the VPC."""
+        return [
+            {"Sid": "Key", "Effect": "Allow",
+             "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+             "Resource": self._args.kms_key_arn},
+            {"Sid": "Logs", "Effect": "Allow",
+             "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
+                        "logs:DescribeLogStreams"],
+             "Resource": [processing_logs, pulumi.Output.concat(processing_logs, ":*")]},
+            {"Sid": "NetworkInterfaces", "Effect": "Allow",
+             "Action": list(SAGEMAKER_VPC_ACTIONS), "Resource": "*"},
+        ]
+
     def _baseline_job(self, artifacts: pulumi.Output[str],
                       processing_logs: pulumi.Output[str]) -> pulumi.Output[dict[str, Any]]:
         """The role of the project's baseline processing job (reads the data set it is given,
@@ -442,15 +454,7 @@ class Monitoring(pulumi.ComponentResource):
                 {"Sid": "ListBaselineData", "Effect": "Allow", "Action": "s3:ListBucket",
                  "Resource": artifacts, "Condition": {"StringLike": {
                      "s3:prefix": [f"{BASELINE_DATA_PREFIX}/*"]}}},
-                {"Sid": "Key", "Effect": "Allow",
-                 "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-                 "Resource": args.kms_key_arn},
-                {"Sid": "Logs", "Effect": "Allow",
-                 "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
-                            "logs:DescribeLogStreams"],
-                 "Resource": [processing_logs, pulumi.Output.concat(processing_logs, ":*")]},
-                {"Sid": "NetworkInterfaces", "Effect": "Allow",
-                 "Action": list(SAGEMAKER_VPC_ACTIONS), "Resource": "*"},
+                *self._processing_job_statements(processing_logs),
             ]),
             opts=child_options(self))
         # read by `python -m <package> baseline` from `pulumi stack output --json`; the role

@@ -26,6 +26,7 @@ from typing import Any
 
 from pulumi_policy.proxy import UnknownValueError
 
+from mlscaffold.stacks.config import CLOUDWATCH_OBSERVABILITY_ADDON
 from mlscaffold.stacks.instances import gpu_count
 
 from ..props import number
@@ -50,7 +51,6 @@ _JOB_DEFINITIONS = (
     "aws:sagemaker/modelExplainabilityJobDefinition:ModelExplainabilityJobDefinition",
 )
 ADDON = "aws:eks/addon:Addon"
-CONTAINER_INSIGHTS_ADDON = "amazon-cloudwatch-observability"
 # AWS types that cost nothing by themselves, or whose cost is on another line
 _FREE = frozenset({
     "aws:appautoscaling/policy:Policy", SCALING_TARGET,
@@ -644,7 +644,7 @@ def estimate(resources: Iterable[Triple], region: str, *,
             if kind.startswith("aws:") and kind not in _FREE and not kind.startswith(
                     _FREE_PREFIXES):
                 unpriced.add(kind)
-            elif kind == ADDON and _get(resource[2], "addonName") == CONTAINER_INSIGHTS_ADDON:
+            elif kind == ADDON and _get(resource[2], "addonName") == CLOUDWATCH_OBSERVABILITY_ADDON:
                 ctx.note(f"add-on '{resource[1]}': Container Insights bills by usage; its "
                          "performance log group is priced, its metrics are not")
             priced = None

@@ -27,7 +27,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,19 +47,6 @@ MAX_RUNTIME_SECONDS = 1800
 PROVISIONING_SECONDS = 900  # allowance for instance start-up beyond the job's own runtime
 SHA_METADATA = "dataset-sha256"  # metadata key on the published files: the data they describe
 _TERMINAL = {"Completed", "Failed", "Stopped"}
-_TARGET_FIELDS = {
-    "region": str,
-    "bucket": str,
-    "role_arn": str,
-    "image_uri": str,
-    "kms_key_arn": str,
-    "subnet_ids": list,
-    "security_group_ids": list,
-    "instance_type": str,
-    "data_prefix": str,
-    "runs_prefix": str,
-    "baseline_prefix": str,
-}
 
 
 class BaselineError(ProjectError):
@@ -86,6 +73,13 @@ class BaselineTarget:
 
     def uri(self, *parts: str) -> str:
         return f"s3://{self.bucket}/" + "/".join(part.strip("/") for part in parts)
+
+
+# each field of the target and the JSON type its value must have (annotations are strings here)
+_TARGET_FIELDS = {
+    field.name: list if field.type.startswith("list") else str
+    for field in fields(BaselineTarget)
+}
 
 
 @dataclass(frozen=True)
@@ -227,31 +221,28 @@ class BaselineClient:
         self.s3 = session.client("s3", region_name=target.region)
         self.sagemaker = session.client("sagemaker", region_name=target.region)
 
-    def published_sha256(self) -> str | None:
-        """The data-set digest the published baseline was made from, None if there is none."""
+    def head(self, key: str) -> dict | None:
+        """The object's metadata response, None if it does not exist (other errors raise)."""
         from botocore.exceptions import ClientError
 
-        key = f"{self.target.baseline_prefix.strip('/')}/{RESULT_FILES[0]}"
         try:
-            head = self.s3.head_object(Bucket=self.target.bucket, Key=key)
+            return self.s3.head_object(Bucket=self.target.bucket, Key=key)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
-        return head.get("Metadata", {}).get(SHA_METADATA)
+
+    def published_sha256(self) -> str | None:
+        """The data-set digest the published baseline was made from, None if there is none."""
+        head = self.head(f"{self.target.baseline_prefix.strip('/')}/{RESULT_FILES[0]}")
+        return None if head is None else head.get("Metadata", {}).get(SHA_METADATA)
 
     def put(self, key: str, body: bytes, metadata: Mapping[str, str]) -> None:
         self.s3.put_object(Bucket=self.target.bucket, Key=key, Body=body, Metadata=dict(metadata),
                            ServerSideEncryption="aws:kms", SSEKMSKeyId=self.target.kms_key_arn)
 
     def exists(self, key: str) -> bool:
-        from botocore.exceptions import ClientError
-
-        try:
-            self.s3.head_object(Bucket=self.target.bucket, Key=key)
-        except ClientError:
-            return False
-        return True
+        return self.head(key) is not None
 
     def copy(self, source_key: str, key: str, metadata: Mapping[str, str]) -> None:
         self.s3.copy_object(
