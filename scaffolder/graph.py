@@ -37,6 +37,10 @@ class GraphResource:
     dependencies: tuple[str, ...]
     inputs: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: resource options that decide what a real update or delete does: ``protect``,
+    #: ``retain_on_delete``, ``delete_before_replace`` (booleans, only when set) and
+    #: ``ignore_changes``, ``replace_on_changes`` (property paths)
+    options: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def component(self) -> bool:
@@ -218,11 +222,26 @@ class _Recorder:
                     urn=response.urn, type=request.type, name=request.name,
                     custom=bool(request.custom), parent=parent,
                     dependencies=tuple(sorted(request.dependencies)), inputs=_plain(inputs),
-                    outputs=_plain(state)))
+                    outputs=_plain(state), options=_options(request)))
                 return response
 
         self.mocks = Mocks()
         self.monitor = Monitor(self.mocks)
+
+
+def _options(request: Any) -> dict[str, Any]:
+    """The lifecycle options of a registration that are set (see GraphResource.options)."""
+    options: dict[str, Any] = {}
+    for name, field_name in (("protect", "protect"), ("retain_on_delete", "retainOnDelete"),
+                             ("delete_before_replace", "deleteBeforeReplace")):
+        if getattr(request, field_name):
+            options[name] = True
+    for name, field_name in (("ignore_changes", "ignoreChanges"),
+                             ("replace_on_changes", "replaceOnChanges")):
+        paths = list(getattr(request, field_name))
+        if paths:
+            options[name] = paths
+    return options
 
 
 def _plain(value: Any) -> Any:

@@ -95,3 +95,20 @@ def test_program_errors_name_the_users_file_and_line(tmp_path: Path):
     assert "ValueError: bad setting" in str(caught.value)
     assert caught.value.traceback == (f'  File "{program}", line 3, in <module>\n'
                                       "    raise ValueError('bad setting')\n")
+
+
+def test_lifecycle_options_are_recorded():
+    import pulumi
+    import pulumi_aws as aws
+
+    from mlscaffold.graph import run_under_mocks
+
+    def program() -> None:
+        aws.s3.Bucket("kept", opts=pulumi.ResourceOptions(
+            protect=True, retain_on_delete=True, ignore_changes=["tags"]))
+        aws.s3.Bucket("plain")
+
+    graph = run_under_mocks(program)
+    assert graph.named("kept").options == {"protect": True, "retain_on_delete": True,
+                                           "ignore_changes": ["tags"]}
+    assert graph.named("plain").options == {}
