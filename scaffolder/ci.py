@@ -26,6 +26,7 @@ from .spec import SPEC_FILENAME, ProjectSpec
 __all__ = [
     "ACTIONS",
     "DEFAULT_BRANCH",
+    "DOWNLOADS",
     "PIPELINE_FILES",
     "TOOLS",
     "CiResult",
@@ -75,6 +76,15 @@ TOOLS: dict[str, str] = {
     "pulumi": "3.220.0",  # CLI: pulumi/actions on GitHub, pulumi/pulumi-python image on GitLab
     "docker": "27.5.1",  # docker and docker:dind images of the GitLab image build
     "awscli": ">=1.33,<2",  # pip requirement on GitLab (GitHub runners ship AWS CLI v2)
+}
+
+# The only downloads a pipeline makes outside a package manager, each pinned by version: the
+# AWS Session Manager plugin that `mlscaffold tunnel` runs (GitHub's Ubuntu runners ship it;
+# GitLab's Pulumi image does not), from AWS's own download bucket ("Install the Session Manager
+# plugin on Ubuntu", AWS Systems Manager docs).
+DOWNLOADS: dict[str, str] = {
+    "session_manager_plugin": "https://s3.amazonaws.com/session-manager-downloads/plugin/"
+                              "1.2.707.0/ubuntu_64bit/session-manager-plugin.deb",
 }
 
 # the sizing profile of production environments (mlscaffold.stacks.config names them)
@@ -159,6 +169,7 @@ def render_pipeline(spec: ProjectSpec, provider: str | None = None) -> dict[Path
         "default_branch": DEFAULT_BRANCH,
         "uses": {key: _uses(key) for key in ACTIONS},
         "tools": TOOLS,
+        "downloads": DOWNLOADS,
     }
     return {Path(target): env.get_template(source).render(context)
             for source, target in PIPELINE_FILES[provider]}

@@ -8,6 +8,7 @@ turns it, and Click's own usage errors, into one line on stderr and an exit stat
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -600,6 +601,62 @@ def policy_schema() -> None:
     from .policies.config import policy_file_schema
 
     click.echo(json.dumps(policy_file_schema(), indent=2))
+
+
+@cli.command(context_settings={"ignore_unknown_options": True,
+                               "allow_interspersed_args": False})
+@click.option("--project", "project", type=click.Path(path_type=Path, file_okay=False),
+              default=".", show_default=True, help="The project (or a folder inside it).")
+@click.option("--stack", "-s", metavar="ENV", required=True, help="Environment (stack).")
+@click.option("--outputs", "outputs_source", metavar="FILE|-",
+              help="The base stack's `pulumi stack output --json` [default: ask Pulumi].")
+@click.option("--relay-timeout", type=float, default=300.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for a new API relay to come online in Session Manager.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def tunnel(project: Path, stack: str, outputs_source: str | None, relay_timeout: float,
+           command: tuple[str, ...]) -> None:
+    """Forward a stack's private EKS API endpoint to 127.0.0.1, through its API relay.
+
+    The in-cluster program (infra/cluster) reaches the cluster at
+    https://127.0.0.1:<cluster.tunnel_port>. This opens that port with an AWS Systems Manager
+    port-forwarding session (the AWS CLI and its Session Manager plugin) through the relay
+    instance of the base stack. With COMMAND (after --), it runs the command while the tunnel
+    is open, closes the tunnel and exits with the command's status; without, it keeps the
+    tunnel open until Ctrl-C.
+
+    \b
+    Examples:
+      mlscaffold tunnel --stack dev -- pulumi --cwd infra/cluster up --stack dev
+      mlscaffold tunnel --stack dev     # then, in another shell: kubectl, helm ...
+    """
+    import subprocess
+
+    import boto3
+
+    from .checks import resolve_stacks
+    from .infra import find_project
+    from .outputs import read_stack_outputs
+    from .spec import SPEC_FILENAME, load_spec
+    from .tunnel import open_tunnel, tunnel_target
+
+    root = find_project(project)
+    resolve_stacks(load_spec(root / SPEC_FILENAME), stack)
+    target = tunnel_target(read_stack_outputs(root, stack, outputs_source), stack)
+    ssm = boto3.client("ssm", region_name=target.region)
+    click.echo(f"tunnel: {target.local_url} -> {target.cluster} ({target.host}:443) through "
+               f"the API relay {target.relay_instance_id}", err=True)
+    with open_tunnel(target, ssm=ssm, relay_timeout=relay_timeout):
+        if command:
+            code = subprocess.run(list(command), check=False).returncode
+        else:
+            click.echo("tunnel: open; Ctrl-C closes it", err=True)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                code = 0
+    click.echo("tunnel: closed", err=True)
+    sys.exit(code)
 
 
 def main() -> None:

@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MOCK_ACCOUNT_ID", "GraphResource", "ProgramError", "ResourceGraph", "run_program",
-           "run_under_mocks"]
+__all__ = ["MOCK_ACCOUNT_ID", "MOCK_ORGANIZATION", "STACK_REFERENCE", "GraphResource",
+           "ProgramError", "ResourceGraph", "merge_graphs", "run_program", "run_under_mocks",
+           "stack_reference_name"]
 
 # the documentation account id AWS uses in its examples; never a real account
 MOCK_ACCOUNT_ID = "123456789012"
@@ -146,6 +147,8 @@ def _computed_outputs(resource_type: str, name: str, inputs: Mapping[str, Any],
         outputs["keyId"] = f"key-{name}"
     elif resource_type == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
         outputs["url"] = inputs.get("url", "")
+    elif resource_type == "aws:eks/nodeGroup:NodeGroup":
+        outputs["nodeGroupName"] = inputs.get("nodeGroupName") or name
     elif resource_type == "aws:ec2/launchTemplate:LaunchTemplate":
         outputs["latestVersion"] = 1
     elif resource_type == "aws:ec2/vpcEndpoint:VpcEndpoint":
@@ -165,8 +168,11 @@ def _invoke(token: str, args: Mapping[str, Any], region: str) -> dict[str, Any]:
     if token == "aws:index/getPartition:getPartition":
         return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
     if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-        names = [f"{region}{suffix}" for suffix in "abcdef"]
-        return {"names": names, "zoneIds": [f"z-{n}" for n in names], "id": region}
+        excluded = set(args.get("excludeZoneIds") or ())
+        zones = [(f"{region}{suffix}", f"z-{region}{suffix}") for suffix in "abcdef"]
+        zones = [(name, zone_id) for name, zone_id in zones if zone_id not in excluded]
+        return {"names": [name for name, _ in zones],
+                "zoneIds": [zone_id for _, zone_id in zones], "id": region}
     if token == "aws:ssm/getParameter:getParameter":
         return {"value": "ami-0mock", "name": args.get("name"), "type": "String",
                 "id": args.get("name")}
@@ -177,10 +183,14 @@ def _invoke(token: str, args: Mapping[str, Any], region: str) -> dict[str, Any]:
     return {}
 
 
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+
+
 class _Recorder:
     """Builds the mock monitor and mocks; collects registrations in order."""
 
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str,
+                 stack_references: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         import pulumi
         from google.protobuf import json_format
         from pulumi.runtime import mocks
@@ -194,6 +204,12 @@ class _Recorder:
 
         class Mocks(pulumi.runtime.Mocks):
             def new_resource(self, args: pulumi.runtime.MockResourceArgs):  # type: ignore[override]
+                if args.typ == STACK_REFERENCE:  # read, not registered: another stack's outputs
+                    name = args.inputs.get("name") or args.resource_id or args.name
+                    if name not in (stack_references or {}):
+                        raise KeyError(f"no outputs of stack {name!r} were given to the mocks")
+                    return name, {"name": name, "outputs": dict(stack_references[name]),
+                                  "secretOutputNames": []}
                 if not args.custom:
                     return None, {}
                 # computed outputs win: some extend an input (an EKS cluster's vpcConfig)
@@ -270,24 +286,31 @@ def _quiet_pulumi_logs() -> Iterator[None]:
         logger.setLevel(level)
 
 
+# what pulumi.get_organization() returns under the mocks (and with a self-managed backend)
+MOCK_ORGANIZATION = "organization"
+
+
 def run_under_mocks(program: Callable[[], Any], *, project: str = "project",
                     stack: str = "stack", config: Mapping[str, str] | None = None,
-                    region: str = "us-east-1", preview: bool = False) -> ResourceGraph:
+                    region: str = "us-east-1", preview: bool = False,
+                    stack_references: Mapping[str, Mapping[str, Any]] | None = None
+                    ) -> ResourceGraph:
     """Run `program` (a function that declares resources) under mocks; return its graph.
 
     `config` maps full keys (``aws:region``, ``<project>:platform``) to strings, JSON for
-    objects, as the Pulumi CLI passes them.
+    objects, as the Pulumi CLI passes them. `stack_references` maps a referenced stack's name
+    (``organization/<project>/<stack>``) to its outputs.
     """
     import pulumi
     import pulumi.runtime
 
     with _RUN_LOCK, _quiet_pulumi_logs():
-        recorder = _Recorder(region)
+        recorder = _Recorder(region, stack_references)
         # a fresh root stack per run: the previous run's would keep its exports
         pulumi.runtime.settings.ROOT.set(None)
         pulumi.runtime.set_all_config({"aws:region": region, **(config or {})}, [])
         pulumi.runtime.set_mocks(recorder.mocks, project=project, stack=stack, preview=preview,
-                                 monitor=recorder.monitor)
+                                 monitor=recorder.monitor, organization=MOCK_ORGANIZATION)
         failure: list[BaseException] = []
 
         @pulumi.runtime.test
@@ -313,6 +336,20 @@ def run_under_mocks(program: Callable[[], Any], *, project: str = "project",
                              outputs=recorder.stack_outputs)
 
 
+def stack_reference_name(project: str, stack: str) -> str:
+    """The name a program's StackReference to `project`'s `stack` has under the mocks."""
+    return f"{MOCK_ORGANIZATION}/{project}/{stack}"
+
+
+def merge_graphs(base: ResourceGraph, inner: ResourceGraph) -> ResourceGraph:
+    """One graph of a base stack and the in-cluster stack that reads its outputs: every
+    resource of both (their URNs differ by project), the base's outputs."""
+    return ResourceGraph(project=base.project, stack=base.stack,
+                         resources=sorted([*base.resources, *inner.resources],
+                                          key=lambda r: r.urn),
+                         outputs=base.outputs)
+
+
 def _user_frames(error: BaseException, program: Path) -> list[Any]:
     """The traceback frames inside the user's infra/ folder, outermost first."""
     import traceback
@@ -323,7 +360,8 @@ def _user_frames(error: BaseException, program: Path) -> list[Any]:
 
 
 def run_program(program: Path, *, project: str, stack: str, config: Mapping[str, str],
-                region: str) -> ResourceGraph:
+                region: str, stack_references: Mapping[str, Mapping[str, Any]] | None = None
+                ) -> ResourceGraph:
     """Run a Pulumi program file (``infra/__main__.py``) under mocks, as `pulumi up` would.
 
     Raises :class:`ProgramError` naming the file and line in the program when it fails.
@@ -333,7 +371,8 @@ def run_program(program: Path, *, project: str, stack: str, config: Mapping[str,
     sys.path.insert(0, added)
     try:
         return run_under_mocks(lambda: runpy.run_path(str(program), run_name="__main__"),
-                               project=project, stack=stack, config=config, region=region)
+                               project=project, stack=stack, config=config, region=region,
+                               stack_references=stack_references)
     except Exception as error:
         import traceback
 

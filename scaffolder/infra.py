@@ -18,6 +18,8 @@ __all__ = ["InfraProgramError", "find_project", "preview_stack", "stack_config",
            "stack_config_files"]
 
 PROGRAM = Path("infra") / "__main__.py"
+# the in-cluster program: applied through `mlscaffold tunnel` after the base stack
+CLUSTER_PROGRAM = Path("infra") / "cluster" / "__main__.py"
 
 
 class InfraProgramError(MlscaffoldError):
@@ -78,9 +80,13 @@ def stack_config(project: Path, spec: ProjectSpec, stack: str) -> dict[str, str]
 
 
 def preview_stack(project: Path, stack: str) -> Any:
-    """Run the project's infra program for `stack` under mocks; returns its ResourceGraph."""
-    from .graph import ProgramError, run_program
-    from .stacks.config import StackConfigError
+    """Run the project's infra programs for `stack` under mocks; returns one ResourceGraph.
+
+    The base program (``infra/``) runs first; when its outputs describe a cluster, the
+    in-cluster program (``infra/cluster/``) runs next with them as its StackReference, as the
+    real deployment does, and the graph holds the resources of both (outputs: the base's).
+    """
+    from .graph import merge_graphs, stack_reference_name
 
     spec = load_spec(project / SPEC_FILENAME)
     config = stack_config(project, spec, stack)
@@ -88,9 +94,23 @@ def preview_stack(project: Path, stack: str) -> Any:
     program = project / PROGRAM
     if not program.is_file():
         raise UsageError(f"{program} does not exist", hint="the project has no Pulumi program")
+    base = _run_program(program, spec.name, stack, config, region)
+    inner_program = project / CLUSTER_PROGRAM
+    if "cluster" not in base.outputs or not inner_program.is_file():
+        return base
+    inner = _run_program(inner_program, f"{spec.name}-cluster", stack, {}, region,
+                         stack_references={stack_reference_name(spec.name, stack): base.outputs})
+    return merge_graphs(base, inner)
+
+
+def _run_program(program: Path, project: str, stack: str, config: dict[str, str], region: str,
+                 stack_references: dict[str, Any] | None = None) -> Any:
+    from .graph import ProgramError, run_program
+    from .stacks.config import StackConfigError
+
     try:
-        return run_program(program, project=spec.name, stack=stack, config=config,
-                           region=region)
+        return run_program(program, project=project, stack=stack, config=config,
+                           region=region, stack_references=stack_references)
     except ProgramError as failure:
         if isinstance(failure.error, StackConfigError):
             raise UsageError(f"infra/Pulumi.{stack}.yaml: {failure.error}") from None

@@ -1,8 +1,10 @@
 """Pulumi components of the ML platform (``mlscaffold.stacks``).
 
-A project's ``infra/__main__.py`` needs two names::
+A project's ``infra/__main__.py`` needs three names, its in-cluster program
+``infra/cluster/__main__.py`` two more::
 
     from mlscaffold.stacks import MlPlatform, MlPlatformArgs, platform_config
+    from mlscaffold.stacks import ClusterWorkloads, ClusterWorkloadsArgs, platform_config
 
 Components import Pulumi; :mod:`.config` does not, so importing this package lazily loads the
 components only when they are used.
@@ -14,16 +16,21 @@ from typing import TYPE_CHECKING, Any
 
 from .config import PlatformConfig, StackConfigError, platform_config
 
-__all__ = ["MlPlatform", "MlPlatformArgs", "PlatformConfig", "StackConfigError",
-           "platform_config"]
+__all__ = ["ClusterWorkloads", "ClusterWorkloadsArgs", "MlPlatform", "MlPlatformArgs",
+           "PlatformConfig", "StackConfigError", "platform_config"]
 
 if TYPE_CHECKING:
     from .platform import MlPlatform, MlPlatformArgs
+    from .workloads import ClusterWorkloads, ClusterWorkloadsArgs
+
+# public name -> the module that defines it (imported on first use: it loads Pulumi)
+_LAZY = {"MlPlatform": "platform", "MlPlatformArgs": "platform",
+         "ClusterWorkloads": "workloads", "ClusterWorkloadsArgs": "workloads"}
 
 
 def __getattr__(name: str) -> Any:
-    if name in {"MlPlatform", "MlPlatformArgs"}:
-        from . import platform
+    if name in _LAZY:
+        from importlib import import_module
 
-        return getattr(platform, name)
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

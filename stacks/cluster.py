@@ -1,6 +1,9 @@
-"""The EKS cluster for training and serving: a private control plane with encrypted secrets,
-a CPU system node group, tainted GPU node groups that scale from zero, IRSA, the NVIDIA device
-plugin and the Cluster Autoscaler."""
+"""The EKS cluster for training and serving, as AWS resources: a private control plane with
+encrypted secrets, a CPU system node group, tainted GPU node groups that scale from zero, IRSA
+roles for the in-cluster controllers, and the API relay through which Pulumi reaches the private
+endpoint. Nothing here calls the Kubernetes API: what runs inside the cluster is the in-cluster
+program's (:mod:`.workloads`), applied through `mlscaffold tunnel` once this program is up.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +13,12 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_kubernetes as k8s
 
 from ._common import assume_role_policy, child_options, policy_document, resource_tags, token
+from .api_relay import ApiRelay, ApiRelayArgs
 from .config import (
     GPU_POOL_LABEL,
     GPU_TAINT,
-    GPU_TOLERATION,
     TAINT_EFFECTS,
     ClusterConfig,
     GpuNodeGroupConfig,
@@ -25,15 +27,16 @@ from .config import (
 from .instances import gpu_count
 
 __all__ = [
-    "CLUSTER_AUTOSCALER_CHART",
-    "CLUSTER_AUTOSCALER_IMAGE_TAGS",
+    "AUTOSCALER_NAMESPACE",
+    "AUTOSCALER_SERVICE_ACCOUNT",
     "CLUSTER_LOG_TYPES",
+    "EKS_UNSUPPORTED_ZONE_IDS",
     "NODE_POLICIES",
-    "NVIDIA_DEVICE_PLUGIN_CHART",
+    "SYSTEM_POOL",
     "GpuCluster",
     "GpuClusterArgs",
     "autoscaler_tags",
-    "kubeconfig",
+    "irsa_trust_policy",
 ]
 
 CLUSTER_LOG_TYPES: tuple[str, ...] = (
@@ -41,22 +44,17 @@ CLUSTER_LOG_TYPES: tuple[str, ...] = (
 # AWS managed policies of the node role, nothing broader (ECR pull-only, not read-only)
 NODE_POLICIES: tuple[str, ...] = (
     "AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonEKS_CNI_Policy")
-
-NVIDIA_DEVICE_PLUGIN_REPO = "https://nvidia.github.io/k8s-device-plugin"
-NVIDIA_DEVICE_PLUGIN_CHART = "0.19.3"
-CLUSTER_AUTOSCALER_REPO = "https://kubernetes.github.io/autoscaler"
-CLUSTER_AUTOSCALER_CHART = "9.59.0"
-# the autoscaler simulates the scheduler: its minor version must match the cluster's
-CLUSTER_AUTOSCALER_IMAGE_TAGS: dict[str, str] = {
-    "1.32": "v1.32.7", "1.33": "v1.33.6", "1.34": "v1.34.5", "1.35": "v1.35.2",
-    "1.36": "v1.36.1",
+# Zone IDs where EKS cannot place its control plane's network interfaces (AWS docs: "View
+# Amazon EKS networking requirements for VPC and subnets"; UnsupportedAvailabilityZoneException)
+EKS_UNSUPPORTED_ZONE_IDS: dict[str, tuple[str, ...]] = {
+    "us-east-1": ("use1-az3",), "us-west-1": ("usw1-az2",), "ca-central-1": ("cac1-az3",),
 }
+
 AUTOSCALER_NAMESPACE = "kube-system"
 AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
 SYSTEM_POOL = "system"
 
 _AUTOSCALER_TAG = "k8s.io/cluster-autoscaler"
-# EKS API taint effects -> Kubernetes taint effects
 
 
 @dataclass
@@ -72,11 +70,13 @@ class GpuClusterArgs:
     vpc_id: pulumi.Input[str]
     """VPC of the cluster security group."""
     vpc_cidr: pulumi.Input[str]
-    """Clients in the VPC (CI runners, VPN) may reach the private API endpoint."""
+    """The VPC's block: the API relay forwards HTTPS into it."""
     private_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
-    """Subnets of the control plane's network interfaces and of every node."""
+    """Subnets of the control plane's network interfaces, of every node and of the relay."""
     cluster_name: str
     """EKS cluster name, e.g. ``<project>-<env>-eks``."""
+    prefix: str
+    """Resource-name prefix, ``<project>-<env>``."""
     log_retention_days: int = 30
     """Retention of the control-plane log group."""
 
@@ -97,33 +97,37 @@ def autoscaler_tags(cluster_name: str, group: GpuNodeGroupConfig) -> dict[str, s
     return tags
 
 
-def kubeconfig(cluster_name: str, endpoint: str, certificate_authority: str,
-               region: str) -> str:
-    """A kubeconfig (JSON) that authenticates with ``aws eks get-token``."""
-    return json.dumps({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": cluster_name, "cluster": {
-            "server": endpoint, "certificate-authority-data": certificate_authority}}],
-        "contexts": [{"name": cluster_name,
-                      "context": {"cluster": cluster_name, "user": cluster_name}}],
-        "current-context": cluster_name,
-        "users": [{"name": cluster_name, "user": {"exec": {
-            "apiVersion": "client.authentication.k8s.io/v1beta1",
-            "command": "aws",
-            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region],
-            "interactiveMode": "Never",
-        }}}],
-    })
+def irsa_trust_policy(provider_arn: pulumi.Input[str], issuer: pulumi.Input[str],
+                      namespace: str, service_account: str) -> pulumi.Output[str]:
+    """Trust policy letting one Kubernetes service account assume a role (IRSA)."""
+
+    def document(values: list[str]) -> str:
+        arn, url = values
+        host = url.removeprefix("https://")
+        return json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow",
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Principal": {"Federated": arn},
+            "Condition": {"StringEquals": {
+                f"{host}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+                f"{host}:aud": "sts.amazonaws.com",
+            }},
+        }]})
+
+    return pulumi.Output.all(provider_arn, issuer).apply(document)
 
 
 class GpuCluster(pulumi.ComponentResource):
     """An EKS cluster whose GPU node groups only run pods that tolerate the GPU taint.
 
-    The API endpoint is private (public only for ``public_access_cidrs``); secrets are
-    envelope-encrypted with a rotating KMS key; all control-plane logs go to a log group with
-    bounded retention. Nodes require IMDSv2 with a hop limit of 1, so pods cannot borrow the
-    node role: add-ons get AWS access through IRSA (:meth:`irsa_trust_policy`).
+    The API endpoint is private (public only for ``public_access_cidrs``) and admits HTTPS from
+    the API relay only; secrets are envelope-encrypted with a rotating KMS key; all
+    control-plane logs go to a log group with bounded retention. Nodes require IMDSv2 with a hop
+    limit of 1, so pods cannot borrow the node role: in-cluster controllers get AWS access
+    through IRSA (:meth:`irsa_trust_policy`).
+
+    :attr:`connection` is what the in-cluster program needs to reach the cluster; it resolves
+    only once every node group exists, so nothing is installed before there are nodes to run it.
     """
 
     cluster_name: pulumi.Output[str]
@@ -134,9 +138,11 @@ class GpuCluster(pulumi.ComponentResource):
     node_role_arn: pulumi.Output[str]
     node_security_group_id: pulumi.Output[str]
     kms_key_arn: pulumi.Output[str]
-    kubernetes_provider: k8s.Provider
+    relay_instance_id: pulumi.Output[str]
+    autoscaler_role_arn: pulumi.Output[str]
     system_node_group: aws.eks.NodeGroup
     gpu_node_groups: dict[str, aws.eks.NodeGroup]
+    connection: pulumi.Output[dict]
 
     def __init__(self, name: str, args: GpuClusterArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -147,7 +153,12 @@ class GpuCluster(pulumi.ComponentResource):
         self._account = aws.get_caller_identity_output(opts=invoke).account_id
         self._partition = aws.get_partition_output(opts=invoke).partition
 
-        cluster, key = self._control_plane()
+        relay = ApiRelay(f"{name}-api-relay", ApiRelayArgs(
+            prefix=args.prefix, tags=args.tags, vpc_id=args.vpc_id, vpc_cidr=args.vpc_cidr,
+            subnet_id=pulumi.Output.from_input(args.private_subnet_ids).apply(lambda ids: ids[0])),
+            child_options(self))
+        self.relay_instance_id = relay.instance_id
+        cluster, key = self._control_plane(relay.security_group_id)
         self.kms_key_arn = key.arn
         self.cluster_name = cluster.name
         self.cluster_arn = cluster.arn
@@ -172,16 +183,19 @@ class GpuCluster(pulumi.ComponentResource):
                 extra_tags=autoscaler_tags(args.cluster_name, group))
             for group in config.gpu_node_groups
         }
+        self.autoscaler_role_arn = self._autoscaler_role()
 
-        self.kubernetes_provider = k8s.Provider(
-            f"{name}-k8s",
-            kubeconfig=pulumi.Output.all(
-                cluster.name, cluster.endpoint,
-                cluster.certificate_authority.apply(lambda ca: ca.data),
-            ).apply(lambda values: kubeconfig(*values, args.region)),
-            opts=child_options(self))
-        self._addons()
-
+        node_groups = [self.system_node_group, *self.gpu_node_groups.values()]
+        self.connection = pulumi.Output.all(
+            cluster.name, cluster.endpoint,
+            cluster.certificate_authority.apply(lambda ca: ca.data),
+            relay.instance_id, *[group.node_group_name for group in node_groups],
+        ).apply(lambda values: {
+            "name": values[0], "endpoint": values[1], "certificate_authority": values[2],
+            "relay_instance_id": values[3], "node_groups": list(values[4:]),
+            "region": args.region, "tunnel_port": config.tunnel_port,
+            "kubernetes_version": config.kubernetes_version,
+        })
         self.register_outputs({
             "cluster_name": self.cluster_name,
             "cluster_arn": self.cluster_arn,
@@ -191,25 +205,14 @@ class GpuCluster(pulumi.ComponentResource):
             "node_role_arn": self.node_role_arn,
             "node_security_group_id": self.node_security_group_id,
             "kms_key_arn": self.kms_key_arn,
+            "relay_instance_id": self.relay_instance_id,
+            "connection": self.connection,
         })
 
     def irsa_trust_policy(self, namespace: str, service_account: str) -> pulumi.Output[str]:
-        """Trust policy letting one Kubernetes service account assume a role (IRSA)."""
-
-        def document(values: list[str]) -> str:
-            provider_arn, issuer = values
-            host = issuer.removeprefix("https://")
-            return json.dumps({"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow",
-                "Action": "sts:AssumeRoleWithWebIdentity",
-                "Principal": {"Federated": provider_arn},
-                "Condition": {"StringEquals": {
-                    f"{host}:sub": f"system:serviceaccount:{namespace}:{service_account}",
-                    f"{host}:aud": "sts.amazonaws.com",
-                }},
-            }]})
-
-        return pulumi.Output.all(self.oidc_provider_arn, self.oidc_issuer).apply(document)
+        """Trust policy letting one of this cluster's service accounts assume a role (IRSA)."""
+        return irsa_trust_policy(self.oidc_provider_arn, self.oidc_issuer, namespace,
+                                 service_account)
 
     def _tags(self, resource: str, **extra: str) -> dict[str, str]:
         return resource_tags(self._args.tags, name=f"{self._name}-{resource}", **extra)
@@ -221,7 +224,8 @@ class GpuCluster(pulumi.ComponentResource):
     def _managed_policy(self, policy: str) -> pulumi.Output[str]:
         return pulumi.Output.format("arn:{0}:iam::aws:policy/{1}", self._partition, policy)
 
-    def _control_plane(self) -> tuple[aws.eks.Cluster, aws.kms.Key]:
+    def _control_plane(self, relay_security_group: pulumi.Input[str]
+                       ) -> tuple[aws.eks.Cluster, aws.kms.Key]:
         """KMS key, log group, role and security group, then the cluster."""
         name, args = self._name, self._args
         log_group_name = f"/aws/eks/{args.cluster_name}/cluster"
@@ -265,8 +269,9 @@ class GpuCluster(pulumi.ComponentResource):
             f"{name}-cluster-sg", vpc_id=args.vpc_id,
             description=f"Extra access to the API endpoint of {args.cluster_name}",
             ingress=[aws.ec2.SecurityGroupIngressArgs(
-                protocol="tcp", from_port=443, to_port=443, cidr_blocks=[args.vpc_cidr],
-                description="Kubernetes API from the VPC")],
+                protocol="tcp", from_port=443, to_port=443,
+                security_groups=[relay_security_group],
+                description="Kubernetes API from the API relay (mlscaffold tunnel)")],
             tags=self._tags("cluster-sg"), opts=child_options(self))
 
         public_cidrs = list(args.config.public_access_cidrs)
@@ -346,20 +351,10 @@ class GpuCluster(pulumi.ComponentResource):
             opts=child_options(self, depends_on=self._node_policies,
                                ignore_changes=["scalingConfig.desiredSize"]))
 
-    def _addons(self) -> None:
-        """The NVIDIA device plugin and the Cluster Autoscaler (IRSA role, Helm release)."""
+    def _autoscaler_role(self) -> pulumi.Output[str]:
+        """The Cluster Autoscaler's IRSA role: discover every group, scale only this cluster's.
+        Its ARN is given out once the policy is attached."""
         name, args = self._name, self._args
-        node_groups = [self.system_node_group, *self.gpu_node_groups.values()]
-        k8s.helm.v3.Release(
-            f"{name}-nvidia-device-plugin", name="nvidia-device-plugin",
-            chart="nvidia-device-plugin", version=NVIDIA_DEVICE_PLUGIN_CHART,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=NVIDIA_DEVICE_PLUGIN_REPO),
-            namespace="kube-system",
-            values={"tolerations": [GPU_TOLERATION],
-                    "nodeSelector": {"nvidia.com/gpu.present": "true"}},
-            opts=child_options(self, provider=self.kubernetes_provider,
-                               depends_on=node_groups))
-
         role = aws.iam.Role(
             f"{name}-autoscaler-role",
             assume_role_policy=self.irsa_trust_policy(
@@ -390,29 +385,4 @@ class GpuCluster(pulumi.ComponentResource):
                      f"aws:ResourceTag/{_AUTOSCALER_TAG}/{args.cluster_name}": "owned"}}},
             ]),
             opts=child_options(self))
-        k8s.helm.v3.Release(
-            f"{name}-cluster-autoscaler", name="cluster-autoscaler",
-            chart="cluster-autoscaler", version=CLUSTER_AUTOSCALER_CHART,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CLUSTER_AUTOSCALER_REPO),
-            namespace=AUTOSCALER_NAMESPACE,
-            values={
-                "cloudProvider": "aws",
-                "awsRegion": args.region,
-                "autoDiscovery": {"clusterName": args.cluster_name},
-                "image": {"tag": CLUSTER_AUTOSCALER_IMAGE_TAGS[args.config.kubernetes_version]},
-                "rbac": {"serviceAccount": {
-                    "create": True, "name": AUTOSCALER_SERVICE_ACCOUNT,
-                    "annotations": {"eks.amazonaws.com/role-arn": role.arn}}},
-                "extraArgs": {"expander": "least-waste", "balance-similar-node-groups": True},
-                "resources": {"requests": {"cpu": "100m", "memory": "300Mi"},
-                              "limits": {"cpu": "500m", "memory": "600Mi"}},
-                "securityContext": {"runAsNonRoot": True, "runAsUser": 65534,
-                                    "runAsGroup": 65534, "fsGroup": 65534,
-                                    "seccompProfile": {"type": "RuntimeDefault"}},
-                "containerSecurityContext": {"allowPrivilegeEscalation": False,
-                                             "readOnlyRootFilesystem": True,
-                                             "capabilities": {"drop": ["ALL"]}},
-                "nodeSelector": {GPU_POOL_LABEL: SYSTEM_POOL},
-            },
-            opts=child_options(self, provider=self.kubernetes_provider,
-                               depends_on=[*node_groups, policy]))
+        return pulumi.Output.all(role.arn, policy.id).apply(lambda ids: ids[0])

@@ -24,6 +24,7 @@ CLOUDWATCH_OBSERVABILITY_ADDON = "amazon-cloudwatch-observability"
 __all__ = [
     "CLOUDWATCH_OBSERVABILITY_ADDON",
     "DEFAULT_KUBERNETES_VERSION",
+    "DEFAULT_TUNNEL_PORT",
     "GPU_NODE_SELECTOR",
     "GPU_POOL_LABEL",
     "GPU_TAINT",
@@ -48,6 +49,8 @@ __all__ = [
 # EKS versions in standard or extended support in 2026-11; the default is in standard support
 SUPPORTED_KUBERNETES_VERSIONS: tuple[str, ...] = ("1.32", "1.33", "1.34", "1.35", "1.36")
 DEFAULT_KUBERNETES_VERSION = "1.34"
+# where `mlscaffold tunnel` forwards the private API endpoint on the machine running Pulumi
+DEFAULT_TUNNEL_PORT = 9443
 # the taint every GPU node carries (EKS API form), so only pods that tolerate it land there
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
 # EKS API taint effects -> Kubernetes effects
@@ -172,8 +175,11 @@ class GpuNodeGroupConfig(_NodeGroupConfig):
 
 
 class ClusterConfig(_Strict):
-    """The EKS cluster for training and (with KServe) serving."""
+    """The EKS cluster for training and (with KServe) serving: built only when something runs
+    on it (``enabled``; on by default with KServe serving)."""
 
+    enabled: bool = Field(False, description="Build the EKS cluster (KServe serving needs it; "
+                                             "turn it on to train on its GPU pools).")
     kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
     public_access_cidrs: list[str] = Field(
         default_factory=list,
@@ -181,6 +187,10 @@ class ClusterConfig(_Strict):
     system_node_group: SystemNodeGroupConfig
     gpu_node_groups: list[GpuNodeGroupConfig] = Field(min_length=1)
     autoscaler: Literal["cluster-autoscaler"] = "cluster-autoscaler"
+    tunnel_port: Annotated[int, Field(ge=1024, le=65535)] = Field(
+        DEFAULT_TUNNEL_PORT,
+        description="Local port of the SSM tunnel to the private API endpoint: the in-cluster "
+                    "program's kubeconfig points there, so keep it fixed once deployed.")
 
     @field_validator("kubernetes_version")
     @classmethod
@@ -301,6 +311,13 @@ class PlatformConfig(_Strict):
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
 
+    @model_validator(mode="after")
+    def _cluster_for_kserve(self) -> PlatformConfig:
+        if self.serving.platform == "kserve" and not self.cluster.enabled:
+            raise ValueError("serving.platform kserve runs on the EKS cluster: set "
+                             "cluster.enabled to true, or serve with sagemaker")
+        return self
+
     @property
     def tags(self) -> dict[str, str]:
         """The tags every taggable resource carries."""
@@ -336,8 +353,10 @@ _PROFILES: dict[str, dict[str, Any]] = {
                                  "capacity_type": "SPOT", "min_size": 0, "desired_size": 0,
                                  "max_size": 2}],
         },
-        # KServe in dev serves on CPU nodes: a GPU predictor would keep a GPU node running
-        "serving": {"instance_type": "ml.m5.large", "initial_instance_count": 1,
+        # KServe in dev serves on CPU nodes: a GPU predictor would keep a GPU node running;
+        # SageMaker in dev on the smallest hosting type (real-time, unlike serverless inference,
+        # keeps the VPC, network isolation, data capture and drift of the other environments)
+        "serving": {"instance_type": "ml.t2.medium", "initial_instance_count": 1,
                     "min_instances": 1, "max_instances": 2, "min_replicas": 1,
                     "max_replicas": 2, "gpus": 0},
         "monitoring": {"log_retention_days": 30, "drift_schedule": "cron(0 6 ? * * *)"},
@@ -363,8 +382,9 @@ _PROFILES: dict[str, dict[str, Any]] = {
         "cluster": {
             "system_node_group": {"instance_types": ["m6i.xlarge"], "min_size": 2,
                                   "desired_size": 3, "max_size": 6},
+            # a new account has no G quota: a minimum above 0 would fail the first deploy
             "gpu_node_groups": [{"name": "gpu", "instance_types": ["g5.2xlarge"],
-                                 "capacity_type": "ON_DEMAND", "min_size": 1, "desired_size": 1,
+                                 "capacity_type": "ON_DEMAND", "min_size": 0, "desired_size": 0,
                                  "max_size": 8}],
         },
         "serving": {"instance_type": "ml.m5.xlarge", "initial_instance_count": 2,
@@ -384,6 +404,7 @@ def stack_settings(spec: Any, environment: str) -> dict[str, Any]:
     data = spec if isinstance(spec, dict) else spec.model_dump(mode="json")
     settings = copy.deepcopy(_PROFILES[environment_profile(environment)])
     settings["serving"]["platform"] = data["serving"]
+    settings["cluster"]["enabled"] = data["serving"] == "kserve"
     settings["feature_store"] = {"enabled": data["feature_store"] == "sagemaker"}
     return settings
 

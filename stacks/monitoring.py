@@ -1,20 +1,21 @@
 """Monitoring: an encrypted alert topic, CloudWatch alarms and dashboard, SageMaker Model Monitor
-for data drift (SageMaker serving), and Prometheus with GPU metrics (KServe serving).
+for data drift (SageMaker serving), and what the cluster's own monitoring needs from AWS.
 
 GPU alerting for KServe is done in the cluster: dcgm-exporter's metrics are scraped by the
-kube-prometheus-stack Prometheus, a rule fires on ``DCGM_FI_DEV_GPU_UTIL`` above
-``config.gpu_utilization_percent`` for 15 minutes, and Alertmanager publishes to the same SNS
-topic (IRSA role). KServe stacks already run that Prometheus, so they do not also get the
-CloudWatch Observability add-on: two agents would scrape the same GPUs twice.
+kube-prometheus-stack Prometheus that the in-cluster program installs (:mod:`.workloads`); a rule
+fires on ``DCGM_FI_DEV_GPU_UTIL`` above ``config.gpu_utilization_percent`` for 15 minutes, and
+Alertmanager publishes to this component's SNS topic with the IRSA role made here. KServe stacks
+already run that Prometheus, so they do not also get the CloudWatch Observability add-on: two
+agents would scrape the same GPUs twice.
 
-Every other stack (SageMaker serving, and no serving at all) still has the EKS cluster with its
-GPU node groups for training, but no Prometheus. There the AWS-native path is used: the EKS
-add-on ``amazon-cloudwatch-observability`` (CloudWatch agent with its own DCGM exporter, IRSA
-role with ``CloudWatchAgentServerPolicy``; Fluent Bit container logs off, only metrics) publishes
-Container Insights metrics, and CloudWatch alarms on ``node_gpu_utilization`` and
-``node_cpu_utilization`` (namespace ``ContainerInsights``, dimension ``ClusterName``) notify the
-alert topic. The log group the agent writes those metrics to as performance events is created
-here first, KMS-encrypted and with bounded retention.
+A stack whose cluster serves nothing (``cluster.enabled`` with SageMaker serving, for training on
+its GPU pools) has no Prometheus. There the AWS-native path is used: the EKS add-on
+``amazon-cloudwatch-observability`` (CloudWatch agent with its own DCGM exporter, IRSA role with
+``CloudWatchAgentServerPolicy``; Fluent Bit container logs off, only metrics) publishes Container
+Insights metrics, and CloudWatch alarms on ``node_gpu_utilization`` and ``node_cpu_utilization``
+(namespace ``ContainerInsights``, dimension ``ClusterName``) notify the alert topic. The log group
+the agent writes those metrics to as performance events is created here first, KMS-encrypted and
+with bounded retention. A stack without a cluster has no node alarms.
 """
 
 from __future__ import annotations
@@ -26,12 +27,10 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_kubernetes as k8s
 
 from ._common import assume_role_policy, child_options, policy_document, resource_tags, token
 from .config import (
     CLOUDWATCH_OBSERVABILITY_ADDON,
-    GPU_NODE_SELECTOR,
     GPU_TOLERATION,
     MonitoringConfig,
     ServingConfig,
@@ -40,12 +39,13 @@ from .instances import SAGEMAKER_INSTANCES
 from .serving import DATA_CAPTURE_PREFIX, SAGEMAKER_VPC_ACTIONS, VARIANT_NAME
 
 __all__ = [
+    "ALERTMANAGER_SERVICE_ACCOUNT",
     "CLOUDWATCH_AGENT_SERVICE_ACCOUNT",
     "CLOUDWATCH_NAMESPACE",
     "CLOUDWATCH_OBSERVABILITY_ADDON",
-    "DCGM_EXPORTER_VERSION",
-    "KUBE_PROMETHEUS_STACK_VERSION",
     "MODEL_MONITOR_REGISTRIES",
+    "MONITORING_NAMESPACE",
+    "NODE_CPU_ALARM_PERCENT",
     "Monitoring",
     "MonitoringArgs",
     "model_monitor_image_uri",
@@ -75,10 +75,6 @@ MODEL_MONITOR_REGISTRIES: dict[str, str] = {
     "us-west-2": "159807026194",
 }
 
-KUBE_PROMETHEUS_STACK_REPO = "https://prometheus-community.github.io/helm-charts"
-KUBE_PROMETHEUS_STACK_VERSION = "88.6.4"
-DCGM_EXPORTER_REPO = "https://nvidia.github.io/dcgm-exporter/helm-charts"
-DCGM_EXPORTER_VERSION = "4.1.1"
 MONITORING_NAMESPACE = "monitoring"
 ALERTMANAGER_SERVICE_ACCOUNT = "alertmanager"
 
@@ -150,18 +146,15 @@ class MonitoringArgs:
     """Security groups of the drift jobs (HTTPS to S3 and the VPC endpoints)."""
     drift_instance_type: str = "ml.m5.xlarge"
     """Instance type of the drift jobs."""
-    # the EKS cluster
+    # the EKS cluster, when the stack has one
     cluster_name: pulumi.Input[str] | None = None
-    """Name of the EKS cluster (``GpuCluster.cluster_name``): the CloudWatch Observability
-    add-on goes there and the node alarms watch it (all platforms but KServe)."""
+    """Name of the EKS cluster (``GpuCluster.cluster_name``): with serving other than KServe the
+    CloudWatch Observability add-on goes there and the node alarms watch it; None: no cluster."""
     node_groups: Sequence[pulumi.Resource] = ()
     """The cluster's node groups: the add-on waits for them, its pods need nodes to run on."""
     irsa_trust_policy: Callable[[str, str], pulumi.Input[str]] | None = None
     """(namespace, service account) -> IRSA trust policy: Alertmanager (KServe) publishes with
     it, the CloudWatch agent (other platforms) sends metrics with it."""
-    # KServe
-    kubernetes_provider: pulumi.ProviderResource | None = None
-    """Provider of the EKS cluster."""
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -174,14 +167,16 @@ class Monitoring(pulumi.ComponentResource):
     by the project's ``baseline`` command with a processing job under its own role, both
     described by :attr:`drift_baseline`; scheduled runs fail until it exists.
     KServe serving: kube-prometheus-stack and dcgm-exporter, GPU alerts through Alertmanager.
-    Other platforms (SageMaker, none): the CloudWatch Observability add-on on the cluster and
-    alarms on the nodes' GPU and CPU utilisation.
+    Other platforms (SageMaker, none) with a cluster: the CloudWatch Observability add-on on
+    the cluster and alarms on the nodes' GPU and CPU utilisation.
     """
 
     alert_topic_arn: pulumi.Output[str]
     dashboard_name: pulumi.Output[str]
     alarm_names: pulumi.Output[list[str]]
     drift_baseline: pulumi.Output[dict[str, Any]] | None
+    alertmanager_role_arn: pulumi.Output[str] | None
+    """The IRSA role the cluster's Alertmanager publishes to the topic with (KServe)."""
     """Where and as whom the project's ``baseline`` command runs its Model Monitor job
     (SageMaker serving with data capture; else None)."""
 
@@ -203,14 +198,15 @@ class Monitoring(pulumi.ComponentResource):
             widgets = self._endpoint_widgets()
             if args.serving.data_capture_percent > 0:  # drift is measured on captured data
                 self._drift_schedule()
+        self.alertmanager_role_arn = None
         if args.serving.platform == "kserve":  # GPUs watched by its Prometheus
-            self._prometheus(topic)
+            self.alertmanager_role_arn = self._alertmanager_role(topic)
             widgets = [{"type": "text", "properties": {"markdown": (
                 "KServe: model and GPU metrics are in the cluster's Grafana "
                 f"(`kubectl -n {MONITORING_NAMESPACE} port-forward "
                 "svc/kube-prometheus-stack-grafana 3000:80`); GPU alerts reach the alert "
                 "topic through Alertmanager.")}}]
-        else:  # GPUs watched by CloudWatch: Container Insights from the add-on
+        elif args.cluster_name is not None:  # GPUs watched by CloudWatch Container Insights
             self._cloudwatch_observability()
             alarms += self._node_alarms(topic)
             widgets.append(self._node_widget())
@@ -234,6 +230,7 @@ class Monitoring(pulumi.ComponentResource):
             "dashboard_name": self.dashboard_name,
             "alarm_names": self.alarm_names,
             "drift_baseline": self.drift_baseline,
+            "alertmanager_role_arn": self.alertmanager_role_arn,
         })
 
     def _tags(self, resource: str) -> dict[str, str]:
@@ -545,8 +542,8 @@ class Monitoring(pulumi.ComponentResource):
 
     # ------------------------------------------------------------------ KServe
 
-    def _prometheus(self, topic: aws.sns.Topic) -> None:
-        """kube-prometheus-stack (Alertmanager -> SNS through IRSA) and dcgm-exporter."""
+    def _alertmanager_role(self, topic: aws.sns.Topic) -> pulumi.Output[str]:
+        """The IRSA role of the cluster's Alertmanager: publish to the (encrypted) topic."""
         name, args = self._name, self._args
         role = aws.iam.Role(
             f"{name}-alertmanager-role", assume_role_policy=args.irsa_trust_policy(
@@ -562,74 +559,7 @@ class Monitoring(pulumi.ComponentResource):
                  "Resource": args.kms_key_arn},
             ]),
             opts=child_options(self))
-        non_root = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 2000,
-                    "fsGroup": 2000, "seccompProfile": {"type": "RuntimeDefault"}}
-        stack = k8s.helm.v3.Release(
-            f"{name}-kube-prometheus-stack", name="kube-prometheus-stack",
-            chart="kube-prometheus-stack", version=KUBE_PROMETHEUS_STACK_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=KUBE_PROMETHEUS_STACK_REPO),
-            namespace=MONITORING_NAMESPACE, create_namespace=True,
-            values={
-                "prometheus": {"prometheusSpec": {
-                    # also scrape ServiceMonitors and rules of other releases (dcgm-exporter)
-                    "serviceMonitorSelectorNilUsesHelmValues": False,
-                    "ruleSelectorNilUsesHelmValues": False,
-                    "retention": "15d", "securityContext": non_root}},
-                "alertmanager": {
-                    "serviceAccount": {
-                        "create": True, "name": ALERTMANAGER_SERVICE_ACCOUNT,
-                        "annotations": {"eks.amazonaws.com/role-arn": role.arn}},
-                    "alertmanagerSpec": {"securityContext": non_root},
-                    "config": _alertmanager_config(topic.arn, args.region, args.prefix)},
-                # empty: the chart generates a random password instead of its well-known one
-                "grafana": {"adminPassword": ""},
-                "additionalPrometheusRulesMap": {
-                    "gpu": {"groups": [{"name": "gpu", "rules": [{
-                        "alert": "GpuUtilizationHigh",
-                        "expr": f"DCGM_FI_DEV_GPU_UTIL > {args.config.gpu_utilization_percent}",
-                        "for": "15m", "labels": {"severity": "warning"},
-                        "annotations": {"summary": (
-                            f"GPU utilisation above {args.config.gpu_utilization_percent}% "
-                            "for 15 minutes: add GPU nodes or replicas")}}]}]},
-                    # the same threshold as the CloudWatch node alarm of the other platforms,
-                    # from the chart's node-exporter
-                    "nodes": {"groups": [{"name": "nodes", "rules": [{
-                        "alert": "NodeCpuUtilizationHigh",
-                        "expr": ("100 * (1 - avg by (instance) (rate(node_cpu_seconds_total"
-                                 f'{{mode="idle"}}[5m]))) > {NODE_CPU_ALARM_PERCENT}'),
-                        "for": "15m", "labels": {"severity": "warning"},
-                        "annotations": {"summary": (
-                            f"node CPU above {NODE_CPU_ALARM_PERCENT}% for 15 minutes: check "
-                            "the predictors' CPU requests or add nodes")}}]}]}},
-            },
-            opts=child_options(self, provider=args.kubernetes_provider, depends_on=[policy]))
-        k8s.helm.v3.Release(
-            f"{name}-dcgm-exporter", name="dcgm-exporter", chart="dcgm-exporter",
-            version=DCGM_EXPORTER_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=DCGM_EXPORTER_REPO),
-            namespace=MONITORING_NAMESPACE,
-            # the chart's container runs as root with SYS_ADMIN: DCGM needs them for its
-            # profiling metrics, so its security context is left as the chart sets it
-            values={"nodeSelector": GPU_NODE_SELECTOR, "tolerations": [dict(GPU_TOLERATION)],
-                    "serviceMonitor": {"enabled": True, "interval": "30s"},
-                    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
-                                  "limits": {"cpu": "500m", "memory": "512Mi"}}},
-            # the ServiceMonitor kind comes with kube-prometheus-stack
-            opts=child_options(self, provider=args.kubernetes_provider, depends_on=[stack]))
-
-
-def _alertmanager_config(topic_arn: pulumi.Output[str], region: str,
-                         prefix: str) -> dict[str, Any]:
-    """Every alert but the always-firing Watchdog goes to the SNS topic (SigV4, IRSA)."""
-    return {
-        "route": {"receiver": "sns", "group_by": ["alertname", "namespace"],
-                  "routes": [{"receiver": "null", "matchers": ['alertname = "Watchdog"']}]},
-        "receivers": [
-            {"name": "null"},
-            {"name": "sns", "sns_configs": [{"topic_arn": topic_arn, "sigv4": {"region": region},
-                                             "subject": f"{prefix}: cluster alert"}]},
-        ],
-    }
+        return pulumi.Output.all(role.arn, policy.id).apply(lambda ids: ids[0])
 
 
 def _widget(title: str, metrics: list[list[Any]], region: str, stat: str,
@@ -662,10 +592,8 @@ def _check_args(args: MonitoringArgs) -> None:
                              "GpuCluster.irsa_trust_policy): Alertmanager publishes to SNS "
                              "with it")
         return
-    missing = [field for field in ("cluster_name", "irsa_trust_policy")
-               if getattr(args, field) is None]
-    if missing:
+    if args.cluster_name is not None and args.irsa_trust_policy is None:
         raise ValueError(
             f"monitoring of the cluster's GPU nodes (serving {args.serving.platform!r}) needs "
-            f"{', '.join(missing)} (GpuCluster.cluster_name, GpuCluster.irsa_trust_policy): the "
-            "CloudWatch Observability add-on is installed there with an IRSA role")
+            "irsa_trust_policy (GpuCluster.irsa_trust_policy): the CloudWatch Observability "
+            "add-on is installed there with an IRSA role")

@@ -4,7 +4,7 @@ balancers, VPC endpoints for the AWS APIs the platform calls, and flow logs."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -15,10 +15,11 @@ from .config import NetworkConfig
 
 __all__ = ["INTERFACE_ENDPOINT_SERVICES", "Network", "NetworkArgs", "subnet_cidrs"]
 
-# AWS APIs reached through interface endpoints (private DNS), so that nodes, training jobs and
-# serving endpoints call them without leaving the VPC; S3 has a gateway endpoint
-INTERFACE_ENDPOINT_SERVICES: tuple[str, ...] = (
-    "ecr.api", "ecr.dkr", "sts", "sagemaker.api", "sagemaker.runtime", "logs")
+# AWS APIs the cluster's nodes call through interface endpoints (private DNS) instead of the
+# NAT gateway: image pulls, IRSA tokens, logs. SageMaker needs none: its network-isolated models
+# and jobs make no calls from the VPC, and model artifacts come through the free S3 gateway
+# endpoint (AWS docs: "Give SageMaker AI hosted endpoints access to resources in your VPC").
+INTERFACE_ENDPOINT_SERVICES: tuple[str, ...] = ("ecr.api", "ecr.dkr", "sts", "logs")
 
 
 def subnet_cidrs(cidr: str, zones: int) -> tuple[list[str], list[str]]:
@@ -51,6 +52,13 @@ class NetworkArgs:
     """KMS key encrypting the flow-log group (its policy must allow CloudWatch Logs)."""
     log_retention_days: int = 30
     """Retention of the flow-log group."""
+    internet_egress: bool = True
+    """Public subnets, an internet gateway and NAT gateways, for nodes that pull images and
+    charts from the internet. Without them the VPC has private subnets only."""
+    interface_endpoints: Sequence[str] = INTERFACE_ENDPOINT_SERVICES
+    """AWS services reached through interface endpoints (see INTERFACE_ENDPOINT_SERVICES)."""
+    exclude_zone_ids: Sequence[str] = ()
+    """Zone IDs never to use, e.g. those where EKS cannot place its control plane."""
 
 
 class Network(pulumi.ComponentResource):
@@ -58,8 +66,11 @@ class Network(pulumi.ComponentResource):
 
     Nodes and interface endpoints live in private subnets that reach the internet through NAT
     gateways (one per zone, or a single one when ``single_nat_gateway``); public subnets hold
-    only the NAT gateways and internet-facing load balancers. The default security group is
-    emptied, endpoints accept HTTPS from the VPC only, and all traffic is flow-logged.
+    only the NAT gateways and internet-facing load balancers. Without ``internet_egress`` there
+    are neither: private subnets with the S3 gateway endpoint only. Subnets are placed by zone
+    ID (the same physical zone in every account), skipping ``exclude_zone_ids``. The default
+    security group is emptied, endpoints accept HTTPS from the VPC only, and all traffic is
+    flow-logged.
     """
 
     vpc_id: pulumi.Output[str]
@@ -72,13 +83,13 @@ class Network(pulumi.ComponentResource):
     def __init__(self, name: str, args: NetworkArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(token("Network"), name, None, opts)
-        config = args.config
+        config = self._config = args.config
         zones = config.availability_zones
         private_cidrs, public_cidrs = subnet_cidrs(config.cidr, zones)
-        zone_names = aws.get_availability_zones_output(
-            state="available",
+        zone_ids = aws.get_availability_zones_output(
+            state="available", exclude_zone_ids=list(args.exclude_zone_ids) or None,
             filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
-            opts=pulumi.InvokeOutputOptions(parent=self)).names
+            opts=pulumi.InvokeOutputOptions(parent=self)).zone_ids
 
         def tags(resource: str, **extra: str) -> dict[str, str]:
             return resource_tags(args.tags, name=f"{name}-{resource}", **extra)
@@ -97,52 +108,34 @@ class Network(pulumi.ComponentResource):
         private_subnets: list[aws.ec2.Subnet] = []
         public_subnets: list[aws.ec2.Subnet] = []
         for index in range(zones):
-            zone = zone_names.apply(lambda names, i=index: _zone(names, i, zones))
+            zone = zone_ids.apply(lambda ids, i=index: _zone(ids, i, zones))
             private_subnets.append(aws.ec2.Subnet(
                 f"{name}-private-{index}", vpc_id=vpc.id, cidr_block=private_cidrs[index],
-                availability_zone=zone, map_public_ip_on_launch=False,
+                availability_zone_id=zone, map_public_ip_on_launch=False,
                 tags=tags(f"private-{index}", **{"kubernetes.io/role/internal-elb": "1"},
                           **cluster_tags),
                 opts=child_options(self)))
-            public_subnets.append(aws.ec2.Subnet(
-                f"{name}-public-{index}", vpc_id=vpc.id, cidr_block=public_cidrs[index],
-                availability_zone=zone, map_public_ip_on_launch=False,
-                tags=tags(f"public-{index}", **{"kubernetes.io/role/elb": "1"}, **cluster_tags),
-                opts=child_options(self)))
+            if args.internet_egress:
+                public_subnets.append(aws.ec2.Subnet(
+                    f"{name}-public-{index}", vpc_id=vpc.id, cidr_block=public_cidrs[index],
+                    availability_zone_id=zone, map_public_ip_on_launch=False,
+                    tags=tags(f"public-{index}", **{"kubernetes.io/role/elb": "1"},
+                              **cluster_tags),
+                    opts=child_options(self)))
 
-        gateway = aws.ec2.InternetGateway(
-            f"{name}-igw", vpc_id=vpc.id, tags=tags("igw"), opts=child_options(self))
-        public_routes = aws.ec2.RouteTable(
-            f"{name}-public-rt", vpc_id=vpc.id, tags=tags("public-rt"),
-            opts=child_options(self))
-        aws.ec2.Route(
-            f"{name}-public-internet", route_table_id=public_routes.id,
-            destination_cidr_block="0.0.0.0/0", gateway_id=gateway.id, opts=child_options(self))
-        for index, subnet in enumerate(public_subnets):
-            aws.ec2.RouteTableAssociation(
-                f"{name}-public-rta-{index}", subnet_id=subnet.id,
-                route_table_id=public_routes.id, opts=child_options(self))
-
-        nat_gateways: list[aws.ec2.NatGateway] = []
-        for index in range(1 if config.single_nat_gateway else zones):
-            address = aws.ec2.Eip(
-                f"{name}-nat-eip-{index}", domain="vpc", tags=tags(f"nat-eip-{index}"),
-                opts=child_options(self, depends_on=[gateway]))
-            nat_gateways.append(aws.ec2.NatGateway(
-                f"{name}-nat-{index}", allocation_id=address.id,
-                subnet_id=public_subnets[index].id, tags=tags(f"nat-{index}"),
-                opts=child_options(self, depends_on=[gateway])))
-
+        nat_gateways = (self._internet_egress(name, vpc, public_subnets, tags)
+                        if args.internet_egress else [])
         private_routes: list[aws.ec2.RouteTable] = []
         for index, subnet in enumerate(private_subnets):
             routes = aws.ec2.RouteTable(
                 f"{name}-private-rt-{index}", vpc_id=vpc.id, tags=tags(f"private-rt-{index}"),
                 opts=child_options(self))
-            aws.ec2.Route(
-                f"{name}-private-nat-{index}", route_table_id=routes.id,
-                destination_cidr_block="0.0.0.0/0",
-                nat_gateway_id=nat_gateways[index % len(nat_gateways)].id,
-                opts=child_options(self))
+            if nat_gateways:
+                aws.ec2.Route(
+                    f"{name}-private-nat-{index}", route_table_id=routes.id,
+                    destination_cidr_block="0.0.0.0/0",
+                    nat_gateway_id=nat_gateways[index % len(nat_gateways)].id,
+                    opts=child_options(self))
             aws.ec2.RouteTableAssociation(
                 f"{name}-private-rta-{index}", subnet_id=subnet.id, route_table_id=routes.id,
                 opts=child_options(self))
@@ -159,7 +152,7 @@ class Network(pulumi.ComponentResource):
             f"{name}-s3-endpoint", vpc_id=vpc.id, service_name=f"com.amazonaws.{args.region}.s3",
             vpc_endpoint_type="Gateway", route_table_ids=[rt.id for rt in private_routes],
             tags=tags("s3-endpoint"), opts=child_options(self))
-        for service in INTERFACE_ENDPOINT_SERVICES:
+        for service in args.interface_endpoints:
             label = service.replace(".", "-")
             aws.ec2.VpcEndpoint(
                 f"{name}-{label}-endpoint", vpc_id=vpc.id,
@@ -185,6 +178,35 @@ class Network(pulumi.ComponentResource):
             "endpoint_security_group_id": self.endpoint_security_group_id,
             "s3_prefix_list_id": self.s3_prefix_list_id,
         })
+
+    def _internet_egress(self, name: str, vpc: aws.ec2.Vpc,
+                         public_subnets: list[aws.ec2.Subnet],
+                         tags: Callable[[str], dict[str, str]]) -> list[aws.ec2.NatGateway]:
+        """The internet gateway, the public route table and the NAT gateways (one per zone, or
+        one for all with ``single_nat_gateway``)."""
+        gateway = aws.ec2.InternetGateway(
+            f"{name}-igw", vpc_id=vpc.id, tags=tags("igw"), opts=child_options(self))
+        public_routes = aws.ec2.RouteTable(
+            f"{name}-public-rt", vpc_id=vpc.id, tags=tags("public-rt"),
+            opts=child_options(self))
+        aws.ec2.Route(
+            f"{name}-public-internet", route_table_id=public_routes.id,
+            destination_cidr_block="0.0.0.0/0", gateway_id=gateway.id, opts=child_options(self))
+        for index, subnet in enumerate(public_subnets):
+            aws.ec2.RouteTableAssociation(
+                f"{name}-public-rta-{index}", subnet_id=subnet.id,
+                route_table_id=public_routes.id, opts=child_options(self))
+        nat_gateways: list[aws.ec2.NatGateway] = []
+        count = 1 if self._config.single_nat_gateway else len(public_subnets)
+        for index in range(count):
+            address = aws.ec2.Eip(
+                f"{name}-nat-eip-{index}", domain="vpc", tags=tags(f"nat-eip-{index}"),
+                opts=child_options(self, depends_on=[gateway]))
+            nat_gateways.append(aws.ec2.NatGateway(
+                f"{name}-nat-{index}", allocation_id=address.id,
+                subnet_id=public_subnets[index].id, tags=tags(f"nat-{index}"),
+                opts=child_options(self, depends_on=[gateway])))
+        return nat_gateways
 
     def _flow_logs(self, name: str, vpc: aws.ec2.Vpc, args: NetworkArgs,
                    tags: Callable[[str], dict[str, str]]) -> None:
@@ -224,8 +246,8 @@ class Network(pulumi.ComponentResource):
             opts=child_options(self, depends_on=[policy]))
 
 
-def _zone(names: list[str], index: int, wanted: int) -> str:
-    if len(names) < wanted:
-        raise ValueError(f"the region has {len(names)} available zones, fewer than the "
-                         f"{wanted} in network.availability_zones; lower that setting")
-    return names[index]
+def _zone(zone_ids: list[str], index: int, wanted: int) -> str:
+    if len(zone_ids) < wanted:
+        raise ValueError(f"the region has {len(zone_ids)} usable availability zones, fewer than "
+                         f"the {wanted} in network.availability_zones; lower that setting")
+    return zone_ids[index]

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from ._common import child_options, policy_document, resource_tags, token
-from .cluster import GpuCluster, GpuClusterArgs
+from .cluster import EKS_UNSUPPORTED_ZONE_IDS, GpuCluster, GpuClusterArgs
 from .config import PlatformConfig
 from .feature_store import FeatureStore, FeatureStoreArgs, feature_definitions_from_csv
 from .monitoring import Monitoring, MonitoringArgs
-from .network import Network, NetworkArgs
+from .network import INTERFACE_ENDPOINT_SERVICES, Network, NetworkArgs
 from .registry import ModelRegistry, ModelRegistryArgs
 from .serving import Serving, ServingArgs
 
@@ -71,7 +72,10 @@ class MlPlatform(pulumi.ComponentResource):
 
     data_key_arn: pulumi.Output[str]
     vpc_id: pulumi.Output[str]
-    cluster_name: pulumi.Output[str]
+    cluster_name: pulumi.Output[str] | None
+    cluster: pulumi.Output[dict[str, Any]] | None
+    """What the in-cluster program (infra/cluster) reads: how to reach the cluster, the IRSA
+    roles of its workloads, and with KServe the image, the model and the alert topic."""
     artifact_bucket: pulumi.Output[str]
     repository_url: pulumi.Output[str]
     model_package_group: pulumi.Output[str]
@@ -92,14 +96,22 @@ class MlPlatform(pulumi.ComponentResource):
         aws.kms.Alias(f"{name}-data-key-alias", name=f"alias/{config.prefix}-data",
                       target_key_id=key.key_id, opts=child_options(self))
 
+        # the cluster (and what only its nodes need: NAT, interface endpoints) exists only when
+        # something runs on it
+        with_cluster = config.cluster.enabled
         cluster_name = f"{config.prefix}-eks"
         network = Network(f"{name}-network", NetworkArgs(
-            config=config.network, tags=tags, region=config.region, cluster_name=cluster_name,
-            kms_key_arn=key.arn, log_retention_days=retention), child_options(self))
+            config=config.network, tags=tags, region=config.region,
+            cluster_name=cluster_name if with_cluster else None, kms_key_arn=key.arn,
+            log_retention_days=retention, internet_egress=with_cluster,
+            interface_endpoints=INTERFACE_ENDPOINT_SERVICES if with_cluster else (),
+            exclude_zone_ids=EKS_UNSUPPORTED_ZONE_IDS.get(config.region, ())
+            if with_cluster else ()), child_options(self))
         cluster = GpuCluster(f"{name}-cluster", GpuClusterArgs(
             config=config.cluster, tags=tags, region=config.region, vpc_id=network.vpc_id,
             vpc_cidr=network.vpc_cidr, private_subnet_ids=network.private_subnet_ids,
-            cluster_name=cluster_name, log_retention_days=retention), child_options(self))
+            cluster_name=cluster_name, prefix=config.prefix, log_retention_days=retention),
+            child_options(self)) if with_cluster else None
         registry = ModelRegistry(f"{name}-registry", ModelRegistryArgs(
             config=config.registry, prefix=config.prefix, tags=tags, kms_key_arn=key.arn),
             child_options(self))
@@ -131,13 +143,14 @@ class MlPlatform(pulumi.ComponentResource):
                 capture_bucket_name=registry.artifact_bucket_name,
                 private_subnet_ids=network.private_subnet_ids, vpc_id=network.vpc_id,
                 vpc_cidr=network.vpc_cidr, s3_prefix_list_id=network.s3_prefix_list_id,
-                kubernetes_provider=cluster.kubernetes_provider, gpu_node_group=gpu_pool,
-                irsa_trust_policy=cluster.irsa_trust_policy), child_options(self))
+                gpu_node_group=gpu_pool,
+                irsa_trust_policy=cluster.irsa_trust_policy if cluster else None),
+                child_options(self))
 
         sagemaker = serving_config.platform == "sagemaker"
         kserve = serving_config.platform == "kserve"
-        # every platform watches the cluster: KServe with its Prometheus (Kubernetes provider),
-        # the others with the CloudWatch Observability add-on once the node groups exist
+        # a cluster is watched by KServe's Prometheus (in-cluster program) or, serving
+        # anything else, by the CloudWatch Observability add-on once the node groups exist
         monitoring = Monitoring(f"{name}-monitoring", MonitoringArgs(
             config=config.monitoring, serving=serving_config, prefix=config.prefix, tags=tags,
             kms_key_arn=key.arn, region=config.region,
@@ -146,23 +159,22 @@ class MlPlatform(pulumi.ComponentResource):
             capture_bucket_name=registry.artifact_bucket_name if sagemaker else None,
             private_subnet_ids=network.private_subnet_ids if sagemaker else None,
             security_group_ids=serving.security_group_ids if sagemaker and serving else None,
-            cluster_name=cluster.cluster_name if not kserve else None,
+            cluster_name=cluster.cluster_name if cluster and not kserve else None,
             node_groups=[cluster.system_node_group, *cluster.gpu_node_groups.values()]
-            if not kserve else (),
-            irsa_trust_policy=cluster.irsa_trust_policy,
-            kubernetes_provider=cluster.kubernetes_provider if kserve else None),
+            if cluster and not kserve else (),
+            irsa_trust_policy=cluster.irsa_trust_policy if cluster else None),
             child_options(self))
 
         self.data_key_arn = key.arn
         self.vpc_id = network.vpc_id
-        self.cluster_name = cluster.cluster_name
+        self.cluster_name = cluster.cluster_name if cluster else None
+        self.cluster = _cluster_export(cluster, serving if kserve else None, monitoring)
         self.artifact_bucket = registry.artifact_bucket_name
         self.repository_url = registry.repository_url
         self.model_package_group = registry.model_package_group_name
         self.alert_topic_arn = monitoring.alert_topic_arn
         self.drift_baseline = monitoring.drift_baseline
         self.endpoint_name = serving.endpoint_name if serving else None
-        self.inference_service = serving.inference_service_name if serving else None
         self.register_outputs(self.exports())
 
     def exports(self) -> dict[str, pulumi.Output]:
@@ -170,13 +182,29 @@ class MlPlatform(pulumi.ComponentResource):
         outputs = {
             "vpc_id": self.vpc_id,
             "cluster_name": self.cluster_name,
+            "cluster": self.cluster,
             "artifact_bucket": self.artifact_bucket,
             "repository_url": self.repository_url,
             "model_package_group": self.model_package_group,
             "alert_topic_arn": self.alert_topic_arn,
             "feature_group": self.feature_group_name,
             "endpoint_name": self.endpoint_name,
-            "inference_service": self.inference_service,
             "drift_baseline": self.drift_baseline,
         }
         return {k: v for k, v in outputs.items() if v is not None}
+
+
+def _cluster_export(cluster: GpuCluster | None, kserve: Serving | None,
+                    monitoring: Monitoring) -> pulumi.Output[dict[str, Any]] | None:
+    """The stack output ``cluster``: the in-cluster program's only input from this stack."""
+    if cluster is None:
+        return None
+    roles: dict[str, pulumi.Input[str]] = {"cluster_autoscaler": cluster.autoscaler_role_arn}
+    extra: dict[str, Any] = {}
+    if kserve is not None and monitoring.alertmanager_role_arn is not None:
+        roles["predictor"] = kserve.predictor_role_arn
+        roles["alertmanager"] = monitoring.alertmanager_role_arn
+        extra = {"serving": {"image_uri": kserve.image_uri, "model_url": kserve.model_url},
+                 "alert_topic_arn": monitoring.alert_topic_arn}
+    return pulumi.Output.all(cluster.connection, roles, extra).apply(
+        lambda values: {**values[0], "roles": values[1], **values[2]})

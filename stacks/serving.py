@@ -1,7 +1,8 @@
-"""Model serving: a SageMaker endpoint with guarded blue/green deployments and autoscaling, or a
-KServe InferenceService on the cluster's GPU nodes.
+"""Model serving: a SageMaker endpoint with guarded blue/green deployments and autoscaling, or
+what a KServe InferenceService on the cluster needs from AWS (the predictor's role).
 
-:func:`inference_service_manifest` builds the InferenceService as plain data, so that its pod
+The InferenceService itself is a Kubernetes object, applied by the in-cluster program
+(:mod:`.workloads`); :func:`inference_service_manifest` builds it as plain data, so that its pod
 template can be checked without Pulumi.
 """
 
@@ -15,22 +16,21 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_kubernetes as k8s
 
 from ._common import assume_role_policy, child_options, policy_document, resource_tags, token
 from .config import GPU_TOLERATION, GpuNodeGroupConfig, MonitoringConfig, ServingConfig
 from .instances import has_instance_store
 
 __all__ = [
-    "CERT_MANAGER_VERSION",
     "DATA_CAPTURE_PREFIX",
-    "KSERVE_VERSION",
+    "PREDICTOR_NAMESPACE",
     "SAGEMAKER_VPC_ACTIONS",
     "SERVING_PORT",
     "VARIANT_NAME",
     "Serving",
     "ServingArgs",
     "inference_service_manifest",
+    "predictor_service_account",
 ]
 
 # one production variant, whose name must stay the same across blue/green deployments
@@ -41,10 +41,7 @@ RUN_AS_USER = 10001
 MODEL_MOUNT = "/mnt/models"  # where KServe's storage initializer puts the model
 SAGEMAKER_MODEL_DIR = "/opt/ml/model"
 
-CERT_MANAGER_REPO = "https://charts.jetstack.io"
-CERT_MANAGER_VERSION = "v1.19.1"
-KSERVE_CHARTS = "oci://ghcr.io/kserve/charts"
-KSERVE_VERSION = "v0.15.2"
+PREDICTOR_NAMESPACE = "ml-serving"
 
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _ISVC_NAME_MAX = 53  # leaves room for the "-predictor" suffix of its Service
@@ -168,17 +165,13 @@ class ServingArgs:
     s3_prefix_list_id: pulumi.Input[str] | None = None
     """Prefix list of the VPC's S3 gateway endpoint: HTTPS egress to S3."""
     # KServe
-    kubernetes_provider: pulumi.ProviderResource | None = None
-    """Provider of the EKS cluster."""
     gpu_node_group: GpuNodeGroupConfig | None = None
     """Node group the predictor runs on when ``config.gpus`` > 0."""
     irsa_trust_policy: Callable[[str, str], pulumi.Input[str]] | None = None
     """(namespace, service account) -> trust policy of an IRSA role, e.g.
     ``GpuCluster.irsa_trust_policy``; the predictor reads its model with that role."""
-    namespace: str = "ml-serving"
+    namespace: str = PREDICTOR_NAMESPACE
     """Namespace of the InferenceService."""
-    install_cert_manager: bool = True
-    """Install cert-manager (KServe's webhook certificates); off if the cluster has it."""
 
 
 class Serving(pulumi.ComponentResource):
@@ -190,16 +183,18 @@ class Serving(pulumi.ComponentResource):
     more instances) and roll back on its 5xx-rate and p99-latency alarms, target-tracking
     autoscaling on invocations per instance, and a least-privilege execution role.
 
-    KServe: cert-manager and KServe (RawDeployment, no Knative or Istio) as Helm releases, a
-    namespace, an IRSA service account that can read only the model, and the InferenceService.
+    KServe: the IRSA role the predictor's service account reads its model with, and nothing
+    else: the in-cluster program (:class:`~.workloads.ClusterWorkloads`) runs KServe and the
+    InferenceService with the role, image and model given here.
     """
 
     endpoint_name: pulumi.Output[str] | None = None
     endpoint_arn: pulumi.Output[str] | None = None
     execution_role_arn: pulumi.Output[str] | None = None
     security_group_ids: pulumi.Output[list[str]] | None = None
-    inference_service_name: pulumi.Output[str] | None = None
-    namespace: pulumi.Output[str] | None = None
+    predictor_role_arn: pulumi.Output[str] | None = None
+    model_url: pulumi.Output[str] | None = None
+    image_uri: pulumi.Output[str] | None = None
 
     def __init__(self, name: str, args: ServingArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -406,39 +401,8 @@ class Serving(pulumi.ComponentResource):
     # ------------------------------------------------------------------ KServe
 
     def _kserve(self, name: str, args: ServingArgs) -> dict[str, pulumi.Output[Any]]:
-        def options(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
-            return child_options(self, provider=args.kubernetes_provider,
-                                 depends_on=list(depends_on))
-
-        prerequisites: list[pulumi.Resource] = []
-        if args.install_cert_manager:
-            prerequisites.append(k8s.helm.v3.Release(
-                f"{name}-cert-manager", name="cert-manager", chart="cert-manager",
-                version=CERT_MANAGER_VERSION,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CERT_MANAGER_REPO),
-                namespace="cert-manager", create_namespace=True,
-                values={"crds": {"enabled": True}}, opts=options()))
-        prerequisites.append(k8s.helm.v3.Release(
-            f"{name}-kserve-crd", name="kserve-crd", chart=f"{KSERVE_CHARTS}/kserve-crd",
-            version=KSERVE_VERSION, namespace="kserve", create_namespace=True, opts=options()))
-        kserve = k8s.helm.v3.Release(
-            f"{name}-kserve", name="kserve", chart=f"{KSERVE_CHARTS}/kserve",
-            version=KSERVE_VERSION, namespace="kserve",
-            values={"kserve": {"controller": {
-                "deploymentMode": "RawDeployment",
-                # in-cluster Service only; exposing the model is a separate decision
-                "gateway": {"disableIngressCreation": True}}}},
-            opts=options(*prerequisites))
-
-        namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace", metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=args.namespace, labels={
-                    "app.kubernetes.io/part-of": args.prefix,
-                    "pod-security.kubernetes.io/enforce": "baseline",
-                    "pod-security.kubernetes.io/warn": "restricted",
-                    "pod-security.kubernetes.io/audit": "restricted"}),
-            opts=options())
-        account_name = f"{args.model_name}-predictor"
+        """The predictor's IRSA role: read the model's objects and list its key, decrypt them."""
+        account_name = predictor_service_account(args.model_name)
         role = aws.iam.Role(
             f"{name}-predictor-role",
             assume_role_policy=args.irsa_trust_policy(args.namespace, account_name),
@@ -457,22 +421,16 @@ class Serving(pulumi.ComponentResource):
                  "Resource": args.kms_key_arn},
             ]),
             opts=child_options(self))
-        account = k8s.core.v1.ServiceAccount(
-            f"{name}-service-account", metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=account_name, namespace=namespace.metadata.name,
-                annotations={"eks.amazonaws.com/role-arn": role.arn}),
-            automount_service_account_token=False, opts=options())
+        # given out once the policy is attached, so the predictor can read when it starts
+        return {"predictor_role_arn": pulumi.Output.all(role.arn, policy.id).apply(
+                    lambda ids: ids[0]),
+                "model_url": self._model_url,
+                "image_uri": pulumi.Output.from_input(args.image_uri)}
 
-        manifest = inference_service_manifest(
-            args.model_name, args.namespace, args.image_uri, args.config,
-            storage_uri=self._model_url, service_account_name=account_name,
-            gpu_node_group=args.gpu_node_group)
-        service = k8s.apiextensions.CustomResource(
-            f"{name}-inference-service", api_version=manifest["apiVersion"],
-            kind=manifest["kind"], metadata=manifest["metadata"], spec=manifest["spec"],
-            opts=options(kserve, namespace, account, policy))
-        return {"inference_service_name": service.metadata["name"],
-                "namespace": namespace.metadata.name}
+
+def predictor_service_account(model_name: str) -> str:
+    """The service account of a model's KServe predictor (its IRSA role trusts exactly it)."""
+    return f"{model_name}-predictor"
 
 
 def _blue_green(config: ServingConfig

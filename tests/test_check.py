@@ -60,6 +60,7 @@ def test_a_mandatory_violation_fails_check_with_exit_1(run_cli, tmp_path, projec
     subprocess.run(["cp", "-r", str(project), str(copy)], check=True)
 
     def on_demand_gpus(platform):
+        platform["cluster"]["enabled"] = True  # a cluster to train on
         platform["cluster"]["gpu_node_groups"][0]["capacity_type"] = "ON_DEMAND"
 
     _set_stack(copy, "dev", on_demand_gpus)
@@ -75,8 +76,8 @@ def test_a_mandatory_violation_fails_check_with_exit_1(run_cli, tmp_path, projec
 def test_advisory_level_from_the_policy_file_does_not_fail(run_cli, tmp_path, project):
     copy = tmp_path / "checked"
     subprocess.run(["cp", "-r", str(project), str(copy)], check=True)
-    _set_stack(copy, "dev", lambda p: p["cluster"]["gpu_node_groups"][0].update(
-        capacity_type="ON_DEMAND"))
+    _set_stack(copy, "dev", lambda p: p["cluster"].update(enabled=True) or p["cluster"][
+        "gpu_node_groups"][0].update(capacity_type="ON_DEMAND"))
     policy = tmp_path / "org.yaml"
     policy.write_text("version: 1\nrules:\n  gpu-spot-outside-prod: {enforcementLevel: advisory}\n")
     result = run_cli(["check", str(copy), "--stack", "dev", "--policy-config", str(policy)])
@@ -108,8 +109,8 @@ def test_bad_policy_config_is_refused_before_evaluation(run_cli, tmp_path, conte
 def test_sarif_report(run_cli, tmp_path, project):
     copy = tmp_path / "checked"
     subprocess.run(["cp", "-r", str(project), str(copy)], check=True)
-    _set_stack(copy, "dev", lambda p: p["cluster"]["gpu_node_groups"][0].update(min_size=1,
-                                                                                desired_size=1))
+    _set_stack(copy, "dev", lambda p: p["cluster"].update(enabled=True) or p["cluster"][
+        "gpu_node_groups"][0].update(min_size=1, desired_size=1))
     output = tmp_path / "report.sarif"
     result = run_cli(["check", str(copy), "--format", "sarif", "--output", str(output)])
     assert result.exit_code == 1

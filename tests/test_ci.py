@@ -23,6 +23,7 @@ import yaml
 
 from mlscaffold.ci import (
     ACTIONS,
+    DOWNLOADS,
     PIPELINE_FILES,
     deploy_stages,
     make_targets_called,
@@ -276,6 +277,9 @@ def test_no_static_cloud_keys_or_literal_secrets(provider):
             assert forbidden not in text
         assert not re.search(r"(?<![\d.])\d{12}(?![\d.])", text)
         assert not re.search(r"arn:aws[\w-]*:", text)
+        # no host but the pinned official downloads of the tools table
+        for url in DOWNLOADS.values():
+            text = text.replace(url, "")
         assert not re.search(r"https?://", text)
 
 
@@ -503,22 +507,36 @@ def test_make_target_helpers_on_small_inputs():
 
 _STUB = textwrap.dedent("""\
     #!{python}
-    import os, sys
+    import json, os, socket, sys
     with open(os.environ["STUB_LOG"], "a") as log:
         log.write(os.path.basename(sys.argv[0]) + " " + " ".join(sys.argv[1:]) + "\\n")
     args = sys.argv[1:]
     state = os.environ["STUB_LOG"] + ".deployed"
+    cluster = json.loads(os.environ.get("STUB_CLUSTER") or "null")
     if "output" in args:
         if not os.path.exists(state):
             sys.exit(1)
-        print("stub.dkr.ecr.eu-west-1.example/ci-proj-dev-serving" if "repository_url" in args
-              else "ci-proj-dev-artifacts")
+        if "--json" in args:  # every output, as mlscaffold tunnel reads them
+            print(json.dumps({{"artifact_bucket": "ci-proj-dev-artifacts", "cluster": cluster}}))
+        elif "cluster" in args:
+            sys.exit(0 if cluster else 255)  # no such output without a cluster
+        else:
+            print("stub.dkr.ecr.eu-west-1.example/ci-proj-dev-serving"
+                  if "repository_url" in args else "ci-proj-dev-artifacts")
     if args[:1] == ["up"] or (len(args) > 2 and args[2] == "up"):
         open(state, "w").close()
     if "describe-images" in args:
         sys.exit(254)
     if "get-login-password" in args:
         print("token")
+    if args[:2] == ["ssm", "start-session"]:  # the Session Manager plugin's local listener
+        port = json.loads(args[args.index("--parameters") + 1])["localPortNumber"][0]
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", int(port)))
+        server.listen()
+        while True:
+            server.accept()[0].close()
     """)
 
 
@@ -565,6 +583,74 @@ def test_deploy_bootstraps_pushes_uploads_and_updates_with_the_policy_packs(proj
                             "production/model.tar.gz") for c in calls)
     assert not any("--region example" in c for c in calls)
     assert (root / "infra" / "Pulumi.dev.yaml").read_text().count("image_tag") == 0
+    # no cluster in this stack: nothing in-cluster, no tunnel
+    assert not any("infra/cluster" in c or "start-session" in c for c in calls)
+    assert "stack dev has no EKS cluster (yet): nothing runs in-cluster" in completed.stdout
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_deploy_applies_the_in_cluster_program_through_the_tunnel(projects, tmp_path):
+    """A KServe stack: the base `pulumi up` (AWS APIs only) from outside the VPC, then the
+    in-cluster program through `mlscaffold tunnel`, with its own stack and the policy packs."""
+    root = shutil.copytree(projects["github", "kserve"], tmp_path / "project")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("pulumi", "aws", "skopeo", "docker", "session-manager-plugin"):
+        (bin_dir / tool).write_text(_STUB.format(python=sys.executable))
+        (bin_dir / tool).chmod(0o755)
+    (root / "models" / "staging" / "v1").mkdir(parents=True)
+    staging = {"current": 1, "history": [1], "versions": [{"version": 1,
+                                                           "path": "models/staging/v1"}]}
+    (root / "models" / "registry.json").write_text(json.dumps({"stages": {"staging": staging}}))
+    (root / "dist").mkdir()
+    (root / "dist" / "image.tar").write_text("image")
+    port = _free_port()
+    cluster = {"name": "ci-proj-dev-eks", "endpoint": "https://ABC.gr7.eu-west-1.eks.example",
+               "region": "eu-west-1", "relay_instance_id": "i-0relay", "tunnel_port": port,
+               "certificate_authority": "Y2E=", "node_groups": ["system"], "roles": {},
+               "kubernetes_version": "1.34"}
+    log = tmp_path / "calls.log"
+    # the relay is online: the tunnel's Session Manager check is answered by a sitecustomize
+    # that stubs boto3's SSM client inside `mlscaffold tunnel`
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(textwrap.dedent("""\
+        import boto3
+        class _Ssm:
+            def describe_instance_information(self, **_):
+                return {"InstanceInformationList": [{"PingStatus": "Online"}]}
+        _client = boto3.client
+        boto3.client = lambda name, *a, **k: _Ssm() if name == "ssm" else _client(name, *a, **k)
+        """))
+    env = {**_clean_env(), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+           "STUB_LOG": str(log), "PULUMI_CONFIG_PASSPHRASE": "",
+           "STUB_CLUSTER": json.dumps(cluster), "PYTHONPATH": str(hooks)}
+    completed = subprocess.run(
+        ["make", "deploy", "STACK=dev", "STAGE=staging", "IMAGE_TAG=abc123",
+         f"MLSCAFFOLD={sys.executable} -m mlscaffold"], cwd=root, capture_output=True,
+        text=True, env=env, timeout=300)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    calls = log.read_text().splitlines()
+    in_cluster = [c for c in calls if c.startswith("pulumi --cwd infra/cluster")]
+    assert in_cluster[:2] == ["pulumi --cwd infra/cluster install",
+                              "pulumi --cwd infra/cluster stack select --create dev"]
+    (up,) = [c for c in in_cluster if " up " in c]
+    assert up.startswith("pulumi --cwd infra/cluster up --yes --stack dev --non-interactive")
+    assert up.count("--policy-pack ") == 2
+    # the tunnel was opened to the relay before, and the base stack was up before that
+    session = next(i for i, c in enumerate(calls) if "ssm start-session" in c)
+    assert f'"localPortNumber": ["{port}"]' in calls[session]
+    assert "--target i-0relay" in calls[session]
+    last_base_up = max(i for i, c in enumerate(calls) if c.startswith("pulumi --cwd infra up"))
+    assert last_base_up < session < calls.index(up)
+    assert f"tunnel: https://127.0.0.1:{port} -> ci-proj-dev-eks" in completed.stderr
 
 
 # ---------------------------------------------------------------- mlscaffold ci

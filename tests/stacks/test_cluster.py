@@ -1,19 +1,17 @@
-"""GpuCluster under mocks: control plane, node groups, IAM, IRSA, Helm add-ons."""
+"""GpuCluster under mocks: control plane, node groups, IAM, IRSA, the API relay and the
+connection the in-cluster program reads."""
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import kubernetes_validate
 import pulumi
 import pytest
 
 from mlscaffold.graph import GraphResource, ResourceGraph
 from mlscaffold.stacks.cluster import (
-    CLUSTER_AUTOSCALER_IMAGE_TAGS,
     CLUSTER_LOG_TYPES,
     NODE_POLICIES,
     GpuCluster,
@@ -27,10 +25,10 @@ UNTAGGABLE = {"aws:iam/rolePolicy:RolePolicy",
               "aws:iam/rolePolicyAttachment:RolePolicyAttachment"}
 SUBNETS = ["subnet-a", "subnet-b"]
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
-RELEASE = "kubernetes:helm.sh/v3:Release"
 ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 OUTPUTS = ("cluster_name", "cluster_arn", "cluster_endpoint", "oidc_provider_arn", "oidc_issuer",
-           "node_role_arn", "node_security_group_id", "kms_key_arn")
+           "node_role_arn", "node_security_group_id", "kms_key_arn", "relay_instance_id",
+           "autoscaler_role_arn", "connection")
 ISSUER = "oidc.eks.us-east-1.mock/id/demo-dev-eks"
 TWO_GPU_POOLS = {"cluster": {"gpu_node_groups": [
     {"name": "train", "instance_types": ["p4d.24xlarge"], "capacity_type": "SPOT",
@@ -62,12 +60,11 @@ def build(config_for: Callable[..., Any], run_mocked: Callable[..., ResourceGrap
             cluster = GpuCluster("demo", GpuClusterArgs(
                 config=config.cluster, tags=config.tags, region=config.region,
                 vpc_id="vpc-123", vpc_cidr="10.0.0.0/16", private_subnet_ids=SUBNETS,
-                cluster_name=f"demo-{environment}-eks", log_retention_days=90))
+                cluster_name=f"demo-{environment}-eks", prefix=f"demo-{environment}",
+                log_retention_days=90))
             for output in OUTPUTS:
                 pulumi.export(output, getattr(cluster, output))
             pulumi.export("gpu_pools", sorted(cluster.gpu_node_groups))
-            pulumi.export("provider_is_kubernetes",
-                          cluster.kubernetes_provider.package == "kubernetes")
 
         graphs[key] = run_mocked(program, stack=environment, preview=preview)
         return graphs[key]
@@ -77,10 +74,6 @@ def build(config_for: Callable[..., Any], run_mocked: Callable[..., ResourceGrap
 
 def node_groups(graph: ResourceGraph) -> dict[str, GraphResource]:
     return {r.name.removeprefix("demo-"): r for r in graph.of_type(NODE_GROUP)}
-
-
-def releases(graph: ResourceGraph) -> dict[str, dict[str, Any]]:
-    return {r.inputs["chart"]: r for r in graph.of_type(RELEASE)}
 
 
 def attached_policies(graph: ResourceGraph, role: str) -> set[str]:
@@ -106,8 +99,10 @@ def as_list(value: str | list[str]) -> list[str]:
 def test_component_token_and_every_child_parented(build) -> None:
     graph = build()
     (component,) = graph.of_type("mlscaffold:stacks:GpuCluster")
+    (relay,) = graph.of_type("mlscaffold:stacks:ApiRelay")
     children = [r for r in graph.resources if r is not component]
-    assert children and all(r.parent == component.urn for r in children)
+    assert children and all(r.parent in {component.urn, relay.urn} for r in children)
+    assert relay.parent == component.urn
     assert all(r.name.startswith("demo-") for r in children)
 
 
@@ -121,7 +116,20 @@ def test_outputs(build) -> None:
     assert outputs["node_role_arn"].endswith("role/demo-node-role")
     assert outputs["kms_key_arn"].endswith("key/demo-key")
     assert outputs["gpu_pools"] == ["gpu"]
-    assert outputs["provider_is_kubernetes"] is True
+    assert outputs["relay_instance_id"] == "demo-api-relay-instance-id"
+    assert outputs["autoscaler_role_arn"].endswith("role/demo-autoscaler-role")
+
+
+def test_the_connection_names_every_node_group_so_workloads_wait_for_nodes(build) -> None:
+    """The in-cluster program reads this output; it resolves only once every node group
+    exists, so nothing is installed on a cluster without nodes."""
+    graph = build(overrides=TWO_GPU_POOLS)
+    connection = graph.outputs["connection"]
+    assert connection == {
+        "name": "demo-dev-eks", "endpoint": "https://demo-dev-eks.eks.mock",
+        "certificate_authority": "bW9jay1jYQ==", "relay_instance_id": "demo-api-relay-instance-id",
+        "node_groups": ["demo-system", "demo-train", "demo-infer"], "region": "us-east-1",
+        "tunnel_port": 9443, "kubernetes_version": "1.34"}
 
 
 def test_node_security_group_is_the_clusters(build) -> None:
@@ -178,14 +186,7 @@ def test_kubernetes_version_is_the_configured_supported_one(build, version: str)
     graph = build(overrides={"cluster": {"kubernetes_version": version}})
     assert graph.named("demo-eks").inputs["version"] == version
     assert version in SUPPORTED_KUBERNETES_VERSIONS
-    autoscaler = releases(graph)["cluster-autoscaler"]
-    assert autoscaler.inputs["values"]["image"]["tag"].startswith(f"v{version}.")
-
-
-def test_autoscaler_image_for_every_supported_version() -> None:
-    assert set(CLUSTER_AUTOSCALER_IMAGE_TAGS) == set(SUPPORTED_KUBERNETES_VERSIONS)
-    for version, tag in CLUSTER_AUTOSCALER_IMAGE_TAGS.items():
-        assert re.fullmatch(rf"v{re.escape(version)}\.\d+", tag)
+    assert graph.outputs["connection"]["kubernetes_version"] == version
 
 
 def test_api_authentication_by_access_entries(build) -> None:
@@ -201,8 +202,33 @@ def test_no_security_group_open_to_the_internet(build) -> None:
     for group in groups:
         for rule in group.inputs.get("ingress", []):
             assert "0.0.0.0/0" not in rule.get("cidrBlocks", []), group.name
+    # the private endpoint admits the API relay only
     (rule,) = graph.named("demo-cluster-sg").inputs["ingress"]
-    assert (rule["fromPort"], rule["toPort"], rule["cidrBlocks"]) == (443, 443, ["10.0.0.0/16"])
+    assert (rule["fromPort"], rule["toPort"], rule["securityGroups"]) == (
+        443, 443, ["demo-api-relay-sg-id"])
+    assert "cidrBlocks" not in rule
+
+
+def test_the_api_relay_is_a_locked_down_session_manager_instance(build) -> None:
+    graph = build()
+    instance = graph.named("demo-api-relay-instance")
+    inputs = instance.inputs
+    assert inputs["instanceType"] == "t4g.nano"
+    assert inputs["ami"] == "ami-0mock"  # the SSM parameter of the latest AL2023 arm64
+    assert inputs["subnetId"] == SUBNETS[0]
+    assert inputs["associatePublicIpAddress"] is False
+    assert inputs["metadataOptions"] == {"httpEndpoint": "enabled", "httpTokens": "required",
+                                         "httpPutResponseHopLimit": 1}
+    assert inputs["rootBlockDevice"]["encrypted"] is True
+    assert "keyName" not in inputs and "userData" not in inputs
+    assert inputs["vpcSecurityGroupIds"] == ["demo-api-relay-sg-id"]
+    group = graph.named("demo-api-relay-sg")
+    assert "ingress" not in group.inputs
+    assert [(r["protocol"], r["fromPort"], r["toPort"], r["cidrBlocks"])
+            for r in group.inputs["egress"]] == [("tcp", 443, 443, ["10.0.0.0/16"]),
+                                                 ("tcp", 443, 443, ["0.0.0.0/0"])]
+    assert attached_policies(graph, "demo-api-relay-role") == {"AmazonSSMManagedInstanceCore"}
+    assert graph.named("demo-api-relay-ssm").urn in instance.dependencies
 
 
 def test_cluster_role_has_only_the_cluster_policy(build) -> None:
@@ -316,7 +342,7 @@ def test_system_node_group(build, config_for) -> None:
 
 
 @pytest.mark.parametrize(("environment", "capacity", "min_size"),
-                         [("dev", "SPOT", 0), ("prod", "ON_DEMAND", 1)])
+                         [("dev", "SPOT", 0), ("prod", "ON_DEMAND", 0)])
 def test_gpu_node_group(build, environment: str, capacity: str, min_size: int) -> None:
     inputs = node_groups(build(environment))["gpu"].inputs
     assert inputs["amiType"] == "AL2023_x86_64_NVIDIA"
@@ -347,8 +373,6 @@ def test_one_node_group_per_gpu_pool(build) -> None:
     assert groups["infer"].inputs["labels"]["mlscaffold.io/node-pool"] == "infer"
     assert len(graph.of_type("aws:ec2/launchTemplate:LaunchTemplate")) == 3
     assert graph.outputs["gpu_pools"] == ["infer", "train"]
-    device_plugin = releases(graph)["nvidia-device-plugin"]
-    assert {groups["train"].urn, groups["infer"].urn} <= set(device_plugin.dependencies)
 
 
 def test_autoscaler_tags_use_the_fewest_gpus_of_a_mixed_pool() -> None:
@@ -359,76 +383,11 @@ def test_autoscaler_tags_use_the_fewest_gpus_of_a_mixed_pool() -> None:
         "mixed")
 
 
-def test_helm_releases_pinned_and_after_the_node_groups(build) -> None:
+def test_nothing_here_needs_the_kubernetes_api(build) -> None:
+    """The base program calls AWS APIs only: the in-cluster program installs the add-ons."""
     graph = build()
-    found = releases(graph)
-    assert set(found) == {"nvidia-device-plugin", "cluster-autoscaler"}
-    repos = {"nvidia-device-plugin": "https://nvidia.github.io/k8s-device-plugin",
-             "cluster-autoscaler": "https://kubernetes.github.io/autoscaler"}
-    group_urns = {g.urn for g in node_groups(graph).values()}
-    for chart, release in found.items():
-        assert re.fullmatch(r"\d+\.\d+\.\d+", release.inputs["version"]), chart
-        assert release.inputs["repositoryOpts"] == {"repo": repos[chart]}
-        assert release.inputs["namespace"] == "kube-system"
-        assert group_urns <= set(release.dependencies), chart
-
-
-def test_device_plugin_runs_on_gpu_nodes_only(build) -> None:
-    values = releases(build())["nvidia-device-plugin"].inputs["values"]
-    assert values["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Equal",
-                                      "value": "true", "effect": "NoSchedule"}]
-    assert values["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
-
-
-def test_cluster_autoscaler_values(build) -> None:
-    graph = build()
-    release = releases(graph)["cluster-autoscaler"]
-    values = release.inputs["values"]
-    assert values["autoDiscovery"] == {"clusterName": "demo-dev-eks"}
-    assert values["awsRegion"] == "us-east-1"
-    assert values["image"]["tag"] == CLUSTER_AUTOSCALER_IMAGE_TAGS["1.34"]
-    role = graph.named("demo-autoscaler-role")
-    assert values["rbac"]["serviceAccount"] == {
-        "create": True, "name": "cluster-autoscaler",
-        "annotations": {"eks.amazonaws.com/role-arn": role.outputs["arn"]}}
-    assert values["nodeSelector"] == {"mlscaffold.io/node-pool": "system"}
-    assert values["securityContext"]["runAsNonRoot"] is True
-    assert values["containerSecurityContext"]["readOnlyRootFilesystem"] is True
-    assert values["containerSecurityContext"]["allowPrivilegeEscalation"] is False
-    assert set(values["resources"]) == {"requests", "limits"}
-    assert graph.named("demo-autoscaler-policy").urn in release.dependencies
-
-
-@pytest.mark.parametrize("version", SUPPORTED_KUBERNETES_VERSIONS)
-def test_helm_values_are_valid_kubernetes(build, version: str) -> None:
-    """The pod-level fragments of the charts' values, as a Pod, pass the Kubernetes schema."""
-    found = releases(build())
-    autoscaler = found["cluster-autoscaler"].inputs["values"]
-    device_plugin = found["nvidia-device-plugin"].inputs["values"]
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "values"}, "spec": {
-        "securityContext": autoscaler["securityContext"],
-        "nodeSelector": {**autoscaler["nodeSelector"], **device_plugin["nodeSelector"]},
-        "tolerations": device_plugin["tolerations"],
-        "containers": [{"name": "autoscaler", "image": "registry.k8s.io/autoscaling/"
-                        f"cluster-autoscaler:{CLUSTER_AUTOSCALER_IMAGE_TAGS[version]}",
-                        "resources": autoscaler["resources"],
-                        "securityContext": autoscaler["containerSecurityContext"]}],
-    }}
-    kubernetes_validate.validate(pod, f"{version}.0", strict=True)
-
-
-def test_kubernetes_provider_uses_the_cluster_and_aws_tokens(build) -> None:
-    graph = build()
-    (provider,) = graph.of_type("pulumi:providers:kubernetes")
-    config = json.loads(provider.inputs["kubeconfig"])
-    (cluster,) = config["clusters"]
-    assert cluster["cluster"] == {"server": "https://demo-dev-eks.eks.mock",
-                                  "certificate-authority-data": "bW9jay1jYQ=="}
-    exec_ = config["users"][0]["user"]["exec"]
-    assert exec_["command"] == "aws"
-    assert exec_["args"] == ["eks", "get-token", "--cluster-name", "demo-dev-eks",
-                             "--region", "us-east-1"]
-    assert config["current-context"] == "demo-dev-eks"
+    assert not [r.type for r in graph.resources if r.type.startswith(("kubernetes:",
+                                                                        "pulumi:providers:"))]
 
 
 def test_every_taggable_resource_carries_the_platform_tags(build) -> None:
@@ -442,4 +401,4 @@ def test_every_taggable_resource_carries_the_platform_tags(build) -> None:
 def test_preview_with_unknown_outputs(build) -> None:
     graph = build("prod", preview=True)
     assert len(node_groups(graph)) == 2
-    assert len(graph.of_type(RELEASE)) == 2
+    assert graph.named("demo-api-relay-instance").inputs["subnetId"] == SUBNETS[0]

@@ -1,5 +1,6 @@
-"""Monitoring under mocks: alert topic, endpoint alarms, drift schedule, Prometheus and DCGM,
-and the cluster's GPU/CPU alarms through the CloudWatch Observability add-on."""
+"""Monitoring under mocks: alert topic, endpoint alarms, drift schedule, the Alertmanager role of
+KServe's in-cluster Prometheus (installed by test_workloads.py's component), and the cluster's
+GPU/CPU alarms through the CloudWatch Observability add-on."""
 
 from __future__ import annotations
 
@@ -16,9 +17,6 @@ from mlscaffold.stacks.monitoring import (
     BASELINE_DATA_PREFIX,
     BASELINE_RUNS_PREFIX,
     CLOUDWATCH_OBSERVABILITY_ADDON,
-    DCGM_EXPORTER_VERSION,
-    KUBE_PROMETHEUS_STACK_VERSION,
-    NODE_CPU_ALARM_PERCENT,
     Monitoring,
     MonitoringArgs,
     model_monitor_image_uri,
@@ -249,49 +247,35 @@ def test_model_monitor_image_per_region():
         model_monitor_image_uri("xx-east-9")
 
 
-def test_kserve_prometheus_and_dcgm(monitoring_graph):
+def test_kserve_gets_the_alertmanager_role_and_no_cloudwatch_agent(monitoring_graph):
     graph = monitoring_graph("kserve")
     assert not graph.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
     assert graph.outputs["monitoring"]["alarm_names"] == []
     # the cluster's GPUs are watched by Prometheus: no CloudWatch agent besides it
     assert not graph.of_type(ADDON)
     assert not graph.of_type("aws:cloudwatch/logGroup:LogGroup")
-    releases = {r.inputs["name"]: r for r in graph.of_type("kubernetes:helm.sh/v3:Release")}
-    stack, dcgm = releases["kube-prometheus-stack"], releases["dcgm-exporter"]
-    assert stack.inputs["version"] == KUBE_PROMETHEUS_STACK_VERSION
-    assert dcgm.inputs["version"] == DCGM_EXPORTER_VERSION
-    assert stack.urn in dcgm.dependencies
-
-    values = dcgm.inputs["values"]
-    assert values["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
-    assert values["tolerations"] == [{"key": GPU_TAINT["key"], "operator": "Equal",
-                                      "value": GPU_TAINT["value"], "effect": "NoSchedule"}]
-    assert values["serviceMonitor"]["enabled"] is True
-
-    values = stack.inputs["values"]
-    spec = values["prometheus"]["prometheusSpec"]
-    assert spec["serviceMonitorSelectorNilUsesHelmValues"] is False
-    assert spec["securityContext"]["runAsNonRoot"] is True
-    (rule,) = values["additionalPrometheusRulesMap"]["gpu"]["groups"][0]["rules"]
-    assert rule["expr"] == "DCGM_FI_DEV_GPU_UTIL > 90"
-    (cpu,) = values["additionalPrometheusRulesMap"]["nodes"]["groups"][0]["rules"]
-    assert cpu["expr"].startswith('100 * (1 - avg by (instance) (rate(node_cpu_seconds_total'
-                                  '{mode="idle"}[5m])))')
-    assert cpu["expr"].endswith(f"> {NODE_CPU_ALARM_PERCENT}") and cpu["for"] == "15m"
-    alertmanager = values["alertmanager"]
-    assert alertmanager["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"] == (
-        "arn:aws:iam::123456789012:role/monitoring-alertmanager-role")
-    (sns,) = next(r for r in alertmanager["config"]["receivers"] if r["name"] == "sns")[
-        "sns_configs"]
-    assert sns["topic_arn"] == "arn:aws:sns:us-east-1:123456789012:demo-dev-alerts"
-    assert values["grafana"]["adminPassword"] == ""
-
+    assert not [r for r in graph.resources if r.type.startswith("kubernetes:")]
     (role,) = graph.of_type("aws:iam/role:Role")
     (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
     assert trust["Condition"]["StringEquals"]["mock:sub"] == (
         "system:serviceaccount:monitoring:alertmanager")
     (policy,) = graph.of_type("aws:iam/rolePolicy:RolePolicy")
     _no_wildcard_pairs(policy.inputs["policy"])
+    statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+    assert statements["Publish"] == {"Sid": "Publish", "Effect": "Allow",
+                                     "Action": "sns:Publish", "Resource": TOPIC_ARN}
+
+
+def test_no_node_alarms_without_a_cluster(monitoring_graph, config_for, run_mocked):
+    config = config_for("dev")
+
+    def program() -> None:
+        Monitoring("monitoring", _args(config, cluster_name=None))
+
+    graph = run_mocked(program)
+    assert not graph.of_type(ADDON)
+    assert set(_alarms(graph)) == {f"demo-dev-endpoint-{name}" for name in (
+        "5xx-rate", "latency-p99", "cpu", "invocations-low")}
 
 
 def test_missing_inputs_are_refused(config_for):
@@ -303,11 +287,8 @@ def test_missing_inputs_are_refused(config_for):
     with pytest.raises(ValueError, match="needs irsa_trust_policy"):
         Monitoring("monitoring", _args(config_for("dev", serving="kserve"),
                                        irsa_trust_policy=None))
-    with pytest.raises(ValueError, match=r"serving 'sagemaker'\) needs cluster_name "):
-        Monitoring("monitoring", _args(config_for("dev"), cluster_name=None))
-    with pytest.raises(ValueError, match=r"serving 'none'\) needs cluster_name, "
-                                         r"irsa_trust_policy "):
-        Monitoring("monitoring", _args(config_for("dev", serving="none"), cluster_name=None,
+    with pytest.raises(ValueError, match=r"serving 'none'\) needs irsa_trust_policy "):
+        Monitoring("monitoring", _args(config_for("dev", serving="none"),
                                        irsa_trust_policy=None))
     # KServe does not install the add-on: no cluster name needed
     Monitoring("monitoring", _args(config_for("dev", serving="kserve"), cluster_name=None))

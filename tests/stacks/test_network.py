@@ -77,8 +77,10 @@ def test_two_subnets_per_zone_without_public_ips(build, environment: str, zones:
     for kind, role in (("private", "internal-elb"), ("public", "elb")):
         group = subnets(graph, kind)
         assert len(group) == zones
-        assert {s.inputs["availabilityZone"] for s in group} == {
-            f"us-east-1{letter}" for letter in "abcdef"[:zones]}
+        # placed by zone ID: the same physical zone in every account
+        assert {s.inputs["availabilityZoneId"] for s in group} == {
+            f"z-us-east-1{letter}" for letter in "abcdef"[:zones]}
+        assert all("availabilityZone" not in s.inputs for s in group)
         for subnet in group:
             assert subnet.inputs["mapPublicIpOnLaunch"] is False
             assert subnet.inputs["tags"][f"kubernetes.io/role/{role}"] == "1"
@@ -127,6 +129,28 @@ def test_only_public_subnets_route_to_the_internet_gateway(build) -> None:
     assert public == {f"{s.name}-id" for s in subnets(graph, "public")}
 
 
+def test_zones_that_must_be_avoided_are_skipped(build) -> None:
+    graph = build(exclude_zone_ids=["z-us-east-1a"])
+    assert {s.inputs["availabilityZoneId"] for s in subnets(graph, "private")} == {
+        "z-us-east-1b", "z-us-east-1c"}
+
+
+def test_too_few_zones_left_is_an_error_naming_the_setting(build) -> None:
+    with pytest.raises(ValueError, match=r"2 usable availability zones, fewer than the 3 in "
+                                         r"network\.availability_zones"):
+        build("prod", exclude_zone_ids=[f"z-us-east-1{letter}" for letter in "abcd"])
+
+
+def test_without_internet_egress_only_private_subnets_and_the_s3_gateway(build) -> None:
+    graph = build(internet_egress=False, interface_endpoints=[])
+    assert len(subnets(graph, "private")) == 2 and not subnets(graph, "public")
+    assert not graph.of_type("aws:ec2/natGateway:NatGateway", "aws:ec2/eip:Eip",
+                             "aws:ec2/internetGateway:InternetGateway", "aws:ec2/route:Route")
+    (endpoint,) = graph.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+    assert endpoint.inputs["vpcEndpointType"] == "Gateway"
+    assert graph.outputs["public_subnet_ids"] == []
+
+
 def test_vpc_endpoints_with_private_dns(build) -> None:
     graph = build()
     endpoints = {r.inputs["serviceName"]: r.inputs
@@ -135,7 +159,7 @@ def test_vpc_endpoints_with_private_dns(build) -> None:
     assert s3["vpcEndpointType"] == "Gateway"
     assert sorted(s3["routeTableIds"]) == ["demo-private-rt-0-id", "demo-private-rt-1-id"]
     assert set(endpoints) == {f"com.amazonaws.us-east-1.{s}" for s in INTERFACE_ENDPOINT_SERVICES}
-    assert len(endpoints) == 6
+    assert len(endpoints) == 4
     private_ids = sorted(f"{s.name}-id" for s in subnets(graph, "private"))
     for endpoint in endpoints.values():
         assert endpoint["vpcEndpointType"] == "Interface"

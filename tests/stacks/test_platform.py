@@ -11,23 +11,31 @@ import kubernetes_validate
 import pulumi
 import pytest
 
-from mlscaffold.graph import ResourceGraph, run_under_mocks
+from mlscaffold.graph import ResourceGraph, merge_graphs, run_under_mocks, stack_reference_name
 from mlscaffold.sample_data import write_sample_datasets
-from mlscaffold.stacks import MlPlatform, MlPlatformArgs
-from mlscaffold.stacks.config import PlatformConfig
+from mlscaffold.stacks import ClusterWorkloads, ClusterWorkloadsArgs, MlPlatform, MlPlatformArgs
+from mlscaffold.stacks.config import PlatformConfig, StackConfigError
 
 from .conftest import make_config
 
 COMBINATIONS = list(itertools.product(("sagemaker", "kserve", "none"), ("sagemaker", "none"),
                                       ("dev", "staging", "prod")))
 ALWAYS = {
-    "mlscaffold:stacks:MlPlatform", "mlscaffold:stacks:Network", "mlscaffold:stacks:GpuCluster",
+    "mlscaffold:stacks:MlPlatform", "mlscaffold:stacks:Network",
     "mlscaffold:stacks:ModelRegistry", "mlscaffold:stacks:Monitoring",
-    "aws:ec2/vpc:Vpc", "aws:eks/cluster:Cluster", "aws:eks/nodeGroup:NodeGroup",
-    "aws:ec2/launchTemplate:LaunchTemplate", "kubernetes:helm.sh/v3:Release",
+    "aws:ec2/vpc:Vpc", "aws:ec2/vpcEndpoint:VpcEndpoint", "aws:ec2/flowLog:FlowLog",
     "aws:sagemaker/modelPackageGroup:ModelPackageGroup", "aws:ecr/repository:Repository",
     "aws:s3/bucket:Bucket", "aws:kms/key:Key", "aws:sns/topic:Topic",
     "aws:cloudwatch/dashboard:Dashboard",
+}
+# the cluster, what only its nodes need, and what runs inside it: only where something runs
+# on it (KServe serving, or cluster.enabled for training)
+CLUSTER = {
+    "mlscaffold:stacks:GpuCluster", "mlscaffold:stacks:ApiRelay", "aws:eks/cluster:Cluster",
+    "aws:eks/nodeGroup:NodeGroup", "aws:ec2/launchTemplate:LaunchTemplate",
+    "aws:ec2/instance:Instance", "aws:ec2/natGateway:NatGateway",
+    "aws:ec2/internetGateway:InternetGateway",
+    "mlscaffold:stacks:ClusterWorkloads", "kubernetes:helm.sh/v3:Release",
 }
 # the cluster's GPU and CPU alarms come from the CloudWatch Observability add-on, except with
 # KServe, whose Prometheus watches the GPUs
@@ -37,14 +45,15 @@ BY_SERVING = {
     "sagemaker": {"mlscaffold:stacks:Serving", "aws:sagemaker/model:Model",
                   "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
                   "aws:sagemaker/endpoint:Endpoint", "aws:appautoscaling/policy:Policy",
-                  "aws:sagemaker/monitoringSchedule:MonitoringSchedule", *NODE_ALARMS},
-    "kserve": {"mlscaffold:stacks:Serving",
+                  "aws:sagemaker/monitoringSchedule:MonitoringSchedule"},
+    "kserve": {"mlscaffold:stacks:Serving", *CLUSTER,
                "kubernetes:serving.kserve.io/v1beta1:InferenceService",
                "kubernetes:core/v1:Namespace"},
-    "none": NODE_ALARMS,
+    "none": set(),
 }
 FEATURE_STORE = {"mlscaffold:stacks:FeatureStore", "aws:sagemaker/featureGroup:FeatureGroup",
                  "aws:glue/catalogDatabase:CatalogDatabase"}
+ROOTS = {"mlscaffold:stacks:MlPlatform", "mlscaffold:stacks:ClusterWorkloads"}
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +63,28 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def _build(config: PlatformConfig, dataset: Path) -> ResourceGraph:
+    """The base program's graph, merged with the in-cluster program's when there is a cluster
+    (fed the base's outputs, as the real deployment does)."""
+
     def program() -> None:
         platform = MlPlatform(config.prefix, MlPlatformArgs(config=config, dataset=dataset))
         for name, value in platform.exports().items():
             pulumi.export(name, value)
 
-    return run_under_mocks(program, project=config.project, stack=config.environment,
+    base = run_under_mocks(program, project=config.project, stack=config.environment,
                            region=config.region)
+    if "cluster" not in base.outputs:
+        return base
+    reference = stack_reference_name(config.project, config.environment)
+
+    def in_cluster() -> None:
+        ClusterWorkloads(config.prefix, ClusterWorkloadsArgs(
+            config=config, cluster=pulumi.StackReference(reference).require_output("cluster")))
+
+    inner = run_under_mocks(in_cluster, project=f"{config.project}-cluster",
+                            stack=config.environment, region=config.region,
+                            stack_references={reference: base.outputs})
+    return merge_graphs(base, inner)
 
 
 @pytest.mark.parametrize(("serving", "feature_store", "environment"), COMBINATIONS)
@@ -74,18 +98,20 @@ def test_platform_builds_with_the_expected_resources(dataset, serving, feature_s
     if serving == "none":
         assert "mlscaffold:stacks:Serving" not in types
     if serving == "kserve":
+        assert not NODE_ALARMS & types - {"aws:cloudwatch/logGroup:LogGroup"}
+    else:  # nothing runs on a cluster: none is built, nor what only its nodes need
+        assert not CLUSTER & types, sorted(CLUSTER & types)
         assert "aws:eks/addon:Addon" not in types
     if feature_store == "none":
         assert not FEATURE_STORE & types
 
-    # one tree: every resource descends from the platform component
+    # two trees at most: the platform, and what runs inside its cluster
     by_urn = graph.by_urn()
-    root = graph.named(config.prefix)
     for resource in graph.resources:
         node = resource
         while node.parent:
             node = by_urn[node.parent]
-        assert node.urn == root.urn, f"{resource.name} is outside the platform"
+        assert node.type in ROOTS, f"{resource.name} is outside the platform"
 
     # every taggable AWS resource carries the platform's tags
     for resource in graph.resources:
@@ -95,15 +121,18 @@ def test_platform_builds_with_the_expected_resources(dataset, serving, feature_s
 
     gpu_groups = [r for r in graph.of_type("aws:eks/nodeGroup:NodeGroup")
                   if r.inputs.get("taints")]
-    assert len(gpu_groups) == len(config.cluster.gpu_node_groups)
+    assert len(gpu_groups) == (len(config.cluster.gpu_node_groups) if serving == "kserve"
+                               else 0)
     capacity = "ON_DEMAND" if environment == "prod" else "SPOT"
-    assert {g.inputs["capacityType"] for g in gpu_groups} == {capacity}
+    assert {g.inputs["capacityType"] for g in gpu_groups} <= {capacity}
+    # a new account has no GPU quota: no GPU node at all until something asks for one
+    assert all(g.inputs["scalingConfig"]["minSize"] == 0 for g in gpu_groups)
 
 
 def test_stack_outputs_are_wired(dataset):
     config = make_config("dev", serving="sagemaker", feature_store="sagemaker")
     outputs = _build(config, dataset).outputs
-    assert outputs["cluster_name"] == "demo-dev-eks"
+    assert "cluster_name" not in outputs and "cluster" not in outputs
     assert outputs["endpoint_name"] == "demo-dev"
     assert outputs["feature_group"] == "demo-dev"
     for key in ("vpc_id", "artifact_bucket", "repository_url", "model_package_group",
@@ -111,9 +140,51 @@ def test_stack_outputs_are_wired(dataset):
         assert outputs[key], key
 
 
+def test_a_cluster_stack_exports_what_the_in_cluster_program_reads(dataset):
+    config = make_config("dev", serving="kserve")
+    graph = _build(config, dataset)
+    cluster = graph.outputs["cluster"]
+    assert graph.outputs["cluster_name"] == cluster["name"] == "demo-dev-eks"
+    assert cluster["relay_instance_id"] == "demo-dev-cluster-api-relay-instance-id"
+    assert cluster["node_groups"] == ["demo-dev-cluster-system", "demo-dev-cluster-gpu"]
+    assert cluster["roles"] == {
+        "cluster_autoscaler": graph.named("demo-dev-cluster-autoscaler-role").outputs["arn"],
+        "predictor": graph.named("demo-dev-serving-predictor-role").outputs["arn"],
+        "alertmanager": graph.named("demo-dev-monitoring-alertmanager-role").outputs["arn"]}
+    assert cluster["serving"]["image_uri"] == f"{graph.outputs['repository_url']}:0.1.0"
+    assert cluster["serving"]["model_url"] == (
+        f"s3://{graph.outputs['artifact_bucket']}/models/production/model.tar.gz")
+    assert cluster["alert_topic_arn"] == graph.outputs["alert_topic_arn"]
+
+
+@pytest.mark.parametrize("serving", ["sagemaker", "none"])
+def test_a_cluster_for_training_is_built_on_request(dataset, serving):
+    config = make_config("dev", {"cluster": {"enabled": True}}, serving=serving)
+    types = {r.type for r in _build(config, dataset).resources}
+    assert types >= CLUSTER, sorted(CLUSTER - types)
+    assert "kubernetes:serving.kserve.io/v1beta1:InferenceService" not in types
+
+
+def test_without_a_cluster_the_vpc_has_no_internet_path(dataset):
+    graph = _build(make_config("prod", serving="sagemaker"), dataset)
+    assert not graph.of_type("aws:ec2/natGateway:NatGateway", "aws:ec2/eip:Eip",
+                             "aws:ec2/internetGateway:InternetGateway")
+    subnets = graph.of_type("aws:ec2/subnet:Subnet")
+    assert len(subnets) == 3 and all("private" in s.name for s in subnets)
+    (endpoint,) = graph.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+    assert endpoint.inputs["vpcEndpointType"] == "Gateway"  # S3, for the model artifacts
+    assert not graph.of_type("aws:ec2/route:Route")
+
+
+def test_kserve_needs_the_cluster():
+    with pytest.raises(StackConfigError, match=r"kserve runs on the EKS cluster: set "
+                                               r"cluster\.enabled to true"):
+        make_config("dev", {"cluster": {"enabled": False}}, serving="kserve")
+
+
 @pytest.mark.parametrize("serving", ["sagemaker", "none"])
 def test_cloudwatch_observability_addon_is_wired_to_the_cluster(dataset, serving):
-    config = make_config("dev", serving=serving)
+    config = make_config("dev", {"cluster": {"enabled": True}}, serving=serving)
     graph = _build(config, dataset)
     (addon,) = graph.of_type("aws:eks/addon:Addon")
     assert addon.inputs["clusterName"] == "demo-dev-eks"

@@ -1,4 +1,5 @@
-"""Serving under mocks: the SageMaker endpoint and the KServe InferenceService."""
+"""Serving under mocks: the SageMaker endpoint, the KServe predictor's role, and the
+InferenceService manifest (the in-cluster program applies it: test_workloads.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,8 @@ import pulumi_aws as aws
 import pytest
 
 from mlscaffold.graph import GraphResource, ResourceGraph
-from mlscaffold.stacks.config import GPU_TAINT, SUPPORTED_KUBERNETES_VERSIONS
+from mlscaffold.stacks.config import SUPPORTED_KUBERNETES_VERSIONS
 from mlscaffold.stacks.serving import (
-    CERT_MANAGER_VERSION,
-    KSERVE_VERSION,
     VARIANT_NAME,
     Serving,
     ServingArgs,
@@ -25,7 +24,7 @@ from mlscaffold.stacks.serving import (
 MODEL_URL = "s3://demo-dev-artifacts/models/production/model.tar.gz"
 REPOSITORY_ARN = "arn:aws:ecr:us-east-1:123456789012:repository/demo-dev-serving"
 OUTPUTS = ("endpoint_name", "endpoint_arn", "execution_role_arn", "security_group_ids",
-           "inference_service_name", "namespace")
+           "predictor_role_arn", "model_url", "image_uri")
 # predictor fields of the InferenceService that are not part of a pod spec
 EXTENSION_FIELDS = ("minReplicas", "maxReplicas", "scaleMetric", "scaleTarget")
 
@@ -126,7 +125,7 @@ def test_endpoint_configuration_encrypts_and_captures(serving_graph):
     assert config["kmsKeyArn"].startswith("arn:aws:kms:")
     (variant,) = config["productionVariants"]
     assert variant["variantName"] == VARIANT_NAME
-    assert (variant["instanceType"], variant["initialInstanceCount"]) == ("ml.m5.large", 1)
+    assert (variant["instanceType"], variant["initialInstanceCount"]) == ("ml.t2.medium", 1)
     capture = config["dataCaptureConfig"]
     assert capture["enableCapture"] is True
     assert capture["initialSamplingPercentage"] == 20
@@ -231,29 +230,12 @@ def test_missing_inputs_are_refused(config_for):
 # ---------------------------------------------------------------------------- KServe
 
 
-def test_kserve_install_and_namespace(serving_graph):
+def test_kserve_needs_only_the_predictor_role_from_aws(serving_graph):
     graph = serving_graph("kserve")
     component = _one(graph, "mlscaffold:stacks:Serving")
-    assert all(r.parent == component.urn for r in graph.resources
-               if r.urn != component.urn and r.name != "data-key")
-    releases = {r.inputs["name"]: r for r in graph.of_type("kubernetes:helm.sh/v3:Release")}
-    assert releases["cert-manager"].inputs["version"] == CERT_MANAGER_VERSION
-    assert releases["cert-manager"].inputs["values"] == {"crds": {"enabled": True}}
-    for release in ("kserve-crd", "kserve"):
-        assert releases[release].inputs["chart"] == f"oci://ghcr.io/kserve/charts/{release}"
-        assert releases[release].inputs["version"] == KSERVE_VERSION
-    controller = releases["kserve"].inputs["values"]["kserve"]["controller"]
-    assert controller["deploymentMode"] == "RawDeployment"
-    assert {releases["kserve-crd"].urn, releases["cert-manager"].urn} <= set(
-        releases["kserve"].dependencies)
-
-    namespace = _one(graph, "kubernetes:core/v1:Namespace").inputs["metadata"]
-    assert namespace["name"] == "ml-serving" != "default"
-    assert namespace["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
-    account = _one(graph, "kubernetes:core/v1:ServiceAccount").inputs
-    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith(
-        "arn:aws:iam::")
-    assert account["automountServiceAccountToken"] is False
+    children = [r for r in graph.resources if r.urn != component.urn and r.name != "data-key"]
+    assert all(r.parent == component.urn for r in children)
+    assert {r.type for r in children} == {"aws:iam/role:Role", "aws:iam/rolePolicy:RolePolicy"}
     (trust,) = json.loads(_one(graph, "aws:iam/role:Role").inputs["assumeRolePolicy"])[
         "Statement"]
     assert trust["Condition"]["StringEquals"]["mock:sub"] == (
@@ -261,35 +243,12 @@ def test_kserve_install_and_namespace(serving_graph):
     statements = _statements(_one(graph, "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
     assert statements["ModelArtifacts"]["Resource"] == (
         "arn:aws:s3:::demo-dev-artifacts/models/production/*")
-    assert graph.outputs["serving"] == {"inference_service_name": "demo",
-                                        "namespace": "ml-serving"}
-
-
-def test_inference_service_runs_on_gpu_nodes_hardened(serving_graph, config_for):
-    graph = serving_graph("kserve", "prod")
-    service = _one(graph, "kubernetes:serving.kserve.io/v1beta1:InferenceService")
-    release = next(r for r in graph.of_type("kubernetes:helm.sh/v3:Release")
-                   if r.inputs["name"] == "kserve")
-    assert release.urn in service.dependencies
-    assert service.inputs["metadata"]["namespace"] == "ml-serving"
-    predictor = service.inputs["spec"]["predictor"]
-    gpu_group = config_for("prod").cluster.gpu_node_groups[0]
-    assert predictor["nodeSelector"] == gpu_group.labels
-    (toleration,) = predictor["tolerations"]
-    assert toleration == {"key": GPU_TAINT["key"], "operator": "Equal",
-                          "value": GPU_TAINT["value"], "effect": "NoSchedule"}
-    (container,) = predictor["containers"]
-    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    assert container["args"] == ["serve", "--port", "8080"]
-    context = container["securityContext"]
-    assert context["runAsNonRoot"] is True and context["runAsUser"] == 10001
-    assert context["readOnlyRootFilesystem"] is True
-    assert context["allowPrivilegeEscalation"] is False
-    assert context["capabilities"] == {"drop": ["ALL"]}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": 8080}
-    assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": 8080}
-    assert {"name": "STORAGE_URI", "value": MODEL_URL} in container["env"]
-    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (2, 6)  # prod sizing
+    assert statements["ModelListing"]["Condition"] == {
+        "StringLike": {"s3:prefix": "models/production/model.tar.gz*"}}
+    assert graph.outputs["serving"] == {
+        "predictor_role_arn": "arn:aws:iam::123456789012:role/serving-predictor-role",
+        "model_url": MODEL_URL,
+        "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/demo-dev-serving:0.1.0"}
 
 
 def _deployment(manifest: dict) -> dict:

@@ -16,11 +16,17 @@ PROJECT = Path(__file__).resolve().parents[2]
 SPEC = yaml.safe_load((PROJECT / "mlscaffold.yaml").read_text(encoding="utf-8"))
 
 
+def _cluster_enabled(environment):
+    stack = yaml.safe_load((PROJECT / "infra" / f"Pulumi.{environment}.yaml").read_text())
+    platform = stack["config"].get(f"{SPEC['name']}:platform") or {}
+    return (platform.get("cluster") or {}).get("enabled", SPEC["serving"] == "kserve")
+
+
 @pytest.mark.parametrize("environment", SPEC["environments"])
 def test_every_environment_builds(environment):
+    """Both programs: infra/ (AWS) and, with a cluster, infra/cluster (in-cluster)."""
     graph = preview_stack(PROJECT, environment)
     types = {resource.type for resource in graph.resources}
-    assert "aws:eks/cluster:Cluster" in types
     assert "aws:sagemaker/modelPackageGroup:ModelPackageGroup" in types
     if SPEC["serving"] == "sagemaker":
         assert "aws:sagemaker/endpoint:Endpoint" in types
@@ -28,7 +34,11 @@ def test_every_environment_builds(environment):
         assert "kubernetes:serving.kserve.io/v1beta1:InferenceService" in types
     if SPEC["feature_store"] == "sagemaker":
         assert "aws:sagemaker/featureGroup:FeatureGroup" in types
-    assert graph.outputs["cluster_name"] == f"{SPEC['name']}-{environment}-eks"
+    # the EKS cluster exists only where something runs on it
+    assert ("aws:eks/cluster:Cluster" in types) == _cluster_enabled(environment)
+    if _cluster_enabled(environment):
+        assert graph.outputs["cluster"]["name"] == f"{SPEC['name']}-{environment}-eks"
+        assert "mlscaffold:stacks:ClusterWorkloads" in types
 
 
 @pytest.mark.parametrize("environment", SPEC["environments"])

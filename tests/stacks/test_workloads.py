@@ -1,0 +1,258 @@
+"""ClusterWorkloads under mocks: the in-cluster program's component, fed the base stack's
+``cluster`` output, reaching the private endpoint through the tunnel."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from mlscaffold.graph import GraphResource, ResourceGraph
+from mlscaffold.stacks.config import GPU_TAINT, SUPPORTED_KUBERNETES_VERSIONS
+from mlscaffold.stacks.workloads import (
+    CERT_MANAGER_VERSION,
+    CLUSTER_AUTOSCALER_IMAGE_TAGS,
+    DCGM_EXPORTER_VERSION,
+    KSERVE_VERSION,
+    KUBE_PROMETHEUS_STACK_VERSION,
+    ClusterWorkloads,
+    ClusterWorkloadsArgs,
+    tunnel_kubeconfig,
+)
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+ENDPOINT_HOST = "0123456789ABCDEF.gr7.us-east-1.eks.amazonaws.com"
+ROLES = {"cluster_autoscaler": "arn:aws:iam::123456789012:role/autoscaler",
+         "predictor": "arn:aws:iam::123456789012:role/predictor",
+         "alertmanager": "arn:aws:iam::123456789012:role/alertmanager"}
+MODEL_URL = "s3://demo-artifacts/models/production/model.tar.gz"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/demo-dev-serving:0.1.0"
+TOPIC = "arn:aws:sns:us-east-1:123456789012:demo-dev-alerts"
+
+
+def cluster_output(version: str = "1.34", kserve: bool = True) -> dict[str, Any]:
+    """The base stack's ``cluster`` output as MlPlatform exports it."""
+    output: dict[str, Any] = {
+        "name": "demo-dev-eks", "endpoint": f"https://{ENDPOINT_HOST}",
+        "certificate_authority": "bW9jay1jYQ==", "relay_instance_id": "i-0relay",
+        "node_groups": ["demo-dev-system", "demo-dev-gpu"], "region": "us-east-1",
+        "tunnel_port": 9443, "kubernetes_version": version,
+        "roles": {"cluster_autoscaler": ROLES["cluster_autoscaler"]}}
+    if kserve:
+        output["roles"] = dict(ROLES)
+        output["serving"] = {"image_uri": IMAGE, "model_url": MODEL_URL}
+        output["alert_topic_arn"] = TOPIC
+    return output
+
+
+@pytest.fixture
+def build(config_for: Callable[..., Any], run_mocked: Callable[..., ResourceGraph]
+          ) -> Callable[..., ResourceGraph]:
+    def run(environment: str = "dev", serving: str = "kserve",
+            overrides: dict[str, Any] | None = None) -> ResourceGraph:
+        config = config_for(environment, overrides, serving=serving)
+        if not config.cluster.enabled:
+            config = config_for(environment, {"cluster": {"enabled": True}, **(overrides or {})},
+                                serving=serving)
+        output = cluster_output(config.cluster.kubernetes_version, serving == "kserve")
+
+        def program() -> None:
+            ClusterWorkloads("demo", ClusterWorkloadsArgs(config=config, cluster=output))
+
+        return run_mocked(program, stack=environment)
+
+    return run
+
+
+def releases(graph: ResourceGraph) -> dict[str, GraphResource]:
+    return {r.inputs["name"]: r for r in graph.of_type(RELEASE)}
+
+
+def one(graph: ResourceGraph, type_: str) -> GraphResource:
+    (resource,) = graph.of_type(type_)
+    return resource
+
+
+def test_component_token_and_every_child_parented_to_it(build) -> None:
+    graph = build()
+    component = one(graph, "mlscaffold:stacks:ClusterWorkloads")
+    children = [r for r in graph.resources if r is not component]
+    assert children and all(r.parent == component.urn for r in children)
+    # nothing here is an AWS resource: the base program made the roles it needs
+    assert not [r for r in children if r.type.startswith("aws:")]
+
+
+def test_the_provider_reaches_the_cluster_through_the_tunnel(build) -> None:
+    graph = build()
+    provider = one(graph, "pulumi:providers:kubernetes")
+    config = json.loads(provider.inputs["kubeconfig"])
+    (cluster,) = config["clusters"]
+    # the local end of `mlscaffold tunnel`; TLS is checked against the endpoint's own name
+    assert cluster["cluster"] == {"server": "https://127.0.0.1:9443",
+                                  "tls-server-name": ENDPOINT_HOST,
+                                  "certificate-authority-data": "bW9jay1jYQ=="}
+    exec_ = config["users"][0]["user"]["exec"]
+    assert exec_["command"] == "aws"
+    assert exec_["args"] == ["eks", "get-token", "--cluster-name", "demo-dev-eks",
+                             "--region", "us-east-1"]
+    assert config["current-context"] == "demo-dev-eks"
+    for resource in graph.resources:
+        if resource.type.startswith("kubernetes:"):
+            assert provider.urn in resource.dependencies or resource.parent, resource.name
+
+
+def test_the_kubeconfig_is_the_same_on_every_run() -> None:
+    """A changed server would make pulumi-kubernetes replace every resource of the provider."""
+    assert tunnel_kubeconfig(cluster_output()) == tunnel_kubeconfig(cluster_output())
+    assert "127.0.0.1:9443" in tunnel_kubeconfig(cluster_output())
+
+
+def test_node_addons_pinned(build) -> None:
+    found = releases(build(serving="sagemaker"))
+    assert set(found) == {"nvidia-device-plugin", "cluster-autoscaler"}
+    repos = {"nvidia-device-plugin": "https://nvidia.github.io/k8s-device-plugin",
+             "cluster-autoscaler": "https://kubernetes.github.io/autoscaler"}
+    for chart, release in found.items():
+        assert re.fullmatch(r"\d+\.\d+\.\d+", release.inputs["version"]), chart
+        assert release.inputs["repositoryOpts"] == {"repo": repos[chart]}
+        assert release.inputs["namespace"] == "kube-system"
+
+
+def test_device_plugin_runs_on_gpu_nodes_only(build) -> None:
+    values = releases(build())["nvidia-device-plugin"].inputs["values"]
+    assert values["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Equal",
+                                      "value": "true", "effect": "NoSchedule"}]
+    assert values["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+
+
+def test_cluster_autoscaler_values(build) -> None:
+    values = releases(build())["cluster-autoscaler"].inputs["values"]
+    assert values["autoDiscovery"] == {"clusterName": "demo-dev-eks"}
+    assert values["awsRegion"] == "us-east-1"
+    assert values["image"]["tag"] == CLUSTER_AUTOSCALER_IMAGE_TAGS["1.34"]
+    assert values["rbac"]["serviceAccount"] == {
+        "create": True, "name": "cluster-autoscaler",
+        "annotations": {"eks.amazonaws.com/role-arn": ROLES["cluster_autoscaler"]}}
+    assert values["nodeSelector"] == {"mlscaffold.io/node-pool": "system"}
+    assert values["securityContext"]["runAsNonRoot"] is True
+    assert values["containerSecurityContext"]["readOnlyRootFilesystem"] is True
+    assert values["containerSecurityContext"]["allowPrivilegeEscalation"] is False
+    assert set(values["resources"]) == {"requests", "limits"}
+
+
+@pytest.mark.parametrize("version", ["1.32", "1.36"])
+def test_autoscaler_matches_the_kubernetes_version(build, version: str) -> None:
+    graph = build(overrides={"cluster": {"kubernetes_version": version}})
+    tag = releases(graph)["cluster-autoscaler"].inputs["values"]["image"]["tag"]
+    assert tag.startswith(f"v{version}.")
+
+
+def test_autoscaler_image_for_every_supported_version() -> None:
+    assert set(CLUSTER_AUTOSCALER_IMAGE_TAGS) == set(SUPPORTED_KUBERNETES_VERSIONS)
+    for version, tag in CLUSTER_AUTOSCALER_IMAGE_TAGS.items():
+        assert re.fullmatch(rf"v{re.escape(version)}\.\d+", tag)
+
+
+@pytest.mark.parametrize("version", SUPPORTED_KUBERNETES_VERSIONS)
+def test_helm_values_are_valid_kubernetes(build, version: str) -> None:
+    """The pod-level fragments of the charts' values, as a Pod, pass the Kubernetes schema."""
+    found = releases(build())
+    autoscaler = found["cluster-autoscaler"].inputs["values"]
+    device_plugin = found["nvidia-device-plugin"].inputs["values"]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "values"}, "spec": {
+        "securityContext": autoscaler["securityContext"],
+        "nodeSelector": {**autoscaler["nodeSelector"], **device_plugin["nodeSelector"]},
+        "tolerations": device_plugin["tolerations"],
+        "containers": [{"name": "autoscaler", "image": "registry.k8s.io/autoscaling/"
+                        f"cluster-autoscaler:{CLUSTER_AUTOSCALER_IMAGE_TAGS[version]}",
+                        "resources": autoscaler["resources"],
+                        "securityContext": autoscaler["containerSecurityContext"]}],
+    }}
+    kubernetes_validate.validate(pod, f"{version}.0", strict=True)
+
+
+def test_no_kserve_or_prometheus_without_kserve_serving(build) -> None:
+    graph = build(serving="sagemaker")
+    assert not graph.of_type("kubernetes:serving.kserve.io/v1beta1:InferenceService")
+    assert set(releases(graph)) == {"nvidia-device-plugin", "cluster-autoscaler"}
+
+
+def test_kserve_install_and_namespace(build) -> None:
+    graph = build()
+    found = releases(graph)
+    assert found["cert-manager"].inputs["version"] == CERT_MANAGER_VERSION
+    assert found["cert-manager"].inputs["values"] == {"crds": {"enabled": True}}
+    for release in ("kserve-crd", "kserve"):
+        assert found[release].inputs["chart"] == f"oci://ghcr.io/kserve/charts/{release}"
+        assert found[release].inputs["version"] == KSERVE_VERSION
+    controller = found["kserve"].inputs["values"]["kserve"]["controller"]
+    assert controller["deploymentMode"] == "RawDeployment"
+    assert {found["kserve-crd"].urn, found["cert-manager"].urn} <= set(
+        found["kserve"].dependencies)
+
+    namespace = one(graph, "kubernetes:core/v1:Namespace").inputs["metadata"]
+    assert namespace["name"] == "ml-serving" != "default"
+    assert namespace["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    account = one(graph, "kubernetes:core/v1:ServiceAccount").inputs
+    assert account["metadata"] == {"name": "demo-predictor", "namespace": "ml-serving",
+                                   "annotations": {"eks.amazonaws.com/role-arn":
+                                                   ROLES["predictor"]}}
+    assert account["automountServiceAccountToken"] is False
+
+
+def test_inference_service_serves_the_base_stacks_image_and_model(build, config_for) -> None:
+    graph = build("prod")
+    service = one(graph, "kubernetes:serving.kserve.io/v1beta1:InferenceService")
+    dependencies = set(service.dependencies)
+    assert releases(graph)["kserve"].urn in dependencies
+    assert one(graph, "kubernetes:core/v1:ServiceAccount").urn in dependencies
+    assert service.inputs["metadata"]["namespace"] == "ml-serving"
+    predictor = service.inputs["spec"]["predictor"]
+    assert predictor["serviceAccountName"] == "demo-predictor"
+    gpu_group = config_for("prod").cluster.gpu_node_groups[0]
+    assert predictor["nodeSelector"] == gpu_group.labels
+    (toleration,) = predictor["tolerations"]
+    assert toleration == {"key": GPU_TAINT["key"], "operator": "Equal",
+                          "value": GPU_TAINT["value"], "effect": "NoSchedule"}
+    (container,) = predictor["containers"]
+    assert container["image"] == IMAGE
+    assert {"name": "STORAGE_URI", "value": MODEL_URL} in container["env"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (2, 6)  # prod sizing
+
+
+def test_prometheus_and_dcgm(build) -> None:
+    graph = build()
+    found = releases(graph)
+    stack, dcgm = found["kube-prometheus-stack"], found["dcgm-exporter"]
+    assert stack.inputs["version"] == KUBE_PROMETHEUS_STACK_VERSION
+    assert dcgm.inputs["version"] == DCGM_EXPORTER_VERSION
+    assert stack.urn in dcgm.dependencies
+
+    values = dcgm.inputs["values"]
+    assert values["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert values["tolerations"] == [{"key": GPU_TAINT["key"], "operator": "Equal",
+                                      "value": GPU_TAINT["value"], "effect": "NoSchedule"}]
+    assert values["serviceMonitor"]["enabled"] is True
+
+    values = stack.inputs["values"]
+    spec = values["prometheus"]["prometheusSpec"]
+    assert spec["serviceMonitorSelectorNilUsesHelmValues"] is False
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    (rule,) = values["additionalPrometheusRulesMap"]["gpu"]["groups"][0]["rules"]
+    assert rule["expr"] == "DCGM_FI_DEV_GPU_UTIL > 90"
+    (cpu,) = values["additionalPrometheusRulesMap"]["nodes"]["groups"][0]["rules"]
+    assert cpu["expr"].startswith('100 * (1 - avg by (instance) (rate(node_cpu_seconds_total'
+                                  '{mode="idle"}[5m])))')
+    assert cpu["expr"].endswith("> 80") and cpu["for"] == "15m"
+    alertmanager = values["alertmanager"]
+    assert alertmanager["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"] == (
+        ROLES["alertmanager"])
+    (sns,) = next(r for r in alertmanager["config"]["receivers"] if r["name"] == "sns")[
+        "sns_configs"]
+    assert sns["topic_arn"] == TOPIC
+    assert values["grafana"]["adminPassword"] == ""
