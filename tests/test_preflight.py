@@ -118,6 +118,14 @@ def test_the_quota_table_has_one_row_per_code_and_consistent_names():
         assert len(prefixes) == len(set(prefixes)), purchase
 
 
+def test_the_users_table_of_quota_codes_is_the_code_table():
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "deploy.md").read_text()
+    section = docs.split("## Quotas", 1)[1].split("\n## ", 1)[0]
+    for quota in EC2_VCPU_QUOTAS:
+        assert f"`{quota.code}` {quota.name}" in section, quota
+    assert set(re.findall(r"L-[0-9A-F]{8}", section)) == {q.code for q in EC2_VCPU_QUOTAS}
+
+
 def test_request_command_is_the_aws_cli_call():
     assert request_command("eu-west-1", "ec2", "L-DB2E81BA", 64.0) == (
         "aws service-quotas request-service-quota-increase --region eu-west-1 "
