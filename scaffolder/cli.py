@@ -522,18 +522,18 @@ def cost(project: Path, stack: str, output_format: str) -> None:
         click.echo(f"  - {assumption}")
 
 
-_STATUS_TEXT = {"ok": "ok", "short": "SHORT", "short-at-full-scale": "short at full scale",
-                "not-found": "not found"}
-
-
 def _print_preflight(results: list[Any], strict: bool) -> None:
+    from .preflight import NOT_FOUND, OK, SHORT, SHORT_AT_FULL_SCALE
+
+    status_text = {OK: "ok", SHORT: "SHORT", SHORT_AT_FULL_SCALE: "short at full scale",
+                   NOT_FOUND: "not found"}
     for result in results:
         short, warnings = len(result.short), len(result.warnings)
         verdict = (f"{short} short of a deploy" if short else "covers a deploy") + (
             f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else "")
         click.echo(f"{result.stack} ({result.region}): {verdict}")
         rows = [(c.name, c.code or "-", c.unit, str(c.deploy), str(c.full_scale),
-                 "-" if c.quota is None else f"{c.quota:g}", _STATUS_TEXT[c.status])
+                 "-" if c.quota is None else f"{c.quota:g}", status_text[c.status])
                 for c in result.checks]
         if rows:
             header = ("QUOTA", "CODE", "UNIT", "DEPLOY", "FULL SCALE", "QUOTA", "STATUS")
@@ -549,10 +549,10 @@ def _print_preflight(results: list[Any], strict: bool) -> None:
         else:
             click.echo("  nothing in this stack counts against EC2 or SageMaker quotas")
         for check in result.checks:
-            if check.status == "not-found":
+            if check.status == NOT_FOUND:
                 click.echo(f"  not found: no quota named {check.name!r} in {result.region}; "
                            "the instance type may not be offered there")
-            elif check.status in ("short", "short-at-full-scale") and not check.adjustable:
+            elif check.status in (SHORT, SHORT_AT_FULL_SCALE) and not check.adjustable:
                 click.echo(f"  not adjustable: {check.name} ({check.code}); use another "
                            "instance type or region")
         requests = [c.request for c in result.checks if c.request]

@@ -31,7 +31,11 @@ from .errors import MlscaffoldError, UsageError
 __all__ = [
     "EC2_VCPU_QUOTAS",
     "NODE_POOL",
+    "NOT_FOUND",
+    "OK",
     "SAGEMAKER_QUOTA_NAMES",
+    "SHORT",
+    "SHORT_AT_FULL_SCALE",
     "Ec2VcpuQuota",
     "Need",
     "QuotaCheck",
