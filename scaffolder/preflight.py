@@ -19,6 +19,7 @@ SageMaker quotas count instances of one type for one use (:data:`SAGEMAKER_QUOTA
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -295,7 +296,7 @@ def _node_pool(resource: Any, notes: list[str]) -> list[Need]:
     if capacity is None:
         notes.append(f"Karpenter NodePool {name}: karpenter.sh/capacity-type is not restricted; "
                      "counted against both the on-demand and the spot quotas")
-    vcpus = int(-(-cpu // 1))  # whole vCPUs, rounded up
+    vcpus = math.ceil(cpu)  # whole vCPUs
     needs: list[Need] = []
     for purchase in purchases:
         quotas: dict[str, tuple[Ec2VcpuQuota, list[str]]] = {}
