@@ -523,6 +523,103 @@ def cost(project: Path, stack: str, output_format: str) -> None:
         click.echo(f"  - {assumption}")
 
 
+def _print_preflight(results: list[Any], strict: bool) -> None:
+    from .preflight import NOT_FOUND, OK, SHORT, SHORT_AT_FULL_SCALE
+
+    status_text = {OK: "ok", SHORT: "SHORT", SHORT_AT_FULL_SCALE: "short at full scale",
+                   NOT_FOUND: "not found"}
+    for result in results:
+        short, warnings = len(result.short), len(result.warnings)
+        verdict = (f"{short} short of a deploy" if short else "covers a deploy") + (
+            f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else "")
+        click.echo(f"{result.stack} ({result.region}): {verdict}")
+        rows = [(c.name, c.code or "-", c.unit, str(c.deploy), str(c.full_scale),
+                 "-" if c.quota is None else f"{c.quota:g}", status_text[c.status])
+                for c in result.checks]
+        if rows:
+            header = ("QUOTA", "CODE", "UNIT", "DEPLOY", "FULL SCALE", "QUOTA", "STATUS")
+            widths = [max(len(r[i]) for r in [header, *rows]) for i in range(6)]
+            for row in [header, *rows]:
+                cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]),
+                         row[2].ljust(widths[2]), *(row[i].rjust(widths[i]) for i in (3, 4, 5))]
+                click.echo(f"  {'  '.join(cells)}  {row[6]}")
+            click.echo("  needs:")
+            for check in result.checks:
+                for basis in check.basis:
+                    click.echo(f"    {check.code or check.name}: {basis}")
+        else:
+            click.echo("  nothing in this stack counts against EC2 or SageMaker quotas")
+        for check in result.checks:
+            if check.status == NOT_FOUND:
+                click.echo(f"  not found: no quota named {check.name!r} in {result.region}; "
+                           "the instance type may not be offered there")
+            elif check.status in (SHORT, SHORT_AT_FULL_SCALE) and not check.adjustable:
+                click.echo(f"  not adjustable: {check.name} ({check.code}); use another "
+                           "instance type or region")
+        requests = [c.request for c in result.checks if c.request]
+        if requests:
+            click.echo("  request (the value covers full scale):")
+            for command in requests:
+                click.echo(f"    {command}")
+        for note in result.notes:
+            click.echo(f"  note: {note}")
+        click.echo()
+    short = sum(len(r.short) for r in results)
+    warnings = sum(len(r.warnings) for r in results)
+    if short:
+        click.echo(f"preflight: {short} quota{'s are' if short != 1 else ' is'} below what a "
+                   "deploy launches; request the increases above before deploying")
+    elif warnings:
+        click.echo(f"preflight: the quotas cover a deploy; {warnings} warning"
+                   f"{'s' if warnings != 1 else ''} (short at full scale or not found)"
+                   f"{'' if strict else '; --strict fails on these'}")
+    else:
+        click.echo("preflight: the quotas cover every stack at full scale")
+    click.echo("Quotas are per account and region: other workloads there (and other stacks in "
+               "the same account) use them too, and preflight does not count those.")
+
+
+@cli.command()
+@_PROJECT_ARGUMENT
+@_STACKS_OPTION
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]),
+              default="text", show_default=True)
+@click.option("--strict", is_flag=True,
+              help="Also fail when a quota covers a deploy but not full scale, or is not found.")
+def preflight(project: Path, stack: str, output_format: str, strict: bool) -> None:
+    """Check the AWS service quotas PROJECT's stacks need, before deploying them.
+
+    Each stack's infra/ program runs under Pulumi's mocks to learn what it launches (node
+    groups, Karpenter NodePools, instances, SageMaker endpoints and Model Monitor jobs); then
+    the quotas of the stack's account and region (config aws:region) are read with your AWS
+    credentials (the default chain: AWS_PROFILE, SSO, environment, role) and compared. New
+    accounts have 0 vCPUs of GPU instances. A shortfall prints the `aws service-quotas`
+    command that requests it.
+
+    Exit status: 1 when a quota is below what a deploy launches (minimum and desired sizes;
+    SageMaker endpoints twice their instances, for blue/green updates); 0 when quotas cover a
+    deploy but not full scale (maximum sizes), unless --strict. Missing credentials exit 2.
+
+    \b
+    Examples:
+      mlscaffold preflight --stack prod
+      AWS_PROFILE=ml-prod mlscaffold preflight --stack prod --strict
+      mlscaffold preflight path/to/project --format json
+    """
+    import json
+
+    from .infra import find_project
+    from .preflight import preflight_project
+
+    results = preflight_project(find_project(project), stack)
+    if output_format == "json":
+        click.echo(json.dumps([r.as_dict() for r in results], indent=2))
+    else:
+        _print_preflight(results, strict)
+    if not all(r.passed(strict) for r in results):
+        sys.exit(1)
+
+
 @cli.group()
 def policy() -> None:
     """The policy packs: list the rules, find a pack's folder, print settings and schemas."""

@@ -114,10 +114,15 @@ class _NodeGroupConfig(_Strict):
     @field_validator("instance_types")
     @classmethod
     def _known_types(cls, types: list[str]) -> list[str]:
+        x86 = sorted(t for t, i in EC2_INSTANCES.items() if i.arch == "x86_64")
         unknown = [t for t in types if t not in EC2_INSTANCES]
         if unknown:
-            raise ValueError(f"unknown instance type {unknown[0]!r}; use one of "
-                             f"{', '.join(sorted(EC2_INSTANCES))}")
+            raise ValueError(f"unknown instance type {unknown[0]!r}; use one of {', '.join(x86)}")
+        arm = [t for t in types if EC2_INSTANCES[t].arch != "x86_64"]
+        if arm:
+            # the node groups run x86_64 EKS AMIs (AL2023_x86_64_*)
+            raise ValueError(f"{arm[0]!r} is an arm64 (Graviton) type and node groups run x86_64 "
+                             f"AMIs; use one of {', '.join(x86)}")
         return types
 
     @model_validator(mode="after")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["EC2_INSTANCES", "INSTANCE_STORE_FAMILIES", "SAGEMAKER_INSTANCES", "InstanceType",
-           "gpu_count", "has_instance_store", "is_gpu"]
+           "gpu_count", "has_instance_store", "instance_family", "is_gpu"]
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,8 @@ class InstanceType:
     memory_gib: float
     gpus: int = 0
     gpu_model: str | None = None
+    #: CPU architecture: "x86_64", or "arm64" for Graviton types (which need arm64 AMIs)
+    arch: str = "x86_64"
 
 
 def _family(gpu_model: str | None, sizes: dict[str, tuple[int, float, int]]) -> dict:
@@ -36,6 +38,9 @@ EC2_INSTANCES: dict[str, InstanceType] = {
         "large": (2, 4, 0), "xlarge": (4, 8, 0), "2xlarge": (8, 16, 0)}).items()},
     **{f"t3.{s}": i for s, i in _family(None, {
         "medium": (2, 4, 0), "large": (2, 8, 0), "xlarge": (4, 16, 0)}).items()},
+    # Graviton (arm64) burstable types, for small single instances such as the API relay
+    "t4g.nano": InstanceType(2, 0.5, arch="arm64"),
+    "t4g.micro": InstanceType(2, 1, arch="arm64"),
     **{f"g4dn.{s}": i for s, i in _family("T4", {
         "xlarge": (4, 16, 1), "2xlarge": (8, 32, 1), "4xlarge": (16, 64, 1),
         "8xlarge": (32, 128, 1), "12xlarge": (48, 192, 4), "16xlarge": (64, 256, 1)}).items()},
@@ -77,10 +82,15 @@ INSTANCE_STORE_FAMILIES = frozenset({"c5d", "g4dn", "g5", "g6", "g6e", "m5d", "p
                                      "p4de", "p5", "p5e", "p5en", "r5d", "trn1", "trn1n"})
 
 
+def instance_family(instance_type: str) -> str:
+    """The family of an EC2 (``g5.xlarge``) or SageMaker (``ml.g5.xlarge``) type: ``g5``."""
+    return instance_type.removeprefix("ml.").split(".")[0]
+
+
 def has_instance_store(instance_type: str) -> bool:
     """Whether an EC2 (``g5.xlarge``) or SageMaker (``ml.g5.xlarge``) type has instance storage."""
     parts = instance_type.removeprefix("ml.").split(".")
-    return len(parts) == 2 and parts[0] in INSTANCE_STORE_FAMILIES
+    return len(parts) == 2 and instance_family(instance_type) in INSTANCE_STORE_FAMILIES
 
 
 def gpu_count(instance_type: str) -> int:

@@ -212,6 +212,17 @@ def test_github_main_path_deploys_in_order_with_approval_and_no_overlap(serving,
         assert "vars.AWS_ROLE_ARN != ''" in job["if"]
         runs = _run_lines(job)
         assert f"make deploy STACK={stage.name} STAGE={stage.model_stage}" in runs
+        # the quotas are checked with the stack's credentials, after the install, before up
+        names = [step.get("name", "") for step in job["steps"]]
+        preflight = names.index("Service quotas (preflight)")
+        credentials = next(i for i, step in enumerate(job["steps"])
+                           if "aws-actions" in step.get("uses", ""))
+        install = max(i for i, step in enumerate(job["steps"])
+                      if "install-infra" in step.get("run", ""))
+        deploy = next(i for i, step in enumerate(job["steps"])
+                      if "make deploy" in step.get("run", ""))
+        assert credentials < install < preflight < deploy
+        assert job["steps"][preflight]["run"] == f"make preflight STACK={stage.name}"
         assert ("STAGE=production" in runs.split("make deploy")[0]) == stage.production
         # SageMaker: the drift baseline follows the deploy, in the same approved job
         baseline = f"make baseline STACK={stage.name}"
@@ -331,6 +342,10 @@ def test_gitlab_jobs_have_timeouts_rules_and_oidc(combo):
         deploy = [line for line in job["script"] if line.startswith("make deploy ")]
         assert deploy == [f"make deploy STACK={stage.name} STAGE={stage.model_stage} "
                           "IMAGE_TAG=$CI_COMMIT_SHA"]
+        # the quotas are checked right before pulumi up, after the install
+        preflight = job["script"].index(f"make preflight STACK={stage.name}")
+        assert job["script"][preflight + 1] == deploy[0]
+        assert "install-infra" in " ".join(job["script"][:preflight])
         # SageMaker: the drift baseline follows the deploy, in the same approved job
         baseline = f"make baseline STACK={stage.name}"
         assert (job["script"][-1] == baseline) == (serving == "sagemaker")
@@ -440,7 +455,7 @@ def test_every_command_the_pipeline_runs_exists_in_the_project(projects, project
     commands = pipeline_commands(files)
     called = make_targets_called(commands)
     assert {"install", "lint", "test", "analyze", "train", "check", "cost", "preview",
-            "evaluate", "promote", "deploy", "drift-incoming", "best"} <= called
+            "evaluate", "promote", "preflight", "deploy", "drift-incoming", "best"} <= called
     assert ("image-archive" in called) == (serving != "none")
     defined = makefile_targets((root / "Makefile").read_text())
     assert called <= defined, sorted(called - defined)
@@ -460,7 +475,7 @@ def test_every_command_the_pipeline_runs_exists_in_the_project(projects, project
             for index in range(len(words) - 2):
                 if words[index] == "-m" and words[index + 1] == spec.package:
                     project_calls.append(words[index + 2:])
-    assert {c[0] for c in mlscaffold_calls} >= {"check", "cost", "policy"}
+    assert {c[0] for c in mlscaffold_calls} >= {"check", "cost", "policy", "preflight"}
     errors = [error for argv in mlscaffold_calls if (error := _click_errors(argv))]
     assert errors == []
     assert {c[0] for c in project_calls} >= {"analyze", "train", "evaluate", "promote",
@@ -473,6 +488,7 @@ def test_every_command_the_pipeline_runs_exists_in_the_project(projects, project
 def test_the_command_checks_catch_wrong_commands(project_parser):
     assert _click_errors(["check", "--format", "sarif", "--output", "x.sarif"]) is None
     assert _click_errors(["policy", "config", "--stack", "dev", "--pack", "cost"]) is None
+    assert _click_errors(["preflight", "--stack", "dev"]) is None
     assert "no such option" in _click_errors(["check", "--colour"]).lower()
     assert "has no command" in _click_errors(["policy", "show"])
     assert "has no command" in _click_errors(["deploy"])

@@ -40,7 +40,7 @@ def test_help_imports_nothing_slow():
         "from mlscaffold.cli import cli\n"
         "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
         "slow = [m for m in ('copier', 'pydantic', 'pulumi', 'pulumi_aws', 'sklearn', 'yaml',\n"
-        "        'rich', 'jinja2') if m in sys.modules]\n"
+        "        'rich', 'jinja2', 'boto3', 'botocore') if m in sys.modules]\n"
         "print('SLOW', slow, file=sys.stderr)\n"
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -44,7 +44,7 @@ ENDPOINT_CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
 SCALING_TARGET = "aws:appautoscaling/target:Target"
 MONITORING_SCHEDULE = "aws:sagemaker/monitoringSchedule:MonitoringSchedule"
 INFERENCE_SERVICE = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
-_JOB_DEFINITIONS = (
+JOB_DEFINITIONS = (
     "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition",
     "aws:sagemaker/modelQualityJobDefinition:ModelQualityJobDefinition",
     "aws:sagemaker/modelBiasJobDefinition:ModelBiasJobDefinition",
@@ -69,7 +69,7 @@ _FREE = frozenset({
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
     "aws:s3/bucketVersioning:BucketVersioning", ENDPOINT, "aws:sagemaker/model:Model",
     "aws:sagemaker/modelPackageGroup:ModelPackageGroup",
-    "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy", *_JOB_DEFINITIONS,
+    "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy", *JOB_DEFINITIONS,
     "aws:sns/topicPolicy:TopicPolicy", "aws:sns/topicSubscription:TopicSubscription",
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
@@ -448,7 +448,7 @@ def _monitoring_schedule(ctx: _Context, resource: Triple) -> CostLine | None:
     cluster = _get(config, "monitoringJobDefinition.monitoringResources.clusterConfig")
     if cluster is None:
         wanted = _get(config, "monitoringJobDefinitionName")
-        jobs = [j for t in _JOB_DEFINITIONS for j in ctx.of(t)]
+        jobs = [j for t in JOB_DEFINITIONS for j in ctx.of(t)]
         job = next((j for j in jobs if wanted in _names(j)), jobs[0] if len(jobs) == 1 else None)
         cluster = _get(job[2], "jobResources.clusterConfig") if job else None
     instance_type = str(_get(cluster or {}, "instanceType", "ml.m5.xlarge"))

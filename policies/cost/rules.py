@@ -110,7 +110,8 @@ def _schema_list(description: str, default: list[str]) -> dict[str, Any]:
 _CPU_DEV = ["t3.medium", "t3.large", "m6i.large", "m6i.xlarge", "m7i.large", "m7i.xlarge",
             "c6i.large", "c6i.xlarge"]
 _CPU_STAGING = [*_CPU_DEV, "t3.xlarge", "m6i.2xlarge", "m7i.2xlarge", "c6i.2xlarge"]
-_CPU_PROD = [t for t in EC2_INSTANCES if not is_accelerated(t)]
+# every CPU type the stacks' node groups take (x86_64: they run x86_64 AMIs)
+_CPU_PROD = [t for t, i in EC2_INSTANCES.items() if not is_accelerated(t) and i.arch == "x86_64"]
 
 _GPU_DEV = ["g4dn.xlarge", "g4dn.2xlarge", "g5.xlarge", "g5.2xlarge", "g6.xlarge", "g6.2xlarge"]
 _GPU_STAGING = [*_GPU_DEV, "g4dn.4xlarge", "g5.4xlarge", "g6.4xlarge", "g6e.xlarge",

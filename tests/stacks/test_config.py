@@ -69,6 +69,9 @@ def test_overrides_merge_into_the_profile():
          "unknown SageMaker instance type"),
         ({"cluster": {"system_node_group": {"instance_types": ["g5.xlarge"]}}},
          "platform.cluster.system_node_group.instance_types", "has GPUs"),
+        ({"cluster": {"system_node_group": {"instance_types": ["t4g.micro"]}}},
+         "platform.cluster.system_node_group.instance_types",
+         "'t4g.micro' is an arm64 (Graviton) type and node groups run x86_64 AMIs"),
     ],
 )
 def test_invalid_overrides_name_the_key_and_fix(overrides, key, fragment):
