@@ -81,6 +81,7 @@ def preview_stack(project: Path, stack: str) -> Any:
     """Run the project's infra program for `stack` under mocks; returns its ResourceGraph."""
     from .graph import ProgramError, run_program
     from .stacks.config import StackConfigError
+    from .stacks.feature_schema import FeatureSchemaError
 
     spec = load_spec(project / SPEC_FILENAME)
     config = stack_config(project, spec, stack)
@@ -94,6 +95,9 @@ def preview_stack(project: Path, stack: str) -> Any:
     except ProgramError as failure:
         if isinstance(failure.error, StackConfigError):
             raise UsageError(f"infra/Pulumi.{stack}.yaml: {failure.error}") from None
+        if isinstance(failure.error, FeatureSchemaError):  # the data, not the program
+            raise UsageError(str(failure.error),
+                             hint="`mlscaffold features schema` shows what is derived") from None
         where = f" at {failure.location}" if failure.location else ""
         raise InfraProgramError(
             f"infra program of stack {stack} failed{where}: {failure}",
