@@ -51,9 +51,11 @@ _THROTTLING_CODES = frozenset({
     "RequestLimitExceeded", "RequestThrottled", "RequestThrottledException", "SlowDown"})
 # PutRecord's modelled faults (botocore's sagemaker-featurestore-runtime model)
 _SERVER_CODES = frozenset({"InternalFailure", "ServiceUnavailable"})
+_PERMISSIONS = ("the credentials need sagemaker:PutRecord on the feature group and "
+                "kms:Decrypt on the key of its online store")
 _HINTS = {
-    "AccessForbidden": "the credentials need sagemaker:PutRecord on the feature group",
-    "AccessDeniedException": "the credentials need sagemaker:PutRecord on the feature group",
+    "AccessForbidden": _PERMISSIONS,
+    "AccessDeniedException": _PERMISSIONS,
     "ResourceNotFound": "deploy the stack (pulumi up) or pass the outputs of the deployed one",
 }
 
