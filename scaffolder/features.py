@@ -42,9 +42,8 @@ DATASET = Path("datasets") / "train.csv"
 DEFAULT_WORKERS = 4
 # botocore retries each call itself (adaptive mode: backoff and client-side rate limiting);
 # a call that still fails with a throttling or server error, e.g. once the client's retry
-# quota is spent under sustained throttling, is tried again after a pause, this many times
-MAX_ROUNDS = 5
-_RETRY_PAUSE_SECONDS = (1.0, 2.0, 4.0, 8.0, 16.0)
+# quota is spent under sustained throttling, is tried again after each of these pauses
+RETRY_PAUSES_SECONDS = (1.0, 2.0, 4.0, 8.0, 16.0)
 _BOTOCORE_RETRIES = {"mode": "adaptive", "max_attempts": 8}
 _THROTTLING_CODES = frozenset({
     "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
@@ -233,14 +232,14 @@ def _put(client: Any, group: str, record: list[dict[str, str]],
          sleep: Callable[[float], None]) -> None:
     from botocore.exceptions import ClientError
 
-    for attempt in range(MAX_ROUNDS):
+    for pause in (*RETRY_PAUSES_SECONDS, None):
         try:
             client.put_record(FeatureGroupName=group, Record=record)
             return
         except ClientError as error:
-            if attempt == MAX_ROUNDS - 1 or not _retryable(error):
+            if pause is None or not _retryable(error):
                 raise
-            sleep(_RETRY_PAUSE_SECONDS[attempt])
+            sleep(pause)
 
 
 def _failure(error: BaseException, row: int, line: int) -> _Failure:
@@ -301,30 +300,29 @@ def ingest(project: Path, stack: str, *, outputs_source: str | None = None,
 
 def _put_all(client: Any, group: str, records: Iterator[tuple[int, int, list[dict[str, str]]]],
              workers: int, sleep: Callable[[float], None]) -> tuple[int, _Failure | None]:
-    """Send the records on a small pool, a bounded number in flight; stop submitting at the
-    first error. Returns the rows written and the earliest failed row, if any."""
+    """Send the records on a small pool, at most `workers` in flight, so that nothing waits
+    in a queue: at the first error no new row is sent, only the calls already running finish.
+    Returns the rows written and the earliest failed row, if any."""
     written = 0
     failures: list[_Failure] = []
     pending: dict[Future[None], tuple[int, int]] = {}
 
-    def settle(done: set[Future[None]]) -> None:
+    def settle(until: int) -> None:
         nonlocal written
-        for future in done:
-            row, line = pending.pop(future)
-            error = future.exception()
-            if error is None:
-                written += 1
-            else:
-                failures.append(_failure(error, row, line))
+        while len(pending) > until:
+            for future in wait(pending, return_when=FIRST_COMPLETED).done:
+                row, line = pending.pop(future)
+                error = future.exception()
+                if error is None:
+                    written += 1
+                else:
+                    failures.append(_failure(error, row, line))
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="put-record") as pool:
         for row, line, record in records:
+            settle(workers - 1)
             if failures:
                 break
-            if len(pending) >= 2 * workers:
-                settle(wait(pending, return_when=FIRST_COMPLETED).done)
-                if failures:
-                    break
             pending[pool.submit(_put, client, group, record, sleep)] = (row, line)
-        settle(wait(pending).done)
+        settle(0)
     return written, min(failures, key=lambda f: f.row) if failures else None

@@ -166,6 +166,8 @@ class FeatureSchema:
             features = tuple(
                 Feature(name=str(f["name"]), type=f["type"], column=f["column"],
                         source=f["source"]) for f in data["features"])
+            if any(f.column is not None and not isinstance(f.column, str) for f in features):
+                raise TypeError("a column that is not a name")
             schema = cls(features, str(data["record_identifier"]), str(data["event_time"]))
         except (KeyError, TypeError) as error:
             raise FeatureSchemaError(f"not a feature schema (missing {error})") from None

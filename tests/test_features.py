@@ -8,6 +8,8 @@ exercises mlscaffold's retry round, not botocore's.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,9 +134,24 @@ def test_a_throttled_call_is_retried_after_a_pause(tmp_path):
     assert pauses == [1.0]
 
 
+def _sent_identifiers(client) -> list[str]:
+    """The first value (the customer_id) of every PutRecord the client is asked to make."""
+    sent: list[str] = []
+    lock = threading.Lock()
+
+    def collect(params, **_):
+        with lock:
+            sent.append(params["Record"][0]["ValueAsString"])
+
+    client.meta.events.register("provide-client-params.sagemaker-featurestore-runtime.PutRecord",
+                                collect)
+    return sent
+
+
 def test_a_rejected_row_stops_the_ingestion_and_is_named(tmp_path):
     root = _project(tmp_path)
     client = _client()
+    sent = _sent_identifiers(client)
     with Stubber(client) as stubber:
         stubber.add_response("put_record", {}, {"FeatureGroupName": GROUP, "Record": EXPECTED[0]})
         stubber.add_client_error("put_record", "ValidationError",
@@ -143,7 +160,8 @@ def test_a_rejected_row_stops_the_ingestion_and_is_named(tmp_path):
                                                   "Record": EXPECTED[1]})
         with pytest.raises(MlscaffoldError) as caught:
             _ingest(root, client)
-        stubber.assert_no_pending_responses()  # row 3 was never sent
+        stubber.assert_no_pending_responses()
+    assert sent == ["C1", "C2"]  # row 3 was never sent
     error = caught.value
     assert not isinstance(error, UsageError) and error.exit_code == 1
     assert error.message == (
@@ -157,26 +175,34 @@ def test_server_errors_give_up_after_the_last_round(tmp_path):
     root = _project(tmp_path, "customer_id,label\nC1,0\n", declared=None)
     client = _client()
     with Stubber(client) as stubber:
-        for _ in range(features.MAX_ROUNDS):
+        for _ in range(len(features.RETRY_PAUSES_SECONDS) + 1):
             stubber.add_client_error("put_record", "ServiceUnavailable", "busy", 503)
         with pytest.raises(MlscaffoldError, match=r"row 1 .*ServiceUnavailable: busy"):
             _ingest(root, client)
         stubber.assert_no_pending_responses()
 
 
+def test_derivation_and_the_schema_command_import_neither_pulumi_nor_boto3(tmp_path):
+    root = _project(tmp_path)
+    code = (
+        "import sys\n"
+        "from mlscaffold.cli import cli\n"
+        f"try:\n    cli.main(['features', 'schema', {str(root)!r}])\n"
+        "except SystemExit as exit:\n    assert exit.code == 0, exit.code\n"
+        "print('LOADED', [m for m in ('pulumi', 'pulumi_aws', 'boto3', 'botocore')\n"
+        "                 if m in sys.modules], file=sys.stderr)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               check=True)
+    assert "LOADED []" in completed.stderr
+    assert "signup_time" in completed.stdout
+
+
 def test_many_rows_on_a_pool_are_each_written_once(tmp_path):
     data = "customer_id,score,label\n" + "".join(f"C{i},{i / 10},{i % 2}\n" for i in range(60))
     root = _project(tmp_path, data, declared=None)
     client = _client()
-    sent: list[str] = []
-    lock = threading.Lock()
-
-    def collect(params, **_):
-        with lock:
-            sent.append(params["Record"][0]["ValueAsString"])
-
-    client.meta.events.register("provide-client-params.sagemaker-featurestore-runtime.PutRecord",
-                                collect)
+    sent = _sent_identifiers(client)
     with Stubber(client) as stubber:
         for _ in range(60):
             stubber.add_response("put_record", {})
@@ -184,6 +210,22 @@ def test_many_rows_on_a_pool_are_each_written_once(tmp_path):
         stubber.assert_no_pending_responses()
     assert result.rows == 60
     assert sorted(sent) == sorted(f"C{i}" for i in range(60))
+
+
+def test_a_rejection_on_a_pool_stops_sending_new_rows(tmp_path):
+    data = "customer_id,label\n" + "".join(f"C{i},{i % 2}\n" for i in range(40))
+    root = _project(tmp_path, data, declared=None)
+    client = _client()
+    sent = _sent_identifiers(client)
+    with Stubber(client) as stubber:
+        for _ in range(4):
+            stubber.add_response("put_record", {})
+        stubber.add_client_error("put_record", "ValidationError", "bad record", 400)
+        for _ in range(3):  # at most the other three calls in flight finish
+            stubber.add_response("put_record", {})
+        with pytest.raises(MlscaffoldError, match="ValidationError: bad record"):
+            _ingest(root, client, workers=4)
+    assert 5 <= len(sent) <= 8
 
 
 # ------------------------------------------------------------------ refused before any call
