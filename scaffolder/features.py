@@ -50,6 +50,7 @@ _THROTTLING_CODES = frozenset({
     "RequestLimitExceeded", "RequestThrottled", "RequestThrottledException", "SlowDown"})
 # PutRecord's modelled faults (botocore's sagemaker-featurestore-runtime model)
 _SERVER_CODES = frozenset({"InternalFailure", "ServiceUnavailable"})
+# PutRecord callers need kms:Decrypt on the online store's key (API OnlineStoreSecurityConfig)
 _PERMISSIONS = ("the credentials need sagemaker:PutRecord on the feature group and "
                 "kms:Decrypt on the key of its online store")
 _HINTS = {

@@ -35,6 +35,7 @@ __all__ = [
     "FeatureSchema",
     "FeatureSchemaError",
     "FeatureType",
+    "check_definitions",
     "feature_definitions_from_csv",
     "format_event_time",
     "normalize_event_time",
@@ -60,6 +61,8 @@ Source = Literal["declared", "inferred", "generated"]
 _INTEGRAL = re.compile(r"^[+-]?\d+$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _ID_LIKE = re.compile(r"(^id$|_id$|[a-z0-9]Id$)", re.IGNORECASE)
+# `02134` is a code (a zip code, an account number), not a number: as one it would lose its zero
+_LEADING_ZERO = re.compile(r"^[+-]?0\d")
 # ISO-8601 calendar date, or date and time: `T` or space between them, minutes or seconds,
 # fractional seconds, and `Z` or a UTC offset (+HH, +HHMM, +HH:MM)
 _ISO_TIME = re.compile(
@@ -350,9 +353,11 @@ class _Column:
             self.unique, self.values = False, None
             return
         self.filled += 1
-        if self.integral and not (_INTEGRAL.match(value) and _integral(value) is not None):
+        number = _fractional(value) if not _LEADING_ZERO.match(value) else None
+        if self.integral and not (number is not None and _INTEGRAL.match(value)
+                                  and _integral(value) is not None):
             self.integral = False
-        if self.first_not_number is None and _fractional(value) is None:
+        if self.first_not_number is None and number is None:
             self.first_not_number = where
             self.fractional = False
         if self.first_not_timestamp is None and _timestamp(value) is None:
@@ -407,8 +412,9 @@ def feature_definitions_from_csv(path: Path, label: str,
 
     Types: a declared type is checked against every value; an undeclared column whose values
     are all 64-bit integers is ``Integral``, all finite numbers ``Fractional``, anything else
-    (or empty) ``String``. Names are made to fit SageMaker's pattern
-    (:data:`FEATURE_NAME_PATTERN`) and unique ignoring case.
+    (or empty) ``String``; a number written with a leading zero (``02134``) counts as text.
+    Names are made to fit SageMaker's pattern (:data:`FEATURE_NAME_PATTERN`) and unique
+    ignoring case.
 
     The record identifier is the declared column, else the first ID-like column (``id``,
     ``*_id``, ``*Id``) of type String or Integral with unique, complete values, else the first

@@ -96,6 +96,13 @@ def test_inference_reads_every_row(tmp_path):
     assert schema.feature("label").type == "Fractional"
 
 
+def test_numbers_with_leading_zeros_are_text(tmp_path):
+    path = _csv(tmp_path, "customer_id,zip,score,label\nC1,02134,0.5,0\nC2,10001,-0.25,1\n")
+    schema = feature_definitions_from_csv(path, "label")
+    assert schema.feature("zip").type == "String"
+    assert schema.feature("score").type == "Fractional"
+
+
 def test_declared_types_win_and_are_reported_as_declared(tmp_path):
     path = _csv(tmp_path, "customer_id,zip,score,label\nC1,02134,1,0\nC2,10001,2,1\n")
     schema = feature_definitions_from_csv(path, "label", {"types": {"zip": "String",
