@@ -756,6 +756,89 @@ def tunnel(project: Path, stack: str, outputs_source: str | None, relay_timeout:
     sys.exit(code)
 
 
+@cli.group()
+def features() -> None:
+    """The SageMaker feature store: the schema a stack derives, and ingestion into it."""
+
+
+@features.command("schema")
+@_PROJECT_ARGUMENT
+@click.option("--format", "output_format", type=click.Choice(["text", "yaml", "json"]),
+              default="text", show_default=True,
+              help="A table, the features section of mlscaffold.yaml, or JSON.")
+def features_schema(project: Path, output_format: str) -> None:
+    """Print the feature group's schema as the stacks derive it: no AWS, no Pulumi.
+
+    Every column of datasets/train.csv with its feature name, its type and whether the type
+    is declared (features.types in mlscaffold.yaml) or inferred from every row; the record
+    identifier and the event time, which may be features generated at ingestion. --format yaml
+    prints a features section to paste into mlscaffold.yaml, declaring every type as it is.
+
+    \b
+    Examples:
+      mlscaffold features schema
+      mlscaffold features schema --format yaml
+    """
+    from .features import project_schema, schema_yaml
+
+    dataset, schema = project_schema(project)
+    if output_format == "json":
+        import json
+
+        click.echo(json.dumps({"dataset": dataset.as_posix(), **schema.as_dict()}, indent=2))
+        return
+    if output_format == "yaml":
+        click.echo(schema_yaml(schema, dataset), nl=False)
+        return
+    rows = [(f.column if f.column is not None else "-", f.name, f.type, f.source)
+            for f in schema.features]
+    widths = [max(len(r[i]) for r in [("COLUMN", "FEATURE", "TYPE", "SOURCE"), *rows])
+              for i in range(3)]
+    click.echo(f"Feature group schema from {dataset.as_posix()}")
+    for row in [("COLUMN", "FEATURE", "TYPE", "SOURCE"), *rows]:
+        click.echo("  ".join(f"{v:<{w}}" for v, w in zip(row, widths, strict=False))
+                   + f"  {row[3]}")
+    for role, name in (("record identifier", schema.record_identifier),
+                       ("event time", schema.event_time_feature)):
+        column = schema.feature(name).column
+        origin = f"column {column}" if column is not None else "generated at ingestion"
+        click.echo(f"{role}: {name} ({origin})")
+
+
+@features.command("ingest")
+@_PROJECT_ARGUMENT
+@click.option("--stack", "-s", metavar="ENV", required=True, help="Environment (stack).")
+@click.option("--input", "dataset", type=click.Path(path_type=Path, dir_okay=False),
+              help="The CSV to ingest [default: the project's datasets/train.csv].")
+@click.option("--outputs", "outputs_source", metavar="FILE|-",
+              help="The stack's outputs as `pulumi stack output --json` prints them "
+                   "[default: run the Pulumi CLI].")
+@click.option("--workers", type=click.IntRange(1, 16), default=4, show_default=True,
+              help="PutRecord calls in flight at once.")
+def features_ingest(project: Path, stack: str, dataset: Path | None,
+                    outputs_source: str | None, workers: int) -> None:
+    """Put every row of a CSV into a deployed stack's feature group (PutRecord).
+
+    The feature group's name, region and schema come from the stack's outputs, so records
+    match what was deployed: a CSV whose columns differ, or a value of another type, is refused
+    before anything is written. Values go as the schema's types, event times in UTC, empty
+    cells left out; a generated record_id is a digest of the row, a generated event_time the
+    time of this ingestion. Throttling is retried; any other error stops at its row. Uses the
+    standard AWS credentials.
+
+    \b
+    Examples:
+      mlscaffold features ingest --stack dev
+      pulumi stack output --json -s prod -C infra | mlscaffold features ingest -s prod --outputs -
+    """
+    from .features import ingest
+
+    result = ingest(project, stack, outputs_source=outputs_source, dataset=dataset,
+                    workers=workers)
+    click.echo(f"Wrote {result.rows} rows of {result.dataset} to feature group "
+               f"{result.feature_group} ({result.region}) in {result.seconds:.1f} s")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli.main()

@@ -107,6 +107,7 @@ def _run_program(program: Path, project: str, stack: str, config: dict[str, str]
                  stack_references: dict[str, Any] | None = None) -> Any:
     from .graph import ProgramError, run_program
     from .stacks.config import StackConfigError
+    from .stacks.feature_schema import FeatureSchemaError
 
     try:
         return run_program(program, project=project, stack=stack, config=config,
@@ -114,6 +115,9 @@ def _run_program(program: Path, project: str, stack: str, config: dict[str, str]
     except ProgramError as failure:
         if isinstance(failure.error, StackConfigError):
             raise UsageError(f"infra/Pulumi.{stack}.yaml: {failure.error}") from None
+        if isinstance(failure.error, FeatureSchemaError):  # the data, not the program
+            raise UsageError(str(failure.error),
+                             hint="`mlscaffold features schema` shows what is derived") from None
         where = f" at {failure.location}" if failure.location else ""
         raise InfraProgramError(
             f"infra program of stack {stack} failed{where}: {failure}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import keyword
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from pydantic import (
     AfterValidator,
@@ -25,6 +25,7 @@ from pydantic import (
 from . import catalog
 from .catalog import CiName, FeatureStoreName, ServingName, TaskName
 from .errors import SpecError, describe_yaml_error
+from .stacks.feature_schema import FeatureDeclarations
 
 __all__ = [
     "SPEC_FILENAME",
@@ -128,6 +129,10 @@ class ProjectSpec(BaseModel):
     policy_config: str | None = Field(
         None, pattern=r"^[\w./-]+\.(ya?ml|json)$",
         description="The organisation's policy file, relative to the project (check, CI).")
+    features: FeatureDeclarations | None = Field(
+        None, description="Feature types, record identifier and event time of the feature "
+                          "group (feature_store: sagemaker only); what is not declared is "
+                          "inferred from datasets/train.csv (`mlscaffold features schema`).")
 
     @model_validator(mode="before")
     @classmethod
@@ -160,6 +165,23 @@ class ProjectSpec(BaseModel):
                              f"{', '.join(catalog.TASKS[task].metrics)}")
         return metric
 
+    @field_validator("features")
+    @classmethod
+    def _features_need_the_store(cls, features: FeatureDeclarations | None,
+                                 info: ValidationInfo) -> FeatureDeclarations | None:
+        if features is None:
+            return None
+        store = info.data.get("feature_store")
+        if store is not None and store != "sagemaker":
+            raise ValueError(f"the section is read only with feature_store: sagemaker (this "
+                             f"spec has {store}); set feature_store: sagemaker or remove it")
+        label = info.data.get("label")
+        for key in ("record_identifier", "event_time"):
+            if label is not None and getattr(features, key) == label:
+                raise ValueError(f"{key} is the label column {label!r}; the label is a "
+                                 "feature, declare another column")
+        return features
+
     @property
     def package(self) -> str:
         """The project's Python package name."""
@@ -169,7 +191,9 @@ class ProjectSpec(BaseModel):
         """The answers the ml-project blueprint takes (its copier.yml questions)."""
         from . import __version__
 
-        answers = self.model_dump(mode="json", exclude={"version", "name", "policy_config"})
+        # `features` describes the data, not the rendered files: no blueprint question
+        answers = self.model_dump(mode="json",
+                                  exclude={"version", "name", "policy_config", "features"})
         return {"project_name": self.name, "package_name": self.package,
                 "mlscaffold_version": __version__, **answers}
 
@@ -185,16 +209,43 @@ class ProjectSpec(BaseModel):
                                        sort_keys=False)
 
 
+def _model_at(keys: list[str]) -> type[BaseModel] | None:
+    """The model holding the key at `keys` (ProjectSpec, or a section's model)."""
+    model: Any = ProjectSpec
+    for key in keys:
+        info = model.model_fields.get(key) if isinstance(model, type) and issubclass(
+            model, BaseModel) else None
+        if info is None:
+            return None
+        model = next((arg for arg in (info.annotation, *get_args(info.annotation))
+                      if isinstance(arg, type) and issubclass(arg, BaseModel)), None)
+    return model
+
+
 def spec_error_from(error: ValidationError, *, source: str | None = None) -> SpecError:
-    """Turn pydantic's first error into a one-line :class:`SpecError` naming the field."""
+    """Turn pydantic's first error into a one-line :class:`SpecError` naming the field.
+
+    The field is the key's path up to any list index: ``environments``, or
+    ``features.types.age`` inside a section.
+    """
     first = error.errors(include_url=False)[0]
-    field = ".".join(str(part) for part in first["loc"]) or "spec"
+    keys: list[str] = []
+    for part in first["loc"]:
+        if isinstance(part, int):
+            break
+        keys.append(str(part))
+    field = ".".join(keys) or "spec"
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        message = f"unknown key {field!r}; valid keys are: {', '.join(ProjectSpec.model_fields)}"
+        model = _model_at(keys[:-1]) or ProjectSpec
+        message = f"unknown key {field!r}; valid keys are: {', '.join(model.model_fields)}"
     elif first["type"] == "literal_error":
         message = f"{first['input']!r} is not valid; " + message[0].lower() + message[1:]
-    return SpecError(field.split(".")[0], first.get("input"), message, source=source)
+    elif first["type"] == "model_type" and (section := _model_at(keys)) is not None:
+        message = f"must be a mapping with the keys {', '.join(section.model_fields)}"
+    elif first["type"] == "dict_type":
+        message = "must be a mapping of names to values"
+    return SpecError(field, first.get("input"), message, source=source)
 
 
 def validate_spec(values: dict[str, Any]) -> ProjectSpec:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .feature_schema import FeatureDeclarations
 from .instances import EC2_INSTANCES, SAGEMAKER_INSTANCES, gpu_count
 
 # EKS add-on that watches the nodes of every platform but KServe (Container Insights); the cost
@@ -315,6 +316,9 @@ class PlatformConfig(_Strict):
     feature_store: FeatureStoreConfig = FeatureStoreConfig()
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    features: FeatureDeclarations | None = None
+    """The spec's ``features`` section (declared types, identifier, event time); set in
+    mlscaffold.yaml only, never per stack."""
 
     @model_validator(mode="after")
     def _cluster_for_kserve(self) -> PlatformConfig:
@@ -445,13 +449,16 @@ def platform_config(spec: Any, environment: str,
             " or add it to `environments`")
     if overrides is not None and not isinstance(overrides, dict):
         raise StackConfigError("platform", "must be a mapping of settings")
+    if "features" in (overrides or {}):
+        raise StackConfigError("platform.features", "the feature schema is the same in every "
+                               "stack; move it to the features section of mlscaffold.yaml")
     settings = _deep_merge(stack_settings(data, environment), overrides or {})
     try:
         return PlatformConfig.model_validate({
             "project": data["name"], "environment": environment,
             "profile": environment_profile(environment), "region": data["region"],
             "owner": data["owner"], "cost_center": data["cost_center"], "task": data["task"],
-            "label": data["label"], **settings,
+            "label": data["label"], **settings, "features": data.get("features"),
         })
     except ValidationError as error:
         first = error.errors(include_url=False)[0]

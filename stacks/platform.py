@@ -12,7 +12,8 @@ import pulumi_aws as aws
 from ._common import child_options, policy_document, resource_tags, token
 from .cluster import EKS_UNSUPPORTED_ZONE_IDS, GpuCluster, GpuClusterArgs
 from .config import PlatformConfig
-from .feature_store import FeatureStore, FeatureStoreArgs, feature_definitions_from_csv
+from .feature_schema import feature_definitions_from_csv
+from .feature_store import FeatureStore, FeatureStoreArgs
 from .monitoring import Monitoring, MonitoringArgs
 from .network import INTERFACE_ENDPOINT_SERVICES, Network, NetworkArgs
 from .registry import ModelRegistry, ModelRegistryArgs
@@ -117,17 +118,21 @@ class MlPlatform(pulumi.ComponentResource):
             child_options(self))
 
         self.feature_group_name: pulumi.Output[str] | None = None
+        self.feature_store_settings: pulumi.Output[dict] | None = None
         if config.feature_store.enabled:
             if args.dataset is None:
                 raise ValueError("the feature store needs the dataset whose columns it stores; "
                                  "pass MlPlatformArgs(dataset=...)")
-            schema = feature_definitions_from_csv(args.dataset, config.label)
+            schema = feature_definitions_from_csv(args.dataset, config.label, config.features)
+            # `pulumi up` and `pulumi preview` show what was declared and what inferred
+            pulumi.log.info(f"feature group schema from {args.dataset.name} "
+                            f"(`mlscaffold features schema` prints it as YAML):\n"
+                            f"{schema.describe()}", resource=self)
             feature_store = FeatureStore(f"{name}-features", FeatureStoreArgs(
                 config=config.feature_store, prefix=config.prefix, tags=tags,
-                kms_key_arn=key.arn, feature_definitions=schema.feature_definitions,
-                record_identifier=schema.record_identifier,
-                event_time_feature=schema.event_time_feature), child_options(self))
+                kms_key_arn=key.arn, schema=schema), child_options(self))
             self.feature_group_name = feature_store.feature_group_name
+            self.feature_store_settings = feature_store.ingestion_settings
 
         serving_config = config.serving
         serving = None
@@ -188,6 +193,8 @@ class MlPlatform(pulumi.ComponentResource):
             "model_package_group": self.model_package_group,
             "alert_topic_arn": self.alert_topic_arn,
             "feature_group": self.feature_group_name,
+            # region and schema of the feature group, for `mlscaffold features ingest`
+            "feature_store": self.feature_store_settings,
             "endpoint_name": self.endpoint_name,
             "drift_baseline": self.drift_baseline,
         }

@@ -34,11 +34,12 @@ def test_version(run_cli):
     assert result.exit_code == 0 and __version__ in result.stdout
 
 
-def test_help_imports_nothing_slow():
+@pytest.mark.parametrize("args", [["--help"], ["features", "ingest", "--help"]])
+def test_help_imports_nothing_slow(args):
     code = (
         "import sys\n"
         "from mlscaffold.cli import cli\n"
-        "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"try:\n    cli.main({args!r})\nexcept SystemExit:\n    pass\n"
         "slow = [m for m in ('copier', 'pydantic', 'pulumi', 'pulumi_aws', 'sklearn', 'yaml',\n"
         "        'rich', 'jinja2', 'boto3', 'botocore') if m in sys.modules]\n"
         "print('SLOW', slow, file=sys.stderr)\n"

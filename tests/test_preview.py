@@ -94,3 +94,29 @@ def test_program_error_shows_the_users_frames_only(run_cli, project):
     assert "site-packages" not in result.stderr and "scaffolder" not in result.stderr
     assert result.stderr.splitlines()[-1].startswith(
         f"error: infra program of stack dev failed at {program}:")
+
+
+def test_data_that_contradicts_the_declared_features_is_a_usage_error(run_cli, project):
+    spec_path = project / "mlscaffold.yaml"
+    spec = yaml.safe_load(spec_path.read_text())
+    spec.update(feature_store="sagemaker", features={"types": {"plan": "Integral"}})
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    stack_path = project / "infra" / "Pulumi.dev.yaml"
+    document = yaml.safe_load(stack_path.read_text())
+    document["config"]["shown:platform"]["feature_store"] = {"enabled": True}
+    stack_path.write_text(yaml.safe_dump(document))
+    result = run_cli(["preview", str(project), "--stack", "dev"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {project / 'datasets' / 'train.csv'}: column 'plan' is declared Integral in "
+        "mlscaffold.yaml but row 1 (line 2) holds 'standard'; fix the value, or declare the column "
+        "String in features.types; `mlscaffold features schema` shows what is derived\n")
+
+    spec["features"] = {"types": {"support_tickets": "Fractional"}}
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    graph = json.loads(run_cli(["preview", str(project), "--format", "json"]).stdout)
+    (group,) = [r for r in graph["resources"]
+                if r["type"] == "aws:sagemaker/featureGroup:FeatureGroup"]
+    assert {"featureName": "support_tickets", "featureType": "Fractional"} in \
+        group["inputs"]["featureDefinitions"]
+    assert graph["outputs"]["feature_group"] == group["inputs"]["featureGroupName"]

@@ -48,6 +48,22 @@ def test_package_is_the_snake_case_name():
          "does not fit task regression"),
         ({"name": "x", "colour": "red"}, "colour", "unknown key 'colour'"),
         ({"name": "x", "version": 2}, "version", "spec version 2 is not supported"),
+        ({"name": "x", "features": {"types": {"age": "Integral"}}}, "features",
+         "the section is read only with feature_store: sagemaker (this spec has none); set "
+         "feature_store: sagemaker or remove it"),
+        ({"name": "x", "feature_store": "sagemaker", "features": {"types": {"age": "Integer"}}},
+         "features.types.age",
+         "'Integer' is not valid; input should be 'String', 'Integral' or 'Fractional'"),
+        ({"name": "x", "feature_store": "sagemaker", "features": {"typo": {}}}, "features.typo",
+         "unknown key 'features.typo'; valid keys are: types, record_identifier, event_time"),
+        ({"name": "x", "feature_store": "sagemaker", "features": ["age"]}, "features",
+         "must be a mapping with the keys types, record_identifier, event_time"),
+        ({"name": "x", "feature_store": "sagemaker", "features": {"record_identifier": "label"}},
+         "features", "record_identifier is the label column 'label'"),
+        ({"name": "x", "feature_store": "sagemaker",
+          "features": {"event_time": "ts", "types": {"ts": "Integral"}}}, "features",
+         "event_time 'ts' is declared Integral; declare it Fractional (epoch seconds) or "
+         "String (ISO-8601)"),
     ],
 )
 def test_invalid_values_name_the_field_and_the_fix(values, field, fragment):
@@ -113,3 +129,29 @@ def test_spec_is_frozen():
     spec = ProjectSpec(name="x")
     with pytest.raises(ValueError):
         spec.task = "regression"  # type: ignore[misc]
+
+
+FEATURES = {"types": {"age": "Integral", "plan": "String", "monthly_charges": "Fractional"},
+            "record_identifier": "customer_id", "event_time": "signup_time"}
+
+
+def test_features_section_round_trips_and_stays_out_of_the_blueprint(tmp_path: Path):
+    spec = validate_spec({"name": "churn", "feature_store": "sagemaker", "features": FEATURES})
+    path = tmp_path / "mlscaffold.yaml"
+    path.write_text(spec.to_yaml())
+    assert load_spec(path) == spec
+    assert yaml.safe_load(path.read_text())["features"] == FEATURES
+    assert "features" not in spec.blueprint_answers()
+    assert "features" not in validate_spec({"name": "churn"}).to_yaml()
+
+
+def test_json_schema_holds_the_features_section():
+    import jsonschema
+
+    schema = spec_json_schema()
+    spec = validate_spec({"name": "churn", "feature_store": "sagemaker", "features": FEATURES})
+    jsonschema.validate(yaml.safe_load(spec.to_yaml()), schema)
+    document = spec.model_dump(mode="json")
+    for bad in ({**FEATURES, "types": {"age": "Integer"}}, {**FEATURES, "colour": "red"}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**document, "features": bad}, schema)

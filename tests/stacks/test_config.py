@@ -84,3 +84,16 @@ def test_invalid_overrides_name_the_key_and_fix(overrides, key, fragment):
 def test_unknown_environment_is_refused():
     with pytest.raises(StackConfigError, match=r"'qa' is not an environment of mlscaffold\.yaml"):
         make_config("qa")
+
+
+def test_feature_declarations_come_from_the_spec_only():
+    config = make_config("dev", feature_store="sagemaker",
+                         features={"types": {"age": "Integral"}, "event_time": "seen"})
+    assert config.features is not None
+    assert config.features.types == {"age": "Integral"} and config.features.event_time == "seen"
+    assert make_config("dev").features is None
+    with pytest.raises(StackConfigError) as caught:
+        make_config("dev", {"features": {"types": {"age": "String"}}}, feature_store="sagemaker")
+    assert str(caught.value) == (
+        "stack config platform.features: the feature schema is the same in every stack; move "
+        "it to the features section of mlscaffold.yaml")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from pathlib import Path
 
 import kubernetes_validate
@@ -131,10 +132,19 @@ def test_platform_builds_with_the_expected_resources(dataset, serving, feature_s
 
 def test_stack_outputs_are_wired(dataset):
     config = make_config("dev", serving="sagemaker", feature_store="sagemaker")
-    outputs = _build(config, dataset).outputs
+    graph = _build(config, dataset)
+    outputs = graph.outputs
     assert "cluster_name" not in outputs and "cluster" not in outputs
     assert outputs["endpoint_name"] == "demo-dev"
-    assert outputs["feature_group"] == "demo-dev"
+    (group,) = graph.of_type("aws:sagemaker/featureGroup:FeatureGroup")
+    assert outputs["feature_group"] == group.inputs["featureGroupName"]
+    # what `mlscaffold features ingest` reads: the region and the deployed schema
+    settings = outputs["feature_store"]
+    assert settings["region"] == "us-east-1"
+    assert [(f["name"], f["type"]) for f in settings["features"]] == [
+        (d["featureName"], d["featureType"]) for d in group.inputs["featureDefinitions"]]
+    assert settings["record_identifier"] == group.inputs["recordIdentifierFeatureName"]
+    assert settings["event_time"] == group.inputs["eventTimeFeatureName"]
     for key in ("vpc_id", "artifact_bucket", "repository_url", "model_package_group",
                 "alert_topic_arn"):
         assert outputs[key], key
@@ -180,6 +190,26 @@ def test_kserve_needs_the_cluster():
     with pytest.raises(StackConfigError, match=r"kserve runs on the EKS cluster: set "
                                                r"cluster\.enabled to true"):
         make_config("dev", {"cluster": {"enabled": False}}, serving="kserve")
+
+
+def test_the_program_logs_the_derived_schema(dataset, caplog):
+    config = make_config("dev", feature_store="sagemaker",
+                         features={"types": {"support_tickets": "Fractional"}})
+    with caplog.at_level(logging.INFO):
+        graph = _build(config, dataset)
+    (message,) = [r.getMessage() for r in caplog.records
+                  if r.getMessage().startswith("feature group schema")]
+    assert "  support_tickets: Fractional (declared; column 'support_tickets')" in message
+    assert "  customer_id: String (inferred; column 'customer_id') record identifier" in message
+    assert "  event_time: String (generated; filled at ingestion) event time" in message
+    (group,) = graph.of_type("aws:sagemaker/featureGroup:FeatureGroup")
+    assert {"featureName": "support_tickets", "featureType": "Fractional"} in \
+        group.inputs["featureDefinitions"]
+
+
+def test_without_a_feature_store_nothing_is_exported_for_it(dataset):
+    outputs = _build(make_config("dev"), dataset).outputs
+    assert "feature_group" not in outputs and "feature_store" not in outputs
 
 
 @pytest.mark.parametrize("serving", ["sagemaker", "none"])
