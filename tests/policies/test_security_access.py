@@ -372,3 +372,29 @@ def test_selector_unknown_during_preview_is_undecided() -> None:
                       [UNKNOWN_STRING_VALUE])
     with pytest.raises(UnknownValueError):
         check_stack("s3-data-events-audited", audited_stack(unknown))
+
+
+# ------------------------------------------------------------------ a real stack
+
+def test_rules_find_the_audit_resources_of_a_real_stack() -> None:
+    """Without one BucketLogging, or without the trail, the example's buckets are reported."""
+    import dataclasses
+
+    from .test_security_data import evaluate_mine, preview
+
+    graph = preview("churn-model", "dev")
+    artifacts = "churn-model-dev-registry-artifacts"
+    without_logging = [r for r in graph.resources
+                       if not (r.type == LOGGING and r.inputs["bucket"] == artifacts)]
+    assert len(without_logging) == len(graph.resources) - 1
+    result = evaluate_mine(dataclasses.replace(graph, resources=without_logging),
+                           "churn-model", "dev")
+    assert [(f.rule, f.resource) for f in result.findings] == [
+        ("s3-bucket-access-logging", artifacts)]
+
+    without_trail = [r for r in graph.resources if r.type != TRAIL]
+    result = evaluate_mine(dataclasses.replace(graph, resources=without_trail),
+                           "churn-model", "dev")
+    assert sorted((f.rule, f.resource) for f in result.findings) == [
+        ("s3-data-events-audited", bucket) for bucket in (
+            "churn-model-dev-capture", "churn-model-dev-features-offline-store", artifacts)]
