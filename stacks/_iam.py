@@ -33,10 +33,11 @@ _ON_INTERFACES = ("ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInte
 def sagemaker_trust_policy(parent: pulumi.Resource) -> pulumi.Output[str]:
     """Trust policy letting SageMaker assume a role for this account's resources only.
 
-    aws:SourceAccount alone: AWS documents it for SageMaker ("Cross-service confused deputy
-    prevention") and it holds for every feature that assumes the role (hosting, processing
-    jobs, Model Monitor schedules, Feature Store); an aws:SourceArn narrowed to one resource
-    type would refuse the features whose source is another type.
+    aws:SourceAccount alone (AWS SageMaker docs, "Cross-service confused deputy prevention":
+    use aws:SourceAccount to allow any resource of the account). The same role serves several
+    resource types (an endpoint's model, Model Monitor's processing jobs, a feature group), and
+    a condition that SageMaker's request lacks denies it: an aws:SourceArn narrowed to one type
+    would refuse the others (awslabs/nx-neptune#468 discusses that failure mode).
     """
     invoke = pulumi.InvokeOutputOptions(parent=parent)
     account = aws.get_caller_identity_output(opts=invoke).account_id
