@@ -176,7 +176,9 @@ def iam_network_interface_scoped(subject: Subject, config: Mapping[str, Any]) ->
 # ------------------------------------------------------------------ trust policies
 
 # AWS IAM User Guide, "The confused deputy problem": a service principal's use of a role is
-# tied to this account by aws:SourceAccount or aws:SourceArn (or the organization keys)
+# tied to this account by aws:SourceAccount or aws:SourceArn (or the organization keys). Not every
+# service sets them when it assumes a role (EKS does not: prowler-cloud/prowler#4745), so the
+# services checked are a setting
 _SOURCE_KEYS = {"aws:sourceaccount", "aws:sourcearn", "aws:sourceorgid", "aws:sourceorgpaths"}
 
 

@@ -127,6 +127,8 @@ def _covers(values: list[Any], name: str) -> bool:
     return any(rest is not None and f"{name}/".startswith(rest) for rest in rests)
 
 
+# AWS CloudTrail User Guide, "Filtering data events by using advanced event selectors": without
+# a readOnly field a selector logs reads and writes; resources.ARN narrows it to object prefixes
 def _advanced_covers(selector: Any, name: str) -> bool:
     """Whether an advanced event selector records every read and write of the bucket's
     objects: data events of S3 objects, no readOnly, eventName or other narrowing field, and a
