@@ -9,8 +9,8 @@ from typing import Any
 
 from pulumi_policy.proxy import UnknownValueError
 
-__all__ = ["as_mapping", "document", "is_false", "is_set", "is_true", "items_of", "number",
-           "one_or_many"]
+__all__ = ["as_mapping", "condition_keys", "document", "is_false", "is_set", "is_true", "items_of",
+           "number", "one_or_many", "statements"]
 
 
 def is_set(props: Mapping[str, Any], key: str) -> bool:
@@ -79,3 +79,25 @@ def document(value: Any) -> Mapping[str, Any]:
         except ValueError:
             return {}
     return value if isinstance(value, Mapping) else {}
+
+
+def statements(policy: Any) -> list[Mapping[str, Any]]:
+    """The statements of a policy document (text or object); a lone statement counts as one."""
+    found = document(policy).get("Statement")
+    return [as_mapping(s) for s in ([found] if isinstance(found, Mapping) else one_or_many(found))]
+
+
+def condition_keys(condition: Any) -> set[str]:
+    """The condition keys (lower-case) a statement's Condition tests in earnest: operators
+    ending in ``IfExists`` pass when the key is absent, and a value of only ``*`` matches
+    anything, so neither counts."""
+    keys: set[str] = set()
+    for operator, tests in as_mapping(condition).items():
+        if str(operator).lower().endswith("ifexists"):
+            continue
+        for key, value in as_mapping(tests).items():
+            values = [str(v) for v in ([value] if isinstance(value, str | bool | int | float)
+                                       else one_or_many(value))]
+            if values and any(v != "*" for v in values):
+                keys.add(str(key).lower())
+    return keys

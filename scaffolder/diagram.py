@@ -32,6 +32,7 @@ MAIN_RESOURCE_TYPES: dict[str, str] = {
     "kubernetes:serving.kserve.io/v1beta1:InferenceService": "InferenceService",
     "aws:sns/topic:Topic": "SNS alerts",
     "aws:cloudwatch/dashboard:Dashboard": "dashboard",
+    "aws:cloudtrail/trail:Trail": "CloudTrail trail",
 }
 
 

@@ -28,7 +28,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from ._common import assume_role_policy, child_options, policy_document, resource_tags, token
+from ._common import child_options, policy_document, resource_tags, token
+from ._iam import sagemaker_trust_policy, vpc_network_interface_statements
 from .config import (
     CLOUDWATCH_OBSERVABILITY_ADDON,
     GPU_TOLERATION,
@@ -36,7 +37,7 @@ from .config import (
     ServingConfig,
 )
 from .instances import SAGEMAKER_INSTANCES
-from .serving import DATA_CAPTURE_PREFIX, SAGEMAKER_VPC_ACTIONS, VARIANT_NAME
+from .serving import DATA_CAPTURE_PREFIX, VARIANT_NAME
 
 __all__ = [
     "ALERTMANAGER_SERVICE_ACCOUNT",
@@ -48,6 +49,7 @@ __all__ = [
     "NODE_CPU_ALARM_PERCENT",
     "Monitoring",
     "MonitoringArgs",
+    "alert_topic_name",
     "model_monitor_image_uri",
 ]
 
@@ -104,6 +106,11 @@ REPORTS_PREFIX = "monitoring/reports"
 CPU_ALARM_PERCENT_PER_VCPU = 80
 
 
+def alert_topic_name(prefix: str) -> str:
+    """Name of the platform's alert topic (the data key's policy names it too)."""
+    return f"{prefix}-alerts"
+
+
 def model_monitor_image_uri(region: str) -> str:
     """The SageMaker Model Monitor analyzer image of `region`."""
     account = MODEL_MONITOR_REGISTRIES.get(region)
@@ -142,6 +149,8 @@ class MonitoringArgs:
     """Bucket with the endpoint's captured data (``data-capture/``)."""
     private_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
     """Subnets of the drift jobs."""
+    vpc_id: pulumi.Input[str] | None = None
+    """VPC of those subnets: the jobs' roles may manage network interfaces in it only."""
     security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
     """Security groups of the drift jobs (HTTPS to S3 and the VPC endpoints)."""
     drift_instance_type: str = "ml.m5.xlarge"
@@ -244,7 +253,8 @@ class Monitoring(pulumi.ComponentResource):
         """KMS-encrypted topic that CloudWatch alarms of this account publish to over TLS."""
         name, args = self._name, self._args
         topic = aws.sns.Topic(
-            f"{name}-alerts", name=f"{args.prefix}-alerts", kms_master_key_id=args.kms_key_arn,
+            f"{name}-alerts", name=alert_topic_name(args.prefix),
+            kms_master_key_id=args.kms_key_arn,
             tags=self._tags("alerts"), opts=child_options(self))
         aws.sns.TopicPolicy(
             f"{name}-alerts-policy", arn=topic.arn, policy=policy_document([
@@ -358,8 +368,7 @@ class Monitoring(pulumi.ComponentResource):
                                         BASELINE_PREFIX)
         processing_logs = self._arn("logs", "log-group:/aws/sagemaker/ProcessingJobs")
         role = aws.iam.Role(
-            f"{name}-monitor-role", assume_role_policy=assume_role_policy(
-                "sagemaker.amazonaws.com"),
+            f"{name}-monitor-role", assume_role_policy=sagemaker_trust_policy(self),
             description=f"Model Monitor of {args.prefix}: reads captured data, writes reports",
             tags=self._tags("monitor-role"), opts=child_options(self))
         policy = aws.iam.RolePolicy(
@@ -427,8 +436,7 @@ class Monitoring(pulumi.ComponentResource):
              "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
                         "logs:DescribeLogStreams"],
              "Resource": [processing_logs, pulumi.Output.concat(processing_logs, ":*")]},
-            {"Sid": "NetworkInterfaces", "Effect": "Allow",
-             "Action": list(SAGEMAKER_VPC_ACTIONS), "Resource": "*"},
+            *vpc_network_interface_statements(self, self._args.vpc_id),
         ]
 
     def _baseline_job(self, artifacts: pulumi.Output[str],
@@ -437,8 +445,7 @@ class Monitoring(pulumi.ComponentResource):
         writes its results, nothing else) and what the job needs to know, as one output."""
         name, args = self._name, self._args
         role = aws.iam.Role(
-            f"{name}-baseline-role", assume_role_policy=assume_role_policy(
-                "sagemaker.amazonaws.com"),
+            f"{name}-baseline-role", assume_role_policy=sagemaker_trust_policy(self),
             description=f"Model Monitor baseline jobs of {args.prefix}: training data in, "
                         "statistics and constraints out",
             tags=self._tags("baseline-role"), opts=child_options(self))
@@ -581,7 +588,7 @@ def _check_args(args: MonitoringArgs) -> None:
     """Fail before any resource exists when the platform's inputs are missing."""
     if args.serving.platform == "sagemaker":
         missing = [field for field in ("endpoint_name", "artifact_bucket_name",
-                                       "capture_bucket_name", "private_subnet_ids",
+                                       "capture_bucket_name", "private_subnet_ids", "vpc_id",
                                        "security_group_ids") if getattr(args, field) is None]
         if missing:
             raise ValueError(f"monitoring of SageMaker serving needs {', '.join(missing)}")

@@ -10,11 +10,13 @@ import pulumi
 import pulumi_aws as aws
 
 from ._common import child_options, policy_document, resource_tags, token
+from ._storage import secure_bucket
+from .audit import AuditTrail, AuditTrailArgs
 from .cluster import EKS_UNSUPPORTED_ZONE_IDS, GpuCluster, GpuClusterArgs
 from .config import PlatformConfig
 from .feature_schema import feature_definitions_from_csv
 from .feature_store import FeatureStore, FeatureStoreArgs
-from .monitoring import Monitoring, MonitoringArgs
+from .monitoring import Monitoring, MonitoringArgs, alert_topic_name
 from .network import INTERFACE_ENDPOINT_SERVICES, Network, NetworkArgs
 from .registry import ModelRegistry, ModelRegistryArgs
 from .serving import Serving, ServingArgs
@@ -50,9 +52,18 @@ def _data_key_policy(config: PlatformConfig) -> pulumi.Output[str]:
          "Resource": "*",
          "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": pulumi.Output.format(
              "arn:{0}:logs:{1}:{2}:log-group:*", partition, config.region, account)}}},
+        # for the alert topic only, from this account's alarms (AWS SNS docs, "Key management":
+        # a service publishing to an encrypted topic, limited by aws:SourceArn and the topic's
+        # encryption context)
         {"Sid": "CloudWatchAlarmsToSns", "Effect": "Allow",
          "Principal": {"Service": "cloudwatch.amazonaws.com"},
-         "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"},
+         "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
+         "Condition": {
+             "ArnLike": {"aws:SourceArn": pulumi.Output.format(
+                 "arn:{0}:cloudwatch:{1}:{2}:alarm:*", partition, config.region, account)},
+             "StringEquals": {"kms:EncryptionContext:aws:sns:topicArn": pulumi.Output.format(
+                 "arn:{0}:sns:{1}:{2}:{3}", partition, config.region, account,
+                 alert_topic_name(config.prefix))}}},
     ]
     if config.registry.prod_account_id:
         statements.append({
@@ -64,7 +75,8 @@ def _data_key_policy(config: PlatformConfig) -> pulumi.Output[str]:
 
 
 class MlPlatform(pulumi.ComponentResource):
-    """Network, GPU cluster, model registry, feature store, serving and monitoring.
+    """Network, GPU cluster, model registry, feature store, serving, monitoring and the audit
+    trail of the data buckets.
 
     Every component shares one KMS data key (rotated yearly) and the platform's tags
     (project, env, owner, cost-center). Serving and feature store are built only when the
@@ -119,6 +131,7 @@ class MlPlatform(pulumi.ComponentResource):
 
         self.feature_group_name: pulumi.Output[str] | None = None
         self.feature_store_settings: pulumi.Output[dict] | None = None
+        feature_store = None
         if config.feature_store.enabled:
             if args.dataset is None:
                 raise ValueError("the feature store needs the dataset whose columns it stores; "
@@ -135,6 +148,14 @@ class MlPlatform(pulumi.ComponentResource):
             self.feature_store_settings = feature_store.ingestion_settings
 
         serving_config = config.serving
+        sagemaker = serving_config.platform == "sagemaker"
+        kserve = serving_config.platform == "kserve"
+        # captured requests and responses: a bucket of their own, which the production account
+        # (a reader of the registry's models) cannot read
+        capture = secure_bucket(
+            f"{name}-capture", parent=self, physical_name=f"{config.prefix}-capture",
+            kms_key_arn=key.arn, tags=tags, noncurrent_version_days=retention) if sagemaker \
+            else None
         serving = None
         if serving_config.platform != "none":
             gpu_pool = config.cluster.gpu_node_groups[0]
@@ -145,15 +166,13 @@ class MlPlatform(pulumi.ComponentResource):
                                                serving_config.image_tag),
                 model_data_bucket=registry.artifact_bucket_name,
                 repository_arn=registry.repository_arn,
-                capture_bucket_name=registry.artifact_bucket_name,
+                capture_bucket_name=capture.bucket.bucket if capture else None,
                 private_subnet_ids=network.private_subnet_ids, vpc_id=network.vpc_id,
                 vpc_cidr=network.vpc_cidr, s3_prefix_list_id=network.s3_prefix_list_id,
                 gpu_node_group=gpu_pool,
                 irsa_trust_policy=cluster.irsa_trust_policy if cluster else None),
                 child_options(self))
 
-        sagemaker = serving_config.platform == "sagemaker"
-        kserve = serving_config.platform == "kserve"
         # a cluster is watched by KServe's Prometheus (in-cluster program) or, serving
         # anything else, by the CloudWatch Observability add-on once the node groups exist
         monitoring = Monitoring(f"{name}-monitoring", MonitoringArgs(
@@ -161,14 +180,25 @@ class MlPlatform(pulumi.ComponentResource):
             kms_key_arn=key.arn, region=config.region,
             endpoint_name=serving.endpoint_name if sagemaker and serving else None,
             artifact_bucket_name=registry.artifact_bucket_name if sagemaker else None,
-            capture_bucket_name=registry.artifact_bucket_name if sagemaker else None,
+            capture_bucket_name=capture.bucket.bucket if capture else None,
             private_subnet_ids=network.private_subnet_ids if sagemaker else None,
+            vpc_id=network.vpc_id if sagemaker else None,
             security_group_ids=serving.security_group_ids if sagemaker and serving else None,
             cluster_name=cluster.cluster_name if cluster and not kserve else None,
             node_groups=[cluster.system_node_group, *cluster.gpu_node_groups.values()]
             if cluster and not kserve else (),
             irsa_trust_policy=cluster.irsa_trust_policy if cluster else None),
             child_options(self))
+
+        # access logs and data events of every data bucket
+        data_buckets = {"artifacts": registry.artifact_bucket_name}
+        if capture:
+            data_buckets["capture"] = capture.bucket.bucket
+        if feature_store:
+            data_buckets["features"] = feature_store.offline_store_bucket
+        AuditTrail(f"{name}-audit", AuditTrailArgs(
+            prefix=config.prefix, tags=tags, region=config.region, buckets=data_buckets,
+            log_retention_days=retention), child_options(self))
 
         self.data_key_arn = key.arn
         self.vpc_id = network.vpc_id

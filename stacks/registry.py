@@ -14,8 +14,11 @@ from ._common import child_options, policy_document, resource_tags, token
 from ._storage import secure_bucket
 from .config import RegistryConfig
 
-__all__ = ["ModelRegistry", "ModelRegistryArgs", "image_lifecycle_policy"]
+__all__ = ["MODELS_PREFIX", "ModelRegistry", "ModelRegistryArgs", "image_lifecycle_policy"]
 
+# the artifact bucket's folder of published models: the only one the production account may
+# read (captured requests and training data stay in this account)
+MODELS_PREFIX = "models"
 # the repository pull actions another account needs to run the serving image
 _ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
                      "ecr:GetDownloadUrlForLayer"]
@@ -60,7 +63,8 @@ class ModelRegistry(pulumi.ComponentResource):
     KMS-encrypted, versioned, TLS-only bucket whose old versions expire after
     ``config.artifact_retention_days``; the serving image is in an ECR repository with
     immutable tags, scan on push and KMS encryption. With ``config.prod_account_id``, that
-    account may read the artifacts, pull the image and describe the model packages.
+    account may read the published models (``models/``, nothing else of the bucket), pull the
+    image and describe the model packages.
     """
 
     model_package_group_name: pulumi.Output[str]
@@ -87,7 +91,7 @@ class ModelRegistry(pulumi.ComponentResource):
             f"{name}-artifacts", parent=self, physical_name=f"{args.prefix}-artifacts",
             kms_key_arn=args.kms_key_arn, tags=args.tags,
             noncurrent_version_days=config.artifact_retention_days,
-            read_only_principals=readers)
+            read_only_principals=readers, read_only_prefix=MODELS_PREFIX)
         repository = aws.ecr.Repository(
             f"{name}-serving-image", name=f"{args.prefix}-serving",
             image_tag_mutability="IMMUTABLE",

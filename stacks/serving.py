@@ -17,9 +17,11 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from ._common import assume_role_policy, child_options, policy_document, resource_tags, token
+from ._common import child_options, policy_document, resource_tags, token
+from ._iam import SAGEMAKER_VPC_ACTIONS, sagemaker_trust_policy, vpc_network_interface_statements
 from .config import GPU_TOLERATION, GpuNodeGroupConfig, MonitoringConfig, ServingConfig
 from .instances import has_instance_store
+from .registry import MODELS_PREFIX
 
 __all__ = [
     "DATA_CAPTURE_PREFIX",
@@ -45,13 +47,6 @@ PREDICTOR_NAMESPACE = "ml-serving"
 
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _ISVC_NAME_MAX = 53  # leaves room for the "-predictor" suffix of its Service
-# what SageMaker needs to run an endpoint or job in a VPC (its network interfaces); EC2 has no
-# resource-level permission for the Describe actions
-SAGEMAKER_VPC_ACTIONS: tuple[str, ...] = (
-    "ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
-    "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission",
-    "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions",
-    "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups")
 _ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
                      "ecr:GetDownloadUrlForLayer"]
 
@@ -147,7 +142,7 @@ class ServingArgs:
     """Serving image, ``<repository_url>:<config.image_tag>``."""
     model_data_bucket: pulumi.Input[str]
     """Artifact bucket holding the model."""
-    model_data_key: str = "models/production/model.tar.gz"
+    model_data_key: str = f"{MODELS_PREFIX}/production/model.tar.gz"
     """Key of the model archive; read access covers its folder."""
     # SageMaker
     repository_arn: pulumi.Input[str] | None = None
@@ -159,7 +154,8 @@ class ServingArgs:
     security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
     """Security groups of the endpoint; without them one is created from the VPC fields."""
     vpc_id: pulumi.Input[str] | None = None
-    """VPC of the created security group."""
+    """VPC of the endpoint: its network interfaces (the execution role may manage interfaces
+    in this VPC only) and the created security group."""
     vpc_cidr: pulumi.Input[str] | None = None
     """HTTPS egress to the VPC (its interface endpoints)."""
     s3_prefix_list_id: pulumi.Input[str] | None = None
@@ -325,8 +321,7 @@ class Serving(pulumi.ComponentResource):
         """The role SageMaker hosts the model with: read the model, pull the image, write
         captured data and logs, manage the endpoint's network interfaces."""
         role = aws.iam.Role(
-            f"{name}-execution-role", assume_role_policy=assume_role_policy(
-                "sagemaker.amazonaws.com"),
+            f"{name}-execution-role", assume_role_policy=sagemaker_trust_policy(self),
             description=f"SageMaker endpoint {args.prefix}: hosts the model",
             tags=resource_tags(args.tags, name=f"{name}-execution-role"),
             opts=child_options(self))
@@ -354,8 +349,7 @@ class Serving(pulumi.ComponentResource):
                  "Resource": "*", "Condition": {"StringLike": {
                      "cloudwatch:namespace": ["AWS/SageMaker", "/aws/sagemaker/*"]}}},
                 # VPC mode: SageMaker attaches network interfaces in the private subnets
-                {"Sid": "NetworkInterfaces", "Effect": "Allow",
-                 "Action": list(SAGEMAKER_VPC_ACTIONS), "Resource": "*"},
+                *vpc_network_interface_statements(self, args.vpc_id),
             ]),
             opts=child_options(self))
         return role, policy
@@ -450,9 +444,10 @@ def _check_args(args: ServingArgs) -> None:
     """Fail before any resource exists when the platform's inputs are missing."""
     if args.config.platform == "sagemaker":
         missing = [field for field in ("repository_arn", "capture_bucket_name",
-                                       "private_subnet_ids") if getattr(args, field) is None]
+                                       "private_subnet_ids", "vpc_id")
+                   if getattr(args, field) is None]
         if args.security_group_ids is None:
-            missing += [field for field in ("vpc_id", "vpc_cidr", "s3_prefix_list_id")
+            missing += [field for field in ("vpc_cidr", "s3_prefix_list_id")
                         if getattr(args, field) is None]
         if missing:
             raise ValueError(f"SageMaker serving needs {', '.join(missing)}")

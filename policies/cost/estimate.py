@@ -29,6 +29,7 @@ from pulumi_policy.proxy import UnknownValueError
 from mlscaffold.stacks.config import CLOUDWATCH_OBSERVABILITY_ADDON
 from mlscaffold.stacks.instances import gpu_count
 
+from ..buckets import BUCKET_TYPES, access_log_targets, bucket_ids
 from ..props import number
 from .prices import PriceError, PriceTable, prices
 
@@ -51,6 +52,8 @@ JOB_DEFINITIONS = (
     "aws:sagemaker/modelExplainabilityJobDefinition:ModelExplainabilityJobDefinition",
 )
 ADDON = "aws:eks/addon:Addon"
+TRAIL = "aws:cloudtrail/trail:Trail"
+S3_OBJECT = "AWS::S3::Object"
 # AWS types that cost nothing by themselves, or whose cost is on another line
 _FREE = frozenset({
     "aws:appautoscaling/policy:Policy", SCALING_TARGET,
@@ -64,6 +67,7 @@ _FREE = frozenset({
     "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
     "aws:glue/catalogDatabase:CatalogDatabase", "aws:kms/alias:Alias",
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+    "aws:s3/bucketLogging:BucketLogging", "aws:s3/bucketLoggingV2:BucketLoggingV2",
     "aws:s3/bucketPolicy:BucketPolicy",
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
@@ -231,6 +235,8 @@ class _Context:
         for resource in resources:
             self.by_type.setdefault(resource[0], []).append(resource)
         self.notes: list[str] = [region_note] if region_note else []
+        #: buckets receiving S3 server access logs: priced as log stores, not data
+        self.log_targets = access_log_targets((kind, props) for kind, _, props in resources)
         self.used: set[str] = set()
         self.spot_used = False
 
@@ -569,8 +575,12 @@ def _simple(ctx: _Context, resource: Triple) -> CostLine | None:
         return line(gb * ingest + gb * months * store,
                     f"{gb:g} GB x {_rate(ingest)} ingested + {gb * months:.1f} GB stored "
                     f"(retention {kept}) x {_rate(store)}", "retentionInDays")
-    if kind in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"):
-        gb, rate = ctx.usage("s3_gb_per_bucket"), t.service("s3_standard_gb_month")
+    if kind in BUCKET_TYPES:
+        rate = t.service("s3_standard_gb_month")
+        if _receives_logs(ctx, name, props):
+            gb = ctx.usage("s3_log_gb_per_log_bucket")
+            return line(gb * rate, f"{gb:g} GB of logs x {_rate(rate)} S3 Standard")
+        gb = ctx.usage("s3_gb_per_bucket")
         return line(gb * rate, f"{gb:g} GB x {_rate(rate)} S3 Standard")
     if kind == "aws:ecr/repository:Repository":
         gb, rate = ctx.usage("ecr_gb_per_repository"), t.service("ecr_storage_gb_month")
@@ -607,6 +617,45 @@ def _simple(ctx: _Context, resource: Triple) -> CostLine | None:
     return None
 
 
+def _receives_logs(ctx: _Context, name: str, props: Mapping[str, Any]) -> bool:
+    return bool(bucket_ids(name, props) & ctx.log_targets.ids)
+
+
+def _audited_buckets(ctx: _Context, name: str, props: Mapping[str, Any]) -> int:
+    """How many buckets' S3 data events a trail records: one per resources.ARN prefix of its
+    S3 object selectors (every data bucket of the stack when a selector names none)."""
+    every = sum(1 for _, bucket, bucket_props in [r for t in BUCKET_TYPES for r in ctx.of(t)]
+                if not _receives_logs(ctx, bucket, bucket_props))
+    count = 0
+    for selector in _get(props, "advancedEventSelectors", []):
+        fields = {_get(f, "field"): f for f in _get(selector, "fieldSelectors", [])}
+        if "Data" not in _get(fields.get("eventCategory"), "equals", []):
+            continue
+        if S3_OBJECT not in _get(fields.get("resources.type"), "equals", []):
+            ctx.note(f"trail '{name}': data events other than S3 objects are not priced")
+            continue
+        arn = fields.get("resources.ARN")
+        count += len(_get(arn, "startsWiths", []) or _get(arn, "equals", [])) if arn else every
+    for selector in _get(props, "eventSelectors", []):
+        count += sum(len(_get(r, "values", [])) for r in _get(selector, "dataResources", [])
+                     if _get(r, "type") == S3_OBJECT)
+    return count
+
+
+def _trail(ctx: _Context, resource: Triple) -> CostLine:
+    _, name, props = resource
+    buckets = _audited_buckets(ctx, name, props)
+    prop = "advancedEventSelectors"
+    if not buckets:
+        return CostLine(name, TRAIL, 0.0, "no S3 data events (the first copy of management "
+                        "events is free)", 0.0, prop)
+    millions = ctx.usage("cloudtrail_data_events_million_per_bucket_month")
+    rate = ctx.table.service("cloudtrail_data_events_100k")
+    monthly = buckets * millions * 10 * rate * ctx.multiplier  # 10 x 100,000 per million
+    return CostLine(name, TRAIL, monthly, f"{buckets} bucket(s) x {millions:g}M S3 data events "
+                    f"x {_rate(rate)} per 100k", monthly, prop)
+
+
 _MODELLED = frozenset({
     "aws:eks/cluster:Cluster", "aws:ec2/natGateway:NatGateway", "aws:ec2/eip:Eip",
     "aws:ec2/vpcEndpoint:VpcEndpoint", "aws:kms/key:Key", "aws:cloudwatch/dashboard:Dashboard",
@@ -614,7 +663,7 @@ _MODELLED = frozenset({
     "aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2", "aws:ecr/repository:Repository",
     "aws:sagemaker/featureGroup:FeatureGroup", "aws:sns/topic:Topic",
     "aws:ec2/instance:Instance", "aws:ebs/volume:Volume", NODE_GROUP, ENDPOINT_CONFIG,
-    MONITORING_SCHEDULE,
+    MONITORING_SCHEDULE, TRAIL,
 })
 
 
@@ -638,6 +687,8 @@ def estimate(resources: Iterable[Triple], region: str, *,
             priced = _monitoring_schedule(ctx, resource)
         elif kind == INFERENCE_SERVICE:
             priced = _inference_service(ctx, resource)
+        elif kind == TRAIL:
+            priced = _trail(ctx, resource)
         elif kind in _MODELLED:
             priced = _simple(ctx, resource) if kind != ENDPOINT_CONFIG else None
         else:

@@ -9,6 +9,7 @@ policy of the program, not an AWS managed one.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import suppress
@@ -16,10 +17,10 @@ from typing import Any
 
 from pulumi_policy.proxy import UnknownValueError
 
-from ..props import as_mapping, document, one_or_many
+from ..props import as_mapping, condition_keys, document, one_or_many, statements
 from ..rule import Subject, rule, violation
 
-__all__ = ["broad_managed_policy"]
+__all__ = ["NETWORK_INTERFACE_ACTIONS", "broad_managed_policy"]
 
 DOCUMENT_TYPES = ("aws:iam/policy:Policy", "aws:iam/rolePolicy:RolePolicy",
                   "aws:iam/userPolicy:UserPolicy", "aws:iam/groupPolicy:GroupPolicy")
@@ -141,3 +142,70 @@ def iam_no_admin_managed_policy(subject: Subject, config: Mapping[str, Any]) -> 
             yield violation(subject, prop, f'attaches the AWS managed policy "{name}" (broad '
                             "access)", "attach a customer managed policy with only the actions "
                             "needed, or list the policy in this rule's allowed_policies")
+
+
+# ------------------------------------------------------------------ network interfaces
+
+#: the EC2 actions that create and delete network interfaces (and their permissions) in a VPC,
+#: as SageMaker, Lambda and the like do on a role's behalf
+NETWORK_INTERFACE_ACTIONS = (
+    "ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
+    "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission")
+_VPC_KEYS = {"ec2:vpc", "ec2:subnet"}
+
+
+@rule("iam-network-interface-scoped", pack="security", severity="medium",
+      resource_types=[*DOCUMENT_TYPES, ROLE],
+      description="IAM policies allow creating and deleting network interfaces (and their "
+                  "permissions) only in known VPCs: not on every resource without an ec2:Vpc "
+                  "or ec2:Subnet condition.")
+def iam_network_interface_scoped(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    for prop, actions, statement in _allow_statements(subject):
+        patterns = [a.lower() for a in actions]
+        granted = [name for name in NETWORK_INTERFACE_ACTIONS
+                   if any(fnmatch.fnmatchcase(name.lower(), p) for p in patterns)]
+        if granted and not condition_keys(statement.get("Condition")) & _VPC_KEYS:
+            yield violation(
+                subject, prop, f"allows {', '.join(granted)} on Resource \"*\" with no ec2:Vpc "
+                "or ec2:Subnet condition (network interfaces in any VPC of the account)",
+                "grant them on network-interface ARNs with an ArnEquals ec2:Vpc condition on "
+                "the VPC's ARN, and CreateNetworkInterface on that VPC's subnets and security "
+                "groups; keep only the ec2:Describe* actions on \"*\"")
+
+
+# ------------------------------------------------------------------ trust policies
+
+# AWS IAM User Guide, "The confused deputy problem": a service principal's use of a role is
+# tied to this account by aws:SourceAccount or aws:SourceArn (or the organization keys). Not every
+# service sets them when it assumes a role (EKS does not: prowler-cloud/prowler#4745), so the
+# services checked are a setting
+_SOURCE_KEYS = {"aws:sourceaccount", "aws:sourcearn", "aws:sourceorgid", "aws:sourceorgpaths"}
+
+
+@rule("iam-service-trust-conditions", pack="security", severity="high",
+      resource_types=[ROLE],
+      description="Roles that listed AWS services assume (SageMaker by default) trust them "
+                  "only with an aws:SourceAccount or aws:SourceArn condition: another "
+                  "account's resources cannot make the service act with the role (confused "
+                  "deputy).",
+      config={"services": {
+          "type": "array", "items": {"type": "string"}, "uniqueItems": True,
+          "default": ["sagemaker.amazonaws.com", "vpc-flow-logs.amazonaws.com"],
+          "description": "Service principals whose trust statements need the condition: "
+                         "services that set aws:SourceAccount and aws:SourceArn when they "
+                         "assume a role (EKS, for one, does not)."}})
+def iam_service_trust_conditions(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    wanted = {s.lower() for s in config["services"]}
+    for index, statement in enumerate(statements(subject.props.get("assumeRolePolicy"))):
+        services = [str(s) for s in one_or_many(as_mapping(statement.get("Principal"))
+                                                .get("Service")) if str(s).lower() in wanted]
+        if statement.get("Effect") != "Allow" or not services:
+            continue
+        if not condition_keys(statement.get("Condition")) & _SOURCE_KEYS:
+            yield violation(
+                subject, f"assumeRolePolicy.Statement[{index}]",
+                f"lets {', '.join(services)} assume the role with no aws:SourceAccount or "
+                "aws:SourceArn condition (another account's resources could have the service "
+                "act with this role: confused deputy)",
+                "add a StringEquals aws:SourceAccount condition with this account's ID, or an "
+                "ArnLike aws:SourceArn condition on this account's resources")

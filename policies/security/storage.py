@@ -16,19 +16,36 @@ it can and then stops as undecided, which Pulumi shows as an advisory note.
 
 from __future__ import annotations
 
+import fnmatch
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pulumi_policy.proxy import UnknownValueError
 
-from ..props import as_mapping, document, is_set, is_true, one_or_many
+from ..buckets import (
+    BUCKET_TYPES,
+    LOGGING_TYPES,
+    Inline,
+    LogTargets,
+    Problems,
+    access_log_targets,
+    bucket_ids,
+    every_bucket,
+)
+from ..props import (
+    as_mapping,
+    condition_keys,
+    document,
+    is_set,
+    is_true,
+    one_or_many,
+    statements,
+)
 from ..rule import Subject, rule, stack_rule, violation
 
-__all__ = ["BUCKET_TYPES", "denies_insecure_transport"]
+__all__ = ["BUCKET_TYPES", "denies_insecure_transport", "service_principals"]
 
-BUCKET_TYPES = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
 ENCRYPTION_TYPES = (
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
     "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2")
@@ -38,9 +55,13 @@ BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
 VERSIONING_TYPES = ("aws:s3/bucketVersioning:BucketVersioning",
                     "aws:s3/bucketVersioningV2:BucketVersioningV2")
 KMS_KEY = "aws:kms/key:Key"
+KMS_KEY_POLICY = "aws:kms/keyPolicy:KeyPolicy"
 ECR_REPOSITORY = "aws:ecr/repository:Repository"
 
 KMS_ALGORITHMS = ("aws:kms", "aws:kms:dsse")
+# AWS S3 User Guide, "Enabling Amazon S3 server access logging": a destination bucket may use
+# default encryption only with SSE-S3 (AES256); SSE-KMS default encryption is not supported
+SSE_S3 = "AES256"
 PUBLIC_ACCESS_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
                        "restrictPublicBuckets")
 _AWS_MANAGED_KEY = re.compile(r"(^|:)alias/aws/")
@@ -74,77 +95,17 @@ def _customer_key(props: Mapping[str, Any], key: str) -> bool:
     return not (isinstance(value, str) and _AWS_MANAGED_KEY.search(value))
 
 
-# ------------------------------------------------------------------ buckets and configurations
-
-Problems = Callable[[Subject], Iterable[str]]
-Inline = Callable[[Subject], list[str] | None]
-Missing = Callable[[Subject], str]
-_ANY = object()  # a configuration whose bucket is unknown during a preview
-
-
-def _bucket_ids(bucket: Subject) -> set[Any]:
-    """What a configuration's ``bucket`` input holds for `bucket`: its id, i.e. its physical
-    name (``bucket``; without one, offline, its resource name), or the mocks' ``<name>-id``."""
-    ids: set[Any] = {f"{bucket.name}-id"}
-    # a new bucket's generated name is unknown: its configurations' bucket is unknown too
-    with suppress(UnknownValueError):
-        ids.add(bucket.props.get("bucket") or bucket.name)
-    return ids
-
-
-def _every_bucket(subjects: Sequence[Subject], config_types: Sequence[str], problems: Problems,
-                  inline: Inline, missing: Missing, covered: bool = False
-                  ) -> Iterator[tuple[Subject, str]]:
-    """The problems of every configuration resource of `config_types`; then, for every bucket
-    no configuration applies to, the problems of its inline property (`inline` returns None
-    when the bucket has none) or `missing`, unless the bucket is `covered` otherwise."""
-    good, reported, undecided = set(), set(), set()
-    unknown: UnknownValueError | None = None
-    for config in (s for s in subjects if s.type in config_types):
-        try:
-            found: list[str] | None = list(problems(config))
-        except UnknownValueError as error:
-            found, unknown = None, unknown or error
-        yield from ((config, message) for message in found or ())
-        try:
-            target = config.props.get("bucket")
-        except UnknownValueError as error:
-            target, unknown = _ANY, unknown or error
-        if found is None or target is _ANY:
-            undecided.add(target)
-        else:
-            (reported if found else good).add(target)
-    pending = False
-    for bucket in (s for s in subjects if s.type in BUCKET_TYPES):
-        ids = _bucket_ids(bucket)
-        if covered or ids & (good | reported):
-            continue
-        try:
-            inline_problems = inline(bucket)
-        except UnknownValueError as error:
-            unknown, pending = unknown or error, True
-            continue
-        if inline_problems == []:
-            continue
-        if ids & undecided or _ANY in undecided:
-            pending = True  # a configuration of unknown content or bucket may apply to it
-        elif inline_problems is None:
-            yield bucket, missing(bucket)
-        else:
-            yield from ((bucket, message) for message in inline_problems)
-    if pending and unknown is not None:
-        raise unknown
-
-
 # ------------------------------------------------------------------ encryption
 
 
-def _sse_rule_problems(subject: Subject, prop: str, entry: Any, config: Mapping[str, Any]
-                       ) -> Iterator[str]:
+def _sse_rule_problems(subject: Subject, prop: str, entry: Any, config: Mapping[str, Any],
+                       receives_logs: Callable[[], bool]) -> Iterator[str]:
     default = as_mapping(as_mapping(entry).get("applyServerSideEncryptionByDefault"))
     prop = f"{prop}.applyServerSideEncryptionByDefault"
     algorithm = default.get("sseAlgorithm")
     fix = 'set sse_algorithm="aws:kms" and kms_master_key_id to a customer managed KMS key'
+    if algorithm == SSE_S3 and receives_logs():
+        return  # S3 server access log delivery supports no SSE-KMS default encryption
     if algorithm not in KMS_ALGORITHMS:
         yield violation(subject, f"{prop}.sseAlgorithm",
                         f'is "{algorithm}", not KMS' if algorithm else "is not set", fix)
@@ -154,40 +115,52 @@ def _sse_rule_problems(subject: Subject, prop: str, entry: Any, config: Mapping[
                         "key)", fix)
 
 
-def _encryption_problems(config: Mapping[str, Any]) -> Problems:
+def _encryption_problems(config: Mapping[str, Any], targets: LogTargets) -> Problems:
     def problems(subject: Subject) -> Iterator[str]:
         entries = one_or_many(subject.props.get("rules"))
         if not entries:
             yield violation(subject, "rules", "is empty", _ENCRYPTION_FIX)
         for index, entry in enumerate(entries):
-            yield from _sse_rule_problems(subject, f"rules[{index}]", entry, config)
+            yield from _sse_rule_problems(
+                subject, f"rules[{index}]", entry, config,
+                lambda: targets.receives_logs({subject.props.get("bucket")}))
 
     return problems
 
 
-def _inline_encryption(config: Mapping[str, Any]) -> Inline:
+def _inline_encryption(config: Mapping[str, Any], targets: LogTargets) -> Inline:
     def inline(bucket: Subject) -> list[str] | None:
         if not is_set(bucket.props, "serverSideEncryptionConfiguration"):
             return None
         setting = as_mapping(bucket.props["serverSideEncryptionConfiguration"])
         prop = "serverSideEncryptionConfiguration"
+
+        def receives_logs() -> bool:
+            return targets.receives_logs(bucket_ids(bucket.name, bucket.props))
+
         if "rules" in list(setting):  # older schemas: a list of rules
             return [message for index, entry in enumerate(one_or_many(setting["rules"]))
                     for message in _sse_rule_problems(bucket, f"{prop}.rules[{index}]", entry,
-                                                      config)]
-        return list(_sse_rule_problems(bucket, f"{prop}.rule", setting.get("rule"), config))
+                                                      config, receives_logs)]
+        return list(_sse_rule_problems(bucket, f"{prop}.rule", setting.get("rule"), config,
+                                       receives_logs))
 
     return inline
 
 
 @stack_rule("s3-bucket-kms-encryption", pack="security", severity="high",
-            resource_types=[*BUCKET_TYPES, *ENCRYPTION_TYPES], config=_CUSTOMER_KEY,
+            resource_types=[*BUCKET_TYPES, *ENCRYPTION_TYPES, *LOGGING_TYPES],
+            config=_CUSTOMER_KEY,
             description="S3 buckets encrypt objects by default with a KMS key (SSE-KMS), set "
-                        "by a BucketServerSideEncryptionConfiguration of the bucket.")
+                        "by a BucketServerSideEncryptionConfiguration of the bucket; a bucket "
+                        "that receives S3 server access logs may use SSE-S3 instead, as log "
+                        "delivery supports no SSE-KMS default encryption.")
 def s3_bucket_kms_encryption(subjects: Sequence[Subject], config: Mapping[str, Any]
                              ) -> Iterator[tuple[Subject, str]]:
-    yield from _every_bucket(
-        subjects, ENCRYPTION_TYPES, _encryption_problems(config), _inline_encryption(config),
+    targets = access_log_targets((s.type, s.props) for s in subjects)
+    yield from every_bucket(
+        subjects, ENCRYPTION_TYPES, _encryption_problems(config, targets),
+        _inline_encryption(config, targets),
         lambda bucket: violation(bucket, "serverSideEncryptionConfiguration", "is not set and "
                                  "no BucketServerSideEncryptionConfiguration applies to the "
                                  "bucket", _ENCRYPTION_FIX))
@@ -216,7 +189,7 @@ def s3_bucket_public_access_block(subjects: Sequence[Subject], config: Mapping[s
     account_problems = [(s, m) for s in account for m in _public_access_problems(s)]
     yield from account_problems
     covered = bool(account) and not account_problems
-    yield from _every_bucket(
+    yield from every_bucket(
         subjects, [PUBLIC_ACCESS_BLOCK], _public_access_problems, lambda bucket: None,
         lambda bucket: violation(bucket, "public access block", "is missing (a bucket policy "
                                  "or ACL can make objects public)", _PUBLIC_ACCESS_FIX),
@@ -277,7 +250,7 @@ def _inline_tls(bucket: Subject) -> list[str] | None:
                         "(aws:SecureTransport false).")
 def s3_bucket_tls_only(subjects: Sequence[Subject], config: Mapping[str, Any]
                        ) -> Iterator[tuple[Subject, str]]:
-    yield from _every_bucket(
+    yield from every_bucket(
         subjects, [BUCKET_POLICY], _tls_problems, _inline_tls,
         lambda bucket: violation(bucket, "policy", "is not set and no BucketPolicy applies to "
                                  "the bucket (plain HTTP requests are accepted)", _TLS_FIX))
@@ -308,7 +281,7 @@ def _inline_versioning(bucket: Subject) -> list[str] | None:
                         "that overwritten or deleted objects can be recovered.")
 def s3_bucket_versioning(subjects: Sequence[Subject], config: Mapping[str, Any]
                          ) -> Iterator[tuple[Subject, str]]:
-    yield from _every_bucket(
+    yield from every_bucket(
         subjects, VERSIONING_TYPES, _versioning_problems, _inline_versioning,
         lambda bucket: violation(bucket, "versioning", "is not enabled and no BucketVersioning "
                                  "applies to the bucket", _VERSIONING_FIX))
@@ -326,6 +299,148 @@ def kms_key_rotation(subject: Subject, config: Mapping[str, Any]) -> Iterator[st
     if not is_true(subject.props.get("enableKeyRotation")):
         yield violation(subject, "enableKeyRotation", "is not true",
                         "set enable_key_rotation=True (AWS rotates the key material yearly)")
+
+
+def service_principals(statement: Mapping[str, Any]) -> list[str]:
+    """The AWS service principals (``logs.amazonaws.com`` ...) a policy statement names."""
+    principal = statement.get("Principal")
+    return [str(s) for s in one_or_many(as_mapping(principal).get("Service"))]
+
+
+# keys that tie a service's use of a key to this account's resources (AWS IAM User Guide, "The
+# confused deputy problem": aws:SourceArn, aws:SourceAccount, aws:SourceOrgID, aws:SourceOrgPaths;
+# AWS KMS Developer Guide, condition keys: kms:EncryptionContext:*, kms:ViaService,
+# kms:CallerAccount)
+_SERVICE_CONDITION_KEYS = ("aws:sourcearn", "aws:sourceaccount", "aws:sourceorgid",
+                           "aws:sourceorgpaths", "kms:viaservice", "kms:calleraccount")
+
+
+def _limits_service(condition: Any) -> bool:
+    keys = condition_keys(condition)
+    return any(key in _SERVICE_CONDITION_KEYS or key.startswith("kms:encryptioncontext")
+               for key in keys)
+
+
+@rule("kms-key-service-conditions", pack="security", severity="high",
+      resource_types=[KMS_KEY, KMS_KEY_POLICY],
+      description="KMS key policy statements that let an AWS service principal use the key "
+                  "carry a condition tying that use to this account's resources "
+                  "(aws:SourceAccount, aws:SourceArn, kms:EncryptionContext:*, kms:ViaService "
+                  "or kms:CallerAccount): no confused deputy.",
+      config={"exempt_services": {
+          "type": "array", "items": {"type": "string"}, "uniqueItems": True, "default": [],
+          "description": "Service principals whose key-policy grants need no condition (a "
+                         "service that sets none of these keys in its requests)."}})
+def kms_key_service_conditions(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    exempt = {s.lower() for s in config["exempt_services"]}
+    for index, statement in enumerate(statements(subject.props.get("policy"))):
+        services = [s for s in service_principals(statement) if s.lower() not in exempt]
+        if statement.get("Effect") != "Allow" or not services:
+            continue
+        if not _limits_service(statement.get("Condition")):
+            yield violation(subject, f"policy.Statement[{index}]",
+                            f"lets {', '.join(services)} use the key with no condition (the "
+                            "service could use it for any account's resources: confused "
+                            "deputy)", "add a condition on aws:SourceAccount, aws:SourceArn, "
+                            "kms:EncryptionContext:<key>, kms:ViaService or kms:CallerAccount "
+                            "that names this account or its resources")
+
+
+# ------------------------------------------------------------------ cross-account reads
+
+_OBJECT_READS = ("s3:getobject", "s3:getobjectversion")
+_LISTS = ("s3:listbucket", "s3:listbucketversions")
+_READ_FIX = ('grant s3:GetObject on object ARNs under a prefix (e.g. "<bucket ARN>/models/*") '
+             'and s3:ListBucket with a StringLike s3:prefix condition (e.g. "models/*")')
+
+
+def _account_of(principal: str) -> str:
+    """The account of an AWS principal: an account ID, or the one inside an ARN; '*' for any."""
+    if principal == "*":
+        return "*"
+    match = re.match(r"^arn:[^:]+:(?:iam|sts)::(\d{12}):", principal)
+    return match[1] if match else principal
+
+
+def _grants(actions: Sequence[str], wanted: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern.lower()) for pattern in actions
+               for name in wanted)
+
+
+def _outside_principals(statement: Mapping[str, Any], own: set[str]) -> list[str]:
+    principal = statement.get("Principal")
+    aws = ["*"] if principal == "*" else [str(p) for p in one_or_many(
+        as_mapping(principal).get("AWS"))]
+    return [p for p in aws if _account_of(p) not in own]
+
+
+def _whole_bucket(resource: str) -> bool:
+    """Whether an ARN pattern covers every object of a bucket: ``*``, ``<bucket>/`` followed by
+    a wildcard, or a wildcard bucket part with no key part (``arn:aws:s3:::*``)."""
+    if resource == "*":
+        return True
+    rest = resource.split(":::", 1)[1] if ":::" in resource else ""
+    if "/" not in rest:
+        return "*" in rest
+    key = rest.split("/", 1)[1]
+    return key == "" or key.startswith("*")
+
+
+def _scoped_prefix(condition: Any) -> bool:
+    """Whether a condition limits s3:prefix to values that do not start with a wildcard."""
+    for operator, tests in as_mapping(condition).items():
+        if str(operator).lower().endswith("ifexists"):
+            continue
+        for key, value in as_mapping(tests).items():
+            values = [str(v) for v in one_or_many(value)] if not isinstance(value, str) \
+                else [value]
+            if str(key).lower() == "s3:prefix" and values and all(
+                    v and not v.startswith("*") for v in values):
+                return True
+    return False
+
+
+def _cross_account_problems(subject: Subject, prop: str, policy: Any, own: set[str]
+                            ) -> Iterator[str]:
+    for index, statement in enumerate(statements(policy)):
+        if statement.get("Effect") != "Allow":
+            continue
+        outside = _outside_principals(statement, own)
+        if not outside:
+            continue
+        who = ", ".join(outside)
+        actions = [str(a).lower() for a in one_or_many(statement.get("Action"))]
+        where = f"{prop}.Statement[{index}]"
+        resources = [str(r) for r in one_or_many(statement.get("Resource"))]
+        if _grants(actions, _OBJECT_READS):
+            wide = ["NotResource"] if "NotResource" in list(statement) else [
+                r for r in resources if _whole_bucket(r)]
+            if wide:
+                yield violation(subject, f"{where}.Resource", f"lets {who} read every object "
+                                f'("{wide[0]}"), not only those under a prefix', _READ_FIX)
+        if _grants(actions, _LISTS) and not _scoped_prefix(statement.get("Condition")):
+            yield violation(subject, f"{where}.Condition", f"lets {who} list every key of "
+                            "the bucket (s3:ListBucket without an s3:prefix condition)",
+                            _READ_FIX)
+
+
+@rule("s3-cross-account-read-scoped", pack="security", severity="high",
+      resource_types=[BUCKET_POLICY, *BUCKET_TYPES],
+      description="Bucket policies let other accounts read only under a prefix: s3:GetObject "
+                  "on object ARNs below <bucket>/<prefix>/, never <bucket>/*, and s3:ListBucket "
+                  "only with an s3:prefix condition.",
+      config={"own_account_ids": {
+          "type": "array", "items": {"type": "string", "pattern": "^[0-9]{12}$"},
+          "uniqueItems": True, "default": [],
+          "description": "Account IDs whose principals are the stack's own; every other AWS "
+                         "principal (and Principal \"*\") is another account's. Same-account "
+                         "access belongs in IAM policies, so by default every AWS principal "
+                         "counts."}})
+def s3_cross_account_read_scoped(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    if subject.type in BUCKET_TYPES and not is_set(subject.props, "policy"):
+        return
+    yield from _cross_account_problems(subject, "policy", subject.props.get("policy"),
+                                       set(config["own_account_ids"]))
 
 
 # ------------------------------------------------------------------ ECR

@@ -255,6 +255,52 @@ def test_usage_driven_and_fixed_monthly_items() -> None:
     assert "not priced (no price model): aws:rds/instance:Instance" in result.assumptions
 
 
+def test_audit_trail_and_log_bucket() -> None:
+    """Data events are priced per audited bucket; a bucket receiving access logs is priced as
+    a log store, not as a data bucket."""
+    t = prices()
+    selector = {"fieldSelectors": [
+        {"field": "eventCategory", "equals": ["Data"]},
+        {"field": "resources.type", "equals": ["AWS::S3::Object"]},
+        {"field": "resources.ARN", "startsWiths": ["arn:aws:s3:::a/", "arn:aws:s3:::b/"]}]}
+    resources = [
+        ("aws:s3/bucket:Bucket", "a", {"tags": TAGS}),
+        ("aws:s3/bucket:Bucket", "b", {"tags": TAGS}),
+        ("aws:s3/bucket:Bucket", "logs", {"tags": TAGS}),
+        ("aws:s3/bucketLogging:BucketLogging", "a-logs",
+         {"bucket": "a", "targetBucket": "logs-id"}),
+        ("aws:cloudtrail/trail:Trail", "trail", {"tags": TAGS,
+                                                 "advancedEventSelectors": [selector]}),
+    ]
+    result = estimate(resources, "eu-west-1")
+    lines = {line.resource: line for line in result.lines}
+    multiplier = t.regions.multipliers["eu-west-1"]
+    per_bucket = t.usage("cloudtrail_data_events_million_per_bucket_month") * 10 * t.service(
+        "cloudtrail_data_events_100k")
+    assert lines["trail"].monthly_usd == pytest.approx(2 * per_bucket * multiplier)
+    assert lines["trail"].basis == "2 bucket(s) x 1M S3 data events x $0.1 per 100k"
+    gb_month = t.service("s3_standard_gb_month")
+    assert lines["logs"].monthly_usd == pytest.approx(
+        t.usage("s3_log_gb_per_log_bucket") * gb_month * multiplier)
+    assert lines["a"].monthly_usd == pytest.approx(
+        t.usage("s3_gb_per_bucket") * gb_month * multiplier)
+    assert "a-logs" not in lines and result.unpriced == ()
+    assert any(a.startswith("cloudtrail_data_events_million_per_bucket_month: 1 million")
+               for a in result.assumptions)
+
+    # a selector without resources.ARN records every data bucket of the stack
+    every = {"fieldSelectors": selector["fieldSelectors"][:2]}
+    trail = ("aws:cloudtrail/trail:Trail", "trail", {"advancedEventSelectors": [every]})
+    line = next(x for x in estimate([*resources[:4], trail], "us-east-1").lines
+                if x.resource == "trail")
+    assert line.monthly_usd == pytest.approx(2 * per_bucket)
+    # management events only: the first copy is free
+    line = next(x for x in estimate([("aws:cloudtrail/trail:Trail", "trail", {})],
+                                    "us-east-1").lines)
+    assert (line.monthly_usd, line.basis) == (0.0, "no S3 data events (the first copy of "
+                                                   "management events is free)")
+
+
 @pytest.mark.parametrize(("expression", "runs"), [
     ("cron(0 * ? * * *)", HOURS), ("cron(0 0 ? * * *)", HOURS / 24),
     ("cron(0 */6 ? * * *)", 4 * HOURS / 24), ("cron(0 8-17 ? * * *)", 10 * HOURS / 24),

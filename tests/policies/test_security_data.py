@@ -34,6 +34,9 @@ MINE = frozenset({
     "sagemaker-endpoint-kms", "sagemaker-data-capture-kms", "sagemaker-data-capture",
     "sagemaker-model-network-isolation", "sagemaker-model-vpc", "sagemaker-feature-group-kms",
     "sagemaker-monitoring-job-kms", "sagemaker-monitoring-job-network",
+    # who reaches the data (tests in test_security_access.py)
+    "iam-network-interface-scoped", "iam-service-trust-conditions", "kms-key-service-conditions",
+    "s3-cross-account-read-scoped", "s3-bucket-access-logging", "s3-data-events-audited",
 })
 MODULES = {f"mlscaffold.policies.security.{m}" for m in ("storage", "iam", "logging", "ml")}
 KEY = "arn:aws:kms:us-east-1:123456789012:key/data"
@@ -47,7 +50,8 @@ def test_rule_table_entries() -> None:
         assert entry.description.endswith(".") and entry.resource_types
     stack_rules = {name for name, entry in mine.items() if entry.stack}
     assert stack_rules == {"s3-bucket-kms-encryption", "s3-bucket-public-access-block",
-                           "s3-bucket-tls-only", "s3-bucket-versioning"}
+                           "s3-bucket-tls-only", "s3-bucket-versioning",
+                           "s3-bucket-access-logging", "s3-data-events-audited"}
 
 
 # ------------------------------------------------------------------ S3 buckets

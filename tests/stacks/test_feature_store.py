@@ -28,6 +28,8 @@ from mlscaffold.stacks.feature_store import (
     feature_definitions_from_csv,
 )
 
+from .conftest import SAGEMAKER_TRUST
+
 OUTPUTS = ("feature_group_name", "offline_store_bucket", "ingestion_role_arn",
            "ingestion_settings")
 GROUP = "aws:sagemaker/featureGroup:FeatureGroup"
@@ -340,7 +342,7 @@ def test_ingestion_role_covers_exactly_the_group(store_graph):
     graph = store_graph()
     (role,) = graph.of_type("aws:iam/role:Role")
     (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
-    assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    assert trust == SAGEMAKER_TRUST
     (policy,) = graph.of_type("aws:iam/rolePolicy:RolePolicy")
     statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
     name = _group(graph)["featureGroupName"]

@@ -22,6 +22,8 @@ from mlscaffold.stacks.monitoring import (
     model_monitor_image_uri,
 )
 
+from .conftest import SAGEMAKER_TRUST, assert_network_interfaces_in_vpc
+
 EMAILS = ["ml-oncall@example.com", "owner@example.com"]
 OUTPUTS = ("alert_topic_arn", "dashboard_name", "alarm_names", "drift_baseline")
 CLUSTER = "demo-dev-eks"
@@ -45,6 +47,7 @@ def _args(config, key_arn: Any = "arn:aws:kms:us-east-1:123456789012:key/mock",
         "tags": config.tags, "kms_key_arn": key_arn, "region": config.region,
         "endpoint_name": config.prefix, "artifact_bucket_name": "demo-dev-artifacts",
         "capture_bucket_name": "demo-dev-capture", "private_subnet_ids": ["subnet-a"],
+        "vpc_id": "vpc-1",
         "security_group_ids": ["sg-serving"], "irsa_trust_policy": _trust_policy,
         "cluster_name": CLUSTER,
     }
@@ -190,8 +193,12 @@ def test_drift_schedule_is_isolated_and_encrypted(monitoring_graph, config_for):
         "dev").monitoring.drift_schedule
     assert job.urn in schedule.dependencies
 
+    (trust,) = json.loads(_named(graph, "monitoring-monitor-role").inputs["assumeRolePolicy"])[
+        "Statement"]
+    assert trust == SAGEMAKER_TRUST
     policy = _named(graph, "monitoring-monitor-policy")
     _no_wildcard_pairs(policy.inputs["policy"])
+    assert_network_interfaces_in_vpc(policy.inputs["policy"], "vpc-1")
     statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
     assert statements["WriteReports"]["Resource"] == (
         "arn:aws:s3:::demo-dev-artifacts/monitoring/reports/*")
@@ -208,9 +215,10 @@ def test_baseline_job_role_reads_its_data_and_writes_its_results_only(monitoring
     graph = monitoring_graph()
     role = _named(graph, "monitoring-baseline-role")
     trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
-    assert [s["Principal"] for s in trust] == [{"Service": "sagemaker.amazonaws.com"}]
+    assert trust == [SAGEMAKER_TRUST]
     policy = _named(graph, "monitoring-baseline-policy")
     _no_wildcard_pairs(policy.inputs["policy"])
+    assert_network_interfaces_in_vpc(policy.inputs["policy"], "vpc-1")
     statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
     bucket = "arn:aws:s3:::demo-dev-artifacts"
     assert statements["ReadBaselineData"]["Resource"] == f"{bucket}/{BASELINE_DATA_PREFIX}/*"
@@ -279,8 +287,8 @@ def test_no_node_alarms_without_a_cluster(monitoring_graph, config_for, run_mock
 
 
 def test_missing_inputs_are_refused(config_for):
-    with pytest.raises(ValueError, match="needs endpoint_name, security_group_ids"):
-        Monitoring("monitoring", _args(config_for("dev"), endpoint_name=None,
+    with pytest.raises(ValueError, match="needs endpoint_name, vpc_id, security_group_ids"):
+        Monitoring("monitoring", _args(config_for("dev"), endpoint_name=None, vpc_id=None,
                                        security_group_ids=None))
     with pytest.raises(ValueError, match="no SageMaker Model Monitor image"):
         Monitoring("monitoring", _args(config_for("dev"), region="xx-east-9"))

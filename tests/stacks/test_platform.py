@@ -12,12 +12,22 @@ import kubernetes_validate
 import pulumi
 import pytest
 
-from mlscaffold.graph import ResourceGraph, merge_graphs, run_under_mocks, stack_reference_name
+from mlscaffold.graph import (
+    MOCK_ACCOUNT_ID,
+    ResourceGraph,
+    merge_graphs,
+    run_under_mocks,
+    stack_reference_name,
+)
 from mlscaffold.sample_data import write_sample_datasets
 from mlscaffold.stacks import ClusterWorkloads, ClusterWorkloadsArgs, MlPlatform, MlPlatformArgs
 from mlscaffold.stacks.config import PlatformConfig, StackConfigError
 
-from .conftest import make_config
+from ..policies.conftest import check
+from .conftest import SAGEMAKER_TRUST, assert_network_interfaces_in_vpc, make_config
+
+BUCKET = "aws:s3/bucket:Bucket"
+LOGGING = "aws:s3/bucketLogging:BucketLogging"
 
 COMBINATIONS = list(itertools.product(("sagemaker", "kserve", "none"), ("sagemaker", "none"),
                                       ("dev", "staging", "prod")))
@@ -28,6 +38,8 @@ ALWAYS = {
     "aws:sagemaker/modelPackageGroup:ModelPackageGroup", "aws:ecr/repository:Repository",
     "aws:s3/bucket:Bucket", "aws:kms/key:Key", "aws:sns/topic:Topic",
     "aws:cloudwatch/dashboard:Dashboard",
+    "mlscaffold:stacks:AuditTrail", "aws:cloudtrail/trail:Trail",
+    "aws:s3/bucketLogging:BucketLogging",
 }
 # the cluster, what only its nodes need, and what runs inside it: only where something runs
 # on it (KServe serving, or cluster.enabled for training)
@@ -240,6 +252,107 @@ def test_data_key_policy_lets_only_the_services_that_need_it_use_the_key(dataset
     statements = json.loads(key.inputs["policy"])["Statement"]
     services = {s["Principal"].get("Service") for s in statements} - {None}
     assert services == {"logs.us-east-1.amazonaws.com", "cloudwatch.amazonaws.com"}
+    # CloudWatch may use it for this account's alarms publishing to the alert topic only
+    alarms = next(s for s in statements if s["Sid"] == "CloudWatchAlarmsToSns")
+    assert alarms["Condition"] == {
+        "ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:us-east-1:{MOCK_ACCOUNT_ID}:alarm:*"},
+        "StringEquals": {"kms:EncryptionContext:aws:sns:topicArn": (
+            f"arn:aws:sns:us-east-1:{MOCK_ACCOUNT_ID}:demo-dev-alerts")}}
+    topic = _build(config, dataset).named("demo-dev-monitoring-alerts")
+    assert topic.outputs["arn"] == alarms["Condition"]["StringEquals"][
+        "kms:EncryptionContext:aws:sns:topicArn"]
+
+
+@pytest.mark.parametrize(("serving", "feature_store"), [("sagemaker", "sagemaker"),
+                                                        ("kserve", "none")])
+def test_data_buckets_are_logged_and_audited(dataset, serving, feature_store):
+    config = make_config("dev", serving=serving, feature_store=feature_store)
+    graph = _build(config, dataset)
+    buckets = {b.name for b in graph.of_type(BUCKET)}
+    data = {"demo-dev-registry-artifacts"}
+    if serving == "sagemaker":
+        data.add("demo-dev-capture")
+    if feature_store == "sagemaker":
+        data.add("demo-dev-features-offline-store")
+    assert buckets == data | {"demo-dev-audit-logs"}
+
+    # server access logs of every data bucket go to the log bucket, which logs nothing itself
+    logging = {r.inputs["bucket"]: r.inputs for r in graph.of_type(LOGGING)}
+    assert set(logging) == data
+    assert {r["targetBucket"] for r in logging.values()} == {"demo-dev-audit-logs-id"}
+    log_policy = json.loads(graph.named("demo-dev-audit-logs-policy").inputs["policy"])
+    delivery = next(s for s in log_policy["Statement"] if s["Sid"] == "S3ServerAccessLogs")
+    assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert set(delivery["Condition"]["ArnLike"]["aws:SourceArn"]) == {
+        f"arn:aws:s3:::{b}" for b in data}
+    assert delivery["Condition"]["StringEquals"] == {"aws:SourceAccount": MOCK_ACCOUNT_ID}
+    encryption = graph.named("demo-dev-audit-logs-encryption").inputs["rules"]
+    assert encryption == [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]
+
+    # one trail records reads and writes of the data buckets' objects, KMS-encrypted, signed
+    (trail,) = graph.of_type("aws:cloudtrail/trail:Trail")
+    assert trail.inputs["s3BucketName"] == "demo-dev-audit-logs-id"
+    assert trail.inputs["enableLogFileValidation"] is True
+    assert trail.inputs["kmsKeyId"] == graph.named("demo-dev-audit-trail-key").outputs["arn"]
+    (selector,) = trail.inputs["advancedEventSelectors"]
+    fields = {f["field"]: f for f in selector["fieldSelectors"]}
+    assert fields["eventCategory"]["equals"] == ["Data"]
+    assert fields["resources.type"]["equals"] == ["AWS::S3::Object"]
+    assert set(fields["resources.ARN"]["startsWiths"]) == {f"arn:aws:s3:::{b}/" for b in data}
+    assert set(fields) == {"eventCategory", "resources.type", "resources.ARN"}  # read and write
+    # CloudTrail writes only for this trail, with bucket-owner-full-control
+    trail_arn = f"arn:aws:cloudtrail:us-east-1:{MOCK_ACCOUNT_ID}:trail/demo-dev-data-events"
+    write = next(s for s in log_policy["Statement"] if s["Sid"] == "CloudTrailWrite")
+    assert write["Resource"] == (
+        f"arn:aws:s3:::demo-dev-audit-logs/cloudtrail/AWSLogs/{MOCK_ACCOUNT_ID}/*")
+    assert write["Condition"]["StringEquals"] == {
+        "s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail_arn}
+    key = json.loads(graph.named("demo-dev-audit-trail-key").inputs["policy"])
+    encrypt = next(s for s in key["Statement"] if s["Sid"] == "CloudTrailEncrypt")
+    assert encrypt["Condition"]["StringEquals"] == {"aws:SourceArn": trail_arn}
+    policy_urn = graph.named("demo-dev-audit-logs-policy").urn
+    assert policy_urn in trail.dependencies
+
+
+def test_captured_data_has_a_bucket_the_production_account_cannot_read(dataset):
+    config = make_config("prod", {"registry": {"prod_account_id": "210987654321"}},
+                         serving="sagemaker")
+    graph = _build(config, dataset)
+    endpoint = graph.of_type("aws:sagemaker/endpointConfiguration:EndpointConfiguration")[0]
+    assert endpoint.inputs["dataCaptureConfig"]["destinationS3Uri"] == (
+        "s3://demo-prod-capture/data-capture")
+    monitor = json.loads(graph.named("demo-prod-monitoring-monitor-policy").inputs["policy"])
+    reads = next(s for s in monitor["Statement"] if s["Sid"] == "ReadCapturedDataAndBaseline")
+    assert "arn:aws:s3:::demo-prod-capture/data-capture/*" in reads["Resource"]
+    capture = json.loads(graph.named("demo-prod-capture-policy").inputs["policy"])
+    assert [s["Effect"] for s in capture["Statement"]] == ["Deny"]  # TLS only, no grants
+    artifacts = json.loads(graph.named("demo-prod-registry-artifacts-policy").inputs["policy"])
+    read = next(s for s in artifacts["Statement"] if s["Sid"] == "CrossAccountRead")
+    assert read["Resource"] == "arn:aws:s3:::demo-prod-registry-artifacts/models/*"
+
+
+def test_roles_and_keys_carry_the_conditions_scanners_look_for(dataset):
+    """Every SageMaker trust policy names this account, no role manages network interfaces
+    outside the VPC, every key-policy grant to a service is conditioned."""
+    config = make_config("dev", serving="sagemaker", feature_store="sagemaker")
+    graph = _build(config, dataset)
+    sagemaker_roles = [r for r in graph.of_type("aws:iam/role:Role")
+                       if "sagemaker.amazonaws.com" in r.inputs["assumeRolePolicy"]]
+    assert {r.name for r in sagemaker_roles} == {
+        "demo-dev-serving-execution-role", "demo-dev-monitoring-monitor-role",
+        "demo-dev-monitoring-baseline-role", "demo-dev-features-ingestion-role"}
+    for role in sagemaker_roles:
+        assert json.loads(role.inputs["assumeRolePolicy"])["Statement"] == [SAGEMAKER_TRUST]
+    vpc = "demo-dev-network-vpc-id"  # the VPC's id under the mocks
+    for name in ("demo-dev-serving-execution-policy", "demo-dev-monitoring-monitor-policy",
+                 "demo-dev-monitoring-baseline-policy"):
+        assert_network_interfaces_in_vpc(graph.named(name).inputs["policy"], vpc)
+    for rule, types in [("iam-service-trust-conditions", ["aws:iam/role:Role"]),
+                        ("iam-network-interface-scoped", ["aws:iam/rolePolicy:RolePolicy"]),
+                        ("kms-key-service-conditions", ["aws:kms/key:Key"])]:
+        resources = graph.of_type(*types)
+        assert resources
+        assert [m for r in resources for m in check(rule, r.type, r.inputs, name=r.name)] == []
 
 
 def _kubernetes_version(config: PlatformConfig) -> str:

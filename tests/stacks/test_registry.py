@@ -9,9 +9,18 @@ import pulumi_aws as aws
 import pytest
 
 from mlscaffold.graph import ResourceGraph
-from mlscaffold.stacks.registry import ModelRegistry, ModelRegistryArgs, image_lifecycle_policy
+from mlscaffold.stacks._storage import secure_bucket
+from mlscaffold.stacks.registry import (
+    MODELS_PREFIX,
+    ModelRegistry,
+    ModelRegistryArgs,
+    image_lifecycle_policy,
+)
+
+from ..policies.conftest import check
 
 PROD_ACCOUNT = "210987654321"
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
 OUTPUTS = ("model_package_group_name", "artifact_bucket_name", "artifact_bucket_arn",
            "repository_url", "repository_arn")
 
@@ -110,10 +119,17 @@ def test_prod_account_can_read(registry_graph):
 
     bucket_policy = json.loads(_one(graph, "aws:s3/bucketPolicy:BucketPolicy")["policy"])
     grants = {s["Sid"]: s for s in bucket_policy["Statement"] if s["Effect"] == "Allow"}
+    # the published models only: not the whole bucket (baseline data, monitoring reports)
+    bucket = "arn:aws:s3:::registry-artifacts"
     assert grants["CrossAccountRead"]["Action"] == "s3:GetObject"
-    assert grants["CrossAccountRead"]["Resource"].endswith("/*")
-    assert grants["CrossAccountList"]["Action"] == "s3:ListBucket"
+    assert grants["CrossAccountRead"]["Resource"] == f"{bucket}/{MODELS_PREFIX}/*"
+    assert grants["CrossAccountList"] == {
+        "Sid": "CrossAccountList", "Effect": "Allow", "Principal": principal,
+        "Action": "s3:ListBucket", "Resource": bucket,
+        "Condition": {"StringLike": {"s3:prefix": [f"{MODELS_PREFIX}/*"]}}}
     assert all(s["Principal"] == principal for s in grants.values())
+    assert check("s3-cross-account-read-scoped", BUCKET_POLICY,
+                 _one(graph, BUCKET_POLICY)) == []
 
     (pull,) = json.loads(_one(graph, "aws:ecr/repositoryPolicy:RepositoryPolicy")["policy"])[
         "Statement"]
@@ -128,3 +144,15 @@ def test_prod_account_can_read(registry_graph):
     assert {"sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages"} <= actions
     assert not any(a.startswith(("sagemaker:Create", "sagemaker:Update", "sagemaker:Delete"))
                    for a in actions)
+
+
+def test_other_accounts_never_read_a_whole_bucket(run_mocked):
+    def program() -> None:
+        parent = pulumi.ComponentResource("test:index:Parent", "parent")
+        secure_bucket("data", parent=parent, physical_name="data", kms_key_arn="arn:key",
+                      tags={}, noncurrent_version_days=30,
+                      read_only_principals=[f"arn:aws:iam::{PROD_ACCOUNT}:root"])
+
+    with pytest.raises(ValueError, match="bucket data: read_only_principals need a "
+                                         "read_only_prefix"):
+        run_mocked(program)

@@ -21,6 +21,8 @@ from mlscaffold.stacks.serving import (
     inference_service_manifest,
 )
 
+from .conftest import SAGEMAKER_TRUST, assert_network_interfaces_in_vpc
+
 MODEL_URL = "s3://demo-dev-artifacts/models/production/model.tar.gz"
 REPOSITORY_ARN = "arn:aws:ecr:us-east-1:123456789012:repository/demo-dev-serving"
 OUTPUTS = ("endpoint_name", "endpoint_arn", "execution_role_arn", "security_group_ids",
@@ -44,7 +46,7 @@ def _args(config, key_arn: Any = "arn:aws:kms:us-east-1:123456789012:key/mock",
         "tags": config.tags, "kms_key_arn": key_arn, "model_name": "demo",
         "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/demo-dev-serving:0.1.0",
         "model_data_bucket": "demo-dev-artifacts", "repository_arn": REPOSITORY_ARN,
-        "capture_bucket_name": "demo-dev-artifacts",
+        "capture_bucket_name": "demo-dev-capture",
         "private_subnet_ids": ["subnet-a", "subnet-b"], "vpc_id": "vpc-1",
         "vpc_cidr": "10.0.0.0/16", "s3_prefix_list_id": "pl-s3",
         "gpu_node_group": config.cluster.gpu_node_groups[0],
@@ -129,7 +131,7 @@ def test_endpoint_configuration_encrypts_and_captures(serving_graph):
     capture = config["dataCaptureConfig"]
     assert capture["enableCapture"] is True
     assert capture["initialSamplingPercentage"] == 20
-    assert capture["destinationS3Uri"] == "s3://demo-dev-artifacts/data-capture"
+    assert capture["destinationS3Uri"] == "s3://demo-dev-capture/data-capture"
     assert capture["kmsKeyId"].startswith("arn:aws:kms:")
     assert [o["captureMode"] for o in capture["captureOptions"]] == ["Input", "Output"]
 
@@ -188,16 +190,17 @@ def test_blue_green_rollback_and_autoscaling(serving_graph, config_for, environm
 
 def test_execution_role_is_least_privilege(serving_graph):
     graph = serving_graph()
+    # only this account's SageMaker resources may use the role (confused deputy)
     (trust,) = json.loads(_one(graph, "aws:iam/role:Role").inputs["assumeRolePolicy"])[
         "Statement"]
-    assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
-    statements = _statements(_one(graph, "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    assert trust == SAGEMAKER_TRUST
+    policy = _one(graph, "aws:iam/rolePolicy:RolePolicy").inputs["policy"]
+    statements = _statements(policy)
     assert statements["ModelArtifacts"]["Resource"] == (
         "arn:aws:s3:::demo-dev-artifacts/models/production/*")
-    assert statements["DataCapture"]["Resource"] == "arn:aws:s3:::demo-dev-artifacts/data-capture/*"
+    assert statements["DataCapture"]["Resource"] == "arn:aws:s3:::demo-dev-capture/data-capture/*"
     assert statements["ImagePull"]["Resource"] == REPOSITORY_ARN
-    assert {"ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface",
-            "ec2:DescribeNetworkInterfaces"} <= set(statements["NetworkInterfaces"]["Action"])
+    assert_network_interfaces_in_vpc(policy, "vpc-1")
     for statement in statements.values():
         assert "*" not in _as_list(statement["Action"])
         assert not any(a.endswith(":*") for a in _as_list(statement["Action"]))
@@ -210,8 +213,7 @@ def test_execution_role_is_least_privilege(serving_graph):
 def test_given_security_groups_are_used(config_for, run_mocked):
     config = config_for("dev")
     graph = run_mocked(lambda: Serving("serving", _args(
-        config, security_group_ids=["sg-given"], vpc_id=None, vpc_cidr=None,
-        s3_prefix_list_id=None)))
+        config, security_group_ids=["sg-given"], vpc_cidr=None, s3_prefix_list_id=None)))
     assert not graph.of_type("aws:ec2/securityGroup:SecurityGroup")
     model = _one(graph, "aws:sagemaker/model:Model").inputs
     assert model["vpcConfig"]["securityGroupIds"] == ["sg-given"]
@@ -221,6 +223,9 @@ def test_missing_inputs_are_refused(config_for):
     config = config_for("dev")
     with pytest.raises(ValueError, match="needs repository_arn, vpc_cidr"):
         Serving("serving", _args(config, repository_arn=None, vpc_cidr=None))
+    # the execution role manages network interfaces in this VPC only
+    with pytest.raises(ValueError, match=r"needs vpc_id$"):
+        Serving("serving", _args(config, vpc_id=None, security_group_ids=["sg-given"]))
     with pytest.raises(ValueError, match="platform is 'none'"):
         Serving("serving", _args(config_for("dev", serving="none")))
     with pytest.raises(ValueError, match="needs irsa_trust_policy"):
