@@ -19,6 +19,7 @@ MAIN_RESOURCE_TYPES: dict[str, str] = {
     "aws:ec2/vpc:Vpc": "VPC",
     "aws:ec2/natGateway:NatGateway": "NAT gateway",
     "aws:eks/cluster:Cluster": "EKS cluster",
+    "aws:ec2/instance:Instance": "API relay (Session Manager)",
     "aws:eks/nodeGroup:NodeGroup": "node group",
     "kubernetes:helm.sh/v3:Release": "Helm release",
     "aws:kms/key:Key": "KMS key",

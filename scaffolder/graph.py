@@ -7,6 +7,7 @@ that records every registration (type, name, parent, dependencies, inputs). The 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import runpy
 import sys
@@ -341,12 +342,24 @@ def stack_reference_name(project: str, stack: str) -> str:
     return f"{MOCK_ORGANIZATION}/{project}/{stack}"
 
 
+# what an in-cluster program's objects run on: the base stack's cluster
+_RUNS_ON = ("aws:eks/cluster:Cluster",)
+
+
 def merge_graphs(base: ResourceGraph, inner: ResourceGraph) -> ResourceGraph:
     """One graph of a base stack and the in-cluster stack that reads its outputs: every
-    resource of both (their URNs differ by project), the base's outputs."""
+    resource of both (their URNs differ by project), the base's outputs.
+
+    The StackReference between them is no dependency Pulumi records; here every in-cluster
+    resource that depends on nothing else of its program depends on the base's cluster it
+    is installed on (diagrams and rules see what runs where)."""
+    runs_on = tuple(r.urn for r in base.of_type(*_RUNS_ON))
+    inner_urns = {r.urn for r in inner.resources}
+    linked = [dataclasses.replace(r, dependencies=tuple(sorted({*r.dependencies, *runs_on})))
+              if r.custom and not inner_urns & set(r.dependencies) else r
+              for r in inner.resources]
     return ResourceGraph(project=base.project, stack=base.stack,
-                         resources=sorted([*base.resources, *inner.resources],
-                                          key=lambda r: r.urn),
+                         resources=sorted([*base.resources, *linked], key=lambda r: r.urn),
                          outputs=base.outputs)
 
 

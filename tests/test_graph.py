@@ -112,3 +112,35 @@ def test_lifecycle_options_are_recorded():
     assert graph.named("kept").options == {"protect": True, "retain_on_delete": True,
                                            "ignore_changes": ["tags"]}
     assert graph.named("plain").options == {}
+
+
+def test_merged_graphs_link_in_cluster_objects_to_the_cluster():
+    import pulumi
+    import pulumi_aws as aws
+    import pulumi_kubernetes as k8s
+
+    from mlscaffold.graph import merge_graphs, run_under_mocks, stack_reference_name
+
+    def base_program() -> None:
+        cluster = aws.eks.Cluster("eks", role_arn="arn", vpc_config={"subnet_ids": ["s"]})
+        pulumi.export("cluster", {"name": cluster.name})
+
+    base = run_under_mocks(base_program, project="demo", stack="dev")
+
+    def inner_program() -> None:
+        name = pulumi.StackReference(stack_reference_name("demo", "dev")).require_output(
+            "cluster").apply(lambda c: c["name"])
+        namespace = k8s.core.v1.Namespace("ns", metadata={"name": name})
+        k8s.core.v1.ServiceAccount("sa", metadata={"namespace": namespace.metadata.name},
+                                   opts=pulumi.ResourceOptions(depends_on=[namespace]))
+
+    inner = run_under_mocks(inner_program, project="demo-cluster", stack="dev",
+                            stack_references={stack_reference_name("demo", "dev"):
+                                              base.outputs})
+    merged = merge_graphs(base, inner)
+    cluster = merged.named("eks")
+    assert merged.named("ns").inputs["metadata"]["name"] == "eks"  # read through the reference
+    assert cluster.urn in merged.named("ns").dependencies
+    # reaches the cluster through the namespace: no direct edge of its own
+    assert cluster.urn not in merged.named("sa").dependencies
+    assert merged.outputs == base.outputs and len(merged.resources) == 3
