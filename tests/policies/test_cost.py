@@ -708,3 +708,21 @@ def test_dev_defaults_catch_real_mistakes(graphs: dict[tuple[str, str], Any],
     result = evaluate(_with(graphs[("lifetime-value", "dev")], edits),
                       _configs("lifetime-value", "dev"))
     assert {f.rule for f in result.mandatory} == rules
+
+
+@pytest.mark.parametrize("feature_store", ["none", "sagemaker"])
+def test_a_sagemaker_dev_stack_idles_under_100_usd(tmp_path, feature_store: str) -> None:
+    """Nothing runs for nobody: no EKS cluster, NAT or interface endpoints without a cluster
+    workload, and the smallest real-time endpoint in dev (its VPC, isolation and drift kept)."""
+    from mlscaffold.infra import preview_stack
+    from mlscaffold.project import create_project
+    from mlscaffold.spec import validate_spec
+
+    spec = validate_spec({"name": "idle", "serving": "sagemaker", "feature_store": feature_store,
+                          "ci": "none"})
+    root = create_project(tmp_path / "idle", spec, git=False).path
+    result = estimate(graph_resources(preview_stack(root, "dev")), "us-east-1")
+    assert result.total <= 100, "\n".join(f"{line.resource}: {line.monthly_usd}"
+                                          for line in result.lines)
+    kinds = {line.type for line in result.lines}
+    assert not {"aws:eks/cluster:Cluster", "aws:ec2/natGateway:NatGateway"} & kinds
