@@ -478,3 +478,19 @@ def test_unpinned_kubernetes_version_is_refused(config_for):
                                          r"is pinned for Kubernetes '1\.99'; add one to "
                                          r"CLOUDWATCH_OBSERVABILITY_VERSIONS"):
         Monitoring("monitoring", _args(config_for("dev"), kubernetes_version="1.99"))
+
+
+def test_the_missing_data_table_of_the_docs_is_the_code_s():
+    """docs/deploy.md explains each alarm's TreatMissingData: the same alarms, the same
+    treatment as stacks/alarms.py."""
+    from mlscaffold.stacks.alarms import MISSING_DATA
+
+    from ..conftest import REPO
+
+    text = (REPO / "docs" / "deploy.md").read_text()
+    section = text[text.index("## Monitoring"):]
+    rows = [line.split("|")[1:-1] for line in section.splitlines()
+            if line.startswith("| `") and line.count("|") == 5]
+    documented = {cells[0].strip().strip("`"): cells[3].strip().split()[0].strip("`")
+                  for cells in rows}
+    assert documented == {name: entry.treat for name, entry in MISSING_DATA.items()}
