@@ -216,8 +216,9 @@ class ClusterWorkloads(pulumi.ComponentResource):
 
     Always: the NVIDIA device plugin on the GPU nodes and the Cluster Autoscaler, both on the
     system nodes' pool. KServe serving: cert-manager, KServe (RawDeployment, no Knative or
-    Istio), the model's namespace, its service account bound to the predictor's IRSA role, and
-    the InferenceService; kube-prometheus-stack (Alertmanager to the alert topic) and
+    Istio), the model's namespace with its NetworkPolicies (deny by default), its service
+    account bound to the predictor's IRSA role, and the InferenceService, which `pulumi up`
+    waits to be Ready; kube-prometheus-stack (Alertmanager to the alert topic) and
     dcgm-exporter for GPU alerts.
     """
 
@@ -288,8 +289,8 @@ class ClusterWorkloads(pulumi.ComponentResource):
             opts=self._options())
 
     def _kserve(self) -> pulumi.Output[str]:
-        """cert-manager, KServe's CRDs and controller, the namespace, the predictor's service
-        account and the InferenceService."""
+        """cert-manager, KServe's CRDs and controller, the namespace and its NetworkPolicies,
+        the predictor's service account and the InferenceService (awaited until Ready)."""
         name, config = self._name, self._args.config
         cert_manager = k8s.helm.v3.Release(
             f"{name}-cert-manager", name="cert-manager", chart="cert-manager",
