@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -63,6 +64,9 @@ GPU_TOLERATION = {"key": GPU_TAINT["key"], "operator": "Equal", "value": GPU_TAI
 GPU_POOL_LABEL = "mlscaffold.io/node-pool"
 # the label every GPU node carries, whatever its pool
 GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
+
+# a Kubernetes namespace name (RFC 1123 label)
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 Profile = Literal["dev", "staging", "prod"]
 _PRODUCTION_NAMES = {"prod", "production", "prd", "live"}
@@ -263,6 +267,21 @@ class ServingConfig(_Strict):
     memory: str = Field("2Gi", pattern=r"^\d+(Mi|Gi)$")
     min_replicas: Annotated[int, Field(ge=0, le=100)] = 1
     max_replicas: Annotated[int, Field(ge=1, le=100)] = 3
+    client_namespaces: list[str] = Field(
+        default_factory=list,
+        description="Namespaces whose pods may call the model (the predictor's NetworkPolicy "
+                    "admits nothing else); add monitoring to let Prometheus scrape it.")
+
+    @field_validator("client_namespaces")
+    @classmethod
+    def _namespace_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not _DNS_LABEL.match(name) or len(name) > 63:
+                raise ValueError(f"{name!r} is not a namespace name (lower-case letters, digits "
+                                 "and '-', at most 63 characters), e.g. ml-clients")
+        if len(set(names)) != len(names):
+            raise ValueError(f"namespace names must be unique, got {names}")
+        return names
 
     @field_validator("instance_type")
     @classmethod
@@ -291,7 +310,10 @@ class MonitoringConfig(_Strict):
 
     latency_p99_ms: Annotated[int, Field(ge=1)] = 500
     error_rate_5xx: Annotated[int, Field(ge=1)] = 5
-    min_invocations_per_hour: Annotated[int, Field(ge=0)] = 1
+    min_invocations_per_hour: Annotated[int, Field(ge=0)] = Field(
+        1, description="Alarm when the SageMaker endpoint gets fewer invocations in an hour; 0: "
+                       "no such alarm (the dev and staging profiles: their endpoints are idle "
+                       "most hours).")
     gpu_utilization_percent: Annotated[int, Field(ge=1, le=100)] = 90
     log_retention_days: Literal[7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731] = 30
     drift_schedule: str = Field("cron(0 * ? * * *)",
@@ -368,7 +390,9 @@ _PROFILES: dict[str, dict[str, Any]] = {
         "serving": {"instance_type": "ml.t2.medium", "initial_instance_count": 1,
                     "min_instances": 1, "max_instances": 2, "min_replicas": 1,
                     "max_replicas": 2, "gpus": 0},
-        "monitoring": {"log_retention_days": 30, "drift_schedule": "cron(0 6 ? * * *)"},
+        # an idle endpoint is normal outside prod: no invocations-low alarm
+        "monitoring": {"log_retention_days": 30, "drift_schedule": "cron(0 6 ? * * *)",
+                       "min_invocations_per_hour": 0},
         "registry": {"artifact_retention_days": 90},
     },
     "staging": {
@@ -383,7 +407,7 @@ _PROFILES: dict[str, dict[str, Any]] = {
         "serving": {"instance_type": "ml.m5.xlarge", "initial_instance_count": 1,
                     "min_instances": 1, "max_instances": 3, "min_replicas": 1,
                     "max_replicas": 3},
-        "monitoring": {"log_retention_days": 90},
+        "monitoring": {"log_retention_days": 90, "min_invocations_per_hour": 0},
         "registry": {"artifact_retention_days": 180},
     },
     "prod": {

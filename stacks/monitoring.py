@@ -10,12 +10,14 @@ agents would scrape the same GPUs twice.
 
 A stack whose cluster serves nothing (``cluster.enabled`` with SageMaker serving, for training on
 its GPU pools) has no Prometheus. There the AWS-native path is used: the EKS add-on
-``amazon-cloudwatch-observability`` (CloudWatch agent with its own DCGM exporter, IRSA role with
-``CloudWatchAgentServerPolicy``; Fluent Bit container logs off, only metrics) publishes Container
-Insights metrics, and CloudWatch alarms on ``node_gpu_utilization`` and ``node_cpu_utilization``
-(namespace ``ContainerInsights``, dimension ``ClusterName``) notify the alert topic. The log group
-the agent writes those metrics to as performance events is created here first, KMS-encrypted and
-with bounded retention. A stack without a cluster has no node alarms.
+``amazon-cloudwatch-observability`` at a version pinned per Kubernetes version
+(:data:`CLOUDWATCH_OBSERVABILITY_VERSIONS`; CloudWatch agent with its own DCGM exporter, IRSA
+role with ``CloudWatchAgentServerPolicy``; Fluent Bit container logs off, only metrics)
+publishes Container Insights metrics, and CloudWatch alarms on ``node_gpu_utilization`` and
+``node_cpu_utilization`` (namespace ``ContainerInsights``, dimension ``ClusterName``) notify
+the alert topic. The log group the agent writes those metrics to as performance events is
+created here first, KMS-encrypted and with bounded retention. A stack without a cluster has no
+node alarms. How each alarm treats missing data is the table of :mod:`.alarms`.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ import pulumi_aws as aws
 
 from ._common import child_options, policy_document, resource_tags, token
 from ._iam import sagemaker_trust_policy, vpc_network_interface_statements
+from .alarms import MISSING_DATA
 from .config import (
     CLOUDWATCH_OBSERVABILITY_ADDON,
+    DEFAULT_KUBERNETES_VERSION,
     GPU_TOLERATION,
     MonitoringConfig,
     ServingConfig,
@@ -44,6 +48,7 @@ __all__ = [
     "CLOUDWATCH_AGENT_SERVICE_ACCOUNT",
     "CLOUDWATCH_NAMESPACE",
     "CLOUDWATCH_OBSERVABILITY_ADDON",
+    "CLOUDWATCH_OBSERVABILITY_VERSIONS",
     "MODEL_MONITOR_REGISTRIES",
     "MONITORING_NAMESPACE",
     "NODE_CPU_ALARM_PERCENT",
@@ -88,6 +93,19 @@ CLOUDWATCH_NAMESPACE = "amazon-cloudwatch"
 CLOUDWATCH_AGENT_SERVICE_ACCOUNT = "cloudwatch-agent"
 CLOUDWATCH_AGENT_POLICY = "CloudWatchAgentServerPolicy"
 CONTAINER_INSIGHTS_NAMESPACE = "ContainerInsights"
+# The add-on's version per Kubernetes version of the cluster, pinned so that what it collects
+# (the node_* metrics the node alarms read) changes only when this table does. v6.4.0 (chart
+# aws-observability/helm-charts amazon-cloudwatch-observability-6.4.0, released 2026-07-21) is
+# published for 1.32 to 1.36: `aws eks describe-addon-versions --addon-name
+# amazon-cloudwatch-observability --kubernetes-version <v>` lists v6.4.0-eksbuild.1 for each, and
+# it is the default build for 1.36. Its OTel Container Insights pipeline, whose metrics have
+# other names, is off by default since v6.2.0 (the chart's RELEASE_NOTES; on by default in
+# v6.0.0-v6.1.0), so the classic Container Insights metrics stay. Before changing a version,
+# check it with that command for every supported Kubernetes version.
+CLOUDWATCH_OBSERVABILITY_VERSIONS: dict[str, str] = {
+    "1.32": "v6.4.0-eksbuild.1", "1.33": "v6.4.0-eksbuild.1", "1.34": "v6.4.0-eksbuild.1",
+    "1.35": "v6.4.0-eksbuild.1", "1.36": "v6.4.0-eksbuild.1",
+}
 # node_cpu_utilization counts all of a node's CPUs as 100%
 NODE_CPU_ALARM_PERCENT = 80
 # Only metrics: Fluent Bit's container logs are off. Tolerations replace the add-on's default
@@ -161,6 +179,11 @@ class MonitoringArgs:
     CloudWatch Observability add-on goes there and the node alarms watch it; None: no cluster."""
     node_groups: Sequence[pulumi.Resource] = ()
     """The cluster's node groups: the add-on waits for them, its pods need nodes to run on."""
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+    """The cluster's Kubernetes version: which add-on version is installed."""
+    always_on_nodes: bool = True
+    """The cluster always runs a node (its system node group's min_size is at least 1): no
+    node CPU metrics then means the nodes or the agent are broken, and the alarm fires."""
     irsa_trust_policy: Callable[[str, str], pulumi.Input[str]] | None = None
     """(namespace, service account) -> IRSA trust policy: Alertmanager (KServe) publishes with
     it, the CloudWatch agent (other platforms) sends metrics with it."""
@@ -313,30 +336,36 @@ class Monitoring(pulumi.ComponentResource):
                        "expression": "IF(invocations > 0, 100 * errors / invocations, 0)"}],
                   comparison_operator="GreaterThanThreshold", threshold=config.error_rate_5xx,
                   evaluation_periods=3, datapoints_to_alarm=2,
-                  treat_missing_data="notBreaching"),
+                  treat_missing_data=MISSING_DATA["endpoint-5xx-rate"].treat),
             alarm("latency-p99", f"p99 model latency above {config.latency_p99_ms} ms",
                   namespace="AWS/SageMaker", metric_name="ModelLatency", dimensions=dimensions,
                   extended_statistic="p99", period=300, evaluation_periods=3,
                   datapoints_to_alarm=2, comparison_operator="GreaterThanThreshold",
                   threshold=config.latency_p99_ms * 1000,  # ModelLatency is in microseconds
-                  treat_missing_data="notBreaching"),
-            alarm("cpu", f"CPU above {CPU_ALARM_PERCENT_PER_VCPU}% of all vCPUs",
+                  treat_missing_data=MISSING_DATA["endpoint-latency-p99"].treat),
+            alarm("cpu", f"CPU above {CPU_ALARM_PERCENT_PER_VCPU}% of all vCPUs, or no CPU "
+                  "metrics for 15 minutes (the endpoint's instances are gone or failing: check "
+                  "the endpoint's status and its CloudWatch logs)",
                   namespace="/aws/sagemaker/Endpoints", metric_name="CPUUtilization",
                   dimensions=dimensions, statistic="Average", period=300,
                   evaluation_periods=3, comparison_operator="GreaterThanThreshold",
                   threshold=CPU_ALARM_PERCENT_PER_VCPU
                   * SAGEMAKER_INSTANCES[args.serving.instance_type].vcpus,
-                  treat_missing_data="notBreaching"),
+                  treat_missing_data=MISSING_DATA["endpoint-cpu"].treat),
         ]
-        if config.min_invocations_per_hour > 0:
+        if config.min_invocations_per_hour > 0:  # 0 in the dev and staging profiles
             alarms.append(alarm(
                 "invocations-low",
-                f"fewer than {config.min_invocations_per_hour} invocations in an hour",
+                f"fewer than {config.min_invocations_per_hour} invocations in the last hour "
+                "(no data counts as none): check that the clients still call the endpoint "
+                f"{args.prefix} (their errors, network path and sagemaker:InvokeEndpoint "
+                "permission) and the endpoint's last deployment; if the quiet hour is normal, "
+                "lower monitoring.min_invocations_per_hour or set it to 0",
                 namespace="AWS/SageMaker", metric_name="Invocations", dimensions=dimensions,
                 statistic="Sum", period=3600, evaluation_periods=1,
                 comparison_operator="LessThanThreshold",
                 threshold=config.min_invocations_per_hour,
-                treat_missing_data="breaching"))  # no data: no traffic at all
+                treat_missing_data=MISSING_DATA["endpoint-invocations-low"].treat))
         return alarms
 
     def _endpoint_widgets(self) -> list[dict[str, Any]]:
@@ -504,8 +533,7 @@ class Monitoring(pulumi.ComponentResource):
         return aws.eks.Addon(
             f"{name}-cloudwatch-observability", cluster_name=args.cluster_name,
             addon_name=CLOUDWATCH_OBSERVABILITY_ADDON,
-            # no addon_version: EKS installs its default version for the cluster's Kubernetes
-            # version (none is pinned here that could be checked against every supported one)
+            addon_version=CLOUDWATCH_OBSERVABILITY_VERSIONS[args.kubernetes_version],
             service_account_role_arn=role.arn,
             configuration_values=json.dumps(ADDON_CONFIGURATION),
             # Pulumi's configuration is the truth: fields edited in the cluster are overwritten
@@ -515,27 +543,37 @@ class Monitoring(pulumi.ComponentResource):
 
     def _node_alarms(self, topic: aws.sns.Topic) -> list[aws.cloudwatch.MetricAlarm]:
         """GPU utilisation of the GPU nodes and CPU utilisation of all nodes, cluster-wide
-        averages over 15 minutes; no data (GPU pools scaled to zero) is not an alarm."""
+        averages over 15 minutes. No GPU data (GPU pools scaled to zero) is not an alarm; no
+        CPU data from a cluster that always runs nodes is (see :data:`.alarms.MISSING_DATA`)."""
         args = self._args
         gpu_percent = args.config.gpu_utilization_percent
         dimensions = {"ClusterName": args.cluster_name}
         common: dict[str, Any] = {
             "namespace": CONTAINER_INSIGHTS_NAMESPACE, "dimensions": dimensions,
             "statistic": "Average", "period": 300, "evaluation_periods": 3,
-            "comparison_operator": "GreaterThanThreshold", "treat_missing_data": "notBreaching"}
+            "comparison_operator": "GreaterThanThreshold"}
+        cpu_missing = (MISSING_DATA["cluster-node-cpu"].treat if args.always_on_nodes
+                       else "notBreaching")
+        cpu_description = (
+            f"CPU utilisation of the cluster's nodes averaged above {NODE_CPU_ALARM_PERCENT}% "
+            "for 15 minutes: check the training jobs' data loading (CPU-bound input pipelines "
+            "starve the GPUs) or add nodes")
+        if cpu_missing == "breaching":
+            cpu_description += (
+                f"; or no CPU metrics for 15 minutes: check the {CLOUDWATCH_OBSERVABILITY_ADDON}"
+                f" add-on's pods (kubectl -n {CLOUDWATCH_NAMESPACE} get pods) and the nodes")
         return [
             self._alarm(
                 topic, "cluster-gpu-utilization", f"{args.prefix}-cluster-gpu-utilization",
                 f"GPU utilisation of the cluster's GPU nodes averaged above {gpu_percent}% for "
                 "15 minutes: add GPU nodes (raise max_size of a GPU node group) or check the "
                 "training jobs for stuck or runaway work",
-                metric_name="node_gpu_utilization", threshold=gpu_percent, **common),
+                metric_name="node_gpu_utilization", threshold=gpu_percent,
+                treat_missing_data=MISSING_DATA["cluster-gpu-utilization"].treat, **common),
             self._alarm(
-                topic, "cluster-node-cpu", f"{args.prefix}-cluster-node-cpu",
-                f"CPU utilisation of the cluster's nodes averaged above {NODE_CPU_ALARM_PERCENT}%"
-                " for 15 minutes: check the training jobs' data loading (CPU-bound input "
-                "pipelines starve the GPUs) or add nodes",
-                metric_name="node_cpu_utilization", threshold=NODE_CPU_ALARM_PERCENT, **common),
+                topic, "cluster-node-cpu", f"{args.prefix}-cluster-node-cpu", cpu_description,
+                metric_name="node_cpu_utilization", threshold=NODE_CPU_ALARM_PERCENT,
+                treat_missing_data=cpu_missing, **common),
         ]
 
     def _node_widget(self) -> dict[str, Any]:
@@ -599,6 +637,12 @@ def _check_args(args: MonitoringArgs) -> None:
                              "GpuCluster.irsa_trust_policy): Alertmanager publishes to SNS "
                              "with it")
         return
+    if args.cluster_name is not None and (
+            args.kubernetes_version not in CLOUDWATCH_OBSERVABILITY_VERSIONS):
+        raise ValueError(
+            f"no {CLOUDWATCH_OBSERVABILITY_ADDON} add-on version is pinned for Kubernetes "
+            f"{args.kubernetes_version!r}; add one to CLOUDWATCH_OBSERVABILITY_VERSIONS "
+            f"(pinned: {', '.join(CLOUDWATCH_OBSERVABILITY_VERSIONS)})")
     if args.cluster_name is not None and args.irsa_trust_policy is None:
         raise ValueError(
             f"monitoring of the cluster's GPU nodes (serving {args.serving.platform!r}) needs "

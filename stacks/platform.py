@@ -187,6 +187,8 @@ class MlPlatform(pulumi.ComponentResource):
             cluster_name=cluster.cluster_name if cluster and not kserve else None,
             node_groups=[cluster.system_node_group, *cluster.gpu_node_groups.values()]
             if cluster and not kserve else (),
+            kubernetes_version=config.cluster.kubernetes_version,
+            always_on_nodes=config.cluster.system_node_group.min_size > 0,
             irsa_trust_policy=cluster.irsa_trust_policy if cluster else None),
             child_options(self))
 

@@ -19,6 +19,7 @@ import pulumi_aws as aws
 
 from ._common import child_options, policy_document, resource_tags, token
 from ._iam import SAGEMAKER_VPC_ACTIONS, sagemaker_trust_policy, vpc_network_interface_statements
+from .alarms import MISSING_DATA
 from .config import GPU_TOLERATION, GpuNodeGroupConfig, MonitoringConfig, ServingConfig
 from .instances import has_instance_store
 from .registry import MODELS_PREFIX
@@ -374,7 +375,7 @@ class Serving(pulumi.ComponentResource):
             alarm_description="5xx rate (%) of the endpoint; rolls back deployments",
             comparison_operator="GreaterThanThreshold",
             threshold=args.monitoring.error_rate_5xx, evaluation_periods=2,
-            datapoints_to_alarm=2, treat_missing_data="notBreaching",
+            datapoints_to_alarm=2, treat_missing_data=MISSING_DATA["rollback-5xx"].treat,
             metric_queries=[
                 metric("errors", "Invocation5XXErrors"), metric("invocations", "Invocations"),
                 aws.cloudwatch.MetricAlarmMetricQueryArgs(
@@ -389,7 +390,8 @@ class Serving(pulumi.ComponentResource):
             extended_statistic="p99", period=60, evaluation_periods=2, datapoints_to_alarm=2,
             comparison_operator="GreaterThanThreshold",
             threshold=args.monitoring.latency_p99_ms * 1000,  # ModelLatency is in microseconds
-            treat_missing_data="notBreaching", tags=tags, opts=child_options(self))
+            treat_missing_data=MISSING_DATA["rollback-latency-p99"].treat, tags=tags,
+            opts=child_options(self))
         return [errors, latency]
 
     # ------------------------------------------------------------------ KServe

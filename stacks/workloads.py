@@ -11,12 +11,21 @@ StackReference, and the environment's config for everything it decides itself.
 The Kubernetes provider's kubeconfig points at the tunnel's local port, with the endpoint's host
 name for TLS, and never changes between runs: pulumi-kubernetes replaces every resource of a
 provider whose cluster server changes (pulumi/pulumi-kubernetes#4019).
+
+KServe in operation: ``pulumi up`` waits for the InferenceService's ``Ready`` condition (the
+provider's ``pulumi.com/waitFor`` annotation) for at most :data:`READY_TIMEOUT_SECONDS`, so an
+image that does not pull or a model that does not load fails the deploy. The model's namespace
+denies all traffic by default (NetworkPolicies of :func:`predictor_network_policies`, enforced
+once the VPC CNI add-on runs with ``enableNetworkPolicy``); the predictor admits the namespaces
+of ``serving.client_namespaces`` on its port, and reaches only CoreDNS and HTTPS to the AWS APIs
+(STS in the VPC, S3), never the instance metadata service.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -33,7 +42,12 @@ from .config import (
     PlatformConfig,
 )
 from .monitoring import ALERTMANAGER_SERVICE_ACCOUNT, MONITORING_NAMESPACE, NODE_CPU_ALARM_PERCENT
-from .serving import PREDICTOR_NAMESPACE, inference_service_manifest, predictor_service_account
+from .serving import (
+    PREDICTOR_NAMESPACE,
+    SERVING_PORT,
+    inference_service_manifest,
+    predictor_service_account,
+)
 
 __all__ = [
     "CERT_MANAGER_VERSION",
@@ -43,8 +57,12 @@ __all__ = [
     "KSERVE_VERSION",
     "KUBE_PROMETHEUS_STACK_VERSION",
     "NVIDIA_DEVICE_PLUGIN_CHART",
+    "READY_TIMEOUT_SECONDS",
+    "SPEC_HASH_ANNOTATION",
     "ClusterWorkloads",
     "ClusterWorkloadsArgs",
+    "inference_service_readiness",
+    "predictor_network_policies",
     "tunnel_kubeconfig",
 ]
 
@@ -65,6 +83,97 @@ KUBE_PROMETHEUS_STACK_REPO = "https://prometheus-community.github.io/helm-charts
 KUBE_PROMETHEUS_STACK_VERSION = "88.6.4"
 DCGM_EXPORTER_REPO = "https://nvidia.github.io/dcgm-exporter/helm-charts"
 DCGM_EXPORTER_VERSION = "4.1.1"
+
+# How long `pulumi up` waits for a new or changed InferenceService to be Ready before it fails
+# the deploy (pulumi-kubernetes >= 4.18: the `pulumi.com/waitFor` and `pulumi.com/timeoutSeconds`
+# annotations of its generic await; 4.18.4 made them take precedence, pulumi/pulumi-kubernetes
+# #3329). A first start is: a node from the Cluster Autoscaler (it gives a node group up to 15
+# minutes, its max-node-provision-time default, before trying another), the storage initializer
+# image and the serving image pulled onto it, the model downloaded from S3, the readiness probe.
+# A CPU predictor lands on the system nodes, at worst on one more (minutes); a GPU predictor
+# waits for a GPU node (SPOT in dev), the NVIDIA device plugin on it, and images of several GB.
+READY_TIMEOUT_SECONDS: dict[str, int] = {"cpu": 15 * 60, "gpu": 30 * 60}
+_WAIT_FOR = "pulumi.com/waitFor"
+_TIMEOUT = "pulumi.com/timeoutSeconds"
+# KServe 0.15 copies the Deployment's observedGeneration into the InferenceService's status
+# (kserve/kserve#6081), and Pulumi waits until that reaches the InferenceService's generation:
+# a change that leaves the Deployment alone (replica bounds: the HPA's) would wait until the
+# timeout. A hash of the spec on the predictor's pods makes every change reach the Deployment.
+SPEC_HASH_ANNOTATION = "mlscaffold.io/spec-hash"
+
+# what the predictor reaches: CoreDNS, and HTTPS to the AWS APIs. Its storage initializer reads
+# the model with IRSA: STS through the VPC's interface endpoint (an address of the VPC), S3
+# through its gateway endpoint, whose addresses are S3's public ones; a NetworkPolicy cannot name
+# the endpoint's prefix list, so HTTPS goes to every address but private and link-local ones.
+# 169.254.0.0/16 holds the instance metadata service: IRSA pods never need it (AWS docs, EKS
+# user guide: "Limit Pod traffic with Kubernetes network policies", considerations).
+DNS_NAMESPACE = "kube-system"
+DNS_POD_LABELS = {"k8s-app": "kube-dns"}  # the CoreDNS add-on's pods
+NON_PUBLIC_CIDRS: tuple[str, ...] = ("10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16",
+                                     "172.16.0.0/12", "192.168.0.0/16")
+# the label KServe puts on every pod of an InferenceService (its value: the service's name)
+ISVC_POD_LABEL = "serving.kserve.io/inferenceservice"
+# the label Kubernetes puts on every namespace (its value: the namespace's name)
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def inference_service_readiness(gpus: int) -> dict[str, str]:
+    """The annotations that make `pulumi up` wait for an InferenceService's Ready condition."""
+    return {_WAIT_FOR: "condition=Ready",
+            _TIMEOUT: str(READY_TIMEOUT_SECONDS["gpu" if gpus else "cpu"])}
+
+
+def predictor_network_policies(model: str, namespace: str, *, vpc_cidr: str,
+                               client_namespaces: Sequence[str] = (),
+                               labels: Mapping[str, str] | None = None
+                               ) -> list[dict[str, Any]]:
+    """The NetworkPolicies of a model's namespace, as plain manifests.
+
+    ``default-deny`` isolates every pod of `namespace` both ways. ``<model>-predictor-ingress``
+    (only with `client_namespaces`) admits their pods on the serving port; kubelet probes come
+    from the node and are always admitted. ``<model>-predictor-egress`` lets the predictor
+    (and its storage initializer) reach CoreDNS, HTTPS in the VPC (the STS interface endpoint)
+    and HTTPS to public addresses (S3 through the gateway endpoint), nothing private or
+    link-local besides.
+    """
+    predictor = {"matchLabels": {ISVC_POD_LABEL: model}}
+
+    def policy(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+        if labels:
+            metadata["labels"] = dict(labels)
+        return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": metadata, "spec": spec}
+
+    def https(cidr: str, *, except_: Sequence[str] = ()) -> dict[str, Any]:
+        block: dict[str, Any] = {"cidr": cidr}
+        if except_:
+            block["except"] = list(except_)
+        return {"to": [{"ipBlock": block}], "ports": [{"protocol": "TCP", "port": 443}]}
+
+    policies = [policy("default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})]
+    if client_namespaces:
+        policies.append(policy(f"{model}-predictor-ingress", {
+            "podSelector": predictor, "policyTypes": ["Ingress"],
+            "ingress": [{
+                "from": [{"namespaceSelector": {"matchExpressions": [{
+                    "key": NAMESPACE_NAME_LABEL, "operator": "In",
+                    "values": list(client_namespaces)}]}}],
+                "ports": [{"protocol": "TCP", "port": SERVING_PORT}]}]}))
+    policies.append(policy(f"{model}-predictor-egress", {
+        "podSelector": predictor, "policyTypes": ["Egress"],
+        "egress": [
+            {"to": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: DNS_NAMESPACE}},
+                     "podSelector": {"matchLabels": dict(DNS_POD_LABELS)}}],
+             "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+            https(vpc_cidr),
+            https("0.0.0.0/0", except_=NON_PUBLIC_CIDRS),
+        ]}))
+    return policies
+
+
+def _spec_hash(spec: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def tunnel_kubeconfig(cluster: Mapping[str, Any]) -> str:
@@ -107,8 +216,9 @@ class ClusterWorkloads(pulumi.ComponentResource):
 
     Always: the NVIDIA device plugin on the GPU nodes and the Cluster Autoscaler, both on the
     system nodes' pool. KServe serving: cert-manager, KServe (RawDeployment, no Knative or
-    Istio), the model's namespace, its service account bound to the predictor's IRSA role, and
-    the InferenceService; kube-prometheus-stack (Alertmanager to the alert topic) and
+    Istio), the model's namespace with its NetworkPolicies (deny by default), its service
+    account bound to the predictor's IRSA role, and the InferenceService, which `pulumi up`
+    waits to be Ready; kube-prometheus-stack (Alertmanager to the alert topic) and
     dcgm-exporter for GPU alerts.
     """
 
@@ -179,8 +289,8 @@ class ClusterWorkloads(pulumi.ComponentResource):
             opts=self._options())
 
     def _kserve(self) -> pulumi.Output[str]:
-        """cert-manager, KServe's CRDs and controller, the namespace, the predictor's service
-        account and the InferenceService."""
+        """cert-manager, KServe's CRDs and controller, the namespace and its NetworkPolicies,
+        the predictor's service account and the InferenceService (awaited until Ready)."""
         name, config = self._name, self._args.config
         cert_manager = k8s.helm.v3.Release(
             f"{name}-cert-manager", name="cert-manager", chart="cert-manager",
@@ -216,15 +326,32 @@ class ClusterWorkloads(pulumi.ComponentResource):
                 name=account_name, namespace=namespace.metadata.name,
                 annotations={"eks.amazonaws.com/role-arn": self._field("roles", "predictor")}),
             automount_service_account_token=False, opts=self._options())
+        # deny by default before anything runs in the namespace, then what the predictor needs
+        policies = [
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{manifest['metadata']['name']}", metadata=manifest["metadata"],
+                spec=manifest["spec"], opts=self._options(namespace))
+            for manifest in predictor_network_policies(
+                config.project, namespace_name, vpc_cidr=config.network.cidr,
+                client_namespaces=config.serving.client_namespaces,
+                labels={"app.kubernetes.io/part-of": config.prefix})]
         gpu_pool = config.cluster.gpu_node_groups[0]
         manifest = inference_service_manifest(
             config.project, namespace_name, self._field("serving", "image_uri"),
             config.serving, storage_uri=self._field("serving", "model_url"),
             service_account_name=account_name, gpu_node_group=gpu_pool)
+        metadata = {**manifest["metadata"], "annotations": {
+            **manifest["metadata"]["annotations"],
+            **inference_service_readiness(config.serving.gpus)}}
+        predictor = manifest["spec"]["predictor"]
+        spec = {**manifest["spec"], "predictor": {**predictor, "annotations": {
+            **predictor.get("annotations", {}),
+            SPEC_HASH_ANNOTATION: pulumi.Output.from_input(manifest["spec"]).apply(_spec_hash),
+        }}}
         service = k8s.apiextensions.CustomResource(
             f"{name}-inference-service", api_version=manifest["apiVersion"],
-            kind=manifest["kind"], metadata=manifest["metadata"], spec=manifest["spec"],
-            opts=self._options(kserve, namespace, account))
+            kind=manifest["kind"], metadata=metadata, spec=spec,
+            opts=self._options(kserve, namespace, account, *policies))
         return service.metadata["name"]
 
     def _prometheus(self) -> None:

@@ -5,6 +5,12 @@ KServe InferenceServices, whose ``predictor``, ``transformer`` and ``explainer``
 (plus a ``model`` container run by a serving runtime). Every container, init containers
 included, is checked. Helm releases are not: their ``values`` follow each chart's own layout.
 
+``k8s-network-policy`` is a stack rule: a workload's pods are isolated both ways (selected by
+NetworkPolicies of their namespace whose policyTypes include Ingress and Egress, none of which
+admits everything), so that only the traffic a policy allows reaches or leaves them. Pod labels
+are the pod template's; an InferenceService's pods carry its labels, their component's and the
+two KServe adds (``serving.kserve.io/inferenceservice: <name>``, ``component: <component>``).
+
 ``gpu-workload-schedulable`` is a stack rule. A pod asking for ``nvidia.com/gpu`` only starts
 on a node of a GPU node group; EKS node groups carry taints (EKS form ``NO_SCHEDULE``,
 Kubernetes ``NoSchedule``) and labels, and a pod that does not tolerate the taints, or selects
@@ -29,11 +35,12 @@ from mlscaffold.stacks.instances import is_gpu
 from ..props import as_mapping, items_of
 from ..rule import Subject, rule, stack_rule, violation
 
-__all__ = ["GPU_RESOURCE", "WORKLOAD_TYPES"]
+__all__ = ["GPU_RESOURCE", "NETWORK_POLICY", "WORKLOAD_TYPES"]
 
 GPU_RESOURCE = "nvidia.com/gpu"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 INFERENCE_SERVICE = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 _TEMPLATE = ("spec", "template", "spec")
 #: workload type -> where its pod spec is
 _POD_SPECS: dict[str, tuple[str, ...]] = {
@@ -194,6 +201,143 @@ def k8s_no_default_namespace(subject: Subject, config: Mapping[str, Any]) -> Ite
         yield violation(subject, "metadata.namespace",
                         "is default" if namespace else "is not set (the default namespace)",
                         "set it to the application's namespace (e.g. ml-serving)")
+
+
+# ------------------------------------------------------------------ network isolation
+
+_DIRECTIONS = (("Ingress", "ingress", "from"), ("Egress", "egress", "to"))
+# labels KServe puts on the pods of an InferenceService's components (kserve pkg/constants)
+_KSERVE_NAME_LABEL = "serving.kserve.io/inferenceservice"
+_KSERVE_COMPONENT_LABEL = "component"
+_EVERYWHERE = ("0.0.0.0/0", "::/0")
+
+
+@dataclass(frozen=True)
+class _NetworkPolicy:
+    name: str
+    namespace: str
+    selector: Mapping[str, Any]
+    #: the directions it isolates the selected pods in (its policyTypes)
+    isolates: frozenset[str]
+    #: the directions in which one of its rules admits everything
+    admits_all: frozenset[str]
+
+
+def _admits_all(rule: Mapping[str, Any], peers_key: str) -> bool:
+    """A rule without ports whose peers are missing (everything) or an ipBlock of every
+    address without exceptions."""
+    if items_of(rule.get("ports")):
+        return False
+    peers = [as_mapping(p) for p in items_of(rule.get(peers_key))]
+    return not peers or any(
+        str(as_mapping(p.get("ipBlock")).get("cidr")) in _EVERYWHERE
+        and not items_of(as_mapping(p.get("ipBlock")).get("except")) for p in peers)
+
+
+def _network_policies(subjects: Sequence[Subject]) -> list[_NetworkPolicy]:
+    found = []
+    for subject in subjects:
+        if subject.type != NETWORK_POLICY:
+            continue
+        metadata, spec = as_mapping(subject.props.get("metadata")), \
+            as_mapping(subject.props.get("spec"))
+        types = {str(t) for t in items_of(spec.get("policyTypes"))}
+        if not types:  # Kubernetes' default: Ingress, and Egress when there are egress rules
+            types = {"Ingress"} | ({"Egress"} if "egress" in list(spec) else set())
+        admits_all = {direction for direction, key, peers in _DIRECTIONS if direction in types
+                      and any(_admits_all(as_mapping(r), peers) for r in items_of(spec.get(key)))}
+        found.append(_NetworkPolicy(
+            str(metadata.get("name") or subject.name), str(metadata.get("namespace") or "default"),
+            as_mapping(spec.get("podSelector")), frozenset(types), frozenset(admits_all)))
+    return found
+
+
+def _labels(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in as_mapping(value).items()}
+
+
+def _pod_labels(subject: Subject) -> list[tuple[str, dict[str, str]]]:
+    """(path of the pod spec, labels of its pods) for each pod template of a workload."""
+    metadata = as_mapping(subject.props.get("metadata"))
+    if subject.type == INFERENCE_SERVICE:
+        spec = as_mapping(subject.props.get("spec"))
+        return [(f"spec.{component}", {
+            **_labels(metadata.get("labels")), **_labels(as_mapping(spec[component]).get("labels")),
+            _KSERVE_NAME_LABEL: str(metadata.get("name") or subject.name),
+            _KSERVE_COMPONENT_LABEL: component})
+            for component in _KSERVE_COMPONENTS if isinstance(spec.get(component), Mapping)]
+    path = _POD_SPECS[subject.type]
+    if len(path) == 1:  # a Pod: its own labels
+        return [("spec", _labels(metadata.get("labels")))]
+    template: Any = subject.props
+    for key in path[:-1]:  # down to the pod template
+        template = as_mapping(template).get(key)
+    return [(".".join(path), _labels(as_mapping(as_mapping(template).get("metadata")).get(
+        "labels")))]
+
+
+def _selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """Whether a label selector (matchLabels and matchExpressions; empty: all) selects a pod."""
+    if any(labels.get(str(k)) != str(v) for k, v in as_mapping(
+            selector.get("matchLabels")).items()):
+        return False
+    for expression in map(as_mapping, items_of(selector.get("matchExpressions"))):
+        key, operator = str(expression.get("key")), expression.get("operator")
+        values = {str(v) for v in items_of(expression.get("values"))}
+        held = {"In": key in labels and labels[key] in values,
+                "NotIn": key not in labels or labels[key] not in values,
+                "Exists": key in labels, "DoesNotExist": key not in labels}.get(str(operator))
+        if not held:
+            return False
+    return True
+
+
+@stack_rule("k8s-network-policy", pack="security", severity="medium",
+            resource_types=[*WORKLOAD_TYPES, NETWORK_POLICY],
+            description="Every namespace that runs workloads has NetworkPolicies that select "
+                        "their pods and deny by default (policyTypes Ingress and Egress, no rule "
+                        "admitting everything), so only the traffic a policy allows reaches or "
+                        "leaves them.",
+            config={"exempt_namespaces": {
+                "type": "array", "items": {"type": "string"}, "default": [],
+                "description": "Namespaces whose workloads need no NetworkPolicy."}})
+def k8s_network_policy(subjects: Sequence[Subject], config: Mapping[str, Any]
+                       ) -> Iterator[tuple[Subject, str]]:
+    policies = _network_policies(subjects)
+    for subject in subjects:
+        if subject.type not in WORKLOAD_TYPES:
+            continue
+        namespace = str(as_mapping(subject.props.get("metadata")).get("namespace") or "default")
+        if namespace in config["exempt_namespaces"]:
+            continue
+        fix = (f"add a NetworkPolicy to namespace {namespace} with podSelector {{}} and "
+               "policyTypes [Ingress, Egress] (deny by default), and policies allowing only the "
+               "traffic these pods need")
+        for path, labels in _pod_labels(subject):
+            selecting = [p for p in policies
+                         if p.namespace == namespace and _selects(p.selector, labels)]
+            if not selecting:
+                yield subject, violation(
+                    subject, "metadata.namespace",
+                    f"'{namespace}' has no NetworkPolicy selecting the pods of {path} (all "
+                    "their ingress and egress is allowed)", fix)
+                continue
+            isolated = frozenset().union(*(p.isolates for p in selecting))
+            missing = [d for d, _, _ in _DIRECTIONS if d not in isolated]
+            if missing:
+                yield subject, violation(
+                    subject, "metadata.namespace",
+                    f"'{namespace}' has no NetworkPolicy isolating {' or '.join(missing)} for "
+                    f"the pods of {path} (all their {' and '.join(missing).lower()} is allowed)",
+                    fix)
+            for policy in selecting:
+                for direction in sorted(policy.admits_all):
+                    yield subject, violation(
+                        subject, "metadata.namespace",
+                        f"'{namespace}' has NetworkPolicy '{policy.name}', which admits all "
+                        f"{direction.lower()} of the pods of {path}",
+                        f"replace its {direction.lower()} rule that allows everything with "
+                        "the peers and ports these pods need")
 
 
 # ------------------------------------------------------------------ GPU schedulability

@@ -33,7 +33,7 @@ MINE = frozenset({
     "ec2-instance-encrypted-volumes",
     "k8s-resource-limits", "k8s-run-as-non-root", "k8s-no-privilege-escalation",
     "k8s-read-only-root-filesystem", "k8s-image-pinned", "k8s-no-default-namespace",
-    "gpu-workload-schedulable",
+    "gpu-workload-schedulable", "k8s-network-policy",
 })
 MODULES = {f"mlscaffold.policies.security.{m}" for m in ("network", "compute", "kubernetes")}
 def test_rule_table_entries() -> None:
@@ -477,6 +477,114 @@ def test_kserve_model_container_takes_the_runtime_image() -> None:
         "InferenceService 'res': spec.predictor.model.securityContext.readOnlyRootFilesystem "
         "is not true; set it to true and mount an emptyDir volume where the process writes "
         "(e.g. /tmp)"]
+
+
+# ------------------------------------------------------------------ network isolation
+
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+DENY_ALL = {"metadata": {"name": "default-deny", "namespace": "ml"},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}
+ISOLATION_FIX = ("add a NetworkPolicy to namespace ml with podSelector {} and policyTypes "
+                 "[Ingress, Egress] (deny by default), and policies allowing only the traffic "
+                 "these pods need")
+
+
+def isolation(props: dict[str, Any], *policies: dict[str, Any],
+              resource_type: str = DEPLOYMENT, **settings: Any) -> list[tuple[str, str]]:
+    return check_stack("k8s-network-policy", [
+        (resource_type, "app", props),
+        *[(NETWORK_POLICY, f"np-{i}", policy) for i, policy in enumerate(policies)]],
+        **settings)
+
+
+@pytest.mark.parametrize("resource_type", POD_PATHS)
+def test_workloads_in_a_deny_by_default_namespace_pass(resource_type: str) -> None:
+    assert isolation(workload(resource_type), DENY_ALL, resource_type=resource_type) == []
+
+
+def test_workload_without_network_policies() -> None:
+    message = ("Deployment 'app': metadata.namespace 'ml' has no NetworkPolicy selecting the "
+               "pods of spec.template.spec (all their ingress and egress is allowed); "
+               f"{ISOLATION_FIX}")
+    assert isolation(DEPLOY) == [("app", message)]
+    # a policy of another namespace protects nothing here
+    assert isolation(DEPLOY, changed(DENY_ALL, "metadata.namespace", "other")) == [
+        ("app", message)]
+    # a workload without a namespace runs in default
+    assert isolation(changed(DEPLOY, "metadata.namespace"), DENY_ALL) == [(
+        "app", "Deployment 'app': metadata.namespace 'default' has no NetworkPolicy selecting "
+        "the pods of spec.template.spec (all their ingress and egress is allowed); "
+        + ISOLATION_FIX.replace("namespace ml", "namespace default"))]
+
+
+def test_isolation_in_one_direction_only() -> None:
+    ingress_only = changed(DENY_ALL, "spec.policyTypes", ["Ingress"])
+    message = ("Deployment 'app': metadata.namespace 'ml' has no NetworkPolicy isolating Egress "
+               "for the pods of spec.template.spec (all their egress is allowed); "
+               f"{ISOLATION_FIX}")
+    assert isolation(DEPLOY, ingress_only) == [("app", message)]
+    # without policyTypes Kubernetes isolates Ingress, and Egress only with egress rules
+    assert isolation(DEPLOY, changed(DENY_ALL, "spec.policyTypes")) == [("app", message)]
+    assert isolation(DEPLOY, changed(changed(DENY_ALL, "spec.policyTypes"), "spec.egress",
+                                     [{"ports": [{"protocol": "UDP", "port": 53}]}])) == []
+    # two policies, one per direction, isolate both ways
+    egress_only = changed(DENY_ALL, "spec.policyTypes", ["Egress"])
+    assert isolation(DEPLOY, ingress_only, egress_only) == []
+    assert isolation(DEPLOY, changed(DENY_ALL, "spec.policyTypes", [])) == [(
+        "app", message)]
+
+
+def test_policies_select_pods_by_label() -> None:
+    labelled = changed(DEPLOY, "spec.template.metadata", {"labels": {"app": "api",
+                                                                      "tier": "web"}})
+    own = {"matchLabels": {"app": "api"}}
+    assert isolation(labelled, changed(DENY_ALL, "spec.podSelector", own)) == []
+    assert isolation(labelled, changed(DENY_ALL, "spec.podSelector", {"matchExpressions": [
+        {"key": "tier", "operator": "In", "values": ["web", "batch"]},
+        {"key": "app", "operator": "Exists"},
+        {"key": "debug", "operator": "DoesNotExist"},
+        {"key": "app", "operator": "NotIn", "values": ["db"]}]})) == []
+    other = changed(DENY_ALL, "spec.podSelector", {"matchLabels": {"app": "db"}})
+    assert len(isolation(labelled, other)) == 1
+    not_web = changed(DENY_ALL, "spec.podSelector", {"matchExpressions": [
+        {"key": "tier", "operator": "NotIn", "values": ["web"]}]})
+    assert len(isolation(labelled, not_web)) == 1
+
+
+def test_a_rule_admitting_everything_is_no_default_deny() -> None:
+    allow_all = changed(changed(DENY_ALL, "metadata.name", "allow-all"), "spec.egress", [{}])
+    assert isolation(DEPLOY, allow_all) == [(
+        "app", "Deployment 'app': metadata.namespace 'ml' has NetworkPolicy 'allow-all', which "
+        "admits all egress of the pods of spec.template.spec; replace its egress rule that "
+        "allows everything with the peers and ports these pods need")]
+    world = {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}
+    assert len(isolation(DEPLOY, changed(DENY_ALL, "spec.egress", [world]))) == 1
+    https = {**world, "ports": [{"protocol": "TCP", "port": 443}]}
+    assert isolation(DEPLOY, changed(DENY_ALL, "spec.egress", [https])) == []
+    public = {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}]}
+    assert isolation(DEPLOY, changed(DENY_ALL, "spec.egress", [public])) == []
+    assert len(isolation(DEPLOY, changed(DENY_ALL, "spec.ingress", [{"from": []}]))) == 1
+
+
+def test_inference_service_pods_carry_kserve_labels() -> None:
+    service = changed(workload(ISVC), "metadata.labels", {"team": "ml"})
+    for selector in ({"matchLabels": {"serving.kserve.io/inferenceservice": "app"}},
+                     {"matchLabels": {"component": "predictor"}},
+                     {"matchLabels": {"team": "ml"}}):
+        assert isolation(service, changed(DENY_ALL, "spec.podSelector", selector),
+                         resource_type=ISVC) == [], selector
+    with_transformer = changed(service, "spec.transformer", copy.deepcopy(POD_SPEC))
+    predictor_only = changed(DENY_ALL, "spec.podSelector", {"matchLabels": {
+        "component": "predictor"}})
+    assert isolation(with_transformer, predictor_only, resource_type=ISVC) == [(
+        "app", "InferenceService 'app': metadata.namespace 'ml' has no NetworkPolicy selecting "
+        "the pods of spec.transformer (all their ingress and egress is allowed); "
+        f"{ISOLATION_FIX}")]
+
+
+def test_exempt_namespaces() -> None:
+    assert isolation(DEPLOY, exempt_namespaces=["ml"]) == []
+    assert len(isolation(DEPLOY, exempt_namespaces=["other"])) == 1
 
 
 # ------------------------------------------------------------------ GPU schedulability

@@ -5,6 +5,7 @@ GPU/CPU alarms through the CloudWatch Observability add-on."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pulumi
@@ -12,11 +13,12 @@ import pulumi_aws as aws
 import pytest
 
 from mlscaffold.graph import GraphResource, ResourceGraph
-from mlscaffold.stacks.config import GPU_TAINT, TAINT_EFFECTS
+from mlscaffold.stacks.config import GPU_TAINT, SUPPORTED_KUBERNETES_VERSIONS, TAINT_EFFECTS
 from mlscaffold.stacks.monitoring import (
     BASELINE_DATA_PREFIX,
     BASELINE_RUNS_PREFIX,
     CLOUDWATCH_OBSERVABILITY_ADDON,
+    CLOUDWATCH_OBSERVABILITY_VERSIONS,
     Monitoring,
     MonitoringArgs,
     model_monitor_image_uri,
@@ -57,8 +59,10 @@ def _args(config, key_arn: Any = "arn:aws:kms:us-east-1:123456789012:key/mock",
 
 @pytest.fixture
 def monitoring_graph(config_for, run_mocked):
-    def build(platform: str = "sagemaker", overrides: dict | None = None) -> ResourceGraph:
-        config = config_for("dev", {"monitoring": {"alert_emails": EMAILS}, **(overrides or {})},
+    def build(platform: str = "sagemaker", overrides: dict | None = None,
+              environment: str = "dev", **changes: Any) -> ResourceGraph:
+        monitoring = {"alert_emails": EMAILS, **(overrides or {}).get("monitoring", {})}
+        config = config_for(environment, {**(overrides or {}), "monitoring": monitoring},
                             serving=platform)
 
         def program() -> None:
@@ -68,10 +72,10 @@ def monitoring_graph(config_for, run_mocked):
                 subnet_ids=["subnet-a"],
                 scaling_config={"min_size": 0, "max_size": 2, "desired_size": 0})
             monitoring = Monitoring("monitoring", _args(config, key.arn,
-                                                        node_groups=[node_group]))
+                                                        node_groups=[node_group], **changes))
             pulumi.export("monitoring", {name: getattr(monitoring, name) for name in OUTPUTS})
 
-        return run_mocked(program)
+        return run_mocked(program, stack=environment)
 
     return build
 
@@ -121,36 +125,70 @@ def test_alert_topic_is_encrypted_and_tls_only(monitoring_graph):
     assert {s.inputs["protocol"] for s in subscriptions} == {"email"}
 
 
-def test_endpoint_alarms(monitoring_graph, config_for):
-    graph = monitoring_graph()
-    monitoring = config_for("dev").monitoring
-    alarms = _alarms(graph)
-    assert set(alarms) == {"demo-dev-endpoint-5xx-rate", "demo-dev-endpoint-latency-p99",
-                           "demo-dev-endpoint-cpu", "demo-dev-endpoint-invocations-low",
-                           *CLUSTER_ALARMS}
-    assert all(a["alarmActions"] == [TOPIC_ARN] for a in alarms.values())
-    dimensions = {"EndpointName": "demo-dev", "VariantName": "primary"}
+def _without_wiring(alarm: dict[str, Any]) -> dict[str, Any]:
+    """An alarm's inputs but its tags and notification targets (asserted on their own)."""
+    assert alarm["alarmActions"] == alarm["okActions"] == [alarm["alarmActions"][0]]
+    assert alarm["tags"]["project"] == "demo"
+    return {k: v for k, v in alarm.items() if k not in ("tags", "alarmActions", "okActions")}
 
-    latency = alarms["demo-dev-endpoint-latency-p99"]
-    assert (latency["metricName"], latency["extendedStatistic"]) == ("ModelLatency", "p99")
-    assert latency["threshold"] == monitoring.latency_p99_ms * 1000  # microseconds
-    assert latency["dimensions"] == dimensions
 
-    errors = alarms["demo-dev-endpoint-5xx-rate"]
-    assert errors["threshold"] == monitoring.error_rate_5xx
-    (rate,) = [q for q in errors["metricQueries"] if q.get("returnData")]
-    assert "100 * errors / invocations" in rate["expression"]
-    assert {q["metric"]["metricName"] for q in errors["metricQueries"] if "metric" in q} == {
-        "Invocation5XXErrors", "Invocations"}
+ENDPOINT = {"EndpointName": "demo-prod", "VariantName": "primary"}
 
-    low = alarms["demo-dev-endpoint-invocations-low"]
-    assert (low["comparisonOperator"], low["threshold"]) == (
-        "LessThanThreshold", monitoring.min_invocations_per_hour)
-    assert (low["period"], low["treatMissingData"]) == (3600, "breaching")
 
-    cpu = alarms["demo-dev-endpoint-cpu"]
-    assert cpu["namespace"] == "/aws/sagemaker/Endpoints"
-    assert cpu["threshold"] == 80 * 2  # ml.m5.large: 2 vCPUs
+def _sum(metric_id: str, name: str) -> dict[str, Any]:
+    return {"id": metric_id, "returnData": False, "metric": {
+        "namespace": "AWS/SageMaker", "metricName": name, "period": 300, "stat": "Sum",
+        "dimensions": ENDPOINT}}
+
+
+def test_endpoint_alarms(monitoring_graph):
+    """Every input of each endpoint alarm of a prod stack (ml.m5.xlarge: 4 vCPUs)."""
+    graph = monitoring_graph(environment="prod")
+    alarms = {name: _without_wiring(alarm) for name, alarm in _alarms(graph).items()}
+    topic = "arn:aws:sns:us-east-1:123456789012:demo-prod-alerts"
+    assert {a["alarmActions"][0] for a in _alarms(graph).values()} == {topic}
+    assert set(alarms) == {"demo-prod-endpoint-5xx-rate", "demo-prod-endpoint-latency-p99",
+                           "demo-prod-endpoint-cpu", "demo-prod-endpoint-invocations-low",
+                           "demo-prod-cluster-gpu-utilization", "demo-prod-cluster-node-cpu"}
+    assert alarms["demo-prod-endpoint-5xx-rate"] == {
+        "name": "demo-prod-endpoint-5xx-rate",
+        "alarmDescription": "more than 5% of invocations fail (5xx)",
+        "metricQueries": [
+            _sum("errors", "Invocation5XXErrors"), _sum("invocations", "Invocations"),
+            {"id": "rate", "label": "5xx rate (%)", "returnData": True,
+             "expression": "IF(invocations > 0, 100 * errors / invocations, 0)"}],
+        "comparisonOperator": "GreaterThanThreshold", "threshold": 5,
+        "evaluationPeriods": 3, "datapointsToAlarm": 2,
+        "treatMissingData": "notBreaching"}  # no invocations: nothing failed
+    assert alarms["demo-prod-endpoint-latency-p99"] == {
+        "name": "demo-prod-endpoint-latency-p99",
+        "alarmDescription": "p99 model latency above 500 ms",
+        "namespace": "AWS/SageMaker", "metricName": "ModelLatency", "dimensions": ENDPOINT,
+        "extendedStatistic": "p99", "period": 300, "evaluationPeriods": 3,
+        "datapointsToAlarm": 2, "comparisonOperator": "GreaterThanThreshold",
+        "threshold": 500_000,  # microseconds
+        "treatMissingData": "notBreaching"}  # no invocations: no latency
+    assert alarms["demo-prod-endpoint-cpu"] == {
+        "name": "demo-prod-endpoint-cpu",
+        "alarmDescription": "CPU above 80% of all vCPUs, or no CPU metrics for 15 minutes (the "
+                            "endpoint's instances are gone or failing: check the endpoint's "
+                            "status and its CloudWatch logs)",
+        "namespace": "/aws/sagemaker/Endpoints", "metricName": "CPUUtilization",
+        "dimensions": ENDPOINT, "statistic": "Average", "period": 300,
+        "evaluationPeriods": 3, "comparisonOperator": "GreaterThanThreshold",
+        "threshold": 80 * 4,
+        "treatMissingData": "breaching"}  # running instances always report their CPU
+    assert alarms["demo-prod-endpoint-invocations-low"] == {
+        "name": "demo-prod-endpoint-invocations-low",
+        "alarmDescription": (
+            "fewer than 1 invocations in the last hour (no data counts as none): check that "
+            "the clients still call the endpoint demo-prod (their errors, network path and "
+            "sagemaker:InvokeEndpoint permission) and the endpoint's last deployment; if the "
+            "quiet hour is normal, lower monitoring.min_invocations_per_hour or set it to 0"),
+        "namespace": "AWS/SageMaker", "metricName": "Invocations", "dimensions": ENDPOINT,
+        "statistic": "Sum", "period": 3600, "evaluationPeriods": 1,
+        "comparisonOperator": "LessThanThreshold", "threshold": 1,
+        "treatMissingData": "breaching"}  # no data: no traffic, what it alarms on
 
     body = json.loads(_one(graph, "aws:cloudwatch/dashboard:Dashboard").inputs["dashboardBody"])
     metrics = {m[1] for w in body["widgets"] if w["type"] == "metric"
@@ -160,10 +198,34 @@ def test_endpoint_alarms(monitoring_graph, config_for):
     assert len(alarm_widget["properties"]["alarms"]) == 6
 
 
+@pytest.mark.parametrize("environment", ["dev", "staging"])
+def test_idle_endpoints_outside_prod_have_no_invocation_alarm(monitoring_graph, config_for,
+                                                              environment):
+    """A dev or staging endpoint gets no traffic most hours: no alarm pages for it."""
+    assert config_for(environment).monitoring.min_invocations_per_hour == 0
+    alarms = _alarms(monitoring_graph(environment=environment))
+    assert f"demo-{environment}-endpoint-invocations-low" not in alarms
+    assert f"demo-{environment}-endpoint-cpu" in alarms
+    # asked for in the stack's config, a dev stack gets it
+    alarms = _alarms(monitoring_graph(environment=environment, overrides={"monitoring": {
+        "min_invocations_per_hour": 10}}))
+    assert alarms[f"demo-{environment}-endpoint-invocations-low"]["threshold"] == 10
+
+
 def test_no_invocation_alarm_without_a_minimum(monitoring_graph):
-    alarms = _alarms(monitoring_graph(overrides={"monitoring": {
-        "alert_emails": EMAILS, "min_invocations_per_hour": 0}}))
-    assert "demo-dev-endpoint-invocations-low" not in alarms
+    alarms = _alarms(monitoring_graph(environment="prod", overrides={"monitoring": {
+        "min_invocations_per_hour": 0}}))
+    assert "demo-prod-endpoint-invocations-low" not in alarms
+    assert "demo-prod-endpoint-cpu" in alarms
+
+
+def test_missing_data_follows_the_one_table(monitoring_graph):
+    """Each alarm's TreatMissingData is its row of stacks/alarms.py."""
+    from mlscaffold.stacks.alarms import MISSING_DATA
+
+    alarms = _alarms(monitoring_graph(environment="prod"))
+    for name, alarm in alarms.items():
+        assert alarm["treatMissingData"] == MISSING_DATA[name.removeprefix("demo-prod-")].treat
 
 
 def test_drift_schedule_is_isolated_and_encrypted(monitoring_graph, config_for):
@@ -283,7 +345,7 @@ def test_no_node_alarms_without_a_cluster(monitoring_graph, config_for, run_mock
     graph = run_mocked(program)
     assert not graph.of_type(ADDON)
     assert set(_alarms(graph)) == {f"demo-dev-endpoint-{name}" for name in (
-        "5xx-rate", "latency-p99", "cpu", "invocations-low")}
+        "5xx-rate", "latency-p99", "cpu")}
 
 
 def test_missing_inputs_are_refused(config_for):
@@ -320,7 +382,9 @@ def test_cloudwatch_observability_addon(monitoring_graph, config_for, platform):
     assert inputs["addonName"] == CLOUDWATCH_OBSERVABILITY_ADDON == (
         "amazon-cloudwatch-observability")
     assert inputs["clusterName"] == CLUSTER
-    assert "addonVersion" not in inputs  # EKS picks the default for the cluster's version
+    # pinned: its metrics (read by the node alarms) change only with this table
+    assert inputs["addonVersion"] == CLOUDWATCH_OBSERVABILITY_VERSIONS["1.34"] == (
+        "v6.4.0-eksbuild.1")
     assert (inputs["resolveConflictsOnCreate"], inputs["resolveConflictsOnUpdate"]) == (
         "OVERWRITE", "OVERWRITE")
 
@@ -373,8 +437,12 @@ def test_cluster_node_alarms(monitoring_graph, config_for, platform):
         assert alarm["statistic"] == "Average"
         assert alarm["comparisonOperator"] == "GreaterThanThreshold"
         assert alarm["period"] * alarm["evaluationPeriods"] == 15 * 60
-        assert alarm["treatMissingData"] == "notBreaching"  # GPU pools scale to zero
         assert alarm["alarmActions"] == alarm["okActions"] == [TOPIC_ARN]
+    assert gpu["treatMissingData"] == "notBreaching"  # GPU pools scale to zero
+    assert cpu["treatMissingData"] == "breaching"  # the system nodes always report
+    assert cpu["alarmDescription"].endswith(
+        "; or no CPU metrics for 15 minutes: check the amazon-cloudwatch-observability "
+        "add-on's pods (kubectl -n amazon-cloudwatch get pods) and the nodes")
 
     body = json.loads(_one(graph, "aws:cloudwatch/dashboard:Dashboard").inputs["dashboardBody"])
     (widget,) = [w for w in body["widgets"]
@@ -384,3 +452,45 @@ def test_cluster_node_alarms(monitoring_graph, config_for, platform):
         ["ContainerInsights", "node_cpu_utilization", "ClusterName", CLUSTER]]
     (alarm_widget,) = [w for w in body["widgets"] if w["type"] == "alarm"]
     assert len(alarm_widget["properties"]["alarms"]) == len(alarms)
+
+
+def test_node_cpu_alarm_without_always_on_nodes(monitoring_graph):
+    """A system node group that may scale to zero: no CPU data is then idle, not broken."""
+    cpu = _alarms(monitoring_graph("none", always_on_nodes=False))["demo-dev-cluster-node-cpu"]
+    assert cpu["treatMissingData"] == "notBreaching"
+    assert "no CPU metrics" not in cpu["alarmDescription"]
+
+
+def test_addon_version_for_every_supported_kubernetes_version():
+    assert set(CLOUDWATCH_OBSERVABILITY_VERSIONS) == set(SUPPORTED_KUBERNETES_VERSIONS)
+    for version in CLOUDWATCH_OBSERVABILITY_VERSIONS.values():
+        assert re.fullmatch(r"v\d+\.\d+\.\d+-eksbuild\.\d+", version)
+
+
+@pytest.mark.parametrize("version", SUPPORTED_KUBERNETES_VERSIONS)
+def test_addon_version_follows_the_cluster(monitoring_graph, version):
+    addon = _one(monitoring_graph("none", kubernetes_version=version), ADDON)
+    assert addon.inputs["addonVersion"] == CLOUDWATCH_OBSERVABILITY_VERSIONS[version]
+
+
+def test_unpinned_kubernetes_version_is_refused(config_for):
+    with pytest.raises(ValueError, match=r"no amazon-cloudwatch-observability add-on version "
+                                         r"is pinned for Kubernetes '1\.99'; add one to "
+                                         r"CLOUDWATCH_OBSERVABILITY_VERSIONS"):
+        Monitoring("monitoring", _args(config_for("dev"), kubernetes_version="1.99"))
+
+
+def test_the_missing_data_table_of_the_docs_is_the_code_s():
+    """docs/deploy.md explains each alarm's TreatMissingData: the same alarms, the same
+    treatment as stacks/alarms.py."""
+    from mlscaffold.stacks.alarms import MISSING_DATA
+
+    from ..conftest import REPO
+
+    text = (REPO / "docs" / "deploy.md").read_text()
+    section = text[text.index("## Monitoring"):]
+    rows = [line.split("|")[1:-1] for line in section.splitlines()
+            if line.startswith("| `") and line.count("|") == 5]
+    documented = {cells[0].strip().strip("`"): cells[3].strip().split()[0].strip("`")
+                  for cells in rows}
+    assert documented == {name: entry.treat for name, entry in MISSING_DATA.items()}

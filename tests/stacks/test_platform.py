@@ -391,3 +391,17 @@ def test_inference_service_pod_validates_as_a_deployment(dataset, environment):
         assert predictor["nodeSelector"].items() <= gpu_pool.labels.items()
     else:  # dev serves on CPU: no GPU placement at all
         assert "nodeSelector" not in predictor and "tolerations" not in predictor
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_every_alarm_treats_missing_data_by_the_one_table(dataset, environment):
+    """Endpoint, rollback and cluster alarms alike: TreatMissingData from stacks/alarms.py."""
+    from mlscaffold.stacks.alarms import MISSING_DATA
+
+    config = make_config(environment, {"cluster": {"enabled": True}}, serving="sagemaker")
+    alarms = {a.inputs["name"].removeprefix(f"{config.prefix}-"): a.inputs["treatMissingData"]
+              for a in _build(config, dataset).of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    # dev has no invocations-low alarm: its endpoint is idle most hours
+    expected = {name: entry.treat for name, entry in MISSING_DATA.items()
+                if environment == "prod" or name != "endpoint-invocations-low"}
+    assert alarms == expected

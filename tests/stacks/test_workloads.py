@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Callable
@@ -19,8 +20,11 @@ from mlscaffold.stacks.workloads import (
     DCGM_EXPORTER_VERSION,
     KSERVE_VERSION,
     KUBE_PROMETHEUS_STACK_VERSION,
+    READY_TIMEOUT_SECONDS,
+    SPEC_HASH_ANNOTATION,
     ClusterWorkloads,
     ClusterWorkloadsArgs,
+    predictor_network_policies,
     tunnel_kubeconfig,
 )
 
@@ -256,3 +260,160 @@ def test_prometheus_and_dcgm(build) -> None:
         "sns_configs"]
     assert sns["topic_arn"] == TOPIC
     assert values["grafana"]["adminPassword"] == ""
+
+
+# ------------------------------------------------------------------ KServe in operation
+
+ISVC = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+
+
+@pytest.mark.parametrize(("environment", "timeout"), [("dev", "900"), ("prod", "1800")])
+def test_pulumi_up_waits_for_the_inference_service(build, environment, timeout):
+    """Ready or a failed deploy: 15 minutes for a CPU predictor (dev), 30 for a GPU one."""
+    service = one(build(environment), ISVC)
+    annotations = service.inputs["metadata"]["annotations"]
+    assert annotations["pulumi.com/waitFor"] == "condition=Ready"
+    assert annotations["pulumi.com/timeoutSeconds"] == timeout
+    assert int(timeout) == READY_TIMEOUT_SECONDS[
+        "gpu" if service.inputs["spec"]["predictor"]["containers"][0]["resources"]["limits"].get(
+            "nvidia.com/gpu") else "cpu"]
+    # KServe's own annotations stay
+    assert annotations["serving.kserve.io/deploymentMode"] == "RawDeployment"
+
+
+def test_the_provider_has_the_generic_await():
+    """pulumi.com/waitFor came in pulumi-kubernetes 4.18.0 and takes precedence over the
+    provider's own await logic since 4.18.4 (pulumi/pulumi-kubernetes#3329); the Python SDK
+    installs the provider plugin of its own version."""
+    import tomllib
+
+    from ..conftest import REPO
+
+    (requirement,) = [d for d in tomllib.loads((REPO / "pyproject.toml").read_text())[
+        "project"]["dependencies"] if d.startswith("pulumi-kubernetes")]
+    minimum = re.search(r">=\s*([\d.]+)", requirement)
+    assert minimum, requirement
+    assert tuple(int(part) for part in minimum.group(1).split(".")) >= (4, 18, 4), requirement
+
+
+def _spec_hash(overrides: dict[str, Any], config_for, run_mocked) -> str:
+    config = config_for("dev", overrides, serving="kserve")
+
+    def program() -> None:
+        ClusterWorkloads("demo", ClusterWorkloadsArgs(config=config, cluster=cluster_output()))
+
+    service = one(run_mocked(program), ISVC)
+    return service.inputs["spec"]["predictor"]["annotations"][SPEC_HASH_ANNOTATION]
+
+
+def test_every_spec_change_reaches_the_deployment(config_for, run_mocked):
+    """KServe 0.15 reports its Deployment's observedGeneration (kserve/kserve#6081): a change
+    of the replica bounds alone, which KServe gives to the HPA, must still change the pods."""
+    same = _spec_hash({}, config_for, run_mocked)
+    assert re.fullmatch(r"[0-9a-f]{16}", same)
+    assert _spec_hash({}, config_for, run_mocked) == same
+    assert _spec_hash({"serving": {"max_replicas": 3}}, config_for, run_mocked) != same
+
+
+def _policies(graph: ResourceGraph) -> dict[str, dict[str, Any]]:
+    return {r.inputs["metadata"]["name"]: r.inputs for r in graph.of_type(NETWORK_POLICY)}
+
+
+def test_the_model_namespace_denies_by_default(build):
+    graph = build()
+    policies = _policies(graph)
+    # no client namespace configured: nothing may call the predictor (kubelet probes come
+    # from the node, which the VPC CNI always admits)
+    assert set(policies) == {"default-deny", "demo-predictor-egress"}
+    deny = policies["default-deny"]
+    assert deny["metadata"]["namespace"] == "ml-serving"
+    assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    service = one(graph, ISVC)
+    namespace = one(graph, "kubernetes:core/v1:Namespace")
+    for policy in graph.of_type(NETWORK_POLICY):
+        assert namespace.urn in policy.dependencies
+        assert policy.urn in service.dependencies  # isolated before the predictor starts
+
+
+def test_the_predictor_reaches_dns_and_the_aws_apis_only(build):
+    egress = _policies(build(overrides={"network": {"cidr": "10.8.0.0/16"}}))[
+        "demo-predictor-egress"]["spec"]
+    assert egress["podSelector"] == {"matchLabels": {
+        "serving.kserve.io/inferenceservice": "demo"}}
+    assert egress["policyTypes"] == ["Egress"]
+    dns, vpc, public = egress["egress"]
+    assert dns == {
+        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name":
+                                                      "kube-system"}},
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+    https = [{"protocol": "TCP", "port": 443}]
+    assert vpc == {"to": [{"ipBlock": {"cidr": "10.8.0.0/16"}}], "ports": https}  # STS
+    assert public == {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [
+        "10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "172.16.0.0/12",
+        "192.168.0.0/16"]}}], "ports": https}  # S3 through its gateway endpoint
+
+
+def _allowed(rule: dict[str, Any], address: str) -> bool:
+    """Whether an egress rule's ipBlocks admit `address`."""
+    target = ipaddress.ip_address(address)
+    for peer in rule["to"]:
+        block = peer.get("ipBlock")
+        if block and target in ipaddress.ip_network(block["cidr"]) and not any(
+                target in ipaddress.ip_network(e) for e in block.get("except", [])):
+            return True
+    return False
+
+
+@pytest.mark.parametrize(("address", "allowed"), [
+    ("169.254.169.254", False),  # instance metadata: IRSA pods never need it
+    ("169.254.170.23", False),  # EKS Pod Identity agent
+    ("192.168.1.10", False), ("172.20.0.10", False), ("100.64.0.1", False),
+    ("10.0.3.17", True),  # the VPC: the STS interface endpoint
+    ("10.1.0.1", False),  # another private network
+    ("52.217.10.1", True),  # S3 (public addresses, through the gateway endpoint)
+])
+def test_egress_addresses(build, address, allowed):
+    rules = _policies(build())["demo-predictor-egress"]["spec"]["egress"]
+    assert any(_allowed(rule, address) for rule in rules if "ipBlock" in rule["to"][0]) is \
+        allowed
+
+
+def test_only_the_configured_namespaces_call_the_model(build):
+    graph = build(overrides={"serving": {"client_namespaces": ["apps", "monitoring"]}})
+    ingress = _policies(graph)["demo-predictor-ingress"]["spec"]
+    assert ingress == {
+        "podSelector": {"matchLabels": {"serving.kserve.io/inferenceservice": "demo"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [{
+            "from": [{"namespaceSelector": {"matchExpressions": [{
+                "key": "kubernetes.io/metadata.name", "operator": "In",
+                "values": ["apps", "monitoring"]}]}}],
+            "ports": [{"protocol": "TCP", "port": 8080}]}]}
+    # the port the predictor's container listens on
+    (container,) = one(graph, ISVC).inputs["spec"]["predictor"]["containers"]
+    assert [p["containerPort"] for p in container["ports"]] == [8080]
+
+
+@pytest.mark.parametrize("version", SUPPORTED_KUBERNETES_VERSIONS)
+def test_network_policies_are_valid_kubernetes(version):
+    policies = predictor_network_policies("demo", "ml-serving", vpc_cidr="10.0.0.0/16",
+                                          client_namespaces=["apps"],
+                                          labels={"app.kubernetes.io/part-of": "demo-dev"})
+    assert [p["metadata"]["name"] for p in policies] == [
+        "default-deny", "demo-predictor-ingress", "demo-predictor-egress"]
+    for policy in policies:
+        kubernetes_validate.validate(policy, f"{version}.0", strict=True)
+
+
+@pytest.mark.parametrize(("names", "message"), [
+    (["Apps"], "'Apps' is not a namespace name"),
+    (["apps", "apps"], "namespace names must be unique"),
+])
+def test_client_namespaces_are_namespace_names(config_for, names, message):
+    from mlscaffold.stacks.config import StackConfigError
+
+    with pytest.raises(StackConfigError, match=rf"platform\.serving\.client_namespaces: "
+                                               rf"{re.escape(message)}"):
+        config_for("dev", {"serving": {"client_namespaces": names}}, serving="kserve")
