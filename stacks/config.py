@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import re
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -26,6 +28,7 @@ __all__ = [
     "CLOUDWATCH_OBSERVABILITY_ADDON",
     "DEFAULT_KUBERNETES_VERSION",
     "DEFAULT_TUNNEL_PORT",
+    "EKS_STANDARD_SUPPORT_ENDS",
     "GPU_NODE_SELECTOR",
     "GPU_POOL_LABEL",
     "GPU_TAINT",
@@ -50,6 +53,14 @@ __all__ = [
 # EKS versions in standard or extended support in 2026-11; the default is in standard support
 SUPPORTED_KUBERNETES_VERSIONS: tuple[str, ...] = ("1.32", "1.33", "1.34", "1.35", "1.36")
 DEFAULT_KUBERNETES_VERSION = "1.34"
+# the day each version leaves EKS standard support (AWS docs, "Amazon EKS Kubernetes release
+# calendar"; billing at the extended rate starts that day, UTC). 1.36 is not listed: it left
+# standard support no earlier than 14 months after its EKS release in 2026, after every date
+# mlscaffold prices at
+EKS_STANDARD_SUPPORT_ENDS: dict[str, date] = {
+    "1.32": date(2026, 3, 23), "1.33": date(2026, 7, 29), "1.34": date(2026, 12, 2),
+    "1.35": date(2027, 3, 27),
+}
 # where `mlscaffold tunnel` forwards the private API endpoint on the machine running Pulumi
 DEFAULT_TUNNEL_PORT = 9443
 # the taint every GPU node carries (EKS API form), so only pods that tolerate it land there
@@ -67,6 +78,10 @@ GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
 Profile = Literal["dev", "staging", "prod"]
 _PRODUCTION_NAMES = {"prod", "production", "prd", "live"}
 _STAGING_NAMES = {"staging", "stage", "stg", "preprod", "uat", "qa"}
+
+
+# an IAM role ARN (any partition); a session's assumed-role ARN (arn:aws:sts::...) is not one
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 
 
 class StackConfigError(ValueError):
@@ -193,6 +208,18 @@ class ClusterConfig(_Strict):
     system_node_group: SystemNodeGroupConfig
     gpu_node_groups: list[GpuNodeGroupConfig] = Field(min_length=1)
     autoscaler: Literal["cluster-autoscaler"] = "cluster-autoscaler"
+    admin_role_arns: list[str] = Field(
+        default_factory=list,
+        description="IAM roles given cluster-admin (EKS access policy "
+                    "AmazonEKSClusterAdminPolicy); empty: the identity of the first deploy.")
+    viewer_role_arns: list[str] = Field(
+        default_factory=list,
+        description="IAM roles that may read everything, Secrets included "
+                    "(AmazonEKSAdminViewPolicy), e.g. a CI role previewing infra/cluster.")
+    support_type: Literal["STANDARD", "EXTENDED"] = Field(
+        "STANDARD",
+        description="EKS upgrade policy: STANDARD upgrades the control plane when its version "
+                    "leaves standard support; EXTENDED keeps it, billed at 6x.")
     tunnel_port: Annotated[int, Field(ge=1024, le=65535)] = Field(
         DEFAULT_TUNNEL_PORT,
         description="Local port of the SSM tunnel to the private API endpoint: the in-cluster "
@@ -218,6 +245,27 @@ class ClusterConfig(_Strict):
                 raise ValueError(f"{cidr!r} opens the API to the internet; list your office or "
                                  "VPN ranges, or leave it empty for a private endpoint")
         return cidrs
+
+    @field_validator("admin_role_arns", "viewer_role_arns")
+    @classmethod
+    def _role_arns(cls, arns: list[str]) -> list[str]:
+        for arn in arns:
+            if not _ROLE_ARN.match(arn):
+                raise ValueError(f"{arn!r} is not an IAM role ARN; give the role's ARN, e.g. "
+                                 "arn:aws:iam::123456789012:role/ml-admins (not a session's "
+                                 "arn:aws:sts::...:assumed-role/... ARN)")
+        duplicates = sorted({arn for arn in arns if arns.count(arn) > 1})
+        if duplicates:
+            raise ValueError(f"{duplicates[0]!r} is listed twice; list each role once")
+        return arns
+
+    @model_validator(mode="after")
+    def _one_entry_per_role(self) -> ClusterConfig:
+        both = sorted(set(self.admin_role_arns) & set(self.viewer_role_arns))
+        if both:
+            raise ValueError(f"{both[0]!r} is in both admin_role_arns and viewer_role_arns; an "
+                             "IAM principal has one access entry: keep it in one of them")
+        return self
 
     @field_validator("gpu_node_groups")
     @classmethod
@@ -316,6 +364,10 @@ class PlatformConfig(_Strict):
     feature_store: FeatureStoreConfig = FeatureStoreConfig()
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    protect: bool = Field(
+        False, description="Pulumi protect (and EKS deletion protection) on the cluster, the "
+                           "KMS keys and the data buckets: `pulumi destroy` refuses to delete "
+                           "them until this is turned off and applied.")
     features: FeatureDeclarations | None = None
     """The spec's ``features`` section (declared types, identifier, event time); set in
     mlscaffold.yaml only, never per stack."""
@@ -370,6 +422,8 @@ _PROFILES: dict[str, dict[str, Any]] = {
                     "max_replicas": 2, "gpus": 0},
         "monitoring": {"log_retention_days": 30, "drift_schedule": "cron(0 6 ? * * *)"},
         "registry": {"artifact_retention_days": 90},
+        # dev stacks come and go: `pulumi destroy` works without a preparing update
+        "protect": False,
     },
     "staging": {
         "network": {"availability_zones": 2, "single_nat_gateway": True},
@@ -385,6 +439,7 @@ _PROFILES: dict[str, dict[str, Any]] = {
                     "max_replicas": 3},
         "monitoring": {"log_retention_days": 90},
         "registry": {"artifact_retention_days": 180},
+        "protect": True,
     },
     "prod": {
         "network": {"availability_zones": 3, "single_nat_gateway": False},
@@ -401,6 +456,7 @@ _PROFILES: dict[str, dict[str, Any]] = {
                     "max_replicas": 6},
         "monitoring": {"log_retention_days": 365},
         "registry": {"artifact_retention_days": 730},
+        "protect": True,
     },
 }
 

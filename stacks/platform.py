@@ -105,7 +105,7 @@ class MlPlatform(pulumi.ComponentResource):
             f"{name}-data-key", description=f"Data key of the {config.prefix} ML platform",
             enable_key_rotation=True, deletion_window_in_days=30,
             policy=_data_key_policy(config), tags=resource_tags(tags, f"{name}-data-key"),
-            opts=child_options(self))
+            opts=child_options(self, protect=config.protect))
         aws.kms.Alias(f"{name}-data-key-alias", name=f"alias/{config.prefix}-data",
                       target_key_id=key.key_id, opts=child_options(self))
 
@@ -123,11 +123,11 @@ class MlPlatform(pulumi.ComponentResource):
         cluster = GpuCluster(f"{name}-cluster", GpuClusterArgs(
             config=config.cluster, tags=tags, region=config.region, vpc_id=network.vpc_id,
             vpc_cidr=network.vpc_cidr, private_subnet_ids=network.private_subnet_ids,
-            cluster_name=cluster_name, prefix=config.prefix, log_retention_days=retention),
-            child_options(self)) if with_cluster else None
+            cluster_name=cluster_name, prefix=config.prefix, log_retention_days=retention,
+            protect=config.protect), child_options(self)) if with_cluster else None
         registry = ModelRegistry(f"{name}-registry", ModelRegistryArgs(
-            config=config.registry, prefix=config.prefix, tags=tags, kms_key_arn=key.arn),
-            child_options(self))
+            config=config.registry, prefix=config.prefix, tags=tags, kms_key_arn=key.arn,
+            protect=config.protect), child_options(self))
 
         self.feature_group_name: pulumi.Output[str] | None = None
         self.feature_store_settings: pulumi.Output[dict] | None = None
@@ -143,7 +143,8 @@ class MlPlatform(pulumi.ComponentResource):
                             f"{schema.describe()}", resource=self)
             feature_store = FeatureStore(f"{name}-features", FeatureStoreArgs(
                 config=config.feature_store, prefix=config.prefix, tags=tags,
-                kms_key_arn=key.arn, schema=schema), child_options(self))
+                kms_key_arn=key.arn, schema=schema, protect=config.protect),
+                child_options(self))
             self.feature_group_name = feature_store.feature_group_name
             self.feature_store_settings = feature_store.ingestion_settings
 
@@ -154,8 +155,8 @@ class MlPlatform(pulumi.ComponentResource):
         # (a reader of the registry's models) cannot read
         capture = secure_bucket(
             f"{name}-capture", parent=self, physical_name=f"{config.prefix}-capture",
-            kms_key_arn=key.arn, tags=tags, noncurrent_version_days=retention) if sagemaker \
-            else None
+            kms_key_arn=key.arn, tags=tags, noncurrent_version_days=retention,
+            protect=config.protect) if sagemaker else None
         serving = None
         if serving_config.platform != "none":
             gpu_pool = config.cluster.gpu_node_groups[0]
@@ -198,7 +199,7 @@ class MlPlatform(pulumi.ComponentResource):
             data_buckets["features"] = feature_store.offline_store_bucket
         AuditTrail(f"{name}-audit", AuditTrailArgs(
             prefix=config.prefix, tags=tags, region=config.region, buckets=data_buckets,
-            log_retention_days=retention), child_options(self))
+            log_retention_days=retention, protect=config.protect), child_options(self))
 
         self.data_key_arn = key.arn
         self.vpc_id = network.vpc_id

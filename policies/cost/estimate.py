@@ -26,7 +26,7 @@ from typing import Any
 
 from pulumi_policy.proxy import UnknownValueError
 
-from mlscaffold.stacks.config import CLOUDWATCH_OBSERVABILITY_ADDON
+from mlscaffold.stacks.config import CLOUDWATCH_OBSERVABILITY_ADDON, EKS_STANDARD_SUPPORT_ENDS
 from mlscaffold.stacks.instances import gpu_count
 
 from ..buckets import BUCKET_TYPES, access_log_targets, bucket_ids
@@ -535,9 +535,7 @@ def _simple(ctx: _Context, resource: Triple) -> CostLine | None:
         return CostLine(name, kind, usd * m, basis, usd * m, prop)
 
     if kind == "aws:eks/cluster:Cluster":
-        rate = t.service("eks_cluster_hour")
-        return line(rate * hours, f"1 cluster x {hours:g} h x {_rate(rate)} (standard support)",
-                    "version")
+        return _eks_cluster(ctx, resource)
     if kind == "aws:ec2/natGateway:NatGateway":
         rate, per_gb, gb = (t.service("nat_gateway_hour"), t.service("nat_gateway_gb"),
                             ctx.usage("nat_gb_processed_per_gateway_month"))
@@ -615,6 +613,37 @@ def _simple(ctx: _Context, resource: Triple) -> CostLine | None:
         size, gp3 = _count(_get(props, "size")), t.service("ebs_gp3_gb_month")
         return line(size * gp3, f"{size} GiB x {_rate(gp3)} (gp3 price)", "size")
     return None
+
+
+def _eks_cluster(ctx: _Context, resource: Triple) -> CostLine:
+    """The control plane: the standard rate, or the extended-support rate once the cluster's
+    Kubernetes version has left standard support (as of the price table's date) under the
+    upgrade policy EXTENDED, AWS's default when none is set. Full scale assumes an EXTENDED
+    cluster stays on its version into extended support."""
+    kind, name, props = resource
+    t, hours = ctx.table, ctx.hours
+    standard, extended = t.service("eks_cluster_hour"), t.service(
+        "eks_cluster_extended_support_hour")
+    support = _get(props, "upgradePolicy.supportType")
+    policy = f"upgrade policy {support}" if support else \
+        "upgrade policy not set (AWS's default: EXTENDED)"
+    prop = "upgradePolicy.supportType"
+    if support == "STANDARD":
+        usd = standard * hours * ctx.multiplier
+        return CostLine(name, kind, usd, f"1 cluster x {hours:g} h x {_rate(standard)} (standard "
+                        f"support; {policy}: EKS upgrades it instead of extending)", usd, prop)
+    version = str(_get(props, "version", ""))
+    ends = EKS_STANDARD_SUPPORT_ENDS.get(version)
+    if ends is not None and ends <= t.as_of:
+        usd = extended * hours * ctx.multiplier
+        return CostLine(name, kind, usd, f"1 cluster x {hours:g} h x {_rate(extended)} "
+                        f"(Kubernetes {version} in extended support since {ends.isoformat()}; "
+                        f"{policy})", usd, prop)
+    when = f"from {ends.isoformat()}" if ends else "once its version leaves standard support"
+    return CostLine(name, kind, standard * hours * ctx.multiplier,
+                    f"1 cluster x {hours:g} h x {_rate(standard)} (standard support); full scale "
+                    f"{_rate(extended)}/h extended support {when} ({policy})",
+                    extended * hours * ctx.multiplier, prop)
 
 
 def _receives_logs(ctx: _Context, name: str, props: Mapping[str, Any]) -> bool:

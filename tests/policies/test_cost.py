@@ -128,7 +128,8 @@ HOURS = 730
 
 def small_stack(capacity: str = "ON_DEMAND") -> list[tuple[str, str, dict[str, Any]]]:
     return [
-        (CLUSTER, "eks", {"version": "1.34", "tags": TAGS}),
+        (CLUSTER, "eks", {"version": "1.34", "upgradePolicy": {"supportType": "STANDARD"},
+                          "tags": TAGS}),
         (LAUNCH_TEMPLATE, "system-lt", TEMPLATE),
         (NODE_GROUP, "system", changed(CPU_GROUP, "capacityType", capacity)),
         (ENDPOINT_CONFIG, "endpoint-config", ENDPOINT_CONFIG_PROPS),
@@ -170,6 +171,34 @@ def test_estimate_of_a_small_stack() -> None:
         "mlscaffold/policies/cost/prices.json)",
         "730 hours per month; resources run all month")
     assert result.as_dict()["total_monthly_usd"] == round(baseline, 2)
+
+
+@pytest.mark.parametrize(("props", "baseline", "full", "basis"), [
+    ({"version": "1.34", "upgradePolicy": {"supportType": "STANDARD"}}, "standard", "standard",
+     "1 cluster x 730 h x $0.1 (standard support; upgrade policy STANDARD: EKS upgrades it "
+     "instead of extending)"),
+    # 1.34 leaves standard support after the price table's date (2026-11-01)
+    ({"version": "1.34", "upgradePolicy": {"supportType": "EXTENDED"}}, "standard", "extended",
+     "1 cluster x 730 h x $0.1 (standard support); full scale $0.6/h extended support from "
+     "2026-12-02 (upgrade policy EXTENDED)"),
+    # not set: AWS's default is EXTENDED
+    ({"version": "1.33"}, "extended", "extended",
+     "1 cluster x 730 h x $0.6 (Kubernetes 1.33 in extended support since 2026-07-29; upgrade "
+     "policy not set (AWS's default: EXTENDED))"),
+    ({"version": "1.36", "upgradePolicy": {"supportType": "EXTENDED"}}, "standard", "extended",
+     "1 cluster x 730 h x $0.1 (standard support); full scale $0.6/h extended support once its "
+     "version leaves standard support (upgrade policy EXTENDED)"),
+])
+def test_eks_control_plane_standard_and_extended_support(props, baseline, full, basis) -> None:
+    t = prices()
+    rate = {"standard": t.service("eks_cluster_hour"),
+            "extended": t.service("eks_cluster_extended_support_hour")}
+    assert rate["extended"] == pytest.approx(6 * rate["standard"])  # AWS: 6x the control plane
+    (line,) = estimate([(CLUSTER, "eks", {**props, "tags": TAGS})], "us-east-1").lines
+    assert line.monthly_usd == pytest.approx(rate[baseline] * HOURS)
+    assert line.at_full_scale_usd == pytest.approx(rate[full] * HOURS)
+    assert line.basis == basis
+    assert line.prop == "upgradePolicy.supportType"
 
 
 def test_spot_capacity_gets_the_spot_discount() -> None:

@@ -10,9 +10,10 @@ from typing import Any
 import pulumi
 import pytest
 
-from mlscaffold.graph import GraphResource, ResourceGraph
+from mlscaffold.graph import MOCK_DEPLOYER_ROLE, GraphResource, ResourceGraph
 from mlscaffold.stacks.cluster import (
     CLUSTER_LOG_TYPES,
+    EKS_ADDONS,
     NODE_POLICIES,
     GpuCluster,
     GpuClusterArgs,
@@ -22,7 +23,8 @@ from mlscaffold.stacks.config import SUPPORTED_KUBERNETES_VERSIONS, GpuNodeGroup
 
 PLATFORM_TAGS = {"project", "env", "owner", "cost-center", "managed-by"}
 UNTAGGABLE = {"aws:iam/rolePolicy:RolePolicy",
-              "aws:iam/rolePolicyAttachment:RolePolicyAttachment"}
+              "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+              "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"}
 SUBNETS = ["subnet-a", "subnet-b"]
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
@@ -61,7 +63,7 @@ def build(config_for: Callable[..., Any], run_mocked: Callable[..., ResourceGrap
                 config=config.cluster, tags=config.tags, region=config.region,
                 vpc_id="vpc-123", vpc_cidr="10.0.0.0/16", private_subnet_ids=SUBNETS,
                 cluster_name=f"demo-{environment}-eks", prefix=f"demo-{environment}",
-                log_retention_days=90))
+                log_retention_days=90, protect=config.protect))
             for output in OUTPUTS:
                 pulumi.export(output, getattr(cluster, output))
             pulumi.export("gpu_pools", sorted(cluster.gpu_node_groups))
@@ -128,7 +130,8 @@ def test_the_connection_names_every_node_group_so_workloads_wait_for_nodes(build
     assert connection == {
         "name": "demo-dev-eks", "endpoint": "https://demo-dev-eks.eks.mock",
         "certificate_authority": "bW9jay1jYQ==", "relay_instance_id": "demo-api-relay-instance-id",
-        "node_groups": ["demo-system", "demo-train", "demo-infer"], "region": "us-east-1",
+        "node_groups": ["demo-system", "demo-train", "demo-infer"],
+        "addons": [addon.name for addon in EKS_ADDONS], "region": "us-east-1",
         "tunnel_port": 9443, "kubernetes_version": "1.34"}
 
 
@@ -189,10 +192,176 @@ def test_kubernetes_version_is_the_configured_supported_one(build, version: str)
     assert graph.outputs["connection"]["kubernetes_version"] == version
 
 
-def test_api_authentication_by_access_entries(build) -> None:
-    access = build().named("demo-eks").inputs["accessConfig"]
-    assert access == {"authenticationMode": "API",
-                      "bootstrapClusterCreatorAdminPermissions": True}
+def test_api_authentication_by_access_entries_from_config(build) -> None:
+    cluster = build().named("demo-eks")
+    assert cluster.inputs["accessConfig"] == {"authenticationMode": "API",
+                                              "bootstrapClusterCreatorAdminPermissions": False}
+    # both bootstrap settings force a new cluster when changed: existing clusters keep theirs
+    assert cluster.options["ignore_changes"] == [
+        "bootstrapSelfManagedAddons", "accessConfig.bootstrapClusterCreatorAdminPermissions"]
+
+
+ADMIN = "arn:aws:iam::123456789012:role/ml-admins"
+CI = "arn:aws:iam::123456789012:role/ci/deploy"
+VIEWER = "arn:aws:iam::123456789012:role/ci-preview"
+ACCESS_ENTRY = "aws:eks/accessEntry:AccessEntry"
+ASSOCIATION = "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"
+POLICY = "arn:aws:eks::aws:cluster-access-policy/"
+
+
+def access(graph: ResourceGraph) -> dict[str, tuple[str, dict[str, Any]]]:
+    """principal ARN -> (access policy name, association inputs)."""
+    entries = {e.inputs["principalArn"]: e for e in graph.of_type(ACCESS_ENTRY)}
+    found = {}
+    for association in graph.of_type(ASSOCIATION):
+        principal = association.inputs["principalArn"]
+        entry = entries[principal]
+        assert entry.inputs["clusterName"] == "demo-dev-eks"
+        assert entry.inputs["type"] == "STANDARD"
+        assert entry.urn in association.dependencies
+        found[principal] = (association.inputs["policyArn"].removeprefix(POLICY),
+                            association.inputs)
+    assert set(found) == set(entries)
+    return found
+
+
+def test_without_admin_roles_the_first_deployer_is_the_admin(build) -> None:
+    """A first `make deploy` must be able to apply the in-cluster program right after."""
+    graph = build()
+    found = access(graph)
+    assert set(found) == {MOCK_DEPLOYER_ROLE}  # the role of the session, not the session
+    policy, inputs = found[MOCK_DEPLOYER_ROLE]
+    assert policy == "AmazonEKSClusterAdminPolicy"
+    assert inputs["accessScope"] == {"type": "cluster"}
+    # pinned to the identity that created it: a later deploy by someone else does not move it
+    (entry,) = graph.of_type(ACCESS_ENTRY)
+    assert entry.name == "demo-deployer-admin"
+    assert entry.options["ignore_changes"] == ["principalArn"]
+
+
+def test_listed_roles_replace_the_deployer(build) -> None:
+    graph = build(overrides={"cluster": {"admin_role_arns": [ADMIN, CI],
+                                         "viewer_role_arns": [VIEWER]}})
+    found = access(graph)
+    assert {arn: policy for arn, (policy, _) in found.items()} == {
+        ADMIN: "AmazonEKSClusterAdminPolicy", CI: "AmazonEKSClusterAdminPolicy",
+        VIEWER: "AmazonEKSAdminViewPolicy"}
+    assert all(inputs["accessScope"] == {"type": "cluster"} for _, inputs in found.values())
+    for entry in graph.of_type(ACCESS_ENTRY):
+        assert "ignore_changes" not in entry.options
+        assert set(entry.inputs["tags"]) >= PLATFORM_TAGS
+    # names from the ARN, the same on every run
+    assert {e.name for e in graph.of_type(ACCESS_ENTRY)} == {
+        e.name for e in build(overrides={"cluster": {"admin_role_arns": [ADMIN, CI],
+                                                     "viewer_role_arns": [VIEWER]}}).of_type(
+            ACCESS_ENTRY)}
+
+
+def test_viewers_alone_keep_the_deployer_as_admin(build) -> None:
+    found = access(build(overrides={"cluster": {"viewer_role_arns": [VIEWER]}}))
+    assert {arn: policy for arn, (policy, _) in found.items()} == {
+        MOCK_DEPLOYER_ROLE: "AmazonEKSClusterAdminPolicy", VIEWER: "AmazonEKSAdminViewPolicy"}
+
+
+ADDON = "aws:eks/addon:Addon"
+
+
+def addons(graph: ResourceGraph) -> dict[str, GraphResource]:
+    return {a.inputs["addonName"]: a for a in graph.of_type(ADDON)}
+
+
+def test_managed_addons_replace_the_self_managed_ones(build) -> None:
+    graph = build()
+    assert graph.named("demo-eks").inputs["bootstrapSelfManagedAddons"] is False
+    found = addons(graph)
+    assert set(found) == {"vpc-cni", "kube-proxy", "eks-pod-identity-agent", "coredns",
+                          "aws-ebs-csi-driver", "metrics-server"}
+    for addon in found.values():
+        inputs = addon.inputs
+        assert inputs["clusterName"] == "demo-dev-eks"
+        assert inputs["resolveConflictsOnCreate"] == inputs["resolveConflictsOnUpdate"] == (
+            "OVERWRITE")
+        assert set(inputs["tags"]) >= PLATFORM_TAGS
+
+
+@pytest.mark.parametrize("version", ["1.32", "1.36"])
+def test_addon_versions_follow_the_kubernetes_version(build, version: str) -> None:
+    """EKS's default version of each add-on for the cluster's version (the mocks answer the
+    invoke with a version per Kubernetes version)."""
+    found = addons(build(overrides={"cluster": {"kubernetes_version": version}}))
+    assert {a.inputs["addonVersion"] for a in found.values()} == {f"v{version}.0-eksbuild.1"}
+
+
+def test_vpc_cni_enforces_network_policies_with_its_own_role(build) -> None:
+    graph = build()
+    cni = addons(graph)["vpc-cni"]
+    assert json.loads(cni.inputs["configurationValues"]) == {"enableNetworkPolicy": "true"}
+    role = graph.named("demo-vpc-cni-role")
+    assert cni.inputs["serviceAccountRoleArn"] == role.outputs["arn"]
+    assert attached_policies(graph, "demo-vpc-cni-role") == {"AmazonEKS_CNI_Policy"}
+    (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Condition"]["StringEquals"][f"{ISSUER}:sub"] == (
+        "system:serviceaccount:kube-system:aws-node")
+    assert graph.named("demo-vpc-cni-policy").urn in cni.dependencies
+
+
+def test_ebs_csi_driver_has_its_own_role(build) -> None:
+    graph = build()
+    ebs = addons(graph)["aws-ebs-csi-driver"]
+    role = graph.named("demo-aws-ebs-csi-driver-role")
+    assert ebs.inputs["serviceAccountRoleArn"] == role.outputs["arn"]
+    attachment = graph.named("demo-aws-ebs-csi-driver-policy")
+    assert attachment.inputs["policyArn"] == (
+        "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy")
+    (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Condition"]["StringEquals"][f"{ISSUER}:sub"] == (
+        "system:serviceaccount:kube-system:ebs-csi-controller-sa")
+    for name in ("kube-proxy", "eks-pod-identity-agent", "coredns", "metrics-server"):
+        assert "serviceAccountRoleArn" not in addons(graph)[name].inputs
+        assert "configurationValues" not in addons(graph)[name].inputs
+
+
+def test_addons_nodes_need_come_first_the_rest_after_the_system_nodes(build) -> None:
+    """Nodes join only with the CNI, kube-proxy and the Pod Identity agent in place; CoreDNS,
+    the EBS CSI driver and metrics-server run pods, so EKS marks them ACTIVE only once nodes
+    exist (a first deploy would otherwise wait for them until it times out)."""
+    graph = build(overrides=TWO_GPU_POOLS)
+    found = addons(graph)
+    groups = node_groups(graph)
+    before = {"vpc-cni", "kube-proxy", "eks-pod-identity-agent"}
+    assert {a.name for a in EKS_ADDONS if a.before_nodes} == before
+    for group in groups.values():
+        assert {found[name].urn for name in before} <= set(group.dependencies), group.name
+    for name in set(found) - before:
+        assert groups["system"].urn in found[name].dependencies, name
+    for name in before:
+        assert not {g.urn for g in groups.values()} & set(found[name].dependencies), name
+
+
+def test_standard_support_by_default_and_extended_on_request(build) -> None:
+    assert build().named("demo-eks").inputs["upgradePolicy"] == {"supportType": "STANDARD"}
+    graph = build(overrides={"cluster": {"support_type": "EXTENDED"}})
+    assert graph.named("demo-eks").inputs["upgradePolicy"] == {"supportType": "EXTENDED"}
+
+
+@pytest.mark.parametrize(("environment", "protected"),
+                         [("dev", False), ("staging", True), ("prod", True)])
+def test_cluster_and_key_are_protected_outside_dev(build, environment: str,
+                                                   protected: bool) -> None:
+    graph = build(environment)
+    cluster, key = graph.named("demo-eks"), graph.named("demo-key")
+    assert cluster.inputs["deletionProtection"] is protected
+    for resource in (cluster, key):
+        assert resource.options.get("protect", False) is protected, resource.name
+    # nothing else is: a protected policy or node group would only block updates
+    others = [r.name for r in graph.resources if r.options.get("protect")]
+    assert sorted(others) == (["demo-eks", "demo-key"] if protected else [])
+
+
+def test_protection_follows_the_platform_switch(build) -> None:
+    graph = build(overrides={"protect": True})
+    assert graph.named("demo-eks").options["protect"] is True
+    assert graph.named("demo-eks").inputs["deletionProtection"] is True
 
 
 def test_no_security_group_open_to_the_internet(build) -> None:
@@ -240,9 +409,9 @@ def test_cluster_role_has_only_the_cluster_policy(build) -> None:
 
 def test_node_role_has_exactly_the_node_policies(build) -> None:
     graph = build()
+    # the CNI's policy is on its own IRSA role, not on every node
     assert attached_policies(graph, "demo-node-role") == set(NODE_POLICIES) == {
-        "AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly",
-        "AmazonEKS_CNI_Policy"}
+        "AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly"}
     for attachment in graph.of_type(ATTACHMENT):
         policy = attachment.inputs["policyArn"]
         assert policy.startswith("arn:aws:iam::aws:policy/")

@@ -72,6 +72,23 @@ def test_overrides_merge_into_the_profile():
         ({"cluster": {"system_node_group": {"instance_types": ["t4g.micro"]}}},
          "platform.cluster.system_node_group.instance_types",
          "'t4g.micro' is an arm64 (Graviton) type and node groups run x86_64 AMIs"),
+        ({"cluster": {"admin_role_arns": ["arn:aws:sts::123456789012:assumed-role/admin/me"]}},
+         "platform.cluster.admin_role_arns",
+         "'arn:aws:sts::123456789012:assumed-role/admin/me' is not an IAM role ARN; give the "
+         "role's ARN, e.g. arn:aws:iam::123456789012:role/ml-admins"),
+        ({"cluster": {"viewer_role_arns": ["arn:aws:iam::123456789012:user/alice"]}},
+         "platform.cluster.viewer_role_arns", "is not an IAM role ARN"),
+        ({"cluster": {"admin_role_arns": ["arn:aws:iam::123456789012:role/a"] * 2}},
+         "platform.cluster.admin_role_arns",
+         "'arn:aws:iam::123456789012:role/a' is listed twice; list each role once"),
+        ({"cluster": {"admin_role_arns": ["arn:aws:iam::123456789012:role/a"],
+                      "viewer_role_arns": ["arn:aws:iam::123456789012:role/a"]}},
+         "platform.cluster",
+         "'arn:aws:iam::123456789012:role/a' is in both admin_role_arns and viewer_role_arns; "
+         "an IAM principal has one access entry: keep it in one of them"),
+        ({"cluster": {"support_type": "LTS"}}, "platform.cluster.support_type",
+         "'STANDARD' or 'EXTENDED'"),
+        ({"protect": "sometimes"}, "platform.protect", "valid boolean"),
     ],
 )
 def test_invalid_overrides_name_the_key_and_fix(overrides, key, fragment):
@@ -97,3 +114,19 @@ def test_feature_declarations_come_from_the_spec_only():
     assert str(caught.value) == (
         "stack config platform.features: the feature schema is the same in every stack; move "
         "it to the features section of mlscaffold.yaml")
+
+
+def test_data_and_cluster_are_protected_outside_dev():
+    assert [make_config(env).protect for env in ("dev", "staging", "prod")] == [
+        False, True, True]
+    assert make_config("dev", {"protect": True}).protect
+    assert make_config("prod", {"protect": False}).protect is False
+
+
+def test_access_and_support_defaults():
+    cluster = make_config("prod").cluster
+    assert cluster.admin_role_arns == [] and cluster.viewer_role_arns == []
+    assert cluster.support_type == "STANDARD"
+    roles = ["arn:aws:iam::123456789012:role/ml/admins", "arn:aws-cn:iam::123456789012:role/x"]
+    assert make_config("dev", {"cluster": {"admin_role_arns": roles}}).cluster.admin_role_arns \
+        == roles

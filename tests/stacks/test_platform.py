@@ -21,7 +21,11 @@ from mlscaffold.graph import (
 )
 from mlscaffold.sample_data import write_sample_datasets
 from mlscaffold.stacks import ClusterWorkloads, ClusterWorkloadsArgs, MlPlatform, MlPlatformArgs
-from mlscaffold.stacks.config import PlatformConfig, StackConfigError
+from mlscaffold.stacks.config import (
+    CLOUDWATCH_OBSERVABILITY_ADDON,
+    PlatformConfig,
+    StackConfigError,
+)
 
 from ..policies.conftest import check
 from .conftest import SAGEMAKER_TRUST, assert_network_interfaces_in_vpc, make_config
@@ -45,15 +49,21 @@ ALWAYS = {
 # on it (KServe serving, or cluster.enabled for training)
 CLUSTER = {
     "mlscaffold:stacks:GpuCluster", "mlscaffold:stacks:ApiRelay", "aws:eks/cluster:Cluster",
-    "aws:eks/nodeGroup:NodeGroup", "aws:ec2/launchTemplate:LaunchTemplate",
+    "aws:eks/addon:Addon", "aws:eks/accessEntry:AccessEntry",
+    "aws:eks/accessPolicyAssociation:AccessPolicyAssociation", "aws:eks/nodeGroup:NodeGroup",
+    "aws:ec2/launchTemplate:LaunchTemplate",
     "aws:ec2/instance:Instance", "aws:ec2/natGateway:NatGateway",
     "aws:ec2/internetGateway:InternetGateway",
     "mlscaffold:stacks:ClusterWorkloads", "kubernetes:helm.sh/v3:Release",
 }
 # the cluster's GPU and CPU alarms come from the CloudWatch Observability add-on, except with
 # KServe, whose Prometheus watches the GPUs
-NODE_ALARMS = {"aws:eks/addon:Addon", "aws:cloudwatch/metricAlarm:MetricAlarm",
-               "aws:cloudwatch/logGroup:LogGroup"}
+NODE_ALARMS = {"aws:cloudwatch/metricAlarm:MetricAlarm", "aws:cloudwatch/logGroup:LogGroup"}
+
+
+def cloudwatch_addons(graph: ResourceGraph) -> list:
+    return [a for a in graph.of_type("aws:eks/addon:Addon")
+            if a.inputs["addonName"] == CLOUDWATCH_OBSERVABILITY_ADDON]
 BY_SERVING = {
     "sagemaker": {"mlscaffold:stacks:Serving", "aws:sagemaker/model:Model",
                   "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
@@ -112,6 +122,7 @@ def test_platform_builds_with_the_expected_resources(dataset, serving, feature_s
         assert "mlscaffold:stacks:Serving" not in types
     if serving == "kserve":
         assert not NODE_ALARMS & types - {"aws:cloudwatch/logGroup:LogGroup"}
+        assert not cloudwatch_addons(graph)
     else:  # nothing runs on a cluster: none is built, nor what only its nodes need
         assert not CLUSTER & types, sorted(CLUSTER & types)
         assert "aws:eks/addon:Addon" not in types
@@ -228,7 +239,7 @@ def test_without_a_feature_store_nothing_is_exported_for_it(dataset):
 def test_cloudwatch_observability_addon_is_wired_to_the_cluster(dataset, serving):
     config = make_config("dev", {"cluster": {"enabled": True}}, serving=serving)
     graph = _build(config, dataset)
-    (addon,) = graph.of_type("aws:eks/addon:Addon")
+    (addon,) = cloudwatch_addons(graph)
     assert addon.inputs["clusterName"] == "demo-dev-eks"
     node_groups = {g.urn for g in graph.of_type("aws:eks/nodeGroup:NodeGroup")}
     assert len(node_groups) == 1 + len(config.cluster.gpu_node_groups)
@@ -391,3 +402,20 @@ def test_inference_service_pod_validates_as_a_deployment(dataset, environment):
         assert predictor["nodeSelector"].items() <= gpu_pool.labels.items()
     else:  # dev serves on CPU: no GPU placement at all
         assert "nodeSelector" not in predictor and "tolerations" not in predictor
+
+
+PROTECTED = {"aws:eks/cluster:Cluster", "aws:kms/key:Key", "aws:s3/bucket:Bucket"}
+
+
+@pytest.mark.parametrize(("environment", "serving", "feature_store"),
+                         [("dev", "kserve", "sagemaker"), ("prod", "kserve", "sagemaker"),
+                          ("prod", "sagemaker", "none")])
+def test_cluster_keys_and_data_buckets_are_protected_outside_dev(dataset, environment, serving,
+                                                                 feature_store):
+    config = make_config(environment, serving=serving, feature_store=feature_store)
+    graph = _build(config, dataset)
+    protected = {r.name for r in graph.resources if r.options.get("protect")}
+    wanted = {r.name for r in graph.of_type(*PROTECTED)}
+    assert len(wanted) >= 4  # data and trail keys, artifact and log buckets at least
+    assert protected == (wanted if config.protect else set())
+    assert config.protect is (environment != "dev")
