@@ -124,7 +124,10 @@ def _arn(resource_type: str, name: str, region: str) -> str:
     if service in {"s3"}:
         return f"arn:aws:s3:::{name}"
     if service in {"iam"}:
+        kind = "instance-profile" if kind == "instanceprofile" else kind
         return f"arn:aws:iam::{MOCK_ACCOUNT_ID}:{kind}/{name}"
+    if service in {"sqs"}:
+        return f"arn:aws:sqs:{region}:{MOCK_ACCOUNT_ID}:{name}"
     return f"arn:aws:{service}:{region}:{MOCK_ACCOUNT_ID}:{kind}/{name}"
 
 
@@ -156,6 +159,10 @@ def _computed_outputs(resource_type: str, name: str, inputs: Mapping[str, Any],
         outputs["latestVersion"] = 1
     elif resource_type == "aws:ec2/vpcEndpoint:VpcEndpoint":
         outputs["prefixListId"] = f"pl-{name}"
+    elif resource_type == "aws:sqs/queue:Queue":
+        outputs["url"] = f"https://sqs.{region}.mock/{MOCK_ACCOUNT_ID}/{physical}"
+    elif resource_type == "aws:eks/podIdentityAssociation:PodIdentityAssociation":
+        outputs["associationId"] = f"a-{name}"
     elif resource_type == "aws:sns/topic:Topic":
         outputs["arn"] = f"arn:aws:sns:{region}:{MOCK_ACCOUNT_ID}:{physical}"
     return outputs

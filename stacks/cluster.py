@@ -1,9 +1,10 @@
 """The EKS cluster for training and serving, as AWS resources: a private control plane with
-encrypted secrets, access entries from config, EKS managed add-ons, a CPU system node group,
-tainted GPU node groups that scale from zero, IRSA roles for the in-cluster controllers, and the
-API relay through which Pulumi reaches the private endpoint. Nothing here calls the Kubernetes
-API: what runs inside the cluster is the in-cluster program's (:mod:`.workloads`), applied
-through `mlscaffold tunnel` once this program is up.
+encrypted secrets, access entries from config, EKS managed add-ons, a CPU system node group for
+the cluster's controllers, the AWS side of Karpenter, which launches the GPU pools' nodes
+(:mod:`.karpenter`), IRSA roles for the in-cluster controllers, and the API relay through which
+Pulumi reaches the private endpoint. Nothing here calls the Kubernetes API: what runs inside the
+cluster is the in-cluster program's (:mod:`.workloads`), applied through `mlscaffold tunnel`
+once this program is up.
 """
 
 from __future__ import annotations
@@ -18,20 +19,11 @@ import pulumi_aws as aws
 
 from ._common import assume_role_policy, child_options, policy_document, resource_tags, token
 from .api_relay import ApiRelay, ApiRelayArgs
-from .config import (
-    GPU_POOL_LABEL,
-    GPU_TAINT,
-    TAINT_EFFECTS,
-    ClusterConfig,
-    GpuNodeGroupConfig,
-    SystemNodeGroupConfig,
-)
-from .instances import gpu_count
+from .config import GPU_POOL_LABEL, ClusterConfig, SystemNodeGroupConfig
+from .karpenter import Karpenter, KarpenterArgs
 
 __all__ = [
     "ACCESS_POLICIES",
-    "AUTOSCALER_NAMESPACE",
-    "AUTOSCALER_SERVICE_ACCOUNT",
     "CLUSTER_LOG_TYPES",
     "EKS_ADDONS",
     "EKS_UNSUPPORTED_ZONE_IDS",
@@ -40,7 +32,6 @@ __all__ = [
     "GpuCluster",
     "GpuClusterArgs",
     "ManagedAddon",
-    "autoscaler_tags",
     "irsa_trust_policy",
 ]
 
@@ -96,11 +87,7 @@ EKS_UNSUPPORTED_ZONE_IDS: dict[str, tuple[str, ...]] = {
     "us-east-1": ("use1-az3",), "us-west-1": ("usw1-az2",), "ca-central-1": ("cac1-az3",),
 }
 
-AUTOSCALER_NAMESPACE = "kube-system"
-AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
 SYSTEM_POOL = "system"
-
-_AUTOSCALER_TAG = "k8s.io/cluster-autoscaler"
 
 
 @dataclass
@@ -108,11 +95,11 @@ class GpuClusterArgs:
     """Inputs of :class:`GpuCluster`."""
 
     config: ClusterConfig
-    """Kubernetes version, API access, node groups."""
+    """Kubernetes version, API access, system node group, GPU pools."""
     tags: Mapping[str, str]
     """The platform's tags (project, env, owner, cost-center, managed-by)."""
     region: str
-    """AWS region (kubeconfig, autoscaler, KMS key policy)."""
+    """AWS region (kubeconfig, Karpenter's policy, KMS key policy)."""
     vpc_id: pulumi.Input[str]
     """VPC of the cluster security group."""
     vpc_cidr: pulumi.Input[str]
@@ -127,22 +114,6 @@ class GpuClusterArgs:
     """Retention of the control-plane log group."""
     protect: bool = False
     """Pulumi protect on the cluster and its KMS key, and EKS deletion protection."""
-
-
-def autoscaler_tags(cluster_name: str, group: GpuNodeGroupConfig) -> dict[str, str]:
-    """Cluster Autoscaler discovery and node-template tags of a GPU node group.
-
-    The templates tell the autoscaler the labels, taint and GPUs a node of an empty group
-    would have, so that it can scale the group up from zero.
-    """
-    template = f"{_AUTOSCALER_TAG}/node-template"
-    tags = {f"{_AUTOSCALER_TAG}/enabled": "true", f"{_AUTOSCALER_TAG}/{cluster_name}": "owned"}
-    tags.update({f"{template}/label/{key}": value for key, value in group.labels.items()})
-    tags[f"{template}/taint/{GPU_TAINT['key']}"] = (
-        f"{GPU_TAINT['value']}:{TAINT_EFFECTS[GPU_TAINT['effect']]}")
-    tags[f"{template}/resources/nvidia.com/gpu"] = str(
-        min(gpu_count(t) for t in group.instance_types))
-    return tags
 
 
 def irsa_trust_policy(provider_arn: pulumi.Input[str], issuer: pulumi.Input[str],
@@ -166,7 +137,8 @@ def irsa_trust_policy(provider_arn: pulumi.Input[str], issuer: pulumi.Input[str]
 
 
 class GpuCluster(pulumi.ComponentResource):
-    """An EKS cluster whose GPU node groups only run pods that tolerate the GPU taint.
+    """An EKS cluster whose GPU nodes, launched by Karpenter, only run pods that tolerate the
+    GPU taint.
 
     The API endpoint is private (public only for ``public_access_cidrs``) and admits HTTPS from
     the API relay only; secrets are envelope-encrypted with a rotating KMS key; all
@@ -174,13 +146,15 @@ class GpuCluster(pulumi.ComponentResource):
     is decided by access entries from config (``admin_role_arns``, ``viewer_role_arns``; with no
     admin listed, the identity of the first deploy), not by who created the cluster. The
     networking add-ons and the Pod Identity agent are EKS managed add-ons created before the
-    nodes, CoreDNS, the EBS CSI driver and metrics-server once the system nodes exist. Nodes
-    require IMDSv2 with a hop limit of 1, so pods cannot borrow the node role: in-cluster
-    controllers get AWS access through IRSA (:meth:`irsa_trust_policy`).
+    nodes, CoreDNS, the EBS CSI driver and metrics-server once the system nodes exist. The
+    system node group runs the cluster's controllers; the GPU pools have no node until a pod
+    asks for a GPU (:mod:`.karpenter`). Nodes require IMDSv2 with a hop limit of 1, so pods
+    cannot borrow the node role: in-cluster controllers get AWS access through IRSA
+    (:meth:`irsa_trust_policy`) or EKS Pod Identity (Karpenter).
 
     :attr:`connection` is what the in-cluster program needs to reach the cluster; it resolves
-    only once every node group and add-on exists, so nothing is installed before there are
-    nodes to run it.
+    only once the system nodes, every add-on and Karpenter's AWS side exist, so nothing is
+    installed before there are nodes to run it.
     """
 
     cluster_name: pulumi.Output[str]
@@ -192,9 +166,8 @@ class GpuCluster(pulumi.ComponentResource):
     node_security_group_id: pulumi.Output[str]
     kms_key_arn: pulumi.Output[str]
     relay_instance_id: pulumi.Output[str]
-    autoscaler_role_arn: pulumi.Output[str]
     system_node_group: aws.eks.NodeGroup
-    gpu_node_groups: dict[str, aws.eks.NodeGroup]
+    karpenter: Karpenter
     addons: dict[str, aws.eks.Addon]
     access_entries: dict[str, aws.eks.AccessEntry]
     connection: pulumi.Output[dict]
@@ -236,27 +209,23 @@ class GpuCluster(pulumi.ComponentResource):
         self.system_node_group = self._node_group(
             SYSTEM_POOL, config.system_node_group, ami_type="AL2023_x86_64_STANDARD",
             labels={GPU_POOL_LABEL: SYSTEM_POOL}, depends_on=before_nodes)
-        self.gpu_node_groups = {
-            group.name: self._node_group(
-                group.name, group, ami_type="AL2023_x86_64_NVIDIA", labels=group.labels,
-                taints=[GPU_TAINT],
-                extra_tags=autoscaler_tags(args.cluster_name, group), depends_on=before_nodes)
-            for group in config.gpu_node_groups
-        }
         self._addons(before_nodes=False, depends_on=[self.system_node_group])
-        self.autoscaler_role_arn = self._autoscaler_role()
+        self.karpenter = Karpenter(f"{name}-karpenter", KarpenterArgs(
+            cluster_name=args.cluster_name, cluster=cluster.name, cluster_arn=cluster.arn,
+            cluster_security_group_id=self.node_security_group_id, region=args.region,
+            tags=args.tags, node_policies=NODE_POLICIES), child_options(self))
 
-        node_groups = [self.system_node_group, *self.gpu_node_groups.values()]
         self.connection = pulumi.Output.all(
             cluster.name, cluster.endpoint,
             cluster.certificate_authority.apply(lambda ca: ca.data),
-            relay.instance_id, [group.node_group_name for group in node_groups],
+            relay.instance_id, [self.system_node_group.node_group_name],
             [addon.addon_name for addon in self.addons.values()],
             [entry.principal_arn for entry in self.access_entries.values()],
+            self.karpenter.settings,
         ).apply(lambda values: {
             "name": values[0], "endpoint": values[1], "certificate_authority": values[2],
             "relay_instance_id": values[3], "node_groups": list(values[4]),
-            "addons": list(values[5]),
+            "addons": list(values[5]), "karpenter": values[7],
             "region": args.region, "tunnel_port": config.tunnel_port,
             "kubernetes_version": config.kubernetes_version,
         })
@@ -457,10 +426,8 @@ class GpuCluster(pulumi.ComponentResource):
         ]
         return role, attachments
 
-    def _node_group(self, pool: str, group: SystemNodeGroupConfig | GpuNodeGroupConfig, *,
-                    ami_type: str, labels: Mapping[str, str],
-                    taints: Sequence[Mapping[str, str]] = (),
-                    extra_tags: Mapping[str, str] | None = None,
+    def _node_group(self, pool: str, group: SystemNodeGroupConfig, *, ami_type: str,
+                    labels: Mapping[str, str],
                     depends_on: Sequence[pulumi.Resource] = ()) -> aws.eks.NodeGroup:
         """A managed node group of `pool` with its own hardened launch template."""
         name = self._name
@@ -495,48 +462,9 @@ class GpuCluster(pulumi.ComponentResource):
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
             launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
                 id=template.id, version=template.latest_version.apply(str)),
-            labels=dict(labels),
-            taints=[aws.eks.NodeGroupTaintArgs(**taint) for taint in taints] or None,
-            tags={**self._tags(pool), **(extra_tags or {})},
-            # the autoscaler owns the desired size once the group exists
-            opts=child_options(self, depends_on=[*self._node_policies, *depends_on],
-                               ignore_changes=["scalingConfig.desiredSize"]))
-
-    def _autoscaler_role(self) -> pulumi.Output[str]:
-        """The Cluster Autoscaler's IRSA role: discover every group, scale only this cluster's.
-        Its ARN is given out once the policy is attached."""
-        name, args = self._name, self._args
-        role = aws.iam.Role(
-            f"{name}-autoscaler-role",
-            assume_role_policy=self.irsa_trust_policy(
-                AUTOSCALER_NAMESPACE, AUTOSCALER_SERVICE_ACCOUNT),
-            description=f"Cluster Autoscaler of {args.cluster_name} (IRSA)",
-            tags=self._tags("autoscaler-role"), opts=child_options(self))
-        policy = aws.iam.RolePolicy(
-            f"{name}-autoscaler-policy", role=role.id, policy=policy_document([
-                {"Sid": "Discover", "Effect": "Allow", "Resource": "*", "Action": [
-                    "autoscaling:DescribeAutoScalingGroups",
-                    "autoscaling:DescribeAutoScalingInstances",
-                    "autoscaling:DescribeLaunchConfigurations",
-                    "autoscaling:DescribeScalingActivities",
-                    "autoscaling:DescribeTags",
-                    "ec2:DescribeImages",
-                    "ec2:DescribeInstanceTypes",
-                    "ec2:DescribeLaunchTemplateVersions",
-                    "ec2:GetInstanceTypesFromInstanceRequirements",
-                ]},
-                {"Sid": "NodeGroupTemplates", "Effect": "Allow",
-                 "Action": "eks:DescribeNodegroup",
-                 "Resource": self._arn("eks", f"nodegroup/{args.cluster_name}/*", args.region)},
-                {"Sid": "ScaleOwnedGroups", "Effect": "Allow",
-                 "Action": ["autoscaling:SetDesiredCapacity",
-                            "autoscaling:TerminateInstanceInAutoScalingGroup"],
-                 "Resource": "*",
-                 "Condition": {"StringEquals": {
-                     f"aws:ResourceTag/{_AUTOSCALER_TAG}/{args.cluster_name}": "owned"}}},
-            ]),
-            opts=child_options(self))
-        return pulumi.Output.all(role.arn, policy.id).apply(lambda ids: ids[0])
+            labels=dict(labels), tags=self._tags(pool),
+            # a fixed size: nothing scales the system nodes, Karpenter adds the GPU ones
+            opts=child_options(self, depends_on=[*self._node_policies, *depends_on]))
 
 
 def _principal_key(arn: str) -> str:

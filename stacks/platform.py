@@ -159,7 +159,7 @@ class MlPlatform(pulumi.ComponentResource):
             protect=config.protect) if sagemaker else None
         serving = None
         if serving_config.platform != "none":
-            gpu_pool = config.cluster.gpu_node_groups[0]
+            gpu_pool = config.cluster.gpu_pools[0]
             serving = Serving(f"{name}-serving", ServingArgs(
                 config=serving_config, monitoring=config.monitoring, prefix=config.prefix,
                 tags=tags, kms_key_arn=key.arn, model_name=config.project,
@@ -175,7 +175,8 @@ class MlPlatform(pulumi.ComponentResource):
                 child_options(self))
 
         # a cluster is watched by KServe's Prometheus (in-cluster program) or, serving
-        # anything else, by the CloudWatch Observability add-on once the node groups exist
+        # anything else, by the CloudWatch Observability add-on once the system nodes exist
+        # (Karpenter adds GPU nodes later, and the add-on's agents come to them)
         monitoring = Monitoring(f"{name}-monitoring", MonitoringArgs(
             config=config.monitoring, serving=serving_config, prefix=config.prefix, tags=tags,
             kms_key_arn=key.arn, region=config.region,
@@ -186,8 +187,7 @@ class MlPlatform(pulumi.ComponentResource):
             vpc_id=network.vpc_id if sagemaker else None,
             security_group_ids=serving.security_group_ids if sagemaker and serving else None,
             cluster_name=cluster.cluster_name if cluster and not kserve else None,
-            node_groups=[cluster.system_node_group, *cluster.gpu_node_groups.values()]
-            if cluster and not kserve else (),
+            node_groups=[cluster.system_node_group] if cluster and not kserve else (),
             irsa_trust_policy=cluster.irsa_trust_policy if cluster else None),
             child_options(self))
 
@@ -237,7 +237,7 @@ def _cluster_export(cluster: GpuCluster | None, kserve: Serving | None,
     """The stack output ``cluster``: the in-cluster program's only input from this stack."""
     if cluster is None:
         return None
-    roles: dict[str, pulumi.Input[str]] = {"cluster_autoscaler": cluster.autoscaler_role_arn}
+    roles: dict[str, pulumi.Input[str]] = {}
     extra: dict[str, Any] = {}
     if kserve is not None and monitoring.alertmanager_role_arn is not None:
         roles["predictor"] = kserve.predictor_role_arn
