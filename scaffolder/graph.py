@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import runpy
 import sys
 import threading
@@ -18,12 +19,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MOCK_ACCOUNT_ID", "MOCK_ORGANIZATION", "STACK_REFERENCE", "GraphResource",
-           "ProgramError", "ResourceGraph", "merge_graphs", "run_program", "run_under_mocks",
-           "stack_reference_name"]
+__all__ = ["MOCK_ACCOUNT_ID", "MOCK_DEPLOYER_ROLE", "MOCK_ORGANIZATION", "STACK_REFERENCE",
+           "GraphResource", "ProgramError", "ResourceGraph", "merge_graphs", "run_program",
+           "run_under_mocks", "stack_reference_name"]
 
 # the documentation account id AWS uses in its examples; never a real account
 MOCK_ACCOUNT_ID = "123456789012"
+# who runs the mocked programs: a role session, as with SSO or a CI role
+MOCK_DEPLOYER_ROLE = f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/mock-deployer"
 _RUN_LOCK = threading.Lock()  # the Pulumi runtime is process-global: one run at a time
 
 
@@ -122,7 +125,10 @@ def _arn(resource_type: str, name: str, region: str) -> str:
     if service in {"s3"}:
         return f"arn:aws:s3:::{name}"
     if service in {"iam"}:
+        kind = "instance-profile" if kind == "instanceprofile" else kind
         return f"arn:aws:iam::{MOCK_ACCOUNT_ID}:{kind}/{name}"
+    if service in {"sqs"}:
+        return f"arn:aws:sqs:{region}:{MOCK_ACCOUNT_ID}:{name}"
     return f"arn:aws:{service}:{region}:{MOCK_ACCOUNT_ID}:{kind}/{name}"
 
 
@@ -154,6 +160,10 @@ def _computed_outputs(resource_type: str, name: str, inputs: Mapping[str, Any],
         outputs["latestVersion"] = 1
     elif resource_type == "aws:ec2/vpcEndpoint:VpcEndpoint":
         outputs["prefixListId"] = f"pl-{name}"
+    elif resource_type == "aws:sqs/queue:Queue":
+        outputs["url"] = f"https://sqs.{region}.mock/{MOCK_ACCOUNT_ID}/{physical}"
+    elif resource_type == "aws:eks/podIdentityAssociation:PodIdentityAssociation":
+        outputs["associationId"] = f"a-{name}"
     elif resource_type == "aws:sns/topic:Topic":
         outputs["arn"] = f"arn:aws:sns:{region}:{MOCK_ACCOUNT_ID}:{physical}"
     return outputs
@@ -161,8 +171,22 @@ def _computed_outputs(resource_type: str, name: str, inputs: Mapping[str, Any],
 
 def _invoke(token: str, args: Mapping[str, Any], region: str) -> dict[str, Any]:
     if token == "aws:index/getCallerIdentity:getCallerIdentity":
-        return {"accountId": MOCK_ACCOUNT_ID, "arn": f"arn:aws:iam::{MOCK_ACCOUNT_ID}:user/mock",
-                "userId": "MOCK", "id": MOCK_ACCOUNT_ID}
+        return {"accountId": MOCK_ACCOUNT_ID,
+                "arn": f"arn:aws:sts::{MOCK_ACCOUNT_ID}:assumed-role/mock-deployer/session",
+                "userId": "MOCK:session", "id": MOCK_ACCOUNT_ID}
+    if token == "aws:iam/getSessionContext:getSessionContext":
+        arn = str(args.get("arn") or "")
+        session = re.fullmatch(r"arn:aws:sts::(\d{12}):assumed-role/([^/]+)/(.+)", arn)
+        if not session:
+            return {"arn": arn, "issuerArn": arn, "id": arn}
+        account, role, name = session.groups()
+        return {"arn": arn, "issuerArn": f"arn:aws:iam::{account}:role/{role}",
+                "issuerId": "MOCK", "issuerName": role, "sessionName": name, "id": arn}
+    if token == "aws:eks/getAddonVersion:getAddonVersion":
+        # a version per Kubernetes version, as EKS's default add-on versions are
+        kubernetes = args.get("kubernetesVersion")
+        return {"addonName": args.get("addonName"), "kubernetesVersion": kubernetes,
+                "version": f"v{kubernetes}.0-eksbuild.1", "id": args.get("addonName")}
     if token == "aws:index/getRegion:getRegion":
         return {"name": region, "region": region, "id": region,
                 "description": "mock", "endpoint": f"ec2.{region}.mock"}

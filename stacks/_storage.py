@@ -81,7 +81,7 @@ def secure_bucket(name: str, *, parent: pulumi.Resource, physical_name: str,
                   read_only_principals: Sequence[pulumi.Input[str]] = (),
                   read_only_prefix: str = "",
                   policy_statements: PolicyStatements | None = None,
-                  expire_days: int | None = None) -> SecureBucket:
+                  expire_days: int | None = None, protect: bool = False) -> SecureBucket:
     """A bucket whose name starts with `physical_name` (e.g. ``demo-dev-artifacts``; cut to
     fit, then made globally unique by S3).
 
@@ -94,13 +94,14 @@ def secure_bucket(name: str, *, parent: pulumi.Resource, physical_name: str,
     `policy_statements`: more bucket policy statements, from the bucket's ARN (services that
     deliver logs to it).
     `expire_days`: current objects are deleted after this many days (logs).
+    `protect`: Pulumi refuses to delete (or replace) the bucket until this is turned off.
     """
     if read_only_principals and not read_only_prefix.strip("/"):
         raise ValueError(f"bucket {name}: read_only_principals need a read_only_prefix (e.g. "
                          "'models'); other accounts never read the whole bucket")
     bucket_prefix = physical_name[:_BUCKET_PREFIX_MAX - 1].rstrip("-.") + "-"
     bucket = aws.s3.Bucket(name, bucket_prefix=bucket_prefix, tags=resource_tags(tags, name=name),
-                           opts=child_options(parent))
+                           opts=child_options(parent, protect=protect))
     encryption = aws.s3.BucketServerSideEncryptionConfiguration(
         f"{name}-encryption", bucket=bucket.id, rules=[_encryption_rule(kms_key_arn)],
         opts=child_options(parent))

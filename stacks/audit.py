@@ -58,6 +58,8 @@ class AuditTrailArgs:
     labels name the access-log folders and the resources."""
     log_retention_days: int
     """How long access logs and trail log files are kept."""
+    protect: bool = False
+    """Pulumi protect on the log bucket and the trail's key (the record of data access)."""
 
 
 class AuditTrail(pulumi.ComponentResource):
@@ -93,7 +95,8 @@ class AuditTrail(pulumi.ComponentResource):
             f"{name}-trail-key", description=f"CloudTrail data events of {args.prefix}",
             enable_key_rotation=True, deletion_window_in_days=30,
             policy=self._key_policy(partition, account, trail_arn),
-            tags=resource_tags(args.tags, name=f"{name}-trail-key"), opts=child_options(self))
+            tags=resource_tags(args.tags, name=f"{name}-trail-key"),
+            opts=child_options(self, protect=args.protect))
         aws.kms.Alias(f"{name}-trail-key-alias", name=f"alias/{args.prefix}-audit",
                       target_key_id=key.key_id, opts=child_options(self))
 
@@ -122,7 +125,8 @@ class AuditTrail(pulumi.ComponentResource):
             f"{name}-logs", parent=self, physical_name=f"{args.prefix}-audit-logs",
             kms_key_arn=None,  # SSE-S3: access-log delivery supports no SSE-KMS default
             tags=args.tags, noncurrent_version_days=DELETED_LOG_DAYS,
-            policy_statements=delivery_statements, expire_days=args.log_retention_days)
+            policy_statements=delivery_statements, expire_days=args.log_retention_days,
+            protect=args.protect)
 
         for label, bucket in args.buckets.items():
             aws.s3.BucketLogging(

@@ -1,60 +1,93 @@
 """The EKS cluster for training and serving, as AWS resources: a private control plane with
-encrypted secrets, a CPU system node group, tainted GPU node groups that scale from zero, IRSA
-roles for the in-cluster controllers, and the API relay through which Pulumi reaches the private
-endpoint. Nothing here calls the Kubernetes API: what runs inside the cluster is the in-cluster
-program's (:mod:`.workloads`), applied through `mlscaffold tunnel` once this program is up.
+encrypted secrets, access entries from config, EKS managed add-ons, a CPU system node group for
+the cluster's controllers, the AWS side of Karpenter, which launches the GPU pools' nodes
+(:mod:`.karpenter`), IRSA roles for the in-cluster controllers, and the API relay through which
+Pulumi reaches the private endpoint. Nothing here calls the Kubernetes API: what runs inside the
+cluster is the in-cluster program's (:mod:`.workloads`), applied through `mlscaffold tunnel`
+once this program is up.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
 from ._common import assume_role_policy, child_options, policy_document, resource_tags, token
 from .api_relay import ApiRelay, ApiRelayArgs
-from .config import (
-    GPU_POOL_LABEL,
-    GPU_TAINT,
-    TAINT_EFFECTS,
-    ClusterConfig,
-    GpuNodeGroupConfig,
-    SystemNodeGroupConfig,
-)
-from .instances import gpu_count
+from .config import GPU_POOL_LABEL, ClusterConfig, SystemNodeGroupConfig
+from .karpenter import Karpenter, KarpenterArgs
 
 __all__ = [
-    "AUTOSCALER_NAMESPACE",
-    "AUTOSCALER_SERVICE_ACCOUNT",
+    "ACCESS_POLICIES",
     "CLUSTER_LOG_TYPES",
+    "EKS_ADDONS",
     "EKS_UNSUPPORTED_ZONE_IDS",
     "NODE_POLICIES",
     "SYSTEM_POOL",
     "GpuCluster",
     "GpuClusterArgs",
-    "autoscaler_tags",
+    "ManagedAddon",
     "irsa_trust_policy",
 ]
 
 CLUSTER_LOG_TYPES: tuple[str, ...] = (
     "api", "audit", "authenticator", "controllerManager", "scheduler")
-# AWS managed policies of the node role, nothing broader (ECR pull-only, not read-only)
+# AWS managed policies of the node role, nothing broader (ECR pull-only, not read-only). The
+# VPC CNI's policy is on its own IRSA role (EKS_ADDONS), not on every node: AWS docs,
+# "Configure Amazon VPC CNI plug-in to use IRSA"
 NODE_POLICIES: tuple[str, ...] = (
-    "AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonEKS_CNI_Policy")
+    "AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
+
+
+@dataclass(frozen=True)
+class ManagedAddon:
+    """An EKS managed add-on of every cluster."""
+
+    name: str
+    """The add-on's name in the EKS add-on catalogue (``aws eks describe-addon-versions``)."""
+    before_nodes: bool
+    """Created before the system node group: nodes cannot become Ready without it (the CNI,
+    kube-proxy, the Pod Identity agent). The others run pods on nodes, so EKS reports them
+    ACTIVE only once nodes exist; they are created after the system node group."""
+    irsa: tuple[str, str, str] | None = None
+    """(namespace, service account, AWS managed policy) of its IRSA role, if it calls AWS."""
+    configuration: Mapping[str, str] = field(default_factory=dict)
+    """Its configuration values (the add-on's JSON schema: describe-addon-configuration)."""
+
+
+# Every cluster's add-ons, in creation order. Versions: EKS's default version of each add-on for
+# the cluster's Kubernetes version (aws.eks.get_addon_version, most_recent false): the default
+# is the one EKS validated for that version and moves with kubernetes_version on an upgrade.
+EKS_ADDONS: tuple[ManagedAddon, ...] = (
+    # NetworkPolicy enforcement by the CNI's network policy agent (AWS docs, "Limit Pod
+    # traffic with Kubernetes network policies")
+    ManagedAddon("vpc-cni", True, ("kube-system", "aws-node", "AmazonEKS_CNI_Policy"),
+                 {"enableNetworkPolicy": "true"}),
+    ManagedAddon("kube-proxy", True),
+    ManagedAddon("eks-pod-identity-agent", True),
+    ManagedAddon("coredns", False),
+    ManagedAddon("aws-ebs-csi-driver", False,
+                 ("kube-system", "ebs-csi-controller-sa",
+                  "service-role/AmazonEBSCSIDriverPolicy")),
+    # an EKS community add-on (AWS docs, "Community add-ons"): KServe's HPA reads pod metrics
+    # from it
+    ManagedAddon("metrics-server", False),
+)
+# EKS access policies of the configured principals (AWS docs, "Review access policy
+# permissions"); the viewer one reads Secrets too, which Helm keeps its release state in
+ACCESS_POLICIES = {"admin": "AmazonEKSClusterAdminPolicy", "viewer": "AmazonEKSAdminViewPolicy"}
 # Zone IDs where EKS cannot place its control plane's network interfaces (AWS docs: "View
 # Amazon EKS networking requirements for VPC and subnets"; UnsupportedAvailabilityZoneException)
 EKS_UNSUPPORTED_ZONE_IDS: dict[str, tuple[str, ...]] = {
     "us-east-1": ("use1-az3",), "us-west-1": ("usw1-az2",), "ca-central-1": ("cac1-az3",),
 }
 
-AUTOSCALER_NAMESPACE = "kube-system"
-AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
 SYSTEM_POOL = "system"
-
-_AUTOSCALER_TAG = "k8s.io/cluster-autoscaler"
 
 
 @dataclass
@@ -62,11 +95,11 @@ class GpuClusterArgs:
     """Inputs of :class:`GpuCluster`."""
 
     config: ClusterConfig
-    """Kubernetes version, API access, node groups."""
+    """Kubernetes version, API access, system node group, GPU pools."""
     tags: Mapping[str, str]
     """The platform's tags (project, env, owner, cost-center, managed-by)."""
     region: str
-    """AWS region (kubeconfig, autoscaler, KMS key policy)."""
+    """AWS region (kubeconfig, Karpenter's policy, KMS key policy)."""
     vpc_id: pulumi.Input[str]
     """VPC of the cluster security group."""
     vpc_cidr: pulumi.Input[str]
@@ -79,22 +112,8 @@ class GpuClusterArgs:
     """Resource-name prefix, ``<project>-<env>``."""
     log_retention_days: int = 30
     """Retention of the control-plane log group."""
-
-
-def autoscaler_tags(cluster_name: str, group: GpuNodeGroupConfig) -> dict[str, str]:
-    """Cluster Autoscaler discovery and node-template tags of a GPU node group.
-
-    The templates tell the autoscaler the labels, taint and GPUs a node of an empty group
-    would have, so that it can scale the group up from zero.
-    """
-    template = f"{_AUTOSCALER_TAG}/node-template"
-    tags = {f"{_AUTOSCALER_TAG}/enabled": "true", f"{_AUTOSCALER_TAG}/{cluster_name}": "owned"}
-    tags.update({f"{template}/label/{key}": value for key, value in group.labels.items()})
-    tags[f"{template}/taint/{GPU_TAINT['key']}"] = (
-        f"{GPU_TAINT['value']}:{TAINT_EFFECTS[GPU_TAINT['effect']]}")
-    tags[f"{template}/resources/nvidia.com/gpu"] = str(
-        min(gpu_count(t) for t in group.instance_types))
-    return tags
+    protect: bool = False
+    """Pulumi protect on the cluster and its KMS key, and EKS deletion protection."""
 
 
 def irsa_trust_policy(provider_arn: pulumi.Input[str], issuer: pulumi.Input[str],
@@ -118,16 +137,24 @@ def irsa_trust_policy(provider_arn: pulumi.Input[str], issuer: pulumi.Input[str]
 
 
 class GpuCluster(pulumi.ComponentResource):
-    """An EKS cluster whose GPU node groups only run pods that tolerate the GPU taint.
+    """An EKS cluster whose GPU nodes, launched by Karpenter, only run pods that tolerate the
+    GPU taint.
 
     The API endpoint is private (public only for ``public_access_cidrs``) and admits HTTPS from
     the API relay only; secrets are envelope-encrypted with a rotating KMS key; all
-    control-plane logs go to a log group with bounded retention. Nodes require IMDSv2 with a hop
-    limit of 1, so pods cannot borrow the node role: in-cluster controllers get AWS access
-    through IRSA (:meth:`irsa_trust_policy`).
+    control-plane logs go to a log group with bounded retention. Who may use the Kubernetes API
+    is decided by access entries from config (``admin_role_arns``, ``viewer_role_arns``; with no
+    admin listed, the identity of the first deploy), not by who created the cluster. The
+    networking add-ons and the Pod Identity agent are EKS managed add-ons created before the
+    nodes, CoreDNS, the EBS CSI driver and metrics-server once the system nodes exist. The
+    system node group runs the cluster's controllers; the GPU pools have no node until a pod
+    asks for a GPU (:mod:`.karpenter`). Nodes require IMDSv2 with a hop limit of 1, so pods
+    cannot borrow the node role: in-cluster controllers get AWS access through IRSA
+    (:meth:`irsa_trust_policy`) or EKS Pod Identity (Karpenter).
 
     :attr:`connection` is what the in-cluster program needs to reach the cluster; it resolves
-    only once every node group exists, so nothing is installed before there are nodes to run it.
+    only once the system nodes, every add-on and Karpenter's AWS side exist, so nothing is
+    installed before there are nodes to run it.
     """
 
     cluster_name: pulumi.Output[str]
@@ -139,9 +166,10 @@ class GpuCluster(pulumi.ComponentResource):
     node_security_group_id: pulumi.Output[str]
     kms_key_arn: pulumi.Output[str]
     relay_instance_id: pulumi.Output[str]
-    autoscaler_role_arn: pulumi.Output[str]
     system_node_group: aws.eks.NodeGroup
-    gpu_node_groups: dict[str, aws.eks.NodeGroup]
+    karpenter: Karpenter
+    addons: dict[str, aws.eks.Addon]
+    access_entries: dict[str, aws.eks.AccessEntry]
     connection: pulumi.Output[dict]
 
     def __init__(self, name: str, args: GpuClusterArgs,
@@ -150,7 +178,9 @@ class GpuCluster(pulumi.ComponentResource):
         self._name = name
         self._args = args
         invoke = pulumi.InvokeOutputOptions(parent=self)
-        self._account = aws.get_caller_identity_output(opts=invoke).account_id
+        caller = aws.get_caller_identity_output(opts=invoke)
+        self._account = caller.account_id
+        self._caller_arn = caller.arn
         self._partition = aws.get_partition_output(opts=invoke).partition
 
         relay = ApiRelay(f"{name}-api-relay", ApiRelayArgs(
@@ -170,29 +200,32 @@ class GpuCluster(pulumi.ComponentResource):
             tags=self._tags("oidc"), opts=child_options(self)).arn
 
         self._cluster = cluster
+        self.access_entries = self._access_entries()
         self._node_role, self._node_policies = self._node_role_and_policies()
         self.node_role_arn = self._node_role.arn
         config = args.config
+        self.addons = {}
+        before_nodes = self._addons(before_nodes=True, depends_on=[])
         self.system_node_group = self._node_group(
             SYSTEM_POOL, config.system_node_group, ami_type="AL2023_x86_64_STANDARD",
-            labels={GPU_POOL_LABEL: SYSTEM_POOL})
-        self.gpu_node_groups = {
-            group.name: self._node_group(
-                group.name, group, ami_type="AL2023_x86_64_NVIDIA", labels=group.labels,
-                taints=[GPU_TAINT],
-                extra_tags=autoscaler_tags(args.cluster_name, group))
-            for group in config.gpu_node_groups
-        }
-        self.autoscaler_role_arn = self._autoscaler_role()
+            labels={GPU_POOL_LABEL: SYSTEM_POOL}, depends_on=before_nodes)
+        self._addons(before_nodes=False, depends_on=[self.system_node_group])
+        self.karpenter = Karpenter(f"{name}-karpenter", KarpenterArgs(
+            cluster_name=args.cluster_name, cluster=cluster.name, cluster_arn=cluster.arn,
+            cluster_security_group_id=self.node_security_group_id, region=args.region,
+            tags=args.tags, node_policies=NODE_POLICIES), child_options(self))
 
-        node_groups = [self.system_node_group, *self.gpu_node_groups.values()]
         self.connection = pulumi.Output.all(
             cluster.name, cluster.endpoint,
             cluster.certificate_authority.apply(lambda ca: ca.data),
-            relay.instance_id, *[group.node_group_name for group in node_groups],
+            relay.instance_id, [self.system_node_group.node_group_name],
+            [addon.addon_name for addon in self.addons.values()],
+            [entry.principal_arn for entry in self.access_entries.values()],
+            self.karpenter.settings,
         ).apply(lambda values: {
             "name": values[0], "endpoint": values[1], "certificate_authority": values[2],
-            "relay_instance_id": values[3], "node_groups": list(values[4:]),
+            "relay_instance_id": values[3], "node_groups": list(values[4]),
+            "addons": list(values[5]), "karpenter": values[7],
             "region": args.region, "tunnel_port": config.tunnel_port,
             "kubernetes_version": config.kubernetes_version,
         })
@@ -244,7 +277,7 @@ class GpuCluster(pulumi.ComponentResource):
                  "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": self._arn(
                      "logs", f"log-group:{log_group_name}", args.region)}}},
             ]),
-            tags=self._tags("key"), opts=child_options(self))
+            tags=self._tags("key"), opts=child_options(self, protect=args.protect))
         # created before the cluster, else EKS creates it without retention or encryption
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-control-plane-logs", name=log_group_name,
@@ -286,12 +319,98 @@ class GpuCluster(pulumi.ComponentResource):
                 provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=key.arn),
                 resources=["secrets"]),
             enabled_cluster_log_types=list(CLUSTER_LOG_TYPES),
+            # access entries from config (_access_entries), not a hidden one for whoever ran
+            # the first deploy
             access_config=aws.eks.ClusterAccessConfigArgs(
-                authentication_mode="API", bootstrap_cluster_creator_admin_permissions=True),
+                authentication_mode="API", bootstrap_cluster_creator_admin_permissions=False),
+            # the managed add-ons (EKS_ADDONS) are the only copies of the CNI, kube-proxy and
+            # CoreDNS
+            bootstrap_self_managed_addons=False,
+            upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(
+                support_type=args.config.support_type),
+            deletion_protection=args.protect,
             tags=self._tags("eks"),
+            # both bootstrap settings act at creation only and force a new cluster when they
+            # change (hashicorp/terraform-provider-aws#35824, #39137; pulumi/pulumi-aws#3997):
+            # clusters created with other values keep them instead of being replaced
             opts=child_options(self, depends_on=[log_group, cluster_policy, key_policy],
-                               delete_before_replace=True))
+                               delete_before_replace=True, protect=args.protect,
+                               ignore_changes=[
+                                   "bootstrapSelfManagedAddons",
+                                   "accessConfig.bootstrapClusterCreatorAdminPermissions"]))
         return cluster, key
+
+    def _access_entries(self) -> dict[str, aws.eks.AccessEntry]:
+        """An access entry and cluster-wide access policy for each configured role.
+
+        With no ``admin_role_arns``, the IAM identity running the first deploy is the admin, so
+        that it can apply the in-cluster program right after: its entry keeps the principal it
+        was created with (later deploys by others do not move it), and it goes away once admin
+        roles are listed."""
+        config = self._args.config
+        principals: list[tuple[str, pulumi.Input[str], str, list[str]]] = [
+            (f"admin-{_principal_key(arn)}", arn, "admin", []) for arn in config.admin_role_arns]
+        if not config.admin_role_arns:
+            # the role behind an assumed-role session (aws.iam.getSessionContext; it reads the
+            # role's path with iam:GetRole)
+            deployer = aws.iam.get_session_context_output(
+                arn=self._caller_arn, opts=pulumi.InvokeOutputOptions(parent=self)).issuer_arn
+            principals.append(("deployer-admin", deployer, "admin", ["principalArn"]))
+        principals += [(f"viewer-{_principal_key(arn)}", arn, "viewer", [])
+                       for arn in config.viewer_role_arns]
+        entries = {}
+        for key, principal, access, ignore in principals:
+            entry = aws.eks.AccessEntry(
+                f"{self._name}-{key}", cluster_name=self._cluster.name, principal_arn=principal,
+                type="STANDARD", tags=self._tags(key),
+                opts=child_options(self, ignore_changes=ignore or None))
+            aws.eks.AccessPolicyAssociation(
+                f"{self._name}-{key}-policy", cluster_name=self._cluster.name,
+                principal_arn=entry.principal_arn,
+                policy_arn=pulumi.Output.format(
+                    "arn:{0}:eks::aws:cluster-access-policy/{1}", self._partition,
+                    ACCESS_POLICIES[access]),
+                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                opts=child_options(self, ignore_changes=ignore or None))
+            entries[key] = entry
+        return entries
+
+    def _addons(self, *, before_nodes: bool,
+                depends_on: Sequence[pulumi.Resource]) -> list[aws.eks.Addon]:
+        """The managed add-ons of EKS_ADDONS created before (or after) the nodes."""
+        created = []
+        config = self._args.config
+        for addon in (a for a in EKS_ADDONS if a.before_nodes == before_nodes):
+            needs: list[pulumi.Resource] = list(depends_on)
+            role_arn = None
+            if addon.irsa:
+                namespace, service_account, policy = addon.irsa
+                role = aws.iam.Role(
+                    f"{self._name}-{addon.name}-role",
+                    assume_role_policy=self.irsa_trust_policy(namespace, service_account),
+                    description=f"EKS add-on {addon.name} of {self._args.cluster_name} (IRSA)",
+                    tags=self._tags(f"{addon.name}-role"), opts=child_options(self))
+                needs.append(aws.iam.RolePolicyAttachment(
+                    f"{self._name}-{addon.name}-policy", role=role.name,
+                    policy_arn=self._managed_policy(policy), opts=child_options(self)))
+                role_arn = role.arn
+            version = aws.eks.get_addon_version_output(
+                addon_name=addon.name, kubernetes_version=config.kubernetes_version,
+                most_recent=False, opts=pulumi.InvokeOutputOptions(parent=self)).version
+            resource = aws.eks.Addon(
+                f"{self._name}-{addon.name}", cluster_name=self._cluster.name,
+                addon_name=addon.name, addon_version=version,
+                service_account_role_arn=role_arn,
+                configuration_values=json.dumps(dict(addon.configuration))
+                if addon.configuration else None,
+                # Pulumi's configuration is the truth: fields edited in the cluster, or left by
+                # a self-managed copy, are overwritten
+                resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE",
+                tags=self._tags(addon.name),
+                opts=child_options(self, depends_on=needs or None))
+            self.addons[addon.name] = resource
+            created.append(resource)
+        return created
 
     def _node_role_and_policies(
             self) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
@@ -307,10 +426,9 @@ class GpuCluster(pulumi.ComponentResource):
         ]
         return role, attachments
 
-    def _node_group(self, pool: str, group: SystemNodeGroupConfig | GpuNodeGroupConfig, *,
-                    ami_type: str, labels: Mapping[str, str],
-                    taints: Sequence[Mapping[str, str]] = (),
-                    extra_tags: Mapping[str, str] | None = None) -> aws.eks.NodeGroup:
+    def _node_group(self, pool: str, group: SystemNodeGroupConfig, *, ami_type: str,
+                    labels: Mapping[str, str],
+                    depends_on: Sequence[pulumi.Resource] = ()) -> aws.eks.NodeGroup:
         """A managed node group of `pool` with its own hardened launch template."""
         name = self._name
         node_tags = self._tags(f"{pool}-node", **{GPU_POOL_LABEL: pool})
@@ -344,45 +462,11 @@ class GpuCluster(pulumi.ComponentResource):
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
             launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
                 id=template.id, version=template.latest_version.apply(str)),
-            labels=dict(labels),
-            taints=[aws.eks.NodeGroupTaintArgs(**taint) for taint in taints] or None,
-            tags={**self._tags(pool), **(extra_tags or {})},
-            # the autoscaler owns the desired size once the group exists
-            opts=child_options(self, depends_on=self._node_policies,
-                               ignore_changes=["scalingConfig.desiredSize"]))
+            labels=dict(labels), tags=self._tags(pool),
+            # a fixed size: nothing scales the system nodes, Karpenter adds the GPU ones
+            opts=child_options(self, depends_on=[*self._node_policies, *depends_on]))
 
-    def _autoscaler_role(self) -> pulumi.Output[str]:
-        """The Cluster Autoscaler's IRSA role: discover every group, scale only this cluster's.
-        Its ARN is given out once the policy is attached."""
-        name, args = self._name, self._args
-        role = aws.iam.Role(
-            f"{name}-autoscaler-role",
-            assume_role_policy=self.irsa_trust_policy(
-                AUTOSCALER_NAMESPACE, AUTOSCALER_SERVICE_ACCOUNT),
-            description=f"Cluster Autoscaler of {args.cluster_name} (IRSA)",
-            tags=self._tags("autoscaler-role"), opts=child_options(self))
-        policy = aws.iam.RolePolicy(
-            f"{name}-autoscaler-policy", role=role.id, policy=policy_document([
-                {"Sid": "Discover", "Effect": "Allow", "Resource": "*", "Action": [
-                    "autoscaling:DescribeAutoScalingGroups",
-                    "autoscaling:DescribeAutoScalingInstances",
-                    "autoscaling:DescribeLaunchConfigurations",
-                    "autoscaling:DescribeScalingActivities",
-                    "autoscaling:DescribeTags",
-                    "ec2:DescribeImages",
-                    "ec2:DescribeInstanceTypes",
-                    "ec2:DescribeLaunchTemplateVersions",
-                    "ec2:GetInstanceTypesFromInstanceRequirements",
-                ]},
-                {"Sid": "NodeGroupTemplates", "Effect": "Allow",
-                 "Action": "eks:DescribeNodegroup",
-                 "Resource": self._arn("eks", f"nodegroup/{args.cluster_name}/*", args.region)},
-                {"Sid": "ScaleOwnedGroups", "Effect": "Allow",
-                 "Action": ["autoscaling:SetDesiredCapacity",
-                            "autoscaling:TerminateInstanceInAutoScalingGroup"],
-                 "Resource": "*",
-                 "Condition": {"StringEquals": {
-                     f"aws:ResourceTag/{_AUTOSCALER_TAG}/{args.cluster_name}": "owned"}}},
-            ]),
-            opts=child_options(self))
-        return pulumi.Output.all(role.arn, policy.id).apply(lambda ids: ids[0])
+
+def _principal_key(arn: str) -> str:
+    """A stable short name for an access entry of `arn` (resource names cannot hold ARNs)."""
+    return hashlib.sha256(arn.encode()).hexdigest()[:8]

@@ -12,12 +12,21 @@ from __future__ import annotations
 import copy
 import ipaddress
 import re
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .feature_schema import FeatureDeclarations
-from .instances import EC2_INSTANCES, SAGEMAKER_INSTANCES, gpu_count
+from .instances import (
+    EC2_INSTANCES,
+    SAGEMAKER_INSTANCES,
+    family_types,
+    gpu_count,
+    gpu_families,
+    instance_family,
+    instance_size,
+)
 
 # EKS add-on that watches the nodes of every platform but KServe (Container Insights); the cost
 # estimator reads the name from here too
@@ -27,15 +36,19 @@ __all__ = [
     "CLOUDWATCH_OBSERVABILITY_ADDON",
     "DEFAULT_KUBERNETES_VERSION",
     "DEFAULT_TUNNEL_PORT",
+    "EKS_AMI_RELEASE",
+    "EKS_STANDARD_SUPPORT_ENDS",
     "GPU_NODE_SELECTOR",
     "GPU_POOL_LABEL",
     "GPU_TAINT",
     "GPU_TOLERATION",
+    "KARPENTER_MINIMUM_FOR_KUBERNETES",
+    "KARPENTER_VERSION",
     "SUPPORTED_KUBERNETES_VERSIONS",
     "TAINT_EFFECTS",
     "ClusterConfig",
     "FeatureStoreConfig",
-    "GpuNodeGroupConfig",
+    "GpuPoolConfig",
     "MonitoringConfig",
     "NetworkConfig",
     "PlatformConfig",
@@ -51,6 +64,25 @@ __all__ = [
 # EKS versions in standard or extended support in 2026-11; the default is in standard support
 SUPPORTED_KUBERNETES_VERSIONS: tuple[str, ...] = ("1.32", "1.33", "1.34", "1.35", "1.36")
 DEFAULT_KUBERNETES_VERSION = "1.34"
+# the day each version leaves EKS standard support (AWS docs, "Amazon EKS Kubernetes release
+# calendar"; billing at the extended rate starts that day, UTC). 1.36 is not listed: it left
+# standard support no earlier than 14 months after its EKS release in 2026, after every date
+# mlscaffold prices at
+EKS_STANDARD_SUPPORT_ENDS: dict[str, date] = {
+    "1.32": date(2026, 3, 23), "1.33": date(2026, 7, 29), "1.34": date(2026, 12, 2),
+    "1.35": date(2027, 3, 27),
+}
+# the Karpenter release mlscaffold installs (controller and CRD charts), and per Kubernetes
+# version the oldest Karpenter release that supports it (Karpenter docs, "Compatibility",
+# compatibility matrix of the v1.14 docs); checked against every supported version
+KARPENTER_VERSION = "1.14.1"
+KARPENTER_MINIMUM_FOR_KUBERNETES: dict[str, str] = {
+    "1.32": "1.2", "1.33": "1.5", "1.34": "1.6", "1.35": "1.9", "1.36": "1.13",
+}
+# the EKS-optimized AL2023 AMI release production GPU nodes are pinned to: Karpenter's
+# `al2023@<release>` alias, which picks the NVIDIA variant of the cluster's Kubernetes version
+# (awslabs/amazon-eks-ami release v20260714 has AL2023 x86_64 NVIDIA AMIs for 1.30 to 1.36)
+EKS_AMI_RELEASE = "v20260714"
 # where `mlscaffold tunnel` forwards the private API endpoint on the machine running Pulumi
 DEFAULT_TUNNEL_PORT = 9443
 # the taint every GPU node carries (EKS API form), so only pods that tolerate it land there
@@ -71,6 +103,10 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 Profile = Literal["dev", "staging", "prod"]
 _PRODUCTION_NAMES = {"prod", "production", "prd", "live"}
 _STAGING_NAMES = {"staging", "stage", "stg", "preprod", "uat", "qa"}
+
+
+# an IAM role ARN (any partition); a session's assumed-role ARN (arn:aws:sts::...) is not one
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 
 
 class StackConfigError(ValueError):
@@ -142,7 +178,7 @@ class _NodeGroupConfig(_Strict):
 
 
 class SystemNodeGroupConfig(_NodeGroupConfig):
-    """CPU nodes for cluster add-ons (autoscaler, device plugin, KServe controller)."""
+    """CPU nodes for the cluster's controllers (Karpenter, CoreDNS, KServe's controller...)."""
 
     @field_validator("instance_types")
     @classmethod
@@ -154,11 +190,43 @@ class SystemNodeGroupConfig(_NodeGroupConfig):
         return types
 
 
-class GpuNodeGroupConfig(_NodeGroupConfig):
-    """A node group of NVIDIA GPU instances, tainted so that only GPU workloads land there."""
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def _unique(values: list[str], what: str) -> list[str]:
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{what} {repeated[0]!r} is listed twice; list each once")
+    return values
+
+
+CapacityType = Literal["spot", "on-demand"]
+
+
+class GpuPoolConfig(_Strict):
+    """A pool of NVIDIA GPU nodes that Karpenter launches when pods ask for them and removes
+    when they are idle (a NodePool): tainted so that only GPU workloads land there."""
 
     name: str = Field("gpu", pattern=r"^[a-z][a-z0-9-]{0,20}$",
                       description="Pool name; nodes are labelled mlscaffold.io/node-pool=NAME.")
+    instance_families: list[str] = Field(
+        min_length=1, description="EC2 GPU families Karpenter may choose from, e.g. [g6, g5] "
+                                  "(several: more spot capacity to pick from).")
+    instance_sizes: list[str] = Field(
+        default_factory=list,
+        description="Sizes allowed, e.g. [xlarge, 2xlarge]; empty: every size of the families.")
+    capacity_types: list[CapacityType] = Field(
+        default_factory=lambda: ["spot"], min_length=1,
+        description="spot, on-demand or both (Karpenter prefers spot when both are allowed).")
+    max_gpus: Annotated[int, Field(ge=1, le=1024)] = Field(
+        2, description="The most GPUs the pool's nodes may have together (limits.nvidia.com/gpu;"
+                       " the pool starts, and scales back, to none).")
+    disk_size_gib: Annotated[int, Field(ge=20, le=16384)] = 100
+    consolidate_after: str = Field(
+        "5m", pattern=r"^(([0-9]+(s|m|h))+|Never)$",
+        description="How long a node stays empty or underused before Karpenter removes or "
+                    "replaces it.")
 
     @field_validator("name")
     @classmethod
@@ -168,16 +236,54 @@ class GpuNodeGroupConfig(_NodeGroupConfig):
                              "e.g. gpu or gpu-large")
         return name
 
-    @field_validator("instance_types")
+    @field_validator("instance_families")
     @classmethod
-    def _gpu_only(cls, types: list[str]) -> list[str]:
-        cpu = [t for t in types if not gpu_count(t)]
-        if cpu:
-            # the smallest size of each GPU family, as examples
-            examples = {t.split(".")[0]: t for t in reversed(EC2_INSTANCES) if gpu_count(t)}
-            raise ValueError(f"{cpu[0]!r} has no GPU; a GPU node group takes GPU types such as "
-                             f"{', '.join(reversed(examples.values()))}")
-        return types
+    def _gpu_families(cls, families: list[str]) -> list[str]:
+        known = gpu_families()
+        for family in families:
+            if family not in known:
+                cpu = family in {instance_family(t) for t in EC2_INSTANCES}
+                problem = "has no GPU" if cpu else "is not a GPU family mlscaffold knows"
+                raise ValueError(f"{family!r} {problem}; a GPU pool takes GPU families such as "
+                                 f"{', '.join(known)}")
+        return _unique(families, "instance family")
+
+    @field_validator("instance_sizes")
+    @classmethod
+    def _sizes(cls, sizes: list[str]) -> list[str]:
+        return _unique(sizes, "instance size")
+
+    @field_validator("capacity_types")
+    @classmethod
+    def _capacity(cls, capacity: list[str]) -> list[str]:
+        return _unique(capacity, "capacity type")
+
+    @model_validator(mode="after")
+    def _fits(self) -> GpuPoolConfig:
+        for family in self.instance_families:
+            if not family_types([family], self.instance_sizes):
+                sizes = [instance_size(t) for t in family_types([family])]
+                raise ValueError(f"{family} has no {' or '.join(self.instance_sizes)} size; its "
+                                 f"sizes are {', '.join(sizes)}: add one to instance_sizes or "
+                                 f"drop {family}")
+        smallest = min(self.instance_types, key=gpu_count)
+        if gpu_count(smallest) > self.max_gpus:
+            raise ValueError(f"max_gpus {self.max_gpus} is below the {gpu_count(smallest)} GPUs "
+                             f"of {smallest}, the smallest type the pool allows: raise max_gpus "
+                             "or allow smaller types")
+        return self
+
+    @property
+    def instance_types(self) -> list[str]:
+        """The EC2 types the pool may launch, as far as mlscaffold's instance table knows."""
+        return family_types(self.instance_families, self.instance_sizes)
+
+    @property
+    def max_vcpus(self) -> int:
+        """The pool's CPU limit: the most vCPUs ``max_gpus`` GPUs come with on any allowed type,
+        so that the GPU limit is the one that binds."""
+        return max((self.max_gpus // gpu_count(t)) * EC2_INSTANCES[t].vcpus
+                   for t in self.instance_types if gpu_count(t) <= self.max_gpus)
 
     @property
     def labels(self) -> dict[str, str]:
@@ -195,18 +301,51 @@ class ClusterConfig(_Strict):
         default_factory=list,
         description="CIDRs allowed to reach the public API endpoint; empty: private only.")
     system_node_group: SystemNodeGroupConfig
-    gpu_node_groups: list[GpuNodeGroupConfig] = Field(min_length=1)
-    autoscaler: Literal["cluster-autoscaler"] = "cluster-autoscaler"
+    gpu_pools: list[GpuPoolConfig] = Field(min_length=1)
+    node_image_version: str = Field(
+        "latest", pattern=r"^(latest|v\d{8})$",
+        description="EKS AL2023 AMI release of the GPU nodes Karpenter launches: latest, or a "
+                    "release tag such as v20260714 (pinned: new AMIs only when you change it).")
+    admin_role_arns: list[str] = Field(
+        default_factory=list,
+        description="IAM roles given cluster-admin (EKS access policy "
+                    "AmazonEKSClusterAdminPolicy); empty: the identity of the first deploy.")
+    viewer_role_arns: list[str] = Field(
+        default_factory=list,
+        description="IAM roles that may read everything, Secrets included "
+                    "(AmazonEKSAdminViewPolicy), e.g. a CI role previewing infra/cluster.")
+    support_type: Literal["STANDARD", "EXTENDED"] = Field(
+        "STANDARD",
+        description="EKS upgrade policy: STANDARD upgrades the control plane when its version "
+                    "leaves standard support; EXTENDED keeps it, billed at 6x.")
     tunnel_port: Annotated[int, Field(ge=1024, le=65535)] = Field(
         DEFAULT_TUNNEL_PORT,
         description="Local port of the SSM tunnel to the private API endpoint: the in-cluster "
                     "program's kubeconfig points there, so keep it fixed once deployed.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replaced_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "gpu_node_groups" in data:
+            raise ValueError("gpu_node_groups was replaced by gpu_pools (Karpenter NodePools): "
+                             "rename the key and give each pool instance_families, "
+                             "capacity_types and max_gpus instead of instance_types, "
+                             "capacity_type and min/desired/max_size (docs/deploy.md, GPU pools)")
+        if isinstance(data, dict) and "autoscaler" in data:
+            raise ValueError("autoscaler was removed: Karpenter scales the GPU pools; delete "
+                             "the key")
+        return data
 
     @field_validator("kubernetes_version")
     @classmethod
     def _supported(cls, version: str) -> str:
         if version not in SUPPORTED_KUBERNETES_VERSIONS:
             raise ValueError(f"Kubernetes {version!r} is not supported by EKS here; use one of "
+                             f"{', '.join(SUPPORTED_KUBERNETES_VERSIONS)}")
+        minimum = KARPENTER_MINIMUM_FOR_KUBERNETES.get(version)
+        if minimum is None or _version(KARPENTER_VERSION) < _version(minimum):
+            raise ValueError(f"Kubernetes {version} needs Karpenter {minimum or '(unknown)'} or "
+                             f"later and mlscaffold installs {KARPENTER_VERSION}; use one of "
                              f"{', '.join(SUPPORTED_KUBERNETES_VERSIONS)}")
         return version
 
@@ -223,13 +362,42 @@ class ClusterConfig(_Strict):
                                  "VPN ranges, or leave it empty for a private endpoint")
         return cidrs
 
-    @field_validator("gpu_node_groups")
+    @field_validator("admin_role_arns", "viewer_role_arns")
     @classmethod
-    def _unique_names(cls, groups: list[GpuNodeGroupConfig]) -> list[GpuNodeGroupConfig]:
-        names = [g.name for g in groups]
+    def _role_arns(cls, arns: list[str]) -> list[str]:
+        for arn in arns:
+            if not _ROLE_ARN.match(arn):
+                raise ValueError(f"{arn!r} is not an IAM role ARN; give the role's ARN, e.g. "
+                                 "arn:aws:iam::123456789012:role/ml-admins (not a session's "
+                                 "arn:aws:sts::...:assumed-role/... ARN)")
+        duplicates = sorted({arn for arn in arns if arns.count(arn) > 1})
+        if duplicates:
+            raise ValueError(f"{duplicates[0]!r} is listed twice; list each role once")
+        return arns
+
+    @model_validator(mode="after")
+    def _one_entry_per_role(self) -> ClusterConfig:
+        both = sorted(set(self.admin_role_arns) & set(self.viewer_role_arns))
+        if both:
+            raise ValueError(f"{both[0]!r} is in both admin_role_arns and viewer_role_arns; an "
+                             "IAM principal has one access entry: keep it in one of them")
+        return self
+
+    @field_validator("gpu_pools")
+    @classmethod
+    def _unique_names(cls, pools: list[GpuPoolConfig]) -> list[GpuPoolConfig]:
+        names = [pool.name for pool in pools]
         if len(set(names)) != len(names):
-            raise ValueError(f"GPU node group names must be unique, got {names}")
-        return groups
+            raise ValueError(f"GPU pool names must be unique, got {names}")
+        return pools
+
+    @model_validator(mode="after")
+    def _system_nodes(self) -> ClusterConfig:
+        if self.system_node_group.desired_size < 1:
+            raise ValueError("system_node_group.desired_size is 0, but Karpenter's controller, "
+                             "CoreDNS and the other add-ons run on the system nodes: keep at "
+                             "least 1 (2 for two Karpenter replicas)")
+        return self
 
 
 class RegistryConfig(_Strict):
@@ -338,6 +506,10 @@ class PlatformConfig(_Strict):
     feature_store: FeatureStoreConfig = FeatureStoreConfig()
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    protect: bool = Field(
+        False, description="Pulumi protect (and EKS deletion protection) on the cluster, the "
+                           "KMS keys and the data buckets: `pulumi destroy` refuses to delete "
+                           "them until this is turned off and applied.")
     features: FeatureDeclarations | None = None
     """The spec's ``features`` section (declared types, identifier, event time); set in
     mlscaffold.yaml only, never per stack."""
@@ -380,9 +552,11 @@ _PROFILES: dict[str, dict[str, Any]] = {
         "cluster": {
             "system_node_group": {"instance_types": ["m6i.large"], "min_size": 1,
                                   "desired_size": 2, "max_size": 3},
-            "gpu_node_groups": [{"name": "gpu", "instance_types": ["g5.xlarge", "g6.xlarge"],
-                                 "capacity_type": "SPOT", "min_size": 0, "desired_size": 0,
-                                 "max_size": 2}],
+            # small single-GPU types on spot, from three families: more spot pools to pick
+            "gpu_pools": [{"name": "gpu", "instance_families": ["g6", "g5", "g4dn"],
+                           "instance_sizes": ["xlarge", "2xlarge"], "capacity_types": ["spot"],
+                           "max_gpus": 2}],
+            "node_image_version": "latest",
         },
         # KServe in dev serves on CPU nodes: a GPU predictor would keep a GPU node running;
         # SageMaker in dev on the smallest hosting type (real-time, unlike serverless inference,
@@ -394,37 +568,45 @@ _PROFILES: dict[str, dict[str, Any]] = {
         "monitoring": {"log_retention_days": 30, "drift_schedule": "cron(0 6 ? * * *)",
                        "min_invocations_per_hour": 0},
         "registry": {"artifact_retention_days": 90},
+        # dev stacks come and go: `pulumi destroy` works without a preparing update
+        "protect": False,
     },
     "staging": {
         "network": {"availability_zones": 2, "single_nat_gateway": True},
         "cluster": {
             "system_node_group": {"instance_types": ["m6i.large"], "min_size": 2,
                                   "desired_size": 2, "max_size": 4},
-            "gpu_node_groups": [{"name": "gpu", "instance_types": ["g5.2xlarge", "g6.2xlarge"],
-                                 "capacity_type": "SPOT", "min_size": 0, "desired_size": 0,
-                                 "max_size": 4}],
+            "gpu_pools": [{"name": "gpu", "instance_families": ["g6", "g5", "g4dn"],
+                           "instance_sizes": ["xlarge", "2xlarge", "4xlarge"],
+                           "capacity_types": ["spot"], "max_gpus": 4}],
+            "node_image_version": "latest",
         },
         "serving": {"instance_type": "ml.m5.xlarge", "initial_instance_count": 1,
                     "min_instances": 1, "max_instances": 3, "min_replicas": 1,
                     "max_replicas": 3},
         "monitoring": {"log_retention_days": 90, "min_invocations_per_hour": 0},
         "registry": {"artifact_retention_days": 180},
+        "protect": True,
     },
     "prod": {
         "network": {"availability_zones": 3, "single_nat_gateway": False},
         "cluster": {
             "system_node_group": {"instance_types": ["m6i.xlarge"], "min_size": 2,
                                   "desired_size": 3, "max_size": 6},
-            # a new account has no G quota: a minimum above 0 would fail the first deploy
-            "gpu_node_groups": [{"name": "gpu", "instance_types": ["g5.2xlarge"],
-                                 "capacity_type": "ON_DEMAND", "min_size": 0, "desired_size": 0,
-                                 "max_size": 8}],
+            # on-demand: a spot reclaim would take serving replicas away. Pools start empty, so
+            # a new account's G quota of 0 does not fail the first deploy
+            "gpu_pools": [{"name": "gpu", "instance_families": ["g6", "g5"],
+                           "instance_sizes": ["xlarge", "2xlarge", "4xlarge", "12xlarge"],
+                           "capacity_types": ["on-demand"], "max_gpus": 8}],
+            # Karpenter's advice: pin the AMI in production, try new releases elsewhere first
+            "node_image_version": EKS_AMI_RELEASE,
         },
         "serving": {"instance_type": "ml.m5.xlarge", "initial_instance_count": 2,
                     "min_instances": 2, "max_instances": 6, "min_replicas": 2,
                     "max_replicas": 6},
         "monitoring": {"log_retention_days": 365},
         "registry": {"artifact_retention_days": 730},
+        "protect": True,
     },
 }
 

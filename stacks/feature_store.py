@@ -89,6 +89,8 @@ class FeatureStoreArgs:
     :func:`feature_definitions_from_csv`."""
     noncurrent_version_days: int = 90
     """How long overwritten offline-store objects are kept."""
+    protect: bool = False
+    """Pulumi protect on the offline-store bucket."""
 
 
 class FeatureStore(pulumi.ComponentResource):
@@ -135,7 +137,7 @@ class FeatureStore(pulumi.ComponentResource):
         store = secure_bucket(
             f"{name}-offline-store", parent=self, physical_name=f"{args.prefix}-features",
             kms_key_arn=args.kms_key_arn, tags=args.tags,
-            noncurrent_version_days=args.noncurrent_version_days)
+            noncurrent_version_days=args.noncurrent_version_days, protect=args.protect)
         bucket = store.bucket
         database = aws.glue.CatalogDatabase(
             f"{name}-catalog", name=f"{base.replace('-', '_')}_features",

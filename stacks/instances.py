@@ -7,10 +7,12 @@ instance specifications.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = ["EC2_INSTANCES", "INSTANCE_STORE_FAMILIES", "SAGEMAKER_INSTANCES", "InstanceType",
-           "gpu_count", "has_instance_store", "instance_family", "is_gpu"]
+           "family_types", "gpu_count", "gpu_families", "has_instance_store", "instance_family",
+           "instance_size", "is_gpu"]
 
 
 @dataclass(frozen=True)
@@ -101,3 +103,22 @@ def gpu_count(instance_type: str) -> int:
 
 def is_gpu(instance_type: str) -> bool:
     return gpu_count(instance_type) > 0
+
+
+def instance_size(instance_type: str) -> str:
+    """The size of an EC2 (``g5.2xlarge``) or SageMaker type: ``2xlarge``."""
+    return instance_type.removeprefix("ml.").split(".", 1)[-1]
+
+
+def gpu_families() -> list[str]:
+    """The EC2 families of the table with NVIDIA GPUs, e.g. ``g4dn, g5, g6, ...``."""
+    return sorted({instance_family(t) for t in EC2_INSTANCES if is_gpu(t)})
+
+
+def family_types(families: Iterable[str], sizes: Iterable[str] = ()) -> list[str]:
+    """The table's EC2 types of `families`, of `sizes` only when any are given, in table
+    order: what a Karpenter NodePool restricted to those families and sizes may launch, as far
+    as mlscaffold knows (the validators and cost rules judge these)."""
+    wanted, allowed = set(families), set(sizes)
+    return [t for t in EC2_INSTANCES if instance_family(t) in wanted
+            and (not allowed or instance_size(t) in allowed)]

@@ -178,7 +178,8 @@ class MonitoringArgs:
     """Name of the EKS cluster (``GpuCluster.cluster_name``): with serving other than KServe the
     CloudWatch Observability add-on goes there and the node alarms watch it; None: no cluster."""
     node_groups: Sequence[pulumi.Resource] = ()
-    """The cluster's node groups: the add-on waits for them, its pods need nodes to run on."""
+    """The cluster's node groups (the system one; Karpenter launches GPU nodes later): the
+    add-on waits for them, its pods need nodes to run on."""
     kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
     """The cluster's Kubernetes version: which add-on version is installed."""
     always_on_nodes: bool = True
@@ -566,7 +567,7 @@ class Monitoring(pulumi.ComponentResource):
             self._alarm(
                 topic, "cluster-gpu-utilization", f"{args.prefix}-cluster-gpu-utilization",
                 f"GPU utilisation of the cluster's GPU nodes averaged above {gpu_percent}% for "
-                "15 minutes: add GPU nodes (raise max_size of a GPU node group) or check the "
+                "15 minutes: allow more GPUs (raise max_gpus of a GPU pool) or check the "
                 "training jobs for stuck or runaway work",
                 metric_name="node_gpu_utilization", threshold=gpu_percent,
                 treat_missing_data=MISSING_DATA["cluster-gpu-utilization"].treat, **common),

@@ -12,6 +12,7 @@ import pulumi_aws as aws
 
 from ._common import child_options, policy_document, resource_tags, token
 from .config import NetworkConfig
+from .karpenter import DISCOVERY_TAG
 
 __all__ = ["INTERFACE_ENDPOINT_SERVICES", "Network", "NetworkArgs", "subnet_cidrs"]
 
@@ -47,7 +48,8 @@ class NetworkArgs:
     region: str
     """AWS region, for the VPC endpoint service names."""
     cluster_name: str | None = None
-    """EKS cluster that shares the subnets: tags them for its load balancers."""
+    """EKS cluster that shares the subnets: tags them for its load balancers, and the private
+    ones for Karpenter's discovery of where to launch nodes."""
     kms_key_arn: pulumi.Input[str] | None = None
     """KMS key encrypting the flow-log group (its policy must allow CloudWatch Logs)."""
     log_retention_days: int = 30
@@ -96,6 +98,8 @@ class Network(pulumi.ComponentResource):
 
         cluster_tags = ({f"kubernetes.io/cluster/{args.cluster_name}": "shared"}
                         if args.cluster_name else {})
+        # Karpenter launches GPU nodes in the subnets carrying its discovery tag: private only
+        node_tags = {DISCOVERY_TAG: args.cluster_name} if args.cluster_name else {}
 
         vpc = aws.ec2.Vpc(
             f"{name}-vpc", cidr_block=config.cidr, enable_dns_support=True,
@@ -113,7 +117,7 @@ class Network(pulumi.ComponentResource):
                 f"{name}-private-{index}", vpc_id=vpc.id, cidr_block=private_cidrs[index],
                 availability_zone_id=zone, map_public_ip_on_launch=False,
                 tags=tags(f"private-{index}", **{"kubernetes.io/role/internal-elb": "1"},
-                          **cluster_tags),
+                          **cluster_tags, **node_tags),
                 opts=child_options(self)))
             if args.internet_egress:
                 public_subnets.append(aws.ec2.Subnet(

@@ -105,7 +105,7 @@ class MlPlatform(pulumi.ComponentResource):
             f"{name}-data-key", description=f"Data key of the {config.prefix} ML platform",
             enable_key_rotation=True, deletion_window_in_days=30,
             policy=_data_key_policy(config), tags=resource_tags(tags, f"{name}-data-key"),
-            opts=child_options(self))
+            opts=child_options(self, protect=config.protect))
         aws.kms.Alias(f"{name}-data-key-alias", name=f"alias/{config.prefix}-data",
                       target_key_id=key.key_id, opts=child_options(self))
 
@@ -123,11 +123,11 @@ class MlPlatform(pulumi.ComponentResource):
         cluster = GpuCluster(f"{name}-cluster", GpuClusterArgs(
             config=config.cluster, tags=tags, region=config.region, vpc_id=network.vpc_id,
             vpc_cidr=network.vpc_cidr, private_subnet_ids=network.private_subnet_ids,
-            cluster_name=cluster_name, prefix=config.prefix, log_retention_days=retention),
-            child_options(self)) if with_cluster else None
+            cluster_name=cluster_name, prefix=config.prefix, log_retention_days=retention,
+            protect=config.protect), child_options(self)) if with_cluster else None
         registry = ModelRegistry(f"{name}-registry", ModelRegistryArgs(
-            config=config.registry, prefix=config.prefix, tags=tags, kms_key_arn=key.arn),
-            child_options(self))
+            config=config.registry, prefix=config.prefix, tags=tags, kms_key_arn=key.arn,
+            protect=config.protect), child_options(self))
 
         self.feature_group_name: pulumi.Output[str] | None = None
         self.feature_store_settings: pulumi.Output[dict] | None = None
@@ -143,7 +143,8 @@ class MlPlatform(pulumi.ComponentResource):
                             f"{schema.describe()}", resource=self)
             feature_store = FeatureStore(f"{name}-features", FeatureStoreArgs(
                 config=config.feature_store, prefix=config.prefix, tags=tags,
-                kms_key_arn=key.arn, schema=schema), child_options(self))
+                kms_key_arn=key.arn, schema=schema, protect=config.protect),
+                child_options(self))
             self.feature_group_name = feature_store.feature_group_name
             self.feature_store_settings = feature_store.ingestion_settings
 
@@ -154,11 +155,11 @@ class MlPlatform(pulumi.ComponentResource):
         # (a reader of the registry's models) cannot read
         capture = secure_bucket(
             f"{name}-capture", parent=self, physical_name=f"{config.prefix}-capture",
-            kms_key_arn=key.arn, tags=tags, noncurrent_version_days=retention) if sagemaker \
-            else None
+            kms_key_arn=key.arn, tags=tags, noncurrent_version_days=retention,
+            protect=config.protect) if sagemaker else None
         serving = None
         if serving_config.platform != "none":
-            gpu_pool = config.cluster.gpu_node_groups[0]
+            gpu_pool = config.cluster.gpu_pools[0]
             serving = Serving(f"{name}-serving", ServingArgs(
                 config=serving_config, monitoring=config.monitoring, prefix=config.prefix,
                 tags=tags, kms_key_arn=key.arn, model_name=config.project,
@@ -174,7 +175,8 @@ class MlPlatform(pulumi.ComponentResource):
                 child_options(self))
 
         # a cluster is watched by KServe's Prometheus (in-cluster program) or, serving
-        # anything else, by the CloudWatch Observability add-on once the node groups exist
+        # anything else, by the CloudWatch Observability add-on once the system nodes exist
+        # (Karpenter adds GPU nodes later, and the add-on's agents come to them)
         monitoring = Monitoring(f"{name}-monitoring", MonitoringArgs(
             config=config.monitoring, serving=serving_config, prefix=config.prefix, tags=tags,
             kms_key_arn=key.arn, region=config.region,
@@ -185,8 +187,7 @@ class MlPlatform(pulumi.ComponentResource):
             vpc_id=network.vpc_id if sagemaker else None,
             security_group_ids=serving.security_group_ids if sagemaker and serving else None,
             cluster_name=cluster.cluster_name if cluster and not kserve else None,
-            node_groups=[cluster.system_node_group, *cluster.gpu_node_groups.values()]
-            if cluster and not kserve else (),
+            node_groups=[cluster.system_node_group] if cluster and not kserve else (),
             kubernetes_version=config.cluster.kubernetes_version,
             always_on_nodes=config.cluster.system_node_group.min_size > 0,
             irsa_trust_policy=cluster.irsa_trust_policy if cluster else None),
@@ -200,7 +201,7 @@ class MlPlatform(pulumi.ComponentResource):
             data_buckets["features"] = feature_store.offline_store_bucket
         AuditTrail(f"{name}-audit", AuditTrailArgs(
             prefix=config.prefix, tags=tags, region=config.region, buckets=data_buckets,
-            log_retention_days=retention), child_options(self))
+            log_retention_days=retention, protect=config.protect), child_options(self))
 
         self.data_key_arn = key.arn
         self.vpc_id = network.vpc_id
@@ -238,7 +239,7 @@ def _cluster_export(cluster: GpuCluster | None, kserve: Serving | None,
     """The stack output ``cluster``: the in-cluster program's only input from this stack."""
     if cluster is None:
         return None
-    roles: dict[str, pulumi.Input[str]] = {"cluster_autoscaler": cluster.autoscaler_role_arn}
+    roles: dict[str, pulumi.Input[str]] = {}
     extra: dict[str, Any] = {}
     if kserve is not None and monitoring.alertmanager_role_arn is not None:
         roles["predictor"] = kserve.predictor_role_arn

@@ -54,6 +54,8 @@ class ModelRegistryArgs:
     ``config.prod_account_id`` decrypt when that is set)."""
     keep_images: int = 30
     """Serving images kept in the repository."""
+    protect: bool = False
+    """Pulumi protect on the artifact bucket."""
 
 
 class ModelRegistry(pulumi.ComponentResource):
@@ -91,7 +93,8 @@ class ModelRegistry(pulumi.ComponentResource):
             f"{name}-artifacts", parent=self, physical_name=f"{args.prefix}-artifacts",
             kms_key_arn=args.kms_key_arn, tags=args.tags,
             noncurrent_version_days=config.artifact_retention_days,
-            read_only_principals=readers, read_only_prefix=MODELS_PREFIX)
+            read_only_principals=readers, read_only_prefix=MODELS_PREFIX,
+            protect=args.protect)
         repository = aws.ecr.Repository(
             f"{name}-serving-image", name=f"{args.prefix}-serving",
             image_tag_mutability="IMMUTABLE",

@@ -20,7 +20,7 @@ import pulumi_aws as aws
 from ._common import child_options, policy_document, resource_tags, token
 from ._iam import SAGEMAKER_VPC_ACTIONS, sagemaker_trust_policy, vpc_network_interface_statements
 from .alarms import MISSING_DATA
-from .config import GPU_TOLERATION, GpuNodeGroupConfig, MonitoringConfig, ServingConfig
+from .config import GPU_TOLERATION, GpuPoolConfig, MonitoringConfig, ServingConfig
 from .instances import has_instance_store
 from .registry import MODELS_PREFIX
 
@@ -55,14 +55,15 @@ _ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
 def inference_service_manifest(
         name: str, namespace: str, image: pulumi.Input[str], config: ServingConfig, *,
         storage_uri: pulumi.Input[str], service_account_name: str,
-        gpu_node_group: GpuNodeGroupConfig | None = None) -> dict[str, Any]:
+        gpu_node_group: GpuPoolConfig | None = None) -> dict[str, Any]:
     """The KServe ``InferenceService`` (serving.kserve.io/v1beta1) of a custom predictor.
 
     One container, ``kserve-container``, runs ``serve --port 8080`` on the model KServe's
     storage initializer downloads from `storage_uri` to ``/mnt/models``. It runs as user 10001
     with a read-only root file system (``/tmp`` is an emptyDir), no privilege escalation and no
     capabilities, probed on the Open Inference health routes. With ``config.gpus`` it asks for
-    that many ``nvidia.com/gpu``, tolerates the GPU taint and selects `gpu_node_group`'s nodes.
+    that many ``nvidia.com/gpu``, tolerates the GPU taint and selects the nodes of the GPU pool
+    `gpu_node_group`.
     RawDeployment mode: a Deployment scaled by an HPA between the replica bounds.
     """
     _check_predictor(name, config, gpu_node_group)
@@ -162,8 +163,8 @@ class ServingArgs:
     s3_prefix_list_id: pulumi.Input[str] | None = None
     """Prefix list of the VPC's S3 gateway endpoint: HTTPS egress to S3."""
     # KServe
-    gpu_node_group: GpuNodeGroupConfig | None = None
-    """Node group the predictor runs on when ``config.gpus`` > 0."""
+    gpu_node_group: GpuPoolConfig | None = None
+    """GPU pool the predictor runs on when ``config.gpus`` > 0."""
     irsa_trust_policy: Callable[[str, str], pulumi.Input[str]] | None = None
     """(namespace, service account) -> trust policy of an IRSA role, e.g.
     ``GpuCluster.irsa_trust_policy``; the predictor reads its model with that role."""
@@ -461,10 +462,10 @@ def _check_args(args: ServingArgs) -> None:
 
 
 def _check_predictor(name: str, config: ServingConfig,
-                     gpu_node_group: GpuNodeGroupConfig | None) -> None:
+                     gpu_node_group: GpuPoolConfig | None) -> None:
     if config.gpus and gpu_node_group is None:
-        raise ValueError(f"serving.gpus is {config.gpus} but no GPU node group was given; "
-                         "pass one of cluster.gpu_node_groups or set serving.gpus to 0")
+        raise ValueError(f"serving.gpus is {config.gpus} but no GPU pool was given; "
+                         "pass one of cluster.gpu_pools or set serving.gpus to 0")
     if not _DNS_1035.match(name) or len(name) > _ISVC_NAME_MAX:
         raise ValueError(f"InferenceService name {name!r} must be lower-case letters, digits "
                          f"and '-', start with a letter, at most {_ISVC_NAME_MAX} characters")

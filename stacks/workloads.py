@@ -1,8 +1,8 @@
 """What runs inside the EKS cluster: the in-cluster program's one component.
 
 A project's ``infra/`` makes every AWS resource (``MlPlatform``) and needs nothing but the AWS
-APIs. What runs inside the cluster (the NVIDIA device plugin, the Cluster Autoscaler, KServe and
-the InferenceService, Prometheus) needs the Kubernetes API, whose endpoint is private: it is
+APIs. What runs inside the cluster (the NVIDIA device plugin, Karpenter and its GPU pools, KServe
+and the InferenceService, Prometheus) needs the Kubernetes API, whose endpoint is private: it is
 ``infra/cluster/``, a second Pulumi program applied through `mlscaffold tunnel` (an SSM
 port-forwarding session through the base stack's API relay) once the base stack is up. Its
 inputs are the base stack's ``cluster`` output (endpoint, roles, image and model), read with a
@@ -34,12 +34,21 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ._common import child_options, token
-from .cluster import AUTOSCALER_NAMESPACE, AUTOSCALER_SERVICE_ACCOUNT, SYSTEM_POOL
+from .cluster import SYSTEM_POOL
 from .config import (
     GPU_NODE_SELECTOR,
     GPU_POOL_LABEL,
     GPU_TOLERATION,
+    KARPENTER_VERSION,
     PlatformConfig,
+)
+from .karpenter import (
+    KARPENTER_NAMESPACE,
+    KARPENTER_SERVICE_ACCOUNT,
+    NODE_CLASS_KIND,
+    NODE_POOL_KIND,
+    ec2_node_class,
+    node_pool,
 )
 from .monitoring import ALERTMANAGER_SERVICE_ACCOUNT, MONITORING_NAMESPACE, NODE_CPU_ALARM_PERCENT
 from .serving import (
@@ -51,9 +60,8 @@ from .serving import (
 
 __all__ = [
     "CERT_MANAGER_VERSION",
-    "CLUSTER_AUTOSCALER_CHART",
-    "CLUSTER_AUTOSCALER_IMAGE_TAGS",
     "DCGM_EXPORTER_VERSION",
+    "KARPENTER_CHARTS",
     "KSERVE_VERSION",
     "KUBE_PROMETHEUS_STACK_VERSION",
     "NVIDIA_DEVICE_PLUGIN_CHART",
@@ -68,13 +76,10 @@ __all__ = [
 
 NVIDIA_DEVICE_PLUGIN_REPO = "https://nvidia.github.io/k8s-device-plugin"
 NVIDIA_DEVICE_PLUGIN_CHART = "0.19.3"
-CLUSTER_AUTOSCALER_REPO = "https://kubernetes.github.io/autoscaler"
-CLUSTER_AUTOSCALER_CHART = "9.59.0"
-# the autoscaler simulates the scheduler: its minor version must match the cluster's
-CLUSTER_AUTOSCALER_IMAGE_TAGS: dict[str, str] = {
-    "1.32": "v1.32.7", "1.33": "v1.33.6", "1.34": "v1.34.5", "1.35": "v1.35.2",
-    "1.36": "v1.36.1",
-}
+# Karpenter's charts (public ECR, OCI): the CRDs in a chart of their own, which Helm upgrades
+# with the release (CRDs in the controller chart are only ever installed, never upgraded:
+# Karpenter docs, "Upgrade Guide", CRD upgrades); both at KARPENTER_VERSION
+KARPENTER_CHARTS = "oci://public.ecr.aws/karpenter"
 CERT_MANAGER_REPO = "https://charts.jetstack.io"
 CERT_MANAGER_VERSION = "v1.19.1"
 KSERVE_CHARTS = "oci://ghcr.io/kserve/charts"
@@ -87,11 +92,11 @@ DCGM_EXPORTER_VERSION = "4.1.1"
 # How long `pulumi up` waits for a new or changed InferenceService to be Ready before it fails
 # the deploy (pulumi-kubernetes >= 4.18: the `pulumi.com/waitFor` and `pulumi.com/timeoutSeconds`
 # annotations of its generic await; 4.18.4 made them take precedence, pulumi/pulumi-kubernetes
-# #3329). A first start is: a node from the Cluster Autoscaler (it gives a node group up to 15
-# minutes, its max-node-provision-time default, before trying another), the storage initializer
-# image and the serving image pulled onto it, the model downloaded from S3, the readiness probe.
-# A CPU predictor lands on the system nodes, at worst on one more (minutes); a GPU predictor
-# waits for a GPU node (SPOT in dev), the NVIDIA device plugin on it, and images of several GB.
+# #3329). A first start is: a node from Karpenter (a GPU node is launched and joins within
+# minutes, longer when spot capacity is short and it falls back to other types), the storage
+# initializer image and the serving image pulled onto it, the model downloaded from S3, the
+# readiness probe. A CPU predictor lands on the system nodes; a GPU predictor waits for a GPU
+# node (SPOT in dev), the NVIDIA device plugin on it, and images of several GB.
 READY_TIMEOUT_SECONDS: dict[str, int] = {"cpu": 15 * 60, "gpu": 30 * 60}
 _WAIT_FOR = "pulumi.com/waitFor"
 _TIMEOUT = "pulumi.com/timeoutSeconds"
@@ -214,12 +219,12 @@ class ClusterWorkloadsArgs:
 class ClusterWorkloads(pulumi.ComponentResource):
     """Everything inside the cluster, in dependency order.
 
-    Always: the NVIDIA device plugin on the GPU nodes and the Cluster Autoscaler, both on the
-    system nodes' pool. KServe serving: cert-manager, KServe (RawDeployment, no Knative or
-    Istio), the model's namespace with its NetworkPolicies (deny by default), its service
-    account bound to the predictor's IRSA role, and the InferenceService, which `pulumi up`
-    waits to be Ready; kube-prometheus-stack (Alertmanager to the alert topic) and
-    dcgm-exporter for GPU alerts.
+    Always: the NVIDIA device plugin on the GPU nodes; Karpenter on the system nodes, with an
+    EC2NodeClass and a NodePool per GPU pool of the config. KServe serving: cert-manager,
+    KServe (RawDeployment, no Knative or Istio), the model's namespace with its NetworkPolicies
+    (deny by default), its service account bound to the predictor's IRSA role, and the
+    InferenceService, which `pulumi up` waits to be Ready; kube-prometheus-stack (Alertmanager
+    to the alert topic) and dcgm-exporter for GPU alerts.
     """
 
     inference_service_name: pulumi.Output[str] | None = None
@@ -251,7 +256,9 @@ class ClusterWorkloads(pulumi.ComponentResource):
         return child_options(self, provider=self._provider, depends_on=list(depends_on))
 
     def _node_addons(self) -> None:
-        """The NVIDIA device plugin (GPU nodes only) and the Cluster Autoscaler (IRSA)."""
+        """The NVIDIA device plugin (GPU nodes only; AL2023's NVIDIA AMIs need it to offer
+        ``nvidia.com/gpu``), Karpenter (its CRDs, then the controller on the system nodes,
+        with EKS Pod Identity) and each GPU pool's EC2NodeClass and NodePool."""
         name, config = self._name, self._args.config
         k8s.helm.v3.Release(
             f"{name}-nvidia-device-plugin", name="nvidia-device-plugin",
@@ -260,33 +267,46 @@ class ClusterWorkloads(pulumi.ComponentResource):
             namespace="kube-system",
             values={"tolerations": [GPU_TOLERATION], "nodeSelector": dict(GPU_NODE_SELECTOR)},
             opts=self._options())
-        k8s.helm.v3.Release(
-            f"{name}-cluster-autoscaler", name="cluster-autoscaler",
-            chart="cluster-autoscaler", version=CLUSTER_AUTOSCALER_CHART,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CLUSTER_AUTOSCALER_REPO),
-            namespace=AUTOSCALER_NAMESPACE,
-            values={
-                "cloudProvider": "aws",
-                "awsRegion": config.region,
-                "autoDiscovery": {"clusterName": self._field("name")},
-                "image": {"tag": CLUSTER_AUTOSCALER_IMAGE_TAGS[
-                    config.cluster.kubernetes_version]},
-                "rbac": {"serviceAccount": {
-                    "create": True, "name": AUTOSCALER_SERVICE_ACCOUNT,
-                    "annotations": {"eks.amazonaws.com/role-arn": self._field(
-                        "roles", "cluster_autoscaler")}}},
-                "extraArgs": {"expander": "least-waste", "balance-similar-node-groups": True},
-                "resources": {"requests": {"cpu": "100m", "memory": "300Mi"},
-                              "limits": {"cpu": "500m", "memory": "600Mi"}},
-                "securityContext": {"runAsNonRoot": True, "runAsUser": 65534,
-                                    "runAsGroup": 65534, "fsGroup": 65534,
-                                    "seccompProfile": {"type": "RuntimeDefault"}},
-                "containerSecurityContext": {"allowPrivilegeEscalation": False,
-                                             "readOnlyRootFilesystem": True,
-                                             "capabilities": {"drop": ["ALL"]}},
-                "nodeSelector": {GPU_POOL_LABEL: SYSTEM_POOL},
-            },
-            opts=self._options())
+        crds = k8s.helm.v3.Release(
+            f"{name}-karpenter-crd", name="karpenter-crd",
+            chart=f"{KARPENTER_CHARTS}/karpenter-crd", version=KARPENTER_VERSION,
+            namespace=KARPENTER_NAMESPACE, opts=self._options())
+        karpenter = k8s.helm.v3.Release(
+            f"{name}-karpenter", name="karpenter", chart=f"{KARPENTER_CHARTS}/karpenter",
+            version=KARPENTER_VERSION, namespace=KARPENTER_NAMESPACE, skip_crds=True,
+            values=self._karpenter_values(), opts=self._options(crds))
+        cluster = config.cluster
+        for pool in cluster.gpu_pools:
+            node_class = ec2_node_class(
+                pool, cluster_name=f"{config.prefix}-eks",
+                instance_profile=self._field("karpenter", "instance_profile"),
+                ami_release=cluster.node_image_version, tags=config.tags)
+            node_class_resource = k8s.apiextensions.CustomResource(
+                f"{name}-{pool.name}-node-class", api_version=NODE_CLASS_KIND[0],
+                kind=NODE_CLASS_KIND[1], metadata=node_class["metadata"],
+                spec=node_class["spec"], opts=self._options(karpenter))
+            manifest = node_pool(pool)
+            k8s.apiextensions.CustomResource(
+                f"{name}-{pool.name}-node-pool", api_version=NODE_POOL_KIND[0],
+                kind=NODE_POOL_KIND[1], metadata=manifest["metadata"], spec=manifest["spec"],
+                opts=self._options(karpenter, node_class_resource))
+
+    def _karpenter_values(self) -> dict[str, Any]:
+        """Karpenter's chart values: this cluster, its interruption queue, two replicas on the
+        system nodes (one where the system group has a single node)."""
+        system = self._args.config.cluster.system_node_group
+        return {
+            "settings": {"clusterName": self._field("name"),
+                         "clusterEndpoint": self._field("endpoint"),
+                         "interruptionQueue": self._field("karpenter", "interruption_queue")},
+            # EKS Pod Identity gives it its role (the base stack's association): no annotation
+            "serviceAccount": {"create": True, "name": KARPENTER_SERVICE_ACCOUNT},
+            "replicas": min(2, system.desired_size),
+            # replaces the chart's own selector, which holds kubernetes.io/os: linux
+            "nodeSelector": {"kubernetes.io/os": "linux", GPU_POOL_LABEL: SYSTEM_POOL},
+            "controller": {"resources": {"requests": {"cpu": "500m", "memory": "512Mi"},
+                                         "limits": {"cpu": "1", "memory": "1Gi"}}},
+        }
 
     def _kserve(self) -> pulumi.Output[str]:
         """cert-manager, KServe's CRDs and controller, the namespace and its NetworkPolicies,
@@ -335,7 +355,7 @@ class ClusterWorkloads(pulumi.ComponentResource):
                 config.project, namespace_name, vpc_cidr=config.network.cidr,
                 client_namespaces=config.serving.client_namespaces,
                 labels={"app.kubernetes.io/part-of": config.prefix})]
-        gpu_pool = config.cluster.gpu_node_groups[0]
+        gpu_pool = config.cluster.gpu_pools[0]
         manifest = inference_service_manifest(
             config.project, namespace_name, self._field("serving", "image_uri"),
             config.serving, storage_uri=self._field("serving", "model_url"),

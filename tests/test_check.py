@@ -61,14 +61,14 @@ def test_a_mandatory_violation_fails_check_with_exit_1(run_cli, tmp_path, projec
 
     def on_demand_gpus(platform):
         platform["cluster"]["enabled"] = True  # a cluster to train on
-        platform["cluster"]["gpu_node_groups"][0]["capacity_type"] = "ON_DEMAND"
+        platform["cluster"]["gpu_pools"][0]["capacity_types"] = ["spot", "on-demand"]
 
     _set_stack(copy, "dev", on_demand_gpus)
     result = run_cli(["check", str(copy), "--stack", "dev"])
     assert result.exit_code == 1
     assert "dev: FAILED: 1 mandatory" in result.stdout
-    assert ("[mandatory/medium] gpu-spot-outside-prod: NodeGroup 'checked-dev-cluster-gpu': "
-            "capacityType is ON_DEMAND") in result.stdout
+    assert ("[mandatory/medium] gpu-spot-outside-prod: NodePool 'checked-dev-gpu-node-pool': "
+            "spec.template.spec.requirements[2] allows on-demand capacity") in result.stdout
     # the other stacks are untouched and pass
     assert run_cli(["check", str(copy), "--stack", "prod"]).exit_code == 0
 
@@ -77,7 +77,7 @@ def test_advisory_level_from_the_policy_file_does_not_fail(run_cli, tmp_path, pr
     copy = tmp_path / "checked"
     subprocess.run(["cp", "-r", str(project), str(copy)], check=True)
     _set_stack(copy, "dev", lambda p: p["cluster"].update(enabled=True) or p["cluster"][
-        "gpu_node_groups"][0].update(capacity_type="ON_DEMAND"))
+        "gpu_pools"][0].update(capacity_types=["on-demand"]))
     policy = tmp_path / "org.yaml"
     policy.write_text("version: 1\nrules:\n  gpu-spot-outside-prod: {enforcementLevel: advisory}\n")
     result = run_cli(["check", str(copy), "--stack", "dev", "--policy-config", str(policy)])
@@ -110,7 +110,7 @@ def test_sarif_report(run_cli, tmp_path, project):
     copy = tmp_path / "checked"
     subprocess.run(["cp", "-r", str(project), str(copy)], check=True)
     _set_stack(copy, "dev", lambda p: p["cluster"].update(enabled=True) or p["cluster"][
-        "gpu_node_groups"][0].update(min_size=1, desired_size=1))
+        "gpu_pools"][0].update(consolidate_after="Never"))
     output = tmp_path / "report.sarif"
     result = run_cli(["check", str(copy), "--format", "sarif", "--output", str(output)])
     assert result.exit_code == 1
@@ -124,7 +124,7 @@ def test_sarif_report(run_cli, tmp_path, project):
     assert finding["level"] == "error"
     location = finding["locations"][0]
     assert location["physicalLocation"]["artifactLocation"]["uri"] == "infra/Pulumi.dev.yaml"
-    assert location["logicalLocations"][0]["name"] == "checked-dev-cluster-gpu"
+    assert location["logicalLocations"][0]["name"] == "checked-dev-gpu-node-pool"
     assert finding["partialFingerprints"]["mlscaffoldFinding/v1"]
     assert run["tool"]["driver"]["rules"][0]["properties"]["security-severity"]
 

@@ -257,11 +257,12 @@ def test_generated_stacks_need_what_their_config_sizes_say(quotas_project):
            needs_of(preview_stack(quotas_project, "dev")).needs]
     prod = [(n.quota, n.deploy, n.full_scale) for n in
             needs_of(preview_stack(quotas_project, "prod")).needs]
-    # the API relay (t4g.nano); GPU nodes from zero, on spot in dev and on demand in prod
-    assert dev == [("L-1216C47A", 2, 2), ("L-3819A6DF", 0, 8), ("L-1216C47A", 4, 6),
+    # GPU pools (Karpenter NodePools) from zero to their limits.cpu, on spot in dev and on
+    # demand in prod; the API relay (t4g.nano); the system node group
+    assert dev == [("L-3819A6DF", 0, 16), ("L-1216C47A", 2, 2), ("L-1216C47A", 4, 6),
                    ("ml.t2.medium for endpoint usage", 2, 4),
                    ("ml.m5.xlarge for processing job usage", 1, 1)]
-    assert prod == [("L-1216C47A", 2, 2), ("L-DB2E81BA", 0, 64), ("L-1216C47A", 12, 24),
+    assert prod == [("L-DB2E81BA", 0, 128), ("L-1216C47A", 2, 2), ("L-1216C47A", 12, 24),
                     ("ml.m5.xlarge for endpoint usage", 4, 12),
                     ("ml.m5.xlarge for processing job usage", 1, 1)]
 
@@ -417,7 +418,7 @@ def test_a_shortfall_fails_with_the_request_command(run_cli, quotas_project, mon
     lines = result.stdout.splitlines()
     assert lines[0] == "dev (us-east-1): 1 short of a deploy"
     rows = [line.split() for line in lines[2:6]]
-    assert [r[-4:] for r in rows] == [["0", "8", "16", "ok"], ["6", "8", "32", "ok"],
+    assert [r[-4:] for r in rows] == [["0", "16", "16", "ok"], ["6", "8", "32", "ok"],
                                       ["1", "1", "4", "ok"], ["2", "4", "0", "SHORT"]]
     assert ("    L-4A2C8E1F: endpoint configuration quotas-dev-serving-endpoint-config variant "
             "primary: 1 x ml.t2.medium, x 2 while a blue/green update runs the new fleet "

@@ -33,8 +33,11 @@ def test_preview_table_lists_resources_as_a_tree(run_cli, made):
     assert lines[0].split() == ["TYPE", "NAME", "KEY", "INPUTS"]
     assert any(line.startswith("mlscaffold:stacks:MlPlatform") and " shown-prod" in line
                for line in lines)
-    node_group = next(line for line in lines if "shown-prod-cluster-gpu " in line)
-    assert "capacityType=ON_DEMAND" in node_group and "instanceTypes=['g5.2xlarge']" in node_group
+    node_group = next(line for line in lines if "shown-prod-cluster-system " in line)
+    assert "capacityType=ON_DEMAND" in node_group and "instanceTypes=['m6i.xlarge']" in node_group
+    pool = next(line for line in lines if "shown-prod-gpu-node-pool " in line)
+    assert pool.startswith("kubernetes:karpenter.sh:NodePool")
+    assert "spec.limits={'cpu': '128', 'nvidia.com/gpu': '8'}" in pool
     assert lines[-1].startswith("shown/prod: ") and "nothing deployed" in lines[-1]
 
 
@@ -59,11 +62,14 @@ def test_graph_mermaid_and_dot(run_cli, made):
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    (lambda p: p["cluster"]["gpu_node_groups"][0].update(instance_types=["m6i.large"]),
-     "infra/Pulumi.dev.yaml: stack config platform.cluster.gpu_node_groups[0].instance_types: "
-     "'m6i.large' has no GPU"),
-    (lambda p: p["cluster"]["gpu_node_groups"][0].update(min_size=3, desired_size=3),
-     "platform.cluster.gpu_node_groups[0]: max_size 2 is below min_size 3"),
+    (lambda p: p["cluster"]["gpu_pools"][0].update(instance_families=["m6i"]),
+     "infra/Pulumi.dev.yaml: stack config platform.cluster.gpu_pools[0].instance_families: "
+     "'m6i' has no GPU"),
+    (lambda p: p["cluster"]["gpu_pools"][0].update(instance_families=["p5"]),
+     "platform.cluster.gpu_pools[0]: p5 has no xlarge or 2xlarge size; its sizes are 48xlarge"),
+    # a stack config written by an earlier mlscaffold
+    (lambda p: p["cluster"].update(gpu_node_groups=[{"name": "gpu"}]),
+     "platform.cluster: gpu_node_groups was replaced by gpu_pools (Karpenter NodePools)"),
     (lambda p: p.update(colour="blue"), "platform.colour: unknown key"),
 ])
 def test_bad_stack_config_names_the_key(run_cli, project, change, message):

@@ -7,12 +7,14 @@ pulumi_policy's unknown-checking proxies). :func:`graph_resources` and
 items into triples.
 
 Each priced resource gets a line: monthly USD at its baseline size, the same at full scale, and
-the basis of the figure. Baseline means node groups at ``scalingConfig.desiredSize`` and
-SageMaker variants at ``initialInstanceCount``; full scale means ``maxSize`` and the variant's
-autoscaling ``maxCapacity``. The ``monthly-budget`` rule compares the baseline total with its
-budget unless its ``scale`` setting says ``max``. Resource types that cost nothing by themselves
-(IAM, VPC plumbing, S3 bucket settings, Kubernetes objects) get no line; AWS types the estimator
-has no model for are listed in ``unpriced``. Every figure comes from ``prices.json``.
+the basis of the figure. Baseline means node groups at ``scalingConfig.desiredSize``, Karpenter
+NodePools empty (they launch nodes for pending pods only) and SageMaker variants at
+``initialInstanceCount``; full scale means ``maxSize``, a NodePool's ``limits`` filled with the
+costliest of its allowed instance types, and the variant's autoscaling ``maxCapacity``. The
+``monthly-budget`` rule compares the baseline total with its budget unless its ``scale``
+setting says ``max``. Resource types that cost nothing by themselves (IAM, VPC plumbing, S3
+bucket settings, Kubernetes objects but NodePools) get no line; AWS types the estimator has no
+model for are listed in ``unpriced``. Every figure comes from ``prices.json``.
 """
 
 from __future__ import annotations
@@ -26,10 +28,19 @@ from typing import Any
 
 from pulumi_policy.proxy import UnknownValueError
 
-from mlscaffold.stacks.config import CLOUDWATCH_OBSERVABILITY_ADDON
-from mlscaffold.stacks.instances import gpu_count
+from mlscaffold.stacks.config import CLOUDWATCH_OBSERVABILITY_ADDON, EKS_STANDARD_SUPPORT_ENDS
+from mlscaffold.stacks.instances import EC2_INSTANCES, gpu_count
 
 from ..buckets import BUCKET_TYPES, access_log_targets, bucket_ids
+from ..nodepools import (
+    NODE_CLASS,
+    NODE_POOL,
+    capacity_types,
+    instance_types,
+    limit,
+    pool_name,
+    template_labels,
+)
 from ..props import number
 from .prices import PriceError, PriceTable, prices
 
@@ -61,6 +72,11 @@ _FREE = frozenset({
     "aws:ec2/internetGateway:InternetGateway", LAUNCH_TEMPLATE, "aws:ec2/route:Route",
     "aws:ec2/routeTable:RouteTable", "aws:ec2/routeTableAssociation:RouteTableAssociation",
     "aws:ec2/securityGroup:SecurityGroup", "aws:ec2/securityGroupRule:SecurityGroupRule",
+    "aws:ec2/tag:Tag", "aws:eks/podIdentityAssociation:PodIdentityAssociation",
+    # Karpenter's interruption queue and its rules: EventBridge delivers AWS service events
+    # for free, and a few thousand SQS requests a month are within SQS's free tier
+    "aws:cloudwatch/eventRule:EventRule", "aws:cloudwatch/eventTarget:EventTarget",
+    "aws:sqs/queue:Queue", "aws:sqs/queuePolicy:QueuePolicy",
     "aws:ec2/subnet:Subnet", "aws:ec2/vpc:Vpc", "aws:ecr/lifecyclePolicy:LifecyclePolicy",
     "aws:ecr/repositoryPolicy:RepositoryPolicy", "aws:eks/accessEntry:AccessEntry",
     ADDON,  # add-ons are free; what they run is on node and usage lines
@@ -357,6 +373,61 @@ def _node_group(ctx: _Context, resource: Triple) -> CostLine | None:
                     "scalingConfig.desiredSize")
 
 
+def _node_class_disk(ctx: _Context, props: Mapping[str, Any]) -> int | None:
+    """GiB of the root volume of the EC2NodeClass a NodePool refers to (``100Gi``)."""
+    wanted = _get(props, "spec.template.spec.nodeClassRef.name")
+    for _, name, class_props in ctx.of(NODE_CLASS):
+        if wanted in (_get(class_props, "metadata.name"), name):
+            sizes = [str(_get(m, "ebs.volumeSize", "")) for m in
+                     _get(class_props, "spec.blockDeviceMappings", [])]
+            gib = sum(int(size[:-2]) for size in sizes if re.fullmatch(r"\d+Gi", size))
+            return gib or None
+    return None
+
+
+def _pool_rate(ctx: _Context, name: str, props: Mapping[str, Any], instance_type: str
+               ) -> _NodeRate | None:
+    """A node of a NodePool: spot when the pool allows spot only, else on-demand."""
+    spot = capacity_types(props) == ["spot"]
+    return _node_rate(ctx, name, {
+        "instanceTypes": [instance_type], "capacityType": "SPOT" if spot else "ON_DEMAND",
+        "diskSize": _node_class_disk(ctx, props) or 0})
+
+
+def _node_pool(ctx: _Context, resource: Triple) -> CostLine | None:
+    """A Karpenter NodePool costs nothing until pods need its nodes; at full scale its limits
+    are filled with whichever allowed type costs most for them."""
+    _, name, props = resource
+    ctx.note("Karpenter NodePools start with no node (their controller runs on the system "
+             "node group, priced with it)")
+    types = instance_types(props)
+    gpus, cpu = limit(props, "nvidia.com/gpu"), limit(props, "cpu")
+    if not types or not types[0] or (gpus is None and cpu is None):
+        ctx.note(f"NodePool '{name}': instance types or limits not restricted; full scale not "
+                 "priced")
+        return CostLine(name, NODE_POOL, 0.0, "0 at baseline (no node until pods need one); "
+                        "full scale unbounded, not priced", 0.0, "spec.limits")
+    best: tuple[float, int, _NodeRate] | None = None
+    for instance_type in types[0]:
+        bounds = [int(cpu // EC2_INSTANCES[instance_type].vcpus)] if cpu is not None else []
+        if gpus is not None and gpu_count(instance_type):
+            bounds.append(int(gpus // gpu_count(instance_type)))
+        nodes = min(bounds) if bounds else 0
+        rate = _pool_rate(ctx, name, props, instance_type) if nodes else None
+        if rate is not None and (best is None or nodes * rate.monthly > best[0]):
+            best = (nodes * rate.monthly, nodes, rate)
+    limits = ", ".join(f"{key} {value:g}" for key, value in (("nvidia.com/gpu", gpus),
+                                                            ("cpu", cpu)) if value is not None)
+    if best is None:
+        return CostLine(name, NODE_POOL, 0.0, f"0 at baseline; full scale ({limits}) not "
+                        "priced: no allowed type has a price", 0.0, "spec.limits")
+    full, nodes, rate = best
+    basis = (f"0 at baseline (no node until pods need one); full scale {limits}: {nodes} x "
+             f"{rate.instance_type} {rate.label} x {ctx.hours:g} h + {nodes} x {rate.disk_gib} "
+             "GiB gp3 (the costliest way to fill the limits)")
+    return CostLine(name, NODE_POOL, 0.0, basis, full, "spec.limits")
+
+
 # ----------------------------------------------------------------------------- SageMaker
 
 def sagemaker_variants(resources: Iterable[Triple]) -> list[tuple[Triple, str, str, int, int]]:
@@ -494,7 +565,7 @@ def _inference_service(ctx: _Context, resource: Triple) -> CostLine:
     predictor = _get(props, "spec.predictor", {})
     gpus = _gpu_limit(predictor)
     replicas = _count(_get(predictor, "minReplicas"), 1)
-    on_nodes = "runs on the cluster's nodes, priced with the node groups"
+    on_nodes = "runs on the cluster's nodes, priced with the node groups and NodePools"
     if gpus == 0 or replicas == 0:
         return CostLine(name, INFERENCE_SERVICE, 0.0, f"no extra cost: {on_nodes}", 0.0,
                         "spec.predictor.minReplicas")
@@ -520,8 +591,30 @@ def _inference_service(ctx: _Context, resource: Triple) -> CostLine:
         # at full scale the node group's maxSize already counts these nodes
         return CostLine(name, INFERENCE_SERVICE, extra * rate.monthly, basis, 0.0,
                         "spec.predictor.minReplicas")
+    for _, pool, pool_props in ctx.of(NODE_POOL):
+        labels = template_labels(pool_props)
+        types = instance_types(pool_props)
+        if not types or not all(labels.get(k) == v for k, v in selector.items()):
+            continue
+        # Karpenter keeps the replicas up on the cheapest allowed nodes that hold them
+        fitting = [(rate.monthly / (gpu_count(t) // gpus), t, rate) for t in types[0]
+                   if gpu_count(t) >= gpus
+                   and (rate := _pool_rate(ctx, pool, pool_props, t)) is not None]
+        if not fitting:
+            continue
+        _, instance_type, rate = min(fitting, key=lambda item: item[0])
+        nodes = math.ceil(replicas / (gpu_count(instance_type) // gpus))
+        cap = limit(pool_props, "nvidia.com/gpu")
+        if cap is not None:  # replicas beyond the pool's limits stay Pending
+            nodes = min(nodes, int(cap // gpu_count(instance_type)))
+        basis = (f"minReplicas {replicas} x {gpus} GPU keep {nodes} x {instance_type} "
+                 f"{rate.label} of NodePool '{pool_name(pool, pool_props)}' up")
+        # at full scale the NodePool's limits already count these nodes
+        return CostLine(name, INFERENCE_SERVICE, nodes * rate.monthly, basis, 0.0,
+                        "spec.predictor.minReplicas")
     return CostLine(name, INFERENCE_SERVICE, 0.0, f"no extra cost: {on_nodes} (no GPU node "
-                    "group matches its nodeSelector)", 0.0, "spec.predictor.minReplicas")
+                    "group or NodePool matches its nodeSelector)", 0.0,
+                    "spec.predictor.minReplicas")
 
 
 # ----------------------------------------------------------------------------- the rest
@@ -535,9 +628,7 @@ def _simple(ctx: _Context, resource: Triple) -> CostLine | None:
         return CostLine(name, kind, usd * m, basis, usd * m, prop)
 
     if kind == "aws:eks/cluster:Cluster":
-        rate = t.service("eks_cluster_hour")
-        return line(rate * hours, f"1 cluster x {hours:g} h x {_rate(rate)} (standard support)",
-                    "version")
+        return _eks_cluster(ctx, resource)
     if kind == "aws:ec2/natGateway:NatGateway":
         rate, per_gb, gb = (t.service("nat_gateway_hour"), t.service("nat_gateway_gb"),
                             ctx.usage("nat_gb_processed_per_gateway_month"))
@@ -617,6 +708,37 @@ def _simple(ctx: _Context, resource: Triple) -> CostLine | None:
     return None
 
 
+def _eks_cluster(ctx: _Context, resource: Triple) -> CostLine:
+    """The control plane: the standard rate, or the extended-support rate once the cluster's
+    Kubernetes version has left standard support (as of the price table's date) under the
+    upgrade policy EXTENDED, AWS's default when none is set. Full scale assumes an EXTENDED
+    cluster stays on its version into extended support."""
+    kind, name, props = resource
+    t, hours = ctx.table, ctx.hours
+    standard, extended = t.service("eks_cluster_hour"), t.service(
+        "eks_cluster_extended_support_hour")
+    support = _get(props, "upgradePolicy.supportType")
+    policy = f"upgrade policy {support}" if support else \
+        "upgrade policy not set (AWS's default: EXTENDED)"
+    prop = "upgradePolicy.supportType"
+    if support == "STANDARD":
+        usd = standard * hours * ctx.multiplier
+        return CostLine(name, kind, usd, f"1 cluster x {hours:g} h x {_rate(standard)} (standard "
+                        f"support; {policy}: EKS upgrades it instead of extending)", usd, prop)
+    version = str(_get(props, "version", ""))
+    ends = EKS_STANDARD_SUPPORT_ENDS.get(version)
+    if ends is not None and ends <= t.as_of:
+        usd = extended * hours * ctx.multiplier
+        return CostLine(name, kind, usd, f"1 cluster x {hours:g} h x {_rate(extended)} "
+                        f"(Kubernetes {version} in extended support since {ends.isoformat()}; "
+                        f"{policy})", usd, prop)
+    when = f"from {ends.isoformat()}" if ends else "once its version leaves standard support"
+    return CostLine(name, kind, standard * hours * ctx.multiplier,
+                    f"1 cluster x {hours:g} h x {_rate(standard)} (standard support); full scale "
+                    f"{_rate(extended)}/h extended support {when} ({policy})",
+                    extended * hours * ctx.multiplier, prop)
+
+
 def _receives_logs(ctx: _Context, name: str, props: Mapping[str, Any]) -> bool:
     return bool(bucket_ids(name, props) & ctx.log_targets.ids)
 
@@ -683,6 +805,8 @@ def estimate(resources: Iterable[Triple], region: str, *,
         kind = resource[0]
         if kind == NODE_GROUP:
             priced = _node_group(ctx, resource)
+        elif kind == NODE_POOL:
+            priced = _node_pool(ctx, resource)
         elif kind == MONITORING_SCHEDULE:
             priced = _monitoring_schedule(ctx, resource)
         elif kind == INFERENCE_SERVICE:

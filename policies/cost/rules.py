@@ -1,6 +1,9 @@
 """Cost rules: instance types, sizes, GPUs, SPOT, tags, log retention and the monthly budget.
 
-Props are a resource's inputs under Pulumi's wire names; numbers may arrive as floats. Limits
+Props are a resource's inputs under Pulumi's wire names; numbers may arrive as floats. GPU
+capacity is EKS node groups or Karpenter NodePools (:mod:`..nodepools`): a NodePool's instance
+types come from its requirements, its size from its ``limits``, its purchase option from its
+``karpenter.sh/capacity-type`` requirement, and it has no minimum. Limits
 differ by environment profile: the schema default of each setting is the dev value, and
 ``profiles=`` gives staging and prod theirs. Every stack ``mlscaffold new`` generates meets them
 (tests/policies/test_cost.py runs the examples); a mistake such as p5.48xlarge in dev, 50 GPUs
@@ -12,6 +15,7 @@ one price table through :mod:`.estimate`.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -20,6 +24,17 @@ from pulumi_policy.proxy import UnknownValueError
 
 from mlscaffold.stacks.instances import EC2_INSTANCES, SAGEMAKER_INSTANCES, gpu_count
 
+from ..nodepools import (
+    CAPACITY_TYPE,
+    INSTANCE_FAMILY,
+    INSTANCE_TYPE,
+    NODE_POOL,
+    REQUIREMENTS,
+    in_values,
+    instance_types,
+    is_gpu_pool,
+)
+from ..nodepools import limit as pool_limit
 from ..props import as_mapping, items_of, number
 from ..rule import Subject, rule, stack_rule, violation
 from .estimate import (
@@ -53,8 +68,9 @@ TAGGABLE_TYPES: tuple[str, ...] = (
     "aws:ec2/securityGroup:SecurityGroup", "aws:ec2/subnet:Subnet", "aws:ec2/vpc:Vpc",
     "aws:ec2/vpcEndpoint:VpcEndpoint", "aws:ec2/vpcPeeringConnection:VpcPeeringConnection",
     "aws:ecr/repository:Repository", "aws:ecs/cluster:Cluster", "aws:ecs/service:Service",
-    "aws:efs/fileSystem:FileSystem", "aws:eks/addon:Addon", "aws:eks/cluster:Cluster",
-    "aws:eks/fargateProfile:FargateProfile", NODE_GROUP,
+    "aws:efs/fileSystem:FileSystem", "aws:eks/accessEntry:AccessEntry", "aws:eks/addon:Addon",
+    "aws:eks/cluster:Cluster", "aws:eks/fargateProfile:FargateProfile", NODE_GROUP,
+    "aws:eks/podIdentityAssociation:PodIdentityAssociation",
     "aws:elasticache/replicationGroup:ReplicationGroup", "aws:emr/cluster:Cluster",
     "aws:fsx/lustreFileSystem:LustreFileSystem", "aws:glue/catalogDatabase:CatalogDatabase",
     "aws:glue/crawler:Crawler", "aws:glue/job:Job", "aws:iam/instanceProfile:InstanceProfile",
@@ -94,6 +110,36 @@ def _types(subject: Subject) -> list[tuple[int, str]]:
 
 def _gpu_group(subject: Subject) -> bool:
     return any(is_accelerated(t) for _, t in _types(subject))
+
+
+def _gpus(instance_type: str) -> str:
+    gpus = gpu_count(instance_type)
+    return f"{instance_type} ({gpus} GPU{'s' if gpus != 1 else ''})" if gpus else instance_type
+
+
+def _pool_nodes(subject: Subject) -> tuple[int, str] | None:
+    """The most nodes a NodePool's limits let it have (its smallest allowed type filling the
+    tighter limit), and why; None when its types are unknown or no limit bounds them."""
+    types = instance_types(subject.props)
+    if not types or not types[0]:
+        return None
+    gpus, cpu = pool_limit(subject.props, "nvidia.com/gpu"), pool_limit(subject.props, "cpu")
+    best: tuple[int, str] | None = None
+    for instance_type in types[0]:
+        per_node, vcpus = gpu_count(instance_type), EC2_INSTANCES[instance_type].vcpus
+        bounds = []
+        if gpus is not None and per_node:
+            bounds.append((int(gpus // per_node), f"limits.nvidia.com/gpu {_n(gpus)} / "
+                                                  f"{per_node} GPU of {instance_type}"))
+        if cpu is not None:
+            bounds.append((int(cpu // vcpus), f"limits.cpu {_n(cpu)} / {vcpus} vCPUs of "
+                                              f"{instance_type}"))
+        if not bounds:
+            return None
+        found = min(bounds)
+        if best is None or found[0] > best[0]:
+            best = found
+    return best
 
 
 def _list(values: Sequence[str]) -> str:
@@ -140,13 +186,18 @@ def cpu_instance_types(subject: Subject, config: Mapping[str, Any]) -> Iterator[
                             "cpu-instance-types.allowed in the policy file")
 
 
-@rule("gpu-instance-types", pack="cost", severity="high", resource_types=[NODE_GROUP],
-      description="EKS node groups use GPU instance types from the environment's allow-list "
-                  "(small single-GPU types outside production).",
-      config={"allowed": _schema_list("GPU instance types node groups may use.", _GPU_DEV)},
+@rule("gpu-instance-types", pack="cost", severity="high",
+      resource_types=[NODE_GROUP, NODE_POOL],
+      description="EKS node groups and Karpenter NodePools use GPU instance types from the "
+                  "environment's allow-list (small single-GPU types outside production).",
+      config={"allowed": _schema_list("GPU instance types node groups and NodePools may use.",
+                                      _GPU_DEV)},
       profiles={"staging": {"allowed": _GPU_STAGING}, "prod": {"allowed": _GPU_PROD}})
 def gpu_instance_types(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
     allowed = list(config["allowed"])
+    if subject.type == NODE_POOL:
+        yield from _pool_gpu_types(subject, allowed)
+        return
     for index, instance_type in _types(subject):
         if is_accelerated(instance_type) and instance_type not in allowed:
             gpus = gpu_count(instance_type)
@@ -156,6 +207,29 @@ def gpu_instance_types(subject: Subject, config: Mapping[str, Any]) -> Iterator[
                             f"is {what}, not an allowed GPU instance type in this environment",
                             f"use one of {_list(allowed)}, or add it to "
                             "gpu-instance-types.allowed in the policy file")
+
+
+def _pool_gpu_types(subject: Subject, allowed: list[str]) -> Iterator[str]:
+    """A GPU NodePool allows only allow-listed types: every type its families (and sizes) or
+    types have, as mlscaffold's instance table knows them."""
+    if not is_gpu_pool(subject.props):
+        return
+    fix = (f"restrict {INSTANCE_FAMILY} and karpenter.k8s.aws/instance-size (the GPU pool's "
+           f"instance_families and instance_sizes) to types in {_list(allowed)}, or add them "
+           "to gpu-instance-types.allowed in the policy file")
+    types = instance_types(subject.props)
+    if types is None:
+        yield violation(subject, REQUIREMENTS, f"do not restrict {INSTANCE_FAMILY} or "
+                        f"{INSTANCE_TYPE} (Karpenter may launch any GPU type)", fix)
+        return
+    found = in_values(subject.props, INSTANCE_TYPE) or in_values(subject.props, INSTANCE_FAMILY)
+    prop = f"{REQUIREMENTS}[{found[0] if found else 0}]"
+    known, unknown = types
+    refused = [_gpus(t) for t in known if is_accelerated(t) and t not in allowed]
+    refused += [f"{family}.* (a family mlscaffold does not know)" for family in unknown]
+    if refused:
+        yield violation(subject, prop, f"allows {', '.join(refused)}, not allowed GPU instance "
+                        "types in this environment", fix)
 
 
 @rule("sagemaker-instance-types", pack="cost", severity="medium",
@@ -180,13 +254,30 @@ def sagemaker_instance_types(subject: Subject, config: Mapping[str, Any]) -> Ite
 # ------------------------------------------------------------------ sizes and GPUs
 
 
-@rule("max-nodes", pack="cost", severity="medium", resource_types=[NODE_GROUP],
-      description="EKS node groups scale to at most the environment's node limit.",
+@rule("max-nodes", pack="cost", severity="medium", resource_types=[NODE_GROUP, NODE_POOL],
+      description="EKS node groups and Karpenter NodePools scale to at most the environment's "
+                  "node limit.",
       config={"max_nodes": {"type": "integer", "minimum": 1, "default": 5,
-                            "description": "Largest scalingConfig.maxSize of a node group."}},
+                            "description": "Most nodes of a node group (scalingConfig.maxSize) "
+                                           "or a NodePool (as many as its limits allow)."}},
       profiles={"staging": {"max_nodes": 10}, "prod": {"max_nodes": 20}})
 def max_nodes(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
     limit = int(config["max_nodes"])
+    if subject.type == NODE_POOL:
+        if pool_limit(subject.props, "cpu") is None and pool_limit(
+                subject.props, "nvidia.com/gpu") is None:
+            yield violation(subject, "spec.limits", "set no cpu or nvidia.com/gpu limit (the "
+                            "NodePool may launch nodes without bound)",
+                            "set spec.limits (max_gpus of the GPU pool)")
+            return
+        nodes = _pool_nodes(subject)
+        if nodes and nodes[0] > limit:
+            yield violation(subject, "spec.limits",
+                            f"let the NodePool grow to {nodes[0]} nodes ({nodes[1]}), above the "
+                            f"limit of {limit} nodes per node group in this environment",
+                            "lower the limits (max_gpus of the GPU pool) or allow larger "
+                            "instance sizes, or raise max-nodes.max_nodes in the policy file")
+        return
     size = number(as_mapping(subject.props.get("scalingConfig")).get("maxSize"))
     if size is not None and size > limit:
         yield violation(subject, "scalingConfig.maxSize",
@@ -196,11 +287,30 @@ def max_nodes(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
                         "policy file")
 
 
-def _gpu_capacity(subjects: Sequence[Subject]) -> list[tuple[Subject, str, int, str]]:
-    """(subject, property, GPUs at full scale, description) of every GPU node group and
-    GPU-backed SageMaker variant."""
-    found = []
+def _pool_gpus(subject: Subject) -> tuple[float, str] | None:
+    """GPUs a GPU NodePool's nodes may have together: its nvidia.com/gpu limit, else what its
+    cpu limit allows on its GPU types; None when nothing bounds them."""
+    gpus = pool_limit(subject.props, "nvidia.com/gpu")
+    if gpus is not None:
+        return gpus, f"limits.nvidia.com/gpu {_n(gpus)}"
+    cpu, types = pool_limit(subject.props, "cpu"), instance_types(subject.props)
+    if cpu is None or not types or not types[0]:
+        return None
+    widest = max(types[0], key=lambda t: (cpu // EC2_INSTANCES[t].vcpus) * gpu_count(t))
+    total = (cpu // EC2_INSTANCES[widest].vcpus) * gpu_count(widest)
+    return total, f"limits.cpu {_n(cpu)} on {_gpus(widest)}"
+
+
+def _gpu_capacity(subjects: Sequence[Subject]) -> list[tuple[Subject, str, float, str]]:
+    """(subject, property, GPUs at full scale, description) of every GPU node group, GPU
+    NodePool and GPU-backed SageMaker variant; a NodePool nothing bounds counts infinitely."""
+    found: list[tuple[Subject, str, float, str]] = []
     for subject in subjects:
+        if subject.type == NODE_POOL and is_gpu_pool(subject.props):
+            gpus = _pool_gpus(subject)
+            found.append((subject, "spec.limits", gpus[0] if gpus else math.inf,
+                          f"NodePool {subject.name}: {gpus[1] if gpus else 'no limits'}"))
+            continue
         if subject.type != NODE_GROUP or not _gpu_group(subject):
             continue
         size = number(as_mapping(subject.props.get("scalingConfig")).get("maxSize")) or 0
@@ -223,10 +333,10 @@ def _gpu_capacity(subjects: Sequence[Subject]) -> list[tuple[Subject, str, int, 
 
 
 @stack_rule("max-gpus", pack="cost", severity="high",
-            resource_types=[NODE_GROUP, ENDPOINT_CONFIG, SCALING_TARGET],
-            description="The GPUs a stack can scale to (GPU node groups' maxSize x GPUs per "
-                        "instance, plus GPU endpoints at their maximum instance count) stay "
-                        "within the environment's limit.",
+            resource_types=[NODE_GROUP, NODE_POOL, ENDPOINT_CONFIG, SCALING_TARGET],
+            description="The GPUs a stack can scale to (GPU NodePools' nvidia.com/gpu limits, "
+                        "GPU node groups' maxSize x GPUs per instance, plus GPU endpoints at "
+                        "their maximum instance count) stay within the environment's limit.",
             config={"max_gpus": {"type": "integer", "minimum": 0, "default": 4,
                                  "description": "Most GPUs the stack may scale to."}},
             profiles={"staging": {"max_gpus": 8}, "prod": {"max_gpus": 32}})
@@ -239,24 +349,46 @@ def max_gpus(subjects: Sequence[Subject], config: Mapping[str, Any]
         return
     found.sort(key=lambda item: -item[2])
     subject, prop, _, _ = found[0]
+    scale = "without bound" if math.isinf(total) else f"to {_n(total)} GPUs"
     yield subject, violation(
         subject, prop,
-        f"lets the stack scale to {total} GPUs ({'; '.join(d for *_, d in found)}), above the "
+        f"lets the stack scale {scale} ({'; '.join(d for *_, d in found)}), above the "
         f"limit of {limit} GPUs in this environment",
-        "lower the GPU node groups' scalingConfig.maxSize or the GPU endpoints' maximum "
-        "instances, or raise max-gpus.max_gpus in the policy file")
+        "lower the GPU pools' max_gpus (NodePool limits), the GPU node groups' "
+        "scalingConfig.maxSize or the GPU endpoints' maximum instances, or raise "
+        "max-gpus.max_gpus in the policy file")
 
 
 # ------------------------------------------------------------------ SPOT and scale to zero
 
 
-@rule("gpu-spot-outside-prod", pack="cost", severity="medium", resource_types=[NODE_GROUP],
-      description="GPU node groups run on SPOT capacity outside production.",
+@rule("gpu-spot-outside-prod", pack="cost", severity="medium",
+      resource_types=[NODE_GROUP, NODE_POOL],
+      description="GPU node groups and GPU NodePools run on spot capacity outside production.",
       config={"required": {"type": "boolean", "default": True,
-                           "description": "Require SPOT for GPU node groups (off in prod)."}},
+                           "description": "Require spot for GPU node groups and NodePools (off "
+                                          "in prod)."}},
       profiles={"prod": {"required": False}})
 def gpu_spot_outside_prod(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
-    if not config["required"] or not _gpu_group(subject):
+    if not config["required"]:
+        return
+    if subject.type == NODE_POOL:
+        if not is_gpu_pool(subject.props):
+            return
+        fix = ("allow spot only (capacity_types [spot] of the GPU pool; about 65% cheaper, and "
+               "training and test workloads tolerate interruptions), or turn "
+               "gpu-spot-outside-prod.required off in the policy file")
+        found = in_values(subject.props, CAPACITY_TYPE)
+        if found is None:
+            yield violation(subject, REQUIREMENTS, f"do not restrict {CAPACITY_TYPE} on a GPU "
+                            "NodePool outside production (Karpenter launches on-demand)", fix)
+        elif [v for v in found[1] if v != "spot"]:
+            others = ", ".join(v for v in found[1] if v != "spot")
+            yield violation(subject, f"{REQUIREMENTS}[{found[0]}]",
+                            f"allows {others} capacity on a GPU NodePool outside production",
+                            fix)
+        return
+    if not _gpu_group(subject):
         return
     capacity = subject.props.get("capacityType") or "ON_DEMAND"
     if capacity != "SPOT":
@@ -268,23 +400,46 @@ def gpu_spot_outside_prod(subject: Subject, config: Mapping[str, Any]) -> Iterat
 
 
 @rule("gpu-scale-to-zero-outside-prod", pack="cost", severity="medium",
-      resource_types=[NODE_GROUP],
-      description="GPU node groups can scale to zero (minSize 0) outside production, so idle "
-                  "GPU nodes are removed.",
+      resource_types=[NODE_GROUP, NODE_POOL],
+      description="GPU node groups (minSize 0) and GPU NodePools (no static replicas, "
+                  "consolidation on) can scale to zero outside production, so idle GPU nodes "
+                  "are removed.",
       config={"required": {"type": "boolean", "default": True,
-                           "description": "Require minSize 0 for GPU node groups (off in "
+                           "description": "Require GPU capacity to scale to zero (off in "
                                           "prod)."}},
       profiles={"prod": {"required": False}})
 def gpu_scale_to_zero_outside_prod(subject: Subject, config: Mapping[str, Any]
                                    ) -> Iterator[str]:
-    if not config["required"] or not _gpu_group(subject):
+    if not config["required"]:
+        return
+    if subject.type == NODE_POOL:
+        if not is_gpu_pool(subject.props):
+            return
+        spec = as_mapping(subject.props.get("spec"))
+        replicas = number(spec.get("replicas"))
+        if replicas:
+            yield violation(subject, "spec.replicas",
+                            f"is {_n(replicas)} on a GPU NodePool outside production (a static "
+                            f"NodePool keeps {_n(replicas)} GPU nodes running)",
+                            "remove it so that Karpenter launches GPU nodes only for pending "
+                            "pods, or turn gpu-scale-to-zero-outside-prod.required off in the "
+                            "policy file")
+        if as_mapping(spec.get("disruption")).get("consolidateAfter") == "Never":
+            yield violation(subject, "spec.disruption.consolidateAfter",
+                            "is Never on a GPU NodePool outside production (idle GPU nodes "
+                            "keep running)",
+                            "set a duration such as 5m (consolidate_after of the GPU pool) so "
+                            "that Karpenter removes idle GPU nodes, or turn "
+                            "gpu-scale-to-zero-outside-prod.required off in the policy file")
+        return
+    if not _gpu_group(subject):
         return
     minimum = number(as_mapping(subject.props.get("scalingConfig")).get("minSize"))
     if minimum:
         yield violation(subject, "scalingConfig.minSize",
                         f"is {_n(minimum)} on a GPU node group outside production (idle GPU "
                         "nodes keep running)",
-                        "set it to 0 so that the cluster autoscaler removes idle GPU nodes, "
+                        "set it to 0 so that idle GPU nodes are removed, "
                         "or turn gpu-scale-to-zero-outside-prod.required off in the policy "
                         "file")
 
@@ -386,7 +541,7 @@ def _budget_estimate(subjects: Sequence[Subject], region: str) -> CostEstimate:
 
 
 @stack_rule("monthly-budget", pack="cost", severity="high",
-            resource_types=[NODE_GROUP, ENDPOINT_CONFIG, "aws:eks/cluster:Cluster",
+            resource_types=[NODE_GROUP, NODE_POOL, ENDPOINT_CONFIG, "aws:eks/cluster:Cluster",
                             "aws:ec2/natGateway:NatGateway"],
             description="The stack's estimated monthly cost (mlscaffold's price table, baseline "
                         "size: node groups at desiredSize, endpoints at initialInstanceCount) "

@@ -12,12 +12,15 @@ are the pod template's; an InferenceService's pods carry its labels, their compo
 two KServe adds (``serving.kserve.io/inferenceservice: <name>``, ``component: <component>``).
 
 ``gpu-workload-schedulable`` is a stack rule. A pod asking for ``nvidia.com/gpu`` only starts
-on a node of a GPU node group; EKS node groups carry taints (EKS form ``NO_SCHEDULE``,
-Kubernetes ``NoSchedule``) and labels, and a pod that does not tolerate the taints, or selects
-labels no GPU node group carries, stays Pending and the autoscaler never adds a node for it.
-A GPU node group is one with GPU instance types, an NVIDIA AMI, the GPU taint or the GPU
-label; its nodes carry its ``labels`` plus the well-known ones EKS sets (instance type,
-capacity type, arch, os, node group, zone), which a selector may use too.
+on a GPU node: one of an EKS node group, or one Karpenter launches for a NodePool. Both carry
+taints (EKS form ``NO_SCHEDULE``, Kubernetes ``NoSchedule`` in a NodePool) and labels, and a
+pod that does not tolerate the taints, or selects labels no GPU node carries, stays Pending:
+the autoscaler or Karpenter never adds a node for it. A GPU node group is one with GPU
+instance types, an NVIDIA AMI, the GPU taint or the GPU label; its nodes carry its ``labels``
+plus the well-known ones EKS sets (instance type, capacity type, arch, os, node group, zone).
+A GPU NodePool is one with the GPU taint or label, or GPU instance families or types (see
+:mod:`..nodepools`); its nodes carry its template's labels, the values its requirements allow
+and Karpenter's well-known labels (NodePool, capacity type, instance type, zone).
 """
 
 from __future__ import annotations
@@ -32,6 +35,15 @@ from pulumi_policy.proxy import UnknownValueError
 from mlscaffold.stacks.config import GPU_NODE_SELECTOR, GPU_TAINT, TAINT_EFFECTS
 from mlscaffold.stacks.instances import is_gpu
 
+from ..nodepools import (
+    CAPACITY_TYPE,
+    NODE_POOL,
+    is_gpu_pool,
+    pool_name,
+    requirements,
+    template_labels,
+    template_taints,
+)
 from ..props import as_mapping, items_of
 from ..rule import Subject, rule, stack_rule, violation
 
@@ -361,6 +373,8 @@ class _NodeGroup:
     node_labels: _NodeLabels
     #: (key, value, Kubernetes effect) of the taints that keep pods off
     taints: tuple[tuple[str, str, str], ...]
+    #: what the messages call it: "node group" (EKS) or "NodePool" (Karpenter)
+    kind: str = "node group"
 
 
 def _is_gpu_group(props: Mapping[str, Any]) -> bool:
@@ -395,20 +409,58 @@ def _node_labels(props: Mapping[str, Any], own: Mapping[str, str]) -> _NodeLabel
     return labels
 
 
+def _blocking(taints: Sequence[Any]) -> tuple[tuple[str, str, str], ...]:
+    found = []
+    for taint in map(as_mapping, taints):
+        effect = TAINT_EFFECTS.get(str(taint.get("effect")), str(taint.get("effect")))
+        if effect in _BLOCKING:
+            found.append((str(taint.get("key")), str(taint.get("value") or ""), effect))
+    return tuple(found)
+
+
+# labels of every node Karpenter launches, whatever its NodePool
+_KARPENTER_ANY = ("kubernetes.io/hostname", "topology.kubernetes.io/zone",
+                  "topology.kubernetes.io/region", "node.kubernetes.io/instance-type",
+                  "beta.kubernetes.io/instance-type")
+# Karpenter's default requirements when a NodePool sets none (Karpenter docs, "NodePools")
+_KARPENTER_DEFAULTS = {"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                       CAPACITY_TYPE: "on-demand"}
+
+
+def _pool_node_labels(name: str, props: Mapping[str, Any], own: Mapping[str, str]
+                      ) -> _NodeLabels:
+    """The labels a node of the NodePool may carry: Karpenter's well-known ones, the values
+    its requirements allow (any value unless ``In``), its template's labels."""
+    labels: dict[str, frozenset[str] | None] = {key: None for key in _KARPENTER_ANY}
+    labels.update({key: frozenset({value}) for key, value in _KARPENTER_DEFAULTS.items()})
+    labels["karpenter.sh/nodepool"] = frozenset({name})
+    for requirement in requirements(props):
+        key, operator = str(requirement.get("key")), requirement.get("operator")
+        if operator == "DoesNotExist":
+            labels.pop(key, None)
+        elif operator == "In":
+            labels[key] = frozenset(str(v) for v in items_of(requirement.get("values")))
+        else:
+            labels[key] = None
+    labels.update({key: frozenset({value}) for key, value in own.items()})
+    return labels
+
+
 def _gpu_node_groups(subjects: Sequence[Subject]) -> list[_NodeGroup]:
+    """The stack's GPU capacity: GPU node groups and GPU NodePools."""
     groups = []
     for subject in subjects:
-        if subject.type != NODE_GROUP or not _is_gpu_group(subject.props):
-            continue
-        taints = []
-        for taint in map(as_mapping, items_of(subject.props.get("taints"))):
-            effect = TAINT_EFFECTS.get(str(taint.get("effect")), str(taint.get("effect")))
-            if effect in _BLOCKING:
-                taints.append((str(taint.get("key")), str(taint.get("value") or ""), effect))
-        labels = {str(k): str(v) for k, v in as_mapping(subject.props.get("labels")).items()}
-        groups.append(_NodeGroup(subject.name, labels, _node_labels(subject.props, labels),
-                                 tuple(taints)))
-    return sorted(groups, key=lambda g: g.name)
+        if subject.type == NODE_GROUP and _is_gpu_group(subject.props):
+            labels = {str(k): str(v)
+                      for k, v in as_mapping(subject.props.get("labels")).items()}
+            groups.append(_NodeGroup(subject.name, labels, _node_labels(subject.props, labels),
+                                     _blocking(items_of(subject.props.get("taints")))))
+        elif subject.type == NODE_POOL and is_gpu_pool(subject.props):
+            name = pool_name(subject.name, subject.props)
+            labels = template_labels(subject.props)
+            groups.append(_NodeGroup(name, labels, _pool_node_labels(name, subject.props, labels),
+                                     _blocking(template_taints(subject.props)), "NodePool"))
+    return sorted(groups, key=lambda g: (g.name, g.kind))
 
 
 def _requests_gpu(container: _Container) -> bool:
@@ -506,27 +558,29 @@ def _placement(subject: Subject, pod: _Pod, groups: list[_NodeGroup]) -> Iterato
         return
     taints, selection, group = min(problems, key=lambda p: len(p[0]) + (p[1] is not None))
     labels = json.dumps(dict(sorted(group.labels.items())))
+    kind = group.kind
     if taints:
         yield violation(subject, f"{pod.path}.tolerations",
                         f"do not tolerate the taint {', '.join(map(_taint, taints))} of GPU "
-                        f"node group '{group.name}' (the pod stays Pending)",
+                        f"{kind} '{group.name}' (the pod stays Pending)",
                         f"add toleration {', '.join(map(_taint, taints))}")
-    fix = f"set nodeSelector to labels of node group '{group.name}': {labels}"
+    fix = f"set nodeSelector to labels of {kind} '{group.name}': {labels}"
     if selection == "unset":
         yield violation(subject, f"{pod.path}.nodeSelector",
-                        "is not set (the pod is not pinned to a GPU node group)", fix)
+                        f"is not set (the pod is not pinned to a GPU {kind})", fix)
     elif selection == "affinity":
         yield violation(subject, f"{pod.path}.affinity.nodeAffinity",
-                        "requires labels no GPU node group carries", fix)
+                        f"requires labels no GPU {kind} carries", fix)
     elif selection:
         yield violation(subject, f"{pod.path}.nodeSelector",
-                        f"selects no GPU node group (node group '{group.name}' {selection})", fix)
+                        f"selects no GPU {kind} ({kind} '{group.name}' {selection})", fix)
 
 
 @stack_rule("gpu-workload-schedulable", pack="security", severity="high",
-            resource_types=[*WORKLOAD_TYPES, NODE_GROUP],
+            resource_types=[*WORKLOAD_TYPES, NODE_GROUP, NODE_POOL],
             description="Workloads requesting nvidia.com/gpu tolerate the taints of a GPU node "
-                        "group of the stack and select its labels, so they do not stay Pending.")
+                        "group or Karpenter NodePool of the stack and select its labels, so "
+                        "they do not stay Pending.")
 def gpu_workload_schedulable(subjects: Sequence[Subject], config: Mapping[str, Any]
                              ) -> Iterator[tuple[Subject, str]]:
     groups = _gpu_node_groups(subjects)
@@ -538,9 +592,10 @@ def gpu_workload_schedulable(subjects: Sequence[Subject], config: Mapping[str, A
             if not groups:
                 yield subject, violation(
                     subject, f"{container.path}.resources",
-                    f"requests {GPU_RESOURCE} but the stack has no GPU node group",
-                    f"add an EKS node group of GPU instances tainted {taint}, or drop the "
-                    "GPU request")
+                    f"requests {GPU_RESOURCE} but the stack has no GPU node group or Karpenter "
+                    "NodePool",
+                    f"add a Karpenter NodePool (a GPU pool) or an EKS node group of GPU "
+                    f"instances tainted {taint}, or drop the GPU request")
                 continue
             for message in _placement(subject, pod, groups):
                 yield subject, message

@@ -49,6 +49,8 @@ EIP = "aws:ec2/eip:Eip"
 SCHEDULE = "aws:sagemaker/monitoringSchedule:MonitoringSchedule"
 JOB = "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition"
 ISVC = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
+POOL = "kubernetes:karpenter.sh/v1:NodePool"
+NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 
 TAGS = {"project": "demo", "env": "dev", "owner": "ml-platform", "cost-center": "ml"}
 CPU_GROUP = {"instanceTypes": ["m6i.large"], "capacityType": "ON_DEMAND", "tags": TAGS,
@@ -58,6 +60,28 @@ CPU_GROUP = {"instanceTypes": ["m6i.large"], "capacityType": "ON_DEMAND", "tags"
 GPU_GROUP = {"instanceTypes": ["g5.xlarge", "g6.xlarge"], "capacityType": "SPOT", "tags": TAGS,
              "scalingConfig": {"minSize": 0.0, "desiredSize": 0.0, "maxSize": 2.0},
              "labels": {"mlscaffold.io/node-pool": "gpu", "nvidia.com/gpu.present": "true"}}
+# the dev GPU pool as the in-cluster program declares it (stacks/karpenter.py node_pool)
+GPU_POOL = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "gpu"},
+            "spec": {"template": {
+                "metadata": {"labels": {"mlscaffold.io/node-pool": "gpu",
+                                        "nvidia.com/gpu.present": "true"}},
+                "spec": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass",
+                                          "name": "gpu"},
+                         "taints": [{"key": "nvidia.com/gpu", "value": "true",
+                                     "effect": "NoSchedule"}],
+                         "requirements": [
+                             {"key": "karpenter.k8s.aws/instance-family", "operator": "In",
+                              "values": ["g6", "g5", "g4dn"]},
+                             {"key": "karpenter.k8s.aws/instance-size", "operator": "In",
+                              "values": ["xlarge", "2xlarge"]},
+                             {"key": "karpenter.sh/capacity-type", "operator": "In",
+                              "values": ["spot"]}]}},
+                "limits": {"cpu": "16", "nvidia.com/gpu": "2"},
+                "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized",
+                               "consolidateAfter": "5m"}}}
+NODE_CLASS_PROPS = {"metadata": {"name": "gpu"}, "spec": {"blockDeviceMappings": [
+    {"deviceName": "/dev/xvda", "rootVolume": True,
+     "ebs": {"volumeSize": "200Gi", "volumeType": "gp3", "encrypted": True}}]}}
 TEMPLATE = {"tags": TAGS, "blockDeviceMappings": [
     {"deviceName": "/dev/xvda", "ebs": {"volumeSize": 100, "volumeType": "gp3"}}]}
 ENDPOINT_CONFIG_PROPS = {"tags": TAGS, "productionVariants": [
@@ -128,7 +152,8 @@ HOURS = 730
 
 def small_stack(capacity: str = "ON_DEMAND") -> list[tuple[str, str, dict[str, Any]]]:
     return [
-        (CLUSTER, "eks", {"version": "1.34", "tags": TAGS}),
+        (CLUSTER, "eks", {"version": "1.34", "upgradePolicy": {"supportType": "STANDARD"},
+                          "tags": TAGS}),
         (LAUNCH_TEMPLATE, "system-lt", TEMPLATE),
         (NODE_GROUP, "system", changed(CPU_GROUP, "capacityType", capacity)),
         (ENDPOINT_CONFIG, "endpoint-config", ENDPOINT_CONFIG_PROPS),
@@ -170,6 +195,34 @@ def test_estimate_of_a_small_stack() -> None:
         "mlscaffold/policies/cost/prices.json)",
         "730 hours per month; resources run all month")
     assert result.as_dict()["total_monthly_usd"] == round(baseline, 2)
+
+
+@pytest.mark.parametrize(("props", "baseline", "full", "basis"), [
+    ({"version": "1.34", "upgradePolicy": {"supportType": "STANDARD"}}, "standard", "standard",
+     "1 cluster x 730 h x $0.1 (standard support; upgrade policy STANDARD: EKS upgrades it "
+     "instead of extending)"),
+    # 1.34 leaves standard support after the price table's date (2026-11-01)
+    ({"version": "1.34", "upgradePolicy": {"supportType": "EXTENDED"}}, "standard", "extended",
+     "1 cluster x 730 h x $0.1 (standard support); full scale $0.6/h extended support from "
+     "2026-12-02 (upgrade policy EXTENDED)"),
+    # not set: AWS's default is EXTENDED
+    ({"version": "1.33"}, "extended", "extended",
+     "1 cluster x 730 h x $0.6 (Kubernetes 1.33 in extended support since 2026-07-29; upgrade "
+     "policy not set (AWS's default: EXTENDED))"),
+    ({"version": "1.36", "upgradePolicy": {"supportType": "EXTENDED"}}, "standard", "extended",
+     "1 cluster x 730 h x $0.1 (standard support); full scale $0.6/h extended support once its "
+     "version leaves standard support (upgrade policy EXTENDED)"),
+])
+def test_eks_control_plane_standard_and_extended_support(props, baseline, full, basis) -> None:
+    t = prices()
+    rate = {"standard": t.service("eks_cluster_hour"),
+            "extended": t.service("eks_cluster_extended_support_hour")}
+    assert rate["extended"] == pytest.approx(6 * rate["standard"])  # AWS: 6x the control plane
+    (line,) = estimate([(CLUSTER, "eks", {**props, "tags": TAGS})], "us-east-1").lines
+    assert line.monthly_usd == pytest.approx(rate[baseline] * HOURS)
+    assert line.at_full_scale_usd == pytest.approx(rate[full] * HOURS)
+    assert line.basis == basis
+    assert line.prop == "upgradePolicy.supportType"
 
 
 def test_spot_capacity_gets_the_spot_discount() -> None:
@@ -340,6 +393,59 @@ def test_kserve_costs_only_the_gpu_nodes_its_replicas_keep_up() -> None:
                                      "the node groups")
 
 
+def test_a_node_pool_costs_nothing_until_pods_need_its_nodes() -> None:
+    t = prices()
+    resources = [(POOL, "pool", GPU_POOL), (NODE_CLASS, "class", NODE_CLASS_PROPS)]
+    result = estimate(resources, "us-east-1")
+    (line,) = result.lines
+    assert line.monthly_usd == 0
+    # full scale: the limits filled with the type that costs most for them: 2 GPUs as
+    # 2 x g5.2xlarge (1 GPU, 8 vCPUs each; 16 vCPUs), spot, with the node class's 200 GiB disk
+    node = t.spot(t.ec2("g5.2xlarge")) * HOURS + 200 * t.service("ebs_gp3_gb_month")
+    assert line.at_full_scale_usd == pytest.approx(2 * node)
+    assert line.basis == ("0 at baseline (no node until pods need one); full scale "
+                          "nvidia.com/gpu 2, cpu 16: 2 x g5.2xlarge spot (on-demand - 65%) x 730 "
+                          "h + 2 x 200 GiB gp3 (the costliest way to fill the limits)")
+    assert line.prop == "spec.limits"
+    assert ("Karpenter NodePools start with no node (their controller runs on the system node "
+            "group, priced with it)") in result.assumptions
+    assert result.unpriced == ()
+    # on-demand allowed: priced on-demand; no cpu limit: the GPUs bind alone
+    on_demand = changed(changed(GPU_POOL, "spec.template.spec.requirements[2].values",
+                                ["spot", "on-demand"]), "spec.limits", {"nvidia.com/gpu": "2"})
+    (line,) = estimate([(POOL, "pool", on_demand)], "us-east-1").lines
+    widest = max(t.ec2(x) for x in ("g4dn.2xlarge", "g5.2xlarge", "g6.2xlarge"))
+    assert line.at_full_scale_usd == pytest.approx(
+        2 * (widest * HOURS + t.usage("node_disk_gib_default") * t.service("ebs_gp3_gb_month")))
+    # no limits: nothing to price at full scale, and the estimate says so
+    unbounded = changed(GPU_POOL, "spec.limits", {})
+    result = estimate([(POOL, "pool", unbounded)], "us-east-1")
+    assert result.lines[0].at_full_scale_usd == 0
+    assert ("NodePool 'pool': instance types or limits not restricted; full scale not priced"
+            in result.assumptions)
+
+
+def test_kserve_on_a_node_pool_costs_the_nodes_its_replicas_keep_up() -> None:
+    t = prices()
+    isvc = {"spec": {"predictor": {
+        "minReplicas": 2.0, "nodeSelector": {"nvidia.com/gpu.present": "true"},
+        "containers": [{"resources": {"limits": {"cpu": "1", "nvidia.com/gpu": "1"}}}]}}}
+    resources = [(POOL, "pool", GPU_POOL), (ISVC, "model", isvc)]
+    line = next(line for line in estimate(resources, "us-east-1").lines
+                if line.resource == "model")
+    cheapest = min(("g4dn.xlarge", "g5.xlarge", "g6.xlarge"), key=t.ec2)
+    node = (t.spot(t.ec2(cheapest)) * HOURS
+            + t.usage("node_disk_gib_default") * t.service("ebs_gp3_gb_month"))
+    assert line.monthly_usd == pytest.approx(2 * node) and line.at_full_scale_usd == 0
+    assert line.basis == (f"minReplicas 2 x 1 GPU keep 2 x {cheapest} spot (on-demand - 65%) "
+                          "of NodePool 'gpu' up")
+    # replicas beyond the pool's GPU limit stay Pending and cost nothing
+    many = changed(isvc, "spec.predictor.minReplicas", 5.0)
+    line = next(line for line in estimate([(POOL, "pool", GPU_POOL), (ISVC, "model", many)],
+                                          "us-east-1").lines if line.resource == "model")
+    assert line.monthly_usd == pytest.approx(2 * node)
+
+
 def test_adapters_and_values_unknown_before_deployment() -> None:
     options = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], None)
     # a real preview: ids and computed names are unknown; mlscaffold's `<group>-lt` naming and
@@ -476,6 +582,82 @@ def test_max_nodes() -> None:
     assert check("max-nodes", NODE_GROUP, big, profile="prod") == []
 
 
+def test_gpu_instance_types_of_a_node_pool() -> None:
+    assert check("gpu-instance-types", POOL, GPU_POOL) == []
+    # every size of the families: the large ones are not dev types
+    any_size = changed(GPU_POOL, "spec.template.spec.requirements",
+                       [GPU_POOL["spec"]["template"]["spec"]["requirements"][0]])
+    found = check("gpu-instance-types", POOL, any_size, name="pool")
+    assert found == [
+        "NodePool 'pool': spec.template.spec.requirements[0] allows g4dn.4xlarge (1 GPU), "
+        "g4dn.8xlarge (1 GPU), g4dn.12xlarge (4 GPUs), g4dn.16xlarge (1 GPU), g5.4xlarge "
+        "(1 GPU), g5.8xlarge (1 GPU), g5.12xlarge (4 GPUs), g5.16xlarge (1 GPU), g5.24xlarge "
+        "(4 GPUs), g5.48xlarge (8 GPUs), g6.4xlarge (1 GPU), g6.8xlarge (1 GPU), g6.12xlarge "
+        "(4 GPUs), g6.16xlarge (1 GPU), g6.24xlarge (4 GPUs), g6.48xlarge (8 GPUs), not "
+        "allowed GPU instance types in this environment; restrict "
+        "karpenter.k8s.aws/instance-family and karpenter.k8s.aws/instance-size (the GPU pool's "
+        "instance_families and instance_sizes) to types in g4dn.xlarge, g4dn.2xlarge, "
+        "g5.xlarge, g5.2xlarge, g6.xlarge, g6.2xlarge, or add them to gpu-instance-types.allowed "
+        "in the policy file"]
+    assert check("gpu-instance-types", POOL, any_size, profile="prod") == []
+    unknown = changed(GPU_POOL, "spec.template.spec.requirements[0].values", ["g5", "g7"])
+    assert check("gpu-instance-types", POOL, unknown, name="pool")[0].startswith(
+        "NodePool 'pool': spec.template.spec.requirements[0] allows g7.* (a family mlscaffold "
+        "does not know), not allowed GPU instance types in this environment")
+    types = changed(GPU_POOL, "spec.template.spec.requirements[0]",
+                    {"key": "node.kubernetes.io/instance-type", "operator": "In",
+                     "values": ["g5.xlarge", "p5.48xlarge"]})
+    assert check("gpu-instance-types", POOL, types, name="pool")[0].startswith(
+        "NodePool 'pool': spec.template.spec.requirements[0] allows p5.48xlarge (8 GPUs), not")
+    anything = changed(GPU_POOL, "spec.template.spec.requirements",
+                       [GPU_POOL["spec"]["template"]["spec"]["requirements"][2]])
+    assert check("gpu-instance-types", POOL, anything, name="pool")[0].startswith(
+        "NodePool 'pool': spec.template.spec.requirements do not restrict "
+        "karpenter.k8s.aws/instance-family or node.kubernetes.io/instance-type (Karpenter may "
+        "launch any GPU type); restrict")
+    # a CPU pool is the cpu rule's business, not this one's
+    cpu = changed(changed(changed(GPU_POOL, "spec.template.spec.taints", []),
+                          "spec.template.metadata.labels", {}),
+                  "spec.template.spec.requirements[0].values", ["m6i"])
+    assert check("gpu-instance-types", POOL, cpu) == []
+
+
+def test_max_nodes_of_a_node_pool() -> None:
+    assert check("max-nodes", POOL, GPU_POOL) == []
+    wide = changed(GPU_POOL, "spec.limits", {"cpu": "64", "nvidia.com/gpu": "8"})
+    assert check("max-nodes", POOL, wide, name="pool") == [
+        "NodePool 'pool': spec.limits let the NodePool grow to 8 nodes (limits.nvidia.com/gpu "
+        "8 / 1 GPU of g4dn.xlarge), above the limit of 5 nodes per node group in this "
+        "environment; lower the limits (max_gpus of the GPU pool) or allow larger instance "
+        "sizes, or raise max-nodes.max_nodes in the policy file"]
+    assert check("max-nodes", POOL, wide, profile="staging") == []
+    assert check("max-nodes", POOL, changed(GPU_POOL, "spec.limits", {}), name="pool") == [
+        "NodePool 'pool': spec.limits set no cpu or nvidia.com/gpu limit (the NodePool may "
+        "launch nodes without bound); set spec.limits (max_gpus of the GPU pool)"]
+
+
+def test_max_gpus_of_node_pools() -> None:
+    stack = [(NODE_GROUP, "system", CPU_GROUP), (POOL, "pool", GPU_POOL)]
+    assert check_stack("max-gpus", stack) == []
+    six = changed(GPU_POOL, "spec.limits", {"cpu": "48", "nvidia.com/gpu": "6"})
+    assert check_stack("max-gpus", [(POOL, "pool", six)]) == [(
+        "pool", "NodePool 'pool': spec.limits lets the stack scale to 6 GPUs (NodePool pool: "
+                "limits.nvidia.com/gpu 6), above the limit of 4 GPUs in this environment; "
+                "lower the GPU pools' max_gpus (NodePool limits), the GPU node groups' "
+                "scalingConfig.maxSize or the GPU endpoints' maximum instances, or raise "
+                "max-gpus.max_gpus in the policy file")]
+    # no GPU limit: as many GPUs as the cpu limit buys on the allowed types
+    cpu_only = changed(GPU_POOL, "spec.limits", {"cpu": "24"})
+    assert check_stack("max-gpus", [(POOL, "pool", cpu_only)])[0][1].startswith(
+        "NodePool 'pool': spec.limits lets the stack scale to 6 GPUs (NodePool pool: limits.cpu "
+        "24 on g4dn.xlarge (1 GPU))")
+    unbounded = changed(GPU_POOL, "spec.limits", {})
+    assert check_stack("max-gpus", [(POOL, "pool", unbounded)])[0][1].startswith(
+        "NodePool 'pool': spec.limits lets the stack scale without bound (NodePool pool: no "
+        "limits)")
+    assert check_stack("max-gpus", [(POOL, "pool", six)], profile="staging") == []
+
+
 def test_max_gpus() -> None:
     stack = [(NODE_GROUP, "system", CPU_GROUP), (NODE_GROUP, "gpu", GPU_GROUP),
              (ENDPOINT_CONFIG, "cfg", ENDPOINT_CONFIG_PROPS)]
@@ -484,8 +666,9 @@ def test_max_gpus() -> None:
     assert check_stack("max-gpus", [(NODE_GROUP, "gpu", fifty)]) == [(
         "gpu", "NodeGroup 'gpu': scalingConfig.maxSize lets the stack scale to 50 GPUs (gpu: 50 x "
                "g5.xlarge (1 GPU)), above the limit of 4 GPUs in this environment; lower the GPU "
-               "node groups' scalingConfig.maxSize or the GPU endpoints' maximum instances, or "
-               "raise max-gpus.max_gpus in the policy file")]
+               "pools' max_gpus (NodePool limits), the GPU node groups' scalingConfig.maxSize "
+               "or the GPU endpoints' maximum instances, or raise max-gpus.max_gpus in the "
+               "policy file")]
     assert check_stack("max-gpus", [(NODE_GROUP, "gpu", fifty)], profile="prod")[0][1].startswith(
         "NodeGroup 'gpu': scalingConfig.maxSize lets the stack scale to 50 GPUs")
     # multi-GPU types count every GPU; GPU endpoints count at their autoscaling maximum
@@ -499,9 +682,10 @@ def test_max_gpus() -> None:
     assert found == [("gpu", "NodeGroup 'gpu': scalingConfig.maxSize lets the stack scale to 18 "
                              "GPUs (gpu: 2 x g5.48xlarge (8 GPU); endpoint-config/primary: 2 x "
                              "ml.g5.xlarge (1 GPU)), above the limit of 8 GPUs in this "
-                             "environment; lower the GPU node groups' scalingConfig.maxSize or "
-                             "the GPU endpoints' maximum instances, or raise max-gpus.max_gpus "
-                             "in the policy file")]
+                             "environment; lower the GPU pools' max_gpus (NodePool limits), the "
+                             "GPU node groups' scalingConfig.maxSize or the GPU endpoints' "
+                             "maximum instances, or raise max-gpus.max_gpus in the policy "
+                             "file")]
 
 
 # ------------------------------------------------------------------ SPOT and scale to zero
@@ -527,11 +711,46 @@ def test_gpu_scale_to_zero_outside_prod() -> None:
     warm = changed(GPU_GROUP, "scalingConfig.minSize", 1.0)
     assert check("gpu-scale-to-zero-outside-prod", NODE_GROUP, warm, name="gpu") == [
         "NodeGroup 'gpu': scalingConfig.minSize is 1 on a GPU node group outside production "
-        "(idle GPU nodes keep running); set it to 0 so that the cluster autoscaler removes idle "
-        "GPU nodes, or turn gpu-scale-to-zero-outside-prod.required off in the policy file"]
+        "(idle GPU nodes keep running); set it to 0 so that idle GPU nodes are removed, or "
+        "turn gpu-scale-to-zero-outside-prod.required off in the policy file"]
     assert check("gpu-scale-to-zero-outside-prod", NODE_GROUP, warm, profile="prod") == []
     assert check("gpu-scale-to-zero-outside-prod", NODE_GROUP,
                  changed(CPU_GROUP, "scalingConfig.minSize", 2.0)) == []
+
+
+def test_node_pools_on_spot_outside_prod() -> None:
+    assert check("gpu-spot-outside-prod", POOL, GPU_POOL) == []
+    fix = ("allow spot only (capacity_types [spot] of the GPU pool; about 65% cheaper, and "
+           "training and test workloads tolerate interruptions), or turn "
+           "gpu-spot-outside-prod.required off in the policy file")
+    both = changed(GPU_POOL, "spec.template.spec.requirements[2].values", ["spot", "on-demand"])
+    assert check("gpu-spot-outside-prod", POOL, both, name="pool") == [
+        "NodePool 'pool': spec.template.spec.requirements[2] allows on-demand capacity on a GPU "
+        f"NodePool outside production; {fix}"]
+    unset = changed(GPU_POOL, "spec.template.spec.requirements",
+                    GPU_POOL["spec"]["template"]["spec"]["requirements"][:2])
+    assert check("gpu-spot-outside-prod", POOL, unset, name="pool") == [
+        "NodePool 'pool': spec.template.spec.requirements do not restrict "
+        "karpenter.sh/capacity-type on a GPU NodePool outside production (Karpenter launches "
+        f"on-demand); {fix}"]
+    assert check("gpu-spot-outside-prod", POOL, both, profile="prod") == []
+
+
+def test_node_pools_scale_to_zero_outside_prod() -> None:
+    assert check("gpu-scale-to-zero-outside-prod", POOL, GPU_POOL) == []
+    static = changed(GPU_POOL, "spec.replicas", 2)
+    assert check("gpu-scale-to-zero-outside-prod", POOL, static, name="pool") == [
+        "NodePool 'pool': spec.replicas is 2 on a GPU NodePool outside production (a static "
+        "NodePool keeps 2 GPU nodes running); remove it so that Karpenter launches GPU nodes "
+        "only for pending pods, or turn gpu-scale-to-zero-outside-prod.required off in the "
+        "policy file"]
+    never = changed(GPU_POOL, "spec.disruption.consolidateAfter", "Never")
+    assert check("gpu-scale-to-zero-outside-prod", POOL, never, name="pool") == [
+        "NodePool 'pool': spec.disruption.consolidateAfter is Never on a GPU NodePool outside "
+        "production (idle GPU nodes keep running); set a duration such as 5m (consolidate_after "
+        "of the GPU pool) so that Karpenter removes idle GPU nodes, or turn "
+        "gpu-scale-to-zero-outside-prod.required off in the policy file"]
+    assert check("gpu-scale-to-zero-outside-prod", POOL, never, profile="prod") == []
 
 
 # ------------------------------------------------------------------ tags
@@ -682,20 +901,27 @@ def _with(graph: Any, edits: list[tuple[str, str, Any]]) -> Any:
     return dataclasses.replace(graph, resources=resources)
 
 
-GPU, SYSTEM = "-cluster-gpu", "-cluster-system"
+GPU, SYSTEM, MODEL = "-gpu-node-pool", "-cluster-system", "-inference-service"
+FAMILIES, SIZES, CAPACITY = (f"spec.template.spec.requirements[{i}].values" for i in range(3))
 MISTAKES = {
-    "p5 in dev": ([(GPU, "instanceTypes", ["p5.48xlarge"])],
+    "p5 in dev": ([(GPU, FAMILIES, ["p5"]), (GPU, SIZES, ["48xlarge"]),
+                   (GPU, "spec.limits", {"cpu": "192", "nvidia.com/gpu": "8"})],
                   {"gpu-instance-types", "max-gpus"}),
-    "50 GPUs in dev": ([(GPU, "scalingConfig.maxSize", 50)], {"max-gpus", "max-nodes"}),
-    "no SPOT in dev": ([(GPU, "capacityType", "ON_DEMAND")], {"gpu-spot-outside-prod"}),
-    "warm GPUs in dev": ([(GPU, "scalingConfig.minSize", 2)],
+    "50 GPUs in dev": ([(GPU, "spec.limits", {"cpu": "400", "nvidia.com/gpu": "50"})],
+                       {"max-gpus", "max-nodes"}),
+    "no SPOT in dev": ([(GPU, CAPACITY, ["spot", "on-demand"])], {"gpu-spot-outside-prod"}),
+    "warm GPUs in dev": ([(GPU, "spec.disruption.consolidateAfter", "Never")],
                          {"gpu-scale-to-zero-outside-prod"}),
-    # every setting within its own limit, the sum over the budget
+    # every setting within its own limit, the sum over the budget: more system nodes, and
+    # 4 GPU replicas of the model keeping 4 g6.2xlarge up
     "budget blown": ([(SYSTEM, "instanceTypes", ["m6i.xlarge"]),
                       (SYSTEM, "scalingConfig.desiredSize", 5),
                       (SYSTEM, "scalingConfig.maxSize", 5),
-                      (GPU, "instanceTypes", ["g6.2xlarge"]),
-                      (GPU, "scalingConfig.desiredSize", 2)],
+                      (GPU, FAMILIES, ["g6"]), (GPU, SIZES, ["2xlarge"]),
+                      (GPU, "spec.limits", {"cpu": "32", "nvidia.com/gpu": "4"}),
+                      (MODEL, "spec.predictor.minReplicas", 4),
+                      (MODEL, "spec.predictor.containers[0].resources.limits",
+                       {"cpu": "1", "memory": "2Gi", "nvidia.com/gpu": "1"})],
                      {"monthly-budget"}),
 }
 

@@ -682,8 +682,76 @@ def test_gpu_workload_with_required_node_affinity() -> None:
 def test_gpu_workload_without_gpu_node_groups() -> None:
     assert gpu_findings(PREDICTOR, SYSTEM_GROUP) == [(
         "model", "InferenceService 'model': spec.predictor.containers[0].resources requests "
-        "nvidia.com/gpu but the stack has no GPU node group; add an EKS node group of GPU "
-        "instances tainted nvidia.com/gpu=true:NoSchedule, or drop the GPU request")]
+        "nvidia.com/gpu but the stack has no GPU node group or Karpenter NodePool; add a "
+        "Karpenter NodePool (a GPU pool) or an EKS node group of GPU instances tainted "
+        "nvidia.com/gpu=true:NoSchedule, or drop the GPU request")]
+
+
+# a GPU pool as the in-cluster program declares it (stacks/karpenter.py node_pool)
+GPU_POOL = ("kubernetes:karpenter.sh/v1:NodePool", "demo-dev-gpu-node-pool", {
+    "apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "gpu"},
+    "spec": {"template": {
+        "metadata": {"labels": GPU_LABELS},
+        "spec": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass",
+                                  "name": "gpu"},
+                 "taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}],
+                 "requirements": [
+                     {"key": "karpenter.k8s.aws/instance-family", "operator": "In",
+                      "values": ["g6", "g5"]},
+                     {"key": "karpenter.sh/capacity-type", "operator": "In",
+                      "values": ["spot"]}]}},
+        "limits": {"cpu": "16", "nvidia.com/gpu": "2"}}})
+POOL_FIX = ("set nodeSelector to labels of NodePool 'gpu': "
+            '{"mlscaffold.io/node-pool": "gpu", "nvidia.com/gpu.present": "true"}')
+
+
+def test_gpu_workload_on_a_gpu_node_pool_passes() -> None:
+    assert gpu_findings(PREDICTOR, SYSTEM_GROUP, GPU_POOL) == []
+    # Karpenter's well-known labels and the values the requirements allow may be selected
+    selector = {"karpenter.sh/nodepool": "gpu", "karpenter.sh/capacity-type": "spot",
+                "karpenter.k8s.aws/instance-family": "g6", "kubernetes.io/arch": "amd64",
+                "node.kubernetes.io/instance-type": "g6.xlarge"}
+    assert gpu_findings(changed(PREDICTOR, "spec.predictor.nodeSelector", selector),
+                        GPU_POOL) == []
+
+
+def test_gpu_workload_without_the_node_pools_toleration() -> None:
+    props = changed(PREDICTOR, "spec.predictor.tolerations")
+    assert gpu_findings(props, SYSTEM_GROUP, GPU_POOL) == [(
+        "model", "InferenceService 'model': spec.predictor.tolerations do not tolerate the "
+        "taint nvidia.com/gpu=true:NoSchedule of GPU NodePool 'gpu' (the pod stays Pending); "
+        "add toleration nvidia.com/gpu=true:NoSchedule")]
+
+
+@pytest.mark.parametrize(("selector", "lacks"), [
+    ({GPU_POOL_LABEL: "gpu-large"}, "mlscaffold.io/node-pool=gpu-large"),
+    # the pool allows spot only, and g6 and g5 families only
+    ({"karpenter.sh/capacity-type": "on-demand"}, "karpenter.sh/capacity-type=on-demand"),
+    ({"karpenter.k8s.aws/instance-family": "p5"}, "karpenter.k8s.aws/instance-family=p5"),
+])
+def test_gpu_workload_selecting_what_no_node_of_the_pool_has(selector: dict[str, str],
+                                                              lacks: str) -> None:
+    props = changed(PREDICTOR, "spec.predictor.nodeSelector", {**GPU_LABELS, **selector})
+    assert gpu_findings(props, GPU_POOL) == [(
+        "model", "InferenceService 'model': spec.predictor.nodeSelector selects no GPU "
+        f"NodePool (NodePool 'gpu' lacks {lacks}); {POOL_FIX}")]
+
+
+def test_gpu_workload_without_a_node_selector_on_a_pool() -> None:
+    props = changed(PREDICTOR, "spec.predictor.nodeSelector")
+    assert gpu_findings(props, GPU_POOL) == [(
+        "model", "InferenceService 'model': spec.predictor.nodeSelector is not set (the pod is "
+        f"not pinned to a GPU NodePool); {POOL_FIX}")]
+
+
+def test_a_pool_without_gpus_is_no_gpu_capacity() -> None:
+    cpu_pool = changed(changed(GPU_POOL[2], "spec.template.spec.taints", []),
+                       "spec.template.metadata.labels", {GPU_POOL_LABEL: "cpu"})
+    cpu_pool = changed(cpu_pool, "spec.template.spec.requirements[0].values", ["m6i"])
+    findings = gpu_findings(PREDICTOR, (GPU_POOL[0], "cpu", cpu_pool))
+    assert [m.split(";")[0] for _, m in findings] == [
+        "InferenceService 'model': spec.predictor.containers[0].resources requests "
+        "nvidia.com/gpu but the stack has no GPU node group or Karpenter NodePool"]
 
 
 def test_gpu_workload_picks_among_gpu_node_groups() -> None:

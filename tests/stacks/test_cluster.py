@@ -3,6 +3,7 @@ connection the in-cluster program reads."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -10,31 +11,33 @@ from typing import Any
 import pulumi
 import pytest
 
-from mlscaffold.graph import GraphResource, ResourceGraph
+from mlscaffold.graph import MOCK_DEPLOYER_ROLE, GraphResource, ResourceGraph
 from mlscaffold.stacks.cluster import (
     CLUSTER_LOG_TYPES,
+    EKS_ADDONS,
     NODE_POLICIES,
     GpuCluster,
     GpuClusterArgs,
-    autoscaler_tags,
 )
-from mlscaffold.stacks.config import SUPPORTED_KUBERNETES_VERSIONS, GpuNodeGroupConfig
+from mlscaffold.stacks.config import SUPPORTED_KUBERNETES_VERSIONS
 
 PLATFORM_TAGS = {"project", "env", "owner", "cost-center", "managed-by"}
 UNTAGGABLE = {"aws:iam/rolePolicy:RolePolicy",
-              "aws:iam/rolePolicyAttachment:RolePolicyAttachment"}
+              "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+              "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
+              "aws:ec2/tag:Tag", "aws:sqs/queuePolicy:QueuePolicy",
+              "aws:cloudwatch/eventTarget:EventTarget"}
 SUBNETS = ["subnet-a", "subnet-b"]
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 OUTPUTS = ("cluster_name", "cluster_arn", "cluster_endpoint", "oidc_provider_arn", "oidc_issuer",
            "node_role_arn", "node_security_group_id", "kms_key_arn", "relay_instance_id",
-           "autoscaler_role_arn", "connection")
+           "connection")
 ISSUER = "oidc.eks.us-east-1.mock/id/demo-dev-eks"
-TWO_GPU_POOLS = {"cluster": {"gpu_node_groups": [
-    {"name": "train", "instance_types": ["p4d.24xlarge"], "capacity_type": "SPOT",
-     "max_size": 2},
-    {"name": "infer", "instance_types": ["g6.xlarge"], "min_size": 1, "desired_size": 1,
-     "max_size": 4},
+TWO_GPU_POOLS = {"cluster": {"gpu_pools": [
+    {"name": "train", "instance_families": ["p4d"], "capacity_types": ["spot"], "max_gpus": 16},
+    {"name": "infer", "instance_families": ["g6"], "instance_sizes": ["xlarge"],
+     "max_gpus": 4},
 ]}}
 
 
@@ -61,10 +64,9 @@ def build(config_for: Callable[..., Any], run_mocked: Callable[..., ResourceGrap
                 config=config.cluster, tags=config.tags, region=config.region,
                 vpc_id="vpc-123", vpc_cidr="10.0.0.0/16", private_subnet_ids=SUBNETS,
                 cluster_name=f"demo-{environment}-eks", prefix=f"demo-{environment}",
-                log_retention_days=90))
+                log_retention_days=90, protect=config.protect))
             for output in OUTPUTS:
                 pulumi.export(output, getattr(cluster, output))
-            pulumi.export("gpu_pools", sorted(cluster.gpu_node_groups))
 
         graphs[key] = run_mocked(program, stack=environment, preview=preview)
         return graphs[key]
@@ -100,9 +102,11 @@ def test_component_token_and_every_child_parented(build) -> None:
     graph = build()
     (component,) = graph.of_type("mlscaffold:stacks:GpuCluster")
     (relay,) = graph.of_type("mlscaffold:stacks:ApiRelay")
+    (karpenter,) = graph.of_type("mlscaffold:stacks:Karpenter")
     children = [r for r in graph.resources if r is not component]
-    assert children and all(r.parent in {component.urn, relay.urn} for r in children)
-    assert relay.parent == component.urn
+    assert children and all(r.parent in {component.urn, relay.urn, karpenter.urn}
+                            for r in children)
+    assert relay.parent == karpenter.parent == component.urn
     assert all(r.name.startswith("demo-") for r in children)
 
 
@@ -115,21 +119,23 @@ def test_outputs(build) -> None:
     assert outputs["oidc_provider_arn"].endswith("/demo-oidc")
     assert outputs["node_role_arn"].endswith("role/demo-node-role")
     assert outputs["kms_key_arn"].endswith("key/demo-key")
-    assert outputs["gpu_pools"] == ["gpu"]
     assert outputs["relay_instance_id"] == "demo-api-relay-instance-id"
-    assert outputs["autoscaler_role_arn"].endswith("role/demo-autoscaler-role")
 
 
-def test_the_connection_names_every_node_group_so_workloads_wait_for_nodes(build) -> None:
-    """The in-cluster program reads this output; it resolves only once every node group
-    exists, so nothing is installed on a cluster without nodes."""
+def test_the_connection_waits_for_nodes_addons_and_karpenter(build) -> None:
+    """The in-cluster program reads this output; it resolves only once the system nodes, the
+    add-ons and Karpenter's AWS side exist, so nothing is installed on a cluster without nodes
+    and no GPU node is launched before it can join."""
     graph = build(overrides=TWO_GPU_POOLS)
     connection = graph.outputs["connection"]
     assert connection == {
         "name": "demo-dev-eks", "endpoint": "https://demo-dev-eks.eks.mock",
         "certificate_authority": "bW9jay1jYQ==", "relay_instance_id": "demo-api-relay-instance-id",
-        "node_groups": ["demo-system", "demo-train", "demo-infer"], "region": "us-east-1",
-        "tunnel_port": 9443, "kubernetes_version": "1.34"}
+        "node_groups": ["demo-system"],
+        "addons": [addon.name for addon in EKS_ADDONS],
+        "karpenter": {"interruption_queue": "demo-dev-eks",
+                      "instance_profile": "demo-karpenter-node-profile"},
+        "region": "us-east-1", "tunnel_port": 9443, "kubernetes_version": "1.34"}
 
 
 def test_node_security_group_is_the_clusters(build) -> None:
@@ -189,10 +195,176 @@ def test_kubernetes_version_is_the_configured_supported_one(build, version: str)
     assert graph.outputs["connection"]["kubernetes_version"] == version
 
 
-def test_api_authentication_by_access_entries(build) -> None:
-    access = build().named("demo-eks").inputs["accessConfig"]
-    assert access == {"authenticationMode": "API",
-                      "bootstrapClusterCreatorAdminPermissions": True}
+def test_api_authentication_by_access_entries_from_config(build) -> None:
+    cluster = build().named("demo-eks")
+    assert cluster.inputs["accessConfig"] == {"authenticationMode": "API",
+                                              "bootstrapClusterCreatorAdminPermissions": False}
+    # both bootstrap settings force a new cluster when changed: existing clusters keep theirs
+    assert cluster.options["ignore_changes"] == [
+        "bootstrapSelfManagedAddons", "accessConfig.bootstrapClusterCreatorAdminPermissions"]
+
+
+ADMIN = "arn:aws:iam::123456789012:role/ml-admins"
+CI = "arn:aws:iam::123456789012:role/ci/deploy"
+VIEWER = "arn:aws:iam::123456789012:role/ci-preview"
+ACCESS_ENTRY = "aws:eks/accessEntry:AccessEntry"
+ASSOCIATION = "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"
+POLICY = "arn:aws:eks::aws:cluster-access-policy/"
+
+
+def access(graph: ResourceGraph) -> dict[str, tuple[str, dict[str, Any]]]:
+    """principal ARN -> (access policy name, association inputs)."""
+    # the people's entries (Karpenter's nodes have an EC2_LINUX one, with no policy)
+    entries = {e.inputs["principalArn"]: e for e in graph.of_type(ACCESS_ENTRY)
+               if e.inputs["type"] == "STANDARD"}
+    found = {}
+    for association in graph.of_type(ASSOCIATION):
+        principal = association.inputs["principalArn"]
+        entry = entries[principal]
+        assert entry.inputs["clusterName"] == "demo-dev-eks"
+        assert entry.urn in association.dependencies
+        found[principal] = (association.inputs["policyArn"].removeprefix(POLICY),
+                            association.inputs)
+    assert set(found) == set(entries)
+    return found
+
+
+def test_without_admin_roles_the_first_deployer_is_the_admin(build) -> None:
+    """A first `make deploy` must be able to apply the in-cluster program right after."""
+    graph = build()
+    found = access(graph)
+    assert set(found) == {MOCK_DEPLOYER_ROLE}  # the role of the session, not the session
+    policy, inputs = found[MOCK_DEPLOYER_ROLE]
+    assert policy == "AmazonEKSClusterAdminPolicy"
+    assert inputs["accessScope"] == {"type": "cluster"}
+    # pinned to the identity that created it: a later deploy by someone else does not move it
+    entry = graph.named("demo-deployer-admin")
+    assert entry.inputs["principalArn"] == MOCK_DEPLOYER_ROLE
+    assert entry.options["ignore_changes"] == ["principalArn"]
+
+
+def test_listed_roles_replace_the_deployer(build) -> None:
+    graph = build(overrides={"cluster": {"admin_role_arns": [ADMIN, CI],
+                                         "viewer_role_arns": [VIEWER]}})
+    found = access(graph)
+    assert {arn: policy for arn, (policy, _) in found.items()} == {
+        ADMIN: "AmazonEKSClusterAdminPolicy", CI: "AmazonEKSClusterAdminPolicy",
+        VIEWER: "AmazonEKSAdminViewPolicy"}
+    assert all(inputs["accessScope"] == {"type": "cluster"} for _, inputs in found.values())
+    for entry in graph.of_type(ACCESS_ENTRY):
+        assert "ignore_changes" not in entry.options
+        assert set(entry.inputs["tags"]) >= PLATFORM_TAGS
+    # named from the ARN: the same on every run, whatever the list's order
+    key = hashlib.sha256(ADMIN.encode()).hexdigest()[:8]
+    assert graph.named(f"demo-admin-{key}").inputs["principalArn"] == ADMIN
+    assert "demo-deployer-admin" not in {e.name for e in graph.of_type(ACCESS_ENTRY)}
+
+
+def test_viewers_alone_keep_the_deployer_as_admin(build) -> None:
+    found = access(build(overrides={"cluster": {"viewer_role_arns": [VIEWER]}}))
+    assert {arn: policy for arn, (policy, _) in found.items()} == {
+        MOCK_DEPLOYER_ROLE: "AmazonEKSClusterAdminPolicy", VIEWER: "AmazonEKSAdminViewPolicy"}
+
+
+ADDON = "aws:eks/addon:Addon"
+
+
+def addons(graph: ResourceGraph) -> dict[str, GraphResource]:
+    return {a.inputs["addonName"]: a for a in graph.of_type(ADDON)}
+
+
+def test_managed_addons_replace_the_self_managed_ones(build) -> None:
+    graph = build()
+    assert graph.named("demo-eks").inputs["bootstrapSelfManagedAddons"] is False
+    found = addons(graph)
+    assert set(found) == {"vpc-cni", "kube-proxy", "eks-pod-identity-agent", "coredns",
+                          "aws-ebs-csi-driver", "metrics-server"}
+    for addon in found.values():
+        inputs = addon.inputs
+        assert inputs["clusterName"] == "demo-dev-eks"
+        assert inputs["resolveConflictsOnCreate"] == inputs["resolveConflictsOnUpdate"] == (
+            "OVERWRITE")
+        assert set(inputs["tags"]) >= PLATFORM_TAGS
+
+
+@pytest.mark.parametrize("version", ["1.32", "1.36"])
+def test_addon_versions_follow_the_kubernetes_version(build, version: str) -> None:
+    """EKS's default version of each add-on for the cluster's version (the mocks answer the
+    invoke with a version per Kubernetes version)."""
+    found = addons(build(overrides={"cluster": {"kubernetes_version": version}}))
+    assert {a.inputs["addonVersion"] for a in found.values()} == {f"v{version}.0-eksbuild.1"}
+
+
+def test_vpc_cni_enforces_network_policies_with_its_own_role(build) -> None:
+    graph = build()
+    cni = addons(graph)["vpc-cni"]
+    assert json.loads(cni.inputs["configurationValues"]) == {"enableNetworkPolicy": "true"}
+    role = graph.named("demo-vpc-cni-role")
+    assert cni.inputs["serviceAccountRoleArn"] == role.outputs["arn"]
+    assert attached_policies(graph, "demo-vpc-cni-role") == {"AmazonEKS_CNI_Policy"}
+    (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Condition"]["StringEquals"][f"{ISSUER}:sub"] == (
+        "system:serviceaccount:kube-system:aws-node")
+    assert graph.named("demo-vpc-cni-policy").urn in cni.dependencies
+
+
+def test_ebs_csi_driver_has_its_own_role(build) -> None:
+    graph = build()
+    ebs = addons(graph)["aws-ebs-csi-driver"]
+    role = graph.named("demo-aws-ebs-csi-driver-role")
+    assert ebs.inputs["serviceAccountRoleArn"] == role.outputs["arn"]
+    attachment = graph.named("demo-aws-ebs-csi-driver-policy")
+    assert attachment.inputs["policyArn"] == (
+        "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy")
+    (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Condition"]["StringEquals"][f"{ISSUER}:sub"] == (
+        "system:serviceaccount:kube-system:ebs-csi-controller-sa")
+    for name in ("kube-proxy", "eks-pod-identity-agent", "coredns", "metrics-server"):
+        assert "serviceAccountRoleArn" not in addons(graph)[name].inputs
+        assert "configurationValues" not in addons(graph)[name].inputs
+
+
+def test_addons_nodes_need_come_first_the_rest_after_the_system_nodes(build) -> None:
+    """Nodes join only with the CNI, kube-proxy and the Pod Identity agent in place; CoreDNS,
+    the EBS CSI driver and metrics-server run pods, so EKS marks them ACTIVE only once nodes
+    exist (a first deploy would otherwise wait for them until it times out)."""
+    graph = build(overrides=TWO_GPU_POOLS)
+    found = addons(graph)
+    groups = node_groups(graph)
+    before = {"vpc-cni", "kube-proxy", "eks-pod-identity-agent"}
+    assert {a.name for a in EKS_ADDONS if a.before_nodes} == before
+    for group in groups.values():
+        assert {found[name].urn for name in before} <= set(group.dependencies), group.name
+    for name in set(found) - before:
+        assert groups["system"].urn in found[name].dependencies, name
+    for name in before:
+        assert not {g.urn for g in groups.values()} & set(found[name].dependencies), name
+
+
+def test_standard_support_by_default_and_extended_on_request(build) -> None:
+    assert build().named("demo-eks").inputs["upgradePolicy"] == {"supportType": "STANDARD"}
+    graph = build(overrides={"cluster": {"support_type": "EXTENDED"}})
+    assert graph.named("demo-eks").inputs["upgradePolicy"] == {"supportType": "EXTENDED"}
+
+
+@pytest.mark.parametrize(("environment", "protected"),
+                         [("dev", False), ("staging", True), ("prod", True)])
+def test_cluster_and_key_are_protected_outside_dev(build, environment: str,
+                                                   protected: bool) -> None:
+    graph = build(environment)
+    cluster, key = graph.named("demo-eks"), graph.named("demo-key")
+    assert cluster.inputs["deletionProtection"] is protected
+    for resource in (cluster, key):
+        assert resource.options.get("protect", False) is protected, resource.name
+    # nothing else is: a protected policy or node group would only block updates
+    others = [r.name for r in graph.resources if r.options.get("protect")]
+    assert sorted(others) == (["demo-eks", "demo-key"] if protected else [])
+
+
+def test_protection_follows_the_platform_switch(build) -> None:
+    graph = build(overrides={"protect": True})
+    assert graph.named("demo-eks").options["protect"] is True
+    assert graph.named("demo-eks").inputs["deletionProtection"] is True
 
 
 def test_no_security_group_open_to_the_internet(build) -> None:
@@ -240,9 +412,9 @@ def test_cluster_role_has_only_the_cluster_policy(build) -> None:
 
 def test_node_role_has_exactly_the_node_policies(build) -> None:
     graph = build()
+    # the CNI's policy is on its own IRSA role, not on every node
     assert attached_policies(graph, "demo-node-role") == set(NODE_POLICIES) == {
-        "AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly",
-        "AmazonEKS_CNI_Policy"}
+        "AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly"}
     for attachment in graph.of_type(ATTACHMENT):
         policy = attachment.inputs["policyArn"]
         assert policy.startswith("arn:aws:iam::aws:policy/")
@@ -258,33 +430,6 @@ def test_no_iam_statement_grants_everything(build) -> None:
         assert "NotAction" not in statement and "NotResource" not in statement, name
 
 
-def test_autoscaler_role_trusts_only_its_service_account(build) -> None:
-    graph = build()
-    (statement,) = json.loads(graph.named("demo-autoscaler-role").inputs["assumeRolePolicy"])[
-        "Statement"]
-    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
-    assert statement["Principal"] == {"Federated": graph.named("demo-oidc").outputs["arn"]}
-    assert statement["Condition"] == {"StringEquals": {
-        f"{ISSUER}:sub": "system:serviceaccount:kube-system:cluster-autoscaler",
-        f"{ISSUER}:aud": "sts.amazonaws.com"}}
-
-
-def test_autoscaler_can_only_scale_the_clusters_own_groups(build) -> None:
-    graph = build()
-    statements = json.loads(graph.named("demo-autoscaler-policy").inputs["policy"])["Statement"]
-    reads = ("Describe", "Get")
-    writes = [s for s in statements
-              if any(not a.split(":")[1].startswith(reads) for a in as_list(s["Action"]))]
-    (write,) = writes
-    assert write["Action"] == ["autoscaling:SetDesiredCapacity",
-                               "autoscaling:TerminateInstanceInAutoScalingGroup"]
-    assert write["Condition"] == {"StringEquals": {
-        "aws:ResourceTag/k8s.io/cluster-autoscaler/demo-dev-eks": "owned"}}
-    describe_node_groups = next(s for s in statements if s["Action"] == "eks:DescribeNodegroup")
-    assert describe_node_groups["Resource"] == (
-        "arn:aws:eks:us-east-1:123456789012:nodegroup/demo-dev-eks/*")
-
-
 def test_oidc_provider_for_irsa(build) -> None:
     provider = build().named("demo-oidc")
     assert provider.inputs["url"] == f"https://{ISSUER}"
@@ -295,7 +440,7 @@ def test_oidc_provider_for_irsa(build) -> None:
 def test_launch_templates_are_hardened(build, config_for, environment: str) -> None:
     graph = build(environment)
     templates = graph.of_type("aws:ec2/launchTemplate:LaunchTemplate")
-    assert len(templates) == 2
+    assert len(templates) == 1  # the system group's: Karpenter's nodes use EC2NodeClasses
     disk = config_for(environment).cluster.system_node_group.disk_size_gib
     for template in templates:
         inputs = template.inputs
@@ -325,7 +470,7 @@ def test_node_groups_wired_to_cluster_role_and_template(build) -> None:
         assert inputs["launchTemplate"] == {"id": f"demo-{pool}-lt-id", "version": "1"}
         assert inputs["updateConfig"] == {"maxUnavailable": 1}
         assert "remoteAccess" not in inputs and "diskSize" not in inputs
-        policies = {a.urn for a in graph.of_type(ATTACHMENT) if "-node-" in a.name}
+        policies = {a.urn for a in graph.of_type(ATTACHMENT) if a.name.startswith("demo-node-")}
         assert policies <= set(group.dependencies)
 
 
@@ -339,48 +484,154 @@ def test_system_node_group(build, config_for) -> None:
     assert inputs["capacityType"] == "ON_DEMAND"
     assert inputs["scalingConfig"] == {"minSize": system.min_size, "maxSize": system.max_size,
                                        "desiredSize": system.desired_size}
+    # nothing scales it but its config (Karpenter adds GPU nodes, not system ones)
+    assert "ignore_changes" not in node_groups(build()).get("system").options
 
 
-@pytest.mark.parametrize(("environment", "capacity", "min_size"),
-                         [("dev", "SPOT", 0), ("prod", "ON_DEMAND", 0)])
-def test_gpu_node_group(build, environment: str, capacity: str, min_size: int) -> None:
-    inputs = node_groups(build(environment))["gpu"].inputs
-    assert inputs["amiType"] == "AL2023_x86_64_NVIDIA"
-    assert inputs["capacityType"] == capacity
-    assert inputs["scalingConfig"]["minSize"] == min_size
-    assert inputs["taints"] == [{"key": "nvidia.com/gpu", "value": "true",
-                                 "effect": "NO_SCHEDULE"}]
-    assert inputs["labels"] == {"mlscaffold.io/node-pool": "gpu",
-                                "nvidia.com/gpu.present": "true"}
-    tags = inputs["tags"]
-    cluster = f"demo-{environment}-eks"
-    template = "k8s.io/cluster-autoscaler/node-template"
-    assert tags["k8s.io/cluster-autoscaler/enabled"] == "true"
-    assert tags[f"k8s.io/cluster-autoscaler/{cluster}"] == "owned"
-    assert tags[f"{template}/label/mlscaffold.io/node-pool"] == "gpu"
-    assert tags[f"{template}/label/nvidia.com/gpu.present"] == "true"
-    assert tags[f"{template}/taint/nvidia.com/gpu"] == "true:NoSchedule"
-    assert tags[f"{template}/resources/nvidia.com/gpu"] == "1"
+# ------------------------------------------------------------------ Karpenter's AWS side
+
+CLUSTER_ARN = "arn:aws:eks:us-east-1:123456789012:cluster/demo-dev-eks"
+EC2 = "arn:aws:ec2:us-east-1:123456789012:"
 
 
-def test_one_node_group_per_gpu_pool(build) -> None:
-    graph = build(overrides=TWO_GPU_POOLS)
-    groups = node_groups(graph)
-    assert set(groups) == {"system", "train", "infer"}
-    assert groups["train"].inputs["instanceTypes"] == ["p4d.24xlarge"]
-    assert groups["train"].inputs["tags"][
-        "k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu"] == "8"
-    assert groups["infer"].inputs["labels"]["mlscaffold.io/node-pool"] == "infer"
-    assert len(graph.of_type("aws:ec2/launchTemplate:LaunchTemplate")) == 3
-    assert graph.outputs["gpu_pools"] == ["infer", "train"]
+def test_karpenter_nodes_have_their_own_role_profile_and_access_entry(build) -> None:
+    graph = build()
+    role = graph.named("demo-karpenter-node-role")
+    (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Principal"] == {"Service": "ec2.amazonaws.com"}
+    assert attached_policies(graph, "demo-karpenter-node-role") == set(NODE_POLICIES)
+    profile = graph.named("demo-karpenter-node-profile")
+    assert profile.inputs["role"] == role.outputs["name"]
+    # EKS makes entries for managed node groups only: Karpenter's nodes need their own
+    entry = graph.named("demo-karpenter-node-access")
+    assert entry.inputs == {"clusterName": "demo-dev-eks", "principalArn": role.outputs["arn"],
+                            "type": "EC2_LINUX", "tags": entry.inputs["tags"]}
 
 
-def test_autoscaler_tags_use_the_fewest_gpus_of_a_mixed_pool() -> None:
-    group = GpuNodeGroupConfig(name="mixed", instance_types=["g5.12xlarge", "g5.2xlarge"])
-    tags = autoscaler_tags("c", group)
-    assert tags["k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu"] == "1"
-    assert tags["k8s.io/cluster-autoscaler/node-template/label/mlscaffold.io/node-pool"] == (
-        "mixed")
+def test_karpenter_controller_assumes_its_role_through_pod_identity_only(build) -> None:
+    graph = build()
+    role = graph.named("demo-karpenter-controller-role")
+    (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust == {
+        "Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
+        "Action": ["sts:AssumeRole", "sts:TagSession"],
+        "Condition": {"StringEquals": {
+            "aws:RequestTag/eks-cluster-name": "demo-dev-eks",
+            "aws:RequestTag/kubernetes-namespace": "kube-system",
+            "aws:RequestTag/kubernetes-service-account": "karpenter"}}}
+    association = graph.named("demo-karpenter-pod-identity")
+    assert {k: association.inputs[k] for k in ("clusterName", "namespace", "serviceAccount",
+                                               "roleArn")} == {
+        "clusterName": "demo-dev-eks", "namespace": "kube-system",
+        "serviceAccount": "karpenter", "roleArn": role.outputs["arn"]}
+    assert graph.named("demo-karpenter-controller-policy").urn in association.dependencies
+
+
+def controller_statements(graph: ResourceGraph) -> dict[str, dict[str, Any]]:
+    policy = json.loads(graph.named("demo-karpenter-controller-policy").inputs["policy"])
+    return {statement["Sid"]: statement for statement in policy["Statement"]}
+
+
+def test_karpenter_controller_acts_only_on_what_this_cluster_owns(build) -> None:
+    graph = build()
+    statements = controller_statements(graph)
+    owned = {"aws:ResourceTag/kubernetes.io/cluster/demo-dev-eks": "owned"}
+    requested = {"aws:RequestTag/kubernetes.io/cluster/demo-dev-eks": "owned",
+                 "aws:RequestTag/eks:eks-cluster-name": "demo-dev-eks"}
+    for sid in ("RunFromOwnLaunchTemplates", "DeleteOwnInstancesAndTemplates",
+                "TagOwnInstances"):
+        assert statements[sid]["Condition"]["StringEquals"] == owned, sid
+        assert statements[sid]["Condition"]["StringLike"] == {
+            "aws:ResourceTag/karpenter.sh/nodepool": "*"}, sid
+    for sid in ("LaunchTaggedForThisCluster", "TagWhatItLaunches"):
+        condition = statements[sid]["Condition"]
+        assert requested.items() <= condition["StringEquals"].items(), sid
+        assert condition["StringLike"] == {"aws:RequestTag/karpenter.sh/nodepool": "*"}, sid
+    assert statements["TagOwnInstances"]["Condition"]["ForAllValues:StringEquals"] == {
+        "aws:TagKeys": ["eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"]}
+    assert statements["TagWhatItLaunches"]["Condition"]["StringEquals"]["ec2:CreateAction"] == [
+        "RunInstances", "CreateFleet", "CreateLaunchTemplate"]
+    # termination: instances and launch templates only
+    assert statements["DeleteOwnInstancesAndTemplates"]["Resource"] == [
+        f"{EC2}instance/*", f"{EC2}launch-template/*"]
+    # every EC2 ARN is this account's and region's, but public images and snapshots
+    for statement in statements.values():
+        for resource in as_list(statement["Resource"]):
+            if resource.startswith("arn:aws:ec2:"):
+                assert resource.startswith((EC2, "arn:aws:ec2:us-east-1::image/",
+                                            "arn:aws:ec2:us-east-1::snapshot/")), resource
+
+
+def test_karpenter_controller_reads_and_passes_no_more_than_it_needs(build) -> None:
+    graph = build()
+    statements = controller_statements(graph)
+    everywhere = {sid for sid, s in statements.items() if s["Resource"] == "*"}
+    assert everywhere == {"DescribeInTheRegion", "ReadPrices", "ListInstanceProfiles"}
+    describe = statements["DescribeInTheRegion"]
+    assert all(a.startswith("ec2:Describe") for a in describe["Action"])
+    assert describe["Condition"] == {"StringEquals": {"aws:RequestedRegion": "us-east-1"}}
+    assert statements["PassNodeRole"]["Resource"] == graph.named(
+        "demo-karpenter-node-role").outputs["arn"]
+    assert statements["PassNodeRole"]["Condition"]["StringEquals"]["iam:PassedToService"][0] == (
+        "ec2.amazonaws.com")
+    assert statements["ReadNodeProfile"] == {
+        "Sid": "ReadNodeProfile", "Effect": "Allow", "Action": "iam:GetInstanceProfile",
+        "Resource": "arn:aws:iam::123456789012:instance-profile/demo-karpenter-node-profile"}
+    # no IAM writes but EC2's spot service-linked role, which a fresh account lacks: the
+    # instance profile is made by Pulumi, not by Karpenter
+    actions = {a for s in statements.values() for a in as_list(s["Action"])}
+    assert {a for a in actions if a.startswith("iam:") and not a.startswith(
+        ("iam:Get", "iam:List", "iam:PassRole"))} == {"iam:CreateServiceLinkedRole"}
+    assert statements["CreateSpotServiceLinkedRole"]["Resource"] == (
+        "arn:aws:iam::123456789012:role/aws-service-role/spot.amazonaws.com/"
+        "AWSServiceRoleForEC2Spot")
+    assert statements["CreateSpotServiceLinkedRole"]["Condition"] == {
+        "StringEquals": {"iam:AWSServiceName": "spot.amazonaws.com"}}
+    assert statements["ReadInterruptions"]["Resource"] == (
+        "arn:aws:sqs:us-east-1:123456789012:demo-dev-eks")
+    assert statements["DiscoverApiEndpoint"]["Resource"] == CLUSTER_ARN
+    assert statements["ReadPublicAmiParameters"]["Resource"] == (
+        "arn:aws:ssm:us-east-1::parameter/aws/service/*")
+
+
+def test_interruption_queue_is_encrypted_and_fed_by_its_rules_only(build) -> None:
+    graph = build()
+    queue = graph.named("demo-karpenter-interruptions")
+    assert queue.inputs["name"] == "demo-dev-eks"
+    assert queue.inputs["messageRetentionSeconds"] == 300
+    assert queue.inputs["sqsManagedSseEnabled"] is True
+    rules = {r.name.removeprefix("demo-karpenter-"): r
+             for r in graph.of_type("aws:cloudwatch/eventRule:EventRule")}
+    assert {name: json.loads(r.inputs["eventPattern"]) for name, r in rules.items()} == {
+        "spot-interruption": {"source": ["aws.ec2"],
+                              "detail-type": ["EC2 Spot Instance Interruption Warning"]},
+        "rebalance": {"source": ["aws.ec2"],
+                      "detail-type": ["EC2 Instance Rebalance Recommendation"]},
+        "instance-state-change": {"source": ["aws.ec2"],
+                                  "detail-type": ["EC2 Instance State-change Notification"]},
+        "scheduled-change": {"source": ["aws.health"], "detail-type": ["AWS Health Event"]}}
+    policy = graph.named("demo-karpenter-interruptions-policy")
+    assert policy.inputs["queueUrl"] == "demo-karpenter-interruptions-id"  # the queue's URL
+    allow, deny = json.loads(policy.inputs["policy"])["Statement"]
+    assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+    assert allow["Action"] == "sqs:SendMessage" and allow["Resource"] == queue.outputs["arn"]
+    assert sorted(allow["Condition"]["ArnEquals"]["aws:SourceArn"]) == sorted(
+        r.outputs["arn"] for r in rules.values())
+    assert deny == {"Sid": "DenyHTTP", "Effect": "Deny", "Principal": "*", "Action": "sqs:*",
+                    "Resource": queue.outputs["arn"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+    targets = graph.of_type("aws:cloudwatch/eventTarget:EventTarget")
+    assert sorted(t.inputs["rule"] for t in targets) == sorted(
+        r.outputs["name"] for r in rules.values())
+    for target in targets:
+        assert target.inputs["arn"] == queue.outputs["arn"]
+        assert policy.urn in target.dependencies  # the queue admits the rules first
+
+
+def test_nodes_security_group_is_tagged_for_discovery(build) -> None:
+    (tag,) = build().of_type("aws:ec2/tag:Tag")
+    assert tag.inputs == {"resourceId": "sg-cluster", "key": "karpenter.sh/discovery",
+                          "value": "demo-dev-eks"}
 
 
 def test_nothing_here_needs_the_kubernetes_api(build) -> None:
@@ -400,5 +651,5 @@ def test_every_taggable_resource_carries_the_platform_tags(build) -> None:
 
 def test_preview_with_unknown_outputs(build) -> None:
     graph = build("prod", preview=True)
-    assert len(node_groups(graph)) == 2
+    assert set(node_groups(graph)) == {"system"}
     assert graph.named("demo-api-relay-instance").inputs["subnetId"] == SUBNETS[0]

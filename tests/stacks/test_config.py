@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlscaffold.stacks.config import (
+    EKS_AMI_RELEASE,
     SUPPORTED_KUBERNETES_VERSIONS,
     StackConfigError,
     environment_profile,
@@ -16,14 +17,21 @@ from .conftest import make_config
 
 def test_dev_is_small_and_spot_prod_on_demand_and_larger():
     dev, prod = make_config("dev"), make_config("prod")
-    dev_gpu, prod_gpu = dev.cluster.gpu_node_groups[0], prod.cluster.gpu_node_groups[0]
-    assert dev_gpu.capacity_type == "SPOT" and dev_gpu.min_size == 0
-    assert prod_gpu.capacity_type == "ON_DEMAND"
-    assert prod_gpu.max_size > dev_gpu.max_size
+    dev_gpu, prod_gpu = dev.cluster.gpu_pools[0], prod.cluster.gpu_pools[0]
+    assert dev_gpu.capacity_types == ["spot"]
+    assert prod_gpu.capacity_types == ["on-demand"]
+    assert prod_gpu.max_gpus > dev_gpu.max_gpus
+    # dev: small single-GPU types, several families for more spot capacity
+    assert len(dev_gpu.instance_families) > 1
+    assert {gpu_count(t) for t in dev_gpu.instance_types} == {1}
+    # production nodes are pinned to a tested AMI release, the others take the latest
+    assert prod.cluster.node_image_version == EKS_AMI_RELEASE
+    assert dev.cluster.node_image_version == "latest"
     assert prod.network.availability_zones == 3 and not prod.network.single_nat_gateway
     assert dev.network.single_nat_gateway
     assert prod.serving.min_instances > dev.serving.min_instances
     assert all(gpu_count(t) for g in (dev_gpu, prod_gpu) for t in g.instance_types)
+    assert dev_gpu.instance_types and prod_gpu.instance_types
     assert dev.cluster.kubernetes_version in SUPPORTED_KUBERNETES_VERSIONS
 
 
@@ -55,11 +63,52 @@ def test_overrides_merge_into_the_profile():
     ("overrides", "key", "fragment"),
     [
         ({"colour": "red"}, "platform.colour", "unknown key"),
-        ({"cluster": {"gpu_node_groups": [{"instance_types": ["g5.xlarge"], "min_size": 2,
-                                           "desired_size": 2, "max_size": 1}]}},
-         "platform.cluster.gpu_node_groups[0]", "max_size 1 is below min_size 2"),
-        ({"cluster": {"gpu_node_groups": [{"instance_types": ["m6i.large"]}]}},
-         "platform.cluster.gpu_node_groups[0].instance_types", "'m6i.large' has no GPU"),
+        ({"cluster": {"gpu_pools": [{"instance_families": ["m6i"]}]}},
+         "platform.cluster.gpu_pools[0].instance_families",
+         "'m6i' has no GPU; a GPU pool takes GPU families such as g4dn, g5, g6, g6e, p3, p4d, "
+         "p5"),
+        ({"cluster": {"gpu_pools": [{"instance_families": ["g5", "g7"]}]}},
+         "platform.cluster.gpu_pools[0].instance_families",
+         "'g7' is not a GPU family mlscaffold knows"),
+        ({"cluster": {"gpu_pools": [{"instance_families": ["g6", "p4d"],
+                                     "instance_sizes": ["xlarge"]}]}},
+         "platform.cluster.gpu_pools[0]",
+         "p4d has no xlarge size; its sizes are 24xlarge: add one to instance_sizes or drop "
+         "p4d"),
+        ({"cluster": {"gpu_pools": [{"instance_families": ["p5"], "max_gpus": 4}]}},
+         "platform.cluster.gpu_pools[0]",
+         "max_gpus 4 is below the 8 GPUs of p5.48xlarge, the smallest type the pool allows: "
+         "raise max_gpus or allow smaller types"),
+        ({"cluster": {"gpu_pools": [{"instance_families": ["g5"],
+                                     "capacity_types": ["spot", "spot"]}]}},
+         "platform.cluster.gpu_pools[0].capacity_types",
+         "capacity type 'spot' is listed twice; list each once"),
+        ({"cluster": {"gpu_pools": [{"instance_families": ["g5"],
+                                     "capacity_types": ["reserved"]}]}},
+         "platform.cluster.gpu_pools[0].capacity_types[0]", "'spot' or 'on-demand'"),
+        ({"cluster": {"gpu_pools": [{"instance_families": ["g5"],
+                                     "consolidate_after": "5 minutes"}]}},
+         "platform.cluster.gpu_pools[0].consolidate_after", "should match pattern"),
+        ({"cluster": {"gpu_pools": [{"name": "system", "instance_families": ["g5"]}]}},
+         "platform.cluster.gpu_pools[0].name", "'system' is the CPU node group's pool"),
+        ({"cluster": {"gpu_pools": [{"instance_families": ["g5"]},
+                                    {"instance_families": ["g6"]}]}},
+         "platform.cluster.gpu_pools", "GPU pool names must be unique, got ['gpu', 'gpu']"),
+        ({"cluster": {"gpu_pools": []}}, "platform.cluster.gpu_pools", "at least 1 item"),
+        # a Pulumi.<env>.yaml written by an earlier mlscaffold
+        ({"cluster": {"gpu_node_groups": [{"name": "gpu", "instance_types": ["g5.xlarge"]}]}},
+         "platform.cluster",
+         "gpu_node_groups was replaced by gpu_pools (Karpenter NodePools): rename the key and "
+         "give each pool instance_families, capacity_types and max_gpus instead of "
+         "instance_types, capacity_type and min/desired/max_size"),
+        ({"cluster": {"autoscaler": "cluster-autoscaler"}}, "platform.cluster",
+         "autoscaler was removed: Karpenter scales the GPU pools; delete the key"),
+        ({"cluster": {"system_node_group": {"min_size": 0, "desired_size": 0}}},
+         "platform.cluster",
+         "system_node_group.desired_size is 0, but Karpenter's controller, CoreDNS and the "
+         "other add-ons run on the system nodes"),
+        ({"cluster": {"node_image_version": "2026-07-14"}},
+         "platform.cluster.node_image_version", "should match pattern"),
         ({"cluster": {"kubernetes_version": "1.20"}}, "platform.cluster.kubernetes_version",
          "not supported"),
         ({"cluster": {"public_access_cidrs": ["0.0.0.0/0"]}},
@@ -72,6 +121,23 @@ def test_overrides_merge_into_the_profile():
         ({"cluster": {"system_node_group": {"instance_types": ["t4g.micro"]}}},
          "platform.cluster.system_node_group.instance_types",
          "'t4g.micro' is an arm64 (Graviton) type and node groups run x86_64 AMIs"),
+        ({"cluster": {"admin_role_arns": ["arn:aws:sts::123456789012:assumed-role/admin/me"]}},
+         "platform.cluster.admin_role_arns",
+         "'arn:aws:sts::123456789012:assumed-role/admin/me' is not an IAM role ARN; give the "
+         "role's ARN, e.g. arn:aws:iam::123456789012:role/ml-admins"),
+        ({"cluster": {"viewer_role_arns": ["arn:aws:iam::123456789012:user/alice"]}},
+         "platform.cluster.viewer_role_arns", "is not an IAM role ARN"),
+        ({"cluster": {"admin_role_arns": ["arn:aws:iam::123456789012:role/a"] * 2}},
+         "platform.cluster.admin_role_arns",
+         "'arn:aws:iam::123456789012:role/a' is listed twice; list each role once"),
+        ({"cluster": {"admin_role_arns": ["arn:aws:iam::123456789012:role/a"],
+                      "viewer_role_arns": ["arn:aws:iam::123456789012:role/a"]}},
+         "platform.cluster",
+         "'arn:aws:iam::123456789012:role/a' is in both admin_role_arns and viewer_role_arns; "
+         "an IAM principal has one access entry: keep it in one of them"),
+        ({"cluster": {"support_type": "LTS"}}, "platform.cluster.support_type",
+         "'STANDARD' or 'EXTENDED'"),
+        ({"protect": "sometimes"}, "platform.protect", "valid boolean"),
     ],
 )
 def test_invalid_overrides_name_the_key_and_fix(overrides, key, fragment):
@@ -97,3 +163,19 @@ def test_feature_declarations_come_from_the_spec_only():
     assert str(caught.value) == (
         "stack config platform.features: the feature schema is the same in every stack; move "
         "it to the features section of mlscaffold.yaml")
+
+
+def test_data_and_cluster_are_protected_outside_dev():
+    assert [make_config(env).protect for env in ("dev", "staging", "prod")] == [
+        False, True, True]
+    assert make_config("dev", {"protect": True}).protect
+    assert make_config("prod", {"protect": False}).protect is False
+
+
+def test_access_and_support_defaults():
+    cluster = make_config("prod").cluster
+    assert cluster.admin_role_arns == [] and cluster.viewer_role_arns == []
+    assert cluster.support_type == "STANDARD"
+    roles = ["arn:aws:iam::123456789012:role/ml/admins", "arn:aws-cn:iam::123456789012:role/x"]
+    assert make_config("dev", {"cluster": {"admin_role_arns": roles}}).cluster.admin_role_arns \
+        == roles

@@ -431,7 +431,7 @@ def test_cluster_node_alarms(monitoring_graph, config_for, platform):
     assert (cpu["namespace"], cpu["metricName"]) == ("ContainerInsights", "node_cpu_utilization")
     assert gpu["threshold"] == monitoring.gpu_utilization_percent
     assert cpu["threshold"] == 80
-    assert "add GPU nodes" in gpu["alarmDescription"]
+    assert "raise max_gpus of a GPU pool" in gpu["alarmDescription"]
     for alarm in (gpu, cpu):
         assert alarm["dimensions"] == {"ClusterName": CLUSTER}
         assert alarm["statistic"] == "Average"

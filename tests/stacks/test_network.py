@@ -85,6 +85,9 @@ def test_two_subnets_per_zone_without_public_ips(build, environment: str, zones:
             assert subnet.inputs["mapPublicIpOnLaunch"] is False
             assert subnet.inputs["tags"][f"kubernetes.io/role/{role}"] == "1"
             assert subnet.inputs["tags"]["kubernetes.io/cluster/demo-eks"] == "shared"
+            # Karpenter launches nodes where it finds its discovery tag: private subnets only
+            assert subnet.inputs["tags"].get("karpenter.sh/discovery") == (
+                "demo-eks" if kind == "private" else None)
 
 
 @pytest.mark.parametrize("cidr", ["10.0.0.0/16", "172.16.0.0/18", "10.20.0.0/20"])

@@ -21,7 +21,11 @@ from mlscaffold.graph import (
 )
 from mlscaffold.sample_data import write_sample_datasets
 from mlscaffold.stacks import ClusterWorkloads, ClusterWorkloadsArgs, MlPlatform, MlPlatformArgs
-from mlscaffold.stacks.config import PlatformConfig, StackConfigError
+from mlscaffold.stacks.config import (
+    CLOUDWATCH_OBSERVABILITY_ADDON,
+    PlatformConfig,
+    StackConfigError,
+)
 
 from ..policies.conftest import check
 from .conftest import SAGEMAKER_TRUST, assert_network_interfaces_in_vpc, make_config
@@ -45,15 +49,25 @@ ALWAYS = {
 # on it (KServe serving, or cluster.enabled for training)
 CLUSTER = {
     "mlscaffold:stacks:GpuCluster", "mlscaffold:stacks:ApiRelay", "aws:eks/cluster:Cluster",
-    "aws:eks/nodeGroup:NodeGroup", "aws:ec2/launchTemplate:LaunchTemplate",
+    "aws:eks/addon:Addon", "aws:eks/accessEntry:AccessEntry",
+    "aws:eks/accessPolicyAssociation:AccessPolicyAssociation", "aws:eks/nodeGroup:NodeGroup",
+    "aws:ec2/launchTemplate:LaunchTemplate",
     "aws:ec2/instance:Instance", "aws:ec2/natGateway:NatGateway",
     "aws:ec2/internetGateway:InternetGateway",
+    "mlscaffold:stacks:Karpenter", "aws:sqs/queue:Queue", "aws:cloudwatch/eventRule:EventRule",
+    "aws:eks/podIdentityAssociation:PodIdentityAssociation",
     "mlscaffold:stacks:ClusterWorkloads", "kubernetes:helm.sh/v3:Release",
+    "kubernetes:karpenter.sh/v1:NodePool", "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass",
 }
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 # the cluster's GPU and CPU alarms come from the CloudWatch Observability add-on, except with
 # KServe, whose Prometheus watches the GPUs
-NODE_ALARMS = {"aws:eks/addon:Addon", "aws:cloudwatch/metricAlarm:MetricAlarm",
-               "aws:cloudwatch/logGroup:LogGroup"}
+NODE_ALARMS = {"aws:cloudwatch/metricAlarm:MetricAlarm", "aws:cloudwatch/logGroup:LogGroup"}
+
+
+def cloudwatch_addons(graph: ResourceGraph) -> list:
+    return [a for a in graph.of_type("aws:eks/addon:Addon")
+            if a.inputs["addonName"] == CLOUDWATCH_OBSERVABILITY_ADDON]
 BY_SERVING = {
     "sagemaker": {"mlscaffold:stacks:Serving", "aws:sagemaker/model:Model",
                   "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
@@ -112,6 +126,7 @@ def test_platform_builds_with_the_expected_resources(dataset, serving, feature_s
         assert "mlscaffold:stacks:Serving" not in types
     if serving == "kserve":
         assert not NODE_ALARMS & types - {"aws:cloudwatch/logGroup:LogGroup"}
+        assert not cloudwatch_addons(graph)
     else:  # nothing runs on a cluster: none is built, nor what only its nodes need
         assert not CLUSTER & types, sorted(CLUSTER & types)
         assert "aws:eks/addon:Addon" not in types
@@ -132,14 +147,17 @@ def test_platform_builds_with_the_expected_resources(dataset, serving, feature_s
             for key, value in config.tags.items():
                 assert resource.inputs["tags"].get(key) == value, (resource.name, key)
 
-    gpu_groups = [r for r in graph.of_type("aws:eks/nodeGroup:NodeGroup")
-                  if r.inputs.get("taints")]
-    assert len(gpu_groups) == (len(config.cluster.gpu_node_groups) if serving == "kserve"
-                               else 0)
-    capacity = "ON_DEMAND" if environment == "prod" else "SPOT"
-    assert {g.inputs["capacityType"] for g in gpu_groups} <= {capacity}
-    # a new account has no GPU quota: no GPU node at all until something asks for one
-    assert all(g.inputs["scalingConfig"]["minSize"] == 0 for g in gpu_groups)
+    # GPU capacity is Karpenter's: no GPU node group, a NodePool per GPU pool
+    assert not [r for r in graph.of_type("aws:eks/nodeGroup:NodeGroup") if r.inputs.get("taints")]
+    pools = graph.of_type(NODE_POOL)
+    assert len(pools) == (len(config.cluster.gpu_pools) if serving == "kserve" else 0)
+    capacity = ["on-demand"] if environment == "prod" else ["spot"]
+    for pool in pools:
+        requirements = {r["key"]: r["values"]
+                        for r in pool.inputs["spec"]["template"]["spec"]["requirements"]}
+        assert requirements["karpenter.sh/capacity-type"] == capacity
+        # a new account has no GPU quota: no GPU node at all until something asks for one
+        assert "replicas" not in pool.inputs["spec"]
 
 
 def test_stack_outputs_are_wired(dataset):
@@ -168,9 +186,13 @@ def test_a_cluster_stack_exports_what_the_in_cluster_program_reads(dataset):
     cluster = graph.outputs["cluster"]
     assert graph.outputs["cluster_name"] == cluster["name"] == "demo-dev-eks"
     assert cluster["relay_instance_id"] == "demo-dev-cluster-api-relay-instance-id"
-    assert cluster["node_groups"] == ["demo-dev-cluster-system", "demo-dev-cluster-gpu"]
+    assert cluster["node_groups"] == ["demo-dev-cluster-system"]
+    assert cluster["karpenter"] == {
+        "interruption_queue": graph.named("demo-dev-cluster-karpenter-interruptions").outputs[
+            "name"],
+        "instance_profile": graph.named("demo-dev-cluster-karpenter-node-profile").outputs[
+            "name"]}
     assert cluster["roles"] == {
-        "cluster_autoscaler": graph.named("demo-dev-cluster-autoscaler-role").outputs["arn"],
         "predictor": graph.named("demo-dev-serving-predictor-role").outputs["arn"],
         "alertmanager": graph.named("demo-dev-monitoring-alertmanager-role").outputs["arn"]}
     assert cluster["serving"]["image_uri"] == f"{graph.outputs['repository_url']}:0.1.0"
@@ -228,11 +250,10 @@ def test_without_a_feature_store_nothing_is_exported_for_it(dataset):
 def test_cloudwatch_observability_addon_is_wired_to_the_cluster(dataset, serving):
     config = make_config("dev", {"cluster": {"enabled": True}}, serving=serving)
     graph = _build(config, dataset)
-    (addon,) = graph.of_type("aws:eks/addon:Addon")
+    (addon,) = cloudwatch_addons(graph)
     assert addon.inputs["clusterName"] == "demo-dev-eks"
-    node_groups = {g.urn for g in graph.of_type("aws:eks/nodeGroup:NodeGroup")}
-    assert len(node_groups) == 1 + len(config.cluster.gpu_node_groups)
-    assert node_groups <= set(addon.dependencies)  # its pods need nodes
+    (system,) = graph.of_type("aws:eks/nodeGroup:NodeGroup")
+    assert system.urn in addon.dependencies  # its pods need nodes
     # trusted through the cluster's OIDC provider, for the agent's service account only
     role = graph.named("demo-dev-monitoring-cloudwatch-agent-role")
     (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
@@ -387,8 +408,12 @@ def test_inference_service_pod_validates_as_a_deployment(dataset, environment):
     }
     kubernetes_validate.validate(deployment, _kubernetes_version(config), strict=True)
     if config.serving.gpus:  # on GPU nodes: selects a GPU pool's labels
-        gpu_pool = config.cluster.gpu_node_groups[0]
+        gpu_pool = config.cluster.gpu_pools[0]
         assert predictor["nodeSelector"].items() <= gpu_pool.labels.items()
+        # and a NodePool of the in-cluster program launches nodes with those labels
+        (pool,) = graph.of_type(NODE_POOL)
+        assert predictor["nodeSelector"].items() <= pool.inputs["spec"]["template"][
+            "metadata"]["labels"].items()
     else:  # dev serves on CPU: no GPU placement at all
         assert "nodeSelector" not in predictor and "tolerations" not in predictor
 
@@ -405,3 +430,20 @@ def test_every_alarm_treats_missing_data_by_the_one_table(dataset, environment):
     expected = {name: entry.treat for name, entry in MISSING_DATA.items()
                 if environment == "prod" or name != "endpoint-invocations-low"}
     assert alarms == expected
+
+
+PROTECTED = {"aws:eks/cluster:Cluster", "aws:kms/key:Key", "aws:s3/bucket:Bucket"}
+
+
+@pytest.mark.parametrize(("environment", "serving", "feature_store"),
+                         [("dev", "kserve", "sagemaker"), ("prod", "kserve", "sagemaker"),
+                          ("prod", "sagemaker", "none")])
+def test_cluster_keys_and_data_buckets_are_protected_outside_dev(dataset, environment, serving,
+                                                                 feature_store):
+    config = make_config(environment, serving=serving, feature_store=feature_store)
+    graph = _build(config, dataset)
+    protected = {r.name for r in graph.resources if r.options.get("protect")}
+    wanted = {r.name for r in graph.of_type(*PROTECTED)}
+    assert len(wanted) >= 4  # data and trail keys, artifact and log buckets at least
+    assert protected == (wanted if config.protect else set())
+    assert config.protect is (environment != "dev")

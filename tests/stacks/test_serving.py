@@ -49,7 +49,7 @@ def _args(config, key_arn: Any = "arn:aws:kms:us-east-1:123456789012:key/mock",
         "capture_bucket_name": "demo-dev-capture",
         "private_subnet_ids": ["subnet-a", "subnet-b"], "vpc_id": "vpc-1",
         "vpc_cidr": "10.0.0.0/16", "s3_prefix_list_id": "pl-s3",
-        "gpu_node_group": config.cluster.gpu_node_groups[0],
+        "gpu_node_group": config.cluster.gpu_pools[0],
         "irsa_trust_policy": _trust_policy,
     }
     values.update(changes)
@@ -275,7 +275,7 @@ def test_pod_template_is_valid_kubernetes(config_for, gpus):
     manifest = inference_service_manifest(
         "demo", "ml-serving", "registry/demo:0.1.0", config.serving,
         storage_uri=MODEL_URL, service_account_name="demo-predictor",
-        gpu_node_group=config.cluster.gpu_node_groups[0])
+        gpu_node_group=config.cluster.gpu_pools[0])
     for version in SUPPORTED_KUBERNETES_VERSIONS:
         kubernetes_validate.validate(_deployment(manifest), f"{version}.0", strict=True)
     predictor = manifest["spec"]["predictor"]
@@ -287,7 +287,7 @@ def test_pod_template_is_valid_kubernetes(config_for, gpus):
 def test_manifest_refuses_what_cannot_run(config_for):
     config = config_for("prod", serving="kserve").serving
     common = {"storage_uri": MODEL_URL, "service_account_name": "demo-predictor"}
-    with pytest.raises(ValueError, match="no GPU node group"):
+    with pytest.raises(ValueError, match=r"no GPU pool was given; pass one of cluster\.gpu_pools"):
         inference_service_manifest("demo", "ml-serving", "image", config, **common)
     with pytest.raises(ValueError, match="must be lower-case"):
         inference_service_manifest("Demo_Model", "ml-serving", "image",

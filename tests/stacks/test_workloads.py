@@ -13,10 +13,10 @@ import kubernetes_validate
 import pytest
 
 from mlscaffold.graph import GraphResource, ResourceGraph
-from mlscaffold.stacks.config import GPU_TAINT, SUPPORTED_KUBERNETES_VERSIONS
+from mlscaffold.stacks.config import GPU_TAINT, KARPENTER_VERSION, SUPPORTED_KUBERNETES_VERSIONS
+from mlscaffold.stacks.karpenter import ec2_node_class, node_pool
 from mlscaffold.stacks.workloads import (
     CERT_MANAGER_VERSION,
-    CLUSTER_AUTOSCALER_IMAGE_TAGS,
     DCGM_EXPORTER_VERSION,
     KSERVE_VERSION,
     KUBE_PROMETHEUS_STACK_VERSION,
@@ -30,8 +30,7 @@ from mlscaffold.stacks.workloads import (
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 ENDPOINT_HOST = "0123456789ABCDEF.gr7.us-east-1.eks.amazonaws.com"
-ROLES = {"cluster_autoscaler": "arn:aws:iam::123456789012:role/autoscaler",
-         "predictor": "arn:aws:iam::123456789012:role/predictor",
+ROLES = {"predictor": "arn:aws:iam::123456789012:role/predictor",
          "alertmanager": "arn:aws:iam::123456789012:role/alertmanager"}
 MODEL_URL = "s3://demo-artifacts/models/production/model.tar.gz"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/demo-dev-serving:0.1.0"
@@ -43,9 +42,11 @@ def cluster_output(version: str = "1.34", kserve: bool = True) -> dict[str, Any]
     output: dict[str, Any] = {
         "name": "demo-dev-eks", "endpoint": f"https://{ENDPOINT_HOST}",
         "certificate_authority": "bW9jay1jYQ==", "relay_instance_id": "i-0relay",
-        "node_groups": ["demo-dev-system", "demo-dev-gpu"], "region": "us-east-1",
+        "node_groups": ["demo-dev-system"], "region": "us-east-1",
         "tunnel_port": 9443, "kubernetes_version": version,
-        "roles": {"cluster_autoscaler": ROLES["cluster_autoscaler"]}}
+        "karpenter": {"interruption_queue": "demo-dev-eks",
+                      "instance_profile": "demo-dev-cluster-karpenter-node-profile"},
+        "roles": {}}
     if kserve:
         output["roles"] = dict(ROLES)
         output["serving"] = {"image_uri": IMAGE, "model_url": MODEL_URL}
@@ -117,13 +118,19 @@ def test_the_kubeconfig_is_the_same_on_every_run() -> None:
 
 def test_node_addons_pinned(build) -> None:
     found = releases(build(serving="sagemaker"))
-    assert set(found) == {"nvidia-device-plugin", "cluster-autoscaler"}
-    repos = {"nvidia-device-plugin": "https://nvidia.github.io/k8s-device-plugin",
-             "cluster-autoscaler": "https://kubernetes.github.io/autoscaler"}
-    for chart, release in found.items():
-        assert re.fullmatch(r"\d+\.\d+\.\d+", release.inputs["version"]), chart
-        assert release.inputs["repositoryOpts"] == {"repo": repos[chart]}
+    assert set(found) == {"nvidia-device-plugin", "karpenter-crd", "karpenter"}
+    for release in found.values():
+        assert re.fullmatch(r"\d+\.\d+\.\d+", release.inputs["version"]), release.name
         assert release.inputs["namespace"] == "kube-system"
+    assert found["nvidia-device-plugin"].inputs["repositoryOpts"] == {
+        "repo": "https://nvidia.github.io/k8s-device-plugin"}
+    for chart in ("karpenter-crd", "karpenter"):
+        assert found[chart].inputs["chart"] == f"oci://public.ecr.aws/karpenter/{chart}"
+        assert found[chart].inputs["version"] == KARPENTER_VERSION
+    # the CRDs come from their own release, which Helm upgrades; the controller's copy is
+    # installed once only and never upgraded
+    assert found["karpenter"].inputs["skipCrds"] is True
+    assert found["karpenter-crd"].urn in found["karpenter"].dependencies
 
 
 def test_device_plugin_runs_on_gpu_nodes_only(build) -> None:
@@ -133,48 +140,71 @@ def test_device_plugin_runs_on_gpu_nodes_only(build) -> None:
     assert values["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
 
 
-def test_cluster_autoscaler_values(build) -> None:
-    values = releases(build())["cluster-autoscaler"].inputs["values"]
-    assert values["autoDiscovery"] == {"clusterName": "demo-dev-eks"}
-    assert values["awsRegion"] == "us-east-1"
-    assert values["image"]["tag"] == CLUSTER_AUTOSCALER_IMAGE_TAGS["1.34"]
-    assert values["rbac"]["serviceAccount"] == {
-        "create": True, "name": "cluster-autoscaler",
-        "annotations": {"eks.amazonaws.com/role-arn": ROLES["cluster_autoscaler"]}}
-    assert values["nodeSelector"] == {"mlscaffold.io/node-pool": "system"}
-    assert values["securityContext"]["runAsNonRoot"] is True
-    assert values["containerSecurityContext"]["readOnlyRootFilesystem"] is True
-    assert values["containerSecurityContext"]["allowPrivilegeEscalation"] is False
-    assert set(values["resources"]) == {"requests", "limits"}
+def test_karpenter_values(build) -> None:
+    values = releases(build())["karpenter"].inputs["values"]
+    assert values["settings"] == {"clusterName": "demo-dev-eks",
+                                  "clusterEndpoint": f"https://{ENDPOINT_HOST}",
+                                  "interruptionQueue": "demo-dev-eks"}
+    # its role comes through EKS Pod Identity (the base stack's association): no annotation
+    assert values["serviceAccount"] == {"create": True, "name": "karpenter"}
+    assert values["nodeSelector"] == {"kubernetes.io/os": "linux",
+                                      "mlscaffold.io/node-pool": "system"}
+    assert values["replicas"] == 2
+    assert set(values["controller"]["resources"]) == {"requests", "limits"}
 
 
-@pytest.mark.parametrize("version", ["1.32", "1.36"])
-def test_autoscaler_matches_the_kubernetes_version(build, version: str) -> None:
-    graph = build(overrides={"cluster": {"kubernetes_version": version}})
-    tag = releases(graph)["cluster-autoscaler"].inputs["values"]["image"]["tag"]
-    assert tag.startswith(f"v{version}.")
+def test_one_karpenter_replica_on_a_single_system_node(build) -> None:
+    graph = build(overrides={"cluster": {"system_node_group": {"min_size": 1,
+                                                                "desired_size": 1}}})
+    # the chart spreads replicas over nodes (required anti-affinity by host name)
+    assert releases(graph)["karpenter"].inputs["values"]["replicas"] == 1
 
 
-def test_autoscaler_image_for_every_supported_version() -> None:
-    assert set(CLUSTER_AUTOSCALER_IMAGE_TAGS) == set(SUPPORTED_KUBERNETES_VERSIONS)
-    for version, tag in CLUSTER_AUTOSCALER_IMAGE_TAGS.items():
-        assert re.fullmatch(rf"v{re.escape(version)}\.\d+", tag)
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+TWO_POOLS = {"cluster": {"gpu_pools": [
+    {"name": "train", "instance_families": ["p5"], "capacity_types": ["spot", "on-demand"],
+     "max_gpus": 16},
+    {"name": "infer", "instance_families": ["g6", "g5"], "instance_sizes": ["xlarge"],
+     "max_gpus": 4}]}}
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_a_node_class_and_node_pool_per_gpu_pool(build, config_for, environment: str) -> None:
+    overrides = {"cluster": {"enabled": True, **TWO_POOLS["cluster"]}}
+    config = config_for(environment, overrides)
+    graph = build(environment, overrides=overrides)
+    karpenter = releases(graph)["karpenter"]
+    pools = {r.inputs["metadata"]["name"]: r for r in graph.of_type(NODE_POOL)}
+    classes = {r.inputs["metadata"]["name"]: r for r in graph.of_type(NODE_CLASS)}
+    assert set(pools) == set(classes) == {"train", "infer"}
+    for pool in config.cluster.gpu_pools:
+        node_class = ec2_node_class(
+            pool, cluster_name=f"demo-{environment}-eks",
+            instance_profile="demo-dev-cluster-karpenter-node-profile",
+            ami_release=config.cluster.node_image_version, tags=config.tags)
+        assert classes[pool.name].inputs == node_class
+        assert pools[pool.name].inputs == node_pool(pool)
+        # the CRDs and the controller first, then the class its pool refers to
+        assert karpenter.urn in classes[pool.name].dependencies
+        assert {karpenter.urn, classes[pool.name].urn} <= set(pools[pool.name].dependencies)
+    # production nodes stay on a tested AMI release; dev takes each new one
+    alias = classes["infer"].inputs["spec"]["amiSelectorTerms"][0]["alias"]
+    assert alias == ("al2023@latest" if environment == "dev" else "al2023@v20260714")
 
 
 @pytest.mark.parametrize("version", SUPPORTED_KUBERNETES_VERSIONS)
 def test_helm_values_are_valid_kubernetes(build, version: str) -> None:
     """The pod-level fragments of the charts' values, as a Pod, pass the Kubernetes schema."""
     found = releases(build())
-    autoscaler = found["cluster-autoscaler"].inputs["values"]
+    karpenter = found["karpenter"].inputs["values"]
     device_plugin = found["nvidia-device-plugin"].inputs["values"]
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "values"}, "spec": {
-        "securityContext": autoscaler["securityContext"],
-        "nodeSelector": {**autoscaler["nodeSelector"], **device_plugin["nodeSelector"]},
+        "nodeSelector": {**karpenter["nodeSelector"], **device_plugin["nodeSelector"]},
         "tolerations": device_plugin["tolerations"],
-        "containers": [{"name": "autoscaler", "image": "registry.k8s.io/autoscaling/"
-                        f"cluster-autoscaler:{CLUSTER_AUTOSCALER_IMAGE_TAGS[version]}",
-                        "resources": autoscaler["resources"],
-                        "securityContext": autoscaler["containerSecurityContext"]}],
+        "containers": [{"name": "controller",
+                        "image": f"public.ecr.aws/karpenter/controller:{KARPENTER_VERSION}",
+                        "resources": karpenter["controller"]["resources"]}],
     }}
     kubernetes_validate.validate(pod, f"{version}.0", strict=True)
 
@@ -182,7 +212,7 @@ def test_helm_values_are_valid_kubernetes(build, version: str) -> None:
 def test_no_kserve_or_prometheus_without_kserve_serving(build) -> None:
     graph = build(serving="sagemaker")
     assert not graph.of_type("kubernetes:serving.kserve.io/v1beta1:InferenceService")
-    assert set(releases(graph)) == {"nvidia-device-plugin", "cluster-autoscaler"}
+    assert set(releases(graph)) == {"nvidia-device-plugin", "karpenter-crd", "karpenter"}
 
 
 def test_kserve_install_and_namespace(build) -> None:
@@ -217,8 +247,8 @@ def test_inference_service_serves_the_base_stacks_image_and_model(build, config_
     assert service.inputs["metadata"]["namespace"] == "ml-serving"
     predictor = service.inputs["spec"]["predictor"]
     assert predictor["serviceAccountName"] == "demo-predictor"
-    gpu_group = config_for("prod").cluster.gpu_node_groups[0]
-    assert predictor["nodeSelector"] == gpu_group.labels
+    gpu_pool = config_for("prod").cluster.gpu_pools[0]
+    assert predictor["nodeSelector"] == gpu_pool.labels
     (toleration,) = predictor["tolerations"]
     assert toleration == {"key": GPU_TAINT["key"], "operator": "Equal",
                           "value": GPU_TAINT["value"], "effect": "NoSchedule"}
