@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .feature_schema import FeatureDeclarations
 from .instances import EC2_INSTANCES, SAGEMAKER_INSTANCES, gpu_count
+from .model_keys import MODEL_KEY_PATTERN
 
 # EKS add-on that watches the nodes of every platform but KServe (Container Insights); the cost
 # estimator reads the name from here too
@@ -250,6 +251,10 @@ class ServingConfig(_Strict):
     platform: Literal["sagemaker", "kserve", "none"] = "sagemaker"
     image_tag: str = Field("0.1.0", pattern=r"^[\w][\w.-]{0,127}$",
                            description="Tag of the serving image in the ECR repository.")
+    model_key: str | None = Field(
+        None, description="Key of the model version to serve in the artifact bucket, "
+                          "models/<sha256 of its files>/model.tar.gz; `make deploy` uploads "
+                          "the current model and sets it. A deployment without it is refused.")
     # SageMaker
     instance_type: str = "ml.m5.large"
     initial_instance_count: Annotated[int, Field(ge=1, le=100)] = 1
@@ -263,6 +268,15 @@ class ServingConfig(_Strict):
     memory: str = Field("2Gi", pattern=r"^\d+(Mi|Gi)$")
     min_replicas: Annotated[int, Field(ge=0, le=100)] = 1
     max_replicas: Annotated[int, Field(ge=1, le=100)] = 3
+
+    @field_validator("model_key")
+    @classmethod
+    def _content_addressed(cls, value: str | None) -> str | None:
+        if value is not None and not MODEL_KEY_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not a model key; keys are models/<sha256 of the "
+                             "model's files>/model.tar.gz, as `mlscaffold model upload` prints "
+                             "them")
+        return value
 
     @field_validator("instance_type")
     @classmethod
