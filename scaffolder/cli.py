@@ -874,7 +874,7 @@ def model_upload(project: Path, stack: str, stage: str, outputs_source: str | No
     from .model import upload_model
 
     result = upload_model(project, stack, stage, outputs_source=outputs_source)
-    where = f"{result.model.stage} v{result.model.version} ({result.model.path.name})"
+    where = f"{result.model.stage} v{result.model.version}"
     if result.uploaded:
         click.echo(f"model: uploaded {where} to {result.url} ({result.size:,} bytes)", err=True)
     else:

@@ -42,7 +42,8 @@ POLL_SECONDS = 30
 WAIT_SECONDS = 3600
 _PERMISSIONS = {
     "prepare": "sagemaker:DescribeEndpoint, DescribeEndpointConfig and DescribeModel, "
-               "application-autoscaling:DescribeScalableTargets and DeregisterScalableTarget",
+               "application-autoscaling:DescribeScalableTargets, DescribeScalingPolicies, "
+               "DeleteScalingPolicy and DeregisterScalableTarget",
     "verify": "sagemaker:DescribeEndpoint and cloudwatch:DescribeAlarms",
     "cleanup": "sagemaker:DescribeEndpoint, DescribeEndpointConfig, ListEndpointConfigs, "
                "ListModels, DeleteEndpointConfig and DeleteModel",
@@ -93,14 +94,12 @@ def stack_endpoint(project: Path, stack: str, outputs_source: str | None = None
                    ) -> EndpointTarget:
     """The endpoint of `project`'s `stack`: its outputs (`outputs_source`: a JSON file, ``-``,
     or the Pulumi CLI) in the stack's region (``aws:region`` of its config)."""
-    from .checks import resolve_stacks
     from .infra import find_project, stack_config
     from .outputs import read_stack_outputs
     from .spec import SPEC_FILENAME, load_spec
 
     root = find_project(project)
     spec = load_spec(root / SPEC_FILENAME)
-    resolve_stacks(spec, stack)
     region = stack_config(root, spec, stack).get("aws:region", spec.region)
     return endpoint_target(read_stack_outputs(root, stack, outputs_source), stack, region)
 
@@ -184,7 +183,6 @@ def prepare_update(project: Path, stack: str, *, model_key: str, image_tag: str,
     An endpoint that is updating (autoscaling, an earlier deploy) is waited for; one that
     failed is a MlscaffoldError naming its reason.
     """
-    from .checks import resolve_stacks
     from .infra import find_project, stack_platform_config
     from .outputs import read_stack_outputs
     from .spec import SPEC_FILENAME, load_spec
@@ -196,7 +194,6 @@ def prepare_update(project: Path, stack: str, *, model_key: str, image_tag: str,
                               "models/<sha256>/model.tar.gz")
     root = find_project(project)
     spec = load_spec(root / SPEC_FILENAME)
-    resolve_stacks(spec, stack)
     config = stack_platform_config(root, spec, stack)
     outputs = read_stack_outputs(root, stack, outputs_source)
     serving = config.serving
@@ -252,9 +249,13 @@ def prepare_update(project: Path, stack: str, *, model_key: str, image_tag: str,
             ServiceNamespace="sagemaker", ResourceIds=[target.resource_id],
             ScalableDimension=SCALABLE_DIMENSION).get("ScalableTargets", [])
         if type_changes and targets:
-            autoscaling.deregister_scalable_target(
-                ServiceNamespace="sagemaker", ResourceId=target.resource_id,
-                ScalableDimension=SCALABLE_DIMENSION)
+            # the documented order: the variant's scaling policies, then its target
+            scalable = {"ServiceNamespace": "sagemaker", "ResourceId": target.resource_id,
+                        "ScalableDimension": SCALABLE_DIMENSION}
+            for policy in autoscaling.describe_scaling_policies(**scalable).get(
+                    "ScalingPolicies", []):
+                autoscaling.delete_scaling_policy(PolicyName=policy["PolicyName"], **scalable)
+            autoscaling.deregister_scalable_target(**scalable)
             refresh = True
             notes.append(f"the instance type changes from {running_type} to "
                          f"{serving.instance_type}: deregistered {target.resource_id} from "

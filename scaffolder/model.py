@@ -187,21 +187,18 @@ def upload_model(project: Path, stack: str, stage: str, *, outputs_source: str |
     """Upload the current `stage` model of `project` to `stack`'s artifact bucket (stack output
     ``artifact_bucket``, from `outputs_source` or the Pulumi CLI) unless that version is
     already there; returns where it is."""
-    from .checks import resolve_stacks
     from .infra import find_project, stack_config
     from .outputs import read_stack_outputs, require_output
     from .spec import SPEC_FILENAME, load_spec
 
     root = find_project(project)
     spec = load_spec(root / SPEC_FILENAME)
-    resolve_stacks(spec, stack)
+    region = stack_config(root, spec, stack).get("aws:region", spec.region)
     model = current_model(root, stage)
     bucket = str(require_output(read_stack_outputs(root, stack, outputs_source),
                                 "artifact_bucket", stack, "holds the model versions"))
     key = model.key
-    if client is None:
-        client = aws_client("s3", stack_config(root, spec, stack).get("aws:region",
-                                                                        spec.region))
+    client = client if client is not None else aws_client("s3", region)
     with aws_errors(f"upload the {stage} model to s3://{bucket}/{key}", _UPLOAD_PERMISSIONS):
         if _exists(client, bucket, key):
             return UploadResult(model, bucket, key, uploaded=False, size=None)
