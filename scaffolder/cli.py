@@ -903,8 +903,9 @@ def endpoint_prepare(project: Path, stack: str, model_key: str, image_tag: str,
     variant from autoscaling (SageMaker refuses the update otherwise). Prints two lines for a
     shell's eval: refresh=--refresh when pulumi up must refresh first (the scalable target was
     deregistered, or the endpoint runs another endpoint config than the stack recorded, after
-    a rollback), and instance_count=N, the size the new endpoint config starts at: the fleet's
-    current size within [min_instances, max_instances] (empty for a new endpoint).
+    a rollback), and instance_count=N for the endpoint config: the fleet's current size within
+    [min_instances, max_instances] when the update makes a new one, else the running one's
+    count, so that autoscaling alone changes nothing (empty for a new endpoint).
 
     \b
     Example (what `make deploy` runs):
@@ -960,8 +961,8 @@ def endpoint_cleanup(project: Path, stack: str, outputs_source: str | None,
 
     Pulumi keeps a replaced SageMaker model and endpoint config (a rolled-back update still
     runs them); this deletes those of the stack that are neither running, nor deployed, nor
-    among the KEEP-PREVIOUS newest others, and the models only those used. Refused unless
-    the endpoint is InService.
+    among the newest others it keeps for a rollback (--keep-previous), and the models only
+    those used. Refused unless the endpoint is InService.
     """
     from .endpoint import cleanup_endpoint, stack_endpoint
 
