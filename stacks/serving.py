@@ -192,7 +192,9 @@ class Serving(pulumi.ComponentResource):
     only HTTPS to the VPC and S3 unless groups are given), an endpoint configuration with
     KMS and data capture, an endpoint whose updates are blue/green (canary when it has two or
     more instances) and roll back on its 5xx-rate and p99-latency alarms, target-tracking
-    autoscaling on invocations per instance, and a least-privilege execution role.
+    autoscaling on invocations per instance, and a least-privilege execution role. Each model
+    version (``model_data_key``) gets a model and an endpoint configuration of its own, which
+    Pulumi keeps in AWS when it replaces them (a rolled-back endpoint still runs them).
 
     KServe: the IRSA role the predictor's service account reads its model with, and nothing
     else: the in-cluster program (:class:`~.workloads.ClusterWorkloads`) runs KServe and the
@@ -283,7 +285,7 @@ class Serving(pulumi.ComponentResource):
                              "SERVE_HOST": "0.0.0.0"}),
             vpc_config=aws.sagemaker.ModelVpcConfigArgs(
                 subnets=args.private_subnet_ids, security_group_ids=security_groups),
-            tags=tags("model"),
+            tags=tags(_VERSIONED[0]),
             opts=child_options(self, retain_on_delete=True, depends_on=[policy]))
 
         endpoint_config = aws.sagemaker.EndpointConfiguration(
@@ -307,7 +309,7 @@ class Serving(pulumi.ComponentResource):
                 capture_content_type_header=aws.sagemaker.
                 EndpointConfigurationDataCaptureConfigCaptureContentTypeHeaderArgs(
                     csv_content_types=["text/csv"], json_content_types=["application/json"])),
-            tags=tags("endpoint-config"), opts=child_options(self, retain_on_delete=True))
+            tags=tags(_VERSIONED[1]), opts=child_options(self, retain_on_delete=True))
 
         alarms = self._rollback_alarms(name, args, endpoint_name)
         endpoint = aws.sagemaker.Endpoint(
