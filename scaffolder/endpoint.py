@@ -198,7 +198,7 @@ def prepare_update(project: Path, stack: str, *, model_key: str, image_tag: str,
     outputs = read_stack_outputs(root, stack, outputs_source)
     serving = config.serving
     if serving.platform != "sagemaker" or not outputs.get("endpoint"):
-        return Preparation(False, None, (f"stack {stack} has no SageMaker endpoint yet: "
+        return Preparation(False, None, (f"stack {stack} has no SageMaker endpoint (yet): "
                                          "nothing to prepare",))
     target = endpoint_target(outputs, stack, config.region)
     wanted_url = "s3://{}/{}".format(

@@ -695,7 +695,7 @@ def test_deploy_bootstraps_pushes_uploads_and_updates_with_the_policy_packs(proj
     assert config_sets[2].endswith(f"--path platform.serving.model_key {key}")
     assert f"model: uploaded staging v1 to s3://ci-proj-dev-artifacts/{key}" in completed.stderr
     # a new endpoint: nothing to prepare, the stack config's instance count
-    assert "stack dev has no SageMaker endpoint yet: nothing to prepare" in completed.stderr
+    assert "stack dev has no SageMaker endpoint (yet): nothing to prepare" in completed.stderr
     assert len(config_sets) == 3 and "--refresh" not in ups[1]
     order = [c.split()[0] + (" up" if " up " in c else "") for c in calls]
     assert order.index("skopeo") < len(order) - 1 - order[::-1].index("pulumi up")

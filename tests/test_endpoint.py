@@ -315,7 +315,7 @@ def _prepare(project: Path, deployed: dict, account: Account, model_key: str,
 def test_prepare_a_first_deployment_has_nothing_to_do(project, account):
     bootstrap = {"artifact_bucket": BUCKET, "repository_url": REPOSITORY}
     assert _prepare(project, bootstrap, account, key(1)) == Preparation(
-        False, None, ("stack dev has no SageMaker endpoint yet: nothing to prepare",))
+        False, None, ("stack dev has no SageMaker endpoint (yet): nothing to prepare",))
 
 
 def test_prepare_keeps_the_running_count_when_nothing_changes(project, account):
