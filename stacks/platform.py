@@ -96,8 +96,11 @@ class MlPlatform(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MlPlatformArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(token("MlPlatform"), name, None, opts)
         config = args.config
+        # before anything is registered: a deployment without a model version changes nothing
+        model_key = deployable_model_key(config.serving, config.environment) \
+            if config.serving.platform != "none" else None
+        super().__init__(token("MlPlatform"), name, None, opts)
         tags = config.tags
         retention = config.monitoring.log_retention_days
 
@@ -165,7 +168,7 @@ class MlPlatform(pulumi.ComponentResource):
                 image_uri=pulumi.Output.concat(registry.repository_url, ":",
                                                serving_config.image_tag),
                 model_data_bucket=registry.artifact_bucket_name,
-                model_data_key=deployable_model_key(serving_config, config.environment),
+                model_data_key=model_key,
                 repository_arn=registry.repository_arn,
                 capture_bucket_name=capture.bucket.bucket if capture else None,
                 private_subnet_ids=network.private_subnet_ids, vpc_id=network.vpc_id,

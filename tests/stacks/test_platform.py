@@ -184,11 +184,19 @@ def test_serving_deploys_only_a_named_model_version(dataset, serving):
     `pulumi preview` plans with the stand-in key."""
     config = make_config("dev", serving=serving)
     assert config.serving.model_key is None
-    with pytest.raises(StackConfigError) as caught:
-        run_under_mocks(lambda: MlPlatform(config.prefix, MlPlatformArgs(
-            config=config, dataset=dataset)), project="demo", stack="dev")
-    assert caught.value.key == "platform.serving.model_key"
-    assert "`make deploy STACK=dev` uploads the current model and sets it" in str(caught.value)
+    refused: list[StackConfigError] = []
+
+    def program() -> None:
+        try:
+            MlPlatform(config.prefix, MlPlatformArgs(config=config, dataset=dataset))
+        except StackConfigError as error:
+            refused.append(error)
+
+    # refused before the first registration: nothing of the stack changes
+    assert run_under_mocks(program, project="demo", stack="dev").resources == []
+    (error,) = refused
+    assert error.key == "platform.serving.model_key"
+    assert "`make deploy STACK=dev` uploads the current model and sets it" in str(error)
     graph = _build(config, dataset, preview=True)
     assert graph.outputs["model_key"] == STAND_IN_MODEL_KEY
     # nothing to serve, nothing needed
