@@ -542,8 +542,12 @@ _STUB = textwrap.dedent("""\
                               **extra}}))
         elif "cluster" in args:
             sys.exit(0 if cluster else 255)  # no such output without a cluster
-        elif "model_key" in args:
-            print(extra["model_key"]) if "model_key" in extra else sys.exit(255)
+        elif "model_key" in args or "endpoint" in args:
+            name = "model_key" if "model_key" in args else "endpoint"
+            if name not in extra:
+                sys.exit(255)  # no such output
+            value = extra[name]
+            print(value if isinstance(value, str) else json.dumps(value))
         else:
             print("stub.dkr.ecr.eu-west-1.example/ci-proj-dev-serving"
                   if "repository_url" in args else "ci-proj-dev-artifacts")
@@ -769,6 +773,25 @@ def test_deploy_prepares_verifies_and_cleans_up_the_endpoint(projects, tmp_path,
             f"the new model {key} (endpoint config {new['config']}) did not deploy") \
         in completed.stderr
     assert "kept endpoint configs" not in completed.stdout  # no cleanup after a rollback
+
+
+def test_deploy_verifies_nothing_in_a_stack_without_an_endpoint(projects, tmp_path):
+    """A SageMaker project whose stack serves nothing (serving.platform: none in its file)."""
+    root = shutil.copytree(projects["github", "sagemaker"], tmp_path / "project")
+    _stage_model(root)
+    path = root / "infra" / "Pulumi.dev.yaml"
+    path.write_text(path.read_text().replace("platform: sagemaker", "platform: none"))
+    env = _deploy_env(tmp_path, ("pulumi", "aws", "skopeo", "docker"),
+                      STUB_OUTPUTS=json.dumps([{"repository_url": _IMAGE}]))
+    (tmp_path / "calls.log.deployed").touch()
+    completed = subprocess.run(
+        ["make", "deploy", "STACK=dev", "STAGE=staging", "IMAGE_TAG=abc123",
+         f"MLSCAFFOLD={sys.executable} -m mlscaffold"], cwd=root, capture_output=True,
+        text=True, env=env, timeout=300)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "stack dev has no SageMaker endpoint (yet): nothing to prepare" in completed.stderr
+    assert "stack dev has no SageMaker endpoint: nothing to verify" in completed.stdout
+    assert "kept endpoint configs" not in completed.stdout
 
 
 @pytest.mark.parametrize("deployed", [False, True])
