@@ -162,7 +162,8 @@ def _exists(client: Any, bucket: str, key: str) -> bool:
 
 def _bucket_key(client: Any, bucket: str) -> str:
     """The KMS key of the bucket's default encryption (the platform's data key), which the
-    serving roles may decrypt with: naming only ``aws:kms`` would pick the AWS managed key."""
+    serving roles may decrypt with: naming only ``aws:kms`` would pick the AWS managed key
+    ``aws/s3`` (S3 API reference, PutObject, SSEKMSKeyId)."""
     from botocore.exceptions import ClientError
 
     try:
