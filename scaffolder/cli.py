@@ -839,6 +839,143 @@ def features_ingest(project: Path, stack: str, dataset: Path | None,
                f"{result.feature_group} ({result.region}) in {result.seconds:.1f} s")
 
 
+_OUTPUTS_OPTION = click.option(
+    "--outputs", "outputs_source", metavar="FILE|-",
+    help="The stack's outputs as `pulumi stack output --json` prints them [default: run the "
+         "Pulumi CLI].")
+
+
+@cli.group()
+def model() -> None:
+    """Model versions in a stack's artifact bucket: one immutable key per content."""
+
+
+@model.command("upload")
+@_PROJECT_ARGUMENT
+@click.option("--stack", "-s", metavar="ENV", required=True, help="Environment (stack).")
+@click.option("--stage", metavar="STAGE", required=True,
+              help="The registry stage whose current model is uploaded, e.g. staging.")
+@_OUTPUTS_OPTION
+def model_upload(project: Path, stack: str, stage: str, outputs_source: str | None) -> None:
+    """Upload the current STAGE model of PROJECT to a stack's artifact bucket; print its key.
+
+    The model is the one models/registry.json names current for STAGE (`make promote`,
+    `make rollback`). Its key is models/<sha256 of its files>/model.tar.gz: a version already
+    there is not uploaded again, so the key, and the stack, change only with the model. The
+    archive is encrypted with the bucket's KMS key. Deploy the key with
+    `pulumi config set --path platform.serving.model_key KEY` (`make deploy` does both).
+
+    \b
+    Examples:
+      mlscaffold model upload --stack dev --stage staging
+      pulumi stack output --json -s prod -C infra | mlscaffold model upload -s prod \\
+        --stage production --outputs -
+    """
+    from .model import upload_model
+
+    result = upload_model(project, stack, stage, outputs_source=outputs_source)
+    where = f"{result.model.stage} v{result.model.version}"
+    if result.uploaded:
+        click.echo(f"model: uploaded {where} to {result.url} ({result.size:,} bytes)", err=True)
+    else:
+        click.echo(f"model: {where} is already at {result.url}", err=True)
+    click.echo(result.key)
+
+
+@cli.group()
+def endpoint() -> None:
+    """A stack's SageMaker endpoint around `pulumi up`: prepare, verify, clean up."""
+
+
+@endpoint.command("prepare")
+@_PROJECT_ARGUMENT
+@click.option("--stack", "-s", metavar="ENV", required=True, help="Environment (stack).")
+@click.option("--model-key", required=True, metavar="KEY",
+              help="The model version the update deploys (`mlscaffold model upload` prints it).")
+@click.option("--image-tag", required=True, metavar="TAG",
+              help="The serving image tag the update deploys.")
+@_OUTPUTS_OPTION
+def endpoint_prepare(project: Path, stack: str, model_key: str, image_tag: str,
+                     outputs_source: str | None) -> None:
+    """Ready a stack's endpoint for the `pulumi up` that deploys MODEL-KEY and IMAGE-TAG.
+
+    Waits while the endpoint updates. When the instance type changes, deregisters the
+    variant from autoscaling (SageMaker refuses the update otherwise). Prints two lines for a
+    shell's eval: refresh=--refresh when pulumi up must refresh first (the scalable target was
+    deregistered, or the endpoint runs another endpoint config than the stack recorded, after
+    a rollback), and instance_count=N for the endpoint config: the fleet's current size within
+    [min_instances, max_instances] when the update makes a new one, else the running one's
+    count, so that autoscaling alone changes nothing (empty for a new endpoint).
+
+    \b
+    Example (what `make deploy` runs):
+      prepared=$(mlscaffold endpoint prepare -s prod --model-key "$key" --image-tag 1.4.0)
+      eval "$prepared"
+    """
+    from .endpoint import prepare_update
+
+    preparation = prepare_update(project, stack, model_key=model_key, image_tag=image_tag,
+                                 outputs_source=outputs_source)
+    for note in preparation.notes:
+        click.echo(f"endpoint: {note}", err=True)
+    click.echo(preparation.shell(), nl=False)
+
+
+@endpoint.command("verify")
+@_PROJECT_ARGUMENT
+@click.option("--stack", "-s", metavar="ENV", required=True, help="Environment (stack).")
+@_OUTPUTS_OPTION
+@click.option("--wait", "wait_seconds", type=click.FloatRange(0), default=3600.0,
+              show_default=True, metavar="SECONDS",
+              help="How long to wait for an update in progress to end.")
+def endpoint_verify(project: Path, stack: str, outputs_source: str | None,
+                    wait_seconds: float) -> None:
+    """Check that a stack's endpoint runs what its last `pulumi up` deployed.
+
+    The endpoint must be InService on the endpoint configuration of the stack's output
+    `endpoint`. After a blue/green update that its alarms rolled back, it runs the previous
+    configuration while pulumi up reported success: exit 1 with the configuration it runs, the
+    alarms and the model that did not deploy.
+
+    \b
+    Example:
+      pulumi stack output --json -s prod -C infra | mlscaffold endpoint verify -s prod --outputs -
+    """
+    from .endpoint import stack_endpoint, verify_endpoint
+
+    result = verify_endpoint(stack_endpoint(project, stack, outputs_source),
+                             wait_seconds=wait_seconds)
+    click.echo(f"endpoint {result.endpoint} is InService on endpoint config "
+               f"{result.config_name}, serving {result.model_key}")
+
+
+@endpoint.command("cleanup")
+@_PROJECT_ARGUMENT
+@click.option("--stack", "-s", metavar="ENV", required=True, help="Environment (stack).")
+@_OUTPUTS_OPTION
+@click.option("--keep-previous", type=click.IntRange(0, 10), default=1, show_default=True,
+              help="Older endpoint configs (and their models) kept for a rollback.")
+def endpoint_cleanup(project: Path, stack: str, outputs_source: str | None,
+                     keep_previous: int) -> None:
+    """Delete the old model versions of a stack's endpoint that nothing uses.
+
+    Pulumi keeps a replaced SageMaker model and endpoint config (a rolled-back update still
+    runs them); this deletes those of the stack that are neither running, nor deployed, nor
+    among the newest others it keeps for a rollback (--keep-previous), and the models only
+    those used. Refused unless the endpoint is InService.
+    """
+    from .endpoint import cleanup_endpoint, stack_endpoint
+
+    result = cleanup_endpoint(stack_endpoint(project, stack, outputs_source),
+                              keep_previous=keep_previous)
+    for name in result.deleted_configs:
+        click.echo(f"deleted endpoint config {name}")
+    for name in result.deleted_models:
+        click.echo(f"deleted model {name}")
+    click.echo(f"kept endpoint configs: {', '.join(result.kept_configs)}; models: "
+               f"{', '.join(result.kept_models)}")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli.main()

@@ -15,7 +15,7 @@ from .errors import MlscaffoldError, UsageError, describe_yaml_error
 from .spec import SPEC_FILENAME, ProjectSpec, load_spec
 
 __all__ = ["InfraProgramError", "find_project", "preview_stack", "stack_config",
-           "stack_config_files"]
+           "stack_config_files", "stack_platform_config"]
 
 PROGRAM = Path("infra") / "__main__.py"
 # the in-cluster program: applied through `mlscaffold tunnel` after the base stack
@@ -79,17 +79,46 @@ def stack_config(project: Path, spec: ProjectSpec, stack: str) -> dict[str, str]
     return config
 
 
+def stack_platform_config(project: Path, spec: ProjectSpec, stack: str) -> Any:
+    """The validated PlatformConfig of `stack`: the spec's settings for the environment,
+    overridden by ``infra/Pulumi.<stack>.yaml`` (as the stack's program builds it)."""
+    from .stacks.config import StackConfigError, platform_config
+
+    raw = stack_config(project, spec, stack).get(f"{spec.name}:platform")
+    try:
+        overrides = json.loads(raw) if raw is not None else None
+        return platform_config(spec, stack, overrides)
+    except StackConfigError as error:
+        raise UsageError(f"infra/Pulumi.{stack}.yaml: {error}") from None
+
+
+def _with_model_stand_in(config: dict[str, str], project: str) -> dict[str, str]:
+    """Offline, a stack without ``platform.serving.model_key`` (as `new` writes it, before a
+    model was ever uploaded) is built with the stand-in key `pulumi preview` uses."""
+    from .stacks.model_keys import STAND_IN_MODEL_KEY
+
+    key = f"{project}:platform"
+    platform = json.loads(config[key]) if key in config else {}
+    if not isinstance(platform, dict) or not isinstance(platform.get("serving", {}), dict):
+        return config  # invalid: the program reports it with the key
+    if platform.get("serving", {}).get("model_key") is not None:
+        return config
+    serving = {**platform.get("serving", {}), "model_key": STAND_IN_MODEL_KEY}
+    return {**config, key: json.dumps({**platform, "serving": serving})}
+
+
 def preview_stack(project: Path, stack: str) -> Any:
     """Run the project's infra programs for `stack` under mocks; returns one ResourceGraph.
 
     The base program (``infra/``) runs first; when its outputs describe a cluster, the
     in-cluster program (``infra/cluster/``) runs next with them as its StackReference, as the
     real deployment does, and the graph holds the resources of both (outputs: the base's).
+    Serving without a model key is built with the stand-in key, as `pulumi preview` does.
     """
     from .graph import merge_graphs, stack_reference_name
 
     spec = load_spec(project / SPEC_FILENAME)
-    config = stack_config(project, spec, stack)
+    config = _with_model_stand_in(stack_config(project, spec, stack), spec.name)
     region = config.get("aws:region", spec.region)
     program = project / PROGRAM
     if not program.is_file():

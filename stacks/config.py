@@ -27,6 +27,7 @@ from .instances import (
     instance_family,
     instance_size,
 )
+from .model_keys import MODEL_KEY_PATTERN
 
 # EKS add-on that watches the nodes of every platform but KServe (Container Insights); the cost
 # estimator reads the name from here too
@@ -422,6 +423,10 @@ class ServingConfig(_Strict):
     platform: Literal["sagemaker", "kserve", "none"] = "sagemaker"
     image_tag: str = Field("0.1.0", pattern=r"^[\w][\w.-]{0,127}$",
                            description="Tag of the serving image in the ECR repository.")
+    model_key: str | None = Field(
+        None, description="Key of the model version to serve in the artifact bucket, "
+                          "models/<sha256 of its files>/model.tar.gz; `make deploy` uploads "
+                          "the current model and sets it. A deployment without it is refused.")
     # SageMaker
     instance_type: str = "ml.m5.large"
     initial_instance_count: Annotated[int, Field(ge=1, le=100)] = 1
@@ -450,6 +455,15 @@ class ServingConfig(_Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"namespace names must be unique, got {names}")
         return names
+
+    @field_validator("model_key")
+    @classmethod
+    def _content_addressed(cls, value: str | None) -> str | None:
+        if value is not None and not MODEL_KEY_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not a model key; keys are models/<sha256 of the "
+                             "model's files>/model.tar.gz, as `mlscaffold model upload` prints "
+                             "them")
+        return value
 
     @field_validator("instance_type")
     @classmethod

@@ -19,7 +19,7 @@ from .feature_store import FeatureStore, FeatureStoreArgs
 from .monitoring import Monitoring, MonitoringArgs, alert_topic_name
 from .network import INTERFACE_ENDPOINT_SERVICES, Network, NetworkArgs
 from .registry import ModelRegistry, ModelRegistryArgs
-from .serving import Serving, ServingArgs
+from .serving import Serving, ServingArgs, deployable_model_key
 
 __all__ = ["MlPlatform", "MlPlatformArgs"]
 
@@ -96,8 +96,11 @@ class MlPlatform(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MlPlatformArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(token("MlPlatform"), name, None, opts)
         config = args.config
+        # before anything is registered: a deployment without a model version changes nothing
+        model_key = deployable_model_key(config.serving, config.environment) \
+            if config.serving.platform != "none" else None
+        super().__init__(token("MlPlatform"), name, None, opts)
         tags = config.tags
         retention = config.monitoring.log_retention_days
 
@@ -166,6 +169,7 @@ class MlPlatform(pulumi.ComponentResource):
                 image_uri=pulumi.Output.concat(registry.repository_url, ":",
                                                serving_config.image_tag),
                 model_data_bucket=registry.artifact_bucket_name,
+                model_data_key=model_key,
                 repository_arn=registry.repository_arn,
                 capture_bucket_name=capture.bucket.bucket if capture else None,
                 private_subnet_ids=network.private_subnet_ids, vpc_id=network.vpc_id,
@@ -213,6 +217,10 @@ class MlPlatform(pulumi.ComponentResource):
         self.alert_topic_arn = monitoring.alert_topic_arn
         self.drift_baseline = monitoring.drift_baseline
         self.endpoint_name = serving.endpoint_name if serving else None
+        # the model version served, and (SageMaker) what the endpoint runs, for the deploy's
+        # `mlscaffold endpoint prepare|verify|cleanup`
+        self.model_key = serving.model_key if serving else None
+        self.endpoint = serving.deployment if serving else None
         self.register_outputs(self.exports())
 
     def exports(self) -> dict[str, pulumi.Output]:
@@ -229,6 +237,8 @@ class MlPlatform(pulumi.ComponentResource):
             # region and schema of the feature group, for `mlscaffold features ingest`
             "feature_store": self.feature_store_settings,
             "endpoint_name": self.endpoint_name,
+            "endpoint": self.endpoint,
+            "model_key": self.model_key,
             "drift_baseline": self.drift_baseline,
         }
         return {k: v for k, v in outputs.items() if v is not None}

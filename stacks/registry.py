@@ -13,12 +13,10 @@ import pulumi_aws as aws
 from ._common import child_options, policy_document, resource_tags, token
 from ._storage import secure_bucket
 from .config import RegistryConfig
+from .model_keys import MODELS_PREFIX
 
 __all__ = ["MODELS_PREFIX", "ModelRegistry", "ModelRegistryArgs", "image_lifecycle_policy"]
 
-# the artifact bucket's folder of published models: the only one the production account may
-# read (captured requests and training data stay in this account)
-MODELS_PREFIX = "models"
 # the repository pull actions another account needs to run the serving image
 _ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
                      "ecr:GetDownloadUrlForLayer"]

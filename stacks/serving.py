@@ -8,7 +8,6 @@ template can be checked without Pulumi.
 
 from __future__ import annotations
 
-import posixpath
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,9 +19,15 @@ import pulumi_aws as aws
 from ._common import child_options, policy_document, resource_tags, token
 from ._iam import SAGEMAKER_VPC_ACTIONS, sagemaker_trust_policy, vpc_network_interface_statements
 from .alarms import MISSING_DATA
-from .config import GPU_TOLERATION, GpuPoolConfig, MonitoringConfig, ServingConfig
+from .config import (
+    GPU_TOLERATION,
+    GpuPoolConfig,
+    MonitoringConfig,
+    ServingConfig,
+    StackConfigError,
+)
 from .instances import has_instance_store
-from .registry import MODELS_PREFIX
+from .model_keys import MODELS_PREFIX, STAND_IN_MODEL_KEY
 
 __all__ = [
     "DATA_CAPTURE_PREFIX",
@@ -32,6 +37,7 @@ __all__ = [
     "VARIANT_NAME",
     "Serving",
     "ServingArgs",
+    "deployable_model_key",
     "inference_service_manifest",
     "predictor_service_account",
 ]
@@ -48,6 +54,13 @@ PREDICTOR_NAMESPACE = "ml-serving"
 
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _ISVC_NAME_MAX = 53  # leaves room for the "-predictor" suffix of its Service
+# SageMaker model and endpoint configuration names: at most 63 characters (API reference,
+# CreateModel ModelName, CreateEndpointConfig EndpointConfigName); Pulumi auto-names them
+# "<logical name>-<7 random hex digits>"
+_SAGEMAKER_NAME_MAX = 63
+_AUTONAME_SUFFIX = 8
+# child names of a SageMaker model version: "<component>-model", "<component>-config"
+_VERSIONED = ("model", "config")
 _ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
                      "ecr:GetDownloadUrlForLayer"]
 
@@ -144,8 +157,10 @@ class ServingArgs:
     """Serving image, ``<repository_url>:<config.image_tag>``."""
     model_data_bucket: pulumi.Input[str]
     """Artifact bucket holding the model."""
-    model_data_key: str = f"{MODELS_PREFIX}/production/model.tar.gz"
-    """Key of the model archive; read access covers its folder."""
+    model_data_key: str
+    """Key of the model version's archive, ``models/<sha256>/model.tar.gz``
+    (:mod:`.model_keys`; :func:`deployable_model_key` picks it); read access covers every
+    version under ``models/``."""
     # SageMaker
     repository_arn: pulumi.Input[str] | None = None
     """ECR repository of the serving image (pull permission of the execution role)."""
@@ -179,7 +194,9 @@ class Serving(pulumi.ComponentResource):
     only HTTPS to the VPC and S3 unless groups are given), an endpoint configuration with
     KMS and data capture, an endpoint whose updates are blue/green (canary when it has two or
     more instances) and roll back on its 5xx-rate and p99-latency alarms, target-tracking
-    autoscaling on invocations per instance, and a least-privilege execution role.
+    autoscaling on invocations per instance, and a least-privilege execution role. Each model
+    version (``model_data_key``) gets a model and an endpoint configuration of its own, which
+    Pulumi keeps in AWS when it replaces them (a rolled-back endpoint still runs them).
 
     KServe: the IRSA role the predictor's service account reads its model with, and nothing
     else: the in-cluster program (:class:`~.workloads.ClusterWorkloads`) runs KServe and the
@@ -193,27 +210,31 @@ class Serving(pulumi.ComponentResource):
     predictor_role_arn: pulumi.Output[str] | None = None
     model_url: pulumi.Output[str] | None = None
     image_uri: pulumi.Output[str] | None = None
+    model_key: pulumi.Output[str] | None = None
+    deployment: pulumi.Output[dict[str, Any]] | None = None
+    """SageMaker: what the endpoint was deployed with and what `mlscaffold endpoint verify`,
+    ``prepare`` and ``cleanup`` read (the stack output ``endpoint``)."""
 
     def __init__(self, name: str, args: ServingArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         platform = args.config.platform
         if platform == "none":
             raise ValueError("serving.platform is 'none': do not create a Serving component")
-        _check_args(args)
+        _check_args(name, args)
         super().__init__(token("Serving"), name, None, opts)
         invoke = pulumi.InvokeOutputOptions(parent=self)
         self._partition = aws.get_partition_output(opts=invoke).partition
-        # the model's folder (new versions replace the archive), or the archive alone
-        model_folder = posixpath.dirname(args.model_data_key)
+        # every version under models/ (one key per version): what a replaced instance or pod
+        # still loads during an update stays readable
         self._model_objects = pulumi.Output.format(
-            "arn:{0}:s3:::{1}/{2}", self._partition, args.model_data_bucket,
-            f"{model_folder}/*" if model_folder else args.model_data_key)
+            "arn:{0}:s3:::{1}/{2}/*", self._partition, args.model_data_bucket, MODELS_PREFIX)
         self._model_url = pulumi.Output.format("s3://{0}/{1}", args.model_data_bucket,
                                                args.model_data_key)
         if platform == "sagemaker":
             outputs = self._sagemaker(name, args)
         else:
             outputs = self._kserve(name, args)
+        outputs["model_key"] = pulumi.Output.from_input(args.model_data_key)
         for key, value in outputs.items():
             setattr(self, key, value)
         self.register_outputs(outputs)
@@ -251,18 +272,26 @@ class Serving(pulumi.ComponentResource):
                 tags=tags("sg"), opts=child_options(self))
             security_groups = [group.id]
 
+        # A new model key or image replaces the model and the endpoint configuration (every
+        # input of both forces a replacement) under new auto-generated names, and the endpoint
+        # moves to the new configuration blue/green. Both are retained when Pulumi replaces
+        # them: after an alarm-triggered rollback the endpoint still runs the old pair while
+        # the provider reports success (hashicorp/terraform-provider-aws#48997, #46663), and
+        # deleting them would break the endpoint's next update. `mlscaffold endpoint cleanup`
+        # deletes the ones no endpoint uses, keeping the previous pair for a rollback.
         model = aws.sagemaker.Model(
-            f"{name}-model", execution_role_arn=role.arn, enable_network_isolation=True,
+            f"{name}-{_VERSIONED[0]}", execution_role_arn=role.arn, enable_network_isolation=True,
             primary_container=aws.sagemaker.ModelPrimaryContainerArgs(
                 image=args.image_uri, model_data_url=self._model_url,
                 environment={"MODEL_DIR": SAGEMAKER_MODEL_DIR, "MODEL_NAME": args.model_name,
                              "SERVE_HOST": "0.0.0.0"}),
             vpc_config=aws.sagemaker.ModelVpcConfigArgs(
                 subnets=args.private_subnet_ids, security_group_ids=security_groups),
-            tags=tags("model"), opts=child_options(self, depends_on=[policy]))
+            tags=tags(_VERSIONED[0]),
+            opts=child_options(self, retain_on_delete=True, depends_on=[policy]))
 
         endpoint_config = aws.sagemaker.EndpointConfiguration(
-            f"{name}-endpoint-config",
+            f"{name}-{_VERSIONED[1]}",
             production_variants=[aws.sagemaker.EndpointConfigurationProductionVariantArgs(
                 variant_name=VARIANT_NAME, model_name=model.name,
                 instance_type=config.instance_type,
@@ -282,7 +311,7 @@ class Serving(pulumi.ComponentResource):
                 capture_content_type_header=aws.sagemaker.
                 EndpointConfigurationDataCaptureConfigCaptureContentTypeHeaderArgs(
                     csv_content_types=["text/csv"], json_content_types=["application/json"])),
-            tags=tags("endpoint-config"), opts=child_options(self))
+            tags=tags(_VERSIONED[1]), opts=child_options(self, retain_on_delete=True))
 
         alarms = self._rollback_alarms(name, args, endpoint_name)
         endpoint = aws.sagemaker.Endpoint(
@@ -314,9 +343,19 @@ class Serving(pulumi.ComponentResource):
                     predefined_metric_type="SageMakerVariantInvocationsPerInstance"),
                 scale_in_cooldown=300, scale_out_cooldown=60),
             opts=child_options(self))
+        deployment = pulumi.Output.all(
+            endpoint.name, endpoint.endpoint_config_name, model.name,
+            *(alarm.name for alarm in alarms)).apply(lambda values: {
+                "name": values[0], "config_name": values[1], "model_name": values[2],
+                "model_key": args.model_data_key, "variant": VARIANT_NAME,
+                "rollback_alarms": list(values[3:]),
+                # the auto-generated names of retained versions start with these
+                "model_name_base": f"{name}-{_VERSIONED[0]}",
+                "config_name_base": f"{name}-{_VERSIONED[1]}"})
         return {"endpoint_name": endpoint.name, "endpoint_arn": endpoint.arn,
                 "execution_role_arn": role.arn,
-                "security_group_ids": pulumi.Output.from_input(security_groups)}
+                "security_group_ids": pulumi.Output.from_input(security_groups),
+                "deployment": deployment}
 
     def _execution_role(self, name: str, args: ServingArgs, log_group: aws.cloudwatch.LogGroup
                         ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
@@ -398,7 +437,7 @@ class Serving(pulumi.ComponentResource):
     # ------------------------------------------------------------------ KServe
 
     def _kserve(self, name: str, args: ServingArgs) -> dict[str, pulumi.Output[Any]]:
-        """The predictor's IRSA role: read the model's objects and list its key, decrypt them."""
+        """The predictor's IRSA role: read and list the model versions, decrypt them."""
         account_name = predictor_service_account(args.model_name)
         role = aws.iam.Role(
             f"{name}-predictor-role",
@@ -413,7 +452,7 @@ class Serving(pulumi.ComponentResource):
                 {"Sid": "ModelListing", "Effect": "Allow", "Action": "s3:ListBucket",
                  "Resource": pulumi.Output.format("arn:{0}:s3:::{1}", self._partition,
                                                   args.model_data_bucket),
-                 "Condition": {"StringLike": {"s3:prefix": f"{args.model_data_key}*"}}},
+                 "Condition": {"StringLike": {"s3:prefix": f"{MODELS_PREFIX}/*"}}},
                 {"Sid": "Key", "Effect": "Allow", "Action": "kms:Decrypt",
                  "Resource": args.kms_key_arn},
             ]),
@@ -423,6 +462,27 @@ class Serving(pulumi.ComponentResource):
                     lambda ids: ids[0]),
                 "model_url": self._model_url,
                 "image_uri": pulumi.Output.from_input(args.image_uri)}
+
+
+def deployable_model_key(config: ServingConfig, stack: str) -> str:
+    """The key of the model version serving loads: ``config.model_key``.
+
+    Without one, a preview (``pulumi preview``) plans with a stand-in key and warns, and a
+    deployment is refused with a StackConfigError naming the fix: an endpoint or predictor
+    without a model would never become healthy.
+    """
+    if config.model_key is not None:
+        return config.model_key
+    upload = (f"`make deploy STACK={stack}` uploads the current model and sets it; by hand, "
+              f"`mlscaffold model upload --stack {stack} --stage STAGE` prints the key to set "
+              "with `pulumi config set --path platform.serving.model_key KEY`")
+    if pulumi.runtime.is_dry_run():
+        pulumi.log.warn(f"platform.serving.model_key is not set: previewing serving with the "
+                        f"stand-in model {STAND_IN_MODEL_KEY}; {upload}")
+        return STAND_IN_MODEL_KEY
+    raise StackConfigError("platform.serving.model_key",
+                           f"not set, and serving.platform {config.platform} needs the model "
+                           f"version to serve; {upload}")
 
 
 def predictor_service_account(model_name: str) -> str:
@@ -443,9 +503,15 @@ def _blue_green(config: ServingConfig
             "maximum_execution_timeout_in_seconds": 3600}
 
 
-def _check_args(args: ServingArgs) -> None:
+def _check_args(name: str, args: ServingArgs) -> None:
     """Fail before any resource exists when the platform's inputs are missing."""
     if args.config.platform == "sagemaker":
+        longest = max((f"{name}-{suffix}" for suffix in _VERSIONED), key=len)
+        if len(longest) + _AUTONAME_SUFFIX > _SAGEMAKER_NAME_MAX:
+            raise ValueError(
+                f"SageMaker names of {name!r} would be too long: {longest!r} plus Pulumi's "
+                f"{_AUTONAME_SUFFIX}-character suffix exceeds {_SAGEMAKER_NAME_MAX} characters; "
+                "shorten the project or environment name")
         missing = [field for field in ("repository_arn", "capture_bucket_name",
                                        "private_subnet_ids", "vpc_id")
                    if getattr(args, field) is None]

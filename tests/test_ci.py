@@ -529,18 +529,32 @@ _STUB = textwrap.dedent("""\
     args = sys.argv[1:]
     state = os.environ["STUB_LOG"] + ".deployed"
     cluster = json.loads(os.environ.get("STUB_CLUSTER") or "null")
+    # more outputs (the endpoint) after each `up` of this run: STUB_OUTPUTS[number of ups]
+    upped = os.environ["STUB_LOG"] + ".ups"
+    ups = len(open(upped).read()) if os.path.exists(upped) else 0
+    extras = json.loads(os.environ.get("STUB_OUTPUTS") or "[{{}}]")
+    extra = extras[min(ups, len(extras) - 1)]
     if "output" in args:
         if not os.path.exists(state):
             sys.exit(1)
-        if "--json" in args:  # every output, as mlscaffold tunnel reads them
-            print(json.dumps({{"artifact_bucket": "ci-proj-dev-artifacts", "cluster": cluster}}))
+        if "--json" in args:  # every output, as mlscaffold tunnel, model and endpoint read them
+            print(json.dumps({{"artifact_bucket": "ci-proj-dev-artifacts", "cluster": cluster,
+                              **extra}}))
         elif "cluster" in args:
             sys.exit(0 if cluster else 255)  # no such output without a cluster
+        elif "model_key" in args or "endpoint" in args:
+            name = "model_key" if "model_key" in args else "endpoint"
+            if name not in extra:
+                sys.exit(255)  # no such output
+            value = extra[name]
+            print(value if isinstance(value, str) else json.dumps(value))
         else:
             print("stub.dkr.ecr.eu-west-1.example/ci-proj-dev-serving"
                   if "repository_url" in args else "ci-proj-dev-artifacts")
     if args[:1] == ["up"] or (len(args) > 2 and args[2] == "up"):
         open(state, "w").close()
+        with open(upped, "a") as count:
+            count.write("u")
     if "describe-images" in args:
         sys.exit(254)
     if "get-login-password" in args:
@@ -556,14 +570,52 @@ _STUB = textwrap.dedent("""\
     """)
 
 
-def test_deploy_bootstraps_pushes_uploads_and_updates_with_the_policy_packs(projects, tmp_path):
-    """`make deploy` against stand-ins of pulumi, aws and skopeo that record their calls."""
-    root = shutil.copytree(projects["github", "sagemaker"], tmp_path / "project")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in ("pulumi", "aws", "skopeo", "docker"):
-        (bin_dir / tool).write_text(_STUB.format(python=sys.executable))
-        (bin_dir / tool).chmod(0o755)
+# mlscaffold's model and endpoint commands run against moto, started in each such process by
+# a sitecustomize with the account the test describes (MOTO_WORLD): the artifact bucket with
+# its KMS default encryption and, if given, SageMaker versions, an endpoint (on `running`;
+# `running_before` for `endpoint prepare`, which runs before pulumi up) and its target
+_AWS_HOOK = textwrap.dedent("""\
+    import json, os, sys
+    _argv = sys.orig_argv
+    _at = _argv.index("mlscaffold") if "mlscaffold" in _argv else -1
+    if _at >= 0 and _argv[_at + 1:_at + 2] in (["model"], ["endpoint"]):
+        import boto3, moto
+        moto.mock_aws().start()
+        world = json.loads(os.environ["MOTO_WORLD"])
+        region = world["region"]
+        key = boto3.client("kms", region_name=region).create_key()["KeyMetadata"]["Arn"]
+        s3 = boto3.client("s3", region_name=region)
+        s3.create_bucket(Bucket=world["bucket"])
+        s3.put_bucket_encryption(Bucket=world["bucket"], ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {
+                "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}}]})
+        sagemaker = boto3.client("sagemaker", region_name=region)
+        for version in world.get("versions", []):
+            sagemaker.create_model(ModelName=version["model"], ExecutionRoleArn=world["role"],
+                                   PrimaryContainer={"Image": version["image"],
+                                                     "ModelDataUrl": version["url"]})
+            sagemaker.create_endpoint_config(
+                EndpointConfigName=version["config"], ProductionVariants=[{
+                    "VariantName": "primary", "ModelName": version["model"],
+                    "InstanceType": version["type"], "InitialInstanceCount": 1}])
+        if world.get("endpoint"):  # what runs before (prepare) and after pulumi up
+            before = _argv[_at + 1:_at + 3] == ["endpoint", "prepare"]
+            running = world.get("running_before", world["running"]) if before else \
+                world["running"]
+            sagemaker.create_endpoint(EndpointName=world["endpoint"],
+                                      EndpointConfigName=running)
+            scaling = boto3.client("application-autoscaling", region_name=region)
+            scaling.register_scalable_target(
+                ServiceNamespace="sagemaker", MinCapacity=1, MaxCapacity=2,
+                ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+                ResourceId=f"endpoint/{world['endpoint']}/variant/primary")
+    """)
+
+
+def _stage_model(root: Path) -> str:
+    """The staging model v1 promoted and an image archive built; the model's key."""
+    from mlscaffold.model import current_model
+
     (root / "models" / "staging" / "v1").mkdir(parents=True)
     (root / "models" / "staging" / "v1" / "model.json").write_text("{}")
     staging = {"current": 1, "history": [1], "versions": [{"version": 1,
@@ -571,9 +623,61 @@ def test_deploy_bootstraps_pushes_uploads_and_updates_with_the_policy_packs(proj
     (root / "models" / "registry.json").write_text(json.dumps({"stages": {"staging": staging}}))
     (root / "dist").mkdir()
     (root / "dist" / "image.tar").write_text("image")
+    return current_model(root, "staging").key
+
+
+def _deploy_env(tmp_path: Path, tools: tuple[str, ...], world: dict | None = None,
+                hooks: str = "", **extra: str) -> dict[str, str]:
+    """Stand-ins of `tools` on PATH and moto's `world` for mlscaffold's AWS calls: the
+    environment `make deploy` runs in."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in tools:
+        (bin_dir / tool).write_text(_STUB.format(python=sys.executable))
+        (bin_dir / tool).chmod(0o755)
+    hooks_dir = tmp_path / "hooks"
+    hooks_dir.mkdir()
+    (hooks_dir / "sitecustomize.py").write_text(_AWS_HOOK + textwrap.dedent(hooks))
+    world = {"region": "us-east-1", "bucket": "ci-proj-dev-artifacts",
+             "role": "arn:aws:iam::123456789012:role/serving", **(world or {})}
+    return {**_clean_env(), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "STUB_LOG": str(tmp_path / "calls.log"), "PULUMI_CONFIG_PASSPHRASE": "",
+            "PYTHONPATH": str(hooks_dir), "MOTO_WORLD": json.dumps(world), **extra}
+
+
+_IMAGE = "stub.dkr.ecr.eu-west-1.example/ci-proj-dev-serving"
+
+
+def _version(n: int, model_key: str, instance_type: str = "ml.t2.medium") -> dict[str, str]:
+    suffix = f"{n:07x}"
+    return {"model": f"ci-proj-dev-serving-model-{suffix}",
+            "config": f"ci-proj-dev-serving-config-{suffix}", "type": instance_type,
+            "url": f"s3://ci-proj-dev-artifacts/{model_key}", "image": f"{_IMAGE}:old"}
+
+
+def _endpoint_outputs(version: dict[str, str], model_key: str) -> dict:
+    """The stack's outputs once its endpoint runs `version` (stacks/serving.py `deployment`)."""
+    return {"repository_url": _IMAGE, "endpoint_name": "ci-proj-dev", "model_key": model_key,
+            "endpoint": {"name": "ci-proj-dev", "config_name": version["config"],
+                         "model_name": version["model"], "model_key": model_key,
+                         "variant": "primary",
+                         "rollback_alarms": ["ci-proj-dev-rollback-5xx",
+                                             "ci-proj-dev-rollback-latency-p99"],
+                         "config_name_base": "ci-proj-dev-serving-config",
+                         "model_name_base": "ci-proj-dev-serving-model"}}
+
+
+def test_deploy_bootstraps_pushes_uploads_and_updates_with_the_policy_packs(projects, tmp_path):
+    """`make deploy` against stand-ins of pulumi, aws and skopeo that record their calls."""
+    root = shutil.copytree(projects["github", "sagemaker"], tmp_path / "project")
+    key = _stage_model(root)
+    deployed = _version(1, key)  # what the endpoint runs once `up` created it
+    env = _deploy_env(tmp_path, ("pulumi", "aws", "skopeo", "docker"),
+                      {"versions": [deployed], "endpoint": "ci-proj-dev",
+                       "running": deployed["config"]},
+                      # bootstrap (no serving), then the endpoint
+                      STUB_OUTPUTS=json.dumps([{}, {}, _endpoint_outputs(deployed, key)]))
     log = tmp_path / "calls.log"
-    env = {**_clean_env(), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-           "STUB_LOG": str(log), "PULUMI_CONFIG_PASSPHRASE": ""}
     completed = subprocess.run(
         ["make", "deploy", "STACK=dev", "STAGE=staging", "IMAGE_TAG=abc123",
          f"MLSCAFFOLD={sys.executable} -m mlscaffold"], cwd=root, capture_output=True,
@@ -591,17 +695,130 @@ def test_deploy_bootstraps_pushes_uploads_and_updates_with_the_policy_packs(proj
     config_sets = [c for c in pulumi if " config set " in c]
     assert "--path platform.serving.platform none" in config_sets[0]
     assert "--path platform.serving.image_tag abc123" in config_sets[1]
+    # the staging model, uploaded by mlscaffold (to moto) under its content's key
+    assert config_sets[2].endswith(f"--path platform.serving.model_key {key}")
+    assert f"model: uploaded staging v1 to s3://ci-proj-dev-artifacts/{key}" in completed.stderr
+    # a new endpoint: nothing to prepare, the stack config's instance count
+    assert "stack dev has no SageMaker endpoint (yet): nothing to prepare" in completed.stderr
+    assert len(config_sets) == 3 and "--refresh" not in ups[1]
     order = [c.split()[0] + (" up" if " up " in c else "") for c in calls]
     assert order.index("skopeo") < len(order) - 1 - order[::-1].index("pulumi up")
+    last_up = max(i for i, c in enumerate(calls) if c.startswith("pulumi --cwd infra up "))
+    assert calls.index(config_sets[1]) < calls.index(config_sets[2]) < last_up
     assert "skopeo copy docker-archive:dist/image.tar " \
            "docker://stub.dkr.ecr.eu-west-1.example/ci-proj-dev-serving:abc123" in calls
-    assert any(c.startswith("aws s3 cp dist/model.tar.gz s3://ci-proj-dev-artifacts/models/"
-                            "production/model.tar.gz") for c in calls)
+    assert not any(c.startswith("aws s3") for c in calls)
     assert not any("--region example" in c for c in calls)
-    assert (root / "infra" / "Pulumi.dev.yaml").read_text().count("image_tag") == 0
+    text = (root / "infra" / "Pulumi.dev.yaml").read_text()
+    assert text.count("image_tag") == text.count("model_key") == 0
+    # after `up`: the endpoint runs what the stack deployed, nothing old to delete
+    assert (f"endpoint ci-proj-dev is InService on endpoint config {deployed['config']}, "
+            f"serving {key}") in completed.stdout
+    assert (f"kept endpoint configs: {deployed['config']}; models: {deployed['model']}"
+            in completed.stdout)
     # no cluster in this stack: nothing in-cluster, no tunnel
     assert not any("infra/cluster" in c or "start-session" in c for c in calls)
     assert "stack dev has no EKS cluster (yet): nothing runs in-cluster" in completed.stdout
+
+
+@pytest.mark.parametrize("rolled_back", [False, True], ids=["new-model", "type-rolled-back"])
+def test_deploy_prepares_verifies_and_cleans_up_the_endpoint(projects, tmp_path, rolled_back):
+    """A stack whose endpoint runs an older model: the new one goes through `endpoint
+    prepare` (the fleet's size; an instance type change leaves autoscaling and makes pulumi up
+    refresh), `pulumi up`, `endpoint verify` and, only when it passed, `endpoint cleanup`."""
+    root = shutil.copytree(projects["github", "sagemaker"], tmp_path / "project")
+    key = _stage_model(root)
+    older = _version(1, f"models/{'1' * 64}/model.tar.gz")
+    running = _version(2, f"models/{'2' * 64}/model.tar.gz")
+    new = _version(3, key)
+    if rolled_back:  # the stack asks for another instance type; the update rolls back
+        path = root / "infra" / "Pulumi.dev.yaml"
+        path.write_text(path.read_text().replace("instance_type: ml.t2.medium",
+                                                 "instance_type: ml.m5.large"))
+    world = {"versions": [older, running, new], "endpoint": "ci-proj-dev",
+             "running_before": running["config"],
+             "running": running["config"] if rolled_back else new["config"]}
+    env = _deploy_env(tmp_path, ("pulumi", "aws", "skopeo", "docker"), world,
+                      STUB_OUTPUTS=json.dumps([_endpoint_outputs(running, running["url"][-77:]),
+                                               _endpoint_outputs(new, key)]))
+    (tmp_path / "calls.log.deployed").touch()  # deployed before: no bootstrap
+    completed = subprocess.run(
+        ["make", "deploy", "STACK=dev", "STAGE=staging", "IMAGE_TAG=abc123",
+         f"MLSCAFFOLD={sys.executable} -m mlscaffold"], cwd=root, capture_output=True,
+        text=True, env=env, timeout=300)
+    calls = (tmp_path / "calls.log").read_text().splitlines()
+    (up,) = [c for c in calls if c.startswith("pulumi --cwd infra up ")]
+    config_sets = [c for c in calls if " config set " in c]
+    assert [c.split(" --path ")[1] for c in config_sets] == [
+        "platform.serving.image_tag abc123", f"platform.serving.model_key {key}",
+        "platform.serving.initial_instance_count 1"]
+    assert max(calls.index(c) for c in config_sets) < calls.index(up)
+    assert ("--refresh" in up.split()) is rolled_back
+    if not rolled_back:
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        assert (f"endpoint ci-proj-dev is InService on endpoint config {new['config']}, "
+                f"serving {key}") in completed.stdout
+        # the previous version stays for a rollback, the one before goes
+        assert (f"deleted endpoint config {older['config']}\ndeleted model {older['model']}\n"
+                f"kept endpoint configs: {running['config']}, {new['config']}; models: "
+                f"{running['model']}, {new['model']}\n") in completed.stdout
+        return
+    assert completed.returncode != 0
+    assert ("endpoint: the instance type changes from ml.t2.medium to ml.m5.large: "
+            "deregistered endpoint/ci-proj-dev/variant/primary from autoscaling") \
+        in completed.stderr
+    assert (f"error: endpoint ci-proj-dev rolled back to endpoint config {running['config']} "
+            "(rollback alarms: ci-proj-dev-rollback-5xx missing, "
+            "ci-proj-dev-rollback-latency-p99 missing); "
+            f"the new model {key} (endpoint config {new['config']}) did not deploy") \
+        in completed.stderr
+    assert "kept endpoint configs" not in completed.stdout  # no cleanup after a rollback
+
+
+def test_deploy_verifies_nothing_in_a_stack_without_an_endpoint(projects, tmp_path):
+    """A SageMaker project whose stack serves nothing (serving.platform: none in its file)."""
+    root = shutil.copytree(projects["github", "sagemaker"], tmp_path / "project")
+    _stage_model(root)
+    path = root / "infra" / "Pulumi.dev.yaml"
+    path.write_text(path.read_text().replace("platform: sagemaker", "platform: none"))
+    env = _deploy_env(tmp_path, ("pulumi", "aws", "skopeo", "docker"),
+                      STUB_OUTPUTS=json.dumps([{"repository_url": _IMAGE}]))
+    (tmp_path / "calls.log.deployed").touch()
+    completed = subprocess.run(
+        ["make", "deploy", "STACK=dev", "STAGE=staging", "IMAGE_TAG=abc123",
+         f"MLSCAFFOLD={sys.executable} -m mlscaffold"], cwd=root, capture_output=True,
+        text=True, env=env, timeout=300)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "stack dev has no SageMaker endpoint (yet): nothing to prepare" in completed.stderr
+    assert "stack dev has no SageMaker endpoint: nothing to verify" in completed.stdout
+    assert "kept endpoint configs" not in completed.stdout
+
+
+@pytest.mark.parametrize("deployed", [False, True])
+def test_preview_plans_with_the_deployed_model(projects, tmp_path, deployed):
+    """`make preview` shows the change of the checkout with the model the stack serves (its
+    output model_key), or a stand-in before any model was deployed."""
+    root = shutil.copytree(projects["github", "sagemaker"], tmp_path / "project")
+    key = f"models/{'5' * 64}/model.tar.gz"
+    env = _deploy_env(tmp_path, ("pulumi",), STUB_OUTPUTS=json.dumps([{"model_key": key}]))
+    if deployed:
+        (tmp_path / "calls.log.deployed").touch()
+    completed = subprocess.run(
+        ["make", "preview", "STACK=dev", f"MLSCAFFOLD={sys.executable} -m mlscaffold"],
+        cwd=root, capture_output=True, text=True, env=env, timeout=300)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    calls = (tmp_path / "calls.log").read_text().splitlines()
+    (preview,) = [c for c in calls if c.startswith("pulumi --cwd infra preview ")]
+    assert "--config-file " in preview and preview.count("--policy-pack ") == 2
+    sets = [c for c in calls if " config set " in c]
+    if deployed:
+        assert [c.split(" --path ")[1] for c in sets] == [f"platform.serving.model_key {key}"]
+        assert calls.index(sets[0]) < calls.index(preview)
+    else:
+        assert sets == []
+        assert "stack dev serves no model yet: previewing serving with a stand-in model" in \
+            completed.stdout
+    assert "model_key" not in (root / "infra" / "Pulumi.dev.yaml").read_text()
 
 
 def _free_port() -> int:
@@ -616,17 +833,7 @@ def test_deploy_applies_the_in_cluster_program_through_the_tunnel(projects, tmp_
     """A KServe stack: the base `pulumi up` (AWS APIs only) from outside the VPC, then the
     in-cluster program through `mlscaffold tunnel`, with its own stack and the policy packs."""
     root = shutil.copytree(projects["github", "kserve"], tmp_path / "project")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in ("pulumi", "aws", "skopeo", "docker", "session-manager-plugin"):
-        (bin_dir / tool).write_text(_STUB.format(python=sys.executable))
-        (bin_dir / tool).chmod(0o755)
-    (root / "models" / "staging" / "v1").mkdir(parents=True)
-    staging = {"current": 1, "history": [1], "versions": [{"version": 1,
-                                                           "path": "models/staging/v1"}]}
-    (root / "models" / "registry.json").write_text(json.dumps({"stages": {"staging": staging}}))
-    (root / "dist").mkdir()
-    (root / "dist" / "image.tar").write_text("image")
+    key = _stage_model(root)
     port = _free_port()
     cluster = {"name": "ci-proj-dev-eks", "endpoint": "https://ABC.gr7.eu-west-1.eks.example",
                "region": "eu-west-1", "relay_instance_id": "i-0relay", "tunnel_port": port,
@@ -635,19 +842,15 @@ def test_deploy_applies_the_in_cluster_program_through_the_tunnel(projects, tmp_
     log = tmp_path / "calls.log"
     # the relay is online: the tunnel's Session Manager check is answered by a sitecustomize
     # that stubs boto3's SSM client inside `mlscaffold tunnel`
-    hooks = tmp_path / "hooks"
-    hooks.mkdir()
-    (hooks / "sitecustomize.py").write_text(textwrap.dedent("""\
+    env = _deploy_env(tmp_path, ("pulumi", "aws", "skopeo", "docker", "session-manager-plugin"),
+                      hooks="""\
         import boto3
         class _Ssm:
             def describe_instance_information(self, **_):
                 return {"InstanceInformationList": [{"PingStatus": "Online"}]}
         _client = boto3.client
         boto3.client = lambda name, *a, **k: _Ssm() if name == "ssm" else _client(name, *a, **k)
-        """))
-    env = {**_clean_env(), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-           "STUB_LOG": str(log), "PULUMI_CONFIG_PASSPHRASE": "",
-           "STUB_CLUSTER": json.dumps(cluster), "PYTHONPATH": str(hooks)}
+        """, STUB_CLUSTER=json.dumps(cluster))
     completed = subprocess.run(
         ["make", "deploy", "STACK=dev", "STAGE=staging", "IMAGE_TAG=abc123",
          f"MLSCAFFOLD={sys.executable} -m mlscaffold"], cwd=root, capture_output=True,
@@ -667,6 +870,11 @@ def test_deploy_applies_the_in_cluster_program_through_the_tunnel(projects, tmp_
     last_base_up = max(i for i, c in enumerate(calls) if c.startswith("pulumi --cwd infra up"))
     assert last_base_up < session < calls.index(up)
     assert f"tunnel: https://127.0.0.1:{port} -> ci-proj-dev-eks" in completed.stderr
+    # the model version reaches the predictor through the base stack (its `cluster` output);
+    # no SageMaker endpoint to prepare or verify
+    assert any(c.endswith(f"--path platform.serving.model_key {key}")
+               for c in calls[:last_base_up])
+    assert "endpoint:" not in completed.stderr and "InService" not in completed.stdout
 
 
 # ---------------------------------------------------------------- mlscaffold ci

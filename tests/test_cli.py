@@ -34,7 +34,8 @@ def test_version(run_cli):
     assert result.exit_code == 0 and __version__ in result.stdout
 
 
-@pytest.mark.parametrize("args", [["--help"], ["features", "ingest", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["features", "ingest", "--help"],
+                                  ["model", "upload", "--help"], ["endpoint", "verify", "--help"]])
 def test_help_imports_nothing_slow(args):
     code = (
         "import sys\n"

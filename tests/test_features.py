@@ -28,6 +28,7 @@ from mlscaffold.sample_data import write_sample_datasets
 from mlscaffold.spec import load_spec, validate_spec
 from mlscaffold.stacks.config import platform_config
 from mlscaffold.stacks.feature_schema import feature_definitions_from_csv, record_id_for
+from mlscaffold.stacks.model_keys import STAND_IN_MODEL_KEY
 
 GROUP = "churn-dev-0123abcd"
 NOW = datetime(2026, 12, 3, 9, 30, 15, tzinfo=UTC)
@@ -295,7 +296,8 @@ def test_the_platform_exports_what_ingestion_reads(tmp_path):
     root = _project(tmp_path, declared=None)
     write_sample_datasets(root / "datasets", "binary-classification", "label")
     spec = load_spec(root / "mlscaffold.yaml")
-    config = platform_config(spec, "dev")
+    # deployed with a model version, as `make deploy` sets it
+    config = platform_config(spec, "dev", {"serving": {"model_key": STAND_IN_MODEL_KEY}})
 
     def program() -> None:
         from mlscaffold.stacks import MlPlatform, MlPlatformArgs

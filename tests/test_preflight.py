@@ -420,7 +420,7 @@ def test_a_shortfall_fails_with_the_request_command(run_cli, quotas_project, mon
     rows = [line.split() for line in lines[2:6]]
     assert [r[-4:] for r in rows] == [["0", "16", "16", "ok"], ["6", "8", "32", "ok"],
                                       ["1", "1", "4", "ok"], ["2", "4", "0", "SHORT"]]
-    assert ("    L-4A2C8E1F: endpoint configuration quotas-dev-serving-endpoint-config variant "
+    assert ("    L-4A2C8E1F: endpoint configuration quotas-dev-serving-config variant "
             "primary: 1 x ml.t2.medium, x 2 while a blue/green update runs the new fleet "
             "beside the old; full scale 2 x 2 (autoscaling maximum)") in lines
     assert ("    aws service-quotas request-service-quota-increase --region us-east-1 "
@@ -458,7 +458,7 @@ def test_enough_quota_passes_and_json_reports_every_quota(run_cli, quotas_projec
         "service": "sagemaker", "code": "L-4A2C8E1F", "name": ENDPOINT_T2_MEDIUM,
         "unit": "instances", "needed_to_deploy": 2, "needed_at_full_scale": 4, "quota": 4.0,
         "quota_is_aws_default": True, "adjustable": True, "status": "ok",
-        "basis": ["endpoint configuration quotas-dev-serving-endpoint-config variant primary: "
+        "basis": ["endpoint configuration quotas-dev-serving-config variant primary: "
                   "1 x ml.t2.medium, x 2 while a blue/green update runs the new fleet beside the "
                   "old; full scale 2 x 2 (autoscaling maximum)"], "request": None}
     assert [q["status"] for q in stack["quotas"]] == ["ok"] * 4

@@ -126,3 +126,24 @@ def test_data_that_contradicts_the_declared_features_is_a_usage_error(run_cli, p
     assert {"featureName": "support_tickets", "featureType": "Fractional"} in \
         group["inputs"]["featureDefinitions"]
     assert graph["outputs"]["feature_group"] == group["inputs"]["featureGroupName"]
+
+
+def test_a_fresh_project_previews_with_the_stand_in_model_and_a_set_key_wins(run_cli, project):
+    """`new` writes no model key (there is no model yet): offline runs plan with the stand-in
+    key, as `pulumi preview` does; a key set in the stack file is the one served."""
+    graph = json.loads(run_cli(["preview", str(project), "--format", "json"]).stdout)
+    stand_in = f"models/{'0' * 64}/model.tar.gz"
+    assert graph["outputs"]["model_key"] == stand_in
+    (service,) = [r for r in graph["resources"]
+                  if r["type"] == "kubernetes:serving.kserve.io/v1beta1:InferenceService"]
+    (container,) = service["inputs"]["spec"]["predictor"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["STORAGE_URI"].endswith(f"-artifacts/{stand_in}")
+
+    key = f"models/{'9f' * 32}/model.tar.gz"
+    path = project / "infra" / "Pulumi.dev.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["config"]["shown:platform"]["serving"]["model_key"] = key
+    path.write_text(yaml.safe_dump(document))
+    graph = json.loads(run_cli(["preview", str(project), "--format", "json"]).stdout)
+    assert graph["outputs"]["model_key"] == key

@@ -138,6 +138,13 @@ def test_overrides_merge_into_the_profile():
         ({"cluster": {"support_type": "LTS"}}, "platform.cluster.support_type",
          "'STANDARD' or 'EXTENDED'"),
         ({"protect": "sometimes"}, "platform.protect", "valid boolean"),
+        # the fixed key of old deployments, which every deploy overwrote
+        ({"serving": {"model_key": "models/production/model.tar.gz"}},
+         "platform.serving.model_key",
+         "'models/production/model.tar.gz' is not a model key; keys are models/<sha256 of the "
+         "model's files>/model.tar.gz, as `mlscaffold model upload` prints them"),
+        ({"serving": {"model_key": f"models/{'A' * 64}/model.tar.gz"}},
+         "platform.serving.model_key", "is not a model key"),
     ],
 )
 def test_invalid_overrides_name_the_key_and_fix(overrides, key, fragment):
@@ -145,6 +152,12 @@ def test_invalid_overrides_name_the_key_and_fix(overrides, key, fragment):
         make_config("dev", overrides)
     assert caught.value.key == key
     assert fragment in str(caught.value)
+
+
+def test_a_model_key_names_a_version_by_its_content():
+    key = f"models/{'0123456789abcdef' * 4}/model.tar.gz"
+    assert make_config("dev", {"serving": {"model_key": key}}).serving.model_key == key
+    assert make_config("dev").serving.model_key is None  # `make deploy` sets it
 
 
 def test_unknown_environment_is_refused():

@@ -26,6 +26,7 @@ from mlscaffold.stacks.config import (
     PlatformConfig,
     StackConfigError,
 )
+from mlscaffold.stacks.model_keys import STAND_IN_MODEL_KEY
 
 from ..policies.conftest import check
 from .conftest import SAGEMAKER_TRUST, assert_network_interfaces_in_vpc, make_config
@@ -81,6 +82,8 @@ BY_SERVING = {
 FEATURE_STORE = {"mlscaffold:stacks:FeatureStore", "aws:sagemaker/featureGroup:FeatureGroup",
                  "aws:glue/catalogDatabase:CatalogDatabase"}
 ROOTS = {"mlscaffold:stacks:MlPlatform", "mlscaffold:stacks:ClusterWorkloads"}
+# the model version `make deploy` uploads and sets (platform.serving.model_key)
+MODEL_KEY = f"models/{'c0' * 32}/model.tar.gz"
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +92,13 @@ def dataset(tmp_path_factory) -> Path:
     return write_sample_datasets(folder, "binary-classification", "label")[0]
 
 
-def _build(config: PlatformConfig, dataset: Path) -> ResourceGraph:
+def _build(config: PlatformConfig, dataset: Path, preview: bool = False) -> ResourceGraph:
     """The base program's graph, merged with the in-cluster program's when there is a cluster
-    (fed the base's outputs, as the real deployment does)."""
+    (fed the base's outputs, as the real deployment does); a deployment (not `preview`) serves
+    MODEL_KEY unless the config names a model."""
+    if not preview and config.serving.model_key is None:
+        config = config.model_copy(update={
+            "serving": config.serving.model_copy(update={"model_key": MODEL_KEY})})
 
     def program() -> None:
         platform = MlPlatform(config.prefix, MlPlatformArgs(config=config, dataset=dataset))
@@ -99,7 +106,7 @@ def _build(config: PlatformConfig, dataset: Path) -> ResourceGraph:
             pulumi.export(name, value)
 
     base = run_under_mocks(program, project=config.project, stack=config.environment,
-                           region=config.region)
+                           region=config.region, preview=preview)
     if "cluster" not in base.outputs:
         return base
     reference = stack_reference_name(config.project, config.environment)
@@ -109,7 +116,7 @@ def _build(config: PlatformConfig, dataset: Path) -> ResourceGraph:
             config=config, cluster=pulumi.StackReference(reference).require_output("cluster")))
 
     inner = run_under_mocks(in_cluster, project=f"{config.project}-cluster",
-                            stack=config.environment, region=config.region,
+                            stack=config.environment, region=config.region, preview=preview,
                             stack_references={reference: base.outputs})
     return merge_graphs(base, inner)
 
@@ -178,6 +185,40 @@ def test_stack_outputs_are_wired(dataset):
     for key in ("vpc_id", "artifact_bucket", "repository_url", "model_package_group",
                 "alert_topic_arn"):
         assert outputs[key], key
+    # the model version served, and what `mlscaffold endpoint verify` compares the endpoint with
+    assert outputs["model_key"] == MODEL_KEY
+    (endpoint,) = graph.of_type("aws:sagemaker/endpoint:Endpoint")
+    assert outputs["endpoint"]["name"] == endpoint.inputs["name"] == "demo-dev"
+    assert outputs["endpoint"]["config_name"] == endpoint.inputs["endpointConfigName"]
+    assert outputs["endpoint"]["model_key"] == MODEL_KEY
+    (model,) = graph.of_type("aws:sagemaker/model:Model")
+    assert model.inputs["primaryContainer"]["modelDataUrl"] == (
+        f"s3://{outputs['artifact_bucket']}/{MODEL_KEY}")
+
+
+@pytest.mark.parametrize("serving", ["sagemaker", "kserve"])
+def test_serving_deploys_only_a_named_model_version(dataset, serving):
+    """`pulumi up` without platform.serving.model_key is refused before anything is built;
+    `pulumi preview` plans with the stand-in key."""
+    config = make_config("dev", serving=serving)
+    assert config.serving.model_key is None
+    refused: list[StackConfigError] = []
+
+    def program() -> None:
+        try:
+            MlPlatform(config.prefix, MlPlatformArgs(config=config, dataset=dataset))
+        except StackConfigError as error:
+            refused.append(error)
+
+    # refused before the first registration: nothing of the stack changes
+    assert run_under_mocks(program, project="demo", stack="dev").resources == []
+    (error,) = refused
+    assert error.key == "platform.serving.model_key"
+    assert "`make deploy STACK=dev` uploads the current model and sets it" in str(error)
+    graph = _build(config, dataset, preview=True)
+    assert graph.outputs["model_key"] == STAND_IN_MODEL_KEY
+    # nothing to serve, nothing needed
+    assert "model_key" not in _build(make_config("dev", serving="none"), dataset).outputs
 
 
 def test_a_cluster_stack_exports_what_the_in_cluster_program_reads(dataset):
@@ -197,7 +238,7 @@ def test_a_cluster_stack_exports_what_the_in_cluster_program_reads(dataset):
         "alertmanager": graph.named("demo-dev-monitoring-alertmanager-role").outputs["arn"]}
     assert cluster["serving"]["image_uri"] == f"{graph.outputs['repository_url']}:0.1.0"
     assert cluster["serving"]["model_url"] == (
-        f"s3://{graph.outputs['artifact_bucket']}/models/production/model.tar.gz")
+        f"s3://{graph.outputs['artifact_bucket']}/{MODEL_KEY}")
     assert cluster["alert_topic_arn"] == graph.outputs["alert_topic_arn"]
 
 

@@ -13,20 +13,23 @@ import pulumi_aws as aws
 import pytest
 
 from mlscaffold.graph import GraphResource, ResourceGraph
-from mlscaffold.stacks.config import SUPPORTED_KUBERNETES_VERSIONS
+from mlscaffold.stacks.config import SUPPORTED_KUBERNETES_VERSIONS, StackConfigError
+from mlscaffold.stacks.model_keys import STAND_IN_MODEL_KEY
 from mlscaffold.stacks.serving import (
     VARIANT_NAME,
     Serving,
     ServingArgs,
+    deployable_model_key,
     inference_service_manifest,
 )
 
 from .conftest import SAGEMAKER_TRUST, assert_network_interfaces_in_vpc
 
-MODEL_URL = "s3://demo-dev-artifacts/models/production/model.tar.gz"
+MODEL_KEY = f"models/{'ab' * 32}/model.tar.gz"
+MODEL_URL = f"s3://demo-dev-artifacts/{MODEL_KEY}"
 REPOSITORY_ARN = "arn:aws:ecr:us-east-1:123456789012:repository/demo-dev-serving"
 OUTPUTS = ("endpoint_name", "endpoint_arn", "execution_role_arn", "security_group_ids",
-           "predictor_role_arn", "model_url", "image_uri")
+           "predictor_role_arn", "model_url", "image_uri", "model_key", "deployment")
 # predictor fields of the InferenceService that are not part of a pod spec
 EXTENSION_FIELDS = ("minReplicas", "maxReplicas", "scaleMetric", "scaleTarget")
 
@@ -45,7 +48,8 @@ def _args(config, key_arn: Any = "arn:aws:kms:us-east-1:123456789012:key/mock",
         "config": config.serving, "monitoring": config.monitoring, "prefix": config.prefix,
         "tags": config.tags, "kms_key_arn": key_arn, "model_name": "demo",
         "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/demo-dev-serving:0.1.0",
-        "model_data_bucket": "demo-dev-artifacts", "repository_arn": REPOSITORY_ARN,
+        "model_data_bucket": "demo-dev-artifacts", "model_data_key": MODEL_KEY,
+        "repository_arn": REPOSITORY_ARN,
         "capture_bucket_name": "demo-dev-capture",
         "private_subnet_ids": ["subnet-a", "subnet-b"], "vpc_id": "vpc-1",
         "vpc_cidr": "10.0.0.0/16", "s3_prefix_list_id": "pl-s3",
@@ -97,9 +101,62 @@ def test_sagemaker_component_shape(serving_graph):
     outputs = graph.outputs["serving"]
     assert outputs["endpoint_name"] == "demo-dev"
     assert set(outputs) == {"endpoint_name", "endpoint_arn", "execution_role_arn",
-                            "security_group_ids"}
+                            "security_group_ids", "model_key", "deployment"}
     assert all(outputs.values())
     assert outputs["security_group_ids"] == ["serving-sg-id"]
+    assert outputs["model_key"] == MODEL_KEY
+    # what `mlscaffold endpoint prepare|verify|cleanup` read (the stack output `endpoint`)
+    assert outputs["deployment"] == {
+        "name": "demo-dev", "config_name": "serving-config",
+        "model_name": "serving-model", "model_key": MODEL_KEY, "variant": VARIANT_NAME,
+        "rollback_alarms": ["demo-dev-rollback-5xx", "demo-dev-rollback-latency-p99"],
+        "model_name_base": "serving-model", "config_name_base": "serving-config"}
+
+
+def test_model_versions_are_retained_and_named_per_version(serving_graph):
+    """A replaced model or endpoint configuration may still be in use after an alarm
+    rollback (hashicorp/terraform-provider-aws#48997): Pulumi keeps them in AWS. Their names
+    are left to Pulumi's auto-naming, so each replacement gets a new one."""
+    graph = serving_graph()
+    retained = {r.type for r in graph.resources if r.options.get("retain_on_delete")}
+    assert retained == {"aws:sagemaker/model:Model",
+                        "aws:sagemaker/endpointConfiguration:EndpointConfiguration"}
+    for type_ in retained:
+        assert "name" not in _one(graph, type_).inputs
+    endpoint = _one(graph, "aws:sagemaker/endpoint:Endpoint")
+    assert not endpoint.options and endpoint.inputs["name"] == "demo-dev"
+
+
+def test_sagemaker_names_must_fit_with_the_auto_name_suffix(config_for, run_mocked):
+    config = config_for("dev")
+    fits = run_mocked(lambda: Serving("a" * 40 + "-serving", _args(config)))  # 40+8+7+8 = 63
+    assert _one(fits, "aws:sagemaker/endpointConfiguration:EndpointConfiguration").name == (
+        "a" * 40 + "-serving-config")
+    with pytest.raises(ValueError) as caught:
+        Serving("a" * 41 + "-serving", _args(config))
+    assert str(caught.value) == (
+        f"SageMaker names of {'a' * 41 + '-serving'!r} would be too long: "
+        f"{'a' * 41 + '-serving-config'!r} plus Pulumi's 8-character suffix exceeds "
+        "63 characters; shorten the project or environment name")
+
+
+def test_the_model_key_is_required_to_deploy_and_stood_in_for_a_preview(config_for,
+                                                                        run_mocked):
+    config = config_for("dev", {"serving": {"model_key": MODEL_KEY}})
+    missing = config_for("staging")
+    assert deployable_model_key(config.serving, "dev") == MODEL_KEY
+
+    def program() -> None:
+        pulumi.export("key", deployable_model_key(missing.serving, "staging"))
+
+    assert run_mocked(program, preview=True).outputs["key"] == STAND_IN_MODEL_KEY
+    with pytest.raises(StackConfigError) as caught:
+        run_mocked(program)
+    assert str(caught.value) == (
+        "stack config platform.serving.model_key: not set, and serving.platform sagemaker "
+        "needs the model version to serve; `make deploy STACK=staging` uploads the current "
+        "model and sets it; by hand, `mlscaffold model upload --stack staging --stage STAGE` "
+        "prints the key to set with `pulumi config set --path platform.serving.model_key KEY`")
 
 
 def test_model_is_network_isolated_in_the_vpc(serving_graph):
@@ -196,8 +253,8 @@ def test_execution_role_is_least_privilege(serving_graph):
     assert trust == SAGEMAKER_TRUST
     policy = _one(graph, "aws:iam/rolePolicy:RolePolicy").inputs["policy"]
     statements = _statements(policy)
-    assert statements["ModelArtifacts"]["Resource"] == (
-        "arn:aws:s3:::demo-dev-artifacts/models/production/*")
+    # every version under models/: a replaced instance still loads its own during an update
+    assert statements["ModelArtifacts"]["Resource"] == "arn:aws:s3:::demo-dev-artifacts/models/*"
     assert statements["DataCapture"]["Resource"] == "arn:aws:s3:::demo-dev-capture/data-capture/*"
     assert statements["ImagePull"]["Resource"] == REPOSITORY_ARN
     assert_network_interfaces_in_vpc(policy, "vpc-1")
@@ -246,13 +303,11 @@ def test_kserve_needs_only_the_predictor_role_from_aws(serving_graph):
     assert trust["Condition"]["StringEquals"]["mock:sub"] == (
         "system:serviceaccount:ml-serving:demo-predictor")
     statements = _statements(_one(graph, "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
-    assert statements["ModelArtifacts"]["Resource"] == (
-        "arn:aws:s3:::demo-dev-artifacts/models/production/*")
-    assert statements["ModelListing"]["Condition"] == {
-        "StringLike": {"s3:prefix": "models/production/model.tar.gz*"}}
+    assert statements["ModelArtifacts"]["Resource"] == "arn:aws:s3:::demo-dev-artifacts/models/*"
+    assert statements["ModelListing"]["Condition"] == {"StringLike": {"s3:prefix": "models/*"}}
     assert graph.outputs["serving"] == {
         "predictor_role_arn": "arn:aws:iam::123456789012:role/serving-predictor-role",
-        "model_url": MODEL_URL,
+        "model_url": MODEL_URL, "model_key": MODEL_KEY,
         "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/demo-dev-serving:0.1.0"}
 
 
