@@ -227,8 +227,9 @@ def test_github_main_path_deploys_in_order_with_approval_and_no_overlap(serving,
         # SageMaker: the drift baseline follows the deploy, in the same approved job
         baseline = f"make baseline STACK={stage.name}"
         assert (baseline in runs.split("make deploy")[1]) == (serving == "sagemaker")
+        assert job["timeout-minutes"] == 90
         if serving == "sagemaker":
-            assert "make install install-infra" in runs and job["timeout-minutes"] == 90
+            assert "make install install-infra" in runs
     assert not any(name.startswith("deploy-") for name in set(jobs) - {
         f"deploy-{s.name}" for s in stages})
 
@@ -349,7 +350,8 @@ def test_gitlab_jobs_have_timeouts_rules_and_oidc(combo):
         # SageMaker: the drift baseline follows the deploy, in the same approved job
         baseline = f"make baseline STACK={stage.name}"
         assert (job["script"][-1] == baseline) == (serving == "sagemaker")
-        assert job["timeout"] == ("90m" if serving == "sagemaker" else "60m")
+        # a first deploy with a cluster takes up to an hour; SageMaker updates bake 15-25 min
+        assert job["timeout"] == "90m"
     assert jobs["preview"]["parallel"]["matrix"] == [{"STACK": environments}]
     assert jobs["preview"]["rules"] == [
         {"if": '$CI_PIPELINE_SOURCE == "merge_request_event" && $AWS_ROLE_ARN'}]
