@@ -730,14 +730,17 @@ def tunnel(project: Path, stack: str, outputs_source: str | None, relay_timeout:
 
     import boto3
 
-    from .checks import resolve_stacks
+    from .errors import UsageError
     from .infra import find_project
     from .outputs import read_stack_outputs
     from .spec import SPEC_FILENAME, load_spec
     from .tunnel import open_tunnel, tunnel_target
 
     root = find_project(project)
-    resolve_stacks(load_spec(root / SPEC_FILENAME), stack)
+    environments = load_spec(root / SPEC_FILENAME).environments
+    if stack not in environments:
+        raise UsageError(f"--stack {stack!r} is not an environment of the project",
+                         hint=f"use one of: {', '.join(environments)}")
     target = tunnel_target(read_stack_outputs(root, stack, outputs_source), stack)
     ssm = boto3.client("ssm", region_name=target.region)
     click.echo(f"tunnel: {target.local_url} -> {target.cluster} ({target.host}:443) through "

@@ -214,7 +214,9 @@ def test_the_command_runs_through_the_tunnel_with_its_exit_status(run_cli, proje
     assert failing.exit_code == 7
 
 
-def test_an_unknown_stack_is_a_usage_error(run_cli, project):
-    result = run_cli(["tunnel", "--project", str(project), "--stack", "qa", "--", "true"])
+@pytest.mark.parametrize("stack", ["qa", "all"])
+def test_an_unknown_stack_is_a_usage_error(run_cli, project, stack):
+    result = run_cli(["tunnel", "--project", str(project), "--stack", stack, "--", "true"])
     assert result.exit_code == 2
-    assert "--stack 'qa' is not an environment of the project" in result.stderr
+    assert result.stderr == (f"error: --stack {stack!r} is not an environment of the project; "
+                             "use one of: dev, staging, prod\n")
