@@ -216,7 +216,8 @@ class KarpenterPoolConfig(_Strict):
     """What every pool of nodes Karpenter launches has: a name (its NodePool's, its
     EC2NodeClass's and its nodes' ``mlscaffold.io/node-pool`` label), the families, sizes and
     capacity types Karpenter may choose from, a root volume and how soon idle nodes go. The
-    GPU pools and the CPU pool add what bounds them."""
+    GPU pools and the CPU pool add what bounds them, and each has ``max_vcpus``, its NodePool's
+    ``limits.cpu``."""
 
     #: what the pool holds, in messages ("GPU", "CPU"), and example names
     _kind: ClassVar[str] = ""
@@ -256,15 +257,6 @@ class KarpenterPoolConfig(_Strict):
     @classmethod
     def _capacity(cls, capacity: list[str]) -> list[str]:
         return _unique(capacity, "capacity type")
-
-    def _check_sizes(self) -> None:
-        """Every family has at least one of the sizes."""
-        for family in self.instance_families:
-            if not family_types([family], self.instance_sizes):
-                sizes = [instance_size(t) for t in family_types([family])]
-                raise ValueError(f"{family} has no {' or '.join(self.instance_sizes)} size; its "
-                                 f"sizes are {', '.join(sizes)}: add one to instance_sizes or "
-                                 f"drop {family}")
 
     @property
     def instance_types(self) -> list[str]:
@@ -307,7 +299,12 @@ class GpuPoolConfig(KarpenterPoolConfig):
 
     @model_validator(mode="after")
     def _fits(self) -> GpuPoolConfig:
-        self._check_sizes()
+        for family in self.instance_families:
+            if not family_types([family], self.instance_sizes):
+                sizes = [instance_size(t) for t in family_types([family])]
+                raise ValueError(f"{family} has no {' or '.join(self.instance_sizes)} size; its "
+                                 f"sizes are {', '.join(sizes)}: add one to instance_sizes or "
+                                 f"drop {family}")
         smallest = min(self.instance_types, key=gpu_count)
         if gpu_count(smallest) > self.max_gpus:
             raise ValueError(f"max_gpus {self.max_gpus} is below the {gpu_count(smallest)} GPUs "
@@ -330,8 +327,8 @@ class GpuPoolConfig(KarpenterPoolConfig):
 class CpuPoolConfig(KarpenterPoolConfig):
     """A pool of x86_64 CPU nodes that Karpenter launches for pods no node can hold (a KServe
     CPU predictor's extra replicas, CPU jobs) and removes when they are idle (a NodePool): not
-    tainted, so any pod that fits waits for room there rather than on the fixed system node
-    group. It has no minimum: the scheduler fills the nodes that run first."""
+    tainted, so a CPU pod the fixed system node group cannot hold gets a node there instead of
+    staying Pending. It has no minimum: the scheduler fills the nodes that run first."""
 
     _kind = "CPU"
     _examples = "cpu or cpu-large"
@@ -682,8 +679,10 @@ _PROFILES: dict[str, dict[str, Any]] = {
             "gpu_pools": [{"name": "gpu", "instance_families": ["g6", "g5", "g4dn"],
                            "instance_sizes": ["xlarge", "2xlarge"], "capacity_types": ["spot"],
                            "max_gpus": 2}],
-            # CPU pods the system nodes cannot hold: small types of three families on spot (no
-            # burstable t3: an HPA scaling on CPU would spend its credits), up to 4 nodes
+            # CPU pods the system nodes cannot hold: small types of three families on spot, up
+            # to 4 nodes. No burstable t3: a predictor the HPA scales on CPU would run down its
+            # CPU credits, or be billed for surplus ones (T3 launches in unlimited mode unless
+            # told otherwise: AWS EC2 API reference, RunInstances CreditSpecification)
             "cpu_pool": {"name": "cpu", "instance_families": ["m7i", "m6i", "c6i"],
                          "instance_sizes": ["large", "xlarge"], "capacity_types": ["spot"],
                          "max_vcpus": 8},
