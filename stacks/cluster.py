@@ -19,7 +19,7 @@ import pulumi_aws as aws
 
 from ._common import assume_role_policy, child_options, policy_document, resource_tags, token
 from .api_relay import ApiRelay, ApiRelayArgs
-from .config import GPU_POOL_LABEL, ClusterConfig, SystemNodeGroupConfig
+from .config import GPU_POOL_LABEL, SYSTEM_POOL, ClusterConfig, SystemNodeGroupConfig
 from .karpenter import Karpenter, KarpenterArgs
 
 __all__ = [
@@ -86,8 +86,6 @@ ACCESS_POLICIES = {"admin": "AmazonEKSClusterAdminPolicy", "viewer": "AmazonEKSA
 EKS_UNSUPPORTED_ZONE_IDS: dict[str, tuple[str, ...]] = {
     "us-east-1": ("use1-az3",), "us-west-1": ("usw1-az2",), "ca-central-1": ("cac1-az3",),
 }
-
-SYSTEM_POOL = "system"
 
 
 @dataclass

@@ -13,7 +13,7 @@ import copy
 import ipaddress
 import re
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -21,6 +21,7 @@ from .feature_schema import FeatureDeclarations
 from .instances import (
     EC2_INSTANCES,
     SAGEMAKER_INSTANCES,
+    cpu_families,
     family_types,
     gpu_count,
     gpu_families,
@@ -46,10 +47,13 @@ __all__ = [
     "KARPENTER_MINIMUM_FOR_KUBERNETES",
     "KARPENTER_VERSION",
     "SUPPORTED_KUBERNETES_VERSIONS",
+    "SYSTEM_POOL",
     "TAINT_EFFECTS",
     "ClusterConfig",
+    "CpuPoolConfig",
     "FeatureStoreConfig",
     "GpuPoolConfig",
+    "KarpenterPoolConfig",
     "MonitoringConfig",
     "NetworkConfig",
     "PlatformConfig",
@@ -95,6 +99,8 @@ TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute",
 GPU_TOLERATION = {"key": GPU_TAINT["key"], "operator": "Equal", "value": GPU_TAINT["value"],
                   "effect": TAINT_EFFECTS[GPU_TAINT["effect"]]}
 GPU_POOL_LABEL = "mlscaffold.io/node-pool"
+# the pool (GPU_POOL_LABEL value) of the system node group's nodes, where the controllers run
+SYSTEM_POOL = "system"
 # the label every GPU node carries, whatever its pool
 GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
 
@@ -203,39 +209,82 @@ def _unique(values: list[str], what: str) -> list[str]:
 
 
 CapacityType = Literal["spot", "on-demand"]
+_POOL_NAME = r"^[a-z][a-z0-9-]{0,20}$"
+_DURATION_OR_NEVER = r"^(([0-9]+(s|m|h))+|Never)$"
 
 
-class GpuPoolConfig(_Strict):
-    """A pool of NVIDIA GPU nodes that Karpenter launches when pods ask for them and removes
-    when they are idle (a NodePool): tainted so that only GPU workloads land there."""
+class KarpenterPoolConfig(_Strict):
+    """What every pool of nodes Karpenter launches has: a name (its NodePool's, its
+    EC2NodeClass's and its nodes' ``mlscaffold.io/node-pool`` label), the families, sizes and
+    capacity types Karpenter may choose from, a root volume and how soon idle nodes go. The
+    GPU pools and the CPU pool add what bounds them, and each has ``max_vcpus``, its NodePool's
+    ``limits.cpu``."""
 
-    name: str = Field("gpu", pattern=r"^[a-z][a-z0-9-]{0,20}$",
+    #: what the pool holds, in messages ("GPU", "CPU"), and example names
+    _kind: ClassVar[str] = ""
+    _examples: ClassVar[str] = ""
+
+    name: str = Field(pattern=_POOL_NAME,
                       description="Pool name; nodes are labelled mlscaffold.io/node-pool=NAME.")
     instance_families: list[str] = Field(
-        min_length=1, description="EC2 GPU families Karpenter may choose from, e.g. [g6, g5] "
-                                  "(several: more spot capacity to pick from).")
+        min_length=1, description="EC2 families Karpenter may choose from (several: more spot "
+                                  "capacity to pick from).")
     instance_sizes: list[str] = Field(
         default_factory=list,
         description="Sizes allowed, e.g. [xlarge, 2xlarge]; empty: every size of the families.")
     capacity_types: list[CapacityType] = Field(
         default_factory=lambda: ["spot"], min_length=1,
         description="spot, on-demand or both (Karpenter prefers spot when both are allowed).")
-    max_gpus: Annotated[int, Field(ge=1, le=1024)] = Field(
-        2, description="The most GPUs the pool's nodes may have together (limits.nvidia.com/gpu;"
-                       " the pool starts, and scales back, to none).")
     disk_size_gib: Annotated[int, Field(ge=20, le=16384)] = 100
     consolidate_after: str = Field(
-        "5m", pattern=r"^(([0-9]+(s|m|h))+|Never)$",
+        "5m", pattern=_DURATION_OR_NEVER,
         description="How long a node stays empty or underused before Karpenter removes or "
                     "replaces it.")
 
     @field_validator("name")
     @classmethod
     def _not_system(cls, name: str) -> str:
-        if name == "system":
-            raise ValueError("'system' is the CPU node group's pool; name GPU pools otherwise, "
-                             "e.g. gpu or gpu-large")
+        if name == SYSTEM_POOL:
+            raise ValueError(f"'{SYSTEM_POOL}' is the system node group's pool; name "
+                             f"{cls._kind} pools otherwise, e.g. {cls._examples}")
         return name
+
+    @field_validator("instance_sizes")
+    @classmethod
+    def _sizes(cls, sizes: list[str]) -> list[str]:
+        return _unique(sizes, "instance size")
+
+    @field_validator("capacity_types")
+    @classmethod
+    def _capacity(cls, capacity: list[str]) -> list[str]:
+        return _unique(capacity, "capacity type")
+
+    @property
+    def instance_types(self) -> list[str]:
+        """The EC2 types the pool may launch, as far as mlscaffold's instance table knows."""
+        return family_types(self.instance_families, self.instance_sizes)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The labels of every node of the pool."""
+        return {GPU_POOL_LABEL: self.name}
+
+
+class GpuPoolConfig(KarpenterPoolConfig):
+    """A pool of NVIDIA GPU nodes that Karpenter launches when pods ask for them and removes
+    when they are idle (a NodePool): tainted so that only GPU workloads land there."""
+
+    _kind = "GPU"
+    _examples = "gpu or gpu-large"
+
+    name: str = Field("gpu", pattern=_POOL_NAME,
+                      description="Pool name; nodes are labelled mlscaffold.io/node-pool=NAME.")
+    instance_families: list[str] = Field(
+        min_length=1, description="EC2 GPU families Karpenter may choose from, e.g. [g6, g5] "
+                                  "(several: more spot capacity to pick from).")
+    max_gpus: Annotated[int, Field(ge=1, le=1024)] = Field(
+        2, description="The most GPUs the pool's nodes may have together (limits.nvidia.com/gpu;"
+                       " the pool starts, and scales back, to none).")
 
     @field_validator("instance_families")
     @classmethod
@@ -248,16 +297,6 @@ class GpuPoolConfig(_Strict):
                 raise ValueError(f"{family!r} {problem}; a GPU pool takes GPU families such as "
                                  f"{', '.join(known)}")
         return _unique(families, "instance family")
-
-    @field_validator("instance_sizes")
-    @classmethod
-    def _sizes(cls, sizes: list[str]) -> list[str]:
-        return _unique(sizes, "instance size")
-
-    @field_validator("capacity_types")
-    @classmethod
-    def _capacity(cls, capacity: list[str]) -> list[str]:
-        return _unique(capacity, "capacity type")
 
     @model_validator(mode="after")
     def _fits(self) -> GpuPoolConfig:
@@ -275,11 +314,6 @@ class GpuPoolConfig(_Strict):
         return self
 
     @property
-    def instance_types(self) -> list[str]:
-        """The EC2 types the pool may launch, as far as mlscaffold's instance table knows."""
-        return family_types(self.instance_families, self.instance_sizes)
-
-    @property
     def max_vcpus(self) -> int:
         """The pool's CPU limit: the most vCPUs ``max_gpus`` GPUs come with on any allowed type,
         so that the GPU limit is the one that binds."""
@@ -288,7 +322,77 @@ class GpuPoolConfig(_Strict):
 
     @property
     def labels(self) -> dict[str, str]:
-        return {GPU_POOL_LABEL: self.name, **GPU_NODE_SELECTOR}
+        return {**super().labels, **GPU_NODE_SELECTOR}
+
+
+class CpuPoolConfig(KarpenterPoolConfig):
+    """A pool of x86_64 CPU nodes that Karpenter launches for pods no node can hold (a KServe
+    CPU predictor's extra replicas, CPU jobs) and removes when they are idle (a NodePool): not
+    tainted, so a CPU pod the fixed system node group cannot hold gets a node there instead of
+    staying Pending. It has no minimum: the scheduler fills the nodes that run first."""
+
+    _kind = "CPU"
+    _examples = "cpu or cpu-large"
+
+    name: str = Field("cpu", pattern=_POOL_NAME,
+                      description="Pool name; nodes are labelled mlscaffold.io/node-pool=NAME.")
+    instance_families: list[str] = Field(
+        min_length=1, description="x86_64 CPU families Karpenter may choose from, e.g. "
+                                  "[m7i, m6i, c6i] (several: more spot capacity to pick from).")
+    instance_sizes: list[str] = Field(
+        default_factory=list,
+        description="Sizes allowed, e.g. [large, xlarge]: every family must have each of them "
+                    "in mlscaffold's instance table, so the cost rules and quotas see exactly "
+                    "what Karpenter may launch.")
+    max_vcpus: Annotated[int, Field(ge=1, le=4096)] = Field(
+        8, description="The most vCPUs the pool's nodes may have together (limits.cpu; the "
+                       "pool starts, and scales back, to none).")
+    # CPU images are smaller than GPU ones (CUDA libraries weigh gigabytes)
+    disk_size_gib: Annotated[int, Field(ge=20, le=16384)] = 50
+
+    @field_validator("instance_families")
+    @classmethod
+    def _cpu_families(cls, families: list[str]) -> list[str]:
+        known = cpu_families()
+        for family in families:
+            if family in known:
+                continue
+            if family in gpu_families():
+                problem = "has GPUs (GPU pools take it)"
+            elif family in cpu_families(arch=None):
+                # the node class's AMI alias and the pool's kubernetes.io/arch are x86_64's
+                problem = "is an arm64 (Graviton) family and the pool's nodes run x86_64 AMIs"
+            else:
+                problem = "is not a CPU family mlscaffold knows"
+            raise ValueError(f"{family!r} {problem}; a CPU pool takes x86_64 CPU families such "
+                             f"as {', '.join(known)}")
+        return _unique(families, "instance family")
+
+    @field_validator("instance_sizes")
+    @classmethod
+    def _sizes_listed(cls, sizes: list[str]) -> list[str]:
+        if not sizes:
+            raise ValueError("list the sizes the pool may launch, e.g. [large, xlarge]: without "
+                             "them Karpenter may launch any size of the families, up to ones "
+                             "mlscaffold's cost rules and quota checks do not know")
+        return sizes
+
+    @model_validator(mode="after")
+    def _fits(self) -> CpuPoolConfig:
+        for family in self.instance_families:
+            sizes = [instance_size(t) for t in family_types([family])]
+            missing = [size for size in self.instance_sizes if size not in sizes]
+            if missing:
+                raise ValueError(
+                    f"{family}.{missing[0]} is not in mlscaffold's instance table ({family}: "
+                    f"{', '.join(sizes)}), yet the pool would let Karpenter launch it (every "
+                    f"listed size of every family): drop {missing[0]} or {family}")
+        smallest = min(self.instance_types, key=lambda t: EC2_INSTANCES[t].vcpus)
+        if EC2_INSTANCES[smallest].vcpus > self.max_vcpus:
+            raise ValueError(f"max_vcpus {self.max_vcpus} is below the "
+                             f"{EC2_INSTANCES[smallest].vcpus} vCPUs of {smallest}, the smallest "
+                             "type the pool allows: raise max_vcpus or allow smaller types")
+        return self
 
 
 class ClusterConfig(_Strict):
@@ -303,10 +407,15 @@ class ClusterConfig(_Strict):
         description="CIDRs allowed to reach the public API endpoint; empty: private only.")
     system_node_group: SystemNodeGroupConfig
     gpu_pools: list[GpuPoolConfig] = Field(min_length=1)
+    cpu_pool: CpuPoolConfig | None = Field(
+        None, description="Karpenter NodePool of untainted CPU nodes for the pods the system "
+                          "nodes cannot hold (a KServe CPU predictor's extra replicas, CPU "
+                          "jobs); null: none, and such pods stay Pending.")
     node_image_version: str = Field(
         "latest", pattern=r"^(latest|v\d{8})$",
-        description="EKS AL2023 AMI release of the GPU nodes Karpenter launches: latest, or a "
-                    "release tag such as v20260714 (pinned: new AMIs only when you change it).")
+        description="EKS AL2023 AMI release of the nodes Karpenter launches (GPU and CPU pools): "
+                    "latest, or a release tag such as v20260714 (pinned: new AMIs only when you "
+                    "change it).")
     admin_role_arns: list[str] = Field(
         default_factory=list,
         description="IAM roles given cluster-admin (EKS access policy "
@@ -391,6 +500,20 @@ class ClusterConfig(_Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"GPU pool names must be unique, got {names}")
         return pools
+
+    @model_validator(mode="after")
+    def _cpu_pool_name(self) -> ClusterConfig:
+        # a pool's NodePool and EC2NodeClass are cluster-wide objects named after it
+        if self.cpu_pool and self.cpu_pool.name in {pool.name for pool in self.gpu_pools}:
+            raise ValueError(f"cpu_pool.name {self.cpu_pool.name!r} is also a GPU pool's name, "
+                             "and each pool's NodePool and EC2NodeClass take its name: rename "
+                             "one of them")
+        return self
+
+    @property
+    def pools(self) -> list[KarpenterPoolConfig]:
+        """Every pool Karpenter runs: the GPU pools, then the CPU pool if there is one."""
+        return [*self.gpu_pools, *([self.cpu_pool] if self.cpu_pool else [])]
 
     @model_validator(mode="after")
     def _system_nodes(self) -> ClusterConfig:
@@ -570,6 +693,13 @@ _PROFILES: dict[str, dict[str, Any]] = {
             "gpu_pools": [{"name": "gpu", "instance_families": ["g6", "g5", "g4dn"],
                            "instance_sizes": ["xlarge", "2xlarge"], "capacity_types": ["spot"],
                            "max_gpus": 2}],
+            # CPU pods the system nodes cannot hold: small types of three families on spot, up
+            # to 4 nodes. No burstable t3: a predictor the HPA scales on CPU would run down its
+            # CPU credits, or be billed for surplus ones (T3 launches in unlimited mode unless
+            # told otherwise: AWS EC2 API reference, RunInstances CreditSpecification)
+            "cpu_pool": {"name": "cpu", "instance_families": ["m7i", "m6i", "c6i"],
+                         "instance_sizes": ["large", "xlarge"], "capacity_types": ["spot"],
+                         "max_vcpus": 8},
             "node_image_version": "latest",
         },
         # KServe in dev serves on CPU nodes: a GPU predictor would keep a GPU node running;
@@ -593,6 +723,9 @@ _PROFILES: dict[str, dict[str, Any]] = {
             "gpu_pools": [{"name": "gpu", "instance_families": ["g6", "g5", "g4dn"],
                            "instance_sizes": ["xlarge", "2xlarge", "4xlarge"],
                            "capacity_types": ["spot"], "max_gpus": 4}],
+            "cpu_pool": {"name": "cpu", "instance_families": ["m7i", "m6i", "c6i"],
+                         "instance_sizes": ["large", "xlarge", "2xlarge"],
+                         "capacity_types": ["spot"], "max_vcpus": 16},
             "node_image_version": "latest",
         },
         "serving": {"instance_type": "ml.m5.xlarge", "initial_instance_count": 1,
@@ -612,6 +745,13 @@ _PROFILES: dict[str, dict[str, Any]] = {
             "gpu_pools": [{"name": "gpu", "instance_families": ["g6", "g5"],
                            "instance_sizes": ["xlarge", "2xlarge", "4xlarge", "12xlarge"],
                            "capacity_types": ["on-demand"], "max_gpus": 8}],
+            # on-demand for the same reason; larger nodes, up to 16 of them. Serving replicas
+            # come and go with the HPA: a node stays 15 minutes idle before it is removed, so a
+            # scale-down followed by a scale-up does not move serving pods twice
+            "cpu_pool": {"name": "cpu", "instance_families": ["m7i", "m6i", "c6i"],
+                         "instance_sizes": ["xlarge", "2xlarge"],
+                         "capacity_types": ["on-demand"], "max_vcpus": 64,
+                         "consolidate_after": "15m"},
             # Karpenter's advice: pin the AMI in production, try new releases elsewhere first
             "node_image_version": EKS_AMI_RELEASE,
         },

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = ["EC2_INSTANCES", "INSTANCE_STORE_FAMILIES", "SAGEMAKER_INSTANCES", "InstanceType",
-           "family_types", "gpu_count", "gpu_families", "has_instance_store", "instance_family",
-           "instance_size", "is_gpu"]
+           "cpu_families", "family_types", "gpu_count", "gpu_families", "has_instance_store",
+           "instance_family", "instance_size", "is_gpu"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,13 @@ def instance_size(instance_type: str) -> str:
 def gpu_families() -> list[str]:
     """The EC2 families of the table with NVIDIA GPUs, e.g. ``g4dn, g5, g6, ...``."""
     return sorted({instance_family(t) for t in EC2_INSTANCES if is_gpu(t)})
+
+
+def cpu_families(arch: str | None = "x86_64") -> list[str]:
+    """The EC2 families of the table without GPUs, of CPU architecture `arch` only unless it
+    is None, e.g. ``c6i, m6i, m7i, t3``."""
+    return sorted({instance_family(t) for t, info in EC2_INSTANCES.items()
+                   if not info.gpus and (arch is None or info.arch == arch)})
 
 
 def family_types(families: Iterable[str], sizes: Iterable[str] = ()) -> list[str]:

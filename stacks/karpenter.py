@@ -1,10 +1,13 @@
-"""Karpenter, which runs the GPU pools: its AWS side as a component of the cluster, and the
-manifests of its EC2NodeClass and NodePools for the in-cluster program.
+"""Karpenter, which runs the GPU pools and the CPU pool: its AWS side as a component of the
+cluster, and the manifests of its EC2NodeClasses and NodePools for the in-cluster program.
 
 Karpenter (API ``karpenter.sh/v1``) watches for pods that no node can take and launches an EC2
 instance that fits them, from the families, sizes and capacity types a NodePool allows, up to
 the NodePool's ``limits``; it removes nodes that are empty or underused. A GPU pool therefore
-costs nothing until a pod asks for ``nvidia.com/gpu``, and has no minimum size.
+costs nothing until a pod asks for ``nvidia.com/gpu``, and has no minimum size. The CPU pool is
+the same without the GPU taint: it gets a node only when a CPU pod fits on no running node (the
+system node group's included, which the scheduler fills first), so that the fixed system node
+group is not where CPU workloads stay Pending for good.
 
 AWS side (:class:`Karpenter`): the controller's role through EKS Pod Identity, least privilege
 after Karpenter's reference IAM policy of the pinned release, scoped to instances and launch
@@ -26,7 +29,7 @@ import pulumi
 import pulumi_aws as aws
 
 from ._common import assume_role_policy, child_options, policy_document, resource_tags, token
-from .config import GPU_TAINT, TAINT_EFFECTS, GpuPoolConfig
+from .config import GPU_TAINT, TAINT_EFFECTS, GpuPoolConfig, KarpenterPoolConfig
 
 __all__ = [
     "DISCOVERY_TAG",
@@ -112,7 +115,7 @@ class Karpenter(pulumi.ComponentResource):
 
         node_role = aws.iam.Role(
             f"{name}-node-role", assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
-            description=f"GPU nodes Karpenter launches for {args.cluster_name}",
+            description=f"Nodes Karpenter launches for {args.cluster_name}",
             tags=self._tags("node-role"), opts=child_options(self))
         attachments = [
             aws.iam.RolePolicyAttachment(
@@ -304,15 +307,15 @@ class Karpenter(pulumi.ComponentResource):
 # ------------------------------------------------------------------ in-cluster manifests
 
 
-def ec2_node_class(pool: GpuPoolConfig, *, cluster_name: str, instance_profile: Any,
+def ec2_node_class(pool: KarpenterPoolConfig, *, cluster_name: str, instance_profile: Any,
                    ami_release: str, tags: Mapping[str, str]) -> dict[str, Any]:
-    """The EC2NodeClass of a GPU pool's nodes (``karpenter.k8s.aws/v1``).
+    """The EC2NodeClass of a pool's nodes (``karpenter.k8s.aws/v1``), GPU or CPU.
 
-    EKS-optimized AL2023 (the alias picks the NVIDIA variant for GPU types and the cluster's
-    Kubernetes version), IMDSv2 with a hop limit of 1 so pods cannot borrow the node role, an
-    encrypted gp3 root volume (the default EBS key, which needs no grant to the controller),
-    the subnets and security group tagged for discovery, the node profile made by
-    :class:`Karpenter`.
+    EKS-optimized AL2023 (the alias picks, per instance type, the NVIDIA variant for GPU types
+    and the standard one for CPU types, of the cluster's Kubernetes version), IMDSv2 with a hop
+    limit of 1 so pods cannot borrow the node role, an encrypted gp3 root volume of the pool's
+    size (the default EBS key, which needs no grant to the controller), the subnets and
+    security group tagged for discovery, the node profile made by :class:`Karpenter`.
     """
     discovered = [{"tags": {DISCOVERY_TAG: cluster_name}}]
     return {
@@ -334,14 +337,19 @@ def ec2_node_class(pool: GpuPoolConfig, *, cluster_name: str, instance_profile: 
     }
 
 
-def node_pool(pool: GpuPoolConfig) -> dict[str, Any]:
-    """The NodePool of a GPU pool (``karpenter.sh/v1``).
+def node_pool(pool: KarpenterPoolConfig) -> dict[str, Any]:
+    """The NodePool of a pool (``karpenter.sh/v1``), GPU or CPU.
 
-    Its nodes carry the GPU taint and the pool's labels (so the selectors of the GPU node
-    groups it replaces keep working), come from the pool's families, sizes and capacity types,
-    and add up to at most ``max_gpus`` GPUs and ``max_vcpus`` vCPUs. There is no minimum: empty
-    or underused nodes are consolidated after ``consolidate_after``.
+    Its nodes carry the pool's labels (so the selectors of the GPU node groups it replaces
+    keep working) and, in a GPU pool, the GPU taint; they come from the pool's families, sizes
+    and capacity types (x86_64: the node class's AMI), and add up to at most the pool's vCPUs
+    (``max_vcpus``) and, in a GPU pool, ``max_gpus`` GPUs. There is no minimum: empty or
+    underused nodes are consolidated after ``consolidate_after``.
+
+    A CPU pool has no memory limit: its families have 2 to 4 GiB per vCPU and are priced by
+    the vCPU, so ``limits.cpu`` bounds both the nodes and the bill.
     """
+    gpu = isinstance(pool, GpuPoolConfig)
     requirements = [{"key": "karpenter.k8s.aws/instance-family", "operator": "In",
                      "values": list(pool.instance_families)}]
     if pool.instance_sizes:
@@ -353,23 +361,28 @@ def node_pool(pool: GpuPoolConfig) -> dict[str, Any]:
         {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
         {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
     ]
+    template: dict[str, Any] = {
+        "nodeClassRef": {"group": NODE_CLASS_KIND[0].split("/")[0],
+                         "kind": NODE_CLASS_KIND[1], "name": pool.name}}
+    if gpu:
+        template["taints"] = [{"key": GPU_TAINT["key"], "value": GPU_TAINT["value"],
+                               "effect": TAINT_EFFECTS[GPU_TAINT["effect"]]}]
+    template.update({
+        "requirements": requirements,
+        # nodes are replaced monthly (Karpenter's default), with current AMIs
+        "expireAfter": "720h",
+    })
+    limits = {"cpu": str(pool.max_vcpus)}
+    if gpu:
+        limits["nvidia.com/gpu"] = str(pool.max_gpus)
     return {
         "apiVersion": NODE_POOL_KIND[0], "kind": NODE_POOL_KIND[1],
         "metadata": {"name": pool.name},
         "spec": {
-            "template": {
-                "metadata": {"labels": dict(pool.labels)},
-                "spec": {
-                    "nodeClassRef": {"group": NODE_CLASS_KIND[0].split("/")[0],
-                                     "kind": NODE_CLASS_KIND[1], "name": pool.name},
-                    "taints": [{"key": GPU_TAINT["key"], "value": GPU_TAINT["value"],
-                                "effect": TAINT_EFFECTS[GPU_TAINT["effect"]]}],
-                    "requirements": requirements,
-                    # nodes are replaced monthly (Karpenter's default), with current AMIs
-                    "expireAfter": "720h",
-                },
-            },
-            "limits": {"cpu": str(pool.max_vcpus), "nvidia.com/gpu": str(pool.max_gpus)},
+            "template": {"metadata": {"labels": dict(pool.labels)}, "spec": template},
+            "limits": limits,
+            # at most 10% of the pool's nodes at a time, rounded up (Karpenter docs,
+            # "Disruption", NodePool disruption budgets): a pool of 1 to 10 nodes moves one
             "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized",
                            "consolidateAfter": pool.consolidate_after,
                            "budgets": [{"nodes": "10%"}]},

@@ -1,7 +1,7 @@
 """What runs inside the EKS cluster: the in-cluster program's one component.
 
 A project's ``infra/`` makes every AWS resource (``MlPlatform``) and needs nothing but the AWS
-APIs. What runs inside the cluster (the NVIDIA device plugin, Karpenter and its GPU pools, KServe
+APIs. What runs inside the cluster (the NVIDIA device plugin, Karpenter and its pools, KServe
 and the InferenceService, Prometheus) needs the Kubernetes API, whose endpoint is private: it is
 ``infra/cluster/``, a second Pulumi program applied through `mlscaffold tunnel` (an SSM
 port-forwarding session through the base stack's API relay) once the base stack is up. Its
@@ -95,8 +95,9 @@ DCGM_EXPORTER_VERSION = "4.1.1"
 # #3329). A first start is: a node from Karpenter (a GPU node is launched and joins within
 # minutes, longer when spot capacity is short and it falls back to other types), the storage
 # initializer image and the serving image pulled onto it, the model downloaded from S3, the
-# readiness probe. A CPU predictor lands on the system nodes; a GPU predictor waits for a GPU
-# node (SPOT in dev), the NVIDIA device plugin on it, and images of several GB.
+# readiness probe. A CPU predictor lands on the system nodes, or on a node Karpenter launches in
+# the CPU pool when they are full; a GPU predictor waits for a GPU node (SPOT in dev), the NVIDIA
+# device plugin on it, and images of several GB.
 READY_TIMEOUT_SECONDS: dict[str, int] = {"cpu": 15 * 60, "gpu": 30 * 60}
 _WAIT_FOR = "pulumi.com/waitFor"
 _TIMEOUT = "pulumi.com/timeoutSeconds"
@@ -220,11 +221,11 @@ class ClusterWorkloads(pulumi.ComponentResource):
     """Everything inside the cluster, in dependency order.
 
     Always: the NVIDIA device plugin on the GPU nodes; Karpenter on the system nodes, with an
-    EC2NodeClass and a NodePool per GPU pool of the config. KServe serving: cert-manager,
-    KServe (RawDeployment, no Knative or Istio), the model's namespace with its NetworkPolicies
-    (deny by default), its service account bound to the predictor's IRSA role, and the
-    InferenceService, which `pulumi up` waits to be Ready; kube-prometheus-stack (Alertmanager
-    to the alert topic) and dcgm-exporter for GPU alerts.
+    EC2NodeClass and a NodePool per GPU pool and for the CPU pool of the config. KServe
+    serving: cert-manager, KServe (RawDeployment, no Knative or Istio), the model's namespace
+    with its NetworkPolicies (deny by default), its service account bound to the predictor's
+    IRSA role, and the InferenceService, which `pulumi up` waits to be Ready;
+    kube-prometheus-stack (Alertmanager to the alert topic) and dcgm-exporter for GPU alerts.
     """
 
     inference_service_name: pulumi.Output[str] | None = None
@@ -258,7 +259,8 @@ class ClusterWorkloads(pulumi.ComponentResource):
     def _node_addons(self) -> None:
         """The NVIDIA device plugin (GPU nodes only; AL2023's NVIDIA AMIs need it to offer
         ``nvidia.com/gpu``), Karpenter (its CRDs, then the controller on the system nodes,
-        with EKS Pod Identity) and each GPU pool's EC2NodeClass and NodePool."""
+        with EKS Pod Identity) and the EC2NodeClass and NodePool of each GPU pool and of the
+        CPU pool."""
         name, config = self._name, self._args.config
         k8s.helm.v3.Release(
             f"{name}-nvidia-device-plugin", name="nvidia-device-plugin",
@@ -276,7 +278,7 @@ class ClusterWorkloads(pulumi.ComponentResource):
             version=KARPENTER_VERSION, namespace=KARPENTER_NAMESPACE, skip_crds=True,
             values=self._karpenter_values(), opts=self._options(crds))
         cluster = config.cluster
-        for pool in cluster.gpu_pools:
+        for pool in cluster.pools:
             node_class = ec2_node_class(
                 pool, cluster_name=f"{config.prefix}-eks",
                 instance_profile=self._field("karpenter", "instance_profile"),
@@ -355,6 +357,14 @@ class ClusterWorkloads(pulumi.ComponentResource):
                 config.project, namespace_name, vpc_cidr=config.network.cidr,
                 client_namespaces=config.serving.client_namespaces,
                 labels={"app.kubernetes.io/part-of": config.prefix})]
+        # A GPU predictor selects the first GPU pool and tolerates its taint. A CPU predictor
+        # selects no pool: the scheduler puts its replicas on the system nodes while they have
+        # room, and Karpenter launches a CPU-pool node only for a replica that fits nowhere
+        # (the pool is untainted). Pinning it to the CPU pool would keep one more node running
+        # in every dev stack, beside system nodes paid for anyway. The system nodes stay the
+        # controllers' all the same: a replica requests what it may use (requests = limits),
+        # and Karpenter's own pods, at system-cluster-critical priority (its chart's default)
+        # and never on nodes it launched, preempt a replica rather than wait.
         gpu_pool = config.cluster.gpu_pools[0]
         manifest = inference_service_manifest(
             config.project, namespace_name, self._field("serving", "image_uri"),

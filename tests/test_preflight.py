@@ -188,6 +188,24 @@ def test_karpenter_node_pools_start_at_zero_and_scale_to_their_cpu_limit():
     assert needs.notes == ()
 
 
+def test_a_karpenter_cpu_pool_counts_against_the_standard_quotas():
+    """m, c and t families are standard-class: the CPU pool's limits.cpu is a need of the
+    standard on-demand or spot quota, once for all its families."""
+    graph = _graph(
+        _node_pool("cpu", [_in("karpenter.k8s.aws/instance-family", "m7i", "m6i", "c6i"),
+                           _in("karpenter.k8s.aws/instance-size", "large", "xlarge"),
+                           _in("karpenter.sh/capacity-type", "spot")], {"cpu": "8"}),
+        _node_pool("cpu-prod", [_in("karpenter.k8s.aws/instance-family", "m7i", "t3"),
+                                _in("karpenter.sh/capacity-type", "on-demand")],
+                   {"cpu": "64"}))
+    needs = needs_of(graph)
+    assert _summary(graph) == [("L-34B43A08", "cpu", 0, 8), ("L-1216C47A", "cpu-prod", 0, 64)]
+    assert needs.needs[0].name == STANDARD_SPOT and needs.needs[1].name == STANDARD
+    assert needs.needs[0].basis == ("Karpenter NodePool cpu: starts at zero; full scale "
+                                    "limits.cpu 8 vCPUs of m7i, m6i, c6i spot")
+    assert needs.notes == ()
+
+
 def test_karpenter_categories_and_unrestricted_capacity_types():
     graph = _graph(_node_pool("any-gpu", [_in("karpenter.k8s.aws/instance-category", "g", "p")],
                               {"cpu": 32}))
@@ -257,13 +275,13 @@ def test_generated_stacks_need_what_their_config_sizes_say(quotas_project):
            needs_of(preview_stack(quotas_project, "dev")).needs]
     prod = [(n.quota, n.deploy, n.full_scale) for n in
             needs_of(preview_stack(quotas_project, "prod")).needs]
-    # GPU pools (Karpenter NodePools) from zero to their limits.cpu, on spot in dev and on
-    # demand in prod; the API relay (t4g.nano); the system node group
-    assert dev == [("L-3819A6DF", 0, 16), ("L-1216C47A", 2, 2), ("L-1216C47A", 4, 6),
-                   ("ml.t2.medium for endpoint usage", 2, 4),
+    # the CPU and GPU pools (Karpenter NodePools) from zero to their limits.cpu, on spot in
+    # dev and on demand in prod; the API relay (t4g.nano); the system node group
+    assert dev == [("L-34B43A08", 0, 8), ("L-3819A6DF", 0, 16), ("L-1216C47A", 2, 2),
+                   ("L-1216C47A", 4, 6), ("ml.t2.medium for endpoint usage", 2, 4),
                    ("ml.m5.xlarge for processing job usage", 1, 1)]
-    assert prod == [("L-DB2E81BA", 0, 128), ("L-1216C47A", 2, 2), ("L-1216C47A", 12, 24),
-                    ("ml.m5.xlarge for endpoint usage", 4, 12),
+    assert prod == [("L-1216C47A", 0, 64), ("L-DB2E81BA", 0, 128), ("L-1216C47A", 2, 2),
+                    ("L-1216C47A", 12, 24), ("ml.m5.xlarge for endpoint usage", 4, 12),
                     ("ml.m5.xlarge for processing job usage", 1, 1)]
 
 
@@ -392,13 +410,14 @@ PROCESSING_M5_XLARGE = "ml.m5.xlarge for processing job usage"
 
 
 def _account(endpoint_instances: float) -> Any:
-    """A client factory for the dev stack of a fresh account: 32 standard vCPUs, no GPU spot
-    quota adjusted (AWS default 0 is applied), SageMaker endpoint quota from the defaults."""
+    """A client factory for the dev stack of an account: 32 standard on-demand vCPUs, 16
+    standard and 16 G spot vCPUs, SageMaker endpoint quota from the defaults."""
     def factory(region: str) -> Any:
         assert region == "us-east-1"
         client, stubber = _client()
         _page(stubber, "list_service_quotas", "ec2",
               [_quota("ec2", "L-1216C47A", STANDARD, 32.0),
+               _quota("ec2", "L-34B43A08", STANDARD_SPOT, 16.0),
                _quota("ec2", "L-3819A6DF", G_SPOT, 16.0)])
         _page(stubber, "list_service_quotas", "sagemaker",
               [_quota("sagemaker", "L-0307F515", PROCESSING_M5_XLARGE, 4.0)])
@@ -417,9 +436,11 @@ def test_a_shortfall_fails_with_the_request_command(run_cli, quotas_project, mon
     assert result.exit_code == 1, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "dev (us-east-1): 1 short of a deploy"
-    rows = [line.split() for line in lines[2:6]]
-    assert [r[-4:] for r in rows] == [["0", "16", "16", "ok"], ["6", "8", "32", "ok"],
-                                      ["1", "1", "4", "ok"], ["2", "4", "0", "SHORT"]]
+    rows = [line.split() for line in lines[2:7]]
+    # G spot (GPU pool), standard spot (CPU pool), standard on-demand (system nodes, relay)
+    assert [r[-4:] for r in rows] == [["0", "16", "16", "ok"], ["0", "8", "16", "ok"],
+                                      ["6", "8", "32", "ok"], ["1", "1", "4", "ok"],
+                                      ["2", "4", "0", "SHORT"]]
     assert ("    L-4A2C8E1F: endpoint configuration quotas-dev-serving-config variant "
             "primary: 1 x ml.t2.medium, x 2 while a blue/green update runs the new fleet "
             "beside the old; full scale 2 x 2 (autoscaling maximum)") in lines
@@ -435,7 +456,7 @@ def test_a_quota_short_only_at_full_scale_warns_unless_strict(run_cli, quotas_pr
     result = run_cli(["preflight", str(quotas_project), "--stack", "dev"])
     assert result.exit_code == 0, result.stdout
     assert "  ml.t2.medium for endpoint usage" in result.stdout
-    assert result.stdout.splitlines()[5].endswith("2  short at full scale")
+    assert result.stdout.splitlines()[6].endswith("2  short at full scale")
     assert ("preflight: the quotas cover a deploy; 1 warning (short at full scale or not "
             "found); --strict fails on these") in result.stdout
     monkeypatch.setattr(preflight, "quota_client", _account(2.0))
@@ -461,7 +482,7 @@ def test_enough_quota_passes_and_json_reports_every_quota(run_cli, quotas_projec
         "basis": ["endpoint configuration quotas-dev-serving-config variant primary: "
                   "1 x ml.t2.medium, x 2 while a blue/green update runs the new fleet beside the "
                   "old; full scale 2 x 2 (autoscaling maximum)"], "request": None}
-    assert [q["status"] for q in stack["quotas"]] == ["ok"] * 4
+    assert [q["status"] for q in stack["quotas"]] == ["ok"] * 5
 
 
 def test_every_stack_shares_one_listing_per_service_and_region(run_cli, quotas_project,
@@ -473,7 +494,8 @@ def test_every_stack_shares_one_listing_per_service_and_region(run_cli, quotas_p
         stubbers.append(stubber)
         _page(stubber, "list_service_quotas", "ec2", [
             _quota("ec2", code, name, 256.0) for code, name in (
-                ("L-1216C47A", STANDARD), ("L-3819A6DF", G_SPOT), ("L-DB2E81BA", G_ON_DEMAND))])
+                ("L-1216C47A", STANDARD), ("L-34B43A08", STANDARD_SPOT), ("L-3819A6DF", G_SPOT),
+                ("L-DB2E81BA", G_ON_DEMAND))])
         _page(stubber, "list_service_quotas", "sagemaker", [
             _quota("sagemaker", code, name, 16.0) for code, name in (
                 ("L-0307F515", PROCESSING_M5_XLARGE), ("L-4A2C8E1F", ENDPOINT_T2_MEDIUM),

@@ -1,9 +1,10 @@
 """Cost rules: instance types, sizes, GPUs, SPOT, tags, log retention and the monthly budget.
 
-Props are a resource's inputs under Pulumi's wire names; numbers may arrive as floats. GPU
-capacity is EKS node groups or Karpenter NodePools (:mod:`..nodepools`): a NodePool's instance
-types come from its requirements, its size from its ``limits``, its purchase option from its
-``karpenter.sh/capacity-type`` requirement, and it has no minimum. Limits
+Props are a resource's inputs under Pulumi's wire names; numbers may arrive as floats. Node
+capacity is EKS node groups or Karpenter NodePools (:mod:`..nodepools`), GPU or CPU: a
+NodePool's instance types come from its requirements, its size from its ``limits``, its
+purchase option from its ``karpenter.sh/capacity-type`` requirement, and it has no minimum.
+A NodePool is judged by the GPU rules when it is a GPU pool, by the CPU rule otherwise. Limits
 differ by environment profile: the schema default of each setting is the dev value, and
 ``profiles=`` gives staging and prod theirs. Every stack ``mlscaffold new`` generates meets them
 (tests/policies/test_cost.py runs the examples); a mistake such as p5.48xlarge in dev, 50 GPUs
@@ -22,11 +23,12 @@ from typing import Any
 
 from pulumi_policy.proxy import UnknownValueError
 
-from mlscaffold.stacks.instances import EC2_INSTANCES, SAGEMAKER_INSTANCES, gpu_count
+from mlscaffold.stacks.instances import EC2_INSTANCES, SAGEMAKER_INSTANCES, family_types, gpu_count
 
 from ..nodepools import (
     CAPACITY_TYPE,
     INSTANCE_FAMILY,
+    INSTANCE_SIZE,
     INSTANCE_TYPE,
     NODE_POOL,
     REQUIREMENTS,
@@ -171,12 +173,18 @@ _SM_STAGING = [*_SM_DEV, "ml.m5.2xlarge", "ml.c5.2xlarge", "ml.g4dn.xlarge", "ml
 _SM_PROD = list(SAGEMAKER_INSTANCES)
 
 
-@rule("cpu-instance-types", pack="cost", severity="medium", resource_types=[NODE_GROUP],
-      description="EKS node groups use CPU instance types from the environment's allow-list.",
-      config={"allowed": _schema_list("CPU instance types node groups may use.", _CPU_DEV)},
+@rule("cpu-instance-types", pack="cost", severity="medium",
+      resource_types=[NODE_GROUP, NODE_POOL],
+      description="EKS node groups and Karpenter CPU NodePools use CPU instance types from the "
+                  "environment's allow-list.",
+      config={"allowed": _schema_list("CPU instance types node groups and CPU NodePools may "
+                                      "use.", _CPU_DEV)},
       profiles={"staging": {"allowed": _CPU_STAGING}, "prod": {"allowed": _CPU_PROD}})
 def cpu_instance_types(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
     allowed = list(config["allowed"])
+    if subject.type == NODE_POOL:
+        yield from _pool_cpu_types(subject, allowed)
+        return
     for index, instance_type in _types(subject):
         if not is_accelerated(instance_type) and instance_type not in allowed:
             yield violation(subject, f"instanceTypes[{index}]",
@@ -184,6 +192,43 @@ def cpu_instance_types(subject: Subject, config: Mapping[str, Any]) -> Iterator[
                             "environment",
                             f"use one of {_list(allowed)}, or add it to "
                             "cpu-instance-types.allowed in the policy file")
+
+
+def _known(instance_type: str) -> str:
+    return instance_type if instance_type in EC2_INSTANCES else \
+        f"{instance_type} (a type mlscaffold does not know)"
+
+
+def _pool_cpu_types(subject: Subject, allowed: list[str]) -> Iterator[str]:
+    """A CPU NodePool (any NodePool but a GPU pool) allows only allow-listed types: its
+    instance-type values, or every family x size its requirements allow; a family without a
+    size requirement allows every size, including ones the instance table does not know."""
+    if is_gpu_pool(subject.props):
+        return
+    fix = (f"restrict {INSTANCE_FAMILY} and {INSTANCE_SIZE} (the CPU pool's instance_families "
+           f"and instance_sizes) to types in {_list(allowed)}, or add them to "
+           "cpu-instance-types.allowed in the policy file")
+    by_type, families = in_values(subject.props, INSTANCE_TYPE), in_values(
+        subject.props, INSTANCE_FAMILY)
+    sizes = in_values(subject.props, INSTANCE_SIZE)
+    if by_type:
+        index, candidates, open_families = by_type[0], by_type[1], []
+    elif families and sizes:
+        index, open_families = families[0], []
+        candidates = [f"{family}.{size}" for family in families[1] for size in sizes[1]]
+    elif families:
+        index, open_families = families[0], families[1]
+        candidates = family_types(families[1])
+    else:
+        yield violation(subject, REQUIREMENTS, f"do not restrict {INSTANCE_FAMILY} or "
+                        f"{INSTANCE_TYPE} (Karpenter may launch any CPU type)", fix)
+        return
+    refused = [_known(t) for t in candidates if t not in allowed and not is_accelerated(t)]
+    refused += [f"{family}.* (every size: no {INSTANCE_SIZE} requirement)"
+                for family in open_families]
+    if refused:
+        yield violation(subject, f"{REQUIREMENTS}[{index}]", f"allows {', '.join(refused)}, "
+                        "not allowed CPU instance types in this environment", fix)
 
 
 @rule("gpu-instance-types", pack="cost", severity="high",
@@ -264,19 +309,21 @@ def sagemaker_instance_types(subject: Subject, config: Mapping[str, Any]) -> Ite
 def max_nodes(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
     limit = int(config["max_nodes"])
     if subject.type == NODE_POOL:
+        setting = "max_gpus of the GPU pool" if is_gpu_pool(subject.props) else \
+            "max_vcpus of the CPU pool"
         if pool_limit(subject.props, "cpu") is None and pool_limit(
                 subject.props, "nvidia.com/gpu") is None:
             yield violation(subject, "spec.limits", "set no cpu or nvidia.com/gpu limit (the "
                             "NodePool may launch nodes without bound)",
-                            "set spec.limits (max_gpus of the GPU pool)")
+                            f"set spec.limits ({setting})")
             return
         nodes = _pool_nodes(subject)
         if nodes and nodes[0] > limit:
             yield violation(subject, "spec.limits",
                             f"let the NodePool grow to {nodes[0]} nodes ({nodes[1]}), above the "
                             f"limit of {limit} nodes per node group in this environment",
-                            "lower the limits (max_gpus of the GPU pool) or allow larger "
-                            "instance sizes, or raise max-nodes.max_nodes in the policy file")
+                            f"lower the limits ({setting}) or allow larger instance sizes, or "
+                            "raise max-nodes.max_nodes in the policy file")
         return
     size = number(as_mapping(subject.props.get("scalingConfig")).get("maxSize"))
     if size is not None and size > limit:

@@ -27,8 +27,9 @@ from mlscaffold.policies.cost.prices import PriceError, prices
 from mlscaffold.policies.cost.rules import TAGGABLE_TYPES, is_accelerated
 from mlscaffold.policies.engine import evaluate
 from mlscaffold.policies.rule import RULES, rules_of
-from mlscaffold.stacks.config import environment_profile
+from mlscaffold.stacks.config import CpuPoolConfig, environment_profile
 from mlscaffold.stacks.instances import EC2_INSTANCES, SAGEMAKER_INSTANCES
+from mlscaffold.stacks.karpenter import node_pool
 
 from .conftest import check, check_stack
 
@@ -79,6 +80,13 @@ GPU_POOL = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"n
                 "limits": {"cpu": "16", "nvidia.com/gpu": "2"},
                 "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized",
                                "consolidateAfter": "5m"}}}
+# the dev CPU pool as the in-cluster program declares it (the same builder)
+CPU_POOL = node_pool(CpuPoolConfig(name="cpu", instance_families=["m7i", "m6i", "c6i"],
+                                   instance_sizes=["large", "xlarge"], capacity_types=["spot"],
+                                   max_vcpus=8))
+CPU_NODE_CLASS = {"metadata": {"name": "cpu"}, "spec": {"blockDeviceMappings": [
+    {"deviceName": "/dev/xvda", "rootVolume": True,
+     "ebs": {"volumeSize": "50Gi", "volumeType": "gp3", "encrypted": True}}]}}
 NODE_CLASS_PROPS = {"metadata": {"name": "gpu"}, "spec": {"blockDeviceMappings": [
     {"deviceName": "/dev/xvda", "rootVolume": True,
      "ebs": {"volumeSize": "200Gi", "volumeType": "gp3", "encrypted": True}}]}}
@@ -425,6 +433,37 @@ def test_a_node_pool_costs_nothing_until_pods_need_its_nodes() -> None:
             in result.assumptions)
 
 
+def test_a_cpu_node_pool_costs_nothing_until_pods_need_its_nodes() -> None:
+    t = prices()
+    resources = [(POOL, "cpu-pool", CPU_POOL), (NODE_CLASS, "cpu-class", CPU_NODE_CLASS)]
+    result = estimate(resources, "us-east-1")
+    (line,) = result.lines
+    assert line.monthly_usd == 0 and line.prop == "spec.limits"
+    # full scale: 8 vCPUs filled the costliest way: 4 nodes of the dearest 2-vCPU type (more
+    # root volumes than 2 xlarge nodes), spot, with the node class's 50 GiB disk each
+    dearest = max(("m7i.large", "m6i.large", "c6i.large"), key=t.ec2)
+    node = t.spot(t.ec2(dearest)) * HOURS + 50 * t.service("ebs_gp3_gb_month")
+    assert line.at_full_scale_usd == pytest.approx(4 * node)
+    assert line.basis == ("0 at baseline (no node until pods need one); full scale cpu 8: "
+                          f"4 x {dearest} spot (on-demand - 65%) x 730 h + 4 x 50 GiB gp3 (the "
+                          "costliest way to fill the limits)")
+    assert result.unpriced == ()
+    # production's pool: on-demand, larger types, 64 vCPUs
+    prod = node_pool(CpuPoolConfig(instance_families=["m7i", "m6i", "c6i"],
+                                   instance_sizes=["xlarge", "2xlarge"],
+                                   capacity_types=["on-demand"], max_vcpus=64))
+    (line,) = estimate([(POOL, "cpu-pool", prod)], "us-east-1").lines
+    dearest = max(("m7i.xlarge", "m6i.xlarge", "c6i.xlarge"), key=t.ec2)
+    assert line.at_full_scale_usd == pytest.approx(16 * (
+        t.ec2(dearest) * HOURS + t.usage("node_disk_gib_default") * t.service("ebs_gp3_gb_month")))
+    # a CPU predictor costs nothing of its own: it runs on the system nodes or in the pool
+    isvc = {"spec": {"predictor": {"minReplicas": 2.0, "containers": [
+        {"resources": {"limits": {"cpu": "1", "memory": "2Gi"}}}]}}}
+    line = next(line for line in estimate([*resources, (ISVC, "model", isvc)],
+                                          "us-east-1").lines if line.resource == "model")
+    assert (line.monthly_usd, line.at_full_scale_usd) == (0, 0)
+
+
 def test_kserve_on_a_node_pool_costs_the_nodes_its_replicas_keep_up() -> None:
     t = prices()
     isvc = {"spec": {"predictor": {
@@ -533,6 +572,71 @@ def test_cpu_instance_types() -> None:
         == []
 
 
+CPU_POOL_FIX = ("restrict karpenter.k8s.aws/instance-family and karpenter.k8s.aws/instance-size "
+                "(the CPU pool's instance_families and instance_sizes) to types in t3.medium, "
+                "t3.large, m6i.large, m6i.xlarge, m7i.large, m7i.xlarge, c6i.large, c6i.xlarge, "
+                "or add them to cpu-instance-types.allowed in the policy file")
+
+
+def test_cpu_instance_types_of_a_node_pool() -> None:
+    assert check("cpu-instance-types", POOL, CPU_POOL) == []
+    # a GPU pool is the GPU rule's business
+    assert check("cpu-instance-types", POOL, GPU_POOL) == []
+    larger = changed(CPU_POOL, "spec.template.spec.requirements[1].values", ["large", "2xlarge"])
+    assert check("cpu-instance-types", POOL, larger, name="cpu") == [
+        "NodePool 'cpu': spec.template.spec.requirements[0] allows m7i.2xlarge, m6i.2xlarge, "
+        "c6i.2xlarge, not allowed CPU instance types in this environment; " + CPU_POOL_FIX]
+    assert check("cpu-instance-types", POOL, larger, profile="staging") == []
+    # every family x size: a type the instance table does not know is judged as well
+    huge = changed(CPU_POOL, "spec.template.spec.requirements[1].values", ["large", "8xlarge"])
+    assert check("cpu-instance-types", POOL, huge, name="cpu", profile="prod") == [
+        "NodePool 'cpu': spec.template.spec.requirements[0] allows m7i.8xlarge (a type "
+        "mlscaffold does not know), m6i.8xlarge (a type mlscaffold does not know), c6i.8xlarge "
+        "(a type mlscaffold does not know), not allowed CPU instance types in this "
+        "environment; " + CPU_POOL_FIX.replace(
+            "t3.medium, t3.large, m6i.large, m6i.xlarge, m7i.large, m7i.xlarge, c6i.large, "
+            "c6i.xlarge", ", ".join(t for t, i in EC2_INSTANCES.items()
+                                    if not i.gpus and i.arch == "x86_64"))]
+    # no size requirement: every size of the families, known or not
+    any_size = changed(CPU_POOL, "spec.template.spec.requirements",
+                       [r for r in CPU_POOL["spec"]["template"]["spec"]["requirements"]
+                        if r["key"] != "karpenter.k8s.aws/instance-size"])
+    found = check("cpu-instance-types", POOL, any_size, name="cpu", profile="prod")
+    assert found == [
+        "NodePool 'cpu': spec.template.spec.requirements[0] allows m7i.* (every size: no "
+        "karpenter.k8s.aws/instance-size requirement), m6i.* (every size: no "
+        "karpenter.k8s.aws/instance-size requirement), c6i.* (every size: no "
+        "karpenter.k8s.aws/instance-size requirement), not allowed CPU instance types in this "
+        "environment; " + found[0].split("; ", 1)[1]]
+    types = changed(CPU_POOL, "spec.template.spec.requirements[0]",
+                    {"key": "node.kubernetes.io/instance-type", "operator": "In",
+                     "values": ["m6i.large", "m6i.4xlarge"]})
+    assert check("cpu-instance-types", POOL, types, name="cpu") == [
+        "NodePool 'cpu': spec.template.spec.requirements[0] allows m6i.4xlarge, not allowed CPU "
+        "instance types in this environment; " + CPU_POOL_FIX]
+    anything = changed(CPU_POOL, "spec.template.spec.requirements",
+                       CPU_POOL["spec"]["template"]["spec"]["requirements"][2:])
+    assert check("cpu-instance-types", POOL, anything, name="cpu") == [
+        "NodePool 'cpu': spec.template.spec.requirements do not restrict "
+        "karpenter.k8s.aws/instance-family or node.kubernetes.io/instance-type (Karpenter may "
+        "launch any CPU type); " + CPU_POOL_FIX]
+    assert check("cpu-instance-types", POOL, changed(
+        CPU_POOL, "spec.template.spec.requirements[1].values", ["large", "4xlarge"]),
+        allowed=["m7i.large", "m6i.large", "c6i.large", "m7i.4xlarge", "m6i.4xlarge",
+                 "c6i.4xlarge"]) == []
+
+
+def test_gpu_rules_leave_a_cpu_node_pool_alone() -> None:
+    """On-demand, warm or large, a CPU pool is none of the GPU rules' business."""
+    on_demand = changed(CPU_POOL, "spec.template.spec.requirements[2].values", ["on-demand"])
+    warm = changed(on_demand, "spec.disruption.consolidateAfter", "Never")
+    for rule in ("gpu-instance-types", "gpu-spot-outside-prod",
+                 "gpu-scale-to-zero-outside-prod"):
+        assert check(rule, POOL, warm) == [], rule
+    assert check_stack("max-gpus", [(POOL, "cpu", changed(CPU_POOL, "spec.limits",
+                                                           {"cpu": "512"}))]) == []
+
+
 def test_gpu_instance_types() -> None:
     assert check("gpu-instance-types", NODE_GROUP, GPU_GROUP) == []
     p5 = changed(GPU_GROUP, "instanceTypes", ["p5.48xlarge"])
@@ -634,6 +738,20 @@ def test_max_nodes_of_a_node_pool() -> None:
     assert check("max-nodes", POOL, changed(GPU_POOL, "spec.limits", {}), name="pool") == [
         "NodePool 'pool': spec.limits set no cpu or nvidia.com/gpu limit (the NodePool may "
         "launch nodes without bound); set spec.limits (max_gpus of the GPU pool)"]
+
+
+def test_max_nodes_of_a_cpu_node_pool() -> None:
+    assert check("max-nodes", POOL, CPU_POOL) == []  # 8 vCPUs: 4 nodes of 2 vCPUs
+    wide = changed(CPU_POOL, "spec.limits", {"cpu": "16"})
+    assert check("max-nodes", POOL, wide, name="cpu") == [
+        "NodePool 'cpu': spec.limits let the NodePool grow to 8 nodes (limits.cpu 16 / 2 vCPUs "
+        "of m6i.large), above the limit of 5 nodes per node group in this environment; lower "
+        "the limits (max_vcpus of the CPU pool) or allow larger instance sizes, or raise "
+        "max-nodes.max_nodes in the policy file"]
+    assert check("max-nodes", POOL, wide, profile="staging") == []
+    assert check("max-nodes", POOL, changed(CPU_POOL, "spec.limits", {}), name="cpu") == [
+        "NodePool 'cpu': spec.limits set no cpu or nvidia.com/gpu limit (the NodePool may "
+        "launch nodes without bound); set spec.limits (max_vcpus of the CPU pool)"]
 
 
 def test_max_gpus_of_node_pools() -> None:
@@ -901,7 +1019,8 @@ def _with(graph: Any, edits: list[tuple[str, str, Any]]) -> Any:
     return dataclasses.replace(graph, resources=resources)
 
 
-GPU, SYSTEM, MODEL = "-gpu-node-pool", "-cluster-system", "-inference-service"
+GPU, CPU = "-gpu-node-pool", "-cpu-node-pool"
+SYSTEM, MODEL = "-cluster-system", "-inference-service"
 FAMILIES, SIZES, CAPACITY = (f"spec.template.spec.requirements[{i}].values" for i in range(3))
 MISTAKES = {
     "p5 in dev": ([(GPU, FAMILIES, ["p5"]), (GPU, SIZES, ["48xlarge"]),
@@ -912,6 +1031,8 @@ MISTAKES = {
     "no SPOT in dev": ([(GPU, CAPACITY, ["spot", "on-demand"])], {"gpu-spot-outside-prod"}),
     "warm GPUs in dev": ([(GPU, "spec.disruption.consolidateAfter", "Never")],
                          {"gpu-scale-to-zero-outside-prod"}),
+    "large CPU nodes in dev": ([(CPU, SIZES, ["2xlarge"])], {"cpu-instance-types"}),
+    "40 CPU nodes in dev": ([(CPU, "spec.limits", {"cpu": "80"})], {"max-nodes"}),
     # every setting within its own limit, the sum over the budget: more system nodes, and
     # 4 GPU replicas of the model keeping 4 g6.2xlarge up
     "budget blown": ([(SYSTEM, "instanceTypes", ["m6i.xlarge"]),

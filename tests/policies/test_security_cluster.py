@@ -20,7 +20,9 @@ from mlscaffold.stacks.config import (
     GPU_TAINT,
     GPU_TOLERATION,
     SUPPORTED_KUBERNETES_VERSIONS,
+    CpuPoolConfig,
 )
+from mlscaffold.stacks.karpenter import node_pool
 
 from .conftest import EXAMPLES, changed, check, check_stack
 
@@ -752,6 +754,36 @@ def test_a_pool_without_gpus_is_no_gpu_capacity() -> None:
     assert [m.split(";")[0] for _, m in findings] == [
         "InferenceService 'model': spec.predictor.containers[0].resources requests "
         "nvidia.com/gpu but the stack has no GPU node group or Karpenter NodePool"]
+
+
+# the CPU pool as the in-cluster program declares it: untainted, so any pod's taints and
+# selector "fit" its nodes, yet they have no GPU
+CPU_POOL = ("kubernetes:karpenter.sh/v1:NodePool", "demo-dev-cpu-node-pool", node_pool(
+    CpuPoolConfig(instance_families=["m7i", "m6i", "c6i"], instance_sizes=["large", "xlarge"])))
+
+
+def test_an_untainted_cpu_pool_never_counts_as_gpu_capacity() -> None:
+    assert gpu_findings(PREDICTOR, SYSTEM_GROUP, GPU_POOL, CPU_POOL) == []
+    # alone, it is no GPU capacity
+    assert [m.split(";")[0] for _, m in gpu_findings(PREDICTOR, SYSTEM_GROUP, CPU_POOL)] == [
+        "InferenceService 'model': spec.predictor.containers[0].resources requests "
+        "nvidia.com/gpu but the stack has no GPU node group or Karpenter NodePool"]
+    # a GPU pod pinned to the CPU pool would stay Pending there: judged against the GPU pool
+    pinned = changed(PREDICTOR, "spec.predictor.nodeSelector", {GPU_POOL_LABEL: "cpu"})
+    assert gpu_findings(pinned, GPU_POOL, CPU_POOL) == [(
+        "model", "InferenceService 'model': spec.predictor.nodeSelector selects no GPU "
+        f"NodePool (NodePool 'gpu' lacks mlscaffold.io/node-pool=cpu); {POOL_FIX}")]
+    # neither toleration nor selector: it fits the CPU pool's nodes only, which have no GPU
+    loose = changed(changed(PREDICTOR, "spec.predictor.tolerations"),
+                    "spec.predictor.nodeSelector")
+    assert gpu_findings(loose, GPU_POOL, CPU_POOL) == [
+        ("model", "InferenceService 'model': spec.predictor.tolerations do not tolerate the "
+                  "taint nvidia.com/gpu=true:NoSchedule of GPU NodePool 'gpu' (the pod stays "
+                  "Pending); add toleration nvidia.com/gpu=true:NoSchedule"),
+        ("model", "InferenceService 'model': spec.predictor.nodeSelector is not set (the pod is "
+                  f"not pinned to a GPU NodePool); {POOL_FIX}")]
+    # and a CPU predictor needs no GPU pool at all
+    assert gpu_findings(workload(ISVC), SYSTEM_GROUP, CPU_POOL) == []
 
 
 def test_gpu_workload_picks_among_gpu_node_groups() -> None:

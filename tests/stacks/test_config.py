@@ -6,11 +6,12 @@ import pytest
 
 from mlscaffold.stacks.config import (
     EKS_AMI_RELEASE,
+    GPU_POOL_LABEL,
     SUPPORTED_KUBERNETES_VERSIONS,
     StackConfigError,
     environment_profile,
 )
-from mlscaffold.stacks.instances import gpu_count
+from mlscaffold.stacks.instances import EC2_INSTANCES, gpu_count
 
 from .conftest import make_config
 
@@ -33,6 +34,34 @@ def test_dev_is_small_and_spot_prod_on_demand_and_larger():
     assert all(gpu_count(t) for g in (dev_gpu, prod_gpu) for t in g.instance_types)
     assert dev_gpu.instance_types and prod_gpu.instance_types
     assert dev.cluster.kubernetes_version in SUPPORTED_KUBERNETES_VERSIONS
+
+
+def test_cpu_pool_per_environment():
+    """Every profile has a CPU pool of x86_64 CPU types without GPUs: small and spot in dev
+    and staging, larger and on-demand in production; null turns it off."""
+    dev, staging, prod = (make_config(e).cluster.cpu_pool for e in ("dev", "staging", "prod"))
+    for pool in (dev, staging, prod):
+        assert pool is not None and pool.name == "cpu"
+        assert len(pool.instance_families) > 1  # more spot pools to pick from
+        assert pool.instance_types and all(
+            not gpu_count(t) and EC2_INSTANCES[t].arch == "x86_64" for t in pool.instance_types)
+        # every listed size of every listed family is a type the table knows
+        assert len(pool.instance_types) == len(pool.instance_families) * len(
+            pool.instance_sizes)
+        assert pool.labels == {GPU_POOL_LABEL: "cpu"}
+    assert dev.capacity_types == staging.capacity_types == ["spot"]
+    assert prod.capacity_types == ["on-demand"]
+    assert dev.max_vcpus < staging.max_vcpus < prod.max_vcpus
+    assert max(EC2_INSTANCES[t].vcpus for t in prod.instance_types) > max(
+        EC2_INSTANCES[t].vcpus for t in dev.instance_types)
+    # serving replicas come and go with the HPA: production nodes wait longer before going
+    assert (dev.consolidate_after, prod.consolidate_after) == ("5m", "15m")
+    # a stack's own settings merge into the profile's pool, or turn it off
+    bigger = make_config("dev", {"cluster": {"cpu_pool": {"max_vcpus": 16}}}).cluster
+    assert bigger.cpu_pool.max_vcpus == 16 and bigger.cpu_pool.capacity_types == ["spot"]
+    off = make_config("dev", {"cluster": {"cpu_pool": None}}).cluster
+    assert off.cpu_pool is None and off.pools == off.gpu_pools
+    assert make_config("dev").cluster.pools[-1] == dev
 
 
 def test_spec_choices_reach_the_config():
@@ -90,11 +119,51 @@ def test_overrides_merge_into_the_profile():
                                      "consolidate_after": "5 minutes"}]}},
          "platform.cluster.gpu_pools[0].consolidate_after", "should match pattern"),
         ({"cluster": {"gpu_pools": [{"name": "system", "instance_families": ["g5"]}]}},
-         "platform.cluster.gpu_pools[0].name", "'system' is the CPU node group's pool"),
+         "platform.cluster.gpu_pools[0].name",
+         "'system' is the system node group's pool; name GPU pools otherwise, e.g. gpu or "
+         "gpu-large"),
         ({"cluster": {"gpu_pools": [{"instance_families": ["g5"]},
                                     {"instance_families": ["g6"]}]}},
          "platform.cluster.gpu_pools", "GPU pool names must be unique, got ['gpu', 'gpu']"),
         ({"cluster": {"gpu_pools": []}}, "platform.cluster.gpu_pools", "at least 1 item"),
+        # the CPU pool: merged into the profile's, so one changed field each
+        ({"cluster": {"cpu_pool": {"instance_families": ["m6i", "g5"]}}},
+         "platform.cluster.cpu_pool.instance_families",
+         "'g5' has GPUs (GPU pools take it); a CPU pool takes x86_64 CPU families such as c6i, "
+         "m6i, m7i, t3"),
+        ({"cluster": {"cpu_pool": {"instance_families": ["t4g"]}}},
+         "platform.cluster.cpu_pool.instance_families",
+         "'t4g' is an arm64 (Graviton) family and the pool's nodes run x86_64 AMIs; a CPU pool "
+         "takes x86_64 CPU families such as c6i, m6i, m7i, t3"),
+        ({"cluster": {"cpu_pool": {"instance_families": ["r7i"]}}},
+         "platform.cluster.cpu_pool.instance_families",
+         "'r7i' is not a CPU family mlscaffold knows; a CPU pool takes x86_64 CPU families"),
+        ({"cluster": {"cpu_pool": {"instance_families": ["m6i", "m6i"]}}},
+         "platform.cluster.cpu_pool.instance_families",
+         "instance family 'm6i' is listed twice; list each once"),
+        ({"cluster": {"cpu_pool": {"instance_sizes": []}}},
+         "platform.cluster.cpu_pool.instance_sizes",
+         "list the sizes the pool may launch, e.g. [large, xlarge]: without them Karpenter may "
+         "launch any size of the families"),
+        ({"cluster": {"cpu_pool": {"instance_sizes": ["large", "4xlarge"]}}},
+         "platform.cluster.cpu_pool",
+         "m7i.4xlarge is not in mlscaffold's instance table (m7i: large, xlarge, 2xlarge), yet "
+         "the pool would let Karpenter launch it (every listed size of every family): drop "
+         "4xlarge or m7i"),
+        ({"cluster": {"cpu_pool": {"max_vcpus": 1}}}, "platform.cluster.cpu_pool",
+         "max_vcpus 1 is below the 2 vCPUs of m6i.large, the smallest type the pool allows: "
+         "raise max_vcpus or allow smaller types"),
+        ({"cluster": {"cpu_pool": {"capacity_types": ["on-demand", "on-demand"]}}},
+         "platform.cluster.cpu_pool.capacity_types",
+         "capacity type 'on-demand' is listed twice; list each once"),
+        ({"cluster": {"cpu_pool": {"name": "system"}}}, "platform.cluster.cpu_pool.name",
+         "'system' is the system node group's pool; name CPU pools otherwise, e.g. cpu or "
+         "cpu-large"),
+        ({"cluster": {"cpu_pool": {"name": "gpu"}}}, "platform.cluster",
+         "cpu_pool.name 'gpu' is also a GPU pool's name, and each pool's NodePool and "
+         "EC2NodeClass take its name: rename one of them"),
+        ({"cluster": {"cpu_pool": {"max_gpus": 2}}}, "platform.cluster.cpu_pool.max_gpus",
+         "unknown key"),
         # a Pulumi.<env>.yaml written by an earlier mlscaffold
         ({"cluster": {"gpu_node_groups": [{"name": "gpu", "instance_types": ["g5.xlarge"]}]}},
          "platform.cluster",

@@ -1,7 +1,8 @@
-"""Karpenter's manifests and version facts: the EC2NodeClass and NodePools checked against
-Karpenter's v1 API (the fields of the pinned release's CRDs), their standard parts (the nodes
-they make, the pods they take) against the Kubernetes schema of every supported version, and
-the compatibility table against the supported Kubernetes versions."""
+"""Karpenter's manifests and version facts: the EC2NodeClasses and NodePools of GPU pools and
+of the CPU pool checked against Karpenter's v1 API (the fields of the pinned release's CRDs),
+their standard parts (the nodes they make, the pods they take) against the Kubernetes schema of
+every supported version, and the compatibility table against the supported Kubernetes
+versions."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from mlscaffold.stacks.config import (
     KARPENTER_MINIMUM_FOR_KUBERNETES,
     KARPENTER_VERSION,
     SUPPORTED_KUBERNETES_VERSIONS,
+    CpuPoolConfig,
     GpuPoolConfig,
+    KarpenterPoolConfig,
     StackConfigError,
 )
 from mlscaffold.stacks.instances import EC2_INSTANCES, gpu_count
@@ -36,6 +39,13 @@ POOLS = [
                   capacity_types=["spot", "on-demand"], max_gpus=32, disk_size_gib=500,
                   consolidate_after="30m"),
 ]
+CPU_POOLS = [
+    CpuPoolConfig(name="cpu", instance_families=["m7i", "m6i", "c6i"],
+                  instance_sizes=["large", "xlarge"], max_vcpus=8),
+    CpuPoolConfig(name="cpu-large", instance_families=["m6i"], instance_sizes=["4xlarge"],
+                  capacity_types=["spot", "on-demand"], max_vcpus=64, consolidate_after="15m"),
+]
+ALL_POOLS = [*POOLS, *CPU_POOLS]
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -167,14 +177,14 @@ def _problems(value: Any, api: dict[str, Any], path: str = "") -> list[str]:
         f"{path}: {value!r} does not match {rule}"]
 
 
-@pytest.mark.parametrize("pool", POOLS, ids=lambda p: p.name)
-def test_node_pool_fields_are_karpenter_v1(pool: GpuPoolConfig) -> None:
+@pytest.mark.parametrize("pool", ALL_POOLS, ids=lambda p: p.name)
+def test_node_pool_fields_are_karpenter_v1(pool: KarpenterPoolConfig) -> None:
     assert _problems(node_pool(pool), NODE_POOL_API) == []
 
 
 @pytest.mark.parametrize("release", ["latest", "v20260714"])
-@pytest.mark.parametrize("pool", POOLS, ids=lambda p: p.name)
-def test_ec2_node_class_fields_are_karpenter_v1(pool: GpuPoolConfig, release: str) -> None:
+@pytest.mark.parametrize("pool", ALL_POOLS, ids=lambda p: p.name)
+def test_ec2_node_class_fields_are_karpenter_v1(pool: KarpenterPoolConfig, release: str) -> None:
     manifest = ec2_node_class(pool, cluster_name="demo-dev-eks", instance_profile=PROFILE,
                               ami_release=release, tags=TAGS)
     assert _problems(manifest, EC2_NODE_CLASS_API) == []
@@ -241,6 +251,40 @@ def test_node_pool_is_tainted_labelled_limited_and_scales_to_zero() -> None:
         r["key"] for r in node_pool(POOLS[1])["spec"]["template"]["spec"]["requirements"]}
 
 
+def test_the_cpu_pool_is_untainted_labelled_limited_and_scales_to_zero() -> None:
+    """Its nodes take any pod that fits (no taint), carry the pool label only (no GPU label a
+    GPU workload could select), come from x86_64 CPU types and add up to max_vcpus vCPUs."""
+    pool = CPU_POOLS[0]
+    spec = node_pool(pool)["spec"]
+    template = spec["template"]
+    assert template["metadata"]["labels"] == {GPU_POOL_LABEL: "cpu"}
+    assert "taints" not in template["spec"]
+    assert template["spec"]["nodeClassRef"] == {"group": "karpenter.k8s.aws",
+                                                "kind": "EC2NodeClass", "name": "cpu"}
+    assert {r["key"]: r["values"] for r in template["spec"]["requirements"]} == {
+        "karpenter.k8s.aws/instance-family": ["m7i", "m6i", "c6i"],
+        "karpenter.k8s.aws/instance-size": ["large", "xlarge"],
+        "karpenter.sh/capacity-type": ["spot"],
+        "kubernetes.io/arch": ["amd64"], "kubernetes.io/os": ["linux"]}
+    assert {EC2_INSTANCES[t].arch for t in pool.instance_types} == {"x86_64"}
+    assert not [t for t in pool.instance_types if gpu_count(t)]
+    # the vCPU limit only: no GPUs, and these families are priced by the vCPU
+    assert spec["limits"] == {"cpu": "8"}
+    assert spec["disruption"] == {"consolidationPolicy": "WhenEmptyOrUnderutilized",
+                                  "consolidateAfter": "5m", "budgets": [{"nodes": "10%"}]}
+    assert "replicas" not in spec
+    assert node_pool(CPU_POOLS[1])["spec"]["disruption"]["consolidateAfter"] == "15m"
+    # its node class is the GPU pools' builder with the pool's own name and disk
+    node_class = ec2_node_class(pool, cluster_name="demo-dev-eks", instance_profile=PROFILE,
+                                ami_release="latest", tags=TAGS)
+    gpu_class = ec2_node_class(POOLS[0], cluster_name="demo-dev-eks", instance_profile=PROFILE,
+                               ami_release="latest", tags=TAGS)
+    assert node_class["metadata"] == {"name": "cpu"}
+    assert node_class["spec"]["blockDeviceMappings"][0]["ebs"]["volumeSize"] == "50Gi"
+    gpu_class["spec"]["blockDeviceMappings"][0]["ebs"]["volumeSize"] = "50Gi"
+    assert node_class["spec"] == gpu_class["spec"]
+
+
 @pytest.mark.parametrize("pool", POOLS, ids=lambda p: p.name)
 def test_the_cpu_limit_never_binds_before_the_gpu_limit(pool: GpuPoolConfig) -> None:
     """Any mix of allowed instances with at most max_gpus GPUs fits in limits.cpu."""
@@ -251,34 +295,40 @@ def test_the_cpu_limit_never_binds_before_the_gpu_limit(pool: GpuPoolConfig) -> 
         (pool.max_gpus // gpu_count(t)) * EC2_INSTANCES[t].vcpus for t in pool.instance_types}
 
 
-def _node(pool: GpuPoolConfig) -> dict[str, Any]:
-    """A Node as Karpenter makes it for the pool: its taints, its labels, the labels of
-    single-valued requirements and the well-known ones."""
+def _node(pool: KarpenterPoolConfig) -> dict[str, Any]:
+    """A Node as Karpenter makes it for the pool: its taints (none in a CPU pool), its labels,
+    the labels of single-valued requirements and the well-known ones."""
     spec = node_pool(pool)["spec"]["template"]
     labels = dict(spec["metadata"]["labels"])
     labels.update({r["key"]: r["values"][0] for r in spec["spec"]["requirements"]})
     labels.update({"karpenter.sh/nodepool": pool.name,
                    "node.kubernetes.io/instance-type": pool.instance_types[0]})
-    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node", "labels": labels},
-            "spec": {"taints": spec["spec"]["taints"]}}
+    node: dict[str, Any] = {"apiVersion": "v1", "kind": "Node",
+                            "metadata": {"name": "node", "labels": labels}, "spec": {}}
+    if "taints" in spec["spec"]:
+        node["spec"]["taints"] = spec["spec"]["taints"]
+    return node
 
 
-def _pod(pool: GpuPoolConfig) -> dict[str, Any]:
-    """A GPU pod that asks for the pool: its labels as a selector, its requirements as node
-    affinity, the GPU toleration."""
+def _pod(pool: KarpenterPoolConfig) -> dict[str, Any]:
+    """A pod that asks for the pool: its labels as a selector, its requirements as node
+    affinity; in a GPU pool a GPU and the GPU toleration, in the CPU pool CPU and memory."""
     requirements = node_pool(pool)["spec"]["template"]["spec"]["requirements"]
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "train"}, "spec": {
+    spec: dict[str, Any] = {
         "nodeSelector": dict(pool.labels),
         "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
             "nodeSelectorTerms": [{"matchExpressions": requirements}]}}},
-        "tolerations": [dict(GPU_TOLERATION)],
         "containers": [{"name": "train", "image": "public.ecr.aws/demo/train:1.0",
-                        "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}
+                        "resources": {"limits": {"cpu": "1", "memory": "2Gi"}}}]}
+    if isinstance(pool, GpuPoolConfig):
+        spec["tolerations"] = [dict(GPU_TOLERATION)]
+        spec["containers"][0]["resources"]["limits"] = {"nvidia.com/gpu": "1"}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "train"}, "spec": spec}
 
 
 @pytest.mark.parametrize("version", SUPPORTED_KUBERNETES_VERSIONS)
-@pytest.mark.parametrize("pool", POOLS, ids=lambda p: p.name)
-def test_nodes_and_pods_of_a_pool_are_valid_kubernetes(pool: GpuPoolConfig,
+@pytest.mark.parametrize("pool", ALL_POOLS, ids=lambda p: p.name)
+def test_nodes_and_pods_of_a_pool_are_valid_kubernetes(pool: KarpenterPoolConfig,
                                                        version: str) -> None:
     kubernetes_validate.validate(_node(pool), f"{version}.0", strict=True)
     kubernetes_validate.validate(_pod(pool), f"{version}.0", strict=True)

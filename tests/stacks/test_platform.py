@@ -154,10 +154,13 @@ def test_platform_builds_with_the_expected_resources(dataset, serving, feature_s
             for key, value in config.tags.items():
                 assert resource.inputs["tags"].get(key) == value, (resource.name, key)
 
-    # GPU capacity is Karpenter's: no GPU node group, a NodePool per GPU pool
+    # GPU capacity is Karpenter's: no GPU node group, a NodePool per GPU pool and one for the
+    # CPU pool
     assert not [r for r in graph.of_type("aws:eks/nodeGroup:NodeGroup") if r.inputs.get("taints")]
     pools = graph.of_type(NODE_POOL)
-    assert len(pools) == (len(config.cluster.gpu_pools) if serving == "kserve" else 0)
+    assert len(pools) == (len(config.cluster.gpu_pools) + 1 if serving == "kserve" else 0)
+    if serving == "kserve":
+        assert config.cluster.cpu_pool.name in {p.inputs["metadata"]["name"] for p in pools}
     capacity = ["on-demand"] if environment == "prod" else ["spot"]
     for pool in pools:
         requirements = {r["key"]: r["values"]
@@ -451,11 +454,13 @@ def test_inference_service_pod_validates_as_a_deployment(dataset, environment):
     if config.serving.gpus:  # on GPU nodes: selects a GPU pool's labels
         gpu_pool = config.cluster.gpu_pools[0]
         assert predictor["nodeSelector"].items() <= gpu_pool.labels.items()
-        # and a NodePool of the in-cluster program launches nodes with those labels
-        (pool,) = graph.of_type(NODE_POOL)
-        assert predictor["nodeSelector"].items() <= pool.inputs["spec"]["template"][
-            "metadata"]["labels"].items()
-    else:  # dev serves on CPU: no GPU placement at all
+        # and a NodePool of the in-cluster program launches nodes with those labels, the GPU
+        # pool's only (not the CPU pool's)
+        selected = [p for p in graph.of_type(NODE_POOL)
+                    if predictor["nodeSelector"].items()
+                    <= p.inputs["spec"]["template"]["metadata"]["labels"].items()]
+        assert [p.inputs["metadata"]["name"] for p in selected] == [gpu_pool.name]
+    else:  # dev serves on CPU: no GPU placement, nor any pool (system nodes, then CPU pool)
         assert "nodeSelector" not in predictor and "tolerations" not in predictor
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from mlscaffold.graph import GraphResource, ResourceGraph
 from mlscaffold.stacks.config import GPU_TAINT, KARPENTER_VERSION, SUPPORTED_KUBERNETES_VERSIONS
+from mlscaffold.stacks.instances import EC2_INSTANCES
 from mlscaffold.stacks.karpenter import ec2_node_class, node_pool
 from mlscaffold.stacks.workloads import (
     CERT_MANAGER_VERSION,
@@ -170,15 +171,17 @@ TWO_POOLS = {"cluster": {"gpu_pools": [
 
 
 @pytest.mark.parametrize("environment", ["dev", "prod"])
-def test_a_node_class_and_node_pool_per_gpu_pool(build, config_for, environment: str) -> None:
+def test_a_node_class_and_node_pool_per_pool(build, config_for, environment: str) -> None:
     overrides = {"cluster": {"enabled": True, **TWO_POOLS["cluster"]}}
     config = config_for(environment, overrides)
     graph = build(environment, overrides=overrides)
     karpenter = releases(graph)["karpenter"]
     pools = {r.inputs["metadata"]["name"]: r for r in graph.of_type(NODE_POOL)}
     classes = {r.inputs["metadata"]["name"]: r for r in graph.of_type(NODE_CLASS)}
-    assert set(pools) == set(classes) == {"train", "infer"}
-    for pool in config.cluster.gpu_pools:
+    # the GPU pools and the profile's CPU pool
+    assert set(pools) == set(classes) == {"train", "infer", "cpu"}
+    assert [pool.name for pool in config.cluster.pools] == ["train", "infer", "cpu"]
+    for pool in config.cluster.pools:
         node_class = ec2_node_class(
             pool, cluster_name=f"demo-{environment}-eks",
             instance_profile="demo-dev-cluster-karpenter-node-profile",
@@ -189,8 +192,67 @@ def test_a_node_class_and_node_pool_per_gpu_pool(build, config_for, environment:
         assert karpenter.urn in classes[pool.name].dependencies
         assert {karpenter.urn, classes[pool.name].urn} <= set(pools[pool.name].dependencies)
     # production nodes stay on a tested AMI release; dev takes each new one
-    alias = classes["infer"].inputs["spec"]["amiSelectorTerms"][0]["alias"]
-    assert alias == ("al2023@latest" if environment == "dev" else "al2023@v20260714")
+    for pool in ("infer", "cpu"):
+        alias = classes[pool].inputs["spec"]["amiSelectorTerms"][0]["alias"]
+        assert alias == ("al2023@latest" if environment == "dev" else "al2023@v20260714")
+    # CPU nodes: no GPU taint, their own smaller root volume
+    assert "taints" not in pools["cpu"].inputs["spec"]["template"]["spec"]
+    assert classes["cpu"].inputs["spec"]["blockDeviceMappings"][0]["ebs"]["volumeSize"] == "50Gi"
+
+
+def test_no_cpu_pool_when_the_config_turns_it_off(build) -> None:
+    graph = build(serving="sagemaker", overrides={"cluster": {"cpu_pool": None}})
+    assert [r.inputs["metadata"]["name"] for r in graph.of_type(NODE_POOL)] == ["gpu"]
+    assert [r.inputs["metadata"]["name"] for r in graph.of_type(NODE_CLASS)] == ["gpu"]
+
+
+def _fits(pod_spec: dict[str, Any], pool_node: dict[str, Any]) -> bool:
+    """Whether the scheduler may put a pod with `pod_spec` on a node like `pool_node`: the
+    node's NoSchedule taints tolerated, its labels matching the pod's nodeSelector."""
+    tolerated = {(t["key"], t.get("value"), t["effect"]) for t in pod_spec.get("tolerations", [])}
+    labels = pool_node["metadata"]["labels"]
+    return all((t["key"], t["value"], t["effect"]) in tolerated
+               for t in pool_node["spec"].get("taints", [])) and all(
+        labels.get(k) == v for k, v in pod_spec.get("nodeSelector", {}).items())
+
+
+def _pool_node(pool: Any, system: bool = False) -> dict[str, Any]:
+    """A node of a pool as Karpenter makes it (labels, taints), or a system node."""
+    if system:
+        return {"metadata": {"labels": {"mlscaffold.io/node-pool": "system"}}, "spec": {}}
+    template = node_pool(pool)["spec"]["template"]
+    return {"metadata": {"labels": template["metadata"]["labels"]},
+            "spec": {"taints": template["spec"].get("taints", [])}}
+
+
+def test_a_cpu_predictor_selects_no_pool_and_fits_system_and_cpu_nodes(build, config_for):
+    """The dev profile serves on CPU: the predictor is pinned nowhere, so its replicas fill the
+    system nodes first and a replica that fits nowhere gets a CPU-pool node from Karpenter;
+    GPU nodes stay out of its reach (their taint)."""
+    config = config_for("dev", serving="kserve")
+    assert config.serving.gpus == 0
+    predictor = one(build("dev"), ISVC).inputs["spec"]["predictor"]
+    for key in ("nodeSelector", "tolerations", "affinity"):
+        assert key not in predictor
+    (container,) = predictor["containers"]
+    assert "nvidia.com/gpu" not in container["resources"]["limits"]
+    # it asks for what it may use: a replica cannot crowd out the controllers beside it
+    assert container["resources"]["requests"] == container["resources"]["limits"]
+    cpu_pool, gpu_pool = config.cluster.cpu_pool, config.cluster.gpu_pools[0]
+    assert _fits(predictor, _pool_node(cpu_pool, system=True))
+    assert _fits(predictor, _pool_node(cpu_pool))
+    assert not _fits(predictor, _pool_node(gpu_pool))
+    # a replica fits on the pool's largest node at all (one vCPU by default)
+    largest = max(cpu_pool.instance_types, key=lambda t: EC2_INSTANCES[t].vcpus)
+    assert float(container["resources"]["requests"]["cpu"]) < EC2_INSTANCES[largest].vcpus
+
+
+def test_a_gpu_predictor_still_selects_the_gpu_pool(build, config_for):
+    predictor = one(build("prod"), ISVC).inputs["spec"]["predictor"]
+    config = config_for("prod", serving="kserve")
+    assert _fits(predictor, _pool_node(config.cluster.gpu_pools[0]))
+    assert not _fits(predictor, _pool_node(config.cluster.cpu_pool))
+    assert not _fits(predictor, _pool_node(config.cluster.cpu_pool, system=True))
 
 
 @pytest.mark.parametrize("version", SUPPORTED_KUBERNETES_VERSIONS)
