@@ -1,5 +1,5 @@
-"""AWS clients and errors of the commands that act on a deployed stack's serving (``model
-upload``, ``endpoint prepare|verify|cleanup``).
+"""AWS clients and errors of the commands that act on a real account (``preflight``,
+``tunnel``, ``model upload``, ``endpoint prepare|verify|cleanup``).
 
 boto3 is imported only when a client is made. AWS's errors become mlscaffold's: a missing
 login is a usage error (exit 2); what AWS refuses, or a call that fails, is a failure (exit 1);

@@ -22,12 +22,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import MlscaffoldError, UsageError
+from .aws import aws_errors
 
 __all__ = [
     "EC2_VCPU_QUOTAS",
@@ -528,59 +527,13 @@ class StackPreflight:
 
 def quota_client(region: str) -> Any:
     """A boto3 ``service-quotas`` client for `region`, with the default credential chain."""
-    import boto3
-    from botocore.config import Config
+    from .aws import aws_client
 
-    return boto3.session.Session().client(
-        "service-quotas", region_name=region, config=Config(retries={"mode": "standard"}))
+    return aws_client("service-quotas", region)
 
 
-_EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
-_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
-_PERMISSIONS = "servicequotas:ListServiceQuotas and servicequotas:ListAWSDefaultServiceQuotas"
-_LOGIN_HINT = ("log in (`aws sso login --profile NAME` and `export AWS_PROFILE=NAME`) or set "
-               "the AWS_* credential variables; in CI, assume the deploy role first")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-@contextmanager
-def _aws_errors(region: str) -> Iterator[None]:
-    """AWS's errors as mlscaffold's: a missing login is a usage error (exit 2), what AWS
-    refuses is a failure (exit 1); each one line naming the fix."""
-    from botocore import exceptions
-
-    try:
-        yield
-    except (exceptions.NoCredentialsError, exceptions.PartialCredentialsError) as error:
-        raise UsageError(f"no usable AWS credentials to read the service quotas of {region} "
-                         f"({_one_line(error)})", hint=_LOGIN_HINT) from None
-    except exceptions.ProfileNotFound as error:
-        raise UsageError(_one_line(error), hint="set AWS_PROFILE to a profile of ~/.aws/config "
-                                                "(`aws configure list-profiles`)") from None
-    except (exceptions.TokenRetrievalError, exceptions.SSOError) as error:
-        raise MlscaffoldError(f"the AWS login has expired ({_one_line(error)})",
-                              hint="log in again: `aws sso login`") from None
-    except exceptions.ClientError as error:
-        details = error.response.get("Error", {})
-        code = str(details.get("Code", "Unknown"))
-        message = _one_line(details.get("Message") or error)
-        if code in _EXPIRED:
-            raise MlscaffoldError(f"the AWS credentials have expired ({code})",
-                                  hint="log in again (`aws sso login`) or refresh the session "
-                                       "token") from None
-        if code in _DENIED:
-            raise MlscaffoldError(
-                f"AWS denied servicequotas:{error.operation_name} in {region} ({message})",
-                hint=f"allow {_PERMISSIONS} for this identity (docs/deploy.md, Quotas)") from None
-        raise MlscaffoldError(f"AWS Service Quotas in {region}: {error.operation_name} failed: "
-                              f"{code}: {message}") from None
-    except exceptions.BotoCoreError as error:
-        raise MlscaffoldError(f"cannot read the AWS service quotas of {region}: "
-                              f"{_one_line(error)}", hint="check the network and the region")\
-            from None
+_PERMISSIONS = ("servicequotas:ListServiceQuotas and servicequotas:ListAWSDefaultServiceQuotas "
+                "(docs/deploy.md, Quotas)")
 
 
 def preflight_project(project: Path, stack: str | None = None, *,
@@ -608,7 +561,7 @@ def preflight_project(project: Path, stack: str | None = None, *,
     clients: dict[str, Any] = {}
     values: dict[str, dict[tuple[str, str], QuotaValue]] = {}
     for (region, service), keys in sorted(wanted.items()):
-        with _aws_errors(region):
+        with aws_errors(f"read the service quotas of {region}", _PERMISSIONS):
             if region not in clients:
                 clients[region] = factory(region)
             read = read_quotas(clients[region], service, keys)

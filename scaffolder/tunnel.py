@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from .aws import aws_errors
 from .errors import MlscaffoldError, UsageError
 from .outputs import require_output
 
@@ -88,14 +89,10 @@ def wait_for_relay(ssm: Any, target: TunnelTarget, *, timeout: float = 300.0,
     the deploy just before takes a minute or two to register)."""
     deadline = clock() + timeout
     while True:
-        try:
+        with aws_errors(f"ask Session Manager about the API relay {target.relay_instance_id}",
+                        "ssm:DescribeInstanceInformation"):
             found = ssm.describe_instance_information(Filters=[
                 {"Key": "InstanceIds", "Values": [target.relay_instance_id]}])
-        except Exception as error:  # botocore's ClientError, NoCredentialsError...
-            raise MlscaffoldError(f"cannot ask Session Manager about the API relay "
-                                  f"{target.relay_instance_id}: {_reason(error)}",
-                                  hint="check the AWS credentials and that they allow "
-                                       "ssm:DescribeInstanceInformation") from None
         statuses = [i.get("PingStatus") for i in found.get("InstanceInformationList", [])]
         if "Online" in statuses:
             return
@@ -107,13 +104,6 @@ def wait_for_relay(ssm: Any, target: TunnelTarget, *, timeout: float = 300.0,
                 hint="a new relay registers within minutes; check that it runs and that its "
                      "subnet reaches the internet through the NAT gateway")
         sleep(interval)
-
-
-def _reason(error: BaseException) -> str:
-    response = getattr(error, "response", None)
-    if isinstance(response, dict) and "Error" in response:
-        return f"{response['Error'].get('Code')}: {response['Error'].get('Message')}"
-    return str(error) or type(error).__name__
 
 
 def _port_open(port: int) -> bool:

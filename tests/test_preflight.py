@@ -535,10 +535,10 @@ def test_no_credentials_is_a_usage_error_naming_the_fix(run_cli, quotas_project,
     ("AccessDeniedException",
      "User: arn:aws:sts::123456789012:assumed-role/deploy/ci is not authorized to perform: "
      "servicequotas:ListServiceQuotas",
-     "error: AWS denied servicequotas:ListServiceQuotas in us-east-1 (User: "
+     "error: AWS denied ListServiceQuotas: cannot read the service quotas of us-east-1 (User: "
      "arn:aws:sts::123456789012:assumed-role/deploy/ci is not authorized to perform: "
      "servicequotas:ListServiceQuotas); allow servicequotas:ListServiceQuotas and "
-     "servicequotas:ListAWSDefaultServiceQuotas for this identity (docs/deploy.md, Quotas)\n"),
+     "servicequotas:ListAWSDefaultServiceQuotas (docs/deploy.md, Quotas) for this identity\n"),
     ("ExpiredTokenException", "The security token included in the request is expired",
      "error: the AWS credentials have expired (ExpiredTokenException); log in again (`aws sso "
      "login`) or refresh the session token\n"),

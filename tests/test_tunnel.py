@@ -144,8 +144,11 @@ def test_an_aws_error_on_the_relay_check_is_one_line():
     stubber.add_client_error("describe_instance_information", "AccessDeniedException",
                              "not authorized")
     stubber.activate()
-    with pytest.raises(MlscaffoldError, match="AccessDeniedException: not authorized"):
+    with pytest.raises(MlscaffoldError, match=r"AWS denied DescribeInstanceInformation: cannot "
+                                              r"ask Session Manager about the API relay "
+                                              r"i-0123456789abcdef0 \(not authorized\)") as caught:
         wait_for_relay(client, tunnel_target(outputs(1), "dev"))
+    assert caught.value.hint == "allow ssm:DescribeInstanceInformation for this identity"
 
 
 def test_the_tunnel_forwards_the_port_while_open_and_closes_after(fake_aws):
