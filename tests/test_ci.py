@@ -669,6 +669,16 @@ def _endpoint_outputs(version: dict[str, str], model_key: str) -> dict:
                          "model_name_base": "ci-proj-dev-serving-model"}}
 
 
+def _make_deploy(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`make deploy` of the dev stack with the staging model, asserting it succeeds."""
+    completed = subprocess.run(
+        ["make", "deploy", "STACK=dev", "STAGE=staging", "IMAGE_TAG=abc123",
+         f"MLSCAFFOLD={sys.executable} -m mlscaffold"], cwd=root, capture_output=True,
+        text=True, env=env, timeout=300)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return completed
+
+
 def test_deploy_bootstraps_pushes_uploads_and_updates_with_the_policy_packs(projects, tmp_path):
     """`make deploy` against stand-ins of pulumi, aws and skopeo that record their calls."""
     root = shutil.copytree(projects["github", "sagemaker"], tmp_path / "project")
@@ -680,11 +690,7 @@ def test_deploy_bootstraps_pushes_uploads_and_updates_with_the_policy_packs(proj
                       # bootstrap (no serving), then the endpoint
                       STUB_OUTPUTS=json.dumps([{}, {}, _endpoint_outputs(deployed, key)]))
     log = tmp_path / "calls.log"
-    completed = subprocess.run(
-        ["make", "deploy", "STACK=dev", "STAGE=staging", "IMAGE_TAG=abc123",
-         f"MLSCAFFOLD={sys.executable} -m mlscaffold"], cwd=root, capture_output=True,
-        text=True, env=env, timeout=300)
-    assert completed.returncode == 0, completed.stdout + completed.stderr
+    completed = _make_deploy(root, env)
     calls = log.read_text().splitlines()
     pulumi = [c for c in calls if c.startswith("pulumi ")]
     assert pulumi[0] == "pulumi --cwd infra install"
@@ -786,11 +792,7 @@ def test_deploy_verifies_nothing_in_a_stack_without_an_endpoint(projects, tmp_pa
     env = _deploy_env(tmp_path, ("pulumi", "aws", "skopeo", "docker"),
                       STUB_OUTPUTS=json.dumps([{"repository_url": _IMAGE}]))
     (tmp_path / "calls.log.deployed").touch()
-    completed = subprocess.run(
-        ["make", "deploy", "STACK=dev", "STAGE=staging", "IMAGE_TAG=abc123",
-         f"MLSCAFFOLD={sys.executable} -m mlscaffold"], cwd=root, capture_output=True,
-        text=True, env=env, timeout=300)
-    assert completed.returncode == 0, completed.stdout + completed.stderr
+    completed = _make_deploy(root, env)
     assert "stack dev has no SageMaker endpoint (yet): nothing to prepare" in completed.stderr
     assert "stack dev has no SageMaker endpoint: nothing to verify" in completed.stdout
     assert "kept endpoint configs" not in completed.stdout
@@ -853,11 +855,7 @@ def test_deploy_applies_the_in_cluster_program_through_the_tunnel(projects, tmp_
         _client = boto3.client
         boto3.client = lambda name, *a, **k: _Ssm() if name == "ssm" else _client(name, *a, **k)
         """, STUB_CLUSTER=json.dumps(cluster))
-    completed = subprocess.run(
-        ["make", "deploy", "STACK=dev", "STAGE=staging", "IMAGE_TAG=abc123",
-         f"MLSCAFFOLD={sys.executable} -m mlscaffold"], cwd=root, capture_output=True,
-        text=True, env=env, timeout=300)
-    assert completed.returncode == 0, completed.stdout + completed.stderr
+    completed = _make_deploy(root, env)
     calls = log.read_text().splitlines()
     in_cluster = [c for c in calls if c.startswith("pulumi --cwd infra/cluster")]
     assert in_cluster[:2] == ["pulumi --cwd infra/cluster install",
