@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+# the distribution on package indexes ("mlscaffold" on PyPI is another project); the command
+# and the import name stay mlscaffold
+DISTRIBUTION = "mlscaffold-kit"
 
 __all__ = [
     "MlscaffoldError",

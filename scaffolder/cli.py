@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__, catalog
+from .cli_lifecycle import register as register_lifecycle
 
 # spec field -> the option that sets it, so errors name what the user typed
 _OPTION_FOR_FIELD = {
@@ -977,6 +978,9 @@ def endpoint_cleanup(project: Path, stack: str, outputs_source: str | None,
         click.echo(f"deleted model {name}")
     click.echo(f"kept endpoint configs: {', '.join(result.kept_configs)}; models: "
                f"{', '.join(result.kept_models)}")
+
+
+register_lifecycle(cli)
 
 
 def main() -> None:

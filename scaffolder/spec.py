@@ -101,12 +101,22 @@ ColumnName = Annotated[str, AfterValidator(check_column)]
 TagValue = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w .:/=+@-]+$")]
 
 
+def _installed_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 class ProjectSpec(BaseModel):
     """An ML project as mlscaffold makes it: its ML task, platform choices and ownership."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: int = Field(SPEC_VERSION, description="Spec format version.")
+    mlscaffold_version: str = Field(
+        default_factory=_installed_version, pattern=r"^\d+\.\d+\.\d+([.+-][0-9A-Za-z.+-]+)?$",
+        description="The mlscaffold version that made the project (or last updated it); its "
+                    "lifecycle commands and infra/ run on that version.")
     name: ProjectName = Field(description="Project name (kebab-case); the package is its "
                                           "snake_case form.")
     task: TaskName = Field("binary-classification", description="The ML task.")
@@ -189,13 +199,14 @@ class ProjectSpec(BaseModel):
 
     def blueprint_answers(self) -> dict[str, Any]:
         """The answers the ml-project blueprint takes (its copier.yml questions)."""
-        from . import __version__
-
         # `features` describes the data, not the rendered files: no blueprint question
         answers = self.model_dump(mode="json",
                                   exclude={"version", "name", "policy_config", "features"})
+        from .packaging import DISTRIBUTION, runtime_requirements
+
         return {"project_name": self.name, "package_name": self.package,
-                "mlscaffold_version": __version__, **answers}
+                "mlscaffold_distribution": DISTRIBUTION,
+                "runtime_requirements": list(runtime_requirements()), **answers}
 
     def to_yaml(self) -> str:
         """The spec as the project's ``mlscaffold.yaml``."""

@@ -153,7 +153,7 @@ def test_packs_are_real_crossguard_packs(pack):
     directory = pack_directory(pack)
     manifest = yaml.safe_load((directory / "PulumiPolicy.yaml").read_text())
     assert manifest["runtime"] == {"name": "python", "options": {"virtualenv": "venv"}}
-    assert "mlscaffold==" in (directory / "requirements.txt").read_text()
+    assert "mlscaffold-kit==" in (directory / "requirements.txt").read_text()
     # constructing the pack starts the policy server, which announces its port and waits
     process = subprocess.Popen([sys.executable, str(directory / "__main__.py")],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

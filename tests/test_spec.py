@@ -120,6 +120,9 @@ def test_blueprint_questions_are_the_spec_fields():
                   "environments"):
         assert questions[field]["default"] == answers[field], field
     assert questions["mlscaffold_version"]["default"] == __version__
+    # a plain `copier copy` of the blueprint gets what `mlscaffold new` passes
+    assert questions["mlscaffold_distribution"]["default"] == answers["mlscaffold_distribution"]
+    assert questions["runtime_requirements"]["default"] == answers["runtime_requirements"]
     for task, info in catalog.TASKS.items():
         assert f"'{task}': '{info.default_metric}'" in questions["metric"]["default"]
         assert f"'{task}': {info.default_threshold}" in questions["metric_threshold"]["default"]

@@ -10,14 +10,14 @@ from .experiments import ranked, read_index
 from .files import to_json
 from .metrics import get_metric
 from .registry import read_registry
-from .text import number, table
+from .text import number, quiet, table
 
 
 def list_experiments(
     config: ProjectConfig,
     metric_name: str | None = None,
     as_json: bool = False,
-    echo: Callable[[str], None] = print,
+    echo: Callable[[str], None] = quiet,
 ) -> list[dict]:
     """Experiments best first by validation `metric` (default: the project's); best marked '*'."""
     metric = get_metric(metric_name or config.metric, config.task)

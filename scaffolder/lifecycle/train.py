@@ -19,11 +19,12 @@ from .data import check_classes, read_csv, split_label
 from .errors import COMMAND, DataError
 from .experiments import pending_experiment, record_experiment
 from .files import atomic_write_json, sha256_file, utc_now
+from .hooks import ProjectHooks
 from .metrics import Metric, get_metric
 from .model import ModelBundle, save_bundle
 from .schema import coerce_features, infer_schema, used_columns
 from .search import SearchResult, Split, Trial, search
-from .text import number, say
+from .text import number, quiet
 
 SPLITS = ("train", "validation")
 
@@ -73,7 +74,8 @@ def train(
     budget: float = 60.0,
     metric_name: str | None = None,
     seed: int = 42,
-    echo: Callable[[str], None] = say,
+    echo: Callable[[str], None] = quiet,
+    hooks: ProjectHooks | None = None,
 ) -> dict:
     """Search for the best model within `budget` seconds and record it as a new experiment.
 
@@ -94,7 +96,8 @@ def train(
             f"{metric.name} ({metric.direction}) on {len(data.validation.y)} validation rows"
         )
         result = search(
-            data.train, data.validation, data.features, config.task, metric, budget, seed, echo
+            data.train, data.validation, data.features, config.task, metric, budget, seed, echo,
+            hooks,
         )
         saving = time.perf_counter()
         _single_threaded(result.pipeline)

@@ -18,17 +18,21 @@ from .metrics import compute_all, get_metric, outcome_of
 from .model import SchemaMismatch, check_columns, load_bundle
 from .plots import confusion_matrix_plot, regression_plot
 from .schema import coerce_features
-from .text import number, table
+from .text import number, quiet, table
 
 
 def evaluate(
-    config: ProjectConfig, experiment_id: str | None = None, echo: Callable[[str], None] = print
+    config: ProjectConfig,
+    experiment_id: str | None = None,
+    echo: Callable[[str], None] = quiet,
+    check_gate: bool = True,
 ) -> dict:
     """Score an experiment (default: the best) on datasets/test.csv and apply the quality gate.
 
     Writes evaluation.json and confusion_matrix.csv/.png or residuals.csv/.png into the
     experiment directory.
-    Raises GateError after writing when the metric misses mlscaffold.yaml's metric_threshold.
+    Raises GateError after writing when the metric misses mlscaffold.yaml's metric_threshold
+    (unless `check_gate` is false: then the report's "gate" says so and gate_error() raises).
     """
     layout = config.layout
     metric = get_metric(config.metric, config.task)
@@ -60,6 +64,7 @@ def evaluate(
             "metric": metric.name,
             "value": value,
             "threshold": config.metric_threshold,
+            "higher_is_better": metric.higher_is_better,
             "passed": metric.passes(value, config.metric_threshold),
         }
     report = {
@@ -89,12 +94,20 @@ def evaluate(
     )
     echo("wrote " + ", ".join(str(path) for path in written))
     if gate is not None:
-        relation = ">=" if metric.higher_is_better else "<="
-        verdict = f"{metric.name}={number(value)}, required {relation} {config.metric_threshold:g}"
-        if not gate["passed"]:
-            raise GateError(f"quality gate failed for {entry['id']}: {verdict}")
-        echo(f"quality gate passed: {verdict}")
+        if check_gate and not gate["passed"]:
+            raise gate_error(report)
+        echo(f"quality gate passed: {_verdict(gate)}")
     return report
+
+
+def _verdict(gate: dict) -> str:
+    relation = ">=" if gate["higher_is_better"] else "<="
+    return f"{gate['metric']}={number(gate['value'])}, required {relation} {gate['threshold']:g}"
+
+
+def gate_error(report: dict) -> GateError:
+    """The error of an evaluation report whose quality gate failed."""
+    return GateError(f"quality gate failed for {report['experiment']}: {_verdict(report['gate'])}")
 
 
 def _classification_details(outcome, directory: Path, title: str) -> tuple[dict, list[Path]]:

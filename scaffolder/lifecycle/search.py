@@ -14,9 +14,9 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from .errors import DataError
+from .hooks import ProjectHooks
 from .metrics import Metric, compute_all, outcome_of
-from .schema import build_preprocessor
-from .search_space import Candidate, Family, candidates, families_for
+from .search_space import Candidate, Family, candidates
 from .text import number
 
 # a candidate is fitted only if its estimated seconds, times this, fit in the remaining budget
@@ -75,9 +75,9 @@ class CostModel:
             return float(np.mean(seen)) * size
         return float(np.median(self.speeds)) * family.relative_cost * size
 
-    def cheapest(self, task: str) -> float:
+    def cheapest(self, families: list[Family]) -> float:
         """Estimated seconds of the cheapest family's baseline."""
-        return min(self.estimate(family, family.baseline) for family in families_for(task))
+        return min(self.estimate(family, family.baseline) for family in families)
 
 
 def search(
@@ -89,16 +89,19 @@ def search(
     budget: float,
     seed: int,
     echo: Callable[[str], None],
+    hooks: ProjectHooks | None = None,
 ) -> SearchResult:
     """Fit candidates until `budget` seconds are spent; the best on validation by `metric` wins.
 
     The first candidate always runs; later ones only when their estimated cost fits the time
     left, so the budget is exceeded by at most one misestimated fit.
     """
+    hooks = hooks or ProjectHooks()
+    families = hooks.families(task)
     start = time.perf_counter()
     cost, trials, seen = CostModel(), [], set()
     best, best_pipeline, skipped, skips_in_a_row = None, None, 0, 0
-    for candidate in candidates(task, seed):
+    for candidate in candidates(families, seed):
         remaining = budget - (time.perf_counter() - start)
         if trials and (remaining <= 0 or len(trials) >= MAX_TRIALS):
             break
@@ -109,13 +112,14 @@ def search(
             skips_in_a_row += 1
             if (
                 skips_in_a_row >= MAX_SKIPS_IN_A_ROW
-                or cost.cheapest(task) * SAFETY_FACTOR > remaining
+                or cost.cheapest(families) * SAFETY_FACTOR > remaining
             ):
                 break
             continue
         skips_in_a_row = 0
         seen.add(candidate.key)
-        trial, pipeline = _run(candidate, features, seed, train, validation, task, metric)
+        preprocessor = hooks.preprocessor(features)
+        trial, pipeline = _run(candidate, preprocessor, seed, train, validation, task, metric)
         cost.observe(candidate, trial.seconds)
         trials.append(trial)
         improved = trial.error is None and (
@@ -138,7 +142,7 @@ def search(
 
 def _run(
     candidate: Candidate,
-    features: dict[str, str],
+    preprocessor: object,
     seed: int,
     train: Split,
     validation: Split,
@@ -148,7 +152,7 @@ def _run(
     """Fit and score one candidate; an error makes a failed trial rather than ending the search."""
     family, params = candidate.family, candidate.params
     pipeline = Pipeline(
-        [("preprocess", build_preprocessor(features)), ("model", family.build(params, seed))]
+        [("preprocess", preprocessor), ("model", family.build(params, seed))]
     )
     started = time.perf_counter()
     try:

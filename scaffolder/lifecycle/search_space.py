@@ -169,9 +169,8 @@ def families_for(task: str) -> list[Family]:
     return _regression_families() if task == "regression" else _classification_families()
 
 
-def candidates(task: str, seed: int):
+def candidates(families: list[Family], seed: int):
     """Endless seed-determined candidates: each family's baseline, then random samples."""
-    families = families_for(task)
     rng = random.Random(seed)
     yield from (Candidate(family, dict(family.baseline)) for family in families)
     while True:

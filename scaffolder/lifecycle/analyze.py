@@ -11,7 +11,7 @@ from .config import ProjectConfig
 from .data import read_csv, require_label
 from .files import to_json
 from .schema import CATEGORICAL, CONSTANT, ID_LIKE, NUMERIC, Schema, infer_schema
-from .text import table
+from .text import quiet, table
 
 IMBALANCE_WARNING_SHARE = 0.1  # warn when a class has fewer rows than this share
 
@@ -20,7 +20,7 @@ def analyze(
     config: ProjectConfig,
     input_path: Path | None = None,
     as_json: bool = False,
-    echo: Callable[[str], None] = print,
+    echo: Callable[[str], None] = quiet,
 ) -> dict:
     """Profile a CSV (default datasets/train.csv) against the project's task and label."""
     path = Path(input_path or config.layout.dataset("train"))

@@ -23,13 +23,11 @@ finish, and exits.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import logging
 import math
-import os
 import queue
 import re
 import signal
@@ -41,20 +39,16 @@ import uuid
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import numpy as np
 
-from .errors import ProjectError
-from .model import ModelBundle, SchemaMismatch, frame_from_records, load_bundle, predict_frame
+from .config import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT
+from .model import ModelBundle, SchemaMismatch, frame_from_records, predict_frame
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 8080
-DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker real-time endpoints take at most 6 MB
-DEFAULT_MAX_BATCH_ROWS = 256
 DEFAULT_PREDICT_TIMEOUT = 60.0
 DEFAULT_SHUTDOWN_GRACE = 20.0
 IDLE_CONNECTION_TIMEOUT = 120  # seconds a keep-alive connection may stay silent
@@ -463,7 +457,7 @@ class FastPath:
         except _Unsupported as exc:
             log.info("fast path off: %s", exc)
             return None
-        except Exception as exc:  # noqa: BLE001 - any surprise means: do not use the replay
+        except Exception as exc:
             log.info("fast path off: %s: %s", type(exc).__name__, exc)
             return None
         log.info("fast path on: preprocessing replayed with numpy, verified against the pipeline")
@@ -631,7 +625,7 @@ class Predictor:
         if len(batch) > 1:
             try:
                 out = self._predict([r for job in batch for r in job.records])
-            except Exception:  # noqa: BLE001 - predicted one by one below, keeping each error
+            except Exception:
                 out = None
             if out is not None:
                 start = 0
@@ -648,7 +642,7 @@ class Predictor:
         for job in batch:
             try:
                 job.result = self._predict(job.records)
-            except Exception as exc:  # noqa: BLE001 - handed to the waiting request
+            except Exception as exc:
                 job.error = exc
             finally:
                 job.done.release()
@@ -657,7 +651,7 @@ class Predictor:
         if self.fast is not None:
             try:
                 out = self.fast.predict(records)
-            except Exception:  # noqa: BLE001 - e.g. inf; the regular path raises the real error
+            except Exception:
                 out = None
             if out is not None:
                 return out
@@ -1113,90 +1107,3 @@ def run(bundle: ModelBundle, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         log.info("server stopped")
-
-
-# ------------------------------------------------------------------------------ command line
-
-
-def _env_int(*names: str, default: int) -> int:
-    for name in names:
-        value = os.environ.get(name)
-        if value:
-            try:
-                return int(value)
-            except ValueError:
-                raise SystemExit(f"{name} must be an integer, got {value!r}") from None
-    return default
-
-
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options of the ``serve`` command to `parser`."""
-    parser.add_argument("--host", default=os.environ.get("SERVE_HOST", "127.0.0.1"),
-                        help="address to listen on (default: $SERVE_HOST or 127.0.0.1; "
-                             "use 0.0.0.0 in a container)")
-    parser.add_argument("--port", type=int,
-                        default=_env_int("SAGEMAKER_BIND_TO_PORT", "SERVE_PORT",
-                                         default=DEFAULT_PORT),
-                        help="port (default: $SAGEMAKER_BIND_TO_PORT, $SERVE_PORT or 8080)")
-    parser.add_argument("--model", default="production", metavar="production|staging|exp-NNN",
-                        help="model to serve (default: production)")
-    parser.add_argument("--model-dir", type=Path, default=os.environ.get("MODEL_DIR") or None,
-                        metavar="DIR",
-                        help="serve the model bundle in DIR instead of --model "
-                             "(default: $MODEL_DIR)")
-    parser.add_argument("--model-name", default=os.environ.get("MODEL_NAME") or None,
-                        metavar="NAME",
-                        help="model name in the KServe routes (default: $MODEL_NAME or the "
-                             "project name)")
-    parser.add_argument("--max-body-bytes", type=int, metavar="N",
-                        default=_env_int("SERVE_MAX_BODY_BYTES", default=DEFAULT_MAX_BODY_BYTES),
-                        help="largest request body accepted (default: $SERVE_MAX_BODY_BYTES "
-                             "or 6 MiB)")
-    parser.add_argument("--max-batch-rows", type=int, default=DEFAULT_MAX_BATCH_ROWS, metavar="N",
-                        help="most rows predicted in one call when concurrent requests are merged "
-                             f"(default: {DEFAULT_MAX_BATCH_ROWS}; 1 turns merging off)")
-    parser.add_argument("--no-fast-path", dest="fast_path", action="store_false",
-                        help="always predict through pandas and the full pipeline")
-    parser.add_argument("--access-log", action="store_true", help="log every request")
-
-
-def run_serve(args: argparse.Namespace, project_root: Path | None = None) -> int:
-    """Run the ``serve`` command with parsed arguments; returns the exit code.
-
-    The model comes from ``--model-dir`` if given, else ``--model`` resolved in `project_root`
-    (default: ``--project`` or the project around the working directory).
-    """
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.model_dir:
-        directory = Path(args.model_dir)
-    else:
-        from .model import find_project_root, resolve_model_dir
-
-        project = project_root or getattr(args, "project", None)
-        directory = resolve_model_dir(Path(project) if project else find_project_root(), args.model)
-    bundle = load_bundle(directory)
-    log.info("loaded the model in %s", directory)
-    try:
-        run(bundle, args.host, args.port, args.model_name, args.max_body_bytes,
-            max_batch_rows=args.max_batch_rows, access_log=args.access_log,
-            fast_path=args.fast_path)
-    except OSError as exc:  # the address is taken or not ours
-        raise ProjectError(f"cannot listen on {args.host}:{args.port}: "
-                           f"{exc.strerror or exc}") from None
-    return 0
-
-
-def serve(argv: list[str] | None = None) -> int:
-    """``serve`` on its own (without the project's command line): parse `argv` and run."""
-    parser = argparse.ArgumentParser(prog="serve", description="Serve the model over HTTP "
-                                     "(SageMaker, KServe v1 and v2 protocols).")
-    add_serve_arguments(parser)
-    parser.add_argument("--project", type=Path, metavar="DIR", help="project directory")
-    args = parser.parse_args(argv)
-    try:
-        return run_serve(args)
-    except ProjectError as exc:  # the user's to fix (no model, busy port): one line
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code

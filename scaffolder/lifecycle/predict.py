@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from .model import (
     resolve_model_dir,
 )
 from .schema import DROPPED
+from .text import quiet
 
 
 def predict_file(
@@ -27,7 +27,8 @@ def predict_file(
     input_path: Path,
     output_path: Path,
     model_ref: str = "production",
-    echo: Callable[[str], None] = print,
+    echo: Callable[[str], None] = quiet,
+    warn: Callable[[str], None] = quiet,
 ) -> pd.DataFrame:
     """Write predictions (and class probabilities) for every row of `input_path` to `output_path`.
 
@@ -41,10 +42,7 @@ def predict_file(
     if missing:
         raise SchemaMismatch(missing, extra)
     if extra:
-        print(
-            f"warning: ignoring column(s) the model does not use: {', '.join(extra)}",
-            file=sys.stderr,
-        )
+        warn(f"ignoring column(s) the model does not use: {', '.join(extra)}")
 
     result = predict_frame(bundle, frame)
     kept = [

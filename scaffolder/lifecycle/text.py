@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def say(line: str) -> None:
-    """Print a progress line at once, even when stdout is a pipe (CI logs)."""
-    print(line, flush=True)
+def quiet(line: str) -> None:
+    """Discard a progress line: the default `echo` of the core, which never prints itself."""
 
 
 def number(value: float | None, digits: int = 4) -> str:

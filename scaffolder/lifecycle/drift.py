@@ -15,14 +15,13 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ks_2samp
 
-from .config import ProjectConfig
+from .config import DEFAULT_DRIFT_THRESHOLD, ProjectConfig
 from .data import read_csv
 from .errors import DataError
 from .files import atomic_write_json, sha256_file, utc_now
 from .schema import NUMERIC, coerce_features, infer_schema, used_columns
-from .text import number, table
+from .text import number, quiet, table
 
-DEFAULT_THRESHOLD = 0.2
 QUANTILE_BINS = 10
 _SMOOTHING = 1e-4  # share given to empty bins so the logarithm stays finite
 
@@ -110,9 +109,9 @@ def detect_drift(
     config: ProjectConfig,
     input_path: Path,
     reference_path: Path | None = None,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float = DEFAULT_DRIFT_THRESHOLD,
     report_path: Path | None = None,
-    echo: Callable[[str], None] = print,
+    echo: Callable[[str], None] = quiet,
 ) -> dict:
     """Compare `input_path` with the reference (default datasets/train.csv); write a JSON report."""
     if threshold <= 0:

@@ -1,0 +1,330 @@
+"""The lifecycle commands (`mlscaffold train|evaluate|promote|serve|…`), run inside a project.
+
+Thin: each command opens the project (found upward from the working directory by its
+mlscaffold.yaml, or --project), calls mlscaffold.lifecycle and prints what it returns. Nothing
+here or there imports Pulumi or Copier. Exit codes: 0 done, 1 a gate refused (quality gate,
+promotion, drift found), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .lifecycle.config import (
+    DEFAULT_DRIFT_THRESHOLD,
+    DEFAULT_MAX_BATCH_ROWS,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_PORT,
+    STAGES,
+)
+
+
+def _echo(line: str) -> None:
+    click.echo(line)
+    sys.stdout.flush()  # progress shows at once in CI logs too
+
+
+def _warn(line: str) -> None:
+    click.echo(f"warning: {line}", err=True)
+
+
+@contextlib.contextmanager
+def _files_errors() -> Iterator[None]:
+    """An unreadable or unwritable file, or a port in use: one line, exit 2."""
+    from .lifecycle.errors import ProjectError
+
+    try:
+        yield
+    except OSError as error:
+        raise ProjectError(str(error)) from None
+
+
+def _open(project: Path | None, *, with_hooks: bool = True) -> Any:
+    from .lifecycle.project import open_project
+
+    return open_project(project, with_hooks=with_hooks)
+
+
+_project_option = click.option(
+    "--project", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+    help="The project [default: the one whose mlscaffold.yaml is here or above].")
+_format_option = click.option("--format", "output_format", type=click.Choice(["text", "json"]),
+                              default="text", show_default=True, help="Output format.")
+
+
+def _json(data: Any) -> None:
+    from .lifecycle.files import to_json
+
+    click.echo(to_json(data), nl=False)
+
+
+def register(cli: click.Group) -> None:
+    """Add the lifecycle commands to the `mlscaffold` group."""
+    for command in (analyze, train, evaluate, list_command, promote, rollback, predict, drift,
+                    baseline, serve):
+        cli.add_command(command)
+
+
+@click.command()
+@_project_option
+@click.option("--input", "input_path", type=click.Path(path_type=Path, dir_okay=False),
+              metavar="CSV", help="Data to profile [default: datasets/train.csv].")
+@_format_option
+def analyze(project: Path | None, input_path: Path | None, output_format: str) -> None:
+    """Profile a data set: column kinds, missing values, label balance, the preprocessing plan."""
+    from .lifecycle.analyze import analyze as run
+
+    with _files_errors():
+        run(_open(project, with_hooks=False).config, input_path,
+            as_json=output_format == "json", echo=_echo)
+
+
+@click.command()
+@_project_option
+@click.option("--time", "budget", type=click.FloatRange(min=0, min_open=True), default=60.0,
+              show_default=True, metavar="SECONDS", help="Search budget.")
+@click.option("--metric", metavar="NAME", help="Metric to optimize [default: the spec's metric].")
+@click.option("--seed", type=int, default=42, show_default=True, help="Random seed.")
+def train(project: Path | None, budget: float, metric: str | None, seed: int) -> None:
+    """Search models within a time budget and record the best as experiments/exp-NNN.
+
+    Candidates come from the project's hooks (src/<package>/candidates.py and
+    preprocessing.py) or the defaults; each is scored on datasets/validation.csv.
+    """
+    from .lifecycle.train import train as run
+
+    opened = _open(project)
+    with _files_errors():
+        run(opened.config, budget=budget, metric_name=metric, seed=seed, echo=_echo,
+            hooks=opened.hooks)
+
+
+@click.command()
+@_project_option
+@click.option("--experiment", metavar="exp-NNN", help="Experiment to evaluate [default: the best].")
+@_format_option
+def evaluate(project: Path | None, experiment: str | None, output_format: str) -> None:
+    """Score an experiment on datasets/test.csv and apply the spec's quality gate (exit 1)."""
+    from .lifecycle.evaluate import evaluate as run
+    from .lifecycle.evaluate import gate_error
+
+    as_json = output_format == "json"
+    with _files_errors():
+        report = run(_open(project).config, experiment, echo=(lambda _: None) if as_json else
+                     _echo, check_gate=False)
+    if as_json:
+        _json(report)
+    if report["gate"] is not None and not report["gate"]["passed"]:
+        raise gate_error(report)
+
+
+@click.command("list")
+@_project_option
+@click.option("--metric", metavar="NAME", help="Metric to rank by [default: the spec's metric].")
+@_format_option
+def list_command(project: Path | None, metric: str | None, output_format: str) -> None:
+    """List the experiments, best first, with their promoted versions."""
+    from .lifecycle.listing import list_experiments
+
+    with _files_errors():
+        list_experiments(_open(project).config, metric, as_json=output_format == "json",
+                         echo=_echo)
+
+
+@click.command()
+@_project_option
+@click.argument("experiment", required=False, metavar="exp-NNN")
+@click.option("--to", "stage", type=click.Choice(STAGES), default="staging", show_default=True,
+              help="Stage to promote to.")
+@click.option("--force", is_flag=True,
+              help="Promote even if worse than the stage's current model or below the gate.")
+@click.option("--rollback", "roll_back", is_flag=True,
+              help="Make the stage's previous version current again (same as `rollback`).")
+def promote(project: Path | None, experiment: str | None, stage: str, force: bool,
+            roll_back: bool) -> None:
+    """Copy an experiment's model into models/<stage>/ and record it in models/registry.json."""
+    from .lifecycle.errors import ProjectError
+
+    if roll_back:
+        if experiment:
+            raise ProjectError("--rollback restores the stage's previous version; do not name "
+                               f"an experiment (got {experiment})")
+        _rollback(project, stage)
+        return
+    if not experiment:
+        raise ProjectError("name the experiment to promote, e.g. `mlscaffold promote exp-001`",
+                           hint="`mlscaffold list` shows them")
+    from .lifecycle.experiments import get_experiment
+    from .lifecycle.metrics import get_metric
+    from .lifecycle.registry import promote as run
+    from .lifecycle.text import number
+
+    config = _open(project).config
+    metric = get_metric(config.metric, config.task)
+    with _files_errors():
+        candidate = get_experiment(config.layout, experiment)
+        entry = run(config.layout, candidate, stage, metric, config.metric_threshold,
+                    force=force)
+    for reason in entry["forced_past"]:
+        _warn(f"promoted despite: {reason}")
+    click.echo(f"promoted {candidate['id']} to {stage} as v{entry['version']} "
+               f"({metric.name}={number(entry['metrics'].get(metric.name))}, "
+               f"sha256 {entry['sha256'][:12]})")
+    click.echo(f"wrote {config.layout.root / entry['path']} and {config.layout.registry}")
+
+
+@click.command()
+@_project_option
+@click.option("--to", "stage", type=click.Choice(STAGES), default="staging", show_default=True,
+              help="Stage to roll back.")
+def rollback(project: Path | None, stage: str) -> None:
+    """Make a stage's previous model version current again."""
+    _rollback(project, stage)
+
+
+def _rollback(project: Path | None, stage: str) -> None:
+    from .lifecycle.registry import rollback as run
+
+    with _files_errors():
+        retired, restored = run(_open(project, with_hooks=False).config.layout, stage)
+    click.echo(f"rolled back {stage}: v{retired['version']} ({retired['experiment']}) retired, "
+               f"v{restored['version']} ({restored['experiment']}) is current again")
+
+
+@click.command()
+@_project_option
+@click.option("--input", "input_path", type=click.Path(path_type=Path, dir_okay=False),
+              required=True, metavar="CSV", help="Rows to predict.")
+@click.option("--output", "output_path", type=click.Path(path_type=Path, dir_okay=False),
+              required=True, metavar="CSV", help="Where the predictions go.")
+@click.option("--model", "model_ref", default="production", show_default=True,
+              metavar="production|staging|exp-NNN", help="Model to use.")
+def predict(project: Path | None, input_path: Path, output_path: Path, model_ref: str) -> None:
+    """Batch predictions (and class probabilities) for every row of a CSV file."""
+    from .lifecycle.predict import predict_file
+
+    with _files_errors():
+        predict_file(_open(project).config, input_path, output_path, model_ref, echo=_echo,
+                     warn=_warn)
+
+
+@click.command()
+@_project_option
+@click.option("--input", "input_path", type=click.Path(path_type=Path, dir_okay=False),
+              required=True, metavar="CSV", help="New data.")
+@click.option("--reference", type=click.Path(path_type=Path, dir_okay=False), metavar="CSV",
+              help="Reference data [default: datasets/train.csv].")
+@click.option("--threshold", type=click.FloatRange(min=0, min_open=True),
+              default=DEFAULT_DRIFT_THRESHOLD, show_default=True, metavar="PSI",
+              help="PSI above which a feature has drifted.")
+@click.option("--report", type=click.Path(path_type=Path, dir_okay=False), metavar="PATH",
+              help="JSON report [default: experiments/drift-report.json].")
+@_format_option
+def drift(project: Path | None, input_path: Path, reference: Path | None, threshold: float,
+          report: Path | None, output_format: str) -> None:
+    """Compare new data with the training data, feature by feature; exit 1 on drift."""
+    from .lifecycle.drift import detect_drift
+
+    as_json = output_format == "json"
+    with _files_errors():
+        result = detect_drift(_open(project, with_hooks=False).config, input_path, reference,
+                              threshold, report, echo=(lambda _: None) if as_json else _echo)
+    if as_json:
+        _json(result)
+    if result["drifted"]:
+        sys.exit(1)
+
+
+@click.command()
+@_project_option
+@click.option("--outputs", default="-", show_default=True, metavar="JSON|-",
+              help="`pulumi stack output --json` of the stack, a file or - for stdin.")
+@click.option("--dry-run", is_flag=True, help="Print the upload and job request; call no AWS API.")
+@click.option("--force", is_flag=True, help="Remake it even if it describes the current data.")
+def baseline(project: Path | None, outputs: str, dry_run: bool, force: bool) -> None:
+    """SageMaker Model Monitor baseline of the training data, made in the stack's account."""
+    from .lifecycle import baseline as core
+    from .lifecycle.files import to_json
+
+    config = _open(project, with_hooks=False).config
+    source = "standard input" if outputs == "-" else outputs
+    with _files_errors():
+        text = sys.stdin.read() if outputs == "-" else Path(outputs).read_text("utf-8")
+    target = core.load_target(text, f"the stack outputs on {source}")
+    if dry_run:
+        click.echo(to_json(core.describe_request(config, target)), nl=False)
+        return
+    with core.aws_errors():
+        published = core.make_baseline(config, target, core.BaselineClient(target), force=force,
+                                       say=_echo)
+    for uri in published:
+        click.echo(f"published {uri}")
+
+
+def _env_default(*names: str, default: Any = None) -> Callable[[], Any]:
+    return lambda: next((os.environ[name] for name in names if os.environ.get(name)), default)
+
+
+@click.command()
+@_project_option
+@click.option("--host", default=_env_default("SERVE_HOST", default="127.0.0.1"),
+              help="Address to listen on ($SERVE_HOST; 0.0.0.0 in a container) "
+                   "[default: 127.0.0.1].")
+@click.option("--port", type=click.IntRange(0, 65535),
+              default=_env_default("SAGEMAKER_BIND_TO_PORT", "SERVE_PORT", default=DEFAULT_PORT),
+              help="Port ($SAGEMAKER_BIND_TO_PORT, $SERVE_PORT) [default: 8080].")
+@click.option("--model", "model_ref", default="production", show_default=True,
+              metavar="production|staging|exp-NNN", help="Model to serve.")
+@click.option("--model-dir", type=click.Path(path_type=Path, file_okay=False),
+              default=_env_default("MODEL_DIR"), metavar="DIR",
+              help="Serve the model bundle in DIR instead of --model ($MODEL_DIR); needs no "
+                   "project.")
+@click.option("--model-name", default=_env_default("MODEL_NAME"), metavar="NAME",
+              help="Model name in the KServe routes ($MODEL_NAME) [default: the project name].")
+@click.option("--max-body-bytes", type=click.IntRange(min=1),
+              default=_env_default("SERVE_MAX_BODY_BYTES", default=DEFAULT_MAX_BODY_BYTES),
+              metavar="N", help="Largest request body ($SERVE_MAX_BODY_BYTES) [default: 6 MiB, "
+                                "SageMaker's limit].")
+@click.option("--max-batch-rows", type=click.IntRange(min=1), default=DEFAULT_MAX_BATCH_ROWS,
+              show_default=True,
+              metavar="N", help="Most rows predicted in one call when concurrent requests "
+                                "are merged (1 turns merging off).")
+@click.option("--no-fast-path", "fast_path", is_flag=True, flag_value=False, default=True,
+              help="Always predict through pandas and the full pipeline.")
+@click.option("--access-log", is_flag=True, help="Log every request.")
+def serve(project: Path | None, host: str, port: int, model_ref: str, model_dir: Path | None,
+          model_name: str | None, max_body_bytes: int, max_batch_rows: int, fast_path: bool,
+          access_log: bool) -> None:
+    """Serve a model over HTTP: SageMaker (/ping, /invocations), KServe v1 and v2.
+
+    SageMaker starts the image as `IMAGE serve`, which runs this command; SIGTERM drains and
+    exits 0.
+    """
+    import logging
+
+    from .lifecycle.errors import ProjectError
+    from .lifecycle.model import load_bundle, resolve_model_dir
+    from .lifecycle.serve import run
+
+    if model_dir is None:
+        # the project's hooks put src/ on the import path: a pickled pipeline may use its code
+        directory = resolve_model_dir(_open(project).config.root, model_ref)
+    else:
+        directory = model_dir
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    bundle = load_bundle(directory)
+    logging.getLogger("mlscaffold.serve").info("loaded the model in %s", directory)
+    try:
+        run(bundle, host, port, model_name, max_body_bytes, max_batch_rows=max_batch_rows,
+            access_log=access_log, fast_path=fast_path)
+    except OSError as error:  # the address is taken or not ours
+        raise ProjectError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None

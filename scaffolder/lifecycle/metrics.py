@@ -1,0 +1,219 @@
+"""The one table of metrics: which tasks each applies to, its direction, how it is computed."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn import metrics as skm
+
+from .. import catalog
+from .errors import ConfigError
+
+# which tasks a metric fits and its direction come from the catalog (the spec validates with it)
+TASKS = tuple(catalog.TASKS)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a model produced for a labelled data set."""
+
+    task: str
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    probabilities: np.ndarray | None = None  # columns follow `classes`
+    classes: Sequence | None = None
+
+    @property
+    def binary(self) -> bool:
+        return self.task == "binary-classification"
+
+    @property
+    def positive_class(self):
+        """Binary tasks: the second of the sorted classes (as in sklearn, e.g. 1 or 'yes')."""
+        return self.classes[-1]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+    tasks: tuple[str, ...]
+    compute: Callable[[Outcome], float]
+    description: str
+
+    @property
+    def direction(self) -> str:
+        return "higher is better" if self.higher_is_better else "lower is better"
+
+    def is_better(self, candidate: float | None, reference: float | None) -> bool:
+        """True when `candidate` beats `reference` (a missing reference is always beaten)."""
+        if not _is_number(candidate):
+            return False
+        if not _is_number(reference):
+            return True
+        return candidate > reference if self.higher_is_better else candidate < reference
+
+    def passes(self, value: float | None, threshold: float) -> bool:
+        """True when `value` meets `threshold` in this metric's direction."""
+        if not _is_number(value):
+            return False
+        return value >= threshold if self.higher_is_better else value <= threshold
+
+    def sort_key(self, value: float | None) -> float:
+        """Key that sorts best values first and missing values last."""
+        if not _is_number(value):
+            return math.inf
+        return -value if self.higher_is_better else value
+
+
+def _averaged(score: Callable) -> Callable[[Outcome], float]:
+    def compute(outcome: Outcome) -> float:
+        if outcome.binary:
+            return score(
+                outcome.y_true, outcome.y_pred, pos_label=outcome.positive_class, zero_division=0
+            )
+        return score(outcome.y_true, outcome.y_pred, average="macro", zero_division=0)
+
+    return compute
+
+
+def _roc_auc(outcome: Outcome) -> float:
+    if outcome.binary:
+        return skm.roc_auc_score(
+            outcome.y_true == outcome.positive_class, outcome.probabilities[:, 1]
+        )
+    return skm.roc_auc_score(
+        outcome.y_true,
+        outcome.probabilities,
+        multi_class="ovr",
+        average="macro",
+        labels=list(outcome.classes),
+    )
+
+
+def _log_loss(outcome: Outcome) -> float:
+    return skm.log_loss(outcome.y_true, outcome.probabilities, labels=list(outcome.classes))
+
+
+def _rmse(outcome: Outcome) -> float:
+    return float(np.sqrt(skm.mean_squared_error(outcome.y_true, outcome.y_pred)))
+
+
+def _builtin(name: str, compute: Callable[[Outcome], float], description: str) -> Metric:
+    tasks = tuple(task for task, info in catalog.TASKS.items() if name in info.metrics)
+    lower = any(name in info.lower_is_better for info in catalog.TASKS.values())
+    return Metric(name, not lower, tasks, compute, description)
+
+
+_METRICS = (
+    _builtin(
+        "accuracy",
+        lambda o: skm.accuracy_score(o.y_true, o.y_pred),
+        "share of correct predictions",
+    ),
+    _builtin(
+        "balanced_accuracy",
+        lambda o: skm.balanced_accuracy_score(o.y_true, o.y_pred),
+        "mean recall over classes",
+    ),
+    _builtin(
+        "f1",
+        _averaged(skm.f1_score),
+        "F1 (positive class; macro for multiclass)",
+    ),
+    _builtin(
+        "precision",
+        _averaged(skm.precision_score),
+        "precision (positive class; macro for multiclass)",
+    ),
+    _builtin(
+        "recall",
+        _averaged(skm.recall_score),
+        "recall (positive class; macro for multiclass)",
+    ),
+    _builtin(
+        "roc_auc",
+        _roc_auc,
+        "area under the ROC curve (one-vs-rest macro for multiclass)",
+    ),
+    _builtin(
+        "log_loss",
+        _log_loss, "cross-entropy of the class probabilities"
+    ),
+    _builtin(
+        "rmse",
+        _rmse, "root mean squared error"),
+    _builtin(
+        "mae",
+        lambda o: skm.mean_absolute_error(o.y_true, o.y_pred),
+        "mean absolute error",
+    ),
+    _builtin(
+        "r2",
+        lambda o: skm.r2_score(o.y_true, o.y_pred),
+        "coefficient of determination",
+    ),
+    _builtin(
+        "mape",
+        lambda o: skm.mean_absolute_percentage_error(o.y_true, o.y_pred),
+        "mean absolute percentage error (as a fraction)",
+    ),
+)
+METRICS: dict[str, Metric] = {metric.name: metric for metric in _METRICS}
+# the team's own metrics (hook `custom_metrics` of src/<package>/metrics.py), set per project
+_custom: tuple[Metric, ...] = ()
+
+
+def use_custom_metrics(metrics: tuple[Metric, ...]) -> None:
+    """Make the project's custom metrics computed and selectable next to the built-in ones."""
+    global _custom
+    _custom = tuple(metrics)
+
+
+def metrics_for(task: str) -> list[Metric]:
+    """The metrics that apply to `task`: the built-in table's order, then the team's."""
+    return [metric for metric in (*_METRICS, *_custom) if task in metric.tasks]
+
+
+def get_metric(name: str, task: str) -> Metric:
+    """Look up a metric by name and check it applies to `task`."""
+    metric = next((m for m in _custom if m.name == name), None) or METRICS.get(name)
+    valid = ", ".join(m.name for m in metrics_for(task))
+    if metric is None:
+        raise ConfigError(f"unknown metric {name!r}; metrics for {task}: {valid}")
+    if task not in metric.tasks:
+        raise ConfigError(f"metric {name!r} does not apply to {task}; choose one of: {valid}")
+    return metric
+
+
+def compute_all(outcome: Outcome) -> dict[str, float | None]:
+    """Every metric of the outcome's task; None where it is undefined (e.g. one class in y_true)."""
+    results: dict[str, float | None] = {}
+    for metric in metrics_for(outcome.task):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                value = float(metric.compute(outcome))
+        except ValueError:
+            value = None
+        results[metric.name] = value if _is_number(value) else None
+    return results
+
+
+def _is_number(value: float | None) -> bool:
+    return value is not None and not math.isnan(value)
+
+
+def outcome_of(pipeline, features, labels: np.ndarray, task: str) -> Outcome:
+    """Run a fitted pipeline on labelled data; classifiers predict the most probable class."""
+    if task == "regression":
+        return Outcome(task, labels, np.asarray(pipeline.predict(features), dtype=float))
+    probabilities = pipeline.predict_proba(features)
+    classes = pipeline.classes_
+    return Outcome(
+        task, labels, classes[np.argmax(probabilities, axis=1)], probabilities, classes.tolist()
+    )

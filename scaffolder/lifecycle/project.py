@@ -1,0 +1,34 @@
+"""Open the project a lifecycle command runs in: its validated spec and the team's hooks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .config import ProjectConfig, load_project
+
+if TYPE_CHECKING:
+    from ..spec import ProjectSpec
+    from .hooks import ProjectHooks
+
+
+@dataclass(frozen=True)
+class Project:
+    config: ProjectConfig
+    spec: ProjectSpec
+    hooks: ProjectHooks
+
+
+def open_project(root: Path | None = None, *, with_hooks: bool = True) -> Project:
+    """Find (or take) the project, validate its mlscaffold.yaml and import its hooks.
+
+    The team's custom metrics become selectable for the rest of the process.
+    """
+    from .hooks import ProjectHooks, load_hooks
+    from .metrics import use_custom_metrics
+
+    config, spec = load_project(root)
+    hooks = load_hooks(config.root, config.package) if with_hooks else ProjectHooks(config.root)
+    use_custom_metrics(hooks.metrics())
+    return Project(config, spec, hooks)
