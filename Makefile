@@ -47,11 +47,12 @@ examples: $(STAMP) ## regenerate examples/ from what `mlscaffold new` makes
 docs: $(STAMP) ## regenerate docs/cli.md from the CLI's help
 	$(PY) tests/tools/regenerate.py docs
 
-bench: $(STAMP) ## benchmarks: start-up, `new` against copier, preview, check, train
+bench: $(STAMP) ## benchmarks: start-up, `new` against copier, preview, check, train, thin projects
 	$(PY) tests/bench/bench_new.py
 	$(PY) tests/bench/bench_preview.py
 	$(PY) tests/bench/bench_check.py
 	$(PY) tests/bench/bench_train.py
+	$(PY) tests/bench/bench_project.py
 
 bench-serving: $(STAMP) ## serving throughput and latency against MLServer (makes its own venv)
 	$(PY) tests/bench/bench_serving.py

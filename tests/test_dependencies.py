@@ -1,28 +1,36 @@
-"""Version ranges that must agree between mlscaffold and the projects it makes."""
+"""The requirement lists: one file each, read by pyproject.toml and by what `new` renders."""
 
 from __future__ import annotations
 
-import tomllib
+from importlib.metadata import requires
 
-from .conftest import BLUEPRINT, REPO
+from packaging.requirements import Requirement
+
+from mlscaffold import DISTRIBUTION
+from mlscaffold.packaging import runtime_requirements
+
+from .conftest import REPO
+
+REQUIREMENTS = REPO / "scaffolder" / "requirements"
 
 
-def _requirements(items: list[str]) -> dict[str, str]:
-    parsed = {}
-    for item in items:
-        name = item.split(">")[0].split("<")[0].split("=")[0].split("[")[0].strip().lower()
-        parsed[name] = item
-    return parsed
+def _names(lines: list[str] | tuple[str, ...]) -> set[str]:
+    return {Requirement(line).name.lower() for line in lines}
 
 
-def test_project_extra_matches_the_blueprints_dependencies():
-    """mlscaffold's tests run generated projects with the `project` extra: same ranges."""
-    ours = tomllib.loads((REPO / "pyproject.toml").read_text())
-    theirs = (BLUEPRINT / "template" / "pyproject.toml.jinja").read_text()
-    blueprint_deps = _requirements(tomllib.loads(
-        theirs.replace("{{ project_name }}", "x").replace("{{ package_name }}", "x")
-        .replace("{{ task | replace('-', ' ') | capitalize }}", "x"))["project"]["dependencies"])
-    extra = _requirements(ours["project"]["optional-dependencies"]["project"])
-    core = _requirements(ours["project"]["dependencies"])
-    for name, requirement in blueprint_deps.items():
-        assert extra.get(name, core.get(name)) == requirement, name
+def _file(name: str) -> list[str]:
+    return [line.strip() for line in (REQUIREMENTS / name).read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
+def test_the_distribution_requires_the_runtime_and_the_platform_lists():
+    installed = [r for r in requires(DISTRIBUTION) or [] if "extra ==" not in r]
+    assert sorted(map(str, map(Requirement, installed))) == sorted(
+        map(str, map(Requirement, _file("runtime.txt") + _file("platform.txt"))))
+
+
+def test_the_runtime_holds_no_tool_library():
+    """The serving and training image installs the runtime list: no Pulumi, Copier or boto3."""
+    assert not _names(runtime_requirements()) & {"pulumi", "pulumi-aws", "pulumi-kubernetes",
+                                                  "pulumi-policy", "copier", "boto3", "jinja2"}
+    assert not _names(_file("runtime.txt")) & _names(_file("platform.txt"))

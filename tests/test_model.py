@@ -138,9 +138,10 @@ def test_the_current_model_of_a_stage_comes_from_the_registry(project):
 
 
 def test_the_registry_the_projects_own_promote_and_rollback_write_is_read(made, tmp_path):
-    """The format is the project's (src/<package>/registry.py); mlscaffold only reads it."""
-    import importlib
-    import sys
+    """What the lifecycle's promote and rollback write, `model upload` reads."""
+    from mlscaffold.lifecycle import registry
+    from mlscaffold.lifecycle.config import Layout
+    from mlscaffold.lifecycle.metrics import metrics_for
 
     root = shutil.copytree(made, tmp_path / "shop")
     for n, weights in ((1, b"first"), (2, b"second")):
@@ -148,21 +149,13 @@ def test_the_registry_the_projects_own_promote_and_rollback_write_is_read(made, 
         experiment.mkdir(parents=True)
         for name, content in {**FILES, "model.joblib": weights}.items():
             (experiment / name).write_bytes(content)
-    sys.path.insert(0, str(root / "src"))
-    try:
-        registry = importlib.import_module("shop.registry")
-        layout = importlib.import_module("shop.config").Layout(root)
-        metric = importlib.import_module("shop.metrics").metrics_for("binary-classification")[0]
-        for n in (1, 2):
-            registry.promote(layout, {"id": f"exp-00{n}", "validation": {}}, "staging", metric,
-                             None)
-        promoted = current_model(root, "staging")
-        registry.rollback(layout, "staging")
-        restored = current_model(root, "staging")
-    finally:
-        sys.path.remove(str(root / "src"))
-        for name in [m for m in sys.modules if m == "shop" or m.startswith("shop.")]:
-            del sys.modules[name]
+    layout = Layout(root)
+    metric = metrics_for("binary-classification")[0]
+    for n in (1, 2):
+        registry.promote(layout, {"id": f"exp-00{n}", "validation": {}}, "staging", metric, None)
+    promoted = current_model(root, "staging")
+    registry.rollback(layout, "staging")
+    restored = current_model(root, "staging")
     assert (promoted.version, promoted.path) == (2, root / "models" / "staging" / "v2")
     assert (restored.version, restored.path) == (1, root / "models" / "staging" / "v1")
     assert restored.key != promoted.key

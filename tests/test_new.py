@@ -27,8 +27,8 @@ CORE_FILES = {
     "infra/Pulumi.yaml", "infra/__main__.py", "infra/requirements.txt",
     "infra/tests/test_program.py", "infra/Pulumi.dev.yaml", "infra/Pulumi.staging.yaml",
     "infra/Pulumi.prod.yaml",
-    "src/{pkg}/__init__.py", "src/{pkg}/__main__.py", "src/{pkg}/model.py",
-    "src/{pkg}/serve.py", "tests/test_project.py",
+    "src/{pkg}/__init__.py", "src/{pkg}/preprocessing.py", "src/{pkg}/candidates.py",
+    "src/{pkg}/metrics.py", "tests/test_hooks.py",
 }
 SERVING_FILES = {"Dockerfile", ".dockerignore"}
 CI_FILES = {"github": {".github/workflows/ci.yml", ".github/workflows/drift.yml"},
@@ -81,7 +81,8 @@ def test_label_column_and_package_follow_the_spec(tmp_path: Path):
         assert lines[0].endswith(",revenue") and len(lines) > 100
     pyproject = (result.path / "pyproject.toml").read_text()
     assert 'name = "Revenue-Forecast"' in pyproject
-    assert 'Revenue-Forecast = "revenue_forecast.__main__:main"' in pyproject
+    hooks_test = (result.path / "tests" / "test_hooks.py").read_text()
+    assert 'load_hooks(ROOT, "revenue_forecast")' in hooks_test
 
 
 def test_sample_data_is_deterministic(tmp_path: Path):

@@ -3,8 +3,8 @@
 
 What it does, bounded in count and time:
 
-1. Builds a throw-away project in a temporary directory: the blueprint's package (linked as
-   ``mlproject``), the sample data for ``--task`` and a model fitted on it (impute + scale /
+1. Builds a throw-away folder in a temporary directory: the sample data for ``--task`` and a
+   model fitted on it (impute + scale /
    impute + one-hot, then logistic regression, or ridge for regression), saved as a model bundle.
    ``--model-dir`` benchmarks an existing bundle instead (e.g. one made by ``train`` + ``promote``).
 2. Makes sure MLServer and its scikit-learn runtime are installed in their own virtual environment
@@ -53,8 +53,6 @@ import venv
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGE_DIR = REPO / "blueprints" / "ml-project" / "template" / "src" / "{{ package_name }}"
-PACKAGE = "mlproject"
 MODEL_NAME = "bench-model"
 TASKS = ("binary-classification", "multiclass-classification", "regression")
 LOOPBACK = "127.0.0.1"
@@ -99,16 +97,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # ---------------------------------------------------------------------------- project and model
 
 
-def make_project(workdir: Path, task: str) -> Path:
-    """A project directory with the package (linked) and the sample data; returns its src dir."""
-    src = workdir / "src"
-    src.mkdir(parents=True)
-    (src / PACKAGE).symlink_to(PACKAGE_DIR, target_is_directory=True)
-    sys.path.insert(0, str(REPO))
-    from scaffolder.sample_data import write_sample_datasets
+def make_project(workdir: Path, task: str) -> None:
+    """The sample data of `task` in workdir/datasets."""
+    from mlscaffold.sample_data import write_sample_datasets
 
     write_sample_datasets(workdir / "datasets", task, "label")
-    return src
 
 
 def fit_bundle(workdir: Path, task: str, model_dir: Path) -> None:
@@ -120,7 +113,7 @@ def fit_bundle(workdir: Path, task: str, model_dir: Path) -> None:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    model = __import__(f"{PACKAGE}.model", fromlist=["ModelBundle", "save_bundle"])
+    from mlscaffold.lifecycle import model
     frame = pd.read_csv(workdir / "datasets" / "train.csv")
     features: dict[str, str] = {}
     for name in frame.columns.drop("label"):
@@ -255,15 +248,13 @@ class Server:
         return self.process.returncode
 
 
-def start_ours(workdir: Path, src: Path, model_dir: Path, fast_path: bool) -> Server:
+def start_ours(workdir: Path, model_dir: Path, fast_path: bool) -> Server:
     port = free_port()
-    code = f"import sys; from {PACKAGE}.serve import serve; sys.exit(serve(sys.argv[1:]))"
-    command = [sys.executable, "-c", code, "--host", LOOPBACK, "--port", str(port),
+    command = [sys.executable, "-m", "mlscaffold", "serve", "--host", LOOPBACK, "--port", str(port),
                "--model-dir", str(model_dir), "--model-name", MODEL_NAME]
     if not fast_path:
         command.append("--no-fast-path")
     env = _clean_env()
-    env["PYTHONPATH"] = str(src)
     return Server("ours", command, port, workdir, env, workdir / "ours.log")
 
 
@@ -428,8 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     servers: list[Server] = []
     try:
-        src = make_project(workdir, args.task)
-        sys.path.insert(0, str(src))
+        make_project(workdir, args.task)
         model_dir = workdir / "model"
         if args.model_dir:
             shutil.copytree(args.model_dir, model_dir)
@@ -437,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
             fit_bundle(workdir, args.task, model_dir)
         bodies = request_bodies(workdir / "datasets" / "test.csv", model_dir)
 
-        servers.append(start_ours(workdir, src, model_dir, not args.no_fast_path))
+        servers.append(start_ours(workdir, model_dir, not args.no_fast_path))
         if mlserver_python:
             servers.append(start_mlserver(workdir, mlserver_python, model_dir,
                                           args.mlserver_workers))

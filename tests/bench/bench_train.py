@@ -2,7 +2,7 @@
 
     python tests/bench/bench_train.py [--runs N] [--time SECONDS]
 
-For each task, makes a project with the sample data and runs `python -m <package> train` as a
+For each task, makes a project with the sample data and runs `mlscaffold train` as a
 fresh process N times (default 3); prints the median wall time, how far it went past the
 budget, the number of candidates fitted and the best validation score.
 """
@@ -37,11 +37,11 @@ def main() -> None:
         for task in catalog.TASKS:
             spec = validate_spec({"name": f"bench-{task.split('-')[0]}", "task": task})
             root = create_project(scratch / spec.name, spec, git=False).path
-            env = {**os.environ, "PYTHONPATH": str(root / "src")}
+            env = dict(os.environ)
             walls = []
             for _ in range(args.runs):
                 started = time.perf_counter()
-                subprocess.run([sys.executable, "-m", spec.package, "train", "--time",
+                subprocess.run([sys.executable, "-m", "mlscaffold", "train", "--time",
                                 str(args.time)], cwd=root, env=env, check=True,
                                stdout=subprocess.DEVNULL)
                 walls.append(time.perf_counter() - started)

@@ -378,12 +378,10 @@ def test_the_provider_has_the_generic_await():
     """pulumi.com/waitFor came in pulumi-kubernetes 4.18.0 and takes precedence over the
     provider's own await logic since 4.18.4 (pulumi/pulumi-kubernetes#3329); the Python SDK
     installs the provider plugin of its own version."""
-    import tomllib
-
     from ..conftest import REPO
 
-    (requirement,) = [d for d in tomllib.loads((REPO / "pyproject.toml").read_text())[
-        "project"]["dependencies"] if d.startswith("pulumi-kubernetes")]
+    platform = (REPO / "scaffolder" / "requirements" / "platform.txt").read_text().splitlines()
+    (requirement,) = [line for line in platform if line.startswith("pulumi-kubernetes")]
     minimum = re.search(r">=\s*([\d.]+)", requirement)
     assert minimum, requirement
     assert tuple(int(part) for part in minimum.group(1).split(".")) >= (4, 18, 4), requirement
