@@ -1,4 +1,9 @@
-"""Every option combination renders a project whose own lint and tests pass."""
+"""Generated projects pass their own tests; every option combination passes its own lint.
+
+The project's tests cover the team's hooks (they vary by task) and infra/ under Pulumi's mocks
+(by serving platform); three projects cover every task, serving platform and CI provider once.
+The lifecycle itself is mlscaffold's and tested once, in tests/lifecycle/.
+"""
 
 from __future__ import annotations
 
@@ -12,24 +17,25 @@ import pytest
 from mlscaffold.project import create_project
 from mlscaffold.spec import validate_spec
 
-from .test_new import MATRIX
+from .conftest import blueprint_choices
 
 pytestmark = pytest.mark.slow
+
+# each task, serving platform and CI provider once
+COVERING = list(zip(blueprint_choices("task"), blueprint_choices("serving"),
+                    blueprint_choices("ci"), strict=True))
 
 
 def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env,
-                          timeout=600)
+                          timeout=900)
 
 
-@pytest.mark.parametrize(("task", "serving", "ci"), MATRIX)
-def test_generated_project_passes_its_own_lint_and_tests(tmp_path: Path, task, serving, ci):
+@pytest.mark.parametrize(("task", "serving", "ci"), COVERING)
+def test_generated_project_passes_its_own_tests(tmp_path: Path, task, serving, ci):
     spec = validate_spec({"name": "gen-proj", "task": task, "serving": serving, "ci": ci})
     root = create_project(tmp_path / "gen-proj", spec).path
-    lint = _run([sys.executable, "-m", "ruff", "check", "--no-cache", "src", "tests", "infra"],
-                root)
-    assert lint.returncode == 0, lint.stdout + lint.stderr
     tests = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], root)
     assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
     assert " passed" in tests.stdout

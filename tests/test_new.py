@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,9 @@ def test_matrix_renders_the_promised_files(tmp_path: Path, task, serving, ci):
     assert answers["task"] == task and answers["serving"] == serving and answers["ci"] == ci
     header = (root / "datasets" / "train.csv").read_text().splitlines()[0].split(",")
     assert header[-1] == "label"
+    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "src", "tests",
+                           "infra"], cwd=root, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
 def test_label_column_and_package_follow_the_spec(tmp_path: Path):
