@@ -1,8 +1,8 @@
 """`mlscaffold model upload`: a project's current model of a stage, as an immutable,
 content-addressed version in a deployed stack's artifact bucket.
 
-The project's registry (``models/registry.json``, written by the project's own ``promote``
-and ``rollback``) names the current version of each stage and its folder. That folder's files
+The project's registry (``models/registry.json``, written by the lifecycle's ``promote`` and
+``rollback``) names the current version of each stage and its folder. That folder's files
 are hashed (names and contents, in a fixed order; not the archive, whose gzip header carries a
 time), and the version is uploaded once to ``models/<sha256>/model.tar.gz``
 (:mod:`mlscaffold.stacks.model_keys`), KMS-encrypted with the bucket's default key. The key
@@ -16,7 +16,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import json
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -116,30 +115,22 @@ def model_archive(folder: Path) -> bytes:
 
 
 def current_model(project: Path, stage: str) -> ModelVersion:
-    """The current model of `stage` in the project's registry (``models/registry.json``)."""
-    path = project / REGISTRY
+    """The current model of `stage` in the project's registry (``models/registry.json``), as the
+    lifecycle's ``promote`` and ``rollback`` keep it."""
+    from .lifecycle.config import STAGES, Layout
+    from .lifecycle.registry import current_version
+
     promote = f"make promote EXP=exp-NNN STAGE={stage}"
-    try:
-        registry = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not (project / REGISTRY).is_file():
         raise UsageError(f"no {REGISTRY.as_posix()} in {project}: no model was promoted yet",
-                         hint=f"promote one: {promote}") from None
-    except json.JSONDecodeError as error:
-        raise UsageError(f"{path} is not JSON ({error.msg} at line {error.lineno})") from None
-    stages = registry.get("stages") if isinstance(registry, dict) else None
-    state = stages.get(stage) if isinstance(stages, dict) else None
-    if not isinstance(state, dict) or state.get("current") is None:
-        known = sorted(s for s, v in (stages or {}).items()
-                       if isinstance(v, dict) and v.get("current") is not None)
+                         hint=f"promote one: {promote}")
+    layout = Layout(project)
+    entry = current_version(layout, stage)  # DataError on a registry that is not JSON
+    if entry is None:
+        known = [other for other in STAGES if current_version(layout, other) is not None]
         raise UsageError(f"no {stage} model in {REGISTRY.as_posix()}"
                          + (f" (stages with a model: {', '.join(known)})" if known else ""),
                          hint=f"promote one: {promote}")
-    entry = next((v for v in state.get("versions", [])
-                  if isinstance(v, dict) and v.get("version") == state["current"]), None)
-    if entry is None or not isinstance(entry.get("path"), str):
-        raise UsageError(f"{REGISTRY.as_posix()}: the current {stage} version "
-                         f"{state['current']} has no entry with a path",
-                         hint=f"promote again: {promote}")
     folder = project / entry["path"]
     if not folder.is_dir():
         raise UsageError(f"the current {stage} model v{entry['version']} should be in {folder}, "
