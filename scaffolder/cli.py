@@ -44,8 +44,30 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+# the help's sections, in order; a command in none of them is listed under "Other"
+_SECTIONS = {
+    "Make a project": ("new", "ci", "schema"),
+    "The ML lifecycle (inside a project)": ("analyze", "train", "list", "evaluate", "promote",
+                                            "rollback", "predict", "serve", "drift", "baseline"),
+    "The platform (infra/)": ("preview", "graph", "check", "cost", "policy", "preflight",
+                              "tunnel", "model", "endpoint", "features"),
+}
+
+
 class _Cli(click.Group):
     """A group whose errors are one line each, with the exit codes the docs promise."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        commands = {name: self.get_command(ctx, name) for name in self.list_commands(ctx)}
+        width = formatter.width - 6 - max(len(name) for name in commands)
+        placed: set[str] = set()
+        for title, names in (*_SECTIONS.items(), ("Other", tuple(commands))):
+            rows = [(name, commands[name].get_short_help_str(width)) for name in names
+                    if name in commands and name not in placed and not commands[name].hidden]
+            placed.update(name for name, _ in rows)
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
 
     def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:
         from .errors import MlscaffoldError, SpecError
@@ -77,11 +99,13 @@ class _Cli(click.Group):
                                          "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="mlscaffold")
 def cli() -> None:
-    """Scaffold ML projects on AWS and Kubernetes.
+    """Scaffold ML projects on AWS and Kubernetes, and run their ML lifecycle.
 
     \b
     mlscaffold new churn-model --task binary-classification
-    cd churn-model && make test train
+    cd churn-model
+    mlscaffold train --time 60 && mlscaffold list
+    mlscaffold check
 
     A new project trains, serves and tests with scikit-learn on the first command, and its
     infra/ is a Pulumi program for a production ML platform.
