@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from mlscaffold.infra import preview_stack
-
-from churn_model.baseline import load_target
+from mlscaffold.lifecycle.baseline import load_target
 
 PROJECT = Path(__file__).resolve().parents[2]
 SPEC = yaml.safe_load((PROJECT / "mlscaffold.yaml").read_text(encoding="utf-8"))
@@ -53,7 +52,7 @@ def test_every_taggable_resource_carries_the_platform_tags(environment):
 
 @pytest.mark.parametrize("environment", SPEC["environments"])
 def test_the_baseline_command_reads_the_stack_outputs(environment):
-    """`make baseline` pipes `pulumi stack output --json` into the project's baseline command."""
+    """`make baseline` pipes `pulumi stack output --json` into `mlscaffold baseline`."""
     graph = preview_stack(PROJECT, environment)
     monitored = "aws:sagemaker/monitoringSchedule:MonitoringSchedule" in {
         resource.type for resource in graph.resources}
