@@ -79,7 +79,9 @@ class _Cli(click.Group):
             _fail(f"{error.format_message()} (see '{command} --help')", 2)
         except click.ClickException as error:
             _fail(error.format_message(), error.exit_code)
-        except click.Abort:
+        except click.Abort as error:
+            if isinstance(error.__cause__, KeyboardInterrupt):  # Click turns Ctrl-C into Abort
+                _fail("interrupted", 130)
             _fail("aborted", 1)
         except SpecError as error:
             where = f"{error.source}: " if error.source else ""

@@ -228,8 +228,17 @@ class BaselineClient:
         try:
             return self.s3.head_object(Bucket=self.target.bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("404", "NoSuchKey", "NotFound"):
                 return None
+            if code in ("403", "AccessDenied", "Forbidden"):
+                # AWS HeadObject reference: for an object that does not exist, S3 answers 404
+                # only to callers with s3:ListBucket on the bucket, 403 to the others
+                raise BaselineError(
+                    f"AWS: HeadObject on {self.target.uri(key)} was forbidden (403); the "
+                    "credentials need s3:GetObject on the bucket's objects and s3:ListBucket on "
+                    "the bucket (without it S3 answers 403 for an object that does not exist yet)"
+                ) from None
             raise
 
     def published_sha256(self) -> str | None:

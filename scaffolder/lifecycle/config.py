@@ -136,7 +136,8 @@ def load_project(root: Path | None = None) -> tuple[ProjectConfig, ProjectSpec]:
     from ..errors import describe_yaml_error
     from ..spec import ProjectSpec, spec_error_from
 
-    root = find_project_root() if root is None else Path(root)
+    # absolute, so messages name the same path as `mlscaffold check` does
+    root = find_project_root() if root is None else Path(root).resolve()
     path = root / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(f"{root} holds no {CONFIG_FILE}",

@@ -94,9 +94,11 @@ def evaluate(
     )
     echo("wrote " + ", ".join(str(path) for path in written))
     if gate is not None:
-        if check_gate and not gate["passed"]:
-            raise gate_error(report)
-        echo(f"quality gate passed: {_verdict(gate)}")
+        if not gate["passed"]:
+            if check_gate:
+                raise gate_error(report)
+        else:
+            echo(f"quality gate passed: {_verdict(gate)}")
     return report
 
 

@@ -19,8 +19,8 @@ import importlib
 import inspect
 import sys
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,23 +88,62 @@ class ProjectHooks:
             return default_families(task)
         result = self._call("candidates", function, task)
         if (not isinstance(result, (list, tuple)) or not result
-                or not all(isinstance(item, Family) for item in result)
-                or len({item.name for item in result}) != len(result)):
+                or not all(isinstance(item, Family) for item in result)):
             raise self._wrong_type("candidates", function, result)
+        if twice := _repeated(item.name for item in result):
+            raise self._rejected(function, f"families() returned two families named {twice!r}",
+                                 "give each family its own name")
         return list(result)
 
     def metrics(self) -> tuple[Metric, ...]:
+        """The custom metrics; one raising while computed is reported like a hook (HookError)."""
         function = self.functions.get("metrics")
         if function is None:
             return ()
         result = self._call("metrics", function)
         if (not isinstance(result, (list, tuple))
-                or not all(isinstance(item, Metric) for item in result)
-                or any(item.name in METRICS for item in result)
-                or len({item.name for item in result}) != len(result)
-                or any(task not in TASKS for item in result for task in item.tasks)):
+                or not all(isinstance(item, Metric) for item in result)):
             raise self._wrong_type("metrics", function, result)
-        return tuple(result)
+        for item in result:
+            if item.name in METRICS:
+                raise self._rejected(function, f"custom_metrics() returned a metric named "
+                                               f"{item.name!r}, the name of a built-in metric",
+                                     "give it a name of its own")
+            unknown = [task for task in item.tasks if task not in TASKS]
+            if unknown or not item.tasks:
+                raise self._rejected(function, f"metric {item.name!r} has tasks "
+                                               f"{list(item.tasks)!r}",
+                                     f"list some of: {', '.join(TASKS)}")
+        if twice := _repeated(item.name for item in result):
+            raise self._rejected(function, f"custom_metrics() returned two metrics named "
+                                           f"{twice!r}", "give each metric its own name")
+        return tuple(replace(item, compute=self._guarded(item)) for item in result)
+
+    def code_error(self, error: BaseException) -> HookError | None:
+        """The HookError for an exception raised in the project's code (None if it was not),
+        e.g. a candidate family's build or a custom transformer's fit."""
+        where = _last_frame_in(error, self._source_dir())
+        if where is None:
+            return None
+        return HookError(f"{where}: {type(error).__name__}: {_first_line(error)}",
+                         hint=f"fix the project's code in src/{self.package}/")
+
+    def _guarded(self, metric: Metric) -> Callable[[Outcome], float]:
+        compute = metric.compute
+
+        def guarded(outcome: Outcome) -> float:
+            try:
+                return compute(outcome)
+            except ValueError:
+                raise  # undefined for this outcome (as for built-in metrics): shown as n/a
+            except Exception as error:
+                where = _last_frame_in(error, self._source_dir()) or _definition(compute)
+                raise HookError(f"{where}: metric {metric.name!r} raised "
+                                f"{type(error).__name__}: {_first_line(error)}",
+                                hint=f"fix custom_metrics() in src/{self.package}/metrics.py",
+                                ) from None
+
+        return guarded
 
     def _call(self, module: str, function: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -122,6 +161,10 @@ class ProjectHooks:
         return HookError(f"{_definition(function)}: {hook.function}() must return {hook.returns}, "
                          f"got {_describe(result)}")
 
+    @staticmethod
+    def _rejected(function: Callable[..., Any], problem: str, fix: str) -> HookError:
+        return HookError(f"{_definition(function)}: {problem}", hint=fix)
+
     def _source_dir(self) -> Path | None:
         return None if self.root is None else self.root / "src" / self.package
 
@@ -136,10 +179,10 @@ def load_hooks(root: Path, package: str) -> ProjectHooks:
     present = [hook for hook in HOOKS if (package_dir / f"{hook.module}.py").is_file()]
     if not present:
         return ProjectHooks(Path(root).resolve(), package)
-    if str(source) not in sys.path:
-        # like an editable install: the project's package imports without `pip install -e .`,
-        # and the hook modules are the project's, not a same-named installed package
-        sys.path.insert(0, str(source))
+    # like an editable install: the project's package imports without `pip install -e .`, and
+    # the hook modules are the project's, not a same-named installed package
+    _put_first_on_path(source)
+    _forget_other_copies(package, package_dir)
     functions = {}
     for hook in present:
         path = package_dir / f"{hook.module}.py"
@@ -161,6 +204,24 @@ def load_hooks(root: Path, package: str) -> ProjectHooks:
                             hint=f"define it, or delete {path.name} to use the default")
         functions[hook.module] = function
     return ProjectHooks(Path(root).resolve(), package, functions)
+
+
+def _put_first_on_path(source: Path) -> None:
+    while str(source) in sys.path:
+        sys.path.remove(str(source))
+    sys.path.insert(0, str(source))
+    importlib.invalidate_caches()  # the team may have added a module since the last import
+
+
+def _forget_other_copies(package: str, package_dir: Path) -> None:
+    """Drop modules of `package` imported from elsewhere (another project with the same package
+    name opened earlier in this process), so the imports below read this project's files."""
+    for name, module in list(sys.modules.items()):
+        if name != package and not name.startswith(f"{package}."):
+            continue
+        file = getattr(module, "__file__", None)
+        if file is None or not Path(file).resolve().is_relative_to(package_dir.resolve()):
+            del sys.modules[name]
 
 
 def _import_location(error: BaseException, path: Path) -> str:
@@ -193,6 +254,15 @@ def _describe(value: Any) -> str:
         kinds = sorted({type(item).__name__ for item in value})
         return f"a {type(value).__name__} of {', '.join(kinds) or 'nothing'}"
     return type(value).__name__
+
+
+def _repeated(names: Iterable[str]) -> str | None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
 
 
 def _first_line(error: BaseException) -> str:

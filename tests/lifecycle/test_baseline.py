@@ -1,5 +1,7 @@
 """The Model Monitor baseline command against moto's S3 and SageMaker (no AWS account)."""
 
+from __future__ import annotations
+
 import csv
 import io
 import json
@@ -8,11 +10,17 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
-from conftest import run_cli
+from botocore.stub import Stubber
 from moto import mock_aws
 
-from {{ package_name }} import baseline
-from {{ package_name }}.config import load_config
+from mlscaffold.lifecycle import baseline
+from mlscaffold.lifecycle.config import load_project
+
+from .conftest import assert_error, run_cli
+
+
+def load_config(project):
+    return load_project(project)[0]
 
 REGION = "us-east-1"
 BUCKET = "demo-dev-artifacts"
@@ -181,7 +189,7 @@ def test_a_job_without_results_leaves_the_baseline_alone(project, aws, target):
     before = _read(aws, PUBLISHED[0])["Body"].read()
     (project / "datasets" / "train.csv").write_text(
         (project / "datasets" / "train.csv").read_text() + "\n")  # new data: a new digest
-    with pytest.raises(baseline.BaselineError, match="without .*statistics.json"):
+    with pytest.raises(baseline.BaselineError, match=r"without .*statistics\.json"):
         baseline.make_baseline(config, target, _client(aws, target, write_results=False),
                                force=True, poll_seconds=0)
     assert _read(aws, PUBLISHED[0])["Body"].read() == before
@@ -226,5 +234,44 @@ def test_a_stack_without_model_monitor_is_one_line(project, tmp_path):
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps({"vpc_id": "vpc-1"}))
     result = run_cli(project, "baseline", "--outputs", outputs)
-    assert result.code == 2
-    assert result.err.count("\n") == 1 and "no Model Monitor" in result.err
+    assert_error(result, 2, f"the stack outputs on {outputs}", "no Model Monitor")
+
+
+def test_a_forbidden_head_is_not_taken_for_no_baseline(project, target):
+    """HeadObject of a missing object: 404 with s3:ListBucket, 403 without (AWS HeadObject API
+    reference); a 403 must stop the run with what to grant, not start a job as if none existed."""
+    session = boto3.Session(region_name=REGION, aws_access_key_id="testing",
+                            aws_secret_access_key="testing")
+    client = baseline.BaselineClient(target, session=session)
+    key = f"{OUTPUT['baseline_prefix']}/statistics.json"
+    with Stubber(client.s3) as s3, Stubber(client.sagemaker) as sagemaker:
+        # a HEAD answer has no body: botocore names the error by its status code
+        s3.add_client_error("head_object", service_error_code="404", service_message="Not Found",
+                            http_status_code=404, expected_params={"Bucket": BUCKET, "Key": key})
+        assert client.published_sha256() is None
+        s3.add_client_error("head_object", service_error_code="403", service_message="Forbidden",
+                            http_status_code=403, expected_params={"Bucket": BUCKET, "Key": key})
+        with pytest.raises(baseline.BaselineError) as caught, baseline.aws_errors():
+            baseline.make_baseline(load_config(project), target, client)
+        s3.assert_no_pending_responses()
+        sagemaker.assert_no_pending_responses()  # no job was started
+    assert str(caught.value) == (
+        f"AWS: HeadObject on s3://{BUCKET}/{key} was forbidden (403); the credentials need "
+        "s3:GetObject on the bucket's objects and s3:ListBucket on the bucket (without it S3 "
+        "answers 403 for an object that does not exist yet)")
+
+
+def test_other_aws_errors_are_one_line(project, target):
+    session = boto3.Session(region_name=REGION, aws_access_key_id="testing",
+                            aws_secret_access_key="testing")
+    client = baseline.BaselineClient(target, session=session)
+    with Stubber(client.s3) as s3:
+        s3.add_client_error("head_object", service_error_code="SlowDown",
+                            service_message="Please reduce your request rate.",
+                            http_status_code=503)
+        with pytest.raises(baseline.BaselineError) as caught, baseline.aws_errors():
+            baseline.make_baseline(load_config(project), target, client)
+    message = str(caught.value)
+    assert message.startswith("AWS: An error occurred (SlowDown) when calling the HeadObject "
+                              "operation")
+    assert "check the credentials" in message and "\n" not in message

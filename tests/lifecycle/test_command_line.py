@@ -1,45 +1,58 @@
-"""`python -m {{ package_name }}` as a user runs it, including two trainings at once."""
+"""`mlscaffold` (and `python -m mlscaffold`) as a user runs it, including two trainings at once."""
+
+from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
-SOURCE = Path(__file__).resolve().parents[1] / "src"
+import pytest
 
+from .conftest import PATIENCE_SECONDS, invoke, python_m
 
-def python_m(project, *args):
-    environment = dict(os.environ)
-    paths = [str(SOURCE), os.environ.get("PYTHONPATH")]
-    environment["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
-    return subprocess.Popen(
-        [sys.executable, "-m", "{{ package_name }}", "--project", str(project), *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=environment,
-    )
+LIFECYCLE = ("analyze", "train", "evaluate", "list", "promote", "rollback", "predict", "drift",
+             "baseline", "serve")
 
 
-def test_help_lists_the_commands(project):
-    process = python_m(project, "--help")
-    out, _ = process.communicate(timeout=60)
-    assert process.returncode == 0
-    for command in ("analyze", "train", "evaluate", "list", "promote", "predict", "drift"):
-        assert command in out
+def test_help_lists_the_lifecycle_commands():
+    result = invoke("--help")
+    assert result.code == 0
+    listed = {line.split()[0] for line in result.out.split("Commands:")[1].splitlines()
+              if line.strip()}
+    assert set(LIFECYCLE) <= listed
+
+
+@pytest.mark.parametrize("command", LIFECYCLE)
+def test_every_lifecycle_command_takes_project(command):
+    result = invoke(command, "--help")
+    assert result.code == 0, result.err
+    assert "--project DIR" in result.out
+
+
+def test_python_m_mlscaffold_runs_the_cli(project):
+    process = python_m("list", "--project", project, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    out, err = process.communicate(timeout=PATIENCE_SECONDS)
+    assert (process.returncode, out, err) == (0, "no experiments yet; run `mlscaffold train`\n",
+                                              "")
 
 
 def test_two_trainings_at_once_get_different_ids(project):
-    processes = [python_m(project, "train", "--time", "1", "--seed", seed) for seed in (1, 2)]
-    outputs = [process.communicate(timeout=120) for process in processes]
+    processes = [python_m("train", "--project", project, "--time", "1", "--seed", seed,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for seed in (1, 2)]
+    outputs = [process.communicate(timeout=PATIENCE_SECONDS) for process in processes]
     assert [process.returncode for process in processes] == [0, 0], outputs
     index = json.loads((project / "experiments" / "index.json").read_text())
     assert sorted(entry["id"] for entry in index["experiments"]) == ["exp-001", "exp-002"]
+    assert sorted(entry["seed"] for entry in index["experiments"]) == [1, 2]
+    assert sorted(path.name for path in (project / "experiments").glob("exp-*")) == [
+        "exp-001", "exp-002"]
 
 
-def test_user_errors_print_no_traceback(project):
-    process = python_m(project, "evaluate", "--experiment", "exp-123")
-    _, err = process.communicate(timeout=60)
+def test_user_errors_print_no_traceback(trained):
+    process = python_m("evaluate", "--project", trained("binary-classification"),
+                       "--experiment", "exp-123", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, err = process.communicate(timeout=PATIENCE_SECONDS)
     assert process.returncode == 2
-    assert err.startswith("error: unknown experiment") and "Traceback" not in err
+    assert err == ("error: unknown experiment 'exp-123'; run `mlscaffold list` to see the "
+                   "experiments\n")

@@ -1,44 +1,59 @@
-"""The model server: SageMaker, KServe v1 and KServe v2 routes, bad requests, concurrency, SIGTERM.
+"""The model server: SageMaker, KServe v1 and KServe v2 routes, bad requests, concurrency, the
+`mlscaffold serve` command and its environment defaults, SIGTERM draining in-flight requests.
 
-Each test server runs in a thread on a free loopback port and serves a small model fitted here,
-one per task, so the protocols are checked for every task whatever this project's task is.
+Most servers run in a thread on a free loopback port and serve a small model fitted here, one per
+task, so the protocols are checked for every task; a model of each task trained by
+`mlscaffold train` goes through it too, and one real `mlscaffold serve` process is stopped with
+SIGTERM while a request is in flight.
 """
+
+from __future__ import annotations
 
 import csv
 import http.client
 import io
 import json
-import os
+import re
 import signal
 import socket
 import subprocess
-import sys
+import textwrap
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from {{ package_name }}.cli import build_parser
-from {{ package_name }}.model import (
+from mlscaffold.lifecycle import serve as serve_module
+from mlscaffold.lifecycle.config import DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT
+from mlscaffold.lifecycle.model import (
     ModelBundle,
     frame_from_records,
     load_bundle,
     predict_frame,
+    resolve_model_dir,
     save_bundle,
 )
-from {{ package_name }}.serve import FastPath, build_server, serve
+from mlscaffold.lifecycle.serve import FastPath, build_server
 
-ROOT = Path(__file__).resolve().parents[1]
-TASKS = ("binary-classification", "multiclass-classification", "regression")
+from .conftest import (
+    PATIENCE_SECONDS,
+    TASKS,
+    accepts_connections,
+    assert_error,
+    invoke,
+    package_dir,
+    python_m,
+    run_cli,
+    wait_for,
+)
+
 NAME = "test-model"
 BODY_LIMIT = 64 * 1024
 # column order matters: headerless rows follow it; row_id is dropped by the model
@@ -76,10 +91,12 @@ def _fit(task: str, directory: Path) -> ModelBundle:
         ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")),
                               ("scale", StandardScaler())]), numeric),
         ("categorical", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
-                                  ("one_hot", OneHotEncoder(handle_unknown="ignore"))]), categorical),
+                                  ("one_hot", OneHotEncoder(handle_unknown="ignore"))]),
+         categorical),
     ], sparse_threshold=0.0)
     estimator = Ridge() if task == "regression" else LogisticRegression(max_iter=500)
-    pipeline = Pipeline([("preprocess", preprocess), ("model", estimator)]).fit(frame[INPUTS], label)
+    pipeline = Pipeline([("preprocess", preprocess), ("model", estimator)])
+    pipeline.fit(frame[INPUTS], label)
     classes = None if task == "regression" else pipeline.classes_.tolist()
     bundle = ModelBundle(pipeline=pipeline, task=task, label="label", features=FEATURES,
                          classes=classes, metric="m", metrics={}, name=NAME)
@@ -97,7 +114,7 @@ class Client:
 
     def __init__(self, port: int):
         self.port = port
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=PATIENCE_SECONDS)
 
     def call(self, method: str, path: str, body=None, content_type: str = "application/json",
              headers: dict | None = None):
@@ -122,14 +139,9 @@ class Client:
 def served(request, tmp_path_factory):
     """(bundle, port) of a running server for each task."""
     bundle = _fit(request.param, tmp_path_factory.mktemp(request.param))
-    server = build_server(bundle, "127.0.0.1", 0, NAME, BODY_LIMIT)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
+    server, thread = _serving(bundle, max_body_bytes=BODY_LIMIT)
     yield bundle, server.server_address[1]
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    _stop(server, thread)
 
 
 @pytest.fixture
@@ -149,55 +161,36 @@ def _same(actual: list, expected: list) -> bool:
     return list(actual) == list(expected)
 
 
-def test_the_project_task_is_covered():
-    spec = yaml.safe_load((ROOT / "mlscaffold.yaml").read_text())
-    assert spec["task"] in TASKS
-
-
-def test_the_project_data_goes_through_the_server_as_csv(tmp_path):
-    """A model of this project's task on its own data; test.csv rows as sent, header and all."""
-    spec = yaml.safe_load((ROOT / "mlscaffold.yaml").read_text())
-    train_csv, test_csv = ROOT / "datasets" / "train.csv", ROOT / "datasets" / "test.csv"
-    if not (train_csv.is_file() and test_csv.is_file()):
-        pytest.skip("the project has no datasets/train.csv and datasets/test.csv")
-    train = pd.read_csv(train_csv).head(500)
-    features = {}
-    for name in train.columns.drop(spec["label"]):
-        values = train[name].dropna()
-        numeric = pd.api.types.is_numeric_dtype(values)
-        if values.nunique() <= 1 or (not numeric and values.nunique() > 0.9 * len(values)):
-            features[name] = "dropped"
-        else:
-            features[name] = "numeric" if numeric else "categorical"
-    numeric = [c for c, kind in features.items() if kind == "numeric"]
-    categorical = [c for c, kind in features.items() if kind == "categorical"]
-    preprocess = ColumnTransformer([
-        ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")),
-                              ("scale", StandardScaler())]), numeric),
-        ("categorical", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
-                                  ("one_hot", OneHotEncoder(handle_unknown="ignore"))]), categorical),
-    ], sparse_threshold=0.0)
-    regression = spec["task"] == "regression"
-    estimator = Ridge() if regression else LogisticRegression(max_iter=1000)
-    pipeline = Pipeline([("preprocess", preprocess), ("model", estimator)])
-    pipeline.fit(train[numeric + categorical], train[spec["label"]])
-    bundle = ModelBundle(pipeline=pipeline, task=spec["task"], label=spec["label"],
-                         features=features, classes=None if regression else pipeline.classes_.tolist(),
-                         metric="m", metrics={}, name=NAME)
-    lines = test_csv.read_text(encoding="utf-8").splitlines()[:21]
-    expected = predict_frame(bundle, pd.read_csv(io.StringIO("\n".join(lines))))["predictions"]
-    server = build_server(bundle, "127.0.0.1", 0, NAME)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+def _serving(bundle: ModelBundle, **options):
+    server = build_server(bundle, "127.0.0.1", 0, NAME, **options)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
+    return server, thread
+
+
+def _stop(server, thread) -> None:
+    server.shutdown()
+    server.server_close()
+    thread.join(PATIENCE_SECONDS)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_a_trained_model_serves_the_project_data_as_csv(trained, task):
+    """The model `mlscaffold train` made; test.csv rows as a user sends them, header and all."""
+    project = trained(task)
+    bundle = load_bundle(resolve_model_dir(project, "exp-001"))
+    lines = (project / "datasets" / "test.csv").read_text(encoding="utf-8").splitlines()[:21]
+    expected = predict_frame(bundle, pd.read_csv(io.StringIO("\n".join(lines))))["predictions"]
+    server, thread = _serving(bundle)
     try:
-        status, doc = Client(server.server_address[1]).call("POST", "/invocations",
-                                                            "\n".join(lines), "text/csv")
+        client = Client(server.server_address[1])
+        status, doc = client.call("POST", "/invocations", "\n".join(lines), "text/csv")
+        client.close()
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+        _stop(server, thread)
     assert status == 200, doc
-    assert _same(doc["predictions"], expected)
+    assert len(expected) == 20 and _same(doc["predictions"], expected)
 
 
 def test_health_and_metadata_routes(served, client):
@@ -268,9 +261,11 @@ def test_kserve_v2_infer_column_tensors_and_matrix(served, client):
     bundle, _ = served
     records = _records(3)
     expected = _expected(bundle, records)
-    tensors = [{"name": c, "shape": [3], "datatype": "FP64" if FEATURES[c] == "numeric" else "BYTES",
+    tensors = [{"name": c, "shape": [3],
+                "datatype": "FP64" if FEATURES[c] == "numeric" else "BYTES",
                 "data": [r[c] for r in records]} for c in INPUTS]
-    status, doc = client.call("POST", f"/v2/models/{NAME}/infer", {"id": "req-1", "inputs": tensors})
+    status, doc = client.call("POST", f"/v2/models/{NAME}/infer",
+                              {"id": "req-1", "inputs": tensors})
     assert status == 200, doc
     assert doc["model_name"] == NAME and doc["id"] == "req-1"
     (output,) = doc["outputs"]
@@ -358,7 +353,8 @@ def test_concurrent_requests_get_their_own_predictions(served):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(30)
+        thread.join(PATIENCE_SECONDS)
+    assert not any(thread.is_alive() for thread in threads)
     assert not failures
 
 
@@ -384,50 +380,179 @@ def test_values_the_fast_path_leaves_alone_are_still_served(served, client):
     assert _same(doc["predictions"], _expected(bundle, [record])["predictions"])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+SERVE_ENVIRONMENT = ("SERVE_HOST", "SERVE_PORT", "SAGEMAKER_BIND_TO_PORT", "MODEL_DIR",
+                     "MODEL_NAME", "SERVE_MAX_BODY_BYTES")
 
 
-def test_the_command_line_has_serve():
-    args = build_parser().parse_args(["serve", "--port", "9001", "--model", "staging"])
-    assert (args.command, args.port, args.model) == ("serve", 9001, "staging")
+def test_serve_help_names_its_options_and_environment():
+    result = invoke("serve", "--help")
+    assert result.code == 0, result.err
+    for option in ("--project DIR", "--host", "--port", "--model production|staging|exp-NNN",
+                   "--model-dir DIR", "--model-name NAME", "--max-body-bytes N",
+                   "--max-batch-rows N", "--no-fast-path", "--access-log"):
+        assert option in result.out, option
+    for variable in SERVE_ENVIRONMENT:
+        assert f"${variable}" in result.out, variable
 
 
-def test_a_busy_port_is_a_one_line_error(tmp_path, capsys):
-    _fit("regression", tmp_path / "model")
+@pytest.fixture
+def started(monkeypatch):
+    """What `mlscaffold serve` would serve: run() records its arguments instead of serving."""
+    for name in SERVE_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    calls = []
+
+    def run(bundle, host, port, model_name, max_body_bytes, **options):
+        calls.append({"task": bundle.task, "host": host, "port": port, "model_name": model_name,
+                      "max_body_bytes": max_body_bytes, **options})
+
+    monkeypatch.setattr(serve_module, "run", run)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("model")
+    _fit("regression", directory)
+    return directory
+
+
+def test_serve_defaults(started, model_dir):
+    assert invoke("serve", "--model-dir", model_dir).code == 0
+    assert started == [{"task": "regression", "host": "127.0.0.1", "port": DEFAULT_PORT,
+                        "model_name": None, "max_body_bytes": DEFAULT_MAX_BODY_BYTES,
+                        "max_batch_rows": 256, "access_log": False, "fast_path": True}]
+
+
+def test_serve_reads_its_settings_from_the_environment(started, model_dir, tmp_path,
+                                                       monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no project here: MODEL_DIR needs none
+    monkeypatch.setenv("MODEL_DIR", str(model_dir))
+    monkeypatch.setenv("MODEL_NAME", "churn")
+    monkeypatch.setenv("SERVE_HOST", "0.0.0.0")
+    monkeypatch.setenv("SERVE_PORT", "9001")
+    monkeypatch.setenv("SERVE_MAX_BODY_BYTES", "1024")
+    assert invoke("serve").code == 0
+    monkeypatch.setenv("SAGEMAKER_BIND_TO_PORT", "9002")  # SageMaker's wins over SERVE_PORT
+    assert invoke("serve").code == 0
+    assert invoke("serve", "--port", "9003", "--model-name", "other").code == 0  # options win
+    assert [(c["host"], c["port"], c["model_name"], c["max_body_bytes"]) for c in started] == [
+        ("0.0.0.0", 9001, "churn", 1024), ("0.0.0.0", 9002, "churn", 1024),
+        ("0.0.0.0", 9003, "other", 1024)]
+
+
+def test_serve_from_a_project_resolves_the_model(started, trained_copy):
+    assert_error(run_cli(trained_copy, "serve"), 2, "no model promoted to production yet")
+    assert run_cli(trained_copy, "promote", "exp-001", "--to", "staging").code == 0
+    assert run_cli(trained_copy, "serve", "--model", "staging").code == 0
+    assert [call["task"] for call in started] == ["binary-classification"]
+    assert_error(run_cli(trained_copy, "serve", "--model", "latest"), 2, "unknown model 'latest'")
+
+
+def test_a_bad_port_in_the_environment_is_a_usage_error(started, model_dir, monkeypatch):
+    monkeypatch.setenv("SERVE_PORT", "http")
+    result = invoke("serve", "--model-dir", model_dir)
+    assert_error(result, 2, "'http' is not a valid integer")
+    assert started == []
+
+
+def test_a_busy_port_is_a_one_line_error(model_dir):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        code = serve(["--port", str(port), "--model-dir", str(tmp_path / "model")])
-    assert code == 2
-    assert "cannot listen" in capsys.readouterr().err
+        result = invoke("serve", "--port", port, "--model-dir", model_dir)
+    assert_error(result, 2, f"cannot listen on 127.0.0.1:{port}: ")
 
 
-def test_sigterm_stops_the_server_cleanly(tmp_path):
-    _fit("regression", tmp_path / "model")
-    port = _free_port()
-    path = [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
-    code = "import sys; from {{ package_name }}.serve import serve; sys.exit(serve(sys.argv[1:]))"
-    process = subprocess.Popen(
-        [sys.executable, "-c", code, "--port", str(port), "--model-dir", str(tmp_path / "model")],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+HOLD_ON = """
+    import os
+    import time
+    from pathlib import Path
+
+    from sklearn.base import BaseEstimator, TransformerMixin
+    from sklearn.pipeline import Pipeline
+
+    from mlscaffold.lifecycle.hooks import default_preprocessor
+
+
+    class HoldOn(BaseEstimator, TransformerMixin):
+        \"\"\"Passes rows through; one holding 'hold-on' waits for $HOLD_DIR/release.\"\"\"
+
+        def fit(self, X, y=None):
+            return self
+
+        def transform(self, X):
+            folder = os.environ.get("HOLD_DIR")
+            if folder and (X.astype(str) == "hold-on").any(axis=None):
+                Path(folder, "started").touch()
+                while not Path(folder, "release").exists():
+                    time.sleep(0.05)
+            return X
+
+
+    def build_preprocessor(features):
+        return Pipeline([("hold", HoldOn()), ("default", default_preprocessor(features))])
+"""
+
+
+def test_sigterm_drains_the_request_in_flight_and_exits_0(make_project, tmp_path):
+    """A real `mlscaffold serve` (port and model name from the environment) whose model, built
+    by the project's preprocessing hook, holds one request until the test releases it."""
+    project = make_project("regression")
+    (package_dir(project) / "preprocessing.py").write_text(textwrap.dedent(HOLD_ON).lstrip())
+    trained = run_cli(project, "train", "--time", "1")
+    assert trained.code == 0, trained.err
+    bundle = load_bundle(project / "experiments" / "exp-001")
+    column = next(name for name, kind in bundle.features.items() if kind == "categorical")
+    rows = pd.read_csv(project / "datasets" / "test.csv").head(1)
+    rows[column] = "hold-on"
+    body = rows.to_csv(index=False)
+
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        process = python_m("serve", "--project", project, "--model", "exp-001",
+                           env={"SERVE_PORT": "0", "MODEL_NAME": "held", "HOLD_DIR": str(hold),
+                                "SAGEMAKER_BIND_TO_PORT": "", "MODEL_DIR": ""},
+                           stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 20
-        while True:
+        def server_log() -> str:
+            return f"server log:\n{log_path.read_text()}"
+
+        def listening() -> re.Match | None:
+            assert process.poll() is None, f"the server exited: {server_log()}"
+            return re.search(r"serving regression model 'held' on http://127\.0\.0\.1:(\d+)",
+                             log_path.read_text())
+
+        wait_for(listening, server_log)
+        port = int(listening().group(1))
+        client = Client(port)
+        assert client.call("GET", "/v1/models/held") == (200, {"name": "held", "ready": True})
+        answers = []
+
+        def send() -> None:
             try:
-                if Client(port).call("GET", "/ping")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+                answers.append(client.call("POST", "/invocations", body, "text/csv"))
+            except (OSError, http.client.HTTPException) as error:  # dropped: not drained
+                answers.append((None, repr(error)))
+
+        request = threading.Thread(target=send)
+        request.start()
+        wait_for((hold / "started").exists, lambda: f"the request never reached the model; "
+                                                    f"{server_log()}")
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
-        assert "server stopped" in process.stdout.read()
+        wait_for(lambda: not accepts_connections(port),
+                 lambda: f"still accepting connections after SIGTERM; {server_log()}")
+        (hold / "release").touch()
+        request.join(PATIENCE_SECONDS)
+        assert not request.is_alive(), server_log()
+        ((status, doc),) = answers
+        assert status == 200, f"{doc}; {server_log()}"
+        assert len(doc["predictions"]) == 1
+        assert process.wait(timeout=PATIENCE_SECONDS) == 0, server_log()
+        assert "server stopped" in log_path.read_text()
     finally:
         if process.poll() is None:
             process.kill()

@@ -1,5 +1,7 @@
 """Building blocks: metrics table, schema inference, drift statistics, experiment ids, search."""
 
+from __future__ import annotations
+
 import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -8,19 +10,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ package_name }}.config import Layout
-from {{ package_name }}.drift import categorical_psi, numeric_psi
-from {{ package_name }}.errors import ConfigError
-from {{ package_name }}.experiments import read_index, record_experiment, reserve_experiment
-from {{ package_name }}.files import atomic_write_text
-from {{ package_name }}.metrics import METRICS, TASKS, get_metric, metrics_for
-from {{ package_name }}.schema import coerce_features, infer_schema
-from {{ package_name }}.search_space import candidates
+from mlscaffold import catalog
+from mlscaffold.lifecycle.config import Layout
+from mlscaffold.lifecycle.drift import categorical_psi, numeric_psi
+from mlscaffold.lifecycle.errors import ConfigError
+from mlscaffold.lifecycle.experiments import read_index, record_experiment, reserve_experiment
+from mlscaffold.lifecycle.files import atomic_write_text
+from mlscaffold.lifecycle.metrics import METRICS, TASKS, get_metric, metrics_for
+from mlscaffold.lifecycle.schema import coerce_features, infer_schema
+from mlscaffold.lifecycle.search_space import candidates, families_for
 
 
 def test_every_task_has_metrics_and_every_metric_a_direction():
     for task in TASKS:
-        assert metrics_for(task)
+        assert [metric.name for metric in metrics_for(task)] == list(catalog.TASKS[task].metrics)
     assert METRICS["rmse"].is_better(1.0, 2.0) and METRICS["r2"].is_better(0.9, 0.1)
     assert METRICS["log_loss"].passes(0.2, 0.3) and not METRICS["roc_auc"].passes(0.6, 0.7)
     assert sorted([3.0, None, 1.0], key=METRICS["mae"].sort_key) == [1.0, 3.0, None]
@@ -84,7 +87,8 @@ def test_psi_is_zero_for_the_same_data_and_large_for_a_shift():
 
 def test_candidates_depend_only_on_the_seed():
     def first(seed, count=30):
-        return [c.key for c in itertools.islice(candidates("regression", seed), count)]
+        families = families_for("regression")
+        return [c.key for c in itertools.islice(candidates(families, seed), count)]
 
     assert first(1) == first(1)
     assert first(1) != first(2)
@@ -111,3 +115,9 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path):
     atomic_write_text(tmp_path / "file.txt", "two")
     assert os.listdir(tmp_path) == ["file.txt"]
     assert (tmp_path / "file.txt").read_text() == "two"
+
+
+def test_candidates_start_with_every_family_baseline():
+    families = families_for("binary-classification")
+    first = list(itertools.islice(candidates(families, 3), len(families)))
+    assert [(c.family.name, c.params) for c in first] == [(f.name, f.baseline) for f in families]

@@ -1,0 +1,44 @@
+"""A lifecycle command runs without Pulumi, Copier or boto3: a fresh interpreter runs it and
+reports which of those it imported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import PATIENCE_SECONDS
+
+HEAVY = ("pulumi", "pulumi_aws", "copier", "boto3")
+CODE = f"""
+import json, sys
+from mlscaffold.cli import main
+sys.argv = ["mlscaffold", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exit:
+    code = exit.code
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in {set(HEAVY)!r})
+print(json.dumps({{"code": code, "heavy": heavy}}))
+"""
+
+
+@pytest.mark.parametrize("command", [["list"], ["train", "--time", "1"], ["evaluate"]])
+def test_a_lifecycle_command_imports_no_infrastructure_tool(make_project, command):
+    project = make_project(with_experiment=True)
+    done = subprocess.run([sys.executable, "-c", CODE, command[0], "--project", str(project),
+                           *command[1:]], capture_output=True, text=True,
+                          timeout=PATIENCE_SECONDS)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report == {"code": 0, "heavy": []}, done.stderr
+
+
+def test_the_probe_sees_an_import():
+    """The check above can fail: the same probe reports a module the command did import."""
+    done = subprocess.run([sys.executable, "-c", "import copier\n" + CODE, "--version"],
+                          capture_output=True, text=True, timeout=PATIENCE_SECONDS)
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["code"] == 0 and "copier" in report["heavy"]
