@@ -177,10 +177,11 @@ def load_hooks(root: Path, package: str) -> ProjectHooks:
     source = Path(root).resolve() / "src"
     package_dir = source / package
     present = [hook for hook in HOOKS if (package_dir / f"{hook.module}.py").is_file()]
-    if not present:
+    if not package_dir.is_dir():
         return ProjectHooks(Path(root).resolve(), package)
-    # like an editable install: the project's package imports without `pip install -e .`, and
-    # the hook modules are the project's, not a same-named installed package
+    # like an editable install: the project's package imports without `pip install -e .` (a
+    # saved pipeline may use any of its code), and the hook modules are the project's, not a
+    # same-named installed package
     _put_first_on_path(source)
     _forget_other_copies(package, package_dir)
     functions = {}
