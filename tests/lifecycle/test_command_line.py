@@ -16,9 +16,9 @@ LIFECYCLE = ("analyze", "train", "evaluate", "list", "promote", "rollback", "pre
 def test_help_lists_the_lifecycle_commands():
     result = invoke("--help")
     assert result.code == 0
-    listed = {line.split()[0] for line in result.out.split("Commands:")[1].splitlines()
-              if line.strip()}
-    assert set(LIFECYCLE) <= listed
+    section = result.out.split("The ML lifecycle (inside a project):")[1].split("\n\n")[0]
+    listed = {line.split()[0] for line in section.splitlines() if line.strip()}
+    assert listed == set(LIFECYCLE)
 
 
 @pytest.mark.parametrize("command", LIFECYCLE)
