@@ -46,7 +46,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 # the help's sections, in order; a command in none of them is listed under "Other"
 _SECTIONS = {
-    "Make a project": ("new", "ci", "schema"),
+    "Make a project": ("new", "update", "ci", "schema"),
     "The ML lifecycle (inside a project)": ("analyze", "train", "list", "evaluate", "promote",
                                             "rollback", "predict", "serve", "drift", "baseline"),
     "The platform (infra/)": ("preview", "graph", "check", "cost", "policy", "preflight",
@@ -296,6 +296,54 @@ def new(dest: Path, data_pairs: tuple[str, ...], no_input: bool, no_git: bool,
 _CI_VERBS = {"create": ("created", "would create"), "update": ("overwritten", "would overwrite"),
              "unchanged": ("unchanged", "unchanged"),
              "conflict": ("differs", "differs (--force overwrites)")}
+
+
+@cli.command()
+@click.argument("project", type=click.Path(path_type=Path, file_okay=False), default=".",
+                required=False)
+@click.option("--dry-run", is_flag=True,
+              help="Print the diff the update would make; write nothing.")
+@click.option("--blueprint", metavar="SRC",
+              help="Blueprint folder or git URL the project was made from [default: the bundled "
+                   "one].")
+@click.option("--vcs-ref", metavar="REF", help="Git tag or commit of a --blueprint URL.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format.")
+def update(project: Path, dry_run: bool, blueprint: str | None, vcs_ref: str | None,
+           output_format: str) -> None:
+    """Bring PROJECT to this mlscaffold's blueprint, keeping the team's edits.
+
+    Every generated file is rendered again from mlscaffold.yaml and merged three ways with the
+    committed project (git), against the previous pristine render kept on the branch
+    mlscaffold-template. Lines only the template changed are applied, the team's own edits are
+    kept, and lines both changed are conflicts, marked in place (exit 1). datasets/ is the
+    team's and never touched. Change a value in mlscaffold.yaml (region, environments,
+    serving), commit, and run `update` to re-render everything that depends on it.
+    """
+    import json
+
+    from .update import update_project
+
+    result = update_project(project, blueprint=blueprint, vcs_ref=vcs_ref, dry_run=dry_run)
+    if output_format == "json":
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    elif result.up_to_date:
+        click.echo(f"{result.path.name} is up to date with mlscaffold {result.to_version}")
+    else:
+        if dry_run and result.diff:
+            click.echo(result.diff)
+        verb = "would change" if dry_run else "changed"
+        click.echo(f"mlscaffold {result.from_version} -> {result.to_version}: {verb} "
+                   f"{len(result.changed)} file(s)"
+                   + (f"; merge commit {result.commit[:10]}" if result.commit else ""))
+        for name in result.changed:
+            click.echo(f"  {'C' if name in result.conflicts else 'M'} {name}")
+    if result.conflicts:
+        files = ", ".join(result.conflicts)
+        if dry_run:
+            _fail(f"the update would conflict in {files}", 1)
+        _fail(f"conflicts in {files}: edit the marked lines, `git add` them and `git commit` "
+              "(or `git merge --abort` to undo the update)", 1)
 
 
 def _print_ci(result: Any, dry_run: bool) -> None:

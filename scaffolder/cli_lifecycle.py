@@ -49,7 +49,10 @@ def _files_errors() -> Iterator[None]:
 def _open(project: Path | None, *, with_hooks: bool = True) -> Any:
     from .lifecycle.project import open_project
 
-    return open_project(project, with_hooks=with_hooks)
+    opened = open_project(project, with_hooks=with_hooks)
+    for warning in opened.warnings:
+        _warn(warning)
+    return opened
 
 
 _project_option = click.option(

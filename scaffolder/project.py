@@ -19,8 +19,11 @@ from typing import Any
 from .errors import BlueprintError, DestinationError, MlscaffoldError
 from .spec import SPEC_FILENAME, ProjectSpec
 
-__all__ = ["ProjectResult", "bundled_blueprint", "create_project", "render_into"]
+__all__ = ["TEMPLATE_BRANCH", "ProjectResult", "bundled_blueprint", "create_project",
+           "render_into", "render_project"]
 
+# the branch holding the pristine render of each version (`new`, then every `update`)
+TEMPLATE_BRANCH = "mlscaffold-template"
 # a fixed identity for the initial commit when the user has none configured
 _FALLBACK_GIT_IDENTITY = {"user.name": "mlscaffold", "user.email": "mlscaffold@localhost"}
 
@@ -57,6 +60,18 @@ def bundled_blueprint(name: str = "ml-project") -> Path:
     return Path(str(files("mlscaffold.blueprints") / name))
 
 
+def blueprint_source(blueprint: str | None) -> str:
+    """The blueprint to render: a git URL as given, a folder made absolute, else the bundled one."""
+    source = blueprint or str(bundled_blueprint())
+    if _is_remote(source):
+        return source
+    source_path = Path(source).expanduser()
+    if not source_path.is_dir():
+        raise BlueprintError(f"blueprint {source} is not a folder or a git URL",
+                             hint="pass a Copier template folder or git URL to --blueprint")
+    return str(source_path.absolute())
+
+
 def _is_remote(source: str) -> bool:
     return "://" in source or source.startswith(("git@", "gh:", "gl:"))
 
@@ -69,6 +84,17 @@ def _check_destination(dest: Path) -> None:
         raise DestinationError(f"destination {dest} exists and is not empty",
                                hint="choose a new or empty folder; "
                                     "mlscaffold never overwrites files")
+
+
+def render_project(target: Path, spec: ProjectSpec, blueprint: str,
+                   data: Mapping[str, Any] | None = None, vcs_ref: str | None = None) -> list[str]:
+    """Every generated file of a project into the empty folder `target`: the blueprint, the
+    spec, CI, stack configs, sample data and the README's diagram. Returns notes for the user."""
+    render_into(target, spec, blueprint, data, vcs_ref)
+    notes = _write_project_files(target, spec)
+    if (target / "infra" / "__main__.py").is_file():
+        _embed_architecture(target, spec)
+    return notes
 
 
 def render_into(target: Path, spec: ProjectSpec, blueprint: str,
@@ -180,25 +206,16 @@ def create_project(dest: Path, spec: ProjectSpec, *, blueprint: str | None = Non
     started = time.perf_counter()
     dest = dest.expanduser().absolute()
     _check_destination(dest)
-    source = blueprint or str(bundled_blueprint())
-    if not _is_remote(source):
-        source_path = Path(source).expanduser()
-        if not source_path.is_dir():
-            raise BlueprintError(f"blueprint {source} is not a folder or a git URL",
-                                 hint="pass a Copier template folder or git URL to --blueprint")
-        source = str(source_path.absolute())
+    source = blueprint_source(blueprint)
 
     dest_was_empty_dir = dest.is_dir()
     missing_parents = [p for p in reversed(dest.parents) if not p.exists()]
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.mlscaffold-", dir=dest.parent))
     try:
-        render_into(staging, spec, source, data, vcs_ref)
-        notes = _write_project_files(staging, spec)
+        notes = render_project(staging, spec, source, data, vcs_ref)
         if org_config is not None and spec.policy_config:
             shutil.copyfile(org_config, staging / spec.policy_config)
-        if (staging / "infra" / "__main__.py").is_file():
-            _embed_architecture(staging, spec)
         commit = None
         if git:
             if shutil.which("git") is None:
@@ -206,6 +223,8 @@ def create_project(dest: Path, spec: ProjectSpec, *, blueprint: str | None = Non
             else:
                 try:
                     commit = _git_commit_all(staging, f"Create {spec.name} with mlscaffold")
+                    # the pristine render, which `mlscaffold update` merges the next one against
+                    _git(staging, "branch", TEMPLATE_BRANCH, commit)
                 except subprocess.CalledProcessError as error:
                     raise MlscaffoldError(
                         f"git failed in the new project: {error.stderr.strip() or error}",

@@ -30,6 +30,7 @@ from .stacks.feature_schema import FeatureDeclarations
 __all__ = [
     "SPEC_FILENAME",
     "ProjectSpec",
+    "answers_drift",
     "check_column",
     "check_environments",
     "check_project_name",
@@ -285,6 +286,38 @@ def load_spec(path: Path) -> ProjectSpec:
         return ProjectSpec.model_validate(raw)
     except ValidationError as error:
         raise spec_error_from(error, source=str(path)) from None
+
+
+ANSWERS_FILENAME = ".copier-answers.yml"
+
+
+def answers_drift(root: Path, spec: ProjectSpec) -> str | None:
+    """What the project's Copier answers say differently from its spec, or None.
+
+    The spec is the one source: `new` and `update` derive the answers from it, so the two differ
+    either because the spec changed since the last render (`mlscaffold update` re-renders) or
+    because an answer was changed through Copier (which the spec, the stacks and the lifecycle
+    never see).
+    """
+    import yaml
+
+    path = Path(root) / ANSWERS_FILENAME
+    try:
+        recorded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None  # not made by Copier, or its answers file is gone: nothing to compare
+    if not isinstance(recorded, dict):
+        return None
+    derived = spec.blueprint_answers()
+    for key, value in recorded.items():
+        if key.startswith("_") or key not in derived or derived[key] == value:
+            continue
+        spec_key = "name" if key == "project_name" else key
+        return (f"{ANSWERS_FILENAME} (the last render) has {key}: {value!r} but {SPEC_FILENAME} "
+                f"has {spec_key}: {derived[key]!r}; the spec is the one source: if you changed "
+                f"{SPEC_FILENAME}, run `mlscaffold update` to re-render what depends on it; if "
+                f"the answer was changed through Copier, set it in {SPEC_FILENAME} instead")
+    return None
 
 
 def spec_json_schema() -> dict[str, Any]:

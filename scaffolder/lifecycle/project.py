@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,17 +18,21 @@ class Project:
     config: ProjectConfig
     spec: ProjectSpec
     hooks: ProjectHooks
+    warnings: list[str] = field(default_factory=list)
 
 
 def open_project(root: Path | None = None, *, with_hooks: bool = True) -> Project:
     """Find (or take) the project, validate its mlscaffold.yaml and import its hooks.
 
-    The team's custom metrics become selectable for the rest of the process.
+    The team's custom metrics become selectable for the rest of the process. ``warnings`` says
+    when the rendered files no longer match the spec (answers changed since the last render).
     """
+    from ..spec import answers_drift
     from .hooks import ProjectHooks, load_hooks
     from .metrics import use_custom_metrics
 
     config, spec = load_project(root)
     hooks = load_hooks(config.root, config.package) if with_hooks else ProjectHooks(config.root)
     use_custom_metrics(hooks.metrics())
-    return Project(config, spec, hooks)
+    drift = answers_drift(config.root, spec)
+    return Project(config, spec, hooks, [drift] if drift else [])

@@ -1,0 +1,263 @@
+"""`mlscaffold update`: bring a project to the installed mlscaffold's blueprint, keeping the team's
+edits, by a three-way merge in the project's own git.
+
+How: `mlscaffold new` leaves the pristine render of the project on the branch
+``mlscaffold-template`` (its first commit). `update` renders the project again, from today's
+``mlscaffold.yaml`` and the installed blueprint, commits that render on the branch (plumbing
+only: the working tree is not touched), and merges the branch into the current one. Git's merge
+base is the previous pristine render, so a line only the template changed is applied, a line only
+the team changed is kept, and a line both changed is a conflict marked in place.
+
+Why this and not `copier update`: Copier's update re-renders the *old* template version, which
+needs that version's blueprint (a git tag); a blueprint shipped inside the wheel has only the
+installed version. The pristine render in git needs nothing but the new version, covers every
+generated file (CI, stack configs, the spec and the README's diagram, not only Copier's), works
+offline, and leaves a merge that `git status`, `git diff` and `git merge --abort` explain.
+
+What is not the template's is left out of the render: ``datasets/`` (the team's data) and the
+organisation's policy file keep whatever the team has.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import MlscaffoldError, UsageError
+from .project import TEMPLATE_BRANCH, blueprint_source, render_project
+from .spec import SPEC_FILENAME, ProjectSpec
+
+__all__ = ["UpdateResult", "update_project"]
+
+# paths of a project that are the team's even though `new` wrote them first
+_TEAM_OWNED = ("datasets",)
+_IDENTITY = {"GIT_AUTHOR_NAME": "mlscaffold", "GIT_AUTHOR_EMAIL": "mlscaffold@localhost",
+             "GIT_COMMITTER_NAME": "mlscaffold", "GIT_COMMITTER_EMAIL": "mlscaffold@localhost"}
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """What :func:`update_project` did (or, with ``dry_run``, would do)."""
+
+    path: Path
+    from_version: str
+    to_version: str
+    changed: list[str] = field(default_factory=list)  # files the merge changes
+    conflicts: list[str] = field(default_factory=list)  # files left with conflict markers
+    diff: str = ""  # what the merge changes, as `git diff` shows it
+    commit: str | None = None  # the merge commit (a clean, real update)
+    dry_run: bool = False
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.changed and not self.conflicts
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "from_version": self.from_version,
+                "to_version": self.to_version, "changed": self.changed,
+                "conflicts": self.conflicts, "commit": self.commit, "dry_run": self.dry_run}
+
+
+class _Git:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+        for key, value in _IDENTITY.items():  # only where the user has no identity configured
+            config = "user.name" if key.endswith("NAME") else "user.email"
+            if not self.ok("config", "--get", config):
+                self.env.setdefault(key, value)
+
+    def run(self, *args: str, env: dict[str, str] | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+        completed = subprocess.run(["git", "-c", "commit.gpgsign=false", *args], cwd=self.root,
+                                   capture_output=True, text=True, env=env or self.env)
+        if check and completed.returncode != 0:
+            raise MlscaffoldError(f"git {args[0]} failed in {self.root}: "
+                                  f"{(completed.stderr or completed.stdout).strip()}")
+        return completed
+
+    def out(self, *args: str, **kwargs: Any) -> str:
+        return self.run(*args, **kwargs).stdout.strip()
+
+    def ok(self, *args: str) -> bool:
+        return self.run(*args, check=False).returncode == 0
+
+
+def update_project(root: Path, *, blueprint: str | None = None, vcs_ref: str | None = None,
+                   dry_run: bool = False, data: dict[str, Any] | None = None) -> UpdateResult:
+    """Render the project at `root` again and merge the render into its current branch.
+
+    Raises UsageError (nothing touched) for: no git, a dirty tree, a spec made by a newer
+    mlscaffold or invalid, answers changed through Copier, no pristine render to merge against.
+    A merge with conflicts returns them in ``conflicts``; the tree is then mid-merge.
+    """
+    from . import __version__
+
+    root = Path(root).expanduser().resolve()
+    spec, made_by = _load(root, __version__)
+    git = _require_clean_repository(root)
+    base = _pristine_base(git, spec)
+    _refuse_answers_changed_through_copier(git, base)
+
+    target = spec.model_copy(update={"mlscaffold_version": __version__})
+    rendered = _commit_render(git, base, target, blueprint_source(blueprint), data, vcs_ref)
+    if git.ok("merge-base", "--is-ancestor", rendered, "HEAD"):
+        return UpdateResult(root, made_by, __version__, dry_run=dry_run)
+
+    merged = git.run("merge-tree", "--write-tree", "--name-only", "HEAD", rendered, check=False)
+    if merged.returncode not in (0, 1):
+        raise MlscaffoldError(f"git merge-tree failed: {merged.stderr.strip()}")
+    lines = merged.stdout.splitlines()
+    tree, conflicts = lines[0], _conflicted_names(lines[1:])
+    changed = git.out("diff", "--name-only", "HEAD", tree).splitlines()
+    diff = git.out("diff", "HEAD", tree)
+    if dry_run:
+        return UpdateResult(root, made_by, __version__, changed, conflicts, diff, dry_run=True)
+
+    git.run("update-ref", f"refs/heads/{TEMPLATE_BRANCH}", rendered)
+    message = f"Update {spec.name} to mlscaffold {__version__}"
+    done = git.run("merge", "--no-ff", "--no-edit", "-m", message, rendered, check=False)
+    if done.returncode != 0:
+        unmerged = git.out("diff", "--name-only", "--diff-filter=U").splitlines()
+        if not unmerged:
+            raise MlscaffoldError(f"git merge failed: {(done.stderr or done.stdout).strip()}")
+        return UpdateResult(root, made_by, __version__, changed, unmerged, diff)
+    return UpdateResult(root, made_by, __version__, changed, [], diff,
+                        commit=git.out("rev-parse", "HEAD"))
+
+
+def _load(root: Path, installed: str) -> tuple[ProjectSpec, str]:
+    """The project's spec and the version that made it; refuses a newer one."""
+    import yaml
+
+    from .lifecycle.config import CONFIG_FILE
+    from .spec import load_spec
+
+    path = root / SPEC_FILENAME
+    if not path.is_file():
+        raise UsageError(f"{root} holds no {CONFIG_FILE}",
+                         hint="run `mlscaffold update` in a project made by `mlscaffold new`")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        raw = None  # load_spec below reports it
+    made_by = str(raw.get("mlscaffold_version", "0.1.0")) if isinstance(raw, dict) else "?"
+    if _newer(made_by, installed):
+        from . import DISTRIBUTION
+
+        raise UsageError(f"{path} was made by mlscaffold {made_by}, newer than this mlscaffold "
+                         f"{installed}",
+                         hint=f"install it: pip install '{DISTRIBUTION}=={made_by}'")
+    spec = load_spec(path)
+    if isinstance(raw, dict) and "mlscaffold_version" not in raw:  # made before it was recorded
+        spec = spec.model_copy(update={"mlscaffold_version": made_by})
+    return spec, made_by
+
+
+def _newer(version: str, than: str) -> bool:
+    def parts(text: str) -> tuple[int, ...]:
+        numbers = []
+        for piece in text.split(".")[:3]:
+            digits = "".join(c for c in piece if c.isdigit())
+            numbers.append(int(digits or 0))
+        return tuple(numbers)
+
+    return parts(version) > parts(than)
+
+
+def _require_clean_repository(root: Path) -> _Git:
+    if shutil.which("git") is None:
+        raise UsageError("git was not found; `mlscaffold update` merges with git",
+                         hint="install git")
+    git = _Git(root)
+    top = git.run("rev-parse", "--show-toplevel", check=False)
+    if top.returncode != 0:
+        raise UsageError(f"{root} is not a git repository; `update` merges the new render with "
+                         "the team's committed edits",
+                         hint="commit the project to git first "
+                              "(`git init && git add -A && git commit`)")
+    if Path(top.stdout.strip()).resolve() != root:
+        raise UsageError(f"{root} is inside the git repository {top.stdout.strip()}, not its top",
+                         hint="run `mlscaffold update` on a project that is its own repository")
+    if git.ok("rev-parse", "-q", "--verify", "MERGE_HEAD"):
+        raise UsageError(f"{root} is in the middle of a merge",
+                         hint="finish it (`git commit`) or abort it (`git merge --abort`) first")
+    dirty = git.run("status", "--porcelain", "--untracked-files=normal").stdout.splitlines()
+    if dirty:
+        shown = ", ".join(line[3:] for line in dirty[:5]) + (" ..." if len(dirty) > 5 else "")
+        raise UsageError(f"{root} has uncommitted changes ({shown}); `update` merges into "
+                         "committed work only", hint="commit or stash them, then run it again")
+    return git
+
+
+def _pristine_base(git: _Git, spec: ProjectSpec) -> str:
+    """The last pristine render: the template branch, else the commit `new` made."""
+    branch = git.run("rev-parse", "-q", "--verify", f"refs/heads/{TEMPLATE_BRANCH}^{{commit}}",
+                     check=False)
+    if branch.returncode == 0:
+        return branch.stdout.strip()
+    subject = f"Create {spec.name} with mlscaffold"
+    for line in git.out("log", "--format=%H %s", "--max-parents=0", "HEAD").splitlines():
+        commit, _, title = line.partition(" ")
+        if title == subject:
+            return commit
+    raise UsageError(f"{git.root} has no branch {TEMPLATE_BRANCH} nor a first commit "
+                     f"'{subject}', so there is no pristine render to merge against",
+                     hint=f"fetch the branch ({'git fetch origin ' + TEMPLATE_BRANCH}:"
+                          f"{TEMPLATE_BRANCH}) if a clone lacks it")
+
+
+def _refuse_answers_changed_through_copier(git: _Git, base: str) -> None:
+    """The answers are derived from the spec: a committed answers file that differs from the
+    last render was changed through Copier (or by hand), and that change would be lost."""
+    from .spec import ANSWERS_FILENAME
+
+    rendered = git.run("show", f"{base}:{ANSWERS_FILENAME}", check=False)
+    path = git.root / ANSWERS_FILENAME
+    if rendered.returncode != 0 or not path.is_file():
+        return
+    if path.read_text(encoding="utf-8") != rendered.stdout:
+        raise UsageError(
+            f"{path} differs from the last render: an answer was changed through Copier, but "
+            f"the answers come from {SPEC_FILENAME}",
+            hint=f"set the value in {SPEC_FILENAME}, restore the answers "
+                 f"(`git checkout {TEMPLATE_BRANCH} -- {ANSWERS_FILENAME}`), commit, and run "
+                 "`mlscaffold update` again")
+
+
+def _commit_render(git: _Git, base: str, spec: ProjectSpec, blueprint: str,
+                   data: dict[str, Any] | None, vcs_ref: str | None) -> str:
+    """Commit the render of `spec` on top of `base` (no ref moves); returns its commit, or
+    `base` itself when the render is what `base` holds."""
+    with tempfile.TemporaryDirectory(prefix="mlscaffold-update-") as scratch:
+        tree_dir = Path(scratch) / "render"
+        tree_dir.mkdir()
+        render_project(tree_dir, spec, blueprint, data, vcs_ref)
+        index = Path(scratch) / "index"
+        env = {**git.env, "GIT_INDEX_FILE": str(index)}
+        git.run("read-tree", base, env=env)
+        excluded = [f":(exclude){path}" for path in (*_TEAM_OWNED, spec.policy_config) if path]
+        git.run("--work-tree", str(tree_dir), "add", "-A", "--", ".", *excluded, env=env)
+        tree = git.out("write-tree", env=env)
+    if tree == git.out("rev-parse", f"{base}^{{tree}}"):
+        return base
+    from . import __version__
+
+    return git.out("commit-tree", tree, "-p", base, "-m",
+                   f"mlscaffold {__version__}: pristine render of {spec.name}")
+
+
+def _conflicted_names(lines: list[str]) -> list[str]:
+    """File names of `git merge-tree --name-only` output: the list after the tree, up to the
+    blank line before the messages."""
+    names = []
+    for line in lines:
+        if not line.strip():
+            break
+        names.append(line.strip())
+    return sorted(set(names))

@@ -1,0 +1,158 @@
+"""`mlscaffold update`: a v1 -> v2 blueprint change merged three ways with the team's edits."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mlscaffold.project import TEMPLATE_BRANCH, bundled_blueprint, create_project
+from mlscaffold.spec import validate_spec
+
+MAKEFILE_LINE = "TIME ?= 60"  # v2 changes it, and so does the team: a conflict
+GITIGNORE_ADDITION = "# v2: editor folders\n.idea/\n"  # v2 only: applied
+README_TEAM_LINE = "Our team's note: ask #ml-platform before changing the gate.\n"  # team only
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def _commit(root: Path, message: str) -> None:
+    _git(root, "add", "-A")
+    _git(root, "-c", "user.name=team", "-c", "user.email=team@example.com", "commit", "-qm",
+         message)
+
+
+@pytest.fixture
+def blueprint(tmp_path: Path) -> Path:
+    """A copy of the bundled blueprint: v1 as it ships; tests turn it into v2."""
+    return Path(shutil.copytree(bundled_blueprint(), tmp_path / "blueprint",
+                                ignore=shutil.ignore_patterns("__pycache__")))
+
+
+@pytest.fixture
+def project(tmp_path: Path, blueprint: Path) -> Path:
+    spec = validate_spec({"name": "upd", "serving": "none", "ci": "none"})
+    return create_project(tmp_path / "upd", spec, blueprint=str(blueprint)).path
+
+
+def _make_v2(blueprint: Path) -> None:
+    template = blueprint / "template"
+    (template / "CONTRIBUTING.md.jinja").write_text("# Contributing to {{ project_name }}\n")
+    makefile = template / "Makefile.jinja"
+    makefile.write_text(makefile.read_text().replace(MAKEFILE_LINE, "TIME ?= 120"))
+    gitignore = template / ".gitignore"
+    gitignore.write_text(gitignore.read_text() + GITIGNORE_ADDITION)
+
+
+def test_new_keeps_the_pristine_render_on_its_branch(project: Path):
+    assert _git(project, "rev-parse", TEMPLATE_BRANCH) == _git(project, "rev-parse", "HEAD")
+
+
+def test_a_blueprint_change_merges_three_ways(run_cli, project: Path, blueprint: Path):
+    makefile = project / "Makefile"
+    makefile.write_text(makefile.read_text().replace(MAKEFILE_LINE, "TIME ?= 30"))
+    readme = project / "README.md"
+    readme.write_text(readme.read_text() + README_TEAM_LINE)
+    _commit(project, "team edits")
+    _make_v2(blueprint)
+
+    result = run_cli(["update", str(project), "--blueprint", str(blueprint)])
+
+    assert result.exit_code == 1, result.stderr
+    assert "conflicts in Makefile" in result.stderr and "git merge --abort" in result.stderr
+    assert (project / "CONTRIBUTING.md").read_text() == "# Contributing to upd\n"  # added
+    assert (project / ".gitignore").read_text().endswith(GITIGNORE_ADDITION)  # applied
+    assert readme.read_text().endswith(README_TEAM_LINE)  # the team's own edit, kept
+    merged = makefile.read_text()
+    assert "<<<<<<< HEAD\nTIME ?= 30\n=======\nTIME ?= 120\n>>>>>>>" in merged  # in place
+    assert _git(project, "diff", "--name-only", "--diff-filter=U") == "Makefile"
+    assert "Unmerged paths" in _git(project, "status")
+
+
+def test_a_clean_update_commits_a_merge_and_then_is_up_to_date(run_cli, project, blueprint):
+    _make_v2(blueprint)
+    result = run_cli(["update", str(project), "--blueprint", str(blueprint)])
+    assert result.exit_code == 0, result.stderr
+    assert "merge commit" in result.stdout and "M Makefile" in result.stdout
+    assert "TIME ?= 120" in (project / "Makefile").read_text()
+    assert _git(project, "status", "--porcelain") == ""
+    assert _git(project, "rev-parse", "HEAD^2") == _git(project, "rev-parse", TEMPLATE_BRANCH)
+    again = run_cli(["update", str(project), "--blueprint", str(blueprint)])
+    assert again.exit_code == 0 and "is up to date" in again.stdout
+
+
+def test_dry_run_prints_the_diff_and_writes_nothing(run_cli, project, blueprint):
+    _make_v2(blueprint)
+    head, branch = _git(project, "rev-parse", "HEAD"), _git(project, "rev-parse", TEMPLATE_BRANCH)
+    result = run_cli(["update", str(project), "--blueprint", str(blueprint), "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    assert "+TIME ?= 120" in result.stdout and "would change" in result.stdout
+    assert not (project / "CONTRIBUTING.md").exists()
+    assert _git(project, "rev-parse", "HEAD") == head
+    assert _git(project, "rev-parse", TEMPLATE_BRANCH) == branch
+    assert _git(project, "status", "--porcelain") == ""
+
+
+def test_a_spec_change_reaches_every_file_that_depends_on_it(run_cli, project):
+    spec = project / "mlscaffold.yaml"
+    spec.write_text(spec.read_text().replace("region: us-east-1", "region: eu-west-1"))
+    _commit(project, "move to Ireland")
+    result = run_cli(["update", str(project)])
+    assert result.exit_code == 0, result.stderr
+    for name in ("README.md", ".copier-answers.yml", "infra/Pulumi.dev.yaml",
+                 "infra/Pulumi.prod.yaml"):
+        text = (project / name).read_text()
+        assert "eu-west-1" in text and "us-east-1" not in text, name
+
+
+def test_datasets_stay_the_teams(run_cli, project):
+    spec = project / "mlscaffold.yaml"
+    spec.write_text(spec.read_text().replace("label: label", "label: churned"))
+    (project / "datasets" / "train.csv").write_text("a,churned\n1,0\n")
+    _commit(project, "our data")
+    result = run_cli(["update", str(project)])
+    assert result.exit_code == 0, result.stderr
+    assert (project / "datasets" / "train.csv").read_text() == "a,churned\n1,0\n"
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda root: (root / "Makefile").write_text("dirty\n"),
+     "has uncommitted changes (Makefile)"),
+    (lambda root: (root / "notes.txt").write_text("new\n"),
+     "has uncommitted changes (notes.txt)"),
+    (lambda root: shutil.rmtree(root / ".git"), "is not a git repository"),
+    (lambda root: (root / "mlscaffold.yaml").write_text(
+        (root / "mlscaffold.yaml").read_text().replace("mlscaffold_version: 0.2.0",
+                                                       "mlscaffold_version: 9.0.0")),
+     "was made by mlscaffold 9.0.0, newer than this mlscaffold"),
+    (lambda root: (root / "mlscaffold.yaml").write_text("task: [\n"), "is not valid YAML"),
+])
+def test_bad_input_is_one_line_exit_2_and_touches_nothing(run_cli, project, change, expected):
+    change(project)
+    if (project / ".git").is_dir() and "uncommitted" not in expected:
+        _commit(project, "the change")
+    before = sorted((p.relative_to(project).as_posix(), p.read_bytes())
+                    for p in project.rglob("*") if p.is_file() and ".git" not in p.parts)
+    result = run_cli(["update", str(project)])
+    assert result.exit_code == 2, result.stderr
+    assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    after = sorted((p.relative_to(project).as_posix(), p.read_bytes())
+                   for p in project.rglob("*") if p.is_file() and ".git" not in p.parts)
+    assert after == before
+
+
+def test_an_answer_changed_through_copier_is_refused_naming_the_file(run_cli, project):
+    answers = project / ".copier-answers.yml"
+    answers.write_text(answers.read_text().replace("region: us-east-1", "region: eu-west-1"))
+    _commit(project, "copier update --data region=eu-west-1")
+    result = run_cli(["update", str(project)])
+    assert result.exit_code == 2
+    assert ".copier-answers.yml differs from the last render" in result.stderr
+    assert f"git checkout {TEMPLATE_BRANCH} -- .copier-answers.yml" in result.stderr
+    listed = run_cli(["list", "--project", str(project)])
+    assert ".copier-answers.yml (the last render) has region: 'eu-west-1'" in listed.stderr
