@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import itertools
 import json
 import os
@@ -271,14 +270,65 @@ def _secret_locations(node, path=()):
         yield path, node
 
 
+# make targets that install with pip: pip itself, `pulumi install` (infra/venv and the policy
+# packs' venvs) or the image build; test_pip_targets_are_the_ones_whose_recipes_install checks it
+PIP_TARGETS = frozenset({"install", "install-infra", "preview", "deploy", "image-archive"})
+_PIP_ENV = "${{ secrets.PIP_INDEX_URL }}"
+
+
+def _calls(step: dict, targets) -> bool:
+    return any(re.search(rf"make (?:\S+ )*{target}\b", step.get("run", "")) for target in targets)
+
+
 @pytest.mark.parametrize("serving", SERVINGS)
-def test_github_secrets_only_referenced_in_the_env_of_pulumi_steps(serving):
+def test_github_secrets_only_referenced_in_the_env_of_steps_that_need_them(serving):
     for name, doc in _documents("github", serving=serving).items():
         for path, value in _secret_locations(doc):
             assert re.fullmatch(r"\$\{\{ secrets\.[A-Z_]+ \}\}", value), (name, path, value)
             assert path[0] == "jobs" and path[2] == "steps" and path[4] == "env", (name, path)
             step = doc["jobs"][path[1]]["steps"][path[3]]
-            assert re.search(r"make (preview|deploy|baseline)\b", step["run"]), (name, path)
+            if path[5] == "PIP_INDEX_URL":  # the package index: steps that install
+                assert _calls(step, PIP_TARGETS), (name, path)
+            else:  # Pulumi's secrets: steps that run pulumi
+                assert re.search(r"make (preview|deploy|baseline)\b", step["run"]), (name, path)
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=_combo_id)
+def test_github_every_step_that_installs_gets_the_package_index(combo):
+    serving, environments, feature_store = combo
+    docs = _documents("github", serving=serving, environments=environments,
+                      feature_store=feature_store)
+    installing = 0
+    for name, doc in docs.items():
+        for job_id, job in _jobs(doc).items():
+            for step in job.get("steps", []):
+                given = step.get("env", {}).get("PIP_INDEX_URL")
+                assert given == (_PIP_ENV if _calls(step, PIP_TARGETS) else None), \
+                    (name, job_id, step.get("name"))
+                installing += given is not None
+        assert "secrets.PIP_INDEX_URL" in text_of(name, serving, environments)
+    # test, policy, preview (install, preview), train, drift; the image; each deploy (install, up)
+    assert installing == 6 + (serving != "none") + 2 * len(environments)
+
+
+def text_of(name: str, serving: str, environments: list[str]) -> str:
+    """The header comment of a rendered GitHub file (where its settings are listed)."""
+    files = render_pipeline(_spec("github", serving, environments))
+    text = next(text for path, text in files.items() if path.name == name)
+    return "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
+
+
+def test_gitlab_documents_the_package_index_and_leaves_it_to_the_project_variable():
+    text = render_pipeline(_spec("gitlab"))[Path(".gitlab-ci.yml")]
+    header = text.split("\nworkflow:", 1)[0]
+    assert re.search(r"^#   PIP_INDEX_URL +the package index that serves mlscaffold-kit",
+                     header, re.MULTILINE)
+    doc = yaml.safe_load(text)
+    # a variable in the file would override nothing but hide the project's from readers; none
+    for name, job in doc.items():
+        if isinstance(job, dict):
+            assert "PIP_INDEX_URL" not in (job.get("variables") or {}), name
+    assert "make image-archive" in "\n".join(doc["build-image"]["script"])
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -390,31 +440,6 @@ def projects(tmp_path_factory) -> dict[tuple[str, str], Path]:
         for provider, serving in _PROJECT_COMBOS}
 
 
-@pytest.fixture(scope="module")
-def project_parser(projects):
-    """The argparse parser of the generated projects' CLI (the same in every one)."""
-    import importlib
-
-    root = next(iter(projects.values()))
-    package = load_spec(root / SPEC_FILENAME).package
-    sys.path.insert(0, str(root / "src"))
-    try:
-        yield importlib.import_module(f"{package}.cli").build_parser()
-    finally:
-        sys.path.remove(str(root / "src"))
-        for name in [m for m in sys.modules if m == package or m.startswith(f"{package}.")]:
-            del sys.modules[name]
-
-
-def _argparse_error(parser, argv: list[str]) -> str | None:
-    with contextlib.redirect_stderr(io.StringIO()) as stderr:
-        try:
-            parser.parse_args(argv)
-        except SystemExit:
-            return f"{argv}: {stderr.getvalue().strip()}"
-    return None
-
-
 def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "MAKE"))}
 
@@ -449,8 +474,7 @@ def _click_errors(argv: list[str]) -> str | None:
 
 
 @pytest.mark.parametrize(("provider", "serving"), _PROJECT_COMBOS)
-def test_every_command_the_pipeline_runs_exists_in_the_project(projects, project_parser,
-                                                               provider, serving):
+def test_every_command_the_pipeline_runs_exists_in_the_project(projects, provider, serving):
     root = projects[provider, serving]
     spec = load_spec(root / SPEC_FILENAME)
     files = {path: (root / path).read_text() for path in render_pipeline(spec)}
@@ -462,10 +486,11 @@ def test_every_command_the_pipeline_runs_exists_in_the_project(projects, project
     defined = makefile_targets((root / "Makefile").read_text())
     assert called <= defined, sorted(called - defined)
 
-    # expand every target the pipeline calls; collect mlscaffold and project CLI invocations
+    # expand every target the pipeline calls; collect the mlscaffold invocations (the
+    # lifecycle's included: the Makefile runs it as mlscaffold too)
     recipe_lines = commands + [line for target in sorted(called)
                                for line in _expanded_recipes(root, target)]
-    mlscaffold_calls, project_calls = [], []
+    mlscaffold_calls = []
     for line in recipe_lines:
         for part in re.split(r"\$\(|\)|&&|\|\||[;|`]", line):
             try:
@@ -474,29 +499,37 @@ def test_every_command_the_pipeline_runs_exists_in_the_project(projects, project
                 words = part.split()
             if words[:1] == ["mlscaffold"]:
                 mlscaffold_calls.append(words[1:])
-            for index in range(len(words) - 2):
-                if words[index] == "-m" and words[index + 1] == spec.package:
-                    project_calls.append(words[index + 2:])
-    assert {c[0] for c in mlscaffold_calls} >= {"check", "cost", "policy", "preflight"}
+            assert spec.package not in words, f"the project's package is no CLI: {line}"
+    assert {c[0] for c in mlscaffold_calls} >= {"check", "cost", "policy", "preflight",
+                                                "analyze", "train", "evaluate", "promote",
+                                                "drift", "list"}
     errors = [error for argv in mlscaffold_calls if (error := _click_errors(argv))]
     assert errors == []
-    assert {c[0] for c in project_calls} >= {"analyze", "train", "evaluate", "promote",
-                                             "drift", "list"}
-    errors = [error for argv in project_calls if (error := _argparse_error(project_parser,
-                                                                            argv))]
-    assert errors == []
 
 
-def test_the_command_checks_catch_wrong_commands(project_parser):
+def test_the_command_checks_catch_wrong_commands():
     assert _click_errors(["check", "--format", "sarif", "--output", "x.sarif"]) is None
     assert _click_errors(["policy", "config", "--stack", "dev", "--pack", "cost"]) is None
     assert _click_errors(["preflight", "--stack", "dev"]) is None
     assert "no such option" in _click_errors(["check", "--colour"]).lower()
     assert "has no command" in _click_errors(["policy", "show"])
     assert "has no command" in _click_errors(["deploy"])
-    assert _argparse_error(project_parser, ["train", "--time", "5"]) is None
-    assert _argparse_error(project_parser, ["retrain"]) is not None
-    assert _argparse_error(project_parser, ["drift"]) is not None  # --input is required
+    assert _click_errors(["train", "--time", "5"]) is None
+    assert "has no command" in _click_errors(["retrain"])
+    assert "--input" in _click_errors(["drift"])  # --input is required
+
+
+@pytest.mark.parametrize(("provider", "serving"), _PROJECT_COMBOS)
+def test_pip_targets_are_the_ones_whose_recipes_install(projects, provider, serving):
+    """PIP_TARGETS (the steps that get the package index) are exactly the targets the pipeline
+    calls whose recipes run pip: pip itself, `pulumi install` or the image build."""
+    root = projects[provider, serving]
+    files = {path: (root / path).read_text() for path in render_pipeline(load_spec(
+        root / SPEC_FILENAME))}
+    installing = {target for target in make_targets_called(pipeline_commands(files))
+                  if re.search(r"pip install|pulumi --cwd infra(/cluster)? install|docker build",
+                               "\n".join(_expanded_recipes(root, target)))}
+    assert installing == PIP_TARGETS - (set() if serving != "none" else {"image-archive"})
 
 
 def test_make_target_helpers_on_small_inputs():
