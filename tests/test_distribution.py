@@ -363,3 +363,66 @@ def test_optional_modules_are_the_platform_libraries_by_import_name():
     for module in modules:  # each is importable under that name in the full installation
         assert find_spec(module) is not None, module
     assert not set(modules) & {"sklearn", "pandas", "numpy", "yaml", "click", "pydantic"}
+
+
+# ---------------------------------------------------------------- docs/publishing.md
+
+PUBLISHING = REPO / "docs" / "publishing.md"
+# the AWS CLI's `codeartifact login`, a customization outside the API model: its options
+_LOGIN_OPTIONS = {"--tool", "--domain", "--domain-owner", "--repository", "--duration-seconds",
+                  "--namespace", "--endpoint-type", "--dry-run"}
+_GLOBAL_OPTIONS = {"--query", "--output", "--region", "--profile"}
+
+
+def _codeartifact_commands(text: str) -> list[list[str]]:
+    """Every `aws codeartifact ...` of the document's code blocks, as words."""
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.DOTALL)
+    commands = []
+    for line in _logical_lines("".join(blocks)):
+        for match in re.finditer(r"aws codeartifact ([^)\n]*)", line):
+            commands.append(shlex.split(match.group(1)))
+    return commands
+
+
+def test_the_publishing_doc_runs_real_codeartifact_calls():
+    """Each command is an operation of the CodeArtifact API (or `login`), with its required
+    options and no option it lacks."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("codeartifact")
+    commands = _codeartifact_commands(PUBLISHING.read_text())
+    verbs = [words[0] for words in commands]
+    assert {"login", "get-authorization-token", "get-repository-endpoint", "create-domain",
+            "create-repository", "associate-external-connection", "describe-package"} <= set(verbs)
+    for verb, *words in commands:
+        options = {word for word in words if word.startswith("--")}
+        if verb == "login":
+            assert options <= _LOGIN_OPTIONS, options - _LOGIN_OPTIONS
+            assert words[words.index("--tool") + 1] in ("pip", "twine")
+            continue
+        operation = model.operation_model("".join(part.title() for part in verb.split("-")))
+        members = {"--" + re.sub(r"(?<!^)([A-Z])", r"-\1", name).lower(): name
+                   for name in operation.input_shape.members}
+        assert options - _GLOBAL_OPTIONS <= set(members), (verb, options - set(members))
+        required = {option for option, name in members.items()
+                    if name in operation.input_shape.required_members}
+        assert required <= options, (verb, required - options)
+
+
+def test_the_publishing_doc_names_what_the_generated_files_read(tmp_path):
+    text = PUBLISHING.read_text()
+    spec = validate_spec({"name": "documented", "serving": "sagemaker", "ci": "github"})
+    root = create_project(tmp_path / "documented", spec, git=False).path
+    workflow = (root / ".github" / "workflows" / "ci.yml").read_text()
+    assert "PIP_INDEX_URL: ${{ secrets.PIP_INDEX_URL }}" in workflow
+    assert "| GitHub Actions | Settings > Secrets and variables > Actions" in text
+    assert re.search(r"^\| GitLab CI \|.*\| `PIP_INDEX_URL` \|$", text, re.MULTILINE)
+    assert "ARG PIP_INDEX_URL" in (root / "Dockerfile").read_text()
+    assert "docker build --build-arg PIP_INDEX_URL" in text
+    # the four places that pin mlscaffold, as the requirement test finds them
+    for where in ("`infra/requirements.txt`", "`pyproject.toml`, extra `dev`", "`Dockerfile` (",
+                  "the policy packs' `requirements.txt`"):
+        assert f"\n| {where}" in text, where
+    wheel = f"{DISTRIBUTION.replace('-', '_')}-<version>-py3-none-any.whl"
+    assert wheel in text
+    assert "(docs/publishing.md)" in (REPO / "README.md").read_text()
