@@ -337,9 +337,14 @@ def test_help_and_the_lifecycle_need_none_of_the_optional_libraries(project):
     assert (listed.returncode, listed.stderr) == (0, ""), listed.stderr
 
 
+def _trained(project: Path, run_cli) -> None:
+    if not (project / "experiments" / "exp-001" / "model.joblib").is_file():
+        trained = run_cli(["train", "--project", str(project), "--time", "3"])
+        assert trained.exit_code == 0, trained.stderr
+
+
 def test_evaluate_without_matplotlib_writes_the_csv_and_skips_the_plot(project, run_cli):
-    trained = run_cli(["train", "--project", str(project), "--time", "3"])
-    assert trained.exit_code == 0, trained.stderr
+    _trained(project, run_cli)
     completed = _run_without("matplotlib", "evaluate", "--project", str(project))
     experiment = project / "experiments" / "exp-001"
     assert completed.returncode in (0, 1), completed.stderr  # 1: the quality gate said no
@@ -353,6 +358,25 @@ def test_evaluate_without_matplotlib_writes_the_csv_and_skips_the_plot(project, 
     # with matplotlib the plot is drawn
     assert run_cli(["evaluate", "--project", str(project)]).exit_code in (0, 1)
     assert (experiment / "confusion_matrix.png").is_file()
+
+
+def test_a_promoted_model_is_readable_by_the_images_user(project, run_cli):
+    """The image copies models/ as they are and serves as another user: files and folders get
+    the umask's modes (0644, 0755 here), not the 0600 and 0700 of mkstemp and mkdtemp."""
+    _trained(project, run_cli)
+    old_umask = os.umask(0o022)
+    try:
+        promoted = run_cli(["promote", "exp-001", "--project", str(project), "--to",
+                            "production", "--force"])
+    finally:
+        os.umask(old_umask)
+    assert promoted.exit_code == 0, promoted.stderr
+    paths = [project / "models" / "registry.json",
+             *(project / "models" / "production").rglob("*")]
+    modes = {path.relative_to(project).as_posix(): oct(path.stat().st_mode & 0o777)
+             for path in paths if path.name != ".gitkeep"}
+    assert "models/production/v1/model.joblib" in modes
+    assert modes == {name: "0o755" if (project / name).is_dir() else "0o644" for name in modes}
 
 
 def test_optional_modules_are_the_platform_libraries_by_import_name():

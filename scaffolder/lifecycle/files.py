@@ -53,6 +53,22 @@ def _temporary_sibling(path: Path) -> tuple[int, str]:
     raise FileExistsError(f"no free temporary name beside {path}")
 
 
+def temporary_directory(parent: Path, prefix: str) -> Path:
+    """Create a new empty directory in `parent` named `prefix` + a random part.
+
+    Made with mode 0o777 less the umask, as mkdir makes directories, not mkdtemp's 0o700: a
+    model version renamed from it must stay readable by the serving image's non-root user.
+    """
+    for _ in range(tempfile.TMP_MAX):
+        path = Path(parent) / f"{prefix}{secrets.token_hex(6)}"
+        try:
+            path.mkdir(0o777)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {parent}")
+
+
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
     """Write a file through a temporary sibling, fsync it and rename it over `path`."""
     path = Path(path)
