@@ -1,8 +1,6 @@
-"""The team's model code. mlscaffold's lifecycle (`mlscaffold train|evaluate|serve|…`) calls it.
+"""ML lifecycle for this project: analyze, train, evaluate, promote, predict and watch for drift.
 
-preprocessing.py  how raw columns become model inputs
-candidates.py     the estimator families the model search tries
-metrics.py        metrics of your own, next to the built-in ones
-
-Delete a module to use mlscaffold's default for it.
+Run ``python -m <package> --help`` for the commands.
 """
+
+__version__ = "0.1.0"

@@ -1,16 +1,224 @@
-"""Metrics of your own: computed next to the built-in ones, and selectable with --metric.
+"""The one table of metrics: which tasks each applies to, its direction, how it is computed."""
 
-Each Metric gets an Outcome (y_true, y_pred, and for classifiers probabilities and classes):
+from __future__ import annotations
 
-    Metric("top_decile_precision", higher_is_better=True, tasks=("binary-classification",),
-           compute=lambda outcome: ..., description="precision in the top 10% of scores")
-"""
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from mlscaffold.lifecycle.hooks import Metric
+import numpy as np
+from sklearn import metrics as skm
 
-__all__ = ["Metric", "custom_metrics"]
+from .errors import ConfigError
+
+TASKS = ("binary-classification", "multiclass-classification", "regression")
+CLASSIFICATION = ("binary-classification", "multiclass-classification")
+DEFAULT_METRIC = {
+    "binary-classification": "roc_auc",
+    "multiclass-classification": "f1",
+    "regression": "r2",
+}
 
 
-def custom_metrics() -> list[Metric]:
-    """None by default."""
-    return []
+@dataclass(frozen=True)
+class Outcome:
+    """What a model produced for a labelled data set."""
+
+    task: str
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    probabilities: np.ndarray | None = None  # columns follow `classes`
+    classes: Sequence | None = None
+
+    @property
+    def binary(self) -> bool:
+        return self.task == "binary-classification"
+
+    @property
+    def positive_class(self):
+        """Binary tasks: the second of the sorted classes (as in sklearn, e.g. 1 or 'yes')."""
+        return self.classes[-1]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+    tasks: tuple[str, ...]
+    compute: Callable[[Outcome], float]
+    description: str
+
+    @property
+    def direction(self) -> str:
+        return "higher is better" if self.higher_is_better else "lower is better"
+
+    def is_better(self, candidate: float | None, reference: float | None) -> bool:
+        """True when `candidate` beats `reference` (a missing reference is always beaten)."""
+        if not _is_number(candidate):
+            return False
+        if not _is_number(reference):
+            return True
+        return candidate > reference if self.higher_is_better else candidate < reference
+
+    def passes(self, value: float | None, threshold: float) -> bool:
+        """True when `value` meets `threshold` in this metric's direction."""
+        if not _is_number(value):
+            return False
+        return value >= threshold if self.higher_is_better else value <= threshold
+
+    def sort_key(self, value: float | None) -> float:
+        """Key that sorts best values first and missing values last."""
+        if not _is_number(value):
+            return math.inf
+        return -value if self.higher_is_better else value
+
+
+def _averaged(score: Callable) -> Callable[[Outcome], float]:
+    def compute(outcome: Outcome) -> float:
+        if outcome.binary:
+            return score(
+                outcome.y_true, outcome.y_pred, pos_label=outcome.positive_class, zero_division=0
+            )
+        return score(outcome.y_true, outcome.y_pred, average="macro", zero_division=0)
+
+    return compute
+
+
+def _roc_auc(outcome: Outcome) -> float:
+    if outcome.binary:
+        return skm.roc_auc_score(
+            outcome.y_true == outcome.positive_class, outcome.probabilities[:, 1]
+        )
+    return skm.roc_auc_score(
+        outcome.y_true,
+        outcome.probabilities,
+        multi_class="ovr",
+        average="macro",
+        labels=list(outcome.classes),
+    )
+
+
+def _log_loss(outcome: Outcome) -> float:
+    return skm.log_loss(outcome.y_true, outcome.probabilities, labels=list(outcome.classes))
+
+
+def _rmse(outcome: Outcome) -> float:
+    return float(np.sqrt(skm.mean_squared_error(outcome.y_true, outcome.y_pred)))
+
+
+_METRICS = (
+    Metric(
+        "accuracy",
+        True,
+        CLASSIFICATION,
+        lambda o: skm.accuracy_score(o.y_true, o.y_pred),
+        "share of correct predictions",
+    ),
+    Metric(
+        "balanced_accuracy",
+        True,
+        CLASSIFICATION,
+        lambda o: skm.balanced_accuracy_score(o.y_true, o.y_pred),
+        "mean recall over classes",
+    ),
+    Metric(
+        "f1",
+        True,
+        CLASSIFICATION,
+        _averaged(skm.f1_score),
+        "F1 (positive class; macro for multiclass)",
+    ),
+    Metric(
+        "precision",
+        True,
+        CLASSIFICATION,
+        _averaged(skm.precision_score),
+        "precision (positive class; macro for multiclass)",
+    ),
+    Metric(
+        "recall",
+        True,
+        CLASSIFICATION,
+        _averaged(skm.recall_score),
+        "recall (positive class; macro for multiclass)",
+    ),
+    Metric(
+        "roc_auc",
+        True,
+        CLASSIFICATION,
+        _roc_auc,
+        "area under the ROC curve (one-vs-rest macro for multiclass)",
+    ),
+    Metric(
+        "log_loss", False, CLASSIFICATION, _log_loss, "cross-entropy of the class probabilities"
+    ),
+    Metric("rmse", False, ("regression",), _rmse, "root mean squared error"),
+    Metric(
+        "mae",
+        False,
+        ("regression",),
+        lambda o: skm.mean_absolute_error(o.y_true, o.y_pred),
+        "mean absolute error",
+    ),
+    Metric(
+        "r2",
+        True,
+        ("regression",),
+        lambda o: skm.r2_score(o.y_true, o.y_pred),
+        "coefficient of determination",
+    ),
+    Metric(
+        "mape",
+        False,
+        ("regression",),
+        lambda o: skm.mean_absolute_percentage_error(o.y_true, o.y_pred),
+        "mean absolute percentage error (as a fraction)",
+    ),
+)
+METRICS: dict[str, Metric] = {metric.name: metric for metric in _METRICS}
+
+
+def metrics_for(task: str) -> list[Metric]:
+    """The metrics that apply to `task`, in table order."""
+    return [metric for metric in _METRICS if task in metric.tasks]
+
+
+def get_metric(name: str, task: str) -> Metric:
+    """Look up a metric by name and check it applies to `task`."""
+    metric = METRICS.get(name)
+    valid = ", ".join(m.name for m in metrics_for(task))
+    if metric is None:
+        raise ConfigError(f"unknown metric {name!r}; metrics for {task}: {valid}")
+    if task not in metric.tasks:
+        raise ConfigError(f"metric {name!r} does not apply to {task}; choose one of: {valid}")
+    return metric
+
+
+def compute_all(outcome: Outcome) -> dict[str, float | None]:
+    """Every metric of the outcome's task; None where it is undefined (e.g. one class in y_true)."""
+    results: dict[str, float | None] = {}
+    for metric in metrics_for(outcome.task):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                value = float(metric.compute(outcome))
+        except ValueError:
+            value = None
+        results[metric.name] = value if _is_number(value) else None
+    return results
+
+
+def _is_number(value: float | None) -> bool:
+    return value is not None and not math.isnan(value)
+
+
+def outcome_of(pipeline, features, labels: np.ndarray, task: str) -> Outcome:
+    """Run a fitted pipeline on labelled data; classifiers predict the most probable class."""
+    if task == "regression":
+        return Outcome(task, labels, np.asarray(pipeline.predict(features), dtype=float))
+    probabilities = pipeline.predict_proba(features)
+    classes = pipeline.classes_
+    return Outcome(
+        task, labels, classes[np.argmax(probabilities, axis=1)], probabilities, classes.tolist()
+    )

@@ -1,0 +1,63 @@
+"""Batch predictions from a CSV file into a CSV file."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from .config import ProjectConfig
+from .data import read_csv
+from .files import atomic_write_text
+from .model import (
+    SchemaMismatch,
+    check_columns,
+    describe,
+    load_bundle,
+    predict_frame,
+    resolve_model_dir,
+)
+from .schema import DROPPED
+
+
+def predict_file(
+    config: ProjectConfig,
+    input_path: Path,
+    output_path: Path,
+    model_ref: str = "production",
+    echo: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """Write predictions (and class probabilities) for every row of `input_path` to `output_path`.
+
+    Identifier columns the model ignores (e.g. customer_id) are copied to the output to join on.
+    Columns the model does not know are ignored with a warning; missing ones are an error.
+    """
+    directory = resolve_model_dir(config.root, model_ref)
+    bundle = load_bundle(directory)
+    frame = read_csv(input_path)
+    missing, extra = check_columns(bundle, frame.columns)
+    if missing:
+        raise SchemaMismatch(missing, extra)
+    if extra:
+        print(
+            f"warning: ignoring column(s) the model does not use: {', '.join(extra)}",
+            file=sys.stderr,
+        )
+
+    result = predict_frame(bundle, frame)
+    kept = [
+        name for name, kind in bundle.features.items() if kind == DROPPED and name in frame.columns
+    ]
+    output = frame[kept].reset_index(drop=True)
+    output["prediction"] = result["predictions"]
+    if result["probabilities"] is not None:
+        probabilities = pd.DataFrame(
+            result["probabilities"], columns=[f"probability_{c}" for c in bundle.classes]
+        )
+        output = pd.concat([output, probabilities], axis=1)
+    atomic_write_text(Path(output_path), output.to_csv(index=False))
+    echo(f"predicted {len(output)} rows with {model_ref} ({describe(bundle)}) from {directory}")
+    echo(f"wrote {output_path}")
+    return output

@@ -1,0 +1,27 @@
+"""Formatting of numbers and tables for terminal output."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def say(line: str) -> None:
+    """Print a progress line at once, even when stdout is a pipe (CI logs)."""
+    print(line, flush=True)
+
+
+def number(value: float | None, digits: int = 4) -> str:
+    """A metric value for humans; 'n/a' when missing."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain left-aligned text table."""
+    cells = [[str(cell) for cell in row] for row in [headers, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths).rstrip())
+    return "\n".join(lines)

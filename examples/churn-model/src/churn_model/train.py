@@ -1,0 +1,204 @@
+"""`train`: load the data, search for the best model within a time budget, record an experiment."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.pipeline import Pipeline
+
+from .config import ProjectConfig
+from .data import check_classes, read_csv, split_label
+from .errors import COMMAND, DataError
+from .experiments import pending_experiment, record_experiment
+from .files import atomic_write_json, sha256_file, utc_now
+from .metrics import Metric, get_metric
+from .model import ModelBundle, save_bundle
+from .schema import coerce_features, infer_schema, used_columns
+from .search import SearchResult, Split, Trial, search
+from .text import number, say
+
+SPLITS = ("train", "validation")
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The training and validation sets, ready for the search, and where they came from."""
+
+    train: Split
+    validation: Split
+    features: dict[str, str]  # column -> numeric | categorical | dropped
+    classes: list | None
+    files: dict[str, dict]  # split -> path, sha256, rows, columns
+
+
+def load_training_data(config: ProjectConfig, echo: Callable[[str], None]) -> TrainingData:
+    """Read datasets/train.csv and validation.csv; infer the schema from the training set."""
+    splits, files = {}, {}
+    features: dict[str, str] = {}
+    for split in SPLITS:
+        path = config.layout.dataset(split)
+        frame = read_csv(path)
+        data = split_label(frame, config.label, config.task, path)
+        if split == "train":
+            features = infer_schema(frame, config.label).features
+        missing = [name for name in used_columns(features) if name not in data.features.columns]
+        if missing:
+            raise DataError(f"{path} lacks column(s) of the training data: {', '.join(missing)}")
+        if data.dropped_rows:
+            echo(f"note: ignored {data.dropped_rows} row(s) of {split} without a label")
+        splits[split] = Split(coerce_features(data.features, features), data.labels)
+        files[split] = {
+            "path": path.relative_to(config.root).as_posix(),
+            "sha256": sha256_file(path),
+            "rows": len(frame),
+            "columns": len(frame.columns),
+        }
+    classes = None
+    if config.is_classification:
+        classes = np.unique(splits["train"].y).tolist()
+        check_classes(classes, config.task, files["train"]["path"])
+    return TrainingData(splits["train"], splits["validation"], features, classes, files)
+
+
+def train(
+    config: ProjectConfig,
+    budget: float = 60.0,
+    metric_name: str | None = None,
+    seed: int = 42,
+    echo: Callable[[str], None] = say,
+) -> dict:
+    """Search for the best model within `budget` seconds and record it as a new experiment.
+
+    Returns the experiment's index entry. The experiment joins the index only once all its
+    files are written; an interrupted run leaves nothing behind.
+    """
+    metric = get_metric(metric_name or config.metric, config.task)
+    if budget <= 0:
+        raise DataError(f"--time must be a positive number of seconds, got {budget:g}")
+    started_at, loading = utc_now(), time.perf_counter()
+    data = load_training_data(config, echo)
+    searching = time.perf_counter()
+
+    with pending_experiment(config.layout) as (experiment_id, directory):
+        echo(
+            f"{experiment_id}: {config.task}, {len(data.train.y)} training rows, "
+            f"{len(used_columns(data.features))} features; searching {budget:g}s for the best "
+            f"{metric.name} ({metric.direction}) on {len(data.validation.y)} validation rows"
+        )
+        result = search(
+            data.train, data.validation, data.features, config.task, metric, budget, seed, echo
+        )
+        saving = time.perf_counter()
+        _single_threaded(result.pipeline)
+        bundle = ModelBundle(
+            pipeline=result.pipeline,
+            task=config.task,
+            label=config.label,
+            features=data.features,
+            classes=data.classes,
+            metric=metric.name,
+            metrics=result.best.metrics,
+            name=config.name,
+        )
+        save_bundle(bundle, directory)
+        atomic_write_json(directory / "leaderboard.json", _leaderboard(result.trials, metric))
+        done = time.perf_counter()
+        timings = {
+            "load": searching - loading,
+            "search": saving - searching,
+            "save": done - saving,
+            "total": done - loading,
+        }
+        entry = {
+            "id": experiment_id,
+            "created_at": started_at,
+            "task": config.task,
+            "metric": metric.name,
+            "score": result.best.score,
+            "family": result.best.family,
+            "params": result.best.params,
+            "validation": result.best.metrics,
+            "seed": seed,
+            "time_budget_seconds": budget,
+        }
+        atomic_write_json(
+            directory / "experiment.json", _experiment_record(entry, config, data, result, timings)
+        )
+        record_experiment(config.layout, entry)
+
+    _report(result, metric, directory, experiment_id, timings["search"], echo)
+    return entry
+
+
+def _single_threaded(pipeline: Pipeline) -> None:
+    """Predict without a thread pool: parallelism only slows down small (serving) batches."""
+    estimator = pipeline.named_steps["model"]
+    if "n_jobs" in estimator.get_params():
+        estimator.set_params(n_jobs=None)
+
+
+def _leaderboard(trials: list[Trial], metric: Metric) -> list[dict]:
+    ordered = sorted(enumerate(trials, start=1), key=lambda item: metric.sort_key(item[1].score))
+    return [
+        {
+            "rank": rank,
+            "trial": order,
+            "family": trial.family,
+            "params": trial.params,
+            "score": trial.score,
+            "metrics": trial.metrics,
+            "seconds": round(trial.seconds, 3),
+            "error": trial.error,
+        }
+        for rank, (order, trial) in enumerate(ordered, start=1)
+    ]
+
+
+def _experiment_record(
+    entry: dict, config: ProjectConfig, data: TrainingData, result: SearchResult, timings: dict
+) -> dict:
+    """Everything needed to understand and reproduce the run (experiment.json)."""
+    return {
+        **entry,
+        "finished_at": utc_now(),
+        "project": config.name,
+        "label": config.label,
+        "features": data.features,
+        "classes": data.classes,
+        "data": data.files,
+        "versions": {
+            "python": platform.python_version(),
+            "scikit-learn": sklearn.__version__,
+            "pandas": pd.__version__,
+            "numpy": np.__version__,
+            "joblib": joblib.__version__,
+        },
+        "timings_seconds": {name: round(value, 3) for name, value in timings.items()},
+        "candidates": {"evaluated": len(result.trials), "skipped_for_time": result.skipped},
+    }
+
+
+def _report(
+    result: SearchResult,
+    metric: Metric,
+    directory: Path,
+    experiment_id: str,
+    seconds: float,
+    echo: Callable[[str], None],
+) -> None:
+    best = result.best
+    echo(
+        f"best: {best.family} {metric.name}={number(best.score)} "
+        f"({len(result.trials)} candidates in {seconds:.1f}s)"
+    )
+    echo("validation: " + ", ".join(f"{k}={number(v)}" for k, v in best.metrics.items()))
+    echo(f"wrote {directory} (model.joblib, model.json, experiment.json, leaderboard.json)")
+    echo(f"next: {COMMAND} evaluate --experiment {experiment_id}")

@@ -1,0 +1,113 @@
+"""Building blocks: metrics table, schema inference, drift statistics, experiment ids, search."""
+
+import itertools
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn_model.config import Layout
+from churn_model.drift import categorical_psi, numeric_psi
+from churn_model.errors import ConfigError
+from churn_model.experiments import read_index, record_experiment, reserve_experiment
+from churn_model.files import atomic_write_text
+from churn_model.metrics import METRICS, TASKS, get_metric, metrics_for
+from churn_model.schema import coerce_features, infer_schema
+from churn_model.search_space import candidates
+
+
+def test_every_task_has_metrics_and_every_metric_a_direction():
+    for task in TASKS:
+        assert metrics_for(task)
+    assert METRICS["rmse"].is_better(1.0, 2.0) and METRICS["r2"].is_better(0.9, 0.1)
+    assert METRICS["log_loss"].passes(0.2, 0.3) and not METRICS["roc_auc"].passes(0.6, 0.7)
+    assert sorted([3.0, None, 1.0], key=METRICS["mae"].sort_key) == [1.0, 3.0, None]
+
+
+def test_get_metric_checks_the_task():
+    assert get_metric("f1", "multiclass-classification").higher_is_better
+    with pytest.raises(ConfigError, match="does not apply"):
+        get_metric("accuracy", "regression")
+    with pytest.raises(ConfigError, match="unknown metric"):
+        get_metric("auc", "binary-classification")
+
+
+def test_schema_inference_finds_ids_constants_numbers_and_categories():
+    rows = 40
+    frame = pd.DataFrame(
+        {
+            "order_id": [f"O-{i:04d}" for i in range(rows)],
+            "row_number": range(rows),
+            "source": ["batch"] * rows,
+            "amount": [float(i % 7) if i % 5 else None for i in range(rows)],
+            "colour": [["red", "green", None][i % 3] for i in range(rows)],
+            "urgent": [i % 2 == 0 for i in range(rows)],
+            "target": [i % 2 for i in range(rows)],
+        }
+    )
+    schema = infer_schema(frame, "target")
+    kinds = {column.name: column.kind for column in schema.columns}
+    assert kinds == {
+        "order_id": "id-like",
+        "row_number": "id-like",
+        "source": "constant",
+        "amount": "numeric",
+        "colour": "categorical",
+        "urgent": "categorical",
+    }
+    assert list(schema.features) == list(kinds)
+    assert schema.features["order_id"] == "dropped"
+
+
+def test_coercion_unifies_missing_values_and_numbers():
+    features = {"n": "numeric", "c": "categorical", "skip": "dropped"}
+    frame = pd.DataFrame({"n": [1, None, "2.5"], "c": ["a", None, 3], "skip": [1, 2, 3]})
+    coerced = coerce_features(frame, features)
+    assert list(coerced.columns) == ["n", "c"]
+    assert coerced["n"].dtype == "float64" and coerced["n"].iloc[2] == 2.5
+    assert coerced["c"].iloc[0] == "a" and coerced["c"].iloc[2] == "3"
+    assert np.isnan(coerced["c"].iloc[1])
+
+
+def test_psi_is_zero_for_the_same_data_and_large_for_a_shift():
+    rng = np.random.default_rng(0)
+    reference = pd.Series(rng.normal(0, 1, 2000))
+    assert numeric_psi(reference, reference) == pytest.approx(0, abs=1e-9)
+    assert numeric_psi(reference, pd.Series(rng.normal(0, 1, 2000))) < 0.1
+    assert numeric_psi(reference, pd.Series(rng.normal(2, 1, 2000))) > 0.2
+    colours = pd.Series(["red"] * 50 + ["blue"] * 50)
+    assert categorical_psi(colours, colours) == pytest.approx(0, abs=1e-9)
+    assert categorical_psi(colours, pd.Series(["green"] * 100)) > 0.2
+
+
+def test_candidates_depend_only_on_the_seed():
+    def first(seed, count=30):
+        return [c.key for c in itertools.islice(candidates("regression", seed), count)]
+
+    assert first(1) == first(1)
+    assert first(1) != first(2)
+
+
+def test_concurrent_reservations_get_distinct_ids(tmp_path):
+    layout = Layout(tmp_path)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        reserved = list(pool.map(lambda _: reserve_experiment(layout)[0], range(24)))
+    assert len(set(reserved)) == 24
+    assert all(len(name) == len("exp-001") for name in reserved)
+
+
+def test_concurrent_index_updates_keep_every_entry(tmp_path):
+    layout = Layout(tmp_path)
+    entries = [{"id": f"exp-{i:03d}", "validation": {}} for i in range(1, 21)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda entry: record_experiment(layout, entry), entries))
+    assert [entry["id"] for entry in read_index(layout)] == [entry["id"] for entry in entries]
+
+
+def test_atomic_write_leaves_no_temporary_files(tmp_path):
+    atomic_write_text(tmp_path / "file.txt", "one")
+    atomic_write_text(tmp_path / "file.txt", "two")
+    assert os.listdir(tmp_path) == ["file.txt"]
+    assert (tmp_path / "file.txt").read_text() == "two"

@@ -1,0 +1,79 @@
+"""Reading data sets and separating the label."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+
+
+@dataclass(frozen=True)
+class LabelledData:
+    """Feature columns and label values of a data set, rows with a missing label removed."""
+
+    features: pd.DataFrame
+    labels: np.ndarray
+    dropped_rows: int  # rows removed because their label was missing
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """Read a CSV file, turning every failure into a one-line DataError."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} not found")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {path}: {str(exc).strip().splitlines()[0]}") from None
+    if frame.empty:
+        raise DataError(f"{path} has a header but no rows")
+    return frame
+
+
+def require_label(frame: pd.DataFrame, label: str, source: Path | str) -> None:
+    """Fail with the columns found when the label column is absent."""
+    if label not in frame.columns:
+        raise DataError(
+            f"label column {label!r} not found in {source}; "
+            f"columns found: {', '.join(map(str, frame.columns))}"
+        )
+
+
+def split_label(frame: pd.DataFrame, label: str, task: str, source: Path | str) -> LabelledData:
+    """Separate features and labels; regression labels must be numeric."""
+    require_label(frame, label, source)
+    present = frame[frame[label].notna()]
+    if present.empty:
+        raise DataError(f"label column {label!r} in {source} has no values")
+    if task == "regression":
+        labels = pd.to_numeric(present[label], errors="coerce")
+        if labels.isna().any():
+            examples = ", ".join(repr(v) for v in present[label][labels.isna()].unique()[:3])
+            raise DataError(
+                f"regression needs a numeric label; column {label!r} in {source} holds {examples}"
+            )
+        values = labels.to_numpy(dtype="float64")
+    else:
+        values = present[label].to_numpy()
+        if values.dtype.kind == "f" and np.all(values == np.round(values)):
+            values = values.astype("int64")
+    return LabelledData(present.drop(columns=[label]), values, len(frame) - len(present))
+
+
+def check_classes(classes: list, task: str, source: Path | str) -> None:
+    """A binary task needs two classes, a multiclass task at least three."""
+    shown = ", ".join(map(str, classes[:10]))
+    if task == "binary-classification" and len(classes) != 2:
+        raise DataError(
+            f"binary-classification needs exactly 2 classes; {source} has {len(classes)}: {shown}"
+        )
+    if task == "multiclass-classification" and len(classes) < 3:
+        raise DataError(
+            f"multiclass-classification needs at least 3 classes; "
+            f"{source} has {len(classes)}: {shown} "
+            "(use task: binary-classification)"
+        )

@@ -1,0 +1,166 @@
+"""Data drift between a reference data set (the training data) and new data, per feature.
+
+PSI (population stability index) compares the share of rows per bin: categories for categorical
+columns, reference deciles for numeric ones, plus a bin for missing values. Numeric columns also
+get the two-sample Kolmogorov-Smirnov statistic. Rule of thumb: PSI < 0.1 stable, 0.1-0.2 watch,
+> 0.2 drifted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import ks_2samp
+
+from .config import ProjectConfig
+from .data import read_csv
+from .errors import DataError
+from .files import atomic_write_json, sha256_file, utc_now
+from .schema import NUMERIC, coerce_features, infer_schema, used_columns
+from .text import number, table
+
+DEFAULT_THRESHOLD = 0.2
+QUANTILE_BINS = 10
+_SMOOTHING = 1e-4  # share given to empty bins so the logarithm stays finite
+
+
+def population_stability_index(expected: np.ndarray, actual: np.ndarray) -> float:
+    """PSI of two share vectors over the same bins."""
+    expected = np.clip(expected, _SMOOTHING, None)
+    actual = np.clip(actual, _SMOOTHING, None)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def _shares(codes: np.ndarray, bins: int) -> np.ndarray:
+    return np.bincount(codes, minlength=bins) / max(len(codes), 1)
+
+
+def numeric_psi(reference: pd.Series, current: pd.Series) -> float:
+    """PSI on the reference's quantile bins, missing values in a bin of their own."""
+    present = reference.dropna().to_numpy()
+    edges = (
+        np.unique(np.quantile(present, np.linspace(0, 1, QUANTILE_BINS + 1))[1:-1])
+        if len(present)
+        else []
+    )
+    bins = len(edges) + 2  # value bins plus the missing bin
+
+    def codes(series: pd.Series) -> np.ndarray:
+        values = series.to_numpy(dtype=float)
+        return np.where(np.isnan(values), bins - 1, np.searchsorted(edges, values, side="right"))
+
+    return population_stability_index(
+        _shares(codes(reference), bins), _shares(codes(current), bins)
+    )
+
+
+def categorical_psi(reference: pd.Series, current: pd.Series) -> float:
+    """PSI over the reference's categories plus a bin for unseen values and one for missing ones."""
+    categories = pd.Index(reference.dropna().unique())
+    unseen, missing = len(categories), len(categories) + 1
+
+    def codes(series: pd.Series) -> np.ndarray:
+        known = categories.get_indexer(series)  # -1 for values not in the reference
+        return np.where(series.isna().to_numpy(), missing, np.where(known < 0, unseen, known))
+
+    bins = len(categories) + 2
+    return population_stability_index(
+        _shares(codes(reference), bins), _shares(codes(current), bins)
+    )
+
+
+def compare(
+    reference: pd.DataFrame, current: pd.DataFrame, label: str, threshold: float
+) -> list[dict]:
+    """Per-feature drift statistics, most drifted first."""
+    features = infer_schema(reference, label).features
+    columns = used_columns(features)
+    missing = [name for name in columns if name not in current.columns]
+    if missing:
+        raise DataError(f"new data lacks column(s) of the reference: {', '.join(missing)}")
+    reference, current = coerce_features(reference, features), coerce_features(current, features)
+    results = []
+    for name in columns:
+        kind = features[name]
+        row = {
+            "feature": name,
+            "kind": kind,
+            "ks_statistic": None,
+            "ks_pvalue": None,
+            "missing_reference": float(reference[name].isna().mean()),
+            "missing_current": float(current[name].isna().mean()),
+        }
+        if kind == NUMERIC:
+            row["psi"] = numeric_psi(reference[name], current[name])
+            ref_values, new_values = reference[name].dropna(), current[name].dropna()
+            if len(ref_values) and len(new_values):
+                test = ks_2samp(ref_values, new_values)
+                row["ks_statistic"], row["ks_pvalue"] = float(test.statistic), float(test.pvalue)
+        else:
+            row["psi"] = categorical_psi(reference[name], current[name])
+        row["drifted"] = row["psi"] > threshold
+        results.append(row)
+    return sorted(results, key=lambda row: -row["psi"])
+
+
+def detect_drift(
+    config: ProjectConfig,
+    input_path: Path,
+    reference_path: Path | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    report_path: Path | None = None,
+    echo: Callable[[str], None] = print,
+) -> dict:
+    """Compare `input_path` with the reference (default datasets/train.csv); write a JSON report."""
+    if threshold <= 0:
+        raise DataError(f"--threshold must be positive, got {threshold:g}")
+    reference_path = Path(reference_path or config.layout.dataset("train"))
+    report_path = Path(report_path or config.layout.experiments / "drift-report.json")
+    reference, current = read_csv(reference_path), read_csv(input_path)
+    features = compare(reference, current, config.label, threshold)
+    drifted = [row["feature"] for row in features if row["drifted"]]
+    report = {
+        "created_at": utc_now(),
+        "reference": {
+            "path": str(reference_path),
+            "sha256": sha256_file(reference_path),
+            "rows": len(reference),
+        },
+        "input": {"path": str(input_path), "sha256": sha256_file(input_path), "rows": len(current)},
+        "threshold": threshold,
+        "drifted": drifted,
+        "features": features,
+    }
+    atomic_write_json(report_path, report)
+
+    echo(
+        f"drift of {input_path} ({len(current)} rows) "
+        f"against {reference_path} ({len(reference)} rows):"
+    )
+    echo(
+        table(
+            ["feature", "kind", "psi", "ks", "missing ref", "missing new", ""],
+            [
+                [
+                    row["feature"],
+                    row["kind"],
+                    number(row["psi"]),
+                    number(row["ks_statistic"]),
+                    f"{row['missing_reference']:.1%}",
+                    f"{row['missing_current']:.1%}",
+                    "DRIFT" if row["drifted"] else "",
+                ]
+                for row in features
+            ],
+        )
+    )
+    verdict = (
+        f"{len(drifted)} feature(s) over PSI {threshold:g}: {', '.join(drifted)}"
+        if drifted
+        else f"no feature over PSI {threshold:g}"
+    )
+    echo(f"{verdict}\nwrote {report_path}")
+    return report

@@ -1,0 +1,130 @@
+"""Experiment directories and the experiment index (experiments/index.json).
+
+A run reserves its id by creating its directory with os.mkdir (atomic, so concurrent runs never
+share an id), writes its files there, and only becomes an experiment when it is added to the
+index at the end. An interrupted run removes its directory; a killed one leaves a directory that
+the index ignores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from .config import Layout
+from .errors import COMMAND, NotFoundError
+from .files import atomic_write_json, file_lock, read_json
+from .metrics import Metric
+
+_ID_PATTERN = re.compile(r"^exp-(\d{3,})$")
+
+
+def format_id(number: int) -> str:
+    return f"exp-{number:03d}"
+
+
+def reserve_experiment(layout: Layout) -> tuple[str, Path]:
+    """Create the next free experiments/exp-NNN directory and return its id and path."""
+    layout.experiments.mkdir(parents=True, exist_ok=True)
+    taken = [
+        int(match.group(1))
+        for match in map(_ID_PATTERN.match, os.listdir(layout.experiments))
+        if match
+    ]
+    number = max(taken, default=0) + 1
+    while True:
+        path = layout.experiments / format_id(number)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            number += 1
+            continue
+        return format_id(number), path
+
+
+@contextlib.contextmanager
+def pending_experiment(layout: Layout) -> Iterator[tuple[str, Path]]:
+    """Reserve an experiment directory and remove it again if the block does not complete."""
+    experiment_id, path = reserve_experiment(layout)
+    try:
+        yield experiment_id, path
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
+def read_index(layout: Layout) -> list[dict]:
+    """Indexed experiments, oldest first."""
+    return list((read_json(layout.experiment_index) or {}).get("experiments", []))
+
+
+def record_experiment(layout: Layout, entry: dict) -> None:
+    """Add or replace (by id) an experiment in the index, under the index lock."""
+    with _locked_index(layout) as experiments:
+        experiments[:] = [item for item in experiments if item["id"] != entry["id"]] + [entry]
+        experiments.sort(key=lambda item: _number(item["id"]))
+
+
+def update_experiment(layout: Layout, experiment_id: str, **changes) -> None:
+    """Merge `changes` into an indexed experiment's entry."""
+    with _locked_index(layout) as experiments:
+        entry = next((item for item in experiments if item["id"] == experiment_id), None)
+        if entry is None:
+            raise _unknown(experiment_id)
+        entry.update(changes)
+
+
+def get_experiment(layout: Layout, experiment_id: str) -> dict:
+    """The index entry of an experiment."""
+    for item in read_index(layout):
+        if item["id"] == experiment_id:
+            return item
+    raise _unknown(experiment_id)
+
+
+def experiment_dir(layout: Layout, experiment_id: str) -> Path:
+    """Directory of an indexed experiment."""
+    get_experiment(layout, experiment_id)
+    return layout.experiments / experiment_id
+
+
+def ranked(experiments: list[dict], metric: Metric) -> list[dict]:
+    """Experiments best first by their validation value of `metric` (missing values last)."""
+    return sorted(
+        experiments,
+        key=lambda item: (
+            metric.sort_key(item["validation"].get(metric.name)),
+            _number(item["id"]),
+        ),
+    )
+
+
+def best_experiment(layout: Layout, metric: Metric) -> dict:
+    """The indexed experiment with the best validation `metric`."""
+    experiments = read_index(layout)
+    if not experiments:
+        raise NotFoundError(f"no experiments yet; run `{COMMAND} train` first")
+    return ranked(experiments, metric)[0]
+
+
+@contextlib.contextmanager
+def _locked_index(layout: Layout) -> Iterator[list[dict]]:
+    with file_lock(layout.experiments / ".index.lock"):
+        experiments = read_index(layout)
+        yield experiments
+        atomic_write_json(layout.experiment_index, {"experiments": experiments})
+
+
+def _number(experiment_id: str) -> int:
+    match = _ID_PATTERN.match(experiment_id)
+    return int(match.group(1)) if match else 0
+
+
+def _unknown(experiment_id: str) -> NotFoundError:
+    return NotFoundError(
+        f"unknown experiment {experiment_id!r}; run `{COMMAND} list` to see the experiments"
+    )
