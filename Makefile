@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint examples docs bench bench-serving
+.PHONY: help install demo test test-fast lint examples docs bench bench-serving bench-image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -56,3 +56,6 @@ bench: $(STAMP) ## benchmarks: start-up, `new` against copier, preview, check, t
 
 bench-serving: $(STAMP) ## serving throughput and latency against MLServer (makes its own venv)
 	$(PY) tests/bench/bench_serving.py
+
+bench-image: $(STAMP) ## installed size by use: the whole tool, the runtime, the serving image (podman)
+	$(PY) tests/bench/bench_image.py --image

@@ -94,7 +94,33 @@ class _Cli(click.Group):
             _fail(str(error), error.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+        except ModuleNotFoundError as error:
+            # an installation with the lifecycle runtime only (a project's image) lacks the
+            # tool's other libraries: one line naming the one missing and what to install
+            from .packaging import install_hint, missing_library
+
+            library = missing_library(error)
+            if library is None:
+                raise
+            command = _command_path(self, args, prog_name or "mlscaffold")
+            _fail(f"{command} needs {library}, which this installation lacks (an image installs "
+                  f"only the lifecycle runtime); {install_hint()}", 2)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _command_path(group: click.Group, args: Any, prog_name: str) -> str:
+    """The command the arguments name, e.g. `mlscaffold policy config` (options skipped)."""
+    words, command = [prog_name], group
+    for arg in sys.argv[1:] if args is None else list(args):
+        if not isinstance(command, click.Group):
+            break
+        if arg.startswith("-"):
+            continue
+        if arg not in command.commands:
+            break
+        words.append(arg)
+        command = command.commands[arg]
+    return " ".join(words)
 
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"],

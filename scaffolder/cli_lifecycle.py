@@ -121,7 +121,7 @@ def evaluate(project: Path | None, experiment: str | None, output_format: str) -
     as_json = output_format == "json"
     with _files_errors():
         report = run(_open(project).config, experiment, echo=(lambda _: None) if as_json else
-                     _echo, check_gate=False)
+                     _echo, check_gate=False, warn=_warn)
     if as_json:
         _json(report)
     if report["gate"] is not None and not report["gate"]["passed"]:

@@ -413,6 +413,10 @@ def run_program(program: Path, *, project: str, stack: str, config: Mapping[str,
     except Exception as error:
         import traceback
 
+        from .packaging import missing_library
+
+        if isinstance(error, ModuleNotFoundError) and missing_library(error):
+            raise  # not the program's fault: this installation lacks Pulumi (the CLI says so)
         frames = _user_frames(error, program)
         location = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
         raise ProgramError(error, location, "".join(traceback.format_list(frames))) from error

@@ -3,17 +3,27 @@
 ``pip install mlscaffold-kit`` gives the whole tool. A project's serving and training image needs
 only the lifecycle runtime: it installs the distribution without dependencies plus the project's
 package, whose dependencies are the runtime requirements below (requirements/runtime.txt, which
-pyproject.toml also reads: one list for both).
+pyproject.toml also reads: one list for both). The rest of the tool's libraries
+(requirements/platform.txt) are optional there: :func:`optional_modules` names them, so that a
+command that needs one says what to install instead of failing with a traceback.
+
+Imports stay light (the CLI reads this module when a command lacks a library).
 """
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib import resources
 
 from . import DISTRIBUTION, __version__
 
-__all__ = ["DISTRIBUTION", "pinned", "runtime_requirements"]
+__all__ = ["DISTRIBUTION", "install_hint", "missing_library", "optional_modules", "pinned",
+           "runtime_requirements"]
+
+# Modules we import that come with a platform.txt distribution without being named by it
+# (import name -> the distribution that brings it).
+_BROUGHT_ALONG = {"botocore": "boto3"}
 
 
 def pinned() -> str:
@@ -21,9 +31,43 @@ def pinned() -> str:
     return f"{DISTRIBUTION}=={__version__}"
 
 
+def _requirements(name: str) -> tuple[str, ...]:
+    text = resources.files(__package__).joinpath("requirements", name).read_text("utf-8")
+    return tuple(line.strip() for line in text.splitlines()
+                 if line.strip() and not line.lstrip().startswith("#"))
+
+
 @cache
 def runtime_requirements() -> tuple[str, ...]:
     """The lifecycle runtime's requirements (PEP 508 strings), in file order."""
-    text = resources.files(__package__).joinpath("requirements", "runtime.txt").read_text("utf-8")
-    return tuple(line.strip() for line in text.splitlines()
-                 if line.strip() and not line.lstrip().startswith("#"))
+    return _requirements("runtime.txt")
+
+
+@cache
+def optional_modules() -> dict[str, str]:
+    """{top-level import name: distribution} of the libraries beyond the lifecycle runtime.
+
+    They are requirements/platform.txt's distributions (imported as their names with ``-``
+    read as ``_``) and the modules that come along with them; an image that installs only the
+    runtime lacks every one.
+    """
+    modules = {}
+    for line in _requirements("platform.txt"):
+        distribution = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", line)
+        if distribution:
+            modules[distribution.group(0).lower().replace("-", "_")] = distribution.group(0)
+    return {**modules, **_BROUGHT_ALONG}
+
+
+def missing_library(error: ModuleNotFoundError) -> str | None:
+    """The distribution an optional module that failed to import belongs to, else None.
+
+    Only the module itself missing counts (``error.name`` is the top-level name): a submodule
+    missing from an installed library is a broken installation, not an optional part.
+    """
+    return optional_modules().get(error.name or "")
+
+
+def install_hint() -> str:
+    """What to run for the whole tool, at this version."""
+    return f"pip install '{pinned()}'"

@@ -270,14 +270,65 @@ def _secret_locations(node, path=()):
         yield path, node
 
 
+# make targets that install with pip: pip itself, `pulumi install` (infra/venv and the policy
+# packs' venvs) or the image build; test_pip_targets_are_the_ones_whose_recipes_install checks it
+PIP_TARGETS = frozenset({"install", "install-infra", "preview", "deploy", "image-archive"})
+_PIP_ENV = "${{ secrets.PIP_INDEX_URL }}"
+
+
+def _calls(step: dict, targets) -> bool:
+    return any(re.search(rf"make (?:\S+ )*{target}\b", step.get("run", "")) for target in targets)
+
+
 @pytest.mark.parametrize("serving", SERVINGS)
-def test_github_secrets_only_referenced_in_the_env_of_pulumi_steps(serving):
+def test_github_secrets_only_referenced_in_the_env_of_steps_that_need_them(serving):
     for name, doc in _documents("github", serving=serving).items():
         for path, value in _secret_locations(doc):
             assert re.fullmatch(r"\$\{\{ secrets\.[A-Z_]+ \}\}", value), (name, path, value)
             assert path[0] == "jobs" and path[2] == "steps" and path[4] == "env", (name, path)
             step = doc["jobs"][path[1]]["steps"][path[3]]
-            assert re.search(r"make (preview|deploy|baseline)\b", step["run"]), (name, path)
+            if path[5] == "PIP_INDEX_URL":  # the package index: steps that install
+                assert _calls(step, PIP_TARGETS), (name, path)
+            else:  # Pulumi's secrets: steps that run pulumi
+                assert re.search(r"make (preview|deploy|baseline)\b", step["run"]), (name, path)
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=_combo_id)
+def test_github_every_step_that_installs_gets_the_package_index(combo):
+    serving, environments, feature_store = combo
+    docs = _documents("github", serving=serving, environments=environments,
+                      feature_store=feature_store)
+    installing = 0
+    for name, doc in docs.items():
+        for job_id, job in _jobs(doc).items():
+            for step in job.get("steps", []):
+                given = step.get("env", {}).get("PIP_INDEX_URL")
+                assert given == (_PIP_ENV if _calls(step, PIP_TARGETS) else None), \
+                    (name, job_id, step.get("name"))
+                installing += given is not None
+        assert "secrets.PIP_INDEX_URL" in _header_of(name, serving, environments)
+    # test, policy, preview (install, preview), train, drift; the image; each deploy (install, up)
+    assert installing == 6 + (serving != "none") + 2 * len(environments)
+
+
+def _header_of(name: str, serving: str, environments: list[str]) -> str:
+    """The header comment of a rendered GitHub file (where its settings are listed)."""
+    files = render_pipeline(_spec("github", serving, environments))
+    text = next(text for path, text in files.items() if path.name == name)
+    return "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
+
+
+def test_gitlab_documents_the_package_index_and_leaves_it_to_the_project_variable():
+    text = render_pipeline(_spec("gitlab"))[Path(".gitlab-ci.yml")]
+    header = text.split("\nworkflow:", 1)[0]
+    assert re.search(r"^#   PIP_INDEX_URL +the package index that serves mlscaffold-kit",
+                     header, re.MULTILINE)
+    doc = yaml.safe_load(text)
+    # a variable in the file would only hide the project's from readers; none
+    for name, job in doc.items():
+        if isinstance(job, dict):
+            assert "PIP_INDEX_URL" not in (job.get("variables") or {}), name
+    assert "make image-archive" in "\n".join(doc["build-image"]["script"])
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -468,6 +519,19 @@ def test_the_command_checks_catch_wrong_commands():
     assert _click_errors(["train", "--time", "5"]) is None
     assert _click_errors(["retrain"]) is not None
     assert "missing option" in _click_errors(["drift"]).lower()  # --input is required
+
+
+@pytest.mark.parametrize(("provider", "serving"), _PROJECT_COMBOS)
+def test_pip_targets_are_the_ones_whose_recipes_install(projects, provider, serving):
+    """PIP_TARGETS (the steps that get the package index) are exactly the targets the pipeline
+    calls whose recipes run pip: pip itself, `pulumi install` or the image build."""
+    root = projects[provider, serving]
+    files = {path: (root / path).read_text() for path in render_pipeline(load_spec(
+        root / SPEC_FILENAME))}
+    installing = {target for target in make_targets_called(pipeline_commands(files))
+                  if re.search(r"pip install|pulumi --cwd infra(/cluster)? install|docker build",
+                               "\n".join(_expanded_recipes(root, target)))}
+    assert installing == PIP_TARGETS - (set() if serving != "none" else {"image-archive"})
 
 
 def test_make_target_helpers_on_small_inputs():

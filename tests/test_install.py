@@ -1,53 +1,117 @@
-"""A non-editable `pip install .` into a fresh venv runs `mlscaffold new` from anywhere."""
+"""The built wheel in fresh venvs: the whole tool makes and checks a project from anywhere; the
+lifecycle runtime alone (a project's image) runs the lifecycle and names what else to install."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from mlscaffold.packaging import optional_modules, pinned, runtime_requirements
+from mlscaffold.project import create_project
+from mlscaffold.spec import validate_spec
+
 from .conftest import REPO
+from .test_distribution import BASELINE_OUTPUTS
 
 pytestmark = pytest.mark.slow
 
 
-def test_wheel_install_makes_a_project_from_another_directory(tmp_path: Path):
-    # install from a copy of the tracked files, so the repo gets no build/ or egg-info
-    source = tmp_path / "src"
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel of the tracked files, built from a copy (the repo gets no build/ or egg-info)."""
+    work = tmp_path_factory.mktemp("wheel")
+    source = work / "src"
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True,
                              check=True).stdout.decode().split("\0")
     for name in filter(None, tracked):
         if (REPO / name).is_file():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             (source / name).write_bytes((REPO / name).read_bytes())
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(source)],
-                   check=True)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
+                    str(work / "dist"), str(source)], check=True, capture_output=True)
+    return next((work / "dist").glob("mlscaffold_kit-*.whl"))
+
+
+def _venv(path: Path, *installs: list[str]) -> Path:
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    for arguments in installs:
+        subprocess.run([str(path / "bin" / "python"), "-m", "pip", "install", "-q", *arguments],
+                       check=True)
+    return path / "bin"
+
+
+def test_wheel_install_makes_a_project_from_another_directory(tmp_path: Path, wheel: Path):
+    bin_dir = _venv(tmp_path / "venv", [str(wheel)])
     workdir = tmp_path / "elsewhere"
     workdir.mkdir()
-    completed = subprocess.run([str(venv / "bin" / "mlscaffold"), "new", "churn", "--no-input",
+    completed = subprocess.run([str(bin_dir / "mlscaffold"), "new", "churn", "--no-input",
                                 "--serving", "kserve", "--ci", "gitlab"],
                                cwd=workdir, capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
     project = workdir / "churn"
-    for name in ("mlscaffold.yaml", "Dockerfile", ".gitlab-ci.yml", "src/churn/model.py",
+    for name in ("mlscaffold.yaml", "Dockerfile", ".gitlab-ci.yml", "src/churn/preprocessing.py",
                  "datasets/train.csv", "infra/Pulumi.yaml"):
         assert (project / name).is_file(), name
-    site = subprocess.run([str(venv / "bin" / "python"), "-c",
+    site = subprocess.run([str(bin_dir / "python"), "-c",
                            "import mlscaffold, os; print(os.path.dirname(mlscaffold.__file__))"],
                           capture_output=True, text=True, check=True, cwd=workdir).stdout.strip()
     assert "site-packages" in site, "the installed package, not the source tree, was used"
     answers = (project / ".copier-answers.yml").read_text()
     assert "site-packages/mlscaffold/blueprints/ml-project" in answers
     # the packs, the price table and the stacks ship in the wheel too
-    checked = subprocess.run([str(venv / "bin" / "mlscaffold"), "check", "churn", "--stack",
+    checked = subprocess.run([str(bin_dir / "mlscaffold"), "check", "churn", "--stack",
                               "dev"], cwd=workdir, capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    pack = subprocess.run([str(venv / "bin" / "mlscaffold"), "policy", "path", "security"],
+    pack = subprocess.run([str(bin_dir / "mlscaffold"), "policy", "path", "security"],
                           cwd=workdir, capture_output=True, text=True, check=True).stdout.strip()
     assert "site-packages" in pack
     assert {p.name for p in Path(pack).iterdir()} >= {"PulumiPolicy.yaml", "requirements.txt",
                                                       "__main__.py"}
+    # an organisation's policy file with rule settings is validated (jsonschema is declared)
+    policy = workdir / "org.yaml"
+    policy.write_text("version: 1\nrules:\n  nope: {}\n")
+    refused = subprocess.run([str(bin_dir / "mlscaffold"), "new", "other", "--no-input",
+                              "--org-config", str(policy)], cwd=workdir, capture_output=True,
+                             text=True)
+    assert refused.returncode == 2 and "unknown rule 'nope'" in refused.stderr, refused.stderr
+
+
+def test_the_runtime_alone_runs_the_lifecycle_and_names_what_else_to_install(tmp_path: Path,
+                                                                            wheel: Path):
+    """The Dockerfile's install: the wheel without dependencies, plus the runtime's."""
+    bin_dir = _venv(tmp_path / "venv", ["--no-deps", str(wheel)], list(runtime_requirements()))
+    installed = subprocess.run([str(bin_dir / "python"), "-m", "pip", "list", "--format",
+                                "freeze"], capture_output=True, text=True, check=True).stdout
+    names = {line.split("==")[0].lower() for line in installed.splitlines()}
+    assert not names & {"pulumi", "copier", "boto3", "matplotlib", "jinja2"}, names
+    project = create_project(tmp_path / "thin", validate_spec(
+        {"name": "thin", "serving": "sagemaker", "environments": ["dev"]}), git=False).path
+
+    def mlscaffold(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(bin_dir / "mlscaffold"), *args], cwd=project,
+                              input=BASELINE_OUTPUTS, capture_output=True, text=True,
+                              timeout=600)
+
+    assert mlscaffold("--help").returncode == 0
+    trained = mlscaffold("train", "--time", "3")
+    assert trained.returncode == 0, trained.stderr
+    evaluated = mlscaffold("evaluate")
+    assert evaluated.returncode in (0, 1), evaluated.stderr  # 1: the quality gate said no
+    assert evaluated.stderr.startswith("warning: plots skipped: matplotlib is not installed")
+    assert (project / "experiments" / "exp-001" / "confusion_matrix.csv").is_file()
+    # each names the first library it lacks (check loads the policy engine before Pulumi)
+    for args, command in ((["new", str(tmp_path / "x"), "--no-input"], "new"),
+                          (["check", "."], "check"), (["preview", "."], "preview"),
+                          (["baseline", "--outputs", "-"], "baseline")):
+        completed = mlscaffold(*args)
+        lacking = re.fullmatch(
+            rf"error: mlscaffold {command} needs (\S+), which this installation lacks \(an image "
+            rf"installs only the lifecycle runtime\); pip install '{re.escape(pinned())}'\n",
+            completed.stderr)
+        assert completed.returncode == 2 and lacking, completed.stderr
+        assert lacking.group(1) in optional_modules().values()
+    assert not (tmp_path / "x").exists()

@@ -210,12 +210,10 @@ class BaselineClient:
 
     def __init__(self, target: BaselineTarget, session: Any = None):
         if session is None:
-            try:
-                import boto3
-            except ImportError:
-                raise ProjectError(
-                    "boto3 is needed to reach AWS: pip install -e '.[aws]' (make install has it)"
-                ) from None
+            # without boto3 (an image has the lifecycle runtime only) the CLI says what to
+            # install (mlscaffold.packaging.missing_library)
+            import boto3
+
             session = boto3.Session(region_name=target.region)
         self.target = target
         self.s3 = session.client("s3", region_name=target.region)

@@ -26,11 +26,13 @@ def evaluate(
     experiment_id: str | None = None,
     echo: Callable[[str], None] = quiet,
     check_gate: bool = True,
+    warn: Callable[[str], None] = quiet,
 ) -> dict:
     """Score an experiment (default: the best) on datasets/test.csv and apply the quality gate.
 
     Writes evaluation.json and confusion_matrix.csv/.png or residuals.csv/.png into the
-    experiment directory.
+    experiment directory. Without matplotlib (an image installs only the lifecycle runtime) the
+    .png is skipped and `warn` says what to install.
     Raises GateError after writing when the metric misses mlscaffold.yaml's metric_threshold
     (unless `check_gate` is false: then the report's "gate" says so and gate_error() raises).
     """
@@ -54,9 +56,9 @@ def evaluate(
 
     title = f"{config.name} {entry['id']} ({entry['family']}) on test"
     if outcome.classes is not None:
-        details, written = _classification_details(outcome, directory, title)
+        details, written = _classification_details(outcome, directory, title, warn)
     else:
-        details, written = _regression_details(outcome, directory, title)
+        details, written = _regression_details(outcome, directory, title, warn)
     value = scores.get(metric.name)
     gate = None
     if config.metric_threshold is not None:
@@ -112,19 +114,37 @@ def gate_error(report: dict) -> GateError:
     return GateError(f"quality gate failed for {report['experiment']}: {_verdict(report['gate'])}")
 
 
-def _classification_details(outcome, directory: Path, title: str) -> tuple[dict, list[Path]]:
+def _plotted(draw: Callable[[], Path], warn: Callable[[str], None]) -> list[Path]:
+    """[the plot `draw` wrote], or [] with a warning when the plotting library is missing."""
+    from ..packaging import install_hint, missing_library
+
+    try:
+        return [draw()]
+    except ModuleNotFoundError as error:
+        library = missing_library(error)
+        if library is None:
+            raise
+        warn(f"plots skipped: {library} is not installed here (an image installs only the "
+             f"lifecycle runtime); {install_hint()} draws them")
+        return []
+
+
+def _classification_details(outcome, directory: Path, title: str,
+                            warn: Callable[[str], None]) -> tuple[dict, list[Path]]:
     classes = list(outcome.classes)
     matrix = confusion_matrix(outcome.y_true, outcome.y_pred, labels=classes)
     labels = [str(label) for label in classes]
     frame = pd.DataFrame(matrix, index=pd.Index(labels, name="actual \\ predicted"), columns=labels)
     written = [
         atomic_write_text(directory / "confusion_matrix.csv", frame.to_csv()),
-        confusion_matrix_plot(matrix, classes, title, directory / "confusion_matrix.png"),
+        *_plotted(lambda: confusion_matrix_plot(matrix, classes, title,
+                                                directory / "confusion_matrix.png"), warn),
     ]
     return {"classes": classes, "confusion_matrix": matrix.tolist()}, written
 
 
-def _regression_details(outcome, directory: Path, title: str) -> tuple[dict, list[Path]]:
+def _regression_details(outcome, directory: Path, title: str,
+                        warn: Callable[[str], None]) -> tuple[dict, list[Path]]:
     actual, predicted = np.asarray(outcome.y_true, dtype=float), outcome.y_pred
     residuals = actual - predicted
     absolute = np.abs(residuals)
@@ -139,6 +159,7 @@ def _regression_details(outcome, directory: Path, title: str) -> tuple[dict, lis
     frame = pd.DataFrame({"actual": actual, "predicted": predicted, "residual": residuals})
     written = [
         atomic_write_text(directory / "residuals.csv", frame.to_csv(index=False)),
-        regression_plot(actual, predicted, title, directory / "residuals.png"),
+        *_plotted(lambda: regression_plot(actual, predicted, title,
+                                          directory / "residuals.png"), warn),
     ]
     return {"residuals": summary}, written

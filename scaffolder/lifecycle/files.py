@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import os
+import secrets
 import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -36,11 +37,43 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _temporary_sibling(path: Path) -> tuple[int, str]:
+    """Create a new empty file beside `path`: (descriptor, name).
+
+    Made with mode 0o666 less the umask, as open() makes files, not mkstemp's 0o600: a model
+    promoted here must stay readable by the serving image's non-root user once copied in.
+    """
+    for _ in range(tempfile.TMP_MAX):
+        name = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+            return os.open(name, flags, 0o666), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
+def temporary_directory(parent: Path, prefix: str) -> Path:
+    """Create a new empty directory in `parent` named `prefix` + a random part.
+
+    Made with mode 0o777 less the umask, as mkdir makes directories, not mkdtemp's 0o700: a
+    model version renamed from it must stay readable by the serving image's non-root user.
+    """
+    for _ in range(tempfile.TMP_MAX):
+        path = Path(parent) / f"{prefix}{secrets.token_hex(6)}"
+        try:
+            path.mkdir(0o777)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {parent}")
+
+
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
     """Write a file through a temporary sibling, fsync it and rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, temporary = _temporary_sibling(path)
     try:
         with os.fdopen(handle, "wb") as stream:
             write(stream)

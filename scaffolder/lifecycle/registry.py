@@ -11,13 +11,19 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from .config import STAGES, Layout
 from .errors import COMMAND, GateError, NotFoundError, ProjectError
-from .files import atomic_write_json, file_lock, read_json, sha256_file, utc_now
+from .files import (
+    atomic_write_json,
+    file_lock,
+    read_json,
+    sha256_file,
+    temporary_directory,
+    utc_now,
+)
 from .metrics import Metric
 from .text import number
 
@@ -147,7 +153,7 @@ def _copy_atomically(source: Path, stage_dir: Path, name: str) -> Path:
     if missing:
         raise NotFoundError(f"{source} lacks {', '.join(missing)}; was the experiment completed?")
     stage_dir.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(dir=stage_dir, prefix=f".{name}-"))
+    temporary = temporary_directory(stage_dir, f".{name}-")
     try:
         for artifact in ARTIFACTS:
             shutil.copy2(source / artifact, temporary / artifact)
