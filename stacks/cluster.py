@@ -26,7 +26,6 @@ __all__ = [
     "ACCESS_POLICIES",
     "CLUSTER_LOG_TYPES",
     "EKS_ADDONS",
-    "EKS_UNSUPPORTED_ZONE_IDS",
     "NODE_POLICIES",
     "SYSTEM_POOL",
     "GpuCluster",
@@ -81,11 +80,6 @@ EKS_ADDONS: tuple[ManagedAddon, ...] = (
 # EKS access policies of the configured principals (AWS docs, "Review access policy
 # permissions"); the viewer one reads Secrets too, which Helm keeps its release state in
 ACCESS_POLICIES = {"admin": "AmazonEKSClusterAdminPolicy", "viewer": "AmazonEKSAdminViewPolicy"}
-# Zone IDs where EKS cannot place its control plane's network interfaces (AWS docs: "View
-# Amazon EKS networking requirements for VPC and subnets"; UnsupportedAvailabilityZoneException)
-EKS_UNSUPPORTED_ZONE_IDS: dict[str, tuple[str, ...]] = {
-    "us-east-1": ("use1-az3",), "us-west-1": ("usw1-az2",), "ca-central-1": ("cac1-az3",),
-}
 
 
 @dataclass

@@ -29,6 +29,7 @@ from .instances import (
     instance_size,
 )
 from .model_keys import MODEL_KEY_PATTERN
+from .regions import check_region
 
 # EKS add-on that watches the nodes of every platform but KServe (Container Insights); the cost
 # estimator reads the name from here too
@@ -651,6 +652,11 @@ class PlatformConfig(_Strict):
     """The spec's ``features`` section (declared types, identifier, event time); set in
     mlscaffold.yaml only, never per stack."""
 
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, region: str) -> str:
+        return check_region(region)  # the spec's own rule: one region table
+
     @model_validator(mode="after")
     def _cluster_for_kserve(self) -> PlatformConfig:
         if self.serving.platform == "kserve" and not self.cluster.enabled:
@@ -807,6 +813,10 @@ def platform_config(spec: Any, environment: str,
             "environment", f"{environment!r} is not an environment of mlscaffold.yaml "
             f"({', '.join(data['environments'])}); select one of them with `pulumi stack select`"
             " or add it to `environments`")
+    try:
+        check_region(data["region"])
+    except ValueError as error:
+        raise StackConfigError("region", f"{error} (the region of mlscaffold.yaml)") from None
     if overrides is not None and not isinstance(overrides, dict):
         raise StackConfigError("platform", "must be a mapping of settings")
     if "features" in (overrides or {}):

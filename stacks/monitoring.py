@@ -41,6 +41,7 @@ from .config import (
     ServingConfig,
 )
 from .instances import SAGEMAKER_INSTANCES
+from .regions import model_monitor_image_uri
 from .serving import DATA_CAPTURE_PREFIX, VARIANT_NAME
 
 __all__ = [
@@ -49,7 +50,6 @@ __all__ = [
     "CLOUDWATCH_NAMESPACE",
     "CLOUDWATCH_OBSERVABILITY_ADDON",
     "CLOUDWATCH_OBSERVABILITY_VERSIONS",
-    "MODEL_MONITOR_REGISTRIES",
     "MONITORING_NAMESPACE",
     "NODE_CPU_ALARM_PERCENT",
     "Monitoring",
@@ -57,30 +57,6 @@ __all__ = [
     "alert_topic_name",
     "model_monitor_image_uri",
 ]
-
-# Accounts of the SageMaker Model Monitor analyzer image (sagemaker-model-monitor-analyzer)
-# per region, from AWS's "Amazon SageMaker Model Monitor prebuilt container" documentation and
-# the SageMaker Python SDK's image_uri_config/model-monitor.json.
-MODEL_MONITOR_REGISTRIES: dict[str, str] = {
-    "ap-east-1": "001633400207",
-    "ap-northeast-1": "574779866223",
-    "ap-northeast-2": "709848358524",
-    "ap-south-1": "126357580389",
-    "ap-southeast-1": "245545462676",
-    "ap-southeast-2": "563025443158",
-    "ca-central-1": "536280801234",
-    "eu-central-1": "048819808253",
-    "eu-north-1": "895015795356",
-    "eu-west-1": "468650794304",
-    "eu-west-2": "749857270468",
-    "eu-west-3": "680080141114",
-    "me-south-1": "607024016150",
-    "sa-east-1": "539772159869",
-    "us-east-1": "156813124566",
-    "us-east-2": "777275614652",
-    "us-west-1": "890145073186",
-    "us-west-2": "159807026194",
-}
 
 MONITORING_NAMESPACE = "monitoring"
 ALERTMANAGER_SERVICE_ACCOUNT = "alertmanager"
@@ -127,16 +103,6 @@ CPU_ALARM_PERCENT_PER_VCPU = 80
 def alert_topic_name(prefix: str) -> str:
     """Name of the platform's alert topic (the data key's policy names it too)."""
     return f"{prefix}-alerts"
-
-
-def model_monitor_image_uri(region: str) -> str:
-    """The SageMaker Model Monitor analyzer image of `region`."""
-    account = MODEL_MONITOR_REGISTRIES.get(region)
-    if account is None:
-        raise ValueError(f"no SageMaker Model Monitor image is known for region {region!r}; "
-                         f"use one of {', '.join(sorted(MODEL_MONITOR_REGISTRIES))} or add the "
-                         "region's account (AWS docs: Model Monitor prebuilt container)")
-    return f"{account}.dkr.ecr.{region}.amazonaws.com/sagemaker-model-monitor-analyzer"
 
 
 @dataclass

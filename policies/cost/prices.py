@@ -2,9 +2,10 @@
 
 The table is dated (``as_of``), names its ``source`` and holds every price mlscaffold uses:
 hourly on-demand prices of EC2 and SageMaker instance types, unit prices of the other services,
-the spot discount, per-region multipliers and the usage figures the usage-driven charges are
-estimated from. It is validated once when first loaded; a missing price raises
-:class:`PriceError` naming what is missing.
+the spot discount, the multiplier of a region missing from the region table (each known
+region's multiplier is in :mod:`mlscaffold.stacks.regions`) and the usage figures the
+usage-driven charges are estimated from. It is validated once when first loaded; a missing
+price raises :class:`PriceError` naming what is missing.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from importlib.resources import files
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from mlscaffold.stacks.regions import REGIONS
 
 __all__ = ["PriceError", "PriceTable", "Service", "Usage", "prices"]
 
@@ -51,9 +54,16 @@ class Usage(_Strict):
 
 
 class Regions(_Strict):
-    multipliers: dict[str, Annotated[float, Field(gt=0)]]
+    """How regions are priced: each known region's multiplier is in the one region table
+    (:data:`mlscaffold.stacks.regions.REGIONS`); others get ``default_multiplier``."""
+
     default_multiplier: Annotated[float, Field(gt=0)]
     note: str
+
+    @property
+    def multipliers(self) -> dict[str, float]:
+        """Region code -> multiplier of every region mlscaffold knows."""
+        return {code: region.price_multiplier for code, region in REGIONS.items()}
 
 
 class PriceTable(_Strict):
@@ -114,9 +124,10 @@ class PriceTable(_Strict):
         refused, so that estimates and the budget rule keep working in new regions; the returned
         text names the region, the multiplier used and the regions the table knows.
         """
-        if region in self.regions.multipliers:
-            return self.regions.multipliers[region], None
-        known = ", ".join(sorted(self.regions.multipliers))
+        multipliers = self.regions.multipliers
+        if region in multipliers:
+            return multipliers[region], None
+        known = ", ".join(sorted(multipliers))
         return self.regions.default_multiplier, (
             f"region {region!r} is not in the price table; priced at {self.base_region} x "
             f"{self.regions.default_multiplier:g} (default multiplier). Known regions: {known}")

@@ -24,6 +24,7 @@ from typing import Any
 from pulumi_policy.proxy import UnknownValueError
 
 from mlscaffold.stacks.instances import EC2_INSTANCES, SAGEMAKER_INSTANCES, family_types, gpu_count
+from mlscaffold.stacks.regions import DEFAULT_REGION
 
 from ..nodepools import (
     CAPACITY_TYPE,
@@ -599,7 +600,7 @@ def _budget_estimate(subjects: Sequence[Subject], region: str) -> CostEstimate:
                 "scale": {"enum": ["desired", "max"], "default": "desired",
                           "description": "Compare the budget with the estimate at the baseline "
                                          "size (desired) or at full scale (max)."},
-                "region": {"type": "string", "default": "us-east-1",
+                "region": {"type": "string", "default": DEFAULT_REGION,
                            "description": "AWS region of the stack (set by mlscaffold)."},
                 "environment": {"type": "string", "default": "dev",
                                 "description": "Environment of the stack (set by mlscaffold)."},

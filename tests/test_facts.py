@@ -1,0 +1,103 @@
+"""One source for every fact: each table is read by all of its consumers, and they agree.
+
+Each test runs every consumer of one fact on every entry of its table (and on values outside
+it), so a consumer that grows its own copy of the fact fails here as soon as the two differ.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlscaffold import catalog
+from mlscaffold.errors import SpecError
+from mlscaffold.policies.cost.prices import prices
+from mlscaffold.spec import validate_spec
+from mlscaffold.stacks.config import StackConfigError, platform_config
+from mlscaffold.stacks.regions import DEFAULT_REGION, REGIONS, model_monitor_image_uri
+
+from .conftest import BLUEPRINT
+
+REPO = Path(__file__).resolve().parents[1]
+# the product's sources (not tests, docs or examples): where a second copy of a fact would live
+SOURCES = ("scaffolder", "stacks", "policies", "templates", "blueprints")
+
+# a region code an AWS region could have but mlscaffold does not know, and a real region whose
+# facts (price multiplier, Model Monitor image) mlscaffold lacks
+UNKNOWN_REGIONS = ("eu-west-99", "il-central-1", "US-EAST-1", "")
+
+
+def _source_files(*suffixes: str) -> list[Path]:
+    return sorted(path for top in SOURCES for path in (REPO / top).rglob("*")
+                  if path.is_file() and "__pycache__" not in path.parts
+                  and (not suffixes or path.name.endswith(suffixes)))
+
+
+def _spec_values(**overrides: object) -> dict[str, object]:
+    return validate_spec({"name": "demo", **overrides}).model_dump(mode="json")
+
+
+# ---------------------------------------------------------------- regions
+
+
+@pytest.mark.parametrize("region", list(REGIONS))
+def test_every_known_region_is_usable_by_every_consumer(region: str) -> None:
+    facts = REGIONS[region]
+    assert validate_spec({"name": "demo", "region": region}).region == region
+    assert platform_config(_spec_values(region=region), "dev").region == region
+    assert prices().region_multiplier(region) == (facts.price_multiplier, None)
+    assert model_monitor_image_uri(region) == (
+        f"{facts.model_monitor_account}.dkr.ecr.{region}.amazonaws.com/"
+        "sagemaker-model-monitor-analyzer")
+    assert re.fullmatch(r"\d{12}", facts.model_monitor_account)
+
+
+@pytest.mark.parametrize("region", UNKNOWN_REGIONS)
+def test_an_unknown_region_is_refused_by_every_consumer_naming_the_known_ones(
+        region: str) -> None:
+    known = ", ".join(REGIONS)
+    with pytest.raises(SpecError) as caught:
+        validate_spec({"name": "demo", "region": region})
+    assert caught.value.field == "region"
+    assert str(caught.value) == (f"{region!r} is not an AWS region mlscaffold knows; use one "
+                                 f"of: {known}")
+    spec = _spec_values()
+    with pytest.raises(StackConfigError, match=re.escape(f"use one of: {known}")):
+        platform_config({**spec, "region": region}, "dev")
+    with pytest.raises(ValueError, match=re.escape(f"use one of: {known}")):
+        model_monitor_image_uri(region)
+    # the estimator (also the budget rule under a real `pulumi preview`) prices a region it does
+    # not know with the default multiplier and says so, rather than failing a policy run
+    multiplier, note = prices().region_multiplier(region)
+    assert multiplier == prices().regions.default_multiplier and note is not None
+
+
+def test_the_defaults_and_the_price_table_base_are_known_regions() -> None:
+    assert catalog.SPEC_DEFAULTS["region"] == DEFAULT_REGION in REGIONS
+    assert REGIONS[prices().base_region].price_multiplier == 1.0
+    assert set(prices().regions.multipliers) == set(REGIONS)
+    from mlscaffold.policies.rule import rules_of
+
+    budget = next(rule for rule in rules_of("cost") if rule.name == "monthly-budget")
+    assert budget.defaults()["region"] == DEFAULT_REGION
+
+
+def test_the_blueprint_offers_the_known_regions() -> None:
+    question = yaml.safe_load((BLUEPRINT / "copier.yml").read_text())["region"]
+    assert question["choices"] == list(REGIONS)
+    assert question["default"] == DEFAULT_REGION
+
+
+def test_no_other_source_holds_a_table_of_regions() -> None:
+    """A file naming two or more region codes keeps a region table of its own."""
+    code = re.compile(r"\b(?:us|eu|ap|sa|ca|me|af|il|mx|cn)-(?:gov-)?(?:north|south|east|west|"
+                      r"central|northeast|southeast|northwest|southwest)-\d\b")
+    allowed = {REPO / "stacks" / "regions.py", BLUEPRINT / "copier.yml"}
+    tables = {path.relative_to(REPO).as_posix(): sorted(set(codes))
+              for path in _source_files(".py", ".json", ".yml", ".yaml", ".jinja", ".j2")
+              if path not in allowed
+              and len(set(codes := code.findall(path.read_text(errors="ignore")))) > 1}
+    assert tables == {}
