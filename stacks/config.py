@@ -12,8 +12,9 @@ from __future__ import annotations
 import copy
 import ipaddress
 import re
+from collections.abc import Sequence
 from datetime import date
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -47,6 +48,7 @@ __all__ = [
     "GPU_TOLERATION",
     "KARPENTER_MINIMUM_FOR_KUBERNETES",
     "KARPENTER_VERSION",
+    "PROFILES",
     "SUPPORTED_KUBERNETES_VERSIONS",
     "SYSTEM_POOL",
     "TAINT_EFFECTS",
@@ -63,6 +65,7 @@ __all__ = [
     "StackConfigError",
     "SystemNodeGroupConfig",
     "environment_profile",
+    "environment_profiles",
     "platform_config",
     "stack_settings",
 ]
@@ -109,6 +112,7 @@ GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 Profile = Literal["dev", "staging", "prod"]
+PROFILES: tuple[str, ...] = get_args(Profile)
 _PRODUCTION_NAMES = {"prod", "production", "prd", "live"}
 _STAGING_NAMES = {"staging", "stage", "stg", "preprod", "uat", "qa"}
 
@@ -680,13 +684,34 @@ class PlatformConfig(_Strict):
         return f"{self.project}-{self.environment}"
 
 
-def environment_profile(environment: str) -> Profile:
-    """Which sizing profile an environment name gets."""
-    if environment in _PRODUCTION_NAMES:
-        return "prod"
-    if environment in _STAGING_NAMES:
-        return "staging"
-    return "dev"
+def environment_profiles(environments: Sequence[str]) -> dict[str, Profile]:
+    """The sizing profile of each of a spec's environments: the one rule of which is production.
+
+    Production (the ``prod`` profile) is every environment named like it (``prod``,
+    ``production``, ``prd``, ``live``); when none is and there are several, the last one, the
+    end of the deployment chain. Of the others, those named like staging (``staging``, ``qa``,
+    ``uat`` ...) get the ``staging`` profile, the rest ``dev``; a single environment not named
+    like production is ``dev``. The stacks size by it, and CI deploys the production
+    environments after approval (:func:`mlscaffold.ci.deploy_stages`), so the two agree.
+    """
+    names = list(environments)
+    production = {name for name in names if name in _PRODUCTION_NAMES}
+    if not production and len(names) > 1:
+        production = {names[-1]}
+    return {name: "prod" if name in production else
+            "staging" if name in _STAGING_NAMES else "dev" for name in names}
+
+
+def environment_profile(environment: str, environments: Sequence[str]) -> Profile:
+    """The sizing profile of `environment`, one of the spec's `environments`
+    (:func:`environment_profiles`)."""
+    profiles = environment_profiles(environments)
+    if environment not in profiles:
+        raise StackConfigError(
+            "environment", f"{environment!r} is not an environment of mlscaffold.yaml "
+            f"({', '.join(environments)}); select one of them with `pulumi stack select` or add "
+            "it to `environments`")
+    return profiles[environment]
 
 
 _PROFILES: dict[str, dict[str, Any]] = {
@@ -777,7 +802,7 @@ def stack_settings(spec: Any, environment: str) -> dict[str, Any]:
     `spec` is the project's spec (``mlscaffold.ProjectSpec`` or its dict form).
     """
     data = spec if isinstance(spec, dict) else spec.model_dump(mode="json")
-    settings = copy.deepcopy(_PROFILES[environment_profile(environment)])
+    settings = copy.deepcopy(_PROFILES[environment_profile(environment, data["environments"])])
     settings["serving"]["platform"] = data["serving"]
     settings["cluster"]["enabled"] = data["serving"] == "kserve"
     settings["feature_store"] = {"enabled": data["feature_store"] == "sagemaker"}
@@ -808,11 +833,7 @@ def platform_config(spec: Any, environment: str,
     Raises :class:`StackConfigError` naming the key and the fix.
     """
     data = spec if isinstance(spec, dict) else spec.model_dump(mode="json")
-    if environment not in data["environments"]:
-        raise StackConfigError(
-            "environment", f"{environment!r} is not an environment of mlscaffold.yaml "
-            f"({', '.join(data['environments'])}); select one of them with `pulumi stack select`"
-            " or add it to `environments`")
+    profile = environment_profile(environment, data["environments"])
     try:
         check_region(data["region"])
     except ValueError as error:
@@ -826,7 +847,7 @@ def platform_config(spec: Any, environment: str,
     try:
         return PlatformConfig.model_validate({
             "project": data["name"], "environment": environment,
-            "profile": environment_profile(environment), "region": data["region"],
+            "profile": profile, "region": data["region"],
             "owner": data["owner"], "cost_center": data["cost_center"], "task": data["task"],
             "label": data["label"], **settings, "features": data.get("features"),
         })

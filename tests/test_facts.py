@@ -101,3 +101,35 @@ def test_no_other_source_holds_a_table_of_regions() -> None:
               if path not in allowed
               and len(set(codes := code.findall(path.read_text(errors="ignore")))) > 1}
     assert tables == {}
+
+
+# ---------------------------------------------------------------- which environment is production
+
+ENVIRONMENT_LISTS = [["dev", "staging", "prod"], ["dev", "main"], ["dev", "prod"], ["main"],
+                     ["prod"], ["dev", "qa"], ["sandbox", "live", "dr"], ["dev", "uat", "prd"],
+                     ["a", "b", "c", "d"]]
+
+
+@pytest.mark.parametrize("environments", ENVIRONMENT_LISTS, ids=",".join)
+def test_ci_deploys_as_production_what_the_stacks_size_as_production(environments) -> None:
+    from mlscaffold.ci import deploy_stages, render_pipeline
+    from mlscaffold.infra import stack_config_files
+
+    spec = validate_spec({"name": "demo", "environments": environments})
+    sized = {env: platform_config(spec.model_dump(mode="json"), env).production
+             for env in environments}
+    assert {stage.name: stage.production for stage in deploy_stages(environments)} == sized
+    # the stack configs `new` writes are sized the same
+    headers = {path.stem.removeprefix("Pulumi."): text.splitlines()[0]
+               for path, text in stack_config_files(spec).items()}
+    assert {env: "(prod sizing)" in header for env, header in headers.items()} == sized
+    # and the rendered pipelines put exactly those behind approval and promote to production
+    github = yaml.safe_load(render_pipeline(spec, "github")[Path(".github/workflows/ci.yml")])
+    assert {env: any("STAGE=production" in str(step.get("run", ""))
+                     for step in github["jobs"][f"deploy-{env}"]["steps"])
+            for env in environments} == sized
+    gitlab = yaml.safe_load(render_pipeline(spec, "gitlab")[Path(".gitlab-ci.yml")])
+    assert {env: gitlab[f"deploy:{env}"]["rules"][0].get("when") == "manual"
+            for env in environments} == sized
+    # several environments always have a production one
+    assert any(sized.values()) or len(environments) == 1
