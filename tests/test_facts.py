@@ -133,3 +133,50 @@ def test_ci_deploys_as_production_what_the_stacks_size_as_production(environment
             for env in environments} == sized
     # several environments always have a production one
     assert any(sized.values()) or len(environments) == 1
+
+
+# ---------------------------------------------------------------- ID-like columns
+
+# column name -> whether it names an identifier. Case matters only where it must: words that
+# end in "id" are not identifiers, whatever their case
+ID_NAMES = {
+    "id": True, "ID": True, "Id": True, "customer_id": True, "CUSTOMER_ID": True,
+    "customer-id": True, "customer id": True, "customer.id": True, "customerId": True,
+    "customerID": True, "order_uuid": True, "orderUuid": True, "user_guid": True,
+    "userGUID": True, "row2Id": True,
+    "paid": False, "valid": False, "Paid": False, "VALID": False, "android": False,
+    "fluid": False, "squid": False, "idle": False, "identity": False, "ideal": False,
+    "id_card": False, "hidden": False, "grid": False, "void": False, "rapid": False,
+}
+
+
+@pytest.mark.parametrize(("name", "id_like"), ID_NAMES.items())
+def test_the_lifecycle_and_the_feature_store_agree_on_id_like_columns(
+        tmp_path: Path, name: str, id_like: bool) -> None:
+    import pandas as pd
+
+    from mlscaffold.lifecycle.schema import ID_LIKE, infer_schema
+    from mlscaffold.stacks.feature_schema import feature_definitions_from_csv
+
+    rows = 12  # few enough rows that only the name can make a column an identifier
+    frame = pd.DataFrame({"code": [f"c{i}" for i in range(rows)],
+                          name: [f"v{i}" for i in range(rows)],
+                          "amount": [float(i % 3) for i in range(rows)],
+                          "label": [i % 2 for i in range(rows)]})
+    # the lifecycle drops an identifier from the model's features
+    kinds = {c.name: c.kind for c in infer_schema(frame, "label").columns}
+    assert (kinds[name] == ID_LIKE) is id_like
+    # the feature store takes an ID-like column as the record identifier, else the first
+    # unique text column ("code")
+    path = tmp_path / "train.csv"
+    frame.to_csv(path, index=False)
+    schema = feature_definitions_from_csv(path, "label")
+    identifier = next(f for f in schema.features if f.name == schema.record_identifier)
+    assert identifier.column == (name if id_like else "code")
+
+
+def test_no_other_source_keeps_an_id_name_rule() -> None:
+    holders = [path.relative_to(REPO).as_posix() for path in _source_files(".py")
+               if path != REPO / "stacks" / "columns.py"
+               and re.search(r"(Id\||\(id\||_id\$|Id\$)", path.read_text(errors="ignore"))]
+    assert holders == []
