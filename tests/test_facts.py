@@ -180,3 +180,35 @@ def test_no_other_source_keeps_an_id_name_rule() -> None:
                if path != REPO / "stacks" / "columns.py"
                and re.search(r"(Id\||\(id\||_id\$|Id\$)", path.read_text(errors="ignore"))]
     assert holders == []
+
+
+# ---------------------------------------------------------------- the model's S3 key
+
+
+def test_the_model_key_is_made_once_and_every_consumer_takes_it(tmp_path: Path) -> None:
+    from fnmatch import fnmatch
+
+    from mlscaffold.model import ModelVersion, model_digest
+    from mlscaffold.stacks.model_keys import MODELS_PREFIX, model_key
+    from mlscaffold.stacks.serving import deployable_model_key
+
+    folder = tmp_path / "v1"
+    folder.mkdir()
+    (folder / "model.json").write_text("{}")
+    digest = model_digest(folder)
+    key = ModelVersion("staging", 1, folder, digest).key  # what `mlscaffold model upload` puts
+    assert key == model_key(digest)
+    # the stack config takes it, serving deploys it and its roles may read it
+    config = platform_config(_spec_values(), "dev", {"serving": {"model_key": key}})
+    assert deployable_model_key(config.serving, "dev") == key
+    assert fnmatch(key, f"{MODELS_PREFIX}/*")
+
+
+def test_the_makefile_leaves_the_registry_and_the_key_to_mlscaffold() -> None:
+    """`make deploy` and `make upload-model` ask `mlscaffold model upload` for the key; the
+    Makefile neither reads models/registry.json nor builds a key itself."""
+    makefile = (BLUEPRINT / "template" / "Makefile.jinja").read_text()
+    code = [line for line in makefile.splitlines() if not line.lstrip().startswith("#")]
+    assert [line for line in code if re.search(r"registry|model\.tar\.gz|sha256|models/", line)
+            ] == []
+    assert "UPLOAD_MODEL = $(MLSCAFFOLD) model upload --stack $(STACK) --stage $(STAGE)" in code
