@@ -208,7 +208,46 @@ def test_the_makefile_leaves_the_registry_and_the_key_to_mlscaffold() -> None:
     """`make deploy` and `make upload-model` ask `mlscaffold model upload` for the key; the
     Makefile neither reads models/registry.json nor builds a key itself."""
     makefile = (BLUEPRINT / "template" / "Makefile.jinja").read_text()
-    code = [line for line in makefile.splitlines() if not line.lstrip().startswith("#")]
-    assert [line for line in code if re.search(r"registry|model\.tar\.gz|sha256|models/", line)
-            ] == []
+    # the lines make runs or assigns: not comments, nor the `## help` of a target
+    code = [line.split(" ## ")[0] for line in makefile.splitlines()
+            if not line.lstrip().startswith("#")]
+    key_or_registry = re.compile(r"registry\.json|model\.tar\.gz|sha256|models/")
+    assert [line for line in code if key_or_registry.search(line)] == []
     assert "UPLOAD_MODEL = $(MLSCAFFOLD) model upload --stack $(STACK) --stage $(STAGE)" in code
+
+
+# ---------------------------------------------------------------- the version
+
+
+def test_every_file_that_must_hold_the_version_holds_the_installed_one() -> None:
+    """mlscaffold's version is ``mlscaffold.__version__``. Files read by tools that cannot ask
+    Python (a plain `copier copy`, Pulumi installing a policy pack) hold it literally: here they
+    are, and each must equal it. Everything rendered takes it from the spec's answers."""
+    from mlscaffold import DISTRIBUTION, __version__
+    from mlscaffold.packaging import pinned
+    from mlscaffold.policies import PACKS, pack_directory
+
+    fix = "run `make version`"
+    questions = yaml.safe_load((BLUEPRINT / "copier.yml").read_text())
+    assert questions["mlscaffold_version"]["default"] == __version__, fix
+    assert questions["mlscaffold_distribution"]["default"] == DISTRIBUTION
+    for pack in PACKS:
+        folder = pack_directory(pack)
+        manifest = yaml.safe_load((folder / "PulumiPolicy.yaml").read_text())
+        assert manifest["version"] == __version__, fix
+        assert pinned() in (folder / "requirements.txt").read_text().splitlines(), fix
+    assert validate_spec({"name": "demo"}).mlscaffold_version == __version__
+
+
+def test_no_other_source_spells_the_version() -> None:
+    from mlscaffold import __version__
+
+    literal = re.compile(rf"(?<![\d.]){re.escape(__version__)}(?![\d.])")
+    allowed = {REPO / "scaffolder" / "__init__.py", BLUEPRINT / "copier.yml",
+               *(REPO / "policies" / "packs" / pack / name for pack in ("security", "cost")
+                 for name in ("PulumiPolicy.yaml", "requirements.txt"))}
+    holders = [path.relative_to(REPO).as_posix() for path in _source_files()
+               if path not in allowed and literal.search(path.read_text(errors="ignore"))]
+    holders += [path.relative_to(REPO).as_posix() for path in (REPO / "docs").glob("*.md")
+                if literal.search(path.read_text())]
+    assert holders == []
