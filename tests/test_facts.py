@@ -251,3 +251,101 @@ def test_no_other_source_spells_the_version() -> None:
     holders += [path.relative_to(REPO).as_posix() for path in (REPO / "docs").glob("*.md")
                 if literal.search(path.read_text())]
     assert holders == []
+
+
+# ---------------------------------------------------------------- tasks, metrics, directions
+
+
+def test_the_catalog_is_the_one_table_of_tasks_metrics_and_directions() -> None:
+    from typing import get_args
+
+    from mlscaffold.lifecycle.metrics import METRICS, TASKS, metrics_for
+
+    assert list(get_args(catalog.TaskName)) == list(catalog.TASKS) == list(TASKS)
+    named = {metric for info in catalog.TASKS.values() for metric in info.metrics}
+    assert set(METRICS) == named  # the runtime computes exactly the catalog's metrics
+    assert catalog.LOWER_IS_BETTER.issubset(named)
+    for task, info in catalog.TASKS.items():
+        assert info.default_metric in info.metrics
+        assert [m.name for m in metrics_for(task)] == [m for m in METRICS if m in info.metrics]
+        for name in info.metrics:
+            assert METRICS[name].higher_is_better is (name not in info.lower_is_better)
+            assert task in METRICS[name].tasks
+
+
+@pytest.mark.parametrize("task", list(catalog.TASKS))
+def test_the_blueprint_and_the_spec_default_the_metric_alike(task: str) -> None:
+    """A plain `copier copy` (copier.yml's Jinja defaults) gets the spec's per-task defaults."""
+    import jinja2
+
+    questions = yaml.safe_load((BLUEPRINT / "copier.yml").read_text())
+    info = catalog.TASKS[task]
+    spec = validate_spec({"name": "demo", "task": task})
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    metric = environment.from_string(questions["metric"]["default"]).render(task=task)
+    threshold = environment.from_string(questions["metric_threshold"]["default"]).render(
+        task=task)
+    assert metric == spec.metric == info.default_metric
+    assert float(threshold) == spec.metric_threshold == info.default_threshold
+    assert questions["task"]["choices"] == list(catalog.TASKS)
+
+
+def test_the_getting_started_table_shows_the_catalog_defaults() -> None:
+    shown = ", ".join(f"`{info.default_metric}` {info.default_threshold:g}"
+                      for info in catalog.TASKS.values())
+    assert f"by task ({shown})" in (REPO / "docs" / "getting-started.md").read_text()
+
+
+# ---------------------------------------------------------------- the spec's defaults
+
+
+def _shown(value: object) -> str:
+    return ",".join(value) if isinstance(value, tuple | list) else str(value)
+
+
+def test_project_spec_fields_default_to_the_catalog_table() -> None:
+    from mlscaffold.spec import ProjectSpec
+
+    for field, value in catalog.SPEC_DEFAULTS.items():
+        default = ProjectSpec.model_fields[field].get_default(call_default_factory=True)
+        assert _shown(default) == _shown(value), field
+    spec = validate_spec({"name": "demo"})
+    assert {f: _shown(getattr(spec, f)) for f in catalog.SPEC_DEFAULTS} == {
+        f: _shown(v) for f, v in catalog.SPEC_DEFAULTS.items()}
+    # a plain `copier copy` answers the same
+    questions = yaml.safe_load((BLUEPRINT / "copier.yml").read_text())
+    for field, value in catalog.SPEC_DEFAULTS.items():
+        assert _shown(questions[field]["default"]) == _shown(value), field
+
+
+@pytest.mark.parametrize("command", ["new", "ci"])
+def test_the_cli_shows_the_spec_defaults(command: str) -> None:
+    """Every spec option of `new` and `ci` says `[default: X]`, X being ProjectSpec's default."""
+    import click
+
+    from mlscaffold.cli import _OPTION_FOR_FIELD, cli
+    from mlscaffold.spec import ProjectSpec
+
+    shown = 0
+    for param in cli.commands[command].params:
+        field = next((f for f, option in _OPTION_FOR_FIELD.items() if option in param.opts),
+                     None)
+        if not isinstance(param, click.Option) or field not in catalog.SPEC_DEFAULTS:
+            continue
+        default = ProjectSpec.model_fields[field].get_default(call_default_factory=True)
+        assert (param.help or "").endswith(f"[default: {_shown(default)}]."), param.opts
+        shown += 1
+    spec_options = {"new": len(catalog.SPEC_DEFAULTS), "ci": 5}  # ci: task..environments
+    assert shown == spec_options[command]
+
+
+def test_the_getting_started_table_shows_the_spec_defaults() -> None:
+    text = (REPO / "docs" / "getting-started.md").read_text()
+    rows = {line.split("|")[1].strip(): line.split("|")[3].strip().strip("`")
+            for line in text.splitlines() if line.startswith("| `--")}
+    for field, value in catalog.SPEC_DEFAULTS.items():
+        if field in ("owner", "cost_center"):
+            continue
+        assert rows[f"`--{field.replace('_', '-')}`"] == _shown(value), field
+    d = catalog.SPEC_DEFAULTS
+    assert rows["`--owner`, `--cost-center`"] == f"{d['owner']}, {d['cost_center']}"
