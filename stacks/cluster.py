@@ -19,7 +19,13 @@ import pulumi_aws as aws
 
 from ._common import assume_role_policy, child_options, policy_document, resource_tags, token
 from .api_relay import ApiRelay, ApiRelayArgs
-from .config import GPU_POOL_LABEL, SYSTEM_POOL, ClusterConfig, SystemNodeGroupConfig
+from .config import (
+    EKS_LOG_TYPES,
+    GPU_POOL_LABEL,
+    SYSTEM_POOL,
+    ClusterConfig,
+    SystemNodeGroupConfig,
+)
 from .karpenter import Karpenter, KarpenterArgs
 
 __all__ = [
@@ -34,8 +40,7 @@ __all__ = [
     "irsa_trust_policy",
 ]
 
-CLUSTER_LOG_TYPES: tuple[str, ...] = (
-    "api", "audit", "authenticator", "controllerManager", "scheduler")
+CLUSTER_LOG_TYPES: tuple[str, ...] = EKS_LOG_TYPES  # every one
 # AWS managed policies of the node role, nothing broader (ECR pull-only, not read-only). The
 # VPC CNI's policy is on its own IRSA role (EKS_ADDONS), not on every node: AWS docs,
 # "Configure Amazon VPC CNI plug-in to use IRSA"

@@ -13,6 +13,7 @@ import copy
 import ipaddress
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
@@ -41,6 +42,7 @@ __all__ = [
     "DEFAULT_KUBERNETES_VERSION",
     "DEFAULT_TUNNEL_PORT",
     "EKS_AMI_RELEASE",
+    "EKS_LOG_TYPES",
     "EKS_STANDARD_SUPPORT_ENDS",
     "GPU_NODE_SELECTOR",
     "GPU_POOL_LABEL",
@@ -48,6 +50,7 @@ __all__ = [
     "GPU_TOLERATION",
     "KARPENTER_MINIMUM_FOR_KUBERNETES",
     "KARPENTER_VERSION",
+    "KUBERNETES_VERSIONS",
     "PROFILES",
     "SUPPORTED_KUBERNETES_VERSIONS",
     "SYSTEM_POOL",
@@ -57,6 +60,7 @@ __all__ = [
     "FeatureStoreConfig",
     "GpuPoolConfig",
     "KarpenterPoolConfig",
+    "KubernetesVersion",
     "MonitoringConfig",
     "NetworkConfig",
     "PlatformConfig",
@@ -70,24 +74,53 @@ __all__ = [
     "stack_settings",
 ]
 
-# EKS versions in standard or extended support in 2026-11; the default is in standard support
-SUPPORTED_KUBERNETES_VERSIONS: tuple[str, ...] = ("1.32", "1.33", "1.34", "1.35", "1.36")
-DEFAULT_KUBERNETES_VERSION = "1.34"
-# the day each version leaves EKS standard support (AWS docs, "Amazon EKS Kubernetes release
-# calendar"; billing at the extended rate starts that day, UTC). 1.36 is not listed: it left
-# standard support no earlier than 14 months after its EKS release in 2026, after every date
-# mlscaffold prices at
-EKS_STANDARD_SUPPORT_ENDS: dict[str, date] = {
-    "1.32": date(2026, 3, 23), "1.33": date(2026, 7, 29), "1.34": date(2026, 12, 2),
-    "1.35": date(2027, 3, 27),
-}
-# the Karpenter release mlscaffold installs (controller and CRD charts), and per Kubernetes
-# version the oldest Karpenter release that supports it (Karpenter docs, "Compatibility",
-# compatibility matrix of the v1.14 docs); checked against every supported version
+# the Karpenter release mlscaffold installs (controller and CRD charts)
 KARPENTER_VERSION = "1.14.1"
-KARPENTER_MINIMUM_FOR_KUBERNETES: dict[str, str] = {
-    "1.32": "1.2", "1.33": "1.5", "1.34": "1.6", "1.35": "1.9", "1.36": "1.13",
+
+
+@dataclass(frozen=True)
+class KubernetesVersion:
+    """What mlscaffold knows about one EKS Kubernetes version it supports."""
+
+    standard_support_ends: date | None
+    """The day it leaves EKS standard support (AWS docs, "Amazon EKS Kubernetes release
+    calendar"; billing at the extended rate starts that day, UTC); None when that is after
+    every date mlscaffold prices at."""
+    karpenter_minimum: str
+    """The oldest Karpenter release that supports it (Karpenter docs, "Compatibility",
+    compatibility matrix of the v1.14 docs); checked against KARPENTER_VERSION."""
+    cloudwatch_observability: str
+    """The ``amazon-cloudwatch-observability`` EKS add-on version pinned for it (see
+    :mod:`.monitoring`): `aws eks describe-addon-versions --addon-name
+    amazon-cloudwatch-observability --kubernetes-version <v>` lists it."""
+
+
+# The EKS versions mlscaffold supports (in standard or extended support in 2026-11), one table:
+# the config's validation, the security pack's supported versions, the cost estimator's
+# extended-support rate, Karpenter's compatibility and the CloudWatch add-on's pin all read it.
+# 1.36 left standard support no earlier than 14 months after its EKS release in 2026. v6.4.0 of
+# the CloudWatch add-on (chart amazon-cloudwatch-observability-6.4.0, 2026-07-21) is published
+# for 1.32 to 1.36 and is the default build for 1.36.
+KUBERNETES_VERSIONS: dict[str, KubernetesVersion] = {
+    "1.32": KubernetesVersion(date(2026, 3, 23), "1.2", "v6.4.0-eksbuild.1"),
+    "1.33": KubernetesVersion(date(2026, 7, 29), "1.5", "v6.4.0-eksbuild.1"),
+    "1.34": KubernetesVersion(date(2026, 12, 2), "1.6", "v6.4.0-eksbuild.1"),
+    "1.35": KubernetesVersion(date(2027, 3, 27), "1.9", "v6.4.0-eksbuild.1"),
+    "1.36": KubernetesVersion(None, "1.13", "v6.4.0-eksbuild.1"),
 }
+# the default is in standard support
+DEFAULT_KUBERNETES_VERSION = "1.34"
+# every EKS control plane log type (AWS's list): the cluster enables them all, the security pack
+# requires them
+EKS_LOG_TYPES: tuple[str, ...] = (
+    "api", "audit", "authenticator", "controllerManager", "scheduler")
+# views of the table, for the consumers that need one column
+SUPPORTED_KUBERNETES_VERSIONS: tuple[str, ...] = tuple(KUBERNETES_VERSIONS)
+EKS_STANDARD_SUPPORT_ENDS: dict[str, date] = {
+    v: k.standard_support_ends for v, k in KUBERNETES_VERSIONS.items()
+    if k.standard_support_ends is not None}
+KARPENTER_MINIMUM_FOR_KUBERNETES: dict[str, str] = {
+    v: k.karpenter_minimum for v, k in KUBERNETES_VERSIONS.items()}
 # the EKS-optimized AL2023 AMI release production GPU nodes are pinned to: Karpenter's
 # `al2023@<release>` alias, which picks the NVIDIA variant of the cluster's Kubernetes version
 # (awslabs/amazon-eks-ami release v20260714 has AL2023 x86_64 NVIDIA AMIs for 1.30 to 1.36)

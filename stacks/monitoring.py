@@ -37,6 +37,7 @@ from .config import (
     CLOUDWATCH_OBSERVABILITY_ADDON,
     DEFAULT_KUBERNETES_VERSION,
     GPU_TOLERATION,
+    KUBERNETES_VERSIONS,
     MonitoringConfig,
     ServingConfig,
 )
@@ -69,19 +70,15 @@ CLOUDWATCH_NAMESPACE = "amazon-cloudwatch"
 CLOUDWATCH_AGENT_SERVICE_ACCOUNT = "cloudwatch-agent"
 CLOUDWATCH_AGENT_POLICY = "CloudWatchAgentServerPolicy"
 CONTAINER_INSIGHTS_NAMESPACE = "ContainerInsights"
-# The add-on's version per Kubernetes version of the cluster, pinned so that what it collects
-# (the node_* metrics the node alarms read) changes only when this table does. v6.4.0 (chart
-# aws-observability/helm-charts amazon-cloudwatch-observability-6.4.0, released 2026-07-21) is
-# published for 1.32 to 1.36: `aws eks describe-addon-versions --addon-name
-# amazon-cloudwatch-observability --kubernetes-version <v>` lists v6.4.0-eksbuild.1 for each, and
-# it is the default build for 1.36. Its OTel Container Insights pipeline, whose metrics have
-# other names, is off by default since v6.2.0 (the chart's RELEASE_NOTES; on by default in
-# v6.0.0-v6.1.0), so the classic Container Insights metrics stay. Before changing a version,
-# check it with that command for every supported Kubernetes version.
+# The add-on's version per Kubernetes version of the cluster (the Kubernetes version table's
+# cloudwatch_observability), pinned so that what it collects (the node_* metrics the node
+# alarms read) changes only when that table does. Its OTel Container Insights pipeline, whose
+# metrics have other names, is off by default since v6.2.0 (the chart's RELEASE_NOTES; on by
+# default in v6.0.0-v6.1.0), so the classic Container Insights metrics stay. Before changing a
+# version, check it with `aws eks describe-addon-versions --addon-name
+# amazon-cloudwatch-observability --kubernetes-version <v>` for every supported version.
 CLOUDWATCH_OBSERVABILITY_VERSIONS: dict[str, str] = {
-    "1.32": "v6.4.0-eksbuild.1", "1.33": "v6.4.0-eksbuild.1", "1.34": "v6.4.0-eksbuild.1",
-    "1.35": "v6.4.0-eksbuild.1", "1.36": "v6.4.0-eksbuild.1",
-}
+    version: facts.cloudwatch_observability for version, facts in KUBERNETES_VERSIONS.items()}
 # node_cpu_utilization counts all of a node's CPUs as 100%
 NODE_CPU_ALARM_PERCENT = 80
 # Only metrics: Fluent Bit's container logs are off. Tolerations replace the add-on's default
@@ -608,7 +605,7 @@ def _check_args(args: MonitoringArgs) -> None:
             args.kubernetes_version not in CLOUDWATCH_OBSERVABILITY_VERSIONS):
         raise ValueError(
             f"no {CLOUDWATCH_OBSERVABILITY_ADDON} add-on version is pinned for Kubernetes "
-            f"{args.kubernetes_version!r}; add one to CLOUDWATCH_OBSERVABILITY_VERSIONS "
+            f"{args.kubernetes_version!r}; add one to KUBERNETES_VERSIONS (stacks/config.py) "
             f"(pinned: {', '.join(CLOUDWATCH_OBSERVABILITY_VERSIONS)})")
     if args.cluster_name is not None and args.irsa_trust_policy is None:
         raise ValueError(

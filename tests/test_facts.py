@@ -16,7 +16,7 @@ from mlscaffold import catalog
 from mlscaffold.errors import SpecError
 from mlscaffold.policies.cost.prices import prices
 from mlscaffold.spec import validate_spec
-from mlscaffold.stacks.config import StackConfigError, platform_config
+from mlscaffold.stacks.config import KUBERNETES_VERSIONS, StackConfigError, platform_config
 from mlscaffold.stacks.regions import DEFAULT_REGION, REGIONS, model_monitor_image_uri
 
 from .conftest import BLUEPRINT
@@ -349,3 +349,77 @@ def test_the_getting_started_table_shows_the_spec_defaults() -> None:
         assert rows[f"`--{field.replace('_', '-')}`"] == _shown(value), field
     d = catalog.SPEC_DEFAULTS
     assert rows["`--owner`, `--cost-center`"] == f"{d['owner']}, {d['cost_center']}"
+
+
+# ---------------------------------------------------------------- Kubernetes versions
+
+
+def test_every_consumer_of_the_kubernetes_versions_reads_the_one_table() -> None:
+    from mlscaffold.policies.rule import rules_of
+    from mlscaffold.stacks import config as stack_config
+    from mlscaffold.stacks.monitoring import CLOUDWATCH_OBSERVABILITY_VERSIONS
+
+    table = stack_config.KUBERNETES_VERSIONS
+    assert stack_config.DEFAULT_KUBERNETES_VERSION in table
+    assert tuple(table) == stack_config.SUPPORTED_KUBERNETES_VERSIONS
+    supported = next(r for r in rules_of("security") if r.name == "eks-supported-version")
+    assert supported.defaults()["supported_versions"] == list(table)
+    pinned = {v: k.cloudwatch_observability for v, k in table.items()}
+    assert pinned == CLOUDWATCH_OBSERVABILITY_VERSIONS
+    spec = _spec_values(serving="kserve")
+    for version, facts in table.items():
+        config = platform_config(spec, "dev", {"cluster": {"kubernetes_version": version}})
+        assert config.cluster.kubernetes_version == version
+        assert stack_config.EKS_STANDARD_SUPPORT_ENDS.get(version) == facts.standard_support_ends
+        assert stack_config.KARPENTER_MINIMUM_FOR_KUBERNETES[version] == facts.karpenter_minimum
+    for version in ("1.31", "1.37"):
+        with pytest.raises(StackConfigError, match=re.escape(", ".join(table))):
+            platform_config(spec, "dev", {"cluster": {"kubernetes_version": version}})
+
+
+@pytest.mark.parametrize("version", list(KUBERNETES_VERSIONS))
+def test_the_cost_estimate_prices_extended_support_from_the_table(version: str) -> None:
+    from mlscaffold.policies.cost.estimate import estimate
+
+    cluster = ("aws:eks/cluster:Cluster", "eks", {"version": version})
+    line = estimate([cluster], DEFAULT_REGION).lines[0]
+    ends = KUBERNETES_VERSIONS[version].standard_support_ends
+    extended = ends is not None and ends <= prices().as_of
+    rate = prices().service("eks_cluster_extended_support_hour" if extended
+                            else "eks_cluster_hour")
+    assert line.monthly_usd == pytest.approx(rate * prices().hours_per_month)
+
+
+def test_no_other_source_lists_kubernetes_versions() -> None:
+    version = re.compile(r"[\"']1\.[23]\d[\"']")
+    holders = [path.relative_to(REPO).as_posix()
+               for path in _source_files(".py", ".json", ".yml", ".yaml", ".jinja", ".j2")
+               if path != REPO / "stacks" / "config.py"
+               and version.search(path.read_text(errors="ignore"))]
+    assert holders == []
+
+
+# ---------------------------------------------------------------- instance types
+
+
+def test_the_price_table_prices_exactly_the_instance_tables() -> None:
+    from mlscaffold.stacks.instances import EC2_INSTANCES, SAGEMAKER_INSTANCES
+
+    assert set(prices().ec2_hourly) == set(EC2_INSTANCES)  # also validated when loaded
+    assert set(prices().sagemaker_hosting_hourly) == set(SAGEMAKER_INSTANCES)
+
+
+def test_every_instance_type_a_source_names_is_in_the_instance_tables() -> None:
+    """Defaults, allow-lists and profiles name types; the facts about a type (vCPUs, GPUs,
+    prices) are kept once, in mlscaffold.stacks.instances (and the price table it checks)."""
+    from mlscaffold.stacks.instances import EC2_INSTANCES, SAGEMAKER_INSTANCES
+
+    known = {*EC2_INSTANCES, *SAGEMAKER_INSTANCES, *prices().sagemaker_processing_hourly}
+    pattern = re.compile(r"[\"'](?:ml\.)?[a-z]+\d[a-z]*\.(?:nano|micro|small|medium|large|"
+                         r"\d*xlarge|metal)[\"']")
+    unknown = {f"{path.relative_to(REPO).as_posix()}: {name}"
+               for path in _source_files(".py", ".jinja", ".j2", ".yml", ".yaml")
+               if path.parent.name != "tests"
+               for name in (m.strip("\"'") for m in pattern.findall(path.read_text()))
+               if name not in known}
+    assert unknown == set()

@@ -16,8 +16,9 @@ from functools import lru_cache
 from importlib.resources import files
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mlscaffold.stacks.instances import EC2_INSTANCES, SAGEMAKER_INSTANCES
 from mlscaffold.stacks.regions import REGIONS
 
 __all__ = ["PriceError", "PriceTable", "Service", "Usage", "prices"]
@@ -84,6 +85,24 @@ class PriceTable(_Strict):
     sagemaker_hosting_hourly: dict[str, Usd]
     sagemaker_processing_hourly: dict[str, Usd]
     services: dict[str, Service]
+
+    @model_validator(mode="after")
+    def _prices_the_instance_tables(self) -> PriceTable:
+        """The instance types are listed once, in :mod:`mlscaffold.stacks.instances`: the table
+        prices exactly those, no more, no fewer."""
+        for section, known in (("ec2_hourly", EC2_INSTANCES),
+                               ("sagemaker_hosting_hourly", SAGEMAKER_INSTANCES)):
+            priced = getattr(self, section)
+            missing = [t for t in known if t not in priced]
+            unknown = [t for t in priced if t not in known]
+            if missing or unknown:
+                raise ValueError(
+                    f"{section} must price exactly the types of mlscaffold.stacks.instances: "
+                    + "; ".join(part for part in (
+                        f"no price for {', '.join(missing)}" if missing else "",
+                        f"{', '.join(unknown)} not in the instance table" if unknown else "")
+                        if part))
+        return self
 
     def ec2(self, instance_type: str) -> float:
         """On-demand USD per hour of an EC2 instance type in the base region."""

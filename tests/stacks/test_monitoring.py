@@ -476,7 +476,7 @@ def test_addon_version_follows_the_cluster(monitoring_graph, version):
 def test_unpinned_kubernetes_version_is_refused(config_for):
     with pytest.raises(ValueError, match=r"no amazon-cloudwatch-observability add-on version "
                                          r"is pinned for Kubernetes '1\.99'; add one to "
-                                         r"CLOUDWATCH_OBSERVABILITY_VERSIONS"):
+                                         r"KUBERNETES_VERSIONS \(stacks/config\.py\)"):
         Monitoring("monitoring", _args(config_for("dev"), kubernetes_version="1.99"))
 
 
