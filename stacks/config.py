@@ -98,9 +98,10 @@ class KubernetesVersion:
 # The EKS versions mlscaffold supports (in standard or extended support in 2026-11), one table:
 # the config's validation, the security pack's supported versions, the cost estimator's
 # extended-support rate, Karpenter's compatibility and the CloudWatch add-on's pin all read it.
-# 1.36 left standard support no earlier than 14 months after its EKS release in 2026. v6.4.0 of
-# the CloudWatch add-on (chart amazon-cloudwatch-observability-6.4.0, 2026-07-21) is published
-# for 1.32 to 1.36 and is the default build for 1.36.
+# 1.36 leaves standard support 14 months or more after its EKS release in 2026, after every
+# date mlscaffold prices at (None). v6.4.0 of the CloudWatch add-on (chart
+# amazon-cloudwatch-observability-6.4.0, 2026-07-21) is published for 1.32 to 1.36 and is the
+# default build for 1.36.
 KUBERNETES_VERSIONS: dict[str, KubernetesVersion] = {
     "1.32": KubernetesVersion(date(2026, 3, 23), "1.2", "v6.4.0-eksbuild.1"),
     "1.33": KubernetesVersion(date(2026, 7, 29), "1.5", "v6.4.0-eksbuild.1"),
@@ -145,6 +146,7 @@ GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 Profile = Literal["dev", "staging", "prod"]
+# the sizing profiles; the policy rules' per-profile defaults are keyed by them too
 PROFILES: tuple[str, ...] = get_args(Profile)
 _PRODUCTION_NAMES = {"prod", "production", "prd", "live"}
 _STAGING_NAMES = {"staging", "stage", "stg", "preprod", "uat", "qa"}
