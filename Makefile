@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint examples docs bench bench-serving bench-image
+.PHONY: help install demo test test-fast lint examples docs version bench bench-serving bench-image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ examples: $(STAMP) ## regenerate examples/ from what `mlscaffold new` makes
 
 docs: $(STAMP) ## regenerate docs/cli.md from the CLI's help
 	$(PY) tests/tools/regenerate.py docs
+
+version: $(STAMP) ## write mlscaffold.__version__ into the files that hold it literally (copier.yml, packs)
+	$(PY) tests/tools/regenerate.py version
 
 bench: $(STAMP) ## benchmarks: start-up, `new` against copier, preview, check, train, thin projects
 	$(PY) tests/bench/bench_new.py

@@ -7,12 +7,17 @@ it has no minimum (only a static pool, ``replicas``, keeps nodes running).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from mlscaffold.stacks.config import GPU_NODE_SELECTOR, GPU_TAINT
-from mlscaffold.stacks.instances import EC2_INSTANCES, family_types, gpu_count, instance_family
+from mlscaffold.stacks.instances import (
+    EC2_INSTANCES,
+    GPU_FAMILY,
+    family_types,
+    gpu_count,
+    instance_family,
+)
 
 from .props import as_mapping, items_of, number
 
@@ -33,7 +38,6 @@ CAPACITY_TYPE = "karpenter.sh/capacity-type"
 _DEFAULT_CAPACITY = ("on-demand",)
 _GPU_KEYS = ("karpenter.k8s.aws/instance-gpu-count", "karpenter.k8s.aws/instance-gpu-name",
              "karpenter.k8s.aws/instance-gpu-manufacturer")
-_ACCELERATED_FAMILY = re.compile(r"^(g|p)\d")
 
 
 def _spec(props: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -104,7 +108,7 @@ def is_gpu_pool(props: Mapping[str, Any]) -> bool:
             or any(labels.get(k) == v for k, v in GPU_NODE_SELECTOR.items())
             or any(r.get("key") in _GPU_KEYS for r in requirements(props))
             or (types is not None and (any(gpu_count(t) for t in types[0])
-                                       or any(_ACCELERATED_FAMILY.match(f) for f in types[1]))))
+                                       or any(GPU_FAMILY.match(f) for f in types[1]))))
 
 
 def cpu_quantity(value: Any) -> float | None:

@@ -8,20 +8,27 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, get_args
+
+from .stacks.regions import DEFAULT_REGION
 
 __all__ = [
-    "AWS_REGION_PATTERN",
     "CI_PROVIDERS",
     "DEFAULT_ENVIRONMENTS",
     "ENVIRONMENT_PATTERN",
     "FEATURE_STORES",
+    "LOWER_IS_BETTER",
     "RESERVED_PACKAGE_NAMES",
     "SERVING_PLATFORMS",
+    "SPEC_DEFAULTS",
     "TASKS",
     "TaskInfo",
     "package_name_for",
 ]
+
+# the built-in metrics whose lower values are better (errors, losses); every other is better
+# higher. One direction per metric, whatever the task
+LOWER_IS_BETTER: frozenset[str] = frozenset({"log_loss", "rmse", "mae", "mape"})
 
 
 @dataclass(frozen=True)
@@ -31,7 +38,11 @@ class TaskInfo:
     metrics: tuple[str, ...]
     default_metric: str
     default_threshold: float
-    lower_is_better: frozenset[str] = frozenset()
+
+    @property
+    def lower_is_better(self) -> frozenset[str]:
+        """The task's metrics whose lower values are better (:data:`LOWER_IS_BETTER`)."""
+        return LOWER_IS_BETTER.intersection(self.metrics)
 
 
 TASKS: dict[str, TaskInfo] = {
@@ -40,42 +51,50 @@ TASKS: dict[str, TaskInfo] = {
                  "log_loss"),
         default_metric="roc_auc",
         default_threshold=0.75,
-        lower_is_better=frozenset({"log_loss"}),
     ),
     "multiclass-classification": TaskInfo(
         metrics=("accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc",
                  "log_loss"),
         default_metric="f1",
         default_threshold=0.6,
-        lower_is_better=frozenset({"log_loss"}),
     ),
     "regression": TaskInfo(
         metrics=("rmse", "mae", "r2", "mape"),
         default_metric="r2",
         default_threshold=0.6,
-        lower_is_better=frozenset({"rmse", "mae", "mape"}),
     ),
 }
 
+# the spec's types of these choices; the tuples the CLI offers are read from them (and TaskName
+# is tested equal to TASKS' keys)
 TaskName = Literal["binary-classification", "multiclass-classification", "regression"]
 ServingName = Literal["sagemaker", "kserve", "none"]
 FeatureStoreName = Literal["sagemaker", "none"]
 CiName = Literal["github", "gitlab", "none"]
 
-SERVING_PLATFORMS: tuple[str, ...] = ("sagemaker", "kserve", "none")
-FEATURE_STORES: tuple[str, ...] = ("sagemaker", "none")
-CI_PROVIDERS: tuple[str, ...] = ("github", "gitlab", "none")
+SERVING_PLATFORMS: tuple[str, ...] = get_args(ServingName)
+FEATURE_STORES: tuple[str, ...] = get_args(FeatureStoreName)
+CI_PROVIDERS: tuple[str, ...] = get_args(CiName)
 
 DEFAULT_ENVIRONMENTS: tuple[str, ...] = ("dev", "staging", "prod")
+
+# The spec's defaults, one place: ProjectSpec's fields, the CLI's prompts and its options'
+# `[default: ...]` help read them, and copier.yml's question defaults are tested equal. The
+# metric and its threshold default by task (TASKS); the name by the project's folder.
+SPEC_DEFAULTS: dict[str, Any] = {
+    "task": "binary-classification",
+    "label": "label",
+    "serving": "sagemaker",
+    "feature_store": "none",
+    "ci": "github",
+    "region": DEFAULT_REGION,
+    "environments": DEFAULT_ENVIRONMENTS,
+    "owner": "ml-platform",
+    "cost_center": "ml",
+}
 # environment names become Pulumi stack names, resource name parts and tag values
 ENVIRONMENT_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 ENVIRONMENT_MAX_LENGTH = 16
-
-# partition prefix, geography, number: us-east-1, eu-central-2, ap-southeast-5, us-gov-west-1
-AWS_REGION_PATTERN = re.compile(
-    r"^(us|eu|ap|sa|ca|me|af|il|mx)(-gov|-iso|-isob)?-"
-    r"(north|south|east|west|central|northeast|southeast|northwest|southwest)-\d{1,2}$"
-)
 
 # names a project's package must not take: it would shadow what the project imports
 RESERVED_PACKAGE_NAMES: frozenset[str] = frozenset(

@@ -58,8 +58,9 @@ def policy_configs(project: Path, spec: ProjectSpec, stack: str,
     from .stacks.config import environment_profile
 
     policy_file = _policy_file(project, spec, policy_file_path)
-    return {pack: pack_config(pack, environment=stack, profile=environment_profile(stack),
-                              region=spec.region, policy_file=policy_file) for pack in PACKS}
+    profile = environment_profile(stack, spec.environments)
+    return {pack: pack_config(pack, environment=stack, profile=profile, region=spec.region,
+                              policy_file=policy_file) for pack in PACKS}
 
 
 def check_project(project: Path, stack: str | None = None,

@@ -87,10 +87,6 @@ DOWNLOADS: dict[str, str] = {
                               "1.2.707.0/ubuntu_64bit/session-manager-plugin.deb",
 }
 
-# the sizing profile of production environments (mlscaffold.stacks.config names them)
-_PROFILE_PRODUCTION = "prod"
-
-
 def _uses(key: str) -> str:
     action, commit, release = ACTIONS[key]
     return f"{action}@{commit} # {release}" if commit else f"{action}@{release}"
@@ -114,19 +110,16 @@ class DeployStage:
 def deploy_stages(environments: Iterable[str]) -> list[DeployStage]:
     """The environments in deployment order, production ones marked.
 
-    Production is every environment with the prod sizing profile (``prod``, ``production``,
-    ``live`` ...); when none has it and there are several, the last one. A single non-prod
-    environment deploys without approval.
+    Production is what the stacks size as production: the one rule of
+    :func:`mlscaffold.stacks.config.environment_profiles` (environments named like production,
+    else the last of several). A single non-production environment deploys without approval.
     """
-    from .stacks.config import environment_profile
+    from .stacks.config import environment_profiles
 
     names = list(environments)
-    profiles = [environment_profile(name) for name in names]
-    production = {n for n, p in zip(names, profiles, strict=True) if p == _PROFILE_PRODUCTION}
-    if not production and len(names) > 1:
-        production = {names[-1]}
-    return [DeployStage(name, profile, name in production, names[i - 1] if i else None)
-            for i, (name, profile) in enumerate(zip(names, profiles, strict=True))]
+    profiles = environment_profiles(names)
+    return [DeployStage(name, profiles[name], profiles[name] == "prod",
+                        names[i - 1] if i else None) for i, name in enumerate(names)]
 
 
 def _environment():  # type: ignore[no-untyped-def]

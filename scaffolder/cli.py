@@ -186,21 +186,18 @@ def _ask(values: dict[str, Any]) -> None:
     def environments(answer: str) -> list[str]:
         return spec.check_environments([e.strip() for e in answer.split(",")])
 
-    questions: list[tuple[str, str, Any, dict[str, Any]]] = [
-        ("task", "ML task", "binary-classification",
-         {"type": click.Choice(list(catalog.TASKS))}),
-        ("label", "Label column", "label", {"value_proc": _checked(spec.check_column)}),
-        ("serving", "Serving", "sagemaker", {"type": click.Choice(catalog.SERVING_PLATFORMS)}),
-        ("feature_store", "Feature store", "none",
-         {"type": click.Choice(catalog.FEATURE_STORES)}),
-        ("ci", "CI/CD", "github", {"type": click.Choice(catalog.CI_PROVIDERS)}),
-        ("region", "AWS region", "us-east-1", {"value_proc": _checked(spec.check_region)}),
-        ("environments", "Environments", ",".join(catalog.DEFAULT_ENVIRONMENTS),
-         {"value_proc": _checked(environments)}),
+    questions: list[tuple[str, str, dict[str, Any]]] = [
+        ("task", "ML task", {"type": click.Choice(list(catalog.TASKS))}),
+        ("label", "Label column", {"value_proc": _checked(spec.check_column)}),
+        ("serving", "Serving", {"type": click.Choice(catalog.SERVING_PLATFORMS)}),
+        ("feature_store", "Feature store", {"type": click.Choice(catalog.FEATURE_STORES)}),
+        ("ci", "CI/CD", {"type": click.Choice(catalog.CI_PROVIDERS)}),
+        ("region", "AWS region", {"value_proc": _checked(spec.check_region)}),
+        ("environments", "Environments", {"value_proc": _checked(environments)}),
     ]
-    for field, text, default, kind in questions:
+    for field, text, kind in questions:
         if values.get(field) is None:
-            values[field] = click.prompt(text, default=default, **kind)
+            values[field] = click.prompt(text, default=_default(field), **kind)
 
 
 def _print_result(result: Any) -> None:
@@ -229,19 +226,26 @@ def _name_option(folder: str) -> Any:
     return click.option("--name", help=f"Project name [default: {folder}'s folder name].")
 
 
+def _default(field: str) -> str:
+    """The spec's default of `field` as the CLI shows and prompts it (lists comma-separated)."""
+    value = catalog.SPEC_DEFAULTS[field]
+    return ",".join(value) if isinstance(value, tuple | list) else str(value)
+
+
 _TASK_OPTION = click.option("--task", type=click.Choice(list(catalog.TASKS)),
-                            help="ML task [default: binary-classification].")
+                            help=f"ML task [default: {_default('task')}].")
 _LABEL_OPTION = click.option("--label", metavar="COLUMN",
-                             help="Label column of the datasets [default: label].")
+                             help=f"Label column of the datasets [default: {_default('label')}].")
 _METRIC_OPTION = click.option("--metric", metavar="NAME",
                               help="Metric that selects and gates models [default: by task].")
 _SERVING_OPTION = click.option("--serving", type=click.Choice(catalog.SERVING_PLATFORMS),
-                               help="Where models are served [default: sagemaker].")
+                               help=f"Where models are served [default: {_default('serving')}].")
 _REGION_OPTION = click.option("--region", metavar="CODE",
-                              help="AWS region code [default: us-east-1].")
+                              help=f"AWS region code [default: {_default('region')}].")
 _ENVIRONMENTS_OPTION = click.option(
     "--environments", metavar="LIST",
-    help="Comma-separated environments, one Pulumi stack each [default: dev,staging,prod].")
+    help="Comma-separated environments, one Pulumi stack each "
+         f"[default: {_default('environments')}].")
 
 
 def _split_environments(options: dict[str, Any]) -> None:
@@ -259,13 +263,14 @@ def _split_environments(options: dict[str, Any]) -> None:
               help="Quality gate for promotion [default: by task].")
 @_SERVING_OPTION
 @click.option("--feature-store", type=click.Choice(catalog.FEATURE_STORES),
-              help="Feature store [default: none].")
+              help=f"Feature store [default: {_default('feature_store')}].")
 @click.option("--ci", type=click.Choice(catalog.CI_PROVIDERS),
-              help="CI/CD provider [default: github].")
+              help=f"CI/CD provider [default: {_default('ci')}].")
 @_REGION_OPTION
 @_ENVIRONMENTS_OPTION
-@click.option("--owner", help="Owner tag on every resource [default: ml-platform].")
-@click.option("--cost-center", help="Cost-center tag on every resource [default: ml].")
+@click.option("--owner", help=f"Owner tag on every resource [default: {_default('owner')}].")
+@click.option("--cost-center",
+              help=f"Cost-center tag on every resource [default: {_default('cost_center')}].")
 @click.option("--blueprint", metavar="SRC",
               help="Another Copier blueprint: a folder or git URL [default: the bundled "
                    "ml-project].")

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .stacks.regions import DEFAULT_REGION
+
 __all__ = ["MOCK_ACCOUNT_ID", "MOCK_DEPLOYER_ROLE", "MOCK_ORGANIZATION", "STACK_REFERENCE",
            "GraphResource", "ProgramError", "ResourceGraph", "merge_graphs", "run_program",
            "run_under_mocks", "stack_reference_name"]
@@ -317,7 +319,7 @@ MOCK_ORGANIZATION = "organization"
 
 def run_under_mocks(program: Callable[[], Any], *, project: str = "project",
                     stack: str = "stack", config: Mapping[str, str] | None = None,
-                    region: str = "us-east-1", preview: bool = False,
+                    region: str = DEFAULT_REGION, preview: bool = False,
                     stack_references: Mapping[str, Mapping[str, Any]] | None = None
                     ) -> ResourceGraph:
     """Run `program` (a function that declares resources) under mocks; return its graph.

@@ -36,7 +36,8 @@ def stack_config_files(spec: ProjectSpec) -> dict[Path, str]:
     for environment in spec.environments:
         document = {"config": {"aws:region": spec.region,
                                f"{spec.name}:platform": stack_settings(spec, environment)}}
-        header = (f"# Stack {environment} of {spec.name} ({environment_profile(environment)} "
+        profile = environment_profile(environment, spec.environments)
+        header = (f"# Stack {environment} of {spec.name} ({profile} "
                   "sizing), derived from mlscaffold.yaml.\n"
                   f"# Edit freely; `mlscaffold preview --stack {environment}` validates it.\n")
         files[Path("infra") / f"Pulumi.{environment}.yaml"] = header + yaml.safe_dump(

@@ -28,7 +28,6 @@ from .errors import MlscaffoldError, UsageError
 __all__ = ["ModelVersion", "UploadResult", "current_model", "model_archive", "model_digest",
            "upload_model"]
 
-REGISTRY = Path("models") / "registry.json"
 _CHUNK = 1 << 20
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _UPLOAD_PERMISSIONS = ("s3:GetObject and s3:ListBucket (to see whether the version is there), "
@@ -121,14 +120,15 @@ def current_model(project: Path, stage: str) -> ModelVersion:
     from .lifecycle.registry import current_version
 
     promote = f"make promote EXP=exp-NNN STAGE={stage}"
-    if not (project / REGISTRY).is_file():
-        raise UsageError(f"no {REGISTRY.as_posix()} in {project}: no model was promoted yet",
+    layout = Layout(project)  # where the lifecycle keeps the registry: models/registry.json
+    registry = layout.registry.relative_to(project).as_posix()
+    if not layout.registry.is_file():
+        raise UsageError(f"no {registry} in {project}: no model was promoted yet",
                          hint=f"promote one: {promote}")
-    layout = Layout(project)
     entry = current_version(layout, stage)  # DataError on a registry that is not JSON
     if entry is None:
         known = [other for other in STAGES if current_version(layout, other) is not None]
-        raise UsageError(f"no {stage} model in {REGISTRY.as_posix()}"
+        raise UsageError(f"no {stage} model in {registry}"
                          + (f" (stages with a model: {', '.join(known)})" if known else ""),
                          hint=f"promote one: {promote}")
     folder = project / entry["path"]

@@ -43,6 +43,8 @@ __all__ = [
 
 SPEC_FILENAME = "mlscaffold.yaml"
 SPEC_VERSION = 1
+# the fields' defaults: the catalog's one table, which the CLI's help and prompts read too
+_DEFAULT = catalog.SPEC_DEFAULTS
 
 
 def check_project_name(name: str) -> str:
@@ -62,10 +64,10 @@ def check_project_name(name: str) -> str:
 
 
 def check_region(region: str) -> str:
-    if not catalog.AWS_REGION_PATTERN.match(region):
-        raise ValueError(f"{region!r} is not an AWS region code; use one such as us-east-1, "
-                         "eu-west-1 or ap-southeast-2")
-    return region
+    """`region` if mlscaffold knows it (the one region table), else ValueError naming them."""
+    from .stacks.regions import check_region as known_region
+
+    return known_region(region)
 
 
 def check_environments(names: list[str]) -> list[str]:
@@ -120,23 +122,24 @@ class ProjectSpec(BaseModel):
                     "lifecycle commands and infra/ run on that version.")
     name: ProjectName = Field(description="Project name (kebab-case); the package is its "
                                           "snake_case form.")
-    task: TaskName = Field("binary-classification", description="The ML task.")
-    label: ColumnName = Field("label", description="The label column of the datasets.")
+    task: TaskName = Field(_DEFAULT["task"], description="The ML task.")
+    label: ColumnName = Field(_DEFAULT["label"], description="The label column of the datasets.")
     # metric and threshold default by task (filled in before validation)
     metric: str = Field(description="Metric that selects and gates models.")
     metric_threshold: float = Field(
         description="Quality gate: a model must reach this metric to be promoted."
     )
-    serving: ServingName = Field("sagemaker", description="Where models are served.")
-    feature_store: FeatureStoreName = Field("none", description="Feature store.")
-    ci: CiName = Field("github", description="CI/CD provider.")
-    region: Region = Field("us-east-1", description="AWS region code.")
+    serving: ServingName = Field(_DEFAULT["serving"], description="Where models are served.")
+    feature_store: FeatureStoreName = Field(_DEFAULT["feature_store"], description="Feature store.")
+    ci: CiName = Field(_DEFAULT["ci"], description="CI/CD provider.")
+    region: Region = Field(_DEFAULT["region"], description="AWS region code.")
     environments: Environments = Field(
-        default_factory=lambda: list(catalog.DEFAULT_ENVIRONMENTS),
+        default_factory=lambda: list(_DEFAULT["environments"]),
         description="Deployment environments, one Pulumi stack each.",
     )
-    owner: TagValue = Field("ml-platform", description="Owner tag on every resource.")
-    cost_center: TagValue = Field("ml", description="Cost-center tag on every resource.")
+    owner: TagValue = Field(_DEFAULT["owner"], description="Owner tag on every resource.")
+    cost_center: TagValue = Field(_DEFAULT["cost_center"],
+                                  description="Cost-center tag on every resource.")
     policy_config: str | None = Field(
         None, pattern=r"^[\w./-]+\.(ya?ml|json)$",
         description="The organisation's policy file, relative to the project (check, CI).")
@@ -149,7 +152,7 @@ class ProjectSpec(BaseModel):
     @classmethod
     def _task_defaults(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            task = data.get("task", "binary-classification")
+            task = data.get("task", _DEFAULT["task"])
             info = catalog.TASKS.get(task) if isinstance(task, str) else None
             if info is not None:
                 data = dict(data)

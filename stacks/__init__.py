@@ -6,25 +6,26 @@ A project's ``infra/__main__.py`` needs three names, its in-cluster program
     from mlscaffold.stacks import MlPlatform, MlPlatformArgs, platform_config
     from mlscaffold.stacks import ClusterWorkloads, ClusterWorkloadsArgs, platform_config
 
-Components import Pulumi; :mod:`.config` does not, so importing this package lazily loads the
-components only when they are used.
+Components import Pulumi, :mod:`.config` pydantic; importing this package loads neither until a
+name is used, so the modules of plain facts (:mod:`.regions`, :mod:`.model_keys`) stay cheap to
+import (the CLI's ``--help`` reads them).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .config import PlatformConfig, StackConfigError, platform_config
-
 __all__ = ["ClusterWorkloads", "ClusterWorkloadsArgs", "MlPlatform", "MlPlatformArgs",
            "PlatformConfig", "StackConfigError", "platform_config"]
 
 if TYPE_CHECKING:
+    from .config import PlatformConfig, StackConfigError, platform_config
     from .platform import MlPlatform, MlPlatformArgs
     from .workloads import ClusterWorkloads, ClusterWorkloadsArgs
 
-# public name -> the module that defines it (imported on first use: it loads Pulumi)
-_LAZY = {"MlPlatform": "platform", "MlPlatformArgs": "platform",
+# public name -> the module that defines it (imported on first use: it loads Pulumi or pydantic)
+_LAZY = {"PlatformConfig": "config", "StackConfigError": "config", "platform_config": "config",
+         "MlPlatform": "platform", "MlPlatformArgs": "platform",
          "ClusterWorkloads": "workloads", "ClusterWorkloadsArgs": "workloads"}
 
 

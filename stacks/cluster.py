@@ -19,14 +19,19 @@ import pulumi_aws as aws
 
 from ._common import assume_role_policy, child_options, policy_document, resource_tags, token
 from .api_relay import ApiRelay, ApiRelayArgs
-from .config import GPU_POOL_LABEL, SYSTEM_POOL, ClusterConfig, SystemNodeGroupConfig
+from .config import (
+    EKS_LOG_TYPES,
+    GPU_POOL_LABEL,
+    SYSTEM_POOL,
+    ClusterConfig,
+    SystemNodeGroupConfig,
+)
 from .karpenter import Karpenter, KarpenterArgs
 
 __all__ = [
     "ACCESS_POLICIES",
     "CLUSTER_LOG_TYPES",
     "EKS_ADDONS",
-    "EKS_UNSUPPORTED_ZONE_IDS",
     "NODE_POLICIES",
     "SYSTEM_POOL",
     "GpuCluster",
@@ -35,8 +40,7 @@ __all__ = [
     "irsa_trust_policy",
 ]
 
-CLUSTER_LOG_TYPES: tuple[str, ...] = (
-    "api", "audit", "authenticator", "controllerManager", "scheduler")
+CLUSTER_LOG_TYPES: tuple[str, ...] = EKS_LOG_TYPES  # every one
 # AWS managed policies of the node role, nothing broader (ECR pull-only, not read-only). The
 # VPC CNI's policy is on its own IRSA role (EKS_ADDONS), not on every node: AWS docs,
 # "Configure Amazon VPC CNI plug-in to use IRSA"
@@ -81,11 +85,6 @@ EKS_ADDONS: tuple[ManagedAddon, ...] = (
 # EKS access policies of the configured principals (AWS docs, "Review access policy
 # permissions"); the viewer one reads Secrets too, which Helm keeps its release state in
 ACCESS_POLICIES = {"admin": "AmazonEKSClusterAdminPolicy", "viewer": "AmazonEKSAdminViewPolicy"}
-# Zone IDs where EKS cannot place its control plane's network interfaces (AWS docs: "View
-# Amazon EKS networking requirements for VPC and subnets"; UnsupportedAvailabilityZoneException)
-EKS_UNSUPPORTED_ZONE_IDS: dict[str, tuple[str, ...]] = {
-    "us-east-1": ("use1-az3",), "us-west-1": ("usw1-az2",), "ca-central-1": ("cac1-az3",),
-}
 
 
 @dataclass

@@ -12,8 +12,10 @@ from __future__ import annotations
 import copy
 import ipaddress
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -29,6 +31,7 @@ from .instances import (
     instance_size,
 )
 from .model_keys import MODEL_KEY_PATTERN
+from .regions import check_region
 
 # EKS add-on that watches the nodes of every platform but KServe (Container Insights); the cost
 # estimator reads the name from here too
@@ -39,6 +42,7 @@ __all__ = [
     "DEFAULT_KUBERNETES_VERSION",
     "DEFAULT_TUNNEL_PORT",
     "EKS_AMI_RELEASE",
+    "EKS_LOG_TYPES",
     "EKS_STANDARD_SUPPORT_ENDS",
     "GPU_NODE_SELECTOR",
     "GPU_POOL_LABEL",
@@ -46,6 +50,8 @@ __all__ = [
     "GPU_TOLERATION",
     "KARPENTER_MINIMUM_FOR_KUBERNETES",
     "KARPENTER_VERSION",
+    "KUBERNETES_VERSIONS",
+    "PROFILES",
     "SUPPORTED_KUBERNETES_VERSIONS",
     "SYSTEM_POOL",
     "TAINT_EFFECTS",
@@ -54,6 +60,7 @@ __all__ = [
     "FeatureStoreConfig",
     "GpuPoolConfig",
     "KarpenterPoolConfig",
+    "KubernetesVersion",
     "MonitoringConfig",
     "NetworkConfig",
     "PlatformConfig",
@@ -62,28 +69,59 @@ __all__ = [
     "StackConfigError",
     "SystemNodeGroupConfig",
     "environment_profile",
+    "environment_profiles",
     "platform_config",
     "stack_settings",
 ]
 
-# EKS versions in standard or extended support in 2026-11; the default is in standard support
-SUPPORTED_KUBERNETES_VERSIONS: tuple[str, ...] = ("1.32", "1.33", "1.34", "1.35", "1.36")
-DEFAULT_KUBERNETES_VERSION = "1.34"
-# the day each version leaves EKS standard support (AWS docs, "Amazon EKS Kubernetes release
-# calendar"; billing at the extended rate starts that day, UTC). 1.36 is not listed: it left
-# standard support no earlier than 14 months after its EKS release in 2026, after every date
-# mlscaffold prices at
-EKS_STANDARD_SUPPORT_ENDS: dict[str, date] = {
-    "1.32": date(2026, 3, 23), "1.33": date(2026, 7, 29), "1.34": date(2026, 12, 2),
-    "1.35": date(2027, 3, 27),
-}
-# the Karpenter release mlscaffold installs (controller and CRD charts), and per Kubernetes
-# version the oldest Karpenter release that supports it (Karpenter docs, "Compatibility",
-# compatibility matrix of the v1.14 docs); checked against every supported version
+# the Karpenter release mlscaffold installs (controller and CRD charts)
 KARPENTER_VERSION = "1.14.1"
-KARPENTER_MINIMUM_FOR_KUBERNETES: dict[str, str] = {
-    "1.32": "1.2", "1.33": "1.5", "1.34": "1.6", "1.35": "1.9", "1.36": "1.13",
+
+
+@dataclass(frozen=True)
+class KubernetesVersion:
+    """What mlscaffold knows about one EKS Kubernetes version it supports."""
+
+    standard_support_ends: date | None
+    """The day it leaves EKS standard support (AWS docs, "Amazon EKS Kubernetes release
+    calendar"; billing at the extended rate starts that day, UTC); None when that is after
+    every date mlscaffold prices at."""
+    karpenter_minimum: str
+    """The oldest Karpenter release that supports it (Karpenter docs, "Compatibility",
+    compatibility matrix of the v1.14 docs); checked against KARPENTER_VERSION."""
+    cloudwatch_observability: str
+    """The ``amazon-cloudwatch-observability`` EKS add-on version pinned for it (see
+    :mod:`.monitoring`): `aws eks describe-addon-versions --addon-name
+    amazon-cloudwatch-observability --kubernetes-version <v>` lists it."""
+
+
+# The EKS versions mlscaffold supports (in standard or extended support in 2026-11), one table:
+# the config's validation, the security pack's supported versions, the cost estimator's
+# extended-support rate, Karpenter's compatibility and the CloudWatch add-on's pin all read it.
+# 1.36 leaves standard support 14 months or more after its EKS release in 2026, after every
+# date mlscaffold prices at (None). v6.4.0 of the CloudWatch add-on (chart
+# amazon-cloudwatch-observability-6.4.0, 2026-07-21) is published for 1.32 to 1.36 and is the
+# default build for 1.36.
+KUBERNETES_VERSIONS: dict[str, KubernetesVersion] = {
+    "1.32": KubernetesVersion(date(2026, 3, 23), "1.2", "v6.4.0-eksbuild.1"),
+    "1.33": KubernetesVersion(date(2026, 7, 29), "1.5", "v6.4.0-eksbuild.1"),
+    "1.34": KubernetesVersion(date(2026, 12, 2), "1.6", "v6.4.0-eksbuild.1"),
+    "1.35": KubernetesVersion(date(2027, 3, 27), "1.9", "v6.4.0-eksbuild.1"),
+    "1.36": KubernetesVersion(None, "1.13", "v6.4.0-eksbuild.1"),
 }
+# the default is in standard support
+DEFAULT_KUBERNETES_VERSION = "1.34"
+# every EKS control plane log type (AWS's list): the cluster enables them all, the security pack
+# requires them
+EKS_LOG_TYPES: tuple[str, ...] = (
+    "api", "audit", "authenticator", "controllerManager", "scheduler")
+# views of the table, for the consumers that need one column
+SUPPORTED_KUBERNETES_VERSIONS: tuple[str, ...] = tuple(KUBERNETES_VERSIONS)
+EKS_STANDARD_SUPPORT_ENDS: dict[str, date] = {
+    v: k.standard_support_ends for v, k in KUBERNETES_VERSIONS.items()
+    if k.standard_support_ends is not None}
+KARPENTER_MINIMUM_FOR_KUBERNETES: dict[str, str] = {
+    v: k.karpenter_minimum for v, k in KUBERNETES_VERSIONS.items()}
 # the EKS-optimized AL2023 AMI release production GPU nodes are pinned to: Karpenter's
 # `al2023@<release>` alias, which picks the NVIDIA variant of the cluster's Kubernetes version
 # (awslabs/amazon-eks-ami release v20260714 has AL2023 x86_64 NVIDIA AMIs for 1.30 to 1.36)
@@ -108,6 +146,8 @@ GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 Profile = Literal["dev", "staging", "prod"]
+# the sizing profiles; the policy rules' per-profile defaults are keyed by them too
+PROFILES: tuple[str, ...] = get_args(Profile)
 _PRODUCTION_NAMES = {"prod", "production", "prd", "live"}
 _STAGING_NAMES = {"staging", "stage", "stg", "preprod", "uat", "qa"}
 
@@ -651,6 +691,11 @@ class PlatformConfig(_Strict):
     """The spec's ``features`` section (declared types, identifier, event time); set in
     mlscaffold.yaml only, never per stack."""
 
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, region: str) -> str:
+        return check_region(region)  # the spec's own rule: one region table
+
     @model_validator(mode="after")
     def _cluster_for_kserve(self) -> PlatformConfig:
         if self.serving.platform == "kserve" and not self.cluster.enabled:
@@ -674,13 +719,34 @@ class PlatformConfig(_Strict):
         return f"{self.project}-{self.environment}"
 
 
-def environment_profile(environment: str) -> Profile:
-    """Which sizing profile an environment name gets."""
-    if environment in _PRODUCTION_NAMES:
-        return "prod"
-    if environment in _STAGING_NAMES:
-        return "staging"
-    return "dev"
+def environment_profiles(environments: Sequence[str]) -> dict[str, Profile]:
+    """The sizing profile of each of a spec's environments: the one rule of which is production.
+
+    Production (the ``prod`` profile) is every environment named like it (``prod``,
+    ``production``, ``prd``, ``live``); when none is and there are several, the last one, the
+    end of the deployment chain. Of the others, those named like staging (``staging``, ``qa``,
+    ``uat`` ...) get the ``staging`` profile, the rest ``dev``; a single environment not named
+    like production is ``dev``. The stacks size by it, and CI deploys the production
+    environments after approval (:func:`mlscaffold.ci.deploy_stages`), so the two agree.
+    """
+    names = list(environments)
+    production = {name for name in names if name in _PRODUCTION_NAMES}
+    if not production and len(names) > 1:
+        production = {names[-1]}
+    return {name: "prod" if name in production else
+            "staging" if name in _STAGING_NAMES else "dev" for name in names}
+
+
+def environment_profile(environment: str, environments: Sequence[str]) -> Profile:
+    """The sizing profile of `environment`, one of the spec's `environments`
+    (:func:`environment_profiles`)."""
+    profiles = environment_profiles(environments)
+    if environment not in profiles:
+        raise StackConfigError(
+            "environment", f"{environment!r} is not an environment of mlscaffold.yaml "
+            f"({', '.join(environments)}); select one of them with `pulumi stack select` or add "
+            "it to `environments`")
+    return profiles[environment]
 
 
 _PROFILES: dict[str, dict[str, Any]] = {
@@ -771,7 +837,7 @@ def stack_settings(spec: Any, environment: str) -> dict[str, Any]:
     `spec` is the project's spec (``mlscaffold.ProjectSpec`` or its dict form).
     """
     data = spec if isinstance(spec, dict) else spec.model_dump(mode="json")
-    settings = copy.deepcopy(_PROFILES[environment_profile(environment)])
+    settings = copy.deepcopy(_PROFILES[environment_profile(environment, data["environments"])])
     settings["serving"]["platform"] = data["serving"]
     settings["cluster"]["enabled"] = data["serving"] == "kserve"
     settings["feature_store"] = {"enabled": data["feature_store"] == "sagemaker"}
@@ -802,11 +868,11 @@ def platform_config(spec: Any, environment: str,
     Raises :class:`StackConfigError` naming the key and the fix.
     """
     data = spec if isinstance(spec, dict) else spec.model_dump(mode="json")
-    if environment not in data["environments"]:
-        raise StackConfigError(
-            "environment", f"{environment!r} is not an environment of mlscaffold.yaml "
-            f"({', '.join(data['environments'])}); select one of them with `pulumi stack select`"
-            " or add it to `environments`")
+    profile = environment_profile(environment, data["environments"])
+    try:
+        check_region(data["region"])
+    except ValueError as error:
+        raise StackConfigError("region", f"{error} (the region of mlscaffold.yaml)") from None
     if overrides is not None and not isinstance(overrides, dict):
         raise StackConfigError("platform", "must be a mapping of settings")
     if "features" in (overrides or {}):
@@ -816,7 +882,7 @@ def platform_config(spec: Any, environment: str,
     try:
         return PlatformConfig.model_validate({
             "project": data["name"], "environment": environment,
-            "profile": environment_profile(environment), "region": data["region"],
+            "profile": profile, "region": data["region"],
             "owner": data["owner"], "cost_center": data["cost_center"], "task": data["task"],
             "label": data["label"], **settings, "features": data.get("features"),
         })

@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .columns import is_id_like_name
+
 __all__ = [
     "EVENT_TIME",
     "FEATURE_NAME_PATTERN",
@@ -60,7 +62,6 @@ Source = Literal["declared", "inferred", "generated"]
 
 _INTEGRAL = re.compile(r"^[+-]?\d+$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-_ID_LIKE = re.compile(r"(^id$|_id$|[a-z0-9]Id$)", re.IGNORECASE)
 # `02134` is a code (a zip code, an account number), not a number: as one it would lose its zero
 _LEADING_ZERO = re.compile(r"^[+-]?0\d")
 # ISO-8601 calendar date, or date and time: `T` or space between them, minutes or seconds,
@@ -417,7 +418,8 @@ def feature_definitions_from_csv(path: Path, label: str,
     ignoring case.
 
     The record identifier is the declared column, else the first ID-like column (``id``,
-    ``*_id``, ``*Id``) of type String or Integral with unique, complete values, else the first
+    ``*_id``, ``*Id``: :func:`.columns.is_id_like_name`, the lifecycle's rule too) of type String
+    or Integral with unique, complete values, else the first
     String column with unique, complete values, else a generated ``record_id`` feature. The
     event time is the declared column, else a column named ``event_time``, else the first
     String column of ISO-8601 dates or date-times, else a generated ``event_time`` feature;
@@ -529,7 +531,7 @@ def _record_identifier(path: Path, columns: list[_Column], candidates: list[int]
         return columns[i].complete and columns[i].unique
 
     return next(
-        (i for i in candidates if _ID_LIKE.search(columns[i].name)
+        (i for i in candidates if is_id_like_name(columns[i].name)
          and columns[i].type in ("String", "Integral") and complete_and_unique(i)),
         next((i for i in candidates if columns[i].type == "String" and complete_and_unique(i)),
              None))

@@ -7,12 +7,14 @@ instance specifications.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["EC2_INSTANCES", "INSTANCE_STORE_FAMILIES", "SAGEMAKER_INSTANCES", "InstanceType",
-           "cpu_families", "family_types", "gpu_count", "gpu_families", "has_instance_store",
-           "instance_family", "instance_size", "is_gpu"]
+__all__ = ["ACCELERATED_FAMILY", "EC2_INSTANCES", "GPU_FAMILY", "INSTANCE_STORE_FAMILIES",
+           "SAGEMAKER_INSTANCES", "InstanceType", "cpu_families", "family_types", "gpu_count",
+           "gpu_families", "has_instance_store", "instance_family", "instance_size",
+           "is_accelerated", "is_gpu"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,12 @@ SAGEMAKER_INSTANCES: dict[str, InstanceType] = {
     "ml.g6.xlarge": InstanceType(4, 16, 1, "L4"),
 }
 
+# Families by name, for types the table does not know: NVIDIA GPU families start with g or p
+# (g4dn, g6e, p5), accelerated ones also with inf (AWS Inferentia), trn (AWS Trainium) or dl
+# (Habana Gaudi), then a generation digit
+GPU_FAMILY = re.compile(r"^(g|p)\d")
+ACCELERATED_FAMILY = re.compile(r"^(g|p|inf|trn|dl)\d")
+
 # instance families with local NVMe instance storage: it is encrypted by the instance's hardware,
 # and SageMaker refuses a KMS key for their storage volume (an endpoint configuration's
 # KmsKeyId, a job's VolumeKmsKeyId) when any of its instances has one
@@ -103,6 +111,15 @@ def gpu_count(instance_type: str) -> int:
 
 def is_gpu(instance_type: str) -> bool:
     return gpu_count(instance_type) > 0
+
+
+def is_accelerated(instance_type: str) -> bool:
+    """GPU (or other accelerator) instance: the table's GPU types, and types the table does not
+    know of the accelerated families (:data:`ACCELERATED_FAMILY`), so that a new GPU type is
+    not judged as a CPU type."""
+    return is_gpu(instance_type) or (
+        instance_type not in EC2_INSTANCES
+        and bool(ACCELERATED_FAMILY.match(instance_family(instance_type))))
 
 
 def instance_size(instance_type: str) -> str:

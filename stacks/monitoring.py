@@ -37,10 +37,12 @@ from .config import (
     CLOUDWATCH_OBSERVABILITY_ADDON,
     DEFAULT_KUBERNETES_VERSION,
     GPU_TOLERATION,
+    KUBERNETES_VERSIONS,
     MonitoringConfig,
     ServingConfig,
 )
 from .instances import SAGEMAKER_INSTANCES
+from .regions import model_monitor_image_uri
 from .serving import DATA_CAPTURE_PREFIX, VARIANT_NAME
 
 __all__ = [
@@ -49,7 +51,6 @@ __all__ = [
     "CLOUDWATCH_NAMESPACE",
     "CLOUDWATCH_OBSERVABILITY_ADDON",
     "CLOUDWATCH_OBSERVABILITY_VERSIONS",
-    "MODEL_MONITOR_REGISTRIES",
     "MONITORING_NAMESPACE",
     "NODE_CPU_ALARM_PERCENT",
     "Monitoring",
@@ -57,30 +58,6 @@ __all__ = [
     "alert_topic_name",
     "model_monitor_image_uri",
 ]
-
-# Accounts of the SageMaker Model Monitor analyzer image (sagemaker-model-monitor-analyzer)
-# per region, from AWS's "Amazon SageMaker Model Monitor prebuilt container" documentation and
-# the SageMaker Python SDK's image_uri_config/model-monitor.json.
-MODEL_MONITOR_REGISTRIES: dict[str, str] = {
-    "ap-east-1": "001633400207",
-    "ap-northeast-1": "574779866223",
-    "ap-northeast-2": "709848358524",
-    "ap-south-1": "126357580389",
-    "ap-southeast-1": "245545462676",
-    "ap-southeast-2": "563025443158",
-    "ca-central-1": "536280801234",
-    "eu-central-1": "048819808253",
-    "eu-north-1": "895015795356",
-    "eu-west-1": "468650794304",
-    "eu-west-2": "749857270468",
-    "eu-west-3": "680080141114",
-    "me-south-1": "607024016150",
-    "sa-east-1": "539772159869",
-    "us-east-1": "156813124566",
-    "us-east-2": "777275614652",
-    "us-west-1": "890145073186",
-    "us-west-2": "159807026194",
-}
 
 MONITORING_NAMESPACE = "monitoring"
 ALERTMANAGER_SERVICE_ACCOUNT = "alertmanager"
@@ -93,19 +70,15 @@ CLOUDWATCH_NAMESPACE = "amazon-cloudwatch"
 CLOUDWATCH_AGENT_SERVICE_ACCOUNT = "cloudwatch-agent"
 CLOUDWATCH_AGENT_POLICY = "CloudWatchAgentServerPolicy"
 CONTAINER_INSIGHTS_NAMESPACE = "ContainerInsights"
-# The add-on's version per Kubernetes version of the cluster, pinned so that what it collects
-# (the node_* metrics the node alarms read) changes only when this table does. v6.4.0 (chart
-# aws-observability/helm-charts amazon-cloudwatch-observability-6.4.0, released 2026-07-21) is
-# published for 1.32 to 1.36: `aws eks describe-addon-versions --addon-name
-# amazon-cloudwatch-observability --kubernetes-version <v>` lists v6.4.0-eksbuild.1 for each, and
-# it is the default build for 1.36. Its OTel Container Insights pipeline, whose metrics have
-# other names, is off by default since v6.2.0 (the chart's RELEASE_NOTES; on by default in
-# v6.0.0-v6.1.0), so the classic Container Insights metrics stay. Before changing a version,
-# check it with that command for every supported Kubernetes version.
+# The add-on's version per Kubernetes version of the cluster (the Kubernetes version table's
+# cloudwatch_observability), pinned so that what it collects (the node_* metrics the node
+# alarms read) changes only when that table does. Its OTel Container Insights pipeline, whose
+# metrics have other names, is off by default since v6.2.0 (the chart's RELEASE_NOTES; on by
+# default in v6.0.0-v6.1.0), so the classic Container Insights metrics stay. Before changing a
+# version, check it with `aws eks describe-addon-versions --addon-name
+# amazon-cloudwatch-observability --kubernetes-version <v>` for every supported version.
 CLOUDWATCH_OBSERVABILITY_VERSIONS: dict[str, str] = {
-    "1.32": "v6.4.0-eksbuild.1", "1.33": "v6.4.0-eksbuild.1", "1.34": "v6.4.0-eksbuild.1",
-    "1.35": "v6.4.0-eksbuild.1", "1.36": "v6.4.0-eksbuild.1",
-}
+    version: facts.cloudwatch_observability for version, facts in KUBERNETES_VERSIONS.items()}
 # node_cpu_utilization counts all of a node's CPUs as 100%
 NODE_CPU_ALARM_PERCENT = 80
 # Only metrics: Fluent Bit's container logs are off. Tolerations replace the add-on's default
@@ -127,16 +100,6 @@ CPU_ALARM_PERCENT_PER_VCPU = 80
 def alert_topic_name(prefix: str) -> str:
     """Name of the platform's alert topic (the data key's policy names it too)."""
     return f"{prefix}-alerts"
-
-
-def model_monitor_image_uri(region: str) -> str:
-    """The SageMaker Model Monitor analyzer image of `region`."""
-    account = MODEL_MONITOR_REGISTRIES.get(region)
-    if account is None:
-        raise ValueError(f"no SageMaker Model Monitor image is known for region {region!r}; "
-                         f"use one of {', '.join(sorted(MODEL_MONITOR_REGISTRIES))} or add the "
-                         "region's account (AWS docs: Model Monitor prebuilt container)")
-    return f"{account}.dkr.ecr.{region}.amazonaws.com/sagemaker-model-monitor-analyzer"
 
 
 @dataclass
@@ -642,7 +605,7 @@ def _check_args(args: MonitoringArgs) -> None:
             args.kubernetes_version not in CLOUDWATCH_OBSERVABILITY_VERSIONS):
         raise ValueError(
             f"no {CLOUDWATCH_OBSERVABILITY_ADDON} add-on version is pinned for Kubernetes "
-            f"{args.kubernetes_version!r}; add one to CLOUDWATCH_OBSERVABILITY_VERSIONS "
+            f"{args.kubernetes_version!r}; add one to KUBERNETES_VERSIONS (stacks/config.py) "
             f"(pinned: {', '.join(CLOUDWATCH_OBSERVABILITY_VERSIONS)})")
     if args.cluster_name is not None and args.irsa_trust_policy is None:
         raise ValueError(

@@ -12,12 +12,13 @@ import pulumi_aws as aws
 from ._common import child_options, policy_document, resource_tags, token
 from ._storage import secure_bucket
 from .audit import AuditTrail, AuditTrailArgs
-from .cluster import EKS_UNSUPPORTED_ZONE_IDS, GpuCluster, GpuClusterArgs
+from .cluster import GpuCluster, GpuClusterArgs
 from .config import PlatformConfig
 from .feature_schema import feature_definitions_from_csv
 from .feature_store import FeatureStore, FeatureStoreArgs
 from .monitoring import Monitoring, MonitoringArgs, alert_topic_name
 from .network import INTERFACE_ENDPOINT_SERVICES, Network, NetworkArgs
+from .regions import REGIONS
 from .registry import ModelRegistry, ModelRegistryArgs
 from .serving import Serving, ServingArgs, deployable_model_key
 
@@ -121,7 +122,7 @@ class MlPlatform(pulumi.ComponentResource):
             cluster_name=cluster_name if with_cluster else None, kms_key_arn=key.arn,
             log_retention_days=retention, internet_egress=with_cluster,
             interface_endpoints=INTERFACE_ENDPOINT_SERVICES if with_cluster else (),
-            exclude_zone_ids=EKS_UNSUPPORTED_ZONE_IDS.get(config.region, ())
+            exclude_zone_ids=REGIONS[config.region].eks_unsupported_zone_ids
             if with_cluster else ()), child_options(self))
         cluster = GpuCluster(f"{name}-cluster", GpuClusterArgs(
             config=config.cluster, tags=tags, region=config.region, vpc_id=network.vpc_id,

@@ -55,7 +55,13 @@ BAD_INPUTS = [
     (["--serving", "lambda"], "'lambda' is not one of 'sagemaker', 'kserve', 'none'"),
     (["--ci", "jenkins"], "'jenkins' is not one of 'github', 'gitlab', 'none'"),
     (["--feature-store", "feast"], "'feast' is not one of 'sagemaker', 'none'"),
-    (["--region", "moon-1"], "--region: 'moon-1' is not an AWS region code"),
+    (["--region", "moon-1"], "--region: 'moon-1' is not an AWS region mlscaffold knows; use "
+                           "one of: us-east-1, "),
+    (["--region", "eu-west-99"], "--region: 'eu-west-99' is not an AWS region mlscaffold knows"),
+    # a real region without the facts mlscaffold needs (price multiplier, Model Monitor image):
+    # refused before anything is rendered, not after
+    (["--region", "il-central-1"], "--region: 'il-central-1' is not an AWS region mlscaffold "
+                                   "knows; use one of: us-east-1, us-east-2"),
     (["--environments", "dev,dev"], "--environments: environment 'dev' is listed more than once"),
     (["--environments", "dev,Prod!"], "--environments: environment name 'Prod!' is not valid"),
     (["--name", "9lives"], "--name: project name '9lives' does not make a Python package name"),
@@ -114,7 +120,7 @@ def test_a_bad_answer_is_asked_again(run_cli, tmp_path: Path, monkeypatch):
     answers = "\nlabel\n\n\n\nmoon-1\neu-west-1\ndev,dev\ndev\n"
     result = run_cli(["new", str(tmp_path / "p"), "--no-git"], input=answers)
     assert result.exit_code == 0, result.stderr
-    assert "'moon-1' is not an AWS region code" in result.stdout
+    assert "'moon-1' is not an AWS region mlscaffold knows" in result.stdout
     assert "'dev' is listed more than once" in result.stdout
     spec = (tmp_path / "p" / "mlscaffold.yaml").read_text()
     assert "region: eu-west-1" in spec and "environments:\n- dev\n" in spec

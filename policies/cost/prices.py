@@ -2,9 +2,10 @@
 
 The table is dated (``as_of``), names its ``source`` and holds every price mlscaffold uses:
 hourly on-demand prices of EC2 and SageMaker instance types, unit prices of the other services,
-the spot discount, per-region multipliers and the usage figures the usage-driven charges are
-estimated from. It is validated once when first loaded; a missing price raises
-:class:`PriceError` naming what is missing.
+the spot discount, the multiplier of a region missing from the region table (each known
+region's multiplier is in :mod:`mlscaffold.stacks.regions`) and the usage figures the
+usage-driven charges are estimated from. It is validated once when first loaded; a missing
+price raises :class:`PriceError` naming what is missing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from functools import lru_cache
 from importlib.resources import files
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mlscaffold.stacks.instances import EC2_INSTANCES, SAGEMAKER_INSTANCES
+from mlscaffold.stacks.regions import REGIONS
 
 __all__ = ["PriceError", "PriceTable", "Service", "Usage", "prices"]
 
@@ -51,9 +55,16 @@ class Usage(_Strict):
 
 
 class Regions(_Strict):
-    multipliers: dict[str, Annotated[float, Field(gt=0)]]
+    """How regions are priced: each known region's multiplier is in the one region table
+    (:data:`mlscaffold.stacks.regions.REGIONS`); others get ``default_multiplier``."""
+
     default_multiplier: Annotated[float, Field(gt=0)]
     note: str
+
+    @property
+    def multipliers(self) -> dict[str, float]:
+        """Region code -> multiplier of every region mlscaffold knows."""
+        return {code: region.price_multiplier for code, region in REGIONS.items()}
 
 
 class PriceTable(_Strict):
@@ -74,6 +85,24 @@ class PriceTable(_Strict):
     sagemaker_hosting_hourly: dict[str, Usd]
     sagemaker_processing_hourly: dict[str, Usd]
     services: dict[str, Service]
+
+    @model_validator(mode="after")
+    def _prices_the_instance_tables(self) -> PriceTable:
+        """The instance types are listed once, in :mod:`mlscaffold.stacks.instances`: the table
+        prices exactly those, no more, no fewer."""
+        for section, known in (("ec2_hourly", EC2_INSTANCES),
+                               ("sagemaker_hosting_hourly", SAGEMAKER_INSTANCES)):
+            priced = getattr(self, section)
+            missing = [t for t in known if t not in priced]
+            unknown = [t for t in priced if t not in known]
+            if missing or unknown:
+                raise ValueError(
+                    f"{section} must price exactly the types of mlscaffold.stacks.instances: "
+                    + "; ".join(part for part in (
+                        f"no price for {', '.join(missing)}" if missing else "",
+                        f"{', '.join(unknown)} not in the instance table" if unknown else "")
+                        if part))
+        return self
 
     def ec2(self, instance_type: str) -> float:
         """On-demand USD per hour of an EC2 instance type in the base region."""
@@ -114,9 +143,10 @@ class PriceTable(_Strict):
         refused, so that estimates and the budget rule keep working in new regions; the returned
         text names the region, the multiplier used and the regions the table knows.
         """
-        if region in self.regions.multipliers:
-            return self.regions.multipliers[region], None
-        known = ", ".join(sorted(self.regions.multipliers))
+        multipliers = self.regions.multipliers
+        if region in multipliers:
+            return multipliers[region], None
+        known = ", ".join(sorted(multipliers))
         return self.regions.default_multiplier, (
             f"region {region!r} is not in the price table; priced at {self.base_region} x "
             f"{self.regions.default_multiplier:g} (default multiplier). Known regions: {known}")

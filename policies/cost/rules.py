@@ -17,13 +17,19 @@ one price table through :mod:`.estimate`.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pulumi_policy.proxy import UnknownValueError
 
-from mlscaffold.stacks.instances import EC2_INSTANCES, SAGEMAKER_INSTANCES, family_types, gpu_count
+from mlscaffold.stacks.instances import (
+    EC2_INSTANCES,
+    SAGEMAKER_INSTANCES,
+    family_types,
+    gpu_count,
+    is_accelerated,
+)
+from mlscaffold.stacks.regions import DEFAULT_REGION
 
 from ..nodepools import (
     CAPACITY_TYPE,
@@ -90,16 +96,6 @@ TAGGABLE_TYPES: tuple[str, ...] = (
     "aws:secretsmanager/secret:Secret", "aws:sfn/stateMachine:StateMachine",
     "aws:sns/topic:Topic", "aws:sqs/queue:Queue", "aws:ssm/parameter:Parameter",
 )
-
-_ACCELERATED = re.compile(r"^(g|p|inf|trn|dl)\d")
-
-
-def is_accelerated(instance_type: str) -> bool:
-    """GPU (or other accelerator) instance: known GPU types, and unknown types of the g, p,
-    inf, trn and dl families, so that a new GPU type is not judged as a CPU type."""
-    return gpu_count(instance_type) > 0 or (
-        instance_type not in EC2_INSTANCES and bool(_ACCELERATED.match(instance_type)))
-
 
 def _n(value: float) -> str:
     return f"{value:g}"
@@ -599,7 +595,7 @@ def _budget_estimate(subjects: Sequence[Subject], region: str) -> CostEstimate:
                 "scale": {"enum": ["desired", "max"], "default": "desired",
                           "description": "Compare the budget with the estimate at the baseline "
                                          "size (desired) or at full scale (max)."},
-                "region": {"type": "string", "default": "us-east-1",
+                "region": {"type": "string", "default": DEFAULT_REGION,
                            "description": "AWS region of the stack (set by mlscaffold)."},
                 "environment": {"type": "string", "default": "dev",
                                 "description": "Environment of the stack (set by mlscaffold)."},

@@ -12,7 +12,7 @@ import ipaddress
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from mlscaffold.stacks.config import SUPPORTED_KUBERNETES_VERSIONS
+from mlscaffold.stacks.config import EKS_LOG_TYPES, SUPPORTED_KUBERNETES_VERSIONS
 
 from ..props import as_mapping, is_set, is_true, items_of
 from ..rule import Subject, rule, violation
@@ -24,9 +24,6 @@ NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 INSTANCE = "aws:ec2/instance:Instance"
 
-#: every EKS control plane log type (AWS's list; stacks/cluster.py enables the same)
-EKS_LOG_TYPES: tuple[str, ...] = (
-    "api", "audit", "authenticator", "controllerManager", "scheduler")
 _SSM = "use SSM Session Manager (the AmazonSSMManagedInstanceCore policy) for shell access"
 
 

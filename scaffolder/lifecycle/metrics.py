@@ -105,8 +105,7 @@ def _rmse(outcome: Outcome) -> float:
 
 def _builtin(name: str, compute: Callable[[Outcome], float], description: str) -> Metric:
     tasks = tuple(task for task, info in catalog.TASKS.items() if name in info.metrics)
-    lower = any(name in info.lower_is_better for info in catalog.TASKS.values())
-    return Metric(name, not lower, tasks, compute, description)
+    return Metric(name, name not in catalog.LOWER_IS_BETTER, tasks, compute, description)
 
 
 _METRICS = (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,13 +11,12 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from ..stacks.columns import is_id_like_name
 from .errors import DataError
 
 NUMERIC, CATEGORICAL, ID_LIKE, CONSTANT = "numeric", "categorical", "id-like", "constant"
 DROPPED = "dropped"  # how id-like and constant columns appear in a model's feature map
 
-_ID_NAME = re.compile(r"(^|[_\-\s.])(id|uuid|guid)$", re.IGNORECASE)
-_CAMEL_ID_NAME = re.compile(r"[a-z0-9](Id|ID|Uuid|UUID)$")
 _MIN_ROWS_FOR_UNIQUENESS_RULE = 20
 _ID_UNIQUE_SHARE = 0.95
 
@@ -89,7 +87,7 @@ def _id_like(present: pd.Series, name: str, unique: int) -> str:
     if pd.api.types.is_float_dtype(present):
         return ""
     all_unique = unique == len(present)
-    if (_ID_NAME.search(name) or _CAMEL_ID_NAME.search(name)) and unique / len(present) > 0.5:
+    if is_id_like_name(name) and unique / len(present) > 0.5:
         return "name and values look like an identifier"
     if pd.api.types.is_integer_dtype(present):
         if (

@@ -985,7 +985,8 @@ def _configs(project: str, stack: str, region: str | None = None) -> dict[str, A
     from mlscaffold.spec import load_spec
 
     spec = load_spec(EXAMPLES / project / "mlscaffold.yaml")
-    return {"cost": pack_config("cost", environment=stack, profile=environment_profile(stack),
+    return {"cost": pack_config("cost", environment=stack,
+                                profile=environment_profile(stack, spec.environments),
                                 region=region or spec.region)}
 
 
@@ -1003,7 +1004,11 @@ def test_examples_fit_the_budget_in_every_priced_region(graphs: dict[tuple[str, 
     """A generated stack stays under its profile's budget wherever the user deploys it."""
     t = prices()
     costliest = max(t.regions.multipliers, key=t.regions.multipliers.__getitem__)
-    budget = RULES["monthly-budget"].defaults(environment_profile(stack))["budget_usd"]
+    from mlscaffold.spec import load_spec
+
+    environments = load_spec(EXAMPLES / project / "mlscaffold.yaml").environments
+    budget = RULES["monthly-budget"].defaults(environment_profile(stack, environments))[
+        "budget_usd"]
     resources = graph_resources(graphs[(project, stack)])
     for region in (costliest, "mx-central-1"):
         assert estimate(resources, region).total < budget

@@ -820,8 +820,9 @@ def test_example_stacks_pass(example: str, stack: str) -> None:
 
     project = EXAMPLES / example
     graph = preview_stack(project, stack)
-    config = pack_config("security", environment=stack, profile=environment_profile(stack),
-                         region=load_spec(project / "mlscaffold.yaml").region)
+    spec = load_spec(project / "mlscaffold.yaml")
+    config = pack_config("security", environment=stack,
+                         profile=environment_profile(stack, spec.environments), region=spec.region)
     result = evaluate(graph, {"security": {k: v for k, v in config.items() if k in MINE}})
     assert result.rules == len(MINE)
     assert [(f.rule, f.message) for f in result.findings if f.level == "mandatory"] == []

@@ -716,8 +716,9 @@ def evaluate_mine(graph: Any, example: str, stack: str) -> Any:
     from mlscaffold.spec import load_spec
     from mlscaffold.stacks.config import environment_profile
 
-    config = pack_config("security", environment=stack, profile=environment_profile(stack),
-                         region=load_spec(EXAMPLES / example / "mlscaffold.yaml").region)
+    spec = load_spec(EXAMPLES / example / "mlscaffold.yaml")
+    config = pack_config("security", environment=stack,
+                         profile=environment_profile(stack, spec.environments), region=spec.region)
     return evaluate(graph, {"security": {k: v for k, v in config.items() if k in MINE}})
 
 

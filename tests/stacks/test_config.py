@@ -74,11 +74,19 @@ def test_spec_choices_reach_the_config():
     assert config.prefix == "demo-staging"
 
 
-@pytest.mark.parametrize(("name", "profile"), [("prod", "prod"), ("production", "prod"),
-                                               ("staging", "staging"), ("qa", "staging"),
-                                               ("dev", "dev"), ("sandbox", "dev")])
-def test_environment_profiles(name, profile):
-    assert environment_profile(name) == profile
+@pytest.mark.parametrize(("environments", "profiles"), [
+    (["dev", "staging", "prod"], ["dev", "staging", "prod"]),
+    (["dev", "production"], ["dev", "prod"]),
+    (["sandbox", "qa", "live"], ["dev", "staging", "prod"]),
+    # no environment named like production: the last of several is production
+    (["dev", "main"], ["dev", "prod"]),
+    (["dev", "qa"], ["dev", "prod"]),
+    (["main"], ["dev"]),
+    (["prod"], ["prod"]),
+    (["dev", "prod", "prd"], ["dev", "prod", "prod"]),
+])
+def test_environment_profiles(environments, profiles):
+    assert [environment_profile(name, environments) for name in environments] == profiles
 
 
 def test_overrides_merge_into_the_profile():

@@ -313,7 +313,7 @@ def test_no_drift_schedule_without_captured_data(monitoring_graph):
 
 def test_model_monitor_image_per_region():
     assert model_monitor_image_uri("eu-west-1").startswith("468650794304.dkr.ecr.eu-west-1.")
-    with pytest.raises(ValueError, match=r"no SageMaker Model Monitor image .* 'xx-east-9'"):
+    with pytest.raises(ValueError, match=r"'xx-east-9' is not an AWS region mlscaffold knows"):
         model_monitor_image_uri("xx-east-9")
 
 
@@ -352,7 +352,7 @@ def test_missing_inputs_are_refused(config_for):
     with pytest.raises(ValueError, match="needs endpoint_name, vpc_id, security_group_ids"):
         Monitoring("monitoring", _args(config_for("dev"), endpoint_name=None, vpc_id=None,
                                        security_group_ids=None))
-    with pytest.raises(ValueError, match="no SageMaker Model Monitor image"):
+    with pytest.raises(ValueError, match="is not an AWS region mlscaffold knows"):
         Monitoring("monitoring", _args(config_for("dev"), region="xx-east-9"))
     with pytest.raises(ValueError, match="needs irsa_trust_policy"):
         Monitoring("monitoring", _args(config_for("dev", serving="kserve"),
@@ -476,7 +476,7 @@ def test_addon_version_follows_the_cluster(monitoring_graph, version):
 def test_unpinned_kubernetes_version_is_refused(config_for):
     with pytest.raises(ValueError, match=r"no amazon-cloudwatch-observability add-on version "
                                          r"is pinned for Kubernetes '1\.99'; add one to "
-                                         r"CLOUDWATCH_OBSERVABILITY_VERSIONS"):
+                                         r"KUBERNETES_VERSIONS \(stacks/config\.py\)"):
         Monitoring("monitoring", _args(config_for("dev"), kubernetes_version="1.99"))
 
 

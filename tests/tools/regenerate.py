@@ -1,6 +1,7 @@
-"""Regenerate what the repo keeps as generated output: examples/ and docs/cli.md.
+"""Regenerate what the repo keeps as generated output: examples/, docs/cli.md, and the
+version literals of the files that cannot ask Python for it (copier.yml, the policy packs).
 
-    python tests/tools/regenerate.py examples|docs
+    python tests/tools/regenerate.py examples|docs|version
 
 Tests compare the committed copies with a fresh render and fail when they drift.
 """
@@ -54,6 +55,36 @@ def cli_reference() -> str:
     return "\n".join(lines)
 
 
+# file -> (pattern of its version literal, its replacement given the version)
+_VERSION_LITERALS: dict[str, tuple[str, str]] = {
+    "blueprints/ml-project/copier.yml":
+        (r'(mlscaffold_version:\n(?:  .*\n)*?  default: )"[^"]*"', r'\g<1>"{version}"'),
+    **{f"policies/packs/{pack}/PulumiPolicy.yaml": (r"(?m)^version: .*$", "version: {version}")
+       for pack in ("security", "cost")},
+    **{f"policies/packs/{pack}/requirements.txt":
+       (r"(?m)^mlscaffold-kit==.*$", "mlscaffold-kit=={version}") for pack in ("security", "cost")},
+}
+
+
+def version_holders() -> list[Path]:
+    """Write mlscaffold.__version__ into every file that holds it literally (a release bump
+    changes scaffolder/__init__.py, then runs this)."""
+    import re
+
+    from mlscaffold import __version__
+
+    paths = []
+    for name, (pattern, replacement) in _VERSION_LITERALS.items():
+        path = REPO / name
+        text, count = re.subn(pattern, replacement.format(version=__version__),
+                              path.read_text(encoding="utf-8"))
+        if count != 1:
+            raise SystemExit(f"{name}: expected one version literal, found {count}")
+        path.write_text(text, encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
 def main(what: str) -> None:
     if what == "examples":
         target = REPO / "examples"
@@ -66,8 +97,11 @@ def main(what: str) -> None:
     elif what == "docs":
         (REPO / "docs" / "cli.md").write_text(cli_reference(), encoding="utf-8")
         print("docs/cli.md regenerated")
+    elif what == "version":
+        for path in version_holders():
+            print(f"{path.relative_to(REPO)} holds mlscaffold's version")
     else:
-        raise SystemExit("usage: regenerate.py examples|docs")
+        raise SystemExit("usage: regenerate.py examples|docs|version")
 
 
 if __name__ == "__main__":
