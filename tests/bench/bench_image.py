@@ -253,6 +253,7 @@ def bench_image(workdir: Path, wheel: Path, keep: bool) -> bool:
                     'exec podman build --pull=never --format docker --network=host "$@"\n'
                     'exec podman "$@"\n')
     shim.chmod(0o755)
+    dangling = _dangling_images()
     with served(index) as port:
         env = {**os.environ, "PATH": f"{shim.parent}{os.pathsep}{os.environ['PATH']}",
                "PIP_INDEX_URL": f"http://{LOOPBACK}:{port}/simple/"}
@@ -284,6 +285,14 @@ def bench_image(workdir: Path, wheel: Path, keep: bool) -> bool:
     finally:
         if not keep:
             _podman("rmi", "-f", IMAGE_TAG, FULL_IMAGE_TAG, check=False)
+            made = _dangling_images() - dangling  # the build stages of this run's images
+            if made:
+                _podman("rmi", *made, check=False)
+
+
+def _dangling_images() -> set[str]:
+    listed = _podman("images", "--quiet", "--filter", "dangling=true").stdout
+    return set(listed.split())
 
 
 def whole_tool_image(workdir: Path, root: Path, files: Path, index: Path,
