@@ -88,14 +88,21 @@ def read_spec(project: Path) -> dict:
 
 
 def set_config(project: Path, **changes) -> None:
-    """Change keys of a project's mlscaffold.yaml (None removes a key)."""
+    """Change keys of a project's mlscaffold.yaml (None removes a key), and the same answers of
+    its .copier-answers.yml as `mlscaffold update` would (else commands warn that they differ)."""
     config = read_spec(project)
+    answers_path = project / ".copier-answers.yml"
+    answers = yaml.safe_load(answers_path.read_text()) if answers_path.is_file() else None
     for key, value in changes.items():
         if value is None:
             config.pop(key, None)
         else:
             config[key] = value
+            if isinstance(answers, dict) and key in answers:
+                answers[key] = value
     spec_path(project).write_text(yaml.safe_dump(config, sort_keys=False))
+    if isinstance(answers, dict):
+        answers_path.write_text(yaml.safe_dump(answers, sort_keys=False))
 
 
 def package_dir(project: Path) -> Path:
