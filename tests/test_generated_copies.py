@@ -13,13 +13,16 @@ def _tree(root: Path) -> dict[str, bytes]:
     files = {}
     for path in sorted(root.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
-            content = path.read_bytes()
-            if path.name == ".copier-answers.yml":
-                # the blueprint's absolute path differs between machines
-                content = b"\n".join(line for line in content.splitlines()
-                                     if not line.startswith(b"_src_path:"))
-            files[path.relative_to(root).as_posix()] = content
+            files[path.relative_to(root).as_posix()] = path.read_bytes()
     return files
+
+
+def test_the_answers_hold_no_machine_local_path_and_record_the_version(tmp_path: Path):
+    from mlscaffold import __version__
+
+    answers = (render_example("churn-model", tmp_path) / ".copier-answers.yml").read_text()
+    assert "_src_path" not in answers and str(REPO) not in answers
+    assert f"mlscaffold_version: {__version__}" in answers
 
 
 @pytest.mark.parametrize("name", list(EXAMPLES))
