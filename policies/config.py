@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import describe_yaml_error
+from ..yamlfiles import describe_yaml_error
 from .rule import RULES, Rule, rules_of
 
 __all__ = ["CONTEXT_SETTINGS", "PolicyConfigError", "PolicyFile", "load_policy_file",

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mlscaffold.stacks.constants import PROFILES
+
 __all__ = ["RULES", "Rule", "Subject", "rule", "rules_of", "stack_rule", "violation"]
 
 Pack = Literal["security", "cost"]
@@ -79,7 +81,7 @@ def _register(new: Rule) -> Rule:
             raise ValueError(f"rule {new.name!r}: setting {key!r} needs a default")
     for profile, settings in new.profile_defaults.items():
         unknown = set(settings) - set(new.config_schema)
-        if profile not in {"dev", "staging", "prod"} or unknown:
+        if profile not in PROFILES or unknown:
             raise ValueError(f"rule {new.name!r}: profile defaults {profile!r} {sorted(unknown)}")
     RULES[new.name] = new
     return new

@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from .aws import aws_errors
+from .stacks.constants import CAPACITY_TYPE, INSTANCE_FAMILY, INSTANCE_TYPE, NODE_POOL
 
 __all__ = [
     "EC2_VCPU_QUOTAS",
-    "NODE_POOL",
     "NOT_FOUND",
     "OK",
     "SAGEMAKER_QUOTA_NAMES",
@@ -51,7 +51,6 @@ __all__ = [
     "request_command",
 ]
 
-NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 EC2_INSTANCE = "aws:ec2/instance:Instance"
 
 # statuses of a quota check
@@ -276,9 +275,9 @@ def _node_pool(resource: Any, notes: list[str]) -> list[Need]:
     name = resource.name
     spec = resource.inputs.get("spec") or {}
     requirements = _plain(spec, "template.spec.requirements", [])
-    families = _requirement(requirements, "karpenter.k8s.aws/instance-family") or []
+    families = _requirement(requirements, INSTANCE_FAMILY) or []
     families += [instance_family(t) for t in
-                 _requirement(requirements, "node.kubernetes.io/instance-type") or []]
+                 _requirement(requirements, INSTANCE_TYPE) or []]
     categories = _requirement(requirements, "karpenter.k8s.aws/instance-category") or []
     if not families and not categories:
         notes.append(f"Karpenter NodePool {name}: its requirements do not restrict instance "
@@ -290,7 +289,7 @@ def _node_pool(resource: Any, notes: list[str]) -> list[Need]:
         notes.append(f"Karpenter NodePool {name}: no limits.cpu, so its full scale has no "
                      "bound; not checked (set spec.limits.cpu)")
         return []
-    capacity = _requirement(requirements, "karpenter.sh/capacity-type")
+    capacity = _requirement(requirements, CAPACITY_TYPE)
     purchases = [p for p in ("on-demand", "spot") if capacity is None or p in capacity]
     if capacity is None:
         notes.append(f"Karpenter NodePool {name}: karpenter.sh/capacity-type is not restricted; "

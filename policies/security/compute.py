@@ -13,20 +13,18 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from mlscaffold.stacks.config import SUPPORTED_KUBERNETES_VERSIONS
+from mlscaffold.stacks.constants import EKS_LOG_TYPES
 
 from ..props import as_mapping, is_set, is_true, items_of
 from ..rule import Subject, rule, violation
 
-__all__ = ["EKS_LOG_TYPES"]
+__all__: list[str] = []
 
 EKS_CLUSTER = "aws:eks/cluster:Cluster"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 INSTANCE = "aws:ec2/instance:Instance"
 
-#: every EKS control plane log type (AWS's list; stacks/cluster.py enables the same)
-EKS_LOG_TYPES: tuple[str, ...] = (
-    "api", "audit", "authenticator", "controllerManager", "scheduler")
 _SSM = "use SSM Session Manager (the AmazonSSMManagedInstanceCore policy) for shell access"
 
 

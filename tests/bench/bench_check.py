@@ -3,6 +3,10 @@
     python tests/bench/bench_check.py [--runs N]
 
 Prints medians of N runs (default 5) of:
+- `mlscaffold check --stack all` of each example project against a single `mlscaffold preview`
+  of its first stack, both as fresh processes, and their ratio (what a check of every stack
+  costs over the one preview a user would otherwise run; the start-up and the project load
+  are paid once);
 - `mlscaffold check` of an example project, all stacks, as a fresh process;
 - the policy evaluation alone (both packs, every rule) of each stack's graph, in-process;
 - the evaluation of synthetic graphs of 250 to 2,000 resources (buckets with their
@@ -75,6 +79,24 @@ def _synthetic_graph(count: int):  # type: ignore[no-untyped-def]
     return ResourceGraph("bench", "dev", resources)
 
 
+def _check_against_preview(project: Path, runs: int) -> None:
+    """`check --stack all` and one `preview` of the same project, alternated run by run so
+    that both see the same machine load."""
+    from mlscaffold.spec import load_spec
+
+    spec = load_spec(project / "mlscaffold.yaml")
+    mlscaffold = str(BIN / "mlscaffold")
+    check, preview = [], []
+    for _ in range(runs):
+        check += timed(lambda: run_command([mlscaffold, "check", str(project), "--stack", "all"]),
+                       1)
+        preview += timed(lambda: run_command([mlscaffold, "preview", str(project), "--stack",
+                                              spec.environments[0]]), 1)
+    print(f"  {project.name}: check --stack all ({len(spec.environments)} stacks) "
+          f"{median_ms(check):7.0f} ms; preview --stack {spec.environments[0]} "
+          f"{median_ms(preview):7.0f} ms; ratio {median_ms(check) / median_ms(preview):.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -86,6 +108,8 @@ def main() -> None:
     from mlscaffold.spec import load_spec
 
     print(f"check benchmarks (median of {runs} runs)")
+    for example in ("churn-model", "lifetime-value"):
+        _check_against_preview(REPO / "examples" / example, runs)
     for example in ("churn-model", "lifetime-value"):
         project = REPO / "examples" / example
         spec = load_spec(project / "mlscaffold.yaml")
