@@ -115,7 +115,7 @@ def to_sarif(checks: list[StackCheck], version: str) -> dict[str, Any]:
         ToolDriver,
     )
 
-    from .policies.rule import RULES
+    from .policies.registry import RULES
 
     used = sorted({f.rule for check in checks for f in check.result.findings})
     descriptors = [ReportingDescriptor(

@@ -661,7 +661,7 @@ def policy_list(pack: str | None, output_format: str) -> None:
     import json
 
     from .policies import PACKS
-    from .policies.rule import rules_of
+    from .policies.registry import rules_of
 
     rules = [r for p in PACKS if pack in (None, p) for r in rules_of(p)]  # type: ignore[arg-type]
     if output_format == "json":

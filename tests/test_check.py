@@ -13,7 +13,7 @@ import yaml
 
 from mlscaffold.checks import check_project, policy_configs
 from mlscaffold.policies import PACKS, pack_directory
-from mlscaffold.policies.rule import RULES, rules_of
+from mlscaffold.policies.registry import RULES, rules_of
 from mlscaffold.project import create_project
 from mlscaffold.spec import load_spec, validate_spec
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
-from mlscaffold.policies.rule import RULES
+from mlscaffold.policies.registry import RULES
 from mlscaffold.stacks.config import (
     GPU_POOL_LABEL,
     GPU_TOLERATION,
