@@ -374,12 +374,10 @@ _STACK_OPTION = click.option(
 
 
 def _preview(project: Path, stack: str | None) -> Any:
-    from .infra import find_project, preview_stack
-    from .spec import SPEC_FILENAME, load_spec
+    from .infra import open_infra_project, preview_stack
 
-    root = find_project(project)
-    stack = stack or load_spec(root / SPEC_FILENAME).environments[0]
-    return preview_stack(root, stack)
+    opened = open_infra_project(project)
+    return preview_stack(opened, stack or opened.spec.environments[0])
 
 
 @cli.command()
@@ -500,9 +498,9 @@ def check(project: Path, stack: str, output_format: str, policy_config: Path | N
 
     from . import __version__
     from .checks import check_project, to_sarif
-    from .infra import find_project
+    from .infra import open_infra_project
 
-    checks = check_project(find_project(project), stack, policy_config)
+    checks = check_project(open_infra_project(project, policy_override=policy_config), stack)
     if output_format == "sarif":
         _write_output(json.dumps(to_sarif(checks, __version__), indent=2), output)
     elif output_format == "json":
@@ -528,9 +526,9 @@ def cost(project: Path, stack: str, output_format: str) -> None:
     import json
 
     from .checks import cost_project
-    from .infra import find_project
+    from .infra import open_infra_project
 
-    estimates = cost_project(find_project(project), stack)
+    estimates = cost_project(open_infra_project(project), stack)
     if output_format == "json":
         click.echo(json.dumps({env: e.as_dict() for env, e in estimates}, indent=2))
         return
@@ -635,10 +633,10 @@ def preflight(project: Path, stack: str, output_format: str, strict: bool) -> No
     """
     import json
 
-    from .infra import find_project
+    from .infra import open_infra_project
     from .preflight import preflight_project
 
-    results = preflight_project(find_project(project), stack)
+    results = preflight_project(open_infra_project(project), stack)
     if output_format == "json":
         click.echo(json.dumps([r.as_dict() for r in results], indent=2))
     else:
@@ -707,13 +705,11 @@ def policy_config(project: Path, stack: str, pack: str, policy_config: Path | No
     import json
 
     from .checks import policy_configs, resolve_stacks
-    from .infra import find_project
-    from .spec import SPEC_FILENAME, load_spec
+    from .infra import open_infra_project
 
-    root = find_project(project)
-    spec = load_spec(root / SPEC_FILENAME)
-    resolve_stacks(spec, stack)
-    configs = policy_configs(root, spec, stack, policy_config)
+    opened = open_infra_project(project, policy_override=policy_config)
+    resolve_stacks(opened.spec, stack)
+    configs = policy_configs(opened, stack)
     _write_output(json.dumps(configs[pack], indent=2), output)
 
 
@@ -758,13 +754,12 @@ def tunnel(project: Path, stack: str, outputs_source: str | None, relay_timeout:
     import boto3
 
     from .errors import UsageError
-    from .infra import find_project
+    from .infra import open_infra_project
     from .outputs import read_stack_outputs
-    from .spec import SPEC_FILENAME, load_spec
     from .tunnel import open_tunnel, tunnel_target
 
-    root = find_project(project)
-    environments = load_spec(root / SPEC_FILENAME).environments
+    opened = open_infra_project(project)
+    root, environments = opened.root, opened.spec.environments
     if stack not in environments:
         raise UsageError(f"--stack {stack!r} is not an environment of the project",
                          hint=f"use one of: {', '.join(environments)}")

@@ -24,10 +24,13 @@ import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .aws import aws_errors
 from .stacks.constants import CAPACITY_TYPE, INSTANCE_FAMILY, INSTANCE_TYPE, NODE_POOL
+
+if TYPE_CHECKING:
+    from .infra import InfraProject
 
 __all__ = [
     "EC2_VCPU_QUOTAS",
@@ -535,7 +538,7 @@ _PERMISSIONS = ("servicequotas:ListServiceQuotas and servicequotas:ListAWSDefaul
                 "(docs/deploy.md, Quotas)")
 
 
-def preflight_project(project: Path, stack: str | None = None, *,
+def preflight_project(project: InfraProject | Path, stack: str | None = None, *,
                       client_for: Callable[[str], Any] | None = None) -> list[StackPreflight]:
     """Check the quotas every requested stack of `project` needs, in the stack's region.
 
@@ -544,14 +547,14 @@ def preflight_project(project: Path, stack: str | None = None, *,
     for all the stacks together.
     """
     from .checks import resolve_stacks
-    from .infra import preview_stack, stack_config
-    from .spec import SPEC_FILENAME, load_spec
+    from .infra import infra_project, preview_stack, stack_config
 
-    spec = load_spec(project / SPEC_FILENAME)
+    opened = infra_project(project)
+    spec = opened.spec
     planned: list[tuple[str, str, StackNeeds]] = []
     for environment in resolve_stacks(spec, stack):
-        region = stack_config(project, spec, environment).get("aws:region", spec.region)
-        planned.append((environment, region, needs_of(preview_stack(project, environment))))
+        region = stack_config(opened.root, spec, environment).get("aws:region", spec.region)
+        planned.append((environment, region, needs_of(preview_stack(opened, environment))))
     wanted: dict[tuple[str, str], set[str]] = {}
     for _, region, stack_needs in planned:
         for need in stack_needs.needs:

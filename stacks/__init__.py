@@ -1,9 +1,9 @@
 """Pulumi components of the ML platform (``mlscaffold.stacks``).
 
-A project's ``infra/__main__.py`` needs three names, its in-cluster program
+A project's ``infra/__main__.py`` needs four names, its in-cluster program
 ``infra/cluster/__main__.py`` two more::
 
-    from mlscaffold.stacks import MlPlatform, MlPlatformArgs, platform_config
+    from mlscaffold.stacks import MlPlatform, MlPlatformArgs, platform_config, project_spec
     from mlscaffold.stacks import ClusterWorkloads, ClusterWorkloadsArgs, platform_config
 
 Components import Pulumi; :mod:`.config` does not, so importing this package lazily loads the
@@ -15,9 +15,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .config import PlatformConfig, StackConfigError, platform_config
+from .program import project_spec
 
 __all__ = ["ClusterWorkloads", "ClusterWorkloadsArgs", "MlPlatform", "MlPlatformArgs",
-           "PlatformConfig", "StackConfigError", "platform_config"]
+           "PlatformConfig", "StackConfigError", "platform_config", "project_spec"]
 
 if TYPE_CHECKING:
     from .platform import MlPlatform, MlPlatformArgs
