@@ -1,9 +1,10 @@
 """Security and cost policies (``mlscaffold.policies``).
 
-The rules live in :mod:`.security` and :mod:`.cost` as one table (:mod:`.rule`); the same table
-builds the Pulumi CrossGuard packs in ``packs/`` and the offline evaluation behind
-``mlscaffold check``. :mod:`.config` derives each rule's settings for an environment from the
-defaults and an optional organisation policy file.
+The rules are defined by domain in :mod:`.security` and :mod:`.cost` (with :mod:`.rule`) and
+listed in one table, :mod:`.registry`; the same table builds the Pulumi CrossGuard packs in
+``packs/`` and the offline evaluation behind ``mlscaffold check``. :mod:`.config` derives each
+rule's settings for an environment from the defaults and an optional organisation policy file.
+Nothing here imports mlscaffold's CLI or its error types: the packs run inside Pulumi.
 """
 
 from __future__ import annotations

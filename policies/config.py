@@ -25,8 +25,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import describe_yaml_error
-from .rule import RULES, Rule, rules_of
+from ..yamlfiles import describe_yaml_error
+from .registry import RULES, rules_of
+from .rule import Rule
 
 __all__ = ["CONTEXT_SETTINGS", "PolicyConfigError", "PolicyFile", "load_policy_file",
            "pack_config", "policy_file_schema"]
@@ -52,7 +53,6 @@ def _rule_schema(rule: Rule) -> dict[str, Any]:
 def _check_rules(rules: dict[str, RuleSettings], where: str) -> dict[str, RuleSettings]:
     import jsonschema
 
-    rules_of("security")  # load the rule table
     for name, settings in rules.items():
         if name not in RULES:
             raise ValueError(f"{where}: unknown rule {name!r}; `mlscaffold policy list` shows "

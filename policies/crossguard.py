@@ -20,7 +20,8 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from .rule import Rule, Subject, rules_of
+from .registry import rules_of
+from .rule import Rule, Subject
 
 __all__ = ["pack_policies", "to_policy"]
 

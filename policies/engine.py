@@ -22,7 +22,8 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 from .crossguard import to_policy
-from .rule import RULES, Rule, rules_of
+from .registry import RULES
+from .rule import Rule
 
 __all__ = ["CheckResult", "Finding", "evaluate"]
 
@@ -85,7 +86,6 @@ def _policy_resources(resources: list[Any]) -> list[PolicyResource]:
 
 def evaluate(graph: Any, configs: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> CheckResult:
     """Run every enabled rule of the packs in `configs` ({pack: pack_config}) on `graph`."""
-    rules_of("security")  # make sure the table is loaded before looking rules up
     rules = [RULES[name] for pack in configs for name in configs[pack]
              if configs[pack][name].get("enforcementLevel", "mandatory") != "disabled"]
     resources = [r for r in graph.resources if r.custom]

@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mlscaffold.stacks.config import GPU_NODE_SELECTOR, GPU_TAINT
+from mlscaffold.stacks.constants import (
+    CAPACITY_TYPE,
+    GPU_NODE_SELECTOR,
+    GPU_TAINT,
+    INSTANCE_FAMILY,
+    INSTANCE_SIZE,
+    INSTANCE_TYPE,
+)
 from mlscaffold.stacks.instances import (
     EC2_INSTANCES,
     GPU_FAMILY,
@@ -21,18 +28,11 @@ from mlscaffold.stacks.instances import (
 
 from .props import as_mapping, items_of, number
 
-__all__ = ["CAPACITY_TYPE", "INSTANCE_FAMILY", "INSTANCE_SIZE", "INSTANCE_TYPE", "NODE_CLASS",
-           "NODE_POOL", "REQUIREMENTS", "capacity_types", "cpu_quantity", "in_values",
+__all__ = ["REQUIREMENTS", "capacity_types", "cpu_quantity", "in_values",
            "instance_types", "is_gpu_pool", "limit", "pool_name", "requirements",
            "template_labels", "template_taints"]
 
-NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
-NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 REQUIREMENTS = "spec.template.spec.requirements"
-INSTANCE_FAMILY = "karpenter.k8s.aws/instance-family"
-INSTANCE_SIZE = "karpenter.k8s.aws/instance-size"
-INSTANCE_TYPE = "node.kubernetes.io/instance-type"
-CAPACITY_TYPE = "karpenter.sh/capacity-type"
 # what Karpenter launches when a NodePool does not restrict the capacity type (Karpenter docs,
 # "NodePools": the default requirements)
 _DEFAULT_CAPACITY = ("on-demand",)

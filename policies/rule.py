@@ -1,9 +1,10 @@
-"""Rules as data plus one small function: the table both policy packs and `check` are built from.
+"""Rules as data plus one small function: what both policy packs and `check` are built from.
 
 A rule's check receives a :class:`Subject` (a resource's type, name, URN and inputs under their
 wire names, as Pulumi's policy engine passes them) and the rule's config, and yields violation
 messages. Each message names the resource, the property and the fix; :func:`violation` builds
-them in one shape. Stack rules receive every resource of the stack at once.
+them in one shape. Stack rules receive every resource of the stack at once. Defining a rule
+registers nothing: :mod:`.registry` lists every rule of every domain, once.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["RULES", "Rule", "Subject", "rule", "rules_of", "stack_rule", "violation"]
+from mlscaffold.stacks.constants import PROFILES
+
+__all__ = ["Rule", "Subject", "rule", "stack_rule", "violation"]
 
 Pack = Literal["security", "cost"]
 Severity = Literal["low", "medium", "high", "critical"]
@@ -43,7 +46,8 @@ StackCheck = Callable[[Sequence[Subject], Mapping[str, Any]], Iterable[tuple[Sub
 
 @dataclass(frozen=True)
 class Rule:
-    """A policy rule: metadata, config schema and its check."""
+    """A policy rule: metadata, config schema and its check. Made by :func:`rule` or
+    :func:`stack_rule`; the packs hold the rules :mod:`.registry` lists."""
 
     name: str
     pack: Pack
@@ -59,6 +63,18 @@ class Rule:
     #: settings that differ by environment profile (dev, staging, prod) from the schema defaults
     profile_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"rule name {self.name!r} is not kebab-case")
+        for key, spec in self.config_schema.items():
+            if "default" not in spec:
+                raise ValueError(f"rule {self.name!r}: setting {key!r} needs a default")
+        for profile, settings in self.profile_defaults.items():
+            unknown = set(settings) - set(self.config_schema)
+            if profile not in PROFILES or unknown:
+                raise ValueError(f"rule {self.name!r}: profile defaults {profile!r} "
+                                 f"{sorted(unknown)}")
+
     def defaults(self, profile: str = "dev") -> dict[str, Any]:
         """The rule's settings before any organisation policy file."""
         settings = {key: spec["default"] for key, spec in self.config_schema.items()}
@@ -66,60 +82,36 @@ class Rule:
         return settings
 
 
-RULES: dict[str, Rule] = {}
-
-
-def _register(new: Rule) -> Rule:
-    if not _NAME.match(new.name):
-        raise ValueError(f"rule name {new.name!r} is not kebab-case")
-    if new.name in RULES:
-        raise ValueError(f"rule {new.name!r} is defined twice")
-    for key, spec in new.config_schema.items():
-        if "default" not in spec:
-            raise ValueError(f"rule {new.name!r}: setting {key!r} needs a default")
-    for profile, settings in new.profile_defaults.items():
-        unknown = set(settings) - set(new.config_schema)
-        if profile not in {"dev", "staging", "prod"} or unknown:
-            raise ValueError(f"rule {new.name!r}: profile defaults {profile!r} {sorted(unknown)}")
-    RULES[new.name] = new
-    return new
-
-
 def rule(name: str, *, pack: Pack, description: str, severity: Severity,
          resource_types: Sequence[str], level: Level = "mandatory",
          config: Mapping[str, Mapping[str, Any]] | None = None,
          profiles: Mapping[str, Mapping[str, Any]] | None = None,
-         ) -> Callable[[ResourceCheck], ResourceCheck]:
-    """Register a resource rule: ``check(subject, config)`` yields violation messages."""
+         ) -> Callable[[ResourceCheck], Rule]:
+    """Make a resource rule of a check: ``check(subject, config)`` yields violation messages.
 
-    def register(check: ResourceCheck) -> ResourceCheck:
-        _register(Rule(name, pack, description, severity, level, tuple(resource_types), check,
-                       dict(config or {}), profile_defaults=dict(profiles or {})))
-        return check
+    The decorated name is the :class:`Rule`; :mod:`.registry` lists it to put it in a pack.
+    """
 
-    return register
+    def make(check: ResourceCheck) -> Rule:
+        return Rule(name, pack, description, severity, level, tuple(resource_types), check,
+                    dict(config or {}), profile_defaults=dict(profiles or {}))
+
+    return make
 
 
 def stack_rule(name: str, *, pack: Pack, description: str, severity: Severity,
                resource_types: Sequence[str] = (), level: Level = "mandatory",
                config: Mapping[str, Mapping[str, Any]] | None = None,
                profiles: Mapping[str, Mapping[str, Any]] | None = None,
-               ) -> Callable[[StackCheck], StackCheck]:
-    """Register a stack rule: ``check(subjects, config)`` yields (subject, message) pairs."""
+               ) -> Callable[[StackCheck], Rule]:
+    """Make a stack rule of a check: ``check(subjects, config)`` yields (subject, message)
+    pairs."""
 
-    def register(check: StackCheck) -> StackCheck:
-        _register(Rule(name, pack, description, severity, level, tuple(resource_types), check,
-                       dict(config or {}), stack=True, profile_defaults=dict(profiles or {})))
-        return check
+    def make(check: StackCheck) -> Rule:
+        return Rule(name, pack, description, severity, level, tuple(resource_types), check,
+                    dict(config or {}), stack=True, profile_defaults=dict(profiles or {}))
 
-    return register
-
-
-def rules_of(pack: Pack) -> list[Rule]:
-    """The rules of a pack, loaded on first use, in name order."""
-    from . import cost, security  # noqa: F401  (importing registers the rules)
-
-    return sorted((r for r in RULES.values() if r.pack == pack), key=lambda r: r.name)
+    return make
 
 
 def violation(subject: Subject, prop: str, problem: str, fix: str) -> str:

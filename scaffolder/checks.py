@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .spec import SPEC_FILENAME, ProjectSpec, load_spec
+from .infra import InfraProject, infra_project, preview_stack
+from .spec import ProjectSpec
 
-__all__ = ["StackCheck", "check_project", "cost_project", "policy_configs", "resolve_stacks",
-           "to_sarif"]
+__all__ = ["StackCheck", "check_project", "check_stack", "cost_project", "cost_stack",
+           "policy_configs", "resolve_stacks", "to_sarif"]
 
 
 @dataclass
@@ -37,59 +38,47 @@ def resolve_stacks(spec: ProjectSpec, stack: str | None) -> list[str]:
     return [stack]
 
 
-def _policy_file(project: Path, spec: ProjectSpec, override: Path | None) -> Any:
-    from .policies.config import PolicyConfigError, load_policy_file
-
-    path = override or (project / spec.policy_config if spec.policy_config else None)
-    if path is None:
-        return None
-    try:
-        return load_policy_file(path)
-    except PolicyConfigError as error:
-        raise UsageError(str(error), hint="fix the file; `mlscaffold policy schema` prints its "
-                                          "JSON Schema") from None
-
-
-def policy_configs(project: Path, spec: ProjectSpec, stack: str,
-                   policy_file_path: Path | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+def policy_configs(project: InfraProject,
+                   stack: str) -> dict[str, dict[str, dict[str, Any]]]:
     """{pack: --policy-pack-config settings} of both packs for `stack`."""
     from .policies import PACKS
     from .policies.config import pack_config
     from .stacks.config import environment_profile
 
-    policy_file = _policy_file(project, spec, policy_file_path)
-    profile = environment_profile(stack, spec.environments)
-    return {pack: pack_config(pack, environment=stack, profile=profile, region=spec.region,
-                              policy_file=policy_file) for pack in PACKS}
+    return {pack: pack_config(pack, environment=stack,
+                              profile=environment_profile(stack, project.spec.environments),
+                              region=project.spec.region, policy_file=project.policy_file)
+            for pack in PACKS}
 
 
-def check_project(project: Path, stack: str | None = None,
-                  policy_file: Path | None = None) -> list[StackCheck]:
-    """Evaluate both packs on every requested stack of the project."""
-    from .infra import preview_stack
+def check_stack(project: InfraProject, environment: str) -> StackCheck:
+    """Evaluate both packs on one stack of the project."""
     from .policies.engine import evaluate
 
-    spec = load_spec(project / SPEC_FILENAME)
-    checks = []
-    for environment in resolve_stacks(spec, stack):
-        configs = policy_configs(project, spec, environment, policy_file)
-        graph = preview_stack(project, environment)
-        checks.append(StackCheck(evaluate(graph, configs), configs))
-    return checks
+    configs = policy_configs(project, environment)
+    return StackCheck(evaluate(preview_stack(project, environment), configs), configs)
 
 
-def cost_project(project: Path, stack: str | None = None) -> list[tuple[str, Any]]:
-    """(environment, CostEstimate) for every requested stack."""
-    from .infra import preview_stack
+def check_project(project: InfraProject | Path, stack: str | None = None) -> list[StackCheck]:
+    """Evaluate both packs on every requested stack of the project."""
+    opened = infra_project(project)
+    return [check_stack(opened, environment) for environment in resolve_stacks(opened.spec, stack)]
+
+
+def cost_stack(project: InfraProject, environment: str) -> Any:
+    """The CostEstimate of one stack."""
     from .policies.cost.estimate import estimate
 
-    spec = load_spec(project / SPEC_FILENAME)
-    estimates = []
-    for environment in resolve_stacks(spec, stack):
-        graph = preview_stack(project, environment)
-        resources = [(r.type, r.name, r.inputs) for r in graph.resources if r.custom]
-        estimates.append((environment, estimate(resources, spec.region)))
-    return estimates
+    graph = preview_stack(project, environment)
+    return estimate([(r.type, r.name, r.inputs) for r in graph.resources if r.custom],
+                    project.spec.region)
+
+
+def cost_project(project: InfraProject | Path, stack: str | None = None) -> list[tuple[str, Any]]:
+    """(environment, CostEstimate) for every requested stack."""
+    opened = infra_project(project)
+    return [(environment, cost_stack(opened, environment))
+            for environment in resolve_stacks(opened.spec, stack)]
 
 
 _SARIF_LEVEL = {"mandatory": "error", "advisory": "warning", "unknown": "note"}
@@ -116,7 +105,7 @@ def to_sarif(checks: list[StackCheck], version: str) -> dict[str, Any]:
         ToolDriver,
     )
 
-    from .policies.rule import RULES
+    from .policies.registry import RULES
 
     used = sorted({f.rule for check in checks for f in check.result.findings})
     descriptors = [ReportingDescriptor(

@@ -452,13 +452,15 @@ _STACK_OPTION = click.option(
     "--stack", "-s", metavar="ENV", help="Environment (stack) [default: the first in the spec].")
 
 
-def _preview(project: Path, stack: str | None) -> Any:
-    from .infra import find_project, preview_stack
-    from .spec import SPEC_FILENAME, load_spec
+def _preview(project: Path, stack: str | None, progress: Any = None) -> Any:
+    from .infra import open_infra_project, preview_stack
 
-    root = find_project(project)
-    stack = stack or load_spec(root / SPEC_FILENAME).environments[0]
-    return preview_stack(root, stack)
+    opened = open_infra_project(project)
+    stack = stack or opened.spec.environments[0]
+    if progress is None:
+        return preview_stack(opened, stack)
+    with progress.stack(stack):
+        return preview_stack(opened, stack)
 
 
 @cli.command()
@@ -478,23 +480,14 @@ def preview(project: Path, stack: str | None, output_format: str) -> None:
       mlscaffold preview --stack dev
       mlscaffold preview path/to/project --stack prod --format json
     """
-    graph = _preview(project, stack)
+    from .cli_tables import StackProgress, print_preview
+
+    graph = _preview(project, stack, StackProgress("previewing",
+                                                   enabled=output_format == "table"))
     if output_format == "json":
         click.echo(graph.to_json())
         return
-    from .diagram import key_inputs, short_type
-
-    rows = [(short_type(r.type), "  " * depth + r.name,
-             ", ".join(f"{k}={v}" for k, v in key_inputs(r).items()))
-            for depth, r in graph.tree()]
-    width_type = max((len(r[0]) for r in rows), default=4)
-    width_name = max((len(r[1]) for r in rows), default=4)
-    click.echo(f"{'TYPE':<{width_type}}  {'NAME':<{width_name}}  KEY INPUTS")
-    for kind, name, inputs in rows:
-        click.echo(f"{kind:<{width_type}}  {name:<{width_name}}  {inputs}".rstrip())
-    custom = sum(1 for r in graph.resources if r.custom)
-    click.echo(f"\n{graph.project}/{graph.stack}: {custom} resources in "
-               f"{len(graph.resources) - custom} components (under mocks; nothing deployed)")
+    print_preview(graph)
 
 
 @cli.command()
@@ -529,28 +522,6 @@ def _write_output(text: str, output: Path | None) -> None:
     click.echo(f"wrote {output}", err=True)
 
 
-def _print_check(checks: list[Any]) -> None:
-    from .diagram import short_type
-
-    for check in checks:
-        result = check.result
-        mandatory = len(result.mandatory)
-        advisory = sum(f.level == "advisory" for f in result.findings)
-        unknown = sum(f.level == "unknown" for f in result.findings)
-        verdict = "FAILED" if mandatory else "passed"
-        click.echo(f"{result.stack}: {verdict}: {mandatory} mandatory, {advisory} advisory"
-                   f"{f', {unknown} not checkable before deployment' if unknown else ''} "
-                   f"({result.rules} rules on {result.resources} resources)")
-        current = None
-        for finding in result.findings:
-            if (finding.resource, finding.resource_type) != current:
-                current = (finding.resource, finding.resource_type)
-                where = f"{short_type(finding.resource_type)} {finding.resource}".strip()
-                click.echo(f"  {where or 'stack'}")
-            click.echo(f"    [{finding.level}/{finding.severity}] {finding.rule}: "
-                       f"{finding.message}")
-
-
 @cli.command()
 @_PROJECT_ARGUMENT
 @_STACKS_OPTION
@@ -578,16 +549,22 @@ def check(project: Path, stack: str, output_format: str, policy_config: Path | N
     import json
 
     from . import __version__
-    from .checks import check_project, to_sarif
-    from .infra import find_project
+    from .checks import check_stack, resolve_stacks, to_sarif
+    from .cli_tables import StackProgress, print_check
+    from .infra import open_infra_project
 
-    checks = check_project(find_project(project), stack, policy_config)
+    opened = open_infra_project(project, policy_override=policy_config)
+    progress = StackProgress("checking", enabled=output_format == "table")
+    checks = []
+    for environment in resolve_stacks(opened.spec, stack):
+        with progress.stack(environment):
+            checks.append(check_stack(opened, environment))
     if output_format == "sarif":
         _write_output(json.dumps(to_sarif(checks, __version__), indent=2), output)
     elif output_format == "json":
         _write_output(json.dumps([c.result.as_dict() for c in checks], indent=2), output)
     else:
-        _print_check(checks)
+        print_check(checks)
     if any(not c.result.passed for c in checks):
         sys.exit(1)
 
@@ -607,82 +584,14 @@ def cost(project: Path, stack: str, output_format: str) -> None:
     import json
 
     from .checks import cost_project
-    from .infra import find_project
+    from .cli_tables import print_cost
+    from .infra import open_infra_project
 
-    estimates = cost_project(find_project(project), stack)
+    estimates = cost_project(open_infra_project(project), stack)
     if output_format == "json":
         click.echo(json.dumps({env: e.as_dict() for env, e in estimates}, indent=2))
         return
-    for environment, estimate in estimates:
-        lines = sorted(estimate.lines, key=lambda line: -line.monthly_usd)
-        width = max((len(line.resource) for line in lines), default=8)
-        click.echo(f"{environment} ({estimate.region}, prices as of {estimate.as_of}, "
-                   f"{estimate.currency} per month)")
-        click.echo(f"  {'RESOURCE':<{width}}  {'MONTHLY':>10}  {'FULL SCALE':>10}  BASIS")
-        for line in lines:
-            click.echo(f"  {line.resource:<{width}}  {line.monthly_usd:>10,.2f}  "
-                       f"{line.at_full_scale_usd:>10,.2f}  {line.basis}")
-        click.echo(f"  {'TOTAL':<{width}}  {estimate.total:>10,.2f}  "
-                   f"{estimate.at_full_scale:>10,.2f}\n")
-    click.echo("Assumptions:")
-    for assumption in dict.fromkeys(a for _, e in estimates for a in e.assumptions):
-        click.echo(f"  - {assumption}")
-
-
-def _print_preflight(results: list[Any], strict: bool) -> None:
-    from .preflight import NOT_FOUND, OK, SHORT, SHORT_AT_FULL_SCALE
-
-    status_text = {OK: "ok", SHORT: "SHORT", SHORT_AT_FULL_SCALE: "short at full scale",
-                   NOT_FOUND: "not found"}
-    for result in results:
-        short, warnings = len(result.short), len(result.warnings)
-        verdict = (f"{short} short of a deploy" if short else "covers a deploy") + (
-            f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else "")
-        click.echo(f"{result.stack} ({result.region}): {verdict}")
-        rows = [(c.name, c.code or "-", c.unit, str(c.deploy), str(c.full_scale),
-                 "-" if c.quota is None else f"{c.quota:g}", status_text[c.status])
-                for c in result.checks]
-        if rows:
-            header = ("QUOTA", "CODE", "UNIT", "DEPLOY", "FULL SCALE", "QUOTA", "STATUS")
-            widths = [max(len(r[i]) for r in [header, *rows]) for i in range(6)]
-            for row in [header, *rows]:
-                cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]),
-                         row[2].ljust(widths[2]), *(row[i].rjust(widths[i]) for i in (3, 4, 5))]
-                click.echo(f"  {'  '.join(cells)}  {row[6]}")
-            click.echo("  needs:")
-            for check in result.checks:
-                for basis in check.basis:
-                    click.echo(f"    {check.code or check.name}: {basis}")
-        else:
-            click.echo("  nothing in this stack counts against EC2 or SageMaker quotas")
-        for check in result.checks:
-            if check.status == NOT_FOUND:
-                click.echo(f"  not found: no quota named {check.name!r} in {result.region}; "
-                           "the instance type may not be offered there")
-            elif check.status in (SHORT, SHORT_AT_FULL_SCALE) and not check.adjustable:
-                click.echo(f"  not adjustable: {check.name} ({check.code}); use another "
-                           "instance type or region")
-        requests = [c.request for c in result.checks if c.request]
-        if requests:
-            click.echo("  request (the value covers full scale):")
-            for command in requests:
-                click.echo(f"    {command}")
-        for note in result.notes:
-            click.echo(f"  note: {note}")
-        click.echo()
-    short = sum(len(r.short) for r in results)
-    warnings = sum(len(r.warnings) for r in results)
-    if short:
-        click.echo(f"preflight: {short} quota{'s are' if short != 1 else ' is'} below what a "
-                   "deploy launches; request the increases above before deploying")
-    elif warnings:
-        click.echo(f"preflight: the quotas cover a deploy; {warnings} warning"
-                   f"{'s' if warnings != 1 else ''} (short at full scale or not found)"
-                   f"{'' if strict else '; --strict fails on these'}")
-    else:
-        click.echo("preflight: the quotas cover every stack at full scale")
-    click.echo("Quotas are per account and region: other workloads there (and other stacks in "
-               "the same account) use them too, and preflight does not count those.")
+    print_cost(estimates)
 
 
 @cli.command()
@@ -714,14 +623,15 @@ def preflight(project: Path, stack: str, output_format: str, strict: bool) -> No
     """
     import json
 
-    from .infra import find_project
+    from .cli_tables import print_preflight
+    from .infra import open_infra_project
     from .preflight import preflight_project
 
-    results = preflight_project(find_project(project), stack)
+    results = preflight_project(open_infra_project(project), stack)
     if output_format == "json":
         click.echo(json.dumps([r.as_dict() for r in results], indent=2))
     else:
-        _print_preflight(results, strict)
+        print_preflight(results, strict)
     if not all(r.passed(strict) for r in results):
         sys.exit(1)
 
@@ -739,8 +649,9 @@ def policy_list(pack: str | None, output_format: str) -> None:
     """Every rule with its pack, default level, severity and description."""
     import json
 
+    from .cli_tables import print_rules
     from .policies import PACKS
-    from .policies.rule import rules_of
+    from .policies.registry import rules_of
 
     rules = [r for p in PACKS if pack in (None, p) for r in rules_of(p)]  # type: ignore[arg-type]
     if output_format == "json":
@@ -749,12 +660,7 @@ def policy_list(pack: str | None, output_format: str) -> None:
                                 "resource_types": list(r.resource_types), "stack": r.stack,
                                 "settings": r.defaults()} for r in rules], indent=2))
         return
-    width = max(len(r.name) for r in rules)
-    click.echo(f"{'RULE':<{width}}  PACK      LEVEL      SEVERITY  DESCRIPTION")
-    for r in rules:
-        click.echo(f"{r.name:<{width}}  {r.pack:<8}  {r.level:<9}  {r.severity:<8}  "
-                   f"{r.description}")
-    click.echo(f"\n{len(rules)} rules")
+    print_rules(rules)
 
 
 @policy.command("path")
@@ -786,13 +692,11 @@ def policy_config(project: Path, stack: str, pack: str, policy_config: Path | No
     import json
 
     from .checks import policy_configs, resolve_stacks
-    from .infra import find_project
-    from .spec import SPEC_FILENAME, load_spec
+    from .infra import open_infra_project
 
-    root = find_project(project)
-    spec = load_spec(root / SPEC_FILENAME)
-    resolve_stacks(spec, stack)
-    configs = policy_configs(root, spec, stack, policy_config)
+    opened = open_infra_project(project, policy_override=policy_config)
+    resolve_stacks(opened.spec, stack)
+    configs = policy_configs(opened, stack)
     _write_output(json.dumps(configs[pack], indent=2), output)
 
 
@@ -837,13 +741,12 @@ def tunnel(project: Path, stack: str, outputs_source: str | None, relay_timeout:
     import boto3
 
     from .errors import UsageError
-    from .infra import find_project
+    from .infra import open_infra_project
     from .outputs import read_stack_outputs
-    from .spec import SPEC_FILENAME, load_spec
     from .tunnel import open_tunnel, tunnel_target
 
-    root = find_project(project)
-    environments = load_spec(root / SPEC_FILENAME).environments
+    opened = open_infra_project(project)
+    root, environments = opened.root, opened.spec.environments
     if stack not in environments:
         raise UsageError(f"--stack {stack!r} is not an environment of the project",
                          hint=f"use one of: {', '.join(environments)}")
@@ -888,6 +791,7 @@ def features_schema(project: Path, output_format: str) -> None:
       mlscaffold features schema
       mlscaffold features schema --format yaml
     """
+    from .cli_tables import print_feature_schema
     from .features import project_schema, schema_yaml
 
     dataset, schema = project_schema(project)
@@ -899,19 +803,7 @@ def features_schema(project: Path, output_format: str) -> None:
     if output_format == "yaml":
         click.echo(schema_yaml(schema, dataset), nl=False)
         return
-    rows = [(f.column if f.column is not None else "-", f.name, f.type, f.source)
-            for f in schema.features]
-    widths = [max(len(r[i]) for r in [("COLUMN", "FEATURE", "TYPE", "SOURCE"), *rows])
-              for i in range(3)]
-    click.echo(f"Feature group schema from {dataset.as_posix()}")
-    for row in [("COLUMN", "FEATURE", "TYPE", "SOURCE"), *rows]:
-        click.echo("  ".join(f"{v:<{w}}" for v, w in zip(row, widths, strict=False))
-                   + f"  {row[3]}")
-    for role, name in (("record identifier", schema.record_identifier),
-                       ("event time", schema.event_time_feature)):
-        column = schema.feature(name).column
-        origin = f"column {column}" if column is not None else "generated at ingestion"
-        click.echo(f"{role}: {name} ({origin})")
+    print_feature_schema(dataset, schema)
 
 
 @features.command("ingest")

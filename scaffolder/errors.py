@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .yamlfiles import describe_yaml_error  # re-exported: where the core's readers find it
+
 __all__ = [
     "BlueprintError",
     "DestinationError",
@@ -57,9 +59,3 @@ class BlueprintError(MlscaffoldError):
 
     exit_code = 2
 
-
-def describe_yaml_error(error: Exception) -> str:
-    """A YAML parser error on one line: what is wrong and where."""
-    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-    mark = getattr(error, "problem_mark", None)
-    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem

@@ -3,19 +3,26 @@
 ``Pulumi.<env>.yaml`` holds the settings mlscaffold derives from the spec for that environment
 (under ``<project>:platform``); users edit it, and ``preview`` validates and runs the program
 with it under Pulumi's mocks, as ``pulumi up`` would with the real engine.
+
+A command opens the project once (:func:`open_infra_project`): the spec is parsed and validated
+once, the organisation's policy file at most once, and the :class:`InfraProject` goes down to
+every stack (and, through :func:`mlscaffold.stacks.project_spec`, to the programs it runs).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from .errors import MlscaffoldError, UsageError, describe_yaml_error
 from .spec import SPEC_FILENAME, ProjectSpec, load_spec
 
-__all__ = ["InfraProgramError", "find_project", "preview_stack", "stack_config",
-           "stack_config_files", "stack_platform_config"]
+__all__ = ["InfraProgramError", "InfraProject", "find_project", "infra_project",
+           "open_infra_project", "preview_stack", "stack_config", "stack_config_files",
+           "stack_platform_config"]
 
 PROGRAM = Path("infra") / "__main__.py"
 # the in-cluster program: applied through `mlscaffold tunnel` after the base stack
@@ -53,6 +60,46 @@ def find_project(start: Path) -> Path:
             return folder
     raise UsageError(f"{start} is not inside an mlscaffold project (no {SPEC_FILENAME} found)",
                      hint="pass the project folder, or run `mlscaffold new` first")
+
+
+@dataclass
+class InfraProject:
+    """A project as one command sees it: its folder and its spec, loaded once; the
+    organisation's policy file read on first use, once."""
+
+    root: Path
+    spec: ProjectSpec
+    #: the policy file given on the command line (`--policy-config`), over the spec's own
+    policy_override: Path | None = None
+
+    @cached_property
+    def policy_file(self) -> Any:
+        """The validated policy file (a ``PolicyFile``), or None when there is none."""
+        from .policies.config import PolicyConfigError, load_policy_file
+
+        path = self.policy_override or (
+            self.root / self.spec.policy_config if self.spec.policy_config else None)
+        if path is None:
+            return None
+        try:
+            return load_policy_file(path)
+        except PolicyConfigError as error:
+            raise UsageError(str(error), hint="fix the file; `mlscaffold policy schema` prints "
+                                              "its JSON Schema") from None
+
+
+def open_infra_project(start: Path, *, policy_override: Path | None = None) -> InfraProject:
+    """The project at `start` or above it (see :func:`find_project`), its spec validated."""
+    root = find_project(start)
+    return InfraProject(root, load_spec(root / SPEC_FILENAME), policy_override)
+
+
+def infra_project(project: InfraProject | Path) -> InfraProject:
+    """`project` itself, or the project in folder `project`, its spec loaded (for callers that
+    hold a path)."""
+    if isinstance(project, InfraProject):
+        return project
+    return InfraProject(project, load_spec(project / SPEC_FILENAME))
 
 
 def stack_config(project: Path, spec: ProjectSpec, stack: str) -> dict[str, str]:
@@ -108,28 +155,34 @@ def _with_model_stand_in(config: dict[str, str], project: str) -> dict[str, str]
     return {**config, key: json.dumps({**platform, "serving": serving})}
 
 
-def preview_stack(project: Path, stack: str) -> Any:
+def preview_stack(project: InfraProject | Path, stack: str) -> Any:
     """Run the project's infra programs for `stack` under mocks; returns one ResourceGraph.
 
     The base program (``infra/``) runs first; when its outputs describe a cluster, the
     in-cluster program (``infra/cluster/``) runs next with them as its StackReference, as the
     real deployment does, and the graph holds the resources of both (outputs: the base's).
     Serving without a model key is built with the stand-in key, as `pulumi preview` does.
+    The programs get the project's loaded spec from :func:`mlscaffold.stacks.project_spec`.
+    A path instead of an :class:`InfraProject` loads the spec first.
     """
     from .graph import merge_graphs, stack_reference_name
+    from .stacks.program import spec_provided
 
-    spec = load_spec(project / SPEC_FILENAME)
-    config = _with_model_stand_in(stack_config(project, spec, stack), spec.name)
+    opened = infra_project(project)
+    root, spec = opened.root, opened.spec
+    config = _with_model_stand_in(stack_config(root, spec, stack), spec.name)
     region = config.get("aws:region", spec.region)
-    program = project / PROGRAM
+    program = root / PROGRAM
     if not program.is_file():
         raise UsageError(f"{program} does not exist", hint="the project has no Pulumi program")
-    base = _run_program(program, spec.name, stack, config, region)
-    inner_program = project / CLUSTER_PROGRAM
-    if "cluster" not in base.outputs or not inner_program.is_file():
-        return base
-    inner = _run_program(inner_program, f"{spec.name}-cluster", stack, {}, region,
-                         stack_references={stack_reference_name(spec.name, stack): base.outputs})
+    with spec_provided(root, spec):
+        base = _run_program(program, spec.name, stack, config, region)
+        inner_program = root / CLUSTER_PROGRAM
+        if "cluster" not in base.outputs or not inner_program.is_file():
+            return base
+        inner = _run_program(inner_program, f"{spec.name}-cluster", stack, {}, region,
+                             stack_references={stack_reference_name(spec.name, stack):
+                                               base.outputs})
     return merge_graphs(base, inner)
 
 

@@ -24,13 +24,16 @@ import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .aws import aws_errors
+from .stacks.constants import CAPACITY_TYPE, INSTANCE_FAMILY, INSTANCE_TYPE, NODE_POOL
+
+if TYPE_CHECKING:
+    from .infra import InfraProject
 
 __all__ = [
     "EC2_VCPU_QUOTAS",
-    "NODE_POOL",
     "NOT_FOUND",
     "OK",
     "SAGEMAKER_QUOTA_NAMES",
@@ -51,7 +54,6 @@ __all__ = [
     "request_command",
 ]
 
-NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 EC2_INSTANCE = "aws:ec2/instance:Instance"
 
 # statuses of a quota check
@@ -276,9 +278,9 @@ def _node_pool(resource: Any, notes: list[str]) -> list[Need]:
     name = resource.name
     spec = resource.inputs.get("spec") or {}
     requirements = _plain(spec, "template.spec.requirements", [])
-    families = _requirement(requirements, "karpenter.k8s.aws/instance-family") or []
+    families = _requirement(requirements, INSTANCE_FAMILY) or []
     families += [instance_family(t) for t in
-                 _requirement(requirements, "node.kubernetes.io/instance-type") or []]
+                 _requirement(requirements, INSTANCE_TYPE) or []]
     categories = _requirement(requirements, "karpenter.k8s.aws/instance-category") or []
     if not families and not categories:
         notes.append(f"Karpenter NodePool {name}: its requirements do not restrict instance "
@@ -290,7 +292,7 @@ def _node_pool(resource: Any, notes: list[str]) -> list[Need]:
         notes.append(f"Karpenter NodePool {name}: no limits.cpu, so its full scale has no "
                      "bound; not checked (set spec.limits.cpu)")
         return []
-    capacity = _requirement(requirements, "karpenter.sh/capacity-type")
+    capacity = _requirement(requirements, CAPACITY_TYPE)
     purchases = [p for p in ("on-demand", "spot") if capacity is None or p in capacity]
     if capacity is None:
         notes.append(f"Karpenter NodePool {name}: karpenter.sh/capacity-type is not restricted; "
@@ -536,7 +538,7 @@ _PERMISSIONS = ("servicequotas:ListServiceQuotas and servicequotas:ListAWSDefaul
                 "(docs/deploy.md, Quotas)")
 
 
-def preflight_project(project: Path, stack: str | None = None, *,
+def preflight_project(project: InfraProject | Path, stack: str | None = None, *,
                       client_for: Callable[[str], Any] | None = None) -> list[StackPreflight]:
     """Check the quotas every requested stack of `project` needs, in the stack's region.
 
@@ -545,14 +547,14 @@ def preflight_project(project: Path, stack: str | None = None, *,
     for all the stacks together.
     """
     from .checks import resolve_stacks
-    from .infra import preview_stack, stack_config
-    from .spec import SPEC_FILENAME, load_spec
+    from .infra import infra_project, preview_stack, stack_config
 
-    spec = load_spec(project / SPEC_FILENAME)
+    opened = infra_project(project)
+    spec = opened.spec
     planned: list[tuple[str, str, StackNeeds]] = []
     for environment in resolve_stacks(spec, stack):
-        region = stack_config(project, spec, environment).get("aws:region", spec.region)
-        planned.append((environment, region, needs_of(preview_stack(project, environment))))
+        region = stack_config(opened.root, spec, environment).get("aws:region", spec.region)
+        planned.append((environment, region, needs_of(preview_stack(opened, environment))))
     wanted: dict[tuple[str, str], set[str]] = {}
     for _, region, stack_needs in planned:
         for need in stack_needs.needs:

@@ -13,6 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from ._common import policy_document
+from .constants import NETWORK_INTERFACE_ACTIONS
 
 __all__ = ["SAGEMAKER_SERVICE", "SAGEMAKER_VPC_ACTIONS", "sagemaker_trust_policy",
            "vpc_network_interface_statements"]
@@ -21,10 +22,8 @@ SAGEMAKER_SERVICE = "sagemaker.amazonaws.com"
 # what SageMaker needs to run an endpoint or job in a VPC (its network interfaces); AWS docs:
 # "Give SageMaker AI access to resources in your Amazon VPC"
 SAGEMAKER_VPC_ACTIONS: tuple[str, ...] = (
-    "ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
-    "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission",
-    "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions",
-    "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups")
+    *NETWORK_INTERFACE_ACTIONS, "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs",
+    "ec2:DescribeDhcpOptions", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups")
 _DESCRIBE = tuple(a for a in SAGEMAKER_VPC_ACTIONS if a.startswith("ec2:Describe"))
 _ON_INTERFACES = ("ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
                   "ec2:DeleteNetworkInterfacePermission")

@@ -33,12 +33,12 @@ import pulumi_aws as aws
 
 from ._common import child_options, policy_document, resource_tags, token
 from ._storage import secure_bucket
+from .constants import S3_OBJECT
 
 __all__ = ["ACCESS_LOG_PREFIX", "TRAIL_PREFIX", "AuditTrail", "AuditTrailArgs"]
 
 ACCESS_LOG_PREFIX = "s3-access-logs"  # <label>/ under it, one folder per logged bucket
 TRAIL_PREFIX = "cloudtrail"  # CloudTrail appends AWSLogs/<account>/CloudTrail/<region>/...
-S3_OBJECT = "AWS::S3::Object"
 # a deleted or overwritten log file stays recoverable this long (versioning), then goes
 DELETED_LOG_DAYS = 30
 

@@ -19,18 +19,12 @@ import pulumi_aws as aws
 
 from ._common import assume_role_policy, child_options, policy_document, resource_tags, token
 from .api_relay import ApiRelay, ApiRelayArgs
-from .config import (
-    EKS_LOG_TYPES,
-    GPU_POOL_LABEL,
-    SYSTEM_POOL,
-    ClusterConfig,
-    SystemNodeGroupConfig,
-)
+from .config import GPU_POOL_LABEL, SYSTEM_POOL, ClusterConfig, SystemNodeGroupConfig
+from .constants import EKS_LOG_TYPES
 from .karpenter import Karpenter, KarpenterArgs
 
 __all__ = [
     "ACCESS_POLICIES",
-    "CLUSTER_LOG_TYPES",
     "EKS_ADDONS",
     "NODE_POLICIES",
     "SYSTEM_POOL",
@@ -40,7 +34,6 @@ __all__ = [
     "irsa_trust_policy",
 ]
 
-CLUSTER_LOG_TYPES: tuple[str, ...] = EKS_LOG_TYPES  # every one
 # AWS managed policies of the node role, nothing broader (ECR pull-only, not read-only). The
 # VPC CNI's policy is on its own IRSA role (EKS_ADDONS), not on every node: AWS docs,
 # "Configure Amazon VPC CNI plug-in to use IRSA"
@@ -315,7 +308,7 @@ class GpuCluster(pulumi.ComponentResource):
             encryption_config=aws.eks.ClusterEncryptionConfigArgs(
                 provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=key.arn),
                 resources=["secrets"]),
-            enabled_cluster_log_types=list(CLUSTER_LOG_TYPES),
+            enabled_cluster_log_types=list(EKS_LOG_TYPES),
             # access entries from config (_access_entries), not a hidden one for whoever ran
             # the first deploy
             access_config=aws.eks.ClusterAccessConfigArgs(

@@ -15,10 +15,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .constants import EKS_LOG_TYPES, GPU_NODE_SELECTOR, GPU_TAINT, PROFILES, TAINT_EFFECTS, Profile
 from .feature_schema import FeatureDeclarations
 from .instances import (
     EC2_INSTANCES,
@@ -44,9 +45,7 @@ __all__ = [
     "EKS_AMI_RELEASE",
     "EKS_LOG_TYPES",
     "EKS_STANDARD_SUPPORT_ENDS",
-    "GPU_NODE_SELECTOR",
     "GPU_POOL_LABEL",
-    "GPU_TAINT",
     "GPU_TOLERATION",
     "KARPENTER_MINIMUM_FOR_KUBERNETES",
     "KARPENTER_VERSION",
@@ -54,7 +53,6 @@ __all__ = [
     "PROFILES",
     "SUPPORTED_KUBERNETES_VERSIONS",
     "SYSTEM_POOL",
-    "TAINT_EFFECTS",
     "ClusterConfig",
     "CpuPoolConfig",
     "FeatureStoreConfig",
@@ -111,10 +109,6 @@ KUBERNETES_VERSIONS: dict[str, KubernetesVersion] = {
 }
 # the default is in standard support
 DEFAULT_KUBERNETES_VERSION = "1.34"
-# every EKS control plane log type (AWS's list): the cluster enables them all, the security pack
-# requires them
-EKS_LOG_TYPES: tuple[str, ...] = (
-    "api", "audit", "authenticator", "controllerManager", "scheduler")
 # views of the table, for the consumers that need one column
 SUPPORTED_KUBERNETES_VERSIONS: tuple[str, ...] = tuple(KUBERNETES_VERSIONS)
 EKS_STANDARD_SUPPORT_ENDS: dict[str, date] = {
@@ -128,26 +122,16 @@ KARPENTER_MINIMUM_FOR_KUBERNETES: dict[str, str] = {
 EKS_AMI_RELEASE = "v20260714"
 # where `mlscaffold tunnel` forwards the private API endpoint on the machine running Pulumi
 DEFAULT_TUNNEL_PORT = 9443
-# the taint every GPU node carries (EKS API form), so only pods that tolerate it land there
-GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
-# EKS API taint effects -> Kubernetes effects
-TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute",
-                 "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
 # the Kubernetes toleration of GPU_TAINT, for every pod that must run on GPU nodes
 GPU_TOLERATION = {"key": GPU_TAINT["key"], "operator": "Equal", "value": GPU_TAINT["value"],
                   "effect": TAINT_EFFECTS[GPU_TAINT["effect"]]}
 GPU_POOL_LABEL = "mlscaffold.io/node-pool"
 # the pool (GPU_POOL_LABEL value) of the system node group's nodes, where the controllers run
 SYSTEM_POOL = "system"
-# the label every GPU node carries, whatever its pool
-GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
 
 # a Kubernetes namespace name (RFC 1123 label)
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
-Profile = Literal["dev", "staging", "prod"]
-# the sizing profiles; the policy rules' per-profile defaults are keyed by them too
-PROFILES: tuple[str, ...] = get_args(Profile)
 _PRODUCTION_NAMES = {"prod", "production", "prd", "live"}
 _STAGING_NAMES = {"staging", "stage", "stg", "preprod", "uat", "qa"}
 

@@ -29,15 +29,23 @@ import pulumi
 import pulumi_aws as aws
 
 from ._common import assume_role_policy, child_options, policy_document, resource_tags, token
-from .config import GPU_TAINT, TAINT_EFFECTS, GpuPoolConfig, KarpenterPoolConfig
+from .config import GpuPoolConfig, KarpenterPoolConfig
+from .constants import (
+    CAPACITY_TYPE,
+    GPU_RESOURCE,
+    GPU_TAINT,
+    INSTANCE_FAMILY,
+    INSTANCE_SIZE,
+    NODE_CLASS_KIND,
+    NODE_POOL_KIND,
+    TAINT_EFFECTS,
+)
 
 __all__ = [
     "DISCOVERY_TAG",
     "INTERRUPTION_EVENTS",
     "KARPENTER_NAMESPACE",
     "KARPENTER_SERVICE_ACCOUNT",
-    "NODE_CLASS_KIND",
-    "NODE_POOL_KIND",
     "Karpenter",
     "KarpenterArgs",
     "ec2_node_class",
@@ -48,8 +56,6 @@ KARPENTER_NAMESPACE = "kube-system"
 KARPENTER_SERVICE_ACCOUNT = "karpenter"
 # the tag Karpenter finds the nodes' subnets and security group by
 DISCOVERY_TAG = "karpenter.sh/discovery"
-NODE_POOL_KIND = ("karpenter.sh/v1", "NodePool")
-NODE_CLASS_KIND = ("karpenter.k8s.aws/v1", "EC2NodeClass")
 # EventBridge events Karpenter handles, each rule's (source, detail-type) (Karpenter v1.14
 # getting-started CloudFormation). Its fifth rule, capacity reservation interruptions, only
 # matters to nodes in capacity reservations, which these node classes do not select
@@ -350,13 +356,13 @@ def node_pool(pool: KarpenterPoolConfig) -> dict[str, Any]:
     the vCPU, so ``limits.cpu`` bounds both the nodes and the bill.
     """
     gpu = isinstance(pool, GpuPoolConfig)
-    requirements = [{"key": "karpenter.k8s.aws/instance-family", "operator": "In",
+    requirements = [{"key": INSTANCE_FAMILY, "operator": "In",
                      "values": list(pool.instance_families)}]
     if pool.instance_sizes:
-        requirements.append({"key": "karpenter.k8s.aws/instance-size", "operator": "In",
+        requirements.append({"key": INSTANCE_SIZE, "operator": "In",
                              "values": list(pool.instance_sizes)})
     requirements += [
-        {"key": "karpenter.sh/capacity-type", "operator": "In",
+        {"key": CAPACITY_TYPE, "operator": "In",
          "values": list(pool.capacity_types)},
         {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
         {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
@@ -374,7 +380,7 @@ def node_pool(pool: KarpenterPoolConfig) -> dict[str, Any]:
     })
     limits = {"cpu": str(pool.max_vcpus)}
     if gpu:
-        limits["nvidia.com/gpu"] = str(pool.max_gpus)
+        limits[GPU_RESOURCE] = str(pool.max_gpus)
     return {
         "apiVersion": NODE_POOL_KIND[0], "kind": NODE_POOL_KIND[1],
         "metadata": {"name": pool.name},

@@ -26,6 +26,7 @@ from .config import (
     ServingConfig,
     StackConfigError,
 )
+from .constants import GPU_RESOURCE, INFERENCE_SERVICE_KIND
 from .instances import has_instance_store
 from .model_keys import MODELS_PREFIX, STAND_IN_MODEL_KEY
 
@@ -82,7 +83,7 @@ def inference_service_manifest(
     _check_predictor(name, config, gpu_node_group)
     limits: dict[str, str] = {"cpu": config.cpu, "memory": config.memory}
     if config.gpus:
-        limits["nvidia.com/gpu"] = str(config.gpus)
+        limits[GPU_RESOURCE] = str(config.gpus)
 
     def probe(path: str, delay: int, period: int) -> dict[str, Any]:
         return {"httpGet": {"path": path, "port": SERVING_PORT}, "initialDelaySeconds": delay,
@@ -124,8 +125,8 @@ def inference_service_manifest(
         predictor["tolerations"] = [dict(GPU_TOLERATION)]
         predictor["nodeSelector"] = dict(gpu_node_group.labels)
     return {
-        "apiVersion": "serving.kserve.io/v1beta1",
-        "kind": "InferenceService",
+        "apiVersion": INFERENCE_SERVICE_KIND[0],
+        "kind": INFERENCE_SERVICE_KIND[1],
         "metadata": {
             "name": name, "namespace": namespace,
             "labels": {"app.kubernetes.io/name": name, "app.kubernetes.io/component": "model"},

@@ -35,21 +35,14 @@ import pulumi_kubernetes as k8s
 
 from ._common import child_options, token
 from .cluster import SYSTEM_POOL
-from .config import (
+from .config import GPU_POOL_LABEL, GPU_TOLERATION, KARPENTER_VERSION, PlatformConfig
+from .constants import (
     GPU_NODE_SELECTOR,
-    GPU_POOL_LABEL,
-    GPU_TOLERATION,
-    KARPENTER_VERSION,
-    PlatformConfig,
-)
-from .karpenter import (
-    KARPENTER_NAMESPACE,
-    KARPENTER_SERVICE_ACCOUNT,
+    INFERENCE_SERVICE_LABEL,
     NODE_CLASS_KIND,
     NODE_POOL_KIND,
-    ec2_node_class,
-    node_pool,
 )
+from .karpenter import KARPENTER_NAMESPACE, KARPENTER_SERVICE_ACCOUNT, ec2_node_class, node_pool
 from .monitoring import ALERTMANAGER_SERVICE_ACCOUNT, MONITORING_NAMESPACE, NODE_CPU_ALARM_PERCENT
 from .serving import (
     PREDICTOR_NAMESPACE,
@@ -117,8 +110,6 @@ DNS_NAMESPACE = "kube-system"
 DNS_POD_LABELS = {"k8s-app": "kube-dns"}  # the CoreDNS add-on's pods
 NON_PUBLIC_CIDRS: tuple[str, ...] = ("10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16",
                                      "172.16.0.0/12", "192.168.0.0/16")
-# the label KServe puts on every pod of an InferenceService (its value: the service's name)
-ISVC_POD_LABEL = "serving.kserve.io/inferenceservice"
 # the label Kubernetes puts on every namespace (its value: the namespace's name)
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
@@ -142,7 +133,7 @@ def predictor_network_policies(model: str, namespace: str, *, vpc_cidr: str,
     and HTTPS to public addresses (S3 through the gateway endpoint), nothing private or
     link-local besides.
     """
-    predictor = {"matchLabels": {ISVC_POD_LABEL: model}}
+    predictor = {"matchLabels": {INFERENCE_SERVICE_LABEL: model}}
 
     def policy(name: str, spec: dict[str, Any]) -> dict[str, Any]:
         metadata: dict[str, Any] = {"name": name, "namespace": namespace}

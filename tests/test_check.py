@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from mlscaffold.checks import check_project, policy_configs
+from mlscaffold.infra import open_infra_project
 from mlscaffold.policies import PACKS, pack_directory
-from mlscaffold.policies.rule import RULES, rules_of
+from mlscaffold.policies.registry import RULES, rules_of
 from mlscaffold.project import create_project
 from mlscaffold.spec import load_spec, validate_spec
 
@@ -167,8 +168,8 @@ def test_packs_are_real_crossguard_packs(pack):
 
 def test_policy_config_is_what_check_evaluates(run_cli):
     result = run_cli(["policy", "config", str(EXAMPLE), "--stack", "prod", "--pack", "cost"])
-    spec = load_spec(EXAMPLE / "mlscaffold.yaml")
-    assert json.loads(result.stdout) == policy_configs(EXAMPLE, spec, "prod")["cost"]
+    assert json.loads(result.stdout) == policy_configs(open_infra_project(EXAMPLE),
+                                                       "prod")["cost"]
     assert json.loads(result.stdout)["monthly-budget"]["region"] == "us-east-1"
 
 

@@ -1,3 +1,2 @@
-"""Cost rules and the monthly cost estimator; importing this package registers the rules."""
-
-from . import rules  # noqa: F401
+"""Cost rules (:mod:`.rules`, listed by :mod:`mlscaffold.policies.registry`) and the monthly cost
+estimator (:mod:`.estimate`) over the dated price table (:mod:`.prices`)."""

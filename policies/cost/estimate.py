@@ -29,12 +29,17 @@ from typing import Any
 from pulumi_policy.proxy import UnknownValueError
 
 from mlscaffold.stacks.config import CLOUDWATCH_OBSERVABILITY_ADDON, EKS_STANDARD_SUPPORT_ENDS
+from mlscaffold.stacks.constants import (
+    GPU_RESOURCE,
+    INFERENCE_SERVICE,
+    NODE_CLASS,
+    NODE_POOL,
+    S3_OBJECT,
+)
 from mlscaffold.stacks.instances import EC2_INSTANCES, gpu_count
 
 from ..buckets import BUCKET_TYPES, access_log_targets, bucket_ids
 from ..nodepools import (
-    NODE_CLASS,
-    NODE_POOL,
     capacity_types,
     instance_types,
     limit,
@@ -55,7 +60,6 @@ ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
 ENDPOINT_CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
 SCALING_TARGET = "aws:appautoscaling/target:Target"
 MONITORING_SCHEDULE = "aws:sagemaker/monitoringSchedule:MonitoringSchedule"
-INFERENCE_SERVICE = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
 JOB_DEFINITIONS = (
     "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition",
     "aws:sagemaker/modelQualityJobDefinition:ModelQualityJobDefinition",
@@ -64,7 +68,6 @@ JOB_DEFINITIONS = (
 )
 ADDON = "aws:eks/addon:Addon"
 TRAIL = "aws:cloudtrail/trail:Trail"
-S3_OBJECT = "AWS::S3::Object"
 # AWS types that cost nothing by themselves, or whose cost is on another line
 _FREE = frozenset({
     "aws:appautoscaling/policy:Policy", SCALING_TARGET,
@@ -401,7 +404,7 @@ def _node_pool(ctx: _Context, resource: Triple) -> CostLine | None:
     ctx.note("Karpenter NodePools start with no node (their controller runs on the system "
              "node group, priced with it)")
     types = instance_types(props)
-    gpus, cpu = limit(props, "nvidia.com/gpu"), limit(props, "cpu")
+    gpus, cpu = limit(props, GPU_RESOURCE), limit(props, "cpu")
     if not types or not types[0] or (gpus is None and cpu is None):
         ctx.note(f"NodePool '{name}': instance types or limits not restricted; full scale not "
                  "priced")
@@ -416,7 +419,7 @@ def _node_pool(ctx: _Context, resource: Triple) -> CostLine | None:
         rate = _pool_rate(ctx, name, props, instance_type) if nodes else None
         if rate is not None and (best is None or nodes * rate.monthly > best[0]):
             best = (nodes * rate.monthly, nodes, rate)
-    limits = ", ".join(f"{key} {value:g}" for key, value in (("nvidia.com/gpu", gpus),
+    limits = ", ".join(f"{key} {value:g}" for key, value in ((GPU_RESOURCE, gpus),
                                                             ("cpu", cpu)) if value is not None)
     if best is None:
         return CostLine(name, NODE_POOL, 0.0, f"0 at baseline; full scale ({limits}) not "
@@ -556,7 +559,7 @@ def _gpu_limit(predictor: Any) -> int:
     for key in ("model", "pytorch", "sklearn", "xgboost", "tensorflow", "triton", "onnx"):
         if isinstance(_get(predictor, key), Mapping):
             containers.append(_get(predictor, key))
-    return sum(_count(_get(c, "resources.limits", {}).get("nvidia.com/gpu"))
+    return sum(_count(_get(c, "resources.limits", {}).get(GPU_RESOURCE))
                for c in containers if isinstance(_get(c, "resources.limits"), Mapping))
 
 
@@ -604,7 +607,7 @@ def _inference_service(ctx: _Context, resource: Triple) -> CostLine:
             continue
         _, instance_type, rate = min(fitting, key=lambda item: item[0])
         nodes = math.ceil(replicas / (gpu_count(instance_type) // gpus))
-        cap = limit(pool_props, "nvidia.com/gpu")
+        cap = limit(pool_props, GPU_RESOURCE)
         if cap is not None:  # replicas beyond the pool's limits stay Pending
             nodes = min(nodes, int(cap // gpu_count(instance_type)))
         basis = (f"minReplicas {replicas} x {gpus} GPU keep {nodes} x {instance_type} "

@@ -22,6 +22,14 @@ from typing import Any
 
 from pulumi_policy.proxy import UnknownValueError
 
+from mlscaffold.stacks.constants import (
+    CAPACITY_TYPE,
+    GPU_RESOURCE,
+    INSTANCE_FAMILY,
+    INSTANCE_SIZE,
+    INSTANCE_TYPE,
+    NODE_POOL,
+)
 from mlscaffold.stacks.instances import (
     EC2_INSTANCES,
     SAGEMAKER_INSTANCES,
@@ -32,11 +40,6 @@ from mlscaffold.stacks.instances import (
 from mlscaffold.stacks.regions import DEFAULT_REGION
 
 from ..nodepools import (
-    CAPACITY_TYPE,
-    INSTANCE_FAMILY,
-    INSTANCE_SIZE,
-    INSTANCE_TYPE,
-    NODE_POOL,
     REQUIREMENTS,
     in_values,
     instance_types,
@@ -121,7 +124,7 @@ def _pool_nodes(subject: Subject) -> tuple[int, str] | None:
     types = instance_types(subject.props)
     if not types or not types[0]:
         return None
-    gpus, cpu = pool_limit(subject.props, "nvidia.com/gpu"), pool_limit(subject.props, "cpu")
+    gpus, cpu = pool_limit(subject.props, GPU_RESOURCE), pool_limit(subject.props, "cpu")
     best: tuple[int, str] | None = None
     for instance_type in types[0]:
         per_node, vcpus = gpu_count(instance_type), EC2_INSTANCES[instance_type].vcpus
@@ -255,7 +258,7 @@ def _pool_gpu_types(subject: Subject, allowed: list[str]) -> Iterator[str]:
     types have, as mlscaffold's instance table knows them."""
     if not is_gpu_pool(subject.props):
         return
-    fix = (f"restrict {INSTANCE_FAMILY} and karpenter.k8s.aws/instance-size (the GPU pool's "
+    fix = (f"restrict {INSTANCE_FAMILY} and {INSTANCE_SIZE} (the GPU pool's "
            f"instance_families and instance_sizes) to types in {_list(allowed)}, or add them "
            "to gpu-instance-types.allowed in the policy file")
     types = instance_types(subject.props)
@@ -308,7 +311,7 @@ def max_nodes(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
         setting = "max_gpus of the GPU pool" if is_gpu_pool(subject.props) else \
             "max_vcpus of the CPU pool"
         if pool_limit(subject.props, "cpu") is None and pool_limit(
-                subject.props, "nvidia.com/gpu") is None:
+                subject.props, GPU_RESOURCE) is None:
             yield violation(subject, "spec.limits", "set no cpu or nvidia.com/gpu limit (the "
                             "NodePool may launch nodes without bound)",
                             f"set spec.limits ({setting})")
@@ -333,7 +336,7 @@ def max_nodes(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
 def _pool_gpus(subject: Subject) -> tuple[float, str] | None:
     """GPUs a GPU NodePool's nodes may have together: its nvidia.com/gpu limit, else what its
     cpu limit allows on its GPU types; None when nothing bounds them."""
-    gpus = pool_limit(subject.props, "nvidia.com/gpu")
+    gpus = pool_limit(subject.props, GPU_RESOURCE)
     if gpus is not None:
         return gpus, f"limits.nvidia.com/gpu {_n(gpus)}"
     cpu, types = pool_limit(subject.props, "cpu"), instance_types(subject.props)

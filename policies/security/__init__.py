@@ -1,3 +1,2 @@
-"""Security rules, grouped by domain; importing this package registers them."""
-
-from . import compute, iam, kubernetes, logging, ml, network, storage  # noqa: F401
+"""Security rules, one module per domain (storage, logging, iam, network, compute, kubernetes,
+ml); :mod:`mlscaffold.policies.registry` lists them."""

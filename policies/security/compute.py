@@ -12,12 +12,13 @@ import ipaddress
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from mlscaffold.stacks.config import EKS_LOG_TYPES, SUPPORTED_KUBERNETES_VERSIONS
+from mlscaffold.stacks.config import SUPPORTED_KUBERNETES_VERSIONS
+from mlscaffold.stacks.constants import EKS_LOG_TYPES
 
 from ..props import as_mapping, is_set, is_true, items_of
 from ..rule import Subject, rule, violation
 
-__all__ = ["EKS_LOG_TYPES"]
+__all__: list[str] = []
 
 EKS_CLUSTER = "aws:eks/cluster:Cluster"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"

@@ -17,10 +17,12 @@ from typing import Any
 
 from pulumi_policy.proxy import UnknownValueError
 
+from mlscaffold.stacks.constants import NETWORK_INTERFACE_ACTIONS
+
 from ..props import as_mapping, condition_keys, document, one_or_many, statements
 from ..rule import Subject, rule, violation
 
-__all__ = ["NETWORK_INTERFACE_ACTIONS", "broad_managed_policy"]
+__all__ = ["broad_managed_policy"]
 
 DOCUMENT_TYPES = ("aws:iam/policy:Policy", "aws:iam/rolePolicy:RolePolicy",
                   "aws:iam/userPolicy:UserPolicy", "aws:iam/groupPolicy:GroupPolicy")
@@ -146,11 +148,6 @@ def iam_no_admin_managed_policy(subject: Subject, config: Mapping[str, Any]) -> 
 
 # ------------------------------------------------------------------ network interfaces
 
-#: the EC2 actions that create and delete network interfaces (and their permissions) in a VPC,
-#: as SageMaker, Lambda and the like do on a role's behalf
-NETWORK_INTERFACE_ACTIONS = (
-    "ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
-    "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission")
 _VPC_KEYS = {"ec2:vpc", "ec2:subnet"}
 
 

@@ -32,12 +32,19 @@ from typing import Any
 
 from pulumi_policy.proxy import UnknownValueError
 
-from mlscaffold.stacks.config import GPU_NODE_SELECTOR, GPU_TAINT, TAINT_EFFECTS
+from mlscaffold.stacks.constants import (
+    CAPACITY_TYPE,
+    GPU_NODE_SELECTOR,
+    GPU_RESOURCE,
+    GPU_TAINT,
+    INFERENCE_SERVICE,
+    INFERENCE_SERVICE_LABEL,
+    NODE_POOL,
+    TAINT_EFFECTS,
+)
 from mlscaffold.stacks.instances import is_gpu
 
 from ..nodepools import (
-    CAPACITY_TYPE,
-    NODE_POOL,
     is_gpu_pool,
     pool_name,
     requirements,
@@ -47,11 +54,9 @@ from ..nodepools import (
 from ..props import as_mapping, items_of
 from ..rule import Subject, rule, stack_rule, violation
 
-__all__ = ["GPU_RESOURCE", "NETWORK_POLICY", "WORKLOAD_TYPES"]
+__all__ = ["NETWORK_POLICY", "WORKLOAD_TYPES"]
 
-GPU_RESOURCE = "nvidia.com/gpu"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
-INFERENCE_SERVICE = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 _TEMPLATE = ("spec", "template", "spec")
 #: workload type -> where its pod spec is
@@ -219,7 +224,6 @@ def k8s_no_default_namespace(subject: Subject, config: Mapping[str, Any]) -> Ite
 
 _DIRECTIONS = (("Ingress", "ingress", "from"), ("Egress", "egress", "to"))
 # labels KServe puts on the pods of an InferenceService's components (kserve pkg/constants)
-_KSERVE_NAME_LABEL = "serving.kserve.io/inferenceservice"
 _KSERVE_COMPONENT_LABEL = "component"
 _EVERYWHERE = ("0.0.0.0/0", "::/0")
 
@@ -275,7 +279,7 @@ def _pod_labels(subject: Subject) -> list[tuple[str, dict[str, str]]]:
         spec = as_mapping(subject.props.get("spec"))
         return [(f"spec.{component}", {
             **_labels(metadata.get("labels")), **_labels(as_mapping(spec[component]).get("labels")),
-            _KSERVE_NAME_LABEL: str(metadata.get("name") or subject.name),
+            INFERENCE_SERVICE_LABEL: str(metadata.get("name") or subject.name),
             _KSERVE_COMPONENT_LABEL: component})
             for component in _KSERVE_COMPONENTS if isinstance(spec.get(component), Mapping)]
     path = _POD_SPECS[subject.type]

@@ -15,6 +15,8 @@ from typing import Any
 
 from pulumi_policy.proxy import UnknownValueError
 
+from mlscaffold.stacks.constants import S3_OBJECT
+
 from ..buckets import BUCKET_TYPES, LOGGING_TYPES, access_log_targets, bucket_ids, every_bucket
 from ..props import as_mapping, is_false, is_set, items_of, one_or_many
 from ..rule import Subject, rule, stack_rule, violation
@@ -109,7 +111,6 @@ def s3_bucket_access_logging(subjects: Sequence[Subject], config: Mapping[str, A
 
 # ------------------------------------------------------------------ CloudTrail data events
 
-S3_OBJECT = "AWS::S3::Object"
 _DATA_EVENTS_FIX = ('add an aws.cloudtrail.Trail with an advanced event selector: eventCategory '
                     f'"Data", resources.type "{S3_OBJECT}", resources.ARN starts with '
                     '"arn:aws:s3:::<bucket>/" (read and write events)')

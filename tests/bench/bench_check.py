@@ -3,7 +3,10 @@
     python tests/bench/bench_check.py [--runs N]
 
 Prints medians of N runs (default 5) of:
-- `mlscaffold check` of an example project, all stacks, as a fresh process;
+- `mlscaffold check --stack all` of each example project against a single `mlscaffold preview`
+  of its first stack, both as fresh processes run in turn, and their ratio (what checking
+  every stack costs over the one preview a user would otherwise run: the start-up and the
+  project load are paid once);
 - the policy evaluation alone (both packs, every rule) of each stack's graph, in-process;
 - the evaluation of synthetic graphs of 250 to 2,000 resources (buckets with their
   configuration, node groups, launch templates, log groups, IAM policies, workloads), with
@@ -75,34 +78,46 @@ def _synthetic_graph(count: int):  # type: ignore[no-untyped-def]
     return ResourceGraph("bench", "dev", resources)
 
 
+def _check_against_preview(project: Path, runs: int) -> None:
+    """`check --stack all` and one `preview` of the same project, in turn run by run so that
+    both see the same machine load."""
+    from mlscaffold.spec import load_spec
+
+    spec = load_spec(project / "mlscaffold.yaml")
+    mlscaffold = str(BIN / "mlscaffold")
+    check, preview = [], []
+    for _ in range(runs):
+        check += timed(lambda: run_command([mlscaffold, "check", str(project), "--stack", "all"]),
+                       1)
+        preview += timed(lambda: run_command([mlscaffold, "preview", str(project), "--stack",
+                                              spec.environments[0]]), 1)
+    print(f"  {project.name}: check --stack all ({len(spec.environments)} stacks) "
+          f"{median_ms(check):7.0f} ms; preview --stack {spec.environments[0]} "
+          f"{median_ms(preview):7.0f} ms; ratio {median_ms(check) / median_ms(preview):.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     runs = parser.parse_args().runs
 
     from mlscaffold.checks import policy_configs
-    from mlscaffold.infra import preview_stack
+    from mlscaffold.infra import open_infra_project, preview_stack
     from mlscaffold.policies.engine import evaluate
-    from mlscaffold.spec import load_spec
 
     print(f"check benchmarks (median of {runs} runs)")
     for example in ("churn-model", "lifetime-value"):
-        project = REPO / "examples" / example
-        spec = load_spec(project / "mlscaffold.yaml")
-        cold = timed(lambda project=project: run_command(
-            [str(BIN / "mlscaffold"), "check", str(project)]), runs)
-        print(f"  mlscaffold check {example} ({len(spec.environments)} stacks)"
-              f"{'':<6}{median_ms(cold):7.0f} ms")
-        for stack in spec.environments:
+        _check_against_preview(REPO / "examples" / example, runs)
+        project = open_infra_project(REPO / "examples" / example)
+        for stack in project.spec.environments:
             graph = preview_stack(project, stack)
-            configs = policy_configs(project, spec, stack)
+            configs = policy_configs(project, stack)
             warm = timed(lambda graph=graph, configs=configs: evaluate(graph, configs), runs)
             rules = evaluate(graph, configs).rules
             print(f"    {stack:<8} {sum(r.custom for r in graph.resources):>4} resources x "
                   f"{rules} rules: evaluation {median_ms(warm):6.1f} ms")
 
-    spec = load_spec(REPO / "examples" / "churn-model" / "mlscaffold.yaml")
-    configs = policy_configs(REPO / "examples" / "churn-model", spec, "dev")
+    configs = policy_configs(open_infra_project(REPO / "examples" / "churn-model"), "dev")
     medians = {}
     gc.disable()  # as timeit does: collections triggered by a growing heap are noise here
     try:

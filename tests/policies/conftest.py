@@ -24,9 +24,7 @@ from pulumi_policy import (
 from pulumi_policy.proxy import unknown_checking_proxy
 
 from mlscaffold.policies.crossguard import to_policy
-from mlscaffold.policies.rule import RULES, rules_of
-
-rules_of("security")  # load the table
+from mlscaffold.policies.registry import RULES
 
 _OPTIONS = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], None)
 

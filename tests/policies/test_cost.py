@@ -26,7 +26,7 @@ from mlscaffold.policies.cost.estimate import estimate, graph_resources, policy_
 from mlscaffold.policies.cost.prices import PriceError, prices
 from mlscaffold.policies.cost.rules import TAGGABLE_TYPES, is_accelerated
 from mlscaffold.policies.engine import evaluate
-from mlscaffold.policies.rule import RULES, rules_of
+from mlscaffold.policies.registry import RULES, rules_of
 from mlscaffold.stacks.config import CpuPoolConfig, environment_profile
 from mlscaffold.stacks.instances import EC2_INSTANCES, SAGEMAKER_INSTANCES
 from mlscaffold.stacks.karpenter import node_pool

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
-from mlscaffold.policies.rule import RULES
+from mlscaffold.policies.registry import RULES
 
 from .conftest import DELETE, changed, check, check_stack
 

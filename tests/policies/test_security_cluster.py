@@ -13,15 +13,14 @@ from typing import Any
 import pytest
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
-from mlscaffold.policies.rule import RULES
+from mlscaffold.policies.registry import RULES
 from mlscaffold.stacks.config import (
-    GPU_NODE_SELECTOR,
     GPU_POOL_LABEL,
-    GPU_TAINT,
     GPU_TOLERATION,
     SUPPORTED_KUBERNETES_VERSIONS,
     CpuPoolConfig,
 )
+from mlscaffold.stacks.constants import GPU_NODE_SELECTOR, GPU_TAINT
 from mlscaffold.stacks.karpenter import node_pool
 
 from .conftest import EXAMPLES, changed, check, check_stack
@@ -213,11 +212,11 @@ def test_cluster_kubernetes_version() -> None:
                  supported_versions=["1.29"]) == []
 
 
-def test_log_types_match_the_cluster_component() -> None:
-    from mlscaffold.policies.security.compute import EKS_LOG_TYPES
-    from mlscaffold.stacks.cluster import CLUSTER_LOG_TYPES
+def test_log_types_are_the_ones_the_cluster_component_enables() -> None:
+    from mlscaffold.stacks.constants import EKS_LOG_TYPES
 
-    assert EKS_LOG_TYPES == CLUSTER_LOG_TYPES
+    rule = RULES["eks-control-plane-logging"]
+    assert rule.defaults()["log_types"] == list(EKS_LOG_TYPES)
 
 
 # ------------------------------------------------------------------ node groups, templates

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
-from mlscaffold.policies.rule import RULES
+from mlscaffold.policies.registry import RULES
 from mlscaffold.policies.security.iam import broad_managed_policy
 from mlscaffold.policies.security.storage import denies_insecure_transport
 from mlscaffold.stacks.instances import has_instance_store

@@ -13,13 +13,13 @@ import pytest
 
 from mlscaffold.graph import MOCK_DEPLOYER_ROLE, GraphResource, ResourceGraph
 from mlscaffold.stacks.cluster import (
-    CLUSTER_LOG_TYPES,
     EKS_ADDONS,
     NODE_POLICIES,
     GpuCluster,
     GpuClusterArgs,
 )
 from mlscaffold.stacks.config import SUPPORTED_KUBERNETES_VERSIONS
+from mlscaffold.stacks.constants import EKS_LOG_TYPES
 
 PLATFORM_TAGS = {"project", "env", "owner", "cost-center", "managed-by"}
 UNTAGGABLE = {"aws:iam/rolePolicy:RolePolicy",
@@ -172,9 +172,9 @@ def test_secrets_encrypted_with_a_rotating_key(build) -> None:
 def test_control_plane_logs_complete_bounded_and_created_first(build) -> None:
     graph = build()
     cluster = graph.named("demo-eks")
-    assert cluster.inputs["enabledClusterLogTypes"] == list(CLUSTER_LOG_TYPES)
-    assert set(CLUSTER_LOG_TYPES) == {"api", "audit", "authenticator", "controllerManager",
-                                      "scheduler"}
+    assert cluster.inputs["enabledClusterLogTypes"] == list(EKS_LOG_TYPES)
+    assert set(EKS_LOG_TYPES) == {"api", "audit", "authenticator", "controllerManager",
+                                  "scheduler"}
     logs = graph.named("demo-control-plane-logs")
     assert logs.inputs["name"] == "/aws/eks/demo-dev-eks/cluster"
     assert logs.inputs["retentionInDays"] == 90

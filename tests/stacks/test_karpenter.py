@@ -14,7 +14,6 @@ import pytest
 
 from mlscaffold.stacks import config as config_module
 from mlscaffold.stacks.config import (
-    GPU_NODE_SELECTOR,
     GPU_POOL_LABEL,
     GPU_TOLERATION,
     KARPENTER_MINIMUM_FOR_KUBERNETES,
@@ -25,6 +24,7 @@ from mlscaffold.stacks.config import (
     KarpenterPoolConfig,
     StackConfigError,
 )
+from mlscaffold.stacks.constants import GPU_NODE_SELECTOR
 from mlscaffold.stacks.instances import EC2_INSTANCES, gpu_count
 from mlscaffold.stacks.karpenter import ec2_node_class, node_pool
 

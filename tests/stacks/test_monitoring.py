@@ -13,7 +13,8 @@ import pulumi_aws as aws
 import pytest
 
 from mlscaffold.graph import GraphResource, ResourceGraph
-from mlscaffold.stacks.config import GPU_TAINT, SUPPORTED_KUBERNETES_VERSIONS, TAINT_EFFECTS
+from mlscaffold.stacks.config import SUPPORTED_KUBERNETES_VERSIONS
+from mlscaffold.stacks.constants import GPU_TAINT, TAINT_EFFECTS
 from mlscaffold.stacks.monitoring import (
     BASELINE_DATA_PREFIX,
     BASELINE_RUNS_PREFIX,

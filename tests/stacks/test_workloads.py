@@ -13,7 +13,8 @@ import kubernetes_validate
 import pytest
 
 from mlscaffold.graph import GraphResource, ResourceGraph
-from mlscaffold.stacks.config import GPU_TAINT, KARPENTER_VERSION, SUPPORTED_KUBERNETES_VERSIONS
+from mlscaffold.stacks.config import KARPENTER_VERSION, SUPPORTED_KUBERNETES_VERSIONS
+from mlscaffold.stacks.constants import GPU_TAINT
 from mlscaffold.stacks.instances import EC2_INSTANCES
 from mlscaffold.stacks.karpenter import ec2_node_class, node_pool
 from mlscaffold.stacks.workloads import (

@@ -1,19 +1,19 @@
 """Pulumi program of this project's ML platform: one stack per environment.
 
 `pulumi up` deploys it; `mlscaffold preview --stack ENV` runs it offline under Pulumi's mocks.
-The project's spec is ../mlscaffold.yaml; each stack's settings are in Pulumi.<stack>.yaml
-(key `platform`), validated before any resource is created.
+The project's spec is ../mlscaffold.yaml (validated as `mlscaffold check` validates it); each
+stack's settings are in Pulumi.<stack>.yaml (key `platform`), validated before any resource is
+created.
 """
 
 from pathlib import Path
 
 import pulumi
-import yaml
-from mlscaffold.stacks import MlPlatform, MlPlatformArgs, platform_config
+from mlscaffold.stacks import MlPlatform, MlPlatformArgs, platform_config, project_spec
 
 PROJECT = Path(__file__).resolve().parent.parent
 
-spec = yaml.safe_load((PROJECT / "mlscaffold.yaml").read_text(encoding="utf-8"))
+spec = project_spec(PROJECT)
 config = platform_config(spec, pulumi.get_stack(), pulumi.Config().get_object("platform"))
 platform = MlPlatform(config.prefix, MlPlatformArgs(config=config,
                                                     dataset=PROJECT / "datasets" / "train.csv"))

@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pulumi
 import yaml
-from mlscaffold.stacks import ClusterWorkloads, ClusterWorkloadsArgs, platform_config
+from mlscaffold.stacks import ClusterWorkloads, ClusterWorkloadsArgs, platform_config, project_spec
 
 INFRA = Path(__file__).resolve().parent.parent
 PROJECT = INFRA.parent
 
-spec = yaml.safe_load((PROJECT / "mlscaffold.yaml").read_text(encoding="utf-8"))
+spec = project_spec(PROJECT)
 stack = pulumi.get_stack()
 stack_file = yaml.safe_load((INFRA / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8"))
-config = platform_config(spec, stack, stack_file["config"].get(f"{spec['name']}:platform"))
+config = platform_config(spec, stack, stack_file["config"].get(f"{spec.name}:platform"))
 if config.cluster.enabled:
-    base = pulumi.StackReference(f"{pulumi.get_organization()}/{spec['name']}/{stack}")
+    base = pulumi.StackReference(f"{pulumi.get_organization()}/{spec.name}/{stack}")
     workloads = ClusterWorkloads(config.prefix, ClusterWorkloadsArgs(
         config=config, cluster=base.require_output("cluster")))
     if workloads.inference_service_name is not None:
