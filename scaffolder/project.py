@@ -129,10 +129,9 @@ def _embed_architecture(root: Path, spec: ProjectSpec) -> None:
     text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
     if start not in text or end not in text:
         return
-    from .diagram import to_mermaid
-    from .infra import preview_stack
+    from .outline import project_diagram
 
-    diagram = to_mermaid(preview_stack(root, spec.environments[0]))
+    diagram = project_diagram(root, spec)
     head, _, rest = text.partition(start)
     _, _, tail = rest.partition(end)
     readme.write_text(f"{head}{start}\n```mermaid\n{diagram}```\n{end}{tail}", encoding="utf-8")
