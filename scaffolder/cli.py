@@ -1021,4 +1021,12 @@ register_lifecycle(cli)
 
 def main() -> None:
     """Console-script entry point."""
+    import atexit
+    import gc
+
+    # the process ends with the command: leave its objects to the OS rather than to a last
+    # garbage collection of all that copier, pydantic or Pulumi loaded (0.3 s and more; as in
+    # spack/spack#53020). atexit hooks, weakref.finalize callbacks and the flushing of stdout
+    # and stderr still happen; registered first, this hook runs last
+    atexit.register(gc.freeze)
     cli.main()
