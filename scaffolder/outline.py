@@ -19,9 +19,13 @@ from __future__ import annotations
 import filecmp
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .graph import GraphResource, ResourceGraph
+
+if TYPE_CHECKING:
+    from .spec import ProjectSpec
+    from .stacks.config import PlatformConfig
 
 __all__ = ["platform_outline", "project_diagram", "stack_outline"]
 
@@ -84,7 +88,7 @@ class _Program:
         return resource
 
 
-def platform_outline(config: Any) -> ResourceGraph:
+def platform_outline(config: PlatformConfig) -> ResourceGraph:
     """The components and main resources of a stack, from its validated ``PlatformConfig``:
     the base program's and, with a cluster, the in-cluster program's (as ``preview`` merges
     them), each main resource depending on the main resources it reaches."""
@@ -160,7 +164,7 @@ def platform_outline(config: Any) -> ResourceGraph:
                          resources=sorted(resources, key=lambda r: r.urn))
 
 
-def _workloads_outline(config: Any, eks: GraphResource) -> list[GraphResource]:
+def _workloads_outline(config: PlatformConfig, eks: GraphResource) -> list[GraphResource]:
     """What ``ClusterWorkloads`` (``infra/cluster/``, project ``<name>-cluster``) installs."""
     prefix = config.prefix
     inner = _Program(f"{config.project}-cluster", config.environment)
@@ -180,7 +184,7 @@ def _workloads_outline(config: Any, eks: GraphResource) -> list[GraphResource]:
     return inner.resources
 
 
-def stack_outline(project: Path, spec: Any, stack: str) -> ResourceGraph:
+def stack_outline(project: Path, spec: ProjectSpec, stack: str) -> ResourceGraph:
     """The outline of a project's `stack`, from its spec and ``infra/Pulumi.<stack>.yaml``."""
     from .infra import stack_platform_config
 
@@ -201,11 +205,11 @@ def _runs_mlscaffold_programs(project: Path) -> bool:
                for program in _PROGRAMS)
 
 
-def project_diagram(project: Path, spec: Any) -> str:
+def project_diagram(project: Path, spec: ProjectSpec) -> str:
     """The Mermaid diagram of the project's first stack, as its README embeds it.
 
-    Outlined from the config when the project's infra programs are mlscaffold's own; a
-    blueprint's own programs are run under Pulumi's mocks (the same text, more slowly).
+    Outlined from the stack's config when the project's infra programs are mlscaffold's own;
+    a blueprint's own programs are run under Pulumi's mocks, as `mlscaffold graph` runs them.
     """
     from .diagram import to_mermaid
 
