@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,12 +87,18 @@ def _check_destination(dest: Path) -> None:
 
 
 def render_project(target: Path, spec: ProjectSpec, blueprint: str,
-                   data: Mapping[str, Any] | None = None, vcs_ref: str | None = None) -> list[str]:
+                   data: Mapping[str, Any] | None = None, vcs_ref: str | None = None, *,
+                   progress: Callable[[str], None] | None = None) -> list[str]:
     """Every generated file of a project into the empty folder `target`: the blueprint, the
-    spec, CI, stack configs, sample data and the README's diagram. Returns notes for the user."""
+    spec, CI, stack configs, sample data and the README's diagram. Returns notes for the user;
+    `progress` hears of each step."""
+    step = progress or _quiet
+    step("rendering blueprint…")
     render_into(target, spec, blueprint, data, vcs_ref)
+    step("writing spec, CI, stack configs and sample data…")
     notes = _write_project_files(target, spec)
     if (target / "infra" / "__main__.py").is_file():
+        step("drawing architecture diagram…")
         _embed_architecture(target, spec)
     return notes
 
@@ -155,10 +161,9 @@ def _embed_architecture(root: Path, spec: ProjectSpec) -> None:
     text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
     if start not in text or end not in text:
         return
-    from .diagram import to_mermaid
-    from .infra import preview_stack
+    from .outline import project_diagram
 
-    diagram = to_mermaid(preview_stack(root, spec.environments[0]))
+    diagram = project_diagram(root, spec)
     head, _, rest = text.partition(start)
     _, _, tail = rest.partition(end)
     readme.write_text(f"{head}{start}\n```mermaid\n{diagram}```\n{end}{tail}", encoding="utf-8")
@@ -173,16 +178,37 @@ def _git(root: Path, *args: str) -> str:
 def _git_commit_all(root: Path, message: str) -> str:
     """Initialise a repository in `root` and commit everything; returns the commit id."""
     _git(root, "-c", "init.defaultBranch=main", "init", "-q")
+    # one lookup for both keys, in the new repository (conditional includes apply)
+    found = subprocess.run(["git", "config", "--get-regexp", r"^user\.(name|email)$"], cwd=root,
+                           capture_output=True, text=True).stdout
+    configured = {line.split(" ", 1)[0] for line in found.splitlines()}
     identity: list[str] = []
     for key, value in _FALLBACK_GIT_IDENTITY.items():
-        has_value = subprocess.run(["git", "config", "--get", key], cwd=root,
-                                   capture_output=True).returncode == 0
-        if not has_value:
+        if key not in configured:
             identity += ["-c", f"{key}={value}"]
     _git(root, "add", "-A")
     _git(root, *identity, "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify",
          "-m", message)
+    return _head_commit(root)
+
+
+def _head_commit(root: Path) -> str:
+    """The commit id of HEAD: read from the new repository's loose ref, else `git rev-parse`
+    (refs stored otherwise, e.g. reftable, or SHA-256 ids)."""
+    git_dir = root / ".git"
+    try:
+        head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
+        if head.startswith("ref: "):
+            head = (git_dir / head.removeprefix("ref: ")).read_text(encoding="utf-8").strip()
+    except OSError:
+        head = ""
+    if len(head) == 40 and all(c in "0123456789abcdef" for c in head):
+        return head
     return _git(root, "rev-parse", "HEAD")
+
+
+def _quiet(line: str) -> None:
+    """No progress lines: the core never prints."""
 
 
 def _list_files(root: Path) -> list[str]:
@@ -195,15 +221,18 @@ def _list_files(root: Path) -> list[str]:
 
 def create_project(dest: Path, spec: ProjectSpec, *, blueprint: str | None = None,
                    data: Mapping[str, Any] | None = None, git: bool = True,
-                   vcs_ref: str | None = None, org_config: Path | None = None) -> ProjectResult:
+                   vcs_ref: str | None = None, org_config: Path | None = None,
+                   progress: Callable[[str], None] | None = None) -> ProjectResult:
     """Make a complete project at `dest` (new or empty) from `spec`.
 
     `org_config` is the organisation's policy file: it is copied to ``spec.policy_config``.
+    `progress` is called with a short line as each step starts.
 
     Raises :class:`DestinationError` or :class:`BlueprintError`; on any failure `dest` is as
     it was before the call.
     """
     started = time.perf_counter()
+    step = progress or _quiet
     dest = dest.expanduser().absolute()
     _check_destination(dest)
     source = blueprint_source(blueprint)
@@ -213,7 +242,7 @@ def create_project(dest: Path, spec: ProjectSpec, *, blueprint: str | None = Non
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.mlscaffold-", dir=dest.parent))
     try:
-        notes = render_project(staging, spec, source, data, vcs_ref)
+        notes = render_project(staging, spec, source, data, vcs_ref, progress=step)
         if org_config is not None and spec.policy_config:
             shutil.copyfile(org_config, staging / spec.policy_config)
         commit = None
@@ -221,6 +250,7 @@ def create_project(dest: Path, spec: ProjectSpec, *, blueprint: str | None = Non
             if shutil.which("git") is None:
                 notes.append("git was not found: the project is not a git repository yet")
             else:
+                step("git commit…")
                 try:
                     commit = _git_commit_all(staging, f"Create {spec.name} with mlscaffold")
                     # the pristine render, which `mlscaffold update` merges the next one against

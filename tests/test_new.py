@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import subprocess
 import sys
@@ -154,3 +155,30 @@ def test_cli_new_prints_what_it_made(run_cli, tmp_path: Path):
     assert f"Created churn in {tmp_path / 'churn'}" in result.stdout
     assert "datasets/" in result.stdout and "make train" in result.stdout
     assert "Git repository initialised" in result.stdout
+
+
+PROGRESS = ["rendering blueprint…", "writing spec, CI, stack configs and sample data…",
+            "drawing architecture diagram…", "git commit…"]
+
+
+def test_cli_new_shows_progress_on_a_terminal(run_cli, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr("mlscaffold.cli._stderr_is_tty", lambda: True)
+    result = run_cli(["new", str(tmp_path / "churn"), "--no-input"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == PROGRESS
+    assert "rendering" not in result.stdout
+    without_git = run_cli(["new", str(tmp_path / "nogit"), "--no-input", "--no-git"])
+    assert without_git.stderr.splitlines() == PROGRESS[:-1]
+
+
+@pytest.mark.parametrize(("tty", "output_format"), [(False, "text"), (True, "json")])
+def test_cli_new_shows_no_progress_to_a_pipe_or_in_json(run_cli, tmp_path: Path, monkeypatch,
+                                                        tty, output_format):
+    monkeypatch.setattr("mlscaffold.cli._stderr_is_tty", lambda: tty)
+    result = run_cli(["new", str(tmp_path / "churn"), "--no-input", "--format", output_format])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    if output_format == "json":
+        assert json.loads(result.stdout)["git_commit"]
+    else:
+        assert result.stdout.startswith("Created churn in ")

@@ -1,0 +1,209 @@
+"""The README's diagram drawn from the config (mlscaffold.outline) is the mocked graph's, for
+every option that changes the platform; `new` draws it without importing Pulumi."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlscaffold.diagram import to_dot, to_mermaid
+from mlscaffold.infra import preview_stack, stack_config_files
+from mlscaffold.outline import project_diagram, stack_outline
+from mlscaffold.project import bundled_blueprint
+from mlscaffold.sample_data import write_sample_datasets
+from mlscaffold.spec import load_spec, validate_spec
+
+from .conftest import blueprint_choices
+
+PROGRAMS = (Path("infra") / "__main__.py", Path("infra") / "cluster" / "__main__.py")
+
+TASKS = blueprint_choices("task")
+SERVING = blueprint_choices("serving")
+FEATURE_STORES = blueprint_choices("feature_store")
+# us-east-1 has a zone EKS cannot use (the cluster's subnets skip it)
+REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
+# the first environment is the stack drawn: its name makes the names, its profile (dev,
+# staging, prod) the sizing; `qa` and `main` are profiles by other names
+ENVIRONMENTS = [["dev", "staging", "prod"], ["qa", "prod"], ["prod"], ["main", "prod"]]
+PROFILE_ENVIRONMENTS = ENVIRONMENTS[:3]
+
+# Pulumi.<env>.yaml settings (under <project>:platform) that change what is built: the cluster
+# with any serving, its pools, its NAT gateways, drift monitoring. Each with the servings it
+# applies to (None: all).
+STACK_OPTIONS: list[tuple[str, tuple[str, ...] | None, dict]] = [
+    ("cluster", ("sagemaker", "none"), {"cluster": {"enabled": True}}),
+    ("no-cpu-pool", None, {"cluster": {"enabled": True, "cpu_pool": None}}),
+    ("two-gpu-pools", None, {"cluster": {"enabled": True, "gpu_pools": [
+        {"name": "gpu", "instance_families": ["g5"]},
+        {"name": "gpu-large", "instance_families": ["g6"], "max_gpus": 8}]}}),
+    ("nat-per-zone", None, {"cluster": {"enabled": True},
+                            "network": {"single_nat_gateway": False, "availability_zones": 4}}),
+    ("single-nat", None, {"cluster": {"enabled": True},
+                          "network": {"single_nat_gateway": True, "availability_zones": 3}}),
+    ("no-data-capture", ("sagemaker",), {"serving": {"data_capture_percent": 0}}),
+    # settings that change resources' inputs only: the drawing must not move
+    ("inputs-only", None, {
+        "registry": {"prod_account_id": "210987654321"},
+        "feature_store": {"online_store": False},
+        "monitoring": {"alert_emails": ["ml-alerts@example.com"], "min_invocations_per_hour": 5},
+        "serving": {"instance_type": "ml.g4dn.xlarge", "gpus": 0},
+        "cluster": {"public_access_cidrs": ["203.0.113.0/24"], "kubernetes_version": "1.35",
+                    "admin_role_arns": ["arn:aws:iam::123456789012:role/ml-admins"]},
+        "protect": True}),
+]
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = (_deep_merge(merged[key], value)
+                       if isinstance(value, dict) and isinstance(merged.get(key), dict)
+                       else value)
+    return merged
+
+
+def _project(root: Path, values: dict, overrides: dict | None = None):
+    """A project's infra as `new` writes it (spec, stack configs, sample data, the bundled
+    programs), without the rest of the blueprint; `overrides` edit the first stack's config."""
+    spec = validate_spec(values)
+    template = bundled_blueprint() / "template"
+    for program in PROGRAMS:
+        (root / program).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template / program, root / program)
+    (root / "mlscaffold.yaml").write_text(spec.to_yaml(), encoding="utf-8")
+    for relative, content in stack_config_files(spec).items():
+        (root / relative).write_text(content, encoding="utf-8")
+    write_sample_datasets(root / "datasets", spec.task, spec.label)
+    if overrides:
+        path = root / "infra" / f"Pulumi.{spec.environments[0]}.yaml"
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        key = f"{spec.name}:platform"
+        document["config"][key] = _deep_merge(document["config"][key], overrides)
+        path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return spec
+
+
+def _assert_outline_is_the_mocked_graph(root: Path, values: dict,
+                                        overrides: dict | None = None) -> None:
+    spec = _project(root, values, overrides)
+    stack = spec.environments[0]
+    mocked = preview_stack(root, stack)
+    outlined = stack_outline(root, spec, stack)
+    assert to_mermaid(outlined) == to_mermaid(mocked)
+    assert to_dot(outlined) == to_dot(mocked)
+    assert project_diagram(root, spec) == to_mermaid(mocked)
+
+
+# every serving x feature store x profile, each task and region among them
+PLATFORM_MATRIX = [
+    (TASKS[index % len(TASKS)], serving, store, REGIONS[index % len(REGIONS)], environments)
+    for index, (serving, store, environments) in enumerate(
+        itertools.product(SERVING, FEATURE_STORES, PROFILE_ENVIRONMENTS))]
+
+
+@pytest.mark.parametrize(("task", "serving", "store", "region", "environments"),
+                         PLATFORM_MATRIX, ids=lambda v: ",".join(v) if isinstance(v, list) else v)
+def test_outline_draws_every_platform_as_the_mocked_graph(tmp_path: Path, task, serving, store,
+                                                          region, environments):
+    _assert_outline_is_the_mocked_graph(tmp_path, {
+        "name": "outline-demo", "task": task, "serving": serving, "feature_store": store,
+        "region": region, "environments": environments})
+
+
+def _stack_matrix(full: bool) -> list[tuple[str, str, str, list[str], dict]]:
+    """(option, serving, feature store, environments, overrides): every combination, or each
+    option with each serving it applies to, feature stores and profiles taking turns."""
+    cases = [(name, serving, overrides) for name, servings, overrides in STACK_OPTIONS
+             for serving in SERVING if servings is None or serving in servings]
+    if full:
+        return [(name, serving, store, environments, overrides)
+                for (name, serving, overrides), store, environments in itertools.product(
+                    cases, FEATURE_STORES, PROFILE_ENVIRONMENTS)]
+    return [(name, serving, FEATURE_STORES[index % len(FEATURE_STORES)],
+             PROFILE_ENVIRONMENTS[index % len(PROFILE_ENVIRONMENTS)], overrides)
+            for index, (name, serving, overrides) in enumerate(cases)]
+
+
+def _stack_ids(matrix: list) -> list[str]:
+    return [f"{name}-{serving}-{store}-{environments[0]}"
+            for name, serving, store, environments, _ in matrix]
+
+
+STACK_MATRIX = _stack_matrix(full=False)
+FULL_STACK_MATRIX = _stack_matrix(full=True)
+
+
+@pytest.mark.parametrize(("name", "serving", "store", "environments", "overrides"),
+                         STACK_MATRIX, ids=_stack_ids(STACK_MATRIX))
+def test_outline_follows_the_stack_config(tmp_path: Path, name, serving, store, environments,
+                                          overrides):
+    _assert_outline_is_the_mocked_graph(tmp_path, {
+        "name": "outline-demo", "serving": serving, "feature_store": store,
+        "environments": environments}, overrides)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "serving", "store", "environments", "overrides"),
+                         FULL_STACK_MATRIX, ids=_stack_ids(FULL_STACK_MATRIX))
+def test_outline_follows_the_stack_config_in_every_combination(
+        tmp_path: Path, name, serving, store, environments, overrides):
+    _assert_outline_is_the_mocked_graph(tmp_path, {
+        "name": "outline-demo", "serving": serving, "feature_store": store,
+        "environments": environments}, overrides)
+
+
+FULL_MATRIX = list(itertools.product(TASKS, SERVING, FEATURE_STORES, REGIONS, ENVIRONMENTS))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("task", "serving", "store", "region", "environments"), FULL_MATRIX,
+                         ids=lambda v: ",".join(v) if isinstance(v, list) else v)
+def test_outline_draws_every_spec_combination_as_the_mocked_graph(
+        tmp_path: Path, task, serving, store, region, environments):
+    _assert_outline_is_the_mocked_graph(tmp_path, {
+        "name": "churn-model", "task": task, "serving": serving, "feature_store": store,
+        "region": region, "environments": environments})
+
+
+def test_a_blueprints_own_program_is_run_under_mocks(tmp_path: Path):
+    spec = _project(tmp_path, {"name": "own-program"})
+    (tmp_path / PROGRAMS[0]).write_text(
+        "import pulumi_aws as aws\n\naws.sns.Topic('only-topic')\n", encoding="utf-8")
+    diagram = project_diagram(tmp_path, spec)
+    assert '["SNS alerts<br/>only-topic"]' in diagram
+    assert "MlPlatform" not in diagram
+
+
+def test_new_imports_neither_pulumi_nor_boto3(tmp_path: Path):
+    # the real entry point, as a user runs it; -X importtime lists every module imported
+    completed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "mlscaffold", "new", str(tmp_path / "proj"),
+         "--no-input", "--no-git", "--serving", "kserve", "--feature-store", "sagemaker",
+         "--format", "json"], capture_output=True, text=True, check=True)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in completed.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "mlscaffold.outline" in imported and "copier" in imported
+    heavy = {"pulumi", "pulumi_aws", "pulumi_kubernetes", "pulumi_policy", "grpc", "boto3",
+             "botocore"}
+    assert {name.split(".")[0] for name in imported} & heavy == set()
+    assert json.loads(completed.stdout)["path"] == str(tmp_path / "proj")
+    readme = (tmp_path / "proj" / "README.md").read_text(encoding="utf-8")
+    assert '["InferenceService<br/>proj-dev-inference-service"]' in readme
+    assert '["feature group<br/>proj-dev-features-group"]' in readme
+
+
+@pytest.mark.parametrize("example", ["churn-model", "lifetime-value"])
+def test_the_examples_readme_embeds_the_outline(example: str):
+    root = Path(__file__).resolve().parents[1] / "examples" / example
+    spec = load_spec(root / "mlscaffold.yaml")
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    embedded = readme.split("```mermaid\n", 1)[1].split("```", 1)[0]
+    assert embedded.startswith("flowchart LR\n  subgraph ")
+    assert to_mermaid(stack_outline(root, spec, spec.environments[0])) == embedded
