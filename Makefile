@@ -56,6 +56,7 @@ bench: $(STAMP) ## benchmarks: start-up, `new` against copier, preview, check, t
 	$(PY) tests/bench/bench_check.py
 	$(PY) tests/bench/bench_train.py
 	$(PY) tests/bench/bench_project.py
+	$(PY) tests/bench/bench_update.py
 
 bench-serving: $(STAMP) ## serving throughput and latency against MLServer (makes its own venv)
 	$(PY) tests/bench/bench_serving.py

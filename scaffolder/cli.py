@@ -47,6 +47,15 @@ def _progress(line: str) -> None:
     click.echo(line, err=True)
 
 
+def _warn_answers_drift(root: Path, spec: Any) -> None:
+    """Say so when the rendered files no longer follow the spec (the answers file differs)."""
+    from .spec import answers_drift
+
+    drift = answers_drift(root, spec)
+    if drift:
+        click.echo(f"warning: {drift}", err=True)
+
+
 def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
@@ -564,6 +573,7 @@ def check(project: Path, stack: str, output_format: str, policy_config: Path | N
     from .infra import open_infra_project
 
     opened = open_infra_project(project, policy_override=policy_config)
+    _warn_answers_drift(opened.root, opened.spec)
     progress = StackProgress("checking", enabled=output_format == "table")
     checks = []
     for environment in resolve_stacks(opened.spec, stack):

@@ -156,3 +156,5 @@ def test_an_answer_changed_through_copier_is_refused_naming_the_file(run_cli, pr
     assert f"git checkout {TEMPLATE_BRANCH} -- .copier-answers.yml" in result.stderr
     listed = run_cli(["list", "--project", str(project)])
     assert ".copier-answers.yml (the last render) has region: 'eu-west-1'" in listed.stderr
+    checked = run_cli(["check", str(project), "--stack", "dev", "--format", "json"])
+    assert ".copier-answers.yml (the last render) has region: 'eu-west-1'" in checked.stderr

@@ -120,4 +120,5 @@ def test_the_policies_import_neither_the_cli_nor_its_errors(tmp_path):
     assert {m for m in loaded if not m.startswith("mlscaffold.policies")} <= {
         "mlscaffold", "mlscaffold.yamlfiles", "mlscaffold.stacks", "mlscaffold.stacks.config",
         "mlscaffold.stacks.constants", "mlscaffold.stacks.feature_schema",
-        "mlscaffold.stacks.instances", "mlscaffold.stacks.model_keys", "mlscaffold.stacks.program"}
+        "mlscaffold.stacks.instances", "mlscaffold.stacks.model_keys", "mlscaffold.stacks.program",
+        "mlscaffold.stacks.regions", "mlscaffold.stacks.columns"}
