@@ -79,7 +79,7 @@ def test_the_defaults_and_the_price_table_base_are_known_regions() -> None:
     assert catalog.SPEC_DEFAULTS["region"] == DEFAULT_REGION in REGIONS
     assert REGIONS[prices().base_region].price_multiplier == 1.0
     assert set(prices().regions.multipliers) == set(REGIONS)
-    from mlscaffold.policies.rule import rules_of
+    from mlscaffold.policies.registry import rules_of
 
     budget = next(rule for rule in rules_of("cost") if rule.name == "monthly-budget")
     assert budget.defaults()["region"] == DEFAULT_REGION
@@ -355,7 +355,7 @@ def test_the_getting_started_table_shows_the_spec_defaults() -> None:
 
 
 def test_every_consumer_of_the_kubernetes_versions_reads_the_one_table() -> None:
-    from mlscaffold.policies.rule import rules_of
+    from mlscaffold.policies.registry import rules_of
     from mlscaffold.stacks import config as stack_config
     from mlscaffold.stacks.monitoring import CLOUDWATCH_OBSERVABILITY_VERSIONS
 
