@@ -26,6 +26,16 @@ __all__ = ["DISTRIBUTION", "install_hint", "missing_library", "optional_modules"
 _BROUGHT_ALONG = {"botocore": "boto3"}
 
 
+def release_of(version: str) -> tuple[int, int, int] | None:
+    """(major, minor, patch) of a version like 0.2.0 or 0.2.1rc1; None if it is not one."""
+    import re
+
+    match = re.match(r"^(\d+)\.(\d+)(?:\.(\d+))?", version)
+    if match is None:
+        return None
+    return int(match[1]), int(match[2]), int(match[3] or 0)
+
+
 def pinned() -> str:
     """The requirement that pins mlscaffold to this very version."""
     return f"{DISTRIBUTION}=={__version__}"

@@ -160,14 +160,9 @@ def _load(root: Path, installed: str) -> tuple[ProjectSpec, str]:
 
 
 def _newer(version: str, than: str) -> bool:
-    def parts(text: str) -> tuple[int, ...]:
-        numbers = []
-        for piece in text.split(".")[:3]:
-            digits = "".join(c for c in piece if c.isdigit())
-            numbers.append(int(digits or 0))
-        return tuple(numbers)
+    from .packaging import release_of
 
-    return parts(version) > parts(than)
+    return (release_of(version) or (0, 0, 0)) > (release_of(than) or (0, 0, 0))
 
 
 def _require_clean_repository(root: Path) -> _Git:

@@ -121,11 +121,10 @@ def check_made_by(raw: dict, path: Path, installed: str) -> None:
 
 def _series(version: str) -> tuple[int, int] | None:
     """(major, minor): releases of one series run each other's projects."""
-    parts = version.split(".")
-    try:
-        return int(parts[0]), int(parts[1])
-    except (IndexError, ValueError):
-        return None
+    from ..packaging import release_of
+
+    release = release_of(version)
+    return None if release is None else release[:2]
 
 
 def load_project(root: Path | None = None) -> tuple[ProjectConfig, ProjectSpec]:

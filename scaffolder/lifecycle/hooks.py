@@ -15,11 +15,12 @@ the line and what was expected, never as a traceback of the runtime.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import sys
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -119,14 +120,20 @@ class ProjectHooks:
                                            f"{twice!r}", "give each metric its own name")
         return tuple(replace(item, compute=self._guarded(item)) for item in result)
 
-    def code_error(self, error: BaseException) -> HookError | None:
-        """The HookError for an exception raised in the project's code (None if it was not),
-        e.g. a candidate family's build or a custom transformer's fit."""
-        where = _last_frame_in(error, self._source_dir())
-        if where is None:
-            return None
-        return HookError(f"{where}: {type(error).__name__}: {_first_line(error)}",
-                         hint=f"fix the project's code in src/{self.package}/")
+    @contextlib.contextmanager
+    def blaming_project_code(self) -> Iterator[None]:
+        """Turn an exception raised in the project's code (a candidate family's build, a custom
+        transformer's fit) into a HookError naming its file and line; others pass unchanged."""
+        try:
+            yield
+        except HookError:
+            raise
+        except Exception as error:
+            where = _last_frame_in(error, self._source_dir())
+            if where is None:
+                raise
+            raise HookError(f"{where}: {type(error).__name__}: {_first_line(error)}",
+                            hint=f"fix the project's code in src/{self.package}/") from None
 
     def _guarded(self, metric: Metric) -> Callable[[Outcome], float]:
         compute = metric.compute

@@ -13,7 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from .errors import DataError, HookError
+from .errors import DataError
 from .hooks import ProjectHooks
 from .metrics import Metric, compute_all, outcome_of
 from .search_space import Candidate, Family, candidates
@@ -99,28 +99,13 @@ def search(
     (src/<package>/) is a HookError naming the file and line.
     """
     hooks = hooks or ProjectHooks()
-    try:
+    with hooks.blaming_project_code():
         return _search(train, validation, features, task, metric, budget, seed, echo, hooks)
-    except HookError:
-        raise
-    except Exception as error:  # the team's code (a family, a transformer) failed: say where
-        blamed = hooks.code_error(error)
-        if blamed is None:
-            raise
-        raise blamed from None
 
 
-def _search(
-    train: Split,
-    validation: Split,
-    features: dict[str, str],
-    task: str,
-    metric: Metric,
-    budget: float,
-    seed: int,
-    echo: Callable[[str], None],
-    hooks: ProjectHooks,
-) -> SearchResult:
+def _search(train: Split, validation: Split, features: dict[str, str], task: str, metric: Metric,
+            budget: float, seed: int, echo: Callable[[str], None],
+            hooks: ProjectHooks) -> SearchResult:
     families = hooks.families(task)
     start = time.perf_counter()
     cost, trials, seen = CostModel(), [], set()
