@@ -27,7 +27,8 @@ _BROUGHT_ALONG = {"botocore": "boto3"}
 
 
 def release_of(version: str) -> tuple[int, int, int] | None:
-    """(major, minor, patch) of a version like 0.2.0 or 0.2.1rc1; None if it is not one."""
+    """(major, minor, patch) of a release version (a pre-release suffix is ignored); None if
+    `version` does not start with one."""
     import re
 
     match = re.match(r"^(\d+)\.(\d+)(?:\.(\d+))?", version)
