@@ -281,7 +281,9 @@ def test_the_blueprint_and_the_spec_default_the_metric_alike(task: str) -> None:
     questions = yaml.safe_load((BLUEPRINT / "copier.yml").read_text())
     info = catalog.TASKS[task]
     spec = validate_spec({"name": "demo", "task": task})
-    environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    delimiters = {key: value for key, value in questions["_envops"].items()
+                  if key.endswith("_string")}
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, **delimiters)
     metric = environment.from_string(questions["metric"]["default"]).render(task=task)
     threshold = environment.from_string(questions["metric_threshold"]["default"]).render(
         task=task)

@@ -42,7 +42,7 @@ def project(tmp_path: Path, blueprint: Path) -> Path:
 
 def _make_v2(blueprint: Path) -> None:
     template = blueprint / "template"
-    (template / "CONTRIBUTING.md.jinja").write_text("# Contributing to {{ project_name }}\n")
+    (template / "CONTRIBUTING.md.jinja").write_text("# Contributing to [[ project_name ]]\n")
     makefile = template / "Makefile.jinja"
     makefile.write_text(makefile.read_text().replace(MAKEFILE_LINE, "TIME ?= 120"))
     gitignore = template / ".gitignore"
