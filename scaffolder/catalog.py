@@ -15,6 +15,7 @@ from .stacks.regions import DEFAULT_REGION
 __all__ = [
     "CI_PROVIDERS",
     "DEFAULT_ENVIRONMENTS",
+    "ENVIRONMENT_MAX_COUNT",
     "ENVIRONMENT_PATTERN",
     "FEATURE_STORES",
     "LOWER_IS_BETTER",
@@ -95,6 +96,9 @@ SPEC_DEFAULTS: dict[str, Any] = {
 # environment names become Pulumi stack names, resource name parts and tag values
 ENVIRONMENT_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 ENVIRONMENT_MAX_LENGTH = 16
+# Environments per project: the blueprint renders one infra/Pulumi.<env>.yaml per slot, since
+# Copier renders one file per template file (a test keeps the slots and this number equal)
+ENVIRONMENT_MAX_COUNT = 8
 
 # names a project's package must not take: it would shadow what the project imports
 RESERVED_PACKAGE_NAMES: frozenset[str] = frozenset(

@@ -1,13 +1,14 @@
-"""CI/CD pipelines for a project, rendered from ``templates/ci`` with Jinja2.
+"""CI/CD pipelines for a project, from the shared templates in ``templates/ci``.
 
-``mlscaffold new`` writes them into a new project (:func:`render_pipeline`), and
-``mlscaffold ci`` into an existing repository (:func:`write_pipeline`): both render the same
-templates. The templates use ``<< >>`` and ``<% %>`` as Jinja delimiters so that the
-providers' own ``${{ }}`` expressions pass through untouched.
+The templates are Copier templates that every bundled blueprint renders (they are overlaid on
+it: :func:`mlscaffold.project.export_blueprint`), so ``mlscaffold new`` and ``mlscaffold
+update`` write the pipelines as Copier renders them, and ``mlscaffold ci`` writes the same
+render into an existing repository (:func:`write_pipeline`). Their facts (pinned actions, tool
+versions, the default branch) are the computed answers of ``templates/ci/copier-ci.yml``,
+read here too; the deployment order is :func:`deploy_stages`, passed as an answer.
 
 The pipelines call the project's Makefile targets (``make check``, ``make deploy`` ...), so
-what CI runs is what a developer runs; the facts the templates share (pinned actions, tool
-versions, the deployment order) are the tables below.
+what CI runs is what a developer runs.
 """
 
 from __future__ import annotations
@@ -41,55 +42,36 @@ __all__ = [
     "write_pipeline",
 ]
 
-# provider -> (template under templates/ci, path in the project)
-PIPELINE_FILES: dict[str, tuple[tuple[str, str], ...]] = {
-    "github": (("github/ci.yml.j2", ".github/workflows/ci.yml"),
-               ("github/drift.yml.j2", ".github/workflows/drift.yml")),
-    "gitlab": (("gitlab/gitlab-ci.yml.j2", ".gitlab-ci.yml"),),
+# provider -> the pipeline files in the project (rendered from templates/ci by the blueprint)
+PIPELINE_FILES: dict[str, tuple[str, ...]] = {
+    "github": (".github/workflows/ci.yml", ".github/workflows/drift.yml"),
+    "gitlab": (".gitlab-ci.yml",),
     "none": (),
 }
 
+
+def _ci_facts() -> dict[str, Any]:
+    """The computed answers of templates/ci/copier-ci.yml: the one table of the pipelines' pins,
+    which the templates render and the tests and tools here read."""
+    from importlib.resources import files
+
+    import yaml
+
+    text = (files("mlscaffold.templates") / "ci" / "copier-ci.yml").read_text(encoding="utf-8")
+    return {key: question["default"] for key, question in yaml.safe_load(text).items()}
+
+
+_FACTS = _ci_facts()
 # The branch whose pushes train and deploy (mlscaffold makes repositories with it).
-DEFAULT_BRANCH = "main"
-
-# GitHub Actions the workflows use: (action, commit, release). A commit is the full SHA of
-# the release, each matched to that release in at least two independent public workflow
-# files; without a confirmed SHA the action is pinned to its exact release tag.
+DEFAULT_BRANCH: str = _FACTS["default_branch"]
+# GitHub Actions the workflows use: key -> (action, full commit SHA or None, release)
 ACTIONS: dict[str, tuple[str, str | None, str]] = {
-    "checkout": ("actions/checkout", "11bd71901bbe5b1630ceea73d27597364c9af683", "v4.2.2"),
-    "setup_python": ("actions/setup-python", "42375524e23c412d93fb67b49958b491fce71c38",
-                     "v5.4.0"),
-    "upload_artifact": ("actions/upload-artifact", "ea165f8d65b6e75b540449e92b4886f43607fa02",
-                        "v4.6.2"),
-    "download_artifact": ("actions/download-artifact",
-                          "d3f86a106a0bac45b974a628896c90dbdf5c8093", "v4.3.0"),
-    "upload_sarif": ("github/codeql-action/upload-sarif",
-                     "48ab28a6f5dbc2a99bf1e0131198dd8f1df78169", "v3.28.0"),
-    "aws_credentials": ("aws-actions/configure-aws-credentials",
-                        "e3dd6a429d7300a6a4c196c26e071d42e0343502", "v4.0.2"),
-    "pulumi": ("pulumi/actions", None, "v6.6.1"),
-}
-
-# Versions of the tools the pipelines install or run, in one place for both providers.
-TOOLS: dict[str, str] = {
-    "python": "3.11",
-    "pulumi": "3.220.0",  # CLI: pulumi/actions on GitHub, pulumi/pulumi-python image on GitLab
-    "docker": "27.5.1",  # docker and docker:dind images of the GitLab image build
-    "awscli": ">=1.33,<2",  # pip requirement on GitLab (GitHub runners ship AWS CLI v2)
-}
-
-# The only downloads a pipeline makes outside a package manager, each pinned by version: the
-# AWS Session Manager plugin that `mlscaffold tunnel` runs (GitHub's Ubuntu runners ship it;
-# GitLab's Pulumi image does not), from AWS's own download bucket ("Install the Session Manager
-# plugin on Ubuntu", AWS Systems Manager docs).
-DOWNLOADS: dict[str, str] = {
-    "session_manager_plugin": "https://s3.amazonaws.com/session-manager-downloads/plugin/"
-                              "1.2.707.0/ubuntu_64bit/session-manager-plugin.deb",
-}
-
-def _uses(key: str) -> str:
-    action, commit, release = ACTIONS[key]
-    return f"{action}@{commit} # {release}" if commit else f"{action}@{release}"
+    key: (pin["action"], pin["commit"], pin["release"])
+    for key, pin in _FACTS["ci_actions"].items()}
+# Versions of the tools the pipelines install or run, for both providers.
+TOOLS: dict[str, str] = _FACTS["ci_tools"]
+# The only downloads a pipeline makes outside a package manager, each pinned by version.
+DOWNLOADS: dict[str, str] = _FACTS["ci_downloads"]
 
 
 @dataclass(frozen=True)
@@ -122,50 +104,24 @@ def deploy_stages(environments: Iterable[str]) -> list[DeployStage]:
                         names[i - 1] if i else None) for i, name in enumerate(names)]
 
 
-def _environment():  # type: ignore[no-untyped-def]
-    from importlib.resources import files
-
-    import jinja2
-
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(files("mlscaffold.templates") / "ci")),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        variable_start_string="<<",
-        variable_end_string=">>",
-        block_start_string="<%",
-        block_end_string="%>",
-        comment_start_string="<#",
-        comment_end_string="#>",
-        autoescape=False,
-    )
-
-
 def render_pipeline(spec: ProjectSpec, provider: str | None = None) -> dict[Path, str]:
-    """The pipeline files of `provider` (default: the spec's) as {relative path: content}."""
+    """The pipeline files of `provider` (default: the spec's) as {relative path: content},
+    rendered by Copier from the bundled blueprint, as `new` renders them."""
     provider = provider or spec.ci
     if provider not in PIPELINE_FILES:
         raise UsageError(f"CI provider {provider!r} is not known",
                          hint=f"use one of: {', '.join(p for p in PIPELINE_FILES if p != 'none')}")
     if not PIPELINE_FILES[provider]:
         return {}
-    env = _environment()
-    context = {
-        **spec.blueprint_answers(),
-        "spec": spec,
-        "stages": deploy_stages(spec.environments),
-        "serving_enabled": spec.serving != "none",
-        # SageMaker endpoints are watched by Model Monitor, whose baseline deploys remake
-        "baseline": spec.serving == "sagemaker",
-        "default_branch": DEFAULT_BRANCH,
-        "uses": {key: _uses(key) for key in ACTIONS},
-        "tools": TOOLS,
-        "downloads": DOWNLOADS,
-    }
-    return {Path(target): env.get_template(source).render(context)
-            for source, target in PIPELINE_FILES[provider]}
+    import tempfile
+
+    from .project import blueprint_source, render_into
+
+    with tempfile.TemporaryDirectory(prefix="mlscaffold-ci-") as folder:
+        target = Path(folder) / "render"
+        render_into(target, spec.model_copy(update={"ci": provider}), blueprint_source(None))
+        return {Path(name): (target / name).read_text(encoding="utf-8")
+                for name in PIPELINE_FILES[provider]}
 
 
 # ---------------------------------------------------------------- what a pipeline runs

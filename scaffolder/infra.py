@@ -21,7 +21,7 @@ from .errors import MlscaffoldError, UsageError, describe_yaml_error
 from .spec import SPEC_FILENAME, ProjectSpec, load_spec
 
 __all__ = ["InfraProgramError", "InfraProject", "find_project", "infra_project",
-           "open_infra_project", "preview_stack", "stack_config", "stack_config_files",
+           "open_infra_project", "preview_stack", "stack_config",
            "stack_platform_config"]
 
 PROGRAM = Path("infra") / "__main__.py"
@@ -31,25 +31,6 @@ CLUSTER_PROGRAM = Path("infra") / "cluster" / "__main__.py"
 
 class InfraProgramError(MlscaffoldError):
     """The project's infra program failed under mocks."""
-
-
-def stack_config_files(spec: ProjectSpec) -> dict[Path, str]:
-    """``infra/Pulumi.<env>.yaml`` for every environment of the spec."""
-    import yaml
-
-    from .stacks.config import environment_profile, stack_settings
-
-    files = {}
-    for environment in spec.environments:
-        document = {"config": {"aws:region": spec.region,
-                               f"{spec.name}:platform": stack_settings(spec, environment)}}
-        profile = environment_profile(environment, spec.environments)
-        header = (f"# Stack {environment} of {spec.name} ({profile} "
-                  "sizing), derived from mlscaffold.yaml.\n"
-                  f"# Edit freely; `mlscaffold preview --stack {environment}` validates it.\n")
-        files[Path("infra") / f"Pulumi.{environment}.yaml"] = header + yaml.safe_dump(
-            document, sort_keys=False)
-    return files
 
 
 def find_project(start: Path) -> Path:

@@ -16,7 +16,6 @@ loses or rewires a main resource changes both.
 
 from __future__ import annotations
 
-import filecmp
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
     from .spec import ProjectSpec
     from .stacks.config import PlatformConfig
 
-__all__ = ["platform_outline", "project_diagram", "stack_outline"]
+__all__ = ["platform_outline", "spec_diagram", "stack_outline"]
 
 _STACK_TYPE = "pulumi:pulumi:Stack"
 
@@ -191,31 +190,10 @@ def stack_outline(project: Path, spec: ProjectSpec, stack: str) -> ResourceGraph
     return platform_outline(stack_platform_config(project, spec, stack))
 
 
-# the programs whose resources platform_outline describes: a project's copies of them are
-# outlined; any other program is run under mocks
-_PROGRAMS = (Path("infra") / "__main__.py", Path("infra") / "cluster" / "__main__.py")
-
-
-def _runs_mlscaffold_programs(project: Path) -> bool:
-    from .project import bundled_blueprint
-
-    template = bundled_blueprint() / "template"
-    return all((project / program).is_file()
-               and filecmp.cmp(project / program, template / program, shallow=False)
-               for program in _PROGRAMS)
-
-
-def project_diagram(project: Path, spec: ProjectSpec) -> str:
-    """The Mermaid diagram of the project's first stack, as its README embeds it.
-
-    Outlined from the stack's config when the project's infra programs are mlscaffold's own;
-    a blueprint's own programs are run under Pulumi's mocks, as `mlscaffold graph` runs them.
-    """
+def spec_diagram(spec: ProjectSpec) -> str:
+    """The Mermaid diagram of the first stack of `spec`, as the README embeds it: the platform
+    of the stack's settings as mlscaffold derives them (no Pulumi, no project files needed)."""
     from .diagram import to_mermaid
+    from .stacks.config import platform_config
 
-    stack = spec.environments[0]
-    if _runs_mlscaffold_programs(project):
-        return to_mermaid(stack_outline(project, spec, stack))
-    from .infra import preview_stack
-
-    return to_mermaid(preview_stack(project, stack))
+    return to_mermaid(platform_outline(platform_config(spec, spec.environments[0])))

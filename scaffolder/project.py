@@ -1,4 +1,4 @@
-"""Make a new project: render a blueprint with Copier, add the spec and sample data, commit.
+"""Make a new project: render a blueprint with Copier, add sample data, commit.
 
 Everything happens in a temporary folder beside the destination, which is renamed into
 place only when the project is complete: a failure leaves nothing behind.
@@ -20,6 +20,7 @@ from .errors import BlueprintError, DestinationError, MlscaffoldError
 from .spec import SPEC_FILENAME, ProjectSpec
 
 __all__ = ["TEMPLATE_BRANCH", "ProjectResult", "bundled_blueprint", "create_project",
+           "export_blueprint",
            "render_into", "render_project"]
 
 # the branch holding the pristine render of each version (`new`, then every `update`)
@@ -53,11 +54,39 @@ class ProjectResult:
         }
 
 
-def bundled_blueprint(name: str = "ml-project") -> Path:
-    """The folder of a blueprint shipped inside the package."""
+def export_blueprint(dest: Path, name: str = "ml-project") -> Path:
+    """Write the self-contained Copier template of a bundled blueprint into `dest` (new or
+    empty): the blueprint with mlscaffold's shared templates (``templates/ci``: the CI pipelines
+    and their pins) overlaid. Hosted in git and tagged, it renders and updates with `--blueprint
+    URL --vcs-ref TAG` and with plain `copier update`."""
     from importlib.resources import files
 
-    return Path(str(files("mlscaffold.blueprints") / name))
+    dest = Path(dest).expanduser().absolute()
+    _check_destination(dest)
+    source = Path(str(files("mlscaffold.blueprints") / name))
+    if not (source / "copier.yml").is_file():
+        raise BlueprintError(f"no bundled blueprint is called {name!r}",
+                             hint="the bundled blueprint is ml-project")
+    skip = shutil.ignore_patterns("__pycache__", "*.py[co]")
+    shutil.copytree(source, dest, ignore=skip, dirs_exist_ok=True)
+    shutil.copytree(Path(str(files("mlscaffold.templates") / "ci")), dest, ignore=skip,
+                    dirs_exist_ok=True)
+    return dest
+
+
+_EXPORTED: dict[str, Path] = {}
+
+
+def bundled_blueprint(name: str = "ml-project") -> Path:
+    """The folder of a bundled blueprint as Copier renders it (:func:`export_blueprint`),
+    made once per process in a temporary folder removed at exit."""
+    if name not in _EXPORTED:
+        import atexit
+
+        folder = Path(tempfile.mkdtemp(prefix="mlscaffold-blueprint-"))
+        atexit.register(shutil.rmtree, folder, True)
+        _EXPORTED[name] = export_blueprint(folder / name, name)
+    return _EXPORTED[name]
 
 
 def blueprint_source(blueprint: str | None) -> str:
@@ -89,30 +118,44 @@ def _check_destination(dest: Path) -> None:
 def render_project(target: Path, spec: ProjectSpec, blueprint: str,
                    data: Mapping[str, Any] | None = None, vcs_ref: str | None = None, *,
                    progress: Callable[[str], None] | None = None) -> list[str]:
-    """Every generated file of a project into the empty folder `target`: the blueprint, the
-    spec, CI, stack configs, sample data and the README's diagram. Returns notes for the user;
-    `progress` hears of each step."""
+    """Every generated file of a project into the empty folder `target`: the blueprint, which
+    renders everything from the spec's answers, then sample data (the team's from then on).
+    Returns notes for the user; `progress` hears of each step."""
+    from .answers import blueprint_data
+    from .sample_data import write_sample_datasets
+
     step = progress or _quiet
+    step("deriving stack settings and diagram…")
+    answers = {**blueprint_data(spec), **(data or {})}
     step("rendering blueprint…")
-    render_into(target, spec, blueprint, data, vcs_ref)
-    step("writing spec, CI, stack configs and sample data…")
-    notes = _write_project_files(target, spec)
-    if (target / "infra" / "__main__.py").is_file():
-        step("drawing architecture diagram…")
-        _embed_architecture(target, spec)
+    render_into(target, spec, blueprint, answers, vcs_ref)
+    notes = []
+    if not (target / SPEC_FILENAME).is_file():
+        # a blueprint of its own that does not render the spec: the project still needs it
+        (target / SPEC_FILENAME).write_text(spec.to_yaml(), encoding="utf-8")
+        notes.append(f"the blueprint does not render {SPEC_FILENAME}; mlscaffold wrote it")
+    step("writing sample data…")
+    if (target / "datasets" / "train.csv").exists():
+        notes.append("the blueprint ships its own datasets; no sample data written")
+    else:
+        write_sample_datasets(target / "datasets", spec.task, spec.label)
     return notes
 
 
 def render_into(target: Path, spec: ProjectSpec, blueprint: str,
                 data: Mapping[str, Any] | None = None, vcs_ref: str | None = None) -> None:
-    """Render `blueprint` with the spec's answers (plus `data`) into the empty folder `target`."""
+    """Render `blueprint` into the empty folder `target` with `data` as the answers (default:
+    everything :func:`mlscaffold.answers.blueprint_data` derives from `spec`)."""
     import copier
     from copier.errors import CopierError
     from jinja2 import TemplateError
 
-    answers = {**spec.blueprint_answers(), **(data or {})}
+    if data is None:
+        from .answers import blueprint_data
+
+        data = blueprint_data(spec)
     try:
-        copier.run_copy(blueprint, target, data=answers, defaults=True, quiet=True,
+        copier.run_copy(blueprint, target, data=dict(data), defaults=True, quiet=True,
                         unsafe=False, vcs_ref=vcs_ref, overwrite=True)
     except CopierError as error:
         raise BlueprintError(f"blueprint {blueprint} could not be rendered: {error}") from error
@@ -122,51 +165,6 @@ def render_into(target: Path, spec: ProjectSpec, blueprint: str,
                              ) from error
     except (OSError, ValueError) as error:
         raise BlueprintError(f"blueprint {blueprint} could not be read: {error}") from error
-
-
-def _write_project_files(root: Path, spec: ProjectSpec) -> list[str]:
-    """Files mlscaffold adds to whatever the blueprint rendered, never over the blueprint's own."""
-    from .ci import render_pipeline
-    from .infra import stack_config_files
-    from .sample_data import write_sample_datasets
-
-    notes = []
-    (root / SPEC_FILENAME).write_text(spec.to_yaml(), encoding="utf-8")
-    generated = render_pipeline(spec)
-    if (root / "infra" / "Pulumi.yaml").is_file():
-        generated.update(stack_config_files(spec))
-    for relative, content in generated.items():
-        target = root / relative
-        if target.exists():
-            notes.append(f"the blueprint ships {relative}; mlscaffold's version not written")
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content, encoding="utf-8")
-    datasets = root / "datasets"
-    if not (datasets / "train.csv").exists():
-        write_sample_datasets(datasets, spec.task, spec.label)
-    else:
-        notes.append("the blueprint ships its own datasets; no sample data written")
-    return notes
-
-
-ARCHITECTURE_MARKERS = ("<!-- mlscaffold:architecture:start -->",
-                        "<!-- mlscaffold:architecture:end -->")
-
-
-def _embed_architecture(root: Path, spec: ProjectSpec) -> None:
-    """Draw the first stack's platform into the README, between the blueprint's markers."""
-    readme = root / "README.md"
-    start, end = ARCHITECTURE_MARKERS
-    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
-    if start not in text or end not in text:
-        return
-    from .outline import project_diagram
-
-    diagram = project_diagram(root, spec)
-    head, _, rest = text.partition(start)
-    _, _, tail = rest.partition(end)
-    readme.write_text(f"{head}{start}\n```mermaid\n{diagram}```\n{end}{tail}", encoding="utf-8")
 
 
 def _git(root: Path, *args: str) -> str:
@@ -273,5 +271,6 @@ def create_project(dest: Path, spec: ProjectSpec, *, blueprint: str | None = Non
             except OSError:
                 break
         raise
-    return ProjectResult(path=dest, spec=spec, blueprint=source, files=files, git_commit=commit,
+    return ProjectResult(path=dest, spec=spec, blueprint=blueprint or "ml-project (bundled)",
+                         files=files, git_commit=commit,
                          seconds=time.perf_counter() - started, notes=notes)

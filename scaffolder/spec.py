@@ -73,6 +73,9 @@ def check_region(region: str) -> str:
 def check_environments(names: list[str]) -> list[str]:
     if not names:
         raise ValueError("at least one environment is needed, e.g. dev,staging,prod")
+    if len(names) > catalog.ENVIRONMENT_MAX_COUNT:
+        raise ValueError(f"{len(names)} environments are listed; a project has at most "
+                         f"{catalog.ENVIRONMENT_MAX_COUNT}, e.g. dev,staging,prod")
     for name in names:
         too_long = len(name) > catalog.ENVIRONMENT_MAX_LENGTH
         if too_long or not catalog.ENVIRONMENT_PATTERN.match(name):
@@ -203,14 +206,15 @@ class ProjectSpec(BaseModel):
 
     def blueprint_answers(self) -> dict[str, Any]:
         """The answers the ml-project blueprint takes (its copier.yml questions)."""
-        # `features` describes the data, not the rendered files: no blueprint question
-        answers = self.model_dump(mode="json",
-                                  exclude={"version", "name", "policy_config", "features"})
+        # `features` describes the data, not the rendered files: no blueprint question. What
+        # the spec implies is derived from these by mlscaffold.answers.blueprint_data.
+        answers = self.model_dump(mode="json", exclude={"version", "name", "features"})
         from .packaging import DISTRIBUTION, runtime_requirements
 
         return {"project_name": self.name, "package_name": self.package,
                 "mlscaffold_distribution": DISTRIBUTION,
-                "runtime_requirements": list(runtime_requirements()), **answers}
+                "runtime_requirements": list(runtime_requirements()),
+                **answers, "policy_config": self.policy_config or ""}
 
     def to_yaml(self) -> str:
         """The spec as the project's ``mlscaffold.yaml``."""

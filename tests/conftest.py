@@ -36,7 +36,12 @@ def run_cli() -> Callable[..., CliResult]:
     return _run
 
 
+def blueprint_questions() -> dict:
+    """The bundled blueprint's own copier.yml questions: its first YAML document (the second
+    includes the shared CI facts, templates/ci/copier-ci.yml)."""
+    return next(yaml.safe_load_all((BLUEPRINT / "copier.yml").read_text()))
+
+
 def blueprint_choices(question: str) -> list[str]:
     """The choices of a question in the bundled blueprint's copier.yml (the option matrix)."""
-    config = yaml.safe_load((BLUEPRINT / "copier.yml").read_text())
-    return list(config[question]["choices"])
+    return list(blueprint_questions()[question]["choices"])

@@ -19,7 +19,7 @@ from mlscaffold.spec import validate_spec
 from mlscaffold.stacks.config import KUBERNETES_VERSIONS, StackConfigError, platform_config
 from mlscaffold.stacks.regions import DEFAULT_REGION, REGIONS, model_monitor_image_uri
 
-from .conftest import BLUEPRINT
+from .conftest import BLUEPRINT, blueprint_questions
 
 REPO = Path(__file__).resolve().parents[1]
 # the product's sources (not tests, docs or examples): where a second copy of a fact would live
@@ -86,7 +86,7 @@ def test_the_defaults_and_the_price_table_base_are_known_regions() -> None:
 
 
 def test_the_blueprint_offers_the_known_regions() -> None:
-    question = yaml.safe_load((BLUEPRINT / "copier.yml").read_text())["region"]
+    question = blueprint_questions()["region"]
     assert question["choices"] == list(REGIONS)
     assert question["default"] == DEFAULT_REGION
 
@@ -111,17 +111,19 @@ ENVIRONMENT_LISTS = [["dev", "staging", "prod"], ["dev", "main"], ["dev", "prod"
 
 
 @pytest.mark.parametrize("environments", ENVIRONMENT_LISTS, ids=",".join)
-def test_ci_deploys_as_production_what_the_stacks_size_as_production(environments) -> None:
+def test_ci_deploys_as_production_what_the_stacks_size_as_production(environments,
+                                                                    tmp_path) -> None:
     from mlscaffold.ci import deploy_stages, render_pipeline
-    from mlscaffold.infra import stack_config_files
+    from mlscaffold.project import blueprint_source, render_into
 
     spec = validate_spec({"name": "demo", "environments": environments})
+    render_into(tmp_path / "demo", spec, blueprint_source(None))
     sized = {env: platform_config(spec.model_dump(mode="json"), env).production
              for env in environments}
     assert {stage.name: stage.production for stage in deploy_stages(environments)} == sized
     # the stack configs `new` writes are sized the same
-    headers = {path.stem.removeprefix("Pulumi."): text.splitlines()[0]
-               for path, text in stack_config_files(spec).items()}
+    headers = {path.stem.removeprefix("Pulumi."): path.read_text().splitlines()[0]
+               for path in (tmp_path / "demo" / "infra").glob("Pulumi.*.yaml")}
     assert {env: "(prod sizing)" in header for env, header in headers.items()} == sized
     # and the rendered pipelines put exactly those behind approval and promote to production
     github = yaml.safe_load(render_pipeline(spec, "github")[Path(".github/workflows/ci.yml")])
@@ -228,7 +230,7 @@ def test_every_file_that_must_hold_the_version_holds_the_installed_one() -> None
     from mlscaffold.policies import PACKS, pack_directory
 
     fix = "run `make version`"
-    questions = yaml.safe_load((BLUEPRINT / "copier.yml").read_text())
+    questions = blueprint_questions()
     assert questions["mlscaffold_version"]["default"] == __version__, fix
     assert questions["mlscaffold_distribution"]["default"] == DISTRIBUTION
     for pack in PACKS:
@@ -278,7 +280,7 @@ def test_the_blueprint_and_the_spec_default_the_metric_alike(task: str) -> None:
     """A plain `copier copy` (copier.yml's Jinja defaults) gets the spec's per-task defaults."""
     import jinja2
 
-    questions = yaml.safe_load((BLUEPRINT / "copier.yml").read_text())
+    questions = blueprint_questions()
     info = catalog.TASKS[task]
     spec = validate_spec({"name": "demo", "task": task})
     delimiters = {key: value for key, value in questions["_envops"].items()
@@ -315,7 +317,7 @@ def test_project_spec_fields_default_to_the_catalog_table() -> None:
     assert {f: _shown(getattr(spec, f)) for f in catalog.SPEC_DEFAULTS} == {
         f: _shown(v) for f, v in catalog.SPEC_DEFAULTS.items()}
     # a plain `copier copy` answers the same
-    questions = yaml.safe_load((BLUEPRINT / "copier.yml").read_text())
+    questions = blueprint_questions()
     for field, value in catalog.SPEC_DEFAULTS.items():
         assert _shown(questions[field]["default"]) == _shown(value), field
 

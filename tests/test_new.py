@@ -145,7 +145,10 @@ def test_custom_blueprint_gets_spec_answers_and_data(tmp_path: Path):
     result = create_project(tmp_path / "proj", validate_spec({"name": "proj"}),
                             blueprint=str(blueprint), data={"colour": "green"}, git=False)
     assert (result.path / "b.txt").read_text() == "proj is green\n"
-    assert (result.path / "mlscaffold.yaml").is_file()
+    # a blueprint that does not render the spec gets it written, and is told so
+    spec_text = (result.path / "mlscaffold.yaml").read_text()
+    assert spec_text == validate_spec({"name": "proj"}).to_yaml()
+    assert any("mlscaffold.yaml" in note for note in result.notes)
     assert (result.path / "datasets" / "train.csv").is_file()
 
 
@@ -157,8 +160,8 @@ def test_cli_new_prints_what_it_made(run_cli, tmp_path: Path):
     assert "Git repository initialised" in result.stdout
 
 
-PROGRESS = ["rendering blueprint…", "writing spec, CI, stack configs and sample data…",
-            "drawing architecture diagram…", "git commit…"]
+PROGRESS = ["deriving stack settings and diagram…", "rendering blueprint…",
+            "writing sample data…", "git commit…"]
 
 
 def test_cli_new_shows_progress_on_a_terminal(run_cli, tmp_path: Path, monkeypatch):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,15 +13,13 @@ import pytest
 import yaml
 
 from mlscaffold.diagram import to_dot, to_mermaid
-from mlscaffold.infra import preview_stack, stack_config_files
-from mlscaffold.outline import project_diagram, stack_outline
-from mlscaffold.project import bundled_blueprint
+from mlscaffold.infra import preview_stack
+from mlscaffold.outline import spec_diagram, stack_outline
+from mlscaffold.project import blueprint_source, render_into
 from mlscaffold.sample_data import write_sample_datasets
 from mlscaffold.spec import load_spec, validate_spec
 
 from .conftest import blueprint_choices
-
-PROGRAMS = (Path("infra") / "__main__.py", Path("infra") / "cluster" / "__main__.py")
 
 TASKS = blueprint_choices("task")
 SERVING = blueprint_choices("serving")
@@ -70,16 +67,10 @@ def _deep_merge(base: dict, override: dict) -> dict:
 
 
 def _project(root: Path, values: dict, overrides: dict | None = None):
-    """A project's infra as `new` writes it (spec, stack configs, sample data, the bundled
-    programs), without the rest of the blueprint; `overrides` edit the first stack's config."""
+    """A project as the bundled blueprint renders it, with sample data; `overrides` edit the
+    first stack's config."""
     spec = validate_spec(values)
-    template = bundled_blueprint() / "template"
-    for program in PROGRAMS:
-        (root / program).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(template / program, root / program)
-    (root / "mlscaffold.yaml").write_text(spec.to_yaml(), encoding="utf-8")
-    for relative, content in stack_config_files(spec).items():
-        (root / relative).write_text(content, encoding="utf-8")
+    render_into(root, spec, blueprint_source(None))
     write_sample_datasets(root / "datasets", spec.task, spec.label)
     if overrides:
         path = root / "infra" / f"Pulumi.{spec.environments[0]}.yaml"
@@ -98,7 +89,8 @@ def _assert_outline_is_the_mocked_graph(root: Path, values: dict,
     outlined = stack_outline(root, spec, stack)
     assert to_mermaid(outlined) == to_mermaid(mocked)
     assert to_dot(outlined) == to_dot(mocked)
-    assert project_diagram(root, spec) == to_mermaid(mocked)
+    if not overrides:  # the README's diagram: the stack as the spec derives it
+        assert spec_diagram(spec) == to_mermaid(mocked)
 
 
 # every serving x feature store x profile, each task and region among them
@@ -170,15 +162,6 @@ def test_outline_draws_every_spec_combination_as_the_mocked_graph(
     _assert_outline_is_the_mocked_graph(tmp_path, {
         "name": "churn-model", "task": task, "serving": serving, "feature_store": store,
         "region": region, "environments": environments})
-
-
-def test_a_blueprints_own_program_is_run_under_mocks(tmp_path: Path):
-    spec = _project(tmp_path, {"name": "own-program"})
-    (tmp_path / PROGRAMS[0]).write_text(
-        "import pulumi_aws as aws\n\naws.sns.Topic('only-topic')\n", encoding="utf-8")
-    diagram = project_diagram(tmp_path, spec)
-    assert '["SNS alerts<br/>only-topic"]' in diagram
-    assert "MlPlatform" not in diagram
 
 
 def test_new_imports_neither_pulumi_nor_boto3(tmp_path: Path):

@@ -20,7 +20,9 @@ FORBIDDEN = {
     "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
     "secret assignment": re.compile(
         r"(?i)\b(password|secret|token|api_key)\b\s*[:=]\s*['\"][^'\"$<{]{6,}['\"]"),
-    "host name": re.compile(r"https?://(?!localhost|127\.0\.0\.1|json-schema\.org)[\w.-]+"),
+    # AWS's own download bucket: the one pinned download of the CI pipelines (copier-ci.yml)
+    "host name": re.compile(r"https?://(?!localhost|127\.0\.0\.1|json-schema\.org"
+                            r"|s3\.amazonaws\.com/session-manager-downloads/)[\w.-]+"),
 }
 
 

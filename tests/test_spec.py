@@ -9,10 +9,11 @@ import pytest
 import yaml
 
 from mlscaffold import __version__, catalog
+from mlscaffold.answers import DERIVED_ANSWERS
 from mlscaffold.errors import SpecError
-from mlscaffold.spec import ProjectSpec, load_spec, spec_json_schema, validate_spec
+from mlscaffold.spec import SPEC_VERSION, ProjectSpec, load_spec, spec_json_schema, validate_spec
 
-from .conftest import BLUEPRINT
+from .conftest import blueprint_questions
 
 
 def test_defaults_follow_the_task():
@@ -112,10 +113,12 @@ def test_json_schema_validates_a_written_spec(tmp_path: Path):
 
 def test_blueprint_questions_are_the_spec_fields():
     """copier.yml mirrors the spec: same answers, same choices, same per-task defaults."""
-    questions = {k: v for k, v in yaml.safe_load((BLUEPRINT / "copier.yml").read_text()).items()
+    questions = {k: v for k, v in blueprint_questions().items()
                  if not k.startswith("_")}
     answers = validate_spec({"name": "x"}).blueprint_answers()
-    assert set(questions) == set(answers)
+    # and what mlscaffold derives from the spec, and the spec format the blueprint writes
+    assert set(questions) == set(answers) | set(DERIVED_ANSWERS) | {"spec_version"}
+    assert questions["spec_version"]["default"] == SPEC_VERSION
     assert questions["task"]["choices"] == list(catalog.TASKS)
     assert questions["serving"]["choices"] == list(catalog.SERVING_PLATFORMS)
     assert questions["feature_store"]["choices"] == list(catalog.FEATURE_STORES)

@@ -47,7 +47,8 @@ def old_project(ref: str, new_root: Path, target: Path) -> Path:
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(source, filter="data")
     spec = load_spec(new_root / "mlscaffold.yaml")
-    questions = yaml.safe_load((source / "blueprints" / "ml-project" / "copier.yml").read_text())
+    copier_yml = source / "blueprints" / "ml-project" / "copier.yml"
+    questions = next(yaml.safe_load_all(copier_yml.read_text()))
     answers = {key: value for key, value in spec.blueprint_answers().items() if key in questions}
     answers["mlscaffold_version"] = "0.1.0"
     copier.run_copy(str(source / "blueprints" / "ml-project"), target, data=answers,
