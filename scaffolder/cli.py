@@ -63,7 +63,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 # the help's sections, in order; a command in none of them is listed under "Other"
 _SECTIONS = {
-    "Make a project": ("new", "update", "ci", "schema"),
+    "Make a project": ("new", "update", "ci", "blueprint", "schema"),
     "The ML lifecycle (inside a project)": ("analyze", "train", "list", "evaluate", "promote",
                                             "rollback", "predict", "serve", "drift", "baseline"),
     "The platform (infra/)": ("preview", "graph", "check", "cost", "policy", "preflight",
@@ -453,6 +453,26 @@ def ci_command(project: Path, provider: str | None, force: bool, dry_run: bool,
             click.echo(change.diff, nl=False)
         raise
     _print_ci(result, dry_run)
+
+
+@cli.command()
+@click.argument("dest", type=click.Path(path_type=Path))
+def blueprint(dest: Path) -> None:
+    """Write the bundled blueprint into DEST (a new or empty folder), to host and tag in git.
+
+    The blueprint is a Copier template: the ml-project blueprint with the shared CI templates.
+    A platform team adapts it, tags a release and makes projects from it; its projects then
+    update with `mlscaffold update --blueprint URL --vcs-ref TAG` or with plain `copier update`.
+
+    \b
+    Examples:
+      mlscaffold blueprint ml-blueprint && cd ml-blueprint && git init && git add -A
+      mlscaffold new churn --blueprint https://git.example.com/ml-blueprint.git --vcs-ref v1
+    """
+    from .project import export_blueprint
+
+    written = export_blueprint(dest)
+    click.echo(f"Wrote the ml-project blueprint to {written}")
 
 
 @cli.command()

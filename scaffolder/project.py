@@ -58,7 +58,7 @@ def export_blueprint(dest: Path, name: str = "ml-project") -> Path:
     """Write the self-contained Copier template of a bundled blueprint into `dest` (new or
     empty): the blueprint with mlscaffold's shared templates (``templates/ci``: the CI pipelines
     and their pins) overlaid. Hosted in git and tagged, it renders and updates with `--blueprint
-    URL --vcs-ref TAG` and with plain `copier update`."""
+    URL --vcs-ref TAG` and with plain `copier update`. Written whole or not at all."""
     from importlib.resources import files
 
     dest = Path(dest).expanduser().absolute()
@@ -68,10 +68,26 @@ def export_blueprint(dest: Path, name: str = "ml-project") -> Path:
         raise BlueprintError(f"no bundled blueprint is called {name!r}",
                              hint="the bundled blueprint is ml-project")
     skip = shutil.ignore_patterns("__pycache__", "*.py[co]")
-    shutil.copytree(source, dest, ignore=skip, dirs_exist_ok=True)
-    shutil.copytree(Path(str(files("mlscaffold.templates") / "ci")), dest, ignore=skip,
-                    dirs_exist_ok=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.mlscaffold-", dir=dest.parent))
+    try:
+        shutil.copytree(source, staging, ignore=skip, dirs_exist_ok=True)
+        shutil.copytree(Path(str(files("mlscaffold.templates") / "ci")), staging, ignore=skip,
+                        dirs_exist_ok=True)
+        os.chmod(staging, 0o777 & ~_umask())
+        if dest.is_dir():
+            dest.rmdir()  # empty (checked above)
+        os.rename(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return dest
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 _EXPORTED: dict[str, Path] = {}

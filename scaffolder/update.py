@@ -10,9 +10,11 @@ the team changed is kept, and a line both changed is a conflict marked in place.
 
 Why this and not `copier update`: Copier's update re-renders the *old* template version, which
 needs that version's blueprint (a git tag); a blueprint shipped inside the wheel has only the
-installed version. The pristine render in git needs nothing but the new version, covers every
-generated file (CI, stack configs, the spec and the README's diagram, not only Copier's), works
-offline, and leaves a merge that `git status`, `git diff` and `git merge --abort` explain.
+installed version. The pristine render in git needs nothing but the new version, derives the
+answers again from today's spec (Copier's update reuses the recorded ones), works offline, and
+leaves a merge that `git status`, `git diff` and `git merge --abort` explain. Copier renders
+every generated file either way, so a project made from a tagged git blueprint also updates
+with plain `copier update` (docs/getting-started.md).
 
 What is not the template's is left out of the render: ``datasets/`` (the team's data) and the
 organisation's policy file keep whatever the team has.

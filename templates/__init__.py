@@ -1,1 +1,2 @@
-"""Jinja2 templates mlscaffold renders into projects (CI pipelines); package data."""
+"""Copier templates shared by the bundled blueprints, overlaid on each when it is rendered or
+exported (mlscaffold.project.export_blueprint): ``ci``, the CI/CD pipelines. Package data."""

@@ -427,3 +427,20 @@ def test_every_instance_type_a_source_names_is_in_the_instance_tables() -> None:
                for name in (m.strip("\"'") for m in pattern.findall(path.read_text()))
                if name not in known}
     assert unknown == set()
+
+
+# ---------------------------------------------------------------- environments per project
+
+
+def test_the_blueprint_has_a_stack_config_slot_per_possible_environment(tmp_path) -> None:
+    from mlscaffold.project import blueprint_source, render_into
+
+    slots = [p for p in (BLUEPRINT / "template" / "infra").iterdir() if "Pulumi.[[" in p.name]
+    assert len(slots) == catalog.ENVIRONMENT_MAX_COUNT
+    names = [f"e{i}" for i in range(catalog.ENVIRONMENT_MAX_COUNT)]
+    render_into(tmp_path / "p", validate_spec({"name": "p", "environments": names}),
+                blueprint_source(None))
+    assert sorted(p.name for p in (tmp_path / "p" / "infra").glob("Pulumi.*.yaml")) == sorted(
+        f"Pulumi.{name}.yaml" for name in names)
+    with pytest.raises(SpecError, match=f"at most {catalog.ENVIRONMENT_MAX_COUNT}"):
+        validate_spec({"name": "p", "environments": [*names, "one-more"]})

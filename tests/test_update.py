@@ -158,3 +158,60 @@ def test_an_answer_changed_through_copier_is_refused_naming_the_file(run_cli, pr
     assert ".copier-answers.yml (the last render) has region: 'eu-west-1'" in listed.stderr
     checked = run_cli(["check", str(project), "--stack", "dev", "--format", "json"])
     assert ".copier-answers.yml (the last render) has region: 'eu-west-1'" in checked.stderr
+
+
+# ---------------------------------------------------------------- plain `copier update`
+
+
+def test_a_tagged_git_blueprint_updates_with_plain_copier_update(run_cli, tmp_path: Path):
+    """Copier renders every generated file, so `copier update` alone refreshes CI, the stack
+    configs and the spec from a newer tag of an exported blueprint, keeping the team's edits."""
+    import copier
+
+    source = tmp_path / "ml-blueprint"
+    assert run_cli(["blueprint", str(source)]).exit_code == 0
+    _git(source, "init", "-q")
+    _commit(source, "v1")
+    _git(source, "tag", "v1")
+    url = f"git+file://{source}"
+    made = run_cli(["new", str(tmp_path / "proj"), "--no-input", "--blueprint", url,
+                    "--vcs-ref", "v1"])
+    assert made.exit_code == 0, made.stderr
+    project = tmp_path / "proj"
+    answers = (project / ".copier-answers.yml").read_text()
+    assert f"_src_path: {url}" in answers and "_commit: v1" in answers
+    config = project / "infra" / "Pulumi.dev.yaml"
+    config.write_text(config.read_text().replace("max_size: 3", "max_size: 5"))
+    (project / "Makefile").write_text((project / "Makefile").read_text() + "# ours\n")
+    _commit(project, "team edits")
+
+    ci_facts = source / "copier-ci.yml"
+    ci_facts.write_text(ci_facts.read_text().replace('python: "3.11"', 'python: "3.12"'))
+    partial = source / "partials" / "stack-config.yaml.jinja"
+    partial.write_text(partial.read_text().replace("# Edit freely;", "# Edit freely (v2);"))
+    spec_template = source / "template" / "mlscaffold.yaml.jinja"
+    spec_template.write_text(spec_template.read_text().replace("# JSON Schema:",
+                                                               "# JSON Schema (v2):"))
+    _commit(source, "v2")
+    _git(source, "tag", "v2")
+
+    copier.run_update(str(project), vcs_ref="v2", defaults=True, overwrite=True, quiet=True,
+                      unsafe=False)
+
+    workflow = (project / ".github" / "workflows" / "ci.yml").read_text()
+    assert 'python-version: "3.12"' in workflow and '"3.11"' not in workflow
+    for environment in ("dev", "staging", "prod"):
+        text = (project / "infra" / f"Pulumi.{environment}.yaml").read_text()
+        assert "# Edit freely (v2);" in text, environment
+    assert "max_size: 5" in config.read_text()  # the team's setting, kept
+    assert (project / "Makefile").read_text().endswith("# ours\n")
+    assert "# JSON Schema (v2):" in (project / "mlscaffold.yaml").read_text()
+    assert "_commit: v2" in (project / ".copier-answers.yml").read_text()
+
+
+def test_blueprint_refuses_a_folder_that_is_not_empty(run_cli, tmp_path: Path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "mine.txt").write_text("keep\n")
+    result = run_cli(["blueprint", str(tmp_path / "taken")])
+    assert result.exit_code == 2 and "is not empty" in result.stderr
+    assert [p.name for p in (tmp_path / "taken").iterdir()] == ["mine.txt"]

@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     runs = parser.parse_args().runs
 
+    from mlscaffold.answers import blueprint_data
     from mlscaffold.project import bundled_blueprint
     from mlscaffold.spec import validate_spec
 
@@ -76,7 +77,8 @@ def main() -> None:
         help_median = _line("mlscaffold --help", timed(lambda: run_command(help_command), runs))
 
         answers = scratch / "answers.yml"
-        answers.write_text(yaml.safe_dump(validate_spec({"name": "bench"}).blueprint_answers()))
+        # the same answers `new` passes: the spec's and what mlscaffold derives from them
+        answers.write_text(yaml.safe_dump(blueprint_data(validate_spec({"name": "bench"}))))
 
         def command(kind: str, dest: Path) -> list[str]:
             if kind == "new":
@@ -95,7 +97,7 @@ def main() -> None:
                                             env)
                 wall[kind].append(seconds)
                 cpu[kind].append(cpu_seconds)
-        new_median = _line("mlscaffold new (render, files, diagram, git)", wall["new"])
+        new_median = _line("mlscaffold new (derive, render, data, git)", wall["new"])
         copier_median = _line("copier copy (render only)", wall["copier"])
         new_cpu = _line("  CPU time of mlscaffold new", cpu["new"])
         copier_cpu = _line("  CPU time of copier copy", cpu["copier"])
