@@ -11,9 +11,10 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml $(wildcard scaffolder/requirements/*.txt)
+	@echo "== making $(VENV) with mlscaffold and its test tools (a few minutes the first time)"
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install --disable-pip-version-check -q --upgrade pip
+	$(PY) -m pip install --disable-pip-version-check --progress-bar on -e '.[test]'
 	touch $@
 
 install: $(STAMP) ## .venv with mlscaffold (editable) and its test tools

@@ -19,6 +19,8 @@ __all__ = [
     "ENVIRONMENT_PATTERN",
     "FEATURE_STORES",
     "LOWER_IS_BETTER",
+    "METRIC_RANGES",
+    "PROJECT_NAME_PATTERN",
     "RESERVED_PACKAGE_NAMES",
     "SERVING_PLATFORMS",
     "SPEC_DEFAULTS",
@@ -30,6 +32,14 @@ __all__ = [
 # the built-in metrics whose lower values are better (errors, losses); every other is better
 # higher. One direction per metric, whatever the task
 LOWER_IS_BETTER: frozenset[str] = frozenset({"log_loss", "rmse", "mae", "mape"})
+# The values each built-in metric can take (None: unbounded): a quality gate outside them can
+# never pass (or always passes), so the spec refuses it
+METRIC_RANGES: dict[str, tuple[float | None, float | None]] = {
+    **dict.fromkeys(("accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc"),
+                    (0.0, 1.0)),
+    **dict.fromkeys(("log_loss", "rmse", "mae", "mape"), (0.0, None)),
+    "r2": (None, 1.0),
+}
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,10 @@ SPEC_DEFAULTS: dict[str, Any] = {
     "owner": "ml-platform",
     "cost_center": "ml",
 }
+# project names start every cloud resource name: S3 buckets and ECR repositories take lower case
+# only, KServe's InferenceService a DNS-1035 label, SageMaker no `_` or `.`; one rule that fits
+# them all (the Python package is its snake_case form)
+PROJECT_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 # environment names become Pulumi stack names, resource name parts and tag values
 ENVIRONMENT_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 ENVIRONMENT_MAX_LENGTH = 16

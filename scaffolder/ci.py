@@ -261,8 +261,8 @@ def _read(path: Path) -> str | None:
         return path.read_bytes().decode("utf-8", errors="replace")
 
 
-def _spec_for(project: Path, provider: str | None,
-              spec_values: Mapping[str, Any]) -> tuple[ProjectSpec, str, str | None, list[str]]:
+def _spec_for(project: Path, provider: str | None, spec_values: Mapping[str, Any],
+              dry_run: bool) -> tuple[ProjectSpec, str, str | None, list[str]]:
     """(spec, provider, mlscaffold.yaml text to write or None, notes)."""
     from .spec import load_spec, validate_spec
 
@@ -288,7 +288,8 @@ def _spec_for(project: Path, provider: str | None,
         raise UsageError(f"{project} has no {SPEC_FILENAME}, so the CI provider is not known",
                          hint="pass --provider github or --provider gitlab")
     spec = validate_spec({"name": project.name, **given, "ci": provider})
-    return spec, provider, spec.to_yaml(), [f"wrote the spec the pipeline reads to "
+    verb = "would write" if dry_run else "wrote"
+    return spec, provider, spec.to_yaml(), [f"{verb} the spec the pipeline reads to "
                                             f"{SPEC_FILENAME}; review it"]
 
 
@@ -330,7 +331,8 @@ def write_pipeline(project: Path, provider: str | None = None, *, force: bool = 
     if not project.is_dir():
         raise UsageError(f"{project} is not a folder",
                          hint="pass the folder of the repository to add the pipeline to")
-    spec, provider, spec_text, notes = _spec_for(project, provider, spec_values or {})
+    spec, provider, spec_text, notes = _spec_for(project, provider, spec_values or {},
+                                                 dry_run)
     rendered = render_pipeline(spec, provider)
     planned: dict[Path, str] = {}
     changes = []

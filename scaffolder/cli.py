@@ -487,8 +487,29 @@ def schema() -> None:
 
 _PROJECT_ARGUMENT = click.argument(
     "project", type=click.Path(path_type=Path, file_okay=False), default=".", required=False)
+def _complete_stacks(ctx: click.Context, _param: click.Parameter,
+                     incomplete: str) -> list[str]:
+    """Shell completion of --stack: the environments of the project's mlscaffold.yaml (read
+    as plain YAML: completion must be quick and never fail)."""
+    import yaml
+
+    start = Path(ctx.params.get("project") or ".").expanduser().absolute()
+    for folder in (start, *start.parents):
+        try:
+            spec = yaml.safe_load((folder / "mlscaffold.yaml").read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        environments = spec.get("environments") if isinstance(spec, dict) else None
+        names = [str(name) for name in environments or []]
+        if ctx.info_name in ("check", "cost"):
+            names.append("all")
+        return [name for name in names if name.startswith(incomplete)]
+    return []
+
+
 _STACK_OPTION = click.option(
-    "--stack", "-s", metavar="ENV", help="Environment (stack) [default: the first in the spec].")
+    "--stack", "-s", metavar="ENV", shell_complete=_complete_stacks,
+    help="Environment (stack) [default: the first in the spec].")
 
 
 def _preview(project: Path, stack: str | None, progress: Any = None) -> Any:
@@ -548,6 +569,7 @@ def graph(project: Path, stack: str | None, output_format: str) -> None:
 
 _STACKS_OPTION = click.option(
     "--stack", "-s", metavar="ENV|all", default="all", show_default=True,
+    shell_complete=_complete_stacks,
     help="Environment (stack) to evaluate, or all of them.")
 
 
@@ -714,7 +736,8 @@ def policy_path(name: str) -> None:
 
 @policy.command("config")
 @_PROJECT_ARGUMENT
-@click.option("--stack", "-s", metavar="ENV", required=True, help="Environment (stack).")
+@click.option("--stack", "-s", metavar="ENV", required=True, shell_complete=_complete_stacks,
+              help="Environment (stack).")
 @click.option("--pack", type=click.Choice(["security", "cost"]), required=True)
 @click.option("--policy-config", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="The organisation's policy file [default: the project's, if it has one].")
@@ -754,7 +777,8 @@ def policy_schema() -> None:
                                "allow_interspersed_args": False})
 @click.option("--project", "project", type=click.Path(path_type=Path, file_okay=False),
               default=".", show_default=True, help="The project (or a folder inside it).")
-@click.option("--stack", "-s", metavar="ENV", required=True, help="Environment (stack).")
+@click.option("--stack", "-s", metavar="ENV", required=True, shell_complete=_complete_stacks,
+              help="Environment (stack).")
 @click.option("--outputs", "outputs_source", metavar="FILE|-",
               help="The base stack's `pulumi stack output --json` [default: ask Pulumi].")
 @click.option("--relay-timeout", type=float, default=300.0, show_default=True, metavar="SECONDS",
@@ -848,7 +872,8 @@ def features_schema(project: Path, output_format: str) -> None:
 
 @features.command("ingest")
 @_PROJECT_ARGUMENT
-@click.option("--stack", "-s", metavar="ENV", required=True, help="Environment (stack).")
+@click.option("--stack", "-s", metavar="ENV", required=True, shell_complete=_complete_stacks,
+              help="Environment (stack).")
 @click.option("--input", "dataset", type=click.Path(path_type=Path, dir_okay=False),
               help="The CSV to ingest [default: the project's datasets/train.csv].")
 @click.option("--outputs", "outputs_source", metavar="FILE|-",
@@ -893,7 +918,8 @@ def model() -> None:
 
 @model.command("upload")
 @_PROJECT_ARGUMENT
-@click.option("--stack", "-s", metavar="ENV", required=True, help="Environment (stack).")
+@click.option("--stack", "-s", metavar="ENV", required=True, shell_complete=_complete_stacks,
+              help="Environment (stack).")
 @click.option("--stage", metavar="STAGE", required=True,
               help="The registry stage whose current model is uploaded, e.g. staging.")
 @_OUTPUTS_OPTION
@@ -930,7 +956,8 @@ def endpoint() -> None:
 
 @endpoint.command("prepare")
 @_PROJECT_ARGUMENT
-@click.option("--stack", "-s", metavar="ENV", required=True, help="Environment (stack).")
+@click.option("--stack", "-s", metavar="ENV", required=True, shell_complete=_complete_stacks,
+              help="Environment (stack).")
 @click.option("--model-key", required=True, metavar="KEY",
               help="The model version the update deploys (`mlscaffold model upload` prints it).")
 @click.option("--image-tag", required=True, metavar="TAG",
@@ -964,7 +991,8 @@ def endpoint_prepare(project: Path, stack: str, model_key: str, image_tag: str,
 
 @endpoint.command("verify")
 @_PROJECT_ARGUMENT
-@click.option("--stack", "-s", metavar="ENV", required=True, help="Environment (stack).")
+@click.option("--stack", "-s", metavar="ENV", required=True, shell_complete=_complete_stacks,
+              help="Environment (stack).")
 @_OUTPUTS_OPTION
 @click.option("--wait", "wait_seconds", type=click.FloatRange(0), default=3600.0,
               show_default=True, metavar="SECONDS",
@@ -992,7 +1020,8 @@ def endpoint_verify(project: Path, stack: str, outputs_source: str | None,
 
 @endpoint.command("cleanup")
 @_PROJECT_ARGUMENT
-@click.option("--stack", "-s", metavar="ENV", required=True, help="Environment (stack).")
+@click.option("--stack", "-s", metavar="ENV", required=True, shell_complete=_complete_stacks,
+              help="Environment (stack).")
 @_OUTPUTS_OPTION
 @click.option("--keep-previous", type=click.IntRange(0, 10), default=1, show_default=True,
               help="Older endpoint configs (and their models) kept for a rollback.")

@@ -22,8 +22,16 @@ from .lifecycle.config import (
     DEFAULT_MAX_BATCH_ROWS,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_PORT,
+    STAGE_ALIASES,
     STAGES,
 )
+
+# `--to prod` is `--to production`: stages answer to their environments' names too
+_STAGE = click.Choice([*STAGES, *STAGE_ALIASES])
+
+
+def _stage(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    return STAGE_ALIASES.get(value, value)
 
 
 def _echo(line: str) -> None:
@@ -144,8 +152,8 @@ def list_command(project: Path | None, metric: str | None, output_format: str) -
 @click.command()
 @_project_option
 @click.argument("experiment", required=False, metavar="exp-NNN")
-@click.option("--to", "stage", type=click.Choice(STAGES), default="staging", show_default=True,
-              help="Stage to promote to.")
+@click.option("--to", "stage", type=_STAGE, default="staging", show_default=True,
+              callback=_stage, help="Stage to promote to (prod: production).")
 @click.option("--force", is_flag=True,
               help="Promote even if worse than the stage's current model or below the gate.")
 @click.option("--rollback", "roll_back", is_flag=True,
@@ -185,8 +193,8 @@ def promote(project: Path | None, experiment: str | None, stage: str, force: boo
 
 @click.command()
 @_project_option
-@click.option("--to", "stage", type=click.Choice(STAGES), default="staging", show_default=True,
-              help="Stage to roll back.")
+@click.option("--to", "stage", type=_STAGE, default="staging", show_default=True,
+              callback=_stage, help="Stage to roll back (prod: production).")
 def rollback(project: Path | None, stage: str) -> None:
     """Make a stage's previous model version current again."""
     _rollback(project, stage)

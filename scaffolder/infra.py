@@ -101,6 +101,12 @@ def stack_config(project: Path, spec: ProjectSpec, stack: str) -> dict[str, str]
     raw = document.get("config", {}) if isinstance(document, dict) else None
     if not isinstance(raw, dict):
         raise UsageError(f"{path}: `config` must be a mapping of keys to values")
+    from .stacks.config import StackConfigError, check_config_namespaces
+
+    try:
+        check_config_namespaces(spec.name, raw)
+    except StackConfigError as error:
+        raise UsageError(f"infra/Pulumi.{stack}.yaml: {error}") from None
     config = {}
     for key, value in raw.items():
         full_key = key if ":" in key else f"{spec.name}:{key}"

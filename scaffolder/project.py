@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import BlueprintError, DestinationError, MlscaffoldError
+from .errors import BlueprintError, DestinationError, MlscaffoldError, UsageError
 from .spec import SPEC_FILENAME, ProjectSpec
 
 __all__ = ["TEMPLATE_BRANCH", "ProjectResult", "bundled_blueprint", "create_project",
@@ -115,6 +115,61 @@ def blueprint_source(blueprint: str | None) -> str:
         raise BlueprintError(f"blueprint {source} is not a folder or a git URL",
                              hint="pass a Copier template folder or git URL to --blueprint")
     return str(source_path.absolute())
+
+
+def blueprint_questions(source: str) -> set[str] | None:
+    """The names of the questions a local blueprint's copier.yml asks (its documents and
+    ``!include``s; not the computed ``when: false`` ones), or None for a git URL (not read
+    before Copier fetches it)."""
+    import yaml
+
+    if _is_remote(source):
+        return None
+    root = Path(source)
+    config = next((root / name for name in ("copier.yml", "copier.yaml")
+                   if (root / name).is_file()), None)
+    if config is None:
+        return None
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    def _include(loader: yaml.SafeLoader, node: yaml.Node) -> list[Any]:
+        pattern = str(loader.construct_scalar(node))  # type: ignore[arg-type]
+        return [document for path in sorted(root.glob(pattern))
+                for document in yaml.load_all(path.read_text(encoding="utf-8"), _Loader)]
+
+    _Loader.add_constructor("!include", _include)
+    documents: list[Any] = list(yaml.load_all(config.read_text(encoding="utf-8"), _Loader))
+    names: set[str] = set()
+    while documents:
+        document = documents.pop()
+        if isinstance(document, list):
+            documents.extend(document)
+        elif isinstance(document, dict):
+            names.update(key for key, question in document.items()
+                         if not str(key).startswith("_")
+                         and not (isinstance(question, dict) and question.get("when") is False))
+    return names
+
+
+def check_data(source: str, data: Mapping[str, Any] | None) -> None:
+    """Refuse `--data` keys a local blueprint does not ask for (a typo would be dropped)."""
+    questions = blueprint_questions(source)
+    unknown = sorted(set(data or {}) - questions) if questions is not None else []
+    if unknown:
+        from .answers import DERIVED_ANSWERS
+        from .spec import ProjectSpec
+
+        # what mlscaffold answers itself is set through the spec, not --data
+        own = set(ProjectSpec.model_fields) | {"project_name", "package_name",
+                                                *DERIVED_ANSWERS}
+        extra = sorted(set(questions or ()) - own)
+        raise UsageError(f"--data {unknown[0]}: the blueprint asks no question "
+                         f"{unknown[0]!r}",
+                         hint=f"its own questions are: {', '.join(extra)}" if extra else
+                         "it asks nothing beyond the spec, whose values have their own "
+                         "options (`mlscaffold new --help`)")
 
 
 def _is_remote(source: str) -> bool:
@@ -250,6 +305,7 @@ def create_project(dest: Path, spec: ProjectSpec, *, blueprint: str | None = Non
     dest = dest.expanduser().absolute()
     _check_destination(dest)
     source = blueprint_source(blueprint)
+    check_data(source, data)
 
     dest_was_empty_dir = dest.is_dir()
     missing_parents = [p for p in reversed(dest.parents) if not p.exists()]

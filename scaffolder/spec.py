@@ -7,6 +7,7 @@ and derives the blueprint's answers from it (later also the stack and policy con
 from __future__ import annotations
 
 import keyword
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any, get_args
@@ -48,6 +49,13 @@ _DEFAULT = catalog.SPEC_DEFAULTS
 
 
 def check_project_name(name: str) -> str:
+    if not catalog.PROJECT_NAME_PATTERN.match(name):
+        suggestion = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        example = suggestion if catalog.PROJECT_NAME_PATTERN.match(suggestion) else "churn-model"
+        raise ValueError(
+            f"project name {name!r} cannot name AWS resources (S3 and ECR take lower case, "
+            f"SageMaker and KServe no '_' or '.'); use lower-case letters, digits and single "
+            f"dashes, starting with a letter, e.g. {example}")
     package = catalog.package_name_for(name)
     if not package or not package.isidentifier() or package[0].isdigit():
         raise ValueError(
@@ -172,6 +180,33 @@ class ProjectSpec(BaseModel):
             raise ValueError(f"spec version {version} is not supported; this mlscaffold reads "
                              f"version {SPEC_VERSION}")
         return version
+
+    @model_validator(mode="after")
+    def _names_fit_aws(self) -> ProjectSpec:
+        from .stacks.constants import STACK_PREFIX_MAX
+
+        longest = max(self.environments, key=len)
+        if len(f"{self.name}-{longest}") > STACK_PREFIX_MAX:
+            room = STACK_PREFIX_MAX - len(longest) - 1
+            raise ValueError(
+                f"project name {self.name!r} with environment {longest!r} makes resource "
+                f"names AWS rejects ('{self.name}-{longest}' is over {STACK_PREFIX_MAX} "
+                f"characters); use a project name of at most {room} characters or a shorter "
+                "environment name")
+        return self
+
+    @field_validator("metric_threshold")
+    @classmethod
+    def _threshold_in_metric_range(cls, threshold: float, info: ValidationInfo) -> float:
+        metric = info.data.get("metric")
+        low, high = catalog.METRIC_RANGES.get(metric, (None, None))
+        if (low is not None and threshold < low) or (high is not None and threshold > high):
+            span = f"at least {low:g}" if high is None else (
+                f"at most {high:g}" if low is None else f"between {low:g} and {high:g}")
+            raise ValueError(f"metric_threshold {threshold:g} is outside what {metric} can be "
+                             f"({span}), so the gate would never decide; choose a threshold "
+                             "in that range")
+        return threshold
 
     @field_validator("metric")
     @classmethod

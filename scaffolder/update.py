@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MlscaffoldError, UsageError
-from .project import TEMPLATE_BRANCH, blueprint_source, render_project
+from .project import TEMPLATE_BRANCH, blueprint_source, check_data, render_project
 from .spec import SPEC_FILENAME, ProjectSpec
 
 __all__ = ["UpdateResult", "update_project"]
@@ -101,13 +101,18 @@ def update_project(root: Path, *, blueprint: str | None = None, vcs_ref: str | N
     from . import __version__
 
     root = Path(root).expanduser().resolve()
+    if not (root / SPEC_FILENAME).is_file():  # from inside the project (infra/): its root
+        root = next((folder for folder in root.parents if (folder / SPEC_FILENAME).is_file()),
+                    root)
     spec, made_by = _load(root, __version__)
     git = _require_clean_repository(root)
     base = _pristine_base(git, spec)
     _refuse_answers_changed_through_copier(git, base)
 
     target = spec.model_copy(update={"mlscaffold_version": __version__})
-    rendered = _commit_render(git, base, target, blueprint_source(blueprint), data, vcs_ref)
+    source = blueprint_source(blueprint)
+    check_data(source, data)
+    rendered = _commit_render(git, base, target, source, data, vcs_ref)
     if git.ok("merge-base", "--is-ancestor", rendered, "HEAD"):
         return UpdateResult(root, made_by, __version__, dry_run=dry_run)
 

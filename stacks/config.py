@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
@@ -40,6 +40,7 @@ CLOUDWATCH_OBSERVABILITY_ADDON = "amazon-cloudwatch-observability"
 
 __all__ = [
     "CLOUDWATCH_OBSERVABILITY_ADDON",
+    "CONFIG_NAMESPACES",
     "DEFAULT_KUBERNETES_VERSION",
     "DEFAULT_TUNNEL_PORT",
     "EKS_AMI_RELEASE",
@@ -66,6 +67,7 @@ __all__ = [
     "ServingConfig",
     "StackConfigError",
     "SystemNodeGroupConfig",
+    "check_config_namespaces",
     "environment_profile",
     "environment_profiles",
     "platform_config",
@@ -849,13 +851,33 @@ def _error_key(location: tuple[Any, ...]) -> str:
     return key or "platform"
 
 
-def platform_config(spec: Any, environment: str,
-                    overrides: dict[str, Any] | None = None) -> PlatformConfig:
+# the namespaces a stack config may use besides the project's own: the providers the programs
+# configure and Pulumi's own
+CONFIG_NAMESPACES = ("aws", "kubernetes", "pulumi")
+
+
+def check_config_namespaces(project: str, keys: Iterable[str]) -> None:
+    """Refuse a stack config key in an unknown namespace: Pulumi would keep it, and the
+    settings under a misspelt ``<project>:platform`` would be silently ignored."""
+    for key in keys:
+        namespace, _, name = key.rpartition(":")
+        if namespace and namespace != project and namespace not in CONFIG_NAMESPACES:
+            raise StackConfigError(
+                key, f"namespace {namespace!r} is neither the project's ({project!r}) nor one "
+                     f"of {', '.join(CONFIG_NAMESPACES)}, so nothing reads it; "
+                     f"did you mean {project}:{name}?")
+
+
+def platform_config(spec: Any, environment: str, overrides: dict[str, Any] | None = None, *,
+                    config_keys: Iterable[str] | None = None) -> PlatformConfig:
     """Validate the config of `environment`: spec-derived settings, then the stack's overrides.
+    `config_keys` are all keys of the stack's config, checked for unknown namespaces.
 
     Raises :class:`StackConfigError` naming the key and the fix.
     """
     data = spec if isinstance(spec, dict) else spec.model_dump(mode="json")
+    if config_keys is not None:
+        check_config_namespaces(data["name"], config_keys)
     profile = environment_profile(environment, data["environments"])
     try:
         check_region(data["region"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 __all__ = [
+    "AUTONAME_SUFFIX",
     "CAPACITY_TYPE",
     "EKS_LOG_TYPES",
     "GPU_NODE_SELECTOR",
@@ -28,6 +29,9 @@ __all__ = [
     "NODE_POOL_KIND",
     "PROFILES",
     "S3_OBJECT",
+    "SAGEMAKER_NAME_MAX",
+    "SAGEMAKER_VERSIONED_SUFFIXES",
+    "STACK_PREFIX_MAX",
     "TAINT_EFFECTS",
     "Profile",
     "kubernetes_type",
@@ -81,3 +85,17 @@ S3_OBJECT = "AWS::S3::Object"
 NETWORK_INTERFACE_ACTIONS: tuple[str, ...] = (
     "ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
     "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission")
+
+
+# SageMaker model and endpoint configuration names: at most 63 characters (API reference,
+# CreateModel ModelName, CreateEndpointConfig EndpointConfigName); Pulumi auto-names them
+# "<logical name>-<7 random hex digits>"
+SAGEMAKER_NAME_MAX = 63
+AUTONAME_SUFFIX = 8
+# child names of a SageMaker model version: "<serving component>-model", "...-config"
+SAGEMAKER_VERSIONED_SUFFIXES = ("model", "config")
+# The longest stack prefix ("<project>-<environment>") whose names fit every AWS limit: the
+# tightest is the serving component's endpoint configuration, "<prefix>-serving-config" plus
+# Pulumi's suffix. The spec refuses longer project and environment names at `new`.
+STACK_PREFIX_MAX = (SAGEMAKER_NAME_MAX - AUTONAME_SUFFIX
+                    - len("-serving-" + max(SAGEMAKER_VERSIONED_SUFFIXES, key=len)))

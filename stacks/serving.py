@@ -26,7 +26,13 @@ from .config import (
     ServingConfig,
     StackConfigError,
 )
-from .constants import GPU_RESOURCE, INFERENCE_SERVICE_KIND
+from .constants import (
+    AUTONAME_SUFFIX,
+    GPU_RESOURCE,
+    INFERENCE_SERVICE_KIND,
+    SAGEMAKER_NAME_MAX,
+    SAGEMAKER_VERSIONED_SUFFIXES,
+)
 from .instances import has_instance_store
 from .model_keys import MODELS_PREFIX, STAND_IN_MODEL_KEY
 
@@ -55,13 +61,9 @@ PREDICTOR_NAMESPACE = "ml-serving"
 
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _ISVC_NAME_MAX = 53  # leaves room for the "-predictor" suffix of its Service
-# SageMaker model and endpoint configuration names: at most 63 characters (API reference,
-# CreateModel ModelName, CreateEndpointConfig EndpointConfigName); Pulumi auto-names them
-# "<logical name>-<7 random hex digits>"
-_SAGEMAKER_NAME_MAX = 63
-_AUTONAME_SUFFIX = 8
-# child names of a SageMaker model version: "<component>-model", "<component>-config"
-_VERSIONED = ("model", "config")
+_SAGEMAKER_NAME_MAX = SAGEMAKER_NAME_MAX
+_AUTONAME_SUFFIX = AUTONAME_SUFFIX
+_VERSIONED = SAGEMAKER_VERSIONED_SUFFIXES
 _ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
                      "ecr:GetDownloadUrlForLayer"]
 

@@ -64,7 +64,7 @@ BAD_INPUTS = [
                                    "knows; use one of: us-east-1, us-east-2"),
     (["--environments", "dev,dev"], "--environments: environment 'dev' is listed more than once"),
     (["--environments", "dev,Prod!"], "--environments: environment name 'Prod!' is not valid"),
-    (["--name", "9lives"], "--name: project name '9lives' does not make a Python package name"),
+    (["--name", "9lives"], "--name: project name '9lives' cannot name AWS resources"),
     (["--name", "import"], "--name: project name 'import' makes the package 'import'"),
     (["--data", "novalue"], "--data 'novalue' is not KEY=VALUE; write it as --data key=value"),
     (["--data", "task=regression"], "--data 'task=regression' sets a spec field; use --task"),

@@ -78,14 +78,14 @@ def test_matrix_renders_the_promised_files(tmp_path: Path, task, serving, ci):
 
 
 def test_label_column_and_package_follow_the_spec(tmp_path: Path):
-    spec = validate_spec({"name": "Revenue-Forecast", "task": "regression", "label": "revenue"})
+    spec = validate_spec({"name": "revenue-forecast", "task": "regression", "label": "revenue"})
     result = create_project(tmp_path / "rf", spec, git=False)
     assert (result.path / "src" / "revenue_forecast" / "__init__.py").is_file()
     for split in ("train", "validation", "test"):
         lines = (result.path / "datasets" / f"{split}.csv").read_text().splitlines()
         assert lines[0].endswith(",revenue") and len(lines) > 100
     pyproject = (result.path / "pyproject.toml").read_text()
-    assert 'name = "Revenue-Forecast"' in pyproject
+    assert 'name = "revenue-forecast"' in pyproject
     hooks_test = (result.path / "tests" / "test_hooks.py").read_text()
     assert 'load_hooks(ROOT, "revenue_forecast")' in hooks_test
 

@@ -25,16 +25,30 @@ def test_defaults_follow_the_task():
 
 
 def test_package_is_the_snake_case_name():
-    assert validate_spec({"name": "Churn-Model.v2"}).package == "churn_model_v2"
+    assert validate_spec({"name": "churn-model-v2"}).package == "churn_model_v2"
 
 
 @pytest.mark.parametrize(
     ("values", "field", "fragment"),
     [
-        ({"name": "123-model"}, "name", "does not make a Python package name"),
+        ({"name": "123-model"}, "name", "cannot name AWS resources"),
+        ({"name": "X_Bad"}, "name", "use lower-case letters, digits and single dashes, starting "
+                                    "with a letter, e.g. x-bad"),
+        ({"name": "Churn-Model.v2"}, "name", "e.g. churn-model-v2"),
+        ({"name": "churn-model-for-the-whole-org", "environments": ["dev", "production-eu"]},
+         "spec", "('churn-model-for-the-whole-org-production-eu' is over 40 characters); use a "
+                 "project name of at most 26 characters or a shorter environment name"),
+        ({"name": "x", "environments": [f"e{i}" for i in range(9)]}, "environments",
+         "9 environments are listed; a project has at most 8"),
+        ({"name": "x", "metric_threshold": 2}, "metric_threshold",
+         "metric_threshold 2 is outside what roc_auc can be (between 0 and 1)"),
+        ({"name": "x", "task": "regression", "metric": "rmse", "metric_threshold": -1},
+         "metric_threshold", "outside what rmse can be (at least 0)"),
+        ({"name": "x", "task": "regression", "metric_threshold": 1.5}, "metric_threshold",
+         "outside what r2 can be (at most 1)"),
         ({"name": "class"}, "name", "Python keyword"),
         ({"name": "json"}, "name", "would shadow"),
-        ({"name": "--"}, "name", "does not make a Python package name"),
+        ({"name": "--"}, "name", "cannot name AWS resources"),
         ({"name": "x", "task": "clustering"}, "task", "'clustering' is not valid"),
         ({"name": "x", "serving": "lambda"}, "serving", "'sagemaker', 'kserve' or 'none'"),
         ({"name": "x", "ci": "jenkins"}, "ci", "'github', 'gitlab' or 'none'"),

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 
-from .config import STAGES, Layout, find_project_root
+from .config import STAGE_ALIASES, STAGES, Layout, find_project_root
 from .errors import DataError, NotFoundError
 from .experiments import experiment_dir
 from .files import atomic_write, atomic_write_json, read_json, utc_now
@@ -187,12 +187,14 @@ def predict_frame(bundle: ModelBundle, frame: pd.DataFrame) -> dict:
 def resolve_model_dir(project_root: Path, ref: str) -> Path:
     """The directory of the model "production", "staging" (current versions) or "exp-NNN"."""
     layout = Layout(Path(project_root))
+    ref = STAGE_ALIASES.get(ref, ref)
     if ref in STAGES:
         return current_version_dir(layout, ref)
     if _EXPERIMENT_ID.match(ref):
         return experiment_dir(layout, ref)
     raise NotFoundError(
-        f"unknown model {ref!r}: use production, staging or an experiment id like exp-001"
+        f"unknown model {ref!r}: use production (or prod), staging or an experiment id like "
+        "exp-001"
     )
 
 

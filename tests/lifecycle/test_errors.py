@@ -91,7 +91,7 @@ def test_promote_needs_an_experiment_and_rollback_none(trained_copy):
 def test_quality_gate_blocks_evaluate_and_promotion(trained_copy):
     spec = read_spec(trained_copy)
     metric = METRICS[spec["metric"]]
-    unreachable = 1e9 if metric.higher_is_better else -1e9
+    unreachable = 1.0 if metric.higher_is_better else 0.0  # a perfect score
     set_config(trained_copy, metric_threshold=unreachable)
     assert_error(run_cli(trained_copy, "evaluate"), 1, "quality gate failed for exp-001")
     assert (trained_copy / "experiments" / "exp-001" / "evaluation.json").is_file()

@@ -43,7 +43,7 @@ def test_list_json(rendered, trained):
 @pytest.mark.parametrize("output_format", ["text", "json"])
 def test_evaluate_below_the_gate_exits_1(trained_copy, output_format):
     metric = METRICS[read_spec(trained_copy)["metric"]]
-    set_config(trained_copy, metric_threshold=1e9 if metric.higher_is_better else -1e9)
+    set_config(trained_copy, metric_threshold=1.0 if metric.higher_is_better else 0.0)
     result = run_cli(trained_copy, "evaluate", "--format", output_format)
     assert result.code == 1, result.out + result.err
     assert result.err.startswith("error: quality gate failed for exp-001: ")
@@ -58,7 +58,7 @@ def test_evaluate_below_the_gate_exits_1(trained_copy, output_format):
 
 def test_evaluate_json_passing_the_gate(trained_copy):
     metric = METRICS[read_spec(trained_copy)["metric"]]
-    set_config(trained_copy, metric_threshold=-1e9 if metric.higher_is_better else 1e9)
+    set_config(trained_copy, metric_threshold=0.0 if metric.higher_is_better else 1e9)
     result = run_cli(trained_copy, "evaluate", "--format", "json")
     assert (result.code, result.err) == (0, "")
     assert as_json(result)["gate"]["passed"] is True

@@ -95,7 +95,8 @@ def test_resolve_model_dir_errors(trained, task):
         resolve_model_dir(project, "production")
     with pytest.raises(NotFoundError, match="list"):
         resolve_model_dir(project, "exp-404")
-    with pytest.raises(NotFoundError, match="use production, staging or an experiment id"):
+    with pytest.raises(NotFoundError,
+                       match=r"use production \(or prod\), staging or an experiment id"):
         resolve_model_dir(project, "latest")
 
 

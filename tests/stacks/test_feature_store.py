@@ -12,6 +12,7 @@ import pulumi_aws as aws
 import pytest
 
 from mlscaffold.graph import ResourceGraph
+from mlscaffold.stacks.constants import STACK_PREFIX_MAX
 from mlscaffold.stacks.feature_schema import (
     FeatureDeclarations,
     FeatureSchema,
@@ -328,12 +329,14 @@ def test_replacement_creates_the_new_group_before_deleting_the_old(store_graph):
 
 
 def test_long_project_and_environment_names_still_fit(store_graph):
-    project = "a" * 17 + "-very-long-project-name"  # the longest a spec allows: 40
-    graph = store_graph(project=project, environment="staging-eu-west1")  # and 16
+    project = "very-long-project-name1"  # the longest a spec allows beside a 16-letter env
+    environment = "staging-eu-west1"
+    assert len(f"{project}-{environment}") == STACK_PREFIX_MAX
+    graph = store_graph(project=project, environment=environment)
     group = _group(graph)
     name = group["featureGroupName"]
-    assert len(name) == FEATURE_GROUP_NAME_MAX and FEATURE_GROUP_NAME_PATTERN.match(name)
-    assert re.fullmatch(f"{project}-staging-eu-wes-[0-9a-f]{{8}}", name)
+    assert len(name) <= FEATURE_GROUP_NAME_MAX and FEATURE_GROUP_NAME_PATTERN.match(name)
+    assert re.fullmatch(f"{project}-{environment}-[0-9a-f]{{8}}", name)
     table = group["offlineStoreConfig"]["dataCatalogConfig"]["tableName"]
     assert GLUE_TABLE_NAME.match(table) and table == name.replace("-", "_")
 

@@ -14,7 +14,8 @@ from mlscaffold.stacks import MlPlatform, MlPlatformArgs, platform_config, proje
 PROJECT = Path(__file__).resolve().parent.parent
 
 spec = project_spec(PROJECT)
-config = platform_config(spec, pulumi.get_stack(), pulumi.Config().get_object("platform"))
+config = platform_config(spec, pulumi.get_stack(), pulumi.Config().get_object("platform"),
+                         config_keys=pulumi.runtime.get_config_env())
 platform = MlPlatform(config.prefix, MlPlatformArgs(config=config,
                                                     dataset=PROJECT / "datasets" / "train.csv"))
 

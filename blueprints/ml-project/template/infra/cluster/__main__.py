@@ -18,7 +18,8 @@ PROJECT = INFRA.parent
 spec = project_spec(PROJECT)
 stack = pulumi.get_stack()
 stack_file = yaml.safe_load((INFRA / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8"))
-config = platform_config(spec, stack, stack_file["config"].get(f"{spec.name}:platform"))
+config = platform_config(spec, stack, stack_file["config"].get(f"{spec.name}:platform"),
+                         config_keys=stack_file["config"])
 if config.cluster.enabled:
     base = pulumi.StackReference(f"{pulumi.get_organization()}/{spec.name}/{stack}")
     workloads = ClusterWorkloads(config.prefix, ClusterWorkloadsArgs(
