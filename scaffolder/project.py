@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BlueprintError, DestinationError, MlscaffoldError
+from .files import temporary_directory
 from .spec import SPEC_FILENAME, ProjectSpec
 
 __all__ = ["TEMPLATE_BRANCH", "ProjectResult", "bundled_blueprint", "create_project",
@@ -240,7 +240,8 @@ def create_project(dest: Path, spec: ProjectSpec, *, blueprint: str | None = Non
     dest_was_empty_dir = dest.is_dir()
     missing_parents = [p for p in reversed(dest.parents) if not p.exists()]
     dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.mlscaffold-", dir=dest.parent))
+    # the umask's mode, not mkdtemp's 0700: the folder is renamed into the project itself
+    staging = temporary_directory(dest.parent, f".{dest.name}.mlscaffold-")
     try:
         notes = render_project(staging, spec, source, data, vcs_ref, progress=step)
         if org_config is not None and spec.policy_config:
