@@ -3,8 +3,9 @@
 For each mode: `mlscaffold new --no-input`, `train`, `promote` the best experiment; the project's
 own `make image` with podman and an index serving this checkout's wheel (tests/tools/images.py);
 then `IMAGE serve` on 127.0.0.1, /ping, and a CSV /invocations round trip whose predictions must
-equal `mlscaffold predict`'s on the host with the same model. Skipped, with the reason, where
-podman, root or the base image (made from the machine's Debian mirrors) is missing.
+equal `mlscaffold predict`'s on the host with the same model. Slow tier; skipped, with the
+reason, where podman, root or the base image (made from the machine's Debian mirrors) is missing.
+The helpers' parsing (base image name, apt sources) is tested here without podman.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from mlscaffold.project import create_project
+from mlscaffold.spec import validate_spec
+
 from .conftest import blueprint_choices
 from .tools import images
-
-pytestmark = pytest.mark.slow
 
 SERVING_WITH_IMAGE = [mode for mode in blueprint_choices("serving") if mode != "none"]
 # the non-root user the Dockerfile serves as, which must be able to read the model
@@ -48,6 +50,7 @@ def _predictions(rows: str) -> list[str]:
     return [row["prediction"] for row in csv.DictReader(io.StringIO(rows))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("serving", SERVING_WITH_IMAGE)
 def test_the_generated_image_serves(serving, tmp_path, podman_env, wheel):
     root = images.make_project(tmp_path, f"image-{serving}", serving, umask=UMASK[serving])
@@ -88,3 +91,34 @@ def test_the_generated_image_serves(serving, tmp_path, podman_env, wheel):
         assert exists.returncode == 1, "the container is removed"
     finally:
         images.podman(podman_env, "rmi", "-f", tag, check=False)
+
+
+# ---------------------------------------------------------------- the helpers, without podman
+
+
+def test_the_base_image_is_the_dockerfiles_from(tmp_path):
+    spec = validate_spec({"name": "based", "serving": "kserve", "ci": "none"})
+    root = create_project(tmp_path / "based", spec, git=False).path
+    base = images.base_image(root / "Dockerfile")
+    assert base.name == f"docker.io/library/python:{base.python}-slim"
+    assert f"ARG PYTHON_VERSION={base.python}\n" in (root / "Dockerfile").read_text()
+
+
+def test_the_mirrors_are_the_machines_deb_sources(tmp_path):
+    """deb822 stanzas (every URI x suite) and one-line entries; deb-src and disabled ones not."""
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.invalid/debian\nSuites: trixie trixie-updates\n"
+        "Components: main contrib\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+        "\nTypes: deb-src\nURIs: http://mirror.invalid/debian\nSuites: trixie\n"
+        "Components: main\n\nTypes: deb\nURIs: http://off.invalid/debian\nSuites: trixie\n"
+        "Components: main\nEnabled: no\n")
+    (tmp_path / "sources.list").write_text(
+        "# a comment\ndeb [signed-by=/k.gpg] http://security.invalid/debian-security "
+        "trixie-security main\ndeb-src http://mirror.invalid/debian trixie main\n")
+    assert images.apt_mirrors(tmp_path) == ("trixie", [
+        "deb http://mirror.invalid/debian trixie main contrib",
+        "deb http://mirror.invalid/debian trixie-updates main contrib",
+        "deb http://security.invalid/debian-security trixie-security main"])
+    with pytest.raises(LookupError):
+        images.apt_mirrors(tmp_path / "nothing")
