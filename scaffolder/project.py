@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BlueprintError, DestinationError, MlscaffoldError, UsageError
+from .files import temporary_directory
 from .spec import SPEC_FILENAME, ProjectSpec
 
 __all__ = ["TEMPLATE_BRANCH", "ProjectResult", "bundled_blueprint", "create_project",
@@ -69,12 +69,11 @@ def export_blueprint(dest: Path, name: str = "ml-project") -> Path:
                              hint="the bundled blueprint is ml-project")
     skip = shutil.ignore_patterns("__pycache__", "*.py[co]")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.mlscaffold-", dir=dest.parent))
+    staging = temporary_directory(dest.parent, f".{dest.name}.mlscaffold-")
     try:
         shutil.copytree(source, staging, ignore=skip, dirs_exist_ok=True)
         shutil.copytree(Path(str(files("mlscaffold.templates") / "ci")), staging, ignore=skip,
                         dirs_exist_ok=True)
-        os.chmod(staging, 0o777 & ~_umask())
         if dest.is_dir():
             dest.rmdir()  # empty (checked above)
         os.rename(staging, dest)
@@ -82,12 +81,6 @@ def export_blueprint(dest: Path, name: str = "ml-project") -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return dest
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 _EXPORTED: dict[str, Path] = {}
@@ -98,6 +91,7 @@ def bundled_blueprint(name: str = "ml-project") -> Path:
     made once per process in a temporary folder removed at exit."""
     if name not in _EXPORTED:
         import atexit
+        import tempfile
 
         folder = Path(tempfile.mkdtemp(prefix="mlscaffold-blueprint-"))
         atexit.register(shutil.rmtree, folder, True)
@@ -310,7 +304,8 @@ def create_project(dest: Path, spec: ProjectSpec, *, blueprint: str | None = Non
     dest_was_empty_dir = dest.is_dir()
     missing_parents = [p for p in reversed(dest.parents) if not p.exists()]
     dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.mlscaffold-", dir=dest.parent))
+    # the umask's mode, not mkdtemp's 0700: the folder is renamed into the project itself
+    staging = temporary_directory(dest.parent, f".{dest.name}.mlscaffold-")
     try:
         notes = render_project(staging, spec, source, data, vcs_ref, progress=step)
         if org_config is not None and spec.policy_config:

@@ -362,8 +362,11 @@ def test_evaluate_without_matplotlib_writes_the_csv_and_skips_the_plot(project, 
 
 def test_a_promoted_model_is_readable_by_the_images_user(project, run_cli):
     """The image copies models/ as they are and serves as another user: files and folders get
-    the umask's modes (0644, 0755 here), not the 0600 and 0700 of mkstemp and mkdtemp."""
+    the umask's modes (0644, 0755 here), not the 0600 and 0700 of mkstemp and mkdtemp, even from
+    an experiment whose files are 0600 (as an older mlscaffold wrote them)."""
     _trained(project, run_cli)
+    for artifact in (project / "experiments" / "exp-001").iterdir():
+        artifact.chmod(0o600 if artifact.is_file() else 0o700)
     old_umask = os.umask(0o022)
     try:
         promoted = run_cli(["promote", "exp-001", "--project", str(project), "--to",

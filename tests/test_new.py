@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import subprocess
 import sys
@@ -118,6 +119,20 @@ def test_empty_destination_is_used(tmp_path: Path):
     dest.mkdir()
     result = create_project(dest, validate_spec({"name": "empty"}), git=False)
     assert (result.path / "mlscaffold.yaml").is_file()
+
+
+def test_the_project_is_readable_by_other_users(tmp_path: Path):
+    """The folder and what is in it get the umask's modes (0755, 0644 here), not mkdtemp's 0700:
+    the serving image copies the project's files and serves as another user."""
+    old_umask = os.umask(0o022)
+    try:
+        root, _ = _render(tmp_path, "binary-classification", "sagemaker", "github")
+    finally:
+        os.umask(old_umask)
+    modes = {path.relative_to(tmp_path).as_posix(): oct(path.stat().st_mode & 0o777)
+             for path in [root, *root.rglob("*")]}
+    assert modes["demo-proj"] == "0o755"
+    assert modes == {name: "0o755" if (tmp_path / name).is_dir() else "0o644" for name in modes}
 
 
 def _tiny_blueprint(root: Path, body: str) -> Path:

@@ -1,4 +1,4 @@
-"""Small file helpers: atomic writes, checksums, an inter-process lock."""
+"""Small file helpers: atomic writes (mlscaffold.files), checksums, an inter-process lock."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import contextlib
 import hashlib
 import json
 import math
-import os
-import secrets
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
+from ..files import atomic_write, atomic_write_text, temporary_directory
 from .errors import DataError
+
+__all__ = ["atomic_write", "atomic_write_json", "atomic_write_text", "file_lock", "read_json",
+           "sha256_file", "temporary_directory", "to_json", "utc_now"]
 
 try:  # POSIX
     import fcntl
@@ -35,61 +36,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _temporary_sibling(path: Path) -> tuple[int, str]:
-    """Create a new empty file beside `path`: (descriptor, name).
-
-    Made with mode 0o666 less the umask, as open() makes files, not mkstemp's 0o600: a model
-    promoted here must stay readable by the serving image's non-root user once copied in.
-    """
-    for _ in range(tempfile.TMP_MAX):
-        name = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-            return os.open(name, flags, 0o666), name
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temporary name beside {path}")
-
-
-def temporary_directory(parent: Path, prefix: str) -> Path:
-    """Create a new empty directory in `parent` named `prefix` + a random part.
-
-    Made with mode 0o777 less the umask, as mkdir makes directories, not mkdtemp's 0o700: a
-    model version renamed from it must stay readable by the serving image's non-root user.
-    """
-    for _ in range(tempfile.TMP_MAX):
-        path = Path(parent) / f"{prefix}{secrets.token_hex(6)}"
-        try:
-            path.mkdir(0o777)
-            return path
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temporary name in {parent}")
-
-
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Write a file through a temporary sibling, fsync it and rename it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = _temporary_sibling(path)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    return path
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Atomically write UTF-8 text."""
-    return atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))
 
 
 def to_json(data: Any) -> str:

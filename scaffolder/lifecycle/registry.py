@@ -156,7 +156,9 @@ def _copy_atomically(source: Path, stage_dir: Path, name: str) -> Path:
     temporary = temporary_directory(stage_dir, f".{name}-")
     try:
         for artifact in ARTIFACTS:
-            shutil.copy2(source / artifact, temporary / artifact)
+            # the content only: a new file with the umask's mode, whatever the experiment's
+            # files have (the image reads them as another user)
+            shutil.copyfile(source / artifact, temporary / artifact)
         target = stage_dir / name
         temporary.rename(target)
     except BaseException:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlscaffold import catalog
+from mlscaffold import catalog, files
 from mlscaffold.lifecycle.config import Layout
 from mlscaffold.lifecycle.drift import categorical_psi, numeric_psi
 from mlscaffold.lifecycle.errors import ConfigError
@@ -115,6 +115,23 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path):
     atomic_write_text(tmp_path / "file.txt", "two")
     assert os.listdir(tmp_path) == ["file.txt"]
     assert (tmp_path / "file.txt").read_text() == "two"
+
+
+@pytest.mark.parametrize(("umask", "file_mode", "folder_mode"),
+                         [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700), (0o002, 0o664, 0o775)],
+                         ids=["umask-022", "umask-077", "umask-002"])
+def test_atomic_writes_take_the_umasks_modes(tmp_path, umask, file_mode, folder_mode):
+    """What open() and mkdir() would give, not mkstemp's 0600 and mkdtemp's 0700: the writers
+    of `new`, `ci` and the lifecycle (which imports them)."""
+    old_umask = os.umask(umask)
+    try:
+        written = files.atomic_write_text(tmp_path / "file.txt", "one")
+        folder = files.temporary_directory(tmp_path, ".stage-")
+    finally:
+        os.umask(old_umask)
+    assert written.stat().st_mode & 0o777 == file_mode
+    assert folder.stat().st_mode & 0o777 == folder_mode
+    assert folder.name.startswith(".stage-")
 
 
 def test_candidates_start_with_every_family_baseline():
