@@ -100,13 +100,38 @@ def train(project: Path | None, budget: float, metric: str | None, seed: int) ->
 
     Candidates come from the project's hooks (src/<package>/candidates.py and
     preprocessing.py) or the defaults; each is scored on datasets/validation.csv.
+
+    Inside a training job (the image started as `IMAGE train`, with /opt/ml/input/data), it
+    follows SageMaker's training contract instead: channels in, the experiment's files to
+    /opt/ml/model, a failure reason to /opt/ml/output/failure.
     """
+    from .lifecycle.job import job_paths
+
+    paths = job_paths()
+    if paths is not None:
+        _train_in_job(project, paths)
+        return
     from .lifecycle.train import train as run
 
     opened = _open(project)
     with _files_errors():
         run(opened.config, budget=budget, metric_name=metric, seed=seed, echo=_echo,
             hooks=opened.hooks)
+
+
+def _train_in_job(project: Path | None, paths: Any) -> None:
+    """`train` as a training job; hyperparameters.json, not options, sets time, metric, seed."""
+    from .lifecycle.job import run_training_job
+
+    try:
+        opened = _open(project)
+    except BaseException as error:  # an image without its project: the job says why
+        from .lifecycle.job import write_failure
+
+        write_failure(paths, error)
+        raise
+    with _files_errors():
+        run_training_job(opened.config, paths, hooks=opened.hooks, echo=_echo)
 
 
 @click.command()
