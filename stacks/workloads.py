@@ -28,11 +28,11 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from ..tunnel import tunnel_kubeconfig
 from ._common import child_options, token
 from .cluster import SYSTEM_POOL
 from .config import GPU_POOL_LABEL, GPU_TOLERATION, KARPENTER_VERSION, PlatformConfig
@@ -215,30 +215,6 @@ def training_network_policies(namespace: str, *, vpc_cidr: str,
 
 def _spec_hash(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def tunnel_kubeconfig(cluster: Mapping[str, Any]) -> str:
-    """A kubeconfig (JSON) for the cluster through `mlscaffold tunnel`: the server is the
-    tunnel's local port, TLS is checked against the endpoint's own host name, and tokens come
-    from ``aws eks get-token``."""
-    name = cluster["name"]
-    host = urlparse(cluster["endpoint"]).netloc  # as EKS writes it (hostname would lower-case)
-    return json.dumps({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": name, "cluster": {
-            "server": f"https://127.0.0.1:{cluster['tunnel_port']}",
-            "tls-server-name": host,
-            "certificate-authority-data": cluster["certificate_authority"]}}],
-        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
-        "current-context": name,
-        "users": [{"name": name, "user": {"exec": {
-            "apiVersion": "client.authentication.k8s.io/v1beta1",
-            "command": "aws",
-            "args": ["eks", "get-token", "--cluster-name", name, "--region", cluster["region"]],
-            "interactiveMode": "Never",
-        }}}],
-    })
 
 
 @dataclass

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "mlscaffold.yaml"
 STAGES = ("staging", "production")
+#: where `train` runs (`--on`, the spec's train_on)
+TRAIN_ON = ("local", "sagemaker", "eks")
 SPLITS = ("train", "validation", "test")
 # defaults the command line shows without importing the modules that use them
 DEFAULT_DRIFT_THRESHOLD = 0.2  # PSI above which a feature has drifted
