@@ -114,3 +114,20 @@ def test_without_channels_train_runs_locally(tmp_path):
     assert job_paths({JOB_ROOT_VARIABLE: str(tmp_path)}) is None
     (tmp_path / "input" / "data").mkdir(parents=True)
     assert job_paths({JOB_ROOT_VARIABLE: str(tmp_path)}).root == tmp_path
+
+
+def test_the_docs_describe_the_contract_the_code_follows():
+    """docs/lifecycle.md's table and runtime rule are the code's: every path, channel and
+    hyperparameter, the job root variable and the runtime factor and overhead."""
+    from mlscaffold.lifecycle import job
+    from mlscaffold.remote_train import RUNTIME_FACTOR, RUNTIME_OVERHEAD_SECONDS
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "lifecycle.md").read_text()
+    section = text.split("## Training on the platform", 1)[1].split("\n## ", 1)[0]
+    paths = job.JobPaths(Path("/r"))
+    for path in (paths.hyperparameters, paths.output_data / job.METRICS_FILE, paths.failure,
+                 paths.checkpoints / job.CHECKPOINT, *(paths.channel(c) for c in job.CHANNELS)):
+        assert f"`{path.relative_to('/r').as_posix()}" in section, path
+    assert ", ".join(f"`{name}`" for name in job.HYPERPARAMETERS) in section
+    assert f"`${job.JOB_ROOT_VARIABLE}`" in section and job.DEFAULT_JOB_ROOT in section
+    assert f"{RUNTIME_FACTOR} x `--time` + {RUNTIME_OVERHEAD_SECONDS} seconds" in section
