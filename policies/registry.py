@@ -42,6 +42,8 @@ DOMAINS: dict[str, tuple[Rule, ...]] = {
         iam.iam_no_admin_managed_policy,
         iam.iam_network_interface_scoped,
         iam.iam_service_trust_conditions,
+        iam.iam_pass_role_scoped,
+        iam.iam_pod_identity_trust_scoped,
     ),
     "network": (
         network.sg_no_public_ingress,
@@ -70,6 +72,7 @@ DOMAINS: dict[str, tuple[Rule, ...]] = {
         kubernetes.k8s_no_default_namespace,
         kubernetes.k8s_network_policy,
         kubernetes.gpu_workload_schedulable,
+        kubernetes.k8s_namespace_pod_security,
     ),
     "ml": (
         ml.sagemaker_endpoint_kms,

@@ -24,6 +24,7 @@ from .lifecycle.config import (
     DEFAULT_PORT,
     STAGE_ALIASES,
     STAGES,
+    TRAIN_ON,
 )
 
 # `--to prod` is `--to production`: stages answer to their environments' names too
@@ -103,18 +104,113 @@ def analyze(project: Path | None, input_path: Path | None, output_format: str) -
               show_default=True, metavar="SECONDS", help="Search budget.")
 @click.option("--metric", metavar="NAME", help="Metric to optimize [default: the spec's metric].")
 @click.option("--seed", type=int, default=42, show_default=True, help="Random seed.")
-def train(project: Path | None, budget: float, metric: str | None, seed: int) -> None:
+@click.option("--on", "where", type=click.Choice(TRAIN_ON), default=None,
+              help="Where the search runs: here, a SageMaker training job or a Kubernetes Job "
+                   "on the EKS GPU pool [default: the spec's train_on, else local].")
+@click.option("--stack", metavar="ENV", help="The deployed stack a remote run uses (--on "
+                                             "sagemaker|eks).")
+@click.option("--outputs", metavar="JSON|-", help="`pulumi stack output --json` of the stack, "
+                                                  "a file or - [default: asks the Pulumi CLI].")
+@click.option("--image-tag", metavar="TAG", help="The project's image in the stack's repository "
+                                                 "[default: the stack's serving.image_tag].")
+@click.option("--dry-run", is_flag=True, help="--on eks: print the Job's manifest, apply "
+                                              "nothing.")
+def train(project: Path | None, budget: float, metric: str | None, seed: int,
+          where: str | None, stack: str | None, outputs: str | None, image_tag: str | None,
+          dry_run: bool) -> None:
     """Search models within a time budget and record the best as experiments/exp-NNN.
 
     Candidates come from the project's hooks (src/<package>/candidates.py and
     preprocessing.py) or the defaults; each is scored on datasets/validation.csv.
+
+    Inside a training job (the image started as `IMAGE train`, with /opt/ml/input/data), it
+    follows SageMaker's training contract instead: channels in, the experiment's files to
+    /opt/ml/model, a failure reason to /opt/ml/output/failure.
     """
+    from .lifecycle.job import job_paths
+
+    paths = job_paths()
+    if paths is not None:
+        _train_in_job(project, paths)
+        return
     from .lifecycle.train import train as run
 
     opened = _open(project)
+    where = where or getattr(opened.spec, "train_on", None) or "local"
+    if where != "local":
+        _train_remotely(opened, where, stack, outputs, image_tag, budget, metric, seed,
+                        dry_run)
+        return
+    if dry_run or stack:
+        from .lifecycle.errors import ProjectError
+
+        raise ProjectError("--stack and --dry-run are for remote runs",
+                           hint="add --on sagemaker or --on eks")
     with _files_errors():
         run(opened.config, budget=budget, metric_name=metric, seed=seed, echo=_echo,
             hooks=opened.hooks)
+
+
+def _train_remotely(opened: Any, where: str, stack: str | None, outputs: str | None,
+                    image_tag: str | None, budget: float, metric: str | None, seed: int,
+                    dry_run: bool) -> None:
+    """`train --on sagemaker|eks`: the stack's outputs and config, then the remote run."""
+    from .lifecycle.errors import ProjectError
+
+    if not stack:
+        raise ProjectError(f"--on {where} needs the deployed stack to run in",
+                           hint=f"add --stack ENV (one of: {', '.join(opened.spec.environments)})")
+    if where == "sagemaker" and dry_run:
+        raise ProjectError("--dry-run prints a Kubernetes Job; it is for --on eks")
+    from .infra import stack_platform_config
+    from .outputs import read_stack_outputs
+
+    root = opened.config.root
+    platform = stack_platform_config(root, opened.spec, stack)
+    stack_outputs = read_stack_outputs(root, stack, outputs)
+    tag = image_tag or platform.serving.image_tag
+    if where == "eks":
+        from .eks_job import train_on_eks
+
+        train_on_eks(opened.config, platform, stack_outputs, stack, image_tag=tag,
+                     budget=budget, metric=metric, seed=seed, dry_run=dry_run, echo=_echo)
+        return
+    import boto3
+
+    from .remote_train import RemoteRun, run_on_sagemaker, training_target
+
+    target = training_target(stack_outputs, stack)
+    remote = RemoteRun(session=boto3.session.Session(region_name=target.region), echo=_echo,
+                       confirm_stop=_confirm_stop)
+    with _files_errors():
+        entry = run_on_sagemaker(opened.config, target, remote, image_tag=tag, budget=budget,
+                                 metric=metric, seed=seed)
+    _echo(f"wrote {opened.config.layout.experiments / entry['id']} from the job's model "
+          f"({entry['metric']}={entry['score']:.4g})")
+    _echo(f"next: mlscaffold evaluate --experiment {entry['id']}")
+
+
+def _confirm_stop(question: str) -> bool:
+    """Ctrl-C during a remote run: stop the job? (yes without a terminal to answer on)"""
+    try:
+        return click.confirm(question, default=True, err=True)
+    except click.Abort:
+        return True
+
+
+def _train_in_job(project: Path | None, paths: Any) -> None:
+    """`train` as a training job; hyperparameters.json, not options, sets time, metric, seed."""
+    from .lifecycle.job import run_training_job
+
+    try:
+        opened = _open(project)
+    except BaseException as error:  # an image without its project: the job says why
+        from .lifecycle.job import write_failure
+
+        write_failure(paths, error)
+        raise
+    with _files_errors():
+        run_training_job(opened.config, paths, hooks=opened.hooks, echo=_echo)
 
 
 @click.command()

@@ -24,6 +24,8 @@ __all__ = ["DISTRIBUTION", "install_hint", "missing_library", "optional_modules"
 # Modules we import that come with a platform.txt distribution without being named by it
 # (import name -> the distribution that brings it).
 _BROUGHT_ALONG = {"botocore": "boto3"}
+# distributions imported under another name than their own
+_IMPORT_NAMES = {"sagemaker-core": "sagemaker"}
 
 
 def release_of(version: str) -> tuple[int, int, int] | None:
@@ -66,7 +68,8 @@ def optional_modules() -> dict[str, str]:
     for line in _requirements("platform.txt"):
         distribution = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", line)
         if distribution:
-            modules[distribution.group(0).lower().replace("-", "_")] = distribution.group(0)
+            name = distribution.group(0)
+            modules[_IMPORT_NAMES.get(name.lower(), name.lower().replace("-", "_"))] = name
     return {**modules, **_BROUGHT_ALONG}
 
 

@@ -10,7 +10,7 @@ import keyword
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -26,6 +26,7 @@ from pydantic import (
 from . import catalog
 from .catalog import CiName, FeatureStoreName, ServingName, TaskName
 from .errors import SpecError, describe_yaml_error
+from .lifecycle.config import TRAIN_ON
 from .stacks.feature_schema import FeatureDeclarations
 
 __all__ = [
@@ -151,6 +152,9 @@ class ProjectSpec(BaseModel):
     owner: TagValue = Field(_DEFAULT["owner"], description="Owner tag on every resource.")
     cost_center: TagValue = Field(_DEFAULT["cost_center"],
                                   description="Cost-center tag on every resource.")
+    train_on: Literal[TRAIN_ON] = Field(  # type: ignore[valid-type]
+        "local", description="Where `mlscaffold train` runs when --on is not given: local, "
+                             "sagemaker (a training job) or eks (a Job on the GPU pool).")
     policy_config: str | None = Field(
         None, pattern=r"^[\w./-]+\.(ya?ml|json)$",
         description="The organisation's policy file, relative to the project (check, CI).")
@@ -259,8 +263,10 @@ class ProjectSpec(BaseModel):
             "# The project's spec, read by the project's code, its infra/ and mlscaffold.\n"
             "# JSON Schema: `mlscaffold schema`.\n"
         )
-        return header + yaml.safe_dump(self.model_dump(mode="json", exclude_none=True),
-                                       sort_keys=False)
+        data = self.model_dump(mode="json", exclude_none=True)
+        if data.get("train_on") == "local":  # the default, as the blueprint writes it
+            del data["train_on"]
+        return header + yaml.safe_dump(data, sort_keys=False)
 
 
 def _model_at(keys: list[str]) -> type[BaseModel] | None:

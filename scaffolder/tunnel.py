@@ -28,7 +28,7 @@ from .errors import MlscaffoldError, UsageError
 from .outputs import require_output
 
 __all__ = ["PORT_FORWARDING_DOCUMENT", "TunnelTarget", "open_tunnel", "start_session_command",
-           "tunnel_target", "wait_for_relay"]
+           "tunnel_kubeconfig", "tunnel_target", "wait_for_relay"]
 
 PORT_FORWARDING_DOCUMENT = "AWS-StartPortForwardingSessionToRemoteHost"
 LOCALHOST = "127.0.0.1"
@@ -179,3 +179,27 @@ def open_tunnel(target: TunnelTarget, *, ssm: Any | None = None,
         yield target
     finally:
         _stop(process)
+
+
+def tunnel_kubeconfig(cluster: Mapping[str, Any]) -> str:
+    """A kubeconfig (JSON) for the cluster through `mlscaffold tunnel`: the server is the
+    tunnel's local port, TLS is checked against the endpoint's own host name, and tokens come
+    from ``aws eks get-token``."""
+    name = cluster["name"]
+    host = urlparse(cluster["endpoint"]).netloc  # as EKS writes it (hostname would lower-case)
+    return json.dumps({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {
+            "server": f"https://127.0.0.1:{cluster['tunnel_port']}",
+            "tls-server-name": host,
+            "certificate-authority-data": cluster["certificate_authority"]}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+        "current-context": name,
+        "users": [{"name": name, "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": "aws",
+            "args": ["eks", "get-token", "--cluster-name", name, "--region", cluster["region"]],
+            "interactiveMode": "Never",
+        }}}],
+    })

@@ -67,6 +67,7 @@ __all__ = [
     "ServingConfig",
     "StackConfigError",
     "SystemNodeGroupConfig",
+    "TrainingConfig",
     "check_config_namespaces",
     "environment_profile",
     "environment_profiles",
@@ -640,6 +641,34 @@ class ServingConfig(_Strict):
         return self
 
 
+class TrainingConfig(_Strict):
+    """Training away from the laptop (`mlscaffold train --on sagemaker|eks`): the SageMaker
+    training job's instance and spot settings, and the Kubernetes Job's resources on the first
+    GPU pool."""
+
+    instance_type: str = Field(
+        "ml.m5.large", description="SageMaker training instance type (ml.t2 types cannot "
+                                   "train).")
+    spot: bool = Field(True, description="Managed spot training, with checkpoints in S3.")
+    spot_wait_minutes: Annotated[int, Field(ge=1, le=2880)] = Field(
+        60, description="How long a spot job may wait for capacity beyond its maximum runtime "
+                        "(MaxWaitTimeInSeconds is the runtime plus this).")
+    volume_size_gb: Annotated[int, Field(ge=1, le=16384)] = 30
+    gpus: Annotated[int, Field(ge=0, le=8)] = Field(
+        1, description="GPUs of the Kubernetes Job's pod (0: it runs on CPU nodes).")
+    cpu: str = Field("2", pattern=r"^\d+(\.\d+)?m?$")
+    memory: str = Field("8Gi", pattern=r"^\d+(Mi|Gi)$")
+
+    @field_validator("instance_type")
+    @classmethod
+    def _training_type(cls, value: str) -> str:
+        if value not in SAGEMAKER_INSTANCES or value.startswith("ml.t2."):
+            known = sorted(t for t in SAGEMAKER_INSTANCES if not t.startswith("ml.t2."))
+            raise ValueError(f"{value!r} is not a SageMaker training instance type mlscaffold "
+                             f"knows; use one of {', '.join(known)}")
+        return value
+
+
 class MonitoringConfig(_Strict):
     """Alarms, dashboard, alert topic and drift monitoring."""
 
@@ -673,6 +702,7 @@ class PlatformConfig(_Strict):
     feature_store: FeatureStoreConfig = FeatureStoreConfig()
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    training: TrainingConfig = TrainingConfig()
     protect: bool = Field(
         False, description="Pulumi protect (and EKS deletion protection) on the cluster, the "
                            "KMS keys and the data buckets: `pulumi destroy` refuses to delete "

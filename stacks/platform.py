@@ -21,6 +21,7 @@ from .network import INTERFACE_ENDPOINT_SERVICES, Network, NetworkArgs
 from .regions import REGIONS
 from .registry import ModelRegistry, ModelRegistryArgs
 from .serving import Serving, ServingArgs, deployable_model_key
+from .training import Training, TrainingArgs
 
 __all__ = ["MlPlatform", "MlPlatformArgs"]
 
@@ -133,6 +134,13 @@ class MlPlatform(pulumi.ComponentResource):
             config=config.registry, prefix=config.prefix, tags=tags, kms_key_arn=key.arn,
             protect=config.protect), child_options(self))
 
+        # what `mlscaffold train --on sagemaker|eks` needs: roles, the launcher policy
+        training = Training(f"{name}-training", TrainingArgs(
+            config=config.training, prefix=config.prefix, tags=tags, region=config.region,
+            kms_key_arn=key.arn, artifact_bucket_name=registry.artifact_bucket_name,
+            repository_arn=registry.repository_arn, repository_url=registry.repository_url,
+            cluster_name=cluster.cluster_name if cluster else None), child_options(self))
+
         self.feature_group_name: pulumi.Output[str] | None = None
         self.feature_store_settings: pulumi.Output[dict] | None = None
         feature_store = None
@@ -217,6 +225,7 @@ class MlPlatform(pulumi.ComponentResource):
         self.model_package_group = registry.model_package_group_name
         self.alert_topic_arn = monitoring.alert_topic_arn
         self.drift_baseline = monitoring.drift_baseline
+        self.training = training.settings
         self.endpoint_name = serving.endpoint_name if serving else None
         # the model version served, and (SageMaker) what the endpoint runs, for the deploy's
         # `mlscaffold endpoint prepare|verify|cleanup`
@@ -241,6 +250,8 @@ class MlPlatform(pulumi.ComponentResource):
             "endpoint": self.endpoint,
             "model_key": self.model_key,
             "drift_baseline": self.drift_baseline,
+            # what `mlscaffold train --on sagemaker|eks` starts runs with
+            "training": self.training,
         }
         return {k: v for k, v in outputs.items() if v is not None}
 

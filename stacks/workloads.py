@@ -28,11 +28,11 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from ..tunnel import tunnel_kubeconfig
 from ._common import child_options, token
 from .cluster import SYSTEM_POOL
 from .config import GPU_POOL_LABEL, GPU_TOLERATION, KARPENTER_VERSION, PlatformConfig
@@ -50,6 +50,7 @@ from .serving import (
     inference_service_manifest,
     predictor_service_account,
 )
+from .training_layout import TRAINING_NAMESPACE, TRAINING_SERVICE_ACCOUNT
 
 __all__ = [
     "CERT_MANAGER_VERSION",
@@ -64,6 +65,7 @@ __all__ = [
     "ClusterWorkloadsArgs",
     "inference_service_readiness",
     "predictor_network_policies",
+    "training_network_policies",
     "tunnel_kubeconfig",
 ]
 
@@ -169,32 +171,50 @@ def predictor_network_policies(model: str, namespace: str, *, vpc_cidr: str,
     return policies
 
 
+#: where EKS Pod Identity's agent serves credentials on every node (AWS docs, "Understand how
+#: EKS Pod Identity works": 169.254.170.23, port 80)
+POD_IDENTITY_AGENT = "169.254.170.23/32"
+#: the label of a training Job's pods (`mlscaffold train --on eks`)
+TRAINING_POD_LABEL = "mlscaffold.io/training-run"
+
+
+def training_network_policies(namespace: str, *, vpc_cidr: str,
+                              labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """The NetworkPolicies of the training namespace, as plain manifests: ``default-deny``
+    both ways, and ``training-egress``, which lets a training Job's pods reach CoreDNS, the Pod
+    Identity agent of their node and HTTPS (S3 and STS) as a predictor does; nothing reaches
+    them."""
+    metadata: dict[str, Any] = {"namespace": namespace}
+    if labels:
+        metadata["labels"] = dict(labels)
+
+    def policy(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": {"name": name, **metadata}, "spec": spec}
+
+    https = [{"protocol": "TCP", "port": 443}]
+    return [
+        policy("default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+        policy("training-egress", {
+            "podSelector": {"matchExpressions": [
+                {"key": TRAINING_POD_LABEL, "operator": "Exists"}]},
+            "policyTypes": ["Egress"],
+            "egress": [
+                {"to": [{"namespaceSelector": {"matchLabels": {
+                    NAMESPACE_NAME_LABEL: DNS_NAMESPACE}},
+                    "podSelector": {"matchLabels": dict(DNS_POD_LABELS)}}],
+                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+                {"to": [{"ipBlock": {"cidr": POD_IDENTITY_AGENT}}],
+                 "ports": [{"protocol": "TCP", "port": 80}]},
+                {"to": [{"ipBlock": {"cidr": vpc_cidr}}], "ports": https},
+                {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(NON_PUBLIC_CIDRS)}}],
+                 "ports": https},
+            ]}),
+    ]
+
+
 def _spec_hash(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def tunnel_kubeconfig(cluster: Mapping[str, Any]) -> str:
-    """A kubeconfig (JSON) for the cluster through `mlscaffold tunnel`: the server is the
-    tunnel's local port, TLS is checked against the endpoint's own host name, and tokens come
-    from ``aws eks get-token``."""
-    name = cluster["name"]
-    host = urlparse(cluster["endpoint"]).netloc  # as EKS writes it (hostname would lower-case)
-    return json.dumps({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": name, "cluster": {
-            "server": f"https://127.0.0.1:{cluster['tunnel_port']}",
-            "tls-server-name": host,
-            "certificate-authority-data": cluster["certificate_authority"]}}],
-        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
-        "current-context": name,
-        "users": [{"name": name, "user": {"exec": {
-            "apiVersion": "client.authentication.k8s.io/v1beta1",
-            "command": "aws",
-            "args": ["eks", "get-token", "--cluster-name", name, "--region", cluster["region"]],
-            "interactiveMode": "Never",
-        }}}],
-    })
 
 
 @dataclass
@@ -230,6 +250,7 @@ class ClusterWorkloads(pulumi.ComponentResource):
             f"{name}-k8s", kubeconfig=self._cluster.apply(tunnel_kubeconfig),
             opts=child_options(self))
         self._node_addons()
+        self._training()
         if args.config.serving.platform == "kserve":
             self.inference_service_name = self._kserve()
             self._prometheus()
@@ -283,6 +304,33 @@ class ClusterWorkloads(pulumi.ComponentResource):
                 f"{name}-{pool.name}-node-pool", api_version=NODE_POOL_KIND[0],
                 kind=NODE_POOL_KIND[1], metadata=manifest["metadata"], spec=manifest["spec"],
                 opts=self._options(karpenter, node_class_resource))
+
+    def _training(self) -> None:
+        """The namespace of `mlscaffold train --on eks` Jobs, its NetworkPolicies (deny by
+        default) and the service account the base stack's Pod Identity association gives the
+        training role to."""
+        name, config = self._name, self._args.config
+        part_of = {"app.kubernetes.io/part-of": config.prefix}
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-training-namespace", metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=TRAINING_NAMESPACE, labels={
+                    **part_of,
+                    # the Jobs mlscaffold writes meet the restricted profile
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/warn": "restricted",
+                    "pod-security.kubernetes.io/audit": "restricted"}),
+            opts=self._options())
+        for manifest in training_network_policies(TRAINING_NAMESPACE,
+                                                  vpc_cidr=config.network.cidr, labels=part_of):
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-training-{manifest['metadata']['name']}",
+                metadata=manifest["metadata"], spec=manifest["spec"],
+                opts=self._options(namespace))
+        # EKS Pod Identity projects its own token into the pods it serves: no API token here
+        k8s.core.v1.ServiceAccount(
+            f"{name}-training-service-account", metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=TRAINING_SERVICE_ACCOUNT, namespace=TRAINING_NAMESPACE, labels=part_of),
+            automount_service_account_token=False, opts=self._options(namespace))
 
     def _karpenter_values(self) -> dict[str, Any]:
         """Karpenter's chart values: this cluster, its interruption queue, two replicas on the

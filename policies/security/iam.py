@@ -206,3 +206,80 @@ def iam_service_trust_conditions(subject: Subject, config: Mapping[str, Any]) ->
                 "act with this role: confused deputy)",
                 "add a StringEquals aws:SourceAccount condition with this account's ID, or an "
                 "ArnLike aws:SourceArn condition on this account's resources")
+
+
+# ------------------------------------------------------------------ passing roles
+
+_PASS_ROLE_FIX = ("name the role ARNs the principal passes and add a StringEquals "
+                  "iam:PassedToService condition naming the service that uses them (e.g. "
+                  "sagemaker.amazonaws.com)")
+
+
+def _all_allow_statements(subject: Subject) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(property, statement) of every Allow statement, whatever its resources."""
+    for prop, policy in _documents(subject):
+        found = policy.get("Statement")
+        if isinstance(found, Mapping):  # a lone statement
+            found = [found]
+        for index, statement in enumerate(one_or_many(found)):
+            statement = as_mapping(statement)
+            if statement.get("Effect") == "Allow":
+                yield f"{prop}.Statement[{index}]", statement
+
+
+def _every_role(resource: str) -> bool:
+    return resource == "*" or resource.endswith(":role/*")
+
+
+@rule("iam-pass-role-scoped", pack="security", severity="high",
+      resource_types=[*DOCUMENT_TYPES, ROLE],
+      description="IAM policies allow iam:PassRole only on named roles and only to the service "
+                  "that uses them (an iam:PassedToService condition): whoever holds the policy "
+                  "cannot hand any role to any service (AWS IAM User Guide, \"Grant a user "
+                  "permissions to pass a role to an AWS service\").")
+def iam_pass_role_scoped(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    for prop, statement in _all_allow_statements(subject):
+        # "*" and "iam:*" are the wildcard rules' findings already
+        patterns = [str(a).lower() for a in one_or_many(statement.get("Action"))
+                    if str(a).lower() not in {"*", "*:*", "iam:*"}]
+        if not any(fnmatch.fnmatchcase("iam:passrole", p) for p in patterns):
+            continue
+        resources = [str(r) for r in one_or_many(statement.get("Resource"))]
+        if "NotResource" in list(statement) or any(map(_every_role, resources)):
+            yield violation(subject, prop, "allows iam:PassRole on every role of the account",
+                            _PASS_ROLE_FIX)
+        if "iam:passedtoservice" not in condition_keys(statement.get("Condition")):
+            yield violation(subject, prop, "allows iam:PassRole with no iam:PassedToService "
+                            "condition (the role may be passed to any service)", _PASS_ROLE_FIX)
+
+
+# ------------------------------------------------------------------ EKS Pod Identity
+
+POD_IDENTITY_SERVICE = "pods.eks.amazonaws.com"
+# the session tags EKS Pod Identity sets (AWS docs, "Create IAM role with trust policy required
+# by EKS Pod Identity")
+_POD_IDENTITY_TAGS = ("aws:RequestTag/eks-cluster-name", "aws:RequestTag/kubernetes-namespace",
+                      "aws:RequestTag/kubernetes-service-account")
+
+
+@rule("iam-pod-identity-trust-scoped", pack="security", severity="medium",
+      resource_types=[ROLE],
+      description="Roles EKS Pod Identity assumes trust it for one cluster, namespace and "
+                  "service account only (StringEquals on the session tags it sets), not for "
+                  "any pod an association of any cluster of the account names.")
+def iam_pod_identity_trust_scoped(subject: Subject, config: Mapping[str, Any]
+                                  ) -> Iterator[str]:
+    for index, statement in enumerate(statements(subject.props.get("assumeRolePolicy"))):
+        services = [str(s).lower() for s in one_or_many(
+            as_mapping(statement.get("Principal")).get("Service"))]
+        if statement.get("Effect") != "Allow" or POD_IDENTITY_SERVICE not in services:
+            continue
+        keys = condition_keys(statement.get("Condition"))
+        missing = [tag for tag in _POD_IDENTITY_TAGS if tag.lower() not in keys]
+        if missing:
+            yield violation(
+                subject, f"assumeRolePolicy.Statement[{index}]",
+                f"lets EKS Pod Identity assume the role with no {', '.join(missing)} "
+                "condition (pods of other clusters, namespaces or service accounts an "
+                "association names could use it)",
+                "add a StringEquals condition on each of " + ", ".join(_POD_IDENTITY_TAGS))

@@ -603,3 +603,34 @@ def gpu_workload_schedulable(subjects: Sequence[Subject], config: Mapping[str, A
                 continue
             for message in _placement(subject, pod, groups):
                 yield subject, message
+
+
+# ------------------------------------------------------------------ namespaces
+
+NAMESPACE = "kubernetes:core/v1:Namespace"
+POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce"
+# Kubernetes' Pod Security Standards, least to most restrictive
+_POD_SECURITY_LEVELS = ("privileged", "baseline", "restricted")
+
+
+@rule("k8s-namespace-pod-security", pack="security", severity="medium",
+      resource_types=[NAMESPACE],
+      description="Namespaces enforce a Pod Security Standard (the pod-security.kubernetes.io/"
+                  "enforce label, baseline or stricter), so that Pod Security admission "
+                  "refuses privileged pods however they are created.",
+      config={"minimum": {
+          "type": "string", "enum": ["baseline", "restricted"], "default": "baseline",
+          "description": "The least restrictive level a namespace may enforce."}})
+def k8s_namespace_pod_security(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    labels = as_mapping(as_mapping(subject.props.get("metadata")).get("labels"))
+    level = labels.get(POD_SECURITY_ENFORCE)
+    minimum = config["minimum"]
+    fix = f"label the namespace {POD_SECURITY_ENFORCE}: {minimum} (or stricter)"
+    prop = f"metadata.labels.{POD_SECURITY_ENFORCE}"
+    if level is None:
+        yield violation(subject, prop, "is not set (Pod Security admission admits privileged "
+                        "pods)", fix)
+    elif level not in _POD_SECURITY_LEVELS:
+        yield violation(subject, prop, f"is {level!r}, not a Pod Security level", fix)
+    elif _POD_SECURITY_LEVELS.index(level) < _POD_SECURITY_LEVELS.index(minimum):
+        yield violation(subject, prop, f"is {level} (below {minimum})", fix)

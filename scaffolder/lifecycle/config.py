@@ -20,6 +20,8 @@ CONFIG_FILE = "mlscaffold.yaml"
 STAGES = ("staging", "production")
 # stages by the names of the environments that serve them (`prod` serves `production`)
 STAGE_ALIASES = {"prod": "production"}
+#: where `train` runs (`--on`, the spec's train_on)
+TRAIN_ON = ("local", "sagemaker", "eks")
 SPLITS = ("train", "validation", "test")
 # defaults the command line shows without importing the modules that use them
 DEFAULT_DRIFT_THRESHOLD = 0.2  # PSI above which a feature has drifted

@@ -35,6 +35,8 @@ RULE_NAMES = frozenset({
     "gpu-instance-types", "gpu-scale-to-zero-outside-prod", "gpu-spot-outside-prod",
     "log-retention-bounded", "max-gpus", "max-nodes", "monthly-budget", "required-tags",
     "sagemaker-instance-types",
+    # issue 14: training runs (launcher policy, Pod Identity role, training namespace)
+    "iam-pass-role-scoped", "iam-pod-identity-trust-scoped", "k8s-namespace-pod-security",
 })
 
 
@@ -49,7 +51,7 @@ def test_a_plain_import_holds_every_rule():
         "import json\n"
         "from mlscaffold.policies.registry import RULES\n"
         "print(json.dumps(sorted(RULES)))\n"))
-    assert len(names) == 61
+    assert len(names) == 64
     assert set(names) == RULE_NAMES
 
 

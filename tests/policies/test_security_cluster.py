@@ -34,6 +34,7 @@ MINE = frozenset({
     "ec2-instance-encrypted-volumes",
     "k8s-resource-limits", "k8s-run-as-non-root", "k8s-no-privilege-escalation",
     "k8s-read-only-root-filesystem", "k8s-image-pinned", "k8s-no-default-namespace",
+    "k8s-namespace-pod-security",
     "gpu-workload-schedulable", "k8s-network-policy",
 })
 MODULES = {f"mlscaffold.policies.security.{m}" for m in ("network", "compute", "kubernetes")}

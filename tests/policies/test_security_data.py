@@ -37,6 +37,8 @@ MINE = frozenset({
     # who reaches the data (tests in test_security_access.py)
     "iam-network-interface-scoped", "iam-service-trust-conditions", "kms-key-service-conditions",
     "s3-cross-account-read-scoped", "s3-bucket-access-logging", "s3-data-events-audited",
+    # training runs (tests in test_security_training.py)
+    "iam-pass-role-scoped", "iam-pod-identity-trust-scoped",
 })
 MODULES = {f"mlscaffold.policies.security.{m}" for m in ("storage", "iam", "logging", "ml")}
 KEY = "arn:aws:kms:us-east-1:123456789012:key/data"

@@ -405,7 +405,8 @@ def test_roles_and_keys_carry_the_conditions_scanners_look_for(dataset):
                        if "sagemaker.amazonaws.com" in r.inputs["assumeRolePolicy"]]
     assert {r.name for r in sagemaker_roles} == {
         "demo-dev-serving-execution-role", "demo-dev-monitoring-monitor-role",
-        "demo-dev-monitoring-baseline-role", "demo-dev-features-ingestion-role"}
+        "demo-dev-monitoring-baseline-role", "demo-dev-features-ingestion-role",
+        "demo-dev-training-role"}
     for role in sagemaker_roles:
         assert json.loads(role.inputs["assumeRolePolicy"])["Statement"] == [SAGEMAKER_TRUST]
     vpc = "demo-dev-network-vpc-id"  # the VPC's id under the mocks

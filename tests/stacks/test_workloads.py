@@ -80,7 +80,9 @@ def releases(graph: ResourceGraph) -> dict[str, GraphResource]:
 
 
 def one(graph: ResourceGraph, type_: str) -> GraphResource:
-    (resource,) = graph.of_type(type_)
+    """The one resource of `type_`, training's namespace, service account and policies aside
+    (test_the_training_namespace covers them)."""
+    (resource,) = [r for r in graph.of_type(type_) if not r.name.startswith("demo-training-")]
     return resource
 
 
@@ -408,7 +410,8 @@ def test_every_spec_change_reaches_the_deployment(config_for, run_mocked):
 
 
 def _policies(graph: ResourceGraph) -> dict[str, dict[str, Any]]:
-    return {r.inputs["metadata"]["name"]: r.inputs for r in graph.of_type(NETWORK_POLICY)}
+    return {r.inputs["metadata"]["name"]: r.inputs for r in graph.of_type(NETWORK_POLICY)
+            if r.inputs["metadata"]["namespace"] == "ml-serving"}
 
 
 def test_the_model_namespace_denies_by_default(build):
@@ -423,6 +426,8 @@ def test_the_model_namespace_denies_by_default(build):
     service = one(graph, ISVC)
     namespace = one(graph, "kubernetes:core/v1:Namespace")
     for policy in graph.of_type(NETWORK_POLICY):
+        if policy.inputs["metadata"]["namespace"] != "ml-serving":
+            continue
         assert namespace.urn in policy.dependencies
         assert policy.urn in service.dependencies  # isolated before the predictor starts
 
@@ -508,3 +513,28 @@ def test_client_namespaces_are_namespace_names(config_for, names, message):
     with pytest.raises(StackConfigError, match=rf"platform\.serving\.client_namespaces: "
                                                rf"{re.escape(message)}"):
         config_for("dev", {"serving": {"client_namespaces": names}}, serving="kserve")
+
+
+def test_the_training_namespace(build):
+    """`train --on eks` Jobs run in ml-training: restricted pod security, deny by default, and
+    the service account the base stack's Pod Identity association names."""
+    graph = build(overrides={"network": {"cidr": "10.8.0.0/16"}})
+    namespace = graph.named("demo-training-namespace")
+    labels = namespace.inputs["metadata"]["labels"]
+    assert namespace.inputs["metadata"]["name"] == "ml-training"
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    account = graph.named("demo-training-service-account")
+    assert account.inputs["metadata"]["name"] == "trainer"
+    assert account.inputs["metadata"]["namespace"] == "ml-training"
+    assert account.inputs["automountServiceAccountToken"] is False
+    assert namespace.urn in account.dependencies
+    policies = {r.inputs["metadata"]["name"]: r for r in graph.of_type(NETWORK_POLICY)
+                if r.inputs["metadata"]["namespace"] == "ml-training"}
+    assert set(policies) == {"default-deny", "training-egress"}
+    assert all(namespace.urn in p.dependencies for p in policies.values())
+    dns, agent, vpc, public = policies["training-egress"].inputs["spec"]["egress"]
+    assert dns["ports"] == [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+    assert agent == {"to": [{"ipBlock": {"cidr": "169.254.170.23/32"}}],
+                     "ports": [{"protocol": "TCP", "port": 80}]}
+    assert vpc["to"] == [{"ipBlock": {"cidr": "10.8.0.0/16"}}]
+    assert "169.254.0.0/16" in public["to"][0]["ipBlock"]["except"]
