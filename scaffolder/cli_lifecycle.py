@@ -314,7 +314,7 @@ def serve(project: Path | None, host: str, port: int, model_ref: str, model_dir:
 
     from .lifecycle.errors import ProjectError
     from .lifecycle.model import load_bundle, resolve_model_dir
-    from .lifecycle.serve import run
+    from .lifecycle.serving import run
 
     if model_dir is None:
         # the project's hooks put src/ on the import path: a pickled pipeline may use its code
