@@ -16,6 +16,8 @@ import queue
 import threading
 from typing import Any
 
+import numpy as np
+
 from ..errors import DataError
 from ..model import ModelBundle, SchemaMismatch, frame_from_records, predict_frame
 from .compiled import CompiledModel
@@ -134,7 +136,8 @@ class Predictor:
                 result = None
             if result is not None:
                 return result
-        out = predict_frame(self.bundle, frame_from_records(self.bundle, rows))
+        with np.errstate(over="ignore", invalid="ignore"):  # refused below, not warned about
+            out = predict_frame(self.bundle, frame_from_records(self.bundle, rows))
         if len(out["predictions"]) != len(rows):
             raise RuntimeError(f"the model gave {len(out['predictions'])} predictions "
                                f"for {len(rows)} rows")

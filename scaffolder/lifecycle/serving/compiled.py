@@ -12,7 +12,7 @@ Numbers go through the graph as 32-bit floats, as ONNX Runtime's scikit-learn op
 probabilities and regression values agree with the pipeline's to about 1e-6 relative, and the
 check refuses a graph that differs by more than `TOLERANCE` (or by any label) on the probes.
 Rows the graph cannot take as they are (a number beyond float32's range, a category equal to the
-missing-value marker) go through the pipeline.
+missing-value marker) and results that overflow float32 go through the pipeline.
 
 One adaptation: ONNX string tensors have no NaN, so a SimpleImputer that fills missing text is
 converted with the marker `MISSING` as its missing value, and missing text is fed as `MISSING`.
@@ -83,10 +83,13 @@ class CompiledModel:
             values = [MISSING if v is None else v for v in values]
             feed[column] = np.array(values, dtype=object).reshape(-1, 1)
         outputs = self.session.run(None, feed)
+        scores = outputs[0] if self.classes is None else outputs[-1]
+        if not np.isfinite(scores).all():  # float32 overflow: the pipeline computes in float64
+            return None
         if self.classes is None:
-            return {"predictions": outputs[0].astype(np.float64).ravel().tolist(),
+            return {"predictions": scores.astype(np.float64).ravel().tolist(),
                     "probabilities": None}
-        probabilities = outputs[-1].astype(np.float64)
+        probabilities = scores.astype(np.float64)
         return {"predictions": [self.classes[i] for i in np.argmax(probabilities, axis=1)],
                 "probabilities": probabilities.tolist()}
 
