@@ -1,10 +1,16 @@
-"""Micro-batching: one predictor thread merges the requests waiting for the model into one call.
+"""Micro-batching: the requests waiting for the model are predicted together, in one call.
 
-Requests are decoded and checked on the event loop, then queued. The thread takes whatever is
-queued (up to `max_batch_rows` rows), never waiting for more, so an idle server answers at once
-and a busy one pays one model call per batch instead of one per request. When a merged call
-fails, each request of the batch is predicted alone, so an error stays with the request that
-caused it. Only this thread touches the model.
+Requests are decoded and checked on the event loop, then queued. One batching task takes
+whatever is queued (up to `max_batch_rows` rows), never waiting for more, so an idle server
+answers at once and a busy one pays one model call per batch instead of one per request: while
+a batch is computed, the requests that arrive queue up for the next.
+
+The compiled model (ONNX Runtime, tens of microseconds a call) runs on the event loop itself:
+handing each call to a thread would cost more than the call, and two busy threads take turns on
+the interpreter lock in 5 ms slices, the tail latency of every request under load. The
+scikit-learn pipeline (milliseconds a call) runs on one worker thread, so the loop keeps
+reading requests meanwhile. When a merged pipeline call fails, each request of the batch is
+predicted alone, so an error stays with the request that caused it.
 """
 
 from __future__ import annotations
@@ -12,9 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import queue
-import threading
-from typing import Any
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -25,123 +30,125 @@ from .errors import RequestError
 
 log = logging.getLogger(__name__)
 
-
-class _Job:
-    __slots__ = ("future", "loop", "rows")
-
-    def __init__(self, rows: list[dict], loop: asyncio.AbstractEventLoop):
-        self.rows = rows
-        self.loop = loop
-        self.future: asyncio.Future = loop.create_future()
-
-    def finish(self, result: dict | None, error: BaseException | None = None) -> None:
-        self.loop.call_soon_threadsafe(_settle, self.future, result, error)
-
-
-def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
-    if future.done():  # the request gave up waiting
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+Job = tuple[list, asyncio.Future]  # normalized rows, the future their result settles
 
 
 class Predictor:
-    """The model behind a queue; `predict` is awaited by request handlers."""
+    """The model behind a queue; `predict` is awaited by request handlers on one event loop."""
 
     def __init__(self, bundle: ModelBundle, max_batch_rows: int, fast_path: bool = True):
         self.bundle = bundle
         self.compiled = CompiledModel.build(bundle) if fast_path else None
         self.max_batch_rows = max(1, max_batch_rows)
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name="predictor", daemon=True)
-        self._thread.start()
+        self._pending: deque[Job] = deque()
+        self._wakeup: asyncio.Event | None = None
+        self._batcher: asyncio.Task | None = None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="predictor")
 
     async def predict(self, rows: list[dict], timeout: float) -> dict:
         """``{"predictions": [...], "probabilities": [[...]] | None}`` for normalized rows."""
-        job = _Job(rows, asyncio.get_running_loop())
-        self._queue.put(job)
+        loop = asyncio.get_running_loop()
+        if self._batcher is None or self._batcher.done():
+            self._wakeup = asyncio.Event()
+            self._batcher = loop.create_task(self._batches())
+        future = loop.create_future()
+        self._pending.append((rows, future))
+        self._wakeup.set()
         try:
-            return await asyncio.wait_for(job.future, timeout)
+            return await asyncio.wait_for(future, timeout)
         except TimeoutError:
             raise RequestError(503, f"the prediction took longer than {timeout:g} s") from None
 
     def stop(self) -> None:
-        """Finish the queued jobs, then end the thread."""
-        self._queue.put(None)
-        self._thread.join(timeout=30)
+        """End the pipeline's thread (after what it is computing)."""
+        self._executor.shutdown(wait=True)
 
-    def _loop(self) -> None:
-        carry: _Job | None = None
+    async def _batches(self) -> None:
+        assert self._wakeup is not None
         while True:
-            job = carry or self._queue.get()
-            carry = None
-            if job is None:
-                return
-            batch, rows = [job], len(job.rows)
-            stopping = False
-            while rows < self.max_batch_rows:
-                try:
-                    following = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if following is None:
-                    stopping = True
-                    break
-                if rows + len(following.rows) > self.max_batch_rows:
-                    carry = following
-                    break
-                batch.append(following)
-                rows += len(following.rows)
-            self._run(batch)
-            if stopping:
-                if carry is not None:
-                    self._run([carry])
-                return
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch, rows = [self._pending.popleft()], 0
+                rows = len(batch[0][0])
+                while self._pending and rows + len(self._pending[0][0]) <= self.max_batch_rows:
+                    job = self._pending.popleft()
+                    batch.append(job)
+                    rows += len(job[0])
+                batch = [job for job in batch if not job[1].done()]  # gave up waiting
+                if batch:
+                    await self._run(batch)
 
-    def _run(self, batch: list[_Job]) -> None:
-        if len(batch) > 1:
+    async def _run(self, batch: list[Job]) -> None:
+        merged = self._compiled([row for rows, _ in batch for row in rows])
+        if merged is not None:
+            _settle(batch, _split(merged, batch))
+            return
+        loop = asyncio.get_running_loop()
+        outcomes = await loop.run_in_executor(self._executor, self._with_pipeline,
+                                              [rows for rows, _ in batch])
+        _settle(batch, outcomes)
+
+    def _compiled(self, rows: list[dict]) -> dict | None:
+        if self.compiled is None:
+            return None
+        try:
+            return self.compiled.predict(rows)
+        except Exception as error:
+            log.warning("fast path failed (%s: %s); using the pipeline",
+                        type(error).__name__, error)
+            return None
+
+    def _with_pipeline(self, requests: list[list]) -> list:
+        """Results (or errors) of each request's rows, in one call when they all succeed."""
+        if len(requests) > 1:
             try:
-                merged = self._predict([row for job in batch for row in job.rows])
+                merged = self._pipeline([row for rows in requests for row in rows])
             except Exception:
                 merged = None
             if merged is not None:
-                start = 0
-                for job in batch:
-                    end = start + len(job.rows)
-                    probabilities = merged["probabilities"]
-                    part = {"predictions": merged["predictions"][start:end],
-                            "probabilities": probabilities and probabilities[start:end]}
-                    start = end
-                    problem = _non_finite(part)
-                    job.finish(None if problem else part, problem)
-                return
-        for job in batch:
+                return _split(merged, [(rows, None) for rows in requests])
+        outcomes: list = []
+        for rows in requests:
             try:
-                result = self._predict(job.rows)
+                outcomes.append(self._pipeline(rows))
             except Exception as error:
-                job.finish(None, _as_request_error(error))
-            else:
-                problem = _non_finite(result)
-                job.finish(None if problem else result, problem)
+                outcomes.append(_as_request_error(error))
+        return outcomes
 
-    def _predict(self, rows: list[dict]) -> dict:
-        if self.compiled is not None:
-            try:
-                result = self.compiled.predict(rows)
-            except Exception as error:
-                log.warning("fast path failed (%s: %s); using the pipeline",
-                            type(error).__name__, error)
-                result = None
-            if result is not None:
-                return result
+    def _pipeline(self, rows: list[dict]) -> dict:
         with np.errstate(over="ignore", invalid="ignore"):  # refused below, not warned about
             out = predict_frame(self.bundle, frame_from_records(self.bundle, rows))
         if len(out["predictions"]) != len(rows):
             raise RuntimeError(f"the model gave {len(out['predictions'])} predictions "
                                f"for {len(rows)} rows")
         return out
+
+
+def _split(merged: dict, batch: list) -> list[dict]:
+    """Each request's share of a merged result, in batch order."""
+    parts, start = [], 0
+    probabilities = merged["probabilities"]
+    for rows, _ in batch:
+        end = start + len(rows)
+        parts.append({"predictions": merged["predictions"][start:end],
+                      "probabilities": probabilities and probabilities[start:end]})
+        start = end
+    return parts
+
+
+def _settle(batch: list[Job], outcomes: list) -> None:
+    for (_, future), outcome in zip(batch, outcomes, strict=True):
+        if future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+            continue
+        problem = _non_finite(outcome)
+        if problem is not None:
+            future.set_exception(problem)
+        else:
+            future.set_result(outcome)
 
 
 def _as_request_error(error: Exception) -> BaseException:
