@@ -11,9 +11,10 @@ Routes (``<name>`` is the model name, by default the project name):
 
 Every refusal is a 4xx with the JSON body ``{"error": "..."}``; a 405 names the allowed methods
 in ``Allow``. A body larger than `max_body_bytes` gets a 413 as soon as the declared length or
-the bytes counted so far (chunked bodies too) pass the limit; a body that stops arriving for
-`body_timeout` seconds gets a 408. Both close the connection, as does a request whose framing
-the server does not take (a transfer coding other than chunked).
+the bytes counted so far (chunked bodies too) pass the limit; a body not complete
+`body_timeout` seconds after its head gets a 408 (uvicorn has no such limit:
+Kludex/uvicorn#157). Both close the connection, as does a request whose framing the server does
+not take (a transfer coding other than chunked).
 """
 
 from __future__ import annotations
@@ -69,11 +70,13 @@ class Request:
             raise RequestError(413, f"the request body has {declared} bytes; the limit is "
                                     f"{self._limit}", close=True)
         parts, size = [], 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout  # for the whole body: a trickle cannot hold on
         while True:
             try:
-                message = await asyncio.wait_for(self._receive(), self._timeout)
+                message = await asyncio.wait_for(self._receive(), deadline - loop.time())
             except TimeoutError:
-                raise RequestError(408, f"the request body stalled: nothing arrived for "
+                raise RequestError(408, "the request body stalled: not complete after "
                                         f"{self._timeout:g} s", close=True) from None
             if message["type"] == "http.disconnect":
                 raise _Disconnected

@@ -10,8 +10,9 @@ What this module adds to uvicorn, each a small override of its protocol or serve
 
 * a response's head and body written together (one send instead of two);
 * a JSON body on the 400 uvicorn sends for a request llhttp refuses (uvicorn's is plain text);
-* time limits where uvicorn has none: a connection that sends nothing, or stops inside its
-  request head, is closed after `head_timeout` seconds (408 when a request had begun);
+* time limits where uvicorn has none (Kludex/uvicorn#157; its keep-alive timer restarts on
+  every byte): a connection that sends nothing, or whose request head is not complete
+  `head_timeout` seconds after it began, is closed (with a 408 when a request had begun);
 * a drain on SIGTERM or SIGINT that answers every request it has received: the listening socket
   closes, requests in flight are answered with ``Connection: close``, and an idle keep-alive
   connection stays open for `drain_idle_seconds` so that a request already on its way is
@@ -40,8 +41,10 @@ from .records import dumps
 log = logging.getLogger(__name__)
 
 DEFAULT_PREDICT_TIMEOUT = 60.0
-DEFAULT_SHUTDOWN_GRACE = 20.0  # within the 30 s Kubernetes and SageMaker wait before SIGKILL
-DEFAULT_BODY_TIMEOUT = 30.0  # a request body that stops arriving for this long gets a 408
+# within the 30 s Kubernetes and SageMaker wait between SIGTERM and SIGKILL (SageMaker docs,
+# "Custom Inference Code with Hosting Services")
+DEFAULT_SHUTDOWN_GRACE = 20.0
+DEFAULT_BODY_TIMEOUT = 30.0  # a request body not complete this long after its head: 408
 DEFAULT_HEAD_TIMEOUT = 30.0  # a connection silent (or mid-head) this long before a request
 # longer than the 60 s idle timeout of AWS load balancers in front of the container, so that
 # the balancer, not the server, closes an idle connection
