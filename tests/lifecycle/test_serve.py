@@ -42,6 +42,7 @@ from mlscaffold.lifecycle.model import (
 )
 from mlscaffold.lifecycle.serving import build_server
 from mlscaffold.lifecycle.serving.compiled import CompiledModel
+from mlscaffold.lifecycle.serving.records import Columns
 
 from .conftest import (
     PATIENCE_SECONDS,
@@ -368,8 +369,8 @@ def test_concurrent_requests_get_their_own_predictions(served):
     assert not failures
 
 
-def _normalized(bundle: ModelBundle, records: list[dict]) -> list[dict]:
-    return [{c: r[c] for c in INPUTS} for r in records]
+def _table(bundle: ModelBundle, records: list[dict]):
+    return Columns(bundle).from_records(records)
 
 
 def test_the_compiled_model_predicts_what_the_pipeline_does(served):
@@ -378,7 +379,7 @@ def test_the_compiled_model_predicts_what_the_pipeline_does(served):
     compiled = CompiledModel.build(bundle)
     assert compiled is not None
     records = _records(30, seed=4)
-    got, expected = compiled.predict(_normalized(bundle, records)), _expected(bundle, records)
+    got, expected = compiled.predict(_table(bundle, records)), _expected(bundle, records)
     if bundle.task == "regression":
         assert np.allclose(got["predictions"], expected["predictions"], rtol=1e-5)
     else:
@@ -389,9 +390,10 @@ def test_the_compiled_model_predicts_what_the_pipeline_does(served):
 def test_the_compiled_model_leaves_what_it_cannot_take_to_the_pipeline(served):
     bundle, _ = served
     compiled = CompiledModel.build(bundle)
-    row = _normalized(bundle, _records(1))[0]
-    assert compiled.predict([{**row, "age": 1e39}]) is None  # beyond float32
-    assert compiled.predict([{**row, "plan": "\x00mlscaffold-missing"}]) is None  # the marker
+    row = _records(1)[0]
+    assert compiled.predict(_table(bundle, [{**row, "age": 1e39}])) is None  # beyond float32
+    marker = {**row, "plan": "\x00mlscaffold-missing"}
+    assert compiled.predict(_table(bundle, [marker])) is None
     # a step skl2onnx does not know: no compiled model, and the server still predicts
     pipeline = Pipeline([("odd", FunctionTransformer(_passthrough)), *bundle.pipeline.steps])
     odd = ModelBundle(**{**bundle.__dict__, "pipeline": pipeline})

@@ -29,7 +29,7 @@ from . import negotiation, protocols
 from .batching import Predictor
 from .errors import RequestError
 from .negotiation import CSV, JSON
-from .records import Columns, decode_csv, dumps, encode_csv, loads
+from .records import Columns, Table, decode_csv, dumps, encode_csv, loads
 
 log = logging.getLogger(__name__)
 
@@ -187,17 +187,15 @@ class ServingApp:
             raise RequestError(404, f"model {name[:100]!r} not found; this server serves "
                                     f"{self.model_name!r}")
 
-    async def _predict(self, records: list, where: str = "row") -> dict:
-        rows = self.columns.normalize(records, where)
-        return await self.predictor.predict(rows, self.predict_timeout)
+    async def _predict(self, table: Table) -> dict:
+        return await self.predictor.predict(table, self.predict_timeout)
 
     # ---- SageMaker
     async def _invocations(self, request: Request) -> Answer:
         answer = request.accept((JSON, CSV))
         media = request.media_type()
         if media in ("text/csv", "application/csv"):
-            rows = decode_csv(await request.body(), self.columns)
-            result = await self.predictor.predict(rows, self.predict_timeout)
+            result = await self._predict(decode_csv(await request.body(), self.columns))
         elif negotiation.is_json(media):
             result = await self._predict(protocols.decode_rows(loads(await request.body()),
                                                                self.columns))
@@ -224,8 +222,8 @@ class ServingApp:
         if match.group(2):
             _allow(request, _WRITE)
             request.accept((JSON,))
-            records = protocols.decode_rows(await request.json(), self.columns)
-            return _json(200, {"predictions": (await self._predict(records))["predictions"]})
+            table = protocols.decode_rows(await request.json(), self.columns)
+            return _json(200, {"predictions": (await self._predict(table))["predictions"]})
         _allow(request, _READ)
         return _json(200, {"name": self.model_name, "ready": self.ready})
 
@@ -254,9 +252,9 @@ class ServingApp:
             if "inference-header-content-length" in request.headers:
                 raise RequestError(400, protocols.BINARY_UNSUPPORTED)
             doc = await request.json()
-            records = protocols.decode_v2(doc, self.columns)
+            table = protocols.decode_v2(doc, self.columns)
             wanted = protocols.requested_outputs(doc, self.outputs)
-            result = await self._predict(records)
+            result = await self._predict(table)
             return _json(200, protocols.v2_response(doc, self.model_name, MODEL_VERSION, wanted,
                                                     result))
         _allow(request, _READ)

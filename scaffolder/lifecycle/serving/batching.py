@@ -22,15 +22,17 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pandas as pd
 
 from ..errors import DataError
-from ..model import ModelBundle, SchemaMismatch, frame_from_records, predict_frame
+from ..model import ModelBundle, SchemaMismatch, predict_frame
 from .compiled import CompiledModel
 from .errors import RequestError
+from .records import Table, concat
 
 log = logging.getLogger(__name__)
 
-Job = tuple[list, asyncio.Future]  # normalized rows, the future their result settles
+Job = tuple[Table, asyncio.Future]  # checked rows, the future their result settles
 
 
 class Predictor:
@@ -45,8 +47,8 @@ class Predictor:
         self._batcher: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="predictor")
 
-    async def predict(self, rows: list[dict], timeout: float) -> dict:
-        """``{"predictions": [...], "probabilities": [[...]] | None}`` for normalized rows."""
+    async def predict(self, rows: Table, timeout: float) -> dict:
+        """``{"predictions": [...], "probabilities": [[...]] | None}`` for checked rows."""
         loop = asyncio.get_running_loop()
         if self._batcher is None or self._batcher.done():
             self._wakeup = asyncio.Event()
@@ -69,27 +71,27 @@ class Predictor:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
-                batch, rows = [self._pending.popleft()], 0
-                rows = len(batch[0][0])
-                while self._pending and rows + len(self._pending[0][0]) <= self.max_batch_rows:
+                batch = [self._pending.popleft()]
+                rows = batch[0][0].rows
+                while self._pending and rows + self._pending[0][0].rows <= self.max_batch_rows:
                     job = self._pending.popleft()
                     batch.append(job)
-                    rows += len(job[0])
+                    rows += job[0].rows
                 batch = [job for job in batch if not job[1].done()]  # gave up waiting
                 if batch:
                     await self._run(batch)
 
     async def _run(self, batch: list[Job]) -> None:
-        merged = self._compiled([row for rows, _ in batch for row in rows])
+        merged = self._compiled(concat([table for table, _ in batch]))
         if merged is not None:
             _settle(batch, _split(merged, batch))
             return
         loop = asyncio.get_running_loop()
         outcomes = await loop.run_in_executor(self._executor, self._with_pipeline,
-                                              [rows for rows, _ in batch])
+                                              [table for table, _ in batch])
         _settle(batch, outcomes)
 
-    def _compiled(self, rows: list[dict]) -> dict | None:
+    def _compiled(self, rows: Table) -> dict | None:
         if self.compiled is None:
             return None
         try:
@@ -99,11 +101,11 @@ class Predictor:
                         type(error).__name__, error)
             return None
 
-    def _with_pipeline(self, requests: list[list]) -> list:
+    def _with_pipeline(self, requests: list[Table]) -> list:
         """Results (or errors) of each request's rows, in one call when they all succeed."""
         if len(requests) > 1:
             try:
-                merged = self._pipeline([row for rows in requests for row in rows])
+                merged = self._pipeline(concat(requests))
             except Exception:
                 merged = None
             if merged is not None:
@@ -116,12 +118,12 @@ class Predictor:
                 outcomes.append(_as_request_error(error))
         return outcomes
 
-    def _pipeline(self, rows: list[dict]) -> dict:
+    def _pipeline(self, rows: Table) -> dict:
         with np.errstate(over="ignore", invalid="ignore"):  # refused below, not warned about
-            out = predict_frame(self.bundle, frame_from_records(self.bundle, rows))
-        if len(out["predictions"]) != len(rows):
+            out = predict_frame(self.bundle, pd.DataFrame(rows.columns))
+        if len(out["predictions"]) != rows.rows:
             raise RuntimeError(f"the model gave {len(out['predictions'])} predictions "
-                               f"for {len(rows)} rows")
+                               f"for {rows.rows} rows")
         return out
 
 
@@ -130,7 +132,7 @@ def _split(merged: dict, batch: list) -> list[dict]:
     parts, start = [], 0
     probabilities = merged["probabilities"]
     for rows, _ in batch:
-        end = start + len(rows)
+        end = start + rows.rows
         parts.append({"predictions": merged["predictions"][start:end],
                       "probabilities": probabilities and probabilities[start:end]})
         start = end

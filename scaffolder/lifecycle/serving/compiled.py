@@ -28,8 +28,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from ..model import ModelBundle, frame_from_records, predict_frame
+from ..model import ModelBundle, predict_frame
+from .records import Table
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +68,21 @@ class CompiledModel:
         log.info("fast path on: the pipeline compiled to ONNX, checked against it on probe rows")
         return compiled
 
-    def predict(self, rows: list[dict]) -> dict | None:
-        """``{"predictions", "probabilities"}`` for normalized rows, or None when a value needs
+    def predict(self, rows: Table) -> dict | None:
+        """``{"predictions", "probabilities"}`` for checked rows, or None when a value needs
         the pipeline (see the module docstring)."""
         feed = {}
         for column in self.numeric:
-            values = [row[column] for row in rows]
-            array = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+            array = rows.columns[column]
             if (np.abs(array) > _FLOAT32_MAX).any():  # NaN compares False
                 return None
             feed[column] = array.astype(np.float32).reshape(-1, 1)
         for column in self.categorical:
-            values = [row[column] for row in rows]
+            values = rows.columns[column]
             if MISSING in values:
                 return None
-            values = [MISSING if v is None else v for v in values]
+            if None in values:
+                values = [MISSING if v is None else v for v in values]
             feed[column] = np.array(values, dtype=object).reshape(-1, 1)
         outputs = self.session.run(None, feed)
         scores = outputs[0] if self.classes is None else outputs[-1]
@@ -96,12 +98,13 @@ class CompiledModel:
     def check(self) -> str:
         """'' when the graph predicts what the pipeline does on the probe rows, else why not."""
         probes = self._probes()
-        expected = predict_frame(self.bundle, frame_from_records(self.bundle, probes))
-        for rows in (probes, probes[:1]):
+        expected = predict_frame(self.bundle, pd.DataFrame(probes.columns))
+        first = Table({name: values[:1] for name, values in probes.columns.items()}, 1)
+        for rows in (probes, first):
             got = self.predict(rows)
             if got is None:
                 return "the probe rows were refused"
-            want = {key: value[:len(rows)] if value is not None else None
+            want = {key: value[:rows.rows] if value is not None else None
                     for key, value in expected.items()}
             if self.classes is None:
                 same = np.allclose(got["predictions"], want["predictions"], rtol=TOLERANCE,
@@ -113,20 +116,19 @@ class CompiledModel:
                 return "the ONNX graph does not predict what the pipeline does on probe rows"
         return ""
 
-    def _probes(self) -> list[dict]:
+    def _probes(self, rows: int = 24) -> Table:
+        """Rows covering missing values, known and unknown categories, a spread of numbers."""
         categories = sorted({value for estimator in _estimators(self.bundle.pipeline)
                              for values in getattr(estimator, "categories_", None) or []
                              for value in values if isinstance(value, str)})
         categories += ["\x01unknown", None]
-        probes = []
-        for i in range(24):
-            row: dict[str, Any] = {}
-            for j, column in enumerate(self.numeric):
-                row[column] = _PROBE_NUMBERS[(i + 5 * j) % len(_PROBE_NUMBERS)]
-            for j, column in enumerate(self.categorical):
-                row[column] = categories[(i + 3 * j) % len(categories)]
-            probes.append(row)
-        return probes
+        columns: dict[str, Any] = {}
+        for j, column in enumerate(self.numeric):
+            numbers = [_PROBE_NUMBERS[(i + 5 * j) % len(_PROBE_NUMBERS)] for i in range(rows)]
+            columns[column] = np.array([math.nan if v is None else v for v in numbers])
+        for j, column in enumerate(self.categorical):
+            columns[column] = [categories[(i + 3 * j) % len(categories)] for i in range(rows)]
+        return Table(columns, rows)
 
 
 def _estimators(estimator: Any) -> Iterator[Any]:

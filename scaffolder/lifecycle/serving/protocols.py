@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from .errors import RequestError, type_name
-from .records import Columns
+from .records import Columns, Table
 
 NUMERIC_V2 = frozenset({"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
                         "INT64", "FP16", "FP32", "FP64"})
@@ -51,24 +51,24 @@ def _columns_to_records(data: dict) -> list:
     return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
 
 
-def decode_rows(doc: Any, columns: Columns) -> list:
-    """Records from the JSON bodies that /invocations and KServe v1 accept."""
+def decode_rows(doc: Any, columns: Columns) -> Table:
+    """The table of the JSON bodies that /invocations and KServe v1 accept."""
     if isinstance(doc, list):
-        return _rows_to_records(doc, columns)
+        return columns.from_records(_rows_to_records(doc, columns))
     if not isinstance(doc, dict):
         raise RequestError(400, f"expected a JSON object or list, got {type_name(doc)}")
     if "instances" in doc:
-        return _rows_to_records(doc["instances"], columns)
+        return columns.from_records(_rows_to_records(doc["instances"], columns))
     if "inputs" in doc:
         inputs = doc["inputs"]
         if isinstance(inputs, dict):
-            return _columns_to_records(inputs)
+            return columns.from_records(_columns_to_records(inputs))
         if isinstance(inputs, list) and inputs and all(
                 isinstance(t, dict) and "data" in t and "name" in t for t in inputs):
             return decode_v2(doc, columns)
-        return _rows_to_records(inputs, columns)
+        return columns.from_records(_rows_to_records(inputs, columns))
     if doc and not (doc.keys() - columns.known):
-        return [doc]
+        return columns.from_records([doc])
     raise RequestError(400, 'expected {"instances": [...]}, {"inputs": ...}, a list of rows '
                             "or one record")
 
@@ -78,8 +78,6 @@ def decode_rows(doc: Any, columns: Columns) -> list:
 
 def _flatten(data: list) -> list:
     """Flatten nested lists (v2 allows row-major nesting), without recursion."""
-    if not any(isinstance(v, list) for v in data):
-        return data
     flat: list = []
     stack = [iter(data)]
     while stack:
@@ -115,17 +113,20 @@ def _tensor(tensor: Any, index: int) -> tuple[str, list[int], list]:
     data = tensor.get("data")
     if not isinstance(data, list):
         raise RequestError(400, f"input {name!r} needs data: a list of values")
-    data = _flatten(data)
+    kinds = set(map(type, data))
+    if list in kinds:
+        data = _flatten(data)
+        kinds = set(map(type, data))
     if len(data) != math.prod(shape):
         raise RequestError(400, f"input {name!r} has shape {shape} but {len(data)} values")
-    if datatype in NUMERIC_V2 and any(isinstance(v, str) for v in data):
+    if datatype in NUMERIC_V2 and str in kinds:
         raise RequestError(400, f"input {name!r} has datatype {datatype} but holds strings; "
                                 "use BYTES")
     return name, shape, data
 
 
-def decode_v2(doc: Any, columns: Columns) -> list:
-    """Records from a v2 inference request."""
+def decode_v2(doc: Any, columns: Columns) -> Table:
+    """The table of a v2 inference request."""
     if not isinstance(doc, dict):
         raise RequestError(400, "expected a JSON object with inputs")
     inputs = doc.get("inputs")
@@ -136,8 +137,7 @@ def decode_v2(doc: Any, columns: Columns) -> list:
     if len(tensors) == 1 and len(shape) == 2 and not (name in columns.known and shape[1] == 1):
         rows, width = shape
         names = columns.for_width(width)
-        return [dict(zip(names, data[i * width:(i + 1) * width], strict=True))
-                for i in range(rows)]
+        return columns.from_columns({n: data[i::width] for i, n in enumerate(names)}, rows)
     names = []
     for name, shape, data in tensors:
         if name not in columns.known:
@@ -152,8 +152,7 @@ def decode_v2(doc: Any, columns: Columns) -> list:
         names.append(name)
     if len(set(names)) != len(names):
         raise RequestError(400, "each input column may appear only once")
-    return [dict(zip(names, row, strict=True))
-            for row in zip(*(t[2] for t in tensors), strict=True)]
+    return columns.from_columns({name: data for name, _, data in tensors}, len(tensors[0][2]))
 
 
 def requested_outputs(doc: dict, offered: tuple[str, ...]) -> list[str]:
