@@ -404,7 +404,8 @@ def _env_default(*names: str, default: Any = None) -> Callable[[], Any]:
               metavar="N", help="Most rows predicted in one call when concurrent requests "
                                 "are merged (1 turns merging off).")
 @click.option("--no-fast-path", "fast_path", is_flag=True, flag_value=False, default=True,
-              help="Always predict through pandas and the full pipeline.")
+              help="Predict with the scikit-learn pipeline only, not with its ONNX "
+                   "compilation (ONNX Runtime).")
 @click.option("--access-log", is_flag=True, help="Log every request.")
 def serve(project: Path | None, host: str, port: int, model_ref: str, model_dir: Path | None,
           model_name: str | None, max_body_bytes: int, max_batch_rows: int, fast_path: bool,
@@ -418,7 +419,7 @@ def serve(project: Path | None, host: str, port: int, model_ref: str, model_dir:
 
     from .lifecycle.errors import ProjectError
     from .lifecycle.model import load_bundle, resolve_model_dir
-    from .lifecycle.serve import run
+    from .lifecycle.serving import run
 
     if model_dir is None:
         # the project's hooks put src/ on the import path: a pickled pipeline may use its code

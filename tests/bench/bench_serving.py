@@ -12,13 +12,16 @@ What it does, bounded in count and time:
    scikit-learn, numpy and joblib versions as this interpreter; the first install takes a few
    minutes), or uses ``--mlserver-python``. The environment running this script is not modified.
 3. Starts both servers on free 127.0.0.1 ports, serving the same ``model.joblib`` under the same
-   name, and checks that they give the same predictions. Then it sends both the same v2 request
-   bodies (``POST /v2/models/<name>/infer``, one tensor per column, one row per request, with
-   ``"parameters": {"content_type": "pd"}`` so that MLServer decodes a DataFrame): a warm-up, then
-   ``--rounds`` rounds of ``--requests`` requests over ``--concurrency`` connections, the servers
-   taking turns round by round.
-4. Prints each server's throughput (req/s) and p50 and p99 latency (medians across rounds) and the
-   ratios ours/MLServer, then stops both servers (SIGTERM, SIGKILL after a grace period).
+   name, and checks that they give the same predictions. Then, for each cell of the grid
+   ``--rows`` x ``--concurrency`` (default {1, 100} rows per request x {1, 8, 32} connections),
+   it sends both the same v2 request bodies (``POST /v2/models/<name>/infer``, one tensor per
+   column, with ``"parameters": {"content_type": "pd"}`` so that MLServer decodes a DataFrame): a
+   warm-up, then ``--rounds`` rounds of ``--requests`` requests (a quarter as many for requests
+   of 100 rows), the servers taking turns round by round.
+4. Prints each cell's medians across rounds: throughput (req/s) and p50 and p99 latency of each
+   server, the throughput ratio ours/MLServer and our p99 beside MLServer's p50, against the
+   targets (ratio >= 5, p99 <= MLServer's p50); then stops both servers (SIGTERM, SIGKILL after a
+   grace period) and reports our server's exit code.
 
 Load generator: Python threads, each with one keep-alive ``http.client`` connection and
 TCP_NODELAY (wrk is not assumed installed, and it runs for a duration rather than a request
@@ -29,7 +32,7 @@ MLServer runs with its default settings except ``debug: false`` (no access log p
 our server's default); ``--mlserver-workers`` sets its ``parallel_workers`` (default 1).
 
 Run: ``.venv/bin/python tests/bench/bench_serving.py [--task regression] [--rounds 3]``.
-Exit code 1 if any request failed.
+Exit code 1 if any request failed or our server did not exit 0 on SIGTERM.
 """
 
 from __future__ import annotations
@@ -67,14 +70,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--task", choices=TASKS, default="binary-classification")
     parser.add_argument("--model-dir", type=Path,
                         help="benchmark this model bundle instead of fitting one")
-    parser.add_argument("--requests", type=int, default=2000,
-                        help="requests per round (default: 2000)")
-    parser.add_argument("--concurrency", type=int, default=8,
-                        help="client connections (default: 8)")
+    parser.add_argument("--requests", type=int, default=1000,
+                        help="requests per round of one-row requests; a quarter of it for "
+                             "larger requests (default: 1000)")
+    parser.add_argument("--rows", type=_counts, default=(1, 100),
+                        help="rows per request, comma-separated (default: 1,100)")
+    parser.add_argument("--concurrency", type=_counts, default=(1, 8, 32),
+                        help="client connections, comma-separated (default: 1,8,32)")
     parser.add_argument("--rounds", type=int, default=5,
                         help="measured rounds per server (default: 5)")
-    parser.add_argument("--warmup", type=int, default=300,
-                        help="warm-up requests per server (default: 300)")
+    parser.add_argument("--warmup", type=int, default=200,
+                        help="warm-up requests per server and cell (default: 200)")
     parser.add_argument("--round-timeout", type=float, default=120.0,
                         help="end a round after this many seconds (default: 120)")
     parser.add_argument("--mlserver-python", type=Path,
@@ -84,14 +90,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mlserver-workers", type=int,
                         help="MLServer's parallel_workers (default: MLServer's default, 1)")
     parser.add_argument("--no-fast-path", action="store_true",
-                        help="run our server with --no-fast-path (pandas and the full pipeline)")
+                        help="run our server with --no-fast-path (the scikit-learn pipeline, "
+                             "no ONNX Runtime)")
     parser.add_argument("--skip-mlserver", action="store_true", help="benchmark our server only")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary directory (logs, model)")
     args = parser.parse_args(argv)
-    if min(args.requests, args.concurrency, args.rounds) < 1 or args.warmup < 0:
-        parser.error("--requests, --concurrency and --rounds must be positive")
+    if min(args.requests, args.rounds, *args.rows, *args.concurrency) < 1 or args.warmup < 0:
+        parser.error("--requests, --rows, --concurrency and --rounds must be positive")
     return args
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}")\
+            from None
 
 
 # ---------------------------------------------------------------------------- project and model
@@ -141,23 +156,29 @@ def fit_bundle(workdir: Path, task: str, model_dir: Path) -> None:
     model.save_bundle(bundle, model_dir)
 
 
-def request_bodies(test_csv: Path, model_dir: Path, limit: int = 200) -> list[bytes]:
-    """v2 request bodies, each one complete row (no missing value) of the test split."""
+def request_bodies(test_csv: Path, model_dir: Path, rows: int = 1,
+                   count: int = 200) -> list[bytes]:
+    """`count` v2 request bodies of `rows` complete rows (no missing value) of the test split,
+    taken in turn (the split is cycled when it is shorter)."""
     import pandas as pd
 
     features = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))["features"]
     columns = [c for c, kind in features.items() if kind != "dropped"]
-    frame = pd.read_csv(test_csv)[columns].dropna().head(limit)
-    bodies = []
-    for row in frame.itertuples(index=False):
-        inputs = []
-        for name, value in zip(columns, row, strict=True):
-            numeric = features[name] == "numeric"
-            inputs.append({"name": name, "shape": [1], "datatype": "FP64" if numeric else "BYTES",
-                           "data": [float(value) if numeric else str(value)]})
-        bodies.append(json.dumps({"parameters": {"content_type": "pd"}, "inputs": inputs}).encode())
-    if not bodies:
+    frame = pd.read_csv(test_csv)[columns].dropna()
+    if frame.empty:
         raise SystemExit(f"{test_csv} has no complete rows to send")
+    records = list(frame.itertuples(index=False))
+    bodies = []
+    for number in range(min(count, len(records)) if rows == 1 else count):
+        chosen = [records[(number * rows + i) % len(records)] for i in range(rows)]
+        inputs = []
+        for index, name in enumerate(columns):
+            numeric = features[name] == "numeric"
+            inputs.append({"name": name, "shape": [rows],
+                           "datatype": "FP64" if numeric else "BYTES",
+                           "data": [float(r[index]) if numeric else str(r[index])
+                                    for r in chosen]})
+        bodies.append(json.dumps({"parameters": {"content_type": "pd"}, "inputs": inputs}).encode())
     return bodies
 
 
@@ -381,36 +402,50 @@ def _same(a: list, b: list) -> bool:
 # ---------------------------------------------------------------------------- main
 
 
-def measure(servers: list[Server], bodies: list[bytes], args: argparse.Namespace) -> dict:
-    """Warm up, then run the rounds, servers taking turns; per-server list of round figures."""
+def measure(servers: list[Server], bodies: list[bytes], requests: int, concurrency: int,
+            args: argparse.Namespace) -> dict:
+    """One cell: warm up, then the rounds, servers taking turns; per-server round figures."""
     for server in servers:
-        run_load(server.port, bodies, args.warmup, args.concurrency, args.round_timeout)
+        run_load(server.port, bodies, args.warmup, concurrency, args.round_timeout)
     results: dict[str, list[dict]] = {server.label: [] for server in servers}
     for number in range(args.rounds):
         for server in servers if number % 2 == 0 else servers[::-1]:
-            figures = run_load(server.port, bodies, args.requests, args.concurrency,
-                               args.round_timeout)
+            figures = run_load(server.port, bodies, requests, concurrency, args.round_timeout)
             results[server.label].append(figures)
-            print(f"  round {number + 1} {server.label:9s} {figures['throughput']:8.1f} req/s"
-                  f"  p50 {figures['p50_ms']:7.2f} ms  p99 {figures['p99_ms']:7.2f} ms"
+            print(f"    round {number + 1} {server.label:9s} {figures['throughput']:8.1f} req/s"
+                  f"  p50 {figures['p50_ms']:8.2f} ms  p99 {figures['p99_ms']:8.2f} ms"
                   f"  errors {figures['errors']}", flush=True)
     return results
 
 
-def report(results: dict[str, list[dict]]) -> None:
-    summary = {label: {key: statistics.median(r[key] for r in rounds)
-                       for key in ("throughput", "p50_ms", "p99_ms")}
-               for label, rounds in results.items()}
-    print("\nmedians across rounds:")
-    print(f"  {'server':9s} {'req/s':>9s} {'p50 ms':>9s} {'p99 ms':>9s}")
-    for label, figures in summary.items():
-        print(f"  {label:9s} {figures['throughput']:9.1f} {figures['p50_ms']:9.2f}"
-              f" {figures['p99_ms']:9.2f}")
-    if "MLServer" in summary:
-        ours, theirs = summary["ours"], summary["MLServer"]
-        print(f"  ours/MLServer: throughput x{ours['throughput'] / theirs['throughput']:.2f},"
-              f" p50 x{ours['p50_ms'] / theirs['p50_ms']:.2f},"
-              f" p99 x{ours['p99_ms'] / theirs['p99_ms']:.2f}")
+def medians(rounds: list[dict]) -> dict:
+    return {key: statistics.median(r[key] for r in rounds)
+            for key in ("throughput", "p50_ms", "p99_ms")}
+
+
+def report(cells: dict[tuple[int, int], dict[str, list[dict]]]) -> bool:
+    """The table of medians per cell; True when every cell meets both targets."""
+    print("\nmedians across rounds (targets: ours >= 5x MLServer's req/s, "
+          "our p99 <= MLServer's p50)")
+    print(f"  {'rows':>4s} {'conns':>5s} | {'ours req/s':>10s} {'p50 ms':>8s} {'p99 ms':>8s} |"
+          f" {'MLS req/s':>10s} {'p50 ms':>8s} {'p99 ms':>8s} | {'ratio':>6s}"
+          f" {'p99/MLS p50':>11s}  met")
+    met = True
+    for (rows, concurrency), results in cells.items():
+        ours = medians(results["ours"])
+        line = (f"  {rows:4d} {concurrency:5d} | {ours['throughput']:10.1f} {ours['p50_ms']:8.2f}"
+                f" {ours['p99_ms']:8.2f} |")
+        if "MLServer" in results:
+            theirs = medians(results["MLServer"])
+            ratio = ours["throughput"] / theirs["throughput"]
+            latency = ours["p99_ms"] / theirs["p50_ms"]
+            ok = ratio >= 5 and latency <= 1
+            met = met and ok
+            line += (f" {theirs['throughput']:10.1f} {theirs['p50_ms']:8.2f}"
+                     f" {theirs['p99_ms']:8.2f} | {ratio:5.1f}x {latency:10.2f}x  "
+                     f"{'yes' if ok else 'NO'}")
+        print(line)
+    return met
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -418,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     mlserver_python = None if args.skip_mlserver else ensure_mlserver(args)
     workdir = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     servers: list[Server] = []
+    failed = False
     try:
         make_project(workdir, args.task)
         model_dir = workdir / "model"
@@ -425,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copytree(args.model_dir, model_dir)
         else:
             fit_bundle(workdir, args.task, model_dir)
-        bodies = request_bodies(workdir / "datasets" / "test.csv", model_dir)
+        test_csv = workdir / "datasets" / "test.csv"
+        bodies = {rows: request_bodies(test_csv, model_dir, rows) for rows in args.rows}
 
         servers.append(start_ours(workdir, model_dir, not args.no_fast_path))
         if mlserver_python:
@@ -436,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         fast = [line for line in servers[0].tail(50).splitlines() if "fast path" in line]
         print(f"our server: {fast[-1].split(': ', 1)[-1] if fast else 'fast path: unknown'}")
 
-        sample = bodies[:20]
+        sample = bodies[args.rows[0]][:20]
         reference = [infer(servers[0].port, body) for body in sample]
         for server in servers[1:]:
             same = sum(_same(a, infer(server.port, body)) for a, body in zip(reference, sample,
@@ -446,21 +483,34 @@ def main(argv: list[str] | None = None) -> int:
                 print("warning: the servers disagree; the comparison is not like for like")
 
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        print(f"task {args.task}; {args.rounds} rounds x {args.requests} requests, concurrency "
-              f"{args.concurrency}, one row per request, v2 infer, HTTP/1.1 keep-alive on "
+        print(f"task {args.task}; {args.rounds} rounds per cell, v2 infer, HTTP/1.1 keep-alive on "
               f"{LOOPBACK}; {os.cpu_count()} CPUs, load average {load:.2f}")
-        results = measure(servers, bodies, args)
-        report(results)
-        return 1 if any(r["errors"] for rounds in results.values() for r in rounds) else 0
+        cells = {}
+        for rows in args.rows:
+            requests = args.requests if rows == 1 else max(1, args.requests // 4)
+            for concurrency in args.concurrency:
+                print(f"  cell: {rows} row(s) per request, {concurrency} connection(s), "
+                      f"{requests} requests per round", flush=True)
+                cells[(rows, concurrency)] = measure(servers, bodies[rows], requests,
+                                                     concurrency, args)
+        met = report(cells)
+        if mlserver_python:
+            print(f"targets {'met in every cell' if met else 'MISSED in a cell (NO above)'}")
+        failed = any(r["errors"] for results in cells.values() for rounds in results.values()
+                     for r in rounds)
     finally:
         for server in servers:
             code = server.stop()
-            if server.label == "ours" and code not in (0, None):
-                print(f"note: our server exited with code {code} on SIGTERM:\n{server.tail()}")
+            if server.label == "ours":
+                print(f"our server exited with code {code} on SIGTERM")
+                if code != 0:
+                    print(server.tail())
+                    failed = True
         if args.keep:
             print(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

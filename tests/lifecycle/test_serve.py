@@ -28,9 +28,9 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from mlscaffold.lifecycle import serve as serve_module
+from mlscaffold.lifecycle import serving as serve_module
 from mlscaffold.lifecycle.config import DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT
 from mlscaffold.lifecycle.model import (
     ModelBundle,
@@ -40,7 +40,9 @@ from mlscaffold.lifecycle.model import (
     resolve_model_dir,
     save_bundle,
 )
-from mlscaffold.lifecycle.serve import FastPath, build_server
+from mlscaffold.lifecycle.serving import build_server
+from mlscaffold.lifecycle.serving.compiled import CompiledModel
+from mlscaffold.lifecycle.serving.records import Columns
 
 from .conftest import (
     PATIENCE_SECONDS,
@@ -140,7 +142,7 @@ def served(request, tmp_path_factory):
     """(bundle, port) of a running server for each task."""
     bundle = _fit(request.param, tmp_path_factory.mktemp(request.param))
     server, thread = _serving(bundle, max_body_bytes=BODY_LIMIT)
-    yield bundle, server.server_address[1]
+    yield bundle, server.port
     _stop(server, thread)
 
 
@@ -162,17 +164,18 @@ def _same(actual: list, expected: list) -> bool:
 
 
 def _serving(bundle: ModelBundle, **options):
+    """A server on a free loopback port, serving in a thread (it accepts connections at once:
+    the socket is bound and listening when build_server returns)."""
     server = build_server(bundle, "127.0.0.1", 0, NAME, **options)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()
     return server, thread
 
 
 def _stop(server, thread) -> None:
-    server.shutdown()
-    server.server_close()
+    server.stop()
     thread.join(PATIENCE_SECONDS)
+    assert not thread.is_alive()
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -184,7 +187,7 @@ def test_a_trained_model_serves_the_project_data_as_csv(trained, task):
     expected = predict_frame(bundle, pd.read_csv(io.StringIO("\n".join(lines))))["predictions"]
     server, thread = _serving(bundle)
     try:
-        client = Client(server.server_address[1])
+        client = Client(server.port)
         status, doc = client.call("POST", "/invocations", "\n".join(lines), "text/csv")
         client.close()
     finally:
@@ -243,7 +246,7 @@ def test_invocations_json_shapes(served, client):
         assert status == 200, doc
         assert _same(doc["predictions"], expected["predictions"])
         if bundle.task != "regression":
-            assert np.allclose(doc["probabilities"], expected["probabilities"])
+            assert np.allclose(doc["probabilities"], expected["probabilities"], atol=1e-6)
             assert len(doc["probabilities"][0]) == len(bundle.classes)
 
 
@@ -268,9 +271,17 @@ def test_kserve_v2_infer_column_tensors_and_matrix(served, client):
                               {"id": "req-1", "inputs": tensors})
     assert status == 200, doc
     assert doc["model_name"] == NAME and doc["id"] == "req-1"
-    (output,) = doc["outputs"]
-    assert output["name"] == "predict" and output["shape"] == [3]
-    assert _same(output["data"], expected["predictions"])
+    # no "outputs" asked for: every output the metadata lists
+    outputs = {output["name"]: output for output in doc["outputs"]}
+    offered = ["predict"] if bundle.task == "regression" else ["predict", "predict_proba"]
+    assert list(outputs) == offered
+    assert outputs["predict"]["shape"] == [3]
+    assert _same(outputs["predict"]["data"], expected["predictions"])
+    if bundle.task != "regression":
+        assert outputs["predict_proba"]["shape"] == [3, len(bundle.classes)]
+    status, doc = client.call("POST", f"/v2/models/{NAME}/infer",
+                              {"inputs": tensors, "outputs": [{"name": "predict"}]})
+    assert status == 200 and [o["name"] for o in doc["outputs"]] == ["predict"]
 
     matrix = {"inputs": [{"name": "x", "shape": [3, len(INPUTS)], "datatype": "BYTES",
                           "data": [[r[c] for c in INPUTS] for r in records]}]}
@@ -286,7 +297,7 @@ def test_kserve_v2_infer_column_tensors_and_matrix(served, client):
     else:
         proba = doc["outputs"][1]
         assert proba["shape"] == [3, len(bundle.classes)]
-        assert np.allclose(proba["data"], np.ravel(expected["probabilities"]))
+        assert np.allclose(proba["data"], np.ravel(expected["probabilities"]), atol=1e-6)
 
 
 @pytest.mark.parametrize(("method", "path", "body", "content_type", "status", "needle"), [
@@ -358,24 +369,52 @@ def test_concurrent_requests_get_their_own_predictions(served):
     assert not failures
 
 
-def test_fast_path_matches_the_pipeline_and_refuses_what_it_cannot_replay(served):
+def _table(bundle: ModelBundle, records: list[dict]):
+    return Columns(bundle).from_records(records)
+
+
+def test_the_compiled_model_predicts_what_the_pipeline_does(served):
+    """The ONNX graph agrees with the pipeline within float32 precision, labels exactly."""
     bundle, _ = served
-    fast = FastPath.build(bundle)
-    assert fast is not None
+    compiled = CompiledModel.build(bundle)
+    assert compiled is not None
     records = _records(30, seed=4)
-    got, expected = fast.predict(records), _expected(bundle, records)
-    assert got["predictions"] == expected["predictions"]
-    assert got["probabilities"] == expected["probabilities"]
-    assert fast.predict([{**records[0], "age": "41"}]) is None  # text: left to the regular path
-    assert fast.predict([{**records[0], "plan": 3}]) is None
-    pipeline = Pipeline([("scale", StandardScaler()), *bundle.pipeline.steps[1:]])
-    assert FastPath.build(ModelBundle(**{**bundle.__dict__, "pipeline": pipeline})) is None
+    got, expected = compiled.predict(_table(bundle, records)), _expected(bundle, records)
+    if bundle.task == "regression":
+        assert np.allclose(got["predictions"], expected["predictions"], rtol=1e-5)
+    else:
+        assert got["predictions"] == expected["predictions"]
+        assert np.allclose(got["probabilities"], expected["probabilities"], atol=1e-6)
 
 
-def test_values_the_fast_path_leaves_alone_are_still_served(served, client):
+def test_the_compiled_model_leaves_what_it_cannot_take_to_the_pipeline(served):
     bundle, _ = served
-    record = {**_records(1)[0], "age": "41", "income": 7}
-    status, doc = client.call("POST", "/invocations", {"instances": [record]})
+    compiled = CompiledModel.build(bundle)
+    row = _records(1)[0]
+    assert compiled.predict(_table(bundle, [{**row, "age": 1e39}])) is None  # beyond float32
+    marker = {**row, "plan": "\x00mlscaffold-missing"}
+    assert compiled.predict(_table(bundle, [marker])) is None
+    # a step skl2onnx does not know: no compiled model, and the server still predicts
+    pipeline = Pipeline([("odd", FunctionTransformer(_passthrough)), *bundle.pipeline.steps])
+    odd = ModelBundle(**{**bundle.__dict__, "pipeline": pipeline})
+    assert CompiledModel.build(odd) is None
+
+
+def _passthrough(frame):
+    return frame
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_values_the_model_coerces_are_served_on_either_route(served, fast_path):
+    bundle, _ = served
+    record = {**_records(1)[0], "age": " 41 ", "income": 7, "plan": None, "city": 3}
+    server, thread = _serving(bundle, fast_path=fast_path)
+    try:
+        client = Client(server.port)
+        status, doc = client.call("POST", "/invocations", {"instances": [record]})
+        client.close()
+    finally:
+        _stop(server, thread)
     assert status == 200, doc
     assert _same(doc["predictions"], _expected(bundle, [record])["predictions"])
 
