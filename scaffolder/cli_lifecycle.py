@@ -106,7 +106,7 @@ def train(project: Path | None, budget: float, metric: str | None, seed: int) ->
     opened = _open(project)
     with _files_errors():
         run(opened.config, budget=budget, metric_name=metric, seed=seed, echo=_echo,
-            hooks=opened.hooks)
+            hooks=opened.hooks, warn=_warn)
 
 
 @click.command()

@@ -10,7 +10,16 @@ import pandas as pd
 from .config import ProjectConfig
 from .data import read_csv, require_label
 from .files import to_json
-from .schema import CATEGORICAL, CONSTANT, ID_LIKE, NUMERIC, Schema, infer_schema
+from .schema import (
+    CATEGORICAL,
+    CONSTANT,
+    ID_LIKE,
+    NUMERIC,
+    NUMERIC_SHARE,
+    Schema,
+    infer_schema,
+    stray_warnings,
+)
 from .text import quiet, table
 
 IMBALANCE_WARNING_SHARE = 0.1  # warn when a class has fewer rows than this share
@@ -42,12 +51,13 @@ def analyze(
                 "missing": c.missing,
                 "unique": c.unique,
                 "note": c.note,
+                "strays": schema.strays.get(c.name),
             }
             for c in schema.columns
         ],
         "plan": preprocessing_plan(schema),
     }
-    report["warnings"] = _warnings(report)
+    report["warnings"] = stray_warnings(path, schema.strays) + _warnings(report)
     echo(to_json(report).rstrip() if as_json else _render(report))
     return report
 
@@ -60,6 +70,11 @@ def preprocessing_plan(schema: Schema) -> list[str]:
             if column.kind == kind:
                 plan.append(f"drop {column.name} ({kind}: {column.note})")
     numeric, categorical = schema.names(NUMERIC), schema.names(CATEGORICAL)
+    if schema.strays:
+        plan.append(
+            f"read text as missing in mostly numeric column(s) (at least {NUMERIC_SHARE:.0%} of "
+            f"their values are numbers): {', '.join(schema.strays)}"
+        )
     if numeric:
         plan.append(
             f"numeric ({len(numeric)}): impute missing with the median, then standard-scale: "

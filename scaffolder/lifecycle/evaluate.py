@@ -15,9 +15,9 @@ from .errors import GateError
 from .experiments import best_experiment, get_experiment, update_experiment
 from .files import atomic_write_json, atomic_write_text, sha256_file, utc_now
 from .metrics import compute_all, get_metric, outcome_of
-from .model import SchemaMismatch, check_columns, load_bundle
+from .model import SchemaMismatch, check_columns, load_bundle, parse_input
 from .plots import confusion_matrix_plot, regression_plot
-from .schema import coerce_features
+from .schema import stray_warnings
 from .text import number, quiet, table
 
 
@@ -49,9 +49,10 @@ def evaluate(
     missing, _ = check_columns(bundle, data.features.columns)
     if missing:
         raise SchemaMismatch(missing, [])
-    outcome = outcome_of(
-        bundle.pipeline, coerce_features(data.features, bundle.features), data.labels, bundle.task
-    )
+    parsed = parse_input(bundle, data.features)
+    for line in stray_warnings(test_path.relative_to(config.root).as_posix(), parsed.strays):
+        warn(line)
+    outcome = outcome_of(bundle.pipeline, parsed.frame, data.labels, bundle.task)
     scores = compute_all(outcome)
 
     title = f"{config.name} {entry['id']} ({entry['family']}) on test"
