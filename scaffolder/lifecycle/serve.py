@@ -83,6 +83,7 @@ class _Schema:
         self.all_columns = list(bundle.features)
         self.inputs = [c for c, kind in bundle.features.items() if kind != "dropped"]
         self.numeric = frozenset(c for c, kind in bundle.features.items() if kind == "numeric")
+        self.strays = frozenset(bundle.strays)  # numeric columns that read text as missing
         self.known = frozenset(self.all_columns) | {bundle.label}
 
     def columns_for_width(self, width: int) -> list[str]:
@@ -201,6 +202,9 @@ def decode_csv_rows(text: str, schema: _Schema) -> list[dict]:
                 try:
                     record[column] = float(cell)
                 except ValueError:
+                    if column in schema.strays:  # the bundle's parsing reads it as missing
+                        record[column] = cell
+                        continue
                     raise RequestError(400, f"CSV row {number}: column {column} must be a number, "
                                             f"got {cell!r}") from None
             else:
