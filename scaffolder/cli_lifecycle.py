@@ -81,12 +81,16 @@ def register(cli: click.Group) -> None:
               metavar="CSV", help="Data to profile [default: datasets/train.csv].")
 @_format_option
 def analyze(project: Path | None, input_path: Path | None, output_format: str) -> None:
-    """Profile a data set: column kinds, missing values, label balance, the preprocessing plan."""
+    """Profile a data set: column kinds, missing values, label balance, the preprocessing plan.
+
+    Also writes experiments/analysis/<file>/report.html: a distribution plot per column and a
+    correlation view.
+    """
     from .lifecycle.analyze import analyze as run
 
     with _files_errors():
         run(_open(project, with_hooks=False).config, input_path,
-            as_json=output_format == "json", echo=_echo)
+            as_json=output_format == "json", echo=_echo, warn=_warn)
 
 
 @click.command()

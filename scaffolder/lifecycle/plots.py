@@ -13,20 +13,21 @@ from .files import atomic_write
 
 
 class Drawer:
-    """Draws plots while matplotlib is there: `draw(function)` is [the path it wrote], or []
-    once matplotlib turned out missing (said once through `warn`, kept in `skipped`)."""
+    """Draws plots while matplotlib is there: `draw(function, *args)` is [the path
+    `function(*args)` wrote], or [] once matplotlib turned out missing (said once through
+    `warn`, kept in `skipped`)."""
 
     def __init__(self, warn: Callable[[str], None]):
         self.warn = warn
         self.skipped = ""  # why plots were skipped, for the report
 
-    def __call__(self, plot: Callable[[], Path]) -> list[Path]:
+    def __call__(self, plot: Callable[..., Path], *args: object) -> list[Path]:
         from ..packaging import install_hint, missing_library
 
         if self.skipped:
             return []
         try:
-            return [plot()]
+            return [plot(*args)]
         except ModuleNotFoundError as error:
             library = missing_library(error)
             if library is None:
@@ -200,4 +201,54 @@ def residuals_plot(actual: np.ndarray, predicted: np.ndarray, title: str, path: 
     right.axvline(0, color="grey", linestyle="--", linewidth=1)
     right.set(xlabel="residual", ylabel="rows", title="distribution of residuals")
     figure.suptitle(f"residuals: {title}")
+    return _save(figure, path)
+
+
+MAX_CATEGORIES_SHOWN = 20
+
+
+def distribution_plot(values, kind: str, name: str, path: Path) -> Path:
+    """A numeric column's histogram, or a categorical column's most frequent values as bars;
+    the title counts the missing values."""
+    import pandas as pd
+
+    plt = _pyplot()
+    values = pd.Series(values)
+    present = values.dropna()
+    missing = len(values) - len(present)
+    if kind == "numeric":
+        figure, axes = plt.subplots(figsize=(5.5, 3.6))
+        axes.hist(present.to_numpy(dtype=float), bins=30, color="tab:blue", alpha=0.85)
+        axes.set(xlabel=name, ylabel="rows")
+    else:
+        counts = present.astype(str).value_counts()
+        shown = counts.head(MAX_CATEGORIES_SHOWN)
+        if len(counts) > len(shown):
+            shown = pd.concat([shown, pd.Series({f"({len(counts) - len(shown)} others)":
+                                                 int(counts.iloc[len(shown):].sum())})])
+        figure, axes = plt.subplots(figsize=(5.5, 1.2 + 0.3 * len(shown)))
+        axes.barh([str(label) for label in shown.index[::-1]], shown.to_numpy()[::-1],
+                  color="tab:blue", alpha=0.85)
+        axes.set(xlabel="rows")
+    axes.set_title(f"{name} ({kind}; {missing} missing of {len(values)})")
+    return _save(figure, path)
+
+
+def correlation_plot(frame, title: str, path: Path) -> Path:
+    """Heatmap of the Spearman rank correlations between the columns of `frame` (numbers)."""
+    plt = _pyplot()
+    matrix = frame.corr(method="spearman").to_numpy()
+    names = [str(name) for name in frame.columns]
+    size = 2.5 + 0.45 * len(names)
+    figure, axes = plt.subplots(figsize=(size + 1.2, size))
+    image = axes.imshow(matrix, cmap="RdBu_r", vmin=-1, vmax=1)
+    figure.colorbar(image, ax=axes, shrink=0.8)
+    axes.set(xticks=range(len(names)), yticks=range(len(names)), title=title)
+    axes.set_xticklabels(names, rotation=45, ha="right")
+    axes.set_yticklabels(names)
+    if len(names) <= 15:
+        for (row, column), value in np.ndenumerate(matrix):
+            if np.isfinite(value):
+                axes.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                          color="white" if abs(value) > 0.6 else "black")
     return _save(figure, path)
