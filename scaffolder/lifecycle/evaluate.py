@@ -217,7 +217,7 @@ def _regression_details(outcome, directory: Path, title: str,
     return {"residuals": summary}, written
 
 
-_CAPTIONS = {
+PLOT_CAPTIONS = {  # the plots evaluate may draw, and their captions in report.html
     "confusion_matrix.png": "confusion matrix (rows: actual, columns: predicted)",
     "roc.png": "ROC curve",
     "precision_recall.png": "precision-recall curve",
@@ -243,8 +243,8 @@ def _write_report(report: dict, entry: dict, decided: dict, found: dict, title: 
         Section("Metrics", headers=["metric", "test", "validation"], rows=[
             [name, number(value), number(entry["validation"].get(name))]
             for name, value in report["metrics"].items()]),
-        Section("Plots", images=[(name, _CAPTIONS[name]) for name in written
-                                 if name in _CAPTIONS and name != "importance.png"],
+        Section("Plots", images=[(name, PLOT_CAPTIONS[name]) for name in written
+                                 if name in PLOT_CAPTIONS and name != "importance.png"],
                 notes=[skipped] if skipped else []),
     ]
     importance = report.get("importance")
@@ -258,7 +258,7 @@ def _write_report(report: dict, entry: dict, decided: dict, found: dict, title: 
             headers=["column", "mean drop", "std"],
             rows=[[row["feature"], f"{row['mean']:.4f}", f"{row['std']:.4f}"]
                   for row in importance["columns"]],
-            images=[("importance.png", _CAPTIONS["importance.png"])]
+            images=[("importance.png", PLOT_CAPTIONS["importance.png"])]
             if "importance.png" in written else []))
     if decided:
         sections.append(Section(
