@@ -53,7 +53,7 @@ def load_training_data(
 ) -> TrainingData:
     """Read datasets/train.csv and validation.csv; infer the schema from the training set.
 
-    A mostly numeric column's stray text ('?', 'n/a') reads as missing; `warn` names each such
+    A mostly numeric column's stray text ('?', '-') reads as missing; `warn` names each such
     column with its count, per file.
     """
     splits, files = {}, {}
@@ -76,7 +76,7 @@ def load_training_data(
             warn(line)
         splits[split] = Split(parsed.frame, data.labels)
         files[split] = {
-            "path": path.relative_to(config.root).as_posix(),
+            "path": source,
             "sha256": sha256_file(path),
             "rows": len(frame),
             "columns": len(frame.columns),
