@@ -553,18 +553,43 @@ def preview(project: Path, stack: str | None, output_format: str) -> None:
 @cli.command()
 @_PROJECT_ARGUMENT
 @_STACK_OPTION
-@click.option("--format", "output_format", type=click.Choice(["mermaid", "dot"]),
+@click.option("--format", "output_format", type=click.Choice(["mermaid", "dot", "svg", "png"]),
               default="mermaid", show_default=True)
-def graph(project: Path, stack: str | None, output_format: str) -> None:
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the diagram to a file (needed for svg and png) instead of standard "
+                   "output.")
+def graph(project: Path, stack: str | None, output_format: str, output: Path | None) -> None:
     """Print an architecture diagram of a stack: components and their main resources.
 
     Mermaid renders on GitHub and GitLab (paste it in a ```mermaid block); dot renders with
-    Graphviz: `mlscaffold graph --format dot | dot -Tpng > platform.png`.
+    Graphviz. svg and png are images, drawn by Graphviz when `dot` is on PATH, else by
+    matplotlib: `mlscaffold graph --format svg -o platform.svg`.
     """
+    renderer = None
+    if output_format in ("svg", "png"):
+        from .diagram_image import image_renderer
+
+        if output is None:
+            raise click.UsageError(f"--format {output_format} writes an image file: add "
+                                   f"--output FILE (e.g. -o platform.{output_format})")
+        renderer = image_renderer(output_format)  # before the slow preview: say what is missing
+    resources = _preview(project, stack)
+    if renderer is not None:
+        from .diagram_image import render_image, write_image
+
+        write_image(output, render_image(resources, output_format, renderer))
+        click.echo(f"wrote {output} (drawn by {renderer})", err=True)
+        return
     from .diagram import to_dot, to_mermaid
 
-    resources = _preview(project, stack)
-    click.echo(to_mermaid(resources) if output_format == "mermaid" else to_dot(resources), nl=False)
+    text = to_mermaid(resources) if output_format == "mermaid" else to_dot(resources)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    from .files import atomic_write_text
+
+    atomic_write_text(output, text)
+    click.echo(f"wrote {output}", err=True)
 
 
 _STACKS_OPTION = click.option(

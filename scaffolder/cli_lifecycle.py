@@ -90,12 +90,16 @@ def register(cli: click.Group) -> None:
               metavar="CSV", help="Data to profile [default: datasets/train.csv].")
 @_format_option
 def analyze(project: Path | None, input_path: Path | None, output_format: str) -> None:
-    """Profile a data set: column kinds, missing values, label balance, the preprocessing plan."""
+    """Profile a data set: column kinds, missing values, label balance, the preprocessing plan.
+
+    Also writes experiments/analysis/<file>/report.html: a distribution plot per column and a
+    correlation view.
+    """
     from .lifecycle.analyze import analyze as run
 
     with _files_errors():
         run(_open(project, with_hooks=False).config, input_path,
-            as_json=output_format == "json", echo=_echo)
+            as_json=output_format == "json", echo=_echo, warn=_warn)
 
 
 @click.command()
@@ -148,7 +152,7 @@ def train(project: Path | None, budget: float, metric: str | None, seed: int,
                            hint="add --on sagemaker or --on eks")
     with _files_errors():
         run(opened.config, budget=budget, metric_name=metric, seed=seed, echo=_echo,
-            hooks=opened.hooks)
+            hooks=opened.hooks, warn=_warn)
 
 
 def _train_remotely(opened: Any, where: str, stack: str | None, outputs: str | None,

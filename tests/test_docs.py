@@ -57,3 +57,38 @@ def test_the_documented_hooks_train_select_and_predict(tmp_path: Path):
     assert predicted.returncode == 0, predicted.stderr
     assert len((tmp_path / "out.csv").read_text().splitlines()) == 1 + len(
         (root / "datasets" / "test.csv").read_text().splitlines()) - 1
+
+
+def _section(title: str) -> str:
+    text = (REPO / "docs" / "lifecycle.md").read_text()
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.DOTALL | re.MULTILINE)
+    assert match, f"docs/lifecycle.md lost its section {title!r}"
+    return match.group(1)
+
+
+def test_the_documented_stray_rule_and_warning_are_the_code_s():
+    from mlscaffold.lifecycle.schema import NUMERIC_SHARE, stray_warnings
+
+    text = _section("Numbers with stray text")
+    assert f"at least {NUMERIC_SHARE:.0%} of its non-empty values are numbers" in text
+    (line,) = stray_warnings("datasets/train.csv",
+                             {"horsepower": {"count": 31, "values": {"?": 29, "-": 2}}})
+    assert f"warning: {line}\n" in text
+
+
+def test_the_documented_plots_are_the_ones_evaluate_draws():
+    from mlscaffold.lifecycle.evaluate import PLOT_CAPTIONS
+    from mlscaffold.lifecycle.plots import Drawer
+    from mlscaffold.packaging import pinned
+
+    text = _section("Reports and plots")
+    table = re.search(r"^\|.*?(?=\n\n)", text, re.DOTALL | re.MULTILINE).group(0)  # evaluate's
+    assert set(re.findall(r"`([a-z_]+\.png)`", table)) == set(PLOT_CAPTIONS)
+    said: list[str] = []
+    draw = Drawer(said.append)
+
+    def missing() -> None:
+        raise ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib")
+
+    assert draw(missing) == []
+    assert f"warning: {said[0]}".replace(pinned(), "mlscaffold-kit==X.Y.Z") in text

@@ -1,4 +1,5 @@
-"""A first look at a data set: column types, missing values, the label, and a preprocessing plan."""
+"""A first look at a data set: column types, missing values, the label, a preprocessing plan, and
+a report.html with a distribution plot per column and a correlation view."""
 
 from __future__ import annotations
 
@@ -9,8 +10,20 @@ import pandas as pd
 
 from .config import ProjectConfig
 from .data import read_csv, require_label
-from .files import to_json
-from .schema import CATEGORICAL, CONSTANT, ID_LIKE, NUMERIC, Schema, infer_schema
+from .files import atomic_write_json, to_json
+from .plots import Drawer, correlation_plot, distribution_plot
+from .report import Section, input_rows, write_html_report
+from .schema import (
+    CATEGORICAL,
+    CONSTANT,
+    ID_LIKE,
+    NUMERIC,
+    NUMERIC_SHARE,
+    Schema,
+    infer_schema,
+    parse_features,
+    stray_warnings,
+)
 from .text import quiet, table
 
 IMBALANCE_WARNING_SHARE = 0.1  # warn when a class has fewer rows than this share
@@ -21,8 +34,15 @@ def analyze(
     input_path: Path | None = None,
     as_json: bool = False,
     echo: Callable[[str], None] = quiet,
+    warn: Callable[[str], None] = quiet,
 ) -> dict:
-    """Profile a CSV (default datasets/train.csv) against the project's task and label."""
+    """Profile a CSV (default datasets/train.csv) against the project's task and label.
+
+    Writes experiments/analysis/<file stem>/: analysis.json (the returned report), a
+    distribution plot per used column and of the label, a correlation heatmap of the numeric
+    columns, and report.html showing them. Without matplotlib the plots are skipped and `warn`
+    says once what to install.
+    """
     path = Path(input_path or config.layout.dataset("train"))
     frame = read_csv(path)
     require_label(frame, config.label, path)
@@ -42,14 +62,78 @@ def analyze(
                 "missing": c.missing,
                 "unique": c.unique,
                 "note": c.note,
+                "strays": schema.strays.get(c.name),
             }
             for c in schema.columns
         ],
         "plan": preprocessing_plan(schema),
     }
-    report["warnings"] = _warnings(report)
+    report["warnings"] = stray_warnings(path, schema.strays) + _warnings(report)
+    directory = config.layout.analysis(path.stem)
+    report["report"] = str(_write_report(report, frame, schema, config, directory, warn))
     echo(to_json(report).rstrip() if as_json else _render(report))
     return report
+
+
+MAX_COLUMN_PLOTS = 60  # distribution plots drawn at most (the first used columns)
+
+
+def _file_name(index: int, column: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in column)
+    return f"column-{index:02d}-{safe}.png"
+
+
+def _write_report(report: dict, frame: pd.DataFrame, schema: Schema, config: ProjectConfig,
+                  directory: Path, warn: Callable[[str], None]) -> Path:
+    """Plots, analysis.json and report.html in `directory` (its old plots are removed first)."""
+    path = Path(report["path"])
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.glob("*.png"):
+        old.unlink()
+    draw = Drawer(warn)
+    parsed = parse_features(frame, schema.features, schema.strays).frame
+    label = frame[config.label]
+    label_kind = NUMERIC if config.task == "regression" else CATEGORICAL
+    if label_kind == NUMERIC:
+        label = pd.to_numeric(label, errors="coerce")
+    images = []
+    if draw(distribution_plot, label, label_kind, config.label, directory / "label.png"):
+        images.append(("label.png", f"label {config.label}"))
+    for index, column in enumerate(list(parsed.columns)[:MAX_COLUMN_PLOTS], start=1):
+        kind, name = schema.features[column], _file_name(index, column)
+        if draw(distribution_plot, parsed[column], kind, column, directory / name):
+            images.append((name, f"{column} ({kind})"))
+    numbers = parsed[schema.names(NUMERIC)]
+    if config.task == "regression":
+        numbers = numbers.assign(**{config.label: label})
+    elif config.task == "binary-classification" and label.nunique() == 2:
+        positive = sorted(label.dropna().unique(), key=str)[-1]
+        numbers = numbers.assign(**{config.label: (label == positive).astype(float)})
+    correlation = []
+    title = f"Spearman correlation: {path.name}"
+    if numbers.shape[1] >= 2 and draw(correlation_plot, numbers, title,
+                                      directory / "correlation.png"):
+        correlation.append(("correlation.png", "Spearman correlation"))
+    atomic_write_json(directory / "analysis.json", report)
+    notes = [draw.skipped] if draw.skipped else []
+    sections = [
+        Section("Warnings", notes=report["warnings"] or ["none"]),
+        Section("Columns", headers=["column", "kind", "how it is read", "missing", "unique"],
+                rows=[[name, kind, reading, c.missing, c.unique] for (name, kind, reading), c
+                      in zip(input_rows(schema), schema.columns, strict=True)]),
+        Section("Suggested preprocessing", paragraphs=report["plan"]),
+        Section("Distributions", images=images, notes=list(notes),
+                paragraphs=[] if len(parsed.columns) <= MAX_COLUMN_PLOTS else
+                [f"the first {MAX_COLUMN_PLOTS} of {len(parsed.columns)} columns"]),
+        Section("Correlation", images=correlation, notes=list(notes), paragraphs=[
+            "Spearman rank correlation of the numeric columns"
+            + (" and the label" if config.label in numbers.columns else "")
+            + (" (fewer than two: nothing to show)." if numbers.shape[1] < 2 else ".")]),
+        Section("Files", links=[("analysis.json", "analysis.json")]),
+    ]
+    subtitle = (f"{report['path']}: {report['rows']} rows, {report['columns']} columns, "
+                f"task {report['task']}, label {config.label}")
+    return write_html_report(directory, f"Analysis of {path.name}", subtitle, sections)
 
 
 def preprocessing_plan(schema: Schema) -> list[str]:
@@ -60,6 +144,11 @@ def preprocessing_plan(schema: Schema) -> list[str]:
             if column.kind == kind:
                 plan.append(f"drop {column.name} ({kind}: {column.note})")
     numeric, categorical = schema.names(NUMERIC), schema.names(CATEGORICAL)
+    if schema.strays:
+        plan.append(
+            f"read text as missing in mostly numeric column(s) (at least {NUMERIC_SHARE:.0%} of "
+            f"their values are numbers): {', '.join(schema.strays)}"
+        )
     if numeric:
         plan.append(
             f"numeric ({len(numeric)}): impute missing with the median, then standard-scale: "
@@ -158,4 +247,5 @@ def _render(report: dict) -> str:
     lines += ["", "suggested preprocessing:", *(f"  - {step}" for step in report["plan"])]
     if report["warnings"]:
         lines += ["", "warnings:", *(f"  ! {warning}" for warning in report["warnings"])]
+    lines += ["", f"wrote {report['report']} (plots of every column and a correlation view)"]
     return "\n".join(lines)

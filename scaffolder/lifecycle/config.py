@@ -47,6 +47,10 @@ class Layout:
     def experiment_index(self) -> Path:
         return self.experiments / "index.json"
 
+    def analysis(self, name: str) -> Path:
+        """Where `analyze` writes the report and plots of data set `name` (its file's stem)."""
+        return self.experiments / "analysis" / name
+
     @property
     def models(self) -> Path:
         return self.root / "models"

@@ -75,12 +75,14 @@ def compare(
     reference: pd.DataFrame, current: pd.DataFrame, label: str, threshold: float
 ) -> list[dict]:
     """Per-feature drift statistics, most drifted first."""
-    features = infer_schema(reference, label).features
+    schema = infer_schema(reference, label)
+    features = schema.features
     columns = used_columns(features)
     missing = [name for name in columns if name not in current.columns]
     if missing:
         raise DataError(f"new data lacks column(s) of the reference: {', '.join(missing)}")
-    reference, current = coerce_features(reference, features), coerce_features(current, features)
+    reference = coerce_features(reference, features, schema.strays)
+    current = coerce_features(current, features, schema.strays)
     results = []
     for name in columns:
         kind = features[name]

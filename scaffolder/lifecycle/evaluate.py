@@ -1,7 +1,8 @@
-"""Test-set evaluation of an experiment, with its confusion matrix or residuals and a plot."""
+"""Test-set evaluation of an experiment: metrics, the quality gate, plots and a report.html."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,10 +15,20 @@ from .data import read_csv, split_label
 from .errors import GateError
 from .experiments import best_experiment, get_experiment, update_experiment
 from .files import atomic_write_json, atomic_write_text, sha256_file, utc_now
-from .metrics import compute_all, get_metric, outcome_of
-from .model import SchemaMismatch, check_columns, load_bundle
-from .plots import confusion_matrix_plot, regression_plot
-from .schema import coerce_features
+from .metrics import Metric, compute_all, get_metric, outcome_of
+from .model import SchemaMismatch, check_columns, load_bundle, parse_input
+from .plots import (
+    Drawer,
+    calibration_plot,
+    confusion_matrix_plot,
+    importance_plot,
+    precision_recall_plot,
+    predicted_vs_actual_plot,
+    residuals_plot,
+    roc_plot,
+)
+from .report import Section, write_html_report
+from .schema import stray_warnings
 from .text import number, quiet, table
 
 
@@ -30,9 +41,12 @@ def evaluate(
 ) -> dict:
     """Score an experiment (default: the best) on datasets/test.csv and apply the quality gate.
 
-    Writes evaluation.json and confusion_matrix.csv/.png or residuals.csv/.png into the
-    experiment directory. Without matplotlib (an image installs only the lifecycle runtime) the
-    .png is skipped and `warn` says what to install.
+    Writes into the experiment directory evaluation.json, importance.csv (permutation importance
+    of each input column) and, for a classifier, confusion_matrix.csv and the confusion matrix,
+    ROC, precision-recall and calibration plots; for a regressor residuals.csv and the predicted
+    vs actual and residual plots; both get an importance plot; report.html shows them all.
+    Without matplotlib (an image installs only the lifecycle runtime) the .png files are skipped,
+    `warn` says once what to install, and the report says so too.
     Raises GateError after writing when the metric misses mlscaffold.yaml's metric_threshold
     (unless `check_gate` is false: then the report's "gate" says so and gate_error() raises).
     """
@@ -49,16 +63,27 @@ def evaluate(
     missing, _ = check_columns(bundle, data.features.columns)
     if missing:
         raise SchemaMismatch(missing, [])
-    outcome = outcome_of(
-        bundle.pipeline, coerce_features(data.features, bundle.features), data.labels, bundle.task
-    )
+    parsed = parse_input(bundle, data.features)
+    for line in stray_warnings(test_path.relative_to(config.root).as_posix(), parsed.strays):
+        warn(line)
+    outcome = outcome_of(bundle.pipeline, parsed.frame, data.labels, bundle.task)
     scores = compute_all(outcome)
 
     title = f"{config.name} {entry['id']} ({entry['family']}) on test"
+    draw = Drawer(warn)
     if outcome.classes is not None:
-        details, written = _classification_details(outcome, directory, title, warn)
+        details, written = _classification_details(outcome, directory, title, draw)
     else:
-        details, written = _regression_details(outcome, directory, title, warn)
+        details, written = _regression_details(outcome, directory, title, draw)
+    importance = permutation_importances(
+        bundle.pipeline, parsed.frame, data.labels, bundle.task, metric, entry.get("seed", 42)
+    )
+    if importance is not None:
+        details["importance"] = {"metric": metric.name, "columns": importance}
+        drops = pd.DataFrame(importance).rename(columns={"mean": f"mean_drop_in_{metric.name}"})
+        written.append(atomic_write_text(directory / "importance.csv", drops.to_csv(index=False)))
+        written += draw(lambda: importance_plot(importance, metric.name, title,
+                                                directory / "importance.png"))
     value = scores.get(metric.name)
     gate = None
     if config.metric_threshold is not None:
@@ -82,6 +107,8 @@ def evaluate(
         **details,
     }
     written.insert(0, atomic_write_json(directory / "evaluation.json", report))
+    written.append(_write_report(report, entry, bundle.strays, parsed.strays, title, directory,
+                                 [path.name for path in written], draw.skipped))
     update_experiment(layout, entry["id"], test=scores)
 
     echo(f"{entry['id']} ({entry['family']}) on {test_path} ({len(data.labels)} rows):")
@@ -114,37 +141,61 @@ def gate_error(report: dict) -> GateError:
     return GateError(f"quality gate failed for {report['experiment']}: {_verdict(report['gate'])}")
 
 
-def _plotted(draw: Callable[[], Path], warn: Callable[[str], None]) -> list[Path]:
-    """[the plot `draw` wrote], or [] with a warning when the plotting library is missing."""
-    from ..packaging import install_hint, missing_library
+IMPORTANCE_REPEATS = 5
+IMPORTANCE_MAX_ROWS = 2000  # rows permutation importance scores on (a random sample above this)
 
+
+def permutation_importances(pipeline, frame: pd.DataFrame, labels: np.ndarray, task: str,
+                            metric: Metric, seed: int) -> list[dict] | None:
+    """Per input column, how much `metric` gets worse when the column's values are shuffled
+    (mean and standard deviation over IMPORTANCE_REPEATS shuffles), largest first; None when
+    the metric is undefined on these rows (e.g. a single class)."""
+    from sklearn.inspection import permutation_importance
+
+    def score(estimator, features, truth) -> float:
+        value = metric.compute(outcome_of(estimator, features, truth, task))
+        return value if metric.higher_is_better else -value
+
+    rows = len(frame)
     try:
-        return [draw()]
-    except ModuleNotFoundError as error:
-        library = missing_library(error)
-        if library is None:
-            raise
-        warn(f"plots skipped: {library} is not installed here (an image installs only the "
-             f"lifecycle runtime); {install_hint()} draws them")
-        return []
+        result = permutation_importance(
+            pipeline, frame, labels, scoring=score, n_repeats=IMPORTANCE_REPEATS,
+            random_state=seed, max_samples=min(rows, IMPORTANCE_MAX_ROWS),
+        )
+    except ValueError:
+        return None
+    found = [
+        {"feature": name, "mean": float(mean), "std": float(std)}
+        for name, mean, std in zip(frame.columns, result.importances_mean,
+                                   result.importances_std, strict=True)
+    ]
+    if not all(np.isfinite(row["mean"]) for row in found):
+        return None
+    return sorted(found, key=lambda row: -row["mean"])
 
 
 def _classification_details(outcome, directory: Path, title: str,
-                            warn: Callable[[str], None]) -> tuple[dict, list[Path]]:
+                            draw: Drawer) -> tuple[dict, list[Path]]:
     classes = list(outcome.classes)
     matrix = confusion_matrix(outcome.y_true, outcome.y_pred, labels=classes)
     labels = [str(label) for label in classes]
     frame = pd.DataFrame(matrix, index=pd.Index(labels, name="actual \\ predicted"), columns=labels)
+    y_true, probabilities = outcome.y_true, outcome.probabilities
     written = [
         atomic_write_text(directory / "confusion_matrix.csv", frame.to_csv()),
-        *_plotted(lambda: confusion_matrix_plot(matrix, classes, title,
-                                                directory / "confusion_matrix.png"), warn),
+        *draw(lambda: confusion_matrix_plot(matrix, classes, title,
+                                            directory / "confusion_matrix.png")),
+        *draw(lambda: roc_plot(y_true, probabilities, classes, title, directory / "roc.png")),
+        *draw(lambda: precision_recall_plot(y_true, probabilities, classes, title,
+                                            directory / "precision_recall.png")),
+        *draw(lambda: calibration_plot(y_true, probabilities, classes, title,
+                                       directory / "calibration.png")),
     ]
     return {"classes": classes, "confusion_matrix": matrix.tolist()}, written
 
 
 def _regression_details(outcome, directory: Path, title: str,
-                        warn: Callable[[str], None]) -> tuple[dict, list[Path]]:
+                        draw: Drawer) -> tuple[dict, list[Path]]:
     actual, predicted = np.asarray(outcome.y_true, dtype=float), outcome.y_pred
     residuals = actual - predicted
     absolute = np.abs(residuals)
@@ -159,7 +210,65 @@ def _regression_details(outcome, directory: Path, title: str,
     frame = pd.DataFrame({"actual": actual, "predicted": predicted, "residual": residuals})
     written = [
         atomic_write_text(directory / "residuals.csv", frame.to_csv(index=False)),
-        *_plotted(lambda: regression_plot(actual, predicted, title,
-                                          directory / "residuals.png"), warn),
+        *draw(lambda: predicted_vs_actual_plot(actual, predicted, title,
+                                               directory / "predicted_vs_actual.png")),
+        *draw(lambda: residuals_plot(actual, predicted, title, directory / "residuals.png")),
     ]
     return {"residuals": summary}, written
+
+
+PLOT_CAPTIONS = {  # the plots evaluate may draw, and their captions in report.html
+    "confusion_matrix.png": "confusion matrix (rows: actual, columns: predicted)",
+    "roc.png": "ROC curve",
+    "precision_recall.png": "precision-recall curve",
+    "calibration.png": "calibration (reliability) of the predicted probabilities",
+    "predicted_vs_actual.png": "predicted vs actual",
+    "residuals.png": "residuals",
+    "importance.png": "permutation importance",
+}
+_OTHER_FILES = ("model_card.md", "experiment.json", "leaderboard.json", "model.json")
+
+
+def _write_report(report: dict, entry: dict, decided: dict, found: dict, title: str,
+                  directory: Path, written: list[str], skipped: str) -> Path:
+    """report.html of the evaluation, beside the files it links."""
+    gate = report["gate"]
+    verdict = "no quality gate set (metric_threshold)" if gate is None else (
+        ("passed: " if gate["passed"] else "FAILED: ") + _verdict(gate))
+    sections = [
+        Section("Summary", paragraphs=[
+            f"{entry['family']} {json.dumps(entry.get('params', {}), sort_keys=True)}, selected "
+            f"by {entry['metric']} on the validation set; scored on {report['data']['rows']} "
+            f"rows of {report['data']['path']}.", f"Quality gate: {verdict}."]),
+        Section("Metrics", headers=["metric", "test", "validation"], rows=[
+            [name, number(value), number(entry["validation"].get(name))]
+            for name, value in report["metrics"].items()]),
+        Section("Plots", images=[(name, PLOT_CAPTIONS[name]) for name in written
+                                 if name in PLOT_CAPTIONS and name != "importance.png"],
+                notes=[skipped] if skipped else []),
+    ]
+    importance = report.get("importance")
+    if importance is not None:
+        sections.append(Section(
+            "Permutation importance",
+            paragraphs=[f"How much {importance['metric']} gets worse on the test rows when a "
+                        "column's values are shuffled (mean and spread over "
+                        f"{IMPORTANCE_REPEATS} shuffles). Correlated columns share their "
+                        "importance: each looks less important than the pair is."],
+            headers=["column", "mean drop", "std"],
+            rows=[[row["feature"], f"{row['mean']:.4f}", f"{row['std']:.4f}"]
+                  for row in importance["columns"]],
+            images=[("importance.png", PLOT_CAPTIONS["importance.png"])]
+            if "importance.png" in written else []))
+    if decided:
+        sections.append(Section(
+            "Data decisions",
+            paragraphs=["Mostly numeric columns whose text values this model reads as missing "
+                        "(decided on the training data; see model_card.md)."],
+            headers=["column", "strays in training", "strays in the test data"],
+            rows=[[name, facts["count"], found.get(name, {}).get("count", 0)]
+                  for name, facts in decided.items()]))
+    links = [(name, name) for name in written if not name.endswith(".png")]
+    links += [(name, name) for name in _OTHER_FILES if (directory / name).is_file()]
+    sections.append(Section("Files", links=links))
+    return write_html_report(directory, title, f"evaluated {report['evaluated_at']}", sections)

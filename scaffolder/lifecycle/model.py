@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from .errors import DataError, NotFoundError
 from .experiments import experiment_dir
 from .files import atomic_write, atomic_write_json, read_json, utc_now
 from .registry import current_version_dir
-from .schema import coerce_features, used_columns
+from .schema import ParsedFeatures, parse_features, used_columns
 
 __all__ = [
     "METADATA_FILE",
@@ -32,6 +32,7 @@ __all__ = [
     "find_project_root",
     "frame_from_records",
     "load_bundle",
+    "parse_input",
     "predict_frame",
     "resolve_model_dir",
     "save_bundle",
@@ -55,6 +56,9 @@ class ModelBundle:
     metric: str
     metrics: dict[str, float]
     name: str
+    # numeric columns whose non-numbers are read as missing (the training data's decision):
+    # column -> {"count": strays in the training data, "values": {text: count}}
+    strays: dict[str, dict] = field(default_factory=dict)
 
     @property
     def input_columns(self) -> list[str]:
@@ -97,6 +101,7 @@ def save_bundle(bundle: ModelBundle, directory: Path) -> Path:
             "classes": bundle.classes,
             "metric": bundle.metric,
             "metrics": bundle.metrics,
+            "strays": bundle.strays,
             "sklearn_version": sklearn.__version__,
             "saved_at": utc_now(),
         },
@@ -125,6 +130,7 @@ def load_bundle(directory: Path) -> ModelBundle:
         metric=metadata["metric"],
         metrics=dict(metadata.get("metrics") or {}),
         name=metadata.get("name", ""),
+        strays=dict(metadata.get("strays") or {}),
     )
 
 
@@ -158,7 +164,18 @@ def frame_from_records(bundle: ModelBundle, records: list[dict]) -> pd.DataFrame
             missing, [name for name in sorted(seen) if name not in bundle.features]
         )
     frame = pd.DataFrame.from_records(records, columns=required)
-    return coerce_features(frame, bundle.features)
+    return parse_input(bundle, frame).frame
+
+
+def parse_input(bundle: ModelBundle, frame: pd.DataFrame) -> ParsedFeatures:
+    """The model's input columns of `frame` read as in training, and the strays found.
+
+    Numbers become floats and categories strings; in the numeric columns of `bundle.strays`, text
+    that is not a number reads as missing (as it did in training), elsewhere it is a DataError.
+    Everything that scores a bundle reads its input through here (predict_frame,
+    frame_from_records, evaluate, predict, serve).
+    """
+    return parse_features(frame, bundle.features, bundle.strays)
 
 
 def predict_frame(bundle: ModelBundle, frame: pd.DataFrame) -> dict:
@@ -170,7 +187,7 @@ def predict_frame(bundle: ModelBundle, frame: pd.DataFrame) -> dict:
     missing = [name for name in bundle.input_columns if name not in columns]
     if missing:
         raise SchemaMismatch(missing, [])
-    features = coerce_features(frame, bundle.features)
+    features = parse_input(bundle, frame).frame
     if not bundle.is_classifier:
         return {
             "predictions": bundle.pipeline.predict(features).astype(float).tolist(),

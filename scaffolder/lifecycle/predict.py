@@ -15,10 +15,11 @@ from .model import (
     check_columns,
     describe,
     load_bundle,
+    parse_input,
     predict_frame,
     resolve_model_dir,
 )
-from .schema import DROPPED
+from .schema import DROPPED, stray_warnings
 from .text import quiet
 
 
@@ -34,6 +35,8 @@ def predict_file(
 
     Identifier columns the model ignores (e.g. customer_id) are copied to the output to join on.
     Columns the model does not know are ignored with a warning; missing ones are an error.
+    Text in a numeric column the model reads leniently (its training data had such strays) is
+    read as missing, with a warning naming the column and the count.
     """
     directory = resolve_model_dir(config.root, model_ref)
     bundle = load_bundle(directory)
@@ -44,7 +47,10 @@ def predict_file(
     if extra:
         warn(f"ignoring column(s) the model does not use: {', '.join(extra)}")
 
-    result = predict_frame(bundle, frame)
+    parsed = parse_input(bundle, frame)
+    for line in stray_warnings(input_path, parsed.strays):
+        warn(line)
+    result = predict_frame(bundle, parsed.frame)
     kept = [
         name for name, kind in bundle.features.items() if kind == DROPPED and name in frame.columns
     ]

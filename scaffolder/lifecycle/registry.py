@@ -28,6 +28,8 @@ from .metrics import Metric
 from .text import number
 
 ARTIFACTS = ("model.joblib", "model.json", "experiment.json")
+# promoted with the model when the experiment has them (experiments of earlier versions do not)
+OPTIONAL_ARTIFACTS = ("model_card.md",)
 _VERSION_DIR = re.compile(r"^v(\d+)$")
 
 
@@ -155,7 +157,8 @@ def _copy_atomically(source: Path, stage_dir: Path, name: str) -> Path:
     stage_dir.mkdir(parents=True, exist_ok=True)
     temporary = temporary_directory(stage_dir, f".{name}-")
     try:
-        for artifact in ARTIFACTS:
+        present = [a for a in OPTIONAL_ARTIFACTS if (source / a).is_file()]
+        for artifact in (*ARTIFACTS, *present):
             # the content only: a new file with the umask's mode, whatever the experiment's
             # files have (the image reads them as another user)
             shutil.copyfile(source / artifact, temporary / artifact)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,10 @@ DROPPED = "dropped"  # how id-like and constant columns appear in a model's feat
 
 _MIN_ROWS_FOR_UNIQUENESS_RULE = 20
 _ID_UNIQUE_SHARE = 0.95
+# A text column is numeric when at least this share of its non-empty values are numbers; the rest
+# ("?", "-", "unknown", "eight") are strays, read as missing wherever the model reads data.
+NUMERIC_SHARE = 0.9
+STRAY_VALUES_KEPT = 10  # the most frequent stray values recorded per column
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,9 @@ class ColumnProfile:
     dtype: str
     missing: int
     unique: int
-    note: str = ""  # why an id-like or constant column is dropped
+    note: str = ""  # why an id-like or constant column is dropped, or which strays were read
+    strays: int = 0  # non-empty values that are not numbers, read as missing (numeric columns)
+    stray_values: tuple[tuple[str, int], ...] = ()  # the most frequent strays and their counts
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,16 @@ class Schema:
             c.name: c.kind if c.kind in (NUMERIC, CATEGORICAL) else DROPPED for c in self.columns
         }
 
+    @property
+    def strays(self) -> dict[str, dict]:
+        """Numeric columns whose stray text is read as missing, the decision a model bundle keeps:
+        column -> {"count": strays in this data, "values": {the most frequent: count}}."""
+        return {
+            c.name: {"count": c.strays, "values": dict(c.stray_values)}
+            for c in self.columns
+            if c.kind == NUMERIC and c.strays
+        }
+
 
 def infer_schema(frame: pd.DataFrame, label: str) -> Schema:
     """Classify every non-label column as numeric, categorical, id-like or constant."""
@@ -62,11 +79,20 @@ def infer_schema(frame: pd.DataFrame, label: str) -> Schema:
 
 
 def _profile(series: pd.Series, name: str) -> ColumnProfile:
+    dtype = str(series.dtype)
+    strays: dict = {}
+    if _mostly_numbers(series):
+        numbers, found = parse_numbers(series, name, strays_are_missing=True)
+        if found.any():
+            values = _most_frequent(series[found])
+            strays = {"strays": int(found.sum()), "stray_values": values,
+                      "note": stray_note(int(found.sum()), dict(values))}
+        series = numbers
     present = series.dropna()
     unique = int(present.nunique())
     facts = {
         "name": name,
-        "dtype": str(series.dtype),
+        "dtype": dtype,
         "missing": int(series.isna().sum()),
         "unique": unique,
     }
@@ -79,7 +105,38 @@ def _profile(series: pd.Series, name: str) -> ColumnProfile:
     if id_note:
         return ColumnProfile(kind=ID_LIKE, note=id_note, **facts)
     numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-    return ColumnProfile(kind=NUMERIC if numeric else CATEGORICAL, **facts)
+    return ColumnProfile(kind=NUMERIC if numeric else CATEGORICAL, **facts, **strays)
+
+
+def _mostly_numbers(series: pd.Series) -> bool:
+    """True for a text column whose non-empty values are at least NUMERIC_SHARE numbers."""
+    if not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
+        return False
+    values = series[~_blank(series)]
+    if values.empty or any(isinstance(value, bool) for value in values):
+        return False  # True/False are categories, not the numbers 1 and 0
+    numbers = pd.to_numeric(values, errors="coerce").notna().sum()
+    return bool(numbers / len(values) >= NUMERIC_SHARE)
+
+
+def _most_frequent(strays: pd.Series) -> tuple[tuple[str, int], ...]:
+    counts = strays.astype(str).value_counts().head(STRAY_VALUES_KEPT)
+    return tuple((str(value), int(count)) for value, count in counts.items())
+
+
+def stray_note(count: int, values: dict[str, int]) -> str:
+    """"31 non-number(s) read as missing: '?' (29), '-' (2)", for a table, a card or a warning."""
+    shown = ", ".join(f"{value!r} ({times})" for value, times in values.items())
+    more = ", ..." if sum(values.values()) < count else ""
+    return f"{count} non-number(s) read as missing: {shown}{more}"
+
+
+def stray_warnings(source: object, strays: dict[str, dict]) -> list[str]:
+    """One line per numeric column of `source` whose strays were read as missing."""
+    return [
+        f"{source}: numeric column {name!r} has {stray_note(found['count'], found['values'])}"
+        for name, found in strays.items()
+    ]
 
 
 def _id_like(present: pd.Series, name: str, unique: int) -> str:
@@ -127,29 +184,67 @@ def used_columns(features: dict[str, str]) -> list[str]:
     return [name for name, kind in features.items() if kind in (NUMERIC, CATEGORICAL)]
 
 
-def coerce_features(frame: pd.DataFrame, features: dict[str, str]) -> pd.DataFrame:
-    """The model's input columns of `frame` with training dtypes: floats, and strings or NaN."""
-    columns = {}
+@dataclass(frozen=True)
+class ParsedFeatures:
+    """The model's input columns with training dtypes, and the strays read as missing."""
+
+    frame: pd.DataFrame
+    strays: dict[str, dict]  # column -> {"count": n, "values": {text: count}}, columns with strays
+
+
+def parse_features(
+    frame: pd.DataFrame, features: dict[str, str], strays: Collection[str] = ()
+) -> ParsedFeatures:
+    """The model's input columns of `frame` with training dtypes: floats, and strings or NaN.
+
+    Numeric columns named in `strays` (a model's decision: Schema.strays) read text that is not a
+    number as missing; in other numeric columns such text is a DataError naming the column.
+    """
+    columns, found = {}, {}
     for name, kind in features.items():
         if kind == NUMERIC:
-            columns[name] = _as_float(frame[name], name)
+            columns[name], stray = parse_numbers(
+                frame[name], name, strays_are_missing=name in strays
+            )
+            if stray.any():
+                values = _most_frequent(frame[name][stray])
+                found[name] = {"count": int(stray.sum()), "values": dict(values)}
         elif kind == CATEGORICAL:
             columns[name] = _as_text(frame[name])
-    return pd.DataFrame(columns, index=frame.index)
+    return ParsedFeatures(pd.DataFrame(columns, index=frame.index), found)
 
 
-def _as_float(series: pd.Series, name: str) -> pd.Series:
-    if series.dtype == "float64":
-        return series
+def coerce_features(
+    frame: pd.DataFrame, features: dict[str, str], strays: Collection[str] = ()
+) -> pd.DataFrame:
+    """parse_features(...).frame: the model's input columns of `frame` with training dtypes."""
+    return parse_features(frame, features, strays).frame
+
+
+def parse_numbers(
+    series: pd.Series, name: str, *, strays_are_missing: bool = False
+) -> tuple[pd.Series, pd.Series]:
+    """(floats, strays) of a numeric column: the one reading of numbers everywhere a model reads
+    data (train, evaluate, predict, drift, serve) and where analysis decides a column's kind.
+
+    Empty values are missing. Text that is not a number is a stray: missing when
+    `strays_are_missing`, else a DataError naming the column and examples. `strays` is a boolean
+    mask of those values.
+    """
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        return series.astype("float64")
-    blank = series.isna() | series.astype(str).str.strip().eq("")
+        floats = series if series.dtype == "float64" else series.astype("float64")
+        return floats, pd.Series(False, index=series.index)
+    blank = _blank(series)
     numbers = pd.to_numeric(series.where(~blank, np.nan), errors="coerce").astype("float64")
     bad = numbers.isna() & ~blank
-    if bad.any():
+    if bad.any() and not strays_are_missing:
         examples = ", ".join(repr(value) for value in series[bad].unique()[:3])
         raise DataError(f"column {name!r} must be numeric; got {examples}")
-    return numbers
+    return numbers, bad
+
+
+def _blank(series: pd.Series) -> pd.Series:
+    return series.isna() | series.astype(str).str.strip().eq("")
 
 
 def _as_text(series: pd.Series) -> pd.Series:

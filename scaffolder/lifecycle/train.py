@@ -14,15 +14,17 @@ import pandas as pd
 import sklearn
 from sklearn.pipeline import Pipeline
 
+from .. import __version__
 from .config import ProjectConfig
 from .data import check_classes, read_csv, split_label
 from .errors import COMMAND, DataError
 from .experiments import pending_experiment, record_experiment
-from .files import atomic_write_json, sha256_file, utc_now
+from .files import atomic_write_json, atomic_write_text, sha256_file, utc_now
 from .hooks import ProjectHooks
 from .metrics import Metric, get_metric
 from .model import ModelBundle, save_bundle
-from .schema import coerce_features, infer_schema, used_columns
+from .report import MODEL_CARD_FILE, model_card
+from .schema import Schema, infer_schema, parse_features, stray_warnings, used_columns
 from .search import SearchResult, Split, Trial, search
 from .text import number, quiet
 
@@ -38,26 +40,43 @@ class TrainingData:
     features: dict[str, str]  # column -> numeric | categorical | dropped
     classes: list | None
     files: dict[str, dict]  # split -> path, sha256, rows, columns
+    schema: Schema  # of the training set: column kinds, why columns are dropped, strays
+
+    @property
+    def strays(self) -> dict[str, dict]:
+        """Numeric columns whose non-numbers read as missing (the decision the bundle keeps)."""
+        return self.schema.strays
 
 
-def load_training_data(config: ProjectConfig, echo: Callable[[str], None]) -> TrainingData:
-    """Read datasets/train.csv and validation.csv; infer the schema from the training set."""
+def load_training_data(
+    config: ProjectConfig, echo: Callable[[str], None], warn: Callable[[str], None] = quiet
+) -> TrainingData:
+    """Read datasets/train.csv and validation.csv; infer the schema from the training set.
+
+    A mostly numeric column's stray text ('?', '-') reads as missing; `warn` names each such
+    column with its count, per file.
+    """
     splits, files = {}, {}
-    features: dict[str, str] = {}
+    schema: Schema | None = None
     for split in SPLITS:
         path = config.layout.dataset(split)
         frame = read_csv(path)
         data = split_label(frame, config.label, config.task, path)
-        if split == "train":
-            features = infer_schema(frame, config.label).features
+        if schema is None:
+            schema = infer_schema(frame, config.label)
+        features = schema.features
         missing = [name for name in used_columns(features) if name not in data.features.columns]
         if missing:
             raise DataError(f"{path} lacks column(s) of the training data: {', '.join(missing)}")
         if data.dropped_rows:
             echo(f"note: ignored {data.dropped_rows} row(s) of {split} without a label")
-        splits[split] = Split(coerce_features(data.features, features), data.labels)
+        parsed = parse_features(data.features, features, schema.strays)
+        source = path.relative_to(config.root).as_posix()
+        for line in stray_warnings(source, parsed.strays):
+            warn(line)
+        splits[split] = Split(parsed.frame, data.labels)
         files[split] = {
-            "path": path.relative_to(config.root).as_posix(),
+            "path": source,
             "sha256": sha256_file(path),
             "rows": len(frame),
             "columns": len(frame.columns),
@@ -66,7 +85,9 @@ def load_training_data(config: ProjectConfig, echo: Callable[[str], None]) -> Tr
     if config.is_classification:
         classes = np.unique(splits["train"].y).tolist()
         check_classes(classes, config.task, files["train"]["path"])
-    return TrainingData(splits["train"], splits["validation"], features, classes, files)
+    assert schema is not None
+    return TrainingData(splits["train"], splits["validation"], schema.features, classes, files,
+                        schema)
 
 
 def train(
@@ -76,6 +97,7 @@ def train(
     seed: int = 42,
     echo: Callable[[str], None] = quiet,
     hooks: ProjectHooks | None = None,
+    warn: Callable[[str], None] = quiet,
 ) -> dict:
     """Search for the best model within `budget` seconds and record it as a new experiment.
 
@@ -86,7 +108,7 @@ def train(
     if budget <= 0:
         raise DataError(f"--time must be a positive number of seconds, got {budget:g}")
     started_at, loading = utc_now(), time.perf_counter()
-    data = load_training_data(config, echo)
+    data = load_training_data(config, echo, warn)
     searching = time.perf_counter()
 
     with pending_experiment(config.layout) as (experiment_id, directory):
@@ -110,6 +132,7 @@ def train(
             metric=metric.name,
             metrics=result.best.metrics,
             name=config.name,
+            strays=data.strays,
         )
         save_bundle(bundle, directory)
         atomic_write_json(directory / "leaderboard.json", _leaderboard(result.trials, metric))
@@ -134,6 +157,10 @@ def train(
         }
         atomic_write_json(
             directory / "experiment.json", _experiment_record(entry, config, data, result, timings)
+        )
+        atomic_write_text(
+            directory / MODEL_CARD_FILE,
+            model_card(entry, config.name, config.label, data.schema, data.files, __version__),
         )
         record_experiment(config.layout, entry)
 
@@ -175,6 +202,7 @@ def _experiment_record(
         "project": config.name,
         "label": config.label,
         "features": data.features,
+        "strays": data.strays,
         "classes": data.classes,
         "data": data.files,
         "versions": {
@@ -203,5 +231,6 @@ def _report(
         f"({len(result.trials)} candidates in {seconds:.1f}s)"
     )
     echo("validation: " + ", ".join(f"{k}={number(v)}" for k, v in best.metrics.items()))
-    echo(f"wrote {directory} (model.joblib, model.json, experiment.json, leaderboard.json)")
+    echo(f"wrote {directory} (model.joblib, model.json, experiment.json, leaderboard.json, "
+         f"{MODEL_CARD_FILE})")
     echo(f"next: {COMMAND} evaluate --experiment {experiment_id}")

@@ -17,8 +17,7 @@ def as_json(result) -> dict:
     return json.loads(result.out)
 
 
-def test_analyze_json(rendered):
-    project = rendered("binary-classification")
+def test_analyze_json(project):
     result = run_cli(project, "analyze", "--format", "json")
     assert result.code == 0, result.err
     report = as_json(result)

@@ -15,7 +15,8 @@ from mlscaffold.lifecycle.model import load_bundle
 
 from .conftest import assert_error, run_cli
 
-EXPERIMENT_FILES = {"model.joblib", "model.json", "experiment.json", "leaderboard.json"}
+EXPERIMENT_FILES = {"model.joblib", "model.json", "experiment.json", "leaderboard.json",
+                    "model_card.md"}
 
 
 def job_tree(root: Path, project: Path, hyperparameters: dict | None = None,

@@ -53,6 +53,8 @@ class Columns:
         self.all = list(bundle.features)  # training order, dropped columns included
         self.inputs = [c for c, kind in bundle.features.items() if kind != "dropped"]
         self.numeric = frozenset(c for c, kind in bundle.features.items() if kind == "numeric")
+        # numeric columns whose stray text training read as missing (schema.parse_numbers)
+        self.strays = frozenset(bundle.strays)
         self.known = frozenset(self.all) | {bundle.label}
 
     def for_width(self, width: int) -> list[str]:
@@ -104,7 +106,8 @@ class Columns:
                     array = None
                 if array is not None and np.isfinite(array).all():
                     return array
-            checked = self._each(name, values, where, _number)
+            check = _number_or_missing if name in self.strays else _number
+            checked = self._each(name, values, where, check)
             return np.array([math.nan if v is None else v for v in checked], dtype=np.float64)
         if kinds == {str} and all(map(str.isascii, values)):
             return values
@@ -147,6 +150,17 @@ def _number(value: Any) -> float | None:
             raise ValueError(f"must be a finite number, got {_shown(value)}")
         return number
     raise ValueError(f"must be a number, got {type_name(value)}")
+
+
+def _number_or_missing(value: Any) -> float | None:
+    """A cell of a numeric column with stray text: text that is no number is missing, as the
+    bundle's parsing reads it in training and predict; a non-finite number is still refused."""
+    if type(value) is str:
+        try:
+            float(value)
+        except ValueError:
+            return None
+    return _number(value)
 
 
 def _text(value: Any) -> str | None:

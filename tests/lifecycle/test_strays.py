@@ -1,0 +1,257 @@
+"""Mostly numeric columns with stray text ('?', '-', 'eight') stay numeric: the strays read as
+missing in analyze, train, evaluate, predict, drift and serve alike, each run warns naming the
+column and its count, and the model card and model.json record the decision.
+
+The project here is the regression sample with '?' in 10% of two numeric columns of every split
+(the issue's case: such columns had become categorical with hundreds of levels).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlscaffold.lifecycle.errors import DataError
+from mlscaffold.lifecycle.files import read_json
+from mlscaffold.lifecycle.model import (
+    frame_from_records,
+    load_bundle,
+    parse_input,
+    predict_frame,
+    resolve_model_dir,
+)
+from mlscaffold.lifecycle.schema import (
+    CATEGORICAL,
+    NUMERIC,
+    NUMERIC_SHARE,
+    infer_schema,
+    parse_features,
+)
+
+from .conftest import (
+    QUICK_TRAIN_SECONDS,
+    accepts_connections,
+    assert_error,
+    copy_project,
+    python_m,
+    read_spec,
+    run_cli,
+    wait_for,
+)
+
+STRAY_COLUMNS = ("tenure_months", "monthly_spend")
+ROWS = {"train": 800, "validation": 200, "test": 200}
+
+
+def _with_question_marks(project: Path) -> None:
+    """'?' in every tenth row of tenure_months and (other rows) of monthly_spend: 10% each."""
+    for split in ROWS:
+        path = project / "datasets" / f"{split}.csv"
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame.loc[frame.index % 10 == 0, "tenure_months"] = "?"
+        frame.loc[frame.index % 10 == 5, "monthly_spend"] = "?"
+        frame.to_csv(path, index=False)
+
+
+def _warning(file: str, column: str, count: int) -> str:
+    return (f"{file}: numeric column {column!r} has {count} non-number(s) read as missing: "
+            f"'?' ({count})")
+
+
+@pytest.fixture(scope="module")
+def stray_project(rendered, tmp_path_factory) -> tuple[Path, object]:
+    """(project, train result): the regression sample with '?'s, trained once (exp-001)."""
+    source = rendered("regression")
+    project = copy_project(source, tmp_path_factory.mktemp("strays") / source.name)
+    _with_question_marks(project)
+    trained = run_cli(project, "train", "--time", QUICK_TRAIN_SECONDS)
+    assert trained.code == 0, trained.err
+    return project, trained
+
+
+# ---------------------------------------------------------------------------- the rule itself
+
+
+def test_a_column_is_numeric_when_at_least_the_share_of_its_values_are_numbers():
+    rows = 100
+    strays_a = {i: "?" for i in range(0, rows, 10)}  # 10 of 100: exactly 90% numbers
+    strays_b = {3: "-", 13: "eight", 23: "eight", 33: "n/a", 43: ""}  # '' is empty, not a stray
+    frame = pd.DataFrame({
+        "a": [strays_a.get(i, str(i % 17)) for i in range(rows)],
+        "b": [strays_b.get(i, f"{i / 3:.2f}") for i in range(rows)],
+        "c": ["?" if i % 9 == 0 else str(i % 13) for i in range(rows)],  # 12 of 100: 88%
+        "d": [[True, False, None][i % 3] for i in range(rows)],
+        "y": [i % 2 for i in range(rows)],
+    }, dtype=object)
+    schema = infer_schema(frame, "y")
+    kinds = {column.name: column.kind for column in schema.columns}
+    assert NUMERIC_SHARE == 0.9
+    assert kinds == {"a": NUMERIC, "b": NUMERIC, "c": CATEGORICAL, "d": CATEGORICAL}
+    assert schema.strays == {
+        "a": {"count": 10, "values": {"?": 10}},
+        "b": {"count": 4, "values": {"eight": 2, "-": 1, "n/a": 1}},
+    }
+    profile = {column.name: column for column in schema.columns}
+    assert profile["a"].missing == 10 and profile["b"].missing == 5  # strays + the empty value
+    assert profile["a"].note == "10 non-number(s) read as missing: '?' (10)"
+
+
+def test_strays_read_as_missing_only_in_the_columns_the_decision_names():
+    features = {"a": NUMERIC, "b": NUMERIC, "c": CATEGORICAL}
+    frame = pd.DataFrame({"a": ["1", "?", None], "b": [1.5, 2.0, None], "c": ["x", "?", 3]})
+    parsed = parse_features(frame, features, strays={"a"})
+    assert parsed.frame["a"].tolist()[0] == 1.0 and np.isnan(parsed.frame["a"].iloc[1])
+    assert parsed.strays == {"a": {"count": 1, "values": {"?": 1}}}
+    assert parsed.frame["c"].tolist() == ["x", "?", "3"]  # categories keep their text
+    with pytest.raises(DataError, match=r"^column 'a' must be numeric; got '\?'$"):
+        parse_features(frame, features)
+    strict = frame.assign(b=["1", "-", "2"])
+    with pytest.raises(DataError, match=r"^column 'b' must be numeric; got '-'$"):
+        parse_features(strict, features, strays={"a"})
+
+
+# ---------------------------------------------------------------------------- the commands
+
+
+def test_analyze_keeps_the_columns_numeric_and_warns_naming_them(stray_project):
+    project, _ = stray_project
+    analyzed = run_cli(project, "analyze", "--format", "json")
+    assert analyzed.code == 0, analyzed.err
+    report = json.loads(analyzed.out)
+    features = {feature["name"]: feature for feature in report["features"]}
+    for column in STRAY_COLUMNS:
+        assert features[column]["kind"] == "numeric"
+        assert features[column]["strays"] == {"count": 80, "values": {"?": 80}}
+    train_csv = project / "datasets" / "train.csv"
+    assert report["warnings"][:2] == [_warning(str(train_csv), column, 80)
+                                      for column in STRAY_COLUMNS]
+    assert any("read text as missing" in step and "tenure_months, monthly_spend" in step
+               for step in report["plan"])
+
+
+def test_train_warns_per_file_and_records_the_decision(stray_project):
+    project, trained = stray_project
+    assert trained.err.splitlines() == [
+        "warning: " + _warning(f"datasets/{split}.csv", column, ROWS[split] // 10)
+        for split in ("train", "validation") for column in STRAY_COLUMNS
+    ]
+    experiment = project / "experiments" / "exp-001"
+    decision = {column: {"count": 80, "values": {"?": 80}} for column in STRAY_COLUMNS}
+    metadata = read_json(experiment / "model.json")
+    assert metadata["strays"] == decision
+    assert all(metadata["features"][column] == "numeric" for column in STRAY_COLUMNS)
+    assert read_json(experiment / "experiment.json")["strays"] == decision
+    card = (experiment / "model_card.md").read_text()
+    assert "| `tenure_months` | numeric | number; 80 non-number(s) read as missing: '?' (80) |" \
+        in card
+    assert "Mostly numeric columns holding some text: `tenure_months`, `monthly_spend`." in card
+
+
+def test_evaluate_and_drift_read_the_test_data_the_same_way(stray_project, tmp_path):
+    source, _ = stray_project
+    project = copy_project(source, tmp_path / source.name)
+    evaluated = run_cli(project, "evaluate")
+    assert evaluated.code in (0, 1), evaluated.err  # 1: the sample's quality gate said no
+    assert evaluated.err.splitlines()[:2] == [
+        "warning: " + _warning("datasets/test.csv", column, 20) for column in STRAY_COLUMNS]
+    drifted = run_cli(project, "drift", "--input", project / "datasets" / "test.csv",
+                      "--format", "json")
+    assert drifted.code in (0, 1), drifted.err
+    assert {row["feature"]: row["kind"] for row in json.loads(drifted.out)["features"]
+            }["tenure_months"] == "numeric"
+
+
+def _test_rows(project: Path, rows: int) -> pd.DataFrame:
+    """`rows` rows of test.csv without a '?' (rows 1 to 4), as text, without the label."""
+    assert rows <= 4
+    label = read_spec(project)["label"]
+    frame = pd.read_csv(project / "datasets" / "test.csv", dtype=str, keep_default_na=False)
+    return frame.drop(columns=[label]).iloc[1:rows + 1].reset_index(drop=True)
+
+
+def test_predict_reads_a_question_mark_as_missing(stray_project, tmp_path):
+    source, _ = stray_project
+    project = copy_project(source, tmp_path / source.name)
+    rows = _test_rows(project, 3)
+    rows.loc[1, "tenure_months"] = "?"
+    blank = rows.copy()
+    blank.loc[1, "tenure_months"] = ""
+    warnings = {}
+    for name, frame in (("marked", rows), ("blank", blank)):
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        predicted = run_cli(project, "predict", "--model", "exp-001", "--input",
+                            tmp_path / f"{name}.csv", "--output", tmp_path / f"{name}-out.csv")
+        assert predicted.code == 0, predicted.err
+        warnings[name] = predicted.err
+    assert warnings == {
+        "marked": f"warning: {_warning(tmp_path / 'marked.csv', 'tenure_months', 1)}\n",
+        "blank": ""}
+    with_mark = pd.read_csv(tmp_path / "marked-out.csv")["prediction"]
+    assert with_mark.notna().all()
+    assert with_mark.tolist() == pd.read_csv(tmp_path / "blank-out.csv")["prediction"].tolist()
+
+    rows.loc[2, "support_tickets"] = "?"  # a column that held only numbers in training
+    rows.to_csv(tmp_path / "strict.csv", index=False)
+    refused = run_cli(project, "predict", "--model", "exp-001", "--input",
+                      tmp_path / "strict.csv", "--output", tmp_path / "strict-out.csv")
+    assert_error(refused, 2, "column 'support_tickets' must be numeric; got '?'")
+    assert not (tmp_path / "strict-out.csv").exists()
+
+
+def test_the_bundle_api_the_server_calls_reads_strays_as_missing(stray_project):
+    project, _ = stray_project
+    bundle = load_bundle(resolve_model_dir(project, "exp-001"))
+    assert set(bundle.strays) == set(STRAY_COLUMNS)
+    records = _test_rows(project, 2).to_dict("records")
+    marked = [{**records[0], "monthly_spend": "?"}, records[1]]
+    missing = [{**records[0], "monthly_spend": None}, records[1]]
+    got = predict_frame(bundle, frame_from_records(bundle, marked))["predictions"]
+    assert got == predict_frame(bundle, frame_from_records(bundle, missing))["predictions"]
+    assert parse_input(bundle, pd.DataFrame(marked)).strays == {
+        "monthly_spend": {"count": 1, "values": {"?": 1}}}
+    with pytest.raises(DataError, match="'support_tickets' must be numeric"):
+        frame_from_records(bundle, [{**records[0], "support_tickets": "?"}])
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_serve_reads_strays_as_missing_in_json_and_csv(stray_project, tmp_path):
+    import http.client
+
+    project, _ = stray_project
+    directory = resolve_model_dir(project, "exp-001")
+    bundle = load_bundle(directory)
+    rows = _test_rows(project, 2)
+    rows.loc[0, "tenure_months"] = "?"
+    expected = predict_frame(bundle, rows.replace({"?": None}))["predictions"]
+    port = _free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        process = python_m("serve", "--model-dir", directory, "--port", port,
+                           stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: process.poll() is None and accepts_connections(port),
+                 lambda: f"the server did not start:\n{log_path.read_text()}")
+        for body, kind in ((json.dumps({"instances": rows.to_dict("records")}),
+                            "application/json"),
+                           (rows.to_csv(index=False), "text/csv")):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            connection.request("POST", "/invocations", body=body, headers={"Content-Type": kind})
+            response = connection.getresponse()
+            answer = json.loads(response.read())
+            connection.close()
+            assert response.status == 200, answer
+            assert np.allclose(answer["predictions"], expected), kind
+    finally:
+        process.terminate()
+        process.wait(60)
