@@ -485,11 +485,17 @@ def promote_to_stack(config: ProjectConfig, experiment: str, stage: str, stack: 
     with aws_errors(f"read model package group {target.group}", _READ):
         registry.check()
         served = registry.served(stage)
-        pending = registry.newest_with_key(key, PENDING) if stage == "production" else None
         image = _image_digest(aws["ecr"], target, image_tag) if image_tag else None
-    if served is not None and served.model_key == key:
-        notes.append(f"v{served.version} of {target.group} is that model already")
-    elif stage == "production" and served is not None:
+        # a staging candidate of this model (and image) newer than the approved version:
+        # production approves it rather than registering it again
+        pending = registry.newest_with_key(key, PENDING) if stage == "production" else None
+    if pending is not None and ((image is not None and pending.image_digest != image[1])
+                                or (served is not None and pending.version < served.version)):
+        pending = None
+    # the stage's version is this model already (and this image, when one is given)
+    unchanged = served is not None and served.model_key == key and (
+        image is None or served.image_digest == image[1])
+    if stage == "production" and served is not None and served.model_key != key:
         from .lifecycle.text import number
 
         value, approved = candidate["validation"].get(metric.name), served.metrics.get(metric.name)
@@ -526,13 +532,14 @@ def promote_to_stack(config: ProjectConfig, experiment: str, stage: str, stack: 
             raise MlscaffoldError(f"{folder} does not hold the files of {candidate['id']}",
                                   hint=f"promote it again: mlscaffold promote {experiment} "
                                        f"--to {stage}")
-        if served is not None and served.model_key == key:
+        if unchanged:
+            assert served is not None
             return Registration(served, "unchanged", stage, target, promoted, False,
                                 tuple(notes))
         uploaded = publish_version(version, target.bucket, aws["s3"]).uploaded
         approval = (f"approved by `mlscaffold promote {candidate['id']} --to {stage}` "
                     f"({metric.name}={_value(candidate['validation'].get(metric.name))})")
-        if pending is not None:  # a staging candidate of this model: approving it is the step
+        if pending is not None:
             aws["sagemaker"].update_model_package(
                 ModelPackageArn=pending.arn, ModelApprovalStatus=APPROVED,
                 ApprovalDescription=approval)

@@ -110,12 +110,14 @@ def aws(monkeypatch):
             sagemaker.create_model_package_group(ModelPackageGroupName=f"shop-{stack}")
         ecr = boto3.client("ecr", region_name=REGION)
         ecr.create_repository(repositoryName=REPOSITORY)
-        manifest = json.dumps({"schemaVersion": 2, "mediaType":
-                               "application/vnd.docker.distribution.manifest.v2+json",
-                               "config": {"digest": "sha256:" + "c" * 64, "size": 1,
-                                          "mediaType": "application/vnd.docker.container."
-                                                       "image.v1+json"}, "layers": []})
-        ecr.put_image(repositoryName=REPOSITORY, imageManifest=manifest, imageTag="abc123")
+        for tag, config in (("abc123", "c"), ("def456", "d")):  # two images, two digests
+            ecr.put_image(repositoryName=REPOSITORY, imageTag=tag, imageManifest=json.dumps({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"digest": "sha256:" + config * 64, "size": 1,
+                           "mediaType": "application/vnd.docker.container.image.v1+json"},
+                "layers": [{"digest": "sha256:" + config * 64, "size": 1, "mediaType":
+                            "application/vnd.docker.image.rootfs.diff.tar.gzip"}]}))
         yield {"sagemaker": sagemaker, "s3": s3, "ecr": ecr}
 
 
@@ -132,8 +134,9 @@ def _versions(sagemaker, group: str) -> list[dict]:
             for item in sorted(summaries, key=lambda item: item["ModelPackageVersion"])]
 
 
-def _image_digest(ecr) -> str:
-    return ecr.describe_images(repositoryName=REPOSITORY)["imageDetails"][0]["imageDigest"]
+def _image_digest(ecr, tag: str = "abc123") -> str:
+    return ecr.describe_images(repositoryName=REPOSITORY, imageIds=[{"imageTag": tag}])[
+        "imageDetails"][0]["imageDigest"]
 
 
 # ---------------------------------------------------------------- promote --stack
@@ -206,6 +209,20 @@ def test_promoting_the_served_model_again_changes_nothing(project, aws):
     key = current_model(project, "production").key
     assert again.out == (f"production of stack prod is v1 of shop-prod (Approved; "
                          f"roc_auc=0.8500; {key}) already\n")
+
+
+def test_the_same_model_with_a_new_image_is_a_new_version(project, aws):
+    """A version is a model and the image that serves it: a new image tag registers again
+    (no metric gate: the model is the same), the same one changes nothing."""
+    for tag, count in (("abc123", 1), ("def456", 2), ("def456", 2)):
+        result = _promote(project, "exp-002", "production", "prod", "--image-tag", tag)
+        assert result.code == 0, result.err
+        versions = _versions(aws["sagemaker"], "shop-prod")
+        assert len(versions) == count
+    assert [v["CustomerMetadataProperties"]["mlscaffold:image-digest"] for v in versions] == [
+        _image_digest(aws["ecr"], "abc123"), _image_digest(aws["ecr"], "def456")]
+    assert _image_digest(aws["ecr"], "abc123") != _image_digest(aws["ecr"], "def456")
+    assert result.out.endswith("already\n")
 
 
 def test_production_refuses_a_worse_model_than_the_approved_one(project, aws):
