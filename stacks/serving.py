@@ -509,9 +509,10 @@ def deployable_model_key(config: ServingConfig, stack: str) -> str:
     """
     if config.model_key is not None:
         return config.model_key
-    upload = (f"`make deploy STACK={stack}` uploads the current model and sets it; by hand, "
-              f"`mlscaffold model upload --stack {stack} --stage STAGE` prints the key to set "
-              "with `pulumi config set --path platform.serving.model_key KEY`")
+    upload = (f"`make deploy STACK={stack}` sets it to the version the stack's model registry "
+              f"serves (EXP=exp-NNN registers one first); by hand, `mlscaffold model served "
+              f"--stack {stack} --stage STAGE` prints the key to set with `pulumi config set "
+              "--path platform.serving.model_key KEY`")
     if pulumi.runtime.is_dry_run():
         pulumi.log.warn(f"platform.serving.model_key is not set: previewing serving with the "
                         f"stand-in model {STAND_IN_MODEL_KEY}; {upload}")

@@ -154,9 +154,10 @@ def test_the_model_key_is_required_to_deploy_and_stood_in_for_a_preview(config_f
         run_mocked(program)
     assert str(caught.value) == (
         "stack config platform.serving.model_key: not set, and serving.platform sagemaker "
-        "needs the model version to serve; `make deploy STACK=staging` uploads the current "
-        "model and sets it; by hand, `mlscaffold model upload --stack staging --stage STAGE` "
-        "prints the key to set with `pulumi config set --path platform.serving.model_key KEY`")
+        "needs the model version to serve; `make deploy STACK=staging` sets it to the version "
+        "the stack's model registry serves (EXP=exp-NNN registers one first); by hand, "
+        "`mlscaffold model served --stack staging --stage STAGE` prints the key to set with "
+        "`pulumi config set --path platform.serving.model_key KEY`")
 
 
 def test_model_is_network_isolated_in_the_vpc(serving_graph):
