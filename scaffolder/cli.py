@@ -993,7 +993,9 @@ def _status_lines(result: Any) -> list[str]:
                      f"{version.image or 'not recorded'}; git {version.git_commit or 'unknown'}")
         if metrics:
             lines.append(f"    validation: {metrics}")
-    if result.serving == "sagemaker":
+    if result.serving == "sagemaker" and result.endpoint is None:
+        lines.append("  endpoint: not deployed yet")
+    elif result.serving == "sagemaker":
         lines.append(f"  endpoint {result.endpoint}: {result.endpoint_status or 'missing'}")
         for variant in result.variants:
             served = f"v{variant.version}" if variant.version else "an unregistered model"

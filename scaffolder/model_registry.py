@@ -117,27 +117,30 @@ class RegistryTarget:
     """The stage the stack deploys: production for a production environment (the one rule of
     :func:`mlscaffold.stacks.config.environment_profiles`, as CI's deploy order), else
     staging."""
+    serving: str = "none"
+    """The stack's serving platform (``serving.platform`` of its config): sagemaker, kserve or
+    none."""
 
 
 def registry_target(project: Path, stack: str, outputs_source: str | None = None
                     ) -> RegistryTarget:
     """The registry of `project`'s `stack`: its outputs (`outputs_source`: a JSON file, ``-``,
     or the Pulumi CLI) in its region (``aws:region`` of ``infra/Pulumi.<stack>.yaml``)."""
-    from .infra import find_project, stack_config
+    from .infra import find_project, stack_config, stack_platform_config
     from .spec import SPEC_FILENAME, load_spec
-    from .stacks.config import environment_profiles
 
     root = find_project(project)
     spec = load_spec(root / SPEC_FILENAME)
     region = stack_config(root, spec, stack).get("aws:region", spec.region)
-    production = environment_profiles(spec.environments)[stack] == "prod"
+    platform = stack_platform_config(root, spec, stack)
     outputs = read_stack_outputs(root, stack, outputs_source)
     group = str(require_output(outputs, "model_package_group", stack,
                                "is its SageMaker Model Registry (a model package group)"))
     bucket = str(require_output(outputs, "artifact_bucket", stack, "holds the model versions"))
     repository = outputs.get("repository_url")
     return RegistryTarget(stack, region, group, bucket, str(repository) if repository else None,
-                          outputs, "production" if production else "staging")
+                          outputs, "production" if platform.production else "staging",
+                          platform.serving.platform)
 
 
 # ---------------------------------------------------------------------------- versions
@@ -723,7 +726,7 @@ def stack_status(project: Path, stack: str, *, outputs_source: str | None = None
     registry = ModelRegistry(target, client)
     outputs = target.outputs
     endpoint = outputs.get("endpoint") if isinstance(outputs.get("endpoint"), dict) else None
-    serving = "sagemaker" if endpoint else "kserve" if outputs.get("model_key") else "none"
+    serving = target.serving
     with aws_errors(f"read the registry and serving of stack {stack}", _STATUS):
         registry.check()
         served = {stage: registry.served(stage) for stage in STAGE_STATUS}

@@ -429,6 +429,11 @@ def _endpoint(aws, key: str, bucket: str = "shop-prod-artifacts") -> dict:
 def test_status_shows_the_approved_version_and_what_the_endpoint_serves(project, aws):
     assert _promote(project, "exp-001", "production", "prod").code == 0
     key = current_model(project, "production").key
+    # registered, not deployed yet: serving is behind the registry
+    undeployed = invoke("status", project, "--stack", "prod", "--outputs",
+                        project / "outputs-prod.json")
+    assert undeployed.code == 1
+    assert "  endpoint: not deployed yet" in undeployed.out.splitlines()
     outputs = json.loads((project / "outputs-prod.json").read_text())
     outputs["endpoint"] = _endpoint(aws, key)
     (project / "outputs-prod.json").write_text(json.dumps(outputs))
