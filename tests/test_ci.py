@@ -284,9 +284,9 @@ def test_the_main_branch_trains_where_the_spec_says(provider):
     """train_on sagemaker or eks: the train job assumes the AWS role and trains on the first
     stack (`make train TRAIN_ON=... STACK=...`, the Makefile passes --on and --stack); local:
     no cloud access at all. The pull request's smoke run stays local."""
-    for train_on in ("sagemaker", "eks", "local"):
+    for train_on in ("sagemaker", "eks", "local", None):  # None: a spec that leaves it out
         docs = _rendered_with(provider, train_on=train_on)
-        remote = train_on != "local"
+        remote = train_on not in ("local", None)
         if provider == "github":
             job = docs[".github/workflows/ci.yml"]["jobs"]["train"]
             runs = _run_lines(job)
