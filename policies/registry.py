@@ -78,6 +78,8 @@ DOMAINS: dict[str, tuple[Rule, ...]] = {
         ml.sagemaker_endpoint_kms,
         ml.sagemaker_data_capture_kms,
         ml.sagemaker_data_capture,
+        ml.sagemaker_endpoint_auto_rollback,
+        ml.sagemaker_endpoint_rollback_window,
         ml.sagemaker_model_network_isolation,
         ml.sagemaker_model_vpc,
         ml.sagemaker_feature_group_kms,

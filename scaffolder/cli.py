@@ -67,7 +67,7 @@ _SECTIONS = {
     "The ML lifecycle (inside a project)": ("analyze", "train", "list", "evaluate", "promote",
                                             "rollback", "predict", "serve", "drift", "baseline"),
     "The platform (infra/)": ("preview", "graph", "check", "cost", "policy", "preflight",
-                              "tunnel", "model", "endpoint", "features"),
+                              "tunnel", "model", "endpoint", "features", "status"),
 }
 
 
@@ -972,6 +972,100 @@ def model_upload(project: Path, stack: str, stage: str, outputs_source: str | No
     else:
         click.echo(f"model: {where} is already at {result.url}", err=True)
     click.echo(result.key)
+
+
+@model.command("served")
+@_PROJECT_ARGUMENT
+@click.option("--stack", "-s", metavar="ENV", required=True, help="Environment (stack).")
+@click.option("--stage", type=click.Choice(["staging", "production"]), required=True,
+              help="production: the newest Approved version; staging: the newest not Rejected.")
+@_OUTPUTS_OPTION
+def model_served(project: Path, stack: str, stage: str, outputs_source: str | None) -> None:
+    """Print the model version a stack serves for STAGE, as its SageMaker Model Registry says.
+
+    The registry of record is the stack's model package group (`mlscaffold promote EXP --to
+    STAGE --stack ENV` registers, `mlscaffold rollback --stack ENV` rolls back). Prints three
+    lines for a shell's eval: model_key= (models/<sha256>/model.tar.gz), image_tag= (the
+    serving image it was registered with, empty if none) and version=.
+
+    \b
+    Example (what `make deploy` runs):
+      served=$(mlscaffold model served -s prod --stage production); eval "$served"
+    """
+    from .model_registry import deploy_shell, served_version
+
+    version = served_version(project, stack, stage, outputs_source=outputs_source)
+    click.echo(f"model: stack {stack} serves {version.summary()} for {stage}", err=True)
+    click.echo(deploy_shell(version), nl=False)
+
+
+@cli.command()
+@_PROJECT_ARGUMENT
+@click.option("--stack", "-s", metavar="ENV", required=True, help="Environment (stack).")
+@_OUTPUTS_OPTION
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format.")
+def status(project: Path, stack: str, outputs_source: str | None, output_format: str) -> None:
+    """What a stack serves: its approved version, its metrics, and what the endpoint runs.
+
+    Reads the stack's SageMaker Model Registry (the version served for production, the
+    newest Approved; for staging, the newest not Rejected; the ten newest versions) and its
+    serving: the SageMaker endpoint's variants and their models, or the model key a KServe
+    stack deployed. Exit 1 when serving does not run the version served for the stack's
+    stage (production in a production environment, else staging).
+    """
+    import json
+
+    from .model_registry import stack_status
+
+    result = stack_status(project, stack, outputs_source=outputs_source)
+    if output_format == "json":
+        click.echo(json.dumps(result.as_dict(), indent=2, sort_keys=True))
+    else:
+        for line in _status_lines(result):
+            click.echo(line)
+    if result.in_sync(result.target.stage) is False:
+        sys.exit(1)
+
+
+def _status_lines(result: Any) -> list[str]:
+    from .lifecycle.text import number
+
+    target = result.target
+    lines = [f"stack {target.stack} ({target.region}): model package group {target.group}"]
+    for stage, version in result.served.items():
+        if version is None:
+            lines.append(f"  {stage}: nothing registered")
+            continue
+        metrics = ", ".join(f"{name}={number(value)}" for name, value in
+                            sorted(version.metrics.items()))
+        lines.append(f"  {stage}: {version.summary()}, registered {version.created}")
+        lines.append(f"    model {version.model_key or version.model_url}; image "
+                     f"{version.image or 'not recorded'}; git {version.git_commit or 'unknown'}")
+        if metrics:
+            lines.append(f"    validation: {metrics}")
+    if result.serving == "sagemaker" and result.endpoint is None:
+        lines.append("  endpoint: not deployed yet")
+    elif result.serving == "sagemaker":
+        lines.append(f"  endpoint {result.endpoint}: {result.endpoint_status or 'missing'}")
+        for variant in result.variants:
+            served = f"v{variant.version}" if variant.version else "an unregistered model"
+            lines.append(f"    variant {variant.name} (weight {variant.weight}): {served}, "
+                         f"{variant.model_url}")
+    elif result.serving == "kserve":
+        lines.append(f"  KServe: the stack deployed {result.deployed_key}")
+    else:
+        lines.append("  serving: none")
+    stage = target.stage
+    synced = result.in_sync(stage)
+    if synced is not None:
+        lines.append(f"  serving runs the {stage} version" if synced else
+                     f"  serving does not run the {stage} version: deploy it "
+                     f"(make deploy STACK={target.stack} STAGE={stage})")
+    lines.append("  versions (newest first):")
+    lines += [f"    {version.summary()}" + (f" [{version.stage}]" if version.stage else "")
+              for version in result.versions]
+    return lines
 
 
 @cli.group()

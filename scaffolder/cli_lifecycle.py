@@ -67,6 +67,20 @@ def _open(project: Path | None, *, with_hooks: bool = True) -> Any:
 _project_option = click.option(
     "--project", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
     help="The project [default: the one whose mlscaffold.yaml is here or above].")
+
+
+def _stack_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--stack and --outputs: act on a deployed stack's model registry too."""
+    command = click.option(
+        "--outputs", "outputs_source", metavar="FILE|-",
+        help="With --stack: the stack's outputs as `pulumi stack output --json` prints them "
+             "[default: run the Pulumi CLI].")(command)
+    return click.option(
+        "--stack", "-s", metavar="ENV",
+        help="The deployed stack whose SageMaker Model Registry (model package group) is "
+             "the record.")(command)
+
+
 _format_option = click.option("--format", "output_format", type=click.Choice(["text", "json"]),
                               default="text", show_default=True, help="Output format.")
 
@@ -258,16 +272,29 @@ def list_command(project: Path | None, metric: str | None, output_format: str) -
               help="Promote even if worse than the stage's current model or below the gate.")
 @click.option("--rollback", "roll_back", is_flag=True,
               help="Make the stage's previous version current again (same as `rollback`).")
+@_stack_options
+@click.option("--image-tag", metavar="TAG",
+              help="With --stack: the serving image the version runs, recorded with its digest "
+                   "(it must be pushed to the stack's repository).")
 def promote(project: Path | None, experiment: str | None, stage: str, force: bool,
-            roll_back: bool) -> None:
-    """Copy an experiment's model into models/<stage>/ and record it in models/registry.json."""
+            roll_back: bool, stack: str | None, outputs_source: str | None,
+            image_tag: str | None) -> None:
+    """Copy an experiment's model into models/<stage>/ and record it in models/registry.json.
+
+    With --stack ENV, also register it in the stack's SageMaker Model Registry (its model
+    package group): Approved for production (refused when worse than the approved version),
+    PendingManualApproval for staging. `make deploy` deploys what the registry approves.
+    """
     from .lifecycle.errors import ProjectError
 
+    if image_tag and not stack:
+        raise ProjectError("--image-tag records the serving image of a registered version; "
+                           "give --stack ENV too")
     if roll_back:
         if experiment:
             raise ProjectError("--rollback restores the stage's previous version; do not name "
                                f"an experiment (got {experiment})")
-        _rollback(project, stage)
+        _rollback(project, stage, stack, outputs_source)
         return
     if not experiment:
         raise ProjectError("name the experiment to promote, e.g. `mlscaffold promote exp-001`",
@@ -278,6 +305,9 @@ def promote(project: Path | None, experiment: str | None, stage: str, force: boo
     from .lifecycle.text import number
 
     config = _open(project).config
+    if stack:
+        _promote_to_stack(config, experiment, stage, stack, outputs_source, image_tag, force)
+        return
     metric = get_metric(config.metric, config.task)
     with _files_errors():
         candidate = get_experiment(config.layout, experiment)
@@ -295,18 +325,66 @@ def promote(project: Path | None, experiment: str | None, stage: str, force: boo
 @_project_option
 @click.option("--to", "stage", type=_STAGE, default="staging", show_default=True,
               callback=_stage, help="Stage to roll back (prod: production).")
-def rollback(project: Path | None, stage: str) -> None:
-    """Make a stage's previous model version current again."""
-    _rollback(project, stage)
+@_stack_options
+def rollback(project: Path | None, stage: str, stack: str | None,
+             outputs_source: str | None) -> None:
+    """Make a stage's previous model version current again.
+
+    With --stack ENV, in the stack's SageMaker Model Registry instead: the version it serves
+    for the stage is rejected and the one before it (approved again) serves; then deploy.
+    """
+    _rollback(project, stage, stack, outputs_source)
 
 
-def _rollback(project: Path | None, stage: str) -> None:
+def _rollback(project: Path | None, stage: str, stack: str | None = None,
+              outputs_source: str | None = None) -> None:
     from .lifecycle.registry import rollback as run
 
+    if stack:
+        _rollback_stack(project, stage, stack, outputs_source)
+        return
     with _files_errors():
         retired, restored = run(_open(project, with_hooks=False).config.layout, stage)
     click.echo(f"rolled back {stage}: v{retired['version']} ({retired['experiment']}) retired, "
                f"v{restored['version']} ({restored['experiment']}) is current again")
+
+
+def _promote_to_stack(config: Any, experiment: str, stage: str, stack: str,
+                      outputs_source: str | None, image_tag: str | None, force: bool) -> None:
+    from .lifecycle.text import number
+    from .model_registry import promote_to_stack
+
+    with _files_errors():
+        result = promote_to_stack(config, experiment, stage, stack,
+                                  outputs_source=outputs_source, image_tag=image_tag,
+                                  force=force)
+    for note in result.notes:
+        _warn(note)
+    if result.local is not None:
+        entry = result.local
+        click.echo(f"promoted {entry['experiment']} to {stage} as v{entry['version']} "
+                   f"(sha256 {entry['sha256'][:12]}); wrote {config.layout.registry}")
+    version, group = result.version, result.target.group
+    metric = version.metric or config.metric
+    described = (f"v{version.version} of {group} ({version.status}; {metric}="
+                 f"{number(version.metrics.get(metric))}; {version.model_key})")
+    if result.action == "unchanged":
+        click.echo(f"{stage} of stack {stack} is {described} already")
+    else:
+        where = "uploaded" if result.uploaded else "already in the artifact bucket"
+        click.echo(f"{result.action} {version.experiment} for {stage} in stack {stack}: "
+                   f"{described}; model {where}")
+
+
+def _rollback_stack(project: Path | None, stage: str, stack: str,
+                    outputs_source: str | None) -> None:
+    from .model_registry import rollback_stack
+
+    root = _open(project, with_hooks=False).config.root
+    rejected, restored = rollback_stack(root, stack, stage, outputs_source=outputs_source)
+    click.echo(f"rolled back {stage} of stack {stack}: {rejected.summary()}; "
+               f"{restored.summary()} serves again")
+    click.echo(f"deploy it: make deploy STACK={stack} STAGE={stage}")
 
 
 @click.command()

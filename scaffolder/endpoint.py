@@ -65,6 +65,8 @@ class EndpointTarget:
     rollback_alarms: tuple[str, ...]
     config_name_base: str
     model_name_base: str
+    challenger_model_name_base: str | None = None
+    """An A/B test's challenger models (``endpoint.challenger`` of the outputs), if any."""
 
     @property
     def resource_id(self) -> str:
@@ -83,7 +85,9 @@ def endpoint_target(outputs: Mapping[str, Any], stack: str, region: str) -> Endp
             model_key=str(endpoint["model_key"]), variant=str(endpoint["variant"]),
             rollback_alarms=tuple(str(a) for a in endpoint["rollback_alarms"]),
             config_name_base=str(endpoint["config_name_base"]),
-            model_name_base=str(endpoint["model_name_base"]))
+            model_name_base=str(endpoint["model_name_base"]),
+            challenger_model_name_base=str(endpoint["challenger"]["model_name_base"])
+            if endpoint.get("challenger") else None)
     except (KeyError, TypeError) as error:
         raise UsageError(f"stack {stack}'s output 'endpoint' lacks {error}",
                          hint="deploy the stack with this mlscaffold version first "
@@ -407,8 +411,9 @@ def cleanup_endpoint(target: EndpointTarget, *, sagemaker: Any = None, keep_prev
                            if c["EndpointConfigName"] not in keep]
         for name in deleted_configs:
             sagemaker.delete_endpoint_config(EndpointConfigName=name)
-        models = _listed(sagemaker, "list_models", "Models", "ModelName",
-                         target.model_name_base)
+        models = [model for base in (target.model_name_base, target.challenger_model_name_base)
+                  if base for model in _listed(sagemaker, "list_models", "Models", "ModelName",
+                                               base)]
         deleted_models = [m["ModelName"] for m in models if m["ModelName"] not in kept_models]
         for name in deleted_models:
             sagemaker.delete_model(ModelName=name)

@@ -25,8 +25,8 @@ from typing import Any, BinaryIO
 from .aws import aws_client, aws_errors, error_code
 from .errors import MlscaffoldError, UsageError
 
-__all__ = ["ModelVersion", "UploadResult", "current_model", "model_archive", "model_digest",
-           "upload_model"]
+__all__ = ["ModelVersion", "UploadResult", "current_model", "files_digest", "model_archive",
+           "model_digest", "publish_version", "upload_model"]
 
 _CHUNK = 1 << 20
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
@@ -79,8 +79,15 @@ def _files(folder: Path) -> list[tuple[str, Path]]:
 def model_digest(folder: Path) -> str:
     """SHA-256 over every file of `folder`: its relative name and the SHA-256 of its content,
     in name order. Timestamps, permissions and the archive format play no part."""
+    return files_digest(_files(folder))
+
+
+def files_digest(files: list[tuple[str, Path]]) -> str:
+    """:func:`model_digest` of the folder that would hold `files` ((relative POSIX name,
+    path) pairs) and nothing else, e.g. an experiment's model files before promotion copies
+    them."""
     digest = hashlib.sha256()
-    for name, path in _files(folder):
+    for name, path in sorted(files):
         content = hashlib.sha256()
         with path.open("rb") as stream:
             while chunk := stream.read(_CHUNK):
@@ -189,9 +196,16 @@ def upload_model(project: Path, stack: str, stage: str, *, outputs_source: str |
     model = current_model(root, stage)
     bucket = str(require_output(read_stack_outputs(root, stack, outputs_source),
                                 "artifact_bucket", stack, "holds the model versions"))
+    return publish_version(model, bucket, client if client is not None
+                           else aws_client("s3", region))
+
+
+def publish_version(model: ModelVersion, bucket: str, client: Any) -> UploadResult:
+    """Upload `model` to `bucket` under its content's key with the S3 `client`, unless that
+    version is already there; returns where it is."""
     key = model.key
-    client = client if client is not None else aws_client("s3", region)
-    with aws_errors(f"upload the {stage} model to s3://{bucket}/{key}", _UPLOAD_PERMISSIONS):
+    with aws_errors(f"upload the {model.stage} model to s3://{bucket}/{key}",
+                    _UPLOAD_PERMISSIONS):
         if _exists(client, bucket, key):
             return UploadResult(model, bucket, key, uploaded=False, size=None)
         kms_key = _bucket_key(client, bucket)

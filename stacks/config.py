@@ -54,6 +54,7 @@ __all__ = [
     "PROFILES",
     "SUPPORTED_KUBERNETES_VERSIONS",
     "SYSTEM_POOL",
+    "AbTestConfig",
     "ClusterConfig",
     "CpuPoolConfig",
     "FeatureStoreConfig",
@@ -64,6 +65,7 @@ __all__ = [
     "NetworkConfig",
     "PlatformConfig",
     "RegistryConfig",
+    "RolloutConfig",
     "ServingConfig",
     "StackConfigError",
     "SystemNodeGroupConfig",
@@ -568,6 +570,73 @@ class FeatureStoreConfig(_Strict):
     online_store: bool = True
 
 
+class RolloutConfig(_Strict):
+    """How a new model version takes over the traffic of a SageMaker endpoint: a blue/green
+    update (the new fleet starts beside the old one) whose traffic shifts all at once, in a
+    canary step, or in linear steps, baking between steps while the rollback alarms watch
+    (AWS docs, "Deployment guardrails"). KServe in RawDeployment mode rolls its pods instead:
+    only ``auto`` and ``all-at-once`` apply there."""
+
+    strategy: Literal["auto", "all-at-once", "canary", "linear"] = Field(
+        "auto", description="auto: canary of one instance with two or more instances, else all "
+                            "at once; all-at-once; canary (canary_percent first); linear "
+                            "(linear_step_percent per step).")
+    canary_percent: Annotated[int, Field(ge=1, le=50)] = Field(
+        10, description="canary: the share of the new fleet's capacity that takes traffic "
+                        "first (at most 50%).")
+    linear_step_percent: Annotated[int, Field(ge=10, le=50)] = Field(
+        25, description="linear: the share of the new fleet's capacity each step turns on "
+                        "(10-50%).")
+    wait_seconds: Annotated[int, Field(ge=0, le=3600)] = Field(
+        600, description="Baking time after each traffic step, while the rollback alarms "
+                         "watch (0-3600).")
+    termination_wait_seconds: Annotated[int, Field(ge=0, le=3600)] = Field(
+        300, description="How long the old fleet stays after all traffic moved (0-3600).")
+    max_seconds: Annotated[int, Field(ge=600, le=28800)] = Field(
+        3600, description="The most an update may take (600-28800); more than all its waits.")
+
+    @property
+    def steps(self) -> int:
+        """Traffic steps of an update (each followed by a wait)."""
+        if self.strategy == "linear":
+            return -(-100 // self.linear_step_percent)
+        return 2 if self.strategy == "canary" else 1
+
+    @model_validator(mode="after")
+    def _fits_in_time(self) -> RolloutConfig:
+        # API reference, BlueGreenUpdatePolicy: the timeout must be larger than the waits
+        waits = self.steps * self.wait_seconds + self.termination_wait_seconds
+        if self.strategy != "auto" and self.max_seconds <= waits:
+            raise ValueError(f"max_seconds {self.max_seconds} does not exceed the update's "
+                             f"waits ({self.steps} x wait_seconds {self.wait_seconds} + "
+                             f"termination_wait_seconds {self.termination_wait_seconds} = "
+                             f"{waits}); raise max_seconds or shorten the waits")
+        return self
+
+
+class AbTestConfig(_Strict):
+    """An A/B test on a SageMaker endpoint: a second production variant, ``challenger``,
+    serving another model version beside the primary one, with a share of the traffic; each
+    variant's metrics are on the dashboard and its rollback alarms watch it."""
+
+    challenger_model_key: str = Field(
+        description="The challenger's model version, models/<sha256>/model.tar.gz (`mlscaffold "
+                    "status` lists the keys of the registered versions).")
+    challenger_weight: Annotated[int, Field(ge=1, le=99)] = Field(
+        10, description="Percent of the requests the challenger gets; the primary gets the "
+                        "rest.")
+    challenger_instance_count: Annotated[int, Field(ge=1, le=100)] = Field(
+        1, description="Instances of the challenger variant (it does not autoscale).")
+
+    @field_validator("challenger_model_key")
+    @classmethod
+    def _content_addressed(cls, value: str) -> str:
+        if not MODEL_KEY_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not a model key; keys are models/<sha256 of the "
+                             "model's files>/model.tar.gz, as `mlscaffold status` lists them")
+        return value
+
+
 class ServingConfig(_Strict):
     """Model serving: a SageMaker endpoint or a KServe InferenceService."""
 
@@ -598,6 +667,12 @@ class ServingConfig(_Strict):
         default_factory=list,
         description="Namespaces whose pods may call the model (the predictor's NetworkPolicy "
                     "admits nothing else); add monitoring to let Prometheus scrape it.")
+    # progressive delivery
+    rollout: RolloutConfig = Field(
+        RolloutConfig(), description="How a new model version takes the traffic (SageMaker "
+                                     "blue/green traffic shifting).")
+    ab_test: AbTestConfig | None = Field(
+        None, description="SageMaker: a challenger variant beside the primary; null: none.")
 
     @field_validator("client_namespaces")
     @classmethod
@@ -638,6 +713,39 @@ class ServingConfig(_Strict):
         if self.max_replicas < self.min_replicas:
             raise ValueError(f"max_replicas {self.max_replicas} is below min_replicas "
                              f"{self.min_replicas}")
+        return self
+
+    @model_validator(mode="after")
+    def _delivery(self) -> ServingConfig:
+        """What each platform can do with rollout and ab_test; one line when it cannot."""
+        strategy = self.rollout.strategy
+        gradual = strategy in ("canary", "linear")
+        if self.platform == "kserve" and gradual:
+            # KServe docs, "Canary Rollout Strategy": only supported in Serverless mode
+            raise ValueError(f"rollout.strategy {strategy}: KServe splits traffic between "
+                             "versions (canaryTrafficPercent) only in its Serverless mode "
+                             "(Knative); mlscaffold deploys RawDeployment, whose rolling update "
+                             "moves pods to the new version as they turn ready: use auto or "
+                             "all-at-once, or serve with sagemaker")
+        if self.platform == "kserve" and self.ab_test is not None:
+            raise ValueError("ab_test: a KServe RawDeployment InferenceService serves one model "
+                             "and cannot weight traffic between two; remove ab_test, or serve "
+                             "with sagemaker")
+        if self.platform == "sagemaker" and gradual and self.min_instances < 2:
+            raise ValueError(f"rollout.strategy {strategy} shifts traffic to part of the new "
+                             f"fleet first, which needs at least 2 instances, and min_instances "
+                             f"is {self.min_instances}: raise min_instances (and "
+                             "initial_instance_count) to 2, or use all-at-once")
+        if self.ab_test is not None:
+            if self.model_key is not None and self.ab_test.challenger_model_key == \
+                    self.model_key:
+                raise ValueError("ab_test.challenger_model_key is the model the primary "
+                                 "variant serves (model_key); give the other version's key")
+            if gradual and self.ab_test.challenger_instance_count < 2:
+                raise ValueError(f"rollout.strategy {strategy} shifts each variant's traffic "
+                                 "to part of its new fleet first, and the challenger has "
+                                 f"{self.ab_test.challenger_instance_count} instance: raise "
+                                 "ab_test.challenger_instance_count to 2, or use all-at-once")
         return self
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "NODE_POOL_KIND",
     "PROFILES",
     "S3_OBJECT",
+    "SAGEMAKER_CHALLENGER_SUFFIX",
     "SAGEMAKER_NAME_MAX",
     "SAGEMAKER_VERSIONED_SUFFIXES",
     "STACK_PREFIX_MAX",
@@ -92,10 +93,13 @@ NETWORK_INTERFACE_ACTIONS: tuple[str, ...] = (
 # "<logical name>-<7 random hex digits>"
 SAGEMAKER_NAME_MAX = 63
 AUTONAME_SUFFIX = 8
-# child names of a SageMaker model version: "<serving component>-model", "...-config"
+# child names of a SageMaker model version: "<serving component>-model", "...-config", and an
+# A/B test's "...-challenger" model
 SAGEMAKER_VERSIONED_SUFFIXES = ("model", "config")
+SAGEMAKER_CHALLENGER_SUFFIX = "challenger"
 # The longest stack prefix ("<project>-<environment>") whose names fit every AWS limit: the
-# tightest is the serving component's endpoint configuration, "<prefix>-serving-config" plus
-# Pulumi's suffix. The spec refuses longer project and environment names at `new`.
-STACK_PREFIX_MAX = (SAGEMAKER_NAME_MAX - AUTONAME_SUFFIX
-                    - len("-serving-" + max(SAGEMAKER_VERSIONED_SUFFIXES, key=len)))
+# tightest is the serving component's A/B challenger model, "<prefix>-serving-challenger" plus
+# Pulumi's suffix. The spec refuses longer project and environment names at `new`, so turning
+# on an A/B test later never makes a name AWS rejects.
+STACK_PREFIX_MAX = (SAGEMAKER_NAME_MAX - AUTONAME_SUFFIX - len("-serving-") - max(
+    map(len, (*SAGEMAKER_VERSIONED_SUFFIXES, SAGEMAKER_CHALLENGER_SUFFIX))))

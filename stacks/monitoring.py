@@ -43,7 +43,7 @@ from .config import (
 )
 from .instances import SAGEMAKER_INSTANCES
 from .regions import model_monitor_image_uri
-from .serving import DATA_CAPTURE_PREFIX, VARIANT_NAME
+from .serving import CHALLENGER_VARIANT, DATA_CAPTURE_PREFIX, VARIANT_NAME
 
 __all__ = [
     "ALERTMANAGER_SERVICE_ACCOUNT",
@@ -333,19 +333,24 @@ class Monitoring(pulumi.ComponentResource):
         return alarms
 
     def _endpoint_widgets(self) -> list[dict[str, Any]]:
+        """Invocations and errors, p99 latency, CPU and memory of the endpoint: one line per
+        metric and variant (an A/B test's challenger beside the primary, each labelled)."""
         args = self._args
-        dimensions = ["EndpointName", args.endpoint_name, "VariantName", VARIANT_NAME]
+        variants = [VARIANT_NAME, *([CHALLENGER_VARIANT] if args.serving.ab_test else [])]
+
+        def lines(namespace: str, *metrics: str) -> list[list[Any]]:
+            return [[namespace, metric, "EndpointName", args.endpoint_name, "VariantName",
+                     variant, *([{"label": f"{metric} ({variant})"}] if len(variants) > 1
+                                else [])]
+                    for variant in variants for metric in metrics]
+
         return [
-            _widget("Invocations", [
-                ["AWS/SageMaker", "Invocations", *dimensions],
-                ["AWS/SageMaker", "Invocation4XXErrors", *dimensions],
-                ["AWS/SageMaker", "Invocation5XXErrors", *dimensions]], args.region, "Sum"),
-            _widget("Model latency p99 (microseconds)", [
-                ["AWS/SageMaker", "ModelLatency", *dimensions]], args.region, "p99",
-                threshold=args.config.latency_p99_ms * 1000),
-            _widget("Instances: CPU and memory (%)", [
-                ["/aws/sagemaker/Endpoints", "CPUUtilization", *dimensions],
-                ["/aws/sagemaker/Endpoints", "MemoryUtilization", *dimensions]],
+            _widget("Invocations", lines("AWS/SageMaker", "Invocations", "Invocation4XXErrors",
+                                         "Invocation5XXErrors"), args.region, "Sum"),
+            _widget("Model latency p99 (microseconds)", lines("AWS/SageMaker", "ModelLatency"),
+                    args.region, "p99", threshold=args.config.latency_p99_ms * 1000),
+            _widget("Instances: CPU and memory (%)", lines(
+                "/aws/sagemaker/Endpoints", "CPUUtilization", "MemoryUtilization"),
                 args.region, "Average"),
         ]
 

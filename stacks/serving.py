@@ -30,6 +30,7 @@ from .constants import (
     AUTONAME_SUFFIX,
     GPU_RESOURCE,
     INFERENCE_SERVICE_KIND,
+    SAGEMAKER_CHALLENGER_SUFFIX,
     SAGEMAKER_NAME_MAX,
     SAGEMAKER_VERSIONED_SUFFIXES,
 )
@@ -37,6 +38,7 @@ from .instances import has_instance_store
 from .model_keys import MODELS_PREFIX, STAND_IN_MODEL_KEY
 
 __all__ = [
+    "CHALLENGER_VARIANT",
     "DATA_CAPTURE_PREFIX",
     "PREDICTOR_NAMESPACE",
     "SAGEMAKER_VPC_ACTIONS",
@@ -49,8 +51,10 @@ __all__ = [
     "predictor_service_account",
 ]
 
-# one production variant, whose name must stay the same across blue/green deployments
+# the production variant, whose name must stay the same across blue/green deployments (AWS
+# docs, deployment guardrails "Exclusions"); an A/B test adds CHALLENGER_VARIANT beside it
 VARIANT_NAME = "primary"
+CHALLENGER_VARIANT = "challenger"
 DATA_CAPTURE_PREFIX = "data-capture"
 SERVING_PORT = 8080
 RUN_AS_USER = 10001
@@ -63,7 +67,10 @@ _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _ISVC_NAME_MAX = 53  # leaves room for the "-predictor" suffix of its Service
 _SAGEMAKER_NAME_MAX = SAGEMAKER_NAME_MAX
 _AUTONAME_SUFFIX = AUTONAME_SUFFIX
+# child names of a SageMaker model version: "<component>-model", "<component>-config", and an
+# A/B test's "<component>-challenger" model
 _VERSIONED = SAGEMAKER_VERSIONED_SUFFIXES
+_CHALLENGER = SAGEMAKER_CHALLENGER_SUFFIX
 _ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
                      "ecr:GetDownloadUrlForLayer"]
 
@@ -282,24 +289,42 @@ class Serving(pulumi.ComponentResource):
         # the provider reports success (hashicorp/terraform-provider-aws#48997, #46663), and
         # deleting them would break the endpoint's next update. `mlscaffold endpoint cleanup`
         # deletes the ones no endpoint uses, keeping the previous pair for a rollback.
-        model = aws.sagemaker.Model(
-            f"{name}-{_VERSIONED[0]}", execution_role_arn=role.arn, enable_network_isolation=True,
-            primary_container=aws.sagemaker.ModelPrimaryContainerArgs(
-                image=args.image_uri, model_data_url=self._model_url,
-                environment={"MODEL_DIR": SAGEMAKER_MODEL_DIR, "MODEL_NAME": args.model_name,
-                             "SERVE_HOST": "0.0.0.0"}),
-            vpc_config=aws.sagemaker.ModelVpcConfigArgs(
-                subnets=args.private_subnet_ids, security_group_ids=security_groups),
-            tags=tags(_VERSIONED[0]),
-            opts=child_options(self, retain_on_delete=True, depends_on=[policy]))
+        def sagemaker_model(resource: str, model_url: pulumi.Input[str]) -> aws.sagemaker.Model:
+            return aws.sagemaker.Model(
+                f"{name}-{resource}", execution_role_arn=role.arn,
+                enable_network_isolation=True,
+                primary_container=aws.sagemaker.ModelPrimaryContainerArgs(
+                    image=args.image_uri, model_data_url=model_url,
+                    environment={"MODEL_DIR": SAGEMAKER_MODEL_DIR, "MODEL_NAME": args.model_name,
+                                 "SERVE_HOST": "0.0.0.0"}),
+                vpc_config=aws.sagemaker.ModelVpcConfigArgs(
+                    subnets=args.private_subnet_ids, security_group_ids=security_groups),
+                tags=tags(resource),
+                opts=child_options(self, retain_on_delete=True, depends_on=[policy]))
+
+        model = sagemaker_model(_VERSIONED[0], self._model_url)
+        ab_test = config.ab_test
+        # A/B: the challenger variant takes its weight in percent, the primary the rest
+        # (API reference, ProductionVariant InitialVariantWeight: a variant's share is its
+        # weight over the sum of all weights)
+        variants = [aws.sagemaker.EndpointConfigurationProductionVariantArgs(
+            variant_name=VARIANT_NAME, model_name=model.name,
+            instance_type=config.instance_type,
+            initial_instance_count=config.initial_instance_count,
+            initial_variant_weight=1 if ab_test is None else 100 - ab_test.challenger_weight)]
+        challenger = None
+        if ab_test is not None:
+            challenger = sagemaker_model(_CHALLENGER, pulumi.Output.format(
+                "s3://{0}/{1}", args.model_data_bucket, ab_test.challenger_model_key))
+            variants.append(aws.sagemaker.EndpointConfigurationProductionVariantArgs(
+                variant_name=CHALLENGER_VARIANT, model_name=challenger.name,
+                instance_type=config.instance_type,
+                initial_instance_count=ab_test.challenger_instance_count,
+                initial_variant_weight=ab_test.challenger_weight))
 
         endpoint_config = aws.sagemaker.EndpointConfiguration(
             f"{name}-{_VERSIONED[1]}",
-            production_variants=[aws.sagemaker.EndpointConfigurationProductionVariantArgs(
-                variant_name=VARIANT_NAME, model_name=model.name,
-                instance_type=config.instance_type,
-                initial_instance_count=config.initial_instance_count,
-                initial_variant_weight=1)],
+            production_variants=variants,
             # AWS refuses a KMS key for instance types with (hardware-encrypted) local storage
             kms_key_arn=None if has_instance_store(config.instance_type) else args.kms_key_arn,
             data_capture_config=aws.sagemaker.EndpointConfigurationDataCaptureConfigArgs(
@@ -316,7 +341,10 @@ class Serving(pulumi.ComponentResource):
                     csv_content_types=["text/csv"], json_content_types=["application/json"])),
             tags=tags(_VERSIONED[1]), opts=child_options(self, retain_on_delete=True))
 
-        alarms = self._rollback_alarms(name, args, endpoint_name)
+        alarms = self._rollback_alarms(name, args, endpoint_name, VARIANT_NAME)
+        if ab_test is not None:
+            alarms += self._rollback_alarms(f"{name}-{_CHALLENGER}", args, endpoint_name,
+                                            CHALLENGER_VARIANT)
         endpoint = aws.sagemaker.Endpoint(
             f"{name}-endpoint", name=endpoint_name, endpoint_config_name=endpoint_config.name,
             deployment_config=aws.sagemaker.EndpointDeploymentConfigArgs(
@@ -346,6 +374,10 @@ class Serving(pulumi.ComponentResource):
                     predefined_metric_type="SageMakerVariantInvocationsPerInstance"),
                 scale_in_cooldown=300, scale_out_cooldown=60),
             opts=child_options(self))
+        ab = {} if ab_test is None else {
+            "challenger": {"variant": CHALLENGER_VARIANT, "model_key": ab_test.challenger_model_key,
+                           "weight": ab_test.challenger_weight,
+                           "model_name_base": f"{name}-{_CHALLENGER}"}}
         deployment = pulumi.Output.all(
             endpoint.name, endpoint.endpoint_config_name, model.name,
             *(alarm.name for alarm in alarms)).apply(lambda values: {
@@ -354,7 +386,7 @@ class Serving(pulumi.ComponentResource):
                 "rollback_alarms": list(values[3:]),
                 # the auto-generated names of retained versions start with these
                 "model_name_base": f"{name}-{_VERSIONED[0]}",
-                "config_name_base": f"{name}-{_VERSIONED[1]}"})
+                "config_name_base": f"{name}-{_VERSIONED[1]}", **ab})
         return {"endpoint_name": endpoint.name, "endpoint_arn": endpoint.arn,
                 "execution_role_arn": role.arn,
                 "security_group_ids": pulumi.Output.from_input(security_groups),
@@ -398,13 +430,18 @@ class Serving(pulumi.ComponentResource):
             opts=child_options(self))
         return role, policy
 
-    def _rollback_alarms(self, name: str, args: ServingArgs,
-                         endpoint_name: str) -> list[aws.cloudwatch.MetricAlarm]:
-        """Alarms a deployment rolls back on: 5xx rate and p99 latency over 1-minute periods.
+    def _rollback_alarms(self, name: str, args: ServingArgs, endpoint_name: str,
+                         variant: str) -> list[aws.cloudwatch.MetricAlarm]:
+        """Alarms a deployment rolls back on: 5xx rate and p99 latency of `variant` over
+        1-minute periods (the primary's are named after the endpoint, another variant's after
+        the endpoint and the variant).
 
         They name the endpoint, not depend on it (the endpoint depends on them)."""
-        dimensions = {"EndpointName": endpoint_name, "VariantName": VARIANT_NAME}
+        dimensions = {"EndpointName": endpoint_name, "VariantName": variant}
         tags = resource_tags(args.tags, name=f"{name}-rollback")
+        primary = variant == VARIANT_NAME
+        alarm_prefix = endpoint_name if primary else f"{endpoint_name}-{variant}"
+        watched = "the endpoint" if primary else f"the endpoint's {variant} variant"
 
         def metric(metric_id: str, metric_name: str) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
             return aws.cloudwatch.MetricAlarmMetricQueryArgs(
@@ -414,8 +451,8 @@ class Serving(pulumi.ComponentResource):
                     dimensions=dimensions))
 
         errors = aws.cloudwatch.MetricAlarm(
-            f"{name}-rollback-5xx", name=f"{endpoint_name}-rollback-5xx",
-            alarm_description="5xx rate (%) of the endpoint; rolls back deployments",
+            f"{name}-rollback-5xx", name=f"{alarm_prefix}-rollback-5xx",
+            alarm_description=f"5xx rate (%) of {watched}; rolls back deployments",
             comparison_operator="GreaterThanThreshold",
             threshold=args.monitoring.error_rate_5xx, evaluation_periods=2,
             datapoints_to_alarm=2, treat_missing_data=MISSING_DATA["rollback-5xx"].treat,
@@ -427,8 +464,8 @@ class Serving(pulumi.ComponentResource):
             ],
             tags=tags, opts=child_options(self))
         latency = aws.cloudwatch.MetricAlarm(
-            f"{name}-rollback-latency", name=f"{endpoint_name}-rollback-latency-p99",
-            alarm_description="p99 model latency of the endpoint; rolls back deployments",
+            f"{name}-rollback-latency", name=f"{alarm_prefix}-rollback-latency-p99",
+            alarm_description=f"p99 model latency of {watched}; rolls back deployments",
             namespace="AWS/SageMaker", metric_name="ModelLatency", dimensions=dimensions,
             extended_statistic="p99", period=60, evaluation_periods=2, datapoints_to_alarm=2,
             comparison_operator="GreaterThanThreshold",
@@ -476,9 +513,10 @@ def deployable_model_key(config: ServingConfig, stack: str) -> str:
     """
     if config.model_key is not None:
         return config.model_key
-    upload = (f"`make deploy STACK={stack}` uploads the current model and sets it; by hand, "
-              f"`mlscaffold model upload --stack {stack} --stage STAGE` prints the key to set "
-              "with `pulumi config set --path platform.serving.model_key KEY`")
+    upload = (f"`make deploy STACK={stack}` sets it to the version the stack's model registry "
+              f"serves (EXP=exp-NNN registers one first); by hand, `mlscaffold model served "
+              f"--stack {stack} --stage STAGE` prints the key to set with `pulumi config set "
+              "--path platform.serving.model_key KEY`")
     if pulumi.runtime.is_dry_run():
         pulumi.log.warn(f"platform.serving.model_key is not set: previewing serving with the "
                         f"stand-in model {STAND_IN_MODEL_KEY}; {upload}")
@@ -495,21 +533,39 @@ def predictor_service_account(model_name: str) -> str:
 
 def _blue_green(config: ServingConfig
                 ) -> aws.sagemaker.EndpointDeploymentConfigBlueGreenUpdatePolicyArgsDict:
-    """Canary (one instance first, 10 minutes of baking) when the endpoint has two or more
-    instances, else all at once after 5 minutes; the old fleet stays 5 more minutes."""
-    if config.initial_instance_count >= 2:  # a canary is at most half of the fleet
-        traffic = {"type": "CANARY", "wait_interval_in_seconds": 600,
-                   "canary_size": {"type": "INSTANCE_COUNT", "value": 1}}
-    else:
-        traffic = {"type": "ALL_AT_ONCE", "wait_interval_in_seconds": 300}
-    return {"traffic_routing_configuration": traffic, "termination_wait_in_seconds": 300,
-            "maximum_execution_timeout_in_seconds": 3600}
+    """The blue/green update of ``config.rollout``.
+
+    auto: canary (one instance first, 10 minutes of baking) when the endpoint has two or more
+    instances, else all at once after 5 minutes; the old fleet stays 5 more minutes. The
+    other strategies take their sizes and times from the rollout settings: canary and linear
+    steps are shares of the new fleet's capacity (CAPACITY_PERCENT; API reference,
+    TrafficRoutingConfig: a canary at most 50%, a linear step 10-50%)."""
+    rollout = config.rollout
+    if rollout.strategy == "auto":
+        if config.initial_instance_count >= 2:  # a canary is at most half of the fleet
+            traffic = {"type": "CANARY", "wait_interval_in_seconds": 600,
+                       "canary_size": {"type": "INSTANCE_COUNT", "value": 1}}
+        else:
+            traffic = {"type": "ALL_AT_ONCE", "wait_interval_in_seconds": 300}
+        return {"traffic_routing_configuration": traffic, "termination_wait_in_seconds": 300,
+                "maximum_execution_timeout_in_seconds": 3600}
+    traffic = {"type": rollout.strategy.upper().replace("-", "_"),
+               "wait_interval_in_seconds": rollout.wait_seconds}
+    if rollout.strategy == "canary":
+        traffic["canary_size"] = {"type": "CAPACITY_PERCENT", "value": rollout.canary_percent}
+    elif rollout.strategy == "linear":
+        traffic["linear_step_size"] = {"type": "CAPACITY_PERCENT",
+                                       "value": rollout.linear_step_percent}
+    return {"traffic_routing_configuration": traffic,
+            "termination_wait_in_seconds": rollout.termination_wait_seconds,
+            "maximum_execution_timeout_in_seconds": rollout.max_seconds}
 
 
 def _check_args(name: str, args: ServingArgs) -> None:
     """Fail before any resource exists when the platform's inputs are missing."""
     if args.config.platform == "sagemaker":
-        longest = max((f"{name}-{suffix}" for suffix in _VERSIONED), key=len)
+        suffixes = (*_VERSIONED, *((_CHALLENGER,) if args.config.ab_test else ()))
+        longest = max((f"{name}-{suffix}" for suffix in suffixes), key=len)
         if len(longest) + _AUTONAME_SUFFIX > _SAGEMAKER_NAME_MAX:
             raise ValueError(
                 f"SageMaker names of {name!r} would be too long: {longest!r} plus Pulumi's "

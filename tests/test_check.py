@@ -74,6 +74,36 @@ def test_a_mandatory_violation_fails_check_with_exit_1(run_cli, tmp_path, projec
     assert run_cli(["check", str(copy), "--stack", "prod"]).exit_code == 0
 
 
+def test_progressive_delivery_passes_both_packs_and_a_short_bake_fails(run_cli, tmp_path,
+                                                                       project):
+    """A prod stack with a linear rollout and an A/B test passes both packs; a baking time
+    the rollback alarms cannot fire in fails sagemaker-endpoint-rollback-window."""
+    copy = tmp_path / "checked"
+    subprocess.run(["cp", "-r", str(project), str(copy)], check=True)
+    challenger = f"models/{'cd' * 32}/model.tar.gz"
+
+    def delivery(wait: int):
+        def change(platform):
+            platform["serving"]["rollout"] = {"strategy": "linear", "linear_step_percent": 50,
+                                              "wait_seconds": wait, "max_seconds": 3600}
+            platform["serving"]["ab_test"] = {"challenger_model_key": challenger,
+                                              "challenger_weight": 20,
+                                              "challenger_instance_count": 2}
+        return change
+
+    _set_stack(copy, "prod", delivery(600))
+    passed = run_cli(["check", str(copy), "--stack", "prod"])
+    assert passed.exit_code == 0, passed.stdout
+    _set_stack(copy, "prod", delivery(60))
+    failed = run_cli(["check", str(copy), "--stack", "prod"])
+    assert failed.exit_code == 1
+    assert "prod: FAILED: 1 mandatory" in failed.stdout
+    assert ("[mandatory/medium] sagemaker-endpoint-rollback-window: Endpoint "
+            "'checked-prod-serving-endpoint': deploymentConfig.blueGreenUpdatePolicy."
+            "trafficRoutingConfiguration.waitIntervalInSeconds is 60, shorter than the 120 "
+            "seconds the rollback alarms need to fire") in failed.stdout
+
+
 def test_advisory_level_from_the_policy_file_does_not_fail(run_cli, tmp_path, project):
     copy = tmp_path / "checked"
     subprocess.run(["cp", "-r", str(project), str(copy)], check=True)

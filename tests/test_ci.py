@@ -210,7 +210,13 @@ def test_github_main_path_deploys_in_order_with_approval_and_no_overlap(serving,
         assert set(job["needs"]) == expected_needs
         assert "vars.AWS_ROLE_ARN != ''" in job["if"]
         runs = _run_lines(job)
-        assert f"make deploy STACK={stage.name} STAGE={stage.model_stage}" in runs
+        # the deploy registers the experiment in the stack's model registry (approved for
+        # production, behind the environment's reviewers) and deploys what it approves
+        assert (f'make deploy STACK={stage.name} STAGE={stage.model_stage} EXP="$EXP" '
+                'IMAGE_TAG="$IMAGE_TAG"') in runs
+        (deploy_step,) = [step for step in job["steps"] if "make deploy" in step.get("run", "")]
+        assert deploy_step["env"]["EXP"] == "${{ needs.train.outputs.experiment }}"
+        assert "make promote" not in runs and "make install install-infra" in runs
         # the quotas are checked with the stack's credentials, after the install, before up
         names = [step.get("name", "") for step in job["steps"]]
         preflight = names.index("Service quotas (preflight)")
@@ -222,13 +228,10 @@ def test_github_main_path_deploys_in_order_with_approval_and_no_overlap(serving,
                       if "make deploy" in step.get("run", ""))
         assert credentials < install < preflight < deploy
         assert job["steps"][preflight]["run"] == f"make preflight STACK={stage.name}"
-        assert ("STAGE=production" in runs.split("make deploy")[0]) == stage.production
         # SageMaker: the drift baseline follows the deploy, in the same approved job
         baseline = f"make baseline STACK={stage.name}"
         assert (baseline in runs.split("make deploy")[1]) == (serving == "sagemaker")
         assert job["timeout-minutes"] == 90
-        if serving == "sagemaker":
-            assert "make install install-infra" in runs
     assert not any(name.startswith("deploy-") for name in set(jobs) - {
         f"deploy-{s.name}" for s in stages})
 
@@ -257,6 +260,44 @@ def test_github_drift_schedule_starts_retraining():
     assert "make drift-incoming" in _run_lines(doc["jobs"]["drift"])
     ci = _documents("github")["ci.yml"]
     assert "workflow_dispatch" in ci[True]
+
+
+def _rendered_with(provider: str, train_on: str | None = None) -> dict[str, dict]:
+    """The pipeline files of a spec with `train_on` (None: a spec that leaves it out), parsed."""
+    spec = _spec(provider, environments=["dev", "prod"],
+                 **({} if train_on is None else {"train_on": train_on}))
+    return {str(path): yaml.safe_load(text)
+            for path, text in render_pipeline(spec, provider).items()}
+
+
+@pytest.mark.parametrize("provider", ["github", "gitlab"])
+def test_the_main_branch_trains_where_the_spec_says(provider):
+    """train_on sagemaker or eks: the train job assumes the AWS role and trains on the first
+    stack (`make train TRAIN_ON=... STACK=...`, the Makefile passes --on and --stack); local:
+    no cloud access at all. The pull request's smoke run stays local."""
+    for train_on in ("sagemaker", "eks", "local", None):  # None: a spec that leaves it out
+        docs = _rendered_with(provider, train_on=train_on)
+        remote = train_on not in ("local", None)
+        if provider == "github":
+            job = docs[".github/workflows/ci.yml"]["jobs"]["train"]
+            runs = _run_lines(job)
+            assert (job.get("permissions", {}).get("id-token") == "write") == remote
+            assert any("aws-actions" in step.get("uses", "") for step in job["steps"]) == remote
+            train = next(step for step in job["steps"] if "make train" in step.get("run", ""))
+            assert ("PULUMI_CONFIG_PASSPHRASE" in train.get("env", {})) == remote
+            smoke = _run_lines(docs[".github/workflows/ci.yml"]["jobs"]["test"])
+        else:
+            doc = docs[".gitlab-ci.yml"]
+            job = _resolved(doc, doc["train"])
+            runs = "\n".join(job["script"])
+            assert ("id_tokens" in job) == remote
+            smoke = "\n".join(doc["train-smoke"]["script"])
+        expected = (f"TRAIN_ON={train_on} STACK=dev" if remote else "")
+        assert re.search(r'make train TIME="?\$\{?TRAIN_TIME\}?"?' + (" " + expected if remote
+                                                                      else "$"),
+                         runs, re.MULTILINE), runs
+        assert ("install-infra" in runs) == remote
+        assert "TRAIN_ON" not in smoke
 
 
 def _secret_locations(node, path=()):
@@ -392,7 +433,8 @@ def test_gitlab_jobs_have_timeouts_rules_and_oidc(combo):
             | ({f"deploy:{stage.previous}"} if stage.previous else set())
         deploy = [line for line in job["script"] if line.startswith("make deploy ")]
         assert deploy == [f"make deploy STACK={stage.name} STAGE={stage.model_stage} "
-                          "IMAGE_TAG=$CI_COMMIT_SHA"]
+                          "EXP=$EXPERIMENT IMAGE_TAG=$CI_COMMIT_SHA"]
+        assert not any(line.startswith("make promote") for line in job["script"])
         # the quotas are checked right before pulumi up, after the install
         preflight = job["script"].index(f"make preflight STACK={stage.name}")
         assert job["script"][preflight + 1] == deploy[0]
@@ -460,6 +502,8 @@ def _click_errors(argv: list[str]) -> str | None:
     # contexts as the CLI makes them (click caches each command's help option from them)
     ctx = click.Context(cli, info_name="mlscaffold", **cli.context_settings)
     while isinstance(command, click.Group):
+        if argv[:1] in (["--version"], ["-V"], ["--help"], ["-h"]):  # the group's own options
+            return None
         if not argv or argv[0] not in command.commands:
             return f"{ctx.command_path} has no command {argv[:1]}"
         name, argv = argv[0], argv[1:]
@@ -576,6 +620,9 @@ _STUB = textwrap.dedent("""\
             sys.exit(1)
         if "--json" in args:  # every output, as mlscaffold tunnel, model and endpoint read them
             print(json.dumps({{"artifact_bucket": "ci-proj-dev-artifacts", "cluster": cluster,
+                              "model_package_group": "ci-proj-dev",
+                              "repository_url":
+                                  "stub.dkr.ecr.eu-west-1.example/ci-proj-dev-serving",
                               **extra}}))
         elif "cluster" in args:
             sys.exit(0 if cluster else 255)  # no such output without a cluster
@@ -607,17 +654,29 @@ _STUB = textwrap.dedent("""\
     """)
 
 
-# mlscaffold's model and endpoint commands run against moto, started in each such process by
-# a sitecustomize with the account the test describes (MOTO_WORLD): the artifact bucket with
-# its KMS default encryption and, if given, SageMaker versions, an endpoint (on `running`;
-# `running_before` for `endpoint prepare`, which runs before pulumi up) and its target
+# mlscaffold's model, endpoint and promote commands run against moto, started in each such
+# process by a sitecustomize with the account the test describes (MOTO_WORLD): the artifact
+# bucket with its KMS default encryption, the model package group with the versions of
+# `packages` (kept from one process to the next in MOTO_STATE: `promote` registers, `model
+# served` reads), the serving image's tags and, if given, SageMaker versions, an endpoint (on
+# `running`; `running_before` for `endpoint prepare`, which runs before pulumi up) and its
+# target
 _AWS_HOOK = textwrap.dedent("""\
-    import json, os, sys
+    import atexit, json, os, sys
     _argv = sys.orig_argv
     _at = _argv.index("mlscaffold") if "mlscaffold" in _argv else -1
-    if _at >= 0 and _argv[_at + 1:_at + 2] in (["model"], ["endpoint"]):
+    if _at >= 0 and _argv[_at + 1:_at + 2] in (["model"], ["endpoint"], ["promote"]):
         import boto3, moto
+        from moto.sagemaker.models import SageMakerModelBackend
         moto.mock_aws().start()
+        _update = SageMakerModelBackend.update_model_package
+        def _keep_metadata(self, model_package_arn, **fields):  # as AWS does (moto clears it)
+            package = self.model_packages.get(
+                self.model_package_name_mapping.get(model_package_arn, model_package_arn))
+            if fields.get("customer_metadata_properties") is None and package is not None:
+                fields["customer_metadata_properties"] = package.customer_metadata_properties
+            return _update(self, model_package_arn=model_package_arn, **fields)
+        SageMakerModelBackend.update_model_package = _keep_metadata
         world = json.loads(os.environ["MOTO_WORLD"])
         region = world["region"]
         key = boto3.client("kms", region_name=region).create_key()["KeyMetadata"]["Arn"]
@@ -627,6 +686,32 @@ _AWS_HOOK = textwrap.dedent("""\
             "Rules": [{"ApplyServerSideEncryptionByDefault": {
                 "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}}]})
         sagemaker = boto3.client("sagemaker", region_name=region)
+        ecr = boto3.client("ecr", region_name=region)
+        ecr.create_repository(repositoryName="ci-proj-dev-serving")
+        for tag in world.get("images", []):
+            ecr.put_image(repositoryName="ci-proj-dev-serving", imageTag=tag,
+                          imageManifest=json.dumps({
+                              "schemaVersion": 2, "mediaType": "application/vnd.oci.image."
+                              "manifest.v1+json", "layers": [{"digest": "sha256:" + "a" * 64,
+                                                              "size": 1}]}))
+        group = world.get("group", "ci-proj-dev")
+        sagemaker.create_model_package_group(ModelPackageGroupName=group)
+        _state = os.environ["MOTO_STATE"]
+        for package in (json.load(open(_state)) if os.path.exists(_state)
+                        else world.get("packages", [])):
+            sagemaker.create_model_package(
+                ModelPackageGroupName=group, ModelApprovalStatus=package["status"],
+                CustomerMetadataProperties=package["metadata"])
+        def _save():
+            listed = sagemaker.list_model_packages(ModelPackageGroupName=group)[
+                "ModelPackageSummaryList"]
+            described = [sagemaker.describe_model_package(ModelPackageName=item["ModelPackageArn"])
+                         for item in sorted(listed, key=lambda i: i["ModelPackageVersion"])]
+            with open(_state, "w") as state:
+                json.dump([{"status": d["ModelApprovalStatus"],
+                            "metadata": d.get("CustomerMetadataProperties", {})}
+                           for d in described], state)
+        atexit.register(_save)
         for version in world.get("versions", []):
             sagemaker.create_model(ModelName=version["model"], ExecutionRoleArn=world["role"],
                                    PrimaryContainer={"Image": version["image"],
@@ -650,17 +735,35 @@ _AWS_HOOK = textwrap.dedent("""\
 
 
 def _stage_model(root: Path) -> str:
-    """The staging model v1 promoted and an image archive built; the model's key."""
+    """The experiment exp-001 (roc_auc 0.8), promoted to staging as v1, and an image archive
+    built; the model's key."""
+    from mlscaffold.lifecycle.config import Layout
+    from mlscaffold.lifecycle.experiments import get_experiment, record_experiment
+    from mlscaffold.lifecycle.metrics import get_metric
+    from mlscaffold.lifecycle.registry import ARTIFACTS, promote
     from mlscaffold.model import current_model
 
-    (root / "models" / "staging" / "v1").mkdir(parents=True)
-    (root / "models" / "staging" / "v1" / "model.json").write_text("{}")
-    staging = {"current": 1, "history": [1], "versions": [{"version": 1,
-                                                           "path": "models/staging/v1"}]}
-    (root / "models" / "registry.json").write_text(json.dumps({"stages": {"staging": staging}}))
+    layout = Layout(root)
+    (layout.experiments / "exp-001").mkdir(parents=True)
+    for name in ARTIFACTS:
+        (layout.experiments / "exp-001" / name).write_text(json.dumps({"file": name}))
+    record_experiment(layout, {"id": "exp-001", "validation": {"roc_auc": 0.8}})
+    promote(layout, get_experiment(layout, "exp-001"), "staging",
+            get_metric("roc_auc", "binary-classification"), None)
     (root / "dist").mkdir()
     (root / "dist" / "image.tar").write_text("image")
     return current_model(root, "staging").key
+
+
+def _registered(key: str, status: str = "PendingManualApproval", stage: str = "staging",
+                image_tag: str | None = None) -> dict:
+    """A version of the stack's model package group, as `promote --stack` registers it."""
+    metadata = {"mlscaffold:stage": stage, "mlscaffold:experiment": "exp-001",
+                "mlscaffold:model-key": key, "mlscaffold:metric": "roc_auc",
+                "metric:validation:roc_auc": "0.8"}
+    if image_tag:
+        metadata["mlscaffold:image-tag"] = image_tag
+    return {"status": status, "metadata": metadata}
 
 
 def _deploy_env(tmp_path: Path, tools: tuple[str, ...], world: dict | None = None,
@@ -676,10 +779,12 @@ def _deploy_env(tmp_path: Path, tools: tuple[str, ...], world: dict | None = Non
     hooks_dir.mkdir()
     (hooks_dir / "sitecustomize.py").write_text(_AWS_HOOK + textwrap.dedent(hooks))
     world = {"region": "us-east-1", "bucket": "ci-proj-dev-artifacts",
-             "role": "arn:aws:iam::123456789012:role/serving", **(world or {})}
+             "role": "arn:aws:iam::123456789012:role/serving", "images": ["abc123"],
+             **(world or {})}
     return {**_clean_env(), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
             "STUB_LOG": str(tmp_path / "calls.log"), "PULUMI_CONFIG_PASSPHRASE": "",
-            "PYTHONPATH": str(hooks_dir), "MOTO_WORLD": json.dumps(world), **extra}
+            "PYTHONPATH": str(hooks_dir), "MOTO_WORLD": json.dumps(world),
+            "MOTO_STATE": str(tmp_path / "model-registry.json"), **extra}
 
 
 _IMAGE = "stub.dkr.ecr.eu-west-1.example/ci-proj-dev-serving"
@@ -704,13 +809,14 @@ def _endpoint_outputs(version: dict[str, str], model_key: str) -> dict:
                          "model_name_base": "ci-proj-dev-serving-model"}}
 
 
-def _make_deploy(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`make deploy` of the dev stack with the staging model, asserting it succeeds."""
+def _make_deploy(root: Path, env: dict[str, str], *args: str, expect: int = 0
+                 ) -> subprocess.CompletedProcess[str]:
+    """`make deploy` of the dev stack with the staging model, asserting its exit status."""
     completed = subprocess.run(
         ["make", "deploy", "STACK=dev", "STAGE=staging", "IMAGE_TAG=abc123",
-         f"MLSCAFFOLD={sys.executable} -m mlscaffold"], cwd=root, capture_output=True,
+         f"MLSCAFFOLD={sys.executable} -m mlscaffold", *args], cwd=root, capture_output=True,
         text=True, env=env, timeout=300)
-    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert (completed.returncode == 0) == (expect == 0), completed.stdout + completed.stderr
     return completed
 
 
@@ -725,7 +831,7 @@ def test_deploy_bootstraps_pushes_uploads_and_updates_with_the_policy_packs(proj
                       # bootstrap (no serving), then the endpoint
                       STUB_OUTPUTS=json.dumps([{}, {}, _endpoint_outputs(deployed, key)]))
     log = tmp_path / "calls.log"
-    completed = _make_deploy(root, env)
+    completed = _make_deploy(root, env, "EXP=exp-001")
     calls = log.read_text().splitlines()
     pulumi = [c for c in calls if c.startswith("pulumi ")]
     assert pulumi[0] == "pulumi --cwd infra install"
@@ -738,9 +844,16 @@ def test_deploy_bootstraps_pushes_uploads_and_updates_with_the_policy_packs(proj
     config_sets = [c for c in pulumi if " config set " in c]
     assert "--path platform.serving.platform none" in config_sets[0]
     assert "--path platform.serving.image_tag abc123" in config_sets[1]
-    # the staging model, uploaded by mlscaffold (to moto) under its content's key
+    # EXP: registered in the stack's model registry (moto), its model uploaded under its
+    # content's key; then what the registry serves for staging is deployed
     assert config_sets[2].endswith(f"--path platform.serving.model_key {key}")
-    assert f"model: uploaded staging v1 to s3://ci-proj-dev-artifacts/{key}" in completed.stderr
+    assert (f"registered exp-001 for staging in stack dev: v1 of ci-proj-dev "
+            f"(PendingManualApproval; roc_auc=0.8000; {key}); model uploaded") in completed.stdout
+    assert ("model: stack dev serves v1 PendingManualApproval (exp-001, roc_auc=0.8000) for "
+            "staging") in completed.stderr
+    (registered,) = json.loads((tmp_path / "model-registry.json").read_text())
+    assert registered["metadata"]["mlscaffold:image-tag"] == "abc123"
+    assert registered["metadata"]["mlscaffold:model-key"] == key
     # a new endpoint: nothing to prepare, the stack config's instance count
     assert "stack dev has no SageMaker endpoint (yet): nothing to prepare" in completed.stderr
     assert len(config_sets) == 3 and "--refresh" not in ups[1]
@@ -780,7 +893,8 @@ def test_deploy_prepares_verifies_and_cleans_up_the_endpoint(projects, tmp_path,
                                                  "instance_type: ml.m5.large"))
     world = {"versions": [older, running, new], "endpoint": "ci-proj-dev",
              "running_before": running["config"],
-             "running": running["config"] if rolled_back else new["config"]}
+             "running": running["config"] if rolled_back else new["config"],
+             "packages": [_registered(key)]}
     env = _deploy_env(tmp_path, ("pulumi", "aws", "skopeo", "docker"), world,
                       STUB_OUTPUTS=json.dumps([_endpoint_outputs(running, running["url"][-77:]),
                                                _endpoint_outputs(new, key)]))
@@ -821,16 +935,52 @@ def test_deploy_prepares_verifies_and_cleans_up_the_endpoint(projects, tmp_path,
 def test_deploy_verifies_nothing_in_a_stack_without_an_endpoint(projects, tmp_path):
     """A SageMaker project whose stack serves nothing (serving.platform: none in its file)."""
     root = shutil.copytree(projects["github", "sagemaker"], tmp_path / "project")
-    _stage_model(root)
+    key = _stage_model(root)
     path = root / "infra" / "Pulumi.dev.yaml"
     path.write_text(path.read_text().replace("platform: sagemaker", "platform: none"))
     env = _deploy_env(tmp_path, ("pulumi", "aws", "skopeo", "docker"),
+                      {"packages": [_registered(key)]},
                       STUB_OUTPUTS=json.dumps([{"repository_url": _IMAGE}]))
     (tmp_path / "calls.log.deployed").touch()
     completed = _make_deploy(root, env)
     assert "stack dev has no SageMaker endpoint (yet): nothing to prepare" in completed.stderr
     assert "stack dev has no SageMaker endpoint: nothing to verify" in completed.stdout
     assert "kept endpoint configs" not in completed.stdout
+
+
+def test_deploy_serves_the_approved_version_with_its_own_image(projects, tmp_path):
+    """Production deploys the newest Approved version (not a newer candidate), with the image
+    it was registered with: nothing is pushed (after `make rollback-stack`, the same)."""
+    root = shutil.copytree(projects["github", "sagemaker"], tmp_path / "project")
+    candidate = _stage_model(root)
+    approved = f"models/{'7' * 64}/model.tar.gz"
+    env = _deploy_env(tmp_path, ("pulumi", "aws", "skopeo", "docker"), {"packages": [
+        _registered(approved, "Approved", "production", image_tag="old123"),
+        _registered(candidate)]}, STUB_OUTPUTS=json.dumps([{"repository_url": _IMAGE}]))
+    (tmp_path / "calls.log.deployed").touch()
+    path = root / "infra" / "Pulumi.dev.yaml"
+    path.write_text(path.read_text().replace("platform: sagemaker", "platform: none"))
+    _make_deploy(root, env, "STAGE=production")
+    calls = (tmp_path / "calls.log").read_text().splitlines()
+    sets = [c.split(" --path ")[1] for c in calls if " config set " in c]
+    assert sets == ["platform.serving.image_tag old123",
+                    f"platform.serving.model_key {approved}"]
+    assert not any(c.startswith(("skopeo", "docker")) for c in calls)
+
+
+def test_deploy_without_a_registered_version_stops_before_pulumi_up(projects, tmp_path):
+    root = shutil.copytree(projects["github", "sagemaker"], tmp_path / "project")
+    _stage_model(root)
+    env = _deploy_env(tmp_path, ("pulumi", "aws", "skopeo", "docker"),
+                      STUB_OUTPUTS=json.dumps([{"repository_url": _IMAGE}]))
+    (tmp_path / "calls.log.deployed").touch()
+    completed = _make_deploy(root, env, expect=2)
+    assert ("error: model package group ci-proj-dev of stack dev has no registered (and not "
+            "rejected) staging version to deploy; register one: mlscaffold promote exp-NNN --to "
+            "staging --stack dev, or make deploy STACK=dev STAGE=staging EXP=exp-NNN\n"
+            ) in completed.stderr
+    calls = (tmp_path / "calls.log").read_text().splitlines()
+    assert not any(" up " in c for c in calls)
 
 
 @pytest.mark.parametrize("deployed", [False, True])
@@ -882,7 +1032,7 @@ def test_deploy_applies_the_in_cluster_program_through_the_tunnel(projects, tmp_
     # the relay is online: the tunnel's Session Manager check is answered by a sitecustomize
     # that stubs boto3's SSM client inside `mlscaffold tunnel`
     env = _deploy_env(tmp_path, ("pulumi", "aws", "skopeo", "docker", "session-manager-plugin"),
-                      hooks="""\
+                      {"packages": [_registered(key)]}, hooks="""\
         import boto3
         class _Ssm:
             def describe_instance_information(self, **_):

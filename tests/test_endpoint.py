@@ -420,3 +420,33 @@ def test_prepare_refuses_a_failed_endpoint_and_a_bad_key(project, account):
                                          r"not a model key"):
         _prepare(project, outputs(config, model, key(1)), account,
                  "models/production/model.tar.gz")
+
+
+def test_cleanup_of_an_ab_test_keeps_the_challenger_in_use_and_deletes_old_ones(account):
+    """An A/B endpoint: its configs hold a primary and a challenger variant; challenger models
+    that no kept config uses go as well."""
+    def version(n: int) -> tuple[str, str]:
+        model, config = account.version(key(n))
+        challenger = f"shop-dev-serving-challenger-{n:07x}"
+        account.sagemaker.create_model(ModelName=challenger, ExecutionRoleArn=ROLE,
+                                       PrimaryContainer={"Image": f"{REPOSITORY}:abc123"})
+        account.backend.endpoint_configs[config].production_variants.append({
+            "VariantName": "challenger", "ModelName": challenger,
+            "InstanceType": "ml.t2.medium", "InitialInstanceCount": 1,
+            "InitialVariantWeight": 10.0})
+        return (model, challenger), config
+
+    versions = [version(n) for n in (1, 2, 3)]
+    for _, config in versions:
+        account.serve(config)
+    (model, challenger), config = versions[-1]
+    deployed = outputs(config, model, key(3))
+    deployed["endpoint"]["challenger"] = {"variant": "challenger", "model_key": key(9),
+                                          "weight": 10,
+                                          "model_name_base": "shop-dev-serving-challenger"}
+    result = cleanup_endpoint(_target(deployed), sagemaker=account.sagemaker, keep_previous=0)
+    assert result.deleted_configs == (versions[1][1], versions[0][1])
+    assert set(result.deleted_models) == {versions[0][0][0], versions[1][0][0],
+                                          versions[0][0][1], versions[1][0][1]}
+    assert result.kept_models == (challenger, model)
+    assert account.models() == {model, challenger}

@@ -207,8 +207,9 @@ def test_the_model_key_is_made_once_and_every_consumer_takes_it(tmp_path: Path) 
 
 
 def test_the_makefile_leaves_the_registry_and_the_key_to_mlscaffold() -> None:
-    """`make deploy` and `make upload-model` ask `mlscaffold model upload` for the key; the
-    Makefile neither reads models/registry.json nor builds a key itself."""
+    """`make deploy` asks `mlscaffold model served` for the key (the stack's model registry),
+    `make upload-model` asks `mlscaffold model upload`; the Makefile neither reads
+    models/registry.json nor builds a key itself."""
     makefile = (BLUEPRINT / "template" / "Makefile.jinja").read_text()
     # the lines make runs or assigns: not comments, nor the `## help` of a target
     code = [line.split(" ## ")[0] for line in makefile.splitlines()
@@ -216,6 +217,8 @@ def test_the_makefile_leaves_the_registry_and_the_key_to_mlscaffold() -> None:
     key_or_registry = re.compile(r"registry\.json|model\.tar\.gz|sha256|models/")
     assert [line for line in code if key_or_registry.search(line)] == []
     assert "UPLOAD_MODEL = $(MLSCAFFOLD) model upload --stack $(STACK) --stage $(STAGE)" in code
+    assert "SERVED_MODEL = $(MLSCAFFOLD) model served --stack $(STACK) --stage $(STAGE)" in code
+    assert "REGISTER_MODEL = $(APP) promote $(EXP) --to $(STAGE) --stack $(STACK)" in code
 
 
 # ---------------------------------------------------------------- the version

@@ -36,8 +36,8 @@ def test_package_is_the_snake_case_name():
                                     "with a letter, e.g. x-bad"),
         ({"name": "Churn-Model.v2"}, "name", "e.g. churn-model-v2"),
         ({"name": "churn-model-for-the-whole-org", "environments": ["dev", "production-eu"]},
-         "spec", "('churn-model-for-the-whole-org-production-eu' is over 40 characters); use a "
-                 "project name of at most 26 characters or a shorter environment name"),
+         "spec", "('churn-model-for-the-whole-org-production-eu' is over 36 characters); use a "
+                 "project name of at most 22 characters or a shorter environment name"),
         ({"name": "x", "environments": [f"e{i}" for i in range(9)]}, "environments",
          "9 environments are listed; a project has at most 8"),
         ({"name": "x", "metric_threshold": 2}, "metric_threshold",

@@ -14,12 +14,13 @@ from typing import Any
 
 from mlscaffold.stacks.instances import has_instance_store
 
-from ..props import as_mapping, is_false, is_set, is_true, items_of
+from ..props import as_mapping, is_false, is_set, is_true, items_of, number
 from ..rule import Subject, rule, violation
 
 __all__: list[str] = []
 
 ENDPOINT_CONFIGURATION = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
+ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
 MODEL = "aws:sagemaker/model:Model"
 FEATURE_GROUP = "aws:sagemaker/featureGroup:FeatureGroup"
 MONITORING_JOB_TYPES = ("aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition",)
@@ -90,6 +91,64 @@ def sagemaker_data_capture(subject: Subject, config: Mapping[str, Any]) -> Itera
                         "is not true" if capture else "is not set (dataCaptureConfig is "
                         "missing)", "capture Input and Output to S3 (serving."
                         "data_capture_percent above 0 in the stack config)")
+
+
+# ------------------------------------------------------------------ progressive delivery
+
+
+def _rollback_alarms(subject: Subject) -> list[Any]:
+    deployment = as_mapping(subject.props.get("deploymentConfig"))
+    return items_of(as_mapping(deployment.get("autoRollbackConfiguration")).get("alarms"))
+
+
+@rule("sagemaker-endpoint-auto-rollback", pack="security", severity="high",
+      resource_types=[ENDPOINT],
+      description="SageMaker endpoints update blue/green and roll a new model version back "
+                  "when CloudWatch alarms fire (not required in dev by default).",
+      config={"require_auto_rollback": {
+          "type": "boolean", "default": True,
+          "description": "Require an update policy and rollback alarms on every endpoint."}},
+      profiles={"dev": {"require_auto_rollback": False}})
+def sagemaker_endpoint_auto_rollback(subject: Subject, config: Mapping[str, Any]
+                                     ) -> Iterator[str]:
+    if not config["require_auto_rollback"]:
+        return
+    deployment = as_mapping(subject.props.get("deploymentConfig"))
+    if not (is_set(deployment, "blueGreenUpdatePolicy")
+            or is_set(deployment, "rollingUpdatePolicy")):
+        yield violation(subject, "deploymentConfig.blueGreenUpdatePolicy", "is not set (an "
+                        "update moves every request to the new model with no time to roll "
+                        "back)", "set deployment_config.blue_green_update_policy "
+                        "(serving.rollout in the stack config)")
+    if not _rollback_alarms(subject):
+        yield violation(subject, "deploymentConfig.autoRollbackConfiguration.alarms",
+                        "is empty (nothing rolls a failing update back)",
+                        "name CloudWatch alarms on the endpoint's errors and latency, as "
+                        "mlscaffold's serving stack does (<endpoint>-rollback-*)")
+
+
+@rule("sagemaker-endpoint-rollback-window", pack="security", severity="medium",
+      resource_types=[ENDPOINT],
+      description="A SageMaker blue/green update with rollback alarms bakes long enough after "
+                  "each traffic step for the alarms to fire (two one-minute periods).",
+      config={"min_wait_seconds": {
+          "type": "integer", "minimum": 0, "default": 120,
+          "description": "Shortest baking time after a traffic step (the rollback alarms "
+                         "evaluate two 60-second periods)."}})
+def sagemaker_endpoint_rollback_window(subject: Subject, config: Mapping[str, Any]
+                                       ) -> Iterator[str]:
+    policy = as_mapping(as_mapping(subject.props.get("deploymentConfig")).get(
+        "blueGreenUpdatePolicy"))
+    wait = number(as_mapping(policy.get("trafficRoutingConfiguration")).get(
+        "waitIntervalInSeconds"))
+    minimum = int(config["min_wait_seconds"])
+    if _rollback_alarms(subject) and wait is not None and wait < minimum:
+        yield violation(subject, "deploymentConfig.blueGreenUpdatePolicy."
+                        "trafficRoutingConfiguration.waitIntervalInSeconds",
+                        f"is {wait:g}, shorter than the {minimum} seconds the rollback alarms "
+                        "need to fire before traffic moves on",
+                        f"set serving.rollout.wait_seconds to {minimum} or more, or lower "
+                        "sagemaker-endpoint-rollback-window.min_wait_seconds in the policy file")
 
 
 # ------------------------------------------------------------------ models

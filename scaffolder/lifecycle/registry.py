@@ -139,6 +139,21 @@ def rollback(layout: Layout, stage: str) -> tuple[dict, dict]:
         return _version(state, retired), _version(state, state["current"])
 
 
+def withdraw(layout: Layout, stage: str, version: int) -> None:
+    """Undo the promotion of `version` to `stage` that a later step could not complete (its
+    registration in a stack's model registry): its folder and its registry entry go, and the
+    version current before it is current again. Nothing happens unless it is still current."""
+    with _locked_registry(layout) as registry:
+        state = registry["stages"][stage]
+        if state["current"] != version:
+            return
+        state["versions"] = [entry for entry in state["versions"]
+                             if entry["version"] != version]
+        state["history"] = [number for number in state["history"] if number != version]
+        state["current"] = state["history"][-1] if state["history"] else None
+        shutil.rmtree(layout.stage(stage) / f"v{version}", ignore_errors=True)
+
+
 def _version(state: dict, version: int | None) -> dict | None:
     return next((entry for entry in state["versions"] if entry["version"] == version), None)
 

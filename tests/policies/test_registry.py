@@ -29,7 +29,9 @@ RULE_NAMES = frozenset({
     "s3-bucket-access-logging", "s3-bucket-kms-encryption", "s3-bucket-public-access-block",
     "s3-bucket-tls-only", "s3-bucket-versioning", "s3-cross-account-read-scoped",
     "s3-data-events-audited", "sagemaker-data-capture", "sagemaker-data-capture-kms",
-    "sagemaker-endpoint-kms", "sagemaker-feature-group-kms", "sagemaker-model-network-isolation",
+    "sagemaker-endpoint-auto-rollback", "sagemaker-endpoint-kms",
+    "sagemaker-endpoint-rollback-window", "sagemaker-feature-group-kms",
+    "sagemaker-model-network-isolation",
     "sagemaker-model-vpc", "sagemaker-monitoring-job-kms", "sagemaker-monitoring-job-network",
     "sg-no-public-ingress", "sns-topic-kms", "cpu-instance-types", "endpoint-instance-count",
     "gpu-instance-types", "gpu-scale-to-zero-outside-prod", "gpu-spot-outside-prod",
@@ -51,7 +53,7 @@ def test_a_plain_import_holds_every_rule():
         "import json\n"
         "from mlscaffold.policies.registry import RULES\n"
         "print(json.dumps(sorted(RULES)))\n"))
-    assert len(names) == 64
+    assert len(names) == 66
     assert set(names) == RULE_NAMES
 
 

@@ -34,6 +34,7 @@ MINE = frozenset({
     "sagemaker-endpoint-kms", "sagemaker-data-capture-kms", "sagemaker-data-capture",
     "sagemaker-model-network-isolation", "sagemaker-model-vpc", "sagemaker-feature-group-kms",
     "sagemaker-monitoring-job-kms", "sagemaker-monitoring-job-network",
+    "sagemaker-endpoint-auto-rollback", "sagemaker-endpoint-rollback-window",
     # who reaches the data (tests in test_security_access.py)
     "iam-network-interface-scoped", "iam-service-trust-conditions", "kms-key-service-conditions",
     "s3-cross-account-read-scoped", "s3-bucket-access-logging", "s3-data-events-audited",
@@ -744,3 +745,60 @@ def test_stack_rules_find_each_bucket_configuration(kind: str) -> None:
     result = evaluate_mine(dataclasses.replace(
         graph, resources=[r for r in graph.resources if r not in removed]), "churn-model", "dev")
     assert [(f.resource, f.level) for f in result.findings] == [(bucket, "mandatory")]
+
+
+# ------------------------------------------------------------------ progressive delivery
+
+SAGEMAKER_ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
+DEPLOYED = {"name": "demo-prod", "endpointConfigName": "demo-prod-serving-config-1a2b3c4",
+            "deploymentConfig": {
+                "blueGreenUpdatePolicy": {
+                    "trafficRoutingConfiguration": {
+                        "type": "CANARY", "waitIntervalInSeconds": 600,
+                        "canarySize": {"type": "INSTANCE_COUNT", "value": 1}},
+                    "terminationWaitInSeconds": 300,
+                    "maximumExecutionTimeoutInSeconds": 3600},
+                "autoRollbackConfiguration": {"alarms": [
+                    {"alarmName": "demo-prod-rollback-5xx"},
+                    {"alarmName": "demo-prod-rollback-latency-p99"}]}}}
+
+
+def test_endpoint_rolls_back_on_alarms_outside_dev() -> None:
+    for profile in ("staging", "prod"):
+        assert check("sagemaker-endpoint-auto-rollback", SAGEMAKER_ENDPOINT, DEPLOYED,
+                     profile=profile) == []
+        assert check("sagemaker-endpoint-rollback-window", SAGEMAKER_ENDPOINT, DEPLOYED,
+                     profile=profile) == []
+    no_alarms = changed(DEPLOYED, "deploymentConfig.autoRollbackConfiguration.alarms", [])
+    assert check("sagemaker-endpoint-auto-rollback", SAGEMAKER_ENDPOINT, no_alarms,
+                 profile="prod") == [
+        "Endpoint 'res': deploymentConfig.autoRollbackConfiguration.alarms is empty (nothing "
+        "rolls a failing update back); name CloudWatch alarms on the endpoint's errors and "
+        "latency, as mlscaffold's serving stack does (<endpoint>-rollback-*)"]
+    no_policy = changed(DEPLOYED, "deploymentConfig.blueGreenUpdatePolicy")
+    assert check("sagemaker-endpoint-auto-rollback", SAGEMAKER_ENDPOINT, no_policy,
+                 profile="prod") == [
+        "Endpoint 'res': deploymentConfig.blueGreenUpdatePolicy is not set (an update moves "
+        "every request to the new model with no time to roll back); set "
+        "deployment_config.blue_green_update_policy (serving.rollout in the stack config)"]
+    assert len(check("sagemaker-endpoint-auto-rollback", SAGEMAKER_ENDPOINT,
+                     changed(DEPLOYED, "deploymentConfig"), profile="staging")) == 2
+    # dev does not require it, unless the policy file says so
+    assert check("sagemaker-endpoint-auto-rollback", SAGEMAKER_ENDPOINT, no_alarms) == []
+    assert len(check("sagemaker-endpoint-auto-rollback", SAGEMAKER_ENDPOINT, no_alarms,
+                     require_auto_rollback=True)) == 1
+
+
+def test_endpoint_bakes_long_enough_for_its_rollback_alarms() -> None:
+    short = changed(DEPLOYED, "deploymentConfig.blueGreenUpdatePolicy."
+                              "trafficRoutingConfiguration.waitIntervalInSeconds", 60)
+    assert check("sagemaker-endpoint-rollback-window", SAGEMAKER_ENDPOINT, short) == [
+        "Endpoint 'res': deploymentConfig.blueGreenUpdatePolicy.trafficRoutingConfiguration."
+        "waitIntervalInSeconds is 60, shorter than the 120 seconds the rollback alarms need to "
+        "fire before traffic moves on; set serving.rollout.wait_seconds to 120 or more, or "
+        "lower sagemaker-endpoint-rollback-window.min_wait_seconds in the policy file"]
+    assert check("sagemaker-endpoint-rollback-window", SAGEMAKER_ENDPOINT, short,
+                 min_wait_seconds=60) == []
+    # without alarms there is nothing to wait for (auto-rollback reports that)
+    assert check("sagemaker-endpoint-rollback-window", SAGEMAKER_ENDPOINT, changed(
+        short, "deploymentConfig.autoRollbackConfiguration")) == []

@@ -329,8 +329,8 @@ def test_replacement_creates_the_new_group_before_deleting_the_old(store_graph):
 
 
 def test_long_project_and_environment_names_still_fit(store_graph):
-    project = "very-long-project-name1"  # the longest a spec allows beside a 16-letter env
-    environment = "staging-eu-west1"
+    environment = "staging-eu-west1"  # the longest environment name, and the longest project
+    project = "very-long-project-name-x"[:STACK_PREFIX_MAX - len(environment) - 1]  # beside it
     assert len(f"{project}-{environment}") == STACK_PREFIX_MAX
     graph = store_graph(project=project, environment=environment)
     group = _group(graph)

@@ -495,3 +495,29 @@ def test_the_missing_data_table_of_the_docs_is_the_code_s():
     documented = {cells[0].strip().strip("`"): cells[3].strip().split()[0].strip("`")
                   for cells in rows}
     assert documented == {name: entry.treat for name, entry in MISSING_DATA.items()}
+
+
+def test_an_ab_test_puts_each_variants_metrics_on_the_dashboard(monitoring_graph):
+    key = f"models/{'cd' * 32}/model.tar.gz"
+    graph = monitoring_graph(environment="prod", overrides={"serving": {"ab_test": {
+        "challenger_model_key": key}}})
+    body = json.loads(_one(graph, "aws:cloudwatch/dashboard:Dashboard").inputs["dashboardBody"])
+    widgets = {w["properties"]["title"]: w["properties"]["metrics"] for w in body["widgets"]
+               if w["type"] == "metric"}
+    latency = widgets["Model latency p99 (microseconds)"]
+    assert [(m[1], m[5], m[6]) for m in latency] == [
+        ("ModelLatency", "primary", {"label": "ModelLatency (primary)"}),
+        ("ModelLatency", "challenger", {"label": "ModelLatency (challenger)"})]
+    assert [(m[1], m[5]) for m in widgets["Invocations"]] == [
+        (metric, variant) for variant in ("primary", "challenger")
+        for metric in ("Invocations", "Invocation4XXErrors", "Invocation5XXErrors")]
+    assert all(m[2:4] == ["EndpointName", "demo-prod"] for title in (
+        "Invocations", "Model latency p99 (microseconds)", "Instances: CPU and memory (%)")
+        for m in widgets[title])
+    # one variant: the lines as before, unlabelled
+    single = json.loads(_one(monitoring_graph(environment="prod"),
+                             "aws:cloudwatch/dashboard:Dashboard").inputs["dashboardBody"])
+    (line,) = next(w["properties"]["metrics"] for w in single["widgets"]
+                   if w["properties"].get("title") == "Model latency p99 (microseconds)")
+    assert line == ["AWS/SageMaker", "ModelLatency", "EndpointName", "demo-prod",
+                    "VariantName", "primary"]

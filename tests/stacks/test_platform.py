@@ -217,7 +217,8 @@ def test_serving_deploys_only_a_named_model_version(dataset, serving):
     assert run_under_mocks(program, project="demo", stack="dev").resources == []
     (error,) = refused
     assert error.key == "platform.serving.model_key"
-    assert "`make deploy STACK=dev` uploads the current model and sets it" in str(error)
+    assert ("`make deploy STACK=dev` sets it to the version the stack's model registry serves"
+            in str(error))
     graph = _build(config, dataset, preview=True)
     assert graph.outputs["model_key"] == STAND_IN_MODEL_KEY
     # nothing to serve, nothing needed

@@ -154,9 +154,10 @@ def test_the_model_key_is_required_to_deploy_and_stood_in_for_a_preview(config_f
         run_mocked(program)
     assert str(caught.value) == (
         "stack config platform.serving.model_key: not set, and serving.platform sagemaker "
-        "needs the model version to serve; `make deploy STACK=staging` uploads the current "
-        "model and sets it; by hand, `mlscaffold model upload --stack staging --stage STAGE` "
-        "prints the key to set with `pulumi config set --path platform.serving.model_key KEY`")
+        "needs the model version to serve; `make deploy STACK=staging` sets it to the version "
+        "the stack's model registry serves (EXP=exp-NNN registers one first); by hand, "
+        "`mlscaffold model served --stack staging --stage STAGE` prints the key to set with "
+        "`pulumi config set --path platform.serving.model_key KEY`")
 
 
 def test_model_is_network_isolated_in_the_vpc(serving_graph):
@@ -351,3 +352,115 @@ def test_manifest_refuses_what_cannot_run(config_for):
         inference_service_manifest("demo", "ml-serving", "image",
                                    config.model_copy(update={"gpus": 0, "min_replicas": 0}),
                                    **common)
+
+
+# ---------------------------------------------------------------------------- progressive delivery
+
+CHALLENGER_KEY = f"models/{'cd' * 32}/model.tar.gz"
+
+
+@pytest.mark.parametrize(("rollout", "traffic"), [
+    ({"strategy": "canary", "canary_percent": 20, "wait_seconds": 900},
+     {"type": "CANARY", "waitIntervalInSeconds": 900,
+      "canarySize": {"type": "CAPACITY_PERCENT", "value": 20}}),
+    ({"strategy": "linear", "linear_step_percent": 25, "wait_seconds": 300},
+     {"type": "LINEAR", "waitIntervalInSeconds": 300,
+      "linearStepSize": {"type": "CAPACITY_PERCENT", "value": 25}}),
+    ({"strategy": "all-at-once", "wait_seconds": 120},
+     {"type": "ALL_AT_ONCE", "waitIntervalInSeconds": 120}),
+])
+def test_rollout_strategies_shift_traffic_as_configured(serving_graph, rollout, traffic):
+    graph = serving_graph(environment="prod", overrides={"serving": {"rollout": {
+        **rollout, "termination_wait_seconds": 60, "max_seconds": 7200}}})
+    deployment = _one(graph, "aws:sagemaker/endpoint:Endpoint").inputs["deploymentConfig"]
+    assert deployment["blueGreenUpdatePolicy"] == {
+        "trafficRoutingConfiguration": traffic, "terminationWaitInSeconds": 60,
+        "maximumExecutionTimeoutInSeconds": 7200}
+    assert len(deployment["autoRollbackConfiguration"]["alarms"]) == 2
+
+
+def test_an_ab_test_adds_a_weighted_challenger_variant_watched_by_its_own_alarms(serving_graph):
+    graph = serving_graph(environment="prod", overrides={"serving": {"ab_test": {
+        "challenger_model_key": CHALLENGER_KEY, "challenger_weight": 20,
+        "challenger_instance_count": 2}}})
+    variants = _one(graph, "aws:sagemaker/endpointConfiguration:EndpointConfiguration").inputs[
+        "productionVariants"]
+    assert [(v["variantName"], v["initialVariantWeight"], v["initialInstanceCount"])
+            for v in variants] == [("primary", 80, 2), ("challenger", 20, 2)]
+    models = {m.name: m for m in graph.of_type("aws:sagemaker/model:Model")}
+    assert set(models) == {"serving-model", "serving-challenger"}
+    assert models["serving-challenger"].inputs["primaryContainer"]["modelDataUrl"] == (
+        f"s3://demo-dev-artifacts/{CHALLENGER_KEY}")
+    assert models["serving-challenger"].options.get("retain_on_delete")
+    assert [v["modelName"] for v in variants] == ["serving-model", "serving-challenger"]
+    # each variant is watched: an update rolls back when either one's alarms fire
+    alarms = {a.inputs["name"]: a.inputs for a in
+              graph.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert set(alarms) == {"demo-prod-rollback-5xx", "demo-prod-rollback-latency-p99",
+                           "demo-prod-challenger-rollback-5xx",
+                           "demo-prod-challenger-rollback-latency-p99"}
+    assert alarms["demo-prod-challenger-rollback-latency-p99"]["dimensions"] == {
+        "EndpointName": "demo-prod", "VariantName": "challenger"}
+    assert alarms["demo-prod-challenger-rollback-5xx"]["alarmDescription"] == (
+        "5xx rate (%) of the endpoint's challenger variant; rolls back deployments")
+    endpoint = _one(graph, "aws:sagemaker/endpoint:Endpoint").inputs
+    assert {a["alarmName"] for a in endpoint["deploymentConfig"]["autoRollbackConfiguration"][
+        "alarms"]} == set(alarms)
+    # the challenger does not autoscale; `mlscaffold endpoint cleanup` finds its old models
+    assert _one(graph, "aws:appautoscaling/target:Target").inputs["resourceId"] == (
+        "endpoint/demo-prod/variant/primary")
+    deployment = graph.outputs["serving"]["deployment"]
+    assert deployment["challenger"] == {"variant": "challenger", "model_key": CHALLENGER_KEY,
+                                        "weight": 20, "model_name_base": "serving-challenger"}
+    assert deployment["rollback_alarms"] == [
+        "demo-prod-rollback-5xx", "demo-prod-rollback-latency-p99",
+        "demo-prod-challenger-rollback-5xx", "demo-prod-challenger-rollback-latency-p99"]
+
+
+def test_sagemaker_names_of_an_ab_test_must_fit_too(config_for):
+    config = config_for("dev", {"serving": {"ab_test": {"challenger_model_key": CHALLENGER_KEY}}})
+    name = "a" * 37 + "-serving"  # fits without a challenger (-config), not with it
+    with pytest.raises(ValueError) as caught:
+        Serving(name, _args(config))
+    assert str(caught.value) == (
+        f"SageMaker names of {name!r} would be too long: {name + '-challenger'!r} plus "
+        "Pulumi's 8-character suffix exceeds 63 characters; shorten the project or "
+        "environment name")
+
+
+@pytest.mark.parametrize(("platform", "environment", "serving", "message"), [
+    ("kserve", "prod", {"rollout": {"strategy": "canary"}},
+     "rollout.strategy canary: KServe splits traffic between versions (canaryTrafficPercent) "
+     "only in its Serverless mode (Knative); mlscaffold deploys RawDeployment, whose rolling "
+     "update moves pods to the new version as they turn ready: use auto or all-at-once, or "
+     "serve with sagemaker"),
+    ("kserve", "prod", {"ab_test": {"challenger_model_key": CHALLENGER_KEY}},
+     "ab_test: a KServe RawDeployment InferenceService serves one model and cannot weight "
+     "traffic between two; remove ab_test, or serve with sagemaker"),
+    ("sagemaker", "dev", {"rollout": {"strategy": "linear"}},
+     "rollout.strategy linear shifts traffic to part of the new fleet first, which needs at "
+     "least 2 instances, and min_instances is 1: raise min_instances (and "
+     "initial_instance_count) to 2, or use all-at-once"),
+    ("sagemaker", "prod", {"rollout": {"strategy": "canary"},
+                           "ab_test": {"challenger_model_key": CHALLENGER_KEY}},
+     "rollout.strategy canary shifts each variant's traffic to part of its new fleet first, "
+     "and the challenger has 1 instance: raise ab_test.challenger_instance_count to 2, or use "
+     "all-at-once"),
+    ("sagemaker", "prod", {"model_key": CHALLENGER_KEY,
+                           "ab_test": {"challenger_model_key": CHALLENGER_KEY}},
+     "ab_test.challenger_model_key is the model the primary variant serves (model_key); give "
+     "the other version's key"),
+    ("sagemaker", "prod", {"rollout": {"strategy": "linear", "linear_step_percent": 10,
+                                       "wait_seconds": 600}},
+     "max_seconds 3600 does not exceed the update's waits (10 x wait_seconds 600 + "
+     "termination_wait_seconds 300 = 6300); raise max_seconds or shorten the waits"),
+    ("sagemaker", "prod", {"ab_test": {"challenger_model_key": "models/latest.tar.gz"}},
+     "'models/latest.tar.gz' is not a model key; keys are models/<sha256 of the model's "
+     "files>/model.tar.gz, as `mlscaffold status` lists them"),
+])
+def test_what_a_mode_cannot_do_is_one_line_naming_the_setting(config_for, platform, environment,
+                                                              serving, message):
+    with pytest.raises(StackConfigError) as caught:
+        config_for(environment, {"serving": serving}, serving=platform)
+    assert str(caught.value).split(": ", 1)[1] == message
+    assert caught.value.key.startswith("platform.serving")
