@@ -23,7 +23,7 @@ __all__ = ["DISTRIBUTION", "install_hint", "missing_library", "optional_modules"
 
 # Modules we import that come with a platform.txt distribution without being named by it
 # (import name -> the distribution that brings it).
-_BROUGHT_ALONG = {"botocore": "boto3"}
+_BROUGHT_ALONG = {"botocore": "boto3", "mlflow": "mlflow-skinny"}
 
 
 def release_of(version: str) -> tuple[int, int, int] | None:

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -124,7 +125,8 @@ ProjectName = Annotated[
 Region = Annotated[str, AfterValidator(check_region)]
 Environments = Annotated[list[str], AfterValidator(check_environments)]
 ColumnName = Annotated[str, AfterValidator(check_column)]
-TrackingUri = Annotated[str, AfterValidator(check_tracking_uri)]
+TrackingUri = Annotated[str, AfterValidator(check_tracking_uri), WithJsonSchema({
+    "type": "string", "pattern": f"({_TRACKING_ARN.pattern})|({_TRACKING_URL.pattern})"})]
 TagValue = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w .:/=+@-]+$")]
 
 

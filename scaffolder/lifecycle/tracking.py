@@ -157,6 +157,20 @@ def _environment(**values: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
+@contextlib.contextmanager
+def _global_uri(mlflow: Any, uri: str) -> Iterator[None]:
+    """MLflow's process-wide tracking URI set to `uri` for the block: the fluent API (the
+    model's logging) reads it, and so does the sagemaker-mlflow plugin when it signs a
+    request, whatever URI the client was made with (its auth provider calls
+    mlflow.get_tracking_uri())."""
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
 def _reason(error: BaseException) -> str:
     """The innermost cause of `error`, in one short line."""
     seen = error
@@ -166,6 +180,10 @@ def _reason(error: BaseException) -> str:
     if type(seen).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
         text = "no AWS credentials to sign the requests with"
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _failed(store: Store) -> str:
+    return "cannot be used" if store.local else "cannot be reached"
 
 
 def _fix(store: Store, then: str) -> str:
@@ -190,7 +208,7 @@ def _session(mlflow: Any, store: Store, what: str, then: str) -> Iterator[Any]:
 
     lock = file_lock(store.local / ".lock") if store.local else contextlib.nullcontext()
     try:
-        with _quiet_mlflow(), lock:
+        with _quiet_mlflow(), lock, _global_uri(mlflow, store.uri):
             if store.local:
                 store.local.mkdir(parents=True, exist_ok=True)
             client = MlflowClient(tracking_uri=store.uri)
@@ -202,7 +220,7 @@ def _session(mlflow: Any, store: Store, what: str, then: str) -> Iterator[Any]:
     except TrackingError:
         raise
     except (mlflow.exceptions.MlflowException, OSError) as error:
-        raise TrackingError(f"{what}: {store.described} cannot be used ({_reason(error)})",
+        raise TrackingError(f"{what}: {store.described} {_failed(store)} ({_reason(error)})",
                             hint=_fix(store, then)) from None
     except Exception as error:
         # the requests, SQLAlchemy and botocore errors under MLflow's calls, without importing
@@ -210,7 +228,7 @@ def _session(mlflow: Any, store: Store, what: str, then: str) -> Iterator[Any]:
         if type(error).__module__.split(".")[0] not in ("requests", "urllib3", "sqlalchemy",
                                                         "botocore", "sagemaker_mlflow"):
             raise
-        raise TrackingError(f"{what}: {store.described} cannot be used ({_reason(error)})",
+        raise TrackingError(f"{what}: {store.described} {_failed(store)} ({_reason(error)})",
                             hint=_fix(store, then)) from None
 
 
@@ -347,25 +365,20 @@ def _signature(bundle: Any) -> Any:
     return ModelSignature(inputs=Schema(columns)) if columns else None
 
 
-def _log_model(mlflow: Any, store: Store, run_id: str, bundle: Any) -> None:
+def _log_model(mlflow: Any, run_id: str, bundle: Any) -> None:
     """The experiment's pipeline as an MLflow scikit-learn model of the run."""
     import mlflow.sklearn
 
     from ..packaging import pinned, runtime_requirements
 
-    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-    mlflow.set_tracking_uri(store.uri)
-    try:
-        with mlflow.start_run(run_id=run_id):
-            # cloudpickle, not MLflow's default skops: skops is not installed with
-            # mlflow-skinny, and the pipeline may hold the project's own transformers.
-            # The requirements are given: MLflow would otherwise infer them in a subprocess.
-            mlflow.sklearn.log_model(
-                bundle.pipeline, name="model", serialization_format="cloudpickle",
-                pip_requirements=[*runtime_requirements(), pinned()],
-                signature=_signature(bundle))
-    finally:
-        mlflow.set_tracking_uri(previous)
+    with mlflow.start_run(run_id=run_id):  # in the session: the global URI is the store's
+        # cloudpickle, not MLflow's default skops: skops is not installed with mlflow-skinny,
+        # and the pipeline may hold the project's own transformers. The requirements are
+        # given: MLflow would otherwise infer them in a subprocess.
+        mlflow.sklearn.log_model(
+            bundle.pipeline, name="model", serialization_format="cloudpickle",
+            pip_requirements=[*runtime_requirements(), pinned()],
+            signature=_signature(bundle))
 
 
 # ------------------------------------------------------------------ public
@@ -393,7 +406,7 @@ def log_experiment(config: ProjectConfig, experiment_id: str, *,
     with _session(mlflow, store, f"{experiment_id} is kept in {directory} but not tracked",
                   then) as client:
         experiment = _experiment_id(client, store)
-        runs = _runs(client, [experiment], experiment_id)
+        runs = _runs(client, _experiment_ids(client, store), experiment_id)
         done = next((run for run in runs if _complete(run)), None)
         if done is not None:
             run_id = done.info.run_id
@@ -439,7 +452,7 @@ def _new_run(mlflow: Any, client: Any, store: Store, experiment: str, config: Pr
                               status="FAILED" if row.get("error") else "FINISHED",
                               end_time=finished)
     client.log_artifacts(run_id, str(directory))
-    _log_model(mlflow, store, run_id, bundle)
+    _log_model(mlflow, run_id, bundle)
     client.set_tag(run_id, COMPLETE_TAG, "true")
     client.set_terminated(run_id, end_time=finished)
     return run_id
