@@ -211,6 +211,8 @@ def _session(mlflow: Any, store: Store, what: str, then: str) -> Iterator[Any]:
         with _quiet_mlflow(), lock, _global_uri(mlflow, store.uri):
             if store.local:
                 store.local.mkdir(parents=True, exist_ok=True)
+                _relocate(store)
+                _forget_artifact_locations()
             client = MlflowClient(tracking_uri=store.uri)
             if not store.local:
                 with _environment(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
@@ -226,30 +228,19 @@ def _session(mlflow: Any, store: Store, what: str, then: str) -> Iterator[Any]:
         # the requests, SQLAlchemy and botocore errors under MLflow's calls, without importing
         # those libraries here
         if type(error).__module__.split(".")[0] not in ("requests", "urllib3", "sqlalchemy",
-                                                        "botocore", "sagemaker_mlflow"):
+                                                        "sqlite3", "botocore",
+                                                        "sagemaker_mlflow"):
             raise
         raise TrackingError(f"{what}: {store.described} {_failed(store)} ({_reason(error)})",
                             hint=_fix(store, then)) from None
 
 
 def _experiment_id(client: Any, store: Store, *, create: bool = True) -> str | None:
-    """The MLflow experiment of the project's runs (made if missing and `create`).
-
-    In the project's own store the experiment's artifact location is an absolute path (MLflow
-    resolves it once). A store copied or moved with its project still names the old place: its
-    experiment is renamed "<name> (moved from <old path>)", its runs stay readable, and a new
-    experiment keeps the new runs' artifacts inside this project.
-    """
+    """The MLflow experiment of the project's runs, named after the project (made if missing
+    and `create`)."""
     from mlflow.exceptions import MlflowException
 
     experiment = client.get_experiment_by_name(store.experiment)
-    if experiment is not None and store.local and experiment.artifact_location != \
-            store.artifact_uri:
-        if not create:
-            return experiment.experiment_id
-        client.rename_experiment(experiment.experiment_id, f"{store.experiment} (moved from "
-                                 f"{_local_path(experiment.artifact_location)})")
-        experiment = None
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment.experiment_id)
@@ -266,17 +257,55 @@ def _experiment_id(client: Any, store: Store, *, create: bool = True) -> str | N
         return client.get_experiment_by_name(store.experiment).experiment_id
 
 
-def _local_path(uri: str) -> str:
-    return uri.removeprefix("file://").removesuffix("/artifacts")
-
-
 def _experiment_ids(client: Any, store: Store) -> list[str]:
-    """The project's experiment and, in its own store, those renamed when it moved."""
-    if not store.local:
-        found = _experiment_id(client, store, create=False)
-        return [found] if found else []
-    return [e.experiment_id for e in client.search_experiments()
-            if e.name == store.experiment or e.name.startswith(f"{store.experiment} (moved from ")]
+    found = _experiment_id(client, store, create=False)
+    return [found] if found else []
+
+
+def _forget_artifact_locations() -> None:
+    """Drop MLflow's process-wide cache of artifact repositories, keyed by run id: a copy of
+    the project's store has the same run ids with artifacts at another place."""
+    from mlflow.tracking._tracking_service import utils
+
+    cache = getattr(utils, "_artifact_repos_cache", None)  # private: gone in a later MLflow
+    if cache is not None:
+        cache.clear()
+
+
+# the tables and columns where MLflow's SQL store keeps absolute artifact locations
+_LOCATIONS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+              ("logged_models", "artifact_location"))
+
+
+def _relocate(store: Store) -> None:
+    """Make the project's own store, copied or moved with its project, name its new place.
+
+    MLflow resolves a local artifact location to an absolute path once, when an experiment is
+    made, and keeps it in its experiments, runs and logged models tables: a store copied or
+    moved with its project would go on reading and writing the old place. Those paths are
+    rewritten with SQLite itself before MLflow opens the store.
+    """
+    import sqlite3
+
+    assert store.local is not None and store.artifact_uri is not None
+    database = store.local / DATABASE
+    if not database.is_file():
+        return
+    new = store.artifact_uri
+    with contextlib.closing(sqlite3.connect(database, timeout=30)) as connection, connection:
+        row = connection.execute("SELECT artifact_location FROM experiments WHERE name = ?",
+                                 (store.experiment,)).fetchone()
+        old = row[0] if row else None
+        if not old or old == new or not old.endswith(f"/{store.local.name}/artifacts"):
+            return
+        tables = {name for (name,) in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for table, column in _LOCATIONS:
+            if table in tables:
+                connection.execute(
+                    f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                    f"WHERE {column} = ? OR substr({column}, 1, ?) = ?",
+                    (new, len(old) + 1, old, len(old) + 1, f"{old}/"))
 
 
 def _runs(client: Any, experiment_ids: list[str], experiment: str | None = None) -> list[Any]:
@@ -488,13 +517,8 @@ def log_evaluation(config: ProjectConfig, experiment_id: str, scores: dict,
         run = runs[0]
         client.log_batch(run.info.run_id,
                          metrics=_metrics("test_", scores, int(time.time() * 1000)))
-        if store.local and not run.info.artifact_uri.startswith(store.local.as_uri()):
-            warn(f"the run of {experiment_id} keeps its artifacts in "
-                 f"{_local_path(run.info.artifact_uri)}, outside this project (the store was "
-                 "copied or moved with it): the evaluation's files were not added to it")
-        else:
-            for path in files:
-                client.log_artifact(run.info.run_id, str(path), "evaluation")
+        for path in files:
+            client.log_artifact(run.info.run_id, str(path), "evaluation")
     return run.info.run_id
 
 

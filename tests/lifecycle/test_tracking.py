@@ -174,23 +174,28 @@ def test_an_interrupted_run_is_replaced_when_the_experiment_is_logged_again(trai
     assert client.get_run(complete.info.run_id).info.lifecycle_stage == "deleted"
 
 
-def test_a_store_copied_with_its_project_keeps_new_artifacts_in_the_copy(trained_copy, tmp_path):
+def test_a_store_copied_with_its_project_names_the_copy(trained_copy, tmp_path):
+    """MLflow keeps absolute artifact paths: the copy's store is made to name the copy, and
+    nothing is read or written in the original any more."""
     moved = copy_project(trained_copy, tmp_path / "elsewhere" / trained_copy.name)
     result = run_cli(moved, "train", "--time", 1)
     assert result.code == 0, result.err
     runs = parent_runs(moved)
     assert sorted(runs) == ["exp-001", "exp-002"]
-    assert runs["exp-002"].info.artifact_uri.startswith((moved / "mlruns").as_uri())
-    # (MLflow's own "Default" experiment is in every store; nothing is logged there)
-    names = sorted(e.name for e in client_of(moved).search_experiments() if e.name != "Default")
-    assert names[0] == "lc-binary" and len(names) == 2
-    # (the store was made where the session's trained project was, before trained_copy)
-    assert names[1].startswith("lc-binary (moved from /") and names[1].endswith("/mlruns)")
-    assert str(moved) not in names[1]
+    inside = (moved / "mlruns" / "artifacts").as_uri()
+    assert all(run.info.artifact_uri.startswith(f"{inside}/") for run in runs.values())
+    client = client_of(moved)
+    (experiment,) = [e for e in client.search_experiments() if e.name == "lc-binary"]
+    assert experiment.artifact_location == inside
+    (model,) = client.search_logged_models([experiment.experiment_id], filter_string=(
+        f"source_run_id = '{runs['exp-001'].info.run_id}'"))
+    assert model.artifact_location.startswith(f"{inside}/")
     assert listed(moved) == {key: run.info.run_id for key, run in runs.items()}
     evaluated = run_cli(moved, "evaluate", "--experiment", "exp-001")
     assert evaluated.code == 0, evaluated.err
-    assert "outside this project" in evaluated.err
+    assert evaluated.err == ""
+    assert (moved / "mlruns" / "artifacts" / runs["exp-001"].info.run_id / "artifacts" /
+            "evaluation" / "evaluation.json").is_file()
 
 
 def test_without_mlflow_train_warns_and_records_the_experiment(project, monkeypatch):
