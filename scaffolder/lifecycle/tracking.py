@@ -19,8 +19,9 @@ time the experiment is logged (``mlscaffold track``). ``evaluate`` adds the test
 files to the run (:func:`log_evaluation`); ``list`` reads the run ids (:func:`runs_by_experiment`).
 
 The store is written by one process at a time (a lock file in mlruns/, for SQLite); the ids are
-reserved by experiments.py, so concurrent trains get distinct ids and distinct runs. MLflow's
-own telemetry stays off unless the environment turns it on (MLFLOW_DISABLE_TELEMETRY).
+reserved by experiments.py, so concurrent trains get distinct ids and distinct runs. A store
+copied or moved with its project is made to name its new place (:func:`_relocate`). MLflow's
+own usage telemetry stays off unless the environment sets MLFLOW_DISABLE_TELEMETRY.
 MLflow is imported only here, inside the functions: without it (an image installs only the
 lifecycle runtime) :func:`mlflow_or_none` warns and the command goes on untracked.
 """
@@ -90,6 +91,9 @@ def mlflow_or_none(store: Store, warn: Callable[[str], None]) -> Any:
     """The mlflow module, or None with a warning when this installation lacks it."""
     from ..packaging import install_hint, missing_library
 
+    # MLflow starts its usage telemetry when imported (a thread posting to MLflow's servers)
+    # unless this is set; the user's own setting wins
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         import mlflow
     except ModuleNotFoundError as error:
@@ -123,24 +127,17 @@ def _require_plugin(store: Store) -> None:
 
 @contextlib.contextmanager
 def _quiet_mlflow() -> Iterator[None]:
-    """MLflow's INFO lines (database migrations) and warnings stay out of the command's output;
-    its telemetry stays off unless the environment set it."""
+    """MLflow's INFO lines (database migrations) and warnings stay out of the command's
+    output."""
     logger = logging.getLogger("mlflow")
     level = logger.level
     logger.setLevel(logging.ERROR)
-    previous = {name: os.environ.get(name) for name in ("MLFLOW_DISABLE_TELEMETRY",)}
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
         logger.setLevel(level)
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @contextlib.contextmanager

@@ -280,3 +280,15 @@ def test_an_arn_goes_through_the_sagemaker_plugin(project, tmp_path):
     assert err.count("\n") == 1, err
     assert "aws sso login" in err and "mlscaffold track exp-001" in err
     assert seen.read_text().splitlines() == [ARN]
+
+
+def test_mlflow_telemetry_is_off_unless_the_environment_says_otherwise(monkeypatch):
+    from mlscaffold.lifecycle.tracking import Store, mlflow_or_none
+
+    store = Store("sqlite:///unused.db", "demo")
+    monkeypatch.delenv("MLFLOW_DISABLE_TELEMETRY", raising=False)
+    assert mlflow_or_none(store, print) is not None
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "false")
+    mlflow_or_none(store, print)
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "false"
