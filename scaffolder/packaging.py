@@ -23,7 +23,9 @@ __all__ = ["DISTRIBUTION", "install_hint", "missing_library", "optional_modules"
 
 # Modules we import that come with a platform.txt distribution without being named by it
 # (import name -> the distribution that brings it).
-_BROUGHT_ALONG = {"botocore": "boto3", "mlflow": "mlflow-skinny"}
+_BROUGHT_ALONG = {"botocore": "boto3"}
+# platform.txt distributions imported under another name (distribution -> import name)
+_IMPORTED_AS = {"mlflow-skinny": "mlflow"}
 
 
 def release_of(version: str) -> tuple[int, int, int] | None:
@@ -59,14 +61,16 @@ def optional_modules() -> dict[str, str]:
     """{top-level import name: distribution} of the libraries beyond the lifecycle runtime.
 
     They are requirements/platform.txt's distributions (imported as their names with ``-``
-    read as ``_``) and the modules that come along with them; an image that installs only the
-    runtime lacks every one.
+    read as ``_``, or as :data:`_IMPORTED_AS` says) and the modules that come along with them;
+    an image that installs only the runtime lacks every one.
     """
     modules = {}
     for line in _requirements("platform.txt"):
         distribution = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", line)
         if distribution:
-            modules[distribution.group(0).lower().replace("-", "_")] = distribution.group(0)
+            name = distribution.group(0)
+            imported = _IMPORTED_AS.get(name.lower(), name.lower().replace("-", "_"))
+            modules[imported] = name
     return {**modules, **_BROUGHT_ALONG}
 
 

@@ -5,7 +5,9 @@ server's ARN, through AWS's sagemaker-mlflow plugin, or an http(s) MLflow server
 project's own store, ``mlruns/``: an SQLite database (``mlruns/mlflow.db``) and the runs'
 artifacts (``mlruns/artifacts/``), with no server to run. SQLite, not MLflow's ``./mlruns``
 file store: MLflow 3 keeps the file store in maintenance mode and refuses to open it unless
-``MLFLOW_ALLOW_FILE_STORE`` is set, and its own default store is SQLite.
+``MLFLOW_ALLOW_FILE_STORE`` is set (mlflow/mlflow#23634, #23637), and its own default store is
+SQLite. mlflow-skinny reaches it with sqlalchemy and alembic (its README: what SQL-based
+metadata storage needs), not the whole of ``mlflow``.
 
 A run (:func:`log_experiment`) is made from what ``train`` wrote into experiments/exp-NNN (the
 artifact layout stays; the run holds copies): its tags name the experiment
@@ -100,8 +102,8 @@ def mlflow_or_none(store: Store, warn: Callable[[str], None]) -> Any:
         library = missing_library(error)
         if library is None:
             raise
-        warn(f"not tracked in MLflow: {library} is not installed here (an image installs only "
-             f"the lifecycle runtime); {install_hint()} logs it")
+        warn(f"MLflow tracking skipped: {library} is not installed here (an image installs "
+             f"only the lifecycle runtime); {install_hint()} brings it")
         return None
     if store.uri.startswith("arn:"):
         _require_plugin(store)
@@ -158,8 +160,8 @@ def _environment(**values: str) -> Iterator[None]:
 def _global_uri(mlflow: Any, uri: str) -> Iterator[None]:
     """MLflow's process-wide tracking URI set to `uri` for the block: the fluent API (the
     model's logging) reads it, and so does the sagemaker-mlflow plugin when it signs a
-    request, whatever URI the client was made with (its auth provider calls
-    mlflow.get_tracking_uri())."""
+    request, whatever URI the client was made with (sagemaker_mlflow 0.5, auth_provider.py:
+    ``set_arn(get_tracking_uri())``; AWS's docs connect with mlflow.set_tracking_uri(arn))."""
     previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
     mlflow.set_tracking_uri(uri)
     try:
@@ -278,9 +280,10 @@ def _relocate(store: Store) -> None:
     """Make the project's own store, copied or moved with its project, name its new place.
 
     MLflow resolves a local artifact location to an absolute path once, when an experiment is
-    made, and keeps it in its experiments, runs and logged models tables: a store copied or
-    moved with its project would go on reading and writing the old place. Those paths are
-    rewritten with SQLite itself before MLflow opens the store.
+    made (mlflow/mlflow#7670), and keeps it in its experiments, runs and logged models tables:
+    a store copied or moved with its project would go on reading and writing the old place
+    (mlflow/mlflow#3144, open: no relative locations). Those paths are rewritten with SQLite
+    itself before MLflow opens the store.
     """
     import sqlite3
 

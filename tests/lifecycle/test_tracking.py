@@ -203,7 +203,7 @@ def test_without_mlflow_train_warns_and_records_the_experiment(project, monkeypa
     monkeypatch.setitem(sys.modules, "mlflow", None)  # `import mlflow` fails as if missing
     result = run_cli(project, "train", "--time", 1)
     assert result.code == 0, result.err
-    assert result.err.startswith("warning: not tracked in MLflow: mlflow-skinny is not "
+    assert result.err.startswith("warning: MLflow tracking skipped: mlflow-skinny is not "
                                  "installed here")
     assert index_entry(project, "exp-001")["id"] == "exp-001"
     assert not (project / "mlruns").exists()
