@@ -105,12 +105,11 @@ def mlflow_or_none(store: Store, warn: Callable[[str], None]) -> Any:
         warn(f"MLflow tracking skipped: {library} is not installed here (an image installs "
              f"only the lifecycle runtime); {install_hint()} brings it")
         return None
-    if store.uri.startswith("arn:"):
-        _require_plugin(store)
     return mlflow
 
 
-def _require_plugin(store: Store) -> None:
+def _require_plugin(store: Store, what: str, then: str) -> None:
+    """An ARN needs AWS's plugin, which MLflow finds by its entry points."""
     from importlib.metadata import PackageNotFoundError, distribution
 
     from .. import DISTRIBUTION, __version__
@@ -119,9 +118,9 @@ def _require_plugin(store: Store) -> None:
         distribution(PLUGIN)
     except PackageNotFoundError:
         raise TrackingError(
-            f"tracking_uri {store.uri} is a SageMaker MLflow tracking server, which MLflow "
-            f"reaches through AWS's {PLUGIN} plugin, not installed here",
-            hint=f"pip install '{DISTRIBUTION}[{PLUGIN}]=={__version__}'") from None
+            f"{what}: tracking_uri {store.uri} is a SageMaker MLflow tracking server, which "
+            f"MLflow reaches through AWS's {PLUGIN} plugin, not installed here",
+            hint=f"pip install '{DISTRIBUTION}[{PLUGIN}]=={__version__}', then {then}") from None
 
 
 # ------------------------------------------------------------------ a session with the store
@@ -205,6 +204,8 @@ def _session(mlflow: Any, store: Store, what: str, then: str) -> Iterator[Any]:
     becomes one TrackingError naming the store and the fix."""
     from mlflow.tracking import MlflowClient
 
+    if store.uri.startswith("arn:"):
+        _require_plugin(store, what, then)
     lock = file_lock(store.local / ".lock") if store.local else contextlib.nullcontext()
     try:
         with _quiet_mlflow(), lock, _global_uri(mlflow, store.uri):

@@ -212,8 +212,9 @@ def test_without_mlflow_train_warns_and_records_the_experiment(project, monkeypa
 def test_an_arn_without_the_sagemaker_plugin_names_the_extra(project):
     set_config(project, tracking_uri=ARN)
     assert_error(run_cli(project, "train", "--time", 1), 1,
-                 f"tracking_uri {ARN} is a SageMaker MLflow tracking server",
-                 "pip install 'mlscaffold-kit[sagemaker-mlflow]==")
+                 "exp-001 is kept in", f"tracking_uri {ARN} is a SageMaker MLflow tracking server",
+                 "pip install 'mlscaffold-kit[sagemaker-mlflow]==",
+                 "then log it with `mlscaffold track exp-001`")
     assert index_entry(project, "exp-001")["id"] == "exp-001"
 
 
