@@ -85,6 +85,8 @@ DOMAINS: dict[str, tuple[Rule, ...]] = {
         ml.sagemaker_feature_group_kms,
         ml.sagemaker_monitoring_job_kms,
         ml.sagemaker_monitoring_job_network,
+        ml.sagemaker_mlflow_artifacts_in_stack_bucket,
+        ml.sagemaker_mlflow_no_automatic_registration,
     ),
     "cost": (
         cost.cpu_instance_types,
@@ -98,6 +100,7 @@ DOMAINS: dict[str, tuple[Rule, ...]] = {
         cost.endpoint_instance_count,
         cost.log_retention_bounded,
         cost.monthly_budget,
+        cost.mlflow_server_size,
     ),
 }
 

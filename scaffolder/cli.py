@@ -65,7 +65,8 @@ def _fail(message: str, code: int) -> NoReturn:
 _SECTIONS = {
     "Make a project": ("new", "update", "ci", "blueprint", "schema"),
     "The ML lifecycle (inside a project)": ("analyze", "train", "list", "evaluate", "promote",
-                                            "rollback", "predict", "serve", "drift", "baseline"),
+                                            "rollback", "predict", "serve", "drift", "baseline",
+                                            "track"),
     "The platform (infra/)": ("preview", "graph", "check", "cost", "policy", "preflight",
                               "tunnel", "model", "endpoint", "features", "status"),
 }

@@ -94,7 +94,7 @@ def _json(data: Any) -> None:
 def register(cli: click.Group) -> None:
     """Add the lifecycle commands to the `mlscaffold` group."""
     for command in (analyze, train, evaluate, list_command, promote, rollback, predict, drift,
-                    baseline, serve):
+                    baseline, serve, track):
         cli.add_command(command)
 
 
@@ -139,7 +139,8 @@ def train(project: Path | None, budget: float, metric: str | None, seed: int,
     """Search models within a time budget and record the best as experiments/exp-NNN.
 
     Candidates come from the project's hooks (src/<package>/candidates.py and
-    preprocessing.py) or the defaults; each is scored on datasets/validation.csv.
+    preprocessing.py) or the defaults; each is scored on datasets/validation.csv. The
+    experiment is logged to MLflow: the spec's tracking_uri, or the project's store mlruns/.
 
     Inside a training job (the image started as `IMAGE train`, with /opt/ml/input/data), it
     follows SageMaker's training contract instead: channels in, the experiment's files to
@@ -255,12 +256,12 @@ def evaluate(project: Path | None, experiment: str | None, output_format: str) -
 @click.option("--metric", metavar="NAME", help="Metric to rank by [default: the spec's metric].")
 @_format_option
 def list_command(project: Path | None, metric: str | None, output_format: str) -> None:
-    """List the experiments, best first, with their promoted versions."""
+    """List the experiments, best first, with their MLflow runs and promoted versions."""
     from .lifecycle.listing import list_experiments
 
     with _files_errors():
         list_experiments(_open(project).config, metric, as_json=output_format == "json",
-                         echo=_echo)
+                         echo=_echo, warn=_warn)
 
 
 @click.command()
@@ -518,3 +519,29 @@ def serve(project: Path | None, host: str, port: int, model_ref: str, model_dir:
             access_log=access_log, fast_path=fast_path)
     except OSError as error:  # the address is taken or not ours
         raise ProjectError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+
+
+@click.command()
+@_project_option
+@click.argument("experiments", nargs=-1, metavar="[exp-NNN]...")
+def track(project: Path | None, experiments: tuple[str, ...]) -> None:
+    """Log experiments to MLflow that are not there yet [default: every one].
+
+    `train` logs each experiment itself; this logs those it could not (the tracking server was
+    unreachable) or that predate the store, to the spec's tracking_uri or mlruns/.
+    """
+    from .lifecycle.experiments import read_index
+    from .lifecycle.tracking import log_experiment, store_of, untracked
+
+    config = _open(project).config
+    with _files_errors():
+        ids = list(experiments) or untracked(config, read_index(config.layout), warn=_warn)
+        if ids is None:  # MLflow is not installed: the warning said so
+            sys.exit(1)
+        for experiment in ids:
+            run_id = log_experiment(config, experiment, warn=_warn)
+            if run_id is None:
+                sys.exit(1)
+            click.echo(f"{experiment}: MLflow run {run_id}")
+    if not ids:
+        click.echo(f"every experiment is tracked in {store_of(config).described}")

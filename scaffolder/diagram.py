@@ -28,6 +28,7 @@ MAIN_RESOURCE_TYPES: dict[str, str] = {
     "aws:s3/bucket:Bucket": "S3 bucket",
     "aws:ecr/repository:Repository": "ECR repository",
     "aws:sagemaker/modelPackageGroup:ModelPackageGroup": "model package group",
+    "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer": "MLflow tracking server",
     "aws:sagemaker/featureGroup:FeatureGroup": "feature group",
     "aws:sagemaker/model:Model": "SageMaker model",
     "aws:sagemaker/endpoint:Endpoint": "SageMaker endpoint",

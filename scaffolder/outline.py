@@ -43,6 +43,7 @@ _KEY = "aws:kms/key:Key"
 _BUCKET = "aws:s3/bucket:Bucket"
 _REPOSITORY = "aws:ecr/repository:Repository"
 _MODEL_GROUP = "aws:sagemaker/modelPackageGroup:ModelPackageGroup"
+_MLFLOW = "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer"
 _FEATURE_GROUP = "aws:sagemaker/featureGroup:FeatureGroup"
 _MODEL = "aws:sagemaker/model:Model"
 _ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
@@ -123,6 +124,10 @@ def platform_outline(config: PlatformConfig) -> ResourceGraph:
     base.add(_MODEL_GROUP, f"{prefix}-registry-model-group", registry)
     artifacts = base.add(_BUCKET, f"{prefix}-registry-artifacts", registry)
     image = base.add(_REPOSITORY, f"{prefix}-registry-serving-image", registry, key)
+
+    if config.tracking.mlflow_server:  # its artifacts in the bucket, through its role's policy
+        tracking = base.component("TrackingServer", f"{prefix}-tracking", platform)
+        base.add(_MLFLOW, f"{prefix}-tracking-server", tracking, artifacts, key)
 
     offline_store = None
     if config.feature_store.enabled:

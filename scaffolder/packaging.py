@@ -24,8 +24,8 @@ __all__ = ["DISTRIBUTION", "install_hint", "missing_library", "optional_modules"
 # Modules we import that come with a platform.txt distribution without being named by it
 # (import name -> the distribution that brings it).
 _BROUGHT_ALONG = {"botocore": "boto3"}
-# distributions imported under another name than their own
-_IMPORT_NAMES = {"sagemaker-core": "sagemaker"}
+# distributions imported under another name than their own (distribution -> import name)
+_IMPORT_NAMES = {"sagemaker-core": "sagemaker", "mlflow-skinny": "mlflow"}
 
 
 def release_of(version: str) -> tuple[int, int, int] | None:
@@ -61,8 +61,8 @@ def optional_modules() -> dict[str, str]:
     """{top-level import name: distribution} of the libraries beyond the lifecycle runtime.
 
     They are requirements/platform.txt's distributions (imported as their names with ``-``
-    read as ``_``) and the modules that come along with them; an image that installs only the
-    runtime lacks every one.
+    read as ``_``, or as :data:`_IMPORT_NAMES` says) and the modules that come along with them;
+    an image that installs only the runtime lacks every one.
     """
     modules = {}
     for line in _requirements("platform.txt"):

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "check_environments",
     "check_project_name",
     "check_region",
+    "check_tracking_uri",
     "load_spec",
     "spec_error_from",
     "spec_json_schema",
@@ -107,12 +109,32 @@ def check_column(name: str) -> str:
     return name
 
 
+# where SageMaker's MLflow plugin (sagemaker-mlflow) sends an ARN's requests: the partitions it
+# knows and the two resource types it serves (tracking servers and MLflow apps)
+_TRACKING_ARN = re.compile(r"^arn:aws(-us-gov)?:sagemaker:[a-z]{2}(-[a-z]+)+-[0-9]:[0-9]{12}:"
+                           r"(mlflow-tracking-server|mlflow-app)/[A-Za-z0-9](-*[A-Za-z0-9]){0,255}$")
+_TRACKING_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s]*)?$")
+
+
+def check_tracking_uri(uri: str) -> str:
+    """An MLflow tracking URI the project may log to: a SageMaker MLflow ARN or an http(s) URL."""
+    if _TRACKING_ARN.match(uri) or _TRACKING_URL.match(uri):
+        return uri
+    raise ValueError(
+        f"{uri!r} is not a tracking server mlscaffold logs to; give the ARN of a SageMaker MLflow "
+        "tracking server (arn:aws:sagemaker:REGION:ACCOUNT:mlflow-tracking-server/NAME, the "
+        "stack output mlflow_tracking_server_arn) or the http(s):// URL of an MLflow server, "
+        "or leave tracking_uri out to log to the project's own store (mlruns/)")
+
+
 ProjectName = Annotated[
     str, Field(min_length=1, max_length=40), AfterValidator(check_project_name)
 ]
 Region = Annotated[str, AfterValidator(check_region)]
 Environments = Annotated[list[str], AfterValidator(check_environments)]
 ColumnName = Annotated[str, AfterValidator(check_column)]
+TrackingUri = Annotated[str, AfterValidator(check_tracking_uri), WithJsonSchema({
+    "type": "string", "pattern": f"({_TRACKING_ARN.pattern})|({_TRACKING_URL.pattern})"})]
 TagValue = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w .:/=+@-]+$")]
 
 
@@ -162,6 +184,11 @@ class ProjectSpec(BaseModel):
         None, description="Feature types, record identifier and event time of the feature "
                           "group (feature_store: sagemaker only); what is not declared is "
                           "inferred from datasets/train.csv (`mlscaffold features schema`).")
+    tracking_uri: TrackingUri | None = Field(
+        None, description="The MLflow tracking server that train, evaluate and list use: a "
+                          "SageMaker MLflow tracking server's ARN (the stack output "
+                          "mlflow_tracking_server_arn) or an http(s) URL; unset: the project's "
+                          "own store, mlruns/ (no server).")
 
     @model_validator(mode="before")
     @classmethod
@@ -245,9 +272,11 @@ class ProjectSpec(BaseModel):
 
     def blueprint_answers(self) -> dict[str, Any]:
         """The answers the ml-project blueprint takes (its copier.yml questions)."""
-        # `features` describes the data, not the rendered files: no blueprint question. What
-        # the spec implies is derived from these by mlscaffold.answers.blueprint_data.
-        answers = self.model_dump(mode="json", exclude={"version", "name", "features"})
+        # `features` describes the data and `tracking_uri` where runs are logged, not the
+        # rendered files: no blueprint question. What the spec implies is derived from these
+        # by mlscaffold.answers.blueprint_data.
+        answers = self.model_dump(mode="json",
+                                  exclude={"version", "name", "features", "tracking_uri"})
         from .packaging import DISTRIBUTION, runtime_requirements
 
         return {"project_name": self.name, "package_name": self.package,

@@ -69,6 +69,7 @@ __all__ = [
     "ServingConfig",
     "StackConfigError",
     "SystemNodeGroupConfig",
+    "TrackingConfig",
     "TrainingConfig",
     "check_config_namespaces",
     "environment_profile",
@@ -793,6 +794,29 @@ class MonitoringConfig(_Strict):
     alert_emails: list[str] = Field(default_factory=list)
 
 
+class TrackingConfig(_Strict):
+    """Experiment tracking: a SageMaker managed MLflow tracking server for the team (off: each
+    project logs to its own store, mlruns/)."""
+
+    mlflow_server: bool = Field(
+        False, description="Build a SageMaker MLflow tracking server, its artifacts under "
+                           "mlflow/ in the artifact bucket; the stack output "
+                           "mlflow_tracking_server_arn goes into mlscaffold.yaml as "
+                           "tracking_uri.")
+    server_size: Literal["Small", "Medium", "Large"] = Field(
+        "Small", description="Tracking server size (AWS advises Small for teams of up to 25 "
+                             "users, Medium up to 50, Large up to 100); it runs and bills "
+                             "around the clock.")
+    # the client is MLflow 3 (mlflow-skinny): the server runs a 3.x release too (AWS docs,
+    # "Integrate MLflow with your environment": match the client to the server's version)
+    mlflow_version: str = Field(
+        "3.0", pattern=r"^3\.[0-9]+(\.[0-9]+)?$",
+        description="MLflow version of the tracking server, a 3.x release SageMaker offers.")
+    maintenance_window: str = Field(
+        "Sun:03:00", pattern=r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun):([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="Start of the weekly maintenance window (UTC), e.g. Sun:03:00.")
+
+
 class PlatformConfig(_Strict):
     """Everything MlPlatform builds for one environment."""
 
@@ -811,6 +835,7 @@ class PlatformConfig(_Strict):
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     training: TrainingConfig = TrainingConfig()
+    tracking: TrackingConfig = TrackingConfig()
     protect: bool = Field(
         False, description="Pulumi protect (and EKS deletion protection) on the cluster, the "
                            "KMS keys and the data buckets: `pulumi destroy` refuses to delete "

@@ -21,6 +21,7 @@ from .network import INTERFACE_ENDPOINT_SERVICES, Network, NetworkArgs
 from .regions import REGIONS
 from .registry import ModelRegistry, ModelRegistryArgs
 from .serving import Serving, ServingArgs, deployable_model_key
+from .tracking import TrackingServer, TrackingServerArgs
 from .training import Training, TrainingArgs
 
 __all__ = ["MlPlatform", "MlPlatformArgs"]
@@ -77,8 +78,8 @@ def _data_key_policy(config: PlatformConfig) -> pulumi.Output[str]:
 
 
 class MlPlatform(pulumi.ComponentResource):
-    """Network, GPU cluster, model registry, feature store, serving, monitoring and the audit
-    trail of the data buckets.
+    """Network, GPU cluster, model registry, feature store, serving, monitoring, the audit
+    trail of the data buckets and, if asked for, an MLflow tracking server.
 
     Every component shares one KMS data key (rotated yearly) and the platform's tags
     (project, env, owner, cost-center). Serving and feature store are built only when the
@@ -140,6 +141,13 @@ class MlPlatform(pulumi.ComponentResource):
             kms_key_arn=key.arn, artifact_bucket_name=registry.artifact_bucket_name,
             repository_arn=registry.repository_arn, repository_url=registry.repository_url,
             cluster_name=cluster.cluster_name if cluster else None), child_options(self))
+        # a team's MLflow tracking server, when asked for (projects log to their own store)
+        tracking = TrackingServer(f"{name}-tracking", TrackingServerArgs(
+            config=config.tracking, prefix=config.prefix, tags=tags,
+            artifact_bucket_name=registry.artifact_bucket_name,
+            artifact_bucket_arn=registry.artifact_bucket_arn, kms_key_arn=key.arn),
+            child_options(self)) if config.tracking.mlflow_server else None
+        self.mlflow_tracking_server_arn = tracking.tracking_server_arn if tracking else None
 
         self.feature_group_name: pulumi.Output[str] | None = None
         self.feature_store_settings: pulumi.Output[dict] | None = None
@@ -252,6 +260,8 @@ class MlPlatform(pulumi.ComponentResource):
             "drift_baseline": self.drift_baseline,
             # what `mlscaffold train --on sagemaker|eks` starts runs with
             "training": self.training,
+            # tracking_uri of mlscaffold.yaml, for train, evaluate and list
+            "mlflow_tracking_server_arn": self.mlflow_tracking_server_arn,
         }
         return {k: v for k, v in outputs.items() if v is not None}
 

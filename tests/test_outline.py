@@ -45,6 +45,7 @@ STACK_OPTIONS: list[tuple[str, tuple[str, ...] | None, dict]] = [
     ("single-nat", None, {"cluster": {"enabled": True},
                           "network": {"single_nat_gateway": True, "availability_zones": 3}}),
     ("no-data-capture", ("sagemaker",), {"serving": {"data_capture_percent": 0}}),
+    ("tracking-server", None, {"tracking": {"mlflow_server": True}}),
     # settings that change resources' inputs only: the drawing must not move
     ("inputs-only", None, {
         "registry": {"prod_account_id": "210987654321"},

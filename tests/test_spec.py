@@ -179,3 +179,53 @@ def test_json_schema_holds_the_features_section():
     for bad in ({**FEATURES, "types": {"age": "Integer"}}, {**FEATURES, "colour": "red"}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate({**document, "features": bad}, schema)
+
+
+TRACKING_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/churn-dev"
+
+
+@pytest.mark.parametrize("uri", [
+    TRACKING_ARN,
+    "arn:aws-us-gov:sagemaker:us-gov-west-1:123456789012:mlflow-app/app-7",
+    "http://127.0.0.1:5000",
+    "https://mlflow.example.com/team",
+])
+def test_tracking_uri_takes_a_sagemaker_arn_or_a_server_url(uri):
+    spec = validate_spec({"name": "churn", "tracking_uri": uri})
+    assert spec.tracking_uri == uri
+    assert yaml.safe_load(spec.to_yaml())["tracking_uri"] == uri
+    # where runs are logged changes no rendered file: no blueprint answer
+    assert "tracking_uri" not in spec.blueprint_answers()
+
+
+@pytest.mark.parametrize("uri", [
+    "file:///tmp/mlruns",  # the project's own store is the default: no URI
+    "sqlite:///mlflow.db",
+    "databricks",
+    "arn:aws:s3:::bucket",
+    "arn:aws-cn:sagemaker:cn-north-1:123456789012:mlflow-tracking-server/x",  # no plugin route
+    "arn:aws:sagemaker:eu-west-1:1234:mlflow-tracking-server/x",
+    "https://",
+])
+def test_tracking_uri_refuses_other_stores_naming_the_two_forms(uri):
+    with pytest.raises(SpecError) as raised:
+        validate_spec({"name": "churn", "tracking_uri": uri})
+    assert raised.value.field == "tracking_uri"
+    assert str(raised.value) == (
+        f"{uri!r} is not a tracking server mlscaffold logs to; give the ARN of a SageMaker MLflow "
+        "tracking server (arn:aws:sagemaker:REGION:ACCOUNT:mlflow-tracking-server/NAME, the "
+        "stack output mlflow_tracking_server_arn) or the http(s):// URL of an MLflow server, "
+        "or leave tracking_uri out to log to the project's own store (mlruns/)")
+
+
+def test_json_schema_holds_the_tracking_uri():
+    import jsonschema
+
+    schema = spec_json_schema()
+    document = validate_spec({"name": "churn", "tracking_uri": TRACKING_ARN}).model_dump(
+        mode="json")
+    jsonschema.validate(document, schema)
+    jsonschema.validate({**document, "tracking_uri": None}, schema)
+    for bad in ("file:///tmp/mlruns", "arn:aws:s3:::bucket"):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**document, "tracking_uri": bad}, schema)

@@ -92,7 +92,8 @@ TAGGABLE_TYPES: tuple[str, ...] = (
     "aws:rds/instance:Instance", "aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2",
     "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition",
     "aws:sagemaker/domain:Domain", "aws:sagemaker/endpoint:Endpoint", ENDPOINT_CONFIG,
-    "aws:sagemaker/featureGroup:FeatureGroup", "aws:sagemaker/model:Model",
+    "aws:sagemaker/featureGroup:FeatureGroup",
+    "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer", "aws:sagemaker/model:Model",
     "aws:sagemaker/modelPackageGroup:ModelPackageGroup",
     "aws:sagemaker/monitoringSchedule:MonitoringSchedule",
     "aws:sagemaker/notebookInstance:NotebookInstance", "aws:sagemaker/pipeline:Pipeline",
@@ -628,3 +629,26 @@ def monthly_budget(subjects: Sequence[Subject], config: Mapping[str, Any]
         f"budget of ${budget:,.2f} (largest items: {largest})",
         "use smaller or fewer instances or SPOT capacity (`mlscaffold cost` shows every item), "
         "or raise monthly-budget.budget_usd in the policy file")
+
+
+# ------------------------------------------------------------------ MLflow tracking servers
+
+MLFLOW_TRACKING_SERVER = "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer"
+_MLFLOW_SIZES = ["Small", "Medium", "Large"]
+
+
+@rule("mlflow-server-size", pack="cost", severity="low", resource_types=[MLFLOW_TRACKING_SERVER],
+      description="SageMaker MLflow tracking servers, which run and bill around the clock, use "
+                  "a size from the environment's allow-list (Small outside production).",
+      config={"allowed": _schema_list("Tracking server sizes (Small, Medium, Large) allowed.",
+                                      ["Small"])},
+      profiles={"prod": {"allowed": _MLFLOW_SIZES}})
+def mlflow_server_size(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    allowed = list(config["allowed"])
+    # AWS's default size is Small (API CreateMlflowTrackingServer, TrackingServerSize)
+    size = subject.props.get("trackingServerSize") or "Small"
+    if isinstance(size, str) and size not in allowed:
+        yield violation(subject, "trackingServerSize",
+                        f"is {size}, not an allowed tracking server size in this environment",
+                        f"use {_list(allowed)} (tracking.server_size in the stack config), or "
+                        "add it to mlflow-server-size.allowed in the policy file")

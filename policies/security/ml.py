@@ -1,4 +1,5 @@
-"""SageMaker security: endpoints, models, feature groups and Model Monitor jobs.
+"""SageMaker security: endpoints, models, feature groups, Model Monitor jobs and MLflow
+tracking servers.
 
 Data at rest is encrypted with KMS keys, except on instance types with local NVMe storage
 (``ml.g5``, ``ml.g4dn``, ``ml.p4d``...): that storage is encrypted by the instance's hardware
@@ -9,13 +10,17 @@ subnet or security group unknown before deployment (one of the program) counts a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
+
+from pulumi_policy.proxy import UnknownValueError
 
 from mlscaffold.stacks.instances import has_instance_store
 
+from ..buckets import BUCKET_TYPES, bucket_ids
 from ..props import as_mapping, is_false, is_set, is_true, items_of, number
-from ..rule import Subject, rule, violation
+from ..rule import Subject, rule, stack_rule, violation
 
 __all__: list[str] = []
 
@@ -24,6 +29,7 @@ ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
 MODEL = "aws:sagemaker/model:Model"
 FEATURE_GROUP = "aws:sagemaker/featureGroup:FeatureGroup"
 MONITORING_JOB_TYPES = ("aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition",)
+MLFLOW_TRACKING_SERVER = "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer"
 
 
 # ------------------------------------------------------------------ endpoints
@@ -247,3 +253,54 @@ def sagemaker_monitoring_job_network(subject: Subject, config: Mapping[str, Any]
 
 def _snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+# ------------------------------------------------------------------ MLflow tracking servers
+
+_S3_URI = re.compile(r"^s3://([^/]+)(/|$)")
+
+
+@stack_rule("sagemaker-mlflow-artifacts-in-stack-bucket", pack="security", severity="high",
+            resource_types=[MLFLOW_TRACKING_SERVER, *BUCKET_TYPES],
+            description="SageMaker MLflow tracking servers keep their artifacts in a bucket of "
+                        "the stack, which the storage rules hold to KMS encryption, a public "
+                        "access block, TLS only and versioning.")
+def sagemaker_mlflow_artifacts_in_stack_bucket(subjects: Sequence[Subject],
+                                               config: Mapping[str, Any]
+                                               ) -> Iterator[tuple[Subject, str]]:
+    buckets: set[Any] = set()
+    for bucket in (s for s in subjects if s.type in BUCKET_TYPES):
+        buckets |= bucket_ids(bucket.name, bucket.props)
+    fix = ("keep the artifacts in the platform's artifact bucket, "
+           "artifact_store_uri=s3://<artifact bucket>/mlflow")
+    unknown: UnknownValueError | None = None
+    for server in (s for s in subjects if s.type == MLFLOW_TRACKING_SERVER):
+        try:
+            uri = server.props.get("artifactStoreUri")
+        except UnknownValueError as error:  # from a bucket not named yet: decided on deploy
+            unknown = unknown or error
+            continue
+        match = _S3_URI.match(uri) if isinstance(uri, str) else None
+        if match is None:
+            yield server, violation(server, "artifactStoreUri", f"is {uri!r}, not an s3:// URI "
+                                    "of a bucket of this stack", fix)
+        elif match.group(1) not in buckets:
+            yield server, violation(server, "artifactStoreUri", f"names the bucket "
+                                    f"{match.group(1)}, which is not a bucket of this stack "
+                                    "(its encryption and public access are not checked)", fix)
+    if unknown is not None:
+        raise unknown
+
+
+@rule("sagemaker-mlflow-no-automatic-registration", pack="security", severity="medium",
+      resource_types=[MLFLOW_TRACKING_SERVER],
+      description="SageMaker MLflow tracking servers do not register MLflow models in the "
+                  "SageMaker Model Registry by themselves: models enter it through a promotion "
+                  "that applies the quality gate and records the lineage.")
+def sagemaker_mlflow_no_automatic_registration(subject: Subject, config: Mapping[str, Any]
+                                               ) -> Iterator[str]:
+    if is_true(subject.props.get("automaticModelRegistration")):
+        yield violation(subject, "automaticModelRegistration", "is true (every model "
+                        "registered in MLflow becomes a SageMaker model package, past the "
+                        "quality gate)", "set automatic_model_registration=False and promote "
+                        "models with `mlscaffold promote`")

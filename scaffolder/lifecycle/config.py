@@ -52,6 +52,12 @@ class Layout:
         return self.experiments / "analysis" / name
 
     @property
+    def tracking_store(self) -> Path:
+        """The project's own MLflow store (mlflow.db and the runs' artifacts), used when the
+        spec names no tracking server."""
+        return self.root / "mlruns"
+
+    @property
     def models(self) -> Path:
         return self.root / "models"
 
@@ -74,6 +80,7 @@ class ProjectConfig:
     metric: str
     metric_threshold: float | None
     package: str = ""  # the team's hook package in src/ ('' for a bare model directory)
+    tracking_uri: str | None = None  # the spec's MLflow tracking server; None: mlruns/
 
     @property
     def layout(self) -> Layout:
@@ -87,7 +94,7 @@ class ProjectConfig:
     def from_spec(cls, root: Path, spec: ProjectSpec) -> ProjectConfig:
         return cls(root=Path(root).resolve(), name=spec.name, task=spec.task, label=spec.label,
                    metric=spec.metric, metric_threshold=spec.metric_threshold,
-                   package=spec.package)
+                   package=spec.package, tracking_uri=spec.tracking_uri)
 
 
 def find_project_root(start: Path | None = None) -> Path:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import UsageError
+from ..errors import MlscaffoldError, UsageError
 
 COMMAND = "mlscaffold"  # how messages tell users to run a lifecycle command
 
@@ -34,3 +34,8 @@ class GateError(ProjectError):
     """A quality gate refused the operation (exit code 1)."""
 
     exit_code = 1
+
+
+class TrackingError(MlscaffoldError):
+    """The MLflow tracking store could not be reached or refused a run (exit code 1); what
+    the command made locally is kept."""

@@ -38,6 +38,7 @@ def evaluate(
     echo: Callable[[str], None] = quiet,
     check_gate: bool = True,
     warn: Callable[[str], None] = quiet,
+    track: bool = True,
 ) -> dict:
     """Score an experiment (default: the best) on datasets/test.csv and apply the quality gate.
 
@@ -49,6 +50,9 @@ def evaluate(
     `warn` says once what to install, and the report says so too.
     Raises GateError after writing when the metric misses mlscaffold.yaml's metric_threshold
     (unless `check_gate` is false: then the report's "gate" says so and gate_error() raises).
+    If `track`, the test metrics (test_<metric>) and these files go to the experiment's MLflow
+    run too (:func:`.tracking.log_evaluation`); a store that cannot be reached raises
+    TrackingError after the files are written.
     """
     layout = config.layout
     metric = get_metric(config.metric, config.task)
@@ -122,6 +126,12 @@ def evaluate(
         )
     )
     echo("wrote " + ", ".join(str(path) for path in written))
+    if track:
+        from .tracking import log_evaluation
+
+        run_id = log_evaluation(config, entry["id"], scores, written, warn=warn)
+        if run_id is not None:
+            echo(f"logged the test metrics to MLflow run {run_id}")
     if gate is not None:
         if not gate["passed"]:
             if check_gate:

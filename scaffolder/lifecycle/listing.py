@@ -18,11 +18,17 @@ def list_experiments(
     metric_name: str | None = None,
     as_json: bool = False,
     echo: Callable[[str], None] = quiet,
+    warn: Callable[[str], None] = quiet,
 ) -> list[dict]:
-    """Experiments best first by validation `metric` (default: the project's); best marked '*'."""
+    """Experiments best first by validation `metric` (default: the project's); best marked '*'.
+
+    Each row names the experiment's MLflow run, read from the tracking store (None when it has
+    none); a store that cannot be read leaves the column empty, with a warning.
+    """
     metric = get_metric(metric_name or config.metric, config.task)
     experiments = ranked(read_index(config.layout), metric)
     stages = _stages_by_experiment(config)
+    runs = _runs(config, warn) if experiments else {}
     rows = [
         {
             "id": item["id"],
@@ -33,6 +39,7 @@ def list_experiments(
             "validation": item["validation"].get(metric.name),
             "test": (item.get("test") or {}).get(metric.name),
             "stages": stages.get(item["id"], []),
+            "mlflow_run_id": (runs or {}).get(item["id"]),
         }
         for index, item in enumerate(experiments)
     ]
@@ -55,6 +62,7 @@ def list_experiments(
                     "family",
                     f"val {metric.name}",
                     f"test {metric.name}",
+                    "MLflow run",
                     "promoted",
                 ],
                 [
@@ -65,6 +73,7 @@ def list_experiments(
                         row["family"],
                         number(row["validation"]),
                         number(row["test"]),
+                        row["mlflow_run_id"] or ("?" if runs is None else "-"),
                         ", ".join(row["stages"]),
                     ]
                     for row in rows
@@ -86,3 +95,15 @@ def _stages_by_experiment(config: ProjectConfig) -> dict[str, list[str]]:
                 f"{stage} v{entry['version']}{current}"
             )
     return found
+
+
+def _runs(config: ProjectConfig, warn: Callable[[str], None]) -> dict[str, str] | None:
+    """{exp-NNN: MLflow run id}; None when the store cannot be read here (warned)."""
+    from .errors import TrackingError
+    from .tracking import runs_by_experiment
+
+    try:
+        return runs_by_experiment(config, warn=warn)
+    except TrackingError as error:
+        warn(str(error))
+        return None

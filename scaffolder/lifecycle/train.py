@@ -97,12 +97,16 @@ def train(
     seed: int = 42,
     echo: Callable[[str], None] = quiet,
     hooks: ProjectHooks | None = None,
+    track: bool = True,
     warn: Callable[[str], None] = quiet,
 ) -> dict:
     """Search for the best model within `budget` seconds and record it as a new experiment.
 
     Returns the experiment's index entry. The experiment joins the index only once all its
-    files are written; an interrupted run leaves nothing behind.
+    files are written; an interrupted run leaves nothing behind. Then, if `track`, the
+    experiment is logged as an MLflow run (:mod:`.tracking`; the entry gets its
+    ``mlflow_run_id``): a store that cannot be reached raises TrackingError, and the recorded
+    experiment stays.
     """
     metric = get_metric(metric_name or config.metric, config.task)
     if budget <= 0:
@@ -165,6 +169,14 @@ def train(
         record_experiment(config.layout, entry)
 
     _report(result, metric, directory, experiment_id, timings["search"], echo)
+    if track:
+        from .tracking import log_experiment, store_of
+
+        run_id = log_experiment(config, experiment_id, warn=warn)
+        if run_id is not None:
+            entry["mlflow_run_id"] = run_id
+            echo(f"tracked as MLflow run {run_id} in {store_of(config).described}")
+    echo(f"next: {COMMAND} evaluate --experiment {experiment_id}")
     return entry
 
 
@@ -233,4 +245,3 @@ def _report(
     echo("validation: " + ", ".join(f"{k}={number(v)}" for k, v in best.metrics.items()))
     echo(f"wrote {directory} (model.joblib, model.json, experiment.json, leaderboard.json, "
          f"{MODEL_CARD_FILE})")
-    echo(f"next: {COMMAND} evaluate --experiment {experiment_id}")

@@ -526,7 +526,7 @@ def test_graph_adapter_skips_components(graphs: dict[tuple[str, str], Any]) -> N
 COST_RULES = {"cpu-instance-types", "gpu-instance-types", "sagemaker-instance-types",
               "max-nodes", "max-gpus", "gpu-spot-outside-prod", "gpu-scale-to-zero-outside-prod",
               "required-tags", "endpoint-instance-count", "log-retention-bounded",
-              "monthly-budget"}
+              "monthly-budget", "mlflow-server-size"}
 
 
 def test_rule_table_entries() -> None:

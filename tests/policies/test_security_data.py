@@ -35,6 +35,8 @@ MINE = frozenset({
     "sagemaker-model-network-isolation", "sagemaker-model-vpc", "sagemaker-feature-group-kms",
     "sagemaker-monitoring-job-kms", "sagemaker-monitoring-job-network",
     "sagemaker-endpoint-auto-rollback", "sagemaker-endpoint-rollback-window",
+    # the MLflow tracking server (tests in test_mlflow.py)
+    "sagemaker-mlflow-artifacts-in-stack-bucket", "sagemaker-mlflow-no-automatic-registration",
     # who reaches the data (tests in test_security_access.py)
     "iam-network-interface-scoped", "iam-service-trust-conditions", "kms-key-service-conditions",
     "s3-cross-account-read-scoped", "s3-bucket-access-logging", "s3-data-events-audited",
@@ -54,7 +56,8 @@ def test_rule_table_entries() -> None:
     stack_rules = {name for name, entry in mine.items() if entry.stack}
     assert stack_rules == {"s3-bucket-kms-encryption", "s3-bucket-public-access-block",
                            "s3-bucket-tls-only", "s3-bucket-versioning",
-                           "s3-bucket-access-logging", "s3-data-events-audited"}
+                           "s3-bucket-access-logging", "s3-data-events-audited",
+                           "sagemaker-mlflow-artifacts-in-stack-bucket"}
 
 
 # ------------------------------------------------------------------ S3 buckets
