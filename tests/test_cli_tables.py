@@ -81,7 +81,9 @@ def test_rule_table_is_plain_off_a_terminal(run_cli):
     assert lines[1].startswith("cpu-instance-types              cost      mandatory  medium    "
                                "EKS node groups and Karpenter CPU NodePools use CPU instance "
                                "types from the environment's allow-list.")
-    assert lines[-2:] == ["", "11 rules"]
+    from mlscaffold.policies.registry import rules_of
+
+    assert lines[-2:] == ["", f"{len(rules_of('cost'))} rules"]
     assert all(line == line.rstrip() for line in lines)
 
 

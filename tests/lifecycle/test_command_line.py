@@ -10,7 +10,7 @@ import pytest
 from .conftest import PATIENCE_SECONDS, invoke, python_m
 
 LIFECYCLE = ("analyze", "train", "evaluate", "list", "promote", "rollback", "predict", "drift",
-             "baseline", "serve")
+             "baseline", "serve", "track")
 
 
 def test_help_lists_the_lifecycle_commands():
