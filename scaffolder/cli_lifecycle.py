@@ -9,6 +9,7 @@ promotion, drift found), 2 bad input.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -89,24 +90,55 @@ def analyze(project: Path | None, input_path: Path | None, output_format: str) -
             as_json=output_format == "json", echo=_echo)
 
 
+class _Seconds(click.ParamType):
+    """A positive, finite number of seconds (FloatRange lets nan and inf through)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or seconds <= 0:
+            self.fail(f"{value} is not a positive number of seconds", param, ctx)
+        return seconds
+
+
+DEFAULT_TRAIN_SECONDS = 60.0
+
+
 @click.command()
 @_project_option
-@click.option("--time", "budget", type=click.FloatRange(min=0, min_open=True), default=60.0,
-              show_default=True, metavar="SECONDS", help="Search budget.")
+@click.option("--time", "budget", type=_Seconds(), metavar="SECONDS",
+              help=f"Search budget [default: {DEFAULT_TRAIN_SECONDS:g}; none with --trials].")
+@click.option("--trials", type=click.IntRange(min=1), metavar="N",
+              help="Stop after N candidates: with the same --seed and data, the same N "
+                   "candidates as any other run (reproduces it exactly without --time).")
 @click.option("--metric", metavar="NAME", help="Metric to optimize [default: the spec's metric].")
 @click.option("--seed", type=int, default=42, show_default=True, help="Random seed.")
-def train(project: Path | None, budget: float, metric: str | None, seed: int) -> None:
+def train(project: Path | None, budget: float | None, trials: int | None, metric: str | None,
+          seed: int) -> None:
     """Search models within a time budget and record the best as experiments/exp-NNN.
 
     Candidates come from the project's hooks (src/<package>/candidates.py and
-    preprocessing.py) or the defaults; each is scored on datasets/validation.csv.
+    preprocessing.py) or the defaults. Up to 10,000 rows, each is scored by cross-validation on
+    datasets/train.csv and validation.csv together and the chosen model is refitted on both;
+    above, each is scored on validation.csv. An ensemble of the best is kept when it scores
+    better. Ctrl-C keeps the best model so far as an experiment marked interrupted.
     """
+    if budget is None and trials is None:
+        budget = DEFAULT_TRAIN_SECONDS
     from .lifecycle.train import train as run
 
     opened = _open(project)
     with _files_errors():
-        run(opened.config, budget=budget, metric_name=metric, seed=seed, echo=_echo,
-            hooks=opened.hooks)
+        entry = run(opened.config, budget=budget, metric_name=metric, seed=seed, echo=_echo,
+                    hooks=opened.hooks, trials=trials)
+    if entry["interrupted"]:
+        _warn(f"interrupted: kept the best model so far as {entry['id']} (marked interrupted)")
+        sys.exit(130)
 
 
 @click.command()

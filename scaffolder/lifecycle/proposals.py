@@ -1,12 +1,13 @@
 """Which candidate the search fits next: decided by the seed and the scores seen, never by time.
 
 First every family's baseline, cheapest family first. Then each proposal draws a family with a
-weight that halves with every rank it stands below the best family (a floor keeps every family
-in play), and either samples fresh settings from it or changes one or two settings of one of its
-best candidates so far (a local step that grows a promising configuration). A proposal that
-repeats one already made, or nearly (numbers equal to two significant digits), is drawn again;
-a family that keeps repeating itself is exhausted and no longer drawn. The same seed and the
-same scores give the same proposals on any machine under any load.
+weight that halves with every rank it stands below the best family and shrinks with each of its
+candidates since its own best (a floor keeps every family in play), and either samples fresh
+settings from it or changes one or two settings of one of its best candidates so far (a local
+step that grows a promising configuration). A proposal that repeats one already made, or nearly
+(fractional numbers within a fifth of a decade), is drawn again; a family that keeps repeating
+itself is exhausted and no longer drawn. The same seed and the same scores give the same
+proposals on any machine under any load.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from .search_space import Candidate, Family
 FLOOR_WEIGHT = 0.08
 # a family whose every candidate failed stays drawable, rarely
 FAILED_WEIGHT = 0.02
+# a family's weight is multiplied by this for each of its candidates since its own best
+STALE_DECAY = 0.75
 # share of proposals that step from one of the family's best candidates instead of sampling
 LOCAL_STEP_SHARE = 0.5
 # the parents of a local step: the family's best few, the best most often
@@ -46,14 +49,21 @@ class Proposer:
         # family name -> (loss, params) of its fully scored candidates; lower loss is better
         self.results: dict[str, list[tuple[float, dict]]] = {f.name: [] for f in self.families}
         self.tried: dict[str, int] = {f.name: 0 for f in self.families}
+        self.stale: dict[str, int] = {f.name: 0 for f in self.families}
 
     def observe(self, candidate: Candidate, loss: float | None) -> None:
         """Report a fitted candidate: its loss (lower is better), or None when it failed or was
         stopped early for scoring poorly."""
-        self.tried[candidate.family.name] += 1
+        name = candidate.family.name
+        self.tried[name] += 1
+        results = self.results[name]
         if loss is not None and math.isfinite(loss):
-            self.results[candidate.family.name].append((loss, candidate.params))
-            self.results[candidate.family.name].sort(key=lambda item: item[0])
+            improved = not results or loss < results[0][0]
+            results.append((loss, candidate.params))
+            results.sort(key=lambda item: item[0])
+            self.stale[name] = 0 if improved else self.stale[name] + 1
+        else:
+            self.stale[name] += 1
 
     def propose(self) -> Candidate | None:
         """The next candidate, or None once every family is exhausted."""
@@ -83,7 +93,8 @@ class Proposer:
         weights = []
         for family in live:
             if family.name in best:
-                weights.append(max(0.5 ** ranking.index(family.name), FLOOR_WEIGHT))
+                weight = 0.5 ** ranking.index(family.name) * STALE_DECAY ** self.stale[family.name]
+                weights.append(max(weight, FLOOR_WEIGHT))
             else:
                 weights.append(FAILED_WEIGHT if self.tried[family.name] else FLOOR_WEIGHT)
         return self.rng.choices(live, weights=weights)[0]
