@@ -17,7 +17,6 @@ says it was interrupted.
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections.abc import Callable
@@ -33,8 +32,9 @@ from .ensemble import EnsembleClassifier, EnsembleRegressor, align_probabilities
 from .errors import DataError
 from .evaluation import Protocol, plan
 from .hooks import ProjectHooks
-from .metrics import METRICS, Metric, Outcome, compute_all
+from .metrics import METRICS, Metric
 from .proposals import Proposer
+from .scoring import Scorer
 from .search_space import Candidate
 from .text import number
 
@@ -197,21 +197,24 @@ class _Run:
     scored: list[_Scored] = field(default_factory=list)
     trials: list[Trial] = field(default_factory=list)
     key_seconds: list[float] = field(default_factory=list)  # to score one mix of predictions
+    scorers: dict[int | None, Scorer] = field(default_factory=dict)
 
     @property
     def classification(self) -> bool:
         return self.classes is not None
 
-    def outcome(self, y: np.ndarray, output: np.ndarray) -> Outcome:
-        if not self.classification:
-            return Outcome(self.task, y, output)
-        return Outcome(self.task, y, self.classes[np.argmax(output, axis=1)], output,
-                       self.classes.tolist())
+    def scorer(self, view: int | None = None) -> Scorer:
+        """Scores for the rows of one view, or (None) for all the selection rows."""
+        if view not in self.scorers:
+            rows = self.protocol.scored if view is None else self.protocol.views[view].score
+            self.scorers[view] = Scorer(self.task, self.y[rows], self.classes)
+        return self.scorers[view]
 
-    def key(self, y: np.ndarray, output: np.ndarray) -> tuple:
-        outcome = self.outcome(y, output)
-        return (self.metric.sort_key(_safe(self.metric, outcome)),
-                self.tie_breaker.sort_key(_safe(self.tie_breaker, outcome)))
+    def key(self, output: np.ndarray) -> tuple:
+        """How good predictions for the selection rows are; lower is better."""
+        scorer = self.scorer()
+        return (self.metric.sort_key(scorer.value(self.metric, output)),
+                self.tie_breaker.sort_key(scorer.value(self.tie_breaker, output)))
 
     def reserve(self) -> float:
         """Seconds to keep for what follows the search: the ensemble selection, and refitting
@@ -334,7 +337,7 @@ def _evaluate(run: _Run, candidate: Candidate) -> tuple[Trial, _Scored | None] |
         took = time.perf_counter() - started
         seconds += took
         run.cost.observe(candidate, took)
-        view_scores.append(_safe(run.metric, run.outcome(run.y[view.score], output)))
+        view_scores.append(run.scorer(index).value(run.metric, output))
         if index in protocol.output_views:
             if full is None:
                 full = np.zeros((len(run.y), *output.shape[1:]))
@@ -345,12 +348,11 @@ def _evaluate(run: _Run, candidate: Candidate) -> tuple[Trial, _Scored | None] |
             return Trial(family.name, params, None, seconds, views=index + 1, pruned=True,
                          partial_score=partial), None
     outputs = full[protocol.scored]
-    y = run.y[protocol.scored]
-    metrics = compute_all(run.outcome(y, outputs))
+    metrics = run.scorer().values(outputs)
     trial = Trial(family.name, params, metrics.get(run.metric.name), seconds, metrics,
                   views=len(protocol.views))
     started = time.perf_counter()
-    key = run.key(y, outputs)
+    key = run.key(outputs)
     run.key_seconds.append(time.perf_counter() - started)
     scored = _Scored(len(run.trials) + 1, candidate, trial, key, view_scores,
                      seconds / len(protocol.views), outputs,
@@ -415,10 +417,9 @@ def _finish(run: _Run, features: dict[str, str], hooks: ProjectHooks, stopped_by
             echo: Callable[[str], None]) -> SearchResult:
     pool = _pool(run.scored)
     best = pool[0]
-    y = run.y[run.protocol.scored]
     selection = None
     if stopped_by != "interrupted":
-        selection = select([item.outputs for item in pool], lambda output: run.key(y, output))
+        selection = select([item.outputs for item in pool], run.key)
     members = [] if selection is None else [(pool[i], w) for i, w in selection.weights.items()]
     try:
         pipeline = _final_model(run, features, hooks, best, members)
@@ -435,7 +436,7 @@ def _finish(run: _Run, features: dict[str, str], hooks: ProjectHooks, stopped_by
                             best.trial.params, best.trial.score, best.trial.metrics, None,
                             run.protocol.describe(), stopped_by, classes)
     output = sum(weight * item.outputs for item, weight in members)
-    metrics = compute_all(run.outcome(y, output))
+    metrics = run.scorer().values(output)
     ensemble = {
         "members": [{"trial": item.number, "family": item.trial.family,
                      "params": item.trial.params, "weight": round(weight, 4)}
@@ -483,7 +484,9 @@ def _final_model(run: _Run, features: dict[str, str], hooks: ProjectHooks, best:
 def _single_threaded(estimator: object) -> None:
     """Predict without a thread pool: parallelism only slows down small (serving) batches, and
     threads add up forest votes in a varying order."""
-    for part in [estimator, *getattr(estimator, "estimators_", [])]:
+    ensemble = isinstance(estimator, EnsembleClassifier | EnsembleRegressor)
+    members = estimator.estimators_ if ensemble else []
+    for part in [estimator, *members]:
         if hasattr(part, "get_params") and "n_jobs" in part.get_params(deep=False):
             part.set_params(n_jobs=None)
 
@@ -491,17 +494,6 @@ def _single_threaded(estimator: object) -> None:
 def _tie_breaker(task: str, metric: Metric) -> Metric:
     names = TIE_BREAKERS["regression" if task == "regression" else "classification"]
     return METRICS[next(name for name in names if name != metric.name)]
-
-
-def _safe(metric: Metric, outcome: Outcome) -> float | None:
-    """The metric's value, None where it is undefined (e.g. one class in a fold)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            value = float(metric.compute(outcome))
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
 
 
 def _mean(values: list[float | None]) -> float | None:

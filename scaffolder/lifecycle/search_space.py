@@ -79,7 +79,7 @@ def _by_name(item: tuple) -> str:
 
 def _rounded(value: object) -> object:
     if isinstance(value, float) and math.isfinite(value) and value != 0:
-        return math.copysign(round(math.log10(abs(value)) * NEAR_STEPS_PER_DECADE), value)
+        return value > 0, round(math.log10(abs(value)) * NEAR_STEPS_PER_DECADE)
     return value
 
 
@@ -177,7 +177,7 @@ def _classification_families() -> list[Family]:
             "random_forest",
             lambda p, seed: RandomForestClassifier(random_state=seed, n_jobs=-1, **p),
             lambda rng: _forest_params(rng, classification=True),
-            baseline={"n_estimators": 200},
+            baseline={"n_estimators": 100},
             relative_cost=5.0,
             size_param="n_estimators",
         ),
@@ -185,7 +185,7 @@ def _classification_families() -> list[Family]:
             "extra_trees",
             lambda p, seed: ExtraTreesClassifier(random_state=seed, n_jobs=-1, **p),
             lambda rng: _forest_params(rng, classification=True),
-            baseline={"n_estimators": 200},
+            baseline={"n_estimators": 100},
             relative_cost=4.0,
             size_param="n_estimators",
         ),
@@ -226,7 +226,7 @@ def _regression_families() -> list[Family]:
             "random_forest",
             lambda p, seed: RandomForestRegressor(random_state=seed, n_jobs=-1, **p),
             lambda rng: _forest_params(rng, classification=False),
-            baseline={"n_estimators": 200},
+            baseline={"n_estimators": 100},
             relative_cost=5.0,
             size_param="n_estimators",
         ),
@@ -234,7 +234,7 @@ def _regression_families() -> list[Family]:
             "extra_trees",
             lambda p, seed: ExtraTreesRegressor(random_state=seed, n_jobs=-1, **p),
             lambda rng: _forest_params(rng, classification=False),
-            baseline={"n_estimators": 200},
+            baseline={"n_estimators": 100},
             relative_cost=4.0,
             size_param="n_estimators",
         ),
