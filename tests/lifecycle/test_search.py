@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import warnings
 
 import joblib
 import numpy as np
@@ -164,7 +165,9 @@ def test_fast_scores_equal_the_metrics_table():
         outcome = scorer.outcome(output)
         for metric in metrics_for(task):
             try:
-                expected = float(metric.compute(outcome))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # undefined cases are None below
+                    expected = float(metric.compute(outcome))
             except ValueError:
                 expected = None
             got = scorer.value(metric, output)
