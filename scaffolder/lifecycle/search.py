@@ -17,6 +17,7 @@ says it was interrupted.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -198,6 +199,7 @@ class _Run:
     trials: list[Trial] = field(default_factory=list)
     key_seconds: list[float] = field(default_factory=list)  # to score one mix of predictions
     scorers: dict[int | None, Scorer] = field(default_factory=dict)
+    families: list[str] = field(default_factory=list)  # names, simplest (cheapest) first
 
     @property
     def classification(self) -> bool:
@@ -270,7 +272,9 @@ def _search(train: Split, validation: Split, features: dict[str, str], task: str
                np.unique(y) if classification else None, metric, _tie_breaker(task, metric),
                seed, clock, CostModel())
     fit_rows = min(len(view.fit) for view in protocol.views)
-    proposer = Proposer(hooks.families(task), seed,
+    families = hooks.families(task)
+    run.families = [family.name for family in families]
+    proposer = Proposer(families, seed,
                         allowed=lambda candidate: _suits(candidate, fit_rows))
     limit = min(limit or MAX_TRIALS, MAX_TRIALS)
     stopped_by = "exhausted"
@@ -421,22 +425,27 @@ def _finish(run: _Run, features: dict[str, str], hooks: ProjectHooks, stopped_by
     if stopped_by != "interrupted":
         selection = select([item.outputs for item in pool], run.key)
     members = [] if selection is None else [(pool[i], w) for i, w in selection.weights.items()]
+    mixed = None if not members else sum(weight * item.outputs for item, weight in members)
+    chosen, members, rule = _simplest_within_error(run, pool, members, mixed)
     try:
-        pipeline = _final_model(run, features, hooks, best, members)
+        pipeline = _final_model(run, features, hooks, chosen, members)
     except KeyboardInterrupt:
         if not members or not run.protocol.refit:
             raise
-        stopped_by, members = "interrupted", []
-        pipeline = _final_model(run, features, hooks, best, members)
+        stopped_by, members, chosen = "interrupted", [], best
+        pipeline = _final_model(run, features, hooks, chosen, members)
     classes = None if run.classes is None else _plain(pipeline.classes_)
+    protocol = {**run.protocol.describe(), "choice": rule}
     if not members:
-        if stopped_by != "interrupted" and len(pool) > 1:
+        if chosen is not best:
+            echo(f"chose {chosen.trial.family} {run.metric.name}="
+                 f"{number(chosen.trial.score)}: within one standard error of the best")
+        elif stopped_by != "interrupted" and len(pool) > 1:
             echo(f"no ensemble beat {best.trial.family} on the selection rows")
-        return SearchResult(run.trials, best.trial, pipeline, best.trial.family,
-                            best.trial.params, best.trial.score, best.trial.metrics, None,
-                            run.protocol.describe(), stopped_by, classes)
-    output = sum(weight * item.outputs for item, weight in members)
-    metrics = run.scorer().values(output)
+        return SearchResult(run.trials, best.trial, pipeline, chosen.trial.family,
+                            chosen.trial.params, chosen.trial.score, chosen.trial.metrics, None,
+                            protocol, stopped_by, classes)
+    metrics = run.scorer().values(mixed)
     ensemble = {
         "members": [{"trial": item.number, "family": item.trial.family,
                      "params": item.trial.params, "weight": round(weight, 4)}
@@ -448,7 +457,56 @@ def _finish(run: _Run, features: dict[str, str], hooks: ProjectHooks, stopped_by
          f"{number(ensemble['score'])} (best single {number(best.trial.score)})")
     return SearchResult(run.trials, best.trial, pipeline, "ensemble",
                         {"members": ensemble["members"]}, ensemble["score"], metrics, ensemble,
-                        run.protocol.describe(), stopped_by, classes)
+                        protocol, stopped_by, classes)
+
+
+def _simplest_within_error(run: _Run, pool: list[_Scored], members: list,
+                           mixed: np.ndarray | None) -> tuple[_Scored, list, dict]:
+    """The one-standard-error rule (Hastie, Tibshirani and Friedman, The Elements of Statistical
+    Learning, 2nd ed., section 7.10): of the models scoring within one standard error of the
+    best (the spread of its fold scores), the simplest. Simpler means an earlier family in the
+    families' list (cheapest first), and any single model is simpler than an ensemble. Small
+    data's best score is partly luck among many candidates; the rule leans to the model that
+    needs less of it. Hold-out selection (one score per model) keeps the best.
+
+    Returns the chosen candidate, the ensemble members (empty unless the ensemble is chosen)
+    and a description for experiment.json."""
+    best = pool[0]
+    models = [(best.key, best.view_scores, None)]
+    if members:
+        models.append((run.key(mixed), _fold_scores(run, mixed), "ensemble"))
+    top_key, top_scores, top_name = min(models, key=lambda model: model[0])
+    error = _standard_error(top_scores) if run.protocol.method == "cross-validation" else 0.0
+    rule = {"rule": "the simplest model within one standard error of the best",
+            "standard_error": error}
+    if not error:
+        return (best, members, rule) if top_name else (best, [], rule)
+    bar = top_key[0] + error  # a loss: lower is better
+    firsts: dict[str, _Scored] = {}
+    for item in sorted(run.scored, key=_rank):
+        firsts.setdefault(item.candidate.family.name, item)
+    for name in run.families:
+        item = firsts.get(name)
+        if item is not None and item.key[0] <= bar:
+            return item, [], rule
+    return (best, members, rule) if top_name else (best, [], rule)
+
+
+def _fold_scores(run: _Run, output: np.ndarray) -> list[float | None]:
+    """The metric on each output view's rows of `output` (predictions for the scored rows)."""
+    position = {row: index for index, row in enumerate(run.protocol.scored)}
+    scores = []
+    for view_index in run.protocol.output_views:
+        rows = [position[row] for row in run.protocol.views[view_index].score]
+        scores.append(run.scorer(view_index).value(run.metric, output[rows]))
+    return scores
+
+
+def _standard_error(scores: list[float | None]) -> float:
+    present = [score for score in scores if score is not None]
+    if len(present) < 2 or len(present) != len(scores):
+        return 0.0
+    return float(np.std(present, ddof=1) / math.sqrt(len(present)))
 
 
 def _final_model(run: _Run, features: dict[str, str], hooks: ProjectHooks, best: _Scored,

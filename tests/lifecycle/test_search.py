@@ -340,7 +340,24 @@ def test_a_poor_candidate_is_stopped_after_its_first_fold(monkeypatch):
     assert all(trial.views == 5 for trial in result.trials if not trial.pruned)
 
 
-def test_a_kept_ensemble_beats_the_best_single_model_and_saves_like_any_model(tmp_path):
+@pytest.mark.parametrize(("c", "chosen"), [(0.05, "simple"), (0.005, "flexible")])
+def test_the_simpler_model_is_chosen_within_one_standard_error_of_the_best(c, chosen):
+    simple = Family("simple", lambda params, seed: LogisticRegression(C=c),
+                    lambda rng: {}, baseline={})
+    flexible = Family("flexible", lambda params, seed: LogisticRegression(C=100),
+                      lambda rng: {}, baseline={})
+    result = _search(hooks=_families(simple, flexible), trials=2)
+    scores = {trial.family: trial.score for trial in result.trials}
+    assert scores["flexible"] > scores["simple"]  # the flexible one scores best
+    assert result.best.family == "flexible"
+    error = result.protocol["choice"]["standard_error"]
+    assert (scores["flexible"] - scores["simple"] <= error) == (chosen == "simple")
+    assert (result.family, result.score) == (chosen, scores[chosen])
+
+
+def test_a_kept_ensemble_beats_the_best_single_model_and_saves_like_any_model(tmp_path,
+                                                                              monkeypatch):
+    monkeypatch.setattr(search_module, "_standard_error", lambda scores: 0.0)  # the best wins
     train, validation, features = _data("regression", rows=400)
     result = _search("regression", "r2", trials=14, data=(train, validation, features))
     assert result.ensemble is not None and result.family == "ensemble"
