@@ -271,11 +271,14 @@ def _search(train: Split, validation: Split, features: dict[str, str], task: str
     run = _Run(protocol, _Views(protocol, x, features, hooks), y, task,
                np.unique(y) if classification else None, metric, _tie_breaker(task, metric),
                seed, clock, CostModel())
-    fit_rows = min(len(view.fit) for view in protocol.views)
+    # the fewest rows a candidate is fitted on (a screening fit, a fold) and the most (the
+    # training rows, or all rows when refitted)
+    fewest = min(len(view.fit) for view in protocol.views)
+    most = protocol.rows if protocol.refit else max(len(view.fit) for view in protocol.views)
     families = hooks.families(task)
     run.families = [family.name for family in families]
     proposer = Proposer(families, seed,
-                        allowed=lambda candidate: _suits(candidate, fit_rows))
+                        allowed=lambda candidate: _suits(candidate, fewest, most))
     limit = min(limit or MAX_TRIALS, MAX_TRIALS)
     stopped_by = "exhausted"
     try:
@@ -310,12 +313,12 @@ def _search(train: Split, validation: Split, features: dict[str, str], task: str
     return _finish(run, features, hooks, stopped_by, echo)
 
 
-def _suits(candidate: Candidate, fit_rows: int) -> bool:
-    """Whether the candidate can fit the data at all (the same answer in every run)."""
+def _suits(candidate: Candidate, fewest: int, most: int) -> bool:
+    """Whether the candidate can fit `fewest` to `most` rows (the same answer in every run)."""
     family = candidate.family
-    if family.max_rows is not None and fit_rows > family.max_rows:
+    if family.max_rows is not None and most > family.max_rows:
         return False
-    return candidate.params.get("n_neighbors", 0) <= fit_rows
+    return candidate.params.get("n_neighbors", 0) <= fewest
 
 
 def _evaluate(run: _Run, candidate: Candidate) -> tuple[Trial, _Scored | None] | None:

@@ -98,10 +98,11 @@ def test_near_duplicates_are_not_proposed_and_a_repeating_family_runs_out():
 
 def test_a_family_that_does_not_suit_the_data_is_left_out():
     svm = next(f for f in families_for("regression") if f.name == "support_vector_machine")
-    assert search_module._suits(Candidate(svm, {}), SVM_MAX_ROWS)
-    assert not search_module._suits(Candidate(svm, {}), SVM_MAX_ROWS + 1)
+    assert search_module._suits(Candidate(svm, {}), 100, SVM_MAX_ROWS)
+    assert not search_module._suits(Candidate(svm, {}), 100, SVM_MAX_ROWS + 1)
     knn = next(f for f in families_for("regression") if f.name == "k_nearest_neighbors")
-    assert not search_module._suits(Candidate(knn, {"n_neighbors": 41}), 40)
+    assert not search_module._suits(Candidate(knn, {"n_neighbors": 41}), 40, 5000)
+    assert search_module._suits(Candidate(knn, {"n_neighbors": 41}), 41, 5000)
 
 
 def test_gradient_boosting_stops_early_whatever_the_rows():
@@ -297,6 +298,8 @@ def test_large_data_is_scored_on_validation_without_a_refit(monkeypatch):
     assert result.protocol["method"] == "hold-out"
     assert set(_Recorder.rows) == {180}  # the training rows only, never refitted
     assert isinstance(result.pipeline, Pipeline)
+    probabilities = result.pipeline.predict_proba(_data("binary-classification")[1].x)
+    assert np.allclose(probabilities.sum(axis=1), 1)
 
 
 def test_ties_go_to_the_better_second_metric():
