@@ -9,6 +9,7 @@ promotion, drift found), 2 bad input.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -116,10 +117,32 @@ def analyze(project: Path | None, input_path: Path | None, output_format: str) -
             as_json=output_format == "json", echo=_echo, warn=_warn)
 
 
+class _Seconds(click.ParamType):
+    """A positive, finite number of seconds (FloatRange lets nan and inf through)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or seconds <= 0:
+            self.fail(f"{value} is not a positive number of seconds", param, ctx)
+        return seconds
+
+
+DEFAULT_TRAIN_SECONDS = 60.0
+
+
 @click.command()
 @_project_option
-@click.option("--time", "budget", type=click.FloatRange(min=0, min_open=True), default=60.0,
-              show_default=True, metavar="SECONDS", help="Search budget.")
+@click.option("--time", "budget", type=_Seconds(), metavar="SECONDS",
+              help=f"Search budget [default: {DEFAULT_TRAIN_SECONDS:g}; none with --trials].")
+@click.option("--trials", type=click.IntRange(min=1), metavar="N",
+              help="Stop after N candidates: with the same --seed and data, the same N "
+                   "candidates as any other run (reproduces it exactly without --time).")
 @click.option("--metric", metavar="NAME", help="Metric to optimize [default: the spec's metric].")
 @click.option("--seed", type=int, default=42, show_default=True, help="Random seed.")
 @click.option("--on", "where", type=click.Choice(TRAIN_ON), default=None,
@@ -133,13 +156,16 @@ def analyze(project: Path | None, input_path: Path | None, output_format: str) -
                                                  "[default: the stack's serving.image_tag].")
 @click.option("--dry-run", is_flag=True, help="--on eks: print the Job's manifest, apply "
                                               "nothing.")
-def train(project: Path | None, budget: float, metric: str | None, seed: int,
-          where: str | None, stack: str | None, outputs: str | None, image_tag: str | None,
-          dry_run: bool) -> None:
+def train(project: Path | None, budget: float | None, trials: int | None, metric: str | None,
+          seed: int, where: str | None, stack: str | None, outputs: str | None,
+          image_tag: str | None, dry_run: bool) -> None:
     """Search models within a time budget and record the best as experiments/exp-NNN.
 
     Candidates come from the project's hooks (src/<package>/candidates.py and
-    preprocessing.py) or the defaults; each is scored on datasets/validation.csv. The
+    preprocessing.py) or the defaults. Up to 10,000 rows, each is scored by cross-validation on
+    datasets/train.csv and validation.csv together and the chosen model is refitted on both;
+    above, each is scored on validation.csv. An ensemble of the best is kept when it scores
+    better. Ctrl-C keeps the best model so far as an experiment marked interrupted. The
     experiment is logged to MLflow: the spec's tracking_uri, or the project's store mlruns/.
 
     Inside a training job (the image started as `IMAGE train`, with /opt/ml/input/data), it
@@ -152,11 +178,18 @@ def train(project: Path | None, budget: float, metric: str | None, seed: int,
     if paths is not None:
         _train_in_job(project, paths)
         return
+    if budget is None and trials is None:
+        budget = DEFAULT_TRAIN_SECONDS
     from .lifecycle.train import train as run
 
     opened = _open(project)
     where = where or getattr(opened.spec, "train_on", None) or "local"
     if where != "local":
+        if trials is not None:
+            from .lifecycle.errors import ProjectError
+
+            raise ProjectError(f"--trials is for local runs, not --on {where}",
+                               hint="give the remote run a budget with --time SECONDS")
         _train_remotely(opened, where, stack, outputs, image_tag, budget, metric, seed,
                         dry_run)
         return
@@ -166,8 +199,11 @@ def train(project: Path | None, budget: float, metric: str | None, seed: int,
         raise ProjectError("--stack and --dry-run are for remote runs",
                            hint="add --on sagemaker or --on eks")
     with _files_errors():
-        run(opened.config, budget=budget, metric_name=metric, seed=seed, echo=_echo,
-            hooks=opened.hooks, warn=_warn)
+        entry = run(opened.config, budget=budget, metric_name=metric, seed=seed, echo=_echo,
+                    hooks=opened.hooks, warn=_warn, trials=trials)
+    if entry["interrupted"]:
+        _warn(f"interrupted: kept the best model so far as {entry['id']} (marked interrupted)")
+        sys.exit(130)
 
 
 def _train_remotely(opened: Any, where: str, stack: str | None, outputs: str | None,

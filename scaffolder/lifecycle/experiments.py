@@ -2,8 +2,9 @@
 
 A run reserves its id by creating its directory with os.mkdir (atomic, so concurrent runs never
 share an id), writes its files there, and only becomes an experiment when it is added to the
-index at the end. An interrupted run removes its directory; a killed one leaves a directory that
-the index ignores.
+index at the end. A run that fails removes its directory (Ctrl-C during the search is not a
+failure: train keeps the best model so far, marked interrupted); a killed one leaves a directory
+that the index ignores.
 """
 
 from __future__ import annotations

@@ -73,7 +73,8 @@ class ProjectHooks:
     functions: dict[str, Callable[..., Any]] = field(default_factory=dict)  # module -> function
 
     def preprocessor(self, features: dict[str, str]) -> Any:
-        """A new unfitted transformer for `features` (called once per candidate)."""
+        """A new unfitted transformer for `features` (called once per fold of the search, whose
+        candidates share it, and once for the final model)."""
         function = self.functions.get("preprocessing")
         if function is None:
             return default_preprocessor(features)

@@ -115,9 +115,12 @@ def input_rows(schema: Schema) -> list[list[str]]:
 
 
 def model_card(
-    entry: dict, project: str, label: str, schema: Schema, data_files: dict, version: str
+    entry: dict, project: str, label: str, schema: Schema, data_files: dict, version: str,
+    selection: str = "scored on the validation set",
 ) -> str:
-    """The Markdown model card of an experiment (its index entry `entry`), written by train."""
+    """The Markdown model card of an experiment (its index entry `entry`), written by train.
+
+    `selection` says how candidates were scored (the search protocol's description)."""
     lines = [
         f"# Model card: {project} {entry['id']}",
         "",
@@ -126,7 +129,7 @@ def model_card(
         f"| task | {entry['task']} |",
         f"| label | `{label}` |",
         f"| model | {entry['family']} `{json.dumps(entry['params'], sort_keys=True)}` |",
-        f"| selected by | {entry['metric']} on the validation set: {number(entry['score'])} |",
+        f"| selected by | {entry['metric']} {number(entry['score'])}: {_cell(selection)} |",
         f"| trained | {entry['created_at']}, seed {entry['seed']}, mlscaffold {version} |",
     ]
     for split, facts in data_files.items():

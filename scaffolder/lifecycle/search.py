@@ -1,7 +1,23 @@
-"""Time-bounded random search over the estimator families, scored on the validation set."""
+"""The model search: which candidates, how they are scored, and the model it ends with.
+
+* Candidates come from proposals.py: every family's baseline, then draws that favour the best
+  families and grow their best configurations. The sequence depends on the seed and the scores
+  only; time never reorders or skips a candidate, it only ends the search (so does `trials`).
+* Each candidate is scored by evaluation.py's protocol: k-fold cross-validation on small data,
+  hold-out on large. A candidate scoring poorly on the first views is stopped there (pruned),
+  which leaves the budget to promising ones.
+* The best single candidate (ties broken by a second metric: log loss, or mean absolute error)
+  is then compared with a greedy ensemble of the best candidates (ensemble.py) on the same
+  out-of-fold or hold-out predictions; the ensemble is kept only if it beats it there.
+* After cross-validation, the chosen model is refitted on train + validation.
+
+Ctrl-C during the search stops it; the best candidate so far becomes the model and the result
+says it was interrupted.
+"""
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -13,17 +29,34 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
+from .ensemble import EnsembleClassifier, EnsembleRegressor, align_probabilities, select
 from .errors import DataError
+from .evaluation import Protocol, plan
 from .hooks import ProjectHooks
-from .metrics import Metric, compute_all, outcome_of
-from .search_space import Candidate, Family, candidates
+from .metrics import METRICS, Metric
+from .proposals import Proposer
+from .scoring import Scorer
+from .search_space import Candidate
 from .text import number
 
-# a candidate is fitted only if its estimated seconds, times this, fit in the remaining budget
+# the search stops before a fit whose estimated seconds, times this, do not fit in the time left
 SAFETY_FACTOR = 1.25
-# stop after this many fits, or this many drawn candidates in a row too costly for the time left
+# an upper bound on the candidates of one run, with or without a time budget
 MAX_TRIALS = 500
-MAX_SKIPS_IN_A_ROW = 200
+# a candidate is stopped after a view when its mean score so far is worse than that of the
+# PRUNE_RANK-th best fully scored candidate on the same views (or of the best quarter, if more)
+PRUNE_RANK = 8
+# the ensemble is chosen among the best POOL_SIZE candidates and each family's best few
+POOL_SIZE, POOL_PER_FAMILY = 12, 3
+# the second metric that breaks ties of the first (many candidates reach accuracy 1.0 on
+# a hundred rows); the first of these that is not the metric itself
+TIE_BREAKERS = {"classification": ("log_loss", "roc_auc"), "regression": ("mae", "rmse")}
+# refitting on all rows costs about this many times a fold's fit (n rows instead of (k-1)/k n)
+REFIT_FACTOR = 1.3
+# time kept for the ensemble selection: this many rounds over the pool
+SELECTION_ROUNDS_RESERVED = 8
+
+STOPPED_BY = ("trials", "time", "exhausted", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -36,27 +69,58 @@ class Split:
 
 @dataclass
 class Trial:
-    """One fitted and scored candidate."""
+    """One candidate: fitted and scored, failed, or stopped early (pruned)."""
 
     family: str
     params: dict
-    score: float | None
+    score: float | None  # on all the selection rows; None if failed or pruned
     seconds: float
     metrics: dict = field(default_factory=dict)
     error: str | None = None
+    views: int = 0  # folds (or hold-out fits) it was scored on
+    pruned: bool = False  # stopped early for scoring poorly
+    partial_score: float | None = None  # its mean score over those views, when pruned
 
 
 @dataclass
 class SearchResult:
     trials: list[Trial]  # in the order they ran
-    best: Trial
-    pipeline: Pipeline  # the best trial's fitted pipeline
-    skipped: int  # candidates not fitted for lack of time
+    best: Trial  # the best single candidate
+    pipeline: Pipeline  # the chosen model (best candidate or ensemble), fitted
+    family: str  # the best candidate's family, or "ensemble"
+    params: dict  # its parameters, or the ensemble's members
+    score: float | None  # the chosen model's score on the selection rows
+    metrics: dict  # every metric of the chosen model on the selection rows
+    ensemble: dict | None  # members and weights, when an ensemble was kept
+    protocol: dict  # how candidates were scored (Protocol.describe())
+    stopped_by: str  # one of STOPPED_BY
+    classes: list | None  # the model's classes (JSON values), for classification
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped_by == "interrupted"
+
+
+@dataclass(eq=False)  # compared by identity: it holds arrays
+class _Scored:
+    """A fully scored candidate, kept while it may join the ensemble."""
+
+    number: int  # 1-based trial number
+    candidate: Candidate
+    trial: Trial
+    key: tuple  # (metric loss, tie-breaker loss): lower is better
+    view_scores: list[float | None]
+    view_seconds: float  # mean seconds of one view's fit
+    outputs: np.ndarray | None  # predictions for the scored rows (freed outside the pool)
+    fitted: object | None = None  # hold-out: the estimator fitted on the training rows
 
 
 @dataclass
 class CostModel:
-    """Predicts the fit+score seconds of a candidate from the fits seen so far."""
+    """Predicts the seconds of one view's fit of a candidate from the fits seen so far.
+
+    Used only to end the search before a fit that would overrun the budget, never to choose.
+    """
 
     per_unit: dict[str, list[float]] = field(default_factory=dict)  # family -> s per size unit
     speeds: list[float] = field(default_factory=list)  # s per relative cost unit, one per fit
@@ -67,17 +131,102 @@ class CostModel:
         self.per_unit.setdefault(family.name, []).append(seconds / size)
         self.speeds.append(seconds / (family.relative_cost * size))
 
-    def estimate(self, family: Family, params: dict) -> float:
+    def estimate(self, candidate: Candidate) -> float:
         """The family's own mean cost once fitted, else its relative cost at the median speed."""
-        size = family.size(params)
+        family = candidate.family
+        size = family.size(candidate.params)
         seen = self.per_unit.get(family.name)
         if seen:
             return float(np.mean(seen)) * size
+        if not self.speeds:
+            return 0.0
         return float(np.median(self.speeds)) * family.relative_cost * size
 
-    def cheapest(self, families: list[Family]) -> float:
-        """Estimated seconds of the cheapest family's baseline."""
-        return min(self.estimate(family, family.baseline) for family in families)
+
+class _Clock:
+    def __init__(self, budget: float | None):
+        self.budget = budget
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def allows(self, seconds: float) -> bool:
+        return self.budget is None or self.elapsed() + seconds <= self.budget
+
+    def shown(self) -> str:
+        limit = "" if self.budget is None else f"/{self.budget:g}s"
+        return f"{self.elapsed():6.1f}s{limit}"
+
+
+class _Views:
+    """The preprocessed rows of each view, fitted once on first use and shared by candidates."""
+
+    def __init__(self, protocol: Protocol, x: pd.DataFrame, features: dict[str, str],
+                 hooks: ProjectHooks):
+        self.protocol, self.x, self.features, self.hooks = protocol, x, features, hooks
+        self.prepared: dict[int, tuple[object, object, object]] = {}
+
+    def get(self, index: int) -> tuple[object, object, object]:
+        """(fitted preprocessor, fit rows, scored rows) of view `index`."""
+        if index not in self.prepared:
+            view = self.protocol.views[index]
+            preprocessor = self.hooks.preprocessor(self.features)
+            try:
+                fit_rows = preprocessor.fit_transform(self.x.iloc[view.fit])
+                score_rows = preprocessor.transform(self.x.iloc[view.score])
+            except (ValueError, ArithmeticError) as error:
+                raise DataError(f"the preprocessing failed: {_first_line(error)}") from None
+            self.prepared[index] = (preprocessor, fit_rows, score_rows)
+        return self.prepared[index]
+
+
+@dataclass
+class _Run:
+    """What the search needs at hand while it runs."""
+
+    protocol: Protocol
+    views: _Views
+    y: np.ndarray
+    task: str
+    classes: np.ndarray | None
+    metric: Metric
+    tie_breaker: Metric
+    seed: int
+    clock: _Clock
+    cost: CostModel
+    scored: list[_Scored] = field(default_factory=list)
+    trials: list[Trial] = field(default_factory=list)
+    key_seconds: list[float] = field(default_factory=list)  # to score one mix of predictions
+    scorers: dict[int | None, Scorer] = field(default_factory=dict)
+    families: list[str] = field(default_factory=list)  # names, simplest (cheapest) first
+
+    @property
+    def classification(self) -> bool:
+        return self.classes is not None
+
+    def scorer(self, view: int | None = None) -> Scorer:
+        """Scores for the rows of one view, or (None) for all the selection rows."""
+        if view not in self.scorers:
+            rows = self.protocol.scored if view is None else self.protocol.views[view].score
+            self.scorers[view] = Scorer(self.task, self.y[rows], self.classes)
+        return self.scorers[view]
+
+    def key(self, output: np.ndarray) -> tuple:
+        """How good predictions for the selection rows are; lower is better."""
+        scorer = self.scorer()
+        return (self.metric.sort_key(scorer.value(self.metric, output)),
+                self.tie_breaker.sort_key(scorer.value(self.tie_breaker, output)))
+
+    def reserve(self) -> float:
+        """Seconds to keep for what follows the search: the ensemble selection, and refitting
+        the chosen model(s) on all rows after cross-validation."""
+        pool = min(len(self.scored), POOL_SIZE)
+        selecting = SELECTION_ROUNDS_RESERVED * pool * float(np.mean(self.key_seconds or [0]))
+        if not self.protocol.refit:
+            return selecting
+        top = sorted(self.scored, key=_rank)[:3]
+        return selecting + REFIT_FACTOR * sum(item.view_seconds for item in top)
 
 
 def search(
@@ -86,94 +235,351 @@ def search(
     features: dict[str, str],
     task: str,
     metric: Metric,
-    budget: float,
+    budget: float | None,
     seed: int,
     echo: Callable[[str], None],
     hooks: ProjectHooks | None = None,
+    trials: int | None = None,
+    progress: Callable[[list[Trial]], None] | None = None,
 ) -> SearchResult:
-    """Fit candidates until `budget` seconds are spent; the best on validation by `metric` wins.
+    """Search candidates until `budget` seconds are spent or `trials` candidates are tried.
 
-    The first candidate always runs; later ones only when their estimated cost fits the time
-    left, so the budget is exceeded by at most one misestimated fit. A candidate failing with a
-    ValueError or ArithmeticError is a failed trial; any other error raised in the project's code
-    (src/<package>/) is a HookError naming the file and line.
+    `budget` None means no time limit (then `trials`, or MAX_TRIALS, ends the search). With the
+    same seed and data, the candidates tried are the same on any machine: the budget only
+    decides how many of them run. The search stops before a fit whose estimated cost would not
+    fit in the time left, so it overruns by at most one misestimated fit. `progress` is called
+    with the trials so far after each one.
+
+    A candidate failing with a ValueError or ArithmeticError is a failed trial; any other error
+    raised in the project's code (src/<package>/) is a HookError naming the file and line.
     """
     hooks = hooks or ProjectHooks()
     with hooks.blaming_project_code():
-        return _search(train, validation, features, task, metric, budget, seed, echo, hooks)
+        return _search(train, validation, features, task, metric, budget, seed, echo, hooks,
+                       trials, progress or (lambda _: None))
 
 
-def _search(train: Split, validation: Split, features: dict[str, str], task: str, metric: Metric,
-            budget: float, seed: int, echo: Callable[[str], None],
-            hooks: ProjectHooks) -> SearchResult:
+def _search(train: Split, validation: Split, features: dict[str, str], task: str,
+            metric: Metric, budget: float | None, seed: int, echo: Callable[[str], None],
+            hooks: ProjectHooks, limit: int | None,
+            progress: Callable[[list[Trial]], None]) -> SearchResult:
+    clock = _Clock(budget)
+    x = pd.concat([train.x, validation.x], ignore_index=True)
+    y = np.concatenate([np.asarray(train.y), np.asarray(validation.y)])
+    classification = task != "regression"
+    protocol = plan(len(train.y), y, classification, seed)
+    run = _Run(protocol, _Views(protocol, x, features, hooks), y, task,
+               np.unique(y) if classification else None, metric, _tie_breaker(task, metric),
+               seed, clock, CostModel())
+    # the fewest rows a candidate is fitted on (a screening fit, a fold) and the most (the
+    # training rows, or all rows when refitted)
+    fewest = min(len(view.fit) for view in protocol.views)
+    most = protocol.rows if protocol.refit else max(len(view.fit) for view in protocol.views)
     families = hooks.families(task)
-    start = time.perf_counter()
-    cost, trials, seen = CostModel(), [], set()
-    best, best_pipeline, skipped, skips_in_a_row = None, None, 0, 0
-    for candidate in candidates(families, seed):
-        remaining = budget - (time.perf_counter() - start)
-        if trials and (remaining <= 0 or len(trials) >= MAX_TRIALS):
-            break
-        if candidate.key in seen or candidate.params.get("n_neighbors", 0) > len(train.y):
-            continue
-        if trials and cost.estimate(candidate.family, candidate.params) * SAFETY_FACTOR > remaining:
-            skipped += 1
-            skips_in_a_row += 1
-            if (
-                skips_in_a_row >= MAX_SKIPS_IN_A_ROW
-                or cost.cheapest(families) * SAFETY_FACTOR > remaining
-            ):
-                break
-            continue
-        skips_in_a_row = 0
-        seen.add(candidate.key)
-        preprocessor = hooks.preprocessor(features)
-        trial, pipeline = _run(candidate, preprocessor, seed, train, validation, task, metric)
-        cost.observe(candidate, trial.seconds)
-        trials.append(trial)
-        improved = trial.error is None and (
-            best is None or metric.is_better(trial.score, best.score)
-        )
-        if improved:
-            best, best_pipeline = trial, pipeline
-        outcome = (
-            f"failed: {trial.error}" if trial.error else f"{metric.name}={number(trial.score)}"
-        )
-        elapsed = time.perf_counter() - start
-        echo(
-            f"  [{len(trials):>3}] {trial.family:<24} {outcome:<22} {elapsed:6.1f}s/{budget:g}s"
-            + ("  * best" if improved else "")
-        )
-    if best is None:
-        raise DataError(f"every candidate failed; first error: {trials[0].error}")
-    return SearchResult(trials, best, best_pipeline, skipped)
-
-
-def _run(
-    candidate: Candidate,
-    preprocessor: object,
-    seed: int,
-    train: Split,
-    validation: Split,
-    task: str,
-    metric: Metric,
-) -> tuple[Trial, Pipeline | None]:
-    """Fit and score one candidate; an error makes a failed trial rather than ending the search."""
-    family, params = candidate.family, candidate.params
-    pipeline = Pipeline(
-        [("preprocess", preprocessor), ("model", family.build(params, seed))]
-    )
-    started = time.perf_counter()
+    run.families = [family.name for family in families]
+    proposer = Proposer(families, seed,
+                        allowed=lambda candidate: _suits(candidate, fewest, most))
+    limit = min(limit or MAX_TRIALS, MAX_TRIALS)
+    stopped_by = "exhausted"
     try:
-        # one native thread per fit: OpenMP/BLAS pools on a busy machine make fit times erratic
-        # (tenfold for gradient boosting), which would defeat the time budget; forests still use
-        # their own n_jobs threads
+        while True:
+            if len(run.trials) >= limit:
+                stopped_by = "trials"
+                break
+            candidate = proposer.propose()
+            if candidate is None:
+                break
+            done = _evaluate(run, candidate)
+            if done is None:
+                stopped_by = "time"
+                break
+            trial, scored = done
+            run.trials.append(trial)
+            improved = scored is not None and (
+                not run.scored or scored.key < min(item.key for item in run.scored))
+            if scored is not None:
+                run.scored.append(scored)
+                _keep_pool(run.scored)
+            proposer.observe(candidate, None if scored is None else scored.key[0])
+            echo(_line(run, trial, improved))
+            progress(run.trials)
+    except KeyboardInterrupt:
+        if not run.scored:
+            raise
+        stopped_by = "interrupted"
+    if not run.scored:
+        first = next((trial.error for trial in run.trials if trial.error), "none was fitted")
+        raise DataError(f"every candidate failed; first error: {first}")
+    return _finish(run, features, hooks, stopped_by, echo)
+
+
+def _suits(candidate: Candidate, fewest: int, most: int) -> bool:
+    """Whether the candidate can fit `fewest` to `most` rows (the same answer in every run)."""
+    family = candidate.family
+    if family.max_rows is not None and most > family.max_rows:
+        return False
+    return candidate.params.get("n_neighbors", 0) <= fewest
+
+
+def _evaluate(run: _Run, candidate: Candidate) -> tuple[Trial, _Scored | None] | None:
+    """Fit and score one candidate view by view; None when the time left does not allow it."""
+    family, params = candidate.family, candidate.params
+    protocol = run.protocol
+    full = None
+    view_scores: list[float | None] = []
+    seconds, fitted = 0.0, None
+    for index, view in enumerate(protocol.views):
+        if run.trials and not run.clock.allows(
+                run.cost.estimate(candidate) * SAFETY_FACTOR + run.reserve()):
+            return None
+        _, fit_rows, score_rows = run.views.get(index)
+        started = time.perf_counter()
+        try:
+            estimator, output = _fit_predict(run, candidate, fit_rows, run.y[view.fit],
+                                             score_rows)
+        except (ValueError, ArithmeticError) as error:
+            seconds += time.perf_counter() - started
+            return Trial(family.name, params, None, seconds, error=_first_line(error),
+                         views=index), None
+        took = time.perf_counter() - started
+        seconds += took
+        run.cost.observe(candidate, took)
+        view_scores.append(run.scorer(index).value(run.metric, output))
+        if index in protocol.output_views:
+            if full is None:
+                full = np.zeros((len(run.y), *output.shape[1:]))
+            full[view.score] = output
+            fitted = estimator
+        if index < len(protocol.views) - 1 and _pruned(run, view_scores):
+            partial = _mean(view_scores)
+            return Trial(family.name, params, None, seconds, views=index + 1, pruned=True,
+                         partial_score=partial), None
+    outputs = full[protocol.scored]
+    metrics = run.scorer().values(outputs)
+    trial = Trial(family.name, params, metrics.get(run.metric.name), seconds, metrics,
+                  views=len(protocol.views))
+    started = time.perf_counter()
+    key = run.key(outputs)
+    run.key_seconds.append(time.perf_counter() - started)
+    scored = _Scored(len(run.trials) + 1, candidate, trial, key, view_scores,
+                     seconds / len(protocol.views), outputs,
+                     None if protocol.refit else fitted)
+    return trial, scored
+
+
+def _fit_predict(run: _Run, candidate: Candidate, x_fit, y_fit, x_score) -> tuple[object,
+                                                                                   np.ndarray]:
+    estimator = candidate.family.build(candidate.params, run.seed)
+    # one native thread per fit: OpenMP pools on a busy machine make gradient boosting ten
+    # times slower; forests still use their own n_jobs threads to fit
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator.fit(x_fit, y_fit)
+        _single_threaded(estimator)  # summing tree votes in threads is not reproducible
+        if not run.classification:
+            return estimator, np.asarray(estimator.predict(x_score), dtype=float)
+        if not hasattr(estimator, "predict_proba"):
+            raise ValueError(f"{type(estimator).__name__} has no predict_proba")
+        probabilities = estimator.predict_proba(x_score)
+    return estimator, align_probabilities(probabilities, estimator.classes_, run.classes)
+
+
+def _pruned(run: _Run, view_scores: list[float | None]) -> bool:
+    """Whether the candidate's mean score so far is worse than the bar on the same views."""
+    mine = _mean(view_scores)
+    if mine is None:
+        return False
+    views = len(view_scores)
+    theirs = sorted(run.metric.sort_key(_mean(item.view_scores[:views])) for item in run.scored)
+    rank = max(PRUNE_RANK, len(theirs) // 4)
+    return len(theirs) >= rank and run.metric.sort_key(mine) > theirs[rank - 1]
+
+
+def _rank(item: _Scored) -> tuple:
+    return item.key, item.number
+
+
+def _keep_pool(scored: list[_Scored]) -> None:
+    """Free the predictions (and fitted estimators) of candidates that can no longer be picked
+    for the ensemble: neither among the best POOL_SIZE nor among their family's best few."""
+    kept = {id(item) for item in _pool(scored)}
+    for item in scored:
+        if id(item) not in kept:
+            item.outputs, item.fitted = None, None
+
+
+def _pool(scored: list[_Scored]) -> list[_Scored]:
+    ranked = sorted(scored, key=_rank)
+    chosen = ranked[:POOL_SIZE]
+    per_family: dict[str, int] = {}
+    for item in ranked:
+        name = item.candidate.family.name
+        per_family[name] = per_family.get(name, 0) + 1
+        if per_family[name] <= POOL_PER_FAMILY and item not in chosen:
+            chosen.append(item)
+    return [item for item in ranked if item in chosen]
+
+
+def _finish(run: _Run, features: dict[str, str], hooks: ProjectHooks, stopped_by: str,
+            echo: Callable[[str], None]) -> SearchResult:
+    pool = _pool(run.scored)
+    best = pool[0]
+    selection = None
+    if stopped_by != "interrupted":
+        selection = select([item.outputs for item in pool], run.key)
+    members = [] if selection is None else [(pool[i], w) for i, w in selection.weights.items()]
+    mixed = None if not members else sum(weight * item.outputs for item, weight in members)
+    chosen, members, rule = _simplest_within_error(run, pool, members, mixed)
+    try:
+        pipeline = _final_model(run, features, hooks, chosen, members)
+    except KeyboardInterrupt:
+        if not members or not run.protocol.refit:
+            raise
+        stopped_by, members, chosen = "interrupted", [], best
+        pipeline = _final_model(run, features, hooks, chosen, members)
+    classes = None if run.classes is None else _plain(pipeline.classes_)
+    protocol = {**run.protocol.describe(), "choice": rule}
+    if not members:
+        if chosen is not best:
+            echo(f"chose {chosen.trial.family} {run.metric.name}="
+                 f"{number(chosen.trial.score)}: within one standard error of the best")
+        elif stopped_by != "interrupted" and len(pool) > 1:
+            echo(f"no ensemble beat {best.trial.family} on the selection rows")
+        return SearchResult(run.trials, best.trial, pipeline, chosen.trial.family,
+                            chosen.trial.params, chosen.trial.score, chosen.trial.metrics, None,
+                            protocol, stopped_by, classes)
+    metrics = run.scorer().values(mixed)
+    ensemble = {
+        "members": [{"trial": item.number, "family": item.trial.family,
+                     "params": item.trial.params, "weight": round(weight, 4)}
+                    for item, weight in members],
+        "score": metrics.get(run.metric.name),
+        "best_single": {"trial": best.number, "score": best.trial.score},
+    }
+    echo(f"ensemble of {len(members)} candidates: {run.metric.name}="
+         f"{number(ensemble['score'])} (best single {number(best.trial.score)})")
+    return SearchResult(run.trials, best.trial, pipeline, "ensemble",
+                        {"members": ensemble["members"]}, ensemble["score"], metrics, ensemble,
+                        protocol, stopped_by, classes)
+
+
+def _simplest_within_error(run: _Run, pool: list[_Scored], members: list,
+                           mixed: np.ndarray | None) -> tuple[_Scored, list, dict]:
+    """The one-standard-error rule (Hastie, Tibshirani and Friedman, The Elements of Statistical
+    Learning, 2nd ed., section 7.10): of the models scoring within one standard error of the
+    best (the spread of its fold scores), the simplest. Simpler means an earlier family in the
+    families' list (cheapest first), and any single model is simpler than an ensemble. Small
+    data's best score is partly luck among many candidates; the rule leans to the model that
+    needs less of it. Hold-out selection (one score per model) keeps the best.
+
+    Returns the chosen candidate, the ensemble members (empty unless the ensemble is chosen)
+    and a description for experiment.json."""
+    best = pool[0]
+    models = [(best.key, best.view_scores, None)]
+    if members:
+        models.append((run.key(mixed), _fold_scores(run, mixed), "ensemble"))
+    top_key, top_scores, top_name = min(models, key=lambda model: model[0])
+    error = _standard_error(top_scores) if run.protocol.method == "cross-validation" else 0.0
+    rule = {"rule": "the simplest model within one standard error of the best",
+            "standard_error": error}
+    if not error:
+        return (best, members, rule) if top_name else (best, [], rule)
+    bar = top_key[0] + error  # a loss: lower is better
+    firsts: dict[str, _Scored] = {}
+    for item in sorted(run.scored, key=_rank):
+        firsts.setdefault(item.candidate.family.name, item)
+    for name in run.families:
+        item = firsts.get(name)
+        if item is not None and item.key[0] <= bar:
+            return item, [], rule
+    return (best, members, rule) if top_name else (best, [], rule)
+
+
+def _fold_scores(run: _Run, output: np.ndarray) -> list[float | None]:
+    """The metric on each output view's rows of `output` (predictions for the scored rows)."""
+    position = {row: index for index, row in enumerate(run.protocol.scored)}
+    scores = []
+    for view_index in run.protocol.output_views:
+        rows = [position[row] for row in run.protocol.views[view_index].score]
+        scores.append(run.scorer(view_index).value(run.metric, output[rows]))
+    return scores
+
+
+def _standard_error(scores: list[float | None]) -> float:
+    present = [score for score in scores if score is not None]
+    if len(present) < 2 or len(present) != len(scores):
+        return 0.0
+    return float(np.std(present, ddof=1) / math.sqrt(len(present)))
+
+
+def _final_model(run: _Run, features: dict[str, str], hooks: ProjectHooks, best: _Scored,
+                 members: list[tuple[_Scored, float]]) -> Pipeline:
+    """The chosen model as a fitted Pipeline (preprocessing, estimator or ensemble)."""
+    kind = EnsembleClassifier if run.classification else EnsembleRegressor
+    protocol = run.protocol
+    if not protocol.refit:  # hold-out: the estimators fitted on the training rows
+        preprocessor = run.views.get(protocol.output_views[-1])[0]
+        view = protocol.views[protocol.output_views[-1]]
+        model = best.fitted if not members else kind.from_fitted(
+            [item.fitted for item, _ in members], [weight for _, weight in members],
+            run.y[view.fit])
+        return Pipeline([("preprocess", preprocessor), ("model", model)])
+    if members:
+        model = kind([item.candidate.family.build(item.candidate.params, run.seed)
+                      for item, _ in members], [weight for _, weight in members])
+    else:
+        model = best.candidate.family.build(best.candidate.params, run.seed)
+    pipeline = Pipeline([("preprocess", run.views.hooks.preprocessor(features)),
+                         ("model", model)])
+    try:
         with warnings.catch_warnings(), threadpool_limits(limits=1):
             warnings.simplefilter("ignore", ConvergenceWarning)
-            pipeline.fit(train.x, train.y)
-            scores = compute_all(outcome_of(pipeline, validation.x, validation.y, task))
-    except (ValueError, ArithmeticError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return Trial(family.name, params, None, time.perf_counter() - started, error=message), None
-    seconds = time.perf_counter() - started
-    return Trial(family.name, params, scores.get(metric.name), seconds, scores), pipeline
+            pipeline.fit(run.views.x, run.y)
+    except (ValueError, ArithmeticError) as error:
+        raise DataError(f"refitting the chosen model on train + validation failed: "
+                        f"{_first_line(error)}") from None
+    _single_threaded(model)
+    return pipeline
+
+
+def _single_threaded(estimator: object) -> None:
+    """Predict without a thread pool: parallelism only slows down small (serving) batches, and
+    threads add up forest votes in a varying order."""
+    ensemble = isinstance(estimator, EnsembleClassifier | EnsembleRegressor)
+    members = estimator.estimators_ if ensemble else []
+    for part in [estimator, *members]:
+        if hasattr(part, "get_params") and "n_jobs" in part.get_params(deep=False):
+            part.set_params(n_jobs=None)
+
+
+def _tie_breaker(task: str, metric: Metric) -> Metric:
+    names = TIE_BREAKERS["regression" if task == "regression" else "classification"]
+    return METRICS[next(name for name in names if name != metric.name)]
+
+
+def _mean(values: list[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return float(np.mean(present)) if present and len(present) == len(values) else None
+
+
+def _plain(classes: np.ndarray) -> list:
+    """Class labels as JSON values (numpy integers become ints)."""
+    return np.asarray(classes).tolist()
+
+
+def _line(run: _Run, trial: Trial, improved: bool) -> str:
+    folds = run.protocol.folds
+    if trial.error:
+        outcome = f"failed: {trial.error}"
+    elif trial.pruned:
+        outcome = (f"stopped after {trial.views}/{folds}: "
+                   f"{run.metric.name}={number(trial.partial_score)}")
+    else:
+        outcome = f"{run.metric.name}={number(trial.score)}"
+    return (f"  [{len(run.trials):>3}] {trial.family:<24} {outcome:<28} {run.clock.shown()}"
+            + ("  * best" if improved else ""))
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error)
+    return text.splitlines()[0] if text else type(error).__name__

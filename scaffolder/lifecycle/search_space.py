@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import TransformedTargetRegressor
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     ExtraTreesRegressor,
@@ -16,6 +19,23 @@ from sklearn.ensemble import (
 )
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC, SVR
+
+# Gradient boosting always stops early on a slice of its training rows (scikit-learn turns early
+# stopping on by itself only above 10,000 rows): max_iter is a ceiling, not a guess.
+BOOSTING_EARLY_STOPPING = {
+    "early_stopping": True,
+    "max_iter": 1000,
+    "n_iter_no_change": 20,
+    "validation_fraction": 0.1,
+}
+# support vector machines grow quadratically or worse with rows: above this many rows to fit on,
+# the family is left out (in every run alike, so the candidate sequence still depends on the
+# seed and the data only)
+SVM_MAX_ROWS = 5000
+# fractional settings closer than a fifth of a decade (x1.58) are the same for the search
+NEAR_STEPS_PER_DECADE = 5
 
 
 @dataclass(frozen=True)
@@ -28,6 +48,7 @@ class Family:
     baseline: dict = field(default_factory=dict)
     relative_cost: float = 1.0  # rough cost of one size unit compared with fitting a linear model
     size_param: str | None = None  # parameter the fit cost grows with (trees, boosting rounds)
+    max_rows: int | None = None  # fit on at most this many rows (None: no limit)
 
     def size(self, params: dict) -> float:
         """Fit cost units of `params` (e.g. hundreds of trees)."""
@@ -41,7 +62,25 @@ class Candidate:
 
     @property
     def key(self) -> tuple:
-        return self.family.name, tuple(sorted(self.params.items()))
+        return self.family.name, tuple(sorted(self.params.items(), key=_by_name))
+
+    @property
+    def near_key(self) -> tuple:
+        """The key with fractional numbers rounded to a fifth of a decade: candidates that share
+        it are near-duplicates (C=0.12 and C=0.13), and only the first of them is fitted."""
+        return self.family.name, tuple(
+            (name, _rounded(value)) for name, value in sorted(self.params.items(), key=_by_name)
+        )
+
+
+def _by_name(item: tuple) -> str:
+    return str(item[0])
+
+
+def _rounded(value: object) -> object:
+    if isinstance(value, float) and math.isfinite(value) and value != 0:
+        return value > 0, round(math.log10(abs(value)) * NEAR_STEPS_PER_DECADE)
+    return value
 
 
 def _log_uniform(rng: random.Random, low: float, high: float) -> float:
@@ -50,9 +89,9 @@ def _log_uniform(rng: random.Random, low: float, high: float) -> float:
 
 def _forest_params(rng: random.Random, classification: bool) -> dict:
     params = {
-        "n_estimators": rng.choice([100, 200, 300, 500]),
-        "max_depth": rng.choice([None, 4, 8, 12, 20]),
-        "min_samples_leaf": rng.choice([1, 2, 4, 8, 16]),
+        "n_estimators": rng.choice([100, 200, 300]),
+        "max_depth": rng.choice([None, 6, 12, 20]),
+        "min_samples_leaf": rng.choice([1, 2, 4, 8]),
         "max_features": rng.choice(["sqrt", 0.3, 0.6, 1.0]),
     }
     if classification:
@@ -62,12 +101,19 @@ def _forest_params(rng: random.Random, classification: bool) -> dict:
 
 def _boosting_params(rng: random.Random) -> dict:
     return {
-        "learning_rate": _log_uniform(rng, -2, -0.5),
-        "max_iter": rng.choice([100, 200, 400]),
+        "learning_rate": _log_uniform(rng, -1.5, -0.5),
         "max_leaf_nodes": rng.choice([7, 15, 31, 63]),
         "min_samples_leaf": rng.choice([5, 10, 20, 40]),
         "l2_regularization": rng.choice([0.0, 0.1, 1.0, 10.0]),
+        "max_features": rng.choice([0.3, 0.6, 1.0]),
     }
+
+
+def _boosting(model: type) -> Callable[[dict, int], object]:
+    def build(params: dict, seed: int) -> object:
+        return model(**{**BOOSTING_EARLY_STOPPING, "random_state": seed, **params})
+
+    return build
 
 
 def _knn_params(rng: random.Random) -> dict:
@@ -75,6 +121,23 @@ def _knn_params(rng: random.Random) -> dict:
         "n_neighbors": rng.choice([3, 5, 9, 15, 25, 41]),
         "weights": rng.choice(["uniform", "distance"]),
     }
+
+
+def _svm_params(rng: random.Random) -> dict:
+    return {"C": _log_uniform(rng, -1, 2.5), "gamma": rng.choice(["scale", 0.003, 0.01, 0.03,
+                                                                   0.1])}
+
+
+def _svc(params: dict, seed: int) -> object:
+    # Platt scaling on internal folds gives the probabilities; one SVC refitted on all the rows
+    # predicts (scikit-learn 1.9 deprecates SVC(probability=True) for this form)
+    return CalibratedClassifierCV(SVC(random_state=seed, **params), method="sigmoid", cv=3,
+                                  ensemble=False)
+
+
+def _svr(params: dict, seed: int) -> object:
+    # the target is standardized: C and epsilon then mean the same on every scale of label
+    return TransformedTargetRegressor(regressor=SVR(**params), transformer=StandardScaler())
 
 
 def _classification_families() -> list[Family]:
@@ -92,22 +155,29 @@ def _classification_families() -> list[Family]:
             "k_nearest_neighbors",
             lambda p, seed: KNeighborsClassifier(**p),
             _knn_params,
-            baseline={"n_neighbors": 15},
+            baseline={"n_neighbors": 5},
             relative_cost=1.5,
         ),
         Family(
+            "support_vector_machine",
+            _svc,
+            _svm_params,
+            baseline={"C": 1.0},
+            relative_cost=4.0,
+            max_rows=SVM_MAX_ROWS,
+        ),
+        Family(
             "hist_gradient_boosting",
-            lambda p, seed: HistGradientBoostingClassifier(random_state=seed, **p),
+            _boosting(HistGradientBoostingClassifier),
             _boosting_params,
-            baseline={"max_iter": 100},
+            baseline={},
             relative_cost=15.0,
-            size_param="max_iter",
         ),
         Family(
             "random_forest",
             lambda p, seed: RandomForestClassifier(random_state=seed, n_jobs=-1, **p),
             lambda rng: _forest_params(rng, classification=True),
-            baseline={"n_estimators": 200},
+            baseline={"n_estimators": 100},
             relative_cost=5.0,
             size_param="n_estimators",
         ),
@@ -115,7 +185,7 @@ def _classification_families() -> list[Family]:
             "extra_trees",
             lambda p, seed: ExtraTreesClassifier(random_state=seed, n_jobs=-1, **p),
             lambda rng: _forest_params(rng, classification=True),
-            baseline={"n_estimators": 200},
+            baseline={"n_estimators": 100},
             relative_cost=4.0,
             size_param="n_estimators",
         ),
@@ -134,22 +204,29 @@ def _regression_families() -> list[Family]:
             "k_nearest_neighbors",
             lambda p, seed: KNeighborsRegressor(**p),
             _knn_params,
-            baseline={"n_neighbors": 15},
+            baseline={"n_neighbors": 5},
             relative_cost=1.5,
         ),
         Family(
+            "support_vector_machine",
+            _svr,
+            lambda rng: {**_svm_params(rng), "epsilon": rng.choice([0.01, 0.1, 0.3])},
+            baseline={"C": 1.0},
+            relative_cost=3.0,
+            max_rows=SVM_MAX_ROWS,
+        ),
+        Family(
             "hist_gradient_boosting",
-            lambda p, seed: HistGradientBoostingRegressor(random_state=seed, **p),
+            _boosting(HistGradientBoostingRegressor),
             _boosting_params,
-            baseline={"max_iter": 100},
+            baseline={},
             relative_cost=15.0,
-            size_param="max_iter",
         ),
         Family(
             "random_forest",
             lambda p, seed: RandomForestRegressor(random_state=seed, n_jobs=-1, **p),
             lambda rng: _forest_params(rng, classification=False),
-            baseline={"n_estimators": 200},
+            baseline={"n_estimators": 100},
             relative_cost=5.0,
             size_param="n_estimators",
         ),
@@ -157,7 +234,7 @@ def _regression_families() -> list[Family]:
             "extra_trees",
             lambda p, seed: ExtraTreesRegressor(random_state=seed, n_jobs=-1, **p),
             lambda rng: _forest_params(rng, classification=False),
-            baseline={"n_estimators": 200},
+            baseline={"n_estimators": 100},
             relative_cost=4.0,
             size_param="n_estimators",
         ),
@@ -167,12 +244,3 @@ def _regression_families() -> list[Family]:
 def families_for(task: str) -> list[Family]:
     """Families for a task, cheapest first."""
     return _regression_families() if task == "regression" else _classification_families()
-
-
-def candidates(families: list[Family], seed: int):
-    """Endless seed-determined candidates: each family's baseline, then random samples."""
-    rng = random.Random(seed)
-    yield from (Candidate(family, dict(family.baseline)) for family in families)
-    while True:
-        family = rng.choice(families)
-        yield Candidate(family, family.sample(rng))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 import time
 from collections.abc import Callable
@@ -12,7 +13,6 @@ import joblib
 import numpy as np
 import pandas as pd
 import sklearn
-from sklearn.pipeline import Pipeline
 
 from .. import __version__
 from .config import ProjectConfig
@@ -92,49 +92,59 @@ def load_training_data(
 
 def train(
     config: ProjectConfig,
-    budget: float = 60.0,
+    budget: float | None = 60.0,
     metric_name: str | None = None,
     seed: int = 42,
     echo: Callable[[str], None] = quiet,
     hooks: ProjectHooks | None = None,
     track: bool = True,
     warn: Callable[[str], None] = quiet,
+    trials: int | None = None,
 ) -> dict:
-    """Search for the best model within `budget` seconds and record it as a new experiment.
+    """Search for the best model and record it as a new experiment.
 
-    Returns the experiment's index entry. The experiment joins the index only once all its
-    files are written; an interrupted run leaves nothing behind. Then, if `track`, the
-    experiment is logged as an MLflow run (:mod:`.tracking`; the entry gets its
-    ``mlflow_run_id``): a store that cannot be reached raises TrackingError, and the recorded
+    The search ends after `budget` seconds (None: no time limit) or `trials` candidates,
+    whichever comes first; with the same seed and data it tries the same candidates in the same
+    order, so `trials` without a budget reproduces a run exactly. Returns the experiment's index
+    entry. The experiment joins the index only once all its files are written. Ctrl-C during the
+    search keeps the best model so far as an experiment whose entry says `"interrupted": true`;
+    Ctrl-C before the first candidate is scored, or while the files are written, leaves nothing.
+    Then, if `track`, the experiment is logged as an MLflow run (:mod:`.tracking`; the entry gets
+    its ``mlflow_run_id``): a store that cannot be reached raises TrackingError, and the recorded
     experiment stays.
     """
     metric = get_metric(metric_name or config.metric, config.task)
-    if budget <= 0:
-        raise DataError(f"--time must be a positive number of seconds, got {budget:g}")
+    check_limits(budget, trials)
     started_at, loading = utc_now(), time.perf_counter()
     data = load_training_data(config, echo, warn)
     searching = time.perf_counter()
 
     with pending_experiment(config.layout) as (experiment_id, directory):
+        limits = [f"{budget:g}s"] if budget is not None else []
+        limits += [f"{trials} candidates"] if trials is not None else []
         echo(
             f"{experiment_id}: {config.task}, {len(data.train.y)} training rows, "
-            f"{len(used_columns(data.features))} features; searching {budget:g}s for the best "
-            f"{metric.name} ({metric.direction}) on {len(data.validation.y)} validation rows"
+            f"{len(used_columns(data.features))} features; searching {' or '.join(limits)} for "
+            f"the best {metric.name} ({metric.direction}) with {len(data.validation.y)} "
+            f"validation rows"
         )
+
+        def progress(so_far: list[Trial]) -> None:
+            atomic_write_json(directory / "leaderboard.json", _leaderboard(so_far, metric))
+
         result = search(
             data.train, data.validation, data.features, config.task, metric, budget, seed, echo,
-            hooks,
+            hooks, trials=trials, progress=progress,
         )
         saving = time.perf_counter()
-        _single_threaded(result.pipeline)
         bundle = ModelBundle(
             pipeline=result.pipeline,
             task=config.task,
             label=config.label,
             features=data.features,
-            classes=data.classes,
+            classes=result.classes,
             metric=metric.name,
-            metrics=result.best.metrics,
+            metrics=result.metrics,
             name=config.name,
             strays=data.strays,
         )
@@ -152,23 +162,26 @@ def train(
             "created_at": started_at,
             "task": config.task,
             "metric": metric.name,
-            "score": result.best.score,
-            "family": result.best.family,
-            "params": result.best.params,
-            "validation": result.best.metrics,
+            "score": result.score,
+            "family": result.family,
+            "params": result.params,
+            "validation": result.metrics,
             "seed": seed,
             "time_budget_seconds": budget,
+            "trials": trials,
+            "interrupted": result.interrupted,
         }
         atomic_write_json(
             directory / "experiment.json", _experiment_record(entry, config, data, result, timings)
         )
         atomic_write_text(
             directory / MODEL_CARD_FILE,
-            model_card(entry, config.name, config.label, data.schema, data.files, __version__),
+            model_card(entry, config.name, config.label, data.schema, data.files, __version__,
+                       selection=result.protocol["description"]),
         )
         record_experiment(config.layout, entry)
 
-    _report(result, metric, directory, experiment_id, timings["search"], echo)
+    _report(result, metric, directory, timings["search"], echo)
     if track:
         from .tracking import log_experiment, store_of
 
@@ -180,27 +193,40 @@ def train(
     return entry
 
 
-def _single_threaded(pipeline: Pipeline) -> None:
-    """Predict without a thread pool: parallelism only slows down small (serving) batches."""
-    estimator = pipeline.named_steps["model"]
-    if "n_jobs" in estimator.get_params():
-        estimator.set_params(n_jobs=None)
+def check_limits(budget: float | None, trials: int | None) -> None:
+    """Refuse a time budget that is not a positive number of seconds, or trials below 1."""
+    if budget is not None and not (isinstance(budget, (int, float)) and math.isfinite(budget)
+                                   and budget > 0):
+        raise DataError(f"--time must be a positive number of seconds, got {budget}")
+    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int)
+                               or trials < 1):
+        raise DataError(f"--trials must be a whole number of candidates from 1, got {trials}")
 
 
 def _leaderboard(trials: list[Trial], metric: Metric) -> list[dict]:
-    ordered = sorted(enumerate(trials, start=1), key=lambda item: metric.sort_key(item[1].score))
+    """Fully scored candidates best first, then those stopped early, then those that failed."""
+
+    def order(item: tuple[int, Trial]) -> tuple:
+        number, trial = item
+        group = 2 if trial.error else 1 if trial.pruned else 0
+        return group, metric.sort_key(trial.partial_score if trial.pruned else trial.score), number
+
+    ordered = sorted(enumerate(trials, start=1), key=order)
     return [
         {
             "rank": rank,
-            "trial": order,
+            "trial": number,
             "family": trial.family,
             "params": trial.params,
             "score": trial.score,
             "metrics": trial.metrics,
             "seconds": round(trial.seconds, 3),
             "error": trial.error,
+            "folds": trial.views,
+            "pruned": trial.pruned,
+            "partial_score": trial.partial_score,
         }
-        for rank, (order, trial) in enumerate(ordered, start=1)
+        for rank, (number, trial) in enumerate(ordered, start=1)
     ]
 
 
@@ -215,7 +241,7 @@ def _experiment_record(
         "label": config.label,
         "features": data.features,
         "strays": data.strays,
-        "classes": data.classes,
+        "classes": result.classes,
         "data": data.files,
         "versions": {
             "python": platform.python_version(),
@@ -225,7 +251,16 @@ def _experiment_record(
             "joblib": joblib.__version__,
         },
         "timings_seconds": {name: round(value, 3) for name, value in timings.items()},
-        "candidates": {"evaluated": len(result.trials), "skipped_for_time": result.skipped},
+        "selection": result.protocol,
+        "best_single": {"family": result.best.family, "params": result.best.params,
+                        "score": result.best.score},
+        "ensemble": result.ensemble,
+        "candidates": {
+            "evaluated": len(result.trials),
+            "pruned": sum(trial.pruned for trial in result.trials),
+            "failed": sum(trial.error is not None for trial in result.trials),
+            "stopped_by": result.stopped_by,
+        },
     }
 
 
@@ -233,15 +268,20 @@ def _report(
     result: SearchResult,
     metric: Metric,
     directory: Path,
-    experiment_id: str,
     seconds: float,
     echo: Callable[[str], None],
 ) -> None:
-    best = result.best
+    chosen = result.family
+    if result.ensemble:
+        families = sorted({member["family"] for member in result.ensemble["members"]})
+        chosen = f"ensemble of {len(result.ensemble['members'])} ({', '.join(families)})"
+    how = "stopped by Ctrl-C after" if result.interrupted else "from"
     echo(
-        f"best: {best.family} {metric.name}={number(best.score)} "
-        f"({len(result.trials)} candidates in {seconds:.1f}s)"
+        f"best: {chosen} {metric.name}={number(result.score)} "
+        f"({how} {len(result.trials)} candidates in {seconds:.1f}s)"
     )
-    echo("validation: " + ", ".join(f"{k}={number(v)}" for k, v in best.metrics.items()))
+    scored_on = ("cross-validation" if result.protocol["method"] == "cross-validation"
+                 else "validation")
+    echo(f"{scored_on}: " + ", ".join(f"{k}={number(v)}" for k, v in result.metrics.items()))
     echo(f"wrote {directory} (model.joblib, model.json, experiment.json, leaderboard.json, "
          f"{MODEL_CARD_FILE})")

@@ -179,7 +179,7 @@ def test_a_custom_metric_is_computed_and_selectable(project):
     assert record["score"] == record["validation"]["top_decile"]
     assert 0 <= record["score"] <= 1
     leaderboard = [row for row in json.loads((experiment / "leaderboard.json").read_text())
-                   if row["error"] is None]
+                   if row["score"] is not None]  # neither failed nor stopped early
     scores = [row["metrics"]["top_decile"] for row in leaderboard]
     assert all(0 <= score <= 1 for score in scores)
     assert [row["score"] for row in leaderboard] == sorted(scores, reverse=True)
@@ -190,7 +190,8 @@ def test_a_custom_metric_is_computed_and_selectable(project):
     assert listed.code == 0, listed.err
     assert json.loads(listed.out)["experiments"][0]["validation"] == record["score"]
     evaluated = run_cli(project, "evaluate", "--format", "json")
-    assert evaluated.code == 0, evaluated.err
+    # chosen for top_decile, the model may miss the spec's roc_auc gate: that is exit 1
+    assert evaluated.code == 0 or "quality gate failed" in evaluated.err, evaluated.err
     assert 0 <= json.loads(evaluated.out)["metrics"]["top_decile"] <= 1
 
 
@@ -219,7 +220,10 @@ def test_custom_candidates_restrict_the_search(project):
     experiment = project / "experiments" / "exp-001"
     leaderboard = json.loads((experiment / "leaderboard.json").read_text())
     assert {row["family"] for row in leaderboard} == {"only_logistic"}
-    assert json.loads((experiment / "experiment.json").read_text())["family"] == "only_logistic"
+    record = json.loads((experiment / "experiment.json").read_text())
+    assert record["best_single"]["family"] == "only_logistic"
+    members = (record["ensemble"] or {"members": [record]})["members"]
+    assert {member["family"] for member in members} == {"only_logistic"}
 
 
 def test_two_projects_with_one_package_name_each_get_their_own_hooks(make_project):

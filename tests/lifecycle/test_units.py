@@ -1,8 +1,8 @@
-"""Building blocks: metrics table, schema inference, drift statistics, experiment ids, search."""
+"""Building blocks: metrics table, schema inference, drift statistics, experiment ids (the
+search's own are in test_search.py)."""
 
 from __future__ import annotations
 
-import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,7 +18,6 @@ from mlscaffold.lifecycle.experiments import read_index, record_experiment, rese
 from mlscaffold.lifecycle.files import atomic_write_text
 from mlscaffold.lifecycle.metrics import METRICS, TASKS, get_metric, metrics_for
 from mlscaffold.lifecycle.schema import coerce_features, infer_schema
-from mlscaffold.lifecycle.search_space import candidates, families_for
 
 
 def test_every_task_has_metrics_and_every_metric_a_direction():
@@ -85,15 +84,6 @@ def test_psi_is_zero_for_the_same_data_and_large_for_a_shift():
     assert categorical_psi(colours, pd.Series(["green"] * 100)) > 0.2
 
 
-def test_candidates_depend_only_on_the_seed():
-    def first(seed, count=30):
-        families = families_for("regression")
-        return [c.key for c in itertools.islice(candidates(families, seed), count)]
-
-    assert first(1) == first(1)
-    assert first(1) != first(2)
-
-
 def test_concurrent_reservations_get_distinct_ids(tmp_path):
     layout = Layout(tmp_path)
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -133,8 +123,3 @@ def test_atomic_writes_take_the_umasks_modes(tmp_path, umask, file_mode, folder_
     assert folder.stat().st_mode & 0o777 == folder_mode
     assert folder.name.startswith(".stage-")
 
-
-def test_candidates_start_with_every_family_baseline():
-    families = families_for("binary-classification")
-    first = list(itertools.islice(candidates(families, 3), len(families)))
-    assert [(c.family.name, c.params) for c in first] == [(f.name, f.baseline) for f in families]

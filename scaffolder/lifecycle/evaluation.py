@@ -1,0 +1,102 @@
+"""How a candidate is scored: k-fold cross-validation on small data, a hold-out set on large.
+
+Below CV_MAX_ROWS rows (train and validation together), one validation split of a few dozen
+rows picks winners by luck: every candidate is scored by k-fold cross-validation over train and
+validation together (stratified for classification), and the chosen model is refitted on all of
+those rows. Above it, candidates fit on the training set and are scored on the validation set,
+after a screening fit on a quarter of the training rows.
+
+Each protocol is a list of views (rows to fit on, rows to score); the preprocessing of each view
+is fitted once and shared by every candidate. After each view but the last, a candidate may be
+stopped for scoring poorly (see search.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
+# cross-validated selection up to this many rows of train + validation
+CV_MAX_ROWS = 10_000
+# folds: more on small data, where each fold's score is noisy, fewer where fits cost more
+FOLDS_SMALL, FOLDS_LARGE, FOLDS_SMALL_MAX_ROWS = 5, 3, 2000
+# hold-out: a first fit on this share of the training rows screens a candidate, if that share
+# holds at least SCREEN_MIN_ROWS rows
+SCREEN_SHARE, SCREEN_MIN_ROWS = 0.25, 2000
+
+
+@dataclass(frozen=True)
+class View:
+    """Rows a candidate is fitted on and rows it is scored on (positions in all the rows)."""
+
+    fit: np.ndarray
+    score: np.ndarray
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The views a candidate goes through and which of them make its predictions."""
+
+    method: str  # "cross-validation" | "hold-out"
+    views: tuple[View, ...]
+    output_views: tuple[int, ...]  # views whose predictions, together, are the candidate's
+    rows: int  # rows of train + validation
+    refit: bool  # the chosen model is refitted on all rows
+    scored: np.ndarray = field(repr=False)  # positions that get a prediction, in order
+
+    @property
+    def folds(self) -> int:
+        return len(self.views)
+
+    def describe(self) -> dict:
+        """For experiment.json."""
+        if self.method == "cross-validation":
+            text = (f"{self.folds}-fold cross-validation on train + validation ({self.rows} rows);"
+                    " the chosen model is refitted on all of them")
+        else:
+            text = (f"hold-out: fitted on train ({len(self.views[-1].fit)} rows), scored on "
+                    f"validation ({len(self.scored)} rows)")
+        return {"method": self.method, "folds": self.folds, "rows": self.rows,
+                "refit_on_train_and_validation": self.refit, "description": text}
+
+
+def plan(train_rows: int, y: np.ndarray, classification: bool, seed: int) -> Protocol:
+    """The protocol for `y` (train labels first, then validation labels)."""
+    rows = len(y)
+    folds = _folds(y, classification, FOLDS_SMALL if rows <= FOLDS_SMALL_MAX_ROWS
+                   else FOLDS_LARGE)
+    if rows <= CV_MAX_ROWS and folds >= 2:
+        splitter = (StratifiedKFold if classification else KFold)(
+            n_splits=folds, shuffle=True, random_state=seed)
+        views = tuple(View(np.sort(fit), np.sort(score))
+                      for fit, score in splitter.split(np.zeros(rows), y))
+        scored = np.concatenate([view.score for view in views])
+        return Protocol("cross-validation", views, tuple(range(folds)), rows, True, scored)
+    train, validation = np.arange(train_rows), np.arange(train_rows, rows)
+    views = [View(train, validation)]
+    screen_rows = int(train_rows * SCREEN_SHARE)
+    if screen_rows >= SCREEN_MIN_ROWS:
+        views.insert(0, View(_subsample(train, y[:train_rows], screen_rows, classification,
+                                        seed), validation))
+    return Protocol("hold-out", tuple(views), (len(views) - 1,), rows, False, validation)
+
+
+def _folds(y: np.ndarray, classification: bool, wanted: int) -> int:
+    """`wanted`, or fewer when the rarest class has fewer rows (at least 2 per class)."""
+    if not classification:
+        return min(wanted, len(y))
+    rarest = int(pd.Series(y).value_counts().min())
+    return min(wanted, rarest)
+
+
+def _subsample(rows: np.ndarray, y: np.ndarray, size: int, classification: bool,
+               seed: int) -> np.ndarray:
+    try:
+        chosen, _ = train_test_split(rows, train_size=size, random_state=seed,
+                                     stratify=y if classification else None)
+    except ValueError:  # a class too rare to stratify
+        chosen, _ = train_test_split(rows, train_size=size, random_state=seed)
+    return np.sort(chosen)

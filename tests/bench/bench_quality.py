@@ -1,0 +1,449 @@
+#!/usr/bin/env python3
+"""Benchmark the model search's quality against FLAML and the best plain scikit-learn default.
+
+What it does, bounded in count and time:
+
+1. Data sets that installed packages ship, no download: scikit-learn's bundled breast_cancer
+   (binary), iris, wine and digits (multiclass) and diabetes (regression), california_housing if
+   scikit-learn's cache already holds it, and mlscaffold's own messy sample data for each task
+   (text categories, missing values, an ID column). Each is split ``--splits`` times (seeds 0,
+   1, 2...) into train 60% / validation 20% / test 20%, stratified for classification.
+2. For each data set and split, side by side and in alternating order under the same load:
+
+   * ours: ``mlscaffold train --time T --seed S`` in a project holding the split, then
+     ``mlscaffold evaluate`` on its test set;
+   * FLAML (a peer to measure against, never a dependency): ``AutoML.fit`` on train +
+     validation with the same metric, ``time_budget=T`` and ``seed=S``, its other settings left
+     at their defaults, in its own virtual environment (default
+     ``~/.cache/mlscaffold-bench/flaml-venv``, made on first use; or ``--flaml-python``);
+   * plain defaults: scikit-learn's estimators with their default settings, each fitted on train
+     + validation after mlscaffold's default preprocessing; the best of them on the test set (an
+     oracle choice, so a hard bar).
+
+   Every test score is computed by the same code (mlscaffold.lifecycle.metrics), with the
+   project's default metric of the task: roc_auc, macro f1, r2.
+3. Prints one line per pair and the totals: ours against FLAML (win / tie / loss; a tie is a
+   difference of at most ``--tie`` in the metric), ours against the best default (below it by
+   more than 1%?), and the mean gap between each system's own validation estimate and its test
+   score (how much selection overfits).
+
+Run: ``.venv/bin/python tests/bench/bench_quality.py [--quick] [--time 30] [--splits 3]``.
+``--quick`` uses a 10 s budget. The machine's load changes how many candidates fit in the budget
+(both systems alike); the winner of a pair on a few dozen test rows is partly luck.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import venv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FLAML_REQUIREMENTS = ["flaml[automl]>=2.7,<2.8"]
+INSTALL_TIMEOUT = 1800
+LABEL = "target"
+# the project's default metric of each task, and FLAML's name for it (its loss is 1 - score)
+FLAML_METRIC = {"roc_auc": "roc_auc", "f1": "macro_f1", "r2": "r2"}
+FLAML_TASK = {"binary-classification": "classification",
+              "multiclass-classification": "classification", "regression": "regression"}
+QUICK_SECONDS = 10.0
+BELOW_DEFAULT_LIMIT = 0.01  # "never more than 1% below the best plain default"
+
+FLAML_SCRIPT = """
+import json, sys
+import numpy as np, pandas as pd
+from flaml import AutoML
+fit_csv, test_csv, label, task, metric, budget, seed = sys.argv[1:8]
+frame = pd.read_csv(fit_csv)
+test = pd.read_csv(test_csv)
+automl = AutoML()
+automl.fit(frame.drop(columns=[label]), frame[label], task=task, metric=metric,
+           time_budget=float(budget), seed=int(seed), verbose=0)
+features = test.drop(columns=[label])
+report = {"estimator": automl.best_estimator, "best_loss": float(automl.best_loss)}
+if task == "classification":
+    report["classes"] = np.asarray(automl.classes_).tolist()
+    report["probabilities"] = np.asarray(automl.predict_proba(features)).tolist()
+else:
+    report["predictions"] = np.asarray(automl.predict(features), dtype=float).tolist()
+print(json.dumps(report))
+"""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    task: str
+    frame: pd.DataFrame  # features and LABEL
+
+
+@dataclass
+class Score:
+    test: float
+    estimate: float | None  # the system's own validation estimate of the same metric
+    detail: str  # what it chose
+    seconds: float
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlscaffold-bench"
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--time", type=float, default=30.0,
+                        help="search budget of each system, seconds (default: 30)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a {QUICK_SECONDS:g} s budget (unless --time is given)")
+    parser.add_argument("--splits", type=int, default=3, help="splits per data set (default: 3)")
+    parser.add_argument("--datasets", help="comma-separated names (default: all available)")
+    parser.add_argument("--tie", type=float, default=0.001,
+                        help="largest difference counted as a tie (default: 0.001)")
+    parser.add_argument("--flaml-python", type=Path,
+                        help="python of an environment that has flaml[automl]")
+    parser.add_argument("--skip-flaml", action="store_true", help="compare with defaults only")
+    parser.add_argument("--cache-dir", type=Path, default=cache,
+                        help=f"where the FLAML environment is made (default: {cache})")
+    parser.add_argument("--json", type=Path, help="also write every result to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary projects")
+    args = parser.parse_args(argv)
+    if args.quick and "--time" not in (argv if argv is not None else sys.argv[1:]):
+        args.time = QUICK_SECONDS
+    if args.time <= 0 or args.splits < 1:
+        parser.error("--time and --splits must be positive")
+    return args
+
+
+# ------------------------------------------------------------------------------------ data sets
+
+
+def datasets() -> list[Dataset]:
+    """Every data set available without a download."""
+    from sklearn import datasets as sk
+
+    found = [
+        Dataset("breast_cancer", "binary-classification", _frame(sk.load_breast_cancer())),
+        Dataset("iris", "multiclass-classification", _frame(sk.load_iris())),
+        Dataset("wine", "multiclass-classification", _frame(sk.load_wine())),
+        Dataset("digits", "multiclass-classification", _frame(sk.load_digits())),
+        Dataset("diabetes", "regression", _frame(sk.load_diabetes(scaled=False))),
+    ]
+    with contextlib.suppress(OSError):  # only if scikit-learn's cache holds it
+        found.append(Dataset("california_housing", "regression",
+                             _frame(sk.fetch_california_housing(download_if_missing=False))))
+    for task in ("binary-classification", "multiclass-classification", "regression"):
+        found.append(Dataset(f"sample_{task.split('-')[0]}", task, _sample(task)))
+    return found
+
+
+def _frame(bunch) -> pd.DataFrame:
+    frame = pd.DataFrame(bunch.data, columns=[str(name) for name in bunch.feature_names])
+    frame[LABEL] = bunch.target
+    return frame
+
+
+def _sample(task: str) -> pd.DataFrame:
+    """mlscaffold's sample data of `task`, all splits together."""
+    from mlscaffold.sample_data import SPLITS, sample_rows
+
+    rows = [row for rows, seed in SPLITS.values() for row in sample_rows(task, rows, seed)]
+    frame = pd.DataFrame(rows).rename(columns={"": LABEL})
+    return pd.read_csv(_to_csv(frame))  # the types a CSV reader infers, as a project reads it
+
+
+def _to_csv(frame: pd.DataFrame):
+    import io
+
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    buffer.seek(0)
+    return buffer
+
+
+def split(dataset: Dataset, seed: int) -> dict[str, pd.DataFrame]:
+    from sklearn.model_selection import train_test_split
+
+    stratify = dataset.frame[LABEL] if dataset.task != "regression" else None
+    rest, test = train_test_split(dataset.frame, test_size=0.2, random_state=seed,
+                                  stratify=stratify)
+    stratify = rest[LABEL] if dataset.task != "regression" else None
+    train, validation = train_test_split(rest, test_size=0.25, random_state=seed,
+                                         stratify=stratify)
+    return {"train": train, "validation": validation, "test": test}
+
+
+# ------------------------------------------------------------------------------------- systems
+
+
+def make_projects(scratch: Path) -> dict[str, Path]:
+    """One rendered project per task, copied for each pair."""
+    from mlscaffold.project import create_project
+    from mlscaffold.spec import validate_spec
+
+    made = {}
+    for task in FLAML_TASK:
+        spec = validate_spec({"name": f"bench-{task.split('-')[0]}", "task": task,
+                              "label": LABEL, "ci": "none", "serving": "none"})
+        made[task] = create_project(scratch / "templates" / spec.name, spec, git=False).path
+    return made
+
+
+def run_ours(template: Path, root: Path, parts: dict[str, pd.DataFrame], budget: float,
+             seed: int) -> Score:
+    shutil.copytree(template, root)
+    for name, frame in parts.items():
+        frame.to_csv(root / "datasets" / f"{name}.csv", index=False)
+    started = time.perf_counter()
+    _mlscaffold(root, "train", "--time", f"{budget:g}", "--seed", str(seed))
+    seconds = time.perf_counter() - started
+    experiment = json.loads((root / "experiments" / "exp-001" / "experiment.json").read_text())
+    # exit 1 is the spec's quality gate refusing the model: not this benchmark's concern
+    evaluation = json.loads(_mlscaffold(root, "evaluate", "--experiment", "exp-001",
+                                        "--format", "json", passing=(0, 1)))
+    metric = experiment["metric"]
+    chosen = experiment["family"]
+    if experiment.get("ensemble"):
+        chosen = "ensemble:" + "+".join(sorted({m["family"] for m in
+                                                experiment["ensemble"]["members"]}))
+    return Score(evaluation["metrics"][metric], experiment["score"],
+                 f"{chosen} ({experiment['candidates']['evaluated']} tried)", seconds)
+
+
+def _mlscaffold(root: Path, *args: str, passing: tuple[int, ...] = (0,)) -> str:
+    done = subprocess.run([sys.executable, "-m", "mlscaffold", *args, "--project", str(root)],
+                          capture_output=True, text=True, timeout=3600)
+    if done.returncode not in passing:
+        raise SystemExit(f"mlscaffold {' '.join(args)} failed in {root}:\n{done.stderr}")
+    return done.stdout
+
+
+def ensure_flaml(args: argparse.Namespace) -> Path:
+    """Python of an environment with FLAML; made under the cache dir when missing."""
+    if args.flaml_python:
+        return args.flaml_python
+    env_dir = args.cache_dir / "flaml-venv"
+    python = env_dir / "bin" / "python"
+    marker = env_dir / ".mlscaffold-requirements"
+    if python.exists() and marker.exists() and marker.read_text() == "\n".join(FLAML_REQUIREMENTS):
+        return python
+    print(f"installing FLAML into {env_dir} (once; takes a few minutes)", flush=True)
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
+    if not python.exists():
+        venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
+    log = args.cache_dir / "flaml-install.log"
+    with log.open("w") as handle:
+        done = subprocess.run([str(python), "-m", "pip", "install", *FLAML_REQUIREMENTS],
+                              stdout=handle, stderr=subprocess.STDOUT, timeout=INSTALL_TIMEOUT,
+                              env=_clean_env())
+    if done.returncode != 0:
+        raise SystemExit(f"installing FLAML failed; see {log}")
+    marker.write_text("\n".join(FLAML_REQUIREMENTS))
+    return python
+
+
+def _clean_env() -> dict[str, str]:
+    """This interpreter's environment without its virtualenv (pip must use the target's)."""
+    return {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+
+
+def run_flaml(python: Path, workdir: Path, parts: dict[str, pd.DataFrame], task: str,
+              metric, budget: float, seed: int) -> Score:
+    fit_csv, test_csv = workdir / "flaml-fit.csv", workdir / "flaml-test.csv"
+    pd.concat([parts["train"], parts["validation"]]).to_csv(fit_csv, index=False)
+    parts["test"].to_csv(test_csv, index=False)
+    started = time.perf_counter()
+    done = subprocess.run([str(python), "-c", FLAML_SCRIPT, str(fit_csv), str(test_csv), LABEL,
+                           FLAML_TASK[task], FLAML_METRIC[metric.name], f"{budget:g}",
+                           str(seed)], capture_output=True, text=True, timeout=3600,
+                          env=_clean_env())
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"FLAML failed in {workdir}:\n{done.stderr[-3000:]}")
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    y = parts["test"][LABEL].to_numpy()
+    if "probabilities" in report:
+        test = _score(metric, task, y, np.asarray(report["probabilities"]), report["classes"])
+    else:
+        test = _score(metric, task, y, np.asarray(report["predictions"]), None)
+    return Score(test, 1 - report["best_loss"], report["estimator"], seconds)
+
+
+def run_defaults(parts: dict[str, pd.DataFrame], task: str, metric, seed: int) -> Score:
+    """The best, on the test set, of scikit-learn's estimators at their default settings."""
+    from sklearn import ensemble, linear_model, neighbors
+    from sklearn.pipeline import Pipeline
+
+    from mlscaffold.lifecycle.schema import build_preprocessor, coerce_features, infer_schema
+
+    fit = pd.concat([parts["train"], parts["validation"]])
+    features = infer_schema(parts["train"], LABEL).features
+    x_fit = coerce_features(fit.drop(columns=[LABEL]), features)
+    x_test = coerce_features(parts["test"].drop(columns=[LABEL]), features)
+    y_fit, y_test = fit[LABEL].to_numpy(), parts["test"][LABEL].to_numpy()
+    if task == "regression":
+        models = {"ridge": linear_model.Ridge(), "linear": linear_model.LinearRegression(),
+                  "random_forest": ensemble.RandomForestRegressor(random_state=seed),
+                  "extra_trees": ensemble.ExtraTreesRegressor(random_state=seed),
+                  "hist_gradient_boosting": ensemble.HistGradientBoostingRegressor(
+                      random_state=seed),
+                  "k_nearest_neighbors": neighbors.KNeighborsRegressor()}
+    else:
+        models = {"logistic_regression": linear_model.LogisticRegression(max_iter=5000),
+                  "random_forest": ensemble.RandomForestClassifier(random_state=seed),
+                  "extra_trees": ensemble.ExtraTreesClassifier(random_state=seed),
+                  "hist_gradient_boosting": ensemble.HistGradientBoostingClassifier(
+                      random_state=seed),
+                  "k_nearest_neighbors": neighbors.KNeighborsClassifier()}
+    started = time.perf_counter()
+    scores = {}
+    for name, model in models.items():
+        pipeline = Pipeline([("preprocess", build_preprocessor(features)), ("model", model)])
+        pipeline.fit(x_fit, y_fit)
+        if task == "regression":
+            output, classes = pipeline.predict(x_test), None
+        else:
+            output, classes = pipeline.predict_proba(x_test), pipeline.classes_.tolist()
+        scores[name] = _score(metric, task, y_test, output, classes)
+    best = max(scores, key=lambda name: -metric.sort_key(scores[name]))
+    return Score(scores[best], None, best, time.perf_counter() - started)
+
+
+def _score(metric, task: str, y: np.ndarray, output: np.ndarray, classes: list | None) -> float:
+    from mlscaffold.lifecycle.metrics import Outcome
+
+    if classes is None:
+        return float(metric.compute(Outcome(task, y, output)))
+    predicted = np.asarray(classes)[np.argmax(output, axis=1)]
+    return float(metric.compute(Outcome(task, y, predicted, output, classes)))
+
+
+# ------------------------------------------------------------------------------------ the runs
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    from mlscaffold import catalog
+    from mlscaffold.lifecycle.metrics import get_metric
+
+    available = datasets()
+    if args.datasets:
+        wanted = args.datasets.split(",")
+        unknown = sorted(set(wanted) - {d.name for d in available})
+        if unknown:
+            raise SystemExit(f"unknown or unavailable data sets: {', '.join(unknown)}; "
+                             f"choose from {', '.join(d.name for d in available)}")
+        available = [d for d in available if d.name in wanted]
+    flaml = None if args.skip_flaml else ensure_flaml(args)
+    scratch = Path(tempfile.mkdtemp(prefix="mlscaffold-quality-"))
+    results = []
+    try:
+        templates = make_projects(scratch)
+        print(f"budget {args.time:g} s per system; {args.splits} split(s) per data set; "
+              f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}", flush=True)
+        print(f"{'data set':<20}{'split':>5} {'metric':<7}{'ours':>8}{'FLAML':>8}{'default':>8}"
+              f"  {'vs FLAML':<8}{'vs default':<11} {'est-test ours/FLAML':<20} chosen", flush=True)
+        pair = 0
+        for dataset in available:
+            metric = get_metric(catalog.TASKS[dataset.task].default_metric, dataset.task)
+            for seed in range(args.splits):
+                parts = split(dataset, seed)
+                workdir = scratch / f"{dataset.name}-{seed}"
+                workdir.mkdir()
+
+                def ours(parts=parts, workdir=workdir, dataset=dataset, seed=seed):
+                    return run_ours(templates[dataset.task], workdir / "project", parts,
+                                    args.time, seed)
+
+                def peer(parts=parts, workdir=workdir, dataset=dataset, seed=seed,
+                         metric=metric):
+                    return run_flaml(flaml, workdir, parts, dataset.task, metric, args.time,
+                                     seed)
+
+                order = [ours, peer] if pair % 2 == 0 else [peer, ours]
+                done = {}
+                for system in order:
+                    if system is peer and flaml is None:
+                        continue
+                    done[system] = system()
+                pair += 1
+                row = {"dataset": dataset.name, "task": dataset.task, "split": seed,
+                       "metric": metric.name, "ours": done[ours].__dict__,
+                       "flaml": done[peer].__dict__ if peer in done else None,
+                       "default": run_defaults(parts, dataset.task, metric, seed).__dict__}
+                results.append(row)
+                print(_line(row, args.tie), flush=True)
+        print(_totals(results, args.tie))
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2))
+    finally:
+        if args.keep:
+            print(f"kept {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _versus(ours: float, other: float, tie: float) -> str:
+    if abs(ours - other) <= tie:
+        return "tie"
+    return "win" if ours > other else "loss"
+
+
+def _below_default(ours: float, default: float) -> bool:
+    return ours < default - BELOW_DEFAULT_LIMIT * abs(default)
+
+
+def _line(row: dict, tie: float) -> str:
+    ours, flaml, default = row["ours"], row["flaml"], row["default"]
+    versus = _versus(ours["test"], flaml["test"], tie) if flaml else "-"
+    below = "BELOW 1%" if _below_default(ours["test"], default["test"]) else (
+        _versus(ours["test"], default["test"], tie))
+    gaps = f"{ours['estimate'] - ours['test']:+.3f}"
+    gaps += f"/{flaml['estimate'] - flaml['test']:+.3f}" if flaml else "/-"
+    flaml_test = f"{flaml['test']:8.4f}" if flaml else f"{'-':>8}"
+    return (f"{row['dataset']:<20}{row['split']:>5} {row['metric']:<7}{ours['test']:8.4f}"
+            f"{flaml_test}{default['test']:8.4f}  {versus:<8}{below:<11} {gaps:<20} "
+            f"{ours['detail']} | {flaml['detail'] if flaml else '-'} | {default['detail']}")
+
+
+def _totals(results: list[dict], tie: float) -> str:
+    lines = [""]
+    with_flaml = [row for row in results if row["flaml"]]
+    if with_flaml:
+        outcomes = [_versus(r["ours"]["test"], r["flaml"]["test"], tie) for r in with_flaml]
+        wins = outcomes.count("win")
+        lines.append(f"vs FLAML:   {wins} win, {outcomes.count('tie')} tie, "
+                     f"{outcomes.count('loss')} loss of {len(outcomes)} pairs "
+                     f"(target: at least {-(-2 * len(outcomes) // 3)} wins) -> "
+                     f"{'met' if 3 * wins >= 2 * len(outcomes) else 'MISSED'}")
+    outcomes = [_versus(r["ours"]["test"], r["default"]["test"], tie) for r in results]
+    below = [f"{r['dataset']}/{r['split']}" for r in results
+             if _below_default(r["ours"]["test"], r["default"]["test"])]
+    lines.append(f"vs default: {outcomes.count('win')} win, {outcomes.count('tie')} tie, "
+                 f"{outcomes.count('loss')} loss; more than 1% below the best default: "
+                 f"{len(below)} ({', '.join(below) or 'none'}) -> "
+                 f"{'met' if not below else 'MISSED'}")
+    gap = statistics.mean(r["ours"]["estimate"] - r["ours"]["test"] for r in results)
+    text = f"mean validation estimate - test score: ours {gap:+.4f}"
+    if with_flaml:
+        peer = statistics.mean(r["flaml"]["estimate"] - r["flaml"]["test"] for r in with_flaml)
+        text += f", FLAML {peer:+.4f}"
+    lines.append(text)
+    seconds = statistics.median(r["ours"]["seconds"] for r in results)
+    text = f"median wall seconds per run (process start to exit): ours {seconds:.1f}"
+    if with_flaml:
+        text += f", FLAML {statistics.median(r['flaml']['seconds'] for r in with_flaml):.1f}"
+    lines.append(text)
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

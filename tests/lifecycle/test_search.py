@@ -1,0 +1,420 @@
+"""The model search, in-process: proposals that follow the seed and the scores only, the scoring
+protocols, fast scores equal to metrics.py, pruning, ensembles that must beat the best single
+model, the refit after cross-validation, and Ctrl-C."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import warnings
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.pipeline import Pipeline
+
+from mlscaffold.lifecycle import evaluation
+from mlscaffold.lifecycle import search as search_module
+from mlscaffold.lifecycle.ensemble import EnsembleClassifier, EnsembleRegressor, select
+from mlscaffold.lifecycle.errors import DataError
+from mlscaffold.lifecycle.hooks import ProjectHooks
+from mlscaffold.lifecycle.metrics import METRICS, Outcome, get_metric, metrics_for
+from mlscaffold.lifecycle.model import ModelBundle, load_bundle, predict_frame, save_bundle
+from mlscaffold.lifecycle.proposals import Proposer
+from mlscaffold.lifecycle.scoring import Scorer
+from mlscaffold.lifecycle.search import Split, search
+from mlscaffold.lifecycle.search_space import (
+    BOOSTING_EARLY_STOPPING,
+    SVM_MAX_ROWS,
+    Candidate,
+    Family,
+    families_for,
+)
+
+# ------------------------------------------------------------------------------------ proposals
+
+
+def _proposals(task: str, seed: int, loss, count: int = 40) -> list[tuple]:
+    """The first `count` proposals when each candidate's loss is loss(candidate, step)."""
+    proposer = Proposer(families_for(task), seed)
+    made = []
+    for step in range(count):
+        candidate = proposer.propose()
+        made.append(candidate.key)
+        proposer.observe(candidate, loss(candidate, step))
+    return made
+
+
+def _by_family(candidate: Candidate, step: int) -> float:
+    return float(len(candidate.family.name))
+
+
+def test_proposals_depend_on_the_seed_and_the_scores_only():
+    assert _proposals("regression", 1, _by_family) == _proposals("regression", 1, _by_family)
+    assert _proposals("regression", 1, _by_family) != _proposals("regression", 2, _by_family)
+    assert _proposals("regression", 1, _by_family) != _proposals(
+        "regression", 1, lambda candidate, step: -_by_family(candidate, step))
+
+
+def test_proposals_start_with_every_baseline_then_favour_the_best_family():
+    families = families_for("binary-classification")
+    names = [family.name for family in families]
+
+    def loss(candidate, step):  # logistic regression is best and keeps improving
+        if candidate.family.name == "logistic_regression":
+            return 0.1 - step / 1000
+        return 0.5 + names.index(candidate.family.name)
+
+    made = _proposals("binary-classification", 3, loss, count=len(families) + 40)
+    baselines = [(family.name, tuple(sorted(family.baseline.items()))) for family in families]
+    assert made[: len(families)] == baselines
+    drawn = [name for name, _ in made[len(families):]]
+    counts = {family.name: drawn.count(family.name) for family in families}
+    assert counts["logistic_regression"] > max(v for k, v in counts.items()
+                                               if k != "logistic_regression")
+    assert counts["logistic_regression"] >= len(drawn) // 3
+
+
+def test_near_duplicates_are_not_proposed_and_a_repeating_family_runs_out():
+    nearly_one = Family("nearly_one", lambda params, seed: Ridge(**params),
+                        lambda rng: {"alpha": round(1 + rng.random() / 10, 6)},
+                        baseline={"alpha": 1.0})
+    proposer = Proposer([nearly_one], seed=0)
+    assert proposer.propose().params == {"alpha": 1.0}
+    assert proposer.propose() is None  # every sample is within a fifth of a decade of 1.0
+
+    wide = Family("wide", lambda params, seed: Ridge(**params),
+                  lambda rng: {"alpha": 10 ** rng.uniform(-3, 3)}, baseline={"alpha": 1.0})
+    proposer = Proposer([wide], seed=0)
+    made = list(itertools.takewhile(lambda c: c is not None,
+                                    (proposer.propose() for _ in range(100))))
+    assert 20 <= len(made) <= 31  # six decades in fifths, each at most once
+    assert len({candidate.near_key for candidate in made}) == len(made)
+
+
+def test_a_family_that_does_not_suit_the_data_is_left_out():
+    svm = next(f for f in families_for("regression") if f.name == "support_vector_machine")
+    assert search_module._suits(Candidate(svm, {}), 100, SVM_MAX_ROWS)
+    assert not search_module._suits(Candidate(svm, {}), 100, SVM_MAX_ROWS + 1)
+    knn = next(f for f in families_for("regression") if f.name == "k_nearest_neighbors")
+    assert not search_module._suits(Candidate(knn, {"n_neighbors": 41}), 40, 5000)
+    assert search_module._suits(Candidate(knn, {"n_neighbors": 41}), 41, 5000)
+
+
+def test_gradient_boosting_stops_early_whatever_the_rows():
+    for task in ("binary-classification", "regression"):
+        family = next(f for f in families_for(task) if f.name == "hist_gradient_boosting")
+        model = family.build(dict(family.baseline), 0)
+        assert {key: model.get_params()[key] for key in BOOSTING_EARLY_STOPPING} == \
+            BOOSTING_EARLY_STOPPING
+    rng = np.random.default_rng(0)
+    model = family.build({}, 0).fit(rng.normal(size=(300, 4)), rng.normal(size=300))  # noise
+    assert model.n_iter_ < BOOSTING_EARLY_STOPPING["max_iter"] / 10
+
+# ------------------------------------------------------------------------------------ protocols
+
+
+def test_small_data_is_cross_validated_in_stratified_folds():
+    y = np.array([0] * 90 + [1] * 30)
+    protocol = evaluation.plan(96, y, classification=True, seed=0)
+    assert (protocol.method, protocol.folds, protocol.refit) == ("cross-validation", 5, True)
+    assert sorted(np.concatenate([view.score for view in protocol.views])) == list(range(120))
+    assert all(list(np.bincount(y[view.score])) == [18, 6] for view in protocol.views)
+    assert all(np.intersect1d(view.fit, view.score).size == 0 for view in protocol.views)
+    assert evaluation.plan(96, np.array([0] * 110 + [1] * 10 + [2] * 2), True, 0).folds == 2
+    assert evaluation.plan(2400, np.arange(3000.0), False, 0).folds == evaluation.FOLDS_LARGE
+
+
+def test_large_data_is_held_out_after_a_screening_fit(monkeypatch):
+    monkeypatch.setattr(evaluation, "CV_MAX_ROWS", 100)
+    monkeypatch.setattr(evaluation, "SCREEN_MIN_ROWS", 20)
+    y = np.array([0, 1] * 100)
+    protocol = evaluation.plan(160, y, classification=True, seed=0)
+    assert (protocol.method, protocol.refit, protocol.output_views) == ("hold-out", False, (1,))
+    screen, full = protocol.views
+    assert list(full.fit) == list(range(160)) and list(full.score) == list(range(160, 200))
+    assert len(screen.fit) == 40 and set(screen.fit) < set(full.fit)
+    assert list(protocol.scored) == list(range(160, 200))
+
+# --------------------------------------------------------------------------------------- scores
+
+
+def _outcomes():
+    """Random outcomes of every task, with ties, rare and unpredicted classes."""
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        rows = int(rng.integers(5, 80))
+        for task, k in (("binary-classification", 2), ("multiclass-classification", 4)):
+            classes = np.array(["a", "b", "c", "d"][:k]) if trial % 2 else np.arange(k) * 10
+            y = classes[rng.integers(0, k, rows)]
+            probabilities = rng.dirichlet(np.ones(k) * 0.5, rows).round(1 if trial % 3 else 3)
+            probabilities[:, -1] = 1 - probabilities[:, :-1].sum(axis=1)
+            probabilities = np.clip(probabilities, 0, 1)
+            yield task, y, probabilities, classes
+        y = rng.normal(size=rows) * 10 + (trial % 3 == 0) * 1e-9
+        yield "regression", y, y + rng.normal(size=rows), None
+
+
+def test_fast_scores_equal_the_metrics_table():
+    compared = 0
+    for task, y, output, classes in _outcomes():
+        scorer = Scorer(task, y, classes)
+        outcome = scorer.outcome(output)
+        for metric in metrics_for(task):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # undefined cases are None below
+                    expected = float(metric.compute(outcome))
+            except ValueError:
+                expected = None
+            got = scorer.value(metric, output)
+            if expected is None or np.isnan(expected):
+                assert got is None, (task, metric.name)
+            else:
+                assert got == pytest.approx(expected, rel=1e-9, abs=1e-12), (task, metric.name)
+                compared += 1
+    assert compared > 1000
+
+
+# ------------------------------------------------------------------------------------ ensembles
+
+
+def test_selection_mixes_complementary_models_and_refuses_a_useless_one():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=500)
+    first, second = y + rng.normal(size=500), y + rng.normal(size=500)
+    worse = first + rng.normal(size=500)
+
+    def rmse(output):
+        return (float(np.sqrt(np.mean((output - y) ** 2))),)
+
+    mix = select([first, second], rmse)
+    assert mix is not None and set(mix.counts) == {0, 1}
+    assert mix.key < rmse(first) and mix.key < rmse(second)
+    assert select([first, worse], rmse) is None
+    assert select([first], rmse) is None
+
+
+def test_ensembles_pickle_and_predict_like_any_estimator(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(120, 3))
+    y = np.where(x[:, 0] > 0.5, "high", np.where(x[:, 0] < -0.5, "low", "mid"))
+    model = EnsembleClassifier([LogisticRegression(), KNeighborsClassifier()], [3, 1]).fit(x, y)
+    joblib.dump(model, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    assert list(loaded.classes_) == ["high", "low", "mid"]
+    assert np.allclose(loaded.predict_proba(x).sum(axis=1), 1)
+    assert list(loaded.predict(x)) == list(model.predict(x))
+    assert np.mean(loaded.predict(x) == y) > 0.8
+
+    # a member fitted without one of the classes still predicts under the right columns
+    seen = y != "mid"
+    partial = EnsembleClassifier.from_fitted(
+        [LogisticRegression().fit(x[seen], y[seen]), LogisticRegression().fit(x, y)], [1, 1], y)
+    assert partial.predict_proba(x).shape == (120, 3)
+    assert np.allclose(partial.predict_proba(x).sum(axis=1), 1)
+
+    target = x @ np.array([1.0, 2.0, 0.0])
+    regressor = EnsembleRegressor([Ridge(), KNeighborsRegressor()], [1, 1]).fit(x, target)
+    expected = (Ridge().fit(x, target).predict(x)
+                + KNeighborsRegressor().fit(x, target).predict(x)) / 2
+    assert np.allclose(regressor.predict(x), expected)
+
+
+# --------------------------------------------------------------------------------------- search
+
+
+def _data(task: str, rows: int = 240, seed: int = 0) -> tuple[Split, Split, dict[str, str]]:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"a": rng.normal(size=rows), "b": rng.normal(size=rows),
+                          "colour": rng.choice(["red", "green", "blue"], rows)})
+    signal = frame["a"] * 2 + np.sin(3 * frame["b"]) + (frame["colour"] == "red")
+    if task == "regression":
+        y = (signal + rng.normal(scale=0.3, size=rows)).to_numpy()
+    else:
+        y = (signal + rng.normal(scale=0.5, size=rows) > 0.5).astype(int).to_numpy()
+    features = {"a": "numeric", "b": "numeric", "colour": "categorical"}
+    cut = rows * 3 // 4
+    return Split(frame[:cut], y[:cut]), Split(frame[cut:].reset_index(drop=True), y[cut:]), \
+        features
+
+
+def _search(task="binary-classification", metric="roc_auc", hooks=None, trials=8, seed=0,
+            data=None, echo=lambda line: None):
+    train, validation, features = data or _data(task)
+    return search(train, validation, features, task, get_metric(metric, task), None, seed,
+                  echo, hooks, trials=trials)
+
+
+def _families(*families: Family) -> ProjectHooks:
+    return ProjectHooks(functions={"candidates": lambda task: list(families)})
+
+
+def _candidates(result) -> list[tuple]:
+    return [(trial.family, trial.params, trial.score, trial.pruned) for trial in result.trials]
+
+
+def test_the_same_seed_and_trials_give_the_same_candidates():
+    # the default families but forests (slow to fit; they are drawn like the others)
+    hooks = _families(*(family for family in families_for("binary-classification")
+                        if family.name not in ("random_forest", "extra_trees")))
+    first, second = _search(hooks=hooks, trials=10), _search(hooks=hooks, trials=10)
+    assert _candidates(first) == _candidates(second)
+    assert len(first.trials) == 10 and first.stopped_by == "trials"
+    assert _candidates(_search(hooks=hooks, trials=10, seed=1)) != _candidates(first)
+
+
+class _Recorder(LogisticRegression):
+    """Logistic regression that records how many rows each fit saw."""
+
+    rows: list[int] = []  # noqa: RUF012 (shared on purpose: clones record into it)
+
+    def fit(self, X, y, sample_weight=None):
+        _Recorder.rows.append(len(X))
+        return super().fit(X, y, sample_weight)
+
+
+def test_small_data_is_cross_validated_and_the_choice_refitted_on_all_rows():
+    _Recorder.rows = []
+    recorder = Family("recorder", lambda params, seed: _Recorder(**params),
+                      lambda rng: {"C": 10 ** rng.uniform(-2, 2)}, baseline={"C": 1.0})
+    result = _search(hooks=_families(recorder), trials=3)
+    assert result.protocol["method"] == "cross-validation" and result.protocol["folds"] == 5
+    assert _Recorder.rows[:5] == [192] * 5  # 4/5 of 240 rows per fold
+    assert _Recorder.rows[-1] == 240  # the refit: train and validation
+    assert len(result.trials) == 3 and all(trial.views == 5 for trial in result.trials)
+
+
+def test_large_data_is_scored_on_validation_without_a_refit(monkeypatch):
+    monkeypatch.setattr(evaluation, "CV_MAX_ROWS", 100)
+    _Recorder.rows = []
+    recorder = Family("recorder", lambda params, seed: _Recorder(**params),
+                      lambda rng: {"C": 10 ** rng.uniform(-2, 2)}, baseline={"C": 1.0})
+    result = _search(hooks=_families(recorder), trials=3)
+    assert result.protocol["method"] == "hold-out"
+    assert set(_Recorder.rows) == {180}  # the training rows only, never refitted
+    assert isinstance(result.pipeline, Pipeline)
+    probabilities = result.pipeline.predict_proba(_data("binary-classification")[1].x)
+    assert np.allclose(probabilities.sum(axis=1), 1)
+
+
+def test_ties_go_to_the_better_second_metric():
+    """Both reach accuracy 1.0; the more confident one (lower log loss) is chosen, though it
+    comes second."""
+    timid = Family("timid", lambda params, seed: LogisticRegression(C=1e-3),
+                   lambda rng: {}, baseline={})
+    sure = Family("sure", lambda params, seed: LogisticRegression(C=100),
+                  lambda rng: {}, baseline={})
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": np.concatenate([rng.normal(-5, 1, 60), rng.normal(5, 1, 60)])})
+    y = np.repeat([0, 1], 60)
+    order = rng.permutation(120)
+    frame, y = frame.iloc[order].reset_index(drop=True), y[order]
+    data = (Split(frame[:90], y[:90]), Split(frame[90:].reset_index(drop=True), y[90:]),
+            {"a": "numeric"})
+    result = _search(metric="accuracy", hooks=_families(timid, sure), trials=2, data=data)
+    assert [trial.score for trial in result.trials] == [1.0, 1.0]
+    assert result.best.family == "sure"
+
+
+def test_a_poor_candidate_is_stopped_after_its_first_fold(monkeypatch):
+    monkeypatch.setattr(search_module, "PRUNE_RANK", 2)
+    good = Family("good", lambda params, seed: LogisticRegression(**params),
+                  lambda rng: {"C": 10 ** rng.uniform(-1, 2)}, baseline={"C": 1.0})
+    poor = Family("poor", lambda params, seed: DummyClassifier(**params),
+                  lambda rng: {"strategy": rng.choice(["prior", "uniform"]),
+                               "random_state": rng.randint(0, 10 ** 6)},
+                  baseline={"strategy": "prior"})
+    result = _search(hooks=_families(good, poor), trials=30)
+    good_scored, poor_later = 0, []  # poor candidates tried once two good ones were scored
+    for trial in result.trials:
+        good_scored += trial.family == "good" and trial.score is not None
+        if trial.family == "poor" and good_scored >= 2:
+            poor_later.append(trial)
+    assert poor_later and all(trial.pruned for trial in poor_later)
+    pruned = [trial for trial in result.trials if trial.pruned]
+    assert all(trial.views < 5 and trial.score is None and trial.partial_score is not None
+               for trial in pruned)
+    assert all(trial.views == 1 and trial.partial_score < 0.7 for trial in poor_later)
+    assert all(trial.views == 5 for trial in result.trials if not trial.pruned)
+
+
+@pytest.mark.parametrize(("c", "chosen"), [(0.05, "simple"), (0.005, "flexible")])
+def test_the_simpler_model_is_chosen_within_one_standard_error_of_the_best(c, chosen):
+    simple = Family("simple", lambda params, seed: LogisticRegression(C=c),
+                    lambda rng: {}, baseline={})
+    flexible = Family("flexible", lambda params, seed: LogisticRegression(C=100),
+                      lambda rng: {}, baseline={})
+    result = _search(hooks=_families(simple, flexible), trials=2)
+    scores = {trial.family: trial.score for trial in result.trials}
+    assert scores["flexible"] > scores["simple"]  # the flexible one scores best
+    assert result.best.family == "flexible"
+    error = result.protocol["choice"]["standard_error"]
+    assert (scores["flexible"] - scores["simple"] <= error) == (chosen == "simple")
+    assert (result.family, result.score) == (chosen, scores[chosen])
+
+
+def test_a_kept_ensemble_beats_the_best_single_model_and_saves_like_any_model(tmp_path,
+                                                                              monkeypatch):
+    monkeypatch.setattr(search_module, "_standard_error", lambda scores: 0.0)  # the best wins
+    train, validation, features = _data("regression", rows=400)
+    result = _search("regression", "r2", trials=14, data=(train, validation, features))
+    assert result.ensemble is not None and result.family == "ensemble"
+    assert result.score > result.best.score
+    assert result.ensemble["best_single"]["score"] == result.best.score
+    assert len(result.ensemble["members"]) >= 2
+    assert sum(member["weight"] for member in result.ensemble["members"]) == pytest.approx(1,
+                                                                                           abs=1e-3)
+    assert isinstance(result.pipeline.named_steps["model"], EnsembleRegressor)
+    bundle = ModelBundle(result.pipeline, "regression", "y", features, None, "r2",
+                         result.metrics, "demo")
+    save_bundle(bundle, tmp_path)
+    predicted = predict_frame(load_bundle(tmp_path), validation.x)["predictions"]
+    assert np.allclose(predicted, result.pipeline.predict(validation.x))
+
+
+def test_ctrl_c_keeps_the_best_candidate_so_far():
+    calls = itertools.count(1)
+
+    def build(params, seed):
+        if next(calls) == 8:  # the second candidate's third fold
+            raise KeyboardInterrupt
+        return LogisticRegression(**params)
+
+    family = Family("interrupted", build, lambda rng: {"C": 10 ** rng.uniform(-2, 2)},
+                    baseline={"C": 1.0})
+    result = _search(hooks=_families(family), trials=5)
+    assert result.interrupted and result.stopped_by == "interrupted"
+    assert len(result.trials) == 1 and result.best.params == {"C": 1.0}
+    assert result.ensemble is None
+    assert result.pipeline.predict_proba(_data("binary-classification")[1].x).shape[1] == 2
+
+
+def test_ctrl_c_before_any_candidate_is_scored_keeps_nothing():
+    def build(params, seed):
+        raise KeyboardInterrupt
+
+    family = Family("never", build, lambda rng: {}, baseline={})
+    with pytest.raises(KeyboardInterrupt):
+        _search(hooks=_families(family))
+
+
+def test_every_candidate_failing_is_one_error():
+    def build(params, seed):
+        raise ValueError("no good")
+
+    family = Family("failing", build, lambda rng: {"x": random.random()}, baseline={})
+    with pytest.raises(DataError, match="every candidate failed; first error: no good"):
+        _search(hooks=_families(family), trials=3)
+
+
+def test_outcome_of_the_fast_scorer_is_the_metrics_outcome():
+    scorer = Scorer("binary-classification", np.array([0, 1, 1]), np.array([0, 1]))
+    outcome = scorer.outcome(np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]))
+    assert isinstance(outcome, Outcome) and list(outcome.y_pred) == [0, 1, 0]
+    assert scorer.value(METRICS["accuracy"], np.array([[0.9, 0.1], [0.2, 0.8],
+                                                        [0.6, 0.4]])) == pytest.approx(2 / 3)
