@@ -37,6 +37,7 @@ SERVING_FILES = {"Dockerfile", ".dockerignore"}
 CI_FILES = {"github": {".github/workflows/ci.yml", ".github/workflows/drift.yml"},
             "gitlab": {".gitlab-ci.yml"}, "none": set()}
 # GitHub Actions expressions are the one place where `${{` is meant to survive
+THIN_PROJECT_MAX_PYTHON_LINES = 300  # outside infra/
 TEMPLATE_SYNTAX = re.compile(r"(?<!\$)\{\{|\{%|<<\s*\w[^<>\n]*>>|<%")
 
 
@@ -76,6 +77,10 @@ def test_matrix_renders_the_promised_files(tmp_path: Path, task, serving, ci):
     lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "src", "tests",
                            "infra"], cwd=root, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
+    # a thin project: the team's hooks and their tests, the lifecycle is mlscaffold's
+    python_lines = sum(len((root / name).read_text(encoding="utf-8").splitlines())
+                       for name in files if name.endswith(".py") and not name.startswith("infra/"))
+    assert 0 < python_lines <= THIN_PROJECT_MAX_PYTHON_LINES, python_lines
 
 
 def test_label_column_and_package_follow_the_spec(tmp_path: Path):

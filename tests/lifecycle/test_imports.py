@@ -25,12 +25,23 @@ print(json.dumps({{"code": code, "heavy": heavy}}))
 """
 
 
-@pytest.mark.parametrize("command", [["list"], ["train", "--time", "1"], ["evaluate"]])
+@pytest.mark.parametrize("command", [
+    ["analyze"], ["list"], ["train", "--time", "1"], ["evaluate"], ["promote", "exp-001"],
+    ["rollback", "--to", "staging"],
+    ["predict", "--model", "exp-001", "--input", "{project}/datasets/test.csv", "--output",
+     "{project}/p.csv"],
+    ["drift", "--input", "{project}/datasets/train.csv"], ["serve", "--help"],
+], ids=lambda command: command[0])
 def test_a_lifecycle_command_imports_no_infrastructure_tool(make_project, command):
     project = make_project(with_experiment=True)
+    if command[0] == "rollback":  # something to roll back to: two promotions
+        for _ in range(2):
+            subprocess.run([sys.executable, "-m", "mlscaffold", "promote", "exp-001", "--to",
+                            "staging", "--force", "--project", str(project)],
+                           check=True, capture_output=True, timeout=PATIENCE_SECONDS)
+    args = [part.format(project=project) for part in command[1:]]
     done = subprocess.run([sys.executable, "-c", CODE, command[0], "--project", str(project),
-                           *command[1:]], capture_output=True, text=True,
-                          timeout=PATIENCE_SECONDS)
+                           *args], capture_output=True, text=True, timeout=PATIENCE_SECONDS)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.splitlines()[-1])
     assert report == {"code": 0, "heavy": []}, done.stderr
