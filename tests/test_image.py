@@ -3,8 +3,10 @@
 For each mode: `mlscaffold new --no-input`, `train`, `promote` the best experiment; the project's
 own `make image` with podman and an index serving this checkout's wheel (tests/tools/images.py);
 then `IMAGE serve` on 127.0.0.1, /ping, and a CSV /invocations round trip whose predictions must
-equal `mlscaffold predict`'s on the host with the same model. Slow tier; skipped, with the
-reason, where podman, root or the base image (made from the machine's Debian mirrors) is missing.
+equal `mlscaffold predict`'s on the host with the same model. The SageMaker image also runs as a
+training job (`IMAGE train` on an /opt/ml tree) and then serves the model that job wrote. Slow
+tier; skipped, with the reason, where podman, root or the base image (made from the machine's
+Debian mirrors) is missing.
 The helpers' parsing (base image name, apt sources) is tested here without podman.
 """
 
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import secrets
+import shutil
 from pathlib import Path
 
 import pytest
@@ -89,8 +93,48 @@ def test_the_generated_image_serves(serving, tmp_path, podman_env, wheel):
             name = server.name
         exists = images.podman(podman_env, "container", "exists", name, check=False)
         assert exists.returncode == 1, "the container is removed"
+        if serving == "sagemaker":
+            _trains_then_serves_its_model(podman_env, tag, root, tmp_path, rows)
     finally:
         images.podman(podman_env, "rmi", "-f", tag, check=False)
+
+
+def _trains_then_serves_its_model(podman_env, tag: str, root: Path, tmp_path: Path,
+                                  rows: Path) -> None:
+    """The image as a SageMaker training job (`IMAGE train` on an /opt/ml tree: channels and
+    hyperparameters in, the model out), then the same image serving the model it wrote."""
+    job = tmp_path / "opt-ml"
+    for folder in ("input/data/train", "input/data/validation", "input/config", "model",
+                   "output/data", "checkpoints"):
+        (job / folder).mkdir(parents=True)
+    for channel in ("train", "validation"):
+        shutil.copy(root / "datasets" / f"{channel}.csv",
+                    job / "input" / "data" / channel / f"{channel}.csv")
+    # as SageMaker passes hyperparameters: strings
+    (job / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps({"time": "5", "seed": "7"}))
+    for path in [job, *job.rglob("*")]:  # the image's user (10001) reads and writes the tree
+        path.chmod(0o777 if path.is_dir() else 0o644)
+    trained = images.podman(podman_env, "run", "--rm", "-v", f"{job}:/opt/ml", tag, "train",
+                            check=False)
+    failure = job / "output" / "failure"
+    assert trained.returncode == 0, (
+        f"{failure.read_text() if failure.exists() else ''}\n{trained.stderr[-3000:]}")
+    assert not failure.exists()
+    written = {path.name for path in (job / "model").iterdir()}
+    assert {"model.joblib", "model.json", "experiment.json"} <= written, written
+    metrics = json.loads((job / "output" / "data" / "metrics.json").read_text())
+    labels = {line.rsplit(",", 1)[-1].strip()
+              for line in (root / "datasets" / "train.csv").read_text().splitlines()[1:]}
+    with images.container(podman_env, tag, "serve", "--model-dir", "/opt/ml/model",
+                          options=["-v", f"{job / 'model'}:/opt/ml/model:ro"]) as server:
+        assert images.wait_until_serving(server), server.logs()[-3000:]
+        status, _, answer = images.post(f"{server.url}/invocations", rows.read_bytes(),
+                                        "text/csv", accept="text/csv")
+        assert status == 200, f"{status}: {answer}\n{server.logs()[-3000:]}"
+    predictions = answer.split()
+    assert len(predictions) == ROWS and set(predictions) <= labels, (predictions, labels)
+    assert metrics["metric"] in metrics["validation"]
 
 
 # ---------------------------------------------------------------- the helpers, without podman

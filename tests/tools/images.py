@@ -37,7 +37,7 @@ import time
 import tomllib
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -344,11 +344,14 @@ class Container:
 
 
 @contextlib.contextmanager
-def container(env: Mapping[str, str], tag: str, *args: str) -> Iterator[Container]:
-    """`podman run -d IMAGE ARGS` with port 8080 on a free 127.0.0.1 port; removed after."""
+def container(env: Mapping[str, str], tag: str, *args: str,
+              options: Sequence[str] = ()) -> Iterator[Container]:
+    """`podman run -d [OPTIONS] IMAGE ARGS` with port 8080 on a free 127.0.0.1 port; removed
+    after."""
     name = f"mlscaffold-serve-{secrets.token_hex(4)}"
     port = _free_port()
-    podman(env, "run", "-d", "--name", name, "-p", f"{LOOPBACK}:{port}:8080", tag, *args)
+    podman(env, "run", "-d", "--name", name, "-p", f"{LOOPBACK}:{port}:8080", *options, tag,
+           *args)
     try:
         yield Container(name, f"http://{LOOPBACK}:{port}", env)
     finally:
