@@ -388,13 +388,24 @@ def update(project: Path, dry_run: bool, blueprint: str | None, vcs_ref: str | N
                    f"{len(result.changed)} file(s)"
                    + (f"; merge commit {result.commit[:10]}" if result.commit else ""))
         for name in result.changed:
-            click.echo(f"  {'C' if name in result.conflicts else 'M'} {name}")
+            click.echo(f"  {_update_status(result, name)}")
     if result.conflicts:
         files = ", ".join(result.conflicts)
         if dry_run:
             _fail(f"the update would conflict in {files}", 1)
         _fail(f"conflicts in {files}: edit the marked lines, `git add` them and `git commit` "
               "(or `git merge --abort` to undo the update)", 1)
+
+
+def _update_status(result: Any, name: str) -> str:
+    """One changed file of an update: C (a conflict), A (added), D (deleted) or M."""
+    if name in result.conflicts:
+        return f"C {name} (conflict)"
+    if name in result.added:
+        return f"A {name} (added)"
+    if name in result.deleted:
+        return f"D {name} (deleted)"
+    return f"M {name}"
 
 
 def _print_ci(result: Any, dry_run: bool) -> None:

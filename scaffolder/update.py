@@ -50,6 +50,8 @@ class UpdateResult:
     from_version: str
     to_version: str
     changed: list[str] = field(default_factory=list)  # files the merge changes
+    added: list[str] = field(default_factory=list)  # of `changed`, those it adds
+    deleted: list[str] = field(default_factory=list)  # of `changed`, those it deletes
     conflicts: list[str] = field(default_factory=list)  # files left with conflict markers
     diff: str = ""  # what the merge changes, as `git diff` shows it
     commit: str | None = None  # the merge commit (a clean, real update)
@@ -62,7 +64,8 @@ class UpdateResult:
     def as_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "from_version": self.from_version,
                 "to_version": self.to_version, "changed": self.changed,
-                "conflicts": self.conflicts, "commit": self.commit, "dry_run": self.dry_run}
+                "added": self.added, "deleted": self.deleted, "conflicts": self.conflicts,
+                "commit": self.commit, "dry_run": self.dry_run}
 
 
 class _Git:
@@ -121,10 +124,11 @@ def update_project(root: Path, *, blueprint: str | None = None, vcs_ref: str | N
         raise MlscaffoldError(f"git merge-tree failed: {merged.stderr.strip()}")
     lines = merged.stdout.splitlines()
     tree, conflicts = lines[0], _conflicted_names(lines[1:])
-    changed = git.out("diff", "--name-only", "HEAD", tree).splitlines()
-    diff = git.out("diff", "HEAD", tree)
+    changes = _changes(git, tree)
+    diff = git.out("diff", "--no-renames", "HEAD", tree)
     if dry_run:
-        return UpdateResult(root, made_by, __version__, changed, conflicts, diff, dry_run=True)
+        return UpdateResult(root, made_by, __version__, conflicts=conflicts, diff=diff,
+                            dry_run=True, **changes)
 
     git.run("update-ref", f"refs/heads/{TEMPLATE_BRANCH}", rendered)
     message = f"Update {spec.name} to mlscaffold {__version__}"
@@ -133,9 +137,27 @@ def update_project(root: Path, *, blueprint: str | None = None, vcs_ref: str | N
         unmerged = git.out("diff", "--name-only", "--diff-filter=U").splitlines()
         if not unmerged:
             raise MlscaffoldError(f"git merge failed: {(done.stderr or done.stdout).strip()}")
-        return UpdateResult(root, made_by, __version__, changed, unmerged, diff)
-    return UpdateResult(root, made_by, __version__, changed, [], diff,
-                        commit=git.out("rev-parse", "HEAD"))
+        return UpdateResult(root, made_by, __version__, conflicts=unmerged, diff=diff,
+                            **changes)
+    return UpdateResult(root, made_by, __version__, diff=diff,
+                        commit=git.out("rev-parse", "HEAD"), **changes)
+
+
+def _changes(git: _Git, tree: str) -> dict[str, list[str]]:
+    """What the merged `tree` changes from HEAD: every file, and which of them it adds or
+    deletes. No rename detection: a deleted stack config is listed as deleted, not as the
+    source of a similar new one (dev,staging,prod -> dev,main)."""
+    changed: list[str] = []
+    added: list[str] = []
+    deleted: list[str] = []
+    for line in git.out("diff", "--no-renames", "--name-status", "HEAD", tree).splitlines():
+        status, _, name = line.partition("\t")
+        changed.append(name)
+        if status == "A":
+            added.append(name)
+        elif status == "D":
+            deleted.append(name)
+    return {"changed": changed, "added": added, "deleted": deleted}
 
 
 def _load(root: Path, installed: str) -> tuple[ProjectSpec, str]:

@@ -98,16 +98,46 @@ def test_dry_run_prints_the_diff_and_writes_nothing(run_cli, project, blueprint)
     assert _git(project, "status", "--porcelain") == ""
 
 
-def test_a_spec_change_reaches_every_file_that_depends_on_it(run_cli, project):
-    spec = project / "mlscaffold.yaml"
-    spec.write_text(spec.read_text().replace("region: us-east-1", "region: eu-west-1"))
-    _commit(project, "move to Ireland")
+# (start, the edit of mlscaffold.yaml, {file: (text it holds, text it no longer holds)},
+#  files deleted); each case from the bundled blueprint
+SPEC_CHANGES = {
+    "region": ({}, ("region: us-east-1", "region: eu-west-1"),
+               {name: ("eu-west-1", "us-east-1") for name in (
+                   "README.md", ".copier-answers.yml", "infra/Pulumi.dev.yaml",
+                   "infra/Pulumi.prod.yaml")}, []),
+    # main is now the production environment: sized and protected as production
+    "environments": ({}, ("- dev\n- staging\n- prod\n", "- dev\n- main\n"),
+                     {"infra/Pulumi.main.yaml": ("# Stack main of upd (prod sizing)",
+                                                 "- spot\n"),
+                      ".copier-answers.yml": ("- dev\n- main\n", "\n- staging\n")},
+                     ["infra/Pulumi.prod.yaml", "infra/Pulumi.staging.yaml"]),
+    "serving": ({"serving": "sagemaker"}, ("serving: sagemaker", "serving: kserve"),
+                {"infra/Pulumi.dev.yaml": ("platform: kserve", "platform: sagemaker"),
+                 "infra/Pulumi.prod.yaml": ("platform: kserve", "platform: sagemaker"),
+                 ".copier-answers.yml": ("serving: kserve", "serving: sagemaker")}, []),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPEC_CHANGES))
+def test_a_spec_change_reaches_every_file_that_depends_on_it(run_cli, tmp_path: Path, case):
+    start, (old, new), expected, deleted = SPEC_CHANGES[case]
+    spec = validate_spec({"name": "upd", "ci": "none", "serving": "none", **start})
+    project = create_project(tmp_path / "upd", spec).path
+    spec_file = project / "mlscaffold.yaml"
+    assert old in spec_file.read_text()
+    spec_file.write_text(spec_file.read_text().replace(old, new))
+    _commit(project, f"change {case}")
+
     result = run_cli(["update", str(project)])
+
     assert result.exit_code == 0, result.stderr
-    for name in ("README.md", ".copier-answers.yml", "infra/Pulumi.dev.yaml",
-                 "infra/Pulumi.prod.yaml"):
+    for name, (present, absent) in expected.items():
         text = (project / name).read_text()
-        assert "eu-west-1" in text and "us-east-1" not in text, name
+        assert present in text and absent not in text, name
+    for name in deleted:
+        assert not (project / name).exists(), name
+        assert f"  D {name} (deleted)" in result.stdout.splitlines()
+    assert _git(project, "status", "--porcelain") == ""
 
 
 def test_datasets_stay_the_teams(run_cli, project):
