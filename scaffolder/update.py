@@ -220,11 +220,17 @@ def _require_clean_repository(root: Path) -> _Git:
 
 
 def _pristine_base(git: _Git, spec: ProjectSpec) -> str:
-    """The last pristine render: the template branch, else the commit `new` made."""
+    """The last pristine render merged into HEAD: where the template branch meets HEAD, else
+    the commit `new` made.
+
+    The branch moves when `update` starts its merge; a merge that is then aborted (`git merge
+    --abort`) leaves the branch on a render HEAD never took, and the render HEAD holds is the
+    merge base of the two."""
     branch = git.run("rev-parse", "-q", "--verify", f"refs/heads/{TEMPLATE_BRANCH}^{{commit}}",
                      check=False)
     if branch.returncode == 0:
-        return branch.stdout.strip()
+        met = git.run("merge-base", "HEAD", branch.stdout.strip(), check=False)
+        return met.stdout.strip() if met.returncode == 0 else branch.stdout.strip()
     subject = f"Create {spec.name} with mlscaffold"
     for line in git.out("log", "--format=%H %s", "--max-parents=0", "HEAD").splitlines():
         commit, _, title = line.partition(" ")
@@ -250,8 +256,14 @@ def _refuse_answers_changed_through_copier(git: _Git, base: str) -> None:
             f"{path} differs from the last render: an answer was changed through Copier, but "
             f"the answers come from {SPEC_FILENAME}",
             hint=f"set the value in {SPEC_FILENAME}, restore the answers "
-                 f"(`git checkout {TEMPLATE_BRANCH} -- {ANSWERS_FILENAME}`), commit, and run "
-                 "`mlscaffold update` again")
+                 f"(`git checkout {_name_of(git, base)} -- {ANSWERS_FILENAME}`), commit, and "
+                 "run `mlscaffold update` again")
+
+
+def _name_of(git: _Git, base: str) -> str:
+    """The template branch when `base` is its tip, else `base`'s short id."""
+    tip = git.run("rev-parse", "-q", "--verify", f"refs/heads/{TEMPLATE_BRANCH}", check=False)
+    return TEMPLATE_BRANCH if tip.stdout.strip() == base else base[:12]
 
 
 def _commit_render(git: _Git, base: str, spec: ProjectSpec, blueprint: str,

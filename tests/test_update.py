@@ -74,6 +74,35 @@ def test_a_blueprint_change_merges_three_ways(run_cli, project: Path, blueprint:
     assert "Unmerged paths" in _git(project, "status")
 
 
+def test_an_aborted_update_runs_again_and_a_resolved_one_is_up_to_date(run_cli, project,
+                                                                        blueprint):
+    """`git merge --abort` (which the conflict message suggests) leaves the project as it was:
+    `update` then merges against the same pristine render, not the one it abandoned."""
+    makefile = project / "Makefile"
+    makefile.write_text(makefile.read_text().replace(MAKEFILE_LINE, "TIME ?= 30"))
+    spec = project / "mlscaffold.yaml"  # a changed answer too: the two renders' answers differ
+    spec.write_text(spec.read_text().replace("region: us-east-1", "region: eu-west-1"))
+    _commit(project, "team edits")
+    _make_v2(blueprint)
+    update = ["update", str(project), "--blueprint", str(blueprint)]
+    assert run_cli(update).exit_code == 1
+
+    _git(project, "merge", "--abort")
+    again = run_cli(update)
+
+    assert again.exit_code == 1, again.stderr
+    assert "conflicts in Makefile" in again.stderr
+    assert "eu-west-1" in (project / ".copier-answers.yml").read_text()
+    makefile.write_text(makefile.read_text().split("<<<<<<<")[0] + "TIME ?= 30\n"
+                        + makefile.read_text().split(">>>>>>> ")[1].split("\n", 1)[1])
+    _git(project, "add", "Makefile")
+    _git(project, "-c", "user.name=team", "-c", "user.email=team@example.com", "commit", "-q",
+         "--no-edit")
+    last = run_cli(update)
+    assert last.exit_code == 0 and "is up to date" in last.stdout, last.stderr
+    assert _git(project, "status", "--porcelain") == ""
+
+
 def test_a_clean_update_commits_a_merge_and_then_is_up_to_date(run_cli, project, blueprint):
     _make_v2(blueprint)
     result = run_cli(["update", str(project), "--blueprint", str(blueprint)])
