@@ -355,9 +355,11 @@ _CI_VERBS = {"create": ("created", "would create"), "update": ("overwritten", "w
 @click.option("--dry-run", is_flag=True,
               help="Print the diff the update would make; write nothing.")
 @click.option("--blueprint", metavar="SRC",
-              help="Blueprint folder or git URL the project was made from [default: the bundled "
-                   "one].")
-@click.option("--vcs-ref", metavar="REF", help="Git tag or commit of a --blueprint URL.")
+              help="Blueprint folder or git URL to render [default: the one the last render "
+                   "was made from].")
+@click.option("--vcs-ref", metavar="REF",
+              help="Git tag or commit of the blueprint [default: the one the last render was "
+                   "made from, if the blueprint is the same].")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Output format.")
 def update(project: Path, dry_run: bool, blueprint: str | None, vcs_ref: str | None,
@@ -370,6 +372,10 @@ def update(project: Path, dry_run: bool, blueprint: str | None, vcs_ref: str | N
     kept, and lines both changed are conflicts, marked in place (exit 1). datasets/ is the
     team's and never touched. Change a value in mlscaffold.yaml (region, environments,
     serving), commit, and run `update` to re-render everything that depends on it.
+
+    The blueprint is the one the last render was made from (the bundled one, a folder, or a
+    git URL at its tag); --blueprint and --vcs-ref choose another, e.g. the next tag. Each
+    changed file is listed: A added, M modified, D deleted, C conflict.
     """
     import json
 

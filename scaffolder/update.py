@@ -31,7 +31,16 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MlscaffoldError, UsageError
-from .project import TEMPLATE_BRANCH, blueprint_source, check_data, render_project
+from .project import (
+    BUNDLED,
+    TEMPLATE_BRANCH,
+    blueprint_source,
+    check_data,
+    is_remote,
+    recorded_blueprint,
+    render_message,
+    render_project,
+)
 from .spec import SPEC_FILENAME, ProjectSpec
 
 __all__ = ["UpdateResult", "update_project"]
@@ -113,9 +122,9 @@ def update_project(root: Path, *, blueprint: str | None = None, vcs_ref: str | N
     _refuse_answers_changed_through_copier(git, base)
 
     target = spec.model_copy(update={"mlscaffold_version": __version__})
-    source = blueprint_source(blueprint)
+    source, ref, record = _blueprint_to_render(git, base, blueprint, vcs_ref)
     check_data(source, data)
-    rendered = _commit_render(git, base, target, source, data, vcs_ref)
+    rendered = _commit_render(git, base, target, source, data, ref, record)
     if git.ok("merge-base", "--is-ancestor", rendered, "HEAD"):
         return UpdateResult(root, made_by, __version__, dry_run=dry_run)
 
@@ -266,8 +275,60 @@ def _name_of(git: _Git, base: str) -> str:
     return TEMPLATE_BRANCH if tip.stdout.strip() == base else base[:12]
 
 
+def _blueprint_to_render(git: _Git, base: str, blueprint: str | None,
+                         vcs_ref: str | None) -> tuple[str, str | None, str | None]:
+    """The blueprint source, the git ref and the record (for the render's commit: None for the
+    bundled blueprint) of this update.
+
+    Without --blueprint, the blueprint the last render (`base`) was made from: the git URL its
+    answers record as Copier's `_src_path`, else the folder or "bundled" its commit records.
+    The ref is --vcs-ref, else the one that render records (`_commit`) when the source is the
+    same: `update` alone never moves a project to another blueprint or version."""
+    answers = _answers_at(git, base)
+    recorded_ref = str(answers["_commit"]) if answers.get("_commit") else None
+    recorded = (str(answers["_src_path"]) if answers.get("_src_path")
+                else recorded_blueprint(git.out("log", "-1", "--format=%B", base)))
+    if blueprint is not None:
+        source = blueprint_source(blueprint)
+        same = recorded is not None and recorded != BUNDLED and (
+            recorded == source if is_remote(source)
+            else Path(recorded).expanduser().absolute() == Path(source))
+        return source, vcs_ref or (recorded_ref if same else None), source
+    if recorded is None and recorded_ref is not None:
+        # rendered from a git folder by an earlier mlscaffold: not the bundled blueprint
+        raise UsageError(f"{git.root} was rendered from a git blueprint at {recorded_ref} but "
+                         "does not record which one", hint=_PASS_BLUEPRINT)
+    if recorded is None or recorded == BUNDLED:  # earlier renders: only the bundled one
+        return blueprint_source(None), vcs_ref, None
+    if not is_remote(recorded) and not Path(recorded).expanduser().is_dir():
+        raise UsageError(f"{git.root} was rendered from the blueprint folder {recorded}, which "
+                         "no longer exists", hint=_PASS_BLUEPRINT)
+    source = blueprint_source(recorded)
+    return source, vcs_ref or recorded_ref, source
+
+
+_PASS_BLUEPRINT = "pass the blueprint with --blueprint (a folder or git URL)"
+
+
+def _answers_at(git: _Git, commit: str) -> dict[str, Any]:
+    """The answers file of `commit`, or {} without one (or unreadable)."""
+    import yaml
+
+    from .spec import ANSWERS_FILENAME
+
+    shown = git.run("show", f"{commit}:{ANSWERS_FILENAME}", check=False)
+    if shown.returncode != 0:
+        return {}
+    try:
+        answers = yaml.safe_load(shown.stdout)
+    except yaml.YAMLError:
+        return {}
+    return answers if isinstance(answers, dict) else {}
+
+
 def _commit_render(git: _Git, base: str, spec: ProjectSpec, blueprint: str,
-                   data: dict[str, Any] | None, vcs_ref: str | None) -> str:
+                   data: dict[str, Any] | None, vcs_ref: str | None,
+                   record: str | None) -> str:
     """Commit the render of `spec` on top of `base` (no ref moves); returns its commit, or
     `base` itself when the render is what `base` holds."""
     with tempfile.TemporaryDirectory(prefix="mlscaffold-update-") as scratch:
@@ -285,7 +346,8 @@ def _commit_render(git: _Git, base: str, spec: ProjectSpec, blueprint: str,
     from . import __version__
 
     return git.out("commit-tree", tree, "-p", base, "-m",
-                   f"mlscaffold {__version__}: pristine render of {spec.name}")
+                   render_message(f"mlscaffold {__version__}: pristine render of {spec.name}",
+                                  record))
 
 
 def _conflicted_names(lines: list[str]) -> list[str]:
