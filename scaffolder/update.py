@@ -3,8 +3,10 @@ edits, by a three-way merge in the project's own git.
 
 How: `mlscaffold new` leaves the pristine render of the project on the branch
 ``mlscaffold-template`` (its first commit). `update` renders the project again, from today's
-``mlscaffold.yaml`` and the installed blueprint, commits that render on the branch (plumbing
-only: the working tree is not touched), and merges the branch into the current one. Git's merge
+``mlscaffold.yaml`` and the blueprint the last render was made from (the installed, bundled one
+unless `new --blueprint` chose another; recorded by the answers file or the render's commit),
+commits that render on the branch (plumbing only: the working tree is not touched), and merges
+the branch into the current one. Git's merge
 base is the previous pristine render, so a line only the template changed is applied, a line only
 the team changed is kept, and a line both changed is a conflict marked in place.
 
@@ -154,8 +156,9 @@ def update_project(root: Path, *, blueprint: str | None = None, vcs_ref: str | N
 
 def _changes(git: _Git, tree: str) -> dict[str, list[str]]:
     """What the merged `tree` changes from HEAD: every file, and which of them it adds or
-    deletes. No rename detection: a deleted stack config is listed as deleted, not as the
-    source of a similar new one (dev,staging,prod -> dev,main)."""
+    deletes. No rename detection (porcelain `git diff` has it on by default since git 2.9,
+    git/git@5404c11): a deleted stack config is listed as deleted, not as the source of a
+    similar new one (dev,staging,prod -> dev,main)."""
     changed: list[str] = []
     added: list[str] = []
     deleted: list[str] = []
@@ -234,7 +237,8 @@ def _pristine_base(git: _Git, spec: ProjectSpec) -> str:
 
     The branch moves when `update` starts its merge; a merge that is then aborted (`git merge
     --abort`) leaves the branch on a render HEAD never took, and the render HEAD holds is the
-    merge base of the two."""
+    merge base of the two. (`git merge --abort` is `git reset --merge`, git/git@35d2fff: it
+    restores HEAD and the tree, not other refs.)"""
     branch = git.run("rev-parse", "-q", "--verify", f"refs/heads/{TEMPLATE_BRANCH}^{{commit}}",
                      check=False)
     if branch.returncode == 0:
@@ -300,10 +304,16 @@ def _blueprint_to_render(git: _Git, base: str, blueprint: str | None,
                          "does not record which one", hint=_PASS_BLUEPRINT)
     if recorded is None or recorded == BUNDLED:  # earlier renders: only the bundled one
         return blueprint_source(None), vcs_ref, None
-    if not is_remote(recorded) and not Path(recorded).expanduser().is_dir():
-        raise UsageError(f"{git.root} was rendered from the blueprint folder {recorded}, which "
-                         "no longer exists", hint=_PASS_BLUEPRINT)
+    if not is_remote(recorded):
+        folder = Path(recorded).expanduser()
+        folder = folder if folder.is_absolute() else git.root / folder  # as Copier reads it
+        if not folder.is_dir():
+            raise UsageError(f"{git.root} was rendered from the blueprint folder {recorded}, "
+                             "which no longer exists", hint=_PASS_BLUEPRINT)
+        recorded = str(folder)
     source = blueprint_source(recorded)
+    # Copier records `_commit` as `git describe --tags --always` of the render (copier's
+    # Template.commit), a name git checks out again
     return source, vcs_ref or recorded_ref, source
 
 
