@@ -292,11 +292,12 @@ def _blueprint_to_render(git: _Git, base: str, blueprint: str | None,
     recorded_ref = str(answers["_commit"]) if answers.get("_commit") else None
     recorded = (str(answers["_src_path"]) if answers.get("_src_path")
                 else recorded_blueprint(git.out("log", "-1", "--format=%B", base)))
+    if recorded is not None and recorded != BUNDLED and not is_remote(recorded):
+        recorded = str(_folder(git, recorded))
     if blueprint is not None:
         source = blueprint_source(blueprint)
-        same = recorded is not None and recorded != BUNDLED and (
-            recorded == source if is_remote(source)
-            else Path(recorded).expanduser().absolute() == Path(source))
+        same = recorded is not None and (recorded == source if is_remote(source)
+                                         else _folder(git, recorded) == Path(source))
         return source, vcs_ref or (recorded_ref if same else None), source
     if recorded is None and recorded_ref is not None:
         # rendered from a git folder by an earlier mlscaffold: not the bundled blueprint
@@ -304,13 +305,9 @@ def _blueprint_to_render(git: _Git, base: str, blueprint: str | None,
                          "does not record which one", hint=_PASS_BLUEPRINT)
     if recorded is None or recorded == BUNDLED:  # earlier renders: only the bundled one
         return blueprint_source(None), vcs_ref, None
-    if not is_remote(recorded):
-        folder = Path(recorded).expanduser()
-        folder = folder if folder.is_absolute() else git.root / folder  # as Copier reads it
-        if not folder.is_dir():
-            raise UsageError(f"{git.root} was rendered from the blueprint folder {recorded}, "
-                             "which no longer exists", hint=_PASS_BLUEPRINT)
-        recorded = str(folder)
+    if not is_remote(recorded) and not Path(recorded).is_dir():
+        raise UsageError(f"{git.root} was rendered from the blueprint folder {recorded}, "
+                         "which no longer exists", hint=_PASS_BLUEPRINT)
     source = blueprint_source(recorded)
     # Copier records `_commit` as `git describe --tags --always` of the render (copier's
     # Template.commit), a name git checks out again
@@ -318,6 +315,12 @@ def _blueprint_to_render(git: _Git, base: str, blueprint: str | None,
 
 
 _PASS_BLUEPRINT = "pass the blueprint with --blueprint (a folder or git URL)"
+
+
+def _folder(git: _Git, recorded: str) -> Path:
+    """A recorded blueprint folder, absolute (a relative one, from the project)."""
+    folder = Path(recorded).expanduser()
+    return folder if folder.is_absolute() else git.root / folder
 
 
 def _answers_at(git: _Git, commit: str) -> dict[str, Any]:
