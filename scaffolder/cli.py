@@ -355,9 +355,11 @@ _CI_VERBS = {"create": ("created", "would create"), "update": ("overwritten", "w
 @click.option("--dry-run", is_flag=True,
               help="Print the diff the update would make; write nothing.")
 @click.option("--blueprint", metavar="SRC",
-              help="Blueprint folder or git URL the project was made from [default: the bundled "
-                   "one].")
-@click.option("--vcs-ref", metavar="REF", help="Git tag or commit of a --blueprint URL.")
+              help="Blueprint folder or git URL to render [default: the one the last render "
+                   "was made from].")
+@click.option("--vcs-ref", metavar="REF",
+              help="Git tag or commit of the blueprint [default: the one the last render was "
+                   "made from, if the blueprint is the same].")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Output format.")
 def update(project: Path, dry_run: bool, blueprint: str | None, vcs_ref: str | None,
@@ -370,6 +372,10 @@ def update(project: Path, dry_run: bool, blueprint: str | None, vcs_ref: str | N
     kept, and lines both changed are conflicts, marked in place (exit 1). datasets/ is the
     team's and never touched. Change a value in mlscaffold.yaml (region, environments,
     serving), commit, and run `update` to re-render everything that depends on it.
+
+    The blueprint is the one the last render was made from (the bundled one, a folder, or a
+    git URL at its tag); --blueprint and --vcs-ref choose another, e.g. the next tag. Each
+    changed file is listed: A added, M modified, D deleted, C conflict.
     """
     import json
 
@@ -388,13 +394,24 @@ def update(project: Path, dry_run: bool, blueprint: str | None, vcs_ref: str | N
                    f"{len(result.changed)} file(s)"
                    + (f"; merge commit {result.commit[:10]}" if result.commit else ""))
         for name in result.changed:
-            click.echo(f"  {'C' if name in result.conflicts else 'M'} {name}")
+            click.echo(f"  {_update_status(result, name)}")
     if result.conflicts:
         files = ", ".join(result.conflicts)
         if dry_run:
             _fail(f"the update would conflict in {files}", 1)
         _fail(f"conflicts in {files}: edit the marked lines, `git add` them and `git commit` "
               "(or `git merge --abort` to undo the update)", 1)
+
+
+def _update_status(result: Any, name: str) -> str:
+    """One changed file of an update: C (a conflict), A (added), D (deleted) or M."""
+    if name in result.conflicts:
+        return f"C {name} (conflict)"
+    if name in result.added:
+        return f"A {name} (added)"
+    if name in result.deleted:
+        return f"D {name} (deleted)"
+    return f"M {name}"
 
 
 def _print_ci(result: Any, dry_run: bool) -> None:

@@ -19,12 +19,18 @@ from .errors import BlueprintError, DestinationError, MlscaffoldError, UsageErro
 from .files import temporary_directory
 from .spec import SPEC_FILENAME, ProjectSpec
 
-__all__ = ["TEMPLATE_BRANCH", "ProjectResult", "bundled_blueprint", "create_project",
-           "export_blueprint",
-           "render_into", "render_project"]
+__all__ = ["BLUEPRINT_TRAILER", "BUNDLED", "TEMPLATE_BRANCH", "ProjectResult",
+           "bundled_blueprint", "create_project", "export_blueprint", "is_remote",
+           "recorded_blueprint", "render_into", "render_message", "render_project"]
 
 # the branch holding the pristine render of each version (`new`, then every `update`)
 TEMPLATE_BRANCH = "mlscaffold-template"
+# the trailer of each pristine render's commit that names the blueprint it was rendered from:
+# "bundled", or the folder or git URL given to --blueprint. A folder is a path on one machine,
+# so it is kept out of the answers file (which records only a git URL, as Copier's
+# `_src_path`); `mlscaffold update` renders from it again by default
+BLUEPRINT_TRAILER = "Mlscaffold-Blueprint"
+BUNDLED = "bundled"
 # a fixed identity for the initial commit when the user has none configured
 _FALLBACK_GIT_IDENTITY = {"user.name": "mlscaffold", "user.email": "mlscaffold@localhost"}
 
@@ -102,7 +108,7 @@ def bundled_blueprint(name: str = "ml-project") -> Path:
 def blueprint_source(blueprint: str | None) -> str:
     """The blueprint to render: a git URL as given, a folder made absolute, else the bundled one."""
     source = blueprint or str(bundled_blueprint())
-    if _is_remote(source):
+    if is_remote(source):
         return source
     source_path = Path(source).expanduser()
     if not source_path.is_dir():
@@ -111,13 +117,35 @@ def blueprint_source(blueprint: str | None) -> str:
     return str(source_path.absolute())
 
 
+def render_message(subject: str, source: str | None) -> str:
+    """The commit message of a pristine render of the blueprint `source` (None: the bundled
+    one): `subject`, then the :data:`BLUEPRINT_TRAILER` that records the source."""
+    return f"{subject}\n\n{BLUEPRINT_TRAILER}: {source or BUNDLED}\n"
+
+
+def recorded_blueprint(message: str) -> str | None:
+    """The blueprint a pristine render's commit `message` records (:data:`BUNDLED`, a folder
+    or a git URL), or None when it records none (a render by an earlier mlscaffold)."""
+    found = None
+    for line in message.splitlines():
+        key, colon, value = line.partition(":")
+        if colon and key.strip() == BLUEPRINT_TRAILER and value.strip():
+            found = value.strip()
+    return found
+
+
+def is_remote(source: str) -> bool:
+    """Whether a blueprint source is a git URL (as Copier reads it), not a folder."""
+    return "://" in source or source.startswith(("git@", "gh:", "gl:"))
+
+
 def blueprint_questions(source: str) -> set[str] | None:
     """The names of the questions a local blueprint's copier.yml asks (its documents and
     ``!include``s; not the computed ``when: false`` ones), or None for a git URL (not read
     before Copier fetches it)."""
     import yaml
 
-    if _is_remote(source):
+    if is_remote(source):
         return None
     root = Path(source)
     config = next((root / name for name in ("copier.yml", "copier.yaml")
@@ -164,10 +192,6 @@ def check_data(source: str, data: Mapping[str, Any] | None) -> None:
                          hint=f"its own questions are: {', '.join(extra)}" if extra else
                          "it asks nothing beyond the spec, whose values have their own "
                          "options (`mlscaffold new --help`)")
-
-
-def _is_remote(source: str) -> bool:
-    return "://" in source or source.startswith(("git@", "gh:", "gl:"))
 
 
 def _check_destination(dest: Path) -> None:
@@ -317,7 +341,8 @@ def create_project(dest: Path, spec: ProjectSpec, *, blueprint: str | None = Non
             else:
                 step("git commit…")
                 try:
-                    commit = _git_commit_all(staging, f"Create {spec.name} with mlscaffold")
+                    commit = _git_commit_all(staging, render_message(
+                        f"Create {spec.name} with mlscaffold", source if blueprint else None))
                     # the pristine render, which `mlscaffold update` merges the next one against
                     _git(staging, "branch", TEMPLATE_BRANCH, commit)
                 except subprocess.CalledProcessError as error:

@@ -3,8 +3,10 @@ edits, by a three-way merge in the project's own git.
 
 How: `mlscaffold new` leaves the pristine render of the project on the branch
 ``mlscaffold-template`` (its first commit). `update` renders the project again, from today's
-``mlscaffold.yaml`` and the installed blueprint, commits that render on the branch (plumbing
-only: the working tree is not touched), and merges the branch into the current one. Git's merge
+``mlscaffold.yaml`` and the blueprint the last render was made from (the installed, bundled one
+unless `new --blueprint` chose another; recorded by the answers file or the render's commit),
+commits that render on the branch (plumbing only: the working tree is not touched), and merges
+the branch into the current one. Git's merge
 base is the previous pristine render, so a line only the template changed is applied, a line only
 the team changed is kept, and a line both changed is a conflict marked in place.
 
@@ -31,7 +33,16 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MlscaffoldError, UsageError
-from .project import TEMPLATE_BRANCH, blueprint_source, check_data, render_project
+from .project import (
+    BUNDLED,
+    TEMPLATE_BRANCH,
+    blueprint_source,
+    check_data,
+    is_remote,
+    recorded_blueprint,
+    render_message,
+    render_project,
+)
 from .spec import SPEC_FILENAME, ProjectSpec
 
 __all__ = ["UpdateResult", "update_project"]
@@ -50,6 +61,8 @@ class UpdateResult:
     from_version: str
     to_version: str
     changed: list[str] = field(default_factory=list)  # files the merge changes
+    added: list[str] = field(default_factory=list)  # of `changed`, those it adds
+    deleted: list[str] = field(default_factory=list)  # of `changed`, those it deletes
     conflicts: list[str] = field(default_factory=list)  # files left with conflict markers
     diff: str = ""  # what the merge changes, as `git diff` shows it
     commit: str | None = None  # the merge commit (a clean, real update)
@@ -62,7 +75,8 @@ class UpdateResult:
     def as_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "from_version": self.from_version,
                 "to_version": self.to_version, "changed": self.changed,
-                "conflicts": self.conflicts, "commit": self.commit, "dry_run": self.dry_run}
+                "added": self.added, "deleted": self.deleted, "conflicts": self.conflicts,
+                "commit": self.commit, "dry_run": self.dry_run}
 
 
 class _Git:
@@ -110,9 +124,9 @@ def update_project(root: Path, *, blueprint: str | None = None, vcs_ref: str | N
     _refuse_answers_changed_through_copier(git, base)
 
     target = spec.model_copy(update={"mlscaffold_version": __version__})
-    source = blueprint_source(blueprint)
+    source, ref, record = _blueprint_to_render(git, base, blueprint, vcs_ref)
     check_data(source, data)
-    rendered = _commit_render(git, base, target, source, data, vcs_ref)
+    rendered = _commit_render(git, base, target, source, data, ref, record)
     if git.ok("merge-base", "--is-ancestor", rendered, "HEAD"):
         return UpdateResult(root, made_by, __version__, dry_run=dry_run)
 
@@ -121,10 +135,11 @@ def update_project(root: Path, *, blueprint: str | None = None, vcs_ref: str | N
         raise MlscaffoldError(f"git merge-tree failed: {merged.stderr.strip()}")
     lines = merged.stdout.splitlines()
     tree, conflicts = lines[0], _conflicted_names(lines[1:])
-    changed = git.out("diff", "--name-only", "HEAD", tree).splitlines()
-    diff = git.out("diff", "HEAD", tree)
+    changes = _changes(git, tree)
+    diff = git.out("diff", "--no-renames", "HEAD", tree)
     if dry_run:
-        return UpdateResult(root, made_by, __version__, changed, conflicts, diff, dry_run=True)
+        return UpdateResult(root, made_by, __version__, conflicts=conflicts, diff=diff,
+                            dry_run=True, **changes)
 
     git.run("update-ref", f"refs/heads/{TEMPLATE_BRANCH}", rendered)
     message = f"Update {spec.name} to mlscaffold {__version__}"
@@ -133,9 +148,28 @@ def update_project(root: Path, *, blueprint: str | None = None, vcs_ref: str | N
         unmerged = git.out("diff", "--name-only", "--diff-filter=U").splitlines()
         if not unmerged:
             raise MlscaffoldError(f"git merge failed: {(done.stderr or done.stdout).strip()}")
-        return UpdateResult(root, made_by, __version__, changed, unmerged, diff)
-    return UpdateResult(root, made_by, __version__, changed, [], diff,
-                        commit=git.out("rev-parse", "HEAD"))
+        return UpdateResult(root, made_by, __version__, conflicts=unmerged, diff=diff,
+                            **changes)
+    return UpdateResult(root, made_by, __version__, diff=diff,
+                        commit=git.out("rev-parse", "HEAD"), **changes)
+
+
+def _changes(git: _Git, tree: str) -> dict[str, list[str]]:
+    """What the merged `tree` changes from HEAD: every file, and which of them it adds or
+    deletes. No rename detection (porcelain `git diff` has it on by default since git 2.9,
+    git/git@5404c11): a deleted stack config is listed as deleted, not as the source of a
+    similar new one (dev,staging,prod -> dev,main)."""
+    changed: list[str] = []
+    added: list[str] = []
+    deleted: list[str] = []
+    for line in git.out("diff", "--no-renames", "--name-status", "HEAD", tree).splitlines():
+        status, _, name = line.partition("\t")
+        changed.append(name)
+        if status == "A":
+            added.append(name)
+        elif status == "D":
+            deleted.append(name)
+    return {"changed": changed, "added": added, "deleted": deleted}
 
 
 def _load(root: Path, installed: str) -> tuple[ProjectSpec, str]:
@@ -198,11 +232,18 @@ def _require_clean_repository(root: Path) -> _Git:
 
 
 def _pristine_base(git: _Git, spec: ProjectSpec) -> str:
-    """The last pristine render: the template branch, else the commit `new` made."""
+    """The last pristine render merged into HEAD: where the template branch meets HEAD, else
+    the commit `new` made.
+
+    The branch moves when `update` starts its merge; a merge that is then aborted (`git merge
+    --abort`) leaves the branch on a render HEAD never took, and the render HEAD holds is the
+    merge base of the two. (`git merge --abort` is `git reset --merge`, git/git@35d2fff: it
+    restores HEAD and the tree, not other refs.)"""
     branch = git.run("rev-parse", "-q", "--verify", f"refs/heads/{TEMPLATE_BRANCH}^{{commit}}",
                      check=False)
     if branch.returncode == 0:
-        return branch.stdout.strip()
+        met = git.run("merge-base", "HEAD", branch.stdout.strip(), check=False)
+        return met.stdout.strip() if met.returncode == 0 else branch.stdout.strip()
     subject = f"Create {spec.name} with mlscaffold"
     for line in git.out("log", "--format=%H %s", "--max-parents=0", "HEAD").splitlines():
         commit, _, title = line.partition(" ")
@@ -228,12 +269,79 @@ def _refuse_answers_changed_through_copier(git: _Git, base: str) -> None:
             f"{path} differs from the last render: an answer was changed through Copier, but "
             f"the answers come from {SPEC_FILENAME}",
             hint=f"set the value in {SPEC_FILENAME}, restore the answers "
-                 f"(`git checkout {TEMPLATE_BRANCH} -- {ANSWERS_FILENAME}`), commit, and run "
-                 "`mlscaffold update` again")
+                 f"(`git checkout {_name_of(git, base)} -- {ANSWERS_FILENAME}`), commit, and "
+                 "run `mlscaffold update` again")
+
+
+def _name_of(git: _Git, base: str) -> str:
+    """The template branch when `base` is its tip, else `base`'s short id."""
+    tip = git.run("rev-parse", "-q", "--verify", f"refs/heads/{TEMPLATE_BRANCH}", check=False)
+    return TEMPLATE_BRANCH if tip.stdout.strip() == base else base[:12]
+
+
+def _blueprint_to_render(git: _Git, base: str, blueprint: str | None,
+                         vcs_ref: str | None) -> tuple[str, str | None, str | None]:
+    """The blueprint source, the git ref and the record (for the render's commit: None for the
+    bundled blueprint) of this update.
+
+    Without --blueprint, the blueprint the last render (`base`) was made from: the git URL its
+    answers record as Copier's `_src_path`, else the folder or "bundled" its commit records.
+    The ref is --vcs-ref, else the one that render records (`_commit`) when the source is the
+    same: `update` alone never moves a project to another blueprint or version."""
+    answers = _answers_at(git, base)
+    recorded_ref = str(answers["_commit"]) if answers.get("_commit") else None
+    recorded = (str(answers["_src_path"]) if answers.get("_src_path")
+                else recorded_blueprint(git.out("log", "-1", "--format=%B", base)))
+    if recorded is not None and recorded != BUNDLED and not is_remote(recorded):
+        recorded = str(_folder(git, recorded))
+    if blueprint is not None:
+        source = blueprint_source(blueprint)
+        same = recorded is not None and (recorded == source if is_remote(source)
+                                         else _folder(git, recorded) == Path(source))
+        return source, vcs_ref or (recorded_ref if same else None), source
+    if recorded is None and recorded_ref is not None:
+        # rendered from a git folder by an earlier mlscaffold: not the bundled blueprint
+        raise UsageError(f"{git.root} was rendered from a git blueprint at {recorded_ref} but "
+                         "does not record which one", hint=_PASS_BLUEPRINT)
+    if recorded is None or recorded == BUNDLED:  # earlier renders: only the bundled one
+        return blueprint_source(None), vcs_ref, None
+    if not is_remote(recorded) and not Path(recorded).is_dir():
+        raise UsageError(f"{git.root} was rendered from the blueprint folder {recorded}, "
+                         "which no longer exists", hint=_PASS_BLUEPRINT)
+    source = blueprint_source(recorded)
+    # Copier records `_commit` as `git describe --tags --always` of the render (copier's
+    # Template.commit), a name git checks out again
+    return source, vcs_ref or recorded_ref, source
+
+
+_PASS_BLUEPRINT = "pass the blueprint with --blueprint (a folder or git URL)"
+
+
+def _folder(git: _Git, recorded: str) -> Path:
+    """A recorded blueprint folder, absolute (a relative one, from the project)."""
+    folder = Path(recorded).expanduser()
+    return folder if folder.is_absolute() else git.root / folder
+
+
+def _answers_at(git: _Git, commit: str) -> dict[str, Any]:
+    """The answers file of `commit`, or {} without one (or unreadable)."""
+    import yaml
+
+    from .spec import ANSWERS_FILENAME
+
+    shown = git.run("show", f"{commit}:{ANSWERS_FILENAME}", check=False)
+    if shown.returncode != 0:
+        return {}
+    try:
+        answers = yaml.safe_load(shown.stdout)
+    except yaml.YAMLError:
+        return {}
+    return answers if isinstance(answers, dict) else {}
 
 
 def _commit_render(git: _Git, base: str, spec: ProjectSpec, blueprint: str,
-                   data: dict[str, Any] | None, vcs_ref: str | None) -> str:
+                   data: dict[str, Any] | None, vcs_ref: str | None,
+                   record: str | None) -> str:
     """Commit the render of `spec` on top of `base` (no ref moves); returns its commit, or
     `base` itself when the render is what `base` holds."""
     with tempfile.TemporaryDirectory(prefix="mlscaffold-update-") as scratch:
@@ -251,7 +359,8 @@ def _commit_render(git: _Git, base: str, spec: ProjectSpec, blueprint: str,
     from . import __version__
 
     return git.out("commit-tree", tree, "-p", base, "-m",
-                   f"mlscaffold {__version__}: pristine render of {spec.name}")
+                   render_message(f"mlscaffold {__version__}: pristine render of {spec.name}",
+                                  record))
 
 
 def _conflicted_names(lines: list[str]) -> list[str]:

@@ -74,6 +74,35 @@ def test_a_blueprint_change_merges_three_ways(run_cli, project: Path, blueprint:
     assert "Unmerged paths" in _git(project, "status")
 
 
+def test_an_aborted_update_runs_again_and_a_resolved_one_is_up_to_date(run_cli, project,
+                                                                        blueprint):
+    """`git merge --abort` (which the conflict message suggests) leaves the project as it was:
+    `update` then merges against the same pristine render, not the one it abandoned."""
+    makefile = project / "Makefile"
+    makefile.write_text(makefile.read_text().replace(MAKEFILE_LINE, "TIME ?= 30"))
+    spec = project / "mlscaffold.yaml"  # a changed answer too: the two renders' answers differ
+    spec.write_text(spec.read_text().replace("region: us-east-1", "region: eu-west-1"))
+    _commit(project, "team edits")
+    _make_v2(blueprint)
+    update = ["update", str(project), "--blueprint", str(blueprint)]
+    assert run_cli(update).exit_code == 1
+
+    _git(project, "merge", "--abort")
+    again = run_cli(update)
+
+    assert again.exit_code == 1, again.stderr
+    assert "conflicts in Makefile" in again.stderr
+    assert "eu-west-1" in (project / ".copier-answers.yml").read_text()
+    makefile.write_text(makefile.read_text().split("<<<<<<<")[0] + "TIME ?= 30\n"
+                        + makefile.read_text().split(">>>>>>> ")[1].split("\n", 1)[1])
+    _git(project, "add", "Makefile")
+    _git(project, "-c", "user.name=team", "-c", "user.email=team@example.com", "commit", "-q",
+         "--no-edit")
+    last = run_cli(update)
+    assert last.exit_code == 0 and "is up to date" in last.stdout, last.stderr
+    assert _git(project, "status", "--porcelain") == ""
+
+
 def test_a_clean_update_commits_a_merge_and_then_is_up_to_date(run_cli, project, blueprint):
     _make_v2(blueprint)
     result = run_cli(["update", str(project), "--blueprint", str(blueprint)])
@@ -98,16 +127,46 @@ def test_dry_run_prints_the_diff_and_writes_nothing(run_cli, project, blueprint)
     assert _git(project, "status", "--porcelain") == ""
 
 
-def test_a_spec_change_reaches_every_file_that_depends_on_it(run_cli, project):
-    spec = project / "mlscaffold.yaml"
-    spec.write_text(spec.read_text().replace("region: us-east-1", "region: eu-west-1"))
-    _commit(project, "move to Ireland")
+# (start, the edit of mlscaffold.yaml, {file: (text it holds, text it no longer holds)},
+#  files deleted); each case from the bundled blueprint
+SPEC_CHANGES = {
+    "region": ({}, ("region: us-east-1", "region: eu-west-1"),
+               {name: ("eu-west-1", "us-east-1") for name in (
+                   "README.md", ".copier-answers.yml", "infra/Pulumi.dev.yaml",
+                   "infra/Pulumi.prod.yaml")}, []),
+    # main is now the production environment: sized and protected as production
+    "environments": ({}, ("- dev\n- staging\n- prod\n", "- dev\n- main\n"),
+                     {"infra/Pulumi.main.yaml": ("# Stack main of upd (prod sizing)",
+                                                 "- spot\n"),
+                      ".copier-answers.yml": ("- dev\n- main\n", "\n- staging\n")},
+                     ["infra/Pulumi.prod.yaml", "infra/Pulumi.staging.yaml"]),
+    "serving": ({"serving": "sagemaker"}, ("serving: sagemaker", "serving: kserve"),
+                {"infra/Pulumi.dev.yaml": ("platform: kserve", "platform: sagemaker"),
+                 "infra/Pulumi.prod.yaml": ("platform: kserve", "platform: sagemaker"),
+                 ".copier-answers.yml": ("serving: kserve", "serving: sagemaker")}, []),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPEC_CHANGES))
+def test_a_spec_change_reaches_every_file_that_depends_on_it(run_cli, tmp_path: Path, case):
+    start, (old, new), expected, deleted = SPEC_CHANGES[case]
+    spec = validate_spec({"name": "upd", "ci": "none", "serving": "none", **start})
+    project = create_project(tmp_path / "upd", spec).path
+    spec_file = project / "mlscaffold.yaml"
+    assert old in spec_file.read_text()
+    spec_file.write_text(spec_file.read_text().replace(old, new))
+    _commit(project, f"change {case}")
+
     result = run_cli(["update", str(project)])
+
     assert result.exit_code == 0, result.stderr
-    for name in ("README.md", ".copier-answers.yml", "infra/Pulumi.dev.yaml",
-                 "infra/Pulumi.prod.yaml"):
+    for name, (present, absent) in expected.items():
         text = (project / name).read_text()
-        assert "eu-west-1" in text and "us-east-1" not in text, name
+        assert present in text and absent not in text, name
+    for name in deleted:
+        assert not (project / name).exists(), name
+        assert f"  D {name} (deleted)" in result.stdout.splitlines()
+    assert _git(project, "status", "--porcelain") == ""
 
 
 def test_datasets_stay_the_teams(run_cli, project):
@@ -158,6 +217,109 @@ def test_an_answer_changed_through_copier_is_refused_naming_the_file(run_cli, pr
     assert ".copier-answers.yml (the last render) has region: 'eu-west-1'" in listed.stderr
     checked = run_cli(["check", str(project), "--stack", "dev", "--format", "json"])
     assert ".copier-answers.yml (the last render) has region: 'eu-west-1'" in checked.stderr
+
+
+# ------------------------------------------------- the blueprint the last render was made from
+
+ORG_LINE = "# Acme: ask #ml-platform before changing these targets.\n"  # not in the bundled one
+
+
+def _tagged_blueprint(run_cli, folder: Path) -> Path:
+    """The exported blueprint with the organisation's own Makefile line, in git, tagged v1."""
+    assert run_cli(["blueprint", str(folder)]).exit_code == 0
+    makefile = folder / "template" / "Makefile.jinja"
+    makefile.write_text(ORG_LINE + makefile.read_text())
+    _git(folder, "init", "-q")
+    _commit(folder, "v1")
+    _git(folder, "tag", "v1")
+    return folder
+
+
+@pytest.mark.parametrize("to_v2", [["--vcs-ref", "v2"], ["--blueprint", "URL", "--vcs-ref", "v2"]],
+                         ids=["vcs-ref", "blueprint-and-vcs-ref"])
+def test_update_renders_from_the_git_blueprint_and_tag_of_the_last_render(run_cli, tmp_path,
+                                                                           to_v2):
+    source = _tagged_blueprint(run_cli, tmp_path / "orgbp")
+    url = f"git+file://{source}"
+    project = tmp_path / "proj"
+    made = run_cli(["new", str(project), "--no-input", "--blueprint", url, "--vcs-ref", "v1",
+                    "--ci", "none"])
+    assert made.exit_code == 0, made.stderr
+    spec = project / "mlscaffold.yaml"
+    spec.write_text(spec.read_text().replace("region: us-east-1", "region: eu-west-1"))
+    _commit(project, "move to Ireland")
+    answers = project / ".copier-answers.yml"
+
+    plain = run_cli(["update", str(project)])  # the org's blueprint at v1, not the bundled one
+
+    assert plain.exit_code == 0, plain.stderr
+    assert (project / "Makefile").read_text().startswith(ORG_LINE)
+    assert f"_src_path: {url}\n" in answers.read_text()
+    assert "_commit: v1\n" in answers.read_text() and "eu-west-1" in answers.read_text()
+    assert "M Makefile" not in plain.stdout
+
+    makefile = source / "template" / "Makefile.jinja"
+    makefile.write_text(makefile.read_text().replace(MAKEFILE_LINE, "TIME ?= 120"))
+    _commit(source, "v2")
+    _git(source, "tag", "v2")
+    assert run_cli(["update", str(project)]).stdout.endswith("is up to date with mlscaffold "
+                                                              f"{_version()}\n")  # still v1
+    to_v2 = [url if arg == "URL" else arg for arg in to_v2]
+    moved = run_cli(["update", str(project), *to_v2])
+
+    assert moved.exit_code == 0, moved.stderr
+    assert "  M Makefile" in moved.stdout.splitlines()
+    text = (project / "Makefile").read_text()
+    assert text.startswith(ORG_LINE) and "TIME ?= 120" in text
+    assert f"_src_path: {url}\n" in answers.read_text() and "_commit: v2\n" in answers.read_text()
+    assert "is up to date" in run_cli(["update", str(project)]).stdout  # now at v2
+
+
+def _version() -> str:
+    from mlscaffold import __version__
+
+    return __version__
+
+
+def _untouched(project: Path) -> tuple[str, str, str]:
+    return (_git(project, "rev-parse", "HEAD"), _git(project, "rev-parse", TEMPLATE_BRANCH),
+            _git(project, "status", "--porcelain"))
+
+
+def test_a_blueprint_folder_that_is_gone_is_refused_naming_it(run_cli, project, blueprint):
+    before = _untouched(project)
+    moved = shutil.move(blueprint, blueprint.with_name("moved"))
+
+    result = run_cli(["update", str(project)])
+
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: {project} was rendered from the blueprint folder "
+                             f"{blueprint}, which no longer exists; pass the blueprint with "
+                             "--blueprint (a folder or git URL)\n")
+    assert _untouched(project) == before
+    again = run_cli(["update", str(project), "--blueprint", str(moved)])
+    assert again.exit_code == 0 and "is up to date" in again.stdout, again.stderr
+
+
+def test_a_blueprint_folder_the_render_does_not_record_is_refused(run_cli, tmp_path):
+    """A project made before the render recorded its blueprint folder: a tagged local git
+    folder leaves `_commit` in the answers but no `_src_path`, so it is not the bundled one."""
+    source = _tagged_blueprint(run_cli, tmp_path / "orgbp")
+    spec = validate_spec({"name": "upd", "serving": "none", "ci": "none"})
+    project = create_project(tmp_path / "upd", spec, blueprint=str(source), vcs_ref="v1").path
+    assert "_commit: v1\n" in (project / ".copier-answers.yml").read_text()
+    _git(project, "commit", "-q", "--amend", "-m", "Create upd with mlscaffold")
+    _git(project, "branch", "-f", TEMPLATE_BRANCH, "HEAD")
+    before = _untouched(project)
+
+    result = run_cli(["update", str(project)])
+
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: {project} was rendered from a git blueprint at v1 but "
+                             "does not record which one; pass the blueprint with --blueprint (a "
+                             "folder or git URL)\n")
+    assert _untouched(project) == before
+    assert (project / "Makefile").read_text().startswith(ORG_LINE)
 
 
 # ---------------------------------------------------------------- plain `copier update`
