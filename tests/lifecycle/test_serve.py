@@ -9,6 +9,7 @@ SIGTERM while a request is in flight.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import http.client
 import io
@@ -41,6 +42,7 @@ from mlscaffold.lifecycle.model import (
     save_bundle,
 )
 from mlscaffold.lifecycle.serving import build_server
+from mlscaffold.lifecycle.serving.batching import Predictor
 from mlscaffold.lifecycle.serving.compiled import CompiledModel
 from mlscaffold.lifecycle.serving.records import Columns
 
@@ -371,6 +373,83 @@ def test_concurrent_requests_get_their_own_predictions(served):
 
 def _table(bundle: ModelBundle, records: list[dict]):
     return Columns(bundle).from_records(records)
+
+
+def _counting(function, calls: list, gate: threading.Event | None = None):
+    """`function`, recording the rows of each call; the first call waits for `gate`."""
+    def counted(rows):
+        calls.append(rows.rows)
+        if gate is not None and len(calls) == 1:
+            assert gate.wait(PATIENCE_SECONDS)
+        return function(rows)
+    return counted
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_requests_queued_together_are_predicted_in_one_model_call(served, fast_path):
+    """Eight requests awaited at once, on one event loop: the batcher task runs after all of
+    them are queued (asyncio runs ready tasks in order), so it finds eight, not one."""
+    bundle, _ = served
+    predictor = Predictor(bundle, max_batch_rows=256, fast_path=fast_path)
+    calls: list[int] = []
+    if fast_path:
+        assert predictor.compiled is not None
+        predictor.compiled.predict = _counting(predictor.compiled.predict, calls)
+    else:
+        predictor._pipeline = _counting(predictor._pipeline, calls)
+    records = _records(8, seed=5)
+    expected = _expected(bundle, records)["predictions"]
+
+    async def predict_all():
+        return await asyncio.gather(*(predictor.predict(_table(bundle, [record]),
+                                                        PATIENCE_SECONDS) for record in records))
+
+    try:
+        results = asyncio.run(predict_all())
+    finally:
+        predictor.stop()
+    assert calls == [8]
+    assert [_same(result["predictions"], [value]) for result, value in zip(
+        results, expected, strict=True)] == [True] * 8
+
+
+def test_requests_arriving_while_the_model_computes_share_the_next_call(served):
+    """Over HTTP, on the pipeline route: the first request's model call is held until the
+    other N-1 requests are queued; they are then answered by one call, N requests in 2 calls."""
+    bundle, _ = served
+    server, thread = _serving(bundle, fast_path=False)
+    predictor = server.app.predictor
+    calls: list[int] = []
+    gate = threading.Event()
+    predictor._pipeline = _counting(predictor._pipeline, calls, gate)
+    records = _records(6, seed=6)
+    expected = _expected(bundle, records)["predictions"]
+    answers: dict[int, tuple] = {}
+
+    def send(index: int) -> None:
+        client = Client(server.port)
+        answers[index] = client.call("POST", "/invocations", {"instances": [records[index]]})
+        client.close()
+
+    try:
+        first = threading.Thread(target=send, args=(0,))
+        first.start()
+        wait_for(lambda: len(calls) == 1, lambda: f"model calls: {calls}")
+        others = [threading.Thread(target=send, args=(i,)) for i in range(1, len(records))]
+        for other in others:
+            other.start()
+        wait_for(lambda: len(predictor._pending) == len(others),
+                 lambda: f"{len(predictor._pending)} requests queued")
+        gate.set()
+        for worker in [first, *others]:
+            worker.join(PATIENCE_SECONDS)
+    finally:
+        gate.set()
+        _stop(server, thread)
+    assert calls == [1, len(others)]
+    for index, value in enumerate(expected):
+        status, doc = answers[index]
+        assert status == 200 and _same(doc["predictions"], [value]), (index, doc)
 
 
 def test_the_compiled_model_predicts_what_the_pipeline_does(served):
