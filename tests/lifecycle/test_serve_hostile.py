@@ -393,8 +393,9 @@ def test_accept_q_values_choose_the_answer(port, accept, answer):
         assert status == 200 and isinstance(doc, str) and len(doc.splitlines()) == 1
 
 
-def _fit_tiny_scale(directory: Path) -> ModelBundle:
-    """A regression whose scaler divides by ~3e-4: large inputs overflow to infinity."""
+def _fit_tiny_scale(directory: Path, factor: float = 1e6) -> ModelBundle:
+    """A regression whose scaler divides by ~3e-4 and whose coefficient grows with `factor`:
+    large inputs overflow float32 (factor 1e6) or even float64 (factor 1e270)."""
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"x": rng.uniform(0, 1e-3, 80), "c": rng.choice(["a", "b"], 80)})
     features = {"x": "numeric", "c": "categorical"}
@@ -404,7 +405,7 @@ def _fit_tiny_scale(directory: Path) -> ModelBundle:
         ("categorical", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
                                   ("one_hot", OneHotEncoder(handle_unknown="ignore"))]), ["c"]),
     ], sparse_threshold=0.0)), ("model", Ridge())])
-    pipeline.fit(frame, frame["x"] * 1e6)
+    pipeline.fit(frame, frame["x"] * factor)
     save_bundle(ModelBundle(pipeline=pipeline, task="regression", label="y", features=features,
                             classes=None, metric="m", metrics={}, name=NAME), directory)
     return load_bundle(directory)
@@ -412,25 +413,58 @@ def _fit_tiny_scale(directory: Path) -> ModelBundle:
 
 @pytest.mark.parametrize("fast_path", [True, False])
 def test_a_prediction_that_is_not_finite_is_an_error_not_invalid_json(tmp_path, fast_path):
-    server, thread = _start(_fit_tiny_scale(tmp_path), fast_path=fast_path)
+    server, thread = _start(_fit_tiny_scale(tmp_path / "float32"), fast_path=fast_path)
     try:
         client = Client(server.port)
         # 1e37 overflows float32 inside the ONNX graph: the pipeline answers in float64
         status, doc = client.call("POST", "/invocations", {"instances": [{"x": 1e37, "c": "a"}]})
+        client.close()
         assert status == 200 and math.isfinite(doc["predictions"][0]) and \
             doc["predictions"][0] > 1e39, doc
-        for accept in ("application/json", "text/csv"):  # scaled 3e307, times the coefficient
+    finally:
+        _stop(server, thread)
+    server, thread = _start(_fit_tiny_scale(tmp_path / "float64", 1e270), fast_path=fast_path)
+    try:
+        client = Client(server.port)
+        for accept in ("application/json", "text/csv"):  # 3e38 scaled 1e42, times ~3e268
             status, doc = client.call("POST", "/invocations",
                                       {"instances": [{"x": 5e-4, "c": "a"},
-                                                     {"x": 1e304, "c": "b"}]},
+                                                     {"x": 3e38, "c": "b"}]},
                                       headers={"Accept": accept})
             assert status == 400, doc
             assert "prediction for row(s) 2 is not a finite number" in doc["error"]
-            # beyond float64 in the scaler: scikit-learn refuses the row
+        client.close()
+    finally:
+        _stop(server, thread)
+
+
+BEYOND_FLOAT32 = "must be a number between -3.4e+38 and 3.4e+38 (the float32 range models " \
+                 "compute in), got "
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_numbers_beyond_float32_are_a_400_naming_the_column(classifier, fast_path):
+    """Finite in float64, beyond what tree models and the ONNX graph read: refused before the
+    model on both routes, in JSON and CSV, instead of scikit-learn's message naming no column."""
+    server, thread = _start(classifier, fast_path=fast_path)
+    try:
+        client = Client(server.port)
+        for value, shown in ((1e308, "1e+308"), (-3.5e38, "-3.5e+38"), (10 ** 39, "1e+39")):
             status, doc = client.call("POST", "/invocations",
-                                      {"instances": [{"x": 1e308, "c": "b"}]},
-                                      headers={"Accept": accept})
-            assert status == 400 and "cannot be scored" in doc["error"], doc
+                                      {"instances": [_record(), _record(income=value)]})
+            assert (status, doc) == (400, {"error": f"row 2: column income {BEYOND_FLOAT32}"
+                                                    f"{shown}"}), (value, doc)
+            status, doc = client.call("POST", "/invocations", f"R1,{value},basic,3.0,north\n",
+                                      "text/csv")
+            assert (status, doc) == (400, {"error": f"CSV row 1: column age {BEYOND_FLOAT32}"
+                                                    f"{shown}"}), (value, doc)
+            status, doc = client.call("POST", f"/v2/models/{NAME}/infer",
+                                      {"inputs": _v2_tensors([_record(age=value)])})
+            assert status == 400 and f"column age {BEYOND_FLOAT32}" in doc["error"], doc
+        # the largest float32 itself is taken
+        status, doc = client.call("POST", "/invocations",
+                                  {"instances": [_record(income=3.4e38)]})
+        assert status == 200, doc
         client.close()
     finally:
         _stop(server, thread)

@@ -11,8 +11,9 @@ prediction goes through the pipeline itself (`model.predict_frame`).
 Numbers go through the graph as 32-bit floats, as ONNX Runtime's scikit-learn operators compute:
 probabilities and regression values agree with the pipeline's to about 1e-6 relative, and the
 check refuses a graph that differs by more than `TOLERANCE` (or by any label) on the probes.
-Rows the graph cannot take as they are (a number beyond float32's range, a category equal to the
-missing-value marker) and results that overflow float32 go through the pipeline.
+Rows the graph cannot take as they are (a category equal to the missing-value marker; a number
+beyond float32's range, which the server's records refuse before) and results that overflow
+float32 go through the pipeline.
 
 One adaptation: ONNX string tensors have no NaN, so a SimpleImputer that fills missing text is
 converted with the marker `MISSING` as its missing value, and missing text is fed as `MISSING`.
@@ -31,13 +32,12 @@ import numpy as np
 import pandas as pd
 
 from ..model import ModelBundle, predict_frame
-from .records import Table
+from .records import FLOAT32_MAX, Table
 
 log = logging.getLogger(__name__)
 
 MISSING = "\x00mlscaffold-missing"
 TOLERANCE = 1e-4  # largest difference allowed on the probes, relative (and absolute near 0)
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _PROBE_NUMBERS = (0.0, 1.0, -2.5, 10.0, None, 123.456, -1000.0, 0.001, 50.0, 1e4, 7.3, -0.4)
 
 
@@ -74,7 +74,7 @@ class CompiledModel:
         feed = {}
         for column in self.numeric:
             array = rows.columns[column]
-            if (np.abs(array) > _FLOAT32_MAX).any():  # NaN compares False
+            if (np.abs(array) > FLOAT32_MAX).any():  # NaN compares False
                 return None
             feed[column] = array.astype(np.float32).reshape(-1, 1)
         for column in self.categorical:
