@@ -1,6 +1,7 @@
-"""The model server against hostile and malformed input: HTTP framing over raw sockets, stalled
-requests, the body limit on chunked bodies, values no model can score, protocol edge cases,
-and a property-based fuzz of the three protocols (no 5xx, every body valid JSON).
+"""The model server against hostile and malformed input: HTTP framing and head limits over raw
+sockets, stalled requests, the body limit on chunked bodies, values no model can score, protocol
+edge cases, and a property-based fuzz of the three protocols and of header fields (no 5xx, every
+body valid JSON).
 
 Each of these failed on the hand-written HTTP layer this server replaced (issue 13). Waits are
 bounded by PATIENCE_SECONDS as a guard against hangs; no test asserts how long anything took.
@@ -8,7 +9,6 @@ bounded by PATIENCE_SECONDS as a guard against hangs; no test asserts how long a
 
 from __future__ import annotations
 
-import http.client
 import json
 import math
 import socket
@@ -28,12 +28,13 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mlscaffold.lifecycle.model import ModelBundle, load_bundle, save_bundle
 from mlscaffold.lifecycle.serving import build_server
+from mlscaffold.lifecycle.serving.server import MAX_HEAD_BYTES, MAX_HEADER_FIELDS
 
 from .conftest import PATIENCE_SECONDS
 from .test_serve import INPUTS, NAME, Client, _fit, _records
 
 LIMIT = 64 * 1024
-STALL_SECONDS = 0.3  # the configured body and head timeouts of the `strict` server
+STALL_SECONDS = 0.3  # the body and head timeouts of the `stalling_port` server
 
 
 def _start(bundle: ModelBundle, **options):
@@ -55,7 +56,17 @@ def classifier(tmp_path_factory) -> ModelBundle:
 
 @pytest.fixture(scope="module")
 def port(classifier):
-    """A binary classifier's server with a 64 KiB body limit and short stall timeouts."""
+    """A binary classifier's server with a 64 KiB body limit and the default (generous) time
+    limits, so that a client descheduled under load is never cut off."""
+    server, thread = _start(classifier, max_body_bytes=LIMIT)
+    yield server.port
+    _stop(server, thread)
+
+
+@pytest.fixture(scope="module")
+def stalling_port(classifier):
+    """The same model with STALL_SECONDS body and head timeouts, for the tests that stall on
+    purpose (they wait for the timeout, so load only makes them wait longer)."""
     server, thread = _start(classifier, max_body_bytes=LIMIT, body_timeout=STALL_SECONDS,
                             head_timeout=STALL_SECONDS)
     yield server.port
@@ -165,24 +176,88 @@ def test_a_declared_length_over_the_limit_gets_413_before_the_body(port):
     assert "the limit is 65536" in _only_error(responses, 413)["error"]
 
 
-def test_a_stalled_body_gets_408_and_a_close(port):
+def test_a_stalled_body_gets_408_and_a_close(stalling_port):
     """The server's body timeout is STALL_SECONDS here: we send half the body and wait."""
     head = (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
             b"Content-Length: 100\r\n\r\n1,2,3")
-    responses, clean = _exchange(port, head)
+    responses, clean = _exchange(stalling_port, head)
     assert "stalled" in _only_error(responses, 408)["error"]
     assert clean
 
 
-def test_a_stalled_request_head_gets_408_and_a_close(port):
-    responses, clean = _exchange(port, b"POST /invocations HTTP/1.1\r\nHost: x\r\nConte")
+def test_a_stalled_request_head_gets_408_and_a_close(stalling_port):
+    responses, clean = _exchange(stalling_port,
+                                 b"POST /invocations HTTP/1.1\r\nHost: x\r\nConte")
     assert "head stalled" in _only_error(responses, 408)["error"]
     assert clean
 
 
-def test_a_silent_connection_is_closed_cleanly(port):
-    responses, clean = _exchange(port)
+def test_a_silent_connection_is_closed_cleanly(stalling_port):
+    responses, clean = _exchange(stalling_port)
     assert responses == [] and clean
+
+
+# the request head: limits uvicorn's httptools protocol does not have (MAX_HEAD_BYTES,
+# MAX_HEADER_FIELDS); a flood of repeated fields once held the server for seconds per request
+
+PAD = b"X-Pad: " + b"a" * 1000 + b"\r\n"
+
+
+def _ping_still_answers(port: int) -> None:
+    client = Client(port)
+    assert client.call("GET", "/ping") == (200, {"status": "healthy"})
+    client.close()
+
+
+def test_a_flood_of_repeated_headers_gets_431_and_the_server_keeps_answering(port):
+    """4 MB of `X-Pad` fields, and the head never ends: only a limit on the bytes received
+    can answer it (without one, the server buffers it all and waits for the head timeout)."""
+    responses, _ = _exchange(port, b"GET /ping HTTP/1.1\r\nHost: x\r\n", *[PAD * 100] * 40)
+    assert _only_error(responses, 431) == {
+        "error": f"the request head is larger than the limit of {MAX_HEAD_BYTES} bytes"}
+    _ping_still_answers(port)
+
+
+@pytest.mark.parametrize(("fields", "status"), [(MAX_HEADER_FIELDS, 200),
+                                               (MAX_HEADER_FIELDS + 1, 431)])
+def test_more_header_fields_than_the_limit_get_431(port, fields, status):
+    head = (b"GET /ping HTTP/1.1\r\nHost: x\r\n" + b"X-A: 1\r\n" * (fields - 2)
+            + b"Connection: close\r\n\r\n")
+    responses, _ = _exchange(port, head)
+    if status == 200:
+        ((answer, _, body),) = responses
+        assert answer == 200 and json.loads(body) == {"status": "healthy"}
+    else:
+        assert _only_error(responses, 431) == {
+            "error": f"the request has more than {MAX_HEADER_FIELDS} header fields"}
+        _ping_still_answers(port)
+
+
+def test_one_header_value_over_the_limit_gets_431(port):
+    """A complete head, sent at once: the field's length is counted when the parser hands it
+    over."""
+    head = (b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * MAX_HEAD_BYTES
+            + b"\r\n\r\n")
+    responses, _ = _exchange(port, head)
+    assert "larger than the limit" in _only_error(responses, 431)["error"]
+    _ping_still_answers(port)
+
+
+def test_a_request_target_over_the_limit_gets_414(port):
+    responses, _ = _exchange(port, b"GET /" + b"p" * MAX_HEAD_BYTES + b" HTTP/1.1\r\n"
+                             b"Host: x\r\n\r\n")
+    assert "request target is longer" in _only_error(responses, 414)["error"]
+    _ping_still_answers(port)
+
+
+def test_repeated_fields_are_read_as_one_list(port):
+    """Accept in two fields is one list of media ranges (RFC 9110 §5.3): q-values still hold."""
+    head = (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Accept: text/csv;q=0.1\r\nAccept: application/json\r\nConnection: close\r\n")
+    body = json.dumps({"instances": _records(1)}).encode()
+    responses, _ = _exchange(port, head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    ((status, headers, data),) = responses
+    assert status == 200 and headers["content-type"] == "application/json", data
 
 
 @pytest.mark.parametrize("method", ["TRACE", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT"])
@@ -318,8 +393,9 @@ def test_accept_q_values_choose_the_answer(port, accept, answer):
         assert status == 200 and isinstance(doc, str) and len(doc.splitlines()) == 1
 
 
-def _fit_tiny_scale(directory: Path) -> ModelBundle:
-    """A regression whose scaler divides by ~3e-4: large inputs overflow to infinity."""
+def _fit_tiny_scale(directory: Path, factor: float = 1e6) -> ModelBundle:
+    """A regression whose scaler divides by ~3e-4 and whose coefficient grows with `factor`:
+    large inputs overflow float32 (factor 1e6) or even float64 (factor 1e270)."""
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"x": rng.uniform(0, 1e-3, 80), "c": rng.choice(["a", "b"], 80)})
     features = {"x": "numeric", "c": "categorical"}
@@ -329,7 +405,7 @@ def _fit_tiny_scale(directory: Path) -> ModelBundle:
         ("categorical", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
                                   ("one_hot", OneHotEncoder(handle_unknown="ignore"))]), ["c"]),
     ], sparse_threshold=0.0)), ("model", Ridge())])
-    pipeline.fit(frame, frame["x"] * 1e6)
+    pipeline.fit(frame, frame["x"] * factor)
     save_bundle(ModelBundle(pipeline=pipeline, task="regression", label="y", features=features,
                             classes=None, metric="m", metrics={}, name=NAME), directory)
     return load_bundle(directory)
@@ -337,25 +413,58 @@ def _fit_tiny_scale(directory: Path) -> ModelBundle:
 
 @pytest.mark.parametrize("fast_path", [True, False])
 def test_a_prediction_that_is_not_finite_is_an_error_not_invalid_json(tmp_path, fast_path):
-    server, thread = _start(_fit_tiny_scale(tmp_path), fast_path=fast_path)
+    server, thread = _start(_fit_tiny_scale(tmp_path / "float32"), fast_path=fast_path)
     try:
         client = Client(server.port)
         # 1e37 overflows float32 inside the ONNX graph: the pipeline answers in float64
         status, doc = client.call("POST", "/invocations", {"instances": [{"x": 1e37, "c": "a"}]})
+        client.close()
         assert status == 200 and math.isfinite(doc["predictions"][0]) and \
             doc["predictions"][0] > 1e39, doc
-        for accept in ("application/json", "text/csv"):  # scaled 3e307, times the coefficient
+    finally:
+        _stop(server, thread)
+    server, thread = _start(_fit_tiny_scale(tmp_path / "float64", 1e270), fast_path=fast_path)
+    try:
+        client = Client(server.port)
+        for accept in ("application/json", "text/csv"):  # 3e38 scaled 1e42, times ~3e268
             status, doc = client.call("POST", "/invocations",
                                       {"instances": [{"x": 5e-4, "c": "a"},
-                                                     {"x": 1e304, "c": "b"}]},
+                                                     {"x": 3e38, "c": "b"}]},
                                       headers={"Accept": accept})
             assert status == 400, doc
             assert "prediction for row(s) 2 is not a finite number" in doc["error"]
-            # beyond float64 in the scaler: scikit-learn refuses the row
+        client.close()
+    finally:
+        _stop(server, thread)
+
+
+BEYOND_FLOAT32 = "must be a number between -3.4e+38 and 3.4e+38 (the float32 range models " \
+                 "compute in), got "
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_numbers_beyond_float32_are_a_400_naming_the_column(classifier, fast_path):
+    """Finite in float64, beyond what tree models and the ONNX graph read: refused before the
+    model on both routes, in JSON and CSV, instead of scikit-learn's message naming no column."""
+    server, thread = _start(classifier, fast_path=fast_path)
+    try:
+        client = Client(server.port)
+        for value, shown in ((1e308, "1e+308"), (-3.5e38, "-3.5e+38"), (10 ** 39, "1e+39")):
             status, doc = client.call("POST", "/invocations",
-                                      {"instances": [{"x": 1e308, "c": "b"}]},
-                                      headers={"Accept": accept})
-            assert status == 400 and "cannot be scored" in doc["error"], doc
+                                      {"instances": [_record(), _record(income=value)]})
+            assert (status, doc) == (400, {"error": f"row 2: column income {BEYOND_FLOAT32}"
+                                                    f"{shown}"}), (value, doc)
+            status, doc = client.call("POST", "/invocations", f"R1,{value},basic,3.0,north\n",
+                                      "text/csv")
+            assert (status, doc) == (400, {"error": f"CSV row 1: column age {BEYOND_FLOAT32}"
+                                                    f"{shown}"}), (value, doc)
+            status, doc = client.call("POST", f"/v2/models/{NAME}/infer",
+                                      {"inputs": _v2_tensors([_record(age=value)])})
+            assert status == 400 and f"column age {BEYOND_FLOAT32}" in doc["error"], doc
+        # the largest float32 itself is taken
+        status, doc = client.call("POST", "/invocations",
+                                  {"instances": [_record(income=3.4e38)]})
+        assert status == 200, doc
         client.close()
     finally:
         _stop(server, thread)
@@ -389,6 +498,17 @@ def _body(draw_doc) -> bytes:
     return json.dumps(draw_doc, allow_nan=True).encode()
 
 
+# extra header fields: (name, value, how many times); repeated or large enough to pass the head
+# limits now and then (MAX_HEADER_FIELDS fields, MAX_HEAD_BYTES bytes)
+_FIELD = st.tuples(
+    st.sampled_from(["X-Pad", "Accept", "Content-Type", "Cookie", "Transfer-Encoding",
+                     "Inference-Header-Content-Length", "Upgrade", "Expect"]),
+    st.builds(lambda base, times: base * times,
+              st.sampled_from(["a", "1", " ", "*/*;q=0.5,", "text/csv", "chunked", "100-continue",
+                               "application/json;q=0"]),
+              st.integers(0, 1200)),
+    st.integers(1, 60))
+
 _REQUEST = st.tuples(
     st.sampled_from(["POST", "POST", "POST", "GET", "PUT", "HEAD"]),
     st.sampled_from(["/invocations", f"/v1/models/{NAME}:predict", f"/v2/models/{NAME}/infer",
@@ -400,7 +520,22 @@ _REQUEST = st.tuples(
                      "application/json; charset=utf-8"]),
     st.sampled_from([None, "application/json", "text/csv", "text/csv;q=0.5, */*;q=0.1",
                      "image/png", "*/*;q=abc"]),
+    st.lists(_FIELD, max_size=3),
 )
+
+
+def _raw_request(method: str, path: str, body: bytes, content_type: str, accept: str | None,
+                 fields: list[tuple[str, str, int]]) -> bytes:
+    """One request with Connection: close, so that the server's answer ends the exchange."""
+    lines = [f"{method} {path} HTTP/1.1", "Host: x", "Connection: close",
+             f"Content-Length: {len(body)}"]
+    if content_type:
+        lines.append(f"Content-Type: {content_type}")
+    if accept is not None:
+        lines.append(f"Accept: {accept}")
+    for name, value, times in fields:
+        lines += [f"{name}: {value}"] * times
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
 def _strict_json(body: bytes):
@@ -413,24 +548,17 @@ def _strict_json(body: bytes):
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(request=_REQUEST)
 def test_fuzz_of_the_three_protocols_never_gives_a_5xx_or_invalid_json(port, request):
-    method, path, body, content_type, accept = request
-    headers = {"Content-Type": content_type} if content_type else {}
-    if accept is not None:
-        headers["Accept"] = accept
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=PATIENCE_SECONDS)
-    try:
-        connection.request(method, path, body=body, headers=headers)
-        response = connection.getresponse()
-        data = response.read()
-    finally:
-        connection.close()
-    assert response.status < 500, (response.status, data)
+    method = request[0]
+    responses, _ = _exchange(port, _raw_request(*request))
+    assert len(responses) == 1, responses
+    ((status, headers, data),) = responses
+    assert status < 500, (status, data)
     if method == "HEAD":
         assert data == b""
-    elif response.getheader("Content-Type") == "text/csv":
-        assert response.status == 200 and all(line for line in data.decode().splitlines())
+    elif headers.get("content-type") == "text/csv":
+        assert status == 200 and all(line for line in data.decode().splitlines())
         assert not {"nan", "inf", "-inf"} & set(data.decode().lower().split())
     else:
-        assert response.getheader("Content-Type") == "application/json"
+        assert headers.get("content-type") == "application/json", (status, headers, data)
         doc = _strict_json(data)
-        assert response.status == 200 or isinstance(doc.get("error"), str)
+        assert status == 200 or isinstance(doc.get("error"), str)

@@ -52,12 +52,10 @@ class Request:
     def __init__(self, scope: dict, receive: Any, max_body_bytes: int, body_timeout: float):
         self.method: str = scope["method"]
         self.path: str = scope["path"]
-        headers: dict[str, str] = {}
-        for name, value in scope["headers"]:
-            key = name.decode("latin-1")
-            text = value.decode("latin-1")
-            headers[key] = f"{headers[key]}, {text}" if key in headers else text
-        self.headers = headers
+        values: dict[str, list[str]] = {}
+        for name, value in scope["headers"]:  # repeated fields: one value, joined once
+            values.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
+        self.headers = {key: ", ".join(parts) for key, parts in values.items()}
         self._receive = receive
         self._limit = max_body_bytes
         self._timeout = body_timeout

@@ -11,11 +11,18 @@ prediction goes through the pipeline itself (`model.predict_frame`).
 Numbers go through the graph as 32-bit floats, as ONNX Runtime's scikit-learn operators compute:
 probabilities and regression values agree with the pipeline's to about 1e-6 relative, and the
 check refuses a graph that differs by more than `TOLERANCE` (or by any label) on the probes.
-Rows the graph cannot take as they are (a number beyond float32's range, a category equal to the
-missing-value marker) and results that overflow float32 go through the pipeline.
+Rows the graph cannot take as they are (a category equal to the missing-value marker; a number
+beyond float32's range, which the server's records refuse before) and results that overflow
+float32 go through the pipeline.
 
 One adaptation: ONNX string tensors have no NaN, so a SimpleImputer that fills missing text is
 converted with the marker `MISSING` as its missing value, and missing text is fed as `MISSING`.
+
+An ensemble from `train` (`ensemble.EnsembleClassifier` / `EnsembleRegressor`, which skl2onnx
+does not know) is compiled member by member: each member behind the pipeline's preprocessing is
+one graph, and their outputs are combined as the ensemble combines them (its normalized
+`weights_`; each member's probability columns placed under the ensemble's classes), in float64.
+The probe check then compares the combination with the pipeline.
 """
 
 from __future__ import annotations
@@ -30,14 +37,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..ensemble import EnsembleClassifier, EnsembleRegressor, align_probabilities
 from ..model import ModelBundle, predict_frame
-from .records import Table
+from .records import FLOAT32_MAX, Table
 
 log = logging.getLogger(__name__)
 
 MISSING = "\x00mlscaffold-missing"
 TOLERANCE = 1e-4  # largest difference allowed on the probes, relative (and absolute near 0)
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _PROBE_NUMBERS = (0.0, 1.0, -2.5, 10.0, None, 123.456, -1000.0, 0.001, 50.0, 1e4, 7.3, -0.4)
 
 
@@ -48,8 +55,10 @@ class CompiledModel:
         self.bundle = bundle
         self.numeric = [c for c, kind in bundle.features.items() if kind == "numeric"]
         self.categorical = [c for c, kind in bundle.features.items() if kind == "categorical"]
-        self.session = _session(_convert(bundle, self.numeric, self.categorical))
         self.classes = bundle.classes
+        # (weight, session, the member's classes and the ensemble's, or None when the same)
+        self.parts = [(weight, _session(graph), classes) for weight, graph, classes
+                      in _convert(bundle, self.numeric, self.categorical)]
 
     @classmethod
     def build(cls, bundle: ModelBundle) -> CompiledModel | None:
@@ -74,7 +83,7 @@ class CompiledModel:
         feed = {}
         for column in self.numeric:
             array = rows.columns[column]
-            if (np.abs(array) > _FLOAT32_MAX).any():  # NaN compares False
+            if (np.abs(array) > FLOAT32_MAX).any():  # NaN compares False
                 return None
             feed[column] = array.astype(np.float32).reshape(-1, 1)
         for column in self.categorical:
@@ -84,9 +93,8 @@ class CompiledModel:
             if None in values:
                 values = [MISSING if v is None else v for v in values]
             feed[column] = np.array(values, dtype=object).reshape(-1, 1)
-        outputs = self.session.run(None, feed)
-        scores = outputs[0] if self.classes is None else outputs[-1]
-        if not np.isfinite(scores).all():  # float32 overflow: the pipeline computes in float64
+        scores = self._scores(feed)
+        if scores is None:
             return None
         if self.classes is None:
             return {"predictions": scores.astype(np.float64).ravel().tolist(),
@@ -94,6 +102,23 @@ class CompiledModel:
         probabilities = scores.astype(np.float64)
         return {"predictions": [self.classes[i] for i in np.argmax(probabilities, axis=1)],
                 "probabilities": probabilities.tolist()}
+
+    def _scores(self, feed: dict) -> np.ndarray | None:
+        """Regression values or class probabilities, None when float32 overflowed (the
+        pipeline computes in float64)."""
+        total = None
+        for weight, session, classes in self.parts:
+            outputs = session.run(None, feed)
+            scores = outputs[0] if self.classes is None else outputs[-1]
+            if not np.isfinite(scores).all():
+                return None
+            if len(self.parts) == 1:
+                return scores
+            scores = scores.astype(np.float64)
+            if classes is not None:
+                scores = align_probabilities(scores, *classes)
+            total = weight * scores if total is None else total + weight * scores
+        return total
 
     def check(self) -> str:
         """'' when the graph predicts what the pipeline does on the probe rows, else why not."""
@@ -140,12 +165,34 @@ def _estimators(estimator: Any) -> Iterator[Any]:
                 yield from _estimators(item[1])
 
 
-def _convert(bundle: ModelBundle, numeric: list[str], categorical: list[str]) -> bytes:
+def _convert(bundle: ModelBundle, numeric: list[str],
+             categorical: list[str]) -> list[tuple[float, bytes, Any]]:
+    """(weight, ONNX graph, (member classes, ensemble classes) or None) per part: the pipeline,
+    or one per member of an ensemble (see the module docstring)."""
+    from sklearn.pipeline import Pipeline
+
+    pipeline = bundle.pipeline
+    final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else None
+    if not isinstance(final, EnsembleClassifier | EnsembleRegressor):
+        return [(1.0, _graph(bundle, pipeline, numeric, categorical), None)]
+    parts = []
+    for weight, member in zip(final.weights_, final.estimators_, strict=True):
+        member_pipeline = Pipeline([*pipeline.steps[:-1], (pipeline.steps[-1][0], member)])
+        classes = None
+        if bundle.classes is not None and list(member.classes_) != list(final.classes_):
+            classes = (member.classes_, final.classes_)
+        parts.append((float(weight), _graph(bundle, member_pipeline, numeric, categorical),
+                      classes))
+    return parts
+
+
+def _graph(bundle: ModelBundle, pipeline: Any, numeric: list[str],
+           categorical: list[str]) -> bytes:
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
     from sklearn.impute import SimpleImputer
 
-    pipeline = copy.deepcopy(bundle.pipeline)
+    pipeline = copy.deepcopy(pipeline)
     for estimator in _estimators(pipeline):
         statistics = getattr(estimator, "statistics_", None)
         if (isinstance(estimator, SimpleImputer) and isinstance(estimator.missing_values, float)

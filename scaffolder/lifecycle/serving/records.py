@@ -4,8 +4,14 @@ Every protocol turns its payload into a `Table` through `Columns`, which keeps t
 columns and gives each value the type the model reads: a finite float or missing in a numeric
 column, a string or None in a categorical one. Anything else is refused with a 400 naming the
 row and the column, so no value reaches the model that it would choke on (NaN, infinities,
-integers beyond float range, nested lists). A table is by column, the way the model reads it:
-a column of plain numbers or plain text is checked in one pass, without a call per value.
+integers beyond float range, numbers beyond float32's range, nested lists). A table is by
+column, the way the model reads it: a column of plain numbers or plain text is checked in one
+pass, without a call per value.
+
+Why float32's range: tree and forest models convert their input to float32 (scikit-learn's
+`predict` docstrings: "Internally, its dtype will be converted to dtype=np.float32") and refuse
+a larger number with scikit-learn's own message, and the ONNX route computes in float32; such a
+number is refused here on every route, naming its column.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ import orjson
 
 from ..model import ModelBundle
 from .errors import RequestError, type_name
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # about 3.4e38
+_RANGE = f"between -{FLOAT32_MAX:.2g} and {FLOAT32_MAX:.2g}"
 
 
 @dataclass
@@ -104,7 +113,7 @@ class Columns:
                     array = np.array(values, dtype=np.float64)
                 except OverflowError:  # an integer beyond float range: named below
                     array = None
-                if array is not None and np.isfinite(array).all():
+                if array is not None and (np.abs(array) <= FLOAT32_MAX).all():  # NaN: False
                     return array
             check = _number_or_missing if name in self.strays else _number
             checked = self._each(name, values, where, check)
@@ -125,17 +134,18 @@ class Columns:
 
 
 def _number(value: Any) -> float | None:
-    """A numeric cell: None, or a finite float (ValueError says what is wrong)."""
+    """A numeric cell: None, or a float within float32's range (ValueError says what is
+    wrong)."""
     kind = type(value)
     if kind is float:
-        if math.isfinite(value):
-            return value
-        raise ValueError(f"must be a finite number, got {_shown(value)}")
+        if not math.isfinite(value):
+            raise ValueError(f"must be a finite number, got {_shown(value)}")
+        return _in_range(value)
     if value is None:
         return None
     if kind is int:
         try:
-            return float(value)
+            return _in_range(float(value))
         except OverflowError:
             raise ValueError("holds a number beyond the floating-point range") from None
     if kind is str:
@@ -148,8 +158,15 @@ def _number(value: Any) -> float | None:
             raise ValueError(f"must be a number, got {_shown(value)}") from None
         if not math.isfinite(number):
             raise ValueError(f"must be a finite number, got {_shown(value)}")
-        return number
+        return _in_range(number)
     raise ValueError(f"must be a number, got {type_name(value)}")
+
+
+def _in_range(number: float) -> float:
+    if abs(number) > FLOAT32_MAX:
+        raise ValueError(f"must be a number {_RANGE} (the float32 range models compute in), "
+                         f"got {number:g}")
+    return number
 
 
 def _number_or_missing(value: Any) -> float | None:

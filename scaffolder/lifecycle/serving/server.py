@@ -13,6 +13,10 @@ What this module adds to uvicorn, each a small override of its protocol or serve
 * time limits where uvicorn has none (Kludex/uvicorn#157; its keep-alive timer restarts on
   every byte): a connection that sends nothing, or whose request head is not complete
   `head_timeout` seconds after it began, is closed (with a 408 when a request had begun);
+* size limits on the request head where uvicorn's httptools protocol has none (Kludex/uvicorn#157:
+  llhttp's own limit cannot be set): a head over `MAX_HEAD_BYTES`, or with more than
+  `MAX_HEADER_FIELDS` fields, gets a 431 (a request target over the limit, a 414) and the
+  connection closes, counted as the bytes arrive, so a head that never ends is refused too;
 * a drain on SIGTERM or SIGINT that answers every request it has received: the listening socket
   closes, requests in flight are answered with ``Connection: close``, and an idle keep-alive
   connection stays open for `drain_idle_seconds` so that a request already on its way is
@@ -51,12 +55,22 @@ DEFAULT_HEAD_TIMEOUT = 30.0  # a connection silent (or mid-head) this long befor
 KEEP_ALIVE_SECONDS = 75
 DRAIN_IDLE_SECONDS = 5.0
 BACKLOG = 1024
+# the request line and header fields together, and the number of fields: Apache httpd allows
+# 100 fields (LimitRequestFields) of 8190 bytes each; a model request needs a handful
+MAX_HEAD_BYTES = 64 * 1024
+MAX_HEADER_FIELDS = 100
 
 
-def _raw_answer(status: int, reason: str, message: str) -> bytes:
+class _HeadTooLarge(Exception):
+    """Raised inside a parser callback: httptools turns it into HttpParserError."""
+
+
+def _raw_answer(status: int, reason: str, message: str, head_only: bool = False) -> bytes:
+    """An error answer that closes the connection; `head_only` for a HEAD request."""
     body = dumps({"error": message})
     return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() \
+        + (b"" if head_only else body)
 
 
 class _Coalescing:
@@ -94,23 +108,82 @@ class _Coalescing:
 
 
 class _Protocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with JSON refusals, head timeouts and a lingering drain."""
+    """uvicorn's httptools protocol with JSON refusals, head timeouts and size limits, and a
+    lingering drain."""
 
     head_timeout = DEFAULT_HEAD_TIMEOUT
     drain_idle_seconds = DRAIN_IDLE_SECONDS
+    max_head_bytes = MAX_HEAD_BYTES
+    max_header_fields = MAX_HEADER_FIELDS
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(_Coalescing(transport, self.loop))
         self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out, False)
+        # a request head is awaited from here on and after each message: `_head_received`
+        # counts the bytes that arrived meanwhile, `_head_parsed` what the parser gave back
+        self._in_head = True
+        self._head_received = self._head_parsed = self._head_fields = 0
+        self._refusal: bytes | None = None
+        self._is_head = False  # the request's method is HEAD: answers have no body
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_received += len(data)
+        super().data_received(data)
+        # a head still incomplete after a whole chunk: every byte counted was the head's (a
+        # field's value is only handed over when it ends, so on_header alone cannot see it)
+        if self._in_head and self._head_received > self.max_head_bytes \
+                and not self.transport.is_closing():
+            self._refuse_head(431, "Request Header Fields Too Large", self._too_large())
+            self._refuse()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._head_parsed = self._head_fields = 0
+        self._is_head = False
         self._cancel_head_timer()
         self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out, True)
 
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        if not self._head_parsed:  # the method is parsed before the target
+            self._is_head = self.parser.get_method() == b"HEAD"
+        self._head_parsed += len(url)
+        if self._head_parsed > self.max_head_bytes:
+            self._refuse_head(414, "URI Too Long", f"the request target is longer than the "
+                                                   f"limit of {self.max_head_bytes} bytes")
+            raise _HeadTooLarge
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_parsed += len(name) + len(value) + 4  # ": " and CRLF
+        self._head_fields += 1
+        if self._head_fields > self.max_header_fields:
+            self._refuse_head(431, "Request Header Fields Too Large",
+                              f"the request has more than {self.max_header_fields} header "
+                              "fields")
+            raise _HeadTooLarge
+        if self._head_parsed > self.max_head_bytes:
+            self._refuse_head(431, "Request Header Fields Too Large", self._too_large())
+            raise _HeadTooLarge
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
+        self._in_head = False
         self._cancel_head_timer()
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head = True
+        self._head_received = 0
+
+    def _too_large(self) -> str:
+        return f"the request head is larger than the limit of {self.max_head_bytes} bytes"
+
+    def _refuse_head(self, status: int, reason: str, message: str) -> None:
+        # the answer goes out from send_400_response, where uvicorn sends a parser error
+        self._refusal = _raw_answer(status, reason, message, self._is_head)
+        log.info("request head refused: %d %s", status, message)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
@@ -129,14 +202,27 @@ class _Protocol(HttpToolsProtocol):
             return
         if begun:
             message = f"the request head stalled: not complete after {self.head_timeout:g} s"
-            self.transport.write(_raw_answer(408, "Request Timeout", message))
+            self.transport.write(_raw_answer(408, "Request Timeout", message, self._is_head))
         self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
-        # llhttp refused the request's framing: answer in JSON and close (RFC 9112 §6.3)
+        # llhttp refused the request's framing, or a head limit was passed (`_refusal`)
+        self._refuse()
+
+    def _refuse(self) -> None:
+        """Answer a request the parser cannot go on with in JSON, and close (RFC 9112 §6.3)."""
         self._cancel_head_timer()
-        self.transport.write(_raw_answer(400, "Bad Request", "malformed HTTP request: the "
-                                         "request line, a header or the body framing is invalid"))
+        in_head, self._in_head = self._in_head, False
+        answer = self._refusal or _raw_answer(
+            400, "Bad Request", "malformed HTTP request: the request line, a header or the "
+                                "body framing is invalid", self._is_head)
+        if in_head and self.cycle is not None and not self.cycle.response_complete:
+            # the head of a pipelined request while the one before is being answered: that
+            # answer goes out, then the connection closes; nothing more is read
+            self.flow.pause_reading()
+            self.cycle.keep_alive = False
+            return
+        self.transport.write(answer)
         self.transport.close()
 
     def shutdown(self) -> None:
