@@ -104,6 +104,25 @@ def test_progressive_delivery_passes_both_packs_and_a_short_bake_fails(run_cli, 
             "seconds the rollback alarms need to fire") in failed.stdout
 
 
+def test_extended_support_fails_unless_the_policy_file_allows_it(run_cli, tmp_path, project):
+    """cluster.support_type EXTENDED is reported by the cost pack's eks-upgrade-policy; the
+    policy file of docs/policies.md lets a prod stack pay for it deliberately."""
+    copy = tmp_path / "checked"
+    subprocess.run(["cp", "-r", str(project), str(copy)], check=True)
+    _set_stack(copy, "prod",
+               lambda p: p["cluster"].update(enabled=True, support_type="EXTENDED"))
+    failed = run_cli(["check", str(copy), "--stack", "prod"])
+    assert failed.exit_code == 1
+    assert "prod: FAILED: 1 mandatory" in failed.stdout
+    assert ("[mandatory/medium] eks-upgrade-policy: Cluster 'checked-prod-cluster-eks': "
+            "upgradePolicy.supportType is EXTENDED: from ") in failed.stdout
+    policy = tmp_path / "org.yaml"
+    policy.write_text("version: 1\nenvironments:\n  prod:\n    eks-upgrade-policy: "
+                      "{allow_extended: true}\n")
+    allowed = run_cli(["check", str(copy), "--stack", "prod", "--policy-config", str(policy)])
+    assert allowed.exit_code == 0, allowed.stdout
+
+
 def test_advisory_level_from_the_policy_file_does_not_fail(run_cli, tmp_path, project):
     copy = tmp_path / "checked"
     subprocess.run(["cp", "-r", str(project), str(copy)], check=True)
