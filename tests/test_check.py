@@ -41,6 +41,56 @@ def test_every_generated_stack_passes_both_packs(tmp_path, serving, feature_stor
         assert check.result.rules == len(RULES)
 
 
+def _cluster(graph) -> dict:
+    [cluster] = [r for r in graph.resources if r.type == "aws:eks/cluster:Cluster"]
+    return cluster.inputs
+
+
+# stack options the spec's choices above do not reach, set in every stack's Pulumi.<env>.yaml:
+# (serving, settings merged into <project>:platform, what the built graph must show)
+STACK_OPTIONS = {
+    "sagemaker-serving-with-a-cluster": (
+        "sagemaker", {"cluster": {"enabled": True}},
+        lambda graph: _cluster(graph) and any(
+            r.type == "aws:sagemaker/endpoint:Endpoint" for r in graph.resources)),
+    "mlflow-tracking-server": (
+        "sagemaker", {"tracking": {"mlflow_server": True}},
+        lambda graph: any(r.type == "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer"
+                          for r in graph.resources)),
+    "public-api-cidrs": (
+        "kserve", {"cluster": {"public_access_cidrs": ["203.0.113.0/24"]}},
+        lambda graph: _cluster(graph)["vpcConfig"]["publicAccessCidrs"] == ["203.0.113.0/24"]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("option", STACK_OPTIONS)
+def test_stack_options_beyond_the_matrix_pass_both_packs(tmp_path, option):
+    """Options set in the stacks' config, not by `new`: every environment builds with them
+    under mocks and passes both packs with no mandatory finding."""
+    from mlscaffold.infra import preview_stack
+    from mlscaffold.policies.engine import evaluate
+
+    serving, settings, built = STACK_OPTIONS[option]
+    spec = validate_spec({"name": "opt", "serving": serving, "feature_store": "none",
+                          "ci": "none"})
+    root = create_project(tmp_path / "opt", spec, git=False).path
+
+    def apply(platform):
+        for section, values in settings.items():
+            platform.setdefault(section, {}).update(values)
+
+    for environment in spec.environments:
+        _set_stack(root, environment, apply)
+    opened = open_infra_project(root)
+    for environment in spec.environments:
+        graph = preview_stack(opened, environment)  # what check_stack evaluates
+        assert built(graph), environment
+        result = evaluate(graph, policy_configs(opened, environment))
+        assert result.mandatory == [], [f.message for f in result.mandatory]
+        assert result.rules == len(RULES)
+
+
 def test_examples_pass_with_every_rule_run(run_cli):
     result = run_cli(["check", str(EXAMPLE), "--format", "json"])
     assert result.exit_code == 0, result.stdout
