@@ -99,6 +99,7 @@ DOMAINS: dict[str, tuple[Rule, ...]] = {
         cost.required_tags,
         cost.endpoint_instance_count,
         cost.log_retention_bounded,
+        cost.eks_upgrade_policy,
         cost.monthly_budget,
         cost.mlflow_server_size,
     ),

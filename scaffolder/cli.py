@@ -710,15 +710,17 @@ def preflight(project: Path, stack: str, output_format: str, strict: bool) -> No
     """Check the AWS service quotas PROJECT's stacks need, before deploying them.
 
     Each stack's infra/ program runs under Pulumi's mocks to learn what it launches (node
-    groups, Karpenter NodePools, instances, SageMaker endpoints and Model Monitor jobs); then
+    groups, Karpenter NodePools, the GPU nodes of KServe predictors, instances, SageMaker
+    endpoints and Model Monitor jobs); then
     the quotas of the stack's account and region (config aws:region) are read with your AWS
     credentials (the default chain: AWS_PROFILE, SSO, environment, role) and compared. New
     accounts have 0 vCPUs of GPU instances. A shortfall prints the `aws service-quotas`
     command that requests it.
 
     Exit status: 1 when a quota is below what a deploy launches (minimum and desired sizes;
-    SageMaker endpoints twice their instances, for blue/green updates); 0 when quotas cover a
-    deploy but not full scale (maximum sizes), unless --strict. Missing credentials exit 2.
+    the nodes a GPU predictor's minReplicas need; SageMaker endpoints twice their instances,
+    for blue/green updates); 0 when quotas cover a deploy but not full scale (maximum sizes),
+    unless --strict. Missing credentials exit 2.
 
     \b
     Examples:

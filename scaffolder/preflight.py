@@ -6,8 +6,9 @@ endpoints. Preflight knows what a stack launches (its program runs under Pulumi'
 sets it against the quotas of the stack's account and region:
 
 - :func:`needs_of` derives, from a ``ResourceGraph``, the capacity each quota must cover: right
-  away (minimum and desired sizes: what a deploy launches) and at full scale (maximum sizes,
-  autoscaling maxima, Karpenter limits);
+  away (minimum and desired sizes, and the GPU nodes a KServe predictor's ``minReplicas`` keep
+  up: what a deploy launches) and at full scale (maximum sizes, autoscaling maxima, Karpenter
+  limits);
 - :func:`read_quotas` reads quotas through a boto3 ``service-quotas`` client, one listing pass
   per service and region (applied values first, AWS defaults for quotas never adjusted);
 - :func:`compare` checks each need against its quota.
@@ -362,6 +363,39 @@ def _processing_jobs(resources: list[Any]) -> Iterator[Need]:
             f"Model Monitor job {resource.name}: {count} x {instance_type} per scheduled run")
 
 
+def _predictors(resources: list[Any], notes: list[str]) -> list[Need]:
+    """The GPU nodes KServe predictors keep up from the first deploy: the in-cluster program's
+    ``pulumi up`` waits until the InferenceService is Ready (``pulumi.com/waitFor``), which
+    takes ``minReplicas`` running replicas, so their nodes are a deploy need. Where they land
+    (type, count, purchase option) is the cost estimator's reckoning, the one source; the
+    pool's own need already counts them at full scale (its limits or maximum size)."""
+    from .policies.cost.estimate import predictor_nodes
+    from .stacks.instances import EC2_INSTANCES, instance_family
+
+    needs = []
+    for placed in predictor_nodes(resources):
+        where = f"{placed.pool_kind} {placed.pool}"
+        info = EC2_INSTANCES.get(placed.instance_type)
+        quota = ec2_quota(instance_family(placed.instance_type), placed.purchase)
+        if info is None or quota is None:
+            notes.append(f"InferenceService {placed.service}: no {placed.purchase} vCPU quota "
+                         f"known for {placed.instance_type!r} of {where}; not checked")
+            continue
+        # Karpenter docs, "Scheduling", Capacity Type: with spot and on-demand allowed it
+        # prefers spot and launches on-demand when spot is unavailable; on-demand is counted,
+        # as the estimator prices it, being what a deploy falls back on
+        mixed = " (the pool allows spot too; on-demand is the fallback)" if placed.mixed else ""
+        beyond = f" beyond its desired size {placed.baseline}" \
+            if placed.pool_kind == "node group" else ""
+        needs.append(Need("ec2", quota.code, quota.name, placed.service,
+                          placed.nodes * info.vcpus, 0,
+                          f"InferenceService {placed.service}: minReplicas {placed.replicas} x "
+                          f"{placed.gpus} GPU keep {placed.nodes} x {placed.instance_type} "
+                          f"({info.vcpus} vCPUs) {placed.purchase}{mixed} of {where} "
+                          f"up{beyond}; pulumi up waits until it is Ready"))
+    return needs
+
+
 def needs_of(graph: Any) -> StackNeeds:
     """What the stack of `graph` (a mocked ``ResourceGraph``) asks of each quota."""
     from .policies.cost.estimate import NODE_GROUP, graph_resources, sagemaker_variants
@@ -387,6 +421,7 @@ def needs_of(graph: Any) -> StackNeeds:
             f" x 2 while a blue/green update runs the new fleet beside the old; full scale "
             f"2 x {maximum} (autoscaling maximum)"))
     needs += _processing_jobs(custom)
+    needs += _predictors(graph_resources(graph), notes)
     return StackNeeds(tuple(needs), tuple(dict.fromkeys(notes)))
 
 

@@ -41,6 +41,56 @@ def test_every_generated_stack_passes_both_packs(tmp_path, serving, feature_stor
         assert check.result.rules == len(RULES)
 
 
+def _cluster(graph) -> dict:
+    [cluster] = [r for r in graph.resources if r.type == "aws:eks/cluster:Cluster"]
+    return cluster.inputs
+
+
+# stack options the spec's choices above do not reach, set in every stack's Pulumi.<env>.yaml:
+# (serving, settings merged into <project>:platform, what the built graph must show)
+STACK_OPTIONS = {
+    "sagemaker-serving-with-a-cluster": (
+        "sagemaker", {"cluster": {"enabled": True}},
+        lambda graph: _cluster(graph) and any(
+            r.type == "aws:sagemaker/endpoint:Endpoint" for r in graph.resources)),
+    "mlflow-tracking-server": (
+        "sagemaker", {"tracking": {"mlflow_server": True}},
+        lambda graph: any(r.type == "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer"
+                          for r in graph.resources)),
+    "public-api-cidrs": (
+        "kserve", {"cluster": {"public_access_cidrs": ["203.0.113.0/24"]}},
+        lambda graph: _cluster(graph)["vpcConfig"]["publicAccessCidrs"] == ["203.0.113.0/24"]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("option", STACK_OPTIONS)
+def test_stack_options_beyond_the_matrix_pass_both_packs(tmp_path, option):
+    """Options set in the stacks' config, not by `new`: every environment builds with them
+    under mocks and passes both packs with no mandatory finding."""
+    from mlscaffold.infra import preview_stack
+    from mlscaffold.policies.engine import evaluate
+
+    serving, settings, built = STACK_OPTIONS[option]
+    spec = validate_spec({"name": "opt", "serving": serving, "feature_store": "none",
+                          "ci": "none"})
+    root = create_project(tmp_path / "opt", spec, git=False).path
+
+    def apply(platform):
+        for section, values in settings.items():
+            platform.setdefault(section, {}).update(values)
+
+    for environment in spec.environments:
+        _set_stack(root, environment, apply)
+    opened = open_infra_project(root)
+    for environment in spec.environments:
+        graph = preview_stack(opened, environment)  # what check_stack evaluates
+        assert built(graph), environment
+        result = evaluate(graph, policy_configs(opened, environment))
+        assert result.mandatory == [], [f.message for f in result.mandatory]
+        assert result.rules == len(RULES)
+
+
 def test_examples_pass_with_every_rule_run(run_cli):
     result = run_cli(["check", str(EXAMPLE), "--format", "json"])
     assert result.exit_code == 0, result.stdout
@@ -102,6 +152,25 @@ def test_progressive_delivery_passes_both_packs_and_a_short_bake_fails(run_cli, 
             "'checked-prod-serving-endpoint': deploymentConfig.blueGreenUpdatePolicy."
             "trafficRoutingConfiguration.waitIntervalInSeconds is 60, shorter than the 120 "
             "seconds the rollback alarms need to fire") in failed.stdout
+
+
+def test_extended_support_fails_unless_the_policy_file_allows_it(run_cli, tmp_path, project):
+    """cluster.support_type EXTENDED is reported by the cost pack's eks-upgrade-policy; the
+    policy file of docs/policies.md lets a prod stack pay for it deliberately."""
+    copy = tmp_path / "checked"
+    subprocess.run(["cp", "-r", str(project), str(copy)], check=True)
+    _set_stack(copy, "prod",
+               lambda p: p["cluster"].update(enabled=True, support_type="EXTENDED"))
+    failed = run_cli(["check", str(copy), "--stack", "prod"])
+    assert failed.exit_code == 1
+    assert "prod: FAILED: 1 mandatory" in failed.stdout
+    assert ("[mandatory/medium] eks-upgrade-policy: Cluster 'checked-prod-cluster-eks': "
+            "upgradePolicy.supportType is EXTENDED: from ") in failed.stdout
+    policy = tmp_path / "org.yaml"
+    policy.write_text("version: 1\nenvironments:\n  prod:\n    eks-upgrade-policy: "
+                      "{allow_extended: true}\n")
+    allowed = run_cli(["check", str(copy), "--stack", "prod", "--policy-config", str(policy)])
+    assert allowed.exit_code == 0, allowed.stdout
 
 
 def test_advisory_level_from_the_policy_file_does_not_fail(run_cli, tmp_path, project):

@@ -1,5 +1,6 @@
 """The hook examples of docs/lifecycle.md work as written: a project trains, selects and predicts
-with them."""
+with them; docs/policies.md shows the registry's rule count and a policy file the schema
+accepts."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
+from mlscaffold.policies.registry import RULES
 from mlscaffold.project import create_project
 from mlscaffold.spec import validate_spec
 
@@ -92,3 +96,20 @@ def test_the_documented_plots_are_the_ones_evaluate_draws():
 
     assert draw(missing) == []
     assert f"warning: {said[0]}".replace(pinned(), "mlscaffold-kit==X.Y.Z") in text
+
+
+def test_the_policies_page_counts_the_registrys_rules():
+    text = (REPO / "docs" / "policies.md").read_text()
+    counts = re.findall(r"\((\d+) rules on \d+ resources\)", text)
+    assert counts and all(int(count) == len(RULES) for count in counts), counts
+
+
+def test_the_documented_extended_support_policy_file_is_valid(run_cli):
+    import jsonschema
+
+    text = (REPO / "docs" / "policies.md").read_text()
+    section = text.split("## Extended support is never billed silently", 1)[1].split("\n## ")[0]
+    [block] = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
+    document = yaml.safe_load(block)
+    assert document["environments"]["prod"]["eks-upgrade-policy"] == {"allow_extended": True}
+    jsonschema.validate(document, json.loads(run_cli(["policy", "schema"]).stdout))

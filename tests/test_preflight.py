@@ -48,6 +48,8 @@ ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
 ENDPOINT_CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
 TARGET = "aws:appautoscaling/target:Target"
 JOB = "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition"
+ISVC = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
+GPU_LABELS = {"nvidia.com/gpu.present": "true", "mlscaffold.io/node-pool": "gpu"}
 
 STANDARD = "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances"
 STANDARD_SPOT = "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests"
@@ -266,6 +268,69 @@ def test_endpoints_need_twice_their_instances_and_monitoring_jobs_their_own():
         "maximum)")
     assert needs.needs[1].basis == ("Model Monitor job drift: 1 x ml.m5.xlarge per scheduled "
                                     "run")
+
+
+def _inference_service(min_replicas: int, gpus: int) -> GraphResource:
+    limits: dict[str, Any] = {"cpu": "1", "memory": "2Gi"}
+    if gpus:
+        limits["nvidia.com/gpu"] = str(gpus)
+    return _resource(ISVC, "model", {"spec": {"predictor": {
+        "minReplicas": min_replicas, "maxReplicas": 6, "nodeSelector": dict(GPU_LABELS),
+        "containers": [{"name": "kserve-container", "resources": {"limits": limits}}]}}})
+
+
+def _gpu_pool(*capacity: str) -> GraphResource:
+    pool = _node_pool("gpu", [_in("karpenter.k8s.aws/instance-family", "g5", "g6"),
+                              _in("karpenter.k8s.aws/instance-size", "xlarge", "2xlarge"),
+                              _in("karpenter.sh/capacity-type", *capacity)],
+                      {"cpu": "64", "nvidia.com/gpu": "8"})
+    pool.inputs["spec"]["template"]["metadata"] = {"labels": dict(GPU_LABELS)}
+    return pool
+
+
+@pytest.mark.parametrize(("capacity", "code", "purchase"), [
+    (("on-demand",), "L-DB2E81BA", "on-demand"),
+    (("spot",), "L-3819A6DF", "spot"),
+    (("spot", "on-demand"), "L-DB2E81BA",
+     "on-demand (the pool allows spot too; on-demand is the fallback)"),
+])
+def test_a_gpu_predictors_minimum_is_a_deploy_need_of_its_pools_quota(capacity, code,
+                                                                      purchase):
+    """pulumi up waits until the InferenceService is Ready: its minReplicas need GPU nodes
+    right away, on the type the cost estimator places them on (the cheapest that holds a
+    replica: g6.xlarge, 1 GPU, 4 vCPUs), against the quota of the pool's purchase option."""
+    from mlscaffold.policies.cost.estimate import estimate, graph_resources
+
+    graph = _graph(_gpu_pool(*capacity), _inference_service(3, 1))
+    needs = needs_of(graph)
+    predictor = [n for n in needs.needs if n.resource == "model"]
+    assert [(n.quota, n.deploy, n.full_scale) for n in predictor] == [(code, 12, 0)]
+    assert predictor[0].basis == (
+        f"InferenceService model: minReplicas 3 x 1 GPU keep 3 x g6.xlarge (4 vCPUs) {purchase} "
+        "of NodePool gpu up; pulumi up waits until it is Ready")
+    # the pool's own need is unchanged: nothing at first, limits.cpu at full scale
+    assert all((n.deploy, n.full_scale) == (0, 64) for n in needs.needs if n.resource == "gpu")
+    # one reckoning: the estimator prices the same nodes
+    [line] = [line for line in estimate(graph_resources(graph), "us-east-1").lines
+              if line.resource == "model"]
+    assert line.basis.startswith("minReplicas 3 x 1 GPU keep 3 x g6.xlarge ")
+
+
+def test_a_predictor_on_a_gpu_node_group_needs_the_nodes_beyond_its_desired_size():
+    group = _resource(NODE_GROUP, "gpu-group", {
+        "instanceTypes": ["g5.xlarge"], "capacityType": "SPOT", "labels": dict(GPU_LABELS),
+        "scalingConfig": {"minSize": 0, "desiredSize": 1, "maxSize": 4}})
+    graph = _graph(group, _inference_service(3, 1))
+    assert _summary(graph) == [("L-3819A6DF", "gpu-group", 4, 16), ("L-3819A6DF", "model", 8, 0)]
+    assert needs_of(graph).needs[1].basis == (
+        "InferenceService model: minReplicas 3 x 1 GPU keep 2 x g5.xlarge (4 vCPUs) spot of "
+        "node group gpu-group up beyond its desired size 1; pulumi up waits until it is Ready")
+
+
+@pytest.mark.parametrize(("min_replicas", "gpus"), [(2, 0), (0, 1)])
+def test_a_cpu_predictor_or_one_scaled_to_zero_adds_no_gpu_need(min_replicas, gpus):
+    graph = _graph(_gpu_pool("on-demand"), _inference_service(min_replicas, gpus))
+    assert [n.resource for n in needs_of(graph).needs] == ["gpu"]
 
 
 def test_generated_stacks_need_what_their_config_sizes_say(quotas_project):
@@ -511,6 +576,53 @@ def test_every_stack_shares_one_listing_per_service_and_region(run_cli, quotas_p
     # one client for the region and two calls in all: a third would find no stubbed response
     [stubber] = stubbers
     stubber.assert_no_pending_responses()
+
+
+@pytest.fixture(scope="module")
+def kserve_project(tmp_path_factory) -> Path:
+    """KServe serving with the defaults: prod's predictor has 2 replicas of 1 GPU each."""
+    spec = validate_spec({"name": "kq", "serving": "kserve"})
+    return create_project(tmp_path_factory.mktemp("p") / "kq", spec, git=False).path
+
+
+def _kserve_account(g_on_demand: float) -> Any:
+    """A client factory: 128 standard on-demand vCPUs, `g_on_demand` G and VT on-demand vCPUs
+    (0 in a new account), both adjusted (ListServiceQuotas lists them)."""
+    def factory(region: str) -> Any:
+        assert region == "us-east-1"
+        client, stubber = _client()
+        _page(stubber, "list_service_quotas", "ec2",
+              [_quota("ec2", "L-1216C47A", STANDARD, 128.0),
+               _quota("ec2", "L-DB2E81BA", G_ON_DEMAND, g_on_demand)])
+        stubber.activate()
+        return client
+    return factory
+
+
+def test_a_kserve_prod_stack_needs_gpu_quota_to_deploy(run_cli, kserve_project, monkeypatch):
+    """The prod predictor (minReplicas 2, 1 GPU each) keeps 2 x g6.xlarge on-demand of the GPU
+    pool up before pulumi up completes: 8 G and VT vCPUs, so a new account's 0 is short of a
+    deploy, not only of full scale."""
+    monkeypatch.setattr(preflight, "quota_client", _kserve_account(0.0))
+    result = run_cli(["preflight", str(kserve_project), "--stack", "prod"])
+    assert result.exit_code == 1, result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0] == "prod (us-east-1): 1 short of a deploy"
+    [row] = [line.split() for line in lines if line.startswith(f"  {G_ON_DEMAND}")]
+    assert row[-4:] == ["8", "128", "0", "SHORT"]
+    assert ("    L-DB2E81BA: InferenceService kq-prod-inference-service: minReplicas 2 x 1 GPU "
+            "keep 2 x g6.xlarge (4 vCPUs) on-demand of NodePool gpu up; pulumi up waits until "
+            "it is Ready") in lines
+    assert ("    aws service-quotas request-service-quota-increase --region us-east-1 "
+            "--service-code ec2 --quota-code L-DB2E81BA --desired-value 128") in lines
+
+    monkeypatch.setattr(preflight, "quota_client", _kserve_account(8.0))
+    enough = run_cli(["preflight", str(kserve_project), "--stack", "prod"])
+    assert enough.exit_code == 0, enough.stdout
+    [row] = [line.split() for line in enough.stdout.splitlines()
+             if line.startswith(f"  {G_ON_DEMAND}")]
+    assert row[-7:] == ["8", "128", "8", "short", "at", "full", "scale"]
+    assert enough.stdout.startswith("prod (us-east-1): covers a deploy, 1 warning\n")
 
 
 def test_no_credentials_is_a_usage_error_naming_the_fix(run_cli, quotas_project, monkeypatch,

@@ -49,8 +49,8 @@ from ..nodepools import (
 from ..props import number
 from .prices import PriceError, PriceTable, prices
 
-__all__ = ["CostEstimate", "CostLine", "estimate", "graph_resources", "plain_resources",
-           "policy_resources", "sagemaker_variants"]
+__all__ = ["CostEstimate", "CostLine", "PredictorNodes", "estimate", "graph_resources",
+           "plain_resources", "policy_resources", "predictor_nodes", "sagemaker_variants"]
 
 Triple = tuple[str, str, Mapping[str, Any]]
 
@@ -388,10 +388,15 @@ def _node_class_disk(ctx: _Context, props: Mapping[str, Any]) -> int | None:
     return None
 
 
+def _pool_spot(props: Mapping[str, Any]) -> bool:
+    """A NodePool's nodes are priced (and counted) as spot when it allows spot only."""
+    return capacity_types(props) == ["spot"]
+
+
 def _pool_rate(ctx: _Context, name: str, props: Mapping[str, Any], instance_type: str
                ) -> _NodeRate | None:
     """A node of a NodePool: spot when the pool allows spot only, else on-demand."""
-    spot = capacity_types(props) == ["spot"]
+    spot = _pool_spot(props)
     return _node_rate(ctx, name, {
         "instanceTypes": [instance_type], "capacityType": "SPOT" if spot else "ON_DEMAND",
         "diskSize": _node_class_disk(ctx, props) or 0})
@@ -563,15 +568,42 @@ def _gpu_limit(predictor: Any) -> int:
                for c in containers if isinstance(_get(c, "resources.limits"), Mapping))
 
 
-def _inference_service(ctx: _Context, resource: Triple) -> CostLine:
+@dataclass(frozen=True)
+class PredictorNodes:
+    """The GPU nodes a KServe predictor's ``minReplicas`` keep up beyond what its node group
+    or NodePool runs anyway: what ``mlscaffold cost`` prices and ``preflight`` counts against
+    the EC2 quotas (the one place that works them out)."""
+
+    #: the InferenceService's resource name
+    service: str
+    replicas: int
+    #: GPUs one replica asks for
+    gpus: int
+    #: "node group" or "NodePool"
+    pool_kind: str
+    #: the node group's resource name, or the NodePool's Kubernetes name
+    pool: str
+    instance_type: str
+    #: nodes kept up beyond the pool's baseline (a node group's desired size; a NodePool's 0)
+    nodes: int
+    #: purchase option of those nodes: "spot" or "on-demand"
+    purchase: str
+    #: the pool's baseline nodes (a node group's desiredSize; 0 for a NodePool)
+    baseline: int = 0
+    #: the NodePool allows spot and on-demand: Karpenter tries spot first, then on-demand
+    mixed: bool = False
+
+
+def _predictor_nodes(ctx: _Context, resource: Triple
+                     ) -> tuple[PredictorNodes, _NodeRate] | str | None:
+    """Where the predictor's minimum lands and the rate of one such node; a reason (str) when
+    the nodes cost nothing extra; None when no GPU node group or NodePool matches."""
     _, name, props = resource
     predictor = _get(props, "spec.predictor", {})
     gpus = _gpu_limit(predictor)
     replicas = _count(_get(predictor, "minReplicas"), 1)
-    on_nodes = "runs on the cluster's nodes, priced with the node groups and NodePools"
     if gpus == 0 or replicas == 0:
-        return CostLine(name, INFERENCE_SERVICE, 0.0, f"no extra cost: {on_nodes}", 0.0,
-                        "spec.predictor.minReplicas")
+        return ""
     selector = _get(predictor, "nodeSelector", {})
     selector = dict(selector) if isinstance(selector, Mapping) else {}
     for _, group, group_props in ctx.of(NODE_GROUP):
@@ -587,13 +619,10 @@ def _inference_service(ctx: _Context, resource: Triple) -> CostLine:
                     max(maximum - desired, 0))
         rate = _node_rate(ctx, group, group_props) if extra else None
         if rate is None:
-            return CostLine(name, INFERENCE_SERVICE, 0.0, f"no extra cost: {on_nodes} "
-                            f"(node group '{group}')", 0.0, "spec.predictor.minReplicas")
-        basis = (f"minReplicas {replicas} x {gpus} GPU keep {extra} x {rate.instance_type} "
-                 f"{rate.label} of node group '{group}' up beyond its desired size {desired}")
-        # at full scale the node group's maxSize already counts these nodes
-        return CostLine(name, INFERENCE_SERVICE, extra * rate.monthly, basis, 0.0,
-                        "spec.predictor.minReplicas")
+            return f" (node group '{group}')"
+        spot = _get(group_props, "capacityType") == "SPOT"
+        return PredictorNodes(name, replicas, gpus, "node group", group, rate.instance_type,
+                              extra, "spot" if spot else "on-demand", desired), rate
     for _, pool, pool_props in ctx.of(NODE_POOL):
         labels = template_labels(pool_props)
         types = instance_types(pool_props)
@@ -610,14 +639,54 @@ def _inference_service(ctx: _Context, resource: Triple) -> CostLine:
         cap = limit(pool_props, GPU_RESOURCE)
         if cap is not None:  # replicas beyond the pool's limits stay Pending
             nodes = min(nodes, int(cap // gpu_count(instance_type)))
-        basis = (f"minReplicas {replicas} x {gpus} GPU keep {nodes} x {instance_type} "
-                 f"{rate.label} of NodePool '{pool_name(pool, pool_props)}' up")
-        # at full scale the NodePool's limits already count these nodes
-        return CostLine(name, INFERENCE_SERVICE, nodes * rate.monthly, basis, 0.0,
-                        "spec.predictor.minReplicas")
-    return CostLine(name, INFERENCE_SERVICE, 0.0, f"no extra cost: {on_nodes} (no GPU node "
-                    "group or NodePool matches its nodeSelector)", 0.0,
-                    "spec.predictor.minReplicas")
+        allowed = capacity_types(pool_props)
+        return PredictorNodes(name, replicas, gpus, "NodePool", pool_name(pool, pool_props),
+                              instance_type, nodes,
+                              "spot" if _pool_spot(pool_props) else "on-demand",
+                              mixed="spot" in allowed and "on-demand" in allowed), rate
+    return None
+
+
+def predictor_nodes(resources: Iterable[Triple], *, table: PriceTable | None = None
+                    ) -> list[PredictorNodes]:
+    """The GPU nodes every KServe InferenceService's ``minReplicas`` keep up (see
+    :class:`PredictorNodes`); services whose minimum costs no extra node are left out.
+
+    On a NodePool the replicas land on the cheapest allowed type that holds them, by the price
+    table (a region's multiplier scales every type alike, so the choice is the base
+    region's)."""
+    resources, _ = plain_resources(resources)
+    table = table or prices()
+    ctx = _Context(resources, table.base_region, table)
+    found = []
+    for resource in ctx.of(INFERENCE_SERVICE):
+        placed = _predictor_nodes(ctx, resource)
+        if isinstance(placed, tuple) and placed[0].nodes:
+            found.append(placed[0])
+    return found
+
+
+def _inference_service(ctx: _Context, resource: Triple) -> CostLine:
+    name = resource[1]
+    on_nodes = "runs on the cluster's nodes, priced with the node groups and NodePools"
+    prop = "spec.predictor.minReplicas"
+    placed = _predictor_nodes(ctx, resource)
+    if placed is None:
+        return CostLine(name, INFERENCE_SERVICE, 0.0, f"no extra cost: {on_nodes} (no GPU node "
+                        "group or NodePool matches its nodeSelector)", 0.0, prop)
+    if isinstance(placed, str):
+        return CostLine(name, INFERENCE_SERVICE, 0.0, f"no extra cost: {on_nodes}{placed}", 0.0,
+                        prop)
+    nodes, rate = placed
+    if nodes.pool_kind == "node group":
+        basis = (f"minReplicas {nodes.replicas} x {nodes.gpus} GPU keep {nodes.nodes} x "
+                 f"{rate.instance_type} {rate.label} of node group '{nodes.pool}' up beyond its "
+                 f"desired size {nodes.baseline}")
+    else:
+        basis = (f"minReplicas {nodes.replicas} x {nodes.gpus} GPU keep {nodes.nodes} x "
+                 f"{nodes.instance_type} {rate.label} of NodePool '{nodes.pool}' up")
+    # at full scale the node group's maxSize (the NodePool's limits) already counts these nodes
+    return CostLine(name, INFERENCE_SERVICE, nodes.nodes * rate.monthly, basis, 0.0, prop)
 
 
 # ----------------------------------------------------------------------------- the rest

@@ -22,6 +22,7 @@ from typing import Any
 
 from pulumi_policy.proxy import UnknownValueError
 
+from mlscaffold.stacks.config import EKS_STANDARD_SUPPORT_ENDS
 from mlscaffold.stacks.constants import (
     CAPACITY_TYPE,
     GPU_RESOURCE,
@@ -56,6 +57,7 @@ from .estimate import (
     estimate,
     sagemaker_variants,
 )
+from .prices import prices
 
 __all__ = ["TAGGABLE_TYPES", "is_accelerated"]
 
@@ -580,6 +582,57 @@ def log_retention_bounded(subject: Subject, config: Mapping[str, Any]) -> Iterat
                         "file")
 
 
+# ------------------------------------------------------------------ EKS control plane
+
+EKS_CLUSTER = "aws:eks/cluster:Cluster"
+
+
+@rule("eks-upgrade-policy", pack="cost", severity="medium", resource_types=[EKS_CLUSTER],
+      description="EKS clusters set upgradePolicy.supportType to STANDARD, so that a Kubernetes "
+                  "version leaving standard support is upgraded rather than billed at the "
+                  "extended-support rate; EXTENDED (AWS's default when unset) only where the "
+                  "policy file allows it.",
+      config={"allow_extended": {"type": "boolean", "default": False,
+                                 "description": "Accept supportType EXTENDED set explicitly "
+                                                "(extended support paid for deliberately); an "
+                                                "unset policy is still reported."}})
+def eks_upgrade_policy(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    # EKS API reference, UpgradePolicyRequest: the default supportType is EXTENDED, and an
+    # EXTENDED cluster enters extended support (billed per cluster-hour at a higher rate) when
+    # its version leaves standard support; STANDARD has EKS upgrade it instead. pulumi-eks's
+    # Cluster cannot set it (pulumi/pulumi-eks#1776): mlscaffold's stacks use aws.eks.Cluster
+    support = as_mapping(subject.props.get("upgradePolicy")).get("supportType")
+    if support == "STANDARD" or (support == "EXTENDED" and config["allow_extended"]):
+        return
+    table = prices()
+    standard, extended = (table.service("eks_cluster_hour"),
+                          table.service("eks_cluster_extended_support_hour"))
+    try:
+        version = subject.props.get("version")
+    except UnknownValueError:  # computed: the message does without it
+        version = None
+    ends = EKS_STANDARD_SUPPORT_ENDS.get(str(version)) if version else None
+    when = (f"from {ends.isoformat()}, the end of Kubernetes {version}'s standard support," if ends
+            else "from the end of its Kubernetes version's standard support,")
+    bill = (f"{when} the control plane is billed ${extended:.2f} instead of ${standard:.2f} per "
+            "cluster-hour (extended support)")
+    stay = "set it to STANDARD (cluster.support_type in the stack config)"
+    if support is None:
+        yield violation(subject, "upgradePolicy.supportType",
+                        f"is not set, so AWS applies EXTENDED: {bill}",
+                        f"{stay}, or set EXTENDED explicitly and turn "
+                        "eks-upgrade-policy.allow_extended on in the policy file")
+    elif support == "EXTENDED":
+        yield violation(subject, "upgradePolicy.supportType", f"is EXTENDED: {bill}",
+                        f"{stay} and raise the version before that date, or turn "
+                        "eks-upgrade-policy.allow_extended on in the policy file to pay for "
+                        "extended support deliberately")
+    else:
+        yield violation(subject, "upgradePolicy.supportType",
+                        f"is {support!r}, not a support type EKS knows (STANDARD or EXTENDED)",
+                        stay)
+
+
 # ------------------------------------------------------------------ budget
 
 
@@ -588,7 +641,7 @@ def _budget_estimate(subjects: Sequence[Subject], region: str) -> CostEstimate:
 
 
 @stack_rule("monthly-budget", pack="cost", severity="high",
-            resource_types=[NODE_GROUP, NODE_POOL, ENDPOINT_CONFIG, "aws:eks/cluster:Cluster",
+            resource_types=[NODE_GROUP, NODE_POOL, ENDPOINT_CONFIG, EKS_CLUSTER,
                             "aws:ec2/natGateway:NatGateway"],
             description="The stack's estimated monthly cost (mlscaffold's price table, baseline "
                         "size: node groups at desiredSize, endpoints at initialInstanceCount) "

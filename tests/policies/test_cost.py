@@ -526,7 +526,7 @@ def test_graph_adapter_skips_components(graphs: dict[tuple[str, str], Any]) -> N
 COST_RULES = {"cpu-instance-types", "gpu-instance-types", "sagemaker-instance-types",
               "max-nodes", "max-gpus", "gpu-spot-outside-prod", "gpu-scale-to-zero-outside-prod",
               "required-tags", "endpoint-instance-count", "log-retention-bounded",
-              "monthly-budget", "mlflow-server-size"}
+              "monthly-budget", "mlflow-server-size", "eks-upgrade-policy"}
 
 
 def test_rule_table_entries() -> None:
@@ -935,6 +935,63 @@ def test_log_retention_bounded() -> None:
     assert check("log-retention-bounded", LOG_GROUP, year, profile="prod") == []
 
 
+# ------------------------------------------------------------------ EKS upgrade policy
+
+EKS = {"version": "1.34", "upgradePolicy": {"supportType": "STANDARD"}, "tags": TAGS}
+EXTENDED_BILL = ("from 2026-12-02, the end of Kubernetes 1.34's standard support, the control "
+                 "plane is billed $0.60 instead of $0.10 per cluster-hour (extended support)")
+
+
+def test_eks_upgrade_policy_standard_passes_and_extended_is_reported() -> None:
+    assert check("eks-upgrade-policy", CLUSTER, EKS) == []
+    extended = changed(EKS, "upgradePolicy.supportType", "EXTENDED")
+    assert check("eks-upgrade-policy", CLUSTER, extended, name="demo-eks") == [
+        f"Cluster 'demo-eks': upgradePolicy.supportType is EXTENDED: {EXTENDED_BILL}; set it to "
+        "STANDARD (cluster.support_type in the stack config) and raise the version before that "
+        "date, or turn eks-upgrade-policy.allow_extended on in the policy file to pay for "
+        "extended support deliberately"]
+    # paid for deliberately: allowed by the policy file, in any environment
+    assert check("eks-upgrade-policy", CLUSTER, extended, allow_extended=True) == []
+    assert check("eks-upgrade-policy", CLUSTER, extended, profile="prod") != []
+
+
+@pytest.mark.parametrize("unset", [{}, {"supportType": None}])
+def test_eks_upgrade_policy_unset_is_aws_default_extended(unset: dict[str, Any]) -> None:
+    """AWS's default is EXTENDED: a cluster without a policy is billed silently, so it is
+    reported even where EXTENDED is allowed."""
+    bare = changed(EKS, "upgradePolicy", unset)
+    message = (f"Cluster 'demo-eks': upgradePolicy.supportType is not set, so AWS applies "
+               f"EXTENDED: {EXTENDED_BILL}; set it to STANDARD (cluster.support_type in the "
+               "stack config), or set EXTENDED explicitly and turn "
+               "eks-upgrade-policy.allow_extended on in the policy file")
+    assert check("eks-upgrade-policy", CLUSTER, bare, name="demo-eks") == [message]
+    assert check("eks-upgrade-policy", CLUSTER, bare, name="demo-eks",
+                 allow_extended=True) == [message]
+    no_policy = {k: v for k, v in EKS.items() if k != "upgradePolicy"}
+    assert check("eks-upgrade-policy", CLUSTER, no_policy, name="demo-eks") == [message]
+
+
+def test_eks_upgrade_policy_message_without_a_known_version() -> None:
+    newer = changed(changed(EKS, "version", "1.99"), "upgradePolicy.supportType", "EXTENDED")
+    [message] = check("eks-upgrade-policy", CLUSTER, newer)
+    assert message.startswith(
+        "Cluster 'res': upgradePolicy.supportType is EXTENDED: from the end of its Kubernetes "
+        "version's standard support, the control plane is billed $0.60 instead of $0.10 per "
+        "cluster-hour (extended support); ")
+    assert check("eks-upgrade-policy", CLUSTER, changed(EKS, "upgradePolicy.supportType",
+                                                        "LTS")) == [
+        "Cluster 'res': upgradePolicy.supportType is 'LTS', not a support type EKS knows "
+        "(STANDARD or EXTENDED); set it to STANDARD (cluster.support_type in the stack config)"]
+    computed = changed(EKS, "version", UNKNOWN_STRING_VALUE)
+    assert check("eks-upgrade-policy", CLUSTER, computed) == []
+
+
+def test_eks_upgrade_policy_rates_are_the_price_tables() -> None:
+    t = prices()
+    assert f"${t.service('eks_cluster_extended_support_hour'):.2f} instead of " \
+        f"${t.service('eks_cluster_hour'):.2f}" in EXTENDED_BILL
+
+
 # ------------------------------------------------------------------ budget
 
 
@@ -1037,6 +1094,8 @@ MISTAKES = {
     "warm GPUs in dev": ([(GPU, "spec.disruption.consolidateAfter", "Never")],
                          {"gpu-scale-to-zero-outside-prod"}),
     "large CPU nodes in dev": ([(CPU, SIZES, ["2xlarge"])], {"cpu-instance-types"}),
+    "extended support in dev": ([("-eks", "upgradePolicy.supportType", "EXTENDED")],
+                                {"eks-upgrade-policy"}),
     "40 CPU nodes in dev": ([(CPU, "spec.limits", {"cpu": "80"})], {"max-nodes"}),
     # every setting within its own limit, the sum over the budget: more system nodes, and
     # 4 GPU replicas of the model keeping 4 g6.2xlarge up
