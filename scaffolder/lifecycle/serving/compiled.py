@@ -23,6 +23,9 @@ does not know) is compiled member by member: each member behind the pipeline's p
 one graph, and their outputs are combined as the ensemble combines them (its normalized
 `weights_`; each member's probability columns placed under the ensemble's classes), in float64.
 The probe check then compares the combination with the pipeline.
+
+Tree models (forests, boosting, single trees; also as ensemble members) are not compiled: see
+`_tree_based`.
 """
 
 from __future__ import annotations
@@ -64,8 +67,9 @@ class CompiledModel:
     def build(cls, bundle: ModelBundle) -> CompiledModel | None:
         """A checked compiled model, or None (the reason logged) to use the pipeline."""
         try:
-            compiled = cls(bundle)
-            problem = compiled.check()
+            problem = _tree_based(bundle.pipeline)
+            compiled = None if problem else cls(bundle)
+            problem = problem or compiled.check()
         except ImportError as error:
             problem = f"{error.name or error} is not installed"
         except Exception as error:  # the converter refuses what it does not know
@@ -154,6 +158,30 @@ class CompiledModel:
         for j, column in enumerate(self.categorical):
             columns[column] = [categories[(i + 3 * j) % len(categories)] for i in range(rows)]
         return Table(columns, rows)
+
+
+def _tree_based(pipeline: Any) -> str:
+    """Why a pipeline whose model is (or, in an ensemble, holds) trees stays on the pipeline
+    route, or ''. A tree compares float32 values with its thresholds; scikit-learn casts its
+    float64 preprocessing to float32 there, while the graph preprocesses in float32, so a value
+    next to a threshold can take the other branch. Measured on a 100-tree forest behind
+    scaling and one-hot encoding: 4% of 1,000 rows differed, by up to 0.14 in probability,
+    with the synthetic probe rows agreeing."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.tree import BaseDecisionTree
+
+    final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+    models = list(final.estimators_) \
+        if isinstance(final, EnsembleClassifier | EnsembleRegressor) else [final]
+    for model in models:
+        inner = getattr(model, "estimators_", None)  # forests: a list; gradient boosting: an array
+        trees = [] if inner is None else np.ravel(np.asarray(inner, dtype=object))
+        if isinstance(model, BaseDecisionTree | HistGradientBoostingClassifier
+                      | HistGradientBoostingRegressor) or any(
+                isinstance(tree, BaseDecisionTree) for tree in trees):
+            return (f"{type(model).__name__} is a tree model, which a float32 graph may "
+                    "branch differently from scikit-learn")
+    return ""
 
 
 def _estimators(estimator: Any) -> Iterator[Any]:
