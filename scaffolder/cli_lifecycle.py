@@ -227,8 +227,12 @@ def _train_remotely(opened: Any, where: str, stack: str | None, outputs: str | N
     if where == "eks":
         from .eks_job import train_on_eks
 
-        train_on_eks(opened.config, platform, stack_outputs, stack, image_tag=tag,
-                     budget=budget, metric=metric, seed=seed, dry_run=dry_run, echo=_echo)
+        with _files_errors():
+            entry = train_on_eks(opened.config, platform, stack_outputs, stack, image_tag=tag,
+                                 budget=budget, metric=metric, seed=seed, dry_run=dry_run,
+                                 echo=_echo, warn=_warn)
+        if entry is not None:
+            _echo(f"next: mlscaffold evaluate --experiment {entry['id']}")
         return
     import boto3
 
@@ -236,12 +240,10 @@ def _train_remotely(opened: Any, where: str, stack: str | None, outputs: str | N
 
     target = training_target(stack_outputs, stack)
     remote = RemoteRun(session=boto3.session.Session(region_name=target.region), echo=_echo,
-                       confirm_stop=_confirm_stop)
+                       confirm_stop=_confirm_stop, warn=_warn)
     with _files_errors():
         entry = run_on_sagemaker(opened.config, target, remote, image_tag=tag, budget=budget,
                                  metric=metric, seed=seed)
-    _echo(f"wrote {opened.config.layout.experiments / entry['id']} from the job's model "
-          f"({entry['metric']}={entry['score']:.4g})")
     _echo(f"next: mlscaffold evaluate --experiment {entry['id']}")
 
 

@@ -5,7 +5,8 @@ The Job's pod runs the project's own image with the same entrypoint as a SageMak
 downloads the uploaded data sets into ``/opt/ml/input/data/<channel>/`` and writes the
 hyperparameters, the ``train`` init container searches and writes ``/opt/ml/model``, and the
 last container copies the model's files to ``training/jobs/<job>/output/model/`` in the
-artifact bucket, whence they become ``experiments/exp-NNN`` as a local run writes it.
+artifact bucket, whence they become ``experiments/exp-NNN`` as a local run writes it, logged to
+MLflow as a local run is.
 
 The pod runs in the ``ml-training`` namespace (restricted Pod Security, deny-by-default
 NetworkPolicies: the in-cluster program's) as the ``trainer`` service account, which EKS Pod
@@ -26,10 +27,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .aws import aws_errors, error_code
 from .errors import MlscaffoldError, UsageError
+from .lifecycle.text import quiet
 from .remote_train import (
+    _PERMISSIONS,
     CHANNELS,
     EXPERIMENT_FILES,
+    OPTIONAL_EXPERIMENT_FILES,
     TrainingTarget,
     job_name,
     max_runtime_seconds,
@@ -162,8 +167,11 @@ def _kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
 
 def train_on_eks(config: Any, platform: Any, outputs: Mapping[str, Any], stack: str, *,
                  image_tag: str, budget: float, metric: str | None, seed: int,
-                 dry_run: bool, echo: Callable[[str], None]) -> dict | None:
-    """Print (`dry_run`) or run the Job of a run; a run's model becomes a new experiment."""
+                 dry_run: bool, echo: Callable[[str], None],
+                 warn: Callable[[str], None] = quiet) -> dict | None:
+    """Print (`dry_run`) or run the Job of a run; a run's model becomes a new experiment,
+    logged to MLflow as `train` logs a local one (a warning without MLflow, TrackingError
+    naming `track` when the store cannot be reached)."""
     import yaml
 
     from .lifecycle.files import sha256_file
@@ -186,11 +194,11 @@ def train_on_eks(config: Any, platform: Any, outputs: Mapping[str, Any], stack: 
         return None
     import boto3
 
-    from .remote_train import RemoteRun, check_image, import_experiment, upload_datasets
+    from .remote_train import RemoteRun, check_image, record_remote_run, upload_datasets
     from .tunnel import open_tunnel, tunnel_kubeconfig, tunnel_target
 
     run = RemoteRun(session=boto3.session.Session(region_name=target.region), echo=echo,
-                    confirm_stop=lambda _: True)
+                    confirm_stop=lambda _: True, warn=warn)
     check_image(run, target, image_tag)
     upload_datasets(run, target, config.root)
     with tempfile.TemporaryDirectory(prefix="mlscaffold-eks-") as scratch, \
@@ -210,14 +218,31 @@ def train_on_eks(config: Any, platform: Any, outputs: Mapping[str, Any], stack: 
                                   "was recorded",
                                   hint=f"kubectl -n {TRAINING_NAMESPACE} logs job/{name} -c "
                                        "train (through `mlscaffold tunnel`)")
-    files = Path(tempfile.mkdtemp(prefix="mlscaffold-model-"))
-    try:
-        s3 = run.client("s3")
-        prefix = f"{target.jobs_prefix.strip('/')}/{name}/output/model"
-        for file in EXPERIMENT_FILES:
-            s3.download_file(target.bucket, f"{prefix}/{file}", str(files / file))
-        return import_experiment(config, files, {"on": "eks", "stack": stack, "job": name,
+    prefix = f"{target.jobs_prefix.strip('/')}/{name}/output/model"
+    with tempfile.TemporaryDirectory(prefix="mlscaffold-model-") as scratch:
+        files = Path(scratch)
+        _download_model(run, target, prefix, files)
+        return record_remote_run(config, files, {"on": "eks", "stack": stack, "job": name,
                                                  "image": image,
-                                                 "model_artifacts": target.uri(prefix)})
-    finally:
-        shutil.rmtree(files, ignore_errors=True)
+                                                 "model_artifacts": target.uri(prefix)},
+                                 echo=echo, warn=warn)
+
+
+def _download_model(run: Any, target: TrainingTarget, prefix: str, files: Path) -> None:
+    """The experiment's files the Job uploaded under `prefix` into `files` (the optional ones
+    when there); AWS's errors as one line, a missing file naming the fix."""
+    from botocore.exceptions import ClientError
+
+    s3 = run.client("s3")
+    for file in (*EXPERIMENT_FILES, *OPTIONAL_EXPERIMENT_FILES):
+        uri = target.uri(f"{prefix}/{file}")
+        with aws_errors(f"download {uri}", _PERMISSIONS):
+            try:
+                s3.download_file(target.bucket, f"{prefix}/{file}", str(files / file))
+            except ClientError as error:
+                if error_code(error) not in ("404", "NoSuchKey", "NotFound"):
+                    raise
+                if file in EXPERIMENT_FILES:
+                    raise MlscaffoldError(
+                        f"{uri} does not exist: the Job's image did not write an experiment",
+                        hint="rebuild and push the image with this mlscaffold version") from None

@@ -11,8 +11,9 @@ through the SageMaker Python SDK v3 (``sagemaker-core``'s ``TrainingJob`` resour
    :func:`max_runtime_seconds` of ``--time``; its status and log lines are printed as they come.
    Ctrl-C asks whether to stop it.
 4. Its ``model.tar.gz`` (the experiment's files) becomes ``experiments/exp-NNN``, as a local run
-   writes it, with the job recorded in experiment.json. A job that fails or stops leaves nothing
-   local: the experiment is reserved only once the model is downloaded and checked.
+   writes it, with the job recorded in experiment.json, and is logged to MLflow as a local run
+   is (:func:`record_remote_run`). A job that fails or stops leaves nothing local: the
+   experiment is reserved only once the model is downloaded and checked.
 
 boto3 and the SDK are imported here only, when a command asks for a remote run.
 """
@@ -34,10 +35,13 @@ from typing import Any
 
 from .aws import aws_errors, error_code
 from .errors import MlscaffoldError, UsageError
+from .lifecycle.config import MODEL_CARD_FILE
+from .lifecycle.text import quiet
 from .outputs import require_output
 from .stacks.training_layout import TRAINING_LOG_GROUP, data_key
 
-__all__ = ["RemoteRun", "TrainingTarget", "max_runtime_seconds", "run_on_sagemaker",
+__all__ = ["EXPERIMENT_FILES", "OPTIONAL_EXPERIMENT_FILES", "RemoteRun", "TrainingTarget",
+           "max_runtime_seconds", "record_remote_run", "run_on_sagemaker",
            "training_job_request", "training_target"]
 
 CHANNELS = ("train", "validation")
@@ -48,6 +52,9 @@ RUNTIME_OVERHEAD_SECONDS = 600
 POLL_SECONDS = 15.0
 TERMINAL = ("Completed", "Failed", "Stopped")
 EXPERIMENT_FILES = ("model.joblib", "model.json", "experiment.json", "leaderboard.json")
+#: written by the job as by a local run, copied when there (an image of an mlscaffold before
+#: it wrote the model card has none)
+OPTIONAL_EXPERIMENT_FILES = (MODEL_CARD_FILE,)
 _PERMISSIONS = ("the launcher policy of the stack (output training.launcher_policy_arn): "
                 "sagemaker:CreateTrainingJob, DescribeTrainingJob and StopTrainingJob, "
                 "iam:PassRole of the training role, s3:PutObject and GetObject under training/, "
@@ -213,6 +220,8 @@ class RemoteRun:
     confirm_stop: Callable[[str], bool]
     sleep: Callable[[float], None] = time.sleep
     poll_seconds: float = POLL_SECONDS
+    #: one-line warnings (MLflow not installed here)
+    warn: Callable[[str], None] = quiet
 
     def client(self, service: str) -> Any:
         return self.session.client(service)
@@ -363,8 +372,8 @@ def import_experiment(config: Any, files: Path, remote: Mapping[str, Any]) -> di
 
     record = read_json(files / "experiment.json")
     with pending_experiment(config.layout) as (experiment_id, directory):
-        for name in EXPERIMENT_FILES:
-            if name != "experiment.json":
+        for name in (*EXPERIMENT_FILES, *OPTIONAL_EXPERIMENT_FILES):
+            if name != "experiment.json" and (files / name).is_file():
                 shutil.copy2(files / name, directory / name)
         record = {**record, "id": experiment_id, "remote": dict(remote)}
         atomic_write_json(directory / "experiment.json", record)
@@ -372,6 +381,21 @@ def import_experiment(config: Any, files: Path, remote: Mapping[str, Any]) -> di
             "id", "created_at", "task", "metric", "score", "family", "params", "validation",
             "seed", "time_budget_seconds")}
         record_experiment(config.layout, entry)
+    return entry
+
+
+def record_remote_run(config: Any, files: Path, remote: Mapping[str, Any], *,
+                      echo: Callable[[str], None], warn: Callable[[str], None]) -> dict:
+    """Import a remote run's files as a new experiment and log it to MLflow as `train` logs a
+    local run (:func:`.lifecycle.tracking.track_new_experiment`: a warning without MLflow,
+    TrackingError naming `track` when the store cannot be reached, the experiment kept);
+    its index entry."""
+    from .lifecycle.tracking import track_new_experiment
+
+    entry = import_experiment(config, files, remote)
+    echo(f"wrote {config.layout.experiments / entry['id']} from the job's model "
+         f"({entry['metric']}={entry['score']:.4g})")
+    track_new_experiment(config, entry, echo=echo, warn=warn)
     return entry
 
 
@@ -418,8 +442,8 @@ def run_on_sagemaker(config: Any, target: TrainingTarget, run: RemoteRun, *, ima
     uri = described["ModelArtifacts"]["S3ModelArtifacts"]
     with tempfile.TemporaryDirectory(prefix="mlscaffold-model-") as scratch:
         _download_model(run, uri, Path(scratch))
-        entry = import_experiment(config, Path(scratch) / "files", {
+        return record_remote_run(config, Path(scratch) / "files", {
             "on": "sagemaker", "stack": target.stack, "region": target.region,
             "training_job": name, "image": image, "model_artifacts": uri,
-            "billable_seconds": described.get("BillableTimeInSeconds")})
-    return entry
+            "billable_seconds": described.get("BillableTimeInSeconds")},
+            echo=run.echo, warn=run.warn)

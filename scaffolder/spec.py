@@ -248,6 +248,16 @@ class ProjectSpec(BaseModel):
                              f"{', '.join(catalog.TASKS[task].metrics)}")
         return metric
 
+    @field_validator("train_on")
+    @classmethod
+    def _remote_training_needs_the_image(cls, train_on: str, info: ValidationInfo) -> str:
+        # a remote run runs the project's image (Dockerfile), which serving: none leaves out
+        if train_on != "local" and info.data.get("serving") == "none":
+            raise ValueError(f"train_on: {train_on} runs the project's image, which serving: "
+                             "none does not build; choose serving sagemaker or kserve, or "
+                             "train_on: local")
+        return train_on
+
     @field_validator("features")
     @classmethod
     def _features_need_the_store(cls, features: FeatureDeclarations | None,

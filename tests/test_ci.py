@@ -31,6 +31,7 @@ from mlscaffold.ci import (
     render_pipeline,
 )
 from mlscaffold.cli import cli
+from mlscaffold.errors import SpecError
 from mlscaffold.project import create_project
 from mlscaffold.spec import SPEC_FILENAME, load_spec, validate_spec
 
@@ -298,6 +299,97 @@ def test_the_main_branch_trains_where_the_spec_says(provider):
                          runs, re.MULTILINE), runs
         assert ("install-infra" in runs) == remote
         assert "TRAIN_ON" not in smoke
+        if provider == "github":
+            _github_trains_on_the_commits_image(docs[".github/workflows/ci.yml"], remote)
+        else:
+            _gitlab_trains_on_the_commits_image(docs[".gitlab-ci.yml"], remote)
+
+
+def _github_trains_on_the_commits_image(doc: dict, remote: bool) -> None:
+    """Remotely, the image job builds the commit's image before train, and train pushes it
+    to the stack (tagged with the commit, as the deploys tag it) and runs the job on that tag;
+    locally, the image follows the gate. A dispatched run (the drift retrain) takes the same
+    path as a push."""
+    jobs = doc["jobs"]
+    train, image = jobs["train"], jobs["image"]
+    needs = {image["needs"]} if isinstance(image["needs"], str) else set(image["needs"])
+    assert ("image" in train["needs"]) == remote
+    assert ("train" in needs) == (not remote)
+    steps = train["steps"]
+    names = [step.get("run", step.get("uses", "")) for step in steps]
+    train_at = next(i for i, run in enumerate(names) if run.startswith("make train"))
+    if not remote:
+        assert "IMAGE_TAG" not in names[train_at] and not any("make push" in n for n in names)
+        return
+    # the image job runs only where train does: on the default branch, pushes and dispatches
+    assert image["if"] == train["if"]
+    assert "github.event_name != 'pull_request'" in image["if"]
+    assert "make image-archive" in _run_lines(image)
+    assert image["steps"][-2]["env"]["IMAGE_TAG"] == "${{ github.sha }}"
+    download = next(i for i, step in enumerate(steps)
+                    if "download-artifact" in step.get("uses", ""))
+    assert steps[download]["with"] == {"name": "image", "path": "dist"}
+    push = next(i for i, run in enumerate(names) if run.startswith("make push"))
+    credentials = next(i for i, step in enumerate(steps)
+                       if "aws-actions" in step.get("uses", ""))
+    assert credentials < download < push < train_at
+    assert names[push] == 'make push STACK=dev IMAGE_TAG="$IMAGE_TAG"'
+    assert names[train_at].endswith(' STACK=dev IMAGE_TAG="$IMAGE_TAG"')
+    for at in (push, train_at):
+        assert steps[at]["env"]["IMAGE_TAG"] == "${{ github.sha }}"
+        assert "PULUMI_BACKEND_URL" in steps[at]["env"]
+
+
+def _gitlab_trains_on_the_commits_image(doc: dict, remote: bool) -> None:
+    """The same on GitLab: the package stage comes before train, which needs build-image (its
+    dist/image.tar), pushes it as $CI_COMMIT_SHA and trains on it; a triggered pipeline (the
+    drift retrain) runs both, as a push does."""
+    stages = doc["stages"]
+    build, train = _resolved(doc, doc["build-image"]), _resolved(doc, doc["train"])
+    assert (stages.index("package") < stages.index("train")) == remote
+    assert build["stage"] == "package" and train["stage"] == "train"
+    script = train["script"]
+    train_at = next(i for i, line in enumerate(script) if line.startswith("make train"))
+    assert "make image-archive IMAGE_TAG=$CI_COMMIT_SHA" in build["script"]
+    if not remote:
+        assert build["needs"] == ["train"] and "needs" not in train
+        assert "IMAGE_TAG" not in script[train_at]
+        return
+    assert "needs" not in build  # after the test and check stages, as train was
+    assert train["needs"] == ["build-image"]
+    push = script.index("make push STACK=dev IMAGE_TAG=$CI_COMMIT_SHA")
+    assert push < train_at and script[train_at].endswith(" STACK=dev IMAGE_TAG=$CI_COMMIT_SHA")
+    assert "skopeo" in " ".join(train["before_script"])  # make push copies the archive
+    assert build["rules"] == train["rules"] == doc[".default-branch"]["rules"]
+    retrain = doc["retrain"]["trigger"]
+    assert retrain == {"project": "$CI_PROJECT_PATH", "branch": "$CI_DEFAULT_BRANCH"}
+    # a triggered pipeline's source is "pipeline": the default-branch rule admits it
+    assert build["rules"] == [{"if": '$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && '
+                                     '$CI_PIPELINE_SOURCE != "schedule"'}]
+
+
+@pytest.mark.parametrize("train_on", ["sagemaker", "eks"])
+def test_remote_training_without_an_image_is_refused(train_on):
+    """serving: none builds no image, so the spec cannot train remotely with it."""
+    with pytest.raises(SpecError) as raised:
+        _spec("github", serving="none", train_on=train_on)
+    assert (f"train_on: {train_on} runs the project's image, which serving: none does not "
+            "build; choose serving sagemaker or kserve, or train_on: local") in str(raised.value)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_remote_training_pipelines_validate_against_the_providers_schema(tmp_path, provider):
+    files = []
+    for train_on in ("sagemaker", "eks"):
+        for relative, text in render_pipeline(_spec(provider, train_on=train_on)).items():
+            path = tmp_path / train_on / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            assert TEMPLATE_SYNTAX.search(text) is None and "\n\n\n" not in text
+            files.append(str(path))
+    completed = subprocess.run([str(CHECK_JSONSCHEMA), "--builtin-schema", SCHEMAS[provider],
+                                *files], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-2000:]
 
 
 def _secret_locations(node, path=()):
@@ -515,6 +607,28 @@ def _click_errors(argv: list[str]) -> str | None:
     except click.UsageError as error:
         return f"{ctx.command_path} {name}: {error.format_message()}"
     return None
+
+
+def test_make_train_passes_the_image_tag_to_a_remote_run(tmp_path):
+    """IMAGE_TAG given (command line or environment, as CI passes the commit's) reaches `train
+    --image-tag`; left at the Makefile's default, the stack's serving.image_tag applies."""
+    root = create_project(tmp_path / "tagged", _spec("github", train_on="sagemaker"),
+                          git=False).path
+
+    def train_line(*args: str, env: dict[str, str] | None = None) -> str:
+        completed = subprocess.run(
+            ["make", "-n", "--no-print-directory", "train", "MLSCAFFOLD=mlscaffold", *args],
+            cwd=root, capture_output=True, text=True, env={**_clean_env(), **(env or {})},
+            timeout=60)
+        assert completed.returncode == 0, completed.stderr
+        return next(line for line in completed.stdout.splitlines() if " train " in line)
+
+    remote = ("TRAIN_ON=sagemaker", "STACK=dev")
+    assert train_line(*remote, "IMAGE_TAG=abc123").endswith(
+        "--on sagemaker --stack dev --image-tag abc123")
+    assert train_line(*remote, env={"IMAGE_TAG": "def456"}).endswith("--image-tag def456")
+    assert train_line(*remote).endswith("--on sagemaker --stack dev")
+    assert "--image-tag" not in train_line("IMAGE_TAG=abc123")  # a local run has no image
 
 
 @pytest.mark.parametrize(("provider", "serving"), _PROJECT_COMBOS)

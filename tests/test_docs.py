@@ -113,3 +113,58 @@ def test_the_documented_extended_support_policy_file_is_valid(run_cli):
     document = yaml.safe_load(block)
     assert document["environments"]["prod"]["eks-upgrade-policy"] == {"allow_extended": True}
     jsonschema.validate(document, json.loads(run_cli(["policy", "schema"]).stdout))
+
+
+def _layout_problems(text: str, name: str) -> list[str]:
+    """What a bad merge leaves in Markdown: a code fence with an info string inside an open
+    block (its opening fence was lost), a block never closed, a yaml block that does not parse,
+    and a sentence that announces something ("...:") followed by a heading instead."""
+    found: list[str] = []
+    lines = text.splitlines()
+    opened: tuple[int, str] | None = None  # (line, info string) of the open block
+    block: list[str] = []
+    for number, line in enumerate(lines, 1):
+        fence = re.match(r"^\s*`{3,}(.*)$", line)
+        if opened is None:
+            if fence:
+                opened, block = (number, fence.group(1).strip()), []
+            elif re.match(r"^#{1,6} ", line):
+                before = next((item for item in reversed(lines[:number - 1]) if item.strip()), "")
+                if before.rstrip().endswith(":"):
+                    found.append(f"{name}:{number}: a heading right after {before.strip()!r}")
+        elif fence and not fence.group(1).strip():
+            if opened[1] == "yaml":
+                try:
+                    yaml.safe_load("\n".join(block))
+                except yaml.YAMLError as error:
+                    found.append(f"{name}:{opened[0]}: the yaml block does not parse "
+                                 f"({str(error).splitlines()[0]})")
+            opened = None
+        elif fence:
+            found.append(f"{name}:{number}: {line.strip()!r} inside the block opened at line "
+                         f"{opened[0]}")
+        else:
+            block.append(line)
+    if opened is not None:
+        found.append(f"{name}:{opened[0]}: a code block never closed")
+    return found
+
+
+def test_the_docs_have_no_broken_code_blocks_or_dangling_introductions():
+    paths = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    assert len(paths) > 5
+    problems = [problem for path in paths
+                for problem in _layout_problems(path.read_text(), path.name)]
+    assert problems == []
+
+
+def test_the_layout_check_sees_a_lost_fence_and_a_dangling_introduction():
+    """The check above can fail: the shapes issue 14's merge left in deploy.md."""
+    garbled = ("The section sets the runs:\n\n## Next\n\n```yaml\na: 1\n```\n\n"
+               "    tracking:\n      on: true\n```\n\n```bash\nls\n```\n")
+    assert _layout_problems(garbled, "x.md") == [
+        "x.md:3: a heading right after 'The section sets the runs:'",
+        "x.md:13: '```bash' inside the block opened at line 11"]
+    assert _layout_problems("```\nopen\n", "y.md") == ["y.md:1: a code block never closed"]
+    assert _layout_problems("```yaml\na: [\n```\n", "z.md")[0].startswith(
+        "z.md:1: the yaml block does not parse")

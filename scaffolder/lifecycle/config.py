@@ -23,6 +23,8 @@ STAGE_ALIASES = {"prod": "production"}
 #: where `train` runs (`--on`, the spec's train_on)
 TRAIN_ON = ("local", "sagemaker", "eks")
 SPLITS = ("train", "validation", "test")
+#: an experiment's model card (lifecycle.report writes it), named here for the light modules
+MODEL_CARD_FILE = "model_card.md"
 # defaults the command line shows without importing the modules that use them
 DEFAULT_DRIFT_THRESHOLD = 0.2  # PSI above which a feature has drifted
 DEFAULT_PORT = 8080  # SageMaker's serving contract

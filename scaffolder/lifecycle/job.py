@@ -196,8 +196,10 @@ def run_training_job(config: ProjectConfig, paths: JobPaths, hooks: ProjectHooks
                 experiment = checkpoint
             else:
                 workspace = _workspace(config, paths, Path(scratch) / "project")
+                # untracked here: the launcher logs the imported experiment to MLflow
+                # (remote_train.record_remote_run); the job has no network to reach a store
                 entry = train(workspace, budget=settings["time"], metric_name=settings["metric"],
-                              seed=settings["seed"], echo=echo, hooks=hooks)
+                              seed=settings["seed"], echo=echo, hooks=hooks, track=False)
                 experiment = workspace.layout.experiments / entry["id"]
                 # before the model: an interruption from here on resumes instead of searching
                 shutil.rmtree(paths.checkpoints / CHECKPOINT, ignore_errors=True)

@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from .config import STAGES, Layout
+from .config import MODEL_CARD_FILE, STAGES, Layout
 from .errors import COMMAND, GateError, NotFoundError, ProjectError
 from .files import (
     atomic_write_json,
@@ -29,7 +29,7 @@ from .text import number
 
 ARTIFACTS = ("model.joblib", "model.json", "experiment.json")
 # promoted with the model when the experiment has them (experiments of earlier versions do not)
-OPTIONAL_ARTIFACTS = ("model_card.md",)
+OPTIONAL_ARTIFACTS = (MODEL_CARD_FILE,)
 _VERSION_DIR = re.compile(r"^v(\d+)$")
 
 

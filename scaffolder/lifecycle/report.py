@@ -19,7 +19,6 @@ from .schema import CATEGORICAL, DROPPED, NUMERIC, Schema, stray_note
 from .text import number
 
 REPORT_FILE = "report.html"
-MODEL_CARD_FILE = "model_card.md"
 
 
 @dataclass

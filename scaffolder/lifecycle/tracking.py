@@ -47,7 +47,8 @@ from .files import file_lock, read_json
 from .text import quiet
 
 __all__ = ["COMPLETE_TAG", "EXPERIMENT_TAG", "MAX_CANDIDATE_RUNS", "Store", "log_evaluation",
-           "log_experiment", "mlflow_or_none", "runs_by_experiment", "store_of", "untracked"]
+           "log_experiment", "mlflow_or_none", "runs_by_experiment", "store_of",
+           "track_new_experiment", "untracked"]
 
 EXPERIMENT_TAG = "mlscaffold.experiment"
 COMPLETE_TAG = "mlscaffold.logged"
@@ -446,6 +447,20 @@ def log_experiment(config: ProjectConfig, experiment_id: str, *,
             run_id = _new_run(mlflow, client, store, experiment, config, record, leaderboard,
                               directory, bundle)
     update_experiment(config.layout, experiment_id, mlflow_run_id=run_id)
+    return run_id
+
+
+def track_new_experiment(config: ProjectConfig, entry: dict, *,
+                         echo: Callable[[str], None] = quiet,
+                         warn: Callable[[str], None] = quiet) -> str | None:
+    """Log a just-recorded experiment (a local `train`, or a remote run's import) and say so;
+    its run id, also set as the entry's ``mlflow_run_id``. None, with `warn`'s one line, when
+    MLflow is not installed; a store that cannot be reached raises TrackingError naming
+    `track`, and the experiment stays."""
+    run_id = log_experiment(config, entry["id"], warn=warn)
+    if run_id is not None:
+        entry["mlflow_run_id"] = run_id
+        echo(f"tracked as MLflow run {run_id} in {store_of(config).described}")
     return run_id
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 import sklearn
 
 from .. import __version__
-from .config import ProjectConfig
+from .config import MODEL_CARD_FILE, ProjectConfig
 from .data import check_classes, read_csv, split_label
 from .errors import COMMAND, DataError
 from .experiments import pending_experiment, record_experiment
@@ -23,7 +23,7 @@ from .files import atomic_write_json, atomic_write_text, sha256_file, utc_now
 from .hooks import ProjectHooks
 from .metrics import Metric, get_metric
 from .model import ModelBundle, save_bundle
-from .report import MODEL_CARD_FILE, model_card
+from .report import model_card
 from .schema import Schema, infer_schema, parse_features, stray_warnings, used_columns
 from .search import SearchResult, Split, Trial, search
 from .text import number, quiet
@@ -183,12 +183,9 @@ def train(
 
     _report(result, metric, directory, timings["search"], echo)
     if track:
-        from .tracking import log_experiment, store_of
+        from .tracking import track_new_experiment
 
-        run_id = log_experiment(config, experiment_id, warn=warn)
-        if run_id is not None:
-            entry["mlflow_run_id"] = run_id
-            echo(f"tracked as MLflow run {run_id} in {store_of(config).described}")
+        track_new_experiment(config, entry, echo=echo, warn=warn)
     echo(f"next: {COMMAND} evaluate --experiment {experiment_id}")
     return entry
 

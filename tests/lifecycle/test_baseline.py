@@ -1,4 +1,10 @@
-"""The Model Monitor baseline command against moto's S3 and SageMaker (no AWS account)."""
+"""The Model Monitor baseline command against moto's S3 and SageMaker (no AWS account).
+
+moto serves S3 and SageMaker's CreateProcessingJob, DescribeProcessingJob and
+StopProcessingJob: the job is started by the SageMaker Python SDK (sagemaker-core's
+DefaultModelMonitor.suggest_baseline), whose request goes through the client the test wraps
+(Analyzer records it and writes the analyzer's results). botocore's Stubber answers the S3
+errors moto does not make (a forbidden HeadObject, SlowDown)."""
 
 from __future__ import annotations
 
@@ -115,9 +121,34 @@ def test_job_name_is_a_valid_sagemaker_name():
     assert re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", name)
 
 
-def test_request_is_isolated_encrypted_and_reads_a_header(target):
-    request = baseline.processing_job_request(
-        target, "job", "monitoring/baseline-data/job", "monitoring/baseline-runs/job", {"a": "b"})
+def test_the_sdks_request_is_isolated_encrypted_and_reads_a_header(project, aws, target,
+                                                                    monkeypatch):
+    from sagemaker.core.model_monitor.model_monitoring import DefaultModelMonitor
+
+    called = []
+    real = DefaultModelMonitor.suggest_baseline
+
+    def suggest_baseline(self, **arguments):
+        called.append((self.image_uri, arguments))
+        return real(self, **arguments)
+
+    monkeypatch.setattr(DefaultModelMonitor, "suggest_baseline", suggest_baseline)
+    client = _client(aws, target)
+    job = baseline.start_baseline(load_config(project), target, client)
+    # the SDK started the job, on the stack's analyzer image, without waiting for it
+    ((image, arguments),) = called
+    assert image == OUTPUT["image_uri"] and arguments["wait"] is False
+    assert arguments["job_name"] == job.name
+    (request,) = client.sagemaker.requests
+    assert request["ProcessingJobName"] == job.name
+    assert request["ProcessingInputs"][0]["S3Input"]["S3Uri"] == \
+        f"s3://{BUCKET}/{job.data_key.rsplit('/', 1)[0]}"
+    assert request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"] == \
+        f"s3://{BUCKET}/{job.runs_key}"
+    assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": baseline.MAX_RUNTIME_SECONDS}
+    assert request["NetworkConfig"]["EnableInterContainerTrafficEncryption"] is True
+    assert request["NetworkConfig"]["VpcConfig"]["SecurityGroupIds"] == ["sg-monitor"]
+    assert {"Key": "managed-by", "Value": "mlscaffold"} in request["Tags"]
     assert json.loads(request["Environment"]["dataset_format"]) == {
         "csv": {"header": True, "output_columns_position": "START"}}
     assert request["Environment"]["dataset_source"] == baseline.CONTAINER_INPUT
@@ -226,7 +257,8 @@ def test_dry_run_prints_the_request_without_aws(project, tmp_path):
     assert result.code == 0, result.err
     plan = json.loads(result.out)
     assert plan["dataset"]["columns"][0] == load_config(project).label
-    assert plan["processing_job"]["RoleArn"] == OUTPUT["role_arn"]
+    assert plan["processing_job"]["monitor"]["role"] == OUTPUT["role_arn"]
+    assert plan["processing_job"]["suggest_baseline"]["wait"] is False
     assert plan["publishes_to"] == [f"s3://{BUCKET}/{key}" for key in PUBLISHED]
 
 

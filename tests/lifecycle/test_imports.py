@@ -11,7 +11,8 @@ import pytest
 
 from .conftest import PATIENCE_SECONDS
 
-HEAVY = ("pulumi", "pulumi_aws", "copier", "boto3")
+# the SageMaker Python SDK too: only `baseline` and remote runs import it (~3.4 s)
+HEAVY = ("pulumi", "pulumi_aws", "copier", "boto3", "sagemaker")
 CODE = f"""
 import json, sys
 from mlscaffold.cli import main
@@ -53,3 +54,20 @@ def test_the_probe_sees_an_import():
                           capture_output=True, text=True, timeout=PATIENCE_SECONDS)
     report = json.loads(done.stdout.splitlines()[-1])
     assert report["code"] == 0 and "copier" in report["heavy"]
+
+
+def test_only_baseline_imports_the_sagemaker_sdk(trained_copy, tmp_path):
+    """`baseline --dry-run` plans the SDK's job without importing it; other commands' help
+    does not import it either (the same probe as above)."""
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"drift_baseline": {
+        "region": "us-east-1", "bucket": "b", "role_arn": "r", "image_uri": "i",
+        "kms_key_arn": "k", "subnet_ids": ["s"], "security_group_ids": ["g"],
+        "instance_type": "ml.m5.xlarge", "data_prefix": "d", "runs_prefix": "u",
+        "baseline_prefix": "p"}}))
+    for argv in (["baseline", "--project", str(trained_copy), "--outputs", str(outputs),
+                  "--dry-run"], ["promote", "--help"], ["drift", "--help"]):
+        done = subprocess.run([sys.executable, "-c", CODE, *argv], capture_output=True,
+                              text=True, timeout=PATIENCE_SECONDS)
+        report = json.loads(done.stdout.splitlines()[-1])
+        assert report == {"code": 0, "heavy": []}, (argv, done.stderr)

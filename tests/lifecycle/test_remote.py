@@ -6,6 +6,9 @@ and never fail or stop, and it has no StopTrainingJob: botocore's Stubber answer
 DescribeTrainingJob that failed, and the stop on Ctrl-C is recorded by a stand-in for
 TrainingJob.stop. SageMaker's own upload of the model is played by running the image's training
 contract (lifecycle.job) locally and putting its model.tar.gz where SageMaker writes it.
+For EKS, the tunnel and kubectl are stand-ins; the Job's upload of the model is played by
+putting the job's files under its S3 prefix. The imported experiment is logged to the project's
+own MLflow store (mlruns/), as a local run is.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import io
 import json
 import math
 import shutil
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -28,9 +32,10 @@ from moto import mock_aws
 import mlscaffold.remote_train as remote_train
 from mlscaffold.lifecycle.config import ProjectConfig
 from mlscaffold.lifecycle.job import JobPaths, run_training_job
+from mlscaffold.lifecycle.tracking import COMPLETE_TAG, EXPERIMENT_TAG
 from mlscaffold.stacks.config import GPU_TOLERATION
 
-from .conftest import assert_error, run_cli
+from .conftest import assert_error, run_cli, set_config
 
 REGION = "us-east-1"
 BUCKET = "lc-binary-dev-artifacts"
@@ -38,6 +43,8 @@ REPOSITORY = "lc-binary-dev-serving"
 ACCOUNT = "123456789012"
 REPOSITORY_URL = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{REPOSITORY}"
 JOB = "lc-binary-dev-20261202-120000-abcd"
+# nothing listens on port 1 of the loopback: connections are refused at once
+UNREACHABLE = "http://127.0.0.1:1"
 KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234"
 TRAINING = {"region": REGION, "bucket": BUCKET,
             "role_arn": f"arn:aws:iam::{ACCOUNT}:role/lc-binary-dev-training-role",
@@ -80,9 +87,8 @@ def push_image(session, tag: str = "0.1.0") -> None:
                                     imageManifest=json.dumps(manifest))
 
 
-def sagemaker_writes_the_model(session, project: Path, tmp_path: Path) -> None:
-    """What SageMaker does with the image: the training contract, then model.tar.gz to
-    <S3OutputPath>/<job>/output/model.tar.gz."""
+def the_image_trains(project: Path, tmp_path: Path) -> Path:
+    """The image's training contract on the project's data; its model/ folder."""
     paths = JobPaths(tmp_path / "opt-ml")
     for channel in ("train", "validation"):
         (paths.channel(channel)).mkdir(parents=True)
@@ -92,9 +98,16 @@ def sagemaker_writes_the_model(session, project: Path, tmp_path: Path) -> None:
     config = ProjectConfig(root=project, name="lc-binary", task="binary-classification",
                            label="label", metric="roc_auc", metric_threshold=0.75)
     run_training_job(config, paths)
+    return paths.model
+
+
+def sagemaker_writes_the_model(session, project: Path, tmp_path: Path) -> None:
+    """What SageMaker does with the image: the training contract, then model.tar.gz to
+    <S3OutputPath>/<job>/output/model.tar.gz."""
+    model = the_image_trains(project, tmp_path)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for item in sorted(paths.model.iterdir()):
+        for item in sorted(model.iterdir()):
             tar.add(item, arcname=item.name)
     session.client("s3").put_object(
         Bucket=BUCKET, Key=f"training/jobs/{JOB}/output/{JOB}/output/model.tar.gz",
@@ -109,6 +122,30 @@ def log_line(session, message: str) -> None:
     logs.put_log_events(logGroupName="/aws/sagemaker/TrainingJobs",
                         logStreamName=f"{JOB}/algo-1-1700000000",
                         logEvents=[{"timestamp": int(time.time() * 1000), "message": message}])
+
+
+def mlflow_runs(project: Path) -> dict[str, object]:
+    """{exp-NNN: run} of the complete top-level runs in the project's own store."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, filter_string=f"tags.`{EXPERIMENT_TAG}` LIKE 'exp-%'")
+    return {run.data.tags[EXPERIMENT_TAG]: run for run in runs
+            if run.data.tags.get(COMPLETE_TAG) == "true"}
+
+
+def assert_tracked_like_a_local_run(project: Path, out: str) -> None:
+    """exp-001 is an MLflow run, noted in the index, named by `list`, as `train` leaves one."""
+    runs = mlflow_runs(project)
+    assert list(runs) == ["exp-001"]
+    run_id = runs["exp-001"].info.run_id
+    assert f"tracked as MLflow run {run_id} in the project's MLflow store" in out
+    index = json.loads((project / "experiments" / "index.json").read_text())["experiments"]
+    assert index[0]["mlflow_run_id"] == run_id
+    listed = run_cli(project, "list", "--format", "json")
+    assert json.loads(listed.out)["experiments"][0]["mlflow_run_id"] == run_id
+    assert runs["exp-001"].data.metrics["validation_roc_auc"] == index[0]["validation"]["roc_auc"]
 
 
 def train_remotely(project: Path, outputs: Path, *args):
@@ -128,7 +165,11 @@ def test_a_sagemaker_run_becomes_a_local_experiment(aws, project, tmp_path):
     assert "  | best: random_forest roc_auc=0.9" in result.out
     assert f"started training job {JOB} (ml.m5.large, spot, at most 607 s)" in result.out
     experiment = project / "experiments" / "exp-001"
-    assert {p.name for p in experiment.iterdir()} == set(remote_train.EXPERIMENT_FILES)
+    # the same files as a local run's, the model card too
+    assert {p.name for p in experiment.iterdir()} == {*remote_train.EXPERIMENT_FILES,
+                                                       "model_card.md"}
+    assert (experiment / "model_card.md").read_text().startswith("# ")
+    assert_tracked_like_a_local_run(project, result.out)
     record = json.loads((experiment / "experiment.json").read_text())
     assert record["id"] == "exp-001"
     assert record["remote"]["training_job"] == JOB
@@ -156,6 +197,49 @@ def test_a_sagemaker_run_becomes_a_local_experiment(aws, project, tmp_path):
         body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
         assert body == (project / "datasets" / f"{channel['ChannelName']}.csv").read_bytes()
         assert key.startswith("training/data/") and key.endswith(f"/{channel['ChannelName']}.csv")
+
+
+def test_an_unreachable_tracking_server_keeps_the_remote_experiment(aws, project, tmp_path):
+    """As after a local train: one line naming `track`, exit 1, the experiment recorded."""
+    push_image(aws)
+    sagemaker_writes_the_model(aws, project, tmp_path)
+    set_config(project, tracking_uri=UNREACHABLE)
+    result = train_remotely(project, write_outputs(tmp_path, training=TRAINING))
+    assert_error(result, 1, f"the MLflow tracking server {UNREACHABLE} cannot be reached",
+                 "exp-001 is kept in", "`mlscaffold track exp-001`")
+    assert (project / "experiments" / "exp-001" / "model.joblib").is_file()
+    index = json.loads((project / "experiments" / "index.json").read_text())["experiments"]
+    assert [e["id"] for e in index] == ["exp-001"] and "mlflow_run_id" not in index[0]
+
+
+def test_without_mlflow_the_remote_experiment_is_recorded_with_a_warning(
+        aws, project, tmp_path, monkeypatch):
+    push_image(aws)
+    sagemaker_writes_the_model(aws, project, tmp_path)
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # `import mlflow` fails as if missing
+    result = train_remotely(project, write_outputs(tmp_path, training=TRAINING))
+    assert result.code == 0, result.err
+    assert result.err.startswith("warning: MLflow tracking skipped: mlflow-skinny is not "
+                                 "installed here")
+    assert (project / "experiments" / "exp-001" / "model.joblib").is_file()
+    assert not (project / "mlruns").exists()
+
+
+def test_an_older_image_without_the_model_card_still_imports(aws, project, tmp_path):
+    push_image(aws)
+    model = the_image_trains(project, tmp_path)
+    (model / "model_card.md").unlink()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for item in sorted(model.iterdir()):
+            tar.add(item, arcname=item.name)
+    aws.client("s3").put_object(
+        Bucket=BUCKET, Key=f"training/jobs/{JOB}/output/{JOB}/output/model.tar.gz",
+        Body=buffer.getvalue())
+    result = train_remotely(project, write_outputs(tmp_path, training=TRAINING))
+    assert result.code == 0, result.err
+    assert {p.name for p in (project / "experiments" / "exp-001").iterdir()} == \
+        set(remote_train.EXPERIMENT_FILES)
 
 
 def test_data_is_uploaded_once_per_content(aws, project, tmp_path):
@@ -352,3 +436,92 @@ def test_the_spec_chooses_where_train_runs(project, tmp_path):
     assert yaml.safe_load(result.out)["kind"] == "Job"
     local = run_cli(project, "train", "--on", "local", "--dry-run")
     assert_error(local, 2, "--stack and --dry-run are for remote runs")
+
+
+@pytest.fixture
+def eks_cluster(aws, project, tmp_path, monkeypatch):
+    """The tunnel and kubectl as stand-ins: `apply` records the Job, `wait` plays the Job's
+    run, which uploads the files of `the_image_trains` (all of them, or those the test keeps)
+    under the Job's prefix. Yields (applied manifests, files to upload)."""
+    import contextlib
+    import subprocess
+    from types import SimpleNamespace
+
+    import mlscaffold.eks_job as eks_job
+    import mlscaffold.tunnel as tunnel
+
+    model = the_image_trains(project, tmp_path)
+    applied: list[dict] = []
+    uploads = {item.name: item for item in model.iterdir()}
+
+    def kubectl(kubeconfig, *args, stdin=None):
+        assert args[:2] == ("apply", "-f")
+        applied.append(json.loads(stdin))
+        return ""
+
+    def wait(argv, **options):
+        assert "wait" in argv
+        name = applied[-1]["metadata"]["name"]
+        for file, path in uploads.items():
+            aws.client("s3").put_object(Bucket=BUCKET, Body=path.read_bytes(),
+                                        Key=f"training/jobs/{name}/output/model/{file}")
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(eks_job, "_kubectl", kubectl)
+    monkeypatch.setattr(eks_job, "subprocess", SimpleNamespace(run=wait))
+    monkeypatch.setattr(tunnel, "open_tunnel", lambda target: contextlib.nullcontext())
+    monkeypatch.setattr(tunnel, "tunnel_target", lambda outputs, stack: None)
+    monkeypatch.setattr(tunnel, "tunnel_kubeconfig", lambda cluster: "apiVersion: v1\n")
+    yield applied, uploads
+
+
+def test_an_eks_run_becomes_a_tracked_local_experiment(aws, project, tmp_path, eks_cluster):
+    applied, _ = eks_cluster
+    push_image(aws, "abc123")
+    result = run_cli(project, "train", "--on", "eks", "--stack", "dev", "--outputs",
+                     eks_outputs(tmp_path), "--time", "5", "--image-tag", "abc123")
+    assert result.code == 0, result.err
+    (manifest,) = applied
+    assert manifest["spec"]["template"]["spec"]["initContainers"][1]["image"] == \
+        f"{REPOSITORY_URL}:abc123"
+    experiment = project / "experiments" / "exp-001"
+    assert {p.name for p in experiment.iterdir()} == {*remote_train.EXPERIMENT_FILES,
+                                                       "model_card.md"}
+    record = json.loads((experiment / "experiment.json").read_text())
+    assert record["remote"]["on"] == "eks" and record["remote"]["image"].endswith(":abc123")
+    assert_tracked_like_a_local_run(project, result.out)
+    assert result.out.rstrip().endswith("next: mlscaffold evaluate --experiment exp-001")
+
+
+def test_an_eks_run_that_uploaded_no_model_records_nothing(aws, project, tmp_path,
+                                                            eks_cluster):
+    _, uploads = eks_cluster
+    del uploads["model.joblib"]
+    push_image(aws)
+    result = run_cli(project, "train", "--on", "eks", "--stack", "dev", "--outputs",
+                     eks_outputs(tmp_path), "--time", "5")
+    assert_error(result, 1, "/output/model/model.joblib does not exist: the Job's image did "
+                            "not write an experiment", "rebuild and push the image")
+    assert not list((project / "experiments").glob("exp-*"))
+
+
+def test_the_eks_download_maps_aws_errors_to_one_line(aws, tmp_path):
+    """botocore's Stubber answers the download's HeadObject with AccessDenied (moto allows
+    everything)."""
+    import mlscaffold.eks_job as eks_job
+    from mlscaffold.errors import MlscaffoldError
+
+    client = aws.client("s3")
+    stubber = Stubber(client)
+    stubber.add_client_error("head_object", service_error_code="AccessDenied",
+                             service_message="Access Denied", http_status_code=403)
+    stubber.activate()
+    run = remote_train.RemoteRun(session=aws, echo=lambda _: None, confirm_stop=lambda _: True)
+    run.client = lambda service: client  # type: ignore[method-assign]
+    target = remote_train.training_target({"training": TRAINING}, "dev")
+    with pytest.raises(MlscaffoldError) as raised:
+        eks_job._download_model(run, target, f"training/jobs/{JOB}/output/model", tmp_path)
+    assert str(raised.value).startswith(
+        f"AWS denied HeadObject: cannot download s3://{BUCKET}/training/jobs/{JOB}/output/"
+        "model/model.joblib")
+    assert "s3:PutObject and GetObject under training/" in raised.value.hint
