@@ -317,6 +317,17 @@ def _quiet_pulumi_logs() -> Iterator[None]:
 MOCK_ORGANIZATION = "organization"
 
 
+def _ensure_event_loop() -> None:
+    """Pulumi's runtime takes the thread's current event loop, and asyncio.run() elsewhere in the
+    process (a server, a test) leaves none set: give the thread a loop when it has none."""
+    import asyncio
+
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def run_under_mocks(program: Callable[[], Any], *, project: str = "project",
                     stack: str = "stack", config: Mapping[str, str] | None = None,
                     region: str = DEFAULT_REGION, preview: bool = False,
@@ -332,6 +343,7 @@ def run_under_mocks(program: Callable[[], Any], *, project: str = "project",
     import pulumi.runtime
 
     with _RUN_LOCK, _quiet_pulumi_logs():
+        _ensure_event_loop()
         recorder = _Recorder(region, stack_references)
         # a fresh root stack per run: the previous run's would keep its exports
         pulumi.runtime.settings.ROOT.set(None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -48,6 +49,17 @@ def test_graph_records_types_parents_dependencies_inputs_and_outputs():
     assert rule["kmsMasterKeyId"].startswith("arn:aws:kms:us-east-1:")
     assert graph.named("alerts").parent is None
     assert graph.outputs == {"bucket": "store-bucket", "account": MOCK_ACCOUNT_ID}
+
+
+
+def test_a_program_runs_after_asyncio_run_left_no_event_loop():
+    """asyncio.run() (a server, a test) unsets the thread's loop; Pulumi's runtime needs one."""
+    async def nothing() -> None:
+        return None
+
+    asyncio.run(nothing())
+    graph = run_under_mocks(_program, project="demo", stack="dev")
+    assert graph.resources
 
 
 def test_runs_are_repeatable():
