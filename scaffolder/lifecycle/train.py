@@ -132,6 +132,11 @@ def train(
         def progress(so_far: list[Trial]) -> None:
             atomic_write_json(directory / "leaderboard.json", _leaderboard(so_far, metric))
 
+        warming = None
+        if track:
+            from .tracking import warm_up
+
+            warming = warm_up()
         result = search(
             data.train, data.validation, data.features, config.task, metric, budget, seed, echo,
             hooks, trials=trials, progress=progress,
@@ -185,6 +190,8 @@ def train(
     if track:
         from .tracking import track_new_experiment
 
+        if warming is not None:
+            warming.join()
         track_new_experiment(config, entry, echo=echo, warn=warn)
     echo(f"next: {COMMAND} evaluate --experiment {experiment_id}")
     return entry
