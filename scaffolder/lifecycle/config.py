@@ -110,18 +110,24 @@ def find_project_root(start: Path | None = None) -> Path:
                            "or pass --project DIR")
 
 
+THIN_PROJECTS_SINCE = (0, 2)  # the series whose lifecycle is mlscaffold's own
+
+
 def check_made_by(raw: dict, path: Path, installed: str) -> None:
     """Refuse a spec written by an mlscaffold release this one cannot run (another minor)."""
     made_by = raw.get("mlscaffold_version")
-    if made_by is None:
-        raise ConfigError(
-            f"{path} has no mlscaffold_version: it was made by mlscaffold 0.1, whose projects "
-            f"carry their own lifecycle code (python -m <package>)",
-            hint=f"keep using that code, or make a new project with mlscaffold {installed} and "
-                 "move datasets/, experiments/ and models/ into it")
-    if not isinstance(made_by, str) or _series(made_by) is None:
+    if made_by is not None and (not isinstance(made_by, str) or _series(made_by) is None):
         raise ConfigError(f"{path}: mlscaffold_version must be a version like {installed}, "
                           f"got {made_by!r}", hint="restore it from git")
+    if made_by is None or _series(made_by) < THIN_PROJECTS_SINCE:
+        # 0.1 was another distribution's name on PyPI: nothing to install, the code is there
+        said = "has no mlscaffold_version" if made_by is None else f"has mlscaffold_version " \
+                                                                   f"{made_by}"
+        raise ConfigError(
+            f"{path} {said}: it was made by mlscaffold 0.1, whose projects carry their own "
+            f"lifecycle code (python -m <package>)",
+            hint=f"keep using that code, or make a new project with mlscaffold {installed} and "
+                 "move datasets/, experiments/ and models/ into it")
     if _series(made_by) == _series(installed):
         return
     from .. import DISTRIBUTION

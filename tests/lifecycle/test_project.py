@@ -9,6 +9,8 @@ import csv
 import pytest
 
 from mlscaffold import DISTRIBUTION, __version__
+from mlscaffold.lifecycle.config import check_made_by
+from mlscaffold.lifecycle.errors import ConfigError
 
 from .conftest import TASKS, assert_error, invoke, read_spec, run_cli, set_config, spec_path
 
@@ -64,15 +66,25 @@ def test_a_spec_without_mlscaffold_version_is_refused(project):
         "and models/ into it\n")
 
 
-def test_a_project_of_an_older_series_says_what_to_install_or_run(project):
+def test_a_project_of_the_first_series_keeps_its_own_lifecycle(project):
+    """0.1's projects carried the lifecycle, and its distribution name was not ours."""
     set_config(project, mlscaffold_version="0.1.0")
     result = run_cli(project, "list")
     assert result.code == 2
-    assert result.err == (
-        f"error: {spec_path(project).resolve()} was made by mlscaffold 0.1.0; this is "
-        f"mlscaffold {__version__}; install the version that made it (pip install "
-        f"'{DISTRIBUTION}==0.1.0'), or bring the project to {__version__} with "
-        "`mlscaffold update`\n")
+    assert result.err.startswith(
+        f"error: {spec_path(project).resolve()} has mlscaffold_version 0.1.0: it was made by "
+        "mlscaffold 0.1, whose projects carry their own lifecycle code")
+    assert "pip install" not in result.err
+
+
+def test_a_project_of_an_older_series_says_what_to_install_or_run(tmp_path):
+    with pytest.raises(ConfigError) as raised:
+        check_made_by({"mlscaffold_version": "0.2.0"}, tmp_path / "mlscaffold.yaml", "0.3.1")
+    assert raised.value.message == (
+        f"{tmp_path / 'mlscaffold.yaml'} was made by mlscaffold 0.2.0; this is mlscaffold 0.3.1")
+    assert raised.value.hint == (
+        f"install the version that made it (pip install '{DISTRIBUTION}==0.2.0'), or bring the "
+        "project to 0.3.1 with `mlscaffold update`")
 
 
 def test_a_project_of_a_newer_series_says_what_to_install(project):
