@@ -217,6 +217,10 @@ def _train_remotely(opened: Any, where: str, stack: str | None, outputs: str | N
                            hint=f"add --stack ENV (one of: {', '.join(opened.spec.environments)})")
     if where == "sagemaker" and dry_run:
         raise ProjectError("--dry-run prints a Kubernetes Job; it is for --on eks")
+    if opened.spec.serving == "none":  # as the spec's train_on says: no Dockerfile, no image
+        raise ProjectError(f"--on {where} runs the project's image, which serving: none does "
+                           "not build", hint="train here (--on local), or make the project with "
+                                             "serving sagemaker or kserve")
     from .infra import stack_platform_config
     from .outputs import read_stack_outputs
 

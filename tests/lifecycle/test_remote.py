@@ -287,6 +287,16 @@ def test_no_deployed_stack(project, tmp_path):
                  "--on sagemaker needs the deployed stack", "--stack ENV")
 
 
+@pytest.mark.parametrize("where", ["sagemaker", "eks"])
+def test_a_project_without_an_image_cannot_train_remotely(project, tmp_path, where):
+    set_config(project, serving="none")
+    result = run_cli(project, "train", "--on", where, "--stack", "dev", "--outputs",
+                     str(write_outputs(tmp_path, training=TRAINING)))
+    assert_error(result, 2, f"--on {where} runs the project's image, which serving: none does "
+                            "not build", "train here (--on local)")
+    assert not list((project / "experiments").glob("exp-*"))
+
+
 def test_a_failed_job_records_nothing(aws, project, tmp_path, monkeypatch):
     push_image(aws)
     client = aws.client("sagemaker")
