@@ -32,6 +32,8 @@ SKIPPED: list[tuple[re.Pattern[str], str]] = [(re.compile(pattern), reason) for 
     (r"https://git\.example\.com/", "an example URL of the reader's git server"),
     (r"^copier update ", "needs a project made from a hosted blueprint (tests/test_update.py "
                          "runs plain `copier update` on one)"),
+    (r"^mlscaffold update --vcs-ref ", "needs a project made from a hosted blueprint tagged v2 "
+                                       "(tests/test_update.py runs it on one)"),
 ]]
 
 
