@@ -5,11 +5,8 @@ preview, nothing written)."""
 from __future__ import annotations
 
 import html
-import os
 import shutil
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,6 +15,8 @@ from mlscaffold.diagram_image import GRAPHVIZ, MATPLOTLIB, image_renderer
 from mlscaffold.errors import UsageError
 from mlscaffold.project import create_project
 from mlscaffold.spec import validate_spec
+
+from .tools.environments import run_without_matplotlib
 
 PNG = b"\x89PNG\r\n\x1a\n"
 FAKE_DOT = """\
@@ -111,27 +110,12 @@ def test_an_image_needs_an_output_file(run_cli, made):
                              "-o platform.png) (see 'mlscaffold graph --help')\n")
 
 
-_NO_MATPLOTLIB = textwrap.dedent("""\
-    import sys
-
-    class Refuse:
-        def find_spec(self, name, path=None, target=None):
-            if name.partition(".")[0] == "matplotlib":
-                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-            return None
-
-    sys.meta_path.insert(0, Refuse())
-    from mlscaffold.cli import main
-    sys.argv = ["mlscaffold", *sys.argv[1:]]
-    main()
-""")
 
 
 def test_without_dot_or_matplotlib_one_line_says_what_to_install(made, tmp_path, no_dot):
     output = tmp_path / "platform.svg"
-    completed = subprocess.run(
-        [sys.executable, "-c", _NO_MATPLOTLIB, "graph", str(made), "--format", "svg", "-o",
-         str(output)], capture_output=True, text=True, timeout=300, env={**os.environ})
+    completed = run_without_matplotlib("graph", made, "--format", "svg", "-o", output,
+                                       timeout=300)
     assert completed.returncode == 2, completed.stderr
     assert completed.stderr == (
         "error: --format svg needs Graphviz (`dot` on PATH) or matplotlib, and this machine has "

@@ -30,6 +30,7 @@ from mlscaffold.project import create_project
 from mlscaffold.spec import load_spec, validate_spec
 
 from .lifecycle.conftest import assert_error, invoke
+from .tools.environments import without_aws_credentials
 
 REGION = "us-east-1"
 BUCKET = {"dev": "shop-dev-artifacts", "prod": "shop-prod-artifacts"}
@@ -339,12 +340,7 @@ def test_bad_input_is_one_line_and_changes_nothing(project, aws, monkeypatch):
 
 
 def test_without_credentials_nothing_is_promoted(project, monkeypatch, tmp_path):
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-                 "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    without_aws_credentials(monkeypatch, tmp_path)
     result = _promote(project, "exp-002", "production", "prod")
     assert_error(result, 2, "error: no usable AWS credentials to read model package group "
                             "shop-prod (Unable to locate credentials); log in")

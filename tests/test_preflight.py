@@ -10,7 +10,6 @@ SageMaker quotas by their exact name and takes the code from the response.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -40,6 +39,8 @@ from mlscaffold.preflight import (
 )
 from mlscaffold.project import create_project
 from mlscaffold.spec import validate_spec
+
+from .tools.environments import without_aws_credentials
 
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
@@ -627,12 +628,7 @@ def test_a_kserve_prod_stack_needs_gpu_quota_to_deploy(run_cli, kserve_project, 
 
 def test_no_credentials_is_a_usage_error_naming_the_fix(run_cli, quotas_project, monkeypatch,
                                                          tmp_path):
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    without_aws_credentials(monkeypatch, tmp_path)
     result = run_cli(["preflight", str(quotas_project), "--stack", "dev"])
     assert result.exit_code == 2
     assert result.stderr == (

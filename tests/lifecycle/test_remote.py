@@ -35,6 +35,7 @@ from mlscaffold.lifecycle.job import JobPaths, run_training_job
 from mlscaffold.lifecycle.tracking import COMPLETE_TAG, EXPERIMENT_TAG
 from mlscaffold.stacks.config import GPU_TOLERATION
 
+from ..tools.environments import without_aws_credentials
 from .conftest import assert_error, run_cli, set_config
 
 REGION = "us-east-1"
@@ -270,12 +271,7 @@ def test_an_image_not_pushed(aws, project, tmp_path):
 
 
 def test_no_credentials(project, tmp_path, monkeypatch):
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-                 "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    without_aws_credentials(monkeypatch, tmp_path)
     result = train_remotely(project, write_outputs(tmp_path, training=TRAINING))
     assert_error(result, 2, "no usable AWS credentials", "aws sso login")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import json
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from mlscaffold.lifecycle.files import read_json
 from mlscaffold.lifecycle.model import load_bundle
 from mlscaffold.packaging import pinned
 
+from ..tools.environments import run_without_matplotlib
 from .conftest import TASKS, copy_project, run_cli, set_config
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -119,25 +119,10 @@ def test_analyze_of_another_file_reports_beside_its_own_name(project, tmp_path):
     assert "column-01-tenure_months.png" in resolved_links(report)
 
 
-_WITHOUT_MATPLOTLIB = """\
-import sys
-
-class Refuse:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] == "matplotlib":
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-sys.meta_path.insert(0, Refuse())
-from mlscaffold.cli import main
-sys.argv = ["mlscaffold", *sys.argv[1:]]
-main()
-"""
 
 
 def _without_matplotlib(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", _WITHOUT_MATPLOTLIB, *map(str, args)],
-                          capture_output=True, text=True, timeout=600)
+    return run_without_matplotlib(*args)
 
 
 def test_without_matplotlib_the_reports_say_why_there_are_no_plots(evaluated):
