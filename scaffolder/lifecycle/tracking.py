@@ -116,19 +116,38 @@ _WARM_MODULES = ("mlflow", "mlflow.tracking", "mlflow.models", "mlflow.sklearn",
                  "mlflow.store.tracking.sqlalchemy_store")
 
 
-def warm_up() -> threading.Thread:
-    """Import MLflow in a background thread, so that logging the experiment after the search
-    does not wait for it; join the thread before logging. Failures are left to the logging
-    itself, which reports them. (The search's own imports are done by then, so the two threads
-    import disjoint modules.)"""
-    def imports() -> None:
+def warm_up(store: Store | None = None) -> threading.Thread:
+    """Do in a background thread what logging the experiment after the search would otherwise
+    wait for; join the thread before logging. Failures are left to the logging itself, which
+    reports them. (The search's own imports are done by then, so the two threads import
+    disjoint modules.) Three things, each seconds in a whole-tool install:
+
+    - import MLflow;
+    - MLflow's map of installed modules to distributions: ``log_model`` checks the model's
+      requirements against the environment with it, and builds it by reading the file list of
+      every installed distribution (mlflow/utils/requirements_utils.py, a private function:
+      if a later MLflow drops it, this step does nothing);
+    - open the project's own store (`store`), which makes or migrates its SQLite tables the
+      first time: MLflow keeps the opened store per URI (its store registry's lru_cache), so
+      the logging reuses it. Under the store's lock, as every writer of it is; a tracking
+      server is not contacted here (an unreachable one must fail the logging, not this)."""
+    def prepare() -> None:
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        with contextlib.suppress(BaseException), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with contextlib.suppress(BaseException), _quiet_mlflow():
             for name in _WARM_MODULES:
                 importlib.import_module(name)
+            from mlflow.utils import requirements_utils
 
-    thread = threading.Thread(target=imports, name="mlflow-warm-up", daemon=True)
+            requirements_utils._init_modules_to_packages_map()
+            if store is not None and store.local is not None:
+                from mlflow.tracking import MlflowClient
+
+                store.local.mkdir(parents=True, exist_ok=True)
+                with file_lock(store.local / ".lock"):
+                    _relocate(store)
+                    MlflowClient(tracking_uri=store.uri)._tracking_client.store  # noqa: B018
+
+    thread = threading.Thread(target=prepare, name="mlflow-warm-up", daemon=True)
     thread.start()
     return thread
 

@@ -134,9 +134,9 @@ def train(
 
         warming = None
         if track:
-            from .tracking import warm_up
+            from .tracking import store_of, warm_up
 
-            warming = warm_up()
+            warming = warm_up(store_of(config))
         result = search(
             data.train, data.validation, data.features, config.task, metric, budget, seed, echo,
             hooks, trials=trials, progress=progress,
