@@ -575,8 +575,8 @@ class RolloutConfig(_Strict):
     """How a new model version takes over the traffic of a SageMaker endpoint: a blue/green
     update (the new fleet starts beside the old one) whose traffic shifts all at once, in a
     canary step, or in linear steps, baking between steps while the rollback alarms watch
-    (AWS docs, "Deployment guardrails"). KServe in RawDeployment mode rolls its pods instead:
-    only ``auto`` and ``all-at-once`` apply there."""
+    (AWS docs, "Deployment guardrails"). KServe in Standard (RawDeployment) mode rolls its pods
+    instead: only ``auto`` and ``all-at-once`` apply there (``_delivery`` says why)."""
 
     strategy: Literal["auto", "all-at-once", "canary", "linear"] = Field(
         "auto", description="auto: canary of one instance with two or more instances, else all "
@@ -722,16 +722,24 @@ class ServingConfig(_Strict):
         strategy = self.rollout.strategy
         gradual = strategy in ("canary", "linear")
         if self.platform == "kserve" and gradual:
-            # KServe docs, "Canary Rollout Strategy": only supported in Serverless mode
-            raise ValueError(f"rollout.strategy {strategy}: KServe splits traffic between "
-                             "versions (canaryTrafficPercent) only in its Serverless mode "
-                             "(Knative); mlscaffold deploys RawDeployment, whose rolling update "
-                             "moves pods to the new version as they turn ready: use auto or "
-                             "all-at-once, or serve with sagemaker")
+            # No released KServe sends a share of the traffic to a new version in Standard
+            # (RawDeployment) mode: v0.20.0's spec.canary (kserve/kserve#5672) starts it as a
+            # Deployment and Service of its own, `<isvc>-<name>-predictor`, sized by
+            # trafficPercent, and the model's Service still selects the old pods only; the
+            # weighted split came after v0.20.0, on Gateway API routes (kserve/kserve#5912).
+            # canaryTrafficPercent works in Knative mode only (KServe docs, "Canary Rollout
+            # Strategy")
+            raise ValueError(f"rollout.strategy {strategy}: no released KServe sends part of "
+                             "the traffic to a new version in the Standard (RawDeployment) "
+                             "mode mlscaffold runs (v0.20.0's spec.canary runs it at its own "
+                             "address with no share of the traffic; canaryTrafficPercent needs "
+                             "Knative): use auto or all-at-once, or serve with sagemaker")
         if self.platform == "kserve" and self.ab_test is not None:
-            raise ValueError("ab_test: a KServe RawDeployment InferenceService serves one model "
-                             "and cannot weight traffic between two; remove ab_test, or serve "
-                             "with sagemaker")
+            raise ValueError("ab_test: no released KServe weights requests between two model "
+                             "versions in the Standard (RawDeployment) mode mlscaffold runs "
+                             "(v0.20.0's spec.canary gives the second version its own address "
+                             "and no share of the traffic): remove ab_test, or serve with "
+                             "sagemaker")
         if self.platform == "sagemaker" and gradual and self.min_instances < 2:
             raise ValueError(f"rollout.strategy {strategy} shifts traffic to part of the new "
                              f"fleet first, which needs at least 2 instances, and min_instances "

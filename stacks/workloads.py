@@ -78,6 +78,9 @@ KARPENTER_CHARTS = "oci://public.ecr.aws/karpenter"
 CERT_MANAGER_REPO = "https://charts.jetstack.io"
 CERT_MANAGER_VERSION = "v1.19.1"
 KSERVE_CHARTS = "oci://ghcr.io/kserve/charts"
+# v0.20.0 (the newest release) adds spec.canary, but it sends a canary no share of the model's
+# traffic (config.py, ServingConfig._delivery); moving there also means its controller chart
+# `kserve-resources` (was `kserve`) and the mode name `Standard` (was `RawDeployment`)
 KSERVE_VERSION = "v0.15.2"
 KUBE_PROMETHEUS_STACK_REPO = "https://prometheus-community.github.io/helm-charts"
 KUBE_PROMETHEUS_STACK_VERSION = "88.6.4"

@@ -429,14 +429,20 @@ def test_sagemaker_names_of_an_ab_test_must_fit_too(config_for):
 
 
 @pytest.mark.parametrize(("platform", "environment", "serving", "message"), [
-    ("kserve", "prod", {"rollout": {"strategy": "canary"}},
-     "rollout.strategy canary: KServe splits traffic between versions (canaryTrafficPercent) "
-     "only in its Serverless mode (Knative); mlscaffold deploys RawDeployment, whose rolling "
-     "update moves pods to the new version as they turn ready: use auto or all-at-once, or "
-     "serve with sagemaker"),
+    ("kserve", "prod", {"rollout": {"strategy": "canary", "canary_percent": 20}},
+     "rollout.strategy canary: no released KServe sends part of the traffic to a new version "
+     "in the Standard (RawDeployment) mode mlscaffold runs (v0.20.0's spec.canary runs it at "
+     "its own address with no share of the traffic; canaryTrafficPercent needs Knative): use "
+     "auto or all-at-once, or serve with sagemaker"),
+    ("kserve", "dev", {"rollout": {"strategy": "linear"}},
+     "rollout.strategy linear: no released KServe sends part of the traffic to a new version "
+     "in the Standard (RawDeployment) mode mlscaffold runs (v0.20.0's spec.canary runs it at "
+     "its own address with no share of the traffic; canaryTrafficPercent needs Knative): use "
+     "auto or all-at-once, or serve with sagemaker"),
     ("kserve", "prod", {"ab_test": {"challenger_model_key": CHALLENGER_KEY}},
-     "ab_test: a KServe RawDeployment InferenceService serves one model and cannot weight "
-     "traffic between two; remove ab_test, or serve with sagemaker"),
+     "ab_test: no released KServe weights requests between two model versions in the Standard "
+     "(RawDeployment) mode mlscaffold runs (v0.20.0's spec.canary gives the second version its "
+     "own address and no share of the traffic): remove ab_test, or serve with sagemaker"),
     ("sagemaker", "dev", {"rollout": {"strategy": "linear"}},
      "rollout.strategy linear shifts traffic to part of the new fleet first, which needs at "
      "least 2 instances, and min_instances is 1: raise min_instances (and "
