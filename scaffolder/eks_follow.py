@@ -21,6 +21,7 @@ import json
 import shlex
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,9 +35,10 @@ __all__ = ["JobInterrupted", "JobOutcome", "Kubectl", "find_kubectl", "follow_jo
            "interrupted"]
 
 POLL_SECONDS = 10.0
-#: the pod's steps in the order they run (eks_job.job_manifest), and what each does
+#: the pod's steps in the order they run (eks_job.job_manifest), and what each does; upload
+#: names where it copies the model
 STEPS = {"fetch": "downloads the data sets", "train": "the search; its log follows",
-         "upload": "copies the model to S3"}
+         "upload": "copies the model to {upload_uri}"}
 #: a container's waiting reasons that need someone's attention, said when they happen; the
 #: others (ContainerCreating, PodInitializing) are the way to running
 STUCK_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
@@ -78,17 +80,20 @@ class Kubectl:
     def stream(self, *args: str, line: Callable[[str], None]) -> str | None:
         """Each line of a long-running command (``logs -f``) as it comes; None when it ends
         well, else kubectl's last line."""
-        with subprocess.Popen(self._argv(args), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) as process:
+        # stderr to a file: a pipe nobody reads while stdout is read could fill and stall it
+        with tempfile.TemporaryFile("w+") as errors, \
+                subprocess.Popen(self._argv(args), stdout=subprocess.PIPE, stderr=errors,
+                                 text=True) as process:
             try:
                 assert process.stdout is not None
                 for text in process.stdout:
                     line(text.rstrip("\n"))
-                error = process.stderr.read() if process.stderr else ""
             finally:  # Ctrl-C: kubectl, in our process group, had it too; make sure
                 if process.poll() is None:
                     process.kill()
                 process.wait()
+            errors.seek(0)
+            error = errors.read()
         if process.returncode == 0:
             return None
         return (error.strip().splitlines() or ["no message"])[-1]
@@ -111,13 +116,15 @@ class JobOutcome:
     message: str
     pod: Mapping[str, Any] | None
 
-    def failed_container(self) -> str | None:
-        """'container train terminated: Error, exit code 1' for the first step that failed."""
+    def failed_step(self) -> tuple[str, str] | None:
+        """The first step that failed and how: ('train', 'container train terminated: Error,
+        exit code 1')."""
         for status in _container_statuses(self.pod or {}):
             ended = status.get("state", {}).get("terminated")
             if ended and ended.get("exitCode", 0) != 0:
-                return (f"container {status['name']} terminated: "
-                        f"{ended.get('reason') or 'no reason'}, exit code {ended['exitCode']}")
+                return status["name"], (
+                    f"container {status['name']} terminated: "
+                    f"{ended.get('reason') or 'no reason'}, exit code {ended['exitCode']}")
         return None
 
 
@@ -166,8 +173,8 @@ def _pod_lines(name: str, pod: Mapping[str, Any], upload_uri: str) -> list[str]:
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
             lines.append(f"{name}: pod {pod_name} is not scheduled yet "
                          f"({condition.get('reason') or 'no reason'}: "
-                         f"{condition.get('message') or 'no message'}); the GPU pool may be "
-                         "launching a node, Ctrl-C stops waiting")
+                         f"{condition.get('message') or 'no message'}); Karpenter may be "
+                         "launching a node for it, Ctrl-C stops waiting")
     for status in _container_statuses(pod):
         step, state = status["name"], status.get("state", {})
         waiting, ended = state.get("waiting"), state.get("terminated")
@@ -175,9 +182,7 @@ def _pod_lines(name: str, pod: Mapping[str, Any], upload_uri: str) -> list[str]:
             lines.append(f"{name}: {step} waits: {waiting['reason']}: "
                          f"{waiting.get('message') or 'no message'}")
         if state.get("running") or ended:
-            what = STEPS.get(step, "")
-            if step == "upload":
-                what = f"copies the model to {upload_uri}"
+            what = STEPS.get(step, "the {step} step").format(step=step, upload_uri=upload_uri)
             lines.append(f"{name}: {step} started ({what})")
         if ended and ended.get("exitCode") == 0:
             lines.append(f"{name}: {step} done")

@@ -223,13 +223,13 @@ def train_on_eks(config: Any, platform: Any, outputs: Mapping[str, Any], stack: 
                 hint=f"through `mlscaffold tunnel`, follow it: {follow_command(name)}; delete "
                      f"it: {delete_command(name)}") from None
     if outcome.condition != "Complete":
-        ended = outcome.failed_container()
+        step, how = outcome.failed_step() or ("train", "")
         raise MlscaffoldError(
             f"Job {TRAINING_NAMESPACE}/{name} failed ({outcome.reason or 'no reason'}: "
-            f"{outcome.message or 'no message'}){f'; {ended}' if ended else ''}; nothing was "
+            f"{outcome.message or 'no message'}){f'; {how}' if how else ''}; nothing was "
             "recorded",
             hint=f"its log, through `mlscaffold tunnel`: kubectl -n {TRAINING_NAMESPACE} logs "
-                 f"job/{name} -c train")
+                 f"job/{name} -c {step}")
     with tempfile.TemporaryDirectory(prefix="mlscaffold-model-") as scratch:
         files = Path(scratch)
         _download_model(run, target, prefix, files)

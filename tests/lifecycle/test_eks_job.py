@@ -26,7 +26,7 @@ from mlscaffold.errors import MlscaffoldError
 
 from . import test_remote
 from .conftest import assert_error, run_cli
-from .test_remote import BUCKET, JOB, assert_tracked_like_a_local_run, eks_outputs, push_image
+from .test_remote import BUCKET, JOB, eks_outputs, push_image
 
 aws = test_remote.aws  # the fixture: moto with the bucket and the repository
 
@@ -83,6 +83,19 @@ COMPLETES = {
 }
 
 
+#: what the Job's upload step leaves under its prefix: an experiment's files as the image's
+#: `train` writes them (the model itself is not read on import)
+JOB_FILES = {
+    "experiment.json": json.dumps({
+        "id": "exp-001", "created_at": "2026-12-02T12:03:00+00:00",
+        "task": "binary-classification", "metric": "roc_auc", "score": 0.91,
+        "family": "hist_gradient_boosting", "params": {}, "validation": {"roc_auc": 0.91},
+        "seed": 42, "time_budget_seconds": 30.0}).encode(),
+    "model.joblib": b"a fitted pipeline", "model.json": b"{}", "leaderboard.json": b"[]",
+    "model_card.md": b"# lc-binary exp-001\n"}
+assert set(JOB_FILES) == {*remote_train.EXPERIMENT_FILES, *remote_train.OPTIONAL_EXPERIMENT_FILES}
+
+
 class FakeKubectl:
     """The stand-in kubectl's folder: the scenario in, the calls out."""
 
@@ -117,9 +130,9 @@ def fake_kubectl(tmp_path, monkeypatch) -> FakeKubectl:
 
 
 @pytest.fixture
-def eks_run(aws, project, trained, fake_kubectl, monkeypatch):
+def eks_run(aws, project, fake_kubectl, monkeypatch):
     """The CLI's run against the stand-ins: the tunnel does nothing, the image is pushed, the
-    Job's model is in S3 (exp-001 of a trained project), polls record their pause; yields
+    Job's files are in S3 (JOB_FILES), polls record their pause; yields
     (the fake kubectl, the pauses, a function raising Ctrl-C at a poll)."""
     import mlscaffold.tunnel as tunnel
 
@@ -137,10 +150,9 @@ def eks_run(aws, project, trained, fake_kubectl, monkeypatch):
 
     monkeypatch.setattr(eks_follow, "time", SimpleNamespace(sleep=sleep))
     push_image(aws)
-    experiment = trained("binary-classification") / "experiments" / "exp-001"
-    for file in (*remote_train.EXPERIMENT_FILES, *remote_train.OPTIONAL_EXPERIMENT_FILES):
+    for file, body in JOB_FILES.items():
         aws.client("s3").put_object(Bucket=BUCKET, Key=f"training/jobs/{JOB}/output/model/{file}",
-                                    Body=(experiment / file).read_bytes())
+                                    Body=body)
     yield fake_kubectl, pauses, interrupt_at.append
 
 
@@ -158,7 +170,14 @@ def followed(out: str) -> list[str]:
 
 
 def test_a_run_says_its_steps_streams_the_log_and_records_the_experiment(
-        project, tmp_path, eks_run):
+        project, tmp_path, eks_run, monkeypatch):
+    import mlscaffold.lifecycle.tracking as tracking
+
+    # the import is logged as the SageMaker path's is (remote_train.record_remote_run, whose
+    # MLflow run test_remote checks): here the call, not MLflow's start-up again
+    logged: list[str] = []
+    monkeypatch.setattr(tracking, "log_experiment", lambda config, experiment, warn:
+                        logged.append(experiment) or "run-1")
     kubectl, pauses, _ = eks_run
     kubectl.play(COMPLETES)
     result = train_on_eks(project, tmp_path)
@@ -185,7 +204,11 @@ def test_a_run_says_its_steps_streams_the_log_and_records_the_experiment(
     assert json.loads((kubectl.root / "applied.json").read_text())["metadata"]["name"] == JOB
     record = json.loads((project / "experiments" / "exp-001" / "experiment.json").read_text())
     assert record["remote"]["on"] == "eks" and record["remote"]["job"] == JOB
-    assert_tracked_like_a_local_run(project, result.out)
+    assert record["remote"]["model_artifacts"] == MODEL
+    assert logged == ["exp-001"]
+    index = json.loads((project / "experiments" / "index.json").read_text())["experiments"]
+    assert [entry["id"] for entry in index] == ["exp-001"]
+    assert result.out.rstrip().endswith("next: mlscaffold evaluate --experiment exp-001")
 
 
 def test_a_failed_train_container_is_one_line_and_records_nothing(project, tmp_path, eks_run):
@@ -276,12 +299,12 @@ def test_a_pod_that_cannot_be_scheduled_is_said_at_once_and_the_deadline_fails_t
         {"job": job(("FailureTarget", *deadline[1:]), deadline), "pods": []}]})
     outcome, lines, pauses = follow(fake_kubectl)
     assert lines == [
-        f"{JOB}: pod {POD} is not scheduled yet (Unschedulable: {UNSCHEDULABLE}); the GPU pool "
-        "may be launching a node, Ctrl-C stops waiting",
+        f"{JOB}: pod {POD} is not scheduled yet (Unschedulable: {UNSCHEDULABLE}); Karpenter "
+        "may be launching a node for it, Ctrl-C stops waiting",
         f"{JOB}: Failed"]
     assert pauses == [0.5, 0.5, 0.5]  # FailureTarget alone is not the end: the pod terminates
     assert (outcome.condition, outcome.reason) == ("Failed", "DeadlineExceeded")
-    assert outcome.failed_container() is None
+    assert outcome.failed_step() is None
 
 
 def test_an_image_that_cannot_be_pulled_is_said_once(fake_kubectl):
@@ -346,3 +369,12 @@ def test_kubectl_missing_is_a_usage_error(tmp_path, monkeypatch):
         eks_follow.find_kubectl(tmp_path / "kubeconfig")
     assert raised.value.exit_code == 2 and "`kubectl` is not on PATH" in str(raised.value)
     assert shutil.which("kubectl") is None
+
+
+def test_the_failed_step_is_the_first_that_ended_badly():
+    fetch_failed = pod(ended("fetch", 1, "Error"), waiting("train"), waiting("upload"))
+    outcome = eks_follow.JobOutcome("Failed", "BackoffLimitExceeded", "", fetch_failed)
+    assert outcome.failed_step() == ("fetch", "container fetch terminated: Error, exit code 1")
+    upload_failed = pod(ended("fetch"), ended("train"), ended("upload", 2, "Error"))
+    assert eks_follow.JobOutcome("Failed", "", "", upload_failed).failed_step() == (
+        "upload", "container upload terminated: Error, exit code 2")
