@@ -249,11 +249,11 @@ def interrupted(kubectl: Kubectl, name: str, *, confirm: Callable[[str], bool],
                  f"delete it: {delete_command(name)}")
     echo(f"deleting Job {job} and its pod…")
     try:
-        # foreground: the Job stays, marked for deletion, until the garbage collector has
-        # deleted its pod, and kubectl waits for the Job to be gone; so when this returns the
-        # search has stopped and its GPU node is free (background, kubectl's default, deletes
-        # the Job at once and the pod later; Kubernetes docs, "Use Cascading Deletion in a
-        # Cluster")
+        # foreground: the Job stays, with the foregroundDeletion finalizer, until the garbage
+        # collector has deleted its pod, and `kubectl delete` waits for finalizers (--wait,
+        # on by default); so when this returns the search has stopped and the GPU node is
+        # free. Background, kubectl's default, deletes the Job at once and the pod later,
+        # unseen (Kubernetes docs, "Use Cascading Deletion in a Cluster")
         kubectl.run("delete", "job", name, "--cascade=foreground", "--ignore-not-found",
                     f"--timeout={DELETE_TIMEOUT}")
     except MlscaffoldError as error:
