@@ -130,14 +130,14 @@ class JobOutcome:
 
 @dataclass
 class _Said:
-    """What has been said already: each line once."""
+    """What has been said already: each line (or each line of a `key`) once."""
 
     echo: Callable[[str], None]
-    lines: set[str] = field(default_factory=set)
+    said: set[str] = field(default_factory=set)
 
-    def __call__(self, line: str) -> None:
-        if line not in self.lines:
-            self.lines.add(line)
+    def __call__(self, line: str, key: str | None = None) -> None:
+        if (key or line) not in self.said:
+            self.said.add(key or line)
             self.echo(line)
 
 
@@ -163,29 +163,33 @@ def _newest_pod(pods: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return max(items, key=lambda pod: pod.get("metadata", {}).get("creationTimestamp", ""))
 
 
-def _pod_lines(name: str, pod: Mapping[str, Any], upload_uri: str) -> list[str]:
-    """The pod's state as status lines, in order; the same state gives the same lines."""
-    lines = []
+def _pod_lines(name: str, pod: Mapping[str, Any], upload_uri: str
+               ) -> list[tuple[str, str | None]]:
+    """The pod's state as status lines, in order, each with the key that says it once (a
+    reason, whose message may change: the scheduler's counts nodes)."""
+    lines: list[tuple[str, str | None]] = []
     pod_name = pod["metadata"]["name"]
     for condition in pod.get("status", {}).get("conditions", []):
         # the scheduler says why no node fits (Unschedulable: "0/3 nodes are available: 3
         # Insufficient nvidia.com/gpu"); Karpenter may be launching one for the pod
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
-            lines.append(f"{name}: pod {pod_name} is not scheduled yet "
+            lines.append((f"{name}: pod {pod_name} is not scheduled yet "
                          f"({condition.get('reason') or 'no reason'}: "
                          f"{condition.get('message') or 'no message'}); Karpenter may be "
-                         "launching a node for it, Ctrl-C stops waiting")
+                         "launching a node for it, Ctrl-C stops waiting",
+                         f"PodScheduled {condition.get('reason')}"))
     for status in _container_statuses(pod):
         step, state = status["name"], status.get("state", {})
         waiting, ended = state.get("waiting"), state.get("terminated")
         if waiting and waiting.get("reason") in STUCK_REASONS:
-            lines.append(f"{name}: {step} waits: {waiting['reason']}: "
-                         f"{waiting.get('message') or 'no message'}")
+            lines.append((f"{name}: {step} waits: {waiting['reason']}: "
+                          f"{waiting.get('message') or 'no message'}",
+                          f"{step} {waiting['reason']}"))
         if state.get("running") or ended:
             what = STEPS.get(step, "the {step} step").format(step=step, upload_uri=upload_uri)
-            lines.append(f"{name}: {step} started ({what})")
+            lines.append((f"{name}: {step} started ({what})", None))
         if ended and ended.get("exitCode") == 0:
-            lines.append(f"{name}: {step} done")
+            lines.append((f"{name}: {step} done", None))
     return lines
 
 
@@ -212,8 +216,8 @@ def follow_job(kubectl: Kubectl, name: str, *, pod_label: str, upload_uri: str,
             if ended is None:  # a Job past its deadline has deleted its pod
                 say(f"{name}: waiting for the Job's pod")
         else:
-            for line in _pod_lines(name, pod, upload_uri):
-                say(line)
+            for line, key in _pod_lines(name, pod, upload_uri):
+                say(line, key)
             if not streamed and _train_state(pod):
                 streamed = True
                 # `logs -f` ends when the container does; before it starts kubectl refuses

@@ -293,9 +293,12 @@ def test_a_pod_that_cannot_be_scheduled_is_said_at_once_and_the_deadline_fails_t
     pending = pod(waiting("fetch"), waiting("train"), waiting("upload"),
                   unschedulable=UNSCHEDULABLE)
     deadline = ("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")
+    # the scheduler's message changes as nodes come and go: said once all the same
+    later = pod(waiting("fetch"), waiting("train"), waiting("upload"),
+                unschedulable="0/4 nodes are available: 4 Insufficient nvidia.com/gpu.")
     fake_kubectl.play({"polls": [
-        {"job": job(), "pods": [pending]}, {"job": job(), "pods": [pending]},
-        {"job": job(("FailureTarget", *deadline[1:])), "pods": [pending]},
+        {"job": job(), "pods": [pending]}, {"job": job(), "pods": [later]},
+        {"job": job(("FailureTarget", *deadline[1:])), "pods": [later]},
         {"job": job(("FailureTarget", *deadline[1:]), deadline), "pods": []}]})
     outcome, lines, pauses = follow(fake_kubectl)
     assert lines == [
