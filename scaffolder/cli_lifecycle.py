@@ -234,7 +234,7 @@ def _train_remotely(opened: Any, where: str, stack: str | None, outputs: str | N
         with _files_errors():
             entry = train_on_eks(opened.config, platform, stack_outputs, stack, image_tag=tag,
                                  budget=budget, metric=metric, seed=seed, dry_run=dry_run,
-                                 echo=_echo, warn=_warn)
+                                 echo=_echo, warn=_warn, confirm_stop=_confirm_stop)
         if entry is not None:
             _echo(f"next: mlscaffold evaluate --experiment {entry['id']}")
         return

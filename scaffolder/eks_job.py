@@ -14,20 +14,27 @@ Identity gives the training role (the base stack's association); it tolerates th
 selects the first GPU pool's labels, as ``gpu-workload-schedulable`` checks; its resources come
 from the stack config's ``training`` section. The Kubernetes API is reached through `mlscaffold
 tunnel` with ``kubectl`` (the Kubernetes Python client would add some 126 MB to the tool).
+While the Job runs, its steps and the ``train`` log are printed and Ctrl-C offers to delete it
+(:mod:`.eks_follow`).
 """
 
 from __future__ import annotations
 
 import json
 import shlex
-import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from .aws import aws_errors, error_code
+from .eks_follow import (
+    delete_command,
+    find_kubectl,
+    follow_command,
+    follow_job,
+    interrupted,
+)
 from .errors import MlscaffoldError, UsageError
 from .lifecycle.text import quiet
 from .remote_train import (
@@ -152,26 +159,19 @@ def _eks_target(outputs: Mapping[str, Any], stack: str) -> TrainingTarget:
     return target
 
 
-def _kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        raise UsageError("`kubectl` is not on PATH; --on eks applies the Job with it",
-                         hint="install it (https://kubernetes.io/docs/tasks/tools/)")
-    done = subprocess.run([kubectl, "--kubeconfig", str(kubeconfig), *args], input=stdin,
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        reason = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        raise MlscaffoldError(f"kubectl {args[0]} failed: {reason}")
-    return done.stdout
-
-
 def train_on_eks(config: Any, platform: Any, outputs: Mapping[str, Any], stack: str, *,
                  image_tag: str, budget: float, metric: str | None, seed: int,
                  dry_run: bool, echo: Callable[[str], None],
-                 warn: Callable[[str], None] = quiet) -> dict | None:
-    """Print (`dry_run`) or run the Job of a run; a run's model becomes a new experiment,
-    logged to MLflow as `train` logs a local one (a warning without MLflow, TrackingError
-    naming `track` when the store cannot be reached)."""
+                 warn: Callable[[str], None] = quiet,
+                 confirm_stop: Callable[[str], bool] = lambda _: True,
+                 sleep: Callable[[float], None] | None = None,
+                 poll_seconds: float | None = None) -> dict | None:
+    """Print (`dry_run`) or run the Job of a run, saying its steps and streaming its train
+    log (:mod:`.eks_follow`); a run's model becomes a new experiment, logged to MLflow as
+    `train` logs a local one (a warning without MLflow, TrackingError naming `track` when the
+    store cannot be reached). A Job that fails raises MlscaffoldError; Ctrl-C asks
+    `confirm_stop` whether to delete the Job and raises JobInterrupted (exit 130) either way;
+    both leave the project as it was."""
     import yaml
 
     from .lifecycle.files import sha256_file
@@ -198,27 +198,38 @@ def train_on_eks(config: Any, platform: Any, outputs: Mapping[str, Any], stack: 
     from .tunnel import open_tunnel, tunnel_kubeconfig, tunnel_target
 
     run = RemoteRun(session=boto3.session.Session(region_name=target.region), echo=echo,
-                    confirm_stop=lambda _: True, warn=warn)
+                    confirm_stop=confirm_stop, warn=warn)
     check_image(run, target, image_tag)
     upload_datasets(run, target, config.root)
+    prefix = f"{target.jobs_prefix.strip('/')}/{name}/output/model"
     with tempfile.TemporaryDirectory(prefix="mlscaffold-eks-") as scratch, \
             open_tunnel(tunnel_target(outputs, stack)):
         kubeconfig = Path(scratch) / "kubeconfig"
         kubeconfig.write_text(tunnel_kubeconfig(outputs["cluster"]), "utf-8")
-        _kubectl(kubeconfig, "apply", "-f", "-", stdin=json.dumps(manifest))
+        kubectl = find_kubectl(kubeconfig)
+        kubectl.run("apply", "-f", "-", stdin=json.dumps(manifest))
         echo(f"started Job {TRAINING_NAMESPACE}/{name} on the {platform.cluster.gpu_pools[0].name}"
-             " pool")
-        deadline = f"{manifest['spec']['activeDeadlineSeconds']}s"
-        done = subprocess.run(
-            [shutil.which("kubectl") or "kubectl", "--kubeconfig", str(kubeconfig), "-n",
-             TRAINING_NAMESPACE, "wait", f"job/{name}", "--for=condition=Complete",
-             f"--timeout={deadline}"], capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise MlscaffoldError(f"Job {TRAINING_NAMESPACE}/{name} did not complete; nothing "
-                                  "was recorded",
-                                  hint=f"kubectl -n {TRAINING_NAMESPACE} logs job/{name} -c "
-                                       "train (through `mlscaffold tunnel`)")
-    prefix = f"{target.jobs_prefix.strip('/')}/{name}/output/model"
+             f" pool (at most {manifest['spec']['activeDeadlineSeconds']} s)")
+        try:
+            outcome = follow_job(kubectl, name, pod_label=RUN_LABEL,
+                                 upload_uri=target.uri(prefix), echo=echo, sleep=sleep,
+                                 poll_seconds=poll_seconds)
+        except KeyboardInterrupt:
+            raise interrupted(kubectl, name, confirm=confirm_stop, echo=echo) from None
+        except MlscaffoldError as error:  # the tunnel or the API went away: the Job did not
+            raise MlscaffoldError(
+                f"lost track of Job {TRAINING_NAMESPACE}/{name}, which may still be running "
+                f"({error.message}); nothing was recorded here",
+                hint=f"through `mlscaffold tunnel`, follow it: {follow_command(name)}; delete "
+                     f"it: {delete_command(name)}") from None
+    if outcome.condition != "Complete":
+        step, how = outcome.failed_step() or ("train", "")
+        raise MlscaffoldError(
+            f"Job {TRAINING_NAMESPACE}/{name} failed ({outcome.reason or 'no reason'}: "
+            f"{outcome.message or 'no message'}){f'; {how}' if how else ''}; nothing was "
+            "recorded",
+            hint=f"its log, through `mlscaffold tunnel`: kubectl -n {TRAINING_NAMESPACE} logs "
+                 f"job/{name} -c {step}")
     with tempfile.TemporaryDirectory(prefix="mlscaffold-model-") as scratch:
         files = Path(scratch)
         _download_model(run, target, prefix, files)
