@@ -1,12 +1,15 @@
-"""The generated Dockerfile builds an image that serves, for each serving mode that has one.
+"""The generated Dockerfile builds an image that serves and trains.
 
-For each mode: `mlscaffold new --no-input`, `train`, `promote` the best experiment; the project's
-own `make image` with podman and an index serving this checkout's wheel (tests/tools/images.py);
-then `IMAGE serve` on 127.0.0.1, /ping, and a CSV /invocations round trip whose predictions must
-equal `mlscaffold predict`'s on the host with the same model. The SageMaker image also runs as a
-training job (`IMAGE train` on an /opt/ml tree) and then serves the model that job wrote. Slow
-tier; skipped, with the reason, where podman, root or the base image (made from the machine's
-Debian mirrors) is missing.
+Every serving mode that has an image renders the same Dockerfile and .dockerignore (checked
+here without podman), so one build stands for all: a KServe project made under umask 077, as on
+a hardened machine (files 0600, folders 0700). `mlscaffold new --no-input`, `train`, `promote`
+the best experiment; the project's own `make image` with podman and an index serving this
+checkout's wheel (tests/tools/images.py); then `IMAGE serve` on 127.0.0.1, /ping, a CSV
+/invocations round trip (SageMaker's contract) and the README's KServe v2 request, whose
+predictions must equal `mlscaffold predict`'s on the host with the same model. The image then
+runs as a SageMaker training job (`IMAGE train` on an /opt/ml tree) and serves the model it
+wrote. Slow tier; skipped, with the reason, where podman, root or the base image (made from the
+machine's Debian mirrors) is missing.
 The helpers' parsing (base image name, apt sources) is tested here without podman.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import secrets
 import shutil
 from pathlib import Path
@@ -30,9 +34,6 @@ from .tools import images
 SERVING_WITH_IMAGE = [mode for mode in blueprint_choices("serving") if mode != "none"]
 # the non-root user the Dockerfile serves as, which must be able to read the model
 IMAGE_USER = "10001:10001"
-# kserve's project is made under umask 077, as on a hardened machine (files 0600, folders
-# 0700): its image must serve all the same (the Dockerfile makes what it copies readable)
-UMASK = {"sagemaker": None, "kserve": 0o077}
 ROWS = 5
 
 
@@ -54,10 +55,22 @@ def _predictions(rows: str) -> list[str]:
     return [row["prediction"] for row in csv.DictReader(io.StringIO(rows))]
 
 
+def test_every_serving_mode_builds_the_same_image(tmp_path):
+    """What the build reads besides the project's own files is one for every mode, so the one
+    image built below stands for each."""
+    built = {}
+    for serving in SERVING_WITH_IMAGE:
+        root = create_project(tmp_path / serving, validate_spec(
+            {"name": "same", "serving": serving, "ci": "none"}), git=False).path
+        built[serving] = [(root / name).read_text() for name in ("Dockerfile", ".dockerignore")]
+    assert len(SERVING_WITH_IMAGE) >= 2
+    assert all(files == built[SERVING_WITH_IMAGE[0]] for files in built.values())
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("serving", SERVING_WITH_IMAGE)
-def test_the_generated_image_serves(serving, tmp_path, podman_env, wheel):
-    root = images.make_project(tmp_path, f"image-{serving}", serving, umask=UMASK[serving])
+def test_the_generated_image_serves_and_trains(tmp_path, podman_env, wheel):
+    serving = "kserve"  # made under umask 077: the Dockerfile makes what it copies readable
+    root = images.make_project(tmp_path, f"image-{serving}", serving, umask=0o077)
     base = images.base_image(root / "Dockerfile")
     reason = images.ensure_base_image(podman_env, base)
     if reason:
@@ -90,13 +103,26 @@ def test_the_generated_image_serves(serving, tmp_path, podman_env, wheel):
             assert status == 200, f"{status}: {answer}\n{server.logs()[-3000:]}"
             assert content_type.startswith("text/csv")
             assert answer.split() == expected
+            assert _readme_v2_prediction(server.url, root) == expected[0]
             name = server.name
         exists = images.podman(podman_env, "container", "exists", name, check=False)
         assert exists.returncode == 1, "the container is removed"
-        if serving == "sagemaker":
-            _trains_then_serves_its_model(podman_env, tag, root, tmp_path, rows)
+        _trains_then_serves_its_model(podman_env, tag, root, tmp_path, rows)
     finally:
         images.podman(podman_env, "rmi", "-f", tag, check=False)
+
+
+def _readme_v2_prediction(url: str, root: Path) -> str:
+    """The answer to the project README's KServe v2 request (the first test row), as text."""
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    example = re.search(r"curl -s localhost:8080(/v2/models/\S+/infer) .*?-d '\n(.*?)'\n",
+                        readme, re.DOTALL)
+    assert example, "the README lost its KServe v2 request example"
+    status, _, answer = images.post(f"{url}{example.group(1)}", example.group(2).encode(),
+                                    "application/json")
+    assert status == 200, f"{status}: {answer}"
+    outputs = {output["name"]: output["data"] for output in json.loads(answer)["outputs"]}
+    return str(outputs["predict"][0])
 
 
 def _trains_then_serves_its_model(podman_env, tag: str, root: Path, tmp_path: Path,
