@@ -157,9 +157,10 @@ DEFAULT_TRAIN_SECONDS = 60.0
 @click.option("--dry-run", is_flag=True, help="--on eks: print the Job's manifest, apply "
                                               "nothing.")
 @click.option("--data", "data", type=click.Choice(("upload", "feature-store")), default=None,
-              help="--on sagemaker: the project's CSVs (upload) or the latest record per "
-                   "identifier in the stack's feature store (feature-store) [default: the stack "
-                   "config's training.data, else upload].")
+              metavar="SOURCE",
+              help="--on sagemaker: train on the project's CSVs (upload) or on the latest "
+                   "record per identifier in the stack's feature store (feature-store) "
+                   "[default: the stack config's training.data, else upload].")
 def train(project: Path | None, budget: float | None, trials: int | None, metric: str | None,
           seed: int, where: str | None, stack: str | None, outputs: str | None,
           image_tag: str | None, dry_run: bool, data: str | None) -> None:

@@ -80,7 +80,9 @@ BY_SERVING = {
     "none": set(),
 }
 FEATURE_STORE = {"mlscaffold:stacks:FeatureStore", "aws:sagemaker/featureGroup:FeatureGroup",
-                 "aws:glue/catalogDatabase:CatalogDatabase"}
+                 "aws:glue/catalogDatabase:CatalogDatabase",
+                 # `train --data feature-store`: the Athena workgroup and query policy
+                 "mlscaffold:stacks:TrainingData", "aws:athena/workgroup:Workgroup"}
 ROOTS = {"mlscaffold:stacks:MlPlatform", "mlscaffold:stacks:ClusterWorkloads"}
 # the model version `make deploy` uploads and sets (platform.serving.model_key)
 MODEL_KEY = f"models/{'c0' * 32}/model.tar.gz"
