@@ -158,7 +158,7 @@ DEFAULT_TRAIN_SECONDS = 60.0
                                               "nothing.")
 @click.option("--data", "data", type=click.Choice(("upload", "feature-store")), default=None,
               metavar="SOURCE",
-              help="--on sagemaker: train on the project's CSVs (upload) or on the latest "
+              help="A remote run's data: the project's CSVs (upload) or the latest "
                    "record per identifier in the stack's feature store (feature-store) "
                    "[default: the stack config's training.data, else upload].")
 def train(project: Path | None, budget: float | None, trials: int | None, metric: str | None,
@@ -234,21 +234,22 @@ def _train_remotely(opened: Any, where: str, stack: str | None, outputs: str | N
     stack_outputs = read_stack_outputs(root, stack, outputs)
     tag = image_tag or platform.serving.image_tag
     data = data or platform.training.data
+    channels = None
     if data == "feature-store":
-        from .feature_data import check_feature_store
+        from .feature_data import check_feature_store, feature_store_channels
 
         check_feature_store(opened.spec, stack)
-        if where == "eks":
-            raise ProjectError("--data feature-store is for --on sagemaker; a Kubernetes Job "
-                               "trains on the project's CSVs",
-                               hint="add --data upload, or train --on sagemaker")
+
+        def channels(run: Any, target: Any) -> Any:
+            return feature_store_channels(opened.config, opened.spec, stack_outputs, stack,
+                                          target, run)
     if where == "eks":
         from .eks_job import train_on_eks
 
         with _files_errors():
             entry = train_on_eks(opened.config, platform, stack_outputs, stack, image_tag=tag,
                                  budget=budget, metric=metric, seed=seed, dry_run=dry_run,
-                                 echo=_echo, warn=_warn)
+                                 echo=_echo, warn=_warn, channels=channels)
         if entry is not None:
             _echo(f"next: mlscaffold evaluate --experiment {entry['id']}")
         return
@@ -259,13 +260,6 @@ def _train_remotely(opened: Any, where: str, stack: str | None, outputs: str | N
     target = training_target(stack_outputs, stack)
     remote = RemoteRun(session=boto3.session.Session(region_name=target.region), echo=_echo,
                        confirm_stop=_confirm_stop, warn=_warn)
-    channels = None
-    if data == "feature-store":
-        from .feature_data import feature_store_channels
-
-        def channels(run: Any, target: Any) -> Any:
-            return feature_store_channels(opened.config, opened.spec, stack_outputs, stack,
-                                          target, run)
     with _files_errors():
         entry = run_on_sagemaker(opened.config, target, remote, image_tag=tag, budget=budget,
                                  metric=metric, seed=seed, channels=channels)

@@ -35,6 +35,7 @@ from .remote_train import (
     CHANNELS,
     EXPERIMENT_FILES,
     OPTIONAL_EXPERIMENT_FILES,
+    ChannelSource,
     TrainingTarget,
     job_name,
     max_runtime_seconds,
@@ -168,10 +169,12 @@ def _kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
 def train_on_eks(config: Any, platform: Any, outputs: Mapping[str, Any], stack: str, *,
                  image_tag: str, budget: float, metric: str | None, seed: int,
                  dry_run: bool, echo: Callable[[str], None],
-                 warn: Callable[[str], None] = quiet) -> dict | None:
+                 warn: Callable[[str], None] = quiet,
+                 channels: ChannelSource | None = None) -> dict | None:
     """Print (`dry_run`) or run the Job of a run; a run's model becomes a new experiment,
     logged to MLflow as `train` logs a local one (a warning without MLflow, TrackingError
-    naming `track` when the store cannot be reached)."""
+    naming `track` when the store cannot be reached). `channels` makes the channels (default:
+    upload the project's CSVs; :mod:`.feature_data` queries the feature store)."""
     import yaml
 
     from .lifecycle.files import sha256_file
@@ -179,16 +182,25 @@ def train_on_eks(config: Any, platform: Any, outputs: Mapping[str, Any], stack: 
 
     target = _eks_target(outputs, stack)
     name = job_name(target)
+    if channels is not None and dry_run:
+        raise UsageError("--dry-run with --data feature-store: the Job's channels are the "
+                         "query's results, known only once it runs",
+                         hint="drop --dry-run, or print the manifest with --data upload")
     missing = [c for c in CHANNELS if not config.layout.dataset(c).is_file()]
-    if missing:
+    if missing and channels is None:
         raise UsageError(f"{config.layout.dataset(missing[0])} does not exist; a training run "
                          "uploads it")
-    channels = {c: data_key(sha256_file(config.layout.dataset(c)), c) for c in CHANNELS}
+    keys = {c: data_key(sha256_file(config.layout.dataset(c)), c) for c in CHANNELS
+            } if channels is None else {}
     image = f"{target.repository_url}:{image_tag}"
-    manifest = job_manifest(
-        name, project=config.name, prefix=platform.prefix, image=image, target=target,
-        channels=channels, budget=budget, metric=metric, seed=seed, training=platform.training,
-        gpu_labels=platform.cluster.gpu_pools[0].labels, gpu_toleration=GPU_TOLERATION)
+
+    def manifest_of(keys: Mapping[str, str]) -> dict[str, Any]:
+        return job_manifest(
+            name, project=config.name, prefix=platform.prefix, image=image, target=target,
+            channels=keys, budget=budget, metric=metric, seed=seed, training=platform.training,
+            gpu_labels=platform.cluster.gpu_pools[0].labels, gpu_toleration=GPU_TOLERATION)
+
+    manifest = manifest_of(keys)
     if dry_run:
         echo(yaml.safe_dump(manifest, sort_keys=False).rstrip("\n"))
         return None
@@ -200,7 +212,12 @@ def train_on_eks(config: Any, platform: Any, outputs: Mapping[str, Any], stack: 
     run = RemoteRun(session=boto3.session.Session(region_name=target.region), echo=echo,
                     confirm_stop=lambda _: True, warn=warn)
     check_image(run, target, image_tag)
-    upload_datasets(run, target, config.root)
+    data = None
+    if channels is None:
+        upload_datasets(run, target, config.root)
+    else:
+        keys, data = channels(run, target)
+        manifest = manifest_of(keys)
     with tempfile.TemporaryDirectory(prefix="mlscaffold-eks-") as scratch, \
             open_tunnel(tunnel_target(outputs, stack)):
         kubeconfig = Path(scratch) / "kubeconfig"
@@ -224,7 +241,8 @@ def train_on_eks(config: Any, platform: Any, outputs: Mapping[str, Any], stack: 
         _download_model(run, target, prefix, files)
         return record_remote_run(config, files, {"on": "eks", "stack": stack, "job": name,
                                                  "image": image,
-                                                 "model_artifacts": target.uri(prefix)},
+                                                 "model_artifacts": target.uri(prefix),
+                                                 **({"data": data} if data else {})},
                                  echo=echo, warn=warn)
 
 

@@ -39,7 +39,17 @@ from mlscaffold.feature_data import (
 from mlscaffold.stacks.feature_schema import feature_definitions_from_csv
 
 from .conftest import assert_error, run_cli
-from .test_remote import ACCOUNT, BUCKET, JOB, KEY, REGION, TRAINING, push_image, write_outputs
+from .test_remote import (
+    ACCOUNT,
+    BUCKET,
+    CLUSTER,
+    JOB,
+    KEY,
+    REGION,
+    TRAINING,
+    push_image,
+    write_outputs,
+)
 
 GROUP = "lc-binary-dev-1a2b3c4d"
 # moto names a group's Glue table itself, as SageMaker does when it is not told: a database
@@ -362,9 +372,11 @@ def model_from(trained: Path, session: Any) -> None:
 
 
 def use_feature_store(project: Path) -> None:
-    path = project / "mlscaffold.yaml"
-    spec = yaml.safe_load(path.read_text())
-    path.write_text(yaml.safe_dump({**spec, "feature_store": "sagemaker"}, sort_keys=False))
+    """feature_store: sagemaker in the spec and in the last render's answers."""
+    for name in ("mlscaffold.yaml", ".copier-answers.yml"):
+        path = project / name
+        data = yaml.safe_load(path.read_text())
+        path.write_text(yaml.safe_dump({**data, "feature_store": "sagemaker"}, sort_keys=False))
 
 
 def test_train_on_sagemaker_from_the_feature_store(project, store, trained_copy, tmp_path,
@@ -400,3 +412,53 @@ def test_feature_store_data_on_a_project_without_one(project, tmp_path):
     # before any AWS call: the test has no credentials
     assert_error(result, 2, "--data feature-store: mlscaffold.yaml has feature_store: none, "
                             "so stack dev has no feature group to train from")
+
+
+def test_train_on_eks_from_the_feature_store(project, store, trained_copy, tmp_path,
+                                             monkeypatch):
+    """The Job fetches the query's channels; kubectl and the tunnel are stand-ins, and the
+    Job's upload of the model is played by putting a trained experiment under its prefix."""
+    import contextlib
+    import subprocess
+    from types import SimpleNamespace
+
+    import mlscaffold.eks_job as eks_job
+    import mlscaffold.tunnel as tunnel
+
+    applied: list[dict] = []
+
+    def kubectl(kubeconfig, *args, stdin=None):
+        applied.append(json.loads(stdin))
+        return ""
+
+    def wait(argv, **options):
+        name = applied[-1]["metadata"]["name"]
+        for item in (trained_copy / "experiments" / "exp-001").iterdir():
+            store.client("s3").put_object(Bucket=BUCKET, Body=item.read_bytes(),
+                                          Key=f"training/jobs/{name}/output/model/{item.name}")
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(eks_job, "_kubectl", kubectl)
+    monkeypatch.setattr(eks_job, "subprocess", SimpleNamespace(run=wait))
+    monkeypatch.setattr(tunnel, "open_tunnel", lambda target: contextlib.nullcontext())
+    monkeypatch.setattr(tunnel, "tunnel_target", lambda outputs, stack: None)
+    monkeypatch.setattr(tunnel, "tunnel_kubeconfig", lambda cluster: "apiVersion: v1\n")
+    monkeypatch.setitem(sys.modules, "mlflow", None)
+    use_feature_store(project)
+    push_image(store)
+    athena_returns(result_rows(["validation", "train", "train"]))
+    outputs = write_outputs(tmp_path, **{**outputs_of(), "cluster": CLUSTER, "training": {
+        **TRAINING, "eks": {"namespace": "ml-training", "service_account": "trainer"}}})
+    result = run_cli(project, "train", "--on", "eks", "--stack", "dev", "--outputs", outputs,
+                     "--time", "5", "--data", "feature-store")
+    assert result.code == 0, result.err
+    record = json.loads((project / "experiments" / "exp-001" / "experiment.json").read_text())
+    data = record["remote"]["data"]
+    assert record["remote"]["on"] == "eks" and data["rows"] == {"train": 2, "validation": 1}
+    (manifest,) = applied
+    fetch = manifest["spec"]["template"]["spec"]["initContainers"][0]["args"][0]
+    for channel in ("train", "validation"):
+        assert f"training/data/{data['sha256'][channel]}/{channel}.csv" in fetch
+    dry = run_cli(project, "train", "--on", "eks", "--stack", "dev", "--outputs", outputs,
+                  "--data", "feature-store", "--dry-run")
+    assert_error(dry, 2, "--dry-run with --data feature-store")
