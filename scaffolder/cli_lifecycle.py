@@ -198,10 +198,15 @@ def train(project: Path | None, budget: float | None, trials: int | None, metric
         _train_remotely(opened, where, stack, outputs, image_tag, budget, metric, seed,
                         dry_run, data)
         return
-    if dry_run or stack or data:
+    if dry_run or stack:
         from .lifecycle.errors import ProjectError
 
-        raise ProjectError("--stack, --dry-run and --data are for remote runs",
+        raise ProjectError("--stack and --dry-run are for remote runs",
+                           hint="add --on sagemaker or --on eks")
+    if data:
+        from .lifecycle.errors import ProjectError
+
+        raise ProjectError(f"--data {data} is for remote runs (a local run reads datasets/)",
                            hint="add --on sagemaker or --on eks")
     with _files_errors():
         entry = run(opened.config, budget=budget, metric_name=metric, seed=seed, echo=_echo,

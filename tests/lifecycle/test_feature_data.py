@@ -412,6 +412,9 @@ def test_feature_store_data_on_a_project_without_one(project, tmp_path):
     # before any AWS call: the test has no credentials
     assert_error(result, 2, "--data feature-store: mlscaffold.yaml has feature_store: none, "
                             "so stack dev has no feature group to train from")
+    local = run_cli(project, "train", "--data", "feature-store")
+    assert_error(local, 2, "--data feature-store is for remote runs (a local run reads "
+                           "datasets/)", "add --on sagemaker or --on eks")
 
 
 def test_train_on_eks_from_the_feature_store(project, store, trained_copy, tmp_path,
