@@ -465,3 +465,80 @@ def test_train_on_eks_from_the_feature_store(project, store, trained_copy, tmp_p
     dry = run_cli(project, "train", "--on", "eks", "--stack", "dev", "--outputs", outputs,
                   "--data", "feature-store", "--dry-run")
     assert_error(dry, 2, "--dry-run with --data feature-store")
+
+
+# ------------------------------------------------------------------ the query, run
+
+
+def run_on_sqlite(query: str, rows: list[dict[str, Any]], columns: list[str]) -> list[tuple]:
+    """The query, parsed as Trino SQL by sqlglot and run by SQLite on `rows` as the offline
+    store's table. Trino's functions SQLite lacks are Python functions here: ISO-8601 times as
+    epoch seconds, UTF-8 encoding, a stand-in for xxhash64 (8 bytes of SHA-256: the split's
+    logic, not Athena's hash values), big-endian bytes as a signed 64-bit integer."""
+    import hashlib
+    import sqlite3
+    from datetime import datetime
+
+    sqlglot = pytest.importorskip("sqlglot", reason="sqlglot (test extra) parses the Trino SQL")
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(query, read="trino").transform(
+        lambda node: exp.Anonymous(this="ISO_TIME", expressions=[node.this])
+        if isinstance(node, exp.FromISO8601Timestamp) else node)
+    connection = sqlite3.connect(":memory:")
+    connection.execute("ATTACH ':memory:' AS sagemaker_featurestore")
+    connection.create_function("ISO_TIME", 1, lambda v: datetime.fromisoformat(v).timestamp())
+    connection.create_function("ENCODE", 2, lambda v, charset: v.encode(charset))
+    connection.create_function("XXHASH64", 1, lambda v: hashlib.sha256(v).digest()[:8])
+    connection.create_function("FROM_BIG_ENDIAN_64", 1,
+                               lambda v: int.from_bytes(v, "big", signed=True))
+    connection.execute(f'CREATE TABLE sagemaker_featurestore."{TABLE}" '
+                       f"({', '.join(repr(c) for c in columns)})")
+    connection.executemany(
+        f'INSERT INTO sagemaker_featurestore."{TABLE}" VALUES '
+        f"({', '.join('?' * len(columns))})", [[r.get(c) for c in columns] for r in rows])
+    return connection.execute(tree.sql(dialect="sqlite")).fetchall()
+
+
+def test_the_query_keeps_the_latest_live_record_of_each_identifier(tmp_path):
+    data = tmp_path / "train.csv"
+    data.write_text("id,at,x,label\na,2024-01-01T00:00:00Z,1,0\n")
+    schema = feature_definitions_from_csv(data, "label", {"event_time": "at"})
+    query = training_query(OfflineTable(GROUP, "AwsDataCatalog", DATABASE, TABLE), schema, 50)
+    columns = ["id", "at", "x", "label", "write_time", "api_invocation_time", "is_deleted"]
+
+    def record(id_: str, at: str, x: int | None, invoked: int, deleted: bool = False,
+               written: int = 0) -> dict[str, Any]:
+        return {"id": id_, "at": at, "x": x, "label": 0 if x is None else x % 2,
+                "api_invocation_time": invoked, "write_time": written, "is_deleted": deleted}
+
+    rows = [
+        # a: a later event wins over a later write of an earlier event; "…00.5Z" is later
+        # than "…00Z" though it sorts before it as text
+        record("a", "2024-01-01T00:00:00Z", 1, invoked=9),
+        record("a", "2024-01-01T00:00:00.5Z", 2, invoked=1),
+        # b: the same event time twice: the later PutRecord wins, then the later write
+        record("b", "2024-01-02T00:00:00Z", 3, invoked=1),
+        record("b", "2024-01-02T00:00:00Z", 4, invoked=2),
+        record("b", "2024-01-02T00:00:00Z", 5, invoked=2, written=1),
+        # c: deleted after its last event: gone
+        record("c", "2024-01-03T00:00:00Z", 6, invoked=1),
+        record("c", "2024-01-04T00:00:00Z", None, invoked=2, deleted=True),
+        # d: deleted, then put again with a later event time: back
+        record("d", "2024-01-03T00:00:00Z", None, invoked=1, deleted=True),
+        record("d", "2024-01-05T00:00:00Z", 7, invoked=2),
+        *[record(f"e{n}", "2024-01-06T00:00:00Z", 8, invoked=1) for n in range(40)],
+    ]
+    found = run_on_sqlite(query, rows, columns)
+    latest = {row[0]: row for row in found}
+    assert len(found) == len(latest) == 43  # one row per live identifier: a, b, d, e0-e39
+    assert latest["a"][1:3] == ("2024-01-01T00:00:00.5Z", 2)
+    assert latest["b"][2] == 5 and "c" not in latest and latest["d"][2] == 7
+    assert [row[0] for row in found] == sorted(latest)  # ordered by identifier
+    assert [len(row) for row in found] == [5] * 43  # id, at, x, label, split
+    splits = {row[0]: row[-1] for row in found}
+    assert set(splits.values()) == {"train", "validation"}
+    # the split follows the identifier alone: the same on every run, whatever the other rows
+    again = run_on_sqlite(query, [*rows[::-1], record("f", "2024-01-07T00:00:00Z", 9, 1)],
+                          columns)
+    assert {row[0]: row[-1] for row in again if row[0] != "f"} == splits
