@@ -241,13 +241,13 @@ def _train_remotely(opened: Any, where: str, stack: str | None, outputs: str | N
     data = data or platform.training.data
     channels = None
     if data == "feature-store":
+        from functools import partial
+
         from .feature_data import check_feature_store, feature_store_channels
 
         check_feature_store(opened.spec, stack)
-
-        def channels(run: Any, target: Any) -> Any:
-            return feature_store_channels(opened.config, opened.spec, stack_outputs, stack,
-                                          target, run)
+        channels = partial(feature_store_channels, spec=opened.spec, outputs=stack_outputs,
+                           stack=stack)
     if where == "eks":
         from .eks_job import train_on_eks
 

@@ -310,10 +310,11 @@ def check_feature_store(spec: Any, stack: str) -> None:
                               "feature_store: sagemaker in mlscaffold.yaml and deploy")
 
 
-def feature_store_channels(config: Any, spec: Any, outputs: Mapping[str, Any], stack: str,
-                           target: Any, run: Any) -> tuple[dict[str, str], dict[str, Any]]:
+def feature_store_channels(run: Any, target: Any, *, spec: Any, outputs: Mapping[str, Any],
+                           stack: str) -> tuple[dict[str, str], dict[str, Any]]:
     """Query the stack's feature group and upload the two channels; (channel -> key, the
-    remote-run record's ``data``). Raises UsageError when the project has no feature store,
+    remote-run record's ``data``): a :data:`.remote_train.ChannelSource` once `spec`,
+    `outputs` and `stack` are bound. Raises UsageError when the project has no feature store,
     the table lacks a column, or the store holds no records; MlscaffoldError when the
     query fails."""
     from .lifecycle.files import sha256_file

@@ -174,8 +174,8 @@ def result_rows(splits: list[str]) -> list[list[str | None]]:
 
 def channels(session: Any, outputs: dict | None = None, run: Any = None):
     target = remote_train.training_target({"training": TRAINING}, "dev")
-    return feature_store_channels(None, Spec(), outputs or outputs_of(), "dev", target,
-                                  run or Run(session))
+    return feature_store_channels(run or Run(session), target, spec=Spec(),
+                                  outputs=outputs or outputs_of(), stack="dev")
 
 
 # ------------------------------------------------------------------ the query
@@ -267,7 +267,7 @@ def test_no_feature_store_in_the_spec():
 
     target = remote_train.training_target({"training": TRAINING}, "dev")
     with pytest.raises(UsageError) as caught:
-        feature_store_channels(None, NoStore(), {}, "dev", target, None)
+        feature_store_channels(None, target, spec=NoStore(), outputs={}, stack="dev")
     assert caught.value.message == ("--data feature-store: mlscaffold.yaml has feature_store: "
                                     "none, so stack dev has no feature group to train from")
 
