@@ -542,3 +542,26 @@ def test_the_query_keeps_the_latest_live_record_of_each_identifier(tmp_path):
     again = run_on_sqlite(query, [*rows[::-1], record("f", "2024-01-07T00:00:00Z", 9, 1)],
                           columns)
     assert {row[0]: row[-1] for row in again if row[0] != "f"} == splits
+
+
+def test_the_job_hashes_the_query_results_it_trains_on(project, store, tmp_path):
+    """The data hash a registered model carries (experiment.json's data.<split>.sha256, which
+    `promote --stack` copies) is the hash of the channels the query made."""
+    from mlscaffold.lifecycle.config import ProjectConfig
+    from mlscaffold.lifecycle.job import JobPaths, run_training_job
+
+    athena_returns(result_rows(["train", "train", "train", "validation"] * 40))
+    keys, data = channels(store)
+    paths = JobPaths(tmp_path / "opt-ml")
+    for channel, key in keys.items():  # what SageMaker puts in the container
+        paths.channel(channel).mkdir(parents=True)
+        store.client("s3").download_file(BUCKET, key, str(paths.channel(channel) /
+                                                          f"{channel}.csv"))
+    paths.hyperparameters.parent.mkdir(parents=True)
+    paths.hyperparameters.write_text(json.dumps({"time": "1", "seed": "42"}))
+    config = ProjectConfig(root=project, name="lc-binary", task="binary-classification",
+                           label="label", metric="roc_auc", metric_threshold=0.75)
+    run_training_job(config, paths)
+    record = json.loads((paths.model / "experiment.json").read_text())
+    assert {split: item["sha256"] for split, item in record["data"].items()} == data["sha256"]
+    assert {split: item["rows"] for split, item in record["data"].items()} == data["rows"]
