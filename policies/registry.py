@@ -28,6 +28,7 @@ DOMAINS: dict[str, tuple[Rule, ...]] = {
         storage.ecr_scan_on_push,
         storage.ecr_immutable_tags,
         storage.ecr_kms_encryption,
+        storage.athena_workgroup_encrypted_results,
     ),
     "logging": (
         logging.cloudwatch_log_retention,

@@ -156,9 +156,14 @@ DEFAULT_TRAIN_SECONDS = 60.0
                                                  "[default: the stack's serving.image_tag].")
 @click.option("--dry-run", is_flag=True, help="--on eks: print the Job's manifest, apply "
                                               "nothing.")
+@click.option("--data", "data", type=click.Choice(("upload", "feature-store")), default=None,
+              metavar="SOURCE",
+              help="A remote run's data: the project's CSVs (upload) or the latest "
+                   "record per identifier in the stack's feature store (feature-store) "
+                   "[default: the stack config's training.data, else upload].")
 def train(project: Path | None, budget: float | None, trials: int | None, metric: str | None,
           seed: int, where: str | None, stack: str | None, outputs: str | None,
-          image_tag: str | None, dry_run: bool) -> None:
+          image_tag: str | None, dry_run: bool, data: str | None) -> None:
     """Search models within a time budget and record the best as experiments/exp-NNN.
 
     Candidates come from the project's hooks (src/<package>/candidates.py and
@@ -191,12 +196,17 @@ def train(project: Path | None, budget: float | None, trials: int | None, metric
             raise ProjectError(f"--trials is for local runs, not --on {where}",
                                hint="give the remote run a budget with --time SECONDS")
         _train_remotely(opened, where, stack, outputs, image_tag, budget, metric, seed,
-                        dry_run)
+                        dry_run, data)
         return
     if dry_run or stack:
         from .lifecycle.errors import ProjectError
 
         raise ProjectError("--stack and --dry-run are for remote runs",
+                           hint="add --on sagemaker or --on eks")
+    if data:
+        from .lifecycle.errors import ProjectError
+
+        raise ProjectError(f"--data {data} is for remote runs (a local run reads datasets/)",
                            hint="add --on sagemaker or --on eks")
     with _files_errors():
         entry = run(opened.config, budget=budget, metric_name=metric, seed=seed, echo=_echo,
@@ -208,7 +218,7 @@ def train(project: Path | None, budget: float | None, trials: int | None, metric
 
 def _train_remotely(opened: Any, where: str, stack: str | None, outputs: str | None,
                     image_tag: str | None, budget: float, metric: str | None, seed: int,
-                    dry_run: bool) -> None:
+                    dry_run: bool, data: str | None = None) -> None:
     """`train --on sagemaker|eks`: the stack's outputs and config, then the remote run."""
     from .lifecycle.errors import ProjectError
 
@@ -228,13 +238,24 @@ def _train_remotely(opened: Any, where: str, stack: str | None, outputs: str | N
     platform = stack_platform_config(root, opened.spec, stack)
     stack_outputs = read_stack_outputs(root, stack, outputs)
     tag = image_tag or platform.serving.image_tag
+    data = data or platform.training.data
+    channels = None
+    if data == "feature-store":
+        from functools import partial
+
+        from .feature_data import check_feature_store, feature_store_channels
+
+        check_feature_store(opened.spec, stack)
+        channels = partial(feature_store_channels, spec=opened.spec, outputs=stack_outputs,
+                           stack=stack)
     if where == "eks":
         from .eks_job import train_on_eks
 
         with _files_errors():
             entry = train_on_eks(opened.config, platform, stack_outputs, stack, image_tag=tag,
                                  budget=budget, metric=metric, seed=seed, dry_run=dry_run,
-                                 echo=_echo, warn=_warn, confirm_stop=_confirm_stop)
+                                 echo=_echo, warn=_warn, confirm_stop=_confirm_stop,
+                                 channels=channels)
         if entry is not None:
             _echo(f"next: mlscaffold evaluate --experiment {entry['id']}")
         return
@@ -247,7 +268,7 @@ def _train_remotely(opened: Any, where: str, stack: str | None, outputs: str | N
                        confirm_stop=_confirm_stop, warn=_warn)
     with _files_errors():
         entry = run_on_sagemaker(opened.config, target, remote, image_tag=tag, budget=budget,
-                                 metric=metric, seed=seed)
+                                 metric=metric, seed=seed, channels=channels)
     _echo(f"next: mlscaffold evaluate --experiment {entry['id']}")
 
 

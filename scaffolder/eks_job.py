@@ -42,6 +42,7 @@ from .remote_train import (
     CHANNELS,
     EXPERIMENT_FILES,
     OPTIONAL_EXPERIMENT_FILES,
+    ChannelSource,
     TrainingTarget,
     job_name,
     max_runtime_seconds,
@@ -165,13 +166,15 @@ def train_on_eks(config: Any, platform: Any, outputs: Mapping[str, Any], stack: 
                  warn: Callable[[str], None] = quiet,
                  confirm_stop: Callable[[str], bool] = lambda _: True,
                  sleep: Callable[[float], None] | None = None,
-                 poll_seconds: float | None = None) -> dict | None:
+                 poll_seconds: float | None = None,
+                 channels: ChannelSource | None = None) -> dict | None:
     """Print (`dry_run`) or run the Job of a run, saying its steps and streaming its train
     log (:mod:`.eks_follow`); a run's model becomes a new experiment, logged to MLflow as
     `train` logs a local one (a warning without MLflow, TrackingError naming `track` when the
-    store cannot be reached). A Job that fails raises MlscaffoldError; Ctrl-C asks
-    `confirm_stop` whether to delete the Job and raises JobInterrupted (exit 130) either way;
-    both leave the project as it was."""
+    store cannot be reached). `channels` makes the channels (default: upload the project's
+    CSVs; :mod:`.feature_data` queries the feature store). A Job that fails raises
+    MlscaffoldError; Ctrl-C asks `confirm_stop` whether to delete the Job and raises
+    JobInterrupted (exit 130) either way; both leave the project as it was."""
     import yaml
 
     from .lifecycle.files import sha256_file
@@ -179,16 +182,25 @@ def train_on_eks(config: Any, platform: Any, outputs: Mapping[str, Any], stack: 
 
     target = _eks_target(outputs, stack)
     name = job_name(target)
+    if channels is not None and dry_run:
+        raise UsageError("--dry-run with --data feature-store: the Job's channels are the "
+                         "query's results, known only once it runs",
+                         hint="drop --dry-run, or print the manifest with --data upload")
     missing = [c for c in CHANNELS if not config.layout.dataset(c).is_file()]
-    if missing:
+    if missing and channels is None:
         raise UsageError(f"{config.layout.dataset(missing[0])} does not exist; a training run "
                          "uploads it")
-    channels = {c: data_key(sha256_file(config.layout.dataset(c)), c) for c in CHANNELS}
+    keys = {c: data_key(sha256_file(config.layout.dataset(c)), c) for c in CHANNELS
+            } if channels is None else {}
     image = f"{target.repository_url}:{image_tag}"
-    manifest = job_manifest(
-        name, project=config.name, prefix=platform.prefix, image=image, target=target,
-        channels=channels, budget=budget, metric=metric, seed=seed, training=platform.training,
-        gpu_labels=platform.cluster.gpu_pools[0].labels, gpu_toleration=GPU_TOLERATION)
+
+    def manifest_of(keys: Mapping[str, str]) -> dict[str, Any]:
+        return job_manifest(
+            name, project=config.name, prefix=platform.prefix, image=image, target=target,
+            channels=keys, budget=budget, metric=metric, seed=seed, training=platform.training,
+            gpu_labels=platform.cluster.gpu_pools[0].labels, gpu_toleration=GPU_TOLERATION)
+
+    manifest = manifest_of(keys)
     if dry_run:
         echo(yaml.safe_dump(manifest, sort_keys=False).rstrip("\n"))
         return None
@@ -200,7 +212,12 @@ def train_on_eks(config: Any, platform: Any, outputs: Mapping[str, Any], stack: 
     run = RemoteRun(session=boto3.session.Session(region_name=target.region), echo=echo,
                     confirm_stop=confirm_stop, warn=warn)
     check_image(run, target, image_tag)
-    upload_datasets(run, target, config.root)
+    data = None
+    if channels is None:
+        upload_datasets(run, target, config.root)
+    else:
+        keys, data = channels(run, target)
+        manifest = manifest_of(keys)
     prefix = f"{target.jobs_prefix.strip('/')}/{name}/output/model"
     with tempfile.TemporaryDirectory(prefix="mlscaffold-eks-") as scratch, \
             open_tunnel(tunnel_target(outputs, stack)):
@@ -235,7 +252,8 @@ def train_on_eks(config: Any, platform: Any, outputs: Mapping[str, Any], stack: 
         _download_model(run, target, prefix, files)
         return record_remote_run(config, files, {"on": "eks", "stack": stack, "job": name,
                                                  "image": image,
-                                                 "model_artifacts": target.uri(prefix)},
+                                                 "model_artifacts": target.uri(prefix),
+                                                 **({"data": data} if data else {})},
                                  echo=echo, warn=warn)
 
 

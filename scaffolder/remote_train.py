@@ -256,17 +256,27 @@ def check_image(run: RemoteRun, target: TrainingTarget, tag: str) -> str:
 def upload_datasets(run: RemoteRun, target: TrainingTarget, root: Path
                     ) -> dict[str, str]:
     """Upload datasets/<channel>.csv content-addressed (once per content); channel -> key."""
+    paths = {}
+    for channel in CHANNELS:
+        path = root / "datasets" / f"{channel}.csv"
+        if not path.is_file():
+            raise UsageError(f"{path} does not exist; a training run uploads it",
+                             hint="add the split (`mlscaffold new` makes sample data)")
+        paths[channel] = path
+    return upload_files(run, target, paths)
+
+
+def upload_files(run: RemoteRun, target: TrainingTarget, paths: Mapping[str, Path]
+                 ) -> dict[str, str]:
+    """Upload each channel's file to ``training/data/<sha256>/<channel>.csv`` (once per
+    content), encrypted with the platform key; channel -> key."""
     from botocore.exceptions import ClientError
 
     from .lifecycle.files import sha256_file
 
     s3 = run.client("s3")
     keys = {}
-    for channel in CHANNELS:
-        path = root / "datasets" / f"{channel}.csv"
-        if not path.is_file():
-            raise UsageError(f"{path} does not exist; a training run uploads it",
-                             hint="add the split (`mlscaffold new` makes sample data)")
+    for channel, path in paths.items():
         key = data_key(sha256_file(path), channel)
         with aws_errors(f"upload {path.name} to {target.uri(key)}", _PERMISSIONS):
             try:
@@ -377,11 +387,25 @@ def import_experiment(config: Any, files: Path, remote: Mapping[str, Any]) -> di
                 shutil.copy2(files / name, directory / name)
         record = {**record, "id": experiment_id, "remote": dict(remote)}
         atomic_write_json(directory / "experiment.json", record)
+        card = directory / MODEL_CARD_FILE
+        if card.is_file() and remote.get("data"):
+            card.write_text(card_with_source(card.read_text("utf-8"), remote["data"]), "utf-8")
         entry = {key: record[key] for key in (
             "id", "created_at", "task", "metric", "score", "family", "params", "validation",
             "seed", "time_budget_seconds")}
         record_experiment(config.layout, entry)
     return entry
+
+
+def card_with_source(card: str, data: Mapping[str, Any]) -> str:
+    """The model card with a row naming where a feature-store run's data came from, after
+    the data rows of its first table."""
+    rows = data.get("rows") or {}
+    row = (f"| data source | feature group `{data.get('feature_group')}` (table "
+           f"`{data.get('table')}`), Athena query `{data.get('query_execution_id')}`: "
+           + ", ".join(f"{count} {split}" for split, count in rows.items()) + " records |")
+    head, sep, tail = card.partition("\n\n## ")
+    return f"{head}\n{row}{sep}{tail}" if sep else f"{card.rstrip()}\n{row}\n"
 
 
 def record_remote_run(config: Any, files: Path, remote: Mapping[str, Any], *,
@@ -399,21 +423,28 @@ def record_remote_run(config: Any, files: Path, remote: Mapping[str, Any], *,
     return entry
 
 
+#: a run's channels: (channel -> uploaded key, the remote record's ``data`` or None)
+ChannelSource = Callable[[RemoteRun, TrainingTarget], tuple[dict[str, str], dict | None]]
+
+
 def run_on_sagemaker(config: Any, target: TrainingTarget, run: RemoteRun, *, image_tag: str,
                      budget: float, metric: str | None, seed: int,
-                     name: str | None = None) -> dict:
+                     name: str | None = None, channels: ChannelSource | None = None) -> dict:
     """Train `config`'s project as a SageMaker training job and import its model as a new
     experiment; its index entry. A job that fails or is stopped raises MlscaffoldError and
-    leaves the project as it was."""
+    leaves the project as it was. `channels` makes the channels (default: upload the
+    project's datasets/train.csv and validation.csv; :mod:`.feature_data` queries the feature
+    store)."""
     from sagemaker.core.resources import TrainingJob
 
     if budget <= 0:
         raise UsageError(f"--time must be a positive number of seconds, got {budget:g}")
     _check_credentials(run, target)
     image = check_image(run, target, image_tag)
-    channels = upload_datasets(run, target, config.root)
+    keys, data = (channels(run, target) if channels is not None
+                  else (upload_datasets(run, target, config.root), None))
     name = name or job_name(target)
-    request = training_job_request(target, name, image, channels, budget, metric, seed,
+    request = training_job_request(target, name, image, keys, budget, metric, seed,
                                    {"project": config.name, "managed-by": "mlscaffold"})
     with aws_errors(f"start training job {name}", _PERMISSIONS):
         job = TrainingJob.create(**_sdk_arguments(request), session=run.session,
@@ -445,5 +476,6 @@ def run_on_sagemaker(config: Any, target: TrainingTarget, run: RemoteRun, *, ima
         return record_remote_run(config, Path(scratch) / "files", {
             "on": "sagemaker", "stack": target.stack, "region": target.region,
             "training_job": name, "image": image, "model_artifacts": uri,
-            "billable_seconds": described.get("BillableTimeInSeconds")},
+            "billable_seconds": described.get("BillableTimeInSeconds"),
+            **({"data": data} if data else {})},
             echo=run.echo, warn=run.warn)

@@ -775,6 +775,11 @@ class TrainingConfig(_Strict):
         1, description="GPUs of the Kubernetes Job's pod (0: it runs on CPU nodes).")
     cpu: str = Field("2", pattern=r"^\d+(\.\d+)?m?$")
     memory: str = Field("8Gi", pattern=r"^\d+(Mi|Gi)$")
+    data: Literal["upload", "feature-store"] = Field(
+        "upload", description="Where a remote run's data comes from unless `train --data` "
+                              "says: upload (the project's datasets/train.csv and "
+                              "validation.csv) or feature-store (the feature group's offline "
+                              "store, through Athena; needs feature_store.enabled).")
 
     @field_validator("instance_type")
     @classmethod
@@ -862,6 +867,14 @@ class PlatformConfig(_Strict):
         if self.serving.platform == "kserve" and not self.cluster.enabled:
             raise ValueError("serving.platform kserve runs on the EKS cluster: set "
                              "cluster.enabled to true, or serve with sagemaker")
+        return self
+
+    @model_validator(mode="after")
+    def _feature_store_for_training_data(self) -> PlatformConfig:
+        if self.training.data == "feature-store" and not self.feature_store.enabled:
+            raise ValueError("training.data feature-store reads the feature group, which this "
+                             "stack does not have: set feature_store: sagemaker in "
+                             "mlscaffold.yaml, or training.data to upload")
         return self
 
     @property

@@ -110,6 +110,8 @@ class FeatureStore(pulumi.ComponentResource):
 
     feature_group_name: pulumi.Output[str]
     offline_store_bucket: pulumi.Output[str]
+    database_name: pulumi.Output[str]
+    """The Glue database of the offline store's table."""
     ingestion_role_arn: pulumi.Output[str]
     ingestion_settings: pulumi.Output[dict[str, Any]]
     """What ingestion needs besides the group's name: its region and the schema
@@ -230,12 +232,14 @@ class FeatureStore(pulumi.ComponentResource):
 
         self.feature_group_name = group.feature_group_name
         self.offline_store_bucket = bucket.bucket
+        self.database_name = database.name
         self.ingestion_role_arn = role.arn
         settings = schema.as_dict()
         self.ingestion_settings = region.apply(lambda value: {"region": value, **settings})
         self.register_outputs({
             "feature_group_name": self.feature_group_name,
             "offline_store_bucket": self.offline_store_bucket,
+            "database_name": self.database_name,
             "ingestion_role_arn": self.ingestion_role_arn,
             "ingestion_settings": self.ingestion_settings,
         })

@@ -23,6 +23,7 @@ from .registry import ModelRegistry, ModelRegistryArgs
 from .serving import Serving, ServingArgs, deployable_model_key
 from .tracking import TrackingServer, TrackingServerArgs
 from .training import Training, TrainingArgs
+from .training_data import TrainingData, TrainingDataArgs
 
 __all__ = ["MlPlatform", "MlPlatformArgs"]
 
@@ -151,6 +152,7 @@ class MlPlatform(pulumi.ComponentResource):
 
         self.feature_group_name: pulumi.Output[str] | None = None
         self.feature_store_settings: pulumi.Output[dict] | None = None
+        self.training_data: pulumi.Output[dict] | None = None
         feature_store = None
         if config.feature_store.enabled:
             if args.dataset is None:
@@ -167,6 +169,13 @@ class MlPlatform(pulumi.ComponentResource):
                 child_options(self))
             self.feature_group_name = feature_store.feature_group_name
             self.feature_store_settings = feature_store.ingestion_settings
+            # `mlscaffold train --data feature-store`: the Athena workgroup and query policy
+            self.training_data = TrainingData(f"{name}-training-data", TrainingDataArgs(
+                prefix=config.prefix, tags=tags, region=config.region, kms_key_arn=key.arn,
+                artifact_bucket_name=registry.artifact_bucket_name,
+                offline_store_bucket=feature_store.offline_store_bucket,
+                feature_group_name=feature_store.feature_group_name,
+                database_name=feature_store.database_name), child_options(self)).settings
 
         serving_config = config.serving
         sagemaker = serving_config.platform == "sagemaker"
@@ -262,6 +271,8 @@ class MlPlatform(pulumi.ComponentResource):
             "training": self.training,
             # tracking_uri of mlscaffold.yaml, for train, evaluate and list
             "mlflow_tracking_server_arn": self.mlflow_tracking_server_arn,
+            # the Athena workgroup of `mlscaffold train --data feature-store`
+            "training_data": self.training_data,
         }
         return {k: v for k, v in outputs.items() if v is not None}
 

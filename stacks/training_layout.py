@@ -5,7 +5,9 @@
   same file is uploaded once, whatever the run);
 - ``training/jobs/<job>/``: what a run writes: SageMaker's ``output/`` (model.tar.gz,
   output.tar.gz) and managed spot training's ``checkpoints/``, or a Kubernetes Job's
-  ``output/model.tar.gz``.
+  ``output/model.tar.gz``;
+- ``training/queries/``: the Athena results of ``--data feature-store`` runs, which the command
+  splits and uploads to ``training/data/``.
 
 The SageMaker training role reads the first and writes the second; the Kubernetes Job's Pod
 Identity role the same; the launcher policy lets a person or CI upload the first, read the
@@ -17,10 +19,13 @@ from __future__ import annotations
 import re
 
 __all__ = ["JOB_NAME_MAX", "TRAINING_DATA_PREFIX", "TRAINING_JOBS_PREFIX", "TRAINING_LOG_GROUP",
-           "TRAINING_NAMESPACE", "TRAINING_SERVICE_ACCOUNT", "data_key", "job_name_prefix"]
+           "TRAINING_NAMESPACE", "TRAINING_QUERIES_PREFIX", "TRAINING_SERVICE_ACCOUNT",
+           "data_key", "job_name_prefix"]
 
 TRAINING_DATA_PREFIX = "training/data"
 TRAINING_JOBS_PREFIX = "training/jobs"
+#: the Athena results of `train --data feature-store` (the stack's workgroup writes them here)
+TRAINING_QUERIES_PREFIX = "training/queries"
 #: the namespace and service account of the Kubernetes training Jobs (Pod Identity)
 TRAINING_NAMESPACE = "ml-training"
 TRAINING_SERVICE_ACCOUNT = "trainer"

@@ -96,6 +96,10 @@ _FREE = frozenset({
     "aws:sns/topicPolicy:TopicPolicy", "aws:sns/topicSubscription:TopicSubscription",
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+    # Athena bills each query by the data it scans, nothing per workgroup (Athena docs,
+    # "Configure per-query and per-workgroup data usage controls": costs are controlled by
+    # data scanned); `train --data feature-store` runs one query per run
+    "aws:athena/workgroup:Workgroup",
 })
 _FREE_PREFIXES = ("aws:iam/",)
 

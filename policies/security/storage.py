@@ -1,4 +1,4 @@
-"""Storage security: S3 buckets, KMS keys and ECR repositories.
+"""Storage security: S3 buckets, KMS keys, ECR repositories and Athena query results.
 
 In pulumi-aws 7 a bucket's encryption, public access block, policy and versioning are separate
 resources whose ``bucket`` input is the bucket's id (its physical name). The ``s3-bucket-*``
@@ -37,6 +37,7 @@ from ..props import (
     as_mapping,
     condition_keys,
     document,
+    is_false,
     is_set,
     is_true,
     one_or_many,
@@ -480,3 +481,33 @@ def ecr_kms_encryption(subject: Subject, config: Mapping[str, Any]) -> Iterator[
         yield violation(subject, "encryptionConfigurations[0].kmsKey",
                         "does not name a customer managed key (ECR uses the AWS managed "
                         "aws/ecr key)", fix)
+
+
+# ------------------------------------------------------------------ Athena query results
+
+ATHENA_WORKGROUP = "aws:athena/workgroup:Workgroup"
+_KMS_RESULT_OPTIONS = ("SSE_KMS", "CSE_KMS")
+
+
+@rule("athena-workgroup-encrypted-results", pack="security", severity="high",
+      resource_types=[ATHENA_WORKGROUP],
+      description="Athena workgroups encrypt query results with a KMS key and enforce their "
+                  "configuration, so that no client writes results elsewhere or unencrypted.")
+def athena_workgroup_encrypted_results(subject: Subject, config: Mapping[str, Any]
+                                       ) -> Iterator[str]:
+    configuration = as_mapping(subject.props.get("configuration"))
+    # the provider's default is true (pulumi-aws athena Workgroup: "Defaults to `true`")
+    if is_false(configuration.get("enforceWorkgroupConfiguration")):
+        yield violation(subject, "configuration.enforceWorkgroupConfiguration",
+                        "is false (a query may choose its own result location and encryption)",
+                        "set enforce_workgroup_configuration=True")
+    results = as_mapping(configuration.get("resultConfiguration"))
+    encryption = as_mapping(results.get("encryptionConfiguration"))
+    option = encryption.get("encryptionOption")
+    fix = 'set encryption_option="SSE_KMS" with kms_key_arn=<a KMS key ARN>'
+    prop = "configuration.resultConfiguration.encryptionConfiguration"
+    if option not in _KMS_RESULT_OPTIONS:
+        problem = f'is "{option}"' if option else "is not set (results are not KMS-encrypted)"
+        yield violation(subject, f"{prop}.encryptionOption", problem, fix)
+    elif not is_set(encryption, "kmsKeyArn"):
+        yield violation(subject, f"{prop}.kmsKeyArn", "is not set", fix)

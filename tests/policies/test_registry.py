@@ -44,6 +44,8 @@ RULE_NAMES = frozenset({
     "mlflow-server-size",
     # issue 10: extended support is not billed silently
     "eks-upgrade-policy",
+    # issue 14: training data from the feature store (the Athena workgroup's results)
+    "athena-workgroup-encrypted-results",
 })
 
 

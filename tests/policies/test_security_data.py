@@ -42,6 +42,8 @@ MINE = frozenset({
     "s3-cross-account-read-scoped", "s3-bucket-access-logging", "s3-data-events-audited",
     # training runs (tests in test_security_training.py)
     "iam-pass-role-scoped", "iam-pod-identity-trust-scoped",
+    # training data from the feature store (tests in test_security_training.py)
+    "athena-workgroup-encrypted-results",
 })
 MODULES = {f"mlscaffold.policies.security.{m}" for m in ("storage", "iam", "logging", "ml")}
 KEY = "arn:aws:kms:us-east-1:123456789012:key/data"

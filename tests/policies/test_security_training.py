@@ -1,6 +1,7 @@
 """The rules of issue 14's training resources: who may pass which role (the launcher
-policy), whom EKS Pod Identity serves (the Kubernetes Job's role), and the training
-namespace's Pod Security level. Each test builds the passing case, changes one field and asserts
+policy), whom EKS Pod Identity serves (the Kubernetes Job's role), the training
+namespace's Pod Security level, and the Athena workgroup's results (training data from the
+feature store). Each test builds the passing case, changes one field and asserts
 the exact rule and message."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ ROLE = "aws:iam/role:Role"
 POLICY = "aws:iam/policy:Policy"
 NAMESPACE = "kubernetes:core/v1:Namespace"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/demo-dev-training-role"
+KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/data"
 PASS = {"Sid": "PassTrainingRole", "Effect": "Allow", "Action": "iam:PassRole",
         "Resource": ROLE_ARN,
         "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}}
@@ -153,3 +155,56 @@ def test_the_minimum_is_a_setting() -> None:
                  minimum="restricted") == [
         f"Namespace 'res': metadata.labels.{LABEL} is baseline (below restricted); label the "
         f"namespace {LABEL}: restricted (or stricter)"]
+
+
+# ------------------------------------------------------------------ Athena query results
+
+WORKGROUP = "aws:athena/workgroup:Workgroup"
+RESULTS = {"encryptionConfiguration": {"encryptionOption": "SSE_KMS", "kmsKeyArn": KEY_ARN},
+           "outputLocation": "s3://demo-dev-artifacts/training/queries/",
+           "expectedBucketOwner": ACCOUNT}
+ATHENA = {"name": "demo-dev-training-data", "configuration": {
+    "enforceWorkgroupConfiguration": True, "resultConfiguration": RESULTS}}
+ATHENA_FIX = 'set encryption_option="SSE_KMS" with kms_key_arn=<a KMS key ARN>'
+PROP = "configuration.resultConfiguration.encryptionConfiguration"
+
+
+def test_the_athena_rule_entry() -> None:
+    entry = RULES["athena-workgroup-encrypted-results"]
+    assert (entry.pack, entry.level, entry.severity) == ("security", "mandatory", "high")
+    assert tuple(entry.resource_types) == (WORKGROUP,) and entry.description.endswith(".")
+
+
+def test_an_enforced_workgroup_with_kms_results_passes() -> None:
+    assert check("athena-workgroup-encrypted-results", WORKGROUP, ATHENA) == []
+    client_side = changed(ATHENA, f"{PROP}.encryptionOption", "CSE_KMS")
+    assert check("athena-workgroup-encrypted-results", WORKGROUP, client_side) == []
+    # enforcement is the provider's default when not given
+    default = changed(ATHENA, "configuration.enforceWorkgroupConfiguration")
+    assert check("athena-workgroup-encrypted-results", WORKGROUP, default) == []
+
+
+def test_a_workgroup_clients_may_override() -> None:
+    loose = changed(ATHENA, "configuration.enforceWorkgroupConfiguration", False)
+    assert check("athena-workgroup-encrypted-results", WORKGROUP, loose) == [
+        "Workgroup 'res': configuration.enforceWorkgroupConfiguration is false (a query may "
+        "choose its own result location and encryption); set "
+        "enforce_workgroup_configuration=True"]
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("SSE_S3", 'is "SSE_S3"'), (DELETE, "is not set (results are not KMS-encrypted)")])
+def test_results_not_kms_encrypted(value: Any, problem: str) -> None:
+    weak = changed(ATHENA, f"{PROP}.encryptionOption", value)
+    assert check("athena-workgroup-encrypted-results", WORKGROUP, weak) == [
+        f"Workgroup 'res': {PROP}.encryptionOption {problem}; {ATHENA_FIX}"]
+    nothing = changed(ATHENA, "configuration.resultConfiguration")
+    assert check("athena-workgroup-encrypted-results", WORKGROUP, nothing) == [
+        f"Workgroup 'res': {PROP}.encryptionOption is not set (results are not KMS-encrypted)"
+        f"; {ATHENA_FIX}"]
+
+
+def test_kms_results_without_a_key() -> None:
+    keyless = changed(ATHENA, f"{PROP}.kmsKeyArn")
+    assert check("athena-workgroup-encrypted-results", WORKGROUP, keyless) == [
+        f"Workgroup 'res': {PROP}.kmsKeyArn is not set; {ATHENA_FIX}"]

@@ -80,7 +80,9 @@ BY_SERVING = {
     "none": set(),
 }
 FEATURE_STORE = {"mlscaffold:stacks:FeatureStore", "aws:sagemaker/featureGroup:FeatureGroup",
-                 "aws:glue/catalogDatabase:CatalogDatabase"}
+                 "aws:glue/catalogDatabase:CatalogDatabase",
+                 # `train --data feature-store`: the Athena workgroup and query policy
+                 "mlscaffold:stacks:TrainingData", "aws:athena/workgroup:Workgroup"}
 ROOTS = {"mlscaffold:stacks:MlPlatform", "mlscaffold:stacks:ClusterWorkloads"}
 # the model version `make deploy` uploads and sets (platform.serving.model_key)
 MODEL_KEY = f"models/{'c0' * 32}/model.tar.gz"
@@ -185,6 +187,12 @@ def test_stack_outputs_are_wired(dataset):
         (d["featureName"], d["featureType"]) for d in group.inputs["featureDefinitions"]]
     assert settings["record_identifier"] == group.inputs["recordIdentifierFeatureName"]
     assert settings["event_time"] == group.inputs["eventTimeFeatureName"]
+    # what `train --data feature-store` reads: the workgroup, writing into the artifact bucket
+    (workgroup,) = graph.of_type("aws:athena/workgroup:Workgroup")
+    assert outputs["training_data"]["workgroup"] == workgroup.inputs["name"]
+    assert outputs["training_data"]["results_uri"] == \
+        f"s3://{outputs['artifact_bucket']}/training/queries/"
+    assert outputs["training_data"]["table"] == outputs["feature_group"].replace("-", "_")
     for key in ("vpc_id", "artifact_bucket", "repository_url", "model_package_group",
                 "alert_topic_arn"):
         assert outputs[key], key
@@ -289,6 +297,7 @@ def test_the_program_logs_the_derived_schema(dataset, caplog):
 def test_without_a_feature_store_nothing_is_exported_for_it(dataset):
     outputs = _build(make_config("dev"), dataset).outputs
     assert "feature_group" not in outputs and "feature_store" not in outputs
+    assert "training_data" not in outputs
 
 
 @pytest.mark.parametrize("serving", ["sagemaker", "none"])
