@@ -422,27 +422,26 @@ def test_train_on_eks_from_the_feature_store(project, store, trained_copy, tmp_p
     """The Job fetches the query's channels; kubectl and the tunnel are stand-ins, and the
     Job's upload of the model is played by putting a trained experiment under its prefix."""
     import contextlib
-    import subprocess
     from types import SimpleNamespace
 
     import mlscaffold.eks_job as eks_job
     import mlscaffold.tunnel as tunnel
+    from mlscaffold.eks_follow import JobOutcome
 
     applied: list[dict] = []
 
-    def kubectl(kubeconfig, *args, stdin=None):
+    def apply(*args, stdin=None):
         applied.append(json.loads(stdin))
         return ""
 
-    def wait(argv, **options):
-        name = applied[-1]["metadata"]["name"]
+    def follow(kubectl, name, **options):  # the Job ran and uploaded its model
         for item in (trained_copy / "experiments" / "exp-001").iterdir():
             store.client("s3").put_object(Bucket=BUCKET, Body=item.read_bytes(),
                                           Key=f"training/jobs/{name}/output/model/{item.name}")
-        return subprocess.CompletedProcess(argv, 0, "", "")
+        return JobOutcome("Complete", "CompletionsReached", "", None)
 
-    monkeypatch.setattr(eks_job, "_kubectl", kubectl)
-    monkeypatch.setattr(eks_job, "subprocess", SimpleNamespace(run=wait))
+    monkeypatch.setattr(eks_job, "find_kubectl", lambda kubeconfig: SimpleNamespace(run=apply))
+    monkeypatch.setattr(eks_job, "follow_job", follow)
     monkeypatch.setattr(tunnel, "open_tunnel", lambda target: contextlib.nullcontext())
     monkeypatch.setattr(tunnel, "tunnel_target", lambda outputs, stack: None)
     monkeypatch.setattr(tunnel, "tunnel_kubeconfig", lambda cluster: "apiVersion: v1\n")
