@@ -111,14 +111,16 @@ def test_outline_draws_every_platform_as_the_mocked_graph(tmp_path: Path, task, 
 
 
 def _stack_matrix(full: bool) -> list[tuple[str, str, str, list[str], dict]]:
-    """(option, serving, feature store, environments, overrides): every combination, or each
-    option with each serving it applies to, feature stores and profiles taking turns."""
+    """(option, serving, feature store, environments, overrides): each option with each serving
+    it applies to, and then (`full`) with each profile and each feature store among them (every
+    pair of the four), else with feature stores and profiles taking turns."""
     cases = [(name, serving, overrides) for name, servings, overrides in STACK_OPTIONS
              for serving in SERVING if servings is None or serving in servings]
     if full:
-        return [(name, serving, store, environments, overrides)
-                for (name, serving, overrides), store, environments in itertools.product(
-                    cases, FEATURE_STORES, PROFILE_ENVIRONMENTS)]
+        return [(name, serving, FEATURE_STORES[(index + turn) % len(FEATURE_STORES)],
+                 environments, overrides)
+                for index, (name, serving, overrides) in enumerate(cases)
+                for turn, environments in enumerate(PROFILE_ENVIRONMENTS)]
     return [(name, serving, FEATURE_STORES[index % len(FEATURE_STORES)],
              PROFILE_ENVIRONMENTS[index % len(PROFILE_ENVIRONMENTS)], overrides)
             for index, (name, serving, overrides) in enumerate(cases)]
@@ -152,7 +154,48 @@ def test_outline_follows_the_stack_config_in_every_combination(
         "environments": environments}, overrides)
 
 
-FULL_MATRIX = list(itertools.product(TASKS, SERVING, FEATURE_STORES, REGIONS, ENVIRONMENTS))
+def _spec_matrix() -> list[tuple[str, str, str, str, list[str]]]:
+    """Every serving x feature store x environments (the options that shape the platform
+    together), each with the task and region that cover the most pairs of values not yet
+    covered: every pair of any two of the five options appears (checked below). The whole
+    product (216 mocked programs) took a sixth of the test suite's time and drew nothing more:
+    task and region change no resource in combination with a third option."""
+    def pairs(row: tuple) -> set:
+        return set(itertools.combinations(enumerate(map(str, row)), 2))
+
+    covered: set = set()
+    rows = []
+    for serving, store, environments in itertools.product(SERVING, FEATURE_STORES,
+                                                          ENVIRONMENTS):
+        row = max(((task, serving, store, region, environments)
+                   for task, region in itertools.product(TASKS, REGIONS)),
+                  key=lambda row: len(pairs(row) - covered))
+        covered |= pairs(row)
+        rows.append(row)
+    return rows
+
+
+FULL_MATRIX = _spec_matrix()
+
+
+def test_the_spec_matrix_covers_every_pair_of_option_values():
+    options = [TASKS, SERVING, FEATURE_STORES, REGIONS, [str(e) for e in ENVIRONMENTS]]
+    seen = {pair for row in FULL_MATRIX
+            for pair in itertools.combinations(enumerate(map(str, row)), 2)}
+    for (i, first), (j, second) in itertools.combinations(enumerate(options), 2):
+        for a, b in itertools.product(first, second):
+            assert ((i, a), (j, b)) in seen, (a, b)
+    assert {(row[1], row[2], str(row[4])) for row in FULL_MATRIX} == {
+        (serving, store, str(environments)) for serving, store, environments
+        in itertools.product(SERVING, FEATURE_STORES, ENVIRONMENTS)}
+    stacks = {(name, serving, store, environments[0])
+              for name, serving, store, environments, _ in FULL_STACK_MATRIX}
+    cases = {(name, serving) for name, serving, *_ in stacks}
+    assert {(*case, store) for case in cases for store in FEATURE_STORES} == {
+        (name, serving, store) for name, serving, store, _ in stacks}
+    assert {(*case, environments[0]) for case in cases
+            for environments in PROFILE_ENVIRONMENTS} == {
+        (name, serving, profile) for name, serving, _, profile in stacks}
 
 
 @pytest.mark.slow
