@@ -28,8 +28,8 @@ from mlscaffold.ci import (
     make_targets_called,
     makefile_targets,
     pipeline_commands,
-    render_pipeline,
 )
+from mlscaffold.ci import render_pipeline as render_with_copier
 from mlscaffold.cli import cli
 from mlscaffold.errors import SpecError
 from mlscaffold.project import create_project
@@ -47,6 +47,19 @@ CHECK_JSONSCHEMA = Path(sys.executable).with_name("check-jsonschema")
 SCHEMAS = {"github": "vendor.github-workflows", "gitlab": "vendor.gitlab-ci"}
 # a commit pin with its release in a comment, or an exact release tag
 PINNED_USES = re.compile(r"^[\w.-]+/[\w./-]+@(?:[0-9a-f]{40} # v\d+\.\d+\.\d+|v\d+\.\d+\.\d+)$")
+
+
+_RENDERED: dict[tuple[str, str | None], dict[Path, str]] = {}
+
+
+def render_pipeline(spec, provider: str | None = None) -> dict[Path, str]:
+    """mlscaffold.ci.render_pipeline, once per spec and provider in this module: each call
+    renders a whole project with Copier, and many tests read the same pipelines (a new dict
+    each call, so a test cannot change another's)."""
+    key = (spec.model_dump_json(), provider)
+    if key not in _RENDERED:
+        _RENDERED[key] = render_with_copier(spec, provider)
+    return dict(_RENDERED[key])
 
 
 def _spec(provider: str, serving: str = "sagemaker", environments: list[str] | None = None,
