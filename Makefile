@@ -31,11 +31,12 @@ demo: $(STAMP) ## scaffold a project into a temporary folder, test, train and ch
 	$(VENV)/bin/mlscaffold check $$dir; \
 	echo; echo "The project is in $$dir (cd there and run 'make help')."
 
-# one pytest worker per core: the slow tier (27 rendered projects) spreads over them; the 25
-# slowest tests are listed at the end, to see where the suite's time goes
+# one pytest worker per core, the slow tier handed out first (tests/conftest.py) and a worker
+# that runs out taking half of another's queue (worksteal); the 25 slowest tests are listed at
+# the end, to see where the suite's time goes
 test: $(STAMP) ## the whole test suite, slow tiers included, on every core
 	$(PY) -m ruff check .
-	$(PY) -m pytest -n auto --durations=25
+	$(PY) -m pytest -n auto --dist worksteal --durations=25
 
 test-fast: $(STAMP) ## the suite without the slow tier (rendered projects' own tests, pip install)
 	$(PY) -m pytest -m "not slow"

@@ -45,3 +45,9 @@ def blueprint_questions() -> dict:
 def blueprint_choices(question: str) -> list[str]:
     """The choices of a question in the bundled blueprint's copier.yml (the option matrix)."""
     return list(blueprint_questions()[question]["choices"])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slow tier first, in its own order: with one worker per core, the long tests then run
+    beside the many short ones instead of leaving one worker alone at the end of the run."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
