@@ -79,6 +79,18 @@ def test_proposals_start_with_every_baseline_then_favour_the_best_family():
     assert counts["logistic_regression"] >= len(drawn) // 3
 
 
+def test_the_forests_baselines_come_before_gradient_boosting():
+    """A short budget ends the baselines early: it must reach the forests (often the best
+    default on small data) before gradient boosting (costly with many classes)."""
+    for task in ("binary-classification", "multiclass-classification", "regression"):
+        families = families_for(task)
+        names = [family.name for family in families]
+        assert names[-1] == "hist_gradient_boosting"
+        assert names[3:5] == ["extra_trees", "random_forest"]
+        proposer = Proposer(families, seed=0)
+        assert [proposer.propose().family.name for _ in names] == names
+
+
 def test_near_duplicates_are_not_proposed_and_a_repeating_family_runs_out():
     nearly_one = Family("nearly_one", lambda params, seed: Ridge(**params),
                         lambda rng: {"alpha": round(1 + rng.random() / 10, 6)},
