@@ -8,7 +8,10 @@
   which leaves the budget to promising ones.
 * The best single candidate (ties broken by a second metric: log loss, or mean absolute error)
   is then compared with a greedy ensemble of the best candidates (ensemble.py) on the same
-  out-of-fold or hold-out predictions; the ensemble is kept only if it beats it there.
+  out-of-fold or hold-out predictions; the ensemble is kept only if it beats it there. After
+  cross-validation the ensemble is judged on predictions its weights did not see: each fold's
+  rows get the mix selected on the other folds' rows (the weights picked on all the rows score
+  too well on them, which on a few hundred rows kept mixes that lost on new data).
 * After cross-validation, the chosen model is refitted on train + validation.
 
 Ctrl-C during the search stops it; the best candidate so far becomes the model and the result
@@ -222,7 +225,9 @@ class _Run:
         """Seconds to keep for what follows the search: the ensemble selection, and refitting
         the chosen model(s) on all rows after cross-validation."""
         pool = min(len(self.scored), POOL_SIZE)
-        selecting = SELECTION_ROUNDS_RESERVED * pool * float(np.mean(self.key_seconds or [0]))
+        selections = 1 + (len(self.protocol.output_views) if self.protocol.refit else 0)
+        selecting = (SELECTION_ROUNDS_RESERVED * pool * selections
+                     * float(np.mean(self.key_seconds or [0])))
         if not self.protocol.refit:
             return selecting
         top = sorted(self.scored, key=_rank)[:3]
@@ -429,6 +434,8 @@ def _finish(run: _Run, features: dict[str, str], hooks: ProjectHooks, stopped_by
         selection = select([item.outputs for item in pool], run.key)
     members = [] if selection is None else [(pool[i], w) for i, w in selection.weights.items()]
     mixed = None if not members else sum(weight * item.outputs for item, weight in members)
+    if members and run.protocol.refit:
+        mixed = _cross_selected(run, pool)
     chosen, members, rule = _simplest_within_error(run, pool, members, mixed)
     try:
         pipeline = _final_model(run, features, hooks, chosen, members)
@@ -493,6 +500,31 @@ def _simplest_within_error(run: _Run, pool: list[_Scored], members: list,
         if item is not None and item.key[0] <= bar:
             return item, [], rule
     return (best, members, rule) if top_name else (best, [], rule)
+
+
+def _cross_selected(run: _Run, pool: list[_Scored]) -> np.ndarray:
+    """The ensemble selection's predictions for the scored rows, cross-validated: each output
+    view's rows get the mix selected (ensemble.select) on the other views' rows, starting from
+    the best candidate on those rows. No row's prediction comes from weights chosen on it."""
+    protocol = run.protocol
+    truth = run.y[protocol.scored]
+    position = {row: index for index, row in enumerate(protocol.scored)}
+    judged = np.zeros_like(pool[0].outputs)
+    for view_index in protocol.output_views:
+        inside = np.array([position[row] for row in protocol.views[view_index].score])
+        outside = np.setdiff1d(np.arange(len(truth)), inside)
+        scorer = Scorer(run.task, truth[outside], run.classes)
+
+        def key(output: np.ndarray, scorer: Scorer = scorer) -> tuple:
+            return (run.metric.sort_key(scorer.value(run.metric, output)),
+                    run.tie_breaker.sort_key(scorer.value(run.tie_breaker, output)))
+
+        ranked = sorted(pool, key=lambda item: (key(item.outputs[outside]), item.number))
+        selection = select([item.outputs[outside] for item in ranked], key)
+        weights = {0: 1.0} if selection is None else selection.weights
+        judged[inside] = sum(weight * ranked[index].outputs[inside]
+                             for index, weight in weights.items())
+    return judged
 
 
 def _fold_scores(run: _Run, output: np.ndarray) -> list[float | None]:

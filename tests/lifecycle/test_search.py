@@ -389,6 +389,68 @@ def test_a_kept_ensemble_beats_the_best_single_model_and_saves_like_any_model(tm
     assert np.allclose(predicted, result.pipeline.predict(validation.x))
 
 
+def _pool_run(y: np.ndarray, outputs: list[np.ndarray]):
+    """What _cross_selected reads of a search: 5-fold protocol, labels, metric, pool."""
+    from types import SimpleNamespace
+
+    protocol = evaluation.plan(len(y), y, classification=False, seed=0)
+    run = SimpleNamespace(protocol=protocol, y=y, task="regression", classes=None,
+                          metric=METRICS["r2"], tie_breaker=METRICS["mae"])
+    pool = [SimpleNamespace(outputs=output[protocol.scored], number=index + 1)
+            for index, output in enumerate(outputs)]
+    return run, pool
+
+
+def test_an_ensemble_is_judged_on_rows_its_weights_did_not_see():
+    """Each fold's rows are predicted by the mix selected on the other folds' rows: changing
+    one fold's labels leaves that fold's predictions as they were, and changes the others'."""
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=150)
+    outputs = [y + rng.normal(scale=scale, size=150) for scale in (0.6, 0.7, 0.9, 1.5)]
+    run, pool = _pool_run(y, outputs)
+    judged = search_module._cross_selected(run, pool)
+    assert judged.shape == (150,)
+    mixes = np.stack([item.outputs for item in pool])
+    fold = run.protocol.views[0].score
+    inside = np.isin(run.protocol.scored, fold)
+    changed = y.copy()
+    changed[fold] = -changed[fold]
+    run_changed, pool_changed = _pool_run(changed, outputs)
+    judged_changed = search_module._cross_selected(run_changed, pool_changed)
+    assert np.array_equal(judged[inside], judged_changed[inside])
+    assert not np.allclose(judged[~inside], judged_changed[~inside])
+    # every prediction is a weighted mean of the candidates' (weights summing to 1)
+    low, high = mixes.min(axis=0), mixes.max(axis=0)
+    assert np.all((judged >= low - 1e-9) & (judged <= high + 1e-9))
+
+
+def test_a_mix_that_only_fits_its_own_rows_is_not_kept(monkeypatch):
+    """On noise, greedy selection finds a mix that beats the best single candidate on the rows
+    it was chosen on; judged on rows its weights did not see, it does not, and is dropped."""
+    monkeypatch.setattr(search_module, "_standard_error", lambda scores: 0.0)  # the best wins
+    rng = np.random.default_rng(5)
+    rows = 200
+    frame = pd.DataFrame({"a": rng.normal(size=rows), "b": rng.normal(size=rows)})
+    y = rng.normal(size=rows)  # unrelated to the features
+    data = (Split(frame[:150], y[:150]), Split(frame[150:].reset_index(drop=True), y[150:]),
+            {"a": "numeric", "b": "numeric"})
+    knn = Family("knn", lambda params, seed: KNeighborsRegressor(**params),
+                 lambda rng: {"n_neighbors": rng.choice([3, 5, 9, 15, 25, 41])},
+                 baseline={"n_neighbors": 5})
+    selections = []  # the first is on all the rows, then one per fold's other rows
+    select_all = search_module.select
+
+    def spy(outputs, key):
+        selections.append(select_all(outputs, key))
+        return selections[-1]
+
+    monkeypatch.setattr(search_module, "select", spy)
+    result = _search("regression", "r2", hooks=_families(knn), trials=6, data=data)
+    assert len(selections) == 1 + 5
+    assert selections[0] is not None  # on all the rows, a mix beat the best single candidate
+    assert result.ensemble is None and result.family == "knn"
+
+
 def test_ctrl_c_keeps_the_best_candidate_so_far():
     calls = itertools.count(1)
 
