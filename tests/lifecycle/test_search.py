@@ -35,6 +35,12 @@ from mlscaffold.lifecycle.search_space import (
     families_for,
 )
 
+
+@pytest.fixture(autouse=True)
+def _one_shuffle(monkeypatch):
+    """The other mechanisms are tested on one shuffle of the folds (a third of the fits)."""
+    monkeypatch.setattr(evaluation, "REPEATS_MAX_ROWS", 0)
+
 # ------------------------------------------------------------------------------------ proposals
 
 
@@ -139,6 +145,50 @@ def test_small_data_is_cross_validated_in_stratified_folds():
     assert all(np.intersect1d(view.fit, view.score).size == 0 for view in protocol.views)
     assert evaluation.plan(96, np.array([0] * 110 + [1] * 10 + [2] * 2), True, 0).folds == 2
     assert evaluation.plan(2400, np.arange(3000.0), False, 0).folds == evaluation.FOLDS_LARGE
+
+
+def test_a_few_hundred_rows_are_cross_validated_on_repeated_shuffles(monkeypatch):
+    monkeypatch.setattr(evaluation, "REPEATS_MAX_ROWS", 500)
+    y = np.array([0] * 90 + [1] * 30)
+    protocol = evaluation.plan(96, y, classification=True, seed=0)
+    assert (protocol.folds, protocol.repeats, len(protocol.views)) == (5, evaluation.REPEATS, 15)
+    assert protocol.output_views == tuple(range(15))
+    shuffles = [protocol.views[start:start + 5] for start in range(0, 15, 5)]
+    for views in shuffles:  # each shuffle is a partition of the rows, stratified
+        assert sorted(np.concatenate([view.score for view in views])) == list(range(120))
+        assert all(list(np.bincount(y[view.score])) == [18, 6] for view in views)
+    assert len({tuple(views[0].score) for views in shuffles}) == 3
+    assert list(protocol.scored) == list(np.concatenate([v.score for v in shuffles[0]]))
+    assert "repeated 3 times" in protocol.describe()["description"]
+    assert evaluation.plan(400, np.arange(500.0), False, 0).repeats == 3
+    assert evaluation.plan(400, np.arange(501.0), False, 0).repeats == 1
+    monkeypatch.setattr(evaluation, "REPEATS_MAX_ROWS", 0)
+    one = evaluation.plan(96, y, classification=True, seed=0)  # the first shuffle alone
+    assert one.repeats == 1
+    assert [list(view.score) for view in one.views] == [list(v.score) for v in shuffles[0]]
+
+
+def test_a_candidates_score_is_that_of_its_predictions_averaged_over_the_shuffles(monkeypatch):
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
+    from mlscaffold.lifecycle.schema import build_preprocessor
+
+    monkeypatch.setattr(evaluation, "REPEATS_MAX_ROWS", 500)
+    result = _search(hooks=_families(Family(
+        "logistic", lambda params, seed: LogisticRegression(**params), lambda rng: {},
+        baseline={"C": 1.0})), trials=1)
+    assert result.protocol["repeats"] == 3 and result.trials[0].views == 15
+    train, validation, features = _data("binary-classification")
+    x = pd.concat([train.x, validation.x], ignore_index=True)
+    y = np.concatenate([train.y, validation.y])
+    mean = np.zeros(len(y))
+    for fit, score in RepeatedStratifiedKFold(n_splits=5, n_repeats=3,
+                                              random_state=0).split(x, y):
+        model = Pipeline([("p", build_preprocessor(features)), ("m", LogisticRegression())])
+        mean[score] += model.fit(x.iloc[fit], y[fit]).predict_proba(x.iloc[score])[:, 1] / 3
+    expected = METRICS["roc_auc"].compute(Outcome("binary-classification", y, mean > 0.5,
+                                                  np.column_stack([1 - mean, mean]), [0, 1]))
+    assert result.score == pytest.approx(expected, abs=1e-9)
 
 
 def test_large_data_is_held_out_after_a_screening_fit(monkeypatch):
