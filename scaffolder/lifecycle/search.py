@@ -8,7 +8,10 @@
   which leaves the budget to promising ones.
 * The best single candidate (ties broken by a second metric: log loss, or mean absolute error)
   is then compared with a greedy ensemble of the best candidates (ensemble.py) on the same
-  out-of-fold or hold-out predictions; the ensemble is kept only if it beats it there.
+  out-of-fold or hold-out predictions; the ensemble is kept only if it beats it there. After
+  cross-validation the ensemble is judged on predictions its weights did not see: each fold's
+  rows get the mix selected on the other folds' rows (the weights picked on all the rows score
+  too well on them, which on a few hundred rows kept mixes that lost on new data).
 * After cross-validation, the chosen model is refitted on train + validation.
 
 Ctrl-C during the search stops it; the best candidate so far becomes the model and the result
@@ -222,7 +225,9 @@ class _Run:
         """Seconds to keep for what follows the search: the ensemble selection, and refitting
         the chosen model(s) on all rows after cross-validation."""
         pool = min(len(self.scored), POOL_SIZE)
-        selecting = SELECTION_ROUNDS_RESERVED * pool * float(np.mean(self.key_seconds or [0]))
+        selections = 1 + (self.protocol.folds if self.protocol.refit else 0)
+        selecting = (SELECTION_ROUNDS_RESERVED * pool * selections
+                     * float(np.mean(self.key_seconds or [0])))
         if not self.protocol.refit:
             return selecting
         top = sorted(self.scored, key=_rank)[:3]
@@ -348,7 +353,7 @@ def _evaluate(run: _Run, candidate: Candidate) -> tuple[Trial, _Scored | None] |
         if index in protocol.output_views:
             if full is None:
                 full = np.zeros((len(run.y), *output.shape[1:]))
-            full[view.score] = output
+            full[view.score] += output / protocol.repeats  # the mean over the shuffles
             fitted = estimator
         if index < len(protocol.views) - 1 and _pruned(run, view_scores):
             partial = _mean(view_scores)
@@ -429,6 +434,8 @@ def _finish(run: _Run, features: dict[str, str], hooks: ProjectHooks, stopped_by
         selection = select([item.outputs for item in pool], run.key)
     members = [] if selection is None else [(pool[i], w) for i, w in selection.weights.items()]
     mixed = None if not members else sum(weight * item.outputs for item, weight in members)
+    if members and run.protocol.refit:
+        mixed = _cross_selected(run, pool)
     chosen, members, rule = _simplest_within_error(run, pool, members, mixed)
     try:
         pipeline = _final_model(run, features, hooks, chosen, members)
@@ -467,8 +474,9 @@ def _simplest_within_error(run: _Run, pool: list[_Scored], members: list,
                            mixed: np.ndarray | None) -> tuple[_Scored, list, dict]:
     """The one-standard-error rule (Hastie, Tibshirani and Friedman, The Elements of Statistical
     Learning, 2nd ed., section 7.10): of the models scoring within one standard error of the
-    best (the spread of its fold scores), the simplest. Simpler means an earlier family in the
-    families' list (cheapest first), and any single model is simpler than an ensemble. Small
+    best (the spread of its fold scores; with repeated folds, the mean of each shuffle's), the
+    simplest. Simpler means an earlier family in the families' list (simplest first), and any
+    single model is simpler than an ensemble. Small
     data's best score is partly luck among many candidates; the rule leans to the model that
     needs less of it. Hold-out selection (one score per model) keeps the best.
 
@@ -479,7 +487,11 @@ def _simplest_within_error(run: _Run, pool: list[_Scored], members: list,
     if members:
         models.append((run.key(mixed), _fold_scores(run, mixed), "ensemble"))
     top_key, top_scores, top_name = min(models, key=lambda model: model[0])
-    error = _standard_error(top_scores) if run.protocol.method == "cross-validation" else 0.0
+    error = 0.0
+    if run.protocol.method == "cross-validation":  # each shuffle's, averaged
+        folds = run.protocol.folds
+        error = float(np.mean([_standard_error(top_scores[start:start + folds])
+                               for start in range(0, len(top_scores), folds)]))
     rule = {"rule": "the simplest model within one standard error of the best",
             "standard_error": error}
     if not error:
@@ -493,6 +505,32 @@ def _simplest_within_error(run: _Run, pool: list[_Scored], members: list,
         if item is not None and item.key[0] <= bar:
             return item, [], rule
     return (best, members, rule) if top_name else (best, [], rule)
+
+
+def _cross_selected(run: _Run, pool: list[_Scored]) -> np.ndarray:
+    """The ensemble selection's predictions for the scored rows, cross-validated: each fold's
+    rows (of the first shuffle) get the mix selected (ensemble.select) on the other folds' rows,
+    starting from the best candidate on those rows. No row's prediction comes from weights chosen
+    on it."""
+    protocol = run.protocol
+    truth = run.y[protocol.scored]
+    position = {row: index for index, row in enumerate(protocol.scored)}
+    judged = np.zeros_like(pool[0].outputs)
+    for view_index in protocol.output_views[:protocol.folds]:
+        inside = np.array([position[row] for row in protocol.views[view_index].score])
+        outside = np.setdiff1d(np.arange(len(truth)), inside)
+        scorer = Scorer(run.task, truth[outside], run.classes)
+
+        def key(output: np.ndarray, scorer: Scorer = scorer) -> tuple:
+            return (run.metric.sort_key(scorer.value(run.metric, output)),
+                    run.tie_breaker.sort_key(scorer.value(run.tie_breaker, output)))
+
+        ranked = sorted(pool, key=lambda item: (key(item.outputs[outside]), item.number))
+        selection = select([item.outputs[outside] for item in ranked], key)
+        weights = {0: 1.0} if selection is None else selection.weights
+        judged[inside] = sum(weight * ranked[index].outputs[inside]
+                             for index, weight in weights.items())
+    return judged
 
 
 def _fold_scores(run: _Run, output: np.ndarray) -> list[float | None]:
@@ -568,7 +606,7 @@ def _plain(classes: np.ndarray) -> list:
 
 
 def _line(run: _Run, trial: Trial, improved: bool) -> str:
-    folds = run.protocol.folds
+    folds = len(run.protocol.views)
     if trial.error:
         outcome = f"failed: {trial.error}"
     elif trial.pruned:

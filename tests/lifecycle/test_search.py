@@ -35,6 +35,12 @@ from mlscaffold.lifecycle.search_space import (
     families_for,
 )
 
+
+@pytest.fixture(autouse=True)
+def _one_shuffle(monkeypatch):
+    """The other mechanisms are tested on one shuffle of the folds (a third of the fits)."""
+    monkeypatch.setattr(evaluation, "REPEATS_MAX_ROWS", 0)
+
 # ------------------------------------------------------------------------------------ proposals
 
 
@@ -77,6 +83,18 @@ def test_proposals_start_with_every_baseline_then_favour_the_best_family():
     assert counts["logistic_regression"] > max(v for k, v in counts.items()
                                                if k != "logistic_regression")
     assert counts["logistic_regression"] >= len(drawn) // 3
+
+
+def test_the_forests_baselines_come_before_gradient_boosting():
+    """A short budget ends the baselines early: it must reach the forests (often the best
+    default on small data) before gradient boosting (costly with many classes)."""
+    for task in ("binary-classification", "multiclass-classification", "regression"):
+        families = families_for(task)
+        names = [family.name for family in families]
+        assert names[-1] == "hist_gradient_boosting"
+        assert names[3:5] == ["extra_trees", "random_forest"]
+        proposer = Proposer(families, seed=0)
+        assert [proposer.propose().family.name for _ in names] == names
 
 
 def test_near_duplicates_are_not_proposed_and_a_repeating_family_runs_out():
@@ -127,6 +145,50 @@ def test_small_data_is_cross_validated_in_stratified_folds():
     assert all(np.intersect1d(view.fit, view.score).size == 0 for view in protocol.views)
     assert evaluation.plan(96, np.array([0] * 110 + [1] * 10 + [2] * 2), True, 0).folds == 2
     assert evaluation.plan(2400, np.arange(3000.0), False, 0).folds == evaluation.FOLDS_LARGE
+
+
+def test_a_few_hundred_rows_are_cross_validated_on_repeated_shuffles(monkeypatch):
+    monkeypatch.setattr(evaluation, "REPEATS_MAX_ROWS", 500)
+    y = np.array([0] * 90 + [1] * 30)
+    protocol = evaluation.plan(96, y, classification=True, seed=0)
+    assert (protocol.folds, protocol.repeats, len(protocol.views)) == (5, evaluation.REPEATS, 15)
+    assert protocol.output_views == tuple(range(15))
+    shuffles = [protocol.views[start:start + 5] for start in range(0, 15, 5)]
+    for views in shuffles:  # each shuffle is a partition of the rows, stratified
+        assert sorted(np.concatenate([view.score for view in views])) == list(range(120))
+        assert all(list(np.bincount(y[view.score])) == [18, 6] for view in views)
+    assert len({tuple(views[0].score) for views in shuffles}) == 3
+    assert list(protocol.scored) == list(np.concatenate([v.score for v in shuffles[0]]))
+    assert "repeated 3 times" in protocol.describe()["description"]
+    assert evaluation.plan(400, np.arange(500.0), False, 0).repeats == 3
+    assert evaluation.plan(400, np.arange(501.0), False, 0).repeats == 1
+    monkeypatch.setattr(evaluation, "REPEATS_MAX_ROWS", 0)
+    one = evaluation.plan(96, y, classification=True, seed=0)  # the first shuffle alone
+    assert one.repeats == 1
+    assert [list(view.score) for view in one.views] == [list(v.score) for v in shuffles[0]]
+
+
+def test_a_candidates_score_is_that_of_its_predictions_averaged_over_the_shuffles(monkeypatch):
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
+    from mlscaffold.lifecycle.schema import build_preprocessor
+
+    monkeypatch.setattr(evaluation, "REPEATS_MAX_ROWS", 500)
+    result = _search(hooks=_families(Family(
+        "logistic", lambda params, seed: LogisticRegression(**params), lambda rng: {},
+        baseline={"C": 1.0})), trials=1)
+    assert result.protocol["repeats"] == 3 and result.trials[0].views == 15
+    train, validation, features = _data("binary-classification")
+    x = pd.concat([train.x, validation.x], ignore_index=True)
+    y = np.concatenate([train.y, validation.y])
+    mean = np.zeros(len(y))
+    for fit, score in RepeatedStratifiedKFold(n_splits=5, n_repeats=3,
+                                              random_state=0).split(x, y):
+        model = Pipeline([("p", build_preprocessor(features)), ("m", LogisticRegression())])
+        mean[score] += model.fit(x.iloc[fit], y[fit]).predict_proba(x.iloc[score])[:, 1] / 3
+    expected = METRICS["roc_auc"].compute(Outcome("binary-classification", y, mean > 0.5,
+                                                  np.column_stack([1 - mean, mean]), [0, 1]))
+    assert result.score == pytest.approx(expected, abs=1e-9)
 
 
 def test_large_data_is_held_out_after_a_screening_fit(monkeypatch):
@@ -375,6 +437,68 @@ def test_a_kept_ensemble_beats_the_best_single_model_and_saves_like_any_model(tm
     save_bundle(bundle, tmp_path)
     predicted = predict_frame(load_bundle(tmp_path), validation.x)["predictions"]
     assert np.allclose(predicted, result.pipeline.predict(validation.x))
+
+
+def _pool_run(y: np.ndarray, outputs: list[np.ndarray]):
+    """What _cross_selected reads of a search: 5-fold protocol, labels, metric, pool."""
+    from types import SimpleNamespace
+
+    protocol = evaluation.plan(len(y), y, classification=False, seed=0)
+    run = SimpleNamespace(protocol=protocol, y=y, task="regression", classes=None,
+                          metric=METRICS["r2"], tie_breaker=METRICS["mae"])
+    pool = [SimpleNamespace(outputs=output[protocol.scored], number=index + 1)
+            for index, output in enumerate(outputs)]
+    return run, pool
+
+
+def test_an_ensemble_is_judged_on_rows_its_weights_did_not_see():
+    """Each fold's rows are predicted by the mix selected on the other folds' rows: changing
+    one fold's labels leaves that fold's predictions as they were, and changes the others'."""
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=150)
+    outputs = [y + rng.normal(scale=scale, size=150) for scale in (0.6, 0.7, 0.9, 1.5)]
+    run, pool = _pool_run(y, outputs)
+    judged = search_module._cross_selected(run, pool)
+    assert judged.shape == (150,)
+    mixes = np.stack([item.outputs for item in pool])
+    fold = run.protocol.views[0].score
+    inside = np.isin(run.protocol.scored, fold)
+    changed = y.copy()
+    changed[fold] = -changed[fold]
+    run_changed, pool_changed = _pool_run(changed, outputs)
+    judged_changed = search_module._cross_selected(run_changed, pool_changed)
+    assert np.array_equal(judged[inside], judged_changed[inside])
+    assert not np.allclose(judged[~inside], judged_changed[~inside])
+    # every prediction is a weighted mean of the candidates' (weights summing to 1)
+    low, high = mixes.min(axis=0), mixes.max(axis=0)
+    assert np.all((judged >= low - 1e-9) & (judged <= high + 1e-9))
+
+
+def test_a_mix_that_only_fits_its_own_rows_is_not_kept(monkeypatch):
+    """On noise, greedy selection finds a mix that beats the best single candidate on the rows
+    it was chosen on; judged on rows its weights did not see, it does not, and is dropped."""
+    monkeypatch.setattr(search_module, "_standard_error", lambda scores: 0.0)  # the best wins
+    rng = np.random.default_rng(5)
+    rows = 200
+    frame = pd.DataFrame({"a": rng.normal(size=rows), "b": rng.normal(size=rows)})
+    y = rng.normal(size=rows)  # unrelated to the features
+    data = (Split(frame[:150], y[:150]), Split(frame[150:].reset_index(drop=True), y[150:]),
+            {"a": "numeric", "b": "numeric"})
+    knn = Family("knn", lambda params, seed: KNeighborsRegressor(**params),
+                 lambda rng: {"n_neighbors": rng.choice([3, 5, 9, 15, 25, 41])},
+                 baseline={"n_neighbors": 5})
+    selections = []  # the first is on all the rows, then one per fold's other rows
+    select_all = search_module.select
+
+    def spy(outputs, key):
+        selections.append(select_all(outputs, key))
+        return selections[-1]
+
+    monkeypatch.setattr(search_module, "select", spy)
+    result = _search("regression", "r2", hooks=_families(knn), trials=6, data=data)
+    assert len(selections) == 1 + 5
+    assert selections[0] is not None  # on all the rows, a mix beat the best single candidate
+    assert result.ensemble is None and result.family == "knn"
 
 
 def test_ctrl_c_keeps_the_best_candidate_so_far():

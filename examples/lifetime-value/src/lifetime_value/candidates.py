@@ -1,7 +1,7 @@
 """The estimator families the model search tries, each with its hyperparameter distribution.
 
 The default is scikit-learn's linear models, k-nearest neighbours, support vector machines,
-histogram gradient boosting, random forests and extra trees, simplest first: after
+extra trees, random forests and histogram gradient boosting, simplest first: after
 cross-validation the search keeps the earliest family scoring within one standard error of the
 best. To add one, append a Family:
 
