@@ -9,6 +9,7 @@ Prints, per task:
 - lines of Python in the project outside infra/ (all lines of every .py file);
 - median wall time of `list` in a fresh process (the command line's start-up, nothing to train);
 - median wall time of `train --time SECONDS` in a fresh process, and the ratio after/before.
+The two sides alternate run by run, so that both meet the same machine load.
 """
 
 from __future__ import annotations
@@ -58,14 +59,18 @@ def old_project(ref: str, new_root: Path, target: Path) -> Path:
     return target
 
 
-def wall(command: list[str], cwd: Path, env: dict[str, str], runs: int) -> float:
-    samples = []
+def walls(sides: dict[str, tuple[Path, dict[str, str], list[str]]], args: list[str],
+          runs: int) -> dict[str, float]:
+    """Median wall time of `args` per side, the sides alternating run by run (so both meet the
+    same machine load)."""
+    samples: dict[str, list[float]] = {name: [] for name in sides}
     for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run(command, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+        for name, (cwd, env, command) in sides.items():
+            started = time.perf_counter()
+            subprocess.run([*command, *args], cwd=cwd, env=env, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            samples[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def main() -> None:
@@ -94,12 +99,8 @@ def main() -> None:
                 "after": (new, env, [sys.executable, "-m", "mlscaffold"]),
             }
             lines = {name: python_lines(root) for name, (root, _, _) in runs.items()}
-            startup = {name: wall([*command, "list"], root, run_env, max(args.runs, 5))
-                       for name, (root, run_env, command) in runs.items()}
-            train = {}
-            for name, (root, run_env, command) in runs.items():
-                train[name] = wall([*command, "train", "--time", str(args.time)], root, run_env,
-                                   args.runs)
+            startup = walls(runs, ["list"], max(args.runs, 5))
+            train = walls(runs, ["train", "--time", str(args.time)], args.runs)
             print(f"{task}")
             print(f"  lines of Python outside infra/  before {lines['before']:>5}  "
                   f"after {lines['after']:>4}")
