@@ -133,23 +133,32 @@ def warm_up(store: Store | None = None) -> threading.Thread:
       server is not contacted here (an unreachable one must fail the logging, not this)."""
     def prepare() -> None:
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        with contextlib.suppress(BaseException), _quiet_mlflow():
-            for name in _WARM_MODULES:
-                importlib.import_module(name)
-            from mlflow.utils import requirements_utils
-
-            requirements_utils._init_modules_to_packages_map()
-            if store is not None and store.local is not None:
-                from mlflow.tracking import MlflowClient
-
-                store.local.mkdir(parents=True, exist_ok=True)
-                with file_lock(store.local / ".lock"):
-                    _relocate(store)
-                    MlflowClient(tracking_uri=store.uri)._tracking_client.store  # noqa: B018
+        with contextlib.suppress(BaseException):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for name in _WARM_MODULES:
+                    importlib.import_module(name)
+            # after the imports: importing mlflow sets its logger's level (to INFO)
+            with _quiet_mlflow():
+                _prepare_logging(store)
 
     thread = threading.Thread(target=prepare, name="mlflow-warm-up", daemon=True)
     thread.start()
     return thread
+
+
+def _prepare_logging(store: Store | None) -> None:
+    """The warm-up's second and third steps (:func:`warm_up`)."""
+    from mlflow.utils import requirements_utils
+
+    requirements_utils._init_modules_to_packages_map()
+    if store is not None and store.local is not None:
+        from mlflow.tracking import MlflowClient
+
+        store.local.mkdir(parents=True, exist_ok=True)
+        with file_lock(store.local / ".lock"):
+            _relocate(store)
+            MlflowClient(tracking_uri=store.uri)._tracking_client.store  # noqa: B018
 
 
 def _require_plugin(store: Store, what: str, then: str) -> None:
