@@ -29,9 +29,24 @@ def project(tmp_path_factory) -> Path:
     return create_project(tmp_path_factory.mktemp("p") / "checked", spec, git=False).path
 
 
+SERVINGS = ("sagemaker", "kserve", "none")
+FEATURE_STORES = ("sagemaker", "none")
+REGIONS = ("us-east-1", "eu-west-1")
+# every serving x feature store, the regions taking turns so that each meets every serving and
+# every feature store (each stack of every environment, both packs: 6 s a case)
+GENERATED = [(serving, store, REGIONS[(i + j) % len(REGIONS)])
+             for i, serving in enumerate(SERVINGS) for j, store in enumerate(FEATURE_STORES)]
+
+
+def test_the_generated_cases_cover_every_pair_of_choices():
+    for first, second in ((0, 1), (0, 2), (1, 2)):
+        options = (SERVINGS, FEATURE_STORES, REGIONS)
+        assert {(case[first], case[second]) for case in GENERATED} == set(
+            itertools.product(options[first], options[second]))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("serving", "feature_store", "region"), list(itertools.product(
-    ("sagemaker", "kserve", "none"), ("sagemaker", "none"), ("us-east-1", "eu-west-1"))))
+@pytest.mark.parametrize(("serving", "feature_store", "region"), GENERATED)
 def test_every_generated_stack_passes_both_packs(tmp_path, serving, feature_store, region):
     spec = validate_spec({"name": "gen", "serving": serving, "feature_store": feature_store,
                           "region": region})
