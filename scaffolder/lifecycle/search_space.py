@@ -166,22 +166,7 @@ def _classification_families() -> list[Family]:
             relative_cost=4.0,
             max_rows=SVM_MAX_ROWS,
         ),
-        Family(
-            "extra_trees",
-            lambda p, seed: ExtraTreesClassifier(random_state=seed, n_jobs=-1, **p),
-            lambda rng: _forest_params(rng, classification=True),
-            baseline={"n_estimators": 100},
-            relative_cost=4.0,
-            size_param="n_estimators",
-        ),
-        Family(
-            "random_forest",
-            lambda p, seed: RandomForestClassifier(random_state=seed, n_jobs=-1, **p),
-            lambda rng: _forest_params(rng, classification=True),
-            baseline={"n_estimators": 100},
-            relative_cost=5.0,
-            size_param="n_estimators",
-        ),
+        *_forests(classification=True),
         Family(
             "hist_gradient_boosting",
             _boosting(HistGradientBoostingClassifier),
@@ -189,6 +174,19 @@ def _classification_families() -> list[Family]:
             baseline={},
             relative_cost=15.0,
         ),
+    ]
+
+
+def _forests(*, classification: bool) -> list[Family]:
+    """Extra trees and random forests, for classification or regression."""
+    extra, forest = ((ExtraTreesClassifier, RandomForestClassifier) if classification
+                     else (ExtraTreesRegressor, RandomForestRegressor))
+    return [
+        Family(name, lambda p, seed, estimator=estimator: estimator(
+                   random_state=seed, n_jobs=-1, **p),
+               lambda rng: _forest_params(rng, classification=classification),
+               baseline={"n_estimators": 100}, relative_cost=cost, size_param="n_estimators")
+        for name, estimator, cost in (("extra_trees", extra, 4.0), ("random_forest", forest, 5.0))
     ]
 
 
@@ -215,22 +213,7 @@ def _regression_families() -> list[Family]:
             relative_cost=3.0,
             max_rows=SVM_MAX_ROWS,
         ),
-        Family(
-            "extra_trees",
-            lambda p, seed: ExtraTreesRegressor(random_state=seed, n_jobs=-1, **p),
-            lambda rng: _forest_params(rng, classification=False),
-            baseline={"n_estimators": 100},
-            relative_cost=4.0,
-            size_param="n_estimators",
-        ),
-        Family(
-            "random_forest",
-            lambda p, seed: RandomForestRegressor(random_state=seed, n_jobs=-1, **p),
-            lambda rng: _forest_params(rng, classification=False),
-            baseline={"n_estimators": 100},
-            relative_cost=5.0,
-            size_param="n_estimators",
-        ),
+        *_forests(classification=False),
         Family(
             "hist_gradient_boosting",
             _boosting(HistGradientBoostingRegressor),
