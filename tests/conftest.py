@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,14 @@ def blueprint_questions() -> dict:
 def blueprint_choices(question: str) -> list[str]:
     """The choices of a question in the bundled blueprint's copier.yml (the option matrix)."""
     return list(blueprint_questions()[question]["choices"])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """mlscaffold's cache folder (the empty MLflow store new projects start from,
+    store_template.py) is one for the run's workers and the commands they start, not the
+    user's."""
+    os.environ.setdefault("MLSCAFFOLD_CACHE_DIR", os.path.join(
+        tempfile.gettempdir(), f"mlscaffold-test-cache-{os.getuid()}"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

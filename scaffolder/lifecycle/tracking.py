@@ -42,6 +42,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from . import store_template
 from .config import ProjectConfig
 from .errors import COMMAND, TrackingError
 from .experiments import get_experiment, update_experiment
@@ -155,12 +156,27 @@ def _prepare_logging(store: Store | None) -> None:
 
     requirements_utils._init_modules_to_packages_map()
     if store is not None and store.local is not None:
-        from mlflow.tracking import MlflowClient
-
         store.local.mkdir(parents=True, exist_ok=True)
         with file_lock(store.local / ".lock"):
             _relocate(store)
-            MlflowClient(tracking_uri=store.uri)._tracking_client.store  # noqa: B018
+            _open_local(store)
+
+
+def _open_local(store: Store) -> Any:
+    """An MlflowClient on the project's own store, opened (made or migrated) now. A new store
+    starts as a copy of the empty one kept on this machine, or becomes that copy when MLflow
+    has to make it (store_template.py). Under the store's lock."""
+    from mlflow.tracking import MlflowClient
+    from mlflow.version import VERSION
+
+    assert store.local is not None
+    database = store.local / DATABASE
+    made_here = not database.exists() and not store_template.seed(database, VERSION)
+    client = MlflowClient(tracking_uri=store.uri)
+    client._tracking_client.store  # noqa: B018 - opens it (private: MLflow opens it lazily)
+    if made_here:
+        store_template.remember(database, VERSION)
+    return client
 
 
 def _require_plugin(store: Store, what: str, then: str) -> None:
@@ -268,8 +284,9 @@ def _session(mlflow: Any, store: Store, what: str, then: str) -> Iterator[Any]:
                 store.local.mkdir(parents=True, exist_ok=True)
                 _relocate(store)
                 _forget_artifact_locations()
-            client = MlflowClient(tracking_uri=store.uri)
-            if not store.local:
+                client = _open_local(store)
+            else:
+                client = MlflowClient(tracking_uri=store.uri)
                 with _environment(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
                                   MLFLOW_HTTP_REQUEST_TIMEOUT=str(PROBE_TIMEOUT_SECONDS)):
                     client.search_experiments(max_results=1)

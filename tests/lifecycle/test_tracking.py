@@ -4,6 +4,7 @@ store that moved with its project."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -293,3 +294,43 @@ def test_mlflow_telemetry_is_off_unless_the_environment_says_otherwise(monkeypat
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "false")
     mlflow_or_none(store, print)
     assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "false"
+
+
+def test_a_new_store_starts_as_a_copy_of_the_empty_one_kept_on_this_machine(tmp_path,
+                                                                              monkeypatch):
+    """The first store MLflow makes is kept as the template; the next project's store is a
+    copy MLflow does not migrate, whose Default experiment names its own folder; a store with
+    runs in it is never kept."""
+    import sqlite3
+
+    import mlflow.store.db.utils as db_utils
+    from mlflow.version import VERSION
+
+    from mlscaffold.lifecycle import store_template, tracking
+
+    monkeypatch.setenv(store_template.CACHE_ENV, str(tmp_path / "cache"))
+    template = store_template.template_path(VERSION)
+    first = tracking.Store(f"sqlite:///{tmp_path / 'a' / 'mlruns' / 'mlflow.db'}", "a",
+                           tmp_path / "a" / "mlruns")
+    first.local.mkdir(parents=True)
+    tracking._open_local(first)
+    assert template.is_file()
+    with contextlib.closing(sqlite3.connect(template)) as kept:
+        assert store_template.is_empty_store(kept)
+
+    def migrate(engine):
+        raise AssertionError("a copy of the kept store was migrated")
+
+    monkeypatch.setattr(db_utils, "_initialize_tables", migrate)
+    second = tracking.Store(f"sqlite:///{tmp_path / 'b' / 'mlruns' / 'mlflow.db'}", "b",
+                            tmp_path / "b" / "mlruns")
+    second.local.mkdir(parents=True)
+    client = tracking._open_local(second)
+    experiment = tracking._experiment_id(client, second)
+    client.create_run(experiment)
+    assert client.get_experiment("0").artifact_location == str(second.local / "0")
+    assert not list(second.local.glob(".*partial"))
+    # a store holding a run is not an empty one: it is never kept
+    template.unlink()
+    assert not store_template.remember(second.local / tracking.DATABASE, VERSION)
+    assert not template.exists()
