@@ -571,6 +571,28 @@ class FeatureStoreConfig(_Strict):
     online_store: bool = True
 
 
+class CanaryDecision(_Strict):
+    """KServe Serverless: what became of the canary of one deployed version (`make
+    canary-promote` / `make canary-rollback` set it). It applies while the stack deploys that
+    version (model and image); a deploy of any other version opens a new canary."""
+
+    outcome: Literal["promote", "rollback"] = Field(
+        description="promote: the version takes all the traffic; rollback: none of it, the "
+                    "previous version serves all.")
+    model_key: str = Field(description="The model of the version decided on, "
+                                       "models/<sha256>/model.tar.gz.")
+    image_tag: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+                           description="The serving image tag of the version decided on.")
+
+    @field_validator("model_key")
+    @classmethod
+    def _content_addressed(cls, value: str) -> str:
+        if not MODEL_KEY_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not a model key; keys are models/<sha256 of the "
+                             "model's files>/model.tar.gz (the stack output model_key)")
+        return value
+
+
 class RolloutConfig(_Strict):
     """How a new model version takes over the traffic of a SageMaker endpoint: a blue/green
     update (the new fleet starts beside the old one) whose traffic shifts all at once, in a
@@ -595,6 +617,11 @@ class RolloutConfig(_Strict):
         300, description="How long the old fleet stays after all traffic moved (0-3600).")
     max_seconds: Annotated[int, Field(ge=600, le=28800)] = Field(
         3600, description="The most an update may take (600-28800); more than all its waits.")
+    # KServe Serverless (kserve_mode: serverless) with strategy canary
+    canary_decision: CanaryDecision | None = Field(
+        None, description="KServe Serverless: the canary's outcome for one deployed version "
+                          "(`make canary-promote|canary-rollback` set it); other versions "
+                          "open a canary of canary_percent.")
 
     @property
     def steps(self) -> int:
@@ -664,6 +691,10 @@ class ServingConfig(_Strict):
     memory: str = Field("2Gi", pattern=r"^\d+(Mi|Gi)$")
     min_replicas: Annotated[int, Field(ge=0, le=100)] = 1
     max_replicas: Annotated[int, Field(ge=1, le=100)] = 3
+    kserve_mode: Literal["standard", "serverless"] = Field(
+        "standard", description="KServe's deployment mode: standard (Deployments and an HPA, "
+                                "no Knative) or serverless (Knative Serving with Kourier: "
+                                "revisions, a canary share of the traffic, scale to zero).")
     client_namespaces: list[str] = Field(
         default_factory=list,
         description="Namespaces whose pods may call the model (the predictor's NetworkPolicy "
@@ -716,12 +747,36 @@ class ServingConfig(_Strict):
                              f"{self.min_replicas}")
         return self
 
+    @property
+    def kserve_canary(self) -> bool:
+        """A KServe Serverless canary: a new version takes rollout.canary_percent of the
+        traffic until promoted or rolled back (rollout.canary_decision)."""
+        return (self.platform, self.kserve_mode, self.rollout.strategy) == (
+            "kserve", "serverless", "canary")
+
     @model_validator(mode="after")
     def _delivery(self) -> ServingConfig:
         """What each platform can do with rollout and ab_test; one line when it cannot."""
         strategy = self.rollout.strategy
         gradual = strategy in ("canary", "linear")
-        if self.platform == "kserve" and gradual:
+        serverless = self.platform == "kserve" and self.kserve_mode == "serverless"
+        if self.kserve_mode == "serverless" and self.platform != "kserve":
+            raise ValueError(f"kserve_mode serverless applies to KServe serving, and "
+                             f"serving.platform is {self.platform}: remove kserve_mode, or set "
+                             "serving.platform to kserve")
+        if serverless and strategy == "linear":
+            # KServe's one traffic field is canaryTrafficPercent: the newest revision against
+            # the last one rolled out (kserve v0.15.2 ksvc_reconciler.go); no steps
+            raise ValueError("rollout.strategy linear: KServe's Serverless mode sends one share "
+                             "of the traffic to a new version (canaryTrafficPercent), which you "
+                             "then promote or roll back, never linear steps: use canary, auto "
+                             "or all-at-once, or serve with sagemaker")
+        if serverless and self.ab_test is not None:
+            raise ValueError("ab_test: KServe's Serverless mode splits traffic only between the "
+                             "newest version and the last one promoted (canaryTrafficPercent), "
+                             "never between two versions named by key: use rollout.strategy "
+                             "canary, or serve with sagemaker")
+        if self.platform == "kserve" and gradual and not serverless:
             # No released KServe sends a share of the traffic to a new version in Standard
             # (RawDeployment) mode: v0.20.0's spec.canary (kserve/kserve#5672) starts it as a
             # Deployment and Service of its own, `<isvc>-<name>-predictor`, sized by
@@ -729,11 +784,14 @@ class ServingConfig(_Strict):
             # weighted split came after v0.20.0, on Gateway API routes (kserve/kserve#5912).
             # canaryTrafficPercent works in Knative mode only (KServe docs, "Canary Rollout
             # Strategy")
+            fix = ("use auto or all-at-once, set serving.kserve_mode: serverless, or serve with "
+                   "sagemaker" if strategy == "canary" else
+                   "use auto or all-at-once, or serve with sagemaker")
             raise ValueError(f"rollout.strategy {strategy}: no released KServe sends part of "
                              "the traffic to a new version in the Standard (RawDeployment) "
                              "mode mlscaffold runs (v0.20.0's spec.canary runs it at its own "
                              "address with no share of the traffic; canaryTrafficPercent needs "
-                             "Knative): use auto or all-at-once, or serve with sagemaker")
+                             f"Knative): {fix}")
         if self.platform == "kserve" and self.ab_test is not None:
             raise ValueError("ab_test: no released KServe weights requests between two model "
                              "versions in the Standard (RawDeployment) mode mlscaffold runs "
