@@ -512,7 +512,11 @@ class ClusterWorkloads(pulumi.ComponentResource):
         namespace = k8s.core.v1.Namespace(
             f"{name}-knative-serving-namespace", metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=KNATIVE_SERVING_NAMESPACE,
-                labels={"app.kubernetes.io/part-of": self._args.config.prefix}),
+                labels={"app.kubernetes.io/part-of": self._args.config.prefix,
+                        # Knative's own pods run as non-root with no privileges
+                        "pod-security.kubernetes.io/enforce": "baseline",
+                        "pod-security.kubernetes.io/warn": "restricted",
+                        "pod-security.kubernetes.io/audit": "restricted"}),
             opts=self._options())
         # the image's registry (ECR, private): Knative's controller resolves image tags to
         # digests by reading the registry with its own credentials (Knative docs, "Tag
