@@ -660,3 +660,17 @@ def test_a_new_version_is_a_canary_until_promoted_or_rolled_back(config_for, run
     # the predictor's pods) stays, so Knative starts no revision for it
     hashes = {p["annotations"][SPEC_HASH_ANNOTATION] for p in (opened, promoted, rolled_back)}
     assert len(hashes) == 1
+
+
+def test_the_docs_name_the_pinned_knative_and_the_ports_opened_to_it():
+    from mlscaffold.stacks.workloads import QUEUE_PROXY_HTTP_PORT, QUEUE_PROXY_METRICS_PORT
+
+    from ..conftest import REPO
+
+    text = " ".join((REPO / "docs" / "deploy.md").read_text(encoding="utf-8").split())
+    assert (f"(Helm chart `knative-operator` {KNATIVE_OPERATOR_VERSION} from "
+            f"knative.github.io/operator) and Knative Serving {KNATIVE_SERVING_VERSION} with "
+            f"Kourier, pinned with KServe {KSERVE_VERSION}") in text
+    assert f"`app: 3scale-kourier-gateway`) reach TCP {QUEUE_PROXY_HTTP_PORT} |" in text
+    assert (f"(`knative-serving`, `app: autoscaler`) reaches TCP {QUEUE_PROXY_METRICS_PORT} "
+            "|") in text
