@@ -39,6 +39,7 @@ from .config import GPU_POOL_LABEL, GPU_TOLERATION, KARPENTER_VERSION, PlatformC
 from .constants import (
     GPU_NODE_SELECTOR,
     INFERENCE_SERVICE_LABEL,
+    KNATIVE_SERVING_KIND,
     NODE_CLASS_KIND,
     NODE_POOL_KIND,
 )
@@ -101,7 +102,6 @@ KNATIVE_SERVING_VERSION = "1.18.2"
 KNATIVE_OPERATOR_NAMESPACE = "knative-operator"
 KNATIVE_SERVING_NAMESPACE = "knative-serving"
 KOURIER_NAMESPACE = "kourier-system"
-KNATIVE_SERVING_KIND = ("operator.knative.dev/v1beta1", "KnativeServing")
 KNATIVE_READY_TIMEOUT_SECONDS = 10 * 60
 # what reaches a Knative revision's pods (Knative Serving's networking constants, and the
 # pod labels of serving-core.yaml and kourier.yaml 1.18): the activator and the Kourier gateway
