@@ -598,7 +598,9 @@ class RolloutConfig(_Strict):
     update (the new fleet starts beside the old one) whose traffic shifts all at once, in a
     canary step, or in linear steps, baking between steps while the rollback alarms watch
     (AWS docs, "Deployment guardrails"). KServe in Standard (RawDeployment) mode rolls its pods
-    instead: only ``auto`` and ``all-at-once`` apply there (``_delivery`` says why)."""
+    instead: only ``auto`` and ``all-at-once`` apply there (``_delivery`` says why); in
+    Serverless mode ``canary`` gives a new version ``canary_percent`` of the requests until
+    ``canary_decision`` promotes it or rolls it back (the waits do not apply)."""
 
     strategy: Literal["auto", "all-at-once", "canary", "linear"] = Field(
         "auto", description="auto: canary of one instance with two or more instances, else all "
@@ -606,7 +608,8 @@ class RolloutConfig(_Strict):
                             "(linear_step_percent per step).")
     canary_percent: Annotated[int, Field(ge=1, le=50)] = Field(
         10, description="canary: the share of the new fleet's capacity that takes traffic "
-                        "first (at most 50%).")
+                        "first (at most 50%); KServe Serverless: the share of the requests a "
+                        "new version gets until promoted or rolled back.")
     linear_step_percent: Annotated[int, Field(ge=10, le=50)] = Field(
         25, description="linear: the share of the new fleet's capacity each step turns on "
                         "(10-50%).")
