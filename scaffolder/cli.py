@@ -1073,7 +1073,10 @@ def _status_lines(result: Any) -> list[str]:
             lines.append(f"    variant {variant.name} (weight {variant.weight}): {served}, "
                          f"{variant.model_url}")
     elif result.serving == "kserve":
-        lines.append(f"  KServe: the stack deployed {result.deployed_key}")
+        from .canary import canary_status
+
+        lines.append(f"  KServe: the stack deployed {result.deployed_key}"
+                     f"{canary_status(result.target.canary_percent)}")
     else:
         lines.append("  serving: none")
     stage = target.stage

@@ -757,6 +757,25 @@ class ServingConfig(_Strict):
         return (self.platform, self.kserve_mode, self.rollout.strategy) == (
             "kserve", "serverless", "canary")
 
+    def canary_traffic_percent(self, model_key: str, image_tag: str) -> int | None:
+        """The InferenceService's ``canaryTrafficPercent`` for the version (`model_key`,
+        `image_tag`) the stack deploys; None without a KServe canary (:attr:`kserve_canary`).
+
+        KServe routes that share to the newest revision and the rest to the last revision that
+        took all the traffic (KServe docs, "Canary Rollout Strategy"; kserve v0.15.2
+        ksvc_reconciler.go). A new version opens a canary of ``rollout.canary_percent``; the
+        ``rollout.canary_decision`` for this very version promotes it (100: it becomes the
+        version later canaries fall back to) or rolls it back (0: the previous version takes
+        all the traffic again). A decision about another version does not apply.
+        """
+        if not self.kserve_canary:
+            return None
+        decision = self.rollout.canary_decision
+        if decision is not None and (decision.model_key, decision.image_tag) == (
+                model_key, image_tag):
+            return 100 if decision.outcome == "promote" else 0
+        return self.rollout.canary_percent
+
     @model_validator(mode="after")
     def _delivery(self) -> ServingConfig:
         """What each platform can do with rollout and ab_test; one line when it cannot."""

@@ -47,7 +47,6 @@ __all__ = [
     "VARIANT_NAME",
     "Serving",
     "ServingArgs",
-    "canary_traffic_percent",
     "deployable_model_key",
     "inference_service_manifest",
     "predictor_service_account",
@@ -96,7 +95,8 @@ def inference_service_manifest(
     bounds. Serverless mode (``config.kserve_mode``): a Knative Service reachable inside the
     cluster only, scaled by Knative's autoscaler on concurrent requests between the bounds
     (``minReplicas`` 0: scale to zero), with `canary_traffic_percent` (see
-    :func:`canary_traffic_percent`) as ``canaryTrafficPercent`` when not None.
+    :meth:`~.config.ServingConfig.canary_traffic_percent`) as ``canaryTrafficPercent`` when not
+    None.
     """
     _check_predictor(name, config, gpu_node_group)
     limits: dict[str, str] = {"cpu": config.cpu, "memory": config.memory}
@@ -164,28 +164,6 @@ def inference_service_manifest(
                      "annotations": annotations},
         "spec": {"predictor": predictor},
     }
-
-
-def canary_traffic_percent(config: ServingConfig, model_key: str, image_tag: str
-                           ) -> int | None:
-    """The InferenceService's ``canaryTrafficPercent`` for the version (`model_key`,
-    `image_tag`) the stack deploys; None outside KServe Serverless with a canary rollout.
-
-    KServe routes that share to the newest revision and the rest to the last revision that
-    took all the traffic (KServe docs, "Canary Rollout Strategy"; kserve v0.15.2
-    ksvc_reconciler.go). A new version opens a canary of ``rollout.canary_percent``; the
-    ``rollout.canary_decision`` for this very version promotes it (100: it becomes the
-    version later canaries fall back to) or rolls it back (0: the previous version takes all
-    the traffic again). A decision about another version does not apply.
-    """
-    rollout = config.rollout
-    if not config.kserve_canary:
-        return None
-    decision = rollout.canary_decision
-    if decision is not None and (decision.model_key, decision.image_tag) == (
-            model_key, image_tag):
-        return 100 if decision.outcome == "promote" else 0
-    return rollout.canary_percent
 
 
 @dataclass

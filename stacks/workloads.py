@@ -49,7 +49,6 @@ from .monitoring import ALERTMANAGER_SERVICE_ACCOUNT, MONITORING_NAMESPACE, NODE
 from .serving import (
     PREDICTOR_NAMESPACE,
     SERVING_PORT,
-    canary_traffic_percent,
     inference_service_manifest,
     predictor_service_account,
 )
@@ -496,8 +495,8 @@ class ClusterWorkloads(pulumi.ComponentResource):
         serving = self._args.config.serving
         if not serving.kserve_canary:
             return None
-        return self._field("serving").apply(lambda urls: canary_traffic_percent(
-            serving, *deployed_version(urls["model_url"], urls["image_uri"])))
+        return self._field("serving").apply(lambda urls: serving.canary_traffic_percent(
+            *deployed_version(urls["model_url"], urls["image_uri"])))
 
     def _knative(self) -> pulumi.Resource:
         """Knative Serving with Kourier for KServe's Serverless mode: the Knative Operator

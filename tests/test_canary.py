@@ -78,3 +78,29 @@ def test_a_stack_that_serves_no_version_yet_is_refused(project, serving, message
     with pytest.raises(UsageError) as caught:
         canary_version(project, "dev", _outputs(project, serving))
     assert (caught.value.message, caught.value.hint) == (message, hint)
+
+
+def test_status_shows_the_share_the_stack_gives_the_deployed_version(project):
+    """`mlscaffold status` reads the stack config's canary for the version the cluster gets
+    (what the stack asks KServe for, not a reading of the cluster)."""
+    from mlscaffold.canary import canary_status
+    from mlscaffold.model_registry import registry_target
+
+    path = project / "outputs.json"
+    path.write_text(json.dumps({
+        "model_package_group": "shop-dev", "artifact_bucket": "shop-dev-artifacts",
+        "cluster": {"serving": {"model_url": f"s3://shop-dev-artifacts/{KEY}",
+                                "image_uri": IMAGE}}}))
+    assert registry_target(project, "dev", str(path)).canary_percent is None  # standard mode
+    _set_serving(project, CANARY)
+    assert registry_target(project, "dev", str(path)).canary_percent == 10
+    _set_serving(project, {"rollout": {"strategy": "canary", "canary_decision": {
+        "outcome": "rollback", "model_key": KEY, "image_tag": "1.4.0"}}})
+    assert registry_target(project, "dev", str(path)).canary_percent == 0
+    assert canary_status(None) == ""
+    assert canary_status(10) == ("; canaryTrafficPercent 10: a canary taking 10% of the "
+                                 "requests, the version before it the rest (make "
+                                 "canary-promote or canary-rollback)")
+    assert canary_status(100) == "; canaryTrafficPercent 100: promoted, it takes all the requests"
+    assert canary_status(0) == ("; canaryTrafficPercent 0: rolled back, the version before it "
+                                "takes all the requests")

@@ -19,7 +19,6 @@ from mlscaffold.stacks.serving import (
     VARIANT_NAME,
     Serving,
     ServingArgs,
-    canary_traffic_percent,
     deployable_model_key,
     inference_service_manifest,
 )
@@ -426,7 +425,7 @@ KEY = f"models/{'ab' * 32}/model.tar.gz"
 ])
 def test_canary_traffic_percent(config_for, serving, version, percent):
     config = config_for("prod", {"serving": serving}, serving="kserve").serving
-    assert canary_traffic_percent(config, *version) == percent
+    assert config.canary_traffic_percent(*version) == percent
 
 
 def test_the_deployed_version_from_the_cluster_output():
