@@ -136,6 +136,8 @@ _TIMEOUT = "pulumi.com/timeoutSeconds"
 # canaryTrafficPercent: that one changes the Knative Service's traffic (a new generation too),
 # and in the template it would start a revision of its own on every promotion or rollback.
 SPEC_HASH_ANNOTATION = "mlscaffold.io/spec-hash"
+# the InferenceService's mode, as a Pulumi property path (brackets: the key holds dots)
+DEPLOYMENT_MODE_PATH = 'metadata.annotations["serving.kserve.io/deploymentMode"]'
 
 # what the predictor reaches: CoreDNS, and HTTPS to the AWS APIs. Its storage initializer reads
 # the model with IRSA: STS through the VPC's interface endpoint (an address of the VPC), S3
@@ -483,10 +485,16 @@ class ClusterWorkloads(pulumi.ComponentResource):
             **predictor.get("annotations", {}),
             SPEC_HASH_ANNOTATION: pulumi.Output.from_input(hashed).apply(_spec_hash),
         }}}
+        # KServe refuses to change an InferenceService's deploymentMode ("update rejected:
+        # deploymentMode cannot be changed", kserve v0.15.2 inference_service_validation.go):
+        # a new serving.kserve_mode replaces it, the old one deleted first (same name)
         service = k8s.apiextensions.CustomResource(
             f"{name}-inference-service", api_version=manifest["apiVersion"],
             kind=manifest["kind"], metadata=metadata, spec=spec,
-            opts=self._options(kserve, namespace, account, *policies))
+            opts=pulumi.ResourceOptions.merge(
+                self._options(kserve, namespace, account, *policies),
+                pulumi.ResourceOptions(replace_on_changes=[DEPLOYMENT_MODE_PATH],
+                                       delete_before_replace=True)))
         return service.metadata["name"]
 
     def _canary_traffic_percent(self) -> pulumi.Output[int] | None:

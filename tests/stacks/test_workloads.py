@@ -593,6 +593,11 @@ def test_standard_mode_installs_no_knative(build):
     graph = build()
     assert "knative-operator" not in releases(graph)
     assert not graph.of_type(KNATIVE_SERVING)
+    # KServe refuses a new deploymentMode on an InferenceService: another mode replaces it
+    options = one(graph, ISVC).options
+    assert options["replace_on_changes"] == [
+        'metadata.annotations["serving.kserve.io/deploymentMode"]']
+    assert options["delete_before_replace"] is True
 
 
 def test_serverless_admits_knatives_data_path_only(build):
