@@ -74,6 +74,7 @@ DOMAINS: dict[str, tuple[Rule, ...]] = {
         kubernetes.k8s_network_policy,
         kubernetes.gpu_workload_schedulable,
         kubernetes.k8s_namespace_pod_security,
+        kubernetes.knative_kourier_cluster_ip,
     ),
     "ml": (
         ml.sagemaker_endpoint_kms,

@@ -1073,7 +1073,10 @@ def _status_lines(result: Any) -> list[str]:
             lines.append(f"    variant {variant.name} (weight {variant.weight}): {served}, "
                          f"{variant.model_url}")
     elif result.serving == "kserve":
-        lines.append(f"  KServe: the stack deployed {result.deployed_key}")
+        from .canary import canary_status
+
+        lines.append(f"  KServe: the stack deployed {result.deployed_key}"
+                     f"{canary_status(result.target.canary_percent)}")
     else:
         lines.append("  serving: none")
     stage = target.stage
@@ -1090,7 +1093,8 @@ def _status_lines(result: Any) -> list[str]:
 
 @cli.group()
 def endpoint() -> None:
-    """A stack's SageMaker endpoint around `pulumi up`: prepare, verify, clean up."""
+    """A stack's serving around `pulumi up`: a SageMaker endpoint's prepare, verify and clean
+    up; the version a KServe canary decides on."""
 
 
 @endpoint.command("prepare")
@@ -1183,6 +1187,30 @@ def endpoint_cleanup(project: Path, stack: str, outputs_source: str | None,
         click.echo(f"deleted model {name}")
     click.echo(f"kept endpoint configs: {', '.join(result.kept_configs)}; models: "
                f"{', '.join(result.kept_models)}")
+
+
+@endpoint.command("canary")
+@_PROJECT_ARGUMENT
+@click.option("--stack", "-s", metavar="ENV", required=True, shell_complete=_complete_stacks,
+              help="Environment (stack).")
+@_OUTPUTS_OPTION
+def endpoint_canary(project: Path, stack: str, outputs_source: str | None) -> None:
+    """Print the version a stack's KServe canary runs, for a decision on it.
+
+    With serving.kserve_mode serverless and rollout.strategy canary, a deployed version takes
+    rollout.canary_percent of the traffic until the stack config's rollout.canary_decision
+    names it: promote (all the traffic) or rollback (none: the previous version serves all).
+    Prints model_key= and image_tag= lines for a shell's eval; `make canary-promote` and `make
+    canary-rollback` set the decision from them and apply the in-cluster program.
+
+    \b
+    Example (what `make canary-promote` runs):
+      deployed=$(mlscaffold endpoint canary -s prod --outputs outputs.json)
+      eval "$deployed"
+    """
+    from .canary import canary_version
+
+    click.echo(canary_version(project, stack, outputs_source).shell(), nl=False)
 
 
 register_lifecycle(cli)

@@ -120,14 +120,19 @@ class RegistryTarget:
     serving: str = "none"
     """The stack's serving platform (``serving.platform`` of its config): sagemaker, kserve or
     none."""
+    canary_percent: int | None = None
+    """KServe Serverless canary: the canaryTrafficPercent the stack gives the version it
+    deploys (None: no canary)."""
 
 
 def registry_target(project: Path, stack: str, outputs_source: str | None = None
                     ) -> RegistryTarget:
     """The registry of `project`'s `stack`: its outputs (`outputs_source`: a JSON file, ``-``,
     or the Pulumi CLI) in its region (``aws:region`` of ``infra/Pulumi.<stack>.yaml``)."""
+    from .canary import deployed_urls
     from .infra import find_project, stack_config, stack_platform_config
     from .spec import SPEC_FILENAME, load_spec
+    from .stacks.model_keys import deployed_version
 
     root = find_project(project)
     spec = load_spec(root / SPEC_FILENAME)
@@ -138,9 +143,13 @@ def registry_target(project: Path, stack: str, outputs_source: str | None = None
                                "is its SageMaker Model Registry (a model package group)"))
     bucket = str(require_output(outputs, "artifact_bucket", stack, "holds the model versions"))
     repository = outputs.get("repository_url")
+    canary = None
+    urls = deployed_urls(outputs) if platform.serving.kserve_canary else None
+    if urls is not None:
+        canary = platform.serving.canary_traffic_percent(*deployed_version(*urls))
     return RegistryTarget(stack, region, group, bucket, str(repository) if repository else None,
                           outputs, "production" if platform.production else "staging",
-                          platform.serving.platform)
+                          platform.serving.platform, canary)
 
 
 # ---------------------------------------------------------------------------- versions
@@ -709,7 +718,8 @@ class StackStatus:
                 "endpoint_status": self.endpoint_status,
                 "variants": [{"name": v.name, "weight": v.weight, "model_url": v.model_url,
                               "version": v.version} for v in self.variants],
-                "deployed_model_key": self.deployed_key}
+                "deployed_model_key": self.deployed_key,
+                "canary_percent": self.target.canary_percent}
 
 
 def _key_of(url: str | None) -> str | None:

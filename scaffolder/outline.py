@@ -181,7 +181,11 @@ def _workloads_outline(config: PlatformConfig, eks: GraphResource) -> list[Graph
     if config.serving.platform == "kserve":
         cert_manager = inner.add(_RELEASE, f"{prefix}-cert-manager", workloads, eks)
         kserve_crds = inner.add(_RELEASE, f"{prefix}-kserve-crd", workloads, eks)
-        kserve = inner.add(_RELEASE, f"{prefix}-kserve", workloads, cert_manager, kserve_crds)
+        before = [cert_manager, kserve_crds]
+        if config.serving.kserve_mode == "serverless":  # Knative Serving, through its operator
+            # (KServe waits for its KnativeServing resource, whose namespace is the cluster's)
+            before += [inner.add(_RELEASE, f"{prefix}-knative-operator", workloads, eks), eks]
+        kserve = inner.add(_RELEASE, f"{prefix}-kserve", workloads, *before)
         inner.add(_INFERENCE_SERVICE, f"{prefix}-inference-service", workloads, kserve, eks)
         prometheus = inner.add(_RELEASE, f"{prefix}-kube-prometheus-stack", workloads, eks)
         inner.add(_RELEASE, f"{prefix}-dcgm-exporter", workloads, prometheus)

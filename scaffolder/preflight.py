@@ -363,6 +363,15 @@ def _processing_jobs(resources: list[Any]) -> Iterator[Need]:
             f"Model Monitor job {resource.name}: {count} x {instance_type} per scheduled run")
 
 
+def _replicas(placed: Any) -> str:
+    """How a predictor's replicas are counted: a KServe Serverless canary's new revision
+    starts its minimum beside the previous revision's, which keeps serving."""
+    if placed.canary:
+        return (f"minReplicas {placed.replicas // 2} x 2 revisions (a canary and the one "
+                "before it)")
+    return f"minReplicas {placed.replicas}"
+
+
 def _predictors(resources: list[Any], notes: list[str]) -> list[Need]:
     """The GPU nodes KServe predictors keep up from the first deploy: the in-cluster program's
     ``pulumi up`` waits until the InferenceService is Ready (``pulumi.com/waitFor``), which
@@ -373,7 +382,7 @@ def _predictors(resources: list[Any], notes: list[str]) -> list[Need]:
     from .stacks.instances import EC2_INSTANCES, instance_family
 
     needs = []
-    for placed in predictor_nodes(resources):
+    for placed in predictor_nodes(resources, canary_peak=True):
         where = f"{placed.pool_kind} {placed.pool}"
         info = EC2_INSTANCES.get(placed.instance_type)
         quota = ec2_quota(instance_family(placed.instance_type), placed.purchase)
@@ -389,7 +398,7 @@ def _predictors(resources: list[Any], notes: list[str]) -> list[Need]:
             if placed.pool_kind == "node group" else ""
         needs.append(Need("ec2", quota.code, quota.name, placed.service,
                           placed.nodes * info.vcpus, 0,
-                          f"InferenceService {placed.service}: minReplicas {placed.replicas} x "
+                          f"InferenceService {placed.service}: {_replicas(placed)} x "
                           f"{placed.gpus} GPU keep {placed.nodes} x {placed.instance_type} "
                           f"({info.vcpus} vCPUs) {placed.purchase}{mixed} of {where} "
                           f"up{beyond}; pulumi up waits until it is Ready"))

@@ -571,12 +571,36 @@ class FeatureStoreConfig(_Strict):
     online_store: bool = True
 
 
+class CanaryDecision(_Strict):
+    """KServe Serverless: what became of the canary of one deployed version (`make
+    canary-promote` / `make canary-rollback` set it). It applies while the stack deploys that
+    version (model and image); a deploy of any other version opens a new canary."""
+
+    outcome: Literal["promote", "rollback"] = Field(
+        description="promote: the version takes all the traffic; rollback: none of it, the "
+                    "previous version serves all.")
+    model_key: str = Field(description="The model of the version decided on, "
+                                       "models/<sha256>/model.tar.gz.")
+    image_tag: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+                           description="The serving image tag of the version decided on.")
+
+    @field_validator("model_key")
+    @classmethod
+    def _content_addressed(cls, value: str) -> str:
+        if not MODEL_KEY_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not a model key; keys are models/<sha256 of the "
+                             "model's files>/model.tar.gz (the stack output model_key)")
+        return value
+
+
 class RolloutConfig(_Strict):
     """How a new model version takes over the traffic of a SageMaker endpoint: a blue/green
     update (the new fleet starts beside the old one) whose traffic shifts all at once, in a
     canary step, or in linear steps, baking between steps while the rollback alarms watch
     (AWS docs, "Deployment guardrails"). KServe in Standard (RawDeployment) mode rolls its pods
-    instead: only ``auto`` and ``all-at-once`` apply there (``_delivery`` says why)."""
+    instead: only ``auto`` and ``all-at-once`` apply there (``_delivery`` says why); in
+    Serverless mode ``canary`` gives a new version ``canary_percent`` of the requests until
+    ``canary_decision`` promotes it or rolls it back (the waits do not apply)."""
 
     strategy: Literal["auto", "all-at-once", "canary", "linear"] = Field(
         "auto", description="auto: canary of one instance with two or more instances, else all "
@@ -584,7 +608,8 @@ class RolloutConfig(_Strict):
                             "(linear_step_percent per step).")
     canary_percent: Annotated[int, Field(ge=1, le=50)] = Field(
         10, description="canary: the share of the new fleet's capacity that takes traffic "
-                        "first (at most 50%).")
+                        "first (at most 50%); KServe Serverless: the share of the requests a "
+                        "new version gets until promoted or rolled back.")
     linear_step_percent: Annotated[int, Field(ge=10, le=50)] = Field(
         25, description="linear: the share of the new fleet's capacity each step turns on "
                         "(10-50%).")
@@ -595,6 +620,11 @@ class RolloutConfig(_Strict):
         300, description="How long the old fleet stays after all traffic moved (0-3600).")
     max_seconds: Annotated[int, Field(ge=600, le=28800)] = Field(
         3600, description="The most an update may take (600-28800); more than all its waits.")
+    # KServe Serverless (kserve_mode: serverless) with strategy canary
+    canary_decision: CanaryDecision | None = Field(
+        None, description="KServe Serverless: the canary's outcome for one deployed version "
+                          "(`make canary-promote|canary-rollback` set it); other versions "
+                          "open a canary of canary_percent.")
 
     @property
     def steps(self) -> int:
@@ -664,6 +694,10 @@ class ServingConfig(_Strict):
     memory: str = Field("2Gi", pattern=r"^\d+(Mi|Gi)$")
     min_replicas: Annotated[int, Field(ge=0, le=100)] = 1
     max_replicas: Annotated[int, Field(ge=1, le=100)] = 3
+    kserve_mode: Literal["standard", "serverless"] = Field(
+        "standard", description="KServe's deployment mode: standard (Deployments and an HPA, "
+                                "no Knative) or serverless (Knative Serving with Kourier: "
+                                "revisions, a canary share of the traffic, scale to zero).")
     client_namespaces: list[str] = Field(
         default_factory=list,
         description="Namespaces whose pods may call the model (the predictor's NetworkPolicy "
@@ -716,12 +750,55 @@ class ServingConfig(_Strict):
                              f"{self.min_replicas}")
         return self
 
+    @property
+    def kserve_canary(self) -> bool:
+        """A KServe Serverless canary: a new version takes rollout.canary_percent of the
+        traffic until promoted or rolled back (rollout.canary_decision)."""
+        return (self.platform, self.kserve_mode, self.rollout.strategy) == (
+            "kserve", "serverless", "canary")
+
+    def canary_traffic_percent(self, model_key: str, image_tag: str) -> int | None:
+        """The InferenceService's ``canaryTrafficPercent`` for the version (`model_key`,
+        `image_tag`) the stack deploys; None without a KServe canary (:attr:`kserve_canary`).
+
+        KServe routes that share to the newest revision and the rest to the last revision that
+        took all the traffic (KServe docs, "Canary Rollout Strategy"; kserve v0.15.2
+        ksvc_reconciler.go). A new version opens a canary of ``rollout.canary_percent``; the
+        ``rollout.canary_decision`` for this very version promotes it (100: it becomes the
+        version later canaries fall back to) or rolls it back (0: the previous version takes
+        all the traffic again). A decision about another version does not apply.
+        """
+        if not self.kserve_canary:
+            return None
+        decision = self.rollout.canary_decision
+        if decision is not None and (decision.model_key, decision.image_tag) == (
+                model_key, image_tag):
+            return 100 if decision.outcome == "promote" else 0
+        return self.rollout.canary_percent
+
     @model_validator(mode="after")
     def _delivery(self) -> ServingConfig:
         """What each platform can do with rollout and ab_test; one line when it cannot."""
         strategy = self.rollout.strategy
         gradual = strategy in ("canary", "linear")
-        if self.platform == "kserve" and gradual:
+        serverless = self.platform == "kserve" and self.kserve_mode == "serverless"
+        if self.kserve_mode == "serverless" and self.platform != "kserve":
+            raise ValueError(f"kserve_mode serverless applies to KServe serving, and "
+                             f"serving.platform is {self.platform}: remove kserve_mode, or set "
+                             "serving.platform to kserve")
+        if serverless and strategy == "linear":
+            # KServe's one traffic field is canaryTrafficPercent: the newest revision against
+            # the last one rolled out (kserve v0.15.2 ksvc_reconciler.go); no steps
+            raise ValueError("rollout.strategy linear: KServe's Serverless mode sends one share "
+                             "of the traffic to a new version (canaryTrafficPercent), which you "
+                             "then promote or roll back, never linear steps: use canary, auto "
+                             "or all-at-once, or serve with sagemaker")
+        if serverless and self.ab_test is not None:
+            raise ValueError("ab_test: KServe's Serverless mode splits traffic only between the "
+                             "newest version and the last one promoted (canaryTrafficPercent), "
+                             "never between two versions named by key: use rollout.strategy "
+                             "canary, or serve with sagemaker")
+        if self.platform == "kserve" and gradual and not serverless:
             # No released KServe sends a share of the traffic to a new version in Standard
             # (RawDeployment) mode: v0.20.0's spec.canary (kserve/kserve#5672) starts it as a
             # Deployment and Service of its own, `<isvc>-<name>-predictor`, sized by
@@ -729,11 +806,14 @@ class ServingConfig(_Strict):
             # weighted split came after v0.20.0, on Gateway API routes (kserve/kserve#5912).
             # canaryTrafficPercent works in Knative mode only (KServe docs, "Canary Rollout
             # Strategy")
+            fix = ("use auto or all-at-once, set serving.kserve_mode: serverless, or serve with "
+                   "sagemaker" if strategy == "canary" else
+                   "use auto or all-at-once, or serve with sagemaker")
             raise ValueError(f"rollout.strategy {strategy}: no released KServe sends part of "
                              "the traffic to a new version in the Standard (RawDeployment) "
                              "mode mlscaffold runs (v0.20.0's spec.canary runs it at its own "
                              "address with no share of the traffic; canaryTrafficPercent needs "
-                             "Knative): use auto or all-at-once, or serve with sagemaker")
+                             f"Knative): {fix}")
         if self.platform == "kserve" and self.ab_test is not None:
             raise ValueError("ab_test: no released KServe weights requests between two model "
                              "versions in the Standard (RawDeployment) mode mlscaffold runs "

@@ -22,6 +22,8 @@ __all__ = [
     "INSTANCE_FAMILY",
     "INSTANCE_SIZE",
     "INSTANCE_TYPE",
+    "KNATIVE_SERVING",
+    "KNATIVE_SERVING_KIND",
     "NETWORK_INTERFACE_ACTIONS",
     "NODE_CLASS",
     "NODE_CLASS_KIND",
@@ -69,6 +71,11 @@ INSTANCE_FAMILY = "karpenter.k8s.aws/instance-family"
 INSTANCE_SIZE = "karpenter.k8s.aws/instance-size"
 INSTANCE_TYPE = "node.kubernetes.io/instance-type"
 CAPACITY_TYPE = "karpenter.sh/capacity-type"
+
+#: the Knative Operator's KnativeServing (apiVersion, kind): Knative Serving for KServe's
+#: Serverless mode
+KNATIVE_SERVING_KIND = ("operator.knative.dev/v1beta1", "KnativeServing")
+KNATIVE_SERVING = kubernetes_type(KNATIVE_SERVING_KIND)
 
 #: KServe's InferenceService (apiVersion, kind), and the label KServe puts on its pods
 INFERENCE_SERVICE_KIND = ("serving.kserve.io/v1beta1", "InferenceService")

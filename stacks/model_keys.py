@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 __all__ = ["MODELS_PREFIX", "MODEL_ARCHIVE", "MODEL_KEY_PATTERN", "STAND_IN_MODEL_KEY",
-           "model_key"]
+           "deployed_version", "model_key"]
 
 # the artifact bucket's folder of published models: the only one the production account may
 # read, and the only one serving roles read
@@ -31,3 +31,10 @@ def model_key(digest: str) -> str:
     if not MODEL_KEY_PATTERN.match(key):
         raise ValueError(f"{digest!r} is not a SHA-256 digest (64 lower-case hex digits)")
     return key
+
+
+def deployed_version(model_url: str, image_uri: str) -> tuple[str, str]:
+    """(model key, image tag) of the version a stack deploys, from the URLs of its ``cluster``
+    output's ``serving``: ``s3://<bucket>/<key>`` and ``<repository>:<tag>``."""
+    key = model_url.split("://", 1)[-1].split("/", 1)[-1]
+    return key, image_uri.rsplit(":", 1)[-1]

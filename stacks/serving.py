@@ -40,6 +40,7 @@ from .model_keys import MODELS_PREFIX, STAND_IN_MODEL_KEY
 __all__ = [
     "CHALLENGER_VARIANT",
     "DATA_CAPTURE_PREFIX",
+    "KNATIVE_VISIBILITY_LABEL",
     "PREDICTOR_NAMESPACE",
     "SAGEMAKER_VPC_ACTIONS",
     "SERVING_PORT",
@@ -62,6 +63,8 @@ MODEL_MOUNT = "/mnt/models"  # where KServe's storage initializer puts the model
 SAGEMAKER_MODEL_DIR = "/opt/ml/model"
 
 PREDICTOR_NAMESPACE = "ml-serving"
+#: Knative's label for a Service's visibility; ``cluster-local``: no external route
+KNATIVE_VISIBILITY_LABEL = "networking.knative.dev/visibility"
 
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _ISVC_NAME_MAX = 53  # leaves room for the "-predictor" suffix of its Service
@@ -78,7 +81,8 @@ _ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
 def inference_service_manifest(
         name: str, namespace: str, image: pulumi.Input[str], config: ServingConfig, *,
         storage_uri: pulumi.Input[str], service_account_name: str,
-        gpu_node_group: GpuPoolConfig | None = None) -> dict[str, Any]:
+        gpu_node_group: GpuPoolConfig | None = None,
+        canary_traffic_percent: pulumi.Input[int] | None = None) -> dict[str, Any]:
     """The KServe ``InferenceService`` (serving.kserve.io/v1beta1) of a custom predictor.
 
     One container, ``kserve-container``, runs ``serve --port 8080`` on the model KServe's
@@ -87,7 +91,12 @@ def inference_service_manifest(
     capabilities, probed on the Open Inference health routes. With ``config.gpus`` it asks for
     that many ``nvidia.com/gpu``, tolerates the GPU taint and selects the nodes of the GPU pool
     `gpu_node_group`.
-    RawDeployment mode: a Deployment scaled by an HPA between the replica bounds.
+    Standard (RawDeployment) mode: a Deployment scaled by an HPA on CPU between the replica
+    bounds. Serverless mode (``config.kserve_mode``): a Knative Service reachable inside the
+    cluster only, scaled by Knative's autoscaler on concurrent requests between the bounds
+    (``minReplicas`` 0: scale to zero), with `canary_traffic_percent` (see
+    :meth:`~.config.ServingConfig.canary_traffic_percent`) as ``canaryTrafficPercent`` when not
+    None.
     """
     _check_predictor(name, config, gpu_node_group)
     limits: dict[str, str] = {"cpu": config.cpu, "memory": config.memory}
@@ -127,21 +136,32 @@ def inference_service_manifest(
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
         "minReplicas": config.min_replicas,
         "maxReplicas": config.max_replicas,
-        "scaleMetric": "cpu",
-        "scaleTarget": 70,
     }
+    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/component": "model"}
+    if config.kserve_mode == "serverless":
+        # no scaleMetric: Knative's own autoscaler (KPA, KServe's class in this mode) on
+        # concurrent requests; KServe refuses cpu with the KPA (kserve v0.15.2
+        # inference_service_validation.go: concurrency or rps), and Knative's HPA class,
+        # which scales on cpu, cannot scale to zero
+        annotations = {"serving.kserve.io/deploymentMode": "Serverless"}
+        # the Knative Service gets this label (KServe keeps it off the revision template
+        # only: kserve v0.15.2 RevisionTemplateLabelDisallowedList): an address inside the
+        # cluster, through Kourier's ClusterIP Service, no external route
+        labels[KNATIVE_VISIBILITY_LABEL] = "cluster-local"
+        if canary_traffic_percent is not None:
+            predictor["canaryTrafficPercent"] = canary_traffic_percent
+    else:
+        predictor.update({"scaleMetric": "cpu", "scaleTarget": 70})
+        annotations = {"serving.kserve.io/deploymentMode": "RawDeployment",
+                       "serving.kserve.io/autoscalerClass": "hpa"}
     if gpu_node_group is not None and config.gpus:
         predictor["tolerations"] = [dict(GPU_TOLERATION)]
         predictor["nodeSelector"] = dict(gpu_node_group.labels)
     return {
         "apiVersion": INFERENCE_SERVICE_KIND[0],
         "kind": INFERENCE_SERVICE_KIND[1],
-        "metadata": {
-            "name": name, "namespace": namespace,
-            "labels": {"app.kubernetes.io/name": name, "app.kubernetes.io/component": "model"},
-            "annotations": {"serving.kserve.io/deploymentMode": "RawDeployment",
-                            "serving.kserve.io/autoscalerClass": "hpa"},
-        },
+        "metadata": {"name": name, "namespace": namespace, "labels": labels,
+                     "annotations": annotations},
         "spec": {"predictor": predictor},
     }
 
@@ -594,6 +614,6 @@ def _check_predictor(name: str, config: ServingConfig,
     if not _DNS_1035.match(name) or len(name) > _ISVC_NAME_MAX:
         raise ValueError(f"InferenceService name {name!r} must be lower-case letters, digits "
                          f"and '-', start with a letter, at most {_ISVC_NAME_MAX} characters")
-    if config.min_replicas < 1:
+    if config.min_replicas < 1 and config.kserve_mode == "standard":
         raise ValueError("serving.min_replicas must be at least 1 with KServe RawDeployment "
-                         "(it does not scale to zero)")
+                         "(it does not scale to zero; serving.kserve_mode serverless does)")

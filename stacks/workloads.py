@@ -39,10 +39,12 @@ from .config import GPU_POOL_LABEL, GPU_TOLERATION, KARPENTER_VERSION, PlatformC
 from .constants import (
     GPU_NODE_SELECTOR,
     INFERENCE_SERVICE_LABEL,
+    KNATIVE_SERVING_KIND,
     NODE_CLASS_KIND,
     NODE_POOL_KIND,
 )
 from .karpenter import KARPENTER_NAMESPACE, KARPENTER_SERVICE_ACCOUNT, ec2_node_class, node_pool
+from .model_keys import deployed_version
 from .monitoring import ALERTMANAGER_SERVICE_ACCOUNT, MONITORING_NAMESPACE, NODE_CPU_ALARM_PERCENT
 from .serving import (
     PREDICTOR_NAMESPACE,
@@ -56,6 +58,8 @@ __all__ = [
     "CERT_MANAGER_VERSION",
     "DCGM_EXPORTER_VERSION",
     "KARPENTER_CHARTS",
+    "KNATIVE_OPERATOR_VERSION",
+    "KNATIVE_SERVING_VERSION",
     "KSERVE_VERSION",
     "KUBE_PROMETHEUS_STACK_VERSION",
     "NVIDIA_DEVICE_PLUGIN_CHART",
@@ -82,6 +86,30 @@ KSERVE_CHARTS = "oci://ghcr.io/kserve/charts"
 # traffic (config.py, ServingConfig._delivery); moving there also means its controller chart
 # `kserve-resources` (was `kserve`) and the mode name `Standard` (was `RawDeployment`)
 KSERVE_VERSION = "v0.15.2"
+# Knative Serving for KServe's Serverless mode (serving.kserve_mode), installed by the Knative
+# Operator's chart and a KnativeServing resource, with Kourier as its networking layer (no
+# Istio). KServe's v0.15 docs ("Serverless Installation Guide", recommended version matrix)
+# pair Kubernetes 1.32, the newest row, with Knative 1.17 or 1.18; Knative 1.18 needs
+# Kubernetes 1.31 or later (knative.dev/pkg's minimum at that release), so it runs on every
+# EKS version of KUBERNETES_VERSIONS. Knative 1.19+ is untested with KServe 0.15 (KServe
+# v0.20.0 installs 1.21.1) and 1.21+ needs Kubernetes 1.33 or later: moving on goes with a
+# KServe upgrade. Operator v1.18.3 bundles Serving 1.18.0-1.18.2 and Kourier 1.18
+# (knative/operator cmd/operator/kodata); its chart is published at KNATIVE_OPERATOR_REPO
+KNATIVE_OPERATOR_REPO = "https://knative.github.io/operator"
+KNATIVE_OPERATOR_VERSION = "v1.18.3"
+KNATIVE_SERVING_VERSION = "1.18.2"
+KNATIVE_OPERATOR_NAMESPACE = "knative-operator"
+KNATIVE_SERVING_NAMESPACE = "knative-serving"
+KOURIER_NAMESPACE = "kourier-system"
+KNATIVE_READY_TIMEOUT_SECONDS = 10 * 60
+# what reaches a Knative revision's pods (Knative Serving's networking constants, and the
+# pod labels of serving-core.yaml and kourier.yaml 1.18): the activator and the Kourier gateway
+# send requests to the queue-proxy sidecar's HTTP/1 port; the autoscaler reads its metrics
+KNATIVE_ACTIVATOR_LABELS = {"app": "activator"}
+KNATIVE_AUTOSCALER_LABELS = {"app": "autoscaler"}
+KOURIER_GATEWAY_LABELS = {"app": "3scale-kourier-gateway"}
+QUEUE_PROXY_HTTP_PORT = 8012
+QUEUE_PROXY_METRICS_PORT = 9090
 KUBE_PROMETHEUS_STACK_REPO = "https://prometheus-community.github.io/helm-charts"
 KUBE_PROMETHEUS_STACK_VERSION = "88.6.4"
 DCGM_EXPORTER_REPO = "https://nvidia.github.io/dcgm-exporter/helm-charts"
@@ -103,7 +131,13 @@ _TIMEOUT = "pulumi.com/timeoutSeconds"
 # (kserve/kserve#6081), and Pulumi waits until that reaches the InferenceService's generation:
 # a change that leaves the Deployment alone (replica bounds: the HPA's) would wait until the
 # timeout. A hash of the spec on the predictor's pods makes every change reach the Deployment.
+# Serverless mode copies the Knative Service's observedGeneration instead (kserve v0.15.2
+# PropagateStatus), and the hash makes every change reach its revision template, but
+# canaryTrafficPercent: that one changes the Knative Service's traffic (a new generation too),
+# and in the template it would start a revision of its own on every promotion or rollback.
 SPEC_HASH_ANNOTATION = "mlscaffold.io/spec-hash"
+# the InferenceService's mode, as a Pulumi property path (brackets: the key holds dots)
+DEPLOYMENT_MODE_PATH = 'metadata.annotations["serving.kserve.io/deploymentMode"]'
 
 # what the predictor reaches: CoreDNS, and HTTPS to the AWS APIs. Its storage initializer reads
 # the model with IRSA: STS through the VPC's interface endpoint (an address of the VPC), S3
@@ -127,8 +161,8 @@ def inference_service_readiness(gpus: int) -> dict[str, str]:
 
 def predictor_network_policies(model: str, namespace: str, *, vpc_cidr: str,
                                client_namespaces: Sequence[str] = (),
-                               labels: Mapping[str, str] | None = None
-                               ) -> list[dict[str, Any]]:
+                               labels: Mapping[str, str] | None = None,
+                               knative: bool = False) -> list[dict[str, Any]]:
     """The NetworkPolicies of a model's namespace, as plain manifests.
 
     ``default-deny`` isolates every pod of `namespace` both ways. ``<model>-predictor-ingress``
@@ -137,6 +171,11 @@ def predictor_network_policies(model: str, namespace: str, *, vpc_cidr: str,
     (and its storage initializer) reach CoreDNS, HTTPS in the VPC (the STS interface endpoint)
     and HTTPS to public addresses (S3 through the gateway endpoint), nothing private or
     link-local besides.
+
+    With `knative` (KServe Serverless) callers never reach the pods themselves: they call the
+    Kourier gateway, which forwards to the queue-proxy sidecar, directly or through Knative's
+    activator. ``<model>-predictor-knative`` admits those two on the queue-proxy's port and
+    Knative's autoscaler on its metrics port, and there is no client policy.
     """
     predictor = {"matchLabels": {INFERENCE_SERVICE_LABEL: model}}
 
@@ -153,8 +192,22 @@ def predictor_network_policies(model: str, namespace: str, *, vpc_cidr: str,
             block["except"] = list(except_)
         return {"to": [{"ipBlock": block}], "ports": [{"protocol": "TCP", "port": 443}]}
 
+    def pods(namespace: str, pod_labels: Mapping[str, str]) -> dict[str, Any]:
+        return {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}},
+                "podSelector": {"matchLabels": dict(pod_labels)}}
+
     policies = [policy("default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})]
-    if client_namespaces:
+    if knative:
+        policies.append(policy(f"{model}-predictor-knative", {
+            "podSelector": predictor, "policyTypes": ["Ingress"],
+            "ingress": [
+                {"from": [pods(KNATIVE_SERVING_NAMESPACE, KNATIVE_ACTIVATOR_LABELS),
+                          pods(KOURIER_NAMESPACE, KOURIER_GATEWAY_LABELS)],
+                 "ports": [{"protocol": "TCP", "port": QUEUE_PROXY_HTTP_PORT}]},
+                {"from": [pods(KNATIVE_SERVING_NAMESPACE, KNATIVE_AUTOSCALER_LABELS)],
+                 "ports": [{"protocol": "TCP", "port": QUEUE_PROXY_METRICS_PORT}]},
+            ]}))
+    elif client_namespaces:
         policies.append(policy(f"{model}-predictor-ingress", {
             "podSelector": predictor, "policyTypes": ["Ingress"],
             "ingress": [{
@@ -165,8 +218,7 @@ def predictor_network_policies(model: str, namespace: str, *, vpc_cidr: str,
     policies.append(policy(f"{model}-predictor-egress", {
         "podSelector": predictor, "policyTypes": ["Egress"],
         "egress": [
-            {"to": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: DNS_NAMESPACE}},
-                     "podSelector": {"matchLabels": dict(DNS_POD_LABELS)}}],
+            {"to": [pods(DNS_NAMESPACE, DNS_POD_LABELS)],
              "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
             https(vpc_cidr),
             https("0.0.0.0/0", except_=NON_PUBLIC_CIDRS),
@@ -236,7 +288,8 @@ class ClusterWorkloads(pulumi.ComponentResource):
 
     Always: the NVIDIA device plugin on the GPU nodes; Karpenter on the system nodes, with an
     EC2NodeClass and a NodePool per GPU pool and for the CPU pool of the config. KServe
-    serving: cert-manager, KServe (RawDeployment, no Knative or Istio), the model's namespace
+    serving: cert-manager, KServe (Standard mode: no Knative or Istio; Serverless mode: the
+    Knative Operator and Knative Serving with Kourier first), the model's namespace
     with its NetworkPolicies (deny by default), its service account bound to the predictor's
     IRSA role, and the InferenceService, which `pulumi up` waits to be Ready;
     kube-prometheus-stack (Alertmanager to the alert topic) and dcgm-exporter for GPU alerts.
@@ -366,14 +419,23 @@ class ClusterWorkloads(pulumi.ComponentResource):
             f"{name}-kserve-crd", name="kserve-crd", chart=f"{KSERVE_CHARTS}/kserve-crd",
             version=KSERVE_VERSION, namespace="kserve", create_namespace=True,
             opts=self._options())
+        serverless = config.serving.kserve_mode == "serverless"
+        # in-cluster addresses only; exposing the model is a separate decision
+        gateway: dict[str, Any] = {"disableIngressCreation": True}
+        before_kserve: list[pulumi.Resource] = [cert_manager, crds]
+        if serverless:
+            # Kourier, not Istio: no VirtualService of KServe's, the model's address is its
+            # Knative Service's (KServe docs, "Deploy InferenceService with Alternative
+            # Networking Layer"; the chart's kserve.controller.gateway values)
+            gateway["disableIstioVirtualHost"] = True
+            before_kserve.append(self._knative())
         kserve = k8s.helm.v3.Release(
             f"{name}-kserve", name="kserve", chart=f"{KSERVE_CHARTS}/kserve",
             version=KSERVE_VERSION, namespace="kserve",
             values={"kserve": {"controller": {
-                "deploymentMode": "RawDeployment",
-                # in-cluster Service only; exposing the model is a separate decision
-                "gateway": {"disableIngressCreation": True}}}},
-            opts=self._options(cert_manager, crds))
+                "deploymentMode": "Serverless" if serverless else "RawDeployment",
+                "gateway": gateway}}},
+            opts=self._options(*before_kserve))
 
         namespace_name = PREDICTOR_NAMESPACE
         namespace = k8s.core.v1.Namespace(
@@ -398,7 +460,7 @@ class ClusterWorkloads(pulumi.ComponentResource):
             for manifest in predictor_network_policies(
                 config.project, namespace_name, vpc_cidr=config.network.cidr,
                 client_namespaces=config.serving.client_namespaces,
-                labels={"app.kubernetes.io/part-of": config.prefix})]
+                labels={"app.kubernetes.io/part-of": config.prefix}, knative=serverless)]
         # A GPU predictor selects the first GPU pool and tolerates its taint. A CPU predictor
         # selects no pool: the scheduler puts its replicas on the system nodes while they have
         # room, and Karpenter launches a CPU-pool node only for a replica that fits nowhere
@@ -411,20 +473,86 @@ class ClusterWorkloads(pulumi.ComponentResource):
         manifest = inference_service_manifest(
             config.project, namespace_name, self._field("serving", "image_uri"),
             config.serving, storage_uri=self._field("serving", "model_url"),
-            service_account_name=account_name, gpu_node_group=gpu_pool)
+            service_account_name=account_name, gpu_node_group=gpu_pool,
+            canary_traffic_percent=self._canary_traffic_percent())
         metadata = {**manifest["metadata"], "annotations": {
             **manifest["metadata"]["annotations"],
             **inference_service_readiness(config.serving.gpus)}}
         predictor = manifest["spec"]["predictor"]
+        hashed = {**manifest["spec"], "predictor": {
+            k: v for k, v in predictor.items() if k != "canaryTrafficPercent"}}
         spec = {**manifest["spec"], "predictor": {**predictor, "annotations": {
             **predictor.get("annotations", {}),
-            SPEC_HASH_ANNOTATION: pulumi.Output.from_input(manifest["spec"]).apply(_spec_hash),
+            SPEC_HASH_ANNOTATION: pulumi.Output.from_input(hashed).apply(_spec_hash),
         }}}
+        # KServe refuses to change an InferenceService's deploymentMode ("update rejected:
+        # deploymentMode cannot be changed", kserve v0.15.2 inference_service_validation.go):
+        # a new serving.kserve_mode replaces it, the old one deleted first (same name)
         service = k8s.apiextensions.CustomResource(
             f"{name}-inference-service", api_version=manifest["apiVersion"],
             kind=manifest["kind"], metadata=metadata, spec=spec,
-            opts=self._options(kserve, namespace, account, *policies))
+            opts=pulumi.ResourceOptions.merge(
+                self._options(kserve, namespace, account, *policies),
+                pulumi.ResourceOptions(replace_on_changes=[DEPLOYMENT_MODE_PATH],
+                                       delete_before_replace=True)))
         return service.metadata["name"]
+
+    def _canary_traffic_percent(self) -> pulumi.Output[int] | None:
+        """The InferenceService's canaryTrafficPercent for the version the base stack deploys
+        (None unless KServe Serverless with a canary rollout)."""
+        serving = self._args.config.serving
+        if not serving.kserve_canary:
+            return None
+        return self._field("serving").apply(lambda urls: serving.canary_traffic_percent(
+            *deployed_version(urls["model_url"], urls["image_uri"])))
+
+    def _knative(self) -> pulumi.Resource:
+        """Knative Serving with Kourier for KServe's Serverless mode: the Knative Operator
+        (Helm) and a KnativeServing resource, which `pulumi up` waits to be Ready."""
+        name = self._name
+        operator = k8s.helm.v3.Release(
+            f"{name}-knative-operator", name="knative-operator", chart="knative-operator",
+            version=KNATIVE_OPERATOR_VERSION,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=KNATIVE_OPERATOR_REPO),
+            namespace=KNATIVE_OPERATOR_NAMESPACE, create_namespace=True,
+            opts=self._options())
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-knative-serving-namespace", metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=KNATIVE_SERVING_NAMESPACE,
+                labels={"app.kubernetes.io/part-of": self._args.config.prefix,
+                        # Knative's own pods run as non-root with no privileges
+                        "pod-security.kubernetes.io/enforce": "baseline",
+                        "pod-security.kubernetes.io/warn": "restricted",
+                        "pod-security.kubernetes.io/audit": "restricted"}),
+            opts=self._options())
+        # the image's registry (ECR, private): Knative's controller resolves image tags to
+        # digests by reading the registry with its own credentials (Knative docs, "Tag
+        # resolution"), which it has none of for ECR; the repository's tags are immutable, so
+        # the tag already names one image
+        registry = self._field("serving", "image_uri").apply(lambda uri: uri.split("/")[0])
+        return k8s.apiextensions.CustomResource(
+            f"{name}-knative-serving", api_version=KNATIVE_SERVING_KIND[0],
+            kind=KNATIVE_SERVING_KIND[1],
+            metadata={"name": "knative-serving", "namespace": KNATIVE_SERVING_NAMESPACE,
+                      "annotations": {_WAIT_FOR: "condition=Ready",
+                                      _TIMEOUT: str(KNATIVE_READY_TIMEOUT_SECONDS)}},
+            spec={
+                "version": KNATIVE_SERVING_VERSION,
+                # Kourier's gateway Service is a LoadBalancer by default (kourier.yaml):
+                # ClusterIP keeps the model inside the cluster, as in Standard mode
+                "ingress": {"kourier": {"enabled": True, "service-type": "ClusterIP"}},
+                "config": {
+                    "network": {"ingress-class": "kourier.ingress.networking.knative.dev"},
+                    "deployment": {"registries-skipping-tag-resolving": registry},
+                    # the predictor's pod security context, and a GPU predictor's node
+                    # selector and toleration, are behind Knative feature flags (all
+                    # disabled by default in config-features)
+                    "features": {"kubernetes.podspec-securitycontext": "enabled",
+                                 "kubernetes.podspec-nodeselector": "enabled",
+                                 "kubernetes.podspec-tolerations": "enabled"},
+                },
+            },
+            opts=self._options(operator, namespace))
 
     def _prometheus(self) -> None:
         """kube-prometheus-stack (Alertmanager -> SNS with its IRSA role) and dcgm-exporter."""

@@ -75,6 +75,10 @@ STACK_OPTIONS = {
     "public-api-cidrs": (
         "kserve", {"cluster": {"public_access_cidrs": ["203.0.113.0/24"]}},
         lambda graph: _cluster(graph)["vpcConfig"]["publicAccessCidrs"] == ["203.0.113.0/24"]),
+    "kserve-serverless-canary": (
+        "kserve", {"serving": {"kserve_mode": "serverless", "rollout": {"strategy": "canary"}}},
+        lambda graph: any(r.type == "kubernetes:operator.knative.dev/v1beta1:KnativeServing"
+                          for r in graph.resources)),
 }
 
 

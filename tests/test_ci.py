@@ -792,7 +792,8 @@ _AWS_HOOK = textwrap.dedent("""\
     import atexit, json, os, sys
     _argv = sys.orig_argv
     _at = _argv.index("mlscaffold") if "mlscaffold" in _argv else -1
-    if _at >= 0 and _argv[_at + 1:_at + 2] in (["model"], ["endpoint"], ["promote"]):
+    if _at >= 0 and _argv[_at + 1:_at + 2] in (["model"], ["endpoint"], ["promote"]) \
+            and _argv[_at + 1:_at + 3] != ["endpoint", "canary"]:  # that one calls no AWS API
         import boto3, moto
         from moto.sagemaker.models import SageMakerModelBackend
         moto.mock_aws().start()
@@ -1187,6 +1188,39 @@ def test_deploy_applies_the_in_cluster_program_through_the_tunnel(projects, tmp_
     assert any(c.endswith(f"--path platform.serving.model_key {key}")
                for c in calls[:last_base_up])
     assert "endpoint:" not in completed.stderr and "InService" not in completed.stdout
+
+
+def test_canary_promote_records_the_decision_then_applies_the_in_cluster_program(projects,
+                                                                               tmp_path):
+    """`make canary-promote` on a KServe Serverless canary: the decision names the version the
+    base stack's `cluster` output hands to the cluster, then the in-cluster program runs (its
+    tunnel and `up`: test_deploy_applies_the_in_cluster_program_through_the_tunnel; here the
+    stand-in says the cluster is not up, which keeps this test fast)."""
+    root = shutil.copytree(projects["github", "kserve"], tmp_path / "project")
+    stack_file = root / "infra" / "Pulumi.dev.yaml"
+    document = yaml.safe_load(stack_file.read_text())
+    document["config"]["ci-proj:platform"]["serving"].update(
+        {"kserve_mode": "serverless", "rollout": {"strategy": "canary"}})
+    stack_file.write_text(yaml.safe_dump(document))
+    key = f"models/{'ab' * 32}/model.tar.gz"
+    cluster = {"name": "ci-proj-dev-eks", "serving": {
+        "model_url": f"s3://ci-proj-dev-artifacts/{key}", "image_uri": f"{_IMAGE}:abc123"}}
+    env = _deploy_env(tmp_path, ("pulumi",), STUB_OUTPUTS=json.dumps([{"cluster": cluster}]))
+    (tmp_path / "calls.log.deployed").touch()  # the base stack is up
+    completed = subprocess.run(
+        ["make", "canary-promote", "STACK=dev", f"MLSCAFFOLD={sys.executable} -m mlscaffold"],
+        cwd=root, capture_output=True, text=True, env=env, timeout=300)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    calls = (tmp_path / "calls.log").read_text().splitlines()
+    decision = "pulumi --cwd infra config set --stack dev --path " \
+        "platform.serving.rollout.canary_decision."
+    assert [c for c in calls if c.startswith(decision)] == [
+        f"{decision}outcome promote", f"{decision}model_key {key}",
+        f"{decision}image_tag abc123"]
+    in_cluster = calls.index("pulumi --cwd infra stack output cluster --stack dev")
+    assert calls.index(f"{decision}image_tag abc123") < in_cluster
+    assert not any(" up " in c for c in calls)  # the base stack is left alone
+    assert "nothing runs in-cluster" in completed.stdout
 
 
 # ---------------------------------------------------------------- mlscaffold ci

@@ -46,6 +46,7 @@ STACK_OPTIONS: list[tuple[str, tuple[str, ...] | None, dict]] = [
                           "network": {"single_nat_gateway": True, "availability_zones": 3}}),
     ("no-data-capture", ("sagemaker",), {"serving": {"data_capture_percent": 0}}),
     ("tracking-server", None, {"tracking": {"mlflow_server": True}}),
+    ("kserve-serverless", ("kserve",), {"serving": {"kserve_mode": "serverless"}}),
     # settings that change resources' inputs only: the drawing must not move
     ("inputs-only", None, {
         "registry": {"prod_account_id": "210987654321"},

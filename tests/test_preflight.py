@@ -328,6 +328,24 @@ def test_a_predictor_on_a_gpu_node_group_needs_the_nodes_beyond_its_desired_size
         "node group gpu-group up beyond its desired size 1; pulumi up waits until it is Ready")
 
 
+def test_a_serverless_canary_needs_both_revisions_minimum():
+    """KServe Serverless: a new version's revision starts its minReplicas beside the previous
+    one's before it takes any traffic; the monthly estimate prices the one that stays."""
+    from mlscaffold.policies.cost.estimate import estimate, graph_resources
+
+    service = _inference_service(3, 1)
+    service.inputs["spec"]["predictor"]["canaryTrafficPercent"] = 10
+    graph = _graph(_gpu_pool("on-demand"), service)
+    (need,) = [n for n in needs_of(graph).needs if n.resource == "model"]
+    assert (need.deploy, need.basis) == (24, (
+        "InferenceService model: minReplicas 3 x 2 revisions (a canary and the one before it) "
+        "x 1 GPU keep 6 x g6.xlarge (4 vCPUs) on-demand of NodePool gpu up; pulumi up waits "
+        "until it is Ready"))
+    [line] = [line for line in estimate(graph_resources(graph), "us-east-1").lines
+              if line.resource == "model"]
+    assert line.basis.startswith("minReplicas 3 x 1 GPU keep 3 x g6.xlarge ")
+
+
 @pytest.mark.parametrize(("min_replicas", "gpus"), [(2, 0), (0, 1)])
 def test_a_cpu_predictor_or_one_scaled_to_zero_adds_no_gpu_need(min_replicas, gpus):
     graph = _graph(_gpu_pool("on-demand"), _inference_service(min_replicas, gpus))

@@ -596,16 +596,22 @@ class PredictorNodes:
     baseline: int = 0
     #: the NodePool allows spot and on-demand: Karpenter tries spot first, then on-demand
     mixed: bool = False
+    #: `replicas` counts a KServe Serverless canary's revision beside the previous one
+    canary: bool = False
 
 
-def _predictor_nodes(ctx: _Context, resource: Triple
+def _predictor_nodes(ctx: _Context, resource: Triple, canary_peak: bool = False
                      ) -> tuple[PredictorNodes, _NodeRate] | str | None:
     """Where the predictor's minimum lands and the rate of one such node; a reason (str) when
-    the nodes cost nothing extra; None when no GPU node group or NodePool matches."""
+    the nodes cost nothing extra; None when no GPU node group or NodePool matches. With
+    `canary_peak`, a canary (``canaryTrafficPercent``, KServe Serverless) counts twice: the
+    new revision starts its minimum beside the previous one's, which keeps serving."""
     _, name, props = resource
     predictor = _get(props, "spec.predictor", {})
     gpus = _gpu_limit(predictor)
     replicas = _count(_get(predictor, "minReplicas"), 1)
+    canary = canary_peak and _get(predictor, "canaryTrafficPercent") is not None
+    replicas *= 2 if canary else 1
     if gpus == 0 or replicas == 0:
         return ""
     selector = _get(predictor, "nodeSelector", {})
@@ -626,7 +632,8 @@ def _predictor_nodes(ctx: _Context, resource: Triple
             return f" (node group '{group}')"
         spot = _get(group_props, "capacityType") == "SPOT"
         return PredictorNodes(name, replicas, gpus, "node group", group, rate.instance_type,
-                              extra, "spot" if spot else "on-demand", desired), rate
+                              extra, "spot" if spot else "on-demand", desired,
+                              canary=canary), rate
     for _, pool, pool_props in ctx.of(NODE_POOL):
         labels = template_labels(pool_props)
         types = instance_types(pool_props)
@@ -647,14 +654,17 @@ def _predictor_nodes(ctx: _Context, resource: Triple
         return PredictorNodes(name, replicas, gpus, "NodePool", pool_name(pool, pool_props),
                               instance_type, nodes,
                               "spot" if _pool_spot(pool_props) else "on-demand",
-                              mixed="spot" in allowed and "on-demand" in allowed), rate
+                              mixed="spot" in allowed and "on-demand" in allowed,
+                              canary=canary), rate
     return None
 
 
-def predictor_nodes(resources: Iterable[Triple], *, table: PriceTable | None = None
-                    ) -> list[PredictorNodes]:
+def predictor_nodes(resources: Iterable[Triple], *, table: PriceTable | None = None,
+                    canary_peak: bool = False) -> list[PredictorNodes]:
     """The GPU nodes every KServe InferenceService's ``minReplicas`` keep up (see
-    :class:`PredictorNodes`); services whose minimum costs no extra node are left out.
+    :class:`PredictorNodes`); services whose minimum costs no extra node are left out. With
+    `canary_peak` (preflight: what a deploy needs at once), a Serverless canary's minimum
+    counts twice; the monthly estimate prices the one revision that stays.
 
     On a NodePool the replicas land on the cheapest allowed type that holds them, by the price
     table (a region's multiplier scales every type alike, so the choice is the base
@@ -664,7 +674,7 @@ def predictor_nodes(resources: Iterable[Triple], *, table: PriceTable | None = N
     ctx = _Context(resources, table.base_region, table)
     found = []
     for resource in ctx.of(INFERENCE_SERVICE):
-        placed = _predictor_nodes(ctx, resource)
+        placed = _predictor_nodes(ctx, resource, canary_peak)
         if isinstance(placed, tuple) and placed[0].nodes:
             found.append(placed[0])
     return found

@@ -39,6 +39,7 @@ from mlscaffold.stacks.constants import (
     GPU_TAINT,
     INFERENCE_SERVICE,
     INFERENCE_SERVICE_LABEL,
+    KNATIVE_SERVING,
     NODE_POOL,
     TAINT_EFFECTS,
 )
@@ -51,7 +52,7 @@ from ..nodepools import (
     template_labels,
     template_taints,
 )
-from ..props import as_mapping, items_of
+from ..props import as_mapping, is_true, items_of
 from ..rule import Subject, rule, stack_rule, violation
 
 __all__ = ["NETWORK_POLICY", "WORKLOAD_TYPES"]
@@ -634,3 +635,29 @@ def k8s_namespace_pod_security(subject: Subject, config: Mapping[str, Any]) -> I
         yield violation(subject, prop, f"is {level!r}, not a Pod Security level", fix)
     elif _POD_SECURITY_LEVELS.index(level) < _POD_SECURITY_LEVELS.index(minimum):
         yield violation(subject, prop, f"is {level} (below {minimum})", fix)
+
+
+# ------------------------------------------------------------------ Knative
+
+
+@rule("knative-kourier-cluster-ip", pack="security", severity="high",
+      resource_types=[KNATIVE_SERVING],
+      description="A KnativeServing resource that runs Kourier keeps Kourier's gateway Service "
+                  "inside the cluster (service-type ClusterIP), so that no load balancer puts "
+                  "every Knative Service, models included, in reach from outside the cluster.")
+def knative_kourier_cluster_ip(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    kourier = as_mapping(as_mapping(as_mapping(subject.props.get("spec")).get("ingress")).get(
+        "kourier"))
+    if not is_true(kourier.get("enabled")):
+        return
+    service_type = kourier.get("service-type")
+    if service_type == "ClusterIP":
+        return
+    # Kourier's manifest makes its gateway Service `kourier` a LoadBalancer (net-kourier
+    # kourier.yaml); the Knative Operator keeps that unless service-type says otherwise
+    problem = ("is not set (Kourier's gateway Service is then a LoadBalancer)"
+               if service_type is None else
+               f"is {service_type} (Kourier's gateway is reachable from outside the cluster)")
+    yield violation(subject, "spec.ingress.kourier.service-type", problem,
+                    "set it to ClusterIP; expose a model deliberately, through an internal "
+                    "load balancer or an Ingress of its own")

@@ -46,6 +46,8 @@ RULE_NAMES = frozenset({
     "eks-upgrade-policy",
     # issue 14: training data from the feature store (the Athena workgroup's results)
     "athena-workgroup-encrypted-results",
+    # issue 14: KServe's Serverless mode keeps Kourier's gateway inside the cluster
+    "knative-kourier-cluster-ip",
 })
 
 

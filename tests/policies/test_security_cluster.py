@@ -35,7 +35,7 @@ MINE = frozenset({
     "k8s-resource-limits", "k8s-run-as-non-root", "k8s-no-privilege-escalation",
     "k8s-read-only-root-filesystem", "k8s-image-pinned", "k8s-no-default-namespace",
     "k8s-namespace-pod-security",
-    "gpu-workload-schedulable", "k8s-network-policy",
+    "gpu-workload-schedulable", "k8s-network-policy", "knative-kourier-cluster-ip",
 })
 MODULES = {f"mlscaffold.policies.security.{m}" for m in ("network", "compute", "kubernetes")}
 def test_rule_table_entries() -> None:
@@ -828,3 +828,28 @@ def test_example_stacks_pass(example: str, stack: str) -> None:
     assert [(f.rule, f.message) for f in result.findings if f.level == "mandatory"] == []
     if example == "lifetime-value":  # KServe: the GPU rule had a workload to check
         assert graph.of_type(ISVC) and graph.of_type(NODE_GROUP)
+
+
+# ------------------------------------------------------------------ Knative
+
+KNATIVE_SERVING = "kubernetes:operator.knative.dev/v1beta1:KnativeServing"
+SERVING_WITH_KOURIER = {"version": "1.18.2", "ingress": {"kourier": {
+    "enabled": True, "service-type": "ClusterIP"}}}
+
+
+def test_kourier_stays_inside_the_cluster() -> None:
+    props = {"metadata": {"name": "knative-serving"}, "spec": SERVING_WITH_KOURIER}
+    assert check("knative-kourier-cluster-ip", KNATIVE_SERVING, props) == []
+    # no Kourier: nothing to check
+    assert check("knative-kourier-cluster-ip", KNATIVE_SERVING,
+                 changed(props, "spec.ingress.kourier.enabled", False)) == []
+    fix = ("set it to ClusterIP; expose a model deliberately, through an internal load "
+           "balancer or an Ingress of its own")
+    assert check("knative-kourier-cluster-ip", KNATIVE_SERVING,
+                 changed(props, 'spec.ingress.kourier["service-type"]', "LoadBalancer")) == [
+        f"KnativeServing 'res': spec.ingress.kourier.service-type is LoadBalancer (Kourier's "
+        f"gateway is reachable from outside the cluster); {fix}"]
+    assert check("knative-kourier-cluster-ip", KNATIVE_SERVING,
+                 changed(props, 'spec.ingress.kourier["service-type"]')) == [
+        f"KnativeServing 'res': spec.ingress.kourier.service-type is not set (Kourier's "
+        f"gateway Service is then a LoadBalancer); {fix}"]

@@ -508,3 +508,24 @@ def test_cluster_keys_and_data_buckets_are_protected_outside_dev(dataset, enviro
     assert len(wanted) >= 4  # data and trail keys, artifact and log buckets at least
     assert protected == (wanted if config.protect else set())
     assert config.protect is (environment != "dev")
+
+
+def test_a_kserve_serverless_canary_passes_both_packs(dataset):
+    """KServe's Serverless mode with a canary: Knative and Kourier installed, the predictor's
+    namespace still isolated both ways, every rule run, no mandatory finding."""
+    from mlscaffold.policies import PACKS
+    from mlscaffold.policies.config import pack_config
+    from mlscaffold.policies.engine import evaluate
+
+    environment = "prod"  # the strictest profile (the check matrix covers every environment)
+    config = make_config(environment, {"serving": {
+        "kserve_mode": "serverless", "rollout": {"strategy": "canary"}}}, serving="kserve")
+    graph = _build(config, dataset)
+    assert graph.of_type("kubernetes:operator.knative.dev/v1beta1:KnativeServing")
+    (service,) = graph.of_type("kubernetes:serving.kserve.io/v1beta1:InferenceService")
+    assert service.inputs["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    configs = {pack: pack_config(pack, environment=environment, profile=config.profile,
+                                 region=config.region) for pack in PACKS}
+    result = evaluate(graph, configs)
+    assert [f.message for f in result.mandatory] == []
+    assert [f.message for f in result.findings if f.rule == "k8s-network-policy"] == []

@@ -14,7 +14,7 @@ import pytest
 
 from mlscaffold.graph import GraphResource, ResourceGraph
 from mlscaffold.stacks.config import SUPPORTED_KUBERNETES_VERSIONS, StackConfigError
-from mlscaffold.stacks.model_keys import STAND_IN_MODEL_KEY
+from mlscaffold.stacks.model_keys import STAND_IN_MODEL_KEY, deployed_version
 from mlscaffold.stacks.serving import (
     VARIANT_NAME,
     Serving,
@@ -359,6 +359,81 @@ def test_manifest_refuses_what_cannot_run(config_for):
 CHALLENGER_KEY = f"models/{'cd' * 32}/model.tar.gz"
 
 
+def test_standard_and_serverless_inference_services(config_for):
+    """Standard: an HPA on CPU; Serverless: Knative's autoscaler (no scaleMetric: KServe
+    refuses cpu with it), a cluster-local Knative Service, the canary share when given."""
+    def manifest(mode: str, **kwargs: Any) -> dict[str, Any]:
+        config = config_for("dev", {"serving": {"kserve_mode": mode}}, serving="kserve")
+        return inference_service_manifest(
+            "demo", "ml-serving", "registry/demo:0.1.0", config.serving, storage_uri=MODEL_URL,
+            service_account_name="demo-predictor", **kwargs)
+
+    standard, serverless = manifest("standard"), manifest("serverless")
+    assert standard["metadata"]["annotations"] == {
+        "serving.kserve.io/deploymentMode": "RawDeployment",
+        "serving.kserve.io/autoscalerClass": "hpa"}
+    assert standard["metadata"]["labels"] == {"app.kubernetes.io/name": "demo",
+                                              "app.kubernetes.io/component": "model"}
+    assert (standard["spec"]["predictor"]["scaleMetric"],
+            standard["spec"]["predictor"]["scaleTarget"]) == ("cpu", 70)
+    assert serverless["metadata"]["annotations"] == {
+        "serving.kserve.io/deploymentMode": "Serverless"}
+    assert serverless["metadata"]["labels"] == {
+        "app.kubernetes.io/name": "demo", "app.kubernetes.io/component": "model",
+        "networking.knative.dev/visibility": "cluster-local"}
+    predictor = serverless["spec"]["predictor"]
+    assert not {"scaleMetric", "scaleTarget", "canaryTrafficPercent"} & set(predictor)
+    assert {k: v for k, v in standard["spec"]["predictor"].items()
+            if k not in ("scaleMetric", "scaleTarget")} == predictor
+    assert manifest("serverless", canary_traffic_percent=10)["spec"]["predictor"][
+        "canaryTrafficPercent"] == 10
+    # Standard mode has no canary share to give
+    assert "canaryTrafficPercent" not in manifest(
+        "standard", canary_traffic_percent=10)["spec"]["predictor"]
+
+
+def test_serverless_scales_to_zero_when_asked(config_for):
+    config = config_for("dev", {"serving": {"kserve_mode": "serverless", "min_replicas": 0}},
+                        serving="kserve")
+    manifest = inference_service_manifest(
+        "demo", "ml-serving", "image", config.serving, storage_uri=MODEL_URL,
+        service_account_name="demo-predictor")
+    assert manifest["spec"]["predictor"]["minReplicas"] == 0
+
+
+KEY = f"models/{'ab' * 32}/model.tar.gz"
+
+
+@pytest.mark.parametrize(("serving", "version", "percent"), [
+    ({"kserve_mode": "serverless", "rollout": {"strategy": "canary", "canary_percent": 20}},
+     (KEY, "1.4.0"), 20),
+    # a decision about this very version: promoted (all the traffic) or rolled back (none)
+    ({"kserve_mode": "serverless", "rollout": {"strategy": "canary", "canary_decision": {
+        "outcome": "promote", "model_key": KEY, "image_tag": "1.4.0"}}}, (KEY, "1.4.0"), 100),
+    ({"kserve_mode": "serverless", "rollout": {"strategy": "canary", "canary_decision": {
+        "outcome": "rollback", "model_key": KEY, "image_tag": "1.4.0"}}}, (KEY, "1.4.0"), 0),
+    # a decision about another version (another image of the same model too) opens a canary
+    ({"kserve_mode": "serverless", "rollout": {"strategy": "canary", "canary_decision": {
+        "outcome": "rollback", "model_key": KEY, "image_tag": "1.4.0"}}}, (KEY, "1.4.1"), 10),
+    ({"kserve_mode": "serverless", "rollout": {"strategy": "canary", "canary_decision": {
+        "outcome": "promote", "model_key": CHALLENGER_KEY, "image_tag": "1.4.0"}}},
+     (KEY, "1.4.0"), 10),
+    # no canary: KServe moves all the traffic to the new revision once it is ready
+    ({"kserve_mode": "serverless", "rollout": {"strategy": "all-at-once"}}, (KEY, "1.4.0"),
+     None),
+    ({"kserve_mode": "standard"}, (KEY, "1.4.0"), None),
+])
+def test_canary_traffic_percent(config_for, serving, version, percent):
+    config = config_for("prod", {"serving": serving}, serving="kserve").serving
+    assert config.canary_traffic_percent(*version) == percent
+
+
+def test_the_deployed_version_from_the_cluster_output():
+    assert deployed_version(f"s3://demo-dev-artifacts-1a2b/{KEY}",
+                            "123456789012.dkr.ecr.us-east-1.amazonaws.com/demo-dev:1.4.0") == (
+        KEY, "1.4.0")
+
+
 @pytest.mark.parametrize(("rollout", "traffic"), [
     ({"strategy": "canary", "canary_percent": 20, "wait_seconds": 900},
      {"type": "CANARY", "waitIntervalInSeconds": 900,
@@ -433,7 +508,24 @@ def test_sagemaker_names_of_an_ab_test_must_fit_too(config_for):
      "rollout.strategy canary: no released KServe sends part of the traffic to a new version "
      "in the Standard (RawDeployment) mode mlscaffold runs (v0.20.0's spec.canary runs it at "
      "its own address with no share of the traffic; canaryTrafficPercent needs Knative): use "
-     "auto or all-at-once, or serve with sagemaker"),
+     "auto or all-at-once, set serving.kserve_mode: serverless, or serve with sagemaker"),
+    ("kserve", "dev", {"kserve_mode": "serverless", "rollout": {"strategy": "linear"}},
+     "rollout.strategy linear: KServe's Serverless mode sends one share of the traffic to a new "
+     "version (canaryTrafficPercent), which you then promote or roll back, never linear steps: "
+     "use canary, auto or all-at-once, or serve with sagemaker"),
+    ("kserve", "prod", {"kserve_mode": "serverless",
+                        "ab_test": {"challenger_model_key": CHALLENGER_KEY}},
+     "ab_test: KServe's Serverless mode splits traffic only between the newest version and the "
+     "last one promoted (canaryTrafficPercent), never between two versions named by key: use "
+     "rollout.strategy canary, or serve with sagemaker"),
+    ("sagemaker", "dev", {"kserve_mode": "serverless"},
+     "kserve_mode serverless applies to KServe serving, and serving.platform is sagemaker: "
+     "remove kserve_mode, or set serving.platform to kserve"),
+    ("kserve", "dev", {"kserve_mode": "serverless", "rollout": {
+        "strategy": "canary", "canary_decision": {"outcome": "promote", "image_tag": "1.0",
+                                                  "model_key": "models/latest.tar.gz"}}},
+     "'models/latest.tar.gz' is not a model key; keys are models/<sha256 of the model's "
+     "files>/model.tar.gz (the stack output model_key)"),
     ("kserve", "dev", {"rollout": {"strategy": "linear"}},
      "rollout.strategy linear: no released KServe sends part of the traffic to a new version "
      "in the Standard (RawDeployment) mode mlscaffold runs (v0.20.0's spec.canary runs it at "

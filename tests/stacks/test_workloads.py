@@ -20,6 +20,8 @@ from mlscaffold.stacks.karpenter import ec2_node_class, node_pool
 from mlscaffold.stacks.workloads import (
     CERT_MANAGER_VERSION,
     DCGM_EXPORTER_VERSION,
+    KNATIVE_OPERATOR_VERSION,
+    KNATIVE_SERVING_VERSION,
     KSERVE_VERSION,
     KUBE_PROMETHEUS_STACK_VERSION,
     READY_TIMEOUT_SECONDS,
@@ -538,3 +540,142 @@ def test_the_training_namespace(build):
                      "ports": [{"protocol": "TCP", "port": 80}]}
     assert vpc["to"] == [{"ipBlock": {"cidr": "10.8.0.0/16"}}]
     assert "169.254.0.0/16" in public["to"][0]["ipBlock"]["except"]
+
+
+# ------------------------------------------------------------------ KServe Serverless (Knative)
+
+SERVERLESS = {"serving": {"kserve_mode": "serverless"}}
+CANARY = {"serving": {"kserve_mode": "serverless",
+                      "rollout": {"strategy": "canary", "canary_percent": 20}}}
+KNATIVE_SERVING = "kubernetes:operator.knative.dev/v1beta1:KnativeServing"
+
+
+def test_serverless_installs_knative_with_kourier_inside_the_cluster(build):
+    graph = build(overrides=SERVERLESS)
+    found = releases(graph)
+    operator = found["knative-operator"]
+    assert (operator.inputs["chart"], operator.inputs["version"]) == (
+        "knative-operator", KNATIVE_OPERATOR_VERSION) == ("knative-operator", "v1.18.3")
+    assert operator.inputs["repositoryOpts"] == {"repo": "https://knative.github.io/operator"}
+    assert operator.inputs["namespace"] == "knative-operator"
+    serving = one(graph, KNATIVE_SERVING)
+    assert operator.urn in serving.dependencies
+    assert serving.inputs["metadata"] == {
+        "name": "knative-serving", "namespace": "knative-serving",
+        "annotations": {"pulumi.com/waitFor": "condition=Ready",
+                        "pulumi.com/timeoutSeconds": "600"}}
+    spec = serving.inputs["spec"]
+    assert spec["version"] == KNATIVE_SERVING_VERSION == "1.18.2"
+    # no public load balancer: Kourier's gateway Service is ClusterIP
+    assert spec["ingress"] == {"kourier": {"enabled": True, "service-type": "ClusterIP"}}
+    assert spec["config"]["network"] == {
+        "ingress-class": "kourier.ingress.networking.knative.dev"}
+    assert spec["config"]["deployment"] == {
+        "registries-skipping-tag-resolving": "123456789012.dkr.ecr.us-east-1.amazonaws.com"}
+    assert spec["config"]["features"] == {"kubernetes.podspec-securitycontext": "enabled",
+                                          "kubernetes.podspec-nodeselector": "enabled",
+                                          "kubernetes.podspec-tolerations": "enabled"}
+    # KServe in Serverless mode, without Istio, once Knative is Ready
+    kserve = found["kserve"]
+    assert kserve.inputs["values"] == {"kserve": {"controller": {
+        "deploymentMode": "Serverless",
+        "gateway": {"disableIngressCreation": True, "disableIstioVirtualHost": True}}}}
+    assert serving.urn in kserve.dependencies
+    service = one(graph, ISVC)
+    assert service.inputs["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == (
+        "Serverless")
+    assert service.inputs["metadata"]["labels"]["networking.knative.dev/visibility"] == (
+        "cluster-local")
+    assert "canaryTrafficPercent" not in service.inputs["spec"]["predictor"]
+
+
+def test_standard_mode_installs_no_knative(build):
+    graph = build()
+    assert "knative-operator" not in releases(graph)
+    assert not graph.of_type(KNATIVE_SERVING)
+    # KServe refuses a new deploymentMode on an InferenceService: another mode replaces it
+    options = one(graph, ISVC).options
+    assert options["replace_on_changes"] == [
+        'metadata.annotations["serving.kserve.io/deploymentMode"]']
+    assert options["delete_before_replace"] is True
+
+
+def test_serverless_admits_knatives_data_path_only(build):
+    """The activator and Kourier's gateway on queue-proxy's port, the autoscaler on its
+    metrics port; no client policy (callers come through Kourier)."""
+    policies = _policies(build(overrides={"serving": {
+        "kserve_mode": "serverless", "client_namespaces": ["apps"]}}))
+    assert set(policies) == {"default-deny", "demo-predictor-knative", "demo-predictor-egress"}
+
+    def pods(namespace: str, labels: dict[str, str]) -> dict[str, Any]:
+        return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                "podSelector": {"matchLabels": labels}}
+
+    assert policies["demo-predictor-knative"]["spec"] == {
+        "podSelector": {"matchLabels": {"serving.kserve.io/inferenceservice": "demo"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [
+            {"from": [pods("knative-serving", {"app": "activator"}),
+                      pods("kourier-system", {"app": "3scale-kourier-gateway"})],
+             "ports": [{"protocol": "TCP", "port": 8012}]},
+            {"from": [pods("knative-serving", {"app": "autoscaler"})],
+             "ports": [{"protocol": "TCP", "port": 9090}]}]}
+    assert policies["default-deny"]["spec"] == {"podSelector": {},
+                                                "policyTypes": ["Ingress", "Egress"]}
+
+
+def test_knative_policies_are_valid_kubernetes():
+    for policy in predictor_network_policies("demo", "ml-serving", vpc_cidr="10.0.0.0/16",
+                                             knative=True):
+        kubernetes_validate.validate(policy, f"{SUPPORTED_KUBERNETES_VERSIONS[-1]}.0",
+                                     strict=True)
+
+
+KEY = f"models/{'ab' * 32}/model.tar.gz"
+
+
+def _canary_service(config_for, run_mocked, decision: dict[str, str] | None = None
+                    ) -> dict[str, Any]:
+    overrides = json.loads(json.dumps(CANARY))
+    if decision:
+        overrides["serving"]["rollout"]["canary_decision"] = decision
+    config = config_for("prod", overrides, serving="kserve")
+    output = cluster_output()
+    output["serving"]["model_url"] = f"s3://demo-artifacts/{KEY}"  # image tag 0.1.0
+
+    def program() -> None:
+        ClusterWorkloads("demo", ClusterWorkloadsArgs(config=config, cluster=output))
+
+    return one(run_mocked(program, stack="prod"), ISVC).inputs["spec"]["predictor"]
+
+
+def test_a_new_version_is_a_canary_until_promoted_or_rolled_back(config_for, run_mocked):
+    opened = _canary_service(config_for, run_mocked)
+    assert opened["canaryTrafficPercent"] == 20
+    promoted = _canary_service(config_for, run_mocked, {
+        "outcome": "promote", "model_key": KEY, "image_tag": "0.1.0"})
+    rolled_back = _canary_service(config_for, run_mocked, {
+        "outcome": "rollback", "model_key": KEY, "image_tag": "0.1.0"})
+    assert (promoted["canaryTrafficPercent"], rolled_back["canaryTrafficPercent"]) == (100, 0)
+    # a decision about an older version leaves the new one a canary
+    assert _canary_service(config_for, run_mocked, {
+        "outcome": "promote", "model_key": KEY, "image_tag": "0.0.9"})[
+        "canaryTrafficPercent"] == 20
+    # promoting or rolling back moves traffic only: the revision template (the spec hash on
+    # the predictor's pods) stays, so Knative starts no revision for it
+    hashes = {p["annotations"][SPEC_HASH_ANNOTATION] for p in (opened, promoted, rolled_back)}
+    assert len(hashes) == 1
+
+
+def test_the_docs_name_the_pinned_knative_and_the_ports_opened_to_it():
+    from mlscaffold.stacks.workloads import QUEUE_PROXY_HTTP_PORT, QUEUE_PROXY_METRICS_PORT
+
+    from ..conftest import REPO
+
+    text = " ".join((REPO / "docs" / "deploy.md").read_text(encoding="utf-8").split())
+    assert (f"(Helm chart `knative-operator` {KNATIVE_OPERATOR_VERSION} from "
+            f"knative.github.io/operator) and Knative Serving {KNATIVE_SERVING_VERSION} with "
+            f"Kourier, pinned with KServe {KSERVE_VERSION}") in text
+    assert f"`app: 3scale-kourier-gateway`) reach TCP {QUEUE_PROXY_HTTP_PORT} |" in text
+    assert (f"(`knative-serving`, `app: autoscaler`) reaches TCP {QUEUE_PROXY_METRICS_PORT} "
+            "|") in text
