@@ -786,6 +786,13 @@ class ServingConfig(_Strict):
             raise ValueError(f"kserve_mode serverless applies to KServe serving, and "
                              f"serving.platform is {self.platform}: remove kserve_mode, or set "
                              "serving.platform to kserve")
+        if serverless and self.client_namespaces:
+            # Knative's activator and Kourier's gateway forward every caller's request, so the
+            # predictor's NetworkPolicy sees them, never the caller's namespace
+            raise ValueError("client_namespaces: in KServe's Serverless mode every request "
+                             "reaches the predictor through Knative's gateway, so a "
+                             "NetworkPolicy cannot limit callers by namespace: remove "
+                             "client_namespaces, or set serving.kserve_mode: standard")
         if serverless and strategy == "linear":
             # KServe's one traffic field is canaryTrafficPercent: the newest revision against
             # the last one rolled out (kserve v0.15.2 ksvc_reconciler.go); no steps

@@ -518,6 +518,10 @@ def test_sagemaker_names_of_an_ab_test_must_fit_too(config_for):
      "ab_test: KServe's Serverless mode splits traffic only between the newest version and the "
      "last one promoted (canaryTrafficPercent), never between two versions named by key: use "
      "rollout.strategy canary, or serve with sagemaker"),
+    ("kserve", "dev", {"kserve_mode": "serverless", "client_namespaces": ["apps"]},
+     "client_namespaces: in KServe's Serverless mode every request reaches the predictor "
+     "through Knative's gateway, so a NetworkPolicy cannot limit callers by namespace: remove "
+     "client_namespaces, or set serving.kserve_mode: standard"),
     ("sagemaker", "dev", {"kserve_mode": "serverless"},
      "kserve_mode serverless applies to KServe serving, and serving.platform is sagemaker: "
      "remove kserve_mode, or set serving.platform to kserve"),

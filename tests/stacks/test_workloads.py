@@ -603,8 +603,7 @@ def test_standard_mode_installs_no_knative(build):
 def test_serverless_admits_knatives_data_path_only(build):
     """The activator and Kourier's gateway on queue-proxy's port, the autoscaler on its
     metrics port; no client policy (callers come through Kourier)."""
-    policies = _policies(build(overrides={"serving": {
-        "kserve_mode": "serverless", "client_namespaces": ["apps"]}}))
+    policies = _policies(build(overrides={"serving": {"kserve_mode": "serverless"}}))
     assert set(policies) == {"default-deny", "demo-predictor-knative", "demo-predictor-egress"}
 
     def pods(namespace: str, labels: dict[str, str]) -> dict[str, Any]:
