@@ -7,8 +7,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from .conftest import PATIENCE_SECONDS
 
 # the SageMaker Python SDK too: only `baseline` and remote runs import it (~3.4 s)
@@ -26,34 +24,56 @@ print(json.dumps({{"code": code, "heavy": heavy}}))
 """
 
 
-@pytest.mark.parametrize("command", [
+# every lifecycle command, run one after another in one interpreter (each a fresh one cost
+# seconds of imports apiece): a command that imports a heavy module is named by the probe
+COMMANDS = [
     ["analyze"], ["list"], ["train", "--time", "1"], ["evaluate"], ["promote", "exp-001"],
-    ["rollback", "--to", "staging"],
+    ["promote", "exp-001", "--to", "staging", "--force"],
+    ["promote", "exp-001", "--to", "staging", "--force"], ["rollback", "--to", "staging"],
     ["predict", "--model", "exp-001", "--input", "{project}/datasets/test.csv", "--output",
      "{project}/p.csv"],
     ["drift", "--input", "{project}/datasets/train.csv"], ["serve", "--help"],
-], ids=lambda command: command[0])
-def test_a_lifecycle_command_imports_no_infrastructure_tool(make_project, command):
+]
+SEQUENCE = f"""
+import json, sys
+from mlscaffold.cli import main
+for argv in json.loads(sys.argv[1]):
+    sys.argv = ["mlscaffold", *argv]
+    try:
+        main()
+    except SystemExit as exit:
+        code = exit.code
+    heavy = sorted(m for m in sys.modules if m.split(".")[0] in {set(HEAVY)!r})
+    print(json.dumps({{"command": argv[0], "code": code, "heavy": heavy}}))
+"""
+
+
+def test_no_lifecycle_command_imports_an_infrastructure_tool(make_project):
     project = make_project(with_experiment=True)
-    if command[0] == "rollback":  # something to roll back to: two promotions
-        for _ in range(2):
-            subprocess.run([sys.executable, "-m", "mlscaffold", "promote", "exp-001", "--to",
-                            "staging", "--force", "--project", str(project)],
-                           check=True, capture_output=True, timeout=PATIENCE_SECONDS)
-    args = [part.format(project=project) for part in command[1:]]
-    done = subprocess.run([sys.executable, "-c", CODE, command[0], "--project", str(project),
-                           *args], capture_output=True, text=True, timeout=PATIENCE_SECONDS)
+    commands = [[command[0], "--project", str(project),
+                 *(part.format(project=project) for part in command[1:])]
+                for command in COMMANDS]
+    done = subprocess.run([sys.executable, "-c", SEQUENCE, json.dumps(commands)],
+                          capture_output=True, text=True, timeout=PATIENCE_SECONDS)
     assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout.splitlines()[-1])
-    assert report == {"code": 0, "heavy": []}, done.stderr
+    reports = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [report["command"] for report in reports] == [command[0] for command in COMMANDS]
+    assert [report for report in reports if report["code"] != 0 or report["heavy"]] == [], \
+        done.stderr
 
 
 def test_the_probe_sees_an_import():
-    """The check above can fail: the same probe reports a module the command did import."""
+    """The checks above can fail: the same probes report a module a command did import."""
     done = subprocess.run([sys.executable, "-c", "import copier\n" + CODE, "--version"],
                           capture_output=True, text=True, timeout=PATIENCE_SECONDS)
     report = json.loads(done.stdout.splitlines()[-1])
     assert report["code"] == 0 and "copier" in report["heavy"]
+    done = subprocess.run([sys.executable, "-c", SEQUENCE.replace(
+        "    heavy =", "    __import__('copier') if argv[0] == 'list' else None\n    heavy =", 1),
+        json.dumps([["--version"], ["list", "--help"], ["--version"]])],
+        capture_output=True, text=True, timeout=PATIENCE_SECONDS)
+    reports = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [bool(report["heavy"]) for report in reports] == [False, True, True]
 
 
 def test_only_baseline_imports_the_sagemaker_sdk(trained_copy, tmp_path):
