@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -68,24 +70,36 @@ def _deep_merge(base: dict, override: dict) -> dict:
     return merged
 
 
-def _project(root: Path, values: dict, overrides: dict | None = None):
-    """A project as the bundled blueprint renders it, with sample data; `overrides` edit the
-    first stack's config."""
-    spec = validate_spec(values)
-    render_into(root, spec, blueprint_source(None))
-    write_sample_datasets(root / "datasets", spec.task, spec.label)
-    if overrides:
-        path = root / "infra" / f"Pulumi.{spec.environments[0]}.yaml"
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        key = f"{spec.name}:platform"
-        document["config"][key] = _deep_merge(document["config"][key], overrides)
-        path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    return spec
+@pytest.fixture(scope="module")
+def project_of(tmp_path_factory) -> Callable[..., object]:
+    """(root, values, overrides) -> spec: a project as the bundled blueprint renders it, with
+    sample data, copied into root; `overrides` edit the first stack's config. Each spec is
+    rendered once per module (a Copier render is most of a second) and copied after."""
+    rendered: dict[str, Path] = {}
+
+    def make(root: Path, values: dict, overrides: dict | None = None):
+        spec = validate_spec(values)
+        key = json.dumps(values, sort_keys=True)
+        if key not in rendered:
+            source = tmp_path_factory.mktemp("rendered") / "project"
+            render_into(source, spec, blueprint_source(None))
+            write_sample_datasets(source / "datasets", spec.task, spec.label)
+            rendered[key] = source
+        shutil.copytree(rendered[key], root, dirs_exist_ok=True)
+        if overrides:
+            path = root / "infra" / f"Pulumi.{spec.environments[0]}.yaml"
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+            key = f"{spec.name}:platform"
+            document["config"][key] = _deep_merge(document["config"][key], overrides)
+            path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+        return spec
+
+    return make
 
 
-def _assert_outline_is_the_mocked_graph(root: Path, values: dict,
+def _assert_outline_is_the_mocked_graph(project_of, root: Path, values: dict,
                                         overrides: dict | None = None) -> None:
-    spec = _project(root, values, overrides)
+    spec = project_of(root, values, overrides)
     stack = spec.environments[0]
     mocked = preview_stack(root, stack)
     outlined = stack_outline(root, spec, stack)
@@ -93,66 +107,6 @@ def _assert_outline_is_the_mocked_graph(root: Path, values: dict,
     assert to_dot(outlined) == to_dot(mocked)
     if not overrides:  # the README's diagram: the stack as the spec derives it
         assert spec_diagram(spec) == to_mermaid(mocked)
-
-
-# every serving x feature store x profile, each task and region among them
-PLATFORM_MATRIX = [
-    (TASKS[index % len(TASKS)], serving, store, REGIONS[index % len(REGIONS)], environments)
-    for index, (serving, store, environments) in enumerate(
-        itertools.product(SERVING, FEATURE_STORES, PROFILE_ENVIRONMENTS))]
-
-
-@pytest.mark.parametrize(("task", "serving", "store", "region", "environments"),
-                         PLATFORM_MATRIX, ids=lambda v: ",".join(v) if isinstance(v, list) else v)
-def test_outline_draws_every_platform_as_the_mocked_graph(tmp_path: Path, task, serving, store,
-                                                          region, environments):
-    _assert_outline_is_the_mocked_graph(tmp_path, {
-        "name": "outline-demo", "task": task, "serving": serving, "feature_store": store,
-        "region": region, "environments": environments})
-
-
-def _stack_matrix(full: bool) -> list[tuple[str, str, str, list[str], dict]]:
-    """(option, serving, feature store, environments, overrides): each option with each serving
-    it applies to, and then (`full`) with each profile and each feature store among them (every
-    pair of the four), else with feature stores and profiles taking turns."""
-    cases = [(name, serving, overrides) for name, servings, overrides in STACK_OPTIONS
-             for serving in SERVING if servings is None or serving in servings]
-    if full:
-        return [(name, serving, FEATURE_STORES[(index + turn) % len(FEATURE_STORES)],
-                 environments, overrides)
-                for index, (name, serving, overrides) in enumerate(cases)
-                for turn, environments in enumerate(PROFILE_ENVIRONMENTS)]
-    return [(name, serving, FEATURE_STORES[index % len(FEATURE_STORES)],
-             PROFILE_ENVIRONMENTS[index % len(PROFILE_ENVIRONMENTS)], overrides)
-            for index, (name, serving, overrides) in enumerate(cases)]
-
-
-def _stack_ids(matrix: list) -> list[str]:
-    return [f"{name}-{serving}-{store}-{environments[0]}"
-            for name, serving, store, environments, _ in matrix]
-
-
-STACK_MATRIX = _stack_matrix(full=False)
-FULL_STACK_MATRIX = _stack_matrix(full=True)
-
-
-@pytest.mark.parametrize(("name", "serving", "store", "environments", "overrides"),
-                         STACK_MATRIX, ids=_stack_ids(STACK_MATRIX))
-def test_outline_follows_the_stack_config(tmp_path: Path, name, serving, store, environments,
-                                          overrides):
-    _assert_outline_is_the_mocked_graph(tmp_path, {
-        "name": "outline-demo", "serving": serving, "feature_store": store,
-        "environments": environments}, overrides)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(("name", "serving", "store", "environments", "overrides"),
-                         FULL_STACK_MATRIX, ids=_stack_ids(FULL_STACK_MATRIX))
-def test_outline_follows_the_stack_config_in_every_combination(
-        tmp_path: Path, name, serving, store, environments, overrides):
-    _assert_outline_is_the_mocked_graph(tmp_path, {
-        "name": "outline-demo", "serving": serving, "feature_store": store,
-        "environments": environments}, overrides)
 
 
 def _spec_matrix() -> list[tuple[str, str, str, str, list[str]]]:
@@ -176,10 +130,83 @@ def _spec_matrix() -> list[tuple[str, str, str, str, list[str]]]:
     return rows
 
 
+# The whole matrix is drawn once per full run: the fast tier takes the rows whose first
+# environment is a profile's own name (every serving x feature store x profile), the slow tier
+# the rest, so that no combination is drawn twice.
 FULL_MATRIX = _spec_matrix()
+PLATFORM_MATRIX = [row for row in FULL_MATRIX if row[4] in PROFILE_ENVIRONMENTS]
+OTHER_SPEC_ROWS = [row for row in FULL_MATRIX if row[4] not in PROFILE_ENVIRONMENTS]
 
 
-def test_the_spec_matrix_covers_every_pair_of_option_values():
+def _spec_ids(value):
+    return ",".join(value) if isinstance(value, list) else value
+
+
+@pytest.mark.parametrize(("task", "serving", "store", "region", "environments"),
+                         PLATFORM_MATRIX, ids=_spec_ids)
+def test_outline_draws_every_platform_as_the_mocked_graph(project_of, tmp_path: Path, task,
+                                                          serving, store, region, environments):
+    _assert_outline_is_the_mocked_graph(project_of, tmp_path, {
+        "name": "outline-demo", "task": task, "serving": serving, "feature_store": store,
+        "region": region, "environments": environments})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("task", "serving", "store", "region", "environments"),
+                         OTHER_SPEC_ROWS, ids=_spec_ids)
+def test_outline_draws_every_other_spec_combination_as_the_mocked_graph(
+        project_of, tmp_path: Path, task, serving, store, region, environments):
+    _assert_outline_is_the_mocked_graph(project_of, tmp_path, {
+        "name": "outline-demo", "task": task, "serving": serving, "feature_store": store,
+        "region": region, "environments": environments})
+
+
+def _stack_matrix() -> list[tuple[str, str, str, list[str], dict]]:
+    """(option, serving, feature store, environments, overrides): each option with each serving
+    it applies to, each profile and each feature store among them (every pair of the four)."""
+    cases = [(name, serving, overrides) for name, servings, overrides in STACK_OPTIONS
+             for serving in SERVING if servings is None or serving in servings]
+    return [(name, serving, FEATURE_STORES[(index + turn) % len(FEATURE_STORES)],
+             environments, overrides)
+            for index, (name, serving, overrides) in enumerate(cases)
+            for turn, environments in enumerate(PROFILE_ENVIRONMENTS)]
+
+
+def _stack_ids(matrix: list) -> list[str]:
+    return [f"{name}-{serving}-{store}-{environments[0]}"
+            for name, serving, store, environments, _ in matrix]
+
+
+# each option x serving once in the fast tier (profiles taking turns), the other profiles of
+# each in the slow tier: the two tiers draw the full matrix once
+FULL_STACK_MATRIX = _stack_matrix()
+_TURNS = len(PROFILE_ENVIRONMENTS)
+STACK_MATRIX = [row for position, row in enumerate(FULL_STACK_MATRIX)
+                if position % _TURNS == (position // _TURNS) % _TURNS]
+OTHER_STACK_ROWS = [row for position, row in enumerate(FULL_STACK_MATRIX)
+                    if position % _TURNS != (position // _TURNS) % _TURNS]
+
+
+@pytest.mark.parametrize(("name", "serving", "store", "environments", "overrides"),
+                         STACK_MATRIX, ids=_stack_ids(STACK_MATRIX))
+def test_outline_follows_the_stack_config(project_of, tmp_path: Path, name, serving, store,
+                                          environments, overrides):
+    _assert_outline_is_the_mocked_graph(project_of, tmp_path, {
+        "name": "outline-demo", "serving": serving, "feature_store": store,
+        "environments": environments}, overrides)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "serving", "store", "environments", "overrides"),
+                         OTHER_STACK_ROWS, ids=_stack_ids(OTHER_STACK_ROWS))
+def test_outline_follows_the_stack_config_in_every_other_combination(
+        project_of, tmp_path: Path, name, serving, store, environments, overrides):
+    _assert_outline_is_the_mocked_graph(project_of, tmp_path, {
+        "name": "outline-demo", "serving": serving, "feature_store": store,
+        "environments": environments}, overrides)
+
+
+def test_the_matrices_cover_every_pair_of_option_values_once():
     options = [TASKS, SERVING, FEATURE_STORES, REGIONS, [str(e) for e in ENVIRONMENTS]]
     seen = {pair for row in FULL_MATRIX
             for pair in itertools.combinations(enumerate(map(str, row)), 2)}
@@ -189,6 +216,9 @@ def test_the_spec_matrix_covers_every_pair_of_option_values():
     assert {(row[1], row[2], str(row[4])) for row in FULL_MATRIX} == {
         (serving, store, str(environments)) for serving, store, environments
         in itertools.product(SERVING, FEATURE_STORES, ENVIRONMENTS)}
+    # the fast tier alone draws each task and region at least once
+    assert {row[0] for row in PLATFORM_MATRIX} == set(TASKS)
+    assert {row[3] for row in PLATFORM_MATRIX} == set(REGIONS)
     stacks = {(name, serving, store, environments[0])
               for name, serving, store, environments, _ in FULL_STACK_MATRIX}
     cases = {(name, serving) for name, serving, *_ in stacks}
@@ -197,16 +227,12 @@ def test_the_spec_matrix_covers_every_pair_of_option_values():
     assert {(*case, environments[0]) for case in cases
             for environments in PROFILE_ENVIRONMENTS} == {
         (name, serving, profile) for name, serving, _, profile in stacks}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(("task", "serving", "store", "region", "environments"), FULL_MATRIX,
-                         ids=lambda v: ",".join(v) if isinstance(v, list) else v)
-def test_outline_draws_every_spec_combination_as_the_mocked_graph(
-        tmp_path: Path, task, serving, store, region, environments):
-    _assert_outline_is_the_mocked_graph(tmp_path, {
-        "name": "churn-model", "task": task, "serving": serving, "feature_store": store,
-        "region": region, "environments": environments})
+    # the tiers split each matrix: every row in one of them, none in both
+    assert sorted(map(str, PLATFORM_MATRIX + OTHER_SPEC_ROWS)) == sorted(map(str, FULL_MATRIX))
+    assert sorted(map(str, STACK_MATRIX + OTHER_STACK_ROWS)) == sorted(
+        map(str, FULL_STACK_MATRIX))
+    assert {(name, serving) for name, serving, *_ in STACK_MATRIX} == cases
+    assert len(STACK_MATRIX) == len(cases)
 
 
 def test_new_imports_neither_pulumi_nor_boto3(tmp_path: Path):
