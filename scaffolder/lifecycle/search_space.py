@@ -225,9 +225,8 @@ def _regression_families() -> list[Family]:
 
 
 def families_for(task: str) -> list[Family]:
-    """Families for a task, simplest first: the search fits their baselines in this order, and
-    after cross-validation keeps the earliest family scoring within one standard error of the
-    best.
+    """Families for a task, cheapest first: the search fits their baselines in this order (the
+    order decides which baselines a short budget reaches, not which model is chosen).
 
     Gradient boosting comes last, after the forests. On a few hundred rows its default scores
     below the other families' (iris, wine, breast cancer in tests/bench/bench_quality.py), and it

@@ -405,19 +405,56 @@ def test_a_poor_candidate_is_stopped_after_its_first_fold(monkeypatch):
     assert all(trial.views == 5 for trial in result.trials if not trial.pruned)
 
 
-@pytest.mark.parametrize(("c", "chosen"), [(0.05, "simple"), (0.005, "flexible")])
-def test_the_simpler_model_is_chosen_within_one_standard_error_of_the_best(c, chosen):
-    simple = Family("simple", lambda params, seed: LogisticRegression(C=c),
+def test_the_best_single_model_is_chosen_over_a_simpler_one_within_the_error():
+    """Family order is no tie-break: the later family scoring higher is the model, though the
+    first family scores within one standard error of it (C=0.05 against C=100 on these rows)."""
+    simple = Family("simple", lambda params, seed: LogisticRegression(C=0.05),
                     lambda rng: {}, baseline={})
     flexible = Family("flexible", lambda params, seed: LogisticRegression(C=100),
                       lambda rng: {}, baseline={})
     result = _search(hooks=_families(simple, flexible), trials=2)
     scores = {trial.family: trial.score for trial in result.trials}
-    assert scores["flexible"] > scores["simple"]  # the flexible one scores best
+    assert scores["flexible"] > scores["simple"]
     assert result.best.family == "flexible"
-    error = result.protocol["choice"]["standard_error"]
-    assert (scores["flexible"] - scores["simple"] <= error) == (chosen == "simple")
-    assert (result.family, result.score) == (chosen, scores[chosen])
+    assert (result.family, result.score) == ("flexible", scores["flexible"])
+    assert result.protocol["choice"]["rule"].startswith("the best single model")
+
+
+def _choice_run(y: np.ndarray):
+    """A cross-validated search's state as _clear_ensemble reads it: protocol, labels, metric."""
+    protocol = evaluation.plan(len(y), y, classification=False, seed=0)
+    return search_module._Run(protocol, None, y, "regression", None, METRICS["r2"],
+                              METRICS["mae"], 0, None, None)
+
+
+@pytest.mark.parametrize("scale", [0.97, 0.5])
+def test_an_ensemble_is_kept_only_beyond_one_standard_error_of_the_best(scale):
+    """A mix slightly better than the best single candidate (noise 0.97 against 1.0) is within
+    the error of its fold scores and dropped; a much better one (0.5) is kept."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=200)
+    run = _choice_run(y)
+    scored = run.protocol.scored
+    noise = rng.normal(size=200)
+    best = SimpleNamespace(key=run.key((y + noise)[scored]))
+    mixed = (y + scale * noise)[scored]
+    members = ["a", "b"]  # passed through as they are when kept
+    kept, rule = search_module._clear_ensemble(run, best, members, mixed)
+    folds = search_module._fold_scores(run, mixed)
+    error = float(np.std(folds, ddof=1) / np.sqrt(len(folds)))
+    assert rule["standard_error"] == pytest.approx(error)
+    gain = best.key[0] - run.key(mixed)[0]
+    assert gain > 0  # the mix scores better either way
+    assert (gain > error) == (scale == 0.5)
+    assert kept == (members if scale == 0.5 else [])
+
+
+def test_without_an_ensemble_to_weigh_the_best_single_model_is_kept():
+    run = _choice_run(np.arange(50.0))
+    kept, rule = search_module._clear_ensemble(run, None, [], None)
+    assert kept == [] and rule["standard_error"] is None
 
 
 def test_a_kept_ensemble_beats_the_best_single_model_and_saves_like_any_model(tmp_path,

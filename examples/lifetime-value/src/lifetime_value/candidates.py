@@ -1,9 +1,8 @@
 """The estimator families the model search tries, each with its hyperparameter distribution.
 
 The default is scikit-learn's linear models, k-nearest neighbours, support vector machines,
-extra trees, random forests and histogram gradient boosting, simplest first: after
-cross-validation the search keeps the earliest family scoring within one standard error of the
-best. To add one, append a Family:
+extra trees, random forests and histogram gradient boosting, cheapest first: the search fits
+their baselines in this order. To add one, append a Family:
 
     Family("naive_bayes", build=lambda params, seed: GaussianNB(**params),
            sample=lambda rng: {"var_smoothing": 10 ** rng.uniform(-11, -7)}, baseline={})
