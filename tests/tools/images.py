@@ -296,7 +296,7 @@ def make_project(parent: Path, name: str, serving: str, *, umask: int | None = N
     root = parent / name
     mlscaffold("new", str(root), "--no-input", "--serving", serving, "--ci", "none",
                "--environments", "dev", "--no-git", cwd=parent, umask=umask)
-    mlscaffold("train", "--time", "5", cwd=root, umask=umask)
+    mlscaffold("train", "--time", "3", cwd=root, umask=umask)
     best = json.loads(mlscaffold("list", "--format", "json", cwd=root))["experiments"][0]["id"]
     mlscaffold("promote", best, "--to", "production", "--force", cwd=root, umask=umask)
     return root
