@@ -571,6 +571,15 @@ class FeatureStoreConfig(_Strict):
     online_store: bool = True
 
 
+def _model_key(value: str, where_listed: str) -> str:
+    """`value` if it is a model key; else the one-line error, ending with where keys are
+    listed for the setting at hand (`where_listed` follows the key's shape as written)."""
+    if not MODEL_KEY_PATTERN.match(value):
+        raise ValueError(f"{value!r} is not a model key; keys are models/<sha256 of the "
+                         f"model's files>/model.tar.gz{where_listed}")
+    return value
+
+
 class CanaryDecision(_Strict):
     """KServe Serverless: what became of the canary of one deployed version (`make
     canary-promote` / `make canary-rollback` set it). It applies while the stack deploys that
@@ -587,10 +596,7 @@ class CanaryDecision(_Strict):
     @field_validator("model_key")
     @classmethod
     def _content_addressed(cls, value: str) -> str:
-        if not MODEL_KEY_PATTERN.match(value):
-            raise ValueError(f"{value!r} is not a model key; keys are models/<sha256 of the "
-                             "model's files>/model.tar.gz (the stack output model_key)")
-        return value
+        return _model_key(value, " (the stack output model_key)")
 
 
 class RolloutConfig(_Strict):
@@ -662,10 +668,7 @@ class AbTestConfig(_Strict):
     @field_validator("challenger_model_key")
     @classmethod
     def _content_addressed(cls, value: str) -> str:
-        if not MODEL_KEY_PATTERN.match(value):
-            raise ValueError(f"{value!r} is not a model key; keys are models/<sha256 of the "
-                             "model's files>/model.tar.gz, as `mlscaffold status` lists them")
-        return value
+        return _model_key(value, ", as `mlscaffold status` lists them")
 
 
 class ServingConfig(_Strict):
@@ -723,11 +726,8 @@ class ServingConfig(_Strict):
     @field_validator("model_key")
     @classmethod
     def _content_addressed(cls, value: str | None) -> str | None:
-        if value is not None and not MODEL_KEY_PATTERN.match(value):
-            raise ValueError(f"{value!r} is not a model key; keys are models/<sha256 of the "
-                             "model's files>/model.tar.gz, as `mlscaffold model upload` prints "
-                             "them")
-        return value
+        return None if value is None else _model_key(
+            value, ", as `mlscaffold model upload` prints them")
 
     @field_validator("instance_type")
     @classmethod
