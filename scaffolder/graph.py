@@ -8,6 +8,7 @@ that records every registration (type, name, parent, dependencies, inputs). The 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import re
 import runpy
@@ -317,6 +318,24 @@ def _quiet_pulumi_logs() -> Iterator[None]:
 MOCK_ORGANIZATION = "organization"
 
 
+@contextmanager
+def _loaded_objects_frozen() -> Iterator[None]:
+    """Keep the objects that exist before a run out of the cyclic garbage collector's scans.
+
+    The Pulumi and provider SDKs leave some 350,000 objects behind once imported, and a mocked
+    run allocates thousands of tasks and outputs, so every full collection during the run walked
+    them all: half of a run's time. Frozen (:func:`gc.freeze`), they are skipped; afterwards
+    they are handed back, unless the caller had frozen objects of its own."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def _ensure_event_loop() -> None:
     """Pulumi's runtime takes the thread's current event loop, and asyncio.run() elsewhere in the
     process (a server, a test) leaves none set: give the thread a loop when it has none."""
@@ -342,7 +361,7 @@ def run_under_mocks(program: Callable[[], Any], *, project: str = "project",
     import pulumi
     import pulumi.runtime
 
-    with _RUN_LOCK, _quiet_pulumi_logs():
+    with _RUN_LOCK, _quiet_pulumi_logs(), _loaded_objects_frozen():
         _ensure_event_loop()
         recorder = _Recorder(region, stack_references)
         # a fresh root stack per run: the previous run's would keep its exports

@@ -61,3 +61,4 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """The slow tier first, in its own order: with one worker per core, the long tests then run
     beside the many short ones instead of leaving one worker alone at the end of the run."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+

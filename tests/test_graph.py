@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from pathlib import Path
 
@@ -60,6 +61,34 @@ def test_a_program_runs_after_asyncio_run_left_no_event_loop():
     asyncio.run(nothing())
     graph = run_under_mocks(_program, project="demo", stack="dev")
     assert graph.resources
+
+
+def test_a_run_skips_what_was_loaded_before_it_and_hands_it_back_to_the_collector():
+    """The objects that exist before a run are frozen during it (the collector's full scans
+    skip the SDKs' objects) and unfrozen after it, even when the program fails; a caller's own
+    freeze is left as it was."""
+    seen = []
+
+    def program() -> None:
+        seen.append(gc.get_freeze_count())
+        _program()
+
+    def failing() -> None:
+        seen.append(gc.get_freeze_count())
+        raise RuntimeError("the program failed")
+
+    assert gc.get_freeze_count() == 0
+    run_under_mocks(program, project="demo", stack="dev")
+    with pytest.raises(RuntimeError, match="the program failed"):
+        run_under_mocks(failing, project="demo", stack="dev")
+    assert seen[0] > 10_000 and seen[1] > 10_000
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        run_under_mocks(program, project="demo", stack="dev")
+        assert gc.get_freeze_count() > 10_000  # still the caller's
+    finally:
+        gc.unfreeze()
 
 
 def test_runs_are_repeatable():
