@@ -12,7 +12,7 @@ import contextlib
 import math
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +56,16 @@ def _files_errors() -> Iterator[None]:
         raise ProjectError(str(error)) from None
 
 
-def _open(project: Path | None, *, with_hooks: bool = True) -> Any:
+# the commands that only read experiments need the team's metrics, not its model code (whose
+# modules import scikit-learn's estimators, over a second)
+_READS = ("metrics",)
+
+
+def _open(project: Path | None, *, hooks: Collection[str] | None = None) -> Any:
+    """The project with its hooks (all, or the modules named; `_READS` for the read commands)."""
     from .lifecycle.project import open_project
 
-    opened = open_project(project, with_hooks=with_hooks)
+    opened = open_project(project, hooks=hooks)
     for warning in opened.warnings:
         _warn(warning)
     return opened
@@ -113,7 +119,7 @@ def analyze(project: Path | None, input_path: Path | None, output_format: str) -
     from .lifecycle.analyze import analyze as run
 
     with _files_errors():
-        run(_open(project, with_hooks=False).config, input_path,
+        run(_open(project, hooks=()).config, input_path,
             as_json=output_format == "json", echo=_echo, warn=_warn)
 
 
@@ -323,8 +329,8 @@ def list_command(project: Path | None, metric: str | None, output_format: str) -
     from .lifecycle.listing import list_experiments
 
     with _files_errors():
-        list_experiments(_open(project).config, metric, as_json=output_format == "json",
-                         echo=_echo, warn=_warn)
+        list_experiments(_open(project, hooks=_READS).config, metric,
+                         as_json=output_format == "json", echo=_echo, warn=_warn)
 
 
 @click.command()
@@ -368,7 +374,7 @@ def promote(project: Path | None, experiment: str | None, stage: str, force: boo
     from .lifecycle.registry import promote as run
     from .lifecycle.text import number
 
-    config = _open(project).config
+    config = _open(project, hooks=_READS).config
     if stack:
         _promote_to_stack(config, experiment, stage, stack, outputs_source, image_tag, force)
         return
@@ -408,7 +414,7 @@ def _rollback(project: Path | None, stage: str, stack: str | None = None,
         _rollback_stack(project, stage, stack, outputs_source)
         return
     with _files_errors():
-        retired, restored = run(_open(project, with_hooks=False).config.layout, stage)
+        retired, restored = run(_open(project, hooks=()).config.layout, stage)
     click.echo(f"rolled back {stage}: v{retired['version']} ({retired['experiment']}) retired, "
                f"v{restored['version']} ({restored['experiment']}) is current again")
 
@@ -444,7 +450,7 @@ def _rollback_stack(project: Path | None, stage: str, stack: str,
                     outputs_source: str | None) -> None:
     from .model_registry import rollback_stack
 
-    root = _open(project, with_hooks=False).config.root
+    root = _open(project, hooks=()).config.root
     rejected, restored = rollback_stack(root, stack, stage, outputs_source=outputs_source)
     click.echo(f"rolled back {stage} of stack {stack}: {rejected.summary()}; "
                f"{restored.summary()} serves again")
@@ -487,7 +493,7 @@ def drift(project: Path | None, input_path: Path, reference: Path | None, thresh
 
     as_json = output_format == "json"
     with _files_errors():
-        result = detect_drift(_open(project, with_hooks=False).config, input_path, reference,
+        result = detect_drift(_open(project, hooks=()).config, input_path, reference,
                               threshold, report, echo=(lambda _: None) if as_json else _echo)
     if as_json:
         _json(result)
@@ -506,7 +512,7 @@ def baseline(project: Path | None, outputs: str, dry_run: bool, force: bool) -> 
     from .lifecycle import baseline as core
     from .lifecycle.files import to_json
 
-    config = _open(project, with_hooks=False).config
+    config = _open(project, hooks=()).config
     source = "standard input" if outputs == "-" else outputs
     with _files_errors():
         text = sys.stdin.read() if outputs == "-" else Path(outputs).read_text("utf-8")

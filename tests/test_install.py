@@ -1,11 +1,13 @@
 """The built wheel in fresh venvs: the whole tool makes and checks a project from anywhere; the
 lifecycle runtime alone (a project's image) runs the lifecycle and names what else to install.
 
-The whole tool's venv takes its dependencies from this test run's environment (linked, not
-downloaded: installing Pulumi, MLflow and the SageMaker SDK again took five minutes, and
-`make install` already resolves the same requirements from the index); the wheel itself is
-installed for real and `pip check` proves its declared requirements are met. The runtime's venv
-is installed from the index, as an image's is: what it must not contain is the point."""
+Both venvs take their dependencies from this test run's environment (linked, not downloaded:
+installing Pulumi, MLflow and the SageMaker SDK again took five minutes, the runtime's libraries
+half a minute, and `make install` already resolves the same requirements from the index); the
+wheel itself is installed for real and `pip check` proves its declared requirements are met. The
+runtime's venv links only what the runtime requirements need, transitively, as a resolver
+installs them: what it must not contain is the point (tests/test_image.py installs the same
+requirements from an index, in the image)."""
 
 from __future__ import annotations
 
@@ -13,9 +15,13 @@ import re
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Iterable
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from mlscaffold.packaging import optional_modules, pinned, runtime_requirements
 from mlscaffold.project import create_project
@@ -43,35 +49,61 @@ def wheel(tmp_path_factory) -> Path:
     return next((work / "dist").glob("mlscaffold_kit-*.whl"))
 
 
-def _venv(path: Path, *installs: list[str]) -> Path:
-    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
-    for arguments in installs:
-        subprocess.run([str(path / "bin" / "python"), "-m", "pip", "install", "-q", *arguments],
-                       check=True)
-    return path / "bin"
+def _closure(requirements: Iterable[str]) -> set[str]:
+    """The distributions of this environment that `requirements` need, transitively (markers
+    evaluated here, extras followed): what a resolver installs for them."""
+    todo = [(Requirement(line), frozenset()) for line in requirements]
+    needed: set[tuple[str, frozenset[str]]] = set()
+    while todo:
+        requirement, parent_extras = todo.pop()
+        if requirement.marker and not any(
+                requirement.marker.evaluate({"extra": extra}) for extra in parent_extras or {""}):
+            continue
+        name = canonicalize_name(requirement.name)
+        key = (name, frozenset(requirement.extras))
+        if key in needed:
+            continue
+        needed.add(key)
+        installed = metadata.distribution(name)
+        assert requirement.specifier.contains(installed.version, prereleases=True), \
+            f"{requirement} is not met here ({name} {installed.version})"
+        todo += [(Requirement(line), key[1]) for line in installed.requires or []]
+    return {name for name, _ in needed}
 
 
-def _venv_over_these_dependencies(path: Path, wheel: Path) -> Path:
-    """A venv whose site-packages links every distribution of this environment except
-    mlscaffold's own (an editable install of the checkout), with `wheel` installed into it."""
+def _venv_linking(path: Path, wheel: Path, distributions: set[str] | None = None) -> Path:
+    """A venv whose site-packages links this environment's `distributions` and pip, with
+    `wheel` installed into it without dependencies; when None, every distribution but
+    mlscaffold's own (an editable install of the checkout), and the wheel's requirements are
+    checked."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
     python = path / "bin" / "python"
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; "
                                 "print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
-    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
-        if "mlscaffold" not in entry.name and entry.name != "__pycache__":
-            (site / entry.name).symlink_to(entry)
+    here = Path(sysconfig.get_paths()["purelib"])
+    if distributions is None:
+        entries = {entry.name for entry in here.iterdir()
+                   if "mlscaffold" not in entry.name and entry.name != "__pycache__"}
+    else:
+        entries = set()
+        for name in {*distributions, "pip"}:
+            installed = metadata.distribution(name)
+            entries |= {Path(file).parts[0] for file in installed.files or []
+                        if Path(file).parts[0] not in ("..", "__pycache__")}
+    for entry in entries:
+        (site / entry).symlink_to(here / entry)
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index",
                     str(wheel)], check=True)
-    checked = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True,
-                             text=True)
-    assert checked.returncode == 0, checked.stdout  # the wheel's requirements are all met
+    if distributions is None:  # the whole tool: the wheel's requirements are all met
+        checked = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True,
+                                 text=True)
+        assert checked.returncode == 0, checked.stdout
     return path / "bin"
 
 
 def test_wheel_install_makes_a_project_from_another_directory(tmp_path: Path, wheel: Path):
-    bin_dir = _venv_over_these_dependencies(tmp_path / "venv", wheel)
+    bin_dir = _venv_linking(tmp_path / "venv", wheel)
     workdir = tmp_path / "elsewhere"
     workdir.mkdir()
     completed = subprocess.run([str(bin_dir / "mlscaffold"), "new", "churn", "--no-input",
@@ -109,7 +141,7 @@ def test_wheel_install_makes_a_project_from_another_directory(tmp_path: Path, wh
 def test_the_runtime_alone_runs_the_lifecycle_and_names_what_else_to_install(tmp_path: Path,
                                                                             wheel: Path):
     """The Dockerfile's install: the wheel without dependencies, plus the runtime's."""
-    bin_dir = _venv(tmp_path / "venv", ["--no-deps", str(wheel)], list(runtime_requirements()))
+    bin_dir = _venv_linking(tmp_path / "venv", wheel, _closure(runtime_requirements()))
     installed = subprocess.run([str(bin_dir / "python"), "-m", "pip", "list", "--format",
                                 "freeze"], capture_output=True, text=True, check=True).stdout
     names = {line.split("==")[0].lower() for line in installed.splitlines()}

@@ -20,16 +20,16 @@ import importlib
 import inspect
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import HookError
 from .metrics import METRICS, TASKS, Metric, Outcome
-from .schema import build_preprocessor as default_preprocessor
-from .search_space import Family
-from .search_space import families_for as default_families
+
+if TYPE_CHECKING:
+    from .search_space import Family
 
 __all__ = [
     "HOOKS",
@@ -64,6 +64,30 @@ HOOKS = (
 _BY_MODULE = {hook.module: hook for hook in HOOKS}
 
 
+def __getattr__(name: str) -> Any:
+    """`Family` imports scikit-learn's estimators (over a second), so it loads on first use:
+    `list` and `promote` read only the metrics hook."""
+    if name == "Family":
+        from .search_space import Family
+
+        return Family
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def default_preprocessor(features: dict[str, str]) -> Any:
+    """The runtime's preprocessing: impute and scale numbers, impute and one-hot categories."""
+    from .schema import build_preprocessor
+
+    return build_preprocessor(features)
+
+
+def default_families(task: str) -> list[Family]:
+    """The runtime's candidate families for `task`, cheapest first."""
+    from .search_space import families_for
+
+    return families_for(task)
+
+
 @dataclass
 class ProjectHooks:
     """The hook functions of one project (defaults where the project has no module)."""
@@ -85,6 +109,8 @@ class ProjectHooks:
         return result
 
     def families(self, task: str) -> list[Family]:
+        from .search_space import Family
+
         function = self.functions.get("candidates")
         if function is None:
             return default_families(task)
@@ -177,14 +203,17 @@ class ProjectHooks:
         return None if self.root is None else self.root / "src" / self.package
 
 
-def load_hooks(root: Path, package: str) -> ProjectHooks:
-    """Import the hook modules of `package` from ``root/src`` (the project need not be installed).
+def load_hooks(root: Path, package: str, modules: Collection[str] | None = None) -> ProjectHooks:
+    """Import the hook modules of `package` from ``root/src`` (the project need not be installed);
+    only those named in `modules` when given (a command that reads experiments needs only the
+    metrics, and the others import scikit-learn's estimators).
 
     Raises HookError naming the file and line when a module fails to import or lacks its function.
     """
     source = Path(root).resolve() / "src"
     package_dir = source / package
-    present = [hook for hook in HOOKS if (package_dir / f"{hook.module}.py").is_file()]
+    present = [hook for hook in HOOKS if (package_dir / f"{hook.module}.py").is_file()
+               and (modules is None or hook.module in modules)]
     if not package_dir.is_dir():
         return ProjectHooks(Path(root).resolve(), package)
     # like an editable install: the project's package imports without `pip install -e .` (a

@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn import metrics as skm
 
 from .. import catalog
 from .errors import ConfigError
@@ -70,6 +69,18 @@ class Metric:
         return -value if self.higher_is_better else value
 
 
+def _sklearn(name: str) -> Callable:
+    """sklearn.metrics.<name>, imported at the first call: `list` and `promote` only need the
+    table's names and directions, and scikit-learn takes over a second to import."""
+
+    def score(*args, **kwargs):
+        from sklearn import metrics
+
+        return getattr(metrics, name)(*args, **kwargs)
+
+    return score
+
+
 def _averaged(score: Callable) -> Callable[[Outcome], float]:
     def compute(outcome: Outcome) -> float:
         if outcome.binary:
@@ -83,10 +94,10 @@ def _averaged(score: Callable) -> Callable[[Outcome], float]:
 
 def _roc_auc(outcome: Outcome) -> float:
     if outcome.binary:
-        return skm.roc_auc_score(
+        return _sklearn("roc_auc_score")(
             outcome.y_true == outcome.positive_class, outcome.probabilities[:, 1]
         )
-    return skm.roc_auc_score(
+    return _sklearn("roc_auc_score")(
         outcome.y_true,
         outcome.probabilities,
         multi_class="ovr",
@@ -96,11 +107,11 @@ def _roc_auc(outcome: Outcome) -> float:
 
 
 def _log_loss(outcome: Outcome) -> float:
-    return skm.log_loss(outcome.y_true, outcome.probabilities, labels=list(outcome.classes))
+    return _sklearn("log_loss")(outcome.y_true, outcome.probabilities, labels=list(outcome.classes))
 
 
 def _rmse(outcome: Outcome) -> float:
-    return float(np.sqrt(skm.mean_squared_error(outcome.y_true, outcome.y_pred)))
+    return float(np.sqrt(_sklearn("mean_squared_error")(outcome.y_true, outcome.y_pred)))
 
 
 def _builtin(name: str, compute: Callable[[Outcome], float], description: str) -> Metric:
@@ -111,27 +122,27 @@ def _builtin(name: str, compute: Callable[[Outcome], float], description: str) -
 _METRICS = (
     _builtin(
         "accuracy",
-        lambda o: skm.accuracy_score(o.y_true, o.y_pred),
+        lambda o: _sklearn("accuracy_score")(o.y_true, o.y_pred),
         "share of correct predictions",
     ),
     _builtin(
         "balanced_accuracy",
-        lambda o: skm.balanced_accuracy_score(o.y_true, o.y_pred),
+        lambda o: _sklearn("balanced_accuracy_score")(o.y_true, o.y_pred),
         "mean recall over classes",
     ),
     _builtin(
         "f1",
-        _averaged(skm.f1_score),
+        _averaged(_sklearn("f1_score")),
         "F1 (positive class; macro for multiclass)",
     ),
     _builtin(
         "precision",
-        _averaged(skm.precision_score),
+        _averaged(_sklearn("precision_score")),
         "precision (positive class; macro for multiclass)",
     ),
     _builtin(
         "recall",
-        _averaged(skm.recall_score),
+        _averaged(_sklearn("recall_score")),
         "recall (positive class; macro for multiclass)",
     ),
     _builtin(
@@ -139,26 +150,21 @@ _METRICS = (
         _roc_auc,
         "area under the ROC curve (one-vs-rest macro for multiclass)",
     ),
-    _builtin(
-        "log_loss",
-        _log_loss, "cross-entropy of the class probabilities"
-    ),
-    _builtin(
-        "rmse",
-        _rmse, "root mean squared error"),
+    _builtin("log_loss", _log_loss, "cross-entropy of the class probabilities"),
+    _builtin("rmse", _rmse, "root mean squared error"),
     _builtin(
         "mae",
-        lambda o: skm.mean_absolute_error(o.y_true, o.y_pred),
+        lambda o: _sklearn("mean_absolute_error")(o.y_true, o.y_pred),
         "mean absolute error",
     ),
     _builtin(
         "r2",
-        lambda o: skm.r2_score(o.y_true, o.y_pred),
+        lambda o: _sklearn("r2_score")(o.y_true, o.y_pred),
         "coefficient of determination",
     ),
     _builtin(
         "mape",
-        lambda o: skm.mean_absolute_percentage_error(o.y_true, o.y_pred),
+        lambda o: _sklearn("mean_absolute_percentage_error")(o.y_true, o.y_pred),
         "mean absolute percentage error (as a fraction)",
     ),
 )

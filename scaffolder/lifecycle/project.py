@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,8 +22,9 @@ class Project:
     warnings: list[str] = field(default_factory=list)
 
 
-def open_project(root: Path | None = None, *, with_hooks: bool = True) -> Project:
-    """Find (or take) the project, validate its mlscaffold.yaml and import its hooks.
+def open_project(root: Path | None = None, *, hooks: Collection[str] | None = None) -> Project:
+    """Find (or take) the project, validate its mlscaffold.yaml and import its hooks: all of them,
+    or the modules named in `hooks` (``()`` for none).
 
     The team's custom metrics become selectable for the rest of the process. ``warnings`` says
     when the rendered files no longer match the spec (answers changed since the last render).
@@ -32,7 +34,8 @@ def open_project(root: Path | None = None, *, with_hooks: bool = True) -> Projec
     from .metrics import use_custom_metrics
 
     config, spec = load_project(root)
-    hooks = load_hooks(config.root, config.package) if with_hooks else ProjectHooks(config.root)
-    use_custom_metrics(hooks.metrics())
+    loaded = (load_hooks(config.root, config.package, hooks) if hooks is None or hooks
+              else ProjectHooks(config.root))
+    use_custom_metrics(loaded.metrics())
     drift = answers_drift(config.root, spec)
-    return Project(config, spec, hooks, [drift] if drift else [])
+    return Project(config, spec, loaded, [drift] if drift else [])

@@ -91,3 +91,21 @@ def test_only_baseline_imports_the_sagemaker_sdk(trained_copy, tmp_path):
                               text=True, timeout=PATIENCE_SECONDS)
         report = json.loads(done.stdout.splitlines()[-1])
         assert report == {"code": 0, "heavy": []}, (argv, done.stderr)
+
+
+def test_list_and_promote_do_not_import_scikit_learn(trained_copy):
+    """The commands that read experiments need the metrics' names and directions, not the
+    estimators (scikit-learn takes over a second to import)."""
+    probe = CODE.replace(repr(set(HEAVY)), repr({"sklearn"}))
+    assert probe != CODE
+    for argv in (["list"], ["promote", "exp-001", "--to", "staging"],
+                 ["promote", "exp-001", "--to", "staging", "--force"],
+                 ["promote", "--rollback", "--to", "staging"]):
+        done = subprocess.run([sys.executable, "-c", probe, *argv, "--project",
+                               str(trained_copy)], capture_output=True, text=True,
+                              timeout=PATIENCE_SECONDS)
+        report = json.loads(done.stdout.splitlines()[-1])
+        assert report == {"code": 0, "heavy": []}, (argv, done.stderr)
+    done = subprocess.run([sys.executable, "-c", "import sklearn\n" + probe, "--version"],
+                          capture_output=True, text=True, timeout=PATIENCE_SECONDS)
+    assert "sklearn" in json.loads(done.stdout.splitlines()[-1])["heavy"]  # the probe sees it
