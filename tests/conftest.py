@@ -14,6 +14,8 @@ from click.testing import CliRunner
 
 from mlscaffold.cli import cli
 
+from .tools import jinja_memo
+
 REPO = Path(__file__).resolve().parents[1]
 BLUEPRINT = REPO / "blueprints" / "ml-project"
 
@@ -52,7 +54,8 @@ def blueprint_choices(question: str) -> list[str]:
 def pytest_configure(config: pytest.Config) -> None:
     """mlscaffold's cache folder (the empty MLflow store new projects start from,
     store_template.py) is one for the run's workers and the commands they start, not the
-    user's."""
+    user's. Jinja's compilations are memoized across the run's renders (tools/jinja_memo.py)."""
+    jinja_memo.install()
     os.environ.setdefault("MLSCAFFOLD_CACHE_DIR", os.path.join(
         tempfile.gettempdir(), f"mlscaffold-test-cache-{os.getuid()}"))
 
