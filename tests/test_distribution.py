@@ -351,23 +351,6 @@ def _trained(project: Path, run_cli) -> None:
         assert trained.exit_code == 0, trained.stderr
 
 
-def test_evaluate_without_matplotlib_writes_the_csv_and_skips_the_plot(project, run_cli):
-    _trained(project, run_cli)
-    completed = _run_without("matplotlib", "evaluate", "--project", str(project))
-    experiment = project / "experiments" / "exp-001"
-    assert completed.returncode in (0, 1), completed.stderr  # 1: the quality gate said no
-    assert (experiment / "evaluation.json").is_file()
-    assert (experiment / "confusion_matrix.csv").is_file()
-    assert not (experiment / "confusion_matrix.png").exists()
-    assert completed.stderr.splitlines()[0] == (
-        "warning: plots skipped: matplotlib is not installed here (an image installs only the "
-        f"lifecycle runtime); pip install '{pinned()}' draws them")
-    assert "confusion_matrix.png" not in completed.stdout
-    # with matplotlib the plot is drawn
-    assert run_cli(["evaluate", "--project", str(project)]).exit_code in (0, 1)
-    assert (experiment / "confusion_matrix.png").is_file()
-
-
 def test_a_promoted_model_is_readable_by_the_images_user(project, run_cli):
     """The image copies models/ as they are and serves as another user: files and folders get
     the umask's modes (0644, 0755 here), not the 0600 and 0700 of mkstemp and mkdtemp, even from

@@ -88,9 +88,12 @@ def push_image(session, tag: str = "0.1.0") -> None:
                                     imageManifest=json.dumps(manifest))
 
 
-def the_image_trains(project: Path, tmp_path: Path) -> Path:
-    """The image's training contract on the project's data; its model/ folder."""
-    paths = JobPaths(tmp_path / "opt-ml")
+@pytest.fixture(scope="module")
+def trained_by_the_image(rendered, tmp_path_factory) -> Path:
+    """The model/ folder of the image's training contract on the binary project's data (trained
+    once for the module: every test that needs one gets a copy)."""
+    project = rendered("binary-classification")
+    paths = JobPaths(tmp_path_factory.mktemp("opt-ml"))
     for channel in ("train", "validation"):
         (paths.channel(channel)).mkdir(parents=True)
         shutil.copy(project / "datasets" / f"{channel}.csv", paths.channel(channel))
@@ -102,10 +105,15 @@ def the_image_trains(project: Path, tmp_path: Path) -> Path:
     return paths.model
 
 
-def sagemaker_writes_the_model(session, project: Path, tmp_path: Path) -> None:
-    """What SageMaker does with the image: the training contract, then model.tar.gz to
+@pytest.fixture
+def image_model(trained_by_the_image, tmp_path) -> Path:
+    """A copy of the model folder the image's training wrote."""
+    return shutil.copytree(trained_by_the_image, tmp_path / "image-model")
+
+
+def sagemaker_writes_the_model(session, model: Path) -> None:
+    """What SageMaker does with the image's `model` folder: model.tar.gz to
     <S3OutputPath>/<job>/output/model.tar.gz."""
-    model = the_image_trains(project, tmp_path)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for item in sorted(model.iterdir()):
@@ -157,9 +165,9 @@ def train_remotely(project: Path, outputs: Path, *args):
 # ------------------------------------------------------------------ SageMaker
 
 
-def test_a_sagemaker_run_becomes_a_local_experiment(aws, project, tmp_path):
+def test_a_sagemaker_run_becomes_a_local_experiment(aws, project, tmp_path, image_model):
     push_image(aws)
-    sagemaker_writes_the_model(aws, project, tmp_path)
+    sagemaker_writes_the_model(aws, image_model)
     log_line(aws, "best: random_forest roc_auc=0.9")
     result = train_remotely(project, write_outputs(tmp_path, training=TRAINING))
     assert result.code == 0, result.err
@@ -200,10 +208,11 @@ def test_a_sagemaker_run_becomes_a_local_experiment(aws, project, tmp_path):
         assert key.startswith("training/data/") and key.endswith(f"/{channel['ChannelName']}.csv")
 
 
-def test_an_unreachable_tracking_server_keeps_the_remote_experiment(aws, project, tmp_path):
+def test_an_unreachable_tracking_server_keeps_the_remote_experiment(aws, project, tmp_path,
+                                                                   image_model):
     """As after a local train: one line naming `track`, exit 1, the experiment recorded."""
     push_image(aws)
-    sagemaker_writes_the_model(aws, project, tmp_path)
+    sagemaker_writes_the_model(aws, image_model)
     set_config(project, tracking_uri=UNREACHABLE)
     result = train_remotely(project, write_outputs(tmp_path, training=TRAINING))
     assert_error(result, 1, f"the MLflow tracking server {UNREACHABLE} cannot be reached",
@@ -214,9 +223,9 @@ def test_an_unreachable_tracking_server_keeps_the_remote_experiment(aws, project
 
 
 def test_without_mlflow_the_remote_experiment_is_recorded_with_a_warning(
-        aws, project, tmp_path, monkeypatch):
+        aws, project, tmp_path, monkeypatch, image_model):
     push_image(aws)
-    sagemaker_writes_the_model(aws, project, tmp_path)
+    sagemaker_writes_the_model(aws, image_model)
     monkeypatch.setitem(sys.modules, "mlflow", None)  # `import mlflow` fails as if missing
     result = train_remotely(project, write_outputs(tmp_path, training=TRAINING))
     assert result.code == 0, result.err
@@ -226,26 +235,20 @@ def test_without_mlflow_the_remote_experiment_is_recorded_with_a_warning(
     assert not (project / "mlruns").exists()
 
 
-def test_an_older_image_without_the_model_card_still_imports(aws, project, tmp_path):
+def test_an_older_image_without_the_model_card_still_imports(aws, project, tmp_path,
+                                                            image_model):
     push_image(aws)
-    model = the_image_trains(project, tmp_path)
-    (model / "model_card.md").unlink()
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for item in sorted(model.iterdir()):
-            tar.add(item, arcname=item.name)
-    aws.client("s3").put_object(
-        Bucket=BUCKET, Key=f"training/jobs/{JOB}/output/{JOB}/output/model.tar.gz",
-        Body=buffer.getvalue())
+    (image_model / "model_card.md").unlink()
+    sagemaker_writes_the_model(aws, image_model)
     result = train_remotely(project, write_outputs(tmp_path, training=TRAINING))
     assert result.code == 0, result.err
     assert {p.name for p in (project / "experiments" / "exp-001").iterdir()} == \
         set(remote_train.EXPERIMENT_FILES)
 
 
-def test_data_is_uploaded_once_per_content(aws, project, tmp_path):
+def test_data_is_uploaded_once_per_content(aws, project, tmp_path, image_model):
     push_image(aws)
-    sagemaker_writes_the_model(aws, project, tmp_path)
+    sagemaker_writes_the_model(aws, image_model)
     outputs = write_outputs(tmp_path, training=TRAINING)
     assert train_remotely(project, outputs).code == 0
     second = train_remotely(project, outputs)
