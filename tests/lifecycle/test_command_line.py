@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 
 import pytest
@@ -34,19 +33,6 @@ def test_python_m_mlscaffold_runs_the_cli(project):
     out, err = process.communicate(timeout=PATIENCE_SECONDS)
     assert (process.returncode, out, err) == (0, "no experiments yet; run `mlscaffold train`\n",
                                               "")
-
-
-def test_two_trainings_at_once_get_different_ids(project):
-    processes = [python_m("train", "--project", project, "--time", "1", "--seed", seed,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                 for seed in (1, 2)]
-    outputs = [process.communicate(timeout=PATIENCE_SECONDS) for process in processes]
-    assert [process.returncode for process in processes] == [0, 0], outputs
-    index = json.loads((project / "experiments" / "index.json").read_text())
-    assert sorted(entry["id"] for entry in index["experiments"]) == ["exp-001", "exp-002"]
-    assert sorted(entry["seed"] for entry in index["experiments"]) == [1, 2]
-    assert sorted(path.name for path in (project / "experiments").glob("exp-*")) == [
-        "exp-001", "exp-002"]
 
 
 def test_user_errors_print_no_traceback(trained):

@@ -123,11 +123,18 @@ def test_train_logs_the_experiment_and_list_and_evaluate_read_the_store(project)
 
 
 def test_concurrent_trains_get_distinct_experiments_and_runs(project):
+    """Two `train` processes at once: two experiments with their own ids, folders and seeds
+    (the index is written under a lock), and two MLflow runs."""
     processes = [python_m("train", "--project", project, "--time", "1", "--seed", seed,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                  for seed in (1, 2)]
     outputs = [process.communicate(timeout=PATIENCE_SECONDS) for process in processes]
     assert [process.returncode for process in processes] == [0, 0], outputs
+    index = json.loads((project / "experiments" / "index.json").read_text())
+    assert sorted(entry["id"] for entry in index["experiments"]) == ["exp-001", "exp-002"]
+    assert sorted(entry["seed"] for entry in index["experiments"]) == [1, 2]
+    assert sorted(path.name for path in (project / "experiments").glob("exp-*")) == [
+        "exp-001", "exp-002"]
     runs = parent_runs(project)
     assert sorted(runs) == ["exp-001", "exp-002"]
     assert sorted(run.data.params["seed"] for run in runs.values()) == ["1", "2"]
