@@ -3,6 +3,7 @@
 Run with mlscaffold installed: `python -m pytest infra/tests`. No cloud account is used.
 """
 
+import functools
 import json
 from pathlib import Path
 
@@ -15,6 +16,12 @@ PROJECT = Path(__file__).resolve().parents[2]
 SPEC = yaml.safe_load((PROJECT / "mlscaffold.yaml").read_text(encoding="utf-8"))
 
 
+@functools.cache
+def _graph(environment):
+    """The environment's platform under the mocks: one run, read by every test below."""
+    return preview_stack(PROJECT, environment)
+
+
 def _cluster_enabled(environment):
     stack = yaml.safe_load((PROJECT / "infra" / f"Pulumi.{environment}.yaml").read_text())
     platform = stack["config"].get(f"{SPEC['name']}:platform") or {}
@@ -24,7 +31,7 @@ def _cluster_enabled(environment):
 @pytest.mark.parametrize("environment", SPEC["environments"])
 def test_every_environment_builds(environment):
     """Both programs: infra/ (AWS) and, with a cluster, infra/cluster (in-cluster)."""
-    graph = preview_stack(PROJECT, environment)
+    graph = _graph(environment)
     types = {resource.type for resource in graph.resources}
     assert "aws:sagemaker/modelPackageGroup:ModelPackageGroup" in types
     if SPEC["serving"] == "sagemaker":
@@ -42,7 +49,7 @@ def test_every_environment_builds(environment):
 
 @pytest.mark.parametrize("environment", SPEC["environments"])
 def test_every_taggable_resource_carries_the_platform_tags(environment):
-    graph = preview_stack(PROJECT, environment)
+    graph = _graph(environment)
     tagged = [r for r in graph.resources if isinstance(r.inputs.get("tags"), dict)]
     assert tagged
     for resource in tagged:
@@ -53,7 +60,7 @@ def test_every_taggable_resource_carries_the_platform_tags(environment):
 @pytest.mark.parametrize("environment", SPEC["environments"])
 def test_the_baseline_command_reads_the_stack_outputs(environment):
     """`make baseline` pipes `pulumi stack output --json` into `mlscaffold baseline`."""
-    graph = preview_stack(PROJECT, environment)
+    graph = _graph(environment)
     monitored = "aws:sagemaker/monitoringSchedule:MonitoringSchedule" in {
         resource.type for resource in graph.resources}
     assert ("drift_baseline" in graph.outputs) == monitored
