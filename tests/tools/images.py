@@ -23,7 +23,6 @@ import contextlib
 import fcntl
 import functools
 import http.server
-import json
 import os
 import re
 import resource
@@ -291,14 +290,13 @@ def mlscaffold(*args: str, cwd: Path, umask: int | None = None) -> str:
 
 
 def make_project(parent: Path, name: str, serving: str, *, umask: int | None = None) -> Path:
-    """`mlscaffold new --no-input` with `serving`, trained for a few seconds, the best
-    experiment promoted to production; all under `umask` when given."""
+    """`mlscaffold new --no-input` with `serving`, trained for a few seconds, its experiment
+    promoted to production; all under `umask` when given."""
     root = parent / name
     mlscaffold("new", str(root), "--no-input", "--serving", serving, "--ci", "none",
                "--environments", "dev", "--no-git", cwd=parent, umask=umask)
-    mlscaffold("train", "--time", "3", cwd=root, umask=umask)
-    best = json.loads(mlscaffold("list", "--format", "json", cwd=root))["experiments"][0]["id"]
-    mlscaffold("promote", best, "--to", "production", "--force", cwd=root, umask=umask)
+    mlscaffold("train", "--time", "3", cwd=root, umask=umask)  # the project's one experiment
+    mlscaffold("promote", "exp-001", "--to", "production", "--force", cwd=root, umask=umask)
     return root
 
 
