@@ -16,11 +16,15 @@ help: ## list the targets
 # uv installs what pip would (the same resolution, checked), in seconds rather than a minute. No
 # bytecode is compiled ahead: Python writes it the first time a module is imported, which is
 # cheaper than compiling all 15,000 modules of the environment (most are never imported).
+# uv reads its own settings, not pip's: an organisation's index and CA bundle given to pip are
+# handed on
+UV_SETTINGS := $(if $(PIP_INDEX_URL),UV_DEFAULT_INDEX='$(PIP_INDEX_URL)') \
+	$(if $(PIP_CERT),SSL_CERT_FILE='$(PIP_CERT)')
 $(STAMP): pyproject.toml $(wildcard scaffolder/requirements/*.txt)
 	@echo "== making $(VENV) with mlscaffold and its test tools"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q 'uv~=0.13.9'
-	$(VENV)/bin/uv pip install --python $(PY) --upgrade pip -e '.[test]'
+	$(UV_SETTINGS) $(VENV)/bin/uv pip install --python $(PY) --upgrade pip -e '.[test]'
 	touch $@
 
 install: $(STAMP) ## .venv with mlscaffold (editable) and its test tools
