@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import sys
 import warnings
 
 import joblib
@@ -579,3 +580,34 @@ def test_outcome_of_the_fast_scorer_is_the_metrics_outcome():
     assert isinstance(outcome, Outcome) and list(outcome.y_pred) == [0, 1, 0]
     assert scorer.value(METRICS["accuracy"], np.array([[0.9, 0.1], [0.2, 0.8],
                                                         [0.6, 0.4]])) == pytest.approx(2 / 3)
+
+
+def test_a_forest_fits_small_data_on_one_thread_and_large_data_on_its_pool():
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+
+    small = search_module.PARALLEL_FIT_ROWS - 1
+    forest = search_module._fit_threads(RandomForestClassifier(n_jobs=-1), small)
+    assert forest.n_jobs == 1
+    assert search_module._fit_threads(RandomForestClassifier(n_jobs=-1),
+                                      small + 1).n_jobs == -1
+    assert search_module._fit_threads(KNeighborsClassifier(), small).n_jobs is None
+    ensemble = search_module._fit_threads(
+        EnsembleClassifier([ExtraTreesClassifier(n_jobs=-1), LogisticRegression()], [1, 1]),
+        small)
+    assert ensemble.estimators[0].n_jobs == 1
+    # the trees do not depend on the threads that grew them
+    x, y = np.random.default_rng(0).normal(size=(60, 3)), np.arange(60) % 2
+    one, many = (RandomForestClassifier(n_estimators=20, random_state=3, n_jobs=jobs).fit(x, y)
+                 for jobs in (1, 2))
+    assert np.array_equal(one.predict_proba(x), many.predict_proba(x))
+
+
+def test_native_thread_limits_scan_the_loaded_libraries_again_only_after_an_import(monkeypatch):
+    threads = search_module._NativeThreads()
+    with threads.one():
+        first = threads.controller
+    with threads.one():
+        assert threads.controller is first
+    monkeypatch.setitem(sys.modules, "a_module_imported_since", object())
+    with threads.one():
+        assert threads.controller is not first
