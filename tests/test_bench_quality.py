@@ -1,0 +1,66 @@
+"""The quality benchmark's splits and scores (tests/bench/bench_quality.py): a small data set is
+scored over outer folds that test every row once, without leaking a test row into training."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlscaffold.lifecycle.metrics import get_metric
+
+_PATH = Path(__file__).parent / "bench" / "bench_quality.py"
+_SPEC = importlib.util.spec_from_file_location("bench_quality", _PATH)
+bench = importlib.util.module_from_spec(_SPEC)
+sys.modules[_SPEC.name] = bench  # its dataclasses look their module up
+_SPEC.loader.exec_module(bench)
+
+
+def _dataset(rows: int, task: str) -> bench.Dataset:
+    frame = pd.DataFrame({"x": range(rows), bench.LABEL: [i % 3 for i in range(rows)]})
+    return bench.Dataset("made", task, frame)
+
+
+@pytest.mark.parametrize("task", ["multiclass-classification", "regression"])
+def test_a_small_data_set_is_tested_once_per_row_over_outer_folds(task):
+    dataset = _dataset(150, task)
+    folds = bench.split(dataset, seed=1)
+    assert len(folds) == bench.OUTER_FOLDS
+    tested = [index for parts in folds for index in parts["test"].index]
+    assert sorted(tested) == list(range(150))  # every row once
+    for parts in folds:
+        seen = [set(parts[name].index) for name in ("train", "validation", "test")]
+        assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
+        assert sum(map(len, seen)) == 150
+        assert len(parts["validation"]) == pytest.approx(len(parts["train"]) / 3, abs=1)
+    if task != "regression":  # stratified: each fold's test holds every class alike
+        assert all(parts["test"][bench.LABEL].value_counts().tolist() == [10, 10, 10]
+                   for parts in folds)
+
+
+def test_a_large_data_set_or_one_outer_fold_keeps_one_holdout_split():
+    assert len(bench.split(_dataset(bench.SMALL_ROWS, "regression"), seed=0)) == 1
+    (parts,) = bench.split(_dataset(150, "regression"), seed=0, outer_folds=1)
+    assert [len(parts[name]) for name in ("train", "validation", "test")] == [90, 30, 30]
+
+
+def test_a_split_scored_over_folds_takes_means_and_the_best_mean_default():
+    metric = get_metric("r2", "regression")
+    ours = [bench.Score(0.5, 0.6, "ridge (9 tried)", 2.0),
+            bench.Score(0.7, None, "ridge (9 tried)", 4.0),
+            bench.Score(0.6, 0.7, "lasso (3 tried)", 3.0)]
+    combined = bench.combine(ours, metric)
+    assert combined.test == pytest.approx(0.6)
+    assert combined.estimate is None  # one fold without an estimate: no mean of the rest
+    assert combined.seconds == pytest.approx(3.0)
+    assert combined.detail == "ridge (9 tried) x2, lasso (3 tried)"
+    # the best default is the one best on average, not the best of each fold
+    defaults = [bench.Score(0.9, None, "a", 1.0, {"a": 0.9, "b": 0.6}),
+                bench.Score(0.8, None, "b", 1.0, {"a": 0.1, "b": 0.8})]
+    best = bench.combine(defaults, metric)
+    assert (best.detail, best.test) == ("b", pytest.approx(0.7))
+    assert best.scores == {"a": pytest.approx(0.5), "b": pytest.approx(0.7)}
+    assert bench.combine(ours[:1], metric) is ours[0]
