@@ -855,11 +855,14 @@ _AWS_HOOK = textwrap.dedent("""\
                 world["running"]
             sagemaker.create_endpoint(EndpointName=world["endpoint"],
                                       EndpointConfigName=running)
-            scaling = boto3.client("application-autoscaling", region_name=region)
-            scaling.register_scalable_target(
-                ServiceNamespace="sagemaker", MinCapacity=1, MaxCapacity=2,
-                ScalableDimension="sagemaker:variant:DesiredInstanceCount",
-                ResourceId=f"endpoint/{world['endpoint']}/variant/primary")
+            # only `endpoint` commands read the scaling; moto's application-autoscaling
+            # imports its ECS and EC2 models, a second in every other process
+            if _argv[_at + 1] == "endpoint":
+                scaling = boto3.client("application-autoscaling", region_name=region)
+                scaling.register_scalable_target(
+                    ServiceNamespace="sagemaker", MinCapacity=1, MaxCapacity=2,
+                    ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+                    ResourceId=f"endpoint/{world['endpoint']}/variant/primary")
     """)
 
 
