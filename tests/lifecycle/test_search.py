@@ -611,3 +611,45 @@ def test_native_thread_limits_scan_the_loaded_libraries_again_only_after_an_impo
     monkeypatch.setitem(sys.modules, "a_module_imported_since", object())
     with threads.one():
         assert threads.controller is not first
+
+
+@pytest.mark.parametrize("scale", [0.97, 0.5])
+def test_a_tuned_setting_replaces_the_best_default_only_beyond_one_standard_error(scale):
+    """Ridge with a tuned alpha scoring a little better than the default alpha (noise 0.97
+    against 1.0) is within the error of its fold scores: the default is kept. Much better (0.5):
+    the tuned setting is kept. The default may be another family's."""
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=200)
+    run = _choice_run(y)
+    scored = run.protocol.scored
+    noise = rng.normal(size=200)
+    family = Family("ridge", lambda p, seed: Ridge(**p), lambda r: {"alpha": r.random()},
+                    baseline={"alpha": 1.0})
+
+    def candidate(params: dict, output: np.ndarray, number: int,
+                  family: Family = family) -> search_module._Scored:
+        trial = search_module.Trial(family.name, params, None, 0.1)
+        return search_module._Scored(number, Candidate(family, params), trial,
+                                     run.key(output[scored]), [], 0.1, output[scored])
+
+    default = candidate({"alpha": 1.0}, y + noise, 1)
+    tuned = candidate({"alpha": 0.02}, y + scale * noise, 2)
+    run.scored = [default, tuned]
+    rule = {"rule": "the best single model"}
+    chosen = search_module._default_unless_beaten(run, tuned, rule)
+    error = search_module._shuffles_standard_error(run, tuned.outputs)
+    assert (default.key[0] - tuned.key[0] > error) == (scale == 0.5)
+    assert chosen is (tuned if scale == 0.5 else default)
+    assert ("default_kept" in rule) == (scale != 0.5)
+    assert "the best default settings by more than one standard error" in rule["rule"]
+    # the best of the scored defaults is the one kept, whatever its family
+    other = Family("knn", lambda p, seed: KNeighborsRegressor(**p), lambda r: {},
+                   baseline={"n_neighbors": 5})
+    closer = candidate({"n_neighbors": 5}, y + 0.99 * noise, 3, other)
+    run.scored = [default, tuned, closer]
+    kept = search_module._default_unless_beaten(run, tuned, {"rule": ""})
+    assert kept is (tuned if scale == 0.5 else closer)
+    # a default itself, or a search without a scored default, keeps the best as it is
+    assert search_module._default_unless_beaten(run, default, {"rule": ""}) is default
+    run.scored = [tuned]
+    assert search_module._default_unless_beaten(run, tuned, {"rule": ""}) is tuned
