@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}", flush=True)
         print(f"{'data set':<20}{'split':>5}{'tested':>7} {'metric':<7}{'ours':>8}{'FLAML':>8}"
               f"{'default':>8}"
-              f"  {'vs FLAML':<8}{'vs default':<11} {'est-test ours/FLAML':<20} chosen", flush=True)
+              f"  {'vs FLAML':<9}{'vs default':<11} {'est-test ours/FLAML':<20} chosen", flush=True)
         pair = 0
         for dataset in available:
             metric = get_metric(catalog.TASKS[dataset.task].default_metric, dataset.task)
@@ -458,7 +458,7 @@ def _line(row: dict, tie: float) -> str:
     tested = f"{row['test_rows']}" + (f"/{row['folds']}f" if row["folds"] > 1 else "")
     return (f"{row['dataset']:<20}{row['split']:>5}{tested:>7} {row['metric']:<7}"
             f"{ours['test']:8.4f}"
-            f"{flaml_test}{default['test']:8.4f}  {versus:<8}{below:<11} {gaps:<20} "
+            f"{flaml_test}{default['test']:8.4f}  {versus:<9}{below:<11} {gaps:<20} "
             f"{ours['detail']} | {flaml['detail'] if flaml else '-'} | {default['detail']}")
 
 
