@@ -406,9 +406,10 @@ def test_a_poor_candidate_is_stopped_after_its_first_fold(monkeypatch):
     assert all(trial.views == 5 for trial in result.trials if not trial.pruned)
 
 
-def test_the_best_single_model_is_chosen_over_a_simpler_one_within_the_error():
-    """Family order is no tie-break: the later family scoring higher is the model, though the
-    first family scores within one standard error of it (C=0.05 against C=100 on these rows)."""
+def test_the_first_family_within_the_error_is_chosen_over_a_later_one_scoring_higher():
+    """The later family scores higher, but the first family's default scores within one
+    standard error of it (C=0.05 against C=100 on these rows): the first is the model, and the
+    choice names the one set aside."""
     simple = Family("simple", lambda params, seed: LogisticRegression(C=0.05),
                     lambda rng: {}, baseline={})
     flexible = Family("flexible", lambda params, seed: LogisticRegression(C=100),
@@ -416,9 +417,11 @@ def test_the_best_single_model_is_chosen_over_a_simpler_one_within_the_error():
     result = _search(hooks=_families(simple, flexible), trials=2)
     scores = {trial.family: trial.score for trial in result.trials}
     assert scores["flexible"] > scores["simple"]
-    assert result.best.family == "flexible"
-    assert (result.family, result.score) == ("flexible", scores["flexible"])
-    assert result.protocol["choice"]["rule"].startswith("the best single model")
+    assert result.best.family == "simple"
+    assert (result.family, result.score) == ("simple", scores["simple"])
+    choice = result.protocol["choice"]
+    assert choice["rule"].startswith("the best single model")
+    assert choice["set_aside"]["family"] == "flexible" and choice["set_aside"]["standard_error"] > 0
 
 
 def _choice_run(y: np.ndarray):
@@ -614,42 +617,40 @@ def test_native_thread_limits_scan_the_loaded_libraries_again_only_after_an_impo
 
 
 @pytest.mark.parametrize("scale", [0.97, 0.5])
-def test_a_tuned_setting_replaces_the_best_default_only_beyond_one_standard_error(scale):
+def test_the_first_default_within_one_standard_error_of_the_best_is_chosen(scale):
     """Ridge with a tuned alpha scoring a little better than the default alpha (noise 0.97
-    against 1.0) is within the error of its fold scores: the default is kept. Much better (0.5):
-    the tuned setting is kept. The default may be another family's."""
+    against 1.0) is within the error of its fold scores: the default is chosen. Much better
+    (0.5): the tuned setting is kept. Among defaults within the error, the first family's."""
     rng = np.random.default_rng(4)
     y = rng.normal(size=200)
     run = _choice_run(y)
     scored = run.protocol.scored
     noise = rng.normal(size=200)
-    family = Family("ridge", lambda p, seed: Ridge(**p), lambda r: {"alpha": r.random()},
-                    baseline={"alpha": 1.0})
+    ridge = Family("ridge", lambda p, seed: Ridge(**p), lambda r: {"alpha": r.random()},
+                   baseline={"alpha": 1.0})
+    knn = Family("knn", lambda p, seed: KNeighborsRegressor(**p), lambda r: {},
+                 baseline={"n_neighbors": 5})
 
-    def candidate(params: dict, output: np.ndarray, number: int,
-                  family: Family = family) -> search_module._Scored:
+    def candidate(family: Family, params: dict, output: np.ndarray,
+                  number: int) -> search_module._Scored:
         trial = search_module.Trial(family.name, params, None, 0.1)
         return search_module._Scored(number, Candidate(family, params), trial,
                                      run.key(output[scored]), [], 0.1, output[scored])
 
-    default = candidate({"alpha": 1.0}, y + noise, 1)
-    tuned = candidate({"alpha": 0.02}, y + scale * noise, 2)
-    run.scored = [default, tuned]
+    default = candidate(ridge, {"alpha": 1.0}, y + noise, 1)
+    later = candidate(knn, {"n_neighbors": 5}, y + 0.99 * noise, 2)  # scores a little better
+    tuned = candidate(ridge, {"alpha": 0.02}, y + scale * noise, 3)
+    run.scored = [default, later, tuned]
     rule = {"rule": "the best single model"}
-    chosen = search_module._default_unless_beaten(run, tuned, rule)
+    chosen = search_module._first_default_within_error(run, tuned, rule)
     error = search_module._shuffles_standard_error(run, tuned.outputs)
     assert (default.key[0] - tuned.key[0] > error) == (scale == 0.5)
     assert chosen is (tuned if scale == 0.5 else default)
-    assert ("default_kept" in rule) == (scale != 0.5)
-    assert "the best default settings by more than one standard error" in rule["rule"]
-    # the best of the scored defaults is the one kept, whatever its family
-    other = Family("knn", lambda p, seed: KNeighborsRegressor(**p), lambda r: {},
-                   baseline={"n_neighbors": 5})
-    closer = candidate({"n_neighbors": 5}, y + 0.99 * noise, 3, other)
-    run.scored = [default, tuned, closer]
-    kept = search_module._default_unless_beaten(run, tuned, {"rule": ""})
-    assert kept is (tuned if scale == 0.5 else closer)
-    # a default itself, or a search without a scored default, keeps the best as it is
-    assert search_module._default_unless_beaten(run, default, {"rule": ""}) is default
+    assert rule.get("set_aside", {}).get("params") == (None if scale == 0.5 else {"alpha": 0.02})
+    assert "the first family's default settings within one standard error" in rule["rule"]
+    # a later family's default scoring best gives way to the first's within the error
+    assert later.key[0] < default.key[0]
+    assert search_module._first_default_within_error(run, later, {"rule": ""}) is default
+    # without a scored default, the best stays
     run.scored = [tuned]
-    assert search_module._default_unless_beaten(run, tuned, {"rule": ""}) is tuned
+    assert search_module._first_default_within_error(run, tuned, {"rule": ""}) is tuned
