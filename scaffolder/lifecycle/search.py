@@ -547,7 +547,8 @@ def _first_default_within_error(run: _Run, best: _Scored, rule: dict) -> _Scored
     the default Ridge they tied with on a diabetes fold, and SVMs, neighbours and forests fell
     0.7-1.4% below the default logistic regression on iris; this rule tied the best default on
     all of those (wine fell 1.2% below: there extra trees is best, logistic regression within
-    the error).
+    the error). Averaging the defaults within the error instead, refitted on the same folds, fell
+    more than 1% below on 5 of 12 pairs (diabetes, iris, wine) against this rule's 2.
 
     Adds the rule to `rule`, and under "set_aside" the best candidate when another is chosen."""
     if run.protocol.method != "cross-validation":  # hold-out: no fold scores, no error
