@@ -473,9 +473,7 @@ def _finish(run: _Run, features: dict[str, str], hooks: ProjectHooks, stopped_by
     if not members:
         top, best = best, _first_default_within_error(run, best, rule)
         if best is not top:
-            echo(f"chose {best.trial.family} with its default settings: within one standard "
-                 f"error of the best-scoring {top.trial.family} "
-                 f"({_settings(top.trial.params)})")
+            echo(_set_aside_line(run, best, top))
     try:
         pipeline = _final_model(run, features, hooks, best, members)
     except KeyboardInterrupt:
@@ -567,6 +565,18 @@ def _first_default_within_error(run: _Run, best: _Scored, rule: dict) -> _Scored
         rule["set_aside"] = {"family": best.trial.family, "params": best.trial.params,
                              "standard_error": error}
     return chosen
+
+
+def _set_aside_line(run: _Run, chosen: _Scored, top: _Scored) -> str:
+    """What train says when the first-default rule sets the best-scoring candidate aside; when
+    another candidate had the same metric, that the second metric made `top` the best."""
+    line = (f"chose {chosen.trial.family} with its default settings: within one standard error "
+            f"of the best-scoring {top.trial.family} ({_settings(top.trial.params)})")
+    tied = sum(item is not top and item.key[0] == top.key[0] for item in run.scored)
+    if tied:
+        line += (f", ahead of {tied} other{'s' if tied > 1 else ''} with the same "
+                 f"{run.metric.name} on {run.tie_breaker.name}")
+    return line
 
 
 def _is_default(item: _Scored) -> bool:

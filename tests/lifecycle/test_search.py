@@ -654,3 +654,25 @@ def test_the_first_default_within_one_standard_error_of_the_best_is_chosen(scale
     # without a scored default, the best stays
     run.scored = [tuned]
     assert search_module._first_default_within_error(run, tuned, {"rule": ""}) is tuned
+
+
+def test_the_set_aside_line_names_the_second_metric_when_the_best_tied_on_the_first():
+    y = np.random.default_rng(5).normal(size=200)
+    run = _choice_run(y)
+    ridge = Family("ridge", lambda p, seed: Ridge(**p), lambda r: {"alpha": r.random()},
+                   baseline={"alpha": 1.0})
+
+    def candidate(params: dict, key: tuple, number: int) -> search_module._Scored:
+        trial = search_module.Trial("ridge", params, None, 0.1)
+        return search_module._Scored(number, Candidate(ridge, params), trial, key, [], 0.1, None)
+
+    default = candidate({"alpha": 1.0}, (0.30, 0.5), 1)
+    top = candidate({"alpha": 0.02}, (0.20, 0.4), 2)
+    run.scored = [default, top]
+    line = search_module._set_aside_line(run, default, top)
+    assert line == ("chose ridge with its default settings: within one standard error of the "
+                    "best-scoring ridge (alpha=0.02)")
+    run.scored.append(candidate({"alpha": 0.5}, (0.20, 0.45), 3))
+    line = search_module._set_aside_line(run, default, top)
+    assert line.endswith(f", ahead of 1 other with the same {run.metric.name} on "
+                         f"{run.tie_breaker.name}")
