@@ -4,6 +4,7 @@ scored over outer folds that test every row once, without leaking a test row int
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -64,3 +65,36 @@ def test_a_split_scored_over_folds_takes_means_and_the_best_mean_default():
     assert (best.detail, best.test) == ("b", pytest.approx(0.7))
     assert best.scores == {"a": pytest.approx(0.5), "b": pytest.approx(0.7)}
     assert bench.combine(ours[:1], metric) is ours[0]
+
+
+def _row(ours: list[float], best: list[float]) -> dict:
+    """A saved pair of a run: ours and the best default ("ridge") per outer fold."""
+    folds = [{"scores": {"ridge": score, "lasso": 0.0}} for score in best]
+    return {"dataset": "made", "task": "regression", "split": 1, "folds": len(ours),
+            "metric": "r2", "test_rows": 50 * len(ours),
+            "ours": {"test": sum(ours) / len(ours), "estimate": 0.5, "detail": "ridge",
+                     "seconds": 3.0},
+            "ours_folds": [{"test": score} for score in ours], "flaml": None,
+            "default": {"test": sum(best) / len(best), "detail": "ridge",
+                        "scores": {"ridge": sum(best) / len(best), "lasso": 0.0}},
+            "default_folds": folds}
+
+
+def test_a_pair_below_the_best_default_is_listed_with_its_gap_and_fold_error():
+    # per-fold differences -0.04, 0.0, -0.02 from a best default of 0.5: mean -4%, SE 2.3%
+    row = _row([0.46, 0.5, 0.48], [0.5, 0.5, 0.5])
+    assert bench._below_text(row) == "made/1 -4.0% [fold SE 2.3%]"
+    single = _row([0.46], [0.5])
+    assert bench._below_text(single) == "made/1 -8.0%"  # one holdout split: no fold error
+    totals = bench._totals([row, _row([0.5, 0.5], [0.5, 0.5])], tie=0.001)
+    assert "more than 1% below the best default: 1 (made/1 -4.0% [fold SE 2.3%]) -> MISSED" \
+        in totals
+
+
+def test_a_saved_run_is_reported_again_without_running(tmp_path, capsys):
+    saved = tmp_path / "run.json"
+    saved.write_text(json.dumps([_row([0.5, 0.5], [0.5, 0.5])]))
+    bench.main(["--report", str(saved)])
+    printed = capsys.readouterr().out
+    assert printed.startswith("made ")
+    assert "more than 1% below the best default: 0 (none) -> met" in printed

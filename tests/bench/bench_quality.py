@@ -34,8 +34,9 @@ What it does, bounded in count and time:
    score (how much selection overfits).
 
 Run: ``.venv/bin/python tests/bench/bench_quality.py [--quick] [--time 30] [--splits 3]``.
-``--quick`` uses a 10 s budget. The machine's load changes how many candidates fit in the budget
-(both systems alike); the winner of a pair on a few dozen test rows is partly luck.
+``--quick`` uses a 10 s budget; ``--json F`` saves every result, ``--report F`` prints them
+again. The machine's load changes how many candidates fit in the budget (both systems alike);
+the winner of a pair on a few dozen test rows is partly luck.
 """
 
 from __future__ import annotations
@@ -129,6 +130,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"where the FLAML environment is made (default: {cache})")
     parser.add_argument("--json", type=Path, help="also write every result to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary projects")
+    parser.add_argument("--report", type=Path, metavar="JSON",
+                        help="print the pairs and totals of a run saved with --json; run nothing")
     args = parser.parse_args(argv)
     if args.quick and "--time" not in (argv if argv is not None else sys.argv[1:]):
         args.time = QUICK_SECONDS
@@ -375,6 +378,10 @@ def _score(metric, task: str, y: np.ndarray, output: np.ndarray, classes: list |
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.report:
+        results = json.loads(args.report.read_text())
+        print("\n".join([*(_line(row, args.tie) for row in results), _totals(results, args.tie)]))
+        return
     from mlscaffold import catalog
     from mlscaffold.lifecycle.metrics import get_metric
 
@@ -473,7 +480,7 @@ def _totals(results: list[dict], tie: float) -> str:
                      f"(target: at least {-(-2 * len(outcomes) // 3)} wins) -> "
                      f"{'met' if 3 * wins >= 2 * len(outcomes) else 'MISSED'}")
     outcomes = [_versus(r["ours"]["test"], r["default"]["test"], tie) for r in results]
-    below = [f"{r['dataset']}/{r['split']}" for r in results
+    below = [_below_text(r) for r in results
              if _below_default(r["ours"]["test"], r["default"]["test"])]
     lines.append(f"vs default: {outcomes.count('win')} win, {outcomes.count('tie')} tie, "
                  f"{outcomes.count('loss')} loss; more than 1% below the best default: "
@@ -492,6 +499,20 @@ def _totals(results: list[dict], tie: float) -> str:
         text += f", FLAML {statistics.median(r['flaml']['seconds'] for r in with_flaml):.1f}"
     lines.append(text)
     return "\n".join(lines)
+
+
+def _below_text(row: dict) -> str:
+    """A pair below the best default, by how much, and (over outer folds) the standard error of
+    the per-fold differences: how many rows' luck the gap amounts to."""
+    default = row["default"]
+    text = (f"{row['dataset']}/{row['split']} "
+            f"{(row['ours']['test'] - default['test']) / abs(default['test']):+.1%}")
+    differences = [ours["test"] - fold["scores"][default["detail"]]
+                   for ours, fold in zip(row["ours_folds"], row["default_folds"], strict=True)]
+    if len(differences) > 1:
+        error = statistics.stdev(differences) / len(differences) ** 0.5 / abs(default["test"])
+        text += f" [fold SE {error:.1%}]"
+    return text
 
 
 def _versus_steady_default(results: list[dict], tie: float) -> str:
