@@ -616,6 +616,17 @@ def test_native_thread_limits_scan_the_loaded_libraries_again_only_after_an_impo
         assert threads.controller is not first
 
 
+_RIDGE = Family("ridge", lambda p, seed: Ridge(**p), lambda r: {"alpha": r.random()},
+                baseline={"alpha": 1.0})
+
+
+def _scored(family: Family, params: dict, key: tuple, number: int,
+            outputs: np.ndarray | None = None) -> search_module._Scored:
+    """A scored candidate as the search keeps it, with a given key (and predictions)."""
+    trial = search_module.Trial(family.name, params, None, 0.1)
+    return search_module._Scored(number, Candidate(family, params), trial, key, [], 0.1, outputs)
+
+
 @pytest.mark.parametrize("scale", [0.97, 0.5])
 def test_the_first_default_within_one_standard_error_of_the_best_is_chosen(scale):
     """Ridge with a tuned alpha scoring a little better than the default alpha (noise 0.97
@@ -626,20 +637,16 @@ def test_the_first_default_within_one_standard_error_of_the_best_is_chosen(scale
     run = _choice_run(y)
     scored = run.protocol.scored
     noise = rng.normal(size=200)
-    ridge = Family("ridge", lambda p, seed: Ridge(**p), lambda r: {"alpha": r.random()},
-                   baseline={"alpha": 1.0})
     knn = Family("knn", lambda p, seed: KNeighborsRegressor(**p), lambda r: {},
                  baseline={"n_neighbors": 5})
 
     def candidate(family: Family, params: dict, output: np.ndarray,
                   number: int) -> search_module._Scored:
-        trial = search_module.Trial(family.name, params, None, 0.1)
-        return search_module._Scored(number, Candidate(family, params), trial,
-                                     run.key(output[scored]), [], 0.1, output[scored])
+        return _scored(family, params, run.key(output[scored]), number, output[scored])
 
-    default = candidate(ridge, {"alpha": 1.0}, y + noise, 1)
+    default = candidate(_RIDGE, {"alpha": 1.0}, y + noise, 1)
     later = candidate(knn, {"n_neighbors": 5}, y + 0.99 * noise, 2)  # scores a little better
-    tuned = candidate(ridge, {"alpha": 0.02}, y + scale * noise, 3)
+    tuned = candidate(_RIDGE, {"alpha": 0.02}, y + scale * noise, 3)
     run.scored = [default, later, tuned]
     rule = {"rule": "the best single model"}
     chosen = search_module._first_default_within_error(run, tuned, rule)
@@ -659,20 +666,13 @@ def test_the_first_default_within_one_standard_error_of_the_best_is_chosen(scale
 def test_the_set_aside_line_names_the_second_metric_when_the_best_tied_on_the_first():
     y = np.random.default_rng(5).normal(size=200)
     run = _choice_run(y)
-    ridge = Family("ridge", lambda p, seed: Ridge(**p), lambda r: {"alpha": r.random()},
-                   baseline={"alpha": 1.0})
-
-    def candidate(params: dict, key: tuple, number: int) -> search_module._Scored:
-        trial = search_module.Trial("ridge", params, None, 0.1)
-        return search_module._Scored(number, Candidate(ridge, params), trial, key, [], 0.1, None)
-
-    default = candidate({"alpha": 1.0}, (0.30, 0.5), 1)
-    top = candidate({"alpha": 0.02}, (0.20, 0.4), 2)
+    default = _scored(_RIDGE, {"alpha": 1.0}, (0.30, 0.5), 1)
+    top = _scored(_RIDGE, {"alpha": 0.02}, (0.20, 0.4), 2)
     run.scored = [default, top]
     line = search_module._set_aside_line(run, default, top)
     assert line == ("chose ridge with its default settings: within one standard error of the "
                     "best-scoring ridge (alpha=0.02)")
-    run.scored.append(candidate({"alpha": 0.5}, (0.20, 0.45), 3))
+    run.scored.append(_scored(_RIDGE, {"alpha": 0.5}, (0.20, 0.45), 3))
     line = search_module._set_aside_line(run, default, top)
     assert line.endswith(f", ahead of 1 other with the same {run.metric.name} on "
                          f"{run.tie_breaker.name}")
