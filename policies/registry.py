@@ -101,6 +101,7 @@ DOMAINS: dict[str, tuple[Rule, ...]] = {
         cost.required_tags,
         cost.endpoint_instance_count,
         cost.log_retention_bounded,
+        cost.athena_scan_cutoff,
         cost.eks_upgrade_policy,
         cost.monthly_budget,
         cost.mlflow_server_size,

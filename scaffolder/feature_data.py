@@ -252,10 +252,15 @@ def run_query(run: Any, table: OfflineTable, query: str, settings: Mapping[str, 
     if state != "SUCCEEDED":
         reason = " ".join(str(execution["Status"].get("StateChangeReason")
                               or "no reason given").split())
+        hint = f"aws athena get-query-execution --query-execution-id {query_id}"
+        if "scanned limit" in reason.lower():  # the workgroup's BytesScannedCutoffPerQuery
+            limit = settings.get("scan_limit_gb")  # absent from stacks deployed before it
+            hint = (f"the workgroup cancels a query that scans more than "
+                    f"{f'{limit} GB' if limit else 'its cutoff'}: raise "
+                    "training.query_scan_limit_gb in infra/Pulumi.<stack>.yaml and run "
+                    "pulumi up")
         raise MlscaffoldError(f"the offline-store query {query_id} on {table} "
-                              f"{state.lower()}: {reason}",
-                              hint=f"aws athena get-query-execution --query-execution-id "
-                                   f"{query_id}")
+                              f"{state.lower()}: {reason}", hint=hint)
     return query_id, execution["ResultConfiguration"]["OutputLocation"]
 
 

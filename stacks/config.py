@@ -867,6 +867,10 @@ class TrainingConfig(_Strict):
                               "says: upload (the project's datasets/train.csv and "
                               "validation.csv) or feature-store (the feature group's offline "
                               "store, through Athena; needs feature_store.enabled).")
+    query_scan_limit_gb: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        100, description="Most data one feature-store training query may scan, in GB: the "
+                         "Athena workgroup cancels a query that scans more (Athena bills per "
+                         "TB scanned).")
 
     @field_validator("instance_type")
     @classmethod

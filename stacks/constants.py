@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 __all__ = [
+    "ATHENA_BYTES_PER_GB",
     "AUTONAME_SUFFIX",
     "CAPACITY_TYPE",
     "EKS_LOG_TYPES",
@@ -110,3 +111,7 @@ SAGEMAKER_CHALLENGER_SUFFIX = "challenger"
 # on an A/B test later never makes a name AWS rejects.
 STACK_PREFIX_MAX = (SAGEMAKER_NAME_MAX - AUTONAME_SUFFIX - len("-serving-") - max(
     map(len, (*SAGEMAKER_VERSIONED_SUFFIXES, SAGEMAKER_CHALLENGER_SUFFIX))))
+
+# Athena counts scanned data in decimal units (it bills per TB of 10^12 bytes): a workgroup's
+# BytesScannedCutoffPerQuery of N GB is N * 10^9 bytes
+ATHENA_BYTES_PER_GB = 10**9

@@ -175,7 +175,9 @@ class MlPlatform(pulumi.ComponentResource):
                 artifact_bucket_name=registry.artifact_bucket_name,
                 offline_store_bucket=feature_store.offline_store_bucket,
                 feature_group_name=feature_store.feature_group_name,
-                database_name=feature_store.database_name), child_options(self)).settings
+                database_name=feature_store.database_name,
+                scan_limit_gb=config.training.query_scan_limit_gb),
+                child_options(self)).settings
 
         serving_config = config.serving
         sagemaker = serving_config.platform == "sagemaker"

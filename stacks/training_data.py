@@ -3,7 +3,9 @@
 - An Athena workgroup of the platform (``<prefix>-training-data``, engine version 3) whose
   configuration is enforced: every query's results go to ``training/queries/`` of the
   artifact bucket, encrypted with the platform key (SSE_KMS), in a bucket the account must own,
-  whatever the client asks for.
+  whatever the client asks for; a query scanning more than ``training.query_scan_limit_gb`` is
+  cancelled (Athena bills per byte scanned, and a query over a grown offline store scans it
+  all).
 - A query policy, for the people and the CI role that start runs (attach it beside the
   training launcher policy): queries in this workgroup only; the feature group's description,
   its Glue database and table only; reads of the offline store's prefix and of the results
@@ -24,6 +26,7 @@ import pulumi
 import pulumi_aws as aws
 
 from ._common import child_options, policy_document, resource_tags, token
+from .constants import ATHENA_BYTES_PER_GB
 from .feature_store import OFFLINE_STORE_PREFIX
 from .training_layout import TRAINING_QUERIES_PREFIX
 
@@ -53,6 +56,8 @@ class TrainingDataArgs:
     """The feature group; its Glue table has the same name with ``_`` for ``-``."""
     database_name: pulumi.Input[str]
     """The Glue database of the offline store."""
+    scan_limit_gb: int = 100
+    """The most one query may scan, in GB (the workgroup's BytesScannedCutoffPerQuery)."""
 
 
 class TrainingData(pulumi.ComponentResource):
@@ -88,6 +93,8 @@ class TrainingData(pulumi.ComponentResource):
                 # client-side settings"): results always land here, KMS-encrypted
                 enforce_workgroup_configuration=True,
                 publish_cloudwatch_metrics_enabled=True,
+                # Athena's minimum cutoff is 10 MB (API reference, WorkGroupConfiguration)
+                bytes_scanned_cutoff_per_query=args.scan_limit_gb * ATHENA_BYTES_PER_GB,
                 engine_version=aws.athena.WorkgroupConfigurationEngineVersionArgs(
                     selected_engine_version=ATHENA_ENGINE_VERSION),
                 result_configuration=aws.athena.WorkgroupConfigurationResultConfigurationArgs(
@@ -157,6 +164,7 @@ class TrainingData(pulumi.ComponentResource):
             "database": args.database_name,
             "table": table,
             "launcher_policy_arn": policy.arn,
+            "scan_limit_gb": args.scan_limit_gb,
         })
         self.register_outputs({"workgroup_name": self.workgroup_name,
                                "launcher_policy_arn": self.launcher_policy_arn,

@@ -1,4 +1,5 @@
-"""Cost rules: instance types, sizes, GPUs, SPOT, tags, log retention and the monthly budget.
+"""Cost rules: instance types, sizes, GPUs, SPOT, tags, log retention, Athena scans and the
+monthly budget.
 
 Props are a resource's inputs under Pulumi's wire names; numbers may arrive as floats. Node
 capacity is EKS node groups or Karpenter NodePools (:mod:`..nodepools`), GPU or CPU: a
@@ -24,6 +25,7 @@ from pulumi_policy.proxy import UnknownValueError
 
 from mlscaffold.stacks.config import EKS_STANDARD_SUPPORT_ENDS
 from mlscaffold.stacks.constants import (
+    ATHENA_BYTES_PER_GB,
     CAPACITY_TYPE,
     GPU_RESOURCE,
     INSTANCE_FAMILY,
@@ -49,6 +51,7 @@ from ..nodepools import (
 from ..nodepools import limit as pool_limit
 from ..props import as_mapping, items_of, number
 from ..rule import Subject, rule, stack_rule, violation
+from ..security.storage import ATHENA_WORKGROUP
 from .estimate import (
     ENDPOINT_CONFIG,
     NODE_GROUP,
@@ -68,7 +71,7 @@ LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 TAGGABLE_TYPES: tuple[str, ...] = (
     "aws:acm/certificate:Certificate", "aws:apigateway/restApi:RestApi",
     "aws:apigatewayv2/api:Api", "aws:appautoscaling/target:Target",
-    "aws:athena/workgroup:Workgroup", "aws:autoscaling/group:Group",
+    ATHENA_WORKGROUP, "aws:autoscaling/group:Group",
     "aws:batch/computeEnvironment:ComputeEnvironment", "aws:batch/jobQueue:JobQueue",
     "aws:cloudtrail/trail:Trail", "aws:cloudwatch/compositeAlarm:CompositeAlarm",
     "aws:cloudwatch/eventRule:EventRule", LOG_GROUP, "aws:cloudwatch/metricAlarm:MetricAlarm",
@@ -580,6 +583,34 @@ def log_retention_bounded(subject: Subject, config: Mapping[str, Any]) -> Iterat
                         f"lower it to {limit} days or less (export older logs to S3 if they "
                         "must be kept), or raise log-retention-bounded.max_days in the policy "
                         "file")
+
+
+# ------------------------------------------------------------------ Athena scans
+
+
+@rule("athena-scan-cutoff", pack="cost", severity="medium", resource_types=[ATHENA_WORKGROUP],
+      description="Athena workgroups cancel a query that scans more than a cutoff "
+                  "(bytesScannedCutoffPerQuery, at most the environment's maximum): Athena "
+                  "bills per terabyte scanned, and a query over a whole table bills all of it.",
+      config={"max_gb": {"type": "integer", "minimum": 1, "default": 100,
+                         "description": "Largest per-query cutoff, in GB (10^9 bytes)."}},
+      profiles={"staging": {"max_gb": 1000}, "prod": {"max_gb": 10000}})
+def athena_scan_cutoff(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    limit = int(config["max_gb"])
+    most = limit * ATHENA_BYTES_PER_GB
+    prop = "configuration.bytesScannedCutoffPerQuery"
+    cutoff = number(as_mapping(subject.props.get("configuration")).get(
+        "bytesScannedCutoffPerQuery"))
+    if not cutoff or cutoff <= 0:
+        yield violation(subject, prop, "is not set (one query may scan, and bill, whole tables)",
+                        f"set bytes_scanned_cutoff_per_query to at most {most} ({limit} GB; "
+                        "mlscaffold's stacks: training.query_scan_limit_gb)")
+    elif cutoff > most:
+        yield violation(subject, prop,
+                        f"is {_n(cutoff / ATHENA_BYTES_PER_GB)} GB, above the limit of "
+                        f"{limit} GB in this environment",
+                        f"lower it to {limit} GB or less, or raise athena-scan-cutoff.max_gb in "
+                        "the policy file")
 
 
 # ------------------------------------------------------------------ EKS control plane

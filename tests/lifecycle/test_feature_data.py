@@ -308,32 +308,48 @@ def test_records_in_one_split_only(store):
         channels(store)
 
 
-def test_a_failed_query_says_why():
+def _athena(query_id: str, *statuses: dict) -> tuple[object, Stubber]:
+    """An Athena client whose query `query_id` starts, then reports `statuses` in turn."""
     athena = boto3.client("athena", region_name=REGION, aws_access_key_id="x",
                           aws_secret_access_key="x")
     stubber = Stubber(athena)
-    stubber.add_response("start_query_execution", {"QueryExecutionId": "q-1"})
-    stubber.add_response("get_query_execution", {"QueryExecution": {
-        "QueryExecutionId": "q-1", "Status": {"State": "RUNNING"}}})
-    stubber.add_response("get_query_execution", {"QueryExecution": {
-        "QueryExecutionId": "q-1", "Status": {
-            "State": "FAILED", "StateChangeReason": "COLUMN_NOT_FOUND: line 2:3: Column\n"
-                                                    "'x' cannot be resolved"}}})
+    stubber.add_response("start_query_execution", {"QueryExecutionId": query_id})
+    for status in statuses:
+        stubber.add_response("get_query_execution", {"QueryExecution": {
+            "QueryExecutionId": query_id, "Status": status}})
+    return athena, stubber
+
+
+def test_a_failed_query_says_why():
+    athena, stubber = _athena("q-1", {"State": "RUNNING"}, {
+        "State": "FAILED", "StateChangeReason": "COLUMN_NOT_FOUND: line 2:3: Column\n"
+                                                "'x' cannot be resolved"})
     table = OfflineTable(GROUP, "AwsDataCatalog", DATABASE, TABLE)
     with stubber, pytest.raises(MlscaffoldError) as caught:
         run_query(Run(None, athena=athena), table, "SELECT 1", TRAINING_DATA, KEY)
     assert caught.value.message == (f"the offline-store query q-1 on {DATABASE}.{TABLE} failed: "
-                                 "COLUMN_NOT_FOUND: line 2:3: Column 'x' cannot be resolved")
+                                    "COLUMN_NOT_FOUND: line 2:3: Column 'x' cannot be resolved")
     stubber.assert_no_pending_responses()
 
 
+def test_a_query_over_the_scan_cutoff_says_which_setting_raises_it():
+    # the reason Athena gives (dbt-labs/dbt-adapters#1221 quotes it)
+    athena, stubber = _athena("q-3", {
+        "State": "CANCELLED",
+        "StateChangeReason": "Query cancelled! : Bytes scanned limit was exceeded"})
+    table = OfflineTable(GROUP, "AwsDataCatalog", DATABASE, TABLE)
+    with stubber, pytest.raises(MlscaffoldError) as caught:
+        run_query(Run(None, athena=athena), table, "SELECT 1",
+                  {**TRAINING_DATA, "scan_limit_gb": 100}, KEY)
+    assert caught.value.message.endswith("cancelled: Query cancelled! : Bytes scanned limit was "
+                                         "exceeded")
+    assert caught.value.hint == ("the workgroup cancels a query that scans more than 100 GB: "
+                                 "raise training.query_scan_limit_gb in "
+                                 "infra/Pulumi.<stack>.yaml and run pulumi up")
+
+
 def test_ctrl_c_stops_the_query():
-    athena = boto3.client("athena", region_name=REGION, aws_access_key_id="x",
-                          aws_secret_access_key="x")
-    stubber = Stubber(athena)
-    stubber.add_response("start_query_execution", {"QueryExecutionId": "q-2"})
-    stubber.add_response("get_query_execution", {"QueryExecution": {
-        "QueryExecutionId": "q-2", "Status": {"State": "RUNNING"}}})
+    athena, stubber = _athena("q-2", {"State": "RUNNING"})
     stubber.add_response("stop_query_execution", {}, {"QueryExecutionId": "q-2"})
     run = Run(None, athena=athena)
 

@@ -526,7 +526,8 @@ def test_graph_adapter_skips_components(graphs: dict[tuple[str, str], Any]) -> N
 COST_RULES = {"cpu-instance-types", "gpu-instance-types", "sagemaker-instance-types",
               "max-nodes", "max-gpus", "gpu-spot-outside-prod", "gpu-scale-to-zero-outside-prod",
               "required-tags", "endpoint-instance-count", "log-retention-bounded",
-              "monthly-budget", "mlflow-server-size", "eks-upgrade-policy"}
+              "monthly-budget", "mlflow-server-size", "eks-upgrade-policy",
+              "athena-scan-cutoff"}
 
 
 def test_rule_table_entries() -> None:
@@ -933,6 +934,24 @@ def test_log_retention_bounded() -> None:
         "kept), or raise log-retention-bounded.max_days in the policy file"]
     assert check("log-retention-bounded", LOG_GROUP, year, profile="staging") != []
     assert check("log-retention-bounded", LOG_GROUP, year, profile="prod") == []
+
+
+def test_athena_scan_cutoff() -> None:
+    workgroup = "aws:athena/workgroup:Workgroup"
+    capped = {"configuration": {"bytesScannedCutoffPerQuery": 100e9}, "tags": TAGS}
+    assert check("athena-scan-cutoff", workgroup, capped) == []
+    assert check("athena-scan-cutoff", workgroup, {"configuration": {}, "tags": TAGS},
+                 name="queries") == [
+        "Workgroup 'queries': configuration.bytesScannedCutoffPerQuery is not set (one query "
+        "may scan, and bill, whole tables); set bytes_scanned_cutoff_per_query to at most "
+        "100000000000 (100 GB; mlscaffold's stacks: training.query_scan_limit_gb)"]
+    big = changed(capped, "configuration.bytesScannedCutoffPerQuery", 2.5e12)
+    assert check("athena-scan-cutoff", workgroup, big, name="queries") == [
+        "Workgroup 'queries': configuration.bytesScannedCutoffPerQuery is 2500 GB, above the "
+        "limit of 100 GB in this environment; lower it to 100 GB or less, or raise "
+        "athena-scan-cutoff.max_gb in the policy file"]
+    assert check("athena-scan-cutoff", workgroup, big, profile="staging") != []
+    assert check("athena-scan-cutoff", workgroup, big, profile="prod") == []
 
 
 # ------------------------------------------------------------------ EKS upgrade policy

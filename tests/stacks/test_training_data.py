@@ -1,6 +1,7 @@
 """The feature store's training data under mocks: the Athena workgroup (results enforced into
-training/queries/, KMS-encrypted) and the query policy (this workgroup, this group's table,
-the offline store and results prefixes, the key); every security rule passes on them."""
+training/queries/, KMS-encrypted; a per-query scan cutoff) and the query policy (this
+workgroup, this group's table, the offline store and results prefixes, the key); every rule
+passes on them."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ def graph() -> ResourceGraph:
         data = TrainingData("data", TrainingDataArgs(
             prefix=config.prefix, tags=config.tags, region=config.region, kms_key_arn=KEY,
             artifact_bucket_name="artifacts", offline_store_bucket="features",
-            feature_group_name="demo-dev-1a2b3c4d", database_name="demo_dev_features"))
+            feature_group_name="demo-dev-1a2b3c4d", database_name="demo_dev_features",
+            scan_limit_gb=config.training.query_scan_limit_gb))
         pulumi.export("training_data", data.settings)
 
     return run_under_mocks(program, project="demo", stack="dev")
@@ -43,6 +45,7 @@ def test_the_workgroup_enforces_kms_encrypted_results(graph):
     configuration = workgroup.inputs["configuration"]
     assert configuration["enforceWorkgroupConfiguration"] is True
     assert configuration["engineVersion"] == {"selectedEngineVersion": "Athena engine version 3"}
+    assert configuration["bytesScannedCutoffPerQuery"] == 100 * 10**9  # the default 100 GB
     assert configuration["resultConfiguration"] == {
         "outputLocation": "s3://artifacts/training/queries/",
         "expectedBucketOwner": MOCK_ACCOUNT_ID,
@@ -50,7 +53,7 @@ def test_the_workgroup_enforces_kms_encrypted_results(graph):
     assert graph.outputs["training_data"] == {
         "workgroup": "demo-dev-training-data", "results_uri": "s3://artifacts/training/queries/",
         "database": "demo_dev_features", "table": "demo_dev_1a2b3c4d",
-        "launcher_policy_arn": graph.named("data-launcher").outputs["arn"]}
+        "launcher_policy_arn": graph.named("data-launcher").outputs["arn"], "scan_limit_gb": 100}
 
 
 def test_the_query_policy_reaches_this_group_and_its_prefixes_only(graph):
@@ -79,19 +82,19 @@ def test_the_query_policy_reaches_this_group_and_its_prefixes_only(graph):
     assert not {a for a in actions if a.startswith("s3:Delete") or a.endswith("*")}
 
 
-def test_every_security_rule_passes(graph):
+def test_every_rule_passes(graph):
     mine = [r for r in graph.resources if not r.type.startswith("mlscaffold:")]
     assert {r.type for r in mine} == {WORKGROUP, "aws:iam/policy:Policy"}
     checked = 0
     for name, rule in RULES.items():
-        if rule.stack or rule.pack != "security":
+        if rule.stack:
             continue
         for resource in mine:
             if resource.type in rule.resource_types:
                 assert check(name, resource.type, resource.inputs, name=resource.name) == [], \
                     (name, resource.name)
                 checked += 1
-    assert checked >= 4  # the workgroup's rule and the IAM rules
+    assert checked >= 6  # the workgroup's rules (results, scan cutoff), IAM, tags
 
 
 def test_training_data_from_the_feature_store_needs_one():
@@ -101,3 +104,11 @@ def test_training_data_from_the_feature_store_needs_one():
     config = make_config("dev", {"training": {"data": "feature-store"}},
                          feature_store="sagemaker")
     assert isinstance(config, PlatformConfig) and config.training.data == "feature-store"
+
+
+def test_the_scan_cutoff_is_at_least_one_gb():
+    with pytest.raises(ValueError, match="query_scan_limit_gb"):
+        make_config("dev", {"training": {"query_scan_limit_gb": 0}}, feature_store="sagemaker")
+    config = make_config("dev", {"training": {"query_scan_limit_gb": 500}},
+                         feature_store="sagemaker")
+    assert config.training.query_scan_limit_gb == 500
