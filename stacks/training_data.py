@@ -56,7 +56,7 @@ class TrainingDataArgs:
     """The feature group; its Glue table has the same name with ``_`` for ``-``."""
     database_name: pulumi.Input[str]
     """The Glue database of the offline store."""
-    scan_limit_gb: int = 100
+    scan_limit_gb: int
     """The most one query may scan, in GB (the workgroup's BytesScannedCutoffPerQuery)."""
 
 
