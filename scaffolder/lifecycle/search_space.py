@@ -227,7 +227,7 @@ def _regression_families() -> list[Family]:
 def families_for(task: str) -> list[Family]:
     """Families for a task, cheapest first: the search fits their baselines in this order. The
     order decides which baselines a short budget reaches and, after cross-validation, which of
-    the defaults scoring within one standard error of the best is chosen: the first
+    the defaults scoring within one standard error of the best default is chosen: the first
     (search._first_default_within_error), so linear models come first.
 
     Gradient boosting comes last, after the forests. On a few hundred rows its default scores

@@ -618,6 +618,8 @@ def test_native_thread_limits_scan_the_loaded_libraries_again_only_after_an_impo
 
 _RIDGE = Family("ridge", lambda p, seed: Ridge(**p), lambda r: {"alpha": r.random()},
                 baseline={"alpha": 1.0})
+_KNN = Family("knn", lambda p, seed: KNeighborsRegressor(**p), lambda r: {},
+              baseline={"n_neighbors": 5})
 
 
 def _scored(family: Family, params: dict, key: tuple, number: int,
@@ -637,15 +639,13 @@ def test_the_first_default_within_one_standard_error_of_the_best_is_chosen(scale
     run = _choice_run(y)
     scored = run.protocol.scored
     noise = rng.normal(size=200)
-    knn = Family("knn", lambda p, seed: KNeighborsRegressor(**p), lambda r: {},
-                 baseline={"n_neighbors": 5})
 
     def candidate(family: Family, params: dict, output: np.ndarray,
                   number: int) -> search_module._Scored:
         return _scored(family, params, run.key(output[scored]), number, output[scored])
 
     default = candidate(_RIDGE, {"alpha": 1.0}, y + noise, 1)
-    later = candidate(knn, {"n_neighbors": 5}, y + 0.99 * noise, 2)  # scores a little better
+    later = candidate(_KNN, {"n_neighbors": 5}, y + 0.99 * noise, 2)  # scores a little better
     tuned = candidate(_RIDGE, {"alpha": 0.02}, y + scale * noise, 3)
     run.scored = [default, later, tuned]
     rule = {"rule": "the best single model"}
@@ -667,12 +667,47 @@ def test_the_set_aside_line_names_the_second_metric_when_the_best_tied_on_the_fi
     y = np.random.default_rng(5).normal(size=200)
     run = _choice_run(y)
     default = _scored(_RIDGE, {"alpha": 1.0}, (0.30, 0.5), 1)
-    top = _scored(_RIDGE, {"alpha": 0.02}, (0.20, 0.4), 2)
+    top = _scored(_KNN, {"n_neighbors": 5}, (0.20, 0.4), 2)
     run.scored = [default, top]
     line = search_module._set_aside_line(run, default, top)
     assert line == ("chose ridge with its default settings: within one standard error of the "
-                    "best-scoring ridge (alpha=0.02)")
+                    "best-scoring knn (n_neighbors=5)")
     run.scored.append(_scored(_RIDGE, {"alpha": 0.5}, (0.20, 0.45), 3))
     line = search_module._set_aside_line(run, default, top)
-    assert line.endswith(f", ahead of 1 other with the same {run.metric.name} on "
+    assert line.endswith(f"; knn is ahead of 1 other with the same {run.metric.name} on "
                          f"{run.tie_breaker.name}")
+
+
+def test_the_defaults_window_is_measured_from_the_best_default_not_the_best_of_many():
+    """The best of many tuned settings scores high by luck. Here a tuned ridge leads the best
+    default (a later family's) by less than one standard error, and the first family's default
+    is more than one error below the tuned one but within one of the best default: the first
+    family's default is chosen, as it would be had the tuned settings never been tried."""
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=200)
+    run = _choice_run(y)
+    scored, noise = run.protocol.scored, rng.normal(size=200)
+
+    def candidate(family: Family, params: dict, scale: float,
+                  number: int) -> search_module._Scored:
+        output = (y + scale * noise)[scored]
+        return _scored(family, params, run.key(output), number, output)
+
+    first = candidate(_RIDGE, {"alpha": 1.0}, 0.77, 1)
+    best_default = candidate(_KNN, {"n_neighbors": 5}, 0.745, 2)
+    tuned = candidate(_RIDGE, {"alpha": 0.02}, 0.72, 3)
+    run.scored = [first, best_default, tuned]
+    error = search_module._shuffles_standard_error(run, tuned.outputs)
+    assert first.key[0] - tuned.key[0] > error  # outside a window measured from the tuned
+    assert best_default.key[0] - tuned.key[0] <= error  # the tuned does not clearly lead
+    assert first.key[0] - best_default.key[0] <= error
+    rule = {"rule": "the best single model"}
+    assert search_module._first_default_within_error(run, tuned, rule) is first
+    assert rule["set_aside"] == {"family": "ridge", "params": {"alpha": 0.02},
+                                 "standard_error": error}
+    assert search_module._set_aside_line(run, first, tuned) == (
+        "chose ridge with its default settings: the best-scoring ridge (alpha=0.02) beats the "
+        "best default, knn, by less than one standard error, and ridge is within one of it")
+    assert search_module._set_aside_line(run, best_default, tuned) == (
+        "chose knn with its default settings: the best-scoring ridge (alpha=0.02) beats the "
+        "best default, knn, by less than one standard error")
