@@ -78,7 +78,13 @@ def test_rule_table_is_plain_off_a_terminal(run_cli):
     lines = run_cli(["policy", "list", "--pack", "cost"]).stdout.splitlines()
     assert lines[0] == ("RULE                            PACK      LEVEL      SEVERITY  "
                         "DESCRIPTION")
-    assert lines[1].startswith("cpu-instance-types              cost      mandatory  medium    "
+    # sorted by name; a description stays on its line however long
+    assert lines[1] == ("athena-scan-cutoff              cost      mandatory  medium    "
+                        "Athena workgroups cancel a query that scans more than a cutoff "
+                        "(bytesScannedCutoffPerQuery, at most the environment's maximum): Athena "
+                        "bills per terabyte scanned, and a query over a whole table bills all of "
+                        "it.")
+    assert lines[2].startswith("cpu-instance-types              cost      mandatory  medium    "
                                "EKS node groups and Karpenter CPU NodePools use CPU instance "
                                "types from the environment's allow-list.")
     from mlscaffold.policies.registry import rules_of

@@ -78,9 +78,17 @@ def test_the_probe_sees_the_heavy_imports_of_a_run(project):
     assert report["code"] == 0 and "sklearn" in report["heavy"], done.stderr
 
 
+def _sigint_as_at_a_terminal() -> None:
+    # a shell without job control starts background commands with SIGINT ignored, which their
+    # children inherit (and Python then installs no KeyboardInterrupt handler): the test suite
+    # run as `bash .ci/run &` would send its Ctrl-C to a train that cannot receive it
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_the_search_keeps_the_best_model_so_far(project, tmp_path):
     process = python_m("train", "--project", project, "--time", "3600",
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       preexec_fn=_sigint_as_at_a_terminal)
     board = project / "experiments" / "exp-001" / "leaderboard.json"
 
     def scored() -> bool:
