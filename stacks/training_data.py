@@ -93,7 +93,8 @@ class TrainingData(pulumi.ComponentResource):
                 # client-side settings"): results always land here, KMS-encrypted
                 enforce_workgroup_configuration=True,
                 publish_cloudwatch_metrics_enabled=True,
-                # Athena's minimum cutoff is 10 MB (API reference, WorkGroupConfiguration)
+                # at least 10 MB (10^7 bytes: the API model of WorkGroupConfiguration); changed
+                # in place by UpdateWorkGroup (WorkGroupConfigurationUpdates has the field)
                 bytes_scanned_cutoff_per_query=args.scan_limit_gb * ATHENA_BYTES_PER_GB,
                 engine_version=aws.athena.WorkgroupConfigurationEngineVersionArgs(
                     selected_engine_version=ATHENA_ENGINE_VERSION),
