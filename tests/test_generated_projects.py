@@ -44,5 +44,6 @@ def test_generated_project_passes_its_own_tests(tmp_path: Path, task, serving, c
     infra = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "infra/tests"],
                  root)
     assert infra.returncode == 0, infra.stdout[-4000:] + infra.stderr[-2000:]
+    assert "warning" not in infra.stdout, infra.stdout[-4000:]
     status = _run(["git", "status", "--porcelain", "--untracked-files=all"], root)
     assert status.stdout == "", f"the tests left files git would commit:\n{status.stdout}"
