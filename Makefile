@@ -16,15 +16,19 @@ help: ## list the targets
 # uv installs what pip would (the same resolution, checked), in seconds rather than a minute. No
 # bytecode is compiled ahead: Python writes it the first time a module is imported, which is
 # cheaper than compiling all 15,000 modules of the environment (most are never imported).
-# uv reads its own settings, not pip's: an organisation's index and CA bundle given to pip are
-# handed on
-UV_SETTINGS := $(if $(PIP_INDEX_URL),UV_DEFAULT_INDEX='$(PIP_INDEX_URL)') \
-	$(if $(PIP_CERT),SSL_CERT_FILE='$(PIP_CERT)')
+# uv reads its own settings, not pip's (uv's docs, "Compatibility with pip"): the index and CA
+# bundle pip would use are handed on, from PIP_INDEX_URL and PIP_CERT or else pip.conf (its
+# [install] section before [global], as pip reads them), so an organisation's mirror serves both
+PIP_SETTING = $$($(PY) -m pip config get install.$(1) 2>/dev/null || \
+	$(PY) -m pip config get global.$(1) 2>/dev/null)
 $(STAMP): pyproject.toml $(wildcard scaffolder/requirements/*.txt)
 	@echo "== making $(VENV) with mlscaffold and its test tools"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q 'uv~=0.13.9'
-	$(UV_SETTINGS) $(VENV)/bin/uv pip install --python $(PY) --upgrade pip -e '.[test]'
+	@index="$${PIP_INDEX_URL:-$(call PIP_SETTING,index-url)}"; \
+	cert="$${PIP_CERT:-$(call PIP_SETTING,cert)}"; \
+	set -x; env $${index:+UV_DEFAULT_INDEX="$$index"} $${cert:+SSL_CERT_FILE="$$cert"} \
+	$(VENV)/bin/uv pip install --python $(PY) --upgrade pip -e '.[test]'
 	touch $@
 
 install: $(STAMP) ## .venv with mlscaffold (editable) and its test tools
