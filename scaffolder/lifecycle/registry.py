@@ -52,9 +52,14 @@ def current_version_dir(layout: Layout, stage: str) -> Path:
     """Directory of the stage's current model."""
     entry = current_version(layout, stage)
     if entry is None:
+        # `promote` defaults to staging and `predict` and `serve` to production: name the model
+        # a first promotion made, rather than only the command that makes another
+        stages = read_registry(layout)["stages"]
+        use = "".join(f", or use {name}'s v{stages[name]['current']} with `--model {name}`"
+                      for name in STAGES if name != stage and stages[name]["current"])
         raise NotFoundError(
             f"no model promoted to {stage} yet; run `{COMMAND} promote exp-NNN --to {stage}` "
-            f"(`{COMMAND} list` shows the experiments)"
+            f"(`{COMMAND} list` shows the experiments){use}"
         )
     return layout.stage(stage) / f"v{entry['version']}"
 

@@ -53,6 +53,16 @@ def test_predict_before_any_promotion_says_to_promote(trained, tmp_path):
     assert not (tmp_path / "out.csv").exists()
 
 
+def test_predict_names_the_model_another_stage_serves(trained_copy, tmp_path):
+    project = trained_copy
+    assert run_cli(project, "promote", "exp-001").code == 0  # to staging, the default
+    result = run_cli(project, "predict", "--input", project / "datasets" / "test.csv",
+                     "--output", tmp_path / "out.csv")
+    assert_error(result, 2, "no model promoted to production yet",
+                 "or use staging's v1 with `--model staging`")
+    assert not (tmp_path / "out.csv").exists()
+
+
 def test_unknown_metric_lists_the_valid_ones(project):
     spec = read_spec(project)
     assert_error(run_cli(project, "train", "--metric", "nope"), 2, "unknown metric 'nope'",
