@@ -587,7 +587,8 @@ def serve(project: Path | None, host: str, port: int, model_ref: str, model_dir:
         run(bundle, host, port, model_name, max_body_bytes, max_batch_rows=max_batch_rows,
             access_log=access_log, fast_path=fast_path)
     except OSError as error:  # the address is taken or not ours
-        raise ProjectError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+        raise ProjectError(f"cannot listen on {host}:{port}: {error.strerror or error}; "
+                           "choose another --port (or --host)") from None
 
 
 @click.command()

@@ -663,7 +663,7 @@ def test_a_busy_port_is_a_one_line_error(model_dir):
         busy.listen()
         port = busy.getsockname()[1]
         result = invoke("serve", "--port", port, "--model-dir", model_dir)
-    assert_error(result, 2, f"cannot listen on 127.0.0.1:{port}: ")
+    assert_error(result, 2, f"cannot listen on 127.0.0.1:{port}: ", "choose another --port")
 
 
 HOLD_ON = """
