@@ -5,8 +5,8 @@ weight that halves with every rank it stands below the best family and shrinks w
 candidates since its own best (a floor keeps every family in play), and either samples fresh
 settings from it or changes one or two settings of one of its best candidates so far (a local
 step that grows a promising configuration). A proposal that repeats one already made, or nearly
-(fractional numbers within a fifth of a decade), is drawn again; a family that keeps repeating
-itself is exhausted and no longer drawn. The same seed and the same scores give the same
+(fractional numbers within a fifth of a decade, settings equal to the estimator's defaults left
+out), is drawn again; a family that keeps repeating itself is exhausted and no longer drawn. The same seed and the same scores give the same
 proposals on any machine under any load.
 """
 

@@ -595,7 +595,7 @@ def _set_aside_line(run: _Run, chosen: _Scored, top: _Scored) -> str:
 
 
 def _is_default(item: _Scored) -> bool:
-    return item.candidate.params == item.candidate.family.baseline
+    return item.candidate.is_baseline
 
 
 def _cross_selected(run: _Run, pool: list[_Scored]) -> np.ndarray:

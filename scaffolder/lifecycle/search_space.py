@@ -6,6 +6,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import TransformedTargetRegressor
@@ -54,6 +55,32 @@ class Family:
         """Fit cost units of `params` (e.g. hundreds of trees)."""
         return params.get(self.size_param, 100) / 100 if self.size_param else 1.0
 
+    def explicit(self, params: dict) -> dict:
+        """`params` without the settings the estimator has anyway: for nearest neighbours,
+        {"n_neighbors": 5, "weights": "uniform"} is {}, the same model as its baseline."""
+        defaults = self.defaults
+        return {name: value for name, value in params.items()
+                if not (name in defaults and _same(value, defaults[name]))}
+
+    @cached_property
+    def defaults(self) -> dict:
+        """The settings of the estimator built with no params, by name; a wrapped estimator's
+        (an SVC inside its calibration) by their own name where that is unambiguous."""
+        try:
+            settings = self.build({}, 0).get_params(deep=True)
+        # a project's family may need params, or build something that is not scikit-learn's:
+        # then no setting counts as a default, and only literal repeats are left out
+        except Exception:
+            return {}
+        nested: dict[str, list] = {}
+        for name, value in settings.items():
+            if "__" in name:
+                nested.setdefault(name.rsplit("__", 1)[1], []).append(value)
+        found = {name: values[0] for name, values in nested.items()
+                 if all(_same(value, values[0]) for value in values)}
+        found.update({name: value for name, value in settings.items() if "__" not in name})
+        return found
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -66,15 +93,41 @@ class Candidate:
 
     @property
     def near_key(self) -> tuple:
-        """The key with fractional numbers rounded to a fifth of a decade: candidates that share
-        it are near-duplicates (C=0.12 and C=0.13), and only the first of them is fitted."""
+        """The key of the settings that differ from the estimator's defaults, with fractional
+        numbers rounded to a fifth of a decade: candidates that share it are the same model
+        (a forest's n_estimators=100, max_depth=None and its baseline) or near-duplicates
+        (C=0.12 and C=0.13), and only the first of them is fitted."""
+        defaults = self.family.defaults
         return self.family.name, tuple(
             (name, _rounded(value)) for name, value in sorted(self.params.items(), key=_by_name)
+            if not (name in defaults and _near(value, defaults[name]))
         )
+
+    @property
+    def is_baseline(self) -> bool:
+        """Whether it is the family's default model (its baseline, however spelled)."""
+        return self.family.explicit(self.params) == self.family.explicit(self.family.baseline)
 
 
 def _by_name(item: tuple) -> str:
     return str(item[0])
+
+
+def _same(value: object, default: object) -> bool:
+    """Whether a setting equals a default: plain values only (numbers by value, True is not 1)."""
+    plain = (bool, int, float, str, type(None))
+    if not isinstance(value, plain) or not isinstance(default, plain):
+        return False
+    if isinstance(value, bool) or isinstance(default, bool):
+        return type(value) is type(default) and value == default
+    return value == default
+
+
+def _near(value: object, default: object) -> bool:
+    """Whether a setting is a default, or a fraction within a fifth of a decade of it."""
+    if isinstance(value, float) and isinstance(default, float):
+        return _rounded(value) == _rounded(default)
+    return _same(value, default)
 
 
 def _rounded(value: object) -> object:

@@ -115,6 +115,48 @@ def test_near_duplicates_are_not_proposed_and_a_repeating_family_runs_out():
     assert len({candidate.near_key for candidate in made}) == len(made)
 
 
+def _effective(candidate: Candidate) -> tuple:
+    """The plain settings of the estimator a candidate builds: equal only for the same model."""
+    settings = candidate.family.build(candidate.params, 0).get_params(deep=True)
+    return candidate.family.name, tuple(sorted(
+        (name, repr(value)) for name, value in settings.items()
+        if isinstance(value, bool | int | float | str | None)))
+
+
+@pytest.mark.parametrize("task", ["binary-classification", "regression"])
+def test_a_proposal_that_only_spells_out_defaults_is_not_fitted_again(task):
+    """A local step from a forest's baseline that sets max_depth=None, or nearest neighbours'
+    weights="uniform", builds the same model: it is a repeat, not a new candidate."""
+    families = families_for(task)
+    best = {"extra_trees": 0.1, "random_forest": 0.12}  # local steps from their baselines
+    proposer = Proposer(families, seed=0)
+    made = []
+    for step in range(200):
+        candidate = proposer.propose()
+        made.append(candidate)
+        proposer.observe(candidate, best.get(candidate.family.name, 0.3) + (step % 7) / 100)
+    assert len({_effective(candidate) for candidate in made}) == len(made)
+
+    knn = next(f for f in families if f.name == "k_nearest_neighbors")
+    spelled = Candidate(knn, {"n_neighbors": 5, "weights": "uniform"})
+    assert spelled.near_key == Candidate(knn, knn.baseline).near_key and spelled.is_baseline
+    assert not Candidate(knn, {"n_neighbors": 5, "weights": "distance"}).is_baseline
+    svm = next(f for f in families if f.name == "support_vector_machine")  # a wrapped estimator
+    assert svm.explicit({"C": 1, "gamma": "scale"}) == {}
+    assert svm.explicit({"C": 1.0, "gamma": 0.01}) == {"gamma": 0.01}
+
+
+def test_a_family_whose_defaults_cannot_be_read_keeps_every_setting():
+    def needs_alpha(params: dict, seed: int) -> Ridge:
+        return Ridge(alpha=params["alpha"])
+
+    family = Family("needs_alpha", needs_alpha, lambda rng: {"alpha": rng.random()},
+                    baseline={"alpha": 1.0})
+    assert family.explicit({"alpha": 1.0}) == {"alpha": 1.0}
+    assert Candidate(family, {"alpha": 1.0}).is_baseline
+    assert not Candidate(family, {"alpha": 2.0}).is_baseline
+
+
 def test_a_family_that_does_not_suit_the_data_is_left_out():
     svm = next(f for f in families_for("regression") if f.name == "support_vector_machine")
     assert search_module._suits(Candidate(svm, {}), 100, SVM_MAX_ROWS)
