@@ -379,15 +379,15 @@ def _cross_validated(pipeline, x: pd.DataFrame, y: np.ndarray, task: str, metric
                      seed: int) -> float:
     """The mean score of `pipeline` over CV_PICK_FOLDS folds of the fit rows: how a plain
     workflow, with no test rows to peek at, would pick among the defaults."""
-    from sklearn.base import clone
-    from sklearn.model_selection import KFold, StratifiedKFold
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
 
     kind = KFold if task == "regression" else StratifiedKFold
-    folds = kind(CV_PICK_FOLDS, shuffle=True, random_state=seed).split(x, y)
-    return statistics.mean(
-        _score(metric, task, y[held], *_output(clone(pipeline).fit(x.iloc[kept], y[kept]),
-                                                x.iloc[held], task))
-        for kept, held in folds)
+    folds = kind(CV_PICK_FOLDS, shuffle=True, random_state=seed)
+    scores = cross_val_score(
+        pipeline, x, y, cv=folds,
+        scoring=lambda fitted, held_x, held_y: _score(metric, task, held_y,
+                                                     *_output(fitted, held_x, task)))
+    return float(np.mean(scores))
 
 
 def _output(pipeline, x: pd.DataFrame, task: str) -> tuple[np.ndarray, list | None]:
