@@ -398,10 +398,16 @@ def _fit_threads(estimator: object, rows: int) -> object:
     """The estimator (or an ensemble's members) on one thread when fitting `rows` rows is
     quicker that way (below PARALLEL_FIT_ROWS). A forest's trees are the same either way."""
     if rows < PARALLEL_FIT_ROWS:
-        for part in [estimator, *getattr(estimator, "estimators", [])]:
-            if hasattr(part, "get_params") and part.get_params(deep=False).get("n_jobs"):
+        for part in _threaded_parts(estimator, getattr(estimator, "estimators", [])):
+            if part.get_params(deep=False)["n_jobs"]:
                 part.set_params(n_jobs=1)
     return estimator
+
+
+def _threaded_parts(estimator: object, members: list) -> list:
+    """The estimator and its `members` (an ensemble's) that take an n_jobs setting."""
+    return [part for part in [estimator, *members]
+            if hasattr(part, "get_params") and "n_jobs" in part.get_params(deep=False)]
 
 
 def _fit_predict(run: _Run, candidate: Candidate, x_fit, y_fit, x_score) -> tuple[object,
@@ -682,10 +688,8 @@ def _single_threaded(estimator: object) -> None:
     """Predict without a thread pool: parallelism only slows down small (serving) batches, and
     threads add up forest votes in a varying order."""
     ensemble = isinstance(estimator, EnsembleClassifier | EnsembleRegressor)
-    members = estimator.estimators_ if ensemble else []
-    for part in [estimator, *members]:
-        if hasattr(part, "get_params") and "n_jobs" in part.get_params(deep=False):
-            part.set_params(n_jobs=None)
+    for part in _threaded_parts(estimator, estimator.estimators_ if ensemble else []):
+        part.set_params(n_jobs=None)
 
 
 def _tie_breaker(task: str, metric: Metric) -> Metric:
