@@ -173,7 +173,7 @@ def _open_local(store: Store) -> Any:
     database = store.local / DATABASE
     made_here = not database.exists() and not store_template.seed(database, VERSION)
     client = MlflowClient(tracking_uri=store.uri)
-    client._tracking_client.store  # noqa: B018 - opens it (private: MLflow opens it lazily)
+    client.search_experiments(max_results=1)  # opens it now: MLflow opens a store lazily
     if made_here:
         store_template.remember(database, VERSION)
     return client
