@@ -146,9 +146,9 @@ def training_query(table: OfflineTable, schema: FeatureSchema,
 
 def _settings(outputs: Mapping[str, Any], stack: str) -> tuple[str, FeatureSchema, dict]:
     """The feature group, its schema and the stack's query settings from the outputs."""
-    from .features import _deployed
+    from .features import deployed_feature_group
 
-    group, _region, schema = _deployed(dict(outputs), stack)
+    group, _region, schema = deployed_feature_group(dict(outputs), stack)
     settings = require_output(dict(outputs), "training_data", stack,
                               "names the Athena workgroup that reads the feature store")
     if not isinstance(settings, Mapping) or not all(

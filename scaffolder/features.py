@@ -128,7 +128,9 @@ class IngestResult:
     seconds: float
 
 
-def _deployed(outputs: dict[str, Any], stack: str) -> tuple[str, str, FeatureSchema]:
+def deployed_feature_group(outputs: dict[str, Any],
+                           stack: str) -> tuple[str, str, FeatureSchema]:
+    """The feature group a stack deployed, from its outputs: name, region and schema."""
     group = require_output(outputs, "feature_group", stack, "names the feature group")
     settings = require_output(outputs, "feature_store", stack,
                               "holds the feature group's region and schema")
@@ -275,7 +277,8 @@ def ingest(project: Path, stack: str, *, outputs_source: str | None = None,
     if stack not in spec.environments:
         raise UsageError(f"--stack {stack!r} is not an environment of {root / SPEC_FILENAME}",
                          hint=f"use one of: {', '.join(spec.environments)}")
-    group, region, schema = _deployed(read_stack_outputs(root, stack, outputs_source), stack)
+    outputs = read_stack_outputs(root, stack, outputs_source)
+    group, region, schema = deployed_feature_group(outputs, stack)
     path = dataset if dataset is not None else root / DATASET
     if not path.is_file():
         raise UsageError(f"--input {path}: no such file", hint="pass the CSV to ingest")

@@ -6,8 +6,8 @@ candidates since its own best (a floor keeps every family in play), and either s
 settings from it or changes one or two settings of one of its best candidates so far (a local
 step that grows a promising configuration). A proposal that repeats one already made, or nearly
 (fractional numbers within a fifth of a decade, settings equal to the estimator's defaults left
-out), is drawn again; a family that keeps repeating itself is exhausted and no longer drawn. The same seed and the same scores give the same
-proposals on any machine under any load.
+out), is drawn again; a family that keeps repeating itself is exhausted and no longer drawn.
+The same seed and the same scores give the same proposals on any machine under any load.
 """
 
 from __future__ import annotations
