@@ -10,6 +10,7 @@ bounded by PATIENCE_SECONDS as a guard against hangs; no test asserts how long a
 from __future__ import annotations
 
 import json
+import logging
 import math
 import socket
 import threading
@@ -231,6 +232,23 @@ def test_more_header_fields_than_the_limit_get_431(port, fields, status):
         assert _only_error(responses, 431) == {
             "error": f"the request has more than {MAX_HEADER_FIELDS} header fields"}
         _ping_still_answers(port)
+
+
+def test_a_refused_head_is_logged_with_its_reason_not_as_invalid_http(port, caplog):
+    """uvicorn warns "Invalid HTTP request received." whenever a parser callback stops the
+    parser; a head over a limit is valid HTTP, refused by this server with its reason."""
+    caplog.set_level(logging.INFO)
+    head = (b"GET /ping HTTP/1.1\r\nHost: x\r\n" + b"X-A: 1\r\n" * MAX_HEADER_FIELDS
+            + b"\r\n")
+    _only_error(_exchange(port, head)[0], 431)
+    _exchange(port, b"GET /ping HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+    logged = [(record.levelname, record.getMessage()) for record in caplog.records
+              if record.name.startswith("uvicorn.error") or "refused" in record.getMessage()]
+    assert ("INFO", f"request head refused: 431 the request has more than "
+                    f"{MAX_HEADER_FIELDS} header fields") in logged
+    # the second request's two Content-Length fields are invalid HTTP: warned, once
+    assert [entry for entry in logged if entry[0] == "WARNING"] == [
+        ("WARNING", "Invalid HTTP request received.")]
 
 
 def test_one_header_value_over_the_limit_gets_431(port):

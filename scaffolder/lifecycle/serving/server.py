@@ -17,6 +17,7 @@ What this module adds to uvicorn, each a small override of its protocol or serve
   llhttp's own limit cannot be set): a head over `MAX_HEAD_BYTES`, or with more than
   `MAX_HEADER_FIELDS` fields, gets a 431 (a request target over the limit, a 414) and the
   connection closes, counted as the bytes arrive, so a head that never ends is refused too;
+  the refusal is logged with its reason, without uvicorn's "Invalid HTTP request" warning;
 * a drain on SIGTERM or SIGINT that answers every request it has received: the listening socket
   closes, requests in flight are answered with ``Connection: close``, and an idle keep-alive
   connection stays open for `drain_idle_seconds` so that a request already on its way is
@@ -107,6 +108,22 @@ class _Coalescing:
         return getattr(self._transport, name)
 
 
+class _RefusalLog:
+    """A connection's uvicorn logger, less uvicorn's warning "Invalid HTTP request received."
+    after a request head this module refused (431, 414): the refusal is logged with its reason,
+    and the request was not invalid HTTP. A head llhttp refuses still gets the warning."""
+
+    def __init__(self, logger: logging.Logger, protocol: _Protocol):
+        self._logger, self._protocol = logger, protocol
+
+    def warning(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        if self._protocol._refusal is None:
+            self._logger.warning(msg, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logger, name)
+
+
 class _Protocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with JSON refusals, head timeouts and size limits, and a
     lingering drain."""
@@ -118,6 +135,7 @@ class _Protocol(HttpToolsProtocol):
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(_Coalescing(transport, self.loop))
+        self.logger = _RefusalLog(self.logger, self)
         self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out, False)
         # a request head is awaited from here on and after each message: `_head_received`
         # counts the bytes that arrived meanwhile, `_head_parsed` what the parser gave back
