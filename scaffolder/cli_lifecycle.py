@@ -336,7 +336,7 @@ def list_command(project: Path | None, metric: str | None, output_format: str) -
 @click.command()
 @_project_option
 @click.argument("experiment", required=False, metavar="exp-NNN")
-@click.option("--to", "stage", type=_STAGE, default="staging", show_default=True,
+@click.option("--to", "--stage", "stage", type=_STAGE, default="staging", show_default=True,
               callback=_stage, help="Stage to promote to (prod: production).")
 @click.option("--force", is_flag=True,
               help="Promote even if worse than the stage's current model or below the gate.")
@@ -393,7 +393,7 @@ def promote(project: Path | None, experiment: str | None, stage: str, force: boo
 
 @click.command()
 @_project_option
-@click.option("--to", "stage", type=_STAGE, default="staging", show_default=True,
+@click.option("--to", "--stage", "stage", type=_STAGE, default="staging", show_default=True,
               callback=_stage, help="Stage to roll back (prod: production).")
 @_stack_options
 def rollback(project: Path | None, stage: str, stack: str | None,

@@ -86,8 +86,9 @@ def test_non_positive_time_budget_is_refused(project, budget):
 
 
 def test_rollback_without_history_is_refused(trained_copy):
+    # --stage is --to's other name (the Makefile's STAGE), prod is production's
     for command in (["promote", "--rollback", "--to", "production"],
-                    ["rollback", "--to", "production"]):
+                    ["rollback", "--stage", "prod"]):
         assert_error(run_cli(trained_copy, *command), 2,
                      "nothing to roll back to: production has no earlier version")
 
