@@ -44,7 +44,7 @@ def analyze(
     says once what to install.
     """
     path = Path(input_path or config.layout.dataset("train"))
-    frame = read_csv(path)
+    frame = read_csv(path, given=input_path is not None)
     require_label(frame, config.label, path)
     schema = infer_schema(frame, config.label)
     labels = frame[config.label]

@@ -139,7 +139,7 @@ def load_target(text: str, source: str = "the stack outputs") -> BaselineTarget:
 def baseline_frame(config: ProjectConfig) -> pd.DataFrame:
     """The training data as the analyzer wants it: label first, then the features."""
     path = config.layout.dataset("train")
-    frame = read_csv(path)
+    frame = read_csv(path, given=False)
     require_label(frame, config.label, path)
     return frame[[config.label, *(column for column in frame.columns if column != config.label)]]
 

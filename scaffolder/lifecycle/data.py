@@ -20,11 +20,19 @@ class LabelledData:
     dropped_rows: int  # rows removed because their label was missing
 
 
-def read_csv(path: Path) -> pd.DataFrame:
-    """Read a CSV file, turning every failure into a one-line DataError."""
+# what to do about a missing file: one named on the command line, or one of the project's own
+GIVEN_FILE_HINT = "check the path (a relative one is read from the current directory)"
+PROJECT_FILE_HINT = ("a project reads its data from datasets/train.csv, validation.csv and "
+                     "test.csv: put the file there")
+
+
+def read_csv(path: Path, *, given: bool = True) -> pd.DataFrame:
+    """Read a CSV file, turning every failure into a one-line DataError. `given`: the path came
+    from the command line, not from the project's layout (datasets/<split>.csv)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path} not found")
+        raise DataError(f"{path}: no such file",
+                        hint=GIVEN_FILE_HINT if given else PROJECT_FILE_HINT)
     try:
         frame = pd.read_csv(path)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:

@@ -118,9 +118,11 @@ def detect_drift(
     """Compare `input_path` with the reference (default datasets/train.csv); write a JSON report."""
     if threshold <= 0:
         raise DataError(f"--threshold must be positive, got {threshold:g}")
+    given_reference = reference_path is not None
     reference_path = Path(reference_path or config.layout.dataset("train"))
     report_path = Path(report_path or config.layout.experiments / "drift-report.json")
-    reference, current = read_csv(reference_path), read_csv(input_path)
+    reference = read_csv(reference_path, given=given_reference)
+    current = read_csv(input_path)
     features = compare(reference, current, config.label, threshold)
     drifted = [row["feature"] for row in features if row["drifted"]]
     report = {

@@ -62,7 +62,7 @@ def evaluate(
     directory = layout.experiments / entry["id"]
     bundle = load_bundle(directory)
     test_path = layout.dataset("test")
-    frame = read_csv(test_path)
+    frame = read_csv(test_path, given=False)
     data = split_label(frame, config.label, config.task, test_path)
     missing, _ = check_columns(bundle, data.features.columns)
     if missing:

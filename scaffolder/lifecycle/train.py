@@ -60,7 +60,7 @@ def load_training_data(
     schema: Schema | None = None
     for split in SPLITS:
         path = config.layout.dataset(split)
-        frame = read_csv(path)
+        frame = read_csv(path, given=False)
         data = split_label(frame, config.label, config.task, path)
         if schema is None:
             schema = infer_schema(frame, config.label)

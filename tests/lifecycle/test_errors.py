@@ -23,6 +23,19 @@ def test_analyze_without_the_label_column_names_it_and_the_columns_found(project
     assert_error(result, 2, f"label column {label!r} not found in {path}", data.columns[0])
 
 
+def test_a_missing_file_is_named_with_where_the_file_should_be(project, tmp_path):
+    missing = tmp_path / "nothere.csv"
+    for command in (["analyze", "--input", missing], ["drift", "--input", missing]):
+        assert_error(run_cli(project, *command), 2, f"{missing}: no such file",
+                     "check the path (a relative one is read from the current directory)")
+    train = project / "datasets" / "train.csv"
+    train.rename(tmp_path / "train.csv")
+    for command in (["analyze"], ["train", "--time", "5"]):
+        assert_error(run_cli(project, *command), 2, f"{train}: no such file",
+                     "a project reads its data from datasets/train.csv, validation.csv and "
+                     "test.csv: put the file there")
+
+
 @pytest.mark.parametrize(
     "command", [["evaluate", "--experiment", "exp-999"], ["promote", "exp-999"]]
 )
