@@ -10,6 +10,7 @@ configs without loading the Pulumi SDK.
 from __future__ import annotations
 
 import copy
+import difflib
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
@@ -1129,11 +1130,17 @@ def _error_key(location: tuple[Any, ...]) -> str:
 # the namespaces a stack config may use besides the project's own: the providers the programs
 # configure and Pulumi's own
 CONFIG_NAMESPACES = ("aws", "kubernetes", "pulumi")
+# the key of the project's namespace that the generated programs read
+PLATFORM_KEY = "platform"
+# a key of the project's namespace this close to PLATFORM_KEY (difflib's ratio) is its typo;
+# others may be read by the team's own additions to the program ("plat" is 0.67, "platfrom" 0.88)
+TYPO_SIMILARITY = 0.75
 
 
 def check_config_namespaces(project: str, keys: Iterable[str]) -> None:
-    """Refuse a stack config key in an unknown namespace: Pulumi would keep it, and the
-    settings under a misspelt ``<project>:platform`` would be silently ignored."""
+    """Refuse a stack config key in an unknown namespace, or a misspelt ``<project>:platform``
+    (``platfrom``): Pulumi would keep it, and the settings under it would be silently ignored.
+    A bare key (no namespace) is the project's, as Pulumi reads it."""
     for key in keys:
         namespace, _, name = key.rpartition(":")
         if namespace and namespace != project and namespace not in CONFIG_NAMESPACES:
@@ -1141,6 +1148,11 @@ def check_config_namespaces(project: str, keys: Iterable[str]) -> None:
                 key, f"namespace {namespace!r} is neither the project's ({project!r}) nor one "
                      f"of {', '.join(CONFIG_NAMESPACES)}, so nothing reads it; "
                      f"did you mean {project}:{name}?")
+        if namespace in ("", project) and name != PLATFORM_KEY and difflib.SequenceMatcher(
+                None, name, PLATFORM_KEY).ratio() >= TYPO_SIMILARITY:
+            raise StackConfigError(
+                key, f"nothing reads {name!r}: the stack's settings are under "
+                     f"{project}:{PLATFORM_KEY}; did you mean {project}:{PLATFORM_KEY}?")
 
 
 def platform_config(spec: Any, environment: str, overrides: dict[str, Any] | None = None, *,

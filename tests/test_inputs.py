@@ -43,6 +43,27 @@ def test_a_misspelt_stack_config_namespace_is_refused(run_cli, tmp_path: Path, p
                                                     "pulumi:tags", "kubernetes:context"])
 
 
+@pytest.mark.parametrize("key", ["churn:platfrom", "churn:platforms", "plattform"])
+def test_a_misspelt_platform_key_is_refused(run_cli, project: Path, key: str):
+    config = project / "infra" / "Pulumi.dev.yaml"
+    original = config.read_text()
+    try:
+        config.write_text(original.replace("  churn:platform:", f"  {key}:"))
+        result = run_cli(["check", str(project), "--stack", "dev"])
+        assert result.exit_code == 2
+        name = key.rpartition(":")[2]
+        assert (f"infra/Pulumi.dev.yaml: stack config {key}: nothing reads {name!r}: the "
+                "stack's settings are under churn:platform; did you mean churn:platform?"
+                ) in result.stderr
+    finally:
+        config.write_text(original)
+    spec = validate_spec({"name": "churn"})
+    with pytest.raises(StackConfigError, match="did you mean churn:platform"):
+        platform_config(spec, "dev", None, config_keys=[f"churn:{key.rpartition(':')[2]}"])
+    # a key of the team's own in the project's namespace is theirs to read
+    platform_config(spec, "dev", None, config_keys=["churn:platform", "churn:alert_email"])
+
+
 def test_data_the_blueprint_does_not_ask_for_is_refused(run_cli, tmp_path: Path):
     result = run_cli(["new", str(tmp_path / "p"), "--no-input", "--data", "colur=blue"])
     assert result.exit_code == 2
