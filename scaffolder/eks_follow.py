@@ -2,7 +2,9 @@
 
 :func:`follow_job` polls the Job and its pod (``kubectl get -o json``) and says, once each:
 the pod waiting to be scheduled or for its image (from the pod's ``PodScheduled`` condition
-and its containers' waiting reasons, as they happen, not at the Job's deadline), each step
+and its containers' waiting reasons, as they happen, not at the Job's deadline), while it
+waits to be scheduled the warnings of its events that the condition does not carry (Karpenter's
+on a node it cannot launch), each step
 (the ``fetch``, ``train`` and ``upload`` containers) starting and ending, and streams the
 ``train`` container's log with ``kubectl logs -f`` while it runs. It returns when the Job has
 one of its two terminal conditions, ``Complete`` or ``Failed`` (Kubernetes docs, "Jobs":
@@ -45,6 +47,11 @@ STUCK_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrIma
                  "CreateContainerConfigError", "CreateContainerError", "CrashLoopBackOff")
 #: how long `kubectl delete` waits for the pod to be gone before it gives up
 DELETE_TIMEOUT = "120s"
+#: the scheduler's warnings repeat the PodScheduled condition's message, said already; others'
+#: are said: Karpenter's FailedScheduling says why no node pool can take the pod ("incompatible
+#: with nodepool gpu, ... no instance type satisfied resources"; kubernetes-sigs/karpenter,
+#: provisioning/scheduling events)
+SCHEDULER = "default-scheduler"
 
 
 class JobInterrupted(MlscaffoldError):
@@ -193,6 +200,26 @@ def _pod_lines(name: str, pod: Mapping[str, Any], upload_uri: str
     return lines
 
 
+def _unscheduled(pod: Mapping[str, Any]) -> bool:
+    return any(condition.get("type") == "PodScheduled" and condition.get("status") == "False"
+               for condition in pod.get("status", {}).get("conditions", []))
+
+
+def _event_lines(name: str, events: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The pod's warning events from others than the scheduler, each with the key that says
+    it once (its source and reason: Karpenter's message is repeated as it retries)."""
+    lines = []
+    for event in events.get("items", []):
+        source = (event.get("reportingComponent")
+                  or event.get("source", {}).get("component") or "unknown")
+        if event.get("type") != "Warning" or source == SCHEDULER:
+            continue
+        reason = event.get("reason") or "no reason"
+        lines.append((f"{name}: {source} warns: {reason}: {event.get('message') or 'no message'}",
+                      f"event {source} {reason}"))
+    return lines
+
+
 def _train_state(pod: Mapping[str, Any]) -> str | None:
     for status in _container_statuses(pod):
         if status["name"] == "train":
@@ -207,7 +234,7 @@ def follow_job(kubectl: Kubectl, name: str, *, pod_label: str, upload_uri: str,
     """Say the Job's progress and stream the train log until Complete or Failed; `sleep`
     and `poll_seconds` (default time.sleep and POLL_SECONDS) pace the polls."""
     say = _Said(echo)
-    streamed = False
+    streamed, events_read = False, True
     while True:
         job = kubectl.get("job", name)
         pod = _newest_pod(kubectl.get("pods", "-l", f"{pod_label}={name}"))
@@ -218,6 +245,18 @@ def follow_job(kubectl: Kubectl, name: str, *, pod_label: str, upload_uri: str,
         else:
             for line, key in _pod_lines(name, pod, upload_uri):
                 say(line, key)
+            if events_read and ended is None and _unscheduled(pod):
+                pod_name = pod["metadata"]["name"]
+                try:
+                    events = kubectl.get("events", "--field-selector",
+                                         f"involvedObject.kind=Pod,involvedObject.name={pod_name}")
+                except MlscaffoldError as error:  # a role that may not list events
+                    events_read = False
+                    say(f"{name}: the pod's events could not be read ({error}); "
+                        f"`kubectl -n {kubectl.namespace} describe pod {pod_name}` shows them")
+                else:
+                    for line, key in _event_lines(name, events):
+                        say(line, key)
             if not streamed and _train_state(pod):
                 streamed = True
                 # `logs -f` ends when the container does; before it starts kubectl refuses

@@ -4,6 +4,7 @@ Installed as `kubectl` on PATH; $FAKE_KUBECTL_DIR holds scenario.json:
 
     {"polls": [{"job": JOB, "pods": [POD, ...]}, ...],   # one per `get job`, the last repeats
      "logs": ["line", ...], "logs_error": "text",         # `logs`: its lines, then the error
+     "events": [EVENT, ...], "events_error": "text",      # `get events`: each call
      "fail": {"VERB": "text"}}                            # VERB exits 1 with text on stderr
 
 and receives calls.jsonl (each call's arguments after --kubeconfig PATH) and applied.json
@@ -40,6 +41,11 @@ elif verb == "get" and words[1] == "pods":
     polls = scenario["polls"]
     current = max(int(counter.read_text()) - 1, 0) if counter.exists() else 0
     print(json.dumps({"items": polls[min(current, len(polls) - 1)]["pods"]}))
+elif verb == "get" and words[1] == "events":
+    if scenario.get("events_error"):
+        sys.stderr.write(f"Error from server (Forbidden): {scenario['events_error']}\n")
+        sys.exit(1)
+    print(json.dumps({"items": scenario.get("events", [])}))
 elif verb == "logs":
     for line in scenario.get("logs", []):
         print(line)

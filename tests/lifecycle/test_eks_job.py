@@ -310,6 +310,51 @@ def test_a_pod_that_cannot_be_scheduled_is_said_at_once_and_the_deadline_fails_t
     assert outcome.failed_step() is None
 
 
+KARPENTER_WARNING = ('Failed to schedule pod, incompatible with nodepool "gpu", no instance '
+                     'type satisfied resources {"nvidia.com/gpu":"1"}')
+
+
+def _event(source: str, kind: str, reason: str, message: str) -> dict:
+    return {"type": kind, "reason": reason, "message": message, "reportingComponent": source}
+
+
+def test_a_pending_pod_says_karpenters_warning_once_not_the_schedulers_again(fake_kubectl):
+    pending = pod(waiting("fetch"), waiting("train"), waiting("upload"),
+                  unschedulable=UNSCHEDULABLE)
+    fake_kubectl.play({"polls": [
+        {"job": job(), "pods": [pending]}, {"job": job(), "pods": [pending]},
+        {"job": job(("Failed", "DeadlineExceeded", "")), "pods": [pending]}],
+        "events": [_event("default-scheduler", "Warning", "FailedScheduling", UNSCHEDULABLE),
+                   _event("karpenter", "Warning", "FailedScheduling", KARPENTER_WARNING),
+                   _event("karpenter", "Normal", "Nominated", "Pod should schedule on: x")]})
+    _, lines, _ = follow(fake_kubectl)
+    assert lines == [
+        f"{JOB}: pod {POD} is not scheduled yet (Unschedulable: {UNSCHEDULABLE}); Karpenter "
+        "may be launching a node for it, Ctrl-C stops waiting",
+        f"{JOB}: karpenter warns: FailedScheduling: {KARPENTER_WARNING}",
+        f"{JOB}: Failed"]
+    asked = [call for call in fake_kubectl.calls() if call[2:4] == ["get", "events"]]
+    assert len(asked) == 2  # while the Job runs and the pod waits; not once it has ended
+    assert asked[0][4:6] == ["--field-selector",
+                             f"involvedObject.kind=Pod,involvedObject.name={POD}"]
+
+
+def test_events_that_cannot_be_read_are_one_line_and_not_asked_again(fake_kubectl):
+    pending = pod(waiting("fetch"), waiting("train"), waiting("upload"),
+                  unschedulable=UNSCHEDULABLE)
+    fake_kubectl.play({"polls": [
+        {"job": job(), "pods": [pending]}, {"job": job(), "pods": [pending]},
+        {"job": job(("Failed", "DeadlineExceeded", "")), "pods": [pending]}],
+        "events_error": 'events is forbidden: cannot list resource "events"'})
+    _, lines, _ = follow(fake_kubectl)
+    assert lines[1] == (
+        f"{JOB}: the pod's events could not be read (kubectl get failed: Error from server "
+        '(Forbidden): events is forbidden: cannot list resource "events"); '
+        f"`kubectl -n ml-training describe pod {POD}` shows them")
+    assert lines[-1] == f"{JOB}: Failed"
+    assert sum(call[2:4] == ["get", "events"] for call in fake_kubectl.calls()) == 1
+
+
 def test_an_image_that_cannot_be_pulled_is_said_once(fake_kubectl):
     message = ('Back-off pulling image "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:0.1.0"')
     stuck = pod(ended("fetch"), waiting("train", "ImagePullBackOff", message), waiting("upload"))
