@@ -2,9 +2,9 @@
 
 :func:`follow_job` polls the Job and its pod (``kubectl get -o json``) and says, once each:
 the pod waiting to be scheduled or for its image (from the pod's ``PodScheduled`` condition
-and its containers' waiting reasons, as they happen, not at the Job's deadline), while it
-waits to be scheduled the warnings of its events that the condition does not carry (Karpenter's
-on a node it cannot launch), each step
+and its containers' waiting reasons, as they happen, not at the Job's deadline), the warnings
+among its events that the condition does not carry while it waits to be scheduled (Karpenter's,
+when no node pool can take it), each step
 (the ``fetch``, ``train`` and ``upload`` containers) starting and ending, and streams the
 ``train`` container's log with ``kubectl logs -f`` while it runs. It returns when the Job has
 one of its two terminal conditions, ``Complete`` or ``Failed`` (Kubernetes docs, "Jobs":
