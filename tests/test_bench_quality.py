@@ -123,3 +123,20 @@ def test_the_plain_defaults_pick_one_by_cross_validation_without_the_test_rows()
     spoiled = {**parts, "test": parts["test"].assign(**{bench.LABEL: 0})}
     again = bench.run_defaults(spoiled, "multiclass-classification", metric, seed=0)
     assert again.picked == score.picked and again.scores != score.scores
+
+
+def test_a_chosen_model_is_marked_tuned_unless_at_its_default_settings():
+    def experiment(family: str, params: dict, ensemble: dict | None = None) -> dict:
+        return {"task": "multiclass-classification", "family": family, "params": params,
+                "ensemble": ensemble}
+
+    assert bench.chosen(experiment("k_nearest_neighbors", {"n_neighbors": 5})) == \
+        "k_nearest_neighbors"
+    # the default spelled out is still the default
+    assert bench.chosen(experiment("k_nearest_neighbors",
+                                   {"n_neighbors": 5, "weights": "uniform"})) == \
+        "k_nearest_neighbors"
+    assert bench.chosen(experiment("extra_trees", {"n_estimators": 100, "max_depth": 20})) == \
+        "extra_trees tuned"
+    members = {"members": [{"family": "svm"}, {"family": "extra_trees"}, {"family": "svm"}]}
+    assert bench.chosen(experiment("ensemble", {}, members)) == "ensemble:extra_trees+svm"

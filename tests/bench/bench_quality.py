@@ -262,12 +262,22 @@ def run_ours(template: Path, root: Path, parts: dict[str, pd.DataFrame], budget:
     evaluation = json.loads(_mlscaffold(root, "evaluate", "--experiment", "exp-001",
                                         "--format", "json", passing=(0, 1)))
     metric = experiment["metric"]
-    chosen = experiment["family"]
-    if experiment.get("ensemble"):
-        chosen = "ensemble:" + "+".join(sorted({m["family"] for m in
-                                                experiment["ensemble"]["members"]}))
     return Score(evaluation["metrics"][metric], experiment["score"],
-                 f"{chosen} ({experiment['candidates']['evaluated']} tried)", seconds)
+                 f"{chosen(experiment)} ({experiment['candidates']['evaluated']} tried)", seconds)
+
+
+def chosen(experiment: dict) -> str:
+    """What a run chose: a family, marked "tuned" when not at its default settings (the
+    first-default rule kept the best candidate), or an ensemble's families."""
+    from mlscaffold.lifecycle.search_space import Candidate, families_for
+
+    if experiment.get("ensemble"):
+        return "ensemble:" + "+".join(sorted({member["family"] for member in
+                                              experiment["ensemble"]["members"]}))
+    family = next((f for f in families_for(experiment["task"])
+                   if f.name == experiment["family"]), None)
+    tuned = family is not None and not Candidate(family, experiment["params"]).is_baseline
+    return experiment["family"] + (" tuned" if tuned else "")
 
 
 def _mlscaffold(root: Path, *args: str, passing: tuple[int, ...] = (0,)) -> str:
