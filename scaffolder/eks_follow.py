@@ -176,15 +176,15 @@ def _pod_lines(name: str, pod: Mapping[str, Any], upload_uri: str
     reason, whose message may change: the scheduler's counts nodes)."""
     lines: list[tuple[str, str | None]] = []
     pod_name = pod["metadata"]["name"]
-    for condition in pod.get("status", {}).get("conditions", []):
-        # the scheduler says why no node fits (Unschedulable: "0/3 nodes are available: 3
-        # Insufficient nvidia.com/gpu"); Karpenter may be launching one for the pod
-        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
-            lines.append((f"{name}: pod {pod_name} is not scheduled yet "
-                         f"({condition.get('reason') or 'no reason'}: "
-                         f"{condition.get('message') or 'no message'}); Karpenter may be "
-                         "launching a node for it, Ctrl-C stops waiting",
-                         f"PodScheduled {condition.get('reason')}"))
+    condition = _unscheduled(pod)
+    # the scheduler says why no node fits (Unschedulable: "0/3 nodes are available: 3
+    # Insufficient nvidia.com/gpu"); Karpenter may be launching one for the pod
+    if condition is not None:
+        lines.append((f"{name}: pod {pod_name} is not scheduled yet "
+                      f"({condition.get('reason') or 'no reason'}: "
+                      f"{condition.get('message') or 'no message'}); Karpenter may be "
+                      "launching a node for it, Ctrl-C stops waiting",
+                      f"PodScheduled {condition.get('reason')}"))
     for status in _container_statuses(pod):
         step, state = status["name"], status.get("state", {})
         waiting, ended = state.get("waiting"), state.get("terminated")
@@ -200,9 +200,11 @@ def _pod_lines(name: str, pod: Mapping[str, Any], upload_uri: str
     return lines
 
 
-def _unscheduled(pod: Mapping[str, Any]) -> bool:
-    return any(condition.get("type") == "PodScheduled" and condition.get("status") == "False"
-               for condition in pod.get("status", {}).get("conditions", []))
+def _unscheduled(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The pod's PodScheduled condition while it is False (no node has taken the pod)."""
+    return next((condition for condition in pod.get("status", {}).get("conditions", [])
+                 if condition.get("type") == "PodScheduled"
+                 and condition.get("status") == "False"), None)
 
 
 def _event_lines(name: str, events: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -245,7 +247,7 @@ def follow_job(kubectl: Kubectl, name: str, *, pod_label: str, upload_uri: str,
         else:
             for line, key in _pod_lines(name, pod, upload_uri):
                 say(line, key)
-            if events_read and ended is None and _unscheduled(pod):
+            if events_read and ended is None and _unscheduled(pod) is not None:
                 pod_name = pod["metadata"]["name"]
                 try:
                     events = kubectl.get("events", "--field-selector",

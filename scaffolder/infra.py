@@ -101,10 +101,10 @@ def stack_config(project: Path, spec: ProjectSpec, stack: str) -> dict[str, str]
     raw = document.get("config", {}) if isinstance(document, dict) else None
     if not isinstance(raw, dict):
         raise UsageError(f"{path}: `config` must be a mapping of keys to values")
-    from .stacks.config import StackConfigError, check_config_namespaces
+    from .stacks.config import StackConfigError, check_config_keys
 
     try:
-        check_config_namespaces(spec.name, raw)
+        check_config_keys(spec.name, raw)
     except StackConfigError as error:
         raise UsageError(f"infra/Pulumi.{stack}.yaml: {error}") from None
     config = {}

@@ -72,7 +72,7 @@ __all__ = [
     "SystemNodeGroupConfig",
     "TrackingConfig",
     "TrainingConfig",
-    "check_config_namespaces",
+    "check_config_keys",
     "environment_profile",
     "environment_profiles",
     "platform_config",
@@ -1137,7 +1137,7 @@ PLATFORM_KEY = "platform"
 TYPO_SIMILARITY = 0.75
 
 
-def check_config_namespaces(project: str, keys: Iterable[str]) -> None:
+def check_config_keys(project: str, keys: Iterable[str]) -> None:
     """Refuse a stack config key in an unknown namespace, or a misspelt ``<project>:platform``
     (``platfrom``): Pulumi would keep it, and the settings under it would be silently ignored.
     A bare key (no namespace) is the project's, as Pulumi reads it."""
@@ -1164,7 +1164,7 @@ def platform_config(spec: Any, environment: str, overrides: dict[str, Any] | Non
     """
     data = spec if isinstance(spec, dict) else spec.model_dump(mode="json")
     if config_keys is not None:
-        check_config_namespaces(data["name"], config_keys)
+        check_config_keys(data["name"], config_keys)
     profile = environment_profile(environment, data["environments"])
     try:
         check_region(data["region"])

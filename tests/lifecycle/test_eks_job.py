@@ -318,15 +318,21 @@ def _event(source: str, kind: str, reason: str, message: str) -> dict:
     return {"type": kind, "reason": reason, "message": message, "reportingComponent": source}
 
 
-def test_a_pending_pod_says_karpenters_warning_once_not_the_schedulers_again(fake_kubectl):
+def _pending_until_the_deadline(fake_kubectl, **events) -> None:
+    """Two polls of a pod that cannot be scheduled, then the Job fails; `events`: the
+    scenario's "events" or "events_error"."""
     pending = pod(waiting("fetch"), waiting("train"), waiting("upload"),
                   unschedulable=UNSCHEDULABLE)
     fake_kubectl.play({"polls": [
         {"job": job(), "pods": [pending]}, {"job": job(), "pods": [pending]},
-        {"job": job(("Failed", "DeadlineExceeded", "")), "pods": [pending]}],
-        "events": [_event("default-scheduler", "Warning", "FailedScheduling", UNSCHEDULABLE),
-                   _event("karpenter", "Warning", "FailedScheduling", KARPENTER_WARNING),
-                   _event("karpenter", "Normal", "Nominated", "Pod should schedule on: x")]})
+        {"job": job(("Failed", "DeadlineExceeded", "")), "pods": [pending]}], **events})
+
+
+def test_a_pending_pod_says_karpenters_warning_once_not_the_schedulers_again(fake_kubectl):
+    _pending_until_the_deadline(fake_kubectl, events=[
+        _event("default-scheduler", "Warning", "FailedScheduling", UNSCHEDULABLE),
+        _event("karpenter", "Warning", "FailedScheduling", KARPENTER_WARNING),
+        _event("karpenter", "Normal", "Nominated", "Pod should schedule on: x")])
     _, lines, _ = follow(fake_kubectl)
     assert lines == [
         f"{JOB}: pod {POD} is not scheduled yet (Unschedulable: {UNSCHEDULABLE}); Karpenter "
@@ -340,12 +346,8 @@ def test_a_pending_pod_says_karpenters_warning_once_not_the_schedulers_again(fak
 
 
 def test_events_that_cannot_be_read_are_one_line_and_not_asked_again(fake_kubectl):
-    pending = pod(waiting("fetch"), waiting("train"), waiting("upload"),
-                  unschedulable=UNSCHEDULABLE)
-    fake_kubectl.play({"polls": [
-        {"job": job(), "pods": [pending]}, {"job": job(), "pods": [pending]},
-        {"job": job(("Failed", "DeadlineExceeded", "")), "pods": [pending]}],
-        "events_error": 'events is forbidden: cannot list resource "events"'})
+    _pending_until_the_deadline(
+        fake_kubectl, events_error='events is forbidden: cannot list resource "events"')
     _, lines, _ = follow(fake_kubectl)
     assert lines[1] == (
         f"{JOB}: the pod's events could not be read (kubectl get failed: Error from server "
