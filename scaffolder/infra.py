@@ -117,9 +117,9 @@ def stack_config(project: Path, spec: ProjectSpec, stack: str) -> dict[str, str]
 def stack_platform_config(project: Path, spec: ProjectSpec, stack: str) -> Any:
     """The validated PlatformConfig of `stack`: the spec's settings for the environment,
     overridden by ``infra/Pulumi.<stack>.yaml`` (as the stack's program builds it)."""
-    from .stacks.config import StackConfigError, platform_config
+    from .stacks.config import PLATFORM_KEY, StackConfigError, platform_config
 
-    raw = stack_config(project, spec, stack).get(f"{spec.name}:platform")
+    raw = stack_config(project, spec, stack).get(f"{spec.name}:{PLATFORM_KEY}")
     try:
         overrides = json.loads(raw) if raw is not None else None
         return platform_config(spec, stack, overrides)
@@ -130,9 +130,10 @@ def stack_platform_config(project: Path, spec: ProjectSpec, stack: str) -> Any:
 def _with_model_stand_in(config: dict[str, str], project: str) -> dict[str, str]:
     """Offline, a stack without ``platform.serving.model_key`` (as `new` writes it, before a
     model was ever uploaded) is built with the stand-in key `pulumi preview` uses."""
+    from .stacks.config import PLATFORM_KEY
     from .stacks.model_keys import STAND_IN_MODEL_KEY
 
-    key = f"{project}:platform"
+    key = f"{project}:{PLATFORM_KEY}"
     platform = json.loads(config[key]) if key in config else {}
     if not isinstance(platform, dict) or not isinstance(platform.get("serving", {}), dict):
         return config  # invalid: the program reports it with the key
