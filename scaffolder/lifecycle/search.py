@@ -561,7 +561,10 @@ def _first_default_within_error(run: _Run, best: _Scored, rule: dict) -> _Scored
     chose defaults that scored 1.4% lower on the test rows; measured from the best default, the
     same runs tie it, and no other of the benchmark's 24 pairs changes for the worse.
 
-    Adds the rule to `rule`, and under "set_aside" the best candidate when another is chosen."""
+    Adds the rule to `rule`, the best default's family and score under "best_default", how
+    far a tuned best candidate leads it (in standard errors, "lead_in_errors") and how many
+    tuned settings were scored ("tuned_scored"), and under "set_aside" the best candidate when
+    another is chosen."""
     if run.protocol.method != "cross-validation":  # hold-out: no fold scores, no error
         return best
     rule["rule"] += ("; unless that beats every default by more than one standard error, the "
@@ -572,6 +575,10 @@ def _first_default_within_error(run: _Run, best: _Scored, rule: dict) -> _Scored
     if error <= 0 or not defaults:  # all folds alike: ties are the second metric's (_Run.key)
         return best
     best_default = min(defaults, key=_rank)
+    rule["best_default"] = {"family": best_default.trial.family, "score": best_default.trial.score}
+    if not _is_default(best):
+        rule["lead_in_errors"] = round((best_default.key[0] - best.key[0]) / error, 3)
+        rule["tuned_scored"] = sum(not _is_default(item) for item in run.scored)
     if best_default.key[0] > best.key[0] + error:  # lower is better
         return best
     close = [item for item in defaults if item.key[0] <= best_default.key[0] + error]

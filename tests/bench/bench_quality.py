@@ -112,6 +112,9 @@ class Score:
     scores: dict[str, float] | None = None  # plain defaults: every estimator's test score
     # plain defaults: the one a cross-validation on train + validation picks (no test row seen)
     picked: str | None = None
+    # ours: how train chose (experiment.json's selection.choice: the rule, the best default, a
+    # tuned candidate's lead over it in standard errors)
+    choice: dict | None = None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -263,7 +266,8 @@ def run_ours(template: Path, root: Path, parts: dict[str, pd.DataFrame], budget:
                                         "--format", "json", passing=(0, 1)))
     metric = experiment["metric"]
     return Score(evaluation["metrics"][metric], experiment["score"],
-                 f"{chosen(experiment)} ({experiment['candidates']['evaluated']} tried)", seconds)
+                 f"{chosen(experiment)} ({experiment['candidates']['evaluated']} tried)", seconds,
+                 choice=experiment["selection"].get("choice"))
 
 
 def chosen(experiment: dict) -> str:

@@ -697,6 +697,11 @@ def test_the_first_default_within_one_standard_error_of_the_best_is_chosen(scale
     assert chosen is (tuned if scale == 0.5 else default)
     assert rule.get("set_aside", {}).get("params") == (None if scale == 0.5 else {"alpha": 0.02})
     assert "the first family's default settings within one standard error" in rule["rule"]
+    # the figures behind the choice: the best default, and the tuned candidate's lead over it
+    assert rule["best_default"] == {"family": "knn", "score": later.trial.score}
+    assert rule["lead_in_errors"] == pytest.approx((later.key[0] - tuned.key[0]) / error,
+                                                   abs=1e-3)
+    assert (rule["lead_in_errors"] > 1) == (scale == 0.5) and rule["tuned_scored"] == 1
     # a later family's default scoring best gives way to the first's within the error
     assert later.key[0] < default.key[0]
     assert search_module._first_default_within_error(run, later, {"rule": ""}) is default
