@@ -561,10 +561,11 @@ def _first_default_within_error(run: _Run, best: _Scored, rule: dict) -> _Scored
     chose defaults that scored 1.4% lower on the test rows; measured from the best default, the
     same runs tie it, and no other of the benchmark's 24 pairs changes for the worse.
 
-    Adds the rule to `rule`, the best default's family and score under "best_default", how
-    far a tuned best candidate leads it (in standard errors, "lead_in_errors") and how many
-    tuned settings were scored ("tuned_scored"), and under "set_aside" the best candidate when
-    another is chosen."""
+    Adds to `rule`: the rule; every default's score ("defaults"); the best default's family
+    and score ("best_default"); the standard error of the best candidate ("best_standard_error");
+    how far a tuned best candidate leads the best default, in those errors ("lead_in_errors"),
+    and how many tuned settings were scored ("tuned_scored"); under "set_aside" the best
+    candidate when another is chosen."""
     if run.protocol.method != "cross-validation":  # hold-out: no fold scores, no error
         return best
     rule["rule"] += ("; unless that beats every default by more than one standard error, the "
@@ -575,7 +576,9 @@ def _first_default_within_error(run: _Run, best: _Scored, rule: dict) -> _Scored
     if error <= 0 or not defaults:  # all folds alike: ties are the second metric's (_Run.key)
         return best
     best_default = min(defaults, key=_rank)
+    rule["defaults"] = {item.trial.family: item.trial.score for item in defaults}
     rule["best_default"] = {"family": best_default.trial.family, "score": best_default.trial.score}
+    rule["best_standard_error"] = error
     if not _is_default(best):
         rule["lead_in_errors"] = round((best_default.key[0] - best.key[0]) / error, 3)
         rule["tuned_scored"] = sum(not _is_default(item) for item in run.scored)

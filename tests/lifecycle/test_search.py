@@ -699,6 +699,7 @@ def test_the_first_default_within_one_standard_error_of_the_best_is_chosen(scale
     assert "the first family's default settings within one standard error" in rule["rule"]
     # the figures behind the choice: the best default, and the tuned candidate's lead over it
     assert rule["best_default"] == {"family": "knn", "score": later.trial.score}
+    assert list(rule["defaults"]) == ["ridge", "knn"] and rule["best_standard_error"] == error
     assert rule["lead_in_errors"] == pytest.approx((later.key[0] - tuned.key[0]) / error,
                                                    abs=1e-3)
     assert (rule["lead_in_errors"] > 1) == (scale == 0.5) and rule["tuned_scored"] == 1
