@@ -480,6 +480,8 @@ def _finish(run: _Run, features: dict[str, str], hooks: ProjectHooks, stopped_by
         top, best = best, _first_default_within_error(run, best, rule)
         if best is not top:
             echo(_set_aside_line(run, best, top))
+        elif "lead_in_errors" in rule:
+            echo(_kept_tuned_line(best, rule))
     try:
         pipeline = _final_model(run, features, hooks, best, members)
     except KeyboardInterrupt:
@@ -608,6 +610,13 @@ def _set_aside_line(run: _Run, chosen: _Scored, top: _Scored) -> str:
         line += (f"; {top.trial.family} is ahead of {tied} other{'s' if tied > 1 else ''} with "
                  f"the same {run.metric.name} on {run.tie_breaker.name}")
     return f"chose {chosen.trial.family} with its default settings: {line}"
+
+
+def _kept_tuned_line(best: _Scored, rule: dict) -> str:
+    """What train says when tuned settings lead every default by more than the error."""
+    return (f"chose {best.trial.family} with tuned settings ({_settings(best.trial.params)}): "
+            f"it beats the best default, {rule['best_default']['family']}, by "
+            f"{rule['lead_in_errors']:.1f} standard errors")
 
 
 def _is_default(item: _Scored) -> bool:
