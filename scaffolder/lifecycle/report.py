@@ -115,11 +115,12 @@ def input_rows(schema: Schema) -> list[list[str]]:
 
 def model_card(
     entry: dict, project: str, label: str, schema: Schema, data_files: dict, version: str,
-    selection: str = "scored on the validation set",
+    selection: str = "scored on the validation set", reason: str | None = None,
 ) -> str:
     """The Markdown model card of an experiment (its index entry `entry`), written by train.
 
-    `selection` says how candidates were scored (the search protocol's description)."""
+    `selection` says how candidates were scored (the search protocol's description), `reason`
+    why this model and not the best-scoring one or a default (what train said), if anything."""
     lines = [
         f"# Model card: {project} {entry['id']}",
         "",
@@ -131,6 +132,8 @@ def model_card(
         f"| selected by | {entry['metric']} {number(entry['score'])}: {_cell(selection)} |",
         f"| trained | {entry['created_at']}, seed {entry['seed']}, mlscaffold {version} |",
     ]
+    if reason:
+        lines.insert(-1, f"| why this model | {_cell(reason)} |")
     for split, facts in data_files.items():
         lines.append(
             f"| {split} data | `{facts['path']}`: {facts['rows']} rows, "

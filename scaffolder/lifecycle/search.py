@@ -479,9 +479,11 @@ def _finish(run: _Run, features: dict[str, str], hooks: ProjectHooks, stopped_by
     if not members:
         top, best = best, _first_default_within_error(run, best, rule)
         if best is not top:
-            echo(_set_aside_line(run, best, top))
+            rule["reason"] = _set_aside_line(run, best, top)
         elif "lead_in_errors" in rule:
-            echo(_kept_tuned_line(best, rule))
+            rule["reason"] = _kept_tuned_line(best, rule)
+        if "reason" in rule:
+            echo(rule["reason"])
     try:
         pipeline = _final_model(run, features, hooks, best, members)
     except KeyboardInterrupt:

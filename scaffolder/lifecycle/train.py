@@ -182,7 +182,8 @@ def train(
         atomic_write_text(
             directory / MODEL_CARD_FILE,
             model_card(entry, config.name, config.label, data.schema, data.files, __version__,
-                       selection=result.protocol["description"]),
+                       selection=result.protocol["description"],
+                       reason=result.protocol["choice"].get("reason")),
         )
         record_experiment(config.layout, entry)
 

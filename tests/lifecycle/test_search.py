@@ -464,6 +464,26 @@ def test_the_first_family_within_the_error_is_chosen_over_a_later_one_scoring_hi
     choice = result.protocol["choice"]
     assert choice["rule"].startswith("the best single model")
     assert choice["set_aside"]["family"] == "flexible" and choice["set_aside"]["standard_error"] > 0
+    # what train says, kept for the model card
+    assert choice["reason"].startswith("chose simple with its default settings: within one "
+                                       "standard error of the best-scoring flexible")
+
+
+def test_the_model_card_says_why_this_model_when_train_said_it():
+    from mlscaffold.lifecycle.report import model_card
+    from mlscaffold.lifecycle.schema import infer_schema
+
+    entry = {"id": "exp-001", "task": "regression", "family": "ridge", "params": {"alpha": 1.0},
+             "metric": "r2", "score": 0.5, "created_at": "2026-12-04T00:00:00Z", "seed": 0,
+             "validation": {"r2": 0.5}}
+    schema = infer_schema(pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 3.0]}), "y")
+    reason = "chose ridge with its default settings: within one standard error of knn | x"
+    card = model_card(entry, "p", "y", schema, {}, "1.0", "5-fold", reason=reason).splitlines()
+    selected = next(i for i, line in enumerate(card) if line.startswith("| selected by |"))
+    assert card[selected + 1] == ("| why this model | chose ridge with its default settings: "
+                                  "within one standard error of knn \\| x |")
+    assert not any("why this model" in line
+                   for line in model_card(entry, "p", "y", schema, {}, "1.0", "5-fold"))
 
 
 def _choice_run(y: np.ndarray):
