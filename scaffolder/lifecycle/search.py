@@ -618,7 +618,7 @@ def _kept_tuned_line(best: _Scored, rule: dict) -> str:
     """What train says when tuned settings lead every default by more than the error."""
     return (f"chose {best.trial.family} with tuned settings ({_settings(best.trial.params)}): "
             f"it beats the best default, {rule['best_default']['family']}, by "
-            f"{rule['lead_in_errors']:.1f} standard errors")
+            f"{rule['lead_in_errors']:.2f} standard errors")
 
 
 def _is_default(item: _Scored) -> bool:

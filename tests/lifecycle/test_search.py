@@ -726,7 +726,7 @@ def test_the_first_default_within_one_standard_error_of_the_best_is_chosen(scale
     if scale == 0.5:  # what train says about it
         assert search_module._kept_tuned_line(tuned, rule) == (
             "chose ridge with tuned settings (alpha=0.02): it beats the best default, knn, by "
-            f"{rule['lead_in_errors']:.1f} standard errors")
+            f"{rule['lead_in_errors']:.2f} standard errors")
     # a later family's default scoring best gives way to the first's within the error
     assert later.key[0] < default.key[0]
     assert search_module._first_default_within_error(run, later, {"rule": ""}) is default
