@@ -130,10 +130,9 @@ def model_card(
         f"| label | `{label}` |",
         f"| model | {entry['family']} `{json.dumps(entry['params'], sort_keys=True)}` |",
         f"| selected by | {entry['metric']} {number(entry['score'])}: {_cell(selection)} |",
+        *([f"| why this model | {_cell(reason)} |"] if reason else []),
         f"| trained | {entry['created_at']}, seed {entry['seed']}, mlscaffold {version} |",
     ]
-    if reason:
-        lines.insert(-1, f"| why this model | {_cell(reason)} |")
     for split, facts in data_files.items():
         lines.append(
             f"| {split} data | `{facts['path']}`: {facts['rows']} rows, "
