@@ -724,7 +724,7 @@ def test_the_first_default_within_one_standard_error_of_the_best_is_chosen(scale
                                                    abs=1e-3)
     assert (rule["lead_in_errors"] > 1) == (scale == 0.5) and rule["tuned_scored"] == 1
     if scale == 0.5:  # what train says about it
-        assert search_module._kept_tuned_line(tuned, rule) == (
+        assert search_module._kept_tuned_line(run, tuned, rule) == (
             "chose ridge with tuned settings (alpha=0.02): it beats the best default, knn, by "
             f"{rule['lead_in_errors']:.2f} standard errors")
     # a later family's default scoring best gives way to the first's within the error
@@ -733,6 +733,33 @@ def test_the_first_default_within_one_standard_error_of_the_best_is_chosen(scale
     # without a scored default, the best stays
     run.scored = [tuned]
     assert search_module._first_default_within_error(run, tuned, {"rule": ""}) is tuned
+
+
+def test_without_a_spread_across_folds_the_figures_are_kept_and_ties_go_to_the_second_metric():
+    """A candidate that scores the same on every fold (here perfectly) has no standard error,
+    so no window: the best candidate stays (exact ties broken by the second metric, as in
+    test_ties_go_to_the_better_second_metric). The figures behind the choice are recorded all
+    the same, and train says why tuned settings were kept, without a lead in errors."""
+    y = np.random.default_rng(6).normal(size=200)
+    run = _choice_run(y)
+    perfect = y[run.protocol.scored]
+    assert search_module._shuffles_standard_error(run, perfect) == 0
+    default = _scored(_RIDGE, {"alpha": 1.0}, (-1.0, 0.02), 1, perfect)
+    knn = _scored(_KNN, {"n_neighbors": 5}, (-1.0, 0.01), 2, perfect)
+    tuned = _scored(_RIDGE, {"alpha": 0.02}, (-1.0, 0.0), 3, perfect)
+    run.scored = [default, knn, tuned]
+    rule = {"rule": ""}
+    assert search_module._first_default_within_error(run, tuned, rule) is tuned
+    assert rule["best_standard_error"] == 0 and rule["lead_in_errors"] is None
+    assert list(rule["defaults"]) == ["ridge", "knn"] and rule["tuned_scored"] == 1
+    assert rule["best_default"]["family"] == "knn" and "set_aside" not in rule
+    assert search_module._kept_tuned_line(run, tuned, rule) == (
+        "chose ridge with tuned settings (alpha=0.02): it ties the best default, knn, with the "
+        f"same {run.metric.name} on every fold, and leads it on {run.tie_breaker.name}")
+    default.key, knn.key = (-0.9, 0.1), (-0.95, 0.1)
+    assert search_module._kept_tuned_line(run, tuned, rule) == (
+        "chose ridge with tuned settings (alpha=0.02): it beats the best default, knn, with the "
+        "same score on every fold")
 
 
 def test_the_set_aside_line_names_the_second_metric_when_the_best_tied_on_the_first():
