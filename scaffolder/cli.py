@@ -219,6 +219,10 @@ def _ask(values: dict[str, Any]) -> None:
 
 
 def _print_result(result: Any) -> None:
+    import shlex
+
+    from .packaging import installed_from
+
     spec = result.spec
     top: dict[str, int] = {}
     for name in result.files:
@@ -234,7 +238,12 @@ def _print_result(result: Any) -> None:
         click.echo(f"note: {note}")
     click.echo("\nNext steps:")
     click.echo(f"  cd {result.path}")
-    click.echo("  make install      # a venv with the project and its tools")
+    source = installed_from()
+    if source is None:  # from a package index: the project's pin finds this version there
+        click.echo("  make install      # a venv with the project and its tools")
+    else:  # a checkout or a wheel: the project's `make install` takes mlscaffold from there
+        click.echo(f"  make install MLSCAFFOLD_SOURCE={shlex.quote(source)}"
+                   "   # a venv with the project, its tools and this mlscaffold")
     click.echo("  make test         # the project's own tests")
     click.echo(f"  make train        # a time-bounded model search on datasets/ ({spec.metric})")
 

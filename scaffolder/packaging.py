@@ -18,14 +18,39 @@ from importlib import resources
 
 from . import DISTRIBUTION, __version__
 
-__all__ = ["DISTRIBUTION", "install_hint", "missing_library", "optional_modules", "pinned",
-           "runtime_requirements"]
+__all__ = ["DISTRIBUTION", "install_hint", "installed_from", "missing_library",
+           "optional_modules", "pinned", "runtime_requirements"]
 
 # Modules we import that come with a platform.txt distribution without being named by it
 # (import name -> the distribution that brings it).
 _BROUGHT_ALONG = {"botocore": "boto3"}
 # distributions imported under another name than their own (distribution -> import name)
 _IMPORT_NAMES = {"sagemaker-core": "sagemaker", "mlflow-skinny": "mlflow"}
+
+
+def installed_from() -> str | None:
+    """Where this mlscaffold-kit was installed from when not from a package index, as pip takes
+    it again: a checkout's folder (editable or not) or a wheel's path, a VCS URL at its commit,
+    an archive's URL. None when it came from an index, whose projects' `make install` finds the
+    same version there. From the installer's record (direct_url.json, PEP 610)."""
+    import json
+    from importlib import metadata
+    from urllib.parse import urlsplit
+    from urllib.request import url2pathname
+
+    try:
+        record = metadata.distribution(DISTRIBUTION).read_text("direct_url.json")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return None
+    if not record:
+        return None
+    direct = json.loads(record)
+    url = direct.get("url", "")
+    if "vcs_info" in direct:
+        vcs = direct["vcs_info"]
+        return f"{vcs['vcs']}+{url}@{vcs['commit_id']}"
+    parts = urlsplit(url)
+    return url2pathname(parts.path) if parts.scheme == "file" else url or None
 
 
 def release_of(version: str) -> tuple[int, int, int] | None:

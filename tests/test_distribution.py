@@ -82,7 +82,8 @@ _VALUED_OPTIONS = {
 
 def _pip_install_arguments(line: str) -> list[tuple[str, str]]:
     """[(kind, value)] of every `pip install` in a shell line: kind is requirement, file,
-    local (a folder, the project itself) or other (an option's value)."""
+    local (a folder, the project itself), source (MLSCAFFOLD_SOURCE, where the user has
+    mlscaffold-kit) or other (an option's value)."""
     found = []
     for part in re.split(r"&&|\|\||;|\|", line):
         if not re.search(r"pip\s+install", part):
@@ -98,6 +99,8 @@ def _pip_install_arguments(line: str) -> list[tuple[str, str]]:
                     found.append((kind, next(rest)))
                 elif word.startswith("-"):
                     assert "=" not in word, f"{line}: write {word} as two words"
+                elif word == "$(MLSCAFFOLD_SOURCE_ARG)":  # the user's checkout or wheel
+                    found.append(("source", word))
                 elif word.startswith((".", "/")):
                     found.append(("local", word))
                 else:
@@ -152,6 +155,10 @@ def installed_requirements(root: Path) -> dict[str, list[str]]:
                         in found, f"{where}: pip install -r {value}, a file not collected"
                 elif kind == "local":
                     assert value.split("[")[0] in (".", "./"), f"{where}: installs {value}"
+                elif kind == "source":  # mlscaffold-kit from where the user says, held to the
+                    # dev extra's pin by installing it in the same pip run
+                    assert where == "Makefile" and "-e .[dev]" in " ".join(shlex.split(line)), \
+                        f"{where}: `{line}` installs MLSCAFFOLD_SOURCE without the pin beside it"
                 else:
                     pytest.fail(f"{where}: `{line}` sets where pip looks ({value}); the "
                                 "environment's PIP_INDEX_URL decides that")
@@ -211,6 +218,48 @@ def test_every_requirement_a_project_installs_is_ours_pinned_or_allowed(tmp_path
                 if path.is_file() and path.suffix != ".csv" and ".git" not in path.parts
                 for line in path.read_text().splitlines() if not line.lstrip().startswith("#")]
     assert [line for line in settings if re.search(r"EXTRA_INDEX_URL\s*[:=]", line)] == []
+
+
+@pytest.mark.parametrize(("record", "source"), [
+    ('{"url": "file:///home/me/mlscaffold", "dir_info": {"editable": true}}',
+     "/home/me/mlscaffold"),
+    ('{"url": "file:///home/me/my%20kits/mlscaffold_kit-1.0-py3-none-any.whl", '
+     '"archive_info": {}}', "/home/me/my kits/mlscaffold_kit-1.0-py3-none-any.whl"),
+    ('{"url": "https://git.example.com/ml/mlscaffold.git", '
+     '"vcs_info": {"vcs": "git", "commit_id": "0123abc"}}',
+     "git+https://git.example.com/ml/mlscaffold.git@0123abc"),
+    (None, None),  # from a package index: no record
+])
+def test_installed_from_reads_the_installers_record(monkeypatch, record, source):
+    from importlib import metadata
+    from types import SimpleNamespace
+
+    from mlscaffold.packaging import installed_from
+
+    def distribution(name: str) -> SimpleNamespace:
+        assert name == DISTRIBUTION
+        return SimpleNamespace(read_text=lambda file: record if file == "direct_url.json"
+                               else None)
+
+    monkeypatch.setattr(metadata, "distribution", distribution)
+    assert installed_from() == source
+
+
+@pytest.mark.parametrize("source", ["/home/me/my kits/mlscaffold_kit-1.0-py3-none-any.whl",
+                                    None])
+def test_new_says_where_make_install_takes_mlscaffold_from(monkeypatch, run_cli, tmp_path,
+                                                           source):
+    from mlscaffold import packaging
+
+    monkeypatch.setattr(packaging, "installed_from", lambda: source)
+    result = run_cli(["new", str(tmp_path / "p"), "--no-input", "--no-git"])
+    assert result.exit_code == 0, result.stderr
+    install = next(line for line in result.stdout.splitlines() if "make install" in line)
+    if source is None:  # from an index: the project's pin finds it there
+        assert install.split("#")[0].strip() == "make install"
+    else:
+        quoted = shlex.quote(source)
+        assert install.split("#")[0].strip() == f"make install MLSCAFFOLD_SOURCE={quoted}"
 
 
 def test_the_packs_pin_this_version():

@@ -93,6 +93,17 @@ def test_make_promote_passes_force(project: Path):
     assert "--force" not in plain.stdout
 
 
+def test_make_install_takes_mlscaffold_from_the_source_given(project: Path):
+    """`make install MLSCAFFOLD_SOURCE=…` hands the checkout or wheel to the pip run that
+    installs the dev extra (whose pin holds it to the project's version); without it, nothing
+    but the project."""
+    given = _make(project, "install", "MLSCAFFOLD_SOURCE=/home/me/kits/mlscaffold kit.whl")
+    assert given.stdout.splitlines()[-1].endswith(
+        "pip install -e '.[dev]' '/home/me/kits/mlscaffold kit.whl'"), given.stdout
+    plain = _make(project, "install")
+    assert plain.stdout.splitlines()[-1].rstrip().endswith("pip install -e '.[dev]'")
+
+
 def test_a_target_before_make_install_says_to_run_it(project: Path):
     result = subprocess.run(["make", "train", "MLSCAFFOLD=false"], cwd=project,
                             capture_output=True, text=True)

@@ -110,6 +110,8 @@ def test_wheel_install_makes_a_project_from_another_directory(tmp_path: Path, wh
                                 "--serving", "kserve", "--ci", "gitlab"],
                                cwd=workdir, capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
+    # installed from a wheel, not an index: the project's `make install` is told to take it
+    assert f"make install MLSCAFFOLD_SOURCE={wheel}   #" in completed.stdout
     project = workdir / "churn"
     for name in ("mlscaffold.yaml", "Dockerfile", ".gitlab-ci.yml", "src/churn/preprocessing.py",
                  "datasets/train.csv", "infra/Pulumi.yaml"):
@@ -173,3 +175,33 @@ def test_the_runtime_alone_runs_the_lifecycle_and_names_what_else_to_install(tmp
         assert completed.returncode == 2 and lacking, completed.stderr
         assert lacking.group(1) in optional_modules().values()
     assert not (tmp_path / "x").exists()
+
+
+def test_a_projects_make_install_takes_mlscaffold_from_a_wheel_that_no_index_has(tmp_path: Path,
+                                                                                 wheel: Path):
+    """Before mlscaffold-kit is published: `make install MLSCAFFOLD_SOURCE=WHEEL`, as `new`
+    says. pip meets the dev extra's pin (mlscaffold-kit==this version, on no index here) with
+    the wheel and takes everything else from the package index (the network: this is the one
+    test that installs the whole tool for real, as a user's laptop does); the project's venv
+    then trains. The plain `make install` finds no such version, and says so."""
+    project = create_project(tmp_path / "fresh", validate_spec(
+        {"name": "fresh", "serving": "none", "ci": "none", "environments": ["dev"]}),
+        git=False).path
+
+    def make(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["make", *args, f"PYTHON={sys.executable}"], cwd=project,
+                              capture_output=True, text=True, timeout=1800)
+
+    plain = make("install")
+    assert plain.returncode != 0
+    assert f"No matching distribution found for {pinned()}" in plain.stderr, plain.stderr
+    installed = make("install", f"MLSCAFFOLD_SOURCE={wheel}")
+    assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-2000:]
+    python = project / ".venv" / "bin" / "python"
+    source = subprocess.run([str(python), "-c", "from mlscaffold.packaging import "
+                             "installed_from; print(installed_from())"], cwd=project,
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert source == str(wheel)  # the wheel itself, not a build from an index
+    trained = make("train", "TIME=3", "SEED=0")
+    assert trained.returncode == 0, trained.stderr
+    assert (project / "experiments" / "exp-001" / "model.joblib").is_file()
