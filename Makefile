@@ -43,7 +43,8 @@ demo: $(STAMP) ## scaffold a project into a temporary folder, test, train and ch
 	$(MAKE) -s -C $$dir list PY=$(abspath $(PY)); \
 	echo; echo "== its Pulumi stacks against the security and cost policies (offline)"; \
 	$(VENV)/bin/mlscaffold check $$dir; \
-	echo; echo "The project is in $$dir (cd there and run 'make help')."
+	echo; echo "The project is in $$dir; to work on it (its own venv, with this checkout's mlscaffold):"; \
+	echo "  cd $$dir && make install MLSCAFFOLD_SOURCE='$(CURDIR)' && make help"
 
 # one pytest worker per core, the slow tier handed out first (tests/conftest.py) and a worker
 # that runs out taking half of another's queue (worksteal); the 25 slowest tests are listed at
