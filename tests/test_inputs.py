@@ -82,8 +82,8 @@ def test_ci_dry_run_says_it_would_write_the_spec(run_cli, tmp_path: Path):
 
 
 def _make(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["make", "-n", *args], cwd=project, capture_output=True, text=True,
-                          env={**os.environ, **env})
+    return subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=project,
+                          capture_output=True, text=True, env={**os.environ, **env})
 
 
 def test_make_promote_passes_force(project: Path):
