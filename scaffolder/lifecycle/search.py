@@ -577,8 +577,8 @@ def _first_default_within_error(run: _Run, best: _Scored, rule: dict) -> _Scored
     diabetes and breast cancer chose the same. Replaying the defaults alone on those data, a
     window widened 1.5 times for the folds' shared training rows (Nadeau and Bengio's correction
     of the variance) fell 1.2% below on wine split 1; picking the best default outright fell more
-    than 1% below on 4 of the 9 pairs of iris and diabetes. The figures
-    above, before this paragraph, were measured with the unpaired window.
+    than 1% below on 4 of the 9 pairs of iris and diabetes. The figures in the paragraphs above
+    this one were measured with the unpaired window.
 
     Without an error (the best candidate scored alike on every fold, as when a hundred rows are
     classified perfectly) there is no window: the best candidate stays, exact ties on the metric
@@ -632,10 +632,7 @@ def _paired_error(run: _Run, reference: _Scored, other: _Scored, fallback: float
     mine, theirs = reference.view_scores, other.view_scores
     if not mine or len(mine) != len(theirs) or None in mine or None in theirs:
         return fallback
-    differences = [a - b for a, b in zip(mine, theirs, strict=True)]
-    folds = run.protocol.folds
-    return float(np.mean([_standard_error(differences[start:start + folds])
-                          for start in range(0, len(differences), folds)]))
+    return _per_shuffle_error(run, [a - b for a, b in zip(mine, theirs, strict=True)])
 
 
 def _set_aside_line(run: _Run, chosen: _Scored, top: _Scored) -> str:
@@ -713,7 +710,13 @@ def _fold_scores(run: _Run, output: np.ndarray) -> list[float | None]:
 
 def _shuffles_standard_error(run: _Run, output: np.ndarray) -> float:
     """The standard error of `output`'s fold scores, per shuffle of the folds, averaged."""
-    scores, folds = _fold_scores(run, output), run.protocol.folds
+    return _per_shuffle_error(run, _fold_scores(run, output))
+
+
+def _per_shuffle_error(run: _Run, scores: list[float | None]) -> float:
+    """The standard error of per-fold `scores` (views in order, shuffle by shuffle), per shuffle,
+    averaged."""
+    folds = run.protocol.folds
     return float(np.mean([_standard_error(scores[start:start + folds])
                           for start in range(0, len(scores), folds)]))
 
