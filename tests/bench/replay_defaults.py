@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Replay how train chooses among the families' default settings, and how other rules would.
+
+After cross-validation, train keeps a tuned candidate only if it beats every default clearly;
+otherwise it chooses among the families' defaults (scaffolder/lifecycle/search.py,
+``_first_default_within_error``). bench_quality.py measures that inside the whole search, at
+30 s per fold: most of an hour for a few data sets, with tuned candidates and ensembles in the
+way. This script isolates the choice among the defaults. On the benchmark's own splits
+(bench_quality.split), it scores every family's default settings as train does (the protocol
+of scaffolder/lifecycle/evaluation.py: its folds and shuffles, the project's preprocessing and
+metric, a row's prediction the mean over the shuffles), refits each on train + validation and
+scores it on the test rows. Each rule's pick is then compared with the benchmark's bar: the
+best plain default on the test rows (bench_quality.run_defaults, an oracle).
+
+Rules (each sees only the cross-validation, never the test rows):
+
+* ``window``: train's rule. The first family's default (families in train's order, linear
+  first) that scores within one standard error of the best default, the standard error of the
+  two defaults' fold-by-fold difference (per shuffle, averaged).
+* ``unpaired``: the same, with the best default's own fold standard error as the window (train's
+  rule before the paired window).
+* ``best``: the best-scoring default (ties: the second metric, then family order).
+* ``rank``: the default with the best mean rank over the folds.
+
+Prints, per data set and split, the bar and each rule's test score ("!" when more than 1% below
+the bar), then how many pairs each rule leaves more than 1% below and its mean gap to the bar.
+``--repeats`` draws the folds that many times instead of train's (to measure more shuffles).
+
+Run: ``.venv/bin/python tests/bench/replay_defaults.py [--datasets wine,iris] [--splits 3]``.
+A data set of a few hundred rows takes a minute or two per split on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).parent))
+import bench_quality as bench  # the benchmark's data sets, splits and bar
+
+RULES = ("window", "unpaired", "best", "rank")
+
+
+@dataclass
+class Default:
+    """One family's default settings on one outer fold: how cross-validation saw it, and its
+    test score after a refit on train + validation."""
+
+    family: str
+    key: tuple  # (metric, second metric) of the mean-over-shuffles predictions; lower is better
+    views: list[float]  # the metric's sort key on each view (fold of a shuffle), lower is better
+    error: float  # the standard error of its fold scores, per shuffle, averaged
+    test: float
+
+
+@dataclass
+class Replayed:
+    """The families' defaults on one outer fold, in train's family order."""
+
+    defaults: list[Default]
+    folds: int  # folds per shuffle
+
+
+def score_defaults(parts: dict[str, pd.DataFrame], task: str, metric, seed: int,
+                   families: list | None = None) -> Replayed:
+    """Every family's default (or each of `families`') on one outer fold."""
+    from sklearn.base import clone
+    from sklearn.pipeline import Pipeline
+    from threadpoolctl import threadpool_limits
+
+    from mlscaffold.lifecycle.evaluation import plan
+    from mlscaffold.lifecycle.schema import build_preprocessor, coerce_features, infer_schema
+    from mlscaffold.lifecycle.scoring import Scorer
+    from mlscaffold.lifecycle.search import _tie_breaker
+    from mlscaffold.lifecycle.search_space import families_for
+
+    fit = pd.concat([parts["train"], parts["validation"]])
+    features = infer_schema(parts["train"], bench.LABEL).features
+    x = coerce_features(fit.drop(columns=[bench.LABEL]), features).reset_index(drop=True)
+    x_test = coerce_features(parts["test"].drop(columns=[bench.LABEL]), features)
+    y, y_test = fit[bench.LABEL].to_numpy(), parts["test"][bench.LABEL].to_numpy()
+    classes = None if task == "regression" else np.unique(y)
+    protocol = plan(len(parts["train"]), y, classes is not None, seed)
+    if protocol.method != "cross-validation":
+        raise SystemExit(f"{len(y)} rows are scored on a hold-out split, where train keeps the "
+                         "best candidate: no defaults' rule to replay")
+    second = _tie_breaker(task, metric)
+    scored = Scorer(task, y[protocol.scored], classes)
+    position = {row: index for index, row in enumerate(protocol.scored)}
+    found = []
+    for family in families or families_for(task):
+        pipeline = Pipeline([("preprocess", build_preprocessor(features)),
+                             ("model", family.build(family.baseline, seed))])
+        mean = None
+        views = []
+        with warnings.catch_warnings(), threadpool_limits(1):
+            warnings.simplefilter("ignore")
+            for view in protocol.views:
+                output = _output(clone(pipeline).fit(x.iloc[view.fit], y[view.fit]),
+                                 x.iloc[view.score], classes)
+                views.append(metric.sort_key(Scorer(task, y[view.score], classes)
+                                             .value(metric, output)))
+                mean = np.zeros((len(protocol.scored), *output.shape[1:])) if mean is None \
+                    else mean
+                mean[[position[row] for row in view.score]] += output / protocol.repeats
+            test = _output(clone(pipeline).fit(x, y), x_test, classes)
+        folds = [metric.sort_key(Scorer(task, y[view.score], classes).value(
+            metric, mean[[position[row] for row in view.score]]))
+            for view in protocol.views]
+        found.append(Default(
+            family.name,
+            (metric.sort_key(scored.value(metric, mean)), second.sort_key(scored.value(second,
+                                                                                       mean))),
+            views, per_shuffle_error(folds, protocol.folds),
+            Scorer(task, y_test, classes).value(metric, test)))
+    return Replayed(found, protocol.folds)
+
+
+def _output(pipeline, x: pd.DataFrame, classes) -> np.ndarray:
+    return pipeline.predict(x) if classes is None else pipeline.predict_proba(x)
+
+
+def per_shuffle_error(scores: list[float], folds: int) -> float:
+    """The standard error of per-fold scores (shuffle by shuffle), per shuffle, averaged."""
+    return float(np.mean([np.std(scores[start:start + folds], ddof=1) / math.sqrt(folds)
+                          for start in range(0, len(scores), folds)]))
+
+
+def choose(replayed: Replayed, rule: str) -> Default:
+    """The default that `rule` picks."""
+    defaults, folds = replayed.defaults, replayed.folds
+    best = min(defaults, key=lambda item: item.key)  # min keeps the first of equal keys
+    if rule == "best":
+        return best
+    if rule == "rank":
+        ranks = np.mean([_ranks([item.views[view] for item in defaults])
+                         for view in range(len(best.views))], axis=0)
+        return defaults[int(np.argmin(ranks))]
+    if best.error <= 0:  # every fold alike: train keeps the best (no window)
+        return best
+    for item in defaults:
+        if item is best:
+            return best
+        window = best.error if rule == "unpaired" else per_shuffle_error(
+            [a - b for a, b in zip(item.views, best.views, strict=True)], folds)
+        if item.key[0] <= best.key[0] + window:
+            return item
+    raise AssertionError("the best default is among the defaults")
+
+
+def _ranks(keys: list[float]) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    return rankdata(keys)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default="wine,iris,diabetes,breast_cancer",
+                        help="comma-separated names (default: wine,iris,diabetes,breast_cancer)")
+    parser.add_argument("--splits", type=int, default=3, help="splits per data set (default: 3)")
+    parser.add_argument("--repeats", type=int,
+                        help="shuffles of the folds (default: train's, for the data's size)")
+    args = parser.parse_args(argv)
+    if args.splits < 1 or (args.repeats is not None and args.repeats < 1):
+        parser.error("--splits and --repeats must be positive")
+    from mlscaffold import catalog
+    from mlscaffold.lifecycle import evaluation
+    from mlscaffold.lifecycle.metrics import get_metric
+
+    available = {dataset.name: dataset for dataset in bench.datasets()}
+    unknown = sorted(set(args.datasets.split(",")) - set(available))
+    if unknown:
+        parser.error(f"unknown or unavailable data sets: {', '.join(unknown)}; choose from "
+                     f"{', '.join(available)}")
+    if args.repeats is not None:  # plan() reads the module's setting when it is called
+        evaluation.REPEATS, evaluation.REPEATS_MAX_ROWS = args.repeats, evaluation.CV_MAX_ROWS
+    gaps: dict[str, list[tuple[str, float, bool]]] = {rule: [] for rule in RULES}
+    for name in args.datasets.split(","):
+        dataset = available[name]
+        metric = get_metric(catalog.TASKS[dataset.task].default_metric, dataset.task)
+        for seed in range(args.splits):
+            folds = bench.split(dataset, seed)
+            bar = bench.combine([bench.run_defaults(parts, dataset.task, metric, seed)
+                                 for parts in folds], metric).test
+            scored = [score_defaults(parts, dataset.task, metric, seed) for parts in folds]
+            line = f"{name:<20}{seed:>3}  bar {bar:.4f}"
+            for rule in RULES:
+                test = float(np.mean([choose(replayed, rule).test for replayed in scored]))
+                below = test < bar - bench.BELOW_DEFAULT_LIMIT * abs(bar)
+                gaps[rule].append((f"{name}/{seed}", test - bar, below))
+                line += f" | {rule} {test:.4f}{'!' if below else ' '}"
+            print(line, flush=True)
+    print()
+    for rule, rows in gaps.items():
+        below = [pair for pair, _, is_below in rows if is_below]
+        print(f"{rule:<9} more than 1% below the bar: {len(below)} of {len(rows)} "
+              f"({', '.join(below) or 'none'}); mean gap {np.mean([g for _, g, _ in rows]):+.4f}")
+
+
+if __name__ == "__main__":
+    main()

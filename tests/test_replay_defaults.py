@@ -1,0 +1,101 @@
+"""The defaults' replay (tests/bench/replay_defaults.py): its rules pick as train's rule and its
+alternatives say, and it scores defaults with train's protocol."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlscaffold.lifecycle.metrics import get_metric
+from mlscaffold.lifecycle.search_space import families_for
+
+_BENCH = Path(__file__).parent / "bench"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, _BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load("bench_quality")
+replay = _load("replay_defaults")
+
+
+def _default(family: str, views: list[float], test: float) -> object:
+    """A default whose fold scores (sort keys: lower is better) are `views`, 5 folds a shuffle."""
+    score = float(np.mean(views))
+    return replay.Default(family, (score, 0.0), views,
+                          replay.per_shuffle_error(views, 5), test)
+
+
+def _replayed(*defaults) -> object:
+    return replay.Replayed(list(defaults), 5)
+
+
+def test_a_default_behind_the_best_on_every_fold_is_outside_the_paired_window_only():
+    spread = [-0.99, -0.93, -0.97, -0.91, -0.95] * 3  # the best default: hard and easy folds
+    behind = [value + 0.01 for value in spread]  # 0.01 behind on every fold
+    replayed = _replayed(_default("first", behind, 0.90), _default("second", spread, 0.95))
+    assert replay.choose(replayed, "unpaired").family == "first"  # within its fold error
+    assert replay.choose(replayed, "window").family == "second"  # the difference never varies
+    assert replay.choose(replayed, "best").family == "second"
+    assert replay.choose(replayed, "rank").family == "second"
+
+
+def test_the_window_takes_the_first_family_among_noisy_near_ties():
+    best = [-0.99, -0.93, -0.97, -0.91, -0.95] * 3
+    noisy = [-0.93, -0.99, -0.91, -0.97, -0.94] * 3  # 0.002 lower on average, fold by fold noise
+    replayed = _replayed(_default("first", noisy, 0.97), _default("second", best, 0.95))
+    assert replay.choose(replayed, "window").family == "first"
+    assert replay.choose(replayed, "unpaired").family == "first"
+    assert replay.choose(replayed, "best").family == "second"
+
+
+def test_without_a_fold_error_the_best_default_stays():
+    perfect = [-1.0] * 15
+    replayed = _replayed(_default("first", [-0.99] * 15, 0.9), _default("second", perfect, 1.0))
+    for rule in replay.RULES:
+        assert replay.choose(replayed, rule).family == "second"
+
+
+def test_rank_takes_the_default_best_on_most_folds():
+    wins_most = [-0.96, -0.96, -0.96, -0.96, -0.80] * 3  # best on four folds of five
+    steady = [-0.95] * 15
+    replayed = _replayed(_default("steady", steady, 0.95), _default("spiky", wins_most, 0.9))
+    assert replay.choose(replayed, "best").family == "steady"  # the better mean
+    assert replay.choose(replayed, "rank").family == "spiky"
+
+
+def test_defaults_are_scored_with_trains_protocol_on_a_small_data_set():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3))
+    frame = pd.DataFrame(x, columns=["a", "b", "c"])
+    frame[bench.LABEL] = (x[:, 0] + 0.5 * rng.normal(size=120) > 0).astype(int)
+    (parts,) = bench.split(bench.Dataset("made", "binary-classification", frame), seed=0,
+                           outer_folds=1)
+    metric = get_metric("roc_auc", "binary-classification")
+    families = families_for("binary-classification")[:2]
+    replayed = replay.score_defaults(parts, "binary-classification", metric, 0, families)
+    assert replayed.folds == 5
+    assert [item.family for item in replayed.defaults] == [family.name for family in families]
+    for item in replayed.defaults:
+        assert len(item.views) == 15  # under 500 rows: 5 folds, shuffled 3 times
+        assert item.key[0] == pytest.approx(np.mean(item.views), abs=0.05)  # -roc_auc
+        assert item.error > 0
+        assert 0.5 < item.test <= 1.0  # the signal in column a is learnt
+    assert replay.choose(replayed, "window") in replayed.defaults
+
+
+def test_the_replay_refuses_unknown_data_sets(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        replay.main(["--datasets", "wine,nonesuch"])
+    assert exit_info.value.code == 2
+    assert "nonesuch" in capsys.readouterr().err
