@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlscaffold.lifecycle.evaluation import plan
 from mlscaffold.lifecycle.metrics import get_metric
 from mlscaffold.lifecycle.search_space import families_for
 
@@ -29,15 +30,18 @@ bench = _load("bench_quality")
 replay = _load("replay_defaults")
 
 
+# 5 stratified folds drawn 3 times, as train plans them for 100 rows
+_PROTOCOL = plan(80, np.arange(100) % 2, True, seed=0)
+
+
 def _default(family: str, views: list[float], test: float) -> object:
     """A default whose fold scores (sort keys: lower is better) are `views`, 5 folds a shuffle."""
     score = float(np.mean(views))
-    return replay.Default(family, (score, 0.0), views,
-                          replay.per_shuffle_error(views, 5), test)
+    return replay.Default(family, (score, 0.0), views, _PROTOCOL.standard_error(views), test)
 
 
 def _replayed(*defaults) -> object:
-    return replay.Replayed(list(defaults), 5)
+    return replay.Replayed(list(defaults), _PROTOCOL)
 
 
 def test_a_default_behind_the_best_on_every_fold_is_outside_the_paired_window_only():
@@ -84,7 +88,7 @@ def test_defaults_are_scored_with_trains_protocol_on_a_small_data_set():
     metric = get_metric("roc_auc", "binary-classification")
     families = families_for("binary-classification")[:2]
     replayed = replay.score_defaults(parts, "binary-classification", metric, 0, families)
-    assert replayed.folds == 5
+    assert (replayed.protocol.folds, replayed.protocol.repeats) == (5, 3)
     assert [item.family for item in replayed.defaults] == [family.name for family in families]
     for item in replayed.defaults:
         assert len(item.views) == 15  # under 500 rows: 5 folds, shuffled 3 times

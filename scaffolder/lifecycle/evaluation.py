@@ -15,6 +15,7 @@ stopped for scoring poorly (see search.py).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,6 +66,12 @@ class Protocol:
     def folds(self) -> int:
         """Folds of one shuffle (views of one shuffle, for hold-out)."""
         return len(self.views) // self.repeats
+
+    def standard_error(self, scores: list[float | None]) -> float:
+        """The standard error of per-view `scores` (views in order, shuffle by shuffle), per
+        shuffle, averaged; 0.0 when a shuffle has fewer than two folds or a fold has no score."""
+        return float(np.mean([_standard_error(scores[start:start + self.folds])
+                              for start in range(0, len(scores), self.folds)]))
 
     def describe(self) -> dict:
         """For experiment.json."""
@@ -123,3 +130,10 @@ def _subsample(rows: np.ndarray, y: np.ndarray, size: int, classification: bool,
     except ValueError:  # a class too rare to stratify
         chosen, _ = train_test_split(rows, train_size=size, random_state=seed)
     return np.sort(chosen)
+
+
+def _standard_error(scores: list[float | None]) -> float:
+    present = [score for score in scores if score is not None]
+    if len(present) < 2 or len(present) != len(scores):
+        return 0.0
+    return float(np.std(present, ddof=1) / math.sqrt(len(present)))

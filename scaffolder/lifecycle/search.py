@@ -21,7 +21,6 @@ says it was interrupted.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 import warnings
@@ -634,7 +633,7 @@ def _paired_error(run: _Run, reference: _Scored, other: _Scored, fallback: float
     mine, theirs = reference.view_scores, other.view_scores
     if not mine or len(mine) != len(theirs) or None in mine or None in theirs:
         return fallback
-    return _per_shuffle_error(run, [a - b for a, b in zip(mine, theirs, strict=True)])
+    return run.protocol.standard_error([a - b for a, b in zip(mine, theirs, strict=True)])
 
 
 def _set_aside_line(run: _Run, chosen: _Scored, top: _Scored) -> str:
@@ -712,22 +711,7 @@ def _fold_scores(run: _Run, output: np.ndarray) -> list[float | None]:
 
 def _shuffles_standard_error(run: _Run, output: np.ndarray) -> float:
     """The standard error of `output`'s fold scores, per shuffle of the folds, averaged."""
-    return _per_shuffle_error(run, _fold_scores(run, output))
-
-
-def _per_shuffle_error(run: _Run, scores: list[float | None]) -> float:
-    """The standard error of per-fold `scores` (views in order, shuffle by shuffle), per shuffle,
-    averaged."""
-    folds = run.protocol.folds
-    return float(np.mean([_standard_error(scores[start:start + folds])
-                          for start in range(0, len(scores), folds)]))
-
-
-def _standard_error(scores: list[float | None]) -> float:
-    present = [score for score in scores if score is not None]
-    if len(present) < 2 or len(present) != len(scores):
-        return 0.0
-    return float(np.std(present, ddof=1) / math.sqrt(len(present)))
+    return run.protocol.standard_error(_fold_scores(run, output))
 
 
 def _final_model(run: _Run, features: dict[str, str], hooks: ProjectHooks, best: _Scored,

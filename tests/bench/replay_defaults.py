@@ -33,7 +33,6 @@ A data set of a few hundred rows takes a minute or two per split on 2 cores.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import warnings
 from dataclasses import dataclass
@@ -65,7 +64,7 @@ class Replayed:
     """The families' defaults on one outer fold, in train's family order."""
 
     defaults: list[Default]
-    folds: int  # folds per shuffle
+    protocol: object  # mlscaffold.lifecycle.evaluation.Protocol: its folds and shuffles
 
 
 def score_defaults(parts: dict[str, pd.DataFrame], task: str, metric, seed: int,
@@ -118,24 +117,18 @@ def score_defaults(parts: dict[str, pd.DataFrame], task: str, metric, seed: int,
             family.name,
             (metric.sort_key(scored.value(metric, mean)), second.sort_key(scored.value(second,
                                                                                        mean))),
-            views, per_shuffle_error(folds, protocol.folds),
+            views, protocol.standard_error(folds),
             Scorer(task, y_test, classes).value(metric, test)))
-    return Replayed(found, protocol.folds)
+    return Replayed(found, protocol)
 
 
 def _output(pipeline, x: pd.DataFrame, classes) -> np.ndarray:
     return pipeline.predict(x) if classes is None else pipeline.predict_proba(x)
 
 
-def per_shuffle_error(scores: list[float], folds: int) -> float:
-    """The standard error of per-fold scores (shuffle by shuffle), per shuffle, averaged."""
-    return float(np.mean([np.std(scores[start:start + folds], ddof=1) / math.sqrt(folds)
-                          for start in range(0, len(scores), folds)]))
-
-
 def choose(replayed: Replayed, rule: str) -> Default:
     """The default that `rule` picks."""
-    defaults, folds = replayed.defaults, replayed.folds
+    defaults = replayed.defaults
     best = min(defaults, key=lambda item: item.key)  # min keeps the first of equal keys
     if rule == "best":
         return best
@@ -148,8 +141,8 @@ def choose(replayed: Replayed, rule: str) -> Default:
     for item in defaults:
         if item is best:
             return best
-        window = best.error if rule == "unpaired" else per_shuffle_error(
-            [a - b for a, b in zip(item.views, best.views, strict=True)], folds)
+        window = best.error if rule == "unpaired" else replayed.protocol.standard_error(
+            [a - b for a, b in zip(item.views, best.views, strict=True)])
         if item.key[0] <= best.key[0] + window:
             return item
     raise AssertionError("the best default is among the defaults")

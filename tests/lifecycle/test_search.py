@@ -211,6 +211,19 @@ def test_a_few_hundred_rows_are_cross_validated_on_repeated_shuffles(monkeypatch
     assert [list(view.score) for view in one.views] == [list(v.score) for v in shuffles[0]]
 
 
+def test_the_standard_error_is_each_shuffles_averaged(monkeypatch):
+    monkeypatch.setattr(evaluation, "REPEATS_MAX_ROWS", 500)
+    protocol = evaluation.plan(96, np.array([0, 1] * 60), classification=True, seed=0)
+    steady, spread = [0.9] * 5, [0.8, 0.9, 1.0, 0.9, 0.9]
+    spread_error = float(np.std(spread, ddof=1) / np.sqrt(5))
+    # a steady shuffle has no spread; the mean over three shuffles, not the spread of all fifteen
+    assert protocol.standard_error(steady + spread + spread) == pytest.approx(2 * spread_error / 3)
+    assert protocol.standard_error(steady * 3) == 0.0
+    # a fold without a score leaves its shuffle without an error
+    assert protocol.standard_error([None, *spread[1:], *spread, *spread]) == pytest.approx(
+        2 * spread_error / 3)
+
+
 def test_a_candidates_score_is_that_of_its_predictions_averaged_over_the_shuffles(monkeypatch):
     from sklearn.model_selection import RepeatedStratifiedKFold
 
@@ -525,7 +538,8 @@ def test_without_an_ensemble_to_weigh_the_best_single_model_is_kept():
 
 def test_a_kept_ensemble_beats_the_best_single_model_and_saves_like_any_model(tmp_path,
                                                                               monkeypatch):
-    monkeypatch.setattr(search_module, "_standard_error", lambda scores: 0.0)  # the best wins
+    # no standard error: the best-scoring mix wins
+    monkeypatch.setattr(evaluation.Protocol, "standard_error", lambda self, scores: 0.0)
     train, validation, features = _data("regression", rows=400)
     result = _search("regression", "r2", trials=14, data=(train, validation, features))
     assert result.ensemble is not None and result.family == "ensemble"
@@ -580,7 +594,8 @@ def test_an_ensemble_is_judged_on_rows_its_weights_did_not_see():
 def test_a_mix_that_only_fits_its_own_rows_is_not_kept(monkeypatch):
     """On noise, greedy selection finds a mix that beats the best single candidate on the rows
     it was chosen on; judged on rows its weights did not see, it does not, and is dropped."""
-    monkeypatch.setattr(search_module, "_standard_error", lambda scores: 0.0)  # the best wins
+    # no standard error: the best-scoring mix wins
+    monkeypatch.setattr(evaluation.Protocol, "standard_error", lambda self, scores: 0.0)
     rng = np.random.default_rng(5)
     rows = 200
     frame = pd.DataFrame({"a": rng.normal(size=rows), "b": rng.normal(size=rows)})
