@@ -103,3 +103,43 @@ def test_the_replay_refuses_unknown_data_sets(capsys):
         replay.main(["--datasets", "wine,nonesuch"])
     assert exit_info.value.code == 2
     assert "nonesuch" in capsys.readouterr().err
+
+
+def test_the_window_replays_the_choice_train_makes_among_its_defaults():
+    """train's search, stopped after the families' defaults (they run first, in family order),
+    records the same scores, errors and windows as the replay, and chooses what it picks."""
+    from sklearn.datasets import load_iris
+
+    from mlscaffold.lifecycle.hooks import ProjectHooks
+    from mlscaffold.lifecycle.schema import coerce_features, infer_schema
+    from mlscaffold.lifecycle.search import Split, search
+
+    task = "multiclass-classification"
+    frame = load_iris(as_frame=True).frame.rename(columns={"target": bench.LABEL})
+    parts = bench.split(bench.Dataset("iris", task, frame), seed=0)[0]
+    metric = get_metric("f1", task)
+    families = families_for(task)[:3]  # the quick ones: linear, neighbours, SVM
+    replayed = replay.score_defaults(parts, task, metric, 0, families)
+
+    features = infer_schema(parts["train"], bench.LABEL).features
+    train, validation = (Split(coerce_features(parts[name].drop(columns=[bench.LABEL]),
+                                               features),
+                               parts[name][bench.LABEL].to_numpy())
+                         for name in ("train", "validation"))
+    hooks = ProjectHooks(functions={"candidates": lambda task: list(families)})
+    result = search(train, validation, features, task, metric, None, 0, lambda line: None,
+                    hooks, trials=len(families))
+    choice = result.protocol["choice"]
+
+    assert [trial.family for trial in result.trials] == [item.family for item in replayed.defaults]
+    for item in replayed.defaults:
+        assert metric.sort_key(choice["defaults"][item.family]) == pytest.approx(item.key[0])
+    best = min(replayed.defaults, key=lambda item: item.key)
+    assert choice["best_default"]["family"] == best.family
+    assert choice["best_standard_error"] == pytest.approx(best.error)
+    for item in replayed.defaults:
+        if item is not best:
+            assert choice["paired_errors"][item.family] == pytest.approx(
+                replayed.protocol.standard_error([a - b for a, b in zip(item.views, best.views,
+                                                                        strict=True)]))
+    assert result.family == replay.choose(replayed, "window").family
