@@ -93,26 +93,26 @@ def score_defaults(parts: dict[str, pd.DataFrame], task: str, metric, seed: int,
     second = _tie_breaker(task, metric)
     scored = Scorer(task, y[protocol.scored], classes)
     position = {row: index for index, row in enumerate(protocol.scored)}
+    rows = [[position[row] for row in view.score] for view in protocol.views]  # in `scored`
+    scorers = [Scorer(task, y[view.score], classes) for view in protocol.views]
     found = []
     for family in families or families_for(task):
         pipeline = Pipeline([("preprocess", build_preprocessor(features)),
                              ("model", family.build(family.baseline, seed))])
-        mean = None
-        views = []
+        outputs = []
         with warnings.catch_warnings(), threadpool_limits(1):
             warnings.simplefilter("ignore")
             for view in protocol.views:
-                output = _output(clone(pipeline).fit(x.iloc[view.fit], y[view.fit]),
-                                 x.iloc[view.score], classes)
-                views.append(metric.sort_key(Scorer(task, y[view.score], classes)
-                                             .value(metric, output)))
-                mean = np.zeros((len(protocol.scored), *output.shape[1:])) if mean is None \
-                    else mean
-                mean[[position[row] for row in view.score]] += output / protocol.repeats
-            test = _output(clone(pipeline).fit(x, y), x_test, classes)
-        folds = [metric.sort_key(Scorer(task, y[view.score], classes).value(
-            metric, mean[[position[row] for row in view.score]]))
-            for view in protocol.views]
+                fitted = clone(pipeline).fit(x.iloc[view.fit], y[view.fit])
+                outputs.append(bench._output(fitted, x.iloc[view.score], task)[0])
+            test = bench._output(clone(pipeline).fit(x, y), x_test, task)[0]
+        mean = np.zeros((len(protocol.scored), *outputs[0].shape[1:]))
+        for view_rows, output in zip(rows, outputs, strict=True):
+            mean[view_rows] += output / protocol.repeats  # a row's mean over the shuffles
+        views = [metric.sort_key(scorer.value(metric, output))
+                 for scorer, output in zip(scorers, outputs, strict=True)]
+        folds = [metric.sort_key(scorer.value(metric, mean[view_rows]))
+                 for scorer, view_rows in zip(scorers, rows, strict=True)]
         found.append(Default(
             family.name,
             (metric.sort_key(scored.value(metric, mean)), second.sort_key(scored.value(second,
@@ -122,10 +122,6 @@ def score_defaults(parts: dict[str, pd.DataFrame], task: str, metric, seed: int,
     return Replayed(found, protocol)
 
 
-def _output(pipeline, x: pd.DataFrame, classes) -> np.ndarray:
-    return pipeline.predict(x) if classes is None else pipeline.predict_proba(x)
-
-
 def choose(replayed: Replayed, rule: str) -> Default:
     """The default that `rule` picks."""
     defaults = replayed.defaults
@@ -133,9 +129,10 @@ def choose(replayed: Replayed, rule: str) -> Default:
     if rule == "best":
         return best
     if rule == "rank":
-        ranks = np.mean([_ranks([item.views[view] for item in defaults])
-                         for view in range(len(best.views))], axis=0)
-        return defaults[int(np.argmin(ranks))]
+        from scipy.stats import rankdata
+
+        ranks = rankdata([item.views for item in defaults], axis=0).mean(axis=1)
+        return defaults[int(np.argmin(ranks))]  # ties: the first family
     if best.error <= 0:  # every fold alike: train keeps the best (no window)
         return best
     for item in defaults:
@@ -146,12 +143,6 @@ def choose(replayed: Replayed, rule: str) -> Default:
         if item.key[0] <= best.key[0] + window:
             return item
     raise AssertionError("the best default is among the defaults")
-
-
-def _ranks(keys: list[float]) -> np.ndarray:
-    from scipy.stats import rankdata
-
-    return rankdata(keys)
 
 
 def main(argv: list[str] | None = None) -> None:
