@@ -465,13 +465,18 @@ def _rollback_stack(project: Path | None, stage: str, stack: str,
               required=True, metavar="CSV", help="Where the predictions go.")
 @click.option("--model", "model_ref", default="production", show_default=True,
               metavar="production|staging|exp-NNN", help="Model to use.")
-def predict(project: Path | None, input_path: Path, output_path: Path, model_ref: str) -> None:
-    """Batch predictions (and class probabilities) for every row of a CSV file."""
+@click.option("--force", is_flag=True,
+              help="Replace --output even if it is not an earlier predictions file.")
+def predict(project: Path | None, input_path: Path, output_path: Path, model_ref: str,
+            force: bool) -> None:
+    """Batch predictions (and class probabilities) for every row of a CSV file.
+
+    An existing --output is replaced only if it holds earlier predictions (or nothing)."""
     from .lifecycle.predict import predict_file
 
     with _files_errors():
         predict_file(_open(project).config, input_path, output_path, model_ref, echo=_echo,
-                     warn=_warn)
+                     warn=_warn, force=force)
 
 
 @click.command()
@@ -484,7 +489,8 @@ def predict(project: Path | None, input_path: Path, output_path: Path, model_ref
               default=DEFAULT_DRIFT_THRESHOLD, show_default=True, metavar="PSI",
               help="PSI above which a feature has drifted.")
 @click.option("--report", type=click.Path(path_type=Path, dir_okay=False), metavar="PATH",
-              help="JSON report [default: experiments/drift-report.json].")
+              help="JSON report [default: experiments/drift-report.json]; replaces only an "
+                   "earlier drift report.")
 @_format_option
 def drift(project: Path | None, input_path: Path, reference: Path | None, threshold: float,
           report: Path | None, output_format: str) -> None:

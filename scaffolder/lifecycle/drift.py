@@ -8,6 +8,7 @@ get the two-sample Kolmogorov-Smirnov statistic. Rule of thumb: PSI < 0.1 stable
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from scipy.stats import ks_2samp
 from .config import DEFAULT_DRIFT_THRESHOLD, ProjectConfig
 from .data import read_csv
 from .errors import DataError
-from .files import atomic_write_json, sha256_file, utc_now
+from .files import atomic_write_json, refuse_to_replace, sha256_file, utc_now
 from .schema import NUMERIC, coerce_features, infer_schema, used_columns
 from .text import number, quiet, table
 
@@ -121,6 +122,7 @@ def detect_drift(
     given_reference = reference_path is not None
     reference_path = Path(reference_path or config.layout.dataset("train"))
     report_path = Path(report_path or config.layout.experiments / "drift-report.json")
+    refuse_to_replace(report_path, _drift_report, "drift report", "choose another --report")
     reference = read_csv(reference_path, given=given_reference)
     current = read_csv(input_path)
     features = compare(reference, current, config.label, threshold)
@@ -167,3 +169,16 @@ def detect_drift(
     )
     echo(f"{verdict}\nwrote {report_path}")
     return report
+
+
+_REPORT_KEYS = {"reference", "input", "threshold", "drifted", "features"}  # detect_drift's
+
+
+def _drift_report(path: Path) -> bool:
+    """Whether `path` is empty or a report detect_drift wrote."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        report = json.loads(text) if text.strip() else {}
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(report, dict) and (not report or report.keys() >= _REPORT_KEYS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pandas as pd
 
 from .config import ProjectConfig
 from .data import read_csv
-from .files import atomic_write_text
+from .files import atomic_write_text, refuse_to_replace
 from .model import (
     SchemaMismatch,
     check_columns,
@@ -30,6 +31,7 @@ def predict_file(
     model_ref: str = "production",
     echo: Callable[[str], None] = quiet,
     warn: Callable[[str], None] = quiet,
+    force: bool = False,
 ) -> pd.DataFrame:
     """Write predictions (and class probabilities) for every row of `input_path` to `output_path`.
 
@@ -37,9 +39,17 @@ def predict_file(
     Columns the model does not know are ignored with a warning; missing ones are an error.
     Text in a numeric column the model reads leniently (its training data had such strays) is
     read as missing, with a warning naming the column and the count.
+
+    An existing `output_path` is replaced only if it is a predictions file (or empty), or with
+    `force`: swapping --input and --output must not replace a data set.
     """
     directory = resolve_model_dir(config.root, model_ref)
     bundle = load_bundle(directory)
+    identifiers = {name for name, kind in bundle.features.items() if kind == DROPPED}
+    if not force:
+        refuse_to_replace(output_path, lambda path: _predictions_file(path, identifiers),
+                          "predictions file",
+                          "choose another --output, or add --force to replace it")
     frame = read_csv(input_path)
     missing, extra = check_columns(bundle, frame.columns)
     if missing:
@@ -51,9 +61,7 @@ def predict_file(
     for line in stray_warnings(input_path, parsed.strays):
         warn(line)
     result = predict_frame(bundle, parsed.frame)
-    kept = [
-        name for name, kind in bundle.features.items() if kind == DROPPED and name in frame.columns
-    ]
+    kept = [name for name in bundle.features if name in identifiers and name in frame.columns]
     output = frame[kept].reset_index(drop=True)
     output["prediction"] = result["predictions"]
     if result["probabilities"] is not None:
@@ -65,3 +73,18 @@ def predict_file(
     echo(f"predicted {len(output)} rows with {model_ref} ({describe(bundle)}) from {directory}")
     echo(f"wrote {output_path}")
     return output
+
+
+def _predictions_file(path: Path, identifiers: set[str]) -> bool:
+    """Whether `path` is empty or looks like what predict writes: a `prediction` column, and
+    otherwise only class probabilities and identifier columns the model copies through."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), None)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    if header is None:
+        return True
+    return "prediction" in header and all(
+        name == "prediction" or name.startswith("probability_") or name in identifiers
+        for name in header)

@@ -76,6 +76,50 @@ def test_predict_names_the_model_another_stage_serves(trained_copy, tmp_path):
     assert not (tmp_path / "out.csv").exists()
 
 
+def test_predict_never_replaces_a_data_set_but_replaces_its_own_predictions(trained, tmp_path):
+    project = trained("multiclass-classification")
+    test = project / "datasets" / "test.csv"
+    swapped = tmp_path / "test.csv"  # --input and --output the wrong way round
+    swapped.write_bytes(test.read_bytes())
+    result = run_cli(project, "predict", "--input", test, "--output", swapped,
+                     "--model", "exp-001")
+    assert_error(result, 2, f"{swapped} exists and is not a predictions file",
+                 "choose another --output, or add --force to replace it")
+    assert swapped.read_bytes() == test.read_bytes()
+
+    output = tmp_path / "predictions.csv"
+    output.touch()  # an empty file holds nothing to lose
+    for _ in range(2):  # the second run replaces the first's predictions
+        result = run_cli(project, "predict", "--input", test, "--output", output,
+                         "--model", "exp-001")
+        assert result.code == 0, result.err
+    written = pd.read_csv(output)
+    assert "prediction" in written.columns and "probability_gold" in written.columns
+    assert len(written) == len(pd.read_csv(test))
+
+    result = run_cli(project, "predict", "--input", test, "--output", swapped,
+                     "--model", "exp-001", "--force")
+    assert result.code == 0, result.err
+    assert pd.read_csv(swapped).equals(written)
+
+
+def test_drift_replaces_only_an_earlier_drift_report(trained, tmp_path):
+    project = trained("regression")
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"owner": "the team"}\n')
+    result = run_cli(project, "drift", "--input", project / "datasets" / "test.csv",
+                     "--report", notes)
+    assert_error(result, 2, f"{notes} exists and is not a drift report", "choose another --report")
+    assert notes.read_text() == '{"owner": "the team"}\n'
+    report = tmp_path / "drift.json"
+    for _ in range(2):
+        result = run_cli(project, "drift", "--input", project / "datasets" / "test.csv",
+                         "--report", report)
+        assert result.code in (0, 1), result.err
+    assert json.loads(report.read_text())["input"]["rows"] == len(
+        pd.read_csv(project / "datasets" / "test.csv"))
+
+
 def test_unknown_metric_lists_the_valid_ones(project):
     spec = read_spec(project)
     assert_error(run_cli(project, "train", "--metric", "nope"), 2, "unknown metric 'nope'",
