@@ -10,7 +10,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,8 +74,7 @@ def export_blueprint(dest: Path, name: str = "ml-project") -> Path:
         raise BlueprintError(f"no bundled blueprint is called {name!r}",
                              hint="the bundled blueprint is ml-project")
     skip = shutil.ignore_patterns("__pycache__", "*.py[co]")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = temporary_directory(dest.parent, f".{dest.name}.mlscaffold-")
+    staging = _staging_folder(dest)
     try:
         shutil.copytree(source, staging, ignore=skip, dirs_exist_ok=True)
         shutil.copytree(Path(str(files("mlscaffold.templates") / "ci")), staging, ignore=skip,
@@ -194,10 +193,38 @@ def check_data(source: str, data: Mapping[str, Any] | None) -> None:
                          "options (`mlscaffold new --help`)")
 
 
+def _staging_folder(dest: Path, missing_parents: Sequence[Path] = ()) -> Path:
+    """A new empty folder beside `dest` (its parents made as needed) to render into and rename
+    to `dest` once complete: it has the umask's mode, not mkdtemp's 0700, as it becomes the
+    project. A destination that cannot be written (a read-only file system, a parent that is
+    a file) is a DestinationError; the parents this made are removed again."""
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        return temporary_directory(dest.parent, f".{dest.name}.mlscaffold-")
+    except OSError as error:
+        _remove_made(missing_parents)
+        reason = (error.strerror or type(error).__name__).lower()
+        raise DestinationError(f"cannot create {dest}: {reason}",
+                               hint="choose a folder you can write to") from None
+
+
+def _remove_made(parents: Sequence[Path]) -> None:
+    """Remove the folders a failed `new` made, deepest first, while they are empty."""
+    for parent in reversed(parents):
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+
+
 def _check_destination(dest: Path) -> None:
     if dest.exists() and not dest.is_dir():
         raise DestinationError(f"destination {dest} exists and is a file",
                                hint="choose a new folder name")
+    existing = next((parent for parent in dest.parents if parent.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise DestinationError(f"cannot create {dest}: {existing} is a file",
+                               hint="choose a folder outside it")
     if dest.is_dir() and any(dest.iterdir()):
         raise DestinationError(f"destination {dest} exists and is not empty",
                                hint="choose a new or empty folder; "
@@ -327,9 +354,7 @@ def create_project(dest: Path, spec: ProjectSpec, *, blueprint: str | None = Non
 
     dest_was_empty_dir = dest.is_dir()
     missing_parents = [p for p in reversed(dest.parents) if not p.exists()]
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # the umask's mode, not mkdtemp's 0700: the folder is renamed into the project itself
-    staging = temporary_directory(dest.parent, f".{dest.name}.mlscaffold-")
+    staging = _staging_folder(dest, missing_parents)
     try:
         notes = render_project(staging, spec, source, data, vcs_ref, progress=step)
         if org_config is not None and spec.policy_config:
@@ -357,11 +382,7 @@ def create_project(dest: Path, spec: ProjectSpec, *, blueprint: str | None = Non
         shutil.rmtree(staging, ignore_errors=True)
         if dest_was_empty_dir and not dest.exists():
             dest.mkdir()
-        for parent in reversed(missing_parents):
-            try:
-                parent.rmdir()
-            except OSError:
-                break
+        _remove_made(missing_parents)
         raise
     return ProjectResult(path=dest, spec=spec, blueprint=blueprint or "ml-project (bundled)",
                          files=files, git_commit=commit,

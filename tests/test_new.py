@@ -160,6 +160,42 @@ def test_failure_mid_render_leaves_nothing(tmp_path: Path):
     assert list(workdir.iterdir()) == [], "no half project, no temporary folder, no parents"
 
 
+def test_a_destination_under_a_file_is_refused_in_one_line(run_cli, tmp_path: Path):
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    dest = tmp_path / "data.csv" / "deep" / "proj"
+    result = run_cli(["new", str(dest), "--no-input"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"error: cannot create {dest}: {tmp_path / 'data.csv'} is a "
+                                  "file; choose a folder outside it")
+    assert (tmp_path / "data.csv").read_text() == "a,b\n1,2\n"
+
+
+def test_an_unwritable_destination_is_refused_and_its_new_parents_removed(
+        run_cli, tmp_path: Path, monkeypatch):
+    """A read-only file system (or a folder the user may not write) fails where the staging
+    folder is made; as root here, permissions cannot make it fail, so the file system's error
+    is raised where it would be."""
+    import errno
+
+    from mlscaffold import project
+
+    workable = project.temporary_directory
+
+    def read_only(parent: Path, prefix: str) -> Path:
+        if parent != workdir / "deep":  # the bundled blueprint's temporary copy
+            return workable(parent, prefix)
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(parent / prefix))
+
+    monkeypatch.setattr(project, "temporary_directory", read_only)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    result = run_cli(["new", str(workdir / "deep" / "proj"), "--no-input"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"error: cannot create {workdir / 'deep' / 'proj'}: read-only "
+                                  "file system; choose a folder you can write to")
+    assert list(workdir.iterdir()) == [], "the parents new made are removed"
+
+
 def test_custom_blueprint_gets_spec_answers_and_data(tmp_path: Path):
     blueprint = _tiny_blueprint(tmp_path / "bp", "{{ project_name }} is {{ colour }}\n")
     result = create_project(tmp_path / "proj", validate_spec({"name": "proj"}),
