@@ -99,17 +99,19 @@ def promote(
 
     Promotion to production is refused (GateError) when the candidate is worse than the current
     production model or misses the threshold, unless `force`; the entry's `forced_past` keeps
-    the reasons.
+    the reasons. When the experiment already is the stage's current version, nothing changes
+    and that version's entry is returned (experiments do not change once written).
     """
     source = layout.experiments / candidate["id"]
     stage_dir = layout.stage(stage)
     with _locked_registry(layout) as registry:
         state = registry["stages"][stage]
+        current = _version(state, state["current"])
+        if current is not None and current["experiment"] == candidate["id"]:
+            return current
         reasons = []
         if stage == "production":
-            reasons = check_promotion(
-                candidate, _version(state, state["current"]), metric, threshold
-            )
+            reasons = check_promotion(candidate, current, metric, threshold)
             if reasons and not force:
                 raise GateError(
                     "refusing to promote: " + "; ".join(reasons) + " (use --force to override)"

@@ -110,6 +110,11 @@ def test_lifecycle(task, make_project, tmp_path):
     production = read_json(project / "models" / "registry.json")["stages"]["production"]
     assert production["current"] == 1 and production["history"] == [1]
     assert (project / "models" / "production" / "v2").is_dir()  # kept, retrievable
+    again = run_cli(project, "promote", "exp-001", "--to", "production")
+    assert again.code == 0, again.err
+    assert again.out.startswith("exp-001 already is production's current version, v1 (sha256 ")
+    assert read_json(project / "models" / "registry.json")["stages"]["production"] == production
+    assert not (project / "models" / "production" / "v3").exists()
     rows = json.loads(run_cli(project, "list", "--format", "json").out)["experiments"]
     stages = {row["id"]: row["stages"] for row in rows}
     assert stages == {"exp-001": ["staging v1 (current)", "production v1 (current)"],
