@@ -4,6 +4,7 @@ reports which of those it imported."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -28,8 +29,8 @@ print(json.dumps({{"code": code, "heavy": heavy}}))
 # seconds of imports apiece): a command that imports a heavy module is named by the probe
 COMMANDS = [
     ["analyze"], ["list"], ["train", "--time", "1"], ["evaluate"], ["promote", "exp-001"],
-    ["promote", "exp-001", "--to", "staging", "--force"],
-    ["promote", "exp-001", "--to", "staging", "--force"], ["rollback", "--to", "staging"],
+    ["promote", "exp-002", "--to", "staging", "--force"],
+    ["promote", "exp-002", "--to", "staging"], ["rollback", "--to", "staging"],
     ["predict", "--model", "exp-001", "--input", "{project}/datasets/test.csv", "--output",
      "{project}/p.csv"],
     ["drift", "--input", "{project}/datasets/train.csv"], ["serve", "--help"],
@@ -98,8 +99,14 @@ def test_list_and_promote_do_not_import_scikit_learn(trained_copy):
     estimators (scikit-learn takes over a second to import)."""
     probe = CODE.replace(repr(set(HEAVY)), repr({"sklearn"}))
     assert probe != CODE
+    experiments = trained_copy / "experiments"
+    shutil.copytree(experiments / "exp-001", experiments / "exp-002")  # a second experiment
+    index = json.loads((experiments / "index.json").read_text())
+    index["experiments"].append({**index["experiments"][0], "id": "exp-002"})
+    (experiments / "index.json").write_text(json.dumps(index))
     for argv in (["list"], ["promote", "exp-001", "--to", "staging"],
-                 ["promote", "exp-001", "--to", "staging", "--force"],
+                 ["promote", "exp-002", "--to", "staging", "--force"],
+                 ["promote", "exp-002", "--to", "staging"],
                  ["promote", "--rollback", "--to", "staging"]):
         done = subprocess.run([sys.executable, "-c", probe, *argv, "--project",
                                str(trained_copy)], capture_output=True, text=True,
