@@ -93,6 +93,13 @@ def test_make_promote_passes_force(project: Path):
     assert "--force" not in plain.stdout
 
 
+def test_make_predict_passes_force(project: Path):
+    forced = _make(project, "predict", "FORCE=1", "MLSCAFFOLD=true")
+    assert forced.stdout.rstrip().endswith("--model production --force"), forced.stderr
+    plain = _make(project, "predict", "MLSCAFFOLD=true")
+    assert "--force" not in plain.stdout
+
+
 def test_make_install_takes_mlscaffold_from_the_source_given(project: Path):
     """`make install MLSCAFFOLD_SOURCE=…` hands the checkout or wheel to the pip run that
     installs the dev extra (whose pin holds it to the project's version); without it, nothing
