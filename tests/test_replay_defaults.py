@@ -60,7 +60,28 @@ def test_without_a_fold_error_the_best_default_stays():
     perfect = [-1.0] * 15
     replayed = _replayed(_default("first", [-0.99] * 15, 0.9), _default("second", perfect, 1.0))
     for rule in replay.RULES:
-        assert replay.choose(replayed, rule).family == "second"
+        assert replay.score_of(replayed, rule) == 1.0
+    assert replay.choose(replayed, "window").family == "second"
+
+
+def test_the_average_mixes_the_windows_defaults_on_the_test_rows():
+    best = [-0.99, -0.93, -0.97, -0.91, -0.95] * 3
+    noisy = [-0.93, -0.99, -0.91, -0.97, -0.94] * 3  # within the window
+    behind = [value + 0.05 for value in best]  # 0.05 behind on every fold: outside
+    outputs = {"first": np.array([[0.9, 0.1], [0.4, 0.6]]),
+               "second": np.array([[0.3, 0.7], [0.2, 0.8]]),
+               "third": np.array([[0.0, 1.0], [0.0, 1.0]])}
+    defaults = [_default(name, views, 0.0) for name, views in
+                (("first", noisy), ("second", best), ("third", behind))]
+    for item in defaults:
+        item.test_output = outputs[item.family]
+    mixed = []
+    replayed = replay.Replayed(defaults, _PROTOCOL, lambda output: mixed.append(output) or 0.5)
+    assert [item.family for item in replay.within_window(replayed)] == ["first", "second"]
+    assert replay.score_of(replayed, "average") == 0.5
+    np.testing.assert_allclose(mixed[0], [[0.6, 0.4], [0.3, 0.7]])  # first and second only
+    with pytest.raises(ValueError, match="score_of"):
+        replay.choose(replayed, "average")
 
 
 def test_rank_takes_the_default_best_on_most_folds():
@@ -88,6 +109,7 @@ def test_defaults_are_scored_with_trains_protocol_on_a_small_data_set():
         assert item.key[0] == pytest.approx(np.mean(item.views), abs=0.05)  # -roc_auc
         assert item.error > 0
         assert 0.5 < item.test <= 1.0  # the signal in column a is learnt
+        assert replayed.score_test(item.test_output) == item.test
     assert replay.choose(replayed, "window") in replayed.defaults
 
 

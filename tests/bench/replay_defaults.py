@@ -21,6 +21,9 @@ Rules (each sees only the cross-validation, never the test rows):
   rule before the paired window).
 * ``best``: the best-scoring default (ties: the second metric, then family order).
 * ``rank``: the default with the best mean rank over the folds.
+* ``average``: every default in train's window (the best default and those within their paired
+  error) averaged: the mean of their class probabilities, or of their predictions, on the test
+  rows; with one default in the window, that default.
 
 Prints, per data set and split, the bar and each rule's test score ("!" when more than 1% below
 the bar), then how many pairs each rule leaves more than 1% below and its mean gap to the bar.
@@ -35,6 +38,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +48,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_quality as bench  # the benchmark's data sets, splits and bar
 
-RULES = ("window", "unpaired", "best", "rank")
+RULES = ("window", "unpaired", "best", "rank", "average")
 
 
 @dataclass
@@ -57,6 +61,7 @@ class Default:
     views: list[float]  # the metric's sort key on each view (fold of a shuffle), lower is better
     error: float  # the standard error of its fold scores, per shuffle, averaged
     test: float
+    test_output: np.ndarray | None = None  # class probabilities or predictions on the test rows
 
 
 @dataclass
@@ -65,6 +70,7 @@ class Replayed:
 
     defaults: list[Default]
     protocol: object  # mlscaffold.lifecycle.evaluation.Protocol: its folds and shuffles
+    score_test: Callable[[np.ndarray], float] | None = None  # the metric of a test output
 
 
 def score_defaults(parts: dict[str, pd.DataFrame], task: str, metric, seed: int,
@@ -95,6 +101,7 @@ def score_defaults(parts: dict[str, pd.DataFrame], task: str, metric, seed: int,
     position = {row: index for index, row in enumerate(protocol.scored)}
     rows = [[position[row] for row in view.score] for view in protocol.views]  # in `scored`
     scorers = [Scorer(task, y[view.score], classes) for view in protocol.views]
+    tested = Scorer(task, y_test, classes)
     found = []
     for family in families or families_for(task):
         pipeline = Pipeline([("preprocess", build_preprocessor(features)),
@@ -117,9 +124,8 @@ def score_defaults(parts: dict[str, pd.DataFrame], task: str, metric, seed: int,
             family.name,
             (metric.sort_key(scored.value(metric, mean)), second.sort_key(scored.value(second,
                                                                                        mean))),
-            views, protocol.standard_error(folds),
-            Scorer(task, y_test, classes).value(metric, test)))
-    return Replayed(found, protocol)
+            views, protocol.standard_error(folds), tested.value(metric, test), test))
+    return Replayed(found, protocol, lambda output: tested.value(metric, output))
 
 
 def choose(replayed: Replayed, rule: str) -> Default:
@@ -133,16 +139,32 @@ def choose(replayed: Replayed, rule: str) -> Default:
 
         ranks = rankdata([item.views for item in defaults], axis=0).mean(axis=1)
         return defaults[int(np.argmin(ranks))]  # ties: the first family
-    if best.error <= 0:  # every fold alike: train keeps the best (no window)
-        return best
-    for item in defaults:
-        if item is best:
-            return best
-        window = best.error if rule == "unpaired" else replayed.protocol.standard_error(
-            [a - b for a, b in zip(item.views, best.views, strict=True)])
-        if item.key[0] <= best.key[0] + window:
-            return item
-    raise AssertionError("the best default is among the defaults")
+    if rule not in ("window", "unpaired"):
+        raise ValueError(f"{rule} scores a mix, not one default: use score_of")
+    return within_window(replayed, paired=rule == "window")[0]
+
+
+def within_window(replayed: Replayed, paired: bool = True) -> list[Default]:
+    """The defaults within one standard error of the best default, in family order: of their
+    fold-by-fold difference from it (`paired`, train's window) or of its own fold scores.
+    Only the best default when its folds all scored alike (train keeps it: no window)."""
+    best = min(replayed.defaults, key=lambda item: item.key)
+    if best.error <= 0:
+        return [best]
+    return [item for item in replayed.defaults if item is best or item.key[0] <= best.key[0] + (
+        replayed.protocol.standard_error([a - b for a, b in zip(item.views, best.views,
+                                                                 strict=True)])
+        if paired else best.error)]
+
+
+def score_of(replayed: Replayed, rule: str) -> float:
+    """The test score of what `rule` picks: one default's, or the window's average's."""
+    if rule != "average":
+        return choose(replayed, rule).test
+    members = within_window(replayed)
+    if len(members) == 1:
+        return members[0].test
+    return replayed.score_test(np.mean([item.test_output for item in members], axis=0))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -177,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
             scored = [score_defaults(parts, dataset.task, metric, seed) for parts in folds]
             line = f"{name:<20}{seed:>3}  bar {bar:.4f}"
             for rule in RULES:
-                test = float(np.mean([choose(replayed, rule).test for replayed in scored]))
+                test = float(np.mean([score_of(replayed, rule) for replayed in scored]))
                 below = test < bar - bench.BELOW_DEFAULT_LIMIT * abs(bar)
                 gaps[rule].append((f"{name}/{seed}", test - bar, below))
                 line += f" | {rule} {test:.4f}{'!' if below else ' '}"
