@@ -17,7 +17,7 @@ from .model import (
     describe,
     load_bundle,
     parse_input,
-    predict_frame,
+    predict_parsed,
     resolve_model_dir,
 )
 from .schema import DROPPED, stray_warnings
@@ -60,7 +60,7 @@ def predict_file(
     parsed = parse_input(bundle, frame)
     for line in stray_warnings(input_path, parsed.strays):
         warn(line)
-    result = predict_frame(bundle, parsed.frame)
+    result = predict_parsed(bundle, parsed.frame)
     kept = [name for name in bundle.features if name in identifiers and name in frame.columns]
     output = frame[kept].reset_index(drop=True)
     output["prediction"] = result["predictions"]
