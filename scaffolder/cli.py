@@ -584,7 +584,7 @@ def preview(project: Path, stack: str | None, output_format: str) -> None:
               default="mermaid", show_default=True)
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the diagram to a file (needed for svg and png) instead of standard "
-                   "output.")
+                   "output; it replaces only an earlier diagram.")
 def graph(project: Path, stack: str | None, output_format: str, output: Path | None) -> None:
     """Print an architecture diagram of a stack: components and their main resources.
 
@@ -600,6 +600,9 @@ def graph(project: Path, stack: str | None, output_format: str, output: Path | N
             raise click.UsageError(f"--format {output_format} writes an image file: add "
                                    f"--output FILE (e.g. -o platform.{output_format})")
         renderer = image_renderer(output_format)  # before the slow preview: say what is missing
+    from .report_outputs import refuse_unless_report
+
+    refuse_unless_report(output, output_format)
     resources = _preview(project, stack)
     if renderer is not None:
         from .diagram_image import render_image, write_image
@@ -643,7 +646,8 @@ def _write_output(text: str, output: Path | None) -> None:
 @click.option("--policy-config", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="The organisation's policy file [default: the project's, if it has one].")
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the report to a file instead of standard output.")
+              help="Write the report to a file instead of standard output (it replaces only an "
+                   "earlier report).")
 def check(project: Path, stack: str, output_format: str, policy_config: Path | None,
           output: Path | None) -> None:
     """Check PROJECT's stacks against the security and cost policy packs, offline.
@@ -663,9 +667,11 @@ def check(project: Path, stack: str, output_format: str, policy_config: Path | N
 
     from . import __version__
     from .checks import check_stack, resolve_stacks, to_sarif
-    from .cli_tables import StackProgress, print_check
+    from .cli_tables import StackProgress, check_table
     from .infra import open_infra_project
+    from .report_outputs import refuse_unless_report
 
+    refuse_unless_report(output, output_format)
     opened = open_infra_project(project, policy_override=policy_config)
     _warn_answers_drift(opened.root, opened.spec)
     progress = StackProgress("checking", enabled=output_format == "table")
@@ -678,7 +684,7 @@ def check(project: Path, stack: str, output_format: str, policy_config: Path | N
     elif output_format == "json":
         _write_output(json.dumps([c.result.as_dict() for c in checks], indent=2), output)
     else:
-        print_check(checks)
+        _write_output(check_table(checks), output)
     if any(not c.result.passed for c in checks):
         sys.exit(1)
 
@@ -796,7 +802,8 @@ def policy_path(name: str) -> None:
 @click.option("--policy-config", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="The organisation's policy file [default: the project's, if it has one].")
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write to a file instead of standard output.")
+              help="Write to a file instead of standard output (it replaces only an earlier "
+                   "configuration).")
 def policy_config(project: Path, stack: str, pack: str, policy_config: Path | None,
                   output: Path | None) -> None:
     """Print a pack's settings for a stack: the file `--policy-pack-config` takes.
@@ -810,7 +817,9 @@ def policy_config(project: Path, stack: str, pack: str, policy_config: Path | No
 
     from .checks import policy_configs, resolve_stacks
     from .infra import open_infra_project
+    from .report_outputs import refuse_unless_report
 
+    refuse_unless_report(output, "policy-config")
     opened = open_infra_project(project, policy_override=policy_config)
     resolve_stacks(opened.spec, stack)
     configs = policy_configs(opened, stack)

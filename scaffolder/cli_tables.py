@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import click
 
-__all__ = ["Column", "StackProgress", "echo_table", "print_check", "print_cost",
+__all__ = ["Column", "StackProgress", "check_table", "echo_table", "print_cost",
            "print_feature_schema", "print_preflight", "print_preview", "print_rules"]
 
 # wide enough that no table of ours is ever wrapped when the output is not a terminal
@@ -127,27 +127,29 @@ def print_preview(graph: Any) -> None:
                f"{len(graph.resources) - custom} components (under mocks; nothing deployed)")
 
 
-def print_check(checks: list[Any]) -> None:
+def check_table(checks: list[Any]) -> str:
     """Each stack's verdict, then its findings grouped by resource."""
     from .diagram import short_type
 
+    lines = []
     for check in checks:
         result = check.result
         mandatory = len(result.mandatory)
         advisory = sum(f.level == "advisory" for f in result.findings)
         unknown = sum(f.level == "unknown" for f in result.findings)
         verdict = "FAILED" if mandatory else "passed"
-        click.echo(f"{result.stack}: {verdict}: {mandatory} mandatory, {advisory} advisory"
-                   f"{f', {unknown} not checkable before deployment' if unknown else ''} "
-                   f"({result.rules} rules on {result.resources} resources)")
+        lines.append(f"{result.stack}: {verdict}: {mandatory} mandatory, {advisory} advisory"
+                     f"{f', {unknown} not checkable before deployment' if unknown else ''} "
+                     f"({result.rules} rules on {result.resources} resources)")
         current = None
         for finding in result.findings:
             if (finding.resource, finding.resource_type) != current:
                 current = (finding.resource, finding.resource_type)
                 where = f"{short_type(finding.resource_type)} {finding.resource}".strip()
-                click.echo(f"  {where or 'stack'}")
-            click.echo(f"    [{finding.level}/{finding.severity}] {finding.rule}: "
-                       f"{finding.message}")
+                lines.append(f"  {where or 'stack'}")
+            lines.append(f"    [{finding.level}/{finding.severity}] {finding.rule}: "
+                         f"{finding.message}")
+    return "\n".join(lines)
 
 
 def print_cost(estimates: list[tuple[str, Any]]) -> None:

@@ -8,6 +8,7 @@ __all__ = [
     "BlueprintError",
     "DestinationError",
     "MlscaffoldError",
+    "OutputExists",
     "SpecError",
     "UsageError",
     "describe_yaml_error",
@@ -52,6 +53,10 @@ class SpecError(UsageError):
 
 class DestinationError(UsageError):
     """The destination folder cannot take a new project."""
+
+
+class OutputExists(UsageError):
+    """An output option names an existing file the command did not write."""
 
 
 class BlueprintError(MlscaffoldError):

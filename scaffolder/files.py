@@ -16,7 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "atomic_write_text", "temporary_directory"]
+from .errors import OutputExists
+
+__all__ = ["atomic_write", "atomic_write_text", "refuse_to_replace", "temporary_directory"]
 
 
 def _temporary_sibling(path: Path) -> tuple[int, str]:
@@ -66,3 +68,16 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
 def atomic_write_text(path: Path, text: str) -> Path:
     """Atomically write UTF-8 text."""
     return atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))
+
+
+def refuse_to_replace(path: Path, written_here: Callable[[Path], bool], kind: str,
+                      fix: str) -> None:
+    """Raise OutputExists if `path` exists and `written_here(path)` says it is not a `kind`
+    this command wrote before: running a command again replaces its own output, but a typo in
+    an output option must not replace a data set (or any other file) of the team's. `fix` ends
+    the message: what to do instead."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputExists(f"{path} is a directory; {fix}")
+    if path.exists() and not written_here(path):
+        raise OutputExists(f"{path} exists and is not a {kind}; {fix}")

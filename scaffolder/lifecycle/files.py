@@ -6,13 +6,14 @@ import contextlib
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..files import atomic_write, atomic_write_text, temporary_directory
-from .errors import DataError, ProjectError
+from ..errors import OutputExists
+from ..files import atomic_write, atomic_write_text, refuse_to_replace, temporary_directory
+from .errors import DataError
 
 __all__ = ["OutputExists", "atomic_write", "atomic_write_json", "atomic_write_text", "file_lock",
            "read_json", "refuse_to_replace", "sha256_file", "temporary_directory", "to_json",
@@ -47,23 +48,6 @@ def to_json(data: Any) -> str:
 def atomic_write_json(path: Path, data: Any) -> Path:
     """Atomically write `data` as pretty JSON."""
     return atomic_write_text(path, to_json(data))
-
-
-class OutputExists(ProjectError):
-    """An output path names an existing file the command did not write (exit code 2)."""
-
-
-def refuse_to_replace(path: Path, written_here: Callable[[Path], bool], kind: str,
-                      fix: str) -> None:
-    """Raise OutputExists if `path` exists and `written_here(path)` says it is not a `kind`
-    this command wrote before: re-running a command replaces its own output, but a typo in an
-    output option must not replace a data set (or any other file) of the team's. `fix` ends
-    the message: what to do instead."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputExists(f"{path} is a directory; {fix}")
-    if path.exists() and not written_here(path):
-        raise OutputExists(f"{path} exists and is not a {kind}; {fix}")
 
 
 def read_json(path: Path, default: Any = None) -> Any:
