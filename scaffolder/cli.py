@@ -362,7 +362,8 @@ _CI_VERBS = {"create": ("created", "would create"), "update": ("overwritten", "w
 @click.argument("project", type=click.Path(path_type=Path, file_okay=False), default=".",
                 required=False)
 @click.option("--dry-run", is_flag=True,
-              help="Print the diff the update would make; write nothing.")
+              help="Print the diff the update would make; write nothing (uncommitted changes "
+                   "allowed: it previews against the last commit).")
 @click.option("--blueprint", metavar="SRC",
               help="Blueprint folder or git URL to render [default: the one the last render "
                    "was made from].")
@@ -404,6 +405,12 @@ def update(project: Path, dry_run: bool, blueprint: str | None, vcs_ref: str | N
                    + (f"; merge commit {result.commit[:10]}" if result.commit else ""))
         for name in result.changed:
             click.echo(f"  {_update_status(result, name)}")
+    if result.uncommitted and output_format == "text":
+        shown = ", ".join(result.uncommitted[:5]) + (" ..." if len(result.uncommitted) > 5
+                                                     else "")
+        click.echo(f"note: previewed against the last commit, with mlscaffold.yaml as it is "
+                   f"now; the update itself needs these committed or stashed: {shown}",
+                   err=True)
     if result.conflicts:
         files = ", ".join(result.conflicts)
         if dry_run:

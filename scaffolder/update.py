@@ -67,6 +67,8 @@ class UpdateResult:
     diff: str = ""  # what the merge changes, as `git diff` shows it
     commit: str | None = None  # the merge commit (a clean, real update)
     dry_run: bool = False
+    # a dry run's uncommitted files: the preview merges into HEAD (the spec as it is now)
+    uncommitted: list[str] = field(default_factory=list)
 
     @property
     def up_to_date(self) -> bool:
@@ -76,7 +78,7 @@ class UpdateResult:
         return {"path": str(self.path), "from_version": self.from_version,
                 "to_version": self.to_version, "changed": self.changed,
                 "added": self.added, "deleted": self.deleted, "conflicts": self.conflicts,
-                "commit": self.commit, "dry_run": self.dry_run}
+                "commit": self.commit, "dry_run": self.dry_run, "uncommitted": self.uncommitted}
 
 
 class _Git:
@@ -108,9 +110,11 @@ def update_project(root: Path, *, blueprint: str | None = None, vcs_ref: str | N
                    dry_run: bool = False, data: dict[str, Any] | None = None) -> UpdateResult:
     """Render the project at `root` again and merge the render into its current branch.
 
-    Raises UsageError (nothing touched) for: no git, a dirty tree, a spec made by a newer
-    mlscaffold or invalid, answers changed through Copier, no pristine render to merge against.
-    A merge with conflicts returns them in ``conflicts``; the tree is then mid-merge.
+    Raises UsageError (nothing touched) for: no git, a dirty tree (a dry run previews the
+    merge into HEAD all the same, with the spec as it is in the tree, and lists the uncommitted
+    files), a spec made by a newer mlscaffold or invalid, answers changed through Copier, no
+    pristine render to merge against. A merge with conflicts returns them in ``conflicts``; the
+    tree is then mid-merge.
     """
     from . import __version__
 
@@ -119,7 +123,7 @@ def update_project(root: Path, *, blueprint: str | None = None, vcs_ref: str | N
         root = next((folder for folder in root.parents if (folder / SPEC_FILENAME).is_file()),
                     root)
     spec, made_by = _load(root, __version__)
-    git = _require_clean_repository(root)
+    git, uncommitted = _repository(root, dirty_ok=dry_run)
     base = _pristine_base(git, spec)
     _refuse_answers_changed_through_copier(git, base)
 
@@ -128,7 +132,7 @@ def update_project(root: Path, *, blueprint: str | None = None, vcs_ref: str | N
     check_data(source, data)
     rendered = _commit_render(git, base, target, source, data, ref, record)
     if git.ok("merge-base", "--is-ancestor", rendered, "HEAD"):
-        return UpdateResult(root, made_by, __version__, dry_run=dry_run)
+        return UpdateResult(root, made_by, __version__, dry_run=dry_run, uncommitted=uncommitted)
 
     merged = git.run("merge-tree", "--write-tree", "--name-only", "HEAD", rendered, check=False)
     if merged.returncode not in (0, 1):
@@ -139,7 +143,7 @@ def update_project(root: Path, *, blueprint: str | None = None, vcs_ref: str | N
     diff = git.out("diff", "--no-renames", "HEAD", tree)
     if dry_run:
         return UpdateResult(root, made_by, __version__, conflicts=conflicts, diff=diff,
-                            dry_run=True, **changes)
+                            dry_run=True, uncommitted=uncommitted, **changes)
 
     git.run("update-ref", f"refs/heads/{TEMPLATE_BRANCH}", rendered)
     message = f"Update {spec.name} to mlscaffold {__version__}"
@@ -206,7 +210,10 @@ def _newer(version: str, than: str) -> bool:
     return (release_of(version) or (0, 0, 0)) > (release_of(than) or (0, 0, 0))
 
 
-def _require_clean_repository(root: Path) -> _Git:
+def _repository(root: Path, dirty_ok: bool) -> tuple[_Git, list[str]]:
+    """The project's repository, which must be its own and not mid-merge, and its uncommitted
+    files, which must be none unless `dirty_ok` (a dry run merges into HEAD through a temporary
+    index and writes nothing in the tree; of the tree it reads only mlscaffold.yaml)."""
     if shutil.which("git") is None:
         raise UsageError("git was not found; `mlscaffold update` merges with git",
                          hint="install git")
@@ -223,12 +230,14 @@ def _require_clean_repository(root: Path) -> _Git:
     if git.ok("rev-parse", "-q", "--verify", "MERGE_HEAD"):
         raise UsageError(f"{root} is in the middle of a merge",
                          hint="finish it (`git commit`) or abort it (`git merge --abort`) first")
-    dirty = git.run("status", "--porcelain", "--untracked-files=normal").stdout.splitlines()
-    if dirty:
-        shown = ", ".join(line[3:] for line in dirty[:5]) + (" ..." if len(dirty) > 5 else "")
+    dirty = [line[3:] for line in
+             git.run("status", "--porcelain", "--untracked-files=normal").stdout.splitlines()]
+    if dirty and not dirty_ok:
+        shown = ", ".join(dirty[:5]) + (" ..." if len(dirty) > 5 else "")
         raise UsageError(f"{root} has uncommitted changes ({shown}); `update` merges into "
-                         "committed work only", hint="commit or stash them, then run it again")
-    return git
+                         "committed work only", hint="commit or stash them, then run it again "
+                                                     "(`--dry-run` previews it before)")
+    return git, dirty
 
 
 def _pristine_base(git: _Git, spec: ProjectSpec) -> str:

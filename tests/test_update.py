@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -125,6 +126,29 @@ def test_dry_run_prints_the_diff_and_writes_nothing(run_cli, project, blueprint)
     assert _git(project, "rev-parse", "HEAD") == head
     assert _git(project, "rev-parse", TEMPLATE_BRANCH) == branch
     assert _git(project, "status", "--porcelain") == ""
+
+
+def test_a_dry_run_previews_an_uncommitted_spec_edit_and_names_the_uncommitted_files(
+        run_cli, project):
+    spec = project / "mlscaffold.yaml"
+    spec.write_text(spec.read_text().replace("region: us-east-1", "region: eu-west-1"))
+    (project / "notes.txt").write_text("ours\n")
+    head, branch = _git(project, "rev-parse", "HEAD"), _git(project, "rev-parse", TEMPLATE_BRANCH)
+    status = _git(project, "status", "--porcelain")
+    result = run_cli(["update", str(project), "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    assert "+region: eu-west-1" in result.stdout and "M infra/Pulumi.dev.yaml" in result.stdout
+    assert result.stderr == ("note: previewed against the last commit, with mlscaffold.yaml as "
+                             "it is now; the update itself needs these committed or stashed: "
+                             "mlscaffold.yaml, notes.txt\n")
+    assert _git(project, "rev-parse", "HEAD") == head
+    assert _git(project, "rev-parse", TEMPLATE_BRANCH) == branch
+    assert _git(project, "status", "--porcelain") == status
+    assert "us-east-1" in (project / "infra" / "Pulumi.dev.yaml").read_text()
+    as_json = json.loads(run_cli(["update", str(project), "--dry-run", "--format", "json"]).stdout)
+    assert as_json["uncommitted"] == ["mlscaffold.yaml", "notes.txt"]
+    refused = run_cli(["update", str(project)])
+    assert refused.exit_code == 2 and "has uncommitted changes" in refused.stderr
 
 
 # (start, the edit of mlscaffold.yaml, {file: (text it holds, text it no longer holds)},
