@@ -20,6 +20,7 @@ from .schema import (
     NUMERIC,
     NUMERIC_SHARE,
     Schema,
+    date_warnings,
     infer_schema,
     parse_features,
     stray_warnings,
@@ -68,7 +69,8 @@ def analyze(
         ],
         "plan": preprocessing_plan(schema),
     }
-    report["warnings"] = stray_warnings(path, schema.strays) + _warnings(report)
+    report["warnings"] = (stray_warnings(path, schema.strays) + date_warnings(path, schema.dates)
+                          + _warnings(report))
     directory = config.layout.analysis(path.stem)
     report["report"] = str(_write_report(report, frame, schema, config, directory, warn))
     echo(to_json(report).rstrip() if as_json else _render(report))

@@ -24,6 +24,7 @@ _ID_UNIQUE_SHARE = 0.95
 # ("?", "-", "unknown", "eight") are strays, read as missing wherever the model reads data.
 NUMERIC_SHARE = 0.9
 STRAY_VALUES_KEPT = 10  # the most frequent stray values recorded per column
+DATES_SAMPLE = 200  # values a text column is tested on for dates
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class ColumnProfile:
     note: str = ""  # why an id-like or constant column is dropped, or which strays were read
     strays: int = 0  # non-empty values that are not numbers, read as missing (numeric columns)
     stray_values: tuple[tuple[str, int], ...] = ()  # the most frequent strays and their counts
+    dates: bool = False  # a text column of ISO 8601 dates or times (read as text, not time)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,12 @@ class Schema:
         return {
             c.name: c.kind if c.kind in (NUMERIC, CATEGORICAL) else DROPPED for c in self.columns
         }
+
+    @property
+    def dates(self) -> dict[str, str]:
+        """Text columns that hold dates -> their kind (categorical, id-like or constant): the
+        model sees neither order nor time in them, which analyze and train say."""
+        return {c.name: c.kind for c in self.columns if c.dates}
 
     @property
     def strays(self) -> dict[str, dict]:
@@ -95,6 +103,7 @@ def _profile(series: pd.Series, name: str) -> ColumnProfile:
         "dtype": dtype,
         "missing": int(series.isna().sum()),
         "unique": unique,
+        "dates": not strays and _dates(present),
     }
     if unique <= 1:
         note = "all values missing" if present.empty else f"always {present.iloc[0]!r}"
@@ -117,6 +126,32 @@ def _mostly_numbers(series: pd.Series) -> bool:
         return False  # True/False are categories, not the numbers 1 and 0
     numbers = pd.to_numeric(values, errors="coerce").notna().sum()
     return bool(numbers / len(values) >= NUMERIC_SHARE)
+
+
+def _dates(present: pd.Series) -> bool:
+    """True for text whose values (the first DATES_SAMPLE) are at least NUMERIC_SHARE ISO 8601
+    dates or times of 8 characters or more ('2026-01-31', '2026-01-31T08:00Z'; '20260131' and
+    a bare year are numbers, read as such before this is asked)."""
+    if not (pd.api.types.is_object_dtype(present) or pd.api.types.is_string_dtype(present)):
+        return False
+    sample = present.head(DATES_SAMPLE).astype(str).str.strip()
+    if sample.empty or (sample.str.len() < 8).any():
+        return False
+    parsed = pd.to_datetime(sample, errors="coerce", format="ISO8601", utc=True)
+    return bool(parsed.notna().mean() >= NUMERIC_SHARE)
+
+
+def date_warnings(source: object, dates: dict[str, str]) -> list[str]:
+    """One line per text column of dates: the model reads them as categories (or drops them),
+    so a date it has not seen, a later one above all, tells it nothing."""
+    return [
+        f"{source}: column {name!r} holds dates, "
+        + ("one-hot encoded as categories (a date not in the training data reads as unknown)"
+           if kind == CATEGORICAL else f"dropped as {kind}")
+        + "; the model sees no order or time in it: derive features from it (a month, a "
+          "weekday, an age) as columns of the data"
+        for name, kind in dates.items()
+    ]
 
 
 def _most_frequent(strays: pd.Series) -> tuple[tuple[str, int], ...]:

@@ -24,7 +24,14 @@ from .hooks import ProjectHooks
 from .metrics import Metric, get_metric
 from .model import ModelBundle, save_bundle
 from .report import model_card
-from .schema import Schema, infer_schema, parse_features, stray_warnings, used_columns
+from .schema import (
+    Schema,
+    date_warnings,
+    infer_schema,
+    parse_features,
+    stray_warnings,
+    used_columns,
+)
 from .search import SearchResult, Split, Trial, search
 from .text import number, quiet
 
@@ -74,6 +81,9 @@ def load_training_data(
         source = path.relative_to(config.root).as_posix()
         for line in stray_warnings(source, parsed.strays):
             warn(line)
+        if not splits:  # the training data's schema: its date columns, once
+            for line in date_warnings(source, schema.dates):
+                warn(line)
         splits[split] = Split(parsed.frame, data.labels)
         files[split] = {
             "path": source,

@@ -255,3 +255,26 @@ def test_serve_reads_strays_as_missing_in_json_and_csv(stray_project, tmp_path):
     finally:
         process.terminate()
         process.wait(60)
+
+
+# ------------------------------------------------------------------------------ date columns
+
+
+def test_analyze_and_train_say_a_date_column_is_read_as_categories(project):
+    for split in ("train", "validation", "test"):
+        path = project / "datasets" / f"{split}.csv"
+        frame = pd.read_csv(path)
+        frame["week"] = [f"2026-01-{5 + 7 * (i % 3):02d}" for i in range(len(frame))]
+        frame.to_csv(path, index=False)
+    analyzed = run_cli(project, "analyze", "--format", "json")
+    assert analyzed.code == 0, analyzed.err
+    warning = ("column 'week' holds dates, one-hot encoded as categories (a date not in the "
+               "training data reads as unknown)")
+    assert [line for line in json.loads(analyzed.out)["warnings"] if "'week'" in line] == [
+        f"{project / 'datasets' / 'train.csv'}: {warning}; the model sees no order or time in "
+        "it: derive features from it (a month, a weekday, an age) as columns of the data"]
+    trained = run_cli(project, "train", "--trials", 1)
+    assert trained.code == 0, trained.err
+    assert [line for line in trained.err.splitlines() if "'week'" in line] == [
+        f"warning: datasets/train.csv: {warning}; the model sees no order or time in it: derive "
+        "features from it (a month, a weekday, an age) as columns of the data"]  # once

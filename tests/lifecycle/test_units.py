@@ -17,7 +17,7 @@ from mlscaffold.lifecycle.errors import ConfigError
 from mlscaffold.lifecycle.experiments import read_index, record_experiment, reserve_experiment
 from mlscaffold.lifecycle.files import atomic_write_text
 from mlscaffold.lifecycle.metrics import METRICS, TASKS, get_metric, metrics_for
-from mlscaffold.lifecycle.schema import coerce_features, infer_schema
+from mlscaffold.lifecycle.schema import coerce_features, date_warnings, infer_schema
 
 
 def test_every_task_has_metrics_and_every_metric_a_direction():
@@ -61,6 +61,30 @@ def test_schema_inference_finds_ids_constants_numbers_and_categories():
     }
     assert list(schema.features) == list(kinds)
     assert schema.features["order_id"] == "dropped"
+
+
+def test_text_columns_of_iso_dates_are_found_and_named_with_what_the_model_makes_of_them():
+    rows = 40
+    frame = pd.DataFrame(
+        {
+            "signed_up": [f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}" for i in range(rows)],
+            "week": [["2026-01-05", "2026-01-12", "2026-01-19"][i % 3] for i in range(rows)],
+            "seen_at": [f"2026-03-01T{i % 24:02d}:{i:02d}:00Z" for i in range(rows)],
+            "compact": ["20260131" if i % 2 else "20260201" for i in range(rows)],  # numbers
+            "year": [str(2000 + i % 3) for i in range(rows)],  # numbers, not dates
+            "plan": [["basic", "2026-01-05"][i % 2] for i in range(rows)],  # half dates: text
+            "target": [i % 2 for i in range(rows)],
+        }
+    )
+    schema = infer_schema(frame, "target")
+    assert schema.dates == {"signed_up": "id-like", "week": "categorical", "seen_at": "id-like"}
+    assert {column.name: column.kind for column in schema.columns}["compact"] == "numeric"
+    warnings = date_warnings("train.csv", schema.dates)
+    assert warnings[1] == (
+        "train.csv: column 'week' holds dates, one-hot encoded as categories (a date not in the "
+        "training data reads as unknown); the model sees no order or time in it: derive "
+        "features from it (a month, a weekday, an age) as columns of the data")
+    assert "column 'signed_up' holds dates, dropped as id-like;" in warnings[0]
 
 
 def test_coercion_unifies_missing_values_and_numbers():
