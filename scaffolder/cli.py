@@ -389,7 +389,7 @@ def update(project: Path, dry_run: bool, blueprint: str | None, vcs_ref: str | N
     """
     import json
 
-    from .update import update_project
+    from .update import shown_files, update_project
 
     result = update_project(project, blueprint=blueprint, vcs_ref=vcs_ref, dry_run=dry_run)
     if output_format == "json":
@@ -406,11 +406,9 @@ def update(project: Path, dry_run: bool, blueprint: str | None, vcs_ref: str | N
         for name in result.changed:
             click.echo(f"  {_update_status(result, name)}")
     if result.uncommitted and output_format == "text":
-        shown = ", ".join(result.uncommitted[:5]) + (" ..." if len(result.uncommitted) > 5
-                                                     else "")
         click.echo(f"note: previewed against the last commit, with mlscaffold.yaml as it is "
-                   f"now; the update itself needs these committed or stashed: {shown}",
-                   err=True)
+                   f"now; the update itself needs these committed or stashed: "
+                   f"{shown_files(result.uncommitted)}", err=True)
     if result.conflicts:
         files = ", ".join(result.conflicts)
         if dry_run:

@@ -371,7 +371,6 @@ def promote(project: Path | None, experiment: str | None, stage: str, force: boo
                            hint="`mlscaffold list` shows them")
     from .lifecycle.experiments import get_experiment
     from .lifecycle.metrics import get_metric
-    from .lifecycle.registry import current_version
     from .lifecycle.registry import promote as run
     from .lifecycle.text import number
 
@@ -382,10 +381,9 @@ def promote(project: Path | None, experiment: str | None, stage: str, force: boo
     metric = get_metric(config.metric, config.task)
     with _files_errors():
         candidate = get_experiment(config.layout, experiment)
-        before = current_version(config.layout, stage)
-        entry = run(config.layout, candidate, stage, metric, config.metric_threshold,
-                    force=force)
-    if before is not None and entry["version"] == before["version"]:
+        entry, created = run(config.layout, candidate, stage, metric, config.metric_threshold,
+                             force=force)
+    if not created:
         click.echo(f"{candidate['id']} already is {stage}'s current version, v{entry['version']}"
                    f" (sha256 {entry['sha256'][:12]}); nothing changed")
         return

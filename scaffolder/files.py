@@ -70,14 +70,23 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))
 
 
-def refuse_to_replace(path: Path, written_here: Callable[[Path], bool], kind: str,
+HEAD_BYTES = 64 * 1024  # what refuse_to_replace reads of an existing file
+
+
+def refuse_to_replace(path: Path, written_here: Callable[[bytes], bool], kind: str,
                       fix: str) -> None:
-    """Raise OutputExists if `path` exists and `written_here(path)` says it is not a `kind`
-    this command wrote before: running a command again replaces its own output, but a typo in
-    an output option must not replace a data set (or any other file) of the team's. `fix` ends
-    the message: what to do instead."""
+    """Raise OutputExists if `path` exists and is neither empty nor, by its first HEAD_BYTES
+    (`written_here(head)`), a `kind` this command wrote before: running a command again
+    replaces its own output, but a typo in an output option must not replace a data set (or any
+    other file) of the team's, which is not read whole. `fix` ends the message: what to do
+    instead."""
     path = Path(path)
     if path.is_dir():
         raise OutputExists(f"{path} is a directory; {fix}")
-    if path.exists() and not written_here(path):
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(HEAD_BYTES)
+    except FileNotFoundError:
+        return
+    if head.strip() and not written_here(head):
         raise OutputExists(f"{path} exists and is not a {kind}; {fix}")

@@ -525,16 +525,12 @@ def promote_to_stack(config: ProjectConfig, experiment: str, stage: str, stack: 
                 raise GateError(f"refusing to register: {reason} (use --force to override)")
             notes.append(f"registered despite: {reason}")
 
-    current = local.current_version(layout, stage)
-    promoted: dict | None = None
-    if current is None or current["experiment"] != candidate["id"]:
-        promoted = local.promote(layout, candidate, stage, metric, config.metric_threshold,
-                                 force=force)
-    entry = promoted or current
-    assert entry is not None
+    entry, created = local.promote(layout, candidate, stage, metric, config.metric_threshold,
+                                   force=force)  # the stage's current experiment: unchanged
+    promoted = entry if created else None
     undo: list[Callable[[], str | None]] = []
-    if promoted is not None:
-        undo.append(lambda: local.withdraw(layout, stage, promoted["version"]))
+    if created:
+        undo.append(lambda: local.withdraw(layout, stage, entry["version"]))
 
     with _undone_on_failure(undo), aws_errors(
             f"register {candidate['id']} in model package group {target.group}", _WRITE):

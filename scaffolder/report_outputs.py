@@ -1,8 +1,8 @@
 """What the report options (`graph -o`, `check -o`, `policy config -o`) write, recognised again
 so that running a command once more replaces its own report and never another file.
 
-Each format is recognised by the start of the file (the first 64 KiB: a report is small, and a
-data set a typo points at is not read whole). An empty file holds nothing to lose.
+Each format is recognised by the start of the file (mlscaffold.files.refuse_to_replace reads
+it); an empty file holds nothing to lose.
 """
 
 from __future__ import annotations
@@ -14,9 +14,6 @@ from pathlib import Path
 from .files import refuse_to_replace
 
 __all__ = ["refuse_unless_report"]
-
-_HEAD_BYTES = 64 * 1024
-
 
 def _text(test: Callable[[str], bool]) -> Callable[[bytes], bool]:
     """A test of a text report's start; binary data (a NUL byte) is not one."""
@@ -45,10 +42,4 @@ def refuse_unless_report(path: Path | None, output_format: str) -> None:
     if path is None:
         return
     kind, looks_like = _REPORTS[output_format]
-
-    def written_here(existing: Path) -> bool:
-        with existing.open("rb") as handle:
-            head = handle.read(_HEAD_BYTES)
-        return not head.strip() or looks_like(head)
-
-    refuse_to_replace(path, written_here, kind, "choose another --output, or move that file")
+    refuse_to_replace(path, looks_like, kind, "choose another --output, or move that file")

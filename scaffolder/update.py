@@ -233,11 +233,16 @@ def _repository(root: Path, dirty_ok: bool) -> tuple[_Git, list[str]]:
     dirty = [line[3:] for line in
              git.run("status", "--porcelain", "--untracked-files=normal").stdout.splitlines()]
     if dirty and not dirty_ok:
-        shown = ", ".join(dirty[:5]) + (" ..." if len(dirty) > 5 else "")
-        raise UsageError(f"{root} has uncommitted changes ({shown}); `update` merges into "
-                         "committed work only", hint="commit or stash them, then run it again "
-                                                     "(`--dry-run` previews it before)")
+        raise UsageError(f"{root} has uncommitted changes ({shown_files(dirty)}); `update` "
+                         "merges into committed work only",
+                         hint="commit or stash them, then run it again (`--dry-run` previews "
+                              "it before)")
     return git, dirty
+
+
+def shown_files(names: list[str], most: int = 5) -> str:
+    """The first `most` file names, then '...' if there are more."""
+    return ", ".join(names[:most]) + (" ..." if len(names) > most else "")
 
 
 def _pristine_base(git: _Git, spec: ProjectSpec) -> str:

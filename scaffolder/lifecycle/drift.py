@@ -173,13 +173,7 @@ def detect_drift(
 _REPORT_KEYS = ("reference", "input", "threshold", "drifted")  # written before "features"
 
 
-def _drift_report(path: Path) -> bool:
-    """Whether `path` is empty or starts as a report detect_drift wrote (its first 64 KiB: a
-    data set a typo points at is not read whole)."""
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(64 * 1024).decode("utf-8", "ignore").lstrip()
-    except OSError:
-        return False
-    return not head or (head.startswith("{")
-                        and all(f'"{key}":' in head for key in _REPORT_KEYS))
+def _drift_report(head: bytes) -> bool:
+    """Whether a file starting with `head` is a report detect_drift wrote."""
+    text = head.decode("utf-8", "ignore").lstrip()
+    return text.startswith("{") and all(f'"{key}":' in text for key in _REPORT_KEYS)

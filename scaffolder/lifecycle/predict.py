@@ -47,7 +47,7 @@ def predict_file(
     bundle = load_bundle(directory)
     identifiers = {name for name, kind in bundle.features.items() if kind == DROPPED}
     if not force:
-        refuse_to_replace(output_path, lambda path: _predictions_file(path, identifiers),
+        refuse_to_replace(output_path, lambda head: _predictions_file(head, identifiers),
                           "predictions file",
                           "choose another --output, or add --force to replace it")
     frame = read_csv(input_path)
@@ -75,16 +75,10 @@ def predict_file(
     return output
 
 
-def _predictions_file(path: Path, identifiers: set[str]) -> bool:
-    """Whether `path` is empty or looks like what predict writes: a `prediction` column, and
+def _predictions_file(head: bytes, identifiers: set[str]) -> bool:
+    """Whether a file starting with `head` is what predict writes: a `prediction` column, and
     otherwise only class probabilities and identifier columns the model copies through."""
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            header = next(csv.reader(handle), None)
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return False
-    if header is None:
-        return True
+    header = next(csv.reader(head.decode("utf-8", "ignore").splitlines()[:1]), [])
     return "prediction" in header and all(
         name == "prediction" or name.startswith("probability_") or name in identifiers
         for name in header)

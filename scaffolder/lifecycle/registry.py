@@ -94,13 +94,14 @@ def promote(
     metric: Metric,
     threshold: float | None,
     force: bool = False,
-) -> dict:
-    """Copy an experiment's model into models/<stage>/vN and make it current; returns the new entry.
+) -> tuple[dict, bool]:
+    """Copy an experiment's model into models/<stage>/vN and make it current; returns the new
+    entry and True.
 
     Promotion to production is refused (GateError) when the candidate is worse than the current
     production model or misses the threshold, unless `force`; the entry's `forced_past` keeps
-    the reasons. When the experiment already is the stage's current version, nothing changes
-    and that version's entry is returned (experiments do not change once written).
+    the reasons. When the experiment already is the stage's current version, nothing changes:
+    returns that version's entry and False (experiments do not change once written).
     """
     source = layout.experiments / candidate["id"]
     stage_dir = layout.stage(stage)
@@ -108,7 +109,7 @@ def promote(
         state = registry["stages"][stage]
         current = _version(state, state["current"])
         if current is not None and current["experiment"] == candidate["id"]:
-            return current
+            return current, False
         reasons = []
         if stage == "production":
             reasons = check_promotion(candidate, current, metric, threshold)
@@ -132,7 +133,7 @@ def promote(
         state["versions"].append(entry)
         state["history"].append(version)
         state["current"] = version
-    return entry
+    return entry, True
 
 
 def rollback(layout: Layout, stage: str) -> tuple[dict, dict]:
