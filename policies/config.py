@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..suggest import unknown_key_message
 from ..yamlfiles import describe_yaml_error
 from .registry import RULES, rules_of
 from .rule import Rule
@@ -110,8 +111,7 @@ def load_policy_file(path: Path) -> PolicyFile:
         first = error.errors(include_url=False)[0]
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
-            message = (f"unknown key {first['loc'][0]!r}; the file takes version, rules and "
-                       "environments")
+            message = unknown_key_message(PolicyFile, tuple(first["loc"]))
         raise PolicyConfigError(f"policy config {path}: {message}") from None
 
 

@@ -393,6 +393,9 @@ def promote(project: Path | None, experiment: str | None, stage: str, force: boo
                f"({metric.name}={number(entry['metrics'].get(metric.name))}, "
                f"sha256 {entry['sha256'][:12]})")
     click.echo(f"wrote {config.layout.root / entry['path']} and {config.layout.registry}")
+    # the serving image and CI build from the committed models/ (experiments/ is ignored), and
+    # `update` wants a clean tree
+    click.echo("commit models/ to keep this version: the serving image and CI build from it")
 
 
 @click.command()

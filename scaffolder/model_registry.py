@@ -483,7 +483,10 @@ def promote_to_stack(config: ProjectConfig, experiment: str, stage: str, stack: 
     from .stacks.model_keys import model_key
 
     if stage not in STAGE_STATUS:
-        raise UsageError(f"unknown stage {stage!r}", hint=f"use one of {', '.join(STAGE_STATUS)}")
+        from .suggest import did_you_mean
+
+        raise UsageError(f"unknown stage {stage!r}{did_you_mean(stage, STAGE_STATUS)}",
+                         hint=f"use one of {', '.join(STAGE_STATUS)}")
     layout = config.layout
     candidate = get_experiment(layout, experiment)
     metric = get_metric(config.metric, config.task)

@@ -10,7 +10,7 @@ import keyword
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -29,6 +29,7 @@ from .catalog import CiName, FeatureStoreName, ServingName, TaskName
 from .errors import SpecError, describe_yaml_error
 from .lifecycle.config import TRAIN_ON
 from .stacks.feature_schema import FeatureDeclarations
+from .suggest import did_you_mean, model_at, unknown_key_message
 
 __all__ = [
     "SPEC_FILENAME",
@@ -244,8 +245,9 @@ class ProjectSpec(BaseModel):
     def _metric_fits_task(cls, metric: str, info: ValidationInfo) -> str:
         task = info.data.get("task")
         if task in catalog.TASKS and metric not in catalog.TASKS[task].metrics:
-            raise ValueError(f"metric {metric!r} does not fit task {task}; choose one of: "
-                             f"{', '.join(catalog.TASKS[task].metrics)}")
+            known = catalog.TASKS[task].metrics
+            raise ValueError(f"metric {metric!r} does not fit task {task}"
+                             f"{did_you_mean(metric, known)}; choose one of: {', '.join(known)}")
         return metric
 
     @field_validator("train_on")
@@ -308,19 +310,6 @@ class ProjectSpec(BaseModel):
         return header + yaml.safe_dump(data, sort_keys=False)
 
 
-def _model_at(keys: list[str]) -> type[BaseModel] | None:
-    """The model holding the key at `keys` (ProjectSpec, or a section's model)."""
-    model: Any = ProjectSpec
-    for key in keys:
-        info = model.model_fields.get(key) if isinstance(model, type) and issubclass(
-            model, BaseModel) else None
-        if info is None:
-            return None
-        model = next((arg for arg in (info.annotation, *get_args(info.annotation))
-                      if isinstance(arg, type) and issubclass(arg, BaseModel)), None)
-    return model
-
-
 def spec_error_from(error: ValidationError, *, source: str | None = None) -> SpecError:
     """Turn pydantic's first error into a one-line :class:`SpecError` naming the field.
 
@@ -336,11 +325,10 @@ def spec_error_from(error: ValidationError, *, source: str | None = None) -> Spe
     field = ".".join(keys) or "spec"
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        model = _model_at(keys[:-1]) or ProjectSpec
-        message = f"unknown key {field!r}; valid keys are: {', '.join(model.model_fields)}"
+        message = unknown_key_message(ProjectSpec, tuple(keys), shown=field)
     elif first["type"] == "literal_error":
         message = f"{first['input']!r} is not valid; " + message[0].lower() + message[1:]
-    elif first["type"] == "model_type" and (section := _model_at(keys)) is not None:
+    elif first["type"] == "model_type" and (section := model_at(ProjectSpec, keys)) is not None:
         message = f"must be a mapping with the keys {', '.join(section.model_fields)}"
     elif first["type"] == "dict_type":
         message = "must be a mapping of names to values"

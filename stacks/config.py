@@ -10,7 +10,6 @@ configs without loading the Pulumi SDK.
 from __future__ import annotations
 
 import copy
-import difflib
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
@@ -20,6 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..suggest import did_you_mean, nearest, unknown_key_message
 from .constants import EKS_LOG_TYPES, GPU_NODE_SELECTOR, GPU_TAINT, PROFILES, TAINT_EFFECTS, Profile
 from .feature_schema import FeatureDeclarations
 from .instances import (
@@ -197,7 +197,8 @@ class _NodeGroupConfig(_Strict):
         x86 = sorted(t for t, i in EC2_INSTANCES.items() if i.arch == "x86_64")
         unknown = [t for t in types if t not in EC2_INSTANCES]
         if unknown:
-            raise ValueError(f"unknown instance type {unknown[0]!r}; use one of {', '.join(x86)}")
+            raise ValueError(f"unknown instance type {unknown[0]!r}"
+                             f"{did_you_mean(unknown[0], x86)}; use one of {', '.join(x86)}")
         arm = [t for t in types if EC2_INSTANCES[t].arch != "x86_64"]
         if arm:
             # the node groups run x86_64 EKS AMIs (AL2023_x86_64_*)
@@ -735,7 +736,8 @@ class ServingConfig(_Strict):
     @classmethod
     def _sagemaker_type(cls, value: str) -> str:
         if value not in SAGEMAKER_INSTANCES:
-            raise ValueError(f"unknown SageMaker instance type {value!r}; use one of "
+            raise ValueError(f"unknown SageMaker instance type {value!r}"
+                             f"{did_you_mean(value, SAGEMAKER_INSTANCES)}; use one of "
                              f"{', '.join(sorted(SAGEMAKER_INSTANCES))}")
         return value
 
@@ -1133,9 +1135,8 @@ def _error_key(location: tuple[Any, ...]) -> str:
 CONFIG_NAMESPACES = ("aws", "kubernetes", "pulumi")
 # the key of the project's namespace that the generated programs read
 PLATFORM_KEY = "platform"
-# a key of the project's namespace this close to PLATFORM_KEY (difflib's ratio) is its typo;
-# others may be read by the team's own additions to the program ("plat" is 0.67, "platfrom" 0.88)
-TYPO_SIMILARITY = 0.75
+# a key of the project's namespace as close to PLATFORM_KEY as a typo (suggest.CLOSE_ENOUGH) is
+# refused; others may be read by the team's own additions to the program
 
 
 def check_config_keys(project: str, keys: Iterable[str]) -> None:
@@ -1149,8 +1150,8 @@ def check_config_keys(project: str, keys: Iterable[str]) -> None:
                 key, f"namespace {namespace!r} is neither the project's ({project!r}) nor one "
                      f"of {', '.join(CONFIG_NAMESPACES)}, so nothing reads it; "
                      f"did you mean {project}:{name}?")
-        if namespace in ("", project) and name != PLATFORM_KEY and difflib.SequenceMatcher(
-                None, name, PLATFORM_KEY).ratio() >= TYPO_SIMILARITY:
+        if namespace in ("", project) and name != PLATFORM_KEY and nearest(
+                name, [PLATFORM_KEY]) is not None:
             raise StackConfigError(
                 key, f"nothing reads {name!r}: the stack's settings are under "
                      f"{project}:{PLATFORM_KEY}; did you mean {project}:{PLATFORM_KEY}?")
@@ -1189,6 +1190,6 @@ def platform_config(spec: Any, environment: str, overrides: dict[str, Any] | Non
         key = _error_key(first["loc"])
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
-            message = "unknown key; remove it or check its spelling against the docs"
+            message = unknown_key_message(PlatformConfig, tuple(first["loc"]))
         return_key = key if key.startswith("platform") else f"platform.{key}"
         raise StackConfigError(return_key, message) from None

@@ -65,7 +65,10 @@ _MODEL_MONITOR_REPOSITORY = "sagemaker-model-monitor-analyzer"
 
 def unknown_region_message(region: str) -> str:
     """The one line that refuses `region`, naming the regions mlscaffold knows."""
-    return (f"{region!r} is not an AWS region mlscaffold knows; use one of: "
+    from ..suggest import did_you_mean
+
+    return (f"{region!r} is not an AWS region mlscaffold knows{did_you_mean(region, REGIONS)}; "
+            "use one of: "
             f"{', '.join(REGIONS)}")
 
 

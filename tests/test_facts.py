@@ -62,8 +62,9 @@ def test_an_unknown_region_is_refused_by_every_consumer_naming_the_known_ones(
     with pytest.raises(SpecError) as caught:
         validate_spec({"name": "demo", "region": region})
     assert caught.value.field == "region"
-    assert str(caught.value) == (f"{region!r} is not an AWS region mlscaffold knows; use one "
-                                 f"of: {known}")
+    offer = " (did you mean 'us-east-1'?)" if region == "US-EAST-1" else ""
+    assert str(caught.value) == (f"{region!r} is not an AWS region mlscaffold knows{offer}; use "
+                                 f"one of: {known}")
     spec = _spec_values()
     with pytest.raises(StackConfigError, match=re.escape(f"use one of: {known}")):
         platform_config({**spec, "region": region}, "dev")

@@ -75,16 +75,17 @@ def update_experiment(layout: Layout, experiment_id: str, **changes) -> None:
     with _locked_index(layout) as experiments:
         entry = next((item for item in experiments if item["id"] == experiment_id), None)
         if entry is None:
-            raise _unknown(experiment_id)
+            raise _unknown(experiment_id, experiments)
         entry.update(changes)
 
 
 def get_experiment(layout: Layout, experiment_id: str) -> dict:
     """The index entry of an experiment."""
-    for item in read_index(layout):
+    experiments = read_index(layout)
+    for item in experiments:
         if item["id"] == experiment_id:
             return item
-    raise _unknown(experiment_id)
+    raise _unknown(experiment_id, experiments)
 
 
 def experiment_dir(layout: Layout, experiment_id: str) -> Path:
@@ -125,7 +126,13 @@ def _number(experiment_id: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def _unknown(experiment_id: str) -> NotFoundError:
+def _unknown(experiment_id: str, experiments: list[dict]) -> NotFoundError:
+    """Refuse `experiment_id`, offering the experiment of the same number (``exp-1``, ``7``:
+    ids are exp- and three digits); ids of other numbers are not typos of each other."""
+    numbers = re.findall(r"\d+", experiment_id)
+    same = [item["id"] for item in experiments
+            if len(numbers) == 1 and _number(item["id"]) == int(numbers[0])]
+    offer = f" (did you mean {same[0]!r}?)" if same else ""
     return NotFoundError(
-        f"unknown experiment {experiment_id!r}; run `{COMMAND} list` to see the experiments"
+        f"unknown experiment {experiment_id!r}{offer}; run `{COMMAND} list` to see the experiments"
     )

@@ -105,7 +105,10 @@ def read_hyperparameters(paths: JobPaths) -> dict[str, Any]:
         raise DataError(f"{paths.hyperparameters} must hold a JSON object")
     unknown = sorted(set(raw) - set(HYPERPARAMETERS))
     if unknown:
-        raise DataError(f"unknown hyperparameter(s) {', '.join(unknown)}; a training job "
+        from ..suggest import did_you_mean
+
+        raise DataError(f"unknown hyperparameter(s) {', '.join(unknown)}"
+                        f"{did_you_mean(unknown[0], HYPERPARAMETERS)}; a training job "
                         f"takes {', '.join(HYPERPARAMETERS)}")
     try:
         budget = float(raw.get("time", 60))

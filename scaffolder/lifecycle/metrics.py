@@ -189,7 +189,11 @@ def get_metric(name: str, task: str) -> Metric:
     metric = next((m for m in _custom if m.name == name), None) or METRICS.get(name)
     valid = ", ".join(m.name for m in metrics_for(task))
     if metric is None:
-        raise ConfigError(f"unknown metric {name!r}; metrics for {task}: {valid}")
+        from ..suggest import did_you_mean
+
+        known = [m.name for m in metrics_for(task)]
+        raise ConfigError(f"unknown metric {name!r}{did_you_mean(name, known)}; metrics for "
+                          f"{task}: {valid}")
     if task not in metric.tasks:
         raise ConfigError(f"metric {name!r} does not apply to {task}; choose one of: {valid}")
     return metric

@@ -216,9 +216,11 @@ def resolve_model_dir(project_root: Path, ref: str) -> Path:
         return current_version_dir(layout, ref)
     if _EXPERIMENT_ID.match(ref):
         return experiment_dir(layout, ref)
+    from ..suggest import did_you_mean
+
     raise NotFoundError(
-        f"unknown model {ref!r}: use production (or prod), staging or an experiment id like "
-        "exp-001"
+        f"unknown model {ref!r}{did_you_mean(ref, [*STAGES, *STAGE_ALIASES])}: use production "
+        "(or prod), staging or an experiment id like exp-001"
     )
 
 

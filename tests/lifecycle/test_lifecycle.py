@@ -81,6 +81,8 @@ def test_lifecycle(task, make_project, tmp_path):
         promoted = run_cli(project, "promote", "exp-001", "--to", stage)
         assert promoted.code == 0, promoted.err
         assert promoted.out.startswith(f"promoted exp-001 to {stage} as v1 ")
+        assert promoted.out.endswith("commit models/ to keep this version: the serving image "
+                                     "and CI build from it\n")
         assert (project / "models" / stage / "v1" / "model.joblib").is_file()
     registry = read_json(project / "models" / "registry.json")
     assert registry["stages"]["production"]["current"] == 1

@@ -49,7 +49,8 @@ def test_an_unknown_spec_key_is_refused_as_check_refuses_it(project):
     result = run_cli(project, "list")
     assert result.code == 2
     assert result.err.startswith(f"error: {spec_path(project).resolve()}: lable: unknown key "
-                                 "'lable'; valid keys are: version, mlscaffold_version, name,")
+                                 "'lable' (did you mean 'label'?); valid keys are: version, "
+                                 "mlscaffold_version, name,")
     assert result.err.count("\n") == 1
     checked = invoke("check", project)
     assert (checked.code, checked.err) == (2, result.err)
