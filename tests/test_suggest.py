@@ -76,10 +76,20 @@ def test_a_mistyped_metric_offers_the_metric():
 
 
 def test_an_experiment_is_offered_only_by_its_number(tmp_path):
-    from mlscaffold.lifecycle.experiments import _unknown
+    from mlscaffold.lifecycle.experiments import unknown_experiment
 
     known = [{"id": "exp-001"}, {"id": "exp-002"}]
-    assert "(did you mean 'exp-002'?)" in str(_unknown("exp-2", known))
-    assert "(did you mean 'exp-001'?)" in str(_unknown("1", known))
-    assert "did you mean" not in str(_unknown("exp-123", known))  # another number: no typo
-    assert isinstance(_unknown("exp-9", known), NotFoundError)
+    assert "(did you mean 'exp-002'?)" in str(unknown_experiment("exp-2", known))
+    assert "(did you mean 'exp-001'?)" in str(unknown_experiment("1", known))
+    assert "did you mean" not in str(unknown_experiment("exp-123", known))  # not a typo
+    assert isinstance(unknown_experiment("exp-9", known), NotFoundError)
+
+
+def test_a_model_named_by_a_number_is_looked_up_as_an_experiment(tmp_path):
+    from mlscaffold.lifecycle.model import resolve_model_dir
+
+    with pytest.raises(NotFoundError, match=r"^unknown experiment 'exp-1'; run `mlscaffold list`"):
+        resolve_model_dir(tmp_path, "exp-1")  # no experiments yet: nothing to offer
+    with pytest.raises(NotFoundError, match=r"unknown model 'prodution' \(did you mean "
+                                            r"'production'\?\): use production"):
+        resolve_model_dir(tmp_path, "prodution")

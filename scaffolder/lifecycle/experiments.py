@@ -75,7 +75,7 @@ def update_experiment(layout: Layout, experiment_id: str, **changes) -> None:
     with _locked_index(layout) as experiments:
         entry = next((item for item in experiments if item["id"] == experiment_id), None)
         if entry is None:
-            raise _unknown(experiment_id, experiments)
+            raise unknown_experiment(experiment_id, experiments)
         entry.update(changes)
 
 
@@ -85,7 +85,7 @@ def get_experiment(layout: Layout, experiment_id: str) -> dict:
     for item in experiments:
         if item["id"] == experiment_id:
             return item
-    raise _unknown(experiment_id, experiments)
+    raise unknown_experiment(experiment_id, experiments)
 
 
 def experiment_dir(layout: Layout, experiment_id: str) -> Path:
@@ -126,7 +126,7 @@ def _number(experiment_id: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def _unknown(experiment_id: str, experiments: list[dict]) -> NotFoundError:
+def unknown_experiment(experiment_id: str, experiments: list[dict]) -> NotFoundError:
     """Refuse `experiment_id`, offering the experiment of the same number (``exp-1``, ``7``:
     ids are exp- and three digits); ids of other numbers are not typos of each other."""
     numbers = re.findall(r"\d+", experiment_id)

@@ -18,7 +18,7 @@ import sklearn
 
 from .config import STAGE_ALIASES, STAGES, Layout, find_project_root
 from .errors import DataError, NotFoundError
-from .experiments import experiment_dir
+from .experiments import experiment_dir, read_index, unknown_experiment
 from .files import atomic_write, atomic_write_json, read_json, utc_now
 from .registry import current_version_dir
 from .schema import ParsedFeatures, parse_features, used_columns
@@ -216,6 +216,8 @@ def resolve_model_dir(project_root: Path, ref: str) -> Path:
         return current_version_dir(layout, ref)
     if _EXPERIMENT_ID.match(ref):
         return experiment_dir(layout, ref)
+    if re.fullmatch(r"(exp-?)?\d+", ref):  # exp-1, 7: an experiment by its number
+        raise unknown_experiment(ref, read_index(layout))
     from ..suggest import did_you_mean
 
     raise NotFoundError(
