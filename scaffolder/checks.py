@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
-from .infra import InfraProject, infra_project, preview_stack
+from .infra import InfraProject, infra_project, preview_stack, require_environment
 from .spec import ProjectSpec
 
 __all__ = ["StackCheck", "check_project", "check_stack", "cost_project", "cost_stack",
@@ -32,10 +31,7 @@ def resolve_stacks(spec: ProjectSpec, stack: str | None) -> list[str]:
     """`--stack ENV|all` as a list of environments (default: all)."""
     if stack in (None, "all"):
         return list(spec.environments)
-    if stack not in spec.environments:
-        raise UsageError(f"--stack {stack!r} is not an environment of the project",
-                         hint=f"use one of: {', '.join(spec.environments)}, or all")
-    return [stack]
+    return [require_environment(spec, stack, all_too=True)]
 
 
 def policy_configs(project: InfraProject,

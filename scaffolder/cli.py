@@ -872,16 +872,13 @@ def tunnel(project: Path, stack: str, outputs_source: str | None, relay_timeout:
 
     import boto3
 
-    from .errors import UsageError
-    from .infra import open_infra_project
+    from .infra import open_infra_project, require_environment
     from .outputs import read_stack_outputs
     from .tunnel import open_tunnel, tunnel_target
 
     opened = open_infra_project(project)
-    root, environments = opened.root, opened.spec.environments
-    if stack not in environments:
-        raise UsageError(f"--stack {stack!r} is not an environment of the project",
-                         hint=f"use one of: {', '.join(environments)}")
+    root = opened.root
+    require_environment(opened.spec, stack)
     target = tunnel_target(read_stack_outputs(root, stack, outputs_source), stack)
     ssm = boto3.client("ssm", region_name=target.region)
     click.echo(f"tunnel: {target.local_url} -> {target.cluster} ({target.host}:443) through "

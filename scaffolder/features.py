@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from .errors import MlscaffoldError, UsageError
-from .infra import find_project
+from .infra import find_project, require_environment
 from .outputs import read_stack_outputs, require_output
 from .spec import SPEC_FILENAME, ProjectSpec, load_spec
 from .stacks.feature_schema import (
@@ -274,9 +274,7 @@ def ingest(project: Path, stack: str, *, outputs_source: str | None = None,
     """
     started = time.perf_counter()
     root, spec = _spec(project)
-    if stack not in spec.environments:
-        raise UsageError(f"--stack {stack!r} is not an environment of {root / SPEC_FILENAME}",
-                         hint=f"use one of: {', '.join(spec.environments)}")
+    require_environment(spec, stack, root)
     outputs = read_stack_outputs(root, stack, outputs_source)
     group, region, schema = deployed_feature_group(outputs, stack)
     path = dataset if dataset is not None else root / DATASET

@@ -83,13 +83,26 @@ def infra_project(project: InfraProject | Path) -> InfraProject:
     return InfraProject(project, load_spec(project / SPEC_FILENAME))
 
 
+def require_environment(spec: ProjectSpec, stack: str, project: Path | None = None, *,
+                        all_too: bool = False) -> str:
+    """`stack` when it is one of the project's environments; else UsageError naming them and
+    the nearest (`project`: name its spec file; `all_too`: the command also takes ``all``)."""
+    if stack in spec.environments:
+        return stack
+    from .suggest import did_you_mean
+
+    where = project / SPEC_FILENAME if project is not None else "the project"
+    raise UsageError(f"--stack {stack!r} is not an environment of {where}"
+                     f"{did_you_mean(stack, spec.environments)}",
+                     hint=f"use one of: {', '.join(spec.environments)}"
+                          + (", or all" if all_too else ""))
+
+
 def stack_config(project: Path, spec: ProjectSpec, stack: str) -> dict[str, str]:
     """The config of `stack` as the Pulumi CLI would pass it: full keys to strings."""
     import yaml
 
-    if stack not in spec.environments:
-        raise UsageError(f"--stack {stack!r} is not an environment of {project / SPEC_FILENAME}",
-                         hint=f"use one of: {', '.join(spec.environments)}")
+    require_environment(spec, stack, project)
     path = project / "infra" / f"Pulumi.{stack}.yaml"
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}

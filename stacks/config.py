@@ -1013,8 +1013,8 @@ def environment_profile(environment: str, environments: Sequence[str]) -> Profil
     if environment not in profiles:
         raise StackConfigError(
             "environment", f"{environment!r} is not an environment of mlscaffold.yaml "
-            f"({', '.join(environments)}); select one of them with `pulumi stack select` or add "
-            "it to `environments`")
+            f"({', '.join(environments)}){did_you_mean(environment, environments)}; select one "
+            "of them with `pulumi stack select` or add it to `environments`")
     return profiles[environment]
 
 

@@ -93,3 +93,23 @@ def test_a_model_named_by_a_number_is_looked_up_as_an_experiment(tmp_path):
     with pytest.raises(NotFoundError, match=r"unknown model 'prodution' \(did you mean "
                                             r"'production'\?\): use production"):
         resolve_model_dir(tmp_path, "prodution")
+
+
+def test_a_mistyped_stack_offers_the_environment(tmp_path):
+    from mlscaffold.checks import resolve_stacks
+    from mlscaffold.errors import UsageError
+    from mlscaffold.infra import require_environment
+    from mlscaffold.stacks.config import environment_profile
+
+    spec = validate_spec(_spec())
+    with pytest.raises(UsageError) as caught:
+        resolve_stacks(spec, "prd")
+    assert str(caught.value) == ("--stack 'prd' is not an environment of the project (did you "
+                                 "mean 'prod'?); use one of: dev, staging, prod, or all")
+    with pytest.raises(UsageError, match=r"of .*mlscaffold\.yaml \(did you mean 'staging'\?\)"):
+        require_environment(spec, "stagin", tmp_path)
+    with pytest.raises(UsageError, match=r"^--stack 'qa' is not an environment of the "
+                                         r"project; use one of: dev, staging, prod$"):
+        require_environment(spec, "qa")  # nothing close: the hint lists them
+    with pytest.raises(StackConfigError, match=r"\(did you mean 'dev'\?\); select one"):
+        environment_profile("deev", spec.environments)

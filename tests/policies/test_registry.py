@@ -134,7 +134,8 @@ def test_the_policies_import_neither_the_cli_nor_its_errors(tmp_path):
     # beside the policies, only the names they share with the stacks, the YAML error text and
     # the nearest-name suggestion of error messages
     assert {m for m in loaded if not m.startswith("mlscaffold.policies")} <= {
-        "mlscaffold", "mlscaffold.yamlfiles", "mlscaffold.suggest", "mlscaffold.stacks", "mlscaffold.stacks.config",
+        "mlscaffold", "mlscaffold.yamlfiles", "mlscaffold.suggest", "mlscaffold.stacks",
+        "mlscaffold.stacks.config",
         "mlscaffold.stacks.constants", "mlscaffold.stacks.feature_schema",
         "mlscaffold.stacks.instances", "mlscaffold.stacks.model_keys", "mlscaffold.stacks.program",
         "mlscaffold.stacks.regions", "mlscaffold.stacks.columns"}
