@@ -20,10 +20,10 @@ from .schema import (
     NUMERIC,
     NUMERIC_SHARE,
     Schema,
-    date_warnings,
     infer_schema,
     parse_features,
     stray_warnings,
+    text_warnings,
 )
 from .text import quiet, table
 
@@ -69,7 +69,7 @@ def analyze(
         ],
         "plan": preprocessing_plan(schema),
     }
-    report["warnings"] = (stray_warnings(path, schema.strays) + date_warnings(path, schema.dates)
+    report["warnings"] = (stray_warnings(path, schema.strays) + text_warnings(path, schema)
                           + _warnings(report))
     directory = config.layout.analysis(path.stem)
     report["report"] = str(_write_report(report, frame, schema, config, directory, warn))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -24,7 +25,11 @@ _ID_UNIQUE_SHARE = 0.95
 # ("?", "-", "unknown", "eight") are strays, read as missing wherever the model reads data.
 NUMERIC_SHARE = 0.9
 STRAY_VALUES_KEPT = 10  # the most frequent stray values recorded per column
-DATES_SAMPLE = 200  # values a text column is tested on for dates
+TEXT_SAMPLE = 200  # values a text column is tested on for dates and numbers written with commas
+# a number written with a decimal comma (64,26; 1.234,56) or with thousands separators
+# (1,234,567; 1,234.5): text to pandas, as to most readers of CSV
+_COMMA_NUMBER = (r"[+-]?(?:(?:\d{1,3}(?:\.\d{3})+|\d+),\d+"
+                 r"|\d{1,3}(?:,\d{3})+(?:\.\d+)?)")
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,7 @@ class ColumnProfile:
     strays: int = 0  # non-empty values that are not numbers, read as missing (numeric columns)
     stray_values: tuple[tuple[str, int], ...] = ()  # the most frequent strays and their counts
     dates: bool = False  # a text column of ISO 8601 dates or times (read as text, not time)
+    comma_number: str = ""  # a value of a text column of numbers written with commas, or ""
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,12 @@ class Schema:
         """Text columns that hold dates -> their kind (categorical, id-like or constant): the
         model sees neither order nor time in them, which analyze and train say."""
         return {c.name: c.kind for c in self.columns if c.dates}
+
+    @property
+    def comma_numbers(self) -> dict[str, tuple[str, str]]:
+        """Text columns of numbers written with commas -> (their kind, a value): read as text,
+        which analyze and train say."""
+        return {c.name: (c.kind, c.comma_number) for c in self.columns if c.comma_number}
 
     @property
     def strays(self) -> dict[str, dict]:
@@ -104,6 +116,7 @@ def _profile(series: pd.Series, name: str) -> ColumnProfile:
         "missing": int(series.isna().sum()),
         "unique": unique,
         "dates": not strays and _dates(present),
+        "comma_number": "" if strays else _comma_number(present),
     }
     if unique <= 1:
         note = "all values missing" if present.empty else f"always {present.iloc[0]!r}"
@@ -129,16 +142,42 @@ def _mostly_numbers(series: pd.Series) -> bool:
 
 
 def _dates(present: pd.Series) -> bool:
-    """True for text whose values (the first DATES_SAMPLE) are at least NUMERIC_SHARE ISO 8601
+    """True for text whose values (the first TEXT_SAMPLE) are at least NUMERIC_SHARE ISO 8601
     dates or times of 8 characters or more ('2026-01-31', '2026-01-31T08:00Z'; '20260131' and
     a bare year are numbers, read as such before this is asked)."""
     if not (pd.api.types.is_object_dtype(present) or pd.api.types.is_string_dtype(present)):
         return False
-    sample = present.head(DATES_SAMPLE).astype(str).str.strip()
+    sample = present.head(TEXT_SAMPLE).astype(str).str.strip()
     if sample.empty or (sample.str.len() < 8).any():
         return False
     parsed = pd.to_datetime(sample, errors="coerce", format="ISO8601", utc=True)
     return bool(parsed.notna().mean() >= NUMERIC_SHARE)
+
+
+def _comma_number(present: pd.Series) -> str:
+    """A value of text whose values (the first TEXT_SAMPLE) are at least NUMERIC_SHARE numbers,
+    some written with commas ('64,26', '1,234,567'), or "" for other columns."""
+    if not (pd.api.types.is_object_dtype(present) or pd.api.types.is_string_dtype(present)):
+        return ""
+    sample = present.head(TEXT_SAMPLE).astype(str).str.strip()
+    commas = sample.str.fullmatch(_COMMA_NUMBER)
+    numbers = commas | pd.to_numeric(sample, errors="coerce").notna()
+    if sample.empty or not commas.any() or numbers.mean() < NUMERIC_SHARE:
+        return ""
+    return str(sample[commas].iloc[0])
+
+
+def text_warnings(source: object, schema: Schema) -> list[str]:
+    """What analyze and train say about text columns the model cannot read as the data means
+    them: dates and numbers written with commas."""
+    return date_warnings(source, schema.dates) + [
+        f"{source}: column {name!r} holds numbers written with commas ({example!r}), read as "
+        + ("text: one-hot encoded as categories" if kind == CATEGORICAL
+           else f"text and dropped as {kind}")
+        + "; write them as plain numbers (a decimal point, no thousands separators) to have "
+          "them read as numbers"
+        for name, (kind, example) in schema.comma_numbers.items()
+    ]
 
 
 def date_warnings(source: object, dates: dict[str, str]) -> list[str]:
@@ -273,8 +312,12 @@ def parse_numbers(
     numbers = pd.to_numeric(series.where(~blank, np.nan), errors="coerce").astype("float64")
     bad = numbers.isna() & ~blank
     if bad.any() and not strays_are_missing:
-        examples = ", ".join(repr(value) for value in series[bad].unique()[:3])
-        raise DataError(f"column {name!r} must be numeric; got {examples}")
+        shown = series[bad].unique()[:3]
+        examples = ", ".join(repr(value) for value in shown)
+        commas = all(re.fullmatch(_COMMA_NUMBER, str(value).strip()) for value in shown)
+        raise DataError(f"column {name!r} must be numeric; got {examples}"
+                        + ("; write numbers with a decimal point and no thousands separators"
+                           if commas else ""))
     return numbers, bad
 
 

@@ -26,10 +26,10 @@ from .model import ModelBundle, save_bundle
 from .report import model_card
 from .schema import (
     Schema,
-    date_warnings,
     infer_schema,
     parse_features,
     stray_warnings,
+    text_warnings,
     used_columns,
 )
 from .search import SearchResult, Split, Trial, search
@@ -81,8 +81,8 @@ def load_training_data(
         source = path.relative_to(config.root).as_posix()
         for line in stray_warnings(source, parsed.strays):
             warn(line)
-        if not splits:  # the training data's schema: its date columns, once
-            for line in date_warnings(source, schema.dates):
+        if not splits:  # the training data's schema: its dates and comma numbers, once
+            for line in text_warnings(source, schema):
                 warn(line)
         splits[split] = Split(parsed.frame, data.labels)
         files[split] = {

@@ -278,3 +278,25 @@ def test_analyze_and_train_say_a_date_column_is_read_as_categories(project):
     assert [line for line in trained.err.splitlines() if "'week'" in line] == [
         f"warning: datasets/train.csv: {warning}; the model sees no order or time in it: derive "
         "features from it (a month, a weekday, an age) as columns of the data"]  # once
+
+
+# ---------------------------------------------------------------- numbers written with commas
+
+
+def test_analyze_and_train_say_numbers_written_with_commas_are_read_as_text(project):
+    for split in ("train", "validation", "test"):
+        path = project / "datasets" / f"{split}.csv"
+        frame = pd.read_csv(path)
+        frame["spend"] = [f"{10 + i % 7},{i % 100:02d}" for i in range(len(frame))]  # 10,05
+        frame.to_csv(path, index=False)
+    analyzed = run_cli(project, "analyze", "--format", "json")
+    assert analyzed.code == 0, analyzed.err
+    warning = ("column 'spend' holds numbers written with commas ('10,00'), read as text: "
+               "one-hot encoded as categories; write them as plain numbers (a decimal point, no "
+               "thousands separators) to have them read as numbers")
+    assert [line for line in json.loads(analyzed.out)["warnings"] if "'spend'" in line] == [
+        f"{project / 'datasets' / 'train.csv'}: {warning}"]
+    trained = run_cli(project, "train", "--trials", 1)
+    assert trained.code == 0, trained.err
+    assert [line for line in trained.err.splitlines() if "'spend'" in line] == [
+        f"warning: datasets/train.csv: {warning}"]  # once, for the training data

@@ -13,11 +13,17 @@ import pytest
 from mlscaffold import catalog, files
 from mlscaffold.lifecycle.config import Layout
 from mlscaffold.lifecycle.drift import categorical_psi, numeric_psi
-from mlscaffold.lifecycle.errors import ConfigError
+from mlscaffold.lifecycle.errors import ConfigError, DataError
 from mlscaffold.lifecycle.experiments import read_index, record_experiment, reserve_experiment
 from mlscaffold.lifecycle.files import atomic_write_text
 from mlscaffold.lifecycle.metrics import METRICS, TASKS, get_metric, metrics_for
-from mlscaffold.lifecycle.schema import coerce_features, date_warnings, infer_schema
+from mlscaffold.lifecycle.schema import (
+    coerce_features,
+    date_warnings,
+    infer_schema,
+    parse_numbers,
+    text_warnings,
+)
 
 
 def test_every_task_has_metrics_and_every_metric_a_direction():
@@ -87,6 +93,44 @@ def test_text_columns_of_iso_dates_are_found_and_named_with_what_the_model_makes
     assert "column 'signed_up' holds dates, dropped as id-like;" in warnings[0]
 
 
+def test_numbers_written_with_commas_are_found_and_named_with_what_the_model_makes_of_them():
+    rows = 40
+    frame = pd.DataFrame(
+        {
+            "decimal": [f"{i},{i % 10}5" for i in range(rows)],  # 0,05 1,15 ...
+            "european": [f"{1 + i % 9}.{i:03d},50" for i in range(rows)],  # 1.000,50
+            "thousands": [f"{1 + i % 9},{i:03d},000" for i in range(rows)],  # 1,000,000
+            "mixed": [str(i * 10) if i % 2 else f"1,{i:03d}" for i in range(rows)],  # 10 1,002
+            "few": [f"{i},5" if i == 0 else str(i) for i in range(rows)],  # numeric, 1 stray
+            "lists": [f"{i % 3},{i % 5},{i % 7}" for i in range(rows)],  # not numbers
+            "words": [["a,b", "c,d"][i % 2] for i in range(rows)],
+            "target": [i % 2 for i in range(rows)],
+        }
+    )
+    schema = infer_schema(frame, "target")
+    assert schema.comma_numbers == {"decimal": ("id-like", "0,05"),
+                                    "european": ("id-like", "1.000,50"),
+                                    "thousands": ("id-like", "1,000,000"),
+                                    "mixed": ("id-like", "1,000")}
+    assert {c.name: c.kind for c in schema.columns}["few"] == "numeric"  # a stray, read as missing
+    frame["grouped"] = [["1,5", "2,5"][i % 2] for i in range(rows)]
+    warnings = text_warnings("train.csv", infer_schema(frame, "target"))
+    assert warnings[-1] == (
+        "train.csv: column 'grouped' holds numbers written with commas ('1,5'), read as text: "
+        "one-hot encoded as categories; write them as plain numbers (a decimal point, no "
+        "thousands separators) to have them read as numbers")
+    assert warnings[0].startswith("train.csv: column 'decimal' holds numbers written with commas "
+                                  "('0,05'), read as text and dropped as id-like; write them")
+
+
+def test_a_number_written_with_a_comma_where_the_model_reads_numbers_says_how_to_write_it():
+    with pytest.raises(DataError, match=r"^column 'x' must be numeric; got '1,5', '2\.000,1'; "
+                                        r"write numbers with a decimal point and no thousands "):
+        parse_numbers(pd.Series(["1,5", "2.000,1", "3"]), "x")
+    with pytest.raises(DataError, match=r"^column 'x' must be numeric; got 'eight', '1,5'$"):
+        parse_numbers(pd.Series(["eight", "1,5"]), "x")
+
+
 def test_coercion_unifies_missing_values_and_numbers():
     features = {"n": "numeric", "c": "categorical", "skip": "dropped"}
     frame = pd.DataFrame({"n": [1, None, "2.5"], "c": ["a", None, 3], "skip": [1, 2, 3]})
@@ -147,3 +191,29 @@ def test_atomic_writes_take_the_umasks_modes(tmp_path, umask, file_mode, folder_
     assert folder.stat().st_mode & 0o777 == folder_mode
     assert folder.name.startswith(".stage-")
 
+
+
+def test_files_separated_by_semicolons_or_tabs_are_read_as_their_columns(tmp_path):
+    from mlscaffold.lifecycle.data import read_csv
+
+    for name, separator in (("semicolons.csv", ";"), ("tabs.tsv", "\t")):
+        path = tmp_path / name
+        path.write_text(separator.join(["a", "b;c" if separator == "\t" else "b", "label"])
+                        + "\n" + separator.join(["1", "x", "0"]) + "\n")
+        frame = read_csv(path)
+        assert list(frame.columns) == ["a", "b;c" if separator == "\t" else "b", "label"]
+        assert frame.iloc[0].tolist() == [1, "x", 0]
+    single = tmp_path / "single.csv"
+    single.write_text("amount\n1\n2\n")  # one column, no separator at all: as it is
+    assert list(read_csv(single).columns) == ["amount"]
+
+
+def test_a_file_that_is_not_utf8_is_refused_naming_the_line_and_byte(tmp_path):
+    from mlscaffold.lifecycle.data import read_csv
+
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"name,label\n" + "Jos\u00e9,1\n".encode("latin-1") * 3)
+    with pytest.raises(DataError) as caught:
+        read_csv(path)
+    assert str(caught.value) == (f"cannot read {path}: it is not UTF-8 text (line 2: byte 0xe9);"
+                                 " save it as UTF-8 (a spreadsheet's \"CSV UTF-8\")")
