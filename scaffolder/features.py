@@ -9,7 +9,6 @@ says today. Nothing here prints; errors are :mod:`mlscaffold.errors`.
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from .errors import MlscaffoldError, UsageError
 from .infra import find_project, require_environment
 from .outputs import read_stack_outputs, require_output
 from .spec import SPEC_FILENAME, ProjectSpec, load_spec
+from .stacks.columns import csv_reader, not_utf8
 from .stacks.feature_schema import (
     FeatureSchema,
     FeatureSchemaError,
@@ -171,7 +171,7 @@ def _records(path: Path, schema: FeatureSchema, stack: str,
     """(row, line, PutRecord's Record) for every row; a value that does not fit the deployed
     schema is a UsageError naming the row, the column and the fix."""
     with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
+        reader = csv_reader(handle)
         index = _check_columns(path, next(reader, None), schema, stack)
         for row, cells in enumerate((c for c in reader if c), start=1):
             where = f"row {row} (line {reader.line_num})"
@@ -281,8 +281,11 @@ def ingest(project: Path, stack: str, *, outputs_source: str | None = None,
     if not path.is_file():
         raise UsageError(f"--input {path}: no such file", hint="pass the CSV to ingest")
     ingested_at = format_event_time((now or (lambda: datetime.now(UTC)))())
-    for _ in _records(path, schema, stack, ingested_at):
-        pass  # every row checked before the first is written
+    try:
+        for _ in _records(path, schema, stack, ingested_at):
+            pass  # every row checked before the first is written
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: {not_utf8(path)}") from None
     client = client if client is not None else _client(region, workers)
     records = _records(path, schema, stack, ingested_at)
     try:

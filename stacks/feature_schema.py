@@ -10,7 +10,6 @@ records) agree on every value.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
@@ -24,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .columns import is_id_like_name
+from .columns import csv_reader, is_id_like_name, not_utf8
 
 __all__ = [
     "EVENT_TIME",
@@ -435,19 +434,27 @@ def feature_definitions_from_csv(path: Path, label: str,
         raise FeatureSchemaError(f"{path} does not exist; the feature group's schema comes "
                                  "from the training data (datasets/train.csv)") from None
     with handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        columns = _check_header(path, header, label, declared)
-        for row, cells in enumerate((c for c in reader if c), start=1):
-            if len(cells) != len(columns):
-                raise FeatureSchemaError(
-                    f"{path}: row {row} (line {reader.line_num}) has {len(cells)} fields, the "
-                    f"header {len(columns)}; quote values that hold commas")
-            for column, cell in zip(columns, cells, strict=True):
-                where = _Where(row, reader.line_num, cell.strip())
-                _check_value(column, where.value, where, path)
-                column.add(where.value, where)
+        try:
+            columns = _read_columns(path, csv_reader(handle), label, declared)
+        except UnicodeDecodeError:
+            raise FeatureSchemaError(f"{path}: {not_utf8(path)}") from None
     return _schema(path, columns, label, declared)
+
+
+def _read_columns(path: Path, reader: Any, label: str,
+                  declared: FeatureDeclarations) -> list[_Column]:
+    """Every column of the file, each value checked and counted."""
+    columns = _check_header(path, next(reader, None), label, declared)
+    for row, cells in enumerate((c for c in reader if c), start=1):
+        if len(cells) != len(columns):
+            raise FeatureSchemaError(
+                f"{path}: row {row} (line {reader.line_num}) has {len(cells)} fields, the "
+                f"header {len(columns)}; quote values that hold commas")
+        for column, cell in zip(columns, cells, strict=True):
+            where = _Where(row, reader.line_num, cell.strip())
+            _check_value(column, where.value, where, path)
+            column.add(where.value, where)
+    return columns
 
 
 def _check_header(path: Path, header: list[str] | None, label: str,

@@ -27,7 +27,11 @@ from mlscaffold.graph import run_under_mocks
 from mlscaffold.sample_data import write_sample_datasets
 from mlscaffold.spec import load_spec, validate_spec
 from mlscaffold.stacks.config import platform_config
-from mlscaffold.stacks.feature_schema import feature_definitions_from_csv, record_id_for
+from mlscaffold.stacks.feature_schema import (
+    FeatureSchemaError,
+    feature_definitions_from_csv,
+    record_id_for,
+)
 from mlscaffold.stacks.model_keys import STAND_IN_MODEL_KEY
 
 GROUP = "churn-dev-0123abcd"
@@ -275,6 +279,28 @@ def test_an_empty_event_time_is_refused(tmp_path):
     empty.write_text(DATA.replace(",2024-01-05,basic", ",,basic"))
     error = _refused(root, outputs, dataset=empty)
     assert "row 1 (line 2): column 'signup_time', the event time, is empty" in error.message
+
+
+def test_a_file_separated_by_semicolons_is_ingested_and_one_not_in_utf8_refused(tmp_path):
+    root = _project(tmp_path)
+    outputs = _outputs(root)
+    semicolons = tmp_path / "semicolons.csv"
+    semicolons.write_text(DATA.replace(",", ";"))
+    client = _client()
+    with Stubber(client) as stubber:
+        for record in EXPECTED:
+            stubber.add_response("put_record", {}, {"FeatureGroupName": GROUP, "Record": record})
+        ingest(root, "dev", outputs_source=str(outputs), client=client, dataset=semicolons,
+               now=lambda: NOW, sleep=lambda _: None, workers=1)
+        stubber.assert_no_pending_responses()
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(DATA.replace("premium", "pr\u00e9mium").encode("latin-1"))
+    expected = (f"{latin}: it is not UTF-8 text (line 4: byte 0xe9); save it as UTF-8 (a "
+                "spreadsheet's \"CSV UTF-8\")")
+    assert _refused(root, outputs, dataset=latin).message == expected
+    with pytest.raises(FeatureSchemaError) as caught:
+        feature_definitions_from_csv(latin, "label", None)
+    assert str(caught.value) == expected
 
 
 def test_unknown_stack_and_missing_outputs_are_usage_errors(tmp_path):

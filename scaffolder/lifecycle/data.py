@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..stacks.columns import not_utf8, separator_of
 from .errors import DataError
 
 
@@ -34,47 +35,20 @@ def read_csv(path: Path, *, given: bool = True) -> pd.DataFrame:
         raise DataError(f"{path}: no such file",
                         hint=GIVEN_FILE_HINT if given else PROJECT_FILE_HINT)
     try:
-        frame = pd.read_csv(path)
-        separator = _other_separator(frame)
-        if separator:
-            frame = pd.read_csv(path, sep=separator)
+        # the header alone first (compressed files too, by their suffix): a file separated by
+        # ";" often has decimal commas, whose rows a comma-separated read refuses
+        header = pd.read_csv(path, nrows=0).columns
+        separator = separator_of(str(header[0])) if len(header) == 1 else ","
+        frame = pd.read_csv(path, sep=separator)
     except UnicodeDecodeError:
         # decoding it as Latin-1 or cp1252 would guess, and a category read one way in training
         # and another in predict is silently another category
-        raise DataError(f"cannot read {path}: it is not UTF-8 text ({_first_undecodable(path)})",
-                        hint="save it as UTF-8 (a spreadsheet's \"CSV UTF-8\")") from None
+        raise DataError(f"cannot read {path}: {not_utf8(path)}") from None
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
         raise DataError(f"cannot read {path}: {str(exc).strip().splitlines()[0]}") from None
     if frame.empty:
         raise DataError(f"{path} has a header but no rows")
     return frame
-
-
-# the separators a CSV file may use besides the comma (spreadsheets in locales with a decimal
-# comma write ";"; tab-separated exports)
-OTHER_SEPARATORS = (";", "\t")
-
-
-def _other_separator(frame: pd.DataFrame) -> str | None:
-    """The separator of a file read as one column whose header holds ";" or a tab instead of
-    commas (a header of one column naming such a character is no real case)."""
-    if len(frame.columns) != 1:
-        return None
-    header = str(frame.columns[0])
-    found = [separator for separator in OTHER_SEPARATORS if separator in header]
-    return max(found, key=header.count) if found else None
-
-
-def _first_undecodable(path: Path) -> str:
-    """Where UTF-8 decoding of the file first fails: its line and byte (pandas decodes in
-    chunks, so its error's position is the chunk's)."""
-    data = path.read_bytes()
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        return f"line {line}: byte {data[error.start]:#04x}"
-    return "a byte that is not UTF-8"
 
 
 def require_label(frame: pd.DataFrame, label: str, source: Path | str) -> None:

@@ -3,7 +3,9 @@ search's own are in test_search.py)."""
 
 from __future__ import annotations
 
+import gzip
 import os
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -206,6 +208,10 @@ def test_files_separated_by_semicolons_or_tabs_are_read_as_their_columns(tmp_pat
     single = tmp_path / "single.csv"
     single.write_text("amount\n1\n2\n")  # one column, no separator at all: as it is
     assert list(read_csv(single).columns) == ["amount"]
+    european = tmp_path / "european.csv.gz"  # decimal commas, compressed
+    european.write_bytes(gzip.compress(b"spend;plan\n64,26;basic\n1.234,5;pro\n"))
+    frame = read_csv(european)
+    assert frame.to_dict("list") == {"spend": ["64,26", "1.234,5"], "plan": ["basic", "pro"]}
 
 
 def test_a_file_that_is_not_utf8_is_refused_naming_the_line_and_byte(tmp_path):
@@ -217,3 +223,22 @@ def test_a_file_that_is_not_utf8_is_refused_naming_the_line_and_byte(tmp_path):
         read_csv(path)
     assert str(caught.value) == (f"cannot read {path}: it is not UTF-8 text (line 2: byte 0xe9);"
                                  " save it as UTF-8 (a spreadsheet's \"CSV UTF-8\")")
+    workbook = tmp_path / "book.xlsx"
+    with zipfile.ZipFile(workbook, "w") as archive:
+        archive.writestr("xl/workbook.xml", "\u00e9" * 100)
+    with pytest.raises(DataError, match=r"it is a ZIP archive \(an Excel workbook\?\), not CSV "
+                                        r"text; save it as CSV UTF-8$"):
+        read_csv(workbook)
+
+
+def test_the_feature_store_reads_a_file_separated_by_semicolons_as_the_lifecycle_does(tmp_path):
+    from mlscaffold.lifecycle.data import read_csv
+    from mlscaffold.stacks.columns import separator_of
+    from mlscaffold.stacks.feature_schema import feature_definitions_from_csv
+
+    path = tmp_path / "train.csv"
+    path.write_text("customer_id;spend;label\nc1;1.5;0\nc2;2.5;1\n")
+    assert list(read_csv(path).columns) == ["customer_id", "spend", "label"]
+    schema = feature_definitions_from_csv(path, "label", None)
+    assert "spend" in {feature.name for feature in schema.features}
+    assert [separator_of(h) for h in ("a,b;c", "a;b\tc;d", "a\tb", "a")] == [",", ";", "\t", ","]
