@@ -186,8 +186,10 @@ def check_data(source: str, data: Mapping[str, Any] | None) -> None:
         own = set(ProjectSpec.model_fields) | {"project_name", "package_name",
                                                 *DERIVED_ANSWERS}
         extra = sorted(set(questions or ()) - own)
+        from .suggest import did_you_mean
+
         raise UsageError(f"--data {unknown[0]}: the blueprint asks no question "
-                         f"{unknown[0]!r}",
+                         f"{unknown[0]!r}{did_you_mean(unknown[0], extra)}",
                          hint=f"its own questions are: {', '.join(extra)}" if extra else
                          "it asks nothing beyond the spec, whose values have their own "
                          "options (`mlscaffold new --help`)")

@@ -113,3 +113,15 @@ def test_a_mistyped_stack_offers_the_environment(tmp_path):
         require_environment(spec, "qa")  # nothing close: the hint lists them
     with pytest.raises(StackConfigError, match=r"\(did you mean 'dev'\?\); select one"):
         environment_profile("deev", spec.environments)
+
+
+def test_a_mistyped_data_key_offers_the_blueprints_own_question(tmp_path):
+    from mlscaffold.errors import UsageError
+    from mlscaffold.project import check_data
+
+    (tmp_path / "copier.yml").write_text("team_email:\n  type: str\nname:\n  type: str\n")
+    with pytest.raises(UsageError) as caught:
+        check_data(str(tmp_path), {"team_emial": "a@b.c"})
+    assert str(caught.value) == ("--data team_emial: the blueprint asks no question "
+                                 "'team_emial' (did you mean 'team_email'?); its own questions "
+                                 "are: team_email")
