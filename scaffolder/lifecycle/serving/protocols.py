@@ -141,7 +141,10 @@ def decode_v2(doc: Any, columns: Columns) -> Table:
     names = []
     for name, shape, data in tensors:
         if name not in columns.known:
-            raise RequestError(400, f"unknown input {name!r}; send the columns "
+            from ...suggest import did_you_mean
+
+            raise RequestError(400, f"unknown input {name!r}"
+                                    f"{did_you_mean(name, columns.inputs)}; send the columns "
                                     f"{', '.join(columns.inputs)} as tensors of shape [N], "
                                     "or one tensor of shape [N, n_features]")
         if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):

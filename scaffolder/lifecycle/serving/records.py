@@ -88,7 +88,7 @@ class Columns:
                 raise RequestError(400, "each row must be an object or a list of values, "
                                         f"got {type_name(record)}")
             missing.update(c for c in self.inputs if c not in record)
-        self._refuse_missing(missing)
+        self._refuse_missing(missing, records[0] if isinstance(records[0], dict) else {})
         return Table({c: self._column(c, [r[c] for r in records], where) for c in self.inputs},
                      len(records))
 
@@ -96,13 +96,20 @@ class Columns:
         """The table of `data` (column: `rows` values; other columns are ignored)."""
         if not rows:
             raise RequestError(400, "the request holds no rows")
-        self._refuse_missing({c for c in self.inputs if c not in data})
+        self._refuse_missing({c for c in self.inputs if c not in data}, data)
         return Table({c: self._column(c, data[c], where) for c in self.inputs}, rows)
 
-    def _refuse_missing(self, missing: set[str]) -> None:
+    def _refuse_missing(self, missing: set[str], sent: dict) -> None:
+        """Refuse the request naming the missing columns, and a name it sent instead that is
+        close to one of them (``tenure_month`` for ``tenure_months``)."""
         if missing:
-            raise RequestError(400, "missing columns: "
-                                    + ", ".join(c for c in self.inputs if c in missing))
+            from ...suggest import nearest
+
+            named = [c for c in self.inputs if c in missing]
+            extra = [str(key) for key in list(sent)[:200] if key not in self.inputs]
+            typos = [(key, match) for key in extra if (match := nearest(key, named))]
+            raise RequestError(400, "missing columns: " + ", ".join(named) + "".join(
+                f" ({key!r} sent: did you mean {match!r}?)" for key, match in typos[:3]))
 
     def _column(self, name: str, values: list, where: str) -> Any:
         """One checked column; the fast pass takes plain numbers or plain text at once."""
