@@ -125,3 +125,12 @@ def test_a_mistyped_data_key_offers_the_blueprints_own_question(tmp_path):
     assert str(caught.value) == ("--data team_emial: the blueprint asks no question "
                                  "'team_emial' (did you mean 'team_email'?); its own questions "
                                  "are: team_email")
+
+
+def test_an_unexpected_input_column_close_to_a_missing_one_is_named_as_its_typo():
+    from mlscaffold.lifecycle.model import SchemaMismatch
+
+    error = SchemaMismatch(["tenure_months", "plan"], ["tenur_months", "notes"])
+    assert str(error) == ("input does not match the model's schema: missing column(s): "
+                          "tenure_months, plan; unexpected column(s): tenur_months (did you mean "
+                          "'tenure_months'?), notes")

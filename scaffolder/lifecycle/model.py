@@ -81,7 +81,10 @@ class SchemaMismatch(DataError):
         if self.missing:
             parts.append(f"missing column(s): {', '.join(self.missing)}")
         if self.extra:
-            parts.append(f"unexpected column(s): {', '.join(self.extra)}")
+            from ..suggest import did_you_mean  # an unexpected column may be a missing one's typo
+
+            parts.append("unexpected column(s): " + ", ".join(
+                f"{column}{did_you_mean(column, self.missing)}" for column in self.extra))
         super().__init__("input does not match the model's schema: " + "; ".join(parts))
 
 
