@@ -384,7 +384,9 @@ def promote(project: Path | None, experiment: str | None, stage: str, force: boo
         entry, created = run(config.layout, candidate, stage, metric, config.metric_threshold,
                              force=force)
     if not created:
-        click.echo(f"{candidate['id']} already is {stage}'s current version, v{entry['version']}"
+        same = ("already is" if entry["experiment"] == candidate["id"] else
+                f"holds the same model ({entry['experiment']}'s) as")
+        click.echo(f"{candidate['id']} {same} {stage}'s current version, v{entry['version']}"
                    f" (sha256 {entry['sha256'][:12]}); nothing changed")
         return
     for reason in entry["forced_past"]:

@@ -162,6 +162,36 @@ def test_the_registry_the_projects_own_promote_and_rollback_write_is_read(made, 
     assert restored.digest == model_digest(root / "experiments" / "exp-001")
 
 
+def test_a_stage_current_version_is_known_by_its_model_not_its_experiment_id(made, tmp_path):
+    """experiments/ is not committed: another clone's exp-001 is another model, and is
+    promoted; the same model under another id changes nothing."""
+    from mlscaffold.lifecycle import registry
+    from mlscaffold.lifecycle.config import Layout
+    from mlscaffold.lifecycle.metrics import metrics_for
+
+    root = shutil.copytree(made, tmp_path / "shop")
+    layout, metric = Layout(root), metrics_for("binary-classification")[0]
+
+    def trained(name: str, weights: bytes) -> dict:
+        experiment = root / "experiments" / name
+        shutil.rmtree(experiment, ignore_errors=True)
+        experiment.mkdir(parents=True)
+        for file, content in {**FILES, "model.joblib": weights}.items():
+            (experiment / file).write_bytes(content)
+        return {"id": name, "validation": {}}
+
+    first, created = registry.promote(layout, trained("exp-001", b"mine"), "staging", metric,
+                                      None)
+    assert (first["version"], created) == (1, True)
+    # a teammate's clone: its own exp-001, another model
+    other, created = registry.promote(layout, trained("exp-001", b"theirs"), "staging", metric,
+                                      None)
+    assert (other["version"], created) == (2, True)
+    same, created = registry.promote(layout, trained("exp-007", b"theirs"), "staging", metric,
+                                     None)
+    assert (same["version"], same["experiment"], created) == (2, "exp-001", False)
+
+
 @pytest.mark.parametrize(("change", "message"), [
     (lambda root: (root / "models" / "registry.json").unlink(),
      "no models/registry.json in {root}: no model was promoted yet; promote one: "

@@ -100,15 +100,17 @@ def promote(
 
     Promotion to production is refused (GateError) when the candidate is worse than the current
     production model or misses the threshold, unless `force`; the entry's `forced_past` keeps
-    the reasons. When the experiment already is the stage's current version, nothing changes:
-    returns that version's entry and False (experiments do not change once written).
+    the reasons. When the stage's current version holds the same model (model.joblib's sha256),
+    nothing changes: returns that version's entry and False. By content, not by experiment id:
+    experiments/ is not committed, so another clone's exp-001 is another model.
     """
     source = layout.experiments / candidate["id"]
     stage_dir = layout.stage(stage)
+    digest = sha256_file(source / "model.joblib")
     with _locked_registry(layout) as registry:
         state = registry["stages"][stage]
         current = _version(state, state["current"])
-        if current is not None and current["experiment"] == candidate["id"]:
+        if current is not None and current.get("sha256") == digest:
             return current, False
         reasons = []
         if stage == "production":
@@ -125,7 +127,7 @@ def promote(
             "metric": metric.name,
             "metrics": candidate["validation"],
             "test_metrics": candidate.get("test"),
-            "sha256": sha256_file(target / "model.joblib"),
+            "sha256": digest,
             "promoted_at": utc_now(),
             "forced_past": reasons,
             "path": target.relative_to(layout.root).as_posix(),
