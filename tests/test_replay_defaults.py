@@ -84,6 +84,24 @@ def test_the_average_mixes_the_windows_defaults_on_the_test_rows():
         replay.choose(replayed, "average")
 
 
+def test_the_tie_rules_mix_only_defaults_of_exactly_the_same_metric():
+    best = [-0.99, -0.93, -0.97, -0.91, -0.95] * 3
+    shuffled = [-0.93, -0.99, -0.91, -0.97, -0.95] * 3  # the same mean, other folds
+    near = [-0.93, -0.99, -0.91, -0.97, -0.94] * 3  # 0.002 lower: in the window, not tied
+    defaults = [_default(name, views, 0.0) for name, views in
+                (("near", near), ("first", best), ("second", shuffled))]
+    defaults[2].key = (defaults[1].key[0], 1.0)  # tied on the metric, behind on the second
+    for item, output in zip(defaults, ([[1.0, 0.0]], [[0.2, 0.8]], [[0.4, 0.6]]), strict=True):
+        item.test_output = np.array(output)
+    mixed = []
+    replayed = replay.Replayed(defaults, _PROTOCOL, lambda output: mixed.append(output) or 0.5)
+    assert [item.family for item in replay.tied(replayed)] == ["first", "second"]
+    assert replay.score_of(replayed, "ties") == 0.5
+    np.testing.assert_allclose(mixed[-1], [[0.3, 0.7]])
+    assert replay.choose(replayed, "window").family == "near"  # train's pick: tied with none
+    assert replay.score_of(replayed, "window_ties") == 0.0  # its own test score, unmixed
+
+
 def test_rank_takes_the_default_best_on_most_folds():
     wins_most = [-0.96, -0.96, -0.96, -0.96, -0.80] * 3  # best on four folds of five
     steady = [-0.95] * 15

@@ -24,6 +24,9 @@ Rules (each sees only the cross-validation, never the test rows):
 * ``average``: every default in train's window (the best default and those within their paired
   error) averaged: the mean of their class probabilities, or of their predictions, on the test
   rows; with one default in the window, that default.
+* ``ties``: the best default, averaged (as ``average``) with every default whose
+  cross-validated metric equals its exactly: where the folds cannot tell them apart.
+* ``window_ties``: train's pick, averaged with every default whose metric equals its exactly.
 
 Prints, per data set and split, the bar and each rule's test score ("!" when more than 1% below
 the bar), then how many pairs each rule leaves more than 1% below and its mean gap to the bar.
@@ -48,7 +51,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_quality as bench  # the benchmark's data sets, splits and bar
 
-RULES = ("window", "unpaired", "best", "rank", "average")
+RULES = ("window", "unpaired", "best", "rank", "average", "ties", "window_ties")
 
 
 @dataclass
@@ -157,11 +160,18 @@ def within_window(replayed: Replayed, paired: bool = True) -> list[Default]:
         if paired else best.error)]
 
 
+def tied(replayed: Replayed, pick: Default | None = None) -> list[Default]:
+    """The defaults whose cross-validated metric equals `pick`'s (the best default's) exactly."""
+    pick = pick or min(replayed.defaults, key=lambda item: item.key)
+    return [item for item in replayed.defaults if item.key[0] == pick.key[0]]
+
+
 def score_of(replayed: Replayed, rule: str) -> float:
     """The test score of what `rule` picks: one default's, or the window's average's."""
-    if rule != "average":
+    if rule not in ("average", "ties", "window_ties"):
         return choose(replayed, rule).test
-    members = within_window(replayed)
+    members = (within_window(replayed) if rule == "average" else tied(replayed) if rule == "ties"
+               else tied(replayed, choose(replayed, "window")))
     if len(members) == 1:
         return members[0].test
     return replayed.score_test(np.mean([item.test_output for item in members], axis=0))
