@@ -27,8 +27,10 @@ print(json.dumps({{"code": code, "heavy": heavy}}))
 
 # every lifecycle command, run one after another in one interpreter (each a fresh one cost
 # seconds of imports apiece): a command that imports a heavy module is named by the probe
+# (train's own seed: another model than the project's exp-001, which promote tells by its bytes)
 COMMANDS = [
-    ["analyze"], ["list"], ["train", "--time", "1"], ["evaluate"], ["promote", "exp-001"],
+    ["analyze"], ["list"], ["train", "--time", "1", "--seed", "5"], ["evaluate"],
+    ["promote", "exp-001"],
     ["promote", "exp-002", "--to", "staging", "--force"],
     ["promote", "exp-002", "--to", "staging"], ["rollback", "--to", "staging"],
     ["predict", "--model", "exp-001", "--input", "{project}/datasets/test.csv", "--output",
@@ -101,6 +103,8 @@ def test_list_and_promote_do_not_import_scikit_learn(trained_copy):
     assert probe != CODE
     experiments = trained_copy / "experiments"
     shutil.copytree(experiments / "exp-001", experiments / "exp-002")  # a second experiment
+    with (experiments / "exp-002" / "model.joblib").open("ab") as model:
+        model.write(b"\0")  # another model's bytes: promote knows a model by its sha256
     index = json.loads((experiments / "index.json").read_text())
     index["experiments"].append({**index["experiments"][0], "id": "exp-002"})
     (experiments / "index.json").write_text(json.dumps(index))
