@@ -16,6 +16,7 @@ from .report import Section, input_rows, write_html_report
 from .schema import (
     CATEGORICAL,
     CONSTANT,
+    DATE,
     ID_LIKE,
     NUMERIC,
     NUMERIC_SHARE,
@@ -161,6 +162,13 @@ def preprocessing_plan(schema: Schema) -> list[str]:
             f"categorical ({len(categorical)}): impute missing with the most frequent value, "
             "then one-hot "
             f"encode (unseen categories ignored): {', '.join(categorical)}"
+        )
+    dates = schema.names(DATE)
+    if dates:
+        plan.append(
+            f"date ({len(dates)}): read as numbers (days since 1970, month, weekday, day of "
+            "the month, hour), impute missing with the median, then standard-scale: "
+            + ", ".join(dates)
         )
     return plan
 

@@ -19,7 +19,15 @@ from .config import DEFAULT_DRIFT_THRESHOLD, ProjectConfig
 from .data import read_csv
 from .errors import DataError
 from .files import atomic_write_json, refuse_to_replace, sha256_file, utc_now
-from .schema import NUMERIC, coerce_features, infer_schema, used_columns
+from .schema import (
+    DATE,
+    NUMERIC,
+    coerce_features,
+    days_of,
+    infer_schema,
+    parse_dates,
+    used_columns,
+)
 from .text import number, quiet, table
 
 QUANTILE_BINS = 10
@@ -94,9 +102,11 @@ def compare(
             "missing_reference": float(reference[name].isna().mean()),
             "missing_current": float(current[name].isna().mean()),
         }
-        if kind == NUMERIC:
-            row["psi"] = numeric_psi(reference[name], current[name])
-            ref_values, new_values = reference[name].dropna(), current[name].dropna()
+        if kind in (NUMERIC, DATE):
+            before, after = ((reference[name], current[name]) if kind == NUMERIC else
+                             (_days(reference[name]), _days(current[name])))
+            row["psi"] = numeric_psi(before, after)
+            ref_values, new_values = before.dropna(), after.dropna()
             if len(ref_values) and len(new_values):
                 test = ks_2samp(ref_values, new_values)
                 row["ks_statistic"], row["ks_pvalue"] = float(test.statistic), float(test.pvalue)
@@ -105,6 +115,11 @@ def compare(
         row["drifted"] = row["psi"] > threshold
         results.append(row)
     return sorted(results, key=lambda row: -row["psi"])
+
+
+def _days(values: pd.Series) -> pd.Series:
+    """A date column as days since 1970 (its first part): drift in when, not in which dates."""
+    return days_of(parse_dates(values))
 
 
 def detect_drift(

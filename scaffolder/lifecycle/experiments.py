@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .config import Layout
-from .errors import COMMAND, NotFoundError
+from .errors import COMMAND, DataError, NotFoundError
 from .files import atomic_write_json, file_lock, read_json
 from .metrics import Metric
 
@@ -29,11 +29,14 @@ def format_id(number: int) -> str:
 
 
 def reserve_experiment(layout: Layout) -> tuple[str, Path]:
-    """Create the next free experiments/exp-NNN directory and return its id and path."""
+    """Create the next free experiments/exp-NNN directory and return its id and path: after
+    every experiment here and every one models/registry.json names (experiments/ is not
+    committed, so a fresh clone would otherwise train a second exp-001)."""
     layout.experiments.mkdir(parents=True, exist_ok=True)
     taken = [
         int(match.group(1))
-        for match in map(_ID_PATTERN.match, os.listdir(layout.experiments))
+        for match in map(_ID_PATTERN.match, [*os.listdir(layout.experiments),
+                                             *_promoted_ids(layout)])
         if match
     ]
     number = max(taken, default=0) + 1
@@ -45,6 +48,17 @@ def reserve_experiment(layout: Layout) -> tuple[str, Path]:
             number += 1
             continue
         return format_id(number), path
+
+
+def _promoted_ids(layout: Layout) -> list[str]:
+    """The experiment ids models/registry.json records (none when it is absent or unreadable:
+    the registry's own commands report that)."""
+    try:
+        stages = (read_json(layout.registry) or {}).get("stages", {})
+        return [str(version.get("experiment")) for state in stages.values()
+                for version in state.get("versions", [])]
+    except (DataError, AttributeError, TypeError, OSError):
+        return []
 
 
 @contextlib.contextmanager

@@ -3,7 +3,8 @@
 A project's ``src/<package>/`` may hold three modules, each with one function:
 
 * ``preprocessing.py``: ``build_preprocessor(features) -> transformer``, an unfitted scikit-learn
-  transformer for the columns in ``features`` (column -> "numeric" | "categorical" | "dropped").
+  transformer for the columns in ``features`` (column -> "numeric" | "categorical" | "date" |
+  "dropped").
 * ``candidates.py``: ``families(task) -> list[Family]``, the estimator families the search tries.
 * ``metrics.py``: ``custom_metrics() -> list[Metric]``, metrics computed next to the built-in ones
   and selectable with ``--metric``.

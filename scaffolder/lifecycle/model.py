@@ -52,7 +52,7 @@ class ModelBundle:
     pipeline: Any
     task: str
     label: str
-    features: dict[str, str]  # input column -> numeric | categorical | dropped, in training order
+    features: dict[str, str]  # input column -> numeric | categorical | date | dropped (in order)
     classes: list | None  # class labels for classifiers, JSON-serializable
     metric: str
     metrics: dict[str, float]

@@ -216,9 +216,15 @@ def distribution_plot(values, kind: str, name: str, path: Path) -> Path:
     values = pd.Series(values)
     present = values.dropna()
     missing = len(values) - len(present)
-    if kind == "numeric":
+    if kind in ("numeric", "date"):
         figure, axes = plt.subplots(figsize=(5.5, 3.6))
-        axes.hist(present.to_numpy(dtype=float), bins=30, color="tab:blue", alpha=0.85)
+        if kind == "date":
+            from .schema import parse_dates
+
+            present = parse_dates(present).dropna()
+            figure.autofmt_xdate()
+        axes.hist(present.to_numpy(dtype=float) if kind == "numeric" else present, bins=30,
+                  color="tab:blue", alpha=0.85)
         axes.set(xlabel=name, ylabel="rows")
     else:
         counts = present.astype(str).value_counts()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .files import atomic_write_text
-from .schema import CATEGORICAL, DROPPED, NUMERIC, Schema, stray_note
+from .schema import CATEGORICAL, DATE, DATE_PARTS, DROPPED, NUMERIC, USED, Schema, stray_note
 from .text import number
 
 REPORT_FILE = "report.html"
@@ -100,13 +100,15 @@ def input_rows(schema: Schema) -> list[list[str]]:
     """(column, kind, how it is read) for every input column: a card's and a report's table."""
     rows = []
     for column in schema.columns:
-        kind = column.kind if column.kind in (NUMERIC, CATEGORICAL) else DROPPED
+        kind = column.kind if column.kind in USED else DROPPED
         if column.kind == NUMERIC:
             reading = "number"
             if column.strays:
                 reading += "; " + stray_note(column.strays, dict(column.stray_values))
         elif column.kind == CATEGORICAL:
             reading = "category (text)"
+        elif column.kind == DATE:
+            reading = f"date, as numbers: {', '.join(DATE_PARTS)}"
         else:
             reading = f"not used ({column.kind}: {column.note})"
         rows.append([column.name, kind, reading])

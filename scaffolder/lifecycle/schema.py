@@ -11,13 +11,18 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from ..stacks.columns import is_id_like_name
 from .errors import DataError
 
-NUMERIC, CATEGORICAL, ID_LIKE, CONSTANT = "numeric", "categorical", "id-like", "constant"
+NUMERIC, CATEGORICAL, DATE = "numeric", "categorical", "date"
+ID_LIKE, CONSTANT = "id-like", "constant"
 DROPPED = "dropped"  # how id-like and constant columns appear in a model's feature map
+USED = (NUMERIC, CATEGORICAL, DATE)  # the kinds a model reads
+# what a date column becomes, each part a number: its day (days since 1970-01-01, the time of
+# day as a fraction: order and trend), month (season), weekday, day of the month, hour of day
+DATE_PARTS = ("days", "month", "weekday", "day", "hour")
 
 _MIN_ROWS_FOR_UNIQUENESS_RULE = 20
 _ID_UNIQUE_SHARE = 0.95
@@ -37,14 +42,14 @@ class ColumnProfile:
     """What analysis found about one input column."""
 
     name: str
-    kind: str  # numeric | categorical | id-like | constant
+    kind: str  # numeric | categorical | date | id-like | constant
     dtype: str
     missing: int
     unique: int
     note: str = ""  # why an id-like or constant column is dropped, or which strays were read
     strays: int = 0  # non-empty values that are not numbers, read as missing (numeric columns)
     stray_values: tuple[tuple[str, int], ...] = ()  # the most frequent strays and their counts
-    dates: bool = False  # a text column of ISO 8601 dates or times (read as text, not time)
+    dates: bool = False  # a text column of ISO 8601 dates or times (kind date, unless constant)
     comma_number: str = ""  # a value of a text column of numbers written with commas, or ""
 
 
@@ -60,16 +65,8 @@ class Schema:
 
     @property
     def features(self) -> dict[str, str]:
-        """Column -> numeric | categorical | dropped, the map a model bundle keeps."""
-        return {
-            c.name: c.kind if c.kind in (NUMERIC, CATEGORICAL) else DROPPED for c in self.columns
-        }
-
-    @property
-    def dates(self) -> dict[str, str]:
-        """Text columns that hold dates -> their kind (categorical, id-like or constant): the
-        model sees neither order nor time in them, which analyze and train say."""
-        return {c.name: c.kind for c in self.columns if c.dates}
+        """Column -> numeric | categorical | date | dropped, the map a model bundle keeps."""
+        return {c.name: c.kind if c.kind in USED else DROPPED for c in self.columns}
 
     @property
     def comma_numbers(self) -> dict[str, tuple[str, str]]:
@@ -91,7 +88,7 @@ class Schema:
 def infer_schema(frame: pd.DataFrame, label: str) -> Schema:
     """Classify every non-label column as numeric, categorical, id-like or constant."""
     profiles = tuple(_profile(frame[name], name) for name in frame.columns if name != label)
-    if not any(p.kind in (NUMERIC, CATEGORICAL) for p in profiles):
+    if not any(p.kind in USED for p in profiles):
         raise DataError(
             "no usable feature columns: every column besides the label is id-like or constant"
         )
@@ -123,6 +120,8 @@ def _profile(series: pd.Series, name: str) -> ColumnProfile:
         if facts["missing"] and not present.empty:
             note += " or missing"
         return ColumnProfile(kind=CONSTANT, note=note, **facts)
+    if facts["dates"]:  # a date of its own per row is no identifier: its day, month ... count
+        return ColumnProfile(kind=DATE, **facts)
     id_note = _id_like(present, name, unique)
     if id_note:
         return ColumnProfile(kind=ID_LIKE, note=id_note, **facts)
@@ -169,27 +168,14 @@ def _comma_number(present: pd.Series) -> str:
 
 def text_warnings(source: object, schema: Schema) -> list[str]:
     """What analyze and train say about text columns the model cannot read as the data means
-    them: dates and numbers written with commas."""
-    return date_warnings(source, schema.dates) + [
+    them: numbers written with commas."""
+    return [
         f"{source}: column {name!r} holds numbers written with commas ({example!r}), read as "
         + ("text: one-hot encoded as categories" if kind == CATEGORICAL
            else f"text and dropped as {kind}")
         + "; write them as plain numbers (a decimal point, no thousands separators) to have "
           "them read as numbers"
         for name, (kind, example) in schema.comma_numbers.items()
-    ]
-
-
-def date_warnings(source: object, dates: dict[str, str]) -> list[str]:
-    """One line per text column of dates: the model reads them as categories (or drops them),
-    so a date it has not seen, a later one above all, tells it nothing."""
-    return [
-        f"{source}: column {name!r} holds dates, "
-        + ("one-hot encoded as categories (a date not in the training data reads as unknown)"
-           if kind == CATEGORICAL else f"dropped as {kind}")
-        + "; the model sees no order or time in it: derive features from it (a month, a "
-          "weekday, an age) as columns of the data"
-        for name, kind in dates.items()
     ]
 
 
@@ -234,9 +220,11 @@ def _id_like(present: pd.Series, name: str, unique: int) -> str:
 
 
 def build_preprocessor(features: dict[str, str]) -> ColumnTransformer:
-    """Impute and scale numeric columns, impute and one-hot encode categorical ones, drop others."""
+    """Impute and scale numeric columns, impute and one-hot encode categorical ones, turn date
+    columns into numbers (DATE_PARTS), then impute and scale those; drop others."""
     numeric = [name for name, kind in features.items() if kind == NUMERIC]
     categorical = [name for name, kind in features.items() if kind == CATEGORICAL]
+    dates = [name for name, kind in features.items() if kind == DATE]
     numeric_steps = Pipeline(
         [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
     )
@@ -246,16 +234,50 @@ def build_preprocessor(features: dict[str, str]) -> ColumnTransformer:
             ("one_hot", OneHotEncoder(handle_unknown="ignore")),
         ]
     )
-    return ColumnTransformer(
-        [("numeric", numeric_steps, numeric), ("categorical", categorical_steps, categorical)],
-        remainder="drop",
-        sparse_threshold=0.0,
-    )
+    steps = [("numeric", numeric_steps, numeric), ("categorical", categorical_steps, categorical)]
+    if dates:  # only then: a model without dates keeps the two steps (and its ONNX fast path)
+        steps.append(("date", Pipeline([
+            ("parts", FunctionTransformer(date_parts, feature_names_out=date_part_names)),
+            # a part of no value at all in training (every date missing) stays, as zeros
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            ("scale", StandardScaler()),
+        ]), dates))
+    return ColumnTransformer(steps, remainder="drop", sparse_threshold=0.0)
+
+
+def parse_dates(values: pd.Series) -> pd.Series:
+    """ISO 8601 dates or times as UTC timestamps (naive ones read as UTC); anything else,
+    missing. The one reading of a date column: preprocessing, drift and the plots."""
+    text = values.where(values.notna(), None).astype(object)
+    parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
+    return parsed.dt.tz_localize(None)
+
+
+def days_of(stamps: pd.Series) -> pd.Series:
+    """Timestamps (parse_dates) as days since 1970-01-01, the time of day as a fraction."""
+    return (stamps - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
+
+
+def date_parts(frame: pd.DataFrame) -> np.ndarray:
+    """Every date column of `frame` as its DATE_PARTS, floats (NaN where the date is missing or
+    not a date). A module function: pipelines pickle it by reference."""
+    frame = pd.DataFrame(frame)
+    columns = []
+    for name in frame.columns:
+        stamps = parse_dates(frame[name])
+        columns += [days_of(stamps), stamps.dt.month, stamps.dt.day_of_week, stamps.dt.day,
+                    stamps.dt.hour + stamps.dt.minute / 60]
+    return np.column_stack([np.asarray(c, dtype="float64") for c in columns])
+
+
+def date_part_names(transformer: object, names: list[str]) -> list[str]:
+    """The output names of date_parts: ``signed_up.days``, ``signed_up.month`` ..."""
+    return [f"{name}.{part}" for name in names for part in DATE_PARTS]
 
 
 def used_columns(features: dict[str, str]) -> list[str]:
-    """The columns a model reads (numeric and categorical), in training order."""
-    return [name for name, kind in features.items() if kind in (NUMERIC, CATEGORICAL)]
+    """The columns a model reads (numeric, categorical and date), in training order."""
+    return [name for name, kind in features.items() if kind in USED]
 
 
 @dataclass(frozen=True)
@@ -283,7 +305,7 @@ def parse_features(
             if stray.any():
                 values = _most_frequent(frame[name][stray])
                 found[name] = {"count": int(stray.sum()), "values": dict(values)}
-        elif kind == CATEGORICAL:
+        elif kind in (CATEGORICAL, DATE):  # dates as text: the pipeline reads them
             columns[name] = _as_text(frame[name])
     return ParsedFeatures(pd.DataFrame(columns, index=frame.index), found)
 

@@ -44,7 +44,7 @@ class TrainingData:
 
     train: Split
     validation: Split
-    features: dict[str, str]  # column -> numeric | categorical | dropped
+    features: dict[str, str]  # column -> numeric | categorical | date | dropped
     classes: list | None
     files: dict[str, dict]  # split -> path, sha256, rows, columns
     schema: Schema  # of the training set: column kinds, why columns are dropped, strays

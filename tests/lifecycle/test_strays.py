@@ -260,7 +260,7 @@ def test_serve_reads_strays_as_missing_in_json_and_csv(stray_project, tmp_path):
 # ------------------------------------------------------------------------------ date columns
 
 
-def test_analyze_and_train_say_a_date_column_is_read_as_categories(project):
+def test_a_date_column_is_read_as_dates_from_analyze_to_drift(project):
     for split in ("train", "validation", "test"):
         path = project / "datasets" / f"{split}.csv"
         frame = pd.read_csv(path)
@@ -268,16 +268,28 @@ def test_analyze_and_train_say_a_date_column_is_read_as_categories(project):
         frame.to_csv(path, index=False)
     analyzed = run_cli(project, "analyze", "--format", "json")
     assert analyzed.code == 0, analyzed.err
-    warning = ("column 'week' holds dates, one-hot encoded as categories (a date not in the "
-               "training data reads as unknown)")
-    assert [line for line in json.loads(analyzed.out)["warnings"] if "'week'" in line] == [
-        f"{project / 'datasets' / 'train.csv'}: {warning}; the model sees no order or time in "
-        "it: derive features from it (a month, a weekday, an age) as columns of the data"]
+    report = json.loads(analyzed.out)
+    assert {c["name"]: c["kind"] for c in report["features"]}["week"] == "date"
+    assert "date (1): read as numbers (days since 1970, month, weekday, day of the month, hour)" \
+        ", impute missing with the median, then standard-scale: week" in report["plan"]
+    assert not [line for line in report["warnings"] if "'week'" in line]
     trained = run_cli(project, "train", "--trials", 1)
     assert trained.code == 0, trained.err
-    assert [line for line in trained.err.splitlines() if "'week'" in line] == [
-        f"warning: datasets/train.csv: {warning}; the model sees no order or time in it: derive "
-        "features from it (a month, a weekday, an age) as columns of the data"]  # once
+    assert "'week'" not in trained.err
+    model = json.loads((project / "experiments" / "exp-001" / "model.json").read_text())
+    assert model["features"]["week"] == "date"
+    test = pd.read_csv(project / "datasets" / "test.csv")
+    test["week"] = "2027-06-01"  # later than any date in training: read all the same
+    later = project / "later.csv"
+    test.to_csv(later, index=False)
+    predicted = run_cli(project, "predict", "--model", "exp-001", "--input", later,
+                        "--output", project / "predictions.csv")
+    assert predicted.code == 0, predicted.err
+    assert len(pd.read_csv(project / "predictions.csv")) == len(test)
+    drift = run_cli(project, "drift", "--input", later, "--format", "json")
+    assert drift.code == 1, drift.err  # drift found
+    week = next(row for row in json.loads(drift.out)["features"] if row["feature"] == "week")
+    assert week["kind"] == "date" and week["drifted"]  # a year and a half later
 
 
 # ---------------------------------------------------------------- numbers written with commas

@@ -4,6 +4,7 @@ search's own are in test_search.py)."""
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -20,8 +21,9 @@ from mlscaffold.lifecycle.experiments import read_index, record_experiment, rese
 from mlscaffold.lifecycle.files import atomic_write_text
 from mlscaffold.lifecycle.metrics import METRICS, TASKS, get_metric, metrics_for
 from mlscaffold.lifecycle.schema import (
+    build_preprocessor,
     coerce_features,
-    date_warnings,
+    date_parts,
     infer_schema,
     parse_numbers,
     text_warnings,
@@ -71,7 +73,7 @@ def test_schema_inference_finds_ids_constants_numbers_and_categories():
     assert schema.features["order_id"] == "dropped"
 
 
-def test_text_columns_of_iso_dates_are_found_and_named_with_what_the_model_makes_of_them():
+def test_text_columns_of_iso_dates_are_read_as_dates():
     rows = 40
     frame = pd.DataFrame(
         {
@@ -85,14 +87,29 @@ def test_text_columns_of_iso_dates_are_found_and_named_with_what_the_model_makes
         }
     )
     schema = infer_schema(frame, "target")
-    assert schema.dates == {"signed_up": "id-like", "week": "categorical", "seen_at": "id-like"}
-    assert {column.name: column.kind for column in schema.columns}["compact"] == "numeric"
-    warnings = date_warnings("train.csv", schema.dates)
-    assert warnings[1] == (
-        "train.csv: column 'week' holds dates, one-hot encoded as categories (a date not in the "
-        "training data reads as unknown); the model sees no order or time in it: derive "
-        "features from it (a month, a weekday, an age) as columns of the data")
-    assert "column 'signed_up' holds dates, dropped as id-like;" in warnings[0]
+    assert schema.features == {"signed_up": "date", "week": "date", "seen_at": "date",
+                               "compact": "numeric", "year": "numeric", "plan": "categorical"}
+    assert text_warnings("train.csv", schema) == []  # a date column is read as dates
+
+
+def test_a_date_becomes_its_day_month_weekday_day_of_month_and_hour():
+    frame = pd.DataFrame({"at": ["2026-01-31T08:30:00Z", "2026-02-01", None, "soon",
+                                 "2026-01-31T10:30:00+02:00"]})
+    parts = date_parts(frame)
+    days = (pd.Timestamp("2026-01-31 08:30") - pd.Timestamp("1970-01-01")).total_seconds() / 86400
+    np.testing.assert_allclose(parts[0], [days, 1, 5, 31, 8.5])  # a Saturday
+    np.testing.assert_allclose(parts[1], [days + 15.5 / 24, 2, 6, 1, 0])
+    assert np.isnan(parts[2]).all() and np.isnan(parts[3]).all()  # missing, not a date
+    np.testing.assert_allclose(parts[4], parts[0])  # the same instant: times are read as UTC
+    features = {"at": "date", "n": "numeric"}
+    training = pd.DataFrame({"at": ["2026-01-05", "2026-03-01", None], "n": [1.0, 2.0, 3.0]})
+    preprocessor = build_preprocessor(features).fit(coerce_features(training, features))
+    assert list(preprocessor.get_feature_names_out()) == [
+        "numeric__n", "date__at.days", "date__at.month", "date__at.weekday", "date__at.day",
+        "date__at.hour"]
+    later = preprocessor.transform(coerce_features(
+        pd.DataFrame({"at": ["2027-06-01"], "n": [1.0]}), features))
+    assert later[0][1] > 1  # a later date than any in training reads as later, not unknown
 
 
 def test_numbers_written_with_commas_are_found_and_named_with_what_the_model_makes_of_them():
@@ -160,6 +177,18 @@ def test_concurrent_reservations_get_distinct_ids(tmp_path):
         reserved = list(pool.map(lambda _: reserve_experiment(layout)[0], range(24)))
     assert len(set(reserved)) == 24
     assert all(len(name) == len("exp-001") for name in reserved)
+
+
+def test_a_fresh_clone_numbers_experiments_after_those_its_registry_names(tmp_path):
+    layout = Layout(tmp_path)
+    layout.registry.parent.mkdir(parents=True)
+    layout.registry.write_text(json.dumps({"stages": {
+        "staging": {"current": 2, "history": [1, 2], "versions": [
+            {"version": 1, "experiment": "exp-001"}, {"version": 2, "experiment": "exp-004"}]},
+        "production": {"current": None, "history": [], "versions": []}}}))
+    assert reserve_experiment(layout)[0] == "exp-005"  # experiments/ itself is empty
+    layout.registry.write_text("{not json")  # the registry's commands say so; numbering goes on
+    assert reserve_experiment(layout)[0] == "exp-006"
 
 
 def test_concurrent_index_updates_keep_every_entry(tmp_path):

@@ -67,7 +67,9 @@ class CompiledModel:
     def build(cls, bundle: ModelBundle) -> CompiledModel | None:
         """A checked compiled model, or None (the reason logged) to use the pipeline."""
         try:
-            problem = _tree_based(bundle.pipeline)
+            problem = _tree_based(bundle.pipeline) or (
+                "date columns are parsed by the pipeline (ONNX has no date parsing)"
+                if "date" in bundle.features.values() else "")
             compiled = None if problem else cls(bundle)
             problem = problem or compiled.check()
         except ImportError as error:
