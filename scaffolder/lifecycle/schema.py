@@ -30,11 +30,21 @@ _ID_UNIQUE_SHARE = 0.95
 # ("?", "-", "unknown", "eight") are strays, read as missing wherever the model reads data.
 NUMERIC_SHARE = 0.9
 STRAY_VALUES_KEPT = 10  # the most frequent stray values recorded per column
-TEXT_SAMPLE = 200  # values a text column is tested on for dates and numbers written with commas
+TEXT_SAMPLE = 200  # values a text column is tested on for dates, numbers written with commas ...
 # a number written with a decimal comma (64,26; 1.234,56) or with thousands separators
 # (1,234,567; 1,234.5): text to pandas, as to most readers of CSV
 _COMMA_NUMBER = (r"[+-]?(?:(?:\d{1,3}(?:\.\d{3})+|\d+),\d+"
                  r"|\d{1,3}(?:,\d{3})+(?:\.\d+)?)")
+# a date written day or month first (31/01/2026, 01.31.26, 31-01-2026 08:00: which comes first
+# is the locale's, so it is not guessed) or year first with slashes or dots (2026/01/31)
+_LOCAL_DATE = (r"(?:\d{1,2}([/.-])\d{1,2}\1(?:\d{4}|\d{2})|\d{4}([/.])\d{1,2}\2\d{1,2})"
+               r"(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?")
+# text the model reads as categories though it holds what it cannot read as such:
+# what it holds, how to write it instead
+UNREAD_NUMBERS = ("numbers written with commas", "write them as plain numbers (a decimal point, "
+                  "no thousands separators) to have them read as numbers")
+UNREAD_DATES = ("dates not written in ISO 8601", "write them as ISO 8601 (2026-01-31, "
+                "2026-01-31T08:00Z) to have them read as dates")
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,9 @@ class ColumnProfile:
     strays: int = 0  # non-empty values that are not numbers, read as missing (numeric columns)
     stray_values: tuple[tuple[str, int], ...] = ()  # the most frequent strays and their counts
     dates: bool = False  # a text column of ISO 8601 dates or times (kind date, unless constant)
-    comma_number: str = ""  # a value of a text column of numbers written with commas, or ""
+    # a text column of what the model cannot read as such (UNREAD_NUMBERS or UNREAD_DATES):
+    # (what it holds, a value), or ()
+    unread: tuple[str, str] = ()
 
 
 @dataclass(frozen=True)
@@ -69,10 +81,10 @@ class Schema:
         return {c.name: c.kind if c.kind in USED else DROPPED for c in self.columns}
 
     @property
-    def comma_numbers(self) -> dict[str, tuple[str, str]]:
-        """Text columns of numbers written with commas -> (their kind, a value): read as text,
-        which analyze and train say."""
-        return {c.name: (c.kind, c.comma_number) for c in self.columns if c.comma_number}
+    def unread(self) -> dict[str, tuple[str, str, str]]:
+        """Text columns of numbers or dates the model reads as text -> (their kind, what they
+        hold, a value), which analyze and train say."""
+        return {c.name: (c.kind, *c.unread) for c in self.columns if c.unread}
 
     @property
     def strays(self) -> dict[str, dict]:
@@ -113,8 +125,8 @@ def _profile(series: pd.Series, name: str) -> ColumnProfile:
         "missing": int(series.isna().sum()),
         "unique": unique,
         "dates": not strays and _dates(present),
-        "comma_number": "" if strays else _comma_number(present),
     }
+    facts["unread"] = () if strays or facts["dates"] else _unread(present)
     if unique <= 1:
         note = "all values missing" if present.empty else f"always {present.iloc[0]!r}"
         if facts["missing"] and not present.empty:
@@ -153,29 +165,35 @@ def _dates(present: pd.Series) -> bool:
     return bool(parsed.notna().mean() >= NUMERIC_SHARE)
 
 
-def _comma_number(present: pd.Series) -> str:
-    """A value of text whose values (the first TEXT_SAMPLE) are at least NUMERIC_SHARE numbers,
-    some written with commas ('64,26', '1,234,567'), or "" for other columns."""
+def _unread(present: pd.Series) -> tuple[str, str]:
+    """(what, a value) for text whose values (the first TEXT_SAMPLE) are at least
+    NUMERIC_SHARE numbers, some written with commas ('64,26', '1,234,567'), or dates written
+    day or month first ('31/01/2026'); () for other columns."""
     if not (pd.api.types.is_object_dtype(present) or pd.api.types.is_string_dtype(present)):
-        return ""
+        return ()
     sample = present.head(TEXT_SAMPLE).astype(str).str.strip()
+    if sample.empty:
+        return ()
     commas = sample.str.fullmatch(_COMMA_NUMBER)
-    numbers = commas | pd.to_numeric(sample, errors="coerce").notna()
-    if sample.empty or not commas.any() or numbers.mean() < NUMERIC_SHARE:
-        return ""
-    return str(sample[commas].iloc[0])
+    if commas.any() and (commas | pd.to_numeric(sample, errors="coerce").notna()).mean() >= \
+            NUMERIC_SHARE:
+        return UNREAD_NUMBERS[0], str(sample[commas].iloc[0])
+    dates = sample.str.fullmatch(_LOCAL_DATE)
+    if dates.mean() >= NUMERIC_SHARE:
+        return UNREAD_DATES[0], str(sample[dates].iloc[0])
+    return ()
 
 
 def text_warnings(source: object, schema: Schema) -> list[str]:
-    """What analyze and train say about text columns the model cannot read as the data means
-    them: numbers written with commas."""
+    """What analyze and train say about text columns of numbers or dates the model cannot read
+    as such (Schema.unread): what they hold, what the model makes of them, how to write them."""
+    fixes = dict([UNREAD_NUMBERS, UNREAD_DATES])
     return [
-        f"{source}: column {name!r} holds numbers written with commas ({example!r}), read as "
+        f"{source}: column {name!r} holds {what} ({example!r}), read as "
         + ("text: one-hot encoded as categories" if kind == CATEGORICAL
            else f"text and dropped as {kind}")
-        + "; write them as plain numbers (a decimal point, no thousands separators) to have "
-          "them read as numbers"
-        for name, (kind, example) in schema.comma_numbers.items()
+        + f"; {fixes[what]}"
+        for name, (kind, what, example) in schema.unread.items()
     ]
 
 

@@ -127,10 +127,11 @@ def test_numbers_written_with_commas_are_found_and_named_with_what_the_model_mak
         }
     )
     schema = infer_schema(frame, "target")
-    assert schema.comma_numbers == {"decimal": ("id-like", "0,05"),
-                                    "european": ("id-like", "1.000,50"),
-                                    "thousands": ("id-like", "1,000,000"),
-                                    "mixed": ("id-like", "1,000")}
+    commas = "numbers written with commas"
+    assert schema.unread == {"decimal": ("id-like", commas, "0,05"),
+                             "european": ("id-like", commas, "1.000,50"),
+                             "thousands": ("id-like", commas, "1,000,000"),
+                             "mixed": ("id-like", commas, "1,000")}
     assert {c.name: c.kind for c in schema.columns}["few"] == "numeric"  # a stray, read as missing
     frame["grouped"] = [["1,5", "2,5"][i % 2] for i in range(rows)]
     warnings = text_warnings("train.csv", infer_schema(frame, "target"))
@@ -140,6 +141,26 @@ def test_numbers_written_with_commas_are_found_and_named_with_what_the_model_mak
         "thousands separators) to have them read as numbers")
     assert warnings[0].startswith("train.csv: column 'decimal' holds numbers written with commas "
                                   "('0,05'), read as text and dropped as id-like; write them")
+
+
+def test_dates_written_day_or_month_first_are_named_not_guessed():
+    rows = 40
+    frame = pd.DataFrame({
+        "day_first": [f"{1 + i % 28:02d}/{1 + i % 12:02d}/2026" for i in range(rows)],
+        "dotted": [["31.01.26 08:00", "01.02.26 09:30"][i % 2] for i in range(rows)],
+        "slashed": [f"2026/{1 + i % 12:02d}/{1 + i % 28:02d}" for i in range(rows)],  # ISO-like
+        "versions": [f"1.{i % 5}.{i % 3}" for i in range(rows)],  # not dates
+        "target": [i % 2 for i in range(rows)],
+    })
+    schema = infer_schema(frame, "target")
+    assert schema.features["slashed"] == "date"  # year first: read as the date it is
+    assert schema.unread == {
+        "day_first": ("id-like", "dates not written in ISO 8601", "01/01/2026"),
+        "dotted": ("categorical", "dates not written in ISO 8601", "31.01.26 08:00")}
+    assert text_warnings("train.csv", schema)[1] == (
+        "train.csv: column 'dotted' holds dates not written in ISO 8601 ('31.01.26 08:00'), "
+        "read as text: one-hot encoded as categories; write them as ISO 8601 (2026-01-31, "
+        "2026-01-31T08:00Z) to have them read as dates")
 
 
 def test_a_number_written_with_a_comma_where_the_model_reads_numbers_says_how_to_write_it():
