@@ -4,6 +4,7 @@ traceback."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -148,6 +149,22 @@ def test_rollback_without_history_is_refused(trained_copy):
                     ["rollback", "--stage", "prod"]):
         assert_error(run_cli(trained_copy, *command), 2,
                      "nothing to roll back to: production has no earlier version")
+
+
+def test_the_same_model_under_another_experiment_id_is_not_promoted_again(trained_copy):
+    experiments = trained_copy / "experiments"
+    shutil.copytree(experiments / "exp-001", experiments / "exp-002")  # the same bytes
+    index = json.loads((experiments / "index.json").read_text())
+    index["experiments"].append({**index["experiments"][0], "id": "exp-002"})
+    (experiments / "index.json").write_text(json.dumps(index))
+    assert run_cli(trained_copy, "promote", "exp-001", "--to", "staging").code == 0
+    registry = (trained_copy / "models" / "registry.json").read_bytes()
+    again = run_cli(trained_copy, "promote", "exp-002", "--to", "staging")
+    assert (again.code, again.err) == (0, "")
+    assert again.out.startswith("exp-002 holds the same model (exp-001's) as staging's current "
+                                "version, v1 (sha256 ")
+    assert again.out.endswith("; nothing changed\n")
+    assert (trained_copy / "models" / "registry.json").read_bytes() == registry
 
 
 def test_promote_needs_an_experiment_and_rollback_none(trained_copy):
