@@ -98,7 +98,7 @@ class Schema:
 
 
 def infer_schema(frame: pd.DataFrame, label: str) -> Schema:
-    """Classify every non-label column as numeric, categorical, id-like or constant."""
+    """Classify every non-label column as numeric, categorical, date, id-like or constant."""
     profiles = tuple(_profile(frame[name], name) for name in frame.columns if name != label)
     if not any(p.kind in USED for p in profiles):
         raise DataError(
