@@ -278,7 +278,8 @@ def days_of(stamps: pd.Series) -> pd.Series:
 
 def date_parts(frame: pd.DataFrame) -> np.ndarray:
     """Every date column of `frame` as its DATE_PARTS, floats (NaN where the date is missing or
-    not a date). A module function: pipelines pickle it by reference."""
+    not a date). A module function: pipelines pickle it by reference, so saved models name it
+    (and date_part_names): neither may be renamed or moved."""
     frame = pd.DataFrame(frame)
     columns = []
     for name in frame.columns:
