@@ -33,7 +33,11 @@ def nearest(value: object, choices: Iterable[str]) -> str | None:
 
 def did_you_mean(value: object, choices: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest known name, or "" when none is close."""
-    match = nearest(value, choices)
+    return offer(nearest(value, choices))
+
+
+def offer(match: str | None) -> str:
+    """`` (did you mean 'x'?)`` for `match`, "" for None: the one wording of a suggestion."""
     return f" (did you mean {match!r}?)" if match is not None else ""
 
 

@@ -1135,8 +1135,6 @@ def _error_key(location: tuple[Any, ...]) -> str:
 CONFIG_NAMESPACES = ("aws", "kubernetes", "pulumi")
 # the key of the project's namespace that the generated programs read
 PLATFORM_KEY = "platform"
-# a key of the project's namespace as close to PLATFORM_KEY as a typo (suggest.CLOSE_ENOUGH) is
-# refused; others may be read by the team's own additions to the program
 
 
 def check_config_keys(project: str, keys: Iterable[str]) -> None:
@@ -1150,6 +1148,8 @@ def check_config_keys(project: str, keys: Iterable[str]) -> None:
                 key, f"namespace {namespace!r} is neither the project's ({project!r}) nor one "
                      f"of {', '.join(CONFIG_NAMESPACES)}, so nothing reads it; "
                      f"did you mean {project}:{name}?")
+        # a key as close to PLATFORM_KEY as a typo (suggest.CLOSE_ENOUGH) is refused; others
+        # may be read by the team's own additions to the program
         if namespace in ("", project) and name != PLATFORM_KEY and nearest(
                 name, [PLATFORM_KEY]) is not None:
             raise StackConfigError(

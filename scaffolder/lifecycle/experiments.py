@@ -53,10 +53,11 @@ def reserve_experiment(layout: Layout) -> tuple[str, Path]:
 def _promoted_ids(layout: Layout) -> list[str]:
     """The experiment ids models/registry.json records (none when it is absent or unreadable:
     the registry's own commands report that)."""
+    from .registry import read_registry
+
     try:
-        stages = (read_json(layout.registry) or {}).get("stages", {})
-        return [str(version.get("experiment")) for state in stages.values()
-                for version in state.get("versions", [])]
+        return [str(version.get("experiment")) for state in read_registry(layout)[
+            "stages"].values() for version in state.get("versions", [])]
     except (DataError, AttributeError, TypeError, OSError):
         return []
 
@@ -143,10 +144,10 @@ def _number(experiment_id: str) -> int:
 def unknown_experiment(experiment_id: str, experiments: list[dict]) -> NotFoundError:
     """Refuse `experiment_id`, offering the experiment of the same number (``exp-1``, ``7``:
     ids are exp- and three digits); ids of other numbers are not typos of each other."""
+    from ..suggest import offer
+
     numbers = re.findall(r"\d+", experiment_id)
     same = [item["id"] for item in experiments
             if len(numbers) == 1 and _number(item["id"]) == int(numbers[0])]
-    offer = f" (did you mean {same[0]!r}?)" if same else ""
-    return NotFoundError(
-        f"unknown experiment {experiment_id!r}{offer}; run `{COMMAND} list` to see the experiments"
-    )
+    return NotFoundError(f"unknown experiment {experiment_id!r}{offer(next(iter(same), None))}; "
+                         f"run `{COMMAND} list` to see the experiments")

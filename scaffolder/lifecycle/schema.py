@@ -161,8 +161,7 @@ def _dates(present: pd.Series) -> bool:
     sample = present.head(TEXT_SAMPLE).astype(str).str.strip()
     if sample.empty or (sample.str.len() < 8).any():
         return False
-    parsed = pd.to_datetime(sample, errors="coerce", format="ISO8601", utc=True)
-    return bool(parsed.notna().mean() >= NUMERIC_SHARE)
+    return bool(parse_dates(sample).notna().mean() >= NUMERIC_SHARE)
 
 
 def _unread(present: pd.Series) -> tuple[str, str]:

@@ -42,6 +42,7 @@ import pandas as pd
 
 from ..ensemble import EnsembleClassifier, EnsembleRegressor, align_probabilities
 from ..model import ModelBundle, predict_frame
+from ..schema import DATE
 from .records import FLOAT32_MAX, Table
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class CompiledModel:
         try:
             problem = _tree_based(bundle.pipeline) or (
                 "date columns are parsed by the pipeline (ONNX has no date parsing)"
-                if "date" in bundle.features.values() else "")
+                if DATE in bundle.features.values() else "")
             compiled = None if problem else cls(bundle)
             problem = problem or compiled.check()
         except ImportError as error:
