@@ -23,6 +23,11 @@ What it does, bounded in count and time:
    targets (ratio >= 5, p99 <= MLServer's p50); then stops both servers (SIGTERM, SIGKILL after a
    grace period) and reports our server's exit code.
 
+``--dates`` adds a column of ISO 8601 dates to the sample data (the model reads it as five
+numbers, schema.date_parts, which our server computes before the ONNX graph). MLServer cannot
+load such a model (the pipeline calls mlscaffold's code), so the peer is then our own server on
+the scikit-learn pipeline route (``--no-fast-path``), and the ratio is fast route / pipeline.
+
 Load generator: Python threads, each with one keep-alive ``http.client`` connection and
 TCP_NODELAY (wrk is not assumed installed, and it runs for a duration rather than a request
 count). It shares the machine's cores with the server under test, the same for both servers;
@@ -93,6 +98,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="run our server with --no-fast-path (the scikit-learn pipeline, "
                              "no ONNX Runtime)")
     parser.add_argument("--skip-mlserver", action="store_true", help="benchmark our server only")
+    parser.add_argument("--dates", action="store_true",
+                        help="add a date column; the peer is our server's pipeline route")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary directory (logs, model)")
     args = parser.parse_args(argv)
@@ -112,44 +119,50 @@ def _counts(text: str) -> tuple[int, ...]:
 # ---------------------------------------------------------------------------- project and model
 
 
-def make_project(workdir: Path, task: str) -> None:
-    """The sample data of `task` in workdir/datasets."""
+DATE_COLUMN = "signed_up"
+
+
+def make_project(workdir: Path, task: str, dates: bool = False) -> None:
+    """The sample data of `task` in workdir/datasets; with `dates`, a column of ISO 8601 times
+    over two years (every 7th missing)."""
+    import pandas as pd
+
     from mlscaffold.sample_data import write_sample_datasets
 
     write_sample_datasets(workdir / "datasets", task, "label")
+    if dates:
+        for split in ("train", "test"):
+            path = workdir / "datasets" / f"{split}.csv"
+            frame = pd.read_csv(path)
+            stamps = pd.Timestamp("2025-01-01") + pd.to_timedelta(
+                [(i * 7919) % (730 * 86400 // 600) * 600 for i in range(len(frame))], unit="s")
+            frame[DATE_COLUMN] = [None if i % 7 == 6 else stamp.isoformat()
+                                  for i, stamp in enumerate(stamps)]
+            frame.to_csv(path, index=False)
 
 
 def fit_bundle(workdir: Path, task: str, model_dir: Path) -> None:
     """Fit a small pipeline on datasets/train.csv and save it as a model bundle."""
     import pandas as pd
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     from mlscaffold.lifecycle import model
+    from mlscaffold.lifecycle.schema import build_preprocessor, coerce_features, used_columns
     frame = pd.read_csv(workdir / "datasets" / "train.csv")
     features: dict[str, str] = {}
     for name in frame.columns.drop("label"):
         column = frame[name].dropna()
         numeric = pd.api.types.is_numeric_dtype(column)
-        if column.nunique() <= 1 or (not numeric and column.nunique() > 0.95 * len(column)):
+        if name == DATE_COLUMN:
+            features[name] = "date"
+        elif column.nunique() <= 1 or (not numeric and column.nunique() > 0.95 * len(column)):
             features[name] = "dropped"  # constant or identifier
         else:
             features[name] = "numeric" if numeric else "categorical"
-    numeric_columns = [c for c, kind in features.items() if kind == "numeric"]
-    categorical_columns = [c for c, kind in features.items() if kind == "categorical"]
-    numeric_steps = Pipeline([("impute", SimpleImputer(strategy="median")),
-                              ("scale", StandardScaler())])
-    categorical_steps = Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
-                                  ("one_hot", OneHotEncoder(handle_unknown="ignore"))])
-    preprocess = ColumnTransformer([("numeric", numeric_steps, numeric_columns),
-                                    ("categorical", categorical_steps, categorical_columns)],
-                                   remainder="drop", sparse_threshold=0.0)
     estimator = Ridge() if task == "regression" else LogisticRegression(max_iter=1000)
-    pipeline = Pipeline([("preprocess", preprocess), ("model", estimator)])
-    pipeline.fit(frame[numeric_columns + categorical_columns], frame["label"])
+    pipeline = Pipeline([("preprocess", build_preprocessor(features)), ("model", estimator)])
+    pipeline.fit(coerce_features(frame, features)[used_columns(features)], frame["label"])
     classes = None if task == "regression" else pipeline.classes_.tolist()
     bundle = model.ModelBundle(pipeline=pipeline, task=task, label="label", features=features,
                                classes=classes, metric="n/a", metrics={}, name=MODEL_NAME)
@@ -173,7 +186,7 @@ def request_bodies(test_csv: Path, model_dir: Path, rows: int = 1,
         chosen = [records[(number * rows + i) % len(records)] for i in range(rows)]
         inputs = []
         for index, name in enumerate(columns):
-            numeric = features[name] == "numeric"
+            numeric = features[name] == "numeric"  # dates are text, as categories are
             inputs.append({"name": name, "shape": [rows],
                            "datatype": "FP64" if numeric else "BYTES",
                            "data": [float(r[index]) if numeric else str(r[index])
@@ -269,14 +282,14 @@ class Server:
         return self.process.returncode
 
 
-def start_ours(workdir: Path, model_dir: Path, fast_path: bool) -> Server:
+def start_ours(workdir: Path, model_dir: Path, fast_path: bool, label: str = "ours") -> Server:
     port = free_port()
     command = [sys.executable, "-m", "mlscaffold", "serve", "--host", LOOPBACK, "--port", str(port),
                "--model-dir", str(model_dir), "--model-name", MODEL_NAME]
     if not fast_path:
         command.append("--no-fast-path")
     env = _clean_env()
-    return Server("ours", command, port, workdir, env, workdir / "ours.log")
+    return Server(label, command, port, workdir, env, workdir / f"{label}.log")
 
 
 def start_mlserver(workdir: Path, python: Path, model_dir: Path, workers: int | None) -> Server:
@@ -425,16 +438,21 @@ def medians(rounds: list[dict]) -> dict:
 
 def report(cells: dict[tuple[int, int], dict[str, list[dict]]]) -> bool:
     """The table of medians per cell; True when every cell meets both targets."""
-    print("\nmedians across rounds (targets: ours >= 5x MLServer's req/s, "
-          "our p99 <= MLServer's p50)")
+    print("\nmedians across rounds (targets against MLServer: ours >= 5x its req/s, "
+          "our p99 <= its p50)")
     print(f"  {'rows':>4s} {'conns':>5s} | {'ours req/s':>10s} {'p50 ms':>8s} {'p99 ms':>8s} |"
-          f" {'MLS req/s':>10s} {'p50 ms':>8s} {'p99 ms':>8s} | {'ratio':>6s}"
-          f" {'p99/MLS p50':>11s}  met")
+          f" {'peer req/s':>10s} {'p50 ms':>8s} {'p99 ms':>8s} | {'ratio':>6s}"
+          f" {'p99/peer p50':>11s}  met")
     met = True
     for (rows, concurrency), results in cells.items():
         ours = medians(results["ours"])
         line = (f"  {rows:4d} {concurrency:5d} | {ours['throughput']:10.1f} {ours['p50_ms']:8.2f}"
                 f" {ours['p99_ms']:8.2f} |")
+        if "pipeline" in results:  # --dates: no target, the fast route against the pipeline
+            theirs = medians(results["pipeline"])
+            line += (f" {theirs['throughput']:10.1f} {theirs['p50_ms']:8.2f}"
+                     f" {theirs['p99_ms']:8.2f} | {ours['throughput'] / theirs['throughput']:5.1f}x"
+                     f" {ours['p99_ms'] / theirs['p50_ms']:10.2f}x  (peer: pipeline route)")
         if "MLServer" in results:
             theirs = medians(results["MLServer"])
             ratio = ours["throughput"] / theirs["throughput"]
@@ -450,12 +468,12 @@ def report(cells: dict[tuple[int, int], dict[str, list[dict]]]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    mlserver_python = None if args.skip_mlserver else ensure_mlserver(args)
+    mlserver_python = None if args.skip_mlserver or args.dates else ensure_mlserver(args)
     workdir = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     servers: list[Server] = []
     failed = False
     try:
-        make_project(workdir, args.task)
+        make_project(workdir, args.task, args.dates)
         model_dir = workdir / "model"
         if args.model_dir:
             shutil.copytree(args.model_dir, model_dir)
@@ -468,6 +486,8 @@ def main(argv: list[str] | None = None) -> int:
         if mlserver_python:
             servers.append(start_mlserver(workdir, mlserver_python, model_dir,
                                           args.mlserver_workers))
+        elif args.dates and not args.no_fast_path:
+            servers.append(start_ours(workdir, model_dir, False, "pipeline"))
         for server in servers:
             server.wait_ready()
         fast = [line for line in servers[0].tail(50).splitlines() if "fast path" in line]

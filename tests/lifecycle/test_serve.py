@@ -49,6 +49,7 @@ from mlscaffold.lifecycle.model import (
     resolve_model_dir,
     save_bundle,
 )
+from mlscaffold.lifecycle.schema import build_preprocessor, coerce_features
 from mlscaffold.lifecycle.serving import build_server
 from mlscaffold.lifecycle.serving.batching import Predictor
 from mlscaffold.lifecycle.serving.compiled import CompiledModel
@@ -542,6 +543,98 @@ def test_a_trained_ensemble_is_served_on_the_fast_route(served, tmp_path):
     finally:
         _stop(server, thread)
     assert status == 200 and _same(doc["predictions"], expected["predictions"]), doc
+
+
+def _fit_dated(task: str, directory: Path, span_days: float) -> tuple[ModelBundle, list[dict]]:
+    """A linear model on `_frame`'s columns and a date column spread over `span_days`, through
+    the project's own preprocessing (schema.build_preprocessor); and rows to send it, with a
+    missing date, text that is no date and a time with an offset."""
+    features = {**FEATURES, "signed_up": "date"}
+    frame = _frame(150, 1)
+    rng = np.random.default_rng(3)
+    seconds = rng.uniform(0, span_days * 86400, len(frame))
+    stamps = pd.Timestamp("2025-03-01") + pd.to_timedelta(seconds, unit="s")
+    frame["signed_up"] = [stamp.isoformat() for stamp in stamps]
+    score = frame["income"] / 10 + (stamps.month > 6) * 2 + seconds / (span_days * 86400)
+    if task == "binary-classification":
+        label = (score > score.median()).astype(int)
+    elif task == "multiclass-classification":
+        label = pd.cut(score, 3, labels=["low", "mid", "high"]).astype(str)
+    else:
+        label = score
+    inputs = [c for c, kind in features.items() if kind != "dropped"]
+    estimator = Ridge() if task == "regression" else LogisticRegression(max_iter=500)
+    pipeline = Pipeline([("preprocess", build_preprocessor(features)), ("model", estimator)])
+    pipeline.fit(coerce_features(frame, features), label)
+    classes = None if task == "regression" else pipeline.classes_.tolist()
+    bundle = ModelBundle(pipeline=pipeline, task=task, label="label", features=features,
+                         classes=classes, metric="m", metrics={}, name=NAME)
+    save_bundle(bundle, directory)
+    rows = frame[inputs].head(30).astype(object)
+    records = rows.where(rows.notna(), None).to_dict("records")
+    records[1]["signed_up"], records[2]["signed_up"] = None, "soon"
+    records[3]["signed_up"] = "2025-08-01T23:30:00-02:00"
+    return load_bundle(directory), records
+
+
+def test_a_model_with_a_date_column_is_served_on_the_fast_route(served, tmp_path):
+    """The date is turned into its parts before the graph (ONNX has no date parsing); the graph
+    takes the parts (named as skl2onnx allows: ``signed_up_days``) and imputes and scales them."""
+    bundle, records = _fit_dated(served[0].task, tmp_path, span_days=700)
+    compiled = CompiledModel.build(bundle)
+    assert compiled is not None
+    got, expected = compiled.predict(_table(bundle, records)), _expected(bundle, records)
+    if bundle.task == "regression":
+        assert np.allclose(got["predictions"], expected["predictions"], rtol=1e-5)
+    else:
+        assert got["predictions"] == expected["predictions"]
+        assert np.allclose(got["probabilities"], expected["probabilities"], atol=1e-5)
+    server, thread = _serving(bundle)
+    try:
+        assert server.app.predictor.compiled is not None
+        client = Client(server.port)
+        status, doc = client.call("POST", "/invocations", {"instances": records})
+        client.close()
+    finally:
+        _stop(server, thread)
+    assert status == 200 and _same(doc["predictions"], expected["predictions"]), doc
+
+
+def test_columns_named_as_people_name_them_are_served_on_the_fast_route(tmp_path):
+    """skl2onnx makes input names valid (``monthly spend`` becomes ``monthly_spend``, which
+    another column may already be): the graph is fed by position, not by column name."""
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"monthly spend": rng.normal(size=120), "monthly_spend": rng.normal(
+        size=120), "plan.type": rng.choice(["a", "b"], 120).astype(object),
+        "größe (cm)": rng.normal(170, 10, 120)})
+    features = {c: "categorical" if c == "plan.type" else "numeric" for c in frame}
+    label = (frame["monthly spend"] + (frame["plan.type"] == "a") > 0).astype(int)
+    pipeline = Pipeline([("preprocess", build_preprocessor(features)),
+                         ("model", LogisticRegression())]).fit(frame, label)
+    bundle = ModelBundle(pipeline=pipeline, task="binary-classification", label="label",
+                         features=features, classes=[0, 1], metric="m", metrics={}, name=NAME)
+    compiled = CompiledModel.build(bundle)
+    assert compiled is not None
+    records = frame.head(20).to_dict("records")
+    got, expected = compiled.predict(_table(bundle, records)), _expected(bundle, records)
+    assert got["predictions"] == expected["predictions"]
+    assert np.allclose(got["probabilities"], expected["probabilities"], atol=1e-6)
+
+
+def test_dates_spanning_hours_stay_on_the_pipeline_route(served, tmp_path):
+    """Fed as float32, a day since 1970 is ~3 minutes: the probe rows, around the training's
+    median date, see the difference where the dates span two hours, and the pipeline serves."""
+    bundle, records = _fit_dated(served[0].task, tmp_path, span_days=2 / 24)
+    assert CompiledModel.build(bundle) is None
+    server, thread = _serving(bundle)
+    try:
+        assert server.app.predictor.compiled is None
+        client = Client(server.port)
+        status, doc = client.call("POST", "/invocations", {"instances": records})
+        client.close()
+    finally:
+        _stop(server, thread)
+    assert status == 200 and _same(doc["predictions"], _expected(bundle, records)["predictions"])
 
 
 @pytest.mark.parametrize("trees", ["forest", "boosting", "ensemble member"])

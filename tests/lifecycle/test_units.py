@@ -24,7 +24,10 @@ from mlscaffold.lifecycle.schema import (
     build_preprocessor,
     coerce_features,
     date_parts,
+    dates_as_parts,
+    days_of,
     infer_schema,
+    parse_dates,
     parse_numbers,
     text_warnings,
 )
@@ -110,6 +113,18 @@ def test_a_date_becomes_its_day_month_weekday_day_of_month_and_hour():
     later = preprocessor.transform(coerce_features(
         pd.DataFrame({"at": ["2027-06-01"], "n": [1.0]}), features))
     assert later[0][1] > 1  # a later date than any in training reads as later, not unknown
+
+
+def test_date_parts_are_what_pandas_reads_before_1970_across_midnight_and_offsets():
+    """dates_as_parts computes in numpy what pandas' accessors give (serving pays no accessor)."""
+    values = ["1969-12-31T23:59:00", "1900-03-01T00:01", "2024-02-29T23:59:59+02:00",
+              "2026-11-02 17:45", "2038-01-19T03:14:08Z", None, "soon", "1970-01-01"]
+    stamps = parse_dates(pd.Series(values))
+    expected = [days_of(stamps), stamps.dt.month, stamps.dt.day_of_week, stamps.dt.day,
+                stamps.dt.hour + stamps.dt.minute / 60]
+    for part, want in zip(dates_as_parts(values), expected, strict=True):
+        np.testing.assert_array_equal(part, np.asarray(want, dtype="float64"))
+    assert dates_as_parts(values)[2][0] == 2  # 1969-12-31 was a Wednesday
 
 
 def test_numbers_written_with_commas_are_found_and_named_with_what_the_model_makes_of_them():

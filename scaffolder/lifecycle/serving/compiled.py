@@ -24,6 +24,12 @@ one graph, and their outputs are combined as the ensemble combines them (its nor
 `weights_`; each member's probability columns placed under the ensemble's classes), in float64.
 The probe check then compares the combination with the pipeline.
 
+Date columns: ONNX has no date parsing, so the pipeline's step that turns a date into numbers
+(`schema.date_parts`) runs before the graph (`schema.dates_as_parts`), and the graph takes the parts
+(``signed_up.days``, ``signed_up.month`` ...) as its inputs and runs the steps after it (impute,
+scale). Days since 1970 are fed as float32, to about three minutes; dates spanning so little time
+that this shows fail the probe check and stay on the pipeline route.
+
 Tree models (forests, boosting, single trees; also as ensemble members) are not compiled: see
 `_tree_based`.
 """
@@ -42,7 +48,15 @@ import pandas as pd
 
 from ..ensemble import EnsembleClassifier, EnsembleRegressor, align_probabilities
 from ..model import ModelBundle, predict_frame
-from ..schema import DATE
+from ..schema import (
+    CATEGORICAL,
+    DATE,
+    DATE_PARTS,
+    NUMERIC,
+    date_part_names,
+    date_parts,
+    dates_as_parts,
+)
 from .records import FLOAT32_MAX, Table
 
 log = logging.getLogger(__name__)
@@ -50,6 +64,9 @@ log = logging.getLogger(__name__)
 MISSING = "\x00mlscaffold-missing"
 TOLERANCE = 1e-4  # largest difference allowed on the probes, relative (and absolute near 0)
 _PROBE_NUMBERS = (0.0, 1.0, -2.5, 10.0, None, 123.456, -1000.0, 0.001, 50.0, 1e4, 7.3, -0.4)
+# days from the training's median date (a float32 day is ~3 minutes near 2026: near the median
+# the probes see it where the model's scale is finest), the missing date, and text no date
+_PROBE_DAYS = (0.0, 0.004, -0.01, None, 0.3, -1.0, 7.5, -30.0, "not a date", 365.25, -3650.0, 0.5)
 
 
 class CompiledModel:
@@ -57,20 +74,24 @@ class CompiledModel:
 
     def __init__(self, bundle: ModelBundle):
         self.bundle = bundle
-        self.numeric = [c for c, kind in bundle.features.items() if kind == "numeric"]
-        self.categorical = [c for c, kind in bundle.features.items() if kind == "categorical"]
+        self.numeric = [c for c, kind in bundle.features.items() if kind == NUMERIC]
+        self.categorical = [c for c, kind in bundle.features.items() if kind == CATEGORICAL]
+        self.dates = [c for c, kind in bundle.features.items() if kind == DATE]
         self.classes = bundle.classes
         # (weight, session, the member's classes and the ensemble's, or None when the same)
         self.parts = [(weight, _session(graph), classes) for weight, graph, classes
-                      in _convert(bundle, self.numeric, self.categorical)]
+                      in _convert(bundle)]
+        # the graph's name of each input: skl2onnx makes names valid (``signed.days`` is
+        # ``signed_days``), keeping their order
+        ours = [name for name, _ in _inputs(bundle)]
+        self.names = [(name, graph.name) for name, graph
+                      in zip(ours, self.parts[0][1].get_inputs(), strict=True)]
 
     @classmethod
     def build(cls, bundle: ModelBundle) -> CompiledModel | None:
         """A checked compiled model, or None (the reason logged) to use the pipeline."""
         try:
-            problem = _tree_based(bundle.pipeline) or (
-                "date columns are parsed by the pipeline (ONNX has no date parsing)"
-                if DATE in bundle.features.values() else "")
+            problem = _tree_based(bundle.pipeline)
             compiled = None if problem else cls(bundle)
             problem = problem or compiled.check()
         except ImportError as error:
@@ -100,6 +121,10 @@ class CompiledModel:
             if None in values:
                 values = [MISSING if v is None else v for v in values]
             feed[column] = np.array(values, dtype=object).reshape(-1, 1)
+        for column in self.dates:
+            parts = dates_as_parts(rows.columns[column])
+            for name, part in zip(date_part_names(None, [column]), parts, strict=True):
+                feed[name] = part.astype(np.float32).reshape(-1, 1)
         scores = self._scores(feed)
         if scores is None:
             return None
@@ -114,6 +139,7 @@ class CompiledModel:
         """Regression values or class probabilities, None when float32 overflowed (the
         pipeline computes in float64)."""
         total = None
+        feed = {graph: feed[name] for name, graph in self.names}
         for weight, session, classes in self.parts:
             outputs = session.run(None, feed)
             scores = outputs[0] if self.classes is None else outputs[-1]
@@ -160,6 +186,12 @@ class CompiledModel:
             columns[column] = np.array([math.nan if v is None else v for v in numbers])
         for j, column in enumerate(self.categorical):
             columns[column] = [categories[(i + 3 * j) % len(categories)] for i in range(rows)]
+        medians = _median_days(self.bundle.pipeline)
+        for j, column in enumerate(self.dates):
+            around = pd.Timestamp("1970-01-01") + pd.Timedelta(days=medians.get(column, 20_000.0))
+            days = [_PROBE_DAYS[(i + 5 * j) % len(_PROBE_DAYS)] for i in range(rows)]
+            columns[column] = [d if d is None or isinstance(d, str)
+                               else (around + pd.Timedelta(days=d)).isoformat() for d in days]
         return Table(columns, rows)
 
 
@@ -196,8 +228,7 @@ def _estimators(estimator: Any) -> Iterator[Any]:
                 yield from _estimators(item[1])
 
 
-def _convert(bundle: ModelBundle, numeric: list[str],
-             categorical: list[str]) -> list[tuple[float, bytes, Any]]:
+def _convert(bundle: ModelBundle) -> list[tuple[float, bytes, Any]]:
     """(weight, ONNX graph, (member classes, ensemble classes) or None) per part: the pipeline,
     or one per member of an ensemble (see the module docstring)."""
     from sklearn.pipeline import Pipeline
@@ -205,40 +236,88 @@ def _convert(bundle: ModelBundle, numeric: list[str],
     pipeline = bundle.pipeline
     final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else None
     if not isinstance(final, EnsembleClassifier | EnsembleRegressor):
-        return [(1.0, _graph(bundle, pipeline, numeric, categorical), None)]
+        return [(1.0, _graph(bundle, pipeline), None)]
     parts = []
     for weight, member in zip(final.weights_, final.estimators_, strict=True):
         member_pipeline = Pipeline([*pipeline.steps[:-1], (pipeline.steps[-1][0], member)])
         classes = None
         if bundle.classes is not None and list(member.classes_) != list(final.classes_):
             classes = (member.classes_, final.classes_)
-        parts.append((float(weight), _graph(bundle, member_pipeline, numeric, categorical),
+        parts.append((float(weight), _graph(bundle, member_pipeline),
                       classes))
     return parts
 
 
-def _graph(bundle: ModelBundle, pipeline: Any, numeric: list[str],
-           categorical: list[str]) -> bytes:
+def _graph(bundle: ModelBundle, pipeline: Any) -> bytes:
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
     from sklearn.impute import SimpleImputer
 
     pipeline = copy.deepcopy(pipeline)
-    for estimator in _estimators(pipeline):
+    for estimator in list(_estimators(pipeline)):
         statistics = getattr(estimator, "statistics_", None)
         if (isinstance(estimator, SimpleImputer) and isinstance(estimator.missing_values, float)
                 and math.isnan(estimator.missing_values) and statistics is not None
                 and statistics.dtype == object):
             estimator.missing_values = MISSING  # text imputer: see the module docstring
-    types = [(c, FloatTensorType([None, 1])) for c in numeric]
-    types += [(c, StringTensorType([None, 1])) for c in categorical]
-    order = {name: index for index, name in enumerate(bundle.features)}
-    types.sort(key=lambda item: order[item[0]])
+        _dates_as_inputs(estimator)
+    types = [(name, (StringTensorType if text else FloatTensorType)([None, 1]))
+             for name, text in _inputs(bundle)]
     final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
     options = {id(final): {"zipmap": False}} if bundle.classes is not None else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return to_onnx(pipeline, initial_types=types, options=options).SerializeToString()
+
+
+def _inputs(bundle: ModelBundle) -> list[tuple[str, bool]]:
+    """The graph's inputs in training order, each with whether it is text: the numeric and
+    categorical columns, and each date column's parts."""
+    inputs = []
+    for column, kind in bundle.features.items():
+        if kind in (NUMERIC, CATEGORICAL):
+            inputs.append((column, kind == CATEGORICAL))
+        elif kind == DATE:
+            inputs += [(part, False) for part in date_part_names(None, [column])]
+    return inputs
+
+
+def _dates_as_inputs(estimator: Any) -> None:
+    """Make a fitted column transformer's date steps (`_date_steps`) read the parts as graph
+    inputs: their later steps on the part columns, which `CompiledModel.predict` computes before
+    the graph. A step that is date_parts alone passes the parts through."""
+    transformers = getattr(estimator, "transformers_", None) or []
+    for index, step, columns in _date_steps(estimator):
+        rest = step[1:] if len(getattr(step, "steps", ())) > 1 else "passthrough"
+        transformers[index] = (transformers[index][0], rest, date_part_names(None, columns))
+
+
+def _date_steps(estimator: Any) -> list[tuple[int, Any, list[str]]]:
+    """(index, step, date columns) of each step of a fitted column transformer that starts with
+    `schema.date_parts` (alone or first in a pipeline), as build_preprocessor makes it."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    found = []
+    for index, (_, step, columns) in enumerate(getattr(estimator, "transformers_", None) or []):
+        first = step.steps[0][1] if isinstance(step, Pipeline) else step
+        if isinstance(first, FunctionTransformer) and first.func is date_parts:
+            found.append((index, step, list(columns)))
+    return found
+
+
+def _median_days(pipeline: Any) -> dict[str, float]:
+    """Each date column's training median in days since 1970, where the date step imputes with
+    it (build_preprocessor's SimpleImputer after date_parts): {} when not found."""
+    medians = {}
+    for estimator in _estimators(pipeline):
+        for _, step, columns in _date_steps(estimator):
+            statistics = getattr(step.steps[1][1], "statistics_", None) \
+                if len(getattr(step, "steps", ())) > 1 else None
+            if statistics is not None and len(statistics) == len(columns) * len(DATE_PARTS):
+                medians.update({c: float(statistics[i * len(DATE_PARTS)])
+                                for i, c in enumerate(columns)})
+    return medians
 
 
 def _session(graph: bytes) -> Any:
