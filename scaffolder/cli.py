@@ -181,6 +181,12 @@ def _parse_data(pairs: tuple[str, ...]) -> dict[str, str]:
         if key in _OPTION_FOR_FIELD or key in {"project_name", "package_name"}:
             option = _OPTION_FOR_FIELD.get(key, "--name")
             raise UsageError(f"--data {pair!r} sets a spec field", hint=f"use {option} instead")
+        from .answers import DERIVED_ANSWERS
+
+        if key in DERIVED_ANSWERS:
+            raise UsageError(f"--data {pair!r} sets an answer mlscaffold derives from the spec",
+                             hint="change mlscaffold.yaml (or the stack settings in "
+                                  "infra/Pulumi.<env>.yaml) instead")
         data[key] = value
     return data
 
@@ -238,6 +244,9 @@ def _print_result(result: Any) -> None:
         click.echo(f"note: {note}")
     click.echo("\nNext steps:")
     click.echo(f"  cd {result.path}")
+    if "Makefile" not in result.files:  # a blueprint of the team's own, without make targets
+        click.echo("  mlscaffold train --time 60   # a time-bounded model search on datasets/")
+        return
     source = installed_from()
     if source is None:  # from a package index: the project's pin finds this version there
         click.echo("  make install      # a venv with the project and its tools")
@@ -329,6 +338,9 @@ def new(dest: Path, data_pairs: tuple[str, ...], no_input: bool, no_git: bool,
     from .project import create_project
     from .spec import validate_spec
 
+    if vcs_ref is not None and blueprint is None:
+        raise click.UsageError("--vcs-ref picks a tag or commit of a --blueprint git URL; "
+                               "pass --blueprint too, or drop --vcs-ref")
     data = _parse_data(data_pairs)
     if org_config is not None:
         _load_policy_file(org_config)
@@ -403,7 +415,7 @@ def update(project: Path, dry_run: bool, blueprint: str | None, vcs_ref: str | N
         click.echo(f"mlscaffold {result.from_version} -> {result.to_version}: {verb} "
                    f"{len(result.changed)} file(s)"
                    + (f"; merge commit {result.commit[:10]}" if result.commit else ""))
-        for name in result.changed:
+        for name in sorted({*result.changed, *result.conflicts}):
             click.echo(f"  {_update_status(result, name)}")
     if result.uncommitted and output_format == "text":
         click.echo(f"note: previewed against the last commit, with mlscaffold.yaml as it is "
@@ -413,12 +425,26 @@ def update(project: Path, dry_run: bool, blueprint: str | None, vcs_ref: str | N
         files = ", ".join(result.conflicts)
         if dry_run:
             _fail(f"the update would conflict in {files}", 1)
-        _fail(f"conflicts in {files}: edit the marked lines, `git add` them and `git commit` "
-              "(or `git merge --abort` to undo the update)", 1)
+        marked = [name for name in result.conflicts if name not in result.deleted_conflicts]
+        steps = []
+        if marked:
+            steps.append(f"conflicts in {', '.join(marked)}: edit the marked lines and "
+                         "`git add` them")
+        if result.deleted_conflicts:
+            import shlex
+
+            deleted = " ".join(shlex.quote(name) for name in result.deleted_conflicts)
+            steps.append(f"{', '.join(result.deleted_conflicts)} changed on one side and "
+                         f"deleted on the other: keep with `git add {deleted}` or drop with "
+                         f"`git rm {deleted}`")
+        _fail("; ".join(steps) + "; then `git commit` (or `git merge --abort` to undo the "
+              "update)", 1)
 
 
 def _update_status(result: Any, name: str) -> str:
     """One changed file of an update: C (a conflict), A (added), D (deleted) or M."""
+    if name in result.deleted_conflicts:
+        return f"C {name} (conflict: changed on one side, deleted on the other)"
     if name in result.conflicts:
         return f"C {name} (conflict)"
     if name in result.added:

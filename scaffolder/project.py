@@ -67,7 +67,7 @@ def export_blueprint(dest: Path, name: str = "ml-project") -> Path:
     URL --vcs-ref TAG` and with plain `copier update`. Written whole or not at all."""
     from importlib.resources import files
 
-    dest = Path(dest).expanduser().absolute()
+    dest = _destination(Path(dest))
     _check_destination(dest)
     source = Path(str(files("mlscaffold.blueprints") / name))
     if not (source / "copier.yml").is_file():
@@ -113,7 +113,17 @@ def blueprint_source(blueprint: str | None) -> str:
     if not source_path.is_dir():
         raise BlueprintError(f"blueprint {source} is not a folder or a git URL",
                              hint="pass a Copier template folder or git URL to --blueprint")
+    if _copier_config(source_path) is None:  # Copier would copy the folder as it is
+        raise BlueprintError(f"blueprint {source} has no copier.yml: it is not a Copier template",
+                             hint="pass the folder that holds copier.yml (`mlscaffold blueprint "
+                                  "DEST` writes the bundled one to start from)")
     return str(source_path.absolute())
+
+
+def _copier_config(root: Path) -> Path | None:
+    """A template folder's copier.yml (or copier.yaml), None without one."""
+    return next((root / name for name in ("copier.yml", "copier.yaml")
+                 if (root / name).is_file()), None)
 
 
 def render_message(subject: str, source: str | None) -> str:
@@ -147,8 +157,7 @@ def blueprint_questions(source: str) -> set[str] | None:
     if is_remote(source):
         return None
     root = Path(source)
-    config = next((root / name for name in ("copier.yml", "copier.yaml")
-                   if (root / name).is_file()), None)
+    config = _copier_config(root)
     if config is None:
         return None
 
@@ -217,6 +226,19 @@ def _remove_made(parents: Sequence[Path]) -> None:
             parent.rmdir()
         except OSError:
             break
+
+
+def _destination(dest: Path) -> Path:
+    """`dest` made absolute, and a symbolic link followed: the project is made where it points
+    (the link itself cannot be replaced by the finished folder). A dangling link is refused."""
+    dest = dest.expanduser().absolute()
+    if dest.is_symlink():
+        target = dest.resolve()
+        if not target.exists():
+            raise DestinationError(f"destination {dest} is a link to {target}, which does not "
+                                   "exist", hint="create that folder or choose another")
+        return target
+    return dest
 
 
 def _check_destination(dest: Path) -> None:
@@ -349,7 +371,7 @@ def create_project(dest: Path, spec: ProjectSpec, *, blueprint: str | None = Non
     """
     started = time.perf_counter()
     step = progress or _quiet
-    dest = dest.expanduser().absolute()
+    dest = _destination(dest)
     _check_destination(dest)
     source = blueprint_source(blueprint)
     check_data(source, data)

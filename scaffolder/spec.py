@@ -7,6 +7,7 @@ and derives the blueprint's answers from it (later also the stack and policy con
 from __future__ import annotations
 
 import keyword
+import math
 import re
 import sys
 from pathlib import Path
@@ -231,6 +232,9 @@ class ProjectSpec(BaseModel):
     @classmethod
     def _threshold_in_metric_range(cls, threshold: float, info: ValidationInfo) -> float:
         metric = info.data.get("metric")
+        if not math.isfinite(threshold):  # nan passes no gate, inf (rmse) every one
+            raise ValueError(f"metric_threshold {threshold} is not a number a gate can compare "
+                             f"with; give {metric} a finite threshold")
         low, high = catalog.METRIC_RANGES.get(metric, (None, None))
         if (low is not None and threshold < low) or (high is not None and threshold > high):
             span = f"at least {low:g}" if high is None else (

@@ -25,6 +25,7 @@ organisation's policy file keep whatever the team has.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -63,7 +64,9 @@ class UpdateResult:
     changed: list[str] = field(default_factory=list)  # files the merge changes
     added: list[str] = field(default_factory=list)  # of `changed`, those it adds
     deleted: list[str] = field(default_factory=list)  # of `changed`, those it deletes
-    conflicts: list[str] = field(default_factory=list)  # files left with conflict markers
+    conflicts: list[str] = field(default_factory=list)  # files the merge could not merge
+    # of `conflicts`, those changed on one side and deleted on the other: no markers to edit
+    deleted_conflicts: list[str] = field(default_factory=list)
     diff: str = ""  # what the merge changes, as `git diff` shows it
     commit: str | None = None  # the merge commit (a clean, real update)
     dry_run: bool = False
@@ -78,6 +81,7 @@ class UpdateResult:
         return {"path": str(self.path), "from_version": self.from_version,
                 "to_version": self.to_version, "changed": self.changed,
                 "added": self.added, "deleted": self.deleted, "conflicts": self.conflicts,
+                "deleted_conflicts": self.deleted_conflicts,
                 "commit": self.commit, "dry_run": self.dry_run, "uncommitted": self.uncommitted}
 
 
@@ -139,7 +143,8 @@ def update_project(root: Path, *, blueprint: str | None = None, vcs_ref: str | N
         raise MlscaffoldError(f"git merge-tree failed: {merged.stderr.strip()}")
     lines = merged.stdout.splitlines()
     tree, conflicts = lines[0], _conflicted_names(lines[1:])
-    changes = _changes(git, tree)
+    changes = {**_changes(git, tree), "deleted_conflicts": _deleted_conflicts(lines[1:])}
+    _refuse_mass_deletion(git, base, source, changes["deleted"])
     diff = git.out("diff", "--no-renames", "HEAD", tree)
     if dry_run:
         return UpdateResult(root, made_by, __version__, conflicts=conflicts, diff=diff,
@@ -156,6 +161,19 @@ def update_project(root: Path, *, blueprint: str | None = None, vcs_ref: str | N
                             **changes)
     return UpdateResult(root, made_by, __version__, diff=diff,
                         commit=git.out("rev-parse", "HEAD"), **changes)
+
+
+def _refuse_mass_deletion(git: _Git, base: str, source: str, deleted: list[str]) -> None:
+    """Refuse an update that would delete most of the last render's files: a --blueprint that
+    is another template (or a folder Copier copies as it is) renders none of them. A change of
+    CI provider or environments deletes a few; files the team deleted itself are not counted."""
+    rendered = git.out("ls-tree", "-r", "--name-only", base).splitlines()
+    if rendered and len(deleted) > len(rendered) / 2:
+        raise UsageError(
+            f"the blueprint {source} would delete {len(deleted)} of the {len(rendered)} files "
+            f"of the last render ({shown_files(deleted)}): it is not this project's blueprint",
+            hint="check --blueprint; if the blueprint really drops them, delete them in a "
+                 "commit of your own, then update")
 
 
 def _changes(git: _Git, tree: str) -> dict[str, list[str]]:
@@ -375,6 +393,16 @@ def _commit_render(git: _Git, base: str, spec: ProjectSpec, blueprint: str,
     return git.out("commit-tree", tree, "-p", base, "-m",
                    render_message(f"mlscaffold {__version__}: pristine render of {spec.name}",
                                   record))
+
+
+def _deleted_conflicts(lines: list[str]) -> list[str]:
+    """The files `git merge-tree`'s messages (after the blank line) name as changed on one side
+    and deleted on the other: ``CONFLICT (modify/delete): PATH deleted in ... and modified
+    in ...`` (git's merge-ort.c)."""
+    messages = lines[lines.index(""):] if "" in lines else []
+    return sorted({found.group(1) for line in messages
+                   if (found := re.match(r"CONFLICT \(modify/delete\): (.+?) deleted in ",
+                                         line))})
 
 
 def _conflicted_names(lines: list[str]) -> list[str]:

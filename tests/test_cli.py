@@ -68,6 +68,15 @@ BAD_INPUTS = [
     (["--name", "import"], "--name: project name 'import' makes the package 'import'"),
     (["--data", "novalue"], "--data 'novalue' is not KEY=VALUE; write it as --data key=value"),
     (["--data", "task=regression"], "--data 'task=regression' sets a spec field; use --task"),
+    (["--data", "stack_settings={}"], "--data 'stack_settings={}' sets an answer mlscaffold "
+                                      "derives from the spec; change mlscaffold.yaml"),
+    (["--data", "architecture=hello"], "sets an answer mlscaffold derives from the spec"),
+    (["--vcs-ref", "v9"], "--vcs-ref picks a tag or commit of a --blueprint git URL; pass "
+                          "--blueprint too"),
+    (["--metric-threshold", "nan"], "metric_threshold nan is not a number a gate can compare "
+                                    "with; give roc_auc a finite threshold"),
+    (["--task", "regression", "--metric", "rmse", "--metric-threshold", "inf"],
+     "metric_threshold inf is not a number a gate can compare with"),
     (["--metric", "rmse"], "--metric: metric 'rmse' does not fit task binary-classification"),
     (["--blueprint", "/nonexistent/bp"], "blueprint /nonexistent/bp is not a folder or a git URL"),
 ]

@@ -241,3 +241,19 @@ def test_cli_new_shows_no_progress_to_a_pipe_or_in_json(run_cli, tmp_path: Path,
         assert json.loads(result.stdout)["git_commit"]
     else:
         assert result.stdout.startswith("Created churn in ")
+
+
+def test_a_destination_that_is_a_link_is_made_where_it_points_and_a_dangling_one_refused(
+        run_cli, tmp_path: Path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to("real")
+    result = run_cli(["new", str(tmp_path / "link"), "--no-input", "--no-git"])
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "real" / "Makefile").is_file()
+    (tmp_path / "dangling").symlink_to("nowhere")
+    result = run_cli(["new", str(tmp_path / "dangling"), "--no-input"])
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: destination {tmp_path / 'dangling'} is a link to "
+                             f"{tmp_path / 'nowhere'}, which does not exist; create that "
+                             "folder or choose another\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling", "link", "real"]

@@ -401,3 +401,69 @@ def test_blueprint_refuses_a_folder_that_is_not_empty(run_cli, tmp_path: Path):
     result = run_cli(["blueprint", str(tmp_path / "taken")])
     assert result.exit_code == 2 and "is not empty" in result.stderr
     assert [p.name for p in (tmp_path / "taken").iterdir()] == ["mine.txt"]
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_blueprint_that_is_not_this_projects_is_refused_before_it_deletes(run_cli, project,
+                                                                           tmp_path, dry_run):
+    """A mistyped --blueprint path to some folder would render that folder as it is, and the
+    merge would delete every generated file: a folder without copier.yml is no template, and a
+    template that renders none of the last render's files is not this project's."""
+    before = _untouched(project)
+    plain = tmp_path / "notes"
+    plain.mkdir()
+    (plain / "README.txt").write_text("hi\n")
+    dry = ["--dry-run"] if dry_run else []
+    result = run_cli(["update", str(project), "--blueprint", str(plain), *dry])
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: blueprint {plain} has no copier.yml: it is not a Copier "
+                             "template; pass the folder that holds copier.yml (`mlscaffold "
+                             "blueprint DEST` writes the bundled one to start from)\n")
+    other = tmp_path / "other"
+    (other / "template").mkdir(parents=True)
+    (other / "copier.yml").write_text("_subdirectory: template\n")
+    (other / "template" / "README.txt").write_text("another template\n")
+    result = run_cli(["update", str(project), "--blueprint", str(other), *dry])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: the blueprint {other} would delete ")
+    assert "it is not this project's blueprint; check --blueprint" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert _untouched(project) == before
+    assert (project / "Makefile").is_file()
+
+
+def test_files_the_team_deleted_itself_do_not_count_as_the_updates_deletions(run_cli, project,
+                                                                            blueprint):
+    """The refusal's own advice: a blueprint that really drops most files (here infra/ and
+    src/, 14 of 27) updates once the team has deleted them in a commit of its own."""
+    shutil.rmtree(blueprint / "template" / "infra")
+    shutil.rmtree(blueprint / "template" / "src")
+    refused = run_cli(["update", str(project)])
+    assert refused.exit_code == 2 and "would delete 14 of the 27 files" in refused.stderr
+    _git(project, "rm", "-rq", "infra", "src")
+    _commit(project, "we keep no infra/ or src/")
+    result = run_cli(["update", str(project)])
+    assert result.exit_code == 0, result.stderr
+    assert not (project / "infra").exists() and (project / "Makefile").is_file()
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_file_deleted_on_one_side_and_changed_on_the_other_says_how_to_resolve_it(
+        run_cli, project, blueprint, dry_run):
+    """Such a file has no conflict markers: the message says to keep it or drop it."""
+    _git(project, "rm", "-q", "Makefile")
+    _commit(project, "we drive it without make")
+    _make_v2(blueprint)  # changes the Makefile
+    result = run_cli(["update", str(project), *(["--dry-run"] if dry_run else [])])
+    assert result.exit_code == 1
+    assert "  C Makefile (conflict: changed on one side, deleted on the other)" in result.stdout
+    if dry_run:
+        assert result.stderr == "error: the update would conflict in Makefile\n"
+        return
+    assert result.stderr == ("error: Makefile changed on one side and deleted on the other: keep "
+                             "with `git add Makefile` or drop with `git rm Makefile`; then `git "
+                             "commit` (or `git merge --abort` to undo the update)\n")
+    _git(project, "rm", "-q", "Makefile")
+    _commit(project, "still without make")
+    assert not (project / "Makefile").exists()
+    assert run_cli(["update", str(project)]).exit_code == 0
