@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,10 +177,46 @@ def parse_input(bundle: ModelBundle, frame: pd.DataFrame) -> ParsedFeatures:
 
     Numbers become floats and categories strings; in the numeric columns of `bundle.strays`, text
     that is not a number reads as missing (as it did in training), elsewhere it is a DataError.
+    In `boolean_columns`, true and false as pandas spells them read as in training.
     Everything that scores a bundle reads its input through here (predict_frame,
     frame_from_records, evaluate, predict, serve).
     """
-    return parse_features(frame, bundle.features, bundle.strays)
+    parsed = parse_features(frame, bundle.features, bundle.strays)
+    for name in boolean_columns(bundle):
+        parsed.frame[name] = parsed.frame[name].replace(BOOLEAN_TEXT)
+    return parsed
+
+
+# what pandas reads as a boolean in a CSV column (its C parser's true and false values), which
+# training then knows as the text "True" and "False"
+BOOLEAN_TEXT = {"true": "True", "TRUE": "True", "false": "False", "FALSE": "False"}
+
+
+def boolean_columns(bundle: ModelBundle) -> frozenset[str]:
+    """The categorical columns whose every category in training is "True" or "False": pandas read
+    the training file's true/false (any spelling) as booleans. Text sent to the server, or a file
+    whose column also holds other text, keeps the spelling written, which the model would take
+    for an unknown category. Found in the fitted one-hot encoders of the pipeline."""
+    found = set()
+    for estimator in fitted_parts(bundle.pipeline):
+        for _, step, columns in getattr(estimator, "transformers_", None) or []:
+            encoder = step.steps[-1][1] if hasattr(step, "steps") else step
+            categories = getattr(encoder, "categories_", None)
+            if categories is None or not isinstance(columns, list | tuple) \
+                    or len(columns) != len(categories):
+                continue
+            found.update(name for name, values in zip(columns, categories, strict=True)
+                         if len(values) and {str(v) for v in values} <= {"True", "False"})
+    return frozenset(found)
+
+
+def fitted_parts(estimator: Any) -> Iterator[Any]:
+    """`estimator` and every fitted estimator inside it (pipelines, column transformers, unions)."""
+    yield estimator
+    for attribute in ("steps", "transformers_", "transformer_list"):
+        for item in getattr(estimator, attribute, None) or []:
+            if len(item) > 1 and not isinstance(item[1], str):
+                yield from fitted_parts(item[1])
 
 
 def predict_frame(bundle: ModelBundle, frame: pd.DataFrame) -> dict:

@@ -680,6 +680,42 @@ def test_values_the_model_coerces_are_served_on_either_route(served, fast_path):
     assert _same(doc["predictions"], _expected(bundle, [record])["predictions"])
 
 
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_true_and_false_read_as_in_training_whatever_their_spelling(tmp_path, fast_path):
+    """pandas reads a CSV column of true/false as booleans, which training knows as "True" and
+    "False"; a CSV body keeps the spelling written. Unmapped, `true` was an unknown category:
+    the server answered as if the flag were missing, where `predict` read it as True."""
+    rng = np.random.default_rng(8)
+    flag = rng.random(200) < 0.5
+    lines = ["flag,x,label"] + [f"{'true' if f else 'false'},{x:.3f},{'yes' if f else 'no'}"
+                                for f, x in zip(flag, rng.normal(size=200), strict=True)]
+    frame = pd.read_csv(io.StringIO("\n".join(lines)))
+    assert frame["flag"].dtype == bool  # as training reads it
+    features = {"flag": "categorical", "x": "numeric"}
+    pipeline = Pipeline([("preprocess", build_preprocessor(features)),
+                         ("model", LogisticRegression())])
+    pipeline.fit(coerce_features(frame, features), frame["label"])
+    bundle = ModelBundle(pipeline=pipeline, task="binary-classification", label="label",
+                         features=features, classes=["no", "yes"], metric="m", metrics={},
+                         name=NAME)
+    body = "flag,x\ntrue,0.1\nTRUE,0.1\nfalse,0.1\nFalse,0.1\n"
+    expected = predict_frame(bundle, pd.read_csv(io.StringIO(body)))["predictions"]
+    assert expected == ["yes", "yes", "no", "no"]
+    mixed = pd.DataFrame({"flag": ["true", "FALSE", "maybe"], "x": [0.1, 0.1, 0.1]})
+    assert predict_frame(bundle, mixed)["predictions"][:2] == ["yes", "no"]  # a text column
+    server, thread = _serving(bundle, fast_path=fast_path)
+    try:
+        client = Client(server.port)
+        status, doc = client.call("POST", "/invocations", body, content_type="text/csv")
+        json_status, json_doc = client.call("POST", "/invocations", [
+            {"flag": "true", "x": 0.1}, {"flag": True, "x": 0.1}, {"flag": "false", "x": 0.1}])
+        client.close()
+    finally:
+        _stop(server, thread)
+    assert status == 200 and doc["predictions"] == expected, doc
+    assert json_status == 200 and json_doc["predictions"] == ["yes", "yes", "no"], json_doc
+
+
 SERVE_ENVIRONMENT = ("SERVE_HOST", "SERVE_PORT", "SAGEMAKER_BIND_TO_PORT", "MODEL_DIR",
                      "MODEL_NAME", "SERVE_MAX_BODY_BYTES")
 

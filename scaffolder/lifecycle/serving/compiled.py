@@ -40,14 +40,13 @@ import copy
 import logging
 import math
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..ensemble import EnsembleClassifier, EnsembleRegressor, align_probabilities
-from ..model import ModelBundle, predict_frame
+from ..model import ModelBundle, fitted_parts, predict_frame
 from ..schema import (
     CATEGORICAL,
     DATE,
@@ -176,7 +175,7 @@ class CompiledModel:
 
     def _probes(self, rows: int = 24) -> Table:
         """Rows covering missing values, known and unknown categories, a spread of numbers."""
-        categories = sorted({value for estimator in _estimators(self.bundle.pipeline)
+        categories = sorted({value for estimator in fitted_parts(self.bundle.pipeline)
                              for values in getattr(estimator, "categories_", None) or []
                              for value in values if isinstance(value, str)})
         categories += ["\x01unknown", None]
@@ -219,15 +218,6 @@ def _tree_based(pipeline: Any) -> str:
     return ""
 
 
-def _estimators(estimator: Any) -> Iterator[Any]:
-    """`estimator` and every fitted estimator inside it (pipelines, column transformers, unions)."""
-    yield estimator
-    for attribute in ("steps", "transformers_", "transformer_list"):
-        for item in getattr(estimator, attribute, None) or []:
-            if len(item) > 1 and not isinstance(item[1], str):
-                yield from _estimators(item[1])
-
-
 def _convert(bundle: ModelBundle) -> list[tuple[float, bytes, Any]]:
     """(weight, ONNX graph, (member classes, ensemble classes) or None) per part: the pipeline,
     or one per member of an ensemble (see the module docstring)."""
@@ -254,7 +244,7 @@ def _graph(bundle: ModelBundle, pipeline: Any) -> bytes:
     from sklearn.impute import SimpleImputer
 
     pipeline = copy.deepcopy(pipeline)
-    for estimator in list(_estimators(pipeline)):
+    for estimator in list(fitted_parts(pipeline)):
         statistics = getattr(estimator, "statistics_", None)
         if (isinstance(estimator, SimpleImputer) and isinstance(estimator.missing_values, float)
                 and math.isnan(estimator.missing_values) and statistics is not None
@@ -310,7 +300,7 @@ def _median_days(pipeline: Any) -> dict[str, float]:
     """Each date column's training median in days since 1970, where the date step imputes with
     it (build_preprocessor's SimpleImputer after date_parts): {} when not found."""
     medians = {}
-    for estimator in _estimators(pipeline):
+    for estimator in fitted_parts(pipeline):
         for _, step, columns in _date_steps(estimator):
             statistics = getattr(step.steps[1][1], "statistics_", None) \
                 if len(getattr(step, "steps", ())) > 1 else None

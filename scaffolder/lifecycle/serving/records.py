@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ..model import ModelBundle
+from ..model import BOOLEAN_TEXT, ModelBundle, boolean_columns
 from .errors import RequestError, type_name
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # about 3.4e38
@@ -64,6 +64,7 @@ class Columns:
         self.numeric = frozenset(c for c, kind in bundle.features.items() if kind == "numeric")
         # numeric columns whose stray text training read as missing (schema.parse_numbers)
         self.strays = frozenset(bundle.strays)
+        self.booleans = boolean_columns(bundle)  # "true" reads as training's "True"
         self.known = frozenset(self.all) | {bundle.label}
 
     def for_width(self, width: int) -> list[str]:
@@ -125,6 +126,8 @@ class Columns:
             check = _number_or_missing if name in self.strays else _number
             checked = self._each(name, values, where, check)
             return np.array([math.nan if v is None else v for v in checked], dtype=np.float64)
+        if name in self.booleans:
+            values = [BOOLEAN_TEXT.get(v, v) if type(v) is str else v for v in values]
         if kinds == {str} and all(map(str.isascii, values)):
             return values
         return self._each(name, values, where, _text)
