@@ -210,3 +210,22 @@ def test_unreadable_data_is_one_line(project):
     (project / "datasets" / "train.csv").write_text("")
     assert_error(run_cli(project, "train", "--time", "1"), 2,
                  f"cannot read {project.resolve() / 'datasets' / 'train.csv'}")
+
+
+@pytest.mark.parametrize("command", ["evaluate", "list", "analyze"])
+def test_output_whose_reader_has_gone_ends_quietly(trained_copy, command):
+    """`mlscaffold evaluate | head -1`: the reader closes the pipe. Such a write failed as a
+    file error (`error: [Errno 32] Broken pipe`, exit 2); Click ends quietly, exit 1."""
+    import os
+    import subprocess
+    import sys
+
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        done = subprocess.run([sys.executable, "-m", "mlscaffold", command, "--project",
+                               str(trained_copy)], stdout=writer, stderr=subprocess.PIPE,
+                              text=True, timeout=300)
+    finally:
+        os.close(writer)
+    assert (done.returncode, done.stderr) == (1, "")
