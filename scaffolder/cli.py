@@ -112,12 +112,16 @@ class _Cli(click.Group):
             _fail(str(error), error.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
-        except ModuleNotFoundError as error:
+        except ImportError as error:
+            from .errors import caused_by_interrupt
+
+            if caused_by_interrupt(error):
+                _fail("interrupted", 130)
             # an installation with the lifecycle runtime only (a project's image) lacks the
             # tool's other libraries: one line naming the one missing and what to install
             from .packaging import install_hint, missing_library
 
-            library = missing_library(error)
+            library = missing_library(error) if isinstance(error, ModuleNotFoundError) else None
             if library is None:
                 raise
             command = _command_path(self, args, prog_name or "mlscaffold")

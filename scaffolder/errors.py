@@ -11,6 +11,7 @@ __all__ = [
     "OutputExists",
     "SpecError",
     "UsageError",
+    "caused_by_interrupt",
     "describe_yaml_error",
 ]
 
@@ -64,3 +65,16 @@ class BlueprintError(MlscaffoldError):
 
     exit_code = 2
 
+
+def caused_by_interrupt(error: BaseException) -> bool:
+    """Whether Ctrl-C caused `error`: a compiled module's initialisation that a KeyboardInterrupt
+    ends raises ImportError("initialization failed") from it (pybind11's module init, as in
+    scipy's _highspy, which `import sklearn` loads)."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import caused_by_interrupt
 from .errors import HookError
 from .metrics import METRICS, TASKS, Metric, Outcome
 
@@ -229,6 +230,8 @@ def load_hooks(root: Path, package: str, modules: Collection[str] | None = None)
         try:
             module = importlib.import_module(name)
         except Exception as error:  # SyntaxError, ImportError or the module's own code failing
+            if caused_by_interrupt(error):  # Ctrl-C while a compiled module initialised
+                raise KeyboardInterrupt from None
             where = _import_location(error, path)
             raise HookError(f"{where}: cannot import {name}: {type(error).__name__}: "
                             f"{_first_line(error)}", hint=f"fix src/{package}/{hook.module}.py") \

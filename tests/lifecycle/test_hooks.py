@@ -53,6 +53,37 @@ def test_a_module_raising_at_import_names_file_and_line(project):
                       f"'NO_SUCH_VARIABLE_HERE'; fix src/{package}/metrics.py")
 
 
+def test_ctrl_c_while_a_compiled_module_initialises_is_an_interrupt(project):
+    """A KeyboardInterrupt inside a compiled module's initialisation comes out as
+    ImportError("initialization failed") raised from it (pybind11; scipy's _highspy, which
+    `import sklearn` loads): Ctrl-C early in `train` printed a traceback, exit 1."""
+    write_hook(project, "metrics", """
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as interrupt:
+            raise ImportError("initialization failed") from interrupt
+    """)
+    result = train(project)
+    assert (result.code, result.err.strip()) == (130, "error: interrupted")
+    assert not (project / "experiments" / "exp-001").exists()
+
+
+def test_an_import_error_of_the_cli_itself_from_ctrl_c_is_an_interrupt(monkeypatch):
+    from mlscaffold import cli_lifecycle
+
+    from .conftest import invoke
+
+    def interrupted(*_args, **_kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as interrupt:
+            raise ImportError("initialization failed") from interrupt
+
+    monkeypatch.setattr(cli_lifecycle, "_open", interrupted)
+    result = invoke("list")
+    assert (result.code, result.err) == (130, "error: interrupted\n")
+
+
 def test_a_module_without_its_function_names_file_and_function(project):
     path = write_hook(project, "preprocessing", """
         def build_preprocesor(features):  # misspelt
