@@ -339,7 +339,8 @@ def list_command(project: Path | None, metric: str | None, output_format: str) -
 @click.option("--to", "--stage", "stage", type=_STAGE, default="staging", show_default=True,
               callback=_stage, help="Stage to promote to (prod: production).")
 @click.option("--force", is_flag=True,
-              help="Promote even if worse than the stage's current model or below the gate.")
+              help="Promote to production even if worse than its current model or below the "
+                   "gate (staging takes any model, with a warning).")
 @click.option("--rollback", "roll_back", is_flag=True,
               help="Make the stage's previous version current again (same as `rollback`).")
 @_stack_options
@@ -391,6 +392,11 @@ def promote(project: Path | None, experiment: str | None, stage: str, force: boo
         return
     for reason in entry["forced_past"]:
         _warn(f"promoted despite: {reason}")
+    if stage == "staging":  # staging takes any model to try; say what production will refuse
+        from .lifecycle.registry import check_promotion
+
+        for reason in check_promotion(candidate, None, metric, config.metric_threshold):
+            _warn(f"{reason}: production will refuse it without --force")
     click.echo(f"promoted {candidate['id']} to {stage} as v{entry['version']} "
                f"({metric.name}={number(entry['metrics'].get(metric.name))}, "
                f"sha256 {entry['sha256'][:12]})")

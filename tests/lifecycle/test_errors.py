@@ -187,6 +187,19 @@ def test_quality_gate_blocks_evaluate_and_promotion(trained_copy):
     assert forced.code == 0 and "promoted despite" in forced.err
 
 
+def test_staging_takes_a_model_below_the_gate_and_says_production_will_refuse_it(trained_copy):
+    metric = METRICS[read_spec(trained_copy)["metric"]]
+    unreachable = 1 if metric.higher_is_better else 0
+    set_config(trained_copy, metric_threshold=float(unreachable))
+    result = run_cli(trained_copy, "promote", "exp-001", "--to", "staging")
+    assert result.code == 0, result.err
+    relation = "below" if metric.higher_is_better else "above"
+    assert result.err.startswith(f"warning: exp-001 {metric.name}=")
+    assert result.err.endswith(f" is {relation} the threshold {unreachable}: production will "
+                               "refuse it without --force\n")
+    assert "promoted exp-001 to staging as v1" in result.out
+
+
 def test_interrupted_training_leaves_no_experiment(trained_copy, monkeypatch):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
