@@ -516,6 +516,8 @@ def drift(project: Path | None, input_path: Path, reference: Path | None, thresh
     with _files_errors():
         result = detect_drift(_open(project, hooks=()).config, input_path, reference,
                               threshold, report, echo=(lambda _: None) if as_json else _echo)
+    for warning in result["warnings"]:
+        _warn(warning)
     if as_json:
         _json(result)
     if result["drifted"]:

@@ -15,7 +15,7 @@ import pytest
 
 from mlscaffold import catalog, files
 from mlscaffold.lifecycle.config import Layout
-from mlscaffold.lifecycle.drift import categorical_psi, numeric_psi
+from mlscaffold.lifecycle.drift import categorical_psi, numeric_psi, sampling_psi, too_few_rows
 from mlscaffold.lifecycle.errors import ConfigError, DataError
 from mlscaffold.lifecycle.experiments import read_index, record_experiment, reserve_experiment
 from mlscaffold.lifecycle.files import atomic_write_text
@@ -205,6 +205,32 @@ def test_psi_is_zero_for_the_same_data_and_large_for_a_shift():
     colours = pd.Series(["red"] * 50 + ["blue"] * 50)
     assert categorical_psi(colours, colours) == pytest.approx(0, abs=1e-9)
     assert categorical_psi(colours, pd.Series(["green"] * 100)) > 0.2
+
+
+def test_a_many_category_column_drifts_on_new_categories_not_on_a_random_split():
+    """A bin per category made a random half of a 300-category column drift (PSI 1.15)."""
+    rng = np.random.default_rng(7)
+    stores = pd.Series(rng.choice([f"s{i}" for i in range(300)], 2000))
+    reference, batch = stores[:1500], stores[1500:].reset_index(drop=True)
+    assert categorical_psi(reference, batch) < 0.1
+    opened = pd.concat([batch[:460], pd.Series(["new store"] * 40)], ignore_index=True)
+    assert categorical_psi(reference, opened) > 0.2  # 8% of rows in a category never seen
+    rarer = pd.Series(["a"] * 900 + [f"r{i}" for i in range(100)])
+    assert categorical_psi(rarer, pd.Series(["a"] * 500 + ["r1"] * 500)) > 0.2  # the tail grew
+
+
+def test_a_batch_too_small_for_the_threshold_is_named():
+    assert too_few_rows(200, 800, 0.2) == ""  # the sample data's test split
+    assert too_few_rows(100, 1500, 0.2) == (
+        "100 rows against 1500: PSI is about 0.13 by chance alone, against the threshold 0.2; "
+        "compare at least 131 rows")
+    assert too_few_rows(100, 100, 0.2).endswith("compare more rows, and a larger reference")
+    # the figure it rests on: two samples of one distribution over BINS bins
+    rng = np.random.default_rng(3)
+    chance = [categorical_psi(pd.Series(rng.choice(list("abcdefghijkl"), 1500)),
+                              pd.Series(rng.choice(list("abcdefghijkl"), 100)))
+              for _ in range(200)]
+    assert np.mean(chance) == pytest.approx(sampling_psi(100, 1500), rel=0.25)
 
 
 def test_concurrent_reservations_get_distinct_ids(tmp_path):
