@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .config import ProjectConfig
 from .data import read_csv, require_label
 from .files import atomic_write_json, to_json
+from .metrics import positive_class_warning
 from .plots import Drawer, correlation_plot, distribution_plot
 from .report import Section, input_rows, write_html_report
 from .schema import (
@@ -72,6 +74,9 @@ def analyze(
     }
     report["warnings"] = (stray_warnings(path, schema.strays) + text_warnings(path, schema)
                           + _warnings(report))
+    if "positive_class" in report["label"] and (
+            line := positive_class_warning(labels.dropna(), config.metric)):
+        report["warnings"].append(line)
     directory = config.layout.analysis(path.stem)
     report["report"] = str(_write_report(report, frame, schema, config, directory, warn))
     echo(to_json(report).rstrip() if as_json else _render(report))
@@ -110,7 +115,7 @@ def _write_report(report: dict, frame: pd.DataFrame, schema: Schema, config: Pro
     if config.task == "regression":
         numbers = numbers.assign(**{config.label: label})
     elif config.task == "binary-classification" and label.nunique() == 2:
-        positive = sorted(label.dropna().unique(), key=str)[-1]
+        positive = np.unique(label.dropna().to_numpy())[-1]  # as scikit-learn orders classes
         numbers = numbers.assign(**{config.label: (label == positive).astype(float)})
     correlation = []
     title = f"Spearman correlation: {path.name}"
@@ -190,6 +195,9 @@ def _label_summary(labels: pd.Series, task: str) -> dict:
             str(name): {"rows": int(count), "share": round(count / len(present), 4)}
             for name, count in counts.items()
         }
+        if task == "binary-classification" and len(counts) == 2:
+            # the value that sorts last, as scikit-learn's classes_ (np.unique) order them
+            summary["positive_class"] = str(np.unique(present.to_numpy())[-1])
     return summary
 
 
@@ -210,11 +218,15 @@ def _warnings(report: dict) -> list[str]:
     if (task == "binary-classification") != (len(classes) == 2) or len(classes) < 2:
         found.append(f"{task} needs {expected} classes, found {len(classes)}")
     rare = [name for name, facts in classes.items() if facts["share"] < IMBALANCE_WARNING_SHARE]
+    positive = label.get("positive_class")
     if rare:
+        consider = "balanced_accuracy, f1 or roc_auc rather than accuracy"
+        if positive is not None and positive not in rare:  # f1 would score the common class
+            consider = (f"balanced_accuracy or roc_auc rather than accuracy (f1 scores the "
+                        f"positive class, {positive!r}, the larger one)")
         found.append(
             f"imbalanced label: class(es) {', '.join(rare)} "
-            f"under {IMBALANCE_WARNING_SHARE:.0%} of rows; "
-            "consider balanced_accuracy, f1 or roc_auc rather than accuracy"
+            f"under {IMBALANCE_WARNING_SHARE:.0%} of rows; consider {consider}"
         )
     return found
 
@@ -250,6 +262,9 @@ def _render(report: dict) -> str:
                 ],
             )
         )
+        if "positive_class" in label:
+            lines.append(f"  positive class (f1, precision, recall and roc_auc score it): "
+                         f"{label['positive_class']!r}, the value that sorts last")
     else:
         lines.append(
             "  " + ", ".join(f"{key}={value:.4g}" for key, value in label["distribution"].items())

@@ -36,6 +36,24 @@ class Outcome:
         return self.classes[-1]
 
 
+POSITIVE_CLASS_METRICS = ("f1", "precision", "recall")  # of the positive class (binary)
+
+
+def positive_class_warning(labels: Sequence, metric: str) -> str:
+    """For a binary label: a warning when `metric` scores the positive class (the label value
+    that sorts last: 1 of 0 and 1, 'yes' of 'no' and 'yes') and that class is the larger one,
+    as 'legit' of 'fraud' and 'legit': the metric then measures the common case, and a gate on
+    it passes easily. '' otherwise."""
+    values, counts = np.unique(np.asarray(labels), return_counts=True)
+    if metric not in POSITIVE_CLASS_METRICS or len(values) != 2 or counts[1] <= counts[0]:
+        return ""
+    negative, positive = values
+    share = counts[1] / counts.sum()
+    return (f"{metric} scores the positive class, {positive!r} (the label value that sorts last), "
+            f"which is {share:.0%} of the rows; to score {negative!r}, relabel so that it sorts "
+            f"last (as 1, the other class 0), or choose roc_auc or balanced_accuracy")
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str

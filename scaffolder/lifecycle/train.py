@@ -21,7 +21,7 @@ from .errors import COMMAND, DataError
 from .experiments import pending_experiment, record_experiment
 from .files import atomic_write_json, atomic_write_text, sha256_file, utc_now
 from .hooks import ProjectHooks
-from .metrics import Metric, get_metric
+from .metrics import Metric, get_metric, positive_class_warning
 from .model import ModelBundle, save_bundle
 from .report import model_card
 from .schema import (
@@ -127,6 +127,9 @@ def train(
     check_limits(budget, trials)
     started_at, loading = utc_now(), time.perf_counter()
     data = load_training_data(config, echo, warn)
+    if config.task == "binary-classification" and (
+            line := positive_class_warning(data.train.y, metric.name)):
+        warn(line)
     searching = time.perf_counter()
 
     with pending_experiment(config.layout) as (experiment_id, directory):

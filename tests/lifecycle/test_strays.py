@@ -42,6 +42,7 @@ from .conftest import (
     python_m,
     read_spec,
     run_cli,
+    set_config,
     wait_for,
 )
 
@@ -312,3 +313,34 @@ def test_analyze_and_train_say_numbers_written_with_commas_are_read_as_text(proj
     assert trained.code == 0, trained.err
     assert [line for line in trained.err.splitlines() if "'spend'" in line] == [
         f"warning: datasets/train.csv: {warning}"]  # once, for the training data
+
+
+# ---------------------------------------------------------------- the positive class
+
+
+def test_analyze_and_train_name_the_positive_class_a_metric_of_it_scores(project):
+    """f1 of 'fraud'/'legit' labels scores 'legit', the value that sorts last: with 'legit' the
+    larger class, f1 measures the common case and its gate passes easily. Said, not changed."""
+    label = read_spec(project)["label"]
+    for split in ("train", "validation", "test"):
+        path = project / "datasets" / f"{split}.csv"
+        frame = pd.read_csv(path)
+        frame[label] = ["fraud" if i % 10 == 0 else "legit" for i in range(len(frame))]
+        frame.to_csv(path, index=False)
+    set_config(project, metric="f1", metric_threshold=0.5)
+    analyzed = run_cli(project, "analyze", "--format", "json")
+    assert analyzed.code == 0, analyzed.err
+    report = json.loads(analyzed.out)
+    assert report["label"]["positive_class"] == "legit"
+    warning = ("f1 scores the positive class, 'legit' (the label value that sorts last), which "
+               "is 90% of the rows; to score 'fraud', relabel so that it sorts last (as 1, the "
+               "other class 0), or choose roc_auc or balanced_accuracy")
+    assert warning in report["warnings"]
+    text = run_cli(project, "analyze")
+    assert "positive class (f1, precision, recall and roc_auc score it): 'legit'" in text.out
+    trained = run_cli(project, "train", "--trials", 1)
+    assert trained.code == 0, trained.err
+    assert f"warning: {warning}" in trained.err.splitlines()
+    # with the class to find sorting last, nothing to say
+    assert run_cli(project, "train", "--trials", 1, "--metric", "roc_auc").err.count(
+        "positive class") == 0
