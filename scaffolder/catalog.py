@@ -42,13 +42,26 @@ METRIC_RANGES: dict[str, tuple[float | None, float | None]] = {
 }
 
 
+# The quality gate a metric gets when the spec gives none. Errors and losses (rmse, mae, mape,
+# log_loss) have none: their scale is the data's, so a fixed number would pass or block every
+# model, and the spec asks for one.
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "roc_auc": 0.75, "accuracy": 0.75, "balanced_accuracy": 0.7, "f1": 0.6, "precision": 0.6,
+    "recall": 0.6, "r2": 0.6,
+}
+
+
 @dataclass(frozen=True)
 class TaskInfo:
     """What mlscaffold knows about an ML task: its metrics and the default quality gate."""
 
     metrics: tuple[str, ...]
     default_metric: str
-    default_threshold: float
+
+    @property
+    def default_threshold(self) -> float:
+        """The gate of the task's default metric."""
+        return DEFAULT_THRESHOLDS[self.default_metric]
 
     @property
     def lower_is_better(self) -> frozenset[str]:
@@ -61,18 +74,15 @@ TASKS: dict[str, TaskInfo] = {
         metrics=("accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc",
                  "log_loss"),
         default_metric="roc_auc",
-        default_threshold=0.75,
     ),
     "multiclass-classification": TaskInfo(
         metrics=("accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc",
                  "log_loss"),
         default_metric="f1",
-        default_threshold=0.6,
     ),
     "regression": TaskInfo(
         metrics=("rmse", "mae", "r2", "mape"),
         default_metric="r2",
-        default_threshold=0.6,
     ),
 }
 

@@ -300,7 +300,8 @@ def _split_environments(options: dict[str, Any]) -> None:
 @_LABEL_OPTION
 @_METRIC_OPTION
 @click.option("--metric-threshold", type=float, metavar="X",
-              help="Quality gate for promotion [default: by task].")
+              help="Quality gate for promotion [default: by metric; rmse, mae, mape and "
+                   "log_loss have none and need it].")
 @_SERVING_OPTION
 @click.option("--feature-store", type=click.Choice(catalog.FEATURE_STORES),
               help=f"Feature store [default: {_default('feature_store')}].")

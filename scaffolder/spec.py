@@ -202,8 +202,10 @@ class ProjectSpec(BaseModel):
                 data = dict(data)
                 if data.get("metric") in (None, ""):
                     data["metric"] = info.default_metric
-                if data.get("metric_threshold") is None:
-                    data["metric_threshold"] = info.default_threshold
+                if data.get("metric_threshold") is None:  # None: _a_gate_of_its_own says why
+                    data["metric_threshold"] = catalog.DEFAULT_THRESHOLDS.get(
+                        data["metric"], None if data["metric"] in info.metrics
+                        else info.default_threshold)
         return data
 
     @field_validator("version")
@@ -227,6 +229,15 @@ class ProjectSpec(BaseModel):
                 f"characters); use a project name of at most {room} characters or a shorter "
                 "environment name")
         return self
+
+    @field_validator("metric_threshold", mode="before")
+    @classmethod
+    def _a_gate_of_its_own(cls, threshold: Any, info: ValidationInfo) -> Any:
+        metric = info.data.get("metric")
+        if threshold is None and metric is not None:
+            raise ValueError(f"metric {metric} has no default quality gate, as its scale is the "
+                             f"data's; give the {metric} a model must reach to be promoted")
+        return threshold
 
     @field_validator("metric_threshold")
     @classmethod

@@ -71,6 +71,10 @@ BAD_INPUTS = [
     (["--data", "stack_settings={}"], "--data 'stack_settings={}' sets an answer mlscaffold "
                                       "derives from the spec; change mlscaffold.yaml"),
     (["--data", "architecture=hello"], "sets an answer mlscaffold derives from the spec"),
+    (["--metric", "log_loss"], "--metric-threshold: metric log_loss has no default quality "
+                               "gate, as its scale is the data's; give the log_loss a model "
+                               "must reach to be promoted"),
+    (["--task", "regression", "--metric", "mae"], "metric mae has no default quality gate"),
     (["--vcs-ref", "v9"], "--vcs-ref picks a tag or commit of a --blueprint git URL; pass "
                           "--blueprint too"),
     (["--metric-threshold", "nan"], "metric_threshold nan is not a number a gate can compare "

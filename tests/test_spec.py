@@ -229,3 +229,17 @@ def test_json_schema_holds_the_tracking_uri():
     for bad in ("file:///tmp/mlruns", "arn:aws:s3:::bucket"):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate({**document, "tracking_uri": bad}, schema)
+
+
+def test_a_metric_gets_its_own_default_gate_and_an_error_or_loss_none():
+    """The task's default gate (0.75 for roc_auc) was every metric's: `log_loss <= 0.75` passes
+    a model that guesses the base rate (0.69 on balanced classes), `rmse <= 0.6` is in the
+    label's units."""
+    assert validate_spec({"name": "x", "metric": "accuracy"}).metric_threshold == 0.75
+    assert validate_spec({"name": "x", "metric": "recall"}).metric_threshold == 0.6
+    assert validate_spec({"name": "x", "metric": "log_loss",
+                          "metric_threshold": 0.3}).metric_threshold == 0.3
+    for task, metric in (("binary-classification", "log_loss"), ("regression", "rmse"),
+                         ("regression", "mape")):
+        with pytest.raises(SpecError, match=f"metric {metric} has no default quality gate"):
+            validate_spec({"name": "x", "task": task, "metric": metric})
