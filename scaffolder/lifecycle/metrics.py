@@ -39,6 +39,38 @@ class Outcome:
 POSITIVE_CLASS_METRICS = ("f1", "precision", "recall")  # of the positive class (binary)
 
 
+def _plain(value: object) -> object:
+    """A numpy scalar as its Python value, so that messages show 1, not np.int64(1)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def chance_warning(metric: str, score: float | None, labels: Sequence) -> str:
+    """A warning when the chosen model scores no better than a model without features would:
+    roc_auc 0.5, r2 0, balanced_accuracy one over the classes, accuracy the largest class's
+    share of `labels` (the rows it was scored on). '' otherwise, and for other metrics."""
+    if score is None or not np.isfinite(score):
+        return ""
+    labels = np.asarray(labels)
+    if metric == "r2":
+        chance = 0.0
+    elif metric in ("roc_auc", "balanced_accuracy", "accuracy"):
+        _, counts = np.unique(labels, return_counts=True)
+        chance = {"roc_auc": 0.5, "balanced_accuracy": 1 / len(counts),
+                  "accuracy": counts.max() / counts.sum()}[metric]
+    else:
+        return ""
+    if score > chance:
+        return ""
+    smallest = ""
+    if metric != "r2":
+        values, counts = np.unique(labels, return_counts=True)
+        smallest = (f"; its rarest class, {_plain(values[np.argmin(counts)])!r}, has "
+                    f"{counts.min()} of {counts.sum()} rows")
+    return (f"the best model's {metric} {score:.4g} is no better than chance ({chance:.4g}): "
+            f"the columns may not predict the label, or the data is too small{smallest}; look "
+            "at the data before promoting it")
+
+
 def positive_class_warning(labels: Sequence, metric: str) -> str:
     """For a binary label: a warning when `metric` scores the positive class (the label value
     that sorts last: 1 of 0 and 1, 'yes' of 'no' and 'yes') and that class is the larger one,
@@ -47,11 +79,12 @@ def positive_class_warning(labels: Sequence, metric: str) -> str:
     values, counts = np.unique(np.asarray(labels), return_counts=True)
     if metric not in POSITIVE_CLASS_METRICS or len(values) != 2 or counts[1] <= counts[0]:
         return ""
-    negative, positive = values
+    negative, positive = map(_plain, values)
     share = counts[1] / counts.sum()
     return (f"{metric} scores the positive class, {positive!r} (the label value that sorts last), "
-            f"which is {share:.0%} of the rows; to score {negative!r}, relabel so that it sorts "
-            f"last (as 1, the other class 0), or choose roc_auc or balanced_accuracy")
+            f"which is {share:.0%} of the rows; to score {negative!r} instead, relabel it with the "
+            f"value that sorts last (1, and the other class 0), or choose roc_auc or "
+            f"balanced_accuracy")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from .errors import COMMAND, DataError
 from .experiments import pending_experiment, record_experiment
 from .files import atomic_write_json, atomic_write_text, sha256_file, utc_now
 from .hooks import ProjectHooks
-from .metrics import Metric, get_metric, positive_class_warning
+from .metrics import Metric, chance_warning, get_metric, positive_class_warning
 from .model import ModelBundle, save_bundle
 from .report import model_card
 from .schema import (
@@ -201,6 +201,9 @@ def train(
         record_experiment(config.layout, entry)
 
     _report(result, metric, directory, timings["search"], echo)
+    scored_on = np.concatenate([data.train.y, data.validation.y])  # what selection scored
+    if line := chance_warning(metric.name, result.score, scored_on):
+        warn(line)
     if track:
         from .tracking import track_new_experiment
 

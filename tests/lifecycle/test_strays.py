@@ -333,8 +333,8 @@ def test_analyze_and_train_name_the_positive_class_a_metric_of_it_scores(project
     report = json.loads(analyzed.out)
     assert report["label"]["positive_class"] == "legit"
     warning = ("f1 scores the positive class, 'legit' (the label value that sorts last), which "
-               "is 90% of the rows; to score 'fraud', relabel so that it sorts last (as 1, the "
-               "other class 0), or choose roc_auc or balanced_accuracy")
+               "is 90% of the rows; to score 'fraud' instead, relabel it with the value that "
+               "sorts last (1, and the other class 0), or choose roc_auc or balanced_accuracy")
     assert warning in report["warnings"]
     text = run_cli(project, "analyze")
     assert "positive class (f1, precision, recall and roc_auc score it): 'legit'" in text.out

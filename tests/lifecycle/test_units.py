@@ -19,7 +19,7 @@ from mlscaffold.lifecycle.drift import categorical_psi, numeric_psi, sampling_ps
 from mlscaffold.lifecycle.errors import ConfigError, DataError
 from mlscaffold.lifecycle.experiments import read_index, record_experiment, reserve_experiment
 from mlscaffold.lifecycle.files import atomic_write_text
-from mlscaffold.lifecycle.metrics import METRICS, TASKS, get_metric, metrics_for
+from mlscaffold.lifecycle.metrics import METRICS, TASKS, chance_warning, get_metric, metrics_for
 from mlscaffold.lifecycle.schema import (
     build_preprocessor,
     coerce_features,
@@ -231,6 +231,23 @@ def test_a_batch_too_small_for_the_threshold_is_named():
                               pd.Series(rng.choice(list("abcdefghijkl"), 100)))
               for _ in range(200)]
     assert np.mean(chance) == pytest.approx(sampling_psi(100, 1500), rel=0.25)
+
+
+def test_a_model_no_better_than_chance_is_named():
+    labels = np.array(["no"] * 396 + ["yes"] * 4)
+    assert chance_warning("roc_auc", 0.4727, labels) == (
+        "the best model's roc_auc 0.4727 is no better than chance (0.5): the columns may not "
+        "predict the label, or the data is too small; its rarest class, 'yes', has 4 of 400 "
+        "rows; look at the data before promoting it")
+    assert chance_warning("roc_auc", 0.51, labels) == ""
+    assert "accuracy 0.99 is no better than chance (0.99)" in chance_warning("accuracy", 0.99,
+                                                                             labels)
+    assert chance_warning("balanced_accuracy", 0.5, labels).startswith(
+        "the best model's balanced_accuracy 0.5 is no better than chance (0.5)")
+    assert chance_warning("r2", -0.2, np.arange(10.0)).endswith(
+        "(0): the columns may not predict the label, or the data is too small; look at the "
+        "data before promoting it")
+    assert chance_warning("f1", 0.0, labels) == chance_warning("roc_auc", None, labels) == ""
 
 
 def test_concurrent_reservations_get_distinct_ids(tmp_path):
