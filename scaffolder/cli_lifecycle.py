@@ -554,13 +554,30 @@ def _env_default(*names: str, default: Any = None) -> Callable[[], Any]:
     return lambda: next((os.environ[name] for name in names if os.environ.get(name)), default)
 
 
+def _env_port(*names: str, default: int) -> Callable[[], int]:
+    """The port the first set variable of `names` gives, checked here: Click would blame
+    --port for a variable's value."""
+
+    def port() -> int:
+        name = next((name for name in names if os.environ.get(name)), None)
+        if name is None:
+            return default
+        value = os.environ[name].strip()
+        if not value.isdigit() or int(value) > 65535:
+            raise click.BadParameter(f"${name} is {os.environ[name]!r}, not a port number from "
+                                     "0 to 65535; set it to one, or unset it", param_hint="--port")
+        return int(value)
+
+    return port
+
+
 @click.command()
 @_project_option
 @click.option("--host", default=_env_default("SERVE_HOST", default="127.0.0.1"),
               help="Address to listen on ($SERVE_HOST; 0.0.0.0 in a container) "
                    "[default: 127.0.0.1].")
 @click.option("--port", type=click.IntRange(0, 65535),
-              default=_env_default("SAGEMAKER_BIND_TO_PORT", "SERVE_PORT", default=DEFAULT_PORT),
+              default=_env_port("SAGEMAKER_BIND_TO_PORT", "SERVE_PORT", default=DEFAULT_PORT),
               help="Port ($SAGEMAKER_BIND_TO_PORT, $SERVE_PORT) [default: 8080].")
 @click.option("--model", "model_ref", default="production", show_default=True,
               metavar="production|staging|exp-NNN", help="Model to serve.")

@@ -788,7 +788,11 @@ def test_serve_from_a_project_resolves_the_model(started, trained_copy):
 def test_a_bad_port_in_the_environment_is_a_usage_error(started, model_dir, monkeypatch):
     monkeypatch.setenv("SERVE_PORT", "http")
     result = invoke("serve", "--model-dir", model_dir)
-    assert_error(result, 2, "'http' is not a valid integer")
+    assert_error(result, 2, "$SERVE_PORT is 'http', not a port number from 0 to 65535; set it "
+                            "to one, or unset it")
+    monkeypatch.setenv("SAGEMAKER_BIND_TO_PORT", "70000")
+    assert_error(invoke("serve", "--model-dir", model_dir), 2, "$SAGEMAKER_BIND_TO_PORT is "
+                                                               "'70000', not a port number")
     assert started == []
 
 
