@@ -100,7 +100,11 @@ def compare(
     columns = used_columns(features)
     missing = [name for name in columns if name not in current.columns]
     if missing:
-        raise DataError(f"new data lacks column(s) of the reference: {', '.join(missing)}")
+        from ..suggest import did_you_mean  # a column of the new data may be a renamed one
+
+        extra = [str(name) for name in current.columns if name not in reference.columns]
+        raise DataError("new data lacks column(s) of the reference: " + ", ".join(
+            f"{name}{did_you_mean(name, extra)}" for name in missing))
     reference = coerce_features(reference, features, schema.strays)
     current = coerce_features(current, features, schema.strays)
     results = []

@@ -242,3 +242,13 @@ def test_output_whose_reader_has_gone_ends_quietly(trained_copy, command):
     finally:
         os.close(writer)
     assert (done.returncode, done.stderr) == (1, "")
+
+
+def test_drift_names_a_renamed_column_with_its_new_name(project, tmp_path):
+    frame = pd.read_csv(project / "datasets" / "test.csv")
+    column = frame.columns[1]
+    renamed = tmp_path / "renamed.csv"
+    frame.rename(columns={column: column[:-1]}).to_csv(renamed, index=False)
+    result = run_cli(project, "drift", "--input", renamed, "--report", tmp_path / "r.json")
+    assert_error(result, 2, f"new data lacks column(s) of the reference: {column} (did you "
+                            f"mean {column[:-1]!r}?)")
