@@ -52,6 +52,8 @@ def _files_errors() -> Iterator[None]:
 
     try:
         yield
+    except BrokenPipeError:  # the reader of our output went away (`| head`): Click exits quietly
+        raise
     except OSError as error:
         raise ProjectError(str(error)) from None
 
