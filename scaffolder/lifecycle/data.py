@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..stacks.columns import not_utf8, separator_of
 from .errors import DataError
+from .schema import infinite
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,28 @@ def read_csv(path: Path, *, given: bool = True) -> pd.DataFrame:
         raise DataError(f"cannot read {path}: {str(exc).strip().splitlines()[0]}") from None
     if frame.empty:
         raise DataError(f"{path} has a header but no rows")
+    refuse_infinities(frame, path)
     return frame
+
+
+INFINITE_ROWS_SHOWN = 3
+
+
+def refuse_infinities(frame: pd.DataFrame, source: Path | str) -> None:
+    """A DataError naming the first column of `frame` with infinite values: no model, metric or
+    plot can use them, and read as missing they would be imputed without a word."""
+    for name in frame.columns:
+        found = infinite(frame[name])
+        if found.any():
+            # positions, not the index: counted from 1 after the header, as a reader of the file
+            rows = np.flatnonzero(found.to_numpy()) + 1
+            shown = ", ".join(map(str, rows[:INFINITE_ROWS_SHOWN]))
+            more = ", ..." if len(rows) > INFINITE_ROWS_SHOWN else ""
+            raise DataError(
+                f"{source}: column {name!r} holds {len(rows)} infinite value(s) (row(s) "
+                f"{shown}{more}, counted from 1 after the header); remove those rows, or leave "
+                "the cells empty to have them read as missing"
+            )
 
 
 def require_label(frame: pd.DataFrame, label: str, source: Path | str) -> None:

@@ -386,6 +386,19 @@ def parse_numbers(
     return numbers, bad
 
 
+def infinite(series: pd.Series) -> pd.Series:
+    """A boolean mask of the infinite values (inf, -inf, numbers beyond float64's range) of a
+    numeric column, or of a text column read as numbers (_mostly_numbers); all False for others."""
+    if pd.api.types.is_bool_dtype(series):
+        return pd.Series(False, index=series.index)
+    if pd.api.types.is_numeric_dtype(series):
+        return pd.Series(np.isinf(series.to_numpy(dtype="float64")), index=series.index)
+    if not _mostly_numbers(series):  # text: a value 'inf' there is a category
+        return pd.Series(False, index=series.index)
+    numbers = pd.to_numeric(series.where(~_blank(series), np.nan), errors="coerce")
+    return pd.Series(np.isinf(numbers.to_numpy(dtype="float64")), index=series.index)
+
+
 def _blank(series: pd.Series) -> pd.Series:
     return series.isna() | series.astype(str).str.strip().eq("")
 

@@ -210,3 +210,49 @@ def test_unreadable_data_is_one_line(project):
     (project / "datasets" / "train.csv").write_text("")
     assert_error(run_cli(project, "train", "--time", "1"), 2,
                  f"cannot read {project.resolve() / 'datasets' / 'train.csv'}")
+
+
+def test_infinite_values_are_refused_naming_the_file_column_and_rows(make_project, tmp_path):
+    project = make_project("regression")
+    label = read_spec(project)["label"]
+    data = pd.read_csv(project / "datasets" / "train.csv")
+    data[label] = data[label].astype(object)
+    data.loc[[0, 1], label] = ["inf", "-inf"]
+    path = tmp_path / "inf.csv"
+    data.to_csv(path, index=False)
+    assert_error(run_cli(project, "analyze", "--input", path), 2,
+                 f"{path}: column {label!r} holds 2 infinite value(s) (row(s) 1, 2, counted "
+                 "from 1 after the header); remove those rows, or leave the cells empty to have "
+                 "them read as missing")
+    assert not (project / "experiments" / "analysis" / "inf").exists()
+    # in a feature too, also in a column of text read as numbers, before any search
+    train = project / "datasets" / "train.csv"
+    data = pd.read_csv(train)
+    column = next(name for name in data.columns if data[name].dtype == "float64"
+                  and name != label)
+    data[column] = data[column].astype(object)
+    data.loc[4, column], data.loc[5, column] = "?", "1e999"
+    data.to_csv(train, index=False)
+    assert_error(run_cli(project, "train", "--time", "5"), 2,
+                 f"{train.resolve()}: column {column!r} holds 1 infinite value(s) (row(s) 6, "
+                 "counted from 1 after the header)")
+    assert not (project / "experiments" / "exp-001").exists()
+
+
+def test_analyze_writes_its_folder_whole_or_not_at_all(project, tmp_path, monkeypatch):
+    from mlscaffold.lifecycle import analyze as analyze_module
+
+    assert run_cli(project, "analyze").code == 0
+    analysis = project / "experiments" / "analysis"
+    before = sorted(path.name for path in (analysis / "train").iterdir())
+    shutil.copy(project / "datasets" / "train.csv", tmp_path / "other.csv")
+
+    def fail(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(analyze_module, "write_html_report", fail)
+    for command in (["analyze"], ["analyze", "--input", tmp_path / "other.csv"]):
+        with pytest.raises(RuntimeError):
+            run_cli(project, *command)
+    assert [path.name for path in analysis.iterdir()] == ["train"]
+    assert sorted(path.name for path in (analysis / "train").iterdir()) == before
