@@ -11,8 +11,8 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix
 
 from .config import ProjectConfig
-from .data import read_csv, split_label
-from .errors import GateError
+from .data import LabelledData, read_csv, split_label
+from .errors import DataError, GateError
 from .experiments import best_experiment, get_experiment, update_experiment
 from .files import atomic_write_json, atomic_write_text, sha256_file, utc_now
 from .metrics import Metric, compute_all, get_metric, outcome_of
@@ -64,11 +64,16 @@ def evaluate(
     test_path = layout.dataset("test")
     frame = read_csv(test_path, given=False)
     data = split_label(frame, config.label, config.task, test_path)
+    source = test_path.relative_to(config.root).as_posix()
+    if data.dropped_rows:
+        warn(f"ignored {data.dropped_rows} row(s) of test without a label")
+    if bundle.classes is not None:
+        data = _among_classes(data, bundle.classes, source, warn)
     missing, _ = check_columns(bundle, data.features.columns)
     if missing:
         raise SchemaMismatch(missing, [])
     parsed = parse_input(bundle, data.features)
-    for line in stray_warnings(test_path.relative_to(config.root).as_posix(), parsed.strays):
+    for line in stray_warnings(source, parsed.strays):
         warn(line)
     outcome = outcome_of(bundle.pipeline, parsed.frame, data.labels, bundle.task)
     scores = compute_all(outcome)
@@ -144,6 +149,30 @@ def evaluate(
 def _verdict(gate: dict) -> str:
     relation = ">=" if gate["higher_is_better"] else "<="
     return f"{gate['metric']}={number(gate['value'])}, required {relation} {gate['threshold']:g}"
+
+
+def _among_classes(data: LabelledData, classes: list, source: str,
+                   warn: Callable[[str], None]) -> LabelledData:
+    """The rows of `data` labelled with one of the model's classes, their labels as the model's
+    (a label read as text '1' is the class 1); a DataError when no row is, a warning naming the
+    rows left out otherwise."""
+    by_text = {str(name): name for name in classes}
+    text = pd.Series(data.labels, dtype=object).map(str)
+    known = text.isin(by_text).to_numpy()
+    unknown = text[~known].value_counts(sort=False)
+    shown = ", ".join(repr(value) for value in unknown.index[:5])
+    shown += ", ..." if len(unknown) > 5 else ""
+    if not known.any():
+        raise DataError(
+            f"{source}: label values {shown} are not classes of the model "
+            f"({', '.join(map(repr, classes))}); label the test rows as the training rows are, "
+            "or train a model on labels written this way"
+        )
+    if not known.all():
+        warn(f"ignored {int((~known).sum())} row(s) of test whose label is not a class of the "
+             f"model: {shown}")
+    labels = np.array([by_text[value] for value in text[known]])
+    return LabelledData(data.features[known], labels, data.dropped_rows)
 
 
 def gate_error(report: dict) -> GateError:

@@ -256,3 +256,35 @@ def test_analyze_writes_its_folder_whole_or_not_at_all(project, tmp_path, monkey
             run_cli(project, *command)
     assert [path.name for path in analysis.iterdir()] == ["train"]
     assert sorted(path.name for path in (analysis / "train").iterdir()) == before
+
+
+def test_evaluate_refuses_test_labels_that_are_not_the_models_classes(trained_copy):
+    project = trained_copy
+    label = read_spec(project)["label"]
+    test = project / "datasets" / "test.csv"
+    data = pd.read_csv(test)
+    data[label].map({0: "no", 1: "yes"}).pipe(lambda labels: data.assign(**{label: labels})) \
+        .to_csv(test, index=False)
+    assert_error(run_cli(project, "evaluate"), 2,
+                 "error: datasets/test.csv: label values 'no', 'yes' are not classes of the model "
+                 "(0, 1); label the test rows as the training rows are, or train a model on "
+                 "labels written this way")
+
+
+def test_evaluate_names_the_test_rows_it_leaves_out(trained_copy):
+    project = trained_copy
+    label = read_spec(project)["label"]
+    test = project / "datasets" / "test.csv"
+    data = pd.read_csv(test)
+    data[label] = data[label].astype(object)
+    data.loc[0:2, label] = "maybe"
+    data.loc[3, label] = None
+    data.to_csv(test, index=False)
+    result = run_cli(project, "evaluate")
+    assert result.code in (0, 1), result.err
+    assert result.err.splitlines()[:2] == [
+        "warning: ignored 1 row(s) of test without a label",
+        "warning: ignored 3 row(s) of test whose label is not a class of the model: 'maybe'",
+    ]
+    evaluation = json.loads((project / "experiments" / "exp-001" / "evaluation.json").read_text())
+    assert evaluation["data"]["rows"] == len(data) - 4
