@@ -40,6 +40,8 @@ def read_csv(path: Path, *, given: bool = True) -> pd.DataFrame:
         # ";" often has decimal commas, whose rows a comma-separated read refuses
         header = pd.read_csv(path, nrows=0).columns
         separator = separator_of(str(header[0])) if len(header) == 1 else ","
+        # pandas renames a repeated name (x1, x1 -> x1, x1.1): the header as data is as written
+        names = pd.read_csv(path, sep=separator, header=None, nrows=1, dtype=str).iloc[0]
         frame = pd.read_csv(path, sep=separator)
     except UnicodeDecodeError:
         # decoding it as Latin-1 or cp1252 would guess, and a category read one way in training
@@ -47,6 +49,10 @@ def read_csv(path: Path, *, given: bool = True) -> pd.DataFrame:
         raise DataError(f"cannot read {path}: {not_utf8(path)}") from None
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
         raise DataError(f"cannot read {path}: {str(exc).strip().splitlines()[0]}") from None
+    repeated = names[names.duplicated() & names.notna()].unique()
+    if len(repeated):
+        raise DataError(f"{path}: column name(s) {', '.join(map(repr, repeated))} appear more than "
+                        "once in the header; give each column its own name")
     if frame.empty:
         raise DataError(f"{path} has a header but no rows")
     refuse_infinities(frame, path)

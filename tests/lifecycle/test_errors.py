@@ -288,3 +288,18 @@ def test_evaluate_names_the_test_rows_it_leaves_out(trained_copy):
     ]
     evaluation = json.loads((project / "experiments" / "exp-001" / "evaluation.json").read_text())
     assert evaluation["data"]["rows"] == len(data) - 4
+
+
+def test_a_column_name_written_twice_in_the_header_is_refused(project, tmp_path):
+    train = project / "datasets" / "train.csv"
+    lines = train.read_text().splitlines(keepends=True)
+    names = lines[0].rstrip("\n").split(",")
+    header = ",".join([names[1], *names[1:]]) + "\n"
+    train.write_text(header + "".join(lines[1:]))
+    assert_error(run_cli(project, "train", "--time", "5"), 2,
+                 f"error: {train.resolve()}: column name(s) {names[1]!r} appear more than once "
+                 "in the header; give each column its own name")
+    path = tmp_path / "semicolons.csv"
+    path.write_text("x1;cat;x1;label\n1,5;a;2;0\n")
+    assert_error(run_cli(project, "analyze", "--input", path), 2,
+                 f"error: {path}: column name(s) 'x1' appear more than once in the header")
