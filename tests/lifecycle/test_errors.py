@@ -143,6 +143,14 @@ def test_non_positive_time_budget_is_refused(project, budget):
     assert "see 'mlscaffold train --help'" in result.err
 
 
+@pytest.mark.parametrize("seed", ["-1", "4294967296"])
+def test_a_seed_numpy_cannot_take_is_a_usage_error(project, seed):
+    result = run_cli(project, "train", "--time", "5", "--seed", seed)
+    assert_error(result, 2, f"Invalid value for '--seed': {seed} is not in the range "
+                 "0<=x<=4294967295.")
+    assert "see 'mlscaffold train --help'" in result.err
+
+
 def test_rollback_without_history_is_refused(trained_copy):
     # --stage is --to's other name (the Makefile's STAGE), prod is production's
     for command in (["promote", "--rollback", "--to", "production"],
