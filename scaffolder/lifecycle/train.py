@@ -18,7 +18,7 @@ from .. import __version__
 from .config import MODEL_CARD_FILE, ProjectConfig
 from .data import check_classes, read_csv, split_label
 from .errors import COMMAND, DataError
-from .experiments import pending_experiment, record_experiment
+from .experiments import pending_experiment, read_index, record_experiment
 from .files import atomic_write_json, atomic_write_text, sha256_file, utc_now
 from .hooks import ProjectHooks
 from .metrics import Metric, get_metric
@@ -125,6 +125,7 @@ def train(
     """
     metric = get_metric(metric_name or config.metric, config.task)
     check_limits(budget, trials)
+    read_index(config.layout)  # a damaged index would otherwise fail only after the search
     started_at, loading = utc_now(), time.perf_counter()
     data = load_training_data(config, echo, warn)
     searching = time.perf_counter()

@@ -311,3 +311,18 @@ def test_a_column_name_written_twice_in_the_header_is_refused(project, tmp_path)
     path.write_text("x1;cat;x1;label\n1,5;a;2;0\n")
     assert_error(run_cli(project, "analyze", "--input", path), 2,
                  f"error: {path}: column name(s) 'x1' appear more than once in the header")
+
+
+@pytest.mark.parametrize("index", ["{bad", '{"experiments": 3}'])
+def test_a_damaged_experiment_index_stops_train_before_the_search(project, monkeypatch, index):
+    path = project / "experiments" / "index.json"
+    path.write_text(index)
+
+    def search(*args, **kwargs):
+        raise AssertionError("the search ran")
+
+    monkeypatch.setattr(train_module, "search", search)
+    result = run_cli(project, "train", "--time", "5")
+    assert_error(result, 2, f"{path.resolve()} is not ", "restore it from a backup")
+    assert_error(run_cli(project, "list"), 2, f"{path.resolve()} is not ")
+    assert sorted(p.name for p in path.parent.iterdir()) == [".gitkeep", "index.json"]
