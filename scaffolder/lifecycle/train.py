@@ -55,6 +55,9 @@ class TrainingData:
         return self.schema.strays
 
 
+MIN_TRAIN_ROWS = 10  # labelled rows of train.csv
+
+
 def load_training_data(
     config: ProjectConfig, echo: Callable[[str], None], warn: Callable[[str], None] = quiet
 ) -> TrainingData:
@@ -70,6 +73,12 @@ def load_training_data(
         frame = read_csv(path, given=False)
         data = split_label(frame, config.label, config.task, path)
         if schema is None:
+            # first: on a row or two every column looks constant
+            if len(data.labels) < MIN_TRAIN_ROWS:
+                raise DataError(
+                    f"{path} has {len(data.labels)} labelled row(s); training needs at least "
+                    f"{MIN_TRAIN_ROWS}: add rows to it"
+                )
             schema = infer_schema(frame, config.label)
         features = schema.features
         missing = [name for name in used_columns(features) if name not in data.features.columns]

@@ -326,3 +326,11 @@ def test_a_damaged_experiment_index_stops_train_before_the_search(project, monke
     assert_error(result, 2, f"{path.resolve()} is not ", "restore it from a backup")
     assert_error(run_cli(project, "list"), 2, f"{path.resolve()} is not ")
     assert sorted(p.name for p in path.parent.iterdir()) == [".gitkeep", "index.json"]
+
+
+def test_a_training_set_of_one_row_says_it_has_too_few_rows(project):
+    train = project / "datasets" / "train.csv"
+    train.write_text("".join(train.read_text().splitlines(keepends=True)[:2]))
+    assert_error(run_cli(project, "train", "--time", "5"), 2,
+                 f"error: {train.resolve()} has 1 labelled row(s); training needs at least 10: "
+                 "add rows to it")
