@@ -334,3 +334,18 @@ def test_a_training_set_of_one_row_says_it_has_too_few_rows(project):
     assert_error(run_cli(project, "train", "--time", "5"), 2,
                  f"error: {train.resolve()} has 1 labelled row(s); training needs at least 10: "
                  "add rows to it")
+
+
+def test_train_says_why_a_class_of_one_row_means_hold_out(make_project):
+    project = make_project("multiclass-classification")
+    label = read_spec(project)["label"]
+    train = project / "datasets" / "train.csv"
+    data = pd.read_csv(train)
+    data[label] = data[label].astype(object)
+    data.loc[0, label] = "rare"
+    data.to_csv(train, index=False)
+    result = run_cli(project, "train", "--trials", "1")
+    assert result.code == 0, result.err
+    assert ("note: scoring on validation, not by cross-validation: class(es) 'rare' have 1 row "
+            "in train + validation, and cross-validation needs at least 2 per class\n"
+            ) in result.out
