@@ -152,7 +152,7 @@ DEFAULT_TRAIN_SECONDS = 60.0
 @click.option("--metric", metavar="NAME", help="Metric to optimize [default: the spec's metric].")
 # numpy's generators take seeds of 32 bits
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=42, show_default=True,
-              help="Random seed (0 to 4294967295).")
+              help="Random seed.")
 @click.option("--on", "where", type=click.Choice(TRAIN_ON), default=None,
               help="Where the search runs: here, a SageMaker training job or a Kubernetes Job "
                    "on the EKS GPU pool [default: the spec's train_on, else local].")
