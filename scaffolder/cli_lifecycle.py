@@ -152,7 +152,9 @@ DEFAULT_TRAIN_SECONDS = 60.0
               help="Stop after N candidates: with the same --seed and data, the same N "
                    "candidates as any other run (reproduces it exactly without --time).")
 @click.option("--metric", metavar="NAME", help="Metric to optimize [default: the spec's metric].")
-@click.option("--seed", type=int, default=42, show_default=True, help="Random seed.")
+# numpy's generators take seeds of 32 bits
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=42, show_default=True,
+              help="Random seed.")
 @click.option("--on", "where", type=click.Choice(TRAIN_ON), default=None,
               help="Where the search runs: here, a SageMaker training job or a Kubernetes Job "
                    "on the EKS GPU pool [default: the spec's train_on, else local].")

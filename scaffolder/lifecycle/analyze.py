@@ -3,6 +3,7 @@ a report.html with a distribution plot per column and a correlation view."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pandas as pd
 
 from .config import ProjectConfig
 from .data import read_csv, require_label
-from .files import atomic_write_json, to_json
+from .files import atomic_write_json, temporary_directory, to_json
 from .metrics import positive_class_warning
 from .plots import Drawer, correlation_plot, distribution_plot
 from .report import Section, input_rows, write_html_report
@@ -78,7 +79,22 @@ def analyze(
             line := positive_class_warning(labels.dropna(), config.metric)):
         report["warnings"].append(line)
     directory = config.layout.analysis(path.stem)
-    report["report"] = str(_write_report(report, frame, schema, config, directory, warn))
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    # written whole or not at all: in a new directory, which then replaces the old one
+    staging = temporary_directory(directory.parent, f".{directory.name}-")
+    try:
+        written = _write_report(report, frame, schema, config, staging, warn)
+        old = None
+        if directory.exists():
+            old = directory.rename(temporary_directory(directory.parent, f".{directory.name}-old-")
+                                   / directory.name)
+        staging.rename(directory)
+        if old is not None:
+            shutil.rmtree(old.parent, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    report["report"] = str(directory / written.name)
     echo(to_json(report).rstrip() if as_json else _render(report))
     return report
 
@@ -93,11 +109,8 @@ def _file_name(index: int, column: str) -> str:
 
 def _write_report(report: dict, frame: pd.DataFrame, schema: Schema, config: ProjectConfig,
                   directory: Path, warn: Callable[[str], None]) -> Path:
-    """Plots, analysis.json and report.html in `directory` (its old plots are removed first)."""
+    """Plots, analysis.json and report.html in `directory`, a new empty one."""
     path = Path(report["path"])
-    directory.mkdir(parents=True, exist_ok=True)
-    for old in directory.glob("*.png"):
-        old.unlink()
     draw = Drawer(warn)
     parsed = parse_features(frame, schema.features, schema.strays).frame
     label = frame[config.label]

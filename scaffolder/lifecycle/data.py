@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..stacks.columns import not_utf8, separator_of
 from .errors import DataError
+from .schema import infinite
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ def read_csv(path: Path, *, given: bool = True) -> pd.DataFrame:
         # ";" often has decimal commas, whose rows a comma-separated read refuses
         header = pd.read_csv(path, nrows=0).columns
         separator = separator_of(str(header[0])) if len(header) == 1 else ","
+        # pandas renames a repeated name (x1, x1 -> x1, x1.1): the header as data is as written
+        names = pd.read_csv(path, sep=separator, header=None, nrows=1, dtype=str).iloc[0]
         frame = pd.read_csv(path, sep=separator)
     except UnicodeDecodeError:
         # decoding it as Latin-1 or cp1252 would guess, and a category read one way in training
@@ -46,9 +49,34 @@ def read_csv(path: Path, *, given: bool = True) -> pd.DataFrame:
         raise DataError(f"cannot read {path}: {not_utf8(path)}") from None
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
         raise DataError(f"cannot read {path}: {str(exc).strip().splitlines()[0]}") from None
+    repeated = names[names.duplicated() & names.notna()].unique()
+    if len(repeated):
+        raise DataError(f"{path}: column name(s) {', '.join(map(repr, repeated))} appear more than "
+                        "once in the header; give each column its own name")
     if frame.empty:
         raise DataError(f"{path} has a header but no rows")
+    refuse_infinities(frame, path)
     return frame
+
+
+INFINITE_ROWS_SHOWN = 3
+
+
+def refuse_infinities(frame: pd.DataFrame, source: Path | str) -> None:
+    """A DataError naming the first column of `frame` with infinite values: no model, metric or
+    plot can use them, and read as missing they would be imputed without a word."""
+    for name in frame.columns:
+        found = infinite(frame[name])
+        if found.any():
+            # positions, not the index: counted from 1 after the header, as a reader of the file
+            rows = np.flatnonzero(found.to_numpy()) + 1
+            shown = ", ".join(map(str, rows[:INFINITE_ROWS_SHOWN]))
+            more = ", ..." if len(rows) > INFINITE_ROWS_SHOWN else ""
+            raise DataError(
+                f"{source}: column {name!r} holds {len(rows)} infinite value(s) (row(s) "
+                f"{shown}{more}, counted from 1 after the header); remove those rows, or leave "
+                "the cells empty to have them read as missing"
+            )
 
 
 def require_label(frame: pd.DataFrame, label: str, source: Path | str) -> None:

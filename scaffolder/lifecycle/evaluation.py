@@ -61,6 +61,7 @@ class Protocol:
     refit: bool  # the chosen model is refitted on all rows
     scored: np.ndarray = field(repr=False)  # positions that get a prediction, in order
     repeats: int = 1  # shuffles of the folds; the views are `folds` per shuffle, shuffle by shuffle
+    reason: str = ""  # why hold-out on rows cross-validation would score, else ""
 
     @property
     def folds(self) -> int:
@@ -82,6 +83,8 @@ class Protocol:
         else:
             text = (f"hold-out: fitted on train ({len(self.views[-1].fit)} rows), scored on "
                     f"validation ({len(self.scored)} rows)")
+            if self.reason:
+                text += f" ({self.reason})"
         return {"method": self.method, "folds": self.folds, "repeats": self.repeats,
                 "rows": self.rows, "refit_on_train_and_validation": self.refit,
                 "description": text}
@@ -111,7 +114,19 @@ def plan(train_rows: int, y: np.ndarray, classification: bool, seed: int) -> Pro
     if screen_rows >= SCREEN_MIN_ROWS:
         views.insert(0, View(_subsample(train, y[:train_rows], screen_rows, classification,
                                         seed), validation))
-    return Protocol("hold-out", tuple(views), (len(views) - 1,), rows, False, validation)
+    reason = _single_row_classes(y) if rows <= CV_MAX_ROWS and classification else ""
+    return Protocol("hold-out", tuple(views), (len(views) - 1,), rows, False, validation,
+                    reason=reason)
+
+
+def _single_row_classes(y: np.ndarray) -> str:
+    """Why stratified folds cannot be drawn: the classes with one row, named."""
+    counts = pd.Series(y).value_counts()
+    single = [repr(name.item() if isinstance(name, np.generic) else name)
+              for name in counts.index[counts < 2]]
+    shown = ", ".join(single[:3]) + (", ..." if len(single) > 3 else "")
+    return (f"class(es) {shown} have 1 row in train + validation, and cross-validation needs at "
+            "least 2 per class")
 
 
 def _folds(y: np.ndarray, classification: bool, wanted: int) -> int:

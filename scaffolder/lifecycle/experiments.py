@@ -74,8 +74,14 @@ def pending_experiment(layout: Layout) -> Iterator[tuple[str, Path]]:
 
 
 def read_index(layout: Layout) -> list[dict]:
-    """Indexed experiments, oldest first."""
-    return list((read_json(layout.experiment_index) or {}).get("experiments", []))
+    """Indexed experiments, oldest first; a DataError when the index is not one mlscaffold
+    writes."""
+    index = read_json(layout.experiment_index) or {}
+    experiments = index.get("experiments", []) if isinstance(index, dict) else None
+    if not isinstance(experiments, list) or not all(isinstance(e, dict) for e in experiments):
+        raise DataError(f"{layout.experiment_index} is not an experiment index (an object whose "
+                        '"experiments" is a list of objects); restore it from a backup')
+    return experiments
 
 
 def record_experiment(layout: Layout, entry: dict) -> None:

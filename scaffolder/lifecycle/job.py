@@ -119,6 +119,9 @@ def read_hyperparameters(paths: JobPaths) -> dict[str, Any]:
     if not budget > 0:
         raise DataError(f"hyperparameter time must be a positive number of seconds, got "
                         f"{raw.get('time')!r}")
+    if not 0 <= seed <= 2**32 - 1:  # numpy's generators take seeds of 32 bits
+        raise DataError(f"hyperparameter seed must be from 0 to 4294967295, got "
+                        f"{raw.get('seed')!r}")
     return {"time": budget, "metric": raw.get("metric") or None, "seed": seed}
 
 

@@ -128,7 +128,7 @@ def _profile(series: pd.Series, name: str) -> ColumnProfile:
     }
     facts["unread"] = () if strays or facts["dates"] else _unread(present)
     if unique <= 1:
-        note = "all values missing" if present.empty else f"always {present.iloc[0]!r}"
+        note = "all values missing" if present.empty else f"always {_plain(present.iloc[0])!r}"
         if facts["missing"] and not present.empty:
             note += " or missing"
         return ColumnProfile(kind=CONSTANT, note=note, **facts)
@@ -139,6 +139,11 @@ def _profile(series: pd.Series, name: str) -> ColumnProfile:
         return ColumnProfile(kind=ID_LIKE, note=id_note, **facts)
     numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
     return ColumnProfile(kind=NUMERIC if numeric else CATEGORICAL, **facts, **strays)
+
+
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value it holds: 5 and True, not np.int64(5) and np.True_."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _mostly_numbers(series: pd.Series) -> bool:
@@ -384,6 +389,19 @@ def parse_numbers(
                         + ("; write numbers with a decimal point and no thousands separators"
                            if commas else ""))
     return numbers, bad
+
+
+def infinite(series: pd.Series) -> pd.Series:
+    """A boolean mask of the infinite values (inf, -inf, numbers beyond float64's range) of a
+    numeric column, or of a text column read as numbers (_mostly_numbers); all False for others."""
+    if pd.api.types.is_bool_dtype(series):
+        return pd.Series(False, index=series.index)
+    if pd.api.types.is_numeric_dtype(series):
+        return pd.Series(np.isinf(series.to_numpy(dtype="float64")), index=series.index)
+    if not _mostly_numbers(series):  # text: a value 'inf' there is a category
+        return pd.Series(False, index=series.index)
+    numbers = pd.to_numeric(series.where(~_blank(series), np.nan), errors="coerce")
+    return pd.Series(np.isinf(numbers.to_numpy(dtype="float64")), index=series.index)
 
 
 def _blank(series: pd.Series) -> pd.Series:

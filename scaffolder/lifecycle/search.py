@@ -276,6 +276,8 @@ def _search(train: Split, validation: Split, features: dict[str, str], task: str
     y = np.concatenate([np.asarray(train.y), np.asarray(validation.y)])
     classification = task != "regression"
     protocol = plan(len(train.y), y, classification, seed)
+    if protocol.reason:
+        echo(f"note: scoring on validation, not by cross-validation: {protocol.reason}")
     run = _Run(protocol, _Views(protocol, x, features, hooks), y, task,
                np.unique(y) if classification else None, metric, _tie_breaker(task, metric),
                seed, clock, CostModel())

@@ -18,7 +18,7 @@ from .. import __version__
 from .config import MODEL_CARD_FILE, ProjectConfig
 from .data import check_classes, read_csv, split_label
 from .errors import COMMAND, DataError
-from .experiments import pending_experiment, record_experiment
+from .experiments import pending_experiment, read_index, record_experiment
 from .files import atomic_write_json, atomic_write_text, sha256_file, utc_now
 from .hooks import ProjectHooks
 from .metrics import Metric, chance_warning, get_metric, positive_class_warning
@@ -55,6 +55,9 @@ class TrainingData:
         return self.schema.strays
 
 
+MIN_TRAIN_ROWS = 10  # labelled rows of train.csv
+
+
 def load_training_data(
     config: ProjectConfig, echo: Callable[[str], None], warn: Callable[[str], None] = quiet
 ) -> TrainingData:
@@ -70,6 +73,12 @@ def load_training_data(
         frame = read_csv(path, given=False)
         data = split_label(frame, config.label, config.task, path)
         if schema is None:
+            # first: on a row or two every column looks constant
+            if len(data.labels) < MIN_TRAIN_ROWS:
+                raise DataError(
+                    f"{path} has {len(data.labels)} labelled row(s); training needs at least "
+                    f"{MIN_TRAIN_ROWS}: add rows to it"
+                )
             schema = infer_schema(frame, config.label)
         features = schema.features
         missing = [name for name in used_columns(features) if name not in data.features.columns]
@@ -125,6 +134,7 @@ def train(
     """
     metric = get_metric(metric_name or config.metric, config.task)
     check_limits(budget, trials)
+    read_index(config.layout)  # a damaged index would otherwise fail only after the search
     started_at, loading = utc_now(), time.perf_counter()
     data = load_training_data(config, echo, warn)
     if config.task == "binary-classification" and (

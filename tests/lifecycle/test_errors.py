@@ -143,6 +143,14 @@ def test_non_positive_time_budget_is_refused(project, budget):
     assert "see 'mlscaffold train --help'" in result.err
 
 
+@pytest.mark.parametrize("seed", ["-1", "4294967296"])
+def test_a_seed_numpy_cannot_take_is_a_usage_error(project, seed):
+    result = run_cli(project, "train", "--time", "5", "--seed", seed)
+    assert_error(result, 2, f"Invalid value for '--seed': {seed} is not in the range "
+                 "0<=x<=4294967295.")
+    assert "see 'mlscaffold train --help'" in result.err
+
+
 def test_rollback_without_history_is_refused(trained_copy):
     # --stage is --to's other name (the Makefile's STAGE), prod is production's
     for command in (["promote", "--rollback", "--to", "production"],
@@ -252,3 +260,134 @@ def test_drift_names_a_renamed_column_with_its_new_name(project, tmp_path):
     result = run_cli(project, "drift", "--input", renamed, "--report", tmp_path / "r.json")
     assert_error(result, 2, f"new data lacks column(s) of the reference: {column} (did you "
                             f"mean {column[:-1]!r}?)")
+
+
+def test_infinite_values_are_refused_naming_the_file_column_and_rows(make_project, tmp_path):
+    project = make_project("regression")
+    label = read_spec(project)["label"]
+    data = pd.read_csv(project / "datasets" / "train.csv")
+    data[label] = data[label].astype(object)
+    data.loc[[0, 1], label] = ["inf", "-inf"]
+    path = tmp_path / "inf.csv"
+    data.to_csv(path, index=False)
+    assert_error(run_cli(project, "analyze", "--input", path), 2,
+                 f"{path}: column {label!r} holds 2 infinite value(s) (row(s) 1, 2, counted "
+                 "from 1 after the header); remove those rows, or leave the cells empty to have "
+                 "them read as missing")
+    assert not (project / "experiments" / "analysis" / "inf").exists()
+    # in a feature too, also in a column of text read as numbers, before any search
+    train = project / "datasets" / "train.csv"
+    data = pd.read_csv(train)
+    column = next(name for name in data.columns if data[name].dtype == "float64"
+                  and name != label)
+    data[column] = data[column].astype(object)
+    data.loc[4, column], data.loc[5, column] = "?", "1e999"
+    data.to_csv(train, index=False)
+    assert_error(run_cli(project, "train", "--time", "5"), 2,
+                 f"{train.resolve()}: column {column!r} holds 1 infinite value(s) (row(s) 6, "
+                 "counted from 1 after the header)")
+    assert not (project / "experiments" / "exp-001").exists()
+
+
+def test_analyze_writes_its_folder_whole_or_not_at_all(project, tmp_path, monkeypatch):
+    from mlscaffold.lifecycle import analyze as analyze_module
+
+    assert run_cli(project, "analyze").code == 0
+    analysis = project / "experiments" / "analysis"
+    before = sorted(path.name for path in (analysis / "train").iterdir())
+    shutil.copy(project / "datasets" / "train.csv", tmp_path / "other.csv")
+
+    def fail(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(analyze_module, "write_html_report", fail)
+    for command in (["analyze"], ["analyze", "--input", tmp_path / "other.csv"]):
+        with pytest.raises(RuntimeError):
+            run_cli(project, *command)
+    assert [path.name for path in analysis.iterdir()] == ["train"]
+    assert sorted(path.name for path in (analysis / "train").iterdir()) == before
+
+
+def test_evaluate_refuses_test_labels_that_are_not_the_models_classes(trained_copy):
+    project = trained_copy
+    label = read_spec(project)["label"]
+    test = project / "datasets" / "test.csv"
+    data = pd.read_csv(test)
+    data[label].map({0: "no", 1: "yes"}).pipe(lambda labels: data.assign(**{label: labels})) \
+        .to_csv(test, index=False)
+    assert_error(run_cli(project, "evaluate"), 2,
+                 "error: datasets/test.csv: label values 'no', 'yes' are not classes of the model "
+                 "(0, 1); label the test rows as the training rows are, or train a model on "
+                 "labels written this way")
+
+
+def test_evaluate_names_the_test_rows_it_leaves_out(trained_copy):
+    project = trained_copy
+    label = read_spec(project)["label"]
+    test = project / "datasets" / "test.csv"
+    data = pd.read_csv(test)
+    data[label] = data[label].astype(object)
+    data.loc[0:2, label] = "maybe"
+    data.loc[3, label] = None
+    data.to_csv(test, index=False)
+    result = run_cli(project, "evaluate")
+    assert result.code in (0, 1), result.err
+    assert result.err.splitlines()[:2] == [
+        "warning: ignored 1 row(s) of test without a label",
+        "warning: ignored 3 row(s) of test whose label is not a class of the model: 'maybe'",
+    ]
+    evaluation = json.loads((project / "experiments" / "exp-001" / "evaluation.json").read_text())
+    assert evaluation["data"]["rows"] == len(data) - 4
+
+
+def test_a_column_name_written_twice_in_the_header_is_refused(project, tmp_path):
+    train = project / "datasets" / "train.csv"
+    lines = train.read_text().splitlines(keepends=True)
+    names = lines[0].rstrip("\n").split(",")
+    header = ",".join([names[1], *names[1:]]) + "\n"
+    train.write_text(header + "".join(lines[1:]))
+    assert_error(run_cli(project, "train", "--time", "5"), 2,
+                 f"error: {train.resolve()}: column name(s) {names[1]!r} appear more than once "
+                 "in the header; give each column its own name")
+    path = tmp_path / "semicolons.csv"
+    path.write_text("x1;cat;x1;label\n1,5;a;2;0\n")
+    assert_error(run_cli(project, "analyze", "--input", path), 2,
+                 f"error: {path}: column name(s) 'x1' appear more than once in the header")
+
+
+@pytest.mark.parametrize("index", ["{bad", '{"experiments": 3}'])
+def test_a_damaged_experiment_index_stops_train_before_the_search(project, monkeypatch, index):
+    path = project / "experiments" / "index.json"
+    path.write_text(index)
+
+    def search(*args, **kwargs):
+        raise AssertionError("the search ran")
+
+    monkeypatch.setattr(train_module, "search", search)
+    result = run_cli(project, "train", "--time", "5")
+    assert_error(result, 2, f"{path.resolve()} is not ", "restore it from a backup")
+    assert_error(run_cli(project, "list"), 2, f"{path.resolve()} is not ")
+    assert sorted(p.name for p in path.parent.iterdir()) == [".gitkeep", "index.json"]
+
+
+def test_a_training_set_of_one_row_says_it_has_too_few_rows(project):
+    train = project / "datasets" / "train.csv"
+    train.write_text("".join(train.read_text().splitlines(keepends=True)[:2]))
+    assert_error(run_cli(project, "train", "--time", "5"), 2,
+                 f"error: {train.resolve()} has 1 labelled row(s); training needs at least 10: "
+                 "add rows to it")
+
+
+def test_train_says_why_a_class_of_one_row_means_hold_out(make_project):
+    project = make_project("multiclass-classification")
+    label = read_spec(project)["label"]
+    train = project / "datasets" / "train.csv"
+    data = pd.read_csv(train)
+    data[label] = data[label].astype(object)
+    data.loc[0, label] = "rare"
+    data.to_csv(train, index=False)
+    result = run_cli(project, "train", "--trials", "1")
+    assert result.code == 0, result.err
+    assert ("note: scoring on validation, not by cross-validation: class(es) 'rare' have 1 row "
+            "in train + validation, and cross-validation needs at least 2 per class\n"
+            ) in result.out

@@ -91,6 +91,8 @@ def test_other_settings_search_again(project, job_root):
     ({"time": "2", "epochs": "3"}, ("train", "validation"),
      "unknown hyperparameter(s) epochs; a training job takes time, metric, seed"),
     ({"time": "2", "metric": "nonsense"}, ("train", "validation"), "nonsense"),
+    ({"time": "2", "seed": "-1"}, ("train", "validation"),
+     "hyperparameter seed must be from 0 to 4294967295, got '-1'"),
 ])
 def test_a_failed_job_says_why_and_writes_no_model(project, job_root, hyperparameters, channels,
                                                    fragment):

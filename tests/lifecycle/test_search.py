@@ -190,6 +190,17 @@ def test_small_data_is_cross_validated_in_stratified_folds():
     assert evaluation.plan(2400, np.arange(3000.0), False, 0).folds == evaluation.FOLDS_LARGE
 
 
+def test_a_class_of_one_row_is_named_as_the_reason_for_hold_out():
+    y = np.array(["a"] * 60 + ["b"] * 40 + ["c"] + ["a"] * 20 + ["b"] * 20)
+    protocol = evaluation.plan(101, y, classification=True, seed=0)
+    reason = ("class(es) 'c' have 1 row in train + validation, and cross-validation needs at "
+              "least 2 per class")
+    assert (protocol.method, protocol.reason) == ("hold-out", reason)
+    assert protocol.describe()["description"] == (
+        f"hold-out: fitted on train (101 rows), scored on validation (40 rows) ({reason})")
+    assert evaluation.plan(96, np.array([0, 1] * 60), True, 0).reason == ""
+
+
 def test_a_few_hundred_rows_are_cross_validated_on_repeated_shuffles(monkeypatch):
     monkeypatch.setattr(evaluation, "REPEATS_MAX_ROWS", 500)
     y = np.array([0] * 90 + [1] * 30)

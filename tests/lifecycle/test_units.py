@@ -76,6 +76,15 @@ def test_schema_inference_finds_ids_constants_numbers_and_categories():
     assert schema.features["order_id"] == "dropped"
 
 
+def test_a_constant_column_is_noted_with_its_plain_value():
+    frame = pd.DataFrame({"count": [5, 5, 5], "rate": [1.5, 1.5, None], "flag": [True] * 3,
+                          "country": ["US"] * 3, "x": [1.0, 2.0, 3.0], "target": [0, 1, 0]})
+    notes = {column.name: column.note for column in infer_schema(frame, "target").columns
+             if column.kind == "constant"}
+    assert notes == {"count": "always 5", "rate": "always 1.5 or missing", "flag": "always True",
+                     "country": "always 'US'"}
+
+
 def test_text_columns_of_iso_dates_are_read_as_dates():
     rows = 40
     frame = pd.DataFrame(
