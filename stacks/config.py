@@ -54,6 +54,7 @@ __all__ = [
     "KUBERNETES_VERSIONS",
     "PLATFORM_KEY",
     "PROFILES",
+    "SPEC_OWNED",
     "SUPPORTED_KUBERNETES_VERSIONS",
     "SYSTEM_POOL",
     "AbTestConfig",
@@ -1157,6 +1158,35 @@ def check_config_keys(project: str, keys: Iterable[str]) -> None:
                      f"{project}:{PLATFORM_KEY}; did you mean {project}:{PLATFORM_KEY}?")
 
 
+# PlatformConfig's fields that mlscaffold.yaml (or the stack's own name) sets, never a stack's
+# settings: a stack that said otherwise would name, tag or size its resources as another's.
+# Each with the spec key it comes from (None: not a key of the spec).
+SPEC_OWNED: dict[str, str | None] = {
+    "project": "name", "environment": None, "profile": None, "region": "region",
+    "owner": "owner", "cost_center": "cost_center", "task": "task", "label": "label",
+    "features": "features",
+}
+
+
+def _spec_owned_message(key: str, environment: str) -> str:
+    """Why `key` of SPEC_OWNED cannot be a stack setting, and the fix."""
+    if key == "features":
+        return ("the feature schema is the same in every stack; move it to the features section "
+                "of mlscaffold.yaml")
+    if key == "environment":
+        return (f"not a stack setting: the environment is the stack's name ({environment}), and "
+                "another would give this stack that environment's resource names; remove the "
+                "key")
+    if key == "profile":
+        return ("not a stack setting: the sizing profile follows the environment's name in "
+                "mlscaffold.yaml's environments; remove the key and set the sizes themselves "
+                "(e.g. serving.min_instances)")
+    source = SPEC_OWNED[key]
+    then = " and run mlscaffold update" if key == "region" else ""
+    return (f"not a stack setting: it comes from {source!r} of mlscaffold.yaml, the same in "
+            f"every stack; remove the key, or change {source} there{then}")
+
+
 def platform_config(spec: Any, environment: str, overrides: dict[str, Any] | None = None, *,
                     config_keys: Iterable[str] | None = None) -> PlatformConfig:
     """Validate the config of `environment`: spec-derived settings, then the stack's overrides.
@@ -1174,9 +1204,9 @@ def platform_config(spec: Any, environment: str, overrides: dict[str, Any] | Non
         raise StackConfigError("region", f"{error} (the region of mlscaffold.yaml)") from None
     if overrides is not None and not isinstance(overrides, dict):
         raise StackConfigError("platform", "must be a mapping of settings")
-    if "features" in (overrides or {}):
-        raise StackConfigError("platform.features", "the feature schema is the same in every "
-                               "stack; move it to the features section of mlscaffold.yaml")
+    for key in SPEC_OWNED:
+        if key in (overrides or {}):
+            raise StackConfigError(f"platform.{key}", _spec_owned_message(key, environment))
     settings = _deep_merge(stack_settings(data, environment), overrides or {})
     try:
         return PlatformConfig.model_validate({
@@ -1190,6 +1220,8 @@ def platform_config(spec: Any, environment: str, overrides: dict[str, Any] | Non
         key = _error_key(first["loc"])
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
-            message = unknown_key_message(PlatformConfig, tuple(first["loc"]))
+            location = tuple(first["loc"])
+            message = unknown_key_message(PlatformConfig, location,
+                                          hidden=SPEC_OWNED if len(location) == 1 else ())
         return_key = key if key.startswith("platform") else f"platform.{key}"
         raise StackConfigError(return_key, message) from None

@@ -269,3 +269,40 @@ def test_access_and_support_defaults():
     roles = ["arn:aws:iam::123456789012:role/ml/admins", "arn:aws-cn:iam::123456789012:role/x"]
     assert make_config("dev", {"cluster": {"admin_role_arns": roles}}).cluster.admin_role_arns \
         == roles
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("environment", "prod",
+     "stack config platform.environment: not a stack setting: the environment is the stack's "
+     "name (dev), and another would give this stack that environment's resource names; remove "
+     "the key"),
+    ("project", "other",
+     "stack config platform.project: not a stack setting: it comes from 'name' of "
+     "mlscaffold.yaml, the same in every stack; remove the key, or change name there"),
+    ("region", "us-west-2",
+     "stack config platform.region: not a stack setting: it comes from 'region' of "
+     "mlscaffold.yaml, the same in every stack; remove the key, or change region there and run "
+     "mlscaffold update"),
+    ("profile", "prod",
+     "stack config platform.profile: not a stack setting: the sizing profile follows the "
+     "environment's name in mlscaffold.yaml's environments; remove the key and set the sizes "
+     "themselves (e.g. serving.min_instances)"),
+    ("owner", "someone", "it comes from 'owner' of mlscaffold.yaml"),
+    ("cost_center", "cc-1", "it comes from 'cost_center' of mlscaffold.yaml"),
+    ("task", "regression", "it comes from 'task' of mlscaffold.yaml"),
+    ("label", "target", "it comes from 'label' of mlscaffold.yaml"),
+])
+def test_spec_owned_facts_are_not_stack_settings(key, value, message):
+    """A stack that set them would name, tag or place its resources as another stack's."""
+    with pytest.raises(StackConfigError) as caught:
+        make_config("dev", {key: value})
+    assert caught.value.key == f"platform.{key}"
+    assert message in str(caught.value)
+
+
+def test_the_valid_keys_of_an_unknown_one_are_the_settable_ones():
+    with pytest.raises(StackConfigError) as caught:
+        make_config("dev", {"colour": "red"})
+    assert str(caught.value) == (
+        "stack config platform.colour: unknown key 'colour'; valid keys are: network, cluster, "
+        "registry, feature_store, serving, monitoring, training, tracking, protect")
