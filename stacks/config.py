@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
@@ -33,7 +33,7 @@ from .instances import (
     instance_size,
 )
 from .model_keys import MODEL_KEY_PATTERN
-from .regions import check_region
+from .regions import REGIONS, check_region
 
 # EKS add-on that watches the nodes of every platform but KServe (Container Insights); the cost
 # estimator reads the name from here too
@@ -75,6 +75,7 @@ __all__ = [
     "TrackingConfig",
     "TrainingConfig",
     "check_config_keys",
+    "check_stack_region",
     "environment_profile",
     "environment_profiles",
     "platform_config",
@@ -1187,16 +1188,34 @@ def _spec_owned_message(key: str, environment: str) -> str:
             f"every stack; remove the key, or change {source} there{then}")
 
 
+def check_stack_region(spec_region: str, config: Mapping[str, Any]) -> None:
+    """Refuse a stack config whose ``aws:region`` is not the spec's `spec_region`: the spec has
+    one region for every environment, and prices, Model Monitor's image and the zones are
+    that region's."""
+    region = config.get("aws:region")
+    if region is None or region == spec_region:
+        return
+    unknown = ("" if region in REGIONS else
+               f", nor an AWS region mlscaffold knows{did_you_mean(region, REGIONS)}")
+    raise StackConfigError(
+        "aws:region", f"{region!r} is not the region of mlscaffold.yaml ({spec_region!r})"
+                      f"{unknown}: set aws:region back to {spec_region}, or change region in "
+                      "mlscaffold.yaml and run mlscaffold update")
+
+
 def platform_config(spec: Any, environment: str, overrides: dict[str, Any] | None = None, *,
                     config_keys: Iterable[str] | None = None) -> PlatformConfig:
     """Validate the config of `environment`: spec-derived settings, then the stack's overrides.
-    `config_keys` are all keys of the stack's config, checked for unknown namespaces.
+    `config_keys` are all keys of the stack's config, checked for unknown namespaces; when it is
+    the config itself (a mapping, as the programs pass it), its ``aws:region`` is checked too.
 
     Raises :class:`StackConfigError` naming the key and the fix.
     """
     data = spec if isinstance(spec, dict) else spec.model_dump(mode="json")
     if config_keys is not None:
         check_config_keys(data["name"], config_keys)
+    if isinstance(config_keys, Mapping):
+        check_stack_region(data["region"], config_keys)
     profile = environment_profile(environment, data["environments"])
     try:
         check_region(data["region"])

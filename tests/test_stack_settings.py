@@ -55,3 +55,23 @@ def test_a_stack_setting_that_contradicts_the_spec_is_refused(run_cli, project, 
     result = run_cli(["check", str(project), "--stack", "dev"])
     assert result.exit_code == 2
     assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(("region", "message"), [
+    ("us-west-2",
+     "infra/Pulumi.dev.yaml: stack config aws:region: 'us-west-2' is not the region of "
+     "mlscaffold.yaml ('eu-west-1'): set aws:region back to eu-west-1, or change region in "
+     "mlscaffold.yaml and run mlscaffold update"),
+    ("us-east-9",
+     "infra/Pulumi.dev.yaml: stack config aws:region: 'us-east-9' is not the region of "
+     "mlscaffold.yaml ('eu-west-1'), nor an AWS region mlscaffold knows: set aws:region back "
+     "to eu-west-1"),
+])
+@pytest.mark.parametrize("command", ["check", "cost", "preview"])
+def test_a_stack_in_another_region_than_the_spec_is_refused(run_cli, project, region, message,
+                                                              command):
+    """Prices, Model Monitor's image account and the zones are the spec region's."""
+    _edit(project, lambda c: c.update({"aws:region": region}))
+    result = run_cli([command, str(project), "--stack", "dev"])
+    assert result.exit_code == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from mlscaffold.spec import validate_spec
 from mlscaffold.stacks.config import (
     EKS_AMI_RELEASE,
     GPU_POOL_LABEL,
     SUPPORTED_KUBERNETES_VERSIONS,
     StackConfigError,
     environment_profile,
+    platform_config,
 )
 from mlscaffold.stacks.instances import EC2_INSTANCES, gpu_count
 
@@ -306,3 +308,17 @@ def test_the_valid_keys_of_an_unknown_one_are_the_settable_ones():
     assert str(caught.value) == (
         "stack config platform.colour: unknown key 'colour'; valid keys are: network, cluster, "
         "registry, feature_store, serving, monitoring, training, tracking, protect")
+
+
+def test_the_programs_refuse_a_stack_region_other_than_the_specs():
+    """Under `pulumi up` the program gets the whole config (not the CLI's checks)."""
+    spec = validate_spec({"name": "demo", "region": "eu-west-1"})
+    platform_config(spec, "dev", None, config_keys={"aws:region": "eu-west-1"})
+    with pytest.raises(StackConfigError) as caught:
+        platform_config(spec, "dev", None, config_keys={"aws:region": "eu-west-2"})
+    assert str(caught.value) == (
+        "stack config aws:region: 'eu-west-2' is not the region of mlscaffold.yaml "
+        "('eu-west-1'): set aws:region back to eu-west-1, or change region in mlscaffold.yaml "
+        "and run mlscaffold update")
+    with pytest.raises(StackConfigError, match="nor an AWS region mlscaffold knows"):
+        platform_config(spec, "dev", None, config_keys={"aws:region": "us-east-9"})
