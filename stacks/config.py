@@ -790,8 +790,8 @@ class ServingConfig(_Strict):
         serverless = self.platform == "kserve" and self.kserve_mode == "serverless"
         if self.kserve_mode == "serverless" and self.platform != "kserve":
             raise ValueError(f"kserve_mode serverless applies to KServe serving, and "
-                             f"serving.platform is {self.platform}: remove kserve_mode, or set "
-                             "serving.platform to kserve")
+                             f"serving.platform is {self.platform}: remove kserve_mode, or change "
+                             "serving to kserve in mlscaffold.yaml")
         if serverless and self.client_namespaces:
             # Knative's activator and Kourier's gateway forward every caller's request, so the
             # predictor's NetworkPolicy sees them, never the caller's namespace
@@ -1203,6 +1203,19 @@ def check_stack_region(spec_region: str, config: Mapping[str, Any]) -> None:
                       "mlscaffold.yaml and run mlscaffold update")
 
 
+def _serving_as_the_spec_says(serving: Any, spec_serving: str) -> None:
+    """Refuse a stack serving on another platform than the spec's ``serving``, for which the
+    Makefile, CI and image are made; ``none`` (no serving: a first deploy) is always allowed."""
+    platform = serving.get("platform") if isinstance(serving, dict) else None
+    if platform in (spec_serving, "none") or not isinstance(platform, str):
+        return  # not a string: the model's validation names the key
+    raise StackConfigError(
+        "platform.serving.platform",
+        f"{platform!r} contradicts serving {spec_serving!r} of mlscaffold.yaml, for which the "
+        f"Makefile, CI and image are made: set it to {spec_serving} (or none), or change "
+        "serving in mlscaffold.yaml and run mlscaffold update")
+
+
 def platform_config(spec: Any, environment: str, overrides: dict[str, Any] | None = None, *,
                     config_keys: Iterable[str] | None = None) -> PlatformConfig:
     """Validate the config of `environment`: spec-derived settings, then the stack's overrides.
@@ -1227,6 +1240,7 @@ def platform_config(spec: Any, environment: str, overrides: dict[str, Any] | Non
         if key in (overrides or {}):
             raise StackConfigError(f"platform.{key}", _spec_owned_message(key, environment))
     settings = _deep_merge(stack_settings(data, environment), overrides or {})
+    _serving_as_the_spec_says(settings.get("serving"), data["serving"])
     try:
         return PlatformConfig.model_validate({
             "project": data["name"], "environment": environment,

@@ -75,3 +75,13 @@ def test_a_stack_in_another_region_than_the_spec_is_refused(run_cli, project, re
     result = run_cli([command, str(project), "--stack", "dev"])
     assert result.exit_code == 2
     assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_a_stack_serving_on_another_platform_than_the_spec_is_refused(run_cli, project):
+    """The repro: a sagemaker project whose dev stack would build a KServe InferenceService."""
+    _edit(project, lambda c: c["r7:platform"]["serving"].update(platform="kserve"))
+    result = run_cli(["check", str(project), "--stack", "dev"])
+    assert result.exit_code == 2
+    assert ("infra/Pulumi.dev.yaml: stack config platform.serving.platform: 'kserve' "
+            "contradicts serving 'sagemaker' of mlscaffold.yaml") in result.stderr
+    assert result.stderr.count("\n") == 1

@@ -322,3 +322,19 @@ def test_the_programs_refuse_a_stack_region_other_than_the_specs():
         "and run mlscaffold update")
     with pytest.raises(StackConfigError, match="nor an AWS region mlscaffold knows"):
         platform_config(spec, "dev", None, config_keys={"aws:region": "us-east-9"})
+
+
+@pytest.mark.parametrize(("spec_serving", "stack_platform"), [
+    ("sagemaker", "kserve"), ("kserve", "sagemaker"), ("none", "sagemaker")])
+def test_a_stack_serves_on_the_specs_platform(spec_serving, stack_platform):
+    """The Makefile, CI and image are made for the spec's serving; a stack may only turn
+    serving off (none: the first deploy does, for the image repository)."""
+    with pytest.raises(StackConfigError) as caught:
+        make_config("dev", {"serving": {"platform": stack_platform}}, serving=spec_serving)
+    assert str(caught.value) == (
+        f"stack config platform.serving.platform: {stack_platform!r} contradicts serving "
+        f"{spec_serving!r} of mlscaffold.yaml, for which the Makefile, CI and image are made: "
+        f"set it to {spec_serving} (or none), or change serving in mlscaffold.yaml and run "
+        "mlscaffold update")
+    off = make_config("dev", {"serving": {"platform": "none"}}, serving=spec_serving)
+    assert off.serving.platform == "none"
