@@ -1242,7 +1242,7 @@ def platform_config(spec: Any, environment: str, overrides: dict[str, Any] | Non
     settings = _deep_merge(stack_settings(data, environment), overrides or {})
     _serving_as_the_spec_says(settings.get("serving"), data["serving"])
     try:
-        return PlatformConfig.model_validate({
+        config = PlatformConfig.model_validate({
             "project": data["name"], "environment": environment,
             "profile": profile, "region": data["region"],
             "owner": data["owner"], "cost_center": data["cost_center"], "task": data["task"],
@@ -1258,3 +1258,36 @@ def platform_config(spec: Any, environment: str, overrides: dict[str, Any] | Non
                                           hidden=SPEC_OWNED if len(location) == 1 else ())
         return_key = key if key.startswith("platform") else f"platform.{key}"
         raise StackConfigError(return_key, message) from None
+    _gpus_fit_a_node(config)
+    return config
+
+
+def _gpus_fit_a_node(config: PlatformConfig) -> None:
+    """Refuse a KServe predictor or EKS training pod asking for more GPUs than a node of the
+    first GPU pool (where both run) has, or than the pool's ``max_gpus``: it would stay Pending.
+    A pod's GPUs come from the one node it runs on (Kubernetes docs, "Schedule GPUs")."""
+    pool = config.cluster.gpu_pools[0]
+    requests = [("serving.gpus", config.serving.gpus)] if config.serving.platform == "kserve" \
+        else []
+    if config.cluster.enabled:
+        requests.append(("training.gpus", config.training.gpus))
+    largest = max(pool.instance_types, key=gpu_count)
+    most = gpu_count(largest)
+    for key, gpus in requests:
+        if gpus > most:
+            larger = [t for t in family_types(pool.instance_families) if gpu_count(t) >= gpus]
+            fix = f"lower {key} to {most}"
+            if larger:
+                enough = min(larger, key=lambda t: (gpu_count(t), EC2_INSTANCES[t].vcpus))
+                fix += (f", or add {instance_size(enough)} ({enough}: {gpu_count(enough)} GPUs) "
+                        "to the pool's instance_sizes")
+            raise StackConfigError(
+                f"platform.{key}", f"{gpus} GPUs per pod, and the largest node of GPU pool "
+                                   f"'{pool.name}' ({largest}) has {most}: the pod would never "
+                                   f"be scheduled; {fix}")
+        if gpus > pool.max_gpus:
+            raise StackConfigError(
+                f"platform.{key}", f"{gpus} GPUs per pod exceed max_gpus {pool.max_gpus} of GPU "
+                                   f"pool '{pool.name}' (its NodePool's limit), so no node would "
+                                   f"be launched for it; raise that pool's max_gpus or lower "
+                                   f"{key}")

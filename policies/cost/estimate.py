@@ -603,9 +603,10 @@ class PredictorNodes:
 def _predictor_nodes(ctx: _Context, resource: Triple, canary_peak: bool = False
                      ) -> tuple[PredictorNodes, _NodeRate] | str | None:
     """Where the predictor's minimum lands and the rate of one such node; a reason (str) when
-    the nodes cost nothing extra; None when no GPU node group or NodePool matches. With
-    `canary_peak`, a canary (``canaryTrafficPercent``, KServe Serverless) counts twice: the
-    new revision starts its minimum beside the previous one's, which keeps serving."""
+    the nodes cost nothing extra, or no node of a matching pool holds a replica's GPUs; None
+    when no GPU node group or NodePool matches. With `canary_peak`, a canary
+    (``canaryTrafficPercent``, KServe Serverless) counts twice: the new revision starts its
+    minimum beside the previous one's, which keeps serving."""
     _, name, props = resource
     predictor = _get(props, "spec.predictor", {})
     gpus = _gpu_limit(predictor)
@@ -616,12 +617,18 @@ def _predictor_nodes(ctx: _Context, resource: Triple, canary_peak: bool = False
         return ""
     selector = _get(predictor, "nodeSelector", {})
     selector = dict(selector) if isinstance(selector, Mapping) else {}
+    # a replica's GPUs come from one node (Kubernetes docs, "Schedule GPUs": GPUs are requested
+    # per container, and a pod runs on a single node)
+    too_small: list[str] = []
     for _, group, group_props in ctx.of(NODE_GROUP):
         labels = _get(group_props, "labels", {})
         types = _get(group_props, "instanceTypes", [])
         per_node = gpu_count(types[0]) if _is_list(types) and types else 0
         if not per_node or not all(
                 isinstance(labels, Mapping) and labels.get(k) == v for k, v in selector.items()):
+            continue
+        if per_node < gpus:
+            too_small.append(f"node group '{group}' ({types[0]}: {per_node})")
             continue
         desired = _count(_get(group_props, "scalingConfig.desiredSize"))
         maximum = _count(_get(group_props, "scalingConfig.maxSize"), desired)
@@ -644,6 +651,10 @@ def _predictor_nodes(ctx: _Context, resource: Triple, canary_peak: bool = False
                    if gpu_count(t) >= gpus
                    and (rate := _pool_rate(ctx, pool, pool_props, t)) is not None]
         if not fitting:
+            if types[0] and not types[1] and all(gpu_count(t) < gpus for t in types[0]):
+                largest = max(types[0], key=gpu_count)
+                too_small.append(f"NodePool '{pool_name(pool, pool_props)}' ({largest}: "
+                                 f"{gpu_count(largest)})")
             continue
         _, instance_type, rate = min(fitting, key=lambda item: item[0])
         nodes = math.ceil(replicas / (gpu_count(instance_type) // gpus))
@@ -656,6 +667,9 @@ def _predictor_nodes(ctx: _Context, resource: Triple, canary_peak: bool = False
                               "spot" if _pool_spot(pool_props) else "on-demand",
                               mixed="spot" in allowed and "on-demand" in allowed,
                               canary=canary), rate
+    if too_small:
+        return (f" (a replica requests {gpus} GPUs and the largest node of {too_small[0]} has "
+                "fewer: its replicas cannot be scheduled)")
     return None
 
 

@@ -26,9 +26,10 @@ from mlscaffold.policies.cost.estimate import estimate, graph_resources, policy_
 from mlscaffold.policies.cost.prices import PriceError, prices
 from mlscaffold.policies.cost.rules import TAGGABLE_TYPES, is_accelerated
 from mlscaffold.policies.engine import evaluate
+from mlscaffold.policies.nodepools import instance_types
 from mlscaffold.policies.registry import RULES, rules_of
 from mlscaffold.stacks.config import CpuPoolConfig, environment_profile
-from mlscaffold.stacks.instances import EC2_INSTANCES, SAGEMAKER_INSTANCES
+from mlscaffold.stacks.instances import EC2_INSTANCES, SAGEMAKER_INSTANCES, gpu_count
 from mlscaffold.stacks.karpenter import node_pool
 
 from .conftest import check, check_stack
@@ -483,6 +484,17 @@ def test_kserve_on_a_node_pool_costs_the_nodes_its_replicas_keep_up() -> None:
     line = next(line for line in estimate([(POOL, "pool", GPU_POOL), (ISVC, "model", many)],
                                           "us-east-1").lines if line.resource == "model")
     assert line.monthly_usd == pytest.approx(2 * node)
+    # more GPUs a replica than any node of the pool has: it is never scheduled, and says why
+    greedy = changed(isvc, "spec.predictor.containers", [
+        {"resources": {"limits": {"cpu": "1", "nvidia.com/gpu": "4"}}}])
+    line = next(line for line in estimate([(POOL, "pool", GPU_POOL), (ISVC, "model", greedy)],
+                                          "us-east-1").lines if line.resource == "model")
+    assert line.monthly_usd == 0
+    largest = max(instance_types(GPU_POOL)[0], key=gpu_count)
+    assert line.basis == (
+        "no extra cost: runs on the cluster's nodes, priced with the node groups and NodePools "
+        f"(a replica requests 4 GPUs and the largest node of NodePool 'gpu' ({largest}: 1) has "
+        "fewer: its replicas cannot be scheduled)")
 
 
 def test_adapters_and_values_unknown_before_deployment() -> None:

@@ -338,3 +338,31 @@ def test_a_stack_serves_on_the_specs_platform(spec_serving, stack_platform):
         "mlscaffold update")
     off = make_config("dev", {"serving": {"platform": "none"}}, serving=spec_serving)
     assert off.serving.platform == "none"
+
+
+def test_a_pod_asks_for_no_more_gpus_than_a_node_of_its_pool_has():
+    """The dev pool's nodes (g6, g5, g4dn xlarge and 2xlarge) have 1 GPU each."""
+    with pytest.raises(StackConfigError) as caught:
+        make_config("dev", {"serving": {"gpus": 4}}, serving="kserve")
+    assert str(caught.value) == (
+        "stack config platform.serving.gpus: 4 GPUs per pod, and the largest node of GPU pool "
+        "'gpu' (g4dn.xlarge) has 1: the pod would never be scheduled; lower serving.gpus to 1, "
+        "or add 12xlarge (g4dn.12xlarge: 4 GPUs) to the pool's instance_sizes")
+    with pytest.raises(StackConfigError) as caught:
+        make_config("dev", {"training": {"gpus": 2}}, serving="kserve")
+    assert caught.value.key == "platform.training.gpus"
+    assert "2 GPUs per pod, and the largest node of GPU pool 'gpu' (g4dn.xlarge) has 1" in str(
+        caught.value)
+    # a node large enough, but more than the pool may launch
+    with pytest.raises(StackConfigError) as caught:
+        make_config("dev", {"serving": {"gpus": 4}, "cluster": {"gpu_pools": [
+            {"instance_families": ["g6"], "instance_sizes": ["xlarge", "12xlarge"],
+             "max_gpus": 2}]}}, serving="kserve")
+    assert str(caught.value) == (
+        "stack config platform.serving.gpus: 4 GPUs per pod exceed max_gpus 2 of GPU pool 'gpu' "
+        "(its NodePool's limit), so no node would be launched for it; raise that pool's "
+        "max_gpus or lower serving.gpus")
+    make_config("staging", {"serving": {"gpus": 1}}, serving="kserve")
+    assert make_config("prod", {"serving": {"gpus": 4}}, serving="kserve").serving.gpus == 4
+    # SageMaker serving does not run on the pools
+    assert make_config("dev", {"serving": {"gpus": 4}}).serving.gpus == 4
