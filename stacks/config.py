@@ -34,6 +34,7 @@ from .instances import (
 )
 from .model_keys import MODEL_KEY_PATTERN
 from .regions import REGIONS, check_region
+from .schedules import SCHEDULE_FORMS, runs_per_day
 
 # EKS add-on that watches the nodes of every platform but KServe (Container Insights); the cost
 # estimator reads the name from here too
@@ -900,8 +901,14 @@ class MonitoringConfig(_Strict):
     gpu_utilization_percent: Annotated[int, Field(ge=1, le=100)] = 90
     log_retention_days: Literal[7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731] = 30
     drift_schedule: str = Field("cron(0 * ? * * *)",
-                                description="Model Monitor schedule (SageMaker cron).")
+                                description=f"Model Monitor schedule: {SCHEDULE_FORMS}.")
     alert_emails: list[str] = Field(default_factory=list)
+
+    @field_validator("drift_schedule")
+    @classmethod
+    def _sagemaker_schedule(cls, value: str) -> str:
+        runs_per_day(value)  # SageMaker refuses any other form when the schedule is created
+        return value
 
 
 class TrackingConfig(_Strict):

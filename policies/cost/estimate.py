@@ -37,6 +37,7 @@ from mlscaffold.stacks.constants import (
     S3_OBJECT,
 )
 from mlscaffold.stacks.instances import EC2_INSTANCES, gpu_count
+from mlscaffold.stacks.schedules import ONE_TIME, runs_per_day
 
 from ..buckets import BUCKET_TYPES, access_log_targets, bucket_ids
 from ..nodepools import (
@@ -506,29 +507,15 @@ def _endpoint_configs(ctx: _Context, resources: list[Triple]) -> list[CostLine]:
 
 
 def _runs_per_month(ctx: _Context, name: str, expression: str) -> float:
-    """Runs a month of a SageMaker cron schedule (hours field; every day of the month)."""
-    match = re.fullmatch(r"cron\((\S+) (\S+) \S+ \S+ \S+ \S+\)", expression.strip())
-    days = ctx.hours / 24
-    if not match:
-        ctx.note(f"monitoring schedule '{name}': schedule {expression!r} not understood; "
-                 "priced as hourly")
+    """Runs a month of a Model Monitor schedule, read as the stack config validates it."""
+    expression = expression.strip()
+    if expression == ONE_TIME:
+        return 1
+    try:
+        return runs_per_day(expression) * ctx.hours / 24
+    except ValueError as error:
+        ctx.note(f"monitoring schedule '{name}': {error}; priced as hourly")
         return ctx.hours
-    minutes, hours = match.groups()
-    per_hour = len(minutes.split(",")) if re.fullmatch(r"[\d,]+", minutes) else 1
-    if hours in ("*", "*/1"):
-        per_day = 24
-    elif step := re.fullmatch(r"(?:\*|(\d+)(?:-(\d+))?)/(\d+)", hours):
-        first, last, every = int(step[1] or 0), int(step[2] or 23), int(step[3])
-        per_day = len(range(first, last + 1, every))
-    elif span := re.fullmatch(r"(\d+)-(\d+)", hours):
-        per_day = int(span[2]) - int(span[1]) + 1
-    elif re.fullmatch(r"[\d,]+", hours):
-        per_day = len(hours.split(","))
-    else:
-        ctx.note(f"monitoring schedule '{name}': hours field {hours!r} not understood; "
-                 "priced as hourly")
-        per_day = 24
-    return per_hour * per_day * days
 
 
 def _monitoring_schedule(ctx: _Context, resource: Triple) -> CostLine | None:

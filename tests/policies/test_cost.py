@@ -365,7 +365,10 @@ def test_audit_trail_and_log_bucket() -> None:
 
 @pytest.mark.parametrize(("expression", "runs"), [
     ("cron(0 * ? * * *)", HOURS), ("cron(0 0 ? * * *)", HOURS / 24),
-    ("cron(0 */6 ? * * *)", 4 * HOURS / 24), ("cron(0 8-17 ? * * *)", 10 * HOURS / 24),
+    ("cron(0 0/6 ? * * *)", 4 * HOURS / 24), ("cron(0 17/12 ? * * *)", 2 * HOURS / 24),
+    ("NOW", 1),
+    # not a form SageMaker accepts (the stack config refuses it): priced as hourly
+    ("cron(0 8-17 ? * * *)", HOURS), ("every day", HOURS),
 ])
 def test_model_monitor_schedule(expression: str, runs: float) -> None:
     t = prices()
@@ -377,6 +380,11 @@ def test_model_monitor_schedule(expression: str, runs: float) -> None:
     result = estimate([(JOB, "quality", job), (SCHEDULE, "drift", schedule)], "us-east-1")
     assert result.total == pytest.approx(runs * t.usage("model_monitor_hours_per_run")
                                          * t.sagemaker_processing("ml.m5.xlarge"))
+    refused = [a for a in result.assumptions if a.startswith("monitoring schedule 'drift'")]
+    assert refused == ([] if expression not in ("cron(0 8-17 ? * * *)", "every day") else [
+        f"monitoring schedule 'drift': {expression!r} is not a schedule SageMaker Model Monitor "
+        "accepts; use cron(0 * ? * * *) (hourly), cron(0 H ? * * *) (daily at hour H, 0-23) or "
+        "cron(0 H/N ? * * *) (every N hours from hour H, N 1-24); priced as hourly"])
 
 
 def test_kserve_costs_only_the_gpu_nodes_its_replicas_keep_up() -> None:

@@ -366,3 +366,23 @@ def test_a_pod_asks_for_no_more_gpus_than_a_node_of_its_pool_has():
     assert make_config("prod", {"serving": {"gpus": 4}}, serving="kserve").serving.gpus == 4
     # SageMaker serving does not run on the pools
     assert make_config("dev", {"serving": {"gpus": 4}}).serving.gpus == 4
+
+
+@pytest.mark.parametrize(("schedule", "message"), [
+    ("every day", "'every day' is not a schedule SageMaker Model Monitor accepts; use "
+                  "cron(0 * ? * * *) (hourly), cron(0 H ? * * *) (daily at hour H, 0-23) or "
+                  "cron(0 H/N ? * * *) (every N hours from hour H, N 1-24)"),
+    ("cron(0 8-17 ? * * *)", "is not a schedule SageMaker Model Monitor accepts"),
+    ("cron(30 6 ? * * *)", "is not a schedule SageMaker Model Monitor accepts"),
+    ("cron(0 24 ? * * *)", "is out of range (hour 0-23, every 1-24 hours)"),
+    ("cron(0 0/25 ? * * *)", "is out of range"),
+    ("NOW", "NOW runs the monitor once and drift monitoring recurs; use cron(0 * ? * * *)"),
+])
+def test_drift_schedule_is_one_sagemaker_accepts(schedule, message):
+    with pytest.raises(StackConfigError) as caught:
+        make_config("dev", {"monitoring": {"drift_schedule": schedule}})
+    assert caught.value.key == "platform.monitoring.drift_schedule"
+    assert message in str(caught.value)
+    for accepted in ("cron(0 * ? * * *)", "cron(0 6 ? * * *)", "cron(0 17/12 ? * * *)"):
+        config = make_config("dev", {"monitoring": {"drift_schedule": accepted}})
+        assert config.monitoring.drift_schedule == accepted
