@@ -1266,7 +1266,17 @@ def platform_config(spec: Any, environment: str, overrides: dict[str, Any] | Non
         return_key = key if key.startswith("platform") else f"platform.{key}"
         raise StackConfigError(return_key, message) from None
     _gpus_fit_a_node(config)
+    _zones_in_region(config)
     return config
+
+
+def _zones_in_region(config: PlatformConfig) -> None:
+    zones = REGIONS[config.region].availability_zones
+    if config.network.availability_zones > zones:
+        raise StackConfigError(
+            "platform.network.availability_zones",
+            f"{config.network.availability_zones} zones, and {config.region} (the region of "
+            f"mlscaffold.yaml) has {zones}: set it to {zones} or fewer")
 
 
 def _gpus_fit_a_node(config: PlatformConfig) -> None:

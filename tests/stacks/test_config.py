@@ -14,6 +14,7 @@ from mlscaffold.stacks.config import (
     platform_config,
 )
 from mlscaffold.stacks.instances import EC2_INSTANCES, gpu_count
+from mlscaffold.stacks.regions import REGIONS
 
 from .conftest import make_config
 
@@ -386,3 +387,17 @@ def test_drift_schedule_is_one_sagemaker_accepts(schedule, message):
     for accepted in ("cron(0 * ? * * *)", "cron(0 6 ? * * *)", "cron(0 17/12 ? * * *)"):
         config = make_config("dev", {"monitoring": {"drift_schedule": accepted}})
         assert config.monitoring.drift_schedule == accepted
+
+
+def test_the_network_spreads_over_no_more_zones_than_the_region_has():
+    with pytest.raises(StackConfigError) as caught:
+        make_config("dev", {"network": {"availability_zones": 6}}, region="eu-west-1")
+    assert str(caught.value) == (
+        "stack config platform.network.availability_zones: 6 zones, and eu-west-1 (the region "
+        "of mlscaffold.yaml) has 3: set it to 3 or fewer")
+    assert make_config("dev", {"network": {"availability_zones": 6}},
+                       region="us-east-1").network.availability_zones == 6
+    # every profile fits every known region
+    for region in REGIONS:
+        assert make_config("prod", region=region).network.availability_zones <= \
+            REGIONS[region].availability_zones
