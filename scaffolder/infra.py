@@ -114,10 +114,11 @@ def stack_config(project: Path, spec: ProjectSpec, stack: str) -> dict[str, str]
     raw = document.get("config", {}) if isinstance(document, dict) else None
     if not isinstance(raw, dict):
         raise UsageError(f"{path}: `config` must be a mapping of keys to values")
-    from .stacks.config import StackConfigError, check_config_keys
+    from .stacks.config import StackConfigError, check_config_keys, check_stack_region
 
     try:
         check_config_keys(spec.name, raw)
+        check_stack_region(spec.region, raw)
     except StackConfigError as error:
         raise UsageError(f"infra/Pulumi.{stack}.yaml: {error}") from None
     config = {}

@@ -64,14 +64,15 @@ def model_at(root: Any, location: Iterable[object]) -> Any | None:
     return model
 
 
-def unknown_key_message(root: Any, location: tuple[object, ...], shown: str | None = None) -> str:
+def unknown_key_message(root: Any, location: tuple[object, ...], shown: str | None = None,
+                        *, hidden: Iterable[str] = ()) -> str:
     """``unknown key 'x' (did you mean 'y'?); valid keys are: …`` for pydantic's
     ``extra_forbidden`` error at `location` below `root` (`shown` names the key instead of its
-    last part)."""
+    last part; `hidden` fields of the holding model are neither listed nor offered)."""
     key = str(location[-1]) if location else ""
     holder = model_at(root, location[:-1])
     name = shown or key
     if holder is None:
         return f"unknown key {name!r}; remove it or check its spelling"
-    fields = list(holder.model_fields)
+    fields = [field for field in holder.model_fields if field not in set(hidden)]
     return f"unknown key {name!r}{did_you_mean(key, fields)}; valid keys are: {', '.join(fields)}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
@@ -33,7 +33,8 @@ from .instances import (
     instance_size,
 )
 from .model_keys import MODEL_KEY_PATTERN
-from .regions import check_region
+from .regions import REGIONS, check_region
+from .schedules import SCHEDULE_FORMS, runs_per_day
 
 # EKS add-on that watches the nodes of every platform but KServe (Container Insights); the cost
 # estimator reads the name from here too
@@ -54,6 +55,7 @@ __all__ = [
     "KUBERNETES_VERSIONS",
     "PLATFORM_KEY",
     "PROFILES",
+    "SPEC_OWNED",
     "SUPPORTED_KUBERNETES_VERSIONS",
     "SYSTEM_POOL",
     "AbTestConfig",
@@ -74,6 +76,7 @@ __all__ = [
     "TrackingConfig",
     "TrainingConfig",
     "check_config_keys",
+    "check_stack_region",
     "environment_profile",
     "environment_profiles",
     "platform_config",
@@ -788,8 +791,8 @@ class ServingConfig(_Strict):
         serverless = self.platform == "kserve" and self.kserve_mode == "serverless"
         if self.kserve_mode == "serverless" and self.platform != "kserve":
             raise ValueError(f"kserve_mode serverless applies to KServe serving, and "
-                             f"serving.platform is {self.platform}: remove kserve_mode, or set "
-                             "serving.platform to kserve")
+                             f"serving.platform is {self.platform}: remove kserve_mode, or change "
+                             "serving to kserve in mlscaffold.yaml")
         if serverless and self.client_namespaces:
             # Knative's activator and Kourier's gateway forward every caller's request, so the
             # predictor's NetworkPolicy sees them, never the caller's namespace
@@ -898,8 +901,14 @@ class MonitoringConfig(_Strict):
     gpu_utilization_percent: Annotated[int, Field(ge=1, le=100)] = 90
     log_retention_days: Literal[7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731] = 30
     drift_schedule: str = Field("cron(0 * ? * * *)",
-                                description="Model Monitor schedule (SageMaker cron).")
+                                description=f"Model Monitor schedule: {SCHEDULE_FORMS}.")
     alert_emails: list[str] = Field(default_factory=list)
+
+    @field_validator("drift_schedule")
+    @classmethod
+    def _sagemaker_schedule(cls, value: str) -> str:
+        runs_per_day(value)  # SageMaker refuses any other form when the schedule is created
+        return value
 
 
 class TrackingConfig(_Strict):
@@ -1157,16 +1166,76 @@ def check_config_keys(project: str, keys: Iterable[str]) -> None:
                      f"{project}:{PLATFORM_KEY}; did you mean {project}:{PLATFORM_KEY}?")
 
 
+# PlatformConfig's fields that mlscaffold.yaml (or the stack's own name) sets, never a stack's
+# settings: a stack that said otherwise would name, tag or size its resources as another's.
+# Each with the spec key it comes from (None: not a key of the spec).
+SPEC_OWNED: dict[str, str | None] = {
+    "project": "name", "environment": None, "profile": None, "region": "region",
+    "owner": "owner", "cost_center": "cost_center", "task": "task", "label": "label",
+    "features": "features",
+}
+
+
+def _spec_owned_message(key: str, environment: str) -> str:
+    """Why `key` of SPEC_OWNED cannot be a stack setting, and the fix."""
+    if key == "features":
+        return ("the feature schema is the same in every stack; move it to the features section "
+                "of mlscaffold.yaml")
+    if key == "environment":
+        return (f"not a stack setting: the environment is the stack's name ({environment}), and "
+                "another would give this stack that environment's resource names; remove the "
+                "key")
+    if key == "profile":
+        return ("not a stack setting: the sizing profile follows the environment's name in "
+                "mlscaffold.yaml's environments; remove the key and set the sizes themselves "
+                "(e.g. serving.min_instances)")
+    source = SPEC_OWNED[key]
+    then = " and run mlscaffold update" if key == "region" else ""
+    return (f"not a stack setting: it comes from {source!r} of mlscaffold.yaml, the same in "
+            f"every stack; remove the key, or change {source} there{then}")
+
+
+def check_stack_region(spec_region: str, config: Mapping[str, Any]) -> None:
+    """Refuse a stack config whose ``aws:region`` is not the spec's `spec_region`: the spec has
+    one region for every environment, and prices, Model Monitor's image and the zones are
+    that region's."""
+    region = config.get("aws:region")
+    if region is None or region == spec_region:
+        return
+    unknown = ("" if region in REGIONS else
+               f", nor an AWS region mlscaffold knows{did_you_mean(region, REGIONS)}")
+    raise StackConfigError(
+        "aws:region", f"{region!r} is not the region of mlscaffold.yaml ({spec_region!r})"
+                      f"{unknown}: set aws:region back to {spec_region}, or change region in "
+                      "mlscaffold.yaml and run mlscaffold update")
+
+
+def _serving_as_the_spec_says(serving: Any, spec_serving: str) -> None:
+    """Refuse a stack serving on another platform than the spec's ``serving``, for which the
+    Makefile, CI and image are made; ``none`` (no serving: a first deploy) is always allowed."""
+    platform = serving.get("platform") if isinstance(serving, dict) else None
+    if platform in (spec_serving, "none") or not isinstance(platform, str):
+        return  # not a string: the model's validation names the key
+    raise StackConfigError(
+        "platform.serving.platform",
+        f"{platform!r} contradicts serving {spec_serving!r} of mlscaffold.yaml, for which the "
+        f"Makefile, CI and image are made: set it to {spec_serving} (or none), or change "
+        "serving in mlscaffold.yaml and run mlscaffold update")
+
+
 def platform_config(spec: Any, environment: str, overrides: dict[str, Any] | None = None, *,
                     config_keys: Iterable[str] | None = None) -> PlatformConfig:
     """Validate the config of `environment`: spec-derived settings, then the stack's overrides.
-    `config_keys` are all keys of the stack's config, checked for unknown namespaces.
+    `config_keys` are all keys of the stack's config, checked for unknown namespaces; when it is
+    the config itself (a mapping, as the programs pass it), its ``aws:region`` is checked too.
 
     Raises :class:`StackConfigError` naming the key and the fix.
     """
     data = spec if isinstance(spec, dict) else spec.model_dump(mode="json")
     if config_keys is not None:
         check_config_keys(data["name"], config_keys)
+    if isinstance(config_keys, Mapping):
+        check_stack_region(data["region"], config_keys)
     profile = environment_profile(environment, data["environments"])
     try:
         check_region(data["region"])
@@ -1174,12 +1243,13 @@ def platform_config(spec: Any, environment: str, overrides: dict[str, Any] | Non
         raise StackConfigError("region", f"{error} (the region of mlscaffold.yaml)") from None
     if overrides is not None and not isinstance(overrides, dict):
         raise StackConfigError("platform", "must be a mapping of settings")
-    if "features" in (overrides or {}):
-        raise StackConfigError("platform.features", "the feature schema is the same in every "
-                               "stack; move it to the features section of mlscaffold.yaml")
+    for key in SPEC_OWNED:
+        if key in (overrides or {}):
+            raise StackConfigError(f"platform.{key}", _spec_owned_message(key, environment))
     settings = _deep_merge(stack_settings(data, environment), overrides or {})
+    _serving_as_the_spec_says(settings.get("serving"), data["serving"])
     try:
-        return PlatformConfig.model_validate({
+        config = PlatformConfig.model_validate({
             "project": data["name"], "environment": environment,
             "profile": profile, "region": data["region"],
             "owner": data["owner"], "cost_center": data["cost_center"], "task": data["task"],
@@ -1190,6 +1260,51 @@ def platform_config(spec: Any, environment: str, overrides: dict[str, Any] | Non
         key = _error_key(first["loc"])
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
-            message = unknown_key_message(PlatformConfig, tuple(first["loc"]))
+            location = tuple(first["loc"])
+            message = unknown_key_message(PlatformConfig, location,
+                                          hidden=SPEC_OWNED if len(location) == 1 else ())
         return_key = key if key.startswith("platform") else f"platform.{key}"
         raise StackConfigError(return_key, message) from None
+    _gpus_fit_a_node(config)
+    _zones_in_region(config)
+    return config
+
+
+def _zones_in_region(config: PlatformConfig) -> None:
+    zones = REGIONS[config.region].availability_zones
+    if config.network.availability_zones > zones:
+        raise StackConfigError(
+            "platform.network.availability_zones",
+            f"{config.network.availability_zones} zones, and {config.region} (the region of "
+            f"mlscaffold.yaml) has {zones}: set it to {zones} or fewer")
+
+
+def _gpus_fit_a_node(config: PlatformConfig) -> None:
+    """Refuse a KServe predictor or EKS training pod asking for more GPUs than a node of the
+    first GPU pool (where both run) has, or than the pool's ``max_gpus``: it would stay Pending.
+    A pod's GPUs come from the one node it runs on (Kubernetes docs, "Schedule GPUs")."""
+    pool = config.cluster.gpu_pools[0]
+    requests = [("serving.gpus", config.serving.gpus)] if config.serving.platform == "kserve" \
+        else []
+    if config.cluster.enabled:
+        requests.append(("training.gpus", config.training.gpus))
+    largest = max(pool.instance_types, key=gpu_count)
+    most = gpu_count(largest)
+    for key, gpus in requests:
+        if gpus > most:
+            larger = [t for t in family_types(pool.instance_families) if gpu_count(t) >= gpus]
+            fix = f"lower {key} to {most}"
+            if larger:
+                enough = min(larger, key=lambda t: (gpu_count(t), EC2_INSTANCES[t].vcpus))
+                fix += (f", or add {instance_size(enough)} ({enough}: {gpu_count(enough)} GPUs) "
+                        "to the pool's instance_sizes")
+            raise StackConfigError(
+                f"platform.{key}", f"{gpus} GPUs per pod, and the largest node of GPU pool "
+                                   f"'{pool.name}' ({largest}) has {most}: the pod would never "
+                                   f"be scheduled; {fix}")
+        if gpus > pool.max_gpus:
+            raise StackConfigError(
+                f"platform.{key}", f"{gpus} GPUs per pod exceed max_gpus {pool.max_gpus} of GPU "
+                                   f"pool '{pool.name}' (its NodePool's limit), so no node would "
+                                   f"be launched for it; raise that pool's max_gpus or lower "
+                                   f"{key}")

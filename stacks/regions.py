@@ -1,10 +1,10 @@
 """The AWS regions mlscaffold knows: one table, read by every consumer of a per-region fact.
 
 A region is known when every fact below is known for it; ``mlscaffold new`` (the spec's
-validation), the stack config, the cost estimator (price multipliers), the monitoring stack
-(Model Monitor's image) and the network (zones EKS avoids) all read this table, so a region is
-either usable everywhere or refused up front with the list of known ones. No Pulumi or pydantic
-import here: the spec validates with it.
+validation), the stack config (its zone count), the cost estimator (price multipliers), the
+monitoring stack (Model Monitor's image) and the network (zones EKS avoids) all read this
+table, so a region is either usable everywhere or refused up front with the list of known
+ones. No Pulumi or pydantic import here: the spec validates with it.
 
 To add a region, add every field of :class:`Region` for it (with its source), nothing else.
 """
@@ -30,6 +30,10 @@ class Region:
     prebuilt analyzer image, ``sagemaker-model-monitor-analyzer`` (AWS docs, SageMaker "Docker
     Registry Paths and Example Code", per region: Model Monitor (algorithm); the same accounts
     as the SageMaker Python SDK's image_uri_config/model-monitor.json)."""
+    availability_zones: int
+    """The region's Availability Zones: the AZ IDs AWS lists for it (AWS docs, "AWS Availability
+    Zones" in the Regions and Availability Zones guide). The most ``network.availability_zones``
+    may ask for; an account may see fewer, which the network's zone lookup reports at deploy."""
     eks_unsupported_zone_ids: tuple[str, ...] = ()
     """Zone IDs where EKS cannot place its control plane's network interfaces, so the network
     leaves them out (AWS docs: "View Amazon EKS networking requirements for VPC and subnets";
@@ -37,24 +41,24 @@ class Region:
 
 
 REGIONS: dict[str, Region] = {
-    "us-east-1": Region(1.0, "156813124566", eks_unsupported_zone_ids=("use1-az3",)),
-    "us-east-2": Region(1.0, "777275614652"),
-    "us-west-1": Region(1.17, "890145073186", eks_unsupported_zone_ids=("usw1-az2",)),
-    "us-west-2": Region(1.0, "159807026194"),
-    "ca-central-1": Region(1.11, "536280801234", eks_unsupported_zone_ids=("cac1-az3",)),
-    "eu-west-1": Region(1.11, "468650794304"),
-    "eu-west-2": Region(1.16, "749857270468"),
-    "eu-west-3": Region(1.17, "680080141114"),
-    "eu-central-1": Region(1.2, "048819808253"),
-    "eu-north-1": Region(1.06, "895015795356"),
+    "us-east-1": Region(1.0, "156813124566", 6, eks_unsupported_zone_ids=("use1-az3",)),
+    "us-east-2": Region(1.0, "777275614652", 3),
+    "us-west-1": Region(1.17, "890145073186", 3, eks_unsupported_zone_ids=("usw1-az2",)),
+    "us-west-2": Region(1.0, "159807026194", 4),
+    "ca-central-1": Region(1.11, "536280801234", 3, eks_unsupported_zone_ids=("cac1-az3",)),
+    "eu-west-1": Region(1.11, "468650794304", 3),
+    "eu-west-2": Region(1.16, "749857270468", 3),
+    "eu-west-3": Region(1.17, "680080141114", 3),
+    "eu-central-1": Region(1.2, "048819808253", 3),
+    "eu-north-1": Region(1.06, "895015795356", 3),
     # AWS docs, "Docker Registry Paths and Example Code for Europe (Milan) (eu-south-1)"
-    "eu-south-1": Region(1.17, "933208885752"),
-    "ap-south-1": Region(1.05, "126357580389"),
-    "ap-southeast-1": Region(1.25, "245545462676"),
-    "ap-southeast-2": Region(1.25, "563025443158"),
-    "ap-northeast-1": Region(1.29, "574779866223"),
-    "ap-northeast-2": Region(1.23, "709848358524"),
-    "sa-east-1": Region(1.6, "539772159869"),
+    "eu-south-1": Region(1.17, "933208885752", 3),
+    "ap-south-1": Region(1.05, "126357580389", 3),
+    "ap-southeast-1": Region(1.25, "245545462676", 3),
+    "ap-southeast-2": Region(1.25, "563025443158", 3),
+    "ap-northeast-1": Region(1.29, "574779866223", 4),
+    "ap-northeast-2": Region(1.23, "709848358524", 4),
+    "sa-east-1": Region(1.6, "539772159869", 3),
 }
 
 # the spec's default region (ProjectSpec.region, the CLI's and copier.yml's default)

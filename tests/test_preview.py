@@ -71,6 +71,10 @@ def test_graph_mermaid_and_dot(run_cli, made):
     (lambda p: p["cluster"].update(gpu_node_groups=[{"name": "gpu"}]),
      "platform.cluster: gpu_node_groups was replaced by gpu_pools (Karpenter NodePools)"),
     (lambda p: p.update(colour="blue"), "platform.colour: unknown key"),
+    # the dev pool's nodes have 1 GPU each: the InferenceService would never be scheduled
+    (lambda p: p["serving"].update(gpus=4),
+     "infra/Pulumi.dev.yaml: stack config platform.serving.gpus: 4 GPUs per pod, and the "
+     "largest node of GPU pool 'gpu' (g4dn.xlarge) has 1"),
 ])
 def test_bad_stack_config_names_the_key(run_cli, project, change, message):
     path = project / "infra" / "Pulumi.dev.yaml"

@@ -37,6 +37,7 @@ from mlscaffold.stacks.constants import (
     S3_OBJECT,
 )
 from mlscaffold.stacks.instances import EC2_INSTANCES, gpu_count
+from mlscaffold.stacks.schedules import ONE_TIME, runs_per_day
 
 from ..buckets import BUCKET_TYPES, access_log_targets, bucket_ids
 from ..nodepools import (
@@ -506,29 +507,15 @@ def _endpoint_configs(ctx: _Context, resources: list[Triple]) -> list[CostLine]:
 
 
 def _runs_per_month(ctx: _Context, name: str, expression: str) -> float:
-    """Runs a month of a SageMaker cron schedule (hours field; every day of the month)."""
-    match = re.fullmatch(r"cron\((\S+) (\S+) \S+ \S+ \S+ \S+\)", expression.strip())
-    days = ctx.hours / 24
-    if not match:
-        ctx.note(f"monitoring schedule '{name}': schedule {expression!r} not understood; "
-                 "priced as hourly")
+    """Runs a month of a Model Monitor schedule, read as the stack config validates it."""
+    expression = expression.strip()
+    if expression == ONE_TIME:
+        return 1
+    try:
+        return runs_per_day(expression) * ctx.hours / 24
+    except ValueError as error:
+        ctx.note(f"monitoring schedule '{name}': {error}; priced as hourly")
         return ctx.hours
-    minutes, hours = match.groups()
-    per_hour = len(minutes.split(",")) if re.fullmatch(r"[\d,]+", minutes) else 1
-    if hours in ("*", "*/1"):
-        per_day = 24
-    elif step := re.fullmatch(r"(?:\*|(\d+)(?:-(\d+))?)/(\d+)", hours):
-        first, last, every = int(step[1] or 0), int(step[2] or 23), int(step[3])
-        per_day = len(range(first, last + 1, every))
-    elif span := re.fullmatch(r"(\d+)-(\d+)", hours):
-        per_day = int(span[2]) - int(span[1]) + 1
-    elif re.fullmatch(r"[\d,]+", hours):
-        per_day = len(hours.split(","))
-    else:
-        ctx.note(f"monitoring schedule '{name}': hours field {hours!r} not understood; "
-                 "priced as hourly")
-        per_day = 24
-    return per_hour * per_day * days
 
 
 def _monitoring_schedule(ctx: _Context, resource: Triple) -> CostLine | None:
@@ -603,9 +590,10 @@ class PredictorNodes:
 def _predictor_nodes(ctx: _Context, resource: Triple, canary_peak: bool = False
                      ) -> tuple[PredictorNodes, _NodeRate] | str | None:
     """Where the predictor's minimum lands and the rate of one such node; a reason (str) when
-    the nodes cost nothing extra; None when no GPU node group or NodePool matches. With
-    `canary_peak`, a canary (``canaryTrafficPercent``, KServe Serverless) counts twice: the
-    new revision starts its minimum beside the previous one's, which keeps serving."""
+    the nodes cost nothing extra, or no node of a matching pool holds a replica's GPUs; None
+    when no GPU node group or NodePool matches. With `canary_peak`, a canary
+    (``canaryTrafficPercent``, KServe Serverless) counts twice: the new revision starts its
+    minimum beside the previous one's, which keeps serving."""
     _, name, props = resource
     predictor = _get(props, "spec.predictor", {})
     gpus = _gpu_limit(predictor)
@@ -616,12 +604,18 @@ def _predictor_nodes(ctx: _Context, resource: Triple, canary_peak: bool = False
         return ""
     selector = _get(predictor, "nodeSelector", {})
     selector = dict(selector) if isinstance(selector, Mapping) else {}
+    # a replica's GPUs come from one node (Kubernetes docs, "Schedule GPUs": GPUs are requested
+    # per container, and a pod runs on a single node)
+    too_small: list[str] = []
     for _, group, group_props in ctx.of(NODE_GROUP):
         labels = _get(group_props, "labels", {})
         types = _get(group_props, "instanceTypes", [])
         per_node = gpu_count(types[0]) if _is_list(types) and types else 0
         if not per_node or not all(
                 isinstance(labels, Mapping) and labels.get(k) == v for k, v in selector.items()):
+            continue
+        if per_node < gpus:
+            too_small.append(f"node group '{group}' ({types[0]}: {per_node})")
             continue
         desired = _count(_get(group_props, "scalingConfig.desiredSize"))
         maximum = _count(_get(group_props, "scalingConfig.maxSize"), desired)
@@ -644,6 +638,10 @@ def _predictor_nodes(ctx: _Context, resource: Triple, canary_peak: bool = False
                    if gpu_count(t) >= gpus
                    and (rate := _pool_rate(ctx, pool, pool_props, t)) is not None]
         if not fitting:
+            if types[0] and not types[1] and all(gpu_count(t) < gpus for t in types[0]):
+                largest = max(types[0], key=gpu_count)
+                too_small.append(f"NodePool '{pool_name(pool, pool_props)}' ({largest}: "
+                                 f"{gpu_count(largest)})")
             continue
         _, instance_type, rate = min(fitting, key=lambda item: item[0])
         nodes = math.ceil(replicas / (gpu_count(instance_type) // gpus))
@@ -656,6 +654,9 @@ def _predictor_nodes(ctx: _Context, resource: Triple, canary_peak: bool = False
                               "spot" if _pool_spot(pool_props) else "on-demand",
                               mixed="spot" in allowed and "on-demand" in allowed,
                               canary=canary), rate
+    if too_small:
+        return (f" (a replica requests {gpus} GPUs and the largest node of {too_small[0]} has "
+                "fewer: its replicas cannot be scheduled)")
     return None
 
 

@@ -26,9 +26,10 @@ from mlscaffold.policies.cost.estimate import estimate, graph_resources, policy_
 from mlscaffold.policies.cost.prices import PriceError, prices
 from mlscaffold.policies.cost.rules import TAGGABLE_TYPES, is_accelerated
 from mlscaffold.policies.engine import evaluate
+from mlscaffold.policies.nodepools import instance_types
 from mlscaffold.policies.registry import RULES, rules_of
 from mlscaffold.stacks.config import CpuPoolConfig, environment_profile
-from mlscaffold.stacks.instances import EC2_INSTANCES, SAGEMAKER_INSTANCES
+from mlscaffold.stacks.instances import EC2_INSTANCES, SAGEMAKER_INSTANCES, gpu_count
 from mlscaffold.stacks.karpenter import node_pool
 
 from .conftest import check, check_stack
@@ -364,7 +365,10 @@ def test_audit_trail_and_log_bucket() -> None:
 
 @pytest.mark.parametrize(("expression", "runs"), [
     ("cron(0 * ? * * *)", HOURS), ("cron(0 0 ? * * *)", HOURS / 24),
-    ("cron(0 */6 ? * * *)", 4 * HOURS / 24), ("cron(0 8-17 ? * * *)", 10 * HOURS / 24),
+    ("cron(0 0/6 ? * * *)", 4 * HOURS / 24), ("cron(0 17/12 ? * * *)", 2 * HOURS / 24),
+    ("NOW", 1),
+    # not a form SageMaker accepts (the stack config refuses it): priced as hourly
+    ("cron(0 8-17 ? * * *)", HOURS), ("every day", HOURS),
 ])
 def test_model_monitor_schedule(expression: str, runs: float) -> None:
     t = prices()
@@ -376,6 +380,11 @@ def test_model_monitor_schedule(expression: str, runs: float) -> None:
     result = estimate([(JOB, "quality", job), (SCHEDULE, "drift", schedule)], "us-east-1")
     assert result.total == pytest.approx(runs * t.usage("model_monitor_hours_per_run")
                                          * t.sagemaker_processing("ml.m5.xlarge"))
+    refused = [a for a in result.assumptions if a.startswith("monitoring schedule 'drift'")]
+    assert refused == ([] if expression not in ("cron(0 8-17 ? * * *)", "every day") else [
+        f"monitoring schedule 'drift': {expression!r} is not a schedule SageMaker Model Monitor "
+        "accepts; use cron(0 * ? * * *) (hourly), cron(0 H ? * * *) (daily at hour H, 0-23) or "
+        "cron(0 H/N ? * * *) (every N hours from hour H, N 1-24); priced as hourly"])
 
 
 def test_kserve_costs_only_the_gpu_nodes_its_replicas_keep_up() -> None:
@@ -483,6 +492,17 @@ def test_kserve_on_a_node_pool_costs_the_nodes_its_replicas_keep_up() -> None:
     line = next(line for line in estimate([(POOL, "pool", GPU_POOL), (ISVC, "model", many)],
                                           "us-east-1").lines if line.resource == "model")
     assert line.monthly_usd == pytest.approx(2 * node)
+    # more GPUs a replica than any node of the pool has: it is never scheduled, and says why
+    greedy = changed(isvc, "spec.predictor.containers", [
+        {"resources": {"limits": {"cpu": "1", "nvidia.com/gpu": "4"}}}])
+    line = next(line for line in estimate([(POOL, "pool", GPU_POOL), (ISVC, "model", greedy)],
+                                          "us-east-1").lines if line.resource == "model")
+    assert line.monthly_usd == 0
+    largest = max(instance_types(GPU_POOL)[0], key=gpu_count)
+    assert line.basis == (
+        "no extra cost: runs on the cluster's nodes, priced with the node groups and NodePools "
+        f"(a replica requests 4 GPUs and the largest node of NodePool 'gpu' ({largest}: 1) has "
+        "fewer: its replicas cannot be scheduled)")
 
 
 def test_adapters_and_values_unknown_before_deployment() -> None:

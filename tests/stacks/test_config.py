@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from mlscaffold.spec import validate_spec
 from mlscaffold.stacks.config import (
     EKS_AMI_RELEASE,
     GPU_POOL_LABEL,
     SUPPORTED_KUBERNETES_VERSIONS,
     StackConfigError,
     environment_profile,
+    platform_config,
 )
 from mlscaffold.stacks.instances import EC2_INSTANCES, gpu_count
+from mlscaffold.stacks.regions import REGIONS
 
 from .conftest import make_config
 
@@ -269,3 +272,132 @@ def test_access_and_support_defaults():
     roles = ["arn:aws:iam::123456789012:role/ml/admins", "arn:aws-cn:iam::123456789012:role/x"]
     assert make_config("dev", {"cluster": {"admin_role_arns": roles}}).cluster.admin_role_arns \
         == roles
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("environment", "prod",
+     "stack config platform.environment: not a stack setting: the environment is the stack's "
+     "name (dev), and another would give this stack that environment's resource names; remove "
+     "the key"),
+    ("project", "other",
+     "stack config platform.project: not a stack setting: it comes from 'name' of "
+     "mlscaffold.yaml, the same in every stack; remove the key, or change name there"),
+    ("region", "us-west-2",
+     "stack config platform.region: not a stack setting: it comes from 'region' of "
+     "mlscaffold.yaml, the same in every stack; remove the key, or change region there and run "
+     "mlscaffold update"),
+    ("profile", "prod",
+     "stack config platform.profile: not a stack setting: the sizing profile follows the "
+     "environment's name in mlscaffold.yaml's environments; remove the key and set the sizes "
+     "themselves (e.g. serving.min_instances)"),
+    ("owner", "someone", "it comes from 'owner' of mlscaffold.yaml"),
+    ("cost_center", "cc-1", "it comes from 'cost_center' of mlscaffold.yaml"),
+    ("task", "regression", "it comes from 'task' of mlscaffold.yaml"),
+    ("label", "target", "it comes from 'label' of mlscaffold.yaml"),
+])
+def test_spec_owned_facts_are_not_stack_settings(key, value, message):
+    """A stack that set them would name, tag or place its resources as another stack's."""
+    with pytest.raises(StackConfigError) as caught:
+        make_config("dev", {key: value})
+    assert caught.value.key == f"platform.{key}"
+    assert message in str(caught.value)
+
+
+def test_the_valid_keys_of_an_unknown_one_are_the_settable_ones():
+    with pytest.raises(StackConfigError) as caught:
+        make_config("dev", {"colour": "red"})
+    assert str(caught.value) == (
+        "stack config platform.colour: unknown key 'colour'; valid keys are: network, cluster, "
+        "registry, feature_store, serving, monitoring, training, tracking, protect")
+
+
+def test_the_programs_refuse_a_stack_region_other_than_the_specs():
+    """Under `pulumi up` the program gets the whole config (not the CLI's checks)."""
+    spec = validate_spec({"name": "demo", "region": "eu-west-1"})
+    platform_config(spec, "dev", None, config_keys={"aws:region": "eu-west-1"})
+    with pytest.raises(StackConfigError) as caught:
+        platform_config(spec, "dev", None, config_keys={"aws:region": "eu-west-2"})
+    assert str(caught.value) == (
+        "stack config aws:region: 'eu-west-2' is not the region of mlscaffold.yaml "
+        "('eu-west-1'): set aws:region back to eu-west-1, or change region in mlscaffold.yaml "
+        "and run mlscaffold update")
+    with pytest.raises(StackConfigError, match="nor an AWS region mlscaffold knows"):
+        platform_config(spec, "dev", None, config_keys={"aws:region": "us-east-9"})
+
+
+@pytest.mark.parametrize(("spec_serving", "stack_platform"), [
+    ("sagemaker", "kserve"), ("kserve", "sagemaker"), ("none", "sagemaker")])
+def test_a_stack_serves_on_the_specs_platform(spec_serving, stack_platform):
+    """The Makefile, CI and image are made for the spec's serving; a stack may only turn
+    serving off (none: the first deploy does, for the image repository)."""
+    with pytest.raises(StackConfigError) as caught:
+        make_config("dev", {"serving": {"platform": stack_platform}}, serving=spec_serving)
+    assert str(caught.value) == (
+        f"stack config platform.serving.platform: {stack_platform!r} contradicts serving "
+        f"{spec_serving!r} of mlscaffold.yaml, for which the Makefile, CI and image are made: "
+        f"set it to {spec_serving} (or none), or change serving in mlscaffold.yaml and run "
+        "mlscaffold update")
+    off = make_config("dev", {"serving": {"platform": "none"}}, serving=spec_serving)
+    assert off.serving.platform == "none"
+
+
+def test_a_pod_asks_for_no_more_gpus_than_a_node_of_its_pool_has():
+    """The dev pool's nodes (g6, g5, g4dn xlarge and 2xlarge) have 1 GPU each."""
+    with pytest.raises(StackConfigError) as caught:
+        make_config("dev", {"serving": {"gpus": 4}}, serving="kserve")
+    assert str(caught.value) == (
+        "stack config platform.serving.gpus: 4 GPUs per pod, and the largest node of GPU pool "
+        "'gpu' (g4dn.xlarge) has 1: the pod would never be scheduled; lower serving.gpus to 1, "
+        "or add 12xlarge (g4dn.12xlarge: 4 GPUs) to the pool's instance_sizes")
+    with pytest.raises(StackConfigError) as caught:
+        make_config("dev", {"training": {"gpus": 2}}, serving="kserve")
+    assert caught.value.key == "platform.training.gpus"
+    assert "2 GPUs per pod, and the largest node of GPU pool 'gpu' (g4dn.xlarge) has 1" in str(
+        caught.value)
+    # a node large enough, but more than the pool may launch
+    with pytest.raises(StackConfigError) as caught:
+        make_config("dev", {"serving": {"gpus": 4}, "cluster": {"gpu_pools": [
+            {"instance_families": ["g6"], "instance_sizes": ["xlarge", "12xlarge"],
+             "max_gpus": 2}]}}, serving="kserve")
+    assert str(caught.value) == (
+        "stack config platform.serving.gpus: 4 GPUs per pod exceed max_gpus 2 of GPU pool 'gpu' "
+        "(its NodePool's limit), so no node would be launched for it; raise that pool's "
+        "max_gpus or lower serving.gpus")
+    make_config("staging", {"serving": {"gpus": 1}}, serving="kserve")
+    assert make_config("prod", {"serving": {"gpus": 4}}, serving="kserve").serving.gpus == 4
+    # SageMaker serving does not run on the pools
+    assert make_config("dev", {"serving": {"gpus": 4}}).serving.gpus == 4
+
+
+@pytest.mark.parametrize(("schedule", "message"), [
+    ("every day", "'every day' is not a schedule SageMaker Model Monitor accepts; use "
+                  "cron(0 * ? * * *) (hourly), cron(0 H ? * * *) (daily at hour H, 0-23) or "
+                  "cron(0 H/N ? * * *) (every N hours from hour H, N 1-24)"),
+    ("cron(0 8-17 ? * * *)", "is not a schedule SageMaker Model Monitor accepts"),
+    ("cron(30 6 ? * * *)", "is not a schedule SageMaker Model Monitor accepts"),
+    ("cron(0 24 ? * * *)", "is out of range (hour 0-23, every 1-24 hours)"),
+    ("cron(0 0/25 ? * * *)", "is out of range"),
+    ("NOW", "NOW runs the monitor once and drift monitoring recurs; use cron(0 * ? * * *)"),
+])
+def test_drift_schedule_is_one_sagemaker_accepts(schedule, message):
+    with pytest.raises(StackConfigError) as caught:
+        make_config("dev", {"monitoring": {"drift_schedule": schedule}})
+    assert caught.value.key == "platform.monitoring.drift_schedule"
+    assert message in str(caught.value)
+    for accepted in ("cron(0 * ? * * *)", "cron(0 6 ? * * *)", "cron(0 17/12 ? * * *)"):
+        config = make_config("dev", {"monitoring": {"drift_schedule": accepted}})
+        assert config.monitoring.drift_schedule == accepted
+
+
+def test_the_network_spreads_over_no_more_zones_than_the_region_has():
+    with pytest.raises(StackConfigError) as caught:
+        make_config("dev", {"network": {"availability_zones": 6}}, region="eu-west-1")
+    assert str(caught.value) == (
+        "stack config platform.network.availability_zones: 6 zones, and eu-west-1 (the region "
+        "of mlscaffold.yaml) has 3: set it to 3 or fewer")
+    assert make_config("dev", {"network": {"availability_zones": 6}},
+                       region="us-east-1").network.availability_zones == 6
+    # every profile fits every known region
+    for region in REGIONS:
+        assert make_config("prod", region=region).network.availability_zones <= \
+            REGIONS[region].availability_zones

@@ -524,7 +524,7 @@ def test_sagemaker_names_of_an_ab_test_must_fit_too(config_for):
      "client_namespaces, or set serving.kserve_mode: standard"),
     ("sagemaker", "dev", {"kserve_mode": "serverless"},
      "kserve_mode serverless applies to KServe serving, and serving.platform is sagemaker: "
-     "remove kserve_mode, or set serving.platform to kserve"),
+     "remove kserve_mode, or change serving to kserve in mlscaffold.yaml"),
     ("kserve", "dev", {"kserve_mode": "serverless", "rollout": {
         "strategy": "canary", "canary_decision": {"outcome": "promote", "image_tag": "1.0",
                                                   "model_key": "models/latest.tar.gz"}}},
