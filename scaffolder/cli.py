@@ -525,7 +525,12 @@ def _complete_stacks(ctx: click.Context, _param: click.Parameter,
     as plain YAML: completion must be quick and never fail)."""
     import yaml
 
-    start = Path(ctx.params.get("project") or ".").expanduser().absolute()
+    project = ctx.params.get("project")
+    if ctx.get_parameter_source("project") in (None, click.core.ParameterSource.DEFAULT):
+        # `preview PROJECT --stack <TAB>`: the option still lacks its value, so Click's
+        # resilient parse stops there and leaves PROJECT among the unparsed args
+        project = next((arg for arg in ctx.args if not arg.startswith("-")), project)
+    start = Path(project or ".").expanduser().absolute()
     for folder in (start, *start.parents):
         try:
             spec = yaml.safe_load((folder / "mlscaffold.yaml").read_text(encoding="utf-8"))

@@ -141,3 +141,15 @@ def test_stack_names_complete_from_the_spec(project: Path):
     completed = subprocess.run([os.path.join(os.path.dirname(sys.executable), "mlscaffold")],
                                cwd=project, env=env, capture_output=True, text=True)
     assert completed.stdout.split() == ["plain,dev", "plain,staging", "plain,prod", "plain,all"]
+
+
+def test_stack_names_complete_from_the_project_argument(project: Path, tmp_path: Path):
+    """`preview PROJECT --stack <TAB>` from another folder reads PROJECT's spec."""
+    env = {**os.environ, "_MLSCAFFOLD_COMPLETE": "bash_complete",
+           "COMP_WORDS": f"mlscaffold preview {project} --stack ", "COMP_CWORD": "4"}
+    command = [os.path.join(os.path.dirname(sys.executable), "mlscaffold")]
+    completed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert completed.stdout.split() == ["plain,dev", "plain,staging", "plain,prod"]
+    env.update(COMP_WORDS=f"mlscaffold check {project} --format json -s p", COMP_CWORD="6")
+    completed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert completed.stdout.split() == ["plain,prod"]
