@@ -591,17 +591,22 @@ def preview(project: Path, stack: str | None, output_format: str) -> None:
 @_PROJECT_ARGUMENT
 @_STACK_OPTION
 @click.option("--format", "output_format", type=click.Choice(["mermaid", "dot", "svg", "png"]),
-              default="mermaid", show_default=True)
+              help="[default: --output's extension (.mmd .md .dot .gv .svg .png), else "
+                   "mermaid]")
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the diagram to a file (needed for svg and png) instead of standard "
-                   "output; it replaces only an earlier diagram.")
-def graph(project: Path, stack: str | None, output_format: str, output: Path | None) -> None:
+                   "output; it replaces only a diagram mlscaffold wrote.")
+def graph(project: Path, stack: str | None, output_format: str | None,
+          output: Path | None) -> None:
     """Print an architecture diagram of a stack: components and their main resources.
 
-    Mermaid renders on GitHub and GitLab (paste it in a ```mermaid block); dot renders with
-    Graphviz. svg and png are images, drawn by Graphviz when `dot` is on PATH, else by
-    matplotlib: `mlscaffold graph --format svg -o platform.svg`.
+    Mermaid renders on GitHub and GitLab (paste it in a ```mermaid block, or write it with
+    -o FILE.md); dot renders with Graphviz. svg and png are images, drawn by Graphviz when `dot`
+    is on PATH, else by matplotlib: `mlscaffold graph -o platform.svg`.
     """
+    from .report_outputs import diagram_format, mark_image, refuse_unless_report
+
+    output_format = diagram_format(output, output_format)
     renderer = None
     if output_format in ("svg", "png"):
         from .diagram_image import image_renderer
@@ -610,14 +615,13 @@ def graph(project: Path, stack: str | None, output_format: str, output: Path | N
             raise click.UsageError(f"--format {output_format} writes an image file: add "
                                    f"--output FILE (e.g. -o platform.{output_format})")
         renderer = image_renderer(output_format)  # before the slow preview: say what is missing
-    from .report_outputs import refuse_unless_report
-
     refuse_unless_report(output, output_format)
     resources = _preview(project, stack)
     if renderer is not None:
         from .diagram_image import render_image, write_image
 
-        write_image(output, render_image(resources, output_format, renderer))
+        write_image(output, mark_image(render_image(resources, output_format, renderer),
+                                       output_format))
         click.echo(f"wrote {output} (drawn by {renderer})", err=True)
         return
     from .diagram import to_dot, to_mermaid
@@ -628,6 +632,8 @@ def graph(project: Path, stack: str | None, output_format: str, output: Path | N
         return
     from .files import atomic_write_text
 
+    if output.suffix.lower() == ".md":  # a Markdown file: the block GitHub and GitLab render
+        text = f"```mermaid\n{text}```\n"
     atomic_write_text(output, text)
     click.echo(f"wrote {output}", err=True)
 
