@@ -25,13 +25,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..suggest import unknown_key_message
+from ..suggest import nearest, offer, unknown_key_message
 from ..yamlfiles import describe_yaml_error
 from .registry import RULES, rules_of
 from .rule import Rule
 
-__all__ = ["CONTEXT_SETTINGS", "PolicyConfigError", "PolicyFile", "load_policy_file",
-           "pack_config", "policy_file_schema"]
+__all__ = ["CONTEXT_SETTINGS", "PolicyConfigError", "PolicyFile", "check_environment_sections",
+           "load_policy_file", "pack_config", "policy_file_schema"]
 
 LEVELS = ("advisory", "mandatory", "disabled")
 # settings a rule may declare that mlscaffold fills from the project, not from files
@@ -113,6 +113,21 @@ def load_policy_file(path: Path) -> PolicyFile:
         if first["type"] == "extra_forbidden":
             message = unknown_key_message(PolicyFile, tuple(first["loc"]))
         raise PolicyConfigError(f"policy config {path}: {message}") from None
+
+
+def check_environment_sections(policy_file: PolicyFile, environments: list[str],
+                               source: object) -> None:
+    """Refuse a section of ``environments:`` that looks like a misspelt environment of this
+    project: its settings would apply to no stack, silently. One organisation's file serves
+    projects with different environments, so a section that is close to none of this project's
+    (another project's), or whose nearest environment has its own section too, is left alone."""
+    for key in policy_file.environments:
+        match = None if key in environments else nearest(key, environments)
+        if match is not None and match not in policy_file.environments:
+            raise PolicyConfigError(
+                f"policy config {source}: environments.{key} is not an environment of this "
+                f"project{offer(match)}, so its settings would apply to no stack; rename it to "
+                f"one of: {', '.join(environments)}")
 
 
 def pack_config(pack: str, *, environment: str, profile: str, region: str,

@@ -169,6 +169,16 @@ def _load_policy_file(path: Path) -> Any:
                                           "Schema") from None
 
 
+def _check_policy_environments(policy_file: Any, spec: Any, path: Path) -> None:
+    from .errors import UsageError
+    from .policies.config import PolicyConfigError, check_environment_sections
+
+    try:
+        check_environment_sections(policy_file, spec.environments, path)
+    except PolicyConfigError as error:
+        raise UsageError(str(error)) from None
+
+
 def _parse_data(pairs: tuple[str, ...]) -> dict[str, str]:
     from .errors import UsageError
 
@@ -330,8 +340,9 @@ def new(dest: Path, data_pairs: tuple[str, ...], no_input: bool, no_git: bool,
     from .spec import validate_spec
 
     data = _parse_data(data_pairs)
+    policy_file = None
     if org_config is not None:
-        _load_policy_file(org_config)
+        policy_file = _load_policy_file(org_config)
         options["policy_config"] = "policy" + (".json" if org_config.suffix == ".json"
                                                else ".yaml")
     if not no_input and _stdin_is_tty():
@@ -340,6 +351,8 @@ def new(dest: Path, data_pairs: tuple[str, ...], no_input: bool, no_git: bool,
         options["name"] = dest.expanduser().absolute().name
     _split_environments(options)
     spec = validate_spec({k: v for k, v in options.items() if v is not None})
+    if policy_file is not None:
+        _check_policy_environments(policy_file, spec, org_config)
     # progress on stderr for a person watching a terminal; none for pipes or JSON
     progress = _progress if output_format == "text" and _stderr_is_tty() else None
     result = create_project(dest, spec, blueprint=blueprint, data=data, git=not no_git,
