@@ -241,3 +241,38 @@ def test_cli_new_shows_no_progress_to_a_pipe_or_in_json(run_cli, tmp_path: Path,
         assert json.loads(result.stdout)["git_commit"]
     else:
         assert result.stdout.startswith("Created churn in ")
+
+
+@pytest.mark.parametrize(("name", "ci"), [("null", "github"), ("true", "gitlab"),
+                                         ("off", "github")])
+def test_names_yaml_reads_as_something_else_stay_strings_in_every_yaml_file(tmp_path, name, ci):
+    """A name, tag or environment spelt like a YAML null, boolean or number is written quoted
+    wherever a generated YAML file holds it alone, so it reads back as the string (Pulumi
+    needs a string project name)."""
+    values = {"name": name, "owner": "yes", "cost_center": "on", "environments": ["dev", "no"],
+              "ci": ci, "serving": "kserve" if ci == "gitlab" else "sagemaker"}
+    root = create_project(tmp_path / name, validate_spec(values), git=False).path
+    files = {p.relative_to(root).as_posix(): p for p in root.rglob("*")
+             if p.suffix in (".yaml", ".yml")}
+    assert {"infra/Pulumi.yaml", "infra/cluster/Pulumi.yaml", "mlscaffold.yaml",
+            ".copier-answers.yml"} <= set(files)
+    # words no generated file uses for a boolean of its own (they write true and false)
+    words = {"yes", "on", "no", "off"}
+    for shown, path in files.items():
+        nodes = [yaml.compose(path.read_text())]
+        while nodes:
+            node = nodes.pop()
+            if isinstance(node, yaml.ScalarNode):
+                assert node.value not in words or node.tag == "tag:yaml.org,2002:str", (
+                    f"{shown}: {node.value!r} reads as {node.tag}")
+            elif isinstance(node, yaml.MappingNode):  # values: GitHub's own key `on:` is one
+                nodes.extend(value for _, value in node.value)
+            elif node is not None:
+                nodes.extend(node.value)
+    read = {shown: yaml.safe_load(path.read_text()) for shown, path in files.items()}
+    assert read["infra/Pulumi.yaml"]["name"] == name
+    assert read["infra/cluster/Pulumi.yaml"]["name"] == f"{name}-cluster"
+    assert read[".copier-answers.yml"]["project_name"] == name
+    spec = read["mlscaffold.yaml"]
+    assert (spec["name"], spec["owner"], spec["cost_center"], spec["environments"]) == (
+        name, "yes", "on", ["dev", "no"])
