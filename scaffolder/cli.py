@@ -104,6 +104,8 @@ class _Cli(click.Group):
         except SpecError as error:
             where = f"{error.source}: " if error.source else ""
             option = _OPTION_FOR_FIELD.get(error.field, error.field)
+            if error.field == "spec":  # the spec as a whole: the message names the values
+                _fail(f"{where}{error}", error.exit_code)
             _fail(f"{where}{option if not where else error.field}: {error}", error.exit_code)
         except MlscaffoldError as error:
             if error.details:

@@ -215,8 +215,22 @@ class ProjectSpec(BaseModel):
 
     @model_validator(mode="after")
     def _names_fit_aws(self) -> ProjectSpec:
-        from .stacks.constants import STACK_PREFIX_MAX
+        from .stacks.constants import S3_RESERVED_PREFIXES, STACK_PREFIX_MAX
 
+        for environment in self.environments:
+            start = f"{self.name}-{environment}-"  # every bucket's name starts so
+            reserved = next((p for p in S3_RESERVED_PREFIXES if start.startswith(p)), None)
+            if reserved is None:
+                continue
+            if f"{self.name}-".startswith(reserved):
+                raise ValueError(
+                    f"project name {self.name!r} makes S3 bucket names starting with "
+                    f"{reserved!r} ({start}artifacts-…), a prefix AWS reserves; choose "
+                    f"another name, e.g. my-{self.name}")
+            raise ValueError(
+                f"project name {self.name!r} with environment {environment!r} makes S3 bucket "
+                f"names starting with {reserved!r} ({start}artifacts-…), a prefix AWS "
+                "reserves; choose another project or environment name")
         longest = max(self.environments, key=len)
         if len(f"{self.name}-{longest}") > STACK_PREFIX_MAX:
             room = STACK_PREFIX_MAX - len(longest) - 1

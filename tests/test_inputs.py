@@ -153,3 +153,13 @@ def test_stack_names_complete_from_the_project_argument(project: Path, tmp_path:
     env.update(COMP_WORDS=f"mlscaffold check {project} --format json -s p", COMP_CWORD="6")
     completed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert completed.stdout.split() == ["plain,prod"]
+
+
+def test_a_name_making_reserved_bucket_names_is_refused_in_one_line(run_cli, tmp_path: Path):
+    result = run_cli(["new", str(tmp_path / "p"), "--no-input", "--name", "sthree-churn"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: project name 'sthree-churn' makes S3 bucket names starting with 'sthree-' "
+        "(sthree-churn-dev-artifacts-…), a prefix AWS reserves; choose another name, e.g. "
+        "my-sthree-churn\n")
+    assert not (tmp_path / "p").exists()

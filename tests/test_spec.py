@@ -38,6 +38,17 @@ def test_package_is_the_snake_case_name():
         ({"name": "churn-model-for-the-whole-org", "environments": ["dev", "production-eu"]},
          "spec", "('churn-model-for-the-whole-org-production-eu' is over 36 characters); use a "
                  "project name of at most 22 characters or a shorter environment name"),
+        # prefixes AWS reserves for S3 bucket names, which start "<project>-<environment>-"
+        ({"name": "sthree-churn"}, "spec",
+         "project name 'sthree-churn' makes S3 bucket names starting with 'sthree-' "
+         "(sthree-churn-dev-artifacts-…), a prefix AWS reserves; choose another name, e.g. "
+         "my-sthree-churn"),
+        ({"name": "sthree"}, "spec", "starting with 'sthree-' (sthree-dev-artifacts-…)"),
+        ({"name": "amzn-s3-demo-x"}, "spec", "starting with 'amzn-s3-demo-'"),
+        ({"name": "amzn-s3", "environments": ["dev", "demo-eu"]}, "spec",
+         "project name 'amzn-s3' with environment 'demo-eu' makes S3 bucket names starting "
+         "with 'amzn-s3-demo-' (amzn-s3-demo-eu-artifacts-…), a prefix AWS reserves; choose "
+         "another project or environment name"),
         ({"name": "x", "environments": [f"e{i}" for i in range(9)]}, "environments",
          "9 environments are listed; a project has at most 8"),
         ({"name": "x", "metric_threshold": 2}, "metric_threshold",
