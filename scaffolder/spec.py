@@ -52,7 +52,21 @@ SPEC_VERSION = 1
 _DEFAULT = catalog.SPEC_DEFAULTS
 
 
+def _name_max() -> int:
+    """The longest project name: with a one-letter environment, "<name>-<env>" (which starts
+    every resource name) must still fit STACK_PREFIX_MAX."""
+    from .stacks.constants import STACK_PREFIX_MAX
+
+    return STACK_PREFIX_MAX - 2
+
+
 def check_project_name(name: str) -> str:
+    if len(name) > _name_max():
+        raise ValueError(
+            f"project name {name!r} is {len(name)} characters long; AWS resource names start "
+            f"with '<name>-<environment>', which must fit in {_name_max() + 2} characters "
+            f"(SageMaker's name limit, less what mlscaffold appends), so use a name of at most "
+            f"{_name_max()} characters")
     if not catalog.PROJECT_NAME_PATTERN.match(name):
         suggestion = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
         example = suggestion if catalog.PROJECT_NAME_PATTERN.match(suggestion) else "churn-model"
@@ -128,15 +142,49 @@ def check_tracking_uri(uri: str) -> str:
         "or leave tracking_uri out to log to the project's own store (mlruns/)")
 
 
-ProjectName = Annotated[
-    str, Field(min_length=1, max_length=40), AfterValidator(check_project_name)
-]
-Region = Annotated[str, AfterValidator(check_region)]
-Environments = Annotated[list[str], AfterValidator(check_environments)]
+def _name_schema(schema: dict[str, Any]) -> None:
+    schema.update(pattern=catalog.PROJECT_NAME_PATTERN.pattern, minLength=1, maxLength=_name_max())
+
+
+def _region_schema(schema: dict[str, Any]) -> None:
+    from .stacks.regions import REGIONS
+
+    schema["enum"] = list(REGIONS)
+
+
+# the JSON Schema states what the validators check, where JSON Schema can say it (the
+# validators, not pydantic's constraints, check the values: their messages name the fix)
+ProjectName = Annotated[str, AfterValidator(check_project_name),
+                        Field(json_schema_extra=_name_schema)]
+Region = Annotated[str, AfterValidator(check_region), Field(json_schema_extra=_region_schema)]
+Environments = Annotated[list[str], AfterValidator(check_environments), Field(json_schema_extra={
+    "items": {"type": "string", "pattern": catalog.ENVIRONMENT_PATTERN.pattern,
+              "maxLength": catalog.ENVIRONMENT_MAX_LENGTH},
+    "minItems": 1, "maxItems": catalog.ENVIRONMENT_MAX_COUNT, "uniqueItems": True})]
 ColumnName = Annotated[str, AfterValidator(check_column)]
 TrackingUri = Annotated[str, AfterValidator(check_tracking_uri), WithJsonSchema({
     "type": "string", "pattern": f"({_TRACKING_ARN.pattern})|({_TRACKING_URL.pattern})"})]
-TagValue = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w .:/=+@-]+$")]
+def check_tag_value(value: str) -> str:
+    """An AWS tag value every service the stacks tag takes (the characters AWS allows
+    everywhere, at most 128)."""
+    if not _TAG_VALUE.match(value) or len(value) > _TAG_VALUE_MAX:
+        raise ValueError(
+            f"{value!r} is not a tag value AWS takes on every resource; use at most "
+            f"{_TAG_VALUE_MAX} letters, digits, spaces and _ . : / = + @ -, e.g. ml-platform")
+    return value
+
+
+_TAG_VALUE = re.compile(r"^[\w .:/=+@-]+$")
+_TAG_VALUE_MAX = 128
+TagValue = Annotated[str, AfterValidator(check_tag_value), Field(json_schema_extra={
+    "pattern": _TAG_VALUE.pattern, "minLength": 1, "maxLength": _TAG_VALUE_MAX})]
+
+
+def _optional_by_task(schema: dict[str, Any]) -> None:
+    # metric and metric_threshold default by task (ProjectSpec._task_defaults): a spec may
+    # leave them out, though the model holds them always
+    schema["required"] = [key for key in schema.get("required", [])
+                          if key not in ("metric", "metric_threshold")]
 
 
 def _installed_version() -> str:
@@ -148,7 +196,7 @@ def _installed_version() -> str:
 class ProjectSpec(BaseModel):
     """An ML project as mlscaffold makes it: its ML task, platform choices and ownership."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_optional_by_task)
 
     version: int = Field(SPEC_VERSION, description="Spec format version.")
     mlscaffold_version: str = Field(
