@@ -21,11 +21,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..suggest import nearest, offer, unknown_key_message
+from ..suggest import nearest, offer, unknown_key_message, value_message
 from ..yamlfiles import describe_yaml_error
 from .registry import RULES, rules_of
 from .rule import Rule
@@ -34,6 +34,7 @@ __all__ = ["CONTEXT_SETTINGS", "PolicyConfigError", "PolicyFile", "check_environ
            "load_policy_file", "pack_config", "policy_file_schema"]
 
 LEVELS = ("advisory", "mandatory", "disabled")
+POLICY_FILE_VERSION = 1
 # settings a rule may declare that mlscaffold fills from the project, not from files
 CONTEXT_SETTINGS = ("region", "environment")
 
@@ -72,9 +73,17 @@ class PolicyFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: Literal[1] = 1
+    version: int = 1
     rules: dict[str, RuleSettings] = Field(default_factory=dict)
     environments: dict[str, dict[str, RuleSettings]] = Field(default_factory=dict)
+
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, version: int) -> int:
+        if version != POLICY_FILE_VERSION:
+            raise ValueError(f"version: {version} is not supported; this mlscaffold reads "
+                             f"version {POLICY_FILE_VERSION}")
+        return version
 
     @field_validator("rules")
     @classmethod
@@ -105,13 +114,20 @@ def load_policy_file(path: Path) -> PolicyFile:
     except yaml.YAMLError as error:
         raise PolicyConfigError(f"policy config {path} is not valid YAML: "
                                 f"{describe_yaml_error(error)}") from None
+    if not isinstance(raw or {}, dict):
+        raise PolicyConfigError(f"policy config {path} must hold a mapping of version, rules "
+                                "and environments")
     try:
         return PolicyFile.model_validate(raw or {})
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
-        message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = unknown_key_message(PolicyFile, tuple(first["loc"]))
+        elif first["type"] == "value_error":  # our own checks name the key
+            message = value_message(first)
+        else:
+            key = ".".join(str(part) for part in first["loc"]) or "the file"
+            message = f"{key}: {value_message(first)}"
         raise PolicyConfigError(f"policy config {path}: {message}") from None
 
 
@@ -153,7 +169,7 @@ def policy_file_schema() -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "mlscaffold policy config",
         "type": "object",
-        "properties": {"version": {"const": 1}, "rules": rule_map,
+        "properties": {"version": {"const": POLICY_FILE_VERSION}, "rules": rule_map,
                        "environments": {"type": "object", "additionalProperties": rule_map}},
         "additionalProperties": False,
     }

@@ -338,6 +338,7 @@ def new(dest: Path, data_pairs: tuple[str, ...], no_input: bool, no_git: bool,
       mlscaffold new ltv --task regression --label revenue --serving kserve --ci gitlab
       mlscaffold new demo --no-input --environments dev,prod --region eu-west-1
     """
+    from .errors import SpecError, UsageError
     from .project import create_project
     from .spec import validate_spec
 
@@ -349,10 +350,17 @@ def new(dest: Path, data_pairs: tuple[str, ...], no_input: bool, no_git: bool,
                                                else ".yaml")
     if not no_input and _stdin_is_tty():
         _ask(options)
-    if options.get("name") is None:
+    from_folder = options.get("name") is None
+    if from_folder:
         options["name"] = dest.expanduser().absolute().name
     _split_environments(options)
-    spec = validate_spec({k: v for k, v in options.items() if v is not None})
+    try:
+        spec = validate_spec({k: v for k, v in options.items() if v is not None})
+    except SpecError as error:
+        if from_folder and error.field == "name":
+            raise UsageError(f"the project name comes from the folder {dest}: {error}",
+                             hint="rename the folder, or give the name with --name") from None
+        raise
     if policy_file is not None:
         _check_policy_environments(policy_file, spec, org_config)
     # progress on stderr for a person watching a terminal; none for pipes or JSON
@@ -817,12 +825,13 @@ def policy_list(pack: str | None, output_format: str) -> None:
 
 
 @policy.command("path")
-@click.argument("name", type=click.Choice(["security", "cost"]))
-def policy_path(name: str) -> None:
-    """Print the installed folder of pack NAME, for `pulumi preview --policy-pack`."""
+@click.argument("pack", type=click.Choice(["security", "cost"]), metavar="PACK")
+def policy_path(pack: str) -> None:
+    """Print the installed folder of PACK (security or cost), for `pulumi preview
+    --policy-pack`."""
     from .policies import pack_directory
 
-    click.echo(str(pack_directory(name)))
+    click.echo(str(pack_directory(pack)))
 
 
 @policy.command("config")

@@ -29,7 +29,7 @@ from .catalog import CiName, FeatureStoreName, ServingName, TaskName
 from .errors import SpecError, describe_yaml_error
 from .lifecycle.config import TRAIN_ON
 from .stacks.feature_schema import FeatureDeclarations
-from .suggest import did_you_mean, model_at, unknown_key_message
+from .suggest import did_you_mean, model_at, unknown_key_message, value_message
 
 __all__ = [
     "SPEC_FILENAME",
@@ -317,8 +317,8 @@ class ProjectSpec(BaseModel):
     def _remote_training_needs_the_image(cls, train_on: str, info: ValidationInfo) -> str:
         # a remote run runs the project's image (Dockerfile), which serving: none leaves out
         if train_on != "local" and info.data.get("serving") == "none":
-            raise ValueError(f"train_on: {train_on} runs the project's image, which serving: "
-                             "none does not build; choose serving sagemaker or kserve, or "
+            raise ValueError(f"{train_on!r} runs the project's image, which serving: none "
+                             "does not build; choose serving sagemaker or kserve, or "
                              "train_on: local")
         return train_on
 
@@ -385,15 +385,15 @@ def spec_error_from(error: ValidationError, *, source: str | None = None) -> Spe
             break
         keys.append(str(part))
     field = ".".join(keys) or "spec"
-    message = first["msg"].removeprefix("Value error, ")
+    message = value_message(first)
     if first["type"] == "extra_forbidden":
         message = unknown_key_message(ProjectSpec, tuple(keys), shown=field)
-    elif first["type"] == "literal_error":
-        message = f"{first['input']!r} is not valid; " + message[0].lower() + message[1:]
     elif first["type"] == "model_type" and (section := model_at(ProjectSpec, keys)) is not None:
         message = f"must be a mapping with the keys {', '.join(section.model_fields)}"
     elif first["type"] == "dict_type":
         message = "must be a mapping of names to values"
+    elif first["type"] == "missing":
+        message = "is missing; add it"
     return SpecError(field, first.get("input"), message, source=source)
 
 

@@ -214,6 +214,9 @@ def test_advisory_level_from_the_policy_file_does_not_fail(run_cli, tmp_path, pr
     ("version: 1\nrules:\n  max-gpus: {enforcementLevel: sometimes}\n",
      "rules.max-gpus.enforcementLevel: 'sometimes' is not one of"),
     ("versoin: 1\n", "unknown key 'versoin'"),
+    ("version: 2\n", "version: 2 is not supported; this mlscaffold reads version 1"),
+    ("- rules\n", "must hold a mapping of version, rules and environments"),
+    ("rules: [a]\n", "rules: ['a'] is not a mapping"),
     ("version: 1\nenvironments:\n  prd:\n    monthly-budget: {budget_usd: 1}\n",
      "environments.prd is not an environment of this project (did you mean 'prod'?), so its "
      "settings would apply to no stack; rename it to one of: dev, staging, prod"),

@@ -79,6 +79,8 @@ def test_package_is_the_snake_case_name():
          "does not fit task regression"),
         ({"name": "x", "colour": "red"}, "colour", "unknown key 'colour'"),
         ({"name": "x", "version": 2}, "version", "spec version 2 is not supported"),
+        ({"name": "x", "metric_threshold": "abc"}, "metric_threshold", "'abc' is not a number"),
+        ({"name": ["a"]}, "name", "['a'] is not text"),
         ({"name": "x", "features": {"types": {"age": "Integral"}}}, "features",
          "the section is read only with feature_store: sagemaker (this spec has none); set "
          "feature_store: sagemaker or remove it"),
