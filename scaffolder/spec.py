@@ -164,6 +164,8 @@ Environments = Annotated[list[str], AfterValidator(check_environments), Field(js
 ColumnName = Annotated[str, AfterValidator(check_column)]
 TrackingUri = Annotated[str, AfterValidator(check_tracking_uri), WithJsonSchema({
     "type": "string", "pattern": f"({_TRACKING_ARN.pattern})|({_TRACKING_URL.pattern})"})]
+
+
 def check_tag_value(value: str) -> str:
     """An AWS tag value every service the stacks tag takes (the characters AWS allows
     everywhere, at most 128)."""
@@ -393,7 +395,7 @@ def spec_error_from(error: ValidationError, *, source: str | None = None) -> Spe
     elif first["type"] == "dict_type":
         message = "must be a mapping of names to values"
     elif first["type"] == "missing":
-        message = "is missing; add it"
+        message = "this key is required; add it"
     return SpecError(field, first.get("input"), message, source=source)
 
 
