@@ -21,19 +21,20 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..suggest import unknown_key_message
+from ..suggest import nearest, offer, unknown_key_message, value_message
 from ..yamlfiles import describe_yaml_error
 from .registry import RULES, rules_of
 from .rule import Rule
 
-__all__ = ["CONTEXT_SETTINGS", "PolicyConfigError", "PolicyFile", "load_policy_file",
-           "pack_config", "policy_file_schema"]
+__all__ = ["CONTEXT_SETTINGS", "PolicyConfigError", "PolicyFile", "check_environment_sections",
+           "load_policy_file", "pack_config", "policy_file_schema"]
 
 LEVELS = ("advisory", "mandatory", "disabled")
+POLICY_FILE_VERSION = 1
 # settings a rule may declare that mlscaffold fills from the project, not from files
 CONTEXT_SETTINGS = ("region", "environment")
 
@@ -72,9 +73,17 @@ class PolicyFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: Literal[1] = 1
+    version: int = 1
     rules: dict[str, RuleSettings] = Field(default_factory=dict)
     environments: dict[str, dict[str, RuleSettings]] = Field(default_factory=dict)
+
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, version: int) -> int:
+        if version != POLICY_FILE_VERSION:
+            raise ValueError(f"version: {version} is not supported; this mlscaffold reads "
+                             f"version {POLICY_FILE_VERSION}")
+        return version
 
     @field_validator("rules")
     @classmethod
@@ -105,14 +114,36 @@ def load_policy_file(path: Path) -> PolicyFile:
     except yaml.YAMLError as error:
         raise PolicyConfigError(f"policy config {path} is not valid YAML: "
                                 f"{describe_yaml_error(error)}") from None
+    if not isinstance(raw or {}, dict):
+        raise PolicyConfigError(f"policy config {path} must hold a mapping of version, rules "
+                                "and environments")
     try:
         return PolicyFile.model_validate(raw or {})
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
-        message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = unknown_key_message(PolicyFile, tuple(first["loc"]))
+        elif first["type"] == "value_error":  # our own checks name the key
+            message = value_message(first)
+        else:
+            key = ".".join(str(part) for part in first["loc"]) or "the file"
+            message = f"{key}: {value_message(first)}"
         raise PolicyConfigError(f"policy config {path}: {message}") from None
+
+
+def check_environment_sections(policy_file: PolicyFile, environments: list[str],
+                               source: object) -> None:
+    """Refuse a section of ``environments:`` that looks like a misspelt environment of this
+    project: its settings would apply to no stack, silently. One organisation's file serves
+    projects with different environments, so a section that is close to none of this project's
+    (another project's), or whose nearest environment has its own section too, is left alone."""
+    for key in policy_file.environments:
+        match = None if key in environments else nearest(key, environments)
+        if match is not None and match not in policy_file.environments:
+            raise PolicyConfigError(
+                f"policy config {source}: environments.{key} is not an environment of this "
+                f"project{offer(match)}, so its settings would apply to no stack; rename it to "
+                f"one of: {', '.join(environments)}")
 
 
 def pack_config(pack: str, *, environment: str, profile: str, region: str,
@@ -138,7 +169,7 @@ def policy_file_schema() -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "mlscaffold policy config",
         "type": "object",
-        "properties": {"version": {"const": 1}, "rules": rule_map,
+        "properties": {"version": {"const": POLICY_FILE_VERSION}, "rules": rule_map,
                        "environments": {"type": "object", "additionalProperties": rule_map}},
         "additionalProperties": False,
     }

@@ -271,7 +271,8 @@ def _spec_for(project: Path, provider: str | None, spec_values: Mapping[str, Any
     if spec_path.is_file():
         if given:
             options = ", ".join("--" + key.replace("_", "-") for key in given)
-            raise UsageError(f"{spec_path} exists, and {options} only apply to a repository "
+            verb = "applies" if len(given) == 1 else "apply"
+            raise UsageError(f"{spec_path} exists, and {options} {verb} only to a repository "
                              f"without one", hint=f"edit {SPEC_FILENAME} instead, or leave out "
                                                   f"{options}")
         spec = load_spec(spec_path)

@@ -104,6 +104,8 @@ class _Cli(click.Group):
         except SpecError as error:
             where = f"{error.source}: " if error.source else ""
             option = _OPTION_FOR_FIELD.get(error.field, error.field)
+            if error.field == "spec":  # the spec as a whole: the message names the values
+                _fail(f"{where}{error}", error.exit_code)
             _fail(f"{where}{option if not where else error.field}: {error}", error.exit_code)
         except MlscaffoldError as error:
             if error.details:
@@ -171,6 +173,16 @@ def _load_policy_file(path: Path) -> Any:
     except PolicyConfigError as error:
         raise UsageError(str(error), hint="`mlscaffold policy schema` prints the file's JSON "
                                           "Schema") from None
+
+
+def _check_policy_environments(policy_file: Any, spec: Any, path: Path) -> None:
+    from .errors import UsageError
+    from .policies.config import PolicyConfigError, check_environment_sections
+
+    try:
+        check_environment_sections(policy_file, spec.environments, path)
+    except PolicyConfigError as error:
+        raise UsageError(str(error)) from None
 
 
 def _parse_data(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -340,6 +352,7 @@ def new(dest: Path, data_pairs: tuple[str, ...], no_input: bool, no_git: bool,
       mlscaffold new ltv --task regression --label revenue --serving kserve --ci gitlab
       mlscaffold new demo --no-input --environments dev,prod --region eu-west-1
     """
+    from .errors import SpecError, UsageError
     from .project import create_project
     from .spec import validate_spec
 
@@ -347,16 +360,26 @@ def new(dest: Path, data_pairs: tuple[str, ...], no_input: bool, no_git: bool,
         raise click.UsageError("--vcs-ref picks a tag or commit of a --blueprint git URL; "
                                "pass --blueprint too, or drop --vcs-ref")
     data = _parse_data(data_pairs)
+    policy_file = None
     if org_config is not None:
-        _load_policy_file(org_config)
+        policy_file = _load_policy_file(org_config)
         options["policy_config"] = "policy" + (".json" if org_config.suffix == ".json"
                                                else ".yaml")
     if not no_input and _stdin_is_tty():
         _ask(options)
-    if options.get("name") is None:
+    from_folder = options.get("name") is None
+    if from_folder:
         options["name"] = dest.expanduser().absolute().name
     _split_environments(options)
-    spec = validate_spec({k: v for k, v in options.items() if v is not None})
+    try:
+        spec = validate_spec({k: v for k, v in options.items() if v is not None})
+    except SpecError as error:
+        if from_folder and error.field == "name":
+            raise UsageError(f"the project name comes from the folder {dest}: {error}",
+                             hint="rename the folder, or give the name with --name") from None
+        raise
+    if policy_file is not None:
+        _check_policy_environments(policy_file, spec, org_config)
     # progress on stderr for a person watching a terminal; none for pipes or JSON
     progress = _progress if output_format == "text" and _stderr_is_tty() else None
     result = create_project(dest, spec, blueprint=blueprint, data=data, git=not no_git,
@@ -556,7 +579,12 @@ def _complete_stacks(ctx: click.Context, _param: click.Parameter,
     as plain YAML: completion must be quick and never fail)."""
     import yaml
 
-    start = Path(ctx.params.get("project") or ".").expanduser().absolute()
+    project = ctx.params.get("project")
+    if ctx.get_parameter_source("project") in (None, click.core.ParameterSource.DEFAULT):
+        # `preview PROJECT --stack <TAB>`: the option still lacks its value, so Click's
+        # resilient parse stops there and leaves PROJECT among the unparsed args
+        project = next((arg for arg in ctx.args if not arg.startswith("-")), project)
+    start = Path(project or ".").expanduser().absolute()
     for folder in (start, *start.parents):
         try:
             spec = yaml.safe_load((folder / "mlscaffold.yaml").read_text(encoding="utf-8"))
@@ -617,17 +645,22 @@ def preview(project: Path, stack: str | None, output_format: str) -> None:
 @_PROJECT_ARGUMENT
 @_STACK_OPTION
 @click.option("--format", "output_format", type=click.Choice(["mermaid", "dot", "svg", "png"]),
-              default="mermaid", show_default=True)
+              help="[default: --output's extension (.mmd .md .dot .gv .svg .png), else "
+                   "mermaid]")
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the diagram to a file (needed for svg and png) instead of standard "
-                   "output; it replaces only an earlier diagram.")
-def graph(project: Path, stack: str | None, output_format: str, output: Path | None) -> None:
+                   "output; it replaces only a diagram mlscaffold wrote.")
+def graph(project: Path, stack: str | None, output_format: str | None,
+          output: Path | None) -> None:
     """Print an architecture diagram of a stack: components and their main resources.
 
-    Mermaid renders on GitHub and GitLab (paste it in a ```mermaid block); dot renders with
-    Graphviz. svg and png are images, drawn by Graphviz when `dot` is on PATH, else by
-    matplotlib: `mlscaffold graph --format svg -o platform.svg`.
+    Mermaid renders on GitHub and GitLab (paste it in a ```mermaid block, or write it with
+    -o FILE.md); dot renders with Graphviz. svg and png are images, drawn by Graphviz when `dot`
+    is on PATH, else by matplotlib: `mlscaffold graph -o platform.svg`.
     """
+    from .report_outputs import diagram_format, mark_image, refuse_unless_report
+
+    output_format = diagram_format(output, output_format)
     renderer = None
     if output_format in ("svg", "png"):
         from .diagram_image import image_renderer
@@ -636,14 +669,13 @@ def graph(project: Path, stack: str | None, output_format: str, output: Path | N
             raise click.UsageError(f"--format {output_format} writes an image file: add "
                                    f"--output FILE (e.g. -o platform.{output_format})")
         renderer = image_renderer(output_format)  # before the slow preview: say what is missing
-    from .report_outputs import refuse_unless_report
-
     refuse_unless_report(output, output_format)
     resources = _preview(project, stack)
     if renderer is not None:
         from .diagram_image import render_image, write_image
 
-        write_image(output, render_image(resources, output_format, renderer))
+        write_image(output, mark_image(render_image(resources, output_format, renderer),
+                                       output_format))
         click.echo(f"wrote {output} (drawn by {renderer})", err=True)
         return
     from .diagram import to_dot, to_mermaid
@@ -654,6 +686,8 @@ def graph(project: Path, stack: str | None, output_format: str, output: Path | N
         return
     from .files import atomic_write_text
 
+    if output.suffix.lower() == ".md":  # a Markdown file: the block GitHub and GitLab render
+        text = f"```mermaid\n{text}```\n"
     atomic_write_text(output, text)
     click.echo(f"wrote {output}", err=True)
 
@@ -822,12 +856,13 @@ def policy_list(pack: str | None, output_format: str) -> None:
 
 
 @policy.command("path")
-@click.argument("name", type=click.Choice(["security", "cost"]))
-def policy_path(name: str) -> None:
-    """Print the installed folder of pack NAME, for `pulumi preview --policy-pack`."""
+@click.argument("pack", type=click.Choice(["security", "cost"]), metavar="PACK")
+def policy_path(pack: str) -> None:
+    """Print the installed folder of PACK (security or cost), for `pulumi preview
+    --policy-pack`."""
     from .policies import pack_directory
 
-    click.echo(str(pack_directory(name)))
+    click.echo(str(pack_directory(pack)))
 
 
 @policy.command("config")

@@ -56,17 +56,26 @@ class InfraProject:
     @cached_property
     def policy_file(self) -> Any:
         """The validated policy file (a ``PolicyFile``), or None when there is none."""
-        from .policies.config import PolicyConfigError, load_policy_file
+        from .policies.config import (
+            PolicyConfigError,
+            check_environment_sections,
+            load_policy_file,
+        )
 
         path = self.policy_override or (
             self.root / self.spec.policy_config if self.spec.policy_config else None)
         if path is None:
             return None
         try:
-            return load_policy_file(path)
+            policy_file = load_policy_file(path)
         except PolicyConfigError as error:
             raise UsageError(str(error), hint="fix the file; `mlscaffold policy schema` prints "
                                               "its JSON Schema") from None
+        try:
+            check_environment_sections(policy_file, self.spec.environments, path)
+        except PolicyConfigError as error:
+            raise UsageError(str(error)) from None
+        return policy_file
 
 
 def open_infra_project(start: Path, *, policy_override: Path | None = None) -> InfraProject:

@@ -30,7 +30,7 @@ from .catalog import CiName, FeatureStoreName, ServingName, TaskName
 from .errors import SpecError, describe_yaml_error
 from .lifecycle.config import TRAIN_ON
 from .stacks.feature_schema import FeatureDeclarations
-from .suggest import did_you_mean, model_at, unknown_key_message
+from .suggest import did_you_mean, model_at, unknown_key_message, value_message
 
 __all__ = [
     "SPEC_FILENAME",
@@ -53,7 +53,21 @@ SPEC_VERSION = 1
 _DEFAULT = catalog.SPEC_DEFAULTS
 
 
+def _name_max() -> int:
+    """The longest project name: with a one-letter environment, "<name>-<env>" (which starts
+    every resource name) must still fit STACK_PREFIX_MAX."""
+    from .stacks.constants import STACK_PREFIX_MAX
+
+    return STACK_PREFIX_MAX - 2
+
+
 def check_project_name(name: str) -> str:
+    if len(name) > _name_max():
+        raise ValueError(
+            f"project name {name!r} is {len(name)} characters long; AWS resource names start "
+            f"with '<name>-<environment>', which must fit in {_name_max() + 2} characters "
+            f"(SageMaker's name limit, less what mlscaffold appends), so use a name of at most "
+            f"{_name_max()} characters")
     if not catalog.PROJECT_NAME_PATTERN.match(name):
         suggestion = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
         example = suggestion if catalog.PROJECT_NAME_PATTERN.match(suggestion) else "churn-model"
@@ -129,15 +143,51 @@ def check_tracking_uri(uri: str) -> str:
         "or leave tracking_uri out to log to the project's own store (mlruns/)")
 
 
-ProjectName = Annotated[
-    str, Field(min_length=1, max_length=40), AfterValidator(check_project_name)
-]
-Region = Annotated[str, AfterValidator(check_region)]
-Environments = Annotated[list[str], AfterValidator(check_environments)]
+def _name_schema(schema: dict[str, Any]) -> None:
+    schema.update(pattern=catalog.PROJECT_NAME_PATTERN.pattern, minLength=1, maxLength=_name_max())
+
+
+def _region_schema(schema: dict[str, Any]) -> None:
+    from .stacks.regions import REGIONS
+
+    schema["enum"] = list(REGIONS)
+
+
+# the JSON Schema states what the validators check, where JSON Schema can say it (the
+# validators, not pydantic's constraints, check the values: their messages name the fix)
+ProjectName = Annotated[str, AfterValidator(check_project_name),
+                        Field(json_schema_extra=_name_schema)]
+Region = Annotated[str, AfterValidator(check_region), Field(json_schema_extra=_region_schema)]
+Environments = Annotated[list[str], AfterValidator(check_environments), Field(json_schema_extra={
+    "items": {"type": "string", "pattern": catalog.ENVIRONMENT_PATTERN.pattern,
+              "maxLength": catalog.ENVIRONMENT_MAX_LENGTH},
+    "minItems": 1, "maxItems": catalog.ENVIRONMENT_MAX_COUNT, "uniqueItems": True})]
 ColumnName = Annotated[str, AfterValidator(check_column)]
 TrackingUri = Annotated[str, AfterValidator(check_tracking_uri), WithJsonSchema({
     "type": "string", "pattern": f"({_TRACKING_ARN.pattern})|({_TRACKING_URL.pattern})"})]
-TagValue = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w .:/=+@-]+$")]
+
+
+def check_tag_value(value: str) -> str:
+    """An AWS tag value every service the stacks tag takes (the characters AWS allows
+    everywhere, at most 128)."""
+    if not _TAG_VALUE.match(value) or len(value) > _TAG_VALUE_MAX:
+        raise ValueError(
+            f"{value!r} is not a tag value AWS takes on every resource; use at most "
+            f"{_TAG_VALUE_MAX} letters, digits, spaces and _ . : / = + @ -, e.g. ml-platform")
+    return value
+
+
+_TAG_VALUE = re.compile(r"^[\w .:/=+@-]+$")
+_TAG_VALUE_MAX = 128
+TagValue = Annotated[str, AfterValidator(check_tag_value), Field(json_schema_extra={
+    "pattern": _TAG_VALUE.pattern, "minLength": 1, "maxLength": _TAG_VALUE_MAX})]
+
+
+def _optional_by_task(schema: dict[str, Any]) -> None:
+    # metric and metric_threshold default by task (ProjectSpec._task_defaults): a spec may
+    # leave them out, though the model holds them always
+    schema["required"] = [key for key in schema.get("required", [])
+                          if key not in ("metric", "metric_threshold")]
 
 
 def _installed_version() -> str:
@@ -149,7 +199,7 @@ def _installed_version() -> str:
 class ProjectSpec(BaseModel):
     """An ML project as mlscaffold makes it: its ML task, platform choices and ownership."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_optional_by_task)
 
     version: int = Field(SPEC_VERSION, description="Spec format version.")
     mlscaffold_version: str = Field(
@@ -218,8 +268,22 @@ class ProjectSpec(BaseModel):
 
     @model_validator(mode="after")
     def _names_fit_aws(self) -> ProjectSpec:
-        from .stacks.constants import STACK_PREFIX_MAX
+        from .stacks.constants import S3_RESERVED_PREFIXES, STACK_PREFIX_MAX
 
+        for environment in self.environments:
+            start = f"{self.name}-{environment}-"  # every bucket's name starts so
+            reserved = next((p for p in S3_RESERVED_PREFIXES if start.startswith(p)), None)
+            if reserved is None:
+                continue
+            if f"{self.name}-".startswith(reserved):
+                raise ValueError(
+                    f"project name {self.name!r} makes S3 bucket names starting with "
+                    f"{reserved!r} ({start}artifacts-…), a prefix AWS reserves; choose "
+                    f"another name, e.g. my-{self.name}")
+            raise ValueError(
+                f"project name {self.name!r} with environment {environment!r} makes S3 bucket "
+                f"names starting with {reserved!r} ({start}artifacts-…), a prefix AWS "
+                "reserves; choose another project or environment name")
         longest = max(self.environments, key=len)
         if len(f"{self.name}-{longest}") > STACK_PREFIX_MAX:
             room = STACK_PREFIX_MAX - len(longest) - 1
@@ -270,8 +334,8 @@ class ProjectSpec(BaseModel):
     def _remote_training_needs_the_image(cls, train_on: str, info: ValidationInfo) -> str:
         # a remote run runs the project's image (Dockerfile), which serving: none leaves out
         if train_on != "local" and info.data.get("serving") == "none":
-            raise ValueError(f"train_on: {train_on} runs the project's image, which serving: "
-                             "none does not build; choose serving sagemaker or kserve, or "
+            raise ValueError(f"{train_on!r} runs the project's image, which serving: none "
+                             "does not build; choose serving sagemaker or kserve, or "
                              "train_on: local")
         return train_on
 
@@ -338,15 +402,15 @@ def spec_error_from(error: ValidationError, *, source: str | None = None) -> Spe
             break
         keys.append(str(part))
     field = ".".join(keys) or "spec"
-    message = first["msg"].removeprefix("Value error, ")
+    message = value_message(first)
     if first["type"] == "extra_forbidden":
         message = unknown_key_message(ProjectSpec, tuple(keys), shown=field)
-    elif first["type"] == "literal_error":
-        message = f"{first['input']!r} is not valid; " + message[0].lower() + message[1:]
     elif first["type"] == "model_type" and (section := model_at(ProjectSpec, keys)) is not None:
         message = f"must be a mapping with the keys {', '.join(section.model_fields)}"
     elif first["type"] == "dict_type":
         message = "must be a mapping of names to values"
+    elif first["type"] == "missing":
+        message = "this key is required; add it"
     return SpecError(field, first.get("input"), message, source=source)
 
 

@@ -41,6 +41,26 @@ def offer(match: str | None) -> str:
     return f" (did you mean {match!r}?)" if match is not None else ""
 
 
+# pydantic's error types for a value of the wrong kind -> what the value is not, in plain words
+_NOT_A = {"float_parsing": "a number", "float_type": "a number", "int_parsing": "a whole number",
+          "int_type": "a whole number", "int_from_float": "a whole number",
+          "bool_parsing": "true or false", "bool_type": "true or false",
+          "string_type": "text", "list_type": "a list", "dict_type": "a mapping"}
+
+
+def value_message(error: Any) -> str:
+    """pydantic's `error` (one of ``errors()``) in plain words naming the value given: ``'abc'
+    is not a number``, ``2 is not valid; input should be 1``; a validator's own message as it
+    is (it names the value)."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "value_error":
+        return message
+    given = error.get("input")
+    if error["type"] in _NOT_A:
+        return f"{given!r} is not {_NOT_A[error['type']]}"
+    return f"{given!r} is not valid; " + message[0].lower() + message[1:]
+
+
 def model_at(root: Any, location: Iterable[object]) -> Any | None:
     """The pydantic model holding the key at `location` (pydantic's error ``loc``) below
     `root`: list indexes are stepped over, a field's model is found inside ``X | None`` or

@@ -32,6 +32,7 @@ __all__ = [
     "NODE_POOL_KIND",
     "PROFILES",
     "S3_OBJECT",
+    "S3_RESERVED_PREFIXES",
     "SAGEMAKER_CHALLENGER_SUFFIX",
     "SAGEMAKER_NAME_MAX",
     "SAGEMAKER_VERSIONED_SUFFIXES",
@@ -111,6 +112,13 @@ SAGEMAKER_CHALLENGER_SUFFIX = "challenger"
 # on an A/B test later never makes a name AWS rejects.
 STACK_PREFIX_MAX = (SAGEMAKER_NAME_MAX - AUTONAME_SUFFIX - len("-serving-") - max(
     map(len, (*SAGEMAKER_VERSIONED_SUFFIXES, SAGEMAKER_CHALLENGER_SUFFIX))))
+
+# S3 general purpose bucket names must not start with these (Amazon S3 User Guide, "General
+# purpose bucket naming rules": https://docs.aws.amazon.com/AmazonS3/latest/userguide/
+# bucketnamingrules.html; sthree-configurator is within sthree-). Every bucket of a stack is
+# named "<project>-<environment>-<purpose>-" plus the digits S3 appends, so the reserved
+# suffixes there (-s3alias, --ol-s3, .mrap, --x-s3, --table-s3) never end one.
+S3_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 
 # Athena counts scanned data in decimal units (it bills per TB of 10^12 bytes): a workgroup's
 # BytesScannedCutoffPerQuery of N GB is N * 10^9 bytes

@@ -214,6 +214,12 @@ def test_advisory_level_from_the_policy_file_does_not_fail(run_cli, tmp_path, pr
     ("version: 1\nrules:\n  max-gpus: {enforcementLevel: sometimes}\n",
      "rules.max-gpus.enforcementLevel: 'sometimes' is not one of"),
     ("versoin: 1\n", "unknown key 'versoin'"),
+    ("version: 2\n", "version: 2 is not supported; this mlscaffold reads version 1"),
+    ("- rules\n", "must hold a mapping of version, rules and environments"),
+    ("rules: [a]\n", "rules: ['a'] is not a mapping"),
+    ("version: 1\nenvironments:\n  prd:\n    monthly-budget: {budget_usd: 1}\n",
+     "environments.prd is not an environment of this project (did you mean 'prod'?), so its "
+     "settings would apply to no stack; rename it to one of: dev, staging, prod"),
     ("rules: [\n", "is not valid YAML"),
 ])
 def test_bad_policy_config_is_refused_before_evaluation(run_cli, tmp_path, content, message):
@@ -223,6 +229,19 @@ def test_bad_policy_config_is_refused_before_evaluation(run_cli, tmp_path, conte
     assert result.exit_code == 2
     assert message in result.stderr
     assert result.stderr.count("\n") == 1 and result.stdout == ""
+
+
+def test_policy_sections_of_other_projects_environments_are_left_alone(run_cli, tmp_path):
+    """An organisation's file serves projects with other environments: a section close to none
+    of this project's, or next to its own near name, is not a typo."""
+    policy = tmp_path / "org.yaml"
+    policy.write_text("version: 1\nenvironments:\n  sandbox:\n    monthly-budget: {budget_usd: 1}"
+                      "\n  stage:\n    monthly-budget: {budget_usd: 2}\n  staging:\n"
+                      "    monthly-budget: {budget_usd: 3}\n")
+    result = run_cli(["policy", "config", str(EXAMPLE), "--stack", "staging", "--pack", "cost",
+                      "--policy-config", str(policy)])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["monthly-budget"]["budget_usd"] == 3
 
 
 def test_sarif_report(run_cli, tmp_path, project):
@@ -319,4 +338,12 @@ def test_new_refuses_a_bad_org_config(run_cli, tmp_path):
     policy.write_text("version: 1\nrules:\n  nope: {}\n")
     result = run_cli(["new", str(tmp_path / "x"), "--no-input", "--org-config", str(policy)])
     assert result.exit_code == 2 and "unknown rule 'nope'" in result.stderr
+    assert not (tmp_path / "x").exists()
+    policy.write_text("version: 1\nenvironments:\n  prd:\n    monthly-budget: {budget_usd: 1}\n")
+    result = run_cli(["new", str(tmp_path / "x"), "--no-input", "--org-config", str(policy)])
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: policy config {policy}: environments.prd is not an "
+                             "environment of this project (did you mean 'prod'?), so its "
+                             "settings would apply to no stack; rename it to one of: dev, "
+                             "staging, prod\n")
     assert not (tmp_path / "x").exists()

@@ -69,8 +69,11 @@ def test_without_dot_matplotlib_draws_svg_and_png(run_cli, made, tmp_path, no_do
         assert result.exit_code == 0, result.stderr
         assert result.stderr == f"wrote {output} (drawn by matplotlib)\n"
         data = output.read_bytes()
+        again = run_cli(["graph", str(made), "-o", str(output)])  # its own diagram: replaced
+        assert again.exit_code == 0, again.stderr
         if image_format == "png":
             assert data[:8] == PNG
+            assert b"tEXtSoftware\0mlscaffold graph" in data[:128]
         else:
             text = data.decode()
             assert "<svg" in text and text.rstrip().endswith("</svg>")
@@ -84,7 +87,8 @@ def test_with_dot_graphviz_draws_the_dot_source(run_cli, made, tmp_path, fake_do
     result = run_cli(["graph", str(made), "--format", "svg", "-o", str(output)])
     assert result.exit_code == 0, result.stderr
     assert result.stderr == f"wrote {output} (drawn by Graphviz's dot)\n"
-    assert output.read_text() == "<svg>fake dot -Tsvg digraph platform {</svg>"
+    assert output.read_text() == ("<!-- drawn by mlscaffold graph -->\n"
+                                  "<svg>fake dot -Tsvg digraph platform {</svg>")
 
     fake_dot.write_text("--fail")
     failed = run_cli(["graph", str(made), "--format", "png", "-o", str(tmp_path / "x.png")])
@@ -110,6 +114,53 @@ def test_an_image_needs_an_output_file(run_cli, made):
                              "-o platform.png) (see 'mlscaffold graph --help')\n")
 
 
+
+def test_the_output_extension_chooses_the_format(run_cli, made, tmp_path, fake_dot):
+    """Without --format, -o FILE.svg draws an SVG (not Mermaid text in a .svg file), and so on;
+    a .md file gets a Markdown Mermaid block."""
+    for name, start in (("a.svg", "<!-- drawn by mlscaffold graph -->\n<svg>fake dot -Tsvg "),
+                        ("a.png", "<svg>fake dot -Tpng "),  # not a PNG: unmarked
+                        ("a.gv", "digraph platform {"), ("a.dot", "digraph platform {"),
+                        ("a.mmd", "flowchart LR\n"), ("a.md", "```mermaid\nflowchart LR\n")):
+        result = run_cli(["graph", str(made), "-o", str(tmp_path / name)])
+        assert result.exit_code == 0, result.stderr
+        assert (tmp_path / name).read_text().startswith(start), name
+    # an earlier diagram of another format is replaced: Mermaid an old version wrote in a .svg
+    old = tmp_path / "old.svg"
+    old.write_text("flowchart LR\n  a --> b\n")
+    result = run_cli(["graph", str(made), "--format", "svg", "-o", str(old)])
+    assert result.exit_code == 0, result.stderr
+    assert "fake dot -Tsvg" in old.read_text()
+
+
+def test_a_format_the_output_contradicts_is_refused(run_cli, made, tmp_path, fake_dot):
+    cases = {
+        ("--format", "png", "-o", "arch.svg"):
+            "error: --format png does not match --output {d}/arch.svg (an SVG file); drop "
+            "--format, or name the file {d}/arch.png\n",
+        ("--format", "mermaid", "-o", "arch.dot"):
+            "error: --format mermaid does not match --output {d}/arch.dot (a Graphviz dot "
+            "file); drop --format, or name the file {d}/arch.mmd\n",
+        ("-o", "arch.jpg",):
+            "error: --output {d}/arch.jpg: graph does not write .jpg files; name it with one "
+            "of .dot, .gv, .md, .mermaid, .mmd, .png, .svg, or give --format\n",
+    }
+    for args, message in cases.items():
+        args = [*args[:-1], f"{tmp_path}/{args[-1]}"]
+        result = run_cli(["graph", str(made), *args])
+        assert result.exit_code == 2
+        assert result.stderr == message.format(d=tmp_path)
+        assert not any(tmp_path.glob("arch.*"))
+
+
+def test_an_image_of_the_users_own_is_not_replaced(run_cli, made, tmp_path, fake_dot):
+    logo = tmp_path / "logo.svg"
+    logo.write_text('<svg xmlns="http://www.w3.org/2000/svg"><circle r="4"/></svg>\n')
+    result = run_cli(["graph", str(made), "--format", "svg", "-o", str(logo)])
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: {logo} exists and is not a diagram `mlscaffold graph` "
+                             "wrote; choose another --output, or move that file\n")
+    assert logo.read_text().startswith("<svg xmlns")
 
 
 def test_without_dot_or_matplotlib_one_line_says_what_to_install(made, tmp_path, no_dot):

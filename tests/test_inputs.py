@@ -141,3 +141,51 @@ def test_stack_names_complete_from_the_spec(project: Path):
     completed = subprocess.run([os.path.join(os.path.dirname(sys.executable), "mlscaffold")],
                                cwd=project, env=env, capture_output=True, text=True)
     assert completed.stdout.split() == ["plain,dev", "plain,staging", "plain,prod", "plain,all"]
+
+
+def test_stack_names_complete_from_the_project_argument(project: Path, tmp_path: Path):
+    """`preview PROJECT --stack <TAB>` from another folder reads PROJECT's spec."""
+    env = {**os.environ, "_MLSCAFFOLD_COMPLETE": "bash_complete",
+           "COMP_WORDS": f"mlscaffold preview {project} --stack ", "COMP_CWORD": "4"}
+    command = [os.path.join(os.path.dirname(sys.executable), "mlscaffold")]
+    completed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert completed.stdout.split() == ["plain,dev", "plain,staging", "plain,prod"]
+    env.update(COMP_WORDS=f"mlscaffold check {project} --format json -s p", COMP_CWORD="6")
+    completed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert completed.stdout.split() == ["plain,prod"]
+
+
+def test_a_name_making_reserved_bucket_names_is_refused_in_one_line(run_cli, tmp_path: Path):
+    result = run_cli(["new", str(tmp_path / "p"), "--no-input", "--name", "sthree-churn"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: project name 'sthree-churn' makes S3 bucket names starting with 'sthree-' "
+        "(sthree-churn-dev-artifacts-…), a prefix AWS reserves; choose another name, e.g. "
+        "my-sthree-churn\n")
+    assert not (tmp_path / "p").exists()
+
+
+def test_messages_name_the_value_and_the_fix(run_cli, tmp_path: Path):
+    cases = {
+        ("new", str(tmp_path / "My_Model"), "--no-input"):
+            f"error: the project name comes from the folder {tmp_path / 'My_Model'}: project "
+            "name 'My_Model' cannot name AWS resources (S3 and ECR take lower case, SageMaker "
+            "and KServe no '_' or '.'); use lower-case letters, digits and single dashes, "
+            "starting with a letter, e.g. my-model; rename the folder, or give the name with "
+            "--name\n",
+        ("new", str(tmp_path / "p"), "--no-input", "--owner", "a,b"):
+            "error: --owner: 'a,b' is not a tag value AWS takes on every resource; use at most "
+            "128 letters, digits, spaces and _ . : / = + @ -, e.g. ml-platform\n",
+        ("new", str(tmp_path / "p"), "--no-input", "--name", "a" * 41):
+            f"error: --name: project name '{'a' * 41}' is 41 characters long; AWS resource "
+            "names start with '<name>-<environment>', which must fit in 36 characters "
+            "(SageMaker's name limit, less what mlscaffold appends), so use a name of at most "
+            "34 characters\n",
+        ("policy", "path", "nope"):
+            "error: Invalid value for 'PACK': 'nope' is not one of 'security', 'cost'. (see "
+            "'mlscaffold policy path --help')\n",
+    }
+    for args, message in cases.items():
+        result = run_cli(list(args))
+        assert (result.exit_code, result.stderr) == (2, message)
+    assert not any(tmp_path.iterdir())

@@ -257,3 +257,38 @@ def test_a_destination_that_is_a_link_is_made_where_it_points_and_a_dangling_one
                              f"{tmp_path / 'nowhere'}, which does not exist; create that "
                              "folder or choose another\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling", "link", "real"]
+
+
+@pytest.mark.parametrize(("name", "ci"), [("null", "github"), ("true", "gitlab"),
+                                         ("off", "github")])
+def test_names_yaml_reads_as_something_else_stay_strings_in_every_yaml_file(tmp_path, name, ci):
+    """A name, tag or environment spelt like a YAML null, boolean or number is written quoted
+    wherever a generated YAML file holds it alone, so it reads back as the string (Pulumi
+    needs a string project name)."""
+    values = {"name": name, "owner": "yes", "cost_center": "on", "environments": ["dev", "no"],
+              "ci": ci, "serving": "kserve" if ci == "gitlab" else "sagemaker"}
+    root = create_project(tmp_path / name, validate_spec(values), git=False).path
+    files = {p.relative_to(root).as_posix(): p for p in root.rglob("*")
+             if p.suffix in (".yaml", ".yml")}
+    assert {"infra/Pulumi.yaml", "infra/cluster/Pulumi.yaml", "mlscaffold.yaml",
+            ".copier-answers.yml"} <= set(files)
+    # words no generated file uses for a boolean of its own (they write true and false)
+    words = {"yes", "on", "no", "off"}
+    for shown, path in files.items():
+        nodes = [yaml.compose(path.read_text())]
+        while nodes:
+            node = nodes.pop()
+            if isinstance(node, yaml.ScalarNode):
+                assert node.value not in words or node.tag == "tag:yaml.org,2002:str", (
+                    f"{shown}: {node.value!r} reads as {node.tag}")
+            elif isinstance(node, yaml.MappingNode):  # values: GitHub's own key `on:` is one
+                nodes.extend(value for _, value in node.value)
+            elif node is not None:
+                nodes.extend(node.value)
+    read = {shown: yaml.safe_load(path.read_text()) for shown, path in files.items()}
+    assert read["infra/Pulumi.yaml"]["name"] == name
+    assert read["infra/cluster/Pulumi.yaml"]["name"] == f"{name}-cluster"
+    assert read[".copier-answers.yml"]["project_name"] == name
+    spec = read["mlscaffold.yaml"]
+    assert (spec["name"], spec["owner"], spec["cost_center"], spec["environments"]) == (
+        name, "yes", "on", ["dev", "no"])

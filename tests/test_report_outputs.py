@@ -8,7 +8,7 @@ import json
 import pytest
 
 from mlscaffold.errors import OutputExists
-from mlscaffold.report_outputs import refuse_unless_report
+from mlscaffold.report_outputs import mark_image, refuse_unless_report
 
 from .conftest import REPO
 
@@ -19,7 +19,7 @@ COMMANDS = {
     "check table": ["check", str(EXAMPLE), "--stack", "dev"],
     "check json": ["check", str(EXAMPLE), "--stack", "dev", "--format", "json"],
     "check sarif": ["check", str(EXAMPLE), "--stack", "dev", "--format", "sarif"],
-    "graph mermaid": ["graph", str(EXAMPLE), "--stack", "dev"],
+    "graph mermaid": ["graph", str(EXAMPLE), "--stack", "dev", "--format", "mermaid"],
     "graph dot": ["graph", str(EXAMPLE), "--stack", "dev", "--format", "dot"],
     "policy config": ["policy", "config", str(EXAMPLE), "--stack", "dev", "--pack", "cost"],
 }
@@ -50,12 +50,17 @@ def test_check_writes_its_table_to_the_output_file(run_cli, tmp_path):
     assert report.read_text().startswith("dev: passed: 0 mandatory, 0 advisory (")
 
 
+DIAGRAMS = ("mermaid", "dot", "svg", "png")
+
+
 def test_each_format_is_recognised_by_its_start_and_nothing_else_is(tmp_path):
+    svg = (b'<?xml version="1.0" encoding="utf-8" standalone="no"?>\n<!DOCTYPE svg PUBLIC '
+           b'"-//W3C//DTD SVG 1.1//EN"\n  "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">'
+           b'\n<svg xmlns="http://www.w3.org/2000/svg" width="460pt">')
+    png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + bytes(17) + b"\0\0\0\0IEND"
     heads = {
-        "svg": b'<?xml version="1.0" encoding="utf-8" standalone="no"?>\n<!DOCTYPE svg PUBLIC '
-               b'"-//W3C//DTD SVG 1.1//EN"\n  "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">'
-               b'\n<svg xmlns="http://www.w3.org/2000/svg" width="460pt">',
-        "png": b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",
+        "svg": mark_image(svg, "svg"),
+        "png": mark_image(png, "png"),
         "mermaid": b"flowchart LR\n  subgraph a\n",
         "dot": b"digraph platform {\n  rankdir=LR;\n",
         "table": b"prod: FAILED: 1 mandatory, 0 advisory (73 rules on 85 resources)\n",
@@ -69,9 +74,17 @@ def test_each_format_is_recognised_by_its_start_and_nothing_else_is(tmp_path):
         path.write_bytes(head)
         refuse_unless_report(path, output_format)  # its own kind: replaced
         for other in heads:
-            if heads[other] != head and other != output_format:
+            if output_format in DIAGRAMS and other in DIAGRAMS:
+                refuse_unless_report(path, other)  # a diagram replaces an earlier diagram
+            elif heads[other] != head and other != output_format:
                 with pytest.raises(OutputExists, match="exists and is not a"):
                     refuse_unless_report(path, other)
+    # images mlscaffold did not draw (unmarked) are a user's own
+    for output_format, image in (("svg", svg), ("png", png)):
+        path = tmp_path / f"logo.{output_format}"
+        path.write_bytes(image)
+        with pytest.raises(OutputExists, match="is not a diagram `mlscaffold graph` wrote"):
+            refuse_unless_report(path, output_format)
     empty = tmp_path / "empty"
     empty.touch()
     for output_format in heads:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,17 @@ def test_package_is_the_snake_case_name():
         ({"name": "churn-model-for-the-whole-org", "environments": ["dev", "production-eu"]},
          "spec", "('churn-model-for-the-whole-org-production-eu' is over 36 characters); use a "
                  "project name of at most 22 characters or a shorter environment name"),
+        # prefixes AWS reserves for S3 bucket names, which start "<project>-<environment>-"
+        ({"name": "sthree-churn"}, "spec",
+         "project name 'sthree-churn' makes S3 bucket names starting with 'sthree-' "
+         "(sthree-churn-dev-artifacts-…), a prefix AWS reserves; choose another name, e.g. "
+         "my-sthree-churn"),
+        ({"name": "sthree"}, "spec", "starting with 'sthree-' (sthree-dev-artifacts-…)"),
+        ({"name": "amzn-s3-demo-x"}, "spec", "starting with 'amzn-s3-demo-'"),
+        ({"name": "amzn-s3", "environments": ["dev", "demo-eu"]}, "spec",
+         "project name 'amzn-s3' with environment 'demo-eu' makes S3 bucket names starting "
+         "with 'amzn-s3-demo-' (amzn-s3-demo-eu-artifacts-…), a prefix AWS reserves; choose "
+         "another project or environment name"),
         ({"name": "x", "environments": [f"e{i}" for i in range(9)]}, "environments",
          "9 environments are listed; a project has at most 8"),
         ({"name": "x", "metric_threshold": 2}, "metric_threshold",
@@ -67,6 +79,8 @@ def test_package_is_the_snake_case_name():
          "does not fit task regression"),
         ({"name": "x", "colour": "red"}, "colour", "unknown key 'colour'"),
         ({"name": "x", "version": 2}, "version", "spec version 2 is not supported"),
+        ({"name": "x", "metric_threshold": "abc"}, "metric_threshold", "'abc' is not a number"),
+        ({"name": ["a"]}, "name", "['a'] is not text"),
         ({"name": "x", "features": {"types": {"age": "Integral"}}}, "features",
          "the section is read only with feature_store: sagemaker (this spec has none); set "
          "feature_store: sagemaker or remove it"),
@@ -123,6 +137,38 @@ def test_json_schema_validates_a_written_spec(tmp_path: Path):
     jsonschema.validate(yaml.safe_load(spec.to_yaml()), schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**spec.model_dump(mode="json"), "ci": "jenkins"}, schema)
+
+
+def test_json_schema_holds_the_specs_own_rules():
+    """The schema editors and CI validate with refuses what the CLI refuses, where JSON Schema
+    can say it, and requires only what the model requires."""
+    import jsonschema
+
+    from .conftest import REPO
+
+    validator = jsonschema.Draft202012Validator(spec_json_schema())
+    examples = sorted((REPO / "examples").glob("*/mlscaffold.yaml"))
+    assert examples
+    for path in examples:
+        validator.validate(yaml.safe_load(path.read_text()))
+    validator.validate({"name": "churn"})  # metric and threshold default by task
+    for bad in ({"name": "My_Proj"}, {"name": "x" * 35}, {"name": "x", "region": "us-east-9"},
+                {"name": "x", "environments": ["Dev"]}, {"name": "x", "environments": []},
+                {"name": "x", "environments": ["dev", "dev"]}, {"name": "x", "owner": "a,b"}):
+        with pytest.raises(SpecError):
+            validate_spec(bad)  # the CLI refuses it
+        assert not validator.is_valid(bad), bad  # and so does the schema
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"name": "x", "owner": "a,b"}, "'a,b' is not a tag value AWS takes on every resource; use "
+                                    "at most 128 letters, digits, spaces and _ . : / = + @ -"),
+    ({"name": "abcdefghij" * 4}, "is 40 characters long; AWS resource names start with "
+                                 "'<name>-<environment>', which must fit in 36 characters"),
+])
+def test_length_and_tag_messages_say_the_rule(values, message):
+    with pytest.raises(SpecError, match=re.escape(message)):
+        validate_spec(values)
 
 
 def test_blueprint_questions_are_the_spec_fields():
