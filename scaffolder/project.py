@@ -126,6 +126,12 @@ def _copier_config(root: Path) -> Path | None:
                  if (root / name).is_file()), None)
 
 
+def first_commit_subject(name: str) -> str:
+    """The subject of the commit `new` makes of its render, by which `update` finds that render
+    in a clone without the template branch."""
+    return f"Create {name} with mlscaffold"
+
+
 def render_message(subject: str, source: str | None) -> str:
     """The commit message of a pristine render of the blueprint `source` (None: the bundled
     one): `subject`, then the :data:`BLUEPRINT_TRAILER` that records the source."""
@@ -391,7 +397,7 @@ def create_project(dest: Path, spec: ProjectSpec, *, blueprint: str | None = Non
                 step("git commit…")
                 try:
                     commit = _git_commit_all(staging, render_message(
-                        f"Create {spec.name} with mlscaffold", source if blueprint else None))
+                        first_commit_subject(spec.name), source if blueprint else None))
                     # the pristine render, which `mlscaffold update` merges the next one against
                     _git(staging, "branch", TEMPLATE_BRANCH, commit)
                 except subprocess.CalledProcessError as error:

@@ -39,6 +39,7 @@ from .project import (
     TEMPLATE_BRANCH,
     blueprint_source,
     check_data,
+    first_commit_subject,
     is_remote,
     recorded_blueprint,
     render_message,
@@ -127,7 +128,7 @@ def update_project(root: Path, *, blueprint: str | None = None, vcs_ref: str | N
         root = next((folder for folder in root.parents if (folder / SPEC_FILENAME).is_file()),
                     root)
     spec, made_by = _load(root, __version__)
-    git, uncommitted = _repository(root, dirty_ok=dry_run)
+    git, uncommitted = _repository(root, dirty_ok=dry_run, name=spec.name)
     base = _pristine_base(git, spec)
     _refuse_answers_changed_through_copier(git, base)
 
@@ -228,7 +229,7 @@ def _newer(version: str, than: str) -> bool:
     return (release_of(version) or (0, 0, 0)) > (release_of(than) or (0, 0, 0))
 
 
-def _repository(root: Path, dirty_ok: bool) -> tuple[_Git, list[str]]:
+def _repository(root: Path, dirty_ok: bool, name: str) -> tuple[_Git, list[str]]:
     """The project's repository, which must be its own and not mid-merge, and its uncommitted
     files, which must be none unless `dirty_ok` (a dry run merges into HEAD through a temporary
     index and writes nothing in the tree; of the tree it reads only mlscaffold.yaml)."""
@@ -240,8 +241,10 @@ def _repository(root: Path, dirty_ok: bool) -> tuple[_Git, list[str]]:
     if top.returncode != 0:
         raise UsageError(f"{root} is not a git repository; `update` merges the new render with "
                          "the team's committed edits",
-                         hint="commit the project to git first "
-                              "(`git init && git add -A && git commit`)")
+                         hint="if its files are still as `mlscaffold new` made them, commit them "
+                              "as that render: `git init && git add -A && git commit -m "
+                              f"'{first_commit_subject(name)}'` (edited files would be taken for "
+                              "the render, and the edits undone by the merge)")
     if Path(top.stdout.strip()).resolve() != root:
         raise UsageError(f"{root} is inside the git repository {top.stdout.strip()}, not its top",
                          hint="run `mlscaffold update` on a project that is its own repository")
@@ -276,7 +279,7 @@ def _pristine_base(git: _Git, spec: ProjectSpec) -> str:
     if branch.returncode == 0:
         met = git.run("merge-base", "HEAD", branch.stdout.strip(), check=False)
         return met.stdout.strip() if met.returncode == 0 else branch.stdout.strip()
-    subject = f"Create {spec.name} with mlscaffold"
+    subject = first_commit_subject(spec.name)
     for line in git.out("log", "--format=%H %s", "--max-parents=0", "HEAD").splitlines():
         commit, _, title = line.partition(" ")
         if title == subject:

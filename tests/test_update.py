@@ -467,3 +467,18 @@ def test_a_file_deleted_on_one_side_and_changed_on_the_other_says_how_to_resolve
     _commit(project, "still without make")
     assert not (project / "Makefile").exists()
     assert run_cli(["update", str(project)]).exit_code == 0
+
+
+def test_a_project_made_without_git_updates_once_committed_as_the_refusal_says(run_cli,
+                                                                              tmp_path):
+    made = run_cli(["new", str(tmp_path / "nogit"), "--no-input", "--no-git"])
+    assert made.exit_code == 0, made.stderr
+    project = tmp_path / "nogit"
+    refused = run_cli(["update", str(project)])
+    assert refused.exit_code == 2
+    command = refused.stderr.split("commit them as that render: `")[1].split("`")[0]
+    assert command == "git init && git add -A && git commit -m 'Create nogit with mlscaffold'"
+    _git(project, "init", "-q")
+    _commit(project, "Create nogit with mlscaffold")
+    result = run_cli(["update", str(project)])
+    assert result.exit_code == 0 and "is up to date" in result.stdout, result.stderr
