@@ -83,11 +83,18 @@ def load_training_data(
         features = schema.features
         missing = [name for name in used_columns(features) if name not in data.features.columns]
         if missing:
-            raise DataError(f"{path} lacks column(s) of the training data: {', '.join(missing)}")
+            from ..suggest import did_you_mean  # a column of this file may be a renamed one
+
+            extra = [str(name) for name in data.features.columns if name not in features]
+            raise DataError(f"{path} lacks column(s) of the training data: " + ", ".join(
+                f"{name}{did_you_mean(name, extra)}" for name in missing))
         if data.dropped_rows:
             echo(f"note: ignored {data.dropped_rows} row(s) of {split} without a label")
-        parsed = parse_features(data.features, features, schema.strays)
         source = path.relative_to(config.root).as_posix()
+        try:
+            parsed = parse_features(data.features, features, schema.strays)
+        except DataError as error:  # a column's values: say which file holds them
+            raise DataError(f"{source}: {error.message}", hint=error.hint) from None
         for line in stray_warnings(source, parsed.strays):
             warn(line)
         if not splits:  # the training data's schema: its dates and comma numbers, once

@@ -391,3 +391,21 @@ def test_train_says_why_a_class_of_one_row_means_hold_out(make_project):
     assert ("note: scoring on validation, not by cross-validation: class(es) 'rare' have 1 row "
             "in train + validation, and cross-validation needs at least 2 per class\n"
             ) in result.out
+
+
+def test_train_names_the_file_of_a_bad_value_and_a_renamed_column(project):
+    validation = project / "datasets" / "validation.csv"
+    frame = pd.read_csv(validation)
+    label = read_spec(project)["label"]
+    numeric = frame.drop(columns=[label]).select_dtypes("number").columns[0]
+    frame[numeric] = frame[numeric].astype(object)
+    frame.loc[0, numeric] = "12kg"
+    frame.to_csv(validation, index=False)
+    assert_error(run_cli(project, "train", "--trials", "1"), 2,
+                 f"error: datasets/validation.csv: column {numeric!r} must be numeric; got "
+                 "'12kg'")
+    frame = frame.drop(index=0).rename(columns={numeric: numeric.upper()})
+    frame.to_csv(validation, index=False)
+    assert_error(run_cli(project, "train", "--trials", "1"), 2,
+                 f"lacks column(s) of the training data: {numeric} (did you mean "
+                 f"{numeric.upper()!r}?)")
