@@ -40,6 +40,7 @@ def list_experiments(
             "test": (item.get("test") or {}).get(metric.name),
             "stages": stages.get(item["id"], []),
             "mlflow_run_id": (runs or {}).get(item["id"]),
+            "interrupted": bool(item.get("interrupted")),  # Ctrl-C: the best found so far
         }
         for index, item in enumerate(experiments)
     ]
@@ -70,7 +71,7 @@ def list_experiments(
                         "*" if row["best"] else "",
                         row["id"],
                         row["created_at"],
-                        row["family"],
+                        row["family"] + (" (interrupted)" if row["interrupted"] else ""),
                         number(row["validation"]),
                         number(row["test"]),
                         row["mlflow_run_id"] or ("?" if runs is None else "-"),

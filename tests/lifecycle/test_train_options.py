@@ -115,6 +115,10 @@ def test_ctrl_c_during_the_search_keeps_the_best_model_so_far(project, tmp_path)
     predicted = run_cli(project, "predict", "--model", "exp-001", "--input",
                         project / "datasets" / "test.csv", "--output", tmp_path / "out.csv")
     assert predicted.code == 0, predicted.err
+    listed = run_cli(project, "list")
+    assert f"{entry['family']} (interrupted)" in listed.out, listed.out
+    assert json.loads(run_cli(project, "list", "--format", "json").out)["experiments"][0][
+        "interrupted"] is True
 
 
 # a meta-path finder that turns the import of one module into Ctrl-C, then the CLI's entry
