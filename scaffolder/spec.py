@@ -241,6 +241,26 @@ class ProjectSpec(BaseModel):
                           "SageMaker MLflow tracking server's ARN (the stack output "
                           "mlflow_tracking_server_arn) or an http(s) URL; unset: the project's "
                           "own store, mlruns/ (no server).")
+    positive_class: str | None = Field(
+        None, min_length=1,
+        description="binary-classification: the label value f1, precision and recall score "
+                    "(e.g. fraud); unset: the value that sorts last (1 of 0 and 1, yes of no "
+                    "and yes).")
+
+    @field_validator("positive_class", mode="before")
+    @classmethod
+    def _label_value_as_text(cls, value: Any) -> Any:
+        # a YAML 1 or true is the label value pandas reads as 1 or True: compared as text
+        return str(value) if isinstance(value, bool | int | float) else value
+
+    @field_validator("positive_class")
+    @classmethod
+    def _binary_only(cls, value: str | None, info: ValidationInfo) -> str | None:
+        task = info.data.get("task")
+        if value is not None and task != "binary-classification":
+            raise ValueError(f"{value!r} names the positive class of a binary label, and the "
+                             f"task is {task}; remove positive_class")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -363,11 +383,12 @@ class ProjectSpec(BaseModel):
 
     def blueprint_answers(self) -> dict[str, Any]:
         """The answers the ml-project blueprint takes (its copier.yml questions)."""
-        # `features` describes the data and `tracking_uri` where runs are logged, not the
-        # rendered files: no blueprint question. What the spec implies is derived from these
-        # by mlscaffold.answers.blueprint_data.
+        # `features` and `positive_class` describe the data and `tracking_uri` where runs are
+        # logged, not the rendered files: no blueprint question. What the spec implies is
+        # derived from these by mlscaffold.answers.blueprint_data.
         answers = self.model_dump(mode="json",
-                                  exclude={"version", "name", "features", "tracking_uri"})
+                                  exclude={"version", "name", "features", "tracking_uri",
+                                           "positive_class"})
         from .packaging import DISTRIBUTION, runtime_requirements
 
         return {"project_name": self.name, "package_name": self.package,

@@ -13,7 +13,7 @@ import pandas as pd
 from .config import ProjectConfig
 from .data import read_csv, require_label
 from .files import atomic_write_json, temporary_directory, to_json
-from .metrics import positive_class_warning
+from .metrics import positive_class_warning, positive_of, positive_text
 from .plots import Drawer, correlation_plot, distribution_plot
 from .report import Section, input_rows, write_html_report
 from .schema import (
@@ -58,7 +58,7 @@ def analyze(
         "rows": len(frame),
         "columns": len(frame.columns),
         "task": config.task,
-        "label": _label_summary(labels, config.task),
+        "label": _label_summary(labels, config, path),
         "features": [
             {
                 "name": c.name,
@@ -75,7 +75,7 @@ def analyze(
     }
     report["warnings"] = (stray_warnings(path, schema.strays) + text_warnings(path, schema)
                           + _warnings(report))
-    if "positive_class" in report["label"] and (
+    if "positive_class" in report["label"] and not report["label"]["positive_class_set"] and (
             line := positive_class_warning(labels.dropna(), config.metric)):
         report["warnings"].append(line)
     directory = config.layout.analysis(path.stem)
@@ -128,8 +128,8 @@ def _write_report(report: dict, frame: pd.DataFrame, schema: Schema, config: Pro
     if config.task == "regression":
         numbers = numbers.assign(**{config.label: label})
     elif config.task == "binary-classification" and label.nunique() == 2:
-        positive = np.unique(label.dropna().to_numpy())[-1]  # as scikit-learn orders classes
-        numbers = numbers.assign(**{config.label: (label == positive).astype(float)})
+        positive = report["label"].get("positive_class")
+        numbers = numbers.assign(**{config.label: (label.astype(str) == positive).astype(float)})
     correlation = []
     title = f"Spearman correlation: {path.name}"
     if numbers.shape[1] >= 2 and draw(correlation_plot, numbers, title,
@@ -191,7 +191,8 @@ def preprocessing_plan(schema: Schema) -> list[str]:
     return plan
 
 
-def _label_summary(labels: pd.Series, task: str) -> dict:
+def _label_summary(labels: pd.Series, config: ProjectConfig, path: Path) -> dict:
+    task = config.task
     summary = {"name": labels.name, "missing": int(labels.isna().sum())}
     present = labels.dropna()
     if task == "regression":
@@ -209,8 +210,13 @@ def _label_summary(labels: pd.Series, task: str) -> dict:
             for name, count in counts.items()
         }
         if task == "binary-classification" and len(counts) == 2:
-            # the value that sorts last, as scikit-learn's classes_ (np.unique) order them
-            summary["positive_class"] = str(np.unique(present.to_numpy())[-1])
+            # mlscaffold.yaml's, else the value that sorts last, as scikit-learn's classes_
+            # (np.unique) order them
+            classes = np.unique(present.to_numpy())
+            configured = positive_of(classes, config.positive_class, str(path))
+            summary["positive_class"] = positive_text(
+                classes[-1] if configured is None else configured)
+            summary["positive_class_set"] = configured is not None
     return summary
 
 
@@ -276,8 +282,10 @@ def _render(report: dict) -> str:
             )
         )
         if "positive_class" in label:
-            lines.append(f"  positive class (f1, precision, recall and roc_auc score it): "
-                         f"{label['positive_class']!r}, the value that sorts last")
+            lines.append(f"  positive class (f1, precision and recall score it): "
+                         f"{label['positive_class']!r}, " + (
+                             "positive_class of mlscaffold.yaml" if label["positive_class_set"]
+                             else "the value that sorts last"))
     else:
         lines.append(
             "  " + ", ".join(f"{key}={value:.4g}" for key, value in label["distribution"].items())

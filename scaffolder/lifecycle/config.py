@@ -83,6 +83,7 @@ class ProjectConfig:
     metric_threshold: float | None
     package: str = ""  # the team's hook package in src/ ('' for a bare model directory)
     tracking_uri: str | None = None  # the spec's MLflow tracking server; None: mlruns/
+    positive_class: str | None = None  # binary: the label value f1 & co. score; None: the last
 
     @property
     def layout(self) -> Layout:
@@ -96,7 +97,8 @@ class ProjectConfig:
     def from_spec(cls, root: Path, spec: ProjectSpec) -> ProjectConfig:
         return cls(root=Path(root).resolve(), name=spec.name, task=spec.task, label=spec.label,
                    metric=spec.metric, metric_threshold=spec.metric_threshold,
-                   package=spec.package, tracking_uri=spec.tracking_uri)
+                   package=spec.package, tracking_uri=spec.tracking_uri,
+                   positive_class=spec.positive_class)
 
 
 def find_project_root(start: Path | None = None) -> Path:

@@ -15,7 +15,7 @@ from .data import LabelledData, read_csv, split_label
 from .errors import DataError, GateError
 from .experiments import best_experiment, get_experiment, update_experiment
 from .files import atomic_write_json, atomic_write_text, sha256_file, utc_now
-from .metrics import Metric, compute_all, get_metric, outcome_of
+from .metrics import Metric, compute_all, get_metric, outcome_of, positive_of
 from .model import SchemaMismatch, check_columns, load_bundle, parse_input
 from .plots import (
     Drawer,
@@ -75,7 +75,9 @@ def evaluate(
     parsed = parse_input(bundle, data.features)
     for line in stray_warnings(source, parsed.strays):
         warn(line)
-    outcome = outcome_of(bundle.pipeline, parsed.frame, data.labels, bundle.task)
+    positive = (positive_of(bundle.classes, config.positive_class, source)
+                if bundle.task == "binary-classification" else None)
+    outcome = outcome_of(bundle.pipeline, parsed.frame, data.labels, bundle.task, positive)
     scores = compute_all(outcome)
 
     title = f"{config.name} {entry['id']} ({entry['family']}) on test"
@@ -85,7 +87,8 @@ def evaluate(
     else:
         details, written = _regression_details(outcome, directory, title, draw)
     importance = permutation_importances(
-        bundle.pipeline, parsed.frame, data.labels, bundle.task, metric, entry.get("seed", 42)
+        bundle.pipeline, parsed.frame, data.labels, bundle.task, metric, entry.get("seed", 42),
+        positive,
     )
     if importance is not None:
         details["importance"] = {"metric": metric.name, "columns": importance}
@@ -185,14 +188,15 @@ IMPORTANCE_MAX_ROWS = 2000  # rows permutation importance scores on (a random sa
 
 
 def permutation_importances(pipeline, frame: pd.DataFrame, labels: np.ndarray, task: str,
-                            metric: Metric, seed: int) -> list[dict] | None:
+                            metric: Metric, seed: int, positive: object = None
+                            ) -> list[dict] | None:
     """Per input column, how much `metric` gets worse when the column's values are shuffled
     (mean and standard deviation over IMPORTANCE_REPEATS shuffles), largest first; None when
     the metric is undefined on these rows (e.g. a single class)."""
     from sklearn.inspection import permutation_importance
 
     def score(estimator, features, truth) -> float:
-        value = metric.compute(outcome_of(estimator, features, truth, task))
+        value = metric.compute(outcome_of(estimator, features, truth, task, positive))
         return value if metric.higher_is_better else -value
 
     rows = len(frame)
@@ -217,17 +221,21 @@ def _classification_details(outcome, directory: Path, title: str,
                             draw: Drawer) -> tuple[dict, list[Path]]:
     classes = list(outcome.classes)
     matrix = confusion_matrix(outcome.y_true, outcome.y_pred, labels=classes)
+    # the curves of a binary model are the positive class's: the plots draw the last column
+    order = ([1 - outcome.positive_column, outcome.positive_column] if outcome.binary
+             else list(range(len(classes))))
     labels = [str(label) for label in classes]
     frame = pd.DataFrame(matrix, index=pd.Index(labels, name="actual \\ predicted"), columns=labels)
-    y_true, probabilities = outcome.y_true, outcome.probabilities
+    y_true, probabilities = outcome.y_true, outcome.probabilities[:, order]
+    curves = [classes[index] for index in order]
     written = [
         atomic_write_text(directory / "confusion_matrix.csv", frame.to_csv()),
         *draw(lambda: confusion_matrix_plot(matrix, classes, title,
                                             directory / "confusion_matrix.png")),
-        *draw(lambda: roc_plot(y_true, probabilities, classes, title, directory / "roc.png")),
-        *draw(lambda: precision_recall_plot(y_true, probabilities, classes, title,
+        *draw(lambda: roc_plot(y_true, probabilities, curves, title, directory / "roc.png")),
+        *draw(lambda: precision_recall_plot(y_true, probabilities, curves, title,
                                             directory / "precision_recall.png")),
-        *draw(lambda: calibration_plot(y_true, probabilities, classes, title,
+        *draw(lambda: calibration_plot(y_true, probabilities, curves, title,
                                        directory / "calibration.png")),
     ]
     return {"classes": classes, "confusion_matrix": matrix.tolist()}, written

@@ -6,11 +6,12 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .. import catalog
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
 # which tasks a metric fits and its direction come from the catalog (the spec validates with it)
 TASKS = tuple(catalog.TASKS)
@@ -25,6 +26,7 @@ class Outcome:
     y_pred: np.ndarray
     probabilities: np.ndarray | None = None  # columns follow `classes`
     classes: Sequence | None = None
+    positive: Any = None  # binary tasks: the spec's positive_class, else the last class
 
     @property
     def binary(self) -> bool:
@@ -32,8 +34,14 @@ class Outcome:
 
     @property
     def positive_class(self):
-        """Binary tasks: the second of the sorted classes (as in sklearn, e.g. 1 or 'yes')."""
-        return self.classes[-1]
+        """Binary tasks: the spec's positive_class, else the second of the sorted classes (as
+        in scikit-learn, e.g. 1 or 'yes')."""
+        return self.classes[-1] if self.positive is None else self.positive
+
+    @property
+    def positive_column(self) -> int:
+        """The column of the positive class in `probabilities` (binary tasks)."""
+        return list(self.classes).index(self.positive_class)
 
 
 POSITIVE_CLASS_METRICS = ("f1", "precision", "recall")  # of the positive class (binary)
@@ -82,8 +90,8 @@ def positive_class_warning(labels: Sequence, metric: str) -> str:
     negative, positive = map(_plain, values)
     share = counts[1] / counts.sum()
     return (f"{metric} scores the positive class, {positive!r} (the label value that sorts last), "
-            f"which is {share:.0%} of the rows; to score {negative!r} instead, relabel it with the "
-            f"value that sorts last (1, and the other class 0), or choose roc_auc or "
+            f"which is {share:.0%} of the rows; to score {negative!r} instead, set "
+            f"positive_class: {negative} in mlscaffold.yaml, or choose roc_auc or "
             f"balanced_accuracy")
 
 
@@ -146,7 +154,8 @@ def _averaged(score: Callable) -> Callable[[Outcome], float]:
 def _roc_auc(outcome: Outcome) -> float:
     if outcome.binary:
         return _sklearn("roc_auc_score")(
-            outcome.y_true == outcome.positive_class, outcome.probabilities[:, 1]
+            outcome.y_true == outcome.positive_class,
+            outcome.probabilities[:, outcome.positive_column]
         )
     return _sklearn("roc_auc_score")(
         outcome.y_true,
@@ -268,12 +277,35 @@ def _is_number(value: float | None) -> bool:
     return value is not None and not math.isnan(value)
 
 
-def outcome_of(pipeline, features, labels: np.ndarray, task: str) -> Outcome:
-    """Run a fitted pipeline on labelled data; classifiers predict the most probable class."""
+def outcome_of(pipeline, features, labels: np.ndarray, task: str, positive: Any = None
+               ) -> Outcome:
+    """Run a fitted pipeline on labelled data; classifiers predict the most probable class.
+    `positive`: the binary positive class (None: the last)."""
     if task == "regression":
         return Outcome(task, labels, np.asarray(pipeline.predict(features), dtype=float))
     probabilities = pipeline.predict_proba(features)
     classes = pipeline.classes_
     return Outcome(
-        task, labels, classes[np.argmax(probabilities, axis=1)], probabilities, classes.tolist()
+        task, labels, classes[np.argmax(probabilities, axis=1)], probabilities, classes.tolist(),
+        positive,
     )
+
+
+def positive_text(value: Any) -> str:
+    """A class as the spec's positive_class writes it."""
+    return str(_plain(value))
+
+
+def positive_of(classes: Sequence, configured: str | None, source: str) -> Any:
+    """The class `configured` (the spec's positive_class, as text) names among `classes`, None
+    without one; a DataError naming the classes when none is it."""
+    if configured is None:
+        return None
+    names = [positive_text(value) for value in classes]
+    if configured not in names:
+        from ..suggest import did_you_mean
+
+        raise DataError(f"positive_class {configured!r} of mlscaffold.yaml is not a class of "
+                        f"{source} ({', '.join(map(repr, names))})"
+                        f"{did_you_mean(configured, names)}", hint="set it to one of them")
+    return classes[names.index(configured)]

@@ -130,6 +130,8 @@ def model_card(
         "|---|---|",
         f"| task | {entry['task']} |",
         f"| label | `{label}` |",
+        *([f"| positive class | `{_cell(entry['positive_class'])}` (f1, precision and recall "
+           "score it) |"] if entry.get("positive_class") is not None else []),
         f"| model | {entry['family']} `{json.dumps(entry['params'], sort_keys=True)}` |",
         f"| selected by | {entry['metric']} {number(entry['score'])}: {_cell(selection)} |",
         *([f"| why this model | {_cell(reason)} |"] if reason else []),

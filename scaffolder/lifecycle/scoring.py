@@ -30,17 +30,21 @@ class Scorer:
     vector of predictions (regression). `classes` must be sorted, as numpy.unique returns them.
     """
 
-    def __init__(self, task: str, y_true: np.ndarray, classes: np.ndarray | None):
+    def __init__(self, task: str, y_true: np.ndarray, classes: np.ndarray | None,
+                 positive: object = None):
         self.task, self.y, self.classes = task, np.asarray(y_true), classes
+        self.positive = positive  # binary: the spec's positive class; None: the last class
         if classes is not None:
             self.codes = np.searchsorted(classes, self.y)
             self.true_count = np.bincount(self.codes, minlength=len(classes))
+            self.positive_code = (len(classes) - 1 if positive is None
+                                  else int(np.searchsorted(classes, positive)))
 
     def outcome(self, output: np.ndarray) -> Outcome:
         if self.classes is None:
             return Outcome(self.task, self.y, output)
         return Outcome(self.task, self.y, self.classes[np.argmax(output, axis=1)], output,
-                       self.classes.tolist())
+                       self.classes.tolist(), self.positive)
 
     def value(self, metric: Metric, output: np.ndarray) -> float | None:
         """The metric's value; None where it is undefined (as compute_all reports it)."""
@@ -97,7 +101,7 @@ def _per_class(kind: str) -> Callable[[Scorer, np.ndarray], float]:
         else:
             values = _ratio(2 * hits, predicted + true)
         if scorer.task == "binary-classification":
-            return float(values[-1])
+            return float(values[scorer.positive_code])
         return float(np.mean(values[(predicted + true) > 0]))
 
     return compute

@@ -202,6 +202,7 @@ class _Run:
     seed: int
     clock: _Clock
     cost: CostModel
+    positive: object = None  # binary: the spec's positive class (None: the last class)
     scored: list[_Scored] = field(default_factory=list)
     trials: list[Trial] = field(default_factory=list)
     key_seconds: list[float] = field(default_factory=list)  # to score one mix of predictions
@@ -215,7 +216,7 @@ class _Run:
         """Scores for the rows of one view, or (None) for all the selection rows."""
         if view not in self.scorers:
             rows = self.protocol.scored if view is None else self.protocol.views[view].score
-            self.scorers[view] = Scorer(self.task, self.y[rows], self.classes)
+            self.scorers[view] = Scorer(self.task, self.y[rows], self.classes, self.positive)
         return self.scorers[view]
 
     def key(self, output: np.ndarray) -> tuple:
@@ -249,6 +250,7 @@ def search(
     hooks: ProjectHooks | None = None,
     trials: int | None = None,
     progress: Callable[[list[Trial]], None] | None = None,
+    positive: object = None,
 ) -> SearchResult:
     """Search candidates until `budget` seconds are spent or `trials` candidates are tried.
 
@@ -256,7 +258,8 @@ def search(
     same seed and data, the candidates tried are the same on any machine: the budget only
     decides how many of them run. The search stops before a fit whose estimated cost would not
     fit in the time left, so it overruns by at most one misestimated fit. `progress` is called
-    with the trials so far after each one.
+    with the trials so far after each one. `positive` is the binary positive class that f1,
+    precision and recall score (None: the last class, as scikit-learn orders them).
 
     A candidate failing with a ValueError or ArithmeticError is a failed trial; any other error
     raised in the project's code (src/<package>/) is a HookError naming the file and line.
@@ -264,13 +267,13 @@ def search(
     hooks = hooks or ProjectHooks()
     with hooks.blaming_project_code():
         return _search(train, validation, features, task, metric, budget, seed, echo, hooks,
-                       trials, progress or (lambda _: None))
+                       trials, progress or (lambda _: None), positive)
 
 
 def _search(train: Split, validation: Split, features: dict[str, str], task: str,
             metric: Metric, budget: float | None, seed: int, echo: Callable[[str], None],
             hooks: ProjectHooks, limit: int | None,
-            progress: Callable[[list[Trial]], None]) -> SearchResult:
+            progress: Callable[[list[Trial]], None], positive: object = None) -> SearchResult:
     clock = _Clock(budget)
     x = pd.concat([train.x, validation.x], ignore_index=True)
     y = np.concatenate([np.asarray(train.y), np.asarray(validation.y)])
@@ -280,7 +283,7 @@ def _search(train: Split, validation: Split, features: dict[str, str], task: str
         echo(f"note: scoring on validation, not by cross-validation: {protocol.reason}")
     run = _Run(protocol, _Views(protocol, x, features, hooks), y, task,
                np.unique(y) if classification else None, metric, _tie_breaker(task, metric),
-               seed, clock, CostModel())
+               seed, clock, CostModel(), positive)
     # the fewest rows a candidate is fitted on (a screening fit, a fold) and the most (the
     # training rows, or all rows when refitted)
     fewest = min(len(view.fit) for view in protocol.views)
@@ -693,7 +696,7 @@ def _cross_selected(run: _Run, pool: list[_Scored]) -> np.ndarray:
     for view_index in protocol.output_views[:protocol.folds]:
         inside = np.array([position[row] for row in protocol.views[view_index].score])
         outside = np.setdiff1d(np.arange(len(truth)), inside)
-        scorer = Scorer(run.task, truth[outside], run.classes)
+        scorer = Scorer(run.task, truth[outside], run.classes, run.positive)
 
         def key(output: np.ndarray, scorer: Scorer = scorer) -> tuple:
             return (run.metric.sort_key(scorer.value(run.metric, output)),

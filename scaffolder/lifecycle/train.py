@@ -21,7 +21,14 @@ from .errors import COMMAND, DataError
 from .experiments import pending_experiment, read_index, record_experiment
 from .files import atomic_write_json, atomic_write_text, sha256_file, utc_now
 from .hooks import ProjectHooks
-from .metrics import Metric, chance_warning, get_metric, positive_class_warning
+from .metrics import (
+    Metric,
+    chance_warning,
+    get_metric,
+    positive_class_warning,
+    positive_of,
+    positive_text,
+)
 from .model import ModelBundle, save_bundle
 from .report import model_card
 from .schema import (
@@ -144,7 +151,9 @@ def train(
     read_index(config.layout)  # a damaged index would otherwise fail only after the search
     started_at, loading = utc_now(), time.perf_counter()
     data = load_training_data(config, echo, warn)
-    if config.task == "binary-classification" and (
+    positive = positive_of(data.classes, config.positive_class, data.files["train"]["path"]) \
+        if config.task == "binary-classification" else None
+    if positive is None and config.task == "binary-classification" and (
             line := positive_class_warning(data.train.y, metric.name)):
         warn(line)
     searching = time.perf_counter()
@@ -169,7 +178,7 @@ def train(
             warming = warm_up(store_of(config))
         result = search(
             data.train, data.validation, data.features, config.task, metric, budget, seed, echo,
-            hooks, trials=trials, progress=progress,
+            hooks, trials=trials, progress=progress, positive=positive,
         )
         saving = time.perf_counter()
         bundle = ModelBundle(
@@ -206,6 +215,8 @@ def train(
             "trials": trials,
             "interrupted": result.interrupted,
         }
+        if positive is not None:  # f1, precision and recall above are of this class
+            entry["positive_class"] = positive_text(positive)
         atomic_write_json(
             directory / "experiment.json", _experiment_record(entry, config, data, result, timings)
         )

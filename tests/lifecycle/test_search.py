@@ -288,10 +288,17 @@ def _outcomes():
         yield "regression", y, y + rng.normal(size=rows), None
 
 
+def _positives(task: str, classes):
+    """The last class (None) and, for a binary task, the spec's positive_class as the first."""
+    return (None, classes[0]) if task == "binary-classification" else (None,)
+
+
 def test_fast_scores_equal_the_metrics_table():
     compared = 0
-    for task, y, output, classes in _outcomes():
-        scorer = Scorer(task, y, classes)
+    for task, y, output, classes, positive in (
+            (*outcome, positive) for outcome in _outcomes()
+            for positive in _positives(outcome[0], outcome[3])):
+        scorer = Scorer(task, y, classes, positive)
         outcome = scorer.outcome(output)
         for metric in metrics_for(task):
             try:
@@ -572,7 +579,7 @@ def _pool_run(y: np.ndarray, outputs: list[np.ndarray]):
     from types import SimpleNamespace
 
     protocol = evaluation.plan(len(y), y, classification=False, seed=0)
-    run = SimpleNamespace(protocol=protocol, y=y, task="regression", classes=None,
+    run = SimpleNamespace(protocol=protocol, y=y, task="regression", classes=None, positive=None,
                           metric=METRICS["r2"], tie_breaker=METRICS["mae"])
     pool = [SimpleNamespace(outputs=output[protocol.scored], number=index + 1)
             for index, output in enumerate(outputs)]

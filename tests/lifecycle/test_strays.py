@@ -320,7 +320,8 @@ def test_analyze_and_train_say_numbers_written_with_commas_are_read_as_text(proj
 
 def test_analyze_and_train_name_the_positive_class_a_metric_of_it_scores(project):
     """f1 of 'fraud'/'legit' labels scores 'legit', the value that sorts last: with 'legit' the
-    larger class, f1 measures the common case and its gate passes easily. Said, not changed."""
+    larger class, f1 measures the common case and its gate passes easily. Said, and the spec's
+    positive_class makes f1, precision and recall score 'fraud'."""
     label = read_spec(project)["label"]
     for split in ("train", "validation", "test"):
         path = project / "datasets" / f"{split}.csv"
@@ -333,14 +334,37 @@ def test_analyze_and_train_name_the_positive_class_a_metric_of_it_scores(project
     report = json.loads(analyzed.out)
     assert report["label"]["positive_class"] == "legit"
     warning = ("f1 scores the positive class, 'legit' (the label value that sorts last), which "
-               "is 90% of the rows; to score 'fraud' instead, relabel it with the value that "
-               "sorts last (1, and the other class 0), or choose roc_auc or balanced_accuracy")
+               "is 90% of the rows; to score 'fraud' instead, set positive_class: fraud in "
+               "mlscaffold.yaml, or choose roc_auc or balanced_accuracy")
     assert warning in report["warnings"]
     text = run_cli(project, "analyze")
-    assert "positive class (f1, precision, recall and roc_auc score it): 'legit'" in text.out
+    assert ("positive class (f1, precision and recall score it): 'legit', the value that sorts "
+            "last") in text.out
     trained = run_cli(project, "train", "--trials", 1)
     assert trained.code == 0, trained.err
     assert f"warning: {warning}" in trained.err.splitlines()
-    # with the class to find sorting last, nothing to say
-    assert run_cli(project, "train", "--trials", 1, "--metric", "roc_auc").err.count(
-        "positive class") == 0
+    legit_f1 = read_json(project / "experiments" / "index.json")["experiments"][0][
+        "validation"]["f1"]
+
+    set_config(project, positive_class="frad")
+    assert_error(run_cli(project, "train", "--trials", 1), 2,
+                 "positive_class 'frad' of mlscaffold.yaml is not a class of "
+                 "datasets/train.csv ('fraud', 'legit') (did you mean 'fraud'?)")
+    set_config(project, positive_class="fraud")
+    assert "'fraud', positive_class of mlscaffold.yaml" in run_cli(project, "analyze").out
+    trained = run_cli(project, "train", "--trials", 1)
+    assert trained.code == 0 and "positive class" not in trained.err, trained.err
+    entry = read_json(project / "experiments" / "index.json")["experiments"][-1]
+    assert entry["positive_class"] == "fraud" and entry["validation"]["f1"] < legit_f1
+    card = (project / "experiments" / entry["id"] / "model_card.md").read_text()
+    assert "| positive class | `fraud` (f1, precision and recall score it) |" in card
+    evaluated = run_cli(project, "evaluate", "--experiment", entry["id"], "--format", "json")
+    test = pd.read_csv(project / "datasets" / "test.csv")
+    from sklearn.metrics import f1_score
+
+    from mlscaffold.lifecycle.model import load_bundle, predict_frame
+
+    bundle = load_bundle(project / "experiments" / entry["id"])
+    predicted = predict_frame(bundle, test)["predictions"]
+    expected = f1_score(test[label], predicted, pos_label="fraud", zero_division=0)
+    assert json.loads(evaluated.out)["metrics"]["f1"] == pytest.approx(expected)
