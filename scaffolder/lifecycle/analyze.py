@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .config import ProjectConfig
-from .data import read_csv, require_label
+from .data import code_warnings, read_csv, require_label
 from .files import atomic_write_json, temporary_directory, to_json
 from .metrics import positive_class_warning, positive_of, positive_text
 from .plots import Drawer, correlation_plot, distribution_plot
@@ -74,7 +74,7 @@ def analyze(
         "plan": preprocessing_plan(schema),
     }
     report["warnings"] = (stray_warnings(path, schema.strays) + text_warnings(path, schema)
-                          + _warnings(report))
+                          + code_warnings(path, frame) + _warnings(report))
     if "positive_class" in report["label"] and not report["label"]["positive_class_set"] and (
             line := positive_class_warning(labels.dropna(), config.metric)):
         report["warnings"].append(line)

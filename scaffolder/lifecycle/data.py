@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pandas as pd
 
 from ..stacks.columns import not_utf8, separator_of
 from .errors import DataError
-from .schema import infinite
+from .schema import CATEGORICAL, CODES, DATE, infinite
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,17 @@ PROJECT_FILE_HINT = ("a project reads its data from datasets/train.csv, validati
                      "test.csv: put the file there")
 
 
-def read_csv(path: Path, *, given: bool = True) -> pd.DataFrame:
+CODE_SAMPLE_ROWS = 10_000  # rows whose text shows whether a column of whole numbers is codes
+
+
+def read_csv(path: Path, *, given: bool = True, text: Iterable[str] = ()) -> pd.DataFrame:
     """Read a CSV file, turning every failure into a one-line DataError. `given`: the path came
-    from the command line, not from the project's layout (datasets/<split>.csv)."""
+    from the command line, not from the project's layout (datasets/<split>.csv). Columns in
+    `text` (a model's categorical and date columns) are read as written.
+
+    A column of whole numbers some of which are written with leading zeros (ZIP codes 02139,
+    account numbers 007) holds codes: it is read as text, not as the numbers 2139 and 7, and
+    named in ``frame.attrs[CODES]``. Found in the first CODE_SAMPLE_ROWS rows."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file",
@@ -42,7 +51,13 @@ def read_csv(path: Path, *, given: bool = True) -> pd.DataFrame:
         separator = separator_of(str(header[0])) if len(header) == 1 else ","
         # pandas renames a repeated name (x1, x1 -> x1, x1.1): the header as data is as written
         names = pd.read_csv(path, sep=separator, header=None, nrows=1, dtype=str).iloc[0]
-        frame = pd.read_csv(path, sep=separator)
+        wanted = [name for name in text if name in set(header) | set(names)]
+        # object, not str: pandas 3 reads str as its string dtype; text here is object
+        frame = pd.read_csv(path, sep=separator, dtype=dict.fromkeys(wanted, object) or None)
+        codes = _codes(path, separator, frame)
+        if codes:
+            frame[codes] = pd.read_csv(path, sep=separator, usecols=codes, dtype=object)[codes]
+        frame.attrs[CODES] = codes
     except UnicodeDecodeError:
         # decoding it as Latin-1 or cp1252 would guess, and a category read one way in training
         # and another in predict is silently another category
@@ -57,6 +72,45 @@ def read_csv(path: Path, *, given: bool = True) -> pd.DataFrame:
         raise DataError(f"{path} has a header but no rows")
     refuse_infinities(frame, path)
     return frame
+
+
+def code_warnings(source: object, frame: pd.DataFrame) -> list[str]:
+    """One line per column read_csv read as codes for its leading zeros."""
+    lines = []
+    for name in frame.attrs.get(CODES, []):
+        example = next(value for value in frame[name].dropna() if str(value).startswith("0"))
+        lines.append(f"{source}: column {name!r} holds whole numbers written with leading zeros "
+                     f"({example!r}): read as text, as codes, not as the numbers")
+    return lines
+
+
+def text_columns(features: dict[str, str]) -> list[str]:
+    """The columns a model reads as text (categorical and date), which read_csv reads as
+    written: codes with leading zeros, or whole numbers around missing values (1, not 1.0)."""
+    return [name for name, kind in features.items() if kind in (CATEGORICAL, DATE)]
+
+
+def _codes(path: Path, separator: str, frame: pd.DataFrame) -> list[str]:
+    """The columns of whole numbers (integers, or floats that are whole numbers around missing
+    values) whose text in the first CODE_SAMPLE_ROWS rows has a leading zero."""
+    whole = [name for name in frame.columns if _whole_numbers(frame[name])]
+    if not whole:
+        return []
+    sample = pd.read_csv(path, sep=separator, usecols=whole, dtype=object,
+                         nrows=CODE_SAMPLE_ROWS)
+    return [name for name in whole
+            if sample[name].astype(str).str.fullmatch(r"0\d+").any()]
+
+
+def _whole_numbers(series: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(series):
+        return False
+    if pd.api.types.is_integer_dtype(series):
+        return True
+    if not pd.api.types.is_float_dtype(series):
+        return False
+    values = series.dropna().to_numpy()
+    return bool(np.isfinite(values).all() and np.all(np.mod(values, 1) == 0))
 
 
 INFINITE_ROWS_SHOWN = 3

@@ -173,7 +173,9 @@ def detect_drift(
     report_path = Path(report_path or config.layout.experiments / "drift-report.json")
     refuse_to_replace(report_path, _drift_report, "drift report", "choose another --report")
     reference = read_csv(reference_path, given=given_reference)
-    current = read_csv(input_path)
+    # read as the reference's text columns are: codes with leading zeros stay codes
+    current = read_csv(input_path, text=[name for name in reference.columns
+                                         if reference[name].dtype == object])
     features = compare(reference, current, config.label, threshold)
     drifted = [row["feature"] for row in features if row["drifted"]]
     warning = too_few_rows(len(current), len(reference), threshold)

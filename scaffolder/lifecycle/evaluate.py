@@ -11,7 +11,7 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix
 
 from .config import ProjectConfig
-from .data import LabelledData, read_csv, split_label
+from .data import LabelledData, read_csv, split_label, text_columns
 from .errors import DataError, GateError
 from .experiments import best_experiment, get_experiment, update_experiment
 from .files import atomic_write_json, atomic_write_text, sha256_file, utc_now
@@ -62,7 +62,7 @@ def evaluate(
     directory = layout.experiments / entry["id"]
     bundle = load_bundle(directory)
     test_path = layout.dataset("test")
-    frame = read_csv(test_path, given=False)
+    frame = read_csv(test_path, given=False, text=text_columns(bundle.features))
     data = split_label(frame, config.label, config.task, test_path)
     source = test_path.relative_to(config.root).as_posix()
     if data.dropped_rows:

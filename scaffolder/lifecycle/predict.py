@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from .config import ProjectConfig
-from .data import read_csv
+from .data import read_csv, text_columns
 from .files import atomic_write_text, refuse_to_replace
 from .model import (
     SchemaMismatch,
@@ -50,7 +50,7 @@ def predict_file(
         refuse_to_replace(output_path, lambda head: _predictions_file(head, identifiers),
                           "predictions file",
                           "choose another --output, or add --force to replace it")
-    frame = read_csv(input_path)
+    frame = read_csv(input_path, text=text_columns(bundle.features))
     missing, extra = check_columns(bundle, frame.columns)
     if missing:
         raise SchemaMismatch(missing, extra)

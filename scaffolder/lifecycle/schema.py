@@ -97,9 +97,17 @@ class Schema:
         }
 
 
+# frame.attrs key: the columns of whole numbers data.read_csv read as text for their leading
+# zeros (codes: 02139 is no amount)
+CODES = "codes"
+
+
 def infer_schema(frame: pd.DataFrame, label: str) -> Schema:
-    """Classify every non-label column as numeric, categorical, date, id-like or constant."""
-    profiles = tuple(_profile(frame[name], name) for name in frame.columns if name != label)
+    """Classify every non-label column as numeric, categorical, date, id-like or constant.
+    The columns `frame.attrs[CODES]` names are text whatever their digits."""
+    codes = set(frame.attrs.get(CODES, ()))
+    profiles = tuple(_profile(frame[name], name, codes=name in codes)
+                     for name in frame.columns if name != label)
     if not any(p.kind in USED for p in profiles):
         raise DataError(
             "no usable feature columns: every column besides the label is id-like or constant"
@@ -107,10 +115,10 @@ def infer_schema(frame: pd.DataFrame, label: str) -> Schema:
     return Schema(label=label, columns=profiles)
 
 
-def _profile(series: pd.Series, name: str) -> ColumnProfile:
+def _profile(series: pd.Series, name: str, codes: bool = False) -> ColumnProfile:
     dtype = str(series.dtype)
     strays: dict = {}
-    if _mostly_numbers(series):
+    if not codes and _mostly_numbers(series):
         numbers, found = parse_numbers(series, name, strays_are_missing=True)
         if found.any():
             values = _most_frequent(series[found])

@@ -16,7 +16,7 @@ import sklearn
 
 from .. import __version__
 from .config import MODEL_CARD_FILE, ProjectConfig
-from .data import check_classes, read_csv, split_label
+from .data import check_classes, code_warnings, read_csv, split_label, text_columns
 from .errors import COMMAND, DataError
 from .experiments import pending_experiment, read_index, record_experiment
 from .files import atomic_write_json, atomic_write_text, sha256_file, utc_now
@@ -77,7 +77,9 @@ def load_training_data(
     schema: Schema | None = None
     for split in SPLITS:
         path = config.layout.dataset(split)
-        frame = read_csv(path, given=False)
+        # validation.csv's text columns are read as train.csv's are (codes with leading zeros)
+        frame = read_csv(path, given=False,
+                         text=text_columns(schema.features) if schema is not None else ())
         data = split_label(frame, config.label, config.task, path)
         if schema is None:
             # first: on a row or two every column looks constant
@@ -104,8 +106,8 @@ def load_training_data(
             raise DataError(f"{source}: {error.message}", hint=error.hint) from None
         for line in stray_warnings(source, parsed.strays):
             warn(line)
-        if not splits:  # the training data's schema: its dates and comma numbers, once
-            for line in text_warnings(source, schema):
+        if not splits:  # the training data's schema: its dates, comma numbers and codes, once
+            for line in text_warnings(source, schema) + code_warnings(source, frame):
                 warn(line)
         splits[split] = Split(parsed.frame, data.labels)
         files[split] = {

@@ -368,3 +368,39 @@ def test_analyze_and_train_name_the_positive_class_a_metric_of_it_scores(project
     predicted = predict_frame(bundle, test)["predictions"]
     expected = f1_score(test[label], predicted, pos_label="fraud", zero_division=0)
     assert json.loads(evaluated.out)["metrics"]["f1"] == pytest.approx(expected)
+
+
+# ---------------------------------------------------------------- codes with leading zeros
+
+
+def test_whole_numbers_written_with_leading_zeros_are_read_as_codes(project, tmp_path,
+                                                                    monkeypatch):
+    """ZIP codes (02139) were read as the number 2139 and scaled: now text, named once, and
+    read as text wherever the model reads them, even from a file whose first rows show no
+    leading zero."""
+    from mlscaffold.lifecycle import data
+
+    zips = ["02139", "10001", "94105", "00501", "60601"]
+    for split in ("train", "validation", "test"):
+        path = project / "datasets" / f"{split}.csv"
+        frame = pd.read_csv(path)
+        frame["zip"] = [zips[i % len(zips)] for i in range(len(frame))]
+        frame.to_csv(path, index=False)
+    trained = run_cli(project, "train", "--trials", 1)
+    assert trained.code == 0, trained.err
+    assert ("warning: datasets/train.csv: column 'zip' holds whole numbers written with leading "
+            "zeros ('02139'): read as text, as codes, not as the numbers") in trained.err
+    bundle = load_bundle(project / "experiments" / "exp-001")
+    assert bundle.features["zip"] == "categorical"
+    batch = pd.read_csv(project / "datasets" / "test.csv", dtype={"zip": str}).head(6)
+    batch["zip"] = ["10001", "02139", "00501", "94105", "60601", "02139"]
+    batch_path = tmp_path / "batch.csv"
+    batch.to_csv(batch_path, index=False)
+    monkeypatch.setattr(data, "CODE_SAMPLE_ROWS", 1)  # the sample sees 10001 only
+    predicted = run_cli(project, "predict", "--model", "exp-001", "--input", batch_path,
+                        "--output", tmp_path / "out.csv")
+    assert predicted.code == 0, predicted.err
+    expected = predict_frame(bundle, batch)["predictions"]  # zip as text, as written
+    assert pd.read_csv(tmp_path / "out.csv")["prediction"].tolist() == expected
+    assert data.read_csv(batch_path).attrs[data.CODES] == []  # the sample alone: not codes
+    assert data.read_csv(batch_path, text=["zip"])["zip"].tolist() == batch["zip"].tolist()
