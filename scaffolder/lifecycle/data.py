@@ -45,13 +45,14 @@ def read_csv(path: Path, *, given: bool = True, text: Iterable[str] = ()) -> pd.
         raise DataError(f"{path}: no such file",
                         hint=GIVEN_FILE_HINT if given else PROJECT_FILE_HINT)
     try:
-        # the header alone first (compressed files too, by their suffix): a file separated by
-        # ";" often has decimal commas, whose rows a comma-separated read refuses
-        header = pd.read_csv(path, nrows=0).columns
-        separator = separator_of(str(header[0])) if len(header) == 1 else ","
-        # pandas renames a repeated name (x1, x1 -> x1, x1.1): the header as data is as written
-        names = pd.read_csv(path, sep=separator, header=None, nrows=1, dtype=str).iloc[0]
-        wanted = [name for name in text if name in set(header) | set(names)]
+        # the header alone first, as data (compressed files too, by their suffix): a file
+        # separated by ";" often has decimal commas, whose rows a comma-separated read refuses;
+        # and pandas renames a repeated name (x1, x1 -> x1, x1.1), the data is as written
+        names = pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0]
+        separator = separator_of(str(names.iloc[0])) if len(names) == 1 else ","
+        if separator != ",":
+            names = pd.read_csv(path, sep=separator, header=None, nrows=1, dtype=str).iloc[0]
+        wanted = [name for name in text if name in set(names)]
         # object, not str: pandas 3 reads str as its string dtype; text here is object
         frame = pd.read_csv(path, sep=separator, dtype=dict.fromkeys(wanted, object) or None)
         codes = _codes(path, separator, frame)

@@ -28,6 +28,8 @@ from sklearn.model_selection import (
     train_test_split,
 )
 
+from .text import plain
+
 # cross-validated selection up to this many rows of train + validation
 CV_MAX_ROWS = 10_000
 # folds: more on small data, where each fold's score is noisy, fewer where fits cost more
@@ -122,7 +124,7 @@ def plan(train_rows: int, y: np.ndarray, classification: bool, seed: int) -> Pro
 def _single_row_classes(y: np.ndarray) -> str:
     """Why stratified folds cannot be drawn: the classes with one row, named."""
     counts = pd.Series(y).value_counts()
-    single = [repr(name.item() if isinstance(name, np.generic) else name)
+    single = [repr(plain(name))
               for name in counts.index[counts < 2]]
     shown = ", ".join(single[:3]) + (", ..." if len(single) > 3 else "")
     return (f"class(es) {shown} have 1 row in train + validation, and cross-validation needs at "

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import catalog
 from .errors import ConfigError, DataError
+from .text import plain
 
 # which tasks a metric fits and its direction come from the catalog (the spec validates with it)
 TASKS = tuple(catalog.TASKS)
@@ -47,11 +48,6 @@ class Outcome:
 POSITIVE_CLASS_METRICS = ("f1", "precision", "recall")  # of the positive class (binary)
 
 
-def _plain(value: object) -> object:
-    """A numpy scalar as its Python value, so that messages show 1, not np.int64(1)."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def chance_warning(metric: str, score: float | None, labels: Sequence) -> str:
     """A warning when the chosen model scores no better than a model without features would:
     roc_auc 0.5, r2 0, balanced_accuracy one over the classes, accuracy the largest class's
@@ -72,7 +68,7 @@ def chance_warning(metric: str, score: float | None, labels: Sequence) -> str:
     smallest = ""
     if metric != "r2":
         values, counts = np.unique(labels, return_counts=True)
-        smallest = (f"; its rarest class, {_plain(values[np.argmin(counts)])!r}, has "
+        smallest = (f"; its rarest class, {plain(values[np.argmin(counts)])!r}, has "
                     f"{counts.min()} of {counts.sum()} rows")
     return (f"the best model's {metric} {score:.4g} is no better than chance ({chance:.4g}): "
             f"the columns may not predict the label, or the data is too small{smallest}; look "
@@ -87,7 +83,7 @@ def positive_class_warning(labels: Sequence, metric: str) -> str:
     values, counts = np.unique(np.asarray(labels), return_counts=True)
     if metric not in POSITIVE_CLASS_METRICS or len(values) != 2 or counts[1] <= counts[0]:
         return ""
-    negative, positive = map(_plain, values)
+    negative, positive = map(plain, values)
     share = counts[1] / counts.sum()
     return (f"{metric} scores the positive class, {positive!r} (the label value that sorts last), "
             f"which is {share:.0%} of the rows; to score {negative!r} instead, set "
@@ -293,7 +289,7 @@ def outcome_of(pipeline, features, labels: np.ndarray, task: str, positive: Any 
 
 def positive_text(value: Any) -> str:
     """A class as the spec's positive_class writes it."""
-    return str(_plain(value))
+    return str(plain(value))
 
 
 def positive_of(classes: Sequence, configured: str | None, source: str) -> Any:

@@ -15,6 +15,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from ..stacks.columns import is_id_like_name
 from .errors import DataError
+from .text import plain
 
 NUMERIC, CATEGORICAL, DATE = "numeric", "categorical", "date"
 ID_LIKE, CONSTANT = "id-like", "constant"
@@ -136,7 +137,7 @@ def _profile(series: pd.Series, name: str, codes: bool = False) -> ColumnProfile
     }
     facts["unread"] = () if strays or facts["dates"] else _unread(present)
     if unique <= 1:
-        note = "all values missing" if present.empty else f"always {_plain(present.iloc[0])!r}"
+        note = "all values missing" if present.empty else f"always {plain(present.iloc[0])!r}"
         if facts["missing"] and not present.empty:
             note += " or missing"
         return ColumnProfile(kind=CONSTANT, note=note, **facts)
@@ -147,11 +148,6 @@ def _profile(series: pd.Series, name: str, codes: bool = False) -> ColumnProfile
         return ColumnProfile(kind=ID_LIKE, note=id_note, **facts)
     numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
     return ColumnProfile(kind=NUMERIC if numeric else CATEGORICAL, **facts, **strays)
-
-
-def _plain(value: object) -> object:
-    """A numpy scalar as the Python value it holds: 5 and True, not np.int64(5) and np.True_."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _mostly_numbers(series: pd.Series) -> bool:

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 
 def quiet(line: str) -> None:
     """Discard a progress line: the default `echo` of the core, which never prints itself."""
+
+
+def plain(value: object) -> object:
+    """A numpy scalar as the Python value it holds, as messages show it: 5 and True, not
+    np.int64(5) and np.True_."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def number(value: float | None, digits: int = 4) -> str:

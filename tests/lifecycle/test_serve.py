@@ -467,18 +467,40 @@ def test_requests_arriving_while_the_model_computes_share_the_next_call(served):
         assert status == 200 and _same(doc["predictions"], [value]), (index, doc)
 
 
+def _compiled_agrees(compiled: CompiledModel, bundle: ModelBundle, records: list[dict],
+                     atol: float) -> dict:
+    """Assert the ONNX graph predicts what the pipeline does (labels exactly, values within
+    float32's precision); returns the pipeline's predictions."""
+    got, expected = compiled.predict(_table(bundle, records)), _expected(bundle, records)
+    if bundle.task == "regression":
+        assert np.allclose(got["predictions"], expected["predictions"], rtol=1e-5)
+    else:
+        assert got["predictions"] == expected["predictions"]
+        assert np.allclose(got["probabilities"], expected["probabilities"], atol=atol)
+    return expected
+
+
+def _invoked(bundle: ModelBundle, body, content_type: str = "application/json", **options):
+    """(status, document, whether the fast route was on) of one /invocations request to a
+    server of `bundle` started for it."""
+    server, thread = _serving(bundle, **options)
+    try:
+        fast = server.app.predictor.compiled is not None
+        client = Client(server.port)
+        status, doc = client.call("POST", "/invocations", body, content_type=content_type)
+        client.close()
+    finally:
+        _stop(server, thread)
+    return status, doc, fast
+
+
 def test_the_compiled_model_predicts_what_the_pipeline_does(served):
     """The ONNX graph agrees with the pipeline within float32 precision, labels exactly."""
     bundle, _ = served
     compiled = CompiledModel.build(bundle)
     assert compiled is not None
     records = _records(30, seed=4)
-    got, expected = compiled.predict(_table(bundle, records)), _expected(bundle, records)
-    if bundle.task == "regression":
-        assert np.allclose(got["predictions"], expected["predictions"], rtol=1e-5)
-    else:
-        assert got["predictions"] == expected["predictions"]
-        assert np.allclose(got["probabilities"], expected["probabilities"], atol=1e-6)
+    _compiled_agrees(compiled, bundle, records, atol=1e-6)
 
 
 def test_the_compiled_model_leaves_what_it_cannot_take_to_the_pipeline(served):
@@ -528,21 +550,9 @@ def test_a_trained_ensemble_is_served_on_the_fast_route(served, tmp_path):
     compiled = CompiledModel.build(bundle)
     assert compiled is not None and len(compiled.parts) == 3
     records = _records(30, seed=7)
-    got, expected = compiled.predict(_table(bundle, records)), _expected(bundle, records)
-    if bundle.task == "regression":
-        assert np.allclose(got["predictions"], expected["predictions"], rtol=1e-5)
-    else:
-        assert got["predictions"] == expected["predictions"]
-        assert np.allclose(got["probabilities"], expected["probabilities"], atol=1e-6)
-    server, thread = _serving(bundle)
-    try:
-        assert server.app.predictor.compiled is not None
-        client = Client(server.port)
-        status, doc = client.call("POST", "/invocations", {"instances": records})
-        client.close()
-    finally:
-        _stop(server, thread)
-    assert status == 200 and _same(doc["predictions"], expected["predictions"]), doc
+    expected = _compiled_agrees(compiled, bundle, records, atol=1e-6)
+    status, doc, fast = _invoked(bundle, {"instances": records})
+    assert fast and status == 200 and _same(doc["predictions"], expected["predictions"]), doc
 
 
 def _fit_dated(task: str, directory: Path, span_days: float) -> tuple[ModelBundle, list[dict]]:
@@ -583,21 +593,9 @@ def test_a_model_with_a_date_column_is_served_on_the_fast_route(served, tmp_path
     bundle, records = _fit_dated(served[0].task, tmp_path, span_days=700)
     compiled = CompiledModel.build(bundle)
     assert compiled is not None
-    got, expected = compiled.predict(_table(bundle, records)), _expected(bundle, records)
-    if bundle.task == "regression":
-        assert np.allclose(got["predictions"], expected["predictions"], rtol=1e-5)
-    else:
-        assert got["predictions"] == expected["predictions"]
-        assert np.allclose(got["probabilities"], expected["probabilities"], atol=1e-5)
-    server, thread = _serving(bundle)
-    try:
-        assert server.app.predictor.compiled is not None
-        client = Client(server.port)
-        status, doc = client.call("POST", "/invocations", {"instances": records})
-        client.close()
-    finally:
-        _stop(server, thread)
-    assert status == 200 and _same(doc["predictions"], expected["predictions"]), doc
+    expected = _compiled_agrees(compiled, bundle, records, atol=1e-5)
+    status, doc, fast = _invoked(bundle, {"instances": records})
+    assert fast and status == 200 and _same(doc["predictions"], expected["predictions"]), doc
 
 
 def test_columns_named_as_people_name_them_are_served_on_the_fast_route(tmp_path):
@@ -616,9 +614,7 @@ def test_columns_named_as_people_name_them_are_served_on_the_fast_route(tmp_path
     compiled = CompiledModel.build(bundle)
     assert compiled is not None
     records = frame.head(20).to_dict("records")
-    got, expected = compiled.predict(_table(bundle, records)), _expected(bundle, records)
-    assert got["predictions"] == expected["predictions"]
-    assert np.allclose(got["probabilities"], expected["probabilities"], atol=1e-6)
+    _compiled_agrees(compiled, bundle, records, atol=1e-6)
 
 
 def test_dates_spanning_hours_stay_on_the_pipeline_route(served, tmp_path):
@@ -626,15 +622,9 @@ def test_dates_spanning_hours_stay_on_the_pipeline_route(served, tmp_path):
     median date, see the difference where the dates span two hours, and the pipeline serves."""
     bundle, records = _fit_dated(served[0].task, tmp_path, span_days=2 / 24)
     assert CompiledModel.build(bundle) is None
-    server, thread = _serving(bundle)
-    try:
-        assert server.app.predictor.compiled is None
-        client = Client(server.port)
-        status, doc = client.call("POST", "/invocations", {"instances": records})
-        client.close()
-    finally:
-        _stop(server, thread)
-    assert status == 200 and _same(doc["predictions"], _expected(bundle, records)["predictions"])
+    status, doc, fast = _invoked(bundle, {"instances": records})
+    assert not fast and status == 200
+    assert _same(doc["predictions"], _expected(bundle, records)["predictions"])
 
 
 @pytest.mark.parametrize("trees", ["forest", "boosting", "ensemble member"])
