@@ -16,6 +16,7 @@ import click
 
 from . import __version__, catalog
 from .cli_lifecycle import register as register_lifecycle
+from .cli_paths import OutputFile
 
 # spec field -> the option that sets it, so errors name what the user typed
 _OPTION_FOR_FIELD = {
@@ -647,7 +648,7 @@ def preview(project: Path, stack: str | None, output_format: str) -> None:
 @click.option("--format", "output_format", type=click.Choice(["mermaid", "dot", "svg", "png"]),
               help="[default: --output's extension (.mmd .md .dot .gv .svg .png), else "
                    "mermaid]")
-@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--output", "-o", type=OutputFile(),
               help="Write the diagram to a file (needed for svg and png) instead of standard "
                    "output; it replaces only a diagram mlscaffold wrote.")
 def graph(project: Path, stack: str | None, output_format: str | None,
@@ -715,7 +716,7 @@ def _write_output(text: str, output: Path | None) -> None:
               default="table", show_default=True)
 @click.option("--policy-config", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="The organisation's policy file [default: the project's, if it has one].")
-@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--output", "-o", type=OutputFile(),
               help="Write the report to a file instead of standard output (it replaces only an "
                    "earlier report).")
 def check(project: Path, stack: str, output_format: str, policy_config: Path | None,
@@ -872,7 +873,7 @@ def policy_path(pack: str) -> None:
 @click.option("--pack", type=click.Choice(["security", "cost"]), required=True)
 @click.option("--policy-config", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="The organisation's policy file [default: the project's, if it has one].")
-@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--output", "-o", type=OutputFile(),
               help="Write to a file instead of standard output (it replaces only an earlier "
                    "configuration).")
 def policy_config(project: Path, stack: str, pack: str, policy_config: Path | None,

@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from .cli_paths import OutputFile
 from .lifecycle.config import (
     DEFAULT_DRIFT_THRESHOLD,
     DEFAULT_MAX_BATCH_ROWS,
@@ -480,7 +481,7 @@ def _rollback_stack(project: Path | None, stage: str, stack: str,
 @_project_option
 @click.option("--input", "input_path", type=click.Path(path_type=Path, dir_okay=False),
               required=True, metavar="CSV", help="Rows to predict.")
-@click.option("--output", "output_path", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--output", "output_path", type=OutputFile(),
               required=True, metavar="CSV", help="Where the predictions go.")
 @click.option("--model", "model_ref", default="production", show_default=True,
               metavar="production|staging|exp-NNN", help="Model to use.")
@@ -507,7 +508,7 @@ def predict(project: Path | None, input_path: Path, output_path: Path, model_ref
 @click.option("--threshold", type=click.FloatRange(min=0, min_open=True),
               default=DEFAULT_DRIFT_THRESHOLD, show_default=True, metavar="PSI",
               help="PSI above which a feature has drifted.")
-@click.option("--report", type=click.Path(path_type=Path, dir_okay=False), metavar="PATH",
+@click.option("--report", type=OutputFile(), metavar="PATH",
               help="JSON report [default: experiments/drift-report.json]; replaces only an "
                    "earlier drift report.")
 @_format_option

@@ -93,3 +93,25 @@ def test_each_format_is_recognised_by_its_start_and_nothing_else_is(tmp_path):
         refuse_unless_report(None, output_format)  # standard output
     with pytest.raises(OutputExists, match="is a directory"):
         refuse_unless_report(tmp_path, "png")
+
+
+OUTPUT_OPTIONS = {
+    **{name: [*command, "--output"] for name, command in COMMANDS.items()},
+    "predict": ["predict", "--input", "rows.csv", "--output"],
+    "drift": ["drift", "--input", "rows.csv", "--report"],
+}
+
+
+@pytest.mark.parametrize("command", OUTPUT_OPTIONS.values(), ids=OUTPUT_OPTIONS.keys())
+def test_an_output_in_a_missing_folder_is_refused_and_no_folder_made(run_cli, tmp_path, command):
+    typo = tmp_path / "reprots"
+    result = run_cli([*command, str(typo / "out.json")])
+    assert result.exit_code == 2
+    assert f"the folder {typo} does not exist" in result.stderr
+    assert not typo.exists()
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine\n")
+    result = run_cli([*command, str(afile / "out.json")])
+    assert result.exit_code == 2
+    assert f"{afile} is a file, not a folder" in result.stderr
+    assert afile.read_text() == "mine\n"
