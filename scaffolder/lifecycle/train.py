@@ -100,6 +100,10 @@ def load_training_data(
         if data.dropped_rows:
             echo(f"note: ignored {data.dropped_rows} row(s) of {split} without a label")
         source = path.relative_to(config.root).as_posix()
+        unknown = [str(name) for name in data.features.columns if name not in features]
+        if unknown:  # the schema is train.csv's: a column only here cannot count
+            warn(f"{source} has column(s) that {files['train']['path']} lacks, which the model "
+                 f"ignores: {', '.join(unknown)}; add them to both files or drop them")
         try:
             parsed = parse_features(data.features, features, schema.strays)
         except DataError as error:  # a column's values: say which file holds them

@@ -409,3 +409,14 @@ def test_train_names_the_file_of_a_bad_value_and_a_renamed_column(project):
     assert_error(run_cli(project, "train", "--trials", "1"), 2,
                  f"lacks column(s) of the training data: {numeric} (did you mean "
                  f"{numeric.upper()!r}?)")
+
+
+def test_train_warns_of_a_validation_column_train_lacks(project):
+    validation = project / "datasets" / "validation.csv"
+    frame = pd.read_csv(validation)
+    frame["referrer"] = "ads"
+    frame.to_csv(validation, index=False)
+    result = run_cli(project, "train", "--trials", "1")
+    assert result.code == 0, result.err
+    assert ("warning: datasets/validation.csv has column(s) that datasets/train.csv lacks, which "
+            "the model ignores: referrer; add them to both files or drop them\n") in result.err
