@@ -779,16 +779,18 @@ def _plain(classes: np.ndarray) -> list:
 
 
 def _line(run: _Run, trial: Trial, improved: bool) -> str:
-    folds = len(run.protocol.views)
+    """One candidate's progress row: its number, family, score and the clock in columns; how a
+    candidate ended early follows them, so every row's columns line up."""
+    score, note = f"{run.metric.name}={number(trial.score)}", ""
     if trial.error:
-        outcome = f"failed: {trial.error}"
+        score, note = "-", f"failed: {trial.error}"
     elif trial.pruned:
-        outcome = (f"stopped after {trial.views}/{folds}: "
-                   f"{run.metric.name}={number(trial.partial_score)}")
-    else:
-        outcome = f"{run.metric.name}={number(trial.score)}"
-    return (f"  [{len(run.trials):>3}] {trial.family:<24} {outcome:<28} {run.clock.shown()}"
-            + ("  * best" if improved else ""))
+        score = f"{run.metric.name}={number(trial.partial_score)}"
+        note = f"stopped after {trial.views}/{len(run.protocol.views)} folds"
+    elif improved:
+        note = "* best"
+    return (f"  [{len(run.trials):>3}] {trial.family:<24} {score:<28} {run.clock.shown()}"
+            + (f"  {note}" if note else ""))
 
 
 def _first_line(error: BaseException) -> str:

@@ -881,3 +881,25 @@ def test_the_defaults_window_is_measured_from_the_best_default_not_the_best_of_m
     assert search_module._set_aside_line(run, best_default, tuned) == (
         "chose knn with its default settings: the best-scoring ridge (alpha=0.02) beats the "
         "best default, knn, by less than one standard error")
+
+
+def test_progress_rows_keep_their_columns_whatever_the_candidate_s_end():
+    from types import SimpleNamespace
+
+    run = SimpleNamespace(metric=get_metric("balanced_accuracy", "multiclass-classification"),
+                          protocol=SimpleNamespace(views=[0] * 5), trials=[None] * 12,
+                          clock=search_module._Clock(30))
+    trials = {
+        "scored": search_module.Trial("extra_trees", {}, 0.81234, 1.0),
+        "pruned": search_module.Trial("support_vector_machine", {}, None, 1.0, views=1,
+                                      pruned=True, partial_score=0.5),
+        "failed": search_module.Trial("k_nearest_neighbors", {}, None, 1.0, error="boom"),
+    }
+    rows = {name: search_module._line(run, trial, name == "scored")
+            for name, trial in trials.items()}
+    clock = {name: row.index("s/30s") for name, row in rows.items()}
+    assert len(set(clock.values())) == 1, rows  # the clock's column is the same on every row
+    assert rows["scored"].endswith("  * best")
+    assert rows["pruned"].endswith("  stopped after 1/5 folds")
+    assert "balanced_accuracy=0.5000 " in rows["pruned"]
+    assert rows["failed"].endswith("  failed: boom")
