@@ -20,7 +20,9 @@ instance types, an NVIDIA AMI, the GPU taint or the GPU label; its nodes carry i
 plus the well-known ones EKS sets (instance type, capacity type, arch, os, node group, zone).
 A GPU NodePool is one with the GPU taint or label, or GPU instance families or types (see
 :mod:`..nodepools`); its nodes carry its template's labels, the values its requirements allow
-and Karpenter's well-known labels (NodePool, capacity type, instance type, zone).
+and Karpenter's well-known labels (NodePool, capacity type, instance type, zone). A pod's GPUs
+come from the one node it runs on, so a pod asking for more than the largest instance type of
+the groups it may run on has (or than a NodePool's ``nvidia.com/gpu`` limit) stays Pending too.
 """
 
 from __future__ import annotations
@@ -43,15 +45,17 @@ from mlscaffold.stacks.constants import (
     NODE_POOL,
     TAINT_EFFECTS,
 )
-from mlscaffold.stacks.instances import is_gpu
+from mlscaffold.stacks.instances import EC2_INSTANCES, gpu_count, is_gpu
 
 from ..nodepools import (
+    instance_types,
     is_gpu_pool,
     pool_name,
     requirements,
     template_labels,
     template_taints,
 )
+from ..nodepools import limit as pool_limit
 from ..props import as_mapping, is_true, items_of
 from ..rule import Subject, rule, stack_rule, violation
 
@@ -380,6 +384,24 @@ class _NodeGroup:
     taints: tuple[tuple[str, str, str], ...]
     #: what the messages call it: "node group" (EKS) or "NodePool" (Karpenter)
     kind: str = "node group"
+    #: the instance type of its nodes with the most GPUs, when every type is known
+    largest: str | None = None
+    #: a NodePool's nvidia.com/gpu limit: Karpenter launches no node past it
+    gpu_limit: float | None = None
+
+    def gpus_short_of(self, gpus: float) -> tuple[str, str] | None:
+        """(why, fix) when a pod asking for `gpus` GPUs finds no node here; None when one may
+        fit (or the group's nodes are not known)."""
+        if self.largest is not None and gpus > gpu_count(self.largest):
+            most = gpu_count(self.largest)
+            return (f"the largest node of GPU {self.kind} '{self.name}' ({self.largest}) has "
+                    f"{most}", f"ask for {most} or fewer, or give {self.kind} '{self.name}' an "
+                    f"instance type with {gpus:g} GPUs or more")
+        if self.gpu_limit is not None and gpus > self.gpu_limit:
+            return (f"GPU NodePool '{self.name}' limits {GPU_RESOURCE} to {self.gpu_limit:g}",
+                    f"ask for {self.gpu_limit:g} or fewer, or raise the NodePool's "
+                    f"limits.{GPU_RESOURCE}")
+        return None
 
 
 def _is_gpu_group(props: Mapping[str, Any]) -> bool:
@@ -458,14 +480,53 @@ def _gpu_node_groups(subjects: Sequence[Subject]) -> list[_NodeGroup]:
         if subject.type == NODE_GROUP and _is_gpu_group(subject.props):
             labels = {str(k): str(v)
                       for k, v in as_mapping(subject.props.get("labels")).items()}
+            types = [str(t) for t in items_of(subject.props.get("instanceTypes"))]
             groups.append(_NodeGroup(subject.name, labels, _node_labels(subject.props, labels),
-                                     _blocking(items_of(subject.props.get("taints")))))
+                                     _blocking(items_of(subject.props.get("taints"))),
+                                     largest=_largest(types, unknown=False)))
         elif subject.type == NODE_POOL and is_gpu_pool(subject.props):
             name = pool_name(subject.name, subject.props)
             labels = template_labels(subject.props)
+            types = instance_types(subject.props)  # None: any type; [1]: unknown families
             groups.append(_NodeGroup(name, labels, _pool_node_labels(name, subject.props, labels),
-                                     _blocking(template_taints(subject.props)), "NodePool"))
+                                     _blocking(template_taints(subject.props)), "NodePool",
+                                     _largest(types[0], bool(types[1])) if types else None,
+                                     pool_limit(subject.props, GPU_RESOURCE)))
     return sorted(groups, key=lambda g: (g.name, g.kind))
+
+
+def _largest(types: Sequence[str], unknown: bool) -> str | None:
+    """The type with the most GPUs, when every type is in mlscaffold's table (else None: a
+    type it does not know may have more)."""
+    if unknown or not types or any(t not in EC2_INSTANCES for t in types):
+        return None
+    return max(types, key=gpu_count)
+
+
+def _gpus(container: _Container) -> float:
+    """The GPUs a container asks for (its limit, else its request; 0 when unreadable)."""
+    resources = as_mapping(container.props.get("resources"))
+    for kind in ("limits", "requests"):
+        value = as_mapping(resources.get(kind)).get(GPU_RESOURCE)
+        if value is not None:
+            try:
+                return max(float(str(value)), 0.0)
+            except ValueError:
+                return 0.0
+    return 0.0
+
+
+def _pod_gpus(pod: _Pod, kserve: bool) -> float:
+    """The GPUs a pod needs on one node: its containers' together, or its largest init
+    container's, which run one at a time before them (Kubernetes docs, "Init Containers":
+    resource sharing within containers)."""
+    initial, running = 0.0, 0.0
+    for container in _containers(pod, kserve):
+        if ".initContainers[" in container.path:
+            initial = max(initial, _gpus(container))
+        else:
+            running += _gpus(container)
+    return max(initial, running)
 
 
 def _requests_gpu(container: _Container) -> bool:
@@ -559,7 +620,14 @@ def _gpu_pods(subject: Subject) -> Iterator[tuple[_Pod, _Container]]:
 def _placement(subject: Subject, pod: _Pod, groups: list[_NodeGroup]) -> Iterator[str]:
     """Messages for a GPU pod that fits no GPU node group, against the nearest one."""
     problems = [(_untolerated(pod, g), _selection_problem(pod, g), g) for g in groups]
-    if any(not taints and selection is None for taints, selection, _ in problems):
+    placed = [g for taints, selection, g in problems if not taints and selection is None]
+    if placed:  # on nodes it may run on: do they have the GPUs it asks for?
+        gpus = _pod_gpus(pod, subject.type == INFERENCE_SERVICE)
+        short = [g.gpus_short_of(gpus) for g in placed]
+        if all(short):
+            why, fix = short[0]
+            yield violation(subject, pod.path, f"asks for {gpus:g} {GPU_RESOURCE} on one node, "
+                            f"and {why} (the pod stays Pending)", fix)
         return
     taints, selection, group = min(problems, key=lambda p: len(p[0]) + (p[1] is not None))
     labels = json.dumps(dict(sorted(group.labels.items())))
@@ -584,8 +652,9 @@ def _placement(subject: Subject, pod: _Pod, groups: list[_NodeGroup]) -> Iterato
 @stack_rule("gpu-workload-schedulable", pack="security", severity="high",
             resource_types=[*WORKLOAD_TYPES, NODE_GROUP, NODE_POOL],
             description="Workloads requesting nvidia.com/gpu tolerate the taints of a GPU node "
-                        "group or Karpenter NodePool of the stack and select its labels, so "
-                        "they do not stay Pending.")
+                        "group or Karpenter NodePool of the stack, select its labels and ask "
+                        "for no more GPUs than its largest node has, so they do not stay "
+                        "Pending.")
 def gpu_workload_schedulable(subjects: Sequence[Subject], config: Mapping[str, Any]
                              ) -> Iterator[tuple[Subject, str]]:
     groups = _gpu_node_groups(subjects)

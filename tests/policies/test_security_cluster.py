@@ -853,3 +853,41 @@ def test_kourier_stays_inside_the_cluster() -> None:
                  changed(props, 'spec.ingress.kourier["service-type"]')) == [
         f"KnativeServing 'res': spec.ingress.kourier.service-type is not set (Kourier's "
         f"gateway Service is then a LoadBalancer); {fix}"]
+
+
+def test_gpu_workload_asking_for_more_gpus_than_a_node_has() -> None:
+    four = changed(PREDICTOR, 'spec.predictor.containers[0].resources.limits["nvidia.com/gpu"]',
+                   "4")
+    assert gpu_findings(four, SYSTEM_GROUP, GPU_GROUP) == [(
+        "model", "InferenceService 'model': spec.predictor asks for 4 nvidia.com/gpu on one "
+        "node, and the largest node of GPU node group 'demo-gpu' (g5.xlarge) has 1 (the pod "
+        "stays Pending); ask for 1 or fewer, or give node group 'demo-gpu' an instance type "
+        "with 4 GPUs or more")]
+    larger = (NODE_GROUP, "demo-gpu", {**GPU_GROUP[2],
+                                       "instanceTypes": ["g5.xlarge", "g5.12xlarge"]})
+    assert gpu_findings(four, larger) == []
+    unknown = (NODE_GROUP, "demo-gpu", {**GPU_GROUP[2], "instanceTypes": ["g9.xlarge"]})
+    assert gpu_findings(four, unknown) == []  # a type the table does not know may have 4
+    # two containers of one each need a node of two; an init container runs before them
+    two = changed(PREDICTOR, "spec.predictor.containers", [GPU_CONTAINER, GPU_CONTAINER])
+    assert [m.split(" (")[0] for _, m in gpu_findings(two, GPU_GROUP)] == [
+        "InferenceService 'model': spec.predictor asks for 2 nvidia.com/gpu on one node, and "
+        "the largest node of GPU node group 'demo-gpu'"]
+    init = changed(PREDICTOR, "spec.predictor.initContainers", [GPU_CONTAINER])
+    assert gpu_findings(init, GPU_GROUP) == []
+
+
+def test_gpu_workload_asking_for_more_gpus_than_a_node_pool_allows() -> None:
+    four = changed(PREDICTOR, 'spec.predictor.containers[0].resources.limits["nvidia.com/gpu"]',
+                   "4")  # a g5.12xlarge has 4, and the pool's limit is 2
+    assert gpu_findings(four, GPU_POOL) == [(
+        "model", "InferenceService 'model': spec.predictor asks for 4 nvidia.com/gpu on one "
+        "node, and GPU NodePool 'gpu' limits nvidia.com/gpu to 2 (the pod stays Pending); ask "
+        "for 2 or fewer, or raise the NodePool's limits.nvidia.com/gpu")]
+    nine = changed(changed(GPU_POOL[2], 'spec.limits["nvidia.com/gpu"]', "16"),
+                   "spec.template.spec.requirements[0].values", ["g5"])
+    assert [m.split(";")[0] for _, m in gpu_findings(
+        changed(four, 'spec.predictor.containers[0].resources.limits["nvidia.com/gpu"]', "9"),
+        (GPU_POOL[0], "gpu", nine))] == [
+        "InferenceService 'model': spec.predictor asks for 9 nvidia.com/gpu on one node, and "
+        "the largest node of GPU NodePool 'gpu' (g5.48xlarge) has 8 (the pod stays Pending)"]
