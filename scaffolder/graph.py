@@ -197,7 +197,7 @@ def _invoke(token: str, args: Mapping[str, Any], region: str) -> dict[str, Any]:
         return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
     if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
         excluded = set(args.get("excludeZoneIds") or ())
-        zones = [(f"{region}{suffix}", f"z-{region}{suffix}") for suffix in "abcdef"]
+        zones = _mock_zones(region)
         zones = [(name, zone_id) for name, zone_id in zones if zone_id not in excluded]
         return {"names": [name for name, _ in zones],
                 "zoneIds": [zone_id for _, zone_id in zones], "id": region}
@@ -209,6 +209,25 @@ def _invoke(token: str, args: Mapping[str, Any], region: str) -> dict[str, Any]:
     if token == "aws:iam/getPolicyDocument:getPolicyDocument":
         return {"json": json.dumps({"Version": "2012-10-17", "Statement": []}), "id": "mock"}
     return {}
+
+
+# AZ ID codes: us-east-1 is use1, ap-southeast-2 apse2, us-gov-west-1 usgw1 (AWS docs, "AZ IDs")
+_DIRECTIONS = {"north": "n", "south": "s", "east": "e", "west": "w", "central": "c",
+               "northeast": "ne", "northwest": "nw", "southeast": "se", "southwest": "sw",
+               "gov": "g"}
+
+
+def _mock_zones(region: str) -> list[tuple[str, str]]:
+    """(name, ID) of the region's zones as AWS lists them: as many as the region has
+    (stacks/regions.py), named us-east-1a..., with IDs of AWS's form (use1-az1...), so that the
+    network's exclusion of zones EKS does not support (use1-az3) shows offline."""
+    from .stacks.regions import REGIONS
+
+    area, *directions, number = region.split("-")
+    code = area + "".join(_DIRECTIONS.get(word, word[:1]) for word in directions) + number
+    count = REGIONS[region].availability_zones if region in REGIONS else 3
+    return [(f"{region}{chr(ord('a') + index)}", f"{code}-az{index + 1}")
+            for index in range(count)]
 
 
 STACK_REFERENCE = "pulumi:pulumi:StackReference"

@@ -79,7 +79,7 @@ def test_two_subnets_per_zone_without_public_ips(build, environment: str, zones:
         assert len(group) == zones
         # placed by zone ID: the same physical zone in every account
         assert {s.inputs["availabilityZoneId"] for s in group} == {
-            f"z-us-east-1{letter}" for letter in "abcdef"[:zones]}
+            f"use1-az{index}" for index in range(1, zones + 1)}
         assert all("availabilityZone" not in s.inputs for s in group)
         for subnet in group:
             assert subnet.inputs["mapPublicIpOnLaunch"] is False
@@ -133,15 +133,15 @@ def test_only_public_subnets_route_to_the_internet_gateway(build) -> None:
 
 
 def test_zones_that_must_be_avoided_are_skipped(build) -> None:
-    graph = build(exclude_zone_ids=["z-us-east-1a"])
+    graph = build(exclude_zone_ids=["use1-az1"])
     assert {s.inputs["availabilityZoneId"] for s in subnets(graph, "private")} == {
-        "z-us-east-1b", "z-us-east-1c"}
+        "use1-az2", "use1-az3"}
 
 
 def test_too_few_zones_left_is_an_error_naming_the_setting(build) -> None:
     with pytest.raises(ValueError, match=r"2 usable availability zones, fewer than the 3 in "
                                          r"network\.availability_zones"):
-        build("prod", exclude_zone_ids=[f"z-us-east-1{letter}" for letter in "abcd"])
+        build("prod", exclude_zone_ids=[f"use1-az{index}" for index in range(1, 5)])
 
 
 def test_without_internet_egress_only_private_subnets_and_the_s3_gateway(build) -> None:

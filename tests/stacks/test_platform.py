@@ -529,3 +529,14 @@ def test_a_kserve_serverless_canary_passes_both_packs(dataset):
     result = evaluate(graph, configs)
     assert [f.message for f in result.mandatory] == []
     assert [f.message for f in result.findings if f.rule == "k8s-network-policy"] == []
+
+
+def test_subnets_of_a_cluster_avoid_the_zones_eks_does_not_support(dataset):
+    def zones(serving: str) -> set[str]:
+        config = make_config("prod", serving=serving, feature_store="sagemaker")
+        assert config.region == "us-east-1" and config.network.availability_zones == 3
+        return {subnet.inputs["availabilityZoneId"]
+                for subnet in _build(config, dataset).of_type("aws:ec2/subnet:Subnet")}
+
+    assert zones("kserve") == {"use1-az1", "use1-az2", "use1-az4"}  # use1-az3 is skipped
+    assert zones("sagemaker") == {"use1-az1", "use1-az2", "use1-az3"}  # no cluster: any zone
