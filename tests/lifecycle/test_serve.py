@@ -52,7 +52,7 @@ from mlscaffold.lifecycle.model import (
 from mlscaffold.lifecycle.schema import build_preprocessor, coerce_features
 from mlscaffold.lifecycle.serving import build_server
 from mlscaffold.lifecycle.serving.batching import Predictor
-from mlscaffold.lifecycle.serving.compiled import CompiledModel
+from mlscaffold.lifecycle.serving.compiled import CompiledModel, _day_offsets
 from mlscaffold.lifecycle.serving.records import Columns
 
 from .conftest import (
@@ -617,14 +617,31 @@ def test_columns_named_as_people_name_them_are_served_on_the_fast_route(tmp_path
     _compiled_agrees(compiled, bundle, records, atol=1e-6)
 
 
-def test_dates_spanning_hours_stay_on_the_pipeline_route(served, tmp_path):
-    """Fed as float32, a day since 1970 is ~3 minutes: the probe rows, around the training's
-    median date, see the difference where the dates span two hours, and the pipeline serves."""
-    bundle, records = _fit_dated(served[0].task, tmp_path, span_days=2 / 24)
-    assert CompiledModel.build(bundle) is None
+@pytest.mark.parametrize("span_days", [2 / 24, 90 / 86400])
+def test_dates_spanning_hours_or_seconds_are_served_on_the_fast_route(served, tmp_path,
+                                                                      span_days):
+    """As float32 a day since 1970 is ~3 minutes: the days are fed relative to the training's
+    median date, so a model of dates two hours (or 90 seconds) apart agrees with the pipeline."""
+    bundle, records = _fit_dated(served[0].task, tmp_path, span_days=span_days)
+    compiled = CompiledModel.build(bundle)
+    assert compiled is not None
+    expected = _compiled_agrees(compiled, bundle, records, atol=1e-5)
     status, doc, fast = _invoked(bundle, {"instances": records})
-    assert not fast and status == 200
-    assert _same(doc["predictions"], _expected(bundle, records)["predictions"])
+    assert fast and status == 200 and _same(doc["predictions"], expected["predictions"]), doc
+
+
+def test_only_a_date_step_that_passes_a_shift_through_is_fed_relative_days(served, tmp_path):
+    """build_preprocessor's date step (impute, then a scaler that centres) is fed days relative
+    to the training's median; a scaler that does not centre would not pass the shift through,
+    so such a step is fed days since 1970."""
+    bundle, _ = _fit_dated(served[0].task, tmp_path, span_days=700)
+    (date_step,) = [step for _, step, columns in bundle.pipeline[0].transformers_
+                    if columns == ["signed_up"]]
+    median = date_step.steps[1][1].statistics_[0]
+    assert 20_148 < median < 20_148 + 700  # 2025-03-01 is day 20,148
+    assert _day_offsets(bundle.pipeline) == {"signed_up": median}
+    date_step.steps[2][1].with_mean = False
+    assert _day_offsets(bundle.pipeline) == {}
 
 
 @pytest.mark.parametrize("trees", ["forest", "boosting", "ensemble member"])

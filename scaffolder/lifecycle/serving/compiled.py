@@ -27,8 +27,12 @@ The probe check then compares the combination with the pipeline.
 Date columns: ONNX has no date parsing, so the pipeline's step that turns a date into numbers
 (`schema.date_parts`) runs before the graph (`schema.dates_as_parts`), and the graph takes the parts
 (``signed_up.days``, ``signed_up.month`` ...) as its inputs and runs the steps after it (impute,
-scale). Days since 1970 are fed as float32, to about three minutes; dates spanning so little time
-that this shows fail the probe check and stay on the pipeline route.
+scale). Days since 1970 would be ~3 minutes apart as float32, so the days are fed relative to the
+training's median date, computed in float64 before the cast, and the graph's imputer and scaler
+are shifted by the same median (`_day_offsets`): the graph computes what the pipeline does,
+and dates spanning hours or minutes keep their resolution. A date step the shift cannot pass
+through (a team's own steps after `date_parts`) is fed days since 1970, and where that shows
+the probe check sends the model to the pipeline route.
 
 Tree models (forests, boosting, single trees; also as ensemble members) are not compiled: see
 `_tree_based`.
@@ -77,9 +81,10 @@ class CompiledModel:
         self.categorical = [c for c, kind in bundle.features.items() if kind == CATEGORICAL]
         self.dates = [c for c, kind in bundle.features.items() if kind == DATE]
         self.classes = bundle.classes
+        self.day_offsets = _day_offsets(bundle.pipeline)  # column -> days fed relative to
         # (weight, session, the member's classes and the ensemble's, or None when the same)
         self.parts = [(weight, _session(graph), classes) for weight, graph, classes
-                      in _convert(bundle)]
+                      in _convert(bundle, self.day_offsets)]
         # the graph's name of each input: skl2onnx makes names valid (``signed.days`` is
         # ``signed_days``), keeping their order
         ours = [name for name, _ in _inputs(bundle)]
@@ -122,6 +127,7 @@ class CompiledModel:
             feed[column] = np.array(values, dtype=object).reshape(-1, 1)
         for column in self.dates:
             parts = dates_as_parts(rows.columns[column])
+            parts[0] = parts[0] - self.day_offsets.get(column, 0.0)  # in float64: see above
             for name, part in zip(date_part_names(None, [column]), parts, strict=True):
                 feed[name] = part.astype(np.float32).reshape(-1, 1)
         scores = self._scores(feed)
@@ -218,7 +224,8 @@ def _tree_based(pipeline: Any) -> str:
     return ""
 
 
-def _convert(bundle: ModelBundle) -> list[tuple[float, bytes, Any]]:
+def _convert(bundle: ModelBundle, day_offsets: dict[str, float]
+             ) -> list[tuple[float, bytes, Any]]:
     """(weight, ONNX graph, (member classes, ensemble classes) or None) per part: the pipeline,
     or one per member of an ensemble (see the module docstring)."""
     from sklearn.pipeline import Pipeline
@@ -226,19 +233,18 @@ def _convert(bundle: ModelBundle) -> list[tuple[float, bytes, Any]]:
     pipeline = bundle.pipeline
     final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else None
     if not isinstance(final, EnsembleClassifier | EnsembleRegressor):
-        return [(1.0, _graph(bundle, pipeline), None)]
+        return [(1.0, _graph(bundle, pipeline, day_offsets), None)]
     parts = []
     for weight, member in zip(final.weights_, final.estimators_, strict=True):
         member_pipeline = Pipeline([*pipeline.steps[:-1], (pipeline.steps[-1][0], member)])
         classes = None
         if bundle.classes is not None and list(member.classes_) != list(final.classes_):
             classes = (member.classes_, final.classes_)
-        parts.append((float(weight), _graph(bundle, member_pipeline),
-                      classes))
+        parts.append((float(weight), _graph(bundle, member_pipeline, day_offsets), classes))
     return parts
 
 
-def _graph(bundle: ModelBundle, pipeline: Any) -> bytes:
+def _graph(bundle: ModelBundle, pipeline: Any, day_offsets: dict[str, float]) -> bytes:
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
     from sklearn.impute import SimpleImputer
@@ -250,7 +256,7 @@ def _graph(bundle: ModelBundle, pipeline: Any) -> bytes:
                 and math.isnan(estimator.missing_values) and statistics is not None
                 and statistics.dtype == object):
             estimator.missing_values = MISSING  # text imputer: see the module docstring
-        _dates_as_inputs(estimator)
+        _dates_as_inputs(estimator, day_offsets)
     types = [(name, (StringTensorType if text else FloatTensorType)([None, 1]))
              for name, text in _inputs(bundle)]
     final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
@@ -272,13 +278,19 @@ def _inputs(bundle: ModelBundle) -> list[tuple[str, bool]]:
     return inputs
 
 
-def _dates_as_inputs(estimator: Any) -> None:
+def _dates_as_inputs(estimator: Any, day_offsets: dict[str, float]) -> None:
     """Make a fitted column transformer's date steps (`_date_steps`) read the parts as graph
     inputs: their later steps on the part columns, which `CompiledModel.predict` computes before
-    the graph. A step that is date_parts alone passes the parts through."""
+    the graph. A step that is date_parts alone passes the parts through. The imputer and scaler
+    of a column in `day_offsets` take its days relative to the offset (a copy is changed)."""
     transformers = getattr(estimator, "transformers_", None) or []
     for index, step, columns in _date_steps(estimator):
         rest = step[1:] if len(getattr(step, "steps", ())) > 1 else "passthrough"
+        for position, column in enumerate(columns):
+            if column in day_offsets:  # x - m == (x - o) - (m - o); the median likewise
+                imputer, scaler = step.steps[1][1], step.steps[2][1]
+                imputer.statistics_[position * len(DATE_PARTS)] -= day_offsets[column]
+                scaler.mean_[position * len(DATE_PARTS)] -= day_offsets[column]
         transformers[index] = (transformers[index][0], rest, date_part_names(None, columns))
 
 
@@ -294,6 +306,25 @@ def _date_steps(estimator: Any) -> list[tuple[int, Any, list[str]]]:
         if isinstance(first, FunctionTransformer) and first.func is date_parts:
             found.append((index, step, list(columns)))
     return found
+
+
+def _day_offsets(pipeline: Any) -> dict[str, float]:
+    """Each date column's training median in days since 1970, where its date step is
+    build_preprocessor's (date_parts, an imputer, a scaler that centres), which a shift of the
+    days passes through: the graph is fed days relative to it. {} when none is."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import StandardScaler
+
+    shiftable = set()
+    for estimator in fitted_parts(pipeline):
+        for _, step, columns in _date_steps(estimator):
+            rest = [part for _, part in getattr(step, "steps", ())[1:]]
+            if (len(rest) == 2 and isinstance(rest[0], SimpleImputer)
+                    and isinstance(rest[1], StandardScaler) and rest[1].with_mean
+                    and getattr(rest[1], "mean_", None) is not None):
+                shiftable.update(columns)
+    return {column: median for column, median in _median_days(pipeline).items()
+            if column in shiftable and math.isfinite(median)}
 
 
 def _median_days(pipeline: Any) -> dict[str, float]:
