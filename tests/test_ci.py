@@ -265,11 +265,23 @@ def test_github_pull_requests_preview_every_stack_only_with_a_role():
     assert "make check SARIF=mlscaffold.sarif" in policy and "make -s cost" in policy
 
 
+def test_github_runs_on_the_main_branch_share_one_concurrency_group():
+    """A push and the drift retrain (workflow_dispatch) on main must not train and deploy at
+    once: the group is the ref's alone; a pull request's run (its own ref) is cancelled by a
+    newer push."""
+    doc = _documents("github")["ci.yml"]
+    assert doc["concurrency"] == {"group": "ci-${{ github.ref }}",
+                                  "cancel-in-progress": "${{ github.event_name == "
+                                                        "'pull_request' }}"}
+
+
 def test_github_drift_schedule_starts_retraining():
     doc = _documents("github")["drift.yml"]
     assert "schedule" in doc[True] and "workflow_dispatch" in doc[True]  # `on` reads as True
     retrain = doc["jobs"]["retrain"]
-    assert retrain["needs"] == "drift" and retrain["if"] == "failure()"
+    assert retrain["needs"] == "drift"
+    assert retrain["if"] == "needs.drift.outputs.drifted == 'true'"
+    assert doc["jobs"]["drift"]["outputs"] == {"drifted": "${{ steps.drift.outputs.drifted }}"}
     assert retrain["permissions"] == {"actions": "write"}
     assert "gh workflow run ci.yml" in _run_lines(retrain)
     assert "make drift-incoming" in _run_lines(doc["jobs"]["drift"])
@@ -566,15 +578,18 @@ def test_gitlab_schedule_runs_drift_and_retrains_on_failure():
     doc = _documents("gitlab")[".gitlab-ci.yml"]
     jobs = {name: _resolved(doc, job) for name, job in _gitlab_jobs(doc).items()}
     assert jobs["drift"]["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "schedule"'}]
-    assert "make drift-incoming" in jobs["drift"]["script"]
+    assert jobs["drift"]["script"][-1].startswith("make drift-incoming || ")
     assert jobs["retrain"]["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "schedule"',
                                          "when": "on_failure"}]
+    # on_failure of a job with needs looks at those jobs alone: drifted fails on drift only
+    assert jobs["retrain"]["needs"] == ["drifted"]
+    assert jobs["drifted"]["needs"] == [{"job": "drift", "artifacts": True}]
     assert jobs["retrain"]["trigger"]["branch"] == "$CI_DEFAULT_BRANCH"
     assert doc["stages"].index("retrain") > doc["stages"].index("drift")
     scheduled = [n for n, j in jobs.items()
                  if any("schedule" in r.get("if", "") and "!=" not in r.get("if", "")
                         for r in j["rules"])]
-    assert sorted(scheduled) == ["drift", "retrain"]
+    assert sorted(scheduled) == ["drift", "drifted", "retrain"]
     assert jobs["policy"]["artifacts"]["paths"] == ["mlscaffold.sarif"]
     assert jobs["policy"]["artifacts"]["when"] == "always"
     assert jobs["data-drift"]["allow_failure"] is True
@@ -649,7 +664,8 @@ def test_make_train_passes_the_image_tag_to_a_remote_run(tmp_path):
 
 
 @pytest.mark.parametrize(("provider", "serving"), _PROJECT_COMBOS)
-def test_every_command_the_pipeline_runs_exists_in_the_project(projects, provider, serving):
+def test_every_command_the_pipeline_runs_exists_in_the_project(projects, provider, serving,
+                                                              tmp_path, monkeypatch):
     root = projects[provider, serving]
     spec = load_spec(root / SPEC_FILENAME)
     files = {path: (root / path).read_text() for path in render_pipeline(spec)}
@@ -667,6 +683,7 @@ def test_every_command_the_pipeline_runs_exists_in_the_project(projects, provide
                                for line in _expanded_recipes(root, target)]
     mlscaffold_calls = []
     for line in recipe_lines:
+        line = re.sub(r"\$\(basename [^)]*\)", "name", line)  # a file's name in a loop
         for part in re.split(r"\$\(|\)|&&|\|\||[;|`]", line):
             try:
                 words = shlex.split(part)
@@ -680,6 +697,12 @@ def test_every_command_the_pipeline_runs_exists_in_the_project(projects, provide
     assert spec.package not in " ".join(recipe_lines).split(), "the project has no CLI of its own"
     assert {c[0] for c in mlscaffold_calls} >= {"check", "cost", "policy", "preflight", "analyze",
                                                 "train", "evaluate", "promote", "drift", "list"}
+    # parsed where the recipes' own `mkdir -p` made their folders (an output file's folder
+    # must exist)
+    monkeypatch.chdir(tmp_path)
+    for line in recipe_lines:
+        for made in re.findall(r"mkdir -p ([\w./-]+)", line):
+            (tmp_path / made).mkdir(parents=True, exist_ok=True)
     errors = [error for argv in mlscaffold_calls if (error := _click_errors(argv))]
     assert errors == []
 
@@ -1395,3 +1418,90 @@ def test_the_local_steps_of_the_pipeline_run_in_a_generated_project(tmp_path):
     make("promote", f"EXP={experiment}", "STAGE=staging")
     registry = json.loads((root / "models" / "registry.json").read_text())
     assert registry["stages"]["staging"]["current"] == 1
+
+
+def _fake_make(tmp_path: Path, status: int, outcome: str | None) -> dict[str, str]:
+    """An environment whose `make` writes `outcome` to experiments/drift/outcome (none: no
+    file, as when make fails before the recipe) and exits `status`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    write = ("" if outcome is None else
+             f"mkdir -p experiments/drift && echo {outcome} > experiments/drift/outcome\n")
+    (bin_dir / "make").write_text(f"#!/bin/sh\n{write}exit {status}\n")
+    (bin_dir / "make").chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "GITHUB_OUTPUT": str(tmp_path / "github-output")}
+
+
+DRIFT_OUTCOMES = [(0, "none", 0, False), (2, "drifted", 0, True), (2, "failed", 2, False),
+                  (2, None, 2, False)]
+
+
+@pytest.mark.parametrize(("status", "outcome", "exit_code", "retrains"), DRIFT_OUTCOMES)
+def test_github_drift_retrains_on_drift_and_fails_on_errors(tmp_path, status, outcome,
+                                                            exit_code, retrains):
+    """make exits 2 for a drift and for an error alike: the step reads the outcome file, so a
+    failed install or fetch fails the run without starting the retraining."""
+    doc = _documents("github")["drift.yml"]
+    step = next(s for s in doc["jobs"]["drift"]["steps"] if s.get("id") == "drift")
+    work = tmp_path / "work"
+    work.mkdir()
+    result = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=work, capture_output=True,
+                            text=True, env=_fake_make(tmp_path, status, outcome))
+    assert result.returncode == exit_code, result.stderr
+    written = (tmp_path / "github-output").read_text() if retrains else ""
+    assert ("drifted=true" in written) is retrains
+
+
+@pytest.mark.parametrize(("status", "outcome", "exit_code", "retrains"), DRIFT_OUTCOMES)
+def test_gitlab_drift_retrains_on_drift_and_fails_on_errors(tmp_path, status, outcome,
+                                                            exit_code, retrains):
+    doc = _documents("gitlab")[".gitlab-ci.yml"]
+    jobs = {name: _resolved(doc, job) for name, job in _gitlab_jobs(doc).items()}
+    work = tmp_path / "work"
+    work.mkdir()
+    env = _fake_make(tmp_path, status, outcome)
+    drift = subprocess.run(["bash", "-e", "-c", jobs["drift"]["script"][-1]], cwd=work,
+                           capture_output=True, text=True, env=env)
+    assert (drift.returncode == 0) is (exit_code == 0), drift.stderr
+    if drift.returncode == 0:  # the drifted job runs, and fails (retraining) on drift only
+        drifted = subprocess.run(["bash", "-e", "-c", "\n".join(jobs["drifted"]["script"])],
+                                 cwd=work, capture_output=True, text=True, env=env)
+        assert (drifted.returncode != 0) is retrains
+
+
+@pytest.mark.parametrize(("codes", "outcome", "fails"), [
+    ((0, 0), "none", False), ((1, 0), "drifted", True), ((1, 2), "failed", True),
+    ((2, 1), "failed", True)])
+def test_make_drift_incoming_tells_drift_from_errors(tmp_path, codes, outcome, fails):
+    """`mlscaffold drift` exits 1 on drift and 2 on an error; the target fails on either and
+    writes which it was to experiments/drift/outcome."""
+    project = create_project(tmp_path / "p", _spec("github"), git=False).path
+    incoming = project / "datasets" / "incoming"
+    incoming.mkdir(parents=True)
+    fake = tmp_path / "fake-mlscaffold"
+    cases = "".join(f"  *a{index}.json) exit {code};;\n" for index, code in enumerate(codes))
+    fake.write_text(f'#!/bin/sh\nfor arg; do last="$arg"; done\ncase "$last" in\n{cases}'
+                    "  *) exit 0;;\nesac\n")
+    fake.chmod(0o755)
+    for index in range(len(codes)):
+        (incoming / f"a{index}.csv").write_text("x\n1\n")
+    result = subprocess.run(["make", "-s", "drift-incoming", f"MLSCAFFOLD={fake}"],
+                            cwd=project, capture_output=True, text=True)
+    assert (result.returncode != 0) is fails, result.stderr
+    assert (project / "experiments" / "drift" / "outcome").read_text() == f"{outcome}\n"
+
+
+def test_docs_name_every_make_target_the_pipelines_run():
+    """docs/ci.md lists the targets `mlscaffold ci` asks a repository's Makefile for."""
+    from mlscaffold.ci import make_targets_called, pipeline_commands
+
+    text = " ".join((Path(__file__).parents[1] / "docs" / "ci.md").read_text().split())
+    listed = set(re.search(r"The targets are: `([^`]+)`", text).group(1).split())
+    extra = set(re.findall(r"(?:plus|and) `([a-z-]+)` with", text))
+    called = set()
+    for provider in PROVIDERS:
+        for serving in SERVINGS:
+            called |= make_targets_called(pipeline_commands(render_pipeline(_spec(
+                provider, serving=serving))))
+    assert listed | extra == called
