@@ -145,6 +145,9 @@ def update_project(root: Path, *, blueprint: str | None = None, vcs_ref: str | N
     lines = merged.stdout.splitlines()
     tree, conflicts = lines[0], _conflicted_names(lines[1:])
     changes = {**_changes(git, tree), "deleted_conflicts": _deleted_conflicts(lines[1:])}
+    # a file changed on one side and deleted on the other is in the merged tree as HEAD has it,
+    # so the diff leaves it out; it is changed all the same, as a conflict with markers is
+    changes["changed"] = sorted({*changes["changed"], *conflicts})
     _refuse_mass_deletion(git, base, source, changes["deleted"])
     diff = git.out("diff", "--no-renames", "HEAD", tree)
     if dry_run:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -457,6 +458,7 @@ def test_a_file_deleted_on_one_side_and_changed_on_the_other_says_how_to_resolve
     result = run_cli(["update", str(project), *(["--dry-run"] if dry_run else [])])
     assert result.exit_code == 1
     assert "  C Makefile (conflict: changed on one side, deleted on the other)" in result.stdout
+    _assert_count_matches_list(result.stdout)
     if dry_run:
         assert result.stderr == "error: the update would conflict in Makefile\n"
         return
@@ -482,3 +484,28 @@ def test_a_project_made_without_git_updates_once_committed_as_the_refusal_says(r
     _commit(project, "Create nogit with mlscaffold")
     result = run_cli(["update", str(project)])
     assert result.exit_code == 0 and "is up to date" in result.stdout, result.stderr
+
+
+def _assert_count_matches_list(stdout: str) -> None:
+    """update's first line counts the files it lists below it, one per line."""
+    listed = [line for line in stdout.splitlines() if re.match(r"  [ACDM] ", line)]
+    assert re.search(rf"\b(?:would change|changed) {len(listed)} file\(s\)", stdout), stdout
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_file_the_team_changed_and_the_blueprint_dropped_counts_as_changed(
+        run_cli, project, blueprint, dry_run):
+    """A modify/delete conflict is a changed file, as a conflict with markers is: in the count,
+    the list and the JSON's `changed`."""
+    readme = project / "README.md"
+    readme.write_text(readme.read_text() + "\nOur notes.\n")
+    _commit(project, "our notes")
+    (blueprint / "template" / "README.md.jinja").unlink()
+    result = run_cli(["update", str(project), *(["--dry-run"] if dry_run else [])])
+    assert result.exit_code == 1
+    assert "  C README.md (conflict: changed on one side, deleted on the other)" in result.stdout
+    _assert_count_matches_list(result.stdout)
+    if not dry_run:
+        _git(project, "merge", "--abort")
+    as_json = run_cli(["update", str(project), "--dry-run", "--format", "json"])
+    assert "README.md" in json.loads(as_json.stdout)["changed"]
