@@ -211,7 +211,8 @@ def _invoke(token: str, args: Mapping[str, Any], region: str) -> dict[str, Any]:
     return {}
 
 
-# AZ ID codes: us-east-1 is use1, ap-southeast-2 apse2, us-gov-west-1 usgw1 (AWS docs, "AZ IDs")
+# AZ ID codes: a region's area, the initials of its direction words and its number (AWS docs,
+# "AZ IDs for your AWS resources")
 _DIRECTIONS = {"north": "n", "south": "s", "east": "e", "west": "w", "central": "c",
                "northeast": "ne", "northwest": "nw", "southeast": "se", "southwest": "sw",
                "gov": "g"}
@@ -219,8 +220,8 @@ _DIRECTIONS = {"north": "n", "south": "s", "east": "e", "west": "w", "central": 
 
 def _mock_zones(region: str) -> list[tuple[str, str]]:
     """(name, ID) of the region's zones as AWS lists them: as many as the region has
-    (stacks/regions.py), named us-east-1a..., with IDs of AWS's form (use1-az1...), so that the
-    network's exclusion of zones EKS does not support (use1-az3) shows offline."""
+    (stacks/regions.py), named <region>a, <region>b..., with IDs of AWS's form (<code>-az1...),
+    so that the network's exclusion of zones EKS does not support shows offline."""
     from .stacks.regions import REGIONS
 
     area, *directions, number = region.split("-")
