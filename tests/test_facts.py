@@ -368,7 +368,8 @@ def test_every_consumer_of_the_kubernetes_versions_reads_the_one_table() -> None
     from mlscaffold.stacks.monitoring import CLOUDWATCH_OBSERVABILITY_VERSIONS
 
     table = stack_config.KUBERNETES_VERSIONS
-    assert stack_config.DEFAULT_KUBERNETES_VERSION in table
+    assert stack_config.UNPINNED_KUBERNETES_VERSION in table
+    assert stack_config.default_kubernetes_version() in table
     assert tuple(table) == stack_config.SUPPORTED_KUBERNETES_VERSIONS
     supported = next(r for r in rules_of("security") if r.name == "eks-supported-version")
     assert supported.defaults()["supported_versions"] == list(table)

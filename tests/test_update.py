@@ -482,3 +482,21 @@ def test_a_project_made_without_git_updates_once_committed_as_the_refusal_says(r
     _commit(project, "Create nogit with mlscaffold")
     result = run_cli(["update", str(project)])
     assert result.exit_code == 0 and "is up to date" in result.stdout, result.stderr
+
+
+def test_update_keeps_the_kubernetes_version_a_stack_file_pins(run_cli, project, blueprint,
+                                                                monkeypatch):
+    from mlscaffold.stacks import config as stack_config
+
+    made_with = stack_config.default_kubernetes_version()
+    assert f"kubernetes_version: '{made_with}'" in (project / "infra/Pulumi.dev.yaml").read_text()
+    # later, another version is the default: the update must not move the cluster to it
+    later = next(v for v in stack_config.KUBERNETES_VERSIONS if v != made_with)
+    monkeypatch.setattr(stack_config, "default_kubernetes_version", lambda on=None: later)
+    _make_v2(blueprint)
+    result = run_cli(["update", str(project), "--blueprint", str(blueprint)])
+    assert result.exit_code == 0, result.stderr
+    assert "TIME ?= 120" in (project / "Makefile").read_text()
+    for name in ("dev", "staging", "prod"):
+        text = (project / f"infra/Pulumi.{name}.yaml").read_text()
+        assert f"kubernetes_version: '{made_with}'" in text, name
