@@ -132,11 +132,11 @@ KUBERNETES_VERSIONS: dict[str, KubernetesVersion] = {
     "1.36": KubernetesVersion(date(2026, 6, 2), date(2027, 8, 2), date(2028, 8, 2), "1.13",
                               "v6.4.0-eksbuild.1"),
 }
-# What a stack file without cluster.kubernetes_version gets: the default of mlscaffold 0.2.0
-# and earlier, kept fixed so that neither time nor an mlscaffold upgrade moves a cluster whose
-# stack file does not pin its version (EKS upgrades one minor version at a time). New projects
-# pin default_kubernetes_version() in their stack files instead; `check` reports a version
-# past its standard support (eks-standard-support).
+# What a stack file without cluster.kubernetes_version gets: the default of the releases
+# before stack files pinned it, kept fixed so that neither time nor an mlscaffold upgrade
+# moves a cluster whose stack file does not pin its version (EKS upgrades one minor version at
+# a time). New projects pin default_kubernetes_version() in their stack files instead; `check`
+# reports a version past its standard support (eks-standard-support).
 UNPINNED_KUBERNETES_VERSION = "1.34"
 
 

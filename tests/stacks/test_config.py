@@ -437,6 +437,6 @@ def test_a_new_stack_file_pins_the_version_and_an_unpinned_one_keeps_the_old_def
     assert settings["cluster"]["kubernetes_version"] == default_kubernetes_version()
     assert stack_settings(spec, "dev", kubernetes_version="1.35")["cluster"][
         "kubernetes_version"] == "1.35"
-    # a stack file without the key (made by mlscaffold 0.2.0 or earlier) is not moved
+    # a stack file without the key (made before stack files pinned it) is not moved
     assert platform_config(spec, "dev", {}).cluster.kubernetes_version == \
         UNPINNED_KUBERNETES_VERSION == "1.34"
