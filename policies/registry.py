@@ -55,6 +55,7 @@ DOMAINS: dict[str, tuple[Rule, ...]] = {
         compute.eks_secrets_encryption,
         compute.eks_control_plane_logging,
         compute.eks_supported_version,
+        compute.eks_standard_support,
         compute.eks_node_group_no_ssh,
         compute.eks_node_group_launch_template,
         compute.launch_template_imdsv2,

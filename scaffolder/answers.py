@@ -9,6 +9,7 @@ them again from today's spec.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -20,8 +21,11 @@ __all__ = ["DERIVED_ANSWERS", "blueprint_data"]
 DERIVED_ANSWERS = ("deploy_stages", "stack_settings", "architecture")
 
 
-def blueprint_data(spec: ProjectSpec) -> dict[str, Any]:
-    """Every answer the bundled blueprint takes for `spec`."""
+def blueprint_data(spec: ProjectSpec,
+                   kubernetes_versions: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Every answer the bundled blueprint takes for `spec`; `kubernetes_versions` keeps the
+    Kubernetes version an environment's stack file already pins (`update`), the others get
+    today's default."""
     from .ci import deploy_stages
     from .outline import spec_diagram
     from .stacks.config import stack_settings
@@ -31,6 +35,8 @@ def blueprint_data(spec: ProjectSpec) -> dict[str, Any]:
     return {
         **spec.blueprint_answers(),
         "deploy_stages": stages,
-        "stack_settings": {name: stack_settings(spec, name) for name in spec.environments},
+        "stack_settings": {name: stack_settings(
+            spec, name, kubernetes_version=(kubernetes_versions or {}).get(name))
+            for name in spec.environments},
         "architecture": spec_diagram(spec).splitlines(),
     }

@@ -263,7 +263,8 @@ def _check_destination(dest: Path) -> None:
 
 def render_project(target: Path, spec: ProjectSpec, blueprint: str,
                    data: Mapping[str, Any] | None = None, vcs_ref: str | None = None, *,
-                   progress: Callable[[str], None] | None = None) -> list[str]:
+                   progress: Callable[[str], None] | None = None,
+                   kubernetes_versions: Mapping[str, str] | None = None) -> list[str]:
     """Every generated file of a project into the empty folder `target`: the blueprint, which
     renders everything from the spec's answers, then sample data (the team's from then on).
     Returns notes for the user; `progress` hears of each step."""
@@ -272,7 +273,7 @@ def render_project(target: Path, spec: ProjectSpec, blueprint: str,
 
     step = progress or _quiet
     step("deriving stack settings and diagram…")
-    answers = {**blueprint_data(spec), **(data or {})}
+    answers = {**blueprint_data(spec, kubernetes_versions), **(data or {})}
     step("rendering blueprint…")
     render_into(target, spec, blueprint, answers, vcs_ref)
     notes = []

@@ -385,7 +385,8 @@ def _commit_render(git: _Git, base: str, spec: ProjectSpec, blueprint: str,
     with tempfile.TemporaryDirectory(prefix="mlscaffold-update-") as scratch:
         tree_dir = Path(scratch) / "render"
         tree_dir.mkdir()
-        render_project(tree_dir, spec, blueprint, data, vcs_ref)
+        render_project(tree_dir, spec, blueprint, data, vcs_ref,
+                       kubernetes_versions=_pinned_kubernetes_versions(git, base))
         index = Path(scratch) / "index"
         env = {**git.env, "GIT_INDEX_FILE": str(index)}
         git.run("read-tree", base, env=env)
@@ -399,6 +400,24 @@ def _commit_render(git: _Git, base: str, spec: ProjectSpec, blueprint: str,
     return git.out("commit-tree", tree, "-p", base, "-m",
                    render_message(f"mlscaffold {__version__}: pristine render of {spec.name}",
                                   record))
+
+
+def _pinned_kubernetes_versions(git: _Git, base: str) -> dict[str, str]:
+    """The Kubernetes version each environment of the last render pins (recorded in its
+    answers), so that `update` keeps it: a render made before stack files pinned one gets the
+    version its stacks have used all along (UNPINNED_KUBERNETES_VERSION). A new environment
+    gets today's default."""
+    from .stacks.config import UNPINNED_KUBERNETES_VERSION
+
+    recorded = _answers_at(git, base).get("stack_settings")
+    if not isinstance(recorded, dict):
+        return {}
+    pinned = {}
+    for environment, settings in recorded.items():
+        cluster = settings.get("cluster") if isinstance(settings, dict) else None
+        version = cluster.get("kubernetes_version") if isinstance(cluster, dict) else None
+        pinned[str(environment)] = str(version or UNPINNED_KUBERNETES_VERSION)
+    return pinned
 
 
 def _deleted_conflicts(lines: list[str]) -> list[str]:

@@ -43,9 +43,9 @@ CLOUDWATCH_OBSERVABILITY_ADDON = "amazon-cloudwatch-observability"
 __all__ = [
     "CLOUDWATCH_OBSERVABILITY_ADDON",
     "CONFIG_NAMESPACES",
-    "DEFAULT_KUBERNETES_VERSION",
     "DEFAULT_TUNNEL_PORT",
     "EKS_AMI_RELEASE",
+    "EKS_EXTENDED_SUPPORT_ENDS",
     "EKS_LOG_TYPES",
     "EKS_STANDARD_SUPPORT_ENDS",
     "GPU_POOL_LABEL",
@@ -58,6 +58,7 @@ __all__ = [
     "SPEC_OWNED",
     "SUPPORTED_KUBERNETES_VERSIONS",
     "SYSTEM_POOL",
+    "UNPINNED_KUBERNETES_VERSION",
     "AbTestConfig",
     "ClusterConfig",
     "CpuPoolConfig",
@@ -77,6 +78,7 @@ __all__ = [
     "TrainingConfig",
     "check_config_keys",
     "check_stack_region",
+    "default_kubernetes_version",
     "environment_profile",
     "environment_profiles",
     "platform_config",
@@ -91,10 +93,14 @@ KARPENTER_VERSION = "1.14.1"
 class KubernetesVersion:
     """What mlscaffold knows about one EKS Kubernetes version it supports."""
 
-    standard_support_ends: date | None
-    """The day it leaves EKS standard support (AWS docs, "Amazon EKS Kubernetes release
-    calendar"; billing at the extended rate starts that day, UTC); None when that is after
-    every date mlscaffold prices at."""
+    eks_release: date
+    """The day EKS released it (AWS docs, "Amazon EKS Kubernetes release calendar")."""
+    standard_support_ends: date
+    """The day it leaves EKS standard support (same calendar; billing at the extended rate
+    starts that day, UTC)."""
+    extended_support_ends: date
+    """The day its extended support ends (same calendar): no new clusters on it from then, and
+    EKS upgrades the control planes still on it."""
     karpenter_minimum: str
     """The oldest Karpenter release that supports it (Karpenter docs, "Compatibility",
     compatibility matrix of the v1.14 docs); checked against KARPENTER_VERSION."""
@@ -104,27 +110,55 @@ class KubernetesVersion:
     amazon-cloudwatch-observability --kubernetes-version <v>` lists it."""
 
 
-# The EKS versions mlscaffold supports (in standard or extended support in 2026-11), one table:
-# the config's validation, the security pack's supported versions, the cost estimator's
-# extended-support rate, Karpenter's compatibility and the CloudWatch add-on's pin all read it.
-# 1.36 leaves standard support 14 months or more after its EKS release in 2026, after every
-# date mlscaffold prices at (None). v6.4.0 of the CloudWatch add-on (chart
-# amazon-cloudwatch-observability-6.4.0, 2026-07-21) is published for 1.32 to 1.36 and is the
-# default build for 1.36.
+# The EKS versions mlscaffold supports, one table: the config's validation, the default a new
+# project pins, the security pack's supported versions and support-window rules, the cost
+# estimator's extended-support rate, Karpenter's compatibility and the CloudWatch add-on's pin
+# all read it. Dates: AWS docs, "Amazon EKS Kubernetes release calendar"
+# (https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html), checked
+# 2026-12-05 through its copy in endoflife.date (products/amazon-eks.md, scraped from that
+# table, 2026-08-22); 1.32 to 1.34 also match AWS Health's end-of-standard-support notices.
+# EKS had not released 1.37 in those sources (aws/containers-roadmap#2864 open). v6.4.0 of the
+# CloudWatch add-on (chart amazon-cloudwatch-observability-6.4.0, 2026-07-21) is published for
+# 1.32 to 1.36 and is the default build for 1.36.
 KUBERNETES_VERSIONS: dict[str, KubernetesVersion] = {
-    "1.32": KubernetesVersion(date(2026, 3, 23), "1.2", "v6.4.0-eksbuild.1"),
-    "1.33": KubernetesVersion(date(2026, 7, 29), "1.5", "v6.4.0-eksbuild.1"),
-    "1.34": KubernetesVersion(date(2026, 12, 2), "1.6", "v6.4.0-eksbuild.1"),
-    "1.35": KubernetesVersion(date(2027, 3, 27), "1.9", "v6.4.0-eksbuild.1"),
-    "1.36": KubernetesVersion(None, "1.13", "v6.4.0-eksbuild.1"),
+    "1.32": KubernetesVersion(date(2025, 1, 23), date(2026, 3, 23), date(2027, 3, 23), "1.2",
+                              "v6.4.0-eksbuild.1"),
+    "1.33": KubernetesVersion(date(2025, 5, 29), date(2026, 7, 29), date(2027, 7, 29), "1.5",
+                              "v6.4.0-eksbuild.1"),
+    "1.34": KubernetesVersion(date(2025, 10, 6), date(2026, 12, 2), date(2027, 12, 2), "1.6",
+                              "v6.4.0-eksbuild.1"),
+    "1.35": KubernetesVersion(date(2026, 1, 28), date(2027, 3, 27), date(2028, 3, 27), "1.9",
+                              "v6.4.0-eksbuild.1"),
+    "1.36": KubernetesVersion(date(2026, 6, 2), date(2027, 8, 2), date(2028, 8, 2), "1.13",
+                              "v6.4.0-eksbuild.1"),
 }
-# the default is in standard support
-DEFAULT_KUBERNETES_VERSION = "1.34"
+# What a stack file without cluster.kubernetes_version gets: the default of the releases
+# before stack files pinned it, kept fixed so that neither time nor an mlscaffold upgrade
+# moves a cluster whose stack file does not pin its version (EKS upgrades one minor version at
+# a time). New projects pin default_kubernetes_version() in their stack files instead; `check`
+# reports a version past its standard support (eks-standard-support).
+UNPINNED_KUBERNETES_VERSION = "1.34"
+
+
+def default_kubernetes_version(on: date | None = None) -> str:
+    """The version a project generated `on` (default: today) pins: the newest of
+    KUBERNETES_VERSIONS that EKS has released and still keeps in standard support that day and
+    that the pinned Karpenter supports; the newest supported one when none is (a stale table:
+    `check` then reports it)."""
+    day = on or date.today()
+    usable = [v for v, k in KUBERNETES_VERSIONS.items()
+              if _version(KARPENTER_VERSION) >= _version(k.karpenter_minimum)]
+    current = [v for v in usable if KUBERNETES_VERSIONS[v].eks_release <= day
+               < KUBERNETES_VERSIONS[v].standard_support_ends]
+    return max(current or usable, key=_version)
+
+
 # views of the table, for the consumers that need one column
 SUPPORTED_KUBERNETES_VERSIONS: tuple[str, ...] = tuple(KUBERNETES_VERSIONS)
 EKS_STANDARD_SUPPORT_ENDS: dict[str, date] = {
-    v: k.standard_support_ends for v, k in KUBERNETES_VERSIONS.items()
-    if k.standard_support_ends is not None}
+    v: k.standard_support_ends for v, k in KUBERNETES_VERSIONS.items()}
+EKS_EXTENDED_SUPPORT_ENDS: dict[str, date] = {
+    v: k.extended_support_ends for v, k in KUBERNETES_VERSIONS.items()}
 KARPENTER_MINIMUM_FOR_KUBERNETES: dict[str, str] = {
     v: k.karpenter_minimum for v, k in KUBERNETES_VERSIONS.items()}
 # the EKS-optimized AL2023 AMI release production GPU nodes are pinned to: Karpenter's
@@ -437,7 +471,11 @@ class ClusterConfig(_Strict):
 
     enabled: bool = Field(False, description="Build the EKS cluster (KServe serving needs it; "
                                              "turn it on to train on its GPU pools).")
-    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+    kubernetes_version: str = Field(
+        UNPINNED_KUBERNETES_VERSION,
+        description="EKS Kubernetes version of the control plane; new projects pin the newest "
+                    "in standard support on the day they are made. Raise it one minor version "
+                    "at a time.")
     public_access_cidrs: list[str] = Field(
         default_factory=list,
         description="CIDRs allowed to reach the public API endpoint; empty: private only.")
@@ -1109,11 +1147,24 @@ _PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-def stack_settings(spec: Any, environment: str) -> dict[str, Any]:
+def stack_settings(spec: Any, environment: str, *,
+                   kubernetes_version: str | None = None) -> dict[str, Any]:
     """The settings of an environment derived from the spec: what ``Pulumi.<env>.yaml`` holds.
 
-    `spec` is the project's spec (``mlscaffold.ProjectSpec`` or its dict form).
+    `spec` is the project's spec (``mlscaffold.ProjectSpec`` or its dict form). The stack file
+    pins the cluster's Kubernetes version: `kubernetes_version`, else
+    :func:`default_kubernetes_version` of today, so that a rendered project keeps the version
+    it was made with.
     """
+    settings = _derived_settings(spec, environment)
+    settings["cluster"]["kubernetes_version"] = (kubernetes_version
+                                                 or default_kubernetes_version())
+    return settings
+
+
+def _derived_settings(spec: Any, environment: str) -> dict[str, Any]:
+    """The settings of an environment that follow from the spec alone (no date): the base a
+    stack file's own settings override."""
     data = spec if isinstance(spec, dict) else spec.model_dump(mode="json")
     settings = copy.deepcopy(_PROFILES[environment_profile(environment, data["environments"])])
     settings["serving"]["platform"] = data["serving"]
@@ -1246,7 +1297,7 @@ def platform_config(spec: Any, environment: str, overrides: dict[str, Any] | Non
     for key in SPEC_OWNED:
         if key in (overrides or {}):
             raise StackConfigError(f"platform.{key}", _spec_owned_message(key, environment))
-    settings = _deep_merge(stack_settings(data, environment), overrides or {})
+    settings = _deep_merge(_derived_settings(data, environment), overrides or {})
     _serving_as_the_spec_says(settings.get("serving"), data["serving"])
     try:
         config = PlatformConfig.model_validate({

@@ -35,9 +35,9 @@ from ._iam import sagemaker_trust_policy, vpc_network_interface_statements
 from .alarms import MISSING_DATA
 from .config import (
     CLOUDWATCH_OBSERVABILITY_ADDON,
-    DEFAULT_KUBERNETES_VERSION,
     GPU_TOLERATION,
     KUBERNETES_VERSIONS,
+    UNPINNED_KUBERNETES_VERSION,
     MonitoringConfig,
     ServingConfig,
 )
@@ -143,7 +143,7 @@ class MonitoringArgs:
     node_groups: Sequence[pulumi.Resource] = ()
     """The cluster's node groups (the system one; Karpenter launches GPU nodes later): the
     add-on waits for them, its pods need nodes to run on."""
-    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+    kubernetes_version: str = UNPINNED_KUBERNETES_VERSION
     """The cluster's Kubernetes version: which add-on version is installed."""
     always_on_nodes: bool = True
     """The cluster always runs a node (its system node group's min_size is at least 1): no

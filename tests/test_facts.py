@@ -7,6 +7,7 @@ it), so a consumer that grows its own copy of the fact fails here as soon as the
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -368,7 +369,8 @@ def test_every_consumer_of_the_kubernetes_versions_reads_the_one_table() -> None
     from mlscaffold.stacks.monitoring import CLOUDWATCH_OBSERVABILITY_VERSIONS
 
     table = stack_config.KUBERNETES_VERSIONS
-    assert stack_config.DEFAULT_KUBERNETES_VERSION in table
+    assert stack_config.UNPINNED_KUBERNETES_VERSION in table
+    assert stack_config.default_kubernetes_version() in table
     assert tuple(table) == stack_config.SUPPORTED_KUBERNETES_VERSIONS
     supported = next(r for r in rules_of("security") if r.name == "eks-supported-version")
     assert supported.defaults()["supported_versions"] == list(table)
@@ -390,9 +392,10 @@ def test_the_cost_estimate_prices_extended_support_from_the_table(version: str) 
     from mlscaffold.policies.cost.estimate import estimate
 
     cluster = ("aws:eks/cluster:Cluster", "eks", {"version": version})
-    line = estimate([cluster], DEFAULT_REGION).lines[0]
+    day = date(2026, 12, 5)  # support windows are judged on the day the estimate is made
+    line = estimate([cluster], DEFAULT_REGION, on=day).lines[0]
     ends = KUBERNETES_VERSIONS[version].standard_support_ends
-    extended = ends is not None and ends <= prices().as_of
+    extended = ends <= day
     rate = prices().service("eks_cluster_extended_support_hour" if extended
                             else "eks_cluster_hour")
     assert line.monthly_usd == pytest.approx(rate * prices().hours_per_month)

@@ -509,3 +509,21 @@ def test_a_file_the_team_changed_and_the_blueprint_dropped_counts_as_changed(
         _git(project, "merge", "--abort")
     as_json = run_cli(["update", str(project), "--dry-run", "--format", "json"])
     assert "README.md" in json.loads(as_json.stdout)["changed"]
+
+
+def test_update_keeps_the_kubernetes_version_a_stack_file_pins(run_cli, project, blueprint,
+                                                                monkeypatch):
+    from mlscaffold.stacks import config as stack_config
+
+    made_with = stack_config.default_kubernetes_version()
+    assert f"kubernetes_version: '{made_with}'" in (project / "infra/Pulumi.dev.yaml").read_text()
+    # later, another version is the default: the update must not move the cluster to it
+    later = next(v for v in stack_config.KUBERNETES_VERSIONS if v != made_with)
+    monkeypatch.setattr(stack_config, "default_kubernetes_version", lambda on=None: later)
+    _make_v2(blueprint)
+    result = run_cli(["update", str(project), "--blueprint", str(blueprint)])
+    assert result.exit_code == 0, result.stderr
+    assert "TIME ?= 120" in (project / "Makefile").read_text()
+    for name in ("dev", "staging", "prod"):
+        text = (project / f"infra/Pulumi.{name}.yaml").read_text()
+        assert f"kubernetes_version: '{made_with}'" in text, name

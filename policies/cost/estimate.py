@@ -23,6 +23,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cached_property
 from typing import Any
 
@@ -250,8 +251,11 @@ def _rate(value: float) -> str:
 class _Context:
     """Prices, region multiplier, the stack's resources by type, and assumptions used."""
 
-    def __init__(self, resources: list[Triple], region: str, table: PriceTable) -> None:
+    def __init__(self, resources: list[Triple], region: str, table: PriceTable,
+                 on: date | None = None) -> None:
         self.table = table
+        #: the day Kubernetes support windows are judged on (EKS's calendar, not the prices')
+        self.on = on or date.today()
         self.region = region
         self.multiplier, region_note = table.region_multiplier(region)
         self.hours = table.hours_per_month
@@ -797,9 +801,13 @@ def _simple(ctx: _Context, resource: Triple) -> CostLine | None:
 
 def _eks_cluster(ctx: _Context, resource: Triple) -> CostLine:
     """The control plane: the standard rate, or the extended-support rate once the cluster's
-    Kubernetes version has left standard support (as of the price table's date) under the
-    upgrade policy EXTENDED, AWS's default when none is set. Full scale assumes an EXTENDED
-    cluster stays on its version into extended support."""
+    Kubernetes version has left standard support (as of `ctx.on`, today by default). A version
+    past its standard support is priced at the extended rate whatever the upgrade policy: a
+    cluster on it is in extended support, and EKS cannot switch such a cluster to STANDARD
+    (AWS docs, "Prevent increased cluster costs by disabling EKS extended support": "You
+    cannot disable extended support once your cluster has entered it"). Otherwise an EXTENDED
+    cluster (AWS's default when unset) is assumed to stay on its version into extended support
+    at full scale."""
     kind, name, props = resource
     t, hours = ctx.table, ctx.hours
     standard, extended = t.service("eks_cluster_hour"), t.service(
@@ -808,17 +816,19 @@ def _eks_cluster(ctx: _Context, resource: Triple) -> CostLine:
     policy = f"upgrade policy {support}" if support else \
         "upgrade policy not set (AWS's default: EXTENDED)"
     prop = "upgradePolicy.supportType"
+    version = str(_get(props, "version", ""))
+    ends = EKS_STANDARD_SUPPORT_ENDS.get(version)
+    if ends is not None and ends <= ctx.on:
+        usd = extended * hours * ctx.multiplier
+        consequence = (f"{policy} cannot be set on a cluster in extended support: raise "
+                       "cluster.kubernetes_version" if support == "STANDARD" else policy)
+        return CostLine(name, kind, usd, f"1 cluster x {hours:g} h x {_rate(extended)} "
+                        f"(Kubernetes {version} in extended support since {ends.isoformat()}; "
+                        f"{consequence})", usd, "version" if support == "STANDARD" else prop)
     if support == "STANDARD":
         usd = standard * hours * ctx.multiplier
         return CostLine(name, kind, usd, f"1 cluster x {hours:g} h x {_rate(standard)} (standard "
                         f"support; {policy}: EKS upgrades it instead of extending)", usd, prop)
-    version = str(_get(props, "version", ""))
-    ends = EKS_STANDARD_SUPPORT_ENDS.get(version)
-    if ends is not None and ends <= t.as_of:
-        usd = extended * hours * ctx.multiplier
-        return CostLine(name, kind, usd, f"1 cluster x {hours:g} h x {_rate(extended)} "
-                        f"(Kubernetes {version} in extended support since {ends.isoformat()}; "
-                        f"{policy})", usd, prop)
     when = f"from {ends.isoformat()}" if ends else "once its version leaves standard support"
     return CostLine(name, kind, standard * hours * ctx.multiplier,
                     f"1 cluster x {hours:g} h x {_rate(standard)} (standard support); full scale "
@@ -877,7 +887,7 @@ _MODELLED = frozenset({
 
 
 def estimate(resources: Iterable[Triple], region: str, *,
-             table: PriceTable | None = None) -> CostEstimate:
+             table: PriceTable | None = None, on: date | None = None) -> CostEstimate:
     """Estimate the monthly cost of `resources` ((type, name, props) triples) in `region`.
 
     A region missing from the price table is priced with the table's default multiplier and
@@ -885,7 +895,7 @@ def estimate(resources: Iterable[Triple], region: str, *,
     """
     resources, unknown = plain_resources(resources)
     table = table or prices()
-    ctx = _Context(resources, region, table)
+    ctx = _Context(resources, region, table, on)
     lines: list[CostLine] = []
     unpriced: set[str] = set()
     for resource in resources:

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator, Mapping
+from datetime import date
 from typing import Any
 
-from mlscaffold.stacks.config import SUPPORTED_KUBERNETES_VERSIONS
+from mlscaffold.stacks.config import (
+    EKS_EXTENDED_SUPPORT_ENDS,
+    EKS_STANDARD_SUPPORT_ENDS,
+    SUPPORTED_KUBERNETES_VERSIONS,
+    default_kubernetes_version,
+)
 from mlscaffold.stacks.constants import EKS_LOG_TYPES
 
 from ..props import as_mapping, is_set, is_true, items_of
@@ -103,7 +109,8 @@ def eks_control_plane_logging(subject: Subject, config: Mapping[str, Any]) -> It
 
 @rule("eks-supported-version", pack="security", severity="medium",
       resource_types=[EKS_CLUSTER],
-      description="EKS clusters pin a Kubernetes version that EKS still supports (and patches).",
+      description="EKS clusters pin a Kubernetes version that EKS still supports (and patches), "
+                  "in standard or extended support.",
       config={"supported_versions": {
           "type": "array", "items": {"type": "string", "pattern": r"^1\.\d+$"}, "minItems": 1,
           "default": list(SUPPORTED_KUBERNETES_VERSIONS),
@@ -117,6 +124,54 @@ def eks_supported_version(subject: Subject, config: Mapping[str, Any]) -> Iterat
     elif str(subject.props["version"]) not in supported:
         yield violation(subject, "version",
                         f"{subject.props['version']} is not a supported Kubernetes version", fix)
+    else:
+        version = str(subject.props["version"])
+        ends = EKS_EXTENDED_SUPPORT_ENDS.get(version)
+        if ends is not None and ends <= _today():
+            yield violation(subject, "version",
+                            f"{version} left EKS extended support on {ends.isoformat()} (no new "
+                            "clusters; EKS upgrades the ones still on it)",
+                            f"set it to {_upgrade_to(version)} (cluster.kubernetes_version in "
+                            "the stack config)")
+
+
+def _today() -> date:
+    """The day support windows are judged on (tests fix it)."""
+    return date.today()
+
+
+def _upgrade_to(version: str) -> str:
+    """The next minor version after `version` (EKS upgrades one at a time), or today's
+    default when the table has none."""
+    following = [v for v in SUPPORTED_KUBERNETES_VERSIONS
+                 if tuple(map(int, v.split("."))) > tuple(map(int, version.split(".")))]
+    return following[0] if following else default_kubernetes_version(_today())
+
+
+@rule("eks-standard-support", pack="security", severity="medium", level="advisory",
+      resource_types=[EKS_CLUSTER],
+      description="EKS clusters pin a Kubernetes version still in EKS standard support: past "
+                  "it, upgrade policy STANDARD has EKS upgrade the cluster behind the stack's "
+                  "back, and EXTENDED bills the extended-support rate.")
+def eks_standard_support(subject: Subject, config: Mapping[str, Any]) -> Iterator[str]:
+    # AWS docs, "Understand the Kubernetes version lifecycle on EKS" and "View current cluster
+    # upgrade policy": standard support lasts 14 months from the EKS release; then a STANDARD
+    # cluster is upgraded automatically and an EXTENDED one enters extended support (billed
+    # per cluster-hour at the extended rate, policies/cost/prices.json)
+    if not is_set(subject.props, "version"):
+        return  # eks-supported-version reports it
+    version = str(subject.props["version"])
+    ends = EKS_STANDARD_SUPPORT_ENDS.get(version)
+    if ends is None or ends > _today():
+        return
+    support = as_mapping(subject.props.get("upgradePolicy")).get("supportType")
+    then = ("EKS upgrades the cluster to the next version, which the stack then tries to "
+            "downgrade" if support == "STANDARD" else
+            "the cluster is billed at the extended-support rate")
+    yield violation(subject, "version",
+                    f"{version} left EKS standard support on {ends.isoformat()} ({then})",
+                    f"raise it to {_upgrade_to(version)} (cluster.kubernetes_version in the "
+                    "stack config; one minor version at a time)")
 
 
 # ------------------------------------------------------------------ node groups

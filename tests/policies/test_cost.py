@@ -14,6 +14,7 @@ import dataclasses
 import importlib
 import inspect
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +162,7 @@ HOURS = 730
 
 def small_stack(capacity: str = "ON_DEMAND") -> list[tuple[str, str, dict[str, Any]]]:
     return [
-        (CLUSTER, "eks", {"version": "1.34", "upgradePolicy": {"supportType": "STANDARD"},
+        (CLUSTER, "eks", {"version": "1.36", "upgradePolicy": {"supportType": "STANDARD"},
                           "tags": TAGS}),
         (LAUNCH_TEMPLATE, "system-lt", TEMPLATE),
         (NODE_GROUP, "system", changed(CPU_GROUP, "capacityType", capacity)),
@@ -219,19 +220,36 @@ def test_estimate_of_a_small_stack() -> None:
      "1 cluster x 730 h x $0.6 (Kubernetes 1.33 in extended support since 2026-07-29; upgrade "
      "policy not set (AWS's default: EXTENDED))"),
     ({"version": "1.36", "upgradePolicy": {"supportType": "EXTENDED"}}, "standard", "extended",
-     "1 cluster x 730 h x $0.1 (standard support); full scale $0.6/h extended support once its "
-     "version leaves standard support (upgrade policy EXTENDED)"),
+     "1 cluster x 730 h x $0.1 (standard support); full scale $0.6/h extended support from "
+     "2027-08-02 (upgrade policy EXTENDED)"),
 ])
 def test_eks_control_plane_standard_and_extended_support(props, baseline, full, basis) -> None:
     t = prices()
     rate = {"standard": t.service("eks_cluster_hour"),
             "extended": t.service("eks_cluster_extended_support_hour")}
     assert rate["extended"] == pytest.approx(6 * rate["standard"])  # AWS: 6x the control plane
-    (line,) = estimate([(CLUSTER, "eks", {**props, "tags": TAGS})], "us-east-1").lines
+    (line,) = estimate([(CLUSTER, "eks", {**props, "tags": TAGS})], "us-east-1",
+                       on=date(2026, 11, 1)).lines
     assert line.monthly_usd == pytest.approx(rate[baseline] * HOURS)
     assert line.at_full_scale_usd == pytest.approx(rate[full] * HOURS)
     assert line.basis == basis
     assert line.prop == "upgradePolicy.supportType"
+
+
+@pytest.mark.parametrize(("version", "since"), [("1.32", "2026-03-23"), ("1.34", "2026-12-02")])
+def test_a_standard_cluster_pinned_past_standard_support_is_priced_extended(version, since):
+    # EKS release calendar: 1.32 and 1.34 left standard support on these days; a cluster on
+    # such a version is billed the extended rate ($0.60 instead of $0.10 per cluster-hour, EKS
+    # pricing page) and cannot be switched to STANDARD (AWS docs, disable extended support)
+    props = {"version": version, "upgradePolicy": {"supportType": "STANDARD"}, "tags": TAGS}
+    (line,) = estimate([(CLUSTER, "eks", props)], "us-east-1", on=date(2026, 12, 5)).lines
+    assert line.monthly_usd == pytest.approx(prices().service(
+        "eks_cluster_extended_support_hour") * HOURS)
+    assert line.basis == (
+        f"1 cluster x 730 h x $0.6 (Kubernetes {version} in extended support since {since}; "
+        "upgrade policy STANDARD cannot be set on a cluster in extended support: raise "
+        "cluster.kubernetes_version)")
+    assert line.prop == "version"
 
 
 def test_spot_capacity_gets_the_spot_discount() -> None:

@@ -28,7 +28,8 @@ from .conftest import EXAMPLES, changed, check, check_stack
 MINE = frozenset({
     "sg-no-public-ingress",
     "eks-private-endpoint", "eks-public-endpoint-restricted", "eks-secrets-encryption",
-    "eks-control-plane-logging", "eks-supported-version", "eks-node-group-no-ssh",
+    "eks-control-plane-logging", "eks-supported-version", "eks-standard-support",
+    "eks-node-group-no-ssh",
     "eks-node-group-launch-template", "launch-template-imdsv2", "launch-template-imds-hop-limit",
     "launch-template-no-ssh-key", "launch-template-encrypted-volumes", "ec2-instance-imdsv2",
     "ec2-instance-encrypted-volumes",
@@ -42,7 +43,8 @@ def test_rule_table_entries() -> None:
     mine = {r.name: r for r in RULES.values() if r.check.__module__ in MODULES}
     assert set(mine) == MINE
     for entry in mine.values():
-        assert entry.pack == "security" and entry.level == "mandatory"
+        assert entry.pack == "security"
+        assert entry.level == ("advisory" if entry.name == "eks-standard-support" else "mandatory")
         assert entry.description.endswith(".") and entry.resource_types
 
 
@@ -891,3 +893,31 @@ def test_gpu_workload_asking_for_more_gpus_than_a_node_pool_allows() -> None:
         (GPU_POOL[0], "gpu", nine))] == [
         "InferenceService 'model': spec.predictor asks for 9 nvidia.com/gpu on one node, and "
         "the largest node of GPU NodePool 'gpu' (g5.48xlarge) has 8 (the pod stays Pending)"]
+
+
+def test_a_version_past_its_standard_support_is_advisory_past_extended_mandatory(
+        monkeypatch) -> None:
+    from datetime import date
+
+    from mlscaffold.policies.security import compute
+
+    monkeypatch.setattr(compute, "_today", lambda: date(2026, 12, 5))
+    assert RULES["eks-standard-support"].level == "advisory"
+    assert RULES["eks-supported-version"].level == "mandatory"
+    standard = changed(EKS, "upgradePolicy", {"supportType": "STANDARD"})
+    # 1.34 left standard support on 2026-12-02 (EKS release calendar)
+    assert check("eks-standard-support", CLUSTER, changed(standard, "version", "1.34")) == [
+        "Cluster 'res': version 1.34 left EKS standard support on 2026-12-02 (EKS upgrades the "
+        "cluster to the next version, which the stack then tries to downgrade); raise it to "
+        "1.35 (cluster.kubernetes_version in the stack config; one minor version at a time)"]
+    assert check("eks-standard-support", CLUSTER, changed(EKS, "version", "1.32")) == [
+        "Cluster 'res': version 1.32 left EKS standard support on 2026-03-23 (the cluster is "
+        "billed at the extended-support rate); raise it to 1.33 (cluster.kubernetes_version in "
+        "the stack config; one minor version at a time)"]
+    assert check("eks-standard-support", CLUSTER, changed(EKS, "version", "1.35")) == []
+    assert check("eks-supported-version", CLUSTER, changed(EKS, "version", "1.32")) == []
+    monkeypatch.setattr(compute, "_today", lambda: date(2027, 3, 23))
+    assert check("eks-supported-version", CLUSTER, changed(EKS, "version", "1.32")) == [
+        "Cluster 'res': version 1.32 left EKS extended support on 2027-03-23 (no new clusters; "
+        "EKS upgrades the ones still on it); set it to 1.33 (cluster.kubernetes_version in the "
+        "stack config)"]

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from mlscaffold.spec import validate_spec
 from mlscaffold.stacks.config import (
     EKS_AMI_RELEASE,
     GPU_POOL_LABEL,
+    KUBERNETES_VERSIONS,
     SUPPORTED_KUBERNETES_VERSIONS,
+    UNPINNED_KUBERNETES_VERSION,
     StackConfigError,
+    default_kubernetes_version,
     environment_profile,
     platform_config,
+    stack_settings,
 )
 from mlscaffold.stacks.instances import EC2_INSTANCES, gpu_count
 from mlscaffold.stacks.regions import REGIONS
@@ -401,3 +407,30 @@ def test_the_network_spreads_over_no_more_zones_than_the_region_has():
     for region in REGIONS:
         assert make_config("prod", region=region).network.availability_zones <= \
             REGIONS[region].availability_zones
+
+
+# ---------------------------------------------------------------- Kubernetes version pinning
+
+
+@pytest.mark.parametrize(("day", "expected"), [
+    # 1.34 left standard support on 2026-12-02 (EKS release calendar): not pinned after that
+    (date(2026, 12, 5), "1.36"),
+    # before EKS released 1.36 (2026-06-02), 1.35 was the newest
+    (date(2026, 5, 1), "1.35"),
+    (date(2025, 11, 1), "1.34"),
+])
+def test_the_default_kubernetes_version_is_the_newest_in_standard_support_that_day(day, expected):
+    assert default_kubernetes_version(day) == expected
+    facts = KUBERNETES_VERSIONS[expected]
+    assert facts.eks_release <= day < facts.standard_support_ends
+
+
+def test_a_new_stack_file_pins_the_version_and_an_unpinned_one_keeps_the_old_default():
+    spec = validate_spec({"name": "churn", "serving": "kserve"}).model_dump(mode="json")
+    settings = stack_settings(spec, "dev")
+    assert settings["cluster"]["kubernetes_version"] == default_kubernetes_version()
+    assert stack_settings(spec, "dev", kubernetes_version="1.35")["cluster"][
+        "kubernetes_version"] == "1.35"
+    # a stack file without the key (made before stack files pinned it) is not moved
+    assert platform_config(spec, "dev", {}).cluster.kubernetes_version == \
+        UNPINNED_KUBERNETES_VERSION == "1.34"
