@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from .cost import rules as cost
 from .rule import Pack, Rule
-from .security import compute, iam, kubernetes, logging, ml, network, storage
+from .security import compute, iam, kubernetes, logging, ml, naming, network, storage
 
 __all__ = ["DOMAINS", "RULES", "rule_table", "rules_of"]
 
@@ -48,6 +48,9 @@ DOMAINS: dict[str, tuple[Rule, ...]] = {
     ),
     "network": (
         network.sg_no_public_ingress,
+    ),
+    "naming": (
+        naming.aws_name_limits,
     ),
     "compute": (
         compute.eks_private_endpoint,

@@ -8,7 +8,10 @@ from typing import Any
 
 import pulumi
 
-__all__ = ["assume_role_policy", "child_options", "policy_document", "resource_tags", "token"]
+from .names import fitted_name
+
+__all__ = ["assume_role_policy", "child_options", "fitted", "policy_document", "resource_tags",
+           "token"]
 
 
 def token(component: str) -> str:
@@ -19,6 +22,13 @@ def token(component: str) -> str:
 def child_options(parent: pulumi.Resource, **extra: Any) -> pulumi.ResourceOptions:
     """Options of a component's child: parented to the component (providers are inherited)."""
     return pulumi.ResourceOptions(parent=parent, **extra)
+
+
+def fitted(resource: type[pulumi.CustomResource], logical: str) -> str | None:
+    """The physical name of the `resource` type named `logical`: None (Pulumi's auto-name, as
+    every resource had before) unless that would be longer than AWS allows for the type; then
+    a shortened, stable one (:func:`mlscaffold.stacks.names.fitted_name`)."""
+    return fitted_name(resource.pulumi_type, logical)
 
 
 def resource_tags(tags: Mapping[str, str], name: str | None = None,

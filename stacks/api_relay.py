@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from ._common import assume_role_policy, child_options, resource_tags, token
+from ._common import assume_role_policy, child_options, fitted, resource_tags, token
 
 __all__ = ["PORT_FORWARDING_DOCUMENT", "RELAY_AMI_PARAMETER", "RELAY_INSTANCE_TYPE", "ApiRelay",
            "ApiRelayArgs"]
@@ -71,7 +71,8 @@ class ApiRelay(pulumi.ComponentResource):
 
         partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
         role = aws.iam.Role(
-            f"{name}-role", description=f"API relay of {args.prefix}: Session Manager only",
+            f"{name}-role", name=fitted(aws.iam.Role, f"{name}-role"),
+            description=f"API relay of {args.prefix}: Session Manager only",
             assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
             tags=tags("role"), opts=child_options(self))
         attachment = aws.iam.RolePolicyAttachment(

@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from ._common import assume_role_policy, child_options, policy_document, resource_tags, token
+from ._common import (
+    assume_role_policy,
+    child_options,
+    fitted,
+    policy_document,
+    resource_tags,
+    token,
+)
 from .api_relay import ApiRelay, ApiRelayArgs
 from .config import GPU_POOL_LABEL, SYSTEM_POOL, ClusterConfig, SystemNodeGroupConfig
 from .constants import EKS_LOG_TYPES
@@ -275,7 +282,8 @@ class GpuCluster(pulumi.ComponentResource):
             tags=self._tags("control-plane-logs"), opts=child_options(self))
 
         role = aws.iam.Role(
-            f"{name}-cluster-role", assume_role_policy=assume_role_policy("eks.amazonaws.com"),
+            f"{name}-cluster-role", name=fitted(aws.iam.Role, f"{name}-cluster-role"),
+            assume_role_policy=assume_role_policy("eks.amazonaws.com"),
             description=f"EKS control plane of {args.cluster_name}",
             tags=self._tags("cluster-role"), opts=child_options(self))
         cluster_policy = aws.iam.RolePolicyAttachment(
@@ -377,6 +385,7 @@ class GpuCluster(pulumi.ComponentResource):
                 namespace, service_account, policy = addon.irsa
                 role = aws.iam.Role(
                     f"{self._name}-{addon.name}-role",
+                    name=fitted(aws.iam.Role, f"{self._name}-{addon.name}-role"),
                     assume_role_policy=self.irsa_trust_policy(namespace, service_account),
                     description=f"EKS add-on {addon.name} of {self._args.cluster_name} (IRSA)",
                     tags=self._tags(f"{addon.name}-role"), opts=child_options(self))
@@ -405,7 +414,8 @@ class GpuCluster(pulumi.ComponentResource):
     def _node_role_and_policies(
             self) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
         role = aws.iam.Role(
-            f"{self._name}-node-role", assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
+            f"{self._name}-node-role", name=fitted(aws.iam.Role, f"{self._name}-node-role"),
+            assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
             description=f"Nodes of {self._args.cluster_name}", tags=self._tags("node-role"),
             opts=child_options(self))
         attachments = [

@@ -1169,6 +1169,13 @@ def _derived_settings(spec: Any, environment: str) -> dict[str, Any]:
     settings = copy.deepcopy(_PROFILES[environment_profile(environment, data["environments"])])
     settings["serving"]["platform"] = data["serving"]
     settings["cluster"]["enabled"] = data["serving"] == "kserve"
+    # no more zones than the network can use in the region (prod asks 3; us-west-1 has 2 where
+    # EKS runs): the same count the stack config's check reads
+    region = data.get("region")
+    usable = REGIONS[region].usable_zones(cluster=settings["cluster"]["enabled"]) \
+        if region in REGIONS else None
+    if usable is not None and settings["network"]["availability_zones"] > usable:
+        settings["network"]["availability_zones"] = usable
     settings["feature_store"] = {"enabled": data["feature_store"] == "sagemaker"}
     return settings
 
@@ -1322,12 +1329,18 @@ def platform_config(spec: Any, environment: str, overrides: dict[str, Any] | Non
 
 
 def _zones_in_region(config: PlatformConfig) -> None:
-    zones = REGIONS[config.region].availability_zones
+    """Refuse more zones than the network can use: with a cluster, the zones EKS does not
+    support are skipped (stacks/network.py), and the network would fail at deploy."""
+    region = REGIONS[config.region]
+    zones = region.usable_zones(cluster=config.cluster.enabled)
     if config.network.availability_zones > zones:
+        where = (f" where EKS can run the cluster ({', '.join(region.eks_unsupported_zone_ids)} "
+                 f"{'is' if len(region.eks_unsupported_zone_ids) == 1 else 'are'} not one)"
+                 if zones < region.availability_zones else "")
         raise StackConfigError(
             "platform.network.availability_zones",
             f"{config.network.availability_zones} zones, and {config.region} (the region of "
-            f"mlscaffold.yaml) has {zones}: set it to {zones} or fewer")
+            f"mlscaffold.yaml) has {zones}{where}: set it to {zones} or fewer")
 
 
 def _gpus_fit_a_node(config: PlatformConfig) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from ._common import child_options, policy_document, resource_tags, token
+from ._common import child_options, fitted, policy_document, resource_tags, token
 from ._iam import sagemaker_trust_policy
 from ._storage import secure_bucket
 from .config import FeatureStoreConfig
@@ -147,7 +147,8 @@ class FeatureStore(pulumi.ComponentResource):
             tags=resource_tags(args.tags, name=f"{name}-catalog"), opts=child_options(self))
 
         role = aws.iam.Role(
-            f"{name}-ingestion-role", assume_role_policy=sagemaker_trust_policy(self),
+            f"{name}-ingestion-role", name=fitted(aws.iam.Role, f"{name}-ingestion-role"),
+            assume_role_policy=sagemaker_trust_policy(self),
             description=f"Feature groups of {args.prefix}: offline-store writes and ingestion",
             tags=resource_tags(args.tags, name=f"{name}-ingestion-role"),
             opts=child_options(self))

@@ -28,7 +28,14 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from ._common import assume_role_policy, child_options, policy_document, resource_tags, token
+from ._common import (
+    assume_role_policy,
+    child_options,
+    fitted,
+    policy_document,
+    resource_tags,
+    token,
+)
 from .config import GpuPoolConfig, KarpenterPoolConfig
 from .constants import (
     CAPACITY_TYPE,
@@ -120,7 +127,8 @@ class Karpenter(pulumi.ComponentResource):
         self._partition = aws.get_partition_output(opts=invoke).partition
 
         node_role = aws.iam.Role(
-            f"{name}-node-role", assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
+            f"{name}-node-role", name=fitted(aws.iam.Role, f"{name}-node-role"),
+            assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
             description=f"Nodes Karpenter launches for {args.cluster_name}",
             tags=self._tags("node-role"), opts=child_options(self))
         attachments = [
@@ -144,7 +152,8 @@ class Karpenter(pulumi.ComponentResource):
 
         queue, queue_policy = self._interruption_queue()
         controller_role = aws.iam.Role(
-            f"{name}-controller-role", assume_role_policy=self._pod_identity_trust(),
+            f"{name}-controller-role", name=fitted(aws.iam.Role, f"{name}-controller-role"),
+            assume_role_policy=self._pod_identity_trust(),
             description=f"Karpenter controller of {args.cluster_name} (EKS Pod Identity)",
             tags=self._tags("controller-role"), opts=child_options(self))
         controller_policy = aws.iam.RolePolicy(
@@ -195,7 +204,8 @@ class Karpenter(pulumi.ComponentResource):
             tags=self._tags("interruptions"), opts=child_options(self))
         rules = {
             event: aws.cloudwatch.EventRule(
-                f"{name}-{event}", description=f"{detail} for Karpenter of {args.cluster_name}",
+                f"{name}-{event}", name=fitted(aws.cloudwatch.EventRule, f"{name}-{event}"),
+                description=f"{detail} for Karpenter of {args.cluster_name}",
                 event_pattern=json.dumps({"source": [source], "detail-type": [detail]}),
                 tags=self._tags(event), opts=child_options(self))
             for event, (source, detail) in INTERRUPTION_EVENTS.items()

@@ -30,7 +30,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from ._common import child_options, policy_document, resource_tags, token
+from ._common import child_options, fitted, policy_document, resource_tags, token
 from ._iam import sagemaker_trust_policy, vpc_network_interface_statements
 from .alarms import MISSING_DATA
 from .config import (
@@ -366,7 +366,8 @@ class Monitoring(pulumi.ComponentResource):
                                         BASELINE_PREFIX)
         processing_logs = self._arn("logs", "log-group:/aws/sagemaker/ProcessingJobs")
         role = aws.iam.Role(
-            f"{name}-monitor-role", assume_role_policy=sagemaker_trust_policy(self),
+            f"{name}-monitor-role", name=fitted(aws.iam.Role, f"{name}-monitor-role"),
+            assume_role_policy=sagemaker_trust_policy(self),
             description=f"Model Monitor of {args.prefix}: reads captured data, writes reports",
             tags=self._tags("monitor-role"), opts=child_options(self))
         policy = aws.iam.RolePolicy(
@@ -388,7 +389,9 @@ class Monitoring(pulumi.ComponentResource):
             ]),
             opts=child_options(self))
         job = aws.sagemaker.DataQualityJobDefinition(
-            f"{name}-data-quality", role_arn=role.arn,
+            f"{name}-data-quality",
+            name=fitted(aws.sagemaker.DataQualityJobDefinition, f"{name}-data-quality"),
+            role_arn=role.arn,
             data_quality_app_specification={"image_uri": model_monitor_image_uri(args.region)},
             data_quality_baseline_config={
                 "constraints_resource": {"s3_uri": pulumi.Output.concat(
@@ -416,7 +419,9 @@ class Monitoring(pulumi.ComponentResource):
             stopping_condition={"max_runtime_in_seconds": 1800},
             tags=self._tags("data-quality"), opts=child_options(self, depends_on=[policy]))
         aws.sagemaker.MonitoringSchedule(
-            f"{name}-drift-schedule", monitoring_schedule_config={
+            f"{name}-drift-schedule",
+            name=fitted(aws.sagemaker.MonitoringSchedule, f"{name}-drift-schedule"),
+            monitoring_schedule_config={
                 "monitoring_type": "DataQuality",
                 "monitoring_job_definition_name": job.name,
                 "schedule_config": {"schedule_expression": args.config.drift_schedule}},
@@ -443,7 +448,8 @@ class Monitoring(pulumi.ComponentResource):
         writes its results, nothing else) and what the job needs to know, as one output."""
         name, args = self._name, self._args
         role = aws.iam.Role(
-            f"{name}-baseline-role", assume_role_policy=sagemaker_trust_policy(self),
+            f"{name}-baseline-role", name=fitted(aws.iam.Role, f"{name}-baseline-role"),
+            assume_role_policy=sagemaker_trust_policy(self),
             description=f"Model Monitor baseline jobs of {args.prefix}: training data in, "
                         "statistics and constraints out",
             tags=self._tags("baseline-role"), opts=child_options(self))
@@ -482,7 +488,9 @@ class Monitoring(pulumi.ComponentResource):
         Container Insights performance events to."""
         name, args = self._name, self._args
         role = aws.iam.Role(
-            f"{name}-cloudwatch-agent-role", assume_role_policy=args.irsa_trust_policy(
+            f"{name}-cloudwatch-agent-role",
+            name=fitted(aws.iam.Role, f"{name}-cloudwatch-agent-role"),
+            assume_role_policy=args.irsa_trust_policy(
                 CLOUDWATCH_NAMESPACE, CLOUDWATCH_AGENT_SERVICE_ACCOUNT),
             description=f"CloudWatch agent of {args.prefix}: sends Container Insights metrics",
             tags=self._tags("cloudwatch-agent-role"), opts=child_options(self))
@@ -560,7 +568,8 @@ class Monitoring(pulumi.ComponentResource):
         """The IRSA role of the cluster's Alertmanager: publish to the (encrypted) topic."""
         name, args = self._name, self._args
         role = aws.iam.Role(
-            f"{name}-alertmanager-role", assume_role_policy=args.irsa_trust_policy(
+            f"{name}-alertmanager-role", name=fitted(aws.iam.Role, f"{name}-alertmanager-role"),
+            assume_role_policy=args.irsa_trust_policy(
                 MONITORING_NAMESPACE, ALERTMANAGER_SERVICE_ACCOUNT),
             description=f"Alertmanager of {args.prefix}: publishes to the alert topic",
             tags=self._tags("alertmanager-role"), opts=child_options(self))

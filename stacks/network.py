@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from ._common import child_options, policy_document, resource_tags, token
+from ._common import child_options, fitted, policy_document, resource_tags, token
 from .config import NetworkConfig
 from .karpenter import DISCOVERY_TAG
 
@@ -224,7 +224,8 @@ class Network(pulumi.ComponentResource):
         partition = aws.get_partition_output(opts=invoke).partition
         # only flow logs of this account may assume the role (confused deputy)
         role = aws.iam.Role(
-            f"{name}-flow-logs-role", assume_role_policy=policy_document([{
+            f"{name}-flow-logs-role", name=fitted(aws.iam.Role, f"{name}-flow-logs-role"),
+            assume_role_policy=policy_document([{
                 "Effect": "Allow", "Action": "sts:AssumeRole",
                 "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
                 "Condition": {

@@ -39,6 +39,12 @@ class Region:
     leaves them out (AWS docs: "View Amazon EKS networking requirements for VPC and subnets";
     EKS answers UnsupportedAvailabilityZoneException)."""
 
+    def usable_zones(self, *, cluster: bool) -> int:
+        """The most zones a stack's network can spread over: all of the region's, less those
+        EKS does not support when the stack has a cluster (the network skips them). The one
+        count the stack config's check and the generated profiles read."""
+        return self.availability_zones - (len(self.eks_unsupported_zone_ids) if cluster else 0)
+
 
 REGIONS: dict[str, Region] = {
     "us-east-1": Region(1.0, "156813124566", 6, eks_unsupported_zone_ids=("use1-az3",)),

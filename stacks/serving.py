@@ -16,7 +16,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from ._common import child_options, policy_document, resource_tags, token
+from ._common import child_options, fitted, policy_document, resource_tags, token
 from ._iam import SAGEMAKER_VPC_ACTIONS, sagemaker_trust_policy, vpc_network_interface_statements
 from .alarms import MISSING_DATA
 from .config import (
@@ -417,7 +417,8 @@ class Serving(pulumi.ComponentResource):
         """The role SageMaker hosts the model with: read the model, pull the image, write
         captured data and logs, manage the endpoint's network interfaces."""
         role = aws.iam.Role(
-            f"{name}-execution-role", assume_role_policy=sagemaker_trust_policy(self),
+            f"{name}-execution-role", name=fitted(aws.iam.Role, f"{name}-execution-role"),
+            assume_role_policy=sagemaker_trust_policy(self),
             description=f"SageMaker endpoint {args.prefix}: hosts the model",
             tags=resource_tags(args.tags, name=f"{name}-execution-role"),
             opts=child_options(self))
@@ -500,7 +501,7 @@ class Serving(pulumi.ComponentResource):
         """The predictor's IRSA role: read and list the model versions, decrypt them."""
         account_name = predictor_service_account(args.model_name)
         role = aws.iam.Role(
-            f"{name}-predictor-role",
+            f"{name}-predictor-role", name=fitted(aws.iam.Role, f"{name}-predictor-role"),
             assume_role_policy=args.irsa_trust_policy(args.namespace, account_name),
             description=f"KServe predictor {args.namespace}/{args.model_name}: reads its model",
             tags=resource_tags(args.tags, name=f"{name}-predictor-role"),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from ._common import child_options, policy_document, resource_tags, token
+from ._common import child_options, fitted, policy_document, resource_tags, token
 from ._iam import sagemaker_trust_policy
 from .config import TrackingConfig
 
@@ -65,7 +65,8 @@ class TrackingServer(pulumi.ComponentResource):
         region = aws.get_region_output(opts=invoke).region
 
         role = aws.iam.Role(
-            f"{name}-role", assume_role_policy=sagemaker_trust_policy(self),
+            f"{name}-role", name=fitted(aws.iam.Role, f"{name}-role"),
+            assume_role_policy=sagemaker_trust_policy(self),
             description=f"MLflow tracking server of {args.prefix}: its artifacts in S3",
             tags=resource_tags(args.tags, name=f"{name}-role"), opts=child_options(self))
         objects = pulumi.Output.concat(args.artifact_bucket_arn, f"/{MLFLOW_PREFIX}/*")

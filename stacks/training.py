@@ -22,7 +22,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from ._common import child_options, policy_document, resource_tags, token
+from ._common import child_options, fitted, policy_document, resource_tags, token
 from ._iam import SAGEMAKER_SERVICE, sagemaker_trust_policy
 from .config import TrainingConfig
 from .training_layout import (
@@ -105,7 +105,8 @@ class Training(pulumi.ComponentResource):
         self._bucket = bucket
 
         role = aws.iam.Role(
-            f"{name}-role", assume_role_policy=sagemaker_trust_policy(self),
+            f"{name}-role", name=fitted(aws.iam.Role, f"{name}-role"),
+            assume_role_policy=sagemaker_trust_policy(self),
             description=f"SageMaker training jobs of {args.prefix}: data sets in, models out",
             tags=self._tags("role"), opts=child_options(self))
         policy = aws.iam.RolePolicy(
@@ -121,7 +122,8 @@ class Training(pulumi.ComponentResource):
         eks: pulumi.Input[dict[str, Any]] | None = None
         if args.cluster_name is not None:
             job_role = aws.iam.Role(
-                f"{name}-eks-role", assume_role_policy=pod_identity_trust_policy(
+                f"{name}-eks-role", name=fitted(aws.iam.Role, f"{name}-eks-role"),
+                assume_role_policy=pod_identity_trust_policy(
                     args.cluster_name, TRAINING_NAMESPACE, TRAINING_SERVICE_ACCOUNT),
                 description=f"Kubernetes training Jobs of {args.prefix} (EKS Pod Identity)",
                 tags=self._tags("eks-role"), opts=child_options(self))

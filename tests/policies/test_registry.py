@@ -51,6 +51,8 @@ RULE_NAMES = frozenset({
     "knative-kourier-cluster-ip",
     # feature-store training queries scan at most a cutoff
     "athena-scan-cutoff",
+    # names AWS accepts: Pulumi's auto-names included
+    "aws-name-limits",
 })
 
 
@@ -132,11 +134,12 @@ def test_the_policies_import_neither_the_cli_nor_its_errors(tmp_path):
     loaded = json.loads(modules)
     assert "mlscaffold.policies.registry" in loaded
     assert not {"mlscaffold.errors", "mlscaffold.cli", "mlscaffold.cli_lifecycle"} & set(loaded)
-    # beside the policies, only the names they share with the stacks, the YAML error text and
-    # the nearest-name suggestion of error messages
+    # beside the policies, only the names they share with the stacks (and the stacks' name
+    # limits), the YAML error text and the nearest-name suggestion of error messages
     assert {m for m in loaded if not m.startswith("mlscaffold.policies")} <= {
         "mlscaffold", "mlscaffold.yamlfiles", "mlscaffold.suggest", "mlscaffold.stacks",
         "mlscaffold.stacks.config",
         "mlscaffold.stacks.constants", "mlscaffold.stacks.feature_schema",
         "mlscaffold.stacks.instances", "mlscaffold.stacks.model_keys", "mlscaffold.stacks.program",
-        "mlscaffold.stacks.regions", "mlscaffold.stacks.schedules", "mlscaffold.stacks.columns"}
+        "mlscaffold.stacks.regions", "mlscaffold.stacks.schedules", "mlscaffold.stacks.columns",
+        "mlscaffold.stacks.names"}

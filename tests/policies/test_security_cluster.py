@@ -921,3 +921,23 @@ def test_a_version_past_its_standard_support_is_advisory_past_extended_mandatory
         "Cluster 'res': version 1.32 left EKS extended support on 2027-03-23 (no new clusters; "
         "EKS upgrades the ones still on it); set it to 1.33 (cluster.kubernetes_version in the "
         "stack config)"]
+
+
+def test_names_aws_would_refuse_are_found_given_or_auto_named():
+    role = "aws:iam/role:Role"
+    long = "n" * 34 + "-p-cluster-karpenter-controller-role"
+    # auto-named (no name input, as offline): Pulumi's "<logical>-xxxxxxx" is over IAM's 64
+    assert check("aws-name-limits", role, {}, name=long) == [
+        f"Role '{long}': name is not set, and Pulumi's auto-name '{long}-xxxxxxx' is 78 "
+        "characters, over the 64 AWS allows (IAM CreateRole RoleName 1-64; pulumi-aws 64); "
+        "give name a name of at most 64 characters (mlscaffold.stacks.names.fitted_name makes "
+        "one) or a shorter logical name"]
+    assert check("aws-name-limits", role, {}, name="demo-dev-cluster-node-role") == []
+    assert check("aws-name-limits", role, {"name": "r" * 64}, name=long) == []
+    assert check("aws-name-limits", role, {"name": "r" * 65}, name="r") == [
+        f"Role 'r': name '{'r' * 65}' is 65 characters, over the 64 AWS allows (IAM CreateRole "
+        "RoleName 1-64; pulumi-aws 64); shorten name"]
+    assert check("aws-name-limits", "aws:sagemaker/monitoringSchedule:MonitoringSchedule",
+                 {"name": "demo_dev"}, name="s") == [
+        "MonitoringSchedule 's': name 'demo_dev' has characters AWS does not accept in it "
+        "(allowed: [a-zA-Z0-9](-*[a-zA-Z0-9])*); shorten name"]

@@ -434,3 +434,36 @@ def test_a_new_stack_file_pins_the_version_and_an_unpinned_one_keeps_the_old_def
     # a stack file without the key (made before stack files pinned it) is not moved
     assert platform_config(spec, "dev", {}).cluster.kubernetes_version == \
         UNPINNED_KUBERNETES_VERSION == "1.34"
+
+
+def test_a_cluster_stack_counts_only_the_zones_eks_supports():
+    # us-west-1 has 3 zones, and EKS supports none of usw1-az2: a cluster's network skips it
+    # (stacks/network.py), so a cluster stack has 2 to spread over
+    with pytest.raises(StackConfigError) as caught:
+        make_config("dev", {"network": {"availability_zones": 3}}, region="us-west-1",
+                    serving="kserve")
+    assert str(caught.value) == (
+        "stack config platform.network.availability_zones: 3 zones, and us-west-1 (the region "
+        "of mlscaffold.yaml) has 2 where EKS can run the cluster (usw1-az2 is not one): set it "
+        "to 2 or fewer")
+    with pytest.raises(StackConfigError, match="has 2 where EKS can run the cluster"):
+        make_config("dev", {"network": {"availability_zones": 3},
+                            "cluster": {"enabled": True}}, region="us-west-1")
+    # without a cluster, every zone of the region is usable
+    assert make_config("dev", {"network": {"availability_zones": 3}}, region="us-west-1",
+                       serving="sagemaker").network.availability_zones == 3
+
+
+@pytest.mark.parametrize("region", sorted(REGIONS))
+@pytest.mark.parametrize("serving", ["kserve", "sagemaker"])
+def test_the_generated_profiles_fit_the_zones_the_stack_can_use(region, serving):
+    """What `new` writes (prod: 3 zones) validates in every region, with or without a
+    cluster: prod in us-west-1 with KServe gets 2."""
+    spec = validate_spec({"name": "demo", "region": region, "serving": serving})
+    for environment in spec.environments:
+        config = platform_config(spec, environment)
+        usable = REGIONS[region].usable_zones(cluster=config.cluster.enabled)
+        assert config.network.availability_zones <= usable
+    prod = platform_config(spec, "prod").network.availability_zones
+    assert prod == (2 if (region, serving) in {("us-west-1", "kserve"),
+                                               ("ca-central-1", "kserve")} else 3)
