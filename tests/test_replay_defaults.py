@@ -175,4 +175,4 @@ def test_the_window_replays_the_choice_train_makes_among_its_defaults():
             assert choice["paired_errors"][item.family] == pytest.approx(
                 replayed.protocol.standard_error([a - b for a, b in zip(item.views, best.views,
                                                                         strict=True)]))
-    assert result.family == replay.choose(replayed, "window").family
+    assert result.family == replay.choose(replayed, "window_rank").family

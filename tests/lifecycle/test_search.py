@@ -903,3 +903,32 @@ def test_progress_rows_keep_their_columns_whatever_the_candidate_s_end():
     assert rows["pruned"].endswith("  stopped after 1/5 folds")
     assert "balanced_accuracy=0.5000 " in rows["pruned"]
     assert rows["failed"].endswith("  failed: boom")
+
+
+def test_defaults_tied_exactly_are_told_apart_by_their_rank_fold_by_fold():
+    """Logistic regression (first in family order) and extra trees pool to the same accuracy;
+    extra trees ranks better among the defaults fold by fold, so it is chosen."""
+    from types import SimpleNamespace
+
+    def scored(number: int, family: str, views: list[float | None]) -> object:
+        mean = float(np.mean([v for v in views if v is not None]))
+        return SimpleNamespace(number=number, key=(-mean, 0.0), view_scores=views,
+                               trial=SimpleNamespace(family=family))
+
+    run = SimpleNamespace(metric=get_metric("accuracy", "multiclass-classification"))
+    linear = scored(1, "logistic_regression", [0.8, 0.9, 1.0])
+    trees = scored(2, "extra_trees", [1.0, 0.9, 0.8])
+    neighbours = scored(3, "k_nearest_neighbors", [0.85, 0.95, 0.75])
+    rule: dict = {}
+    chosen = search_module._best_ranked_of_ties(run, [linear, trees, neighbours], linear, rule)
+    # ranks per fold: trees 1, 2.5, 2 (mean 1.83); linear 3, 2.5, 1 (2.17)
+    assert chosen is trees
+    assert rule["fold_ranks"] == {"logistic_regression": 2.167, "extra_trees": 1.833}
+    # no exact tie, or a fold without a score: the window's pick stays
+    untied = scored(2, "extra_trees", [1.0, 0.9, 0.81])
+    assert search_module._best_ranked_of_ties(run, [linear, untied, neighbours], linear,
+                                              {}) is linear
+    unscored = scored(2, "extra_trees", [1.0, None, 0.8])
+    unscored.key = linear.key
+    assert search_module._best_ranked_of_ties(run, [linear, unscored, neighbours], linear,
+                                              {}) is linear
