@@ -61,6 +61,8 @@ class ModelBundle:
     # numeric columns whose non-numbers are read as missing (the training data's decision):
     # column -> {"count": strays in the training data, "values": {text: count}}
     strays: dict[str, dict] = field(default_factory=dict)
+    # numeric columns of numbers written with a trailing '%', read as the numbers written
+    percents: list[str] = field(default_factory=list)
 
     @property
     def input_columns(self) -> list[str]:
@@ -107,6 +109,7 @@ def save_bundle(bundle: ModelBundle, directory: Path) -> Path:
             "metric": bundle.metric,
             "metrics": bundle.metrics,
             "strays": bundle.strays,
+            "percents": bundle.percents,
             "sklearn_version": sklearn.__version__,
             "saved_at": utc_now(),
         },
@@ -136,6 +139,7 @@ def load_bundle(directory: Path) -> ModelBundle:
         metrics=dict(metadata.get("metrics") or {}),
         name=metadata.get("name", ""),
         strays=dict(metadata.get("strays") or {}),
+        percents=list(metadata.get("percents") or []),
     )
 
 
@@ -177,11 +181,12 @@ def parse_input(bundle: ModelBundle, frame: pd.DataFrame) -> ParsedFeatures:
 
     Numbers become floats and categories strings; in the numeric columns of `bundle.strays`, text
     that is not a number reads as missing (as it did in training), elsewhere it is a DataError.
+    In the numeric columns of `bundle.percents`, '64.3%' reads as 64.3, as in training.
     In `boolean_columns`, true and false as pandas spells them read as in training.
     Everything that scores a bundle reads its input through here (predict_frame,
     frame_from_records, evaluate, predict, serve).
     """
-    parsed = parse_features(frame, bundle.features, bundle.strays)
+    parsed = parse_features(frame, bundle.features, bundle.strays, bundle.percents)
     for name in boolean_columns(bundle):
         parsed.frame[name] = parsed.frame[name].replace(BOOLEAN_TEXT)
     return parsed

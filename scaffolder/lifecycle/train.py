@@ -105,7 +105,7 @@ def load_training_data(
             warn(f"{source} has column(s) that {files['train']['path']} lacks, which the model "
                  f"ignores: {', '.join(unknown)}; add them to both files or drop them")
         try:
-            parsed = parse_features(data.features, features, schema.strays)
+            parsed = parse_features(data.features, features, schema.strays, schema.percents)
         except DataError as error:  # a column's values: say which file holds them
             raise DataError(f"{source}: {error.message}", hint=error.hint) from None
         for line in stray_warnings(source, parsed.strays):
@@ -197,6 +197,7 @@ def train(
             metrics=result.metrics,
             name=config.name,
             strays=data.strays,
+            percents=data.schema.percents,
         )
         save_bundle(bundle, directory)
         atomic_write_json(directory / "leaderboard.json", _leaderboard(result.trials, metric))
@@ -296,6 +297,7 @@ def _experiment_record(
         "label": config.label,
         "features": data.features,
         "strays": data.strays,
+        "percents": data.schema.percents,
         "classes": result.classes,
         "data": data.files,
         "versions": {
