@@ -23,6 +23,7 @@ from .experiments import experiment_dir, read_index, unknown_experiment
 from .files import atomic_write, atomic_write_json, read_json, utc_now
 from .registry import current_version_dir
 from .schema import ParsedFeatures, parse_features, used_columns
+from .text import column_name
 
 __all__ = [
     "METADATA_FILE",
@@ -82,12 +83,13 @@ class SchemaMismatch(DataError):
         self.extra = list(extra)
         parts = []
         if self.missing:
-            parts.append(f"missing column(s): {', '.join(self.missing)}")
+            parts.append(f"missing column(s): {', '.join(map(column_name, self.missing))}")
         if self.extra:
             from ..suggest import did_you_mean  # an unexpected column may be a missing one's typo
 
             parts.append("unexpected column(s): " + ", ".join(
-                f"{column}{did_you_mean(column, self.missing)}" for column in self.extra))
+                f"{column_name(column)}{did_you_mean(column, self.missing)}"
+                for column in self.extra))
         super().__init__("input does not match the model's schema: " + "; ".join(parts))
 
 

@@ -420,3 +420,41 @@ def test_train_warns_of_a_validation_column_train_lacks(project):
     assert result.code == 0, result.err
     assert ("warning: datasets/validation.csv has column(s) that datasets/train.csv lacks, which "
             "the model ignores: referrer; add them to both files or drop them\n") in result.err
+
+
+def test_spaces_around_header_names_are_not_part_of_them(trained_copy, tmp_path):
+    """`label ` was 'not found' by train, and predict refused `tenure_months ` with a
+    did-you-mean that looked like the name given, while serve took the same file."""
+    from mlscaffold.lifecycle.data import read_csv
+    from mlscaffold.lifecycle.model import SchemaMismatch
+
+    project = trained_copy
+    test = pd.read_csv(project / "datasets" / "test.csv")
+    label = read_spec(project)["label"]
+    spaced = test.rename(columns=lambda name: f" {name} ").drop(columns=[f" {label} "])
+    spaced.to_csv(tmp_path / "spaced.csv", index=False)
+    test.drop(columns=[label]).to_csv(tmp_path / "plain.csv", index=False)
+    assert list(read_csv(tmp_path / "spaced.csv").columns) == list(test.columns.drop(label))
+    for name in ("spaced", "plain"):
+        predicted = run_cli(project, "predict", "--model", "exp-001", "--input",
+                            tmp_path / f"{name}.csv", "--output", tmp_path / f"{name}-out.csv")
+        assert predicted.code == 0, predicted.err
+    assert (tmp_path / "spaced-out.csv").read_text() == (tmp_path / "plain-out.csv").read_text()
+
+    train = project / "datasets" / "train.csv"
+    lines = train.read_text().splitlines(keepends=True)
+    train.write_text(lines[0].replace(",", " ,").replace("\n", " \n") + "".join(lines[1:]))
+    trained = run_cli(project, "train", "--trials", 1)
+    assert trained.code == 0, trained.err
+    first = lines[0].split(",")[0]
+    train.write_text(f"{first} ,{lines[0]}" + "".join(f"x,{line}" for line in lines[1:]))
+    assert_error(run_cli(project, "train", "--trials", 1), 2,
+                 f"column name(s) {first!r} appear more than once in the header (spaces around "
+                 "a name do not count); give each column its own name")
+
+    set_config(project, label=f"{label}_")  # a label the header lacks: names listed quoted
+    train.write_text("".join(lines))
+    assert_error(run_cli(project, "train", "--trials", 1), 2,
+                 f"label column '{label}_' not found in", f"columns found: {first!r}, ")
+    assert str(SchemaMismatch(["plan"], ["plan "])).endswith(
+        "missing column(s): plan; unexpected column(s): 'plan ' (did you mean 'plan'?)")
