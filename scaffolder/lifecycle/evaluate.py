@@ -15,7 +15,7 @@ from .data import LabelledData, read_csv, split_label, text_columns
 from .errors import DataError, GateError
 from .experiments import best_experiment, get_experiment, update_experiment
 from .files import atomic_write_json, atomic_write_text, sha256_file, utc_now
-from .metrics import Metric, compute_all, get_metric, outcome_of, positive_of
+from .metrics import Metric, compute_all, get_metric, outcome_of, positive_of, why_undefined
 from .model import SchemaMismatch, check_columns, load_bundle, parse_input
 from .plots import (
     Drawer,
@@ -79,6 +79,9 @@ def evaluate(
                 if bundle.task == "binary-classification" else None)
     outcome = outcome_of(bundle.pipeline, parsed.frame, data.labels, bundle.task, positive)
     scores = compute_all(outcome)
+    # n/a alone gives no clue: say why (a class without test rows, for roc_auc)
+    undefined = {name: why_undefined(name, outcome, source)
+                 for name, score in scores.items() if score is None}
 
     title = f"{config.name} {entry['id']} ({entry['family']}) on test"
     draw = Drawer(warn)
@@ -106,6 +109,8 @@ def evaluate(
             "higher_is_better": metric.higher_is_better,
             "passed": metric.passes(value, config.metric_threshold),
         }
+        if metric.name in undefined:
+            gate["undefined"] = undefined[metric.name]
     report = {
         "experiment": entry["id"],
         "evaluated_at": utc_now(),
@@ -115,6 +120,7 @@ def evaluate(
             "rows": len(data.labels),
         },
         "metrics": scores,
+        "undefined": undefined,
         "gate": gate,
         **details,
     }
@@ -133,6 +139,8 @@ def evaluate(
             ],
         )
     )
+    for reason in undefined.values():
+        warn(reason)
     echo("wrote " + ", ".join(str(path) for path in written))
     if track:
         from .tracking import log_evaluation
@@ -151,7 +159,9 @@ def evaluate(
 
 def _verdict(gate: dict) -> str:
     relation = ">=" if gate["higher_is_better"] else "<="
-    return f"{gate['metric']}={number(gate['value'])}, required {relation} {gate['threshold']:g}"
+    why = f" ({gate['undefined']})" if gate.get("undefined") else ""
+    return (f"{gate['metric']}={number(gate['value'])}, required {relation} "
+            f"{gate['threshold']:g}{why}")
 
 
 def _among_classes(data: LabelledData, classes: list, source: str,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -458,3 +459,32 @@ def test_spaces_around_header_names_are_not_part_of_them(trained_copy, tmp_path)
                  f"label column '{label}_' not found in", f"columns found: {first!r}, ")
     assert str(SchemaMismatch(["plan"], ["plan "])).endswith(
         "missing column(s): plan; unexpected column(s): 'plan ' (did you mean 'plan'?)")
+
+
+def test_a_gate_on_an_undefined_roc_auc_says_which_class_has_no_test_rows(make_project):
+    """With a class missing from test.csv, the gate failed with 'roc_auc=n/a' and no reason."""
+    from mlscaffold.lifecycle.metrics import Outcome, why_undefined
+
+    project = make_project("multiclass-classification", with_experiment=True)
+    label = read_spec(project)["label"]
+    test = project / "datasets" / "test.csv"
+    data = pd.read_csv(test)
+    gone = sorted(data[label].unique())[0]
+    data[data[label] != gone].to_csv(test, index=False)
+    set_config(project, metric="roc_auc", metric_threshold=0.5)
+    reason = (f"roc_auc needs every class of the model in datasets/test.csv; {gone!r} has no "
+              "rows there: add rows of it, or gate on another metric")
+    result = run_cli(project, "evaluate")
+    assert result.code == 1, result.err
+    assert f"warning: {reason}\n" in result.err
+    assert result.err.splitlines()[-1].endswith(
+        f"roc_auc=n/a, required >= 0.5 ({reason})")
+    evaluation = json.loads((project / "experiments" / "exp-001" / "evaluation.json").read_text())
+    assert evaluation["undefined"] == {"roc_auc": reason}
+    assert evaluation["gate"]["undefined"] == reason
+
+    one_class = Outcome("binary-classification", np.array(["no", "no"]), np.array(["no", "no"]),
+                        np.array([[0.6, 0.4], [0.7, 0.3]]), ["no", "yes"])
+    assert why_undefined("roc_auc", one_class, "t.csv") == (
+        "roc_auc needs both classes in t.csv; 'yes' has no rows there: add rows of it, or gate "
+        "on another metric")
