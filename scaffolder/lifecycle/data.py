@@ -179,6 +179,24 @@ def split_label(frame: pd.DataFrame, label: str, task: str, source: Path | str) 
     return LabelledData(present.drop(columns=[label]), values, len(frame) - len(present))
 
 
+def shared_rows(rows: pd.DataFrame, labels: np.ndarray,
+                among: list[tuple[pd.DataFrame, np.ndarray]]) -> int:
+    """How many rows of `rows` (features as a model reads them, with `labels`) are also rows
+    of one of `among` (same columns, same order): the same features and label (1 and '1'
+    alike). By 64-bit hashes of the rows, not row against row: milliseconds on 100,000 rows."""
+    if not among:
+        return 0
+    seen = np.concatenate([_row_hashes(frame, values) for frame, values in among])
+    return int(np.isin(_row_hashes(rows, labels), seen).sum())
+
+
+def _row_hashes(features: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
+    label = pd.Series(np.asarray(labels), dtype=object).map(str)
+    # the label beside the features, under a name no column of a CSV file has
+    frame = pd.concat([features.reset_index(drop=True), label.rename("\0label")], axis=1)
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+
+
 def check_classes(classes: list, task: str, source: Path | str) -> None:
     """A binary task needs two classes, a multiclass task at least three."""
     shown = ", ".join(map(str, classes[:10]))

@@ -11,7 +11,7 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix
 
 from .config import ProjectConfig
-from .data import LabelledData, read_csv, split_label, text_columns
+from .data import LabelledData, read_csv, shared_rows, split_label, text_columns
 from .errors import DataError, GateError
 from .experiments import best_experiment, get_experiment, update_experiment
 from .files import atomic_write_json, atomic_write_text, sha256_file, utc_now
@@ -75,6 +75,10 @@ def evaluate(
     parsed = parse_input(bundle, data.features)
     for line in stray_warnings(source, parsed.strays):
         warn(line)
+    if leaked := shared_rows(parsed.frame, data.labels, _training_rows(config, bundle)):
+        warn(f"{leaked} of {len(data.labels)} row(s) of {source} are also in the training data "
+             "(datasets/train.csv or validation.csv: the same features and label): the test "
+             "scores are optimistic; remove them from one side")
     positive = (positive_of(bundle.classes, config.positive_class, source)
                 if bundle.task == "binary-classification" else None)
     outcome = outcome_of(bundle.pipeline, parsed.frame, data.labels, bundle.task, positive)
@@ -155,6 +159,25 @@ def evaluate(
         else:
             echo(f"quality gate passed: {_verdict(gate)}")
     return report
+
+
+def _training_rows(config: ProjectConfig, bundle) -> list[tuple[pd.DataFrame, np.ndarray]]:
+    """The labelled rows of datasets/train.csv and validation.csv as `bundle` reads them, for
+    finding test rows among them; a file missing, or no longer readable by the model (changed
+    since training), is left out: the check is advice, the evaluation goes on without it."""
+    found = []
+    for split in ("train", "validation"):
+        path = config.layout.dataset(split)
+        if not path.is_file():
+            continue
+        try:
+            data = split_label(read_csv(path, given=False, text=text_columns(bundle.features)),
+                               config.label, config.task, path)
+            if not check_columns(bundle, data.features.columns)[0]:
+                found.append((parse_input(bundle, data.features).frame, data.labels))
+        except DataError:
+            continue
+    return found
 
 
 def _verdict(gate: dict) -> str:

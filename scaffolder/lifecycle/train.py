@@ -16,7 +16,7 @@ import sklearn
 
 from .. import __version__
 from .config import MODEL_CARD_FILE, ProjectConfig
-from .data import check_classes, code_warnings, read_csv, split_label, text_columns
+from .data import check_classes, code_warnings, read_csv, shared_rows, split_label, text_columns
 from .errors import COMMAND, DataError
 from .experiments import pending_experiment, read_index, record_experiment
 from .files import atomic_write_json, atomic_write_text, sha256_file, utc_now
@@ -120,6 +120,12 @@ def load_training_data(
             "rows": len(frame),
             "columns": len(frame.columns),
         }
+    # a validation row that is also a training row scores a model on what it learnt
+    if repeated := shared_rows(splits["validation"].x, splits["validation"].y,
+                               [(splits["train"].x, splits["train"].y)]):
+        warn(f"{repeated} of {len(splits['validation'].y)} row(s) of {files['validation']['path']} "
+             f"are also in {files['train']['path']} (the same features and label): validation "
+             "scores, and the choice of model, are optimistic; remove them from one of the files")
     classes = None
     if config.is_classification:
         classes = np.unique(splits["train"].y).tolist()

@@ -488,3 +488,31 @@ def test_a_gate_on_an_undefined_roc_auc_says_which_class_has_no_test_rows(make_p
     assert why_undefined("roc_auc", one_class, "t.csv") == (
         "roc_auc needs both classes in t.csv; 'yes' has no rows there: add rows of it, or gate "
         "on another metric")
+
+
+def test_rows_shared_between_the_data_sets_are_counted_in_a_warning(project):
+    """Validation rows copied from train.csv, and test rows copied into it, made scores
+    optimistic without a word (the gate passed at roc_auc 1.0)."""
+    from mlscaffold.lifecycle.data import shared_rows
+
+    datasets = project / "datasets"
+    train, validation, test = (pd.read_csv(datasets / f"{split}.csv")
+                               for split in ("train", "validation", "test"))
+    pd.concat([validation, train.head(30)]).to_csv(datasets / "validation.csv", index=False)
+    pd.concat([train, test.head(40)]).to_csv(datasets / "train.csv", index=False)
+    trained = run_cli(project, "train", "--trials", 1)
+    assert trained.code == 0, trained.err
+    assert (f"warning: 30 of {len(validation) + 30} row(s) of datasets/validation.csv are also in "
+            "datasets/train.csv (the same features and label): validation scores, and the "
+            "choice of model, are optimistic; remove them from one of the files") in trained.err
+    evaluated = run_cli(project, "evaluate")
+    assert evaluated.code in (0, 1), evaluated.err
+    assert (f"warning: 40 of {len(test)} row(s) of datasets/test.csv are also in the training "
+            "data (datasets/train.csv or validation.csv: the same features and label): the test "
+            "scores are optimistic; remove them from one side") in evaluated.err
+
+    rows = pd.DataFrame({"x": [1.0, 2.0, np.nan], "c": ["a", "b", np.nan]})
+    assert shared_rows(rows, np.array([1, 0, 1]), [(rows.iloc[::-1], np.array(["1", "0", "1"]))]
+                       ) == 3  # any order; a label read as text is the same label
+    assert shared_rows(rows, np.array([0, 0, 1]), [(rows, np.array([1, 0, 1]))]) == 2
+    assert shared_rows(rows, np.array([1, 0, 1]), []) == 0
