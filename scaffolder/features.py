@@ -149,6 +149,8 @@ def _check_columns(path: Path, header: list[str] | None, schema: FeatureSchema,
                    stack: str) -> dict[str, int]:
     if not header:
         raise UsageError(f"{path}: no header row", hint="the first line must name the columns")
+    # spaces around a name are not part of it, as the schema read it (feature_definitions_from_csv)
+    header = [name.strip() for name in header]
     twice = sorted({c for c in header if header.count(c) > 1})
     if twice:
         raise UsageError(f"{path}: column {twice[0]!r} appears more than once in the header",

@@ -461,6 +461,8 @@ def _check_header(path: Path, header: list[str] | None, label: str,
                   declared: FeatureDeclarations) -> list[_Column]:
     if not header:
         raise FeatureSchemaError(f"{path}: no header row; the first line must name the columns")
+    # spaces around a name are not part of it, as the lifecycle reads a header (data.read_csv)
+    header = [name.strip() for name in header]
     if label not in header:
         raise FeatureSchemaError(f"{path}: label column {label!r} is not in the header "
                                  f"({', '.join(header)}); set `label` to one of them")

@@ -416,3 +416,21 @@ def test_ingest_command_refuses_other_columns_with_exit_2(run_cli, tmp_path):
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: {other}: the columns differ from stack dev's")
     assert result.stderr.count("\n") == 1
+
+
+def test_spaces_around_header_names_are_not_part_of_them(tmp_path):
+    """As the lifecycle reads a header: `plan ` is the deployed `plan`, at derivation and
+    ingestion alike."""
+    spaced = DATA.replace("plan,label", " plan , label ", 1)
+    root = _project(tmp_path, spaced)
+    outputs = _outputs(root)
+    deployed = json.loads(outputs.read_text())["feature_store"]["features"]
+    assert [feature["column"] for feature in deployed][-2:] == ["plan", "label"]
+    client = _client()
+    with Stubber(client) as stubber:
+        for record in EXPECTED:
+            stubber.add_response("put_record", {},
+                                 {"FeatureGroupName": GROUP, "Record": record})
+        result, _ = _ingest(root, client)
+        stubber.assert_no_pending_responses()
+    assert result.rows == 3

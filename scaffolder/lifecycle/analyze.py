@@ -112,7 +112,7 @@ def _write_report(report: dict, frame: pd.DataFrame, schema: Schema, config: Pro
     """Plots, analysis.json and report.html in `directory`, a new empty one."""
     path = Path(report["path"])
     draw = Drawer(warn)
-    parsed = parse_features(frame, schema.features, schema.strays).frame
+    parsed = parse_features(frame, schema.features, schema.strays, schema.percents).frame
     label = frame[config.label]
     label_kind = NUMERIC if config.task == "regression" else CATEGORICAL
     if label_kind == NUMERIC:

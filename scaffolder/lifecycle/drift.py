@@ -105,8 +105,8 @@ def compare(
         extra = [str(name) for name in current.columns if name not in reference.columns]
         raise DataError("new data lacks column(s) of the reference: " + ", ".join(
             f"{name}{did_you_mean(name, extra)}" for name in missing))
-    reference = coerce_features(reference, features, schema.strays)
-    current = coerce_features(current, features, schema.strays)
+    reference = coerce_features(reference, features, schema.strays, schema.percents)
+    current = coerce_features(current, features, schema.strays, schema.percents)
     results = []
     for name in columns:
         kind = features[name]

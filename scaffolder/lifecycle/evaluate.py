@@ -11,11 +11,11 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix
 
 from .config import ProjectConfig
-from .data import LabelledData, read_csv, split_label, text_columns
+from .data import LabelledData, read_csv, shared_rows, split_label, text_columns
 from .errors import DataError, GateError
 from .experiments import best_experiment, get_experiment, update_experiment
 from .files import atomic_write_json, atomic_write_text, sha256_file, utc_now
-from .metrics import Metric, compute_all, get_metric, outcome_of, positive_of
+from .metrics import Metric, compute_all, get_metric, outcome_of, positive_of, why_undefined
 from .model import SchemaMismatch, check_columns, load_bundle, parse_input
 from .plots import (
     Drawer,
@@ -75,10 +75,17 @@ def evaluate(
     parsed = parse_input(bundle, data.features)
     for line in stray_warnings(source, parsed.strays):
         warn(line)
+    if leaked := shared_rows(parsed.frame, data.labels, _training_rows(config, bundle)):
+        warn(f"{leaked} of {len(data.labels)} row(s) of {source} are also in the training data "
+             "(datasets/train.csv or validation.csv: the same features and label): the test "
+             "scores are optimistic; remove them from one side")
     positive = (positive_of(bundle.classes, config.positive_class, source)
                 if bundle.task == "binary-classification" else None)
     outcome = outcome_of(bundle.pipeline, parsed.frame, data.labels, bundle.task, positive)
     scores = compute_all(outcome)
+    # n/a alone gives no clue: say why (a class without test rows, for roc_auc)
+    undefined = {name: why_undefined(name, outcome, source)
+                 for name, score in scores.items() if score is None}
 
     title = f"{config.name} {entry['id']} ({entry['family']}) on test"
     draw = Drawer(warn)
@@ -106,6 +113,8 @@ def evaluate(
             "higher_is_better": metric.higher_is_better,
             "passed": metric.passes(value, config.metric_threshold),
         }
+        if metric.name in undefined:
+            gate["undefined"] = undefined[metric.name]
     report = {
         "experiment": entry["id"],
         "evaluated_at": utc_now(),
@@ -115,6 +124,7 @@ def evaluate(
             "rows": len(data.labels),
         },
         "metrics": scores,
+        "undefined": undefined,
         "gate": gate,
         **details,
     }
@@ -133,6 +143,8 @@ def evaluate(
             ],
         )
     )
+    for reason in undefined.values():
+        warn(reason)
     echo("wrote " + ", ".join(str(path) for path in written))
     if track:
         from .tracking import log_evaluation
@@ -149,9 +161,30 @@ def evaluate(
     return report
 
 
+def _training_rows(config: ProjectConfig, bundle) -> list[tuple[pd.DataFrame, np.ndarray]]:
+    """The labelled rows of datasets/train.csv and validation.csv as `bundle` reads them, for
+    finding test rows among them; a file missing, or no longer readable by the model (changed
+    since training), is left out: the check is advice, the evaluation goes on without it."""
+    found = []
+    for split in ("train", "validation"):
+        path = config.layout.dataset(split)
+        if not path.is_file():
+            continue
+        try:
+            data = split_label(read_csv(path, given=False, text=text_columns(bundle.features)),
+                               config.label, config.task, path)
+            if not check_columns(bundle, data.features.columns)[0]:
+                found.append((parse_input(bundle, data.features).frame, data.labels))
+        except DataError:
+            continue
+    return found
+
+
 def _verdict(gate: dict) -> str:
     relation = ">=" if gate["higher_is_better"] else "<="
-    return f"{gate['metric']}={number(gate['value'])}, required {relation} {gate['threshold']:g}"
+    why = f" ({gate['undefined']})" if gate.get("undefined") else ""
+    return (f"{gate['metric']}={number(gate['value'])}, required {relation} "
+            f"{gate['threshold']:g}{why}")
 
 
 def _among_classes(data: LabelledData, classes: list, source: str,

@@ -269,6 +269,25 @@ def compute_all(outcome: Outcome) -> dict[str, float | None]:
     return results
 
 
+CLASSES_SHOWN = 5  # absent classes a reason names
+
+
+def why_undefined(name: str, outcome: Outcome, source: str) -> str:
+    """Why metric `name` is undefined (compute_all's None) on the rows of `source`, in words:
+    roc_auc needs every class of the model among the labels (both of a binary model)."""
+    if name == "roc_auc" and outcome.classes is not None:
+        present = set(np.asarray(outcome.y_true).tolist())
+        absent = [plain(value) for value in outcome.classes if value not in present]
+        if absent:
+            shown = ", ".join(map(repr, absent[:CLASSES_SHOWN]))
+            shown += ", ..." if len(absent) > CLASSES_SHOWN else ""
+            which = "both classes" if outcome.binary else "every class of the model"
+            return (f"roc_auc needs {which} in {source}; {shown} "
+                    f"{'has' if len(absent) == 1 else 'have'} no rows there: add rows of "
+                    f"{'it' if len(absent) == 1 else 'them'}, or gate on another metric")
+    return f"{name} could not be computed on the rows of {source}"
+
+
 def _is_number(value: float | None) -> bool:
     return value is not None and not math.isnan(value)
 

@@ -23,6 +23,7 @@ from .experiments import experiment_dir, read_index, unknown_experiment
 from .files import atomic_write, atomic_write_json, read_json, utc_now
 from .registry import current_version_dir
 from .schema import ParsedFeatures, parse_features, used_columns
+from .text import column_name
 
 __all__ = [
     "METADATA_FILE",
@@ -61,6 +62,8 @@ class ModelBundle:
     # numeric columns whose non-numbers are read as missing (the training data's decision):
     # column -> {"count": strays in the training data, "values": {text: count}}
     strays: dict[str, dict] = field(default_factory=dict)
+    # numeric columns of numbers written with a trailing '%', read as the numbers written
+    percents: list[str] = field(default_factory=list)
 
     @property
     def input_columns(self) -> list[str]:
@@ -80,12 +83,13 @@ class SchemaMismatch(DataError):
         self.extra = list(extra)
         parts = []
         if self.missing:
-            parts.append(f"missing column(s): {', '.join(self.missing)}")
+            parts.append(f"missing column(s): {', '.join(map(column_name, self.missing))}")
         if self.extra:
             from ..suggest import did_you_mean  # an unexpected column may be a missing one's typo
 
             parts.append("unexpected column(s): " + ", ".join(
-                f"{column}{did_you_mean(column, self.missing)}" for column in self.extra))
+                f"{column_name(column)}{did_you_mean(column, self.missing)}"
+                for column in self.extra))
         super().__init__("input does not match the model's schema: " + "; ".join(parts))
 
 
@@ -107,6 +111,7 @@ def save_bundle(bundle: ModelBundle, directory: Path) -> Path:
             "metric": bundle.metric,
             "metrics": bundle.metrics,
             "strays": bundle.strays,
+            "percents": bundle.percents,
             "sklearn_version": sklearn.__version__,
             "saved_at": utc_now(),
         },
@@ -136,6 +141,7 @@ def load_bundle(directory: Path) -> ModelBundle:
         metrics=dict(metadata.get("metrics") or {}),
         name=metadata.get("name", ""),
         strays=dict(metadata.get("strays") or {}),
+        percents=list(metadata.get("percents") or []),
     )
 
 
@@ -177,11 +183,12 @@ def parse_input(bundle: ModelBundle, frame: pd.DataFrame) -> ParsedFeatures:
 
     Numbers become floats and categories strings; in the numeric columns of `bundle.strays`, text
     that is not a number reads as missing (as it did in training), elsewhere it is a DataError.
+    In the numeric columns of `bundle.percents`, '64.3%' reads as 64.3, as in training.
     In `boolean_columns`, true and false as pandas spells them read as in training.
     Everything that scores a bundle reads its input through here (predict_frame,
     frame_from_records, evaluate, predict, serve).
     """
-    parsed = parse_features(frame, bundle.features, bundle.strays)
+    parsed = parse_features(frame, bundle.features, bundle.strays, bundle.percents)
     for name in boolean_columns(bundle):
         parsed.frame[name] = parsed.frame[name].replace(BOOLEAN_TEXT)
     return parsed

@@ -15,7 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .files import atomic_write_text
-from .schema import CATEGORICAL, DATE, DATE_PARTS, DROPPED, NUMERIC, USED, Schema, stray_note
+from .schema import (
+    CATEGORICAL,
+    DATE,
+    DATE_PARTS,
+    DROPPED,
+    NUMERIC,
+    USED,
+    Schema,
+    percent_note,
+    stray_note,
+)
 from .text import number
 
 REPORT_FILE = "report.html"
@@ -103,6 +113,8 @@ def input_rows(schema: Schema) -> list[list[str]]:
         kind = column.kind if column.kind in USED else DROPPED
         if column.kind == NUMERIC:
             reading = "number"
+            if column.percent:
+                reading += f" written with '%' ({percent_note(column.percent)})"
             if column.strays:
                 reading += "; " + stray_note(column.strays, dict(column.stray_values))
         elif column.kind == CATEGORICAL:
@@ -160,6 +172,10 @@ def model_card(
         )
     else:
         lines.append("Every numeric column held only numbers (or nothing).")
+    if schema.percents:
+        names = ", ".join(f"`{name}`" for name in schema.percents)
+        lines += ["", f"Numbers written with '%': {names}. They are read as the numbers written "
+                  "(64.3% is 64.3, not 0.643), here and wherever this model reads data."]
     return "\n".join(lines) + "\n"
 
 

@@ -46,6 +46,9 @@ UNREAD_NUMBERS = ("numbers written with commas", "write them as plain numbers (a
                   "no thousands separators) to have them read as numbers")
 UNREAD_DATES = ("dates not written in ISO 8601", "write them as ISO 8601 (2026-01-31, "
                 "2026-01-31T08:00Z) to have them read as dates")
+# a number's trailing percent sign (64.3%, 64.3 %): a column of such numbers is read as the
+# numbers written (64.3, not 0.643), wherever a model reads data
+_PERCENT = r"\s*%\s*$"
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class ColumnProfile:
     # a text column of what the model cannot read as such (UNREAD_NUMBERS or UNREAD_DATES):
     # (what it holds, a value), or ()
     unread: tuple[str, str] = ()
+    # a numeric column of numbers written with a trailing '%': one such value ('64.3%'), or ''
+    percent: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,12 @@ class Schema:
             if c.kind == NUMERIC and c.strays
         }
 
+    @property
+    def percents(self) -> list[str]:
+        """Numeric columns of numbers written with a trailing '%', read as the numbers written
+        (64.3% is 64.3), the decision a model bundle keeps."""
+        return [c.name for c in self.columns if c.kind == NUMERIC and c.percent]
+
 
 # frame.attrs key: the columns of whole numbers data.read_csv read as text for their leading
 # zeros (codes: 02139 is no amount)
@@ -119,8 +130,10 @@ def infer_schema(frame: pd.DataFrame, label: str) -> Schema:
 def _profile(series: pd.Series, name: str, codes: bool = False) -> ColumnProfile:
     dtype = str(series.dtype)
     strays: dict = {}
-    if not codes and _mostly_numbers(series):
-        numbers, found = parse_numbers(series, name, strays_are_missing=True)
+    percent = "" if codes else _percent_example(series)
+    if not codes and (percent or _mostly_numbers(series)):
+        numbers, found = parse_numbers(series, name, strays_are_missing=True,
+                                       percent=bool(percent))
         if found.any():
             values = _most_frequent(series[found])
             strays = {"strays": int(found.sum()), "stray_values": values,
@@ -147,7 +160,8 @@ def _profile(series: pd.Series, name: str, codes: bool = False) -> ColumnProfile
     if id_note:
         return ColumnProfile(kind=ID_LIKE, note=id_note, **facts)
     numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-    return ColumnProfile(kind=NUMERIC if numeric else CATEGORICAL, **facts, **strays)
+    return ColumnProfile(kind=NUMERIC if numeric else CATEGORICAL, percent=percent, **facts,
+                         **strays)
 
 
 def _mostly_numbers(series: pd.Series) -> bool:
@@ -159,6 +173,30 @@ def _mostly_numbers(series: pd.Series) -> bool:
         return False  # True/False are categories, not the numbers 1 and 0
     numbers = pd.to_numeric(values, errors="coerce").notna().sum()
     return bool(numbers / len(values) >= NUMERIC_SHARE)
+
+
+def _percent_example(series: pd.Series) -> str:
+    """A value written with a trailing '%' ('64.3%') of a text column whose first TEXT_SAMPLE
+    non-empty values hold one, and whose non-empty values are at least NUMERIC_SHARE numbers
+    once the '%' is taken off; '' for other columns."""
+    if not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
+        return ""
+    sample = series.dropna().head(TEXT_SAMPLE)
+    marked = sample[sample.map(lambda value: isinstance(value, str) and "%" in value)]
+    if marked.empty or not _mostly_numbers(without_percent(series)):
+        return ""
+    return str(marked.iloc[0]).strip()
+
+
+def without_percent(series: pd.Series) -> pd.Series:
+    """`series` with a trailing '%' taken off its text values ('64.3%' -> '64.3'); numbers and
+    missing values as they are."""
+    return series.replace(_PERCENT, "", regex=True)
+
+
+def percent_free(value: object) -> object:
+    """One value as without_percent reads it: the shared rule of a served row's cells."""
+    return re.sub(_PERCENT, "", value) if isinstance(value, str) else value
 
 
 def _dates(present: pd.Series) -> bool:
@@ -194,15 +232,28 @@ def _unread(present: pd.Series) -> tuple[str, str]:
 
 def text_warnings(source: object, schema: Schema) -> list[str]:
     """What analyze and train say about text columns of numbers or dates the model cannot read
-    as such (Schema.unread): what they hold, what the model makes of them, how to write them."""
+    as such (Schema.unread): what they hold, what the model makes of them, how to write them;
+    and about numeric columns written with '%' (Schema.percents): how the model reads them."""
     fixes = dict([UNREAD_NUMBERS, UNREAD_DATES])
-    return [
+    unread = [
         f"{source}: column {name!r} holds {what} ({example!r}), read as "
         + ("text: one-hot encoded as categories" if kind == CATEGORICAL
            else f"text and dropped as {kind}")
         + f"; {fixes[what]}"
         for name, (kind, what, example) in schema.unread.items()
     ]
+    return unread + [
+        f"{source}: column {column.name!r} holds numbers written with '%' ({column.percent!r}), "
+        f"read as the numbers written ({percent_note(column.percent)}); predict, evaluate, "
+        "drift and serve read them so too"
+        for column in schema.columns if column.kind == NUMERIC and column.percent
+    ]
+
+
+def percent_note(example: str) -> str:
+    """"'64.3%' is 64.3, not 0.643": how a number written with '%' reads."""
+    value = float(percent_free(example))
+    return f"{example!r} is {value:g}, not {value / 100:g}"
 
 
 def _most_frequent(strays: pd.Series) -> tuple[tuple[str, int], ...]:
@@ -341,18 +392,20 @@ class ParsedFeatures:
 
 
 def parse_features(
-    frame: pd.DataFrame, features: dict[str, str], strays: Collection[str] = ()
+    frame: pd.DataFrame, features: dict[str, str], strays: Collection[str] = (),
+    percents: Collection[str] = (),
 ) -> ParsedFeatures:
     """The model's input columns of `frame` with training dtypes: floats, and strings or NaN.
 
     Numeric columns named in `strays` (a model's decision: Schema.strays) read text that is not a
     number as missing; in other numeric columns such text is a DataError naming the column.
+    Numeric columns named in `percents` (Schema.percents) read '64.3%' as 64.3.
     """
     columns, found = {}, {}
     for name, kind in features.items():
         if kind == NUMERIC:
             columns[name], stray = parse_numbers(
-                frame[name], name, strays_are_missing=name in strays
+                frame[name], name, strays_are_missing=name in strays, percent=name in percents
             )
             if stray.any():
                 values = _most_frequent(frame[name][stray])
@@ -363,27 +416,29 @@ def parse_features(
 
 
 def coerce_features(
-    frame: pd.DataFrame, features: dict[str, str], strays: Collection[str] = ()
+    frame: pd.DataFrame, features: dict[str, str], strays: Collection[str] = (),
+    percents: Collection[str] = (),
 ) -> pd.DataFrame:
     """parse_features(...).frame: the model's input columns of `frame` with training dtypes."""
-    return parse_features(frame, features, strays).frame
+    return parse_features(frame, features, strays, percents).frame
 
 
 def parse_numbers(
-    series: pd.Series, name: str, *, strays_are_missing: bool = False
+    series: pd.Series, name: str, *, strays_are_missing: bool = False, percent: bool = False
 ) -> tuple[pd.Series, pd.Series]:
     """(floats, strays) of a numeric column: the one reading of numbers everywhere a model reads
     data (train, evaluate, predict, drift, serve) and where analysis decides a column's kind.
 
     Empty values are missing. Text that is not a number is a stray: missing when
     `strays_are_missing`, else a DataError naming the column and examples. `strays` is a boolean
-    mask of those values.
+    mask of those values. With `percent`, '64.3%' is the number 64.3 (Schema.percents).
     """
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         floats = series if series.dtype == "float64" else series.astype("float64")
         return floats, pd.Series(False, index=series.index)
     blank = _blank(series)
-    numbers = pd.to_numeric(series.where(~blank, np.nan), errors="coerce").astype("float64")
+    written = without_percent(series) if percent else series
+    numbers = pd.to_numeric(written.where(~blank, np.nan), errors="coerce").astype("float64")
     bad = numbers.isna() & ~blank
     if bad.any() and not strays_are_missing:
         shown = series[bad].unique()[:3]

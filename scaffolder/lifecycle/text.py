@@ -17,6 +17,13 @@ def plain(value: object) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def column_name(name: object) -> str:
+    """A column's name as a list in a message shows it: as written, or quoted when spaces
+    around it (or no name at all) would not show: 'label ' is not label."""
+    text = str(name)
+    return repr(text) if not text or text != text.strip() else text
+
+
 def number(value: float | None, digits: int = 4) -> str:
     """A metric value for humans; 'n/a' when missing."""
     return "n/a" if value is None else f"{value:.{digits}f}"

@@ -16,7 +16,7 @@ import sklearn
 
 from .. import __version__
 from .config import MODEL_CARD_FILE, ProjectConfig
-from .data import check_classes, code_warnings, read_csv, split_label, text_columns
+from .data import check_classes, code_warnings, read_csv, shared_rows, split_label, text_columns
 from .errors import COMMAND, DataError
 from .experiments import pending_experiment, read_index, record_experiment
 from .files import atomic_write_json, atomic_write_text, sha256_file, utc_now
@@ -105,7 +105,7 @@ def load_training_data(
             warn(f"{source} has column(s) that {files['train']['path']} lacks, which the model "
                  f"ignores: {', '.join(unknown)}; add them to both files or drop them")
         try:
-            parsed = parse_features(data.features, features, schema.strays)
+            parsed = parse_features(data.features, features, schema.strays, schema.percents)
         except DataError as error:  # a column's values: say which file holds them
             raise DataError(f"{source}: {error.message}", hint=error.hint) from None
         for line in stray_warnings(source, parsed.strays):
@@ -120,6 +120,12 @@ def load_training_data(
             "rows": len(frame),
             "columns": len(frame.columns),
         }
+    # a validation row that is also a training row scores a model on what it learnt
+    if repeated := shared_rows(splits["validation"].x, splits["validation"].y,
+                               [(splits["train"].x, splits["train"].y)]):
+        warn(f"{repeated} of {len(splits['validation'].y)} row(s) of {files['validation']['path']} "
+             f"are also in {files['train']['path']} (the same features and label): validation "
+             "scores, and the choice of model, are optimistic; remove them from one of the files")
     classes = None
     if config.is_classification:
         classes = np.unique(splits["train"].y).tolist()
@@ -197,6 +203,7 @@ def train(
             metrics=result.metrics,
             name=config.name,
             strays=data.strays,
+            percents=data.schema.percents,
         )
         save_bundle(bundle, directory)
         atomic_write_json(directory / "leaderboard.json", _leaderboard(result.trials, metric))
@@ -296,6 +303,7 @@ def _experiment_record(
         "label": config.label,
         "features": data.features,
         "strays": data.strays,
+        "percents": data.schema.percents,
         "classes": result.classes,
         "data": data.files,
         "versions": {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -420,3 +421,98 @@ def test_train_warns_of_a_validation_column_train_lacks(project):
     assert result.code == 0, result.err
     assert ("warning: datasets/validation.csv has column(s) that datasets/train.csv lacks, which "
             "the model ignores: referrer; add them to both files or drop them\n") in result.err
+
+
+def test_spaces_around_header_names_are_not_part_of_them(trained_copy, tmp_path):
+    """`label ` was 'not found' by train, and predict refused `tenure_months ` with a
+    did-you-mean that looked like the name given, while serve took the same file."""
+    from mlscaffold.lifecycle.data import read_csv
+    from mlscaffold.lifecycle.model import SchemaMismatch
+
+    project = trained_copy
+    test = pd.read_csv(project / "datasets" / "test.csv")
+    label = read_spec(project)["label"]
+    spaced = test.rename(columns=lambda name: f" {name} ").drop(columns=[f" {label} "])
+    spaced.to_csv(tmp_path / "spaced.csv", index=False)
+    test.drop(columns=[label]).to_csv(tmp_path / "plain.csv", index=False)
+    assert list(read_csv(tmp_path / "spaced.csv").columns) == list(test.columns.drop(label))
+    for name in ("spaced", "plain"):
+        predicted = run_cli(project, "predict", "--model", "exp-001", "--input",
+                            tmp_path / f"{name}.csv", "--output", tmp_path / f"{name}-out.csv")
+        assert predicted.code == 0, predicted.err
+    assert (tmp_path / "spaced-out.csv").read_text() == (tmp_path / "plain-out.csv").read_text()
+
+    train = project / "datasets" / "train.csv"
+    lines = train.read_text().splitlines(keepends=True)
+    train.write_text(lines[0].replace(",", " ,").replace("\n", " \n") + "".join(lines[1:]))
+    trained = run_cli(project, "train", "--trials", 1)
+    assert trained.code == 0, trained.err
+    first = lines[0].split(",")[0]
+    train.write_text(f"{first} ,{lines[0]}" + "".join(f"x,{line}" for line in lines[1:]))
+    assert_error(run_cli(project, "train", "--trials", 1), 2,
+                 f"column name(s) {first!r} appear more than once in the header (spaces around "
+                 "a name do not count); give each column its own name")
+
+    set_config(project, label=f"{label}_")  # a label the header lacks: names listed quoted
+    train.write_text("".join(lines))
+    assert_error(run_cli(project, "train", "--trials", 1), 2,
+                 f"label column '{label}_' not found in", f"columns found: {first!r}, ")
+    assert str(SchemaMismatch(["plan"], ["plan "])).endswith(
+        "missing column(s): plan; unexpected column(s): 'plan ' (did you mean 'plan'?)")
+
+
+def test_a_gate_on_an_undefined_roc_auc_says_which_class_has_no_test_rows(make_project):
+    """With a class missing from test.csv, the gate failed with 'roc_auc=n/a' and no reason."""
+    from mlscaffold.lifecycle.metrics import Outcome, why_undefined
+
+    project = make_project("multiclass-classification", with_experiment=True)
+    label = read_spec(project)["label"]
+    test = project / "datasets" / "test.csv"
+    data = pd.read_csv(test)
+    gone = sorted(data[label].unique())[0]
+    data[data[label] != gone].to_csv(test, index=False)
+    set_config(project, metric="roc_auc", metric_threshold=0.5)
+    reason = (f"roc_auc needs every class of the model in datasets/test.csv; {gone!r} has no "
+              "rows there: add rows of it, or gate on another metric")
+    result = run_cli(project, "evaluate")
+    assert result.code == 1, result.err
+    assert f"warning: {reason}\n" in result.err
+    assert result.err.splitlines()[-1].endswith(
+        f"roc_auc=n/a, required >= 0.5 ({reason})")
+    evaluation = json.loads((project / "experiments" / "exp-001" / "evaluation.json").read_text())
+    assert evaluation["undefined"] == {"roc_auc": reason}
+    assert evaluation["gate"]["undefined"] == reason
+
+    one_class = Outcome("binary-classification", np.array(["no", "no"]), np.array(["no", "no"]),
+                        np.array([[0.6, 0.4], [0.7, 0.3]]), ["no", "yes"])
+    assert why_undefined("roc_auc", one_class, "t.csv") == (
+        "roc_auc needs both classes in t.csv; 'yes' has no rows there: add rows of it, or gate "
+        "on another metric")
+
+
+def test_rows_shared_between_the_data_sets_are_counted_in_a_warning(project):
+    """Validation rows copied from train.csv, and test rows copied into it, made scores
+    optimistic without a word (the gate passed at roc_auc 1.0)."""
+    from mlscaffold.lifecycle.data import shared_rows
+
+    datasets = project / "datasets"
+    train, validation, test = (pd.read_csv(datasets / f"{split}.csv")
+                               for split in ("train", "validation", "test"))
+    pd.concat([validation, train.head(30)]).to_csv(datasets / "validation.csv", index=False)
+    pd.concat([train, test.head(40)]).to_csv(datasets / "train.csv", index=False)
+    trained = run_cli(project, "train", "--trials", 1)
+    assert trained.code == 0, trained.err
+    assert (f"warning: 30 of {len(validation) + 30} row(s) of datasets/validation.csv are also in "
+            "datasets/train.csv (the same features and label): validation scores, and the "
+            "choice of model, are optimistic; remove them from one of the files") in trained.err
+    evaluated = run_cli(project, "evaluate")
+    assert evaluated.code in (0, 1), evaluated.err
+    assert (f"warning: 40 of {len(test)} row(s) of datasets/test.csv are also in the training "
+            "data (datasets/train.csv or validation.csv: the same features and label): the test "
+            "scores are optimistic; remove them from one side") in evaluated.err
+
+    rows = pd.DataFrame({"x": [1.0, 2.0, np.nan], "c": ["a", "b", np.nan]})
+    assert shared_rows(rows, np.array([1, 0, 1]), [(rows.iloc[::-1], np.array(["1", "0", "1"]))]
+                       ) == 3  # any order; a label read as text is the same label
+    assert shared_rows(rows, np.array([0, 0, 1]), [(rows, np.array([1, 0, 1]))]) == 2
+    assert shared_rows(rows, np.array([1, 0, 1]), []) == 0

@@ -32,6 +32,7 @@ from mlscaffold.lifecycle.schema import (
     NUMERIC_SHARE,
     infer_schema,
     parse_features,
+    text_warnings,
 )
 
 from .conftest import (
@@ -404,3 +405,76 @@ def test_whole_numbers_written_with_leading_zeros_are_read_as_codes(project, tmp
     assert pd.read_csv(tmp_path / "out.csv")["prediction"].tolist() == expected
     assert data.read_csv(batch_path).attrs[data.CODES] == []  # the sample alone: not codes
     assert data.read_csv(batch_path, text=["zip"])["zip"].tolist() == batch["zip"].tolist()
+
+
+# ---------------------------------------------------------------- numbers written with '%'
+
+
+def test_numbers_written_with_a_percent_sign_are_numbers_as_written():
+    rows = 100
+    frame = pd.DataFrame({
+        "share": [f"{i / 3:.1f}%" if i % 4 else f"{i / 3:.1f}" for i in range(rows)],
+        "spaced": ["?" if i == 7 else f"{i + 1} %" for i in range(rows)],  # a stray, a spaced sign
+        "offer": [f"{10 * (i % 5)}% off" for i in range(rows)],  # text with a '%': a category
+        "y": [i % 2 for i in range(rows)],
+    }, dtype=object)
+    schema = infer_schema(frame, "y")
+    assert {c.name: c.kind for c in schema.columns} == {
+        "share": NUMERIC, "spaced": NUMERIC, "offer": CATEGORICAL}
+    assert schema.percents == ["share", "spaced"]
+    assert schema.strays == {"spaced": {"count": 1, "values": {"?": 1}}}
+    assert text_warnings("train.csv", schema) == [
+        "train.csv: column 'share' holds numbers written with '%' ('0.3%'), read as the numbers "
+        "written ('0.3%' is 0.3, not 0.003); predict, evaluate, drift and serve read them so too",
+        "train.csv: column 'spaced' holds numbers written with '%' ('1 %'), read as the numbers "
+        "written ('1 %' is 1, not 0.01); predict, evaluate, drift and serve read them so too"]
+    features = schema.features
+    parsed = parse_features(frame, features, schema.strays, schema.percents).frame
+    assert parsed["share"].tolist()[:3] == [0.0, pytest.approx(1 / 3, abs=0.05),
+                                            pytest.approx(2 / 3, abs=0.05)]
+    assert parsed["spaced"].iloc[9] == 10.0 and np.isnan(parsed["spaced"].iloc[7])
+    with pytest.raises(DataError, match=r"^column 'share' must be numeric; got '0.3%'"):
+        parse_features(frame, features, schema.strays)  # a model trained on plain numbers
+
+
+def test_a_percent_column_reads_the_same_in_train_predict_and_serve(project, tmp_path):
+    from mlscaffold.lifecycle.serving.records import Columns, decode_csv
+
+    for split in ("train", "validation", "test"):
+        path = project / "datasets" / f"{split}.csv"
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame["monthly_spend"] = [f"{value}%" if value else value
+                                  for value in frame["monthly_spend"]]
+        frame.to_csv(path, index=False)
+    trained = run_cli(project, "train", "--trials", 1)
+    assert trained.code == 0, trained.err
+    assert [line for line in trained.err.splitlines() if "'monthly_spend'" in line] == [
+        "warning: datasets/train.csv: column 'monthly_spend' holds numbers written with '%' "
+        "('64.26%'), read as the numbers written ('64.26%' is 64.26, not 0.6426); predict, "
+        "evaluate, drift and serve read them so too"]
+    experiment = project / "experiments" / "exp-001"
+    assert read_json(experiment / "model.json")["percents"] == ["monthly_spend"]
+    bundle = load_bundle(experiment)
+    assert bundle.features["monthly_spend"] == NUMERIC and bundle.percents == ["monthly_spend"]
+    written = _test_rows(project, 3)
+    plain = written.assign(monthly_spend=written["monthly_spend"].str.rstrip("%"))
+    expected = predict_frame(bundle, plain)
+    for name, rows in (("written", written), ("plain", plain)):
+        rows.to_csv(tmp_path / f"{name}.csv", index=False)
+        predicted = run_cli(project, "predict", "--model", "exp-001", "--input",
+                            tmp_path / f"{name}.csv", "--output", tmp_path / f"{name}-out.csv")
+        assert predicted.code == 0, predicted.err
+        out = pd.read_csv(tmp_path / f"{name}-out.csv")
+        assert np.allclose(out["probability_1"], [p[1] for p in expected["probabilities"]])
+    columns = Columns(bundle)
+    served = decode_csv(written.to_csv(index=False).encode(), columns).columns["monthly_spend"]
+    assert served.tolist() == plain["monthly_spend"].astype(float).tolist()
+    records = columns.from_records(written.to_dict("records")).columns["monthly_spend"]
+    assert records.tolist() == served.tolist()
+    evaluated = run_cli(project, "evaluate")
+    assert evaluated.code in (0, 1) and "must be numeric" not in evaluated.err, evaluated.err
+    drifted = run_cli(project, "drift", "--input", project / "datasets" / "test.csv",
+                      "--format", "json")
+    assert drifted.code in (0, 1), drifted.err
+    assert {row["feature"]: row["kind"] for row in json.loads(drifted.out)["features"]
+            }["monthly_spend"] == "numeric"

@@ -27,6 +27,7 @@ import numpy as np
 import orjson
 
 from ..model import BOOLEAN_TEXT, ModelBundle, boolean_columns
+from ..schema import percent_free
 from .errors import RequestError, type_name
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # about 3.4e38
@@ -64,6 +65,7 @@ class Columns:
         self.numeric = frozenset(c for c, kind in bundle.features.items() if kind == "numeric")
         # numeric columns whose stray text training read as missing (schema.parse_numbers)
         self.strays = frozenset(bundle.strays)
+        self.percents = frozenset(bundle.percents)  # '64.3%' reads as 64.3, as in training
         self.booleans = boolean_columns(bundle)  # "true" reads as training's "True"
         self.known = frozenset(self.all) | {bundle.label}
 
@@ -123,6 +125,8 @@ class Columns:
                     array = None
                 if array is not None and (np.abs(array) <= FLOAT32_MAX).all():  # NaN: False
                     return array
+            if name in self.percents:
+                values = [percent_free(value) for value in values]
             check = _number_or_missing if name in self.strays else _number
             checked = self._each(name, values, where, check)
             return np.array([math.nan if v is None else v for v in checked], dtype=np.float64)
