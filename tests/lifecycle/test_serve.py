@@ -52,7 +52,7 @@ from mlscaffold.lifecycle.model import (
 from mlscaffold.lifecycle.schema import build_preprocessor, coerce_features
 from mlscaffold.lifecycle.serving import build_server
 from mlscaffold.lifecycle.serving.batching import Predictor
-from mlscaffold.lifecycle.serving.compiled import CompiledModel, _day_offsets
+from mlscaffold.lifecycle.serving.compiled import CompiledModel, _day_offsets, _numeric_offsets
 from mlscaffold.lifecycle.serving.records import Columns
 
 from .conftest import (
@@ -642,6 +642,65 @@ def test_only_a_date_step_that_passes_a_shift_through_is_fed_relative_days(serve
     assert _day_offsets(bundle.pipeline) == {"signed_up": median}
     date_step.steps[2][1].with_mean = False
     assert _day_offsets(bundle.pipeline) == {}
+
+
+def _fit_stamped(task: str, directory: Path, numeric_steps: list | None = None,
+                 offset: float = 0.0) -> tuple[ModelBundle, list[dict]]:
+    """`_fit`'s model with `age` written as a millisecond timestamp (1.7e12 + age seconds:
+    float32 steps there are 131 seconds), through build_preprocessor (its numeric step's
+    steps replaced by `numeric_steps`); labels `offset` + a signal for regression. And rows to
+    send it."""
+    frame = _frame(150, 1)
+    score = frame["income"] / 10 + frame["age"].fillna(40) / 20 + (frame["plan"] == "pro") * 2
+    frame["age"] = 1.7e12 + frame["age"] * 1000
+    if task == "binary-classification":
+        label = (score > score.median()).astype(int)
+    elif task == "multiclass-classification":
+        label = pd.cut(score, 3, labels=["low", "mid", "high"]).astype(str)
+    else:
+        label = score + offset
+    preprocess = build_preprocessor(FEATURES)
+    if numeric_steps is not None:
+        preprocess.transformers[0][1].steps[:] = numeric_steps
+    estimator = Ridge() if task == "regression" else LogisticRegression(max_iter=500)
+    pipeline = Pipeline([("preprocess", preprocess), ("model", estimator)])
+    pipeline.fit(coerce_features(frame, FEATURES), label)
+    classes = None if task == "regression" else pipeline.classes_.tolist()
+    bundle = ModelBundle(pipeline=pipeline, task=task, label="label", features=FEATURES,
+                         classes=classes, metric="m", metrics={}, name=NAME)
+    save_bundle(bundle, directory)
+    rows = frame[INPUTS].sample(40, random_state=2).astype(object)
+    return load_bundle(directory), rows.where(rows.notna(), None).to_dict("records")
+
+
+def test_large_numbers_with_a_small_spread_are_served_on_the_fast_route(served, tmp_path):
+    """A millisecond timestamp as float32 collapses to 131-second steps: the column is fed
+    relative to its training mean (in float64) with the graph's imputer and scaler shifted
+    alike, so the graph agrees with the pipeline on the rows a user sends."""
+    bundle, records = _fit_stamped(served[0].task, tmp_path)
+    offsets = _numeric_offsets(bundle.pipeline)
+    assert set(offsets) == {"age", "income"}
+    assert offsets["age"] == bundle.pipeline[0].named_transformers_["numeric"][-1].mean_[0]
+    compiled = CompiledModel.build(bundle)
+    assert compiled is not None
+    expected = _compiled_agrees(compiled, bundle, records, atol=1e-5)
+    status, doc, fast = _invoked(bundle, {"instances": records})
+    assert fast and status == 200 and _same(doc["predictions"], expected["predictions"]), doc
+
+
+def test_a_graph_that_loses_large_numbers_is_refused_by_the_check(served, tmp_path):
+    """A numeric step other than build_preprocessor's (here a second scaler) is not shifted, so
+    the timestamp is fed as it is and loses its seconds in float32: probes around the column's
+    training centre show it, and the pipeline serves. The probes of fixed numbers (0 to 1e4,
+    1.7e12 below the centre) did not: there the probabilities are 0 or 1 either way."""
+    steps = [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler()),
+             ("rescale", StandardScaler())]
+    bundle, records = _fit_stamped(served[0].task, tmp_path, steps)
+    assert _numeric_offsets(bundle.pipeline) == {}
+    assert CompiledModel.build(bundle) is None
+    status, doc, fast = _invoked(bundle, {"instances": records})
+    assert not fast and status == 200
+    assert _same(doc["predictions"], _expected(bundle, records)["predictions"]), doc
 
 
 @pytest.mark.parametrize("trees", ["forest", "boosting", "ensemble member"])

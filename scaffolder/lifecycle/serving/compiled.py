@@ -34,6 +34,14 @@ and dates spanning hours or minutes keep their resolution. A date step the shift
 through (a team's own steps after `date_parts`) is fed days since 1970, and where that shows
 the probe check sends the model to the pipeline route.
 
+Numeric columns likewise: millisecond timestamps (~1.7e12) are 131 seconds apart as float32, so
+a column whose every step is build_preprocessor's numeric step (an imputer, then a scaler that
+centres: `_centring`) is fed relative to the scaler's training mean, in float64 before the
+cast, with the graph's imputer and scaler shifted by it (`_numeric_offsets`). Other numeric
+steps are fed the values as they are; the probes include numbers around each column's training
+centre, spread by its scale (`_numeric_centres`), so a graph that loses their precision fails
+the check and the pipeline serves.
+
 Tree models (forests, boosting, single trees; also as ensemble members) are not compiled: see
 `_tree_based`.
 """
@@ -67,6 +75,10 @@ log = logging.getLogger(__name__)
 MISSING = "\x00mlscaffold-missing"
 TOLERANCE = 1e-4  # largest difference allowed on the probes, relative (and absolute near 0)
 _PROBE_NUMBERS = (0.0, 1.0, -2.5, 10.0, None, 123.456, -1000.0, 0.001, 50.0, 1e4, 7.3, -0.4)
+_PROBE_ROWS = 24  # rows of fixed numbers; as many again of numbers like the training's: its
+# centre + k * scale (each numeric column's), and missing. Fixed numbers 1.7e12 from a column's
+# centre are answered 0 or 1 by any graph, where the precision lost near the centre shows
+_PROBE_SPREAD = (0.0, 0.3, -0.7, None, 1.5, -2.0, 0.01, 3.0, -0.05, 1.0, -1.3, 2.5)
 # days from the training's median date (a float32 day is ~3 minutes near 2026: near the median
 # the probes see it where the model's scale is finest), the missing date, and text no date
 _PROBE_DAYS = (0.0, 0.004, -0.01, None, 0.3, -1.0, 7.5, -30.0, "not a date", 365.25, -3650.0, 0.5)
@@ -82,9 +94,10 @@ class CompiledModel:
         self.dates = [c for c, kind in bundle.features.items() if kind == DATE]
         self.classes = bundle.classes
         self.day_offsets = _day_offsets(bundle.pipeline)  # column -> days fed relative to
+        self.offsets = _numeric_offsets(bundle.pipeline)  # column -> value fed relative to
         # (weight, session, the member's classes and the ensemble's, or None when the same)
         self.parts = [(weight, _session(graph), classes) for weight, graph, classes
-                      in _convert(bundle, self.day_offsets)]
+                      in _convert(bundle, self.day_offsets, self.offsets)]
         # the graph's name of each input: skl2onnx makes names valid (``signed.days`` is
         # ``signed_days``), keeping their order
         ours = [name for name, _ in _inputs(bundle)]
@@ -114,7 +127,7 @@ class CompiledModel:
         the pipeline (see the module docstring)."""
         feed = {}
         for column in self.numeric:
-            array = rows.columns[column]
+            array = rows.columns[column] - self.offsets.get(column, 0.0)  # float64: see above
             if (np.abs(array) > FLOAT32_MAX).any():  # NaN compares False
                 return None
             feed[column] = array.astype(np.float32).reshape(-1, 1)
@@ -179,15 +192,20 @@ class CompiledModel:
                 return "the ONNX graph does not predict what the pipeline does on probe rows"
         return ""
 
-    def _probes(self, rows: int = 24) -> Table:
-        """Rows covering missing values, known and unknown categories, a spread of numbers."""
+    def _probes(self, rows: int = 2 * _PROBE_ROWS) -> Table:
+        """Rows covering missing values, known and unknown categories, a spread of numbers:
+        fixed ones, then ones near each numeric column's training centre."""
         categories = sorted({value for estimator in fitted_parts(self.bundle.pipeline)
                              for values in getattr(estimator, "categories_", None) or []
                              for value in values if isinstance(value, str)})
         categories += ["\x01unknown", None]
         columns: dict[str, Any] = {}
+        centres = _numeric_centres(self.bundle.pipeline, self.numeric)
         for j, column in enumerate(self.numeric):
-            numbers = [_PROBE_NUMBERS[(i + 5 * j) % len(_PROBE_NUMBERS)] for i in range(rows)]
+            centre, scale = centres.get(column, (0.0, 1.0))
+            numbers = [_PROBE_NUMBERS[(i + 5 * j) % len(_PROBE_NUMBERS)] if i < _PROBE_ROWS
+                       else _around(centre, scale, _PROBE_SPREAD[(i + 5 * j) % len(_PROBE_SPREAD)])
+                       for i in range(rows)]
             columns[column] = np.array([math.nan if v is None else v for v in numbers])
         for j, column in enumerate(self.categorical):
             columns[column] = [categories[(i + 3 * j) % len(categories)] for i in range(rows)]
@@ -224,7 +242,11 @@ def _tree_based(pipeline: Any) -> str:
     return ""
 
 
-def _convert(bundle: ModelBundle, day_offsets: dict[str, float]
+def _around(centre: float, scale: float, k: float | None) -> float | None:
+    return None if k is None else centre + k * scale
+
+
+def _convert(bundle: ModelBundle, day_offsets: dict[str, float], offsets: dict[str, float]
              ) -> list[tuple[float, bytes, Any]]:
     """(weight, ONNX graph, (member classes, ensemble classes) or None) per part: the pipeline,
     or one per member of an ensemble (see the module docstring)."""
@@ -233,18 +255,20 @@ def _convert(bundle: ModelBundle, day_offsets: dict[str, float]
     pipeline = bundle.pipeline
     final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else None
     if not isinstance(final, EnsembleClassifier | EnsembleRegressor):
-        return [(1.0, _graph(bundle, pipeline, day_offsets), None)]
+        return [(1.0, _graph(bundle, pipeline, day_offsets, offsets), None)]
     parts = []
     for weight, member in zip(final.weights_, final.estimators_, strict=True):
         member_pipeline = Pipeline([*pipeline.steps[:-1], (pipeline.steps[-1][0], member)])
         classes = None
         if bundle.classes is not None and list(member.classes_) != list(final.classes_):
             classes = (member.classes_, final.classes_)
-        parts.append((float(weight), _graph(bundle, member_pipeline, day_offsets), classes))
+        parts.append((float(weight), _graph(bundle, member_pipeline, day_offsets, offsets),
+                      classes))
     return parts
 
 
-def _graph(bundle: ModelBundle, pipeline: Any, day_offsets: dict[str, float]) -> bytes:
+def _graph(bundle: ModelBundle, pipeline: Any, day_offsets: dict[str, float],
+           offsets: dict[str, float]) -> bytes:
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
     from sklearn.impute import SimpleImputer
@@ -257,6 +281,10 @@ def _graph(bundle: ModelBundle, pipeline: Any, day_offsets: dict[str, float]) ->
                 and statistics.dtype == object):
             estimator.missing_values = MISSING  # text imputer: see the module docstring
         _dates_as_inputs(estimator, day_offsets)
+    readers = _numeric_readers(pipeline) or {}
+    for column, offset in offsets.items():  # the copy's steps take the column less the offset
+        for parts, position, _ in readers[column]:
+            _shift(parts, position, offset)
     types = [(name, (StringTensorType if text else FloatTensorType)([None, 1]))
              for name, text in _inputs(bundle)]
     final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
@@ -287,10 +315,9 @@ def _dates_as_inputs(estimator: Any, day_offsets: dict[str, float]) -> None:
     for index, step, columns in _date_steps(estimator):
         rest = step[1:] if len(getattr(step, "steps", ())) > 1 else "passthrough"
         for position, column in enumerate(columns):
-            if column in day_offsets:  # x - m == (x - o) - (m - o); the median likewise
-                imputer, scaler = step.steps[1][1], step.steps[2][1]
-                imputer.statistics_[position * len(DATE_PARTS)] -= day_offsets[column]
-                scaler.mean_[position * len(DATE_PARTS)] -= day_offsets[column]
+            if column in day_offsets:
+                _shift([part for _, part in step.steps[1:]], position * len(DATE_PARTS),
+                       day_offsets[column])
         transformers[index] = (transformers[index][0], rest, date_part_names(None, columns))
 
 
@@ -312,16 +339,11 @@ def _day_offsets(pipeline: Any) -> dict[str, float]:
     """Each date column's training median in days since 1970, where its date step is
     build_preprocessor's (date_parts, an imputer, a scaler that centres), which a shift of the
     days passes through: the graph is fed days relative to it. {} when none is."""
-    from sklearn.impute import SimpleImputer
-    from sklearn.preprocessing import StandardScaler
-
     shiftable = set()
     for estimator in fitted_parts(pipeline):
         for _, step, columns in _date_steps(estimator):
             rest = [part for _, part in getattr(step, "steps", ())[1:]]
-            if (len(rest) == 2 and isinstance(rest[0], SimpleImputer)
-                    and isinstance(rest[1], StandardScaler) and rest[1].with_mean
-                    and getattr(rest[1], "mean_", None) is not None):
+            if _centring(rest, len(columns) * len(DATE_PARTS)):
                 shiftable.update(columns)
     return {column: median for column, median in _median_days(pipeline).items()
             if column in shiftable and math.isfinite(median)}
@@ -339,6 +361,94 @@ def _median_days(pipeline: Any) -> dict[str, float]:
                 medians.update({c: float(statistics[i * len(DATE_PARTS)])
                                 for i, c in enumerate(columns)})
     return medians
+
+
+def _centring(parts: list, width: int) -> bool:
+    """Whether `parts` (a step's estimators, on `width` columns) are an imputer of NaN, then a
+    StandardScaler that centres, which a shift of their input passes through (`_shift`)."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import StandardScaler
+
+    if len(parts) != 2 or not isinstance(parts[0], SimpleImputer) \
+            or not isinstance(parts[1], StandardScaler):
+        return False
+    imputer, scaler = parts
+    missing = imputer.missing_values
+    mean = getattr(scaler, "mean_", None)
+    return (isinstance(missing, float) and math.isnan(missing) and scaler.with_mean
+            and mean is not None and len(mean) == len(imputer.statistics_) == width)
+
+
+def _shift(parts: list, position: int, offset: float) -> None:
+    """Make a `_centring` step (of a copy) take its column at `position` less `offset`:
+    x - m == (x - o) - (m - o), and the imputer's fill moves with it."""
+    imputer, scaler = parts
+    imputer.statistics_[position] -= offset
+    scaler.mean_[position] -= offset
+
+
+def _numeric_readers(pipeline: Any) -> dict[str, list[tuple[list, int, int]]] | None:
+    """Each column the pipeline's first step, a fitted column transformer, hands on ->
+    [(the estimators of a step reading it, its position among that step's columns, their
+    number), ...]. None when the first step is no column transformer or hands a step columns
+    other than by a list of names."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    first = pipeline.steps[0][1] if hasattr(pipeline, "steps") else pipeline
+    if not isinstance(first, ColumnTransformer):
+        return None
+    readers: dict[str, list] = {}
+    for _, step, columns in first.transformers_:
+        if isinstance(step, str) and step == "drop":
+            continue
+        if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+            return None
+        parts = [part for _, part in step.steps] if isinstance(step, Pipeline) else [step]
+        for position, column in enumerate(columns):
+            readers.setdefault(column, []).append((parts, position, len(columns)))
+    return readers
+
+
+def _numeric_offsets(pipeline: Any) -> dict[str, float]:
+    """Each column whose every step is `_centring` (build_preprocessor's numeric step) -> its
+    training mean, which the graph is fed the column relative to. {} when none is."""
+    offsets = {}
+    for column, steps in (_numeric_readers(pipeline) or {}).items():
+        if all(_centring(parts, width) for parts, _, width in steps):
+            parts, position, _ = steps[0]
+            mean = float(parts[1].mean_[position])
+            if math.isfinite(mean):
+                offsets[column] = mean
+    return offsets
+
+
+def _numeric_centres(pipeline: Any, columns: list[str]) -> dict[str, tuple[float, float]]:
+    """Each of the numeric `columns`' training (centre, scale) where its first step shows them:
+    a StandardScaler's mean and scale, or its imputer's median (then a scale of 1)."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import StandardScaler
+
+    readers = _numeric_readers(pipeline) or {}
+    centres = {}
+    for column in columns:
+        parts, position, width = (readers.get(column) or [([], 0, 0)])[0]
+        centre, scale = math.nan, 1.0
+        for part in parts:  # while the columns keep their positions
+            statistics = getattr(part, "statistics_", None)
+            if isinstance(part, SimpleImputer) and statistics is not None \
+                    and len(statistics) == width and statistics.dtype.kind == "f":
+                centre = float(statistics[position])
+                continue
+            if isinstance(part, StandardScaler) and getattr(part, "n_features_in_", 0) == width:
+                if part.mean_ is not None:
+                    centre = float(part.mean_[position])
+                if part.scale_ is not None:
+                    scale = float(part.scale_[position])
+            break
+        if math.isfinite(centre) and math.isfinite(scale):
+            centres[column] = (centre, scale)
+    return centres
 
 
 def _session(graph: bytes) -> Any:
