@@ -645,11 +645,11 @@ def test_only_a_date_step_that_passes_a_shift_through_is_fed_relative_days(serve
 
 
 def _fit_stamped(task: str, directory: Path, numeric_steps: list | None = None,
-                 offset: float = 0.0) -> tuple[ModelBundle, list[dict]]:
-    """`_fit`'s model with `age` written as a millisecond timestamp (1.7e12 + age seconds:
-    float32 steps there are 131 seconds), through build_preprocessor (its numeric step's
-    steps replaced by `numeric_steps`); labels `offset` + a signal for regression. And rows to
-    send it."""
+                 offset: float = 0.0, model=None) -> tuple[ModelBundle, list[dict]]:
+    """`_fit`'s model (or `model`) with `age` written as a millisecond timestamp (1.7e12 + age
+    seconds: float32 steps there are 131 seconds), through build_preprocessor (its numeric
+    step's steps replaced by `numeric_steps`); labels `offset` + a signal for regression. And
+    rows to send it."""
     frame = _frame(150, 1)
     score = frame["income"] / 10 + frame["age"].fillna(40) / 20 + (frame["plan"] == "pro") * 2
     frame["age"] = 1.7e12 + frame["age"] * 1000
@@ -662,7 +662,7 @@ def _fit_stamped(task: str, directory: Path, numeric_steps: list | None = None,
     preprocess = build_preprocessor(FEATURES)
     if numeric_steps is not None:
         preprocess.transformers[0][1].steps[:] = numeric_steps
-    estimator = Ridge() if task == "regression" else LogisticRegression(max_iter=500)
+    estimator = model or (Ridge() if task == "regression" else LogisticRegression(max_iter=500))
     pipeline = Pipeline([("preprocess", preprocess), ("model", estimator)])
     pipeline.fit(coerce_features(frame, FEATURES), label)
     classes = None if task == "regression" else pipeline.classes_.tolist()
@@ -701,6 +701,43 @@ def test_a_graph_that_loses_large_numbers_is_refused_by_the_check(served, tmp_pa
     status, doc, fast = _invoked(bundle, {"instances": records})
     assert not fast and status == 200
     assert _same(doc["predictions"], _expected(bundle, records)["predictions"]), doc
+
+
+def _within_spread(got: list, expected: list) -> bool:
+    """Regression values as close as float32 computes them, judged against their spread: a
+    relative tolerance passes 999999995904.0 for 1000000000447.84."""
+    return bool(np.abs(np.subtract(got, expected)).max() <= 1e-5 * np.std(expected))
+
+
+@pytest.mark.parametrize("model", ["ridge", "ensemble"])
+def test_large_regression_values_are_served_on_the_fast_route(tmp_path, model):
+    """Labels of 1e12 + a signal: float32 values there are 131,072 apart, and the graph
+    answered 999999995904.0 for every row. Its intercept (each member's) is shifted by the
+    pipeline's typical prediction, added back in float64 after the graph."""
+    ensemble = EnsembleRegressor([Ridge(), Ridge(alpha=30.0)], [2, 1]) \
+        if model == "ensemble" else None
+    bundle, records = _fit_stamped("regression", tmp_path, offset=1e12, model=ensemble)
+    compiled = CompiledModel.build(bundle)
+    assert compiled is not None
+    expected = _expected(bundle, records)["predictions"]
+    assert _within_spread(compiled.predict(_table(bundle, records))["predictions"], expected)
+    status, doc, fast = _invoked(bundle, {"instances": records})
+    assert fast and status == 200 and _within_spread(doc["predictions"], expected), doc
+
+
+@pytest.mark.parametrize("model", ["neighbours", "ensemble member"])
+def test_a_graph_that_loses_large_regression_values_is_refused_by_the_check(tmp_path, model):
+    """Neighbours have no intercept to shift: their graph averages the training labels as
+    float32, 1e12 + a signal losing the signal. The check judges differences against the
+    spread of the pipeline's predictions, not their size, so the pipeline serves."""
+    neighbours = KNeighborsRegressor(5)
+    if model == "ensemble member":
+        neighbours = EnsembleRegressor([Ridge(), neighbours], [1, 1])
+    bundle, records = _fit_stamped("regression", tmp_path, offset=1e12, model=neighbours)
+    assert CompiledModel.build(bundle) is None
+    status, doc, fast = _invoked(bundle, {"instances": records})
+    expected = _expected(bundle, records)["predictions"]
+    assert not fast and status == 200 and _within_spread(doc["predictions"], expected), doc
 
 
 @pytest.mark.parametrize("trees", ["forest", "boosting", "ensemble member"])

@@ -10,7 +10,9 @@ prediction goes through the pipeline itself (`model.predict_frame`).
 
 Numbers go through the graph as 32-bit floats, as ONNX Runtime's scikit-learn operators compute:
 probabilities and regression values agree with the pipeline's to about 1e-6 relative, and the
-check refuses a graph that differs by more than `TOLERANCE` (or by any label) on the probes.
+check refuses a graph that differs by more than `TOLERANCE` (or by any label) on the probes:
+probabilities absolutely, regression values relative to the spread of the pipeline's predictions
+(`_agree`), not to their size, which would pass 999999995904.0 for 1000000000447.84.
 Rows the graph cannot take as they are (a category equal to the missing-value marker; a number
 beyond float32's range, which the server's records refuse before) and results that overflow
 float32 go through the pipeline.
@@ -41,6 +43,13 @@ cast, with the graph's imputer and scaler shifted by it (`_numeric_offsets`). Ot
 steps are fed the values as they are; the probes include numbers around each column's training
 centre, spread by its scale (`_numeric_centres`), so a graph that loses their precision fails
 the check and the pipeline serves.
+
+Regression values likewise: labels of 1e12 + a signal are 131,072 apart as float32, so where the
+model (each member of an ensemble) has a scalar ``intercept_``, the graph's copy has it lowered
+by the pipeline's typical prediction on the probes, which is added back in float64 after the
+graph (an ensemble's weights sum to 1, so adding it to each member's values adds it to their
+mix). A model without one (neighbours) keeps its values, and where those lose precision the
+check refuses the graph.
 
 Tree models (forests, boosting, single trees; also as ensemble members) are not compiled: see
 `_tree_based`.
@@ -73,11 +82,12 @@ from .records import FLOAT32_MAX, Table
 log = logging.getLogger(__name__)
 
 MISSING = "\x00mlscaffold-missing"
-TOLERANCE = 1e-4  # largest difference allowed on the probes, relative (and absolute near 0)
+TOLERANCE = 1e-4  # largest difference allowed on the probes: see the module docstring
 _PROBE_NUMBERS = (0.0, 1.0, -2.5, 10.0, None, 123.456, -1000.0, 0.001, 50.0, 1e4, 7.3, -0.4)
-_PROBE_ROWS = 24  # rows of fixed numbers; as many again of numbers like the training's: its
-# centre + k * scale (each numeric column's), and missing. Fixed numbers 1.7e12 from a column's
-# centre are answered 0 or 1 by any graph, where the precision lost near the centre shows
+_PROBE_ROWS = 24  # rows of fixed numbers; as many again of numbers and dates like the
+# training's: its centre + k * scale (each numeric and date column's), and missing. Fixed numbers
+# 1.7e12 from a column's centre are answered 0 or 1 by any graph, where the precision lost near
+# the centre shows
 _PROBE_SPREAD = (0.0, 0.3, -0.7, None, 1.5, -2.0, 0.01, 3.0, -0.05, 1.0, -1.3, 2.5)
 # days from the training's median date (a float32 day is ~3 minutes near 2026: near the median
 # the probes see it where the model's scale is finest), the missing date, and text no date
@@ -95,9 +105,19 @@ class CompiledModel:
         self.classes = bundle.classes
         self.day_offsets = _day_offsets(bundle.pipeline)  # column -> days fed relative to
         self.offsets = _numeric_offsets(bundle.pipeline)  # column -> value fed relative to
-        # (weight, session, the member's classes and the ensemble's, or None when the same)
-        self.parts = [(weight, _session(graph), classes) for weight, graph, classes
-                      in _convert(bundle, self.day_offsets, self.offsets)]
+        self.probes = self._probes()
+        self.expected = predict_frame(bundle, pd.DataFrame(self.probes.columns))
+        # regression: the mean and spread of the pipeline's values on the probes near the
+        # training's numbers; the graph's values are relative to the mean (the module docstring)
+        self.typical, self.spread = 0.0, 0.0
+        if self.classes is None:
+            values = np.asarray(self.expected["predictions"][_PROBE_ROWS:], dtype=np.float64)
+            if np.isfinite(values).all():
+                self.typical, self.spread = float(np.mean(values)), float(np.std(values))
+        # (weight, session, the member's classes and the ensemble's or None when the same,
+        # the value added to its outputs)
+        self.parts = [(weight, _session(graph), classes, shift) for weight, graph, classes, shift
+                      in _convert(bundle, self.day_offsets, self.offsets, self.typical)]
         # the graph's name of each input: skl2onnx makes names valid (``signed.days`` is
         # ``signed_days``), keeping their order
         ours = [name for name, _ in _inputs(bundle)]
@@ -158,11 +178,13 @@ class CompiledModel:
         pipeline computes in float64)."""
         total = None
         feed = {graph: feed[name] for name, graph in self.names}
-        for weight, session, classes in self.parts:
+        for weight, session, classes, shift in self.parts:
             outputs = session.run(None, feed)
             scores = outputs[0] if self.classes is None else outputs[-1]
             if not np.isfinite(scores).all():
                 return None
+            if shift:
+                scores = scores.astype(np.float64) + shift
             if len(self.parts) == 1:
                 return scores
             scores = scores.astype(np.float64)
@@ -173,8 +195,7 @@ class CompiledModel:
 
     def check(self) -> str:
         """'' when the graph predicts what the pipeline does on the probe rows, else why not."""
-        probes = self._probes()
-        expected = predict_frame(self.bundle, pd.DataFrame(probes.columns))
+        probes, expected = self.probes, self.expected
         first = Table({name: values[:1] for name, values in probes.columns.items()}, 1)
         for rows in (probes, first):
             got = self.predict(rows)
@@ -183,8 +204,8 @@ class CompiledModel:
             want = {key: value[:rows.rows] if value is not None else None
                     for key, value in expected.items()}
             if self.classes is None:
-                same = np.allclose(got["predictions"], want["predictions"], rtol=TOLERANCE,
-                                   atol=TOLERANCE)
+                same = _agree(got["predictions"], want["predictions"], self.typical,
+                              self.spread)
             else:
                 same = got["predictions"] == want["predictions"] and np.allclose(
                     got["probabilities"], want["probabilities"], rtol=TOLERANCE, atol=TOLERANCE)
@@ -209,10 +230,13 @@ class CompiledModel:
             columns[column] = np.array([math.nan if v is None else v for v in numbers])
         for j, column in enumerate(self.categorical):
             columns[column] = [categories[(i + 3 * j) % len(categories)] for i in range(rows)]
-        medians = _median_days(self.bundle.pipeline)
+        medians, spreads = _median_days(self.bundle.pipeline), _day_scales(self.bundle.pipeline)
         for j, column in enumerate(self.dates):
             around = pd.Timestamp("1970-01-01") + pd.Timedelta(days=medians.get(column, 20_000.0))
-            days = [_PROBE_DAYS[(i + 5 * j) % len(_PROBE_DAYS)] for i in range(rows)]
+            days = [_PROBE_DAYS[(i + 5 * j) % len(_PROBE_DAYS)] if i < _PROBE_ROWS
+                    else _around(0.0, spreads.get(column, 1.0),
+                                 _PROBE_SPREAD[(i + 5 * j) % len(_PROBE_SPREAD)])
+                    for i in range(rows)]
             columns[column] = [d if d is None or isinstance(d, str)
                                else (around + pd.Timedelta(days=d)).isoformat() for d in days]
         return Table(columns, rows)
@@ -242,33 +266,48 @@ def _tree_based(pipeline: Any) -> str:
     return ""
 
 
+def _agree(got: list, want: list, typical: float, spread: float) -> bool:
+    """Whether the graph's regression values are the pipeline's: each within TOLERANCE of the
+    spread of the values (`spread` near `typical`, more for a value far from it), as float32
+    computes values relative to the typical one. When the values have no spread, relative to
+    their size, as for probabilities."""
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    if not spread:
+        return bool(np.allclose(got, want, rtol=TOLERANCE, atol=TOLERANCE))
+    return bool((np.abs(got - want) <= TOLERANCE * (spread + np.abs(want - typical))).all())
+
+
 def _around(centre: float, scale: float, k: float | None) -> float | None:
     return None if k is None else centre + k * scale
 
 
-def _convert(bundle: ModelBundle, day_offsets: dict[str, float], offsets: dict[str, float]
-             ) -> list[tuple[float, bytes, Any]]:
-    """(weight, ONNX graph, (member classes, ensemble classes) or None) per part: the pipeline,
-    or one per member of an ensemble (see the module docstring)."""
+def _convert(bundle: ModelBundle, day_offsets: dict[str, float], offsets: dict[str, float],
+             typical: float) -> list[tuple[float, bytes, Any, float]]:
+    """(weight, ONNX graph, (member classes, ensemble classes) or None, the value to add to its
+    outputs) per part: the pipeline, or one per member of an ensemble (see the module
+    docstring)."""
     from sklearn.pipeline import Pipeline
 
     pipeline = bundle.pipeline
     final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else None
     if not isinstance(final, EnsembleClassifier | EnsembleRegressor):
-        return [(1.0, _graph(bundle, pipeline, day_offsets, offsets), None)]
+        graph, shift = _graph(bundle, pipeline, day_offsets, offsets, typical)
+        return [(1.0, graph, None, shift)]
     parts = []
     for weight, member in zip(final.weights_, final.estimators_, strict=True):
         member_pipeline = Pipeline([*pipeline.steps[:-1], (pipeline.steps[-1][0], member)])
         classes = None
         if bundle.classes is not None and list(member.classes_) != list(final.classes_):
             classes = (member.classes_, final.classes_)
-        parts.append((float(weight), _graph(bundle, member_pipeline, day_offsets, offsets),
-                      classes))
+        graph, shift = _graph(bundle, member_pipeline, day_offsets, offsets, typical)
+        parts.append((float(weight), graph, classes, shift))
     return parts
 
 
 def _graph(bundle: ModelBundle, pipeline: Any, day_offsets: dict[str, float],
-           offsets: dict[str, float]) -> bytes:
+           offsets: dict[str, float], typical: float) -> tuple[bytes, float]:
+    """The ONNX graph of (a copy of) `pipeline`, and the value to add to its regression values:
+    `typical`, which the copy's intercept is lowered by, or 0 for a model without one."""
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
     from sklearn.impute import SimpleImputer
@@ -289,9 +328,15 @@ def _graph(bundle: ModelBundle, pipeline: Any, day_offsets: dict[str, float],
              for name, text in _inputs(bundle)]
     final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
     options = {id(final): {"zipmap": False}} if bundle.classes is not None else None
+    intercept = getattr(final, "intercept_", None)
+    shift = 0.0
+    if bundle.classes is None and intercept is not None and np.size(intercept) == 1 \
+            and np.asarray(intercept).dtype.kind == "f":
+        final.intercept_ = intercept - typical
+        shift = typical
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return to_onnx(pipeline, initial_types=types, options=options).SerializeToString()
+        return to_onnx(pipeline, initial_types=types, options=options).SerializeToString(), shift
 
 
 def _inputs(bundle: ModelBundle) -> list[tuple[str, bool]]:
@@ -449,6 +494,20 @@ def _numeric_centres(pipeline: Any, columns: list[str]) -> dict[str, tuple[float
         if math.isfinite(centre) and math.isfinite(scale):
             centres[column] = (centre, scale)
     return centres
+
+
+def _day_scales(pipeline: Any) -> dict[str, float]:
+    """Each date column's training spread in days (its date step's scaler's scale), where the
+    step is build_preprocessor's: {} when none is."""
+    scales = {}
+    for estimator in fitted_parts(pipeline):
+        for _, step, columns in _date_steps(estimator):
+            parts = [part for _, part in getattr(step, "steps", ())[1:]]
+            scale = getattr(parts[-1], "scale_", None) if parts else None
+            if scale is not None and len(scale) == len(columns) * len(DATE_PARTS):
+                scales.update({c: float(scale[i * len(DATE_PARTS)])
+                               for i, c in enumerate(columns)})
+    return scales
 
 
 def _session(graph: bytes) -> Any:
