@@ -112,8 +112,10 @@ class CompiledModel:
         self.typical, self.spread = 0.0, 0.0
         if self.classes is None:
             values = np.asarray(self.expected["predictions"][_PROBE_ROWS:], dtype=np.float64)
-            if np.isfinite(values).all():
-                self.typical, self.spread = float(np.mean(values)), float(np.std(values))
+            with np.errstate(over="ignore"):  # values near float64's limit: judged by size
+                typical, spread = float(np.mean(values)), float(np.std(values))
+            if math.isfinite(typical) and math.isfinite(spread):
+                self.typical, self.spread = typical, spread
         # (weight, session, the member's classes and the ensemble's or None when the same,
         # the value added to its outputs)
         self.parts = [(weight, _session(graph), classes, shift) for weight, graph, classes, shift
