@@ -40,6 +40,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from mlscaffold.lifecycle import serving as serve_module
 from mlscaffold.lifecycle.config import DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT
+from mlscaffold.lifecycle.data import read_csv, text_columns
 from mlscaffold.lifecycle.ensemble import EnsembleClassifier, EnsembleRegressor
 from mlscaffold.lifecycle.model import (
     ModelBundle,
@@ -817,6 +818,34 @@ def test_true_and_false_read_as_in_training_whatever_their_spelling(tmp_path, fa
         _stop(server, thread)
     assert status == 200 and doc["predictions"] == expected, doc
     assert json_status == 200 and json_doc["predictions"] == ["yes", "yes", "no"], json_doc
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_a_csv_body_is_read_as_predict_reads_the_file(served, tmp_path, fast_path):
+    """Spaces around a category are part of it, and NA, null or NaN is missing, as `predict`
+    (and training) read a file; a CSV body read ' north ' as 'north', and NA as a category (NaN
+    as an error), so a row was answered one way by serve and another by predict and serve's
+    JSON route."""
+    bundle, _ = served
+    body = ("age,plan,income,city\n30,basic,50.0,north\n30, basic ,50.0, north \n"
+            "30,NA,50.0,north\n 30 ,basic, 50.0 ,null\nNaN,basic,50.0,north\n")
+    (tmp_path / "in.csv").write_text(body, encoding="utf-8")
+    frame = read_csv(tmp_path / "in.csv", text=text_columns(bundle.features))
+    expected = predict_frame(bundle, frame)
+    padded = {"age": 30, "plan": " basic ", "income": 50.0, "city": " north "}
+    server, thread = _serving(bundle, fast_path=fast_path)
+    try:
+        client = Client(server.port)
+        status, doc = client.call("POST", "/invocations", body, content_type="text/csv")
+        json_status, json_doc = client.call("POST", "/invocations", {"instances": [padded]})
+        client.close()
+    finally:
+        _stop(server, thread)
+    assert status == 200 and json_status == 200, (doc, json_doc)
+    key = "predictions" if bundle.task == "regression" else "probabilities"
+    assert not np.allclose(expected[key][0], expected[key][1])  # the spaces count
+    assert np.allclose(doc[key], expected[key], atol=1e-6), (doc, expected)
+    assert np.allclose(json_doc[key], expected[key][1:2], atol=1e-6)
 
 
 SERVE_ENVIRONMENT = ("SERVE_HOST", "SERVE_PORT", "SAGEMAKER_BIND_TO_PORT", "MODEL_DIR",

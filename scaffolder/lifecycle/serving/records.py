@@ -25,11 +25,15 @@ from typing import Any
 
 import numpy as np
 import orjson
+from pandas._libs.parsers import STR_NA_VALUES
 
 from ..model import BOOLEAN_TEXT, ModelBundle, boolean_columns
 from .errors import RequestError, type_name
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # about 3.4e38
+# the text pandas' read_csv reads as missing (its default na_values: "", NA, null, None ...), as
+# `predict` and training read a file; a CSV body is read by the same rule
+MISSING_TEXT = frozenset(STR_NA_VALUES)
 _RANGE = f"between -{FLOAT32_MAX:.2g} and {FLOAT32_MAX:.2g}"
 
 
@@ -260,7 +264,9 @@ def dumps(doc: Any) -> bytes:
 
 
 def decode_csv(body: bytes, columns: Columns) -> Table:
-    """Records from CSV: rows in feature order, or under a header row naming the columns."""
+    """Records from CSV: rows in feature order, or under a header row naming the columns.
+    Values are read as `predict` reads a file: as written (spaces around a category are part of
+    it; a number's are not, `_number`), and MISSING_TEXT is missing."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -283,7 +289,7 @@ def decode_csv(body: bytes, columns: Columns) -> Table:
         if len(row) != len(names):
             raise RequestError(400, f"CSV row {number} has {len(row)} values, "
                                     f"expected {len(names)}")
-        records.append({name: cell.strip() or None
+        records.append({name: None if cell in MISSING_TEXT else cell
                         for name, cell in zip(names, row, strict=True)})
     return columns.from_records(records, "CSV row")
 
