@@ -323,6 +323,10 @@ def test_kserve_v2_infer_column_tensors_and_matrix(served, client):
      400, "missing columns: income ('incme' sent: did you mean 'income'?)"),
     ("POST", "/invocations", {"instances": []}, "application/json", 400, "no rows"),
     ("POST", "/invocations", "1,2\n", "text/csv", 400, "values"),
+    ("POST", "/invocations", "age,plan,city\n30,basic,north\n", "text/csv", 400,
+     "missing columns: income"),
+    ("POST", "/invocations", "age,plan,incme,city\n30,basic,1,north\n", "text/csv", 400,
+     "missing columns: income ('incme' sent: did you mean 'income'?)"),
     ("POST", "/invocations", "R1,abc,basic,3.0,north\n", "text/csv", 400, "age must be a number"),
     ("POST", "/invocations", {"instances": [{"age": "old", "plan": "basic", "income": 1,
                                              "city": "north"}]}, "application/json", 400, "age"),
@@ -818,6 +822,19 @@ def test_true_and_false_read_as_in_training_whatever_their_spelling(tmp_path, fa
         _stop(server, thread)
     assert status == 200 and doc["predictions"] == expected, doc
     assert json_status == 200 and json_doc["predictions"] == ["yes", "yes", "no"], json_doc
+
+
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_a_csv_body_separated_as_predict_accepts_is_read(served, client, separator):
+    """A header without commas holding ';' or tabs separates the columns with it, as `predict`
+    reads a file (the body was read as one column: a width error)."""
+    bundle, _ = served
+    records = _records(4)
+    lines = [separator.join(INPUTS)] + [separator.join("" if r[c] is None else str(r[c])
+                                                       for c in INPUTS) for r in records]
+    status, doc = client.call("POST", "/invocations", "\n".join(lines), "text/csv")
+    assert status == 200, doc
+    assert _same(doc["predictions"], _expected(bundle, records)["predictions"])
 
 
 @pytest.mark.parametrize("fast_path", [True, False])

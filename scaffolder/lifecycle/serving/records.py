@@ -27,6 +27,7 @@ import numpy as np
 import orjson
 from pandas._libs.parsers import STR_NA_VALUES
 
+from ...stacks.columns import csv_reader
 from ..model import BOOLEAN_TEXT, ModelBundle, boolean_columns
 from .errors import RequestError, type_name
 
@@ -93,7 +94,7 @@ class Columns:
                 raise RequestError(400, "each row must be an object or a list of values, "
                                         f"got {type_name(record)}")
             missing.update(c for c in self.inputs if c not in record)
-        self._refuse_missing(missing, records[0] if isinstance(records[0], dict) else {})
+        self.refuse_missing(missing, records[0] if isinstance(records[0], dict) else {})
         return Table({c: self._column(c, [r[c] for r in records], where) for c in self.inputs},
                      len(records))
 
@@ -101,10 +102,10 @@ class Columns:
         """The table of `data` (column: `rows` values; other columns are ignored)."""
         if not rows:
             raise RequestError(400, "the request holds no rows")
-        self._refuse_missing({c for c in self.inputs if c not in data}, data)
+        self.refuse_missing({c for c in self.inputs if c not in data}, data)
         return Table({c: self._column(c, data[c], where) for c in self.inputs}, rows)
 
-    def _refuse_missing(self, missing: set[str], sent: dict) -> None:
+    def refuse_missing(self, missing: set[str], sent: dict) -> None:
         """Refuse the request naming the missing columns, and a name it sent instead that is
         close to one of them (``tenure_month`` for ``tenure_months``)."""
         if missing:
@@ -265,20 +266,25 @@ def dumps(doc: Any) -> bytes:
 
 def decode_csv(body: bytes, columns: Columns) -> Table:
     """Records from CSV: rows in feature order, or under a header row naming the columns.
-    Values are read as `predict` reads a file: as written (spaces around a category are part of
-    it; a number's are not, `_number`), and MISSING_TEXT is missing."""
+    Read as `predict` reads a file: separated by commas, or by the ';' or tab a header without
+    commas holds (`csv_reader`); values as written (spaces around a category are part of it; a
+    number's are not, `_number`), MISSING_TEXT missing."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise RequestError(400, "the CSV body is not valid UTF-8") from None
     try:
-        rows = [row for row in csv.reader(io.StringIO(text)) if row]
+        rows = [row for row in csv_reader(io.StringIO(text)) if row]
     except csv.Error as error:
         raise RequestError(400, f"malformed CSV: {error}") from None
     if not rows:
         raise RequestError(400, "the CSV body holds no rows")
     first = [cell.strip() for cell in rows[0]]
-    if set(columns.inputs) <= set(first):  # a header row: columns by name, any order
+    named = sum(cell in columns.known for cell in first)
+    # a header row: columns by name, any order; one that names most of its cells as the model's
+    # columns, but not every input, lacks some (the width error would not say which)
+    if set(columns.inputs) <= set(first) or 2 * named > len(first):
+        columns.refuse_missing({c for c in columns.inputs if c not in first}, dict.fromkeys(first))
         names, rows = first, rows[1:]
         if not rows:
             raise RequestError(400, "the CSV body holds a header row but no data rows")
