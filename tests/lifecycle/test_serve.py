@@ -260,6 +260,10 @@ def test_invocations_json_shapes(served, client):
         if bundle.task != "regression":
             assert np.allclose(doc["probabilities"], expected["probabilities"], atol=1e-6)
             assert len(doc["probabilities"][0]) == len(bundle.classes)
+    # one record, bare or in "instances": a key the model does not know is ignored either way
+    for body in ({**records[0], "note": "x"}, {"instances": [{**records[0], "note": "x"}]}):
+        status, doc = client.call("POST", "/invocations", body)
+        assert status == 200 and _same(doc["predictions"], expected["predictions"][:1]), doc
 
 
 def test_kserve_v1_predict(served, client):
@@ -321,6 +325,8 @@ def test_kserve_v2_infer_column_tensors_and_matrix(served, client):
     ("POST", "/invocations", {"instances": [{"age": 30, "plan": "basic", "incme": 1,
                                              "city": "north"}]}, "application/json",
      400, "missing columns: income ('incme' sent: did you mean 'income'?)"),
+    ("POST", "/invocations", {"age": 30, "plan": "basic", "incme": 1, "city": "north"},
+     "application/json", 400, "missing columns: income ('incme' sent: did you mean 'income'?)"),
     ("POST", "/invocations", {"instances": []}, "application/json", 400, "no rows"),
     ("POST", "/invocations", "1,2\n", "text/csv", 400, "values"),
     ("POST", "/invocations", "age,plan,city\n30,basic,north\n", "text/csv", 400,
