@@ -40,6 +40,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from mlscaffold.lifecycle import serving as serve_module
 from mlscaffold.lifecycle.config import DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT
+from mlscaffold.lifecycle.data import read_csv, text_columns
 from mlscaffold.lifecycle.ensemble import EnsembleClassifier, EnsembleRegressor
 from mlscaffold.lifecycle.model import (
     ModelBundle,
@@ -52,7 +53,7 @@ from mlscaffold.lifecycle.model import (
 from mlscaffold.lifecycle.schema import build_preprocessor, coerce_features
 from mlscaffold.lifecycle.serving import build_server
 from mlscaffold.lifecycle.serving.batching import Predictor
-from mlscaffold.lifecycle.serving.compiled import CompiledModel, _day_offsets
+from mlscaffold.lifecycle.serving.compiled import CompiledModel, _day_offsets, _numeric_offsets
 from mlscaffold.lifecycle.serving.records import Columns
 
 from .conftest import (
@@ -259,6 +260,10 @@ def test_invocations_json_shapes(served, client):
         if bundle.task != "regression":
             assert np.allclose(doc["probabilities"], expected["probabilities"], atol=1e-6)
             assert len(doc["probabilities"][0]) == len(bundle.classes)
+    # one record, bare or in "instances": a key the model does not know is ignored either way
+    for body in ({**records[0], "note": "x"}, {"instances": [{**records[0], "note": "x"}]}):
+        status, doc = client.call("POST", "/invocations", body)
+        assert status == 200 and _same(doc["predictions"], expected["predictions"][:1]), doc
 
 
 def test_kserve_v1_predict(served, client):
@@ -320,8 +325,14 @@ def test_kserve_v2_infer_column_tensors_and_matrix(served, client):
     ("POST", "/invocations", {"instances": [{"age": 30, "plan": "basic", "incme": 1,
                                              "city": "north"}]}, "application/json",
      400, "missing columns: income ('incme' sent: did you mean 'income'?)"),
+    ("POST", "/invocations", {"age": 30, "plan": "basic", "incme": 1, "city": "north"},
+     "application/json", 400, "missing columns: income ('incme' sent: did you mean 'income'?)"),
     ("POST", "/invocations", {"instances": []}, "application/json", 400, "no rows"),
     ("POST", "/invocations", "1,2\n", "text/csv", 400, "values"),
+    ("POST", "/invocations", "age,plan,city\n30,basic,north\n", "text/csv", 400,
+     "missing columns: income"),
+    ("POST", "/invocations", "age,plan,incme,city\n30,basic,1,north\n", "text/csv", 400,
+     "missing columns: income ('incme' sent: did you mean 'income'?)"),
     ("POST", "/invocations", "R1,abc,basic,3.0,north\n", "text/csv", 400, "age must be a number"),
     ("POST", "/invocations", {"instances": [{"age": "old", "plan": "basic", "income": 1,
                                              "city": "north"}]}, "application/json", 400, "age"),
@@ -644,6 +655,102 @@ def test_only_a_date_step_that_passes_a_shift_through_is_fed_relative_days(serve
     assert _day_offsets(bundle.pipeline) == {}
 
 
+def _fit_stamped(task: str, directory: Path, numeric_steps: list | None = None,
+                 offset: float = 0.0, model=None) -> tuple[ModelBundle, list[dict]]:
+    """`_fit`'s model (or `model`) with `age` written as a millisecond timestamp (1.7e12 + age
+    seconds: float32 steps there are 131 seconds), through build_preprocessor (its numeric
+    step's steps replaced by `numeric_steps`); labels `offset` + a signal for regression. And
+    rows to send it."""
+    frame = _frame(150, 1)
+    score = frame["income"] / 10 + frame["age"].fillna(40) / 20 + (frame["plan"] == "pro") * 2
+    frame["age"] = 1.7e12 + frame["age"] * 1000
+    if task == "binary-classification":
+        label = (score > score.median()).astype(int)
+    elif task == "multiclass-classification":
+        label = pd.cut(score, 3, labels=["low", "mid", "high"]).astype(str)
+    else:
+        label = score + offset
+    preprocess = build_preprocessor(FEATURES)
+    if numeric_steps is not None:
+        preprocess.transformers[0][1].steps[:] = numeric_steps
+    estimator = model or (Ridge() if task == "regression" else LogisticRegression(max_iter=500))
+    pipeline = Pipeline([("preprocess", preprocess), ("model", estimator)])
+    pipeline.fit(coerce_features(frame, FEATURES), label)
+    classes = None if task == "regression" else pipeline.classes_.tolist()
+    bundle = ModelBundle(pipeline=pipeline, task=task, label="label", features=FEATURES,
+                         classes=classes, metric="m", metrics={}, name=NAME)
+    save_bundle(bundle, directory)
+    rows = frame[INPUTS].sample(40, random_state=2).astype(object)
+    return load_bundle(directory), rows.where(rows.notna(), None).to_dict("records")
+
+
+def test_large_numbers_with_a_small_spread_are_served_on_the_fast_route(served, tmp_path):
+    """A millisecond timestamp as float32 collapses to 131-second steps: the column is fed
+    relative to its training mean (in float64) with the graph's imputer and scaler shifted
+    alike, so the graph agrees with the pipeline on the rows a user sends."""
+    bundle, records = _fit_stamped(served[0].task, tmp_path)
+    offsets = _numeric_offsets(bundle.pipeline)
+    assert set(offsets) == {"age", "income"}
+    assert offsets["age"] == bundle.pipeline[0].named_transformers_["numeric"][-1].mean_[0]
+    compiled = CompiledModel.build(bundle)
+    assert compiled is not None
+    expected = _compiled_agrees(compiled, bundle, records, atol=1e-5)
+    status, doc, fast = _invoked(bundle, {"instances": records})
+    assert fast and status == 200 and _same(doc["predictions"], expected["predictions"]), doc
+
+
+def test_a_graph_that_loses_large_numbers_is_refused_by_the_check(served, tmp_path):
+    """A numeric step other than build_preprocessor's (here a second scaler) is not shifted, so
+    the timestamp is fed as it is and loses its seconds in float32: probes around the column's
+    training centre show it, and the pipeline serves. The probes of fixed numbers (0 to 1e4,
+    1.7e12 below the centre) did not: there the probabilities are 0 or 1 either way."""
+    steps = [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler()),
+             ("rescale", StandardScaler())]
+    bundle, records = _fit_stamped(served[0].task, tmp_path, steps)
+    assert _numeric_offsets(bundle.pipeline) == {}
+    assert CompiledModel.build(bundle) is None
+    status, doc, fast = _invoked(bundle, {"instances": records})
+    assert not fast and status == 200
+    assert _same(doc["predictions"], _expected(bundle, records)["predictions"]), doc
+
+
+def _within_spread(got: list, expected: list) -> bool:
+    """Regression values as close as float32 computes them, judged against their spread: a
+    relative tolerance passes 999999995904.0 for 1000000000447.84."""
+    return bool(np.abs(np.subtract(got, expected)).max() <= 1e-5 * np.std(expected))
+
+
+@pytest.mark.parametrize("model", ["ridge", "ensemble"])
+def test_large_regression_values_are_served_on_the_fast_route(tmp_path, model):
+    """Labels of 1e12 + a signal: float32 values there are 131,072 apart, and the graph
+    answered 999999995904.0 for every row. Its intercept (each member's) is shifted by the
+    pipeline's typical prediction, added back in float64 after the graph."""
+    ensemble = EnsembleRegressor([Ridge(), Ridge(alpha=30.0)], [2, 1]) \
+        if model == "ensemble" else None
+    bundle, records = _fit_stamped("regression", tmp_path, offset=1e12, model=ensemble)
+    compiled = CompiledModel.build(bundle)
+    assert compiled is not None
+    expected = _expected(bundle, records)["predictions"]
+    assert _within_spread(compiled.predict(_table(bundle, records))["predictions"], expected)
+    status, doc, fast = _invoked(bundle, {"instances": records})
+    assert fast and status == 200 and _within_spread(doc["predictions"], expected), doc
+
+
+@pytest.mark.parametrize("model", ["neighbours", "ensemble member"])
+def test_a_graph_that_loses_large_regression_values_is_refused_by_the_check(tmp_path, model):
+    """Neighbours have no intercept to shift: their graph averages the training labels as
+    float32, 1e12 + a signal losing the signal. The check judges differences against the
+    spread of the pipeline's predictions, not their size, so the pipeline serves."""
+    neighbours = KNeighborsRegressor(5)
+    if model == "ensemble member":
+        neighbours = EnsembleRegressor([Ridge(), neighbours], [1, 1])
+    bundle, records = _fit_stamped("regression", tmp_path, offset=1e12, model=neighbours)
+    assert CompiledModel.build(bundle) is None
+    status, doc, fast = _invoked(bundle, {"instances": records})
+    expected = _expected(bundle, records)["predictions"]
+    assert not fast and status == 200 and _within_spread(doc["predictions"], expected), doc
+
+
 @pytest.mark.parametrize("trees", ["forest", "boosting", "ensemble member"])
 def test_tree_models_stay_on_the_pipeline_route(served, tmp_path, trees):
     """A tree branches on float32 values: fed float32 preprocessing, a forest's graph differed
@@ -721,6 +828,47 @@ def test_true_and_false_read_as_in_training_whatever_their_spelling(tmp_path, fa
         _stop(server, thread)
     assert status == 200 and doc["predictions"] == expected, doc
     assert json_status == 200 and json_doc["predictions"] == ["yes", "yes", "no"], json_doc
+
+
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_a_csv_body_separated_as_predict_accepts_is_read(served, client, separator):
+    """A header without commas holding ';' or tabs separates the columns with it, as `predict`
+    reads a file (the body was read as one column: a width error)."""
+    bundle, _ = served
+    records = _records(4)
+    lines = [separator.join(INPUTS)] + [separator.join("" if r[c] is None else str(r[c])
+                                                       for c in INPUTS) for r in records]
+    status, doc = client.call("POST", "/invocations", "\n".join(lines), "text/csv")
+    assert status == 200, doc
+    assert _same(doc["predictions"], _expected(bundle, records)["predictions"])
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_a_csv_body_is_read_as_predict_reads_the_file(served, tmp_path, fast_path):
+    """Spaces around a category are part of it, and NA, null or NaN is missing, as `predict`
+    (and training) read a file; a CSV body read ' north ' as 'north', and NA as a category (NaN
+    as an error), so a row was answered one way by serve and another by predict and serve's
+    JSON route."""
+    bundle, _ = served
+    body = ("age,plan,income,city\n30,basic,50.0,north\n30, basic ,50.0, north \n"
+            "30,NA,50.0,north\n 30 ,basic, 50.0 ,null\nNaN,basic,50.0,north\n")
+    (tmp_path / "in.csv").write_text(body, encoding="utf-8")
+    frame = read_csv(tmp_path / "in.csv", text=text_columns(bundle.features))
+    expected = predict_frame(bundle, frame)
+    padded = {"age": 30, "plan": " basic ", "income": 50.0, "city": " north "}
+    server, thread = _serving(bundle, fast_path=fast_path)
+    try:
+        client = Client(server.port)
+        status, doc = client.call("POST", "/invocations", body, content_type="text/csv")
+        json_status, json_doc = client.call("POST", "/invocations", {"instances": [padded]})
+        client.close()
+    finally:
+        _stop(server, thread)
+    assert status == 200 and json_status == 200, (doc, json_doc)
+    key = "predictions" if bundle.task == "regression" else "probabilities"
+    assert not np.allclose(expected[key][0], expected[key][1])  # the spaces count
+    assert np.allclose(doc[key], expected[key], atol=1e-6), (doc, expected)
+    assert np.allclose(json_doc[key], expected[key][1:2], atol=1e-6)
 
 
 SERVE_ENVIRONMENT = ("SERVE_HOST", "SERVE_PORT", "SAGEMAKER_BIND_TO_PORT", "MODEL_DIR",

@@ -337,7 +337,6 @@ def test_json_no_model_can_score_is_a_400_naming_the_column(port, body, needle):
 
 @pytest.mark.parametrize(("cell", "needle"), [
     ("inf", "column age must be a finite number, got 'inf'"),
-    ("NaN", "column age must be a finite number, got 'NaN'"),
     ("1e999", "column age must be a finite number, got '1e999'"),
 ])
 def test_csv_non_finite_numbers_are_a_400_naming_the_column(port, cell, needle):

@@ -10,7 +10,9 @@ prediction goes through the pipeline itself (`model.predict_frame`).
 
 Numbers go through the graph as 32-bit floats, as ONNX Runtime's scikit-learn operators compute:
 probabilities and regression values agree with the pipeline's to about 1e-6 relative, and the
-check refuses a graph that differs by more than `TOLERANCE` (or by any label) on the probes.
+check refuses a graph that differs by more than `TOLERANCE` (or by any label) on the probes:
+probabilities absolutely, regression values relative to the spread of the pipeline's predictions
+(`_agree`), not to their size, which would pass 999999995904.0 for 1000000000447.84.
 Rows the graph cannot take as they are (a category equal to the missing-value marker; a number
 beyond float32's range, which the server's records refuse before) and results that overflow
 float32 go through the pipeline.
@@ -33,6 +35,21 @@ are shifted by the same median (`_day_offsets`): the graph computes what the pip
 and dates spanning hours or minutes keep their resolution. A date step the shift cannot pass
 through (a team's own steps after `date_parts`) is fed days since 1970, and where that shows
 the probe check sends the model to the pipeline route.
+
+Numeric columns likewise: millisecond timestamps (~1.7e12) are 131 seconds apart as float32, so
+a column whose every step is build_preprocessor's numeric step (an imputer, then a scaler that
+centres: `_centring`) is fed relative to the scaler's training mean, in float64 before the
+cast, with the graph's imputer and scaler shifted by it (`_numeric_offsets`). Other numeric
+steps are fed the values as they are; the probes include numbers around each column's training
+centre, spread by its scale (`_numeric_centres`), so a graph that loses their precision fails
+the check and the pipeline serves.
+
+Regression values likewise: labels of 1e12 + a signal are 131,072 apart as float32, so where the
+model (each member of an ensemble) has a scalar ``intercept_``, the graph's copy has it lowered
+by the pipeline's typical prediction on the probes, which is added back in float64 after the
+graph (an ensemble's weights sum to 1, so adding it to each member's values adds it to their
+mix). A model without one (neighbours) keeps its values, and where those lose precision the
+check refuses the graph.
 
 Tree models (forests, boosting, single trees; also as ensemble members) are not compiled: see
 `_tree_based`.
@@ -65,8 +82,13 @@ from .records import FLOAT32_MAX, Table
 log = logging.getLogger(__name__)
 
 MISSING = "\x00mlscaffold-missing"
-TOLERANCE = 1e-4  # largest difference allowed on the probes, relative (and absolute near 0)
+TOLERANCE = 1e-4  # largest difference allowed on the probes: see the module docstring
 _PROBE_NUMBERS = (0.0, 1.0, -2.5, 10.0, None, 123.456, -1000.0, 0.001, 50.0, 1e4, 7.3, -0.4)
+_PROBE_ROWS = 24  # rows of fixed numbers; as many again of numbers and dates like the
+# training's: its centre + k * scale (each numeric and date column's), and missing. Fixed numbers
+# 1.7e12 from a column's centre are answered 0 or 1 by any graph, where the precision lost near
+# the centre shows
+_PROBE_SPREAD = (0.0, 0.3, -0.7, None, 1.5, -2.0, 0.01, 3.0, -0.05, 1.0, -1.3, 2.5)
 # days from the training's median date (a float32 day is ~3 minutes near 2026: near the median
 # the probes see it where the model's scale is finest), the missing date, and text no date
 _PROBE_DAYS = (0.0, 0.004, -0.01, None, 0.3, -1.0, 7.5, -30.0, "not a date", 365.25, -3650.0, 0.5)
@@ -82,9 +104,22 @@ class CompiledModel:
         self.dates = [c for c, kind in bundle.features.items() if kind == DATE]
         self.classes = bundle.classes
         self.day_offsets = _day_offsets(bundle.pipeline)  # column -> days fed relative to
-        # (weight, session, the member's classes and the ensemble's, or None when the same)
-        self.parts = [(weight, _session(graph), classes) for weight, graph, classes
-                      in _convert(bundle, self.day_offsets)]
+        self.offsets = _numeric_offsets(bundle.pipeline)  # column -> value fed relative to
+        self.probes = self._probes()
+        self.expected = predict_frame(bundle, pd.DataFrame(self.probes.columns))
+        # regression: the mean and spread of the pipeline's values on the probes near the
+        # training's numbers; the graph's values are relative to the mean (the module docstring)
+        self.typical, self.spread = 0.0, 0.0
+        if self.classes is None:
+            values = np.asarray(self.expected["predictions"][_PROBE_ROWS:], dtype=np.float64)
+            with np.errstate(over="ignore"):  # values near float64's limit: judged by size
+                typical, spread = float(np.mean(values)), float(np.std(values))
+            if math.isfinite(typical) and math.isfinite(spread):
+                self.typical, self.spread = typical, spread
+        # (weight, session, the member's classes and the ensemble's or None when the same,
+        # the value added to its outputs)
+        self.parts = [(weight, _session(graph), classes, shift) for weight, graph, classes, shift
+                      in _convert(bundle, self.day_offsets, self.offsets, self.typical)]
         # the graph's name of each input: skl2onnx makes names valid (``signed.days`` is
         # ``signed_days``), keeping their order
         ours = [name for name, _ in _inputs(bundle)]
@@ -114,7 +149,7 @@ class CompiledModel:
         the pipeline (see the module docstring)."""
         feed = {}
         for column in self.numeric:
-            array = rows.columns[column]
+            array = rows.columns[column] - self.offsets.get(column, 0.0)  # float64: see above
             if (np.abs(array) > FLOAT32_MAX).any():  # NaN compares False
                 return None
             feed[column] = array.astype(np.float32).reshape(-1, 1)
@@ -145,11 +180,13 @@ class CompiledModel:
         pipeline computes in float64)."""
         total = None
         feed = {graph: feed[name] for name, graph in self.names}
-        for weight, session, classes in self.parts:
+        for weight, session, classes, shift in self.parts:
             outputs = session.run(None, feed)
             scores = outputs[0] if self.classes is None else outputs[-1]
             if not np.isfinite(scores).all():
                 return None
+            if shift:
+                scores = scores.astype(np.float64) + shift
             if len(self.parts) == 1:
                 return scores
             scores = scores.astype(np.float64)
@@ -160,8 +197,7 @@ class CompiledModel:
 
     def check(self) -> str:
         """'' when the graph predicts what the pipeline does on the probe rows, else why not."""
-        probes = self._probes()
-        expected = predict_frame(self.bundle, pd.DataFrame(probes.columns))
+        probes, expected = self.probes, self.expected
         first = Table({name: values[:1] for name, values in probes.columns.items()}, 1)
         for rows in (probes, first):
             got = self.predict(rows)
@@ -170,8 +206,8 @@ class CompiledModel:
             want = {key: value[:rows.rows] if value is not None else None
                     for key, value in expected.items()}
             if self.classes is None:
-                same = np.allclose(got["predictions"], want["predictions"], rtol=TOLERANCE,
-                                   atol=TOLERANCE)
+                same = _agree(got["predictions"], want["predictions"], self.typical,
+                              self.spread)
             else:
                 same = got["predictions"] == want["predictions"] and np.allclose(
                     got["probabilities"], want["probabilities"], rtol=TOLERANCE, atol=TOLERANCE)
@@ -179,22 +215,30 @@ class CompiledModel:
                 return "the ONNX graph does not predict what the pipeline does on probe rows"
         return ""
 
-    def _probes(self, rows: int = 24) -> Table:
-        """Rows covering missing values, known and unknown categories, a spread of numbers."""
+    def _probes(self, rows: int = 2 * _PROBE_ROWS) -> Table:
+        """Rows covering missing values, known and unknown categories, a spread of numbers:
+        fixed ones, then ones near each numeric column's training centre."""
         categories = sorted({value for estimator in fitted_parts(self.bundle.pipeline)
                              for values in getattr(estimator, "categories_", None) or []
                              for value in values if isinstance(value, str)})
         categories += ["\x01unknown", None]
         columns: dict[str, Any] = {}
+        centres = _numeric_centres(self.bundle.pipeline, self.numeric)
         for j, column in enumerate(self.numeric):
-            numbers = [_PROBE_NUMBERS[(i + 5 * j) % len(_PROBE_NUMBERS)] for i in range(rows)]
+            centre, scale = centres.get(column, (0.0, 1.0))
+            numbers = [_PROBE_NUMBERS[(i + 5 * j) % len(_PROBE_NUMBERS)] if i < _PROBE_ROWS
+                       else _around(centre, scale, _PROBE_SPREAD[(i + 5 * j) % len(_PROBE_SPREAD)])
+                       for i in range(rows)]
             columns[column] = np.array([math.nan if v is None else v for v in numbers])
         for j, column in enumerate(self.categorical):
             columns[column] = [categories[(i + 3 * j) % len(categories)] for i in range(rows)]
-        medians = _median_days(self.bundle.pipeline)
+        medians, spreads = _median_days(self.bundle.pipeline), _day_scales(self.bundle.pipeline)
         for j, column in enumerate(self.dates):
             around = pd.Timestamp("1970-01-01") + pd.Timedelta(days=medians.get(column, 20_000.0))
-            days = [_PROBE_DAYS[(i + 5 * j) % len(_PROBE_DAYS)] for i in range(rows)]
+            days = [_PROBE_DAYS[(i + 5 * j) % len(_PROBE_DAYS)] if i < _PROBE_ROWS
+                    else _around(0.0, spreads.get(column, 1.0),
+                                 _PROBE_SPREAD[(i + 5 * j) % len(_PROBE_SPREAD)])
+                    for i in range(rows)]
             columns[column] = [d if d is None or isinstance(d, str)
                                else (around + pd.Timedelta(days=d)).isoformat() for d in days]
         return Table(columns, rows)
@@ -224,27 +268,48 @@ def _tree_based(pipeline: Any) -> str:
     return ""
 
 
-def _convert(bundle: ModelBundle, day_offsets: dict[str, float]
-             ) -> list[tuple[float, bytes, Any]]:
-    """(weight, ONNX graph, (member classes, ensemble classes) or None) per part: the pipeline,
-    or one per member of an ensemble (see the module docstring)."""
+def _agree(got: list, want: list, typical: float, spread: float) -> bool:
+    """Whether the graph's regression values are the pipeline's: each within TOLERANCE of the
+    spread of the values (`spread` near `typical`, more for a value far from it), as float32
+    computes values relative to the typical one. When the values have no spread, relative to
+    their size, as for probabilities."""
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    if not spread:
+        return bool(np.allclose(got, want, rtol=TOLERANCE, atol=TOLERANCE))
+    return bool((np.abs(got - want) <= TOLERANCE * (spread + np.abs(want - typical))).all())
+
+
+def _around(centre: float, scale: float, k: float | None) -> float | None:
+    return None if k is None else centre + k * scale
+
+
+def _convert(bundle: ModelBundle, day_offsets: dict[str, float], offsets: dict[str, float],
+             typical: float) -> list[tuple[float, bytes, Any, float]]:
+    """(weight, ONNX graph, (member classes, ensemble classes) or None, the value to add to its
+    outputs) per part: the pipeline, or one per member of an ensemble (see the module
+    docstring)."""
     from sklearn.pipeline import Pipeline
 
     pipeline = bundle.pipeline
     final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else None
     if not isinstance(final, EnsembleClassifier | EnsembleRegressor):
-        return [(1.0, _graph(bundle, pipeline, day_offsets), None)]
+        graph, shift = _graph(bundle, pipeline, day_offsets, offsets, typical)
+        return [(1.0, graph, None, shift)]
     parts = []
     for weight, member in zip(final.weights_, final.estimators_, strict=True):
         member_pipeline = Pipeline([*pipeline.steps[:-1], (pipeline.steps[-1][0], member)])
         classes = None
         if bundle.classes is not None and list(member.classes_) != list(final.classes_):
             classes = (member.classes_, final.classes_)
-        parts.append((float(weight), _graph(bundle, member_pipeline, day_offsets), classes))
+        graph, shift = _graph(bundle, member_pipeline, day_offsets, offsets, typical)
+        parts.append((float(weight), graph, classes, shift))
     return parts
 
 
-def _graph(bundle: ModelBundle, pipeline: Any, day_offsets: dict[str, float]) -> bytes:
+def _graph(bundle: ModelBundle, pipeline: Any, day_offsets: dict[str, float],
+           offsets: dict[str, float], typical: float) -> tuple[bytes, float]:
+    """The ONNX graph of (a copy of) `pipeline`, and the value to add to its regression values:
+    `typical`, which the copy's intercept is lowered by, or 0 for a model without one."""
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
     from sklearn.impute import SimpleImputer
@@ -257,13 +322,23 @@ def _graph(bundle: ModelBundle, pipeline: Any, day_offsets: dict[str, float]) ->
                 and statistics.dtype == object):
             estimator.missing_values = MISSING  # text imputer: see the module docstring
         _dates_as_inputs(estimator, day_offsets)
+    readers = _numeric_readers(pipeline) or {}
+    for column, offset in offsets.items():  # the copy's steps take the column less the offset
+        for parts, position, _ in readers[column]:
+            _shift(parts, position, offset)
     types = [(name, (StringTensorType if text else FloatTensorType)([None, 1]))
              for name, text in _inputs(bundle)]
     final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
     options = {id(final): {"zipmap": False}} if bundle.classes is not None else None
+    intercept = getattr(final, "intercept_", None)
+    shift = 0.0
+    if bundle.classes is None and intercept is not None and np.size(intercept) == 1 \
+            and np.asarray(intercept).dtype.kind == "f":
+        final.intercept_ = intercept - typical
+        shift = typical
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return to_onnx(pipeline, initial_types=types, options=options).SerializeToString()
+        return to_onnx(pipeline, initial_types=types, options=options).SerializeToString(), shift
 
 
 def _inputs(bundle: ModelBundle) -> list[tuple[str, bool]]:
@@ -287,10 +362,9 @@ def _dates_as_inputs(estimator: Any, day_offsets: dict[str, float]) -> None:
     for index, step, columns in _date_steps(estimator):
         rest = step[1:] if len(getattr(step, "steps", ())) > 1 else "passthrough"
         for position, column in enumerate(columns):
-            if column in day_offsets:  # x - m == (x - o) - (m - o); the median likewise
-                imputer, scaler = step.steps[1][1], step.steps[2][1]
-                imputer.statistics_[position * len(DATE_PARTS)] -= day_offsets[column]
-                scaler.mean_[position * len(DATE_PARTS)] -= day_offsets[column]
+            if column in day_offsets:
+                _shift([part for _, part in step.steps[1:]], position * len(DATE_PARTS),
+                       day_offsets[column])
         transformers[index] = (transformers[index][0], rest, date_part_names(None, columns))
 
 
@@ -312,16 +386,11 @@ def _day_offsets(pipeline: Any) -> dict[str, float]:
     """Each date column's training median in days since 1970, where its date step is
     build_preprocessor's (date_parts, an imputer, a scaler that centres), which a shift of the
     days passes through: the graph is fed days relative to it. {} when none is."""
-    from sklearn.impute import SimpleImputer
-    from sklearn.preprocessing import StandardScaler
-
     shiftable = set()
     for estimator in fitted_parts(pipeline):
         for _, step, columns in _date_steps(estimator):
             rest = [part for _, part in getattr(step, "steps", ())[1:]]
-            if (len(rest) == 2 and isinstance(rest[0], SimpleImputer)
-                    and isinstance(rest[1], StandardScaler) and rest[1].with_mean
-                    and getattr(rest[1], "mean_", None) is not None):
+            if _centring(rest, len(columns) * len(DATE_PARTS)):
                 shiftable.update(columns)
     return {column: median for column, median in _median_days(pipeline).items()
             if column in shiftable and math.isfinite(median)}
@@ -339,6 +408,108 @@ def _median_days(pipeline: Any) -> dict[str, float]:
                 medians.update({c: float(statistics[i * len(DATE_PARTS)])
                                 for i, c in enumerate(columns)})
     return medians
+
+
+def _centring(parts: list, width: int) -> bool:
+    """Whether `parts` (a step's estimators, on `width` columns) are an imputer of NaN, then a
+    StandardScaler that centres, which a shift of their input passes through (`_shift`)."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import StandardScaler
+
+    if len(parts) != 2 or not isinstance(parts[0], SimpleImputer) \
+            or not isinstance(parts[1], StandardScaler):
+        return False
+    imputer, scaler = parts
+    missing = imputer.missing_values
+    mean = getattr(scaler, "mean_", None)
+    return (isinstance(missing, float) and math.isnan(missing) and scaler.with_mean
+            and mean is not None and len(mean) == len(imputer.statistics_) == width)
+
+
+def _shift(parts: list, position: int, offset: float) -> None:
+    """Make a `_centring` step (of a copy) take its column at `position` less `offset`:
+    x - m == (x - o) - (m - o), and the imputer's fill moves with it."""
+    imputer, scaler = parts
+    imputer.statistics_[position] -= offset
+    scaler.mean_[position] -= offset
+
+
+def _numeric_readers(pipeline: Any) -> dict[str, list[tuple[list, int, int]]] | None:
+    """Each column the pipeline's first step, a fitted column transformer, hands on ->
+    [(the estimators of a step reading it, its position among that step's columns, their
+    number), ...]. None when the first step is no column transformer or hands a step columns
+    other than by a list of names."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    first = pipeline.steps[0][1] if hasattr(pipeline, "steps") else pipeline
+    if not isinstance(first, ColumnTransformer):
+        return None
+    readers: dict[str, list] = {}
+    for _, step, columns in first.transformers_:
+        if isinstance(step, str) and step == "drop":
+            continue
+        if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+            return None
+        parts = [part for _, part in step.steps] if isinstance(step, Pipeline) else [step]
+        for position, column in enumerate(columns):
+            readers.setdefault(column, []).append((parts, position, len(columns)))
+    return readers
+
+
+def _numeric_offsets(pipeline: Any) -> dict[str, float]:
+    """Each column whose every step is `_centring` (build_preprocessor's numeric step) -> its
+    training mean, which the graph is fed the column relative to. {} when none is."""
+    offsets = {}
+    for column, steps in (_numeric_readers(pipeline) or {}).items():
+        if all(_centring(parts, width) for parts, _, width in steps):
+            parts, position, _ = steps[0]
+            mean = float(parts[1].mean_[position])
+            if math.isfinite(mean):
+                offsets[column] = mean
+    return offsets
+
+
+def _numeric_centres(pipeline: Any, columns: list[str]) -> dict[str, tuple[float, float]]:
+    """Each of the numeric `columns`' training (centre, scale) where its first step shows them:
+    a StandardScaler's mean and scale, or its imputer's median (then a scale of 1)."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import StandardScaler
+
+    readers = _numeric_readers(pipeline) or {}
+    centres = {}
+    for column in columns:
+        parts, position, width = (readers.get(column) or [([], 0, 0)])[0]
+        centre, scale = math.nan, 1.0
+        for part in parts:  # while the columns keep their positions
+            statistics = getattr(part, "statistics_", None)
+            if isinstance(part, SimpleImputer) and statistics is not None \
+                    and len(statistics) == width and statistics.dtype.kind == "f":
+                centre = float(statistics[position])
+                continue
+            if isinstance(part, StandardScaler) and getattr(part, "n_features_in_", 0) == width:
+                if part.mean_ is not None:
+                    centre = float(part.mean_[position])
+                if part.scale_ is not None:
+                    scale = float(part.scale_[position])
+            break
+        if math.isfinite(centre) and math.isfinite(scale):
+            centres[column] = (centre, scale)
+    return centres
+
+
+def _day_scales(pipeline: Any) -> dict[str, float]:
+    """Each date column's training spread in days (its date step's scaler's scale), where the
+    step is build_preprocessor's: {} when none is."""
+    scales = {}
+    for estimator in fitted_parts(pipeline):
+        for _, step, columns in _date_steps(estimator):
+            parts = [part for _, part in getattr(step, "steps", ())[1:]]
+            scale = getattr(parts[-1], "scale_", None) if parts else None
+            if scale is not None and len(scale) == len(columns) * len(DATE_PARTS):
+                scales.update({c: float(scale[i * len(DATE_PARTS)])
+                               for i, c in enumerate(columns)})
+    return scales
 
 
 def _session(graph: bytes) -> Any:

@@ -1,7 +1,8 @@
 """The three protocols' payloads: decoding requests into records, encoding predictions.
 
 * SageMaker ``/invocations`` and KServe v1 ``:predict`` take JSON rows: ``{"instances": [...]}``,
-  ``{"inputs": [...] | {column: [...]} | [v2 tensors]}``, a bare list of rows, or one record.
+  ``{"inputs": [...] | {column: [...]} | [v2 tensors]}``, a bare list of rows, or one record
+  (an object naming one of the model's columns; keys it does not know are ignored, as in rows).
 * KServe v2 (Open Inference Protocol) takes tensors: one per column (shape ``[N]`` or
   ``[N, 1]``), or one ``[N, n_features]`` tensor in feature order. It answers every output the
   model offers unless ``outputs`` names some. The binary tensor extension is not supported.
@@ -67,7 +68,7 @@ def decode_rows(doc: Any, columns: Columns) -> Table:
                 isinstance(t, dict) and "data" in t and "name" in t for t in inputs):
             return decode_v2(doc, columns)
         return columns.from_records(_rows_to_records(inputs, columns))
-    if doc and not (doc.keys() - columns.known):
+    if doc.keys() & columns.known:  # one record: other keys are ignored, as in "instances"
         return columns.from_records([doc])
     raise RequestError(400, 'expected {"instances": [...]}, {"inputs": ...}, a list of rows '
                             "or one record")

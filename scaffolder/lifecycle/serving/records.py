@@ -25,12 +25,17 @@ from typing import Any
 
 import numpy as np
 import orjson
+from pandas._libs.parsers import STR_NA_VALUES
 
+from ...stacks.columns import csv_reader
 from ..model import BOOLEAN_TEXT, ModelBundle, boolean_columns
 from ..schema import percent_free
 from .errors import RequestError, type_name
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # about 3.4e38
+# the text pandas' read_csv reads as missing (its default na_values: "", NA, null, None ...), as
+# `predict` and training read a file; a CSV body is read by the same rule
+MISSING_TEXT = frozenset(STR_NA_VALUES)
 _RANGE = f"between -{FLOAT32_MAX:.2g} and {FLOAT32_MAX:.2g}"
 
 
@@ -91,7 +96,7 @@ class Columns:
                 raise RequestError(400, "each row must be an object or a list of values, "
                                         f"got {type_name(record)}")
             missing.update(c for c in self.inputs if c not in record)
-        self._refuse_missing(missing, records[0] if isinstance(records[0], dict) else {})
+        self.refuse_missing(missing, records[0] if isinstance(records[0], dict) else {})
         return Table({c: self._column(c, [r[c] for r in records], where) for c in self.inputs},
                      len(records))
 
@@ -99,10 +104,10 @@ class Columns:
         """The table of `data` (column: `rows` values; other columns are ignored)."""
         if not rows:
             raise RequestError(400, "the request holds no rows")
-        self._refuse_missing({c for c in self.inputs if c not in data}, data)
+        self.refuse_missing({c for c in self.inputs if c not in data}, data)
         return Table({c: self._column(c, data[c], where) for c in self.inputs}, rows)
 
-    def _refuse_missing(self, missing: set[str], sent: dict) -> None:
+    def refuse_missing(self, missing: set[str], sent: dict) -> None:
         """Refuse the request naming the missing columns, and a name it sent instead that is
         close to one of them (``tenure_month`` for ``tenure_months``)."""
         if missing:
@@ -264,19 +269,26 @@ def dumps(doc: Any) -> bytes:
 
 
 def decode_csv(body: bytes, columns: Columns) -> Table:
-    """Records from CSV: rows in feature order, or under a header row naming the columns."""
+    """Records from CSV: rows in feature order, or under a header row naming the columns.
+    Read as `predict` reads a file: separated by commas, or by the ';' or tab a header without
+    commas holds (`csv_reader`); values as written (spaces around a category are part of it; a
+    number's are not, `_number`), MISSING_TEXT missing."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise RequestError(400, "the CSV body is not valid UTF-8") from None
     try:
-        rows = [row for row in csv.reader(io.StringIO(text)) if row]
+        rows = [row for row in csv_reader(io.StringIO(text)) if row]
     except csv.Error as error:
         raise RequestError(400, f"malformed CSV: {error}") from None
     if not rows:
         raise RequestError(400, "the CSV body holds no rows")
     first = [cell.strip() for cell in rows[0]]
-    if set(columns.inputs) <= set(first):  # a header row: columns by name, any order
+    named = sum(cell in columns.known for cell in first)
+    # a header row: columns by name, any order; one that names most of its cells as the model's
+    # columns, but not every input, lacks some (the width error would not say which)
+    if set(columns.inputs) <= set(first) or 2 * named > len(first):
+        columns.refuse_missing({c for c in columns.inputs if c not in first}, dict.fromkeys(first))
         names, rows = first, rows[1:]
         if not rows:
             raise RequestError(400, "the CSV body holds a header row but no data rows")
@@ -287,7 +299,7 @@ def decode_csv(body: bytes, columns: Columns) -> Table:
         if len(row) != len(names):
             raise RequestError(400, f"CSV row {number} has {len(row)} values, "
                                     f"expected {len(names)}")
-        records.append({name: cell.strip() or None
+        records.append({name: None if cell in MISSING_TEXT else cell
                         for name, cell in zip(names, row, strict=True)})
     return columns.from_records(records, "CSV row")
 
