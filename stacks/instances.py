@@ -57,9 +57,13 @@ EC2_INSTANCES: dict[str, InstanceType] = {
         "xlarge": (4, 16, 1), "2xlarge": (8, 32, 1), "4xlarge": (16, 64, 1),
         "8xlarge": (32, 128, 1), "12xlarge": (48, 192, 4), "16xlarge": (64, 256, 1),
         "24xlarge": (96, 384, 4), "48xlarge": (192, 768, 8)}).items()},
+    # 8xlarge, 16xlarge and 24xlarge: AWS's aws/sagemaker-hyperpod-cli INSTANCE_RESOURCES
+    # (ml.g6e.*: 32/256/1, 64/512/1, 96/768/4), as torchx PR #969 (named_resources_aws.py);
+    # no sourced on-demand price: prices.json lists them under unpriced
     **{f"g6e.{s}": i for s, i in _family("L40S", {
         "xlarge": (4, 32, 1), "2xlarge": (8, 64, 1), "4xlarge": (16, 128, 1),
-        "12xlarge": (48, 384, 4), "48xlarge": (192, 1536, 8)}).items()},
+        "8xlarge": (32, 256, 1), "12xlarge": (48, 384, 4), "16xlarge": (64, 512, 1),
+        "24xlarge": (96, 768, 4), "48xlarge": (192, 1536, 8)}).items()},
     "p3.2xlarge": InstanceType(8, 61, 1, "V100"),
     "p3.8xlarge": InstanceType(32, 244, 4, "V100"),
     "p4d.24xlarge": InstanceType(96, 1152, 8, "A100"),

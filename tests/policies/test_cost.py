@@ -29,7 +29,7 @@ from mlscaffold.policies.cost.rules import TAGGABLE_TYPES, is_accelerated
 from mlscaffold.policies.engine import evaluate
 from mlscaffold.policies.nodepools import instance_types
 from mlscaffold.policies.registry import RULES, rules_of
-from mlscaffold.stacks.config import CpuPoolConfig, environment_profile
+from mlscaffold.stacks.config import CpuPoolConfig, GpuPoolConfig, environment_profile
 from mlscaffold.stacks.instances import EC2_INSTANCES, SAGEMAKER_INSTANCES, gpu_count
 from mlscaffold.stacks.karpenter import node_pool
 
@@ -168,6 +168,22 @@ def test_an_endpoint_on_an_unpriced_type_is_not_priced_and_the_total_says_so() -
         assert result.total == 0.0 and result.excluded == (f"cfg ({reason})",)
         assert result.as_dict()["total_excludes"] == [f"cfg ({reason})"]
         assert result.as_dict()["lines"][0]["not_priced"] == reason
+
+
+def test_a_node_pool_that_may_launch_an_unpriced_type_is_not_priced_at_full_scale() -> None:
+    """g6e.8xlarge is a real size (the pool accepts it) without a sourced price: the pool's
+    full scale, and the nodes a predictor keeps up there, are not priced, not guessed."""
+    pool = node_pool(GpuPoolConfig(name="gpu", instance_families=["g6e"],
+                                   instance_sizes=["8xlarge"], max_gpus=2))
+    isvc = {"spec": {"predictor": {"minReplicas": 1, "nodeSelector": pool["spec"]["template"][
+        "metadata"]["labels"], "model": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}}
+    result = estimate([(POOL, "gpu", pool), (ISVC, "isvc", isvc)], "us-east-1")
+    lines = {line.resource: line for line in result.lines}
+    reason = "not priced: g6e.8xlarge is not in mlscaffold's price table"
+    assert lines["gpu"].full_scale_unpriced == f"{reason}, and the pool may launch it"
+    assert lines["isvc"].unpriced == f"{reason}, and NodePool 'gpu' may run its replicas on it"
+    assert result.excluded == (f"isvc ({reason}, and NodePool 'gpu' may run its replicas on it)",)
+    assert len(result.excluded_at_full_scale) == 2
 
 
 def test_prices_live_in_one_table() -> None:

@@ -262,6 +262,13 @@ def test_serving_takes_any_type_of_a_family_sagemaker_hosts_on(instance_type):
     assert config.serving.instance_type == instance_type
 
 
+@pytest.mark.parametrize("size", ["8xlarge", "16xlarge", "24xlarge"])
+def test_a_gpu_pool_takes_the_g6e_sizes_aws_sells(size):
+    config = make_config("prod", {"cluster": {"gpu_pools": [
+        {"name": "gpu", "instance_families": ["g6e"], "instance_sizes": [size], "max_gpus": 8}]}})
+    assert config.cluster.gpu_pools[0].instance_types == [f"g6e.{size}"]
+
+
 def test_unknown_environment_is_refused():
     with pytest.raises(StackConfigError, match=r"'qa' is not an environment of mlscaffold\.yaml"):
         make_config("qa")
