@@ -158,9 +158,14 @@ def print_cost(estimates: list[tuple[str, Any]]) -> None:
         lines = sorted(estimate.lines, key=lambda line: -line.monthly_usd)
         click.echo(f"{environment} ({estimate.region}, prices as of {estimate.as_of}, "
                    f"{estimate.currency} per month)")
-        rows = [(line.resource, f"{line.monthly_usd:,.2f}", f"{line.at_full_scale_usd:,.2f}",
-                 line.basis) for line in lines]
-        rows.append(("TOTAL", f"{estimate.total:,.2f}", f"{estimate.at_full_scale:,.2f}", ""))
+        rows = [(line.resource, "not priced" if line.unpriced else f"{line.monthly_usd:,.2f}",
+                 "not priced" if line.unpriced or line.full_scale_unpriced
+                 else f"{line.at_full_scale_usd:,.2f}", line.basis) for line in lines]
+        excluded, excluded_max = estimate.excluded, estimate.excluded_at_full_scale
+        rows.append(("TOTAL", f"{estimate.total:,.2f}{' *' if excluded else ''}",
+                     f"{estimate.at_full_scale:,.2f}{' *' if excluded_max else ''}",
+                     "* excludes what mlscaffold cannot price: "
+                     f"{'; '.join(excluded_max)}" if excluded_max else ""))
         echo_table([Column("RESOURCE", min_width=8),
                     Column("MONTHLY", justify="right", min_width=10),
                     Column("FULL SCALE", justify="right", min_width=10),

@@ -24,7 +24,10 @@ from .constants import EKS_LOG_TYPES, GPU_NODE_SELECTOR, GPU_TAINT, PROFILES, TA
 from .feature_schema import FeatureDeclarations
 from .instances import (
     EC2_INSTANCES,
+    SAGEMAKER_ARM64_FAMILIES,
+    SAGEMAKER_HOSTING_FAMILIES,
     SAGEMAKER_INSTANCES,
+    SAGEMAKER_TYPE,
     cpu_families,
     family_types,
     gpu_count,
@@ -776,10 +779,23 @@ class ServingConfig(_Strict):
     @field_validator("instance_type")
     @classmethod
     def _sagemaker_type(cls, value: str) -> str:
-        if value not in SAGEMAKER_INSTANCES:
-            raise ValueError(f"unknown SageMaker instance type {value!r}"
-                             f"{did_you_mean(value, SAGEMAKER_INSTANCES)}; use one of "
-                             f"{', '.join(sorted(SAGEMAKER_INSTANCES))}")
+        """A type of the instance table, or any well-formed type of a family SageMaker hosts
+        real-time endpoints on (the table may not know its specs or price: `cost` says so)."""
+        if value in SAGEMAKER_INSTANCES:
+            return value
+        match = SAGEMAKER_TYPE.match(value)
+        if match is None:
+            raise ValueError(f"{value!r} is not a SageMaker instance type (ml.<family>.<size>, "
+                             f"e.g. ml.m5.xlarge){did_you_mean(value, SAGEMAKER_INSTANCES)}")
+        family = match[1]
+        x86 = ", ".join(sorted(SAGEMAKER_HOSTING_FAMILIES))
+        if family in SAGEMAKER_ARM64_FAMILIES:
+            raise ValueError(f"{value!r} is an arm64 (Graviton) type and the serving image is "
+                             f"built for x86_64 (the CI runners'); use a family of {x86}")
+        if family not in SAGEMAKER_HOSTING_FAMILIES:
+            raise ValueError(f"unknown SageMaker instance family {family!r} in {value!r}"
+                             f"{did_you_mean(family, SAGEMAKER_HOSTING_FAMILIES)}; SageMaker "
+                             f"hosts real-time endpoints on {x86}")
         return value
 
     @model_validator(mode="after")

@@ -12,9 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = ["ACCELERATED_FAMILY", "EC2_INSTANCES", "GPU_FAMILY", "INSTANCE_STORE_FAMILIES",
-           "SAGEMAKER_INSTANCES", "InstanceType", "cpu_families", "family_types", "gpu_count",
-           "gpu_families", "has_instance_store", "instance_family", "instance_size",
-           "is_accelerated", "is_gpu"]
+           "SAGEMAKER_ARM64_FAMILIES", "SAGEMAKER_HOSTING_FAMILIES", "SAGEMAKER_INSTANCES",
+           "SAGEMAKER_TYPE", "InstanceType", "cpu_families", "family_types", "gpu_count",
+           "gpu_families", "has_instance_store", "instance_family", "instance_info",
+           "instance_size", "is_accelerated", "is_gpu"]
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,13 @@ EC2_INSTANCES: dict[str, InstanceType] = {
         "xlarge": (4, 16, 1), "2xlarge": (8, 32, 1), "4xlarge": (16, 64, 1),
         "8xlarge": (32, 128, 1), "12xlarge": (48, 192, 4), "16xlarge": (64, 256, 1),
         "24xlarge": (96, 384, 4), "48xlarge": (192, 768, 8)}).items()},
+    # 8xlarge, 16xlarge and 24xlarge: AWS's aws/sagemaker-hyperpod-cli INSTANCE_RESOURCES
+    # (ml.g6e.*: 32/256/1, 64/512/1, 96/768/4), as torchx PR #969 (named_resources_aws.py);
+    # no sourced on-demand price: prices.json lists them under unpriced
     **{f"g6e.{s}": i for s, i in _family("L40S", {
         "xlarge": (4, 32, 1), "2xlarge": (8, 64, 1), "4xlarge": (16, 128, 1),
-        "12xlarge": (48, 384, 4), "48xlarge": (192, 1536, 8)}).items()},
+        "8xlarge": (32, 256, 1), "12xlarge": (48, 384, 4), "16xlarge": (64, 512, 1),
+        "24xlarge": (96, 768, 4), "48xlarge": (192, 1536, 8)}).items()},
     "p3.2xlarge": InstanceType(8, 61, 1, "V100"),
     "p3.8xlarge": InstanceType(32, 244, 4, "V100"),
     "p4d.24xlarge": InstanceType(96, 1152, 8, "A100"),
@@ -77,7 +82,37 @@ SAGEMAKER_INSTANCES: dict[str, InstanceType] = {
     "ml.g5.xlarge": InstanceType(4, 16, 1, "A10G"),
     "ml.g5.2xlarge": InstanceType(8, 32, 1, "A10G"),
     "ml.g6.xlarge": InstanceType(4, 16, 1, "L4"),
+    # larger CPU sizes, specs only (no sourced hosting price: prices.json lists them under
+    # unpriced): AWS's aws/sagemaker-hyperpod-cli, src/sagemaker/hyperpod/training/
+    # quota_allocation_util.py INSTANCE_RESOURCES; the c5 figures also in the EC2 User Guide,
+    # "Compute optimized instances", hardware specifications
+    "ml.m5.4xlarge": InstanceType(16, 64),
+    "ml.m5.12xlarge": InstanceType(48, 192),
+    "ml.m5.24xlarge": InstanceType(96, 384),
+    "ml.c5.4xlarge": InstanceType(16, 32),
+    "ml.c5.9xlarge": InstanceType(36, 72),
+    "ml.c5.18xlarge": InstanceType(72, 144),
 }
+
+# A SageMaker type the table does not list has, where EC2_INSTANCES lists the same type without
+# "ml.", that EC2 type's specs (ml.g5.12xlarge: g5.12xlarge's); AWS's own SageMaker table
+# (aws/sagemaker-hyperpod-cli INSTANCE_RESOURCES) gives the ml.* types the EC2 types' vCPUs,
+# memory and GPUs (ml.g5.*, ml.g6.*, ml.g6e.*, ml.p4d.24xlarge, ml.p5.48xlarge, ml.c6i.*,
+# ml.m6i.*, ml.m7i.*). Others (ml.inf2.xlarge) have no specs here: see instance_info.
+
+# The families SageMaker offers for real-time inference: the families of the
+# ProductionVariantInstanceType enum (the instance types CreateEndpointConfig takes) in
+# botocore 1.44.18, data/sagemaker/2017-07-24/service-2.json. The arm64 (AWS Graviton, "g"
+# after the generation) families are kept apart: the serving image is built for x86_64.
+SAGEMAKER_HOSTING_FAMILIES = frozenset({
+    "c4", "c5", "c5d", "c6i", "c6in", "c7i", "dl1", "g4dn", "g5", "g6", "g6e", "g7", "g7e",
+    "inf1", "inf2", "m4", "m5", "m5d", "m6i", "m7i", "p2", "p3", "p4d", "p4de", "p5", "p5e",
+    "p5en", "p6-b200", "p6-b300", "p6e-gb200", "r5", "r5d", "r6i", "r7i", "t2", "trn1",
+    "trn1n", "trn2"})
+SAGEMAKER_ARM64_FAMILIES = frozenset({
+    "c6g", "c6gd", "c6gn", "c7g", "c8g", "m6g", "m6gd", "m8g", "r6g", "r6gd", "r7gd", "r8g"})
+# ml.<family>.<size>, sizes as AWS names them: medium, large, xlarge, 2xlarge, 48xlarge, ...
+SAGEMAKER_TYPE = re.compile(r"^ml\.([a-z0-9-]+)\.(medium|large|xlarge|[1-9]\d*xlarge)$")
 
 # Families by name, for types the table does not know: NVIDIA GPU families start with g or p
 # (g4dn, g6e, p5), accelerated ones also with inf (AWS Inferentia), trn (AWS Trainium) or dl
@@ -103,9 +138,19 @@ def has_instance_store(instance_type: str) -> bool:
     return len(parts) == 2 and instance_family(instance_type) in INSTANCE_STORE_FAMILIES
 
 
+def instance_info(instance_type: str) -> InstanceType | None:
+    """Specs of an EC2 or SageMaker type; a SageMaker type the table does not list has its EC2
+    counterpart's (``ml.g5.12xlarge``: ``g5.12xlarge``'s); None when mlscaffold does not know
+    them (then judge the type conservatively: :func:`is_accelerated`)."""
+    info = EC2_INSTANCES.get(instance_type) or SAGEMAKER_INSTANCES.get(instance_type)
+    if info is None and instance_type.startswith("ml."):
+        info = EC2_INSTANCES.get(instance_type.removeprefix("ml."))
+    return info
+
+
 def gpu_count(instance_type: str) -> int:
     """NVIDIA GPUs of an EC2 or SageMaker instance type (0 when unknown or CPU-only)."""
-    info = EC2_INSTANCES.get(instance_type) or SAGEMAKER_INSTANCES.get(instance_type)
+    info = instance_info(instance_type)
     return info.gpus if info else 0
 
 
@@ -118,7 +163,7 @@ def is_accelerated(instance_type: str) -> bool:
     know of the accelerated families (:data:`ACCELERATED_FAMILY`), so that a new GPU type is
     not judged as a CPU type."""
     return is_gpu(instance_type) or (
-        instance_type not in EC2_INSTANCES
+        instance_info(instance_type) is None
         and bool(ACCELERATED_FAMILY.match(instance_family(instance_type))))
 
 

@@ -41,7 +41,7 @@ from .config import (
     MonitoringConfig,
     ServingConfig,
 )
-from .instances import SAGEMAKER_INSTANCES
+from .instances import instance_info
 from .regions import model_monitor_image_uri
 from .serving import CHALLENGER_VARIANT, DATA_CAPTURE_PREFIX, VARIANT_NAME
 
@@ -282,6 +282,14 @@ class Monitoring(pulumi.ComponentResource):
         config = args.config
         dimensions = {"EndpointName": args.endpoint_name, "VariantName": VARIANT_NAME}
         prefix = f"{args.prefix}-endpoint"
+        # CPUUtilization is the sum over the instance's vCPUs (up to 100% each); a type whose
+        # vCPUs mlscaffold does not know is judged as having one, so the alarm fires early
+        # rather than never
+        info = instance_info(args.serving.instance_type)
+        vcpus = info.vcpus if info else 1
+        cpu_basis = "all vCPUs" if info else (
+            f"one vCPU ({args.serving.instance_type}'s vCPUs are not in mlscaffold's instance "
+            "table)")
 
         def alarm(resource: str, description: str, **settings: Any) -> aws.cloudwatch.MetricAlarm:
             return self._alarm(topic, resource, f"{prefix}-{resource}", description, **settings)
@@ -307,14 +315,13 @@ class Monitoring(pulumi.ComponentResource):
                   datapoints_to_alarm=2, comparison_operator="GreaterThanThreshold",
                   threshold=config.latency_p99_ms * 1000,  # ModelLatency is in microseconds
                   treat_missing_data=MISSING_DATA["endpoint-latency-p99"].treat),
-            alarm("cpu", f"CPU above {CPU_ALARM_PERCENT_PER_VCPU}% of all vCPUs, or no CPU "
+            alarm("cpu", f"CPU above {CPU_ALARM_PERCENT_PER_VCPU}% of {cpu_basis}, or no CPU "
                   "metrics for 15 minutes (the endpoint's instances are gone or failing: check "
                   "the endpoint's status and its CloudWatch logs)",
                   namespace="/aws/sagemaker/Endpoints", metric_name="CPUUtilization",
                   dimensions=dimensions, statistic="Average", period=300,
                   evaluation_periods=3, comparison_operator="GreaterThanThreshold",
-                  threshold=CPU_ALARM_PERCENT_PER_VCPU
-                  * SAGEMAKER_INSTANCES[args.serving.instance_type].vcpus,
+                  threshold=CPU_ALARM_PERCENT_PER_VCPU * vcpus,
                   treat_missing_data=MISSING_DATA["endpoint-cpu"].treat),
         ]
         if config.min_invocations_per_hour > 0:  # 0 in the dev and staging profiles

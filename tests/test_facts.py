@@ -416,8 +416,11 @@ def test_no_other_source_lists_kubernetes_versions() -> None:
 def test_the_price_table_prices_exactly_the_instance_tables() -> None:
     from mlscaffold.stacks.instances import EC2_INSTANCES, SAGEMAKER_INSTANCES
 
-    assert set(prices().ec2_hourly) == set(EC2_INSTANCES)  # also validated when loaded
-    assert set(prices().sagemaker_hosting_hourly) == set(SAGEMAKER_INSTANCES)
+    # also validated when loaded; a type without a sourced price is declared unpriced
+    unpriced = prices().unpriced
+    assert set(prices().ec2_hourly) | set(unpriced.ec2_hourly) == set(EC2_INSTANCES)
+    assert set(prices().sagemaker_hosting_hourly) | set(unpriced.sagemaker_hosting_hourly) == \
+        set(SAGEMAKER_INSTANCES)
 
 
 def test_every_instance_type_a_source_names_is_in_the_instance_tables() -> None:

@@ -49,7 +49,7 @@ from ..nodepools import (
     template_labels,
 )
 from ..props import number
-from .prices import PriceError, PriceTable, prices
+from .prices import PriceError, PriceTable, not_priced, prices
 
 __all__ = ["CostEstimate", "CostLine", "PredictorNodes", "estimate", "graph_resources",
            "plain_resources", "policy_resources", "predictor_nodes", "sagemaker_variants"]
@@ -120,6 +120,11 @@ class CostLine:
     at_full_scale_usd: float
     #: the input the cost comes from, for rule messages
     prop: str = ""
+    #: why the line is not priced ("not priced: X is not in mlscaffold's price table"): its
+    #: figures leave out what the reason names, and so do the estimate's totals
+    unpriced: str = ""
+    #: why its full-scale figure is not priced (the baseline is)
+    full_scale_unpriced: str = ""
 
     @property
     def kind(self) -> str:
@@ -149,6 +154,18 @@ class CostEstimate:
         """USD per month with every node group and endpoint at its maximum size."""
         return sum(line.at_full_scale_usd for line in self.lines)
 
+    @property
+    def excluded(self) -> tuple[str, ...]:
+        """What the baseline total leaves out, one ``resource (reason)`` each."""
+        return tuple(f"{line.resource} ({line.unpriced})" for line in self.lines
+                     if line.unpriced)
+
+    @property
+    def excluded_at_full_scale(self) -> tuple[str, ...]:
+        """What the full-scale total leaves out."""
+        return tuple(f"{line.resource} ({line.unpriced or line.full_scale_unpriced})"
+                     for line in self.lines if line.unpriced or line.full_scale_unpriced)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "region": self.region, "multiplier": self.multiplier, "currency": self.currency,
@@ -157,7 +174,12 @@ class CostEstimate:
             "lines": [{"resource": line.resource, "type": line.type,
                        "monthly_usd": round(line.monthly_usd, 2),
                        "at_full_scale_usd": round(line.at_full_scale_usd, 2),
-                       "basis": line.basis} for line in self.lines],
+                       "basis": line.basis,
+                       **({"not_priced": line.unpriced} if line.unpriced else {}),
+                       **({"full_scale_not_priced": line.full_scale_unpriced}
+                          if line.full_scale_unpriced else {})} for line in self.lines],
+            "total_excludes": list(self.excluded),
+            "at_full_scale_excludes": list(self.excluded_at_full_scale),
             "assumptions": list(self.assumptions), "unpriced": list(self.unpriced),
         }
 
@@ -346,17 +368,21 @@ class _NodeRate:
     label: str
 
 
-def _node_rate(ctx: _Context, name: str, props: Mapping[str, Any]) -> _NodeRate | None:
+def _node_type(ctx: _Context, name: str, props: Mapping[str, Any]) -> str:
     types = [t for t in _get(props, "instanceTypes", []) if isinstance(t, str)]
-    instance_type = types[0] if types else "t3.medium"
     if not types:
         ctx.note(f"node group '{name}': instanceTypes not set or unknown before deployment; "
                  "priced as EKS's default t3.medium")
-    try:
-        hourly = ctx.table.ec2(instance_type)
-    except PriceError as error:
-        ctx.note(f"node group '{name}' not priced: {error}")
+    return types[0] if types else "t3.medium"
+
+
+def _node_rate(ctx: _Context, name: str, props: Mapping[str, Any]) -> _NodeRate | None:
+    """A node's monthly rate; None when the price table has no price for its type (the caller
+    says the line is not priced: :func:`not_priced`)."""
+    instance_type = _node_type(ctx, name, props)
+    if not ctx.table.has_ec2(instance_type):
         return None
+    hourly = ctx.table.ec2(instance_type)
     capacity = str(_get(props, "capacityType", "ON_DEMAND"))
     label = "on-demand"
     if capacity == "SPOT":
@@ -374,11 +400,13 @@ def _node_rate(ctx: _Context, name: str, props: Mapping[str, Any]) -> _NodeRate 
 def _node_group(ctx: _Context, resource: Triple) -> CostLine | None:
     _, name, props = resource
     rate = _node_rate(ctx, name, props)
-    if rate is None:
-        return None
     desired = _count(_get(props, "scalingConfig.desiredSize"),
                      _count(_get(props, "scalingConfig.minSize")))
     maximum = max(_count(_get(props, "scalingConfig.maxSize"), desired), desired)
+    if rate is None:
+        reason = not_priced(_node_type(ctx, name, props))
+        return CostLine(name, NODE_GROUP, 0.0, f"{reason} ({desired} node(s), full scale "
+                        f"{maximum})", 0.0, "instanceTypes", unpriced=reason)
     basis = (f"{desired} x {rate.instance_type} {rate.label} x {ctx.hours:g} h + {desired} x "
              f"{rate.disk_gib} GiB gp3; full scale {maximum} nodes")
     return CostLine(name, NODE_GROUP, desired * rate.monthly, basis, maximum * rate.monthly,
@@ -425,6 +453,13 @@ def _node_pool(ctx: _Context, resource: Triple) -> CostLine | None:
         return CostLine(name, NODE_POOL, 0.0, "0 at baseline (no node until pods need one); "
                         "full scale unbounded, not priced", 0.0, "spec.limits")
     best: tuple[float, int, _NodeRate] | None = None
+    missing = [t for t in types[0] if not ctx.table.has_ec2(t)]
+    if missing:
+        reason = (f"{not_priced(*missing)}, and the pool may launch "
+                  f"{'it' if len(missing) == 1 else 'them'}")
+        return CostLine(name, NODE_POOL, 0.0, f"0 at baseline (no node until pods need one); "
+                        f"full scale {reason}", 0.0, "spec.limits",
+                        full_scale_unpriced=reason)
     for instance_type in types[0]:
         bounds = [int(cpu // EC2_INSTANCES[instance_type].vcpus)] if cpu is not None else []
         if gpus is not None and gpu_count(instance_type):
@@ -488,13 +523,16 @@ def sagemaker_variants(resources: Iterable[Triple]) -> list[tuple[Triple, str, s
 
 def _endpoint_configs(ctx: _Context, resources: list[Triple]) -> list[CostLine]:
     lines: dict[str, list[tuple[str, float, float]]] = {}
+    unpriced: dict[str, list[str]] = {}
     for config, variant, instance_type, initial, maximum in sagemaker_variants(resources):
-        try:
-            hourly = ctx.table.sagemaker_hosting(instance_type)
-        except PriceError as error:
-            ctx.note(f"endpoint configuration '{config[1]}' variant {variant} not priced: "
-                     f"{error}")
+        if instance_type not in ctx.table.sagemaker_hosting_hourly:
+            reason = not_priced(instance_type)
+            unpriced.setdefault(config[1], []).append(reason)
+            lines.setdefault(config[1], []).append(
+                (f"{variant}: {initial} x {instance_type}, {reason}; full scale {maximum}",
+                 0.0, 0.0))
             continue
+        hourly = ctx.table.sagemaker_hosting(instance_type)
         per_instance = hourly * ctx.hours * ctx.multiplier
         basis = (f"{variant}: {initial} x {instance_type} x {ctx.hours:g} h "
                  f"({_rate(hourly)}/h); full scale {maximum}")
@@ -506,7 +544,8 @@ def _endpoint_configs(ctx: _Context, resources: list[Triple]) -> list[CostLine]:
                      "request and not priced")
     return [CostLine(name, ENDPOINT_CONFIG, sum(p[1] for p in parts), " + ".join(p[0] for p in
                      parts), sum(p[2] for p in parts),
-                     "productionVariants[].instanceType x initialInstanceCount")
+                     "productionVariants[].instanceType x initialInstanceCount",
+                     unpriced="; ".join(unpriced.get(name, ())))
             for name, parts in lines.items()]
 
 
@@ -589,10 +628,12 @@ class PredictorNodes:
     mixed: bool = False
     #: `replicas` counts a KServe Serverless canary's revision beside the previous one
     canary: bool = False
+    #: types the nodes may be of that the price table has no price for (then not priced)
+    unpriced: tuple[str, ...] = ()
 
 
 def _predictor_nodes(ctx: _Context, resource: Triple, canary_peak: bool = False
-                     ) -> tuple[PredictorNodes, _NodeRate] | str | None:
+                     ) -> tuple[PredictorNodes, _NodeRate | None] | str | None:
     """Where the predictor's minimum lands and the rate of one such node; a reason (str) when
     the nodes cost nothing extra, or no node of a matching pool holds a replica's GPUs; None
     when no GPU node group or NodePool matches. With `canary_peak`, a canary
@@ -625,29 +666,36 @@ def _predictor_nodes(ctx: _Context, resource: Triple, canary_peak: bool = False
         maximum = _count(_get(group_props, "scalingConfig.maxSize"), desired)
         extra = min(max(math.ceil((replicas * gpus - desired * per_node) / per_node), 0),
                     max(maximum - desired, 0))
-        rate = _node_rate(ctx, group, group_props) if extra else None
-        if rate is None:
+        if not extra:
             return f" (node group '{group}')"
+        rate = _node_rate(ctx, group, group_props)
         spot = _get(group_props, "capacityType") == "SPOT"
-        return PredictorNodes(name, replicas, gpus, "node group", group, rate.instance_type,
-                              extra, "spot" if spot else "on-demand", desired,
-                              canary=canary), rate
+        return PredictorNodes(name, replicas, gpus, "node group", group, types[0],
+                              extra, "spot" if spot else "on-demand", desired, canary=canary,
+                              unpriced=() if rate else (types[0],)), rate
     for _, pool, pool_props in ctx.of(NODE_POOL):
         labels = template_labels(pool_props)
         types = instance_types(pool_props)
         if not types or not all(labels.get(k) == v for k, v in selector.items()):
             continue
-        # Karpenter keeps the replicas up on the cheapest allowed nodes that hold them
-        fitting = [(rate.monthly / (gpu_count(t) // gpus), t, rate) for t in types[0]
-                   if gpu_count(t) >= gpus
-                   and (rate := _pool_rate(ctx, pool, pool_props, t)) is not None]
-        if not fitting:
-            if types[0] and not types[1] and all(gpu_count(t) < gpus for t in types[0]):
+        # Karpenter keeps the replicas up on the cheapest allowed nodes that hold them; when
+        # one that holds them has no price, which is cheapest is not known: not priced
+        holding = [t for t in types[0] if gpu_count(t) >= gpus]
+        unpriced = tuple(t for t in holding if not ctx.table.has_ec2(t))
+        fitting = [(rate.monthly / (gpu_count(t) // gpus), t, rate) for t in holding
+                   if (rate := _pool_rate(ctx, pool, pool_props, t)) is not None]
+        if not holding:
+            if types[0] and not types[1]:
                 largest = max(types[0], key=gpu_count)
                 too_small.append(f"NodePool '{pool_name(pool, pool_props)}' ({largest}: "
                                  f"{gpu_count(largest)})")
             continue
-        _, instance_type, rate = min(fitting, key=lambda item: item[0])
+        rate: _NodeRate | None
+        if fitting:
+            _, instance_type, rate = min(fitting, key=lambda item: item[0])
+        else:  # only unpriced types hold them: the fewest nodes, for the quota checks
+            instance_type, rate = max(holding, key=lambda t: gpu_count(t) // gpus), None
+        rate = None if unpriced else rate
         nodes = math.ceil(replicas / (gpu_count(instance_type) // gpus))
         cap = limit(pool_props, GPU_RESOURCE)
         if cap is not None:  # replicas beyond the pool's limits stay Pending
@@ -657,7 +705,7 @@ def _predictor_nodes(ctx: _Context, resource: Triple, canary_peak: bool = False
                               instance_type, nodes,
                               "spot" if _pool_spot(pool_props) else "on-demand",
                               mixed="spot" in allowed and "on-demand" in allowed,
-                              canary=canary), rate
+                              canary=canary, unpriced=unpriced), rate
     if too_small:
         return (f" (a replica requests {gpus} GPUs and the largest node of {too_small[0]} has "
                 "fewer: its replicas cannot be scheduled)")
@@ -697,6 +745,12 @@ def _inference_service(ctx: _Context, resource: Triple) -> CostLine:
         return CostLine(name, INFERENCE_SERVICE, 0.0, f"no extra cost: {on_nodes}{placed}", 0.0,
                         prop)
     nodes, rate = placed
+    if rate is None:
+        reason = (f"{not_priced(*nodes.unpriced)}, and {nodes.pool_kind} "
+                  f"'{nodes.pool}' may run its replicas on it")
+        return CostLine(name, INFERENCE_SERVICE, 0.0, f"minReplicas {nodes.replicas} x "
+                        f"{nodes.gpus} GPU keep {nodes.nodes} node(s) up: {reason}", 0.0, prop,
+                        unpriced=reason)
     if nodes.pool_kind == "node group":
         basis = (f"minReplicas {nodes.replicas} x {nodes.gpus} GPU keep {nodes.nodes} x "
                  f"{rate.instance_type} {rate.label} of node group '{nodes.pool}' up beyond its "

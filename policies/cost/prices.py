@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from mlscaffold.stacks.instances import EC2_INSTANCES, SAGEMAKER_INSTANCES
 from mlscaffold.stacks.regions import REGIONS
 
-__all__ = ["PriceError", "PriceTable", "Service", "Usage", "prices"]
+__all__ = ["PriceError", "PriceTable", "Service", "Unpriced", "Usage", "not_priced", "prices"]
 
 
 class PriceError(KeyError):
@@ -67,6 +67,15 @@ class Regions(_Strict):
         return {code: region.price_multiplier for code, region in REGIONS.items()}
 
 
+class Unpriced(_Strict):
+    """Instance types of :mod:`mlscaffold.stacks.instances` the table carries without a price
+    (no price could be sourced): the estimate says it cannot price what runs on them."""
+
+    note: str
+    ec2_hourly: list[str]
+    sagemaker_hosting_hourly: list[str]
+
+
 class PriceTable(_Strict):
     """The price table; figures are USD in ``base_region``."""
 
@@ -85,24 +94,33 @@ class PriceTable(_Strict):
     sagemaker_hosting_hourly: dict[str, Usd]
     sagemaker_processing_hourly: dict[str, Usd]
     services: dict[str, Service]
+    unpriced: Unpriced
 
     @model_validator(mode="after")
     def _prices_the_instance_tables(self) -> PriceTable:
         """The instance types are listed once, in :mod:`mlscaffold.stacks.instances`: the table
-        prices exactly those, no more, no fewer."""
+        prices exactly those, no more, no fewer, but for the ones it lists under ``unpriced``
+        (a type is priced or declared unpriced, never both, never neither)."""
         for section, known in (("ec2_hourly", EC2_INSTANCES),
                                ("sagemaker_hosting_hourly", SAGEMAKER_INSTANCES)):
-            priced = getattr(self, section)
-            missing = [t for t in known if t not in priced]
-            unknown = [t for t in priced if t not in known]
-            if missing or unknown:
+            priced, declared = getattr(self, section), getattr(self.unpriced, section)
+            missing = [t for t in known if t not in priced and t not in declared]
+            unknown = [t for t in [*priced, *declared] if t not in known]
+            both = [t for t in declared if t in priced]
+            if missing or unknown or both:
                 raise ValueError(
-                    f"{section} must price exactly the types of mlscaffold.stacks.instances: "
-                    + "; ".join(part for part in (
-                        f"no price for {', '.join(missing)}" if missing else "",
-                        f"{', '.join(unknown)} not in the instance table" if unknown else "")
+                    f"{section} must price exactly the types of mlscaffold.stacks.instances "
+                    "but those under unpriced: " + "; ".join(part for part in (
+                        f"no price for {', '.join(missing)} (price it or list it under "
+                        f"unpriced.{section})" if missing else "",
+                        f"{', '.join(unknown)} not in the instance table" if unknown else "",
+                        f"{', '.join(both)} both priced and unpriced" if both else "")
                         if part))
         return self
+
+    def has_ec2(self, instance_type: str) -> bool:
+        """Whether the table prices the EC2 type (unpriced and unknown types: False)."""
+        return instance_type in self.ec2_hourly
 
     def ec2(self, instance_type: str) -> float:
         """On-demand USD per hour of an EC2 instance type in the base region."""
@@ -157,6 +175,12 @@ class PriceTable(_Strict):
             raise PriceError(f"the price table has no price for {what} {key!r}; add it to "
                              f"policies/cost/prices.json under {section}")
         return table[key]
+
+
+def not_priced(*instance_types: str) -> str:
+    """The one wording of a cost line the estimate cannot price."""
+    verb = "is" if len(instance_types) == 1 else "are"
+    return f"not priced: {', '.join(instance_types)} {verb} not in mlscaffold's price table"
 
 
 @lru_cache(maxsize=1)

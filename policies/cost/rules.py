@@ -35,9 +35,12 @@ from mlscaffold.stacks.constants import (
 )
 from mlscaffold.stacks.instances import (
     EC2_INSTANCES,
+    GPU_FAMILY,
     SAGEMAKER_INSTANCES,
     family_types,
     gpu_count,
+    instance_family,
+    instance_info,
     is_accelerated,
 )
 from mlscaffold.stacks.regions import DEFAULT_REGION
@@ -376,7 +379,13 @@ def _gpu_capacity(subjects: Sequence[Subject]) -> list[tuple[Subject, str, float
                                   if s.type in (ENDPOINT_CONFIG, SCALING_TARGET,
                                                 "aws:sagemaker/endpoint:Endpoint"))
     for config, variant, instance_type, _, maximum in variants:
-        if gpu_count(instance_type):
+        if instance_info(instance_type) is None and GPU_FAMILY.match(
+                instance_family(instance_type)):
+            # a GPU type whose GPUs mlscaffold does not know counts without bound
+            found.append((by_name[config[1]], "productionVariants", math.inf,
+                          f"{config[1]}/{variant}: {maximum} x {instance_type} (GPUs per "
+                          "instance not in mlscaffold's instance table)"))
+        elif gpu_count(instance_type):
             gpus = maximum * gpu_count(instance_type)
             found.append((by_name[config[1]], "productionVariants", gpus,
                           f"{config[1]}/{variant}: {maximum} x {instance_type} "
@@ -706,11 +715,14 @@ def monthly_budget(subjects: Sequence[Subject], config: Mapping[str, Any]
     subject = next(s for s in subjects if s.name == top.resource and s.type == top.type)
     largest = ", ".join(f"{line.resource} ${cost(line):,.2f}" for line in lines[:3])
     scale = "at full scale" if full else "at baseline size"
+    excluded = result.excluded_at_full_scale if full else result.excluded
+    left_out = f"; it excludes what mlscaffold cannot price: {'; '.join(excluded)}" \
+        if excluded else ""
     yield subject, violation(
         subject, top.prop or "inputs",
         f"costs ${cost(top):,.2f}/month, the largest item of the stack's estimate of "
         f"${total:,.2f}/month {scale} in {result.region}, above the {config['environment']} "
-        f"budget of ${budget:,.2f} (largest items: {largest})",
+        f"budget of ${budget:,.2f} (largest items: {largest}){left_out}",
         "use smaller or fewer instances or SPOT capacity (`mlscaffold cost` shows every item), "
         "or raise monthly-budget.budget_usd in the policy file")
 

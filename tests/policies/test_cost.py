@@ -29,7 +29,7 @@ from mlscaffold.policies.cost.rules import TAGGABLE_TYPES, is_accelerated
 from mlscaffold.policies.engine import evaluate
 from mlscaffold.policies.nodepools import instance_types
 from mlscaffold.policies.registry import RULES, rules_of
-from mlscaffold.stacks.config import CpuPoolConfig, environment_profile
+from mlscaffold.stacks.config import CpuPoolConfig, GpuPoolConfig, environment_profile
 from mlscaffold.stacks.instances import EC2_INSTANCES, SAGEMAKER_INSTANCES, gpu_count
 from mlscaffold.stacks.karpenter import node_pool
 
@@ -123,13 +123,67 @@ def test_price_table_is_dated_sourced_and_complete() -> None:
     assert (table.currency, table.base_region, table.hours_per_month) == ("USD", "us-east-1",
                                                                         730)
     assert 0 < table.spot_discount < 1
-    assert [t for t in EC2_INSTANCES if t not in table.ec2_hourly] == []
-    assert [t for t in SAGEMAKER_INSTANCES if t not in table.sagemaker_hosting_hourly] == []
+    assert [t for t in EC2_INSTANCES
+            if t not in table.ec2_hourly and t not in table.unpriced.ec2_hourly] == []
+    assert [t for t in SAGEMAKER_INSTANCES if t not in table.sagemaker_hosting_hourly
+            and t not in table.unpriced.sagemaker_hosting_hourly] == []
     assert all(price > 0 for price in table.ec2_hourly.values())
     assert {entry.source for entry in table.services.values()} <= set(table.sources)
     with pytest.raises(PriceError, match=r"no price for EC2 instance type 'x9\.huge'; add it "
                                          r"to policies/cost/prices.json under ec2_hourly"):
         table.ec2("x9.huge")
+
+
+def test_a_type_is_priced_or_declared_unpriced() -> None:
+    """A type of the instance tables missing from the prices must be listed under unpriced;
+    listing it both ways, or a type the tables do not know, is refused."""
+    data = prices().model_dump(mode="json")
+    table = type(prices())
+    forgotten = copy.deepcopy(data)
+    del forgotten["sagemaker_hosting_hourly"]["ml.m5.large"]
+    with pytest.raises(ValueError, match=r"no price for ml\.m5\.large \(price it or list it "
+                                         r"under unpriced\.sagemaker_hosting_hourly\)"):
+        table.model_validate(forgotten)
+    both = copy.deepcopy(data)
+    both["unpriced"]["sagemaker_hosting_hourly"].append("ml.m5.large")
+    with pytest.raises(ValueError, match=r"ml\.m5\.large both priced and unpriced"):
+        table.model_validate(both)
+    stray = copy.deepcopy(data)
+    stray["unpriced"]["ec2_hourly"].append("x9.huge")
+    with pytest.raises(ValueError, match=r"x9\.huge not in the instance table"):
+        table.model_validate(stray)
+
+
+def test_an_endpoint_on_an_unpriced_type_is_not_priced_and_the_total_says_so() -> None:
+    """A SageMaker type the price table has no price for (one it lists as unpriced, or one
+    the config accepts by its family) gets a line that says so, left out of the totals."""
+    for instance_type in ("ml.m5.4xlarge", "ml.g5.12xlarge"):
+        props = changed(ENDPOINT_CONFIG_PROPS, "productionVariants[0].instanceType",
+                        instance_type)
+        result = estimate([(ENDPOINT_CONFIG, "cfg", props)], "us-east-1")
+        reason = f"not priced: {instance_type} is not in mlscaffold's price table"
+        (line,) = result.lines
+        assert (line.resource, line.unpriced, line.monthly_usd) == ("cfg", reason, 0.0)
+        assert line.basis == f"primary: 1 x {instance_type}, {reason}; full scale 1"
+        assert result.total == 0.0 and result.excluded == (f"cfg ({reason})",)
+        assert result.as_dict()["total_excludes"] == [f"cfg ({reason})"]
+        assert result.as_dict()["lines"][0]["not_priced"] == reason
+
+
+def test_a_node_pool_that_may_launch_an_unpriced_type_is_not_priced_at_full_scale() -> None:
+    """g6e.8xlarge is a real size (the pool accepts it) without a sourced price: the pool's
+    full scale, and the nodes a predictor keeps up there, are not priced, not guessed."""
+    pool = node_pool(GpuPoolConfig(name="gpu", instance_families=["g6e"],
+                                   instance_sizes=["8xlarge"], max_gpus=2))
+    isvc = {"spec": {"predictor": {"minReplicas": 1, "nodeSelector": pool["spec"]["template"][
+        "metadata"]["labels"], "model": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}}
+    result = estimate([(POOL, "gpu", pool), (ISVC, "isvc", isvc)], "us-east-1")
+    lines = {line.resource: line for line in result.lines}
+    reason = "not priced: g6e.8xlarge is not in mlscaffold's price table"
+    assert lines["gpu"].full_scale_unpriced == f"{reason}, and the pool may launch it"
+    assert lines["isvc"].unpriced == f"{reason}, and NodePool 'gpu' may run its replicas on it"
+    assert result.excluded == (f"isvc ({reason}, and NodePool 'gpu' may run its replicas on it)",)
+    assert len(result.excluded_at_full_scale) == 2
 
 
 def test_prices_live_in_one_table() -> None:
@@ -843,6 +897,22 @@ def test_max_gpus() -> None:
                              "GPU node groups' scalingConfig.maxSize or the GPU endpoints' "
                              "maximum instances, or raise max-gpus.max_gpus in the policy "
                              "file")]
+    # a SageMaker type of the table's EC2 family has its EC2 counterpart's GPUs; a GPU type
+    # mlscaffold has no specs of counts without bound rather than as none
+    four = changed(ENDPOINT_CONFIG_PROPS, "productionVariants[0].instanceType", "ml.g5.12xlarge")
+    assert check_stack("max-gpus", [(ENDPOINT_CONFIG, "cfg", four), (ENDPOINT, "endpoint",
+                                    ENDPOINT_PROPS), (TARGET, "scaling", TARGET_PROPS)],
+                       profile="staging") == []
+    unknown = changed(ENDPOINT_CONFIG_PROPS, "productionVariants[0].instanceType",
+                      "ml.p5e.48xlarge")
+    found = check_stack("max-gpus", [(ENDPOINT_CONFIG, "cfg", unknown)], profile="prod")
+    assert found == [("cfg", "EndpointConfiguration 'cfg': productionVariants lets the stack "
+                             "scale without bound (cfg/primary: 1 x ml.p5e.48xlarge (GPUs per "
+                             "instance not in mlscaffold's instance table)), above the limit of "
+                             "32 GPUs in this environment; lower the GPU pools' max_gpus "
+                             "(NodePool limits), the GPU node groups' scalingConfig.maxSize or "
+                             "the GPU endpoints' maximum instances, or raise max-gpus.max_gpus "
+                             "in the policy file")]
 
 
 # ------------------------------------------------------------------ SPOT and scale to zero

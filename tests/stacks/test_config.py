@@ -201,7 +201,14 @@ def test_overrides_merge_into_the_profile():
          "platform.cluster.public_access_cidrs", "opens the API to the internet"),
         ({"network": {"cidr": "10.0.0.0/8"}}, "platform.network.cidr", "from /16 to /20"),
         ({"serving": {"instance_type": "ml.x9.huge"}}, "platform.serving.instance_type",
-         "unknown SageMaker instance type"),
+         "'ml.x9.huge' is not a SageMaker instance type (ml.<family>.<size>, e.g. "
+         "ml.m5.xlarge)"),
+        ({"serving": {"instance_type": "ml.g55.xlarge"}}, "platform.serving.instance_type",
+         "unknown SageMaker instance family 'g55' in 'ml.g55.xlarge' (did you mean 'g5'?); "
+         "SageMaker hosts real-time endpoints on c4, c5, "),
+        ({"serving": {"instance_type": "ml.c7g.xlarge"}}, "platform.serving.instance_type",
+         "'ml.c7g.xlarge' is an arm64 (Graviton) type and the serving image is built for "
+         "x86_64"),
         ({"cluster": {"system_node_group": {"instance_types": ["g5.xlarge"]}}},
          "platform.cluster.system_node_group.instance_types", "has GPUs"),
         ({"cluster": {"system_node_group": {"instance_types": ["t4g.micro"]}}},
@@ -244,6 +251,22 @@ def test_a_model_key_names_a_version_by_its_content():
     key = f"models/{'0123456789abcdef' * 4}/model.tar.gz"
     assert make_config("dev", {"serving": {"model_key": key}}).serving.model_key == key
     assert make_config("dev").serving.model_key is None  # `make deploy` sets it
+
+
+@pytest.mark.parametrize("instance_type", [
+    "ml.g5.12xlarge", "ml.m5.4xlarge", "ml.g4dn.2xlarge", "ml.c6i.xlarge", "ml.inf2.xlarge"])
+def test_serving_takes_any_type_of_a_family_sagemaker_hosts_on(instance_type):
+    """Real SageMaker hosting types the instance table does not list are accepted: the policy
+    allow-list (sagemaker-instance-types) governs them, and `cost` says it cannot price them."""
+    config = make_config("prod", {"serving": {"instance_type": instance_type}})
+    assert config.serving.instance_type == instance_type
+
+
+@pytest.mark.parametrize("size", ["8xlarge", "16xlarge", "24xlarge"])
+def test_a_gpu_pool_takes_the_g6e_sizes_aws_sells(size):
+    config = make_config("prod", {"cluster": {"gpu_pools": [
+        {"name": "gpu", "instance_families": ["g6e"], "instance_sizes": [size], "max_gpus": 8}]}})
+    assert config.cluster.gpu_pools[0].instance_types == [f"g6e.{size}"]
 
 
 def test_unknown_environment_is_refused():

@@ -142,6 +142,22 @@ def _sum(metric_id: str, name: str) -> dict[str, Any]:
         "dimensions": ENDPOINT}}
 
 
+@pytest.mark.parametrize(("instance_type", "threshold", "basis"), [
+    ("ml.g5.12xlarge", 80 * 48, "all vCPUs"),  # g5.12xlarge's 48 vCPUs
+    ("ml.inf2.xlarge", 80, "one vCPU (ml.inf2.xlarge's vCPUs are not in mlscaffold's instance "
+                           "table)"),
+])
+def test_the_cpu_alarm_of_a_type_the_table_does_not_list(monitoring_graph, instance_type,
+                                                         threshold, basis):
+    """A SageMaker type the config accepts by its family: vCPUs from its EC2 counterpart, or,
+    unknown, one (the alarm fires early rather than never)."""
+    graph = monitoring_graph(environment="prod",
+                             overrides={"serving": {"instance_type": instance_type}})
+    alarm = _alarms(graph)["demo-prod-endpoint-cpu"]
+    assert alarm["threshold"] == threshold
+    assert alarm["alarmDescription"].startswith(f"CPU above 80% of {basis}, or no CPU metrics")
+
+
 def test_endpoint_alarms(monitoring_graph):
     """Every input of each endpoint alarm of a prod stack (ml.m5.xlarge: 4 vCPUs)."""
     graph = monitoring_graph(environment="prod")
