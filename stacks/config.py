@@ -24,10 +24,7 @@ from .constants import EKS_LOG_TYPES, GPU_NODE_SELECTOR, GPU_TAINT, PROFILES, TA
 from .feature_schema import FeatureDeclarations
 from .instances import (
     EC2_INSTANCES,
-    SAGEMAKER_ARM64_FAMILIES,
-    SAGEMAKER_HOSTING_FAMILIES,
     SAGEMAKER_INSTANCES,
-    SAGEMAKER_TYPE,
     cpu_families,
     family_types,
     gpu_count,
@@ -37,6 +34,7 @@ from .instances import (
 )
 from .model_keys import MODEL_KEY_PATTERN
 from .regions import REGIONS, check_region
+from .sagemaker_types import SAGEMAKER_ARM64_FAMILIES, SAGEMAKER_HOSTING_TYPES, hosting_sizes
 from .schedules import SCHEDULE_FORMS, runs_per_day
 
 # EKS add-on that watches the nodes of every platform but KServe (Container Insights); the cost
@@ -779,24 +777,21 @@ class ServingConfig(_Strict):
     @field_validator("instance_type")
     @classmethod
     def _sagemaker_type(cls, value: str) -> str:
-        """A type of the instance table, or any well-formed type of a family SageMaker hosts
-        real-time endpoints on (the table may not know its specs or price: `cost` says so)."""
-        if value in SAGEMAKER_INSTANCES:
+        """A type SageMaker hosts real-time endpoints on (sagemaker_types.py); the instance
+        table may not know its specs or price: `cost` says so."""
+        if value in SAGEMAKER_INSTANCES or value in SAGEMAKER_HOSTING_TYPES:
             return value
-        match = SAGEMAKER_TYPE.match(value)
-        if match is None:
-            raise ValueError(f"{value!r} is not a SageMaker instance type (ml.<family>.<size>, "
-                             f"e.g. ml.m5.xlarge){did_you_mean(value, SAGEMAKER_INSTANCES)}")
-        family = match[1]
-        x86 = ", ".join(sorted(SAGEMAKER_HOSTING_FAMILIES))
+        family = value.split(".")[1] if value.count(".") == 2 else ""
         if family in SAGEMAKER_ARM64_FAMILIES:
             raise ValueError(f"{value!r} is an arm64 (Graviton) type and the serving image is "
-                             f"built for x86_64 (the CI runners'); use a family of {x86}")
-        if family not in SAGEMAKER_HOSTING_FAMILIES:
-            raise ValueError(f"unknown SageMaker instance family {family!r} in {value!r}"
-                             f"{did_you_mean(family, SAGEMAKER_HOSTING_FAMILIES)}; SageMaker "
-                             f"hosts real-time endpoints on {x86}")
-        return value
+                             "built for x86_64 (the CI runners'); use an x86_64 type, such as "
+                             "ml.m5.xlarge or ml.c6i.xlarge")
+        sizes = hosting_sizes(family)
+        known = (f"; SageMaker hosts {family} in {', '.join(sizes)}" if sizes else
+                 "; SageMaker hosts real-time endpoints on ml.<family>.<size> of " + ", ".join(
+                     sorted({name.split(".")[1] for name in SAGEMAKER_HOSTING_TYPES})))
+        raise ValueError(f"{value!r} is not a SageMaker hosting instance type"
+                         f"{did_you_mean(value, SAGEMAKER_HOSTING_TYPES)}{known}")
 
     @model_validator(mode="after")
     def _ranges(self) -> ServingConfig:

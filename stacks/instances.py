@@ -12,8 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = ["ACCELERATED_FAMILY", "EC2_INSTANCES", "GPU_FAMILY", "INSTANCE_STORE_FAMILIES",
-           "SAGEMAKER_ARM64_FAMILIES", "SAGEMAKER_HOSTING_FAMILIES", "SAGEMAKER_INSTANCES",
-           "SAGEMAKER_TYPE", "InstanceType", "cpu_families", "family_types", "gpu_count",
+           "SAGEMAKER_INSTANCES", "InstanceType", "cpu_families", "family_types", "gpu_count",
            "gpu_families", "has_instance_store", "instance_family", "instance_info",
            "instance_size", "is_accelerated", "is_gpu"]
 
@@ -99,20 +98,6 @@ SAGEMAKER_INSTANCES: dict[str, InstanceType] = {
 # (aws/sagemaker-hyperpod-cli INSTANCE_RESOURCES) gives the ml.* types the EC2 types' vCPUs,
 # memory and GPUs (ml.g5.*, ml.g6.*, ml.g6e.*, ml.p4d.24xlarge, ml.p5.48xlarge, ml.c6i.*,
 # ml.m6i.*, ml.m7i.*). Others (ml.inf2.xlarge) have no specs here: see instance_info.
-
-# The families SageMaker offers for real-time inference: the families of the
-# ProductionVariantInstanceType enum (the instance types CreateEndpointConfig takes) in
-# botocore 1.44.18, data/sagemaker/2017-07-24/service-2.json. The arm64 (AWS Graviton, "g"
-# after the generation) families are kept apart: the serving image is built for x86_64.
-SAGEMAKER_HOSTING_FAMILIES = frozenset({
-    "c4", "c5", "c5d", "c6i", "c6in", "c7i", "dl1", "g4dn", "g5", "g6", "g6e", "g7", "g7e",
-    "inf1", "inf2", "m4", "m5", "m5d", "m6i", "m7i", "p2", "p3", "p4d", "p4de", "p5", "p5e",
-    "p5en", "p6-b200", "p6-b300", "p6e-gb200", "r5", "r5d", "r6i", "r7i", "t2", "trn1",
-    "trn1n", "trn2"})
-SAGEMAKER_ARM64_FAMILIES = frozenset({
-    "c6g", "c6gd", "c6gn", "c7g", "c8g", "m6g", "m6gd", "m8g", "r6g", "r6gd", "r7gd", "r8g"})
-# ml.<family>.<size>, sizes as AWS names them: medium, large, xlarge, 2xlarge, 48xlarge, ...
-SAGEMAKER_TYPE = re.compile(r"^ml\.([a-z0-9-]+)\.(medium|large|xlarge|[1-9]\d*xlarge)$")
 
 # Families by name, for types the table does not know: NVIDIA GPU families start with g or p
 # (g4dn, g6e, p5), accelerated ones also with inf (AWS Inferentia), trn (AWS Trainium) or dl

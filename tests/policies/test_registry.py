@@ -142,4 +142,4 @@ def test_the_policies_import_neither_the_cli_nor_its_errors(tmp_path):
         "mlscaffold.stacks.constants", "mlscaffold.stacks.feature_schema",
         "mlscaffold.stacks.instances", "mlscaffold.stacks.model_keys", "mlscaffold.stacks.program",
         "mlscaffold.stacks.regions", "mlscaffold.stacks.schedules", "mlscaffold.stacks.columns",
-        "mlscaffold.stacks.names"}
+        "mlscaffold.stacks.names", "mlscaffold.stacks.sagemaker_types"}

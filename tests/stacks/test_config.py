@@ -201,11 +201,15 @@ def test_overrides_merge_into_the_profile():
          "platform.cluster.public_access_cidrs", "opens the API to the internet"),
         ({"network": {"cidr": "10.0.0.0/8"}}, "platform.network.cidr", "from /16 to /20"),
         ({"serving": {"instance_type": "ml.x9.huge"}}, "platform.serving.instance_type",
-         "'ml.x9.huge' is not a SageMaker instance type (ml.<family>.<size>, e.g. "
-         "ml.m5.xlarge)"),
+         "'ml.x9.huge' is not a SageMaker hosting instance type; SageMaker hosts real-time "
+         "endpoints on ml.<family>.<size> of c4, c5, "),
         ({"serving": {"instance_type": "ml.g55.xlarge"}}, "platform.serving.instance_type",
-         "unknown SageMaker instance family 'g55' in 'ml.g55.xlarge' (did you mean 'g5'?); "
-         "SageMaker hosts real-time endpoints on c4, c5, "),
+         "'ml.g55.xlarge' is not a SageMaker hosting instance type (did you mean "
+         "'ml.g5.xlarge'?)"),
+        # a size the family does not come in is no type at all
+        ({"serving": {"instance_type": "ml.g5.3xlarge"}}, "platform.serving.instance_type",
+         "'ml.g5.3xlarge' is not a SageMaker hosting instance type (did you mean "
+         "'ml.g5.xlarge'?); SageMaker hosts g5 in xlarge, 2xlarge, 4xlarge, 8xlarge, "),
         ({"serving": {"instance_type": "ml.c7g.xlarge"}}, "platform.serving.instance_type",
          "'ml.c7g.xlarge' is an arm64 (Graviton) type and the serving image is built for "
          "x86_64"),
@@ -255,7 +259,7 @@ def test_a_model_key_names_a_version_by_its_content():
 
 @pytest.mark.parametrize("instance_type", [
     "ml.g5.12xlarge", "ml.m5.4xlarge", "ml.g4dn.2xlarge", "ml.c6i.xlarge", "ml.inf2.xlarge"])
-def test_serving_takes_any_type_of_a_family_sagemaker_hosts_on(instance_type):
+def test_serving_takes_any_type_sagemaker_hosts_on(instance_type):
     """Real SageMaker hosting types the instance table does not list are accepted: the policy
     allow-list (sagemaker-instance-types) governs them, and `cost` says it cannot price them."""
     config = make_config("prod", {"serving": {"instance_type": instance_type}})
@@ -490,3 +494,22 @@ def test_the_generated_profiles_fit_the_zones_the_stack_can_use(region, serving)
     prod = platform_config(spec, "prod").network.availability_zones
     assert prod == (2 if (region, serving) in {("us-west-1", "kserve"),
                                                ("ca-central-1", "kserve")} else 3)
+
+
+def test_the_hosting_types_are_the_sagemaker_api_s_less_arm64():
+    """stacks/sagemaker_types.py is the ProductionVariantInstanceType enum of the botocore it
+    was taken from, less the arm64 families; the instance table lists no other type."""
+    import botocore
+    import botocore.session
+
+    from mlscaffold.stacks.instances import SAGEMAKER_INSTANCES
+    from mlscaffold.stacks.sagemaker_types import SAGEMAKER_ARM64_FAMILIES, SAGEMAKER_HOSTING_TYPES
+
+    assert set(SAGEMAKER_INSTANCES) <= SAGEMAKER_HOSTING_TYPES
+    if botocore.__version__ != "1.44.8":
+        pytest.skip(f"the table is botocore 1.44.8's enum; botocore {botocore.__version__} "
+                    "is installed (pyproject.toml caps it at 1.44.8)")
+    enum = botocore.session.get_session().get_service_model("sagemaker").shape_for(
+        "ProductionVariantInstanceType").enum
+    x86 = {name for name in enum if name.split(".")[1] not in SAGEMAKER_ARM64_FAMILIES}
+    assert x86 == SAGEMAKER_HOSTING_TYPES
