@@ -7,10 +7,12 @@ exercises mlscaffold's retry round, not botocore's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -84,6 +86,16 @@ EXPECTED = [
 ]
 
 
+@contextlib.contextmanager
+def _putting_expected(client) -> Iterator[None]:
+    """`client` answers one put_record per row of EXPECTED, in order, and every one is used."""
+    with Stubber(client) as stubber:
+        for record in EXPECTED:
+            stubber.add_response("put_record", {}, {"FeatureGroupName": GROUP, "Record": record})
+        yield
+        stubber.assert_no_pending_responses()
+
+
 def _ingest(root: Path, client, **kwargs):
     pauses: list[float] = []
     result = ingest(root, "dev", outputs_source=str(_outputs(root)), client=client,
@@ -94,12 +106,8 @@ def _ingest(root: Path, client, **kwargs):
 def test_every_row_goes_as_the_deployed_schema_says(tmp_path):
     root = _project(tmp_path)
     client = _client()
-    with Stubber(client) as stubber:
-        for record in EXPECTED:
-            stubber.add_response("put_record", {},
-                                 {"FeatureGroupName": GROUP, "Record": record})
+    with _putting_expected(client):
         result, pauses = _ingest(root, client)
-        stubber.assert_no_pending_responses()
     assert (result.feature_group, result.region, result.rows) == (GROUP, "eu-west-1", 3)
     assert result.dataset == root / "datasets" / "train.csv"
     assert pauses == []
@@ -287,12 +295,9 @@ def test_a_file_separated_by_semicolons_is_ingested_and_one_not_in_utf8_refused(
     semicolons = tmp_path / "semicolons.csv"
     semicolons.write_text(DATA.replace(",", ";"))
     client = _client()
-    with Stubber(client) as stubber:
-        for record in EXPECTED:
-            stubber.add_response("put_record", {}, {"FeatureGroupName": GROUP, "Record": record})
+    with _putting_expected(client):
         ingest(root, "dev", outputs_source=str(outputs), client=client, dataset=semicolons,
                now=lambda: NOW, sleep=lambda _: None, workers=1)
-        stubber.assert_no_pending_responses()
     latin = tmp_path / "latin.csv"
     latin.write_bytes(DATA.replace("premium", "pr\u00e9mium").encode("latin-1"))
     expected = (f"{latin}: it is not UTF-8 text (line 4: byte 0xe9); save it as UTF-8 (a "
@@ -427,10 +432,6 @@ def test_spaces_around_header_names_are_not_part_of_them(tmp_path):
     deployed = json.loads(outputs.read_text())["feature_store"]["features"]
     assert [feature["column"] for feature in deployed][-2:] == ["plan", "label"]
     client = _client()
-    with Stubber(client) as stubber:
-        for record in EXPECTED:
-            stubber.add_response("put_record", {},
-                                 {"FeatureGroupName": GROUP, "Record": record})
+    with _putting_expected(client):
         result, _ = _ingest(root, client)
-        stubber.assert_no_pending_responses()
     assert result.rows == 3

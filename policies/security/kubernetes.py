@@ -28,6 +28,7 @@ the groups it may run on has (or than a NodePool's ``nvidia.com/gpu`` limit) sta
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -503,17 +504,24 @@ def _largest(types: Sequence[str], unknown: bool) -> str | None:
     return max(types, key=gpu_count)
 
 
-def _gpus(container: _Container) -> float:
-    """The GPUs a container asks for (its limit, else its request; 0 when unreadable)."""
+def _gpu_quantity(container: _Container) -> float | None:
+    """The nvidia.com/gpu a container asks for (its limit, else its request): None when it asks
+    for none, NaN when the quantity does not read as a number."""
     resources = as_mapping(container.props.get("resources"))
     for kind in ("limits", "requests"):
         value = as_mapping(resources.get(kind)).get(GPU_RESOURCE)
         if value is not None:
             try:
-                return max(float(str(value)), 0.0)
+                return float(str(value))
             except ValueError:
-                return 0.0
-    return 0.0
+                return math.nan
+    return None
+
+
+def _gpus(container: _Container) -> float:
+    """The GPUs a container asks for, as a count (0 when none or unreadable)."""
+    quantity = _gpu_quantity(container)
+    return 0.0 if quantity is None or math.isnan(quantity) else max(quantity, 0.0)
 
 
 def _pod_gpus(pod: _Pod, kserve: bool) -> float:
@@ -530,15 +538,9 @@ def _pod_gpus(pod: _Pod, kserve: bool) -> float:
 
 
 def _requests_gpu(container: _Container) -> bool:
-    resources = as_mapping(container.props.get("resources"))
-    for kind in ("limits", "requests"):
-        value = as_mapping(resources.get(kind)).get(GPU_RESOURCE)
-        if value is not None:
-            try:
-                return float(str(value)) > 0
-            except ValueError:
-                return True
-    return False
+    """Whether a container asks for GPUs (an unreadable quantity counts as asking)."""
+    quantity = _gpu_quantity(container)
+    return quantity is not None and (math.isnan(quantity) or quantity > 0)
 
 
 def _tolerates(toleration: Mapping[str, Any], taint: tuple[str, str, str]) -> bool:

@@ -90,15 +90,29 @@ def _frame(rows: int, seed: int) -> pd.DataFrame:
     return frame
 
 
+def _labels(task: str, score: pd.Series, offset: float = 0.0) -> pd.Series:
+    """The task's labels of `score`: above its median (binary), its thirds (multiclass), or
+    `offset` + the score (regression)."""
+    if task == "binary-classification":
+        return (score > score.median()).astype(int)
+    if task == "multiclass-classification":
+        return pd.cut(score, 3, labels=["low", "mid", "high"]).astype(str)
+    return score + offset
+
+
+def _saved(pipeline: Pipeline, task: str, features: dict[str, str],
+           directory: Path) -> ModelBundle:
+    """The fitted `pipeline` as a model bundle, saved in `directory` and loaded back."""
+    classes = None if task == "regression" else pipeline.classes_.tolist()
+    save_bundle(ModelBundle(pipeline=pipeline, task=task, label="label", features=features,
+                            classes=classes, metric="m", metrics={}, name=NAME), directory)
+    return load_bundle(directory)
+
+
 def _fit(task: str, directory: Path) -> ModelBundle:
     frame = _frame(150, 1)
     score = frame["income"] / 10 + frame["age"].fillna(40) / 20 + (frame["plan"] == "pro") * 2
-    if task == "binary-classification":
-        label = (score > score.median()).astype(int)
-    elif task == "multiclass-classification":
-        label = pd.cut(score, 3, labels=["low", "mid", "high"]).astype(str)
-    else:
-        label = score
+    label = _labels(task, score)
     numeric = [c for c in INPUTS if FEATURES[c] == "numeric"]
     categorical = [c for c in INPUTS if FEATURES[c] == "categorical"]
     preprocess = ColumnTransformer([
@@ -111,11 +125,7 @@ def _fit(task: str, directory: Path) -> ModelBundle:
     estimator = Ridge() if task == "regression" else LogisticRegression(max_iter=500)
     pipeline = Pipeline([("preprocess", preprocess), ("model", estimator)])
     pipeline.fit(frame[INPUTS], label)
-    classes = None if task == "regression" else pipeline.classes_.tolist()
-    bundle = ModelBundle(pipeline=pipeline, task=task, label="label", features=FEATURES,
-                         classes=classes, metric="m", metrics={}, name=NAME)
-    save_bundle(bundle, directory)
-    return load_bundle(directory)
+    return _saved(pipeline, task, FEATURES, directory)
 
 
 def _records(rows: int = 5, seed: int = 2) -> list[dict]:
@@ -505,6 +515,16 @@ def _invoked(bundle: ModelBundle, body, content_type: str = "application/json", 
     return status, doc, fast
 
 
+def _assert_served_fast(bundle: ModelBundle, records: list[dict], atol: float) -> None:
+    """`bundle` compiles, its graph agrees with the pipeline on `records`, and a server of it
+    answers them on the fast route with the graph's predictions."""
+    compiled = CompiledModel.build(bundle)
+    assert compiled is not None
+    expected = _compiled_agrees(compiled, bundle, records, atol=atol)
+    status, doc, fast = _invoked(bundle, {"instances": records})
+    assert fast and status == 200 and _same(doc["predictions"], expected["predictions"]), doc
+
+
 def test_the_compiled_model_predicts_what_the_pipeline_does(served):
     """The ONNX graph agrees with the pipeline within float32 precision, labels exactly."""
     bundle, _ = served
@@ -577,36 +597,23 @@ def _fit_dated(task: str, directory: Path, span_days: float) -> tuple[ModelBundl
     stamps = pd.Timestamp("2025-03-01") + pd.to_timedelta(seconds, unit="s")
     frame["signed_up"] = [stamp.isoformat() for stamp in stamps]
     score = frame["income"] / 10 + (stamps.month > 6) * 2 + seconds / (span_days * 86400)
-    if task == "binary-classification":
-        label = (score > score.median()).astype(int)
-    elif task == "multiclass-classification":
-        label = pd.cut(score, 3, labels=["low", "mid", "high"]).astype(str)
-    else:
-        label = score
+    label = _labels(task, score)
     inputs = [c for c, kind in features.items() if kind != "dropped"]
     estimator = Ridge() if task == "regression" else LogisticRegression(max_iter=500)
     pipeline = Pipeline([("preprocess", build_preprocessor(features)), ("model", estimator)])
     pipeline.fit(coerce_features(frame, features), label)
-    classes = None if task == "regression" else pipeline.classes_.tolist()
-    bundle = ModelBundle(pipeline=pipeline, task=task, label="label", features=features,
-                         classes=classes, metric="m", metrics={}, name=NAME)
-    save_bundle(bundle, directory)
     rows = frame[inputs].head(30).astype(object)
     records = rows.where(rows.notna(), None).to_dict("records")
     records[1]["signed_up"], records[2]["signed_up"] = None, "soon"
     records[3]["signed_up"] = "2025-08-01T23:30:00-02:00"
-    return load_bundle(directory), records
+    return _saved(pipeline, task, features, directory), records
 
 
 def test_a_model_with_a_date_column_is_served_on_the_fast_route(served, tmp_path):
     """The date is turned into its parts before the graph (ONNX has no date parsing); the graph
     takes the parts (named as skl2onnx allows: ``signed_up_days``) and imputes and scales them."""
     bundle, records = _fit_dated(served[0].task, tmp_path, span_days=700)
-    compiled = CompiledModel.build(bundle)
-    assert compiled is not None
-    expected = _compiled_agrees(compiled, bundle, records, atol=1e-5)
-    status, doc, fast = _invoked(bundle, {"instances": records})
-    assert fast and status == 200 and _same(doc["predictions"], expected["predictions"]), doc
+    _assert_served_fast(bundle, records, atol=1e-5)
 
 
 def test_columns_named_as_people_name_them_are_served_on_the_fast_route(tmp_path):
@@ -634,11 +641,7 @@ def test_dates_spanning_hours_or_seconds_are_served_on_the_fast_route(served, tm
     """As float32 a day since 1970 is ~3 minutes: the days are fed relative to the training's
     median date, so a model of dates two hours (or 90 seconds) apart agrees with the pipeline."""
     bundle, records = _fit_dated(served[0].task, tmp_path, span_days=span_days)
-    compiled = CompiledModel.build(bundle)
-    assert compiled is not None
-    expected = _compiled_agrees(compiled, bundle, records, atol=1e-5)
-    status, doc, fast = _invoked(bundle, {"instances": records})
-    assert fast and status == 200 and _same(doc["predictions"], expected["predictions"]), doc
+    _assert_served_fast(bundle, records, atol=1e-5)
 
 
 def test_only_a_date_step_that_passes_a_shift_through_is_fed_relative_days(served, tmp_path):
@@ -664,24 +667,16 @@ def _fit_stamped(task: str, directory: Path, numeric_steps: list | None = None,
     frame = _frame(150, 1)
     score = frame["income"] / 10 + frame["age"].fillna(40) / 20 + (frame["plan"] == "pro") * 2
     frame["age"] = 1.7e12 + frame["age"] * 1000
-    if task == "binary-classification":
-        label = (score > score.median()).astype(int)
-    elif task == "multiclass-classification":
-        label = pd.cut(score, 3, labels=["low", "mid", "high"]).astype(str)
-    else:
-        label = score + offset
+    label = _labels(task, score, offset)
     preprocess = build_preprocessor(FEATURES)
     if numeric_steps is not None:
         preprocess.transformers[0][1].steps[:] = numeric_steps
     estimator = model or (Ridge() if task == "regression" else LogisticRegression(max_iter=500))
     pipeline = Pipeline([("preprocess", preprocess), ("model", estimator)])
     pipeline.fit(coerce_features(frame, FEATURES), label)
-    classes = None if task == "regression" else pipeline.classes_.tolist()
-    bundle = ModelBundle(pipeline=pipeline, task=task, label="label", features=FEATURES,
-                         classes=classes, metric="m", metrics={}, name=NAME)
-    save_bundle(bundle, directory)
     rows = frame[INPUTS].sample(40, random_state=2).astype(object)
-    return load_bundle(directory), rows.where(rows.notna(), None).to_dict("records")
+    return (_saved(pipeline, task, FEATURES, directory),
+            rows.where(rows.notna(), None).to_dict("records"))
 
 
 def test_large_numbers_with_a_small_spread_are_served_on_the_fast_route(served, tmp_path):
@@ -692,11 +687,7 @@ def test_large_numbers_with_a_small_spread_are_served_on_the_fast_route(served, 
     offsets = _numeric_offsets(bundle.pipeline)
     assert set(offsets) == {"age", "income"}
     assert offsets["age"] == bundle.pipeline[0].named_transformers_["numeric"][-1].mean_[0]
-    compiled = CompiledModel.build(bundle)
-    assert compiled is not None
-    expected = _compiled_agrees(compiled, bundle, records, atol=1e-5)
-    status, doc, fast = _invoked(bundle, {"instances": records})
-    assert fast and status == 200 and _same(doc["predictions"], expected["predictions"]), doc
+    _assert_served_fast(bundle, records, atol=1e-5)
 
 
 def test_a_graph_that_loses_large_numbers_is_refused_by_the_check(served, tmp_path):

@@ -399,15 +399,28 @@ def _day_offsets(pipeline: Any) -> dict[str, float]:
 def _median_days(pipeline: Any) -> dict[str, float]:
     """Each date column's training median in days since 1970, where the date step imputes with
     it (build_preprocessor's SimpleImputer after date_parts): {} when not found."""
-    medians = {}
+    return _days_of(pipeline, lambda rest: getattr(rest[0], "statistics_", None))
+
+
+def _day_scales(pipeline: Any) -> dict[str, float]:
+    """Each date column's training spread in days (its date step's scaler's scale), where the
+    step is build_preprocessor's: {} when none is."""
+    return _days_of(pipeline, lambda rest: getattr(rest[-1], "scale_", None))
+
+
+def _days_of(pipeline: Any, values_of: Any) -> dict[str, float]:
+    """Each date column's entry at its days part in `values_of(rest)`, an array over the parts
+    of the date step's columns that the step's estimators after date_parts (`rest`) hold, or
+    None; {} when no step holds one."""
+    found = {}
     for estimator in fitted_parts(pipeline):
         for _, step, columns in _date_steps(estimator):
-            statistics = getattr(step.steps[1][1], "statistics_", None) \
-                if len(getattr(step, "steps", ())) > 1 else None
-            if statistics is not None and len(statistics) == len(columns) * len(DATE_PARTS):
-                medians.update({c: float(statistics[i * len(DATE_PARTS)])
-                                for i, c in enumerate(columns)})
-    return medians
+            rest = [part for _, part in getattr(step, "steps", ())[1:]]
+            values = values_of(rest) if rest else None
+            if values is not None and len(values) == len(columns) * len(DATE_PARTS):
+                found.update({c: float(values[i * len(DATE_PARTS)])
+                              for i, c in enumerate(columns)})
+    return found
 
 
 def _centring(parts: list, width: int) -> bool:
@@ -496,20 +509,6 @@ def _numeric_centres(pipeline: Any, columns: list[str]) -> dict[str, tuple[float
         if math.isfinite(centre) and math.isfinite(scale):
             centres[column] = (centre, scale)
     return centres
-
-
-def _day_scales(pipeline: Any) -> dict[str, float]:
-    """Each date column's training spread in days (its date step's scaler's scale), where the
-    step is build_preprocessor's: {} when none is."""
-    scales = {}
-    for estimator in fitted_parts(pipeline):
-        for _, step, columns in _date_steps(estimator):
-            parts = [part for _, part in getattr(step, "steps", ())[1:]]
-            scale = getattr(parts[-1], "scale_", None) if parts else None
-            if scale is not None and len(scale) == len(columns) * len(DATE_PARTS):
-                scales.update({c: float(scale[i * len(DATE_PARTS)])
-                               for i, c in enumerate(columns)})
-    return scales
 
 
 def _session(graph: bytes) -> Any:
